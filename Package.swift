@@ -1,0 +1,56 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+// Dependencies are kept few on purpose: CI builds from a clean clone on two
+// cores, and every package costs build minutes.
+let package = Package(
+    name: "Freshet",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "freshet", targets: ["freshet"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+    ],
+    targets: [
+        // The C boundary: only FreshetKafka imports CRdKafka, only FreshetRedis imports CHiredis.
+        .systemLibrary(name: "CRdKafka", providers: [.apt(["librdkafka-dev"])]),
+        .systemLibrary(name: "CHiredis", providers: [.apt(["libhiredis-dev"])]),
+
+        // Dataflow core: event time, watermarks, panes, keyed state, event decoding. No I/O.
+        .target(name: "FreshetCore"),
+        // The recommender's features as operators on the core. No I/O.
+        .target(name: "FreshetFeatures", dependencies: ["FreshetCore"]),
+        // Online embeddings (Monolith-style): joiner, tables, trainer, evaluation. No I/O.
+        .target(name: "FreshetEmbeddings", dependencies: ["FreshetCore"]),
+        // Seeded synthetic workloads (shared by `freshet produce`, tests and benchmarks).
+        .target(name: "FreshetWorkload", dependencies: ["FreshetCore", "FreshetFeatures", "FreshetEmbeddings"]),
+        // The only modules that touch the C libraries.
+        .target(name: "FreshetKafka", dependencies: ["CRdKafka"]),
+        .target(name: "FreshetRedis", dependencies: ["CHiredis"]),
+        // Wires a topology into tasks: Kafka in, state, Redis out, checkpoints, metrics.
+        .target(name: "FreshetRuntime", dependencies: [
+            "FreshetCore", "FreshetFeatures", "FreshetEmbeddings", "FreshetKafka", "FreshetRedis",
+            .product(name: "Yams", package: "Yams"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .executableTarget(name: "freshet", dependencies: [
+            "FreshetRuntime", "FreshetWorkload", "FreshetCore", "FreshetFeatures", "FreshetEmbeddings",
+            "FreshetKafka", "FreshetRedis",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+
+        .testTarget(name: "FreshetCoreTests", dependencies: ["FreshetCore"]),
+        .testTarget(name: "FreshetFeaturesTests", dependencies: ["FreshetFeatures", "FreshetCore"]),
+        .testTarget(name: "FreshetEmbeddingsTests", dependencies: ["FreshetEmbeddings", "FreshetCore", "FreshetWorkload"]),
+        .testTarget(name: "FreshetKafkaTests", dependencies: ["FreshetKafka"]),
+        .testTarget(name: "FreshetRedisTests", dependencies: ["FreshetRedis"]),
+        .testTarget(name: "FreshetRuntimeTests", dependencies: ["FreshetRuntime", "FreshetCore", "FreshetFeatures"]),
+        .testTarget(name: "FreshetIntegrationTests", dependencies: [
+            "FreshetWorkload", "FreshetKafka", "FreshetRedis", "FreshetCore",
+        ]),
+    ]
+)

@@ -1,0 +1,5 @@
+import XCTest
+
+final class FreshetCoreTestsPlaceholder: XCTestCase {
+    func testTargetBuilds() {}
+}

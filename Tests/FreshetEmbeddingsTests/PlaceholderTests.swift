@@ -1,0 +1,5 @@
+import XCTest
+
+final class FreshetEmbeddingsTestsPlaceholder: XCTestCase {
+    func testTargetBuilds() {}
+}

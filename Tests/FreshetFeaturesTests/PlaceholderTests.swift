@@ -1,0 +1,5 @@
+import XCTest
+
+final class FreshetFeaturesTestsPlaceholder: XCTestCase {
+    func testTargetBuilds() {}
+}

@@ -1,0 +1,5 @@
+import XCTest
+
+final class FreshetIntegrationTestsPlaceholder: XCTestCase {
+    func testTargetBuilds() {}
+}

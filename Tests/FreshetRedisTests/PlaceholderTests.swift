@@ -1,0 +1,5 @@
+import XCTest
+
+final class FreshetRedisTestsPlaceholder: XCTestCase {
+    func testTargetBuilds() {}
+}

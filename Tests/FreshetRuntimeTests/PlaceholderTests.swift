@@ -1,0 +1,5 @@
+import XCTest
+
+final class FreshetRuntimeTestsPlaceholder: XCTestCase {
+    func testTargetBuilds() {}
+}
