@@ -1,6 +1,42 @@
 import ArgumentParser
+import Foundation
+import FreshetRedis
+import FreshetRuntime
 
-struct FeaturesCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "features", abstract: "Not built yet.")
-    func run() async throws { throw ValidationError("freshet features is not built yet") }
+struct FeaturesCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "features",
+        abstract: "Print what a reader gets from Redis, as JSON.",
+        discussion: "freshet features user ID | item ID | trending"
+    )
+
+    @OptionGroup var connection: ConnectionOptions
+
+    @Option(help: "Topology file (for the key prefix).")
+    var topology = "topologies/recsys.yaml"
+
+    @Argument(help: "user, item or trending")
+    var kind: String
+
+    @Argument(help: "The user or item id.")
+    var id: String?
+
+    func run() throws {
+        let topologyValue = (try? TopologyLoader.load(path: topology)) ?? Topology()
+        let keys = RedisKeys(prefix: topologyValue.redis.keyPrefix, group: "")
+        let redis = try RedisConnection(endpoint: try RedisEndpoint(url: connection.resolvedRedis))
+        let reader = FeatureReader(connection: redis, keys: keys)
+        let json: String
+        switch (kind, id) {
+        case ("user", let id?):
+            json = try reader.userJSON(id)
+        case ("item", let id?):
+            json = try reader.itemJSON(id)
+        case ("trending", nil):
+            json = try reader.trendingJSON()
+        default:
+            throw ValidationError("usage: freshet features user ID | item ID | trending")
+        }
+        print(json)
+    }
 }

@@ -1,6 +1,136 @@
 import ArgumentParser
+import Foundation
+import FreshetKafka
+import FreshetRuntime
+import FreshetWorkload
 
-struct ProduceCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "produce", abstract: "Not built yet.")
-    func run() async throws { throw ValidationError("freshet produce is not built yet") }
+struct ProduceCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "produce",
+        abstract: "Emit seeded synthetic events, or replay a JSONL file, into the source topics.",
+        discussion: """
+        Synthetic events: users, items with Zipf popularity, the action mix (click 55%, watch 20%, \
+        like 10%, share 5%, skip 10%), impressions of 10 items, spread over an event-time span, \
+        keyed by user. Replay: one JSON event per line; lines with "items_shown" go to the \
+        impressions topic, the rest to interactions.
+        """
+    )
+
+    @OptionGroup var connection: ConnectionOptions
+
+    @Option(help: "Topology file (for topic names).")
+    var topology = "topologies/recsys.yaml"
+
+    @Option(help: "Replay this JSONL file instead of generating events.")
+    var file: String?
+
+    @Option(help: "Number of synthetic events.")
+    var events = 100_000
+
+    @Option(help: "Distinct users.")
+    var users = 10_000
+
+    @Option(help: "Distinct items.")
+    var items = 2_000
+
+    @Option(help: "Random seed (same seed, same events).")
+    var seed: UInt64 = 1
+
+    @Option(help: "Events per second; 0 sends as fast as possible.")
+    var rate = 0
+
+    @Option(help: "Event-time span of the stream, e.g. 2h or 3d.")
+    var span = "1h"
+
+    @Option(help: "Event time of the first event, epoch ms (default: now minus the span).")
+    var startMs: Int64?
+
+    @Option(help: "Out-of-orderness: events displaced back in time by up to this much, e.g. 2m.")
+    var outOfOrder = "0ms"
+
+    @Option(help: "Fraction of events sent late (days behind).")
+    var lateFraction = 0.0
+
+    @Option(help: "Fraction of bad events (every kind of bad input).")
+    var badFraction = 0.0
+
+    @Flag(help: "Key messages randomly instead of by user id.")
+    var randomKeys = false
+
+    @Option(help: "Partitions for source topics created here.")
+    var partitions: Int32 = 8
+
+    @Flag(help: "Synthetic users and items drawn from planted clusters (for embedding tests).")
+    var planted = false
+
+    func run() throws {
+        let topologyValue = (try? TopologyLoader.load(path: topology)) ?? Topology()
+        guard let spanMs = DurationParser.milliseconds(span), let jitterMs = DurationParser.milliseconds(outOfOrder) else {
+            throw ValidationError("--span and --out-of-order take durations like 500ms, 10s, 5m, 2h, 3d")
+        }
+        let brokers = connection.resolvedBrokers
+        let admin = try KafkaAdmin(config: KafkaConfig(bootstrapServers: brokers))
+        try admin.createTopics([NewTopic(name: topologyValue.sources.interactions, partitions: partitions),
+                                NewTopic(name: topologyValue.sources.impressions, partitions: partitions)])
+        var publisher = try EventPublisher(brokers: brokers, interactionsTopic: topologyValue.sources.interactions,
+                                           impressionsTopic: topologyValue.sources.impressions, rate: rate, randomKeys: randomKeys)
+        let started = Date()
+        publisher.progress = { sent in
+            if sent % 200_000 == 0 { FileHandle.standardError.write(Data("freshet produce: \(sent) events\n".utf8)) }
+        }
+        let sent: Int
+        if let file {
+            sent = try publisher.publish(try JSONLines(path: file))
+        } else if planted {
+            let nowMs = Int64(Date().timeIntervalSince1970 * 1000)
+            let config = PlantedConfig(seed: seed, users: users, items: items, events: events,
+                                       startMs: startMs ?? nowMs - spanMs, spanMs: spanMs)
+            sent = try publisher.publish(PlantedStream(config: config).lazy.map { ($0.topic == "impressions", $0.key, $0.json) })
+        } else {
+            let nowMs = Int64(Date().timeIntervalSince1970 * 1000)
+            var config = SyntheticConfig(seed: seed, users: users, items: items, startMs: startMs ?? nowMs - spanMs,
+                                         spanMs: spanMs, events: events, nowMs: nowMs)
+            config.outOfOrderMs = jitterMs
+            config.lateFraction = lateFraction
+            config.badFraction = badFraction
+            sent = try publisher.publish(SyntheticStream(config: config).lazy.map { ($0.topic == .impressions, $0.key, $0.json) })
+        }
+        let seconds = Date().timeIntervalSince(started)
+        print("produced \(sent) events in \(String(format: "%.1f", seconds)) s (\(Int(Double(sent) / max(seconds, 0.001))) events/s) to \(brokers)")
+    }
+}
+
+/// Lines of a JSONL file as events: impression if the line mentions "items_shown".
+struct JSONLines: Sequence {
+    let lines: [[UInt8]]
+
+    init(path: String) throws {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ValidationError("cannot read \(path)")
+        }
+        lines = data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: true).map { Array($0) }
+    }
+
+    func makeIterator() -> AnyIterator<(isImpression: Bool, key: String, json: [UInt8])> {
+        var index = 0
+        let marker = Array("\"items_shown\"".utf8)
+        return AnyIterator {
+            guard index < lines.count else { return nil }
+            let line = lines[index]
+            index += 1
+            let isImpression = line.firstRange(of: marker) != nil
+            return (isImpression, Self.userKey(line), line)
+        }
+    }
+
+    /// The user id as the message key, found textually (replay tolerates bad lines: they go to the DLQ).
+    static func userKey(_ line: [UInt8]) -> String {
+        let marker = Array("\"user_id\"".utf8)
+        guard let range = line.firstRange(of: marker) else { return "" }
+        var i = range.upperBound
+        while i < line.count, line[i] == UInt8(ascii: ":") || line[i] == UInt8(ascii: " ") || line[i] == UInt8(ascii: "\"") { i += 1 }
+        var j = i
+        while j < line.count, line[j] != UInt8(ascii: "\""), line[j] != UInt8(ascii: ","), line[j] != UInt8(ascii: "}") { j += 1 }
+        return String(decoding: line[i..<j], as: UTF8.self)
+    }
 }

@@ -1,6 +1,122 @@
 import ArgumentParser
+import Foundation
+import FreshetKafka
+import FreshetRedis
+import FreshetRuntime
+import Logging
 
-struct RunCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "run", abstract: "Not built yet.")
-    func run() async throws { throw ValidationError("freshet run is not built yet") }
+struct RunCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Run the processor: Kafka events in, features in Redis.",
+        discussion: """
+        With neither --brokers nor --redis (nor their environment variables), starts a local
+        Tansu broker and Redis on loopback and a synthetic event producer, so a first run
+        shows features flowing (read them with `freshet features`).
+        """
+    )
+
+    @Option(help: "Topology file.")
+    var topology = "topologies/recsys.yaml"
+
+    @OptionGroup var connection: ConnectionOptions
+
+    @Option(help: "Consumer group id; also scopes the repartition topics and checkpoints.")
+    var group = "freshet"
+
+    @Flag(help: "Bounded run: stop once every assigned partition reached the end offset it had at start, after writing and committing everything.")
+    var stopAtEnd = false
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel = "info"
+
+    @Option(help: "Admin HTTP port (/metrics, /healthz, /readyz); overrides the topology; -1 disables.")
+    var adminPort: Int?
+
+    @Option(help: "Synthetic events per second in the embedded default (0: none).")
+    var demoRate = 2_000
+
+    func run() throws {
+        let logger = Self.makeLogger(level: logLevel)
+        var topologyValue: Topology
+        do {
+            topologyValue = try TopologyLoader.load(path: topology)
+        } catch {
+            throw ValidationError(error.description)
+        }
+        if let adminPort { topologyValue.admin.port = adminPort }
+
+        if !LibrdkafkaVersion.isAtLeast2_1_1 {
+            logger.warning("""
+                librdkafka \(LibrdkafkaVersion.string) is older than 2.1.1: it mis-parses current brokers' \
+                ApiVersions replies (librdkafka issue 4278) and will not connect. Put Confluent's build first \
+                on LD_LIBRARY_PATH (source scripts/env.sh after scripts/setup.sh).
+                """)
+        }
+
+        let local = LocalServices()
+        defer { local.stopAll() }
+        var demo: DemoProducer?
+        let embedded = connection.givenBrokers == nil && connection.givenRedis == nil
+        if embedded {
+            let directory = ".freshet/run"
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            do {
+                try local.startBroker(directory: directory)
+                try local.startRedis(directory: directory)
+            } catch {
+                throw ValidationError("\(error)")
+            }
+            for note in local.notes { logger.notice("embedded default: \(note)") }
+        }
+
+        let endpoint: RedisEndpoint
+        do {
+            endpoint = try RedisEndpoint(url: connection.resolvedRedis)
+        } catch {
+            throw ValidationError("--redis: \(error)")
+        }
+        let options = ProcessorOptions(brokers: connection.resolvedBrokers, redis: endpoint, group: group,
+                                       stopAtEnd: stopAtEnd, kafkaProperties: Self.kafkaPropertiesFromEnvironment())
+        let processor = StreamProcessor(topology: topologyValue, options: options, logger: logger)
+        let signals = SignalHandling(onFirst: {
+            logger.notice("stopping: finishing the in-flight batch, checkpointing, committing (signal again to exit at once)")
+            processor.requestStop()
+        })
+        signals.install()
+
+        if embedded && demoRate > 0 {
+            logger.notice("embedded default: producing \(demoRate) synthetic events/s into \(topologyValue.sources.interactions) and \(topologyValue.sources.impressions); try `freshet features trending`")
+            demo = DemoProducer(brokers: options.brokers, topology: topologyValue, rate: demoRate, logger: logger)
+            demo?.start()
+        }
+        defer { demo?.stop() }
+
+        do {
+            try processor.run()
+        } catch {
+            logger.critical("processor stopped on an error: \(error)")
+            throw ExitCode(1)
+        }
+    }
+
+    /// librdkafka properties from `FRESHET_KAFKA_<PROPERTY>` variables, dots as
+    /// underscores: FRESHET_KAFKA_SASL_PASSWORD=... sets sasl.password (never logged).
+    static func kafkaPropertiesFromEnvironment() -> [String: String] {
+        var properties: [String: String] = [:]
+        for (name, value) in ProcessInfo.processInfo.environment where name.hasPrefix("FRESHET_KAFKA_") {
+            let key = name.dropFirst("FRESHET_KAFKA_".count).lowercased().replacingOccurrences(of: "_", with: ".")
+            properties[key] = value
+        }
+        return properties
+    }
+
+    static func makeLogger(level: String) -> Logger {
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = Logger.Level(rawValue: level) ?? .info
+            return handler
+        }
+        return Logger(label: "freshet")
+    }
 }

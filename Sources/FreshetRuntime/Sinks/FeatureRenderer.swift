@@ -1,0 +1,83 @@
+import FreshetCore
+import FreshetFeatures
+
+/// Turns the keys a task changed into absolute Redis writes in the documented layout.
+///
+/// Only keys that changed since the last flush are written, and always with
+/// their full current value, never an increment: a replay after a crash
+/// rewrites the same values, which is what makes the effect exactly-once.
+public struct FeatureRenderer: Sendable {
+    public let keys: RedisKeys
+    public let trendingTopK: Int
+    public let trending: TrendingDecay
+    public let halfLifeMs: Int64
+
+    /// Freshness is sampled: a few written keys per flush are plenty for percentiles.
+    static let maxSamples = 64
+
+    public init(keys: RedisKeys, trendingTopK: Int, trending: TrendingDecay, halfLifeMs: Int64) {
+        self.keys = keys
+        self.trendingTopK = trendingTopK
+        self.trending = trending
+        self.halfLifeMs = halfLifeMs
+    }
+
+    /// Writes the changed users; returns how many keys were written.
+    @discardableResult
+    public func renderUsers(_ store: UserFeatureStore, into write: inout FencedWrite, samples: inout [Int64]) -> Int {
+        let dirty = store.takeDirty()
+        for userId in dirty {
+            guard let features = store.features(of: userId) else { continue }
+            write.hashSet(keys.user(userId), [
+                ("recent_items_50", UserFeatureStore.renderRecentItemsJSON(features.recentItems)),
+                ("interaction_count", String(features.interactionCount)),
+                ("updated_ms", String(features.updatedMs)),
+            ])
+            if samples.count < Self.maxSamples { samples.append(features.updatedMs) }
+        }
+        return dirty.count
+    }
+
+    /// Writes the changed items, their trending scores, and trims the trending set.
+    ///
+    /// Trending scores are forward-decayed (log2 of the sum of 2^((ts - anchor)/H)),
+    /// so an item's score only grows and never needs rewriting as time passes.
+    /// That makes "ZADD the changed items, then trim to the top K" exact across
+    /// tasks: an item in the true top K was added with its current score, and
+    /// a trim only removes it when K items score higher, which they then still do.
+    @discardableResult
+    public func renderItems(_ task: ItemTask, into write: inout FencedWrite, samples: inout [Int64]) -> Int {
+        let dirty = task.store.takeDirty()
+        var trendingChanged = false
+        for itemId in dirty {
+            guard let features = task.store.features(of: itemId) else { continue }
+            write.hashSet(keys.item(itemId), [
+                ("popularity_7d", String(features.popularity7d)),
+                ("impressions_7d", String(features.impressions7d)),
+                ("updated_ms", String(features.updatedMs)),
+            ])
+            if samples.count < Self.maxSamples { samples.append(features.updatedMs) }
+            if let score = features.trendingLog2Score {
+                write.sortedSetAdd(keys.trending, score: score, member: itemId)
+                trendingChanged = true
+            }
+        }
+        if trendingChanged {
+            write.sortedSetTrim(keys.trending, keep: trendingTopK)
+        }
+        return dirty.count
+    }
+
+    /// `trending:meta`: how to read the scores, and the watermark they are as of.
+    public func trendingMeta(watermark: EventTimeMs?, into write: inout FencedWrite) {
+        var fields: [(String, String)] = [
+            ("encoding", "log2_forward_decay"),
+            ("formula", "decayed_count(W) = 2^(score - (W - anchor_ms) / half_life_ms)"),
+            ("anchor_ms", String(trending.anchorMs)),
+            ("half_life_ms", String(halfLifeMs)),
+            ("top_k", String(trendingTopK)),
+        ]
+        if let watermark { fields.append(("watermark_ms", String(watermark))) }
+        write.hashSet(keys.trendingMeta, fields)
+    }
+}

@@ -1,0 +1,81 @@
+import FreshetCore
+import FreshetFeatures
+
+/// A task over one partition of `<group>-items-repartition`: the item-keyed
+/// stage. Keeps the windowed counts (`popularity_7d`, `impressions_7d`) and
+/// the trending scores of the items hashed to its partition.
+///
+/// Its watermark is the minimum over the watermarks of every source partition
+/// (forwarded as markers through the repartition topic, as Flink forwards
+/// watermarks across a network shuffle), leaving idle sources out.
+public final class ItemTask {
+    public let id: TaskId
+    public let store: ItemFeatureStore
+    public var watermarks: WatermarkMultiplexer<DuplicateFilter.Source>
+    public var duplicates = DuplicateFilter()
+    public var nextOffset: Int64?
+    public private(set) var currentWatermark: EventTimeMs?
+    public private(set) var duplicatesDropped = 0
+    public private(set) var lateDropped = 0
+    public private(set) var undecodable = 0
+    /// Sources that announced the end of a bounded run (not checkpointed: a run's own business).
+    public private(set) var finishedSources: Set<DuplicateFilter.Source> = []
+    private let expectedSources: Set<DuplicateFilter.Source>
+
+    /// - Parameter sources: every source partition that feeds the repartition topic.
+    public init(id: TaskId, panes: PaneSpec, trending: TrendingDecay, idleTimeoutMs: Int64?,
+                sources: Set<DuplicateFilter.Source>, nowMs: Int64) {
+        self.id = id
+        self.store = ItemFeatureStore(panes: panes, trending: trending)
+        self.watermarks = WatermarkMultiplexer(idleTimeoutMs: idleTimeoutMs)
+        self.expectedSources = sources
+        for source in sources { watermarks.register(source, nowMs: nowMs) }
+    }
+
+    /// Every expected source has finished its bounded run (and sent everything before that).
+    public var allSourcesFinished: Bool { expectedSources.isSubset(of: finishedSources) }
+
+    public func process(_ record: InputRecord, nowMs: Int64) {
+        nextOffset = record.offset + 1
+        let decoded: RepartitionRecord
+        do {
+            decoded = try record.value.withUnsafeBytes { (bytes) throws(CodecError) in try RepartitionRecord.decode(bytes) }
+        } catch {
+            // Only Freshet writes this topic; a record it cannot read comes from a
+            // newer or foreign writer. Skipping it (and counting) keeps the task alive.
+            undecodable += 1
+            return
+        }
+        switch decoded {
+        case .item(let event, let origin):
+            guard duplicates.admit(origin) else { duplicatesDropped += 1; return }
+            if store.apply(event, watermark: currentWatermark) == .droppedLate { lateDropped += 1 }
+        case .watermark(let marker):
+            let source = DuplicateFilter.Source(topic: marker.sourceTopic, partition: marker.sourcePartition)
+            if let wm = marker.watermarkMs { watermarks.update(source, watermark: wm, nowMs: nowMs) }
+            if marker.finished {
+                watermarks.markFinished(source)
+                finishedSources.insert(source)
+            }
+        case .interaction:
+            undecodable += 1
+        }
+    }
+
+    /// Moves the task's watermark forward (idle sources drop out over wall time).
+    /// Returns true when it advanced.
+    @discardableResult
+    public func advanceWatermark(nowMs: Int64) -> Bool {
+        guard let next = watermarks.advance(nowMs: nowMs) else { return false }
+        if let current = currentWatermark, next <= current { return false }
+        currentWatermark = next
+        store.advanceWatermark(to: next)
+        return true
+    }
+
+    /// Restores the watermark from a checkpoint without firing timers twice.
+    public func restoreWatermark(_ watermark: EventTimeMs?) {
+        currentWatermark = watermark
+        if let watermark { store.advanceWatermark(to: watermark) }
+    }
+}

@@ -1,0 +1,36 @@
+import FreshetCore
+
+/// One record as a task sees it: Kafka's coordinates and bytes, nothing of librdkafka.
+public struct InputRecord: Sendable {
+    public var partition: Int32
+    public var offset: Int64
+    public var key: [UInt8]?
+    public var value: [UInt8]
+    public var timestampMs: Int64?
+
+    public init(partition: Int32, offset: Int64, key: [UInt8]?, value: [UInt8], timestampMs: Int64?) {
+        self.partition = partition
+        self.offset = offset
+        self.key = key
+        self.value = value
+        self.timestampMs = timestampMs
+    }
+}
+
+/// Which repartition topic a routed record goes to.
+public enum RepartitionTarget: Sendable {
+    case items
+    case users
+}
+
+/// Where tasks send what they emit. The engine implements it with the Kafka
+/// producer; tests implement it in memory. Calls happen on the processing
+/// thread, in the order the task emits.
+public protocol TaskOutput: AnyObject {
+    /// Sends `value` to the partition of `target` that owns `key`.
+    func repartition(_ target: RepartitionTarget, key: String, value: [UInt8])
+    /// Sends a watermark marker to every partition of `target`.
+    func broadcast(_ target: RepartitionTarget, value: [UInt8])
+    /// Sends the original bytes of a bad record to the dead-letter topic with the reason.
+    func deadLetter(sourceTopic: String, record: InputRecord, reason: BadInput)
+}

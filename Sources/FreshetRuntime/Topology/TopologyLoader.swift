@@ -1,0 +1,194 @@
+import Foundation
+import Yams
+
+/// A topology file that cannot be used, with the offending key path.
+public struct TopologyError: Error, Sendable, CustomStringConvertible {
+    public var path: String
+    public var message: String
+    public var description: String { path.isEmpty ? "topology: \(message)" : "topology: \(path): \(message)" }
+}
+
+/// Reads and validates topology YAML. Unknown keys and bad values are refused
+/// with the key path, so a typo never silently falls back to a default.
+public enum TopologyLoader {
+    public static func load(path: String) throws(TopologyError) -> Topology {
+        let text: String
+        do {
+            text = try String(contentsOfFile: path, encoding: .utf8)
+        } catch {
+            throw TopologyError(path: "", message: "cannot read \(path): \(error.localizedDescription)")
+        }
+        return try parse(yaml: text)
+    }
+
+    public static func parse(yaml: String) throws(TopologyError) -> Topology {
+        let root: Node?
+        do {
+            root = try Yams.compose(yaml: yaml)
+        } catch {
+            throw TopologyError(path: "", message: "not valid YAML: \(error)")
+        }
+        var topology = Topology()
+        guard let root else { return topology }
+        let top = try Section(root, path: "")
+        try top.only(["sources", "repartition", "dead_letter_topic", "event_time", "windows", "trending",
+                      "redis", "checkpoint", "progress", "admin", "kafka"])
+        if let s = try top.section("sources") {
+            try s.only(["interactions", "impressions", "keyed_by_user", "partitions"])
+            topology.sources.interactions = try s.topicName("interactions") ?? topology.sources.interactions
+            topology.sources.impressions = try s.topicName("impressions") ?? topology.sources.impressions
+            topology.sources.keyedByUser = try s.bool("keyed_by_user") ?? topology.sources.keyedByUser
+            topology.sources.partitions = try s.int("partitions", min: 1, max: 10_000) ?? topology.sources.partitions
+        }
+        if let r = try top.section("repartition") {
+            try r.only(["partitions"])
+            topology.repartitionPartitions = try r.int("partitions", min: 0, max: 10_000) ?? 0
+        }
+        topology.deadLetterTopic = try top.topicName("dead_letter_topic") ?? topology.deadLetterTopic
+        if let e = try top.section("event_time") {
+            try e.only(["out_of_orderness", "idle_timeout", "max_future_skew"])
+            topology.eventTime.outOfOrdernessMs = try e.duration("out_of_orderness") ?? topology.eventTime.outOfOrdernessMs
+            topology.eventTime.idleTimeoutMs = try e.duration("idle_timeout", min: 1) ?? topology.eventTime.idleTimeoutMs
+            topology.eventTime.maxFutureSkewMs = try e.duration("max_future_skew") ?? topology.eventTime.maxFutureSkewMs
+        }
+        if let w = try top.section("windows") {
+            try w.only(["pane", "length"])
+            topology.windows.paneMs = try w.duration("pane", min: 1) ?? topology.windows.paneMs
+            topology.windows.lengthMs = try w.duration("length", min: 1) ?? topology.windows.lengthMs
+            guard topology.windows.lengthMs % topology.windows.paneMs == 0 else {
+                throw TopologyError(path: "windows.length", message: "must be a whole number of panes (pane \(DurationParser.describe(topology.windows.paneMs)))")
+            }
+        }
+        if let t = try top.section("trending") {
+            try t.only(["half_life", "top_k"])
+            topology.trending.halfLifeMs = try t.duration("half_life", min: 1) ?? topology.trending.halfLifeMs
+            topology.trending.topK = try t.int("top_k", min: 1, max: 1_000_000) ?? topology.trending.topK
+        }
+        if let r = try top.section("redis") {
+            try r.only(["key_prefix", "flush_interval", "flush_max_keys"])
+            topology.redis.keyPrefix = try r.string("key_prefix") ?? ""
+            topology.redis.flushIntervalMs = try r.duration("flush_interval", min: 1) ?? topology.redis.flushIntervalMs
+            topology.redis.flushMaxKeys = try r.int("flush_max_keys", min: 1, max: 1_000_000) ?? topology.redis.flushMaxKeys
+        }
+        if let c = try top.section("checkpoint") {
+            try c.only(["interval"])
+            topology.checkpointIntervalMs = try c.duration("interval") ?? topology.checkpointIntervalMs
+        }
+        if let p = try top.section("progress") {
+            try p.only(["interval"])
+            topology.progressIntervalMs = try p.duration("interval") ?? topology.progressIntervalMs
+        }
+        if let a = try top.section("admin") {
+            try a.only(["host", "port", "allow_non_loopback"])
+            topology.admin.host = try a.string("host") ?? topology.admin.host
+            topology.admin.port = try a.int("port", min: -1, max: 65_535) ?? topology.admin.port
+            topology.admin.allowNonLoopback = try a.bool("allow_non_loopback") ?? false
+        }
+        if let k = try top.section("kafka") {
+            topology.kafka = try k.stringMap()
+        }
+        return topology
+    }
+}
+
+/// A YAML mapping with its key path, for precise error messages.
+private struct Section {
+    let pairs: [(String, Node)]
+    let path: String
+
+    init(_ node: Node, path: String) throws(TopologyError) {
+        guard case .mapping(let mapping) = node else {
+            throw TopologyError(path: path, message: "expected a mapping of keys to values")
+        }
+        var pairs: [(String, Node)] = []
+        for (key, value) in mapping {
+            guard let name = key.string else {
+                throw TopologyError(path: path, message: "keys must be strings")
+            }
+            pairs.append((name, value))
+        }
+        self.pairs = pairs
+        self.path = path
+    }
+
+    private func child(_ key: String) -> String { path.isEmpty ? key : "\(path).\(key)" }
+
+    func only(_ allowed: Set<String>) throws(TopologyError) {
+        for (key, _) in pairs where !allowed.contains(key) {
+            throw TopologyError(path: child(key), message: "unknown key (allowed: \(allowed.sorted().joined(separator: ", ")))")
+        }
+    }
+
+    private func value(_ key: String) -> Node? {
+        guard let node = pairs.first(where: { $0.0 == key })?.1 else { return nil }
+        if node.null != nil { return nil }  // `key:` or `key: null` means "use the default"
+
+        return node
+    }
+
+    func section(_ key: String) throws(TopologyError) -> Section? {
+        guard let node = value(key) else { return nil }
+        return try Section(node, path: child(key))
+    }
+
+    func string(_ key: String) throws(TopologyError) -> String? {
+        guard let node = value(key) else { return nil }
+        guard case .scalar(let scalar) = node else {
+            throw TopologyError(path: child(key), message: "expected a string")
+        }
+        return scalar.string
+    }
+
+    func topicName(_ key: String) throws(TopologyError) -> String? {
+        guard let name = try string(key) else { return nil }
+        let legal = name.unicodeScalars.allSatisfy { c in
+            (c >= "a" && c <= "z") || (c >= "A" && c <= "Z") || (c >= "0" && c <= "9") || c == "." || c == "_" || c == "-"
+        }
+        guard !name.isEmpty, name.count <= 249, legal else {
+            throw TopologyError(path: child(key), message: "'\(name)' is not a legal Kafka topic name (letters, digits, '.', '_', '-', at most 249)")
+        }
+        return name
+    }
+
+    func bool(_ key: String) throws(TopologyError) -> Bool? {
+        guard let text = try string(key) else { return nil }
+        switch text.lowercased() {
+        case "true", "yes", "on": return true
+        case "false", "no", "off": return false
+        default: throw TopologyError(path: child(key), message: "expected true or false, got '\(text)'")
+        }
+    }
+
+    func int(_ key: String, min: Int, max: Int) throws(TopologyError) -> Int? {
+        guard let text = try string(key) else { return nil }
+        guard let value = Int(text) else {
+            throw TopologyError(path: child(key), message: "expected an integer, got '\(text)'")
+        }
+        guard value >= min, value <= max else {
+            throw TopologyError(path: child(key), message: "\(value) is out of range \(min)...\(max)")
+        }
+        return value
+    }
+
+    func duration(_ key: String, min: Int64 = 0) throws(TopologyError) -> Int64? {
+        guard let text = try string(key) else { return nil }
+        guard let ms = DurationParser.milliseconds(text) else {
+            throw TopologyError(path: child(key), message: "expected a duration like 250ms, 5s, 10m, 1h or 7d, got '\(text)'")
+        }
+        guard ms >= min else {
+            throw TopologyError(path: child(key), message: "must be at least \(DurationParser.describe(min))")
+        }
+        return ms
+    }
+
+    func stringMap() throws(TopologyError) -> [String: String] {
+        var result: [String: String] = [:]
+        for (key, node) in pairs {
+            guard case .scalar(let scalar) = node else {
+                throw TopologyError(path: child(key), message: "librdkafka properties are plain values")
+            }
+            result[key] = scalar.string
+        }
+        return result
+    }
+}

@@ -1,0 +1,20 @@
+import ArgumentParser
+import Foundation
+import FreshetRuntime
+
+/// `--brokers` and `--redis`, with `FRESHET_BROKERS` / `FRESHET_REDIS_URL`
+/// standing in for them. Without either, commands use the embedded default's
+/// local ports (what `freshet run` starts on a first run).
+struct ConnectionOptions: ParsableArguments {
+    @Option(help: "Kafka bootstrap servers, host:port[,host:port] (env FRESHET_BROKERS).")
+    var brokers: String?
+
+    @Option(help: "Redis URL: redis://[user:password@]host:port[/db] (env FRESHET_REDIS_URL).")
+    var redis: String?
+
+    var givenBrokers: String? { brokers ?? ProcessInfo.processInfo.environment["FRESHET_BROKERS"] }
+    var givenRedis: String? { redis ?? ProcessInfo.processInfo.environment["FRESHET_REDIS_URL"] }
+
+    var resolvedBrokers: String { givenBrokers ?? LocalServices.defaultBrokers }
+    var resolvedRedis: String { givenRedis ?? LocalServices.defaultRedisURL }
+}

@@ -1,0 +1,190 @@
+import Foundation
+import FreshetCore
+import FreshetKafka
+import FreshetRedis
+import FreshetWorkload
+import XCTest
+
+/// Kafka in, Redis out, against a real broker and a real Redis: every feature
+/// in Redis must equal the oracle's, exactly.
+final class EndToEndTests: XCTestCase {
+    static let partitions: Int32 = 4
+
+    /// A seeded stream with several partitions, out-of-order events (minutes),
+    /// late events (days, some beyond the 7-day window), bad events of every
+    /// kind, spanning more than one event-time day.
+    static func stream(seed: UInt64, events: Int = 30_000) -> [SyntheticEvent] {
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        let day: Int64 = 86_400_000
+        var config = SyntheticConfig(seed: seed, users: 400, items: 3_000, startMs: now - 3 * day, spanMs: 2 * day,
+                                     events: events, nowMs: now)
+        config.outOfOrderMs = 3 * 60_000
+        config.lateFraction = 0.02
+        config.lateByMs = day...(10 * day)
+        config.badFraction = 0.01
+        return Array(SyntheticStream(config: config))
+    }
+
+    func testFeaturesMatchTheOracleExactly() throws {
+        try runScenario(randomKeys: false, keyedByUser: true)
+    }
+
+    /// Producers that do not key by user: the topology says so, user features
+    /// are computed after a repartition by user, and the features are the same.
+    func testRandomKeysGiveTheSameFeatures() throws {
+        try runScenario(randomKeys: true, keyedByUser: false)
+    }
+
+    func runScenario(randomKeys: Bool, keyedByUser: Bool) throws {
+        let cluster = try LocalCluster()
+        defer { cluster.stop() }
+        let events = Self.stream(seed: 42)
+        let produced = try Self.produce(events, to: cluster, randomKeys: randomKeys)
+        let oracle = FeatureOracle(events: produced)
+        XCTAssertGreaterThan(oracle.deadLetters, 50)
+
+        let topology = try Self.writeTopology(in: cluster.directory, extra: "sources:\n  keyed_by_user: \(keyedByUser)\n")
+        let run = try FreshetProcess(["run", "--topology", topology, "--brokers", cluster.brokers, "--redis", cluster.redisURL,
+                                      "--group", "e2e", "--stop-at-end", "--admin-port", "-1"],
+                                     logPath: "\(cluster.directory)/freshet.log")
+        let status = try run.wait(timeout: 240)
+        XCTAssertEqual(status, 0, "freshet exited with \(status):\n\(run.logTail())")
+
+        let redis = try RedisConnection(url: cluster.redisURL)
+        try Self.assertRedisMatches(oracle, redis: redis)
+        XCTAssertEqual(try Self.countRecords(topic: "freshet-dlq", brokers: cluster.brokers), oracle.deadLetters,
+                       "every bad event reaches the dead-letter topic exactly once")
+    }
+
+    // MARK: - Helpers shared by the integration tests
+
+    static func produce(_ events: [SyntheticEvent], to cluster: LocalCluster, randomKeys: Bool) throws -> [FeatureOracle.Event] {
+        let admin = try KafkaAdmin(config: KafkaConfig(bootstrapServers: cluster.brokers))
+        try admin.createTopics([NewTopic(name: "interactions", partitions: partitions),
+                                NewTopic(name: "impressions", partitions: partitions)])
+        let producer = try KafkaProducer(config: KafkaConfig(bootstrapServers: cluster.brokers))
+        var produced: [FeatureOracle.Event] = []
+        var random = SplitMixForTests(seed: 7)
+        for event in events {
+            let topic = event.topic == .impressions ? "impressions" : "interactions"
+            let key = randomKeys ? "k\(random.next() % 100_000)" : event.key
+            let partition = KafkaProducer.partition(forKey: Array(key.utf8), partitionCount: partitions)
+            try producer.produce(topic: topic, partition: partition, key: Array(key.utf8), value: event.json)
+            let body: FeatureOracle.Event.Body
+            switch event.expected {
+            case .interaction(let i): body = .interaction(i)
+            case .impression(let i): body = .impression(i)
+            case .bad: body = .bad
+            }
+            produced.append(FeatureOracle.Event(topic: topic, partition: partition, body: body))
+        }
+        try producer.flush(timeoutMs: 60_000)
+        guard producer.deliveryFailures == 0 else { throw TestFailure("\(producer.deliveryFailures) events not delivered") }
+        return produced
+    }
+
+    static func writeTopology(in directory: String, extra: String = "") throws -> String {
+        let path = "\(directory)/topology-\(UUID().uuidString.prefix(6)).yaml"
+        let text = """
+        checkpoint:
+          interval: 1s
+        progress:
+          interval: 0s
+        \(extra)
+        """
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    static func assertRedisMatches(_ oracle: FeatureOracle, redis: RedisConnection,
+                                   file: StaticString = #filePath, line: UInt = #line) throws {
+        var userMismatches: [String] = []
+        for (userId, expected) in oracle.users {
+            let fields = Dictionary(try redis.hgetall("user:\(userId)").map { ($0.field, String(decoding: $0.value, as: UTF8.self)) },
+                                    uniquingKeysWith: { a, _ in a })
+            let recent = fields["recent_items_50"].flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String] }
+            if recent != expected.recent || fields["interaction_count"] != String(expected.count)
+                || fields["updated_ms"] != String(expected.updated) {
+                userMismatches.append("user \(userId): redis \(fields) expected \(expected)")
+            }
+        }
+        XCTAssertEqual(userMismatches.count, 0, "user features differ:\n\(userMismatches.prefix(5).joined(separator: "\n"))", file: file, line: line)
+        XCTAssertEqual(try countKeys(redis, pattern: "user:*"), oracle.users.count, "one hash per user with a positive interaction", file: file, line: line)
+
+        var itemMismatches: [String] = []
+        for (itemId, expected) in oracle.items {
+            let fields = Dictionary(try redis.hgetall("item:\(itemId)").map { ($0.field, String(decoding: $0.value, as: UTF8.self)) },
+                                    uniquingKeysWith: { a, _ in a })
+            if fields["popularity_7d"] != String(expected.popularity) || fields["impressions_7d"] != String(expected.impressions)
+                || fields["updated_ms"] != String(expected.updated) {
+                itemMismatches.append("item \(itemId): redis \(fields) expected \(expected)")
+            }
+        }
+        XCTAssertEqual(itemMismatches.count, 0, "item features differ:\n\(itemMismatches.prefix(5).joined(separator: "\n"))", file: file, line: line)
+        XCTAssertEqual(try countKeys(redis, pattern: "item:*"), oracle.items.count, file: file, line: line)
+        XCTAssertGreaterThan(oracle.items.values.filter { $0.popularity > 0 }.count, 100, "the window holds counts", file: file, line: line)
+
+        // Trending: the top 500 by decayed count at the final watermark, exact up to ties.
+        let reply = try redis.command(["ZREVRANGE", "trending", "0", "-1"])
+        let members = (reply.array ?? []).compactMap(\.string)
+        let expectedTop = oracle.topTrending(500)
+        XCTAssertEqual(members.count, min(500, oracle.trending.count), "trending holds the top K", file: file, line: line)
+        let boundary = expectedTop.last?.1 ?? 0
+        let expectedSet = Set(expectedTop.map(\.0))
+        for member in members where !expectedSet.contains(member) {
+            let score = oracle.trending[member] ?? -1
+            XCTAssertEqual(score, boundary, accuracy: boundary * 1e-9, "\(member) in trending but not in the oracle's top 500", file: file, line: line)
+        }
+        var previous = Double.infinity
+        for member in members {
+            let score = oracle.trending[member] ?? -1
+            XCTAssertLessThanOrEqual(score, previous * (1 + 1e-9), "trending order differs at \(member)", file: file, line: line)
+            previous = score
+        }
+        let meta = Dictionary(try redis.hgetall("trending:meta").map { ($0.field, String(decoding: $0.value, as: UTF8.self)) },
+                              uniquingKeysWith: { a, _ in a })
+        XCTAssertEqual(meta["watermark_ms"], String(oracle.watermark), "trending:meta records the final watermark", file: file, line: line)
+    }
+
+    static func countKeys(_ redis: RedisConnection, pattern: String) throws -> Int {
+        var cursor = "0"
+        var count = 0
+        repeat {
+            let reply = try redis.command(["SCAN", cursor, "MATCH", pattern, "COUNT", "1000"])
+            guard let parts = reply.array, parts.count == 2 else { throw TestFailure("bad SCAN reply \(reply)") }
+            cursor = parts[0].string ?? "0"
+            count += parts[1].array?.count ?? 0
+        } while cursor != "0"
+        return count
+    }
+
+    /// Reads a topic to its end with a fresh group and counts the records.
+    static func countRecords(topic: String, brokers: String) throws -> Int {
+        let consumer = try KafkaConsumer(config: KafkaConfig(bootstrapServers: brokers), groupId: "count-\(UUID().uuidString)",
+                                         topics: [topic])
+        defer { consumer.close() }
+        var count = 0
+        var ended: Set<Int32> = []
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline {
+            let poll = try consumer.poll(maxRecords: 1000, timeoutMs: 200)
+            count += poll.records.count
+            for end in poll.endOfPartition { ended.insert(end.topicPartition.partition) }
+            let assigned = consumer.assignment()
+            if !assigned.isEmpty && assigned.allSatisfy({ ended.contains($0.partition) }) && poll.records.isEmpty { return count }
+        }
+        throw TestFailure("could not read \(topic) to its end")
+    }
+}
+
+struct SplitMixForTests {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}

@@ -1,0 +1,90 @@
+import Foundation
+import XCTest
+
+/// A real Tansu broker and a real redis-server on free loopback ports,
+/// started with the project's scripts and stopped at the end of the test.
+final class LocalCluster {
+    let directory: String
+    let brokerPort: Int
+    let redisPort: Int
+    var brokers: String { "127.0.0.1:\(brokerPort)" }
+    var redisURL: String { "redis://127.0.0.1:\(redisPort)" }
+
+    static var packageRoot: String {
+        // Tests/FreshetIntegrationTests/LocalCluster.swift -> package root
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().path
+    }
+
+    init(redisArguments: [String] = []) throws {
+        let root = Self.packageRoot
+        guard FileManager.default.isExecutableFile(atPath: "\(root)/.freshet/bin/tansu") else {
+            throw XCTSkip("Tansu not installed: run scripts/setup.sh (the README's test command does)")
+        }
+        directory = NSTemporaryDirectory() + "freshet-it-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        brokerPort = try Self.freePort()
+        redisPort = try Self.freePort()
+        try Self.script("start-broker.sh", ["\(brokerPort)", directory])
+        try Self.script("start-redis.sh", ["\(redisPort)", directory] + redisArguments)
+    }
+
+    func stop() {
+        _ = try? Self.script("stop-services.sh", [directory])
+    }
+
+    func stopRedis() throws { try Self.killPidFile("\(directory)/redis.pid") }
+
+    func startRedis(arguments: [String] = []) throws {
+        try Self.script("start-redis.sh", ["\(redisPort)", directory] + arguments)
+    }
+
+    static func killPidFile(_ path: String) throws {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8), let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)) else { return }
+        kill(pid, SIGKILL)
+        var status: Int32 = 0
+        for _ in 0..<100 { if kill(pid, 0) != 0 { break }; usleep(20_000); _ = waitpid(pid, &status, WNOHANG) }
+        try? FileManager.default.removeItem(atPath: path)
+    }
+
+    @discardableResult
+    static func script(_ name: String, _ arguments: [String]) throws -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/bash")
+        process.arguments = ["\(packageRoot)/scripts/\(name)"] + arguments
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        try process.run()
+        let output = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        let text = String(decoding: output, as: UTF8.self)
+        guard process.terminationStatus == 0 else {
+            throw TestFailure("scripts/\(name) \(arguments.joined(separator: " ")) failed: \(text)")
+        }
+        return text
+    }
+
+    static func freePort() throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = 0
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer -> Int32 in
+                guard bind(fd, pointer, length) == 0 else { return -1 }
+                return getsockname(fd, pointer, &length)
+            }
+        }
+        guard bound == 0 else { throw TestFailure("cannot find a free port") }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+}
+
+struct TestFailure: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}

@@ -1,5 +1,0 @@
-import XCTest
-
-final class FreshetIntegrationTestsPlaceholder: XCTestCase {
-    func testTargetBuilds() {}
-}
