@@ -420,6 +420,17 @@ public final class AdminServer: Sendable {
             }
         }
         _ = shutdown(fd, Int32(SHUT_WR))
+        // Lingering close: read what the client still sends (bounded) so that closing
+        // with unread input does not reset the connection before it reads the answer.
+        let until = MetricsRegistry.monotonicSeconds() + 0.25
+        var sink = [UInt8](repeating: 0, count: 4096)
+        var drained = 0
+        while drained < 256 * 1024 && MetricsRegistry.monotonicSeconds() < until {
+            let n = sink.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if n > 0 { drained += n; continue }
+            if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) { continue }
+            break
+        }
     }
 }
 
