@@ -1,60 +1,100 @@
 import Foundation
+import FreshetKafka
 import Synchronization
 
-/// A counter the processing thread bumps and other threads (progress line,
-/// `/metrics`) read.
-public final class StatCounter: Sendable {
-    private let storage = Atomic<Int>(0)
-    public init() {}
-    public func increment(by amount: Int = 1) { storage.add(amount, ordering: .relaxed) }
-    public var value: Int { storage.load(ordering: .relaxed) }
-}
+/// The processor's figures, shared between the processing thread (writes),
+/// the Redis writer thread, and the admin server and progress line (reads).
+/// Everything in here is either a lock-free metric handle or guarded by `state`.
+public final class ProcessorStats: WriterObserver, Sendable {
+    public let metrics: FreshetMetrics
+    /// Records consumed by this instance, all topics (the progress line's count).
+    public let recordsConsumed = Counter()
+    let kafkaErrors = Counter()
+    var rebalances: Counter { metrics.rebalances }
+    var fencedWrites: Counter { metrics.redisFencedWrites }
+    var checkpointFailures: Counter { metrics.checkpointFailures }
 
-/// The processor's own figures: what the progress line and the metrics endpoint show.
-public final class ProcessorStats: WriterObserver, @unchecked Sendable {
-    public let recordsConsumed = StatCounter()
-    public let kafkaErrors = StatCounter()
-    public let rebalances = StatCounter()
-    public let fencedWrites = StatCounter()
-    public let checkpointFailures = StatCounter()
-    public let checkpoints = StatCounter()
-    public let redisRetries = StatCounter()
+    struct Shared {
+        var totalLag: Int?
+        var watermarkMs: Int64?
+        var joined = false
+        var restoring = 0
+        var redisHealthy = true
+        var freshnessSamples: [Double] = []
+        var keepFreshnessSamples = false
+    }
+    private let state = Mutex(Shared())
 
-    // Guarded by `lock`: written by the processing or writer thread, read by the admin thread.
-    private let lock = NSLock()
-    private var _freshness: [Double] = []
-    private var _pipelineSeconds: [Double] = []
-    private var _lastCheckpointSeconds: Double = 0
-    private var _lastCheckpointBytes = 0
-    public var assignedPartitions = 0
+    public init(version: String = FreshetVersion.current) {
+        metrics = FreshetMetrics(version: version, librdkafkaVersion: LibrdkafkaVersion.string)
+    }
 
-    public init() {}
+    // MARK: WriterObserver (Redis writer thread)
 
     public func pipelineCompleted(seconds: Double, commands: Int) {
-        lock.lock(); defer { lock.unlock() }
-        if _pipelineSeconds.count < 100_000 { _pipelineSeconds.append(seconds) }
+        metrics.redisPipelineSeconds.observe(seconds)
+        metrics.redisBatchCommands.observe(Double(commands))
     }
 
     public func freshness(seconds: Double) {
-        lock.lock(); defer { lock.unlock() }
-        if _freshness.count < 1_000_000 { _freshness.append(seconds) }
+        metrics.freshnessSeconds.observe(seconds)
+        state.withLock { shared in
+            if shared.keepFreshnessSamples && shared.freshnessSamples.count < 2_000_000 {
+                shared.freshnessSamples.append(seconds)
+            }
+        }
     }
 
-    public func redisRetry(error: String, attempt: Int) { redisRetries.increment() }
+    public func redisRetry(error: String, attempt: Int) {
+        state.withLock { $0.redisHealthy = false }
+    }
+
+    // MARK: Processing thread
 
     func checkpointCompleted(seconds: Double, bytes: Int) {
-        checkpoints.increment()
-        lock.lock(); defer { lock.unlock() }
-        _lastCheckpointSeconds = seconds
-        _lastCheckpointBytes = bytes
+        metrics.checkpointSeconds.observe(seconds)
+        metrics.checkpointBytes.set(Double(bytes))
     }
 
-    /// Freshness samples (event time to Redis acknowledgement), taken and cleared.
+    func update(totalLag: Int?, watermarkMs: Int64?, joined: Bool, redisHealthy: Bool) {
+        state.withLock {
+            $0.totalLag = totalLag
+            $0.watermarkMs = watermarkMs
+            $0.joined = joined
+            $0.redisHealthy = redisHealthy
+        }
+    }
+
+    func restoring(_ delta: Int) { state.withLock { $0.restoring += delta } }
+
+    // MARK: Readers
+
+    public var totalLag: Int? { state.withLock { $0.totalLag } }
+    public var watermarkMs: Int64? { state.withLock { $0.watermarkMs } }
+
+    /// `/readyz`: joined the group, no task restoring, Redis reachable.
+    public var readiness: Readiness {
+        let reasons: [String] = state.withLock { shared in
+            var reasons: [String] = []
+            if !shared.joined { reasons.append("not yet joined the consumer group") }
+            if shared.restoring > 0 { reasons.append("restoring \(shared.restoring) task(s) from checkpoints") }
+            if !shared.redisHealthy { reasons.append("redis unreachable") }
+            return reasons
+        }
+        return metrics.record(Readiness.from(reasons: reasons))
+    }
+
+    /// Benchmarks: keep raw freshness samples for exact percentiles.
+    public func keepFreshnessSamples(_ keep: Bool) { state.withLock { $0.keepFreshnessSamples = keep } }
+
     public func takeFreshnessSamples() -> [Double] {
-        lock.lock(); defer { lock.unlock() }
-        defer { _freshness.removeAll() }
-        return _freshness
+        state.withLock { shared in
+            defer { shared.freshnessSamples.removeAll() }
+            return shared.freshnessSamples
+        }
     }
+}
 
-    func updateGauges(from processor: StreamProcessor, nowMs: Int64) {}
+public enum FreshetVersion {
+    public static let current = "0.1.0"
 }

@@ -47,6 +47,8 @@ extension StreamProcessor {
     func assign(_ partitions: [TopicPartition]) -> [TopicPartition: Int64] {
         everAssigned = true
         stats.rebalances.increment()
+        stats.restoring(partitions.count)
+        defer { stats.restoring(-partitions.count) }
         let now = Self.wallClockMs()
         var starts: [TopicPartition: Int64] = [:]
         for tp in partitions {
@@ -66,7 +68,6 @@ extension StreamProcessor {
                 stopFlag.set()
             }
         }
-        stats.assignedPartitions = sourceTasks.count + itemTasks.count + userTasks.count
         return starts
     }
 
@@ -91,7 +92,6 @@ extension StreamProcessor {
             logger.info("task revoked", metadata: ["task": "\(id)", "lost": "\(lost)"])
             dropTask(id)
         }
-        stats.assignedPartitions = sourceTasks.count + itemTasks.count + userTasks.count
     }
 
     func acquireEpoch(for id: TaskId) throws -> Int64 {

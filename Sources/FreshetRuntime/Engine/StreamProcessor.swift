@@ -48,6 +48,10 @@ public final class StreamProcessor {
     var lastCheckpointMs: Int64 = 0
     var lastMarkerMs: Int64 = 0
     var recordsSinceFlush = 0
+    var lastGaugeMs: Int64 = 0
+    /// Cumulative task counts already added to metrics (tasks come and go; counters only grow).
+    var reportedTotals: [String: Int] = [:]
+    var consumedCounters: [Int64: Counter] = [:]
     var everAssigned = false
     let stopFlag = StopFlag()
     /// Set by a rebalance callback that cannot continue (it cannot throw through librdkafka).
@@ -122,6 +126,30 @@ public final class StreamProcessor {
                                      rebalanceListener: RebalanceBridge(processor: self))
     }
 
+    var admin: AdminServer?
+    var progress: ProgressReporter?
+
+    /// The admin HTTP server (`/metrics`, `/healthz`, `/readyz`) and the progress line.
+    func startObservability() throws {
+        if topology.admin.port >= 0 {
+            let stats = self.stats
+            let server = try AdminServer(host: topology.admin.host, port: UInt16(topology.admin.port),
+                                         allowNonLoopback: topology.admin.allowNonLoopback,
+                                         metrics: { stats.metrics.render() }, readiness: { stats.readiness })
+            try server.start()
+            admin = server
+            logger.info("admin server listening", metadata: ["address": "http://\(topology.admin.host):\(server.port)"])
+        }
+        if topology.progressIntervalMs > 0 {
+            let stats = self.stats
+            let reporter = ProgressReporter(interval: Double(topology.progressIntervalMs) / 1000,
+                                            events: { stats.recordsConsumed.value }, lag: { stats.totalLag },
+                                            watermarkMs: { stats.watermarkMs })
+            reporter.start()
+            progress = reporter
+        }
+    }
+
     // MARK: - The loop
 
     /// Runs until stopped (SIGTERM via `requestStop`) or, in a bounded run, until
@@ -130,6 +158,7 @@ public final class StreamProcessor {
     public func run() throws {
         try prepareTopics()
         try connect()
+        try startObservability()
         logger.info("running", metadata: [
             "group": "\(options.group)", "topics": "\(topics)", "repartition_partitions": "\(repartitionPartitions)",
             "bounded": "\(options.stopAtEnd)",
@@ -166,6 +195,7 @@ public final class StreamProcessor {
         let input = InputRecord(partition: record.partition, offset: record.offset, key: record.key,
                                 value: record.value, timestampMs: record.timestampMs)
         stats.recordsConsumed.increment()
+        consumedCounter(topicIndex: record.topicIndex, partition: record.partition).increment()
         switch record.topicIndex {
         case 0, 1:
             let tp = TopicPartition(topic: topics[record.topicIndex], partition: record.partition)
@@ -180,6 +210,15 @@ public final class StreamProcessor {
         default:
             return
         }
+    }
+
+    /// Per-partition consumed counters, cached: the registry lookup takes a lock.
+    func consumedCounter(topicIndex: Int, partition: Int32) -> Counter {
+        let key = Int64(topicIndex) << 32 | Int64(partition)
+        if let counter = consumedCounters[key] { return counter }
+        let counter = stats.metrics.recordsConsumed(topic: topics[topicIndex], partition: partition)
+        consumedCounters[key] = counter
+        return counter
     }
 
     /// Periodic work after each polled batch: watermarks, flushes, checkpoints.
@@ -199,7 +238,7 @@ public final class StreamProcessor {
             commitOnly(nowMs: nowMs)
         }
         handleWriterReport()
-        stats.updateGauges(from: self, nowMs: nowMs)
+        updateGauges(nowMs: nowMs)
     }
 
     var allTaskIds: [TaskId] {
@@ -269,6 +308,7 @@ public final class StreamProcessor {
 
     func dropTask(_ task: TaskId) {
         epochs[task] = nil
+        stats.metrics.removeTask(task.description)
         switch task.stage {
         case .interactions:
             sourceTasks[TopicPartition(topic: topology.sources.interactions, partition: task.partition)] = nil
@@ -297,6 +337,8 @@ public final class StreamProcessor {
         consumer.close()
         writer.stop()
         _ = try? producer.flush(timeoutMs: 10_000)
+        progress?.stop()
+        admin?.stop()
         logger.info("stopped", metadata: ["records": "\(stats.recordsConsumed.value)"])
     }
 
