@@ -245,7 +245,7 @@ extension RedisCommand {
     }
 
     /// `EVALSHA sha numkeys key... arg...` with text arguments.
-    public static func evalsha(_ sha1: String, keys: [String], args: [String]) -> RedisCommand {
+    public static func evalsha(_ sha1: String, keys: [String], args: [String] = []) -> RedisCommand {
         var command = RedisCommand("EVALSHA")
         command.append(sha1)
         command.append(keys.count)
@@ -255,7 +255,7 @@ extension RedisCommand {
     }
 
     /// `EVALSHA sha numkeys key... arg...` with binary arguments.
-    public static func evalsha(_ sha1: String, keys: [String], args: [[UInt8]]) -> RedisCommand {
+    public static func evalsha(_ sha1: String, keys: [String], binaryArgs args: [[UInt8]]) -> RedisCommand {
         var command = RedisCommand("EVALSHA")
         command.append(sha1)
         command.append(keys.count)
@@ -265,13 +265,13 @@ extension RedisCommand {
     }
 
     /// `EVALSHA` for a script (see `RedisScript`).
-    public static func evalsha(_ script: RedisScript, keys: [String], args: [String]) -> RedisCommand {
+    public static func evalsha(_ script: RedisScript, keys: [String], args: [String] = []) -> RedisCommand {
         evalsha(script.sha1, keys: keys, args: args)
     }
 
     /// `EVALSHA` for a script with binary arguments.
-    public static func evalsha(_ script: RedisScript, keys: [String], args: [[UInt8]]) -> RedisCommand {
-        evalsha(script.sha1, keys: keys, args: args)
+    public static func evalsha(_ script: RedisScript, keys: [String], binaryArgs args: [[UInt8]]) -> RedisCommand {
+        evalsha(script.sha1, keys: keys, binaryArgs: args)
     }
 
     /// `SCRIPT LOAD source`.

@@ -242,7 +242,7 @@ public final class RedisConnection {
     /// `evalScript` with binary arguments.
     @discardableResult
     public func evalScript(_ script: RedisScript, keys: [String], binaryArgs: [[UInt8]]) throws(RedisError) -> RedisReply {
-        try evalScript(script, command: .evalsha(script, keys: keys, args: binaryArgs))
+        try evalScript(script, command: .evalsha(script, keys: keys, binaryArgs: binaryArgs))
     }
 
     private func evalScript(_ script: RedisScript, command evalsha: RedisCommand) throws(RedisError) -> RedisReply {
