@@ -66,6 +66,8 @@ public final class ReconnectingRedis {
 
     /// True when the last operation succeeded (false before the first one and after any failure).
     public private(set) var isHealthy = false
+    /// The error of the last failed attempt (kept after recovery, for logs and health pages).
+    public private(set) var lastError: RedisError?
     /// Number of successful reconnects after the first connect.
     public private(set) var reconnectCount = 0
     private var everConnected = false
@@ -146,6 +148,7 @@ public final class ReconnectingRedis {
                 return result
             } catch {
                 isHealthy = false
+                lastError = error
                 let noscript = error.kind == .server("NOSCRIPT") && !scripts.isEmpty
                 guard error.isRetriable || noscript else { throw error }
                 if error.requiresReconnect { drop() }
@@ -202,3 +205,7 @@ public final class ReconnectingRedis {
         return true
     }
 }
+
+/// Not `Sendable`: it owns a `RedisConnection` (one thread only).
+@available(*, unavailable)
+extension ReconnectingRedis: Sendable {}

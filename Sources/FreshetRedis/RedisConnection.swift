@@ -462,3 +462,7 @@ public final class RedisConnection {
         Glibc.timeval(tv_sec: milliseconds / 1000, tv_usec: (milliseconds % 1000) * 1000)
     }
 }
+
+/// Not `Sendable`: a hiredis context must not be used from two threads.
+@available(*, unavailable)
+extension RedisConnection: Sendable {}
