@@ -1,0 +1,290 @@
+/// One Redis command, held as its RESP encoding so that adding it to a
+/// pipeline is a single copy.
+///
+/// Arguments are binary-safe byte strings: strings are sent as UTF-8, integers
+/// and doubles in their decimal form, byte arrays unchanged (zero bytes
+/// included). Build one with `init(_:_:)`, with `append`, or with the helpers
+/// (`.hset`, `.zadd`, `.evalsha`, ...).
+public struct RedisCommand: Sendable, Equatable, CustomStringConvertible {
+    /// The arguments as RESP bulk strings (`$len\r\nbytes\r\n` each), without the `*count` header.
+    private(set) var body: [UInt8]
+    /// Number of arguments, the command name included.
+    public private(set) var argumentCount: Int
+
+    /// A command with a name and no arguments yet; add them with `append`.
+    public init(_ name: String) {
+        body = []
+        body.reserveCapacity(32 + name.utf8.count)
+        argumentCount = 0
+        append(name)
+    }
+
+    public init(_ name: String, _ arguments: String...) {
+        self.init(name, arguments)
+    }
+
+    public init(_ name: String, _ arguments: [String]) {
+        self.init(name)
+        for argument in arguments { append(argument) }
+    }
+
+    /// A command from raw arguments, the name first (binary-safe).
+    public init(arguments: [[UInt8]]) {
+        body = []
+        argumentCount = 0
+        for argument in arguments { append(argument) }
+    }
+
+    public mutating func append(_ argument: String) {
+        appendHeader(length: argument.utf8.count)
+        body.append(contentsOf: argument.utf8)
+        body.append(13); body.append(10)
+    }
+
+    public mutating func append(_ argument: Substring) {
+        append(String(argument))
+    }
+
+    /// Appends raw bytes unchanged (binary-safe).
+    public mutating func append<Bytes: Collection>(_ argument: Bytes) where Bytes.Element == UInt8 {
+        appendHeader(length: argument.count)
+        body.append(contentsOf: argument)
+        body.append(13); body.append(10)
+    }
+
+    /// Appends raw bytes unchanged (binary-safe), e.g. a float32 embedding blob.
+    public mutating func append(bytes: UnsafeRawBufferPointer) {
+        appendHeader(length: bytes.count)
+        body.append(contentsOf: bytes)
+        body.append(13); body.append(10)
+    }
+
+    public mutating func append(_ argument: Int) {
+        append(Int64(argument))
+    }
+
+    public mutating func append(_ argument: Int64) {
+        var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
+                      UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
+            (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        withUnsafeMutableBytes(of: &digits) { buffer in
+            var magnitude = argument.magnitude
+            var start = buffer.count
+            repeat {
+                start -= 1
+                buffer[start] = UInt8(truncatingIfNeeded: 48 + magnitude % 10)
+                magnitude /= 10
+            } while magnitude > 0
+            if argument < 0 {
+                start -= 1
+                buffer[start] = 45 // "-"
+            }
+            append(UnsafeRawBufferPointer(rebasing: buffer[start...]))
+        }
+    }
+
+    /// Appends a double in a form Redis parses exactly (shortest round-trip
+    /// decimal; `inf`/`-inf` for infinities).
+    public mutating func append(_ argument: Double) {
+        append(argument.description)
+    }
+
+    /// The arguments, the name first, decoded back from the encoding (for logs and tests).
+    public var arguments: [[UInt8]] {
+        var result: [[UInt8]] = []
+        result.reserveCapacity(argumentCount)
+        var index = 0
+        while index < body.count {
+            // "$" digits "\r\n" bytes "\r\n"
+            index += 1
+            var length = 0
+            while body[index] != 13 {
+                length = length * 10 + Int(body[index] - 48)
+                index += 1
+            }
+            index += 2
+            result.append(Array(body[index..<(index + length)]))
+            index += length + 2
+        }
+        return result
+    }
+
+    /// The command name (first argument), upper-cased.
+    public var name: String {
+        guard let first = arguments.first else { return "" }
+        return String(decoding: first, as: UTF8.self).uppercased()
+    }
+
+    /// The full RESP encoding (`*count\r\n` followed by the arguments).
+    public var encoded: [UInt8] {
+        var result: [UInt8] = []
+        result.reserveCapacity(body.count + 16)
+        Self.appendArrayHeader(count: argumentCount, to: &result)
+        result.append(contentsOf: body)
+        return result
+    }
+
+    /// The command for logs: arguments shown as text when valid UTF-8 and
+    /// short, else as a byte count.
+    public var description: String {
+        arguments.map { bytes -> String in
+            if bytes.count <= 64, let text = String(validating: bytes, as: UTF8.self) { return text }
+            return "<\(bytes.count) bytes>"
+        }.joined(separator: " ")
+    }
+
+    private mutating func appendHeader(length: Int) {
+        argumentCount += 1
+        body.append(36) // "$"
+        Self.appendDecimal(length, to: &body)
+        body.append(13); body.append(10)
+    }
+
+    static func appendArrayHeader(count: Int, to buffer: inout [UInt8]) {
+        buffer.append(42) // "*"
+        appendDecimal(count, to: &buffer)
+        buffer.append(13); buffer.append(10)
+    }
+
+    static func appendDecimal(_ value: Int, to buffer: inout [UInt8]) {
+        if value < 10 {
+            buffer.append(UInt8(48 + value))
+            return
+        }
+        var divisor = 1
+        while divisor <= value / 10 { divisor *= 10 }
+        var rest = value
+        while divisor > 0 {
+            buffer.append(UInt8(48 + rest / divisor))
+            rest %= divisor
+            divisor /= 10
+        }
+    }
+}
+
+// MARK: - Helpers for the commands Freshet uses
+
+extension RedisCommand {
+    /// `HSET key field value [field value ...]` with text values.
+    public static func hset(_ key: String, _ fields: [(String, String)]) -> RedisCommand {
+        var command = RedisCommand("HSET")
+        command.append(key)
+        for (field, value) in fields {
+            command.append(field)
+            command.append(value)
+        }
+        return command
+    }
+
+    /// `HSET key field value [field value ...]` with binary values (e.g. embedding blobs).
+    public static func hset(_ key: String, _ fields: [(String, [UInt8])]) -> RedisCommand {
+        var command = RedisCommand("HSET")
+        command.append(key)
+        for (field, value) in fields {
+            command.append(field)
+            command.append(value)
+        }
+        return command
+    }
+
+    /// `HGETALL key`.
+    public static func hgetall(_ key: String) -> RedisCommand {
+        RedisCommand("HGETALL", key)
+    }
+
+    /// `HGET key field`.
+    public static func hget(_ key: String, _ field: String) -> RedisCommand {
+        RedisCommand("HGET", key, field)
+    }
+
+    /// `ZADD key score member [score member ...]`.
+    public static func zadd(_ key: String, _ members: [(score: Double, member: String)]) -> RedisCommand {
+        var command = RedisCommand("ZADD")
+        command.append(key)
+        for (score, member) in members {
+            command.append(score)
+            command.append(member)
+        }
+        return command
+    }
+
+    /// `DEL key [key ...]`.
+    public static func del(_ keys: String...) -> RedisCommand {
+        RedisCommand("DEL", keys)
+    }
+
+    /// `DEL key [key ...]`.
+    public static func del(_ keys: [String]) -> RedisCommand {
+        RedisCommand("DEL", keys)
+    }
+
+    /// `SET key value` (text).
+    public static func set(_ key: String, _ value: String) -> RedisCommand {
+        RedisCommand("SET", key, value)
+    }
+
+    /// `SET key value` (binary).
+    public static func set(_ key: String, _ value: [UInt8]) -> RedisCommand {
+        var command = RedisCommand("SET")
+        command.append(key)
+        command.append(value)
+        return command
+    }
+
+    /// `GET key`.
+    public static func get(_ key: String) -> RedisCommand {
+        RedisCommand("GET", key)
+    }
+
+    /// `EXPIRE key seconds`.
+    public static func expire(_ key: String, seconds: Int) -> RedisCommand {
+        var command = RedisCommand("EXPIRE")
+        command.append(key)
+        command.append(seconds)
+        return command
+    }
+
+    /// `EVALSHA sha numkeys key... arg...` with text arguments.
+    public static func evalsha(_ sha1: String, keys: [String], args: [String] = []) -> RedisCommand {
+        var command = RedisCommand("EVALSHA")
+        command.append(sha1)
+        command.append(keys.count)
+        for key in keys { command.append(key) }
+        for arg in args { command.append(arg) }
+        return command
+    }
+
+    /// `EVALSHA sha numkeys key... arg...` with binary arguments.
+    public static func evalsha(_ sha1: String, keys: [String], binaryArgs args: [[UInt8]]) -> RedisCommand {
+        var command = RedisCommand("EVALSHA")
+        command.append(sha1)
+        command.append(keys.count)
+        for key in keys { command.append(key) }
+        for arg in args { command.append(arg) }
+        return command
+    }
+
+    /// `EVALSHA` for a script (see `RedisScript`).
+    public static func evalsha(_ script: RedisScript, keys: [String], args: [String] = []) -> RedisCommand {
+        evalsha(script.sha1, keys: keys, args: args)
+    }
+
+    /// `EVALSHA` for a script with binary arguments.
+    public static func evalsha(_ script: RedisScript, keys: [String], binaryArgs args: [[UInt8]]) -> RedisCommand {
+        evalsha(script.sha1, keys: keys, binaryArgs: args)
+    }
+
+    /// `SCRIPT LOAD source`.
+    public static func scriptLoad(_ script: RedisScript) -> RedisCommand {
+        RedisCommand("SCRIPT", "LOAD", script.source)
+    }
+
+    /// `MULTI` (start a transaction; replies inside are `QUEUED`, `EXEC` returns them as an array).
+    public static var multi: RedisCommand { RedisCommand("MULTI") }
+
+    /// `EXEC`.
+    public static var exec: RedisCommand { RedisCommand("EXEC") }
+
+    /// `PING`.
+    public static var ping: RedisCommand { RedisCommand("PING") }
+}

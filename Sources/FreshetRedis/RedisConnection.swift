@@ -1,0 +1,468 @@
+import CHiredis
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// One blocking connection to Redis over hiredis: connect, AUTH, SELECT,
+/// single commands, pipelines and scripts.
+///
+/// Threading: **owned by one thread.** A hiredis context is not thread-safe,
+/// so this class is deliberately not `Sendable`; create it on (or hand it
+/// with `sending` to) the thread that uses it, such as the runtime's Redis
+/// writer thread.
+///
+/// Blocking: every method that talks to the server blocks the calling thread
+/// for up to the connect or command timeout. Never call them from Swift's
+/// cooperative pool (an `async` context); run them on a dedicated thread.
+///
+/// Errors: server error replies are *values* in pipelines (`.error` in the
+/// command's slot) and *thrown* from the single-command methods
+/// (`command`, `evalScript`, `hgetall`, `hscan`, `loadScript`). I/O, protocol
+/// and timeout failures always throw and leave the connection closed
+/// (`isConnected == false`): hiredis cannot reuse a context after them, and
+/// the replies still in flight are lost. Call `reconnect()` (or use
+/// `ReconnectingRedis`).
+///
+/// Signals: hiredis 0.14 writes with `write(2)`; to survive a server that went
+/// away, the first connection sets SIGPIPE to "ignore" if it still has its
+/// default disposition (a handler installed by the application is kept).
+public final class RedisConnection {
+    public let endpoint: RedisEndpoint
+    public let connectTimeoutMs: Int
+    public let commandTimeoutMs: Int
+
+    /// The hiredis context; nil when closed. Freed with `redisFree` in `close()` / `deinit`.
+    private var context: UnsafeMutablePointer<redisContext>?
+    /// Commands appended with `append` whose replies were not read yet.
+    public private(set) var pendingReplies = 0
+
+    /// Commands per write/read round in `execute`: bounds the client's and the
+    /// server's buffers for very large pipelines while staying pipelined.
+    public var executeChunkSize = 4096
+
+    /// Connects, authenticates (`AUTH [user] password` when the endpoint has a
+    /// password) and selects the database. Blocking (up to `connectTimeoutMs`
+    /// for the connect, `commandTimeoutMs` for each handshake command).
+    /// A timeout of 0 means "no timeout".
+    public init(endpoint: RedisEndpoint, connectTimeoutMs: Int = 2000, commandTimeoutMs: Int = 5000) throws(RedisError) {
+        self.endpoint = endpoint
+        self.connectTimeoutMs = connectTimeoutMs
+        self.commandTimeoutMs = commandTimeoutMs
+        try connect()
+    }
+
+    /// Convenience: `init(endpoint: RedisEndpoint(url: url), ...)`.
+    public convenience init(url: String, connectTimeoutMs: Int = 2000, commandTimeoutMs: Int = 5000) throws(RedisError) {
+        try self.init(endpoint: RedisEndpoint(url: url), connectTimeoutMs: connectTimeoutMs, commandTimeoutMs: commandTimeoutMs)
+    }
+
+    deinit {
+        if let context { redisFree(context) }
+    }
+
+    /// Whether a context is open and hiredis reports no error on it. A server
+    /// that went away is noticed only by the next command.
+    public var isConnected: Bool {
+        guard let context else { return false }
+        return context.pointee.err == 0
+    }
+
+    /// Closes the connection (if open) and opens a new one, with AUTH and
+    /// SELECT. Replies pending on the old connection are lost. Blocking.
+    /// Scripts must be loaded again by the caller (`ReconnectingRedis` does it).
+    public func reconnect() throws(RedisError) {
+        close()
+        try connect()
+    }
+
+    /// Frees the hiredis context. Idempotent.
+    public func close() {
+        if let context {
+            redisFree(context)
+            self.context = nil
+        }
+        pendingReplies = 0
+    }
+
+    // MARK: - Single commands
+
+    /// Sends one command and waits for its reply. Blocking.
+    /// Throws a server error reply as `.server(prefix)` / `.authentication`.
+    @discardableResult
+    public func command(_ command: RedisCommand) throws(RedisError) -> RedisReply {
+        let reply = try roundTrip(command)
+        return try reply.checked(context: "\(command.name) on \(endpoint)")
+    }
+
+    /// Sends one command given as text arguments (name first). Blocking; see `command(_: RedisCommand)`.
+    @discardableResult
+    public func command(_ arguments: [String]) throws(RedisError) -> RedisReply {
+        guard let name = arguments.first else {
+            throw RedisError(kind: .invalidArgument, message: "empty command", context: "command on \(endpoint)")
+        }
+        return try command(RedisCommand(name, Array(arguments.dropFirst())))
+    }
+
+    /// Sends one command given as binary-safe arguments (name first). Blocking.
+    @discardableResult
+    public func command(_ arguments: [[UInt8]]) throws(RedisError) -> RedisReply {
+        guard !arguments.isEmpty else {
+            throw RedisError(kind: .invalidArgument, message: "empty command", context: "command on \(endpoint)")
+        }
+        return try command(RedisCommand(arguments: arguments))
+    }
+
+    // MARK: - Low-level pipelining
+
+    /// Queues one command in hiredis's output buffer (nothing is sent until a
+    /// reply is read). Binary-safe: uses `redisAppendCommandArgv` with explicit
+    /// lengths. Read its reply with `readReplies(count:)`.
+    public func append(_ arguments: [[UInt8]]) throws(RedisError) {
+        let context = try openContext("append")
+        guard !arguments.isEmpty else {
+            throw RedisError(kind: .invalidArgument, message: "empty command", context: "append on \(endpoint)")
+        }
+        // One contiguous copy so that all argv pointers stay valid for the call.
+        var flat: [UInt8] = []
+        flat.reserveCapacity(arguments.reduce(0) { $0 + $1.count } + 1)
+        var lengths: [Int] = []
+        lengths.reserveCapacity(arguments.count)
+        for argument in arguments {
+            flat.append(contentsOf: argument)
+            lengths.append(argument.count)
+        }
+        flat.append(0) // so that an all-empty command still has a valid base pointer
+        let status: Int32 = flat.withUnsafeBufferPointer { bytes in
+            lengths.withUnsafeBufferPointer { lengthBuffer in
+                withUnsafeTemporaryAllocation(of: UnsafePointer<CChar>?.self, capacity: arguments.count) { argv in
+                    let base = UnsafeRawPointer(bytes.baseAddress!).assumingMemoryBound(to: CChar.self)
+                    var offset = 0
+                    for (index, length) in lengthBuffer.enumerated() {
+                        argv[index] = base + offset
+                        offset += length
+                    }
+                    return redisAppendCommandArgv(context, Int32(arguments.count), argv.baseAddress, lengthBuffer.baseAddress)
+                }
+            }
+        }
+        if status != REDIS_OK { throw failure(context, during: "append") }
+        pendingReplies += 1
+    }
+
+    /// Queues one command given as text arguments (name first).
+    public func append(_ arguments: [String]) throws(RedisError) {
+        try append(arguments.map { Array($0.utf8) })
+    }
+
+    /// Queues one command (its RESP encoding is copied into hiredis's buffer).
+    public func append(_ command: RedisCommand) throws(RedisError) {
+        let context = try openContext("append")
+        let encoded = command.encoded
+        let status = encoded.withUnsafeBytes { raw in
+            redisAppendFormattedCommand(context, raw.baseAddress?.assumingMemoryBound(to: CChar.self), raw.count)
+        }
+        if status != REDIS_OK { throw failure(context, during: "append") }
+        pendingReplies += 1
+    }
+
+    /// Sends everything queued and reads `count` replies, in order. Server
+    /// error replies are returned as `.error` values. Blocking.
+    public func readReplies(count: Int) throws(RedisError) -> [RedisReply] {
+        guard count <= pendingReplies else {
+            throw RedisError(kind: .invalidArgument,
+                             message: "asked for \(count) replies but only \(pendingReplies) commands are pending",
+                             context: "readReplies on \(endpoint)")
+        }
+        var replies: [RedisReply] = []
+        replies.reserveCapacity(count)
+        for _ in 0..<count {
+            replies.append(try readReply(during: "readReplies(count: \(count))"))
+        }
+        return replies
+    }
+
+    // MARK: - Pipelines
+
+    /// Sends all commands of `pipeline` and reads all their replies, in order
+    /// (in rounds of `executeChunkSize` commands). A command the server
+    /// rejects yields `.error` in its slot and does not disturb the others;
+    /// connection, I/O, protocol and timeout failures throw (and close the
+    /// connection; some commands may have been applied). Blocking.
+    public func execute(_ pipeline: RedisPipeline) throws(RedisError) -> [RedisReply] {
+        let during = "execute(pipeline of \(pipeline.count) commands)"
+        let context = try openContext(during)
+        guard pendingReplies == 0 else {
+            throw RedisError(kind: .invalidArgument,
+                             message: "\(pendingReplies) replies of appended commands are still unread",
+                             context: "\(during) on \(endpoint)")
+        }
+        var replies: [RedisReply] = []
+        replies.reserveCapacity(pipeline.count)
+        var start = 0
+        let chunk = max(1, executeChunkSize)
+        while start < pipeline.count {
+            let end = min(pipeline.count, start + chunk)
+            let bytes = pipeline.byteRange(of: start..<end)
+            let status = pipeline.buffer.withUnsafeBytes { raw in
+                let slice = UnsafeRawBufferPointer(rebasing: raw[bytes])
+                return redisAppendFormattedCommand(context, slice.baseAddress?.assumingMemoryBound(to: CChar.self), slice.count)
+            }
+            if status != REDIS_OK { throw failure(context, during: during) }
+            pendingReplies += end - start
+            for _ in start..<end {
+                replies.append(try readReply(during: during))
+            }
+            start = end
+        }
+        return replies
+    }
+
+    // MARK: - Scripts
+
+    /// `SCRIPT LOAD`s the script so that `EVALSHA` finds it (e.g. in a pipeline).
+    /// Call after every (re)connect. Blocking.
+    public func loadScript(_ script: RedisScript) throws(RedisError) {
+        let reply = try command(.scriptLoad(script))
+        guard reply.string == script.sha1 else {
+            throw RedisError(kind: .protocol, message: "SCRIPT LOAD returned \(reply), expected \(script.sha1)",
+                             context: "loadScript on \(endpoint)")
+        }
+    }
+
+    /// Runs the script with `EVALSHA`; on `NOSCRIPT`, loads it and retries once.
+    /// Script errors throw `.server(prefix)`. Blocking.
+    @discardableResult
+    public func evalScript(_ script: RedisScript, keys: [String] = [], args: [String] = []) throws(RedisError) -> RedisReply {
+        try evalScript(script, command: .evalsha(script, keys: keys, args: args))
+    }
+
+    /// `evalScript` with binary arguments.
+    @discardableResult
+    public func evalScript(_ script: RedisScript, keys: [String], binaryArgs: [[UInt8]]) throws(RedisError) -> RedisReply {
+        try evalScript(script, command: .evalsha(script, keys: keys, binaryArgs: binaryArgs))
+    }
+
+    private func evalScript(_ script: RedisScript, command evalsha: RedisCommand) throws(RedisError) -> RedisReply {
+        let context = "evalScript(\(script.sha1)) on \(endpoint)"
+        var reply = try roundTrip(evalsha)
+        if let message = reply.errorMessage, RedisError.serverErrorPrefix(message) == "NOSCRIPT" {
+            try loadScript(script)
+            reply = try roundTrip(evalsha)
+        }
+        return try reply.checked(context: context)
+    }
+
+    // MARK: - Reads
+
+    /// `HGETALL key` as field/value pairs in server order (empty when the key does not exist). Blocking.
+    public func hgetall(_ key: String) throws(RedisError) -> [(field: String, value: [UInt8])] {
+        let reply = try command(.hgetall(key))
+        guard let pairs = reply.fieldValuePairs else {
+            throw RedisError(kind: .protocol, message: "unexpected HGETALL reply \(reply)", context: "hgetall(\(key)) on \(endpoint)")
+        }
+        return pairs
+    }
+
+    /// One `HSCAN key cursor [MATCH pattern] COUNT count` step. Start with
+    /// cursor 0; the scan is complete when the returned cursor is 0. Fields
+    /// may be returned more than once across steps (Redis's SCAN guarantees). Blocking.
+    public func hscan(key: String, cursor: UInt64 = 0, count: Int = 100, match: String? = nil)
+        throws(RedisError) -> (cursor: UInt64, fields: [(field: String, value: [UInt8])]) {
+        var scan = RedisCommand("HSCAN")
+        scan.append(key)
+        scan.append(String(cursor))
+        if let match {
+            scan.append("MATCH")
+            scan.append(match)
+        }
+        scan.append("COUNT")
+        scan.append(count)
+        let reply = try command(scan)
+        guard let parts = reply.array, parts.count == 2,
+              let next = parts[0].string.flatMap({ UInt64($0) }),
+              let fields = parts[1].fieldValuePairs else {
+            throw RedisError(kind: .protocol, message: "unexpected HSCAN reply \(reply)", context: "hscan(\(key)) on \(endpoint)")
+        }
+        return (next, fields)
+    }
+
+    /// `PING`. Blocking.
+    public func ping() throws(RedisError) {
+        try command(.ping)
+    }
+
+    // MARK: - Internals
+
+    private static let sigpipeIgnored: Bool = freshet_ignore_sigpipe_if_default() == 0
+
+    private func connect() throws(RedisError) {
+        let during = "connect to \(endpoint)"
+        if endpoint.tls {
+            throw RedisError(kind: .unsupported,
+                             message: "TLS (rediss://) is not supported: Debian bookworm's hiredis 0.14.1 is built without SSL; use redis:// through a TLS tunnel (stunnel, a sidecar) or a hiredis >= 1.0 build",
+                             context: during)
+        }
+        _ = Self.sigpipeIgnored
+        let connectTimeout = Self.timeval(milliseconds: connectTimeoutMs)
+        let created: UnsafeMutablePointer<redisContext>?
+        if let path = endpoint.unixSocketPath {
+            created = connectTimeoutMs > 0 ? redisConnectUnixWithTimeout(path, connectTimeout) : redisConnectUnix(path)
+        } else {
+            created = connectTimeoutMs > 0
+                ? redisConnectWithTimeout(endpoint.host, Int32(endpoint.port), connectTimeout)
+                : redisConnect(endpoint.host, Int32(endpoint.port))
+        }
+        guard let created else {
+            throw RedisError(kind: .connection, message: "hiredis could not allocate a context", context: during)
+        }
+        if created.pointee.err != 0 {
+            let error = Self.contextError(created, during: during, connecting: true)
+            redisFree(created)
+            throw error
+        }
+        // Command timeout (SO_RCVTIMEO/SO_SNDTIMEO); 0 turns timeouts off.
+        if redisSetTimeout(created, Self.timeval(milliseconds: max(0, commandTimeoutMs))) != REDIS_OK {
+            let error = Self.contextError(created, during: "\(during): setting the command timeout", connecting: true)
+            redisFree(created)
+            throw error
+        }
+        if endpoint.unixSocketPath == nil {
+            _ = redisEnableKeepAlive(created) // best effort: detects dead peers on idle connections
+        }
+        context = created
+        pendingReplies = 0
+
+        do throws(RedisError) {
+            if let password = endpoint.password {
+                var auth = RedisCommand("AUTH")
+                if let username = endpoint.username { auth.append(username) }
+                auth.append(password)
+                let reply = try roundTrip(auth)
+                if let message = reply.errorMessage {
+                    throw RedisError(kind: .authentication, message: message,
+                                     context: "AUTH as \(endpoint.username ?? "default") on \(endpoint)")
+                }
+            }
+            if endpoint.database != 0 {
+                var select = RedisCommand("SELECT")
+                select.append(endpoint.database)
+                try command(select)
+            }
+        } catch {
+            close()
+            throw error
+        }
+    }
+
+    /// The open context, or `.connection` when closed.
+    private func openContext(_ during: String) throws(RedisError) -> UnsafeMutablePointer<redisContext> {
+        guard let context, context.pointee.err == 0 else {
+            throw RedisError(kind: .connection, message: "not connected (call reconnect())", context: "\(during) on \(endpoint)")
+        }
+        return context
+    }
+
+    /// Sends one command and returns its reply, error replies included.
+    private func roundTrip(_ command: RedisCommand) throws(RedisError) -> RedisReply {
+        let during = command.name
+        let context = try openContext(during)
+        guard pendingReplies == 0 else {
+            throw RedisError(kind: .invalidArgument,
+                             message: "\(pendingReplies) replies of appended commands are still unread",
+                             context: "\(during) on \(endpoint)")
+        }
+        let encoded = command.encoded
+        let status = encoded.withUnsafeBytes { raw in
+            redisAppendFormattedCommand(context, raw.baseAddress?.assumingMemoryBound(to: CChar.self), raw.count)
+        }
+        if status != REDIS_OK { throw failure(context, during: during) }
+        pendingReplies += 1
+        return try readReply(during: during)
+    }
+
+    /// Reads one reply (flushing the output buffer first, as hiredis does).
+    private func readReply(during: String) throws(RedisError) -> RedisReply {
+        let context = try openContext(during)
+        var raw: UnsafeMutableRawPointer?
+        let status = redisGetReply(context, &raw)
+        guard status == REDIS_OK, let raw else {
+            throw failure(context, during: during)
+        }
+        defer { freeReplyObject(raw) }
+        pendingReplies -= 1
+        return Self.convert(raw.assumingMemoryBound(to: redisReply.self))
+    }
+
+    /// Builds the error for a failed hiredis call and closes the (now unusable) context.
+    private func failure(_ context: UnsafeMutablePointer<redisContext>, during: String) -> RedisError {
+        let error = Self.contextError(context, during: "\(during) on \(endpoint)", connecting: false)
+        close()
+        return error
+    }
+
+    private static func contextError(_ context: UnsafeMutablePointer<redisContext>, during: String, connecting: Bool) -> RedisError {
+        let savedErrno = errno
+        let code = context.pointee.err
+        let message = String(cString: freshet_redis_errstr(context))
+        let kind: RedisError.Kind
+        switch code {
+        case REDIS_ERR_IO:
+            if savedErrno == EAGAIN || savedErrno == EWOULDBLOCK || savedErrno == ETIMEDOUT
+                || message.contains("timed out") || message.contains("temporarily unavailable") {
+                kind = .timeout
+            } else {
+                kind = connecting ? .connection : .io
+            }
+        case REDIS_ERR_EOF: kind = .connection
+        case REDIS_ERR_PROTOCOL: kind = .protocol
+        case REDIS_ERR_OOM: kind = .io
+        default: kind = .connection
+        }
+        return RedisError(kind: kind, message: message.isEmpty ? "hiredis error \(code)" : message,
+                          context: during, libraryCode: code)
+    }
+
+    private static func convert(_ reply: UnsafeMutablePointer<redisReply>) -> RedisReply {
+        let r = reply.pointee
+        switch r.type {
+        case REDIS_REPLY_STATUS:
+            return .status(text(r))
+        case REDIS_REPLY_ERROR:
+            return .error(text(r))
+        case REDIS_REPLY_INTEGER:
+            return .integer(Int64(r.integer))
+        case REDIS_REPLY_STRING:
+            guard let str = r.str, r.len > 0 else { return .bulk([]) }
+            return .bulk(Array(UnsafeRawBufferPointer(start: str, count: r.len)))
+        case REDIS_REPLY_NIL:
+            return .null
+        case REDIS_REPLY_ARRAY:
+            var elements: [RedisReply] = []
+            elements.reserveCapacity(r.elements)
+            if let element = r.element {
+                for index in 0..<r.elements {
+                    if let child = element[index] { elements.append(convert(child)) } else { elements.append(.null) }
+                }
+            }
+            return .array(elements)
+        default:
+            return .error("FRESHET unknown hiredis reply type \(r.type)")
+        }
+    }
+
+    private static func text(_ r: redisReply) -> String {
+        guard let str = r.str, r.len > 0 else { return "" }
+        return String(decoding: UnsafeRawBufferPointer(start: str, count: r.len), as: UTF8.self)
+    }
+
+    private static func timeval(milliseconds: Int) -> timeval {
+        Glibc.timeval(tv_sec: milliseconds / 1000, tv_usec: (milliseconds % 1000) * 1000)
+    }
+}
+
+/// Not `Sendable`: a hiredis context must not be used from two threads.
+@available(*, unavailable)
+extension RedisConnection: Sendable {}

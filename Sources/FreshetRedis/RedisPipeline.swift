@@ -1,0 +1,53 @@
+/// A batch of commands sent in one go and answered in order.
+///
+/// The pipeline keeps all commands in one RESP buffer, so `add` is a copy and
+/// sending is one write per chunk. Reuse a pipeline with
+/// `removeAll(keepingCapacity: true)` to avoid reallocating.
+///
+/// A pipeline is not a transaction: other clients' commands may interleave.
+/// Wrap commands in `.multi` / `.exec` when atomicity is needed.
+public struct RedisPipeline: Sendable {
+    /// RESP encoding of all commands, back to back.
+    private(set) var buffer: [UInt8] = []
+    /// End offset in `buffer` of each command.
+    private(set) var ends: [Int] = []
+
+    public init() {}
+
+    /// A pipeline with room for about `bytes` of encoded commands.
+    public init(reservingCapacity bytes: Int) {
+        buffer.reserveCapacity(bytes)
+    }
+
+    public init(_ commands: [RedisCommand]) {
+        for command in commands { add(command) }
+    }
+
+    /// Number of commands (and of replies `execute` returns).
+    public var count: Int { ends.count }
+    public var isEmpty: Bool { ends.isEmpty }
+    /// Size of the encoded commands in bytes.
+    public var byteCount: Int { buffer.count }
+
+    public mutating func add(_ command: RedisCommand) {
+        RedisCommand.appendArrayHeader(count: command.argumentCount, to: &buffer)
+        buffer.append(contentsOf: command.body)
+        ends.append(buffer.count)
+    }
+
+    public mutating func add(contentsOf commands: some Sequence<RedisCommand>) {
+        for command in commands { add(command) }
+    }
+
+    public mutating func removeAll(keepingCapacity: Bool = true) {
+        buffer.removeAll(keepingCapacity: keepingCapacity)
+        ends.removeAll(keepingCapacity: keepingCapacity)
+    }
+
+    /// Byte range of the commands `commands` in `buffer`.
+    func byteRange(of commands: Range<Int>) -> Range<Int> {
+        let start = commands.lowerBound == 0 ? 0 : ends[commands.lowerBound - 1]
+        let end = commands.isEmpty ? start : ends[commands.upperBound - 1]
+        return start..<end
+    }
+}

@@ -1,5 +1,0 @@
-import XCTest
-
-final class FreshetRedisTestsPlaceholder: XCTestCase {
-    func testTargetBuilds() {}
-}
