@@ -1,6 +1,207 @@
 import ArgumentParser
+import Foundation
+import FreshetEmbeddings
+import FreshetKafka
+import FreshetRedis
+import FreshetRuntime
+import FreshetWorkload
+import Logging
 
-struct BenchCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "bench", abstract: "Not built yet.")
-    func run() async throws { throw ValidationError("freshet bench is not built yet") }
+/// Benchmarks anyone can run; figures, never pass/fail thresholds.
+struct BenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Measure Freshet: end to end, freshness, the core alone, memory per key, restore, Redis, embeddings.",
+        subcommands: [EndToEnd.self, Freshness.self, Core.self, Memory.self, Restore.self, RedisPipelines.self, Embeddings.self]
+    )
+}
+
+struct BenchClusterOptions: ParsableArguments {
+    @Option(help: "Use this broker instead of starting a local one.")
+    var brokers: String?
+    @Option(help: "Use this Redis instead of starting a local one.")
+    var redis: String?
+
+    func start(_ name: String) throws -> BenchmarkCluster {
+        try BenchmarkCluster(brokers: brokers, redisURL: redis, directory: ".freshet/bench-\(name)")
+    }
+}
+
+extension BenchCommand {
+    struct EndToEnd: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "e2e",
+            abstract: "Pre-load a stream (2:1 interactions to impressions), measure librdkafka's raw drain rate, then Freshet end to end with checkpoints on and off.")
+
+        @OptionGroup var cluster: BenchClusterOptions
+        @Option(help: "Events to pre-load.") var events = 2_000_000
+        @Option(help: "Partitions per source topic.") var partitions: Int32 = 4
+        @Option(help: "Distinct users.") var users = 100_000
+        @Option(help: "Distinct items.") var items = 10_000
+
+        func run() throws {
+            let services = try cluster.start("e2e")
+            defer { services.stop() }
+            print("machine: \(MachineFacts.summary)")
+            print("pre-loading \(events) events into \(partitions) partitions per topic ...")
+            let admin = try KafkaAdmin(config: KafkaConfig(bootstrapServers: services.brokers))
+            try admin.createTopics([NewTopic(name: "interactions", partitions: partitions), NewTopic(name: "impressions", partitions: partitions)])
+            let now = Int64(Date().timeIntervalSince1970 * 1000)
+            let config = SyntheticConfig(seed: 11, users: users, items: items, startMs: now - 86_400_000, spanMs: 86_400_000,
+                                         events: events, nowMs: now)
+            let publisher = try EventPublisher(brokers: services.brokers, interactionsTopic: "interactions",
+                                               impressionsTopic: "impressions", rate: 0, randomKeys: false)
+            let loadStart = Date()
+            let loaded = try publisher.publish(SyntheticStream(config: config).lazy.map { ($0.topic == .impressions, $0.key, $0.json) })
+            print(String(format: "pre-loaded %d events in %.1f s", loaded, Date().timeIntervalSince(loadStart)))
+
+            let drain = try DrainBenchmark.run(brokers: services.brokers, topics: ["interactions", "impressions"])
+            let drainRate = Double(drain.records) / drain.seconds
+            print(String(format: "librdkafka raw drain: %d records in %.2f s = %.0f records/s", drain.records, drain.seconds, drainRate))
+
+            for (label, interval) in [("checkpoints on (5 s)", Int64(5_000)), ("checkpoints off", Int64(0))] {
+                var topology = Topology()
+                topology.checkpointIntervalMs = interval
+                topology.admin.port = -1
+                topology.progressIntervalMs = 0
+                let group = "bench-\(interval)-\(UUID().uuidString.prefix(6))"
+                let options = ProcessorOptions(brokers: services.brokers, redis: try RedisEndpoint(url: services.redisURL),
+                                               group: group, stopAtEnd: true)
+                var logger = Logger(label: "freshet.bench")
+                logger.logLevel = .warning
+                let processor = StreamProcessor(topology: topology, options: options, logger: logger)
+                let cpuBefore = MachineFacts.processCPUSeconds()
+                let started = Date()
+                try processor.run()
+                let seconds = Date().timeIntervalSince(started)
+                let cpu = MachineFacts.processCPUSeconds() - cpuBefore
+                let rate = Double(loaded) / seconds
+                print(String(format: "freshet end to end, %@: %d events in %.2f s = %.0f events/s (%.0f%% of raw drain); process CPU %.1f s = %.0f events/s per core-second",
+                             label, loaded, seconds, rate, 100 * rate / drainRate, cpu, Double(loaded) / cpu))
+            }
+        }
+    }
+
+    struct Freshness: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "freshness",
+            abstract: "Steady load at a given rate; p50/p99 from an event's production to its feature being acknowledged by Redis.")
+
+        @OptionGroup var cluster: BenchClusterOptions
+        @Option(help: "Events per second (use about half of the end-to-end maximum).") var rate = 50_000
+        @Option(help: "Seconds of load.") var seconds = 30
+
+        func run() throws {
+            let services = try cluster.start("freshness")
+            defer { services.stop() }
+            var topology = Topology()
+            topology.admin.port = -1
+            topology.progressIntervalMs = 0
+            let admin = try KafkaAdmin(config: KafkaConfig(bootstrapServers: services.brokers))
+            try admin.createTopics([NewTopic(name: "interactions", partitions: 4), NewTopic(name: "impressions", partitions: 4)])
+            var logger = Logger(label: "freshet.bench")
+            logger.logLevel = .warning
+            let processor = StreamProcessor(topology: topology,
+                                            options: ProcessorOptions(brokers: services.brokers, redis: try RedisEndpoint(url: services.redisURL),
+                                                                      group: "freshness"),
+                                            logger: logger)
+            processor.stats.keepFreshnessSamples(true)
+            let done = DispatchSemaphore(value: 0)
+            let thread = Thread {
+                do { try processor.run() } catch { print("processor: \(error)") }
+                done.signal()
+            }
+            thread.start()
+            Thread.sleep(forTimeInterval: 8)  // join the group and get assigned
+            _ = processor.stats.takeFreshnessSamples()
+            let now = Int64(Date().timeIntervalSince1970 * 1000)
+            let events = rate * seconds
+            let config = SyntheticConfig(seed: 5, users: 100_000, items: 10_000, startMs: now, spanMs: Int64(seconds) * 1000,
+                                         events: events, nowMs: now + 86_400_000)
+            let publisher = try EventPublisher(brokers: services.brokers, interactionsTopic: "interactions",
+                                               impressionsTopic: "impressions", rate: rate, randomKeys: false)
+            let sent = try publisher.publish(SyntheticStream(config: config).lazy.map { ($0.topic == .impressions, $0.key, $0.json) })
+            Thread.sleep(forTimeInterval: 3)
+            processor.requestStop()
+            done.wait()
+            let samples = processor.stats.takeFreshnessSamples()
+            let p = Percentiles.of(samples, [0.5, 0.9, 0.99, 0.999])
+            print(String(format: "freshness at %d events/s (%d sent, %d samples): p50 %.1f ms, p90 %.1f ms, p99 %.1f ms, p99.9 %.1f ms",
+                         rate, sent, samples.count, p[0] * 1000, p[1] * 1000, p[2] * 1000, p[3] * 1000))
+        }
+    }
+
+    struct Core: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "core", abstract: "The dataflow core alone, no I/O: parsing, then parsing plus every feature operator, one thread.")
+        @Option var events = 2_000_000
+        @Option var users = 100_000
+        @Option var items = 10_000
+        func run() throws {
+            print("machine: \(MachineFacts.summary)")
+            print(CoreBenchmark.run(events: events, users: users, items: items, seed: 3))
+        }
+    }
+
+    struct Memory: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "memory", abstract: "Memory per user key and per item key.")
+        @Option var users = 1_000_000
+        @Option var items = 100_000
+        func run() throws {
+            print(CoreBenchmark.memory(users: users, items: items))
+        }
+    }
+
+    struct Restore: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "restore", abstract: "Restore time of a task holding many user keys.")
+        @OptionGroup var cluster: BenchClusterOptions
+        @Option var users = 1_000_000
+        func run() throws {
+            let services = try cluster.start("restore")
+            defer { services.stop() }
+            print(try RestoreBenchmark.run(redisURL: services.redisURL, users: users))
+        }
+    }
+
+    struct RedisPipelines: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "redis", abstract: "Pipelined HSET throughput on one connection.")
+        @OptionGroup var cluster: BenchClusterOptions
+        func run() throws {
+            let services = try cluster.start("redis")
+            defer { services.stop() }
+            print(try RedisBenchmark.run(endpoint: try RedisEndpoint(url: services.redisURL)))
+        }
+    }
+
+    struct Embeddings: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "embeddings", abstract: "Examples trained per second per core, and memory per row.")
+        @Option var examples = 200_000
+        @Option var negatives = 4
+        func run() throws {
+            for dim in [64, 128] {
+                print(EmbeddingBenchmark.run(dim: dim, negatives: negatives, examples: examples))
+            }
+        }
+    }
+}
+
+/// Facts about the machine a benchmark ran on.
+enum MachineFacts {
+    static var summary: String {
+        let cores = ProcessInfo.processInfo.activeProcessorCount
+        let memory = Double(ProcessInfo.processInfo.physicalMemory) / 1_073_741_824
+        var cpu = "unknown CPU"
+        if let info = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
+           let line = info.split(separator: "\n").first(where: { $0.hasPrefix("model name") }),
+           let name = line.split(separator: ":").last {
+            cpu = name.trimmingCharacters(in: .whitespaces)
+        }
+        return String(format: "%@, %d cores, %.0f GiB", cpu, cores, memory)
+    }
+
+    /// User + system CPU time of this process so far.
+    static func processCPUSeconds() -> Double {
+        var usage = rusage()
+        getrusage(RUSAGE_SELF, &usage)
+        return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
+    }
 }

@@ -104,13 +104,13 @@ extension StreamProcessor {
             guard let task = itemTasks[id.partition] else { return nil }
             meta.nextOffset = task.nextOffset
             meta.eventTimeMs = task.currentWatermark
-            meta.sources = Self.progress(task.duplicates, watermarks: task.watermarks.currentWatermarks)
+            meta.sources = Self.sourceProgress(task.duplicates, watermarks: task.watermarks.currentWatermarks)
             entries = Self.changedEntries(task.store.takeChangedForCheckpoint(), task.store.encodeEntry)
             meta.entries = task.store.count
         case .users:
             guard let task = userTasks[id.partition] else { return nil }
             meta.nextOffset = task.nextOffset
-            meta.sources = Self.progress(task.duplicates, watermarks: [:])
+            meta.sources = Self.sourceProgress(task.duplicates, watermarks: [:])
             entries = Self.changedEntries(task.users.takeChangedForCheckpoint(), task.users.encodeEntry)
             meta.entries = task.users.count
         }
@@ -130,7 +130,7 @@ extension StreamProcessor {
         return result
     }
 
-    static func progress(_ filter: DuplicateFilter,
+    static func sourceProgress(_ filter: DuplicateFilter,
                          watermarks: [DuplicateFilter.Source: EventTimeMs]) -> [TaskCheckpoint.SourceProgress] {
         let sources = Set(filter.highest.keys).union(watermarks.keys)
         return sources.sorted { ($0.topic, $0.partition) < ($1.topic, $1.partition) }.map { source in

@@ -1,0 +1,137 @@
+import FreshetCore
+import FreshetFeatures
+@testable import FreshetRuntime
+import XCTest
+
+/// Source tasks and item tasks wired through an in-memory "repartition topic":
+/// the dataflow without Kafka (Kafka Streams' TopologyTestDriver idea).
+final class DataflowTests: XCTestCase {
+    final class MemoryOutput: TaskOutput {
+        let partitions: Int32
+        var items: [[InputRecord]]
+        var users: [[InputRecord]]
+        var deadLetters: [(String, InputRecord, BadInput)] = []
+        init(partitions: Int32) {
+            self.partitions = partitions
+            items = Array(repeating: [], count: Int(partitions))
+            users = Array(repeating: [], count: Int(partitions))
+        }
+        func repartition(_ target: RepartitionTarget, key: String, value: [UInt8]) {
+            let p = Int(UInt32(truncatingIfNeeded: key.hashValue & 0x7fff_ffff) % UInt32(partitions))
+            append(target, p, value)
+        }
+        func broadcast(_ target: RepartitionTarget, value: [UInt8]) {
+            for p in 0..<Int(partitions) { append(target, p, value) }
+        }
+        func deadLetter(sourceTopic: String, record: InputRecord, reason: BadInput) {
+            deadLetters.append((sourceTopic, record, reason))
+        }
+        private func append(_ target: RepartitionTarget, _ p: Int, _ value: [UInt8]) {
+            let record = { (list: [InputRecord]) in
+                InputRecord(partition: Int32(p), offset: Int64(list.count), key: nil, value: value, timestampMs: nil)
+            }
+            if target == .items { items[p].append(record(items[p])) } else { users[p].append(record(users[p])) }
+        }
+    }
+
+    let hour: Int64 = 3_600_000
+    let base: Int64 = 1_767_225_600_000  // 2026-01-01T00:00Z
+
+    func interaction(_ user: String, _ item: String, _ action: String = "click", ts: Int64) -> [UInt8] {
+        Array(#"{"user_id":"\#(user)","item_id":"\#(item)","action":"\#(action)","ts":\#(ts)}"#.utf8)
+    }
+
+    func makeSources() -> (SourceTask, SourceTask) {
+        let decoder = EventDecoder()
+        let a = SourceTask(id: TaskId(stage: .interactions, partition: 0), topic: "interactions", decoder: decoder,
+                           outOfOrdernessMs: 5_000, keepsUserFeatures: true)
+        let b = SourceTask(id: TaskId(stage: .interactions, partition: 1), topic: "interactions", decoder: decoder,
+                           outOfOrdernessMs: 5_000, keepsUserFeatures: true)
+        return (a, b)
+    }
+
+    func makeItemTask(partition: Int32 = 0) -> ItemTask {
+        ItemTask(id: TaskId(stage: .items, partition: partition), panes: PaneSpec(), trending: TrendingDecay(),
+                 idleTimeoutMs: nil, sources: [.init(topic: 0, partition: 0), .init(topic: 0, partition: 1)], nowMs: 0)
+    }
+
+    func testItemWatermarkIsTheMinimumOverSourcesAndCountsFollowIt() {
+        let output = MemoryOutput(partitions: 1)
+        let (a, b) = makeSources()
+        let now = base + 10 * hour
+        a.process(InputRecord(partition: 0, offset: 0, key: nil, value: interaction("u1", "i1", ts: base), timestampMs: nil), nowMs: now, output: output)
+        a.emitWatermarkIfAdvanced(output: output)
+        let item = makeItemTask()
+        for record in output.items[0] { item.process(record, nowMs: now) }
+        item.advanceWatermark(nowMs: now)
+        XCTAssertNil(item.currentWatermark, "source 1 has not reported: the watermark is unknown")
+        XCTAssertEqual(item.store.features(of: "i1")?.popularity7d ?? 0, 0, "nothing is visible before a watermark")
+
+        b.process(InputRecord(partition: 1, offset: 0, key: nil, value: interaction("u2", "i1", ts: base + 2 * hour), timestampMs: nil), nowMs: now, output: output)
+        b.emitWatermarkIfAdvanced(output: output)
+        for record in output.items[0].dropFirst(2) { item.process(record, nowMs: now) }
+        item.advanceWatermark(nowMs: now)
+        XCTAssertEqual(item.currentWatermark, base - 5_000, "minimum over the two sources")
+        // Pane of base - 5 s is the hour before base: the event at base is ahead of the watermark.
+        XCTAssertEqual(item.store.features(of: "i1")?.popularity7d, 0)
+        a.process(InputRecord(partition: 0, offset: 1, key: nil, value: interaction("u1", "i2", ts: base + 3 * hour), timestampMs: nil), nowMs: now, output: output)
+        a.emitWatermarkIfAdvanced(output: output)
+        for record in output.items[0].dropFirst(4) { item.process(record, nowMs: now) }
+        item.advanceWatermark(nowMs: now)
+        XCTAssertEqual(item.currentWatermark, base + 2 * hour - 5_000)
+        XCTAssertEqual(item.store.features(of: "i1")?.popularity7d, 1, "the event at base is now inside the window")
+        XCTAssertEqual(a.users?.features(of: "u1")?.interactionCount, 2)
+    }
+
+    func testRecordsProducedTwiceAfterACrashAreCountedOnce() {
+        let output = MemoryOutput(partitions: 1)
+        let (a, b) = makeSources()
+        let now = base + 10 * hour
+        for offset in 0..<5 {
+            a.process(InputRecord(partition: 0, offset: Int64(offset), key: nil, value: interaction("u\(offset)", "i1", ts: base + Int64(offset)), timestampMs: nil), nowMs: now, output: output)
+        }
+        // The source task crashes after offset 4 and replays from a checkpoint at offset 2.
+        let (replay, _) = makeSources()
+        for offset in 2..<7 {
+            replay.process(InputRecord(partition: 0, offset: Int64(offset), key: nil, value: interaction("u\(offset)", "i1", ts: base + Int64(offset)), timestampMs: nil), nowMs: now, output: output)
+        }
+        b.process(InputRecord(partition: 1, offset: 0, key: nil, value: interaction("x", "i9", ts: base + hour * 5), timestampMs: nil), nowMs: now, output: output)
+        replay.emitWatermarkIfAdvanced(output: output)
+        b.emitWatermarkIfAdvanced(output: output)
+        let item = makeItemTask()
+        for record in output.items[0] { item.process(record, nowMs: now) }
+        item.advanceWatermark(nowMs: now)
+        XCTAssertEqual(item.duplicatesDropped, 3, "offsets 2, 3, 4 arrived twice")
+        XCTAssertEqual(item.store.features(of: "i1")?.popularity7d, 7, "offsets 0...6, each once")
+    }
+
+    func testBadInputIsDeadLetteredWithItsReasonAndProcessingContinues() {
+        let output = MemoryOutput(partitions: 1)
+        let (a, _) = makeSources()
+        let bad: [[UInt8]] = [Array("not json".utf8), [0xff, 0xfe], Array("[1,2]".utf8),
+                              Array(#"{"user_id":"u","item_id":"i","action":"buy","ts":1767225600000}"#.utf8)]
+        for (offset, value) in bad.enumerated() {
+            a.process(InputRecord(partition: 0, offset: Int64(offset), key: nil, value: value, timestampMs: nil), nowMs: base, output: output)
+        }
+        a.process(InputRecord(partition: 0, offset: 9, key: nil, value: interaction("u1", "i1", ts: base), timestampMs: nil), nowMs: base, output: output)
+        XCTAssertEqual(output.deadLetters.map(\.2.reason), [.malformedJSON, .invalidUTF8, .notAnObject, .unknownAction])
+        XCTAssertEqual(output.deadLetters.map(\.1.offset), [0, 1, 2, 3])
+        XCTAssertEqual(a.users?.features(of: "u1")?.interactionCount, 1)
+        XCTAssertEqual(a.nextOffset, 10)
+    }
+
+    func testRendererWritesAbsoluteValuesOfChangedKeysOnly() {
+        let store = UserFeatureStore()
+        store.apply(Interaction(userId: "u1", itemId: "i1", action: .click, dwellMs: nil, ts: base, requestId: nil))
+        let renderer = FeatureRenderer(keys: RedisKeys(prefix: "p:", group: "g"), trendingTopK: 10, trending: TrendingDecay(),
+                                       halfLifeMs: hour)
+        var write = FencedWrite(task: TaskId(stage: .interactions, partition: 0), epochKey: "e", epoch: 1)
+        var samples: [Int64] = []
+        XCTAssertEqual(renderer.renderUsers(store, into: &write, samples: &samples), 1)
+        let text = write.operations.map { String(decoding: $0, as: UTF8.self) }
+        XCTAssertEqual(text, ["H", "p:user:u1", "3", "recent_items_50", #"["i1"]"#, "interaction_count", "1", "updated_ms", "\(base)"])
+        var second = FencedWrite(task: TaskId(stage: .interactions, partition: 0), epochKey: "e", epoch: 1)
+        XCTAssertEqual(renderer.renderUsers(store, into: &second, samples: &samples), 0, "nothing changed since the last flush")
+        XCTAssertTrue(second.isEmpty)
+    }
+}

@@ -1,5 +1,0 @@
-import XCTest
-
-final class FreshetRuntimeTestsPlaceholder: XCTestCase {
-    func testTargetBuilds() {}
-}

@@ -1,0 +1,90 @@
+import FreshetRuntime
+import XCTest
+
+final class TopologyLoaderTests: XCTestCase {
+    func testEmptyFileGivesTheDefaults() throws {
+        XCTAssertEqual(try TopologyLoader.parse(yaml: ""), Topology())
+    }
+
+    func testShippedTopologyIsValidAndMatchesTheDocumentedDefaults() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let topology = try TopologyLoader.load(path: root.appendingPathComponent("topologies/recsys.yaml").path)
+        XCTAssertEqual(topology, Topology())
+    }
+
+    func testValuesAreRead() throws {
+        let topology = try TopologyLoader.parse(yaml: """
+        sources:
+          interactions: clicks
+          keyed_by_user: false
+        event_time:
+          out_of_orderness: 250ms
+          idle_timeout: 2m
+        windows:
+          pane: 30m
+          length: 1d
+        trending:
+          half_life: 2h
+          top_k: 50
+        redis:
+          key_prefix: "rec:"
+        checkpoint:
+          interval: 0
+        kafka:
+          security.protocol: SASL_SSL
+        """)
+        XCTAssertEqual(topology.sources.interactions, "clicks")
+        XCTAssertFalse(topology.sources.keyedByUser)
+        XCTAssertEqual(topology.eventTime.outOfOrdernessMs, 250)
+        XCTAssertEqual(topology.eventTime.idleTimeoutMs, 120_000)
+        XCTAssertEqual(topology.windows.panesPerWindow, 48)
+        XCTAssertEqual(topology.trending.halfLifeMs, 7_200_000)
+        XCTAssertEqual(topology.trending.topK, 50)
+        XCTAssertEqual(topology.redis.keyPrefix, "rec:")
+        XCTAssertEqual(topology.checkpointIntervalMs, 0)
+        XCTAssertEqual(topology.kafka["security.protocol"], "SASL_SSL")
+    }
+
+    func testUnknownKeysAreRefusedWithTheirPath() {
+        XCTAssertThrowsError(try TopologyLoader.parse(yaml: "windows:\n  pain: 1h\n")) { error in
+            XCTAssertTrue("\(error)".contains("windows.pain"), "\(error)")
+            XCTAssertTrue("\(error)".contains("unknown key"), "\(error)")
+        }
+        XCTAssertThrowsError(try TopologyLoader.parse(yaml: "sinks: {}\n")) { error in
+            XCTAssertTrue("\(error)".contains("sinks"), "\(error)")
+        }
+    }
+
+    func testBadValuesAreRefused() {
+        let cases = [
+            ("event_time:\n  out_of_orderness: five seconds\n", "event_time.out_of_orderness"),
+            ("windows:\n  pane: 1h\n  length: 90m\n", "windows.length"),
+            ("trending:\n  top_k: 0\n", "trending.top_k"),
+            ("sources:\n  keyed_by_user: maybe\n", "sources.keyed_by_user"),
+            ("sources:\n  interactions: \"bad topic\"\n", "sources.interactions"),
+            ("admin:\n  port: 70000\n", "admin.port"),
+            ("- a list\n", ""),
+        ]
+        for (yaml, path) in cases {
+            XCTAssertThrowsError(try TopologyLoader.parse(yaml: yaml), yaml) { error in
+                XCTAssertTrue("\(error)".contains(path), "\(error) should name \(path)")
+            }
+        }
+    }
+
+    func testDurations() {
+        XCTAssertEqual(DurationParser.milliseconds("5ms"), 5)
+        XCTAssertEqual(DurationParser.milliseconds("5s"), 5_000)
+        XCTAssertEqual(DurationParser.milliseconds("10m"), 600_000)
+        XCTAssertEqual(DurationParser.milliseconds("7d"), 604_800_000)
+        XCTAssertEqual(DurationParser.milliseconds("42"), 42)
+        XCTAssertNil(DurationParser.milliseconds("-5s"))
+        XCTAssertNil(DurationParser.milliseconds("5 parsecs"))
+        XCTAssertEqual(DurationParser.describe(3_600_000), "1h")
+    }
+
+    func testRepartitionTopicsAreScopedByGroup() {
+        XCTAssertEqual(Topology.itemRepartitionTopic(group: "recs"), "recs-items-repartition")
+        XCTAssertNotEqual(Topology.itemRepartitionTopic(group: "a"), Topology.itemRepartitionTopic(group: "b"))
+    }
+}
