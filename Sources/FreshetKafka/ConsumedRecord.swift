@@ -1,0 +1,123 @@
+/// A Kafka record header.
+public struct KafkaHeader: Sendable, Hashable {
+    public var name: String
+    /// nil for a header with a null value.
+    public var value: [UInt8]?
+
+    public init(name: String, value: [UInt8]?) {
+        self.name = name
+        self.value = value
+    }
+}
+
+/// One record read by `KafkaConsumer.poll`.
+public struct ConsumedRecord: Sendable {
+    /// Index of `topic` in the consumer's subscription order (`KafkaConsumer.topics`),
+    /// -1 if the topic is not in the subscription. Cheaper to switch on than `topic`.
+    public var topicIndex: Int
+    /// Topic name; shared storage across records of a poll (no per-record allocation).
+    public var topic: String
+    public var partition: Int32
+    public var offset: Int64
+    /// nil when the record has no key.
+    public var key: [UInt8]?
+    /// Empty for a null (tombstone) value.
+    public var value: [UInt8]
+    /// Message timestamp (create time or log-append time), nil when absent.
+    public var timestampMs: Int64?
+    /// Empty unless the record carries headers.
+    public var headers: [KafkaHeader]
+
+    public init(topicIndex: Int, topic: String, partition: Int32, offset: Int64, key: [UInt8]?, value: [UInt8],
+                timestampMs: Int64?, headers: [KafkaHeader] = []) {
+        self.topicIndex = topicIndex
+        self.topic = topic
+        self.partition = partition
+        self.offset = offset
+        self.key = key
+        self.value = value
+        self.timestampMs = timestampMs
+        self.headers = headers
+    }
+
+    public var topicPartition: TopicPartition { TopicPartition(topic: topic, partition: partition) }
+}
+
+/// The consumer reached the end of a partition: `offset` is the partition's
+/// end offset (high watermark, i.e. the offset the next produced record will
+/// get) as reported by the Fetch response, which is correct on Tansu.
+public struct PartitionEndEvent: Sendable, Hashable {
+    public var topicPartition: TopicPartition
+    public var offset: Int64
+
+    public init(topicPartition: TopicPartition, offset: Int64) {
+        self.topicPartition = topicPartition
+        self.offset = offset
+    }
+}
+
+/// The result of one `KafkaConsumer.poll`: records in the order librdkafka
+/// delivered them (per partition: offset order), partition-end notices and
+/// non-fatal errors seen during the poll (fatal ones are thrown instead).
+public struct ConsumerPoll: Sendable {
+    public var records: [ConsumedRecord] = []
+    public var endOfPartition: [PartitionEndEvent] = []
+    public var errors: [KafkaError] = []
+
+    public init() {}
+
+    public var isEmpty: Bool { records.isEmpty && endOfPartition.isEmpty && errors.isEmpty }
+}
+
+/// Receives partition assignment changes. All methods are called on the
+/// thread that is inside `KafkaConsumer.poll` or `KafkaConsumer.close` (never
+/// concurrently with each other), and the consumer waits for them to return.
+///
+/// Do not call `poll` or `close` from inside a callback; `commit`, `seek`,
+/// `committedOffsets`, `pause`/`resume` and `assignment` are fine.
+public protocol RebalanceListener: AnyObject {
+    /// Partitions are being added. Return start offsets (the next offset to read)
+    /// for those partitions that have one (e.g. restored from a checkpoint);
+    /// partitions left out start at the committed offset, or at the earliest
+    /// offset when the group has none (`auto.offset.reset=earliest`).
+    func partitionsAssigned(_ partitions: [TopicPartition], consumer: KafkaConsumer) -> [TopicPartition: Int64]
+    /// Partitions are about to be taken away, still owned: flush, checkpoint and
+    /// commit synchronously here. They are unassigned when this returns.
+    func partitionsRevoked(_ partitions: [TopicPartition], consumer: KafkaConsumer)
+    /// Partitions were lost (session timeout, fenced): another member may
+    /// already own them, so do NOT commit; drop their state. Defaults to nothing
+    /// but a call to `partitionsRevoked` would be wrong, so implement it when you
+    /// commit in `partitionsRevoked`.
+    func partitionsLost(_ partitions: [TopicPartition], consumer: KafkaConsumer)
+}
+
+extension RebalanceListener {
+    public func partitionsLost(_ partitions: [TopicPartition], consumer: KafkaConsumer) {}
+}
+
+/// A `RebalanceListener` made of closures.
+public final class ClosureRebalanceListener: RebalanceListener {
+    public var onAssigned: ([TopicPartition], KafkaConsumer) -> [TopicPartition: Int64]
+    public var onRevoked: ([TopicPartition], KafkaConsumer) -> Void
+    public var onLost: ([TopicPartition], KafkaConsumer) -> Void
+
+    public init(onAssigned: @escaping ([TopicPartition], KafkaConsumer) -> [TopicPartition: Int64] = { _, _ in [:] },
+                onRevoked: @escaping ([TopicPartition], KafkaConsumer) -> Void = { _, _ in },
+                onLost: @escaping ([TopicPartition], KafkaConsumer) -> Void = { _, _ in }) {
+        self.onAssigned = onAssigned
+        self.onRevoked = onRevoked
+        self.onLost = onLost
+    }
+
+    public func partitionsAssigned(_ partitions: [TopicPartition], consumer: KafkaConsumer) -> [TopicPartition: Int64] {
+        onAssigned(partitions, consumer)
+    }
+
+    public func partitionsRevoked(_ partitions: [TopicPartition], consumer: KafkaConsumer) {
+        onRevoked(partitions, consumer)
+    }
+
+    public func partitionsLost(_ partitions: [TopicPartition], consumer: KafkaConsumer) {
+        onLost(partitions, consumer)
+    }
+}

@@ -1,0 +1,563 @@
+import CRdKafka
+import Foundation
+
+/// A consumer-group member with manual offsets (librdkafka high-level consumer).
+///
+/// Configuration applied on top of `KafkaConfig` (defaults can be overridden
+/// by the config, forced ones cannot, because `poll` and the commit protocol
+/// rely on them):
+/// - defaults: `partition.assignment.strategy=cooperative-sticky`,
+///   `auto.offset.reset=earliest`, `session.timeout.ms=6000` (Tansu's first
+///   join otherwise waits ~23 s), `heartbeat.interval.ms=1000`.
+/// - forced: `group.id`, `enable.auto.commit=false`,
+///   `enable.auto.offset.store=false`, `enable.partition.eof=true`.
+///
+/// Threading: every method that talks to the broker blocks the calling thread
+/// (documented per method); call them from a dedicated thread, never from
+/// Swift's cooperative pool. `poll` and `close` must not run concurrently
+/// (they serialise on a lock); rebalance callbacks run inside them, on that
+/// thread. The other methods are safe from any thread (librdkafka handles are
+/// thread-safe).
+///
+/// Ending a bounded run on Tansu: see `probeEndOffsets(config:partitions:timeoutMs:)`.
+public final class KafkaConsumer: @unchecked Sendable {
+    // @unchecked Sendable: `rk` is a thread-safe librdkafka handle; mutable
+    // Swift state (topic cache, closed flag) is guarded by `pollLock`, and the
+    // context's error list by its own lock.
+
+    /// The subscription, in the order that defines `ConsumedRecord.topicIndex`.
+    public let topics: [String]
+    public let groupId: String
+
+    private let rk: OpaquePointer
+    private let context: ConsumerContext
+    private let pollLock = NSRecursiveLock()
+    private var closed = false
+    /// rkt pointer → (topic index, topic name); small, linear search.
+    private var topicCache: [(rkt: OpaquePointer, cname: UnsafeMutablePointer<CChar>, index: Int, name: String)] = []
+
+    /// Creates the consumer and subscribes to `topics` (non-blocking: the group
+    /// join happens during `poll`).
+    ///
+    /// - Parameter rebalanceListener: called on assignment changes; held strongly.
+    public init(config: KafkaConfig, groupId: String, topics: [String],
+                rebalanceListener: (any RebalanceListener)? = nil) throws(KafkaError) {
+        self.topics = topics
+        self.groupId = groupId
+        let ctxName = "create consumer for group \(groupId)"
+        let conf = try config.makeConf(
+            defaults: [
+                "partition.assignment.strategy": "cooperative-sticky",
+                "auto.offset.reset": "earliest",
+                "session.timeout.ms": "6000",
+                "heartbeat.interval.ms": "1000",
+            ],
+            forced: [
+                "group.id": groupId,
+                "enable.auto.commit": "false",
+                "enable.auto.offset.store": "false",
+                "enable.partition.eof": "true",
+            ],
+            context: ctxName)
+        let context = ConsumerContext(listener: rebalanceListener)
+        self.context = context
+        rd_kafka_conf_set_opaque(conf, Unmanaged.passUnretained(context).toOpaque())
+        rd_kafka_conf_set_rebalance_cb(conf, consumerRebalanceCallback)
+        rd_kafka_conf_set_error_cb(conf, consumerErrorCallback)
+        self.rk = try CInterop.newClient(type: RD_KAFKA_CONSUMER, conf: conf, context: ctxName)
+        rd_kafka_poll_set_consumer(rk)
+        context.consumer = self
+
+        let list = rd_kafka_topic_partition_list_new(Int32(max(topics.count, 1)))!
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        for t in topics { rd_kafka_topic_partition_list_add(list, t, RD_KAFKA_PARTITION_UA) }
+        let err = rd_kafka_subscribe(rk, list)
+        if err != RD_KAFKA_RESP_ERR_NO_ERROR {
+            let e = KafkaError.from(err, context: "subscribe to \(topics.joined(separator: ","))")
+            closed = true
+            rd_kafka_destroy(rk)
+            throw e
+        }
+    }
+
+    /// Group-less consumer for `assign`-style reading (used by `probeEndOffsets`).
+    private init(unsubscribedConfig config: KafkaConfig, context ctxName: String) throws(KafkaError) {
+        self.topics = []
+        self.groupId = ""
+        let conf = try config.makeConf(
+            defaults: ["auto.offset.reset": "earliest"],
+            forced: ["enable.auto.commit": "false", "enable.auto.offset.store": "false",
+                     "enable.partition.eof": "true"],
+            context: ctxName)
+        let context = ConsumerContext(listener: nil)
+        self.context = context
+        rd_kafka_conf_set_opaque(conf, Unmanaged.passUnretained(context).toOpaque())
+        rd_kafka_conf_set_error_cb(conf, consumerErrorCallback)
+        self.rk = try CInterop.newClient(type: RD_KAFKA_CONSUMER, conf: conf, context: ctxName)
+        rd_kafka_poll_set_consumer(rk)
+    }
+
+    deinit {
+        // Order: leave the group (listener disabled: `self` must not escape from
+        // deinit), destroy the handle, then free our copies of topic names.
+        if !closed {
+            context.listenerEnabled = false
+            _ = rd_kafka_consumer_close(rk)
+        }
+        rd_kafka_destroy(rk)
+        for entry in topicCache { free(entry.cname) }
+    }
+
+    // MARK: - Polling
+
+    /// Returns up to `maxRecords` records plus partition-end notices and
+    /// non-fatal errors. Blocks up to `timeoutMs` for the first message, then
+    /// takes only what is immediately available. Rebalance callbacks run inside.
+    ///
+    /// - Throws: a fatal `KafkaError` (the consumer is unusable).
+    public func poll(maxRecords: Int, timeoutMs: Int32) throws(KafkaError) -> ConsumerPoll {
+        pollLock.lock()
+        defer { pollLock.unlock() }
+        var result = ConsumerPoll()
+        guard !closed else {
+            throw KafkaError(code: KafkaError.Code.state, message: "consumer is closed", context: "poll")
+        }
+        result.records.reserveCapacity(min(maxRecords, 4096))
+        var timeout = timeoutMs
+        var iterations = 0
+        let maxIterations = maxRecords + 1024
+        while result.records.count < maxRecords && iterations < maxIterations {
+            iterations += 1
+            guard let msg = rd_kafka_consumer_poll(rk, timeout) else { break }
+            timeout = 0
+            defer { rd_kafka_message_destroy(msg) }
+            let m = msg.pointee
+            if m.err == RD_KAFKA_RESP_ERR_NO_ERROR {
+                let (index, name) = resolveTopic(m.rkt)
+                var ts: Int64? = nil
+                var tsType = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE
+                let t = rd_kafka_message_timestamp(msg, &tsType)
+                if tsType != RD_KAFKA_TIMESTAMP_NOT_AVAILABLE && t >= 0 { ts = t }
+                let key: [UInt8]? = m.key.map { Array(UnsafeRawBufferPointer(start: $0, count: m.key_len)) }
+                let value: [UInt8] = m.payload.map { Array(UnsafeRawBufferPointer(start: $0, count: m.len)) } ?? []
+                result.records.append(ConsumedRecord(
+                    topicIndex: index, topic: name, partition: m.partition, offset: m.offset,
+                    key: key, value: value, timestampMs: ts, headers: Self.headers(of: msg)))
+            } else if m.err == RD_KAFKA_RESP_ERR__PARTITION_EOF {
+                let (_, name) = resolveTopic(m.rkt)
+                result.endOfPartition.append(PartitionEndEvent(
+                    topicPartition: TopicPartition(topic: name, partition: m.partition), offset: m.offset))
+            } else if m.err == RD_KAFKA_RESP_ERR__FATAL {
+                throw KafkaError.fatalError(of: rk, context: "poll")
+                    ?? KafkaError.from(m.err, context: "poll")
+            } else {
+                let name = m.rkt.flatMap { rd_kafka_topic_name($0) }.map { String(cString: $0) }
+                let what = name.map { "consume \($0)[\(m.partition)]" } ?? "consume"
+                let text = Self.messageText(m)
+                result.errors.append(KafkaError.from(m.err, message: text, context: what))
+            }
+        }
+        for e in context.takeErrors() {
+            if e.isFatal {
+                throw KafkaError.fatalError(of: rk, context: e.context) ?? e
+            }
+            result.errors.append(e)
+        }
+        return result
+    }
+
+    private static func messageText(_ m: rd_kafka_message_t) -> String {
+        if let p = m.payload, m.len > 0 {
+            let bytes = UnsafeRawBufferPointer(start: p, count: m.len)
+            return String(decoding: bytes, as: UTF8.self)
+        }
+        return String(cString: rd_kafka_err2str(m.err))
+    }
+
+    private static func headers(of msg: UnsafeMutablePointer<rd_kafka_message_t>) -> [KafkaHeader] {
+        var hdrs: OpaquePointer? = nil
+        guard rd_kafka_message_headers(msg, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR, let hdrs else { return [] }
+        var out: [KafkaHeader] = []
+        var idx = 0
+        while true {
+            var name: UnsafePointer<CChar>? = nil
+            var val: UnsafeRawPointer? = nil
+            var size = 0
+            guard rd_kafka_header_get_all(hdrs, idx, &name, &val, &size) == RD_KAFKA_RESP_ERR_NO_ERROR else { break }
+            let n = name.map { String(cString: $0) } ?? ""
+            out.append(KafkaHeader(name: n, value: val.map { Array(UnsafeRawBufferPointer(start: $0, count: size)) }))
+            idx += 1
+        }
+        return out
+    }
+
+    private func resolveTopic(_ rkt: OpaquePointer?) -> (Int, String) {
+        guard let rkt else { return (-1, "") }
+        let cname = rd_kafka_topic_name(rkt)
+        for entry in topicCache where entry.rkt == rkt {
+            if let cname, strcmp(cname, entry.cname) == 0 { return (entry.index, entry.name) }
+        }
+        guard let cname else { return (-1, "") }
+        let name = String(cString: cname)
+        let index = topics.firstIndex(of: name) ?? -1
+        if let copy = strdup(cname) {
+            topicCache.removeAll { $0.rkt == rkt && { free($0.cname); return true }($0) }
+            topicCache.append((rkt, copy, index, name))
+        }
+        return (index, name)
+    }
+
+    // MARK: - Offsets
+
+    /// Commits `offsets` (each the NEXT offset to read) for this group.
+    /// Synchronous commits block until the broker answers; asynchronous ones
+    /// return at once and their failures are not reported (a later synchronous
+    /// commit supersedes them).
+    public func commit(_ offsets: [TopicPartition: Int64], synchronous: Bool = true) throws(KafkaError) {
+        guard !offsets.isEmpty else { return }
+        let list = CInterop.makeList(offsets: offsets)
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        let ctx = "commit offsets for group \(groupId)"
+        let err = rd_kafka_commit(rk, list, synchronous ? 0 : 1)
+        if err != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError.from(err, context: ctx) }
+        if synchronous, let e = CInterop.firstError(list, context: ctx) { throw e }
+    }
+
+    /// The group's committed offsets (next offset to read); partitions without
+    /// a committed offset are absent. Blocks up to `timeoutMs`.
+    public func committedOffsets(for partitions: [TopicPartition], timeoutMs: Int32 = 5000) throws(KafkaError) -> [TopicPartition: Int64] {
+        guard !partitions.isEmpty else { return [:] }
+        let list = CInterop.makeList(partitions)
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        let ctx = "fetch committed offsets for group \(groupId)"
+        let err = rd_kafka_committed(rk, list, timeoutMs)
+        if err != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError.from(err, context: ctx) }
+        var out: [TopicPartition: Int64] = [:]
+        for e in CInterop.entries(list) {
+            if e.err != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError.from(e.err, context: "\(ctx) (\(e.tp))") }
+            if e.offset >= 0 { out[e.tp] = e.offset }
+        }
+        return out
+    }
+
+    /// Current fetch positions (offset of the next record `poll` returns) of
+    /// assigned partitions; absent when unknown. Non-blocking.
+    public func positions(for partitions: [TopicPartition]) throws(KafkaError) -> [TopicPartition: Int64] {
+        guard !partitions.isEmpty else { return [:] }
+        let list = CInterop.makeList(partitions)
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        let err = rd_kafka_position(rk, list)
+        if err != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError.from(err, context: "read positions") }
+        var out: [TopicPartition: Int64] = [:]
+        for e in CInterop.entries(list) where e.offset >= 0 { out[e.tp] = e.offset }
+        return out
+    }
+
+    /// Moves the fetch position of an assigned partition. Blocks up to
+    /// `timeoutMs` (0: asynchronous). Records already fetched for the old
+    /// position are discarded by librdkafka.
+    public func seek(_ partition: TopicPartition, offset: Int64, timeoutMs: Int32 = 5000) throws(KafkaError) {
+        let list = CInterop.makeList([partition], offsets: [partition: offset])
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        let ctx = "seek \(partition) to \(offset)"
+        if let error = rd_kafka_seek_partitions(rk, list, timeoutMs) {
+            throw KafkaError.consuming(error, context: ctx)
+        }
+        if let e = CInterop.firstError(list, context: ctx) { throw e }
+    }
+
+    /// Stops fetching the partitions (assignment kept). Non-blocking.
+    public func pause(_ partitions: [TopicPartition]) throws(KafkaError) {
+        guard !partitions.isEmpty else { return }
+        let list = CInterop.makeList(partitions)
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        let err = rd_kafka_pause_partitions(rk, list)
+        if err != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError.from(err, context: "pause \(partitions)") }
+        if let e = CInterop.firstError(list, context: "pause") { throw e }
+    }
+
+    /// Resumes fetching paused partitions. Non-blocking.
+    public func resume(_ partitions: [TopicPartition]) throws(KafkaError) {
+        guard !partitions.isEmpty else { return }
+        let list = CInterop.makeList(partitions)
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        let err = rd_kafka_resume_partitions(rk, list)
+        if err != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError.from(err, context: "resume \(partitions)") }
+        if let e = CInterop.firstError(list, context: "resume") { throw e }
+    }
+
+    /// The current assignment, sorted. Non-blocking.
+    public func assignment() -> [TopicPartition] {
+        var list: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>? = nil
+        guard rd_kafka_assignment(rk, &list) == RD_KAFKA_RESP_ERR_NO_ERROR, let list else { return [] }
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        return CInterop.partitions(list).sorted()
+    }
+
+    /// Assigns partitions directly, without the group (only for consumers
+    /// used without rebalance semantics, e.g. probes). `offsets` default to
+    /// the committed offset / `auto.offset.reset`.
+    func assignDirect(_ partitions: [TopicPartition], offsets: [TopicPartition: Int64]) throws(KafkaError) {
+        let list = CInterop.makeList(partitions, offsets: offsets)
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        let err = rd_kafka_assign(rk, list)
+        if err != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError.from(err, context: "assign \(partitions)") }
+    }
+
+    /// The partition's high watermark (end offset: the offset of the next
+    /// record to be written) as last reported by a Fetch response, or nil
+    /// before the first Fetch response for it. Non-blocking. Correct on Tansu,
+    /// unlike ListOffsets(latest).
+    public func cachedHighWatermark(_ partition: TopicPartition) -> Int64? {
+        var lo: Int64 = -1
+        var hi: Int64 = -1
+        let err = rd_kafka_get_watermark_offsets(rk, partition.topic, partition.partition, &lo, &hi)
+        guard err == RD_KAFKA_RESP_ERR_NO_ERROR, hi >= 0 else { return nil }
+        return hi
+    }
+
+    // MARK: - Group
+
+    /// This member's id in the group (empty before the first join). Non-blocking.
+    public var memberId: String {
+        guard let p = rd_kafka_memberid(rk) else { return "" }
+        defer { rd_kafka_mem_free(rk, p) }
+        return String(cString: p)
+    }
+
+    /// The group generation this member last joined, when the loaded librdkafka
+    /// exposes it (2.1+; looked up at run time since the 2.0.2 headers lack it).
+    public var generationId: Int32? {
+        guard let getter = GroupMetadataSymbols.generationId, let md = rd_kafka_consumer_group_metadata(rk) else { return nil }
+        defer { rd_kafka_consumer_group_metadata_destroy(md) }
+        return getter(UnsafeRawPointer(md))
+    }
+
+    /// "COOPERATIVE", "EAGER" or "NONE" (not yet joined).
+    public var rebalanceProtocol: String {
+        rd_kafka_rebalance_protocol(rk).map { String(cString: $0) } ?? "NONE"
+    }
+
+    /// Number of partitions of `topic` from broker metadata. Blocks up to `timeoutMs`.
+    /// - Throws: `KafkaError` with code `unknownTopicOrPartition` when the topic does not exist.
+    public func partitionCount(topic: String, timeoutMs: Int32 = 5000) throws(KafkaError) -> Int {
+        let ctx = "read metadata of topic \(topic)"
+        guard let n = try CInterop.partitionCount(rk, topic: topic, timeoutMs: timeoutMs, context: ctx) else {
+            throw KafkaError(code: KafkaError.Code.unknownTopicOrPartition, message: "topic does not exist", context: ctx)
+        }
+        return n
+    }
+
+    // MARK: - Closing
+
+    /// Leaves the group: revokes the assignment (running
+    /// `RebalanceListener.partitionsRevoked`, where the owner commits), then
+    /// stops. Blocks until done (bounded by the session timeout). Idempotent.
+    public func close() throws(KafkaError) {
+        pollLock.lock()
+        defer { pollLock.unlock() }
+        guard !closed else { return }
+        closed = true
+        let err = rd_kafka_consumer_close(rk)
+        if err != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError.from(err, context: "close consumer of group \(groupId)") }
+    }
+
+    // MARK: - End offsets
+
+    /// End offsets of `partitions` as of now, read the way that is correct on
+    /// Tansu.
+    ///
+    /// Tansu answers ListOffsets(latest) with the base offset of the newest
+    /// batch + 1 instead of the log end offset, so `OFFSET_END`,
+    /// `rd_kafka_query_watermark_offsets` and any "seek to end" are wrong there.
+    /// Fetch responses do carry the true high watermark. This probe therefore
+    /// creates a short-lived group-less consumer, assigns every partition at the
+    /// beginning, polls until a Fetch response has reported the high watermark
+    /// of each one (`rd_kafka_get_watermark_offsets`, or a partition-EOF event),
+    /// and returns those. It reads at most one fetch worth of data per partition
+    /// and commits nothing.
+    ///
+    /// For `--stop-at-end`, call this once at start-up for every partition of
+    /// the input topics (not only the ones assigned to this instance, since
+    /// partitions can move in later), then treat a partition as finished when
+    /// its consumed position reaches the probed offset (the last record has
+    /// offset `end - 1`; an empty partition is finished at once). A
+    /// partition-EOF event with `offset >= end` also means finished.
+    ///
+    /// Blocks up to `timeoutMs`.
+    public static func probeEndOffsets(config: KafkaConfig, partitions: [TopicPartition],
+                                       timeoutMs: Int32 = 10_000) throws(KafkaError) -> [TopicPartition: Int64] {
+        guard !partitions.isEmpty else { return [:] }
+        var probeConfig = config
+        probeConfig.properties.removeValue(forKey: "group.id")
+        probeConfig.properties["max.partition.fetch.bytes"] = "1024"
+        probeConfig.properties["fetch.wait.max.ms"] = "10"
+        let probe = try KafkaConsumer(unsubscribedConfig: probeConfig, context: "create end-offset probe")
+        let offsets = Dictionary(uniqueKeysWithValues: partitions.map { ($0, KafkaOffset.beginning) })
+        try probe.assignDirect(partitions, offsets: offsets)
+        var found: [TopicPartition: Int64] = [:]
+        let deadline = DispatchTime.now().uptimeNanoseconds + UInt64(max(timeoutMs, 0)) * 1_000_000
+        var lastError: KafkaError? = nil
+        while true {
+            for tp in partitions where found[tp] == nil {
+                if let hi = probe.cachedHighWatermark(tp) { found[tp] = hi }
+            }
+            if found.count == partitions.count { break }
+            if DispatchTime.now().uptimeNanoseconds >= deadline {
+                let missing = partitions.filter { found[$0] == nil }.map(\.description).joined(separator: ", ")
+                throw KafkaError(code: KafkaError.Code.timedOut,
+                                 message: "no Fetch response within \(timeoutMs) ms for \(missing)"
+                                     + (lastError.map { "; last error: \($0)" } ?? ""),
+                                 isRetriable: true, context: "probe end offsets")
+            }
+            let batch = try probe.poll(maxRecords: 10_000, timeoutMs: 50)
+            for eof in batch.endOfPartition where found[eof.topicPartition] == nil {
+                found[eof.topicPartition] = eof.offset
+            }
+            if let e = batch.errors.last { lastError = e }
+        }
+        probe.closed = true  // group-less: nothing to leave
+        return found
+    }
+
+    /// All partitions of `topics` (via metadata), then `probeEndOffsets`.
+    public static func probeEndOffsets(config: KafkaConfig, topics: [String],
+                                       timeoutMs: Int32 = 10_000) throws(KafkaError) -> [TopicPartition: Int64] {
+        let admin = try KafkaAdmin(config: config)
+        var parts: [TopicPartition] = []
+        for t in topics {
+            guard let n = try admin.partitionCount(topic: t, timeoutMs: timeoutMs) else {
+                throw KafkaError(code: KafkaError.Code.unknownTopicOrPartition, message: "topic does not exist",
+                                 context: "probe end offsets of \(t)")
+            }
+            parts += (0..<Int32(n)).map { TopicPartition(topic: t, partition: $0) }
+        }
+        return try probeEndOffsets(config: config, partitions: parts, timeoutMs: timeoutMs)
+    }
+
+    // MARK: - Rebalance (called from the C callback on the polling thread)
+
+    fileprivate func handleRebalance(_ err: rd_kafka_resp_err_t,
+                                     _ list: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?,
+                                     listener: (any RebalanceListener)?) {
+        let cooperative = rebalanceProtocol == "COOPERATIVE"
+        let parts = CInterop.partitions(list)
+        switch err {
+        case RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS:
+            if let listener, let list {
+                let starts = listener.partitionsAssigned(parts, consumer: self)
+                if !starts.isEmpty, let elems = list.pointee.elems {
+                    for i in 0..<Int(list.pointee.cnt) {
+                        let tp = TopicPartition(topic: String(cString: elems[i].topic), partition: elems[i].partition)
+                        if let off = starts[tp] { elems[i].offset = off }
+                    }
+                }
+            }
+            if cooperative {
+                if let error = rd_kafka_incremental_assign(rk, list) {
+                    context.append(KafkaError.consuming(error, context: "incremental assign \(parts)"))
+                }
+            } else {
+                let e = rd_kafka_assign(rk, list)
+                if e != RD_KAFKA_RESP_ERR_NO_ERROR { context.append(KafkaError.from(e, context: "assign \(parts)")) }
+            }
+        case RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS:
+            if let listener {
+                if rd_kafka_assignment_lost(rk) != 0 {
+                    listener.partitionsLost(parts, consumer: self)
+                } else {
+                    listener.partitionsRevoked(parts, consumer: self)
+                }
+            }
+            if cooperative {
+                if let error = rd_kafka_incremental_unassign(rk, list) {
+                    context.append(KafkaError.consuming(error, context: "incremental unassign \(parts)"))
+                }
+            } else {
+                _ = rd_kafka_assign(rk, nil)
+            }
+        default:
+            context.append(KafkaError.from(err, context: "rebalance"))
+            _ = rd_kafka_assign(rk, nil)
+        }
+    }
+
+    /// Assignment without a `KafkaConsumer` (during deinit): no listener calls.
+    fileprivate static func handleRebalanceBare(_ rk: OpaquePointer, _ err: rd_kafka_resp_err_t,
+                                                _ list: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?) {
+        let cooperative = rd_kafka_rebalance_protocol(rk).map { String(cString: $0) } == "COOPERATIVE"
+        if err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS {
+            if cooperative { rd_kafka_incremental_assign(rk, list).map { rd_kafka_error_destroy($0) } } else { _ = rd_kafka_assign(rk, list) }
+        } else {
+            if cooperative && err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS {
+                rd_kafka_incremental_unassign(rk, list).map { rd_kafka_error_destroy($0) }
+            } else {
+                _ = rd_kafka_assign(rk, nil)
+            }
+        }
+    }
+}
+
+/// State shared with the C callbacks through the opaque pointer. Owned by the
+/// consumer, which destroys the librdkafka handle before releasing it.
+final class ConsumerContext: @unchecked Sendable {
+    // @unchecked Sendable: `errors` is guarded by `lock`; `consumer`, `listener`
+    // and `listenerEnabled` are set before polling starts / in deinit.
+    weak var consumer: KafkaConsumer?
+    let listener: (any RebalanceListener)?
+    var listenerEnabled = true
+    private let lock = NSLock()
+    private var errors: [KafkaError] = []
+
+    init(listener: (any RebalanceListener)?) {
+        self.listener = listener
+    }
+
+    func append(_ e: KafkaError) {
+        lock.lock()
+        errors.append(e)
+        lock.unlock()
+    }
+
+    func takeErrors() -> [KafkaError] {
+        lock.lock()
+        defer { lock.unlock() }
+        let out = errors
+        errors = []
+        return out
+    }
+}
+
+private let consumerRebalanceCallback: @convention(c) (OpaquePointer?, rd_kafka_resp_err_t, UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?, UnsafeMutableRawPointer?) -> Void = { rk, err, list, opaque in
+    guard let rk else { return }
+    guard let opaque else {
+        KafkaConsumer.handleRebalanceBare(rk, err, list)
+        return
+    }
+    let ctx = Unmanaged<ConsumerContext>.fromOpaque(opaque).takeUnretainedValue()
+    if ctx.listenerEnabled, let consumer = ctx.consumer {
+        consumer.handleRebalance(err, list, listener: ctx.listener)
+    } else {
+        KafkaConsumer.handleRebalanceBare(rk, err, list)
+    }
+}
+
+private let consumerErrorCallback: @convention(c) (OpaquePointer?, Int32, UnsafePointer<CChar>?, UnsafeMutableRawPointer?) -> Void = { rk, err, reason, opaque in
+    guard let opaque else { return }
+    let ctx = Unmanaged<ConsumerContext>.fromOpaque(opaque).takeUnretainedValue()
+    let code = rd_kafka_resp_err_t(rawValue: err)
+    let msg = reason.map { String(cString: $0) } ?? ""
+    var e = KafkaError.from(code, message: msg, context: "consumer background")
+    if code == RD_KAFKA_RESP_ERR__FATAL { e.isFatal = true }
+    ctx.append(e)
+}
+
+/// Symbols newer than the 2.0.2 headers, resolved in the loaded librdkafka.
+enum GroupMetadataSymbols {
+    typealias GenerationIdFn = @convention(c) (UnsafeRawPointer) -> Int32
+    static let generationId: GenerationIdFn? = {
+        guard let handle = dlopen(nil, RTLD_NOW),
+              let sym = dlsym(handle, "rd_kafka_consumer_group_metadata_generation_id") else { return nil }
+        return unsafeBitCast(sym, to: GenerationIdFn.self)
+    }()
+}
