@@ -1,0 +1,27 @@
+/// Why an input message was rejected. It goes, with `reason` and `detail`, to the
+/// dead-letter topic and into the bad-input metric (labelled by `reason.rawValue`).
+public struct BadInput: Error, Sendable, Equatable, CustomStringConvertible {
+    /// Stable machine-readable reasons; the raw values are metric labels and DLQ headers.
+    public enum Reason: String, Sendable, CaseIterable {
+        case invalidUTF8 = "invalid_utf8"
+        case malformedJSON = "malformed_json"
+        case notAnObject = "not_an_object"
+        case missingField = "missing_field"
+        case wrongType = "wrong_type"
+        case unknownAction = "unknown_action"
+        case timestampOutOfRange = "timestamp_out_of_range"
+        case invalidField = "invalid_field"
+    }
+
+    public var reason: Reason
+    /// A short human explanation naming the field or byte offset,
+    /// e.g. "field 'action' has unknown value 'buy'".
+    public var detail: String
+
+    public init(_ reason: Reason, _ detail: String) {
+        self.reason = reason
+        self.detail = detail
+    }
+
+    public var description: String { "\(reason.rawValue): \(detail)" }
+}

@@ -1,0 +1,61 @@
+/// Appends the little binary format used by state snapshots and repartition
+/// records: LEB128 varints, zigzag varints for signed values, fixed little-endian
+/// 64-bit words, IEEE doubles, and varint-length-prefixed UTF-8 strings.
+public struct ByteWriter: Sendable {
+    public var bytes: [UInt8]
+
+    public init(capacity: Int = 64) {
+        bytes = []
+        bytes.reserveCapacity(capacity)
+    }
+
+    @inline(__always)
+    public mutating func write(byte: UInt8) { bytes.append(byte) }
+
+    public mutating func write(varint: UInt64) {
+        var v = varint
+        while v >= 0x80 {
+            bytes.append(UInt8(truncatingIfNeeded: v) | 0x80)
+            v >>= 7
+        }
+        bytes.append(UInt8(v))
+    }
+
+    /// Zigzag so small negative numbers stay short.
+    public mutating func write(zigzag: Int64) {
+        write(varint: UInt64(bitPattern: (zigzag << 1) ^ (zigzag >> 63)))
+    }
+
+    public mutating func write(int64: Int64) {
+        var v = UInt64(bitPattern: int64)
+        for _ in 0..<8 {
+            bytes.append(UInt8(truncatingIfNeeded: v))
+            v >>= 8
+        }
+    }
+
+    public mutating func write(double: Double) { write(int64: Int64(bitPattern: double.bitPattern)) }
+
+    public mutating func write(string: String) {
+        var s = string
+        s.withUTF8 { utf8 in
+            write(varint: UInt64(utf8.count))
+            bytes.append(contentsOf: utf8)
+        }
+    }
+
+    /// Raw bytes, length-prefixed.
+    public mutating func write(bytes other: some Collection<UInt8>) {
+        write(varint: UInt64(other.count))
+        bytes.append(contentsOf: other)
+    }
+
+    /// Presence flag (0/1) followed by the value when present.
+    public mutating func write(optionalZigzag v: Int64?) {
+        if let v { write(byte: 1); write(zigzag: v) } else { write(byte: 0) }
+    }
+
+    public mutating func write(optionalString v: String?) {
+        if let v { write(byte: 1); write(string: v) } else { write(byte: 0) }
+    }
+}

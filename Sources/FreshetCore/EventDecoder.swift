@@ -1,0 +1,122 @@
+/// Decodes and validates the JSON events of the `interactions` and `impressions`
+/// topics straight from raw UTF-8 bytes (no Foundation, no intermediate tree).
+///
+/// Contract (DESIGN.md "Input events"):
+/// - all bytes must be valid UTF-8 and form exactly one JSON value, a top-level object;
+/// - ids are non-empty strings or integers (integers become their decimal text);
+/// - unknown fields are skipped (syntax still checked); `null` means "absent";
+/// - `ts` falls back to the Kafka message timestamp; the resolved time must lie in
+///   `[minTimestampMs, nowMs + maxFutureSkewMs]`.
+/// Every rejection is a `BadInput` with a stable reason and a detail naming the field.
+public struct EventDecoder: Sendable {
+    /// Earliest accepted event time (default 2000-01-01T00:00:00Z).
+    public var minTimestampMs: EventTimeMs
+    /// How far past the caller's wall clock an event time may lie (default one day).
+    public var maxFutureSkewMs: Int64
+
+    public init(minTimestampMs: EventTimeMs = 946_684_800_000, maxFutureSkewMs: Int64 = 86_400_000) {
+        self.minTimestampMs = minTimestampMs
+        self.maxFutureSkewMs = maxFutureSkewMs
+    }
+
+    /// Decodes an `interactions` event.
+    public func decodeInteraction(_ bytes: UnsafeRawBufferPointer, messageTimestampMs: EventTimeMs?,
+                                  nowMs: EventTimeMs) throws(BadInput) -> Interaction {
+        var s = try JSONScanner.openObject(bytes)
+        var problem: BadInput?
+        var userId: String?, itemId: String?, action: Action?
+        var dwellMs: Int64?, ts: Int64?, requestId: String?
+        var first = true
+        while let key = try s.nextKey(first: &first) {
+            switch s.field(key) {
+            case .userId: userId = try s.readId("user_id", &problem)
+            case .itemId: itemId = try s.readId("item_id", &problem)
+            case .action: action = try s.readAction(&problem)
+            case .dwellMs: dwellMs = try s.readInt("dwell_ms", rangeReason: .invalidField, &problem)
+            case .ts: ts = try s.readInt("ts", rangeReason: .timestampOutOfRange, &problem)
+            case .requestId: requestId = try s.readOptionalText("request_id", &problem)
+            case .itemsShown, .positions, nil: try s.skipValue()
+            }
+        }
+        try s.finish()
+        if let problem { throw problem }
+        guard let userId else { throw BadInput(.missingField, "missing field 'user_id'") }
+        guard let itemId else { throw BadInput(.missingField, "missing field 'item_id'") }
+        guard let action else { throw BadInput(.missingField, "missing field 'action'") }
+        if let d = dwellMs, d < 0 { throw BadInput(.invalidField, "field 'dwell_ms' is negative (\(d))") }
+        let time = try resolveTimestamp(ts, messageTimestampMs: messageTimestampMs, nowMs: nowMs)
+        return Interaction(userId: userId, itemId: itemId, action: action, dwellMs: dwellMs,
+                           ts: time, requestId: requestId)
+    }
+
+    /// Decodes an `impressions` event.
+    public func decodeImpression(_ bytes: UnsafeRawBufferPointer, messageTimestampMs: EventTimeMs?,
+                                 nowMs: EventTimeMs) throws(BadInput) -> Impression {
+        var s = try JSONScanner.openObject(bytes)
+        var problem: BadInput?
+        var userId: String?, items: [String]?, positions: [Int32]?
+        var ts: Int64?, requestId: String?
+        var first = true
+        while let key = try s.nextKey(first: &first) {
+            switch s.field(key) {
+            case .userId: userId = try s.readId("user_id", &problem)
+            case .itemsShown: items = try s.readIdArray("items_shown", &problem)
+            case .positions: positions = try s.readInt32Array("positions", &problem)
+            case .ts: ts = try s.readInt("ts", rangeReason: .timestampOutOfRange, &problem)
+            case .requestId: requestId = try s.readOptionalText("request_id", &problem)
+            case .itemId, .action, .dwellMs, nil: try s.skipValue()
+            }
+        }
+        try s.finish()
+        if let problem { throw problem }
+        guard let userId else { throw BadInput(.missingField, "missing field 'user_id'") }
+        guard let items else { throw BadInput(.missingField, "missing field 'items_shown'") }
+        if let positions, positions.count != items.count {
+            throw BadInput(.invalidField,
+                           "field 'positions' has \(positions.count) entries but 'items_shown' has \(items.count)")
+        }
+        let time = try resolveTimestamp(ts, messageTimestampMs: messageTimestampMs, nowMs: nowMs)
+        return Impression(requestId: requestId, userId: userId, itemsShown: items, positions: positions, ts: time)
+    }
+
+    /// `ts` if present, else the message timestamp; then the plausibility range check.
+    func resolveTimestamp(_ ts: EventTimeMs?, messageTimestampMs: EventTimeMs?,
+                          nowMs: EventTimeMs) throws(BadInput) -> EventTimeMs {
+        guard let t = ts ?? messageTimestampMs else {
+            throw BadInput(.missingField, "missing field 'ts' and the message has no timestamp")
+        }
+        let source = ts == nil ? "message timestamp" : "field 'ts'"
+        if t < minTimestampMs {
+            throw BadInput(.timestampOutOfRange, "\(source) \(t) is before the earliest accepted \(minTimestampMs)")
+        }
+        let (latest, overflow) = nowMs.addingReportingOverflow(maxFutureSkewMs)
+        if !overflow && t > latest {
+            throw BadInput(.timestampOutOfRange, "\(source) \(t) is more than \(maxFutureSkewMs) ms after now (\(nowMs))")
+        }
+        return t
+    }
+}
+
+extension EventDecoder {
+    /// Convenience overload over a byte array.
+    public func decodeInteraction(_ bytes: [UInt8], messageTimestampMs: EventTimeMs?,
+                                  nowMs: EventTimeMs) throws(BadInput) -> Interaction {
+        let r: Result<Interaction, BadInput> = bytes.withUnsafeBytes { buf in
+            Result { () throws(BadInput) in
+                try decodeInteraction(buf, messageTimestampMs: messageTimestampMs, nowMs: nowMs)
+            }
+        }
+        return try r.get()
+    }
+
+    /// Convenience overload over a byte array.
+    public func decodeImpression(_ bytes: [UInt8], messageTimestampMs: EventTimeMs?,
+                                 nowMs: EventTimeMs) throws(BadInput) -> Impression {
+        let r: Result<Impression, BadInput> = bytes.withUnsafeBytes { buf in
+            Result { () throws(BadInput) in
+                try decodeImpression(buf, messageTimestampMs: messageTimestampMs, nowMs: nowMs)
+            }
+        }
+        return try r.get()
+    }
+}

@@ -1,0 +1,19 @@
+/// A decoded, validated event of the `impressions` topic: the items a user was shown.
+public struct Impression: Sendable, Equatable {
+    public var requestId: String?
+    public var userId: String
+    /// Item ids in the order shown; may contain the same id twice (each counts).
+    public var itemsShown: [String]
+    /// When present, the same length as `itemsShown`.
+    public var positions: [Int32]?
+    public var ts: EventTimeMs
+
+    public init(requestId: String? = nil, userId: String, itemsShown: [String],
+                positions: [Int32]? = nil, ts: EventTimeMs) {
+        self.requestId = requestId
+        self.userId = userId
+        self.itemsShown = itemsShown
+        self.positions = positions
+        self.ts = ts
+    }
+}

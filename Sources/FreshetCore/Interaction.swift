@@ -1,0 +1,24 @@
+/// A decoded, validated event of the `interactions` topic.
+///
+/// Ids are kept as the strings used in Redis keys: an integer id in the JSON
+/// becomes its decimal form ("42"); a string id is kept unchanged.
+public struct Interaction: Sendable, Equatable {
+    public var userId: String
+    public var itemId: String
+    public var action: Action
+    /// Non-negative when present.
+    public var dwellMs: Int64?
+    /// Event time (from `ts`, else the Kafka message timestamp).
+    public var ts: EventTimeMs
+    public var requestId: String?
+
+    public init(userId: String, itemId: String, action: Action, dwellMs: Int64? = nil,
+                ts: EventTimeMs, requestId: String? = nil) {
+        self.userId = userId
+        self.itemId = itemId
+        self.action = action
+        self.dwellMs = dwellMs
+        self.ts = ts
+        self.requestId = requestId
+    }
+}

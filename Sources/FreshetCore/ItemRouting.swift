@@ -1,0 +1,28 @@
+/// Turns source events into the item events sent to the item-keyed stage.
+public enum ItemRouting {
+    /// One event per interaction; skips included (item features ignore them,
+    /// the embeddings joiner uses them as negatives).
+    public static func itemEvents(for interaction: Interaction) -> [ItemEvent] {
+        [itemEvent(for: interaction)]
+    }
+
+    /// The single item event of an interaction, without the array allocation.
+    @inline(__always)
+    public static func itemEvent(for i: Interaction) -> ItemEvent {
+        ItemEvent(itemId: i.itemId, userId: i.userId, ts: i.ts,
+                  kind: .interaction(i.action, dwellMs: i.dwellMs), requestId: i.requestId)
+    }
+
+    /// One event per shown item, with its position when the impression has positions.
+    /// The event's index in the result is the `RecordOrigin.subIndex` to use.
+    public static func itemEvents(for impression: Impression) -> [ItemEvent] {
+        var out: [ItemEvent] = []
+        out.reserveCapacity(impression.itemsShown.count)
+        for (k, item) in impression.itemsShown.enumerated() {
+            let position = impression.positions.flatMap { k < $0.count ? $0[k] : nil }
+            out.append(ItemEvent(itemId: item, userId: impression.userId, ts: impression.ts,
+                                 kind: .impression(position: position), requestId: impression.requestId))
+        }
+        return out
+    }
+}

@@ -1,0 +1,155 @@
+/// Typed field readers used by `EventDecoder`.
+///
+/// Syntax errors are thrown at once (the message is not JSON). Semantic errors
+/// (wrong type, bad value) are recorded in `problem` — only the first one — and the
+/// value is skipped, so a message that is also syntactically broken is reported as
+/// `malformedJSON`, whatever its fields look like.
+extension JSONScanner {
+    @inline(__always)
+    static func note(_ e: @autoclosure () -> BadInput, _ problem: inout BadInput?) {
+        if problem == nil { problem = e() }
+    }
+
+    /// An id: a non-empty string, or an integer (kept as its decimal text). `null` -> nil.
+    mutating func readId(_ name: StaticString, _ problem: inout BadInput?) throws(BadInput) -> String? {
+        switch peek() ?? 0 {
+        case UInt8(ascii: "\""):
+            let t = try scanString()
+            if t.end == t.start { Self.note(BadInput(.invalidField, "field '\(name)' is an empty string"), &problem) }
+            return string(t)
+        case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+            let t = try scanNumber()
+            if t.isNonInteger || t.hasZeroFraction {
+                Self.note(BadInput(.wrongType, "field '\(name)' must be a string or an integer"), &problem)
+                return nil
+            }
+            return integerText(t)
+        case UInt8(ascii: "n"):
+            if try consumeNull() { return nil }
+            fallthrough
+        default:
+            try skipValue()
+            Self.note(BadInput(.wrongType, "field '\(name)' must be a string or an integer"), &problem)
+            return nil
+        }
+    }
+
+    /// An integer (a float with an all-zero fraction is accepted). `null` -> nil.
+    /// Out-of-range values are reported with `rangeReason`.
+    mutating func readInt(_ name: StaticString, rangeReason: BadInput.Reason,
+                          _ problem: inout BadInput?) throws(BadInput) -> Int64? {
+        switch peek() ?? 0 {
+        case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+            let t = try scanNumber()
+            if t.isNonInteger {
+                Self.note(BadInput(.wrongType, "field '\(name)' must be an integer"), &problem)
+                return nil
+            }
+            guard let v = int64(t) else {
+                Self.note(BadInput(rangeReason, "field '\(name)' does not fit in 64 bits"), &problem)
+                return nil
+            }
+            return v
+        case UInt8(ascii: "n"):
+            if try consumeNull() { return nil }
+            fallthrough
+        default:
+            try skipValue()
+            Self.note(BadInput(.wrongType, "field '\(name)' must be an integer"), &problem)
+            return nil
+        }
+    }
+
+    /// The `action` string, matched without allocating. `null` -> nil.
+    mutating func readAction(_ problem: inout BadInput?) throws(BadInput) -> Action? {
+        switch peek() ?? 0 {
+        case UInt8(ascii: "\""):
+            let t = try scanString()
+            if !t.hasEscapes {
+                if tokenEquals(t, "click") { return .click }
+                if tokenEquals(t, "watch") { return .watch }
+                if tokenEquals(t, "like") { return .like }
+                if tokenEquals(t, "share") { return .share }
+                if tokenEquals(t, "skip") { return .skip }
+            }
+            let value = string(t)
+            if let a = Action(name: value) { return a }
+            Self.note(BadInput(.unknownAction, "field 'action' has unknown value '\(value.prefix(64))'"), &problem)
+            return nil
+        case UInt8(ascii: "n"):
+            if try consumeNull() { return nil }
+            fallthrough
+        default:
+            try skipValue()
+            Self.note(BadInput(.wrongType, "field 'action' must be a string"), &problem)
+            return nil
+        }
+    }
+
+    /// `items_shown`: an array of ids. `null` -> nil.
+    mutating func readIdArray(_ name: StaticString, _ problem: inout BadInput?) throws(BadInput) -> [String]? {
+        if try consumeNull() { return nil }
+        guard peek() == UInt8(ascii: "[") else {
+            try skipValue()
+            Self.note(BadInput(.wrongType, "field '\(name)' must be an array of ids"), &problem)
+            return nil
+        }
+        pos &+= 1
+        var out: [String] = []
+        out.reserveCapacity(16)
+        skipWhitespace()
+        if peek() == UInt8(ascii: "]") { pos &+= 1; return out }
+        while true {
+            skipWhitespace()
+            if let id = try readId(name, &problem) {
+                out.append(id)
+            } else {
+                Self.note(BadInput(.wrongType, "field '\(name)' contains a null element"), &problem)
+            }
+            skipWhitespace()
+            guard let c = peek() else { throw syntaxError("unterminated array") }
+            pos &+= 1
+            if c == UInt8(ascii: "]") { return out }
+            guard c == UInt8(ascii: ",") else { pos &-= 1; throw syntaxError("expected ',' or ']'") }
+        }
+    }
+
+    /// `positions`: an array of integers in Int32 range. `null` -> nil.
+    mutating func readInt32Array(_ name: StaticString, _ problem: inout BadInput?) throws(BadInput) -> [Int32]? {
+        if try consumeNull() { return nil }
+        guard peek() == UInt8(ascii: "[") else {
+            try skipValue()
+            Self.note(BadInput(.wrongType, "field '\(name)' must be an array of integers"), &problem)
+            return nil
+        }
+        pos &+= 1
+        var out: [Int32] = []
+        out.reserveCapacity(16)
+        skipWhitespace()
+        if peek() == UInt8(ascii: "]") { pos &+= 1; return out }
+        while true {
+            skipWhitespace()
+            if let v = try readInt(name, rangeReason: .invalidField, &problem) {
+                if let v32 = Int32(exactly: v) {
+                    out.append(v32)
+                } else {
+                    Self.note(BadInput(.invalidField, "field '\(name)' has a value outside 32-bit range"), &problem)
+                }
+            } else {
+                Self.note(BadInput(.wrongType, "field '\(name)' contains a null element"), &problem)
+            }
+            skipWhitespace()
+            guard let c = peek() else { throw syntaxError("unterminated array") }
+            pos &+= 1
+            if c == UInt8(ascii: "]") { return out }
+            guard c == UInt8(ascii: ",") else { pos &-= 1; throw syntaxError("expected ',' or ']'") }
+        }
+    }
+
+    /// `request_id`: a string or an integer; empty strings are allowed here since it is
+    /// never a Redis key. `null` -> nil.
+    mutating func readOptionalText(_ name: StaticString, _ problem: inout BadInput?) throws(BadInput) -> String? {
+        if peek() == UInt8(ascii: "\"") { return string(try scanString()) }
+        return try readId(name, &problem)
+    }
+}

@@ -1,0 +1,286 @@
+/// The span of a JSON string's content (between the quotes) inside the input buffer.
+struct JSONStringToken {
+    var start: Int
+    var end: Int
+    /// True when the content contains backslash escapes and must be unescaped.
+    var hasEscapes: Bool
+}
+
+/// The span of a JSON number inside the input buffer, with its shape.
+struct JSONNumberToken {
+    var start: Int
+    var end: Int
+    var negative: Bool
+    /// End of the integer digits (start of `.` / `e`, or `end`).
+    var intEnd: Int
+    /// True when there is a fraction part made only of zeros and no exponent.
+    var hasZeroFraction: Bool
+    /// True when there is a non-zero fraction or an exponent.
+    var isNonInteger: Bool
+}
+
+/// A forward-only JSON tokenizer over raw UTF-8 bytes.
+///
+/// It never allocates except when a string value is materialized. It assumes the
+/// bytes were already validated as UTF-8, so string content can be copied verbatim.
+/// Every syntax error is thrown as `BadInput(.malformedJSON)` naming the offset.
+struct JSONScanner {
+    let buf: UnsafeRawBufferPointer
+    var pos: Int = 0
+
+    /// Nesting limit for skipped values; deeper input is rejected rather than
+    /// risking the stack on adversarial messages.
+    static let maxDepth = 256
+
+    init(_ buf: UnsafeRawBufferPointer) { self.buf = buf }
+
+    var atEnd: Bool { pos >= buf.count }
+
+    @inline(__always)
+    func peek() -> UInt8? { pos < buf.count ? buf[pos] : nil }
+
+    @inline(__always)
+    mutating func skipWhitespace() {
+        while pos < buf.count {
+            let b = buf[pos]
+            guard b == 0x20 || b == 0x0A || b == 0x0D || b == 0x09 else { return }
+            pos &+= 1
+        }
+    }
+
+    func syntaxError(_ what: String) -> BadInput {
+        if pos >= buf.count { return BadInput(.malformedJSON, "\(what) at end of input (offset \(pos))") }
+        let b = buf[pos]
+        let shown = (b >= 0x20 && b < 0x7F) ? "'\(Character(Unicode.Scalar(b)))'" : "byte 0x\(String(b, radix: 16))"
+        return BadInput(.malformedJSON, "\(what), found \(shown) at offset \(pos)")
+    }
+
+    /// Consumes `byte` (after whitespace) or throws.
+    @inline(__always)
+    mutating func expect(_ byte: UInt8, _ what: StaticString) throws(BadInput) {
+        skipWhitespace()
+        guard pos < buf.count, buf[pos] == byte else { throw syntaxError("expected \(what)") }
+        pos &+= 1
+    }
+
+    // MARK: strings
+
+    /// Scans a string starting at the opening quote; leaves `pos` after the closing quote.
+    mutating func scanString() throws(BadInput) -> JSONStringToken {
+        guard pos < buf.count, buf[pos] == UInt8(ascii: "\"") else { throw syntaxError("expected string") }
+        pos &+= 1
+        let start = pos
+        var escapes = false
+        while pos < buf.count {
+            let b = buf[pos]
+            if b == UInt8(ascii: "\"") {
+                let token = JSONStringToken(start: start, end: pos, hasEscapes: escapes)
+                pos &+= 1
+                return token
+            }
+            if b == UInt8(ascii: "\\") {
+                escapes = true
+                try scanEscape()
+                continue
+            }
+            if b < 0x20 { throw syntaxError("unescaped control character in string") }
+            pos &+= 1
+        }
+        throw syntaxError("unterminated string")
+    }
+
+    /// Validates one escape sequence at `pos` (the backslash) and moves past it.
+    private mutating func scanEscape() throws(BadInput) {
+        pos &+= 1
+        guard pos < buf.count else { throw syntaxError("unterminated escape") }
+        switch buf[pos] {
+        case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"), UInt8(ascii: "b"),
+             UInt8(ascii: "f"), UInt8(ascii: "n"), UInt8(ascii: "r"), UInt8(ascii: "t"):
+            pos &+= 1
+        case UInt8(ascii: "u"):
+            pos &+= 1
+            let unit = try hex4()
+            if unit >= 0xDC00 && unit <= 0xDFFF { throw syntaxError("lone low surrogate in \\u escape") }
+            if unit >= 0xD800 && unit <= 0xDBFF {
+                // A high surrogate must be followed by an escaped low surrogate; a lone
+                // one cannot be represented in UTF-8.
+                guard pos &+ 1 < buf.count, buf[pos] == UInt8(ascii: "\\"), buf[pos &+ 1] == UInt8(ascii: "u") else {
+                    throw syntaxError("lone high surrogate in \\u escape")
+                }
+                pos &+= 2
+                let low = try hex4()
+                guard low >= 0xDC00 && low <= 0xDFFF else { throw syntaxError("invalid low surrogate in \\u escape") }
+            }
+        default:
+            throw syntaxError("invalid escape")
+        }
+    }
+
+    private mutating func hex4() throws(BadInput) -> UInt32 {
+        guard pos &+ 4 <= buf.count else { throw syntaxError("truncated \\u escape") }
+        var v: UInt32 = 0
+        for _ in 0..<4 {
+            let b = buf[pos]
+            let d: UInt8
+            switch b {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): d = b &- UInt8(ascii: "0")
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): d = b &- UInt8(ascii: "a") &+ 10
+            case UInt8(ascii: "A")...UInt8(ascii: "F"): d = b &- UInt8(ascii: "A") &+ 10
+            default: throw syntaxError("invalid hex digit in \\u escape")
+            }
+            v = v &* 16 &+ UInt32(d)
+            pos &+= 1
+        }
+        return v
+    }
+
+    /// Materializes a scanned string (unescaping when needed).
+    func string(_ t: JSONStringToken) -> String {
+        let raw = UnsafeRawBufferPointer(rebasing: buf[t.start..<t.end])
+        if !t.hasEscapes { return String(decoding: raw, as: UTF8.self) }
+        return JSONUnescape.unescape(raw)
+    }
+
+    /// True when the (escape-free) token's bytes equal `literal`.
+    @inline(__always)
+    func tokenEquals(_ t: JSONStringToken, _ literal: StaticString) -> Bool {
+        let len = t.end &- t.start
+        guard len == literal.utf8CodeUnitCount else { return false }
+        let p = literal.utf8Start
+        var i = 0
+        while i < len {
+            if buf[t.start &+ i] != p[i] { return false }
+            i &+= 1
+        }
+        return true
+    }
+
+    // MARK: numbers and literals
+
+    /// Scans a number per RFC 8259 grammar starting at `pos`.
+    mutating func scanNumber() throws(BadInput) -> JSONNumberToken {
+        let start = pos
+        var negative = false
+        if peek() == UInt8(ascii: "-") { negative = true; pos &+= 1 }
+        guard let first = peek(), isDigit(first) else { throw syntaxError("expected digit") }
+        if first == UInt8(ascii: "0") {
+            pos &+= 1
+        } else {
+            while let b = peek(), isDigit(b) { pos &+= 1 }
+        }
+        let intEnd = pos
+        var zeroFraction = false
+        var nonInteger = false
+        if peek() == UInt8(ascii: ".") {
+            pos &+= 1
+            guard let b = peek(), isDigit(b) else { throw syntaxError("expected digit after '.'") }
+            zeroFraction = true
+            while let b = peek(), isDigit(b) {
+                if b != UInt8(ascii: "0") { zeroFraction = false; nonInteger = true }
+                pos &+= 1
+            }
+        }
+        if let e = peek(), e == UInt8(ascii: "e") || e == UInt8(ascii: "E") {
+            pos &+= 1
+            if let s = peek(), s == UInt8(ascii: "+") || s == UInt8(ascii: "-") { pos &+= 1 }
+            guard let b = peek(), isDigit(b) else { throw syntaxError("expected exponent digit") }
+            while let b = peek(), isDigit(b) { pos &+= 1 }
+            nonInteger = true
+            zeroFraction = false
+        }
+        return JSONNumberToken(start: start, end: pos, negative: negative, intEnd: intEnd,
+                               hasZeroFraction: zeroFraction, isNonInteger: nonInteger)
+    }
+
+    /// The integer value of an integral token, or nil when it does not fit in Int64.
+    func int64(_ t: JSONNumberToken) -> Int64? {
+        var i = t.negative ? t.start &+ 1 : t.start
+        var v: Int64 = 0
+        while i < t.intEnd {
+            let d = Int64(buf[i] &- UInt8(ascii: "0"))
+            // Accumulate negatively so Int64.min parses.
+            let (m, o1) = v.multipliedReportingOverflow(by: 10)
+            let (s, o2) = m.subtractingReportingOverflow(d)
+            if o1 || o2 { return nil }
+            v = s
+            i &+= 1
+        }
+        if t.negative { return v }
+        let (r, o) = Int64(0).subtractingReportingOverflow(v)
+        return o ? nil : r
+    }
+
+    /// The decimal text of an integral token's integer part (used for integer ids).
+    func integerText(_ t: JSONNumberToken) -> String {
+        String(decoding: UnsafeRawBufferPointer(rebasing: buf[t.start..<t.intEnd]), as: UTF8.self)
+    }
+
+    /// Consumes `true`, `false` or `null` (the first byte is at `pos`).
+    mutating func scanLiteral() throws(BadInput) {
+        let lit: StaticString
+        switch peek() ?? 0 {
+        case UInt8(ascii: "t"): lit = "true"
+        case UInt8(ascii: "f"): lit = "false"
+        case UInt8(ascii: "n"): lit = "null"
+        default: throw syntaxError("expected value")
+        }
+        let len = lit.utf8CodeUnitCount
+        guard pos &+ len <= buf.count else { throw syntaxError("truncated literal") }
+        let p = lit.utf8Start
+        for i in 0..<len where buf[pos &+ i] != p[i] { throw syntaxError("invalid literal") }
+        pos &+= len
+    }
+
+    /// True when the next bytes are `null` (consumed) — for "null means absent".
+    mutating func consumeNull() throws(BadInput) -> Bool {
+        guard peek() == UInt8(ascii: "n") else { return false }
+        try scanLiteral()
+        return true
+    }
+
+    /// Skips any JSON value at `pos` (after whitespace), validating its syntax.
+    mutating func skipValue(depth: Int = 0) throws(BadInput) {
+        skipWhitespace()
+        guard let b = peek() else { throw syntaxError("expected value") }
+        switch b {
+        case UInt8(ascii: "\""):
+            _ = try scanString()
+        case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+            _ = try scanNumber()
+        case UInt8(ascii: "{"):
+            guard depth < Self.maxDepth else { throw syntaxError("nesting deeper than \(Self.maxDepth)") }
+            pos &+= 1
+            skipWhitespace()
+            if peek() == UInt8(ascii: "}") { pos &+= 1; return }
+            while true {
+                skipWhitespace()
+                _ = try scanString()
+                try expect(UInt8(ascii: ":"), "':'")
+                try skipValue(depth: depth &+ 1)
+                skipWhitespace()
+                guard let c = peek() else { throw syntaxError("unterminated object") }
+                pos &+= 1
+                if c == UInt8(ascii: "}") { return }
+                guard c == UInt8(ascii: ",") else { pos &-= 1; throw syntaxError("expected ',' or '}'") }
+            }
+        case UInt8(ascii: "["):
+            guard depth < Self.maxDepth else { throw syntaxError("nesting deeper than \(Self.maxDepth)") }
+            pos &+= 1
+            skipWhitespace()
+            if peek() == UInt8(ascii: "]") { pos &+= 1; return }
+            while true {
+                try skipValue(depth: depth &+ 1)
+                skipWhitespace()
+                guard let c = peek() else { throw syntaxError("unterminated array") }
+                pos &+= 1
+                if c == UInt8(ascii: "]") { return }
+                guard c == UInt8(ascii: ",") else { pos &-= 1; throw syntaxError("expected ',' or ']'") }
+            }
+        default:
+            try scanLiteral()
+        }
+    }
+}
+
+@inline(__always)
+func isDigit(_ b: UInt8) -> Bool { b &- UInt8(ascii: "0") < 10 }

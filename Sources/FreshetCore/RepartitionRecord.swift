@@ -1,0 +1,155 @@
+/// The value of a message on a repartition topic (`<group>-items-repartition`,
+/// `<group>-users-repartition`).
+///
+/// Wire format (version 1): `[format=1][tag]` then the payload. Tags:
+/// 1 = item event, 2 = interaction, 3 = watermark marker. Decoding refuses other
+/// format versions, so a rolling upgrade that changes the format must bump it.
+public enum RepartitionRecord: Sendable, Equatable {
+    case item(ItemEvent, origin: RecordOrigin)
+    case interaction(Interaction, origin: RecordOrigin)
+    case watermark(WatermarkMarker)
+
+    public static let formatVersion: UInt8 = 1
+
+    enum Tag: UInt8 { case item = 1, interaction = 2, watermark = 3 }
+
+    public func encoded() -> [UInt8] {
+        var w = ByteWriter(capacity: 64)
+        encode(into: &w)
+        return w.bytes
+    }
+
+    public func encode(into w: inout ByteWriter) {
+        w.write(byte: Self.formatVersion)
+        switch self {
+        case .item(let e, let origin):
+            w.write(byte: Tag.item.rawValue)
+            w.write(string: e.itemId)
+            w.write(string: e.userId)
+            w.write(zigzag: e.ts)
+            switch e.kind {
+            case .interaction(let action, let dwell):
+                w.write(byte: 1)
+                w.write(byte: action.rawValue)
+                w.write(optionalZigzag: dwell)
+            case .impression(let position):
+                w.write(byte: 2)
+                w.write(optionalZigzag: position.map(Int64.init))
+            }
+            w.write(optionalString: e.requestId)
+            origin.encode(into: &w)
+        case .interaction(let i, let origin):
+            w.write(byte: Tag.interaction.rawValue)
+            w.write(string: i.userId)
+            w.write(string: i.itemId)
+            w.write(byte: i.action.rawValue)
+            w.write(optionalZigzag: i.dwellMs)
+            w.write(zigzag: i.ts)
+            w.write(optionalString: i.requestId)
+            origin.encode(into: &w)
+        case .watermark(let m):
+            w.write(byte: Tag.watermark.rawValue)
+            w.write(byte: m.sourceTopic)
+            w.write(zigzag: Int64(m.sourcePartition))
+            w.write(optionalZigzag: m.watermarkMs)
+            w.write(byte: m.finished ? 1 : 0)
+        }
+    }
+
+    public static func decode(_ bytes: UnsafeRawBufferPointer) throws(CodecError) -> RepartitionRecord {
+        var r = ByteReader(bytes)
+        return try decode(from: &r)
+    }
+
+    public static func decode(_ bytes: [UInt8]) throws(CodecError) -> RepartitionRecord {
+        var r = ByteReader(bytes)
+        return try decode(from: &r)
+    }
+
+    static func decode(from r: inout ByteReader) throws(CodecError) -> RepartitionRecord {
+        let version = try r.readByte("repartition record format byte")
+        guard version == formatVersion else {
+            throw CodecError(.unknownVersion,
+                             "repartition record format \(version); this build reads format \(formatVersion)")
+        }
+        let tagByte = try r.readByte("repartition record tag")
+        guard let tag = Tag(rawValue: tagByte) else {
+            throw CodecError(.invalidTag, "repartition record tag \(tagByte)")
+        }
+        let record: RepartitionRecord
+        switch tag {
+        case .item:
+            let itemId = try r.readString("item_event.item_id")
+            let userId = try r.readString("item_event.user_id")
+            let ts = try r.readZigzag("item_event.ts")
+            let kind: ItemEvent.Kind
+            switch try r.readByte("item_event.kind") {
+            case 1:
+                let action = try readAction(&r, "item_event.action")
+                kind = .interaction(action, dwellMs: try r.readOptionalZigzag("item_event.dwell_ms"))
+            case 2:
+                let p = try r.readOptionalZigzag("item_event.position")
+                guard p.map({ Int32(exactly: $0) != nil }) ?? true else {
+                    throw CodecError(.invalidValue, "item_event.position out of Int32 range")
+                }
+                kind = .impression(position: p.map { Int32($0) })
+            case let other:
+                throw CodecError(.invalidTag, "item_event.kind \(other)")
+            }
+            let requestId = try r.readOptionalString("item_event.request_id")
+            let origin = try RecordOrigin.decode(from: &r)
+            record = .item(ItemEvent(itemId: itemId, userId: userId, ts: ts, kind: kind, requestId: requestId),
+                           origin: origin)
+        case .interaction:
+            let userId = try r.readString("interaction.user_id")
+            let itemId = try r.readString("interaction.item_id")
+            let action = try readAction(&r, "interaction.action")
+            let dwell = try r.readOptionalZigzag("interaction.dwell_ms")
+            let ts = try r.readZigzag("interaction.ts")
+            let requestId = try r.readOptionalString("interaction.request_id")
+            let origin = try RecordOrigin.decode(from: &r)
+            record = .interaction(Interaction(userId: userId, itemId: itemId, action: action, dwellMs: dwell,
+                                              ts: ts, requestId: requestId), origin: origin)
+        case .watermark:
+            let topic = try r.readByte("watermark.source_topic")
+            let partition = try readInt32(&r, "watermark.source_partition")
+            let wm = try r.readOptionalZigzag("watermark.watermark_ms")
+            let finished = try r.readByte("watermark.finished")
+            guard finished <= 1 else { throw CodecError(.invalidValue, "watermark.finished flag \(finished)") }
+            record = .watermark(WatermarkMarker(sourceTopic: topic, sourcePartition: partition,
+                                                watermarkMs: wm, finished: finished == 1))
+        }
+        try r.expectEnd("repartition record")
+        return record
+    }
+
+    static func readAction(_ r: inout ByteReader, _ context: String) throws(CodecError) -> Action {
+        let raw = try r.readByte(context)
+        guard let a = Action(rawValue: raw) else { throw CodecError(.invalidValue, "\(context) code \(raw)") }
+        return a
+    }
+
+    static func readInt32(_ r: inout ByteReader, _ context: String) throws(CodecError) -> Int32 {
+        let v = try r.readZigzag(context)
+        guard let v32 = Int32(exactly: v) else { throw CodecError(.invalidValue, "\(context) out of Int32 range") }
+        return v32
+    }
+}
+
+extension RecordOrigin {
+    func encode(into w: inout ByteWriter) {
+        w.write(byte: sourceTopic)
+        w.write(zigzag: Int64(partition))
+        w.write(zigzag: offset)
+        w.write(varint: UInt64(subIndex))
+    }
+
+    static func decode(from r: inout ByteReader) throws(CodecError) -> RecordOrigin {
+        let topic = try r.readByte("origin.source_topic")
+        let partition = try RepartitionRecord.readInt32(&r, "origin.partition")
+        let offset = try r.readZigzag("origin.offset")
+        let sub = try r.readVarint("origin.sub_index")
+        guard let sub16 = UInt16(exactly: sub) else { throw CodecError(.invalidValue, "origin.sub_index \(sub)") }
+        return RecordOrigin(sourceTopic: topic, partition: partition, offset: offset, subIndex: sub16)
+    }
+}

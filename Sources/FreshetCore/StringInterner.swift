@@ -1,0 +1,34 @@
+/// Maps strings (item or user ids) to dense `UInt32` indices and back, so keyed
+/// state can hold 4-byte references instead of 16-byte `String`s.
+///
+/// Indices are never reused: the interner only grows. Stores that forget keys
+/// should rebuild it at checkpoint restore time.
+public struct StringInterner: Sendable {
+    private var indexOf: [String: UInt32] = [:]
+    public private(set) var strings: [String] = []
+
+    public init() {}
+
+    public var count: Int { strings.count }
+
+    /// The index of `s`, adding it if new.
+    @inline(__always)
+    public mutating func intern(_ s: String) -> UInt32 {
+        if let i = indexOf[s] { return i }
+        let i = UInt32(truncatingIfNeeded: strings.count)
+        precondition(strings.count < Int(UInt32.max), "interner full")
+        indexOf[s] = i
+        strings.append(s)
+        return i
+    }
+
+    public func index(of s: String) -> UInt32? { indexOf[s] }
+
+    @inline(__always)
+    public subscript(_ i: UInt32) -> String { strings[Int(i)] }
+
+    public mutating func removeAll() {
+        indexOf.removeAll()
+        strings.removeAll()
+    }
+}

@@ -1,0 +1,49 @@
+/// Strict UTF-8 validation (RFC 3629): rejects overlong forms, surrogate code
+/// points (U+D800–U+DFFF), code points above U+10FFFF and truncated sequences.
+public enum UTF8Validation {
+    /// Returns the byte offset of the first invalid sequence, or nil when all bytes are valid.
+    ///
+    /// Pure ASCII runs are checked eight bytes at a time; event JSON is mostly ASCII.
+    public static func firstInvalidOffset(_ buf: UnsafeRawBufferPointer) -> Int? {
+        let n = buf.count
+        var i = 0
+        while i < n {
+            while i &+ 8 <= n {
+                let word = buf.loadUnaligned(fromByteOffset: i, as: UInt64.self)
+                if word & 0x8080_8080_8080_8080 != 0 { break }
+                i &+= 8
+            }
+            if i >= n { break }
+            let b0 = buf[i]
+            if b0 < 0x80 { i &+= 1; continue }
+            if b0 < 0xC2 { return i } // stray continuation byte or overlong 2-byte lead
+            if b0 < 0xE0 {
+                guard i &+ 1 < n, isContinuation(buf[i &+ 1]) else { return i }
+                i &+= 2
+            } else if b0 < 0xF0 {
+                guard i &+ 2 < n else { return i }
+                let b1 = buf[i &+ 1]
+                // E0 needs A0..BF (no overlongs); ED needs 80..9F (no surrogates).
+                let lo: UInt8 = b0 == 0xE0 ? 0xA0 : 0x80
+                let hi: UInt8 = b0 == 0xED ? 0x9F : 0xBF
+                guard b1 >= lo, b1 <= hi, isContinuation(buf[i &+ 2]) else { return i }
+                i &+= 3
+            } else if b0 < 0xF5 {
+                guard i &+ 3 < n else { return i }
+                let b1 = buf[i &+ 1]
+                // F0 needs 90..BF (no overlongs); F4 needs 80..8F (<= U+10FFFF).
+                let lo: UInt8 = b0 == 0xF0 ? 0x90 : 0x80
+                let hi: UInt8 = b0 == 0xF4 ? 0x8F : 0xBF
+                guard b1 >= lo, b1 <= hi, isContinuation(buf[i &+ 2]),
+                      isContinuation(buf[i &+ 3]) else { return i }
+                i &+= 4
+            } else {
+                return i
+            }
+        }
+        return nil
+    }
+
+    @inline(__always)
+    static func isContinuation(_ b: UInt8) -> Bool { b & 0xC0 == 0x80 }
+}

@@ -1,0 +1,107 @@
+import FreshetCore
+
+/// Snapshot encoding of item state (format version 1).
+///
+/// Entry: `[1] updated_ms:zigzag has_trending:u8 [trending:f64] n:varint
+/// (pane:zigzag popularity:varint impressions:varint)*n` with absolute pane numbers.
+/// Metadata: `[1] watermark:optional zigzag dropped_late:zigzag dropped_out_of_range:zigzag`.
+/// Restore order: metadata first, then entries (so expired panes are skipped and
+/// timers are registered against the restored watermark).
+extension ItemFeatureStore {
+    static let entryFormat: UInt8 = 1
+    static let metadataFormat: UInt8 = 1
+
+    public func encodeEntry(_ itemId: String) -> [UInt8]? {
+        guard let slot = slotOf[itemId] else { return nil }
+        let s = states[Int(slot)]
+        let base = basePane ?? 0
+        var w = ByteWriter(capacity: 24 + 8 * s.panes.entries.count)
+        w.write(byte: Self.entryFormat)
+        w.write(zigzag: s.updatedMs)
+        if s.trending > -.infinity {
+            w.write(byte: 1)
+            w.write(double: s.trending)
+        } else {
+            w.write(byte: 0)
+        }
+        w.write(varint: UInt64(s.panes.entries.count))
+        for e in s.panes.entries {
+            w.write(zigzag: base &+ Int64(e.pane))
+            w.write(varint: UInt64(e.popularity))
+            w.write(varint: UInt64(e.impressions))
+        }
+        return w.bytes
+    }
+
+    /// Replaces the item's state with a snapshot entry and re-registers its timers.
+    /// Panes already outside the window at the store's watermark are skipped.
+    /// The item is not marked dirty (it was flushed before the snapshot).
+    public func restoreEntry(itemId: String, bytes: some Collection<UInt8>) throws(CodecError) {
+        var r = ByteReader(bytes)
+        let format = try r.readByte("item entry format")
+        guard format == Self.entryFormat else {
+            throw CodecError(.unknownVersion, "item entry format \(format) for '\(itemId)'; expected \(Self.entryFormat)")
+        }
+        var state = ItemState()
+        state.updatedMs = try r.readZigzag("item entry updated_ms")
+        switch try r.readByte("item entry trending flag") {
+        case 0: break
+        case 1: state.trending = try r.readDouble("item entry trending score")
+        case let f: throw CodecError(.invalidValue, "item entry trending flag \(f) for '\(itemId)'")
+        }
+        let n = try r.readVarint("item entry pane count")
+        guard n <= UInt64(r.remaining) else { throw CodecError(.truncated, "item entry panes for '\(itemId)'") }
+        let window = Int64(panes.windowPanes)
+        var absolute: [Int64] = []
+        var previous: Int64?
+        for _ in 0..<n {
+            let pane = try r.readZigzag("item entry pane")
+            let pop = try r.readVarint("item entry pane popularity")
+            let imp = try r.readVarint("item entry pane impressions")
+            guard previous.map({ pane > $0 }) ?? true else {
+                throw CodecError(.invalidValue, "item entry panes not increasing for '\(itemId)'")
+            }
+            previous = pane
+            guard let pop32 = UInt32(exactly: pop), let imp32 = UInt32(exactly: imp) else {
+                throw CodecError(.invalidValue, "item entry pane count above UInt32 for '\(itemId)'")
+            }
+            if let top = topPane, pane < top &- window &+ 1 { continue } // expired meanwhile
+            guard let rel = relative(pane) else {
+                throw CodecError(.invalidValue, "item entry pane \(pane) too far from base pane for '\(itemId)'")
+            }
+            state.panes.appendRestored(PaneCount(pane: rel, popularity: pop32, impressions: imp32))
+            absolute.append(pane)
+        }
+        try r.expectEnd("item entry '\(itemId)'")
+        let slot = self.slot(for: itemId)
+        states[Int(slot)] = state
+        if let oldest = absolute.first { timers.schedule(slot, at: oldest &+ window) }
+        for p in absolute where topPane.map({ p > $0 }) ?? true { timers.schedule(slot, at: p) }
+    }
+
+    /// Store-wide state that is not per item: the watermark and drop counters.
+    public func encodeMetadata() -> [UInt8] {
+        var w = ByteWriter(capacity: 24)
+        w.write(byte: Self.metadataFormat)
+        w.write(optionalZigzag: watermark)
+        w.write(zigzag: droppedLateCount)
+        w.write(zigzag: droppedOutOfRangeCount)
+        return w.bytes
+    }
+
+    /// Restores `encodeMetadata()` output; call before restoring entries.
+    public func restoreMetadata(_ bytes: some Collection<UInt8>) throws(CodecError) {
+        var r = ByteReader(bytes)
+        let format = try r.readByte("item store metadata format")
+        guard format == Self.metadataFormat else {
+            throw CodecError(.unknownVersion, "item store metadata format \(format); expected \(Self.metadataFormat)")
+        }
+        let w = try r.readOptionalZigzag("item store watermark")
+        let dropped = try r.readZigzag("item store dropped_late")
+        let outOfRange = try r.readZigzag("item store dropped_out_of_range")
+        try r.expectEnd("item store metadata")
+        if let w { advanceWatermark(to: w) }
+        droppedLateCount = dropped
+        droppedOutOfRangeCount = outOfRange
+    }
+}

@@ -1,0 +1,198 @@
+import FreshetCore
+
+/// Keyed state for the item features of one item task: pane-based sliding window
+/// counts (`popularity_7d`, `impressions_7d`), `updated_ms`, and the trending score.
+///
+/// Semantics (DESIGN.md "Feature semantics"):
+/// - a positive interaction adds 1 to popularity in pane(ts), an impression adds 1
+///   to impressions in pane(ts); skips are ignored entirely;
+/// - visible totals at watermark W sum the panes in `panes.windowPanes(at: W)`;
+///   panes ahead of pane(W) are stored but invisible; with no watermark nothing is visible;
+/// - an event is dropped (counted in `droppedLateCount`) only when its pane is below
+///   the window's lower bound at the current watermark, never for being ahead;
+/// - `updatedMs` and trending take every routed event, dropped-late ones included,
+///   so their final values do not depend on arrival order.
+/// When the watermark moves, items whose visible totals change (panes entering at the
+/// top or leaving at the bottom) are marked dirty via a timer index keyed by pane,
+/// without scanning all items; expired panes are freed.
+/// Single-threaded: owned by the task that runs it.
+public final class ItemFeatureStore {
+    public let panes: PaneSpec
+    public let trending: TrendingDecay
+
+    struct ItemState {
+        var panes = PaneCounts()
+        var updatedMs: EventTimeMs = .min
+        /// log2 forward-decay score; −∞ is the empty sum (no positive yet).
+        var trending: Double = -.infinity
+    }
+
+    var slotOf: [String: UInt32] = [:]
+    var itemIds: [String] = []
+    var states: [ItemState] = []
+    var dirty = DirtyTracker()
+    var timers = PaneTimerIndex()
+    /// Pane numbers are stored relative to this (the first pane seen) as Int32.
+    var basePane: Int64?
+
+    /// The store's current watermark (monotone); nil before the first one.
+    public private(set) var watermark: EventTimeMs?
+    /// pane(watermark), cached.
+    var topPane: Int64?
+    /// Events whose pane had left the window on arrival.
+    public internal(set) var droppedLateCount: Int64 = 0
+    /// Events whose pane is more than 2^31 panes from the first pane seen (not
+    /// representable); they count as dropped too. Only reachable with tiny panes.
+    public internal(set) var droppedOutOfRangeCount: Int64 = 0
+
+    public init(panes: PaneSpec = PaneSpec(), trending: TrendingDecay = TrendingDecay()) {
+        self.panes = panes
+        self.trending = trending
+    }
+
+    /// Number of items with state.
+    public var count: Int { states.count }
+
+    /// All item ids with state (for full snapshots).
+    public var allItemIds: [String] { itemIds }
+
+    /// Folds one routed event in. `watermark` is the task's current watermark; when it
+    /// is ahead of the store's, the store advances first (firing due timers). A lower
+    /// value than the store's is ignored (watermarks never regress).
+    @discardableResult
+    public func apply(_ event: ItemEvent, watermark w: EventTimeMs?) -> ItemApplyOutcome {
+        if let w { advanceWatermark(to: w) }
+        let positive: Bool
+        switch event.kind {
+        case .interaction(let action, _):
+            guard action.isPositive else { return .ignored }
+            positive = true
+        case .impression:
+            positive = false
+        }
+        let slot = self.slot(for: event.itemId)
+        let i = Int(slot)
+        var changed = false
+        if event.ts > states[i].updatedMs {
+            states[i].updatedMs = event.ts
+            changed = true
+        }
+        if positive {
+            states[i].trending = trending.combine(states[i].trending, trending.log2Contribution(ts: event.ts))
+            changed = true
+        }
+        let p = panes.pane(of: event.ts)
+        let window = Int64(panes.windowPanes)
+        if let top = topPane, p < top &- window &+ 1 {
+            droppedLateCount &+= 1
+            if changed { dirty.mark(slot) }
+            return .droppedLate
+        }
+        guard let rel = relative(p) else {
+            droppedOutOfRangeCount &+= 1
+            if changed { dirty.mark(slot) }
+            return .droppedLate
+        }
+        let isNewPane = states[i].panes.add(pane: rel, popularity: positive ? 1 : 0, impressions: positive ? 0 : 1)
+        if isNewPane {
+            // Invariant: the item's oldest pane always has a pending expiry timer.
+            if states[i].panes.first == rel { timers.schedule(slot, at: p &+ window) }
+            if topPane.map({ p > $0 }) ?? true { timers.schedule(slot, at: p) }
+        }
+        if let top = topPane, p <= top { changed = true }
+        if changed { dirty.mark(slot) }
+        return .counted
+    }
+
+    /// Moves the watermark forward (lower values are ignored). Items whose visible
+    /// totals change are marked dirty; panes that left the window are freed.
+    public func advanceWatermark(to w: EventTimeMs) {
+        if let current = watermark, w <= current { return }
+        watermark = w
+        let newTop = panes.pane(of: w)
+        let oldTop = topPane
+        topPane = newTop
+        if let oldTop, oldTop == newTop { return }
+        let due = timers.popDue(upTo: newTop)
+        for slot in due { wake(slot, oldTop: oldTop, newTop: newTop) }
+    }
+
+    /// A timer fired for `slot`: free expired panes, detect visibility changes.
+    private func wake(_ slot: UInt32, oldTop: Int64?, newTop: Int64) {
+        let i = Int(slot)
+        let window = Int64(panes.windowPanes)
+        var changed = false
+        if states[i].panes.removePanes(below: clampedRelative(newTop &- window &+ 1)) {
+            changed = true
+            if let first = states[i].panes.first, let base = basePane {
+                timers.schedule(slot, at: base &+ Int64(first) &+ window)
+            }
+        }
+        let enterLo = oldTop.map { clampedRelative($0 &+ 1) } ?? Int32.min
+        if !changed && states[i].panes.hasPane(in: enterLo, clampedRelative(newTop)) { changed = true }
+        if changed { dirty.mark(slot) }
+    }
+
+    /// Features at the current watermark, or nil for an unknown item.
+    public func features(of itemId: String) -> ItemFeatures? {
+        guard let slot = slotOf[itemId] else { return nil }
+        let s = states[Int(slot)]
+        var totals: (popularity: Int64, impressions: Int64) = (0, 0)
+        if let top = topPane {
+            totals = s.panes.totals(lo: clampedRelative(top &- Int64(panes.windowPanes) &+ 1),
+                                    hi: clampedRelative(top))
+        }
+        return ItemFeatures(popularity7d: totals.popularity, impressions7d: totals.impressions,
+                            updatedMs: s.updatedMs,
+                            trendingLog2Score: s.trending > -.infinity ? s.trending : nil)
+    }
+
+    /// Item ids changed since the previous call (for the Redis flush and trending).
+    public func takeDirty() -> [String] { dirty.takeFlush().map { itemIds[Int($0)] } }
+
+    /// Item ids changed since the previous call (for incremental checkpoints).
+    public func takeChangedForCheckpoint() -> [String] { dirty.takeCheckpoint().map { itemIds[Int($0)] } }
+
+    public func removeAll() {
+        slotOf.removeAll()
+        itemIds.removeAll()
+        states.removeAll()
+        dirty.removeAll()
+        timers.removeAll()
+        basePane = nil
+        watermark = nil
+        topPane = nil
+        droppedLateCount = 0
+        droppedOutOfRangeCount = 0
+    }
+
+    @inline(__always)
+    func slot(for itemId: String) -> UInt32 {
+        if let s = slotOf[itemId] { return s }
+        let s = UInt32(truncatingIfNeeded: states.count)
+        slotOf[itemId] = s
+        itemIds.append(itemId)
+        states.append(ItemState())
+        dirty.grow(to: states.count)
+        return s
+    }
+
+    /// `pane` relative to the base pane, fixing the base on first use; nil when it
+    /// does not fit in Int32.
+    @inline(__always)
+    func relative(_ pane: Int64) -> Int32? {
+        guard let base = basePane else {
+            basePane = pane
+            return 0
+        }
+        return Int32(exactly: pane &- base)
+    }
+
+    /// Relative pane clamped into Int32 (for range bounds, not for storage).
+    func clampedRelative(_ pane: Int64) -> Int32 {
+        guard let base = basePane else { return 0 }
+        let (d, overflow) = pane.subtractingReportingOverflow(base)
+        if overflow { return pane < 0 ? .min : .max }
+        return Int32(clamping: d)
+    }
+}

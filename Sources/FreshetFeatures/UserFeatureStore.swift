@@ -1,0 +1,84 @@
+import FreshetCore
+
+/// Keyed state for the user features of one task (one input partition).
+///
+/// Takes every valid interaction however late (DESIGN.md: recent items and the
+/// interaction count are not windowed). Skips change nothing. Single-threaded:
+/// owned by the task that runs it.
+///
+/// Layout: user ids map to dense slots; item ids are interned store-wide so a
+/// recent-items entry costs 12 bytes. The item interner only grows (an item id
+/// is kept while the task lives, shared by all users that saw it).
+public final class UserFeatureStore {
+    public let recentCapacity: Int
+
+    struct UserState {
+        var recent = RecentItems()
+        var count: Int64 = 0
+        var updatedMs: EventTimeMs = .min
+    }
+
+    var slotOf: [String: UInt32] = [:]
+    var userIds: [String] = []
+    var states: [UserState] = []
+    var itemNames = StringInterner()
+    var dirty = DirtyTracker()
+
+    public init(recentCapacity: Int = 50) {
+        precondition(recentCapacity > 0, "recent capacity must be positive")
+        self.recentCapacity = recentCapacity
+    }
+
+    /// Number of users with state.
+    public var count: Int { states.count }
+
+    /// Folds one interaction in. Positive actions update recent items, the count and
+    /// `updatedMs` (max event time); `skip` is ignored.
+    public func apply(_ interaction: Interaction) {
+        guard interaction.action.isPositive else { return }
+        let slot = self.slot(for: interaction.userId)
+        let item = itemNames.intern(interaction.itemId)
+        let i = Int(slot)
+        states[i].count &+= 1
+        if interaction.ts > states[i].updatedMs { states[i].updatedMs = interaction.ts }
+        _ = states[i].recent.record(item, ts: interaction.ts, capacity: recentCapacity, names: itemNames)
+        // The count changes on every positive, so the user is always dirty.
+        dirty.mark(slot)
+    }
+
+    public func features(of userId: String) -> UserFeatures? {
+        guard let slot = slotOf[userId] else { return nil }
+        let s = states[Int(slot)]
+        return UserFeatures(recentItems: s.recent.items.map { itemNames[$0] },
+                            interactionCount: s.count, updatedMs: s.updatedMs)
+    }
+
+    /// User ids changed since the previous call (for the Redis flush).
+    public func takeDirty() -> [String] { dirty.takeFlush().map { userIds[Int($0)] } }
+
+    /// User ids changed since the previous call (for incremental checkpoints);
+    /// independent of `takeDirty`.
+    public func takeChangedForCheckpoint() -> [String] { dirty.takeCheckpoint().map { userIds[Int($0)] } }
+
+    /// All user ids with state (for full snapshots).
+    public var allUserIds: [String] { userIds }
+
+    public func removeAll() {
+        slotOf.removeAll()
+        userIds.removeAll()
+        states.removeAll()
+        itemNames.removeAll()
+        dirty.removeAll()
+    }
+
+    @inline(__always)
+    func slot(for userId: String) -> UInt32 {
+        if let s = slotOf[userId] { return s }
+        let s = UInt32(truncatingIfNeeded: states.count)
+        slotOf[userId] = s
+        userIds.append(userId)
+        states.append(UserState())
+        dirty.grow(to: states.count)
+        return s
+    }
+}

@@ -1,0 +1,93 @@
+import XCTest
+@testable import FreshetCore
+
+final class CodecTests: XCTestCase {
+    func testPrimitivesRoundTrip() throws {
+        var w = ByteWriter()
+        let varints: [UInt64] = [0, 1, 127, 128, 300, .max]
+        let zigzags: [Int64] = [0, -1, 1, .min, .max, -1_732_700_000_000]
+        for v in varints { w.write(varint: v) }
+        for v in zigzags { w.write(zigzag: v) }
+        w.write(int64: -42)
+        w.write(double: -0.125)
+        w.write(string: "héllo😀")
+        w.write(bytes: [1, 2, 3])
+        var r = ByteReader(w.bytes)
+        for v in varints { XCTAssertEqual(try r.readVarint("v"), v) }
+        for v in zigzags { XCTAssertEqual(try r.readZigzag("z"), v) }
+        XCTAssertEqual(try r.readInt64("i"), -42)
+        XCTAssertEqual(try r.readDouble("d"), -0.125)
+        XCTAssertEqual(try r.readString("s"), "héllo😀")
+        XCTAssertEqual(Array(try r.readBytes("b")), [1, 2, 3])
+        XCTAssertTrue(r.isAtEnd)
+    }
+
+    func testTruncationNamesTheField() {
+        var w = ByteWriter()
+        w.write(string: "abcdef")
+        var r = ByteReader(w.bytes.dropLast(2))
+        XCTAssertThrowsError(try r.readString("user_id")) { error in
+            XCTAssertEqual(error as? CodecError, CodecError(.truncated, "user_id"))
+        }
+        var r2 = ByteReader([0xFF, 0xFF])
+        XCTAssertThrowsError(try r2.readVarint("count"))
+    }
+
+    let origin = RecordOrigin(sourceTopic: 1, partition: 7, offset: 123_456_789, subIndex: 3)
+
+    func roundTrip(_ rec: RepartitionRecord) throws {
+        let bytes = rec.encoded()
+        XCTAssertEqual(bytes.first, RepartitionRecord.formatVersion)
+        XCTAssertEqual(try RepartitionRecord.decode(bytes), rec)
+        let viaBuffer = try bytes.withUnsafeBytes { buf in try RepartitionRecord.decode(buf) }
+        XCTAssertEqual(viaBuffer, rec)
+    }
+
+    func testRepartitionRecordsRoundTrip() throws {
+        try roundTrip(.item(ItemEvent(itemId: "i9", userId: "u1", ts: 1_732_700_000_000,
+                                      kind: .interaction(.watch, dwellMs: 4_500), requestId: "r7"), origin: origin))
+        try roundTrip(.item(ItemEvent(itemId: "i9", userId: "u1", ts: -5, kind: .impression(position: nil)),
+                            origin: origin))
+        try roundTrip(.item(ItemEvent(itemId: "", userId: "ü", ts: 0, kind: .impression(position: -3), requestId: nil),
+                            origin: origin))
+        try roundTrip(.interaction(Interaction(userId: "u1", itemId: "i2", action: .skip, dwellMs: nil, ts: 7,
+                                               requestId: nil), origin: origin))
+        try roundTrip(.watermark(WatermarkMarker(sourceTopic: 0, sourcePartition: 11, watermarkMs: 1_000,
+                                                 finished: true)))
+        try roundTrip(.watermark(WatermarkMarker(sourceTopic: 1, sourcePartition: 0, watermarkMs: nil)))
+    }
+
+    func testUnknownVersionIsRefused() {
+        var bytes = RepartitionRecord.watermark(WatermarkMarker(sourceTopic: 0, sourcePartition: 1, watermarkMs: 5))
+            .encoded()
+        bytes[0] = 2
+        XCTAssertThrowsError(try RepartitionRecord.decode(bytes)) { error in
+            XCTAssertEqual((error as? CodecError)?.kind, .unknownVersion)
+            XCTAssertTrue("\(error)".contains("format 2"))
+        }
+        XCTAssertThrowsError(try RepartitionRecord.decode([]))
+        XCTAssertThrowsError(try RepartitionRecord.decode([1, 9])) { error in
+            XCTAssertEqual((error as? CodecError)?.kind, .invalidTag)
+        }
+        var trailing = RepartitionRecord.watermark(WatermarkMarker(sourceTopic: 0, sourcePartition: 1, watermarkMs: 5))
+            .encoded()
+        trailing.append(0)
+        XCTAssertThrowsError(try RepartitionRecord.decode(trailing))
+    }
+
+    func testItemRouting() {
+        let i = Interaction(userId: "u", itemId: "i", action: .skip, dwellMs: 3, ts: 10, requestId: "r")
+        XCTAssertEqual(ItemRouting.itemEvents(for: i),
+                       [ItemEvent(itemId: "i", userId: "u", ts: 10, kind: .interaction(.skip, dwellMs: 3), requestId: "r")])
+        let imp = Impression(requestId: nil, userId: "u", itemsShown: ["a", "b"], positions: [4, 5], ts: 20)
+        XCTAssertEqual(ItemRouting.itemEvents(for: imp).map(\.kind), [.impression(position: 4), .impression(position: 5)])
+        XCTAssertEqual(ItemRouting.itemEvents(for: imp).map(\.itemId), ["a", "b"])
+    }
+
+    func testActionNames() {
+        for a in Action.allCases { XCTAssertEqual(Action(name: a.name), a) }
+        XCTAssertFalse(Action.skip.isPositive)
+        XCTAssertTrue(Action.share.isPositive)
+        XCTAssertNil(Action(name: "buy"))
+    }
+}

@@ -1,0 +1,88 @@
+import XCTest
+@testable import FreshetCore
+
+final class DecoderAcceptTests: XCTestCase {
+    let decoder = EventDecoder()
+    let now: EventTimeMs = 1_732_700_000_000
+
+    func interaction(_ json: String, messageTs: EventTimeMs? = nil) throws -> Interaction {
+        try decoder.decodeInteraction(Array(json.utf8), messageTimestampMs: messageTs, nowMs: now)
+    }
+
+    func testDesignExample() throws {
+        let i = try interaction(#"{"user_id":"u1","item_id":"i9","action":"click","dwell_ms":4500,"ts":1732700000000,"request_id":"r7"}"#)
+        XCTAssertEqual(i, Interaction(userId: "u1", itemId: "i9", action: .click, dwellMs: 4500,
+                                      ts: 1_732_700_000_000, requestId: "r7"))
+    }
+
+    func testIntegerIdsBecomeDecimalStrings() throws {
+        let i = try interaction(#" { "user_id" : 42 , "item_id":-7,"action":"like","ts":1732700000000,"request_id":99 } "#)
+        XCTAssertEqual(i.userId, "42")
+        XCTAssertEqual(i.itemId, "-7")
+        XCTAssertEqual(i.requestId, "99")
+        XCTAssertEqual(i.action, .like)
+    }
+
+    func testEscapesAndUnicodeInIds() throws {
+        let i = try interaction(#"{"user_id":"u\"q\\\/\n","item_id":"caf\u00e9\ud83d\ude00","action":"sh\u0061re","ts":1732700000000}"#)
+        XCTAssertEqual(i.userId, "u\"q\\/\n")
+        XCTAssertEqual(i.itemId, "café😀")
+        XCTAssertEqual(i.action, .share)
+        let raw = try interaction("{\"user_id\":\"ü€\",\"item_id\":\"😀\",\"action\":\"watch\",\"ts\":1732700000000}")
+        XCTAssertEqual(raw.userId, "ü€")
+        XCTAssertEqual(raw.itemId, "😀")
+    }
+
+    func testEscapedKeyIsRecognized() throws {
+        let i = try interaction(#"{"user\u005fid":"u1","item_id":"i1","action":"click","ts":1732700000000}"#)
+        XCTAssertEqual(i.userId, "u1")
+    }
+
+    func testUnknownFieldsAreSkippedIncludingNestedValues() throws {
+        let json = #"{"x":{"a":[1,2,{"b":"\"}]\ud83d\ude00"}],"c":null},"user_id":"u1","y":[true,false,null,-1.5e3],"# +
+            #""item_id":"i1","action":"skip","z":"}","ts":1732700000000}"#
+        let i = try interaction(json)
+        XCTAssertEqual(i.action, .skip)
+        XCTAssertEqual(i.itemId, "i1")
+    }
+
+    func testNullOptionalsAreAbsent() throws {
+        let i = try interaction(#"{"user_id":"u1","item_id":"i1","action":"click","dwell_ms":null,"request_id":null,"ts":1732700000000}"#)
+        XCTAssertNil(i.dwellMs)
+        XCTAssertNil(i.requestId)
+    }
+
+    func testMessageTimestampFallback() throws {
+        let i = try interaction(#"{"user_id":"u1","item_id":"i1","action":"click"}"#, messageTs: 1_732_600_000_000)
+        XCTAssertEqual(i.ts, 1_732_600_000_000)
+        let j = try interaction(#"{"user_id":"u1","item_id":"i1","action":"click","ts":null}"#, messageTs: 1_732_600_000_001)
+        XCTAssertEqual(j.ts, 1_732_600_000_001)
+        // An explicit ts wins over the message timestamp.
+        let k = try interaction(#"{"user_id":"u1","item_id":"i1","action":"click","ts":1732600000002}"#, messageTs: 1)
+        XCTAssertEqual(k.ts, 1_732_600_000_002)
+    }
+
+    func testZeroFractionTimestampAccepted() throws {
+        XCTAssertEqual(try interaction(#"{"user_id":"u1","item_id":"i1","action":"click","ts":1732700000000.000}"#).ts,
+                       1_732_700_000_000)
+    }
+
+    func testImpression() throws {
+        let json = #"{"request_id":"r7","user_id":"u1","items_shown":["i9",4,"i9"],"positions":[0,1,2],"ts":1732699999000}"#
+        let imp = try decoder.decodeImpression(Array(json.utf8), messageTimestampMs: nil, nowMs: now)
+        XCTAssertEqual(imp, Impression(requestId: "r7", userId: "u1", itemsShown: ["i9", "4", "i9"],
+                                       positions: [0, 1, 2], ts: 1_732_699_999_000))
+        let noPos = try decoder.decodeImpression(Array(#"{"user_id":1,"items_shown":[],"positions":null}"#.utf8),
+                                                 messageTimestampMs: 1_732_699_999_000, nowMs: now)
+        XCTAssertEqual(noPos.itemsShown, [])
+        XCTAssertNil(noPos.positions)
+    }
+
+    func testRawBufferEntryPoint() throws {
+        let bytes = Array(#"{"user_id":"u1","item_id":"i1","action":"click","ts":1732700000000}"#.utf8)
+        let i = try bytes.withUnsafeBytes { buf in
+            try decoder.decodeInteraction(buf, messageTimestampMs: nil, nowMs: now)
+        }
+        XCTAssertEqual(i.userId, "u1")
+    }
+}

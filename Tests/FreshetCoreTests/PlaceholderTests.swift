@@ -1,5 +1,0 @@
-import XCTest
-
-final class FreshetCoreTestsPlaceholder: XCTestCase {
-    func testTargetBuilds() {}
-}

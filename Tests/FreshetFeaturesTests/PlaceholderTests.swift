@@ -1,5 +1,0 @@
-import XCTest
-
-final class FreshetFeaturesTestsPlaceholder: XCTestCase {
-    func testTargetBuilds() {}
-}
