@@ -47,12 +47,11 @@ extension BenchCommand {
             let admin = try KafkaAdmin(config: KafkaConfig(bootstrapServers: services.brokers))
             try admin.createTopics([NewTopic(name: "interactions", partitions: partitions), NewTopic(name: "impressions", partitions: partitions)])
             let now = Int64(Date().timeIntervalSince1970 * 1000)
-            let config = SyntheticConfig(seed: 11, users: users, items: items, startMs: now - 86_400_000, spanMs: 86_400_000,
-                                         events: events, nowMs: now)
+            let config = SyntheticConfig(seed: 11, users: users, items: items, startMs: now - 86_400_000, spanMs: 86_400_000, nowMs: now)
             let publisher = try EventPublisher(brokers: services.brokers, interactionsTopic: "interactions",
                                                impressionsTopic: "impressions", rate: 0, randomKeys: false)
             let loadStart = Date()
-            let loaded = try publisher.publish(SyntheticStream(config: config).lazy.map { ($0.topic == .impressions, $0.key, $0.json) })
+            let loaded = try publisher.publish(SyntheticStream(config: config, count: events).lazy.map { ($0.topic == .impressions, $0.key, $0.json) })
             print(String(format: "pre-loaded %d events in %.1f s", loaded, Date().timeIntervalSince(loadStart)))
 
             let drain = try DrainBenchmark.run(brokers: services.brokers, topics: ["interactions", "impressions"])
@@ -116,11 +115,10 @@ extension BenchCommand {
             _ = processor.stats.takeFreshnessSamples()
             let now = Int64(Date().timeIntervalSince1970 * 1000)
             let events = rate * seconds
-            let config = SyntheticConfig(seed: 5, users: 100_000, items: 10_000, startMs: now, spanMs: Int64(seconds) * 1000,
-                                         events: events, nowMs: now + 86_400_000)
+            let config = SyntheticConfig(seed: 5, users: 100_000, items: 10_000, startMs: now, spanMs: Int64(seconds) * 1000, nowMs: now + 86_400_000)
             let publisher = try EventPublisher(brokers: services.brokers, interactionsTopic: "interactions",
                                                impressionsTopic: "impressions", rate: rate, randomKeys: false)
-            let sent = try publisher.publish(SyntheticStream(config: config).lazy.map { ($0.topic == .impressions, $0.key, $0.json) })
+            let sent = try publisher.publish(SyntheticStream(config: config, count: events).lazy.map { ($0.topic == .impressions, $0.key, $0.json) })
             Thread.sleep(forTimeInterval: 3)
             processor.requestStop()
             done.wait()
@@ -201,7 +199,7 @@ enum MachineFacts {
     /// User + system CPU time of this process so far.
     static func processCPUSeconds() -> Double {
         var usage = rusage()
-        getrusage(RUSAGE_SELF, &usage)
+        getrusage(RUSAGE_SELF.rawValue, &usage)
         return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
     }
 }

@@ -31,8 +31,8 @@ final class DemoProducer: @unchecked Sendable {
                 let nowMs = Int64(Date().timeIntervalSince1970 * 1000)
                 let day: Int64 = 86_400_000
                 let config = SyntheticConfig(seed: UInt64(nowMs), users: 10_000, items: 2_000, startMs: nowMs,
-                                             spanMs: day, events: rate * 86_400, nowMs: nowMs + day)
-                try publisher.publish(SyntheticStream(config: config).lazy.map { ($0.topic == .impressions, $0.key, $0.json) },
+                                             spanMs: day, nowMs: nowMs + day)
+                try publisher.publish(SyntheticStream(config: config, count: rate * 86_400).lazy.map { ($0.topic == .impressions, $0.key, $0.json) },
                                       shouldStop: { self.stopFlag.isSet })
             } catch {
                 logger.error("demo producer stopped: \(error)")

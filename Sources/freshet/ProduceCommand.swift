@@ -89,11 +89,11 @@ struct ProduceCommand: ParsableCommand {
         } else {
             let nowMs = Int64(Date().timeIntervalSince1970 * 1000)
             var config = SyntheticConfig(seed: seed, users: users, items: items, startMs: startMs ?? nowMs - spanMs,
-                                         spanMs: spanMs, events: events, nowMs: nowMs)
+                                         spanMs: spanMs, nowMs: nowMs)
             config.outOfOrderMs = jitterMs
             config.lateFraction = lateFraction
             config.badFraction = badFraction
-            sent = try publisher.publish(SyntheticStream(config: config).lazy.map { ($0.topic == .impressions, $0.key, $0.json) })
+            sent = try publisher.publish(SyntheticStream(config: config, count: events).lazy.map { ($0.topic == .impressions, $0.key, $0.json) })
         }
         let seconds = Date().timeIntervalSince(started)
         print("produced \(sent) events in \(String(format: "%.1f", seconds)) s (\(Int(Double(sent) / max(seconds, 0.001))) events/s) to \(brokers)")

@@ -16,13 +16,12 @@ final class EndToEndTests: XCTestCase {
     static func stream(seed: UInt64, events: Int = 30_000) -> [SyntheticEvent] {
         let now = Int64(Date().timeIntervalSince1970 * 1000)
         let day: Int64 = 86_400_000
-        var config = SyntheticConfig(seed: seed, users: 400, items: 3_000, startMs: now - 3 * day, spanMs: 2 * day,
-                                     events: events, nowMs: now)
+        var config = SyntheticConfig(seed: seed, users: 400, items: 3_000, startMs: now - 3 * day, spanMs: 2 * day, nowMs: now)
         config.outOfOrderMs = 3 * 60_000
         config.lateFraction = 0.02
         config.lateByMs = day...(10 * day)
         config.badFraction = 0.01
-        return Array(SyntheticStream(config: config))
+        return Array(SyntheticStream(config: config, count: events))
     }
 
     func testFeaturesMatchTheOracleExactly() throws {

@@ -8,7 +8,7 @@ public enum DrainBenchmark {
     public static func run(brokers: String, topics: [String]) throws -> (records: Int, seconds: Double) {
         let consumer = try KafkaConsumer(config: KafkaConfig(bootstrapServers: brokers),
                                          groupId: "freshet-drain-\(UUID().uuidString.prefix(8))", topics: topics)
-        defer { consumer.close() }
+        defer { try? consumer.close() }
         var count = 0
         var ended: Set<TopicPartition> = []
         var started: Date?

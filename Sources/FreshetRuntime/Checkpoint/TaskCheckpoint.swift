@@ -76,18 +76,18 @@ public struct TaskCheckpoint: Sendable, Equatable {
         if let bytes = fields["sources"], !bytes.isEmpty {
             do {
                 var reader = ByteReader(bytes)
-                let count = try reader.readVarint()
+                let count = try reader.readVarint("sources count")
                 for _ in 0..<count {
-                    let topic = UInt8(truncatingIfNeeded: try reader.readVarint())
-                    let partition = Int32(truncatingIfNeeded: try reader.readZigzag())
+                    let topic = UInt8(truncatingIfNeeded: try reader.readVarint("source topic"))
+                    let partition = Int32(truncatingIfNeeded: try reader.readZigzag("source partition"))
                     var admitted: DuplicateFilter.Position?
-                    if try reader.readVarint() == 1 {
-                        let offset = try reader.readZigzag()
-                        let sub = UInt16(truncatingIfNeeded: try reader.readVarint())
+                    if try reader.readVarint("admitted flag") == 1 {
+                        let offset = try reader.readZigzag("admitted offset")
+                        let sub = UInt16(truncatingIfNeeded: try reader.readVarint("admitted sub-index"))
                         admitted = DuplicateFilter.Position(offset: offset, subIndex: sub)
                     }
                     var watermark: EventTimeMs?
-                    if try reader.readVarint() == 1 { watermark = try reader.readZigzag() }
+                    if try reader.readVarint("watermark flag") == 1 { watermark = try reader.readZigzag("watermark") }
                     checkpoint.sources.append(SourceProgress(source: DuplicateFilter.Source(topic: topic, partition: partition),
                                                              lastAdmitted: admitted, watermarkMs: watermark))
                 }

@@ -104,7 +104,7 @@ extension StreamProcessor {
             guard let task = itemTasks[id.partition] else { return nil }
             meta.nextOffset = task.nextOffset
             meta.eventTimeMs = task.currentWatermark
-            meta.sources = Self.sourceProgress(task.duplicates, watermarks: task.watermarks.currentWatermarks)
+            meta.sources = Self.sourceProgress(task.duplicates, watermarks: task.watermarks.inputs.compactMapValues(\.watermark))
             entries = Self.changedEntries(task.store.takeChangedForCheckpoint(), task.store.encodeEntry)
             meta.entries = task.store.count
         case .users:

@@ -13,7 +13,10 @@ import Logging
 /// their own. Rebalance callbacks run inside `poll`, on this same thread: they
 /// are the checkpoint boundary (revoke: flush, checkpoint, commit, drop;
 /// assign: fence, restore, seek).
-public final class StreamProcessor {
+///
+/// Thread-safety: all mutable state belongs to the thread inside `run`; other
+/// threads may only call `requestStop()` and read `stats` (itself Sendable).
+public final class StreamProcessor: @unchecked Sendable {
     public let topology: Topology
     public let options: ProcessorOptions
     let logger: Logger
@@ -334,7 +337,7 @@ public final class StreamProcessor {
         }
         // Leaving the group runs the revoke callback: it finds the tasks already
         // checkpointed and only drops them.
-        consumer.close()
+        do { try consumer.close() } catch { logger.warning("leaving the group: \(error)") }
         writer.stop()
         _ = try? producer.flush(timeoutMs: 10_000)
         progress?.stop()

@@ -65,9 +65,11 @@ public final class SourceTask {
             case .items, .users:
                 preconditionFailure("unreachable: checked in init")
             }
-        } catch {
+        } catch let error as BadInput {
             deadLetters += 1
             output.deadLetter(sourceTopic: topic, record: record, reason: error)
+        } catch {
+            preconditionFailure("decoders throw only BadInput: \(error)")
         }
     }
 
