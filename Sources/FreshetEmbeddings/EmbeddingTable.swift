@@ -87,9 +87,20 @@ public final class EmbeddingTable {
     public private(set) var admissions = 0
     public private(set) var evictions = 0
 
+    // Optimizer parameters unpacked once (the hot path reads no enum, copies no config).
+    let isAdagrad: Bool
+    let learningRate: Float
+    /// Coordinates an update touches (the constant-1 bias coordinate is skipped).
+    let updatedCoordinates: Int
+
     public init(_ config: EmbeddingTableConfig) {
         self.config = config
         self.dimension = config.dimension
+        switch config.optimizer {
+        case .sgd(let lr): isAdagrad = false; learningRate = lr
+        case .adagrad(let lr, _): isAdagrad = true; learningRate = lr
+        }
+        updatedCoordinates = config.bias == .constantOne ? config.dimension - 1 : config.dimension
     }
 
     /// Admitted ids.
@@ -298,23 +309,16 @@ public final class EmbeddingTable {
     @inline(__always)
     func applyScaledGradient(row: Int, direction: UnsafePointer<Float>, scale: Float) {
         let d = dimension
-        let n = config.bias == .constantOne ? d - 1 : d
+        let n = updatedCoordinates
+        let lr = learningRate
         values.withUnsafeMutableBufferPointer { vb in
             let w = vb.baseAddress! + row * d
-            switch config.optimizer {
-            case .sgd(let lr):
-                let a = -lr * scale
-                for k in 0..<n { w[k] += a * direction[k] }
-            case .adagrad(let lr, _):
+            if isAdagrad {
                 accumulators.withUnsafeMutableBufferPointer { ab in
-                    let acc = ab.baseAddress! + row * d
-                    for k in 0..<n {
-                        let g = scale * direction[k]
-                        let s = acc[k] + g * g
-                        acc[k] = s
-                        w[k] -= lr * g / s.squareRoot()
-                    }
+                    adagradUpdate(w: w, acc: ab.baseAddress! + row * d, g: direction, scale: scale, lr: lr, n: n)
                 }
+            } else {
+                sgdUpdate(w: w, g: direction, alpha: -lr * scale, n: n)
             }
         }
         markTouched(row)

@@ -205,10 +205,10 @@ public final class EmbeddingTrainer {
         } else {
             for j in 0..<k {
                 let x = sPos - (sNeg[j] - corrections[j])
-                let g = sigmoid(x) - 1
-                coefPos += g
-                negCoef[j] = -g
-                l += softplusNeg(x)
+                let sg = sigmoid(x)
+                coefPos += sg - 1
+                negCoef[j] = 1 - sg
+                l -= _logf(max(sg, 1e-30)) // -log σ(x), one transcendental instead of two
             }
         }
         return (coefPos, l)

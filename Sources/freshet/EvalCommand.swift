@@ -61,7 +61,17 @@ struct EvalCommand: AsyncParsableCommand {
     @Flag(help: "Skip Recall@10/@50 (full-catalog ranking).")
     var noRecall = false
 
+    @Flag(help: .hidden)
+    var benchmarkEmbeddings = false
+
     func run() async throws {
+        if benchmarkEmbeddings {
+            // Stand-in until `freshet bench embeddings` is wired: dim --dim, k --negatives.
+            let report = EmbeddingBenchmark.run(dim: dim, negatives: negatives ?? 4, examples: 500_000,
+                                                loss: EmbeddingLoss(rawValue: loss) ?? .bpr)
+            print(report.summary)
+            return
+        }
         guard let lossKind = EmbeddingLoss(rawValue: loss) else { throw ValidationError("--loss must be bpr or logistic") }
         guard let samplingKind = NegativeSampling(rawValue: sampling) else { throw ValidationError("--sampling must be frequency or uniform") }
         guard dim >= 2 else { throw ValidationError("--dim must be at least 2") }
@@ -82,8 +92,10 @@ struct EvalCommand: AsyncParsableCommand {
         if replay > 0 { config.replayPerExample = replay; config.replayBufferSize = replayBuffer }
 
         let stream: [TrainingEvent]
+        var world: PlantedPreferences?
         if planted {
-            stream = PlantedPreferences(PlantedConfig()).trainingEvents()
+            world = PlantedPreferences(PlantedConfig())
+            stream = world!.trainingEvents()
         } else {
             guard let events else { throw ValidationError("give --events FILE.jsonl (or --planted)") }
             stream = try Self.readEvents(path: events)
@@ -98,8 +110,31 @@ struct EvalCommand: AsyncParsableCommand {
         } else {
             print("loss \(lossKind.rawValue), dim \(dim), \(config.negatives) negatives (\(samplingKind.rawValue)\(config.logQCorrection && samplingKind == .frequency ? ", log(N·Q) corrected" : "")), \(config.stepsPerExample) step(s), replay \(replay)")
             print(report.table())
+            if let world { print("item vectors alone: same-cluster share of each item's 10 nearest items (inner product): " + String(format: "%.3f", Self.neighbourPurity(world, trainer))) }
             print(String(format: "%.1f s", seconds))
         }
+    }
+
+    /// Planted ground truth: for each item, the share of its 10 highest inner-product
+    /// neighbours (item vectors only, bias coordinate left out) in its own cluster.
+    /// Chance level is about 1/K. Measures whether item vectors carry co-consumption
+    /// structure by themselves ("similar items").
+    static func neighbourPurity(_ world: PlantedPreferences, _ trainer: EmbeddingTrainer) -> Double {
+        let ids = (0..<world.config.items).map(PlantedPreferences.itemId)
+        let vecs = ids.map { trainer.items.vector(for: $0).map { Array($0.dropLast()) } }
+        var total = 0.0, n = 0
+        for (a, va) in vecs.enumerated() {
+            guard let va else { continue }
+            var scored: [(Float, Int)] = []
+            for (b, vb) in vecs.enumerated() where b != a {
+                guard let vb else { continue }
+                scored.append((zip(va, vb).reduce(0) { $0 + $1.0 * $1.1 }, b))
+            }
+            let top = scored.sorted { $0.0 > $1.0 }.prefix(10)
+            total += Double(top.filter { world.itemCluster[$0.1] == world.itemCluster[a] }.count) / Double(max(top.count, 1))
+            n += 1
+        }
+        return n == 0 ? 0 : total / Double(n)
     }
 
     /// Reads DESIGN-schema JSONL; unparsable lines are counted and reported on stderr.
