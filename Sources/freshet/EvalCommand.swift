@@ -190,7 +190,7 @@ struct EvalCommand: AsyncParsableCommand {
     /// IDs are JSON strings or integers; integers use their decimal form.
     static func id(_ v: Any?) -> String? {
         if let s = v as? String { return s }
-        if let n = v as? NSNumber, !(v is Bool) {
+        if let n = v as? NSNumber, !isBoolean(n) {
             let d = n.doubleValue
             guard d == d.rounded(), abs(d) < 9.2e18 else { return nil }
             return String(n.int64Value)
@@ -198,8 +198,13 @@ struct EvalCommand: AsyncParsableCommand {
         return nil
     }
 
+    /// JSON true/false. (`is Bool` is no test on Linux: NSNumber 0 and 1 bridge to Bool.)
+    static func isBoolean(_ n: NSNumber) -> Bool {
+        String(cString: n.objCType) == "c"
+    }
+
     static func int64(_ v: Any?) -> Int64? {
-        guard let n = v as? NSNumber, !(v is Bool) else { return nil }
+        guard let n = v as? NSNumber, !isBoolean(n) else { return nil }
         let d = n.doubleValue
         guard d.isFinite, abs(d) < 9.2e18 else { return nil }
         return n.int64Value
