@@ -1,0 +1,165 @@
+// The embeddings module's own view of the input events. FreshetCore owns the
+// canonical event model (Interaction / Impression / Action); the runtime adapts
+// those to these small value types, which keep this module free of I/O and of
+// decoding concerns.
+
+/// What the user did with an item. `skip` is the only negative action.
+public enum ExampleAction: String, Sendable, Hashable, CaseIterable {
+    case click, watch, like, share, skip
+
+    public var isPositive: Bool { self != .skip }
+}
+
+/// Label of a training example.
+public enum ExampleLabel: Int, Sendable, Hashable {
+    case negative = 0
+    case positive = 1
+}
+
+/// An interaction (`interactions` topic) as the embeddings module needs it.
+public struct EngagementEvent: Sendable, Hashable {
+    public var userId: String
+    public var itemId: String
+    public var action: ExampleAction
+    /// Event time, epoch milliseconds.
+    public var ts: Int64
+    public var dwellMs: Int64?
+    public var requestId: String?
+
+    public init(userId: String, itemId: String, action: ExampleAction, ts: Int64,
+                dwellMs: Int64? = nil, requestId: String? = nil) {
+        self.userId = userId; self.itemId = itemId; self.action = action
+        self.ts = ts; self.dwellMs = dwellMs; self.requestId = requestId
+    }
+}
+
+/// An impression (`impressions` topic): the items shown to a user for one request.
+public struct ExposureEvent: Sendable, Hashable {
+    public var requestId: String?
+    public var userId: String
+    public var itemsShown: [String]
+    /// Same length as `itemsShown`, or empty (then the index in the list is the position).
+    public var positions: [Int]
+    public var ts: Int64
+
+    public init(requestId: String?, userId: String, itemsShown: [String], positions: [Int] = [], ts: Int64) {
+        self.requestId = requestId; self.userId = userId; self.itemsShown = itemsShown
+        self.positions = positions; self.ts = ts
+    }
+
+    public func position(at index: Int) -> Int { index < positions.count ? positions[index] : index }
+}
+
+/// One input event, in the order the stream delivers them.
+public enum TrainingEvent: Sendable, Hashable {
+    case engagement(EngagementEvent)
+    case exposure(ExposureEvent)
+
+    public var ts: Int64 {
+        switch self {
+        case .engagement(let e): return e.ts
+        case .exposure(let e): return e.ts
+        }
+    }
+}
+
+/// Feature values as of the impression (the same values serving read), recorded
+/// with the impression so the offline examples carry no training/serving skew.
+public struct ServingFeatures: Sendable, Hashable {
+    /// The user's `interaction_count`.
+    public var interactionCount: Int64
+    /// The item's `popularity_7d`.
+    public var popularity7d: Int64
+    /// The item's `impressions_7d`.
+    public var impressions7d: Int64
+
+    public init(interactionCount: Int64, popularity7d: Int64, impressions7d: Int64) {
+        self.interactionCount = interactionCount
+        self.popularity7d = popularity7d
+        self.impressions7d = impressions7d
+    }
+}
+
+/// A labeled example produced by the online joiner, written to `freshet-examples`.
+public struct TrainingExample: Sendable, Hashable {
+    public var label: ExampleLabel
+    public var userId: String
+    public var itemId: String
+    /// The action; nil for an impressed item that got no engagement within the window.
+    public var action: ExampleAction?
+    /// Position in the impression list, when the example joined an impression.
+    public var position: Int?
+    public var dwellMs: Int64?
+    public var requestId: String?
+    /// Event time of the impression, when the example joined one.
+    public var impressionTs: Int64?
+    /// Event time of the example: the interaction's ts, or the window close time for
+    /// a no-engagement negative.
+    public var eventTs: Int64
+    /// Serving features as of the impression (nil when no impression was joined).
+    public var features: ServingFeatures?
+    /// True for a positive whose impression window had already closed (its impression
+    /// was also emitted as a negative).
+    public var late: Bool
+
+    public init(label: ExampleLabel, userId: String, itemId: String, action: ExampleAction?,
+                position: Int? = nil, dwellMs: Int64? = nil, requestId: String? = nil,
+                impressionTs: Int64? = nil, eventTs: Int64, features: ServingFeatures? = nil,
+                late: Bool = false) {
+        self.label = label; self.userId = userId; self.itemId = itemId; self.action = action
+        self.position = position; self.dwellMs = dwellMs; self.requestId = requestId
+        self.impressionTs = impressionTs; self.eventTs = eventTs; self.features = features
+        self.late = late
+    }
+
+    public var isPositive: Bool { label == .positive }
+
+    /// Compact JSON (UTF-8) for the `freshet-examples` topic. Absent optionals are
+    /// omitted. Field names follow the input schema (`user_id`, `ts`, ...):
+    /// `{"label":1,"user_id":"u1","item_id":"i9","action":"click","position":0,
+    ///   "dwell_ms":4500,"request_id":"r7","impression_ts":...,"ts":...,
+    ///   "interaction_count":3,"popularity_7d":120,"impressions_7d":900}`
+    /// (`"late":true` only when set).
+    public func jsonBytes() -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(192)
+        func raw(_ s: StaticString) { s.withUTF8Buffer { out.append(contentsOf: $0) } }
+        func int(_ v: Int64) { out.append(contentsOf: String(v).utf8) }
+        raw("{\"label\":"); int(Int64(label.rawValue))
+        raw(",\"user_id\":"); appendJSONString(userId, to: &out)
+        raw(",\"item_id\":"); appendJSONString(itemId, to: &out)
+        if let action { raw(",\"action\":\""); out.append(contentsOf: action.rawValue.utf8); raw("\"") }
+        if let position { raw(",\"position\":"); int(Int64(position)) }
+        if let dwellMs { raw(",\"dwell_ms\":"); int(dwellMs) }
+        if let requestId { raw(",\"request_id\":"); appendJSONString(requestId, to: &out) }
+        if let impressionTs { raw(",\"impression_ts\":"); int(impressionTs) }
+        raw(",\"ts\":"); int(eventTs)
+        if let f = features {
+            raw(",\"interaction_count\":"); int(f.interactionCount)
+            raw(",\"popularity_7d\":"); int(f.popularity7d)
+            raw(",\"impressions_7d\":"); int(f.impressions7d)
+        }
+        if late { raw(",\"late\":true") }
+        raw("}")
+        return out
+    }
+}
+
+/// Appends `s` as a JSON string literal (quotes and escapes included).
+func appendJSONString(_ s: String, to out: inout [UInt8]) {
+    out.append(0x22)
+    for b in s.utf8 {
+        switch b {
+        case 0x22: out.append(0x5C); out.append(0x22)
+        case 0x5C: out.append(0x5C); out.append(0x5C)
+        case 0x0A: out.append(0x5C); out.append(0x6E)
+        case 0x0D: out.append(0x5C); out.append(0x72)
+        case 0x09: out.append(0x5C); out.append(0x74)
+        case 0..<0x20:
+            let hex: [UInt8] = Array("0123456789abcdef".utf8)
+            out.append(contentsOf: [0x5C, 0x75, 0x30, 0x30, hex[Int(b >> 4)], hex[Int(b & 0xF)]])
+        default: out.append(b)
+        }
+    }
+    out.append(0x22)
+}

@@ -1,0 +1,243 @@
+import FreshetEmbeddings
+import Foundation // pow only; all randomness is the seeded SplitMix64 below
+
+/// Configuration of a planted-preference stream: users and items drawn from K known
+/// clusters; each user prefers its cluster's items with probability
+/// `inClusterProbability`, otherwise picks by global popularity. Item popularity is
+/// Zipf-skewed (exponent `zipfExponent`) so a popularity baseline is non-trivial.
+public struct PlantedConfig: Sendable, Equatable {
+    public var users: Int
+    public var items: Int
+    public var clusters: Int
+    /// Interaction events (impressions, when enabled, come on top).
+    public var events: Int
+    public var inClusterProbability: Double
+    public var zipfExponent: Double
+    /// Fraction of interactions that are `skip`s (on an item outside the user's cluster).
+    public var skipFraction: Double
+    /// Emit an impression (with `itemsPerImpression` items, the engaged one among them)
+    /// before each interaction.
+    public var impressions: Bool
+    public var itemsPerImpression: Int
+    public var seed: UInt64
+    public var startTs: Int64
+    /// Mean event-time gap between consecutive requests.
+    public var meanGapMs: Int64
+
+    public init(users: Int = 2000, items: Int = 500, clusters: Int = 8, events: Int = 60_000,
+                inClusterProbability: Double = 0.8, zipfExponent: Double = 0.8, skipFraction: Double = 0.05,
+                impressions: Bool = false, itemsPerImpression: Int = 5, seed: UInt64 = 1,
+                startTs: Int64 = 1_732_700_000_000, meanGapMs: Int64 = 1000) {
+        self.users = users; self.items = items; self.clusters = clusters; self.events = events
+        self.inClusterProbability = inClusterProbability; self.zipfExponent = zipfExponent
+        self.skipFraction = skipFraction; self.impressions = impressions
+        self.itemsPerImpression = itemsPerImpression; self.seed = seed; self.startTs = startTs
+        self.meanGapMs = meanGapMs
+    }
+}
+
+/// SplitMix64, private to the workload so it cannot clash with other modules' PRNGs.
+struct PlantedRandom {
+    var state: UInt64
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+    mutating func unit() -> Double { Double(next() >> 11) * (1.0 / 9_007_199_254_740_992.0) }
+    mutating func int(_ bound: Int) -> Int { Int(truncatingIfNeeded: UInt64(bound).multipliedFullWidth(by: next()).high) }
+}
+
+/// One generated event.
+public enum PlantedEvent: Sendable, Equatable {
+    case interaction(userId: String, itemId: String, action: ExampleAction, ts: Int64, dwellMs: Int64, requestId: String)
+    case impression(requestId: String, userId: String, items: [String], ts: Int64)
+
+    public var ts: Int64 {
+        switch self {
+        case .interaction(_, _, _, let ts, _, _), .impression(_, _, _, let ts): return ts
+        }
+    }
+
+    public var topic: String {
+        if case .interaction = self { return "interactions" }
+        return "impressions"
+    }
+
+    public var userId: String {
+        switch self {
+        case .interaction(let u, _, _, _, _, _), .impression(_, let u, _, _): return u
+        }
+    }
+
+    /// The event in DESIGN's JSON schema.
+    public func json() -> String {
+        switch self {
+        case let .interaction(u, i, a, ts, dwell, r):
+            return "{\"user_id\":\"\(u)\",\"item_id\":\"\(i)\",\"action\":\"\(a.rawValue)\",\"dwell_ms\":\(dwell),\"ts\":\(ts),\"request_id\":\"\(r)\"}"
+        case let .impression(r, u, items, ts):
+            let shown = items.map { "\"\($0)\"" }.joined(separator: ",")
+            let pos = items.indices.map(String.init).joined(separator: ",")
+            return "{\"request_id\":\"\(r)\",\"user_id\":\"\(u)\",\"items_shown\":[\(shown)],\"positions\":[\(pos)],\"ts\":\(ts)}"
+        }
+    }
+
+    public var trainingEvent: TrainingEvent {
+        switch self {
+        case let .interaction(u, i, a, ts, dwell, r):
+            return .engagement(EngagementEvent(userId: u, itemId: i, action: a, ts: ts, dwellMs: dwell, requestId: r))
+        case let .impression(r, u, items, ts):
+            return .exposure(ExposureEvent(requestId: r, userId: u, itemsShown: items, positions: Array(items.indices), ts: ts))
+        }
+    }
+}
+
+/// The planted world (ground truth) and its event generator.
+public struct PlantedPreferences: Sendable {
+    public let config: PlantedConfig
+    /// Cluster of each user / item (index = numeric id).
+    public let userCluster: [Int]
+    public let itemCluster: [Int]
+    /// Unnormalised popularity weight of each item.
+    public let itemWeight: [Double]
+    let clusterItems: [[Int]]
+    let clusterCumulative: [[Double]]
+    let globalCumulative: [Double]
+    let userCumulative: [Double]
+
+    public init(_ config: PlantedConfig) {
+        precondition(config.users > 0 && config.items > 0 && config.clusters > 0)
+        self.config = config
+        var rng = PlantedRandom(state: config.seed ^ 0xC1A5_7E25)
+        userCluster = (0..<config.users).map { _ in rng.int(config.clusters) }
+        itemCluster = (0..<config.items).map { $0 % config.clusters }
+        // Zipf weights over a random permutation of the items.
+        var perm = Array(0..<config.items)
+        for a in stride(from: perm.count - 1, to: 0, by: -1) { perm.swapAt(a, rng.int(a + 1)) }
+        var w = [Double](repeating: 0, count: config.items)
+        for (rank, item) in perm.enumerated() { w[item] = 1 / Foundation.pow(Double(rank + 1), config.zipfExponent) }
+        itemWeight = w
+        var ci = [[Int]](repeating: [], count: config.clusters)
+        for i in 0..<config.items { ci[itemCluster[i]].append(i) }
+        clusterItems = ci
+        clusterCumulative = ci.map { cumulative($0.map { w[$0] }) }
+        globalCumulative = cumulative(w)
+        // Mildly skewed user activity.
+        userCumulative = cumulative((0..<config.users).map { _ in 0.5 + rng.unit() })
+    }
+
+    public static func userId(_ u: Int) -> String { "u\(u)" }
+    public static func itemId(_ i: Int) -> String { "i\(i)" }
+
+    /// All events, in time order.
+    public func events() -> [PlantedEvent] { Array(PlantedEventIterator(self)) }
+
+    public func trainingEvents() -> [TrainingEvent] { events().map(\.trainingEvent) }
+
+    /// The stream as JSONL (one event per line, time order).
+    public func jsonLines() -> String {
+        var out = ""
+        for e in PlantedEventIterator(self) { out += e.json(); out += "\n" }
+        return out
+    }
+
+    public var stream: PlantedStream { PlantedStream(self) }
+}
+
+private func cumulative(_ w: [Double]) -> [Double] {
+    var acc = 0.0
+    return w.map { acc += $0; return acc }
+}
+
+private func pick(_ cum: [Double], _ u: Double) -> Int {
+    let x = u * cum[cum.count - 1]
+    var lo = 0, hi = cum.count - 1
+    while lo < hi { let mid = (lo + hi) / 2; if cum[mid] > x { hi = mid } else { lo = mid + 1 } }
+    return lo
+}
+
+/// Iterator over the planted events in time order.
+public struct PlantedEventIterator: IteratorProtocol, Sequence {
+    let world: PlantedPreferences
+    var rng: PlantedRandom
+    var produced = 0
+    var ts: Int64
+    var queued: PlantedEvent?
+    var userItems: [Set<Int>]
+
+    init(_ world: PlantedPreferences) {
+        self.world = world
+        rng = PlantedRandom(state: world.config.seed ^ 0xE7E7_E7E7)
+        ts = world.config.startTs
+        userItems = [Set<Int>](repeating: [], count: world.config.users)
+    }
+
+    public mutating func next() -> PlantedEvent? {
+        if let q = queued { queued = nil; return q }
+        let c = world.config
+        guard produced < c.events else { return nil }
+        produced += 1
+        ts += 1 + Int64(rng.int(Int(Swift.max(1, 2 * c.meanGapMs))))
+        let u = pick(world.userCumulative, rng.unit())
+        let skip = rng.unit() < c.skipFraction
+        var item = 0
+        for _ in 0..<8 {
+            if skip {
+                item = pick(world.globalCumulative, rng.unit())
+                if world.itemCluster[item] != world.userCluster[u] { break }
+            } else if rng.unit() < c.inClusterProbability {
+                let cl = world.userCluster[u]
+                item = world.clusterItems[cl][pick(world.clusterCumulative[cl], rng.unit())]
+                if !userItems[u].contains(item) { break }
+            } else {
+                item = pick(world.globalCumulative, rng.unit())
+                if !userItems[u].contains(item) { break }
+            }
+        }
+        userItems[u].insert(item)
+        let action: ExampleAction
+        if skip { action = .skip } else {
+            let a = rng.unit()
+            action = a < 0.6 ? .click : a < 0.85 ? .watch : a < 0.95 ? .like : .share
+        }
+        let dwell: Int64 = skip ? Int64(rng.int(1500)) : 2000 + Int64(rng.int(60_000))
+        let request = "r\(produced)"
+        let interaction = PlantedEvent.interaction(userId: PlantedPreferences.userId(u), itemId: PlantedPreferences.itemId(item),
+                                                   action: action, ts: ts + 500, dwellMs: dwell, requestId: request)
+        guard c.impressions else { ts += 500; return interaction }
+        var shown = [item]
+        while shown.count < Swift.max(1, c.itemsPerImpression) {
+            let j = pick(world.globalCumulative, rng.unit())
+            if !shown.contains(j) { shown.append(j) } else if shown.count >= c.items { break }
+        }
+        // The engaged item at a random position.
+        shown.swapAt(0, rng.int(shown.count))
+        queued = interaction
+        let impression = PlantedEvent.impression(requestId: request, userId: PlantedPreferences.userId(u),
+                                                 items: shown.map(PlantedPreferences.itemId), ts: ts)
+        ts += 500
+        return impression
+    }
+}
+
+/// The planted stream as Kafka records for `freshet produce`: topic
+/// ("interactions" | "impressions"), key (the user id) and the JSON value.
+public struct PlantedStream: Sequence {
+    public typealias Element = (topic: String, key: String, json: [UInt8])
+    let world: PlantedPreferences
+
+    public init(_ world: PlantedPreferences) { self.world = world }
+    public init(_ config: PlantedConfig) { self.world = PlantedPreferences(config) }
+
+    public struct Iterator: IteratorProtocol {
+        var inner: PlantedEventIterator
+        public mutating func next() -> Element? {
+            guard let e = inner.next() else { return nil }
+            return (e.topic, e.userId, Array(e.json().utf8))
+        }
+    }
+
+    public func makeIterator() -> Iterator { Iterator(inner: PlantedEventIterator(world)) }
+}

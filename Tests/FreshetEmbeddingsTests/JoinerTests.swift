@@ -1,0 +1,96 @@
+import XCTest
+@testable import FreshetEmbeddings
+
+final class JoinerTests: XCTestCase {
+    let feats = ServingFeatures(interactionCount: 3, popularity7d: 10, impressions7d: 100)
+
+    func impression(_ j: ImpressionJoiner, items: [String], ts: Int64) {
+        j.recordImpression(ExposureEvent(requestId: "r1", userId: "u1", itemsShown: items, positions: Array(items.indices), ts: ts)) { _ in self.feats }
+    }
+
+    func testPositiveJoinsImpressionContext() {
+        let j = ImpressionJoiner(windowMs: 600_000)
+        impression(j, items: ["a", "b"], ts: 1000)
+        let ex = j.recordInteraction(EngagementEvent(userId: "u1", itemId: "b", action: .click, ts: 5000, dwellMs: 42))
+        XCTAssertEqual(ex.label, .positive)
+        XCTAssertEqual(ex.position, 1)
+        XCTAssertEqual(ex.requestId, "r1")
+        XCTAssertEqual(ex.impressionTs, 1000)
+        XCTAssertEqual(ex.eventTs, 5000)
+        XCTAssertEqual(ex.features, feats)
+        XCTAssertFalse(ex.late)
+        // Window closes: only "a" (never engaged) becomes a negative.
+        let closed = j.advance(watermark: 601_000)
+        XCTAssertEqual(closed.map(\.itemId), ["a"])
+        XCTAssertEqual(closed[0].label, .negative)
+        XCTAssertNil(closed[0].action)
+        XCTAssertEqual(closed[0].position, 0)
+        XCTAssertEqual(closed[0].eventTs, 601_000)
+        XCTAssertEqual(j.pendingCount, 0)
+    }
+
+    func testSkipIsNegativeAndNotDoubleCounted() {
+        let j = ImpressionJoiner(windowMs: 600_000)
+        impression(j, items: ["a"], ts: 1000)
+        let ex = j.recordInteraction(EngagementEvent(userId: "u1", itemId: "a", action: .skip, ts: 2000))
+        XCTAssertEqual(ex.label, .negative)
+        XCTAssertEqual(ex.action, .skip)
+        XCTAssertEqual(ex.position, 0)
+        XCTAssertTrue(j.advance(watermark: 10_000_000).isEmpty)
+    }
+
+    func testWindowCloseNeedsWatermark() {
+        let j = ImpressionJoiner(windowMs: 1000)
+        impression(j, items: ["a"], ts: 0)
+        XCTAssertTrue(j.advance(watermark: 999).isEmpty)
+        XCTAssertEqual(j.advance(watermark: 1000).count, 1)
+        XCTAssertTrue(j.advance(watermark: 2000).isEmpty)
+    }
+
+    func testLatePositiveAfterCloseIsStillPositive() {
+        let j = ImpressionJoiner(windowMs: 1000, lateTTLMs: 60_000)
+        impression(j, items: ["a"], ts: 0)
+        XCTAssertEqual(j.advance(watermark: 5000).map(\.label), [.negative])
+        let ex = j.recordInteraction(EngagementEvent(userId: "u1", itemId: "a", action: .like, ts: 4000))
+        XCTAssertEqual(ex.label, .positive)
+        XCTAssertTrue(ex.late)
+        XCTAssertEqual(ex.impressionTs, 0)
+        XCTAssertEqual(ex.features, feats)
+        // Even after the tombstone expired it is a positive (without impression context).
+        _ = j.advance(watermark: 1_000_000)
+        let ex2 = j.recordInteraction(EngagementEvent(userId: "u1", itemId: "a", action: .click, ts: 900_000))
+        XCTAssertEqual(ex2.label, .positive)
+        XCTAssertNil(ex2.impressionTs)
+    }
+
+    func testInteractionWithoutImpression() {
+        let j = ImpressionJoiner()
+        let ex = j.recordInteraction(EngagementEvent(userId: "u", itemId: "x", action: .watch, ts: 10))
+        XCTAssertEqual(ex.label, .positive)
+        XCTAssertNil(ex.position)
+        XCTAssertEqual(j.stateCount, 0)
+    }
+
+    func testStateIsBoundedByTTL() {
+        let j = ImpressionJoiner(windowMs: 1000, lateTTLMs: 5000)
+        for t in 0..<1000 {
+            impression(j, items: ["i\(t % 50)", "k\(t)"], ts: Int64(t) * 100)
+            _ = j.advance(watermark: Int64(t) * 100 - 5000)
+        }
+        // Keys live at most window + lateTTL (6 s = 60 impressions × 2 items) plus lag.
+        XCTAssertLessThan(j.stateCount, 2 * 130)
+        _ = j.advance(watermark: 1_000_000)
+        XCTAssertEqual(j.stateCount, 0)
+    }
+
+    func testExampleJSON() throws {
+        let ex = TrainingExample(label: .positive, userId: "u\"1", itemId: "i9", action: .click, position: 0, dwellMs: 4500,
+                                 requestId: "r7", impressionTs: 1, eventTs: 2, features: feats)
+        let s = String(decoding: ex.jsonBytes(), as: UTF8.self)
+        XCTAssertEqual(s, #"{"label":1,"user_id":"u\"1","item_id":"i9","action":"click","position":0,"dwell_ms":4500,"request_id":"r7","impression_ts":1,"ts":2,"interaction_count":3,"popularity_7d":10,"impressions_7d":100}"#)
+        let obj = try JSONSerialization.jsonObject(with: Data(ex.jsonBytes())) as? [String: Any]
+        XCTAssertEqual(obj?["user_id"] as? String, "u\"1")
+        let neg = TrainingExample(label: .negative, userId: "u", itemId: "i", action: nil, eventTs: 5)
+        XCTAssertEqual(String(decoding: neg.jsonBytes(), as: UTF8.self), #"{"label":0,"user_id":"u","item_id":"i","ts":5}"#)
+    }
+}

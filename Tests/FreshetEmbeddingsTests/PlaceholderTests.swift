@@ -1,5 +1,0 @@
-import XCTest
-
-final class FreshetEmbeddingsTestsPlaceholder: XCTestCase {
-    func testTargetBuilds() {}
-}
