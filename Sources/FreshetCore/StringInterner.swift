@@ -4,7 +4,7 @@
 /// Indices are never reused: the interner only grows. Stores that forget keys
 /// should rebuild it at checkpoint restore time.
 public struct StringInterner: Sendable {
-    private var indexOf: [String: UInt32] = [:]
+    private var indexOf = KeyIndex()
     public private(set) var strings: [String] = []
 
     public init() {}
@@ -14,15 +14,13 @@ public struct StringInterner: Sendable {
     /// The index of `s`, adding it if new.
     @inline(__always)
     public mutating func intern(_ s: String) -> UInt32 {
-        if let i = indexOf[s] { return i }
-        let i = UInt32(truncatingIfNeeded: strings.count)
-        precondition(strings.count < Int(UInt32.max), "interner full")
-        indexOf[s] = i
-        strings.append(s)
+        let next = UInt32(truncatingIfNeeded: strings.count)
+        let i = indexOf.slot(of: s) { next }
+        if i == next { strings.append(s) } // existing keys all have slots below `next`
         return i
     }
 
-    public func index(of s: String) -> UInt32? { indexOf[s] }
+    public func index(of s: String) -> UInt32? { indexOf.slot(of: s) }
 
     @inline(__always)
     public subscript(_ i: UInt32) -> String { strings[Int(i)] }

@@ -12,7 +12,7 @@ extension ItemFeatureStore {
     static let metadataFormat: UInt8 = 1
 
     public func encodeEntry(_ itemId: String) -> [UInt8]? {
-        guard let slot = slotOf[itemId] else { return nil }
+        guard let slot = slotOf.slot(of: itemId) else { return nil }
         let s = states[Int(slot)]
         let base = basePane ?? 0
         var w = ByteWriter(capacity: 24 + 8 * s.panes.entries.count)

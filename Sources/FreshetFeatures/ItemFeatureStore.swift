@@ -27,7 +27,7 @@ public final class ItemFeatureStore {
         var trending: Double = -.infinity
     }
 
-    var slotOf: [String: UInt32] = [:]
+    var slotOf = KeyIndex()
     var itemIds: [String] = []
     var states: [ItemState] = []
     var dirty = DirtyTracker()
@@ -135,7 +135,7 @@ public final class ItemFeatureStore {
 
     /// Features at the current watermark, or nil for an unknown item.
     public func features(of itemId: String) -> ItemFeatures? {
-        guard let slot = slotOf[itemId] else { return nil }
+        guard let slot = slotOf.slot(of: itemId) else { return nil }
         let s = states[Int(slot)]
         var totals: (popularity: Int64, impressions: Int64) = (0, 0)
         if let top = topPane {
@@ -168,9 +168,9 @@ public final class ItemFeatureStore {
 
     @inline(__always)
     func slot(for itemId: String) -> UInt32 {
-        if let s = slotOf[itemId] { return s }
-        let s = UInt32(truncatingIfNeeded: states.count)
-        slotOf[itemId] = s
+        let next = UInt32(truncatingIfNeeded: states.count)
+        let s = slotOf.slot(of: itemId) { next }
+        if s != next { return s }
         itemIds.append(itemId)
         states.append(ItemState())
         dirty.grow(to: states.count)
@@ -185,7 +185,9 @@ public final class ItemFeatureStore {
             basePane = pane
             return 0
         }
-        return Int32(exactly: pane &- base)
+        // Int32.min is PaneCounts' "no pane" marker.
+        guard let r = Int32(exactly: pane &- base), r != PaneCounts.none else { return nil }
+        return r
     }
 
     /// Relative pane clamped into Int32 (for range bounds, not for storage).

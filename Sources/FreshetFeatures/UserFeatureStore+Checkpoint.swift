@@ -7,7 +7,7 @@ extension UserFeatureStore {
 
     /// The user's state as bytes, or nil when the user has none.
     public func encodeEntry(_ userId: String) -> [UInt8]? {
-        guard let slot = slotOf[userId] else { return nil }
+        guard let slot = slotOf.slot(of: userId) else { return nil }
         let s = states[Int(slot)]
         var w = ByteWriter(capacity: 16 + 16 * s.recent.count)
         w.write(byte: Self.entryFormat)

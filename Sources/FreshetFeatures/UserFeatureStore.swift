@@ -18,7 +18,7 @@ public final class UserFeatureStore {
         var updatedMs: EventTimeMs = .min
     }
 
-    var slotOf: [String: UInt32] = [:]
+    var slotOf = KeyIndex()
     var userIds: [String] = []
     var states: [UserState] = []
     var itemNames = StringInterner()
@@ -47,7 +47,7 @@ public final class UserFeatureStore {
     }
 
     public func features(of userId: String) -> UserFeatures? {
-        guard let slot = slotOf[userId] else { return nil }
+        guard let slot = slotOf.slot(of: userId) else { return nil }
         let s = states[Int(slot)]
         return UserFeatures(recentItems: s.recent.items.map { itemNames[$0] },
                             interactionCount: s.count, updatedMs: s.updatedMs)
@@ -73,9 +73,9 @@ public final class UserFeatureStore {
 
     @inline(__always)
     func slot(for userId: String) -> UInt32 {
-        if let s = slotOf[userId] { return s }
-        let s = UInt32(truncatingIfNeeded: states.count)
-        slotOf[userId] = s
+        let next = UInt32(truncatingIfNeeded: states.count)
+        let s = slotOf.slot(of: userId) { next }
+        if s != next { return s }
         userIds.append(userId)
         states.append(UserState())
         dirty.grow(to: states.count)

@@ -1,0 +1,56 @@
+import FreshetCore
+
+extension SyntheticStream {
+    /// A bad `interactions` message that a decoder must reject with `reason`.
+    mutating func badEvent(_ reason: BadInput.Reason, user: String, ts: EventTimeMs) -> SyntheticEvent {
+        let item = "i\(itemRank())"
+        var good = Interaction(userId: user, itemId: item, action: .click, dwellMs: nil, ts: ts, requestId: nil)
+        var json: [UInt8]
+        switch reason {
+        case .invalidUTF8:
+            json = Self.interactionJSON(good, integerIds: false)
+            // Replace the item id's first byte (after "item_id":") with a byte never valid in UTF-8.
+            let marker = Array("\"item_id\":\"".utf8)
+            if let at = Self.find(marker, in: json) { json[at + marker.count] = 0xFF }
+        case .malformedJSON:
+            json = Array(Self.interactionJSON(good, integerIds: false).dropLast(3))
+        case .notAnObject:
+            json = [UInt8(ascii: "[")] + Self.interactionJSON(good, integerIds: false) + [UInt8(ascii: "]")]
+        case .missingField:
+            var w = SyntheticJSONWriter(capacity: 96)
+            w.raw("{\"user_id\":")
+            w.string(user)
+            w.raw(",\"action\":\"click\",\"ts\":")
+            w.int(ts)
+            w.byte(UInt8(ascii: "}"))
+            json = w.bytes
+        case .wrongType:
+            var w = SyntheticJSONWriter(capacity: 96)
+            w.raw("{\"user_id\":true,\"item_id\":")
+            w.string(item)
+            w.raw(",\"action\":\"click\",\"ts\":")
+            w.int(ts)
+            w.byte(UInt8(ascii: "}"))
+            json = w.bytes
+        case .unknownAction:
+            json = Self.interactionJSON(good, integerIds: false)
+            let marker = Array("\"click\"".utf8)
+            if let at = Self.find(marker, in: json) { json.replaceSubrange(at..<(at + marker.count), with: Array("\"buy\"".utf8)) }
+        case .timestampOutOfRange:
+            // Alternately mid-1999 and two days past the consumer's clock.
+            good.ts = badCounter % 2 == 0 ? 928_195_200_000 : config.nowMs + 2 * 86_400_000
+            json = Self.interactionJSON(good, integerIds: false)
+        case .invalidField:
+            good.dwellMs = -5
+            json = Self.interactionJSON(good, integerIds: false)
+        }
+        return SyntheticEvent(topic: .interactions, key: user, json: json, timestampMs: ts,
+                              expected: .bad(reason: reason))
+    }
+
+    static func find(_ needle: [UInt8], in hay: [UInt8]) -> Int? {
+        guard hay.count >= needle.count else { return nil }
+        for i in 0...(hay.count - needle.count) where hay[i..<(i + needle.count)].elementsEqual(needle) { return i }
+        return nil
+    }
+}
