@@ -83,9 +83,10 @@ struct ProduceCommand: ParsableCommand {
             sent = try publisher.publish(try JSONLines(path: file))
         } else if planted {
             let nowMs = Int64(Date().timeIntervalSince1970 * 1000)
-            let config = PlantedConfig(seed: seed, users: users, items: items, events: events,
-                                       startMs: startMs ?? nowMs - spanMs, spanMs: spanMs)
-            sent = try publisher.publish(PlantedStream(config: config).lazy.map { ($0.topic == "impressions", $0.key, $0.json) })
+            // Planted clusters: users prefer their cluster's items (embedding tests and `freshet eval`).
+            let config = PlantedConfig(users: users, items: items, events: events, impressions: true, seed: seed,
+                                       startTs: startMs ?? nowMs - spanMs, meanGapMs: max(1, spanMs / Int64(max(events, 1))))
+            sent = try publisher.publish(PlantedStream(config).lazy.map { ($0.topic == "impressions", $0.key, $0.json) })
         } else {
             let nowMs = Int64(Date().timeIntervalSince1970 * 1000)
             var config = SyntheticConfig(seed: seed, users: users, items: items, startMs: startMs ?? nowMs - spanMs,

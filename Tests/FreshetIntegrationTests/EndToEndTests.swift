@@ -161,7 +161,7 @@ final class EndToEndTests: XCTestCase {
     static func countRecords(topic: String, brokers: String) throws -> Int {
         let consumer = try KafkaConsumer(config: KafkaConfig(bootstrapServers: brokers), groupId: "count-\(UUID().uuidString)",
                                          topics: [topic])
-        defer { consumer.close() }
+        defer { try? consumer.close() }
         var count = 0
         var ended: Set<Int32> = []
         let deadline = Date().addingTimeInterval(60)

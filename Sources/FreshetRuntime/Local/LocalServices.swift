@@ -60,7 +60,7 @@ public final class LocalServices {
     deinit { stopAll() }
 
     private func launch(_ path: String, _ arguments: [String], log: String) throws {
-        FileManager.default.createFile(atPath: log, contents: nil)
+        _ = FileManager.default.createFile(atPath: log, contents: nil)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: path)
         process.arguments = arguments
