@@ -4,14 +4,16 @@
 public struct ByteWriter: Sendable {
     public var bytes: [UInt8]
 
+    @inlinable
     public init(capacity: Int = 64) {
         bytes = []
         bytes.reserveCapacity(capacity)
     }
 
-    @inline(__always)
+    @inlinable
     public mutating func write(byte: UInt8) { bytes.append(byte) }
 
+    @inlinable
     public mutating func write(varint: UInt64) {
         var v = varint
         while v >= 0x80 {
@@ -22,6 +24,7 @@ public struct ByteWriter: Sendable {
     }
 
     /// Zigzag so small negative numbers stay short.
+    @inlinable
     public mutating func write(zigzag: Int64) {
         write(varint: UInt64(bitPattern: (zigzag << 1) ^ (zigzag >> 63)))
     }

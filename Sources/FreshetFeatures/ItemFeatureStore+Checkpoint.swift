@@ -74,6 +74,7 @@ extension ItemFeatureStore {
         }
         try r.expectEnd("item entry '\(itemId)'")
         let slot = self.slot(for: itemId)
+        state.dirtyFlags = states[Int(slot)].dirtyFlags // the slot may already be listed as dirty
         states[Int(slot)] = state
         if let oldest = absolute.first { timers.schedule(slot, at: oldest &+ window) }
         for p in absolute where topPane.map({ p > $0 }) ?? true { timers.schedule(slot, at: p) }

@@ -25,20 +25,22 @@ public final class ItemFeatureStore {
         var updatedMs: EventTimeMs = .min
         /// log2 forward-decay score; −∞ is the empty sum (no positive yet).
         var trending: Double = -.infinity
+        /// `DirtyTracker` bits; fits in the struct's padding.
+        var dirtyFlags: UInt8 = 0
     }
 
-    var slotOf = KeyIndex()
-    var itemIds: [String] = []
-    var states: [ItemState] = []
-    var dirty = DirtyTracker()
-    var timers = PaneTimerIndex()
+    @exclusivity(unchecked) var slotOf = KeyIndex()
+    @exclusivity(unchecked) var itemIds: [String] = []
+    @exclusivity(unchecked) var states: [ItemState] = []
+    @exclusivity(unchecked) var dirty = DirtyTracker()
+    @exclusivity(unchecked) var timers = PaneTimerIndex()
     /// Pane numbers are stored relative to this (the first pane seen) as Int32.
-    var basePane: Int64?
+    @exclusivity(unchecked) var basePane: Int64?
 
     /// The store's current watermark (monotone); nil before the first one.
     public private(set) var watermark: EventTimeMs?
     /// pane(watermark), cached.
-    var topPane: Int64?
+    @exclusivity(unchecked) var topPane: Int64?
     /// Events whose pane had left the window on arrival.
     public internal(set) var droppedLateCount: Int64 = 0
     /// Events whose pane is more than 2^31 panes from the first pane seen (not
@@ -85,12 +87,12 @@ public final class ItemFeatureStore {
         let window = Int64(panes.windowPanes)
         if let top = topPane, p < top &- window &+ 1 {
             droppedLateCount &+= 1
-            if changed { dirty.mark(slot) }
+            if changed { dirty.mark(slot, flags: &states[i].dirtyFlags) }
             return .droppedLate
         }
         guard let rel = relative(p) else {
             droppedOutOfRangeCount &+= 1
-            if changed { dirty.mark(slot) }
+            if changed { dirty.mark(slot, flags: &states[i].dirtyFlags) }
             return .droppedLate
         }
         let isNewPane = states[i].panes.add(pane: rel, popularity: positive ? 1 : 0, impressions: positive ? 0 : 1)
@@ -100,7 +102,7 @@ public final class ItemFeatureStore {
             if topPane.map({ p > $0 }) ?? true { timers.schedule(slot, at: p) }
         }
         if let top = topPane, p <= top { changed = true }
-        if changed { dirty.mark(slot) }
+        if changed { dirty.mark(slot, flags: &states[i].dirtyFlags) }
         return .counted
     }
 
@@ -130,7 +132,7 @@ public final class ItemFeatureStore {
         }
         let enterLo = oldTop.map { clampedRelative($0 &+ 1) } ?? Int32.min
         if !changed && states[i].panes.hasPane(in: enterLo, clampedRelative(newTop)) { changed = true }
-        if changed { dirty.mark(slot) }
+        if changed { dirty.mark(slot, flags: &states[i].dirtyFlags) }
     }
 
     /// Features at the current watermark, or nil for an unknown item.
@@ -148,10 +150,18 @@ public final class ItemFeatureStore {
     }
 
     /// Item ids changed since the previous call (for the Redis flush and trending).
-    public func takeDirty() -> [String] { dirty.takeFlush().map { itemIds[Int($0)] } }
+    public func takeDirty() -> [String] {
+        let slots = dirty.takeFlush()
+        for s in slots { states[Int(s)].dirtyFlags &= ~DirtyTracker.flushBit }
+        return slots.map { itemIds[Int($0)] }
+    }
 
     /// Item ids changed since the previous call (for incremental checkpoints).
-    public func takeChangedForCheckpoint() -> [String] { dirty.takeCheckpoint().map { itemIds[Int($0)] } }
+    public func takeChangedForCheckpoint() -> [String] {
+        let slots = dirty.takeCheckpoint()
+        for s in slots { states[Int(s)].dirtyFlags &= ~DirtyTracker.checkpointBit }
+        return slots.map { itemIds[Int($0)] }
+    }
 
     public func removeAll() {
         slotOf.removeAll()
@@ -173,7 +183,6 @@ public final class ItemFeatureStore {
         if s != next { return s }
         itemIds.append(itemId)
         states.append(ItemState())
-        dirty.grow(to: states.count)
         return s
     }
 

@@ -43,6 +43,7 @@ extension UserFeatureStore {
         }
         try r.expectEnd("user entry '\(userId)'")
         let slot = self.slot(for: userId)
+        state.dirtyFlags = states[Int(slot)].dirtyFlags // the slot may already be listed as dirty
         states[Int(slot)] = state
     }
 }

@@ -16,13 +16,17 @@ public final class UserFeatureStore {
         var recent = RecentItems()
         var count: Int64 = 0
         var updatedMs: EventTimeMs = .min
+        /// `DirtyTracker` bits.
+        var dirtyFlags: UInt8 = 0
     }
 
-    var slotOf = KeyIndex()
-    var userIds: [String] = []
-    var states: [UserState] = []
-    var itemNames = StringInterner()
-    var dirty = DirtyTracker()
+    // Owned by one task, never accessed concurrently or reentrantly: the dynamic
+    // exclusivity checks on these hot properties are turned off (see ItemFeatureStore).
+    @exclusivity(unchecked) var slotOf = KeyIndex()
+    @exclusivity(unchecked) var userIds: [String] = []
+    @exclusivity(unchecked) var states: [UserState] = []
+    @exclusivity(unchecked) var itemNames = StringInterner()
+    @exclusivity(unchecked) var dirty = DirtyTracker()
 
     public init(recentCapacity: Int = 50) {
         precondition(recentCapacity > 0, "recent capacity must be positive")
@@ -43,7 +47,7 @@ public final class UserFeatureStore {
         if interaction.ts > states[i].updatedMs { states[i].updatedMs = interaction.ts }
         _ = states[i].recent.record(item, ts: interaction.ts, capacity: recentCapacity, names: itemNames)
         // The count changes on every positive, so the user is always dirty.
-        dirty.mark(slot)
+        dirty.mark(slot, flags: &states[i].dirtyFlags)
     }
 
     public func features(of userId: String) -> UserFeatures? {
@@ -54,11 +58,19 @@ public final class UserFeatureStore {
     }
 
     /// User ids changed since the previous call (for the Redis flush).
-    public func takeDirty() -> [String] { dirty.takeFlush().map { userIds[Int($0)] } }
+    public func takeDirty() -> [String] {
+        let slots = dirty.takeFlush()
+        for s in slots { states[Int(s)].dirtyFlags &= ~DirtyTracker.flushBit }
+        return slots.map { userIds[Int($0)] }
+    }
 
     /// User ids changed since the previous call (for incremental checkpoints);
     /// independent of `takeDirty`.
-    public func takeChangedForCheckpoint() -> [String] { dirty.takeCheckpoint().map { userIds[Int($0)] } }
+    public func takeChangedForCheckpoint() -> [String] {
+        let slots = dirty.takeCheckpoint()
+        for s in slots { states[Int(s)].dirtyFlags &= ~DirtyTracker.checkpointBit }
+        return slots.map { userIds[Int($0)] }
+    }
 
     /// All user ids with state (for full snapshots).
     public var allUserIds: [String] { userIds }
@@ -78,7 +90,6 @@ public final class UserFeatureStore {
         if s != next { return s }
         userIds.append(userId)
         states.append(UserState())
-        dirty.grow(to: states.count)
         return s
     }
 }
