@@ -69,7 +69,8 @@ extension ItemFeatureStore {
             guard let rel = relative(pane) else {
                 throw CodecError(.invalidValue, "item entry pane \(pane) too far from base pane for '\(itemId)'")
             }
-            state.panes.appendRestored(PaneCount(pane: rel, popularity: pop32, impressions: imp32))
+            state.panes.appendRestored(PaneCount(pane: rel, popularity: pop32, impressions: imp32),
+                                       olderLimit: panes.windowPanes - 1)
             absolute.append(pane)
         }
         try r.expectEnd("item entry '\(itemId)'")

@@ -95,7 +95,8 @@ public final class ItemFeatureStore {
             if changed { dirty.mark(slot, flags: &states[i].dirtyFlags) }
             return .droppedLate
         }
-        let isNewPane = states[i].panes.add(pane: rel, popularity: positive ? 1 : 0, impressions: positive ? 0 : 1)
+        let isNewPane = states[i].panes.add(pane: rel, popularity: positive ? 1 : 0, impressions: positive ? 0 : 1,
+                                            olderLimit: panes.windowPanes - 1)
         if isNewPane {
             // Invariant: the item's oldest pane always has a pending expiry timer.
             if states[i].panes.first == rel { timers.schedule(slot, at: p &+ window) }

@@ -14,9 +14,9 @@ extension UserFeatureStore {
         w.write(zigzag: s.count)
         w.write(zigzag: s.updatedMs)
         w.write(varint: UInt64(s.recent.count))
-        for k in 0..<s.recent.count {
-            w.write(string: itemNames[s.recent.items[k]])
-            w.write(zigzag: s.recent.times[k])
+        for e in s.recent.entries {
+            w.write(string: itemNames[e.item])
+            w.write(zigzag: e.ts)
         }
         return w.bytes
     }
