@@ -47,11 +47,19 @@ public struct ByteWriter: Sendable {
 
     public mutating func write(double: Double) { write(int64: Int64(bitPattern: double.bitPattern)) }
 
+    @inlinable
     public mutating func write(string: String) {
-        var s = string
-        s.withUTF8 { utf8 in
+        // Native strings expose their UTF-8 without a copy; others take the slow path.
+        let done: Void? = string.utf8.withContiguousStorageIfAvailable { utf8 in
             write(varint: UInt64(utf8.count))
             bytes.append(contentsOf: utf8)
+        }
+        if done == nil {
+            var copy = string
+            copy.withUTF8 { utf8 in
+                write(varint: UInt64(utf8.count))
+                bytes.append(contentsOf: utf8)
+            }
         }
     }
 
