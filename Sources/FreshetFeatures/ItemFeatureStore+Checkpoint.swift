@@ -12,7 +12,7 @@ extension ItemFeatureStore {
     static let metadataFormat: UInt8 = 1
 
     public func encodeEntry(_ itemId: String) -> [UInt8]? {
-        guard let slot = slotOf.slot(of: itemId) else { return nil }
+        guard let slot = lookup(itemId) else { return nil }
         let s = states[Int(slot)]
         let base = basePane ?? 0
         var w = ByteWriter(capacity: 24 + 8 * s.panes.entries.count)
@@ -42,7 +42,7 @@ extension ItemFeatureStore {
         guard format == Self.entryFormat else {
             throw CodecError(.unknownVersion, "item entry format \(format) for '\(itemId)'; expected \(Self.entryFormat)")
         }
-        var state = ItemState()
+        var state = ItemState(id: itemId)
         state.updatedMs = try r.readZigzag("item entry updated_ms")
         switch try r.readByte("item entry trending flag") {
         case 0: break

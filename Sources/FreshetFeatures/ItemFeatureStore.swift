@@ -21,6 +21,8 @@ public final class ItemFeatureStore {
     public let trending: TrendingDecay
 
     struct ItemState {
+        /// The key, kept with the state: the index compares keys here, next to the data.
+        let id: String
         var panes = PaneCounts()
         var updatedMs: EventTimeMs = .min
         /// log2 forward-decay score; −∞ is the empty sum (no positive yet).
@@ -30,7 +32,6 @@ public final class ItemFeatureStore {
     }
 
     @exclusivity(unchecked) var slotOf = KeyIndex()
-    @exclusivity(unchecked) var itemIds: [String] = []
     @exclusivity(unchecked) var states: [ItemState] = []
     @exclusivity(unchecked) var dirty = DirtyTracker()
     @exclusivity(unchecked) var timers = PaneTimerIndex()
@@ -56,7 +57,7 @@ public final class ItemFeatureStore {
     public var count: Int { states.count }
 
     /// All item ids with state (for full snapshots).
-    public var allItemIds: [String] { itemIds }
+    public var allItemIds: [String] { states.map(\.id) }
 
     /// Folds one routed event in. `watermark` is the task's current watermark; when it
     /// is ahead of the store's, the store advances first (firing due timers). A lower
@@ -138,7 +139,7 @@ public final class ItemFeatureStore {
 
     /// Features at the current watermark, or nil for an unknown item.
     public func features(of itemId: String) -> ItemFeatures? {
-        guard let slot = slotOf.slot(of: itemId) else { return nil }
+        guard let slot = lookup(itemId) else { return nil }
         let s = states[Int(slot)]
         var totals: (popularity: Int64, impressions: Int64) = (0, 0)
         if let top = topPane {
@@ -154,19 +155,18 @@ public final class ItemFeatureStore {
     public func takeDirty() -> [String] {
         let slots = dirty.takeFlush()
         for s in slots { states[Int(s)].dirtyFlags &= ~DirtyTracker.flushBit }
-        return slots.map { itemIds[Int($0)] }
+        return slots.map { states[Int($0)].id }
     }
 
     /// Item ids changed since the previous call (for incremental checkpoints).
     public func takeChangedForCheckpoint() -> [String] {
         let slots = dirty.takeCheckpoint()
         for s in slots { states[Int(s)].dirtyFlags &= ~DirtyTracker.checkpointBit }
-        return slots.map { itemIds[Int($0)] }
+        return slots.map { states[Int($0)].id }
     }
 
     public func removeAll() {
         slotOf.removeAll()
-        itemIds.removeAll()
         states.removeAll()
         dirty.removeAll()
         timers.removeAll()
@@ -178,12 +178,16 @@ public final class ItemFeatureStore {
     }
 
     @inline(__always)
+    func lookup(_ itemId: String) -> UInt32? {
+        slotOf.slot(tag: KeyIndex.tag(itemId)) { states[Int($0)].id == itemId }
+    }
+
+    @inline(__always)
     func slot(for itemId: String) -> UInt32 {
         let next = UInt32(truncatingIfNeeded: states.count)
-        let s = slotOf.slot(of: itemId) { next }
+        let s = slotOf.slot(tag: KeyIndex.tag(itemId), isKey: { states[Int($0)].id == itemId }, orInsert: { next })
         if s != next { return s }
-        itemIds.append(itemId)
-        states.append(ItemState())
+        states.append(ItemState(id: itemId))
         return s
     }
 

@@ -7,7 +7,7 @@ extension UserFeatureStore {
 
     /// The user's state as bytes, or nil when the user has none.
     public func encodeEntry(_ userId: String) -> [UInt8]? {
-        guard let slot = slotOf.slot(of: userId) else { return nil }
+        guard let slot = lookup(userId) else { return nil }
         let s = states[Int(slot)]
         var w = ByteWriter(capacity: 16 + 16 * s.recent.count)
         w.write(byte: Self.entryFormat)
@@ -29,7 +29,7 @@ extension UserFeatureStore {
         guard format == Self.entryFormat else {
             throw CodecError(.unknownVersion, "user entry format \(format) for '\(userId)'; expected \(Self.entryFormat)")
         }
-        var state = UserState()
+        var state = UserState(id: userId)
         state.count = try r.readZigzag("user entry interaction_count")
         state.updatedMs = try r.readZigzag("user entry updated_ms")
         let n = try r.readVarint("user entry recent item count")

@@ -13,6 +13,8 @@ public final class UserFeatureStore {
     public let recentCapacity: Int
 
     struct UserState {
+        /// The key, kept with the state: the index compares keys here, next to the data.
+        let id: String
         var recent = RecentItems()
         var count: Int64 = 0
         var updatedMs: EventTimeMs = .min
@@ -23,7 +25,6 @@ public final class UserFeatureStore {
     // Owned by one task, never accessed concurrently or reentrantly: the dynamic
     // exclusivity checks on these hot properties are turned off (see ItemFeatureStore).
     @exclusivity(unchecked) var slotOf = KeyIndex()
-    @exclusivity(unchecked) var userIds: [String] = []
     @exclusivity(unchecked) var states: [UserState] = []
     @exclusivity(unchecked) var itemNames = StringInterner()
     @exclusivity(unchecked) var dirty = DirtyTracker()
@@ -51,7 +52,7 @@ public final class UserFeatureStore {
     }
 
     public func features(of userId: String) -> UserFeatures? {
-        guard let slot = slotOf.slot(of: userId) else { return nil }
+        guard let slot = lookup(userId) else { return nil }
         let s = states[Int(slot)]
         return UserFeatures(recentItems: s.recent.items.map { itemNames[$0] },
                             interactionCount: s.count, updatedMs: s.updatedMs)
@@ -61,7 +62,7 @@ public final class UserFeatureStore {
     public func takeDirty() -> [String] {
         let slots = dirty.takeFlush()
         for s in slots { states[Int(s)].dirtyFlags &= ~DirtyTracker.flushBit }
-        return slots.map { userIds[Int($0)] }
+        return slots.map { states[Int($0)].id }
     }
 
     /// User ids changed since the previous call (for incremental checkpoints);
@@ -69,27 +70,30 @@ public final class UserFeatureStore {
     public func takeChangedForCheckpoint() -> [String] {
         let slots = dirty.takeCheckpoint()
         for s in slots { states[Int(s)].dirtyFlags &= ~DirtyTracker.checkpointBit }
-        return slots.map { userIds[Int($0)] }
+        return slots.map { states[Int($0)].id }
     }
 
     /// All user ids with state (for full snapshots).
-    public var allUserIds: [String] { userIds }
+    public var allUserIds: [String] { states.map(\.id) }
 
     public func removeAll() {
         slotOf.removeAll()
-        userIds.removeAll()
         states.removeAll()
         itemNames.removeAll()
         dirty.removeAll()
     }
 
     @inline(__always)
+    func lookup(_ userId: String) -> UInt32? {
+        slotOf.slot(tag: KeyIndex.tag(userId)) { states[Int($0)].id == userId }
+    }
+
+    @inline(__always)
     func slot(for userId: String) -> UInt32 {
         let next = UInt32(truncatingIfNeeded: states.count)
-        let s = slotOf.slot(of: userId) { next }
+        let s = slotOf.slot(tag: KeyIndex.tag(userId), isKey: { states[Int($0)].id == userId }, orInsert: { next })
         if s != next { return s }
-        userIds.append(userId)
-        states.append(UserState())
+        states.append(UserState(id: userId))
         return s
     }
 }

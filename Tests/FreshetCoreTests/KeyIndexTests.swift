@@ -4,22 +4,27 @@ import XCTest
 final class KeyIndexTests: XCTestCase {
     func testInsertLookupAcrossGrowth() {
         var index = KeyIndex()
-        var next: UInt32 = 0
+        var stored: [String] = []
         // Mix small (inline) and large (heap) strings.
         let keys = (0..<50_000).map { $0 % 3 == 0 ? "a-long-identifier-beyond-fifteen-bytes-\($0)" : "k\($0)" }
         for key in keys {
-            let s = index.slot(of: key) { defer { next += 1 }; return next }
-            XCTAssertEqual(s, next - 1)
+            let next = UInt32(stored.count)
+            let s = index.slot(tag: KeyIndex.tag(key), isKey: { stored[Int($0)] == key }, orInsert: { next })
+            XCTAssertEqual(s, next)
+            stored.append(key)
         }
         XCTAssertEqual(index.count, keys.count)
         for (k, key) in keys.enumerated() {
-            XCTAssertEqual(index.slot(of: key), UInt32(k))
-            XCTAssertEqual(index.slot(of: key) { XCTFail("re-inserted"); return 0 }, UInt32(k))
+            XCTAssertEqual(index.slot(tag: KeyIndex.tag(key)) { stored[Int($0)] == key }, UInt32(k))
+            let again = index.slot(tag: KeyIndex.tag(key), isKey: { stored[Int($0)] == key },
+                                   orInsert: { XCTFail("re-inserted"); return 0 })
+            XCTAssertEqual(again, UInt32(k))
         }
-        XCTAssertNil(index.slot(of: "missing"))
-        XCTAssertNil(index.slot(of: ""))
+        XCTAssertNil(index.slot(tag: KeyIndex.tag("missing")) { stored[Int($0)] == "missing" })
+        // Same tag, different key: the comparison decides.
+        XCTAssertNil(index.slot(tag: KeyIndex.tag("k1")) { _ in false })
         index.removeAll()
-        XCTAssertNil(index.slot(of: "k1"))
+        XCTAssertNil(index.slot(tag: KeyIndex.tag("k1")) { stored[Int($0)] == "k1" })
     }
 
     func testInterner() {
