@@ -66,6 +66,7 @@ struct JSONScanner {
     // MARK: strings
 
     /// Scans a string starting at the opening quote; leaves `pos` after the closing quote.
+    @inline(__always)
     mutating func scanString() throws(BadInput) -> JSONStringToken {
         let n = buf.count
         guard pos < n, buf[pos] == UInt8(ascii: "\"") else { throw syntaxError("expected string") }
