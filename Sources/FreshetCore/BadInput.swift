@@ -23,5 +23,9 @@ public struct BadInput: Error, Sendable, Equatable, CustomStringConvertible {
         self.detail = detail
     }
 
+    public init(reason: Reason, detail: String) {
+        self.init(reason, detail)
+    }
+
     public var description: String { "\(reason.rawValue): \(detail)" }
 }

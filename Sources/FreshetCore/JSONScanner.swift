@@ -66,27 +66,55 @@ struct JSONScanner {
     // MARK: strings
 
     /// Scans a string starting at the opening quote; leaves `pos` after the closing quote.
+    @inline(__always)
     mutating func scanString() throws(BadInput) -> JSONStringToken {
-        guard pos < buf.count, buf[pos] == UInt8(ascii: "\"") else { throw syntaxError("expected string") }
-        pos &+= 1
-        let start = pos
+        let n = buf.count
+        guard pos < n, buf[pos] == UInt8(ascii: "\"") else { throw syntaxError("expected string") }
+        let start = pos &+ 1
+        // A local index keeps the hot loop in registers (`pos` lives in memory).
+        var i = start
         var escapes = false
-        while pos < buf.count {
-            let b = buf[pos]
+        // Skip eight ordinary bytes at a time, then finish byte by byte: the special
+        // byte is within the next eight (ids and keys are short, so going back to
+        // the word loop after each byte would cost more than it saves).
+        while i &+ 8 <= n && !Self.hasStringSpecial(buf.loadUnaligned(fromByteOffset: i, as: UInt64.self)) {
+            i &+= 8
+        }
+        while i < n {
+            let b = buf[i]
             if b == UInt8(ascii: "\"") {
-                let token = JSONStringToken(start: start, end: pos, hasEscapes: escapes)
-                pos &+= 1
-                return token
+                pos = i &+ 1
+                return JSONStringToken(start: start, end: i, hasEscapes: escapes)
             }
             if b == UInt8(ascii: "\\") {
                 escapes = true
+                pos = i
                 try scanEscape()
+                i = pos
                 continue
             }
-            if b < 0x20 { throw syntaxError("unescaped control character in string") }
-            pos &+= 1
+            if b < 0x20 {
+                pos = i
+                throw syntaxError("unescaped control character in string")
+            }
+            i &+= 1
         }
+        pos = i
         throw syntaxError("unterminated string")
+    }
+
+    /// True when the 8 bytes of `w` may contain '"', '\\' or a control byte (< 0x20).
+    /// Classic SWAR zero-byte tests; a false positive only sends the caller to its byte loop.
+    @inline(__always)
+    static func hasStringSpecial(_ w: UInt64) -> Bool {
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let highs: UInt64 = 0x8080_8080_8080_8080
+        let quote = w ^ (ones &* 0x22)
+        let backslash = w ^ (ones &* 0x5C)
+        let zq = (quote &- ones) & ~quote
+        let zb = (backslash &- ones) & ~backslash
+        let control = (w &- ones &* 0x20) & ~w
+        return (zq | zb | control) & highs != 0
     }
 
     /// Validates one escape sequence at `pos` (the backslash) and moves past it.

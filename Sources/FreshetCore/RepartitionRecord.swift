@@ -20,39 +20,54 @@ public enum RepartitionRecord: Sendable, Equatable {
     }
 
     public func encode(into w: inout ByteWriter) {
-        w.write(byte: Self.formatVersion)
+        // One bounded scratch write and one append per record: this runs for every
+        // routed item event (several per source event).
+        let v = RawByteCursor.maxVarintBytes
         switch self {
         case .item(let e, let origin):
-            w.write(byte: Tag.item.rawValue)
-            w.write(string: e.itemId)
-            w.write(string: e.userId)
-            w.write(zigzag: e.ts)
-            switch e.kind {
-            case .interaction(let action, let dwell):
-                w.write(byte: 1)
-                w.write(byte: action.rawValue)
-                w.write(optionalZigzag: dwell)
-            case .impression(let position):
-                w.write(byte: 2)
-                w.write(optionalZigzag: position.map(Int64.init))
+            let bound = 8 + 6 * v + RawByteCursor.maxBytes(e.itemId) + RawByteCursor.maxBytes(e.userId)
+                + (e.requestId.map(RawByteCursor.maxBytes) ?? 0) + RecordOrigin.maxEncodedBytes
+            w.append(maxBytes: bound) { c in
+                c.write(byte: Self.formatVersion)
+                c.write(byte: Tag.item.rawValue)
+                c.write(string: e.itemId)
+                c.write(string: e.userId)
+                c.write(zigzag: e.ts)
+                switch e.kind {
+                case .interaction(let action, let dwell):
+                    c.write(byte: 1)
+                    c.write(byte: action.rawValue)
+                    c.write(optionalZigzag: dwell)
+                case .impression(let position):
+                    c.write(byte: 2)
+                    c.write(optionalZigzag: position.map(Int64.init))
+                }
+                c.write(optionalString: e.requestId)
+                origin.encode(into: &c)
             }
-            w.write(optionalString: e.requestId)
-            origin.encode(into: &w)
         case .interaction(let i, let origin):
-            w.write(byte: Tag.interaction.rawValue)
-            w.write(string: i.userId)
-            w.write(string: i.itemId)
-            w.write(byte: i.action.rawValue)
-            w.write(optionalZigzag: i.dwellMs)
-            w.write(zigzag: i.ts)
-            w.write(optionalString: i.requestId)
-            origin.encode(into: &w)
+            let bound = 8 + 4 * v + RawByteCursor.maxBytes(i.userId) + RawByteCursor.maxBytes(i.itemId)
+                + (i.requestId.map(RawByteCursor.maxBytes) ?? 0) + RecordOrigin.maxEncodedBytes
+            w.append(maxBytes: bound) { c in
+                c.write(byte: Self.formatVersion)
+                c.write(byte: Tag.interaction.rawValue)
+                c.write(string: i.userId)
+                c.write(string: i.itemId)
+                c.write(byte: i.action.rawValue)
+                c.write(optionalZigzag: i.dwellMs)
+                c.write(zigzag: i.ts)
+                c.write(optionalString: i.requestId)
+                origin.encode(into: &c)
+            }
         case .watermark(let m):
-            w.write(byte: Tag.watermark.rawValue)
-            w.write(byte: m.sourceTopic)
-            w.write(zigzag: Int64(m.sourcePartition))
-            w.write(optionalZigzag: m.watermarkMs)
-            w.write(byte: m.finished ? 1 : 0)
+            w.append(maxBytes: 8 + 3 * v) { c in
+                c.write(byte: Self.formatVersion)
+                c.write(byte: Tag.watermark.rawValue)
+                c.write(byte: m.sourceTopic)
+                c.write(zigzag: Int64(m.sourcePartition))
+                c.write(optionalZigzag: m.watermarkMs)
+                c.write(byte: m.finished ? 1 : 0)
+            }
         }
     }
 
@@ -137,11 +152,13 @@ public enum RepartitionRecord: Sendable, Equatable {
 }
 
 extension RecordOrigin {
-    func encode(into w: inout ByteWriter) {
-        w.write(byte: sourceTopic)
-        w.write(zigzag: Int64(partition))
-        w.write(zigzag: offset)
-        w.write(varint: UInt64(subIndex))
+    static let maxEncodedBytes = 1 + 3 * RawByteCursor.maxVarintBytes
+
+    func encode(into c: inout RawByteCursor) {
+        c.write(byte: sourceTopic)
+        c.write(zigzag: Int64(partition))
+        c.write(zigzag: offset)
+        c.write(varint: UInt64(subIndex))
     }
 
     static func decode(from r: inout ByteReader) throws(CodecError) -> RecordOrigin {

@@ -15,12 +15,13 @@ public struct StringInterner: Sendable {
     @inline(__always)
     public mutating func intern(_ s: String) -> UInt32 {
         let next = UInt32(truncatingIfNeeded: strings.count)
-        let i = indexOf.slot(of: s) { next }
+        let known = strings // a reference, not a copy: read by the key comparison below
+        let i = indexOf.slot(tag: KeyIndex.tag(s), isKey: { known[Int($0)] == s }, orInsert: { next })
         if i == next { strings.append(s) } // existing keys all have slots below `next`
         return i
     }
 
-    public func index(of s: String) -> UInt32? { indexOf.slot(of: s) }
+    public func index(of s: String) -> UInt32? { indexOf.slot(tag: KeyIndex.tag(s)) { strings[Int($0)] == s } }
 
     @inline(__always)
     public subscript(_ i: UInt32) -> String { strings[Int(i)] }

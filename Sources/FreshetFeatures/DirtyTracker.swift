@@ -1,45 +1,39 @@
-/// Two independent "changed since last taken" sets over dense slot indices:
-/// one for the Redis flush, one for incremental checkpoints. A flag byte per slot
-/// deduplicates without hashing; the lists keep first-change order.
+/// Two independent "changed since last taken" lists over dense slot indices:
+/// one for the Redis flush, one for incremental checkpoints.
+///
+/// Deduplication uses a flag byte that the store keeps inside each key's state
+/// (next to the data the update already touched, so marking costs no extra cache
+/// miss); the lists keep first-change order.
 struct DirtyTracker {
-    private static let flushBit: UInt8 = 1
-    private static let checkpointBit: UInt8 = 2
+    static let flushBit: UInt8 = 1
+    static let checkpointBit: UInt8 = 2
+    static let both: UInt8 = 3
 
-    private var flags: [UInt8] = []
     private var flush: [UInt32] = []
     private var checkpoint: [UInt32] = []
 
-    /// Makes room for slot indices below `count`.
-    mutating func grow(to count: Int) {
-        if flags.count < count { flags.append(contentsOf: repeatElement(0, count: count - flags.count)) }
-    }
-
     @inline(__always)
-    mutating func mark(_ slot: UInt32) {
-        let i = Int(slot)
-        let f = flags[i]
-        if f == (Self.flushBit | Self.checkpointBit) { return }
+    mutating func mark(_ slot: UInt32, flags: inout UInt8) {
+        let f = flags
+        if f == Self.both { return }
         if f & Self.flushBit == 0 { flush.append(slot) }
         if f & Self.checkpointBit == 0 { checkpoint.append(slot) }
-        flags[i] = Self.flushBit | Self.checkpointBit
+        flags = Self.both
     }
 
+    /// The flush list; the caller clears `flushBit` in each slot's flags.
     mutating func takeFlush() -> [UInt32] {
-        let out = flush
-        flush.removeAll(keepingCapacity: true)
-        for s in out { flags[Int(s)] &= ~Self.flushBit }
-        return out
+        defer { flush.removeAll(keepingCapacity: true) }
+        return flush
     }
 
+    /// The checkpoint list; the caller clears `checkpointBit` in each slot's flags.
     mutating func takeCheckpoint() -> [UInt32] {
-        let out = checkpoint
-        checkpoint.removeAll(keepingCapacity: true)
-        for s in out { flags[Int(s)] &= ~Self.checkpointBit }
-        return out
+        defer { checkpoint.removeAll(keepingCapacity: true) }
+        return checkpoint
     }
 
     mutating func removeAll() {
-        flags.removeAll()
         flush.removeAll()
         checkpoint.removeAll()
     }

@@ -12,7 +12,7 @@ extension ItemFeatureStore {
     static let metadataFormat: UInt8 = 1
 
     public func encodeEntry(_ itemId: String) -> [UInt8]? {
-        guard let slot = slotOf.slot(of: itemId) else { return nil }
+        guard let slot = lookup(itemId) else { return nil }
         let s = states[Int(slot)]
         let base = basePane ?? 0
         var w = ByteWriter(capacity: 24 + 8 * s.panes.entries.count)
@@ -42,7 +42,7 @@ extension ItemFeatureStore {
         guard format == Self.entryFormat else {
             throw CodecError(.unknownVersion, "item entry format \(format) for '\(itemId)'; expected \(Self.entryFormat)")
         }
-        var state = ItemState()
+        var state = ItemState(id: itemId)
         state.updatedMs = try r.readZigzag("item entry updated_ms")
         switch try r.readByte("item entry trending flag") {
         case 0: break
@@ -69,11 +69,13 @@ extension ItemFeatureStore {
             guard let rel = relative(pane) else {
                 throw CodecError(.invalidValue, "item entry pane \(pane) too far from base pane for '\(itemId)'")
             }
-            state.panes.appendRestored(PaneCount(pane: rel, popularity: pop32, impressions: imp32))
+            state.panes.appendRestored(PaneCount(pane: rel, popularity: pop32, impressions: imp32),
+                                       olderLimit: panes.windowPanes - 1)
             absolute.append(pane)
         }
         try r.expectEnd("item entry '\(itemId)'")
         let slot = self.slot(for: itemId)
+        state.dirtyFlags = states[Int(slot)].dirtyFlags // the slot may already be listed as dirty
         states[Int(slot)] = state
         if let oldest = absolute.first { timers.schedule(slot, at: oldest &+ window) }
         for p in absolute where topPane.map({ p > $0 }) ?? true { timers.schedule(slot, at: p) }

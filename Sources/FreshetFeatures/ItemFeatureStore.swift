@@ -21,24 +21,27 @@ public final class ItemFeatureStore {
     public let trending: TrendingDecay
 
     struct ItemState {
+        /// The key, kept with the state: the index compares keys here, next to the data.
+        let id: String
         var panes = PaneCounts()
         var updatedMs: EventTimeMs = .min
         /// log2 forward-decay score; −∞ is the empty sum (no positive yet).
         var trending: Double = -.infinity
+        /// `DirtyTracker` bits; fits in the struct's padding.
+        var dirtyFlags: UInt8 = 0
     }
 
-    var slotOf = KeyIndex()
-    var itemIds: [String] = []
-    var states: [ItemState] = []
-    var dirty = DirtyTracker()
-    var timers = PaneTimerIndex()
+    @exclusivity(unchecked) var slotOf = KeyIndex()
+    @exclusivity(unchecked) var states: [ItemState] = []
+    @exclusivity(unchecked) var dirty = DirtyTracker()
+    @exclusivity(unchecked) var timers = PaneTimerIndex()
     /// Pane numbers are stored relative to this (the first pane seen) as Int32.
-    var basePane: Int64?
+    @exclusivity(unchecked) var basePane: Int64?
 
     /// The store's current watermark (monotone); nil before the first one.
     public private(set) var watermark: EventTimeMs?
     /// pane(watermark), cached.
-    var topPane: Int64?
+    @exclusivity(unchecked) var topPane: Int64?
     /// Events whose pane had left the window on arrival.
     public internal(set) var droppedLateCount: Int64 = 0
     /// Events whose pane is more than 2^31 panes from the first pane seen (not
@@ -54,7 +57,7 @@ public final class ItemFeatureStore {
     public var count: Int { states.count }
 
     /// All item ids with state (for full snapshots).
-    public var allItemIds: [String] { itemIds }
+    public var allItemIds: [String] { states.map(\.id) }
 
     /// Folds one routed event in. `watermark` is the task's current watermark; when it
     /// is ahead of the store's, the store advances first (firing due timers). A lower
@@ -85,22 +88,23 @@ public final class ItemFeatureStore {
         let window = Int64(panes.windowPanes)
         if let top = topPane, p < top &- window &+ 1 {
             droppedLateCount &+= 1
-            if changed { dirty.mark(slot) }
+            if changed { dirty.mark(slot, flags: &states[i].dirtyFlags) }
             return .droppedLate
         }
         guard let rel = relative(p) else {
             droppedOutOfRangeCount &+= 1
-            if changed { dirty.mark(slot) }
+            if changed { dirty.mark(slot, flags: &states[i].dirtyFlags) }
             return .droppedLate
         }
-        let isNewPane = states[i].panes.add(pane: rel, popularity: positive ? 1 : 0, impressions: positive ? 0 : 1)
+        let isNewPane = states[i].panes.add(pane: rel, popularity: positive ? 1 : 0, impressions: positive ? 0 : 1,
+                                            olderLimit: panes.windowPanes - 1)
         if isNewPane {
             // Invariant: the item's oldest pane always has a pending expiry timer.
             if states[i].panes.first == rel { timers.schedule(slot, at: p &+ window) }
             if topPane.map({ p > $0 }) ?? true { timers.schedule(slot, at: p) }
         }
         if let top = topPane, p <= top { changed = true }
-        if changed { dirty.mark(slot) }
+        if changed { dirty.mark(slot, flags: &states[i].dirtyFlags) }
         return .counted
     }
 
@@ -130,12 +134,12 @@ public final class ItemFeatureStore {
         }
         let enterLo = oldTop.map { clampedRelative($0 &+ 1) } ?? Int32.min
         if !changed && states[i].panes.hasPane(in: enterLo, clampedRelative(newTop)) { changed = true }
-        if changed { dirty.mark(slot) }
+        if changed { dirty.mark(slot, flags: &states[i].dirtyFlags) }
     }
 
     /// Features at the current watermark, or nil for an unknown item.
     public func features(of itemId: String) -> ItemFeatures? {
-        guard let slot = slotOf.slot(of: itemId) else { return nil }
+        guard let slot = lookup(itemId) else { return nil }
         let s = states[Int(slot)]
         var totals: (popularity: Int64, impressions: Int64) = (0, 0)
         if let top = topPane {
@@ -148,14 +152,21 @@ public final class ItemFeatureStore {
     }
 
     /// Item ids changed since the previous call (for the Redis flush and trending).
-    public func takeDirty() -> [String] { dirty.takeFlush().map { itemIds[Int($0)] } }
+    public func takeDirty() -> [String] {
+        let slots = dirty.takeFlush()
+        for s in slots { states[Int(s)].dirtyFlags &= ~DirtyTracker.flushBit }
+        return slots.map { states[Int($0)].id }
+    }
 
     /// Item ids changed since the previous call (for incremental checkpoints).
-    public func takeChangedForCheckpoint() -> [String] { dirty.takeCheckpoint().map { itemIds[Int($0)] } }
+    public func takeChangedForCheckpoint() -> [String] {
+        let slots = dirty.takeCheckpoint()
+        for s in slots { states[Int(s)].dirtyFlags &= ~DirtyTracker.checkpointBit }
+        return slots.map { states[Int($0)].id }
+    }
 
     public func removeAll() {
         slotOf.removeAll()
-        itemIds.removeAll()
         states.removeAll()
         dirty.removeAll()
         timers.removeAll()
@@ -167,13 +178,16 @@ public final class ItemFeatureStore {
     }
 
     @inline(__always)
+    func lookup(_ itemId: String) -> UInt32? {
+        slotOf.slot(tag: KeyIndex.tag(itemId)) { states[Int($0)].id == itemId }
+    }
+
+    @inline(__always)
     func slot(for itemId: String) -> UInt32 {
         let next = UInt32(truncatingIfNeeded: states.count)
-        let s = slotOf.slot(of: itemId) { next }
+        let s = slotOf.slot(tag: KeyIndex.tag(itemId), isKey: { states[Int($0)].id == itemId }, orInsert: { next })
         if s != next { return s }
-        itemIds.append(itemId)
-        states.append(ItemState())
-        dirty.grow(to: states.count)
+        states.append(ItemState(id: itemId))
         return s
     }
 

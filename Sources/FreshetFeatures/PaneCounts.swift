@@ -30,7 +30,9 @@ struct PaneCounts {
 
     /// Adds to `pane`'s counters (saturating); returns true when the pane is new.
     @inline(__always)
-    mutating func add(pane: Int32, popularity: UInt32, impressions: UInt32) -> Bool {
+    /// `olderLimit` is the most older panes the window can hold (windowPanes − 1): growth
+    /// stops there instead of overshooting, which keeps a full item near 2 KiB.
+    mutating func add(pane: Int32, popularity: UInt32, impressions: UInt32, olderLimit: Int) -> Bool {
         if pane == newest.pane {
             newest.popularity = newest.popularity.addingSaturating(popularity)
             newest.impressions = newest.impressions.addingSaturating(impressions)
@@ -42,16 +44,16 @@ struct PaneCounts {
             return true
         }
         if pane > newest.pane {
-            reserveOne()
+            reserveOne(olderLimit)
             older.append(newest)
             newest = entry
             return true
         }
-        return addOlder(entry)
+        return addOlder(entry, olderLimit)
     }
 
     /// A late event for a pane below the newest.
-    private mutating func addOlder(_ e: PaneCount) -> Bool {
+    private mutating func addOlder(_ e: PaneCount, _ olderLimit: Int) -> Bool {
         var j = older.count
         while j > 0 && older[j - 1].pane > e.pane { j -= 1 }
         if j > 0 && older[j - 1].pane == e.pane {
@@ -59,14 +61,17 @@ struct PaneCounts {
             older[j - 1].impressions = older[j - 1].impressions.addingSaturating(e.impressions)
             return false
         }
-        reserveOne()
+        reserveOne(olderLimit)
         older.insert(e, at: j)
         return true
     }
 
     /// Grow gently: most items have few panes, and doubling would waste up to half.
-    private mutating func reserveOne() {
-        if older.count == older.capacity { older.reserveCapacity(max(2, older.count + older.count / 2 + 1)) }
+    private mutating func reserveOne(_ limit: Int) {
+        guard older.count == older.capacity else { return }
+        let grown = max(2, older.count + older.count / 2 + 1)
+        // Future panes can exceed the limit; then grow normally.
+        older.reserveCapacity(older.count < limit ? min(grown, limit) : grown)
     }
 
     /// Sums over panes in `lo...hi`.
@@ -107,8 +112,8 @@ struct PaneCounts {
     }
 
     /// Appends in increasing pane order (snapshot restore).
-    mutating func appendRestored(_ e: PaneCount) {
-        _ = add(pane: e.pane, popularity: e.popularity, impressions: e.impressions)
+    mutating func appendRestored(_ e: PaneCount, olderLimit: Int) {
+        _ = add(pane: e.pane, popularity: e.popularity, impressions: e.impressions, olderLimit: olderLimit)
     }
 }
 

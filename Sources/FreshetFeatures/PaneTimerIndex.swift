@@ -3,16 +3,38 @@
 /// advancing the watermark touches only due buckets, never all items.
 /// Duplicate slots in a bucket are allowed (wake-ups are idempotent).
 struct PaneTimerIndex {
-    private var buckets: [Int64: [UInt32]] = [:]
+    /// Pending key -> index into `lists`.
+    private var listOf: [Int64: Int] = [:]
+    /// Slot lists, recycled (with their capacity) once fired.
+    private var lists: [[UInt32]] = []
+    private var freeLists: [Int] = []
     private var heap: [Int64] = []
+    /// Schedules come in runs for the same key (every item rolling into a new pane
+    /// schedules at the same expiry pane), so remember the last key's list.
+    private var lastKey: Int64 = .min
+    private var lastList = -1
 
     var pendingKeys: Int { heap.count }
 
     mutating func schedule(_ slot: UInt32, at pane: Int64) {
-        if buckets[pane]?.append(slot) == nil {
-            buckets[pane] = [slot]
-            heapPush(pane)
+        if pane != lastKey || lastList < 0 {
+            if let existing = listOf[pane] {
+                lastList = existing
+            } else {
+                let fresh: Int
+                if let recycled = freeLists.popLast() {
+                    fresh = recycled
+                } else {
+                    lists.append([])
+                    fresh = lists.count - 1
+                }
+                listOf[pane] = fresh
+                heapPush(pane)
+                lastList = fresh
+            }
+            lastKey = pane
         }
+        lists[lastList].append(slot)
     }
 
     /// Removes and returns every slot whose key is `<= pane`, in key order.
@@ -20,14 +42,17 @@ struct PaneTimerIndex {
         var out: [UInt32] = []
         while let k = heap.first, k <= pane {
             heapPop()
-            if let b = buckets.removeValue(forKey: k) { out.append(contentsOf: b) }
+            guard let idx = listOf.removeValue(forKey: k) else { continue }
+            out.append(contentsOf: lists[idx])
+            lists[idx].removeAll(keepingCapacity: true)
+            freeLists.append(idx)
+            if k == lastKey { lastList = -1 }
         }
         return out
     }
 
     mutating func removeAll() {
-        buckets.removeAll()
-        heap.removeAll()
+        self = PaneTimerIndex()
     }
 
     private mutating func heapPush(_ k: Int64) {

@@ -10,53 +10,64 @@ import FreshetCore
 /// with an event that outranks the current last entry, and then that event's
 /// time is its true latest time (any older event would rank below all of them).
 ///
-/// Stored as two parallel arrays (4 + 8 bytes an entry, no padding) to keep a
-/// full 50-entry user under 1 KiB.
-struct RecentItems {
-    private(set) var items: [UInt32] = []
-    private(set) var times: [Int64] = []
+/// Stored as one array of 12-byte entries (the time split into two 32-bit halves
+/// so there is no padding): a full 50-entry list is one ~640-byte allocation, and an
+/// update touches one allocation instead of two (fewer cache misses).
+struct RecentEntry: Equatable {
+    var item: UInt32
+    private var tsLow: UInt32
+    private var tsHigh: Int32
 
-    var count: Int { items.count }
+    init(item: UInt32, ts: Int64) {
+        self.item = item
+        tsLow = UInt32(truncatingIfNeeded: ts)
+        tsHigh = Int32(truncatingIfNeeded: ts >> 32)
+    }
+
+    var ts: Int64 { Int64(tsHigh) << 32 | Int64(tsLow) }
+}
+
+struct RecentItems {
+    private(set) var entries: [RecentEntry] = []
+
+    var count: Int { entries.count }
+    var items: [UInt32] { entries.map(\.item) }
 
     /// Folds in a positive interaction; returns true when the list changed.
     mutating func record(_ item: UInt32, ts: Int64, capacity: Int, names: StringInterner) -> Bool {
-        if let k = items.firstIndex(of: item) {
+        let n = entries.count
+        var existing = -1
+        var k = 0
+        while k < n {
+            if entries[k].item == item { existing = k; break }
+            k += 1
+        }
+        if existing >= 0 {
             // Same or older time for an item already listed: its latest time is unchanged.
-            if ts <= times[k] { return false }
-            items.remove(at: k)
-            times.remove(at: k)
+            if ts <= entries[existing].ts { return false }
+            entries.remove(at: existing)
         }
         var j = 0
-        let n = items.count
-        while j < n {
-            let t = times[j]
+        let m = entries.count
+        while j < m {
+            let t = entries[j].ts
             if t < ts { break }
-            if t == ts && !(names[items[j]] > names[item]) { break }
+            if t == ts && !(names[entries[j].item] > names[item]) { break }
             j += 1
         }
         if j >= capacity { return false } // full and older than all listed
-        reserveIfFull(capacity: capacity)
-        items.insert(item, at: j)
-        times.insert(ts, at: j)
-        if items.count > capacity {
-            items.removeLast()
-            times.removeLast()
+        if entries.count == entries.capacity {
+            // Grow in steps that end exactly at capacity + 1 (the transient overflow
+            // slot) instead of doubling past it.
+            entries.reserveCapacity(min(capacity + 1, max(4, entries.count * 2)))
         }
+        entries.insert(RecentEntry(item: item, ts: ts), at: j)
+        if entries.count > capacity { entries.removeLast() }
         return true
-    }
-
-    /// Grows storage in steps that end exactly at `capacity` + 1 (the transient
-    /// overflow slot), instead of the default doubling past it.
-    private mutating func reserveIfFull(capacity: Int) {
-        guard items.count == items.capacity else { return }
-        let target = min(capacity + 1, max(4, items.count * 2))
-        items.reserveCapacity(target)
-        times.reserveCapacity(target)
     }
 
     /// Appends in stored order (checkpoint restore).
     mutating func appendRestored(_ item: UInt32, ts: Int64) {
-        items.append(item)
-        times.append(ts)
+        entries.append(RecentEntry(item: item, ts: ts))
     }
 }

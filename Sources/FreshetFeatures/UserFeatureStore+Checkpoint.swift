@@ -7,16 +7,16 @@ extension UserFeatureStore {
 
     /// The user's state as bytes, or nil when the user has none.
     public func encodeEntry(_ userId: String) -> [UInt8]? {
-        guard let slot = slotOf.slot(of: userId) else { return nil }
+        guard let slot = lookup(userId) else { return nil }
         let s = states[Int(slot)]
         var w = ByteWriter(capacity: 16 + 16 * s.recent.count)
         w.write(byte: Self.entryFormat)
         w.write(zigzag: s.count)
         w.write(zigzag: s.updatedMs)
         w.write(varint: UInt64(s.recent.count))
-        for k in 0..<s.recent.count {
-            w.write(string: itemNames[s.recent.items[k]])
-            w.write(zigzag: s.recent.times[k])
+        for e in s.recent.entries {
+            w.write(string: itemNames[e.item])
+            w.write(zigzag: e.ts)
         }
         return w.bytes
     }
@@ -29,7 +29,7 @@ extension UserFeatureStore {
         guard format == Self.entryFormat else {
             throw CodecError(.unknownVersion, "user entry format \(format) for '\(userId)'; expected \(Self.entryFormat)")
         }
-        var state = UserState()
+        var state = UserState(id: userId)
         state.count = try r.readZigzag("user entry interaction_count")
         state.updatedMs = try r.readZigzag("user entry updated_ms")
         let n = try r.readVarint("user entry recent item count")
@@ -43,6 +43,7 @@ extension UserFeatureStore {
         }
         try r.expectEnd("user entry '\(userId)'")
         let slot = self.slot(for: userId)
+        state.dirtyFlags = states[Int(slot)].dirtyFlags // the slot may already be listed as dirty
         states[Int(slot)] = state
     }
 }

@@ -13,16 +13,21 @@ public final class UserFeatureStore {
     public let recentCapacity: Int
 
     struct UserState {
+        /// The key, kept with the state: the index compares keys here, next to the data.
+        let id: String
         var recent = RecentItems()
         var count: Int64 = 0
         var updatedMs: EventTimeMs = .min
+        /// `DirtyTracker` bits.
+        var dirtyFlags: UInt8 = 0
     }
 
-    var slotOf = KeyIndex()
-    var userIds: [String] = []
-    var states: [UserState] = []
-    var itemNames = StringInterner()
-    var dirty = DirtyTracker()
+    // Owned by one task, never accessed concurrently or reentrantly: the dynamic
+    // exclusivity checks on these hot properties are turned off (see ItemFeatureStore).
+    @exclusivity(unchecked) var slotOf = KeyIndex()
+    @exclusivity(unchecked) var states: [UserState] = []
+    @exclusivity(unchecked) var itemNames = StringInterner()
+    @exclusivity(unchecked) var dirty = DirtyTracker()
 
     public init(recentCapacity: Int = 50) {
         precondition(recentCapacity > 0, "recent capacity must be positive")
@@ -43,42 +48,52 @@ public final class UserFeatureStore {
         if interaction.ts > states[i].updatedMs { states[i].updatedMs = interaction.ts }
         _ = states[i].recent.record(item, ts: interaction.ts, capacity: recentCapacity, names: itemNames)
         // The count changes on every positive, so the user is always dirty.
-        dirty.mark(slot)
+        dirty.mark(slot, flags: &states[i].dirtyFlags)
     }
 
     public func features(of userId: String) -> UserFeatures? {
-        guard let slot = slotOf.slot(of: userId) else { return nil }
+        guard let slot = lookup(userId) else { return nil }
         let s = states[Int(slot)]
         return UserFeatures(recentItems: s.recent.items.map { itemNames[$0] },
                             interactionCount: s.count, updatedMs: s.updatedMs)
     }
 
     /// User ids changed since the previous call (for the Redis flush).
-    public func takeDirty() -> [String] { dirty.takeFlush().map { userIds[Int($0)] } }
+    public func takeDirty() -> [String] {
+        let slots = dirty.takeFlush()
+        for s in slots { states[Int(s)].dirtyFlags &= ~DirtyTracker.flushBit }
+        return slots.map { states[Int($0)].id }
+    }
 
     /// User ids changed since the previous call (for incremental checkpoints);
     /// independent of `takeDirty`.
-    public func takeChangedForCheckpoint() -> [String] { dirty.takeCheckpoint().map { userIds[Int($0)] } }
+    public func takeChangedForCheckpoint() -> [String] {
+        let slots = dirty.takeCheckpoint()
+        for s in slots { states[Int(s)].dirtyFlags &= ~DirtyTracker.checkpointBit }
+        return slots.map { states[Int($0)].id }
+    }
 
     /// All user ids with state (for full snapshots).
-    public var allUserIds: [String] { userIds }
+    public var allUserIds: [String] { states.map(\.id) }
 
     public func removeAll() {
         slotOf.removeAll()
-        userIds.removeAll()
         states.removeAll()
         itemNames.removeAll()
         dirty.removeAll()
     }
 
     @inline(__always)
+    func lookup(_ userId: String) -> UInt32? {
+        slotOf.slot(tag: KeyIndex.tag(userId)) { states[Int($0)].id == userId }
+    }
+
+    @inline(__always)
     func slot(for userId: String) -> UInt32 {
         let next = UInt32(truncatingIfNeeded: states.count)
-        let s = slotOf.slot(of: userId) { next }
+        let s = slotOf.slot(tag: KeyIndex.tag(userId), isKey: { states[Int($0)].id == userId }, orInsert: { next })
         if s != next { return s }
-        userIds.append(userId)
-        states.append(UserState())
-        dirty.grow(to: states.count)
+        states.append(UserState(id: userId))
         return s
     }
 }

@@ -12,30 +12,24 @@ public enum CoreBenchmark {
         let span: Int64 = 10 * 86_400_000 // ten days: windows fill and expire
         let config = SyntheticConfig(seed: seed, users: users, items: items, startMs: start, spanMs: span,
                                      outOfOrderMs: 5_000, lateFraction: 0.01, badFraction: 0.001)
-        let stream = Array(SyntheticStream(config: config, count: events))
-        let bytes = stream.reduce(0) { $0 + $1.json.count }
+        let batch = SyntheticBatch(SyntheticStream(config: config, count: events))
         let now = config.nowMs
         let decoder = EventDecoder()
+        let clock = ContinuousClock()
+        var sink = 0
 
         // (1) Decode only.
         var decoded = 0
-        var sink = 0
-        let clock = ContinuousClock()
         let t0 = clock.now
-        for e in stream {
-            e.json.withUnsafeBytes { buf in
-                switch e.topic {
-                case .interactions:
-                    if let i = try? decoder.decodeInteraction(buf, messageTimestampMs: e.timestampMs, nowMs: now) {
-                        decoded += 1
-                        sink &+= i.userId.utf8.count
-                    }
-                case .impressions:
-                    if let m = try? decoder.decodeImpression(buf, messageTimestampMs: e.timestampMs, nowMs: now) {
-                        decoded += 1
-                        sink &+= m.itemsShown.count
-                    }
+        batch.forEach { topic, timestamp, buf in
+            if topic == .interactions {
+                if let i = try? decoder.decodeInteraction(buf, messageTimestampMs: timestamp, nowMs: now) {
+                    decoded += 1
+                    sink &+= i.userId.utf8.count
                 }
+            } else if let m = try? decoder.decodeImpression(buf, messageTimestampMs: timestamp, nowMs: now) {
+                decoded += 1
+                sink &+= m.itemsShown.count
             }
         }
         let decodeSeconds = seconds(clock.now - t0)
@@ -46,36 +40,90 @@ public enum CoreBenchmark {
         var watermark = BoundedOutOfOrdernessWatermark(outOfOrdernessMs: 5_000)
         var itemEvents = 0
         var bad = 0
+        var k = 0
         let t1 = clock.now
-        for (k, e) in stream.enumerated() {
-            e.json.withUnsafeBytes { buf in
-                switch e.topic {
-                case .interactions:
-                    guard let i = try? decoder.decodeInteraction(buf, messageTimestampMs: e.timestampMs, nowMs: now)
-                    else { bad += 1; return }
+        batch.forEach { topic, timestamp, buf in
+            k &+= 1
+            if topic == .interactions {
+                if let i = try? decoder.decodeInteraction(buf, messageTimestampMs: timestamp, nowMs: now) {
                     watermark.observe(i.ts)
                     userStore.apply(i)
                     itemStore.apply(ItemRouting.itemEvent(for: i), watermark: nil)
-                    itemEvents += 1
-                case .impressions:
-                    guard let m = try? decoder.decodeImpression(buf, messageTimestampMs: e.timestampMs, nowMs: now)
-                    else { bad += 1; return }
-                    watermark.observe(m.ts)
-                    for ev in ItemRouting.itemEvents(for: m) { itemStore.apply(ev, watermark: nil) }
-                    itemEvents += m.itemsShown.count
+                    itemEvents &+= 1
+                } else {
+                    bad &+= 1
                 }
+            } else if let m = try? decoder.decodeImpression(buf, messageTimestampMs: timestamp, nowMs: now) {
+                watermark.observe(m.ts)
+                ItemRouting.forEachItemEvent(for: m) { _, ev in itemStore.apply(ev, watermark: nil) }
+                itemEvents &+= m.itemsShown.count
+            } else {
+                bad &+= 1
             }
             // A task advances its watermark periodically, not per event (Flink's
             // periodic watermark emission); the flush takes the dirty keys.
-            if k & 1023 == 1023, let w = watermark.watermark { itemStore.advanceWatermark(to: w) }
-            if k & 65535 == 65535 {
+            if k & 1023 == 0, let w = watermark.watermark { itemStore.advanceWatermark(to: w) }
+            if k & 65535 == 0 {
                 sink &+= userStore.takeDirty().count &+ itemStore.takeDirty().count
             }
         }
         let pipelineSeconds = seconds(clock.now - t1)
-        return CoreBenchmarkReport(events: events, bytes: bytes, decoded: decoded, badEvents: bad,
+
+        // (3) Source stage alone: decode, user features, routing, and encoding the
+        // repartition records a source task hands to the producer.
+        let sourceUsers = UserFeatureStore()
+        var writer = ByteWriter(capacity: 256)
+        var routed: [ItemEvent] = []
+        routed.reserveCapacity(itemEvents)
+        var offset: Int64 = 0
+        let t2 = clock.now
+        batch.forEach { topic, timestamp, buf in
+            offset &+= 1
+            if topic == .interactions {
+                guard let i = try? decoder.decodeInteraction(buf, messageTimestampMs: timestamp, nowMs: now) else { return }
+                sourceUsers.apply(i)
+                writer.bytes.removeAll(keepingCapacity: true)
+                RepartitionRecord.item(ItemRouting.itemEvent(for: i),
+                                       origin: RecordOrigin(sourceTopic: 0, partition: 0, offset: offset))
+                    .encode(into: &writer)
+                sink &+= writer.bytes.count
+            } else if let m = try? decoder.decodeImpression(buf, messageTimestampMs: timestamp, nowMs: now) {
+                ItemRouting.forEachItemEvent(for: m) { sub, ev in
+                    writer.bytes.removeAll(keepingCapacity: true)
+                    RepartitionRecord.item(ev, origin: RecordOrigin(sourceTopic: 1, partition: 0, offset: offset,
+                                                                    subIndex: sub))
+                        .encode(into: &writer)
+                    sink &+= writer.bytes.count
+                }
+            }
+        }
+        let sourceSeconds = seconds(clock.now - t2)
+
+        // (4) Item stage alone over pre-routed events (routing excluded from timing).
+        batch.forEach { topic, timestamp, buf in
+            if topic == .interactions {
+                if let i = try? decoder.decodeInteraction(buf, messageTimestampMs: timestamp, nowMs: now) {
+                    routed.append(ItemRouting.itemEvent(for: i))
+                }
+            } else if let m = try? decoder.decodeImpression(buf, messageTimestampMs: timestamp, nowMs: now) {
+                ItemRouting.forEachItemEvent(for: m) { _, ev in routed.append(ev) }
+            }
+        }
+        let itemOnly = ItemFeatureStore()
+        var itemWatermark = BoundedOutOfOrdernessWatermark(outOfOrdernessMs: 5_000)
+        let t3 = clock.now
+        for (n, ev) in routed.enumerated() {
+            itemWatermark.observe(ev.ts)
+            itemOnly.apply(ev, watermark: nil)
+            if n & 4095 == 4095, let w = itemWatermark.watermark { itemOnly.advanceWatermark(to: w) }
+        }
+        let itemSeconds = seconds(clock.now - t3)
+        sink &+= itemOnly.takeDirty().count
+
+        return CoreBenchmarkReport(events: events, bytes: batch.payload.count, decoded: decoded, badEvents: bad,
                                    itemEvents: itemEvents, decodeSeconds: decodeSeconds,
-                                   pipelineSeconds: pipelineSeconds, users: userStore.count,
+                                   pipelineSeconds: pipelineSeconds, sourceStageSeconds: sourceSeconds,
+                                   itemStageSeconds: itemSeconds, users: userStore.count,
                                    items: itemStore.count, droppedLate: itemStore.droppedLateCount,
                                    checksum: sink)
     }
@@ -94,6 +142,10 @@ public struct CoreBenchmarkReport: Sendable, CustomStringConvertible {
     public var itemEvents: Int
     public var decodeSeconds: Double
     public var pipelineSeconds: Double
+    /// Decode + user features + routing + repartition record encoding.
+    public var sourceStageSeconds: Double
+    /// Item window counts + trending over pre-routed item events.
+    public var itemStageSeconds: Double
     public var users: Int
     public var items: Int
     public var droppedLate: Int64
@@ -102,13 +154,17 @@ public struct CoreBenchmarkReport: Sendable, CustomStringConvertible {
 
     public var decodeEventsPerSecond: Double { Double(events) / decodeSeconds }
     public var pipelineEventsPerSecond: Double { Double(events) / pipelineSeconds }
+    public var sourceStageEventsPerSecond: Double { Double(events) / sourceStageSeconds }
+    public var itemStageItemEventsPerSecond: Double { Double(itemEvents) / itemStageSeconds }
 
     public var description: String {
         """
         core benchmark: \(events) events (\(bytes) bytes, \(badEvents) bad), \(itemEvents) item events, \
         \(users) users, \(items) items, \(droppedLate) dropped late
           decode only:        \(rate(decodeEventsPerSecond)) events/s (\(ms(decodeSeconds)))
-          decode + features:  \(rate(pipelineEventsPerSecond)) events/s (\(ms(pipelineSeconds)))
+          decode + features:  \(rate(pipelineEventsPerSecond)) events/s (\(ms(pipelineSeconds))), single thread, both stages
+          source stage:       \(rate(sourceStageEventsPerSecond)) events/s (\(ms(sourceStageSeconds))) decode + user features + routing + record encoding
+          item stage:         \(rate(itemStageItemEventsPerSecond)) item events/s (\(ms(itemStageSeconds))) windows + trending
         """
     }
 

@@ -55,6 +55,19 @@ final class CodecTests: XCTestCase {
         try roundTrip(.watermark(WatermarkMarker(sourceTopic: 0, sourcePartition: 11, watermarkMs: 1_000,
                                                  finished: true)))
         try roundTrip(.watermark(WatermarkMarker(sourceTopic: 1, sourcePartition: 0, watermarkMs: nil)))
+        let long = String(repeating: "item-é😀-", count: 40) // heap string, multi-byte, > 127-byte length varint
+        try roundTrip(.item(ItemEvent(itemId: long, userId: long + "u", ts: .min, kind: .interaction(.like, dwellMs: .max),
+                                      requestId: long), origin: RecordOrigin(sourceTopic: 0, partition: .max,
+                                                                             offset: .max, subIndex: .max)))
+        try roundTrip(.interaction(Interaction(userId: long, itemId: "i", action: .click, dwellMs: 0, ts: .max,
+                                               requestId: long), origin: origin))
+        // Records append to what the writer already holds.
+        var w = ByteWriter()
+        w.write(byte: 0xAB)
+        RepartitionRecord.watermark(WatermarkMarker(sourceTopic: 0, sourcePartition: -1, watermarkMs: -5)).encode(into: &w)
+        XCTAssertEqual(w.bytes.first, 0xAB)
+        XCTAssertEqual(try RepartitionRecord.decode(Array(w.bytes.dropFirst())),
+                       .watermark(WatermarkMarker(sourceTopic: 0, sourcePartition: -1, watermarkMs: -5)))
     }
 
     func testUnknownVersionIsRefused() {

@@ -1,0 +1,94 @@
+/// Writes the `ByteWriter` format into a fixed, pre-sized scratch buffer with
+/// plain stores (no per-byte array growth checks); `ByteWriter.append(maxBytes:_:)`
+/// then copies the result into the array once. Every write is bounds-checked
+/// against the scratch capacity (a wrong size bound traps instead of corrupting).
+public struct RawByteCursor {
+    @usableFromInline let base: UnsafeMutableRawPointer
+    @usableFromInline let capacity: Int
+    @usableFromInline var written = 0
+    /// Bytes written so far.
+    public var count: Int { written }
+
+    @inlinable
+    init(base: UnsafeMutableRawPointer, capacity: Int) {
+        self.base = base
+        self.capacity = capacity
+    }
+
+    /// Upper bound of a varint's size.
+    public static let maxVarintBytes = 10
+
+    /// Upper bound of `write(string:)` for `s`.
+    @inlinable
+    public static func maxBytes(_ s: String) -> Int { maxVarintBytes + s.utf8.count }
+
+    @inlinable
+    public mutating func write(byte: UInt8) {
+        precondition(written < capacity, "RawByteCursor overflow")
+        base.storeBytes(of: byte, toByteOffset: written, as: UInt8.self)
+        written &+= 1
+    }
+
+    @inlinable
+    public mutating func write(varint: UInt64) {
+        precondition(written &+ Self.maxVarintBytes <= capacity || varint < 0x80 && written < capacity,
+                     "RawByteCursor overflow")
+        var v = varint
+        var i = written
+        while v >= 0x80 {
+            base.storeBytes(of: UInt8(truncatingIfNeeded: v) | 0x80, toByteOffset: i, as: UInt8.self)
+            v >>= 7
+            i &+= 1
+        }
+        base.storeBytes(of: UInt8(truncatingIfNeeded: v), toByteOffset: i, as: UInt8.self)
+        written = i &+ 1
+    }
+
+    @inlinable
+    public mutating func write(zigzag: Int64) {
+        write(varint: UInt64(bitPattern: (zigzag << 1) ^ (zigzag >> 63)))
+    }
+
+    @inlinable
+    public mutating func write(string: String) {
+        let n = string.utf8.count
+        write(varint: UInt64(n))
+        precondition(written &+ n <= capacity, "RawByteCursor overflow")
+        let dest = base + written
+        let copied: Void? = string.utf8.withContiguousStorageIfAvailable { src in
+            if let p = src.baseAddress { dest.copyMemory(from: p, byteCount: n) }
+        }
+        if copied == nil {
+            var i = 0
+            for b in string.utf8 {
+                dest.storeBytes(of: b, toByteOffset: i, as: UInt8.self)
+                i &+= 1
+            }
+        }
+        written &+= n
+    }
+
+    @inlinable
+    public mutating func write(optionalZigzag v: Int64?) {
+        if let v { write(byte: 1); write(zigzag: v) } else { write(byte: 0) }
+    }
+
+    @inlinable
+    public mutating func write(optionalString v: String?) {
+        if let v { write(byte: 1); write(string: v) } else { write(byte: 0) }
+    }
+}
+
+extension ByteWriter {
+    /// Runs `body` over a scratch cursor of `maxBytes` and appends what it wrote
+    /// in one copy. `maxBytes` must bound what `body` writes.
+    @inlinable
+    public mutating func append(maxBytes: Int, _ body: (inout RawByteCursor) -> Void) {
+        withUnsafeTemporaryAllocation(byteCount: Swift.max(maxBytes, 1), alignment: 1) { scratch in
+            guard let base = scratch.baseAddress else { return }
+            var cursor = RawByteCursor(base: base, capacity: scratch.count)
+            body(&cursor)
+            bytes.append(contentsOf: UnsafeRawBufferPointer(start: base, count: cursor.count))
+        }
+    }
+}
