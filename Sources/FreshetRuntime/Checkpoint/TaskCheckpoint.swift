@@ -18,6 +18,8 @@ public struct TaskCheckpoint: Sendable, Equatable {
     public var epoch: Int64 = 0
     public var writtenAtMs: Int64 = 0
     public var entries: Int = 0
+    /// Store-level state that entries depend on (item stores: their watermark), restored first.
+    public var storeMetadata: [UInt8]?
 
     public struct SourceProgress: Sendable, Equatable {
         public var source: DuplicateFilter.Source
@@ -54,6 +56,7 @@ public struct TaskCheckpoint: Sendable, Equatable {
             ("entries", Array(String(entries).utf8)),
             ("sources", writer.bytes),
         ]
+        if let storeMetadata { result.append(("store_meta", storeMetadata)) }
         result.append(("next_offset", Array((nextOffset.map(String.init) ?? "").utf8)))
         result.append(("event_time_ms", Array((eventTimeMs.map(String.init) ?? "").utf8)))
         return result
@@ -73,6 +76,7 @@ public struct TaskCheckpoint: Sendable, Equatable {
         checkpoint.epoch = text("epoch").flatMap { Int64($0) } ?? 0
         checkpoint.writtenAtMs = text("written_ms").flatMap { Int64($0) } ?? 0
         checkpoint.entries = text("entries").flatMap { Int($0) } ?? 0
+        checkpoint.storeMetadata = fields["store_meta"]
         if let bytes = fields["sources"], !bytes.isEmpty {
             do {
                 var reader = ByteReader(bytes)

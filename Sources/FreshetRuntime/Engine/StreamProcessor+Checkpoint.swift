@@ -107,6 +107,7 @@ extension StreamProcessor {
             meta.sources = Self.sourceProgress(task.duplicates, watermarks: task.watermarks.inputs.compactMapValues(\.watermark))
             entries = Self.changedEntries(task.store.takeChangedForCheckpoint(), task.store.encodeEntry)
             meta.entries = task.store.count
+            meta.storeMetadata = task.store.encodeMetadata()
         case .users:
             guard let task = userTasks[id.partition] else { return nil }
             meta.nextOffset = task.nextOffset

@@ -135,6 +135,7 @@ extension StreamProcessor {
                     if let admitted = progress.lastAdmitted { task.duplicates.restore(progress.source, admitted) }
                     if let wm = progress.watermarkMs { task.watermarks.update(progress.source, watermark: wm, nowMs: nowMs) }
                 }
+                if let metadata = checkpoint.storeMetadata { try task.store.restoreMetadata(metadata) }
                 try scanState(id) { key, bytes in try task.store.restoreEntry(itemId: key, bytes: bytes) }
                 task.restoreWatermark(checkpoint.eventTimeMs)
                 _ = task.store.takeDirty()
