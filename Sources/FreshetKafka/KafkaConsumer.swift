@@ -389,7 +389,9 @@ public final class KafkaConsumer: @unchecked Sendable {
                                        timeoutMs: Int32 = 10_000) throws(KafkaError) -> [TopicPartition: Int64] {
         guard !partitions.isEmpty else { return [:] }
         var probeConfig = config
-        probeConfig.properties.removeValue(forKey: "group.id")
+        // librdkafka refuses assign() without a group.id (_UNKNOWN_GROUP); this
+        // throwaway group is never joined (no subscribe) and never committed to.
+        probeConfig.properties["group.id"] = "freshet-end-offset-probe-\(UUID().uuidString)"
         probeConfig.properties["max.partition.fetch.bytes"] = "1024"
         probeConfig.properties["fetch.wait.max.ms"] = "10"
         let probe = try KafkaConsumer(unsubscribedConfig: probeConfig, context: "create end-offset probe")
