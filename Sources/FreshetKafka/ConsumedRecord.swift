@@ -85,9 +85,9 @@ public protocol RebalanceListener: AnyObject {
     /// commit synchronously here. They are unassigned when this returns.
     func partitionsRevoked(_ partitions: [TopicPartition], consumer: KafkaConsumer)
     /// Partitions were lost (session timeout, fenced): another member may
-    /// already own them, so do NOT commit; drop their state. Defaults to nothing
-    /// but a call to `partitionsRevoked` would be wrong, so implement it when you
-    /// commit in `partitionsRevoked`.
+    /// already own them, so do NOT commit or write for them; drop their state.
+    /// The default does nothing; implement it whenever `partitionsRevoked`
+    /// commits or checkpoints (it is not called for lost partitions).
     func partitionsLost(_ partitions: [TopicPartition], consumer: KafkaConsumer)
 }
 

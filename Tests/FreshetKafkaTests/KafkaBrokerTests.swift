@@ -46,6 +46,10 @@ final class KafkaBrokerTests: XCTestCase {
         XCTAssertNil(try admin.partitionCount(topic: "absent"))
         let topics = try admin.listTopics()
         XCTAssertTrue(topics.contains("a") && topics.contains("b"), "\(topics)")
+        // Empty partitions: the Fetch-based probe reports 0.
+        let ends = try KafkaConsumer.probeEndOffsets(config: broker.config, topics: ["a", "b"], timeoutMs: 10_000)
+        XCTAssertEqual(ends.count, 4)
+        XCTAssertTrue(ends.values.allSatisfy { $0 == 0 }, "\(ends)")
     }
 
     func testProduceThenGroupReadsEverythingAndReachesEOF() throws {
@@ -246,5 +250,42 @@ final class KafkaBrokerTests: XCTestCase {
         XCTAssertTrue(errors.first?.context.contains("small") ?? false, "\(errors)")
         XCTAssertNoThrow(try producer.flush(timeoutMs: 1000))  // taken: flush is clean again
         XCTAssertEqual(producer.deliveryFailures, 1)
+    }
+
+    func testBatchPollKeepsKeysValuesAndOrder() throws {
+        try makeTopic("batch", partitions: 2)
+        let producer = try KafkaProducer(config: broker.config)
+        for i in 0..<40 {
+            let key: [UInt8]? = i % 5 == 0 ? nil : bytes("k\(i)")
+            let value: [UInt8] = i % 7 == 0 ? [] : bytes(String(repeating: "x", count: i))
+            try producer.produce(topic: "batch", partition: Int32(i % 2), key: key, value: value, timestampMs: 1000 + Int64(i))
+        }
+        try producer.flush(timeoutMs: 10_000)
+        let consumer = try KafkaConsumer(config: broker.config, groupId: "g5", topics: ["batch"])
+        var batch = RecordBatch(capacity: 64, byteCapacity: 4096)
+        var seen: [Int: (key: String?, value: Int, ts: Int64?)] = [:]
+        var eofs = Set<TopicPartition>()
+        let deadline = now() + 30
+        while now() < deadline && !(seen.count == 40 && eofs.count == 2) {
+            batch.removeAll()
+            try consumer.poll(into: &batch, maxRecords: 16, timeoutMs: 50)
+            XCTAssertLessThanOrEqual(batch.count, 16)
+            eofs.formUnion(batch.endOfPartition.map(\.topicPartition))
+            for j in 0..<batch.count {
+                let e = batch.entries[j]
+                XCTAssertEqual(batch.topic(at: j), "batch")
+                let i = Int(e.offset) * 2 + Int(e.partition)  // producer order
+                let r = batch.record(at: j)
+                XCTAssertEqual(r.value.count, batch.withValue(at: j) { $0.count })
+                seen[i] = (string(batch.key(at: j).map(Array.init)), batch.value(at: j).count, r.timestampMs)
+            }
+        }
+        XCTAssertEqual(seen.count, 40)
+        for i in 0..<40 {
+            XCTAssertEqual(seen[i]?.key, i % 5 == 0 ? nil : "k\(i)", "record \(i)")
+            XCTAssertEqual(seen[i]?.value, i % 7 == 0 ? 0 : i)
+            XCTAssertEqual(seen[i]?.ts, 1000 + Int64(i))
+        }
+        try consumer.close()
     }
 }
