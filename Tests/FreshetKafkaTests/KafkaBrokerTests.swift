@@ -288,4 +288,27 @@ final class KafkaBrokerTests: XCTestCase {
         }
         try consumer.close()
     }
+
+    /// The eager protocol path (plain assign) honours start offsets too.
+    func testEagerProtocolAppliesStartOffsets() throws {
+        try makeTopic("eager", partitions: 2)
+        let producer = try KafkaProducer(config: broker.config)
+        for i in 0..<10 { try producer.produce(topic: "eager", partition: Int32(i % 2), key: nil, value: bytes("v\(i)")) }
+        try producer.flush(timeoutMs: 10_000)
+        let listener = RecordingListener()
+        listener.startOffsets = [TopicPartition("eager", 1): 3]
+        let consumer = try KafkaConsumer(config: broker.config.with("partition.assignment.strategy", "range"),
+                                         groupId: "g6", topics: ["eager"], rebalanceListener: listener)
+        var got: [ConsumedRecord] = []
+        var eofs = Set<TopicPartition>()
+        try pollUntil([consumer], seconds: 30, onPoll: { _, p in
+            got += p.records
+            eofs.formUnion(p.endOfPartition.map(\.topicPartition))
+        }, done: { eofs.count == 2 })
+        XCTAssertEqual(consumer.rebalanceProtocol, "EAGER")
+        XCTAssertEqual(got.filter { $0.partition == 0 }.map(\.offset), Array(0..<5))
+        XCTAssertEqual(got.filter { $0.partition == 1 }.map(\.offset), [3, 4])
+        try consumer.close()
+        XCTAssertEqual(listener.revoked.last, [TopicPartition("eager", 0), TopicPartition("eager", 1)])
+    }
 }

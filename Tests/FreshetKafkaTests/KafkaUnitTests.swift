@@ -65,4 +65,29 @@ final class KafkaUnitTests: XCTestCase {
         XCTAssertFalse(e.isFatal)
         XCTAssertTrue(e.description.contains("create topic freshet-dlq"))
     }
+
+    /// With nothing to drain the queue (no broker), produce retries for
+    /// `queueFullTimeoutMs`, then throws a retriable _QUEUE_FULL.
+    func testQueueFullIsBoundedAndRetriable() throws {
+        let config = KafkaConfig(bootstrapServers: "127.0.0.1:1",
+                                 properties: ["queue.buffering.max.messages": "3", "log_level": "0"])
+        let producer = try KafkaProducer(config: config)
+        producer.queueFullTimeoutMs = 200
+        var thrown: KafkaError? = nil
+        let start = Date()
+        for i in 0..<10 {
+            do {
+                try producer.produce(topic: "t", partition: 0, key: nil, value: bytes("v\(i)"))
+            } catch {
+                thrown = error
+                break
+            }
+        }
+        XCTAssertEqual(thrown?.code, KafkaError.Code.queueFull)
+        XCTAssertEqual(thrown?.isRetriable, true)
+        let elapsed = Date().timeIntervalSince(start)
+        XCTAssertGreaterThanOrEqual(elapsed, 0.19)
+        XCTAssertLessThan(elapsed, 5)
+        XCTAssertEqual(producer.outstanding, 3)
+    }
 }
