@@ -437,6 +437,9 @@ public final class KafkaConsumer: @unchecked Sendable {
         probeConfig.properties["group.id"] = "freshet-end-offset-probe-\(UUID().uuidString)"
         probeConfig.properties["max.partition.fetch.bytes"] = "1024"
         probeConfig.properties["fetch.wait.max.ms"] = "10"
+        // Keep librdkafka from prefetching whole partitions in the background.
+        probeConfig.properties["queued.min.messages"] = "1"
+        probeConfig.properties["queued.max.messages.kbytes"] = "1"
         let probe = try KafkaConsumer(unsubscribedConfig: probeConfig, context: "create end-offset probe")
         let offsets = Dictionary(uniqueKeysWithValues: partitions.map { ($0, KafkaOffset.beginning) })
         try probe.assignDirect(partitions, offsets: offsets)
