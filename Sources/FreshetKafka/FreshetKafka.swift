@@ -56,8 +56,10 @@
 // - rd_kafka_assign() without group.id fails with _UNKNOWN_GROUP, even for
 //   assign-only consumers: the probe sets a throwaway group id.
 // - Without session.timeout.ms ~6000 the first group join waits ~23 s.
-// - A new member joining takes a few seconds (cooperative rebalancing needs
-//   two rounds); tests budget 30-40 s per group change.
+// - Tansu first answers JoinGroup with MEMBER_ID_REQUIRED, then holds the
+//   real JoinGroup ~3 s, so the first assignment arrives ~3 s after subscribe;
+//   a member joining or leaving an existing group takes a few seconds more
+//   (cooperative rebalancing needs two rounds). Tests budget 30-40 s.
 // - A partition revoked and re-assigned within one settle phase can show up
 //   more than once in the callbacks.
 // - Producing to a partition that does not exist with a fresh producer is
