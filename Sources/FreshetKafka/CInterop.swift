@@ -5,7 +5,7 @@ import CRdKafka
 enum CInterop {
     /// Builds an `rd_kafka_topic_partition_list_t` (caller destroys it).
     static func makeList(_ parts: [TopicPartition], offsets: [TopicPartition: Int64] = [:]) -> UnsafeMutablePointer<rd_kafka_topic_partition_list_t> {
-        let list = rd_kafka_topic_partition_list_new(Int32(max(parts.count, 1)))!
+        let list = rd_kafka_topic_partition_list_new(Int32(max(parts.count, 1)))!  // never NULL: librdkafka aborts on OOM
         for tp in parts {
             let el = rd_kafka_topic_partition_list_add(list, tp.topic, tp.partition)!
             if let off = offsets[tp] { el.pointee.offset = off }

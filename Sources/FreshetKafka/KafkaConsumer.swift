@@ -68,15 +68,14 @@ public final class KafkaConsumer: @unchecked Sendable {
         rd_kafka_poll_set_consumer(rk)
         context.consumer = self
 
-        let list = rd_kafka_topic_partition_list_new(Int32(max(topics.count, 1)))!
+        let list = rd_kafka_topic_partition_list_new(Int32(max(topics.count, 1)))!  // never NULL: librdkafka aborts on OOM
         defer { rd_kafka_topic_partition_list_destroy(list) }
         for t in topics { rd_kafka_topic_partition_list_add(list, t, RD_KAFKA_PARTITION_UA) }
         let err = rd_kafka_subscribe(rk, list)
         if err != RD_KAFKA_RESP_ERR_NO_ERROR {
-            let e = KafkaError.from(err, context: "subscribe to \(topics.joined(separator: ","))")
+            // Fully initialised, so deinit runs and destroys `rk` (no group to leave).
             closed = true
-            rd_kafka_destroy(rk)
-            throw e
+            throw KafkaError.from(err, context: "subscribe to \(topics.joined(separator: ","))")
         }
     }
 
@@ -116,17 +115,64 @@ public final class KafkaConsumer: @unchecked Sendable {
     ///
     /// - Throws: a fatal `KafkaError` (the consumer is unusable).
     public func poll(maxRecords: Int, timeoutMs: Int32) throws(KafkaError) -> ConsumerPoll {
+        var result = ConsumerPoll()
+        result.records.reserveCapacity(min(maxRecords, 4096))
+        try pollLoop(maxRecords: maxRecords, timeoutMs: timeoutMs,
+                     endOfPartition: &result.endOfPartition, errors: &result.errors) { msg, index, name in
+            let m = msg.pointee
+            let key: [UInt8]? = m.key.map { Array(UnsafeRawBufferPointer(start: $0, count: m.key_len)) }
+            let value: [UInt8] = m.payload.map { Array(UnsafeRawBufferPointer(start: $0, count: m.len)) } ?? []
+            result.records.append(ConsumedRecord(
+                topicIndex: index, topic: name, partition: m.partition, offset: m.offset,
+                key: key, value: value, timestampMs: Self.timestamp(of: msg), headers: Self.headers(of: msg)))
+        }
+        return result
+    }
+
+    /// Like `poll`, but appends into reusable contiguous storage: no
+    /// per-record allocation once the batch has grown to its working size.
+    /// Call `batch.removeAll()` (keeps capacity) before reusing it. Headers are
+    /// not kept (use `poll` when they matter). Same blocking and error contract
+    /// as `poll`.
+    public func poll(into batch: inout RecordBatch, maxRecords: Int, timeoutMs: Int32) throws(KafkaError) {
+        if batch.topicNames.isEmpty { batch.topicNames = topics }
+        // Moved out and back (no copy) so the closure can mutate `batch`.
+        var eof = batch.endOfPartition
+        var errors = batch.errors
+        batch.endOfPartition = []
+        batch.errors = []
+        defer {
+            batch.endOfPartition = eof
+            batch.errors = errors
+        }
+        try pollLoop(maxRecords: maxRecords, timeoutMs: timeoutMs,
+                     endOfPartition: &eof, errors: &errors) { msg, index, name in
+            var ti = index
+            if ti < 0 || ti >= batch.topicNames.count || batch.topicNames[ti] != name {
+                ti = batch.topicNames.firstIndex(of: name) ?? {
+                    batch.topicNames.append(name)
+                    return batch.topicNames.count - 1
+                }()
+            }
+            batch.append(msg.pointee, topicIndex: ti, timestampMs: Self.timestamp(of: msg))
+        }
+    }
+
+    /// The shared poll loop: calls `onRecord` for each record (topic index in
+    /// the subscription or -1, topic name); collects EOF notices and errors.
+    private func pollLoop(maxRecords: Int, timeoutMs: Int32,
+                          endOfPartition: inout [PartitionEndEvent], errors: inout [KafkaError],
+                          onRecord: (UnsafeMutablePointer<rd_kafka_message_t>, Int, String) -> Void) throws(KafkaError) {
         pollLock.lock()
         defer { pollLock.unlock() }
-        var result = ConsumerPoll()
         guard !closed else {
             throw KafkaError(code: KafkaError.Code.state, message: "consumer is closed", context: "poll")
         }
-        result.records.reserveCapacity(min(maxRecords, 4096))
+        var records = 0
         var timeout = timeoutMs
         var iterations = 0
         let maxIterations = maxRecords + 1024
-        while result.records.count < maxRecords && iterations < maxIterations {
+        while records < maxRecords && iterations < maxIterations {
             iterations += 1
             guard let msg = rd_kafka_consumer_poll(rk, timeout) else { break }
             timeout = 0
@@ -134,18 +180,11 @@ public final class KafkaConsumer: @unchecked Sendable {
             let m = msg.pointee
             if m.err == RD_KAFKA_RESP_ERR_NO_ERROR {
                 let (index, name) = resolveTopic(m.rkt)
-                var ts: Int64? = nil
-                var tsType = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE
-                let t = rd_kafka_message_timestamp(msg, &tsType)
-                if tsType != RD_KAFKA_TIMESTAMP_NOT_AVAILABLE && t >= 0 { ts = t }
-                let key: [UInt8]? = m.key.map { Array(UnsafeRawBufferPointer(start: $0, count: m.key_len)) }
-                let value: [UInt8] = m.payload.map { Array(UnsafeRawBufferPointer(start: $0, count: m.len)) } ?? []
-                result.records.append(ConsumedRecord(
-                    topicIndex: index, topic: name, partition: m.partition, offset: m.offset,
-                    key: key, value: value, timestampMs: ts, headers: Self.headers(of: msg)))
+                onRecord(msg, index, name)
+                records += 1
             } else if m.err == RD_KAFKA_RESP_ERR__PARTITION_EOF {
                 let (_, name) = resolveTopic(m.rkt)
-                result.endOfPartition.append(PartitionEndEvent(
+                endOfPartition.append(PartitionEndEvent(
                     topicPartition: TopicPartition(topic: name, partition: m.partition), offset: m.offset))
             } else if m.err == RD_KAFKA_RESP_ERR__FATAL {
                 throw KafkaError.fatalError(of: rk, context: "poll")
@@ -153,17 +192,21 @@ public final class KafkaConsumer: @unchecked Sendable {
             } else {
                 let name = m.rkt.flatMap { rd_kafka_topic_name($0) }.map { String(cString: $0) }
                 let what = name.map { "consume \($0)[\(m.partition)]" } ?? "consume"
-                let text = Self.messageText(m)
-                result.errors.append(KafkaError.from(m.err, message: text, context: what))
+                errors.append(KafkaError.from(m.err, message: Self.messageText(m), context: what))
             }
         }
         for e in context.takeErrors() {
             if e.isFatal {
                 throw KafkaError.fatalError(of: rk, context: e.context) ?? e
             }
-            result.errors.append(e)
+            errors.append(e)
         }
-        return result
+    }
+
+    private static func timestamp(of msg: UnsafeMutablePointer<rd_kafka_message_t>) -> Int64? {
+        var tsType = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE
+        let t = rd_kafka_message_timestamp(msg, &tsType)
+        return tsType != RD_KAFKA_TIMESTAMP_NOT_AVAILABLE && t >= 0 ? t : nil
     }
 
     private static func messageText(_ m: rd_kafka_message_t) -> String {
@@ -389,9 +432,14 @@ public final class KafkaConsumer: @unchecked Sendable {
                                        timeoutMs: Int32 = 10_000) throws(KafkaError) -> [TopicPartition: Int64] {
         guard !partitions.isEmpty else { return [:] }
         var probeConfig = config
-        probeConfig.properties.removeValue(forKey: "group.id")
+        // librdkafka refuses assign() without a group.id (_UNKNOWN_GROUP); this
+        // throwaway group is never joined (no subscribe) and never committed to.
+        probeConfig.properties["group.id"] = "freshet-end-offset-probe-\(UUID().uuidString)"
         probeConfig.properties["max.partition.fetch.bytes"] = "1024"
         probeConfig.properties["fetch.wait.max.ms"] = "10"
+        // Keep librdkafka from prefetching whole partitions in the background.
+        probeConfig.properties["queued.min.messages"] = "1"
+        probeConfig.properties["queued.max.messages.kbytes"] = "1"
         let probe = try KafkaConsumer(unsubscribedConfig: probeConfig, context: "create end-offset probe")
         let offsets = Dictionary(uniqueKeysWithValues: partitions.map { ($0, KafkaOffset.beginning) })
         try probe.assignDirect(partitions, offsets: offsets)

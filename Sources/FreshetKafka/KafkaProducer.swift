@@ -170,6 +170,7 @@ public final class KafkaProducer: @unchecked Sendable {
     }
 
     private func enqueue(_ vus: inout [rd_kafka_vu_t], headers: OpaquePointer?, topic: String, partition: Int32?) throws(KafkaError) {
+        let start = DispatchTime.now().uptimeNanoseconds
         var waitedMs: Int32 = 0
         while true {
             let error = vus.withUnsafeBufferPointer { rd_kafka_produceva(rk, $0.baseAddress, $0.count) }
@@ -177,8 +178,8 @@ public final class KafkaProducer: @unchecked Sendable {
             let code = rd_kafka_error_code(error)
             if code == RD_KAFKA_RESP_ERR__QUEUE_FULL && waitedMs < queueFullTimeoutMs {
                 rd_kafka_error_destroy(error)
-                rd_kafka_poll(rk, 50)
-                waitedMs += 50
+                rd_kafka_poll(rk, min(50, max(1, queueFullTimeoutMs - waitedMs)))
+                waitedMs = Int32(clamping: (DispatchTime.now().uptimeNanoseconds - start) / 1_000_000)
                 continue
             }
             if let headers { rd_kafka_headers_destroy(headers) }

@@ -1,5 +1,0 @@
-import XCTest
-
-final class FreshetKafkaTestsPlaceholder: XCTestCase {
-    func testTargetBuilds() {}
-}
