@@ -48,9 +48,12 @@ let package = Package(
         .testTarget(name: "FreshetEmbeddingsTests", dependencies: ["FreshetEmbeddings", "FreshetCore", "FreshetWorkload"]),
         .testTarget(name: "FreshetKafkaTests", dependencies: ["FreshetKafka"]),
         .testTarget(name: "FreshetRedisTests", dependencies: ["FreshetRedis"]),
-        .testTarget(name: "FreshetRuntimeTests", dependencies: ["FreshetRuntime", "FreshetCore", "FreshetFeatures"]),
+        .testTarget(name: "FreshetRuntimeTests", dependencies: ["FreshetRuntime", "FreshetCore", "FreshetFeatures", "FreshetRedis", "FreshetTestSupport"]),
         .testTarget(name: "FreshetIntegrationTests", dependencies: [
-            "FreshetWorkload", "FreshetKafka", "FreshetRedis", "FreshetCore",
+            "FreshetWorkload", "FreshetKafka", "FreshetRedis", "FreshetCore", "FreshetTestSupport",
         ]),
+        .testTarget(name: "FreshetWorkloadTests", dependencies: ["FreshetWorkload", "FreshetCore"]),
+        // Shared by the test targets: child processes, local broker and Redis.
+        .target(name: "FreshetTestSupport", path: "Tests/FreshetTestSupport"),
     ]
 )

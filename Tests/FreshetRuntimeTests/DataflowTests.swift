@@ -95,6 +95,7 @@ final class DataflowTests: XCTestCase {
         for offset in 2..<7 {
             replay.process(InputRecord(partition: 0, offset: Int64(offset), key: nil, value: interaction("u\(offset)", "i1", ts: base + Int64(offset)), timestampMs: nil), nowMs: now, output: output)
         }
+        replay.process(InputRecord(partition: 0, offset: 7, key: nil, value: interaction("late", "i2", ts: base + 2 * hour), timestampMs: nil), nowMs: now, output: output)
         b.process(InputRecord(partition: 1, offset: 0, key: nil, value: interaction("x", "i9", ts: base + hour * 5), timestampMs: nil), nowMs: now, output: output)
         replay.emitWatermarkIfAdvanced(output: output)
         b.emitWatermarkIfAdvanced(output: output)

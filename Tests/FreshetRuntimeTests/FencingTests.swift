@@ -1,34 +1,20 @@
 import Foundation
 import FreshetRedis
+import FreshetTestSupport
 @testable import FreshetRuntime
 import XCTest
 
 /// The fencing script against a real Redis: a stale epoch never writes.
 final class FencingTests: XCTestCase {
-    var directory = ""
-    var port = 0
+    var cluster: LocalCluster!
+    var port: Int { cluster.redisPort }
 
     override func setUpWithError() throws {
-        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/redis-server") else {
-            throw XCTSkip("redis-server not installed: run scripts/setup.sh")
-        }
-        directory = NSTemporaryDirectory() + "freshet-fence-\(UUID().uuidString.prefix(8))"
-        port = try BenchmarkCluster.freePort()
-        try run("start-redis.sh", ["\(port)", directory])
+        cluster = try LocalCluster(withBroker: false)
     }
 
     override func tearDown() {
-        _ = try? run("stop-services.sh", [directory])
-    }
-
-    func run(_ script: String, _ args: [String]) throws {
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/bash")
-        process.arguments = [root.appendingPathComponent("scripts/\(script)").path] + args
-        try process.run()
-        process.waitUntilExit()
-        XCTAssertEqual(process.terminationStatus, 0, "\(script) failed")
+        cluster?.stop()
     }
 
     final class NullObserver: WriterObserver {

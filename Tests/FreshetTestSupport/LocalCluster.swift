@@ -3,43 +3,43 @@ import XCTest
 
 /// A real Tansu broker and a real redis-server on free loopback ports,
 /// started with the project's scripts and stopped at the end of the test.
-final class LocalCluster {
-    let directory: String
-    let brokerPort: Int
-    let redisPort: Int
-    var brokers: String { "127.0.0.1:\(brokerPort)" }
-    var redisURL: String { "redis://127.0.0.1:\(redisPort)" }
+public final class LocalCluster {
+    public let directory: String
+    public let brokerPort: Int
+    public let redisPort: Int
+    public var brokers: String { "127.0.0.1:\(brokerPort)" }
+    public var redisURL: String { "redis://127.0.0.1:\(redisPort)" }
 
-    static var packageRoot: String {
+    public static var packageRoot: String {
         // Tests/FreshetIntegrationTests/LocalCluster.swift -> package root
         URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().path
     }
 
-    init(redisArguments: [String] = []) throws {
+    public init(withBroker: Bool = true, redisArguments: [String] = []) throws {
         let root = Self.packageRoot
-        guard FileManager.default.isExecutableFile(atPath: "\(root)/.freshet/bin/tansu") else {
+        guard !withBroker || FileManager.default.isExecutableFile(atPath: "\(root)/.freshet/bin/tansu") else {
             throw XCTSkip("Tansu not installed: run scripts/setup.sh (the README's test command does)")
         }
         directory = NSTemporaryDirectory() + "freshet-it-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         brokerPort = try Self.freePort()
         redisPort = try Self.freePort()
-        try Self.script("start-broker.sh", ["\(brokerPort)", directory])
+        if withBroker { try Self.script("start-broker.sh", ["\(brokerPort)", directory]) }
         try Self.script("start-redis.sh", ["\(redisPort)", directory] + redisArguments)
     }
 
-    func stop() {
+    public func stop() {
         _ = try? Self.script("stop-services.sh", [directory])
     }
 
-    func stopRedis() throws { try Self.killPidFile("\(directory)/redis.pid") }
+    public func stopRedis() throws { try Self.killPidFile("\(directory)/redis.pid") }
 
-    func startRedis(arguments: [String] = []) throws {
+    public func startRedis(arguments: [String] = []) throws {
         try Self.script("start-redis.sh", ["\(redisPort)", directory] + arguments)
     }
 
-    static func killPidFile(_ path: String) throws {
+    public static func killPidFile(_ path: String) throws {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8), let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)) else { return }
         kill(pid, SIGKILL)
         var status: Int32 = 0
@@ -49,23 +49,10 @@ final class LocalCluster {
 
     @discardableResult
     static func script(_ name: String, _ arguments: [String]) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/bash")
-        process.arguments = ["\(packageRoot)/scripts/\(name)"] + arguments
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let output = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        let text = String(decoding: output, as: UTF8.self)
-        guard process.terminationStatus == 0 else {
-            throw TestFailure("scripts/\(name) \(arguments.joined(separator: " ")) failed: \(text)")
-        }
-        return text
+        try ChildProcess.runScript(name, arguments)
     }
 
-    static func freePort() throws -> Int {
+    public static func freePort() throws -> Int {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(fd) }
         var address = sockaddr_in()
@@ -82,9 +69,4 @@ final class LocalCluster {
         guard bound == 0 else { throw TestFailure("cannot find a free port") }
         return Int(UInt16(bigEndian: address.sin_port))
     }
-}
-
-struct TestFailure: Error, CustomStringConvertible {
-    var description: String
-    init(_ description: String) { self.description = description }
 }
