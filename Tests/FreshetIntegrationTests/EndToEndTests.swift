@@ -45,7 +45,7 @@ final class EndToEndTests: XCTestCase {
 
         let topology = try Self.writeTopology(in: cluster.directory, extra: "sources:\n  keyed_by_user: \(keyedByUser)\n")
         let run = try FreshetBinary.start(["run", "--topology", topology, "--brokers", cluster.brokers, "--redis", cluster.redisURL,
-                                           "--group", "e2e", "--stop-at-end", "--admin-port", "-1"],
+                                           "--group", "e2e", "--stop-at-end", "--admin-port=-1"],
                                           logPath: "\(cluster.directory)/freshet.log")
         let status = try run.wait(timeout: 240)
         XCTAssertEqual(status, 0, "freshet exited with \(status):\n\(run.logTail())")
