@@ -339,6 +339,16 @@ public final class EmbeddingTrainer {
 
     // MARK: split path (user side and item side owned by different tasks)
 
+    /// The item owner's half of `train`'s bookkeeping: counts a sighting of the
+    /// item (admission, expiry clock) and, for a positive, its sampling frequency.
+    /// Returns the item's row once admitted.
+    @discardableResult
+    public func observeItem(_ itemId: String, positive: Bool, now: Int64) -> Int? {
+        let row = items.observe(itemId, now: now)
+        if positive, let row { sampler.add(row: row, delta: 1) }
+        return row
+    }
+
     /// Draws sampled negatives for a positive on `itemId` (with their current vectors
     /// and corrections), for owners that compute gradients away from the item table.
     public func sampleNegatives(excluding itemId: String) -> [SampledNegative] {

@@ -62,22 +62,22 @@ final class DataflowTests: XCTestCase {
         a.process(InputRecord(partition: 0, offset: 0, key: nil, value: interaction("u1", "i1", ts: base), timestampMs: nil), nowMs: now, output: output)
         a.emitWatermarkIfAdvanced(output: output)
         let item = makeItemTask()
-        for record in output.items[0] { item.process(record, nowMs: now) }
-        item.advanceWatermark(nowMs: now)
+        for record in output.items[0] { item.process(record, nowMs: now, output: output) }
+        item.advanceWatermark(nowMs: now, output: output)
         XCTAssertNil(item.currentWatermark, "source 1 has not reported: the watermark is unknown")
         XCTAssertEqual(item.store.features(of: "i1")?.popularity7d ?? 0, 0, "nothing is visible before a watermark")
 
         b.process(InputRecord(partition: 1, offset: 0, key: nil, value: interaction("u2", "i1", ts: base + 2 * hour), timestampMs: nil), nowMs: now, output: output)
         b.emitWatermarkIfAdvanced(output: output)
-        for record in output.items[0].dropFirst(2) { item.process(record, nowMs: now) }
-        item.advanceWatermark(nowMs: now)
+        for record in output.items[0].dropFirst(2) { item.process(record, nowMs: now, output: output) }
+        item.advanceWatermark(nowMs: now, output: output)
         XCTAssertEqual(item.currentWatermark, base - 5_000, "minimum over the two sources")
         // Pane of base - 5 s is the hour before base: the event at base is ahead of the watermark.
         XCTAssertEqual(item.store.features(of: "i1")?.popularity7d, 0)
         a.process(InputRecord(partition: 0, offset: 1, key: nil, value: interaction("u1", "i2", ts: base + 3 * hour), timestampMs: nil), nowMs: now, output: output)
         a.emitWatermarkIfAdvanced(output: output)
-        for record in output.items[0].dropFirst(4) { item.process(record, nowMs: now) }
-        item.advanceWatermark(nowMs: now)
+        for record in output.items[0].dropFirst(4) { item.process(record, nowMs: now, output: output) }
+        item.advanceWatermark(nowMs: now, output: output)
         XCTAssertEqual(item.currentWatermark, base + 2 * hour - 5_000)
         XCTAssertEqual(item.store.features(of: "i1")?.popularity7d, 1, "the event at base is now inside the window")
         XCTAssertEqual(a.users?.features(of: "u1")?.interactionCount, 2)
@@ -100,8 +100,8 @@ final class DataflowTests: XCTestCase {
         replay.emitWatermarkIfAdvanced(output: output)
         b.emitWatermarkIfAdvanced(output: output)
         let item = makeItemTask()
-        for record in output.items[0] { item.process(record, nowMs: now) }
-        item.advanceWatermark(nowMs: now)
+        for record in output.items[0] { item.process(record, nowMs: now, output: output) }
+        item.advanceWatermark(nowMs: now, output: output)
         XCTAssertEqual(item.duplicatesDropped, 3, "offsets 2, 3, 4 arrived twice")
         XCTAssertEqual(item.store.features(of: "i1")?.popularity7d, 7, "offsets 0...6, each once")
     }
@@ -128,11 +128,12 @@ final class DataflowTests: XCTestCase {
                                        halfLifeMs: hour)
         var write = FencedWrite(task: TaskId(stage: .interactions, partition: 0), epochKey: "e", epoch: 1)
         var samples: [Int64] = []
-        XCTAssertEqual(renderer.renderUsers(store, into: &write, samples: &samples), 1)
+        var counts: [(String, Int64)] = []
+        XCTAssertEqual(renderer.renderUsers(store, into: &write, samples: &samples, counts: &counts), 1)
         let text = write.operations.map { String(decoding: $0, as: UTF8.self) }
         XCTAssertEqual(text, ["H", "p:user:u1", "3", "recent_items_50", #"["i1"]"#, "interaction_count", "1", "updated_ms", "\(base)"])
         var second = FencedWrite(task: TaskId(stage: .interactions, partition: 0), epochKey: "e", epoch: 1)
-        XCTAssertEqual(renderer.renderUsers(store, into: &second, samples: &samples), 0, "nothing changed since the last flush")
+        XCTAssertEqual(renderer.renderUsers(store, into: &second, samples: &samples, counts: &counts), 0, "nothing changed since the last flush")
         XCTAssertTrue(second.isEmpty)
     }
 }

@@ -10,6 +10,7 @@ final class KafkaTaskOutput: TaskOutput {
     let userTopic: String
     let userPartitions: Int32
     let deadLetterTopic: String
+    var examplesTopic: String?
     private(set) var deadLetters: [BadInput.Reason: Int] = [:]
     private(set) var produceFailures = 0
     /// The first error that stopped a record from being enqueued. The engine
@@ -60,7 +61,12 @@ final class KafkaTaskOutput: TaskOutput {
         }
     }
 
-    private func send(topic: String, partition: Int32, key: [UInt8]?, value: [UInt8]) {
+    func example(key: String, value: [UInt8]) {
+        guard let examplesTopic else { return }
+        send(topic: examplesTopic, partition: nil, key: Array(key.utf8), value: value)
+    }
+
+    private func send(topic: String, partition: Int32?, key: [UInt8]?, value: [UInt8]) {
         do {
             try producer.produce(topic: topic, partition: partition, key: key, value: value)
         } catch {

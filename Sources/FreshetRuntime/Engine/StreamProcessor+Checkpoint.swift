@@ -118,6 +118,7 @@ extension StreamProcessor {
         guard meta.nextOffset != nil || !entries.isEmpty else { return nil }
         var write = FencedWrite(task: id, epochKey: keys.epoch(id), epoch: epoch)
         write.hashSet(keys.checkpointState(id), entries)
+        write.hashSet(keys.checkpointEmbeddings(id), changedEmbeddingRows(for: id))
         write.hashSet(keys.checkpointMeta(id), meta.fields())
         return write
     }

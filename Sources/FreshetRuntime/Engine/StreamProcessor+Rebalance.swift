@@ -122,6 +122,10 @@ extension StreamProcessor {
                     try scanState(id) { key, bytes in try users.restoreEntry(userId: key, bytes: bytes) }
                 }
             }
+            if task.users != nil {
+                task.userEmbeddings = makeUserEmbeddingSide()
+                if checkpoint != nil, let side = task.userEmbeddings { try restoreEmbeddingRows(id, into: side.trainer.users) }
+            }
             sourceTasks[tp] = task
         case .items:
             // Bounded runs are judged on their own final markers; idleness would
@@ -140,6 +144,8 @@ extension StreamProcessor {
                 task.restoreWatermark(checkpoint.eventTimeMs)
                 _ = task.store.takeDirty()
             }
+            task.embeddings = makeItemEmbeddingSide()
+            if checkpoint != nil, let side = task.embeddings { try restoreEmbeddingRows(id, into: side.trainer.items) }
             itemTasks[tp.partition] = task
         case .users:
             var sources: Set<DuplicateFilter.Source> = []
@@ -152,6 +158,8 @@ extension StreamProcessor {
                 }
                 try scanState(id) { key, bytes in try task.users.restoreEntry(userId: key, bytes: bytes) }
             }
+            task.userEmbeddings = makeUserEmbeddingSide()
+            if checkpoint != nil, let side = task.userEmbeddings { try restoreEmbeddingRows(id, into: side.trainer.users) }
             userTasks[tp.partition] = task
         }
         return checkpoint
@@ -176,15 +184,19 @@ extension StreamProcessor {
     /// Reads a task's state hash in pages (HSCAN), so restore of a large task
     /// never holds the whole reply twice.
     func scanState(_ id: TaskId, _ apply: (String, [UInt8]) throws -> Void) throws {
+        try scanHash(keys.checkpointState(id), apply)
+    }
+
+    func scanHash(_ key: String, _ apply: (String, [UInt8]) throws -> Void) throws {
         var cursor = "0"
         repeat {
             var pipeline = RedisPipeline()
-            pipeline.add(RedisCommand(arguments: [Array("HSCAN".utf8), Array(keys.checkpointState(id).utf8),
+            pipeline.add(RedisCommand(arguments: [Array("HSCAN".utf8), Array(key.utf8),
                                                    Array(cursor.utf8), Array("COUNT".utf8), Array("5000".utf8)]))
             let replies = try control.execute(pipeline, onRetry: { _, _ in })
             guard let reply = replies.first, case .array(let parts) = reply, parts.count == 2,
                   case .bulk(let next) = parts[0], case .array(let items) = parts[1] else {
-                throw ProcessorError.checkpoint("unexpected HSCAN reply for \(keys.checkpointState(id))")
+                throw ProcessorError.checkpoint("unexpected HSCAN reply for \(key)")
             }
             var index = 0
             while index + 1 < items.count {

@@ -26,6 +26,10 @@ public final class StreamProcessor: @unchecked Sendable {
     let panes: PaneSpec
     let trending: TrendingDecay
     public let stats = ProcessorStats()
+    /// Embedding vectors the two sides publish to each other within this process.
+    let exchange = EmbeddingExchange()
+    var lastEmbeddingSyncMs: Int64 = 0
+    var forceEmbeddingSync = false
 
     var consumer: KafkaConsumer!
     var producer: KafkaProducer!
@@ -102,6 +106,9 @@ public final class StreamProcessor: @unchecked Sendable {
             ? Int32(topology.repartitionPartitions) : max(interactionPartitions, impressionPartitions)
         var internalTopics = [NewTopic(name: itemTopic, partitions: wanted),
                               NewTopic(name: topology.deadLetterTopic, partitions: 1)]
+        if topology.embeddings.enabled {
+            internalTopics.append(NewTopic(name: topology.embeddings.examplesTopic, partitions: wanted))
+        }
         if !topology.sources.keyedByUser {
             internalTopics.append(NewTopic(name: userTopic, partitions: wanted))
         }
@@ -122,6 +129,7 @@ public final class StreamProcessor: @unchecked Sendable {
         output = KafkaTaskOutput(producer: producer, itemTopic: itemTopic, itemPartitions: repartitionPartitions,
                                  userTopic: userTopic, userPartitions: repartitionPartitions,
                                  deadLetterTopic: topology.deadLetterTopic)
+        if topology.embeddings.enabled { output.examplesTopic = topology.embeddings.examplesTopic }
         control = try ReconnectingRedis(endpoint: options.redis, shouldStop: { [stopFlag] in stopFlag.isSet })
         writer = try RedisWriter(endpoint: options.redis, observer: stats)
         writer.start()
@@ -206,7 +214,7 @@ public final class StreamProcessor: @unchecked Sendable {
             task.process(input, nowMs: nowMs, output: output)
         case 2:
             guard let task = itemTasks[record.partition] else { return }
-            task.process(input, nowMs: nowMs)
+            task.process(input, nowMs: nowMs, output: output)
         case 3:
             guard let task = userTasks[record.partition] else { return }
             task.process(input)
@@ -230,7 +238,7 @@ public final class StreamProcessor: @unchecked Sendable {
             lastMarkerMs = nowMs
             for task in sourceTasks.values { task.emitWatermarkIfAdvanced(output: output) }
         }
-        for task in itemTasks.values { task.advanceWatermark(nowMs: nowMs) }
+        for task in itemTasks.values { task.advanceWatermark(nowMs: nowMs, output: output) }
         producer.poll(timeoutMs: 0)
         if recordsSinceFlush >= topology.redis.flushMaxKeys || nowMs - lastFlushMs >= topology.redis.flushIntervalMs {
             flushFeatures(nowMs: nowMs)
@@ -274,23 +282,37 @@ public final class StreamProcessor: @unchecked Sendable {
         recordsSinceFlush = 0
         var writes: [FencedWrite] = []
         var samples: [Int64] = []
+        var counts: [(String, Int64)] = []
+        let syncEmbeddings = topology.embeddings.enabled
+            && (nowMs - lastEmbeddingSyncMs >= topology.embeddings.syncIntervalMs || forceEmbeddingSync)
+        if syncEmbeddings { lastEmbeddingSyncMs = nowMs }
         for task in sourceTasks.values {
             guard let users = task.users, let epoch = epochs[task.id] else { continue }
             var write = FencedWrite(task: task.id, epochKey: keys.epoch(task.id), epoch: epoch)
-            renderer.renderUsers(users, into: &write, samples: &samples)
+            renderer.renderUsers(users, into: &write, samples: &samples, counts: &counts)
+            if syncEmbeddings, let side = task.userEmbeddings {
+                renderUserEmbeddings(side, watermark: task.watermark.watermark, into: &write)
+            }
             if !write.isEmpty { writes.append(write) }
         }
         for task in userTasks.values {
             guard let epoch = epochs[task.id] else { continue }
             var write = FencedWrite(task: task.id, epochKey: keys.epoch(task.id), epoch: epoch)
-            renderer.renderUsers(task.users, into: &write, samples: &samples)
+            renderer.renderUsers(task.users, into: &write, samples: &samples, counts: &counts)
+            if syncEmbeddings, let side = task.userEmbeddings {
+                renderUserEmbeddings(side, watermark: nil, into: &write)
+            }
             if !write.isEmpty { writes.append(write) }
         }
+        if topology.embeddings.enabled { exchange.users.publish(counts: counts) }
         for task in itemTasks.values {
             guard let epoch = epochs[task.id] else { continue }
             var write = FencedWrite(task: task.id, epochKey: keys.epoch(task.id), epoch: epoch)
             let changed = renderer.renderItems(task, into: &write, samples: &samples)
             if changed > 0 { renderer.trendingMeta(watermark: task.currentWatermark, into: &write) }
+            if syncEmbeddings, let side = task.embeddings {
+                renderItemEmbeddings(side, watermark: task.currentWatermark, into: &write)
+            }
             if !write.isEmpty { writes.append(write) }
         }
         guard !writes.isEmpty else { return }
@@ -329,6 +351,8 @@ public final class StreamProcessor: @unchecked Sendable {
     func shutdown() {
         guard consumer != nil else { return }
         let now = Self.wallClockMs()
+        // A bounded run publishes every touched embedding row before it exits.
+        forceEmbeddingSync = true
         flushFeatures(nowMs: now)
         if topology.checkpointIntervalMs > 0 {
             checkpointAndCommit(tasks: allTaskIds, nowMs: now)

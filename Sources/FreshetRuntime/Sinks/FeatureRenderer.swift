@@ -24,10 +24,12 @@ public struct FeatureRenderer: Sendable {
 
     /// Writes the changed users; returns how many keys were written.
     @discardableResult
-    public func renderUsers(_ store: UserFeatureStore, into write: inout FencedWrite, samples: inout [Int64]) -> Int {
+    public func renderUsers(_ store: UserFeatureStore, into write: inout FencedWrite, samples: inout [Int64],
+                            counts: inout [(String, Int64)]) -> Int {
         let dirty = store.takeDirty()
         for userId in dirty {
             guard let features = store.features(of: userId) else { continue }
+            counts.append((userId, features.interactionCount))
             write.hashSet(keys.user(userId), [
                 ("recent_items_50", UserFeatureStore.renderRecentItemsJSON(features.recentItems)),
                 ("interaction_count", String(features.interactionCount)),

@@ -17,4 +17,6 @@ public struct RedisKeys: Sendable, Equatable {
     public func epoch(_ task: TaskId) -> String { "\(prefix)freshet:\(group):epoch:\(task)" }
     public func checkpointState(_ task: TaskId) -> String { "\(prefix)freshet:\(group):ckpt:\(task):state" }
     public func checkpointMeta(_ task: TaskId) -> String { "\(prefix)freshet:\(group):ckpt:\(task):meta" }
+    /// Embedding rows of the task, field = id (kept apart from feature entries so ids never collide).
+    public func checkpointEmbeddings(_ task: TaskId) -> String { "\(prefix)freshet:\(group):ckpt:\(task):emb" }
 }

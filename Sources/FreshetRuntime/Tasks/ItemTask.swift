@@ -11,6 +11,8 @@ import FreshetFeatures
 public final class ItemTask {
     public let id: TaskId
     public let store: ItemFeatureStore
+    /// Joiner and item embedding rows (when embeddings are on).
+    public var embeddings: ItemEmbeddingSide?
     public var watermarks: WatermarkMultiplexer<DuplicateFilter.Source>
     public var duplicates = DuplicateFilter()
     public var nextOffset: Int64?
@@ -35,7 +37,7 @@ public final class ItemTask {
     /// Every expected source has finished its bounded run (and sent everything before that).
     public var allSourcesFinished: Bool { expectedSources.isSubset(of: finishedSources) }
 
-    public func process(_ record: InputRecord, nowMs: Int64) {
+    public func process(_ record: InputRecord, nowMs: Int64, output: TaskOutput) {
         nextOffset = record.offset + 1
         let decoded: RepartitionRecord
         do {
@@ -50,6 +52,7 @@ public final class ItemTask {
         case .item(let event, let origin):
             guard duplicates.admit(origin) else { duplicatesDropped += 1; return }
             if store.apply(event, watermark: currentWatermark) == .droppedLate { lateDropped += 1 }
+            embeddings?.process(event, store: store, output: output)
         case .watermark(let marker):
             let source = DuplicateFilter.Source(topic: marker.sourceTopic, partition: marker.sourcePartition)
             if let wm = marker.watermarkMs { watermarks.update(source, watermark: wm, nowMs: nowMs) }
@@ -65,11 +68,12 @@ public final class ItemTask {
     /// Moves the task's watermark forward (idle sources drop out over wall time).
     /// Returns true when it advanced.
     @discardableResult
-    public func advanceWatermark(nowMs: Int64) -> Bool {
+    public func advanceWatermark(nowMs: Int64, output: TaskOutput) -> Bool {
         guard let next = watermarks.advance(nowMs: nowMs) else { return false }
         if let current = currentWatermark, next <= current { return false }
         currentWatermark = next
         store.advanceWatermark(to: next)
+        embeddings?.advance(watermark: next, output: output)
         return true
     }
 

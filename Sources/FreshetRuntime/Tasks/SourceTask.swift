@@ -12,6 +12,8 @@ public final class SourceTask {
     public let topic: String
     /// User features, present on `interactions` tasks whose input is keyed by user.
     public let users: UserFeatureStore?
+    /// User embedding rows, trained from the user's interactions (when embeddings are on).
+    public var userEmbeddings: UserEmbeddingSide?
     /// Whether interactions are re-keyed by user (input not keyed by user).
     let routesInteractionsByUser: Bool
     public private(set) var watermark: BoundedOutOfOrdernessWatermark
@@ -50,6 +52,7 @@ public final class SourceTask {
                 watermark.observe(interaction.ts)
                 if let users {
                     users.apply(interaction)
+                    userEmbeddings?.process(interaction)
                 } else if routesInteractionsByUser {
                     let origin = RecordOrigin(sourceTopic: 0, partition: record.partition, offset: record.offset, subIndex: 0)
                     output.repartition(.users, key: interaction.userId,

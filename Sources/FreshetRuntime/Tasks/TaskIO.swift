@@ -33,4 +33,10 @@ public protocol TaskOutput: AnyObject {
     func broadcast(_ target: RepartitionTarget, value: [UInt8])
     /// Sends the original bytes of a bad record to the dead-letter topic with the reason.
     func deadLetter(sourceTopic: String, record: InputRecord, reason: BadInput)
+    /// A training example for offline training (`freshet-examples`), keyed by user.
+    func example(key: String, value: [UInt8])
+}
+
+extension TaskOutput {
+    public func example(key: String, value: [UInt8]) {}
 }

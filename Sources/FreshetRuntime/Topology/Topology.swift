@@ -40,6 +40,26 @@ public struct Topology: Sendable, Equatable {
         public var flushMaxKeys = 4096
     }
 
+    /// Online embeddings, Monolith-style (docs/EMBEDDINGS.md).
+    public struct Embeddings: Sendable, Equatable {
+        public var enabled = true
+        /// Vector dimension, bias coordinate included; names the Redis field `embedding_<dim>d`.
+        public var dimension = 128
+        /// `bpr` (pairwise, Adagrad) or `logistic` (pointwise, SGD).
+        public var loss = "bpr"
+        /// Sampled negatives per positive (frequency-proportional, log(N·Q)-corrected).
+        public var negatives = 4
+        public var joinWindowMs: Int64 = 600_000
+        public var syncIntervalMs: Int64 = 10_000
+        public var userAdmitAfter = 1
+        public var itemAdmitAfter = 1
+        /// Rows not touched for this much event time are evicted (and their Redis fields deleted).
+        public var ttlMs: Int64 = 30 * 86_400_000
+        public var examplesTopic = "freshet-examples"
+        public var seed: UInt64 = 42
+        public var fieldName: String { "embedding_\(dimension)d" }
+    }
+
     public struct Admin: Sendable, Equatable {
         public var host = "127.0.0.1"
         /// 0 picks a free port; -1 disables the admin server.
@@ -60,6 +80,7 @@ public struct Topology: Sendable, Equatable {
     public var checkpointIntervalMs: Int64 = 5_000
     public var progressIntervalMs: Int64 = 5_000
     public var admin = Admin()
+    public var embeddings = Embeddings()
     /// Raw librdkafka properties passed to every Kafka client.
     public var kafka: [String: String] = [:]
 

@@ -32,7 +32,7 @@ public enum TopologyLoader {
         guard let root else { return topology }
         let top = try Section(root, path: "")
         try top.only(["sources", "repartition", "dead_letter_topic", "event_time", "windows", "trending",
-                      "redis", "checkpoint", "progress", "admin", "kafka"])
+                      "redis", "checkpoint", "progress", "admin", "kafka", "embeddings"])
         if let s = try top.section("sources") {
             try s.only(["interactions", "impressions", "keyed_by_user", "partitions"])
             topology.sources.interactions = try s.topicName("interactions") ?? topology.sources.interactions
@@ -83,6 +83,28 @@ public enum TopologyLoader {
             topology.admin.host = try a.string("host") ?? topology.admin.host
             topology.admin.port = try a.int("port", min: -1, max: 65_535) ?? topology.admin.port
             topology.admin.allowNonLoopback = try a.bool("allow_non_loopback") ?? false
+        }
+        if let e = try top.section("embeddings") {
+            try e.only(["enabled", "dimension", "loss", "negatives", "join_window", "sync_interval",
+                        "user_admit_after", "item_admit_after", "ttl", "examples_topic", "seed"])
+            var m = topology.embeddings
+            m.enabled = try e.bool("enabled") ?? m.enabled
+            m.dimension = try e.int("dimension", min: 2, max: 4096) ?? m.dimension
+            if let loss = try e.string("loss") {
+                guard loss == "bpr" || loss == "logistic" else {
+                    throw TopologyError(path: "embeddings.loss", message: "expected bpr or logistic, got '\(loss)'")
+                }
+                m.loss = loss
+            }
+            m.negatives = try e.int("negatives", min: 0, max: 1_000) ?? m.negatives
+            m.joinWindowMs = try e.duration("join_window", min: 1) ?? m.joinWindowMs
+            m.syncIntervalMs = try e.duration("sync_interval", min: 1) ?? m.syncIntervalMs
+            m.userAdmitAfter = try e.int("user_admit_after", min: 1, max: 1_000_000) ?? m.userAdmitAfter
+            m.itemAdmitAfter = try e.int("item_admit_after", min: 1, max: 1_000_000) ?? m.itemAdmitAfter
+            m.ttlMs = try e.duration("ttl", min: 1) ?? m.ttlMs
+            m.examplesTopic = try e.topicName("examples_topic") ?? m.examplesTopic
+            m.seed = UInt64(try e.int("seed", min: 0, max: Int.max) ?? Int(m.seed))
+            topology.embeddings = m
         }
         if let k = try top.section("kafka") {
             topology.kafka = try k.stringMap()
