@@ -53,46 +53,55 @@ final class ScalingTests: XCTestCase {
         let cluster = try LocalCluster()
         defer { cluster.stop() }
         let events = EndToEndTests.stream(seed: 2024, events: 12_000)
-        let chunks = stride(from: 0, to: events.count, by: 4_000).map { Array(events[$0..<min($0 + 4_000, events.count)]) }
+        let chunks = stride(from: 0, to: events.count, by: 3_000).map { Array(events[$0..<min($0 + 3_000, events.count)]) }
         var produced = try EndToEndTests.produce(chunks[0], to: cluster, randomKeys: false)
         let topology = try EndToEndTests.writeTopology(in: cluster.directory, extra: Self.topologyExtra)
         let group = "scale"
 
+        // One instance.
         let a = try Self.startInstance(cluster, topology: topology, group: group, name: "a")
         defer { if a.isRunning { a.signal(SIGKILL) } }
         XCTAssertTrue(F.waitUntil(timeout: 30) { F.assignments(a.logPath).count >= Self.allTasks.count },
                       "instance a alone takes every task:\n\(a.logTail())")
         produced += try EndToEndTests.produce(chunks[1], to: cluster, randomKeys: false)
 
-        // Scale out to 3 while events flow.
+        // Scale out to 3; once b and c own tasks, more events arrive for all three.
         let b = try Self.startInstance(cluster, topology: topology, group: group, name: "b")
         defer { if b.isRunning { b.signal(SIGKILL) } }
         let c = try Self.startInstance(cluster, topology: topology, group: group, name: "c")
         defer { if c.isRunning { c.signal(SIGKILL) } }
-        let third = chunks[2].count / 2
-        produced += try EndToEndTests.produce(Array(chunks[2][..<third]), to: cluster, randomKeys: false)
         XCTAssertTrue(F.waitUntil(timeout: 45) { !F.assignments(b.logPath).isEmpty && !F.assignments(c.logPath).isEmpty },
                       "b and c join and take tasks:\nb:\n\(b.logTail())\nc:\n\(c.logTail())")
-        XCTAssertFalse(F.revocations(a.logPath).isEmpty, "a hands tasks over to the new instances:\n\(a.logTail())")
+        F.pause(2)  // let the cooperative rebalance settle
+        produced += try EndToEndTests.produce(chunks[2], to: cluster, randomKeys: false)
         F.pause(3)
         XCTAssertTrue(a.isRunning && b.isRunning && c.isRunning, "three instances run")
+        XCTAssertFalse(F.revocations(a.logPath).isEmpty, "a handed tasks over to the new instances:\n\(a.logTail())")
 
         // Scale in to 2: c leaves gracefully; its tasks move to a and b.
         let cTasks = Set(F.assignments(c.logPath).map(\.task))
         let assignedBefore = F.assignments(a.logPath).count + F.assignments(b.logPath).count
         try Self.stopGracefully(c)
         XCTAssertEqual(Set(F.revocations(c.logPath)), cTasks, "c checkpoints and hands back every task it owned")
-        produced += try EndToEndTests.produce(Array(chunks[2][third...]), to: cluster, randomKeys: false)
         XCTAssertTrue(F.waitUntil(timeout: 45) {
             F.assignments(a.logPath).count + F.assignments(b.logPath).count >= assignedBefore + cTasks.count
         }, "the survivors take c's tasks over:\na:\n\(a.logTail())\nb:\n\(b.logTail())")
+        produced += try EndToEndTests.produce(chunks[3], to: cluster, randomKeys: false)
         F.pause(4)
 
         // Stop everything gracefully; a single bounded instance finishes the stream.
         try Self.stopGracefully(a)
         try Self.stopGracefully(b)
+        for instance in [a, b, c] {
+            XCTAssertGreaterThan(Self.recordsConsumed(instance), 0, "\(instance.logPath) did part of the work")
+        }
         let oracle = FeatureOracle(events: produced)
         try Self.finishAndCompare(cluster, topology: topology, group: group, oracle: oracle)
+    }
+
+    /// The record count of a freshet log's `stopped` line.
+    static func recordsConsumed(_ instance: ChildProcess) -> Int {
+        F.lines(instance.logPath, containing: "] stopped").last.flatMap { F.metadata("records", in: $0) }.flatMap { Int($0) } ?? 0
     }
 
     /// Instance a is frozen (SIGSTOP) past the session timeout; b takes every task
