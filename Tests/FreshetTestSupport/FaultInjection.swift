@@ -47,6 +47,19 @@ public enum FaultInjection {
         lines(path, containing: "task revoked").compactMap { metadata("task", in: $0) }
     }
 
+    /// Tasks a freshet instance owned when it began its graceful stop (assigned
+    /// minus revoked or fenced, up to the `stopping` line).
+    public static func ownedAtStop(_ path: String) -> Set<String> {
+        var owned: Set<String> = []
+        for line in log(path).split(separator: "\n") {
+            if line.contains("stopping:") { break }
+            guard let task = metadata("task", in: line) else { continue }
+            if line.contains("task assigned") { owned.insert(task) }
+            if line.contains("task revoked") || line.contains("task fenced") { owned.remove(task) }
+        }
+        return owned
+    }
+
     /// Sends `signal` to the process whose pid is in `pidFile` (e.g. `tansu.pid`).
     public static func signalPidFile(_ pidFile: String, _ signal: Int32) throws {
         guard let text = try? String(contentsOfFile: pidFile, encoding: .utf8),
