@@ -47,7 +47,7 @@ extension StreamProcessor {
             stats.metrics.deadLetters(reason: reason.rawValue).increment(by: count)
         }
         stats.metrics.assignedPartitions.set(Double(sourceTasks.count + itemTasks.count + userTasks.count))
-        stats.update(totalLag: lagKnown ? totalLag : nil, watermarkMs: minWatermark, joined: everAssigned,
+        stats.update(totalLag: lagKnown ? totalLag : nil, watermarkMs: minWatermark, joined: memberOfGroup,
                      redisHealthy: writer.isHealthy)
         _ = stats.readiness
     }

@@ -46,6 +46,7 @@ extension StreamProcessor {
     /// the checkpointed offset.
     func assign(_ partitions: [TopicPartition]) -> [TopicPartition: Int64] {
         everAssigned = true
+        memberOfGroup = true
         stats.rebalances.increment()
         stats.restoring(partitions.count)
         defer { stats.restoring(-partitions.count) }
@@ -76,6 +77,8 @@ extension StreamProcessor {
     /// and fencing would refuse the writes anyway), then drop their state.
     func revoke(_ partitions: [TopicPartition], lost: Bool) {
         stats.rebalances.increment()
+        // Lost: we are out of the group until librdkafka rejoins (the next assign).
+        if lost { memberOfGroup = false }
         let ids = partitions.compactMap(taskId(for:)).filter { epochs[$0] != nil }
         if !lost && !ids.isEmpty {
             let now = Self.wallClockMs()

@@ -60,6 +60,10 @@ public final class StreamProcessor: @unchecked Sendable {
     var reportedTotals: [String: Int] = [:]
     var consumedCounters: [Int64: Counter] = [:]
     var everAssigned = false
+    /// Whether this instance is a member of the consumer group now (readiness):
+    /// set by each assignment, cleared when the partitions are lost (the session
+    /// timed out, e.g. during a broker outage) until the instance has rejoined.
+    var memberOfGroup = false
     let stopFlag = StopFlag()
     /// Set by a rebalance callback that cannot continue (it cannot throw through librdkafka).
     var fatalError: Error?
