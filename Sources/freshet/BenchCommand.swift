@@ -38,12 +38,13 @@ extension BenchCommand {
         @Option(help: "Partitions per source topic.") var partitions: Int32 = 4
         @Option(help: "Distinct users.") var users = 100_000
         @Option(help: "Distinct items.") var items = 10_000
+        @Flag(inversion: .prefixedNo, help: "Also measure with online embeddings on.") var withEmbeddings = true
 
         func run() throws {
             let services = try cluster.start("e2e")
             defer { services.stop() }
-            print("machine: \(MachineFacts.summary)")
-            print("pre-loading \(events) events into \(partitions) partitions per topic ...")
+            emit("machine: \(MachineFacts.summary)")
+            emit("pre-loading \(events) events into \(partitions) partitions per topic ...")
             let admin = try KafkaAdmin(config: KafkaConfig(bootstrapServers: services.brokers))
             try admin.createTopics([NewTopic(name: "interactions", partitions: partitions), NewTopic(name: "impressions", partitions: partitions)])
             let now = Int64(Date().timeIntervalSince1970 * 1000)
@@ -52,15 +53,21 @@ extension BenchCommand {
                                                impressionsTopic: "impressions", rate: 0, randomKeys: false)
             let loadStart = Date()
             let loaded = try publisher.publish(SyntheticStream(config: config, count: events).lazy.map { ($0.topic == .impressions, $0.key, $0.json) })
-            print(String(format: "pre-loaded %d events in %.1f s", loaded, Date().timeIntervalSince(loadStart)))
+            emit(String(format: "pre-loaded %d events in %.1f s", loaded, Date().timeIntervalSince(loadStart)))
 
             let drain = try DrainBenchmark.run(brokers: services.brokers, topics: ["interactions", "impressions"])
             let drainRate = Double(drain.records) / drain.seconds
-            print(String(format: "librdkafka raw drain: %d records in %.2f s = %.0f records/s", drain.records, drain.seconds, drainRate))
+            emit(String(format: "librdkafka raw drain: %d records in %.2f s = %.0f records/s", drain.records, drain.seconds, drainRate))
 
-            for (label, interval) in [("checkpoints on (5 s)", Int64(5_000)), ("checkpoints off", Int64(0))] {
+            let variants: [(String, Int64, Bool)] = [
+                ("features, checkpoints on (5 s)", 5_000, false),
+                ("features, checkpoints off", 0, false),
+                ("features + embeddings (dim 128), checkpoints on", 5_000, true),
+            ]
+            for (label, interval, embeddings) in variants where embeddings ? withEmbeddings : true {
                 var topology = Topology()
                 topology.checkpointIntervalMs = interval
+                topology.embeddings.enabled = embeddings
                 topology.admin.port = -1
                 topology.progressIntervalMs = 0
                 let group = "bench-\(interval)-\(UUID().uuidString.prefix(6))"
@@ -75,7 +82,7 @@ extension BenchCommand {
                 let seconds = Date().timeIntervalSince(started)
                 let cpu = MachineFacts.processCPUSeconds() - cpuBefore
                 let rate = Double(loaded) / seconds
-                print(String(format: "freshet end to end, %@: %d events in %.2f s = %.0f events/s (%.0f%% of raw drain); process CPU %.1f s = %.0f events/s per core-second",
+                emit(String(format: "freshet end to end, %@: %d events in %.2f s = %.0f events/s (%.0f%% of raw drain); process CPU %.1f s = %.0f events/s per core-second",
                              label, loaded, seconds, rate, 100 * rate / drainRate, cpu, Double(loaded) / cpu))
             }
         }
@@ -89,6 +96,7 @@ extension BenchCommand {
         @OptionGroup var cluster: BenchClusterOptions
         @Option(help: "Events per second (use about half of the end-to-end maximum).") var rate = 50_000
         @Option(help: "Seconds of load.") var seconds = 30
+        @Option(help: "Probe interactions for embedding freshness (new users, polled in Redis).") var probes = 20
 
         func run() throws {
             let services = try cluster.start("freshness")
@@ -107,7 +115,7 @@ extension BenchCommand {
             processor.stats.keepFreshnessSamples(true)
             let done = DispatchSemaphore(value: 0)
             let thread = Thread {
-                do { try processor.run() } catch { print("processor: \(error)") }
+                do { try processor.run() } catch { emit("processor: \(error)") }
                 done.signal()
             }
             thread.start()
@@ -118,14 +126,24 @@ extension BenchCommand {
             let config = SyntheticConfig(seed: 5, users: 100_000, items: 10_000, startMs: now, spanMs: Int64(seconds) * 1000, nowMs: now + 86_400_000)
             let publisher = try EventPublisher(brokers: services.brokers, interactionsTopic: "interactions",
                                                impressionsTopic: "impressions", rate: rate, randomKeys: false)
+            let probe = EmbeddingProbe(brokers: services.brokers, redisURL: services.redisURL,
+                                       field: topology.embeddings.fieldName, probes: probes)
+            let probeThread = Thread { probe.run() }
+            if topology.embeddings.enabled && probes > 0 { probeThread.start() }
             let sent = try publisher.publish(SyntheticStream(config: config, count: events).lazy.map { ($0.topic == .impressions, $0.key, $0.json) })
+            probe.waitUntilDone()
             Thread.sleep(forTimeInterval: 3)
             processor.requestStop()
             done.wait()
             let samples = processor.stats.takeFreshnessSamples()
             let p = Percentiles.of(samples, [0.5, 0.9, 0.99, 0.999])
-            print(String(format: "freshness at %d events/s (%d sent, %d samples): p50 %.1f ms, p90 %.1f ms, p99 %.1f ms, p99.9 %.1f ms",
+            emit(String(format: "feature freshness at %d events/s (%d sent, %d samples), event to Redis acknowledgement: p50 %.1f ms, p90 %.1f ms, p99 %.1f ms, p99.9 %.1f ms",
                          rate, sent, samples.count, p[0] * 1000, p[1] * 1000, p[2] * 1000, p[3] * 1000))
+            let e = Percentiles.of(probe.latencies, [0.5, 0.99, 1])
+            if !probe.latencies.isEmpty {
+                emit(String(format: "embedding freshness (sync interval %.0f s), interaction to user vector visible in Redis, %d probes: p50 %.2f s, p99 %.2f s, max %.2f s",
+                             Double(topology.embeddings.syncIntervalMs) / 1000, probe.latencies.count, e[0], e[1], e[2]))
+            }
         }
     }
 
@@ -135,8 +153,8 @@ extension BenchCommand {
         @Option var users = 100_000
         @Option var items = 10_000
         func run() throws {
-            print("machine: \(MachineFacts.summary)")
-            print(CoreBenchmark.run(events: events, users: users, items: items, seed: 3))
+            emit("machine: \(MachineFacts.summary)")
+            emit(CoreBenchmark.run(events: events, users: users, items: items, seed: 3))
         }
     }
 
@@ -145,7 +163,7 @@ extension BenchCommand {
         @Option var users = 1_000_000
         @Option var items = 100_000
         func run() throws {
-            print(CoreBenchmark.memory(users: users, items: items))
+            emit(CoreBenchmark.memory(users: users, items: items))
         }
     }
 
@@ -156,7 +174,7 @@ extension BenchCommand {
         func run() throws {
             let services = try cluster.start("restore")
             defer { services.stop() }
-            print(try RestoreBenchmark.run(redisURL: services.redisURL, users: users))
+            emit(try RestoreBenchmark.run(redisURL: services.redisURL, users: users))
         }
     }
 
@@ -166,7 +184,7 @@ extension BenchCommand {
         func run() throws {
             let services = try cluster.start("redis")
             defer { services.stop() }
-            print(try RedisBenchmark.run(endpoint: try RedisEndpoint(url: services.redisURL)))
+            emit(try RedisBenchmark.run(endpoint: try RedisEndpoint(url: services.redisURL)))
         }
     }
 
@@ -176,8 +194,49 @@ extension BenchCommand {
         @Option var negatives = 4
         func run() throws {
             for dim in [64, 128] {
-                print(EmbeddingBenchmark.run(dim: dim, negatives: negatives, examples: examples))
+                emit(EmbeddingBenchmark.run(dim: dim, negatives: negatives, examples: examples))
             }
+        }
+    }
+}
+
+/// Measures how long a new interaction takes to show up as a user vector in
+/// Redis: sends one interaction for a never-seen user, polls the user's hash.
+final class EmbeddingProbe: @unchecked Sendable {
+    // `latencies` is written by the probe thread and read after `waitUntilDone`.
+    private(set) var latencies: [Double] = []
+    private let done = DispatchSemaphore(value: 0)
+    let brokers: String, redisURL: String, field: String, probes: Int
+
+    init(brokers: String, redisURL: String, field: String, probes: Int) {
+        self.brokers = brokers; self.redisURL = redisURL; self.field = field; self.probes = probes
+    }
+
+    func waitUntilDone() { if probes > 0 { done.wait() } }
+
+    func run() {
+        defer { done.signal() }
+        do {
+            let producer = try KafkaProducer(config: KafkaConfig(bootstrapServers: brokers, properties: ["linger.ms": "0"]))
+            let redis = try RedisConnection(url: redisURL)
+            for index in 0..<probes {
+                let user = "probe-\(UUID().uuidString.prefix(8))-\(index)"
+                let sentAt = Date()
+                let ts = Int64(sentAt.timeIntervalSince1970 * 1000)
+                let json = #"{"user_id":"\#(user)","item_id":"i1","action":"click","ts":\#(ts)}"#
+                try producer.produce(topic: "interactions", key: Array(user.utf8), value: Array(json.utf8))
+                try producer.flush(timeoutMs: 5_000)
+                while Date().timeIntervalSince(sentAt) < 60 {
+                    if try redis.command(["HEXISTS", "user:\(user)", field]).int == 1 {
+                        latencies.append(Date().timeIntervalSince(sentAt))
+                        break
+                    }
+                    usleep(20_000)
+                }
+                usleep(300_000)
+            }
+        } catch {
+            emit("embedding probe: \(error)")
         }
     }
 }

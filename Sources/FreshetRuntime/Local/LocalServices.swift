@@ -9,7 +9,9 @@ public final class LocalServices {
     public static var defaultBrokers: String { "127.0.0.1:\(defaultBrokerPort)" }
     public static var defaultRedisURL: String { "redis://127.0.0.1:\(defaultRedisPort)" }
 
-    private var children: [Process] = []
+    /// Child pids. posix_spawn and waitpid, not Foundation's Process: its
+    /// `waitUntilExit` can hang on Linux.
+    private var children: [pid_t] = []
     public private(set) var notes: [String] = []
 
     public init() {}
@@ -50,9 +52,18 @@ public final class LocalServices {
     }
 
     public func stopAll() {
-        for child in children where child.isRunning {
-            child.terminate()
-            child.waitUntilExit()
+        for child in children {
+            kill(child, SIGTERM)
+            var status: Int32 = 0
+            var waitedMs = 0
+            while waitpid(child, &status, WNOHANG) == 0 && waitedMs < 5_000 {
+                usleep(20_000)
+                waitedMs += 20
+            }
+            if waitedMs >= 5_000 {
+                kill(child, SIGKILL)
+                _ = waitpid(child, &status, 0)
+            }
         }
         children.removeAll()
     }
@@ -60,19 +71,20 @@ public final class LocalServices {
     deinit { stopAll() }
 
     private func launch(_ path: String, _ arguments: [String], log: String) throws {
-        _ = FileManager.default.createFile(atPath: log, contents: nil)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: path)
-        process.arguments = arguments
-        let handle = FileHandle(forWritingAtPath: log)
-        process.standardOutput = handle
-        process.standardError = handle
-        do {
-            try process.run()
-        } catch {
-            throw StartError(description: "cannot start \(path): \(error.localizedDescription)")
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, log, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        let argv: [UnsafeMutablePointer<CChar>?] = ([path] + arguments).map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        var pid: pid_t = 0
+        let rc = posix_spawn(&pid, path, &actions, nil, argv, environ)
+        guard rc == 0 else {
+            throw StartError(description: "cannot start \(path): \(String(cString: strerror(rc)))")
         }
-        children.append(process)
+        children.append(pid)
     }
 
     static func locate(_ name: String, environment: String, local: String) -> String? {
