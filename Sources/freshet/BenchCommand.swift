@@ -154,7 +154,7 @@ extension BenchCommand {
         @Option var items = 10_000
         func run() throws {
             emit("machine: \(MachineFacts.summary)")
-            emit(CoreBenchmark.run(events: events, users: users, items: items, seed: 3))
+            emit("\(CoreBenchmark.run(events: events, users: users, items: items, seed: 3))")
         }
     }
 
@@ -163,7 +163,7 @@ extension BenchCommand {
         @Option var users = 1_000_000
         @Option var items = 100_000
         func run() throws {
-            emit(CoreBenchmark.memory(users: users, items: items))
+            emit("\(CoreBenchmark.memory(users: users, items: items))")
         }
     }
 
@@ -174,7 +174,7 @@ extension BenchCommand {
         func run() throws {
             let services = try cluster.start("restore")
             defer { services.stop() }
-            emit(try RestoreBenchmark.run(redisURL: services.redisURL, users: users))
+            emit("\(try RestoreBenchmark.run(redisURL: services.redisURL, users: users))")
         }
     }
 
@@ -184,7 +184,7 @@ extension BenchCommand {
         func run() throws {
             let services = try cluster.start("redis")
             defer { services.stop() }
-            emit(try RedisBenchmark.run(endpoint: try RedisEndpoint(url: services.redisURL)))
+            emit("\(try RedisBenchmark.run(endpoint: try RedisEndpoint(url: services.redisURL)))")
         }
     }
 
@@ -194,7 +194,7 @@ extension BenchCommand {
         @Option var negatives = 4
         func run() throws {
             for dim in [64, 128] {
-                emit(EmbeddingBenchmark.run(dim: dim, negatives: negatives, examples: examples))
+                emit("\(EmbeddingBenchmark.run(dim: dim, negatives: negatives, examples: examples))")
             }
         }
     }
