@@ -47,7 +47,9 @@ final class FencingTests: XCTestCase {
 
         XCTAssertEqual(try redis.command(["HGET", "item:i1", "popularity_7d"]).string, "5")
         XCTAssertEqual(try redis.command(["ZSCORE", "trending", "i1"]).string, "10")
-        XCTAssertEqual(writer.takeReport().fencedTasks, [task], "the stale write is reported as fenced")
+        let fenced = writer.takeReport().fencedTasks
+        XCTAssertEqual(fenced.map(\.task), [task], "the stale write is reported as fenced")
+        XCTAssertEqual(fenced.map(\.epoch), [1], "with the stale epoch it carried")
     }
 
     func testTrimKeepsTheTopKAndLargeHashesAreChunked() throws {

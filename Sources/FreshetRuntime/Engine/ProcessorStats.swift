@@ -1,5 +1,6 @@
 import Foundation
 import FreshetKafka
+import Logging
 import Synchronization
 
 /// The processor's figures, shared between the processing thread (writes),
@@ -22,6 +23,7 @@ public final class ProcessorStats: WriterObserver, Sendable {
         var redisHealthy = true
         var freshnessSamples: [Double] = []
         var keepFreshnessSamples = false
+        var lastOutageLog: Double = 0
     }
     private let state = Mutex(Shared())
 
@@ -45,8 +47,20 @@ public final class ProcessorStats: WriterObserver, Sendable {
         }
     }
 
+    /// Called by the writer thread before each back-off sleep. The processing
+    /// thread is blocked behind the writer meanwhile, so the log line comes from here.
     public func redisRetry(error: String, attempt: Int) {
-        state.withLock { $0.redisHealthy = false }
+        let now = Date().timeIntervalSince1970
+        let shouldLog = state.withLock { shared -> Bool in
+            shared.redisHealthy = false
+            guard now - shared.lastOutageLog >= 5 else { return false }
+            shared.lastOutageLog = now
+            return true
+        }
+        if shouldLog {
+            Logger(label: "freshet").warning("redis unreachable: retrying with back-off; consumption is paused until it is back",
+                                             metadata: ["attempt": "\(attempt)", "error": "\(error)"])
+        }
     }
 
     // MARK: Processing thread

@@ -328,8 +328,11 @@ public final class StreamProcessor: @unchecked Sendable {
         for failure in report.failures {
             logger.error("redis write failed: \(failure)")
         }
-        for task in report.fencedTasks {
+        for (task, epoch) in report.fencedTasks {
             stats.fencedWrites.increment()
+            // A refusal reported late, after this instance took the task back
+            // under a newer epoch, is about the old ownership: keep the task.
+            guard epochs[task] == epoch else { continue }
             logger.warning("task fenced: another instance owns it now; dropping it here", metadata: ["task": "\(task)"])
             dropTask(task)
         }

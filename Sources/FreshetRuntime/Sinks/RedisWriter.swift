@@ -25,7 +25,8 @@ public final class RedisWriter: @unchecked Sendable {
 
     /// What the writer observed, read by the processing thread.
     public struct Report: Sendable {
-        public var fencedTasks: [TaskId] = []
+        /// Tasks whose write was refused, with the epoch the refused write carried.
+        public var fencedTasks: [(task: TaskId, epoch: Int64)] = []
         public var failures: [String] = []
     }
 
@@ -149,7 +150,7 @@ public final class RedisWriter: @unchecked Sendable {
     }
 
     private enum Outcome {
-        case written(fenced: [TaskId], failures: [String])
+        case written(fenced: [(task: TaskId, epoch: Int64)], failures: [String])
         case stopped
     }
 
@@ -171,12 +172,12 @@ public final class RedisWriter: @unchecked Sendable {
             }
             // (A restarted Redis has an empty script cache: ReconnectingRedis reloads
             // the script and resends the pipeline, which is idempotent.)
-            var fenced: [TaskId] = []
+            var fenced: [(task: TaskId, epoch: Int64)] = []
             var failures: [String] = []
             for (write, reply) in zip(writes, replies) {
                 guard let message = reply.errorMessage else { continue }
                 if message.hasPrefix("FENCED") {
-                    fenced.append(write.task)
+                    fenced.append((write.task, write.epoch))
                 } else {
                     failures.append("task \(write.task): \(message)")
                 }
