@@ -67,7 +67,7 @@ final class EmbeddingsEndToEndTests: XCTestCase {
             pseudo += 1
         }
         XCTAssertGreaterThan(pseudo, 0, "cold-start users are served a pseudo-user vector")
-        let examples = try EndToEndTests.countRecords(topic: "freshet-examples", brokers: cluster.brokers)
+        let examples = try EndToEndTests.countRecords(topic: "freshet-examples", brokers: cluster.brokers, lines: true)
         XCTAssertGreaterThan(examples, produced / 2, "examples reach freshet-examples")
     }
 }

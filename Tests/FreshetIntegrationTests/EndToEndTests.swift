@@ -165,7 +165,8 @@ final class EndToEndTests: XCTestCase {
     }
 
     /// Reads a topic to its end with a fresh group and counts the records.
-    static func countRecords(topic: String, brokers: String) throws -> Int {
+    /// With `lines`, counts newline-separated lines (JSON Lines messages) instead of messages.
+    static func countRecords(topic: String, brokers: String, lines: Bool = false) throws -> Int {
         let consumer = try KafkaConsumer(config: KafkaConfig(bootstrapServers: brokers), groupId: "count-\(UUID().uuidString)",
                                          topics: [topic])
         defer { try? consumer.close() }
@@ -174,7 +175,9 @@ final class EndToEndTests: XCTestCase {
         let deadline = Date().addingTimeInterval(60)
         while Date() < deadline {
             let poll = try consumer.poll(maxRecords: 1000, timeoutMs: 200)
-            count += poll.records.count
+            count += lines
+                ? poll.records.reduce(0) { $0 + $1.value.split(separator: UInt8(ascii: "\n")).count }
+                : poll.records.count
             for end in poll.endOfPartition { ended.insert(end.topicPartition.partition) }
             let assigned = consumer.assignment()
             if !assigned.isEmpty && assigned.allSatisfy({ ended.contains($0.partition) }) && poll.records.isEmpty { return count }

@@ -11,6 +11,7 @@ final class KafkaTaskOutput: TaskOutput {
     let userPartitions: Int32
     let deadLetterTopic: String
     var examplesTopic: String?
+    var examplePartitions: Int32 = 1
     private(set) var deadLetters: [BadInput.Reason: Int] = [:]
     private(set) var produceFailures = 0
     /// The first error that stopped a record from being enqueued. The engine
@@ -27,17 +28,63 @@ final class KafkaTaskOutput: TaskOutput {
         self.deadLetterTopic = deadLetterTopic
     }
 
+    /// Bundles under construction, per target and partition (see `RecordBundle`).
+    private var itemBundles: [[UInt8]] = []
+    private var userBundles: [[UInt8]] = []
+    private var exampleBundles: [Int32: [UInt8]] = [:]
+    /// A bundle is sent once it reaches this size, or at the end of the polled batch.
+    static let bundleBytes = 256 * 1024
+
     func repartition(_ target: RepartitionTarget, key: String, value: [UInt8]) {
-        let (topic, partitions) = target == .items ? (itemTopic, itemPartitions) : (userTopic, userPartitions)
-        let keyBytes = Array(key.utf8)
-        let partition = KafkaProducer.partition(forKey: keyBytes, partitionCount: partitions)
-        send(topic: topic, partition: partition, key: keyBytes, value: value)
+        let partitions = target == .items ? itemPartitions : userPartitions
+        let partition = key.utf8.withContiguousStorageIfAvailable {
+            KafkaProducer.partition(forKey: UnsafeRawBufferPointer($0), partitionCount: partitions)
+        } ?? KafkaProducer.partition(forKey: Array(key.utf8), partitionCount: partitions)
+        if itemBundles.isEmpty {
+            itemBundles = Array(repeating: [], count: Int(itemPartitions))
+            userBundles = Array(repeating: [], count: Int(userPartitions))
+        }
+        let index = Int(partition)
+        switch target {
+        case .items:
+            RecordBundle.append(value, to: &itemBundles[index])
+            if itemBundles[index].count >= Self.bundleBytes { sendBundle(.items, index) }
+        case .users:
+            RecordBundle.append(value, to: &userBundles[index])
+            if userBundles[index].count >= Self.bundleBytes { sendBundle(.users, index) }
+        }
     }
 
+    /// Markers follow the records they cover: pending bundles go first.
     func broadcast(_ target: RepartitionTarget, value: [UInt8]) {
+        sendPendingBundles()
         let (topic, partitions) = target == .items ? (itemTopic, itemPartitions) : (userTopic, userPartitions)
         for partition in 0..<partitions {
             send(topic: topic, partition: partition, key: nil, value: value)
+        }
+    }
+
+    /// Sends every bundle under construction. Called after each polled batch and
+    /// before the producer is flushed for a checkpoint.
+    func sendPendingBundles() {
+        for index in itemBundles.indices where !itemBundles[index].isEmpty { sendBundle(.items, index) }
+        for index in userBundles.indices where !userBundles[index].isEmpty { sendBundle(.users, index) }
+        if let examplesTopic {
+            for (partition, bundle) in exampleBundles where !bundle.isEmpty {
+                send(topic: examplesTopic, partition: partition, key: nil, value: bundle)
+            }
+            exampleBundles.removeAll(keepingCapacity: true)
+        }
+    }
+
+    private func sendBundle(_ target: RepartitionTarget, _ index: Int) {
+        switch target {
+        case .items:
+            send(topic: itemTopic, partition: Int32(index), key: nil, value: itemBundles[index])
+            itemBundles[index].removeAll(keepingCapacity: true)
+        case .users:
+            send(topic: userTopic, partition: Int32(index), key: nil, value: userBundles[index])
+            userBundles[index].removeAll(keepingCapacity: true)
         }
     }
 
@@ -61,9 +108,18 @@ final class KafkaTaskOutput: TaskOutput {
         }
     }
 
+    /// Examples travel as JSON Lines, many per message, partitioned by user.
     func example(key: String, value: [UInt8]) {
         guard let examplesTopic else { return }
-        send(topic: examplesTopic, partition: nil, key: Array(key.utf8), value: value)
+        let partition = KafkaProducer.partition(forKey: Array(key.utf8), partitionCount: examplePartitions)
+        var bundle = exampleBundles[partition] ?? []
+        if !bundle.isEmpty { bundle.append(UInt8(ascii: "\n")) }
+        bundle.append(contentsOf: value)
+        if bundle.count >= Self.bundleBytes {
+            send(topic: examplesTopic, partition: partition, key: nil, value: bundle)
+            bundle.removeAll(keepingCapacity: true)
+        }
+        exampleBundles[partition] = bundle
     }
 
     private func send(topic: String, partition: Int32?, key: [UInt8]?, value: [UInt8]) {

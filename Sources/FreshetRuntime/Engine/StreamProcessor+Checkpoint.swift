@@ -13,6 +13,7 @@ extension StreamProcessor {
         lastCheckpointMs = nowMs
         let started = Self.wallClockMs()
         flushFeatures(nowMs: nowMs)
+        output.sendPendingBundles()
         do {
             try producer.flush(timeoutMs: 30_000)
         } catch {
@@ -42,6 +43,7 @@ extension StreamProcessor {
     func commitOnly(nowMs: Int64) {
         lastCheckpointMs = nowMs
         flushFeatures(nowMs: nowMs)
+        output.sendPendingBundles()
         do { try producer.flush(timeoutMs: 30_000) } catch {
             logger.warning("commit skipped: producer flush failed: \(error)")
             return

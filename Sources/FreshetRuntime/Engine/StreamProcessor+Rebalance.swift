@@ -86,6 +86,7 @@ extension StreamProcessor {
                 checkpointAndCommit(tasks: ids, nowMs: now)
             } else {
                 flushFeatures(nowMs: now)
+                output.sendPendingBundles()
                 _ = try? producer.flush(timeoutMs: 30_000)
                 writer.waitUntilDrained()
                 commitOffsets(for: ids)

@@ -133,7 +133,10 @@ public final class StreamProcessor: @unchecked Sendable {
         output = KafkaTaskOutput(producer: producer, itemTopic: itemTopic, itemPartitions: repartitionPartitions,
                                  userTopic: userTopic, userPartitions: repartitionPartitions,
                                  deadLetterTopic: topology.deadLetterTopic)
-        if topology.embeddings.enabled { output.examplesTopic = topology.embeddings.examplesTopic }
+        if topology.embeddings.enabled {
+            output.examplesTopic = topology.embeddings.examplesTopic
+            output.examplePartitions = repartitionPartitions
+        }
         control = try ReconnectingRedis(endpoint: options.redis, shouldStop: { [stopFlag] in stopFlag.isSet })
         writer = try RedisWriter(endpoint: options.redis, observer: stats)
         writer.start()
@@ -238,6 +241,7 @@ public final class StreamProcessor: @unchecked Sendable {
 
     /// Periodic work after each polled batch: watermarks, flushes, checkpoints.
     func afterBatch(nowMs: Int64) {
+        output.sendPendingBundles()
         if nowMs - lastMarkerMs >= 20 {
             lastMarkerMs = nowMs
             for task in sourceTasks.values { task.emitWatermarkIfAdvanced(output: output) }

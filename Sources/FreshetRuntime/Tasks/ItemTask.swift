@@ -39,9 +39,16 @@ public final class ItemTask {
 
     public func process(_ record: InputRecord, nowMs: Int64, output: TaskOutput) {
         nextOffset = record.offset + 1
+        let complete = RecordBundle.forEachRecord(in: record.value) { bytes in
+            process(bytes, nowMs: nowMs, output: output)
+        }
+        if !complete { undecodable += 1 }
+    }
+
+    private func process(_ bytes: UnsafeRawBufferPointer, nowMs: Int64, output: TaskOutput) {
         let decoded: RepartitionRecord
         do {
-            decoded = try record.value.withUnsafeBytes { (bytes) throws(CodecError) in try RepartitionRecord.decode(bytes) }
+            decoded = try RepartitionRecord.decode(bytes)
         } catch {
             // Only Freshet writes this topic; a record it cannot read comes from a
             // newer or foreign writer. Skipping it (and counting) keeps the task alive.

@@ -24,9 +24,14 @@ public final class UserTask {
 
     public func process(_ record: InputRecord) {
         nextOffset = record.offset + 1
+        let complete = RecordBundle.forEachRecord(in: record.value) { bytes in process(bytes) }
+        if !complete { undecodable += 1 }
+    }
+
+    private func process(_ bytes: UnsafeRawBufferPointer) {
         let decoded: RepartitionRecord
         do {
-            decoded = try record.value.withUnsafeBytes { (bytes) throws(CodecError) in try RepartitionRecord.decode(bytes) }
+            decoded = try RepartitionRecord.decode(bytes)
         } catch {
             undecodable += 1
             return

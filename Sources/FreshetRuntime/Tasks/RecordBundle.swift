@@ -1,0 +1,59 @@
+import FreshetCore
+
+/// Many repartitioned records in one Kafka message.
+///
+/// An impression fans out to ten item events; sending each as its own Kafka
+/// message made the repartition topic carry four times the source's message
+/// count, and per-message costs (in librdkafka and the broker) dominated.
+/// A source task therefore packs the records it routes to one partition during
+/// a polled batch into one message. Order is kept (records are appended in
+/// emission order, bundles are sent in order), so the downstream duplicate
+/// filter, which relies on per-source order, is unaffected.
+///
+/// Format: leading byte 0xB1 (never a `RepartitionRecord` format byte), then
+/// for each record a varint length and the record's bytes.
+public enum RecordBundle {
+    public static let leadingByte: UInt8 = 0xB1
+
+    /// Appends one record to a bundle under construction (starts it if empty).
+    public static func append(_ record: [UInt8], to bundle: inout [UInt8]) {
+        if bundle.isEmpty { bundle.append(leadingByte) }
+        var length = UInt64(record.count)
+        while length >= 0x80 {
+            bundle.append(UInt8(truncatingIfNeeded: length) | 0x80)
+            length >>= 7
+        }
+        bundle.append(UInt8(length))
+        bundle.append(contentsOf: record)
+    }
+
+    /// Calls `body` with each record of `value`: the records of a bundle, or
+    /// `value` itself when it is a single record. Stops at a truncated bundle
+    /// and returns false.
+    @discardableResult
+    public static func forEachRecord(in value: [UInt8], _ body: (UnsafeRawBufferPointer) -> Void) -> Bool {
+        value.withUnsafeBytes { bytes in
+            guard bytes.first == leadingByte else {
+                body(bytes)
+                return true
+            }
+            var position = 1
+            while position < bytes.count {
+                var length = 0
+                var shift = 0
+                while true {
+                    guard position < bytes.count, shift < 63 else { return false }
+                    let byte = bytes[position]
+                    position += 1
+                    length |= Int(byte & 0x7f) << shift
+                    if byte & 0x80 == 0 { break }
+                    shift += 7
+                }
+                guard length <= bytes.count - position else { return false }
+                body(UnsafeRawBufferPointer(rebasing: bytes[position..<(position + length)]))
+                position += length
+            }
+            return true
+        }
+    }
+}
