@@ -15,10 +15,11 @@ final class CrashRecoveryTests: XCTestCase {
         let started = Date()
         let cluster = try LocalCluster()
         defer { cluster.stop() }
-        let events = EndToEndTests.stream(seed: 2024, events: 24_000)
+        let events = EndToEndTests.stream(seed: 2024, events: 30_000)
         let produced = try EndToEndTests.produce(events, to: cluster, randomKeys: false)
         let oracle = FeatureOracle(events: produced)
         let total = produced.count
+        XCTAssertGreaterThan(oracle.deadLetters, 50)
         // Small flush interval and frequent checkpoints: many writes and
         // checkpoints in flight at any moment a kill may land.
         let topology = try EndToEndTests.writeTopology(in: cluster.directory, extra: """
@@ -35,53 +36,74 @@ final class CrashRecoveryTests: XCTestCase {
             range.lowerBound + Double(random.next() % 1_000_000) / 1_000_000 * (range.upperBound - range.lowerBound)
         }
 
-        let kills = 6
+        // Each run replays from the last checkpoint and the whole stream takes
+        // about a second or two to process, so kills are timed from the moment
+        // the run took its first task over. Right before each mid-stream kill the
+        // test scrapes /metrics to prove the run had consumed records, and after
+        // it reads the checkpoints to prove input was left over.
+        let kills = 7
         var midStreamKills = 0
-        var previousProgress = 0
+        var killsAfterItemCheckpoints = 0
+        var checkpointsAtKills: [Int] = []
         var history: [String] = []
         for round in 0..<kills {
             let log = "\(cluster.directory)/freshet-crash-\(round).log"
+            let adminPort = try LocalCluster.freePort()
+            let before = try Self.checkpointedProgress(redis, group: group, includingItems: true)
+            let itemsBefore = try Self.checkpointedProgress(redis, group: group, stages: ["items"])
             let run = try FreshetBinary.start(["run", "--topology", topology, "--brokers", cluster.brokers,
                                                "--redis", cluster.redisURL, "--group", group, "--stop-at-end",
-                                               "--admin-port=-1"], logPath: log)
+                                               "--admin-port=\(adminPort)"], logPath: log)
             let mode: String
-            switch round {
-            case 0:
+            if round == 0 {
                 // Very early: before the process has even joined the group.
                 mode = "early"
                 usleep(UInt32(uniform(0.02...0.4) * 1_000_000))
-            case 3:
-                // While taking tasks over: just after the first task was assigned (restore in progress).
-                mode = "restore"
-                _ = Self.waitForLog(log, containing: "task assigned", timeout: 60, while: run)
-            default:
-                // Mid-stream: once the checkpointed progress passes a random target
-                // (so some but not all input is done), either right as a checkpoint
-                // lands (other tasks' checkpoint writes may still be in flight) or
-                // after a further random delay.
-                let fraction = 0.08 + 0.14 * Double(round) + uniform(0...0.08)
-                let target = max(previousProgress + 1, Int(Double(total) * fraction))
-                let atCheckpoint = random.next() % 2 == 0
-                mode = atCheckpoint ? "at checkpoint, target \(target)" : "random delay, target \(target)"
-                let deadline = Date().addingTimeInterval(90)
-                while run.isRunning, Date() < deadline, try Self.checkpointedProgress(redis, group: group) < target {
-                    usleep(5_000)
+            } else {
+                XCTAssertTrue(Self.waitForLog(log, containing: "task assigned", timeout: 60, while: run),
+                              "round \(round): no task assigned:\n\(run.logTail())")
+                switch round {
+                case 3:
+                    // While taking tasks over: restore of the other tasks in progress.
+                    mode = "restore"
+                case 2, 5:
+                    // Right as a checkpoint lands (round 2: an item task's; round 5: any
+                    // task's): the other tasks' checkpoint scripts may still be in flight.
+                    let stages = round == 2 ? ["items"] : ["interactions", "impressions", "items"]
+                    mode = "at \(round == 2 ? "item " : "")checkpoint"
+                    let previous = try Self.checkpointStamps(redis, group: group, stages: stages)
+                    let deadline = Date().addingTimeInterval(20)
+                    while run.isRunning, Date() < deadline, try Self.checkpointStamps(redis, group: group, stages: stages) == previous {
+                        usleep(1_000)
+                    }
+                default:
+                    // The source stage is done within a second; the item stage, fed by
+                    // the (larger) repartition topic, takes several seconds more.
+                    let delay = round == 1 ? uniform(0.05...1.0) : uniform(0.5...5.0)
+                    mode = "after \(Int(delay * 1000)) ms"
+                    usleep(UInt32(delay * 1_000_000))
                 }
-                if !atCheckpoint { usleep(UInt32(uniform(0...0.3) * 1_000_000)) }
             }
-            XCTAssertTrue(run.isRunning, "round \(round) (\(mode)): the process must still be running when killed:\n\(run.logTail())")
+            let consumed = round == 3 || round == 0 ? nil
+                : (try? HTTPGet.get(port: adminPort, path: "/metrics", timeout: 1)).map {
+                    PrometheusText($0.body).sum("freshet_records_consumed_total")
+                }
+            let wasRunning = run.isRunning
+            XCTAssertTrue(wasRunning, "round \(round) (\(mode)): the process must still be running when killed:\n\(run.logTail())")
             run.signal(SIGKILL)
             let status = try run.wait(timeout: 10)
             XCTAssertEqual(status, 128 + SIGKILL, "round \(round) (\(mode)): killed by SIGKILL")
-            let progress = try Self.checkpointedProgress(redis, group: group)
-            XCTAssertGreaterThanOrEqual(progress, previousProgress, "checkpointed progress never goes backwards")
-            XCTAssertLessThan(progress, total, "round \(round) (\(mode)): killed before the input was done")
-            if progress > previousProgress && progress < total { midStreamKills += 1 }
-            history.append("round \(round) (\(mode)): checkpointed \(previousProgress) -> \(progress) of \(total), \(try Self.countUsers(redis)) user hashes")
-            previousProgress = progress
+            let after = try Self.checkpointedProgress(redis, group: group, includingItems: true)
+            XCTAssertGreaterThanOrEqual(after, before, "checkpointed progress never goes backwards")
+            checkpointsAtKills.append(after)
+            if wasRunning, let consumed, consumed > 0 { midStreamKills += 1 }
+            if itemsBefore > 0 { killsAfterItemCheckpoints += 1 }
+            history.append("round \(round) (\(mode)): consumed \(consumed.map { String(Int($0)) } ?? "-") records in this run; checkpointed \(before) -> \(after) (items \(itemsBefore) before)")
         }
         print("CrashRecoveryTests kills:\n" + history.joined(separator: "\n"))
         XCTAssertGreaterThanOrEqual(midStreamKills, 3, "kills must land mid-stream:\n\(history.joined(separator: "\n"))")
+        XCTAssertGreaterThanOrEqual(killsAfterItemCheckpoints, 2,
+                                    "some runs must restore item tasks from a checkpoint and be killed again:\n\(history.joined(separator: "\n"))")
 
         let final = try FreshetBinary.start(["run", "--topology", topology, "--brokers", cluster.brokers, "--redis", cluster.redisURL,
                                              "--group", group, "--stop-at-end", "--admin-port=-1"],
@@ -89,6 +111,10 @@ final class CrashRecoveryTests: XCTestCase {
         let status = try final.wait(timeout: 240)
         XCTAssertEqual(status, 0, "the final run exits 0:\n\(final.logTail())")
         XCTAssertEqual(try Self.checkpointedProgress(redis, group: group), total, "the final checkpoint covers the whole input")
+        let finalProgress = try Self.checkpointedProgress(redis, group: group, includingItems: true)
+        for (round, progress) in checkpointsAtKills.enumerated() {
+            XCTAssertLessThan(progress, finalProgress, "round \(round): input was left to process after the kill")
+        }
         try EndToEndTests.assertRedisMatches(oracle, redis: redis)
         // Dead letters may be sent twice by a replay (documented), never lost.
         XCTAssertGreaterThanOrEqual(try EndToEndTests.countRecords(topic: "freshet-dlq", brokers: cluster.brokers), oracle.deadLetters)
@@ -103,9 +129,11 @@ final class CrashRecoveryTests: XCTestCase {
     }
 
     /// Source records covered by the source tasks' checkpoints (sum of next offsets; topics start at 0).
-    static func checkpointedProgress(_ redis: RedisConnection, group: String, partitions: Int32 = EndToEndTests.partitions) throws -> Int {
+    /// With `includingItems`, the item tasks' repartition offsets are added too.
+    static func checkpointedProgress(_ redis: RedisConnection, group: String, includingItems: Bool = false,
+                                     stages: [String]? = nil, partitions: Int32 = EndToEndTests.partitions) throws -> Int {
         var sum = 0
-        for stage in ["interactions", "impressions"] {
+        for stage in stages ?? (["interactions", "impressions"] + (includingItems ? ["items"] : [])) {
             for p in 0..<partitions {
                 let fields = try redis.hgetall("freshet:\(group):ckpt:\(stage)-\(p):meta")
                 if let next = fields.first(where: { $0.field == "next_offset" }).flatMap({ Int(String(decoding: $0.value, as: UTF8.self)) }) {
@@ -114,6 +142,19 @@ final class CrashRecoveryTests: XCTestCase {
             }
         }
         return sum
+    }
+
+    /// The `written_ms` of every task's checkpoint meta: changes when any checkpoint lands.
+    static func checkpointStamps(_ redis: RedisConnection, group: String, stages: [String],
+                                 partitions: Int32 = EndToEndTests.partitions) throws -> [String] {
+        var stamps: [String] = []
+        for stage in stages {
+            for p in 0..<partitions {
+                let reply = try redis.command(["HGET", "freshet:\(group):ckpt:\(stage)-\(p):meta", "written_ms"])
+                stamps.append(reply.string ?? "")
+            }
+        }
+        return stamps
     }
 
     static func countUsers(_ redis: RedisConnection) throws -> Int {
