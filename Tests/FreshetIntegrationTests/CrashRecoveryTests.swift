@@ -77,10 +77,12 @@ final class CrashRecoveryTests: XCTestCase {
                         usleep(1_000)
                     }
                 default:
-                    // The source stage is done within a second; the item stage, fed by
-                    // the (larger) repartition topic, takes several seconds more.
-                    let delay = round == 1 ? uniform(0.05...1.0) : uniform(0.5...5.0)
-                    mode = "after \(Int(delay * 1000)) ms"
+                    // Mid-stream: once this run has consumed records (scraped from
+                    // /metrics), after a further random delay. Runs that restored
+                    // checkpoints have little left to do, so the delay stays short.
+                    let delay = round == 1 ? uniform(0.05...1.0) : round == 4 ? uniform(0.2...0.6) : uniform(0...0.25)
+                    mode = "\(Int(delay * 1000)) ms after consuming"
+                    Self.waitForConsumption(port: adminPort, while: run, timeout: 30)
                     usleep(UInt32(delay * 1_000_000))
                 }
             }
@@ -155,6 +157,16 @@ final class CrashRecoveryTests: XCTestCase {
             }
         }
         return stamps
+    }
+
+    /// Waits until the run's /metrics shows consumed records (or it exits, or time runs out).
+    static func waitForConsumption(port: Int, while process: ChildProcess, timeout: TimeInterval) {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline && process.isRunning {
+            if let response = try? HTTPGet.get(port: port, path: "/metrics", timeout: 1),
+               PrometheusText(response.body).sum("freshet_records_consumed_total") > 0 { return }
+            usleep(10_000)
+        }
     }
 
     static func countUsers(_ redis: RedisConnection) throws -> Int {
