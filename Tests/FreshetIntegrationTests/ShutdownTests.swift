@@ -1,0 +1,159 @@
+import Foundation
+import FreshetCore
+import FreshetKafka
+import FreshetRedis
+import FreshetTestSupport
+import FreshetWorkload
+import XCTest
+
+/// An operable process: SIGTERM stops it cleanly (flush, checkpoint, commit,
+/// leave, exit 0) and promptly, a second signal stops it at once, and the
+/// admin endpoints tell operators what it is doing without leaking secrets.
+final class ShutdownTests: XCTestCase {
+    /// SIGTERM while processing: exit 0 within 10 s; a bounded run in the same
+    /// group then finishes the stream from the checkpoint, and the features
+    /// equal the oracle's (nothing lost, nothing doubled); no dead letter is
+    /// sent twice either, since a graceful stop leaves nothing to replay.
+    func testSigtermFlushesCheckpointsCommitsAndExitsZeroWithinTenSeconds() throws {
+        let started = Date()
+        let cluster = try LocalCluster()
+        defer { cluster.stop() }
+        let produced = try EndToEndTests.produce(EndToEndTests.stream(seed: 77, events: 20_000), to: cluster, randomKeys: false)
+        let oracle = FeatureOracle(events: produced)
+        let topology = try EndToEndTests.writeTopology(in: cluster.directory)
+        let redis = try RedisConnection(url: cluster.redisURL)
+        let adminPort = try LocalCluster.freePort()
+
+        let run = try FreshetBinary.start(["run", "--topology", topology, "--brokers", cluster.brokers, "--redis", cluster.redisURL,
+                                           "--group", "term", "--admin-port=\(adminPort)"],
+                                          logPath: "\(cluster.directory)/freshet-unbounded.log")
+        CrashRecoveryTests.waitForConsumption(port: adminPort, while: run, timeout: 60)
+        XCTAssertTrue(run.isRunning, "processing:\n\(run.logTail())")
+        let signalled = Date()
+        run.signal(SIGTERM)
+        let status = try run.wait(timeout: 30)
+        let stopSeconds = Date().timeIntervalSince(signalled)
+        XCTAssertEqual(status, 0, "SIGTERM exits 0:\n\(run.logTail())")
+        XCTAssertLessThan(stopSeconds, 10, "SIGTERM exits within 10 s")
+        let log = (try? String(contentsOfFile: run.logPath, encoding: .utf8)) ?? ""
+        XCTAssertTrue(log.contains("stopped"), "the processor logged its stop:\n\(run.logTail())")
+        let checkpointed = try CrashRecoveryTests.checkpointedProgress(redis, group: "term")
+        XCTAssertGreaterThan(checkpointed, 0, "the graceful stop checkpointed the source tasks")
+
+        let bounded = try FreshetBinary.start(["run", "--topology", topology, "--brokers", cluster.brokers, "--redis", cluster.redisURL,
+                                               "--group", "term", "--stop-at-end", "--admin-port=-1"],
+                                              logPath: "\(cluster.directory)/freshet-bounded.log")
+        XCTAssertEqual(try bounded.wait(timeout: 240), 0, "the bounded run exits 0:\n\(bounded.logTail())")
+        let boundedLog = (try? String(contentsOfFile: bounded.logPath, encoding: .utf8)) ?? ""
+        XCTAssertFalse(boundedLog.contains("offset=committed restored_entries=0 task=interactions"),
+                       "the bounded run restored the source tasks from the graceful stop's checkpoints")
+        try EndToEndTests.assertRedisMatches(oracle, redis: redis)
+        XCTAssertEqual(try EndToEndTests.countRecords(topic: "freshet-dlq", brokers: cluster.brokers), oracle.deadLetters,
+                       "a graceful stop leaves nothing to replay: every dead letter exactly once")
+        print("SIGTERM stopped the processor in \(String(format: "%.2f", stopSeconds)) s; test took \(Int(Date().timeIntervalSince(started))) s")
+    }
+
+    /// Two signals in quick succession: the process exits at once (non-zero is
+    /// fine), and a bounded run afterwards still converges from the last checkpoint.
+    func testSecondSignalExitsAtOnce() throws {
+        let started = Date()
+        let cluster = try LocalCluster()
+        defer { cluster.stop() }
+        let produced = try EndToEndTests.produce(EndToEndTests.stream(seed: 78, events: 30_000), to: cluster, randomKeys: false)
+        let oracle = FeatureOracle(events: produced)
+        let topology = try EndToEndTests.writeTopology(in: cluster.directory)
+        let adminPort = try LocalCluster.freePort()
+        let run = try FreshetBinary.start(["run", "--topology", topology, "--brokers", cluster.brokers, "--redis", cluster.redisURL,
+                                           "--group", "twice", "--admin-port=\(adminPort)"],
+                                          logPath: "\(cluster.directory)/freshet-twice.log")
+        CrashRecoveryTests.waitForConsumption(port: adminPort, while: run, timeout: 60)
+        XCTAssertTrue(run.isRunning, "processing:\n\(run.logTail())")
+        let signalled = Date()
+        run.signal(SIGTERM)
+        usleep(20_000)
+        run.signal(SIGTERM)
+        _ = try run.wait(timeout: 10)
+        let seconds = Date().timeIntervalSince(signalled)
+        XCTAssertLessThan(seconds, 2, "a second signal exits at once:\n\(run.logTail())")
+
+        let bounded = try FreshetBinary.start(["run", "--topology", topology, "--brokers", cluster.brokers, "--redis", cluster.redisURL,
+                                               "--group", "twice", "--stop-at-end", "--admin-port=-1"],
+                                              logPath: "\(cluster.directory)/freshet-bounded.log")
+        XCTAssertEqual(try bounded.wait(timeout: 240), 0, "the bounded run exits 0:\n\(bounded.logTail())")
+        try EndToEndTests.assertRedisMatches(oracle, redis: try RedisConnection(url: cluster.redisURL))
+        print("two signals stopped the processor in \(String(format: "%.2f", seconds)) s; test took \(Int(Date().timeIntervalSince(started))) s")
+    }
+
+    /// /healthz, /readyz and /metrics while running, with a password-protected
+    /// Redis ACL user: the metrics describe consumption, lag, watermarks, dead
+    /// letters, freshness, checkpoints and assignment; the password appears
+    /// neither in /metrics nor in the log.
+    func testAdminEndpointsServeMetricsHealthAndReadiness() throws {
+        let started = Date()
+        let cluster = try LocalCluster()
+        defer { cluster.stop() }
+        let admin = try RedisConnection(url: cluster.redisURL)
+        _ = try admin.command(["ACL", "SETUSER", "freshet", "on", ">s3cret", "~*", "&*", "+@all"])
+        let secretURL = "redis://freshet:s3cret@127.0.0.1:\(cluster.redisPort)"
+        let produced = try EndToEndTests.produce(EndToEndTests.stream(seed: 79, events: 8_000), to: cluster, randomKeys: false)
+        XCTAssertGreaterThan(produced.filter { if case .bad = $0.body { true } else { false } }.count, 10, "bad events produced")
+        let topology = try EndToEndTests.writeTopology(in: cluster.directory)
+        try CrashRecoveryTests.rewrite(topology, replacing: "interval: 1s", with: "interval: 300ms")
+        let port = try LocalCluster.freePort()
+        let run = try FreshetBinary.start(["run", "--topology", topology, "--brokers", cluster.brokers, "--redis", secretURL,
+                                           "--group", "admin", "--admin-port=\(port)"],
+                                          logPath: "\(cluster.directory)/freshet-admin.log")
+        defer { if run.isRunning { run.signal(SIGKILL); _ = try? run.wait(timeout: 5) } }
+
+        let health = HTTPGet.waitFor(port: port, path: "/healthz", timeout: 30) { $0.status == 200 }
+        XCTAssertEqual(health?.status, 200, "/healthz answers 200 while the process lives:\n\(run.logTail())")
+        let ready = HTTPGet.waitFor(port: port, path: "/readyz", timeout: 60) { $0.status == 200 }
+        XCTAssertEqual(ready?.status, 200, "/readyz answers 200 once joined and restored: \(ready?.body ?? "no answer")")
+
+        // Wait until the whole input was read, a checkpoint happened and dead letters were counted.
+        var metrics = PrometheusText("")
+        var text = ""
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline {
+            if let response = try? HTTPGet.get(port: port, path: "/metrics") {
+                text = response.body
+                metrics = PrometheusText(text)
+                if metrics.sum("freshet_records_consumed_total", labelsContaining: "topic=\"interactions\"")
+                    + metrics.sum("freshet_records_consumed_total", labelsContaining: "topic=\"impressions\"") >= Double(produced.count),
+                   metrics.sum("freshet_checkpoint_seconds_count") > 0, metrics.sum("freshet_dead_letters_total") > 0 { break }
+            }
+            usleep(200_000)
+        }
+        XCTAssertTrue(run.isRunning, "still running:\n\(run.logTail())")
+
+        let consumed = metrics.series("freshet_records_consumed_total")
+        XCTAssertTrue(consumed.contains { $0.labels.contains("topic=\"interactions\"") && $0.labels.contains("partition=\"") && $0.value > 0 },
+                      "records consumed per topic and partition:\n\(consumed.map { "\($0.labels) \($0.value)" })")
+        XCTAssertEqual(metrics.sum("freshet_records_consumed_total", labelsContaining: "topic=\"interactions\"")
+                       + metrics.sum("freshet_records_consumed_total", labelsContaining: "topic=\"impressions\""),
+                       Double(produced.count), "every source record counted once")
+        XCTAssertFalse(metrics.series("freshet_consumer_lag").isEmpty, "consumer lag is exported")
+        XCTAssertTrue(metrics.series("freshet_consumer_lag").allSatisfy { $0.labels.contains("topic=") && $0.labels.contains("partition=") })
+        XCTAssertTrue(metrics.series("freshet_watermark_ms").contains { $0.labels.contains("task=\"items-") && $0.value > 1_000_000_000_000 },
+                      "item tasks export their watermark: \(metrics.series("freshet_watermark_ms").map { "\($0.labels) \($0.value)" })")
+        let deadLetters = metrics.series("freshet_dead_letters_total")
+        XCTAssertTrue(deadLetters.contains { $0.labels.contains("reason=\"") && $0.value > 0 },
+                      "dead letters by reason: \(deadLetters.map { "\($0.labels) \($0.value)" })")
+        XCTAssertGreaterThan(metrics.sum("freshet_freshness_seconds_count"), 0, "freshness is observed")
+        XCTAssertFalse(metrics.series("freshet_freshness_seconds_bucket").isEmpty, "freshness histogram buckets")
+        XCTAssertGreaterThan(metrics.sum("freshet_checkpoint_seconds_count"), 0, "checkpoints are timed")
+        XCTAssertEqual(metrics.sum("freshet_assigned_partitions"), Double(3 * EndToEndTests.partitions),
+                       "one instance owns every task (interactions, impressions, items)")
+        XCTAssertEqual(metrics.sum("freshet_ready"), 1)
+        XCTAssertFalse(text.contains("s3cret"), "the Redis password never appears in /metrics")
+
+        run.signal(SIGTERM)
+        XCTAssertEqual(try run.wait(timeout: 15), 0, run.logTail())
+        let log = (try? String(contentsOfFile: run.logPath, encoding: .utf8)) ?? ""
+        XCTAssertFalse(log.contains("s3cret"), "the Redis password never appears in the log")
+        XCTAssertFalse(log.isEmpty)
+        // The features were written through the ACL user.
+        XCTAssertGreaterThan(try EndToEndTests.countKeys(admin, pattern: "user:*"), 0)
+        print("admin endpoint test took \(Int(Date().timeIntervalSince(started))) s")
+    }
+}
