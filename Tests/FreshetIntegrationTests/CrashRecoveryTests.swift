@@ -41,7 +41,7 @@ final class CrashRecoveryTests: XCTestCase {
         // the run took its first task over. Right before each mid-stream kill the
         // test scrapes /metrics to prove the run had consumed records, and after
         // it reads the checkpoints to prove input was left over.
-        let kills = 7
+        let kills = 8
         var midStreamKills = 0
         var killsAfterItemCheckpoints = 0
         var checkpointsAtKills: [Int] = []
@@ -66,6 +66,11 @@ final class CrashRecoveryTests: XCTestCase {
                 case 3:
                     // While taking tasks over: restore of the other tasks in progress.
                     mode = "restore"
+                case 6:
+                    // As the source stage ends: final markers going out, item stage still busy.
+                    mode = "at the end of a source partition"
+                    _ = Self.waitForLog(log, containing: "partition reached its end", timeout: 60, while: run)
+                    usleep(UInt32(uniform(0...0.05) * 1_000_000))
                 case 2, 5:
                     // Right as a checkpoint lands (round 2: an item task's; round 5: any
                     // task's): the other tasks' checkpoint scripts may still be in flight.

@@ -69,11 +69,18 @@ final class ShutdownTests: XCTestCase {
                                           logPath: "\(cluster.directory)/freshet-twice.log")
         CrashRecoveryTests.waitForConsumption(port: adminPort, while: run, timeout: 60)
         XCTAssertTrue(run.isRunning, "processing:\n\(run.logTail())")
+        // It consumes, so it has joined: /readyz must not say otherwise (and must
+        // not hide the outage below behind a stale "not yet joined").
+        let consuming = try HTTPGet.get(port: adminPort, path: "/readyz")
+        XCTAssertFalse(consuming.body.contains("not yet joined"), "consuming instance reported as not joined: \(consuming.body)")
         let redisPid = try XCTUnwrap(Int32((try String(contentsOfFile: "\(cluster.directory)/redis.pid", encoding: .utf8))
             .trimmingCharacters(in: .whitespacesAndNewlines)))
         kill(redisPid, SIGSTOP)
         var resumed = false
         defer { if !resumed { kill(redisPid, SIGCONT) } }
+        let unready = HTTPGet.waitFor(port: adminPort, path: "/readyz", timeout: 20) { $0.status == 503 && $0.body.contains("redis") }
+        XCTAssertEqual(unready?.status, 503, "/readyz reports the Redis outage: \(unready?.body ?? "no answer")")
+        XCTAssertTrue(unready?.body.contains("redis") ?? false, unready?.body ?? "")
 
         run.signal(SIGTERM)
         usleep(1_500_000)
@@ -119,6 +126,10 @@ final class ShutdownTests: XCTestCase {
 
         let health = HTTPGet.waitFor(port: port, path: "/healthz", timeout: 30) { $0.status == 200 }
         XCTAssertEqual(health?.status, 200, "/healthz answers 200 while the process lives:\n\(run.logTail())")
+        // The admin server starts before the group join completes (Tansu takes seconds): not ready yet.
+        let early = try HTTPGet.get(port: port, path: "/readyz")
+        XCTAssertEqual(early.status, 503, "not ready before joining the group: \(early.body)")
+        XCTAssertTrue(early.body.contains("not yet joined"), early.body)
         let ready = HTTPGet.waitFor(port: port, path: "/readyz", timeout: 60) { $0.status == 200 }
         XCTAssertEqual(ready?.status, 200, "/readyz answers 200 once joined and restored: \(ready?.body ?? "no answer")")
 
