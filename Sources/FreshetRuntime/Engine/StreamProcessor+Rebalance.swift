@@ -46,6 +46,7 @@ extension StreamProcessor {
     /// the checkpointed offset.
     func assign(_ partitions: [TopicPartition]) -> [TopicPartition: Int64] {
         everAssigned = true
+        stats.markJoined()
         stats.rebalances.increment()
         stats.restoring(partitions.count)
         defer { stats.restoring(-partitions.count) }
