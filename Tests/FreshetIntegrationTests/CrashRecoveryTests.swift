@@ -31,7 +31,9 @@ final class CrashRecoveryTests: XCTestCase {
         try Self.rewrite(topology, replacing: "interval: 1s", with: "interval: 500ms")
         let redis = try RedisConnection(url: cluster.redisURL)
         let group = "crash"
-        var random = SplitMixForTests(seed: 0xC0FFEE)
+        // FRESHET_CRASH_SEED picks other kill timings (the stream stays the same).
+        let seed = ProcessInfo.processInfo.environment["FRESHET_CRASH_SEED"].flatMap { UInt64($0) } ?? 0xC0FFEE
+        var random = SplitMixForTests(seed: seed)
         func uniform(_ range: ClosedRange<Double>) -> Double {
             range.lowerBound + Double(random.next() % 1_000_000) / 1_000_000 * (range.upperBound - range.lowerBound)
         }
@@ -107,7 +109,7 @@ final class CrashRecoveryTests: XCTestCase {
             if itemsBefore > 0 { killsAfterItemCheckpoints += 1 }
             history.append("round \(round) (\(mode)): consumed \(consumed.map { String(Int($0)) } ?? "-") records in this run; checkpointed \(before) -> \(after) (items \(itemsBefore) before)")
         }
-        print("CrashRecoveryTests kills:\n" + history.joined(separator: "\n"))
+        print("CrashRecoveryTests kills (seed \(seed)):\n" + history.joined(separator: "\n"))
         XCTAssertGreaterThanOrEqual(midStreamKills, 3, "kills must land mid-stream:\n\(history.joined(separator: "\n"))")
         XCTAssertGreaterThanOrEqual(killsAfterItemCheckpoints, 2,
                                     "some runs must restore item tasks from a checkpoint and be killed again:\n\(history.joined(separator: "\n"))")
