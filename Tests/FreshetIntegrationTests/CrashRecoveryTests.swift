@@ -12,17 +12,29 @@ import XCTest
 /// equal the oracle's exactly (the exactly-once effect of DESIGN.md).
 final class CrashRecoveryTests: XCTestCase {
     func testKillNineAtRandomPointsStillConvergesExactly() throws {
+        try runKillScenario(randomKeys: false, seed: 0xC0FFEE)
+    }
+
+    /// The same with producers that do not key by user: user features are
+    /// computed by "users" tasks behind a second repartition topic.
+    func testKillNineWithUnkeyedInputStillConvergesExactly() throws {
+        try runKillScenario(randomKeys: true, seed: 0xBEEF)
+    }
+
+    func runKillScenario(randomKeys: Bool, seed defaultSeed: UInt64) throws {
         let started = Date()
         let cluster = try LocalCluster()
         defer { cluster.stop() }
         let events = EndToEndTests.stream(seed: 2024, events: 30_000)
-        let produced = try EndToEndTests.produce(events, to: cluster, randomKeys: false)
+        let produced = try EndToEndTests.produce(events, to: cluster, randomKeys: randomKeys)
         let oracle = FeatureOracle(events: produced)
         let total = produced.count
         XCTAssertGreaterThan(oracle.deadLetters, 50)
         // Small flush interval and frequent checkpoints: many writes and
         // checkpoints in flight at any moment a kill may land.
         let topology = try EndToEndTests.writeTopology(in: cluster.directory, extra: """
+            sources:
+              keyed_by_user: \(!randomKeys)
             redis:
               flush_interval: 20ms
               flush_max_keys: 512
@@ -32,7 +44,7 @@ final class CrashRecoveryTests: XCTestCase {
         let redis = try RedisConnection(url: cluster.redisURL)
         let group = "crash"
         // FRESHET_CRASH_SEED picks other kill timings (the stream stays the same).
-        let seed = ProcessInfo.processInfo.environment["FRESHET_CRASH_SEED"].flatMap { UInt64($0) } ?? 0xC0FFEE
+        let seed = ProcessInfo.processInfo.environment["FRESHET_CRASH_SEED"].flatMap { UInt64($0) } ?? defaultSeed
         var random = SplitMixForTests(seed: seed)
         func uniform(_ range: ClosedRange<Double>) -> Double {
             range.lowerBound + Double(random.next() % 1_000_000) / 1_000_000 * (range.upperBound - range.lowerBound)
@@ -76,7 +88,7 @@ final class CrashRecoveryTests: XCTestCase {
                 case 2, 5:
                     // Right as a checkpoint lands (round 2: an item task's; round 5: any
                     // task's): the other tasks' checkpoint scripts may still be in flight.
-                    let stages = round == 2 ? ["items"] : ["interactions", "impressions", "items"]
+                    let stages = round == 2 ? ["items"] : ["interactions", "impressions", "items", "users"]
                     mode = "at \(round == 2 ? "item " : "")checkpoint"
                     let previous = try Self.checkpointStamps(redis, group: group, stages: stages)
                     let deadline = Date().addingTimeInterval(20)
@@ -127,7 +139,7 @@ final class CrashRecoveryTests: XCTestCase {
         try EndToEndTests.assertRedisMatches(oracle, redis: redis)
         // Dead letters may be sent twice by a replay (documented), never lost.
         XCTAssertGreaterThanOrEqual(try EndToEndTests.countRecords(topic: "freshet-dlq", brokers: cluster.brokers), oracle.deadLetters)
-        print("CrashRecoveryTests took \(Int(Date().timeIntervalSince(started))) s")
+        print("CrashRecoveryTests (random keys: \(randomKeys)) took \(Int(Date().timeIntervalSince(started))) s")
     }
 
     // MARK: - Helpers
@@ -142,7 +154,7 @@ final class CrashRecoveryTests: XCTestCase {
     static func checkpointedProgress(_ redis: RedisConnection, group: String, includingItems: Bool = false,
                                      stages: [String]? = nil, partitions: Int32 = EndToEndTests.partitions) throws -> Int {
         var sum = 0
-        for stage in stages ?? (["interactions", "impressions"] + (includingItems ? ["items"] : [])) {
+        for stage in stages ?? (["interactions", "impressions"] + (includingItems ? ["items", "users"] : [])) {
             for p in 0..<partitions {
                 let fields = try redis.hgetall("freshet:\(group):ckpt:\(stage)-\(p):meta")
                 if let next = fields.first(where: { $0.field == "next_offset" }).flatMap({ Int(String(decoding: $0.value, as: UTF8.self)) }) {
