@@ -22,6 +22,15 @@ struct DirtyTracker {
     }
 
     /// The flush list; the caller clears `flushBit` in each slot's flags.
+    /// Marks a slot for the next checkpoint only: its state changed in a way
+    /// that does not change what Redis shows yet (a count in a future pane).
+    @inline(__always)
+    mutating func markForCheckpoint(_ slot: UInt32, flags: inout UInt8) {
+        guard flags & Self.checkpointBit == 0 else { return }
+        checkpoint.append(slot)
+        flags |= Self.checkpointBit
+    }
+
     mutating func takeFlush() -> [UInt32] {
         defer { flush.removeAll(keepingCapacity: true) }
         return flush

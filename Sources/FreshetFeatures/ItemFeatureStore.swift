@@ -104,7 +104,17 @@ public final class ItemFeatureStore {
             if topPane.map({ p > $0 }) ?? true { timers.schedule(slot, at: p) }
         }
         if let top = topPane, p <= top { changed = true }
-        if changed { dirty.mark(slot, flags: &states[i].dirtyFlags) }
+        if changed {
+            dirty.mark(slot, flags: &states[i].dirtyFlags)
+        } else {
+            // A count in a pane above the watermark's (and no newer updated_ms):
+            // Redis need not change until the watermark reaches the pane (its
+            // timer marks it then), but the checkpoint must carry the count now.
+            // Without this, a checkpoint taken in between records the input as
+            // consumed without the count, and a restore from it loses the event
+            // for good (seen as impressions_7d one short after a crash).
+            dirty.markForCheckpoint(slot, flags: &states[i].dirtyFlags)
+        }
         return .counted
     }
 

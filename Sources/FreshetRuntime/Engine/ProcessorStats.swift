@@ -81,6 +81,12 @@ public final class ProcessorStats: WriterObserver, Sendable {
 
     func restoring(_ delta: Int) { state.withLock { $0.restoring += delta } }
 
+    /// Called from the assign callback: the instance is a group member from now
+    /// on. `update` (once a second, after a batch) would set it too, but if the
+    /// first batch blocks (e.g. on a Redis outage) it never runs, and `/readyz`
+    /// would keep claiming "not yet joined" for an instance that is consuming.
+    func markJoined() { state.withLock { $0.joined = true } }
+
     // MARK: Readers
 
     public var totalLag: Int? { state.withLock { $0.totalLag } }

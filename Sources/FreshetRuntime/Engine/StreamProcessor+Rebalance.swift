@@ -47,6 +47,7 @@ extension StreamProcessor {
     func assign(_ partitions: [TopicPartition]) -> [TopicPartition: Int64] {
         everAssigned = true
         memberOfGroup = true
+        stats.markJoined()
         stats.rebalances.increment()
         stats.restoring(partitions.count)
         defer { stats.restoring(-partitions.count) }
