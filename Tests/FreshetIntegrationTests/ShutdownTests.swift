@@ -176,7 +176,7 @@ final class ShutdownTests: XCTestCase {
         XCTAssertFalse(log.contains("s3cret"), "the Redis password never appears in the log")
         XCTAssertFalse(log.isEmpty)
         // The features were written through the ACL user.
-        XCTAssertGreaterThan(try EndToEndTests.countKeys(admin, pattern: "user:*"), 0)
+        XCTAssertGreaterThan(try EndToEndTests.countKeys(admin, pattern: "user:*", withField: "interaction_count"), 0)
 
         // A wrong password is reported with the endpoint, the password masked.
         let wrong = try FreshetBinary.start(["run", "--topology", topology, "--brokers", cluster.brokers,
