@@ -189,7 +189,7 @@ final class CrashRecoveryTests: XCTestCase {
     }
 
     static func countUsers(_ redis: RedisConnection) throws -> Int {
-        try EndToEndTests.countKeys(redis, pattern: "user:*")
+        try EndToEndTests.countKeys(redis, pattern: "user:*", withField: "interaction_count")
     }
 
     /// Waits until the log contains `text` (true) or the process exits or time runs out (false).
