@@ -143,7 +143,9 @@ final class ShutdownTests: XCTestCase {
                 metrics = PrometheusText(text)
                 if metrics.sum("freshet_records_consumed_total", labelsContaining: "topic=\"interactions\"")
                     + metrics.sum("freshet_records_consumed_total", labelsContaining: "topic=\"impressions\"") >= Double(produced.count),
-                   metrics.sum("freshet_checkpoint_seconds_count") > 0, metrics.sum("freshet_dead_letters_total") > 0 { break }
+                   metrics.sum("freshet_checkpoint_seconds_count") > 0, metrics.sum("freshet_dead_letters_total") > 0,
+                   // Item tasks get a watermark once every source partition reported one (gauges refresh each second).
+                   metrics.series("freshet_watermark_ms").contains(where: { $0.labels.contains("task=\"items-") }) { break }
             }
             usleep(200_000)
         }
