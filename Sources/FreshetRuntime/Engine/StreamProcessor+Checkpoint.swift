@@ -27,7 +27,7 @@ extension StreamProcessor {
         var writes: [FencedWrite] = []
         for id in tasks {
             guard let epoch = epochs[id], let write = checkpointWrite(for: id, epoch: epoch, nowMs: nowMs) else { continue }
-            bytes += write.operations.reduce(0) { $0 + $1.count }
+            bytes += write.byteCount
             writes.append(write)
         }
         if !writes.isEmpty {

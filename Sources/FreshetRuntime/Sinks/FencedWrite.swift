@@ -1,3 +1,5 @@
+import FreshetRedis
+
 /// A group of Redis writes that one task makes atomically, guarded by the
 /// task's fencing epoch.
 ///
@@ -13,75 +15,92 @@ public struct FencedWrite: Sendable {
     public let task: TaskId
     public let epochKey: String
     public let epoch: Int64
-    /// Script arguments after the epoch: a flat list of operations (see `script`).
-    public private(set) var operations: [[UInt8]] = []
+    /// The whole `EVALSHA sha 1 epochKey epoch ops...` command, built in one
+    /// buffer as operations are added: a flush writes thousands of fields and
+    /// one array per field made allocation the processor's main cost.
+    public private(set) var command: RedisCommand
     public private(set) var operationCount = 0
+    /// Encoded size of the operations (for checkpoint size metrics).
+    public var byteCount: Int { command.encoded.count }
 
     public init(task: TaskId, epochKey: String, epoch: Int64) {
         self.task = task
         self.epochKey = epochKey
         self.epoch = epoch
+        var command = RedisCommand("EVALSHA")
+        command.append(Self.redisScript.sha1)
+        command.append("1")
+        command.append(epochKey)
+        command.append(String(epoch))
+        self.command = command
     }
 
     public var isEmpty: Bool { operationCount == 0 }
 
+    /// The operations as separate arguments (tests and diagnostics; not the hot path).
+    public var operations: [[UInt8]] { Array(command.arguments.dropFirst(5)) }
+
     /// HSET key f1 v1 f2 v2 ... (split by the script into chunks Lua can unpack).
     public mutating func hashSet(_ key: String, _ fields: [(String, [UInt8])]) {
         guard !fields.isEmpty else { return }
-        operations.append(Self.h)
-        operations.append(Array(key.utf8))
-        operations.append(Array(String(fields.count).utf8))
+        command.append("H")
+        command.append(key)
+        command.append(fields.count)
         for (field, value) in fields {
-            operations.append(Array(field.utf8))
-            operations.append(value)
+            command.append(field)
+            command.append(value)
         }
         operationCount += 1
     }
 
     public mutating func hashSet(_ key: String, _ fields: [(String, String)]) {
-        hashSet(key, fields.map { ($0.0, Array($0.1.utf8)) })
+        guard !fields.isEmpty else { return }
+        command.append("H")
+        command.append(key)
+        command.append(fields.count)
+        for (field, value) in fields {
+            command.append(field)
+            command.append(value)
+        }
+        operationCount += 1
     }
 
     /// ZADD key score member
     public mutating func sortedSetAdd(_ key: String, score: Double, member: String) {
-        operations.append(Self.z)
-        operations.append(Array(key.utf8))
-        operations.append(Array(Self.format(score).utf8))
-        operations.append(Array(member.utf8))
+        command.append("Z")
+        command.append(key)
+        command.append(Self.format(score))
+        command.append(member)
         operationCount += 1
     }
 
     /// Keep only the `keep` highest-scored members of a sorted set.
     public mutating func sortedSetTrim(_ key: String, keep: Int) {
-        operations.append(Self.t)
-        operations.append(Array(key.utf8))
-        operations.append(Array(String(keep).utf8))
+        command.append("T")
+        command.append(key)
+        command.append(keep)
         operationCount += 1
     }
 
     /// DEL key
     public mutating func delete(_ key: String) {
-        operations.append(Self.d)
-        operations.append(Array(key.utf8))
+        command.append("D")
+        command.append(key)
         operationCount += 1
     }
 
     /// HDEL key field
     public mutating func hashDelete(_ key: String, field: String) {
-        operations.append(Self.x)
-        operations.append(Array(key.utf8))
-        operations.append(Array(field.utf8))
+        command.append("X")
+        command.append(key)
+        command.append(field)
         operationCount += 1
     }
 
     /// Shortest text that reads back as the same Double (Swift's description is exact round-trip).
     static func format(_ value: Double) -> String { "\(value)" }
 
-    private static let h: [UInt8] = Array("H".utf8)
-    private static let z: [UInt8] = Array("Z".utf8)
-    private static let t: [UInt8] = Array("T".utf8)
-    private static let d: [UInt8] = Array("D".utf8)
-    private static let x: [UInt8] = Array("X".utf8)
+    public static let redisScript = RedisScript(source: script)
 
     /// KEYS[1] = epoch key, ARGV[1] = epoch, then the operations.
     /// Redis runs a script atomically, so either all of a task's batch lands or none.

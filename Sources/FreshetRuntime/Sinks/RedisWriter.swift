@@ -39,7 +39,7 @@ public final class RedisWriter: @unchecked Sendable {
     private var report = Report()
     private let maxQueuedBatches: Int
     private let redis: ReconnectingRedis
-    private let script = RedisScript(source: FencedWrite.script)
+    private let script = FencedWrite.redisScript
     private let observer: WriterObserver
     private var thread: Thread?
 
@@ -158,7 +158,7 @@ public final class RedisWriter: @unchecked Sendable {
         guard !writes.isEmpty else { return .written(fenced: [], failures: []) }
         var pipeline = RedisPipeline()
         for write in writes {
-            pipeline.add(FencedWriteCommand.make(write, script: script))
+            pipeline.add(write.command)
         }
         do {
             let replies: [RedisReply]
@@ -201,14 +201,4 @@ public protocol WriterObserver: Sendable {
     func pipelineCompleted(seconds: Double, commands: Int)
     func freshness(seconds: Double)
     func redisRetry(error: String, attempt: Int)
-}
-
-/// Builds the EVALSHA command for a fenced write.
-enum FencedWriteCommand {
-    static func make(_ write: FencedWrite, script: RedisScript) -> RedisCommand {
-        var args: [[UInt8]] = [Array("EVALSHA".utf8), Array(script.sha1.utf8), Array("1".utf8),
-                               Array(write.epochKey.utf8), Array(String(write.epoch).utf8)]
-        args.append(contentsOf: write.operations)
-        return RedisCommand(arguments: args)
-    }
 }
