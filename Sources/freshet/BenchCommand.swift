@@ -97,6 +97,7 @@ extension BenchCommand {
         @Option(help: "Events per second (use about half of the end-to-end maximum).") var rate = 50_000
         @Option(help: "Seconds of load.") var seconds = 30
         @Option(help: "Probe interactions for embedding freshness (new users, polled in Redis).") var probes = 20
+        @Flag(inversion: .prefixedNo, help: "Train embeddings (the default topology does).") var embeddings = true
 
         func run() throws {
             let services = try cluster.start("freshness")
@@ -104,6 +105,7 @@ extension BenchCommand {
             var topology = Topology()
             topology.admin.port = -1
             topology.progressIntervalMs = 0
+            topology.embeddings.enabled = embeddings
             let admin = try KafkaAdmin(config: KafkaConfig(bootstrapServers: services.brokers))
             try admin.createTopics([NewTopic(name: "interactions", partitions: 4), NewTopic(name: "impressions", partitions: 4)])
             var logger = Logger(label: "freshet.bench")
@@ -129,9 +131,10 @@ extension BenchCommand {
             let probe = EmbeddingProbe(brokers: services.brokers, redisURL: services.redisURL,
                                        field: topology.embeddings.fieldName, probes: probes)
             let probeThread = Thread { probe.run() }
-            if topology.embeddings.enabled && probes > 0 { probeThread.start() }
+            let probing = topology.embeddings.enabled && probes > 0
+            if probing { probeThread.start() }
             let sent = try publisher.publish(SyntheticStream(config: config, count: events).lazy.map { ($0.topic == .impressions, $0.key, $0.json) })
-            probe.waitUntilDone()
+            if probing { probe.waitUntilDone() }
             Thread.sleep(forTimeInterval: 3)
             processor.requestStop()
             done.wait()
@@ -194,7 +197,9 @@ extension BenchCommand {
         @Option var negatives = 4
         func run() throws {
             for dim in [64, 128] {
-                emit("\(EmbeddingBenchmark.run(dim: dim, negatives: negatives, examples: examples))")
+                let report = EmbeddingBenchmark.run(dim: dim, negatives: negatives, examples: examples)
+                emit(String(format: "embeddings: dimension %d, %d negatives, %@ loss: %.0f examples/s on one core, %d bytes per row",
+                            report.dimension, report.negatives, report.loss.rawValue, report.examplesPerSecond, report.bytesPerRow))
             }
         }
     }

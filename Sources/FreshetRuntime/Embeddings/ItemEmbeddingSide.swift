@@ -19,6 +19,10 @@ public final class ItemEmbeddingSide {
     /// Item rows changed since the last checkpoint.
     var changedForCheckpoint: Set<String> = []
     public private(set) var examplesEmitted = 0
+    /// Users' vectors as read this sync interval: the exchange (a lock) and the
+    /// initial-vector fallback (128 Gaussian draws) once per user per interval,
+    /// not once per example. Cleared at every sync, when the other side publishes.
+    private var userVectors: [String: [Float]] = [:]
 
     public init(settings: Topology.Embeddings, exchange: EmbeddingExchange) {
         trainer = EmbeddingTrainer(config: settings.trainerConfig)
@@ -54,7 +58,7 @@ public final class ItemEmbeddingSide {
         output.example(key: example.userId, value: example.jsonBytes())
         guard trainer.observeItem(example.itemId, positive: example.isPositive, now: example.eventTs) != nil,
               let itemVector = trainer.items.vector(for: example.itemId) else { return }
-        let userVector = exchange.users.vector(example.userId) ?? trainer.users.initialVector(for: example.userId)
+        let userVector = userVector(example.userId)
         let negatives = example.isPositive ? trainer.sampleNegatives(excluding: example.itemId) : []
         let gradients = trainer.gradients(for: example, userVector: userVector, itemVector: itemVector, negatives: negatives)
         for (itemId, gradient) in gradients.itemGradients where trainer.items.applyGradient(id: itemId, gradient: gradient) {
@@ -62,8 +66,16 @@ public final class ItemEmbeddingSide {
         }
     }
 
+    private func userVector(_ user: String) -> [Float] {
+        if let vector = userVectors[user] { return vector }
+        let vector = exchange.users.vector(user) ?? trainer.users.initialVector(for: user)
+        userVectors[user] = vector
+        return vector
+    }
+
     /// Touched rows, for Redis and for the other side in this process.
     func takeTouched() -> [(String, [Float])] {
+        userVectors.removeAll(keepingCapacity: true)
         let touched = trainer.items.takeTouched().compactMap { id in trainer.items.vector(for: id).map { (id, $0) } }
         exchange.items.publish(vectors: touched)
         return touched

@@ -27,6 +27,8 @@ public final class UserEmbeddingSide {
     private(set) var pseudo: [String: Pseudo] = [:]
     private var pseudoTouched: Set<String> = []
     var changedForCheckpoint: Set<String> = []
+    /// Items' vectors as read this sync interval (see ItemEmbeddingSide.userVectors).
+    private var itemVectors: [String: [Float]] = [:]
 
     public init(settings: Topology.Embeddings, exchange: EmbeddingExchange) {
         trainer = EmbeddingTrainer(config: settings.trainerConfig)
@@ -57,7 +59,10 @@ public final class UserEmbeddingSide {
     }
 
     private func itemVectorFor(_ item: String) -> [Float] {
-        exchange.items.vector(item) ?? trainer.items.initialVector(for: item)
+        if let vector = itemVectors[item] { return vector }
+        let vector = exchange.items.vector(item) ?? trainer.items.initialVector(for: item)
+        itemVectors[item] = vector
+        return vector
     }
 
     private func remember(_ item: String) {
@@ -107,6 +112,7 @@ public final class UserEmbeddingSide {
 
     /// Touched rows (trained or pseudo), for Redis and for the item side in this process.
     func takeTouched() -> [(id: String, vector: [Float], pseudo: Bool)] {
+        itemVectors.removeAll(keepingCapacity: true)
         var result: [(id: String, vector: [Float], pseudo: Bool)] = []
         for id in trainer.users.takeTouched() {
             if let vector = trainer.users.vector(for: id) { result.append((id, vector, false)) }

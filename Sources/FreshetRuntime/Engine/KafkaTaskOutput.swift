@@ -31,7 +31,7 @@ final class KafkaTaskOutput: TaskOutput {
     /// Bundles under construction, per target and partition (see `RecordBundle`).
     private var itemBundles: [[UInt8]] = []
     private var userBundles: [[UInt8]] = []
-    private var exampleBundles: [Int32: [UInt8]] = [:]
+    private var exampleBundles: [[UInt8]] = []
     /// A bundle is sent once it reaches this size, or at the end of the polled batch.
     static let bundleBytes = 256 * 1024
 
@@ -70,10 +70,10 @@ final class KafkaTaskOutput: TaskOutput {
         for index in itemBundles.indices where !itemBundles[index].isEmpty { sendBundle(.items, index) }
         for index in userBundles.indices where !userBundles[index].isEmpty { sendBundle(.users, index) }
         if let examplesTopic {
-            for (partition, bundle) in exampleBundles where !bundle.isEmpty {
-                send(topic: examplesTopic, partition: partition, key: nil, value: bundle)
+            for index in exampleBundles.indices where !exampleBundles[index].isEmpty {
+                send(topic: examplesTopic, partition: Int32(index), key: nil, value: exampleBundles[index])
+                exampleBundles[index].removeAll(keepingCapacity: true)
             }
-            exampleBundles.removeAll(keepingCapacity: true)
         }
     }
 
@@ -111,15 +111,15 @@ final class KafkaTaskOutput: TaskOutput {
     /// Examples travel as JSON Lines, many per message, partitioned by user.
     func example(key: String, value: [UInt8]) {
         guard let examplesTopic else { return }
-        let partition = KafkaProducer.partition(forKey: Array(key.utf8), partitionCount: examplePartitions)
-        var bundle = exampleBundles[partition] ?? []
-        if !bundle.isEmpty { bundle.append(UInt8(ascii: "\n")) }
-        bundle.append(contentsOf: value)
-        if bundle.count >= Self.bundleBytes {
-            send(topic: examplesTopic, partition: partition, key: nil, value: bundle)
-            bundle.removeAll(keepingCapacity: true)
+        let partition = Int(KafkaProducer.partition(forKey: Array(key.utf8), partitionCount: examplePartitions))
+        if exampleBundles.isEmpty { exampleBundles = Array(repeating: [], count: Int(examplePartitions)) }
+        // Mutated in place: copying a bundle out and back would copy it on every append.
+        if !exampleBundles[partition].isEmpty { exampleBundles[partition].append(UInt8(ascii: "\n")) }
+        exampleBundles[partition].append(contentsOf: value)
+        if exampleBundles[partition].count >= Self.bundleBytes {
+            send(topic: examplesTopic, partition: Int32(partition), key: nil, value: exampleBundles[partition])
+            exampleBundles[partition].removeAll(keepingCapacity: true)
         }
-        exampleBundles[partition] = bundle
     }
 
     private func send(topic: String, partition: Int32?, key: [UInt8]?, value: [UInt8]) {

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Every benchmark in one go, as reported in the README. Each starts its own
+# local broker and Redis on free loopback ports (pass --brokers/--redis to a
+# subcommand to use others). Release build.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+bash scripts/setup.sh
+# shellcheck source=scripts/env.sh
+source scripts/env.sh
+swift build -c release --product freshet
+bin=.build/release/freshet
+$bin bench e2e --events 2000000
+$bin bench core --events 2000000
+$bin bench memory --users 1000000 --items 100000
+$bin bench restore --users 1000000
+$bin bench freshness --rate "${FRESHNESS_RATE:-35000}" --seconds 30
+$bin bench embeddings
+$bin bench redis
