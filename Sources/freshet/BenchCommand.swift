@@ -98,6 +98,7 @@ extension BenchCommand {
         @Option(help: "Seconds of load.") var seconds = 30
         @Option(help: "Probe interactions for embedding freshness (new users, polled in Redis).") var probes = 20
         @Flag(inversion: .prefixedNo, help: "Train embeddings (the default topology does).") var embeddings = true
+        @Option(help: "Checkpoint interval in ms (0 disables).") var checkpointMs: Int64 = 5_000
 
         func run() throws {
             let services = try cluster.start("freshness")
@@ -106,6 +107,7 @@ extension BenchCommand {
             topology.admin.port = -1
             topology.progressIntervalMs = 0
             topology.embeddings.enabled = embeddings
+            topology.checkpointIntervalMs = checkpointMs
             let admin = try KafkaAdmin(config: KafkaConfig(bootstrapServers: services.brokers))
             try admin.createTopics([NewTopic(name: "interactions", partitions: 4), NewTopic(name: "impressions", partitions: 4)])
             var logger = Logger(label: "freshet.bench")

@@ -84,7 +84,12 @@ public final class StreamProcessor: @unchecked Sendable {
     public func requestStop() { stopFlag.set() }
 
     var kafkaConfig: KafkaConfig {
-        var properties = topology.kafka
+        // Low-latency defaults (the topology's `kafka:` section and the environment
+        // override them): a fetch the broker holds waits at most 10 ms for more
+        // data, and the producer batches for at most 2 ms. Two hops (source, then
+        // repartition) pay these, so librdkafka's 500 ms / 5 ms would dominate freshness.
+        var properties: [String: String] = [:]
+        for (key, value) in topology.kafka { properties[key] = value }
         for (key, value) in options.kafkaProperties { properties[key] = value }
         properties["bootstrap.servers"] = options.brokers
         return KafkaConfig(properties: properties)
@@ -129,7 +134,7 @@ public final class StreamProcessor: @unchecked Sendable {
     }
 
     func connect() throws {
-        producer = try KafkaProducer(config: kafkaConfig)
+        producer = try KafkaProducer(config: kafkaConfig.with("linger.ms", topology.kafka["linger.ms"] ?? "2"))
         output = KafkaTaskOutput(producer: producer, itemTopic: itemTopic, itemPartitions: repartitionPartitions,
                                  userTopic: userTopic, userPartitions: repartitionPartitions,
                                  deadLetterTopic: topology.deadLetterTopic)
@@ -140,7 +145,7 @@ public final class StreamProcessor: @unchecked Sendable {
         control = try ReconnectingRedis(endpoint: options.redis, shouldStop: { [stopFlag] in stopFlag.isSet })
         writer = try RedisWriter(endpoint: options.redis, observer: stats)
         writer.start()
-        consumer = try KafkaConsumer(config: kafkaConfig, groupId: options.group, topics: topics,
+        consumer = try KafkaConsumer(config: kafkaConfig.with("fetch.wait.max.ms", topology.kafka["fetch.wait.max.ms"] ?? "10"), groupId: options.group, topics: topics,
                                      rebalanceListener: RebalanceBridge(processor: self))
     }
 
