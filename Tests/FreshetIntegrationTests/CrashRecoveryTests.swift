@@ -99,7 +99,7 @@ final class CrashRecoveryTests: XCTestCase {
                     // Mid-stream: once this run has consumed records (scraped from
                     // /metrics), after a further random delay. Runs that restored
                     // checkpoints have little left to do, so the delay stays short.
-                    let delay = round == 1 ? uniform(0.05...1.0) : round == 4 ? uniform(0.2...0.6) : uniform(0...0.25)
+                    let delay = round == 1 ? uniform(0.05...0.5) : round == 4 ? uniform(0.02...0.15) : uniform(0...0.1)
                     mode = "\(Int(delay * 1000)) ms after consuming"
                     Self.waitForConsumption(port: adminPort, while: run, timeout: 30)
                     usleep(UInt32(delay * 1_000_000))

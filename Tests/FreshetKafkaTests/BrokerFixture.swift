@@ -1,4 +1,5 @@
 import Foundation
+import FreshetTestSupport
 import XCTest
 @testable import FreshetKafka
 
@@ -44,45 +45,18 @@ final class BrokerFixture {
         try? FileManager.default.removeItem(at: dir)
     }
 
-    /// Runs a repository script with bash, output captured through a file.
-    /// (posix_spawn + waitpid: Foundation's Process.waitUntilExit can hang on Linux.)
+    /// Runs a repository script: (exit status, output).
     static func run(_ args: [String]) throws -> (Int32, String) {
-        let out = FileManager.default.temporaryDirectory.appendingPathComponent("freshet-script-\(UUID().uuidString).out")
-        defer { try? FileManager.default.removeItem(at: out) }
-        let quoted = args.map { "'" + $0.replacingOccurrences(of: "'", with: "'\\''") + "'" }.joined(separator: " ")
-        let command = "cd '\(repoRoot.path)' && bash \(quoted) >'\(out.path)' 2>&1 </dev/null"
-        var pid: pid_t = 0
-        let strings: [String] = ["/bin/bash", "-c", command]
-        let argv: [UnsafeMutablePointer<CChar>?] = strings.map { strdup($0) } + [nil]
-        defer { argv.forEach { free($0) } }
-        let rc = posix_spawn(&pid, "/bin/bash", nil, nil, argv, environ)
-        guard rc == 0 else { throw NSError(domain: "BrokerFixture", code: Int(rc)) }
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-        let text = (try? String(contentsOf: out, encoding: .utf8)) ?? ""
-        let exited = (status & 0x7f) == 0
-        return (exited ? (status >> 8) & 0xff : -1, text)
+        guard let script = args.first else { return (2, "no script") }
+        do {
+            let output = try ChildProcess.runScript(URL(fileURLWithPath: script).lastPathComponent, Array(args.dropFirst()))
+            return (0, output)
+        } catch {
+            return (1, "\(error)")
+        }
     }
 
-    /// A port the kernel just handed out (bind to port 0, read it, close).
-    static func freePort() throws -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw NSError(domain: "BrokerFixture", code: 2) }
-        defer { close(fd) }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_port = 0
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let rc = withUnsafeMutablePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { ptr -> Int32 in
-                guard bind(fd, ptr, len) == 0 else { return -1 }
-                return getsockname(fd, ptr, &len)
-            }
-        }
-        guard rc == 0 else { throw NSError(domain: "BrokerFixture", code: 3) }
-        return Int(UInt16(bigEndian: addr.sin_port))
-    }
+    static func freePort() throws -> Int { try LocalCluster.freePort() }
 }
 
 /// Records rebalance callbacks (they run on the polling thread: the test's).

@@ -1,5 +1,6 @@
 import XCTest
 import FreshetRedis
+import FreshetTestSupport
 
 final class RedisConnectionTests: RedisServerTestCase {
     func testPipelineOf10000HSETsReadsBackEqual() throws {
@@ -151,7 +152,7 @@ final class RedisConnectionTests: RedisServerTestCase {
     }
 
     func testConnectionRefusedAndTLSUnsupported() throws {
-        let port = try RedisTestServer.freePort()
+        let port = try LocalCluster.freePort()
         XCTAssertThrowsError(try RedisConnection(endpoint: RedisEndpoint(host: "127.0.0.1", port: port))) { error in
             XCTAssertEqual((error as? RedisError)?.kind, .connection, "\(error)")
             XCTAssertEqual((error as? RedisError)?.isRetriable, true)

@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 import FreshetRedis
+import FreshetTestSupport
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -11,10 +12,10 @@ import Glibc
 final class RedisTestServer {
     let port: Int
     let unixSocketPath: String
-    private var process: Process?
+    private var child: ChildProcess?
 
     init() throws {
-        port = try Self.freePort()
+        port = try LocalCluster.freePort()
         unixSocketPath = "/tmp/freshet-redis-test-\(getpid())-\(port).sock"
         try start()
     }
@@ -24,17 +25,13 @@ final class RedisTestServer {
     var endpoint: RedisEndpoint { RedisEndpoint(host: "127.0.0.1", port: port) }
     var url: String { "redis://127.0.0.1:\(port)" }
 
-    /// Launches redis-server on `port`; waits until it answers PING unless `wait` is false.
+    /// Launches redis-server on `port` (posix_spawn: Foundation's Process can
+    /// hang in waitUntilExit on Linux); waits until it answers PING unless `wait` is false.
     func start(wait: Bool = true) throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["redis-server", "--port", String(port), "--bind", "127.0.0.1",
-                             "--save", "", "--appendonly", "no",
-                             "--unixsocket", unixSocketPath, "--unixsocketperm", "700"]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        self.process = process
+        child = try ChildProcess("/usr/bin/env", ["redis-server", "--port", String(port), "--bind", "127.0.0.1",
+                                                  "--save", "", "--appendonly", "no",
+                                                  "--unixsocket", unixSocketPath, "--unixsocketperm", "700"],
+                                 logPath: "/tmp/freshet-redis-test-\(getpid())-\(port).log")
         if wait { try waitUntilReady() }
     }
 
@@ -54,38 +51,18 @@ final class RedisTestServer {
 
     /// SIGKILL, as a crash would.
     func kill() {
-        guard let process else { return }
-        Glibc.kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
-        self.process = nil
+        guard let child else { return }
+        child.signal(SIGKILL)
+        _ = try? child.wait(timeout: 5)
+        self.child = nil
     }
 
     func stop() {
-        guard let process else { return }
-        process.terminate()
-        process.waitUntilExit()
-        self.process = nil
+        guard let child else { return }
+        child.signal(SIGTERM)
+        _ = try? child.wait(timeout: 5)
+        self.child = nil
         unlink(unixSocketPath)
-    }
-
-    static func freePort() throws -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw POSIXError(.EMFILE) }
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = 0
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard bound == 0 else { throw POSIXError(.EADDRINUSE) }
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let named = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
-        }
-        guard named == 0 else { throw POSIXError(.EINVAL) }
-        return Int(UInt16(bigEndian: address.sin_port))
     }
 }
 

@@ -42,26 +42,29 @@ public struct FencedWrite: Sendable {
 
     /// HSET key f1 v1 f2 v2 ... (split by the script into chunks Lua can unpack).
     public mutating func hashSet(_ key: String, _ fields: [(String, [UInt8])]) {
-        guard !fields.isEmpty else { return }
-        command.append("H")
-        command.append(key)
-        command.append(fields.count)
-        for (field, value) in fields {
-            command.append(field)
-            command.append(value)
+        appendHashSet(key, fields.count) { command in
+            for (field, value) in fields {
+                command.append(field)
+                command.append(value)
+            }
         }
-        operationCount += 1
     }
 
     public mutating func hashSet(_ key: String, _ fields: [(String, String)]) {
-        guard !fields.isEmpty else { return }
+        appendHashSet(key, fields.count) { command in
+            for (field, value) in fields {
+                command.append(field)
+                command.append(value)
+            }
+        }
+    }
+
+    private mutating func appendHashSet(_ key: String, _ count: Int, _ appendFields: (inout RedisCommand) -> Void) {
+        guard count > 0 else { return }
         command.append("H")
         command.append(key)
-        command.append(fields.count)
-        for (field, value) in fields {
-            command.append(field)
-            command.append(value)
-        }
+        command.append(count)
+        appendFields(&command)
         operationCount += 1
     }
 
