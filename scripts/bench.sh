@@ -14,6 +14,8 @@ $bin bench e2e --events 2000000
 $bin bench core --events 2000000
 $bin bench memory --users 1000000 --items 100000
 $bin bench restore --users 1000000
-$bin bench freshness --rate "${FRESHNESS_RATE:-35000}" --seconds 30
+# Freshness at about half the maximum of each configuration (features only; with embeddings).
+$bin bench freshness --rate "${FRESHNESS_RATE:-38000}" --seconds 30 --no-embeddings
+$bin bench freshness --rate "${FRESHNESS_RATE_EMBEDDINGS:-8000}" --seconds 30 --probes 10
 $bin bench embeddings
 $bin bench redis
