@@ -39,22 +39,10 @@ public final class ItemTask {
 
     public func process(_ record: InputRecord, nowMs: Int64, output: TaskOutput) {
         nextOffset = record.offset + 1
-        let complete = RecordBundle.forEachRecord(in: record.value) { bytes in
-            process(bytes, nowMs: nowMs, output: output)
-        }
-        if !complete { undecodable += 1 }
+        undecodable += RecordBundle.decodeEach(record.value) { process($0, nowMs: nowMs, output: output) }
     }
 
-    private func process(_ bytes: UnsafeRawBufferPointer, nowMs: Int64, output: TaskOutput) {
-        let decoded: RepartitionRecord
-        do {
-            decoded = try RepartitionRecord.decode(bytes)
-        } catch {
-            // Only Freshet writes this topic; a record it cannot read comes from a
-            // newer or foreign writer. Skipping it (and counting) keeps the task alive.
-            undecodable += 1
-            return
-        }
+    private func process(_ decoded: RepartitionRecord, nowMs: Int64, output: TaskOutput) {
         switch decoded {
         case .item(let event, let origin):
             guard duplicates.admit(origin) else { duplicatesDropped += 1; return }

@@ -27,6 +27,22 @@ public enum RecordBundle {
         bundle.append(contentsOf: record)
     }
 
+    /// Decodes each repartitioned record of `value` (a bundle or a single
+    /// record) and passes it to `body`. Returns how many could not be read:
+    /// only Freshet writes these topics, so such a record comes from a newer or
+    /// foreign writer, and skipping it (counted) keeps the task alive.
+    public static func decodeEach(_ value: [UInt8], _ body: (RepartitionRecord) -> Void) -> Int {
+        var undecodable = 0
+        let complete = forEachRecord(in: value) { bytes in
+            do {
+                body(try RepartitionRecord.decode(bytes))
+            } catch {
+                undecodable += 1
+            }
+        }
+        return complete ? undecodable : undecodable + 1
+    }
+
     /// Calls `body` with each record of `value`: the records of a bundle, or
     /// `value` itself when it is a single record. Stops at a truncated bundle
     /// and returns false.

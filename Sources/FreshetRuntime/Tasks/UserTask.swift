@@ -24,18 +24,10 @@ public final class UserTask {
 
     public func process(_ record: InputRecord) {
         nextOffset = record.offset + 1
-        let complete = RecordBundle.forEachRecord(in: record.value) { bytes in process(bytes) }
-        if !complete { undecodable += 1 }
+        undecodable += RecordBundle.decodeEach(record.value) { process($0) }
     }
 
-    private func process(_ bytes: UnsafeRawBufferPointer) {
-        let decoded: RepartitionRecord
-        do {
-            decoded = try RepartitionRecord.decode(bytes)
-        } catch {
-            undecodable += 1
-            return
-        }
+    private func process(_ decoded: RepartitionRecord) {
         switch decoded {
         case .interaction(let interaction, let origin):
             guard duplicates.admit(origin) else { duplicatesDropped += 1; return }
