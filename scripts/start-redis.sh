@@ -38,23 +38,6 @@ nohup "$server" --bind 127.0.0.1 --port "$port" --save '' --appendonly no \
 pid=$!
 echo "$pid" >"$pidfile"
 
-deadline=$((SECONDS + timeout))
-while true; do
-    if ! kill -0 "$pid" 2>/dev/null; then
-        echo "start-redis: redis-server exited during start-up; last log lines:" >&2
-        tail -n 20 "$log" >&2 || true
-        rm -f "$pidfile"
-        exit 1
-    fi
-    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-        break
-    fi
-    if [ "$SECONDS" -ge "$deadline" ]; then
-        echo "start-redis: 127.0.0.1:$port not accepting connections after ${timeout}s; log: $log" >&2
-        kill "$pid" 2>/dev/null || true
-        rm -f "$pidfile"
-        exit 1
-    fi
-    sleep 0.1
-done
-echo "start-redis: redis-server (pid $pid) listening on 127.0.0.1:$port" >&2
+# shellcheck source=scripts/lib/wait-for-port.sh
+source "$root/scripts/lib/wait-for-port.sh"
+wait_for_port redis-server "$pid" "$port" "$pidfile" "$log" "$timeout" start-redis
