@@ -53,7 +53,7 @@ let package = Package(
         .testTarget(name: "FreshetRedisTests", dependencies: ["FreshetRedis", "FreshetTestSupport"]),
         .testTarget(name: "FreshetRuntimeTests", dependencies: ["FreshetRuntime", "FreshetCore", "FreshetFeatures", "FreshetRedis", "FreshetTestSupport"]),
         .testTarget(name: "FreshetIntegrationTests", dependencies: [
-            "FreshetWorkload", "FreshetKafka", "FreshetRedis", "FreshetCore", "FreshetTestSupport",
+            "FreshetWorkload", "FreshetKafka", "FreshetRedis", "FreshetCore", "FreshetFeast", "FreshetTestSupport",
         ]),
         .testTarget(name: "FreshetWorkloadTests", dependencies: ["FreshetWorkload", "FreshetCore"]),
         // Shared by the test targets: child processes, local broker and Redis.

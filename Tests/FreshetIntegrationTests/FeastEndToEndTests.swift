@@ -1,5 +1,6 @@
 import Foundation
 import FreshetCore
+import FreshetFeast
 import FreshetRedis
 import FreshetTestSupport
 import FreshetWorkload
@@ -80,11 +81,72 @@ final class FeastEndToEndTests: XCTestCase {
         XCTAssertEqual(read.users["ué-漢"]?.strings("recent_items_50"), ["i-9", "ítem-ñ"], "a non-ASCII id and item ids")
         let unknown = try XCTUnwrap(read.users["u-unknown"])
         XCTAssertTrue(["recent_items_50", "interaction_count", "embedding"].allSatisfy { unknown[$0] is NSNull }, "\(unknown)")
+        try Self.assertFeastRowsMatch(oracle, redis: redis)
         // Freshet's own hashes are still written by default (feast.freshet_hashes: true).
         try EndToEndTests.assertRedisMatches(oracle, redis: redis)
     }
 
     // MARK: - Helpers
+
+    /// Compares the raw Feast rows in Redis with the oracle, byte for byte
+    /// (no Feast needed: the encodings are FEAST_LAYOUT.md's, checked by
+    /// FeastLayoutTests and by the test above). Item `_ts` is checked to lie
+    /// between updated_ms and the final watermark's pane end: whether a very
+    /// late event was counted (and later expired) depends on arrival timing.
+    static func assertFeastRowsMatch(_ oracle: FeatureOracle, redis: RedisConnection,
+                                     file: StaticString = #filePath, line: UInt = #line) throws {
+        func field(_ view: String, _ feature: String) -> [UInt8] { FeastFieldName.feature(view: view, feature: feature) }
+        var mismatches: [String] = []
+        for (id, expected) in oracle.users {
+            let key = FeastEntityKey.encode(joinKey: "user_id", value: id, project: "recsys")
+            let reply = try redis.command([Array("HMGET".utf8), key, FeastFieldName.timestamp(view: "user_features"),
+                                           field("user_features", "recent_items_50"), field("user_features", "interaction_count")])
+            let want = [FeastValue.timestamp(epochMs: expected.updated), FeastValue.stringList(expected.recent), FeastValue.int64(expected.count)]
+            if reply.array?.map(\.bytes) != want { mismatches.append("user \(id)") }
+        }
+        let topEnd = (floorDiv(oracle.watermark, hour) + 1) * hour
+        for (id, expected) in oracle.items {
+            let key = FeastEntityKey.encode(joinKey: "item_id", value: id, project: "recsys")
+            let reply = try redis.command([Array("HMGET".utf8), key, FeastFieldName.timestamp(view: "item_features"),
+                                           field("item_features", "popularity_7d"), field("item_features", "impressions_7d")])
+            let values = reply.array?.map(\.bytes) ?? []
+            guard values.count == 3, values[1] == FeastValue.int64(expected.popularity), values[2] == FeastValue.int64(expected.impressions),
+                  let ts = values[0], let asOf = decodeTimestampMs(ts), asOf >= expected.updated, asOf <= max(topEnd, expected.updated) else {
+                mismatches.append("item \(id): \(values) vs \(expected)")
+                continue
+            }
+        }
+        XCTAssertEqual(mismatches.count, 0, "Feast rows differ from the oracle:\n\(mismatches.prefix(8).joined(separator: "\n"))",
+                       file: file, line: line)
+    }
+
+    /// Decodes a `google.protobuf.Timestamp` (fields 1 and 2 as varints) to epoch milliseconds.
+    static func decodeTimestampMs(_ bytes: [UInt8]) -> Int64? {
+        var seconds: Int64 = 0
+        var nanos: Int64 = 0
+        var index = 0
+        func varint() -> UInt64? {
+            var value: UInt64 = 0
+            var shift: UInt64 = 0
+            while index < bytes.count, shift < 64 {
+                let byte = bytes[index]
+                index += 1
+                value |= UInt64(byte & 0x7f) << shift
+                if byte & 0x80 == 0 { return value }
+                shift += 7
+            }
+            return nil
+        }
+        while index < bytes.count {
+            guard let tag = varint(), let value = varint() else { return nil }
+            switch tag {
+            case 0x08: seconds = Int64(bitPattern: value)
+            case 0x10: nanos = Int64(bitPattern: value)
+            default: return nil
+            }
+        }
+        return seconds * 1000 + nanos / 1_000_000
+    }
 
     /// Installs Feast once (scripts/setup-feast.sh; about a minute on a fresh machine).
     static func feastPython() throws -> String {
