@@ -1,4 +1,5 @@
 import Foundation
+import FreshetFeatures
 import FreshetRedis
 import FreshetTestSupport
 @testable import FreshetRuntime
@@ -60,5 +61,47 @@ final class ClusterFencingTests: XCTestCase {
         lateCheckpoint.hashSet(ClusterFencing.checkpointKey(group: "g", task: task, part: "state"), [("x", "1")])
         let checkpointReplies = try client.execute(try ClusterFencing.commands(for: lateCheckpoint, group: "g"))
         XCTAssertEqual(checkpointReplies.first?.errorMessage?.hasPrefix("FENCED"), true, "\(checkpointReplies)")
+    }
+}
+
+/// Feast's own cluster client (redis-py RedisCluster) reads the rows that the
+/// cluster layer wrote: both compute slots from the raw key bytes.
+final class ClusterFeastTests: XCTestCase {
+    func testFeastReadsRowsWrittenThroughTheClusterLayer() throws {
+        let setup = try ChildProcess.runScript("setup-feast.sh", [], timeout: 1_200)
+        let python = try XCTUnwrap(setup.split(separator: "\n").last.map(String.init))
+        let cluster = try LocalRedisCluster()
+        defer { cluster.stop() }
+        let client = try RedisClusterClient(endpoints: ClusterEndpoints(url: cluster.url))
+        client.registerScript(ClusterFencing.redisScript)
+        let task = TaskId(stage: .items, partition: 0)
+        let epoch = try XCTUnwrap(try client.execute([ClusterFencing.takeOverCommand(group: "g", task: task)]).first?.int)
+
+        let rows = FeastRows(Topology.Feast())
+        var write = FencedWrite(task: task, epochKey: "", epoch: epoch)
+        let users = (0..<40).map { "u\($0)" } + ["ué-漢"]
+        for (n, user) in users.enumerated() {
+            write.hashSet(rawKey: rows.userKey(user), rows.userFields(UserFeatures(recentItems: ["i\(n)", "i0"], interactionCount: Int64(n),
+                                                                                      updatedMs: 1_767_225_600_500 + Int64(n))))
+        }
+        let replies = try client.execute(try ClusterFencing.commands(for: write, group: "g"))
+        XCTAssertTrue(replies.allSatisfy { !$0.isError }, "\(replies.filter(\.isError).prefix(3))")
+
+        let directory = cluster.directory
+        let requests = "\(directory)/requests.json"
+        try JSONSerialization.data(withJSONObject: ["users": users, "items": [String]()]).write(to: URL(fileURLWithPath: requests))
+        let seeds = cluster.ports.prefix(3).map { "127.0.0.1:\($0)" }.joined(separator: ",")
+        let out = "\(directory)/read.json"
+        let arguments = [python, "\(LocalCluster.packageRoot)/scripts/feast_online_read.py", "--repo", "\(LocalCluster.packageRoot)/feast_repo",
+                         "--redis", seeds, "--cluster", "--requests", requests].map { "'\($0)'" }.joined(separator: " ")
+        let child = try ChildProcess("/bin/bash", ["-c", "\(arguments) > '\(out)'"], logPath: "\(directory)/read.log")
+        XCTAssertEqual(try child.wait(timeout: 300), 0, child.logTail())
+        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out))) as? [String: Any]
+        let read = try XCTUnwrap(json?["users"] as? [String: [String: Any]])
+        for (n, user) in users.enumerated() {
+            XCTAssertEqual(read[user]?["recent_items_50"] as? [String], ["i\(n)", "i0"], user)
+            XCTAssertEqual((read[user]?["interaction_count"] as? NSNumber)?.int64Value, Int64(n), user)
+            XCTAssertEqual((read[user]?["_ts_ms"] as? NSNumber)?.int64Value, 1_767_225_600_500 + Int64(n), user)
+        }
     }
 }
