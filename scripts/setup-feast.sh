@@ -3,7 +3,7 @@
 # FEAST_LAYOUT.md was checked against) for the Feast integration test and for
 # trying the shipped feast_repo/. Kept apart from .freshet/venv so that Feast's
 # pinned dependencies (protobuf, pandas, pyarrow) never disturb the broker's.
-# About a minute on a fresh machine (wheels only).
+# 91 s and 590 MB with an empty pip cache (measured: `time scripts/setup-feast.sh` on a fresh venv).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="$root/.freshet/feast-venv"

@@ -98,8 +98,16 @@ public final class RedisClusterClient {
         var pending: [(index: Int, node: ClusterTopology.Node?, asking: Bool)] = commands.indices.map { ($0, nil, false) }
         var stalledSince: Date?
         var attempt = 0
+        var rounds = 0
         var lastError: RedisError?
         while !pending.isEmpty {
+            // Redirections alone never sleep: a slot bounced between nodes
+            // (a broken migration) must end in an error, not a busy loop.
+            rounds += 1
+            if rounds > Self.maxRounds && stalledSince == nil {
+                throw RedisError(kind: .server("MOVED"), message: "still redirected after \(Self.maxRounds) rounds",
+                                 context: "execute on \(endpoints)")
+            }
             var groups: [ClusterTopology.Node: [(index: Int, asking: Bool)]] = [:]
             var order: [ClusterTopology.Node] = []
             var unrouted: [(Int, ClusterTopology.Node?, Bool)] = []
@@ -201,6 +209,9 @@ public final class RedisClusterClient {
         }
         return replies.map { $0 ?? .null }
     }
+
+    /// Rounds of redirections tolerated without a failure to wait out.
+    static let maxRounds = 64
 
     /// One command, routed by `key`.
     public func command(key: [UInt8], _ command: RedisCommand) throws(RedisError) -> RedisReply {

@@ -148,7 +148,7 @@ final class FeastEndToEndTests: XCTestCase {
         return seconds * 1000 + nanos / 1_000_000
     }
 
-    /// Installs Feast once (scripts/setup-feast.sh; about a minute on a fresh machine).
+    /// Installs Feast once (scripts/setup-feast.sh; about 1.5 minutes on a fresh machine).
     static func feastPython() throws -> String {
         let output = try ChildProcess.runScript("setup-feast.sh", [], timeout: 1_200)
         guard let python = output.split(separator: "\n").last.map(String.init), FileManager.default.isExecutableFile(atPath: python) else {
