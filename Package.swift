@@ -25,6 +25,8 @@ let package = Package(
         .target(name: "FreshetFeatures", dependencies: ["FreshetCore"]),
         // Online embeddings (Monolith-style): joiner, tables, trainer, evaluation. No I/O.
         .target(name: "FreshetEmbeddings", dependencies: ["FreshetCore"]),
+        // Feast's Redis online-store layout: entity keys, murmur3 field names, protobuf values. No I/O.
+        .target(name: "FreshetFeast"),
         // Seeded synthetic workloads (shared by `freshet produce`, tests and benchmarks).
         .target(name: "FreshetWorkload", dependencies: ["FreshetCore", "FreshetFeatures", "FreshetEmbeddings"]),
         // The only modules that touch the C libraries.
@@ -32,7 +34,7 @@ let package = Package(
         .target(name: "FreshetRedis", dependencies: ["CHiredis"]),
         // Wires a topology into tasks: Kafka in, state, Redis out, checkpoints, metrics.
         .target(name: "FreshetRuntime", dependencies: [
-            "FreshetCore", "FreshetFeatures", "FreshetEmbeddings", "FreshetKafka", "FreshetRedis",
+            "FreshetCore", "FreshetFeatures", "FreshetEmbeddings", "FreshetFeast", "FreshetKafka", "FreshetRedis",
             .product(name: "Yams", package: "Yams"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -45,12 +47,13 @@ let package = Package(
 
         .testTarget(name: "FreshetCoreTests", dependencies: ["FreshetCore"]),
         .testTarget(name: "FreshetFeaturesTests", dependencies: ["FreshetFeatures", "FreshetCore"]),
+        .testTarget(name: "FreshetFeastTests", dependencies: ["FreshetFeast"]),
         .testTarget(name: "FreshetEmbeddingsTests", dependencies: ["FreshetEmbeddings", "FreshetCore", "FreshetWorkload"]),
         .testTarget(name: "FreshetKafkaTests", dependencies: ["FreshetKafka", "FreshetTestSupport"]),
         .testTarget(name: "FreshetRedisTests", dependencies: ["FreshetRedis", "FreshetTestSupport"]),
         .testTarget(name: "FreshetRuntimeTests", dependencies: ["FreshetRuntime", "FreshetCore", "FreshetFeatures", "FreshetRedis", "FreshetTestSupport"]),
         .testTarget(name: "FreshetIntegrationTests", dependencies: [
-            "FreshetWorkload", "FreshetKafka", "FreshetRedis", "FreshetCore", "FreshetTestSupport",
+            "FreshetWorkload", "FreshetKafka", "FreshetRedis", "FreshetCore", "FreshetFeast", "FreshetTestSupport",
         ]),
         .testTarget(name: "FreshetWorkloadTests", dependencies: ["FreshetWorkload", "FreshetCore"]),
         // Shared by the test targets: child processes, local broker and Redis.

@@ -1,14 +1,17 @@
 import FreshetCore
 
-/// Snapshot encoding of item state (format version 1).
+/// Snapshot encoding of item state (entry format 2; format 1 is still read).
 ///
-/// Entry: `[1] updated_ms:zigzag has_trending:u8 [trending:f64] n:varint
+/// Entry: `[2] updated_ms:zigzag expired_at_ms:zigzag has_trending:u8 [trending:f64] n:varint
 /// (pane:zigzag popularity:varint impressions:varint)*n` with absolute pane numbers.
+/// Format 1 lacks `expired_at_ms` (restored as "never"; panes that expire
+/// after the restore set it again).
 /// Metadata: `[1] watermark:optional zigzag dropped_late:zigzag dropped_out_of_range:zigzag`.
 /// Restore order: metadata first, then entries (so expired panes are skipped and
 /// timers are registered against the restored watermark).
 extension ItemFeatureStore {
-    static let entryFormat: UInt8 = 1
+    static let entryFormat: UInt8 = 2
+    static let entryFormatWithoutExpiry: UInt8 = 1
     static let metadataFormat: UInt8 = 1
 
     public func encodeEntry(_ itemId: String) -> [UInt8]? {
@@ -18,6 +21,7 @@ extension ItemFeatureStore {
         var w = ByteWriter(capacity: 24 + 8 * s.panes.entries.count)
         w.write(byte: Self.entryFormat)
         w.write(zigzag: s.updatedMs)
+        w.write(zigzag: s.expiredAtMs)
         if s.trending > -.infinity {
             w.write(byte: 1)
             w.write(double: s.trending)
@@ -39,11 +43,12 @@ extension ItemFeatureStore {
     public func restoreEntry(itemId: String, bytes: some Collection<UInt8>) throws(CodecError) {
         var r = ByteReader(bytes)
         let format = try r.readByte("item entry format")
-        guard format == Self.entryFormat else {
+        guard format == Self.entryFormat || format == Self.entryFormatWithoutExpiry else {
             throw CodecError(.unknownVersion, "item entry format \(format) for '\(itemId)'; expected \(Self.entryFormat)")
         }
         var state = ItemState(id: itemId)
         state.updatedMs = try r.readZigzag("item entry updated_ms")
+        if format == Self.entryFormat { state.expiredAtMs = try r.readZigzag("item entry expired_at_ms") }
         switch try r.readByte("item entry trending flag") {
         case 0: break
         case 1: state.trending = try r.readDouble("item entry trending score")
@@ -65,7 +70,12 @@ extension ItemFeatureStore {
             guard let pop32 = UInt32(exactly: pop), let imp32 = UInt32(exactly: imp) else {
                 throw CodecError(.invalidValue, "item entry pane count above UInt32 for '\(itemId)'")
             }
-            if let top = topPane, pane < top &- window &+ 1 { continue } // expired meanwhile
+            if let top = topPane, pane < top &- window &+ 1 {
+                // Expired meanwhile: the counts fell when the window passed it.
+                let at = panes.start(ofPane: pane &+ window)
+                if at > state.expiredAtMs { state.expiredAtMs = at }
+                continue
+            }
             guard let rel = relative(pane) else {
                 throw CodecError(.invalidValue, "item entry pane \(pane) too far from base pane for '\(itemId)'")
             }

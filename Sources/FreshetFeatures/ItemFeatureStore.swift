@@ -25,6 +25,11 @@ public final class ItemFeatureStore {
         let id: String
         var panes = PaneCounts()
         var updatedMs: EventTimeMs = .min
+        /// Start of the pane whose arrival pushed the item's newest expired pane
+        /// out of the window: the event time at which its counts last fell
+        /// without a new event (`ItemFeatures.asOfMs`). Data-determined, so a
+        /// replay computes the same value.
+        var expiredAtMs: EventTimeMs = .min
         /// log2 forward-decay score; −∞ is the empty sum (no positive yet).
         var trending: Double = -.infinity
         /// `DirtyTracker` bits; fits in the struct's padding.
@@ -136,7 +141,11 @@ public final class ItemFeatureStore {
         let i = Int(slot)
         let window = Int64(panes.windowPanes)
         var changed = false
-        if states[i].panes.removePanes(below: clampedRelative(newTop &- window &+ 1)) {
+        let lowest = clampedRelative(newTop &- window &+ 1)
+        if let expired = states[i].panes.newestPane(below: lowest), let base = basePane {
+            noteExpired(pane: base &+ Int64(expired), in: i)
+        }
+        if states[i].panes.removePanes(below: lowest) {
             changed = true
             if let first = states[i].panes.first, let base = basePane {
                 timers.schedule(slot, at: base &+ Int64(first) &+ window)
@@ -145,6 +154,13 @@ public final class ItemFeatureStore {
         let enterLo = oldTop.map { clampedRelative($0 &+ 1) } ?? Int32.min
         if !changed && states[i].panes.hasPane(in: enterLo, clampedRelative(newTop)) { changed = true }
         if changed { dirty.mark(slot, flags: &states[i].dirtyFlags) }
+    }
+
+    /// Pane `pane` (absolute) of item `i` left the window: its counts fell at
+    /// the start of pane `pane + windowPanes`.
+    func noteExpired(pane: Int64, in i: Int) {
+        let at = panes.start(ofPane: pane &+ Int64(panes.windowPanes))
+        if at > states[i].expiredAtMs { states[i].expiredAtMs = at }
     }
 
     /// Features at the current watermark, or nil for an unknown item.
@@ -157,7 +173,7 @@ public final class ItemFeatureStore {
                                     hi: clampedRelative(top))
         }
         return ItemFeatures(popularity7d: totals.popularity, impressions7d: totals.impressions,
-                            updatedMs: s.updatedMs,
+                            updatedMs: s.updatedMs, asOfMs: max(s.updatedMs, s.expiredAtMs),
                             trendingLog2Score: s.trending > -.infinity ? s.trending : nil)
     }
 

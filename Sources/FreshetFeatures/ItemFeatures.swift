@@ -9,13 +9,20 @@ public struct ItemFeatures: Equatable, Sendable {
     /// Max event time over the positives and impressions routed to the item,
     /// including those dropped as too late for the window.
     public var updatedMs: EventTimeMs
+    /// The event time the counts are as of: the later of `updatedMs` and the
+    /// start of the pane whose arrival last made the counts fall (a pane
+    /// leaving the window). Monotone per item, a function of the events alone
+    /// (not of flush timing); Feast rows carry it as the item view's `_ts`.
+    public var asOfMs: EventTimeMs
     /// log2 forward-decay score (see `TrendingDecay`); nil before any positive.
     public var trendingLog2Score: Double?
 
-    public init(popularity7d: Int64, impressions7d: Int64, updatedMs: EventTimeMs, trendingLog2Score: Double?) {
+    public init(popularity7d: Int64, impressions7d: Int64, updatedMs: EventTimeMs, asOfMs: EventTimeMs? = nil,
+                trendingLog2Score: Double?) {
         self.popularity7d = popularity7d
         self.impressions7d = impressions7d
         self.updatedMs = updatedMs
+        self.asOfMs = asOfMs ?? updatedMs
         self.trendingLog2Score = trendingLog2Score
     }
 }

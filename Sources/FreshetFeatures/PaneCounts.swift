@@ -96,6 +96,13 @@ struct PaneCounts {
         return older.contains { $0.pane >= lo && $0.pane <= hi }
     }
 
+    /// The newest pane below `lo` (the newest one `removePanes(below: lo)` would free).
+    func newestPane(below lo: Int32) -> Int32? {
+        guard !isEmpty else { return nil }
+        if newest.pane < lo { return newest.pane }
+        return older.last(where: { $0.pane < lo })?.pane
+    }
+
     /// Frees panes below `lo`; returns true when any was removed.
     mutating func removePanes(below lo: Int32) -> Bool {
         guard !isEmpty else { return false }

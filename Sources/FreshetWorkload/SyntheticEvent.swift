@@ -18,4 +18,12 @@ public struct SyntheticEvent: Sendable, Equatable {
     /// Suggested Kafka message timestamp (the event's time).
     public var timestampMs: EventTimeMs
     public var expected: Expected
+
+    public init(topic: Topic, key: String, json: [UInt8], timestampMs: EventTimeMs, expected: Expected) {
+        self.topic = topic
+        self.key = key
+        self.json = json
+        self.timestampMs = timestampMs
+        self.expected = expected
+    }
 }

@@ -70,6 +70,12 @@ struct RunCommand: ParsableCommand {
             for note in local.notes { logger.notice("embedded default: \(note)") }
         }
 
+        if ClusterEndpoints.isClusterURL(connection.resolvedRedis) {
+            // The client layer and the per-slot fencing exist (docs/OPERATIONS.md
+            // "Redis Cluster"); the processor's writer, checkpoints and restore
+            // do not use them yet. Refuse clearly rather than fail inside a script.
+            throw ValidationError("--redis: Redis Cluster URLs are parsed but `freshet run` cannot write to a cluster yet (docs/OPERATIONS.md \"Redis Cluster\"); use a single Redis (redis://host:port)")
+        }
         let endpoint: RedisEndpoint
         do {
             endpoint = try RedisEndpoint(url: connection.resolvedRedis)

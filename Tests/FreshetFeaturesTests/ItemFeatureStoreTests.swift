@@ -166,4 +166,54 @@ final class ItemFeatureStoreTests: XCTestCase {
         bad[0] = 7
         XCTAssertThrowsError(try restored.restoreEntry(itemId: "a", bytes: bad))
     }
+
+    /// `asOfMs` (the Feast `_ts` of item rows): the later of `updatedMs` and the
+    /// start of the pane whose arrival last pushed a counted pane out of the
+    /// window. It depends on the data, not on how far a watermark jumped.
+    func testAsOfFollowsExpiriesNotWatermarkJumps() throws {
+        let s = store()
+        s.apply(pos("a", 5), watermark: 5)   // pane 0
+        s.apply(imp("a", 12), watermark: 12) // pane 1
+        XCTAssertEqual(s.features(of: "a")?.asOfMs, 12, "no expiry yet: updated_ms")
+        s.advanceWatermark(to: 34) // pane 3: pane 0 leaves, the counts fell at 30
+        XCTAssertEqual(counts(s, "a"), [0, 1])
+        XCTAssertEqual(s.features(of: "a")?.asOfMs, 30)
+        XCTAssertEqual(s.features(of: "a")?.updatedMs, 12, "updated_ms stays the latest event time")
+        // One jump far ahead: pane 1 leaves; its counts fell when pane 4 began (40), whatever the jump.
+        let jumped = store()
+        jumped.apply(pos("a", 5), watermark: 5)
+        jumped.apply(imp("a", 12), watermark: 12)
+        jumped.advanceWatermark(to: 95)
+        XCTAssertEqual(counts(jumped, "a"), [0, 0])
+        XCTAssertEqual(jumped.features(of: "a")?.asOfMs, 40)
+        s.advanceWatermark(to: 95)
+        XCTAssertEqual(s.features(of: "a")?.asOfMs, 40, "stepwise and jumping watermarks agree")
+        // A new event later than the expiry wins.
+        s.apply(pos("a", 96), watermark: 96)
+        XCTAssertEqual(s.features(of: "a")?.asOfMs, 96)
+
+        // Carried by checkpoints; a pane that expired while the task was away sets it on restore.
+        let before = store()
+        before.apply(pos("b", 5), watermark: 5)
+        before.apply(pos("b", 15), watermark: 15)
+        before.advanceWatermark(to: 31) // pane 0 left at 30
+        let entry = try XCTUnwrap(before.encodeEntry("b"))
+        let restored = store()
+        try restored.restoreMetadata(before.encodeMetadata())
+        try restored.restoreEntry(itemId: "b", bytes: entry)
+        XCTAssertEqual(restored.features(of: "b"), before.features(of: "b"))
+        let later = store()
+        later.advanceWatermark(to: 45) // pane 4: pane 1 is gone too, since 40
+        try later.restoreEntry(itemId: "b", bytes: entry)
+        XCTAssertEqual(later.features(of: "b")?.asOfMs, 40)
+        XCTAssertEqual(counts(later, "b"), [0, 0])
+        // Format 1 entries (before asOfMs existed) still restore.
+        var v1: [UInt8] = [1]
+        var w = ByteWriter(capacity: 8)
+        w.write(zigzag: 15)
+        v1 += w.bytes + [0, 0]
+        try restored.restoreEntry(itemId: "c", bytes: v1)
+        XCTAssertEqual(restored.features(of: "c")?.updatedMs, 15)
+        XCTAssertEqual(restored.features(of: "c")?.asOfMs, 15)
+    }
 }

@@ -32,9 +32,12 @@ final class CrashRecoveryTests: XCTestCase {
         XCTAssertGreaterThan(oracle.deadLetters, 50)
         // Small flush interval and frequent checkpoints: many writes and
         // checkpoints in flight at any moment a kill may land.
+        // Feast rows on in the keyed scenario: they share the fenced write path and must converge too.
         let topology = try EndToEndTests.writeTopology(in: cluster.directory, extra: """
             sources:
               keyed_by_user: \(!randomKeys)
+            feast:
+              enabled: \(!randomKeys)
             redis:
               flush_interval: 20ms
               flush_max_keys: 512
@@ -137,6 +140,7 @@ final class CrashRecoveryTests: XCTestCase {
             XCTAssertLessThan(progress, finalProgress, "round \(round): input was left to process after the kill")
         }
         try EndToEndTests.assertRedisMatches(oracle, redis: redis)
+        if !randomKeys { try FeastEndToEndTests.assertFeastRowsMatch(oracle, redis: redis) }
         // Dead letters may be sent twice by a replay (documented), never lost.
         XCTAssertGreaterThanOrEqual(try EndToEndTests.countRecords(topic: "freshet-dlq", brokers: cluster.brokers), oracle.deadLetters)
         print("CrashRecoveryTests (random keys: \(randomKeys)) took \(Int(Date().timeIntervalSince(started))) s")

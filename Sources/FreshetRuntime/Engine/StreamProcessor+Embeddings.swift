@@ -1,21 +1,32 @@
 import FreshetCore
 import FreshetEmbeddings
+import FreshetFeast
 
 extension StreamProcessor {
     /// Writes the user rows touched since the last sync (trained rows and
     /// pseudo-users) and deletes the fields of rows that expired.
     func renderUserEmbeddings(_ side: UserEmbeddingSide, watermark: EventTimeMs?, into write: inout FencedWrite) {
         let field = topology.embeddings.fieldName
+        let feast = renderer.feast
+        let feastField = feast?.userEmbeddingField
         for (id, vector, pseudo) in side.takeTouched() {
-            write.hashSet(keys.user(id), [(field, EmbeddingBlob.encode(vector)),
-                                          ("embedding_kind", Array((pseudo ? "pseudo" : "trained").utf8))])
+            let blob = EmbeddingBlob.encode(vector)
+            if renderer.freshetHashes {
+                write.hashSet(keys.user(id), [(field, blob), ("embedding_kind", Array((pseudo ? "pseudo" : "trained").utf8))])
+            }
+            if let feast, let feastField {
+                write.hashSet(rawKey: feast.userKey(id), [(feastField, FeastValue.floatList(float32LittleEndian: blob))])
+            }
         }
         if let watermark {
             let expired = side.trainer.evictExpired(now: watermark).users
             exchange.users.remove(expired)
             for id in expired {
-                write.hashDelete(keys.user(id), field: field)
-                write.hashDelete(keys.user(id), field: "embedding_kind")
+                if renderer.freshetHashes {
+                    write.hashDelete(keys.user(id), field: field)
+                    write.hashDelete(keys.user(id), field: "embedding_kind")
+                }
+                if let feast, let feastField { write.hashDelete(rawKey: feast.userKey(id), field: feastField) }
             }
         }
     }
@@ -23,12 +34,19 @@ extension StreamProcessor {
     /// Writes the item rows touched since the last sync; deletes expired rows' fields.
     func renderItemEmbeddings(_ side: ItemEmbeddingSide, watermark: EventTimeMs?, into write: inout FencedWrite) {
         let field = topology.embeddings.fieldName
+        let feast = renderer.feast
+        let feastField = feast?.itemEmbeddingField
         for (id, vector) in side.takeTouched() {
-            write.hashSet(keys.item(id), [(field, EmbeddingBlob.encode(vector))])
+            let blob = EmbeddingBlob.encode(vector)
+            if renderer.freshetHashes { write.hashSet(keys.item(id), [(field, blob)]) }
+            if let feast, let feastField {
+                write.hashSet(rawKey: feast.itemKey(id), [(feastField, FeastValue.floatList(float32LittleEndian: blob))])
+            }
         }
         if let watermark {
             for id in side.trainer.evictExpired(now: watermark).items {
-                write.hashDelete(keys.item(id), field: field)
+                if renderer.freshetHashes { write.hashDelete(keys.item(id), field: field) }
+                if let feast, let feastField { write.hashDelete(rawKey: feast.itemKey(id), field: feastField) }
             }
         }
     }

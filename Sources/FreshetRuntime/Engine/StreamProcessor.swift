@@ -75,7 +75,9 @@ public final class StreamProcessor: @unchecked Sendable {
         self.keys = RedisKeys(prefix: topology.redis.keyPrefix, group: options.group)
         self.trending = TrendingDecay(halfLifeMs: topology.trending.halfLifeMs)
         self.renderer = FeatureRenderer(keys: keys, trendingTopK: topology.trending.topK, trending: trending,
-                                        halfLifeMs: topology.trending.halfLifeMs)
+                                        halfLifeMs: topology.trending.halfLifeMs,
+                                        feast: topology.feast.enabled ? FeastRows(topology.feast) : nil,
+                                        freshetHashes: topology.feast.freshetHashes)
         self.decoder = EventDecoder(maxFutureSkewMs: topology.eventTime.maxFutureSkewMs)
         self.panes = PaneSpec(paneMs: topology.windows.paneMs, windowPanes: topology.windows.panesPerWindow)
     }

@@ -11,18 +11,26 @@ public struct FeatureRenderer: Sendable {
     public let trendingTopK: Int
     public let trending: TrendingDecay
     public let halfLifeMs: Int64
+    /// Feast online-store rows, when the topology turns them on.
+    public let feast: FeastRows?
+    /// Whether Freshet's own `user:`/`item:` hashes are written (`feast.freshet_hashes`).
+    public let freshetHashes: Bool
 
     /// Freshness is sampled: a few written keys per flush are plenty for percentiles.
     static let maxSamples = 64
 
-    public init(keys: RedisKeys, trendingTopK: Int, trending: TrendingDecay, halfLifeMs: Int64) {
+    public init(keys: RedisKeys, trendingTopK: Int, trending: TrendingDecay, halfLifeMs: Int64,
+                feast: FeastRows? = nil, freshetHashes: Bool = true) {
         self.keys = keys
         self.trendingTopK = trendingTopK
         self.trending = trending
         self.halfLifeMs = halfLifeMs
+        self.feast = feast
+        self.freshetHashes = freshetHashes || feast == nil
     }
 
-    /// Writes the changed users; returns how many keys were written.
+    /// Writes the changed users (Freshet hashes and/or Feast rows, as
+    /// configured); returns how many users were written.
     @discardableResult
     public func renderUsers(_ store: UserFeatureStore, into write: inout FencedWrite, samples: inout [Int64],
                             counts: inout [(String, Int64)]) -> Int {
@@ -30,11 +38,14 @@ public struct FeatureRenderer: Sendable {
         for userId in dirty {
             guard let features = store.features(of: userId) else { continue }
             counts.append((userId, features.interactionCount))
-            write.hashSet(keys.user(userId), [
-                ("recent_items_50", UserFeatureStore.renderRecentItemsJSON(features.recentItems)),
-                ("interaction_count", String(features.interactionCount)),
-                ("updated_ms", String(features.updatedMs)),
-            ])
+            if freshetHashes {
+                write.hashSet(keys.user(userId), [
+                    ("recent_items_50", UserFeatureStore.renderRecentItemsJSON(features.recentItems)),
+                    ("interaction_count", String(features.interactionCount)),
+                    ("updated_ms", String(features.updatedMs)),
+                ])
+            }
+            if let feast { write.hashSet(rawKey: feast.userKey(userId), feast.userFields(features)) }
             if samples.count < Self.maxSamples { samples.append(features.updatedMs) }
         }
         return dirty.count
@@ -53,11 +64,14 @@ public struct FeatureRenderer: Sendable {
         var trendingChanged = false
         for itemId in dirty {
             guard let features = task.store.features(of: itemId) else { continue }
-            write.hashSet(keys.item(itemId), [
-                ("popularity_7d", String(features.popularity7d)),
-                ("impressions_7d", String(features.impressions7d)),
-                ("updated_ms", String(features.updatedMs)),
-            ])
+            if freshetHashes {
+                write.hashSet(keys.item(itemId), [
+                    ("popularity_7d", String(features.popularity7d)),
+                    ("impressions_7d", String(features.impressions7d)),
+                    ("updated_ms", String(features.updatedMs)),
+                ])
+            }
+            if let feast { write.hashSet(rawKey: feast.itemKey(itemId), feast.itemFields(features)) }
             if samples.count < Self.maxSamples { samples.append(features.updatedMs) }
             if let score = features.trendingLog2Score {
                 write.sortedSetAdd(keys.trending, score: score, member: itemId)

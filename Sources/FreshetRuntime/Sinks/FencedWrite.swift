@@ -42,7 +42,7 @@ public struct FencedWrite: Sendable {
 
     /// HSET key f1 v1 f2 v2 ... (split by the script into chunks Lua can unpack).
     public mutating func hashSet(_ key: String, _ fields: [(String, [UInt8])]) {
-        appendHashSet(key, fields.count) { command in
+        appendHashSet(key.utf8, fields.count) { command in
             for (field, value) in fields {
                 command.append(field)
                 command.append(value)
@@ -51,6 +51,16 @@ public struct FencedWrite: Sendable {
     }
 
     public mutating func hashSet(_ key: String, _ fields: [(String, String)]) {
+        appendHashSet(key.utf8, fields.count) { command in
+            for (field, value) in fields {
+                command.append(field)
+                command.append(value)
+            }
+        }
+    }
+
+    /// HSET with a binary key and binary field names (Feast rows: keys hold NUL bytes).
+    public mutating func hashSet(rawKey key: [UInt8], _ fields: [([UInt8], [UInt8])]) {
         appendHashSet(key, fields.count) { command in
             for (field, value) in fields {
                 command.append(field)
@@ -59,7 +69,16 @@ public struct FencedWrite: Sendable {
         }
     }
 
-    private mutating func appendHashSet(_ key: String, _ count: Int, _ appendFields: (inout RedisCommand) -> Void) {
+    /// HDEL with a binary key and field name.
+    public mutating func hashDelete(rawKey key: [UInt8], field: [UInt8]) {
+        command.append("X")
+        command.append(key)
+        command.append(field)
+        operationCount += 1
+    }
+
+    private mutating func appendHashSet<Key: Collection>(_ key: Key, _ count: Int, _ appendFields: (inout RedisCommand) -> Void)
+    where Key.Element == UInt8 {
         guard count > 0 else { return }
         command.append("H")
         command.append(key)

@@ -60,6 +60,36 @@ public struct Topology: Sendable, Equatable {
         public var fieldName: String { "embedding_\(dimension)d" }
     }
 
+    /// Rows in the layout of Feast's Redis online store (FEAST_LAYOUT.md), so
+    /// that an unmodified `get_online_features` reads Freshet's features.
+    public struct Feast: Sendable, Equatable {
+        /// One Feast feature view fed by Freshet.
+        public struct View: Sendable, Equatable {
+            /// Feature view name (hashed into field names and in `_ts:<name>`).
+            public var name: String
+            /// The entity's join key (a String entity).
+            public var entity: String
+            /// Freshet feature -> Feast feature name. Freshet features not
+            /// listed are not written to Feast.
+            public var features: [String: String]
+        }
+
+        /// Freshet features a user view can carry.
+        public static let userFeatures = ["recent_items_50", "interaction_count", "embedding"]
+        /// Freshet features an item view can carry.
+        public static let itemFeatures = ["popularity_7d", "impressions_7d", "embedding"]
+
+        public var enabled = false
+        /// Must equal the Feast repository's `project` (a suffix of every key).
+        public var project = "recsys"
+        /// Whether Freshet's own `user:`/`item:` hashes are still written.
+        public var freshetHashes = true
+        public var user = View(name: "user_features", entity: "user_id",
+                               features: Dictionary(uniqueKeysWithValues: userFeatures.map { ($0, $0) }))
+        public var item = View(name: "item_features", entity: "item_id",
+                               features: Dictionary(uniqueKeysWithValues: itemFeatures.map { ($0, $0) }))
+    }
+
     public struct Admin: Sendable, Equatable {
         public var host = "127.0.0.1"
         /// 0 picks a free port; -1 disables the admin server.
@@ -81,6 +111,7 @@ public struct Topology: Sendable, Equatable {
     public var progressIntervalMs: Int64 = 5_000
     public var admin = Admin()
     public var embeddings = Embeddings()
+    public var feast = Feast()
     /// Raw librdkafka properties passed to every Kafka client.
     public var kafka: [String: String] = [:]
 

@@ -32,7 +32,7 @@ public enum TopologyLoader {
         guard let root else { return topology }
         let top = try Section(root, path: "")
         try top.only(["sources", "repartition", "dead_letter_topic", "event_time", "windows", "trending",
-                      "redis", "checkpoint", "progress", "admin", "kafka", "embeddings"])
+                      "redis", "checkpoint", "progress", "admin", "kafka", "embeddings", "feast"])
         if let s = try top.section("sources") {
             try s.only(["interactions", "impressions", "keyed_by_user", "partitions"])
             topology.sources.interactions = try s.topicName("interactions") ?? topology.sources.interactions
@@ -106,6 +106,9 @@ public enum TopologyLoader {
             m.seed = UInt64(try e.int("seed", min: 0, max: Int.max) ?? Int(m.seed))
             topology.embeddings = m
         }
+        if let f = try top.section("feast") {
+            topology.feast = try parseFeast(f)
+        }
         if let k = try top.section("kafka") {
             topology.kafka = try k.stringMap()
         }
@@ -113,8 +116,52 @@ public enum TopologyLoader {
     }
 }
 
+extension TopologyLoader {
+    fileprivate static func parseFeast(_ f: Section) throws(TopologyError) -> Topology.Feast {
+        try f.only(["enabled", "project", "freshet_hashes", "user_view", "item_view"])
+        var feast = Topology.Feast()
+        feast.enabled = try f.bool("enabled") ?? feast.enabled
+        if let project = try f.string("project") {
+            guard !project.isEmpty else { throw TopologyError(path: "feast.project", message: "must not be empty") }
+            feast.project = project
+        }
+        feast.freshetHashes = try f.bool("freshet_hashes") ?? feast.freshetHashes
+        if !feast.freshetHashes && !feast.enabled {
+            throw TopologyError(path: "feast.freshet_hashes", message: "false needs feast.enabled: true (nothing would be written)")
+        }
+        if let v = try f.section("user_view") {
+            feast.user = try parseFeastView(v, defaults: feast.user, allowed: Topology.Feast.userFeatures)
+        }
+        if let v = try f.section("item_view") {
+            feast.item = try parseFeastView(v, defaults: feast.item, allowed: Topology.Feast.itemFeatures)
+        }
+        return feast
+    }
+
+    fileprivate static func parseFeastView(_ v: Section, defaults: Topology.Feast.View,
+                                           allowed: [String]) throws(TopologyError) -> Topology.Feast.View {
+        try v.only(["name", "entity", "features"])
+        var view = defaults
+        for (key, path) in [("name", \Topology.Feast.View.name), ("entity", \Topology.Feast.View.entity)] {
+            if let value = try v.string(key) {
+                guard !value.isEmpty else { throw TopologyError(path: "\(v.path).\(key)", message: "must not be empty") }
+                view[keyPath: path] = value
+            }
+        }
+        if let features = try v.section("features") {
+            try features.only(Set(allowed))
+            let map = try features.stringMap()
+            for (freshet, feastName) in map where feastName.isEmpty {
+                throw TopologyError(path: "\(features.path).\(freshet)", message: "empty Feast feature name (leave the line out instead)")
+            }
+            view.features = map
+        }
+        return view
+    }
+}
+
 /// A YAML mapping with its key path, for precise error messages.
-private struct Section {
+fileprivate struct Section {
     let pairs: [(String, Node)]
     let path: String
 
@@ -207,7 +254,7 @@ private struct Section {
         var result: [String: String] = [:]
         for (key, node) in pairs {
             guard case .scalar(let scalar) = node else {
-                throw TopologyError(path: child(key), message: "librdkafka properties are plain values")
+                throw TopologyError(path: child(key), message: "expected a plain value, not a list or mapping")
             }
             result[key] = scalar.string
         }

@@ -1,0 +1,64 @@
+/// Redis keys of Feast's online store: the entity key in serialization
+/// version 3 followed by the project name (FEAST_LAYOUT.md section 2).
+///
+/// Layout, every integer a u32 little-endian, no separators:
+/// `N`, then for each join-key name (sorted by UTF-8 bytes) `2 len name`,
+/// then for each value in the same order `type len bytes`, then `utf8(project)`.
+/// The key holds NUL bytes: send it as a binary argument, never as a C string.
+public enum FeastEntityKey {
+    /// `ValueType` numbers of the join-key values Freshet writes.
+    public static let stringType: UInt32 = 2
+
+    /// The key of an entity whose join keys are all strings (Freshet's ids).
+    /// - Parameters:
+    ///   - joinKeys: (join-key name, value) pairs in any order; values are taken
+    ///     as their UTF-8 bytes, unnormalised (two ids are equal only if their bytes are).
+    ///   - project: the Feast project name, appended as a plain suffix.
+    public static func encode(stringJoinKeys joinKeys: [(name: String, value: String)], project: String) -> [UInt8] {
+        // Byte order, not String's `<` (which compares by canonical equivalence).
+        let sorted = joinKeys.map { (name: Array($0.name.utf8), value: Array($0.value.utf8)) }
+            .sorted { $0.name.lexicographicallyPrecedes($1.name) }
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(4 + sorted.reduce(0) { $0 + 16 + $1.name.count + $1.value.count } + project.utf8.count)
+        appendU32(UInt32(sorted.count), to: &bytes)
+        for key in sorted {
+            appendU32(stringType, to: &bytes)
+            appendU32(UInt32(key.name.count), to: &bytes)
+            bytes.append(contentsOf: key.name)
+        }
+        for key in sorted {
+            appendU32(stringType, to: &bytes)
+            appendU32(UInt32(key.value.count), to: &bytes)
+            bytes.append(contentsOf: key.value)
+        }
+        bytes.append(contentsOf: project.utf8)
+        return bytes
+    }
+
+    /// The key of a single-entity row: what Freshet's user and item rows use.
+    public static func encode(joinKey name: String, value: String, project: String) -> [UInt8] {
+        encode(stringJoinKeys: [(name, value)], project: project)
+    }
+
+    static func appendU32(_ value: UInt32, to bytes: inout [UInt8]) {
+        bytes.append(UInt8(truncatingIfNeeded: value))
+        bytes.append(UInt8(truncatingIfNeeded: value >> 8))
+        bytes.append(UInt8(truncatingIfNeeded: value >> 16))
+        bytes.append(UInt8(truncatingIfNeeded: value >> 24))
+    }
+}
+
+/// Hash field names of Feast's online store (FEAST_LAYOUT.md section 3).
+public enum FeastFieldName {
+    /// The 4-byte field of feature `feature` of view `view`:
+    /// murmur3_x86_32(utf8("view:feature"), seed 0) as u32 little-endian.
+    public static func feature(view: String, feature: String) -> [UInt8] {
+        let hash = Murmur3.x86_32(Array("\(view):\(feature)".utf8))
+        var bytes: [UInt8] = []
+        FeastEntityKey.appendU32(hash, to: &bytes)
+        return bytes
+    }
+
+    /// The event-time field of a view: the literal `_ts:<view>` (not hashed).
+    public static func timestamp(view: String) -> [UInt8] { Array("_ts:\(view)".utf8) }
+}

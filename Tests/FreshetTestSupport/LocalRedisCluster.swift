@@ -1,0 +1,54 @@
+import Foundation
+import XCTest
+
+/// A real Redis Cluster on loopback (3 masters, 3 replicas), started with
+/// scripts/start-redis-cluster.sh and stopped at the end of the test.
+public final class LocalRedisCluster {
+    public let directory: String
+    public let ports: [Int]
+    /// `redis+cluster://127.0.0.1:p1,...` (every node as a seed).
+    public var url: String { "redis+cluster://" + ports.map { "127.0.0.1:\($0)" }.joined(separator: ",") }
+
+    /// - Parameter nodeTimeoutMs: `cluster-node-timeout` (how long a silent master lasts before failover).
+    public init(nodeTimeoutMs: Int = 2000) throws {
+        directory = NSTemporaryDirectory() + "freshet-cluster-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        var chosen: [Int] = []
+        while chosen.count < 6 {
+            // The cluster bus listens on port + 10000: both must be free.
+            let port = try LocalCluster.freePort()
+            guard port + 10_000 <= 65_535, !chosen.contains(port), Self.isFree(port + 10_000) else { continue }
+            chosen.append(port)
+        }
+        ports = chosen
+        let log = "\(directory)/start.log"
+        let child = try ChildProcess("/usr/bin/env", ["FRESHET_CLUSTER_NODE_TIMEOUT=\(nodeTimeoutMs)", "bash",
+                                                      "\(LocalCluster.packageRoot)/scripts/start-redis-cluster.sh", directory]
+                                         + ports.map(String.init), logPath: log)
+        guard try child.wait(timeout: 60) == 0 else {
+            stop()
+            throw TestFailure("start-redis-cluster.sh failed:\n\(child.logTail())")
+        }
+    }
+
+    public func stop() {
+        _ = try? ChildProcess.runScript("stop-redis-cluster.sh", [directory])
+    }
+
+    /// Kills one node's redis-server with SIGKILL (a crashed master).
+    public func kill(port: Int) throws {
+        try LocalCluster.killPidFile("\(directory)/node-\(port)/redis.pid")
+    }
+
+    static func isFree(_ port: Int) -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+        }
+    }
+}
