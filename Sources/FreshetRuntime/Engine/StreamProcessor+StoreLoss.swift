@@ -82,7 +82,7 @@ extension StreamProcessor {
         epochs[id] = epoch
         try deleteCheckpoint(id)
         _ = try restore(id, topicPartition: tp, nowMs: nowMs)
-        rebuildingTasks[id] = committed
+        if committed > earliest { rebuildingTasks[id] = committed }
         return earliest
     }
 
@@ -107,7 +107,8 @@ extension StreamProcessor {
             _ = try restore(id, topicPartition: tp, nowMs: Self.wallClockMs())
             checkpointWrittenMs[id] = nil
             try consumer.seek(tp, offset: earliest)
-            rebuildingTasks[id] = reached ?? 0
+            // Rebuilding (and not ready) until the replay is back where the task was.
+            if let reached, reached > earliest { rebuildingTasks[id] = reached }
             logger.info("task assigned", metadata: [
                 "task": "\(id)", "epoch": "\(epoch)", "restored_entries": "0", "offset": "\(earliest)", "rebuild": "true",
             ])

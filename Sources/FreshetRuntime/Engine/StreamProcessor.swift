@@ -73,6 +73,8 @@ public final class StreamProcessor: @unchecked Sendable {
     var commitsBlocked: String?
     /// Keys Redis refused for good in this run (a bounded run with any exits non-zero).
     var rejectedKeyCount = 0
+    /// The keys behind `rejectedKeyCount`.
+    var rejectedKeys: Set<String> = []
     /// Tasks whose latest checkpoint did not land (their offsets were not committed).
     var uncheckpointedTasks: Set<TaskId> = []
     /// Tasks being rebuilt after the checkpoint store lost them, with the input
@@ -399,6 +401,10 @@ public final class StreamProcessor: @unchecked Sendable {
             logger.error("redis write failed: \(failure)")
         }
         for (task, checkpoint, rejected) in report.rejectedKeys {
+            // A bad key is refused again at every flush that renders it: log and
+            // count each key once per run (the set is capped; past the cap, every refusal).
+            guard !rejectedKeys.contains(rejected.key) else { continue }
+            if rejectedKeys.count < 10_000 { rejectedKeys.insert(rejected.key) }
             rejectedKeyCount += 1
             stats.metrics.redisRejectedKeys(reason: rejected.reason).increment()
             logger.error("redis rejected a key; the other keys of the batch were written", metadata: [
@@ -422,7 +428,15 @@ public final class StreamProcessor: @unchecked Sendable {
                                     detail: "a write at epoch \(epoch) found the epoch key \(current.map { "at \($0)" } ?? "missing")")
             }
         }
-        if let reason = writer.abandonedReason { blockCommits(reason) }
+        if let reason = writer.abandonedReason {
+            blockCommits(reason)
+            // Writes failed for good (not because we are stopping): running on
+            // without a sink would only widen the replay. Stop with an error.
+            if !stopFlag.isSet {
+                fatalError = ProcessorError.redis("writes abandoned: \(reason)")
+                stopFlag.set()
+            }
+        }
         uncheckpointedTasks.formUnion(report.failedCheckpoints)
         return excluded
     }
