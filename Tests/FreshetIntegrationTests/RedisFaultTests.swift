@@ -178,7 +178,8 @@ final class RedisFaultTests: XCTestCase {
     /// from fencing, rebuilds by replay, and every feature is exact (u1's and
     /// i1's too). Then Redis loses everything again while no processor runs:
     /// a bounded run notices the committed offsets without checkpoints and
-    /// rebuilds the same way.
+    /// rebuilds the same way. In between, FLUSHALL (same run_id) is caught by
+    /// the next fenced write.
     func testRedisRestartedEmptyIsDetectedAndRebuiltToExactFeatures() throws {
         let cluster = try LocalCluster()
         defer { cluster.stop() }
@@ -216,6 +217,21 @@ final class RedisFaultTests: XCTestCase {
         XCTAssertTrue(F.waitUntil(timeout: 30) {
             Self.field(redis, "freshet:\(group):ckpt:interactions-0:meta", "next_offset") == "2"
         }, "checkpointed again after the rebuild")
+
+        // FLUSHALL keeps the run_id: the next fenced write finds its epoch key
+        // missing, which is a lost store, not a newer owner.
+        _ = try redis.command(["FLUSHALL"])
+        try Self.produceClicks([("u1", "i4")], to: cluster)
+        XCTAssertTrue(F.waitUntil(timeout: 60) {
+            Self.field(redis, "user:u1", "interaction_count") == "2" && Self.field(redis, "item:i4", "popularity_7d") == "1"
+                && Self.field(redis, "user:u2", "interaction_count") == "1" && Self.field(redis, "item:i3", "popularity_7d") == "1"
+                && Self.field(redis, "item:i1", "popularity_7d") == "1"
+        }, "features after FLUSHALL, old ones rebuilt:\n\(run.logTail())")
+        XCTAssertFalse(F.lines(run.logPath, containing: "a write at epoch").isEmpty, "detected by the fenced write:\n\(run.logTail())")
+        XCTAssertTrue(F.lines(run.logPath, containing: "task fenced").isEmpty, "a lost store is not fencing:\n\(run.logTail())")
+        XCTAssertTrue(F.waitUntil(timeout: 30) {
+            Self.field(redis, "freshet:\(group):ckpt:interactions-0:meta", "next_offset") == "3"
+        }, "checkpointed again after the FLUSHALL")
         try ScalingTests.stopGracefully(run)
 
         // The store is lost while nothing runs: the next run sees committed
@@ -226,9 +242,11 @@ final class RedisFaultTests: XCTestCase {
         let bounded = try Self.start(cluster, topology: topology, group: group, name: "lost-bounded", bounded: true)
         XCTAssertEqual(try bounded.wait(timeout: 120), 0, bounded.logTail())
         XCTAssertFalse(F.lines(bounded.logPath, containing: "evidence=checkpoint_missing").isEmpty, bounded.logTail())
-        XCTAssertEqual(Self.field(redis, "user:u1", "interaction_count"), "1")
+        XCTAssertEqual(Self.field(redis, "user:u1", "interaction_count"), "2")
+        XCTAssertEqual(Self.field(redis, "user:u1", "recent_items_50"), #"["i4","i1"]"#)
         XCTAssertEqual(Self.field(redis, "user:u2", "interaction_count"), "1")
         XCTAssertEqual(Self.field(redis, "item:i1", "popularity_7d"), "1")
         XCTAssertEqual(Self.field(redis, "item:i3", "popularity_7d"), "1")
+        XCTAssertEqual(Self.field(redis, "item:i4", "popularity_7d"), "1")
     }
 }
