@@ -30,6 +30,11 @@ extension StreamProcessor {
             logger.warning("checkpoint skipped: producer flush failed: \(error)")
             return
         }
+        // A record that could not even be enqueued is not covered by the flush.
+        if let fatal = output.fatal {
+            blockCommits("a record could not be enqueued for the repartition or dead-letter topic: \(fatal)")
+            return
+        }
         // Features first: a task whose features were refused (store lost, fenced)
         // or abandoned must not checkpoint past them.
         writer.waitUntilDrained()
@@ -71,6 +76,10 @@ extension StreamProcessor {
         output.sendPendingBundles()
         do { try producer.flush(timeoutMs: 30_000) } catch {
             logger.warning("commit skipped: producer flush failed: \(error)")
+            return
+        }
+        if let fatal = output.fatal {
+            blockCommits("a record could not be enqueued for the repartition or dead-letter topic: \(fatal)")
             return
         }
         writer.waitUntilDrained()
