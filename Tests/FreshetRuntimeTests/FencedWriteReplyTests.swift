@@ -1,3 +1,4 @@
+import FreshetKafka
 import FreshetRedis
 @testable import FreshetRuntime
 import XCTest
@@ -32,5 +33,17 @@ final class FencedWriteReplyTests: XCTestCase {
         XCTAssertFalse(error.requiresReconnect)
         XCTAssertEqual(RedisWriter.describe(error), "redis refuses writes (OOM)")
         XCTAssertFalse(RedisError.server("WRONGTYPE Operation against a key", context: "test").isRetriable)
+    }
+
+    /// A lost store is rebuilt only from a partition that still starts at
+    /// offset 0; after retention deleted records Freshet refuses to run.
+    func testReplayStartsAtZeroOrRefusesWhenRetentionDeletedRecords() throws {
+        let task = TaskId(stage: .interactions, partition: 2)
+        let tp = TopicPartition(topic: "interactions", partition: 2)
+        XCTAssertEqual(try StreamProcessor.replayStart(task: task, partition: tp, earliest: 0), 0)
+        XCTAssertThrowsError(try StreamProcessor.replayStart(task: task, partition: tp, earliest: 120)) { error in
+            let text = "\(error)"
+            XCTAssertTrue(text.contains("earliest retained offset is 120") && text.contains("refusing to run"), text)
+        }
     }
 }

@@ -129,13 +129,24 @@ extension StreamProcessor {
         logger.critical("CHECKPOINT STORE LOST: Redis no longer holds this task's checkpoint (not fenced: no newer owner); rebuilding its state by replaying its input from the earliest retained offset", metadata: [
             "task": "\(id)", "evidence": "\(loss.evidence.rawValue)", "detail": "\(loss.detail)",
         ])
-        let earliest = try consumer.earliestOffset(tp)
-        guard earliest == 0 else {
-            let reason = "checkpoint store lost for task \(id) and its input \(tp) no longer starts at offset 0 (the earliest retained offset is \(earliest): retention deleted records), so its state cannot be rebuilt exactly; refusing to run. Restore Redis from a backup, or accept approximate features by resetting the group's offsets (see docs/OPERATIONS.md, \"Checkpoint store lost\")"
-            stats.failed(reason)
-            throw ProcessorError.checkpoint(reason)
+        do {
+            return try Self.replayStart(task: id, partition: tp, earliest: try consumer.earliestOffset(tp))
+        } catch let error as ProcessorError {
+            stats.failed(error.description)
+            throw error
         }
-        return earliest
+    }
+
+    /// The offset a lost task replays from: 0, when the broker still holds its
+    /// input partition from the start (state is a function of the whole input).
+    /// - Parameter earliest: the partition's earliest retained offset.
+    /// - Throws: `ProcessorError.checkpoint` when retention deleted records
+    ///   (`earliest > 0`): the state cannot be rebuilt exactly.
+    static func replayStart(task id: TaskId, partition tp: TopicPartition, earliest: Int64) throws -> Int64 {
+        guard earliest <= 0 else {
+            throw ProcessorError.checkpoint("checkpoint store lost for task \(id) and its input \(tp) no longer starts at offset 0 (the earliest retained offset is \(earliest): retention deleted records), so its state cannot be rebuilt exactly; refusing to run. Restore Redis from a backup, or accept approximate features by resetting the group's offsets (see docs/OPERATIONS.md, \"Redis faults\")")
+        }
+        return 0
     }
 
     /// Deletes what is left of a task's checkpoint (after a partial loss or a

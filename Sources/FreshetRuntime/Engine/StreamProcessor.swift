@@ -413,13 +413,14 @@ public final class StreamProcessor: @unchecked Sendable {
             ])
         }
         for (task, epoch, current) in report.fencedTasks {
+            let refusal = FencedWriteReply.epochRefusal(ours: epoch, current: current)
+            if refusal == .fencedByNewerOwner { stats.fencedWrites.increment() }
             // A refusal reported late, after this instance took the task back
             // under a newer epoch, is about the old ownership: keep the task.
             guard epochs[task] == epoch else { continue }
             excluded.insert(task)
-            switch FencedWriteReply.epochRefusal(ours: epoch, current: current) {
+            switch refusal {
             case .fencedByNewerOwner:
-                stats.fencedWrites.increment()
                 logger.warning("task fenced: another instance owns it now; dropping it here",
                                metadata: ["task": "\(task)", "epoch": "\(epoch)", "current_epoch": "\(current.map(String.init) ?? "missing")"])
                 dropTask(task)
