@@ -367,10 +367,13 @@ public final class KafkaConsumer: @unchecked Sendable {
         var lo: Int64 = -1
         var hi: Int64 = -1
         let err = rd_kafka_query_watermark_offsets(rk, partition.topic, partition.partition, &lo, &hi, Int32(timeoutMs))
-        if err != RD_KAFKA_RESP_ERR_NO_ERROR {
-            throw KafkaError.from(err, context: "query the earliest retained offset of \(partition)")
+        let ctx = "query the earliest retained offset of \(partition)"
+        if err != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError.from(err, context: ctx) }
+        // An unknown answer must not pass for "retained from offset 0".
+        guard lo >= 0 else {
+            throw KafkaError(code: KafkaError.Code.unknownTopicOrPartition, message: "the broker answered no earliest offset (\(lo))", context: ctx)
         }
-        return max(0, lo)
+        return lo
     }
 
     // MARK: - Group

@@ -43,6 +43,13 @@ final class RedisFaultTests: XCTestCase {
         return try FreshetBinary.start(arguments, logPath: "\(cluster.directory)/\(name).log")
     }
 
+    /// The features the store-loss test checks, for failure messages.
+    static func snapshot(_ redis: RedisConnection) -> String {
+        let users = ["u1", "u2"].map { "\($0)=\(field(redis, "user:\($0)", "interaction_count") ?? "nil")" }
+        let items = ["i1", "i3", "i4"].map { "\($0)=\(field(redis, "item:\($0)", "popularity_7d") ?? "nil")" }
+        return (users + items).joined(separator: " ")
+    }
+
     static func readyz(_ port: Int) -> (status: Int, body: String)? { F.httpGet(port: port, path: "/readyz") }
 
     static func metric(_ port: Int, _ name: String) -> Double {
@@ -97,6 +104,40 @@ final class RedisFaultTests: XCTestCase {
         XCTAssertEqual(try bounded.wait(timeout: 120), 0, "the bounded run after healing exits 0:\n\(bounded.logTail())")
         XCTAssertEqual(Self.field(redis, "user:u1", "interaction_count"), "3")
         XCTAssertEqual(Self.field(redis, "user:u1", "recent_items_50"), #"["i3","i2","i1"]"#)
+    }
+
+    /// A primary turned read-only replica (REPLICAOF an unreachable primary,
+    /// as during a failover): writes are refused with READONLY, the processor
+    /// pauses and says so, and resumes by itself once the node is a primary
+    /// again, with exact features.
+    func testReadOnlyReplicaPausesAndResumes() throws {
+        let cluster = try LocalCluster()
+        defer { cluster.stop() }
+        try Self.createTopics(cluster)
+        let topology = try EndToEndTests.writeTopology(in: cluster.directory, extra: Self.topologyExtra)
+        let redis = try RedisConnection(url: cluster.redisURL)
+        let adminPort = try LocalCluster.freePort()
+        let run = try Self.start(cluster, topology: topology, group: "readonly", name: "readonly", adminPort: adminPort)
+        defer { if run.isRunning { run.signal(SIGKILL) } }
+        waitReady(adminPort, run)
+
+        let nowhere = try LocalCluster.freePort()
+        _ = try redis.command(["REPLICAOF", "127.0.0.1", "\(nowhere)"])
+        try Self.produceClicks([("u1", "i1"), ("u1", "i2")], to: cluster)
+        XCTAssertTrue(F.waitUntil(timeout: 30) {
+            guard let reply = Self.readyz(adminPort) else { return false }
+            return reply.status == 503 && reply.body.contains("redis refuses writes (READONLY)")
+        }, "/readyz reports the refusal: \(String(describing: Self.readyz(adminPort)))\n\(run.logTail())")
+        XCTAssertNil(Self.field(redis, "user:u1", "interaction_count"))
+
+        _ = try redis.command(["REPLICAOF", "NO", "ONE"])
+        XCTAssertTrue(F.waitUntil(timeout: 60) {
+            Self.field(redis, "user:u1", "interaction_count") == "2" && Self.readyz(adminPort)?.status == 200
+        }, "resumed by itself: \(String(describing: Self.readyz(adminPort)))\n\(run.logTail())")
+        XCTAssertEqual(Self.field(redis, "user:u1", "recent_items_50"), #"["i2","i1"]"#)
+        XCTAssertTrue(F.waitUntil(timeout: 30) { Self.field(redis, "item:i2", "popularity_7d") == "1" })
+        XCTAssertEqual(Self.field(redis, "item:i1", "popularity_7d"), "1")
+        try ScalingTests.stopGracefully(run)
     }
 
     /// Input B of issue 8: `item:legacy` is a plain string; clicks on legacy
@@ -226,7 +267,7 @@ final class RedisFaultTests: XCTestCase {
             Self.field(redis, "user:u1", "interaction_count") == "2" && Self.field(redis, "item:i4", "popularity_7d") == "1"
                 && Self.field(redis, "user:u2", "interaction_count") == "1" && Self.field(redis, "item:i3", "popularity_7d") == "1"
                 && Self.field(redis, "item:i1", "popularity_7d") == "1"
-        }, "features after FLUSHALL, old ones rebuilt:\n\(run.logTail())")
+        }, "features after FLUSHALL, old ones rebuilt: \(Self.snapshot(redis))\n\(run.logTail())")
         XCTAssertFalse(F.lines(run.logPath, containing: "a write at epoch").isEmpty, "detected by the fenced write:\n\(run.logTail())")
         XCTAssertTrue(F.lines(run.logPath, containing: "task fenced").isEmpty, "a lost store is not fencing:\n\(run.logTail())")
         XCTAssertTrue(F.waitUntil(timeout: 30) {
