@@ -84,8 +84,28 @@ public struct WatermarkMultiplexer<Input: Hashable & Sendable>: Sendable {
     }
 
     /// Folds `combined(nowMs:)` into the monotone output and returns it.
+    ///
+    /// When every input is idle (`combined` is nil), the output still moves up
+    /// to the minimum of the inputs' known watermarks: had they gone idle one
+    /// at a time it would have got there. Without this, a task whose inputs all
+    /// went idle together before it emitted anything (a task rebuilt by
+    /// replaying a quiet partition, where the markers and the idle clock of a
+    /// never-reporting input start at the same moment) would keep no watermark
+    /// until new input arrives, and its windowed features would read as empty.
     public mutating func advance(nowMs: Int64) -> EventTimeMs? {
-        if let c = combined(nowMs: nowMs), emitted.map({ c > $0 }) ?? true { emitted = c }
+        let candidate = combined(nowMs: nowMs) ?? allIdleWatermark(nowMs: nowMs)
+        if let c = candidate, emitted.map({ c > $0 }) ?? true { emitted = c }
         return emitted
+    }
+
+    /// The minimum watermark over inputs that have one, when no input is
+    /// active (every one idle or finished); nil otherwise.
+    private func allIdleWatermark(nowMs: Int64) -> EventTimeMs? {
+        var result: EventTimeMs?
+        for (_, s) in inputs {
+            if !s.finished && !isIdle(s, nowMs: nowMs) { return nil }
+            if let w = s.watermark { result = min(result ?? w, w) }
+        }
+        return result
     }
 }

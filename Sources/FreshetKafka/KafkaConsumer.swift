@@ -359,6 +359,23 @@ public final class KafkaConsumer: @unchecked Sendable {
         return hi
     }
 
+    /// The earliest offset the broker still retains for `partition` (its log
+    /// start offset: 0 unless retention or DeleteRecords removed a prefix),
+    /// from ListOffsets(earliest). Blocks up to `timeoutMs`. (Only the low end
+    /// of the query is used: Tansu answers ListOffsets(latest) wrongly.)
+    public func earliestOffset(_ partition: TopicPartition, timeoutMs: Int32 = 5000) throws(KafkaError) -> Int64 {
+        var lo: Int64 = -1
+        var hi: Int64 = -1
+        let err = rd_kafka_query_watermark_offsets(rk, partition.topic, partition.partition, &lo, &hi, Int32(timeoutMs))
+        let ctx = "query the earliest retained offset of \(partition)"
+        if err != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError.from(err, context: ctx) }
+        // An unknown answer must not pass for "retained from offset 0".
+        guard lo >= 0 else {
+            throw KafkaError(code: KafkaError.Code.unknownTopicOrPartition, message: "the broker answered no earliest offset (\(lo))", context: ctx)
+        }
+        return lo
+    }
+
     // MARK: - Group
 
     /// This member's id in the group (empty before the first join). Non-blocking.

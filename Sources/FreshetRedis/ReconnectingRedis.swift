@@ -16,7 +16,7 @@ import Darwin
 ///
 /// Retries: failures with `isRetriable` (connection, I/O, timeout, and the
 /// transient server states `LOADING`, `BUSY`, `TRYAGAIN`, `MASTERDOWN`,
-/// `READONLY`, `CLUSTERDOWN`, whether thrown or found among the pipeline's
+/// `READONLY`, `CLUSTERDOWN`, `OOM`, `MISCONF`, `NOREPLICAS`, whether thrown or found among the pipeline's
 /// replies) are retried forever, with a delay starting at `backoff.initialMs`
 /// and doubling up to `backoff.maximumMs`, until `shouldStop()` returns true;
 /// then the last error is thrown. Other failures (authentication, protocol,

@@ -57,8 +57,14 @@ public struct RedisError: Error, Sendable, Equatable, CustomStringConvertible {
         self.libraryCode = libraryCode
     }
 
-    /// Server error prefixes that describe a passing server state, not a bad command.
-    static let transientServerPrefixes: Set<String> = ["LOADING", "BUSY", "TRYAGAIN", "MASTERDOWN", "READONLY", "CLUSTERDOWN"]
+    /// Server error prefixes that describe a passing server state, not a bad
+    /// command: retrying the same idempotent write later may succeed. `OOM`
+    /// (maxmemory reached under `noeviction`), `MISCONF` (writes stopped after a
+    /// failed RDB save) and `NOREPLICAS` (min-replicas-to-write unmet) refuse
+    /// writes until an operator or the server frees the condition.
+    public static let transientServerPrefixes: Set<String> = [
+        "LOADING", "BUSY", "TRYAGAIN", "MASTERDOWN", "READONLY", "CLUSTERDOWN", "OOM", "MISCONF", "NOREPLICAS",
+    ]
 
     /// True when the connection can no longer be used and must be re-established.
     public var requiresReconnect: Bool {

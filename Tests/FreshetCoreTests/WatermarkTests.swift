@@ -71,6 +71,19 @@ final class WatermarkTests: XCTestCase {
         XCTAssertEqual(m.combined(nowMs: 2_500), 2_000)
     }
 
+    /// Inputs that all go idle at once before anything was emitted (a replay
+    /// of a quiet partition next to an empty one) still give a watermark.
+    func testAdvanceWhenEveryInputWentIdleTogether() {
+        var m = WatermarkMultiplexer<Int>(idleTimeoutMs: 1_000)
+        m.register(1, nowMs: 0)                     // never reports
+        m.update(0, watermark: 7_000, nowMs: 0)     // replayed markers, then quiet
+        XCTAssertNil(m.advance(nowMs: 10), "input 1 not idle yet and without watermark")
+        XCTAssertNil(m.combined(nowMs: 5_000), "every input idle")
+        XCTAssertEqual(m.advance(nowMs: 5_000), 7_000, "the known watermark once all are idle")
+        m.update(1, watermark: 3_000, nowMs: 6_000)  // input 1 comes back lower: output stays
+        XCTAssertEqual(m.advance(nowMs: 6_000), 7_000)
+    }
+
     func testNoIdleTimeoutMeansNeverIdle() {
         var m = WatermarkMultiplexer<Int>(idleTimeoutMs: nil)
         m.register(0, nowMs: 0)

@@ -20,7 +20,7 @@ final class FencingTests: XCTestCase {
     final class NullObserver: WriterObserver {
         func pipelineCompleted(seconds: Double, commands: Int) {}
         func freshness(seconds: Double) {}
-        func redisRetry(error: String, attempt: Int) {}
+        func redisRetry(error: RedisError, attempt: Int) {}
     }
 
     func testAZombieWithAStaleEpochCannotOverwriteTheNewOwner() throws {

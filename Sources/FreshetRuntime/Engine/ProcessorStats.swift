@@ -1,5 +1,6 @@
 import Foundation
 import FreshetKafka
+import FreshetRedis
 import Logging
 import Synchronization
 
@@ -20,7 +21,12 @@ public final class ProcessorStats: WriterObserver, Sendable {
         var watermarkMs: Int64?
         var joined = false
         var restoring = 0
-        var redisHealthy = true
+        /// Why Redis writes do not go through ("redis unreachable", "redis refuses writes (OOM)"), nil when they do.
+        var redisProblem: String?
+        /// Tasks being rebuilt after the checkpoint store lost them.
+        var rebuilding = 0
+        /// Set when the processor can no longer run correctly (it is stopping).
+        var failure: String?
         var freshnessSamples: [Double] = []
         var keepFreshnessSamples = false
         var lastOutageLog: Double = 0
@@ -49,16 +55,17 @@ public final class ProcessorStats: WriterObserver, Sendable {
 
     /// Called by the writer thread before each back-off sleep. The processing
     /// thread is blocked behind the writer meanwhile, so the log line comes from here.
-    public func redisRetry(error: String, attempt: Int) {
+    public func redisRetry(error: RedisError, attempt: Int) {
         let now = Date().timeIntervalSince1970
+        let problem = RedisWriter.describe(error)
         let shouldLog = state.withLock { shared -> Bool in
-            shared.redisHealthy = false
+            shared.redisProblem = problem
             guard now - shared.lastOutageLog >= 5 else { return false }
             shared.lastOutageLog = now
             return true
         }
         if shouldLog {
-            Logger(label: "freshet").warning("redis unreachable: retrying with back-off; consumption is paused until it is back",
+            Logger(label: "freshet").warning("\(problem): retrying with back-off; consumption is paused and nothing is committed until writes go through",
                                              metadata: ["attempt": "\(attempt)", "error": "\(error)"])
         }
     }
@@ -70,14 +77,20 @@ public final class ProcessorStats: WriterObserver, Sendable {
         metrics.checkpointBytes.set(Double(bytes))
     }
 
-    func update(totalLag: Int?, watermarkMs: Int64?, joined: Bool, redisHealthy: Bool) {
+    func update(totalLag: Int?, watermarkMs: Int64?, joined: Bool, redisProblem: String?) {
         state.withLock {
             $0.totalLag = totalLag
             $0.watermarkMs = watermarkMs
             $0.joined = joined
-            $0.redisHealthy = redisHealthy
+            $0.redisProblem = redisProblem
         }
     }
+
+    func rebuilding(_ count: Int) { state.withLock { $0.rebuilding = count } }
+
+    /// The processor cannot go on (e.g. the checkpoint store is lost and the
+    /// input needed to rebuild it was deleted); `/readyz` says why until it exits.
+    func failed(_ reason: String) { state.withLock { $0.failure = reason } }
 
     func restoring(_ delta: Int) { state.withLock { $0.restoring += delta } }
 
@@ -92,13 +105,18 @@ public final class ProcessorStats: WriterObserver, Sendable {
     public var totalLag: Int? { state.withLock { $0.totalLag } }
     public var watermarkMs: Int64? { state.withLock { $0.watermarkMs } }
 
-    /// `/readyz`: joined the group, no task restoring, Redis reachable.
+    /// `/readyz`: joined the group, no task restoring or rebuilding, Redis
+    /// reachable and accepting writes, no fatal condition.
     public var readiness: Readiness {
         let reasons: [String] = state.withLock { shared in
             var reasons: [String] = []
             if !shared.joined { reasons.append("not yet joined the consumer group") }
             if shared.restoring > 0 { reasons.append("restoring \(shared.restoring) task(s) from checkpoints") }
-            if !shared.redisHealthy { reasons.append("redis unreachable") }
+            if let failure = shared.failure { reasons.append(failure) }
+            if let problem = shared.redisProblem { reasons.append(problem) }
+            if shared.rebuilding > 0 {
+                reasons.append("checkpoint store lost: rebuilding \(shared.rebuilding) task(s) from the earliest retained offsets")
+            }
             return reasons
         }
         return metrics.record(Readiness.from(reasons: reasons))

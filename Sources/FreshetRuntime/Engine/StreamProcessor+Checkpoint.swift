@@ -9,9 +9,16 @@ extension StreamProcessor {
     /// Redis and repartitioned records acknowledged by the broker first, then
     /// state with offsets (atomically, fenced), then the Kafka commit (which
     /// only serves lag monitoring and tools; restore reads the checkpoint).
+    ///
+    /// A task is committed only when every step landed for it: its features
+    /// (no epoch refusal, no abandoned write), its checkpoint (no rejected
+    /// key). Once commits are blocked (a fatal error, abandoned writes),
+    /// nothing is checkpointed or committed any more.
     func checkpointAndCommit(tasks: [TaskId], nowMs: Int64) {
         lastCheckpointMs = nowMs
+        guard commitsBlocked == nil else { return }
         let started = Self.wallClockMs()
+        verifyCheckpointStore()
         flushFeatures(nowMs: nowMs)
         output.sendPendingBundles()
         do {
@@ -23,10 +30,21 @@ extension StreamProcessor {
             logger.warning("checkpoint skipped: producer flush failed: \(error)")
             return
         }
+        // A record that could not even be enqueued is not covered by the flush.
+        if let fatal = output.fatal {
+            blockCommits("a record could not be enqueued for the repartition or dead-letter topic: \(fatal)")
+            return
+        }
+        // Features first: a task whose features were refused (store lost, fenced)
+        // or abandoned must not checkpoint past them.
+        writer.waitUntilDrained()
+        var excluded = handleWriterReport()
+        guard commitsBlocked == nil else { return }
         var bytes = 0
         var writes: [FencedWrite] = []
-        for id in tasks {
-            guard let epoch = epochs[id], let write = checkpointWrite(for: id, epoch: epoch, nowMs: nowMs) else { continue }
+        for id in tasks where !excluded.contains(id) {
+            guard let epoch = epochs[id], var write = checkpointWrite(for: id, epoch: epoch, nowMs: nowMs) else { continue }
+            write.isCheckpoint = true
             bytes += write.byteCount
             writes.append(write)
         }
@@ -34,26 +52,44 @@ extension StreamProcessor {
             writer.submit(RedisWriter.Batch(writes: writes))
         }
         writer.waitUntilDrained()
-        handleWriterReport()
+        excluded.formUnion(handleWriterReport())
+        guard commitsBlocked == nil else { return }
+        for write in writes where !excluded.contains(write.task) {
+            checkpointWrittenMs[write.task] = nowMs
+            uncheckpointedTasks.remove(write.task)
+        }
+        if !excluded.isEmpty {
+            stats.checkpointFailures.increment()
+            logger.warning("checkpoint incomplete: offsets of these tasks are not committed", metadata: [
+                "tasks": "\(excluded.sorted { $0.description < $1.description })",
+            ])
+        }
         stats.checkpointCompleted(seconds: Double(Self.wallClockMs() - started) / 1000, bytes: bytes)
-        commitOffsets(for: tasks)
+        commitOffsets(for: tasks.filter { !excluded.contains($0) })
     }
 
     /// At-least-once mode (checkpoints off): commit what Redis has acknowledged.
     func commitOnly(nowMs: Int64) {
         lastCheckpointMs = nowMs
+        guard commitsBlocked == nil else { return }
         flushFeatures(nowMs: nowMs)
         output.sendPendingBundles()
         do { try producer.flush(timeoutMs: 30_000) } catch {
             logger.warning("commit skipped: producer flush failed: \(error)")
             return
         }
+        if let fatal = output.fatal {
+            blockCommits("a record could not be enqueued for the repartition or dead-letter topic: \(fatal)")
+            return
+        }
         writer.waitUntilDrained()
-        handleWriterReport()
-        commitOffsets(for: allTaskIds)
+        let excluded = handleWriterReport()
+        commitOffsets(for: allTaskIds.filter { !excluded.contains($0) })
     }
 
+    /// Commits the tasks' next offsets to Kafka; nothing once commits are blocked.
     func commitOffsets(for tasks: [TaskId]) {
+        guard commitsBlocked == nil else { return }
         var offsets: [TopicPartition: Int64] = [:]
         for id in tasks {
             guard epochs[id] != nil, let (tp, next) = position(of: id), let next else { continue }

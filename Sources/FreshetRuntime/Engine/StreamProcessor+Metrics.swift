@@ -47,9 +47,9 @@ extension StreamProcessor {
             stats.metrics.deadLetters(reason: reason.rawValue).increment(by: count)
         }
         stats.metrics.assignedPartitions.set(Double(sourceTasks.count + itemTasks.count + userTasks.count))
-        let redisHealthy = writer.isHealthy
         stats.update(totalLag: lagKnown ? totalLag : nil, watermarkMs: minWatermark, joined: memberOfGroup,
-                     redisHealthy: redisHealthy)
+                     redisProblem: writer.unhealthyReason)
+        stats.rebuilding(rebuildingTasks.count)
         _ = stats.readiness
     }
 

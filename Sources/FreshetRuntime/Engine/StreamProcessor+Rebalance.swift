@@ -53,13 +53,28 @@ extension StreamProcessor {
         defer { stats.restoring(-partitions.count) }
         let now = Self.wallClockMs()
         var starts: [TopicPartition: Int64] = [:]
+        var committed: [TopicPartition: Int64] = [:]
+        if topology.checkpointIntervalMs > 0 {
+            // A committed offset without a checkpoint means the store lost the task.
+            do { committed = try consumer.committedOffsets(for: partitions) } catch {
+                logger.critical("cannot read the group's committed offsets to check the checkpoint store: \(error)")
+                fatalError = error
+                stopFlag.set()
+                return [:]
+            }
+        }
         for tp in partitions {
             guard let id = taskId(for: tp) else { continue }
             do {
                 let epoch = try acquireEpoch(for: id)
                 epochs[id] = epoch
-                let checkpoint = try restore(id, topicPartition: tp, nowMs: now)
-                if let offset = checkpoint?.nextOffset { starts[tp] = offset }
+                var checkpoint = try restore(id, topicPartition: tp, nowMs: now)
+                if let loss = try storeLossAtAssign(id, checkpoint: checkpoint, committed: committed[tp]) {
+                    checkpoint = nil
+                    starts[tp] = try rebuildAtAssign(id, topicPartition: tp, loss: loss, committed: committed[tp] ?? 0, nowMs: now)
+                } else if let offset = checkpoint?.nextOffset {
+                    starts[tp] = offset
+                }
                 logger.info("task assigned", metadata: [
                     "task": "\(id)", "epoch": "\(epoch)",
                     "restored_entries": "\(checkpoint?.entries ?? 0)", "offset": "\(checkpoint?.nextOffset.map(String.init) ?? "committed")",
@@ -85,12 +100,14 @@ extension StreamProcessor {
             let now = Self.wallClockMs()
             if topology.checkpointIntervalMs > 0 {
                 checkpointAndCommit(tasks: ids, nowMs: now)
-            } else {
+            } else if commitsBlocked == nil {
                 flushFeatures(nowMs: now)
                 output.sendPendingBundles()
-                _ = try? producer.flush(timeoutMs: 30_000)
-                writer.waitUntilDrained()
-                commitOffsets(for: ids)
+                if (try? producer.flush(timeoutMs: 30_000)) != nil, output.fatal == nil {
+                    writer.waitUntilDrained()
+                    let excluded = handleWriterReport()
+                    commitOffsets(for: ids.filter { !excluded.contains($0) })
+                }
             }
         }
         for id in ids {
@@ -99,17 +116,45 @@ extension StreamProcessor {
         }
     }
 
+    /// Takes a new fencing epoch for the task: higher than the current one and
+    /// at least the wall clock in milliseconds, so an epoch taken after the
+    /// store lost its keys is still above every epoch handed out before (a
+    /// zombie of an earlier ownership stays fenced).
     func acquireEpoch(for id: TaskId) throws -> Int64 {
-        var pipeline = RedisPipeline()
-        pipeline.add(RedisCommand(arguments: [Array("INCR".utf8), Array(keys.epoch(id).utf8)]))
-        let replies = try control.execute(pipeline, onRetry: { [logger] error, attempt in
-            logger.warning("redis unreachable while taking over a task; retrying", metadata: ["attempt": "\(attempt)", "error": "\(error)"])
-        })
-        guard let reply = replies.first, case .integer(let epoch) = reply else {
-            throw ProcessorError.redis("INCR \(keys.epoch(id)) answered \(String(describing: replies.first))")
+        guard let epoch = try acquireEpoch(for: id, unlessAbove: nil) else {
+            throw ProcessorError.redis("acquiring the epoch of \(id) was refused")
         }
         return epoch
     }
+
+    /// As `acquireEpoch(for:)`, but when `ours` is given, only if the current
+    /// epoch is not above it (nil: a newer owner holds the task).
+    func acquireEpoch(for id: TaskId, unlessAbove ours: Int64?) throws -> Int64? {
+        var pipeline = RedisPipeline()
+        pipeline.add(RedisCommand(arguments: [
+            Array("EVAL".utf8), Array(Self.acquireEpochScript.utf8), Array("1".utf8), Array(keys.epoch(id).utf8),
+            Array(String(Self.wallClockMs()).utf8), Array((ours.map(String.init) ?? "").utf8),
+        ]))
+        let replies = try control.execute(pipeline, onRetry: { [logger] error, attempt in
+            logger.warning("redis unreachable or refusing writes while taking over a task; retrying",
+                           metadata: ["attempt": "\(attempt)", "error": "\(error)"])
+        })
+        guard let reply = replies.first, case .array(let parts) = reply, parts.count == 2,
+              case .integer(let epoch) = parts[0] else {
+            throw ProcessorError.redis("acquiring the epoch \(keys.epoch(id)) answered \(String(describing: replies.first))")
+        }
+        return epoch < 0 ? nil : epoch
+    }
+
+    /// KEYS[1] epoch key; ARGV[1] wall clock ms; ARGV[2] the caller's epoch or
+    /// "" (then unconditional). Returns {new epoch, previous} or {-1, current}.
+    static let acquireEpochScript = """
+    local current = tonumber(redis.call('GET', KEYS[1]) or '0') or 0
+    if ARGV[2] ~= '' and current > tonumber(ARGV[2]) then return {-1, current} end
+    local epoch = math.max(current + 1, tonumber(ARGV[1]))
+    redis.call('SET', KEYS[1], string.format('%d', epoch))
+    return {epoch, current}
+    """
 
     /// Creates the task and loads its checkpoint, if any.
     func restore(_ id: TaskId, topicPartition tp: TopicPartition, nowMs: Int64) throws -> TaskCheckpoint? {

@@ -67,6 +67,24 @@ public final class StreamProcessor: @unchecked Sendable {
     let stopFlag = StopFlag()
     /// Set by a rebalance callback that cannot continue (it cannot throw through librdkafka).
     var fatalError: Error?
+    /// Why nothing may be checkpointed or committed any more (a fatal error, or
+    /// Redis writes abandoned): effects of processed records may be missing
+    /// from Redis or the broker, so the next run must replay them. Never cleared.
+    var commitsBlocked: String?
+    /// Keys Redis refused for good in this run (a bounded run with any exits non-zero).
+    var rejectedKeyCount = 0
+    /// The keys behind `rejectedKeyCount`.
+    var rejectedKeys: Set<String> = []
+    /// Tasks whose latest checkpoint did not land (their offsets were not committed).
+    var uncheckpointedTasks: Set<TaskId> = []
+    /// Tasks being rebuilt after the checkpoint store lost them, with the input
+    /// offset they had reached before (rebuilt once they pass it again).
+    var rebuildingTasks: [TaskId: Int64] = [:]
+    /// Redis's `run_id` (INFO server) when last checked: a change means Redis restarted.
+    var redisRunId: String?
+    /// `written_ms` of each task's latest acknowledged checkpoint, to notice a
+    /// Redis that came back from an older snapshot.
+    var checkpointWrittenMs: [TaskId: Int64] = [:]
 
     public init(topology: Topology, options: ProcessorOptions, logger: Logger) {
         self.topology = topology
@@ -145,7 +163,7 @@ public final class StreamProcessor: @unchecked Sendable {
             output.examplePartitions = repartitionPartitions
         }
         control = try ReconnectingRedis(endpoint: options.redis, shouldStop: { [stopFlag] in stopFlag.isSet })
-        writer = try RedisWriter(endpoint: options.redis, observer: stats)
+        writer = try RedisWriter(endpoint: options.redis, observer: stats, giveUp: { [stopFlag] in stopFlag.isSet })
         writer.start()
         consumer = try KafkaConsumer(config: kafkaConfig.with("fetch.wait.max.ms", topology.kafka["fetch.wait.max.ms"] ?? "10"), groupId: options.group, topics: topics,
                                      rebalanceListener: RebalanceBridge(processor: self))
@@ -180,15 +198,52 @@ public final class StreamProcessor: @unchecked Sendable {
     /// Runs until stopped (SIGTERM via `requestStop`) or, in a bounded run, until
     /// every assigned partition reached its end. Blocking: call it from a thread
     /// of its own, not from Swift's cooperative pool.
+    ///
+    /// - Throws: a `ProcessorError` when a fatal error stopped the run (then
+    ///   nothing was checkpointed or committed past unacknowledged effects), when
+    ///   Redis writes had to be abandoned (SIGTERM while Redis refused them), or
+    ///   when a bounded run finished with keys Redis rejected or checkpoints that
+    ///   did not land. A graceful stop of an unbounded run returns normally.
     public func run() throws {
         try prepareTopics()
-        try connect()
-        try startObservability()
-        logger.info("running", metadata: [
-            "group": "\(options.group)", "topics": "\(topics)", "repartition_partitions": "\(repartitionPartitions)",
-            "bounded": "\(options.stopAtEnd)",
-        ])
-        defer { shutdown() }
+        do {
+            try connect()
+            try startObservability()
+            logger.info("running", metadata: [
+                "group": "\(options.group)", "topics": "\(topics)", "repartition_partitions": "\(repartitionPartitions)",
+                "bounded": "\(options.stopAtEnd)",
+            ])
+            try processLoop()
+        } catch {
+            // The records processed since the last checkpoint may have effects
+            // that never reached Redis or the broker: keep the last checkpoint
+            // and commit, so the next run replays them.
+            blockCommits("stopped on a fatal error: \(error)")
+            stats.failed("stopping on a fatal error: \(error)")
+            stopFlag.set()
+            shutdown()
+            throw error
+        }
+        shutdown()
+        if let reason = commitsBlocked {
+            throw ProcessorError.redis("\(reason); nothing was checkpointed or committed past the unwritten effects, the next run replays them")
+        }
+        if options.stopAtEnd && rejectedKeyCount > 0 {
+            throw ProcessorError.redis("bounded run finished, but Redis rejected \(rejectedKeyCount) key(s) (logged with their keys, counted in freshet_redis_rejected_keys_total); everything else was written and committed")
+        }
+        if options.stopAtEnd && !uncheckpointedTasks.isEmpty {
+            throw ProcessorError.checkpoint("bounded run finished, but the checkpoints of \(uncheckpointedTasks.sorted { $0.description < $1.description }) did not land; their offsets were not committed")
+        }
+    }
+
+    /// Stops every later checkpoint and offset commit of this run (see `commitsBlocked`).
+    func blockCommits(_ reason: String) {
+        guard commitsBlocked == nil else { return }
+        commitsBlocked = reason
+        logger.critical("no further checkpoint or offset commit in this run: \(reason)")
+    }
+
+    private func processLoop() throws {
         while !stopFlag.isSet {
             let poll = try consumer.poll(maxRecords: 4096, timeoutMs: 20)
             let now = Self.wallClockMs()
@@ -264,6 +319,7 @@ public final class StreamProcessor: @unchecked Sendable {
             commitOnly(nowMs: nowMs)
         }
         handleWriterReport()
+        checkRebuildProgress()
         updateGauges(nowMs: nowMs)
     }
 
@@ -334,23 +390,63 @@ public final class StreamProcessor: @unchecked Sendable {
         writer.submit(RedisWriter.Batch(writes: writes, eventTimeSamples: samples))
     }
 
-    func handleWriterReport() {
+    /// Acts on what the writer saw: logs and counts rejected keys, drops tasks
+    /// a newer owner fenced, rebuilds tasks the checkpoint store lost, and
+    /// blocks commits once the writer abandoned writes.
+    /// - Returns: tasks whose offsets must not be committed now (their
+    ///   checkpoint did not land, or they are being rebuilt).
+    @discardableResult
+    func handleWriterReport() -> Set<TaskId> {
         let report = writer.takeReport()
+        var excluded = report.failedCheckpoints
         for failure in report.failures {
             logger.error("redis write failed: \(failure)")
         }
-        for (task, epoch) in report.fencedTasks {
-            stats.fencedWrites.increment()
+        for (task, checkpoint, rejected) in report.rejectedKeys {
+            // A bad key is refused again at every flush that renders it: log and
+            // count each key once per run (the set is capped; past the cap, every refusal).
+            guard !rejectedKeys.contains(rejected.key) else { continue }
+            if rejectedKeys.count < 10_000 { rejectedKeys.insert(rejected.key) }
+            rejectedKeyCount += 1
+            stats.metrics.redisRejectedKeys(reason: rejected.reason).increment()
+            logger.error("redis rejected a key; the other keys of the batch were written", metadata: [
+                "task": "\(task)", "key": "\(rejected.key)", "reason": "\(rejected.reason)",
+                "checkpoint": "\(checkpoint)", "error": "\(rejected.message)",
+            ])
+        }
+        for (task, epoch, current) in report.fencedTasks {
+            let refusal = FencedWriteReply.epochRefusal(ours: epoch, current: current)
+            if refusal == .fencedByNewerOwner { stats.fencedWrites.increment() }
             // A refusal reported late, after this instance took the task back
             // under a newer epoch, is about the old ownership: keep the task.
             guard epochs[task] == epoch else { continue }
-            logger.warning("task fenced: another instance owns it now; dropping it here", metadata: ["task": "\(task)"])
-            dropTask(task)
+            excluded.insert(task)
+            switch refusal {
+            case .fencedByNewerOwner:
+                logger.warning("task fenced: another instance owns it now; dropping it here",
+                               metadata: ["task": "\(task)", "epoch": "\(epoch)", "current_epoch": "\(current.map(String.init) ?? "missing")"])
+                dropTask(task)
+            case .storeLost:
+                checkpointStoreLost(task, evidence: current == nil ? .epochMissing : .epochRolledBack,
+                                    detail: "a write at epoch \(epoch) found the epoch key \(current.map { "at \($0)" } ?? "missing")")
+            }
         }
+        if let reason = writer.abandonedReason {
+            blockCommits(reason)
+            // Writes failed for good (not because we are stopping): running on
+            // without a sink would only widen the replay. Stop with an error.
+            if !stopFlag.isSet {
+                fatalError = ProcessorError.redis("writes abandoned: \(reason)")
+                stopFlag.set()
+            }
+        }
+        uncheckpointedTasks.formUnion(report.failedCheckpoints)
+        return excluded
     }
 
     func dropTask(_ task: TaskId) {
         epochs[task] = nil
+        rebuildingTasks[task] = nil
         stats.metrics.removeTask(task.description)
         switch task.stage {
         case .interactions:
@@ -371,14 +467,16 @@ public final class StreamProcessor: @unchecked Sendable {
         let now = Self.wallClockMs()
         // A bounded run publishes every touched embedding row before it exits.
         forceEmbeddingSync = true
-        flushFeatures(nowMs: now)
-        if topology.checkpointIntervalMs > 0 {
-            checkpointAndCommit(tasks: allTaskIds, nowMs: now)
-        } else {
-            commitOnly(nowMs: now)
+        if commitsBlocked == nil {
+            flushFeatures(nowMs: now)
+            if topology.checkpointIntervalMs > 0 {
+                checkpointAndCommit(tasks: allTaskIds, nowMs: now)
+            } else {
+                commitOnly(nowMs: now)
+            }
         }
         // Leaving the group runs the revoke callback: it finds the tasks already
-        // checkpointed and only drops them.
+        // checkpointed (or commits blocked) and only drops them.
         do { try consumer.close() } catch { logger.warning("leaving the group: \(error)") }
         writer.stop()
         _ = try? producer.flush(timeoutMs: 10_000)

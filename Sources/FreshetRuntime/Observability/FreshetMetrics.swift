@@ -20,6 +20,8 @@
 // | freshet_state_entries | gauge | store | Keys held in a keyed state store. |
 // | freshet_repartition_duplicates_dropped_total | counter | – | Repartition records dropped as duplicates by (source partition, offset). |
 // | freshet_redis_fenced_writes_total | counter | – | Redis writes refused by fencing because a newer owner holds the partition. |
+// | freshet_redis_rejected_keys_total | counter | reason | Keys Redis refused for good (reason: the server's error prefix, e.g. WRONGTYPE); each is logged with its key, the rest of its batch lands. |
+// | freshet_checkpoint_store_lost_total | counter | evidence | Tasks found lost by the checkpoint store (evidence: epoch_missing, epoch_rolled_back, checkpoint_missing, checkpoint_rolled_back); each is rebuilt by replaying its input. |
 // | freshet_ready | gauge | – | 1 when /readyz answers 200, else 0. |
 // | freshet_build_info | gauge | version, librdkafka | Always 1; labels carry the Freshet version and the librdkafka version in use. |
 
@@ -99,6 +101,22 @@ public final class FreshetMetrics: Sendable {
     public let redisFencedWrites: Counter
     public let ready: Gauge
 
+    static let redisRejectedKeys = "freshet_redis_rejected_keys_total"
+    static let checkpointStoreLost = "freshet_checkpoint_store_lost_total"
+
+    /// `freshet_redis_rejected_keys_total{reason}`.
+    public func redisRejectedKeys(reason: String) -> Counter {
+        registry.counter(Self.redisRejectedKeys, help: "Keys Redis refused for good (e.g. WRONGTYPE); the rest of their batch landed.",
+                         labels: ["reason": reason])
+    }
+
+    /// `freshet_checkpoint_store_lost_total{evidence}`.
+    public func checkpointStoreLost(evidence: String) -> Counter {
+        registry.counter(Self.checkpointStoreLost,
+                         help: "Tasks the checkpoint store lost (Redis restarted empty, flushed, failed over, evicted); each is rebuilt by replay.",
+                         labels: ["evidence": evidence])
+    }
+
     /// Registers every family (labelled ones appear with HELP/TYPE before their first series).
     public init(registry: MetricsRegistry = MetricsRegistry(), version: String, librdkafkaVersion: String) {
         self.registry = registry
@@ -126,6 +144,10 @@ public final class FreshetMetrics: Sendable {
                                                  help: Help.repartitionDuplicatesDropped)
         redisFencedWrites = r.counter(Name.redisFencedWrites, help: Help.redisFencedWrites)
         ready = r.gauge(Name.ready, help: Help.ready)
+        r.declare(Self.redisRejectedKeys, help: "Keys Redis refused for good (e.g. WRONGTYPE); the rest of their batch landed.", type: .counter)
+        r.declare(Self.checkpointStoreLost,
+                  help: "Tasks the checkpoint store lost (Redis restarted empty, flushed, failed over, evicted); each is rebuilt by replay.",
+                  type: .counter)
         r.gauge(Name.buildInfo, help: Help.buildInfo,
                 labels: ["version": version, "librdkafka": librdkafkaVersion]).set(1)
     }

@@ -15,6 +15,9 @@ public struct FencedWrite: Sendable {
     public let task: TaskId
     public let epochKey: String
     public let epoch: Int64
+    /// True for a checkpoint (state and offsets); false for features. A
+    /// checkpoint with a refused key did not land, so its offsets must not be committed.
+    public var isCheckpoint = false
     /// The whole `EVALSHA sha 1 epochKey epoch ops...` command, built in one
     /// buffer as operations are added: a flush writes thousands of fields and
     /// one array per field made allocation the processor's main cost.
@@ -125,45 +128,77 @@ public struct FencedWrite: Sendable {
     public static let redisScript = RedisScript(source: script)
 
     /// KEYS[1] = epoch key, ARGV[1] = epoch, then the operations.
-    /// Redis runs a script atomically, so either all of a task's batch lands or none.
+    ///
+    /// Replies (parsed by `FencedWriteReply`):
+    /// - `FENCED epoch E is stale, current is C` (C is `missing` when the epoch
+    ///   key is gone): nothing was written.
+    /// - a transient refusal (`OOM ...`, `READONLY ...`, ...) raised by the first
+    ///   operation that met it: the caller retries the whole write (every
+    ///   operation is an absolute value, so a partly applied write converges).
+    /// - otherwise an array: the number of operations applied, then a key and
+    ///   error message for each operation Redis refused (e.g. `WRONGTYPE`): one
+    ///   bad key never takes the rest of the task's batch with it.
     public static let script = """
     local current = redis.call('GET', KEYS[1])
     if current ~= ARGV[1] then
-      return redis.error_reply('FENCED epoch ' .. ARGV[1] .. ' is stale, current is ' .. tostring(current))
+      return redis.error_reply('FENCED epoch ' .. ARGV[1] .. ' is stale, current is ' .. (current or 'missing'))
+    end
+    local transient = {OOM = true, READONLY = true, LOADING = true, BUSY = true, TRYAGAIN = true,
+      MASTERDOWN = true, CLUSTERDOWN = true, MISCONF = true, NOREPLICAS = true}
+    local result = {0}
+    local failed = nil
+    local function run(...)
+      local reply = redis.pcall(...)
+      if type(reply) == 'table' and reply.err then
+        failed = reply.err
+        return false
+      end
+      return true
+    end
+    local function refuse(key)
+      local prefix = string.match(failed, '^(%u+)') or 'ERR'
+      if transient[prefix] then return true end
+      table.insert(result, key)
+      table.insert(result, failed)
+      return false
     end
     local i = 2
     local n = #ARGV
-    local applied = 0
     while i <= n do
       local op = ARGV[i]
+      local key = ARGV[i + 1]
+      local ok = true
       if op == 'H' then
-        local key = ARGV[i + 1]
         local count = tonumber(ARGV[i + 2])
         local first = i + 3
         local last = first + 2 * count - 1
-        while first <= last do
+        while ok and first <= last do
           local stop = math.min(first + 999, last)
-          redis.call('HSET', key, unpack(ARGV, first, stop))
+          ok = run('HSET', key, unpack(ARGV, first, stop))
           first = stop + 1
         end
         i = last + 1
       elseif op == 'Z' then
-        redis.call('ZADD', ARGV[i + 1], ARGV[i + 2], ARGV[i + 3])
+        ok = run('ZADD', key, ARGV[i + 2], ARGV[i + 3])
         i = i + 4
       elseif op == 'T' then
-        redis.call('ZREMRANGEBYRANK', ARGV[i + 1], 0, -(tonumber(ARGV[i + 2]) + 1))
+        ok = run('ZREMRANGEBYRANK', key, 0, -(tonumber(ARGV[i + 2]) + 1))
         i = i + 3
       elseif op == 'D' then
-        redis.call('DEL', ARGV[i + 1])
+        ok = run('DEL', key)
         i = i + 2
       elseif op == 'X' then
-        redis.call('HDEL', ARGV[i + 1], ARGV[i + 2])
+        ok = run('HDEL', key, ARGV[i + 2])
         i = i + 3
       else
         return redis.error_reply('freshet: unknown operation ' .. tostring(op))
       end
-      applied = applied + 1
+      if ok then
+        result[1] = result[1] + 1
+      elseif refuse(key) then
+        return redis.error_reply(failed)
+      end
     end
-    return applied
+    return result
     """
 }

@@ -5,10 +5,21 @@ import FreshetRedis
 /// processing thread computes the next batch while this one is in flight.
 ///
 /// Batches are written in submission order, pipelined, each as one atomic
-/// script call per task. On a connection failure the writer reconnects with
-/// back-off and resends the whole batch (every write is an absolute value, so
-/// resending is harmless); meanwhile the bounded queue fills and `submit`
-/// blocks, which pauses consumption: an outage pauses, it never drops data.
+/// script call per task. On a connection failure or a transient refusal
+/// (`OOM`, `READONLY`, `LOADING`, ... see `RedisError.transientServerPrefixes`)
+/// the writer retries with back-off and resends the whole batch (every write
+/// is an absolute value, so resending is harmless); meanwhile the bounded
+/// queue fills and `submit` blocks, which pauses consumption: an outage or a
+/// refusal pauses, it never drops data.
+///
+/// A key Redis refuses for good (e.g. `WRONGTYPE`) is skipped by the script and
+/// reported (`Report.rejectedKeys`); the rest of the batch lands.
+///
+/// Abandoning: when retrying stops (the processor is stopping, `giveUp()`
+/// returned true) or the pipeline fails for good (e.g. authentication), the
+/// writer abandons that batch and every later one without writing them, for
+/// the rest of its life, and says so in `abandonedReason`. Their effects are
+/// not in Redis, so the processor must not checkpoint or commit past them.
 ///
 /// Thread-safety: all mutable state is guarded by `condition`; the Redis
 /// connection is touched only by the writer thread. Hence `@unchecked Sendable`.
@@ -25,8 +36,13 @@ public final class RedisWriter: @unchecked Sendable {
 
     /// What the writer observed, read by the processing thread.
     public struct Report: Sendable {
-        /// Tasks whose write was refused, with the epoch the refused write carried.
-        public var fencedTasks: [(task: TaskId, epoch: Int64)] = []
+        /// Tasks whose write was refused by the epoch check, with the epoch the
+        /// refused write carried and the epoch Redis holds (nil: the key is missing).
+        public var fencedTasks: [(task: TaskId, epoch: Int64, current: Int64?)] = []
+        /// Keys Redis refused for good; the other operations of their writes landed.
+        public var rejectedKeys: [(task: TaskId, checkpoint: Bool, key: FencedWriteReply.RejectedKey)] = []
+        /// Tasks whose checkpoint write did not fully land (a rejected key or a failed reply).
+        public var failedCheckpoints: Set<TaskId> = []
         public var failures: [String] = []
     }
 
@@ -35,7 +51,8 @@ public final class RedisWriter: @unchecked Sendable {
     private var nextTicket: UInt64 = 1
     private var acknowledgedTicket: UInt64 = 0
     private var stopping = false
-    private var healthy = true
+    private var problem: RedisError?
+    private var abandoned: String?
     private var report = Report()
     private let maxQueuedBatches: Int
     private let redis: ReconnectingRedis
@@ -43,13 +60,16 @@ public final class RedisWriter: @unchecked Sendable {
     private let observer: WriterObserver
     private var thread: Thread?
 
-    public init(endpoint: RedisEndpoint, maxQueuedBatches: Int = 64, observer: WriterObserver) throws(RedisError) {
+    /// - Parameter giveUp: asked between retries; true abandons the batch in
+    ///   flight (the processor is stopping: SIGTERM while Redis refuses writes).
+    public init(endpoint: RedisEndpoint, maxQueuedBatches: Int = 64, observer: WriterObserver,
+                giveUp: @escaping @Sendable () -> Bool = { false }) throws(RedisError) {
         self.redis = try ReconnectingRedis(endpoint: endpoint)
         self.maxQueuedBatches = maxQueuedBatches
         self.observer = observer
         self.redis.registerScript(script)
-        // Retrying stops only when the processor shuts down with Redis still gone.
-        self.redis.shouldStop = { [weak self] in self?.isStopping ?? true }
+        // Retrying stops when the processor stops with Redis still gone or refusing.
+        self.redis.shouldStop = { [weak self] in (self?.isStopping ?? true) || giveUp() }
     }
 
     public func start() {
@@ -85,10 +105,32 @@ public final class RedisWriter: @unchecked Sendable {
         }
     }
 
-    /// True when the last write attempt reached Redis (readiness).
+    /// True when the last write attempt reached Redis and was accepted (readiness).
     public var isHealthy: Bool {
         condition.lock(); defer { condition.unlock() }
-        return healthy
+        return problem == nil && abandoned == nil
+    }
+
+    /// Why the writer is not healthy, for `/readyz`: nil when healthy.
+    public var unhealthyReason: String? {
+        condition.lock(); defer { condition.unlock() }
+        if let abandoned { return "redis writes abandoned: \(abandoned)" }
+        guard let problem else { return nil }
+        return Self.describe(problem)
+    }
+
+    /// "redis unreachable" for connection trouble, "redis refuses writes (OOM)"
+    /// for a server that answers but refuses.
+    public static func describe(_ error: RedisError) -> String {
+        if case .server(let prefix) = error.kind { return "redis refuses writes (\(prefix))" }
+        return "redis unreachable"
+    }
+
+    /// Set once a batch was abandoned (see the type's comment): nothing
+    /// submitted since was written either.
+    public var abandonedReason: String? {
+        condition.lock(); defer { condition.unlock() }
+        return abandoned
     }
 
     public var pendingBatches: Int {
@@ -126,7 +168,7 @@ public final class RedisWriter: @unchecked Sendable {
 
             let writes = taken.flatMap { $0.batch.writes }
             let started = DispatchTime.now().uptimeNanoseconds
-            let outcome = write(writes)
+            let outcome = isAbandoned ? .abandoned : write(writes)
             let ackWallMs = Int64(Date().timeIntervalSince1970 * 1000)
             observer.pipelineCompleted(seconds: Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9,
                                        commands: writes.count)
@@ -136,12 +178,17 @@ public final class RedisWriter: @unchecked Sendable {
 
             condition.lock()
             switch outcome {
-            case .written(let fenced, let failures):
-                healthy = true
-                report.fencedTasks.append(contentsOf: fenced)
-                report.failures.append(contentsOf: failures)
-            case .stopped:
+            case .written(let written):
+                problem = nil
+                report.fencedTasks.append(contentsOf: written.fencedTasks)
+                report.rejectedKeys.append(contentsOf: written.rejectedKeys)
+                report.failedCheckpoints.formUnion(written.failedCheckpoints)
+                report.failures.append(contentsOf: written.failures)
+            case .abandoned:
                 break
+            case .gaveUp(let error):
+                abandoned = "\(Self.describe(error)): \(error.message)"
+                report.failures.append("abandoned \(writes.count) write(s) without writing them: \(error)")
             }
             if let last = taken.last { acknowledgedTicket = last.ticket }
             condition.broadcast()
@@ -150,40 +197,52 @@ public final class RedisWriter: @unchecked Sendable {
     }
 
     private enum Outcome {
-        case written(fenced: [(task: TaskId, epoch: Int64)], failures: [String])
-        case stopped
+        case written(Report)
+        /// Retrying stopped or the pipeline failed for good: nothing of this batch counts as written.
+        case gaveUp(RedisError)
+        /// An earlier batch was abandoned: this one was not attempted.
+        case abandoned
+    }
+
+    private var isAbandoned: Bool {
+        condition.lock(); defer { condition.unlock() }
+        return abandoned != nil
     }
 
     private func write(_ writes: [FencedWrite]) -> Outcome {
-        guard !writes.isEmpty else { return .written(fenced: [], failures: []) }
+        guard !writes.isEmpty else { return .written(Report()) }
         var pipeline = RedisPipeline()
         for write in writes {
             pipeline.add(write.command)
         }
+        let replies: [RedisReply]
         do {
-            let replies: [RedisReply]
-            do {
-                replies = try redis.execute(pipeline, onRetry: { [self] error, attempt in
-                    self.setHealthy(false)
-                    self.observer.redisRetry(error: "\(error)", attempt: attempt)
-                })
-            } catch {
-                return .stopped
-            }
-            // (A restarted Redis has an empty script cache: ReconnectingRedis reloads
-            // the script and resends the pipeline, which is idempotent.)
-            var fenced: [(task: TaskId, epoch: Int64)] = []
-            var failures: [String] = []
-            for (write, reply) in zip(writes, replies) {
-                guard let message = reply.errorMessage else { continue }
-                if message.hasPrefix("FENCED") {
-                    fenced.append((write.task, write.epoch))
-                } else {
-                    failures.append("task \(write.task): \(message)")
-                }
-            }
-            return .written(fenced: fenced, failures: failures)
+            // Transient refusals (OOM, READONLY, ...) come back as the script's
+            // error reply; ReconnectingRedis retries the whole pipeline on them.
+            // (A restarted Redis has an empty script cache: ReconnectingRedis
+            // reloads the script and resends the pipeline, which is idempotent.)
+            replies = try redis.execute(pipeline, onRetry: { [self] error, attempt in
+                self.setProblem(error)
+                self.observer.redisRetry(error: error, attempt: attempt)
+            })
+        } catch {
+            return .gaveUp(error)
         }
+        var report = Report()
+        for (write, reply) in zip(writes, replies) {
+            switch FencedWriteReply(reply) {
+            case .applied(let rejected):
+                for key in rejected { report.rejectedKeys.append((write.task, write.isCheckpoint, key)) }
+                if write.isCheckpoint && !rejected.isEmpty { report.failedCheckpoints.insert(write.task) }
+            case .refusedByEpoch(let current):
+                report.fencedTasks.append((write.task, write.epoch, current))
+                if write.isCheckpoint { report.failedCheckpoints.insert(write.task) }
+            case .failed(let message):
+                report.failures.append("task \(write.task): \(message)")
+                if write.isCheckpoint { report.failedCheckpoints.insert(write.task) }
+            }
+        }
+        return .written(report)
     }
 
     private var isStopping: Bool {
@@ -191,8 +250,8 @@ public final class RedisWriter: @unchecked Sendable {
         return stopping
     }
 
-    private func setHealthy(_ value: Bool) {
-        condition.lock(); healthy = value; condition.unlock()
+    private func setProblem(_ error: RedisError?) {
+        condition.lock(); problem = error; condition.unlock()
     }
 }
 
@@ -200,5 +259,6 @@ public final class RedisWriter: @unchecked Sendable {
 public protocol WriterObserver: Sendable {
     func pipelineCompleted(seconds: Double, commands: Int)
     func freshness(seconds: Double)
-    func redisRetry(error: String, attempt: Int)
+    /// Before each back-off sleep of a refused or failed write.
+    func redisRetry(error: RedisError, attempt: Int)
 }

@@ -1,0 +1,223 @@
+import FreshetCore
+import FreshetKafka
+import FreshetRedis
+
+/// Losing the checkpoint store (Redis restarted without persistence, FLUSHALL,
+/// a failover to an empty or stale replica, eviction) is a different fault
+/// from being fenced: no newer owner exists, the task's state and position are
+/// simply gone. Freshet detects it and rebuilds each affected task by
+/// replaying its input partition from offset 0 with empty state:
+///
+/// - a source task re-reads its source partition; the repartition records it
+///   sends again carry their original (source partition, offset) and are
+///   dropped by the item and user tasks' duplicate filters;
+/// - an item or user task re-reads its repartition partition, originals first,
+///   so its duplicate filter is rebuilt before the re-sent copies arrive;
+/// - features are absolute values, so rewriting them converges to the exact ones.
+///
+/// This is exact only when the broker still holds each partition from offset
+/// 0. When retention deleted a prefix, the state cannot be rebuilt: the
+/// processor refuses to go on (a clear error, `/readyz` 503, exit 1) rather
+/// than publish wrong features.
+extension StreamProcessor {
+    /// How the loss was noticed (the `evidence` label of `freshet_checkpoint_store_lost_total`).
+    enum StoreLossEvidence: String {
+        /// A fenced write found no epoch key.
+        case epochMissing = "epoch_missing"
+        /// A fenced write found an epoch older than the one this owner took.
+        case epochRolledBack = "epoch_rolled_back"
+        /// A task with committed offsets (or with checkpointed entries) has no checkpoint (or no state).
+        case checkpointMissing = "checkpoint_missing"
+        /// Redis restarted from a snapshot older than this owner's latest checkpoint.
+        case checkpointRolledBack = "checkpoint_rolled_back"
+    }
+
+    struct StoreLoss {
+        var evidence: StoreLossEvidence
+        var detail: String
+    }
+
+    func topicPartition(of id: TaskId) -> TopicPartition {
+        switch id.stage {
+        case .interactions: return TopicPartition(topic: topology.sources.interactions, partition: id.partition)
+        case .impressions: return TopicPartition(topic: topology.sources.impressions, partition: id.partition)
+        case .items: return TopicPartition(topic: itemTopic, partition: id.partition)
+        case .users: return TopicPartition(topic: userTopic, partition: id.partition)
+        }
+    }
+
+    // MARK: - At assignment
+
+    /// Whether the store lost a task being assigned: the group committed an
+    /// offset past the earliest one but there is no checkpoint (commits follow
+    /// checkpoints, so a commit without one means the checkpoint is gone), or
+    /// the checkpoint counts entries but its state hash is gone (eviction).
+    func storeLossAtAssign(_ id: TaskId, checkpoint: TaskCheckpoint?, committed: Int64?) throws -> StoreLoss? {
+        guard topology.checkpointIntervalMs > 0 else { return nil }
+        guard let checkpoint else {
+            guard let committed, committed > 0 else { return nil }
+            return StoreLoss(evidence: .checkpointMissing,
+                             detail: "the group committed offset \(committed) but Redis holds no checkpoint for the task")
+        }
+        if checkpoint.entries > 0 {
+            var pipeline = RedisPipeline()
+            pipeline.add(RedisCommand(arguments: [Array("EXISTS".utf8), Array(keys.checkpointState(id).utf8)]))
+            let replies = try control.execute(pipeline, onRetry: { _, _ in })
+            if case .integer(0)? = replies.first {
+                return StoreLoss(evidence: .checkpointMissing,
+                                 detail: "the checkpoint counts \(checkpoint.entries) entries but its state hash is gone")
+            }
+        }
+        return nil
+    }
+
+    /// Re-creates a lost task empty at assignment and returns the offset to start from.
+    func rebuildAtAssign(_ id: TaskId, topicPartition tp: TopicPartition, loss: StoreLoss, committed: Int64,
+                         nowMs: Int64) throws -> Int64 {
+        let earliest = try announceLoss(id, topicPartition: tp, loss: loss)
+        dropTask(id)
+        guard let epoch = try acquireEpoch(for: id, unlessAbove: nil) else {
+            throw ProcessorError.redis("cannot take the epoch of \(id)")
+        }
+        epochs[id] = epoch
+        try deleteCheckpoint(id)
+        _ = try restore(id, topicPartition: tp, nowMs: nowMs)
+        if committed > earliest { rebuildingTasks[id] = committed }
+        return earliest
+    }
+
+    // MARK: - While running
+
+    /// A running task whose store was lost: rebuild it in place (new epoch,
+    /// empty state, seek to offset 0). Not recoverable: stop (see the type).
+    func checkpointStoreLost(_ id: TaskId, evidence: StoreLossEvidence, detail: String) {
+        guard let oldEpoch = epochs[id] else { return }
+        let tp = topicPartition(of: id)
+        let reached = position(of: id)?.1 ?? nil
+        do {
+            let earliest = try announceLoss(id, topicPartition: tp, loss: StoreLoss(evidence: evidence, detail: detail))
+            dropTask(id)
+            guard let epoch = try acquireEpoch(for: id, unlessAbove: oldEpoch) else {
+                logger.warning("task fenced while rebuilding: another instance owns it now; dropping it here",
+                               metadata: ["task": "\(id)"])
+                return
+            }
+            epochs[id] = epoch
+            try deleteCheckpoint(id)
+            _ = try restore(id, topicPartition: tp, nowMs: Self.wallClockMs())
+            checkpointWrittenMs[id] = nil
+            try consumer.seek(tp, offset: earliest)
+            // Rebuilding (and not ready) until the replay is back where the task was.
+            if let reached, reached > earliest { rebuildingTasks[id] = reached }
+            logger.info("task assigned", metadata: [
+                "task": "\(id)", "epoch": "\(epoch)", "restored_entries": "0", "offset": "\(earliest)", "rebuild": "true",
+            ])
+        } catch {
+            logger.critical("cannot rebuild the task: \(error)", metadata: ["task": "\(id)"])
+            stats.failed("checkpoint store lost and the task cannot be rebuilt: \(error)")
+            blockCommits("the checkpoint store lost task \(id) and it cannot be rebuilt")
+            fatalError = error
+            stopFlag.set()
+        }
+    }
+
+    /// Logs the loss, counts it, and checks that the input can be replayed
+    /// exactly. Returns the offset to replay from (always 0).
+    /// - Throws: `ProcessorError.checkpoint` when retention deleted part of the input.
+    func announceLoss(_ id: TaskId, topicPartition tp: TopicPartition, loss: StoreLoss) throws -> Int64 {
+        stats.metrics.checkpointStoreLost(evidence: loss.evidence.rawValue).increment()
+        logger.critical("CHECKPOINT STORE LOST: Redis no longer holds this task's checkpoint (not fenced: no newer owner); rebuilding its state by replaying its input from the earliest retained offset", metadata: [
+            "task": "\(id)", "evidence": "\(loss.evidence.rawValue)", "detail": "\(loss.detail)",
+        ])
+        do {
+            return try Self.replayStart(task: id, partition: tp, earliest: try consumer.earliestOffset(tp))
+        } catch let error as ProcessorError {
+            stats.failed(error.description)
+            throw error
+        }
+    }
+
+    /// The offset a lost task replays from: 0, when the broker still holds its
+    /// input partition from the start (state is a function of the whole input).
+    /// - Parameter earliest: the partition's earliest retained offset.
+    /// - Throws: `ProcessorError.checkpoint` when retention deleted records
+    ///   (`earliest > 0`): the state cannot be rebuilt exactly.
+    static func replayStart(task id: TaskId, partition tp: TopicPartition, earliest: Int64) throws -> Int64 {
+        guard earliest <= 0 else {
+            throw ProcessorError.checkpoint("checkpoint store lost for task \(id) and its input \(tp) no longer starts at offset 0 (the earliest retained offset is \(earliest): retention deleted records), so its state cannot be rebuilt exactly; refusing to run. Restore Redis from a backup, or accept approximate features by resetting the group's offsets (see docs/OPERATIONS.md, \"Redis faults\")")
+        }
+        return 0
+    }
+
+    /// Deletes what is left of a task's checkpoint (after a partial loss or a
+    /// rollback), so the rebuilt task's incremental checkpoints start clean.
+    func deleteCheckpoint(_ id: TaskId) throws {
+        var pipeline = RedisPipeline()
+        pipeline.add(RedisCommand(arguments: [Array("DEL".utf8), Array(keys.checkpointMeta(id).utf8),
+                                               Array(keys.checkpointState(id).utf8),
+                                               Array(keys.checkpointEmbeddings(id).utf8)]))
+        _ = try control.execute(pipeline, onRetry: { _, _ in })
+    }
+
+    /// Logs tasks whose rebuild has passed the offset they had reached before the loss.
+    func checkRebuildProgress() {
+        guard !rebuildingTasks.isEmpty else { return }
+        for (id, target) in rebuildingTasks {
+            guard let next = position(of: id)?.1 ?? nil, next >= target else { continue }
+            rebuildingTasks[id] = nil
+            logger.notice("task rebuilt after the checkpoint store loss", metadata: ["task": "\(id)", "offset": "\(next)"])
+        }
+    }
+
+    // MARK: - Redis restarts
+
+    /// Once per checkpoint: when Redis's `run_id` changed (it restarted),
+    /// checks every owned task's epoch and latest checkpoint, and rebuilds the
+    /// tasks Redis lost or rolled back (a restart from an older snapshot loses
+    /// incremental checkpoint deltas silently).
+    func verifyCheckpointStore() {
+        let runId: String
+        do { runId = try currentRedisRunId() } catch {
+            logger.warning("cannot read redis run_id: \(error)")
+            return
+        }
+        defer { redisRunId = runId }
+        guard let previous = redisRunId, previous != runId else { return }
+        logger.warning("redis restarted (run_id changed): checking every task's epoch and checkpoint",
+                       metadata: ["previous_run_id": "\(previous)", "run_id": "\(runId)"])
+        for id in allTaskIds {
+            guard let epoch = epochs[id] else { continue }
+            do {
+                var pipeline = RedisPipeline()
+                pipeline.add(RedisCommand(arguments: [Array("GET".utf8), Array(keys.epoch(id).utf8)]))
+                pipeline.add(RedisCommand(arguments: [Array("HGET".utf8), Array(keys.checkpointMeta(id).utf8),
+                                                       Array("written_ms".utf8)]))
+                let replies = try control.execute(pipeline, onRetry: { _, _ in })
+                let current = replies.first?.string.flatMap { Int64($0) }
+                let written = replies.count > 1 ? replies[1].string.flatMap { Int64($0) } : nil
+                if current != epoch {
+                    guard FencedWriteReply.epochRefusal(ours: epoch, current: current) == .storeLost else { continue }
+                    checkpointStoreLost(id, evidence: current == nil ? .epochMissing : .epochRolledBack,
+                                        detail: "redis restarted and the epoch key is \(current.map { "at \($0)" } ?? "missing")")
+                } else if let ours = checkpointWrittenMs[id], written != ours {
+                    checkpointStoreLost(id, evidence: .checkpointRolledBack,
+                                        detail: "redis restarted and holds the checkpoint written at \(written.map(String.init) ?? "none"), not the latest at \(ours)")
+                }
+            } catch {
+                logger.warning("cannot check the checkpoint of \(id) after a redis restart: \(error)")
+            }
+        }
+    }
+
+    /// `run_id` from `INFO server`: a new value after every Redis start.
+    func currentRedisRunId() throws -> String {
+        var pipeline = RedisPipeline()
+        pipeline.add(RedisCommand(arguments: [Array("INFO".utf8), Array("server".utf8)]))
+        let replies = try control.execute(pipeline, onRetry: { _, _ in })
+        guard let text = replies.first?.string,
+              let line = text.split(whereSeparator: \.isNewline).first(where: { $0.hasPrefix("run_id:") }) else {
+            throw ProcessorError.redis("INFO server has no run_id")
+        }
+        return String(line.dropFirst("run_id:".count))
+    }
+}

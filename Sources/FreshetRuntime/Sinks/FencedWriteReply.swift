@@ -1,0 +1,62 @@
+import FreshetRedis
+
+/// What Redis answered to one `FencedWrite` (see the script's reply contract).
+public enum FencedWriteReply: Sendable, Equatable {
+    /// The write ran; `rejected` lists the keys Redis refused for good (e.g. a
+    /// `WRONGTYPE` key), each with the server's message. Every other operation applied.
+    case applied(rejected: [RejectedKey])
+    /// The epoch check failed. `current` is the epoch Redis holds for the task,
+    /// nil when the epoch key is missing.
+    case refusedByEpoch(current: Int64?)
+    /// Any other error reply (a script bug, an unexpected reply shape).
+    case failed(String)
+
+    public struct RejectedKey: Sendable, Equatable {
+        public var key: String
+        public var message: String
+        /// The server's error prefix (`WRONGTYPE`, `ERR`, ...), the metric's `reason` label.
+        public var reason: String { RedisError.serverErrorPrefix(message) }
+        public init(key: String, message: String) {
+            self.key = key
+            self.message = message
+        }
+    }
+
+    public init(_ reply: RedisReply) {
+        switch reply {
+        case .error(let message):
+            if message.hasPrefix("FENCED") {
+                let current = message.split(separator: " ").last.flatMap { Int64($0) }
+                self = .refusedByEpoch(current: current)
+            } else {
+                self = .failed(message)
+            }
+        case .integer:
+            self = .applied(rejected: [])
+        case .array(let items):
+            var rejected: [RejectedKey] = []
+            var index = 1
+            while index + 1 < items.count {
+                rejected.append(RejectedKey(key: items[index].string ?? "", message: items[index + 1].string ?? ""))
+                index += 2
+            }
+            self = .applied(rejected: rejected)
+        default:
+            self = .failed("unexpected reply \(reply)")
+        }
+    }
+
+    /// How the owner of a task should read an epoch refusal of its write made
+    /// at `epoch`: a newer owner took the task (the current epoch is higher), or
+    /// the checkpoint store lost it (the epoch key is missing, or older than
+    /// the one this owner acquired: Redis restarted empty or from an old snapshot).
+    public static func epochRefusal(ours epoch: Int64, current: Int64?) -> EpochRefusal {
+        guard let current, current >= epoch else { return .storeLost }
+        return .fencedByNewerOwner
+    }
+
+    public enum EpochRefusal: Sendable, Equatable {
+        case fencedByNewerOwner
+        case storeLost
+    }
+}
