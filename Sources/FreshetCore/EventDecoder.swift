@@ -9,6 +9,10 @@
 ///   `[minTimestampMs, nowMs + maxFutureSkewMs]`.
 /// Every rejection is a `BadInput` with a stable reason and a detail naming the field.
 public struct EventDecoder: Sendable {
+    /// The deepest nesting of containers (the event object included) accepted
+    /// in an event; deeper valid JSON is bad input `nesting_too_deep`.
+    public static let maxNestingDepth = JSONScanner.maxDepth
+
     /// Earliest accepted event time (default 2000-01-01T00:00:00Z).
     public var minTimestampMs: EventTimeMs
     /// How far past the caller's wall clock an event time may lie (default one day).

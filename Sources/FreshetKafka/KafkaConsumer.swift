@@ -124,7 +124,8 @@ public final class KafkaConsumer: @unchecked Sendable {
             let value: [UInt8] = m.payload.map { Array(UnsafeRawBufferPointer(start: $0, count: m.len)) } ?? []
             result.records.append(ConsumedRecord(
                 topicIndex: index, topic: name, partition: m.partition, offset: m.offset,
-                key: key, value: value, timestampMs: Self.timestamp(of: msg), headers: Self.headers(of: msg)))
+                key: key, value: value, timestampMs: Self.timestamp(of: msg), headers: Self.headers(of: msg),
+                valueIsNull: m.payload == nil))
         }
         return result
     }

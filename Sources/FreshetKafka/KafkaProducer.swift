@@ -88,11 +88,15 @@ public final class KafkaProducer: @unchecked Sendable {
     ///
     /// - Throws: invalid arguments, unknown partition/topic when already known
     ///   from metadata, queue full, or the producer's fatal error.
-    public func produce(topic: String, partition: Int32? = nil, key: [UInt8]?, value: [UInt8],
+    /// A nil `value` is a null (tombstone) value; an empty one stays empty.
+    public func produce(topic: String, partition: Int32? = nil, key: [UInt8]?, value: [UInt8]?,
                         headers: [(String, [UInt8])] = [], timestampMs: Int64? = nil) throws(KafkaError) {
         let t = try self.topic(topic)
         var result: KafkaError? = nil
-        value.withUnsafeBytes { v in
+        func withValue(_ body: (UnsafeRawBufferPointer?) -> Void) {
+            if let value { value.withUnsafeBytes { body($0) } } else { body(nil) }
+        }
+        withValue { v in
             if let key {
                 key.withUnsafeBytes { k in
                     do throws(KafkaError) {
@@ -109,10 +113,11 @@ public final class KafkaProducer: @unchecked Sendable {
     }
 
     /// Fast path: a cached topic handle and borrowed bytes (copied before
-    /// returning). A non-nil empty `key` is an empty key, distinct from no key.
-    /// Same blocking and error behaviour as `produce(topic:...)`.
+    /// returning). A non-nil empty `key` is an empty key, distinct from no key;
+    /// likewise a nil `value` is a null (tombstone) value and a non-nil empty
+    /// one an empty value. Same blocking and error behaviour as `produce(topic:...)`.
     public func produce(to topic: Topic, partition: Int32? = nil, key: UnsafeRawBufferPointer?,
-                        value: UnsafeRawBufferPointer, headers: [(String, [UInt8])] = [],
+                        value: UnsafeRawBufferPointer?, headers: [(String, [UInt8])] = [],
                         timestampMs: Int64? = nil) throws(KafkaError) {
         var dummy: UInt8 = 0
         try withUnsafeMutablePointer(to: &dummy) { (dummyPtr) throws(KafkaError) in
@@ -132,11 +137,16 @@ public final class KafkaProducer: @unchecked Sendable {
             vus.append(vu)
             vu = rd_kafka_vu_t()
             vu.vtype = RD_KAFKA_VTYPE_VALUE
-            // An empty buffer may have a nil base address; librdkafka treats a
-            // NULL value as a null (tombstone) value, which is what we want for
-            // an empty value too.
-            vu.u.mem.ptr = UnsafeMutableRawPointer(mutating: value.baseAddress)
-            vu.u.mem.size = value.count
+            // librdkafka treats a NULL value as a null (tombstone) value; an
+            // empty buffer may have a nil base address, so an empty value gets
+            // a non-NULL pointer (as an empty key does below).
+            if let value {
+                vu.u.mem.ptr = value.baseAddress.map { UnsafeMutableRawPointer(mutating: $0) } ?? UnsafeMutableRawPointer(dummyPtr)
+                vu.u.mem.size = value.count
+            } else {
+                vu.u.mem.ptr = nil
+                vu.u.mem.size = 0
+            }
             vus.append(vu)
             if let key {
                 vu = rd_kafka_vu_t()

@@ -76,7 +76,8 @@ public final class StreamProcessor: @unchecked Sendable {
         self.trending = TrendingDecay(halfLifeMs: topology.trending.halfLifeMs)
         self.renderer = FeatureRenderer(keys: keys, trendingTopK: topology.trending.topK, trending: trending,
                                         halfLifeMs: topology.trending.halfLifeMs)
-        self.decoder = EventDecoder(maxFutureSkewMs: topology.eventTime.maxFutureSkewMs)
+        self.decoder = EventDecoder(minTimestampMs: topology.eventTime.minTimestampMs,
+                                    maxFutureSkewMs: topology.eventTime.maxFutureSkewMs)
         self.panes = PaneSpec(paneMs: topology.windows.paneMs, windowPanes: topology.windows.panesPerWindow)
     }
 
@@ -133,11 +134,18 @@ public final class StreamProcessor: @unchecked Sendable {
         if !topology.sources.keyedByUser { topics.append(userTopic) }
     }
 
+    /// The largest message this instance produces: `output.max_message_bytes`,
+    /// or a smaller `message.max.bytes` set among the raw Kafka properties.
+    var maxMessageBytes: Int {
+        min(topology.output.maxMessageBytes, kafkaConfig["message.max.bytes"].flatMap { Int($0) } ?? .max)
+    }
+
     func connect() throws {
-        producer = try KafkaProducer(config: kafkaConfig.with("linger.ms", topology.kafka["linger.ms"] ?? "2"))
+        producer = try KafkaProducer(config: kafkaConfig.with("linger.ms", topology.kafka["linger.ms"] ?? "2")
+            .with("message.max.bytes", String(maxMessageBytes)))
         output = KafkaTaskOutput(producer: producer, itemTopic: itemTopic, itemPartitions: repartitionPartitions,
                                  userTopic: userTopic, userPartitions: repartitionPartitions,
-                                 deadLetterTopic: topology.deadLetterTopic)
+                                 deadLetterTopic: topology.deadLetterTopic, maxMessageBytes: maxMessageBytes)
         if topology.embeddings.enabled {
             output.examplesTopic = topology.embeddings.examplesTopic
             output.examplePartitions = repartitionPartitions
@@ -216,7 +224,7 @@ public final class StreamProcessor: @unchecked Sendable {
     /// Feeds one record to the task that owns its partition.
     func dispatch(_ record: ConsumedRecord, nowMs: Int64) {
         let input = InputRecord(partition: record.partition, offset: record.offset, key: record.key,
-                                value: record.value, timestampMs: record.timestampMs)
+                                value: record.value, timestampMs: record.timestampMs, valueIsNull: record.valueIsNull)
         stats.recordsConsumed.increment()
         consumedCounter(topicIndex: record.topicIndex, partition: record.partition).increment()
         switch record.topicIndex {

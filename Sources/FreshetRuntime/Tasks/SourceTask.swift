@@ -44,6 +44,7 @@ public final class SourceTask {
         processed += 1
         nextOffset = record.offset + 1
         do {
+            if record.valueIsNull { throw BadInput(.nullValue, "null (tombstone) value") }
             switch id.stage {
             case .interactions:
                 let interaction = try record.value.withUnsafeBytes { (bytes) throws(BadInput) -> Interaction in
@@ -53,18 +54,28 @@ public final class SourceTask {
                 if let users {
                     users.apply(interaction)
                     userEmbeddings?.process(interaction)
-                } else if routesInteractionsByUser {
-                    let origin = RecordOrigin(sourceTopic: 0, partition: record.partition, offset: record.offset, subIndex: 0)
-                    output.repartition(.users, key: interaction.userId,
-                                       value: RepartitionRecord.interaction(interaction, origin: origin).encoded())
                 }
-                route(ItemRouting.itemEvents(for: interaction), record: record, output: output)
+                var tooLarge: BadInput?
+                if routesInteractionsByUser {
+                    let origin = RecordOrigin(sourceTopic: 0, partition: record.partition, offset: record.offset, subIndex: 0)
+                    let bytes = RepartitionRecord.interaction(interaction, origin: origin).encoded()
+                    if bytes.count <= output.maxRepartitionRecordBytes {
+                        output.repartition(.users, key: interaction.userId, value: bytes)
+                    } else {
+                        tooLarge = Self.tooLarge("the interaction re-keyed by user", bytes.count, output)
+                    }
+                }
+                if let problem = route(ItemRouting.itemEvents(for: interaction), record: record, output: output) ?? tooLarge {
+                    throw problem
+                }
             case .impressions:
                 let impression = try record.value.withUnsafeBytes { (bytes) throws(BadInput) -> Impression in
                     try decoder.decodeImpression(bytes, messageTimestampMs: record.timestampMs, nowMs: nowMs)
                 }
                 watermark.observe(impression.ts)
-                route(ItemRouting.itemEvents(for: impression), record: record, output: output)
+                if let problem = route(ItemRouting.itemEvents(for: impression), record: record, output: output) {
+                    throw problem
+                }
             case .items, .users:
                 preconditionFailure("unreachable: checked in init")
             }
@@ -76,12 +87,29 @@ public final class SourceTask {
         }
     }
 
-    private func route(_ events: [ItemEvent], record: InputRecord, output: TaskOutput) {
+    /// Sends each item event to the item stage. An event too large for any
+    /// message is not sent; the others are (their sub-indices keep their
+    /// places, so duplicate filtering is unaffected), and the first oversized
+    /// one is returned so the caller dead-letters the source record.
+    private func route(_ events: [ItemEvent], record: InputRecord, output: TaskOutput) -> BadInput? {
+        var tooLarge: BadInput?
         for (index, event) in events.enumerated() {
             let origin = RecordOrigin(sourceTopic: sourceTopicCode, partition: record.partition,
-                                      offset: record.offset, subIndex: UInt16(truncatingIfNeeded: index))
-            output.repartition(.items, key: event.itemId, value: RepartitionRecord.item(event, origin: origin).encoded())
+                                      offset: record.offset, subIndex: UInt32(index))
+            let bytes = RepartitionRecord.item(event, origin: origin).encoded()
+            guard bytes.count <= output.maxRepartitionRecordBytes else {
+                if tooLarge == nil {
+                    tooLarge = Self.tooLarge("item event \(index) of \(events.count)", bytes.count, output)
+                }
+                continue
+            }
+            output.repartition(.items, key: event.itemId, value: bytes)
         }
+        return tooLarge
+    }
+
+    private static func tooLarge(_ what: String, _ size: Int, _ output: TaskOutput) -> BadInput {
+        BadInput(.recordTooLarge, "\(what) is \(size) bytes; a repartition message holds at most \(output.maxRepartitionRecordBytes) (output.max_message_bytes)")
     }
 
     /// Tells downstream tasks how far event time has progressed here, when it moved.
