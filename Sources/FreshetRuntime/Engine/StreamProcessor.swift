@@ -54,6 +54,7 @@ public final class StreamProcessor: @unchecked Sendable {
     var lastFlushMs: Int64 = 0
     var lastCheckpointMs: Int64 = 0
     var lastMarkerMs: Int64 = 0
+    var lastFinalMarkerMs: Int64 = 0
     var recordsSinceFlush = 0
     var lastGaugeMs: Int64 = 0
     /// Cumulative task counts already added to metrics (tasks come and go; counters only grow).
@@ -226,17 +227,21 @@ public final class StreamProcessor: @unchecked Sendable {
         let input = InputRecord(partition: record.partition, offset: record.offset, key: record.key,
                                 value: record.value, timestampMs: record.timestampMs, valueIsNull: record.valueIsNull)
         stats.recordsConsumed.increment()
-        consumedCounter(topicIndex: record.topicIndex, partition: record.partition).increment()
+        // Counted per partition only for owned partitions, so that a revoked
+        // partition's series, once removed, is not re-created by a late record.
         switch record.topicIndex {
         case 0, 1:
             let tp = TopicPartition(topic: topics[record.topicIndex], partition: record.partition)
             guard let task = sourceTasks[tp] else { return }
+            consumedCounter(topicIndex: record.topicIndex, partition: record.partition).increment()
             task.process(input, nowMs: nowMs, output: output)
         case 2:
             guard let task = itemTasks[record.partition] else { return }
+            consumedCounter(topicIndex: record.topicIndex, partition: record.partition).increment()
             task.process(input, nowMs: nowMs, output: output)
         case 3:
             guard let task = userTasks[record.partition] else { return }
+            consumedCounter(topicIndex: record.topicIndex, partition: record.partition).increment()
             task.process(input)
         default:
             return
@@ -258,6 +263,12 @@ public final class StreamProcessor: @unchecked Sendable {
         if nowMs - lastMarkerMs >= 20 {
             lastMarkerMs = nowMs
             for task in sourceTasks.values { task.emitWatermarkIfAdvanced(output: output) }
+        }
+        if options.stopAtEnd, nowMs - lastFinalMarkerMs >= 1_000 {
+            // Several instances in one bounded run: tasks move between them, and
+            // a moved item task needs every source's final marker again.
+            lastFinalMarkerMs = nowMs
+            for task in sourceTasks.values { task.resendFinalMarker(output: output) }
         }
         for task in itemTasks.values { task.advanceWatermark(nowMs: nowMs, output: output) }
         producer.poll(timeoutMs: 0)
@@ -355,9 +366,22 @@ public final class StreamProcessor: @unchecked Sendable {
         }
     }
 
+    /// Forgets a task and its metric series (lag, records consumed, watermark,
+    /// state entries): a revoked partition's last values must not linger.
     func dropTask(_ task: TaskId) {
         epochs[task] = nil
         stats.metrics.removeTask(task.description)
+        let topic: String
+        switch task.stage {
+        case .interactions: topic = topology.sources.interactions
+        case .impressions: topic = topology.sources.impressions
+        case .items: topic = itemTopic
+        case .users: topic = userTopic
+        }
+        stats.metrics.removePartition(topic: topic, partition: task.partition)
+        if let index = topics.firstIndex(of: topic) {
+            consumedCounters[Int64(index) << 32 | Int64(task.partition)] = nil
+        }
         switch task.stage {
         case .interactions:
             sourceTasks[TopicPartition(topic: topology.sources.interactions, partition: task.partition)] = nil

@@ -173,10 +173,12 @@ public final class FreshetMetrics: Sendable {
         registry.remove(Name.consumerLag, labels: labels)
     }
 
-    /// Drops a task's series (watermark, event-time lag) when the task goes away.
+    /// Drops a task's series (watermark, event-time lag, state entries) when the task goes away.
     public func removeTask(_ task: String) {
         registry.remove(Name.watermarkMs, labels: ["task": task])
         registry.remove(Name.eventTimeLagMs, labels: ["task": task])
+        registry.remove(Name.stateEntries, labels: ["store": "users-\(task)"])
+        registry.remove(Name.stateEntries, labels: ["store": "items-\(task)"])
     }
 
     /// Sets `freshet_ready` from a readiness answer and returns it (handy inside the `/readyz` closure).

@@ -130,6 +130,15 @@ public final class SourceTask {
         sendMarker(finished: true, output: output)
     }
 
+    /// Bounded runs with several instances: sends the final marker again.
+    /// A repartition-fed task that moved to another instance after the first
+    /// one was sent starts without it (markers of a run are not checkpointed),
+    /// and would otherwise wait forever. Markers are idempotent.
+    public func resendFinalMarker(output: TaskOutput) {
+        guard finished else { return }
+        sendMarker(finished: true, output: output)
+    }
+
     private func sendMarker(finished: Bool, output: TaskOutput) {
         let marker = WatermarkMarker(sourceTopic: sourceTopicCode, sourcePartition: id.partition,
                                      watermarkMs: watermark.watermark, finished: finished)
