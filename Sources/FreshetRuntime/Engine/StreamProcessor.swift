@@ -414,6 +414,12 @@ public final class StreamProcessor: @unchecked Sendable {
         _ = try? producer.flush(timeoutMs: 10_000)
         progress?.stop()
         admin?.stop()
+        // Destroy the Kafka clients now, not when the processor is released:
+        // their threads would keep reconnecting (and logging) while whoever
+        // ran us stops the broker (the embedded default does, right after).
+        output = nil
+        producer = nil
+        consumer = nil
         logger.info("stopped", metadata: ["records": "\(stats.recordsConsumed.value)"])
     }
 

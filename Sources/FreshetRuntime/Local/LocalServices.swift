@@ -99,6 +99,10 @@ public final class LocalServices {
             throw StartError(description: "cannot start \(path): \(String(cString: strerror(rc)))")
         }
         children.append(pid)
+        // `<name>.pid` beside the log: the services run in process groups of
+        // their own, so whoever cleans up after a crashed Freshet needs it.
+        let pidPath = (log.hasSuffix(".log") ? String(log.dropLast(4)) : log) + ".pid"
+        try? "\(pid)\n".write(toFile: pidPath, atomically: true, encoding: .utf8)
     }
 
     static func locate(_ name: String, environment: String, local: String) -> String? {
