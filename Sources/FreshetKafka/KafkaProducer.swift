@@ -252,6 +252,14 @@ public final class KafkaProducer: @unchecked Sendable {
     /// are kept between calls; `deliveryFailures` counts all).
     public func takeDeliveryErrors() -> [KafkaError] { context.takeErrors() }
 
+    /// Tracks, for `topic`, the highest offset acknowledged per partition
+    /// (from delivery reports). Call once, before producing to `topic`.
+    public func watchDeliveredOffsets(topic: String) { context.watch(topic) }
+
+    /// Per partition of the watched topic, the highest offset delivered so far
+    /// (after `flush`, every record produced before it is included).
+    public var deliveredHighOffsets: [Int32: Int64] { context.watchedHighOffsets() }
+
     /// Partition count of `topic` from metadata. Blocks up to `timeoutMs`.
     public func partitionCount(topic: String, timeoutMs: Int32 = 5000) throws(KafkaError) -> Int {
         let ctx = "read metadata of topic \(topic)"
@@ -284,6 +292,32 @@ final class ProducerContext: @unchecked Sendable {
     private var failures = 0
     private var deliveries = 0
     private var fatalError: KafkaError? = nil
+    /// The topic whose delivered offsets are tracked (C string, owned), if any.
+    private(set) var watchedTopic: UnsafeMutablePointer<CChar>?
+    private var watchedHigh: [Int32: Int64] = [:]
+
+    deinit { free(watchedTopic) }
+
+    func watch(_ topic: String) {
+        lock.lock()
+        free(watchedTopic)
+        watchedTopic = strdup(topic)
+        watchedHigh = [:]
+        lock.unlock()
+    }
+
+    /// Called for each delivered record of the watched topic.
+    func recordWatchedDelivery(partition: Int32, offset: Int64) {
+        lock.lock()
+        if offset > watchedHigh[partition, default: -1] { watchedHigh[partition] = offset }
+        lock.unlock()
+    }
+
+    func watchedHighOffsets() -> [Int32: Int64] {
+        lock.lock()
+        defer { lock.unlock() }
+        return watchedHigh
+    }
 
     func recordDelivery(_ e: KafkaError?) {
         lock.lock()
@@ -334,6 +368,10 @@ private let producerDeliveryCallback: @convention(c) (OpaquePointer?, UnsafePoin
     let m = msg.pointee
     if m.err == RD_KAFKA_RESP_ERR_NO_ERROR {
         ctx.recordDelivery(nil)
+        // Written before the producer is used; a plain read is enough here.
+        if let watched = ctx.watchedTopic, let name = m.rkt.flatMap({ rd_kafka_topic_name($0) }), strcmp(name, watched) == 0 {
+            ctx.recordWatchedDelivery(partition: m.partition, offset: m.offset)
+        }
     } else {
         let topic = m.rkt.flatMap { rd_kafka_topic_name($0) }.map { String(cString: $0) } ?? "?"
         let part = m.partition == RD_KAFKA_PARTITION_UA ? "" : "[\(m.partition)]"

@@ -222,3 +222,49 @@ enum InputFaultFixture {
         throw TestFailure("could not read \(topic) to its end")
     }
 }
+
+/// Dead letters are deduplicated across a crash replay, as repartitioned
+/// records are: the replay after SIGKILL sends no letter a second time.
+final class DeadLetterReplayTests: XCTestCase {
+    func testCrashReplayDoesNotDuplicateDeadLetters() throws {
+        let cluster = try LocalCluster()
+        defer { cluster.stop() }
+        let ts = Int64(Date().timeIntervalSince1970 * 1000) - 60_000
+        try InputFaultFixture.createTopics(cluster, partitions: 1)
+        let producer = try InputFaultFixture.bigProducer(cluster)
+        let values = [
+            #"{"user_id":"u1","item_id":"i1","action":"click","ts":\#(ts)}"#,
+            "not json",
+            #"{"user_id":"u1","item_id":"i2","action":"buy","ts":\#(ts + 1)}"#,
+            #"{"user_id":"u2","item_id":"i1","action":"click","ts":\#(ts + 2)}"#,
+            "[1,2]",
+        ]
+        for value in values {
+            try producer.produce(topic: "interactions", partition: 0, key: nil, value: Array(value.utf8))
+        }
+        try producer.flush(timeoutMs: 30_000)
+        // No checkpoint before the crash: the replay starts from the beginning.
+        let topology = "\(cluster.directory)/no-checkpoint.yaml"
+        try InputFaultTests.topologyBase.replacingOccurrences(of: "interval: 1s", with: "interval: 1h")
+            .write(toFile: topology, atomically: true, encoding: .utf8)
+        let arguments = ["run", "--topology", topology, "--brokers", cluster.brokers, "--redis", cluster.redisURL,
+                         "--group", "replay", "--admin-port=-1"]
+        let first = try FreshetBinary.start(arguments, logPath: "\(cluster.directory)/first.log")
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline, (try? EndToEndTests.countRecords(topic: "freshet-dlq", brokers: cluster.brokers)) != 3 {
+            usleep(300_000)
+        }
+        first.signal(SIGKILL)
+        _ = try first.wait(timeout: 10)
+        XCTAssertEqual(try EndToEndTests.countRecords(topic: "freshet-dlq", brokers: cluster.brokers), 3, first.logTail())
+
+        let second = try FreshetBinary.start(arguments + ["--stop-at-end"], logPath: "\(cluster.directory)/second.log")
+        XCTAssertEqual(try second.wait(timeout: 120), 0, second.logTail())
+        let letters = try InputFaultFixture.readAll(topic: "freshet-dlq", brokers: cluster.brokers)
+        XCTAssertEqual(letters.compactMap { InputFaultFixture.header($0, "freshet.source.offset") }.sorted(), ["1", "2", "4"],
+                       "one dead letter per bad record after the replay")
+        let redis = try RedisConnection(url: cluster.redisURL)
+        XCTAssertEqual(try InputFaultFixture.field(redis, "item:i1", "popularity_7d"), "2")
+        XCTAssertEqual(try InputFaultFixture.field(redis, "user:u1", "interaction_count"), "1")
+    }
+}

@@ -36,6 +36,7 @@ extension StreamProcessor {
         writer.waitUntilDrained()
         handleWriterReport()
         stats.checkpointCompleted(seconds: Double(Self.wallClockMs() - started) / 1000, bytes: bytes)
+        recordDeadLetterProgress(tasks: tasks)
         commitOffsets(for: tasks)
     }
 

@@ -19,6 +19,7 @@ extension StreamProcessor {
         }
         for (tp, task) in sourceTasks {
             lag(tp, task.nextOffset)
+            reportDelta(task.deadLetterDuplicatesSkipped, key: "dlq-dup-\(task.id)", to: stats.metrics.deadLetterDuplicatesSkipped)
             if let users = task.users {
                 stats.metrics.stateEntries(store: "users-\(task.id)").set(Double(users.count))
             }

@@ -123,9 +123,16 @@ extension StreamProcessor {
             if let checkpoint {
                 task.nextOffset = checkpoint.nextOffset
                 task.restoreWatermark(maxTimestamp: checkpoint.eventTimeMs)
+
                 if let users = task.users {
                     try scanState(id) { key, bytes in try users.restoreEntry(userId: key, bytes: bytes) }
                 }
+            }
+            task.deadLettersAlreadySent = try deadLettersAlreadySent(task: id, topic: tp.topic,
+                                                                     after: checkpoint?.nextOffset ?? 0)
+            if !task.deadLettersAlreadySent.isEmpty {
+                logger.info("dead letters sent before a crash will not be sent again",
+                            metadata: ["task": "\(id)", "count": "\(task.deadLettersAlreadySent.count)"])
             }
             if task.users != nil {
                 task.userEmbeddings = makeUserEmbeddingSide()

@@ -55,6 +55,10 @@ public final class StreamProcessor: @unchecked Sendable {
     var lastCheckpointMs: Int64 = 0
     var lastMarkerMs: Int64 = 0
     var lastFinalMarkerMs: Int64 = 0
+    /// Dead-letter topic end offsets at start-up, and the floors last recorded
+    /// per source task (see StreamProcessor+DeadLetters.swift).
+    var deadLetterStart: [Int32: Int64] = [:]
+    var deadLetterFloorWritten: [TaskId: String] = [:]
     var recordsSinceFlush = 0
     var lastGaugeMs: Int64 = 0
     /// Cumulative task counts already added to metrics (tasks come and go; counters only grow).
@@ -131,6 +135,9 @@ public final class StreamProcessor: @unchecked Sendable {
            let users = try admin.partitionCount(topic: userTopic), Int32(users) != repartitionPartitions {
             throw ProcessorError.configuration("\(userTopic) has \(users) partitions but \(itemTopic) has \(repartitionPartitions); delete one or make them equal")
         }
+        // Every dead letter this instance sends lies at or after these offsets.
+        deadLetterStart = Dictionary(uniqueKeysWithValues: try KafkaConsumer.probeEndOffsets(
+            config: kafkaConfig, topics: [topology.deadLetterTopic]).map { ($0.key.partition, $0.value) })
         topics = [topology.sources.interactions, topology.sources.impressions, itemTopic]
         if !topology.sources.keyedByUser { topics.append(userTopic) }
     }
@@ -144,6 +151,7 @@ public final class StreamProcessor: @unchecked Sendable {
     func connect() throws {
         producer = try KafkaProducer(config: kafkaConfig.with("linger.ms", topology.kafka["linger.ms"] ?? "2")
             .with("message.max.bytes", String(maxMessageBytes)))
+        producer.watchDeliveredOffsets(topic: topology.deadLetterTopic)
         output = KafkaTaskOutput(producer: producer, itemTopic: itemTopic, itemPartitions: repartitionPartitions,
                                  userTopic: userTopic, userPartitions: repartitionPartitions,
                                  deadLetterTopic: topology.deadLetterTopic, maxMessageBytes: maxMessageBytes)
@@ -370,6 +378,7 @@ public final class StreamProcessor: @unchecked Sendable {
     /// state entries): a revoked partition's last values must not linger.
     func dropTask(_ task: TaskId) {
         epochs[task] = nil
+        deadLetterFloorWritten[task] = nil
         stats.metrics.removeTask(task.description)
         let topic: String
         switch task.stage {

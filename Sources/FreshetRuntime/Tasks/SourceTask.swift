@@ -20,6 +20,10 @@ public final class SourceTask {
     /// Offset of the next record to read: what a checkpoint stores.
     public var nextOffset: Int64?
     public private(set) var deadLetters = 0
+    /// Offsets whose dead letter a previous owner already sent (after the
+    /// checkpoint this task restored): replaying them sends nothing.
+    public var deadLettersAlreadySent: Set<Int64> = []
+    public private(set) var deadLetterDuplicatesSkipped = 0
     public private(set) var processed = 0
     /// Bounded runs: set when the partition reached its end.
     public private(set) var finished = false
@@ -43,6 +47,14 @@ public final class SourceTask {
     public func process(_ record: InputRecord, nowMs: Int64, output: TaskOutput) {
         processed += 1
         nextOffset = record.offset + 1
+        var alreadySent = false
+        if !deadLettersAlreadySent.isEmpty {
+            // Entries below the first replayed offset will never come: drop them.
+            if let lowest = deadLettersAlreadySent.min(), lowest < record.offset {
+                deadLettersAlreadySent = deadLettersAlreadySent.filter { $0 >= record.offset }
+            }
+            alreadySent = deadLettersAlreadySent.remove(record.offset) != nil
+        }
         do {
             if record.valueIsNull { throw BadInput(.nullValue, "null (tombstone) value") }
             switch id.stage {
@@ -80,6 +92,10 @@ public final class SourceTask {
                 preconditionFailure("unreachable: checked in init")
             }
         } catch let error as BadInput {
+            if alreadySent {
+                deadLetterDuplicatesSkipped += 1
+                return
+            }
             deadLetters += 1
             output.deadLetter(sourceTopic: topic, record: record, reason: error)
         } catch {
