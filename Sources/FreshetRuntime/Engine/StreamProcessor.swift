@@ -55,6 +55,7 @@ public final class StreamProcessor: @unchecked Sendable {
     var lastCheckpointMs: Int64 = 0
     var lastMarkerMs: Int64 = 0
     var lastFinalMarkerMs: Int64 = 0
+    var emptySinceMs: Int64?
     /// Dead-letter topic end offsets at start-up, and the floors last recorded
     /// per source task (see StreamProcessor+DeadLetters.swift).
     var deadLetterStart: [Int32: Int64] = [:]
@@ -227,6 +228,10 @@ public final class StreamProcessor: @unchecked Sendable {
                 logger.info("bounded run complete: every assigned partition reached its end")
                 break
             }
+            if options.stopAtEnd && holdsNothing(nowMs: now) {
+                logger.notice("bounded run: this instance has held no partition for 10 s (more instances than partitions); the other members finish the run")
+                break
+            }
         }
     }
 
@@ -307,6 +312,18 @@ public final class StreamProcessor: @unchecked Sendable {
     /// Every assigned source partition reached its end and every repartition-fed
     /// task heard the final marker of every source partition (so it holds all
     /// records derived from them).
+    /// Bounded runs: true once this member of the group has held no task for
+    /// 10 s (long past a cooperative rebalance's second phase).
+    func holdsNothing(nowMs: Int64) -> Bool {
+        guard everAssigned, memberOfGroup, sourceTasks.isEmpty, itemTasks.isEmpty, userTasks.isEmpty else {
+            emptySinceMs = nil
+            return false
+        }
+        let since = emptySinceMs ?? nowMs
+        emptySinceMs = since
+        return nowMs - since >= 10_000
+    }
+
     var boundedRunComplete: Bool {
         guard everAssigned, !(sourceTasks.isEmpty && itemTasks.isEmpty && userTasks.isEmpty) else { return false }
         return sourceTasks.values.allSatisfy(\.finished)
