@@ -52,43 +52,57 @@ extension StreamProcessor {
         }
     }
 
-    /// Offsets of `task`'s records at or after `offset` that already have a dead
-    /// letter (sent before a crash): the replay must not send them again.
-    func deadLettersAlreadySent(task: TaskId, topic: String, after offset: Int64) throws -> Set<Int64> {
-        var pipeline = RedisPipeline()
-        pipeline.add(RedisCommand(arguments: [Array("GET".utf8), Array(deadLetterProgressKey(task).utf8)]))
-        let replies = try control.execute(pipeline, onRetry: { _, _ in })
-        guard let reply = replies.first, case .bulk(let bytes) = reply,
-              let floor = Self.decodeFloor(String(decoding: bytes, as: UTF8.self)), !floor.isEmpty else {
-            // First owner (or no letters yet): record a floor now, so that a
-            // crash before the first checkpoint is covered too.
-            let current = deadLetterFloor
-            if !current.isEmpty {
-                var set = RedisPipeline()
-                set.add(RedisCommand(arguments: [Array("SET".utf8), Array(deadLetterProgressKey(task).utf8),
-                                                 Array(Self.encodeFloor(current).utf8), Array("NX".utf8)]))
-                _ = try control.execute(set, onRetry: { _, _ in })
-            }
-            return []
-        }
-        // Nothing was appended since the floor (as far as this instance knows):
-        // no letter to look for, no read.
+    /// For the source tasks being assigned, the source offsets (per task) that
+    /// already have a dead letter in the topic past the tasks' recorded floors.
+    /// One read of the dead-letter topic for the whole assignment, from the
+    /// lowest floor, and none when nothing was appended since the floors.
+    /// Tasks without a floor get one recorded now (the topic's end as far as
+    /// this instance knows), so a crash before their first checkpoint is covered.
+    func deadLettersAlreadySent(tasks: [TaskId: String]) throws -> [TaskId: Set<Int64>] {
+        guard !tasks.isEmpty else { return [:] }
+        let ids = Array(tasks.keys)
+        var get = RedisPipeline()
+        for id in ids { get.add(RedisCommand(arguments: [Array("GET".utf8), Array(deadLetterProgressKey(id).utf8)])) }
+        let replies = try control.execute(get, onRetry: { _, _ in })
         let known = deadLetterFloor
-        if floor.allSatisfy({ $0.value >= (known[$0.key] ?? .max) }) { return [] }
-        let starts = Dictionary(uniqueKeysWithValues: floor.map {
+        var lowest: [Int32: Int64] = [:]
+        var missing: [TaskId] = []
+        for (id, reply) in zip(ids, replies) {
+            guard case .bulk(let bytes) = reply, let floor = Self.decodeFloor(String(decoding: bytes, as: UTF8.self)),
+                  !floor.isEmpty else {
+                missing.append(id)
+                continue
+            }
+            for (partition, offset) in floor where offset < (known[partition] ?? .max) {
+                lowest[partition] = min(lowest[partition] ?? .max, offset)
+            }
+        }
+        if !missing.isEmpty, !known.isEmpty {
+            var set = RedisPipeline()
+            for id in missing {
+                set.add(RedisCommand(arguments: [Array("SET".utf8), Array(deadLetterProgressKey(id).utf8),
+                                                 Array(Self.encodeFloor(known).utf8), Array("NX".utf8)]))
+            }
+            _ = try control.execute(set, onRetry: { _, _ in })
+        }
+        guard !lowest.isEmpty else { return [:] }
+        let starts = Dictionary(uniqueKeysWithValues: lowest.map {
             (TopicPartition(topic: topology.deadLetterTopic, partition: $0.key), $0.value)
         })
-        let letters = try KafkaConsumer.readToEnd(config: kafkaConfig, from: starts)
-        let partitionText = Array(String(task.partition).utf8), topicText = Array(topic.utf8)
-        var sent: Set<Int64> = []
-        for letter in letters {
-            func header(_ name: String) -> [UInt8]? { letter.headers.first { $0.name == name }?.value }
-            guard header("freshet.source.topic") == topicText, header("freshet.source.partition") == partitionText,
-                  let text = header("freshet.source.offset"), let source = Int64(String(decoding: text, as: UTF8.self)),
-                  source >= offset else { continue }
-            sent.insert(source)
+        var byOrigin: [String: Set<Int64>] = [:]
+        for letter in try KafkaConsumer.readToEnd(config: kafkaConfig, from: starts) {
+            func header(_ name: String) -> String? {
+                letter.headers.first { $0.name == name }?.value.map { String(decoding: $0, as: UTF8.self) }
+            }
+            guard let topic = header("freshet.source.topic"), let partition = header("freshet.source.partition"),
+                  let offset = header("freshet.source.offset").flatMap({ Int64($0) }) else { continue }
+            byOrigin["\(topic)/\(partition)", default: []].insert(offset)
         }
-        return sent
+        var result: [TaskId: Set<Int64>] = [:]
+        for (id, topic) in tasks {
+            if let offsets = byOrigin["\(topic)/\(id.partition)"] { result[id] = offsets }
+        }
+        return result
     }
 
     /// `partition:offset,...`, readable in redis-cli.

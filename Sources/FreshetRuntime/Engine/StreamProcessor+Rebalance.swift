@@ -53,6 +53,19 @@ extension StreamProcessor {
         defer { stats.restoring(-partitions.count) }
         let now = Self.wallClockMs()
         var starts: [TopicPartition: Int64] = [:]
+        do {
+            var sources: [TaskId: String] = [:]
+            for tp in partitions {
+                if let id = taskId(for: tp), id.stage == .interactions || id.stage == .impressions { sources[id] = tp.topic }
+            }
+            deadLettersSentBefore = try deadLettersAlreadySent(tasks: sources)
+        } catch {
+            logger.critical("cannot read the dead-letter topic to deduplicate a replay: \(error)")
+            fatalError = error
+            stopFlag.set()
+            return [:]
+        }
+        defer { deadLettersSentBefore = [:] }
         for tp in partitions {
             guard let id = taskId(for: tp) else { continue }
             do {
@@ -128,8 +141,9 @@ extension StreamProcessor {
                     try scanState(id) { key, bytes in try users.restoreEntry(userId: key, bytes: bytes) }
                 }
             }
-            task.deadLettersAlreadySent = try deadLettersAlreadySent(task: id, topic: tp.topic,
-                                                                     after: checkpoint?.nextOffset ?? 0)
+            // Only records the replay will read again matter (at or after the checkpoint).
+            let resumeAt = checkpoint?.nextOffset ?? 0
+            task.deadLettersAlreadySent = (deadLettersSentBefore[id] ?? []).filter { $0 >= resumeAt }
             if !task.deadLettersAlreadySent.isEmpty {
                 logger.info("dead letters sent before a crash will not be sent again",
                             metadata: ["task": "\(id)", "count": "\(task.deadLettersAlreadySent.count)"])

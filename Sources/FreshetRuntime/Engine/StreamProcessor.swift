@@ -60,6 +60,8 @@ public final class StreamProcessor: @unchecked Sendable {
     /// per source task (see StreamProcessor+DeadLetters.swift).
     var deadLetterStart: [Int32: Int64] = [:]
     var deadLetterFloorWritten: [TaskId: String] = [:]
+    /// Filled for the duration of one assignment (see `assign`).
+    var deadLettersSentBefore: [TaskId: Set<Int64>] = [:]
     var recordsSinceFlush = 0
     var lastGaugeMs: Int64 = 0
     /// Cumulative task counts already added to metrics (tasks come and go; counters only grow).
