@@ -9,34 +9,40 @@ public enum IdBytes {
     /// True when the UTF-8 bytes of `a` and `b` are equal.
     @inlinable
     public static func equal(_ a: String, _ b: String) -> Bool {
-        let ua = a.utf8, ub = b.utf8
-        guard ua.count == ub.count else { return false }
-        // Native strings are contiguous: one memcmp-like loop, no normalisation.
-        let fast = ua.withContiguousStorageIfAvailable { pa -> Bool? in
-            ub.withContiguousStorageIfAvailable { pb in pa.elementsEqual(pb) }
+        let n = a.utf8.count
+        guard n == b.utf8.count else { return false }
+        // Native strings (all ids: decoded from bytes) are contiguous UTF-8:
+        // compare eight bytes at a time, no normalisation.
+        var a = a, b = b
+        return a.withUTF8 { pa in
+            b.withUTF8 { pb in
+                guard let x = pa.baseAddress, let y = pb.baseAddress else { return n == 0 }
+                var i = 0
+                while i &+ 8 <= n {
+                    if UnsafeRawPointer(x + i).loadUnaligned(as: UInt64.self)
+                        != UnsafeRawPointer(y + i).loadUnaligned(as: UInt64.self) { return false }
+                    i &+= 8
+                }
+                while i < n {
+                    if x[i] != y[i] { return false }
+                    i &+= 1
+                }
+                return true
+            }
         }
-        if let fast = fast ?? nil { return fast }
-        return ua.elementsEqual(ub)
     }
 
-    /// Feeds the UTF-8 bytes of `s` to `hasher` (Swift's seeded SipHash, so
-    /// crafted ids cannot force collisions).
+    /// Hashing needs no byte-level variant: `String`'s hash is a function of
+    /// the canonical form, and byte-equal ids are canonically equal, so
+    /// "equal bytes ⇒ equal hashes" holds with Swift's own (seeded, fast)
+    /// string hash. Canonically equivalent ids that differ in bytes merely
+    /// share a hash; `equal` tells them apart.
     @inlinable
-    public static func hash(_ s: String, into hasher: inout Hasher) {
-        let u = s.utf8
-        if u.withContiguousStorageIfAvailable({ hasher.combine(bytes: UnsafeRawBufferPointer($0)) }) == nil {
-            for b in u { hasher.combine(b) } // not taken for native strings
-        }
-        hasher.combine(u.count)
-    }
+    public static func hash(_ s: String, into hasher: inout Hasher) { hasher.combine(s) }
 
-    /// A hash of the UTF-8 bytes of `s`.
+    /// A hash consistent with `equal` (see `hash(_:into:)`).
     @inlinable
-    public static func hashValue(_ s: String) -> Int {
-        var h = Hasher()
-        hash(s, into: &h)
-        return h.finalize()
-    }
+    public static func hashValue(_ s: String) -> Int { s.hashValue }
 
     /// Byte-wise lexicographic order of the UTF-8 bytes (for NFC text the same
     /// as code-point order, but never conflating canonically equivalent ids).

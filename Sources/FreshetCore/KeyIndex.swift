@@ -31,9 +31,9 @@ public struct KeyIndex: Sendable {
         mask = n - 1
     }
 
-    /// The hash tag of a key: Swift's seeded hash of its UTF-8 bytes, truncated
-    /// (ids are byte strings; `String.hashValue` would merge canonically
-    /// equivalent ids). Callers' `isKey` must compare bytes too (`IdBytes.equal`).
+    /// The hash tag of a key (Swift's seeded hash, truncated). Ids are byte
+    /// strings: callers' `isKey` compares bytes (`IdBytes.equal`); canonically
+    /// equivalent ids share a tag and are told apart there (see `IdBytes.hash`).
     @inlinable
     public static func tag(_ key: String) -> UInt32 { UInt32(truncatingIfNeeded: IdBytes.hashValue(key)) }
 
