@@ -11,6 +11,13 @@ public struct BadInput: Error, Sendable, Equatable, CustomStringConvertible {
         case unknownAction = "unknown_action"
         case timestampOutOfRange = "timestamp_out_of_range"
         case invalidField = "invalid_field"
+        /// A null (tombstone) value: dead-lettered with a null value.
+        case nullValue = "null_value"
+        /// Valid JSON nested deeper than `EventDecoder.maxNestingDepth` levels.
+        case nestingTooDeep = "nesting_too_deep"
+        /// A valid record one of whose derived records is larger than any
+        /// message Freshet may produce (`output.max_message_bytes`).
+        case recordTooLarge = "record_too_large"
     }
 
     public var reason: Reason

@@ -9,6 +9,10 @@
 ///   `[minTimestampMs, nowMs + maxFutureSkewMs]`.
 /// Every rejection is a `BadInput` with a stable reason and a detail naming the field.
 public struct EventDecoder: Sendable {
+    /// The deepest nesting of containers (the event object included) accepted
+    /// in an event; deeper valid JSON is bad input `nesting_too_deep`.
+    public static let maxNestingDepth = JSONScanner.maxDepth
+
     /// Earliest accepted event time (default 2000-01-01T00:00:00Z).
     public var minTimestampMs: EventTimeMs
     /// How far past the caller's wall clock an event time may lie (default one day).
@@ -118,5 +122,55 @@ extension EventDecoder {
             }
         }
         return try r.get()
+    }
+}
+
+/// What a replay tool needs to send a record where the processor will read it,
+/// read by the processor's own scanner (same unescaping, same duplicate-key
+/// rule), so replay and processing can never disagree on a record's user.
+public struct EventRouting: Sendable, Equatable {
+    /// The `user_id` as the decoder reads it (escapes resolved, integers as
+    /// decimal text; the last of duplicate keys), nil when absent or not an id.
+    public var userId: String?
+    /// True when the object has an `items_shown` member: an impression.
+    public var isImpression: Bool
+}
+
+extension EventDecoder {
+    /// The routing fields of one JSON event, or nil when the bytes are not a
+    /// JSON object (such a record is bad input wherever it goes).
+    ///
+    /// Duplicate keys: the last occurrence wins, here and in the decoders
+    /// (as in ECMAScript `JSON.parse` and Python's `json`); a record with an
+    /// invalid occurrence of a field is still bad input for the decoder.
+    public static func routing(_ bytes: UnsafeRawBufferPointer) -> EventRouting? {
+        do throws(BadInput) {
+            var s = try JSONScanner.openObject(bytes)
+            var problem: BadInput?
+            var routing = EventRouting(userId: nil, isImpression: false)
+            var first = true
+            while let key = try s.nextKey(first: &first) {
+                switch s.field(key) {
+                case .userId:
+                    problem = nil
+                    routing.userId = try s.readId("user_id", &problem)
+                    if problem != nil { routing.userId = nil }
+                case .itemsShown:
+                    routing.isImpression = true
+                    try s.skipValue()
+                default:
+                    try s.skipValue()
+                }
+            }
+            try s.finish()
+            return routing
+        } catch {
+            return nil
+        }
+    }
+
+    /// Convenience overload over a byte array.
+    public static func routing(_ bytes: [UInt8]) -> EventRouting? {
+        bytes.withUnsafeBytes { routing($0) }
     }
 }

@@ -29,11 +29,11 @@ public enum ItemRouting {
     /// Calls `body(subIndex, event)` for each shown item without building an array
     /// (the hot path of a source task).
     @inline(__always)
-    public static func forEachItemEvent(for impression: Impression, _ body: (UInt16, ItemEvent) -> Void) {
+    public static func forEachItemEvent(for impression: Impression, _ body: (UInt32, ItemEvent) -> Void) {
         let positions = impression.positions
         for (k, item) in impression.itemsShown.enumerated() {
             let position = positions.flatMap { k < $0.count ? $0[k] : nil }
-            body(UInt16(truncatingIfNeeded: k),
+            body(UInt32(k),
                  ItemEvent(itemId: item, userId: impression.userId, ts: impression.ts,
                            kind: .impression(position: position), requestId: impression.requestId))
         }

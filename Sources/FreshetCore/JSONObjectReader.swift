@@ -28,7 +28,7 @@ extension JSONScanner {
         s.skipWhitespace()
         guard let first = s.peek() else { throw BadInput(.malformedJSON, "empty message") }
         if first != UInt8(ascii: "{") {
-            try s.skipValue()
+            try s.skipValue(depth: 0)
             try s.finish()
             throw BadInput(.notAnObject, "top-level JSON value is not an object")
         }

@@ -28,9 +28,10 @@ struct JSONScanner {
     let buf: UnsafeRawBufferPointer
     var pos: Int = 0
 
-    /// Nesting limit for skipped values; deeper input is rejected rather than
-    /// risking the stack on adversarial messages.
-    static let maxDepth = 256
+    /// Nesting limit for skipped values (containers, counting the top-level
+    /// object). Valid JSON nested deeper is dead-lettered as `nesting_too_deep`;
+    /// the limit bounds the work an adversarial message can ask for.
+    static let maxDepth = 1_000
 
     init(_ buf: UnsafeRawBufferPointer) { self.buf = buf }
 
@@ -267,45 +268,73 @@ struct JSONScanner {
     }
 
     /// Skips any JSON value at `pos` (after whitespace), validating its syntax.
-    mutating func skipValue(depth: Int = 0) throws(BadInput) {
-        skipWhitespace()
-        guard let b = peek() else { throw syntaxError("expected value") }
-        switch b {
-        case UInt8(ascii: "\""):
-            _ = try scanString()
-        case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"):
-            _ = try scanNumber()
-        case UInt8(ascii: "{"):
-            guard depth < Self.maxDepth else { throw syntaxError("nesting deeper than \(Self.maxDepth)") }
-            pos &+= 1
+    ///
+    /// Iterative, so the nesting depth costs one bit of heap per level, never
+    /// stack: values nested up to `maxDepth` containers deep are accepted,
+    /// deeper ones are rejected as `nestingTooDeep` (valid JSON, refused).
+    /// `depth` is the number of containers already open around the value
+    /// (1 for a member of the top-level object).
+    mutating func skipValue(depth: Int = 1) throws(BadInput) {
+        // One bit per open container: 1 = object, 0 = array.
+        var kinds: [UInt64] = []
+        var open = 0
+        while true {
+            // A value is expected here.
             skipWhitespace()
-            if peek() == UInt8(ascii: "}") { pos &+= 1; return }
-            while true {
-                skipWhitespace()
+            guard let b = peek() else { throw syntaxError("expected value") }
+            var closedAll = false
+            switch b {
+            case UInt8(ascii: "\""):
                 _ = try scanString()
-                try expect(UInt8(ascii: ":"), "':'")
-                try skipValue(depth: depth &+ 1)
-                skipWhitespace()
-                guard let c = peek() else { throw syntaxError("unterminated object") }
+            case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+                _ = try scanNumber()
+            case UInt8(ascii: "{"), UInt8(ascii: "["):
+                let isObject = b == UInt8(ascii: "{")
+                guard depth &+ open < Self.maxDepth else {
+                    throw BadInput(.nestingTooDeep, "JSON nested deeper than \(Self.maxDepth) levels at offset \(pos)")
+                }
                 pos &+= 1
-                if c == UInt8(ascii: "}") { return }
-                guard c == UInt8(ascii: ",") else { pos &-= 1; throw syntaxError("expected ',' or '}'") }
-            }
-        case UInt8(ascii: "["):
-            guard depth < Self.maxDepth else { throw syntaxError("nesting deeper than \(Self.maxDepth)") }
-            pos &+= 1
-            skipWhitespace()
-            if peek() == UInt8(ascii: "]") { pos &+= 1; return }
-            while true {
-                try skipValue(depth: depth &+ 1)
                 skipWhitespace()
-                guard let c = peek() else { throw syntaxError("unterminated array") }
-                pos &+= 1
-                if c == UInt8(ascii: "]") { return }
-                guard c == UInt8(ascii: ",") else { pos &-= 1; throw syntaxError("expected ',' or ']'") }
+                if peek() == (isObject ? UInt8(ascii: "}") : UInt8(ascii: "]")) {
+                    pos &+= 1
+                } else {
+                    if open & 63 == 0 { kinds.append(0) }
+                    if isObject { kinds[open >> 6] |= 1 << UInt64(open & 63) }
+                    else { kinds[open >> 6] &= ~(1 << UInt64(open & 63)) }
+                    open &+= 1
+                    if isObject {
+                        _ = try scanString()
+                        try expect(UInt8(ascii: ":"), "':'")
+                    }
+                    continue
+                }
+            default:
+                try scanLiteral()
             }
-        default:
-            try scanLiteral()
+            // After a value: close containers or move to the next member.
+            while open > 0 {
+                let top = open &- 1
+                let inObject = kinds[top >> 6] & (1 << UInt64(top & 63)) != 0
+                skipWhitespace()
+                guard let c = peek() else { throw syntaxError(inObject ? "unterminated object" : "unterminated array") }
+                pos &+= 1
+                if c == (inObject ? UInt8(ascii: "}") : UInt8(ascii: "]")) {
+                    open = top
+                    continue
+                }
+                guard c == UInt8(ascii: ",") else {
+                    pos &-= 1
+                    throw syntaxError(inObject ? "expected ',' or '}'" : "expected ',' or ']'")
+                }
+                if inObject {
+                    skipWhitespace()
+                    _ = try scanString()
+                    try expect(UInt8(ascii: ":"), "':'")
+                }
+                break
+            }
+            if open == 0 { closedAll = true }
+            if closedAll { return }
         }
     }
 }

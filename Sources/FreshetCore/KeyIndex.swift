@@ -31,9 +31,11 @@ public struct KeyIndex: Sendable {
         mask = n - 1
     }
 
-    /// The hash tag of a key (Swift's seeded hash, truncated).
+    /// The hash tag of a key (Swift's seeded hash, truncated). Ids are byte
+    /// strings: callers' `isKey` compares bytes (`IdBytes.equal`); canonically
+    /// equivalent ids share a tag and are told apart there (see `IdBytes.hash`).
     @inlinable
-    public static func tag(_ key: String) -> UInt32 { UInt32(truncatingIfNeeded: key.hashValue) }
+    public static func tag(_ key: String) -> UInt32 { UInt32(truncatingIfNeeded: IdBytes.hashValue(key)) }
 
     /// The slot whose key satisfies `isKey`, or nil. `isKey(slot)` compares the
     /// caller's stored key for `slot` with the key looked up.

@@ -7,13 +7,14 @@ public struct RecordOrigin: Sendable, Equatable, Hashable, Comparable {
     public var partition: Int32
     public var offset: Int64
     /// Index of the record among those derived from one source message
-    /// (an impression yields one item event per shown item).
-    public var subIndex: UInt16
+    /// (an impression yields one item event per shown item). 32 bits: a list
+    /// is bounded by the message size (4 GiB at most), never by this width.
+    public var subIndex: UInt32
 
     public static let interactionsTopic: UInt8 = 0
     public static let impressionsTopic: UInt8 = 1
 
-    public init(sourceTopic: UInt8, partition: Int32, offset: Int64, subIndex: UInt16 = 0) {
+    public init(sourceTopic: UInt8, partition: Int32, offset: Int64, subIndex: UInt32 = 0) {
         self.sourceTopic = sourceTopic
         self.partition = partition
         self.offset = offset

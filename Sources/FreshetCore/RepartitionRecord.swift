@@ -166,7 +166,8 @@ extension RecordOrigin {
         let partition = try RepartitionRecord.readInt32(&r, "origin.partition")
         let offset = try r.readZigzag("origin.offset")
         let sub = try r.readVarint("origin.sub_index")
-        guard let sub16 = UInt16(exactly: sub) else { throw CodecError(.invalidValue, "origin.sub_index \(sub)") }
-        return RecordOrigin(sourceTopic: topic, partition: partition, offset: offset, subIndex: sub16)
+        // A varint on the wire: records written when the field was 16 bits read the same.
+        guard let sub32 = UInt32(exactly: sub) else { throw CodecError(.invalidValue, "origin.sub_index \(sub)") }
+        return RecordOrigin(sourceTopic: topic, partition: partition, offset: offset, subIndex: sub32)
     }
 }

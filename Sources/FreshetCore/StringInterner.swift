@@ -1,5 +1,6 @@
 /// Maps strings (item or user ids) to dense `UInt32` indices and back, so keyed
-/// state can hold 4-byte references instead of 16-byte `String`s.
+/// state can hold 4-byte references instead of 16-byte `String`s. Strings are
+/// the same only when their UTF-8 bytes are (`IdBytes`).
 ///
 /// Indices are never reused: the interner only grows. Stores that forget keys
 /// should rebuild it at checkpoint restore time.
@@ -16,12 +17,12 @@ public struct StringInterner: Sendable {
     public mutating func intern(_ s: String) -> UInt32 {
         let next = UInt32(truncatingIfNeeded: strings.count)
         let known = strings // a reference, not a copy: read by the key comparison below
-        let i = indexOf.slot(tag: KeyIndex.tag(s), isKey: { known[Int($0)] == s }, orInsert: { next })
+        let i = indexOf.slot(tag: KeyIndex.tag(s), isKey: { IdBytes.equal(known[Int($0)], s) }, orInsert: { next })
         if i == next { strings.append(s) } // existing keys all have slots below `next`
         return i
     }
 
-    public func index(of s: String) -> UInt32? { indexOf.slot(tag: KeyIndex.tag(s)) { strings[Int($0)] == s } }
+    public func index(of s: String) -> UInt32? { indexOf.slot(tag: KeyIndex.tag(s)) { IdBytes.equal(strings[Int($0)], s) } }
 
     @inline(__always)
     public subscript(_ i: UInt32) -> String { strings[Int(i)] }

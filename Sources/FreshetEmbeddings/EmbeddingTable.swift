@@ -1,3 +1,5 @@
+import FreshetCore
+
 /// How the last coordinate of a table's vectors carries the folded bias.
 ///
 /// Scoring is a plain inner product `u·v`. The user table keeps its last
@@ -72,14 +74,14 @@ public final class EmbeddingTable {
     var generations: [UInt32] = []
     var dirty: [Bool] = []
     var dirtyRows: [Int32] = []
-    var index: [String: Int32] = [:]
+    var index: IdMap<Int32> = [:]
     var freeList: [Int32] = []
     /// Dense list of live rows (for uniform sampling and scans) and each row's slot in it.
     var liveRows: [Int32] = []
     var livePos: [Int32] = []
 
     struct PendingAdmission { var count: Int32; var lastSeen: Int64 }
-    var pendingAdmission: [String: PendingAdmission] = [:]
+    var pendingAdmission: IdMap<PendingAdmission> = [:]
 
     /// Called with the row index of every evicted row (the trainer zeroes its sampling count).
     var onEvictRow: ((Int) -> Void)?

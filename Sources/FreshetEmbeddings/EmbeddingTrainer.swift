@@ -1,3 +1,5 @@
+import FreshetCore
+
 /// Loss of the online learner (DESIGN, "Online embeddings").
 public enum EmbeddingLoss: String, Sendable, CaseIterable {
     /// Pairwise: -log σ(s⁺ − s⁻ⱼ) per sampled negative (BPR).
@@ -114,7 +116,7 @@ public final class EmbeddingTrainer {
     private var negCoef: [Float]
 
     struct PseudoUser { var sum: [Float]; var count: Int32; var lastSeen: Int64 }
-    var pseudo: [String: PseudoUser] = [:]
+    var pseudo: IdMap<PseudoUser> = [:]
 
     struct ReplayEntry { var user: Int32; var item: Int32; var userGen: UInt32; var itemGen: UInt32 }
     var replay: [ReplayEntry] = []

@@ -1,3 +1,5 @@
+import FreshetCore
+
 /// Min-heap keyed by an Int64 deadline (event time). Entries are invalidated lazily
 /// through a sequence number, so removal from the dictionaries is O(1).
 struct DeadlineHeap<Payload> {
@@ -53,10 +55,18 @@ struct DeadlineHeap<Payload> {
 /// impression leaves a small tombstone that expires `lateTTL` after the close. A
 /// repeated impression of a pending (user, item) is folded into the first one.
 public final class ImpressionJoiner {
+    /// Compared and hashed by the ids' bytes (ids are byte strings, `IdBytes`).
     public struct Key: Hashable, Sendable {
         public var userId: String
         public var itemId: String
         public init(userId: String, itemId: String) { self.userId = userId; self.itemId = itemId }
+        public static func == (a: Key, b: Key) -> Bool {
+            IdBytes.equal(a.userId, b.userId) && IdBytes.equal(a.itemId, b.itemId)
+        }
+        public func hash(into hasher: inout Hasher) {
+            IdBytes.hash(userId, into: &hasher)
+            IdBytes.hash(itemId, into: &hasher)
+        }
     }
 
     struct Pending {

@@ -1,3 +1,5 @@
+import FreshetCore
+
 /// Hit rates of one model on one slice of the stream.
 public struct RankingMetrics: Sendable, Equatable {
     /// Scored positive interactions in the slice.
@@ -126,11 +128,11 @@ public struct PrequentialEvaluator: Sendable {
         let dim = trainer.dim
         let items = trainer.items
 
-        var seenIdx: [String: Int] = [:]
+        var seenIdx: IdMap<Int> = [:]
         var seenItems: [String] = []
         var rowOf: [Int] = []
         var pop: [Int] = []
-        var userItems: [String: Set<Int>] = [:]
+        var userItems: IdMap<Set<Int>> = [:]
         var scores: [Float] = []
         var lastEvictions = items.evictions
         var negatives: [Int] = []

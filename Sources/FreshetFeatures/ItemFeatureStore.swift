@@ -205,13 +205,13 @@ public final class ItemFeatureStore {
 
     @inline(__always)
     func lookup(_ itemId: String) -> UInt32? {
-        slotOf.slot(tag: KeyIndex.tag(itemId)) { states[Int($0)].id == itemId }
+        slotOf.slot(tag: KeyIndex.tag(itemId)) { IdBytes.equal(states[Int($0)].id, itemId) }
     }
 
     @inline(__always)
     func slot(for itemId: String) -> UInt32 {
         let next = UInt32(truncatingIfNeeded: states.count)
-        let s = slotOf.slot(tag: KeyIndex.tag(itemId), isKey: { states[Int($0)].id == itemId }, orInsert: { next })
+        let s = slotOf.slot(tag: KeyIndex.tag(itemId), isKey: { IdBytes.equal(states[Int($0)].id, itemId) }, orInsert: { next })
         if s != next { return s }
         states.append(ItemState(id: itemId))
         return s

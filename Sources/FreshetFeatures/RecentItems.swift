@@ -2,7 +2,7 @@ import FreshetCore
 
 /// A user's recent positive items: unique interned item ids ordered by the time
 /// of the user's latest positive interaction with each, newest first; ties in
-/// time put the greater item id (String `>`) first.
+/// time put the greater item id first (byte-wise order of the UTF-8 bytes).
 ///
 /// Keeping only the top `capacity` entries is exact, not an approximation: an
 /// item's latest time only grows, and so do the times of the items that pushed
@@ -52,7 +52,7 @@ struct RecentItems {
         while j < m {
             let t = entries[j].ts
             if t < ts { break }
-            if t == ts && !(names[entries[j].item] > names[item]) { break }
+            if t == ts && !IdBytes.less(names[item], names[entries[j].item]) { break }
             j += 1
         }
         if j >= capacity { return false } // full and older than all listed

@@ -85,13 +85,13 @@ public final class UserFeatureStore {
 
     @inline(__always)
     func lookup(_ userId: String) -> UInt32? {
-        slotOf.slot(tag: KeyIndex.tag(userId)) { states[Int($0)].id == userId }
+        slotOf.slot(tag: KeyIndex.tag(userId)) { IdBytes.equal(states[Int($0)].id, userId) }
     }
 
     @inline(__always)
     func slot(for userId: String) -> UInt32 {
         let next = UInt32(truncatingIfNeeded: states.count)
-        let s = slotOf.slot(tag: KeyIndex.tag(userId), isKey: { states[Int($0)].id == userId }, orInsert: { next })
+        let s = slotOf.slot(tag: KeyIndex.tag(userId), isKey: { IdBytes.equal(states[Int($0)].id, userId) }, orInsert: { next })
         if s != next { return s }
         states.append(UserState(id: userId))
         return s

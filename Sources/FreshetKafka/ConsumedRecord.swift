@@ -21,15 +21,18 @@ public struct ConsumedRecord: Sendable {
     public var offset: Int64
     /// nil when the record has no key.
     public var key: [UInt8]?
-    /// Empty for a null (tombstone) value.
+    /// Empty for a null (tombstone) value; `valueIsNull` tells the two apart.
     public var value: [UInt8]
+    /// True for a null (tombstone) value, false for any value, empty ones included.
+    public var valueIsNull: Bool
     /// Message timestamp (create time or log-append time), nil when absent.
     public var timestampMs: Int64?
     /// Empty unless the record carries headers.
     public var headers: [KafkaHeader]
 
     public init(topicIndex: Int, topic: String, partition: Int32, offset: Int64, key: [UInt8]?, value: [UInt8],
-                timestampMs: Int64?, headers: [KafkaHeader] = []) {
+                timestampMs: Int64?, headers: [KafkaHeader] = [], valueIsNull: Bool = false) {
+        self.valueIsNull = valueIsNull
         self.topicIndex = topicIndex
         self.topic = topic
         self.partition = partition

@@ -124,7 +124,8 @@ public final class KafkaConsumer: @unchecked Sendable {
             let value: [UInt8] = m.payload.map { Array(UnsafeRawBufferPointer(start: $0, count: m.len)) } ?? []
             result.records.append(ConsumedRecord(
                 topicIndex: index, topic: name, partition: m.partition, offset: m.offset,
-                key: key, value: value, timestampMs: Self.timestamp(of: msg), headers: Self.headers(of: msg)))
+                key: key, value: value, timestampMs: Self.timestamp(of: msg), headers: Self.headers(of: msg),
+                valueIsNull: m.payload == nil))
         }
         return result
     }
@@ -483,6 +484,34 @@ public final class KafkaConsumer: @unchecked Sendable {
         }
         probe.closed = true  // group-less: nothing to leave
         return found
+    }
+
+    /// Reads every record (headers included) from each partition's start offset
+    /// up to its end as of the read, without joining a group. Blocks up to
+    /// `timeoutMs`; throws a retriable timeout when a partition's end is not
+    /// reached by then.
+    public static func readToEnd(config: KafkaConfig, from starts: [TopicPartition: Int64],
+                                 timeoutMs: Int32 = 30_000) throws(KafkaError) -> [ConsumedRecord] {
+        guard !starts.isEmpty else { return [] }
+        var readerConfig = config
+        // A throwaway group id: librdkafka requires one for assign(); never joined or committed.
+        readerConfig.properties["group.id"] = "freshet-range-reader-\(UUID().uuidString)"
+        let reader = try KafkaConsumer(unsubscribedConfig: readerConfig, context: "create range reader")
+        defer { reader.closed = true } // group-less: nothing to leave
+        try reader.assignDirect(Array(starts.keys), offsets: starts)
+        var records: [ConsumedRecord] = []
+        var ended: Set<TopicPartition> = []
+        let deadline = DispatchTime.now().uptimeNanoseconds + UInt64(max(timeoutMs, 0)) * 1_000_000
+        while ended.count < starts.count {
+            if DispatchTime.now().uptimeNanoseconds >= deadline {
+                throw KafkaError(code: KafkaError.Code.timedOut, message: "end not reached within \(timeoutMs) ms",
+                                 isRetriable: true, context: "read \(starts.keys.map(\.description).sorted())")
+            }
+            let batch = try reader.poll(maxRecords: 10_000, timeoutMs: 100)
+            records += batch.records
+            for eof in batch.endOfPartition { ended.insert(eof.topicPartition) }
+        }
+        return records
     }
 
     /// All partitions of `topics` (via metadata), then `probeEndOffsets`.

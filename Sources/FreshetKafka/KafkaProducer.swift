@@ -88,11 +88,15 @@ public final class KafkaProducer: @unchecked Sendable {
     ///
     /// - Throws: invalid arguments, unknown partition/topic when already known
     ///   from metadata, queue full, or the producer's fatal error.
-    public func produce(topic: String, partition: Int32? = nil, key: [UInt8]?, value: [UInt8],
+    /// A nil `value` is a null (tombstone) value; an empty one stays empty.
+    public func produce(topic: String, partition: Int32? = nil, key: [UInt8]?, value: [UInt8]?,
                         headers: [(String, [UInt8])] = [], timestampMs: Int64? = nil) throws(KafkaError) {
         let t = try self.topic(topic)
         var result: KafkaError? = nil
-        value.withUnsafeBytes { v in
+        func withValue(_ body: (UnsafeRawBufferPointer?) -> Void) {
+            if let value { value.withUnsafeBytes { body($0) } } else { body(nil) }
+        }
+        withValue { v in
             if let key {
                 key.withUnsafeBytes { k in
                     do throws(KafkaError) {
@@ -109,10 +113,11 @@ public final class KafkaProducer: @unchecked Sendable {
     }
 
     /// Fast path: a cached topic handle and borrowed bytes (copied before
-    /// returning). A non-nil empty `key` is an empty key, distinct from no key.
-    /// Same blocking and error behaviour as `produce(topic:...)`.
+    /// returning). A non-nil empty `key` is an empty key, distinct from no key;
+    /// likewise a nil `value` is a null (tombstone) value and a non-nil empty
+    /// one an empty value. Same blocking and error behaviour as `produce(topic:...)`.
     public func produce(to topic: Topic, partition: Int32? = nil, key: UnsafeRawBufferPointer?,
-                        value: UnsafeRawBufferPointer, headers: [(String, [UInt8])] = [],
+                        value: UnsafeRawBufferPointer?, headers: [(String, [UInt8])] = [],
                         timestampMs: Int64? = nil) throws(KafkaError) {
         var dummy: UInt8 = 0
         try withUnsafeMutablePointer(to: &dummy) { (dummyPtr) throws(KafkaError) in
@@ -132,11 +137,16 @@ public final class KafkaProducer: @unchecked Sendable {
             vus.append(vu)
             vu = rd_kafka_vu_t()
             vu.vtype = RD_KAFKA_VTYPE_VALUE
-            // An empty buffer may have a nil base address; librdkafka treats a
-            // NULL value as a null (tombstone) value, which is what we want for
-            // an empty value too.
-            vu.u.mem.ptr = UnsafeMutableRawPointer(mutating: value.baseAddress)
-            vu.u.mem.size = value.count
+            // librdkafka treats a NULL value as a null (tombstone) value; an
+            // empty buffer may have a nil base address, so an empty value gets
+            // a non-NULL pointer (as an empty key does below).
+            if let value {
+                vu.u.mem.ptr = value.baseAddress.map { UnsafeMutableRawPointer(mutating: $0) } ?? UnsafeMutableRawPointer(dummyPtr)
+                vu.u.mem.size = value.count
+            } else {
+                vu.u.mem.ptr = nil
+                vu.u.mem.size = 0
+            }
             vus.append(vu)
             if let key {
                 vu = rd_kafka_vu_t()
@@ -242,6 +252,14 @@ public final class KafkaProducer: @unchecked Sendable {
     /// are kept between calls; `deliveryFailures` counts all).
     public func takeDeliveryErrors() -> [KafkaError] { context.takeErrors() }
 
+    /// Tracks, for `topic`, the highest offset acknowledged per partition
+    /// (from delivery reports). Call once, before producing to `topic`.
+    public func watchDeliveredOffsets(topic: String) { context.watch(topic) }
+
+    /// Per partition of the watched topic, the highest offset delivered so far
+    /// (after `flush`, every record produced before it is included).
+    public var deliveredHighOffsets: [Int32: Int64] { context.watchedHighOffsets() }
+
     /// Partition count of `topic` from metadata. Blocks up to `timeoutMs`.
     public func partitionCount(topic: String, timeoutMs: Int32 = 5000) throws(KafkaError) -> Int {
         let ctx = "read metadata of topic \(topic)"
@@ -274,6 +292,32 @@ final class ProducerContext: @unchecked Sendable {
     private var failures = 0
     private var deliveries = 0
     private var fatalError: KafkaError? = nil
+    /// The topic whose delivered offsets are tracked (C string, owned), if any.
+    private(set) var watchedTopic: UnsafeMutablePointer<CChar>?
+    private var watchedHigh: [Int32: Int64] = [:]
+
+    deinit { free(watchedTopic) }
+
+    func watch(_ topic: String) {
+        lock.lock()
+        free(watchedTopic)
+        watchedTopic = strdup(topic)
+        watchedHigh = [:]
+        lock.unlock()
+    }
+
+    /// Called for each delivered record of the watched topic.
+    func recordWatchedDelivery(partition: Int32, offset: Int64) {
+        lock.lock()
+        if offset > watchedHigh[partition, default: -1] { watchedHigh[partition] = offset }
+        lock.unlock()
+    }
+
+    func watchedHighOffsets() -> [Int32: Int64] {
+        lock.lock()
+        defer { lock.unlock() }
+        return watchedHigh
+    }
 
     func recordDelivery(_ e: KafkaError?) {
         lock.lock()
@@ -324,6 +368,10 @@ private let producerDeliveryCallback: @convention(c) (OpaquePointer?, UnsafePoin
     let m = msg.pointee
     if m.err == RD_KAFKA_RESP_ERR_NO_ERROR {
         ctx.recordDelivery(nil)
+        // Written before the producer is used; a plain read is enough here.
+        if let watched = ctx.watchedTopic, let name = m.rkt.flatMap({ rd_kafka_topic_name($0) }), strcmp(name, watched) == 0 {
+            ctx.recordWatchedDelivery(partition: m.partition, offset: m.offset)
+        }
     } else {
         let topic = m.rkt.flatMap { rd_kafka_topic_name($0) }.map { String(cString: $0) } ?? "?"
         let part = m.partition == RD_KAFKA_PARTITION_UA ? "" : "[\(m.partition)]"

@@ -1,6 +1,15 @@
 import FreshetCore
 
 extension SyntheticStream {
+    /// The kinds of bad input a synthetic stream mixes in, in turn. Null values
+    /// (not JSON bytes) and records too large to repartition (megabytes) are
+    /// exercised by dedicated tests instead; the list is fixed so a seed keeps
+    /// giving the same stream.
+    static let badReasons: [BadInput.Reason] = [
+        .invalidUTF8, .malformedJSON, .notAnObject, .missingField, .wrongType, .unknownAction,
+        .timestampOutOfRange, .invalidField,
+    ]
+
     /// A bad `interactions` message that a decoder must reject with `reason`.
     mutating func badEvent(_ reason: BadInput.Reason, user: String, ts: EventTimeMs) -> SyntheticEvent {
         let item = "i\(itemRank())"
@@ -43,6 +52,14 @@ extension SyntheticStream {
         case .invalidField:
             good.dwellMs = -5
             json = Self.interactionJSON(good, integerIds: false)
+        case .nestingTooDeep:
+            // A valid event plus an unknown field nested one level too deep.
+            json = Array(Self.interactionJSON(good, integerIds: false).dropLast())
+            let levels = EventDecoder.maxNestingDepth // the event object is the first level
+            json += Array(",\"extra\":".utf8) + Array(repeating: UInt8(ascii: "["), count: levels)
+                + Array(repeating: UInt8(ascii: "]"), count: levels) + [UInt8(ascii: "}")]
+        case .nullValue, .recordTooLarge:
+            preconditionFailure("\(reason) is not among SyntheticStream.badReasons")
         }
         return SyntheticEvent(topic: .interactions, key: user, json: json, timestampMs: ts,
                               expected: .bad(reason: reason))

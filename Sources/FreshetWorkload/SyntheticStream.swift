@@ -33,7 +33,7 @@ public struct SyntheticStream: Sequence, IteratorProtocol, Sendable {
         let integerIds = config.integerIdFraction > 0 && rng.nextUnit() < config.integerIdFraction
         let user = userId(integer: integerIds)
         if config.badFraction > 0 && rng.nextUnit() < config.badFraction {
-            let reason = BadInput.Reason.allCases[badCounter % BadInput.Reason.allCases.count]
+            let reason = Self.badReasons[badCounter % Self.badReasons.count]
             badCounter += 1
             return badEvent(reason, user: user, ts: ts)
         }

@@ -13,6 +13,8 @@ final class DemoProducer: @unchecked Sendable {
     private let rate: Int
     private let logger: Logger
     private var thread: Thread?
+    /// Signalled when the producing thread has flushed and ended.
+    private let finished = DispatchSemaphore(value: 0)
 
     init(brokers: String, topology: Topology, rate: Int, logger: Logger) {
         self.brokers = brokers
@@ -23,8 +25,10 @@ final class DemoProducer: @unchecked Sendable {
 
     func start() {
         let thread = Thread { [self] in
+            defer { finished.signal() }
             // Give the processor a moment to create the topics.
             Thread.sleep(forTimeInterval: 2)
+            if stopFlag.isSet { return }
             do {
                 let publisher = try EventPublisher(brokers: brokers, interactionsTopic: topology.sources.interactions,
                                                    impressionsTopic: topology.sources.impressions, rate: rate, randomKeys: false)
@@ -43,5 +47,15 @@ final class DemoProducer: @unchecked Sendable {
         thread.start()
     }
 
-    func stop() { stopFlag.set() }
+    /// Asks the producer to stop (safe from any thread, a signal handler's too).
+    func requestStop() { stopFlag.set() }
+
+    /// Stops producing and waits (up to `timeout` seconds) until what was
+    /// produced is flushed: call before the local broker is stopped.
+    func stop(timeout: Double = 15) {
+        stopFlag.set()
+        guard thread != nil else { return }
+        _ = finished.wait(timeout: .now() + timeout)
+        thread = nil
+    }
 }

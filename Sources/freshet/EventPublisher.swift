@@ -38,9 +38,11 @@ struct EventPublisher {
                 random = random &* 6364136223846793005 &+ 1442695040888963407
                 key = Array("k\(random >> 33)".utf8)
             }
+            // An empty key means "no user id to key by" (ids are never empty): no key.
             try key.withUnsafeBytes { keyBytes in
                 try event.json.withUnsafeBytes { valueBytes in
-                    try producer.produce(to: event.isImpression ? impressions : interactions, key: keyBytes, value: valueBytes)
+                    try producer.produce(to: event.isImpression ? impressions : interactions,
+                                         key: key.isEmpty ? nil : keyBytes, value: valueBytes)
                 }
             }
             sent += 1

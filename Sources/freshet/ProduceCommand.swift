@@ -1,10 +1,12 @@
 import ArgumentParser
 import Foundation
+import FreshetCore
 import FreshetKafka
 import FreshetRuntime
 import FreshetWorkload
 
 struct ProduceCommand: ParsableCommand {
+    static let defaultTopology = "topologies/recsys.yaml"
     static let configuration = CommandConfiguration(
         commandName: "produce",
         abstract: "Emit seeded synthetic events, or replay a JSONL file, into the source topics.",
@@ -18,8 +20,8 @@ struct ProduceCommand: ParsableCommand {
 
     @OptionGroup var connection: ConnectionOptions
 
-    @Option(help: "Topology file (for topic names).")
-    var topology = "topologies/recsys.yaml"
+    @Option(help: "Topology file (topic names, and sources.partitions for topics created here).")
+    var topology = ProduceCommand.defaultTopology
 
     @Option(help: "Replay this JSONL file instead of generating events.")
     var file: String?
@@ -57,14 +59,19 @@ struct ProduceCommand: ParsableCommand {
     @Flag(help: "Key messages randomly instead of by user id.")
     var randomKeys = false
 
-    @Option(help: "Partitions for source topics created here.")
-    var partitions: Int32 = 8
+    @Option(help: "Partitions for source topics created here (default: the topology's sources.partitions).")
+    var partitions: Int32?
 
     @Flag(help: "Synthetic users and items drawn from planted clusters (for embedding tests).")
     var planted = false
 
     func run() throws {
-        let topologyValue = (try? TopologyLoader.load(path: topology)) ?? Topology()
+        // The default file may be absent (run outside the checkout): built-in
+        // defaults then. A file named on the command line must load.
+        let topologyValue = topology == Self.defaultTopology && !FileManager.default.fileExists(atPath: topology)
+            ? Topology() : try TopologyLoader.load(path: topology)
+        // Created exactly as `freshet run` would create them (sources.partitions).
+        let partitions = self.partitions ?? Int32(topologyValue.sources.partitions)
         guard let spanMs = DurationParser.milliseconds(span), let jitterMs = DurationParser.milliseconds(outOfOrder) else {
             throw ValidationError("--span and --out-of-order take durations like 500ms, 10s, 5m, 2h, 3d")
         }
@@ -101,7 +108,11 @@ struct ProduceCommand: ParsableCommand {
     }
 }
 
-/// Lines of a JSONL file as events: impression if the line mentions "items_shown".
+/// Lines of a JSONL file as events, read by the processor's own decoder
+/// (`EventDecoder.routing`): an object with an `items_shown` member is an
+/// impression, anything else goes to interactions; the key is the `user_id`
+/// exactly as the decoder reads it (escapes resolved, the last of duplicate
+/// keys). Lines without a readable user id go unkeyed (they are dead-lettered).
 struct JSONLines: Sequence {
     let lines: [[UInt8]]
 
@@ -112,26 +123,15 @@ struct JSONLines: Sequence {
         lines = data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: true).map { Array($0) }
     }
 
+    /// The key is empty (sent as no key) when the line has no readable `user_id`.
     func makeIterator() -> AnyIterator<(isImpression: Bool, key: String, json: [UInt8])> {
         var index = 0
-        let marker = Array("\"items_shown\"".utf8)
         return AnyIterator {
             guard index < lines.count else { return nil }
             let line = lines[index]
             index += 1
-            let isImpression = line.firstRange(of: marker) != nil
-            return (isImpression, Self.userKey(line), line)
+            let routing = EventDecoder.routing(line)
+            return (routing?.isImpression ?? false, routing?.userId ?? "", line)
         }
-    }
-
-    /// The user id as the message key, found textually (replay tolerates bad lines: they go to the DLQ).
-    static func userKey(_ line: [UInt8]) -> String {
-        let marker = Array("\"user_id\"".utf8)
-        guard let range = line.firstRange(of: marker) else { return "" }
-        var i = range.upperBound
-        while i < line.count, line[i] == UInt8(ascii: ":") || line[i] == UInt8(ascii: " ") || line[i] == UInt8(ascii: "\"") { i += 1 }
-        var j = i
-        while j < line.count, line[j] != UInt8(ascii: "\""), line[j] != UInt8(ascii: ","), line[j] != UInt8(ascii: "}") { j += 1 }
-        return String(decoding: line[i..<j], as: UTF8.self)
     }
 }

@@ -59,11 +59,15 @@ struct RunCommand: ParsableCommand {
         var demo: DemoProducer?
         let embedded = connection.givenBrokers == nil && connection.givenRedis == nil
         if embedded {
-            let directory = ".freshet/run"
+            // Overridable so that tests can run the embedded default on free ports.
+            let environment = ProcessInfo.processInfo.environment
+            let directory = environment["FRESHET_LOCAL_DIR"] ?? ".freshet/run"
+            let brokerPort = environment["FRESHET_LOCAL_BROKER_PORT"].flatMap { Int($0) } ?? LocalServices.defaultBrokerPort
+            let redisPort = environment["FRESHET_LOCAL_REDIS_PORT"].flatMap { Int($0) } ?? LocalServices.defaultRedisPort
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
             do {
-                try local.startBroker(directory: directory)
-                try local.startRedis(directory: directory)
+                try local.startBroker(port: brokerPort, directory: directory)
+                try local.startRedis(port: redisPort, directory: directory)
             } catch {
                 throw ValidationError("\(error)")
             }
@@ -78,24 +82,28 @@ struct RunCommand: ParsableCommand {
         }
         let endpoint: RedisEndpoint
         do {
-            endpoint = try RedisEndpoint(url: connection.resolvedRedis)
+            endpoint = try RedisEndpoint(url: local.redisURL ?? connection.resolvedRedis)
         } catch {
             throw ValidationError("--redis: \(error)")
         }
-        let options = ProcessorOptions(brokers: connection.resolvedBrokers, redis: endpoint, group: group,
+        let options = ProcessorOptions(brokers: local.brokers ?? connection.resolvedBrokers, redis: endpoint, group: group,
                                        stopAtEnd: stopAtEnd, kafkaProperties: Self.kafkaPropertiesFromEnvironment())
         let processor = StreamProcessor(topology: topologyValue, options: options, logger: logger)
-        let signals = SignalHandling(onFirst: {
-            logger.notice("stopping: finishing the in-flight batch, checkpointing, committing (signal again to exit at once)")
-            processor.requestStop()
-        })
-        signals.install()
-
         if embedded && demoRate > 0 {
             logger.notice("embedded default: producing \(demoRate) synthetic events/s into \(topologyValue.sources.interactions) and \(topologyValue.sources.impressions); try `freshet features trending`")
             demo = DemoProducer(brokers: options.brokers, topology: topologyValue, rate: demoRate, logger: logger)
             demo?.start()
         }
+        // Stop order (reverse of start): the synthetic producer, then the
+        // processor (flush, checkpoint, commit, leave), then the local broker
+        // and Redis (the `defer` above), which never see the terminal's signal.
+        let demoToStop = demo
+        let signals = SignalHandling(onFirst: {
+            logger.notice("stopping: finishing the in-flight batch, checkpointing, committing (signal again to exit at once)")
+            demoToStop?.requestStop()
+            processor.requestStop()
+        })
+        signals.install()
         defer { demo?.stop() }
 
         do {

@@ -113,7 +113,10 @@ final class DecoderRejectTests: XCTestCase {
     }
 
     func testDeepNestingIsRejectedNotCrashing() {
+        // Valid JSON, but deeper than the limit: its own reason (not malformed).
         let deep = "{\"x\":" + String(repeating: "[", count: 10_000) + String(repeating: "]", count: 10_000) + "}"
-        XCTAssertEqual(reason(deep), .malformedJSON)
+        XCTAssertEqual(reason(deep), .nestingTooDeep)
+        // Far deeper still, unterminated: refused at the limit without recursion.
+        XCTAssertEqual(reason("{\"x\":" + String(repeating: "[", count: 1_000_000)), .nestingTooDeep)
     }
 }

@@ -39,7 +39,7 @@ final class KeyIndexTests: XCTestCase {
 
     func testForEachItemEventMatchesArrayRouting() {
         let imp = Impression(requestId: "r", userId: "u", itemsShown: ["a", "b", "c"], positions: nil, ts: 5)
-        var seen: [(UInt16, ItemEvent)] = []
+        var seen: [(UInt32, ItemEvent)] = []
         ItemRouting.forEachItemEvent(for: imp) { seen.append(($0, $1)) }
         XCTAssertEqual(seen.map(\.0), [0, 1, 2])
         XCTAssertEqual(seen.map(\.1), ItemRouting.itemEvents(for: imp))

@@ -87,7 +87,11 @@ public struct TaskCheckpoint: Sendable, Equatable {
                     var admitted: DuplicateFilter.Position?
                     if try reader.readVarint("admitted flag") == 1 {
                         let offset = try reader.readZigzag("admitted offset")
-                        let sub = UInt16(truncatingIfNeeded: try reader.readVarint("admitted sub-index"))
+                        // A varint: checkpoints written when sub-indices were 16 bits read the same.
+                        let raw = try reader.readVarint("admitted sub-index")
+                        guard let sub = UInt32(exactly: raw) else {
+                            throw CheckpointError(task: task, message: "checkpoint sources field has sub-index \(raw) above 32 bits")
+                        }
                         admitted = DuplicateFilter.Position(offset: offset, subIndex: sub)
                     }
                     var watermark: EventTimeMs?

@@ -17,12 +17,12 @@ public final class ItemEmbeddingSide {
     public let joiner: ImpressionJoiner
     let exchange: EmbeddingExchange
     /// Item rows changed since the last checkpoint.
-    var changedForCheckpoint: Set<String> = []
+    var changedForCheckpoint: IdSet = []
     public private(set) var examplesEmitted = 0
     /// Users' vectors as read this sync interval: the exchange (a lock) and the
     /// initial-vector fallback (128 Gaussian draws) once per user per interval,
     /// not once per example. Cleared at every sync, when the other side publishes.
-    private var userVectors: [String: [Float]] = [:]
+    private var userVectors: IdMap<[Float]> = [:]
 
     public init(settings: Topology.Embeddings, exchange: EmbeddingExchange) {
         trainer = EmbeddingTrainer(config: settings.trainerConfig)

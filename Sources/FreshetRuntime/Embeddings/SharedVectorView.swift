@@ -1,3 +1,4 @@
+import FreshetCore
 import Synchronization
 
 /// What one side publishes for the other in the same process: the latest
@@ -15,7 +16,7 @@ public final class SharedVectorView: Sendable {
         var vector: [Float]?
         var interactionCount: Int64?
     }
-    private let entries = Mutex<[String: Entry]>([:])
+    private let entries = Mutex<IdMap<Entry>>([:])
 
     public init() {}
 

@@ -19,16 +19,16 @@ public final class UserEmbeddingSide {
     let negatives: Int
     /// Recent positive item ids: uniform draws from it are frequency-proportional draws.
     private var recent: [String] = []
-    private var recentCounts: [String: Int] = [:]
+    private var recentCounts: IdMap<Int> = [:]
     private var recentNext = 0
     private let recentCapacity = 4_096
     private var random: UInt64
     struct Pseudo { var sum: [Float]; var count: Int }
-    private(set) var pseudo: [String: Pseudo] = [:]
-    private var pseudoTouched: Set<String> = []
-    var changedForCheckpoint: Set<String> = []
+    private(set) var pseudo: IdMap<Pseudo> = [:]
+    private var pseudoTouched: IdSet = []
+    var changedForCheckpoint: IdSet = []
     /// Items' vectors as read this sync interval (see ItemEmbeddingSide.userVectors).
-    private var itemVectors: [String: [Float]] = [:]
+    private var itemVectors: IdMap<[Float]> = [:]
 
     public init(settings: Topology.Embeddings, exchange: EmbeddingExchange) {
         trainer = EmbeddingTrainer(config: settings.trainerConfig)

@@ -14,12 +14,18 @@ final class KafkaTaskOutput: TaskOutput {
     var examplePartitions: Int32 = 1
     private(set) var deadLetters: [BadInput.Reason: Int] = [:]
     private(set) var produceFailures = 0
+    /// Training examples larger than any message, dropped (counted, logged by the engine).
+    private(set) var examplesDropped = 0
+    /// The most bytes of key + value + headers one produced message may hold:
+    /// `output.max_message_bytes` less room for Kafka's per-record framing.
+    let messageBudget: Int
     /// The first error that stopped a record from being enqueued. The engine
     /// stops on it: a record that cannot be sent must never be skipped.
     private(set) var fatal: KafkaError?
 
     init(producer: KafkaProducer, itemTopic: String, itemPartitions: Int32, userTopic: String, userPartitions: Int32,
-         deadLetterTopic: String) {
+         deadLetterTopic: String, maxMessageBytes: Int = 1_000_000) {
+        self.messageBudget = max(1024, maxMessageBytes - Self.framingAllowance)
         self.producer = producer
         self.itemTopic = itemTopic
         self.itemPartitions = itemPartitions
@@ -34,6 +40,13 @@ final class KafkaTaskOutput: TaskOutput {
     private var exampleBundles: [[UInt8]] = []
     /// A bundle is sent once it reaches this size, or at the end of the polled batch.
     static let bundleBytes = 256 * 1024
+    /// Bytes kept free under `message.max.bytes` for the record's framing
+    /// (lengths, attributes, timestamp and offset deltas).
+    static let framingAllowance = 512
+    /// A bundle's leading byte plus the longest length varint.
+    static let bundleEntryOverhead = 1 + 10
+
+    var maxRepartitionRecordBytes: Int { messageBudget - Self.bundleEntryOverhead }
 
     func repartition(_ target: RepartitionTarget, key: String, value: [UInt8]) {
         let partitions = target == .items ? itemPartitions : userPartitions
@@ -45,6 +58,10 @@ final class KafkaTaskOutput: TaskOutput {
             userBundles = Array(repeating: [], count: Int(userPartitions))
         }
         let index = Int(partition)
+        // A bundle never outgrows one message: send it before a record that would not fit.
+        let wouldBe = (target == .items ? itemBundles[index].count : userBundles[index].count)
+            + value.count + Self.bundleEntryOverhead
+        if wouldBe > messageBudget { sendBundle(target, index) }
         switch target {
         case .items:
             RecordBundle.append(value, to: &itemBundles[index])
@@ -79,6 +96,8 @@ final class KafkaTaskOutput: TaskOutput {
 
     private func sendBundle(_ target: RepartitionTarget, _ index: Int) {
         switch target {
+        case .items where itemBundles[index].isEmpty, .users where userBundles[index].isEmpty:
+            return
         case .items:
             send(topic: itemTopic, partition: Int32(index), key: nil, value: itemBundles[index])
             itemBundles[index].removeAll(keepingCapacity: true)
@@ -88,31 +107,66 @@ final class KafkaTaskOutput: TaskOutput {
         }
     }
 
-    /// Dead letters carry the original bytes as the value and the original key;
-    /// where they came from and why travel in headers (see README, "Dead letters").
+    /// Dead letters carry the original bytes as the value (null for a null
+    /// value) and the original key; where they came from and why travel in
+    /// headers (see README, "Dead letters"). A letter that would not fit in
+    /// one message has its value (then its key) cut to fit, and says so in
+    /// `freshet.value.truncated` / `freshet.key.truncated` (original length);
+    /// the source headers locate the whole record.
     func deadLetter(sourceTopic: String, record: InputRecord, reason: BadInput) {
         deadLetters[reason.reason, default: 0] += 1
-        let headers: [(String, [UInt8])] = [
-            ("freshet.source.topic", Array(sourceTopic.utf8)),
-            ("freshet.source.partition", Array(String(record.partition).utf8)),
-            ("freshet.source.offset", Array(String(record.offset).utf8)),
-            ("freshet.error.reason", Array(reason.reason.rawValue.utf8)),
-            ("freshet.error.detail", Array(reason.detail.utf8)),
-        ]
+        let letter = Self.deadLetter(sourceTopic: sourceTopic, record: record, reason: reason, budget: messageBudget)
         do {
-            try producer.produce(topic: deadLetterTopic, partition: nil, key: record.key, value: record.value,
-                                 headers: headers, timestampMs: record.timestampMs)
+            try producer.produce(topic: deadLetterTopic, partition: nil, key: letter.key, value: letter.value,
+                                 headers: letter.headers, timestampMs: record.timestampMs)
         } catch {
             produceFailures += 1
             if fatal == nil { fatal = error }
         }
     }
 
+    /// The key, value and headers of a dead letter that fits in `budget` bytes
+    /// (key + value + headers, as librdkafka counts against `message.max.bytes`).
+    static func deadLetter(sourceTopic: String, record: InputRecord, reason: BadInput,
+                           budget: Int) -> (key: [UInt8]?, value: [UInt8]?, headers: [(String, [UInt8])]) {
+        var headers: [(String, [UInt8])] = [
+            ("freshet.source.topic", Array(sourceTopic.utf8)),
+            ("freshet.source.partition", Array(String(record.partition).utf8)),
+            ("freshet.source.offset", Array(String(record.offset).utf8)),
+            ("freshet.error.reason", Array(reason.reason.rawValue.utf8)),
+            ("freshet.error.detail", Array(reason.detail.utf8.prefix(1024))),
+        ]
+        var key = record.key
+        var value: [UInt8]? = record.valueIsNull ? nil : record.value
+        func headerBytes() -> Int { headers.reduce(0) { $0 + $1.0.utf8.count + $1.1.count + 16 } }
+        let keyCount = key?.count ?? 0
+        let valueCount = value?.count ?? 0
+        guard keyCount + valueCount + headerBytes() > budget else { return (key, value, headers) }
+        // Room for both truncation headers, then the value gets what the key leaves.
+        headers.append(("freshet.value.truncated", Array(String(valueCount).utf8)))
+        if keyCount + headerBytes() + 64 > budget {
+            headers.append(("freshet.key.truncated", Array(String(keyCount).utf8)))
+            key = key.map { Array($0.prefix(max(0, budget / 2 - headerBytes()))) }
+        }
+        let room = max(0, budget - (key?.count ?? 0) - headerBytes())
+        value = value.map { Array($0.prefix(room)) }
+        return (key, value, headers)
+    }
+
     /// Examples travel as JSON Lines, many per message, partitioned by user.
+    /// One line larger than a message is dropped and counted (`examplesDropped`).
     func example(key: String, value: [UInt8]) {
         guard let examplesTopic else { return }
+        guard value.count + 1 <= messageBudget else {
+            examplesDropped += 1
+            return
+        }
         let partition = Int(KafkaProducer.partition(forKey: Array(key.utf8), partitionCount: examplePartitions))
         if exampleBundles.isEmpty { exampleBundles = Array(repeating: [], count: Int(examplePartitions)) }
+        if exampleBundles[partition].count + 1 + value.count > messageBudget {
+            send(topic: examplesTopic, partition: Int32(partition), key: nil, value: exampleBundles[partition])
+            exampleBundles[partition].removeAll(keepingCapacity: true)
+        }
         // Mutated in place: copying a bundle out and back would copy it on every append.
         if !exampleBundles[partition].isEmpty { exampleBundles[partition].append(UInt8(ascii: "\n")) }
         exampleBundles[partition].append(contentsOf: value)

@@ -65,7 +65,9 @@ extension StreamProcessor {
             ])
         }
         stats.checkpointCompleted(seconds: Double(Self.wallClockMs() - started) / 1000, bytes: bytes)
-        commitOffsets(for: tasks.filter { !excluded.contains($0) })
+        let committable = tasks.filter { !excluded.contains($0) }
+        recordDeadLetterProgress(tasks: committable)
+        commitOffsets(for: committable)
     }
 
     /// At-least-once mode (checkpoints off): commit what Redis has acknowledged.

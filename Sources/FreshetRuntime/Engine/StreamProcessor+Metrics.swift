@@ -19,6 +19,7 @@ extension StreamProcessor {
         }
         for (tp, task) in sourceTasks {
             lag(tp, task.nextOffset)
+            reportDelta(task.deadLetterDuplicatesSkipped, key: "dlq-dup-\(task.id)", to: stats.metrics.deadLetterDuplicatesSkipped)
             if let users = task.users {
                 stats.metrics.stateEntries(store: "users-\(task.id)").set(Double(users.count))
             }
@@ -42,6 +43,12 @@ extension StreamProcessor {
             lag(TopicPartition(topic: userTopic, partition: partition), task.nextOffset)
             stats.metrics.stateEntries(store: "users-\(task.id)").set(Double(task.users.count))
             reportDelta(task.duplicatesDropped, key: "dup-\(task.id)", to: stats.metrics.repartitionDuplicatesDropped)
+        }
+        let droppedExamples = output.examplesDropped
+        if droppedExamples > reportedTotals["examples-dropped", default: 0] {
+            reportedTotals["examples-dropped"] = droppedExamples
+            logger.warning("training examples larger than output.max_message_bytes were dropped",
+                           metadata: ["total": "\(droppedExamples)"])
         }
         for (reason, count) in output.takeDeadLetterCounts() {
             stats.metrics.deadLetters(reason: reason.rawValue).increment(by: count)

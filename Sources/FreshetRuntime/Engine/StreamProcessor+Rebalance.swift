@@ -63,6 +63,19 @@ extension StreamProcessor {
                 return [:]
             }
         }
+        do {
+            var sources: [TaskId: String] = [:]
+            for tp in partitions {
+                if let id = taskId(for: tp), id.stage == .interactions || id.stage == .impressions { sources[id] = tp.topic }
+            }
+            deadLettersSentBefore = try deadLettersAlreadySent(tasks: sources)
+        } catch {
+            logger.critical("cannot read the dead-letter topic to deduplicate a replay: \(error)")
+            fatalError = error
+            stopFlag.set()
+            return [:]
+        }
+        defer { deadLettersSentBefore = [:] }
         for tp in partitions {
             guard let id = taskId(for: tp) else { continue }
             do {
@@ -168,9 +181,17 @@ extension StreamProcessor {
             if let checkpoint {
                 task.nextOffset = checkpoint.nextOffset
                 task.restoreWatermark(maxTimestamp: checkpoint.eventTimeMs)
+
                 if let users = task.users {
                     try scanState(id) { key, bytes in try users.restoreEntry(userId: key, bytes: bytes) }
                 }
+            }
+            // Only records the replay will read again matter (at or after the checkpoint).
+            let resumeAt = checkpoint?.nextOffset ?? 0
+            task.deadLettersAlreadySent = (deadLettersSentBefore[id] ?? []).filter { $0 >= resumeAt }
+            if !task.deadLettersAlreadySent.isEmpty {
+                logger.info("dead letters sent before a crash will not be sent again",
+                            metadata: ["task": "\(id)", "count": "\(task.deadLettersAlreadySent.count)"])
             }
             if task.users != nil {
                 task.userEmbeddings = makeUserEmbeddingSide()

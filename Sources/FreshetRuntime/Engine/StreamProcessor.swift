@@ -54,6 +54,14 @@ public final class StreamProcessor: @unchecked Sendable {
     var lastFlushMs: Int64 = 0
     var lastCheckpointMs: Int64 = 0
     var lastMarkerMs: Int64 = 0
+    var lastFinalMarkerMs: Int64 = 0
+    var emptySinceMs: Int64?
+    /// Dead-letter topic end offsets at start-up, and the floors last recorded
+    /// per source task (see StreamProcessor+DeadLetters.swift).
+    var deadLetterStart: [Int32: Int64] = [:]
+    var deadLetterFloorWritten: [TaskId: String] = [:]
+    /// Filled for the duration of one assignment (see `assign`).
+    var deadLettersSentBefore: [TaskId: Set<Int64>] = [:]
     var recordsSinceFlush = 0
     var lastGaugeMs: Int64 = 0
     /// Cumulative task counts already added to metrics (tasks come and go; counters only grow).
@@ -96,7 +104,8 @@ public final class StreamProcessor: @unchecked Sendable {
                                         halfLifeMs: topology.trending.halfLifeMs,
                                         feast: topology.feast.enabled ? FeastRows(topology.feast) : nil,
                                         freshetHashes: topology.feast.freshetHashes)
-        self.decoder = EventDecoder(maxFutureSkewMs: topology.eventTime.maxFutureSkewMs)
+        self.decoder = EventDecoder(minTimestampMs: topology.eventTime.minTimestampMs,
+                                    maxFutureSkewMs: topology.eventTime.maxFutureSkewMs)
         self.panes = PaneSpec(paneMs: topology.windows.paneMs, windowPanes: topology.windows.panesPerWindow)
     }
 
@@ -149,15 +158,26 @@ public final class StreamProcessor: @unchecked Sendable {
            let users = try admin.partitionCount(topic: userTopic), Int32(users) != repartitionPartitions {
             throw ProcessorError.configuration("\(userTopic) has \(users) partitions but \(itemTopic) has \(repartitionPartitions); delete one or make them equal")
         }
+        // Every dead letter this instance sends lies at or after these offsets.
+        deadLetterStart = Dictionary(uniqueKeysWithValues: try KafkaConsumer.probeEndOffsets(
+            config: kafkaConfig, topics: [topology.deadLetterTopic]).map { ($0.key.partition, $0.value) })
         topics = [topology.sources.interactions, topology.sources.impressions, itemTopic]
         if !topology.sources.keyedByUser { topics.append(userTopic) }
     }
 
+    /// The largest message this instance produces: `output.max_message_bytes`,
+    /// or a smaller `message.max.bytes` set among the raw Kafka properties.
+    var maxMessageBytes: Int {
+        min(topology.output.maxMessageBytes, kafkaConfig["message.max.bytes"].flatMap { Int($0) } ?? .max)
+    }
+
     func connect() throws {
-        producer = try KafkaProducer(config: kafkaConfig.with("linger.ms", topology.kafka["linger.ms"] ?? "2"))
+        producer = try KafkaProducer(config: kafkaConfig.with("linger.ms", topology.kafka["linger.ms"] ?? "2")
+            .with("message.max.bytes", String(maxMessageBytes)))
+        producer.watchDeliveredOffsets(topic: topology.deadLetterTopic)
         output = KafkaTaskOutput(producer: producer, itemTopic: itemTopic, itemPartitions: repartitionPartitions,
                                  userTopic: userTopic, userPartitions: repartitionPartitions,
-                                 deadLetterTopic: topology.deadLetterTopic)
+                                 deadLetterTopic: topology.deadLetterTopic, maxMessageBytes: maxMessageBytes)
         if topology.embeddings.enabled {
             output.examplesTopic = topology.embeddings.examplesTopic
             output.examplePartitions = repartitionPartitions
@@ -267,25 +287,33 @@ public final class StreamProcessor: @unchecked Sendable {
                 logger.info("bounded run complete: every assigned partition reached its end")
                 break
             }
+            if options.stopAtEnd && holdsNothing(nowMs: now) {
+                logger.notice("bounded run: this instance has held no partition for 10 s (more instances than partitions); the other members finish the run")
+                break
+            }
         }
     }
 
     /// Feeds one record to the task that owns its partition.
     func dispatch(_ record: ConsumedRecord, nowMs: Int64) {
         let input = InputRecord(partition: record.partition, offset: record.offset, key: record.key,
-                                value: record.value, timestampMs: record.timestampMs)
+                                value: record.value, timestampMs: record.timestampMs, valueIsNull: record.valueIsNull)
         stats.recordsConsumed.increment()
-        consumedCounter(topicIndex: record.topicIndex, partition: record.partition).increment()
+        // Counted per partition only for owned partitions, so that a revoked
+        // partition's series, once removed, is not re-created by a late record.
         switch record.topicIndex {
         case 0, 1:
             let tp = TopicPartition(topic: topics[record.topicIndex], partition: record.partition)
             guard let task = sourceTasks[tp] else { return }
+            consumedCounter(topicIndex: record.topicIndex, partition: record.partition).increment()
             task.process(input, nowMs: nowMs, output: output)
         case 2:
             guard let task = itemTasks[record.partition] else { return }
+            consumedCounter(topicIndex: record.topicIndex, partition: record.partition).increment()
             task.process(input, nowMs: nowMs, output: output)
         case 3:
             guard let task = userTasks[record.partition] else { return }
+            consumedCounter(topicIndex: record.topicIndex, partition: record.partition).increment()
             task.process(input)
         default:
             return
@@ -307,6 +335,12 @@ public final class StreamProcessor: @unchecked Sendable {
         if nowMs - lastMarkerMs >= 20 {
             lastMarkerMs = nowMs
             for task in sourceTasks.values { task.emitWatermarkIfAdvanced(output: output) }
+        }
+        if options.stopAtEnd, nowMs - lastFinalMarkerMs >= 1_000 {
+            // Several instances in one bounded run: tasks move between them, and
+            // a moved item task needs every source's final marker again.
+            lastFinalMarkerMs = nowMs
+            for task in sourceTasks.values { task.resendFinalMarker(output: output) }
         }
         for task in itemTasks.values { task.advanceWatermark(nowMs: nowMs, output: output) }
         producer.poll(timeoutMs: 0)
@@ -338,6 +372,18 @@ public final class StreamProcessor: @unchecked Sendable {
     /// Every assigned source partition reached its end and every repartition-fed
     /// task heard the final marker of every source partition (so it holds all
     /// records derived from them).
+    /// Bounded runs: true once this member of the group has held no task for
+    /// 10 s (long past a cooperative rebalance's second phase).
+    func holdsNothing(nowMs: Int64) -> Bool {
+        guard everAssigned, memberOfGroup, sourceTasks.isEmpty, itemTasks.isEmpty, userTasks.isEmpty else {
+            emptySinceMs = nil
+            return false
+        }
+        let since = emptySinceMs ?? nowMs
+        emptySinceMs = since
+        return nowMs - since >= 10_000
+    }
+
     var boundedRunComplete: Bool {
         guard everAssigned, !(sourceTasks.isEmpty && itemTasks.isEmpty && userTasks.isEmpty) else { return false }
         return sourceTasks.values.allSatisfy(\.finished)
@@ -444,10 +490,24 @@ public final class StreamProcessor: @unchecked Sendable {
         return excluded
     }
 
+    /// Forgets a task and its metric series (lag, records consumed, watermark,
+    /// state entries): a revoked partition's last values must not linger.
     func dropTask(_ task: TaskId) {
         epochs[task] = nil
         rebuildingTasks[task] = nil
+        deadLetterFloorWritten[task] = nil
         stats.metrics.removeTask(task.description)
+        let topic: String
+        switch task.stage {
+        case .interactions: topic = topology.sources.interactions
+        case .impressions: topic = topology.sources.impressions
+        case .items: topic = itemTopic
+        case .users: topic = userTopic
+        }
+        stats.metrics.removePartition(topic: topic, partition: task.partition)
+        if let index = topics.firstIndex(of: topic) {
+            consumedCounters[Int64(index) << 32 | Int64(task.partition)] = nil
+        }
         switch task.stage {
         case .interactions:
             sourceTasks[TopicPartition(topic: topology.sources.interactions, partition: task.partition)] = nil
@@ -482,6 +542,12 @@ public final class StreamProcessor: @unchecked Sendable {
         _ = try? producer.flush(timeoutMs: 10_000)
         progress?.stop()
         admin?.stop()
+        // Destroy the Kafka clients now, not when the processor is released:
+        // their threads would keep reconnecting (and logging) while whoever
+        // ran us stops the broker (the embedded default does, right after).
+        output = nil
+        producer = nil
+        consumer = nil
         logger.info("stopped", metadata: ["records": "\(stats.recordsConsumed.value)"])
     }
 

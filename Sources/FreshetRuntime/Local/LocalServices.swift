@@ -13,6 +13,10 @@ public final class LocalServices {
     /// `waitUntilExit` can hang on Linux.
     private var children: [pid_t] = []
     public private(set) var notes: [String] = []
+    /// `host:port` of the broker started or found by `startBroker`, nil before.
+    public private(set) var brokers: String?
+    /// URL of the Redis started or found by `startRedis`, nil before.
+    public private(set) var redisURL: String?
 
     public init() {}
 
@@ -22,6 +26,7 @@ public final class LocalServices {
 
     /// Starts Tansu on `port` unless something already listens there.
     public func startBroker(port: Int = LocalServices.defaultBrokerPort, directory: String) throws {
+        brokers = "127.0.0.1:\(port)"
         if Self.isListening(port: port) {
             notes.append("using the broker already listening on 127.0.0.1:\(port)")
             return
@@ -38,6 +43,7 @@ public final class LocalServices {
 
     /// Starts redis-server on `port` unless something already listens there.
     public func startRedis(port: Int = LocalServices.defaultRedisPort, directory: String) throws {
+        redisURL = "redis://127.0.0.1:\(port)"
         if Self.isListening(port: port) {
             notes.append("using the Redis already listening on 127.0.0.1:\(port)")
             return
@@ -79,12 +85,24 @@ public final class LocalServices {
         posix_spawn_file_actions_adddup2(&actions, 1, 2)
         let argv: [UnsafeMutablePointer<CChar>?] = ([path] + arguments).map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
+        // A process group of its own: a terminal's Ctrl-C goes to the foreground
+        // group, and must reach only Freshet, which stops its producers and
+        // processor first and these services last (`stopAll`).
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP))
+        posix_spawnattr_setpgroup(&attributes, 0)
         var pid: pid_t = 0
-        let rc = posix_spawn(&pid, path, &actions, nil, argv, environ)
+        let rc = posix_spawn(&pid, path, &actions, &attributes, argv, environ)
         guard rc == 0 else {
             throw StartError(description: "cannot start \(path): \(String(cString: strerror(rc)))")
         }
         children.append(pid)
+        // `<name>.pid` beside the log: the services run in process groups of
+        // their own, so whoever cleans up after a crashed Freshet needs it.
+        let pidPath = (log.hasSuffix(".log") ? String(log.dropLast(4)) : log) + ".pid"
+        try? "\(pid)\n".write(toFile: pidPath, atomically: true, encoding: .utf8)
     }
 
     static func locate(_ name: String, environment: String, local: String) -> String? {

@@ -50,6 +50,7 @@ public final class FreshetMetrics: Sendable {
         public static let assignedPartitions = "freshet_assigned_partitions"
         public static let stateEntries = "freshet_state_entries"
         public static let repartitionDuplicatesDropped = "freshet_repartition_duplicates_dropped_total"
+        public static let deadLetterDuplicatesSkipped = "freshet_dead_letter_duplicates_skipped_total"
         public static let redisFencedWrites = "freshet_redis_fenced_writes_total"
         public static let ready = "freshet_ready"
         public static let buildInfo = "freshet_build_info"
@@ -83,6 +84,7 @@ public final class FreshetMetrics: Sendable {
         static let assignedPartitions = "Partitions currently assigned to this instance."
         static let stateEntries = "Entries in a keyed state store."
         static let repartitionDuplicatesDropped = "Repartition records dropped as duplicates."
+        static let deadLetterDuplicatesSkipped = "Dead letters not sent again by a replay (already sent before a crash)."
         static let redisFencedWrites = "Redis writes refused by fencing (a newer owner holds the partition)."
         static let ready = "1 when the instance is ready, else 0."
         static let buildInfo = "Build information; the value is always 1."
@@ -98,6 +100,7 @@ public final class FreshetMetrics: Sendable {
     public let rebalances: Counter
     public let assignedPartitions: Gauge
     public let repartitionDuplicatesDropped: Counter
+    public let deadLetterDuplicatesSkipped: Counter
     public let redisFencedWrites: Counter
     public let ready: Gauge
 
@@ -142,6 +145,7 @@ public final class FreshetMetrics: Sendable {
         r.declare(Name.stateEntries, help: Help.stateEntries, type: .gauge)
         repartitionDuplicatesDropped = r.counter(Name.repartitionDuplicatesDropped,
                                                  help: Help.repartitionDuplicatesDropped)
+        deadLetterDuplicatesSkipped = r.counter(Name.deadLetterDuplicatesSkipped, help: Help.deadLetterDuplicatesSkipped)
         redisFencedWrites = r.counter(Name.redisFencedWrites, help: Help.redisFencedWrites)
         ready = r.gauge(Name.ready, help: Help.ready)
         r.declare(Self.redisRejectedKeys, help: "Keys Redis refused for good (e.g. WRONGTYPE); the rest of their batch landed.", type: .counter)
@@ -195,10 +199,12 @@ public final class FreshetMetrics: Sendable {
         registry.remove(Name.consumerLag, labels: labels)
     }
 
-    /// Drops a task's series (watermark, event-time lag) when the task goes away.
+    /// Drops a task's series (watermark, event-time lag, state entries) when the task goes away.
     public func removeTask(_ task: String) {
         registry.remove(Name.watermarkMs, labels: ["task": task])
         registry.remove(Name.eventTimeLagMs, labels: ["task": task])
+        registry.remove(Name.stateEntries, labels: ["store": "users-\(task)"])
+        registry.remove(Name.stateEntries, labels: ["store": "items-\(task)"])
     }
 
     /// Sets `freshet_ready` from a readiness answer and returns it (handy inside the `/readyz` closure).

@@ -55,7 +55,7 @@ public struct FeatureReader {
             return try Self.json(object)
         }
         for (field, value) in fields {
-            if field.hasPrefix("embedding_") && field.hasSuffix("d") {
+            if Self.isEmbeddingVectorField(field) {
                 object[field] = Self.floats(littleEndian: value)
                 continue
             }
@@ -70,6 +70,15 @@ public struct FeatureReader {
             }
         }
         return try Self.json(object)
+    }
+
+    /// True for the vector fields `embedding_<dimension>d` (float32 blobs);
+    /// other fields, `embedding_kind` among them, are text or numbers.
+    public static func isEmbeddingVectorField(_ field: String) -> Bool {
+        let prefix = "embedding_"
+        guard field.hasPrefix(prefix), field.hasSuffix("d") else { return false }
+        let digits = field.utf8.dropFirst(prefix.utf8.count).dropLast()
+        return !digits.isEmpty && digits.allSatisfy { $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }
     }
 
     static func floats(littleEndian bytes: [UInt8]) -> [Float] {

@@ -19,7 +19,7 @@ public struct DuplicateFilter: Sendable, Equatable {
 
     public struct Position: Sendable, Equatable, Comparable {
         public var offset: Int64
-        public var subIndex: UInt16
+        public var subIndex: UInt32
         public static func < (a: Position, b: Position) -> Bool {
             a.offset != b.offset ? a.offset < b.offset : a.subIndex < b.subIndex
         }

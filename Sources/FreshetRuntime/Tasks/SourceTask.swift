@@ -20,6 +20,10 @@ public final class SourceTask {
     /// Offset of the next record to read: what a checkpoint stores.
     public var nextOffset: Int64?
     public private(set) var deadLetters = 0
+    /// Offsets whose dead letter a previous owner already sent (after the
+    /// checkpoint this task restored): replaying them sends nothing.
+    public var deadLettersAlreadySent: Set<Int64> = []
+    public private(set) var deadLetterDuplicatesSkipped = 0
     public private(set) var processed = 0
     /// Bounded runs: set when the partition reached its end.
     public private(set) var finished = false
@@ -43,7 +47,16 @@ public final class SourceTask {
     public func process(_ record: InputRecord, nowMs: Int64, output: TaskOutput) {
         processed += 1
         nextOffset = record.offset + 1
+        var alreadySent = false
+        if !deadLettersAlreadySent.isEmpty {
+            // Entries below the first replayed offset will never come: drop them.
+            if let lowest = deadLettersAlreadySent.min(), lowest < record.offset {
+                deadLettersAlreadySent = deadLettersAlreadySent.filter { $0 >= record.offset }
+            }
+            alreadySent = deadLettersAlreadySent.remove(record.offset) != nil
+        }
         do {
+            if record.valueIsNull { throw BadInput(.nullValue, "null (tombstone) value") }
             switch id.stage {
             case .interactions:
                 let interaction = try record.value.withUnsafeBytes { (bytes) throws(BadInput) -> Interaction in
@@ -53,22 +66,36 @@ public final class SourceTask {
                 if let users {
                     users.apply(interaction)
                     userEmbeddings?.process(interaction)
-                } else if routesInteractionsByUser {
-                    let origin = RecordOrigin(sourceTopic: 0, partition: record.partition, offset: record.offset, subIndex: 0)
-                    output.repartition(.users, key: interaction.userId,
-                                       value: RepartitionRecord.interaction(interaction, origin: origin).encoded())
                 }
-                route(ItemRouting.itemEvents(for: interaction), record: record, output: output)
+                var tooLarge: BadInput?
+                if routesInteractionsByUser {
+                    let origin = RecordOrigin(sourceTopic: 0, partition: record.partition, offset: record.offset, subIndex: 0)
+                    let bytes = RepartitionRecord.interaction(interaction, origin: origin).encoded()
+                    if bytes.count <= output.maxRepartitionRecordBytes {
+                        output.repartition(.users, key: interaction.userId, value: bytes)
+                    } else {
+                        tooLarge = Self.tooLarge("the interaction re-keyed by user", bytes.count, output)
+                    }
+                }
+                if let problem = route(ItemRouting.itemEvents(for: interaction), record: record, output: output) ?? tooLarge {
+                    throw problem
+                }
             case .impressions:
                 let impression = try record.value.withUnsafeBytes { (bytes) throws(BadInput) -> Impression in
                     try decoder.decodeImpression(bytes, messageTimestampMs: record.timestampMs, nowMs: nowMs)
                 }
                 watermark.observe(impression.ts)
-                route(ItemRouting.itemEvents(for: impression), record: record, output: output)
+                if let problem = route(ItemRouting.itemEvents(for: impression), record: record, output: output) {
+                    throw problem
+                }
             case .items, .users:
                 preconditionFailure("unreachable: checked in init")
             }
         } catch let error as BadInput {
+            if alreadySent {
+                deadLetterDuplicatesSkipped += 1
+                return
+            }
             deadLetters += 1
             output.deadLetter(sourceTopic: topic, record: record, reason: error)
         } catch {
@@ -76,12 +103,29 @@ public final class SourceTask {
         }
     }
 
-    private func route(_ events: [ItemEvent], record: InputRecord, output: TaskOutput) {
+    /// Sends each item event to the item stage. An event too large for any
+    /// message is not sent; the others are (their sub-indices keep their
+    /// places, so duplicate filtering is unaffected), and the first oversized
+    /// one is returned so the caller dead-letters the source record.
+    private func route(_ events: [ItemEvent], record: InputRecord, output: TaskOutput) -> BadInput? {
+        var tooLarge: BadInput?
         for (index, event) in events.enumerated() {
             let origin = RecordOrigin(sourceTopic: sourceTopicCode, partition: record.partition,
-                                      offset: record.offset, subIndex: UInt16(truncatingIfNeeded: index))
-            output.repartition(.items, key: event.itemId, value: RepartitionRecord.item(event, origin: origin).encoded())
+                                      offset: record.offset, subIndex: UInt32(index))
+            let bytes = RepartitionRecord.item(event, origin: origin).encoded()
+            guard bytes.count <= output.maxRepartitionRecordBytes else {
+                if tooLarge == nil {
+                    tooLarge = Self.tooLarge("item event \(index) of \(events.count)", bytes.count, output)
+                }
+                continue
+            }
+            output.repartition(.items, key: event.itemId, value: bytes)
         }
+        return tooLarge
+    }
+
+    private static func tooLarge(_ what: String, _ size: Int, _ output: TaskOutput) -> BadInput {
+        BadInput(.recordTooLarge, "\(what) is \(size) bytes; a repartition message holds at most \(output.maxRepartitionRecordBytes) (output.max_message_bytes)")
     }
 
     /// Tells downstream tasks how far event time has progressed here, when it moved.
@@ -99,6 +143,15 @@ public final class SourceTask {
         guard !finished else { return }
         finished = true
         lastSentWatermark = watermark.watermark
+        sendMarker(finished: true, output: output)
+    }
+
+    /// Bounded runs with several instances: sends the final marker again.
+    /// A repartition-fed task that moved to another instance after the first
+    /// one was sent starts without it (markers of a run are not checkpointed),
+    /// and would otherwise wait forever. Markers are idempotent.
+    public func resendFinalMarker(output: TaskOutput) {
+        guard finished else { return }
         sendMarker(finished: true, output: output)
     }
 

@@ -5,10 +5,15 @@ public struct InputRecord: Sendable {
     public var partition: Int32
     public var offset: Int64
     public var key: [UInt8]?
+    /// Empty for a null (tombstone) value; `valueIsNull` tells the two apart.
     public var value: [UInt8]
     public var timestampMs: Int64?
+    /// True for a null (tombstone) value: it is dead-lettered with a null value.
+    public var valueIsNull: Bool
 
-    public init(partition: Int32, offset: Int64, key: [UInt8]?, value: [UInt8], timestampMs: Int64?) {
+    public init(partition: Int32, offset: Int64, key: [UInt8]?, value: [UInt8], timestampMs: Int64?,
+                valueIsNull: Bool = false) {
+        self.valueIsNull = valueIsNull
         self.partition = partition
         self.offset = offset
         self.key = key
@@ -27,6 +32,10 @@ public enum RepartitionTarget: Sendable {
 /// producer; tests implement it in memory. Calls happen on the processing
 /// thread, in the order the task emits.
 public protocol TaskOutput: AnyObject {
+    /// The largest repartitioned record (encoded bytes) that fits in a message.
+    /// A task does not send larger ones: it dead-letters their source record
+    /// (reason `record_too_large`) instead.
+    var maxRepartitionRecordBytes: Int { get }
     /// Sends `value` to the partition of `target` that owns `key`.
     func repartition(_ target: RepartitionTarget, key: String, value: [UInt8])
     /// Sends a watermark marker to every partition of `target`.
@@ -39,4 +48,5 @@ public protocol TaskOutput: AnyObject {
 
 extension TaskOutput {
     public func example(key: String, value: [UInt8]) {}
+    public var maxRepartitionRecordBytes: Int { .max }
 }

@@ -21,6 +21,17 @@ public struct Topology: Sendable, Equatable {
         public var outOfOrdernessMs: Int64 = 5_000
         public var idleTimeoutMs: Int64 = 30_000
         public var maxFutureSkewMs: Int64 = 86_400_000
+        /// Earliest accepted event time, epoch ms (default 2000-01-01T00:00:00Z,
+        /// which catches producers sending seconds); lower it for a backfill.
+        public var minTimestampMs: Int64 = 946_684_800_000
+    }
+
+    /// What Freshet produces to Kafka (repartition bundles, dead letters, examples).
+    public struct Output: Sendable, Equatable {
+        /// The largest message Freshet produces (key + value + headers), also
+        /// the producer's `message.max.bytes`. Bundles split below it; a dead
+        /// letter above it is truncated (with a reference to the original).
+        public var maxMessageBytes = 1_000_000
     }
 
     public struct Windows: Sendable, Equatable {
@@ -101,6 +112,7 @@ public struct Topology: Sendable, Equatable {
     /// Partitions of the repartition topics; 0 means "same as the sources".
     public var repartitionPartitions = 0
     public var deadLetterTopic = "freshet-dlq"
+    public var output = Output()
     public var eventTime = EventTime()
     public var windows = Windows()
     public var trending = Trending()

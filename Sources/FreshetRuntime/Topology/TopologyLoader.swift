@@ -31,7 +31,7 @@ public enum TopologyLoader {
         var topology = Topology()
         guard let root else { return topology }
         let top = try Section(root, path: "")
-        try top.only(["sources", "repartition", "dead_letter_topic", "event_time", "windows", "trending",
+        try top.only(["sources", "repartition", "dead_letter_topic", "output", "event_time", "windows", "trending",
                       "redis", "checkpoint", "progress", "admin", "kafka", "embeddings", "feast"])
         if let s = try top.section("sources") {
             try s.only(["interactions", "impressions", "keyed_by_user", "partitions"])
@@ -45,8 +45,14 @@ public enum TopologyLoader {
             topology.repartitionPartitions = try r.int("partitions", min: 0, max: 10_000) ?? 0
         }
         topology.deadLetterTopic = try top.topicName("dead_letter_topic") ?? topology.deadLetterTopic
+        if let o = try top.section("output") {
+            try o.only(["max_message_bytes"])
+            topology.output.maxMessageBytes = try o.int("max_message_bytes", min: 10_000, max: 1_000_000_000)
+                ?? topology.output.maxMessageBytes
+        }
         if let e = try top.section("event_time") {
-            try e.only(["out_of_orderness", "idle_timeout", "max_future_skew"])
+            try e.only(["out_of_orderness", "idle_timeout", "max_future_skew", "min_timestamp"])
+            topology.eventTime.minTimestampMs = try e.timestamp("min_timestamp") ?? topology.eventTime.minTimestampMs
             topology.eventTime.outOfOrdernessMs = try e.duration("out_of_orderness") ?? topology.eventTime.outOfOrdernessMs
             topology.eventTime.idleTimeoutMs = try e.duration("idle_timeout", min: 1) ?? topology.eventTime.idleTimeoutMs
             topology.eventTime.maxFutureSkewMs = try e.duration("max_future_skew") ?? topology.eventTime.maxFutureSkewMs
@@ -237,6 +243,14 @@ fileprivate struct Section {
             throw TopologyError(path: child(key), message: "\(value) is out of range \(min)...\(max)")
         }
         return value
+    }
+
+    /// A point in time: a UTC date `YYYY-MM-DD`, `YYYY-MM-DDTHH:MM:SSZ`, or epoch milliseconds.
+    func timestamp(_ key: String) throws(TopologyError) -> Int64? {
+        guard let text = try string(key) else { return nil }
+        if let ms = Int64(text) { return ms }
+        if let ms = UTCDate.epochMilliseconds(text) { return ms }
+        throw TopologyError(path: child(key), message: "expected a UTC date like 1998-01-01 or 1998-01-01T00:00:00Z, or epoch milliseconds, got '\(text)'")
     }
 
     func duration(_ key: String, min: Int64 = 0) throws(TopologyError) -> Int64? {

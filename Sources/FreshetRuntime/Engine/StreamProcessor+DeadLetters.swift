@@ -1,0 +1,122 @@
+import FreshetCore
+import FreshetKafka
+import FreshetRedis
+
+/// Exactly one dead letter per bad record, across crashes.
+///
+/// A crash replays a source task's input from its checkpoint, so the bad
+/// records after the checkpoint are dead-lettered again. Their first letters
+/// all lie at or after the dead-letter topic's offsets as they were when the
+/// checkpoint was written (the producer was flushed before it: every earlier
+/// letter is acknowledged, and later ones are appended after). So after each
+/// checkpoint the processor records, per source task, that floor (one small
+/// Redis key, `freshet:<group>:dlq:<task>`); a new owner reads the topic from
+/// the floor to its end once, at restore, and skips the letters already there
+/// for records of its partition at or after the checkpointed offset. The
+/// floor comes from delivery reports (no broker round trip per checkpoint).
+extension StreamProcessor {
+    func deadLetterProgressKey(_ task: TaskId) -> String { "\(keys.prefix)freshet:\(options.group):dlq:\(task)" }
+
+    /// Per dead-letter partition, the offset below which every letter sent so
+    /// far lies: the highest delivered + 1, or the end at start-up.
+    var deadLetterFloor: [Int32: Int64] {
+        var floor = deadLetterStart
+        for (partition, offset) in producer.deliveredHighOffsets { floor[partition] = max(floor[partition] ?? 0, offset + 1) }
+        return floor
+    }
+
+    /// Records the floor for the source tasks just checkpointed. Called after a
+    /// checkpoint was acknowledged. A failure only makes a later replay scan
+    /// from an older (lower, still correct) floor, so it is logged, not fatal.
+    /// A task still skipping letters of a previous owner keeps the older floor
+    /// (those letters lie below the new one, and another crash would replay them).
+    func recordDeadLetterProgress(tasks: [TaskId]) {
+        let floor = deadLetterFloor
+        guard !floor.isEmpty else { return }
+        let value = Self.encodeFloor(floor)
+        var pipeline = RedisPipeline()
+        var count = 0
+        for id in tasks where (id.stage == .interactions || id.stage == .impressions) && epochs[id] != nil {
+            let tp = TopicPartition(topic: id.stage == .interactions ? topology.sources.interactions : topology.sources.impressions,
+                                    partition: id.partition)
+            guard deadLetterFloorWritten[id] != value, sourceTasks[tp]?.deadLettersAlreadySent.isEmpty ?? false else { continue }
+            deadLetterFloorWritten[id] = value
+            pipeline.add(RedisCommand(arguments: [Array("SET".utf8), Array(deadLetterProgressKey(id).utf8), Array(value.utf8)]))
+            count += 1
+        }
+        guard count > 0 else { return }
+        do {
+            _ = try control.execute(pipeline, onRetry: { _, _ in })
+        } catch {
+            logger.warning("could not record the dead-letter floor (a replay will scan further back): \(error)")
+        }
+    }
+
+    /// For the source tasks being assigned, the source offsets (per task) that
+    /// already have a dead letter in the topic past the tasks' recorded floors.
+    /// One read of the dead-letter topic for the whole assignment, from the
+    /// lowest floor, and none when nothing was appended since the floors.
+    /// Tasks without a floor get one recorded now (the topic's end as far as
+    /// this instance knows), so a crash before their first checkpoint is covered.
+    func deadLettersAlreadySent(tasks: [TaskId: String]) throws -> [TaskId: Set<Int64>] {
+        guard !tasks.isEmpty else { return [:] }
+        let ids = Array(tasks.keys)
+        var get = RedisPipeline()
+        for id in ids { get.add(RedisCommand(arguments: [Array("GET".utf8), Array(deadLetterProgressKey(id).utf8)])) }
+        let replies = try control.execute(get, onRetry: { _, _ in })
+        let known = deadLetterFloor
+        var lowest: [Int32: Int64] = [:]
+        var missing: [TaskId] = []
+        for (id, reply) in zip(ids, replies) {
+            guard case .bulk(let bytes) = reply, let floor = Self.decodeFloor(String(decoding: bytes, as: UTF8.self)),
+                  !floor.isEmpty else {
+                missing.append(id)
+                continue
+            }
+            for (partition, offset) in floor where offset < (known[partition] ?? .max) {
+                lowest[partition] = min(lowest[partition] ?? .max, offset)
+            }
+        }
+        if !missing.isEmpty, !known.isEmpty {
+            var set = RedisPipeline()
+            for id in missing {
+                set.add(RedisCommand(arguments: [Array("SET".utf8), Array(deadLetterProgressKey(id).utf8),
+                                                 Array(Self.encodeFloor(known).utf8), Array("NX".utf8)]))
+            }
+            _ = try control.execute(set, onRetry: { _, _ in })
+        }
+        guard !lowest.isEmpty else { return [:] }
+        let starts = Dictionary(uniqueKeysWithValues: lowest.map {
+            (TopicPartition(topic: topology.deadLetterTopic, partition: $0.key), $0.value)
+        })
+        var byOrigin: [String: Set<Int64>] = [:]
+        for letter in try KafkaConsumer.readToEnd(config: kafkaConfig, from: starts) {
+            func header(_ name: String) -> String? {
+                letter.headers.first { $0.name == name }?.value.map { String(decoding: $0, as: UTF8.self) }
+            }
+            guard let topic = header("freshet.source.topic"), let partition = header("freshet.source.partition"),
+                  let offset = header("freshet.source.offset").flatMap({ Int64($0) }) else { continue }
+            byOrigin["\(topic)/\(partition)", default: []].insert(offset)
+        }
+        var result: [TaskId: Set<Int64>] = [:]
+        for (id, topic) in tasks {
+            if let offsets = byOrigin["\(topic)/\(id.partition)"] { result[id] = offsets }
+        }
+        return result
+    }
+
+    /// `partition:offset,...`, readable in redis-cli.
+    static func encodeFloor(_ floor: [Int32: Int64]) -> String {
+        floor.sorted { $0.key < $1.key }.map { "\($0.key):\($0.value)" }.joined(separator: ",")
+    }
+
+    static func decodeFloor(_ text: String) -> [Int32: Int64]? {
+        var floor: [Int32: Int64] = [:]
+        for part in text.split(separator: ",") {
+            let pair = part.split(separator: ":")
+            guard pair.count == 2, let p = Int32(pair[0]), let o = Int64(pair[1]) else { return nil }
+            floor[p] = o
+        }
+        return floor
+    }
+}

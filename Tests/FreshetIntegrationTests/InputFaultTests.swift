@@ -1,0 +1,270 @@
+import Foundation
+import FreshetCore
+import FreshetKafka
+import FreshetRedis
+import FreshetTestSupport
+import XCTest
+
+/// Inputs the broker accepts but that broke the processor (issue 8, parts 3-6),
+/// each against a real broker and Redis with exact features asserted after.
+final class InputFaultTests: XCTestCase {
+    static let topologyBase = """
+        checkpoint:
+          interval: 1s
+        progress:
+          interval: 0s
+        sources:
+          partitions: 1
+        embeddings:
+          enabled: false
+
+        """
+
+    /// Oversized and odd records on both topics in one bounded run: every bad
+    /// one becomes exactly one dead letter that fits in a message, every valid
+    /// one is counted, and nothing after them is lost.
+    func testOversizedAndOddRecordsAreHandledOnTheWayOut() throws {
+        let cluster = try LocalCluster()
+        defer { cluster.stop() }
+        let ts = Int64(Date().timeIntervalSince1970 * 1000) - 60_000
+        try InputFaultFixture.createTopics(cluster, partitions: 1)
+        let producer = try InputFaultFixture.bigProducer(cluster)
+
+        let nonJSON = [UInt8](repeating: UInt8(ascii: "x"), count: 1_000_000)
+        let nested300 = String(repeating: "[", count: 300) + String(repeating: "]", count: 300)
+        let nested1001 = String(repeating: "[", count: 1001) + String(repeating: "]", count: 1001)
+        let interactions: [(key: String?, value: [UInt8]?)] = [
+            ("u0", nonJSON),                                   // 0: ~1 MB, not JSON
+            ("u-null", nil),                                   // 1: tombstone
+            ("u-empty", []),                                   // 2: empty value
+            ("u1", Array(#"{"user_id":"u1","item_id":"i1","action":"click","ts":\#(ts),"extra":\#(nested300)}"#.utf8)),
+            ("u2", Array(#"{"user_id":"u2","item_id":"i2","action":"click","ts":\#(ts),"extra":\#(nested1001)}"#.utf8)),
+        ]
+        for record in interactions {
+            try producer.produce(topic: "interactions", partition: 0, key: record.key.map { Array($0.utf8) }, value: record.value)
+        }
+        let longItem = "L" + String(repeating: "l", count: 390_000)
+        let hugeItem = "H" + String(repeating: "h", count: 950_000)
+        let listed = (0..<70_000).map { "n\($0)" }
+        let impressions: [String] = [
+            // 0: ~800 KB, valid: a long request id and a very long item id.
+            #"{"request_id":"\#(String(repeating: "r", count: 400_000))","user_id":"u5","items_shown":["\#(longItem)","small"],"ts":\#(ts)}"#,
+            // 1: one item event larger than any message (output.max_message_bytes 900000).
+            #"{"user_id":"u6","items_shown":["\#(hugeItem)","s1"],"ts":\#(ts)}"#,
+            // 2: 70,000 items shown (sub-indices past 65,535).
+            #"{"user_id":"u7","items_shown":[\#(listed.map { "\"\($0)\"" }.joined(separator: ","))],"ts":\#(ts)}"#,
+        ]
+        for value in impressions {
+            try producer.produce(topic: "impressions", partition: 0, key: nil, value: Array(value.utf8))
+        }
+        try producer.flush(timeoutMs: 60_000)
+        XCTAssertEqual(producer.deliveryFailures, 0, "the broker accepts every input record")
+
+        let status = try InputFaultFixture.boundedRun(cluster, topology: Self.topologyBase + "output:\n  max_message_bytes: 900000\n")
+        XCTAssertEqual(status.code, 0, "freshet exited with \(status.code):\n\(status.log)")
+
+        let redis = try RedisConnection(url: cluster.redisURL)
+        XCTAssertEqual(try InputFaultFixture.field(redis, "user:u1", "interaction_count"), "1", "valid JSON nested 300 deep is accepted")
+        XCTAssertEqual(try InputFaultFixture.field(redis, "item:i1", "popularity_7d"), "1")
+        XCTAssertNil(try InputFaultFixture.field(redis, "item:i2", "popularity_7d"), "nested 1001 deep is dead-lettered")
+        XCTAssertEqual(try InputFaultFixture.field(redis, "item:\(longItem)", "impressions_7d"), "1", "the 800 KB impression's long item")
+        XCTAssertEqual(try InputFaultFixture.field(redis, "item:small", "impressions_7d"), "1", "the 800 KB impression's other item")
+        XCTAssertEqual(try InputFaultFixture.field(redis, "item:s1", "impressions_7d"), "1", "items that fit are routed")
+        XCTAssertNil(try InputFaultFixture.field(redis, "item:\(hugeItem)", "impressions_7d"))
+        var missing: [String] = []
+        for index in Array(0..<20) + Array(65_500..<70_000) {
+            let value = try InputFaultFixture.field(redis, "item:n\(index)", "impressions_7d")
+            if value != "1" { missing.append("n\(index)=\(value ?? "nil")") }
+        }
+        XCTAssertEqual(missing, [], "every item of a 70,000-item list is counted once")
+
+        let letters = try InputFaultFixture.readAll(topic: "freshet-dlq", brokers: cluster.brokers)
+        var byOrigin: [String: ConsumedRecord] = [:]
+        for letter in letters {
+            let topic = InputFaultFixture.header(letter, "freshet.source.topic") ?? "?"
+            let offset = InputFaultFixture.header(letter, "freshet.source.offset") ?? "?"
+            XCTAssertNil(byOrigin["\(topic)/\(offset)"], "one dead letter per record: \(topic)/\(offset)")
+            byOrigin["\(topic)/\(offset)"] = letter
+        }
+        XCTAssertEqual(Set(byOrigin.keys), ["interactions/0", "interactions/1", "interactions/2", "interactions/4", "impressions/1"])
+
+        let big = try XCTUnwrap(byOrigin["interactions/0"])
+        XCTAssertEqual(InputFaultFixture.header(big, "freshet.error.reason"), "malformed_json")
+        XCTAssertEqual(InputFaultFixture.header(big, "freshet.value.truncated"), "1000000", "the original length")
+        XCTAssertLessThan(big.value.count, 900_000)
+        XCTAssertGreaterThan(big.value.count, 800_000)
+        XCTAssertEqual(big.value, Array(nonJSON.prefix(big.value.count)), "a prefix of the original value")
+        XCTAssertEqual(big.key, Array("u0".utf8))
+
+        let tombstone = try XCTUnwrap(byOrigin["interactions/1"])
+        XCTAssertEqual(InputFaultFixture.header(tombstone, "freshet.error.reason"), "null_value")
+        XCTAssertTrue(tombstone.valueIsNull, "a null value is dead-lettered as a null value")
+        let empty = try XCTUnwrap(byOrigin["interactions/2"])
+        XCTAssertEqual(InputFaultFixture.header(empty, "freshet.error.reason"), "malformed_json")
+        XCTAssertFalse(empty.valueIsNull, "an empty value stays empty, not null")
+        XCTAssertEqual(empty.value, [])
+
+        let deep = try XCTUnwrap(byOrigin["interactions/4"])
+        XCTAssertEqual(InputFaultFixture.header(deep, "freshet.error.reason"), "nesting_too_deep")
+        XCTAssertNil(InputFaultFixture.header(deep, "freshet.value.truncated"))
+
+        let tooLarge = try XCTUnwrap(byOrigin["impressions/1"])
+        XCTAssertEqual(InputFaultFixture.header(tooLarge, "freshet.error.reason"), "record_too_large")
+        XCTAssertEqual(InputFaultFixture.header(tooLarge, "freshet.source.partition"), "0")
+        XCTAssertEqual(InputFaultFixture.header(tooLarge, "freshet.value.truncated"), String(impressions[1].utf8.count))
+    }
+
+    /// Ids are bytes: "caf\u00e9" and "cafe\u0301" (one text in two Unicode
+    /// normal forms) are two items and two users, each counted once.
+    func testIdsThatDifferOnlyInTheirBytesAreDifferentKeys() throws {
+        let cluster = try LocalCluster()
+        defer { cluster.stop() }
+        let ts = Int64(Date().timeIntervalSince1970 * 1000) - 60_000
+        try InputFaultFixture.createTopics(cluster, partitions: 1)
+        let producer = try InputFaultFixture.bigProducer(cluster)
+        let events = [
+            #"{"user_id":"u1","item_id":"caf\u00e9","action":"click","ts":\#(ts)}"#,
+            #"{"user_id":"u1","item_id":"cafe\u0301","action":"click","ts":\#(ts + 1)}"#,
+            #"{"user_id":"us\u00e9r","item_id":"x","action":"click","ts":\#(ts + 2)}"#,
+            #"{"user_id":"use\u0301r","item_id":"x","action":"like","ts":\#(ts + 3)}"#,
+        ]
+        for event in events {
+            try producer.produce(topic: "interactions", partition: 0, key: nil, value: Array(event.utf8))
+        }
+        try producer.flush(timeoutMs: 30_000)
+        let status = try InputFaultFixture.boundedRun(cluster, topology: Self.topologyBase)
+        XCTAssertEqual(status.code, 0, status.log)
+
+        let redis = try RedisConnection(url: cluster.redisURL)
+        let composed = "caf\u{E9}", decomposed = "cafe\u{301}"
+        XCTAssertEqual(composed, decomposed, "Swift calls them equal: the fault this test guards against")
+        XCTAssertEqual(try InputFaultFixture.field(redis, "item:\(composed)", "popularity_7d"), "1")
+        XCTAssertEqual(try InputFaultFixture.field(redis, "item:\(decomposed)", "popularity_7d"), "1")
+        XCTAssertEqual(try InputFaultFixture.field(redis, "item:x", "popularity_7d"), "2")
+        XCTAssertEqual(try InputFaultFixture.field(redis, "user:us\u{E9}r", "interaction_count"), "1")
+        XCTAssertEqual(try InputFaultFixture.field(redis, "user:use\u{301}r", "interaction_count"), "1")
+        // Both forms in u1's recent items, newest first.
+        let recent = try XCTUnwrap(try InputFaultFixture.field(redis, "user:u1", "recent_items_50"))
+        XCTAssertEqual(Array(recent.utf8), Array("[\"cafe\u{301}\",\"caf\u{E9}\"]".utf8))
+        XCTAssertEqual(try InputFaultFixture.field(redis, "user:u1", "interaction_count"), "2")
+        let members = (try redis.command(["ZRANGE", "trending", "0", "-1"]).array ?? []).compactMap(\.string)
+        XCTAssertEqual(Set(members.map { Array($0.utf8) }), Set([composed, decomposed, "x"].map { Array($0.utf8) }))
+    }
+
+    /// A historical backfill: `event_time.min_timestamp` lowered to 1990 lets
+    /// 1998 events through (the default floor, 2000, dead-letters them).
+    func testBackfillBeforeTheDefaultFloorWithMinTimestamp() throws {
+        let cluster = try LocalCluster()
+        defer { cluster.stop() }
+        try InputFaultFixture.createTopics(cluster, partitions: 1)
+        let producer = try InputFaultFixture.bigProducer(cluster)
+        let t1998: Int64 = 883_612_800_000 // 1998-01-01T00:00:00Z
+        for (k, user) in ["a", "b", "c"].enumerated() {
+            let event = #"{"user_id":"\#(user)","item_id":"old","action":"click","ts":\#(t1998 + Int64(k) * 60_000)}"#
+            try producer.produce(topic: "interactions", partition: 0, key: Array(user.utf8), value: Array(event.utf8))
+        }
+        try producer.flush(timeoutMs: 30_000)
+        let status = try InputFaultFixture.boundedRun(cluster, topology: Self.topologyBase + "event_time:\n  min_timestamp: 1990-01-01\n")
+        XCTAssertEqual(status.code, 0, status.log)
+        let redis = try RedisConnection(url: cluster.redisURL)
+        XCTAssertEqual(try InputFaultFixture.field(redis, "item:old", "popularity_7d"), "3")
+        XCTAssertEqual(try InputFaultFixture.field(redis, "user:c", "updated_ms"), String(t1998 + 120_000))
+        XCTAssertEqual(try EndToEndTests.countRecords(topic: "freshet-dlq", brokers: cluster.brokers), 0)
+    }
+}
+
+/// Shared set-up of the input-fault tests.
+enum InputFaultFixture {
+    static func createTopics(_ cluster: LocalCluster, partitions: Int32) throws {
+        let admin = try KafkaAdmin(config: KafkaConfig(bootstrapServers: cluster.brokers))
+        try admin.createTopics([NewTopic(name: "interactions", partitions: partitions),
+                                NewTopic(name: "impressions", partitions: partitions)])
+    }
+
+    /// A producer that sends what the broker accepts: messages up to 2 MB.
+    static func bigProducer(_ cluster: LocalCluster) throws -> KafkaProducer {
+        try KafkaProducer(config: KafkaConfig(bootstrapServers: cluster.brokers, properties: ["message.max.bytes": "2000000"]))
+    }
+
+    static func boundedRun(_ cluster: LocalCluster, topology: String, group: String = "faults") throws -> (code: Int32, log: String) {
+        let path = "\(cluster.directory)/topology-\(UUID().uuidString.prefix(6)).yaml"
+        try topology.write(toFile: path, atomically: true, encoding: .utf8)
+        let run = try FreshetBinary.start(["run", "--topology", path, "--brokers", cluster.brokers, "--redis", cluster.redisURL,
+                                           "--group", group, "--stop-at-end", "--admin-port=-1"],
+                                          logPath: "\(cluster.directory)/freshet-\(UUID().uuidString.prefix(6)).log")
+        let code = try run.wait(timeout: 240)
+        return (code, run.logTail(lines: 60))
+    }
+
+    static func field(_ redis: RedisConnection, _ key: String, _ field: String) throws -> String? {
+        try redis.hgetall(key).first { $0.field == field }.map { String(decoding: $0.value, as: UTF8.self) }
+    }
+
+    static func header(_ record: ConsumedRecord, _ name: String) -> String? {
+        record.headers.first { $0.name == name }?.value.map { String(decoding: $0, as: UTF8.self) }
+    }
+
+    /// Every record of `topic`, read to its end by a fresh group, headers included.
+    static func readAll(topic: String, brokers: String) throws -> [ConsumedRecord] {
+        let consumer = try KafkaConsumer(config: KafkaConfig(bootstrapServers: brokers), groupId: "read-\(UUID().uuidString)",
+                                         topics: [topic])
+        defer { try? consumer.close() }
+        var records: [ConsumedRecord] = []
+        var ended: Set<Int32> = []
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline {
+            let poll = try consumer.poll(maxRecords: 1000, timeoutMs: 200)
+            records += poll.records
+            for end in poll.endOfPartition { ended.insert(end.topicPartition.partition) }
+            let assigned = consumer.assignment()
+            if !assigned.isEmpty && assigned.allSatisfy({ ended.contains($0.partition) }) && poll.records.isEmpty { return records }
+        }
+        throw TestFailure("could not read \(topic) to its end")
+    }
+}
+
+/// Dead letters are deduplicated across a crash replay, as repartitioned
+/// records are: the replay after SIGKILL sends no letter a second time.
+final class DeadLetterReplayTests: XCTestCase {
+    func testCrashReplayDoesNotDuplicateDeadLetters() throws {
+        let cluster = try LocalCluster()
+        defer { cluster.stop() }
+        let ts = Int64(Date().timeIntervalSince1970 * 1000) - 60_000
+        try InputFaultFixture.createTopics(cluster, partitions: 1)
+        let producer = try InputFaultFixture.bigProducer(cluster)
+        let values = [
+            #"{"user_id":"u1","item_id":"i1","action":"click","ts":\#(ts)}"#,
+            "not json",
+            #"{"user_id":"u1","item_id":"i2","action":"buy","ts":\#(ts + 1)}"#,
+            #"{"user_id":"u2","item_id":"i1","action":"click","ts":\#(ts + 2)}"#,
+            "[1,2]",
+        ]
+        for value in values {
+            try producer.produce(topic: "interactions", partition: 0, key: nil, value: Array(value.utf8))
+        }
+        try producer.flush(timeoutMs: 30_000)
+        // No checkpoint before the crash: the replay starts from the beginning.
+        let topology = "\(cluster.directory)/no-checkpoint.yaml"
+        try InputFaultTests.topologyBase.replacingOccurrences(of: "interval: 1s", with: "interval: 1h")
+            .write(toFile: topology, atomically: true, encoding: .utf8)
+        let arguments = ["run", "--topology", topology, "--brokers", cluster.brokers, "--redis", cluster.redisURL,
+                         "--group", "replay", "--admin-port=-1"]
+        let first = try FreshetBinary.start(arguments, logPath: "\(cluster.directory)/first.log")
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline, (try? EndToEndTests.countRecords(topic: "freshet-dlq", brokers: cluster.brokers)) != 3 {
+            usleep(300_000)
+        }
+        first.signal(SIGKILL)
+        _ = try first.wait(timeout: 10)
+        XCTAssertEqual(try EndToEndTests.countRecords(topic: "freshet-dlq", brokers: cluster.brokers), 3, first.logTail())
+
+        let second = try FreshetBinary.start(arguments + ["--stop-at-end"], logPath: "\(cluster.directory)/second.log")
+        XCTAssertEqual(try second.wait(timeout: 120), 0, second.logTail())
+        let letters = try InputFaultFixture.readAll(topic: "freshet-dlq", brokers: cluster.brokers)
+        XCTAssertEqual(letters.compactMap { InputFaultFixture.header($0, "freshet.source.offset") }.sorted(), ["1", "2", "4"],
+                       "one dead letter per bad record after the replay")
+        let redis = try RedisConnection(url: cluster.redisURL)
+        XCTAssertEqual(try InputFaultFixture.field(redis, "item:i1", "popularity_7d"), "2")
+        XCTAssertEqual(try InputFaultFixture.field(redis, "user:u1", "interaction_count"), "1")
+    }
+}
