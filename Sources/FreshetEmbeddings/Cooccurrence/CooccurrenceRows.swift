@@ -129,6 +129,31 @@ public final class CooccurrenceRows {
         return changed.map { ids[Int($0)] }
     }
 
+    /// Ids of every live row.
+    public var liveIds: [IdBytes] { (0..<ids.count).compactMap { live[$0] ? ids[$0] : nil } }
+
+    /// Event time of the item's last positive (nil when it has no row).
+    public func lastSeen(of item: IdBytes) -> Int64? { index[item].map { lastSeen[Int($0)] } }
+
+    /// Restores a row from a checkpoint (replacing any row of the item).
+    public func restoreRow(item: IdBytes, degree: Int64, lastSeen ts: Int64, entries: [(IdBytes, UInt32)]) {
+        pending[item] = nil
+        let row: Int32
+        if let existing = index[item] {
+            row = existing
+            entryCount -= rows[Int(row)].count
+        } else {
+            pending[item] = (max(0, config.admitAfter - 1), ts)
+            guard let admitted = admit(item, ts: ts) else { return }
+            row = admitted
+        }
+        let r = Int(row)
+        degrees[r] = degree
+        lastSeen[r] = ts
+        rows[r] = entries.map { Entry(neighbour: intern($0.0), count: $0.1) }
+        entryCount += rows[r].count
+    }
+
     /// The degree of an item (0 when it has no row).
     public func degree(of item: IdBytes) -> Int64 { index[item].map { degrees[Int($0)] } ?? 0 }
 

@@ -66,12 +66,14 @@ public struct CooccurrenceSnapshot: Sendable, Equatable {
         return builder.snapshot
     }
 
-    /// Binary form for Redis (one value a row): degree varint, entry count
-    /// varint, then per entry (neighbour length varint, bytes, count varint).
-    public static func encodeRow(degree: Int64, entries: [(IdBytes, UInt32)]) -> [UInt8] {
+    /// Binary form for Redis (one value a row): version byte 1, degree varint,
+    /// last-seen event time (zigzag varint), entry count varint, then per entry
+    /// (neighbour length varint, bytes, count varint).
+    public static func encodeRow(degree: Int64, lastSeen: Int64, entries: [(IdBytes, UInt32)]) -> [UInt8] {
         var out: [UInt8] = [1]
         func varint(_ v: UInt64) { var v = v; while v >= 0x80 { out.append(UInt8(v & 0x7f) | 0x80); v >>= 7 }; out.append(UInt8(v)) }
         varint(UInt64(max(0, degree)))
+        varint(UInt64(bitPattern: (lastSeen << 1) ^ (lastSeen >> 63)))
         varint(UInt64(entries.count))
         for (neighbour, count) in entries {
             varint(UInt64(neighbour.bytes.count))
@@ -82,7 +84,7 @@ public struct CooccurrenceSnapshot: Sendable, Equatable {
     }
 
     /// Inverse of `encodeRow`. Throws `CodecError` on truncated or unknown input.
-    public static func decodeRow(_ bytes: [UInt8]) throws(CodecError) -> (degree: Int64, entries: [(IdBytes, UInt32)]) {
+    public static func decodeRow(_ bytes: [UInt8]) throws(CodecError) -> (degree: Int64, lastSeen: Int64, entries: [(IdBytes, UInt32)]) {
         var i = 0
         func byte() throws(CodecError) -> UInt8 {
             guard i < bytes.count else { throw CodecError(.truncated, "co-occurrence row truncated at byte \(i)") }
@@ -102,6 +104,8 @@ public struct CooccurrenceSnapshot: Sendable, Equatable {
         let version = try byte()
         guard version == 1 else { throw CodecError(.unknownVersion, "co-occurrence row format \(version)") }
         let degree = Int64(clamping: try varint())
+        let z = try varint()
+        let lastSeen = Int64(bitPattern: z >> 1) ^ -Int64(bitPattern: z & 1)
         let n = Int(clamping: try varint())
         guard n <= bytes.count else { throw CodecError(.invalidValue, "co-occurrence row claims \(n) entries") }
         var entries: [(IdBytes, UInt32)] = []
@@ -113,7 +117,7 @@ public struct CooccurrenceSnapshot: Sendable, Equatable {
             i += len
             entries.append((id, UInt32(clamping: try varint())))
         }
-        return (degree, entries)
+        return (degree, lastSeen, entries)
     }
 
     public static func == (a: CooccurrenceSnapshot, b: CooccurrenceSnapshot) -> Bool {

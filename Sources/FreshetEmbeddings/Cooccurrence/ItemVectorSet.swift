@@ -98,7 +98,7 @@ public struct ItemVectorSet: Sendable {
     }
 
     /// (published vector, basis row) of a fold-in; nil when no neighbour has a vector.
-    func foldedVector(_ id: IdBytes, degree: Int64, row: [(IdBytes, UInt32)]) -> ([Float], [Float])? {
+    public func foldedVector(_ id: IdBytes, degree: Int64, row: [(IdBytes, UInt32)]) -> ([Float], [Float])? {
         var acc = [Double](repeating: 0, count: dimension)
         var any = false
         let ni = Double(max(1, degree))

@@ -26,11 +26,12 @@ public enum SpectralRefresh {
     ///   - dimension: k, the published vector length.
     ///   - previous: the last result (warm start), or nil.
     ///   - iterations: subspace iterations (ignored on the dense path).
-    /// - Returns: vectors for every item of `matrix`, version = previous + 1.
+    ///   - version: the result's version (default: previous + 1).
+    /// - Returns: vectors for every item of `matrix`.
     public static func refresh(_ matrix: SymmetricSparseMatrix, dimension k: Int, previous: ItemVectorSet?,
-                               iterations: Int, seed: UInt64) -> ItemVectorSet {
+                               iterations: Int, seed: UInt64, version: Int64? = nil) -> ItemVectorSet {
         let n = matrix.dimension
-        let version = (previous?.version ?? 0) + 1
+        let version = version ?? ((previous?.version ?? 0) + 1)
         guard n > 0 else {
             return ItemVectorSet(version: version, dimension: k, items: [], vectors: [], basis: [], degrees: [],
                                  eigenvalues: [Float](repeating: 0, count: k))

@@ -52,7 +52,14 @@ public final class SourceTask {
                 watermark.observe(interaction.ts)
                 if let users {
                     users.apply(interaction)
-                    userEmbeddings?.process(interaction)
+                    if let side = userEmbeddings, interaction.action.isPositive {
+                        // The user's recent positives travel with the routed positive:
+                        // the item's owner counts co-occurrences with them.
+                        var event = ItemRouting.itemEvent(for: interaction)
+                        event.userHistory = side.recordPositive(user: interaction.userId, item: interaction.itemId)
+                        route([event], record: record, output: output)
+                        return
+                    }
                 } else if routesInteractionsByUser {
                     let origin = RecordOrigin(sourceTopic: 0, partition: record.partition, offset: record.offset, subIndex: 0)
                     output.repartition(.users, key: interaction.userId,
