@@ -127,6 +127,10 @@ final class EmbeddingsEndToEndTests: XCTestCase {
         _ = try Self.produce(cluster, config)
         try Self.run(cluster, topology: try Self.topology(cluster, prefix: "one:"), group: "one", instances: 1)
         try Self.run(cluster, topology: try Self.topology(cluster, prefix: "three:"), group: "three", instances: 3)
+        let itemOwners = (0..<3).filter { n in
+            FaultInjection.assignments("\(cluster.directory)/three-\(n).log").contains { $0.task.hasPrefix("items-") }
+        }
+        XCTAssertGreaterThan(itemOwners.count, 1, "item partitions were spread over the instances")
         let redis = try RedisConnection(url: cluster.redisURL)
         let one = try Self.publishedItems(redis, prefix: "one:", items: config.items)
         let three = try Self.publishedItems(redis, prefix: "three:", items: config.items)
