@@ -34,6 +34,10 @@ final class EmbeddingRefresher: @unchecked Sendable {
     private var lastSeconds = 0.0
     private var lastItems = 0
     private var failures: [String] = []
+    private var completed = 0
+
+    /// Refreshes completed.
+    var refreshes: Int { condition.lock(); defer { condition.unlock() }; return completed }
 
     private let config: CooccurrenceConfig
     private let finalIterations: Int
@@ -116,6 +120,7 @@ final class EmbeddingRefresher: @unchecked Sendable {
             current = result
             lastSeconds = seconds
             lastItems = matrix.dimension
+            completed += 1
             running = false
             condition.broadcast()
             condition.unlock()

@@ -1,5 +1,6 @@
 import Foundation
 import FreshetCore
+import FreshetEmbeddings
 import FreshetFeatures
 import FreshetKafka
 import FreshetRedis
@@ -81,6 +82,21 @@ public final class StreamProcessor: @unchecked Sendable {
                                         halfLifeMs: topology.trending.halfLifeMs)
         self.decoder = EventDecoder(maxFutureSkewMs: topology.eventTime.maxFutureSkewMs)
         self.panes = PaneSpec(paneMs: topology.windows.paneMs, windowPanes: topology.windows.panesPerWindow)
+    }
+
+    /// After a run with embeddings: refreshes, items of the last one, its seconds, and table sizes
+    /// (taken at shutdown, before the tasks are dropped).
+    public private(set) var embeddingSummary: String?
+
+    func makeEmbeddingSummary() -> String? {
+        guard let refresher else { return nil }
+        let last = refresher.lastRefresh
+        let rows = itemTasks.values.reduce(0) { $0 + ($1.embeddings?.rows.count ?? 0) }
+        let entries = itemTasks.values.reduce(0) { $0 + ($1.embeddings?.rows.entryCount ?? 0) }
+        let bytes = itemTasks.values.reduce(0) { $0 + ($1.embeddings?.rows.approximateBytes ?? 0) }
+        return "refreshes \(refresher.refreshes), last over \(last.items) items in \(String(format: "%.2f", last.seconds)) s; "
+            + "\(rows) rows, \(entries) co-occurrence entries, ~\(bytes / 1_048_576) MiB of rows "
+            + "(\(CooccurrenceRows.bytesPerRow) B a row + \(CooccurrenceRows.bytesPerEntry) B an entry)"
     }
 
     /// Asks the processing loop to stop gracefully (safe from any thread, e.g. a signal handler).
@@ -388,6 +404,7 @@ public final class StreamProcessor: @unchecked Sendable {
             forceEmbeddingSync = true
             flushFeatures(nowMs: Self.wallClockMs())
         }
+        embeddingSummary = makeEmbeddingSummary()
         refresher?.stop()
         // Leaving the group runs the revoke callback: it finds the tasks already
         // checkpointed and only drops them.
