@@ -218,6 +218,7 @@ extension BenchCommand {
         @Option var entries = 100
         @Option var dimension = 64
         func run() throws {
+            SpectralRefresh.useOneBLASThread()
             for n in items {
                 var rng = SplitMix64(seed: 5)
                 var builder = CooccurrenceSnapshot.Builder()

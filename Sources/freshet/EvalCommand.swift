@@ -151,6 +151,7 @@ struct EvalCommand: AsyncParsableCommand {
     /// Both protocols on the co-occurrence model. JSON: the prequential
     /// report's usual object plus `"session_retrieval"` and `"model_kind"`.
     func runCooccurrence(_ stream: [TrainingEvent]) throws {
+        SpectralRefresh.useOneBLASThread()
         var cc = CooccurrenceConfig(dimension: dim)
         cc.seed = seed
         let cooc = CooccurrenceModel(config: cc, refreshEvery: refreshEvery)

@@ -21,6 +21,13 @@ import CLinearAlgebra
 public enum SpectralRefresh {
     public static let denseLimit = 512
 
+    /// OpenBLAS runs its kernels on one thread (process-wide): the refresh
+    /// already has a thread of its own, and more would take the cores the
+    /// feature path needs (and spin: OpenBLAS threads busy-wait between calls).
+    public static func useOneBLASThread() {
+        openblas_set_num_threads(1)
+    }
+
     /// - Parameters:
     ///   - matrix: the matrix to factor.
     ///   - dimension: k, the published vector length.

@@ -50,6 +50,7 @@ final class EmbeddingRefresher: @unchecked Sendable {
         self.finalIterations = finalIterations
         self.redis = redis
         current = .empty(dimension: config.dimension)
+        SpectralRefresh.useOneBLASThread()
         let thread = Thread { [unowned self] in self.loop() }
         thread.name = "freshet-refresh"
         self.thread = thread

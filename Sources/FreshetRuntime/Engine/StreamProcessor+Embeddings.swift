@@ -95,16 +95,21 @@ extension StreamProcessor {
         (0..<repartitionPartitions).filter { itemTasks[$0] == nil }.map { keys.checkpointEmbeddings(TaskId(stage: .items, partition: $0)) }
     }
 
-    /// Submits a mid-run refresh every `refresh_every` positives (in events, so a
-    /// fast replay refreshes as often as a slow stream). Never waits for it.
+    /// Submits a mid-run refresh on a schedule counted in events (so a fast
+    /// replay refreshes as often as a slow stream): the first after
+    /// `firstRefreshPositives` positives, then whenever the count doubled,
+    /// until the gap reaches `refresh_every` positives. Never waits for it.
     func maybeRefreshEmbeddings() {
         guard let refresher else { return }
         let positives = localPositives
-        guard positives - positivesAtLastRefresh >= topology.embeddings.refreshEvery, !refresher.busy else { return }
+        let gap = min(topology.embeddings.refreshEvery, max(Self.firstRefreshPositives, positivesAtLastRefresh))
+        guard positives - positivesAtLastRefresh >= gap, !refresher.busy else { return }
         positivesAtLastRefresh = positives
         refresher.submit(.init(local: localSnapshot(), remoteKeys: remoteRowKeys, cutoff: nil, final: false))
         for failure in refresher.takeFailures() { logger.warning("embedding refresh: \(failure)") }
     }
+
+    static let firstRefreshPositives = 2_000
 
     /// End of a bounded run: every item partition's final rows take part.
     /// Marks this instance's item partitions final (after their final

@@ -51,8 +51,9 @@ public struct Topology: Sendable, Equatable {
         public var negatives = 4
         /// How many of the user's recent positive items a positive co-occurs with.
         public var history = 10
-        /// A spectral refresh after this many positives counted into this instance's rows.
-        public var refreshEvery = 50_000
+        /// Largest gap, in positives counted into this instance's rows, between two
+        /// spectral refreshes (the first comes after 2,000; gaps double up to this).
+        public var refreshEvery = 200_000
         /// Subspace iterations of the final refresh of a bounded run (seeded start).
         public var finalIterations = 12
         public var joinWindowMs: Int64 = 600_000
