@@ -163,18 +163,36 @@ public final class CooccurrenceRows {
         return rows[Int(r)].map { (neighbourIds[Int($0.neighbour)], $0.count) }
     }
 
-    /// Every live row, for a refresh (or for a subset: `only`).
-    public func snapshot(only: [IdBytes]? = nil) -> CooccurrenceSnapshot {
+    /// Every live row, for a refresh: plain array copies, no hashing (this runs
+    /// on the processing thread; the refresher's thread does the rest). Names
+    /// may repeat (an item as a row and as a neighbour); the matrix resolves them.
+    public func snapshot() -> CooccurrenceSnapshot {
+        var s = CooccurrenceSnapshot()
+        s.names = neighbourIds
+        s.names.reserveCapacity(neighbourIds.count + index.count)
+        s.entryNeighbour.reserveCapacity(entryCount)
+        s.entryCount.reserveCapacity(entryCount)
+        for r in 0..<ids.count where live[r] {
+            s.rowItem.append(Int32(s.names.count))
+            s.names.append(ids[r])
+            s.rowDegree.append(degrees[r])
+            for e in rows[r] {
+                s.entryNeighbour.append(Int32(e.neighbour))
+                s.entryCount.append(e.count)
+            }
+            s.rowStart.append(s.entryNeighbour.count)
+        }
+        return s
+    }
+
+    /// The rows of `only`, interned (tests, small subsets).
+    public func snapshot(only: [IdBytes]) -> CooccurrenceSnapshot {
         var builder = CooccurrenceSnapshot.Builder()
         func add(_ r: Int) {
             builder.addRow(item: ids[r], degree: degrees[r],
                            entries: rows[r].lazy.map { (self.neighbourIds[Int($0.neighbour)], $0.count) })
         }
-        if let only {
-            for id in only { if let r = index[id] { add(Int(r)) } }
-        } else {
-            for r in 0..<ids.count where live[r] { add(r) }
-        }
+        for id in only { if let r = index[id] { add(Int(r)) } }
         return builder.snapshot
     }
 

@@ -53,17 +53,23 @@ public struct CooccurrenceSnapshot: Sendable, Equatable {
         }
     }
 
-    /// The union of several snapshots (rows of the same item: the last one wins;
-    /// with one owner per item there is only one).
+    /// The union of several snapshots, by concatenation (names are not
+    /// deduplicated; the matrix resolves names by id bytes). With one owner per
+    /// item no item has two rows; if one did, the matrix keeps the first.
     public static func merged(_ parts: [CooccurrenceSnapshot]) -> CooccurrenceSnapshot {
-        var builder = Builder()
+        guard parts.count > 1 else { return parts.first ?? CooccurrenceSnapshot() }
+        var s = CooccurrenceSnapshot()
         for part in parts {
-            for r in 0..<part.rowCount {
-                let entries = (part.rowStart[r]..<part.rowStart[r + 1]).lazy.map { (part.names[Int(part.entryNeighbour[$0])], part.entryCount[$0]) }
-                builder.addRow(item: part.names[Int(part.rowItem[r])], degree: part.rowDegree[r], entries: entries)
-            }
+            let base = Int32(s.names.count)
+            let entryBase = s.entryNeighbour.count
+            s.names.append(contentsOf: part.names)
+            s.rowItem.append(contentsOf: part.rowItem.lazy.map { $0 + base })
+            s.rowDegree.append(contentsOf: part.rowDegree)
+            s.rowStart.append(contentsOf: part.rowStart.dropFirst().lazy.map { $0 + entryBase })
+            s.entryNeighbour.append(contentsOf: part.entryNeighbour.lazy.map { $0 + base })
+            s.entryCount.append(contentsOf: part.entryCount)
         }
-        return builder.snapshot
+        return s
     }
 
     /// Binary form for Redis (one value a row): version byte 1, degree varint,

@@ -13,42 +13,73 @@ public struct SymmetricSparseMatrix: Sendable {
     public var dimension: Int { items.count }
 
     public init(_ snapshot: CooccurrenceSnapshot) {
-        // Rows sorted by id bytes; name index -> matrix row.
-        let order = (0..<snapshot.rowCount).sorted { snapshot.names[Int(snapshot.rowItem[$0])] < snapshot.names[Int(snapshot.rowItem[$1])] }
-        var rowOfName = [Int32](repeating: -1, count: snapshot.names.count)
+        // Rows sorted by id bytes (an item with two rows keeps the first);
+        // name index -> matrix row, by id bytes (names may repeat).
+        var sorted = (0..<snapshot.rowCount).sorted {
+            let a = snapshot.names[Int(snapshot.rowItem[$0])], b = snapshot.names[Int(snapshot.rowItem[$1])]
+            return a != b ? a < b : $0 < $1
+        }
+        var kept: [Int] = []
+        kept.reserveCapacity(sorted.count)
+        for r in sorted where kept.last.map({ snapshot.names[Int(snapshot.rowItem[$0])] != snapshot.names[Int(snapshot.rowItem[r])] }) ?? true {
+            kept.append(r)
+        }
+        sorted = kept
+        let order = sorted
+        var rowById: [IdBytes: Int32] = [:]
+        rowById.reserveCapacity(order.count)
         var items: [IdBytes] = []
         var degrees: [Int64] = []
         for (m, r) in order.enumerated() {
-            rowOfName[Int(snapshot.rowItem[r])] = Int32(m)
-            items.append(snapshot.names[Int(snapshot.rowItem[r])])
+            let id = snapshot.names[Int(snapshot.rowItem[r])]
+            rowById[id] = Int32(m)
+            items.append(id)
             degrees.append(max(1, snapshot.rowDegree[r]))
         }
+        let rowOfName = snapshot.names.map { rowById[$0] ?? -1 }
         let n = items.count
-        // Both halves of each entry, as (row, column, count / 2).
-        var triples: [(Int32, Int32, Float)] = []
-        triples.reserveCapacity(2 * snapshot.entryNeighbour.count)
+        // Both halves of each entry (i, j, count / 2), bucketed by row (counting
+        // sort), then each row sorted by column and duplicates summed.
+        var perRow = [Int](repeating: 0, count: n + 1)
+        for (m, r) in order.enumerated() {
+            for e in snapshot.rowStart[r]..<snapshot.rowStart[r + 1] {
+                let j = rowOfName[Int(snapshot.entryNeighbour[e])]
+                guard j >= 0, Int(j) != m else { continue }
+                perRow[m + 1] += 1
+                perRow[Int(j) + 1] += 1
+            }
+        }
+        for i in 0..<n { perRow[i + 1] += perRow[i] }
+        var fill = perRow
+        var bucketColumn = [Int32](repeating: 0, count: perRow[n])
+        var bucketValue = [Float](repeating: 0, count: perRow[n])
         for (m, r) in order.enumerated() {
             for e in snapshot.rowStart[r]..<snapshot.rowStart[r + 1] {
                 let j = rowOfName[Int(snapshot.entryNeighbour[e])]
                 guard j >= 0, Int(j) != m else { continue }
                 let half = Float(snapshot.entryCount[e]) / 2
-                triples.append((Int32(m), j, half))
-                triples.append((j, Int32(m), half))
+                bucketColumn[fill[m]] = j; bucketValue[fill[m]] = half; fill[m] += 1
+                bucketColumn[fill[Int(j)]] = Int32(m); bucketValue[fill[Int(j)]] = half; fill[Int(j)] += 1
             }
         }
-        triples.sort { $0.0 != $1.0 ? $0.0 < $1.0 : $0.1 < $1.1 }
         let scale = degrees.map { Float(1 / Double($0).squareRoot().squareRoot()) }
         var rowStart = [Int](repeating: 0, count: n + 1)
         var columns: [Int32] = []
         var values: [Float] = []
-        columns.reserveCapacity(triples.count)
-        values.reserveCapacity(triples.count)
-        var t = 0
+        columns.reserveCapacity(perRow[n])
+        values.reserveCapacity(perRow[n])
+        var pairs: [(Int32, Float)] = []
         for i in 0..<n {
-            while t < triples.count && Int(triples[t].0) == i {
-                let j = triples[t].1
+            pairs.removeAll(keepingCapacity: true)
+            for t in perRow[i]..<perRow[i + 1] { pairs.append((bucketColumn[t], bucketValue[t])) }
+            // Sorted by column, then value: the sum of a column's (at most two)
+            // halves is then independent of bucket order.
+            pairs.sort { $0.0 != $1.0 ? $0.0 < $1.0 : $0.1 < $1.1 }
+            var t = 0
+            while t < pairs.count {
+                let j = pairs[t].0
                 var v: Float = 0
-                while t < triples.count && Int(triples[t].0) == i && triples[t].1 == j { v += triples[t].2; t += 1 }
+                while t < pairs.count && pairs[t].0 == j { v += pairs[t].1; t += 1 }
                 columns.append(j)
                 values.append(v * scale[i] * scale[Int(j)])
             }
