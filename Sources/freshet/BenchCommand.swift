@@ -59,15 +59,17 @@ extension BenchCommand {
             let drainRate = Double(drain.records) / drain.seconds
             emit(String(format: "librdkafka raw drain: %d records in %.2f s = %.0f records/s", drain.records, drain.seconds, drainRate))
 
-            let variants: [(String, Int64, Bool)] = [
-                ("features, checkpoints on (5 s)", 5_000, false),
-                ("features, checkpoints off", 0, false),
-                ("features + embeddings (co-occurrence, dim 64), checkpoints on", 5_000, true),
+            let variants: [(String, Int64, Bool, Bool)] = [
+                ("features, checkpoints on (5 s)", 5_000, false, false),
+                ("features, checkpoints off", 0, false, false),
+                ("features + embeddings (co-occurrence, dim 64), examples topic off, checkpoints on", 5_000, true, false),
+                ("features + embeddings + examples topic (default topology), checkpoints on", 5_000, true, true),
             ]
-            for (label, interval, embeddings) in variants where embeddings ? withEmbeddings : true {
+            for (label, interval, embeddings, examples) in variants where embeddings ? withEmbeddings : true {
                 var topology = Topology()
                 topology.checkpointIntervalMs = interval
                 topology.embeddings.enabled = embeddings
+                topology.embeddings.examples = examples
                 topology.admin.port = -1
                 topology.progressIntervalMs = 0
                 let group = "bench-\(interval)-\(UUID().uuidString.prefix(6))"

@@ -18,6 +18,8 @@ import FreshetFeatures
 public final class ItemEmbeddingSide {
     public let rows: CooccurrenceRows
     public let joiner: ImpressionJoiner
+    /// Whether the joiner runs and examples are written (`embeddings.examples`).
+    let examples: Bool
     let counts: InteractionCountView
     /// Rows changed since the last checkpoint.
     var changedForCheckpoint: Set<IdBytes> = []
@@ -41,6 +43,7 @@ public final class ItemEmbeddingSide {
     public init(settings: Topology.Embeddings, counts: InteractionCountView) {
         rows = CooccurrenceRows(config: settings.cooccurrenceConfig)
         joiner = ImpressionJoiner(windowMs: settings.joinWindowMs)
+        examples = settings.examples
         self.counts = counts
     }
 
@@ -48,6 +51,7 @@ public final class ItemEmbeddingSide {
     func process(_ event: ItemEvent, store: ItemFeatureStore, output: TaskOutput) {
         switch event.kind {
         case .impression(let position):
+            guard examples else { return }
             let features = store.features(of: event.itemId)
             let serving = ServingFeatures(interactionCount: counts.interactionCount(event.userId) ?? -1,
                                           popularity7d: features?.popularity7d ?? 0,
@@ -63,7 +67,7 @@ public final class ItemEmbeddingSide {
                     changedSincePublish.insert(item)
                 }
             }
-            guard let exampleAction = ExampleAction(rawValue: action.name) else { return }
+            guard examples, let exampleAction = ExampleAction(rawValue: action.name) else { return }
             let example = joiner.recordInteraction(EngagementEvent(userId: event.userId, itemId: event.itemId, action: exampleAction,
                                                                    ts: event.ts, dwellMs: dwellMs, requestId: event.requestId))
             emit(example, output: output)
@@ -73,7 +77,9 @@ public final class ItemEmbeddingSide {
     /// Closes join windows up to the watermark (impressed-but-not-engaged
     /// negatives) and evicts rows expired by event time.
     func advance(watermark: EventTimeMs, output: TaskOutput) {
-        for example in joiner.advance(watermark: watermark) { emit(example, output: output) }
+        if examples {
+            for example in joiner.advance(watermark: watermark) { emit(example, output: output) }
+        }
         let gone = rows.evictExpired(now: watermark)
         if !gone.isEmpty {
             evicted.append(contentsOf: gone)

@@ -64,6 +64,9 @@ public struct Topology: Sendable, Equatable {
         /// deleted). A year, so a slow catalogue's long tail stays retrievable.
         public var ttlMs: Int64 = 365 * 86_400_000
         public var examplesTopic = "freshet-examples"
+        /// Join impressions with interactions and write `examplesTopic` (the
+        /// vectors do not need it; it is the costly half of `embeddings`).
+        public var examples = true
         public var seed: UInt64 = 42
         public var fieldName: String { "embedding_\(dimension)d" }
     }
