@@ -39,6 +39,7 @@ extension BenchCommand {
         @Option(help: "Distinct users.") var users = 100_000
         @Option(help: "Distinct items.") var items = 10_000
         @Flag(inversion: .prefixedNo, help: "Also measure with online embeddings on.") var withEmbeddings = true
+        @Flag(inversion: .prefixedNo, help: "Also measure the default topology (embeddings + examples topic).") var withExamples = true
 
         func run() throws {
             let services = try cluster.start("e2e")
@@ -65,7 +66,7 @@ extension BenchCommand {
                 ("features + embeddings (co-occurrence, dim 64), examples topic off, checkpoints on", 5_000, true, false),
                 ("features + embeddings + examples topic (default topology), checkpoints on", 5_000, true, true),
             ]
-            for (label, interval, embeddings, examples) in variants where embeddings ? withEmbeddings : true {
+            for (label, interval, embeddings, examples) in variants where (embeddings ? withEmbeddings : true) && (examples ? withExamples : true) {
                 var topology = Topology()
                 topology.checkpointIntervalMs = interval
                 topology.embeddings.enabled = embeddings

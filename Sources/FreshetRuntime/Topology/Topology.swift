@@ -53,7 +53,7 @@ public struct Topology: Sendable, Equatable {
         public var history = 10
         /// Largest gap, in positives counted into this instance's rows, between two
         /// spectral refreshes (the first comes after 2,000; gaps double up to this).
-        public var refreshEvery = 200_000
+        public var refreshEvery = 1_000_000
         /// Subspace iterations of the final refresh of a bounded run (seeded start).
         public var finalIterations = 12
         public var joinWindowMs: Int64 = 600_000
