@@ -63,13 +63,6 @@ public struct ItemVectorSet: Sendable {
         return sum.map { $0 * inv }
     }
 
-    /// Folds a new item in from its own row and the current vectors, the
-    /// eigenvector identity uᵢ = (1/λ) Σⱼ A_ij uⱼ applied to the published
-    /// scale: x_ik = Σⱼ A_ij x_jk / λ_k (0 where λ_k <= 0), with
-    /// A_ij = C_ij / (n_i n_j)^(1/4) (the item's own row standing in for the
-    /// symmetric S_ij, which it approximates once both directions were seen).
-    /// Returns the vector, or nil when no neighbour has a vector (nothing is added then).
-    /// An item that already has a vector is left as it is (returns its vector).
     /// Like `foldIn`, but recomputes an item that was folded in before (not one from the refresh).
     @discardableResult
     public mutating func refold(_ id: IdBytes, degree: Int64, row: [(IdBytes, UInt32)]) -> [Float]? {
@@ -85,6 +78,13 @@ public struct ItemVectorSet: Sendable {
         return foldIn(id, degree: degree, row: row)
     }
 
+    /// Folds a new item in from its own row and the current vectors, the
+    /// eigenvector identity uᵢ = (1/λ) Σⱼ A_ij uⱼ applied to the published
+    /// scale: x_ik = Σⱼ A_ij x_jk / λ_k (0 where λ_k <= 0), with
+    /// A_ij = C_ij / (n_i n_j)^(1/4) (the item's own row standing in for the
+    /// symmetric S_ij, which it approximates once both directions were seen).
+    /// Returns the vector, or nil when no neighbour has a vector (nothing is added then).
+    /// An item that already has a vector is left as it is (returns its vector).
     @discardableResult
     public mutating func foldIn(_ id: IdBytes, degree: Int64, row: [(IdBytes, UInt32)]) -> [Float]? {
         if let existing = vector(id) { return existing }
