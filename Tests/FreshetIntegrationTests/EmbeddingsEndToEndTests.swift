@@ -55,11 +55,11 @@ final class EmbeddingsEndToEndTests: XCTestCase {
     }
 
     /// item id -> published vector, for every item with an embedding field.
-    static func publishedItems(_ redis: RedisConnection, prefix: String, items: Int) throws -> [String: [Float]] {
-        var result: [String: [Float]] = [:]
+    static func publishedItems(_ redis: RedisConnection, prefix: String, items: Int) throws -> [IdBytes: [Float]] {
+        var result: [IdBytes: [Float]] = [:]
         for i in 0..<items {
             if let blob = try redis.command(["HGET", "\(prefix)item:i\(i)", "embedding_\(dimension)d"]).bytes {
-                result["i\(i)"] = floats(blob)
+                result[IdBytes("i\(i)")] = floats(blob)
             }
         }
         return result
@@ -95,7 +95,7 @@ final class EmbeddingsEndToEndTests: XCTestCase {
         let published = try Self.publishedItems(redis, prefix: "", items: config.items)
         XCTAssertEqual(published.count, model.count, "every item with a row has a vector, and only those")
         for (id, vector) in published {
-            XCTAssertEqual(vector, model.vector(IdBytes(id)), "item:\(id) serves the model's vector")
+            XCTAssertEqual(vector, model.vector(id), "item:\(id.string) serves the model's vector")
         }
         let version = try redis.command(["HGET", "item:i0", "embedding_version"]).string
         XCTAssertNotNil(version, "items carry the refresh version")
@@ -140,7 +140,7 @@ final class EmbeddingsEndToEndTests: XCTestCase {
         XCTAssertEqual(Set(one.keys), Set(three.keys), "the same items have vectors")
         var worst: Float = 0
         for (id, a) in one {
-            guard let b = three[id], b.count == a.count else { XCTFail("\(id) missing"); continue }
+            guard let b = three[id], b.count == a.count else { XCTFail("\(id.string) missing"); continue }
             for k in 0..<a.count { worst = max(worst, abs(a[k] - b[k])) }
         }
         print("three instances vs one: largest coordinate difference \(worst) over \(one.count) items")

@@ -12,8 +12,8 @@ final class TasteStreamTests: XCTestCase {
         XCTAssertEqual(events.count, 20_000)
         XCTAssertEqual(events, TasteStream.events(config), "same seed, same stream")
         XCTAssertTrue(zip(events, events.dropFirst()).allSatisfy { $0.ts <= $1.ts }, "ordered by time")
-        var counts: [String: Int] = [:]
-        for e in events { counts[e.itemId, default: 0] += 1 }
+        var counts: [IdBytes: Int] = [:]
+        for e in events { counts[IdBytes(e.itemId), default: 0] += 1 }
         let sorted = counts.values.sorted(by: >)
         let top1Percent = sorted.prefix(max(1, config.items / 100)).reduce(0, +)
         XCTAssertGreaterThan(Double(top1Percent) / Double(events.count), 0.10, "the top 1% of items take over 10% of interactions")
