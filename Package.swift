@@ -18,13 +18,15 @@ let package = Package(
         // The C boundary: only FreshetKafka imports CRdKafka, only FreshetRedis imports CHiredis.
         .systemLibrary(name: "CRdKafka", providers: [.apt(["librdkafka-dev"])]),
         .systemLibrary(name: "CHiredis", providers: [.apt(["libhiredis-dev"])]),
+        // Dense BLAS/LAPACK for the spectral refresh of the co-occurrence embeddings.
+        .systemLibrary(name: "CLinearAlgebra", providers: [.apt(["libopenblas-dev", "liblapacke-dev"])]),
 
         // Dataflow core: event time, watermarks, panes, keyed state, event decoding. No I/O.
         .target(name: "FreshetCore"),
         // The recommender's features as operators on the core. No I/O.
         .target(name: "FreshetFeatures", dependencies: ["FreshetCore"]),
         // Online embeddings (Monolith-style): joiner, tables, trainer, evaluation. No I/O.
-        .target(name: "FreshetEmbeddings", dependencies: ["FreshetCore"]),
+        .target(name: "FreshetEmbeddings", dependencies: ["FreshetCore", "CLinearAlgebra"]),
         // Feast's Redis online-store layout: entity keys, murmur3 field names, protobuf values. No I/O.
         .target(name: "FreshetFeast"),
         // Seeded synthetic workloads (shared by `freshet produce`, tests and benchmarks).

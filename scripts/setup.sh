@@ -10,7 +10,7 @@ state="$root/.freshet"
 mkdir -p "$state/lib" "$state/bin"
 
 need_apt=()
-for pkg in librdkafka-dev libhiredis-dev redis-server python3-venv; do
+for pkg in librdkafka-dev libhiredis-dev redis-server python3-venv libopenblas-dev liblapacke-dev; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if [ "${#need_apt[@]}" -gt 0 ]; then

@@ -12,13 +12,19 @@ public struct ItemEvent: Sendable, Equatable {
     public var ts: EventTimeMs
     public var kind: Kind
     public var requestId: String?
+    /// The user's most recent positive items before this one, newest first
+    /// (attached by the user stage to positives when embeddings are on; the
+    /// item's owner counts co-occurrences with them). Empty when not attached.
+    public var userHistory: [String]
 
-    public init(itemId: String, userId: String, ts: EventTimeMs, kind: Kind, requestId: String? = nil) {
+    public init(itemId: String, userId: String, ts: EventTimeMs, kind: Kind, requestId: String? = nil,
+                userHistory: [String] = []) {
         self.itemId = itemId
         self.userId = userId
         self.ts = ts
         self.kind = kind
         self.requestId = requestId
+        self.userHistory = userHistory
     }
 
     /// True for click/watch/like/share interactions.

@@ -4,6 +4,10 @@
 /// Wire format (version 1): `[format=1][tag]` then the payload. Tags:
 /// 1 = item event, 2 = interaction, 3 = watermark marker. Decoding refuses other
 /// format versions, so a rolling upgrade that changes the format must bump it.
+///
+/// Optional trailing extension of an item event (written only when present):
+/// `[ext=1][count varint][string]*` = the user's recent positive items
+/// (`ItemEvent.userHistory`). A record without it decodes with an empty history.
 public enum RepartitionRecord: Sendable, Equatable {
     case item(ItemEvent, origin: RecordOrigin)
     case interaction(Interaction, origin: RecordOrigin)
@@ -12,6 +16,7 @@ public enum RepartitionRecord: Sendable, Equatable {
     public static let formatVersion: UInt8 = 1
 
     enum Tag: UInt8 { case item = 1, interaction = 2, watermark = 3 }
+    enum ItemExtension { static let userHistory: UInt8 = 1 }
 
     public func encoded() -> [UInt8] {
         var w = ByteWriter(capacity: 64)
@@ -27,6 +32,7 @@ public enum RepartitionRecord: Sendable, Equatable {
         case .item(let e, let origin):
             let bound = 8 + 6 * v + RawByteCursor.maxBytes(e.itemId) + RawByteCursor.maxBytes(e.userId)
                 + (e.requestId.map(RawByteCursor.maxBytes) ?? 0) + RecordOrigin.maxEncodedBytes
+                + (e.userHistory.isEmpty ? 0 : 1 + v + e.userHistory.reduce(0) { $0 + RawByteCursor.maxBytes($1) })
             w.append(maxBytes: bound) { c in
                 c.write(byte: Self.formatVersion)
                 c.write(byte: Tag.item.rawValue)
@@ -44,6 +50,11 @@ public enum RepartitionRecord: Sendable, Equatable {
                 }
                 c.write(optionalString: e.requestId)
                 origin.encode(into: &c)
+                if !e.userHistory.isEmpty {
+                    c.write(byte: ItemExtension.userHistory)
+                    c.write(varint: UInt64(e.userHistory.count))
+                    for item in e.userHistory { c.write(string: item) }
+                }
             }
         case .interaction(let i, let origin):
             let bound = 8 + 4 * v + RawByteCursor.maxBytes(i.userId) + RawByteCursor.maxBytes(i.itemId)
@@ -113,7 +124,16 @@ public enum RepartitionRecord: Sendable, Equatable {
             }
             let requestId = try r.readOptionalString("item_event.request_id")
             let origin = try RecordOrigin.decode(from: &r)
-            record = .item(ItemEvent(itemId: itemId, userId: userId, ts: ts, kind: kind, requestId: requestId),
+            var history: [String] = []
+            if !r.isAtEnd {
+                let ext = try r.readByte("item_event.extension")
+                guard ext == ItemExtension.userHistory else { throw CodecError(.invalidTag, "item_event.extension \(ext)") }
+                let count = try r.readVarint("item_event.user_history.count")
+                guard count <= UInt64(r.remaining) else { throw CodecError(.invalidValue, "item_event.user_history.count \(count)") }
+                for _ in 0..<Int(count) { history.append(try r.readString("item_event.user_history.item")) }
+            }
+            record = .item(ItemEvent(itemId: itemId, userId: userId, ts: ts, kind: kind, requestId: requestId,
+                                     userHistory: history),
                            origin: origin)
         case .interaction:
             let userId = try r.readString("interaction.user_id")

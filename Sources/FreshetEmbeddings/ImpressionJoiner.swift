@@ -4,36 +4,53 @@ import FreshetCore
 /// through a sequence number, so removal from the dictionaries is O(1).
 struct DeadlineHeap<Payload> {
     struct Entry { var deadline: Int64; var seq: UInt64; var payload: Payload }
-    private(set) var items: [Entry] = []
+    /// The heap orders small (deadline, seq, slot) records; payloads (ids:
+    /// Strings) stay put in `slots`, so sifting moves no reference-counted values.
+    private struct Node { var deadline: Int64; var seq: UInt64; var slot: Int32 }
+    private var nodes: [Node] = []
+    private var slots: [Payload?] = []
+    private var freeSlots: [Int32] = []
 
-    var count: Int { items.count }
-    var peekDeadline: Int64? { items.first?.deadline }
+    var count: Int { nodes.count }
+    var peekDeadline: Int64? { nodes.first?.deadline }
 
     mutating func push(_ e: Entry) {
-        items.append(e)
-        var i = items.count - 1
+        let slot: Int32
+        if let reused = freeSlots.popLast() { slot = reused; slots[Int(reused)] = e.payload } else {
+            slot = Int32(slots.count); slots.append(e.payload)
+        }
+        let node = Node(deadline: e.deadline, seq: e.seq, slot: slot)
+        var i = nodes.count
+        nodes.append(node)
+        // Hole sift-up: move parents down, place the new node once.
         while i > 0 {
             let p = (i - 1) / 2
-            if items[p].deadline <= items[i].deadline { break }
-            items.swapAt(p, i); i = p
+            if nodes[p].deadline <= node.deadline { break }
+            nodes[i] = nodes[p]; i = p
         }
+        nodes[i] = node
     }
 
     mutating func pop() -> Entry? {
-        guard !items.isEmpty else { return nil }
-        items.swapAt(0, items.count - 1)
-        let top = items.removeLast()
-        var i = 0
-        let n = items.count
-        while true {
-            let l = 2 * i + 1, r = l + 1
-            var m = i
-            if l < n && items[l].deadline < items[m].deadline { m = l }
-            if r < n && items[r].deadline < items[m].deadline { m = r }
-            if m == i { break }
-            items.swapAt(i, m); i = m
+        guard let top = nodes.first else { return nil }
+        let last = nodes.removeLast()
+        let n = nodes.count
+        if n > 0 {
+            var i = 0
+            while true {
+                let l = 2 * i + 1, r = l + 1
+                var m = l
+                if l >= n { break }
+                if r < n && nodes[r].deadline < nodes[l].deadline { m = r }
+                if nodes[m].deadline >= last.deadline { break }
+                nodes[i] = nodes[m]; i = m
+            }
+            nodes[i] = last
         }
-        return top
+        let payload = slots[Int(top.slot)]!
+        slots[Int(top.slot)] = nil
+        freeSlots.append(top.slot)
+        return Entry(deadline: top.deadline, seq: top.seq, payload: payload)
     }
 }
 

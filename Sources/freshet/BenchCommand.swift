@@ -12,7 +12,7 @@ struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Measure Freshet: end to end, freshness, the core alone, memory per key, restore, Redis, embeddings.",
-        subcommands: [EndToEnd.self, Freshness.self, Core.self, Memory.self, Restore.self, RedisPipelines.self, Embeddings.self]
+        subcommands: [EndToEnd.self, Freshness.self, Core.self, Memory.self, Restore.self, RedisPipelines.self, Embeddings.self, Refresh.self]
     )
 }
 
@@ -39,6 +39,7 @@ extension BenchCommand {
         @Option(help: "Distinct users.") var users = 100_000
         @Option(help: "Distinct items.") var items = 10_000
         @Flag(inversion: .prefixedNo, help: "Also measure with online embeddings on.") var withEmbeddings = true
+        @Flag(inversion: .prefixedNo, help: "Also measure the default topology (embeddings + examples topic).") var withExamples = true
 
         func run() throws {
             let services = try cluster.start("e2e")
@@ -59,15 +60,17 @@ extension BenchCommand {
             let drainRate = Double(drain.records) / drain.seconds
             emit(String(format: "librdkafka raw drain: %d records in %.2f s = %.0f records/s", drain.records, drain.seconds, drainRate))
 
-            let variants: [(String, Int64, Bool)] = [
-                ("features, checkpoints on (5 s)", 5_000, false),
-                ("features, checkpoints off", 0, false),
-                ("features + embeddings (dim 128), checkpoints on", 5_000, true),
+            let variants: [(String, Int64, Bool, Bool)] = [
+                ("features, checkpoints on (5 s)", 5_000, false, false),
+                ("features, checkpoints off", 0, false, false),
+                ("features + embeddings (co-occurrence, dim 64), examples topic off, checkpoints on", 5_000, true, false),
+                ("features + embeddings + examples topic (default topology), checkpoints on", 5_000, true, true),
             ]
-            for (label, interval, embeddings) in variants where embeddings ? withEmbeddings : true {
+            for (label, interval, embeddings, examples) in variants where (embeddings ? withEmbeddings : true) && (examples ? withExamples : true) {
                 var topology = Topology()
                 topology.checkpointIntervalMs = interval
                 topology.embeddings.enabled = embeddings
+                topology.embeddings.examples = examples
                 topology.admin.port = -1
                 topology.progressIntervalMs = 0
                 let group = "bench-\(interval)-\(UUID().uuidString.prefix(6))"
@@ -76,14 +79,16 @@ extension BenchCommand {
                 var logger = Logger(label: "freshet.bench")
                 logger.logLevel = .warning
                 let processor = StreamProcessor(topology: topology, options: options, logger: logger)
+                PeakMemory.reset()
                 let cpuBefore = MachineFacts.processCPUSeconds()
                 let started = Date()
                 try processor.run()
                 let seconds = Date().timeIntervalSince(started)
                 let cpu = MachineFacts.processCPUSeconds() - cpuBefore
                 let rate = Double(loaded) / seconds
-                emit(String(format: "freshet end to end, %@: %d events in %.2f s = %.0f events/s (%.0f%% of raw drain); process CPU %.1f s = %.0f events/s per core-second",
-                             label, loaded, seconds, rate, 100 * rate / drainRate, cpu, Double(loaded) / cpu))
+                emit(String(format: "freshet end to end, %@: %d events in %.2f s = %.0f events/s (%.0f%% of raw drain); process CPU %.1f s = %.0f events/s per core-second; peak RSS %.0f MiB",
+                             label, loaded, seconds, rate, 100 * rate / drainRate, cpu, Double(loaded) / cpu, Double(PeakMemory.peakBytes()) / 1_048_576))
+                if let summary = processor.embeddingSummary { emit("  embeddings: \(summary)") }
             }
         }
     }
@@ -204,6 +209,68 @@ extension BenchCommand {
                             report.dimension, report.negatives, report.loss.rawValue, report.examplesPerSecond, report.bytesPerRow))
             }
         }
+    }
+}
+
+extension BenchCommand {
+    /// Spectral refresh time on a synthetic co-occurrence matrix (rows of
+    /// `entries` neighbours drawn by a power law, as the bounded rows hold).
+    struct Refresh: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "refresh", abstract: "Spectral refresh time (cold and warm) at a given number of items.")
+        @Option var items = [100_000]
+        @Option var entries = 100
+        @Option var dimension = 64
+        func run() throws {
+            SpectralRefresh.useOneBLASThread()
+            for n in items {
+                var rng = SplitMix64(seed: 5)
+                var builder = CooccurrenceSnapshot.Builder()
+                let ids = (0..<n).map { ByteId("i\($0)") }
+                for i in 0..<n {
+                    var row: [(ByteId, UInt32)] = []
+                    var seen: Set<Int> = [i]
+                    // Neighbours: half near i (a "topic" of 500 ids), half by a power law over all ids.
+                    while row.count < entries {
+                        let j = row.count % 2 == 0 ? (i / 500) * 500 + Int(rng.below(500)) : Int(Double(n) * pow(rng.nextUnit(), 3))
+                        guard j < n, seen.insert(j).inserted else { continue }
+                        row.append((ids[j], UInt32(1 + rng.below(20))))
+                    }
+                    builder.addRow(item: ids[i], degree: Int64(50 + rng.below(1000)), entries: row)
+                }
+                let t0 = Date()
+                let matrix = SymmetricSparseMatrix(builder.snapshot)
+                let build = Date().timeIntervalSince(t0)
+                let t1 = Date()
+                let cold = SpectralRefresh.refresh(matrix, dimension: dimension, previous: nil, iterations: 8, seed: 1)
+                let coldSeconds = Date().timeIntervalSince(t1)
+                let t2 = Date()
+                _ = SpectralRefresh.refresh(matrix, dimension: dimension, previous: cold, iterations: 2, seed: 1)
+                let warmSeconds = Date().timeIntervalSince(t2)
+                emit(String(format: "refresh: %d items, %d non-zeros, dim %d: matrix build %.2f s; cold (8 iterations) %.2f s; warm (2 iterations, the mid-run refresh) %.2f s; peak RSS %.0f MiB",
+                            n, matrix.values.count, dimension, build, coldSeconds, warmSeconds, Double(PeakMemory.peakBytes()) / 1_048_576))
+            }
+        }
+    }
+}
+
+/// Peak resident memory of this process (Linux VmHWM), resettable between measurements.
+enum PeakMemory {
+    /// Resets VmHWM to the current RSS (writes 5 to /proc/self/clear_refs; Linux >= 4.0).
+    static func reset() {
+        FileManager.default.createFile(atPath: "/proc/self/clear_refs", contents: nil)
+        if let handle = FileHandle(forWritingAtPath: "/proc/self/clear_refs") {
+            handle.write(Data("5".utf8))
+            try? handle.close()
+        }
+    }
+
+    static func peakBytes() -> Int {
+        guard let text = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
+        for line in text.split(separator: "\n") where line.hasPrefix("VmHWM:") {
+            let digits = line.split(separator: " ").compactMap { Int($0) }.first ?? 0
+            return digits * 1024
+        }
+        return 0
     }
 }
 

@@ -64,6 +64,24 @@ struct EvalCommand: AsyncParsableCommand {
     @Flag(help: .hidden)
     var benchmarkEmbeddings = false
 
+    @Option(help: "Model: cooc (streaming co-occurrence + spectral refresh, what `freshet run` serves) or bpr (the gradient trainer).")
+    var model: String = "cooc"
+
+    @Flag(help: "Generate the taste stream (power-law popularity, users with several tastes, sessions, bursts) instead of reading --events.")
+    var taste = false
+
+    @Option(help: "Taste stream size in interactions.")
+    var tasteInteractions: Int = 150_000
+
+    @Option(help: "Write the generated stream (--taste or --planted) as JSON Lines to this file and exit.")
+    var writeEvents: String?
+
+    @Option(help: "cooc: spectral refresh every N positives.")
+    var refreshEvery: Int = 5_000
+
+    @Option(help: "cooc: score every N-th eligible positive in the prequential protocol (1 = all).")
+    var stride: Int = 1
+
     func run() async throws {
         if benchmarkEmbeddings {
             // Stand-in until `freshet bench embeddings` is wired: dim --dim, k --negatives.
@@ -93,13 +111,28 @@ struct EvalCommand: AsyncParsableCommand {
 
         let stream: [TrainingEvent]
         var world: PlantedPreferences?
-        if planted {
+        if taste {
+            var tc = TasteStreamConfig()
+            tc.interactions = tasteInteractions
+            tc.seed = seed
+            let events = TasteStream.events(tc)
+            if let writeEvents {
+                try events.map(TasteStream.jsonLine).joined(separator: "\n").appending("\n").write(toFile: writeEvents, atomically: true, encoding: .utf8)
+                return
+            }
+            stream = events.map { .engagement($0) }
+        } else if planted {
             world = PlantedPreferences(PlantedConfig())
             stream = world!.trainingEvents()
         } else {
             guard let events else { throw ValidationError("give --events FILE.jsonl (or --planted)") }
             stream = try Self.readEvents(path: events)
         }
+        if model == "cooc" {
+            try runCooccurrence(stream)
+            return
+        }
+        guard model == "bpr" else { throw ValidationError("--model must be cooc or bpr") }
         let trainer = EmbeddingTrainer(config: config)
         let evaluator = PrequentialEvaluator(computeRecall: !noRecall, seed: seed)
         let start = Date()
@@ -111,6 +144,36 @@ struct EvalCommand: AsyncParsableCommand {
             print("loss \(lossKind.rawValue), dim \(dim), \(config.negatives) negatives (\(samplingKind.rawValue)\(config.logQCorrection && samplingKind == .frequency ? ", log(N·Q) corrected" : "")), \(config.stepsPerExample) step(s), replay \(replay)")
             print(report.table())
             if let world { print("item vectors alone: same-cluster share of each item's 10 nearest items (inner product): " + String(format: "%.3f", Self.neighbourPurity(world, trainer))) }
+            print(String(format: "%.1f s", seconds))
+        }
+    }
+
+    /// Both protocols on the co-occurrence model. JSON: the prequential
+    /// report's usual object plus `"session_retrieval"` and `"model_kind"`.
+    func runCooccurrence(_ stream: [TrainingEvent]) throws {
+        SpectralRefresh.useOneBLASThread()
+        var cc = CooccurrenceConfig(dimension: dim)
+        cc.seed = seed
+        let cooc = CooccurrenceModel(config: cc, refreshEvery: refreshEvery)
+        var evaluator = SessionEvaluator()
+        evaluator.seed = seed
+        evaluator.prequentialStride = max(1, stride)
+        let start = Date()
+        let (prequential, session) = evaluator.evaluate(stream, model: cooc)
+        let seconds = Date().timeIntervalSince(start)
+        if json {
+            var object = prequential.jsonString()
+            object.removeLast()
+            print(object + ", \"model_kind\": \"cooc\", \"session_retrieval\": \(session.jsonString())}")
+        } else {
+            print("co-occurrence model, dim \(dim), refresh every \(refreshEvery) positives (\(cooc.refreshes) refreshes), \(cooc.rows.count) item rows, \(cooc.rows.entryCount) entries")
+            print("prequential (current vectors, session = mean of last \(cc.history) items):")
+            print(prequential.table())
+            let m = session.model, p = session.popularity
+            print("session retrieval (vectors frozen at event \(session.cutEvents)): scored \(m.count)")
+            print("  vectors     HR@10 \(String(format: "%.4f", m.hr10))  Recall@10 \(String(format: "%.4f", m.recall10))  Recall@50 \(String(format: "%.4f", m.recall50))")
+            print("  popularity  HR@10 \(String(format: "%.4f", p.hr10))  Recall@10 \(String(format: "%.4f", p.recall10))  Recall@50 \(String(format: "%.4f", p.recall50))")
+            print("  Recall@10 lift \(String(format: "%.2f", session.recallLift))x; prequential Recall@10 lift \(String(format: "%.2f", prequential.model.full.recall10 / max(prequential.popularity.full.recall10, 1e-12)))x")
             print(String(format: "%.1f s", seconds))
         }
     }

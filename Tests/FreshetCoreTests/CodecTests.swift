@@ -43,6 +43,23 @@ final class CodecTests: XCTestCase {
         XCTAssertEqual(viaBuffer, rec)
     }
 
+    /// The optional user-history extension of item events (embeddings):
+    /// present, absent, and a record without it decodes with an empty history.
+    func testItemEventUserHistoryRoundTrips() throws {
+        let base = ItemEvent(itemId: "i9", userId: "u1", ts: 12, kind: .interaction(.click, dwellMs: nil), requestId: nil)
+        var withHistory = base
+        withHistory.userHistory = ["i3", "", "e\u{301}", String(repeating: "x", count: 300)]
+        try roundTrip(.item(withHistory, origin: origin))
+        let plain = RepartitionRecord.item(base, origin: origin).encoded()
+        let extended = RepartitionRecord.item(withHistory, origin: origin).encoded()
+        XCTAssertEqual(Array(extended.prefix(plain.count)), plain, "the extension only appends")
+        guard case .item(let decoded, _) = try RepartitionRecord.decode(plain) else { return XCTFail("not an item event") }
+        XCTAssertEqual(decoded.userHistory, [])
+        var unknown = plain
+        unknown.append(9)
+        XCTAssertThrowsError(try RepartitionRecord.decode(unknown), "an unknown extension tag is refused")
+    }
+
     func testRepartitionRecordsRoundTrip() throws {
         try roundTrip(.item(ItemEvent(itemId: "i9", userId: "u1", ts: 1_732_700_000_000,
                                       kind: .interaction(.watch, dwellMs: 4_500), requestId: "r7"), origin: origin))

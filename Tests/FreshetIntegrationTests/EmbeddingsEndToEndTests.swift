@@ -6,18 +6,25 @@ import FreshetTestSupport
 import FreshetWorkload
 import XCTest
 
-/// Online embeddings through the real processor: what Redis serves is exactly
-/// the trainer's own row (as checkpointed), for items and users, and every
-/// example reaches `freshet-examples`.
+/// The co-occurrence embeddings through the real processor: what Redis serves
+/// is exactly the model's own result over the checkpointed rows, user vectors
+/// are the mean of their recent items' vectors, and three instances in one
+/// group publish the same vectors as one instance.
 final class EmbeddingsEndToEndTests: XCTestCase {
-    func testPublishedEmbeddingsAreTheTrainersRows() throws {
-        let cluster = try LocalCluster()
-        defer { cluster.stop() }
+    static let dimension = 16
+    static let partitions = 4
+    /// 120 items: a row holds at most 119 entries, below the 200-entry pruning
+    /// bound, so rows (and vectors) do not depend on the order of arrival.
+    static func plantedConfig() -> PlantedConfig {
         let now = Int64(Date().timeIntervalSince1970 * 1000)
-        let config = PlantedConfig(users: 300, items: 200, clusters: 4, events: 6_000, impressions: true, seed: 9,
-                                   startTs: now - 2 * 3_600_000, meanGapMs: 1_000)
+        return PlantedConfig(users: 300, items: 120, clusters: 4, events: 8_000, impressions: true, seed: 9,
+                             startTs: now - 3 * 3_600_000, meanGapMs: 1_000)
+    }
+
+    static func produce(_ cluster: LocalCluster, _ config: PlantedConfig) throws -> Int {
         let admin = try KafkaAdmin(config: KafkaConfig(bootstrapServers: cluster.brokers))
-        try admin.createTopics([NewTopic(name: "interactions", partitions: 4), NewTopic(name: "impressions", partitions: 4)])
+        try admin.createTopics([NewTopic(name: "interactions", partitions: Int32(partitions)),
+                                NewTopic(name: "impressions", partitions: Int32(partitions))])
         let producer = try KafkaProducer(config: KafkaConfig(bootstrapServers: cluster.brokers))
         var produced = 0
         for event in PlantedStream(config) {
@@ -25,49 +32,135 @@ final class EmbeddingsEndToEndTests: XCTestCase {
             produced += 1
         }
         try producer.flush(timeoutMs: 30_000)
+        return produced
+    }
 
-        let topology = try EndToEndTests.writeTopology(in: cluster.directory, extra: "embeddings:\n  dimension: 32\n  user_admit_after: 8\n")
-        let run = try FreshetBinary.start(["run", "--topology", topology, "--brokers", cluster.brokers, "--redis", cluster.redisURL,
-                                           "--group", "emb", "--stop-at-end", "--admin-port=-1"],
-                                          logPath: "\(cluster.directory)/freshet.log")
-        XCTAssertEqual(try run.wait(timeout: 180), 0, run.logTail())
+    static func topology(_ cluster: LocalCluster, prefix: String) throws -> String {
+        try EndToEndTests.writeTopology(in: cluster.directory, extra: """
+            redis:
+              key_prefix: "\(prefix)"
+            embeddings:
+              dimension: \(dimension)
+              refresh_every: 1500
+            """)
+    }
 
-        let redis = try RedisConnection(url: cluster.redisURL)
-        let table = EmbeddingTable(EmbeddingTableConfig(name: "check", dimension: 32))
-        var compared = 0
-        for stage in ["items", "interactions"] {
-            for partition in 0..<4 {
-                let key = "freshet:emb:ckpt:\(stage)-\(partition):emb"
-                for (id, row) in try redis.hgetall(key) {
-                    try table.restoreRow(id, from: row)
-                    guard let expected = table.vector(for: id) else { XCTFail("row \(id) did not restore"); continue }
-                    let hash = stage == "items" ? "item:\(id)" : "user:\(id)"
-                    guard let blob = try redis.command(["HGET", hash, "embedding_32d"]).bytes else {
-                        XCTFail("\(hash) has no embedding_32d"); continue
-                    }
-                    XCTAssertEqual(blob.count, 32 * 4, "float32 little-endian, dimension x 4 bytes")
-                    XCTAssertEqual(EmbeddingTable.floats(fromFloat32LittleEndian: blob), expected, "\(hash) serves the trainer's row")
-                    if stage == "interactions" {
-                        XCTAssertEqual(try redis.command(["HGET", hash, "embedding_kind"]).string, "trained")
-                    }
-                    compared += 1
-                }
+    static func run(_ cluster: LocalCluster, topology: String, group: String, instances: Int) throws {
+        let runs = try (0..<instances).map { n in
+            try FreshetBinary.start(["run", "--topology", topology, "--brokers", cluster.brokers, "--redis", cluster.redisURL,
+                                     "--group", group, "--stop-at-end", "--admin-port=-1"],
+                                    logPath: "\(cluster.directory)/\(group)-\(n).log")
+        }
+        for run in runs { XCTAssertEqual(try run.wait(timeout: 240), 0, run.logTail()) }
+    }
+
+    /// item id -> published vector, for every item with an embedding field.
+    static func publishedItems(_ redis: RedisConnection, prefix: String, items: Int) throws -> [ByteId: [Float]] {
+        var result: [ByteId: [Float]] = [:]
+        for i in 0..<items {
+            if let blob = try redis.command(["HGET", "\(prefix)item:i\(i)", "embedding_\(dimension)d"]).bytes {
+                result[ByteId("i\(i)")] = floats(blob)
             }
         }
-        XCTAssertGreaterThan(compared, 250, "item and user rows were published and checkpointed")
+        return result
+    }
 
-        // Users seen fewer than 8 times have no row yet: they are served the
-        // pseudo-user vector (mean of their positive items' vectors, bias coordinate 1).
-        var pseudo = 0
-        for user in 0..<config.users {
-            let hash = "user:u\(user)"
-            guard try redis.command(["HGET", hash, "embedding_kind"]).string == "pseudo",
-                  let blob = try redis.command(["HGET", hash, "embedding_32d"]).bytes else { continue }
-            XCTAssertEqual(EmbeddingTable.floats(fromFloat32LittleEndian: blob).last, 1, "\(hash): bias coordinate of a pseudo-user")
-            pseudo += 1
+    static func floats(_ blob: [UInt8]) -> [Float] {
+        stride(from: 0, to: blob.count, by: 4).map { k in
+            Float(bitPattern: UInt32(blob[k]) | UInt32(blob[k + 1]) << 8 | UInt32(blob[k + 2]) << 16 | UInt32(blob[k + 3]) << 24)
         }
-        XCTAssertGreaterThan(pseudo, 0, "cold-start users are served a pseudo-user vector")
+    }
+
+    func testPublishedVectorsAreTheModelsOwnAndUsersAreMeansOfTheirItems() throws {
+        let cluster = try LocalCluster()
+        defer { cluster.stop() }
+        let config = Self.plantedConfig()
+        let produced = try Self.produce(cluster, config)
+        try Self.run(cluster, topology: try Self.topology(cluster, prefix: ""), group: "emb", instances: 1)
+
+        // The model's own result: the final refresh over the checkpointed rows.
+        let redis = try RedisConnection(url: cluster.redisURL)
+        var builder = CooccurrenceSnapshot.Builder()
+        for p in 0..<Self.partitions {
+            for (id, bytes) in try redis.hgetall("freshet:emb:ckpt:items-\(p):emb") {
+                let row = try CooccurrenceSnapshot.decodeRow(bytes)
+                builder.addRow(item: ByteId(id), degree: row.degree, entries: row.entries)
+            }
+        }
+        // The processor runs OpenBLAS on one thread; so must the reference (summation order).
+        SpectralRefresh.useOneBLASThread()
+        let model = SpectralRefresh.refresh(SymmetricSparseMatrix(builder.snapshot), dimension: Self.dimension,
+                                            previous: nil, iterations: 12, seed: 42)
+        XCTAssertGreaterThan(model.count, 100, "items have rows")
+        let published = try Self.publishedItems(redis, prefix: "", items: config.items)
+        XCTAssertEqual(published.count, model.count, "every item with a row has a vector, and only those")
+        for (id, vector) in published {
+            XCTAssertEqual(vector, model.vector(id), "item:\(id.string) serves the model's vector")
+        }
+        let version = try redis.command(["HGET", "item:i0", "embedding_version"]).string
+        XCTAssertNotNil(version, "items carry the refresh version")
+
+        // Users: the mean of their recent items' vectors (as checkpointed), same version.
+        var users = 0
+        for p in 0..<Self.partitions {
+            for (user, bytes) in try redis.hgetall("freshet:emb:ckpt:interactions-\(p):emb") {
+                let items = Self.decodeHistory(bytes)
+                guard let expected = model.meanVector(items.map(ByteId.init)) else { continue }
+                guard let blob = try redis.command(["HGET", "user:\(user)", "embedding_\(Self.dimension)d"]).bytes else {
+                    XCTFail("user:\(user) has no vector"); continue
+                }
+                XCTAssertEqual(Self.floats(blob), expected, "user:\(user) = mean of the recent items' vectors")
+                XCTAssertEqual(try redis.command(["HGET", "user:\(user)", "embedding_version"]).string, version)
+                users += 1
+            }
+        }
+        XCTAssertGreaterThan(users, 250, "user vectors were published")
         let examples = try EndToEndTests.countRecords(topic: "freshet-examples", brokers: cluster.brokers, lines: true)
         XCTAssertGreaterThan(examples, produced / 2, "examples reach freshet-examples")
+    }
+
+    /// Three instances in one group publish the same item vectors as one
+    /// instance on the same input (tolerance 1e-5 per coordinate: the same
+    /// rows give the same matrix; only float rounding could differ).
+    func testThreeInstancesPublishTheSameVectorsAsOne() throws {
+        let cluster = try LocalCluster()
+        defer { cluster.stop() }
+        let config = Self.plantedConfig()
+        _ = try Self.produce(cluster, config)
+        try Self.run(cluster, topology: try Self.topology(cluster, prefix: "one:"), group: "one", instances: 1)
+        try Self.run(cluster, topology: try Self.topology(cluster, prefix: "three:"), group: "three", instances: 3)
+        let itemOwners = (0..<3).filter { n in
+            FaultInjection.assignments("\(cluster.directory)/three-\(n).log").contains { $0.task.hasPrefix("items-") }
+        }
+        XCTAssertGreaterThan(itemOwners.count, 1, "item partitions were spread over the instances")
+        let redis = try RedisConnection(url: cluster.redisURL)
+        let one = try Self.publishedItems(redis, prefix: "one:", items: config.items)
+        let three = try Self.publishedItems(redis, prefix: "three:", items: config.items)
+        XCTAssertGreaterThan(one.count, 100)
+        XCTAssertEqual(Set(one.keys), Set(three.keys), "the same items have vectors")
+        var worst: Float = 0
+        for (id, a) in one {
+            guard let b = three[id], b.count == a.count else { XCTFail("\(id.string) missing"); continue }
+            for k in 0..<a.count { worst = max(worst, abs(a[k] - b[k])) }
+        }
+        print("three instances vs one: largest coordinate difference \(worst) over \(one.count) items")
+        XCTAssertLessThanOrEqual(worst, 1e-5, "largest coordinate difference between the runs")
+    }
+
+    static func decodeHistory(_ bytes: [UInt8]) -> [String] {
+        var i = 0
+        func varint() -> Int {
+            var v = 0, shift = 0
+            while i < bytes.count { let b = bytes[i]; i += 1; v |= Int(b & 0x7f) << shift; if b < 0x80 { break }; shift += 7 }
+            return v
+        }
+        let n = varint()
+        var out: [String] = []
+        for _ in 0..<n {
+            let len = varint()
+            out.append(String(decoding: bytes[i..<(i + len)], as: UTF8.self))
+            i += len
+        }
+        return out
     }
 }

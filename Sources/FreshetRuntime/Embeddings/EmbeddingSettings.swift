@@ -1,22 +1,33 @@
 import FreshetEmbeddings
+import Synchronization
 
 extension Topology.Embeddings {
-    /// The trainer configuration both sides use. The seed must be the same on
-    /// every instance: a row's initial vector is a function of (seed, id), which
-    /// is what a side uses for the other side's vector before it is published.
-    var trainerConfig: EmbeddingTrainerConfig {
-        var config = EmbeddingTrainerConfig(loss: loss == "logistic" ? .logistic : .bpr, dimension: dimension, seed: seed)
-        config.negatives = negatives
-        config.userAdmitAfter = userAdmitAfter
-        config.itemAdmitAfter = itemAdmitAfter
+    /// The co-occurrence model's settings (every instance must use the same ones:
+    /// the refresh's start basis is a function of (seed, id)).
+    var cooccurrenceConfig: CooccurrenceConfig {
+        var config = CooccurrenceConfig(dimension: dimension)
+        config.history = history
+        config.admitAfter = itemAdmitAfter
         config.ttlMs = ttlMs
+        config.seed = seed
         return config
     }
 }
 
-/// Vectors published by both sides of one process.
-public final class EmbeddingExchange: Sendable {
-    public let users = SharedVectorView()
-    public let items = SharedVectorView()
+/// Users' interaction counts as last flushed by their owners in this process:
+/// the `interaction_count` serving feature recorded with an impression in the
+/// examples (-1 when the user's owner runs in another instance).
+public final class InteractionCountView: Sendable {
+    private let counts = Mutex<[ByteId: Int64]>([:])
+
     public init() {}
+
+    public func publish(_ values: [(String, Int64)]) {
+        guard !values.isEmpty else { return }
+        counts.withLock { map in for (id, count) in values { map[ByteId(id)] = count } }
+    }
+
+    public func interactionCount(_ userId: String) -> Int64? {
+        counts.withLock { $0[ByteId(userId)] }
+    }
 }

@@ -2,82 +2,132 @@ import FreshetCore
 import FreshetEmbeddings
 import FreshetFeatures
 
-/// The item-keyed half of online training, inside an item task.
+/// The item-keyed half of the embeddings, inside an item task.
 ///
-/// It joins impressions with interactions per (user, item) (the task is keyed
-/// by item, so both reach it), emits every example to `freshet-examples` with
-/// the serving features as of the impression, and trains the rows it owns:
-/// the item rows of its partition. The user's vector is read from the user
-/// side's latest publication (same process) or is the row's deterministic
-/// initial vector; the user-side gradient is not sent anywhere: the owner of
-/// the user row trains it from the user's own interactions (UserEmbeddingSide).
-/// One writer per parameter, no gradient traffic between tasks.
+/// It owns the co-occurrence rows of its partition's items (one writer per
+/// row): a positive interaction (u, i) arriving with u's recent positive
+/// items (attached by the user stage) adds to i's row. It also joins
+/// impressions with interactions and emits every example to
+/// `freshet-examples` with the serving features as of the impression.
+///
+/// Vectors come from the processor's latest spectral refresh
+/// (`EmbeddingRefresher`); between refreshes, items of this partition that
+/// have no refreshed vector are folded in from their row. The side publishes
+/// its own items' vectors only: all of them after a new refresh, else the
+/// changed fold-ins. Owned by the processing thread.
 public final class ItemEmbeddingSide {
-    public let trainer: EmbeddingTrainer
+    public let rows: CooccurrenceRows
     public let joiner: ImpressionJoiner
-    let exchange: EmbeddingExchange
-    /// Item rows changed since the last checkpoint.
-    var changedForCheckpoint: IdSet = []
+    /// Whether the joiner runs and examples are written (`embeddings.examples`).
+    let examples: Bool
+    let counts: InteractionCountView
+    /// Rows changed since the last checkpoint.
+    var changedForCheckpoint: Set<ByteId> = []
+    /// Rows changed since the last publication (fold-in candidates).
+    private var changedSincePublish: Set<ByteId> = []
+    /// Positives counted into rows (drives the refresh cadence, in events).
+    public private(set) var positives = 0
     public private(set) var examplesEmitted = 0
-    /// Users' vectors as read this sync interval: the exchange (a lock) and the
-    /// initial-vector fallback (128 Gaussian draws) once per user per interval,
-    /// not once per example. Cleared at every sync, when the other side publishes.
-    private var userVectors: IdMap<[Float]> = [:]
+    /// Version of the refresh this side last published in full.
+    private(set) var publishedVersion: Int64 = 0
+    /// Evicted rows whose fields must be deleted at the next publication.
+    private var evicted: [ByteId] = []
+    /// Evicted rows still in the checkpoint hash.
+    private var evictedForCheckpoint: [ByteId] = []
 
-    public init(settings: Topology.Embeddings, exchange: EmbeddingExchange) {
-        trainer = EmbeddingTrainer(config: settings.trainerConfig)
+    func takeEvictedForCheckpoint() -> [ByteId] {
+        defer { evictedForCheckpoint.removeAll() }
+        return evictedForCheckpoint
+    }
+
+    public init(settings: Topology.Embeddings, counts: InteractionCountView) {
+        rows = CooccurrenceRows(config: settings.cooccurrenceConfig)
         joiner = ImpressionJoiner(windowMs: settings.joinWindowMs)
-        self.exchange = exchange
+        examples = settings.examples
+        self.counts = counts
     }
 
     /// Folds one item event in; `store` supplies the item's serving features.
     func process(_ event: ItemEvent, store: ItemFeatureStore, output: TaskOutput) {
         switch event.kind {
         case .impression(let position):
+            guard examples else { return }
             let features = store.features(of: event.itemId)
-            let serving = ServingFeatures(interactionCount: exchange.users.interactionCount(event.userId) ?? -1,
+            let serving = ServingFeatures(interactionCount: counts.interactionCount(event.userId) ?? -1,
                                           popularity7d: features?.popularity7d ?? 0,
                                           impressions7d: features?.impressions7d ?? 0)
             joiner.recordImpression(userId: event.userId, itemId: event.itemId, position: position.map(Int.init),
                                     requestId: event.requestId, ts: event.ts, features: serving)
         case .interaction(let action, let dwellMs):
-            guard let exampleAction = ExampleAction(rawValue: action.name) else { return }
+            if action.isPositive {
+                let item = ByteId(event.itemId)
+                if rows.observePositive(item: item, history: event.userHistory.map(ByteId.init), ts: event.ts) {
+                    positives += 1
+                    changedForCheckpoint.insert(item)
+                    changedSincePublish.insert(item)
+                }
+            }
+            guard examples, let exampleAction = ExampleAction(rawValue: action.name) else { return }
             let example = joiner.recordInteraction(EngagementEvent(userId: event.userId, itemId: event.itemId, action: exampleAction,
                                                                    ts: event.ts, dwellMs: dwellMs, requestId: event.requestId))
-            handle(example, output: output)
+            emit(example, output: output)
         }
     }
 
-    /// Closes join windows up to the watermark: impressed-but-not-engaged negatives.
+    /// Closes join windows up to the watermark (impressed-but-not-engaged
+    /// negatives) and evicts rows expired by event time.
     func advance(watermark: EventTimeMs, output: TaskOutput) {
-        for example in joiner.advance(watermark: watermark) { handle(example, output: output) }
+        if examples {
+            for example in joiner.advance(watermark: watermark) { emit(example, output: output) }
+        }
+        let gone = rows.evictExpired(now: watermark)
+        if !gone.isEmpty {
+            evicted.append(contentsOf: gone)
+            evictedForCheckpoint.append(contentsOf: gone)
+            for id in gone { changedForCheckpoint.remove(id); changedSincePublish.remove(id) }
+        }
     }
 
-    private func handle(_ example: TrainingExample, output: TaskOutput) {
+    private func emit(_ example: TrainingExample, output: TaskOutput) {
         examplesEmitted += 1
         output.example(key: example.userId, value: example.jsonBytes())
-        guard trainer.observeItem(example.itemId, positive: example.isPositive, now: example.eventTs) != nil,
-              let itemVector = trainer.items.vector(for: example.itemId) else { return }
-        let userVector = userVector(example.userId)
-        let negatives = example.isPositive ? trainer.sampleNegatives(excluding: example.itemId) : []
-        let gradients = trainer.gradients(for: example, userVector: userVector, itemVector: itemVector, negatives: negatives)
-        for (itemId, gradient) in gradients.itemGradients where trainer.items.applyGradient(id: itemId, gradient: gradient) {
-            changedForCheckpoint.insert(itemId)
+    }
+
+    /// What to write for this partition's items against `set`: every item
+    /// with a vector when `set` is a refresh this side has not published yet,
+    /// else the fold-ins of rows changed since the last call. `deleted` =
+    /// evicted items (their fields go).
+    func takePublication(_ set: ItemVectorSet) -> (vectors: [(ByteId, [Float])], deleted: [ByteId]) {
+        var out: [(ByteId, [Float])] = []
+        if set.version > publishedVersion {
+            publishedVersion = set.version
+            changedSincePublish.removeAll(keepingCapacity: true)
+            for id in rows.liveIds {
+                if let v = vector(id, set) { out.append((id, v)) }
+            }
+        } else if set.version > 0 {
+            for id in changedSincePublish {
+                guard let r = set.rowOf[id], r < set.refreshed else {
+                    if let v = vector(id, set) { out.append((id, v)) }
+                    continue
+                }
+            }
+            changedSincePublish.removeAll(keepingCapacity: true)
         }
+        defer { evicted.removeAll() }
+        return (out, evicted)
     }
 
-    private func userVector(_ user: String) -> [Float] {
-        if let vector = userVectors[user] { return vector }
-        let vector = exchange.users.vector(user) ?? trainer.users.initialVector(for: user)
-        userVectors[user] = vector
-        return vector
+    /// The refreshed vector, else a fold-in from the row (nil when no neighbour has a vector).
+    func vector(_ id: ByteId, _ set: ItemVectorSet) -> [Float]? {
+        if let v = set.vector(id) { return v }
+        guard let row = rows.row(of: id) else { return nil }
+        return set.foldedVector(id, degree: rows.degree(of: id), row: row)?.0
     }
 
-    /// Touched rows, for Redis and for the other side in this process.
-    func takeTouched() -> [(String, [Float])] {
-        userVectors.removeAll(keepingCapacity: true)
-        let touched = trainer.items.takeTouched().compactMap { id in trainer.items.vector(for: id).map { (id, $0) } }
-        exchange.items.publish(vectors: touched)
-        return touched
+    /// Checkpoint form of a row: `CooccurrenceSnapshot.encodeRow` with the last-seen time.
+    func encodeRow(_ id: ByteId) -> [UInt8]? {
+        guard let row = rows.row(of: id) else { return nil }
+        return CooccurrenceSnapshot.encodeRow(degree: rows.degree(of: id), lastSeen: rows.lastSeen(of: id) ?? 0, entries: row)
     }
 }

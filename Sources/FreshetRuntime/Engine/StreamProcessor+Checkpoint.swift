@@ -159,6 +159,7 @@ extension StreamProcessor {
         var write = FencedWrite(task: id, epochKey: keys.epoch(id), epoch: epoch)
         write.hashSet(keys.checkpointState(id), entries)
         write.hashSet(keys.checkpointEmbeddings(id), changedEmbeddingRows(for: id))
+        for item in evictedEmbeddingRows(for: id) { write.hashDelete(keys.checkpointEmbeddings(id), field: item) }
         write.hashSet(keys.checkpointMeta(id), meta.fields())
         return write
     }

@@ -1,84 +1,168 @@
+import Foundation
 import FreshetCore
 import FreshetEmbeddings
 import FreshetFeast
+import FreshetRedis
 
 extension StreamProcessor {
-    /// Writes the user rows touched since the last sync (trained rows and
-    /// pseudo-users) and deletes the fields of rows that expired.
-    func renderUserEmbeddings(_ side: UserEmbeddingSide, watermark: EventTimeMs?, into write: inout FencedWrite) {
+    /// Writes user vectors (mean of the user's recent items' vectors in the
+    /// latest refresh) for users touched since the last sync, or for every
+    /// user after a new refresh.
+    func renderUserEmbeddings(_ side: UserEmbeddingSide, set: ItemVectorSet, into write: inout FencedWrite) {
         let field = topology.embeddings.fieldName
+        let version = Array(String(set.version).utf8)
         let feast = renderer.feast
         let feastField = feast?.userEmbeddingField
-        for (id, vector, pseudo) in side.takeTouched() {
+        for (id, vector) in side.takePublication(set) {
             let blob = EmbeddingBlob.encode(vector)
             if renderer.freshetHashes {
-                write.hashSet(keys.user(id), [(field, blob), ("embedding_kind", Array((pseudo ? "pseudo" : "trained").utf8))])
+                write.hashSet(keys.user(id.string), [(field, blob), ("embedding_version", version),
+                                                     ("embedding_kind", Array("session".utf8))])
             }
             if let feast, let feastField {
-                write.hashSet(rawKey: feast.userKey(id), [(feastField, FeastValue.floatList(float32LittleEndian: blob))])
-            }
-        }
-        if let watermark {
-            let expired = side.trainer.evictExpired(now: watermark).users
-            exchange.users.remove(expired)
-            for id in expired {
-                if renderer.freshetHashes {
-                    write.hashDelete(keys.user(id), field: field)
-                    write.hashDelete(keys.user(id), field: "embedding_kind")
-                }
-                if let feast, let feastField { write.hashDelete(rawKey: feast.userKey(id), field: feastField) }
+                write.hashSet(rawKey: feast.userKey(id.string), [(feastField, FeastValue.floatList(float32LittleEndian: blob))])
             }
         }
     }
 
-    /// Writes the item rows touched since the last sync; deletes expired rows' fields.
-    func renderItemEmbeddings(_ side: ItemEmbeddingSide, watermark: EventTimeMs?, into write: inout FencedWrite) {
+    /// Writes this task's item vectors (all after a new refresh, else fold-ins
+    /// of changed rows); deletes evicted items' fields.
+    func renderItemEmbeddings(_ side: ItemEmbeddingSide, set: ItemVectorSet, into write: inout FencedWrite) {
         let field = topology.embeddings.fieldName
+        let version = Array(String(set.version).utf8)
         let feast = renderer.feast
         let feastField = feast?.itemEmbeddingField
-        for (id, vector) in side.takeTouched() {
+        let publication = side.takePublication(set)
+        for (id, vector) in publication.vectors {
             let blob = EmbeddingBlob.encode(vector)
-            if renderer.freshetHashes { write.hashSet(keys.item(id), [(field, blob)]) }
+            if renderer.freshetHashes {
+                write.hashSet(keys.item(id.string), [(field, blob), ("embedding_version", version)])
+            }
             if let feast, let feastField {
-                write.hashSet(rawKey: feast.itemKey(id), [(feastField, FeastValue.floatList(float32LittleEndian: blob))])
+                write.hashSet(rawKey: feast.itemKey(id.string), [(feastField, FeastValue.floatList(float32LittleEndian: blob))])
             }
         }
-        if let watermark {
-            for id in side.trainer.evictExpired(now: watermark).items {
-                if renderer.freshetHashes { write.hashDelete(keys.item(id), field: field) }
-                if let feast, let feastField { write.hashDelete(rawKey: feast.itemKey(id), field: feastField) }
+        for id in publication.deleted {
+            if renderer.freshetHashes {
+                write.hashDelete(keys.item(id.string), field: field)
+                write.hashDelete(keys.item(id.string), field: "embedding_version")
             }
+            if let feast, let feastField { write.hashDelete(rawKey: feast.itemKey(id.string), field: feastField) }
         }
     }
 
     func makeUserEmbeddingSide() -> UserEmbeddingSide? {
-        topology.embeddings.enabled ? UserEmbeddingSide(settings: topology.embeddings, exchange: exchange) : nil
+        topology.embeddings.enabled ? UserEmbeddingSide(settings: topology.embeddings) : nil
     }
 
     func makeItemEmbeddingSide() -> ItemEmbeddingSide? {
-        topology.embeddings.enabled ? ItemEmbeddingSide(settings: topology.embeddings, exchange: exchange) : nil
+        topology.embeddings.enabled ? ItemEmbeddingSide(settings: topology.embeddings, counts: interactionCounts) : nil
     }
 
-    /// Embedding rows changed since the last checkpoint, encoded.
+    /// Embedding state changed since the last checkpoint, encoded: user
+    /// histories for user-owning tasks, co-occurrence rows for item tasks
+    /// (the rows other instances' refreshes read).
     func changedEmbeddingRows(for id: TaskId) -> [(String, [UInt8])] {
         switch id.stage {
         case .interactions, .impressions:
             guard let (tp, _) = position(of: id), let side = sourceTasks[tp]?.userEmbeddings else { return [] }
             defer { side.changedForCheckpoint.removeAll(keepingCapacity: true) }
-            return side.changedForCheckpoint.compactMap { user in side.trainer.users.encodeRow(user).map { (user, $0) } }
+            return side.changedForCheckpoint.map { ($0.string, side.encodeHistory($0)) }
         case .users:
-            guard let side = userTasks[id.partition]?.userEmbeddings else { return [] }
-            defer { side.changedForCheckpoint.removeAll(keepingCapacity: true) }
-            return side.changedForCheckpoint.compactMap { user in side.trainer.users.encodeRow(user).map { (user, $0) } }
+            return []
         case .items:
             guard let side = itemTasks[id.partition]?.embeddings else { return [] }
             defer { side.changedForCheckpoint.removeAll(keepingCapacity: true) }
-            return side.changedForCheckpoint.compactMap { item in side.trainer.items.encodeRow(item).map { (item, $0) } }
+            return side.changedForCheckpoint.compactMap { item in side.encodeRow(item).map { (item.string, $0) } }
         }
     }
 
-    /// Restores a task's embedding rows from its checkpoint.
-    func restoreEmbeddingRows(_ id: TaskId, into table: EmbeddingTable) throws {
-        try scanHash(keys.checkpointEmbeddings(id)) { key, bytes in try table.restoreRow(key, from: bytes) }
+    /// Evicted item rows leave the checkpoint hash too (so no refresh reads them).
+    func evictedEmbeddingRows(for id: TaskId) -> [String] {
+        guard id.stage == .items, let side = itemTasks[id.partition]?.embeddings else { return [] }
+        return side.takeEvictedForCheckpoint().map(\.string)
+    }
+
+    /// Restores a source task's user histories from its checkpoint.
+    func restoreUserHistories(_ id: TaskId, into side: UserEmbeddingSide) throws {
+        try scanHashBytes(keys.checkpointEmbeddings(id)) { key, bytes in try side.restoreHistory(user: key, from: bytes) }
+    }
+
+    /// Restores an item task's co-occurrence rows from its checkpoint.
+    func restoreCooccurrenceRows(_ id: TaskId, into side: ItemEmbeddingSide) throws {
+        try scanHashBytes(keys.checkpointEmbeddings(id)) { key, bytes in
+            let row = try CooccurrenceSnapshot.decodeRow(bytes)
+            side.rows.restoreRow(item: ByteId(bytes: key), degree: row.degree, lastSeen: row.lastSeen, entries: row.entries)
+        }
+    }
+
+    func scanHashBytes(_ key: String, _ apply: ([UInt8], [UInt8]) throws -> Void) throws {
+        try scanHash(key) { field, value in try apply(Array(field.utf8), value) }
+    }
+
+    // MARK: - Refresh
+
+    /// Positives counted by this instance's item tasks (the refresh cadence, in events).
+    var localPositives: Int { itemTasks.values.reduce(0) { $0 + ($1.embeddings?.positives ?? 0) } }
+
+    /// The union of this instance's item tasks' rows.
+    func localSnapshot() -> CooccurrenceSnapshot {
+        CooccurrenceSnapshot.merged(itemTasks.keys.sorted().compactMap { itemTasks[$0]?.embeddings?.rows.snapshot() })
+    }
+
+    /// Checkpoint hashes of the item partitions this instance does not own.
+    var remoteRowKeys: [String] {
+        (0..<repartitionPartitions).filter { itemTasks[$0] == nil }.map { keys.checkpointEmbeddings(TaskId(stage: .items, partition: $0)) }
+    }
+
+    /// Submits a mid-run refresh on a schedule counted in events (so a fast
+    /// replay refreshes as often as a slow stream): the first after
+    /// `firstRefreshPositives` positives, then whenever the count doubled,
+    /// until the gap reaches `refresh_every` positives. Never waits for it.
+    func maybeRefreshEmbeddings() {
+        guard let refresher else { return }
+        let positives = localPositives
+        let gap = min(topology.embeddings.refreshEvery, max(Self.firstRefreshPositives, positivesAtLastRefresh))
+        guard positives - positivesAtLastRefresh >= gap, !refresher.busy else { return }
+        positivesAtLastRefresh = positives
+        refresher.submit(.init(local: localSnapshot(), remoteKeys: remoteRowKeys, cutoff: nil, final: false))
+        for failure in refresher.takeFailures() { logger.warning("embedding refresh: \(failure)") }
+    }
+
+    static let firstRefreshPositives = 2_000
+
+    /// End of a bounded run: every item partition's final rows take part.
+    /// Marks this instance's item partitions final (after their final
+    /// checkpoint), waits until every partition is marked (other instances),
+    /// then refreshes from the seeded basis and waits for the result, which
+    /// the caller's last flush publishes.
+    func finalEmbeddingRefresh() {
+        guard let refresher else { return }
+        let finalKey = keys.embeddingFinal
+        if !itemTasks.isEmpty {
+            var pipeline = RedisPipeline()
+            var command = RedisCommand(arguments: [Array("HSET".utf8), Array(finalKey.utf8)])
+            for p in itemTasks.keys.sorted() { command.append(String(p)); command.append("1") }
+            pipeline.add(command)
+            do { _ = try control.execute(pipeline, onRetry: { _, _ in }) } catch { logger.warning("embedding final marker: \(error)") }
+        }
+        let deadline = Date().addingTimeInterval(120)
+        while Date() < deadline {
+            guard let marked = try? hashGetAll(finalKey) else { break }
+            if (0..<repartitionPartitions).allSatisfy({ marked[String($0)] != nil }) { break }
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        refresher.waitUntilIdle()
+        refresher.submit(.init(local: localSnapshot(), remoteKeys: remoteRowKeys, cutoff: nil, final: true))
+        refresher.waitUntilIdle()
+        let (seconds, items) = refresher.lastRefresh
+        logger.info("final embedding refresh", metadata: ["items": "\(items)", "seconds": "\(seconds)"])
+    }
+
+    /// A partition's final marker goes when its task starts (a new run).
+    func clearEmbeddingFinal(partition: Int32) {
+        var pipeline = RedisPipeline()
+        pipeline.add(RedisCommand(arguments: [Array("HDEL".utf8), Array(keys.embeddingFinal.utf8), Array(String(partition).utf8)]))
+        _ = try? control.execute(pipeline, onRetry: { _, _ in })
     }
 }

@@ -195,7 +195,7 @@ extension StreamProcessor {
             }
             if task.users != nil {
                 task.userEmbeddings = makeUserEmbeddingSide()
-                if checkpoint != nil, let side = task.userEmbeddings { try restoreEmbeddingRows(id, into: side.trainer.users) }
+                if checkpoint != nil, let side = task.userEmbeddings { try restoreUserHistories(id, into: side) }
             }
             sourceTasks[tp] = task
         case .items:
@@ -216,7 +216,8 @@ extension StreamProcessor {
                 _ = task.store.takeDirty()
             }
             task.embeddings = makeItemEmbeddingSide()
-            if checkpoint != nil, let side = task.embeddings { try restoreEmbeddingRows(id, into: side.trainer.items) }
+            if checkpoint != nil, let side = task.embeddings { try restoreCooccurrenceRows(id, into: side) }
+            if task.embeddings != nil { clearEmbeddingFinal(partition: tp.partition) }
             itemTasks[tp.partition] = task
         case .users:
             var sources: Set<DuplicateFilter.Source> = []
@@ -229,8 +230,6 @@ extension StreamProcessor {
                 }
                 try scanState(id) { key, bytes in try task.users.restoreEntry(userId: key, bytes: bytes) }
             }
-            task.userEmbeddings = makeUserEmbeddingSide()
-            if checkpoint != nil, let side = task.userEmbeddings { try restoreEmbeddingRows(id, into: side.trainer.users) }
             userTasks[tp.partition] = task
         }
         return checkpoint

@@ -1,5 +1,6 @@
 import Foundation
 import FreshetCore
+import FreshetEmbeddings
 import FreshetFeatures
 import FreshetKafka
 import FreshetRedis
@@ -26,8 +27,11 @@ public final class StreamProcessor: @unchecked Sendable {
     let panes: PaneSpec
     let trending: TrendingDecay
     public let stats = ProcessorStats()
-    /// Embedding vectors the two sides publish to each other within this process.
-    let exchange = EmbeddingExchange()
+    /// Users' interaction counts as flushed in this process (the examples' serving feature).
+    let interactionCounts = InteractionCountView()
+    /// Spectral refreshes off the processing thread (embeddings on).
+    var refresher: EmbeddingRefresher?
+    var positivesAtLastRefresh = 0
     var lastEmbeddingSyncMs: Int64 = 0
     var forceEmbeddingSync = false
 
@@ -109,6 +113,21 @@ public final class StreamProcessor: @unchecked Sendable {
         self.panes = PaneSpec(paneMs: topology.windows.paneMs, windowPanes: topology.windows.panesPerWindow)
     }
 
+    /// After a run with embeddings: refreshes, items of the last one, its seconds, and table sizes
+    /// (taken at shutdown, before the tasks are dropped).
+    public private(set) var embeddingSummary: String?
+
+    func makeEmbeddingSummary() -> String? {
+        guard let refresher else { return nil }
+        let last = refresher.lastRefresh
+        let rows = itemTasks.values.reduce(0) { $0 + ($1.embeddings?.rows.count ?? 0) }
+        let entries = itemTasks.values.reduce(0) { $0 + ($1.embeddings?.rows.entryCount ?? 0) }
+        let bytes = itemTasks.values.reduce(0) { $0 + ($1.embeddings?.rows.approximateBytes ?? 0) }
+        return "refreshes \(refresher.refreshes), last over \(last.items) items in \(String(format: "%.2f", last.seconds)) s; "
+            + "\(rows) rows, \(entries) co-occurrence entries, ~\(bytes / 1_048_576) MiB of rows "
+            + "(\(CooccurrenceRows.bytesPerRow) B a row + \(CooccurrenceRows.bytesPerEntry) B an entry)"
+    }
+
     /// Asks the processing loop to stop gracefully (safe from any thread, e.g. a signal handler).
     public func requestStop() { stopFlag.set() }
 
@@ -183,6 +202,10 @@ public final class StreamProcessor: @unchecked Sendable {
             output.examplePartitions = repartitionPartitions
         }
         control = try ReconnectingRedis(endpoint: options.redis, shouldStop: { [stopFlag] in stopFlag.isSet })
+        if topology.embeddings.enabled {
+            refresher = EmbeddingRefresher(config: topology.embeddings.cooccurrenceConfig,
+                                           finalIterations: topology.embeddings.finalIterations, redis: options.redis)
+        }
         writer = try RedisWriter(endpoint: options.redis, observer: stats, giveUp: { [stopFlag] in stopFlag.isSet })
         writer.start()
         consumer = try KafkaConsumer(config: kafkaConfig.with("fetch.wait.max.ms", topology.kafka["fetch.wait.max.ms"] ?? "10"), groupId: options.group, topics: topics,
@@ -343,6 +366,7 @@ public final class StreamProcessor: @unchecked Sendable {
             for task in sourceTasks.values { task.resendFinalMarker(output: output) }
         }
         for task in itemTasks.values { task.advanceWatermark(nowMs: nowMs, output: output) }
+        maybeRefreshEmbeddings()
         producer.poll(timeoutMs: 0)
         if recordsSinceFlush >= topology.redis.flushMaxKeys || nowMs - lastFlushMs >= topology.redis.flushIntervalMs {
             flushFeatures(nowMs: nowMs)
@@ -403,12 +427,13 @@ public final class StreamProcessor: @unchecked Sendable {
         let syncEmbeddings = topology.embeddings.enabled
             && (nowMs - lastEmbeddingSyncMs >= topology.embeddings.syncIntervalMs || forceEmbeddingSync)
         if syncEmbeddings { lastEmbeddingSyncMs = nowMs }
+        let vectorSet = syncEmbeddings ? refresher?.latest : nil
         for task in sourceTasks.values {
             guard let users = task.users, let epoch = epochs[task.id] else { continue }
             var write = FencedWrite(task: task.id, epochKey: keys.epoch(task.id), epoch: epoch)
             renderer.renderUsers(users, into: &write, samples: &samples, counts: &counts)
-            if syncEmbeddings, let side = task.userEmbeddings {
-                renderUserEmbeddings(side, watermark: task.watermark.watermark, into: &write)
+            if let vectorSet, let side = task.userEmbeddings {
+                renderUserEmbeddings(side, set: vectorSet, into: &write)
             }
             if !write.isEmpty { writes.append(write) }
         }
@@ -416,19 +441,16 @@ public final class StreamProcessor: @unchecked Sendable {
             guard let epoch = epochs[task.id] else { continue }
             var write = FencedWrite(task: task.id, epochKey: keys.epoch(task.id), epoch: epoch)
             renderer.renderUsers(task.users, into: &write, samples: &samples, counts: &counts)
-            if syncEmbeddings, let side = task.userEmbeddings {
-                renderUserEmbeddings(side, watermark: nil, into: &write)
-            }
             if !write.isEmpty { writes.append(write) }
         }
-        if topology.embeddings.enabled { exchange.users.publish(counts: counts) }
+        if topology.embeddings.enabled { interactionCounts.publish(counts) }
         for task in itemTasks.values {
             guard let epoch = epochs[task.id] else { continue }
             var write = FencedWrite(task: task.id, epochKey: keys.epoch(task.id), epoch: epoch)
             let changed = renderer.renderItems(task, into: &write, samples: &samples)
             if changed > 0 { renderer.trendingMeta(watermark: task.currentWatermark, into: &write) }
-            if syncEmbeddings, let side = task.embeddings {
-                renderItemEmbeddings(side, watermark: task.currentWatermark, into: &write)
+            if let vectorSet, let side = task.embeddings {
+                renderItemEmbeddings(side, set: vectorSet, into: &write)
             }
             if !write.isEmpty { writes.append(write) }
         }
@@ -535,6 +557,15 @@ public final class StreamProcessor: @unchecked Sendable {
                 commitOnly(nowMs: now)
             }
         }
+        // A bounded run ends with a refresh over every item's final rows (all
+        // instances'), published before exit.
+        if options.stopAtEnd && boundedRunComplete && refresher != nil {
+            finalEmbeddingRefresh()
+            forceEmbeddingSync = true
+            flushFeatures(nowMs: Self.wallClockMs())
+        }
+        embeddingSummary = makeEmbeddingSummary()
+        refresher?.stop()
         // Leaving the group runs the revoke callback: it finds the tasks already
         // checkpointed (or commits blocked) and only drops them.
         do { try consumer.close() } catch { logger.warning("leaving the group: \(error)") }

@@ -19,4 +19,6 @@ public struct RedisKeys: Sendable, Equatable {
     public func checkpointMeta(_ task: TaskId) -> String { "\(prefix)freshet:\(group):ckpt:\(task):meta" }
     /// Embedding rows of the task, field = id (kept apart from feature entries so ids never collide).
     public func checkpointEmbeddings(_ task: TaskId) -> String { "\(prefix)freshet:\(group):ckpt:\(task):emb" }
+    /// Item partitions whose final co-occurrence rows are checkpointed (end of a bounded run).
+    public var embeddingFinal: String { "\(prefix)freshet:\(group):emb:final" }
 }

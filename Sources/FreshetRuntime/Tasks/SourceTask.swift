@@ -65,7 +65,6 @@ public final class SourceTask {
                 watermark.observe(interaction.ts)
                 if let users {
                     users.apply(interaction)
-                    userEmbeddings?.process(interaction)
                 }
                 var tooLarge: BadInput?
                 if routesInteractionsByUser {
@@ -77,7 +76,13 @@ public final class SourceTask {
                         tooLarge = Self.tooLarge("the interaction re-keyed by user", bytes.count, output)
                     }
                 }
-                if let problem = route(ItemRouting.itemEvents(for: interaction), record: record, output: output) ?? tooLarge {
+                var event = ItemRouting.itemEvent(for: interaction)
+                if users != nil, let side = userEmbeddings, interaction.action.isPositive {
+                    // The user's recent positives travel with the routed positive:
+                    // the item's owner counts co-occurrences with them.
+                    event.userHistory = side.recordPositive(user: interaction.userId, item: interaction.itemId)
+                }
+                if let problem = route([event], record: record, output: output) ?? tooLarge {
                     throw problem
                 }
             case .impressions:

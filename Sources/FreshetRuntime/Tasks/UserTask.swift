@@ -6,7 +6,6 @@ import FreshetFeatures
 public final class UserTask {
     public let id: TaskId
     public let users: UserFeatureStore
-    public var userEmbeddings: UserEmbeddingSide?
     public var duplicates = DuplicateFilter()
     public var nextOffset: Int64?
     public private(set) var duplicatesDropped = 0
@@ -32,7 +31,6 @@ public final class UserTask {
         case .interaction(let interaction, let origin):
             guard duplicates.admit(origin) else { duplicatesDropped += 1; return }
             users.apply(interaction)
-            userEmbeddings?.process(interaction)
         case .watermark(let marker):
             if marker.finished {
                 finishedSources.insert(DuplicateFilter.Source(topic: marker.sourceTopic, partition: marker.sourcePartition))

@@ -54,19 +54,30 @@ public struct Topology: Sendable, Equatable {
     /// Online embeddings, Monolith-style (docs/EMBEDDINGS.md).
     public struct Embeddings: Sendable, Equatable {
         public var enabled = true
-        /// Vector dimension, bias coordinate included; names the Redis field `embedding_<dim>d`.
-        public var dimension = 128
-        /// `bpr` (pairwise, Adagrad) or `logistic` (pointwise, SGD).
+        /// Vector dimension; names the Redis field `embedding_<dim>d`.
+        public var dimension = 64
+        /// Accepted for older topology files; the co-occurrence model has no loss.
         public var loss = "bpr"
-        /// Sampled negatives per positive (frequency-proportional, log(N·Q)-corrected).
+        /// Accepted for older topology files; the co-occurrence model samples no negatives.
         public var negatives = 4
+        /// How many of the user's recent positive items a positive co-occurs with.
+        public var history = 10
+        /// Largest gap, in positives counted into this instance's rows, between two
+        /// spectral refreshes (the first comes after 2,000; gaps double up to this).
+        public var refreshEvery = 1_000_000
+        /// Subspace iterations of the final refresh of a bounded run (seeded start).
+        public var finalIterations = 12
         public var joinWindowMs: Int64 = 600_000
         public var syncIntervalMs: Int64 = 10_000
         public var userAdmitAfter = 1
         public var itemAdmitAfter = 1
-        /// Rows not touched for this much event time are evicted (and their Redis fields deleted).
-        public var ttlMs: Int64 = 30 * 86_400_000
+        /// Rows with no positive for this much event time are evicted (and their Redis fields
+        /// deleted). A year, so a slow catalogue's long tail stays retrievable.
+        public var ttlMs: Int64 = 365 * 86_400_000
         public var examplesTopic = "freshet-examples"
+        /// Join impressions with interactions and write `examplesTopic` (the
+        /// vectors do not need it; it is the costly half of `embeddings`).
+        public var examples = true
         public var seed: UInt64 = 42
         public var fieldName: String { "embedding_\(dimension)d" }
     }

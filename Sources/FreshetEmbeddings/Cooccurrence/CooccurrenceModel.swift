@@ -1,0 +1,50 @@
+/// The whole co-occurrence learner in one owner: user histories, rows, and
+/// the vectors, refreshed every `refreshEvery` positives (counted in events,
+/// never in wall time) and at `finish()`. `freshet eval` and the tests use it;
+/// the processor runs the same pieces split by ownership (the user stage
+/// keeps `UserHistory`, item tasks keep `CooccurrenceRows`, and one refresh
+/// runs over the union of every task's rows).
+public final class CooccurrenceModel {
+    public let config: CooccurrenceConfig
+    public let refreshEvery: Int
+    public let rows: CooccurrenceRows
+    public private(set) var history: UserHistory
+    public private(set) var vectors: ItemVectorSet
+    public private(set) var refreshes = 0
+    private var positivesSinceRefresh = 0
+
+    public init(config: CooccurrenceConfig, refreshEvery: Int = 5_000) {
+        self.config = config
+        self.refreshEvery = max(1, refreshEvery)
+        rows = CooccurrenceRows(config: config)
+        history = UserHistory(capacity: config.history)
+        vectors = .empty(dimension: config.dimension)
+    }
+
+    /// Folds one interaction in (positives only count). Items without a
+    /// refreshed vector are folded in from their row right away.
+    public func observe(user: String, item: String, positive: Bool, ts: Int64) {
+        guard positive else { return }
+        let u = ByteId(user), i = ByteId(item)
+        let before = history.record(user: u, item: i)
+        guard rows.observePositive(item: i, history: before, ts: ts) else { return }
+        if vectors.version > 0, let row = rows.row(of: i) {
+            vectors.refold(i, degree: rows.degree(of: i), row: row)
+        }
+        positivesSinceRefresh += 1
+        if positivesSinceRefresh >= refreshEvery { refresh() }
+    }
+
+    /// Recomputes every vector from the current rows (warm-started).
+    public func refresh() {
+        positivesSinceRefresh = 0
+        let matrix = SymmetricSparseMatrix(rows.snapshot())
+        let iterations = vectors.version == 0 ? config.coldIterations : config.warmIterations
+        vectors = SpectralRefresh.refresh(matrix, dimension: config.dimension, previous: vectors.version == 0 ? nil : vectors,
+                                          iterations: iterations, seed: config.seed)
+        refreshes += 1
+    }
+
+    /// The session / user vector: mean of the user's recent items' current vectors.
+    public func userVector(_ user: String) -> [Float]? { vectors.meanVector(history.items(of: ByteId(user))) }
+}

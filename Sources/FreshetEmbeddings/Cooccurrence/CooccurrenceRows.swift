@@ -1,0 +1,204 @@
+/// The co-occurrence rows of the items one task owns (one writer per row: the
+/// item's owner). Per positive interaction (u, i) the owner of i adds 1 to
+/// C[i][j] for each distinct j among u's most recent positive items before it
+/// (the history the user stage attaches to the routed record), and 1 to i's
+/// degree n_i. Integers only, so the counts do not depend on arrival order.
+///
+/// Rows are bounded: past `rowCapacity` entries a row is pruned to its
+/// `rowKeep` largest counts (ties: the neighbour with the smaller id bytes
+/// stays), which keeps memory at most `rowCapacity` entries a row. Admission
+/// (frequency filter) and expiry by event time work as in Monolith's tables.
+/// Not thread-safe: owned by one task.
+public final class CooccurrenceRows {
+    /// One co-occurrence count: 8 bytes.
+    struct Entry { var neighbour: UInt32; var count: UInt32 }
+
+    public let config: CooccurrenceConfig
+    private var index: [ByteId: Int32] = [:]
+    private var ids: [ByteId] = []
+    private var degrees: [Int64] = []
+    private var lastSeen: [Int64] = []
+    private var rows: [[Entry]] = []
+    private var live: [Bool] = []
+    private var free: [Int32] = []
+    /// Neighbour ids interned to 32-bit numbers (entries stay 8 bytes).
+    private var neighbourIndex: [ByteId: UInt32] = [:]
+    private var neighbourIds: [ByteId] = []
+    /// Sightings of items not admitted yet: (count, last seen).
+    private var pending: [ByteId: (Int, Int64)] = [:]
+    /// Rows changed since the last `takeChanged()`.
+    private var changed: Set<Int32> = []
+    public private(set) var entryCount = 0
+
+    public init(config: CooccurrenceConfig) { self.config = config }
+
+    /// Live rows.
+    public var count: Int { index.count }
+
+    /// Folds one positive interaction in. `history` = the user's most recent
+    /// positive items before this one, newest first (only the first
+    /// `config.history` distinct ids other than `item` count).
+    /// Returns true when the item has a row (admitted).
+    @discardableResult
+    public func observePositive(item: ByteId, history: [ByteId], ts: Int64) -> Bool {
+        guard let row = admit(item, ts: ts) else { return false }
+        let r = Int(row)
+        degrees[r] += 1
+        lastSeen[r] = max(lastSeen[r], ts)
+        var used = 0
+        var seen: [UInt32] = []
+        for j in history where used < config.history && j != item {
+            let n = intern(j)
+            if seen.contains(n) { continue }
+            seen.append(n)
+            used += 1
+            if let k = rows[r].firstIndex(where: { $0.neighbour == n }) {
+                rows[r][k].count &+= 1
+            } else {
+                rows[r].append(Entry(neighbour: n, count: 1))
+                entryCount += 1
+            }
+        }
+        if rows[r].count > config.rowCapacity { prune(r) }
+        changed.insert(row)
+        return true
+    }
+
+    private func admit(_ item: ByteId, ts: Int64) -> Int32? {
+        if let row = index[item] { return row }
+        var (sightings, _) = pending[item] ?? (0, ts)
+        sightings += 1
+        if sightings < config.admitAfter {
+            pending[item] = (sightings, ts)
+            return nil
+        }
+        pending[item] = nil
+        let row: Int32
+        if let reused = free.popLast() {
+            row = reused
+            ids[Int(row)] = item
+            degrees[Int(row)] = 0
+            lastSeen[Int(row)] = ts
+            rows[Int(row)] = []
+            live[Int(row)] = true
+        } else {
+            row = Int32(ids.count)
+            ids.append(item); degrees.append(0); lastSeen.append(ts); rows.append([]); live.append(true)
+        }
+        index[item] = row
+        return row
+    }
+
+    private func intern(_ id: ByteId) -> UInt32 {
+        if let n = neighbourIndex[id] { return n }
+        let n = UInt32(neighbourIds.count)
+        neighbourIds.append(id)
+        neighbourIndex[id] = n
+        return n
+    }
+
+    private func prune(_ r: Int) {
+        let names = neighbourIds
+        rows[r].sort { a, b in a.count != b.count ? a.count > b.count : names[Int(a.neighbour)] < names[Int(b.neighbour)] }
+        entryCount -= rows[r].count - config.rowKeep
+        rows[r].removeLast(rows[r].count - config.rowKeep)
+    }
+
+    /// Evicts rows with no positive for `ttlMs` of event time before `now`
+    /// (and pending sightings as old). Returns the evicted ids.
+    public func evictExpired(now: Int64) -> [ByteId] {
+        guard config.ttlMs > 0 else { return [] }
+        let cutoff = now - config.ttlMs
+        var evicted: [ByteId] = []
+        for r in 0..<ids.count where live[r] && lastSeen[r] < cutoff {
+            evicted.append(ids[r])
+            index[ids[r]] = nil
+            entryCount -= rows[r].count
+            rows[r] = []
+            live[r] = false
+            changed.remove(Int32(r))
+            free.append(Int32(r))
+        }
+        pending = pending.filter { $0.value.1 >= cutoff }
+        return evicted
+    }
+
+    /// Ids of the rows changed since the last call (for publishing rows to other instances).
+    public func takeChanged() -> [ByteId] {
+        defer { changed.removeAll(keepingCapacity: true) }
+        return changed.map { ids[Int($0)] }
+    }
+
+    /// Ids of every live row.
+    public var liveIds: [ByteId] { (0..<ids.count).compactMap { live[$0] ? ids[$0] : nil } }
+
+    /// Event time of the item's last positive (nil when it has no row).
+    public func lastSeen(of item: ByteId) -> Int64? { index[item].map { lastSeen[Int($0)] } }
+
+    /// Restores a row from a checkpoint (replacing any row of the item).
+    public func restoreRow(item: ByteId, degree: Int64, lastSeen ts: Int64, entries: [(ByteId, UInt32)]) {
+        pending[item] = nil
+        let row: Int32
+        if let existing = index[item] {
+            row = existing
+            entryCount -= rows[Int(row)].count
+        } else {
+            pending[item] = (max(0, config.admitAfter - 1), ts)
+            guard let admitted = admit(item, ts: ts) else { return }
+            row = admitted
+        }
+        let r = Int(row)
+        degrees[r] = degree
+        lastSeen[r] = ts
+        rows[r] = entries.map { Entry(neighbour: intern($0.0), count: $0.1) }
+        entryCount += rows[r].count
+    }
+
+    /// The degree of an item (0 when it has no row).
+    public func degree(of item: ByteId) -> Int64 { index[item].map { degrees[Int($0)] } ?? 0 }
+
+    /// The row of an item: (neighbour, count) pairs in no particular order.
+    public func row(of item: ByteId) -> [(ByteId, UInt32)]? {
+        guard let r = index[item] else { return nil }
+        return rows[Int(r)].map { (neighbourIds[Int($0.neighbour)], $0.count) }
+    }
+
+    /// Every live row, for a refresh: plain array copies, no hashing (this runs
+    /// on the processing thread; the refresher's thread does the rest). Names
+    /// may repeat (an item as a row and as a neighbour); the matrix resolves them.
+    public func snapshot() -> CooccurrenceSnapshot {
+        var s = CooccurrenceSnapshot()
+        s.names = neighbourIds
+        s.names.reserveCapacity(neighbourIds.count + index.count)
+        s.entryNeighbour.reserveCapacity(entryCount)
+        s.entryCount.reserveCapacity(entryCount)
+        for r in 0..<ids.count where live[r] {
+            s.rowItem.append(Int32(s.names.count))
+            s.names.append(ids[r])
+            s.rowDegree.append(degrees[r])
+            for e in rows[r] {
+                s.entryNeighbour.append(Int32(e.neighbour))
+                s.entryCount.append(e.count)
+            }
+            s.rowStart.append(s.entryNeighbour.count)
+        }
+        return s
+    }
+
+    /// The rows of `only`, interned (tests, small subsets).
+    public func snapshot(only: [ByteId]) -> CooccurrenceSnapshot {
+        var builder = CooccurrenceSnapshot.Builder()
+        func add(_ r: Int) {
+            builder.addRow(item: ids[r], degree: degrees[r],
+                           entries: rows[r].lazy.map { (self.neighbourIds[Int($0.neighbour)], $0.count) })
+        }
+        for id in only { if let r = index[id] { add(Int(r)) } }
+        return builder.snapshot
+    }
+
+    /// Approximate heap bytes: per row (id, degree, last seen, row header,
+    /// dictionary entry) and per entry (8 bytes, capacity slack included in the estimate).
+    public static let bytesPerRow = 112
+    public static let bytesPerEntry = 10
+    public var approximateBytes: Int { count * Self.bytesPerRow + entryCount * Self.bytesPerEntry + neighbourIds.count * 64 }
+}

@@ -1,0 +1,133 @@
+import FreshetCore
+
+/// Co-occurrence rows as a refresh reads them: the union of every task's
+/// rows, in one compact form (names interned once; entries as index + count).
+///
+/// `rows[r]` = (item name index, degree, entries range); entries point into
+/// `names`. Neighbours without a row of their own are dropped by the refresh.
+/// Snapshots from several tasks (or instances) merge with `merged(_:)`; a
+/// merge is independent of the order of its inputs because the refresh sorts
+/// items by id bytes.
+public struct CooccurrenceSnapshot: Sendable, Equatable {
+    public var names: [ByteId] = []
+    public var rowItem: [Int32] = []
+    public var rowDegree: [Int64] = []
+    public var rowStart: [Int] = [0]
+    public var entryNeighbour: [Int32] = []
+    public var entryCount: [UInt32] = []
+
+    public init() {}
+
+    public var rowCount: Int { rowItem.count }
+
+    /// Builds a snapshot row by row, interning names.
+    public struct Builder {
+        public private(set) var snapshot = CooccurrenceSnapshot()
+        private var nameIndex: [ByteId: Int32] = [:]
+        public init() {}
+
+        mutating func name(_ id: ByteId) -> Int32 {
+            if let n = nameIndex[id] { return n }
+            let n = Int32(snapshot.names.count)
+            snapshot.names.append(id)
+            nameIndex[id] = n
+            return n
+        }
+
+        public mutating func addRow<S: Sequence>(item: ByteId, degree: Int64, entries: S) where S.Element == (ByteId, UInt32) {
+            snapshot.rowItem.append(name(item))
+            snapshot.rowDegree.append(degree)
+            for (neighbour, count) in entries {
+                snapshot.entryNeighbour.append(name(neighbour))
+                snapshot.entryCount.append(count)
+            }
+            snapshot.rowStart.append(snapshot.entryNeighbour.count)
+        }
+    }
+
+    /// Calls `body(item, degree, entries)` for every row.
+    public func forEachRow(_ body: (ByteId, Int64, [(ByteId, UInt32)]) -> Void) {
+        for r in 0..<rowCount {
+            let entries = (rowStart[r]..<rowStart[r + 1]).map { (names[Int(entryNeighbour[$0])], entryCount[$0]) }
+            body(names[Int(rowItem[r])], rowDegree[r], entries)
+        }
+    }
+
+    /// The union of several snapshots, by concatenation (names are not
+    /// deduplicated; the matrix resolves names by id bytes). With one owner per
+    /// item no item has two rows; if one did, the matrix keeps the first.
+    public static func merged(_ parts: [CooccurrenceSnapshot]) -> CooccurrenceSnapshot {
+        guard parts.count > 1 else { return parts.first ?? CooccurrenceSnapshot() }
+        var s = CooccurrenceSnapshot()
+        for part in parts {
+            let base = Int32(s.names.count)
+            let entryBase = s.entryNeighbour.count
+            s.names.append(contentsOf: part.names)
+            s.rowItem.append(contentsOf: part.rowItem.lazy.map { $0 + base })
+            s.rowDegree.append(contentsOf: part.rowDegree)
+            s.rowStart.append(contentsOf: part.rowStart.dropFirst().lazy.map { $0 + entryBase })
+            s.entryNeighbour.append(contentsOf: part.entryNeighbour.lazy.map { $0 + base })
+            s.entryCount.append(contentsOf: part.entryCount)
+        }
+        return s
+    }
+
+    /// Binary form for Redis (one value a row): version byte 1, degree varint,
+    /// last-seen event time (zigzag varint), entry count varint, then per entry
+    /// (neighbour length varint, bytes, count varint).
+    public static func encodeRow(degree: Int64, lastSeen: Int64, entries: [(ByteId, UInt32)]) -> [UInt8] {
+        var out: [UInt8] = [1]
+        func varint(_ v: UInt64) { var v = v; while v >= 0x80 { out.append(UInt8(v & 0x7f) | 0x80); v >>= 7 }; out.append(UInt8(v)) }
+        varint(UInt64(max(0, degree)))
+        varint(UInt64(bitPattern: (lastSeen << 1) ^ (lastSeen >> 63)))
+        varint(UInt64(entries.count))
+        for (neighbour, count) in entries {
+            varint(UInt64(neighbour.bytes.count))
+            out.append(contentsOf: neighbour.bytes)
+            varint(UInt64(count))
+        }
+        return out
+    }
+
+    /// Inverse of `encodeRow`. Throws `CodecError` on truncated or unknown input.
+    public static func decodeRow(_ bytes: [UInt8]) throws(CodecError) -> (degree: Int64, lastSeen: Int64, entries: [(ByteId, UInt32)]) {
+        var i = 0
+        func byte() throws(CodecError) -> UInt8 {
+            guard i < bytes.count else { throw CodecError(.truncated, "co-occurrence row truncated at byte \(i)") }
+            defer { i += 1 }
+            return bytes[i]
+        }
+        func varint() throws(CodecError) -> UInt64 {
+            var v: UInt64 = 0, shift: UInt64 = 0
+            while true {
+                let b = try byte()
+                v |= UInt64(b & 0x7f) << shift
+                if b < 0x80 { return v }
+                shift += 7
+                guard shift < 64 else { throw CodecError(.invalidValue, "co-occurrence row varint too long") }
+            }
+        }
+        let version = try byte()
+        guard version == 1 else { throw CodecError(.unknownVersion, "co-occurrence row format \(version)") }
+        let degree = Int64(clamping: try varint())
+        let z = try varint()
+        let lastSeen = Int64(bitPattern: z >> 1) ^ -Int64(bitPattern: z & 1)
+        let n = Int(clamping: try varint())
+        guard n <= bytes.count else { throw CodecError(.invalidValue, "co-occurrence row claims \(n) entries") }
+        var entries: [(ByteId, UInt32)] = []
+        entries.reserveCapacity(n)
+        for _ in 0..<n {
+            let len = Int(clamping: try varint())
+            guard len <= bytes.count - i else { throw CodecError(.truncated, "co-occurrence neighbour id truncated") }
+            let id = ByteId(bytes: Array(bytes[i..<(i + len)]))
+            i += len
+            entries.append((id, UInt32(clamping: try varint())))
+        }
+        return (degree, lastSeen, entries)
+    }
+
+    public static func == (a: CooccurrenceSnapshot, b: CooccurrenceSnapshot) -> Bool {
+        a.names == b.names && a.rowItem == b.rowItem && a.rowDegree == b.rowDegree && a.rowStart == b.rowStart
+            && a.entryNeighbour == b.entryNeighbour && a.entryCount == b.entryCount
+    }
+}
