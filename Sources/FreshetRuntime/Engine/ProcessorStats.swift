@@ -30,6 +30,9 @@ public final class ProcessorStats: WriterObserver, Sendable {
         var freshnessSamples: [Double] = []
         var keepFreshnessSamples = false
         var lastOutageLog: Double = 0
+        /// When the processing thread began waiting for the broker to acknowledge
+        /// produced records (a flush), nil when it is not waiting.
+        var brokerWaitStarted: Date?
     }
     private let state = Mutex(Shared())
 
@@ -86,6 +89,14 @@ public final class ProcessorStats: WriterObserver, Sendable {
         }
     }
 
+    /// How long a flush may wait for broker acknowledgements before `/readyz`
+    /// reports it: a frozen or partitioned broker blocks the processing thread
+    /// in the flush, where no rebalance callback (a lost session) can run.
+    static let brokerWaitReportedAfter: TimeInterval = 3
+
+    /// Brackets a blocking wait for broker acknowledgements (nil: the wait ended).
+    func waitingForBroker(since: Date?) { state.withLock { $0.brokerWaitStarted = since } }
+
     func rebuilding(_ count: Int) { state.withLock { $0.rebuilding = count } }
 
     /// The processor cannot go on (e.g. the checkpoint store is lost and the
@@ -106,7 +117,8 @@ public final class ProcessorStats: WriterObserver, Sendable {
     public var watermarkMs: Int64? { state.withLock { $0.watermarkMs } }
 
     /// `/readyz`: joined the group, no task restoring or rebuilding, Redis
-    /// reachable and accepting writes, no fatal condition.
+    /// reachable and accepting writes, the broker acknowledging produced
+    /// records, no fatal condition.
     public var readiness: Readiness {
         let reasons: [String] = state.withLock { shared in
             var reasons: [String] = []
@@ -114,6 +126,12 @@ public final class ProcessorStats: WriterObserver, Sendable {
             if shared.restoring > 0 { reasons.append("restoring \(shared.restoring) task(s) from checkpoints") }
             if let failure = shared.failure { reasons.append(failure) }
             if let problem = shared.redisProblem { reasons.append(problem) }
+            if let started = shared.brokerWaitStarted {
+                let waited = Date().timeIntervalSince(started)
+                if waited >= Self.brokerWaitReportedAfter {
+                    reasons.append("broker has not acknowledged produced records for \(Int(waited)) s")
+                }
+            }
             if shared.rebuilding > 0 {
                 reasons.append("checkpoint store lost: rebuilding \(shared.rebuilding) task(s) from the earliest retained offsets")
             }

@@ -1,3 +1,4 @@
+import Foundation
 import FreshetCore
 import FreshetFeatures
 import FreshetKafka
@@ -22,7 +23,7 @@ extension StreamProcessor {
         flushFeatures(nowMs: nowMs)
         output.sendPendingBundles()
         do {
-            try producer.flush(timeoutMs: 30_000)
+            try flushProducer(timeoutMs: 30_000)
         } catch {
             // Records not acknowledged: the checkpoint would claim their input as
             // done. Skip this checkpoint; the next one retries.
@@ -76,7 +77,7 @@ extension StreamProcessor {
         guard commitsBlocked == nil else { return }
         flushFeatures(nowMs: nowMs)
         output.sendPendingBundles()
-        do { try producer.flush(timeoutMs: 30_000) } catch {
+        do { try flushProducer(timeoutMs: 30_000) } catch {
             logger.warning("commit skipped: producer flush failed: \(error)")
             return
         }
@@ -180,5 +181,13 @@ extension StreamProcessor {
             TaskCheckpoint.SourceProgress(source: source, lastAdmitted: filter.highest[source],
                                           watermarkMs: watermarks[source])
         }
+    }
+
+    /// Waits for every produced record's acknowledgement (repartition, dead
+    /// letters, examples), reporting a long wait on `/readyz`.
+    func flushProducer(timeoutMs: Int32) throws {
+        stats.waitingForBroker(since: Date())
+        defer { stats.waitingForBroker(since: nil) }
+        try producer.flush(timeoutMs: timeoutMs)
     }
 }

@@ -116,7 +116,7 @@ extension StreamProcessor {
             } else if commitsBlocked == nil {
                 flushFeatures(nowMs: now)
                 output.sendPendingBundles()
-                if (try? producer.flush(timeoutMs: 30_000)) != nil, output.fatal == nil {
+                if (try? flushProducer(timeoutMs: 30_000)) != nil, output.fatal == nil {
                     writer.waitUntilDrained()
                     let excluded = handleWriterReport()
                     commitOffsets(for: ids.filter { !excluded.contains($0) })

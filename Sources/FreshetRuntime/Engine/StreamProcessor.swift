@@ -570,7 +570,7 @@ public final class StreamProcessor: @unchecked Sendable {
         // checkpointed (or commits blocked) and only drops them.
         do { try consumer.close() } catch { logger.warning("leaving the group: \(error)") }
         writer.stop()
-        _ = try? producer.flush(timeoutMs: 10_000)
+        _ = try? flushProducer(timeoutMs: 10_000)
         progress?.stop()
         admin?.stop()
         // Destroy the Kafka clients now, not when the processor is released:
