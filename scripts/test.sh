@@ -9,5 +9,13 @@ cd "$root"
 bash scripts/setup.sh
 # shellcheck source=scripts/env.sh
 source scripts/env.sh
+# Feast (for the Feast tests) installs from PyPI while the build uses the CPU.
+mkdir -p .freshet
+bash scripts/setup-feast.sh > .freshet/setup-feast.log 2>&1 &
+feast_setup=$!
 swift build --build-tests
+if ! wait "$feast_setup"; then
+    echo "test.sh: scripts/setup-feast.sh failed; the Feast tests will retry it:" >&2
+    tail -20 .freshet/setup-feast.log >&2
+fi
 swift test --skip-build "$@"
