@@ -41,7 +41,9 @@ def prepare_repo(repo: str, redis: str, cluster: bool, scratch: str) -> str:
     with open(path, "w", encoding="utf-8") as f:
         f.write(text)
     feast_cli = os.path.join(os.path.dirname(sys.executable), "feast")
-    subprocess.run([feast_cli, "apply"], cwd=target, check=True, stdout=sys.stderr, stderr=sys.stderr)
+    # Run the console script through this interpreter: its shebang names the
+    # path the venv was created at, which breaks if the checkout was moved.
+    subprocess.run([sys.executable, feast_cli, "apply"], cwd=target, check=True, stdout=sys.stderr, stderr=sys.stderr)
     return target
 
 

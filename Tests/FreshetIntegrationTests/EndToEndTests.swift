@@ -167,22 +167,21 @@ final class EndToEndTests: XCTestCase {
     /// Reads a topic to its end with a fresh group and counts the records.
     /// With `lines`, counts newline-separated lines (JSON Lines messages) instead of messages.
     static func countRecords(topic: String, brokers: String, lines: Bool = false) throws -> Int {
-        let consumer = try KafkaConsumer(config: KafkaConfig(bootstrapServers: brokers), groupId: "count-\(UUID().uuidString)",
-                                         topics: [topic])
-        defer { try? consumer.close() }
-        var count = 0
-        var ended: Set<Int32> = []
-        let deadline = Date().addingTimeInterval(60)
-        while Date() < deadline {
-            let poll = try consumer.poll(maxRecords: 1000, timeoutMs: 200)
-            count += lines
-                ? poll.records.reduce(0) { $0 + $1.value.split(separator: UInt8(ascii: "\n")).count }
-                : poll.records.count
-            for end in poll.endOfPartition { ended.insert(end.topicPartition.partition) }
-            let assigned = consumer.assignment()
-            if !assigned.isEmpty && assigned.allSatisfy({ ended.contains($0.partition) }) && poll.records.isEmpty { return count }
+        let records = try readTopic(topic, brokers: brokers)
+        return lines
+            ? records.reduce(0) { $0 + $1.value.split(separator: UInt8(ascii: "\n")).count }
+            : records.count
+    }
+
+    /// Every record of `topic`, read to its end without joining a group (a
+    /// group join costs seconds on every call).
+    static func readTopic(_ topic: String, brokers: String) throws -> [ConsumedRecord] {
+        let config = KafkaConfig(bootstrapServers: brokers)
+        guard let partitions = try KafkaAdmin(config: config).partitionCount(topic: topic, timeoutMs: 10_000) else {
+            throw TestFailure("topic \(topic) does not exist")
         }
-        throw TestFailure("could not read \(topic) to its end")
+        let starts = Dictionary(uniqueKeysWithValues: (0..<Int32(partitions)).map { (TopicPartition(topic: topic, partition: $0), Int64(0)) })
+        return try KafkaConsumer.readToEnd(config: config, from: starts, timeoutMs: 60_000)
     }
 }
 

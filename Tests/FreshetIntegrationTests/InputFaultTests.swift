@@ -206,20 +206,7 @@ enum InputFaultFixture {
 
     /// Every record of `topic`, read to its end by a fresh group, headers included.
     static func readAll(topic: String, brokers: String) throws -> [ConsumedRecord] {
-        let consumer = try KafkaConsumer(config: KafkaConfig(bootstrapServers: brokers), groupId: "read-\(UUID().uuidString)",
-                                         topics: [topic])
-        defer { try? consumer.close() }
-        var records: [ConsumedRecord] = []
-        var ended: Set<Int32> = []
-        let deadline = Date().addingTimeInterval(60)
-        while Date() < deadline {
-            let poll = try consumer.poll(maxRecords: 1000, timeoutMs: 200)
-            records += poll.records
-            for end in poll.endOfPartition { ended.insert(end.topicPartition.partition) }
-            let assigned = consumer.assignment()
-            if !assigned.isEmpty && assigned.allSatisfy({ ended.contains($0.partition) }) && poll.records.isEmpty { return records }
-        }
-        throw TestFailure("could not read \(topic) to its end")
+        try EndToEndTests.readTopic(topic, brokers: brokers)
     }
 }
 
