@@ -37,8 +37,8 @@ user_features = FeatureView(
     schema=[
         Field(name="recent_items_50", dtype=Array(String)),
         Field(name="interaction_count", dtype=Int64),
-        # = embeddings.dimension in the topology (128 by default).
-        Field(name="embedding", dtype=Array(Float32), vector_length=128),
+        # = embeddings.dimension in the topology (64 by default).
+        Field(name="embedding", dtype=Array(Float32), vector_length=64),
     ],
     source=user_push,
     online=True,
@@ -53,7 +53,7 @@ item_features = FeatureView(
     schema=[
         Field(name="popularity_7d", dtype=Int64),
         Field(name="impressions_7d", dtype=Int64),
-        Field(name="embedding", dtype=Array(Float32), vector_length=128),
+        Field(name="embedding", dtype=Array(Float32), vector_length=64),
     ],
     source=item_push,
     online=True,

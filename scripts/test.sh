@@ -18,4 +18,8 @@ if ! wait "$feast_setup"; then
     echo "test.sh: scripts/setup-feast.sh failed; the Feast tests will retry it:" >&2
     tail -20 .freshet/setup-feast.log >&2
 fi
-swift test --skip-build "$@"
+# Two test processes at a time (FRESHET_TEST_WORKERS to change): the
+# integration tests spend most of their time waiting (group joins, session
+# timeouts, outages), so two halve the wall time on a 2-core machine. Each
+# test starts its own broker and Redis on free ports.
+swift test --skip-build --parallel --num-workers "${FRESHET_TEST_WORKERS:-2}" "$@"

@@ -42,6 +42,8 @@ final class FeastEndToEndTests: XCTestCase {
         feast:
           enabled: true
           project: recsys
+        embeddings:
+          dimension: \(Self.embeddingDimension)
         """)
         let run = try FreshetBinary.start(["run", "--topology", topology, "--brokers", cluster.brokers, "--redis", cluster.redisURL,
                                            "--group", "feast", "--stop-at-end", "--admin-port=-1"],
@@ -55,12 +57,13 @@ final class FeastEndToEndTests: XCTestCase {
 
         var mismatches: [String] = []
         var embeddings = 0
+        let embeddingField = "embedding_\(Self.embeddingDimension)d"
         for (id, expected) in oracle.users {
             guard let row = read.users[id] else { mismatches.append("user \(id): not in Feast's reply"); continue }
             if row.strings("recent_items_50") != expected.recent { mismatches.append("user \(id) recent: \(row["recent_items_50"] ?? "nil") vs \(expected.recent)") }
             if row.int("interaction_count") != expected.count { mismatches.append("user \(id) count: \(row["interaction_count"] ?? "nil") vs \(expected.count)") }
             if row.int("_ts_ms") != expected.updated { mismatches.append("user \(id) _ts: \(row["_ts_ms"] ?? "nil") vs \(expected.updated)") }
-            let blob = try redis.command(["HGET", "user:\(id)", "embedding_128d"]).bytes
+            let blob = try redis.command(["HGET", "user:\(id)", embeddingField]).bytes
             if row.floats("embedding") != blob.map(Self.floats) { mismatches.append("user \(id): embedding differs from user:\(id)") }
             if blob != nil { embeddings += 1 }
         }
@@ -70,7 +73,7 @@ final class FeastEndToEndTests: XCTestCase {
             if row.int("impressions_7d") != expected.impressions { mismatches.append("item \(id) impressions: \(row["impressions_7d"] ?? "nil") vs \(expected.impressions)") }
             let asOf = Self.asOf(item: id, updated: expected.updated, events: produced, watermark: oracle.watermark)
             if row.int("_ts_ms") != asOf { mismatches.append("item \(id) _ts: \(row["_ts_ms"] ?? "nil") vs \(asOf)") }
-            let blob = try redis.command(["HGET", "item:\(id)", "embedding_128d"]).bytes
+            let blob = try redis.command(["HGET", "item:\(id)", embeddingField]).bytes
             if row.floats("embedding") != blob.map(Self.floats) { mismatches.append("item \(id): embedding differs from item:\(id)") }
             if blob != nil { embeddings += 1 }
         }
@@ -87,6 +90,9 @@ final class FeastEndToEndTests: XCTestCase {
     }
 
     // MARK: - Helpers
+
+    /// Set in the topology (as the shipped feast_repo declares: vector_length=64); Freshet's hashes name the field after it.
+    static let embeddingDimension = 64
 
     /// Compares the raw Feast rows in Redis with the oracle, byte for byte
     /// (no Feast needed: the encodings are FEAST_LAYOUT.md's, checked by

@@ -190,4 +190,12 @@ extension StreamProcessor {
         defer { stats.waitingForBroker(since: nil) }
         try producer.flush(timeoutMs: timeoutMs)
     }
+
+    /// Runs a pipeline on the control connection (epochs, checkpoint-store
+    /// checks, dead-letter floors, markers), retrying through outages like
+    /// the writer does, and reporting them (log every 5 s, `/readyz`) while
+    /// the processing thread waits.
+    func controlExecute(_ pipeline: RedisPipeline) throws(RedisError) -> [RedisReply] {
+        try control.execute(pipeline, onRetry: { [stats] error, attempt in stats.redisRetry(error: error, attempt: attempt) })
+    }
 }

@@ -46,7 +46,7 @@ extension StreamProcessor {
         }
         guard count > 0 else { return }
         do {
-            _ = try control.execute(pipeline, onRetry: { _, _ in })
+            _ = try controlExecute(pipeline)
         } catch {
             logger.warning("could not record the dead-letter floor (a replay will scan further back): \(error)")
         }
@@ -63,7 +63,7 @@ extension StreamProcessor {
         let ids = Array(tasks.keys)
         var get = RedisPipeline()
         for id in ids { get.add(RedisCommand(arguments: [Array("GET".utf8), Array(deadLetterProgressKey(id).utf8)])) }
-        let replies = try control.execute(get, onRetry: { _, _ in })
+        let replies = try controlExecute(get)
         let known = deadLetterFloor
         var lowest: [Int32: Int64] = [:]
         var missing: [TaskId] = []
@@ -83,7 +83,7 @@ extension StreamProcessor {
                 set.add(RedisCommand(arguments: [Array("SET".utf8), Array(deadLetterProgressKey(id).utf8),
                                                  Array(Self.encodeFloor(known).utf8), Array("NX".utf8)]))
             }
-            _ = try control.execute(set, onRetry: { _, _ in })
+            _ = try controlExecute(set)
         }
         guard !lowest.isEmpty else { return [:] }
         let starts = Dictionary(uniqueKeysWithValues: lowest.map {

@@ -144,7 +144,7 @@ extension StreamProcessor {
             var command = RedisCommand(arguments: [Array("HSET".utf8), Array(finalKey.utf8)])
             for p in itemTasks.keys.sorted() { command.append(String(p)); command.append("1") }
             pipeline.add(command)
-            do { _ = try control.execute(pipeline, onRetry: { _, _ in }) } catch { logger.warning("embedding final marker: \(error)") }
+            do { _ = try controlExecute(pipeline) } catch { logger.warning("embedding final marker: \(error)") }
         }
         let deadline = Date().addingTimeInterval(120)
         while Date() < deadline {
@@ -163,6 +163,6 @@ extension StreamProcessor {
     func clearEmbeddingFinal(partition: Int32) {
         var pipeline = RedisPipeline()
         pipeline.add(RedisCommand(arguments: [Array("HDEL".utf8), Array(keys.embeddingFinal.utf8), Array(String(partition).utf8)]))
-        _ = try? control.execute(pipeline, onRetry: { _, _ in })
+        _ = try? controlExecute(pipeline)
     }
 }

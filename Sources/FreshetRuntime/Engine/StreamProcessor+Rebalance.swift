@@ -148,10 +148,7 @@ extension StreamProcessor {
             Array("EVAL".utf8), Array(Self.acquireEpochScript.utf8), Array("1".utf8), Array(keys.epoch(id).utf8),
             Array(String(Self.wallClockMs()).utf8), Array((ours.map(String.init) ?? "").utf8),
         ]))
-        let replies = try control.execute(pipeline, onRetry: { [logger] error, attempt in
-            logger.warning("redis unreachable or refusing writes while taking over a task; retrying",
-                           metadata: ["attempt": "\(attempt)", "error": "\(error)"])
-        })
+        let replies = try controlExecute(pipeline)
         guard let reply = replies.first, case .array(let parts) = reply, parts.count == 2,
               case .integer(let epoch) = parts[0] else {
             throw ProcessorError.redis("acquiring the epoch \(keys.epoch(id)) answered \(String(describing: replies.first))")
@@ -238,7 +235,7 @@ extension StreamProcessor {
     func hashGetAll(_ key: String) throws -> [String: [UInt8]] {
         var pipeline = RedisPipeline()
         pipeline.add(RedisCommand(arguments: [Array("HGETALL".utf8), Array(key.utf8)]))
-        let replies = try control.execute(pipeline, onRetry: { _, _ in })
+        let replies = try controlExecute(pipeline)
         guard let reply = replies.first, case .array(let items) = reply else { return [:] }
         var result: [String: [UInt8]] = [:]
         var index = 0
@@ -263,7 +260,7 @@ extension StreamProcessor {
             var pipeline = RedisPipeline()
             pipeline.add(RedisCommand(arguments: [Array("HSCAN".utf8), Array(key.utf8),
                                                    Array(cursor.utf8), Array("COUNT".utf8), Array("5000".utf8)]))
-            let replies = try control.execute(pipeline, onRetry: { _, _ in })
+            let replies = try controlExecute(pipeline)
             guard let reply = replies.first, case .array(let parts) = reply, parts.count == 2,
                   case .bulk(let next) = parts[0], case .array(let items) = parts[1] else {
                 throw ProcessorError.checkpoint("unexpected HSCAN reply for \(key)")

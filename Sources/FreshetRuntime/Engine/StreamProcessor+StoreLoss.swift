@@ -62,7 +62,7 @@ extension StreamProcessor {
         if checkpoint.entries > 0 {
             var pipeline = RedisPipeline()
             pipeline.add(RedisCommand(arguments: [Array("EXISTS".utf8), Array(keys.checkpointState(id).utf8)]))
-            let replies = try control.execute(pipeline, onRetry: { _, _ in })
+            let replies = try controlExecute(pipeline)
             if case .integer(0)? = replies.first {
                 return StoreLoss(evidence: .checkpointMissing,
                                  detail: "the checkpoint counts \(checkpoint.entries) entries but its state hash is gone")
@@ -156,7 +156,7 @@ extension StreamProcessor {
         pipeline.add(RedisCommand(arguments: [Array("DEL".utf8), Array(keys.checkpointMeta(id).utf8),
                                                Array(keys.checkpointState(id).utf8),
                                                Array(keys.checkpointEmbeddings(id).utf8)]))
-        _ = try control.execute(pipeline, onRetry: { _, _ in })
+        _ = try controlExecute(pipeline)
     }
 
     /// Logs tasks whose rebuild has passed the offset they had reached before the loss.
@@ -192,7 +192,7 @@ extension StreamProcessor {
                 pipeline.add(RedisCommand(arguments: [Array("GET".utf8), Array(keys.epoch(id).utf8)]))
                 pipeline.add(RedisCommand(arguments: [Array("HGET".utf8), Array(keys.checkpointMeta(id).utf8),
                                                        Array("written_ms".utf8)]))
-                let replies = try control.execute(pipeline, onRetry: { _, _ in })
+                let replies = try controlExecute(pipeline)
                 let current = replies.first?.string.flatMap { Int64($0) }
                 let written = replies.count > 1 ? replies[1].string.flatMap { Int64($0) } : nil
                 if current != epoch {
@@ -213,7 +213,7 @@ extension StreamProcessor {
     func currentRedisRunId() throws -> String {
         var pipeline = RedisPipeline()
         pipeline.add(RedisCommand(arguments: [Array("INFO".utf8), Array("server".utf8)]))
-        let replies = try control.execute(pipeline, onRetry: { _, _ in })
+        let replies = try controlExecute(pipeline)
         guard let text = replies.first?.string,
               let line = text.split(whereSeparator: \.isNewline).first(where: { $0.hasPrefix("run_id:") }) else {
             throw ProcessorError.redis("INFO server has no run_id")
