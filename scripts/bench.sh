@@ -11,6 +11,8 @@ source scripts/env.sh
 swift build -c release --product freshet
 bin=.build/release/freshet
 $bin bench e2e --events 2000000
+# The processing-cost figure: 3 M events, features only (events per processor CPU-second).
+$bin bench e2e --events 3000000 --users 200000 --items 50000 --no-with-embeddings
 $bin bench core --events 2000000
 $bin bench memory --users 1000000 --items 100000
 $bin bench restore --users 1000000

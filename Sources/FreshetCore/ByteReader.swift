@@ -6,10 +6,31 @@ public struct ByteReader: Sendable {
 
     public init(_ bytes: some Collection<UInt8>) { self.bytes = Array(bytes) }
 
+    /// Shares the array's storage (no copy, no generic code).
+    public init(_ bytes: [UInt8]) { self.bytes = bytes }
+
     public init(_ buffer: UnsafeRawBufferPointer) { self.bytes = Array(buffer) }
 
     public var isAtEnd: Bool { position >= bytes.count }
     public var remaining: Int { bytes.count - position }
+
+    /// Runs one read of the borrowed reader at `position` and moves past what it read.
+    @inline(__always)
+    private mutating func borrowed<T>(_ read: (inout BorrowedByteReader) throws(CodecError) -> T) throws(CodecError) -> T {
+        let start = position
+        let result: Result<(T, Int), CodecError> = bytes.withUnsafeBytes { buf in
+            var r = BorrowedByteReader(buf, position: start)
+            do throws(CodecError) {
+                let value = try read(&r)
+                return .success((value, r.position))
+            } catch {
+                return .failure(error)
+            }
+        }
+        let (value, end) = try result.get()
+        position = end
+        return value
+    }
 
     public mutating func readByte(_ context: String) throws(CodecError) -> UInt8 {
         guard position < bytes.count else { throw CodecError(.truncated, context) }
@@ -18,32 +39,15 @@ public struct ByteReader: Sendable {
     }
 
     public mutating func readVarint(_ context: String) throws(CodecError) -> UInt64 {
-        var result: UInt64 = 0
-        var shift: UInt64 = 0
-        while true {
-            guard position < bytes.count else { throw CodecError(.truncated, context) }
-            let b = bytes[position]
-            position += 1
-            // The 10th byte may carry only the top bit of a 64-bit value.
-            if shift == 63 && b > 1 { throw CodecError(.invalidVarint, context) }
-            result |= UInt64(b & 0x7F) << shift
-            if b < 0x80 { return result }
-            shift += 7
-            if shift > 63 { throw CodecError(.invalidVarint, context) }
-        }
+        try borrowed { (r) throws(CodecError) in try r.readVarint(context) }
     }
 
     public mutating func readZigzag(_ context: String) throws(CodecError) -> Int64 {
-        let u = try readVarint(context)
-        return Int64(bitPattern: (u >> 1) ^ (0 &- (u & 1)))
+        try borrowed { (r) throws(CodecError) in try r.readZigzag(context) }
     }
 
     public mutating func readInt64(_ context: String) throws(CodecError) -> Int64 {
-        guard remaining >= 8 else { throw CodecError(.truncated, context) }
-        var v: UInt64 = 0
-        for i in 0..<8 { v |= UInt64(bytes[position + i]) << (8 * UInt64(i)) }
-        position += 8
-        return Int64(bitPattern: v)
+        try borrowed { (r) throws(CodecError) in try r.readInt64(context) }
     }
 
     public mutating func readDouble(_ context: String) throws(CodecError) -> Double {
@@ -60,25 +64,15 @@ public struct ByteReader: Sendable {
     }
 
     public mutating func readString(_ context: String) throws(CodecError) -> String {
-        let slice = try readBytes(context)
-        guard let s = String(validating: slice, as: UTF8.self) else { throw CodecError(.invalidUTF8, context) }
-        return s
+        try borrowed { (r) throws(CodecError) in try r.readString(context) }
     }
 
     public mutating func readOptionalZigzag(_ context: String) throws(CodecError) -> Int64? {
-        switch try readByte(context) {
-        case 0: return nil
-        case 1: return try readZigzag(context)
-        default: throw CodecError(.invalidValue, "\(context) presence flag")
-        }
+        try borrowed { (r) throws(CodecError) in try r.readOptionalZigzag(context) }
     }
 
     public mutating func readOptionalString(_ context: String) throws(CodecError) -> String? {
-        switch try readByte(context) {
-        case 0: return nil
-        case 1: return try readString(context)
-        default: throw CodecError(.invalidValue, "\(context) presence flag")
-        }
+        try borrowed { (r) throws(CodecError) in try r.readOptionalString(context) }
     }
 
     /// Fails unless every byte was consumed.

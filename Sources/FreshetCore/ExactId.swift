@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// Ids are byte strings (DESIGN.md, "Input events"): two ids are the same only
 /// when their UTF-8 bytes are equal. Swift's `String` `==`, `<` and hashing use
 /// Unicode canonical equivalence ("caf\u{E9}" == "cafe\u{301}"), so every map,
@@ -29,6 +35,19 @@ public enum IdBytes {
                 }
                 return true
             }
+        }
+    }
+
+    /// True when the UTF-8 bytes of `a` are `b`.
+    @inlinable
+    public static func equal(_ a: String, bytes b: UnsafeRawBufferPointer) -> Bool {
+        let n = b.count
+        guard a.utf8.count == n else { return false }
+        guard n > 0, let y = b.baseAddress else { return true }
+        var a = a
+        return a.withUTF8 { pa in
+            guard let x = pa.baseAddress else { return false }
+            return memcmp(x, y, n) == 0
         }
     }
 

@@ -31,11 +31,24 @@ public struct KeyIndex: Sendable {
         mask = n - 1
     }
 
-    /// The hash tag of a key (Swift's seeded hash, truncated). Ids are byte
-    /// strings: callers' `isKey` compares bytes (`IdBytes.equal`); canonically
-    /// equivalent ids share a tag and are told apart there (see `IdBytes.hash`).
+    /// The hash tag of a key: Swift's seeded hash of its UTF-8 bytes,
+    /// truncated. Ids are byte strings and callers' `isKey` compares bytes
+    /// (`IdBytes.equal`), so hashing the bytes (not the canonical form, as
+    /// `String`'s own hash does) is exactly consistent, and the same tag
+    /// comes from a `String` and from raw bytes of a record (`tag(bytes:)`).
     @inlinable
-    public static func tag(_ key: String) -> UInt32 { UInt32(truncatingIfNeeded: IdBytes.hashValue(key)) }
+    public static func tag(_ key: String) -> UInt32 {
+        if let t = key.utf8.withContiguousStorageIfAvailable({ tag(bytes: UnsafeRawBufferPointer($0)) }) { return t }
+        return Array(key.utf8).withUnsafeBytes { tag(bytes: $0) }
+    }
+
+    /// The hash tag of an id given as its UTF-8 bytes (see `tag(_:)`).
+    @inlinable
+    public static func tag(bytes: UnsafeRawBufferPointer) -> UInt32 {
+        var h = Hasher()
+        h.combine(bytes: bytes)
+        return UInt32(truncatingIfNeeded: h.finalize())
+    }
 
     /// The slot whose key satisfies `isKey`, or nil. `isKey(slot)` compares the
     /// caller's stored key for `slot` with the key looked up.

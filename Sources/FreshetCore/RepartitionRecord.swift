@@ -82,17 +82,20 @@ public enum RepartitionRecord: Sendable, Equatable {
         }
     }
 
+    /// Decodes in place (the bytes are read, not copied).
     public static func decode(_ bytes: UnsafeRawBufferPointer) throws(CodecError) -> RepartitionRecord {
-        var r = ByteReader(bytes)
+        var r = BorrowedByteReader(bytes)
         return try decode(from: &r)
     }
 
     public static func decode(_ bytes: [UInt8]) throws(CodecError) -> RepartitionRecord {
-        var r = ByteReader(bytes)
-        return try decode(from: &r)
+        let result: Result<RepartitionRecord, CodecError> = bytes.withUnsafeBytes { buf in
+            Result { () throws(CodecError) in try decode(buf) }
+        }
+        return try result.get()
     }
 
-    static func decode(from r: inout ByteReader) throws(CodecError) -> RepartitionRecord {
+    static func decode(from r: inout BorrowedByteReader) throws(CodecError) -> RepartitionRecord {
         let version = try r.readByte("repartition record format byte")
         guard version == formatVersion else {
             throw CodecError(.unknownVersion,
@@ -158,13 +161,13 @@ public enum RepartitionRecord: Sendable, Equatable {
         return record
     }
 
-    static func readAction(_ r: inout ByteReader, _ context: String) throws(CodecError) -> Action {
+    static func readAction(_ r: inout BorrowedByteReader, _ context: String) throws(CodecError) -> Action {
         let raw = try r.readByte(context)
         guard let a = Action(rawValue: raw) else { throw CodecError(.invalidValue, "\(context) code \(raw)") }
         return a
     }
 
-    static func readInt32(_ r: inout ByteReader, _ context: String) throws(CodecError) -> Int32 {
+    static func readInt32(_ r: inout BorrowedByteReader, _ context: String) throws(CodecError) -> Int32 {
         let v = try r.readZigzag(context)
         guard let v32 = Int32(exactly: v) else { throw CodecError(.invalidValue, "\(context) out of Int32 range") }
         return v32
@@ -181,7 +184,7 @@ extension RecordOrigin {
         c.write(varint: UInt64(subIndex))
     }
 
-    static func decode(from r: inout ByteReader) throws(CodecError) -> RecordOrigin {
+    static func decode(from r: inout BorrowedByteReader) throws(CodecError) -> RecordOrigin {
         let topic = try r.readByte("origin.source_topic")
         let partition = try RepartitionRecord.readInt32(&r, "origin.partition")
         let offset = try r.readZigzag("origin.offset")

@@ -70,26 +70,42 @@ public final class ItemFeatureStore {
     @discardableResult
     public func apply(_ event: ItemEvent, watermark w: EventTimeMs?) -> ItemApplyOutcome {
         if let w { advanceWatermark(to: w) }
-        let positive: Bool
-        switch event.kind {
-        case .interaction(let action, _):
-            guard action.isPositive else { return .ignored }
-            positive = true
-        case .impression:
-            positive = false
+        guard let positive = Self.isCounted(event.kind) else { return .ignored }
+        return count(slot: slot(for: event.itemId), ts: event.ts, positive: positive)
+    }
+
+    /// `apply` for an event read in place from a repartition record: the item
+    /// id as UTF-8 bytes (already validated), so a known item costs no `String`.
+    @discardableResult
+    public func apply(_ event: ItemEventView, watermark w: EventTimeMs?) -> ItemApplyOutcome {
+        if let w { advanceWatermark(to: w) }
+        guard let positive = Self.isCounted(event.kind) else { return .ignored }
+        return count(slot: slot(forValidUTF8: event.itemId), ts: event.ts, positive: positive)
+    }
+
+    /// true for a positive interaction, false for an impression, nil for what
+    /// item features ignore (skips).
+    @inline(__always)
+    static func isCounted(_ kind: ItemEvent.Kind) -> Bool? {
+        switch kind {
+        case .interaction(let action, _): return action.isPositive ? true : nil
+        case .impression: return false
         }
-        let slot = self.slot(for: event.itemId)
+    }
+
+    @inline(__always)
+    private func count(slot: UInt32, ts: EventTimeMs, positive: Bool) -> ItemApplyOutcome {
         let i = Int(slot)
         var changed = false
-        if event.ts > states[i].updatedMs {
-            states[i].updatedMs = event.ts
+        if ts > states[i].updatedMs {
+            states[i].updatedMs = ts
             changed = true
         }
         if positive {
-            states[i].trending = trending.combine(states[i].trending, trending.log2Contribution(ts: event.ts))
+            states[i].trending = trending.combine(states[i].trending, trending.log2Contribution(ts: ts))
             changed = true
         }
-        let p = panes.pane(of: event.ts)
+        let p = panes.pane(of: ts)
         let window = Int64(panes.windowPanes)
         if let top = topPane, p < top &- window &+ 1 {
             droppedLateCount &+= 1
@@ -166,7 +182,22 @@ public final class ItemFeatureStore {
     /// Features at the current watermark, or nil for an unknown item.
     public func features(of itemId: String) -> ItemFeatures? {
         guard let slot = lookup(itemId) else { return nil }
-        let s = states[Int(slot)]
+        return features(slot: Int(slot))
+    }
+
+    /// Each item changed since the previous `takeDirty`, with its features:
+    /// the same items `takeDirty` returns, without looking each id up again.
+    public func takeDirtyFeatures(_ body: (_ itemId: String, _ features: ItemFeatures) -> Void) {
+        let slots = dirty.takeFlush()
+        for s in slots {
+            let i = Int(s)
+            states[i].dirtyFlags &= ~DirtyTracker.flushBit
+            body(states[i].id, features(slot: i))
+        }
+    }
+
+    private func features(slot: Int) -> ItemFeatures {
+        let s = states[slot]
         var totals: (popularity: Int64, impressions: Int64) = (0, 0)
         if let top = topPane {
             totals = s.panes.totals(lo: clampedRelative(top &- Int64(panes.windowPanes) &+ 1),
@@ -214,6 +245,18 @@ public final class ItemFeatureStore {
         let s = slotOf.slot(tag: KeyIndex.tag(itemId), isKey: { IdBytes.equal(states[Int($0)].id, itemId) }, orInsert: { next })
         if s != next { return s }
         states.append(ItemState(id: itemId))
+        return s
+    }
+
+    /// The slot of an item id given as valid UTF-8 bytes; a `String` is made
+    /// only for a new item.
+    @inline(__always)
+    func slot(forValidUTF8 itemId: UnsafeRawBufferPointer) -> UInt32 {
+        let next = UInt32(truncatingIfNeeded: states.count)
+        let s = slotOf.slot(tag: KeyIndex.tag(bytes: itemId), isKey: { IdBytes.equal(states[Int($0)].id, bytes: itemId) },
+                            orInsert: { next })
+        if s != next { return s }
+        states.append(ItemState(id: BorrowedByteReader.string(validUTF8: itemId)))
         return s
     }
 

@@ -1,3 +1,5 @@
+import FreshetCore
+
 extension UserFeatureStore {
     /// Renders `recent_items_50`: a JSON array of JSON strings (ids are always
     /// emitted as strings, even when they arrived as integers), escaped per RFC 8259.
@@ -13,21 +15,63 @@ extension UserFeatureStore {
     }
 
     static func appendJSONString(_ s: String, to out: inout [UInt8]) {
-        let hex: [UInt8] = Array("0123456789abcdef".utf8)
+        var s = s
+        s.withUTF8 { appendJSONString(utf8: $0, to: &out) }
+    }
+
+    /// Appends `bytes` as a JSON string. Ids rarely need escaping: those that
+    /// do not are copied in one append (no per-byte work, no allocation).
+    static func appendJSONString(utf8 bytes: UnsafeBufferPointer<UInt8>, to out: inout [UInt8]) {
         out.append(UInt8(ascii: "\""))
-        for b in s.utf8 {
+        if !bytes.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
+            out.append(contentsOf: bytes)
+            out.append(UInt8(ascii: "\""))
+            return
+        }
+        for b in bytes {
             switch b {
-            case UInt8(ascii: "\""): out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\"")])
-            case UInt8(ascii: "\\"): out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\\")])
-            case 0x0A: out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "n")])
-            case 0x0D: out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "r")])
-            case 0x09: out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "t")])
+            case UInt8(ascii: "\""): out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "\""))
+            case UInt8(ascii: "\\"): out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "\\"))
+            case 0x0A: out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "n"))
+            case 0x0D: out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "r"))
+            case 0x09: out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "t"))
             case 0..<0x20:
-                out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"),
-                                        hex[Int(b >> 4)], hex[Int(b & 0xF)]])
+                out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "u"))
+                out.append(UInt8(ascii: "0")); out.append(UInt8(ascii: "0"))
+                out.append(hexDigit(b >> 4)); out.append(hexDigit(b & 0xF))
             default: out.append(b) // non-ASCII UTF-8 passes through unchanged
             }
         }
         out.append(UInt8(ascii: "\""))
+    }
+
+    @inline(__always)
+    static func hexDigit(_ v: UInt8) -> UInt8 { v < 10 ? UInt8(ascii: "0") + v : UInt8(ascii: "a") + v - 10 }
+
+    /// `recent_items_50` of the user in `slot`, rendered from the interned
+    /// names directly (no intermediate array of ids).
+    func recentItemsJSON(slot: Int) -> String {
+        let entries = states[slot].recent.entries
+        var out: [UInt8] = [UInt8(ascii: "[")]
+        out.reserveCapacity(2 + entries.count * 12)
+        for (k, e) in entries.enumerated() {
+            if k > 0 { out.append(UInt8(ascii: ",")) }
+            Self.appendJSONString(itemNames[e.item], to: &out)
+        }
+        out.append(UInt8(ascii: "]"))
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// Each user changed since the previous `takeDirty`, with what the Redis
+    /// hash holds: `recent_items_50` rendered, the count and `updated_ms`. The
+    /// same users `takeDirty` returns, without looking each id up again.
+    public func takeDirtyRendered(_ body: (_ userId: String, _ recentItemsJSON: String, _ interactionCount: Int64,
+                                           _ updatedMs: EventTimeMs) -> Void) {
+        let slots = dirty.takeFlush()
+        for s in slots {
+            let i = Int(s)
+            states[i].dirtyFlags &= ~DirtyTracker.flushBit
+            body(states[i].id, recentItemsJSON(slot: i), states[i].count, states[i].updatedMs)
+        }
     }
 }

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import FreshetCore
 import FreshetFeatures
 
@@ -21,6 +24,7 @@ public enum CoreBenchmark {
         // (1) Decode only.
         var decoded = 0
         let t0 = clock.now
+        let c0 = threadCPUSeconds()
         batch.forEach { topic, timestamp, buf in
             if topic == .interactions {
                 if let i = try? decoder.decodeInteraction(buf, messageTimestampMs: timestamp, nowMs: now) {
@@ -33,6 +37,7 @@ public enum CoreBenchmark {
             }
         }
         let decodeSeconds = seconds(clock.now - t0)
+        let decodeCPU = threadCPUSeconds() - c0
 
         // (2) Full pipeline.
         let userStore = UserFeatureStore()
@@ -42,6 +47,7 @@ public enum CoreBenchmark {
         var bad = 0
         var k = 0
         let t1 = clock.now
+        let c1 = threadCPUSeconds()
         batch.forEach { topic, timestamp, buf in
             k &+= 1
             if topic == .interactions {
@@ -68,6 +74,7 @@ public enum CoreBenchmark {
             }
         }
         let pipelineSeconds = seconds(clock.now - t1)
+        let pipelineCPU = threadCPUSeconds() - c1
 
         // (3) Source stage alone: decode, user features, routing, and encoding the
         // repartition records a source task hands to the producer.
@@ -77,6 +84,7 @@ public enum CoreBenchmark {
         routed.reserveCapacity(itemEvents)
         var offset: Int64 = 0
         let t2 = clock.now
+        let c2 = threadCPUSeconds()
         batch.forEach { topic, timestamp, buf in
             offset &+= 1
             if topic == .interactions {
@@ -98,6 +106,7 @@ public enum CoreBenchmark {
             }
         }
         let sourceSeconds = seconds(clock.now - t2)
+        let sourceCPU = threadCPUSeconds() - c2
 
         // (4) Item stage alone over pre-routed events (routing excluded from timing).
         batch.forEach { topic, timestamp, buf in
@@ -112,20 +121,31 @@ public enum CoreBenchmark {
         let itemOnly = ItemFeatureStore()
         var itemWatermark = BoundedOutOfOrdernessWatermark(outOfOrdernessMs: 5_000)
         let t3 = clock.now
+        let c3 = threadCPUSeconds()
         for (n, ev) in routed.enumerated() {
             itemWatermark.observe(ev.ts)
             itemOnly.apply(ev, watermark: nil)
             if n & 4095 == 4095, let w = itemWatermark.watermark { itemOnly.advanceWatermark(to: w) }
         }
         let itemSeconds = seconds(clock.now - t3)
+        let itemCPU = threadCPUSeconds() - c3
         sink &+= itemOnly.takeDirty().count
 
         return CoreBenchmarkReport(events: events, bytes: batch.payload.count, decoded: decoded, badEvents: bad,
                                    itemEvents: itemEvents, decodeSeconds: decodeSeconds,
                                    pipelineSeconds: pipelineSeconds, sourceStageSeconds: sourceSeconds,
-                                   itemStageSeconds: itemSeconds, users: userStore.count,
+                                   itemStageSeconds: itemSeconds,
+                                   cpuSeconds: (decodeCPU, pipelineCPU, sourceCPU, itemCPU), users: userStore.count,
                                    items: itemStore.count, droppedLate: itemStore.droppedLateCount,
                                    checksum: sink)
+    }
+
+    /// CPU time of the calling thread: on a shared machine, wall time also
+    /// counts time other processes held the core.
+    static func threadCPUSeconds() -> Double {
+        var t = timespec()
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t)
+        return Double(t.tv_sec) + Double(t.tv_nsec) / 1e9
     }
 
     static func seconds(_ d: Duration) -> Double {
@@ -146,6 +166,8 @@ public struct CoreBenchmarkReport: Sendable, CustomStringConvertible {
     public var sourceStageSeconds: Double
     /// Item window counts + trending over pre-routed item events.
     public var itemStageSeconds: Double
+    /// Thread CPU seconds of the same four phases (decode, pipeline, source stage, item stage).
+    public var cpuSeconds: (decode: Double, pipeline: Double, source: Double, item: Double)
     public var users: Int
     public var items: Int
     public var droppedLate: Int64
@@ -161,13 +183,14 @@ public struct CoreBenchmarkReport: Sendable, CustomStringConvertible {
         """
         core benchmark: \(events) events (\(bytes) bytes, \(badEvents) bad), \(itemEvents) item events, \
         \(users) users, \(items) items, \(droppedLate) dropped late
-          decode only:        \(rate(decodeEventsPerSecond)) events/s (\(ms(decodeSeconds)))
-          decode + features:  \(rate(pipelineEventsPerSecond)) events/s (\(ms(pipelineSeconds))), single thread, both stages
-          source stage:       \(rate(sourceStageEventsPerSecond)) events/s (\(ms(sourceStageSeconds))) decode + user features + routing + record encoding
-          item stage:         \(rate(itemStageItemEventsPerSecond)) item events/s (\(ms(itemStageSeconds))) windows + trending
+          decode only:        \(rate(decodeEventsPerSecond)) events/s (\(ms(decodeSeconds))); \(perCPU(events, cpuSeconds.decode)) events per CPU-second
+          decode + features:  \(rate(pipelineEventsPerSecond)) events/s (\(ms(pipelineSeconds))), single thread, both stages; \(perCPU(events, cpuSeconds.pipeline)) events per CPU-second
+          source stage:       \(rate(sourceStageEventsPerSecond)) events/s (\(ms(sourceStageSeconds))) decode + user features + routing + record encoding; \(perCPU(events, cpuSeconds.source)) events per CPU-second
+          item stage:         \(rate(itemStageItemEventsPerSecond)) item events/s (\(ms(itemStageSeconds))) windows + trending; \(perCPU(itemEvents, cpuSeconds.item)) item events per CPU-second
         """
     }
 
+    private func perCPU(_ n: Int, _ cpu: Double) -> String { rate(Double(n) / cpu) }
     private func rate(_ r: Double) -> String { String(Int((r).rounded())) }
     private func ms(_ s: Double) -> String { "\(Int((s * 1000).rounded())) ms" }
 }

@@ -34,6 +34,21 @@ public struct FeatureRenderer: Sendable {
     @discardableResult
     public func renderUsers(_ store: UserFeatureStore, into write: inout FencedWrite, samples: inout [Int64],
                             counts: inout [(String, Int64)]) -> Int {
+        if feast == nil {
+            // Freshet's hashes only: rendered straight from the store's slots.
+            var written = 0
+            store.takeDirtyRendered { userId, recentJSON, count, updatedMs in
+                written += 1
+                counts.append((userId, count))
+                write.hashSet(keys.user(userId), [
+                    ("recent_items_50", recentJSON),
+                    ("interaction_count", String(count)),
+                    ("updated_ms", String(updatedMs)),
+                ])
+                if samples.count < Self.maxSamples { samples.append(updatedMs) }
+            }
+            return written
+        }
         let dirty = store.takeDirty()
         for userId in dirty {
             guard let features = store.features(of: userId) else { continue }
@@ -60,10 +75,10 @@ public struct FeatureRenderer: Sendable {
     /// a trim only removes it when K items score higher, which they then still do.
     @discardableResult
     public func renderItems(_ task: ItemTask, into write: inout FencedWrite, samples: inout [Int64]) -> Int {
-        let dirty = task.store.takeDirty()
         var trendingChanged = false
-        for itemId in dirty {
-            guard let features = task.store.features(of: itemId) else { continue }
+        var written = 0
+        task.store.takeDirtyFeatures { itemId, features in
+            written += 1
             if freshetHashes {
                 write.hashSet(keys.item(itemId), [
                     ("popularity_7d", String(features.popularity7d)),
@@ -81,7 +96,7 @@ public struct FeatureRenderer: Sendable {
         if trendingChanged {
             write.sortedSetTrim(keys.trending, keep: trendingTopK)
         }
-        return dirty.count
+        return written
     }
 
     /// `trending:meta`: how to read the scores, and the watermark they are as of.

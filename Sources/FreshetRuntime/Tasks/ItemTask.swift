@@ -39,7 +39,25 @@ public final class ItemTask {
 
     public func process(_ record: InputRecord, nowMs: Int64, output: TaskOutput) {
         nextOffset = record.offset + 1
-        undecodable += RecordBundle.decodeEach(record.value) { process($0, nowMs: nowMs, output: output) }
+        guard embeddings == nil else {
+            undecodable += RecordBundle.decodeEach(record.value) { process($0, nowMs: nowMs, output: output) }
+            return
+        }
+        // Item features alone need only the item id, time, kind and origin: item
+        // events are read in place (no copy, no `String` for a known item).
+        let complete = RecordBundle.forEachRecord(in: record.value) { bytes in
+            do {
+                if let view = try RepartitionRecord.itemView(bytes) {
+                    guard duplicates.admit(view.origin) else { duplicatesDropped += 1; return }
+                    if store.apply(view, watermark: currentWatermark) == .droppedLate { lateDropped += 1 }
+                } else {
+                    process(try RepartitionRecord.decode(bytes), nowMs: nowMs, output: output)
+                }
+            } catch {
+                undecodable += 1
+            }
+        }
+        if !complete { undecodable += 1 }
     }
 
     private func process(_ decoded: RepartitionRecord, nowMs: Int64, output: TaskOutput) {

@@ -29,6 +29,8 @@ public final class SourceTask {
     public private(set) var finished = false
 
     private let decoder: EventDecoder
+    /// Where routed records are encoded before the output copies them (reused).
+    private var scratch = ByteWriter(capacity: 256)
     private var lastSentWatermark: EventTimeMs?
     private var sourceTopicCode: UInt8 { id.stage == .interactions ? 0 : 1 }
 
@@ -82,7 +84,9 @@ public final class SourceTask {
                     // the item's owner counts co-occurrences with them.
                     event.userHistory = side.recordPositive(user: interaction.userId, item: interaction.itemId)
                 }
-                if let problem = route([event], record: record, output: output) ?? tooLarge {
+                var eventTooLarge: BadInput?
+                routeOne(event, index: 0, of: 1, record: record, output: output, tooLarge: &eventTooLarge)
+                if let problem = eventTooLarge ?? tooLarge {
                     throw problem
                 }
             case .impressions:
@@ -90,7 +94,7 @@ public final class SourceTask {
                     try decoder.decodeImpression(bytes, messageTimestampMs: record.timestampMs, nowMs: nowMs)
                 }
                 watermark.observe(impression.ts)
-                if let problem = route(ItemRouting.itemEvents(for: impression), record: record, output: output) {
+                if let problem = route(impression, record: record, output: output) {
                     throw problem
                 }
             case .items, .users:
@@ -108,25 +112,35 @@ public final class SourceTask {
         }
     }
 
-    /// Sends each item event to the item stage. An event too large for any
-    /// message is not sent; the others are (their sub-indices keep their
+    /// Sends each shown item's event to the item stage. An event too large for
+    /// any message is not sent; the others are (their sub-indices keep their
     /// places, so duplicate filtering is unaffected), and the first oversized
     /// one is returned so the caller dead-letters the source record.
-    private func route(_ events: [ItemEvent], record: InputRecord, output: TaskOutput) -> BadInput? {
+    private func route(_ impression: Impression, record: InputRecord, output: TaskOutput) -> BadInput? {
         var tooLarge: BadInput?
-        for (index, event) in events.enumerated() {
-            let origin = RecordOrigin(sourceTopic: sourceTopicCode, partition: record.partition,
-                                      offset: record.offset, subIndex: UInt32(index))
-            let bytes = RepartitionRecord.item(event, origin: origin).encoded()
-            guard bytes.count <= output.maxRepartitionRecordBytes else {
-                if tooLarge == nil {
-                    tooLarge = Self.tooLarge("item event \(index) of \(events.count)", bytes.count, output)
-                }
-                continue
-            }
-            output.repartition(.items, key: event.itemId, value: bytes)
+        let count = impression.itemsShown.count
+        ItemRouting.forEachItemEvent(for: impression) { index, event in
+            routeOne(event, index: Int(index), of: count, record: record, output: output, tooLarge: &tooLarge)
         }
         return tooLarge
+    }
+
+    /// Encodes one routed event into the reused scratch buffer (no allocation
+    /// per record once it has grown) and hands it to the output, which copies it.
+    @inline(__always)
+    private func routeOne(_ event: ItemEvent, index: Int, of count: Int, record: InputRecord, output: TaskOutput,
+                          tooLarge: inout BadInput?) {
+        let origin = RecordOrigin(sourceTopic: sourceTopicCode, partition: record.partition,
+                                  offset: record.offset, subIndex: UInt32(index))
+        scratch.bytes.removeAll(keepingCapacity: true)
+        RepartitionRecord.item(event, origin: origin).encode(into: &scratch)
+        guard scratch.bytes.count <= output.maxRepartitionRecordBytes else {
+            if tooLarge == nil {
+                tooLarge = Self.tooLarge("item event \(index) of \(count)", scratch.bytes.count, output)
+            }
+            return
+        }
+        output.repartition(.items, key: event.itemId, value: scratch.bytes)
     }
 
     private static func tooLarge(_ what: String, _ size: Int, _ output: TaskOutput) -> BadInput {

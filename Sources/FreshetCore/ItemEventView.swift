@@ -1,0 +1,54 @@
+/// What the item features need of a repartitioned item event, read in place:
+/// the item id as borrowed bytes (checked to be valid UTF-8), the event time,
+/// the kind, and the origin for duplicate filtering. The user id, request id
+/// and user history are checked (lengths, UTF-8) but not built, so reading a
+/// record allocates nothing. Valid only while the record's bytes are.
+public struct ItemEventView {
+    public var itemId: UnsafeRawBufferPointer
+    public var ts: EventTimeMs
+    public var kind: ItemEvent.Kind
+    public var origin: RecordOrigin
+}
+
+extension RepartitionRecord {
+    /// Reads an item event record as an `ItemEventView`; nil when the record
+    /// is of another kind (read those with `decode`). Accepts and rejects
+    /// exactly the records `decode` does, with the same errors.
+    public static func itemView(_ bytes: UnsafeRawBufferPointer) throws(CodecError) -> ItemEventView? {
+        var r = BorrowedByteReader(bytes)
+        let version = try r.readByte("repartition record format byte")
+        guard version == formatVersion else {
+            throw CodecError(.unknownVersion,
+                             "repartition record format \(version); this build reads format \(formatVersion)")
+        }
+        guard try r.readByte("repartition record tag") == Tag.item.rawValue else { return nil }
+        let itemId = try r.readUTF8("item_event.item_id")
+        try r.skipString("item_event.user_id")
+        let ts = try r.readZigzag("item_event.ts")
+        let kind: ItemEvent.Kind
+        switch try r.readByte("item_event.kind") {
+        case 1:
+            let action = try readAction(&r, "item_event.action")
+            kind = .interaction(action, dwellMs: try r.readOptionalZigzag("item_event.dwell_ms"))
+        case 2:
+            let p = try r.readOptionalZigzag("item_event.position")
+            guard p.map({ Int32(exactly: $0) != nil }) ?? true else {
+                throw CodecError(.invalidValue, "item_event.position out of Int32 range")
+            }
+            kind = .impression(position: p.map { Int32($0) })
+        case let other:
+            throw CodecError(.invalidTag, "item_event.kind \(other)")
+        }
+        try r.skipOptionalString("item_event.request_id")
+        let origin = try RecordOrigin.decode(from: &r)
+        if !r.isAtEnd {
+            let ext = try r.readByte("item_event.extension")
+            guard ext == ItemExtension.userHistory else { throw CodecError(.invalidTag, "item_event.extension \(ext)") }
+            let count = try r.readVarint("item_event.user_history.count")
+            guard count <= UInt64(r.remaining) else { throw CodecError(.invalidValue, "item_event.user_history.count \(count)") }
+            for _ in 0..<Int(count) { try r.skipString("item_event.user_history.item") }
+        }
+        try r.expectEnd("repartition record")
+        return ItemEventView(itemId: itemId, ts: ts, kind: kind, origin: origin)
+    }
+}
