@@ -210,14 +210,8 @@ extension StreamProcessor {
     }
 
     /// `run_id` from `INFO server`: a new value after every Redis start.
+    /// On a cluster, every master's: a failover (a replica promoted) counts as a restart.
     func currentRedisRunId() throws -> String {
-        var pipeline = RedisPipeline()
-        pipeline.add(RedisCommand(arguments: [Array("INFO".utf8), Array("server".utf8)]))
-        let replies = try control.execute(pipeline, onRetry: { _, _ in })
-        guard let text = replies.first?.string,
-              let line = text.split(whereSeparator: \.isNewline).first(where: { $0.hasPrefix("run_id:") }) else {
-            throw ProcessorError.redis("INFO server has no run_id")
-        }
-        return String(line.dropFirst("run_id:".count))
+        try control.serverRunId()
     }
 }
