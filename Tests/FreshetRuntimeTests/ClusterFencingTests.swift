@@ -10,6 +10,21 @@ import XCTest
 /// owner has written since it took the task over, its checkpoint at once.
 final class ClusterFencingTests: XCTestCase {
     let keys = RedisKeys(prefix: "", group: "g", hashTagged: true)
+    /// One cluster for the tests that need one (each uses its own task ids and keys).
+    nonisolated(unsafe) static var shared: LocalRedisCluster?
+
+    static func sharedCluster() throws -> LocalRedisCluster {
+        if let shared { return shared }
+        let cluster = try LocalRedisCluster()
+        shared = cluster
+        return cluster
+    }
+
+    override class func tearDown() {
+        shared?.stop()
+        shared = nil
+        super.tearDown()
+    }
 
     func testSlotTagsCoverEverySlot() {
         for slot in [0, 1, 5460, 5461, 12182, 16383] {
@@ -53,8 +68,7 @@ final class ClusterFencingTests: XCTestCase {
     }
 
     func testSplitWritesApplyEverywhereAndAZombieIsFenced() throws {
-        let cluster = try LocalRedisCluster()
-        defer { cluster.stop() }
+        let cluster = try Self.sharedCluster()
         let client = try RedisClusterClient(endpoints: ClusterEndpoints(url: cluster.url))
         client.registerScript(ClusterFencing.redisScript)
         client.registerScript(FencedWrite.redisScript)
@@ -109,6 +123,64 @@ final class ClusterFencingTests: XCTestCase {
         // A lost epoch key (a failover to an empty replica) reads as a lost store, as on one Redis.
         _ = try client.command(key: Array(keys.epoch(task).utf8), RedisCommand("DEL", keys.epoch(task)))
         XCTAssertEqual(try replies(try ClusterFencing.commands(for: lateCheckpoint, keys: keys)), [.refusedByEpoch(current: nil)])
+    }
+
+    /// The processor's own writer on a cluster (`RedisWriter` with a
+    /// `redis+cluster://` target): a zombie's writer is told it was fenced and
+    /// its checkpoint is refused; where it could still write (slots the new
+    /// owner had not written yet), the new owner's replay rewrites the keys,
+    /// and after that the zombie is refused everywhere.
+    func testAZombiesWriterIsFencedOnACluster() throws {
+        let cluster = try Self.sharedCluster()
+        let client = try RedisClusterClient(endpoints: ClusterEndpoints(url: cluster.url))
+        let target = try RedisTarget(url: cluster.url)
+        let task = TaskId(stage: .users, partition: 1)
+        let users = (0..<120).map { "user:w\($0)" }
+        func write(_ epoch: Int64, _ value: String, _ keys: ArraySlice<String>, checkpoint: Bool) -> [FencedWrite] {
+            var features = FencedWrite(task: task, epochKey: self.keys.epoch(task), epoch: epoch)
+            for key in keys { features.hashSet(key, [("interaction_count", value)]) }
+            var state = FencedWrite(task: task, epochKey: self.keys.epoch(task), epoch: epoch)
+            state.isCheckpoint = true
+            state.hashSet(self.keys.checkpointMeta(task), [("next_offset", value), ("epoch", String(epoch))])
+            return checkpoint ? [features, state] : [features]
+        }
+        func value(_ key: String) throws -> String? {
+            try client.command(key: Array(key.utf8), RedisCommand("HGET", key, "interaction_count")).string
+        }
+        func run(_ writer: RedisWriter, _ writes: [FencedWrite]) -> RedisWriter.Report {
+            writer.submit(RedisWriter.Batch(writes: writes))
+            writer.waitUntilDrained()
+            return writer.takeReport()
+        }
+
+        let zombieEpoch = try Self.takeOver(client, keys, task)
+        let zombie = try RedisWriter(target: target, keys: keys, observer: FencingTests.NullObserver())
+        zombie.start()
+        defer { zombie.stop() }
+        let first = run(zombie, write(zombieEpoch, "1", users[...], checkpoint: true))
+        XCTAssertTrue(first.fencedTasks.isEmpty && first.failures.isEmpty && first.failedCheckpoints.isEmpty, "\(first)")
+
+        // A new owner takes over and writes the first 40 users (its replay has got that far).
+        let ownerEpoch = try Self.takeOver(client, keys, task)
+        let owner = try RedisWriter(target: target, keys: keys, observer: FencingTests.NullObserver())
+        owner.start()
+        defer { owner.stop() }
+        XCTAssertTrue(run(owner, write(ownerEpoch, "2", users[..<40], checkpoint: true)).fencedTasks.isEmpty)
+
+        let refused = run(zombie, write(zombieEpoch, "3", users[...], checkpoint: true))
+        XCTAssertEqual(refused.fencedTasks.map(\.task), [task, task], "both the features and the checkpoint are refused")
+        XCTAssertEqual(refused.fencedTasks.first?.current, ownerEpoch)
+        XCTAssertEqual(refused.failedCheckpoints, [task])
+        XCTAssertEqual(FencedWriteReply.epochRefusal(ours: zombieEpoch, current: refused.fencedTasks.first?.current), .fencedByNewerOwner)
+        for key in users[..<40] { XCTAssertEqual(try value(key), "2", "the owner's value stays: \(key)") }
+        let meta = keys.checkpointMeta(task)
+        XCTAssertEqual(try client.command(key: Array(meta.utf8), RedisCommand("HGET", meta, "epoch")).string, String(ownerEpoch))
+
+        // The owner's replay reaches the other users; from then on the zombie is refused in every slot.
+        XCTAssertTrue(run(owner, write(ownerEpoch, "2", users[40...], checkpoint: false)).fencedTasks.isEmpty)
+        let everywhere = run(zombie, write(zombieEpoch, "4", users[...], checkpoint: false))
+        XCTAssertEqual(everywhere.fencedTasks.map(\.task), [task])
+        for key in users { XCTAssertEqual(try value(key), "2", "every key ends with the owner's value: \(key)") }
     }
 }
 
