@@ -114,7 +114,19 @@ final class ClusterEndToEndTests: XCTestCase {
 
         run.signal(SIGTERM)
         XCTAssertEqual(try run.wait(timeout: 60), 0, run.logTail())
-        try Self.finishAndCompare(services, redis, topology: topology, group: group, oracle: FeatureOracle(events: produced))
+        let oracle = FeatureOracle(events: produced)
+        try Self.finishAndCompare(services, redis, topology: topology, group: group, oracle: oracle)
+
+        // `freshet features` reads a cluster too.
+        let (user, expected) = try XCTUnwrap(oracle.users.min { $0.key < $1.key })
+        let output = "\(services.directory)/features.out"
+        let features = try FreshetBinary.start(["features", "user", user, "--redis", redis.url], logPath: output)
+        XCTAssertEqual(try features.wait(timeout: 60), 0, features.logTail())
+        let text = F.log(output)
+        let json = try XCTUnwrap(text.firstIndex(of: "{").map { String(text[$0...]) }, text)
+        let object = try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any]
+        XCTAssertEqual((object?["interaction_count"] as? NSNumber)?.int64Value, Int64(expected.count), text)
+        XCTAssertEqual(object?["recent_items_50"] as? [String], expected.recent, text)
         print("ClusterEndToEndTests failover took \(Int(Date().timeIntervalSince(started))) s")
     }
 
