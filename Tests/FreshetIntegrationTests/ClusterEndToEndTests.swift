@@ -1,4 +1,5 @@
 import Foundation
+import FreshetKafka
 import FreshetRedis
 import FreshetTestSupport
 import XCTest
@@ -25,12 +26,40 @@ final class ClusterEndToEndTests: XCTestCase {
         return sum
     }
 
+    /// `freshet_records_consumed_total` from the admin server (0 when it does not answer).
+    static func consumed(_ port: Int) -> Double {
+        (try? HTTPGet.get(port: port, path: "/metrics", timeout: 1)).map { PrometheusText($0.body).sum("freshet_records_consumed_total") } ?? 0
+    }
+
     static func start(_ services: LocalCluster, _ redis: LocalRedisCluster, topology: String, group: String, name: String,
                       bounded: Bool, adminPort: Int = -1) throws -> ChildProcess {
         var arguments = ["run", "--topology", topology, "--brokers", services.brokers, "--redis", redis.url,
                          "--group", group, "--admin-port=\(adminPort)"]
         if bounded { arguments.append("--stop-at-end") }
         return try FreshetBinary.start(arguments, logPath: "\(services.directory)/\(name).log")
+    }
+
+    /// A broker (and a single Redis, unused) with the source topics created.
+    /// On the shared two-core machine a fresh test broker now and then never
+    /// answers `CreateTopics` (librdkafka: "ApiVersionRequest failed: Read
+    /// underflow", then "Failed while waiting for controller"); a new broker
+    /// does, so this starts another one rather than fail the test on it.
+    static func startServices() throws -> LocalCluster {
+        var attempt = 0
+        while true {
+            let services = try LocalCluster()
+            do {
+                let admin = try KafkaAdmin(config: KafkaConfig(bootstrapServers: services.brokers))
+                try admin.createTopics([NewTopic(name: "interactions", partitions: EndToEndTests.partitions),
+                                        NewTopic(name: "impressions", partitions: EndToEndTests.partitions)], timeoutMs: 15_000)
+                return services
+            } catch {
+                services.stop()
+                attempt += 1
+                guard attempt < 3 else { throw error }
+                print("ClusterEndToEndTests: the test broker did not create the topics (\(error)); starting another")
+            }
+        }
     }
 
     /// The final bounded run (it only mops up), then the exact comparison, Feast rows included.
@@ -56,21 +85,23 @@ final class ClusterEndToEndTests: XCTestCase {
           flush_max_keys: 512
         """
 
-    /// (a) + (c): a run processes the first half of the stream, then the
-    /// master holding `trending` (written by every item task) is SIGKILLed
-    /// while the second half arrives. The processor pauses (/readyz says
-    /// why), resumes by itself once the replica took over, and after a final
-    /// bounded run the features equal the oracle's exactly.
-    func testMasterFailoverMidRunPausesThenResumesExactly() throws {
+    /// (a) + (c) + a zombie: a run processes the first third of the stream,
+    /// then the master holding `trending` (written by every item task) is
+    /// SIGKILLed while the second third arrives. The processor pauses
+    /// (/readyz says why) and resumes by itself once the replica took over.
+    /// Then the run is frozen (SIGSTOP) while the last third arrives, a second
+    /// instance takes its tasks over, and the thawed zombie's writes are
+    /// refused. After a final bounded run the features equal the oracle's exactly.
+    func testMasterFailoverAndAZombieMidRunStayExact() throws {
         let started = Date()
         // The Redis Cluster first: its nodes' bus ports (port + 10,000) are then never the broker's.
         let redis = try LocalRedisCluster(nodeTimeoutMs: 2000)
         defer { redis.stop() }
-        let services = try LocalCluster()
+        let services = try Self.startServices()
         defer { services.stop() }
         let events = EndToEndTests.stream(seed: 31, events: 6_000)
-        let half = events.count / 2
-        var produced = try EndToEndTests.produce(Array(events[..<half]), to: services, randomKeys: false)
+        let third = events.count / 3
+        var produced = try EndToEndTests.produce(Array(events[..<third]), to: services, randomKeys: false)
         let topology = try EndToEndTests.writeTopology(in: services.directory, extra: Self.topologyExtra)
         let group = "failover"
         let store = try ClusterStoreReader(url: redis.url)
@@ -86,7 +117,7 @@ final class ClusterEndToEndTests: XCTestCase {
         let victim = try XCTUnwrap(store.client.topology.owners[slot])
         try redis.kill(port: victim.port)
         let killedAt = Date()
-        produced += try EndToEndTests.produce(Array(events[half...]), to: services, randomKeys: false)
+        produced += try EndToEndTests.produce(Array(events[third..<(2 * third)]), to: services, randomKeys: false)
 
         // What the operator sees: /readyz turns 503 with the reason, then 200 again by itself.
         var notReady: String?
@@ -103,8 +134,8 @@ final class ClusterEndToEndTests: XCTestCase {
         try store.client.refreshTopology()
         let promoted = try XCTUnwrap(store.client.topology.owners[slot])
         XCTAssertNotEqual(promoted, victim, "the replica was promoted")
-        let total = produced.count
-        XCTAssertTrue(F.waitUntil(timeout: 60) { (try? Self.checkpointedProgress(store, group: group)) == total },
+        let twoThirds = produced.count
+        XCTAssertTrue(F.waitUntil(timeout: 60) { (try? Self.checkpointedProgress(store, group: group)) == twoThirds },
                       "the processor resumed by itself and checkpointed the whole stream:\n\(run.logTail())")
         XCTAssertTrue(run.isRunning, "the failover never stopped the processor:\n\(run.logTail())")
         let log = F.log(run.logPath)
@@ -112,8 +143,53 @@ final class ClusterEndToEndTests: XCTestCase {
         XCTAssertFalse(log.contains("CHECKPOINT STORE LOST"), "no acknowledged checkpoint was lost (writes wait for the replica)")
         print("ClusterEndToEndTests failover: /readyz said \"\(notReady?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "-")\"; ready again \(String(format: "%.1f", recovered)) s after the kill")
 
-        run.signal(SIGTERM)
-        XCTAssertEqual(try run.wait(timeout: 60), 0, run.logTail())
+        // A zombie on the cluster: `run` is frozen (SIGSTOP) with the last third
+        // arriving, `b` takes every task over once run's session expired and
+        // processes it, then `run` is thawed: its writes must be refused.
+        let oldEpochs = Dictionary(F.assignments(run.logPath).map { ($0.task, $0.epoch) }, uniquingKeysWith: { $1 })
+        // Freeze it as soon as it consumes the last third, so that it holds unwritten changes.
+        let consumedBefore = Self.consumed(adminPort)
+        let pid = run.pid
+        let freezer = Thread {
+            let deadline = Date().addingTimeInterval(30)
+            while Date() < deadline && Self.consumed(adminPort) <= consumedBefore { usleep(1_000) }
+            kill(pid, SIGSTOP)
+        }
+        freezer.start()
+        produced += try EndToEndTests.produce(Array(events[(2 * third)...]), to: services, randomKeys: false)
+        XCTAssertTrue(F.waitUntil(timeout: 40) { freezer.isFinished }, "run frozen")
+        let b = try Self.start(services, redis, topology: topology, group: group, name: "b", bounded: false)
+        defer { if b.isRunning { b.signal(SIGKILL) } }
+        defer { if run.isRunning { run.signal(SIGCONT) } }
+        XCTAssertTrue(F.waitUntil(timeout: 45) { Set(F.assignments(b.logPath).map(\.task)).count >= ScalingTests.allTasks.count },
+                      "b takes every task over from the frozen run:\n\(b.logTail())")
+        let bEpochs = Dictionary(F.assignments(b.logPath).map { ($0.task, $0.epoch) }, uniquingKeysWith: { $1 })
+        let total = produced.count
+        XCTAssertTrue(F.waitUntil(timeout: 60) { (try? Self.checkpointedProgress(store, group: group)) == total },
+                      "b processes the last third:\n\(b.logTail())")
+        let linesBefore = F.log(run.logPath).split(separator: "\n").count
+        let assignedBeforeThaw = F.assignments(run.logPath).count
+        run.signal(SIGCONT)
+        XCTAssertTrue(F.waitUntil(timeout: 30) {
+            F.log(run.logPath).split(separator: "\n").dropFirst(linesBefore)
+                .contains { $0.contains("task fenced") || ($0.contains("task revoked") && $0.contains("lost=true")) }
+        }, "the thawed run notices it lost its tasks (fenced writes or lost partitions):\n\(run.logTail())")
+        let newEpochs = Dictionary(F.assignments(run.logPath).map { ($0.task, $0.epoch) }, uniquingKeysWith: { $1 })
+        for task in ScalingTests.allTasks {
+            let epoch = try store.command(["GET", "freshet:{\(group):\(task)}:epoch"]).string.flatMap { Int64($0) }
+            let metaEpoch = try store.command(["HGET", Self.meta(group, task), "epoch"]).string.flatMap { Int64($0) }
+            // b's epoch, or run's own newer one if it rejoined and legitimately took the task back.
+            let owners = Set([bEpochs[task], newEpochs[task]].compactMap { $0 }.filter { $0 > (oldEpochs[task] ?? .max) })
+            XCTAssertTrue(epoch.map { owners.contains($0) } ?? false, "epoch of \(task) is \(String(describing: epoch)), owners \(owners)")
+            XCTAssertTrue(metaEpoch.map { owners.contains($0) } ?? false,
+                          "checkpoint of \(task) written at epoch \(String(describing: metaEpoch)), the zombie's was \(oldEpochs[task] ?? -1)")
+        }
+        print("ClusterEndToEndTests zombie: run logged \(F.lines(run.logPath, containing: "task fenced").count) fenced task(s), \(F.lines(run.logPath, containing: "lost=true").count) lost")
+        XCTAssertTrue(F.waitUntil(timeout: 30) { F.assignments(run.logPath).count > assignedBeforeThaw },
+                      "the thawed run rejoins the group:\n\(run.logTail())")
+        F.pause(2)
+        try ScalingTests.scaleIn(run, survivors: [b])
+        try ScalingTests.scaleIn(b, survivors: [])
         let oracle = FeatureOracle(events: produced)
         try Self.finishAndCompare(services, redis, topology: topology, group: group, oracle: oracle)
 
@@ -137,7 +213,7 @@ final class ClusterEndToEndTests: XCTestCase {
         // The Redis Cluster first: its nodes' bus ports (port + 10,000) are then never the broker's.
         let redis = try LocalRedisCluster(nodeTimeoutMs: 2000)
         defer { redis.stop() }
-        let services = try LocalCluster()
+        let services = try Self.startServices()
         defer { services.stop() }
         let events = EndToEndTests.stream(seed: 2025, events: 8_000)
         let produced = try EndToEndTests.produce(events, to: services, randomKeys: false)
