@@ -132,6 +132,25 @@ public struct RedisCommand: Sendable, Equatable, CustomStringConvertible {
         return result
     }
 
+    /// The arguments as views into the encoding (no copy of their bytes), the name first.
+    public var argumentSlices: [ArraySlice<UInt8>] {
+        var result: [ArraySlice<UInt8>] = []
+        result.reserveCapacity(argumentCount)
+        var index = 0
+        while index < body.count {
+            index += 1
+            var length = 0
+            while body[index] != 13 {
+                length = length * 10 + Int(body[index] - 48)
+                index += 1
+            }
+            index += 2
+            result.append(body[index..<(index + length)])
+            index += length + 2
+        }
+        return result
+    }
+
     /// The command name (first argument), upper-cased.
     public var name: String {
         guard let first = arguments.first else { return "" }
