@@ -5,7 +5,8 @@ import FreshetRedis
 /// processing thread computes the next batch while this one is in flight.
 ///
 /// Batches are written in submission order, pipelined, each as one atomic
-/// script call per task. On a connection failure or a transient refusal
+/// script call per task (on a Redis Cluster, one per task and slot, see
+/// `ClusterFencing`; a task's parts are answered as one `FencedWriteReply`). On a connection failure or a transient refusal
 /// (`OOM`, `READONLY`, `LOADING`, ... see `RedisError.transientServerPrefixes`)
 /// the writer retries with back-off and resends the whole batch (every write
 /// is an absolute value, so resending is harmless); meanwhile the bounded
