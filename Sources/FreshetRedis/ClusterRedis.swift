@@ -62,8 +62,8 @@ public final class ClusterRedis: RedisStore {
     }
 
     /// The masters' `run_id`s, in slot order: a restarted master or a failover changes it.
-    public func serverRunId() throws(RedisError) -> String {
-        try retrying({ _, _ in }) { client throws(RedisError) in
+    public func serverRunId(onRetry: (RedisError, Int) -> Void) throws(RedisError) -> String {
+        try retrying(onRetry) { client throws(RedisError) in
             try client.onEveryMaster(RedisCommand("INFO", "server")).map { node, reply throws(RedisError) in
                 "\(node)=\(try RedisStoreInfo.runId(reply, context: "INFO server on \(node)"))"
             }.joined(separator: ",")

@@ -18,7 +18,8 @@ public protocol RedisStore: AnyObject {
     var shouldStop: () -> Bool { get set }
     /// Changes whenever a server holding the data restarted or was replaced
     /// (one Redis: its `run_id`; a cluster: every master's `run_id`, so a failover changes it too).
-    func serverRunId() throws(RedisError) -> String
+    /// Retried like `execute`; `onRetry(error, attempt)` before each back-off sleep.
+    func serverRunId(onRetry: (RedisError, Int) -> Void) throws(RedisError) -> String
     func close()
 }
 
@@ -44,8 +45,8 @@ extension RedisStore {
 }
 
 extension ReconnectingRedis: RedisStore {
-    public func serverRunId() throws(RedisError) -> String {
-        let reply = try execute(RedisPipeline([RedisCommand("INFO", "server")]), onRetry: { _, _ in }).first
+    public func serverRunId(onRetry: (RedisError, Int) -> Void) throws(RedisError) -> String {
+        let reply = try execute(RedisPipeline([RedisCommand("INFO", "server")]), onRetry: onRetry).first
         return try RedisStoreInfo.runId(reply, context: "INFO server on \(endpoint)")
     }
 }

@@ -211,7 +211,10 @@ extension StreamProcessor {
 
     /// `run_id` from `INFO server`: a new value after every Redis start.
     /// On a cluster, every master's: a failover (a replica promoted) counts as a restart.
+    /// Blocks while Redis is unreachable, so its retries are reported like the
+    /// writer's (`/readyz` "redis unreachable"): a checkpoint can reach this
+    /// before any feature write finds Redis gone.
     func currentRedisRunId() throws -> String {
-        try control.serverRunId()
+        try control.serverRunId(onRetry: { [stats] error, attempt in stats.redisRetry(error: error, attempt: attempt) })
     }
 }
