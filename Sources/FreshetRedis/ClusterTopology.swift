@@ -22,6 +22,9 @@ public struct ClusterTopology: Sendable, Equatable {
     /// Master of each slot (index = slot); nil when unassigned.
     public private(set) var owners: [Node?]
 
+    /// Replicas each master had when the topology was read (failed replicas are not listed by `CLUSTER SLOTS`).
+    public private(set) var replicaCounts: [Node: Int] = [:]
+
     public init() {
         owners = Array(repeating: nil, count: ClusterSlot.count)
     }
@@ -50,6 +53,7 @@ public struct ClusterTopology: Sendable, Equatable {
                   0 <= start, start <= end, end < ClusterSlot.count else { throw bad("range \(range)") }
             let node = Node(host: host.isEmpty || host == "?" ? answeredBy.host : host, port: Int(port))
             for slot in Int(start)...Int(end) { topology.owners[slot] = node }
+            topology.replicaCounts[node] = max(topology.replicaCounts[node] ?? 0, parts.count - 3)
         }
         return topology
     }

@@ -40,6 +40,14 @@ public final class RedisClusterClient {
     /// How long commands are retried while a node is unreachable or the cluster is down.
     public var failoverTimeoutMs: Int
     public var shouldStop: () -> Bool
+    /// Replicas that must acknowledge a node's writes before its replies
+    /// count (`WAIT`), capped by the replicas the master has (0: do not wait).
+    /// Redis replicates asynchronously: without it a write acknowledged by a
+    /// master that dies before replicating it is lost when its replica takes
+    /// over. A `WAIT` that falls short resends the node's commands (idempotent).
+    public var replicaAcks = 0
+    /// How long one `WAIT` blocks, in milliseconds.
+    public var replicaAckTimeoutMs = 1000
     /// Counters for tests and metrics.
     public private(set) var redirects = (moved: 0, ask: 0)
     public private(set) var topologyRefreshes = 0
@@ -92,7 +100,10 @@ public final class RedisClusterClient {
     }
 
     /// Runs the commands (see the type's documentation); replies in the same order.
-    public func execute(_ commands: [ClusterCommand]) throws(RedisError) -> [RedisReply] {
+    /// `onRetry(error, attempt)` is called before each back-off sleep (a node
+    /// unreachable, the cluster down, a failover in progress).
+    public func execute(_ commands: [ClusterCommand],
+                        onRetry: (RedisError, Int) -> Void = { _, _ in }) throws(RedisError) -> [RedisReply] {
         var replies = [RedisReply?](repeating: nil, count: commands.count)
         // Pending commands: index, node (nil: look up the slot map), ASKING first.
         var pending: [(index: Int, node: ClusterTopology.Node?, asking: Bool)] = commands.indices.map { ($0, nil, false) }
@@ -134,6 +145,8 @@ public final class RedisClusterClient {
                     if asking { pipeline.add(RedisCommand("ASKING")) }
                     pipeline.add(commands[index].command)
                 }
+                let acks = min(replicaAcks, topology.replicaCounts[node] ?? 0)
+                if acks > 0 { pipeline.add(RedisCommand("WAIT", String(acks), String(replicaAckTimeoutMs))) }
                 let nodeReplies: [RedisReply]
                 do {
                     nodeReplies = try connection(to: node).execute(pipeline)
@@ -142,6 +155,15 @@ public final class RedisClusterClient {
                     if error.requiresReconnect || error.isRetriable { drop(node) }
                     guard error.isRetriable || error.kind == .protocol else { throw error }
                     lastError = error
+                    refresh = true
+                    wait = true
+                    next.append(contentsOf: group.map { ($0.index, nil, false) })
+                    continue
+                }
+                if acks > 0, let last = nodeReplies.last, (last.int ?? 0) < Int64(acks) {
+                    // Not replicated yet (or the replica is gone): resend after a refresh, never count it as written.
+                    lastError = RedisError(kind: .server("NOREPLICAS"), message: "WAIT \(acks): \(last.int.map { "\($0) replica(s) acknowledged" } ?? "\(last)")",
+                                           context: "execute on \(node)")
                     refresh = true
                     wait = true
                     next.append(contentsOf: group.map { ($0.index, nil, false) })
@@ -201,6 +223,7 @@ public final class RedisClusterClient {
                     throw lastError ?? RedisError(kind: .timeout, message: "cluster did not recover", context: "execute on \(endpoints)")
                 }
                 attempt += 1
+                if let lastError { onRetry(lastError, attempt) }
                 sleep(milliseconds: backoff.delayMs(attempt: attempt))
             }
             if refresh {
@@ -216,6 +239,21 @@ public final class RedisClusterClient {
     /// One command, routed by `key`.
     public func command(key: [UInt8], _ command: RedisCommand) throws(RedisError) -> RedisReply {
         try execute([ClusterCommand(key: key, command: command)])[0]
+    }
+
+    /// Runs `command` on every master (key-less commands such as `INFO`);
+    /// replies in the order of `topology.masters`. Connection errors are thrown.
+    public func onEveryMaster(_ command: RedisCommand) throws(RedisError) -> [(node: ClusterTopology.Node, reply: RedisReply)] {
+        var result: [(node: ClusterTopology.Node, reply: RedisReply)] = []
+        for node in topology.masters {
+            do {
+                result.append((node, try connection(to: node).command(command)))
+            } catch {
+                if error.requiresReconnect || error.isRetriable { drop(node) }
+                throw error
+            }
+        }
+        return result
     }
 
     /// The connection to every node currently open (diagnostics).

@@ -35,6 +35,29 @@ public struct RedisCommand: Sendable, Equatable, CustomStringConvertible {
         for argument in arguments { append(argument) }
     }
 
+    /// A command from an encoded body (as `RedisPipeline.commands` finds it).
+    init(body: [UInt8], argumentCount: Int) {
+        self.body = body
+        self.argumentCount = argumentCount
+    }
+
+    /// The key a Redis Cluster routes this command by: the first key of
+    /// `EVAL`/`EVALSHA` (nil with no keys), nil for key-less commands
+    /// (`INFO`, `PING`, `WAIT`, ...), else the first argument.
+    public var routingKey: [UInt8]? {
+        let arguments = self.arguments
+        guard arguments.count >= 2 else { return nil }
+        switch String(decoding: arguments[0], as: UTF8.self).uppercased() {
+        case "EVAL", "EVALSHA", "EVAL_RO", "EVALSHA_RO", "FCALL", "FCALL_RO":
+            guard arguments.count >= 4, let keys = Int(String(decoding: arguments[2], as: UTF8.self)), keys > 0 else { return nil }
+            return arguments[3]
+        case "INFO", "PING", "WAIT", "SCRIPT", "CLUSTER", "ASKING", "DBSIZE", "FLUSHALL", "FLUSHDB", "CONFIG", "SCAN", "KEYS":
+            return nil
+        default:
+            return arguments[1]
+        }
+    }
+
     public mutating func append(_ argument: String) {
         appendHeader(length: argument.utf8.count)
         body.append(contentsOf: argument.utf8)
@@ -104,6 +127,25 @@ public struct RedisCommand: Sendable, Equatable, CustomStringConvertible {
             }
             index += 2
             result.append(Array(body[index..<(index + length)]))
+            index += length + 2
+        }
+        return result
+    }
+
+    /// The arguments as views into the encoding (no copy of their bytes), the name first.
+    public var argumentSlices: [ArraySlice<UInt8>] {
+        var result: [ArraySlice<UInt8>] = []
+        result.reserveCapacity(argumentCount)
+        var index = 0
+        while index < body.count {
+            index += 1
+            var length = 0
+            while body[index] != 13 {
+                length = length * 10 + Int(body[index] - 48)
+                index += 1
+            }
+            index += 2
+            result.append(body[index..<(index + length)])
             index += length + 2
         }
         return result

@@ -44,6 +44,26 @@ public struct RedisPipeline: Sendable {
         ends.removeAll(keepingCapacity: keepingCapacity)
     }
 
+    /// The commands, decoded back from the buffer (a cluster routes each by its key).
+    public var commands: [RedisCommand] {
+        var result: [RedisCommand] = []
+        result.reserveCapacity(ends.count)
+        var start = 0
+        for end in ends {
+            // "*" count "\r\n" then the body.
+            var index = start + 1
+            var count = 0
+            while buffer[index] != 13 {
+                count = count * 10 + Int(buffer[index] - 48)
+                index += 1
+            }
+            index += 2
+            result.append(RedisCommand(body: Array(buffer[index..<end]), argumentCount: count))
+            start = end
+        }
+        return result
+    }
+
     /// Byte range of the commands `commands` in `buffer`.
     func byteRange(of commands: Range<Int>) -> Range<Int> {
         let start = commands.lowerBound == 0 ? 0 : ends[commands.lowerBound - 1]

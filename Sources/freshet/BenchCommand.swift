@@ -74,7 +74,7 @@ extension BenchCommand {
                 topology.admin.port = -1
                 topology.progressIntervalMs = 0
                 let group = "bench-\(interval)-\(UUID().uuidString.prefix(6))"
-                let options = ProcessorOptions(brokers: services.brokers, redis: try RedisEndpoint(url: services.redisURL),
+                let options = ProcessorOptions(brokers: services.brokers, redisTarget: try RedisTarget(url: services.redisURL),
                                                group: group, stopAtEnd: true)
                 var logger = Logger(label: "freshet.bench")
                 logger.logLevel = .warning

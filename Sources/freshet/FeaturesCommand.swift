@@ -24,8 +24,11 @@ struct FeaturesCommand: ParsableCommand {
     func run() throws {
         let topologyValue = (try? TopologyLoader.load(path: topology)) ?? Topology()
         let keys = RedisKeys(prefix: topologyValue.redis.keyPrefix, group: "")
-        let redis = try RedisConnection(endpoint: try RedisEndpoint(url: connection.resolvedRedis))
-        let reader = FeatureReader(connection: redis, keys: keys)
+        // One Redis or a cluster (redis+cluster://...); give up after 10 s of an unreachable store.
+        let deadline = Date().addingTimeInterval(10)
+        let redis = try RedisTarget(url: connection.resolvedRedis).makeStore(shouldStop: { Date() > deadline })
+        defer { redis.close() }
+        let reader = FeatureReader(store: redis, keys: keys)
         let json: String
         switch (kind, id) {
         case ("user", let id?):

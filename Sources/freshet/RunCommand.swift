@@ -74,19 +74,14 @@ struct RunCommand: ParsableCommand {
             for note in local.notes { logger.notice("embedded default: \(note)") }
         }
 
-        if ClusterEndpoints.isClusterURL(connection.resolvedRedis) {
-            // The client layer and the per-slot fencing exist (docs/OPERATIONS.md
-            // "Redis Cluster"); the processor's writer, checkpoints and restore
-            // do not use them yet. Refuse clearly rather than fail inside a script.
-            throw ValidationError("--redis: Redis Cluster URLs are parsed but `freshet run` cannot write to a cluster yet (docs/OPERATIONS.md \"Redis Cluster\"); use a single Redis (redis://host:port)")
-        }
-        let endpoint: RedisEndpoint
+        let target: RedisTarget
         do {
-            endpoint = try RedisEndpoint(url: local.redisURL ?? connection.resolvedRedis)
+            // One Redis (redis://, unix://) or a cluster (redis+cluster://host:port,...).
+            target = try RedisTarget(url: local.redisURL ?? connection.resolvedRedis)
         } catch {
             throw ValidationError("--redis: \(error)")
         }
-        let options = ProcessorOptions(brokers: local.brokers ?? connection.resolvedBrokers, redis: endpoint, group: group,
+        let options = ProcessorOptions(brokers: local.brokers ?? connection.resolvedBrokers, redisTarget: target, group: group,
                                        stopAtEnd: stopAtEnd, kafkaProperties: Self.kafkaPropertiesFromEnvironment())
         let processor = StreamProcessor(topology: topologyValue, options: options, logger: logger)
         if embedded && demoRate > 0 {

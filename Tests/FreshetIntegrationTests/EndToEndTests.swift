@@ -96,7 +96,7 @@ final class EndToEndTests: XCTestCase {
         return path
     }
 
-    static func assertRedisMatches(_ oracle: FeatureOracle, redis: RedisConnection,
+    static func assertRedisMatches(_ oracle: FeatureOracle, redis: any FeatureStoreReading,
                                    file: StaticString = #filePath, line: UInt = #line) throws {
         var userMismatches: [String] = []
         for (userId, expected) in oracle.users {
@@ -150,18 +150,8 @@ final class EndToEndTests: XCTestCase {
 
     /// Keys matching `pattern` that hold `field` (embedding rows may exist for
     /// entities without features, e.g. an item only ever skipped).
-    static func countKeys(_ redis: RedisConnection, pattern: String, withField field: String) throws -> Int {
-        var cursor = "0"
-        var count = 0
-        repeat {
-            let reply = try redis.command(["SCAN", cursor, "MATCH", pattern, "COUNT", "1000"])
-            guard let parts = reply.array, parts.count == 2 else { throw TestFailure("bad SCAN reply \(reply)") }
-            cursor = parts[0].string ?? "0"
-            for key in (parts[1].array ?? []).compactMap(\.string) where try redis.command(["HEXISTS", key, field]).int == 1 {
-                count += 1
-            }
-        } while cursor != "0"
-        return count
+    static func countKeys(_ redis: any FeatureStoreReading, pattern: String, withField field: String) throws -> Int {
+        try redis.keys(matching: pattern).filter { try redis.command(["HEXISTS", $0, field]).int == 1 }.count
     }
 
     /// Reads a topic to its end with a fresh group and counts the records.

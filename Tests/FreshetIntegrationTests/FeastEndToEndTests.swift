@@ -99,7 +99,7 @@ final class FeastEndToEndTests: XCTestCase {
     /// FeastLayoutTests and by the test above). Item `_ts` is checked to lie
     /// between updated_ms and the final watermark's pane end: whether a very
     /// late event was counted (and later expired) depends on arrival timing.
-    static func assertFeastRowsMatch(_ oracle: FeatureOracle, redis: RedisConnection,
+    static func assertFeastRowsMatch(_ oracle: FeatureOracle, redis: any FeatureStoreReading,
                                      file: StaticString = #filePath, line: UInt = #line) throws {
         func field(_ view: String, _ feature: String) -> [UInt8] { FeastFieldName.feature(view: view, feature: feature) }
         var mismatches: [String] = []

@@ -78,4 +78,17 @@ final class ClusterSlotTests: XCTestCase {
         XCTAssertEqual(topology.masters.count, 2)
         XCTAssertThrowsError(try ClusterTopology.parse(clusterSlots: .array([.array([.integer(0)])]), answeredBy: answeredBy))
     }
+
+    /// A pipeline gives its commands back (a cluster routes each), and each command its routing key.
+    func testPipelineCommandsAndRoutingKeys() {
+        var binary = RedisCommand("HSET")
+        binary.append([1, 0, 0xff] as [UInt8])
+        binary.append("f")
+        binary.append([0, 13, 10] as [UInt8])
+        let commands = [RedisCommand("GET", "user:ué"), RedisCommand("EVALSHA", "abc", "2", "{t}:a", "{t}:b", "x"),
+                        RedisCommand("EVAL", "return 1", "0"), RedisCommand("INFO", "server"), binary, RedisCommand("PING")]
+        let pipeline = RedisPipeline(commands)
+        XCTAssertEqual(pipeline.commands, commands)
+        XCTAssertEqual(pipeline.commands.map(\.routingKey), [Array("user:ué".utf8), Array("{t}:a".utf8), nil, nil, [1, 0, 0xff], nil])
+    }
 }

@@ -41,11 +41,11 @@ final class EmbeddingRefresher: @unchecked Sendable {
 
     private let config: CooccurrenceConfig
     private let finalIterations: Int
-    private let redis: RedisEndpoint?
-    private var connection: ReconnectingRedis?
+    private let redis: RedisTarget?
+    private var connection: (any RedisStore)?
     private var thread: Thread?
 
-    init(config: CooccurrenceConfig, finalIterations: Int, redis: RedisEndpoint?) {
+    init(config: CooccurrenceConfig, finalIterations: Int, redis: RedisTarget?) {
         self.config = config
         self.finalIterations = finalIterations
         self.redis = redis
@@ -131,7 +131,7 @@ final class EmbeddingRefresher: @unchecked Sendable {
     /// Rows of one checkpoint hash (field = item id bytes, value = encoded row).
     private func readRows(_ key: String, cutoff: Int64?) throws -> CooccurrenceSnapshot {
         guard let redis else { return CooccurrenceSnapshot() }
-        if connection == nil { connection = try ReconnectingRedis(endpoint: redis, shouldStop: { false }) }
+        if connection == nil { connection = try redis.makeStore(shouldStop: { false }) }
         guard let connection else { return CooccurrenceSnapshot() }
         var builder = CooccurrenceSnapshot.Builder()
         var cursor: [UInt8] = Array("0".utf8)

@@ -15,7 +15,7 @@ import FreshetRedis
 /// for records of its partition at or after the checkpointed offset. The
 /// floor comes from delivery reports (no broker round trip per checkpoint).
 extension StreamProcessor {
-    func deadLetterProgressKey(_ task: TaskId) -> String { "\(keys.prefix)freshet:\(options.group):dlq:\(task)" }
+    func deadLetterProgressKey(_ task: TaskId) -> String { keys.deadLetterFloor(task) }
 
     /// Per dead-letter partition, the offset below which every letter sent so
     /// far lies: the highest delivered + 1, or the end at start-up.

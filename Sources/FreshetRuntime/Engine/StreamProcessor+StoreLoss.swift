@@ -210,14 +210,11 @@ extension StreamProcessor {
     }
 
     /// `run_id` from `INFO server`: a new value after every Redis start.
+    /// On a cluster, every master's: a failover (a replica promoted) counts as a restart.
+    /// Blocks while Redis is unreachable, so its retries are reported like the
+    /// writer's (`/readyz` "redis unreachable"): a checkpoint can reach this
+    /// before any feature write finds Redis gone.
     func currentRedisRunId() throws -> String {
-        var pipeline = RedisPipeline()
-        pipeline.add(RedisCommand(arguments: [Array("INFO".utf8), Array("server".utf8)]))
-        let replies = try controlExecute(pipeline)
-        guard let text = replies.first?.string,
-              let line = text.split(whereSeparator: \.isNewline).first(where: { $0.hasPrefix("run_id:") }) else {
-            throw ProcessorError.redis("INFO server has no run_id")
-        }
-        return String(line.dropFirst("run_id:".count))
+        try control.serverRunId(onRetry: { [stats] error, attempt in stats.redisRetry(error: error, attempt: attempt) })
     }
 }

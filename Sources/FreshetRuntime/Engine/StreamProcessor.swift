@@ -39,7 +39,7 @@ public final class StreamProcessor: @unchecked Sendable {
     var producer: KafkaProducer!
     var output: KafkaTaskOutput!
     var writer: RedisWriter!
-    var control: ReconnectingRedis!
+    var control: (any RedisStore)!
 
     // Topic layout, resolved at start.
     var topics: [String] = []
@@ -102,7 +102,7 @@ public final class StreamProcessor: @unchecked Sendable {
         self.topology = topology
         self.options = options
         self.logger = logger
-        self.keys = RedisKeys(prefix: topology.redis.keyPrefix, group: options.group)
+        self.keys = RedisKeys(prefix: topology.redis.keyPrefix, group: options.group, hashTagged: options.redisTarget.isCluster)
         self.trending = TrendingDecay(halfLifeMs: topology.trending.halfLifeMs)
         self.renderer = FeatureRenderer(keys: keys, trendingTopK: topology.trending.topK, trending: trending,
                                         halfLifeMs: topology.trending.halfLifeMs,
@@ -201,12 +201,16 @@ public final class StreamProcessor: @unchecked Sendable {
             output.examplesTopic = topology.embeddings.examplesTopic
             output.examplePartitions = repartitionPartitions
         }
-        control = try ReconnectingRedis(endpoint: options.redis, shouldStop: { [stopFlag] in stopFlag.isSet })
+        if options.redisTarget.isCluster && (keys.prefix.contains("{") || keys.group.contains("{")) {
+            // The first "{...}" of a key is its hash tag: task keys must keep theirs.
+            throw ProcessorError.redis("on a Redis Cluster, redis.key_prefix and the group must not contain \"{\" (prefix \"\(keys.prefix)\", group \"\(keys.group)\")")
+        }
+        control = try options.redisTarget.makeStore(shouldStop: { [stopFlag] in stopFlag.isSet })
         if topology.embeddings.enabled {
             refresher = EmbeddingRefresher(config: topology.embeddings.cooccurrenceConfig,
-                                           finalIterations: topology.embeddings.finalIterations, redis: options.redis)
+                                           finalIterations: topology.embeddings.finalIterations, redis: options.redisTarget)
         }
-        writer = try RedisWriter(endpoint: options.redis, observer: stats, giveUp: { [stopFlag] in stopFlag.isSet })
+        writer = try RedisWriter(target: options.redisTarget, keys: keys, observer: stats, giveUp: { [stopFlag] in stopFlag.isSet })
         writer.start()
         consumer = try KafkaConsumer(config: kafkaConfig.with("fetch.wait.max.ms", topology.kafka["fetch.wait.max.ms"] ?? "10"), groupId: options.group, topics: topics,
                                      rebalanceListener: RebalanceBridge(processor: self))

@@ -2,13 +2,13 @@ import Foundation
 import FreshetRedis
 
 /// Reads features back the way a serving reader would, rendered as JSON.
-/// Used by `freshet features`; blocking, one connection, one thread.
+/// Used by `freshet features`; blocking, one thread; one Redis or a cluster.
 public struct FeatureReader {
-    let connection: RedisConnection
+    let connection: any RedisStore
     let keys: RedisKeys
 
-    public init(connection: RedisConnection, keys: RedisKeys) {
-        self.connection = connection
+    public init(store: any RedisStore, keys: RedisKeys) {
+        self.connection = store
         self.keys = keys
     }
 
@@ -25,7 +25,7 @@ public struct FeatureReader {
     public func trendingJSON() throws -> String {
         let meta = Dictionary(try connection.hgetall(keys.trendingMeta).map { ($0.field, String(decoding: $0.value, as: UTF8.self)) },
                               uniquingKeysWith: { a, _ in a })
-        let reply = try connection.command(["ZREVRANGE", keys.trending, "0", "-1", "WITHSCORES"])
+        let reply = try connection.run(RedisCommand("ZREVRANGE", keys.trending, "0", "-1", "WITHSCORES"))
         let parts = reply.array ?? []
         let anchor = meta["anchor_ms"].flatMap(Double.init) ?? 0
         let halfLife = meta["half_life_ms"].flatMap(Double.init) ?? 3_600_000

@@ -143,6 +143,12 @@ public struct FencedWrite: Sendable {
     if current ~= ARGV[1] then
       return redis.error_reply('FENCED epoch ' .. ARGV[1] .. ' is stale, current is ' .. (current or 'missing'))
     end
+    """ + "\n" + operationsScript(firstArgument: 2)
+
+    /// The part of the script after the epoch check: applies the operations
+    /// from `ARGV[firstArgument]` on (shared with `ClusterFencing.script`).
+    static func operationsScript(firstArgument: Int) -> String {
+        """
     local transient = {OOM = true, READONLY = true, LOADING = true, BUSY = true, TRYAGAIN = true,
       MASTERDOWN = true, CLUSTERDOWN = true, MISCONF = true, NOREPLICAS = true}
     local result = {0}
@@ -162,7 +168,7 @@ public struct FencedWrite: Sendable {
       table.insert(result, failed)
       return false
     end
-    local i = 2
+    local i = \(firstArgument)
     local n = #ARGV
     while i <= n do
       local op = ARGV[i]
@@ -201,4 +207,5 @@ public struct FencedWrite: Sendable {
     end
     return result
     """
+    }
 }

@@ -1,11 +1,20 @@
 /// The Redis key layout: the contract readers code against (see README).
+///
+/// Feature keys are the same on one Redis and on a cluster. The processor's
+/// own keys (epochs, checkpoints, dead-letter floors) differ: on a cluster
+/// (`hashTagged`) every key of one task carries the hash tag `{<group>:<task>}`,
+/// so they share one slot and a task's checkpoint stays one atomic script
+/// (docs/OPERATIONS.md, "Redis Cluster").
 public struct RedisKeys: Sendable, Equatable {
     public let prefix: String
     public let group: String
+    /// True on a Redis Cluster: task keys are hash-tagged by task.
+    public let hashTagged: Bool
 
-    public init(prefix: String, group: String) {
+    public init(prefix: String, group: String, hashTagged: Bool = false) {
         self.prefix = prefix
         self.group = group
+        self.hashTagged = hashTagged
     }
 
     public func user(_ id: String) -> String { "\(prefix)user:\(id)" }
@@ -14,11 +23,28 @@ public struct RedisKeys: Sendable, Equatable {
     public var trendingMeta: String { "\(prefix)trending:meta" }
 
     // Internal keys, scoped by consumer group like the repartition topics.
-    public func epoch(_ task: TaskId) -> String { "\(prefix)freshet:\(group):epoch:\(task)" }
-    public func checkpointState(_ task: TaskId) -> String { "\(prefix)freshet:\(group):ckpt:\(task):state" }
-    public func checkpointMeta(_ task: TaskId) -> String { "\(prefix)freshet:\(group):ckpt:\(task):meta" }
+    // One Redis: `freshet:<group>:epoch:<task>`; a cluster: `freshet:{<group>:<task>}:epoch`.
+    public func epoch(_ task: TaskId) -> String { taskKey(task, "epoch") }
+    public func checkpointState(_ task: TaskId) -> String { taskKey(task, "ckpt", "state") }
+    public func checkpointMeta(_ task: TaskId) -> String { taskKey(task, "ckpt", "meta") }
     /// Embedding rows of the task, field = id (kept apart from feature entries so ids never collide).
-    public func checkpointEmbeddings(_ task: TaskId) -> String { "\(prefix)freshet:\(group):ckpt:\(task):emb" }
+    public func checkpointEmbeddings(_ task: TaskId) -> String { taskKey(task, "ckpt", "emb") }
+    /// Per dead-letter partition, the offset below which the task's letters lie (`StreamProcessor+DeadLetters`).
+    public func deadLetterFloor(_ task: TaskId) -> String { taskKey(task, "dlq") }
     /// Item partitions whose final co-occurrence rows are checkpointed (end of a bounded run).
     public var embeddingFinal: String { "\(prefix)freshet:\(group):emb:final" }
+
+    /// A cluster slot's fence hash (field = task, value = the highest epoch
+    /// of that task that wrote in the slot), tagged so it lives in `slot` (`ClusterFencing`).
+    public func slotFence(_ slot: Int) -> String { "\(prefix)freshet:\(group):fence:{\(SlotTags.tag(for: slot))}" }
+
+    /// The hash tag of a task's keys on a cluster: all of them hash to one slot.
+    public func taskTag(_ task: TaskId) -> String { "{\(group):\(task)}" }
+
+    /// One Redis keeps the historical names (`freshet:<group>:<kind>:<task>[:<part>]`).
+    private func taskKey(_ task: TaskId, _ kind: String, _ part: String? = nil) -> String {
+        let suffix = part.map { ":\($0)" } ?? ""
+        if hashTagged { return "\(prefix)freshet:\(taskTag(task)):\(kind)\(suffix)" }
+        return "\(prefix)freshet:\(group):\(kind):\(task)\(suffix)"
+    }
 }

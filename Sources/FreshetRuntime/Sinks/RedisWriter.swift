@@ -5,7 +5,8 @@ import FreshetRedis
 /// processing thread computes the next batch while this one is in flight.
 ///
 /// Batches are written in submission order, pipelined, each as one atomic
-/// script call per task. On a connection failure or a transient refusal
+/// script call per task (on a Redis Cluster, one per task and slot, see
+/// `ClusterFencing`; a task's parts are answered as one `FencedWriteReply`). On a connection failure or a transient refusal
 /// (`OOM`, `READONLY`, `LOADING`, ... see `RedisError.transientServerPrefixes`)
 /// the writer retries with back-off and resends the whole batch (every write
 /// is an absolute value, so resending is harmless); meanwhile the bounded
@@ -55,16 +56,34 @@ public final class RedisWriter: @unchecked Sendable {
     private var abandoned: String?
     private var report = Report()
     private let maxQueuedBatches: Int
-    private let redis: ReconnectingRedis
+    private let redis: any RedisStore
+    /// Set on a Redis Cluster: writes are split by slot (`ClusterFencing`).
+    private let cluster: (store: ClusterRedis, keys: RedisKeys)?
     private let script = FencedWrite.redisScript
     private let observer: WriterObserver
     private var thread: Thread?
 
-    /// - Parameter giveUp: asked between retries; true abandons the batch in
-    ///   flight (the processor is stopping: SIGTERM while Redis refuses writes).
-    public init(endpoint: RedisEndpoint, maxQueuedBatches: Int = 64, observer: WriterObserver,
+    public convenience init(endpoint: RedisEndpoint, maxQueuedBatches: Int = 64, observer: WriterObserver,
+                            giveUp: @escaping @Sendable () -> Bool = { false }) throws(RedisError) {
+        try self.init(target: .single(endpoint), keys: nil, maxQueuedBatches: maxQueuedBatches, observer: observer, giveUp: giveUp)
+    }
+
+    /// - Parameters:
+    ///   - keys: the key layout; required on a cluster (its slot fences).
+    ///   - giveUp: asked between retries; true abandons the batch in
+    ///     flight (the processor is stopping: SIGTERM while Redis refuses writes).
+    public init(target: RedisTarget, keys: RedisKeys?, maxQueuedBatches: Int = 64, observer: WriterObserver,
                 giveUp: @escaping @Sendable () -> Bool = { false }) throws(RedisError) {
-        self.redis = try ReconnectingRedis(endpoint: endpoint)
+        self.redis = try target.makeStore()
+        if let store = redis as? ClusterRedis {
+            guard let keys, keys.hashTagged else {
+                throw RedisError(kind: .invalidArgument, message: "a cluster needs hash-tagged task keys", context: "RedisWriter")
+            }
+            self.cluster = (store, keys)
+            store.registerScript(ClusterFencing.redisScript)
+        } else {
+            self.cluster = nil
+        }
         self.maxQueuedBatches = maxQueuedBatches
         self.observer = observer
         self.redis.registerScript(script)
@@ -211,6 +230,7 @@ public final class RedisWriter: @unchecked Sendable {
 
     private func write(_ writes: [FencedWrite]) -> Outcome {
         guard !writes.isEmpty else { return .written(Report()) }
+        if let cluster { return writeToCluster(writes, cluster.store, cluster.keys) }
         var pipeline = RedisPipeline()
         for write in writes {
             pipeline.add(write.command)
@@ -228,9 +248,41 @@ public final class RedisWriter: @unchecked Sendable {
         } catch {
             return .gaveUp(error)
         }
+        return .written(Self.report(writes, zip(writes, replies).map { FencedWriteReply($0.1) }))
+    }
+
+    /// On a cluster: each write split by slot (one script per slot, all
+    /// pipelined per node), the parts' replies combined per write.
+    private func writeToCluster(_ writes: [FencedWrite], _ store: ClusterRedis, _ keys: RedisKeys) -> Outcome {
+        var commands: [ClusterCommand] = []
+        var parts: [Range<Int>] = []
+        for write in writes {
+            let start = commands.count
+            do {
+                commands.append(contentsOf: try ClusterFencing.commands(for: write, keys: keys))
+            } catch {
+                return .gaveUp(error)
+            }
+            parts.append(start..<commands.count)
+        }
+        let replies: [RedisReply]
+        do {
+            replies = try store.execute(commands, onRetry: { [self] error, attempt in
+                self.setProblem(error)
+                self.observer.redisRetry(error: error, attempt: attempt)
+            })
+        } catch {
+            return .gaveUp(error)
+        }
+        return .written(Self.report(writes, parts.map { range in
+            ClusterFencing.combine(range.map { FencedWriteReply(replies[$0]) })
+        }))
+    }
+
+    private static func report(_ writes: [FencedWrite], _ replies: [FencedWriteReply]) -> Report {
         var report = Report()
         for (write, reply) in zip(writes, replies) {
-            switch FencedWriteReply(reply) {
+            switch reply {
             case .applied(let rejected):
                 for key in rejected { report.rejectedKeys.append((write.task, write.isCheckpoint, key)) }
                 if write.isCheckpoint && !rejected.isEmpty { report.failedCheckpoints.insert(write.task) }
@@ -242,7 +294,7 @@ public final class RedisWriter: @unchecked Sendable {
                 if write.isCheckpoint { report.failedCheckpoints.insert(write.task) }
             }
         }
-        return .written(report)
+        return report
     }
 
     private var isStopping: Bool {

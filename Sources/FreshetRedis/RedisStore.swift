@@ -1,0 +1,104 @@
+/// What the processor needs from its online store, whether one Redis
+/// (`ReconnectingRedis`) or a Redis Cluster (`ClusterRedis`): pipelines that
+/// are retried until they succeed or `shouldStop()` says so, registered
+/// scripts, and an identity of the running server(s) to notice restarts.
+///
+/// Contract: every command carries its key (a cluster routes by it; `EVAL`/
+/// `EVALSHA` by their first key); commands of one pipeline may run on
+/// different nodes of a cluster, so a multi-key command must keep its keys in
+/// one slot (hash tags). Commands must be idempotent (see `ReconnectingRedis`).
+///
+/// Threading: owned by one thread, like `RedisConnection`.
+public protocol RedisStore: AnyObject {
+    /// Replies in the pipeline's order. `onRetry(error, attempt)` before each back-off sleep.
+    func execute(_ pipeline: RedisPipeline, onRetry: (RedisError, Int) -> Void) throws(RedisError) -> [RedisReply]
+    /// A script to (re)load wherever `NOSCRIPT` is answered.
+    func registerScript(_ script: RedisScript)
+    /// Asked between retries; true ends retrying (the last error is thrown).
+    var shouldStop: () -> Bool { get set }
+    /// Changes whenever a server holding the data restarted or was replaced
+    /// (one Redis: its `run_id`; a cluster: every master's `run_id`, so a failover changes it too).
+    /// Retried like `execute`; `onRetry(error, attempt)` before each back-off sleep.
+    func serverRunId(onRetry: (RedisError, Int) -> Void) throws(RedisError) -> String
+    func close()
+}
+
+extension RedisStore {
+    /// One command (retried like a pipeline).
+    public func run(_ command: RedisCommand) throws(RedisError) -> RedisReply {
+        try execute(RedisPipeline([command]), onRetry: { _, _ in }).first ?? .null
+    }
+
+    /// HGETALL as (field, value) pairs; empty when the key is missing.
+    public func hgetall(_ key: String) throws(RedisError) -> [(field: String, value: [UInt8])] {
+        guard case .array(let items) = try run(RedisCommand("HGETALL", key)) else { return [] }
+        var result: [(field: String, value: [UInt8])] = []
+        var index = 0
+        while index + 1 < items.count {
+            if let field = items[index].bytes, let value = items[index + 1].bytes {
+                result.append((String(decoding: field, as: UTF8.self), value))
+            }
+            index += 2
+        }
+        return result
+    }
+}
+
+extension ReconnectingRedis: RedisStore {
+    public func serverRunId(onRetry: (RedisError, Int) -> Void) throws(RedisError) -> String {
+        let reply = try execute(RedisPipeline([RedisCommand("INFO", "server")]), onRetry: onRetry).first
+        return try RedisStoreInfo.runId(reply, context: "INFO server on \(endpoint)")
+    }
+}
+
+enum RedisStoreInfo {
+    /// `run_id` from an `INFO server` reply.
+    static func runId(_ reply: RedisReply?, context: String) throws(RedisError) -> String {
+        guard let text = reply?.string,
+              let line = text.split(whereSeparator: \.isNewline).first(where: { $0.hasPrefix("run_id:") }) else {
+            throw RedisError(kind: .protocol, message: "INFO server has no run_id", context: context)
+        }
+        return String(line.dropFirst("run_id:".count))
+    }
+}
+
+/// Where the online store is: one Redis (`redis://`, `unix://`) or a Redis
+/// Cluster (`redis+cluster://host:port[,host:port...]`).
+public enum RedisTarget: Sendable, Equatable, CustomStringConvertible {
+    case single(RedisEndpoint)
+    case cluster(ClusterEndpoints)
+
+    /// Parses either URL form. Throws `.invalidArgument` naming the URL (password redacted).
+    public init(url: String) throws(RedisError) {
+        if ClusterEndpoints.isClusterURL(url) {
+            self = .cluster(try ClusterEndpoints(url: url))
+        } else {
+            self = .single(try RedisEndpoint(url: url))
+        }
+    }
+
+    public var isCluster: Bool {
+        if case .cluster = self { return true }
+        return false
+    }
+
+    public var description: String {
+        switch self {
+        case .single(let endpoint): return endpoint.description
+        case .cluster(let endpoints): return endpoints.description
+        }
+    }
+
+    /// A store that connects on first use (so the process can start while Redis is down).
+    public func makeStore(connectTimeoutMs: Int = 2000, commandTimeoutMs: Int = 5000,
+                          shouldStop: @escaping () -> Bool = { false }) throws(RedisError) -> any RedisStore {
+        switch self {
+        case .single(let endpoint):
+            return try ReconnectingRedis(endpoint: endpoint, connectTimeoutMs: connectTimeoutMs,
+                                         commandTimeoutMs: commandTimeoutMs, shouldStop: shouldStop)
+        case .cluster(let endpoints):
+            return ClusterRedis(endpoints: endpoints, connectTimeoutMs: connectTimeoutMs,
+                                commandTimeoutMs: commandTimeoutMs, shouldStop: shouldStop)
+        }
+    }
+}
