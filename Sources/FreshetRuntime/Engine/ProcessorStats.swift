@@ -1,3 +1,4 @@
+import CoreMetrics
 import Foundation
 import FreshetKafka
 import FreshetRedis
@@ -10,11 +11,11 @@ import Synchronization
 public final class ProcessorStats: WriterObserver, Sendable {
     public let metrics: FreshetMetrics
     /// Records consumed by this instance, all topics (the progress line's count).
-    public let recordsConsumed = Counter()
-    let kafkaErrors = Counter()
-    var rebalances: Counter { metrics.rebalances }
-    var fencedWrites: Counter { metrics.redisFencedWrites }
-    var checkpointFailures: Counter { metrics.checkpointFailures }
+    public let recordsConsumed = AtomicCount()
+    let kafkaErrors = AtomicCount()
+    var rebalances: CoreMetrics.Counter { metrics.rebalances }
+    var fencedWrites: CoreMetrics.Counter { metrics.redisFencedWrites }
+    var checkpointFailures: CoreMetrics.Counter { metrics.checkpointFailures }
 
     struct Shared {
         var totalLag: Int?
@@ -43,12 +44,12 @@ public final class ProcessorStats: WriterObserver, Sendable {
     // MARK: WriterObserver (Redis writer thread)
 
     public func pipelineCompleted(seconds: Double, commands: Int) {
-        metrics.redisPipelineSeconds.observe(seconds)
-        metrics.redisBatchCommands.observe(Double(commands))
+        metrics.redisPipelineSeconds.record(seconds)
+        metrics.redisBatchCommands.record(commands)
     }
 
     public func freshness(seconds: Double) {
-        metrics.freshnessSeconds.observe(seconds)
+        metrics.freshnessSeconds.record(seconds)
         state.withLock { shared in
             if shared.keepFreshnessSamples && shared.freshnessSamples.count < 2_000_000 {
                 shared.freshnessSamples.append(seconds)
@@ -76,7 +77,7 @@ public final class ProcessorStats: WriterObserver, Sendable {
     // MARK: Processing thread
 
     func checkpointCompleted(seconds: Double, bytes: Int) {
-        metrics.checkpointSeconds.observe(seconds)
+        metrics.checkpointSeconds.record(seconds)
         metrics.checkpointBytes.set(Double(bytes))
     }
 
