@@ -15,6 +15,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
     ],
     targets: [
         // The C boundary: only FreshetKafka imports CRdKafka, only FreshetRedis imports CHiredis.
@@ -26,7 +27,9 @@ let package = Package(
         // Dataflow core: event time, watermarks, panes, keyed state, event decoding. No I/O.
         .target(name: "FreshetCore"),
         // The recommender's features as operators on the core. No I/O.
-        .target(name: "FreshetFeatures", dependencies: ["FreshetCore"]),
+        .target(name: "FreshetFeatures", dependencies: [
+            "FreshetCore", .product(name: "HeapModule", package: "swift-collections"),
+        ]),
         // Online embeddings (Monolith-style): joiner, tables, trainer, evaluation. No I/O.
         .target(name: "FreshetEmbeddings", dependencies: ["FreshetCore", "CLinearAlgebra"]),
         // Feast's Redis online-store layout: entity keys, murmur3 field names, protobuf values. No I/O.
