@@ -13,6 +13,11 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         // The C boundary: only FreshetKafka imports CRdKafka, only FreshetRedis imports CHiredis.
@@ -24,7 +29,9 @@ let package = Package(
         // Dataflow core: event time, watermarks, panes, keyed state, event decoding. No I/O.
         .target(name: "FreshetCore"),
         // The recommender's features as operators on the core. No I/O.
-        .target(name: "FreshetFeatures", dependencies: ["FreshetCore"]),
+        .target(name: "FreshetFeatures", dependencies: [
+            "FreshetCore", .product(name: "HeapModule", package: "swift-collections"),
+        ]),
         // Online embeddings (Monolith-style): joiner, tables, trainer, evaluation. No I/O.
         .target(name: "FreshetEmbeddings", dependencies: ["FreshetCore", "CLinearAlgebra"]),
         // Feast's Redis online-store layout: entity keys, murmur3 field names, protobuf values. No I/O.
@@ -39,12 +46,16 @@ let package = Package(
             "FreshetCore", "FreshetFeatures", "FreshetEmbeddings", "FreshetFeast", "FreshetKafka", "FreshetRedis",
             .product(name: "Yams", package: "Yams"),
             .product(name: "Logging", package: "swift-log"),
+            .product(name: "CoreMetrics", package: "swift-metrics"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
+            .product(name: "Histogram", package: "hdrhistogram-swift"),
         ]),
         .executableTarget(name: "freshet", dependencies: [
             "FreshetRuntime", "FreshetWorkload", "FreshetCore", "FreshetFeatures", "FreshetEmbeddings",
             "FreshetKafka", "FreshetRedis",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
 
         .testTarget(name: "FreshetCoreTests", dependencies: ["FreshetCore"]),

@@ -1,5 +1,7 @@
+import HeapModule
+
 /// Event-time timers keyed by pane: slots to wake when the watermark's pane
-/// reaches a key. A binary min-heap of distinct keys plus a bucket per key, so
+/// reaches a key. A min-heap of distinct keys (swift-collections' `Heap`) plus a bucket per key, so
 /// advancing the watermark touches only due buckets, never all items.
 /// Duplicate slots in a bucket are allowed (wake-ups are idempotent).
 struct PaneTimerIndex {
@@ -8,7 +10,8 @@ struct PaneTimerIndex {
     /// Slot lists, recycled (with their capacity) once fired.
     private var lists: [[UInt32]] = []
     private var freeLists: [Int] = []
-    private var heap: [Int64] = []
+    /// Distinct pending keys; the smallest is the next due.
+    private var heap = Heap<Int64>()
     /// Schedules come in runs for the same key (every item rolling into a new pane
     /// schedules at the same expiry pane), so remember the last key's list.
     private var lastKey: Int64 = .min
@@ -29,7 +32,7 @@ struct PaneTimerIndex {
                     fresh = lists.count - 1
                 }
                 listOf[pane] = fresh
-                heapPush(pane)
+                heap.insert(pane)
                 lastList = fresh
             }
             lastKey = pane
@@ -40,8 +43,8 @@ struct PaneTimerIndex {
     /// Removes and returns every slot whose key is `<= pane`, in key order.
     mutating func popDue(upTo pane: Int64) -> [UInt32] {
         var out: [UInt32] = []
-        while let k = heap.first, k <= pane {
-            heapPop()
+        while let k = heap.min, k <= pane {
+            heap.removeMin()
             guard let idx = listOf.removeValue(forKey: k) else { continue }
             out.append(contentsOf: lists[idx])
             lists[idx].removeAll(keepingCapacity: true)
@@ -53,33 +56,5 @@ struct PaneTimerIndex {
 
     mutating func removeAll() {
         self = PaneTimerIndex()
-    }
-
-    private mutating func heapPush(_ k: Int64) {
-        heap.append(k)
-        var i = heap.count - 1
-        while i > 0 {
-            let parent = (i - 1) / 2
-            if heap[parent] <= heap[i] { break }
-            heap.swapAt(parent, i)
-            i = parent
-        }
-    }
-
-    private mutating func heapPop() {
-        let last = heap.removeLast()
-        guard !heap.isEmpty else { return }
-        heap[0] = last
-        var i = 0
-        let n = heap.count
-        while true {
-            let l = 2 * i + 1, r = l + 1
-            var m = i
-            if l < n && heap[l] < heap[m] { m = l }
-            if r < n && heap[r] < heap[m] { m = r }
-            if m == i { return }
-            heap.swapAt(i, m)
-            i = m
-        }
     }
 }

@@ -96,7 +96,7 @@ extension BenchCommand {
     struct Freshness: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "freshness",
-            abstract: "Steady load at a given rate; p50/p99 from an event's production to its feature being acknowledged by Redis.")
+            abstract: "Steady load at a given rate; p50/p90/p99/p99.9/max from an event's production to its feature being acknowledged by Redis.")
 
         @OptionGroup var cluster: BenchClusterOptions
         @Option(help: "Events per second (use about half of the end-to-end maximum).") var rate = 50_000
@@ -121,7 +121,7 @@ extension BenchCommand {
                                             options: ProcessorOptions(brokers: services.brokers, redis: try RedisEndpoint(url: services.redisURL),
                                                                       group: "freshness"),
                                             logger: logger)
-            processor.stats.keepFreshnessSamples(true)
+            processor.stats.keepFreshness(true)
             let done = DispatchSemaphore(value: 0)
             let thread = Thread {
                 do { try processor.run() } catch { emit("processor: \(error)") }
@@ -129,7 +129,7 @@ extension BenchCommand {
             }
             thread.start()
             Thread.sleep(forTimeInterval: 8)  // join the group and get assigned
-            _ = processor.stats.takeFreshnessSamples()
+            _ = processor.stats.takeFreshness()
             let now = Int64(Date().timeIntervalSince1970 * 1000)
             let events = rate * seconds
             let config = SyntheticConfig(seed: 5, users: 100_000, items: 10_000, startMs: now, spanMs: Int64(seconds) * 1000, nowMs: now + 86_400_000)
@@ -145,14 +145,11 @@ extension BenchCommand {
             Thread.sleep(forTimeInterval: 3)
             processor.requestStop()
             done.wait()
-            let samples = processor.stats.takeFreshnessSamples()
-            let p = Percentiles.of(samples, [0.5, 0.9, 0.99, 0.999])
-            emit(String(format: "feature freshness at %d events/s (%d sent, %d samples), event to Redis acknowledgement: p50 %.1f ms, p90 %.1f ms, p99 %.1f ms, p99.9 %.1f ms",
-                         rate, sent, samples.count, p[0] * 1000, p[1] * 1000, p[2] * 1000, p[3] * 1000))
-            let e = Percentiles.of(probe.latencies, [0.5, 0.99, 1])
-            if !probe.latencies.isEmpty {
-                emit(String(format: "embedding freshness (sync interval %.0f s), interaction to user vector visible in Redis, %d probes: p50 %.2f s, p99 %.2f s, max %.2f s",
-                             Double(topology.embeddings.syncIntervalMs) / 1000, probe.latencies.count, e[0], e[1], e[2]))
+            let freshness = processor.stats.takeFreshness()
+            emit("feature freshness at \(rate) events/s (\(sent) sent, \(freshness.count) samples), event to Redis acknowledgement: \(freshness.summary())")
+            if probe.latencies.count > 0 {
+                emit(String(format: "embedding freshness (sync interval %.0f s), interaction to user vector visible in Redis, %d probes: ",
+                            Double(topology.embeddings.syncIntervalMs) / 1000, probe.latencies.count) + probe.latencies.summary(unit: .seconds))
             }
         }
     }
@@ -278,7 +275,7 @@ enum PeakMemory {
 /// Redis: sends one interaction for a never-seen user, polls the user's hash.
 final class EmbeddingProbe: @unchecked Sendable {
     // `latencies` is written by the probe thread and read after `waitUntilDone`.
-    private(set) var latencies: [Double] = []
+    private(set) var latencies = LatencyHistogram()
     private let done = DispatchSemaphore(value: 0)
     let brokers: String, redisURL: String, field: String, probes: Int
 
@@ -302,7 +299,7 @@ final class EmbeddingProbe: @unchecked Sendable {
                 try producer.flush(timeoutMs: 5_000)
                 while Date().timeIntervalSince(sentAt) < 60 {
                     if try redis.command(["HEXISTS", "user:\(user)", field]).int == 1 {
-                        latencies.append(Date().timeIntervalSince(sentAt))
+                        latencies.record(seconds: Date().timeIntervalSince(sentAt))
                         break
                     }
                     usleep(20_000)

@@ -4,8 +4,9 @@ import FreshetKafka
 import FreshetRedis
 import FreshetRuntime
 import Logging
+import ServiceLifecycle
 
-struct RunCommand: ParsableCommand {
+struct RunCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run",
         abstract: "Run the processor: Kafka events in, features in Redis.",
@@ -36,7 +37,7 @@ struct RunCommand: ParsableCommand {
     @Option(help: "Synthetic events per second in the embedded default (0: none).")
     var demoRate = 2_000
 
-    func run() throws {
+    func run() async throws {
         let logger = Self.makeLogger(level: logLevel)
         var topologyValue: Topology
         do {
@@ -55,8 +56,7 @@ struct RunCommand: ParsableCommand {
         }
 
         let local = LocalServices()
-        defer { local.stopAll() }
-        var demo: DemoProducer?
+        defer { local.stopAll() }  // after a failed start-up; the group stops them otherwise
         let embedded = connection.givenBrokers == nil && connection.givenRedis == nil
         if embedded {
             // Overridable so that tests can run the embedded default on free ports.
@@ -84,25 +84,35 @@ struct RunCommand: ParsableCommand {
         let options = ProcessorOptions(brokers: local.brokers ?? connection.resolvedBrokers, redisTarget: target, group: group,
                                        stopAtEnd: stopAtEnd, kafkaProperties: Self.kafkaPropertiesFromEnvironment())
         let processor = StreamProcessor(topology: topologyValue, options: options, logger: logger)
+        // Stop order is the reverse of registration (RunServices.swift): the
+        // synthetic producer, then the processor (flush, checkpoint, commit,
+        // leave), then the local broker and Redis, which never see the
+        // terminal's signal (process groups of their own). The processor
+        // finishing by itself (a bounded run, or an error) stops the rest too.
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
+        if embedded {
+            services.append(.init(service: LocalServicesService(local: local), serviceName: "local-services"))
+        }
+        services.append(.init(service: ProcessorService(processor: processor),
+                              successTerminationBehavior: .gracefullyShutdownGroup,
+                              failureTerminationBehavior: .gracefullyShutdownGroup, serviceName: "processor"))
         if embedded && demoRate > 0 {
             logger.notice("embedded default: producing \(demoRate) synthetic events/s into \(topologyValue.sources.interactions) and \(topologyValue.sources.impressions); try `freshet features trending`")
-            demo = DemoProducer(brokers: options.brokers, topology: topologyValue, rate: demoRate, logger: logger)
-            demo?.start()
+            let demo = DemoProducer(brokers: options.brokers, topology: topologyValue, rate: demoRate, logger: logger)
+            services.append(.init(service: DemoProducerService(demo: demo), serviceName: "demo-producer"))
         }
-        // Stop order (reverse of start): the synthetic producer, then the
-        // processor (flush, checkpoint, commit, leave), then the local broker
-        // and Redis (the `defer` above), which never see the terminal's signal.
-        let demoToStop = demo
+        var configuration = ServiceGroupConfiguration(services: services, logger: logger)
+        configuration.gracefulShutdownSignals = [.sigterm, .sigint]
+        // The group turns the first signal into a graceful shutdown; this says
+        // so, and makes a second signal exit at once (a stop stuck on a
+        // frozen broker or Redis would otherwise wait).
         let signals = SignalHandling(onFirst: {
             logger.notice("stopping: finishing the in-flight batch, checkpointing, committing (signal again to exit at once)")
-            demoToStop?.requestStop()
-            processor.requestStop()
         })
         signals.install()
-        defer { demo?.stop() }
 
         do {
-            try processor.run()
+            try await ServiceGroup(configuration: configuration).run()
         } catch {
             logger.critical("processor stopped on an error: \(error)")
             throw ExitCode(1)

@@ -45,7 +45,7 @@ final class ObservabilityAdminServerTests: XCTestCase {
     private func makeServer(readiness: @escaping @Sendable () -> Readiness = { .ready }) throws
         -> (AdminServer, FreshetMetrics) {
         let metrics = FreshetMetrics(version: "test", librdkafkaVersion: "2.3.0")
-        let server = try AdminServer(registry: metrics.registry, readiness: readiness)
+        let server = try AdminServer(metrics: metrics, readiness: readiness)
         try server.start()
         XCTAssertNotEqual(server.port, 0)
         return (server, metrics)

@@ -1,191 +1,126 @@
 import XCTest
 import Foundation
+import FreshetTestSupport
 @testable import FreshetRuntime
 
+/// Freshet's families on swift-metrics + swift-prometheus: the names, types,
+/// labels and HELP texts documented in docs/OPERATIONS.md "Metrics", and the
+/// removal of a revoked partition's series.
 final class ObservabilityMetricsTests: XCTestCase {
-    func testCounterRendering() {
-        let r = MetricsRegistry()
-        let c = r.counter("freshet_records_consumed_total", help: "Records consumed.",
-                          labels: ["topic": "interactions", "partition": "3"])
-        c.increment(by: 41)
-        c.inc()
-        XCTAssertEqual(r.render(), """
-        # HELP freshet_records_consumed_total Records consumed.
-        # TYPE freshet_records_consumed_total counter
-        freshet_records_consumed_total{partition="3",topic="interactions"} 42
-
-        """)
+    private func makeMetrics() -> FreshetMetrics {
+        FreshetMetrics(version: "0.1.0", librdkafkaVersion: "2.3.0")
     }
 
-    func testSameLabelsGiveSameHandle() {
-        let r = MetricsRegistry()
-        let a = r.counter("x_total", help: "x", labels: ["a": "1", "b": "2"])
-        let b = r.counter("x_total", help: "x", labels: ["b": "2", "a": "1"])
-        XCTAssertTrue(a === b)
-        let other = r.counter("x_total", help: "x", labels: ["a": "1", "b": "3"])
-        XCTAssertFalse(a === other)
-        XCTAssertEqual(r.seriesCount("x_total"), 2)
+    /// `# TYPE` and `# HELP` lines by family name.
+    private func headers(_ text: String) -> (types: [String: String], helps: [String: String]) {
+        var types: [String: String] = [:], helps: [String: String] = [:]
+        for line in text.split(separator: "\n") {
+            let parts = line.split(separator: " ", maxSplits: 3).map(String.init)
+            guard parts.count == 4, parts[0] == "#" else { continue }
+            if parts[1] == "TYPE" { types[parts[2]] = parts[3] }
+            if parts[1] == "HELP" { helps[parts[2]] = parts[3] }
+        }
+        return (types, helps)
     }
 
-    func testGaugeRenderingAndLabelEscaping() {
-        let r = MetricsRegistry()
-        r.gauge("g", help: "Help with \\ backslash\nand newline.", labels: ["path": "C:\\dir \"q\"\nnext"]).set(1.5)
-        r.gauge("g", help: "ignored", labels: ["path": "plain"]).set(-3)
-        let g = r.gauge("h", help: "h")
-        g.set(2)
-        g.add(0.25)
-        g.dec()
-        XCTAssertEqual(r.render(), """
-        # HELP g Help with \\\\ backslash\\nand newline.
-        # TYPE g gauge
-        g{path="C:\\\\dir \\"q\\"\\nnext"} 1.5
-        g{path="plain"} -3
-        # HELP h h
-        # TYPE h gauge
-        h 1.25
-
-        """)
+    func testEveryFamilyHasItsDocumentedTypeAndHelp() {
+        let m = makeMetrics()
+        m.recordsConsumed(topic: "interactions", partition: Int32(3)).increment(by: 5)
+        m.deadLetters(reason: "not_json").increment()
+        m.consumerLag(topic: "interactions", partition: 3).set(1234)
+        m.watermarkMs(task: "interactions-3").set(1_732_700_000_000)
+        m.eventTimeLagMs(task: "interactions-3").set(250)
+        m.stateEntries(store: "users-interactions-3").set(7)
+        m.redisRejectedKeys(reason: "WRONGTYPE").increment()
+        m.checkpointStoreLost(evidence: "epoch_missing").increment()
+        let (types, helps) = headers(m.render())
+        let expected: [String: String] = [
+            "freshet_records_consumed_total": "counter", "freshet_dead_letters_total": "counter",
+            "freshet_late_events_dropped_total": "counter", "freshet_consumer_lag": "gauge",
+            "freshet_watermark_ms": "gauge", "freshet_event_time_lag_ms": "gauge",
+            "freshet_freshness_seconds": "histogram", "freshet_redis_pipeline_seconds": "histogram",
+            "freshet_redis_batch_commands": "histogram", "freshet_checkpoint_seconds": "histogram",
+            "freshet_checkpoint_bytes": "gauge", "freshet_checkpoint_failures_total": "counter",
+            "freshet_rebalances_total": "counter", "freshet_assigned_partitions": "gauge",
+            "freshet_state_entries": "gauge", "freshet_repartition_duplicates_dropped_total": "counter",
+            "freshet_dead_letter_duplicates_skipped_total": "counter", "freshet_redis_fenced_writes_total": "counter",
+            "freshet_redis_rejected_keys_total": "counter", "freshet_checkpoint_store_lost_total": "counter",
+            "freshet_ready": "gauge", "freshet_build_info": "gauge",
+        ]
+        XCTAssertEqual(types, expected)
+        XCTAssertEqual(helps["freshet_records_consumed_total"], "Kafka records consumed, by topic and partition.")
+        XCTAssertEqual(helps["freshet_freshness_seconds"], "Seconds from an event's event time to Redis acknowledging its features.")
+        XCTAssertEqual(Set(helps.keys), Set(expected.keys), "every family has HELP")
     }
 
-    func testGaugeSpecialValues() {
-        XCTAssertEqual(MetricsRegistry.formatValue(.infinity), "+Inf")
-        XCTAssertEqual(MetricsRegistry.formatValue(-.infinity), "-Inf")
-        XCTAssertEqual(MetricsRegistry.formatValue(.nan), "NaN")
-        XCTAssertEqual(MetricsRegistry.formatValue(0), "0")
-        XCTAssertEqual(MetricsRegistry.formatValue(0.005), "0.005")
-        XCTAssertEqual(MetricsRegistry.formatValue(1_732_700_000_000), "1732700000000")
+    func testValuesAndLabels() {
+        let m = makeMetrics()
+        let consumed = m.recordsConsumed(topic: "interactions", partition: Int32(3))
+        consumed.increment(by: 5)
+        m.recordsConsumed(topic: "interactions", partition: 3).increment()  // the same series
+        m.deadLetters(reason: "not_json").increment()
+        m.consumerLag(topic: "interactions", partition: 3).set(1234)
+        m.watermarkMs(task: "interactions-3").set(1_732_700_000_000)
+        m.observeFreshness(eventTimeMs: 1000, ackedAtMs: 1250)
+        m.observeFreshness(eventTimeMs: 2000, ackedAtMs: 1000)  // clock skew: 0 s
+        m.record(.notReady(["redis unreachable"]))
+        let text = PrometheusText(m.render())
+        XCTAssertEqual(text.series("freshet_records_consumed_total").map(\.labels), [#"partition="3",topic="interactions""#])
+        XCTAssertEqual(text.sum("freshet_records_consumed_total"), 6)
+        XCTAssertEqual(text.sum("freshet_dead_letters_total", labelsContaining: #"reason="not_json""#), 1)
+        XCTAssertEqual(text.sum("freshet_consumer_lag", labelsContaining: #"partition="3",topic="interactions""#), 1234)
+        XCTAssertEqual(text.sum("freshet_watermark_ms", labelsContaining: #"task="interactions-3""#), 1_732_700_000_000)
+        XCTAssertEqual(text.sum("freshet_freshness_seconds_count"), 2)
+        XCTAssertEqual(text.sum("freshet_freshness_seconds_sum"), 0.25)
+        let buckets = Dictionary(uniqueKeysWithValues: text.series("freshet_freshness_seconds_bucket").map { ($0.labels, $0.value) })
+        XCTAssertEqual(buckets.count, FreshetMetrics.Buckets.freshnessSeconds.count + 1)
+        XCTAssertEqual(buckets[#"le="0.005""#], 1, "cumulative: the 0 s sample")
+        XCTAssertEqual(buckets[#"le="0.1""#], 1)
+        XCTAssertEqual(buckets[#"le="0.25""#], 2)
+        XCTAssertEqual(buckets[#"le="+Inf""#], 2)
+        XCTAssertEqual(text.sum("freshet_ready"), 0)
+        XCTAssertEqual(text.series("freshet_build_info").map(\.labels), [#"librdkafka="2.3.0",version="0.1.0""#])
+        XCTAssertEqual(text.sum("freshet_build_info"), 1)
+        XCTAssertEqual(text.sum("freshet_late_events_dropped_total"), 0, "unlabelled families show from the start")
     }
 
-    func testHistogramCumulativeBuckets() {
-        let r = MetricsRegistry()
-        let h = r.histogram("lat_seconds", help: "Latency.", buckets: [0.1, 1, 10], labels: ["op": "w"])
-        for v in [0.05, 0.1, 0.5, 2, 20] { h.observe(v) }
-        XCTAssertEqual(r.render(), """
-        # HELP lat_seconds Latency.
-        # TYPE lat_seconds histogram
-        lat_seconds_bucket{op="w",le="0.1"} 2
-        lat_seconds_bucket{op="w",le="1"} 3
-        lat_seconds_bucket{op="w",le="10"} 4
-        lat_seconds_bucket{op="w",le="+Inf"} 5
-        lat_seconds_sum{op="w"} 22.65
-        lat_seconds_count{op="w"} 5
-
-        """)
-    }
-
-    func testHistogramWithoutLabels() {
-        let r = MetricsRegistry()
-        let h = r.histogram("b", help: "B.", buckets: [1, 2])
-        h.observe(2)
-        XCTAssertEqual(r.render(), """
-        # HELP b B.
-        # TYPE b histogram
-        b_bucket{le="1"} 0
-        b_bucket{le="2"} 1
-        b_bucket{le="+Inf"} 1
-        b_sum 2
-        b_count 1
-
-        """)
-    }
-
-    func testRemoveSeries() {
-        let r = MetricsRegistry()
-        r.counter("c_total", help: "c", labels: ["topic": "t", "partition": "1"]).inc()
-        r.counter("c_total", help: "c", labels: ["topic": "t", "partition": "2"]).inc()
-        XCTAssertTrue(r.remove("c_total", labels: ["partition": "1", "topic": "t"]))
-        XCTAssertFalse(r.remove("c_total", labels: ["partition": "1", "topic": "t"]))
-        let text = r.render()
-        XCTAssertFalse(text.contains("partition=\"1\""))
-        XCTAssertTrue(text.contains("c_total{partition=\"2\",topic=\"t\"} 1"))
-        // A re-created series starts from zero.
-        XCTAssertEqual(r.counter("c_total", help: "c", labels: ["topic": "t", "partition": "1"]).value, 0)
-        XCTAssertEqual(r.removeAll("c_total") { $0["topic"] == "t" }, 2)
-        XCTAssertEqual(r.seriesCount("c_total"), 0)
+    func testRevokedPartitionAndTaskSeriesAreRemoved() {
+        let m = makeMetrics()
+        for p in 0..<2 {
+            m.recordsConsumed(topic: "interactions", partition: p).increment()
+            m.consumerLag(topic: "interactions", partition: p).set(10)
+        }
+        m.watermarkMs(task: "items-1").set(5)
+        m.eventTimeLagMs(task: "items-1").set(5)
+        m.stateEntries(store: "items-items-1").set(5)
+        m.removePartition(topic: "interactions", partition: 1)
+        m.removeTask("items-1")
+        let text = PrometheusText(m.render())
+        XCTAssertEqual(text.series("freshet_records_consumed_total").map(\.labels), [#"partition="0",topic="interactions""#])
+        XCTAssertEqual(text.series("freshet_consumer_lag").map(\.labels), [#"partition="0",topic="interactions""#])
+        XCTAssertTrue(text.series("freshet_watermark_ms").isEmpty)
+        XCTAssertTrue(text.series("freshet_event_time_lag_ms").isEmpty)
+        XCTAssertTrue(text.series("freshet_state_entries").isEmpty)
+        // Removing what is not there is harmless; a re-created series starts from zero.
+        m.removePartition(topic: "interactions", partition: 7)
+        m.recordsConsumed(topic: "interactions", partition: 1).increment(by: 2)
+        XCTAssertEqual(PrometheusText(m.render()).sum("freshet_records_consumed_total", labelsContaining: #"partition="1""#), 2)
     }
 
     func testConcurrentIncrementsSum() {
-        let r = MetricsRegistry()
-        let threads = 4, perThread = 100_000
-        let c = r.counter("n_total", help: "n")
-        let h = r.histogram("v", help: "v", buckets: [0.5, 1.5])
-        let g = r.gauge("g", help: "g")
+        let m = makeMetrics()
+        let threads = 4, perThread = 50_000
         DispatchQueue.concurrentPerform(iterations: threads) { i in
-            // Half the threads look the handle up themselves: it must be the same series.
-            let counter = i % 2 == 0 ? c : r.counter("n_total", help: "n")
+            // Each thread fetches its own handle: they must share one series.
+            let counter = m.recordsConsumed(topic: "t", partition: 0)
             for _ in 0..<perThread {
-                counter.inc()
-                h.observe(1)
-                g.add(1)
+                counter.increment()
+                m.redisBatchCommands.record(1)
             }
+            if i == 0 { _ = m.render() }
         }
-        XCTAssertEqual(c.value, threads * perThread)
-        XCTAssertEqual(h.count, threads * perThread)
-        XCTAssertEqual(h.sum, Double(threads * perThread))
-        XCTAssertEqual(g.value, Double(threads * perThread))
-        XCTAssertTrue(r.render().contains("n_total \(threads * perThread)\n"))
-    }
-
-    func testConcurrentRegistrationAndRender() {
-        let r = MetricsRegistry()
-        DispatchQueue.concurrentPerform(iterations: 4) { i in
-            for p in 0..<200 {
-                r.counter("c_total", help: "c", labels: ["partition": String(p)]).inc()
-                if p % 10 == 0 { _ = r.render() }
-                if i == 3 && p % 3 == 0 { r.remove("c_total", labels: ["partition": String(p)]) }
-            }
-        }
-        XCTAssertLessThanOrEqual(r.seriesCount("c_total"), 200)
-    }
-
-    func testRedact() {
-        XCTAssertEqual(MetricsRegistry.redact("redis://default:s3cr3t@redis:6379/0"), "redis://default:***@redis:6379/0")
-        XCTAssertEqual(MetricsRegistry.redact("redis://s3cr3t@redis:6379"), "redis://***@redis:6379")
-        XCTAssertEqual(MetricsRegistry.redact("redis://redis:6379"), "redis://redis:6379")
-        XCTAssertEqual(MetricsRegistry.redact("sasl.password=hunter2 bootstrap.servers=kafka:9092"),
-                       "sasl.password=*** bootstrap.servers=kafka:9092")
-        XCTAssertEqual(MetricsRegistry.redact(#"{"api_key": "abc", "user": "u1"}"#), #"{"api_key": "***", "user": "u1"}"#)
-        XCTAssertEqual(MetricsRegistry.redact("token: xyz, author: bob"), "token: ***, author: bob")
-        XCTAssertEqual(MetricsRegistry.redact("redis.auth=pw;ssl.key.password='p w'"), "redis.auth=***;ssl.key.password='***'")
-        let redacted = MetricsRegistry.redact("Config(brokers: kafka:9092, redis: redis://:pw@r:6379, secret=abc)")
-        XCTAssertFalse(redacted.contains("pw@"))
-        XCTAssertFalse(redacted.contains("abc"))
-        XCTAssertTrue(redacted.contains("kafka:9092"))
-    }
-
-    func testFreshetMetricsFamilies() {
-        let m = FreshetMetrics(version: "0.1.0", librdkafkaVersion: "2.3.0")
-        let consumed = m.recordsConsumed(topic: "interactions", partition: Int32(3))
-        XCTAssertTrue(consumed === m.recordsConsumed(topic: "interactions", partition: 3))
-        consumed.increment(by: 5)
-        m.deadLetters(reason: "not_json").inc()
-        m.consumerLag(topic: "interactions", partition: 3).set(1234)
-        m.watermarkMs(task: "source/interactions/3").set(1_732_700_000_000)
-        m.observeFreshness(eventTimeMs: 1000, ackedAtMs: 1250)
-        m.record(.notReady(["redis unreachable"]))
-        let text = m.render()
-        for name in ["freshet_records_consumed_total", "freshet_dead_letters_total", "freshet_late_events_dropped_total",
-                     "freshet_consumer_lag", "freshet_watermark_ms", "freshet_event_time_lag_ms",
-                     "freshet_freshness_seconds", "freshet_redis_pipeline_seconds", "freshet_redis_batch_commands",
-                     "freshet_checkpoint_seconds", "freshet_checkpoint_bytes", "freshet_checkpoint_failures_total",
-                     "freshet_rebalances_total", "freshet_assigned_partitions", "freshet_state_entries",
-                     "freshet_repartition_duplicates_dropped_total", "freshet_redis_fenced_writes_total",
-                     "freshet_ready", "freshet_build_info"] {
-            XCTAssertTrue(text.contains("# TYPE \(name) "), "missing family \(name)")
-        }
-        XCTAssertTrue(text.contains("freshet_records_consumed_total{partition=\"3\",topic=\"interactions\"} 5\n"))
-        XCTAssertTrue(text.contains("freshet_dead_letters_total{reason=\"not_json\"} 1\n"))
-        XCTAssertTrue(text.contains("freshet_consumer_lag{partition=\"3\",topic=\"interactions\"} 1234\n"))
-        XCTAssertTrue(text.contains("freshet_watermark_ms{task=\"source/interactions/3\"} 1732700000000\n"))
-        XCTAssertTrue(text.contains("freshet_freshness_seconds_bucket{le=\"0.25\"} 1\n"))
-        XCTAssertTrue(text.contains("freshet_freshness_seconds_bucket{le=\"0.1\"} 0\n"))
-        XCTAssertTrue(text.contains("freshet_freshness_seconds_bucket{le=\"60\"} 1\n"))
-        XCTAssertTrue(text.contains("freshet_ready 0\n"))
-        XCTAssertTrue(text.contains("freshet_build_info{librdkafka=\"2.3.0\",version=\"0.1.0\"} 1\n"))
-
-        m.removePartition(topic: "interactions", partition: 3)
-        let after = m.render()
-        XCTAssertFalse(after.contains("topic=\"interactions\""))
-        XCTAssertTrue(after.contains("# TYPE freshet_consumer_lag gauge"))
+        let text = PrometheusText(m.render())
+        XCTAssertEqual(text.sum("freshet_records_consumed_total"), Double(threads * perThread))
+        XCTAssertEqual(text.sum("freshet_redis_batch_commands_count"), Double(threads * perThread))
     }
 }

@@ -44,12 +44,3 @@ public final class BenchmarkCluster {
         return Int(UInt16(bigEndian: address.sin_port))
     }
 }
-
-/// Percentiles of a sample, for benchmark reports.
-public enum Percentiles {
-    public static func of(_ values: [Double], _ quantiles: [Double]) -> [Double] {
-        guard !values.isEmpty else { return quantiles.map { _ in .nan } }
-        let sorted = values.sorted()
-        return quantiles.map { q in sorted[min(sorted.count - 1, Int((Double(sorted.count - 1) * q).rounded()))] }
-    }
-}

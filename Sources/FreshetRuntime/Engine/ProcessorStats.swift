@@ -1,3 +1,4 @@
+import CoreMetrics
 import Foundation
 import FreshetKafka
 import FreshetRedis
@@ -10,11 +11,11 @@ import Synchronization
 public final class ProcessorStats: WriterObserver, Sendable {
     public let metrics: FreshetMetrics
     /// Records consumed by this instance, all topics (the progress line's count).
-    public let recordsConsumed = Counter()
-    let kafkaErrors = Counter()
-    var rebalances: Counter { metrics.rebalances }
-    var fencedWrites: Counter { metrics.redisFencedWrites }
-    var checkpointFailures: Counter { metrics.checkpointFailures }
+    public let recordsConsumed = AtomicCount()
+    let kafkaErrors = AtomicCount()
+    var rebalances: CoreMetrics.Counter { metrics.rebalances }
+    var fencedWrites: CoreMetrics.Counter { metrics.redisFencedWrites }
+    var checkpointFailures: CoreMetrics.Counter { metrics.checkpointFailures }
 
     struct Shared {
         var totalLag: Int?
@@ -27,8 +28,8 @@ public final class ProcessorStats: WriterObserver, Sendable {
         var rebuilding = 0
         /// Set when the processor can no longer run correctly (it is stopping).
         var failure: String?
-        var freshnessSamples: [Double] = []
-        var keepFreshnessSamples = false
+        /// Benchmarks only (`keepFreshness`): every freshness observation, for percentiles.
+        var freshness: LatencyHistogram?
         var lastOutageLog: Double = 0
         /// When the processing thread began waiting for the broker to acknowledge
         /// produced records (a flush), nil when it is not waiting.
@@ -43,16 +44,14 @@ public final class ProcessorStats: WriterObserver, Sendable {
     // MARK: WriterObserver (Redis writer thread)
 
     public func pipelineCompleted(seconds: Double, commands: Int) {
-        metrics.redisPipelineSeconds.observe(seconds)
-        metrics.redisBatchCommands.observe(Double(commands))
+        metrics.redisPipelineSeconds.record(seconds)
+        metrics.redisBatchCommands.record(commands)
     }
 
     public func freshness(seconds: Double) {
-        metrics.freshnessSeconds.observe(seconds)
+        metrics.freshnessSeconds.record(seconds)
         state.withLock { shared in
-            if shared.keepFreshnessSamples && shared.freshnessSamples.count < 2_000_000 {
-                shared.freshnessSamples.append(seconds)
-            }
+            shared.freshness?.record(seconds: seconds)
         }
     }
 
@@ -76,7 +75,7 @@ public final class ProcessorStats: WriterObserver, Sendable {
     // MARK: Processing thread
 
     func checkpointCompleted(seconds: Double, bytes: Int) {
-        metrics.checkpointSeconds.observe(seconds)
+        metrics.checkpointSeconds.record(seconds)
         metrics.checkpointBytes.set(Double(bytes))
     }
 
@@ -140,13 +139,16 @@ public final class ProcessorStats: WriterObserver, Sendable {
         return metrics.record(Readiness.from(reasons: reasons))
     }
 
-    /// Benchmarks: keep raw freshness samples for exact percentiles.
-    public func keepFreshnessSamples(_ keep: Bool) { state.withLock { $0.keepFreshnessSamples = keep } }
+    /// Benchmarks: record every freshness observation in a latency histogram
+    /// (HdrHistogram, 3 significant digits), for percentiles beyond the metric's buckets.
+    public func keepFreshness(_ keep: Bool) { state.withLock { $0.freshness = keep ? LatencyHistogram() : nil } }
 
-    public func takeFreshnessSamples() -> [Double] {
+    /// The freshness recorded since the last call (empty when not kept), and a fresh start.
+    public func takeFreshness() -> LatencyHistogram {
         state.withLock { shared in
-            defer { shared.freshnessSamples.removeAll() }
-            return shared.freshnessSamples
+            guard let taken = shared.freshness else { return LatencyHistogram() }
+            shared.freshness = LatencyHistogram()
+            return taken
         }
     }
 }

@@ -1,3 +1,4 @@
+import CoreMetrics
 import FreshetCore
 import FreshetKafka
 
@@ -61,9 +62,50 @@ extension StreamProcessor {
     }
 
     /// Adds what a task's cumulative count grew by since the last report.
-    func reportDelta(_ total: Int, key: String, to counter: Counter) {
+    func reportDelta(_ total: Int, key: String, to counter: CoreMetrics.Counter) {
         let previous = reportedTotals[key] ?? 0
         if total > previous { counter.increment(by: total - previous) }
         reportedTotals[key] = total
+    }
+}
+
+/// Records of one partition counted since the last change of partition: a poll
+/// returns records in per-partition runs, so `freshet_records_consumed_total`
+/// is touched once per run instead of once per record.
+struct ConsumedRun {
+    /// `topicIndex << 32 | partition`, -1 when nothing is pending.
+    var key: Int64 = -1
+    var count = 0
+}
+
+extension StreamProcessor {
+    /// Counts one record of an owned partition (see `ConsumedRun`). The run is
+    /// flushed after each polled batch, before any rebalance callback can
+    /// remove the partition's series.
+    func countConsumed(topicIndex: Int, partition: Int32) {
+        let key = Int64(topicIndex) << 32 | Int64(partition)
+        if key == consumedRun.key {
+            consumedRun.count += 1
+            return
+        }
+        flushConsumedRun()
+        consumedRun = ConsumedRun(key: key, count: 1)
+    }
+
+    /// Adds the pending run to its partition's counter.
+    func flushConsumedRun() {
+        let run = consumedRun
+        consumedRun = ConsumedRun()
+        guard run.count > 0 else { return }
+        consumedCounter(key: run.key).increment(by: run.count)
+    }
+
+    /// Per-partition consumed counters, cached: the registry lookup takes a lock.
+    func consumedCounter(key: Int64) -> CoreMetrics.Counter {
+        if let counter = consumedCounters[key] { return counter }
+        let topicIndex = Int(key >> 32), partition = Int32(truncatingIfNeeded: key)
+        let counter = stats.metrics.recordsConsumed(topic: topics[topicIndex], partition: partition)
+        consumedCounters[key] = counter
+        return counter
     }
 }

@@ -1,3 +1,4 @@
+import CoreMetrics
 import Foundation
 import FreshetCore
 import FreshetEmbeddings
@@ -70,7 +71,8 @@ public final class StreamProcessor: @unchecked Sendable {
     var lastGaugeMs: Int64 = 0
     /// Cumulative task counts already added to metrics (tasks come and go; counters only grow).
     var reportedTotals: [String: Int] = [:]
-    var consumedCounters: [Int64: Counter] = [:]
+    var consumedCounters: [Int64: CoreMetrics.Counter] = [:]
+    var consumedRun = ConsumedRun()
     var everAssigned = false
     /// Whether this instance is a member of the consumer group now (readiness):
     /// set by each assignment, cleared when the partitions are lost (the session
@@ -297,12 +299,14 @@ public final class StreamProcessor: @unchecked Sendable {
             for record in poll.records {
                 dispatch(record, nowMs: now)
             }
+            stats.recordsConsumed.add(poll.records.count)
+            flushConsumedRun()
             recordsSinceFlush += poll.records.count
             for eof in poll.endOfPartition {
                 reachedEnd(eof.topicPartition, nowMs: now)
             }
             for error in poll.errors {
-                stats.kafkaErrors.increment()
+                stats.kafkaErrors.add(1)
                 logger.warning("kafka: \(error)")
             }
             if let fatal = output.fatal {
@@ -325,35 +329,25 @@ public final class StreamProcessor: @unchecked Sendable {
     func dispatch(_ record: ConsumedRecord, nowMs: Int64) {
         let input = InputRecord(partition: record.partition, offset: record.offset, key: record.key,
                                 value: record.value, timestampMs: record.timestampMs, valueIsNull: record.valueIsNull)
-        stats.recordsConsumed.increment()
         // Counted per partition only for owned partitions, so that a revoked
         // partition's series, once removed, is not re-created by a late record.
         switch record.topicIndex {
         case 0, 1:
             let tp = TopicPartition(topic: topics[record.topicIndex], partition: record.partition)
             guard let task = sourceTasks[tp] else { return }
-            consumedCounter(topicIndex: record.topicIndex, partition: record.partition).increment()
+            countConsumed(topicIndex: record.topicIndex, partition: record.partition)
             task.process(input, nowMs: nowMs, output: output)
         case 2:
             guard let task = itemTasks[record.partition] else { return }
-            consumedCounter(topicIndex: record.topicIndex, partition: record.partition).increment()
+            countConsumed(topicIndex: record.topicIndex, partition: record.partition)
             task.process(input, nowMs: nowMs, output: output)
         case 3:
             guard let task = userTasks[record.partition] else { return }
-            consumedCounter(topicIndex: record.topicIndex, partition: record.partition).increment()
+            countConsumed(topicIndex: record.topicIndex, partition: record.partition)
             task.process(input)
         default:
             return
         }
-    }
-
-    /// Per-partition consumed counters, cached: the registry lookup takes a lock.
-    func consumedCounter(topicIndex: Int, partition: Int32) -> Counter {
-        let key = Int64(topicIndex) << 32 | Int64(partition)
-        if let counter = consumedCounters[key] { return counter }
-        let counter = stats.metrics.recordsConsumed(topic: topics[topicIndex], partition: partition)
-        consumedCounters[key] = counter
-        return counter
     }
 
     /// Periodic work after each polled batch: watermarks, flushes, checkpoints.

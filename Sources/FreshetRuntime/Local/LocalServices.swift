@@ -3,7 +3,11 @@ import Foundation
 /// Starts a local broker (Tansu) and Redis for a first run, when no broker or
 /// Redis is given: the embedded default. They listen on loopback only and are
 /// stopped when the processor exits. Memory storage: nothing survives them.
-public final class LocalServices {
+///
+/// Not thread-safe: start and stop from one thread at a time (`freshet run`
+/// starts them before its service group runs and stops them from the group's
+/// last service, after everything else has stopped).
+public final class LocalServices: @unchecked Sendable {
     public static let defaultBrokerPort = 19092
     public static let defaultRedisPort = 16379
     public static var defaultBrokers: String { "127.0.0.1:\(defaultBrokerPort)" }

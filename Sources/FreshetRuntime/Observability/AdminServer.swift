@@ -118,12 +118,12 @@ public final class AdminServer: Sendable {
         self.readiness = readiness
     }
 
-    /// Serves `registry.render()` on `/metrics`.
+    /// Serves `metrics.render()` on `/metrics`.
     public convenience init(host: String = "127.0.0.1", port: UInt16 = 0, allowNonLoopback: Bool = false,
-                            registry: MetricsRegistry,
+                            metrics: FreshetMetrics,
                             readiness: @escaping @Sendable () -> Readiness = { .ready }) throws {
         try self.init(host: host, port: port, allowNonLoopback: allowNonLoopback,
-                      metrics: { registry.render() }, readiness: readiness)
+                      metrics: { metrics.render() }, readiness: readiness)
     }
 
     deinit { stop() }
@@ -308,14 +308,14 @@ public final class AdminServer: Sendable {
         var sendTV = timeval(tv_sec: 2, tv_usec: 0)
         _ = setsockopt(client, SOL_SOCKET, SO_SNDTIMEO, &sendTV, socklen_t(MemoryLayout<timeval>.size))
 
-        let deadline = MetricsRegistry.monotonicSeconds() + requestDeadline
+        let deadline = MonotonicClock.seconds() + requestDeadline
         var buffer: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 2048)
         var complete = false
         while true {
             if let _ = Self.headEnd(buffer) { complete = true; break }
             if buffer.count > Self.maxRequestBytes { break }
-            if stopping.load(ordering: .relaxed) || MetricsRegistry.monotonicSeconds() > deadline { break }
+            if stopping.load(ordering: .relaxed) || MonotonicClock.seconds() > deadline { break }
             let n = chunk.withUnsafeMutableBytes { recv(client, $0.baseAddress, $0.count, 0) }
             if n > 0 {
                 buffer.append(contentsOf: chunk[0..<n])
@@ -381,7 +381,7 @@ public final class AdminServer: Sendable {
         var response: HTTPResponse
         switch path {
         case "/metrics":
-            response = HTTPResponse(status: 200, reason: "OK", contentType: MetricsRegistry.contentType,
+            response = HTTPResponse(status: 200, reason: "OK", contentType: FreshetMetrics.contentType,
                                     body: metricsText())
         case "/healthz":
             response = HTTPResponse(status: 200, reason: "OK", body: "ok\n")
@@ -422,10 +422,10 @@ public final class AdminServer: Sendable {
         _ = shutdown(fd, Int32(SHUT_WR))
         // Lingering close: read what the client still sends (bounded) so that closing
         // with unread input does not reset the connection before it reads the answer.
-        let until = MetricsRegistry.monotonicSeconds() + 0.25
+        let until = MonotonicClock.seconds() + 0.25
         var sink = [UInt8](repeating: 0, count: 4096)
         var drained = 0
-        while drained < 256 * 1024 && MetricsRegistry.monotonicSeconds() < until {
+        while drained < 256 * 1024 && MonotonicClock.seconds() < until {
             let n = sink.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
             if n > 0 { drained += n; continue }
             if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) { continue }

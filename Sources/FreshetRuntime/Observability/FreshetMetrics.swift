@@ -1,14 +1,21 @@
 // Freshet's metrics, all served by the admin server on GET /metrics
 // (Prometheus text format 0.0.4, loopback by default).
 //
+// The instrumented code uses swift-metrics' types (`Counter`, `Meter` for
+// gauges, `Recorder` for histograms); the backend is swift-prometheus'
+// `PrometheusCollectorRegistry`, which stores the series and renders them.
+// Handlers are made on the registry directly (not through the global
+// `MetricsSystem`) so that every family carries its HELP text and each
+// processor (and each test) has a registry of its own.
+//
 // | name | type | labels | meaning |
 // |---|---|---|---|
 // | freshet_records_consumed_total | counter | topic, partition | Kafka records taken from a source or repartition topic partition (good and bad). Series are removed when the partition is revoked. |
 // | freshet_dead_letters_total | counter | reason | Bad input sent to the dead-letter topic, by reason (e.g. not_json, missing_field, unknown_action, absurd_timestamp). |
 // | freshet_late_events_dropped_total | counter | – | Events whose pane had already left its window when they arrived (windowed features only). |
 // | freshet_consumer_lag | gauge | topic, partition | High watermark minus the next offset to read, from Fetch high watermarks. Removed on revoke. |
-// | freshet_watermark_ms | gauge | task | A task's event-time watermark, epoch milliseconds. |
-// | freshet_event_time_lag_ms | gauge | task | Wall clock minus the task's watermark, milliseconds. |
+// | freshet_watermark_ms | gauge | task | A task's event-time watermark, epoch milliseconds. Removed on revoke. |
+// | freshet_event_time_lag_ms | gauge | task | Wall clock minus the task's watermark, milliseconds. Removed on revoke. |
 // | freshet_freshness_seconds | histogram | – | Event time of an event to Redis acknowledging the write that contains it (buckets 0.005 s..60 s). |
 // | freshet_redis_pipeline_seconds | histogram | – | Time from sending a Redis pipeline to its last reply. |
 // | freshet_redis_batch_commands | histogram | – | Commands per Redis pipeline. |
@@ -17,21 +24,33 @@
 // | freshet_checkpoint_failures_total | counter | – | Checkpoints that failed. |
 // | freshet_rebalances_total | counter | – | Consumer-group rebalances seen (assign and revoke callbacks that changed the assignment). |
 // | freshet_assigned_partitions | gauge | – | Partitions this instance owns now (all its input topics). |
-// | freshet_state_entries | gauge | store | Keys held in a keyed state store. |
+// | freshet_state_entries | gauge | store | Keys held in a keyed state store. Removed on revoke. |
 // | freshet_repartition_duplicates_dropped_total | counter | – | Repartition records dropped as duplicates by (source partition, offset). |
+// | freshet_dead_letter_duplicates_skipped_total | counter | – | Dead letters a replay did not send again. |
 // | freshet_redis_fenced_writes_total | counter | – | Redis writes refused by fencing because a newer owner holds the partition. |
 // | freshet_redis_rejected_keys_total | counter | reason | Keys Redis refused for good (reason: the server's error prefix, e.g. WRONGTYPE); each is logged with its key, the rest of its batch lands. |
 // | freshet_checkpoint_store_lost_total | counter | evidence | Tasks found lost by the checkpoint store (evidence: epoch_missing, epoch_rolled_back, checkpoint_missing, checkpoint_rolled_back); each is rebuilt by replaying its input. |
 // | freshet_ready | gauge | – | 1 when /readyz answers 200, else 0. |
 // | freshet_build_info | gauge | version, librdkafka | Always 1; labels carry the Freshet version and the librdkafka version in use. |
+//
+// A labelled family appears on /metrics with its first series and leaves with
+// its last one (swift-prometheus renders no empty families).
 
-/// Freshet's metric families on one registry, with typed accessors.
+import CoreMetrics
+import Prometheus
+
+/// Freshet's metric families on one Prometheus registry, with typed accessors.
 ///
-/// Accessors with labels return the registry's handle for that label set (the
-/// same object every call). They take a lock, so a task should fetch its handles
-/// once (e.g. when a partition is assigned) and keep them.
+/// Accessors with labels return a swift-metrics handle on the registry's
+/// series for that label set (the same series every call). They take the
+/// registry's lock, so a task should fetch its handles once (e.g. when a
+/// partition is assigned) and keep them. Handle operations are lock-free
+/// atomics for counters and gauges, and one short lock for histograms.
 public final class FreshetMetrics: Sendable {
-    public let registry: MetricsRegistry
+    /// Holds every series; `render()` is its text exposition.
+    public let registry: PrometheusCollectorRegistry
+    /// The swift-metrics factory over `registry` (what a handle's `destroy()` calls).
+    let factory: PrometheusMetricsFactory
 
     public enum Name {
         public static let recordsConsumed = "freshet_records_consumed_total"
@@ -52,6 +71,8 @@ public final class FreshetMetrics: Sendable {
         public static let repartitionDuplicatesDropped = "freshet_repartition_duplicates_dropped_total"
         public static let deadLetterDuplicatesSkipped = "freshet_dead_letter_duplicates_skipped_total"
         public static let redisFencedWrites = "freshet_redis_fenced_writes_total"
+        public static let redisRejectedKeys = "freshet_redis_rejected_keys_total"
+        public static let checkpointStoreLost = "freshet_checkpoint_store_lost_total"
         public static let ready = "freshet_ready"
         public static let buildInfo = "freshet_build_info"
     }
@@ -67,6 +88,7 @@ public final class FreshetMetrics: Sendable {
         public static let checkpointSeconds: [Double] = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]
     }
 
+    /// HELP text of each family (one text per name: the registry refuses two).
     enum Help {
         static let recordsConsumed = "Kafka records consumed, by topic and partition."
         static let deadLetters = "Bad input records sent to the dead-letter topic, by reason."
@@ -86,125 +108,122 @@ public final class FreshetMetrics: Sendable {
         static let repartitionDuplicatesDropped = "Repartition records dropped as duplicates."
         static let deadLetterDuplicatesSkipped = "Dead letters not sent again by a replay (already sent before a crash)."
         static let redisFencedWrites = "Redis writes refused by fencing (a newer owner holds the partition)."
+        static let redisRejectedKeys = "Keys Redis refused for good (e.g. WRONGTYPE); the rest of their batch landed."
+        static let checkpointStoreLost = "Tasks the checkpoint store lost (Redis restarted empty, flushed, failed over, evicted); each is rebuilt by replay."
         static let ready = "1 when the instance is ready, else 0."
         static let buildInfo = "Build information; the value is always 1."
     }
 
-    public let lateEventsDropped: Counter
-    public let freshnessSeconds: Histogram
-    public let redisPipelineSeconds: Histogram
-    public let redisBatchCommands: Histogram
-    public let checkpointSeconds: Histogram
-    public let checkpointBytes: Gauge
-    public let checkpointFailures: Counter
-    public let rebalances: Counter
-    public let assignedPartitions: Gauge
-    public let repartitionDuplicatesDropped: Counter
-    public let deadLetterDuplicatesSkipped: Counter
-    public let redisFencedWrites: Counter
-    public let ready: Gauge
+    public let lateEventsDropped: CoreMetrics.Counter
+    public let freshnessSeconds: Recorder
+    public let redisPipelineSeconds: Recorder
+    public let redisBatchCommands: Recorder
+    public let checkpointSeconds: Recorder
+    public let checkpointBytes: Meter
+    public let checkpointFailures: CoreMetrics.Counter
+    public let rebalances: CoreMetrics.Counter
+    public let assignedPartitions: Meter
+    public let repartitionDuplicatesDropped: CoreMetrics.Counter
+    public let deadLetterDuplicatesSkipped: CoreMetrics.Counter
+    public let redisFencedWrites: CoreMetrics.Counter
+    public let ready: Meter
 
-    static let redisRejectedKeys = "freshet_redis_rejected_keys_total"
-    static let checkpointStoreLost = "freshet_checkpoint_store_lost_total"
+    /// Content type of `render()`'s output.
+    public static let contentType = "text/plain; version=0.0.4; charset=utf-8"
 
-    /// `freshet_redis_rejected_keys_total{reason}`.
-    public func redisRejectedKeys(reason: String) -> Counter {
-        registry.counter(Self.redisRejectedKeys, help: "Keys Redis refused for good (e.g. WRONGTYPE); the rest of their batch landed.",
-                         labels: ["reason": reason])
-    }
-
-    /// `freshet_checkpoint_store_lost_total{evidence}`.
-    public func checkpointStoreLost(evidence: String) -> Counter {
-        registry.counter(Self.checkpointStoreLost,
-                         help: "Tasks the checkpoint store lost (Redis restarted empty, flushed, failed over, evicted); each is rebuilt by replay.",
-                         labels: ["evidence": evidence])
-    }
-
-    /// Registers every family (labelled ones appear with HELP/TYPE before their first series).
-    public init(registry: MetricsRegistry = MetricsRegistry(), version: String, librdkafkaVersion: String) {
+    /// Registers the unlabelled families (each shows from the start, at 0) and
+    /// sets `freshet_build_info`. Labelled families appear with their first series.
+    public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry(),
+                version: String, librdkafkaVersion: String) {
         self.registry = registry
-        let r = registry
-        r.declare(Name.recordsConsumed, help: Help.recordsConsumed, type: .counter)
-        r.declare(Name.deadLetters, help: Help.deadLetters, type: .counter)
-        lateEventsDropped = r.counter(Name.lateEventsDropped, help: Help.lateEventsDropped)
-        r.declare(Name.consumerLag, help: Help.consumerLag, type: .gauge)
-        r.declare(Name.watermarkMs, help: Help.watermarkMs, type: .gauge)
-        r.declare(Name.eventTimeLagMs, help: Help.eventTimeLagMs, type: .gauge)
-        freshnessSeconds = r.histogram(Name.freshnessSeconds, help: Help.freshnessSeconds,
-                                       buckets: Buckets.freshnessSeconds)
-        redisPipelineSeconds = r.histogram(Name.redisPipelineSeconds, help: Help.redisPipelineSeconds,
-                                           buckets: Buckets.redisPipelineSeconds)
-        redisBatchCommands = r.histogram(Name.redisBatchCommands, help: Help.redisBatchCommands,
-                                         buckets: Buckets.redisBatchCommands)
-        checkpointSeconds = r.histogram(Name.checkpointSeconds, help: Help.checkpointSeconds,
-                                        buckets: Buckets.checkpointSeconds)
-        checkpointBytes = r.gauge(Name.checkpointBytes, help: Help.checkpointBytes)
-        checkpointFailures = r.counter(Name.checkpointFailures, help: Help.checkpointFailures)
-        rebalances = r.counter(Name.rebalances, help: Help.rebalances)
-        assignedPartitions = r.gauge(Name.assignedPartitions, help: Help.assignedPartitions)
-        r.declare(Name.stateEntries, help: Help.stateEntries, type: .gauge)
-        repartitionDuplicatesDropped = r.counter(Name.repartitionDuplicatesDropped,
-                                                 help: Help.repartitionDuplicatesDropped)
-        deadLetterDuplicatesSkipped = r.counter(Name.deadLetterDuplicatesSkipped, help: Help.deadLetterDuplicatesSkipped)
-        redisFencedWrites = r.counter(Name.redisFencedWrites, help: Help.redisFencedWrites)
-        ready = r.gauge(Name.ready, help: Help.ready)
-        r.declare(Self.redisRejectedKeys, help: "Keys Redis refused for good (e.g. WRONGTYPE); the rest of their batch landed.", type: .counter)
-        r.declare(Self.checkpointStoreLost,
-                  help: "Tasks the checkpoint store lost (Redis restarted empty, flushed, failed over, evicted); each is rebuilt by replay.",
-                  type: .counter)
-        r.gauge(Name.buildInfo, help: Help.buildInfo,
-                labels: ["version": version, "librdkafka": librdkafkaVersion]).set(1)
+        let factory = PrometheusMetricsFactory(registry: registry)
+        self.factory = factory
+        func counter(_ name: String, _ help: String) -> CoreMetrics.Counter {
+            Self.counter(registry, factory, name, help, labels: [])
+        }
+        func meter(_ name: String, _ help: String) -> Meter {
+            Self.meter(registry, factory, name, help, labels: [])
+        }
+        func histogram(_ name: String, _ help: String, _ buckets: [Double]) -> Recorder {
+            let handler = registry.makeValueHistogram(descriptor: Self.descriptor(name, help), buckets: buckets)
+            return Recorder(label: name, dimensions: [], aggregate: true, handler: handler, factory: factory)
+        }
+        lateEventsDropped = counter(Name.lateEventsDropped, Help.lateEventsDropped)
+        freshnessSeconds = histogram(Name.freshnessSeconds, Help.freshnessSeconds, Buckets.freshnessSeconds)
+        redisPipelineSeconds = histogram(Name.redisPipelineSeconds, Help.redisPipelineSeconds, Buckets.redisPipelineSeconds)
+        redisBatchCommands = histogram(Name.redisBatchCommands, Help.redisBatchCommands, Buckets.redisBatchCommands)
+        checkpointSeconds = histogram(Name.checkpointSeconds, Help.checkpointSeconds, Buckets.checkpointSeconds)
+        checkpointBytes = meter(Name.checkpointBytes, Help.checkpointBytes)
+        checkpointFailures = counter(Name.checkpointFailures, Help.checkpointFailures)
+        rebalances = counter(Name.rebalances, Help.rebalances)
+        assignedPartitions = meter(Name.assignedPartitions, Help.assignedPartitions)
+        repartitionDuplicatesDropped = counter(Name.repartitionDuplicatesDropped, Help.repartitionDuplicatesDropped)
+        deadLetterDuplicatesSkipped = counter(Name.deadLetterDuplicatesSkipped, Help.deadLetterDuplicatesSkipped)
+        redisFencedWrites = counter(Name.redisFencedWrites, Help.redisFencedWrites)
+        ready = meter(Name.ready, Help.ready)
+        Self.meter(registry, factory, Name.buildInfo, Help.buildInfo,
+                   labels: [("librdkafka", librdkafkaVersion), ("version", version)]).set(1)
     }
 
     // MARK: Labelled accessors
 
     /// `freshet_records_consumed_total{topic,partition}`.
-    public func recordsConsumed(topic: String, partition: some BinaryInteger) -> Counter {
-        registry.counter(Name.recordsConsumed, help: Help.recordsConsumed,
-                         labels: ["topic": topic, "partition": String(partition)])
+    public func recordsConsumed(topic: String, partition: some BinaryInteger) -> CoreMetrics.Counter {
+        Self.counter(registry, factory, Name.recordsConsumed, Help.recordsConsumed,
+                     labels: Self.partitionLabels(topic, partition))
     }
 
     /// `freshet_dead_letters_total{reason}`.
-    public func deadLetters(reason: String) -> Counter {
-        registry.counter(Name.deadLetters, help: Help.deadLetters, labels: ["reason": reason])
+    public func deadLetters(reason: String) -> CoreMetrics.Counter {
+        Self.counter(registry, factory, Name.deadLetters, Help.deadLetters, labels: [("reason", reason)])
+    }
+
+    /// `freshet_redis_rejected_keys_total{reason}`.
+    public func redisRejectedKeys(reason: String) -> CoreMetrics.Counter {
+        Self.counter(registry, factory, Name.redisRejectedKeys, Help.redisRejectedKeys, labels: [("reason", reason)])
+    }
+
+    /// `freshet_checkpoint_store_lost_total{evidence}`.
+    public func checkpointStoreLost(evidence: String) -> CoreMetrics.Counter {
+        Self.counter(registry, factory, Name.checkpointStoreLost, Help.checkpointStoreLost, labels: [("evidence", evidence)])
     }
 
     /// `freshet_consumer_lag{topic,partition}`.
-    public func consumerLag(topic: String, partition: some BinaryInteger) -> Gauge {
-        registry.gauge(Name.consumerLag, help: Help.consumerLag,
-                       labels: ["topic": topic, "partition": String(partition)])
+    public func consumerLag(topic: String, partition: some BinaryInteger) -> Meter {
+        Self.meter(registry, factory, Name.consumerLag, Help.consumerLag, labels: Self.partitionLabels(topic, partition))
     }
 
-    /// `freshet_watermark_ms{task}`; `task` names stage and partition, e.g. "source/interactions/3".
-    public func watermarkMs(task: String) -> Gauge {
-        registry.gauge(Name.watermarkMs, help: Help.watermarkMs, labels: ["task": task])
+    /// `freshet_watermark_ms{task}`; `task` names stage and partition, e.g. "items-3".
+    public func watermarkMs(task: String) -> Meter {
+        Self.meter(registry, factory, Name.watermarkMs, Help.watermarkMs, labels: [("task", task)])
     }
 
     /// `freshet_event_time_lag_ms{task}`.
-    public func eventTimeLagMs(task: String) -> Gauge {
-        registry.gauge(Name.eventTimeLagMs, help: Help.eventTimeLagMs, labels: ["task": task])
+    public func eventTimeLagMs(task: String) -> Meter {
+        Self.meter(registry, factory, Name.eventTimeLagMs, Help.eventTimeLagMs, labels: [("task", task)])
     }
 
     /// `freshet_state_entries{store}`.
-    public func stateEntries(store: String) -> Gauge {
-        registry.gauge(Name.stateEntries, help: Help.stateEntries, labels: ["store": store])
+    public func stateEntries(store: String) -> Meter {
+        Self.meter(registry, factory, Name.stateEntries, Help.stateEntries, labels: [("store", store)])
     }
 
     // MARK: Revocation
 
     /// Drops the per-partition series of a revoked partition (records consumed, lag).
+    /// Handles kept by callers keep counting into nothing; fetch new ones on reassignment.
     public func removePartition(topic: String, partition: some BinaryInteger) {
-        let labels = ["topic": topic, "partition": String(partition)]
-        registry.remove(Name.recordsConsumed, labels: labels)
-        registry.remove(Name.consumerLag, labels: labels)
+        let labels = Self.partitionLabels(topic, partition)
+        removeCounter(Name.recordsConsumed, Help.recordsConsumed, labels)
+        removeGauge(Name.consumerLag, Help.consumerLag, labels)
     }
 
     /// Drops a task's series (watermark, event-time lag, state entries) when the task goes away.
     public func removeTask(_ task: String) {
-        registry.remove(Name.watermarkMs, labels: ["task": task])
-        registry.remove(Name.eventTimeLagMs, labels: ["task": task])
-        registry.remove(Name.stateEntries, labels: ["store": "users-\(task)"])
-        registry.remove(Name.stateEntries, labels: ["store": "items-\(task)"])
+        removeGauge(Name.watermarkMs, Help.watermarkMs, [("task", task)])
+        removeGauge(Name.eventTimeLagMs, Help.eventTimeLagMs, [("task", task)])
+        removeGauge(Name.stateEntries, Help.stateEntries, [("store", "users-\(task)")])
+        removeGauge(Name.stateEntries, Help.stateEntries, [("store", "items-\(task)")])
     }
 
     /// Sets `freshet_ready` from a readiness answer and returns it (handy inside the `/readyz` closure).
@@ -214,11 +233,46 @@ public final class FreshetMetrics: Sendable {
         return readiness
     }
 
-    /// Convenience: observes freshness for a write acknowledged at `ackMs` of an event at `eventMs`.
+    /// Observes freshness for a write acknowledged at `ackedAtMs` of an event at `eventTimeMs`
+    /// (epoch milliseconds; clock skew clamps to 0 seconds).
     public func observeFreshness(eventTimeMs: Int64, ackedAtMs: Int64) {
-        freshnessSeconds.observe(max(0, Double(ackedAtMs - eventTimeMs) / 1000))  // clock skew clamps to 0
+        freshnessSeconds.record(max(0, Double(ackedAtMs - eventTimeMs) / 1000))
     }
 
-    /// Renders the registry (Prometheus text format 0.0.4).
-    public func render() -> String { registry.render() }
+    /// Every series in the Prometheus text format 0.0.4 (families in no fixed order).
+    public func render() -> String { registry.emitToString() }
+
+    // MARK: Helpers
+
+    /// Labels are passed in one fixed (sorted) order: the registry tells series
+    /// apart by the ordered label list.
+    static func partitionLabels(_ topic: String, _ partition: some BinaryInteger) -> [(String, String)] {
+        [("partition", String(partition)), ("topic", topic)]
+    }
+
+    static func descriptor(_ name: String, _ help: String) -> MetricNameDescriptor {
+        MetricNameDescriptor(metricName: name, unitName: "", helpText: help)
+    }
+
+    static func counter(_ registry: PrometheusCollectorRegistry, _ factory: PrometheusMetricsFactory,
+                        _ name: String, _ help: String, labels: [(String, String)]) -> CoreMetrics.Counter {
+        let handler = labels.isEmpty ? registry.makeCounter(descriptor: descriptor(name, help))
+            : registry.makeCounter(descriptor: descriptor(name, help), labels: labels)
+        return CoreMetrics.Counter(label: name, dimensions: labels, handler: handler, factory: factory)
+    }
+
+    static func meter(_ registry: PrometheusCollectorRegistry, _ factory: PrometheusMetricsFactory,
+                      _ name: String, _ help: String, labels: [(String, String)]) -> Meter {
+        let handler = labels.isEmpty ? registry.makeGauge(descriptor: descriptor(name, help))
+            : registry.makeGauge(descriptor: descriptor(name, help), labels: labels)
+        return Meter(label: name, dimensions: labels, handler: handler, factory: factory)
+    }
+
+    private func removeCounter(_ name: String, _ help: String, _ labels: [(String, String)]) {
+        registry.unregisterCounter(registry.makeCounter(descriptor: Self.descriptor(name, help), labels: labels))
+    }
+
+    private func removeGauge(_ name: String, _ help: String, _ labels: [(String, String)]) {
+        registry.unregisterGauge(registry.makeGauge(descriptor: Self.descriptor(name, help), labels: labels))
+    }
 }

@@ -62,9 +62,9 @@ public final class ProgressReporter: Sendable {
             st.exited = exited
             let thread = Thread { [self] in
                 var lastEvents = self.events()
-                var lastTime = MetricsRegistry.monotonicSeconds()
+                var lastTime = MonotonicClock.seconds()
                 while stop.semaphore.wait(timeout: .now() + self.interval) == .timedOut {
-                    let now = MetricsRegistry.monotonicSeconds()
+                    let now = MonotonicClock.seconds()
                     let current = self.events()
                     let rate = Self.rate(events: current - lastEvents, seconds: now - lastTime)
                     self.output(Self.formatLine(events: current, eventsPerSecond: rate,

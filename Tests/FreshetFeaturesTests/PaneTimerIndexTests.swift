@@ -1,0 +1,56 @@
+import XCTest
+@testable import FreshetFeatures
+
+/// The pane timers (on swift-collections' `Heap`) against a plain oracle:
+/// every scheduled slot comes back exactly once, in key order, when its key is due.
+final class PaneTimerIndexTests: XCTestCase {
+    func testDueSlotsComeBackInKeyOrderExactlyOnce() {
+        var index = PaneTimerIndex()
+        var oracle: [(pane: Int64, order: Int, slot: UInt32)] = []
+        var seed: UInt64 = 0x9E37_79B9_7F4A_7C15
+        func next() -> UInt64 {  // splitmix64: the same sequence every run
+            seed &+= 0x9E37_79B9_7F4A_7C15
+            var z = seed
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
+        var order = 0
+        var watermark: Int64 = 0
+        for round in 0..<200 {
+            // Runs of the same pane (as items rolling into a new pane schedule them), some repeats.
+            for _ in 0..<Int(next() % 20) {
+                let pane = watermark + 1 + Int64(next() % 50)
+                for _ in 0..<Int(1 + next() % 4) {
+                    let slot = UInt32(next() % 1_000)
+                    index.schedule(slot, at: pane)
+                    oracle.append((pane, order, slot))
+                    order += 1
+                }
+            }
+            watermark += Int64(next() % 8)
+            let due = index.popDue(upTo: watermark)
+            let expected = oracle.filter { $0.pane <= watermark }
+                .sorted { ($0.pane, $0.order) < ($1.pane, $1.order) }.map(\.slot)
+            oracle.removeAll { $0.pane <= watermark }
+            XCTAssertEqual(due, expected, "round \(round), watermark \(watermark)")
+            XCTAssertEqual(index.pendingKeys, Set(oracle.map(\.pane)).count)
+        }
+        index.removeAll()
+        XCTAssertEqual(index.pendingKeys, 0)
+        XCTAssertEqual(index.popDue(upTo: .max), [])
+    }
+
+    func testAKeyScheduledAgainAfterFiringFiresAgain() {
+        var index = PaneTimerIndex()
+        index.schedule(1, at: 5)
+        index.schedule(2, at: 5)
+        index.schedule(3, at: 3)
+        XCTAssertEqual(index.popDue(upTo: 4), [3])
+        XCTAssertEqual(index.popDue(upTo: 5), [1, 2])
+        index.schedule(4, at: 5)  // the same key as the last run, after it fired
+        XCTAssertEqual(index.pendingKeys, 1)
+        XCTAssertEqual(index.popDue(upTo: 5), [4])
+        XCTAssertEqual(index.popDue(upTo: 100), [])
+    }
+}
