@@ -12,10 +12,11 @@ public struct ItemEvent: Sendable, Equatable {
     public var ts: EventTimeMs
     public var kind: Kind
     public var requestId: String?
-    /// The user's most recent positive items before this one, newest first
-    /// (attached by the user stage to positives when embeddings are on; the
-    /// item's owner counts co-occurrences with them). Empty when not attached.
-    public var userHistory: [String]
+    /// The user-history extension as it travels (embeddings): count varint,
+    /// then per item its UTF-8 length varint and bytes; empty when not attached.
+    /// Kept encoded so the item stage reads ids as bytes, with no String per
+    /// id (this rides on every routed positive).
+    public var userHistoryEncoded: [UInt8]
 
     public init(itemId: String, userId: String, ts: EventTimeMs, kind: Kind, requestId: String? = nil,
                 userHistory: [String] = []) {
@@ -24,7 +25,49 @@ public struct ItemEvent: Sendable, Equatable {
         self.ts = ts
         self.kind = kind
         self.requestId = requestId
-        self.userHistory = userHistory
+        self.userHistoryEncoded = Self.encodeHistory(userHistory)
+    }
+
+    /// The user's most recent positive items before this one, newest first
+    /// (attached by the user stage to positives when embeddings are on; the
+    /// item's owner counts co-occurrences with them). Empty when not attached.
+    public var userHistory: [String] {
+        get {
+            var out: [String] = []
+            forEachUserHistoryItem { out.append(String(decoding: $0, as: UTF8.self)) }
+            return out
+        }
+        set { userHistoryEncoded = Self.encodeHistory(newValue) }
+    }
+
+    /// Calls `body` with the bytes of each history item, newest first (valid during the call).
+    public func forEachUserHistoryItem(_ body: (UnsafeRawBufferPointer) -> Void) {
+        guard !userHistoryEncoded.isEmpty else { return }
+        userHistoryEncoded.withUnsafeBytes { raw in
+            var i = 0
+            func varint() -> Int {
+                var v = 0, shift = 0
+                while i < raw.count { let b = raw[i]; i += 1; v |= Int(b & 0x7f) << shift; if b < 0x80 { break }; shift += 7 }
+                return v
+            }
+            let n = varint()
+            for _ in 0..<n {
+                let len = varint()
+                guard len <= raw.count - i else { return } // checked by the decoder; never for built values
+                body(UnsafeRawBufferPointer(rebasing: raw[i..<(i + len)]))
+                i += len
+            }
+        }
+    }
+
+    static func encodeHistory(_ items: [String]) -> [UInt8] {
+        guard !items.isEmpty else { return [] }
+        var out: [UInt8] = []
+        out.reserveCapacity(1 + items.reduce(0) { $0 + 1 + $1.utf8.count })
+        func varint(_ v: Int) { var v = UInt64(v); while v >= 0x80 { out.append(UInt8(v & 0x7f) | 0x80); v >>= 7 }; out.append(UInt8(v)) }
+        varint(items.count)
+        for item in items { varint(item.utf8.count); out.append(contentsOf: item.utf8) }
+        return out
     }
 
     /// True for click/watch/like/share interactions.

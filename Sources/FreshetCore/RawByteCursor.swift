@@ -49,6 +49,18 @@ public struct RawByteCursor {
         write(varint: UInt64(bitPattern: (zigzag << 1) ^ (zigzag >> 63)))
     }
 
+    /// Raw bytes, no length prefix.
+    @inlinable
+    public mutating func write(raw bytes: [UInt8]) {
+        let n = bytes.count
+        precondition(written &+ n <= capacity, "RawByteCursor overflow")
+        let dest = base + written
+        bytes.withUnsafeBytes { src in
+            if let p = src.baseAddress { dest.copyMemory(from: p, byteCount: n) }
+        }
+        written &+= n
+    }
+
     @inlinable
     public mutating func write(string: String) {
         let n = string.utf8.count

@@ -32,7 +32,7 @@ public enum RepartitionRecord: Sendable, Equatable {
         case .item(let e, let origin):
             let bound = 8 + 6 * v + RawByteCursor.maxBytes(e.itemId) + RawByteCursor.maxBytes(e.userId)
                 + (e.requestId.map(RawByteCursor.maxBytes) ?? 0) + RecordOrigin.maxEncodedBytes
-                + (e.userHistory.isEmpty ? 0 : 1 + v + e.userHistory.reduce(0) { $0 + RawByteCursor.maxBytes($1) })
+                + (e.userHistoryEncoded.isEmpty ? 0 : 1 + e.userHistoryEncoded.count)
             w.append(maxBytes: bound) { c in
                 c.write(byte: Self.formatVersion)
                 c.write(byte: Tag.item.rawValue)
@@ -50,10 +50,9 @@ public enum RepartitionRecord: Sendable, Equatable {
                 }
                 c.write(optionalString: e.requestId)
                 origin.encode(into: &c)
-                if !e.userHistory.isEmpty {
+                if !e.userHistoryEncoded.isEmpty {
                     c.write(byte: ItemExtension.userHistory)
-                    c.write(varint: UInt64(e.userHistory.count))
-                    for item in e.userHistory { c.write(string: item) }
+                    c.write(raw: e.userHistoryEncoded)
                 }
             }
         case .interaction(let i, let origin):
@@ -127,17 +126,21 @@ public enum RepartitionRecord: Sendable, Equatable {
             }
             let requestId = try r.readOptionalString("item_event.request_id")
             let origin = try RecordOrigin.decode(from: &r)
-            var history: [String] = []
+            var history: [UInt8] = []
             if !r.isAtEnd {
                 let ext = try r.readByte("item_event.extension")
                 guard ext == ItemExtension.userHistory else { throw CodecError(.invalidTag, "item_event.extension \(ext)") }
+                // Kept encoded (ids are bytes; the item stage never needs Strings):
+                // the structure is checked here, the bytes are not UTF-8-validated.
+                let start = r.position
                 let count = try r.readVarint("item_event.user_history.count")
                 guard count <= UInt64(r.remaining) else { throw CodecError(.invalidValue, "item_event.user_history.count \(count)") }
-                for _ in 0..<Int(count) { history.append(try r.readString("item_event.user_history.item")) }
+                for _ in 0..<Int(count) { _ = try r.readBytes("item_event.user_history.item") }
+                history = Array(r.bytes[start..<r.position])
             }
-            record = .item(ItemEvent(itemId: itemId, userId: userId, ts: ts, kind: kind, requestId: requestId,
-                                     userHistory: history),
-                           origin: origin)
+            var event = ItemEvent(itemId: itemId, userId: userId, ts: ts, kind: kind, requestId: requestId)
+            event.userHistoryEncoded = history
+            record = .item(event, origin: origin)
         case .interaction:
             let userId = try r.readString("interaction.user_id")
             let itemId = try r.readString("interaction.item_id")

@@ -40,6 +40,8 @@ extension BenchCommand {
         @Option(help: "Distinct items.") var items = 10_000
         @Flag(inversion: .prefixedNo, help: "Also measure with online embeddings on.") var withEmbeddings = true
         @Flag(inversion: .prefixedNo, help: "Also measure the default topology (embeddings + examples topic).") var withExamples = true
+        @Option(help: "Run only these variants (1: features with checkpoints, 2: checkpoints off, 3: + embeddings, 4: + examples; repeatable). Default: all.")
+        var only: [Int] = []
 
         func run() throws {
             let services = try cluster.start("e2e")
@@ -66,7 +68,8 @@ extension BenchCommand {
                 ("features + embeddings (co-occurrence, dim 64), examples topic off, checkpoints on", 5_000, true, false),
                 ("features + embeddings + examples topic (default topology), checkpoints on", 5_000, true, true),
             ]
-            for (label, interval, embeddings, examples) in variants where (embeddings ? withEmbeddings : true) && (examples ? withExamples : true) {
+            for (number, (label, interval, embeddings, examples)) in zip(1..., variants)
+            where (embeddings ? withEmbeddings : true) && (examples ? withExamples : true) && (only.isEmpty || only.contains(number)) {
                 var topology = Topology()
                 topology.checkpointIntervalMs = interval
                 topology.embeddings.enabled = embeddings

@@ -100,23 +100,42 @@ final class EmbeddingsEndToEndTests: XCTestCase {
         let version = try redis.command(["HGET", "item:i0", "embedding_version"]).string
         XCTAssertNotNil(version, "items carry the refresh version")
 
-        // Users: the mean of their recent items' vectors (as checkpointed), same version.
+        // Users: the mean of the vectors of the first 10 of their recent_items_50
+        // (what a reader computes from Redis alone), same version.
         var users = 0
-        for p in 0..<Self.partitions {
-            for (user, bytes) in try redis.hgetall("freshet:emb:ckpt:interactions-\(p):emb") {
-                let items = Self.decodeHistory(bytes)
-                guard let expected = model.meanVector(items.map(ByteId.init)) else { continue }
-                guard let blob = try redis.command(["HGET", "user:\(user)", "embedding_\(Self.dimension)d"]).bytes else {
-                    XCTFail("user:\(user) has no vector"); continue
-                }
-                XCTAssertEqual(Self.floats(blob), expected, "user:\(user) = mean of the recent items' vectors")
-                XCTAssertEqual(try redis.command(["HGET", "user:\(user)", "embedding_version"]).string, version)
-                users += 1
+        for u in 0..<config.users {
+            let key = "user:\(PlantedPreferences.userId(u))"
+            guard let json = try redis.command(["HGET", key, "recent_items_50"]).string,
+                  let recent = try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String],
+                  let expected = model.meanVector(recent.prefix(10).map(ByteId.init)) else { continue }
+            guard let blob = try redis.command(["HGET", key, "embedding_\(Self.dimension)d"]).bytes else {
+                XCTFail("\(key) has no vector"); continue
             }
+            XCTAssertEqual(Self.floats(blob), expected, "\(key) = mean of the first 10 recent items' vectors")
+            XCTAssertEqual(try redis.command(["HGET", key, "embedding_version"]).string, version)
+            users += 1
         }
         XCTAssertGreaterThan(users, 250, "user vectors were published")
-        let examples = try EndToEndTests.countRecords(topic: "freshet-examples", brokers: cluster.brokers, lines: true)
-        XCTAssertGreaterThan(examples, produced / 2, "examples reach freshet-examples")
+        let examples = try Self.readExamples(topic: "freshet-examples", brokers: cluster.brokers)
+        XCTAssertGreaterThan(examples.count, produced / 2, "examples reach freshet-examples")
+    }
+
+    /// Every example in a topic (compact bundles, `ExampleCodec`), read to the end with a fresh group.
+    static func readExamples(topic: String, brokers: String) throws -> [TrainingExample] {
+        let consumer = try KafkaConsumer(config: KafkaConfig(bootstrapServers: brokers), groupId: "examples-\(UUID().uuidString)",
+                                         topics: [topic])
+        defer { try? consumer.close() }
+        var examples: [TrainingExample] = []
+        var ended: Set<Int32> = []
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline {
+            let poll = try consumer.poll(maxRecords: 1000, timeoutMs: 200)
+            for record in poll.records { examples += try ExampleCodec.decodeBundle(record.value) }
+            for end in poll.endOfPartition { ended.insert(end.topicPartition.partition) }
+            let assigned = consumer.assignment()
+            if !assigned.isEmpty && assigned.allSatisfy({ ended.contains($0.partition) }) && poll.records.isEmpty { return examples }
+        }
+        throw TestFailure("could not read \(topic) to its end")
     }
 
     /// Three instances in one group publish the same item vectors as one
@@ -147,20 +166,4 @@ final class EmbeddingsEndToEndTests: XCTestCase {
         XCTAssertLessThanOrEqual(worst, 1e-5, "largest coordinate difference between the runs")
     }
 
-    static func decodeHistory(_ bytes: [UInt8]) -> [String] {
-        var i = 0
-        func varint() -> Int {
-            var v = 0, shift = 0
-            while i < bytes.count { let b = bytes[i]; i += 1; v |= Int(b & 0x7f) << shift; if b < 0x80 { break }; shift += 7 }
-            return v
-        }
-        let n = varint()
-        var out: [String] = []
-        for _ in 0..<n {
-            let len = varint()
-            out.append(String(decoding: bytes[i..<(i + len)], as: UTF8.self))
-            i += len
-        }
-        return out
-    }
 }

@@ -1,3 +1,5 @@
+import FreshetCore
+
 /// The co-occurrence rows of the items one task owns (one writer per row: the
 /// item's owner). Per positive interaction (u, i) the owner of i adds 1 to
 /// C[i][j] for each distinct j among u's most recent positive items before it
@@ -21,8 +23,10 @@ public final class CooccurrenceRows {
     private var rows: [[Entry]] = []
     private var live: [Bool] = []
     private var free: [Int32] = []
-    /// Neighbour ids interned to 32-bit numbers (entries stay 8 bytes).
-    private var neighbourIndex: [ByteId: UInt32] = [:]
+    /// Neighbour ids interned to 32-bit numbers (entries stay 8 bytes). The
+    /// index is keyed by a hash of the bytes, so a known neighbour is found
+    /// from the routed record's bytes without allocating an id.
+    private var neighbourSlots = KeyIndex()
     private var neighbourIds: [ByteId] = []
     /// Sightings of items not admitted yet: (count, last seen).
     private var pending: [ByteId: (Int, Int64)] = [:]
@@ -41,22 +45,37 @@ public final class CooccurrenceRows {
     /// Returns true when the item has a row (admitted).
     @discardableResult
     public func observePositive(item: ByteId, history: [ByteId], ts: Int64) -> Bool {
+        observePositive(item: item, ts: ts) { visit in
+            for j in history { j.bytes.withUnsafeBytes { visit($0) } }
+        }
+    }
+
+    /// The same, with the history given as a sequence of id byte buffers
+    /// (`forEachHistoryItem` calls its argument once per item, newest first;
+    /// the buffers are valid during each call): the processor's path, which
+    /// reads ids straight from the routed record.
+    @discardableResult
+    public func observePositive(item: ByteId, ts: Int64,
+                                forEachHistoryItem: ((UnsafeRawBufferPointer) -> Void) -> Void) -> Bool {
         guard let row = admit(item, ts: ts) else { return false }
         let r = Int(row)
         degrees[r] += 1
         lastSeen[r] = max(lastSeen[r], ts)
-        var used = 0
-        var seen: [UInt32] = []
-        for j in history where used < config.history && j != item {
-            let n = intern(j)
-            if seen.contains(n) { continue }
-            seen.append(n)
-            used += 1
-            if let k = rows[r].firstIndex(where: { $0.neighbour == n }) {
-                rows[r][k].count &+= 1
-            } else {
-                rows[r].append(Entry(neighbour: n, count: 1))
-                entryCount += 1
+        let limit = config.history
+        withUnsafeTemporaryAllocation(of: UInt32.self, capacity: max(1, limit)) { seen in
+            var used = 0
+            forEachHistoryItem { bytes in
+                guard used < limit, !item.bytes.elementsEqual(bytes) else { return }
+                let n = intern(bytes: bytes)
+                for k in 0..<used where seen[k] == n { return }
+                seen[used] = n
+                used += 1
+                if let k = rows[r].firstIndex(where: { $0.neighbour == n }) {
+                    rows[r][k].count &+= 1
+                } else {
+                    rows[r].append(Entry(neighbour: n, count: 1))
+                    entryCount += 1
+                }
             }
         }
         if rows[r].count > config.rowCapacity { prune(r) }
@@ -90,11 +109,27 @@ public final class CooccurrenceRows {
     }
 
     private func intern(_ id: ByteId) -> UInt32 {
-        if let n = neighbourIndex[id] { return n }
-        let n = UInt32(neighbourIds.count)
-        neighbourIds.append(id)
-        neighbourIndex[id] = n
+        id.bytes.withUnsafeBytes { intern(bytes: $0) }
+    }
+
+    private func intern(bytes: UnsafeRawBufferPointer) -> UInt32 {
+        let next = UInt32(truncatingIfNeeded: neighbourIds.count)
+        let n = lookUpOrInsert(bytes, next)
+        if n == next { neighbourIds.append(ByteId(bytes: Array(bytes))) }
         return n
+    }
+
+    /// Separate so the borrowed `neighbourIds` is released before the caller appends (no copy).
+    private func lookUpOrInsert(_ bytes: UnsafeRawBufferPointer, _ next: UInt32) -> UInt32 {
+        let names = neighbourIds
+        return neighbourSlots.slot(tag: Self.tag(bytes), isKey: { names[Int($0)].bytes.elementsEqual(bytes) }, orInsert: { next })
+    }
+
+    /// FNV-1a (32-bit) of the id bytes: the neighbour index's tag.
+    private static func tag(_ bytes: UnsafeRawBufferPointer) -> UInt32 {
+        var h: UInt32 = 0x811C_9DC5
+        for b in bytes { h = (h ^ UInt32(b)) &* 0x0100_0193 }
+        return h
     }
 
     private func prune(_ r: Int) {

@@ -2,16 +2,23 @@
 /// Redis vector search indexes read).
 public enum EmbeddingBlob {
     public static func encode(_ values: [Float]) -> [UInt8] {
+        values.withUnsafeBufferPointer { encode($0) }
+    }
+
+    /// One copy on little-endian hosts (every platform Swift runs Freshet on);
+    /// byte by byte otherwise.
+    public static func encode(_ values: UnsafeBufferPointer<Float>) -> [UInt8] {
+        #if _endian(little)
+        return Array(UnsafeRawBufferPointer(values))
+        #else
         var bytes: [UInt8] = []
         bytes.reserveCapacity(values.count * 4)
         for value in values {
             let bits = value.bitPattern.littleEndian
-            bytes.append(UInt8(truncatingIfNeeded: bits))
-            bytes.append(UInt8(truncatingIfNeeded: bits >> 8))
-            bytes.append(UInt8(truncatingIfNeeded: bits >> 16))
-            bytes.append(UInt8(truncatingIfNeeded: bits >> 24))
+            withUnsafeBytes(of: bits) { bytes.append(contentsOf: $0) }
         }
         return bytes
+        #endif
     }
 
     public static func decode(_ bytes: [UInt8]) -> [Float] {

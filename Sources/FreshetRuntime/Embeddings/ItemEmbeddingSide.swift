@@ -61,7 +61,7 @@ public final class ItemEmbeddingSide {
         case .interaction(let action, let dwellMs):
             if action.isPositive {
                 let item = ByteId(event.itemId)
-                if rows.observePositive(item: item, history: event.userHistory.map(ByteId.init), ts: event.ts) {
+                if rows.observePositive(item: item, ts: event.ts, forEachHistoryItem: event.forEachUserHistoryItem) {
                     positives += 1
                     changedForCheckpoint.insert(item)
                     changedSincePublish.insert(item)
@@ -90,7 +90,7 @@ public final class ItemEmbeddingSide {
 
     private func emit(_ example: TrainingExample, output: TaskOutput) {
         examplesEmitted += 1
-        output.example(key: example.userId, value: example.jsonBytes())
+        output.example(key: example.userId, value: ExampleCodec.encode(example))
     }
 
     /// What to write for this partition's items against `set`: every item

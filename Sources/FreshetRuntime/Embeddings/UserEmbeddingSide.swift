@@ -1,88 +1,130 @@
 import FreshetCore
 import FreshetEmbeddings
+import FreshetFeatures
 
 /// The user-keyed half of the embeddings, inside the task that owns the
 /// user's features (an `interactions` task keyed by user).
 ///
-/// It keeps each user's most recent positive items (`UserHistory`), attaches
-/// them to the positives it routes to the item stage (what the items' owners
-/// count co-occurrences with), and publishes user vectors as the mean of the
-/// recent items' vectors in the latest refresh: the session vector serving
-/// computes, and the cold-start rule. A user is republished after each of
-/// their positives and for every user after a new refresh, so users are
-/// always scored in the basis of the item vectors published with them
-/// (`embedding_version` on both). Owned by the processing thread.
+/// A user's embedding history is the head (`history`, 10) of their
+/// `recent_items_50` in the task's `UserFeatureStore`: the list serving reads,
+/// ordered by event time. So the side keeps no per-user state and writes no
+/// checkpoint of its own (the store's checkpoint restores the history), and a
+/// user vector is exactly what a reader computes from `recent_items_50` and
+/// the items' published vectors. The side attaches the history to every
+/// positive it routes to the item stage (what the items' owners count
+/// co-occurrences with), and publishes user vectors as the mean of those
+/// items' vectors in the latest refresh: the session vector and the
+/// cold-start rule. A user is republished after each of their positives and
+/// every user after a new refresh, so users are always scored in the basis of
+/// the item vectors published with them (`embedding_version` on both).
+/// Owned by the processing thread.
 public final class UserEmbeddingSide {
-    public private(set) var history: UserHistory
-    private var touched: Set<ByteId> = []
+    /// Items of the history (`embeddings.history`).
+    let historyLength: Int
+    /// Users with a positive since the last publication, in first-touch order.
+    private var touched: [String] = []
+    private var touchedSet = Set<ExactId>()
     private var publishedVersion: Int64 = 0
-    /// Users whose history changed since the last checkpoint.
-    var changedForCheckpoint: Set<ByteId> = []
+    /// Interned item number (the store's) -> row of its vector in the set of
+    /// version `rowsVersion` (-1: no vector). Built once a refresh, so a user
+    /// vector costs `history` array reads, not `history` dictionary lookups.
+    private var rowOfNumber: [Int32] = []
+    private var rowsVersion: Int64 = -1
+    private var mean: [Float] = []
 
     public init(settings: Topology.Embeddings) {
-        history = UserHistory(capacity: settings.history)
+        historyLength = settings.history
     }
 
-    /// Records a positive; returns the user's history before it (newest first).
-    func recordPositive(user: String, item: String) -> [String] {
-        let u = ByteId(user)
-        let before = history.record(user: u, item: ByteId(item))
-        touched.insert(u)
-        changedForCheckpoint.insert(u)
-        return before.map(\.string)
+    /// The history a positive co-occurs with: the user's recent items before
+    /// it, newest first. Call before the store applies the interaction.
+    func historyBefore(user: String, store: UserFeatureStore) -> [String] {
+        store.recentItemIds(of: user, limit: historyLength)
     }
 
-    /// (user, vector) to write against `set`: every user after a new refresh,
-    /// else the users touched since the last call. Users none of whose recent
-    /// items has a vector yet are left out (and retried after the next refresh).
-    func takePublication(_ set: ItemVectorSet) -> [(ByteId, [Float])] {
-        guard set.version > 0 else { return [] }
-        var out: [(ByteId, [Float])] = []
+    /// Marks a user for republication at the next sync (after a positive).
+    func touch(user: String) {
+        if touchedSet.insert(ExactId(user)).inserted { touched.append(user) }
+    }
+
+    /// Users waiting for the next sync.
+    var pendingUsers: Int { touched.count }
+
+    /// Position of the next user of a full republication in progress (nil: none).
+    private var republishCursor: Int?
+
+    /// True while a full republication (after a new refresh) is not finished:
+    /// the processor keeps calling `takePublication` at every flush until it is.
+    var republishing: Bool { republishCursor != nil }
+
+    /// Users of a full republication written per call: bounds the memory of
+    /// one flush's Redis batch (~0.5 KiB a user) and spreads the writes.
+    static let republishSlice = 16_384
+
+    /// Calls `emit(user, vector)` for what to write against `set`: the users
+    /// touched since the last call and, after a new refresh, every user, in
+    /// slices of `republishSlice` a call (see `republishing`). Users none of
+    /// whose recent items has a vector are left out (and retried after the
+    /// next refresh). `vector` is valid during the call only.
+    func takePublication(_ set: ItemVectorSet, store: UserFeatureStore, _ emit: (String, UnsafeBufferPointer<Float>) -> Void) {
+        guard set.version > 0 else { return }
+        mapRows(set, store: store)
         if set.version > publishedVersion {
             publishedVersion = set.version
-            for user in history.users {
-                if let v = set.meanVector(history.items(of: user)) { out.append((user, v)) }
-            }
-        } else {
-            for user in touched {
-                if let v = set.meanVector(history.items(of: user)) { out.append((user, v)) }
+            republishCursor = 0
+        }
+        for user in touched {
+            store.withRecentNumbers(of: user, limit: historyLength) { numbers in
+                meanVector(numbers, set, store) { emit(user, $0) }
             }
         }
         touched.removeAll(keepingCapacity: true)
-        return out
-    }
-
-    /// Checkpoint form of a user's history: count varint, then length-prefixed ids.
-    func encodeHistory(_ user: ByteId) -> [UInt8] {
-        var out: [UInt8] = []
-        func varint(_ v: Int) { var v = UInt64(v); while v >= 0x80 { out.append(UInt8(v & 0x7f) | 0x80); v >>= 7 }; out.append(UInt8(v)) }
-        let items = history.items(of: user)
-        varint(items.count)
-        for item in items { varint(item.bytes.count); out.append(contentsOf: item.bytes) }
-        return out
-    }
-
-    /// Inverse of `encodeHistory`.
-    func restoreHistory(user: [UInt8], from bytes: [UInt8]) throws(CodecError) {
-        var i = 0
-        func varint() throws(CodecError) -> Int {
-            var v = 0, shift = 0
-            while true {
-                guard i < bytes.count, shift < 63 else { throw CodecError(.truncated, "user history truncated") }
-                let b = bytes[i]; i += 1
-                v |= Int(b & 0x7f) << shift
-                if b < 0x80 { return v }
-                shift += 7
+        touchedSet.removeAll(keepingCapacity: true)
+        if let start = republishCursor {
+            let next = store.forEachUserRecentNumbers(from: start, count: Self.republishSlice, limit: historyLength) { user, numbers in
+                meanVector(numbers, set, store) { emit(user, $0) }
             }
+            republishCursor = next >= store.userCount ? nil : next
         }
-        let n = try varint()
-        var items: [ByteId] = []
-        for _ in 0..<n {
-            let len = try varint()
-            guard len <= bytes.count - i else { throw CodecError(.truncated, "user history item truncated") }
-            items.append(ByteId(bytes: Array(bytes[i..<(i + len)])))
-            i += len
+    }
+
+    /// Resolves interned numbers to rows of `set` (rebuilt per version, extended as the store interns new items).
+    private func mapRows(_ set: ItemVectorSet, store: UserFeatureStore) {
+        if rowsVersion != set.version {
+            rowsVersion = set.version
+            rowOfNumber.removeAll(keepingCapacity: true)
         }
-        history.restore(user: ByteId(bytes: user), items: items)
+        let n = store.internedItemCount
+        guard rowOfNumber.count < n else { return }
+        rowOfNumber.reserveCapacity(n)
+        for k in rowOfNumber.count..<n {
+            rowOfNumber.append(set.rowOf[ByteId(store.internedItem(UInt32(k)))].map { Int32($0) } ?? -1)
+        }
+    }
+
+    /// The mean of the vectors of `numbers` that have one, in the order given
+    /// and scaled by 1/n as `ItemVectorSet.meanVector` does (bit-identical).
+    private func meanVector(_ numbers: UnsafeBufferPointer<UInt32>, _ set: ItemVectorSet, _ store: UserFeatureStore,
+                            _ body: (UnsafeBufferPointer<Float>) -> Void) {
+        let d = set.dimension
+        if mean.count != d { mean = [Float](repeating: 0, count: d) }
+        var n = 0
+        mean.withUnsafeMutableBufferPointer { sum in
+            for c in 0..<d { sum[c] = 0 }
+            set.vectors.withUnsafeBufferPointer { vectors in
+                for number in numbers {
+                    let k = Int(number)
+                    guard k < rowOfNumber.count, rowOfNumber[k] >= 0 else { continue }
+                    let base = Int(rowOfNumber[k]) * d
+                    for c in 0..<d { sum[c] += vectors[base + c] }
+                    n += 1
+                }
+            }
+            guard n > 0 else { return }
+            let inv = 1 / Float(n)
+            for c in 0..<d { sum[c] *= inv }
+        }
+        guard n > 0 else { return }
+        mean.withUnsafeBufferPointer { body($0) }
     }
 }

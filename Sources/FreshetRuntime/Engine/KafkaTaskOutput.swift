@@ -153,28 +153,34 @@ final class KafkaTaskOutput: TaskOutput {
         return (key, value, headers)
     }
 
-    /// Examples travel as JSON Lines, many per message, partitioned by user.
-    /// One line larger than a message is dropped and counted (`examplesDropped`).
+    /// Examples travel in bundles of the compact encoding (`ExampleCodec`:
+    /// the header `F` `X` `1`, then self-delimiting examples), many per
+    /// message, partitioned by user. One example larger than a message is
+    /// dropped and counted (`examplesDropped`).
     func example(key: String, value: [UInt8]) {
         guard let examplesTopic else { return }
-        guard value.count + 1 <= messageBudget else {
+        let header = Self.exampleBundleHeader
+        guard value.count + header.count <= messageBudget else {
             examplesDropped += 1
             return
         }
         let partition = Int(KafkaProducer.partition(forKey: Array(key.utf8), partitionCount: examplePartitions))
         if exampleBundles.isEmpty { exampleBundles = Array(repeating: [], count: Int(examplePartitions)) }
-        if exampleBundles[partition].count + 1 + value.count > messageBudget {
+        if exampleBundles[partition].count + value.count > messageBudget {
             send(topic: examplesTopic, partition: Int32(partition), key: nil, value: exampleBundles[partition])
             exampleBundles[partition].removeAll(keepingCapacity: true)
         }
         // Mutated in place: copying a bundle out and back would copy it on every append.
-        if !exampleBundles[partition].isEmpty { exampleBundles[partition].append(UInt8(ascii: "\n")) }
+        if exampleBundles[partition].isEmpty { exampleBundles[partition].append(contentsOf: header) }
         exampleBundles[partition].append(contentsOf: value)
         if exampleBundles[partition].count >= Self.bundleBytes {
             send(topic: examplesTopic, partition: Int32(partition), key: nil, value: exampleBundles[partition])
             exampleBundles[partition].removeAll(keepingCapacity: true)
         }
     }
+
+    /// `ExampleCodec.header` (kept here so this file needs no embeddings import).
+    static let exampleBundleHeader: [UInt8] = [0x46, 0x58, 0x01]
 
     private func send(topic: String, partition: Int32?, key: [UInt8]?, value: [UInt8]) {
         do {

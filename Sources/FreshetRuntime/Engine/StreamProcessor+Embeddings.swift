@@ -2,25 +2,27 @@ import Foundation
 import FreshetCore
 import FreshetEmbeddings
 import FreshetFeast
+import FreshetFeatures
 import FreshetRedis
 
 extension StreamProcessor {
-    /// Writes user vectors (mean of the user's recent items' vectors in the
-    /// latest refresh) for users touched since the last sync, or for every
-    /// user after a new refresh.
-    func renderUserEmbeddings(_ side: UserEmbeddingSide, set: ItemVectorSet, into write: inout FencedWrite) {
+    /// Writes user vectors (mean of the vectors of the head of the user's
+    /// `recent_items_50` in the latest refresh) for users touched since the
+    /// last sync, or for every user after a new refresh.
+    func renderUserEmbeddings(_ side: UserEmbeddingSide, store: UserFeatureStore, set: ItemVectorSet, into write: inout FencedWrite) {
         let field = topology.embeddings.fieldName
         let version = Array(String(set.version).utf8)
+        let kind = Array("session".utf8)
         let feast = renderer.feast
         let feastField = feast?.userEmbeddingField
-        for (id, vector) in side.takePublication(set) {
+        let freshetHashes = renderer.freshetHashes
+        side.takePublication(set, store: store) { id, vector in
             let blob = EmbeddingBlob.encode(vector)
-            if renderer.freshetHashes {
-                write.hashSet(keys.user(id.string), [(field, blob), ("embedding_version", version),
-                                                     ("embedding_kind", Array("session".utf8))])
+            if freshetHashes {
+                write.hashSet(keys.user(id), [(field, blob), ("embedding_version", version), ("embedding_kind", kind)])
             }
             if let feast, let feastField {
-                write.hashSet(rawKey: feast.userKey(id.string), [(feastField, FeastValue.floatList(float32LittleEndian: blob))])
+                write.hashSet(rawKey: feast.userKey(id), [(feastField, FeastValue.floatList(float32LittleEndian: blob))])
             }
         }
     }
@@ -59,16 +61,13 @@ extension StreamProcessor {
         topology.embeddings.enabled ? ItemEmbeddingSide(settings: topology.embeddings, counts: interactionCounts) : nil
     }
 
-    /// Embedding state changed since the last checkpoint, encoded: user
-    /// histories for user-owning tasks, co-occurrence rows for item tasks
-    /// (the rows other instances' refreshes read).
+    /// Embedding state changed since the last checkpoint, encoded:
+    /// co-occurrence rows for item tasks (the rows other instances' refreshes
+    /// read); user-owning tasks have none of their own.
     func changedEmbeddingRows(for id: TaskId) -> [(String, [UInt8])] {
         switch id.stage {
-        case .interactions, .impressions:
-            guard let (tp, _) = position(of: id), let side = sourceTasks[tp]?.userEmbeddings else { return [] }
-            defer { side.changedForCheckpoint.removeAll(keepingCapacity: true) }
-            return side.changedForCheckpoint.map { ($0.string, side.encodeHistory($0)) }
-        case .users:
+        case .interactions, .impressions, .users:
+            // Users' histories are the head of recent_items_50, checkpointed with the user features.
             return []
         case .items:
             guard let side = itemTasks[id.partition]?.embeddings else { return [] }
@@ -83,11 +82,6 @@ extension StreamProcessor {
         return side.takeEvictedForCheckpoint().map(\.string)
     }
 
-    /// Restores a source task's user histories from its checkpoint.
-    func restoreUserHistories(_ id: TaskId, into side: UserEmbeddingSide) throws {
-        try scanHashBytes(keys.checkpointEmbeddings(id)) { key, bytes in try side.restoreHistory(user: key, from: bytes) }
-    }
-
     /// Restores an item task's co-occurrence rows from its checkpoint.
     func restoreCooccurrenceRows(_ id: TaskId, into side: ItemEmbeddingSide) throws {
         try scanHashBytes(keys.checkpointEmbeddings(id)) { key, bytes in
@@ -100,7 +94,37 @@ extension StreamProcessor {
         try scanHash(key) { field, value in try apply(Array(field.utf8), value) }
     }
 
+    /// Flushes until every user side finished its full republication (shutdown:
+    /// everything current is published before exit).
+    func finishUserRepublication() {
+        // Bounded: a task that cannot write (no epoch) would never finish its slices.
+        let users = sourceTasks.values.reduce(0) { $0 + ($1.users?.count ?? 0) }
+        var rounds = users / UserEmbeddingSide.republishSlice + 2
+        while rounds > 0, sourceTasks.values.contains(where: { $0.userEmbeddings?.republishing == true }) {
+            flushFeatures(nowMs: Self.wallClockMs())
+            rounds -= 1
+        }
+    }
+
     // MARK: - Refresh
+
+    /// The vectors a sync writes against: the refresher's latest result when
+    /// it is the first one, after a bounded run's final refresh (`switchVectorsNow`),
+    /// or once `publish_interval` has passed since the last switch; else the
+    /// refresh already published. Switching rewrites every item and every user
+    /// (each in its owner's task), so this bounds that cost to one full
+    /// republication per interval, whatever the refresh cadence.
+    func vectorSetToPublish(nowMs: Int64) -> ItemVectorSet? {
+        guard let refresher else { return nil }
+        let latest = refresher.latest
+        let current = publishedVectors?.version ?? 0
+        if latest.version != current,
+           current == 0 || switchVectorsNow || nowMs - publishedVectorsSinceMs >= topology.embeddings.publishIntervalMs {
+            publishedVectors = latest
+            publishedVectorsSinceMs = nowMs
+        }
+        return publishedVectors
+    }
 
     /// Positives counted by this instance's item tasks (the refresh cadence, in events).
     var localPositives: Int { itemTasks.values.reduce(0) { $0 + ($1.embeddings?.positives ?? 0) } }

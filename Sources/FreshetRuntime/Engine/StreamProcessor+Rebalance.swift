@@ -191,8 +191,8 @@ extension StreamProcessor {
                             metadata: ["task": "\(id)", "count": "\(task.deadLettersAlreadySent.count)"])
             }
             if task.users != nil {
+                // Histories are the head of recent_items_50: restored with the user features.
                 task.userEmbeddings = makeUserEmbeddingSide()
-                if checkpoint != nil, let side = task.userEmbeddings { try restoreUserHistories(id, into: side) }
             }
             sourceTasks[tp] = task
         case .items:

@@ -35,6 +35,11 @@ public final class StreamProcessor: @unchecked Sendable {
     var positivesAtLastRefresh = 0
     var lastEmbeddingSyncMs: Int64 = 0
     var forceEmbeddingSync = false
+    /// The refresh whose vectors Redis serves, and when it was switched to (`embeddings.publish_interval`).
+    var publishedVectors: ItemVectorSet?
+    var publishedVectorsSinceMs: Int64 = 0
+    /// Set after a bounded run's final refresh: publish it whatever the interval.
+    var switchVectorsNow = false
 
     var consumer: KafkaConsumer!
     var producer: KafkaProducer!
@@ -422,16 +427,18 @@ public final class StreamProcessor: @unchecked Sendable {
         var writes: [FencedWrite] = []
         var samples: [Int64] = []
         var counts: [(String, Int64)] = []
-        let syncEmbeddings = topology.embeddings.enabled
+        let syncDue = topology.embeddings.enabled
             && (nowMs - lastEmbeddingSyncMs >= topology.embeddings.syncIntervalMs || forceEmbeddingSync)
-        if syncEmbeddings { lastEmbeddingSyncMs = nowMs }
-        let vectorSet = syncEmbeddings ? refresher?.latest : nil
+        if syncDue { lastEmbeddingSyncMs = nowMs }
+        // A full user republication continues at every flush until done (in slices).
+        let syncEmbeddings = syncDue || sourceTasks.values.contains { $0.userEmbeddings?.republishing == true }
+        let vectorSet = syncEmbeddings ? vectorSetToPublish(nowMs: nowMs) : nil
         for task in sourceTasks.values {
             guard let users = task.users, let epoch = epochs[task.id] else { continue }
             var write = FencedWrite(task: task.id, epochKey: keys.epoch(task.id), epoch: epoch)
             renderer.renderUsers(users, into: &write, samples: &samples, counts: &counts)
             if let vectorSet, let side = task.userEmbeddings {
-                renderUserEmbeddings(side, set: vectorSet, into: &write)
+                renderUserEmbeddings(side, store: users, set: vectorSet, into: &write)
             }
             if !write.isEmpty { writes.append(write) }
         }
@@ -441,7 +448,7 @@ public final class StreamProcessor: @unchecked Sendable {
             renderer.renderUsers(task.users, into: &write, samples: &samples, counts: &counts)
             if !write.isEmpty { writes.append(write) }
         }
-        if topology.embeddings.enabled { interactionCounts.publish(counts) }
+        if topology.embeddings.enabled && topology.embeddings.examples { interactionCounts.publish(counts) }
         for task in itemTasks.values {
             guard let epoch = epochs[task.id] else { continue }
             var write = FencedWrite(task: task.id, epochKey: keys.epoch(task.id), epoch: epoch)
@@ -549,6 +556,7 @@ public final class StreamProcessor: @unchecked Sendable {
         forceEmbeddingSync = true
         if commitsBlocked == nil {
             flushFeatures(nowMs: now)
+            finishUserRepublication()
             if topology.checkpointIntervalMs > 0 {
                 checkpointAndCommit(tasks: allTaskIds, nowMs: now)
             } else {
@@ -560,7 +568,9 @@ public final class StreamProcessor: @unchecked Sendable {
         if options.stopAtEnd && boundedRunComplete && refresher != nil {
             finalEmbeddingRefresh()
             forceEmbeddingSync = true
+            switchVectorsNow = true
             flushFeatures(nowMs: Self.wallClockMs())
+            finishUserRepublication()
         }
         embeddingSummary = makeEmbeddingSummary()
         refresher?.stop()

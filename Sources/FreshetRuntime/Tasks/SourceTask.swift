@@ -65,6 +65,13 @@ public final class SourceTask {
                     try decoder.decodeInteraction(bytes, messageTimestampMs: record.timestampMs, nowMs: nowMs)
                 }
                 watermark.observe(interaction.ts)
+                // Embeddings: the user's recent items before this positive (read
+                // before the store applies it) travel with the routed positive.
+                var history: [String] = []
+                if let users, let side = userEmbeddings, interaction.action.isPositive {
+                    history = side.historyBefore(user: interaction.userId, store: users)
+                    side.touch(user: interaction.userId)
+                }
                 if let users {
                     users.apply(interaction)
                 }
@@ -79,11 +86,7 @@ public final class SourceTask {
                     }
                 }
                 var event = ItemRouting.itemEvent(for: interaction)
-                if users != nil, let side = userEmbeddings, interaction.action.isPositive {
-                    // The user's recent positives travel with the routed positive:
-                    // the item's owner counts co-occurrences with them.
-                    event.userHistory = side.recordPositive(user: interaction.userId, item: interaction.itemId)
-                }
+                if !history.isEmpty { event.userHistory = history }
                 var eventTooLarge: BadInput?
                 routeOne(event, index: 0, of: 1, record: record, output: output, tooLarge: &eventTooLarge)
                 if let problem = eventTooLarge ?? tooLarge {

@@ -60,7 +60,8 @@ public struct Topology: Sendable, Equatable {
         public var loss = "bpr"
         /// Accepted for older topology files; the co-occurrence model samples no negatives.
         public var negatives = 4
-        /// How many of the user's recent positive items a positive co-occurs with.
+        /// How many of the user's recent positive items (the head of
+        /// `recent_items_50`, so at most 50) a positive co-occurs with.
         public var history = 10
         /// Largest gap, in positives counted into this instance's rows, between two
         /// spectral refreshes (the first comes after 2,000; gaps double up to this).
@@ -69,6 +70,12 @@ public struct Topology: Sendable, Equatable {
         public var finalIterations = 12
         public var joinWindowMs: Int64 = 600_000
         public var syncIntervalMs: Int64 = 10_000
+        /// A new refresh replaces the published vectors (every item and every
+        /// user rewritten, a new `embedding_version`) at most this often;
+        /// between switches, syncs write fold-ins and touched users against the
+        /// published refresh. The first refresh and a bounded run's final one
+        /// are published at once.
+        public var publishIntervalMs: Int64 = 60_000
         public var userAdmitAfter = 1
         public var itemAdmitAfter = 1
         /// Rows with no positive for this much event time are evicted (and their Redis fields

@@ -93,7 +93,7 @@ public enum TopologyLoader {
         if let e = try top.section("embeddings") {
             try e.only(["enabled", "dimension", "loss", "negatives", "join_window", "sync_interval",
                         "user_admit_after", "item_admit_after", "ttl", "examples_topic", "seed",
-                        "history", "refresh_every", "final_iterations", "examples"])
+                        "history", "refresh_every", "final_iterations", "examples", "publish_interval"])
             var m = topology.embeddings
             m.enabled = try e.bool("enabled") ?? m.enabled
             m.dimension = try e.int("dimension", min: 2, max: 4096) ?? m.dimension
@@ -106,12 +106,13 @@ public enum TopologyLoader {
             m.negatives = try e.int("negatives", min: 0, max: 1_000) ?? m.negatives
             m.joinWindowMs = try e.duration("join_window", min: 1) ?? m.joinWindowMs
             m.syncIntervalMs = try e.duration("sync_interval", min: 1) ?? m.syncIntervalMs
+            m.publishIntervalMs = try e.duration("publish_interval", min: 0) ?? m.publishIntervalMs
             m.userAdmitAfter = try e.int("user_admit_after", min: 1, max: 1_000_000) ?? m.userAdmitAfter
             m.itemAdmitAfter = try e.int("item_admit_after", min: 1, max: 1_000_000) ?? m.itemAdmitAfter
             m.ttlMs = try e.duration("ttl", min: 1) ?? m.ttlMs
             m.examplesTopic = try e.topicName("examples_topic") ?? m.examplesTopic
             m.seed = UInt64(try e.int("seed", min: 0, max: Int.max) ?? Int(m.seed))
-            m.history = try e.int("history", min: 1, max: 1_000) ?? m.history
+            m.history = try e.int("history", min: 1, max: 50) ?? m.history
             m.examples = try e.bool("examples") ?? m.examples
             m.refreshEvery = try e.int("refresh_every", min: 1, max: Int.max) ?? m.refreshEvery
             m.finalIterations = try e.int("final_iterations", min: 1, max: 1_000) ?? m.finalIterations

@@ -1,0 +1,53 @@
+/// Read-only views of users' recent items for the embeddings (issue 7): a
+/// user's embedding history is the head of `recent_items_50`, the list serving
+/// reads, so the embeddings keep no per-user state or checkpoint of their own.
+/// Nothing here changes the store.
+extension UserFeatureStore {
+    /// The first `limit` recent items of a user (newest first, as in
+    /// `recent_items_50`); empty for an unknown user.
+    public func recentItemIds(of userId: String, limit: Int) -> [String] {
+        guard let slot = lookup(userId) else { return [] }
+        let entries = states[Int(slot)].recent.entries
+        return entries.prefix(limit).map { itemNames[$0.item] }
+    }
+
+    /// Item names interned so far (numbers `0..<internedItemCount`).
+    public var internedItemCount: Int { itemNames.count }
+
+    /// The item id of an interned number (`0..<internedItemCount`).
+    public func internedItem(_ number: UInt32) -> String { itemNames[number] }
+
+    /// Calls `body` with the interned numbers of the first `limit` recent items
+    /// of `userId` (newest first); returns false for an unknown user.
+    @discardableResult
+    public func withRecentNumbers(of userId: String, limit: Int, _ body: (UnsafeBufferPointer<UInt32>) -> Void) -> Bool {
+        guard let slot = lookup(userId) else { return false }
+        visit(Int(slot), limit: limit, body)
+        return true
+    }
+
+    /// Calls `body(userId, numbers)` for the users with state at positions
+    /// `start..<start + count` (in slot order; numbers as in
+    /// `withRecentNumbers`), so a caller can walk every user in slices.
+    /// Returns the position after the last one visited (`userCount` when done).
+    @discardableResult
+    public func forEachUserRecentNumbers(from start: Int = 0, count: Int = .max, limit: Int,
+                                         _ body: (String, UnsafeBufferPointer<UInt32>) -> Void) -> Int {
+        let end = start + min(count, max(0, states.count - start))
+        guard start < end else { return max(start, states.count) }
+        for i in start..<end { visit(i, limit: limit) { body(states[i].id, $0) } }
+        return end
+    }
+
+    /// Users with state (positions `0..<userCount` for `forEachUserRecentNumbers`).
+    public var userCount: Int { states.count }
+
+    private func visit(_ i: Int, limit: Int, _ body: (UnsafeBufferPointer<UInt32>) -> Void) {
+        let entries = states[i].recent.entries
+        let n = min(limit, entries.count)
+        withUnsafeTemporaryAllocation(of: UInt32.self, capacity: max(1, n)) { buffer in
+            for k in 0..<n { buffer[k] = entries[k].item }
+            body(UnsafeBufferPointer(rebasing: buffer[0..<n]))
+        }
+    }
+}

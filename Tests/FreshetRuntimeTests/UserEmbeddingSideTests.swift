@@ -1,0 +1,71 @@
+import FreshetCore
+import FreshetEmbeddings
+import FreshetFeatures
+@testable import FreshetRuntime
+import XCTest
+
+/// The user side of the embeddings without Kafka or Redis: the history is the
+/// head of `recent_items_50`, a new refresh republishes every user in slices,
+/// and each vector is bit-identical to `ItemVectorSet.meanVector` of the
+/// first `history` recent items.
+final class UserEmbeddingSideTests: XCTestCase {
+    /// A refreshed set over items i0..i7 (two co-consumed groups).
+    static func vectorSet() -> ItemVectorSet {
+        var builder = CooccurrenceSnapshot.Builder()
+        for i in 0..<8 {
+            let group = i < 4 ? 0..<4 : 4..<8
+            builder.addRow(item: ByteId("i\(i)"), degree: 5,
+                           entries: group.filter { $0 != i }.map { (ByteId("i\($0)"), UInt32(1 + ($0 + i) % 3)) })
+        }
+        return SpectralRefresh.refresh(SymmetricSparseMatrix(builder.snapshot), dimension: 4, previous: nil, iterations: 8, seed: 42)
+    }
+
+    func testHistoryIsTheHeadOfRecentItemsBeforeThePositive() {
+        var settings = Topology.Embeddings()
+        settings.history = 3
+        let side = UserEmbeddingSide(settings: settings)
+        let store = UserFeatureStore()
+        for (t, item) in ["i1", "i2", "i3", "i4"].enumerated() {
+            store.apply(Interaction(userId: "u", itemId: item, action: .click, ts: Int64(1_000 + t)))
+        }
+        XCTAssertEqual(side.historyBefore(user: "u", store: store), ["i4", "i3", "i2"], "newest first, at most `history`")
+        XCTAssertEqual(side.historyBefore(user: "nobody", store: store), [])
+    }
+
+    func testNewRefreshRepublishesEveryUserInSlicesWithTheMeanOfTheirItems() {
+        let set = Self.vectorSet()
+        XCTAssertGreaterThan(set.version, 0)
+        var settings = Topology.Embeddings()
+        settings.history = 10
+        let side = UserEmbeddingSide(settings: settings)
+        let store = UserFeatureStore()
+        let users = UserEmbeddingSide.republishSlice + 1_000
+        for u in 0..<users {
+            for k in 0..<(1 + u % 12) {
+                store.apply(Interaction(userId: "u\(u)", itemId: "i\((u + k) % 9)", action: .click, ts: Int64(10_000 + k)))
+            }
+        }
+        var seen: [String: [Float]] = [:]
+        var calls = 0
+        repeat {
+            side.takePublication(set, store: store) { user, vector in
+                XCTAssertNil(seen[user], "\(user) written once")
+                seen[user] = Array(vector)
+            }
+            calls += 1
+        } while side.republishing && calls < 10
+        XCTAssertEqual(calls, 2, "two slices")
+        XCTAssertEqual(seen.count, users, "every user (each has an item with a vector)")
+        for u in [0, 1, 11, 500, users - 1] {
+            let recent = store.features(of: "u\(u)")!.recentItems.prefix(10).map(ByteId.init)
+            XCTAssertEqual(seen["u\(u)"], set.meanVector(recent), "u\(u): mean of the first 10 recent items' vectors, bit for bit")
+        }
+
+        // Same refresh again: only users touched since.
+        side.touch(user: "u3")
+        var again: [String] = []
+        side.takePublication(set, store: store) { user, _ in again.append(user) }
+        XCTAssertEqual(again, ["u3"])
+        XCTAssertFalse(side.republishing)
+    }
+}
