@@ -1,8 +1,10 @@
 /// What the item features need of a repartitioned item event, read in place:
 /// the item id as borrowed bytes (checked to be valid UTF-8), the event time,
-/// the kind, and the origin for duplicate filtering. The user id, request id
-/// and user history are checked (lengths, UTF-8) but not built, so reading a
-/// record allocates nothing. Valid only while the record's bytes are.
+/// the kind, and the origin for duplicate filtering. The user id and request
+/// id are checked (lengths, UTF-8) but not built; the user history's items
+/// only for their lengths, as `RepartitionRecord.decode` does (they are kept
+/// as bytes and matched against item ids byte for byte). Reading a record
+/// allocates nothing. Valid only while the record's bytes are.
 public struct ItemEventView {
     public var itemId: UnsafeRawBufferPointer
     public var ts: EventTimeMs
@@ -46,7 +48,7 @@ extension RepartitionRecord {
             guard ext == ItemExtension.userHistory else { throw CodecError(.invalidTag, "item_event.extension \(ext)") }
             let count = try r.readVarint("item_event.user_history.count")
             guard count <= UInt64(r.remaining) else { throw CodecError(.invalidValue, "item_event.user_history.count \(count)") }
-            for _ in 0..<Int(count) { try r.skipString("item_event.user_history.item") }
+            for _ in 0..<Int(count) { _ = try r.readBytes("item_event.user_history.item") }
         }
         try r.expectEnd("repartition record")
         return ItemEventView(itemId: itemId, ts: ts, kind: kind, origin: origin)
