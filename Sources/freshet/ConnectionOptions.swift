@@ -9,7 +9,7 @@ struct ConnectionOptions: ParsableArguments {
     @Option(help: "Kafka bootstrap servers, host:port[,host:port] (env FRESHET_BROKERS).")
     var brokers: String?
 
-    @Option(help: "Redis URL: redis://[user:password@]host:port[/db] (env FRESHET_REDIS_URL).")
+    @Option(help: "Redis URL: redis://[user:password@]host:port[/db], unix:///path/redis.sock, or a cluster: redis+cluster://host:port[,host:port] (env FRESHET_REDIS_URL).")
     var redis: String?
 
     var givenBrokers: String? { brokers ?? ProcessInfo.processInfo.environment["FRESHET_BROKERS"] }

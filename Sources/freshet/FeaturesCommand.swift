@@ -12,8 +12,8 @@ struct FeaturesCommand: ParsableCommand {
 
     @OptionGroup var connection: ConnectionOptions
 
-    @Option(help: "Topology file (for the key prefix).")
-    var topology = "topologies/recsys.yaml"
+    @Option(help: "Topology file (for the key prefix); default: topologies/recsys.yaml when it exists, else the built-in defaults.")
+    var topology: String?
 
     @Argument(help: "user, item or trending")
     var kind: String
@@ -22,7 +22,12 @@ struct FeaturesCommand: ParsableCommand {
     var id: String?
 
     func run() throws {
-        let topologyValue = (try? TopologyLoader.load(path: topology)) ?? Topology()
+        let topologyValue: Topology
+        do {
+            topologyValue = try Self.loadTopology(topology)
+        } catch {
+            throw ValidationError(error.description)
+        }
         let keys = RedisKeys(prefix: topologyValue.redis.keyPrefix, group: "")
         // One Redis or a cluster (redis+cluster://...); give up after 10 s of an unreachable store.
         let deadline = Date().addingTimeInterval(10)
@@ -41,5 +46,14 @@ struct FeaturesCommand: ParsableCommand {
             throw ValidationError("usage: freshet features user ID | item ID | trending")
         }
         print(json)
+    }
+
+    /// A topology given by name must load (an error is the user's to see); the
+    /// default file is optional, since `features` also runs outside a checkout.
+    static func loadTopology(_ path: String?) throws(TopologyError) -> Topology {
+        if let path { return try TopologyLoader.load(path: path) }
+        let shipped = "topologies/recsys.yaml"
+        guard FileManager.default.fileExists(atPath: shipped) else { return Topology() }
+        return try TopologyLoader.load(path: shipped)
     }
 }

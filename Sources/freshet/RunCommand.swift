@@ -11,8 +11,8 @@ struct RunCommand: AsyncParsableCommand {
         commandName: "run",
         abstract: "Run the processor: Kafka events in, features in Redis.",
         discussion: """
-        With neither --brokers nor --redis (nor their environment variables), starts a local
-        Tansu broker and Redis on loopback and a synthetic event producer, so a first run
+        With neither --brokers nor --redis (nor their environment variables), starts a local \
+        Tansu broker and Redis on loopback and a synthetic event producer, so a first run \
         shows features flowing (read them with `freshet features`).
         """
     )
@@ -34,8 +34,18 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: "Admin HTTP port (/metrics, /healthz, /readyz); overrides the topology; -1 disables.")
     var adminPort: Int?
 
+    /// 200/s: the local Tansu broker (memory storage) spends CPU on every fetch
+    /// in proportion to its log, so a steady stream of thousands per second
+    /// saturates it within minutes and the demo would fall behind for ever.
     @Option(help: "Synthetic events per second in the embedded default (0: none).")
-    var demoRate = 2_000
+    var demoRate = 200
+
+    func validate() throws {
+        guard Logger.Level(rawValue: logLevel) != nil else {
+            throw ValidationError("--log-level \(logLevel): expected one of \(Logger.Level.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        guard demoRate >= 0 else { throw ValidationError("--demo-rate must be 0 or more") }
+    }
 
     func run() async throws {
         let logger = Self.makeLogger(level: logLevel)

@@ -89,3 +89,16 @@ final class TopologyLoaderTests: XCTestCase {
         XCTAssertNotEqual(Topology.itemRepartitionTopic(group: "a"), Topology.itemRepartitionTopic(group: "b"))
     }
 }
+
+extension TopologyLoaderTests {
+    /// YAML forbids duplicate keys; accepting them let `{partitions: 2, partitions: 0}` start with 2.
+    func testDuplicateKeysAreRefusedWithTheirPath() {
+        XCTAssertThrowsError(try TopologyLoader.parse(yaml: "sources: {partitions: 2, partitions: 0}\n")) { error in
+            XCTAssertTrue("\(error)".contains("sources.partitions"), "\(error)")
+            XCTAssertTrue("\(error)".contains("duplicate key"), "\(error)")
+        }
+        XCTAssertThrowsError(try TopologyLoader.parse(yaml: "redis:\n  key_prefix: a\nredis:\n  key_prefix: b\n")) { error in
+            XCTAssertTrue("\(error)".contains("duplicate key"), "\(error)")
+        }
+    }
+}

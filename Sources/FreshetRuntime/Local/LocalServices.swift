@@ -16,6 +16,8 @@ public final class LocalServices: @unchecked Sendable {
     /// Child pids. posix_spawn and waitpid, not Foundation's Process: its
     /// `waitUntilExit` can hang on Linux.
     private var children: [pid_t] = []
+    /// `<name>.pid` files written beside the logs, removed once their process is gone.
+    private var pidFiles: [pid_t: String] = [:]
     public private(set) var notes: [String] = []
     /// `host:port` of the broker started or found by `startBroker`, nil before.
     public private(set) var brokers: String?
@@ -74,8 +76,11 @@ public final class LocalServices: @unchecked Sendable {
                 kill(child, SIGKILL)
                 _ = waitpid(child, &status, 0)
             }
+            // The pid may be reused from now on: a stale file would point a cleanup at a stranger.
+            if let file = pidFiles[child] { try? FileManager.default.removeItem(atPath: file) }
         }
         children.removeAll()
+        pidFiles.removeAll()
     }
 
     deinit { stopAll() }
@@ -95,7 +100,18 @@ public final class LocalServices: @unchecked Sendable {
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP))
+        // Signals: the spawning thread may block some (swift-service-lifecycle
+        // and the signal handling of `run` do), and a child inherits the mask;
+        // a service that blocks SIGTERM only stops by SIGKILL, 5 s later. So the
+        // child starts with nothing blocked and default dispositions.
+        var noSignals = sigset_t()
+        sigemptyset(&noSignals)
+        posix_spawnattr_setsigmask(&attributes, &noSignals)
+        var defaults = sigset_t()
+        sigemptyset(&defaults)
+        for signal in [SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGPIPE] { sigaddset(&defaults, signal) }
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
         posix_spawnattr_setpgroup(&attributes, 0)
         var pid: pid_t = 0
         let rc = posix_spawn(&pid, path, &actions, &attributes, argv, environ)
@@ -107,6 +123,7 @@ public final class LocalServices: @unchecked Sendable {
         // their own, so whoever cleans up after a crashed Freshet needs it.
         let pidPath = (log.hasSuffix(".log") ? String(log.dropLast(4)) : log) + ".pid"
         try? "\(pid)\n".write(toFile: pidPath, atomically: true, encoding: .utf8)
+        pidFiles[pid] = pidPath
     }
 
     static func locate(_ name: String, environment: String, local: String) -> String? {

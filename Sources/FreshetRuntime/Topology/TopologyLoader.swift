@@ -182,9 +182,14 @@ fileprivate struct Section {
             throw TopologyError(path: path, message: "expected a mapping of keys to values")
         }
         var pairs: [(String, Node)] = []
+        var seen: Set<String> = []
         for (key, value) in mapping {
             guard let name = key.string else {
                 throw TopologyError(path: path, message: "keys must be strings")
+            }
+            // YAML forbids duplicate keys; a silent first-or-last-wins would hide a typo.
+            guard seen.insert(name).inserted else {
+                throw TopologyError(path: path.isEmpty ? name : "\(path).\(name)", message: "duplicate key")
             }
             pairs.append((name, value))
         }
