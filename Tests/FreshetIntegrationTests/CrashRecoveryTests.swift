@@ -112,17 +112,24 @@ final class CrashRecoveryTests: XCTestCase {
                 : (try? HTTPGet.get(port: adminPort, path: "/metrics", timeout: 1)).map {
                     PrometheusText($0.body).sum("freshet_records_consumed_total")
                 }
+            // A late round may find its (restored, nearly finished) bounded run
+            // already done: that is a clean finish, not a kill, and is not
+            // counted as one (the counts below still demand enough real kills).
             let wasRunning = run.isRunning
-            XCTAssertTrue(wasRunning, "round \(round) (\(mode)): the process must still be running when killed:\n\(run.logTail())")
-            run.signal(SIGKILL)
+            if wasRunning { run.signal(SIGKILL) }
             let status = try run.wait(timeout: 10)
-            XCTAssertEqual(status, 128 + SIGKILL, "round \(round) (\(mode)): killed by SIGKILL")
+            if wasRunning {
+                XCTAssertTrue(status == 128 + SIGKILL || status == 0, "round \(round) (\(mode)): killed by SIGKILL, or finished just before: \(status)")
+            } else {
+                XCTAssertEqual(status, 0, "round \(round) (\(mode)): finished by itself before the kill, cleanly:\n\(run.logTail())")
+            }
+            let killed = wasRunning && status != 0
             let after = try Self.checkpointedProgress(redis, group: group, includingItems: true)
             XCTAssertGreaterThanOrEqual(after, before, "checkpointed progress never goes backwards")
-            checkpointsAtKills.append(after)
-            if wasRunning, let consumed, consumed > 0 { midStreamKills += 1 }
-            if itemsBefore > 0 { killsAfterItemCheckpoints += 1 }
-            history.append("round \(round) (\(mode)): consumed \(consumed.map { String(Int($0)) } ?? "-") records in this run; checkpointed \(before) -> \(after) (items \(itemsBefore) before)")
+            if killed { checkpointsAtKills.append(after) }
+            if killed, let consumed, consumed > 0 { midStreamKills += 1 }
+            if killed, itemsBefore > 0 { killsAfterItemCheckpoints += 1 }
+            history.append("round \(round) (\(mode))\(killed ? "" : " finished before the kill"): consumed \(consumed.map { String(Int($0)) } ?? "-") records in this run; checkpointed \(before) -> \(after) (items \(itemsBefore) before)")
         }
         print("CrashRecoveryTests kills (seed \(seed)):\n" + history.joined(separator: "\n"))
         XCTAssertGreaterThanOrEqual(midStreamKills, 3, "kills must land mid-stream:\n\(history.joined(separator: "\n"))")
