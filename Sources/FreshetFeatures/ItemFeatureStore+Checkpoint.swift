@@ -14,27 +14,46 @@ extension ItemFeatureStore {
     static let entryFormatWithoutExpiry: UInt8 = 1
     static let metadataFormat: UInt8 = 1
 
+    /// The item's state as bytes, or nil when the item has none.
     public func encodeEntry(_ itemId: String) -> [UInt8]? {
         guard let slot = lookup(itemId) else { return nil }
-        let s = states[Int(slot)]
+        var w = ByteWriter(capacity: 24 + 8 * states[Int(slot)].panes.count)
+        _ = appendCheckpointEntry(slot: slot, to: &w)
+        return w.bytes
+    }
+
+    /// The slots of the items changed since the last checkpoint, in first-change
+    /// order (handles for `appendCheckpointEntry`); independent of the flush's list.
+    public func takeChangedSlotsForCheckpoint() -> [UInt32] {
+        let slots = dirty.takeCheckpoint()
+        for s in slots { states[Int(s)].dirtyFlags &= ~DirtyTracker.checkpointBit }
+        return slots
+    }
+
+    /// Appends the entry of the item in `slot` (from `takeChangedSlotsForCheckpoint`)
+    /// to `w`, the same bytes `encodeEntry` returns, and returns the item's id.
+    /// A checkpoint encodes thousands of entries into one reused writer this way
+    /// (no array and no id lookup per entry).
+    public func appendCheckpointEntry(slot: UInt32, to w: inout ByteWriter) -> String {
+        let i = Int(slot)
         let base = basePane ?? 0
-        var w = ByteWriter(capacity: 24 + 8 * s.panes.entries.count)
         w.write(byte: Self.entryFormat)
-        w.write(zigzag: s.updatedMs)
-        w.write(zigzag: s.expiredAtMs)
-        if s.trending > -.infinity {
+        w.write(zigzag: states[i].updatedMs)
+        w.write(zigzag: states[i].expiredAtMs)
+        let trending = states[i].trending
+        if trending > -.infinity {
             w.write(byte: 1)
-            w.write(double: s.trending)
+            w.write(double: trending)
         } else {
             w.write(byte: 0)
         }
-        w.write(varint: UInt64(s.panes.entries.count))
-        for e in s.panes.entries {
+        w.write(varint: UInt64(states[i].panes.count))
+        states[i].panes.forEach { e in
             w.write(zigzag: base &+ Int64(e.pane))
             w.write(varint: UInt64(e.popularity))
             w.write(varint: UInt64(e.impressions))
         }
-        return w.bytes
+        return states[i].id
     }
 
     /// Replaces the item's state with a snapshot entry and re-registers its timers.

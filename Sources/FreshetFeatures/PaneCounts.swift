@@ -28,6 +28,18 @@ struct PaneCounts {
     /// All panes in order (for snapshots).
     var entries: [PaneCount] { isEmpty ? [] : older + [newest] }
 
+    /// Number of stored panes.
+    var count: Int { isEmpty ? 0 : older.count + 1 }
+
+    /// Calls `body` with every pane in order, like iterating `entries` without
+    /// building that array (checkpoints encode thousands of items).
+    @inline(__always)
+    func forEach(_ body: (PaneCount) -> Void) {
+        guard !isEmpty else { return }
+        for e in older { body(e) }
+        body(newest)
+    }
+
     /// Adds to `pane`'s counters (saturating); returns true when the pane is new.
     @inline(__always)
     /// `olderLimit` is the most older panes the window can hold (windowPanes − 1): growth

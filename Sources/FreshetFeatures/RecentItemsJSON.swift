@@ -51,27 +51,39 @@ extension UserFeatureStore {
     /// `recent_items_50` of the user in `slot`, rendered from the interned
     /// names directly (no intermediate array of ids).
     func recentItemsJSON(slot: Int) -> String {
+        var out: [UInt8] = []
+        appendRecentItemsJSON(slot: slot, to: &out)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// Appends `recent_items_50` of the user in `slot` as UTF-8 bytes to `out`.
+    func appendRecentItemsJSON(slot: Int, to out: inout [UInt8]) {
         let entries = states[slot].recent.entries
-        var out: [UInt8] = [UInt8(ascii: "[")]
-        out.reserveCapacity(2 + entries.count * 12)
+        out.reserveCapacity(out.count + 2 + entries.count * 12)
+        out.append(UInt8(ascii: "["))
         for (k, e) in entries.enumerated() {
             if k > 0 { out.append(UInt8(ascii: ",")) }
             Self.appendJSONString(itemNames[e.item], to: &out)
         }
         out.append(UInt8(ascii: "]"))
-        return String(decoding: out, as: UTF8.self)
     }
 
     /// Each user changed since the previous `takeDirty`, with what the Redis
-    /// hash holds: `recent_items_50` rendered, the count and `updated_ms`. The
-    /// same users `takeDirty` returns, without looking each id up again.
-    public func takeDirtyRendered(_ body: (_ userId: String, _ recentItemsJSON: String, _ interactionCount: Int64,
+    /// hash holds: `recent_items_50` rendered as UTF-8 JSON bytes (valid only
+    /// during the call: one buffer is reused for every user), the count and
+    /// `updated_ms`. The same users `takeDirty` returns, without looking each
+    /// id up again and without a `String` per user.
+    public func takeDirtyRendered(_ body: (_ userId: String, _ recentItemsJSON: [UInt8], _ interactionCount: Int64,
                                            _ updatedMs: EventTimeMs) -> Void) {
         let slots = dirty.takeFlush()
+        var json: [UInt8] = []
+        json.reserveCapacity(1024)
         for s in slots {
             let i = Int(s)
             states[i].dirtyFlags &= ~DirtyTracker.flushBit
-            body(states[i].id, recentItemsJSON(slot: i), states[i].count, states[i].updatedMs)
+            json.removeAll(keepingCapacity: true)
+            appendRecentItemsJSON(slot: i, to: &json)
+            body(states[i].id, json, states[i].count, states[i].updatedMs)
         }
     }
 }

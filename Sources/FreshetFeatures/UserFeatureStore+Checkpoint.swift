@@ -8,17 +8,34 @@ extension UserFeatureStore {
     /// The user's state as bytes, or nil when the user has none.
     public func encodeEntry(_ userId: String) -> [UInt8]? {
         guard let slot = lookup(userId) else { return nil }
-        let s = states[Int(slot)]
-        var w = ByteWriter(capacity: 16 + 16 * s.recent.count)
+        var w = ByteWriter(capacity: 16 + 16 * states[Int(slot)].recent.count)
+        _ = appendCheckpointEntry(slot: slot, to: &w)
+        return w.bytes
+    }
+
+    /// The slots of the users changed since the last checkpoint, in first-change
+    /// order (handles for `appendCheckpointEntry`); independent of the flush's list.
+    public func takeChangedSlotsForCheckpoint() -> [UInt32] {
+        let slots = dirty.takeCheckpoint()
+        for s in slots { states[Int(s)].dirtyFlags &= ~DirtyTracker.checkpointBit }
+        return slots
+    }
+
+    /// Appends the entry of the user in `slot` (from `takeChangedSlotsForCheckpoint`)
+    /// to `w`, the same bytes `encodeEntry` returns, and returns the user's id.
+    /// A checkpoint encodes thousands of entries into one reused writer this way
+    /// (no array and no id lookup per entry).
+    public func appendCheckpointEntry(slot: UInt32, to w: inout ByteWriter) -> String {
+        let i = Int(slot)
         w.write(byte: Self.entryFormat)
-        w.write(zigzag: s.count)
-        w.write(zigzag: s.updatedMs)
-        w.write(varint: UInt64(s.recent.count))
-        for e in s.recent.entries {
+        w.write(zigzag: states[i].count)
+        w.write(zigzag: states[i].updatedMs)
+        w.write(varint: UInt64(states[i].recent.count))
+        for e in states[i].recent.entries {
             w.write(string: itemNames[e.item])
             w.write(zigzag: e.ts)
         }
-        return w.bytes
+        return states[i].id
     }
 
     /// Replaces the user's state with a snapshot entry. Restored users are not

@@ -64,6 +64,15 @@ public struct RedisCommand: Sendable, Equatable, CustomStringConvertible {
         body.append(13); body.append(10)
     }
 
+    /// Appends one argument made of `prefix` then `suffix` (a key such as
+    /// `user:<id>` without building the joined `String` first).
+    public mutating func append(_ prefix: String, _ suffix: String) {
+        appendHeader(length: prefix.utf8.count + suffix.utf8.count)
+        body.append(contentsOf: prefix.utf8)
+        body.append(contentsOf: suffix.utf8)
+        body.append(13); body.append(10)
+    }
+
     public mutating func append(_ argument: Substring) {
         append(String(argument))
     }

@@ -57,4 +57,21 @@ final class FeatureRendererTests: XCTestCase {
             XCTAssertEqual(counts.map(\.1), [2])
         }
     }
+
+    /// Checkpoints add their entries field by field (`beginHashSet` then
+    /// `appendHashField`); the command must be the one `hashSet` builds from an array.
+    func testFieldByFieldHashSetWritesWhatTheArrayFormWrites() {
+        let task = TaskId(stage: .users, partition: 0)
+        let fields: [(String, [UInt8])] = [("u1", [1, 0, 255]), ("caf\u{E9}", []), ("u\u{0}", Array("x".utf8))]
+        var expected = FencedWrite(task: task, epochKey: "e", epoch: 3)
+        expected.hashSet("ckpt", fields)
+        var actual = FencedWrite(task: task, epochKey: "e", epoch: 3)
+        actual.beginHashSet("ckpt", fieldCount: fields.count)
+        for (field, value) in fields { actual.appendHashField(field, value) }
+        XCTAssertEqual(actual.command, expected.command)
+        XCTAssertEqual(actual.operationCount, 1)
+        var empty = FencedWrite(task: task, epochKey: "e", epoch: 3)
+        empty.beginHashSet("ckpt", fieldCount: 0)
+        XCTAssertTrue(empty.isEmpty)
+    }
 }

@@ -131,14 +131,17 @@ extension StreamProcessor {
         var meta = TaskCheckpoint()
         meta.epoch = epoch
         meta.writtenAtMs = nowMs
-        var entries: [(String, [UInt8])] = []
+        // Changed entries are encoded straight into the write (below), one reused buffer for all.
+        var changed: [UInt32] = []
+        var encode: (UInt32, inout ByteWriter) -> String = { _, _ in "" }
         switch id.stage {
         case .interactions, .impressions:
             guard let (tp, _) = position(of: id), let task = sourceTasks[tp] else { return nil }
             meta.nextOffset = task.nextOffset
             meta.eventTimeMs = task.watermark.maxTimestamp
             if let users = task.users {
-                entries = Self.changedEntries(users.takeChangedForCheckpoint(), users.encodeEntry)
+                changed = users.takeChangedSlotsForCheckpoint()
+                encode = users.appendCheckpointEntry
                 meta.entries = users.count
             }
         case .items:
@@ -146,32 +149,38 @@ extension StreamProcessor {
             meta.nextOffset = task.nextOffset
             meta.eventTimeMs = task.currentWatermark
             meta.sources = Self.sourceProgress(task.duplicates, watermarks: task.watermarks.inputs.compactMapValues(\.watermark))
-            entries = Self.changedEntries(task.store.takeChangedForCheckpoint(), task.store.encodeEntry)
+            changed = task.store.takeChangedSlotsForCheckpoint()
+            encode = task.store.appendCheckpointEntry
             meta.entries = task.store.count
             meta.storeMetadata = task.store.encodeMetadata()
         case .users:
             guard let task = userTasks[id.partition] else { return nil }
             meta.nextOffset = task.nextOffset
             meta.sources = Self.sourceProgress(task.duplicates, watermarks: [:])
-            entries = Self.changedEntries(task.users.takeChangedForCheckpoint(), task.users.encodeEntry)
+            changed = task.users.takeChangedSlotsForCheckpoint()
+            encode = task.users.appendCheckpointEntry
             meta.entries = task.users.count
         }
-        guard meta.nextOffset != nil || !entries.isEmpty else { return nil }
+        guard meta.nextOffset != nil || !changed.isEmpty else { return nil }
         var write = FencedWrite(task: id, epochKey: keys.epoch(id), epoch: epoch)
-        write.hashSet(keys.checkpointState(id), entries)
+        Self.appendChangedEntries(changed, key: keys.checkpointState(id), to: &write, encode: encode)
         write.hashSet(keys.checkpointEmbeddings(id), changedEmbeddingRows(for: id))
         for item in evictedEmbeddingRows(for: id) { write.hashDelete(keys.checkpointEmbeddings(id), field: item) }
         write.hashSet(keys.checkpointMeta(id), meta.fields())
         return write
     }
 
-    static func changedEntries(_ ids: [String], _ encode: (String) -> [UInt8]?) -> [(String, [UInt8])] {
-        var result: [(String, [UInt8])] = []
-        result.reserveCapacity(ids.count)
-        for id in ids {
-            if let bytes = encode(id) { result.append((id, bytes)) }
+    /// `HSET key id entry ...` for the changed slots, each entry encoded into
+    /// one reused writer and copied into the command (no array per entry).
+    static func appendChangedEntries(_ slots: [UInt32], key: String, to write: inout FencedWrite,
+                                     encode: (UInt32, inout ByteWriter) -> String) {
+        write.beginHashSet(key, fieldCount: slots.count)
+        var scratch = ByteWriter(capacity: 1024)
+        for slot in slots {
+            scratch.bytes.removeAll(keepingCapacity: true)
+            let id = encode(slot, &scratch)
+            write.appendHashField(id, scratch.bytes)
         }
-        return result
     }
 
     static func sourceProgress(_ filter: DuplicateFilter,

@@ -36,15 +36,16 @@ public struct FeatureRenderer: Sendable {
                             counts: inout [(String, Int64)]) -> Int {
         if feast == nil {
             // Freshet's hashes only: rendered straight from the store's slots.
+            // Straight into the command: no key String, no number Strings, no field array.
             var written = 0
+            let userPrefix = keys.userPrefix
             store.takeDirtyRendered { userId, recentJSON, count, updatedMs in
                 written += 1
                 counts.append((userId, count))
-                write.hashSet(keys.user(userId), [
-                    ("recent_items_50", recentJSON),
-                    ("interaction_count", String(count)),
-                    ("updated_ms", String(updatedMs)),
-                ])
+                write.beginHashSet(prefix: userPrefix, id: userId, fieldCount: 3)
+                write.appendHashField("recent_items_50", recentJSON)
+                write.appendHashField("interaction_count", count)
+                write.appendHashField("updated_ms", updatedMs)
                 if samples.count < Self.maxSamples { samples.append(updatedMs) }
             }
             return written
@@ -77,19 +78,21 @@ public struct FeatureRenderer: Sendable {
     public func renderItems(_ task: ItemTask, into write: inout FencedWrite, samples: inout [Int64]) -> Int {
         var trendingChanged = false
         var written = 0
+        let itemPrefix = keys.itemPrefix
+        let trendingKey = keys.trending
         task.store.takeDirtyFeatures { itemId, features in
             written += 1
             if freshetHashes {
-                write.hashSet(keys.item(itemId), [
-                    ("popularity_7d", String(features.popularity7d)),
-                    ("impressions_7d", String(features.impressions7d)),
-                    ("updated_ms", String(features.updatedMs)),
-                ])
+                // Straight into the command: no key String, no number Strings, no field array.
+                write.beginHashSet(prefix: itemPrefix, id: itemId, fieldCount: 3)
+                write.appendHashField("popularity_7d", features.popularity7d)
+                write.appendHashField("impressions_7d", features.impressions7d)
+                write.appendHashField("updated_ms", features.updatedMs)
             }
             if let feast { write.hashSet(rawKey: feast.itemKey(itemId), feast.itemFields(features)) }
             if samples.count < Self.maxSamples { samples.append(features.updatedMs) }
             if let score = features.trendingLog2Score {
-                write.sortedSetAdd(keys.trending, score: score, member: itemId)
+                write.sortedSetAdd(trendingKey, score: score, member: itemId)
                 trendingChanged = true
             }
         }

@@ -72,6 +72,40 @@ public struct FencedWrite: Sendable {
         }
     }
 
+    /// Starts `HSET key` with `fieldCount` fields, which the caller then adds
+    /// with exactly `fieldCount` calls of `appendHashField` (a checkpoint
+    /// encodes each entry into one reused buffer and copies it here, no array
+    /// of fields). Nothing is added when `fieldCount` is 0.
+    public mutating func beginHashSet(_ key: String, fieldCount: Int) {
+        guard fieldCount > 0 else { return }
+        command.append("H")
+        command.append(key)
+        command.append(fieldCount)
+        operationCount += 1
+    }
+
+    /// One field of the `HSET` opened by `beginHashSet`.
+    public mutating func appendHashField(_ field: String, _ value: [UInt8]) {
+        command.append(field)
+        command.append(value)
+    }
+
+    /// `beginHashSet` for the key `prefix + id` (`user:<id>`, `item:<id>`),
+    /// written into the command without building the key `String`.
+    public mutating func beginHashSet(prefix: String, id: String, fieldCount: Int) {
+        guard fieldCount > 0 else { return }
+        command.append("H")
+        command.append(prefix, id)
+        command.append(fieldCount)
+        operationCount += 1
+    }
+
+    /// A field with an integer value, in decimal, digits written straight into the command.
+    public mutating func appendHashField(_ field: String, _ value: Int64) {
+        command.append(field)
+        command.append(value)
+    }
+
     /// HDEL with a binary key and field name.
     public mutating func hashDelete(rawKey key: [UInt8], field: [UInt8]) {
         command.append("X")
@@ -92,9 +126,10 @@ public struct FencedWrite: Sendable {
 
     /// ZADD key score member
     public mutating func sortedSetAdd(_ key: String, score: Double, member: String) {
+        // `description` is `format`'s text without an interpolation buffer.
         command.append("Z")
         command.append(key)
-        command.append(Self.format(score))
+        command.append(score.description)
         command.append(member)
         operationCount += 1
     }

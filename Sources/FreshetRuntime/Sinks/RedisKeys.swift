@@ -19,6 +19,10 @@ public struct RedisKeys: Sendable, Equatable {
 
     public func user(_ id: String) -> String { "\(prefix)user:\(id)" }
     public func item(_ id: String) -> String { "\(prefix)item:\(id)" }
+    /// What `user(_:)` puts before the id (the flush writes the two parts straight into its command).
+    public var userPrefix: String { "\(prefix)user:" }
+    /// What `item(_:)` puts before the id.
+    public var itemPrefix: String { "\(prefix)item:" }
     public var trending: String { "\(prefix)trending" }
     public var trendingMeta: String { "\(prefix)trending:meta" }
 
