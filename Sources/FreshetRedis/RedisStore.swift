@@ -29,6 +29,36 @@ extension RedisStore {
         try execute(RedisPipeline([command]), onRetry: { _, _ in }).first ?? .null
     }
 
+    /// Calls `apply` with every (field, value) of the hash at `key`, read in
+    /// pages (`HSCAN ... COUNT 5000`) so a large hash (a task's checkpoint) is
+    /// never held whole. Each page is retried like a pipeline (`onRetry`
+    /// before each back-off sleep). A field may be seen twice if the hash
+    /// changes meanwhile (HSCAN's guarantee); nothing here writes it.
+    ///
+    /// - Throws: `RedisError` (`.protocol` for a malformed reply), or what `apply` throws.
+    public func scanHash(_ key: String, onRetry: (RedisError, Int) -> Void = { _, _ in },
+                         _ apply: ([UInt8], [UInt8]) throws -> Void) throws {
+        var cursor: [UInt8] = Array("0".utf8)
+        repeat {
+            let command = RedisCommand(arguments: [Array("HSCAN".utf8), Array(key.utf8), cursor,
+                                                   Array("COUNT".utf8), Array("5000".utf8)])
+            let replies = try execute(RedisPipeline([command]), onRetry: onRetry)
+            guard let reply = replies.first, case .array(let parts) = reply, parts.count == 2,
+                  case .bulk(let next) = parts[0], case .array(let items) = parts[1] else {
+                throw RedisError(kind: .protocol, message: "unexpected HSCAN reply: \(String(describing: replies.first))",
+                                 context: "scan \(key)")
+            }
+            var index = 0
+            while index + 1 < items.count {
+                if case .bulk(let field) = items[index], case .bulk(let value) = items[index + 1] {
+                    try apply(field, value)
+                }
+                index += 2
+            }
+            cursor = next
+        } while cursor != Array("0".utf8)
+    }
+
     /// HGETALL as (field, value) pairs; empty when the key is missing.
     public func hgetall(_ key: String) throws(RedisError) -> [(field: String, value: [UInt8])] {
         guard case .array(let items) = try run(RedisCommand("HGETALL", key)) else { return [] }

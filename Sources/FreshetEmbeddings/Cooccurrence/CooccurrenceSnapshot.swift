@@ -76,52 +76,32 @@ public struct CooccurrenceSnapshot: Sendable, Equatable {
     /// last-seen event time (zigzag varint), entry count varint, then per entry
     /// (neighbour length varint, bytes, count varint).
     public static func encodeRow(degree: Int64, lastSeen: Int64, entries: [(ByteId, UInt32)]) -> [UInt8] {
-        var out: [UInt8] = [1]
-        func varint(_ v: UInt64) { var v = v; while v >= 0x80 { out.append(UInt8(v & 0x7f) | 0x80); v >>= 7 }; out.append(UInt8(v)) }
-        varint(UInt64(max(0, degree)))
-        varint(UInt64(bitPattern: (lastSeen << 1) ^ (lastSeen >> 63)))
-        varint(UInt64(entries.count))
+        var out = ByteWriter(capacity: 16 + entries.count * 12)
+        out.write(byte: 1)
+        out.write(varint: UInt64(max(0, degree)))
+        out.write(zigzag: lastSeen)
+        out.write(varint: UInt64(entries.count))
         for (neighbour, count) in entries {
-            varint(UInt64(neighbour.bytes.count))
-            out.append(contentsOf: neighbour.bytes)
-            varint(UInt64(count))
+            out.write(bytes: neighbour.bytes)
+            out.write(varint: UInt64(count))
         }
-        return out
+        return out.bytes
     }
 
     /// Inverse of `encodeRow`. Throws `CodecError` on truncated or unknown input.
     public static func decodeRow(_ bytes: [UInt8]) throws(CodecError) -> (degree: Int64, lastSeen: Int64, entries: [(ByteId, UInt32)]) {
-        var i = 0
-        func byte() throws(CodecError) -> UInt8 {
-            guard i < bytes.count else { throw CodecError(.truncated, "co-occurrence row truncated at byte \(i)") }
-            defer { i += 1 }
-            return bytes[i]
-        }
-        func varint() throws(CodecError) -> UInt64 {
-            var v: UInt64 = 0, shift: UInt64 = 0
-            while true {
-                let b = try byte()
-                v |= UInt64(b & 0x7f) << shift
-                if b < 0x80 { return v }
-                shift += 7
-                guard shift < 64 else { throw CodecError(.invalidValue, "co-occurrence row varint too long") }
-            }
-        }
-        let version = try byte()
+        var r = ByteReader(bytes)
+        let version = try r.readByte("co-occurrence row version")
         guard version == 1 else { throw CodecError(.unknownVersion, "co-occurrence row format \(version)") }
-        let degree = Int64(clamping: try varint())
-        let z = try varint()
-        let lastSeen = Int64(bitPattern: z >> 1) ^ -Int64(bitPattern: z & 1)
-        let n = Int(clamping: try varint())
-        guard n <= bytes.count else { throw CodecError(.invalidValue, "co-occurrence row claims \(n) entries") }
+        let degree = Int64(clamping: try r.readVarint("co-occurrence row degree"))
+        let lastSeen = try r.readZigzag("co-occurrence row last seen")
+        let n = Int(clamping: try r.readVarint("co-occurrence row entry count"))
+        guard n <= r.remaining else { throw CodecError(.invalidValue, "co-occurrence row claims \(n) entries") }
         var entries: [(ByteId, UInt32)] = []
         entries.reserveCapacity(n)
         for _ in 0..<n {
-            let len = Int(clamping: try varint())
-            guard len <= bytes.count - i else { throw CodecError(.truncated, "co-occurrence neighbour id truncated") }
-            let id = ByteId(bytes: Array(bytes[i..<(i + len)]))
-            i += len
-            entries.append((id, UInt32(clamping: try varint())))
+            let id = ByteId(bytes: Array(try r.readBytes("co-occurrence neighbour id")))
+            entries.append((id, UInt32(clamping: try r.readVarint("co-occurrence count"))))
         }
         return (degree, lastSeen, entries)
     }

@@ -134,27 +134,12 @@ final class EmbeddingRefresher: @unchecked Sendable {
         if connection == nil { connection = try redis.makeStore(shouldStop: { false }) }
         guard let connection else { return CooccurrenceSnapshot() }
         var builder = CooccurrenceSnapshot.Builder()
-        var cursor: [UInt8] = Array("0".utf8)
-        repeat {
-            var pipeline = RedisPipeline()
-            pipeline.add(RedisCommand(arguments: [Array("HSCAN".utf8), Array(key.utf8), cursor, Array("COUNT".utf8), Array("5000".utf8)]))
-            let replies = try connection.execute(pipeline, onRetry: { _, _ in })
-            guard let reply = replies.first, case .array(let parts) = reply, parts.count == 2,
-                  case .bulk(let next) = parts[0], case .array(let items) = parts[1] else {
-                throw ProcessorError.checkpoint("unexpected HSCAN reply for \(key)")
+        try connection.scanHash(key) { field, value in
+            let row = try CooccurrenceSnapshot.decodeRow(value)
+            if cutoff.map({ row.lastSeen >= $0 }) ?? true {
+                builder.addRow(item: ByteId(bytes: field), degree: row.degree, entries: row.entries)
             }
-            var index = 0
-            while index + 1 < items.count {
-                if case .bulk(let field) = items[index], case .bulk(let value) = items[index + 1] {
-                    let row = try CooccurrenceSnapshot.decodeRow(value)
-                    if cutoff.map({ row.lastSeen >= $0 }) ?? true {
-                        builder.addRow(item: ByteId(bytes: field), degree: row.degree, entries: row.entries)
-                    }
-                }
-                index += 2
-            }
-            cursor = next
-        } while cursor != Array("0".utf8)
+        }
         return builder.snapshot
     }
 }

@@ -90,9 +90,6 @@ extension StreamProcessor {
         }
     }
 
-    func scanHashBytes(_ key: String, _ apply: ([UInt8], [UInt8]) throws -> Void) throws {
-        try scanHash(key) { field, value in try apply(Array(field.utf8), value) }
-    }
 
     /// Flushes until every user side finished its full republication (shutdown:
     /// everything current is published before exit).

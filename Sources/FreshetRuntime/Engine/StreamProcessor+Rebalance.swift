@@ -255,24 +255,12 @@ extension StreamProcessor {
     }
 
     func scanHash(_ key: String, _ apply: (String, [UInt8]) throws -> Void) throws {
-        var cursor = "0"
-        repeat {
-            var pipeline = RedisPipeline()
-            pipeline.add(RedisCommand(arguments: [Array("HSCAN".utf8), Array(key.utf8),
-                                                   Array(cursor.utf8), Array("COUNT".utf8), Array("5000".utf8)]))
-            let replies = try controlExecute(pipeline)
-            guard let reply = replies.first, case .array(let parts) = reply, parts.count == 2,
-                  case .bulk(let next) = parts[0], case .array(let items) = parts[1] else {
-                throw ProcessorError.checkpoint("unexpected HSCAN reply for \(key)")
-            }
-            var index = 0
-            while index + 1 < items.count {
-                if case .bulk(let field) = items[index], case .bulk(let value) = items[index + 1] {
-                    try apply(String(decoding: field, as: UTF8.self), value)
-                }
-                index += 2
-            }
-            cursor = String(decoding: next, as: UTF8.self)
-        } while cursor != "0"
+        try scanHashBytes(key) { field, value in try apply(String(decoding: field, as: UTF8.self), value) }
+    }
+
+    /// HSCAN over the control connection, retrying through outages and
+    /// reporting them like every other control call (`controlExecute`).
+    func scanHashBytes(_ key: String, _ apply: ([UInt8], [UInt8]) throws -> Void) throws {
+        try control.scanHash(key, onRetry: { [stats] error, attempt in stats.redisRetry(error: error, attempt: attempt) }, apply)
     }
 }
