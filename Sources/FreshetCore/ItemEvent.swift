@@ -43,20 +43,26 @@ public struct ItemEvent: Sendable, Equatable {
     /// Calls `body` with the bytes of each history item, newest first (valid during the call).
     public func forEachUserHistoryItem(_ body: (UnsafeRawBufferPointer) -> Void) {
         guard !userHistoryEncoded.isEmpty else { return }
-        userHistoryEncoded.withUnsafeBytes { raw in
-            var i = 0
-            func varint() -> Int {
-                var v = 0, shift = 0
-                while i < raw.count { let b = raw[i]; i += 1; v |= Int(b & 0x7f) << shift; if b < 0x80 { break }; shift += 7 }
-                return v
-            }
-            let n = varint()
-            for _ in 0..<n {
-                let len = varint()
-                guard len <= raw.count - i else { return } // checked by the decoder; never for built values
-                body(UnsafeRawBufferPointer(rebasing: raw[i..<(i + len)]))
-                i += len
-            }
+        userHistoryEncoded.withUnsafeBytes { Self.forEachHistoryItem(inEncoded: $0, body) }
+    }
+
+    /// Calls `body` with the bytes of each item of an encoded history (count
+    /// varint, then length-prefixed items), newest first. Stops at a malformed
+    /// length (the decoder and `ItemEventView` reject those before).
+    public static func forEachHistoryItem(inEncoded raw: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer) -> Void) {
+        guard raw.count > 0 else { return }
+        var i = 0
+        func varint() -> Int {
+            var v = 0, shift = 0
+            while i < raw.count { let b = raw[i]; i += 1; v |= Int(b & 0x7f) << shift; if b < 0x80 { break }; shift += 7 }
+            return v
+        }
+        let n = varint()
+        for _ in 0..<n {
+            let len = varint()
+            guard len <= raw.count - i else { return }
+            body(UnsafeRawBufferPointer(rebasing: raw[i..<(i + len)]))
+            i += len
         }
     }
 

@@ -10,6 +10,10 @@ public struct ItemEventView {
     public var ts: EventTimeMs
     public var kind: ItemEvent.Kind
     public var origin: RecordOrigin
+    /// The user history section as encoded (`ItemEvent.userHistoryEncoded`'s
+    /// form: count, then length-prefixed items); empty when the record has none.
+    /// Walk it with `ItemEvent.forEachHistoryItem(inEncoded:_:)`.
+    public var userHistory: UnsafeRawBufferPointer
 }
 
 extension RepartitionRecord {
@@ -43,14 +47,17 @@ extension RepartitionRecord {
         }
         try r.skipOptionalString("item_event.request_id")
         let origin = try RecordOrigin.decode(from: &r)
+        var history = UnsafeRawBufferPointer(start: nil, count: 0)
         if !r.isAtEnd {
             let ext = try r.readByte("item_event.extension")
             guard ext == ItemExtension.userHistory else { throw CodecError(.invalidTag, "item_event.extension \(ext)") }
+            let historyStart = r.position
+            defer { history = UnsafeRawBufferPointer(rebasing: bytes[historyStart..<r.position]) }
             let count = try r.readVarint("item_event.user_history.count")
             guard count <= UInt64(r.remaining) else { throw CodecError(.invalidValue, "item_event.user_history.count \(count)") }
             for _ in 0..<Int(count) { _ = try r.readBytes("item_event.user_history.item") }
         }
         try r.expectEnd("repartition record")
-        return ItemEventView(itemId: itemId, ts: ts, kind: kind, origin: origin)
+        return ItemEventView(itemId: itemId, ts: ts, kind: kind, origin: origin, userHistory: history)
     }
 }

@@ -80,3 +80,25 @@ private extension Result {
         return nil
     }
 }
+
+extension ItemEventViewTests {
+    /// The co-occurrence rows read a positive's history from the view when
+    /// examples are off: it must be the decoder's history, item for item.
+    func testViewCarriesTheEncodedHistory() throws {
+        for history in [[], ["i9"], ["caf\u{E9}", "cafe\u{301}", "", String(repeating: "x", count: 300)]] {
+            var event = ItemEvent(itemId: "i1", userId: "u1", ts: 5, kind: .interaction(.click, dwellMs: nil))
+            event.userHistory = history
+            let bytes = RepartitionRecord.item(event, origin: origin).encoded()
+            var fromView: [[UInt8]] = []
+            try bytes.withUnsafeBytes { raw in
+                let view = try XCTUnwrap(try RepartitionRecord.itemView(raw))
+                ItemEvent.forEachHistoryItem(inEncoded: view.userHistory) { fromView.append(Array($0)) }
+            }
+            guard case .item(let decoded, _) = try RepartitionRecord.decode(bytes) else { return XCTFail("not an item event") }
+            var fromDecode: [[UInt8]] = []
+            decoded.forEachUserHistoryItem { fromDecode.append(Array($0)) }
+            XCTAssertEqual(fromView, history.map { Array($0.utf8) })
+            XCTAssertEqual(fromView, fromDecode)
+        }
+    }
+}

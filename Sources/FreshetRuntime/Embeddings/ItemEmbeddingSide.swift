@@ -88,6 +88,22 @@ public final class ItemEmbeddingSide {
         }
     }
 
+    /// A positive interaction read in place (`ItemEventView`), when examples
+    /// are off: the co-occurrence rows need only the item, the time and the
+    /// user's history, so the event is never built. Counts exactly as
+    /// `process(_:store:output:)` does for the same record.
+    func observePositive(_ view: ItemEventView) {
+        let item = ByteId(bytes: Array(view.itemId))
+        let counted = rows.observePositive(item: item, ts: view.ts) { visit in
+            ItemEvent.forEachHistoryItem(inEncoded: view.userHistory, visit)
+        }
+        if counted {
+            positives += 1
+            changedForCheckpoint.insert(item)
+            changedSincePublish.insert(item)
+        }
+    }
+
     private func emit(_ example: TrainingExample, output: TaskOutput) {
         examplesEmitted += 1
         output.example(key: example.userId, value: ExampleCodec.encode(example))

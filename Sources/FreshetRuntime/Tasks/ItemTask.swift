@@ -39,17 +39,22 @@ public final class ItemTask {
 
     public func process(_ record: InputRecord, nowMs: Int64, output: TaskOutput) {
         nextOffset = record.offset + 1
-        guard embeddings == nil else {
+        // The examples' join needs whole events (user, request id, serving features).
+        if let embeddings, embeddings.examples {
             undecodable += RecordBundle.decodeEach(record.value) { process($0, nowMs: nowMs, output: output) }
             return
         }
-        // Item features alone need only the item id, time, kind and origin: item
-        // events are read in place (no copy, no `String` for a known item).
+        // Item features (and the co-occurrence rows) need only the item id, time,
+        // kind, origin and history: item events are read in place (no copy, no
+        // `String` for a known item).
         let complete = RecordBundle.forEachRecord(in: record.value) { bytes in
             do {
                 if let view = try RepartitionRecord.itemView(bytes) {
                     guard duplicates.admit(view.origin) else { duplicatesDropped += 1; return }
                     if store.apply(view, watermark: currentWatermark) == .droppedLate { lateDropped += 1 }
+                    if let embeddings, case .interaction(let action, _) = view.kind, action.isPositive {
+                        embeddings.observePositive(view)
+                    }
                 } else {
                     process(try RepartitionRecord.decode(bytes), nowMs: nowMs, output: output)
                 }
