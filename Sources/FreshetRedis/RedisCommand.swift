@@ -122,24 +122,7 @@ public struct RedisCommand: Sendable, Equatable, CustomStringConvertible {
     }
 
     /// The arguments, the name first, decoded back from the encoding (for logs and tests).
-    public var arguments: [[UInt8]] {
-        var result: [[UInt8]] = []
-        result.reserveCapacity(argumentCount)
-        var index = 0
-        while index < body.count {
-            // "$" digits "\r\n" bytes "\r\n"
-            index += 1
-            var length = 0
-            while body[index] != 13 {
-                length = length * 10 + Int(body[index] - 48)
-                index += 1
-            }
-            index += 2
-            result.append(Array(body[index..<(index + length)]))
-            index += length + 2
-        }
-        return result
-    }
+    public var arguments: [[UInt8]] { argumentSlices.map { Array($0) } }
 
     /// The arguments as views into the encoding (no copy of their bytes), the name first.
     public var argumentSlices: [ArraySlice<UInt8>] {

@@ -61,16 +61,7 @@ extension RedisStore {
 
     /// HGETALL as (field, value) pairs; empty when the key is missing.
     public func hgetall(_ key: String) throws(RedisError) -> [(field: String, value: [UInt8])] {
-        guard case .array(let items) = try run(RedisCommand("HGETALL", key)) else { return [] }
-        var result: [(field: String, value: [UInt8])] = []
-        var index = 0
-        while index + 1 < items.count {
-            if let field = items[index].bytes, let value = items[index + 1].bytes {
-                result.append((String(decoding: field, as: UTF8.self), value))
-            }
-            index += 2
-        }
-        return result
+        try run(RedisCommand("HGETALL", key)).fieldValuePairs ?? []
     }
 }
 

@@ -41,16 +41,7 @@ final class ClusterStoreReader: FeatureStoreReading {
     }
 
     func hgetall(_ key: String) throws -> [(field: String, value: [UInt8])] {
-        guard case .array(let items) = try command(["HGETALL", key]) else { return [] }
-        var result: [(field: String, value: [UInt8])] = []
-        var index = 0
-        while index + 1 < items.count {
-            if let field = items[index].bytes, let value = items[index + 1].bytes {
-                result.append((String(decoding: field, as: UTF8.self), value))
-            }
-            index += 2
-        }
-        return result
+        try command(["HGETALL", key]).fieldValuePairs ?? []
     }
 
     func command(_ arguments: [String]) throws -> RedisReply {
