@@ -170,3 +170,88 @@ final class EmbeddingsEndToEndTests: XCTestCase {
     }
 
 }
+
+/// Mid-run refreshes with several instances: one result for the group.
+final class SharedRefreshEndToEndTests: XCTestCase {
+    /// Two instances, unbounded: only the owner of items-0 refreshes; the
+    /// other loads its published set, so every item in Redis, whichever
+    /// instance owns it, carries the same `embedding_version` and exactly the
+    /// published set's vector. (Before: each instance refreshed on its own,
+    /// from its own rows plus the others' last checkpoints.)
+    func testTwoInstancesPublishTheLeadersRefreshMidRun() throws {
+        let cluster = try LocalCluster()
+        defer { cluster.stop() }
+        let config = EmbeddingsEndToEndTests.plantedConfig()
+        let topology = try EndToEndTests.writeTopology(in: cluster.directory, extra: """
+            embeddings:
+              dimension: \(EmbeddingsEndToEndTests.dimension)
+              refresh_every: 500
+              sync_interval: 200ms
+              publish_interval: 0s
+              examples: false
+            """)
+        let runs = try (0..<2).map { n in
+            try FreshetBinary.start(["run", "--topology", topology, "--brokers", cluster.brokers, "--redis", cluster.redisURL,
+                                     "--group", "shared", "--admin-port=-1"],
+                                    logPath: "\(cluster.directory)/shared-\(n).log")
+        }
+        defer { for run in runs { run.signal(SIGKILL) } }
+        // Both members own item partitions before any event exists, so the
+        // leadership does not move once refreshes begin.
+        let joinDeadline = Date().addingTimeInterval(90)
+        while Date() < joinDeadline, !(0..<2).allSatisfy({ n in
+            FaultInjection.assignments("\(cluster.directory)/shared-\(n).log").contains { $0.task.hasPrefix("items-") }
+        }) { Thread.sleep(forTimeInterval: 0.2) }
+        _ = try EmbeddingsEndToEndTests.produce(cluster, config)
+        let redis = try RedisConnection(url: cluster.redisURL)
+
+        // Wait until the input is consumed, the leader's last refresh is
+        // published, and every item with a vector shows it.
+        var lastProblem = "nothing published yet"
+        var agreed = false
+        let deadline = Date().addingTimeInterval(120)
+        while Date() < deadline, !agreed {
+            Thread.sleep(forTimeInterval: 0.5)
+            guard let set = try Self.publishedSet(redis, group: "shared") else { continue }
+            let published = try EmbeddingsEndToEndTests.publishedItems(redis, prefix: "", items: config.items)
+            var problems: [String] = []
+            for (id, vector) in published {
+                let version = try redis.command(["HGET", "item:\(id.string)", "embedding_version"]).string
+                if version != String(set.version) {
+                    problems.append("\(id.string) at version \(version ?? "none"), the leader's is \(set.version)")
+                } else if let expected = set.vector(id), expected != vector {
+                    problems.append("\(id.string): vector differs from the published set")
+                }
+            }
+            if published.count < 100 { problems.append("only \(published.count) items have vectors") }
+            lastProblem = problems.prefix(3).joined(separator: "; ")
+            agreed = problems.isEmpty && set.version >= 2
+        }
+        XCTAssertTrue(agreed, "the group did not converge on the leader's refresh: \(lastProblem)")
+        for run in runs { run.signal(SIGTERM) }
+        for run in runs { XCTAssertEqual(try run.wait(timeout: 60), 0, run.logTail()) }
+
+        let owners = (0..<2).map { n in
+            FaultInjection.assignments("\(cluster.directory)/shared-\(n).log").filter { $0.task.hasPrefix("items-") }
+        }
+        XCTAssertTrue(owners.allSatisfy { !$0.isEmpty }, "both instances own item partitions")
+        let summaries = try (0..<2).map { n in
+            try String(contentsOfFile: "\(cluster.directory)/shared-\(n).log", encoding: .utf8)
+                .split(separator: "\n").last { $0.contains("embeddings: refreshes") }.map(String.init) ?? ""
+        }
+        XCTAssertEqual(summaries.filter { $0.contains("refresh leader: true") }.count, 1, summaries.joined(separator: "\n"))
+        XCTAssertEqual(summaries.filter { $0.contains("refreshes 0 (refresh leader: false)") }.count, 1,
+                       "the follower ran no refresh of its own: \(summaries.joined(separator: "\n"))")
+    }
+
+    /// The set the refresh leader published (README: "embset" keys of items-0).
+    static func publishedSet(_ redis: RedisConnection, group: String) throws -> ItemVectorSet? {
+        let pointer = "freshet:\(group):embset:items-0"
+        guard let data = try redis.command(["HGET", pointer, "data"]).string,
+              let header = try redis.command(["HGET", data, "header"]).bytes else { return nil }
+        let chunks = try (0..<ItemVectorSet.chunkCount(header: header)).map { n in
+            try redis.command(["HGET", data, String(n)]).bytes ?? []
+        }
+        return try ItemVectorSet.decode(header: header, chunks: chunks)
+    }
+}

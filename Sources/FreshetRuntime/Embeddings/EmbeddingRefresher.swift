@@ -15,6 +15,12 @@ import FreshetRedis
 /// a final refresh (end of a bounded run) starts from the deterministic
 /// seeded basis so its result is a function of the rows only, the same in
 /// every instance and for any number of instances.
+///
+/// Several instances share one result (`SharedVectorSet`): only the refresh
+/// leader (the owner of item partition 0, told by `setLeader`) runs mid-run
+/// refreshes and publishes each to Redis; every other instance polls the
+/// published version about once a second and loads a newer set, which then
+/// becomes `latest` exactly as a local result would.
 final class EmbeddingRefresher: @unchecked Sendable {
     struct Job {
         var local: CooccurrenceSnapshot
@@ -23,6 +29,8 @@ final class EmbeddingRefresher: @unchecked Sendable {
         /// Rows last seen before this event time are left out (TTL), nil: keep all.
         var cutoff: Int64?
         var final: Bool
+        /// The result's version; nil: the latest version + 1.
+        var version: Int64? = nil
     }
 
     // Everything below is guarded by `condition`.
@@ -35,20 +43,43 @@ final class EmbeddingRefresher: @unchecked Sendable {
     private var lastItems = 0
     private var failures: [String] = []
     private var completed = 0
+    private var loads = 0
+    /// The epoch of `items-0` while this instance owns it (the refresh leader).
+    private var leaderEpoch: Int64?
+    /// Whether the published set was looked for since start (before the first refresh).
+    private var polledOnce = false
 
-    /// Refreshes completed.
+    /// Refreshes completed here.
     var refreshes: Int { condition.lock(); defer { condition.unlock() }; return completed }
+
+    /// Sets published by the leader and loaded here.
+    var loadedSets: Int { condition.lock(); defer { condition.unlock() }; return loads }
+
+    /// Whether this instance is the refresh leader, and at which epoch of `items-0`
+    /// (nil: a follower). Called by the processing thread after each batch.
+    func setLeader(epoch: Int64?) {
+        condition.lock()
+        leaderEpoch = epoch
+        condition.unlock()
+    }
+
+    var isLeader: Bool { condition.lock(); defer { condition.unlock() }; return leaderEpoch != nil }
 
     private let config: CooccurrenceConfig
     private let finalIterations: Int
     private let redis: RedisTarget?
+    private let shared: SharedVectorSet?
     private var connection: (any RedisStore)?
     private var thread: Thread?
+    /// How often a follower looks for a newer published set.
+    static let pollInterval: TimeInterval = 1
 
-    init(config: CooccurrenceConfig, finalIterations: Int, redis: RedisTarget?) {
+    /// - Parameter shared: where the group's result is published and loaded; nil: this instance's own results only.
+    init(config: CooccurrenceConfig, finalIterations: Int, redis: RedisTarget?, shared: SharedVectorSet?) {
         self.config = config
         self.finalIterations = finalIterations
         self.redis = redis
+        self.shared = redis == nil ? nil : shared
         current = .empty(dimension: config.dimension)
         SpectralRefresh.useOneBLASThread()
         let thread = Thread { [unowned self] in self.loop() }
@@ -95,9 +126,24 @@ final class EmbeddingRefresher: @unchecked Sendable {
     private func loop() {
         while true {
             condition.lock()
-            while pending == nil && !stopped { condition.wait() }
+            if pending == nil && !stopped {
+                _ = condition.wait(until: Date().addingTimeInterval(Self.pollInterval))
+            }
             if stopped { condition.unlock(); return }
-            let job = pending!
+            guard pending != nil else {
+                // Idle: a follower (or a leader that has not looked yet) adopts a newer published set.
+                let look = shared != nil && (leaderEpoch == nil || !polledOnce)
+                condition.unlock()
+                if look { adoptPublished() }
+                continue
+            }
+            let lookFirst = shared != nil && !polledOnce
+            condition.unlock()
+            // A new leader continues from the group's latest result (versions keep rising).
+            if lookFirst { adoptPublished() }
+            condition.lock()
+            // Taken only now: a job submitted meanwhile replaced the one seen above.
+            guard let job = pending else { condition.unlock(); continue }
             pending = nil
             running = true
             let previous = current
@@ -114,8 +160,9 @@ final class EmbeddingRefresher: @unchecked Sendable {
             let warm = !job.final && previous.version > 0
             let result = SpectralRefresh.refresh(matrix, dimension: config.dimension, previous: warm ? previous : nil,
                                                  iterations: job.final ? finalIterations : (warm ? config.warmIterations : config.coldIterations),
-                                                 seed: config.seed, version: previous.version + 1)
+                                                 seed: config.seed, version: job.version ?? (previous.version + 1))
             let seconds = Date().timeIntervalSince(start)
+            publishIfLeader(result)
 
             condition.lock()
             current = result
@@ -128,11 +175,60 @@ final class EmbeddingRefresher: @unchecked Sendable {
         }
     }
 
+    /// The leader writes its result for the group (fenced by its epoch of `items-0`).
+    private func publishIfLeader(_ result: ItemVectorSet) {
+        condition.lock()
+        let epoch = leaderEpoch
+        condition.unlock()
+        guard let shared, let epoch, let store = try? store() else { return }
+        do {
+            if case .fenced(let current) = try shared.publish(result, epoch: epoch, store: store) {
+                condition.lock()
+                if leaderEpoch == epoch { leaderEpoch = nil }
+                failures.append("publishing refresh \(result.version): items-0 is at epoch \(current.map(String.init) ?? "missing") now, not \(epoch) (another instance leads the refreshes)")
+                condition.unlock()
+            }
+        } catch {
+            condition.lock(); failures.append("publishing refresh \(result.version): \(error)"); condition.unlock()
+        }
+    }
+
+    /// Loads the group's published set when it is newer than `current`.
+    private func adoptPublished() {
+        guard let shared else { return }
+        condition.lock()
+        let version = current.version
+        condition.unlock()
+        do {
+            let store = try store()
+            let loaded = try shared.loadIfNewer(than: version, store: store)
+            condition.lock()
+            polledOnce = true
+            if let loaded, loaded.version > current.version, loaded.dimension == config.dimension {
+                current = loaded
+                loads += 1
+                condition.broadcast()
+            }
+            condition.unlock()
+        } catch {
+            condition.lock(); failures.append("loading the published vectors: \(error)"); condition.unlock()
+        }
+    }
+
+    private func store() throws -> any RedisStore {
+        if let connection { return connection }
+        guard let redis else { throw ProcessorError.configuration("no Redis for the refresher") }
+        let made = try redis.makeStore(shouldStop: { [unowned self] in
+            self.condition.lock(); defer { self.condition.unlock() }; return self.stopped
+        })
+        connection = made
+        return made
+    }
+
     /// Rows of one checkpoint hash (field = item id bytes, value = encoded row).
     private func readRows(_ key: String, cutoff: Int64?) throws -> CooccurrenceSnapshot {
-        guard let redis else { return CooccurrenceSnapshot() }
-        if connection == nil { connection = try redis.makeStore(shouldStop: { false }) }
-        guard let connection else { return CooccurrenceSnapshot() }
+        guard redis != nil else { return CooccurrenceSnapshot() }
+        let connection = try store()
         var builder = CooccurrenceSnapshot.Builder()
         try connection.scanHash(key) { field, value in
             let row = try CooccurrenceSnapshot.decodeRow(value)

@@ -136,18 +136,38 @@ extension StreamProcessor {
         (0..<repartitionPartitions).filter { itemTasks[$0] == nil }.map { keys.checkpointEmbeddings(TaskId(stage: .items, partition: $0)) }
     }
 
-    /// Submits a mid-run refresh on a schedule counted in events (so a fast
-    /// replay refreshes as often as a slow stream): the first after
-    /// `firstRefreshPositives` positives, then whenever the count doubled,
-    /// until the gap reaches `refresh_every` positives. Never waits for it.
+    /// The epoch of `items-0` when this instance owns it: the refresh leader
+    /// (`SharedVectorSet`), which alone runs mid-run refreshes for the group.
+    var refreshLeaderEpoch: Int64? {
+        let task = SharedVectorSet.leaderTask
+        guard itemTasks[task.partition] != nil else { return nil }
+        return epochs[task]
+    }
+
+    /// The group's positives, estimated from this instance's item tasks
+    /// (the items are spread evenly over the partitions by hash).
+    var estimatedGroupPositives: Int {
+        let owned = max(1, itemTasks.count)
+        return localPositives * Int(max(1, repartitionPartitions)) / owned
+    }
+
+    /// The refresh leader submits a mid-run refresh on a schedule counted in
+    /// events (so a fast replay refreshes as often as a slow stream): the
+    /// first after `firstRefreshPositives` positives of the group, then
+    /// whenever the count doubled, until the gap reaches `refresh_every`
+    /// positives. Never waits for it. Other instances load the leader's
+    /// published result (`EmbeddingRefresher`).
     func maybeRefreshEmbeddings() {
         guard let refresher else { return }
-        let positives = localPositives
+        let leaderEpoch = refreshLeaderEpoch
+        refresher.setLeader(epoch: leaderEpoch)
+        for failure in refresher.takeFailures() { logger.warning("embedding refresh: \(failure)") }
+        guard leaderEpoch != nil else { return }
+        let positives = estimatedGroupPositives
         let gap = min(topology.embeddings.refreshEvery, max(Self.firstRefreshPositives, positivesAtLastRefresh))
         guard positives - positivesAtLastRefresh >= gap, !refresher.busy else { return }
         positivesAtLastRefresh = positives
         refresher.submit(.init(local: localSnapshot(), remoteKeys: remoteRowKeys, cutoff: nil, final: false))
-        for failure in refresher.takeFailures() { logger.warning("embedding refresh: \(failure)") }
     }
 
     static let firstRefreshPositives = 2_000
@@ -156,25 +176,39 @@ extension StreamProcessor {
     /// Marks this instance's item partitions final (after their final
     /// checkpoint), waits until every partition is marked (other instances),
     /// then refreshes from the seeded basis and waits for the result, which
-    /// the caller's last flush publishes.
+    /// the caller's last flush publishes. Every instance computes the same
+    /// vectors; the version is agreed through the marker of partition 0,
+    /// which its owner (the refresh leader, done with mid-run refreshes) writes
+    /// as its last published version: the final one is that + 1 everywhere.
     func finalEmbeddingRefresh() {
         guard let refresher else { return }
         let finalKey = keys.embeddingFinal
         if !itemTasks.isEmpty {
+            refresher.waitUntilIdle()
             var pipeline = RedisPipeline()
             var command = RedisCommand(arguments: [Array("HSET".utf8), Array(finalKey.utf8)])
-            for p in itemTasks.keys.sorted() { command.append(String(p)); command.append("1") }
+            for p in itemTasks.keys.sorted() {
+                command.append(String(p))
+                command.append(p == SharedVectorSet.leaderTask.partition ? "v\(refresher.latest.version)" : "1")
+            }
             pipeline.add(command)
             do { _ = try controlExecute(pipeline) } catch { logger.warning("embedding final marker: \(error)") }
         }
+        var finalVersion: Int64?
         let deadline = Date().addingTimeInterval(120)
         while Date() < deadline {
             guard let marked = try? hashGetAll(finalKey) else { break }
-            if (0..<repartitionPartitions).allSatisfy({ marked[String($0)] != nil }) { break }
+            if (0..<repartitionPartitions).allSatisfy({ marked[String($0)] != nil }) {
+                finalVersion = marked[String(SharedVectorSet.leaderTask.partition)]
+                    .map { String(decoding: $0, as: UTF8.self) }
+                    .flatMap { $0.hasPrefix("v") ? Int64($0.dropFirst()) : nil }.map { $0 + 1 }
+                break
+            }
             Thread.sleep(forTimeInterval: 0.05)
         }
         refresher.waitUntilIdle()
-        refresher.submit(.init(local: localSnapshot(), remoteKeys: remoteRowKeys, cutoff: nil, final: true))
+        refresher.submit(.init(local: localSnapshot(), remoteKeys: remoteRowKeys, cutoff: nil, final: true,
+                               version: finalVersion))
         refresher.waitUntilIdle()
         let (seconds, items) = refresher.lastRefresh
         logger.info("final embedding refresh", metadata: ["items": "\(items)", "seconds": "\(seconds)"])

@@ -130,7 +130,7 @@ public final class StreamProcessor: @unchecked Sendable {
         let rows = itemTasks.values.reduce(0) { $0 + ($1.embeddings?.rows.count ?? 0) }
         let entries = itemTasks.values.reduce(0) { $0 + ($1.embeddings?.rows.entryCount ?? 0) }
         let bytes = itemTasks.values.reduce(0) { $0 + ($1.embeddings?.rows.approximateBytes ?? 0) }
-        return "refreshes \(refresher.refreshes), last over \(last.items) items in \(String(format: "%.2f", last.seconds)) s; "
+        return "refreshes \(refresher.refreshes) (refresh leader: \(refresher.isLeader)), \(refresher.loadedSets) loaded from the leader, last over \(last.items) items in \(String(format: "%.2f", last.seconds)) s; "
             + "\(rows) rows, \(entries) co-occurrence entries, ~\(bytes / 1_048_576) MiB of rows "
             + "(\(CooccurrenceRows.bytesPerRow) B a row + \(CooccurrenceRows.bytesPerEntry) B an entry)"
     }
@@ -215,7 +215,8 @@ public final class StreamProcessor: @unchecked Sendable {
         control = try options.redisTarget.makeStore(shouldStop: { [stopFlag] in stopFlag.isSet })
         if topology.embeddings.enabled {
             refresher = EmbeddingRefresher(config: topology.embeddings.cooccurrenceConfig,
-                                           finalIterations: topology.embeddings.finalIterations, redis: options.redisTarget)
+                                           finalIterations: topology.embeddings.finalIterations, redis: options.redisTarget,
+                                           shared: SharedVectorSet(keys: keys))
         }
         writer = try RedisWriter(target: options.redisTarget, keys: keys, observer: stats, giveUp: { [stopFlag] in stopFlag.isSet })
         writer.start()
@@ -573,6 +574,7 @@ public final class StreamProcessor: @unchecked Sendable {
             finishUserRepublication()
         }
         embeddingSummary = makeEmbeddingSummary()
+        if let embeddingSummary { logger.info("embeddings: \(embeddingSummary)") }
         refresher?.stop()
         // Leaving the group runs the revoke callback: it finds the tasks already
         // checkpointed (or commits blocked) and only drops them.

@@ -35,6 +35,9 @@ public struct RedisKeys: Sendable, Equatable {
     public func checkpointEmbeddings(_ task: TaskId) -> String { taskKey(task, "ckpt", "emb") }
     /// Per dead-letter partition, the offset below which the task's letters lie (`StreamProcessor+DeadLetters`).
     public func deadLetterFloor(_ task: TaskId) -> String { taskKey(task, "dlq") }
+    /// The refresh leader's published vector set (`SharedVectorSet`): the
+    /// pointer hash (`data` nil) or one data hash (`data` = "<epoch>-<version>").
+    public func embeddingSet(_ task: TaskId, data: String?) -> String { taskKey(task, "embset", data) }
     /// Item partitions whose final co-occurrence rows are checkpointed (end of a bounded run).
     public var embeddingFinal: String { "\(prefix)freshet:\(group):emb:final" }
 
