@@ -1,3 +1,5 @@
+import FreshetCore
+
 /// The compact binary encoding of training examples in `freshet-examples`
 /// (issue 7: the JSON lines cost more than the join). A Kafka message is a
 /// bundle: the 3-byte header `F` `X` `1` (0x46 0x58 0x01), then examples back
@@ -21,8 +23,6 @@
 public enum ExampleCodec {
     public static let header: [UInt8] = [0x46, 0x58, 0x01]
 
-    static let actions: [ExampleAction] = [.click, .watch, .like, .share, .skip]
-
     /// Appends one example to `out`.
     public static func append(_ e: TrainingExample, to out: inout [UInt8]) {
         var flags: UInt8 = e.label == .positive ? 1 : 0
@@ -33,7 +33,8 @@ public enum ExampleCodec {
         if e.impressionTs != nil { flags |= 1 << 5 }
         if e.features != nil { flags |= 1 << 6 }
         out.append(flags)
-        out.append(e.action.map { UInt8(actions.firstIndex(of: $0)! + 1) } ?? 0)
+        // The action byte is `Action.rawValue` (1...5), 0 for none.
+        out.append(e.action?.rawValue ?? 0)
         string(e.userId, &out)
         string(e.itemId, &out)
         zigzag(e.eventTs, &out)
@@ -117,8 +118,11 @@ public enum ExampleCodec {
         mutating func example() throws(ExampleCodecError) -> TrainingExample {
             let flags = try byte()
             let code = try byte()
-            guard code <= 5 else { throw ExampleCodecError(offset: i - 1, reason: "unknown action \(code)") }
-            let action = code == 0 ? nil : ExampleCodec.actions[Int(code) - 1]
+            var action: Action?
+            if code != 0 {
+                guard let known = Action(rawValue: code) else { throw ExampleCodecError(offset: i - 1, reason: "unknown action \(code)") }
+                action = known
+            }
             let user = try string()
             let item = try string()
             let ts = try zigzag()

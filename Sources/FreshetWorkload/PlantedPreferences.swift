@@ -1,3 +1,4 @@
+import FreshetCore
 import FreshetEmbeddings
 import Foundation // pow only; all randomness is the seeded SplitMix64 below
 
@@ -52,7 +53,7 @@ struct PlantedRandom {
 
 /// One generated event.
 public enum PlantedEvent: Sendable, Equatable {
-    case interaction(userId: String, itemId: String, action: ExampleAction, ts: Int64, dwellMs: Int64, requestId: String)
+    case interaction(userId: String, itemId: String, action: Action, ts: Int64, dwellMs: Int64, requestId: String)
     case impression(requestId: String, userId: String, items: [String], ts: Int64)
 
     public var ts: Int64 {
@@ -76,7 +77,7 @@ public enum PlantedEvent: Sendable, Equatable {
     public func json() -> String {
         switch self {
         case let .interaction(u, i, a, ts, dwell, r):
-            return "{\"user_id\":\"\(u)\",\"item_id\":\"\(i)\",\"action\":\"\(a.rawValue)\",\"dwell_ms\":\(dwell),\"ts\":\(ts),\"request_id\":\"\(r)\"}"
+            return "{\"user_id\":\"\(u)\",\"item_id\":\"\(i)\",\"action\":\"\(a.name)\",\"dwell_ms\":\(dwell),\"ts\":\(ts),\"request_id\":\"\(r)\"}"
         case let .impression(r, u, items, ts):
             let shown = items.map { "\"\($0)\"" }.joined(separator: ",")
             let pos = items.indices.map(String.init).joined(separator: ",")
@@ -84,12 +85,14 @@ public enum PlantedEvent: Sendable, Equatable {
         }
     }
 
-    public var trainingEvent: TrainingEvent {
+    /// The event as the decoder reads `json()`.
+    public var inputEvent: InputEvent {
         switch self {
         case let .interaction(u, i, a, ts, dwell, r):
-            return .engagement(EngagementEvent(userId: u, itemId: i, action: a, ts: ts, dwellMs: dwell, requestId: r))
+            return .interaction(Interaction(userId: u, itemId: i, action: a, dwellMs: dwell, ts: ts, requestId: r))
         case let .impression(r, u, items, ts):
-            return .exposure(ExposureEvent(requestId: r, userId: u, itemsShown: items, positions: Array(items.indices), ts: ts))
+            return .impression(Impression(requestId: r, userId: u, itemsShown: items,
+                                          positions: items.indices.map { Int32($0) }, ts: ts))
         }
     }
 }
@@ -134,7 +137,7 @@ public struct PlantedPreferences: Sendable {
     /// All events, in time order.
     public func events() -> [PlantedEvent] { Array(PlantedEventIterator(self)) }
 
-    public func trainingEvents() -> [TrainingEvent] { events().map(\.trainingEvent) }
+    public func inputEvents() -> [InputEvent] { events().map(\.inputEvent) }
 
     /// The stream as JSONL (one event per line, time order).
     public func jsonLines() -> String {
@@ -197,7 +200,7 @@ public struct PlantedEventIterator: IteratorProtocol, Sequence {
             }
         }
         userItems[u].insert(item)
-        let action: ExampleAction
+        let action: Action
         if skip { action = .skip } else {
             let a = rng.unit()
             action = a < 0.6 ? .click : a < 0.85 ? .watch : a < 0.95 ? .like : .share

@@ -1,3 +1,4 @@
+import FreshetCore
 import Foundation
 import FreshetEmbeddings
 
@@ -41,7 +42,7 @@ public enum TasteStream {
     public static func itemId(_ i: Int) -> String { "i\(i)" }
 
     /// The stream's interactions, in time order.
-    public static func events(_ c: TasteStreamConfig) -> [EngagementEvent] {
+    public static func events(_ c: TasteStreamConfig) -> [Interaction] {
         var rng = SplitMix64(seed: c.seed)
         // Items: topic of each item (topic sizes Zipf 0.7), within-topic rank popularity Zipf.
         let topicWeights = (0..<c.topics).map { 1 / pow(Double($0 + 1), 0.7) }
@@ -71,7 +72,7 @@ public enum TasteStream {
             return (rng.below(c.items), start, start + c.interactions / 100)
         }
         let span = Int64(c.days) * 86_400_000
-        var events: [EngagementEvent] = []
+        var events: [Interaction] = []
         events.reserveCapacity(c.interactions)
         // Sessions are laid out in time: each session a start time, events a few minutes apart.
         while events.count < c.interactions {
@@ -94,9 +95,9 @@ public enum TasteStream {
                 } else {
                     item = topicItems[topic][topicSamplers[topic].draw(&rng)]
                 }
-                let action: ExampleAction = rng.nextUnit() < c.skipShare ? .skip : [.click, .click, .watch, .like][rng.below(4)]
+                let action: Action = rng.nextUnit() < c.skipShare ? .skip : [.click, .click, .watch, .like][rng.below(4)]
                 ts += 30_000 + Int64(rng.below(240_000))
-                events.append(EngagementEvent(userId: userId(u), itemId: itemId(item), action: action, ts: ts))
+                events.append(Interaction(userId: userId(u), itemId: itemId(item), action: action, ts: ts))
             }
         }
         events.sort { $0.ts < $1.ts }
@@ -104,8 +105,8 @@ public enum TasteStream {
     }
 
     /// A JSON Lines rendering (DESIGN's interaction schema), for `freshet produce --file`.
-    public static func jsonLine(_ e: EngagementEvent) -> String {
-        "{\"user_id\":\"\(e.userId)\",\"item_id\":\"\(e.itemId)\",\"action\":\"\(e.action.rawValue)\",\"ts\":\(e.ts)}"
+    public static func jsonLine(_ e: Interaction) -> String {
+        "{\"user_id\":\"\(e.userId)\",\"item_id\":\"\(e.itemId)\",\"action\":\"\(e.action.name)\",\"ts\":\(e.ts)}"
     }
 }
 
