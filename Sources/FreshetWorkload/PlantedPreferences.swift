@@ -37,52 +37,6 @@ public struct PlantedConfig: Sendable, Equatable {
     }
 }
 
-/// One generated event.
-public enum PlantedEvent: Sendable, Equatable {
-    case interaction(userId: String, itemId: String, action: Action, ts: Int64, dwellMs: Int64, requestId: String)
-    case impression(requestId: String, userId: String, items: [String], ts: Int64)
-
-    public var ts: Int64 {
-        switch self {
-        case .interaction(_, _, _, let ts, _, _), .impression(_, _, _, let ts): return ts
-        }
-    }
-
-    public var topic: String {
-        if case .interaction = self { return "interactions" }
-        return "impressions"
-    }
-
-    public var userId: String {
-        switch self {
-        case .interaction(let u, _, _, _, _, _), .impression(_, let u, _, _): return u
-        }
-    }
-
-    /// The event in DESIGN's JSON schema.
-    public func json() -> String {
-        switch self {
-        case let .interaction(u, i, a, ts, dwell, r):
-            return "{\"user_id\":\"\(u)\",\"item_id\":\"\(i)\",\"action\":\"\(a.name)\",\"dwell_ms\":\(dwell),\"ts\":\(ts),\"request_id\":\"\(r)\"}"
-        case let .impression(r, u, items, ts):
-            let shown = items.map { "\"\($0)\"" }.joined(separator: ",")
-            let pos = items.indices.map(String.init).joined(separator: ",")
-            return "{\"request_id\":\"\(r)\",\"user_id\":\"\(u)\",\"items_shown\":[\(shown)],\"positions\":[\(pos)],\"ts\":\(ts)}"
-        }
-    }
-
-    /// The event as the decoder reads `json()`.
-    public var inputEvent: InputEvent {
-        switch self {
-        case let .interaction(u, i, a, ts, dwell, r):
-            return .interaction(Interaction(userId: u, itemId: i, action: a, dwellMs: dwell, ts: ts, requestId: r))
-        case let .impression(r, u, items, ts):
-            return .impression(Impression(requestId: r, userId: u, itemsShown: items,
-                                          positions: items.indices.map { Int32($0) }, ts: ts))
-        }
-    }
-}
-
 /// The planted world (ground truth) and its event generator.
 public struct PlantedPreferences: Sendable {
     public let config: PlantedConfig
@@ -121,14 +75,12 @@ public struct PlantedPreferences: Sendable {
     public static func itemId(_ i: Int) -> String { "i\(i)" }
 
     /// All events, in time order.
-    public func events() -> [PlantedEvent] { Array(PlantedEventIterator(self)) }
-
-    public func inputEvents() -> [InputEvent] { events().map(\.inputEvent) }
+    public func inputEvents() -> [InputEvent] { Array(PlantedEventIterator(self)) }
 
     /// The stream as JSONL (one event per line, time order).
     public func jsonLines() -> String {
         var out = ""
-        for e in PlantedEventIterator(self) { out += e.json(); out += "\n" }
+        for e in PlantedEventIterator(self) { out += String(decoding: EventJSON.bytes(e), as: UTF8.self); out += "\n" }
         return out
     }
 
@@ -153,7 +105,7 @@ public struct PlantedEventIterator: IteratorProtocol, Sequence {
     var rng: SplitMix64
     var produced = 0
     var ts: Int64
-    var queued: PlantedEvent?
+    var queued: InputEvent?
     var userItems: [Set<Int>]
 
     init(_ world: PlantedPreferences) {
@@ -163,7 +115,7 @@ public struct PlantedEventIterator: IteratorProtocol, Sequence {
         userItems = [Set<Int>](repeating: [], count: world.config.users)
     }
 
-    public mutating func next() -> PlantedEvent? {
+    public mutating func next() -> InputEvent? {
         if let q = queued { queued = nil; return q }
         let c = world.config
         guard produced < c.events else { return nil }
@@ -193,8 +145,8 @@ public struct PlantedEventIterator: IteratorProtocol, Sequence {
         }
         let dwell: Int64 = skip ? Int64(rng.nextInt(1500)) : 2000 + Int64(rng.nextInt(60_000))
         let request = "r\(produced)"
-        let interaction = PlantedEvent.interaction(userId: PlantedPreferences.userId(u), itemId: PlantedPreferences.itemId(item),
-                                                   action: action, ts: ts + 500, dwellMs: dwell, requestId: request)
+        let interaction = InputEvent.interaction(Interaction(userId: PlantedPreferences.userId(u), itemId: PlantedPreferences.itemId(item),
+                                                             action: action, dwellMs: dwell, ts: ts + 500, requestId: request))
         guard c.impressions else { ts += 500; return interaction }
         var shown = [item]
         while shown.count < Swift.max(1, c.itemsPerImpression) {
@@ -204,8 +156,9 @@ public struct PlantedEventIterator: IteratorProtocol, Sequence {
         // The engaged item at a random position.
         shown.swapAt(0, rng.nextInt(shown.count))
         queued = interaction
-        let impression = PlantedEvent.impression(requestId: request, userId: PlantedPreferences.userId(u),
-                                                 items: shown.map(PlantedPreferences.itemId), ts: ts)
+        let impression = InputEvent.impression(Impression(requestId: request, userId: PlantedPreferences.userId(u),
+                                                          itemsShown: shown.map(PlantedPreferences.itemId),
+                                                          positions: shown.indices.map { Int32($0) }, ts: ts))
         ts += 500
         return impression
     }
@@ -224,7 +177,7 @@ public struct PlantedStream: Sequence {
         var inner: PlantedEventIterator
         public mutating func next() -> Element? {
             guard let e = inner.next() else { return nil }
-            return (e.topic, e.userId, Array(e.json().utf8))
+            return (e.topic, e.userId, EventJSON.bytes(e))
         }
     }
 

@@ -105,9 +105,7 @@ public enum TasteStream {
     }
 
     /// A JSON Lines rendering (DESIGN's interaction schema), for `freshet produce --file`.
-    public static func jsonLine(_ e: Interaction) -> String {
-        "{\"user_id\":\"\(e.userId)\",\"item_id\":\"\(e.itemId)\",\"action\":\"\(e.action.name)\",\"ts\":\(e.ts)}"
-    }
+    public static func jsonLine(_ e: Interaction) -> String { String(decoding: EventJSON.interaction(e), as: UTF8.self) }
 }
 
 /// Draws an index with probability proportional to its weight (binary search on the prefix sums).
