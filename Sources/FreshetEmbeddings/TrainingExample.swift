@@ -73,12 +73,12 @@ public struct TrainingExample: Sendable, Hashable {
         func raw(_ s: StaticString) { s.withUTF8Buffer { out.append(contentsOf: $0) } }
         func int(_ v: Int64) { out.append(contentsOf: String(v).utf8) }
         raw("{\"label\":"); int(Int64(label.rawValue))
-        raw(",\"user_id\":"); appendJSONString(userId, to: &out)
-        raw(",\"item_id\":"); appendJSONString(itemId, to: &out)
+        raw(",\"user_id\":"); JSONEscape.appendString(userId, to: &out)
+        raw(",\"item_id\":"); JSONEscape.appendString(itemId, to: &out)
         if let action { raw(",\"action\":\""); out.append(contentsOf: action.name.utf8); raw("\"") }
         if let position { raw(",\"position\":"); int(Int64(position)) }
         if let dwellMs { raw(",\"dwell_ms\":"); int(dwellMs) }
-        if let requestId { raw(",\"request_id\":"); appendJSONString(requestId, to: &out) }
+        if let requestId { raw(",\"request_id\":"); JSONEscape.appendString(requestId, to: &out) }
         if let impressionTs { raw(",\"impression_ts\":"); int(impressionTs) }
         raw(",\"ts\":"); int(eventTs)
         if let f = features {
@@ -90,23 +90,4 @@ public struct TrainingExample: Sendable, Hashable {
         raw("}")
         return out
     }
-}
-
-/// Appends `s` as a JSON string literal (quotes and escapes included).
-func appendJSONString(_ s: String, to out: inout [UInt8]) {
-    out.append(0x22)
-    for b in s.utf8 {
-        switch b {
-        case 0x22: out.append(0x5C); out.append(0x22)
-        case 0x5C: out.append(0x5C); out.append(0x5C)
-        case 0x0A: out.append(0x5C); out.append(0x6E)
-        case 0x0D: out.append(0x5C); out.append(0x72)
-        case 0x09: out.append(0x5C); out.append(0x74)
-        case 0..<0x20:
-            let hex: [UInt8] = Array("0123456789abcdef".utf8)
-            out.append(contentsOf: [0x5C, 0x75, 0x30, 0x30, hex[Int(b >> 4)], hex[Int(b & 0xF)]])
-        default: out.append(b)
-        }
-    }
-    out.append(0x22)
 }

@@ -4,8 +4,8 @@ import FreshetCore
 /// generators (`SyntheticStream`, `PlantedPreferences`, `TasteStream`).
 /// Field order: interactions `user_id, item_id, action, dwell_ms, ts,
 /// request_id`; impressions `request_id, user_id, items_shown, positions, ts`;
-/// absent optionals are omitted. Ids are written unescaped (the generators
-/// make ASCII ids); `integerIds` writes them as bare JSON integers.
+/// absent optionals are omitted. Strings are escaped (`JSONEscape`);
+/// `integerIds` writes ids as bare JSON integers (callers pass decimal ids).
 public enum EventJSON {
     public static func bytes(_ event: InputEvent, integerIds: Bool = false) -> [UInt8] {
         switch event {
