@@ -38,12 +38,14 @@ let package = Package(
         .target(name: "FreshetFeast"),
         // Seeded synthetic workloads (shared by `freshet produce`, tests and benchmarks).
         .target(name: "FreshetWorkload", dependencies: ["FreshetCore", "FreshetFeatures", "FreshetEmbeddings"]),
+        // Child processes and loopback ports: the embedded default's local services and the tests' servers.
+        .target(name: "FreshetProcess"),
         // The only modules that touch the C libraries.
         .target(name: "FreshetKafka", dependencies: ["CRdKafka"]),
         .target(name: "FreshetRedis", dependencies: ["CHiredis"]),
         // Wires a topology into tasks: Kafka in, state, Redis out, checkpoints, metrics.
         .target(name: "FreshetRuntime", dependencies: [
-            "FreshetCore", "FreshetFeatures", "FreshetEmbeddings", "FreshetFeast", "FreshetKafka", "FreshetRedis",
+            "FreshetCore", "FreshetFeatures", "FreshetEmbeddings", "FreshetFeast", "FreshetKafka", "FreshetRedis", "FreshetProcess",
             .product(name: "Yams", package: "Yams"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "CoreMetrics", package: "swift-metrics"),
@@ -70,6 +72,6 @@ let package = Package(
         ]),
         .testTarget(name: "FreshetWorkloadTests", dependencies: ["FreshetWorkload", "FreshetCore"]),
         // Shared by the test targets: child processes, local broker and Redis.
-        .target(name: "FreshetTestSupport", path: "Tests/FreshetTestSupport"),
+        .target(name: "FreshetTestSupport", dependencies: ["FreshetProcess"], path: "Tests/FreshetTestSupport"),
     ]
 )

@@ -16,4 +16,11 @@ public struct Impression: Sendable, Equatable {
         self.positions = positions
         self.ts = ts
     }
+
+    /// The position of the item shown at `index`, from `positions`; nil when
+    /// the event carried no positions (the index in the list is not a position).
+    public func position(at index: Int) -> Int32? {
+        guard let positions, index < positions.count else { return nil }
+        return positions[index]
+    }
 }

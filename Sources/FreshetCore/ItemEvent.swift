@@ -51,29 +51,20 @@ public struct ItemEvent: Sendable, Equatable {
     /// length (the decoder and `ItemEventView` reject those before).
     public static func forEachHistoryItem(inEncoded raw: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer) -> Void) {
         guard raw.count > 0 else { return }
-        var i = 0
-        func varint() -> Int {
-            var v = 0, shift = 0
-            while i < raw.count { let b = raw[i]; i += 1; v |= Int(b & 0x7f) << shift; if b < 0x80 { break }; shift += 7 }
-            return v
-        }
-        let n = varint()
+        var r = BorrowedByteReader(raw)
+        guard let n = try? r.readVarint("item_event.user_history.count") else { return }
         for _ in 0..<n {
-            let len = varint()
-            guard len <= raw.count - i else { return }
-            body(UnsafeRawBufferPointer(rebasing: raw[i..<(i + len)]))
-            i += len
+            guard let item = try? r.readBytes("item_event.user_history.item") else { return }
+            body(item)
         }
     }
 
     static func encodeHistory(_ items: [String]) -> [UInt8] {
         guard !items.isEmpty else { return [] }
-        var out: [UInt8] = []
-        out.reserveCapacity(1 + items.reduce(0) { $0 + 1 + $1.utf8.count })
-        func varint(_ v: Int) { var v = UInt64(v); while v >= 0x80 { out.append(UInt8(v & 0x7f) | 0x80); v >>= 7 }; out.append(UInt8(v)) }
-        varint(items.count)
-        for item in items { varint(item.utf8.count); out.append(contentsOf: item.utf8) }
-        return out
+        var w = ByteWriter(capacity: 1 + items.reduce(0) { $0 + 1 + $1.utf8.count })
+        w.write(varint: UInt64(items.count))
+        for item in items { w.write(string: item) }
+        return w.bytes
     }
 
     /// True for click/watch/like/share interactions.

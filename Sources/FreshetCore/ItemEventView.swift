@@ -31,32 +31,10 @@ extension RepartitionRecord {
         let itemId = try r.readUTF8("item_event.item_id")
         try r.skipString("item_event.user_id")
         let ts = try r.readZigzag("item_event.ts")
-        let kind: ItemEvent.Kind
-        switch try r.readByte("item_event.kind") {
-        case 1:
-            let action = try readAction(&r, "item_event.action")
-            kind = .interaction(action, dwellMs: try r.readOptionalZigzag("item_event.dwell_ms"))
-        case 2:
-            let p = try r.readOptionalZigzag("item_event.position")
-            guard p.map({ Int32(exactly: $0) != nil }) ?? true else {
-                throw CodecError(.invalidValue, "item_event.position out of Int32 range")
-            }
-            kind = .impression(position: p.map { Int32($0) })
-        case let other:
-            throw CodecError(.invalidTag, "item_event.kind \(other)")
-        }
+        let kind = try readItemKind(&r)
         try r.skipOptionalString("item_event.request_id")
         let origin = try RecordOrigin.decode(from: &r)
-        var history = UnsafeRawBufferPointer(start: nil, count: 0)
-        if !r.isAtEnd {
-            let ext = try r.readByte("item_event.extension")
-            guard ext == ItemExtension.userHistory else { throw CodecError(.invalidTag, "item_event.extension \(ext)") }
-            let historyStart = r.position
-            defer { history = UnsafeRawBufferPointer(rebasing: bytes[historyStart..<r.position]) }
-            let count = try r.readVarint("item_event.user_history.count")
-            guard count <= UInt64(r.remaining) else { throw CodecError(.invalidValue, "item_event.user_history.count \(count)") }
-            for _ in 0..<Int(count) { _ = try r.readBytes("item_event.user_history.item") }
-        }
+        let history = try readUserHistoryExtension(&r)
         try r.expectEnd("repartition record")
         return ItemEventView(itemId: itemId, ts: ts, kind: kind, origin: origin, userHistory: history)
     }

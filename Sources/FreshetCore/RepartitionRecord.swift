@@ -94,6 +94,40 @@ public enum RepartitionRecord: Sendable, Equatable {
         return try result.get()
     }
 
+    /// An item event's kind byte and its fields (shared by `decode` and `itemView`).
+    @inline(__always)
+    static func readItemKind(_ r: inout BorrowedByteReader) throws(CodecError) -> ItemEvent.Kind {
+        switch try r.readByte("item_event.kind") {
+        case 1:
+            let action = try readAction(&r, "item_event.action")
+            return .interaction(action, dwellMs: try r.readOptionalZigzag("item_event.dwell_ms"))
+        case 2:
+            let p = try r.readOptionalZigzag("item_event.position")
+            guard p.map({ Int32(exactly: $0) != nil }) ?? true else {
+                throw CodecError(.invalidValue, "item_event.position out of Int32 range")
+            }
+            return .impression(position: p.map { Int32($0) })
+        case let other:
+            throw CodecError(.invalidTag, "item_event.kind \(other)")
+        }
+    }
+
+    /// The optional user-history extension at the end of an item event: the
+    /// encoded history (count varint, then length-prefixed items), borrowed;
+    /// empty when the record has none. The structure is checked, the item
+    /// bytes are not UTF-8-validated (shared by `decode` and `itemView`).
+    @inline(__always)
+    static func readUserHistoryExtension(_ r: inout BorrowedByteReader) throws(CodecError) -> UnsafeRawBufferPointer {
+        guard !r.isAtEnd else { return UnsafeRawBufferPointer(start: nil, count: 0) }
+        let ext = try r.readByte("item_event.extension")
+        guard ext == ItemExtension.userHistory else { throw CodecError(.invalidTag, "item_event.extension \(ext)") }
+        let start = r.position
+        let count = try r.readVarint("item_event.user_history.count")
+        guard count <= UInt64(r.remaining) else { throw CodecError(.invalidValue, "item_event.user_history.count \(count)") }
+        for _ in 0..<Int(count) { _ = try r.readBytes("item_event.user_history.item") }
+        return UnsafeRawBufferPointer(rebasing: r.bytes[start..<r.position])
+    }
+
     static func decode(from r: inout BorrowedByteReader) throws(CodecError) -> RepartitionRecord {
         let version = try r.readByte("repartition record format byte")
         guard version == formatVersion else {
@@ -110,34 +144,11 @@ public enum RepartitionRecord: Sendable, Equatable {
             let itemId = try r.readString("item_event.item_id")
             let userId = try r.readString("item_event.user_id")
             let ts = try r.readZigzag("item_event.ts")
-            let kind: ItemEvent.Kind
-            switch try r.readByte("item_event.kind") {
-            case 1:
-                let action = try readAction(&r, "item_event.action")
-                kind = .interaction(action, dwellMs: try r.readOptionalZigzag("item_event.dwell_ms"))
-            case 2:
-                let p = try r.readOptionalZigzag("item_event.position")
-                guard p.map({ Int32(exactly: $0) != nil }) ?? true else {
-                    throw CodecError(.invalidValue, "item_event.position out of Int32 range")
-                }
-                kind = .impression(position: p.map { Int32($0) })
-            case let other:
-                throw CodecError(.invalidTag, "item_event.kind \(other)")
-            }
+            let kind = try readItemKind(&r)
             let requestId = try r.readOptionalString("item_event.request_id")
             let origin = try RecordOrigin.decode(from: &r)
-            var history: [UInt8] = []
-            if !r.isAtEnd {
-                let ext = try r.readByte("item_event.extension")
-                guard ext == ItemExtension.userHistory else { throw CodecError(.invalidTag, "item_event.extension \(ext)") }
-                // Kept encoded (ids are bytes; the item stage never needs Strings):
-                // the structure is checked here, the bytes are not UTF-8-validated.
-                let start = r.position
-                let count = try r.readVarint("item_event.user_history.count")
-                guard count <= UInt64(r.remaining) else { throw CodecError(.invalidValue, "item_event.user_history.count \(count)") }
-                for _ in 0..<Int(count) { _ = try r.readBytes("item_event.user_history.item") }
-                history = Array(r.bytes[start..<r.position])
-            }
+            // Kept encoded (ids are bytes; the item stage never needs Strings).
+            let history = Array(try readUserHistoryExtension(&r))
             var event = ItemEvent(itemId: itemId, userId: userId, ts: ts, kind: kind, requestId: requestId)
             event.userHistoryEncoded = history
             record = .item(event, origin: origin)

@@ -1,3 +1,5 @@
+import FreshetCore
+
 /// Result of `EmbeddingBenchmark.run`.
 public struct EmbeddingBenchmarkReport: Sendable {
     public var dimension: Int

@@ -140,7 +140,7 @@ public final class EmbeddingTable {
     }
 
     func initialise(_ p: UnsafeMutablePointer<Float>, id: String) {
-        var rng = SplitMix64(seed: stableHash(id, seed: config.seed))
+        var rng = SplitMix64(seed: StableHash.of(id.utf8, seed: config.seed))
         let sd = Double(config.initStd)
         var k = 0
         while k < dimension {

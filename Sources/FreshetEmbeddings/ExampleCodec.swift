@@ -1,3 +1,5 @@
+import FreshetCore
+
 /// The compact binary encoding of training examples in `freshet-examples`
 /// (issue 7: the JSON lines cost more than the join). A Kafka message is a
 /// bundle: the 3-byte header `F` `X` `1` (0x46 0x58 0x01), then examples back
@@ -16,15 +18,24 @@
 /// | features (bit 6) | interaction_count, popularity_7d, impressions_7d: zigzag varints |
 ///
 /// Varints are LEB128 (7 bits a byte, least significant first); zigzag maps
-/// n to (n << 1) ^ (n >> 63). A typical example takes 30-45 bytes against
-/// ~200 as a JSON line. Values are exact (no rounding anywhere).
+/// n to (n << 1) ^ (n >> 63): FreshetCore's `ByteWriter` / `BorrowedByteReader`
+/// format, so strings are checked to be valid UTF-8 when read. A typical
+/// example takes 30-45 bytes against ~200 as a JSON line. Values are exact (no rounding anywhere).
 public enum ExampleCodec {
     public static let header: [UInt8] = [0x46, 0x58, 0x01]
 
-    static let actions: [ExampleAction] = [.click, .watch, .like, .share, .skip]
-
     /// Appends one example to `out`.
     public static func append(_ e: TrainingExample, to out: inout [UInt8]) {
+        // The writer takes `out`'s storage for the call and hands it back: no copy.
+        var w = ByteWriter(capacity: 0)
+        swap(&w.bytes, &out)
+        defer { swap(&w.bytes, &out) }
+        write(e, to: &w)
+    }
+
+    /// Writes one example with FreshetCore's codec (LEB128 and zigzag varints,
+    /// varint-length-prefixed UTF-8): the layout in the table above.
+    public static func write(_ e: TrainingExample, to w: inout ByteWriter) {
         var flags: UInt8 = e.label == .positive ? 1 : 0
         if e.late { flags |= 1 << 1 }
         if e.position != nil { flags |= 1 << 2 }
@@ -32,107 +43,77 @@ public enum ExampleCodec {
         if e.requestId != nil { flags |= 1 << 4 }
         if e.impressionTs != nil { flags |= 1 << 5 }
         if e.features != nil { flags |= 1 << 6 }
-        out.append(flags)
-        out.append(e.action.map { UInt8(actions.firstIndex(of: $0)! + 1) } ?? 0)
-        string(e.userId, &out)
-        string(e.itemId, &out)
-        zigzag(e.eventTs, &out)
-        if let t = e.impressionTs { zigzag(e.eventTs &- t, &out) }
-        if let p = e.position { zigzag(Int64(p), &out) }
-        if let d = e.dwellMs { zigzag(d, &out) }
-        if let r = e.requestId { string(r, &out) }
+        w.write(byte: flags)
+        // The action byte is `Action.rawValue` (1...5), 0 for none.
+        w.write(byte: e.action?.rawValue ?? 0)
+        w.write(string: e.userId)
+        w.write(string: e.itemId)
+        w.write(zigzag: e.eventTs)
+        if let t = e.impressionTs { w.write(zigzag: e.eventTs &- t) }
+        if let p = e.position { w.write(zigzag: Int64(p)) }
+        if let d = e.dwellMs { w.write(zigzag: d) }
+        if let r = e.requestId { w.write(string: r) }
         if let f = e.features {
-            zigzag(f.interactionCount, &out)
-            zigzag(f.popularity7d, &out)
-            zigzag(f.impressions7d, &out)
+            w.write(zigzag: f.interactionCount)
+            w.write(zigzag: f.popularity7d)
+            w.write(zigzag: f.impressions7d)
         }
     }
 
     /// One example's bytes (no bundle header).
     public static func encode(_ e: TrainingExample) -> [UInt8] {
-        var out: [UInt8] = []
-        out.reserveCapacity(48)
-        append(e, to: &out)
-        return out
+        var w = ByteWriter(capacity: 48)
+        write(e, to: &w)
+        return w.bytes
     }
 
     /// Decodes a bundle (header, then examples). Throws `ExampleCodecError`
-    /// on a wrong header, truncation or an unknown action.
+    /// on a wrong header, truncation, an invalid varint or string, or an
+    /// unknown action.
     public static func decodeBundle(_ bytes: [UInt8]) throws(ExampleCodecError) -> [TrainingExample] {
         guard bytes.starts(with: header) else { throw ExampleCodecError(offset: 0, reason: "not an examples bundle (header F X 1)") }
-        var reader = Reader(bytes: bytes, i: header.count)
-        var out: [TrainingExample] = []
-        while reader.i < bytes.count { out.append(try reader.example()) }
-        return out
-    }
-
-    private static func varint(_ v: UInt64, _ out: inout [UInt8]) {
-        var v = v
-        while v >= 0x80 { out.append(UInt8(truncatingIfNeeded: v) | 0x80); v >>= 7 }
-        out.append(UInt8(v))
-    }
-
-    private static func zigzag(_ v: Int64, _ out: inout [UInt8]) {
-        varint(UInt64(bitPattern: (v << 1) ^ (v >> 63)), &out)
-    }
-
-    private static func string(_ s: String, _ out: inout [UInt8]) {
-        varint(UInt64(s.utf8.count), &out)
-        out.append(contentsOf: s.utf8)
-    }
-
-    struct Reader {
-        let bytes: [UInt8]
-        var i: Int
-
-        mutating func byte() throws(ExampleCodecError) -> UInt8 {
-            guard i < bytes.count else { throw ExampleCodecError(offset: i, reason: "truncated") }
-            defer { i += 1 }
-            return bytes[i]
-        }
-
-        mutating func varint() throws(ExampleCodecError) -> UInt64 {
-            var v: UInt64 = 0, shift: UInt64 = 0
-            while true {
-                let b = try byte()
-                v |= UInt64(b & 0x7f) << shift
-                if b < 0x80 { return v }
-                shift += 7
-                guard shift < 64 else { throw ExampleCodecError(offset: i, reason: "varint too long") }
+        let result: Result<[TrainingExample], ExampleCodecError> = bytes.withUnsafeBytes { raw in
+            var r = BorrowedByteReader(raw, position: header.count)
+            var out: [TrainingExample] = []
+            do throws(ExampleCodecError) {
+                while !r.isAtEnd { out.append(try example(&r)) }
+                return .success(out)
+            } catch {
+                return .failure(error)
             }
         }
+        return try result.get()
+    }
 
-        mutating func zigzag() throws(ExampleCodecError) -> Int64 {
-            let z = try varint()
-            return Int64(bitPattern: z >> 1) ^ -Int64(bitPattern: z & 1)
-        }
-
-        mutating func string() throws(ExampleCodecError) -> String {
-            let n = try varint()
-            guard n <= UInt64(bytes.count - i) else { throw ExampleCodecError(offset: i, reason: "string truncated") }
-            defer { i += Int(n) }
-            return String(decoding: bytes[i..<(i + Int(n))], as: UTF8.self)
-        }
-
-        mutating func example() throws(ExampleCodecError) -> TrainingExample {
-            let flags = try byte()
-            let code = try byte()
-            guard code <= 5 else { throw ExampleCodecError(offset: i - 1, reason: "unknown action \(code)") }
-            let action = code == 0 ? nil : ExampleCodec.actions[Int(code) - 1]
-            let user = try string()
-            let item = try string()
-            let ts = try zigzag()
-            let impressionTs = flags & (1 << 5) != 0 ? ts &- (try zigzag()) : nil
-            let position = flags & (1 << 2) != 0 ? Int(try zigzag()) : nil
-            let dwell = flags & (1 << 3) != 0 ? try zigzag() : nil
-            let request = flags & (1 << 4) != 0 ? try string() : nil
+    /// One example at the reader's position; a codec failure becomes an
+    /// `ExampleCodecError` at the offset where decoding stopped.
+    static func example(_ r: inout BorrowedByteReader) throws(ExampleCodecError) -> TrainingExample {
+        do throws(CodecError) {
+            let flags = try r.readByte("example flags")
+            let code = try r.readByte("example action")
+            var action: Action?
+            if code != 0 {
+                guard let known = Action(rawValue: code) else { throw CodecError(.invalidValue, "unknown action \(code)") }
+                action = known
+            }
+            let user = try r.readString("example user id")
+            let item = try r.readString("example item id")
+            let ts = try r.readZigzag("example ts")
+            let impressionTs = flags & (1 << 5) != 0 ? ts &- (try r.readZigzag("example impression ts")) : nil
+            let position = flags & (1 << 2) != 0 ? Int(truncatingIfNeeded: try r.readZigzag("example position")) : nil
+            let dwell = flags & (1 << 3) != 0 ? try r.readZigzag("example dwell ms") : nil
+            let request = flags & (1 << 4) != 0 ? try r.readString("example request id") : nil
             var features: ServingFeatures?
             if flags & (1 << 6) != 0 {
-                features = ServingFeatures(interactionCount: try zigzag(), popularity7d: try zigzag(), impressions7d: try zigzag())
+                features = ServingFeatures(interactionCount: try r.readZigzag("example interaction_count"),
+                                           popularity7d: try r.readZigzag("example popularity_7d"),
+                                           impressions7d: try r.readZigzag("example impressions_7d"))
             }
             return TrainingExample(label: flags & 1 != 0 ? .positive : .negative, userId: user, itemId: item, action: action,
                                    position: position, dwellMs: dwell, requestId: request, impressionTs: impressionTs,
                                    eventTs: ts, features: features, late: flags & (1 << 1) != 0)
+        } catch {
+            throw ExampleCodecError(offset: r.position, reason: "\(error.kind.rawValue): \(error.context)")
         }
     }
 }

@@ -1,3 +1,5 @@
+import FreshetCore
+
 /// Item-frequency sampling with online count updates: a Fenwick (binary indexed)
 /// tree over item rows. `add` and `sample` are O(log n); a row's count is zeroed
 /// when the row is evicted, so a reused row starts from nothing.

@@ -150,16 +150,18 @@ public final class ImpressionJoiner {
 
     /// Records every item of an impression; `features(itemId)` supplies the serving
     /// features of each shown item.
-    public func recordImpression(_ e: ExposureEvent, features: (String) -> ServingFeatures? = { _ in nil }) {
+    /// An item's position is its entry in `positions`, nil when the impression
+    /// carried none (as in the processor's item stage).
+    public func recordImpression(_ e: Impression, features: (String) -> ServingFeatures? = { _ in nil }) {
         for (i, item) in e.itemsShown.enumerated() {
-            recordImpression(userId: e.userId, itemId: item, position: e.position(at: i),
+            recordImpression(userId: e.userId, itemId: item, position: e.position(at: i).map(Int.init),
                              requestId: e.requestId, ts: e.ts, features: features(item))
         }
     }
 
     /// Joins an interaction; always returns one example (positive for a positive
     /// action, negative for `skip`).
-    public func recordInteraction(_ e: EngagementEvent) -> TrainingExample {
+    public func recordInteraction(_ e: Interaction) -> TrainingExample {
         let key = Key(userId: e.userId, itemId: e.itemId)
         let label: ExampleLabel = e.action.isPositive ? .positive : .negative
         var ex = TrainingExample(label: label, userId: e.userId, itemId: e.itemId, action: e.action,

@@ -118,7 +118,7 @@ public struct PrequentialEvaluator: Sendable {
         self.joinWindowMs = joinWindowMs; self.watermarkLagMs = watermarkLagMs
     }
 
-    public func evaluate(_ events: [TrainingEvent], trainer: EmbeddingTrainer) -> EvaluationReport {
+    public func evaluate(_ events: [InputEvent], trainer: EmbeddingTrainer) -> EvaluationReport {
         var report = EvaluationReport()
         report.events = events.count
         report.recallComputed = computeRecall
@@ -153,9 +153,9 @@ public struct PrequentialEvaluator: Sendable {
                 trainExample(ex)
             }
             switch event {
-            case .exposure(let e):
+            case .impression(let e):
                 joiner.recordImpression(e)
-            case .engagement(let e):
+            case .interaction(let e):
                 if e.action.isPositive, let hist = userItems[e.userId] {
                     report.scored += 1
                     let warm = n >= warmStart

@@ -8,45 +8,11 @@ extension UserFeatureStore {
         out.reserveCapacity(2 + items.count * 12)
         for (k, item) in items.enumerated() {
             if k > 0 { out.append(UInt8(ascii: ",")) }
-            appendJSONString(item, to: &out)
+            JSONEscape.appendString(item, to: &out)
         }
         out.append(UInt8(ascii: "]"))
         return String(decoding: out, as: UTF8.self)
     }
-
-    static func appendJSONString(_ s: String, to out: inout [UInt8]) {
-        var s = s
-        s.withUTF8 { appendJSONString(utf8: $0, to: &out) }
-    }
-
-    /// Appends `bytes` as a JSON string. Ids rarely need escaping: those that
-    /// do not are copied in one append (no per-byte work, no allocation).
-    static func appendJSONString(utf8 bytes: UnsafeBufferPointer<UInt8>, to out: inout [UInt8]) {
-        out.append(UInt8(ascii: "\""))
-        if !bytes.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
-            out.append(contentsOf: bytes)
-            out.append(UInt8(ascii: "\""))
-            return
-        }
-        for b in bytes {
-            switch b {
-            case UInt8(ascii: "\""): out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "\""))
-            case UInt8(ascii: "\\"): out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "\\"))
-            case 0x0A: out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "n"))
-            case 0x0D: out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "r"))
-            case 0x09: out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "t"))
-            case 0..<0x20:
-                out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "u"))
-                out.append(UInt8(ascii: "0")); out.append(UInt8(ascii: "0"))
-                out.append(hexDigit(b >> 4)); out.append(hexDigit(b & 0xF))
-            default: out.append(b) // non-ASCII UTF-8 passes through unchanged
-            }
-        }
-        out.append(UInt8(ascii: "\""))
-    }
-
-    @inline(__always)
-    static func hexDigit(_ v: UInt8) -> UInt8 { v < 10 ? UInt8(ascii: "0") + v : UInt8(ascii: "a") + v - 10 }
 
     /// `recent_items_50` of the user in `slot`, rendered from the interned
     /// names directly (no intermediate array of ids).
@@ -63,7 +29,7 @@ extension UserFeatureStore {
         out.append(UInt8(ascii: "["))
         for (k, e) in entries.enumerated() {
             if k > 0 { out.append(UInt8(ascii: ",")) }
-            Self.appendJSONString(itemNames[e.item], to: &out)
+            JSONEscape.appendString(itemNames[e.item], to: &out)
         }
         out.append(UInt8(ascii: "]"))
     }

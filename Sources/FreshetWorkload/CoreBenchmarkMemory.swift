@@ -28,7 +28,7 @@ extension CoreBenchmark {
         for u in 0..<users {
             let user = "u\(u)"
             for k in 0..<60 {
-                userStore.apply(Interaction(userId: user, itemId: itemNames[rng.below(items)], action: .click,
+                userStore.apply(Interaction(userId: user, itemId: itemNames[rng.nextInt(items)], action: .click,
                                             ts: base + Int64(k) * 1_000))
             }
         }

@@ -1,5 +1,6 @@
+import FreshetCore
 import FreshetEmbeddings
-import Foundation // pow only; all randomness is the seeded SplitMix64 below
+import Foundation // pow only; all randomness is FreshetCore's seeded SplitMix64
 
 /// Configuration of a planted-preference stream: users and items drawn from K known
 /// clusters; each user prefers its cluster's items with probability
@@ -36,64 +37,6 @@ public struct PlantedConfig: Sendable, Equatable {
     }
 }
 
-/// SplitMix64, private to the workload so it cannot clash with other modules' PRNGs.
-struct PlantedRandom {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func unit() -> Double { Double(next() >> 11) * (1.0 / 9_007_199_254_740_992.0) }
-    mutating func int(_ bound: Int) -> Int { Int(truncatingIfNeeded: UInt64(bound).multipliedFullWidth(by: next()).high) }
-}
-
-/// One generated event.
-public enum PlantedEvent: Sendable, Equatable {
-    case interaction(userId: String, itemId: String, action: ExampleAction, ts: Int64, dwellMs: Int64, requestId: String)
-    case impression(requestId: String, userId: String, items: [String], ts: Int64)
-
-    public var ts: Int64 {
-        switch self {
-        case .interaction(_, _, _, let ts, _, _), .impression(_, _, _, let ts): return ts
-        }
-    }
-
-    public var topic: String {
-        if case .interaction = self { return "interactions" }
-        return "impressions"
-    }
-
-    public var userId: String {
-        switch self {
-        case .interaction(let u, _, _, _, _, _), .impression(_, let u, _, _): return u
-        }
-    }
-
-    /// The event in DESIGN's JSON schema.
-    public func json() -> String {
-        switch self {
-        case let .interaction(u, i, a, ts, dwell, r):
-            return "{\"user_id\":\"\(u)\",\"item_id\":\"\(i)\",\"action\":\"\(a.rawValue)\",\"dwell_ms\":\(dwell),\"ts\":\(ts),\"request_id\":\"\(r)\"}"
-        case let .impression(r, u, items, ts):
-            let shown = items.map { "\"\($0)\"" }.joined(separator: ",")
-            let pos = items.indices.map(String.init).joined(separator: ",")
-            return "{\"request_id\":\"\(r)\",\"user_id\":\"\(u)\",\"items_shown\":[\(shown)],\"positions\":[\(pos)],\"ts\":\(ts)}"
-        }
-    }
-
-    public var trainingEvent: TrainingEvent {
-        switch self {
-        case let .interaction(u, i, a, ts, dwell, r):
-            return .engagement(EngagementEvent(userId: u, itemId: i, action: a, ts: ts, dwellMs: dwell, requestId: r))
-        case let .impression(r, u, items, ts):
-            return .exposure(ExposureEvent(requestId: r, userId: u, itemsShown: items, positions: Array(items.indices), ts: ts))
-        }
-    }
-}
-
 /// The planted world (ground truth) and its event generator.
 public struct PlantedPreferences: Sendable {
     public let config: PlantedConfig
@@ -110,12 +53,12 @@ public struct PlantedPreferences: Sendable {
     public init(_ config: PlantedConfig) {
         precondition(config.users > 0 && config.items > 0 && config.clusters > 0)
         self.config = config
-        var rng = PlantedRandom(state: config.seed ^ 0xC1A5_7E25)
-        userCluster = (0..<config.users).map { _ in rng.int(config.clusters) }
+        var rng = SplitMix64(seed: config.seed ^ 0xC1A5_7E25)
+        userCluster = (0..<config.users).map { _ in rng.nextInt(config.clusters) }
         itemCluster = (0..<config.items).map { $0 % config.clusters }
         // Zipf weights over a random permutation of the items.
         var perm = Array(0..<config.items)
-        for a in stride(from: perm.count - 1, to: 0, by: -1) { perm.swapAt(a, rng.int(a + 1)) }
+        for a in stride(from: perm.count - 1, to: 0, by: -1) { perm.swapAt(a, rng.nextInt(a + 1)) }
         var w = [Double](repeating: 0, count: config.items)
         for (rank, item) in perm.enumerated() { w[item] = 1 / Foundation.pow(Double(rank + 1), config.zipfExponent) }
         itemWeight = w
@@ -125,21 +68,19 @@ public struct PlantedPreferences: Sendable {
         clusterCumulative = ci.map { cumulative($0.map { w[$0] }) }
         globalCumulative = cumulative(w)
         // Mildly skewed user activity.
-        userCumulative = cumulative((0..<config.users).map { _ in 0.5 + rng.unit() })
+        userCumulative = cumulative((0..<config.users).map { _ in 0.5 + rng.nextUnit() })
     }
 
     public static func userId(_ u: Int) -> String { "u\(u)" }
     public static func itemId(_ i: Int) -> String { "i\(i)" }
 
     /// All events, in time order.
-    public func events() -> [PlantedEvent] { Array(PlantedEventIterator(self)) }
-
-    public func trainingEvents() -> [TrainingEvent] { events().map(\.trainingEvent) }
+    public func inputEvents() -> [InputEvent] { Array(PlantedEventIterator(self)) }
 
     /// The stream as JSONL (one event per line, time order).
     public func jsonLines() -> String {
         var out = ""
-        for e in PlantedEventIterator(self) { out += e.json(); out += "\n" }
+        for e in PlantedEventIterator(self) { out += String(decoding: EventJSON.bytes(e), as: UTF8.self); out += "\n" }
         return out
     }
 
@@ -161,62 +102,63 @@ private func pick(_ cum: [Double], _ u: Double) -> Int {
 /// Iterator over the planted events in time order.
 public struct PlantedEventIterator: IteratorProtocol, Sequence {
     let world: PlantedPreferences
-    var rng: PlantedRandom
+    var rng: SplitMix64
     var produced = 0
     var ts: Int64
-    var queued: PlantedEvent?
+    var queued: InputEvent?
     var userItems: [Set<Int>]
 
     init(_ world: PlantedPreferences) {
         self.world = world
-        rng = PlantedRandom(state: world.config.seed ^ 0xE7E7_E7E7)
+        rng = SplitMix64(seed: world.config.seed ^ 0xE7E7_E7E7)
         ts = world.config.startTs
         userItems = [Set<Int>](repeating: [], count: world.config.users)
     }
 
-    public mutating func next() -> PlantedEvent? {
+    public mutating func next() -> InputEvent? {
         if let q = queued { queued = nil; return q }
         let c = world.config
         guard produced < c.events else { return nil }
         produced += 1
-        ts += 1 + Int64(rng.int(Int(Swift.max(1, 2 * c.meanGapMs))))
-        let u = pick(world.userCumulative, rng.unit())
-        let skip = rng.unit() < c.skipFraction
+        ts += 1 + Int64(rng.nextInt(Int(Swift.max(1, 2 * c.meanGapMs))))
+        let u = pick(world.userCumulative, rng.nextUnit())
+        let skip = rng.nextUnit() < c.skipFraction
         var item = 0
         for _ in 0..<8 {
             if skip {
-                item = pick(world.globalCumulative, rng.unit())
+                item = pick(world.globalCumulative, rng.nextUnit())
                 if world.itemCluster[item] != world.userCluster[u] { break }
-            } else if rng.unit() < c.inClusterProbability {
+            } else if rng.nextUnit() < c.inClusterProbability {
                 let cl = world.userCluster[u]
-                item = world.clusterItems[cl][pick(world.clusterCumulative[cl], rng.unit())]
+                item = world.clusterItems[cl][pick(world.clusterCumulative[cl], rng.nextUnit())]
                 if !userItems[u].contains(item) { break }
             } else {
-                item = pick(world.globalCumulative, rng.unit())
+                item = pick(world.globalCumulative, rng.nextUnit())
                 if !userItems[u].contains(item) { break }
             }
         }
         userItems[u].insert(item)
-        let action: ExampleAction
+        let action: Action
         if skip { action = .skip } else {
-            let a = rng.unit()
+            let a = rng.nextUnit()
             action = a < 0.6 ? .click : a < 0.85 ? .watch : a < 0.95 ? .like : .share
         }
-        let dwell: Int64 = skip ? Int64(rng.int(1500)) : 2000 + Int64(rng.int(60_000))
+        let dwell: Int64 = skip ? Int64(rng.nextInt(1500)) : 2000 + Int64(rng.nextInt(60_000))
         let request = "r\(produced)"
-        let interaction = PlantedEvent.interaction(userId: PlantedPreferences.userId(u), itemId: PlantedPreferences.itemId(item),
-                                                   action: action, ts: ts + 500, dwellMs: dwell, requestId: request)
+        let interaction = InputEvent.interaction(Interaction(userId: PlantedPreferences.userId(u), itemId: PlantedPreferences.itemId(item),
+                                                             action: action, dwellMs: dwell, ts: ts + 500, requestId: request))
         guard c.impressions else { ts += 500; return interaction }
         var shown = [item]
         while shown.count < Swift.max(1, c.itemsPerImpression) {
-            let j = pick(world.globalCumulative, rng.unit())
+            let j = pick(world.globalCumulative, rng.nextUnit())
             if !shown.contains(j) { shown.append(j) } else if shown.count >= c.items { break }
         }
         // The engaged item at a random position.
-        shown.swapAt(0, rng.int(shown.count))
+        shown.swapAt(0, rng.nextInt(shown.count))
         queued = interaction
-        let impression = PlantedEvent.impression(requestId: request, userId: PlantedPreferences.userId(u),
-                                                 items: shown.map(PlantedPreferences.itemId), ts: ts)
+        let impression = InputEvent.impression(Impression(requestId: request, userId: PlantedPreferences.userId(u),
+                                                          itemsShown: shown.map(PlantedPreferences.itemId),
+                                                          positions: shown.indices.map { Int32($0) }, ts: ts))
         ts += 500
         return impression
     }
@@ -235,7 +177,7 @@ public struct PlantedStream: Sequence {
         var inner: PlantedEventIterator
         public mutating func next() -> Element? {
             guard let e = inner.next() else { return nil }
-            return (e.topic, e.userId, Array(e.json().utf8))
+            return (e.topic, e.userId, EventJSON.bytes(e))
         }
     }
 

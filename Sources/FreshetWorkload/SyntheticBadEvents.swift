@@ -17,14 +17,14 @@ extension SyntheticStream {
         var json: [UInt8]
         switch reason {
         case .invalidUTF8:
-            json = Self.interactionJSON(good, integerIds: false)
+            json = EventJSON.interaction(good, integerIds: false)
             // Replace the item id's first byte (after "item_id":") with a byte never valid in UTF-8.
             let marker = Array("\"item_id\":\"".utf8)
             if let at = Self.find(marker, in: json) { json[at + marker.count] = 0xFF }
         case .malformedJSON:
-            json = Array(Self.interactionJSON(good, integerIds: false).dropLast(3))
+            json = Array(EventJSON.interaction(good, integerIds: false).dropLast(3))
         case .notAnObject:
-            json = [UInt8(ascii: "[")] + Self.interactionJSON(good, integerIds: false) + [UInt8(ascii: "]")]
+            json = [UInt8(ascii: "[")] + EventJSON.interaction(good, integerIds: false) + [UInt8(ascii: "]")]
         case .missingField:
             var w = SyntheticJSONWriter(capacity: 96)
             w.raw("{\"user_id\":")
@@ -42,19 +42,19 @@ extension SyntheticStream {
             w.byte(UInt8(ascii: "}"))
             json = w.bytes
         case .unknownAction:
-            json = Self.interactionJSON(good, integerIds: false)
+            json = EventJSON.interaction(good, integerIds: false)
             let marker = Array("\"click\"".utf8)
             if let at = Self.find(marker, in: json) { json.replaceSubrange(at..<(at + marker.count), with: Array("\"buy\"".utf8)) }
         case .timestampOutOfRange:
             // Alternately mid-1999 and two days past the consumer's clock.
             good.ts = badCounter % 2 == 0 ? 928_195_200_000 : config.nowMs + 2 * 86_400_000
-            json = Self.interactionJSON(good, integerIds: false)
+            json = EventJSON.interaction(good, integerIds: false)
         case .invalidField:
             good.dwellMs = -5
-            json = Self.interactionJSON(good, integerIds: false)
+            json = EventJSON.interaction(good, integerIds: false)
         case .nestingTooDeep:
             // A valid event plus an unknown field nested one level too deep.
-            json = Array(Self.interactionJSON(good, integerIds: false).dropLast())
+            json = Array(EventJSON.interaction(good, integerIds: false).dropLast())
             let levels = EventDecoder.maxNestingDepth // the event object is the first level
             json += Array(",\"extra\":".utf8) + Array(repeating: UInt8(ascii: "["), count: levels)
                 + Array(repeating: UInt8(ascii: "]"), count: levels) + [UInt8(ascii: "}")]

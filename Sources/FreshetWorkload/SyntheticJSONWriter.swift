@@ -1,5 +1,6 @@
-/// Appends JSON text as bytes without Foundation. Only what the generator needs:
-/// ids are plain ASCII so they are written without escaping.
+import FreshetCore
+
+/// Appends JSON text as bytes without Foundation. Only what the generators need.
 struct SyntheticJSONWriter {
     var bytes: [UInt8] = []
 
@@ -33,12 +34,8 @@ struct SyntheticJSONWriter {
         bytes[start...].reverse()
     }
 
-    /// A quoted string (no escaping: callers pass ASCII ids).
-    mutating func string(_ s: String) {
-        bytes.append(UInt8(ascii: "\""))
-        bytes.append(contentsOf: s.utf8)
-        bytes.append(UInt8(ascii: "\""))
-    }
+    /// A JSON string literal, escaped (`JSONEscape`).
+    mutating func string(_ s: String) { JSONEscape.appendString(s, to: &bytes) }
 
     /// An id: quoted when textual, bare when the id is an integer.
     mutating func id(_ s: String, asInteger: Bool) {

@@ -46,14 +46,14 @@ public struct SyntheticStream: Sequence, IteratorProtocol, Sendable {
     // MARK: draws
 
     mutating func userId(integer: Bool) -> String {
-        let k = userZipf.map { $0.rank(rng.nextUnit()) } ?? rng.below(config.users)
+        let k = userZipf.map { $0.rank(rng.nextUnit()) } ?? rng.nextInt(config.users)
         return integer ? String(k) : "u\(k)"
     }
 
     mutating func itemRank() -> Int { itemZipf.rank(rng.nextUnit()) }
 
     mutating func action() -> Action {
-        let u = rng.below(100)
+        let u = rng.nextInt(100)
         switch u {
         case 0..<55: return .click
         case 55..<75: return .watch
@@ -69,33 +69,11 @@ public struct SyntheticStream: Sequence, IteratorProtocol, Sendable {
         let rank = itemRank()
         let item = integerIds ? String(rank) : "i\(rank)"
         let act = action()
-        let dwell: Int64? = act == .watch ? rng.inRange(1_000...600_000) : (rng.below(2) == 0 ? rng.inRange(0...30_000) : nil)
-        let request: String? = rng.below(4) == 0 ? nil : "r\(index)"
+        let dwell: Int64? = act == .watch ? rng.inRange(1_000...600_000) : (rng.nextInt(2) == 0 ? rng.inRange(0...30_000) : nil)
+        let request: String? = rng.nextInt(4) == 0 ? nil : "r\(index)"
         let event = Interaction(userId: user, itemId: item, action: act, dwellMs: dwell, ts: ts, requestId: request)
-        let json = Self.interactionJSON(event, integerIds: integerIds)
+        let json = EventJSON.interaction(event, integerIds: integerIds)
         return SyntheticEvent(topic: .interactions, key: user, json: json, timestampMs: ts, expected: .interaction(event))
-    }
-
-    static func interactionJSON(_ e: Interaction, integerIds: Bool) -> [UInt8] {
-        var w = SyntheticJSONWriter(capacity: 128)
-        w.raw("{\"user_id\":")
-        w.id(e.userId, asInteger: integerIds)
-        w.raw(",\"item_id\":")
-        w.id(e.itemId, asInteger: integerIds)
-        w.raw(",\"action\":")
-        w.string(e.action.name)
-        if let d = e.dwellMs {
-            w.raw(",\"dwell_ms\":")
-            w.int(d)
-        }
-        w.raw(",\"ts\":")
-        w.int(e.ts)
-        if let r = e.requestId {
-            w.raw(",\"request_id\":")
-            w.string(r)
-        }
-        w.byte(UInt8(ascii: "}"))
-        return w.bytes
     }
 
     mutating func impression(user: String, ts: EventTimeMs, integerIds: Bool) -> SyntheticEvent {
@@ -110,32 +88,10 @@ public struct SyntheticStream: Sequence, IteratorProtocol, Sendable {
             if !ranks.contains(r) || attempts > 4 * n { ranks.append(r) }
         }
         let items = ranks.map { integerIds ? String($0) : "i\($0)" }
-        let withPositions = rng.below(8) != 0
+        let withPositions = rng.nextInt(8) != 0
         let event = Impression(requestId: "r\(index)", userId: user, itemsShown: items,
                                positions: withPositions ? (0..<Int32(n)).map { $0 } : nil, ts: ts)
-        var w = SyntheticJSONWriter(capacity: 64 + 8 * n)
-        w.raw("{\"request_id\":")
-        w.string(event.requestId ?? "")
-        w.raw(",\"user_id\":")
-        w.id(user, asInteger: integerIds)
-        w.raw(",\"items_shown\":[")
-        for (k, item) in items.enumerated() {
-            if k > 0 { w.byte(UInt8(ascii: ",")) }
-            w.id(item, asInteger: integerIds)
-        }
-        w.byte(UInt8(ascii: "]"))
-        if let positions = event.positions {
-            w.raw(",\"positions\":[")
-            for (k, p) in positions.enumerated() {
-                if k > 0 { w.byte(UInt8(ascii: ",")) }
-                w.int(Int64(p))
-            }
-            w.byte(UInt8(ascii: "]"))
-        }
-        w.raw(",\"ts\":")
-        w.int(ts)
-        w.byte(UInt8(ascii: "}"))
-        return SyntheticEvent(topic: .impressions, key: user, json: w.bytes, timestampMs: ts,
+        return SyntheticEvent(topic: .impressions, key: user, json: EventJSON.impression(event, integerIds: integerIds), timestampMs: ts,
                               expected: .impression(event))
     }
 }

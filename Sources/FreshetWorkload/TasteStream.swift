@@ -1,3 +1,4 @@
+import FreshetCore
 import Foundation
 import FreshetEmbeddings
 
@@ -41,14 +42,14 @@ public enum TasteStream {
     public static func itemId(_ i: Int) -> String { "i\(i)" }
 
     /// The stream's interactions, in time order.
-    public static func events(_ c: TasteStreamConfig) -> [EngagementEvent] {
+    public static func events(_ c: TasteStreamConfig) -> [Interaction] {
         var rng = SplitMix64(seed: c.seed)
         // Items: topic of each item (topic sizes Zipf 0.7), within-topic rank popularity Zipf.
         let topicWeights = (0..<c.topics).map { 1 / pow(Double($0 + 1), 0.7) }
         var topicItems = [[Int]](repeating: [], count: c.topics)
         let topicSampler = Cumulative(topicWeights)
         for i in 0..<c.items { topicItems[topicSampler.draw(&rng)].append(i) }
-        for t in 0..<c.topics where topicItems[t].isEmpty { topicItems[t].append(rng.below(c.items)) }
+        for t in 0..<c.topics where topicItems[t].isEmpty { topicItems[t].append(rng.nextInt(c.items)) }
         let topicSamplers = topicItems.map { items in Cumulative(items.indices.map { 1 / pow(Double($0 + 1), c.itemZipf) }) }
         // Global popularity: an item's weight = its topic's weight × its in-topic weight.
         var globalWeights = [Double](repeating: 0, count: c.items)
@@ -59,7 +60,7 @@ public enum TasteStream {
         // Users: tastes and activity.
         var tastes: [[(Int, Double)]] = []
         for _ in 0..<c.users {
-            let k = 1 + rng.below(c.maxTastes)
+            let k = 1 + rng.nextInt(c.maxTastes)
             var picks: [(Int, Double)] = []
             for _ in 0..<k { picks.append((topicSampler.draw(&rng), -log(max(rng.nextUnit(), 1e-12)))) }
             tastes.append(picks)
@@ -67,11 +68,11 @@ public enum TasteStream {
         let activity = Cumulative((0..<c.users).map { 1 / pow(Double($0 + 1), c.userZipf) })
         // Bursts: (item, start, end) in stream position.
         let bursts = (0..<c.bursts).map { _ -> (Int, Int, Int) in
-            let start = rng.below(max(1, c.interactions))
-            return (rng.below(c.items), start, start + c.interactions / 100)
+            let start = rng.nextInt(max(1, c.interactions))
+            return (rng.nextInt(c.items), start, start + c.interactions / 100)
         }
         let span = Int64(c.days) * 86_400_000
-        var events: [EngagementEvent] = []
+        var events: [Interaction] = []
         events.reserveCapacity(c.interactions)
         // Sessions are laid out in time: each session a start time, events a few minutes apart.
         while events.count < c.interactions {
@@ -83,7 +84,7 @@ public enum TasteStream {
             for (t, w) in taste { if x < w { topic = t; break }; x -= w }
             var length = 1
             while rng.nextUnit() > 1 / c.meanSession && length < 50 { length += 1 }
-            var ts = c.startTs + Int64(Double(span) * Double(events.count) / Double(c.interactions)) + Int64(rng.below(3_600_000))
+            var ts = c.startTs + Int64(Double(span) * Double(events.count) / Double(c.interactions)) + Int64(rng.nextInt(3_600_000))
             for _ in 0..<length where events.count < c.interactions {
                 let position = events.count
                 var item: Int
@@ -94,9 +95,9 @@ public enum TasteStream {
                 } else {
                     item = topicItems[topic][topicSamplers[topic].draw(&rng)]
                 }
-                let action: ExampleAction = rng.nextUnit() < c.skipShare ? .skip : [.click, .click, .watch, .like][rng.below(4)]
-                ts += 30_000 + Int64(rng.below(240_000))
-                events.append(EngagementEvent(userId: userId(u), itemId: itemId(item), action: action, ts: ts))
+                let action: Action = rng.nextUnit() < c.skipShare ? .skip : [.click, .click, .watch, .like][rng.nextInt(4)]
+                ts += 30_000 + Int64(rng.nextInt(240_000))
+                events.append(Interaction(userId: userId(u), itemId: itemId(item), action: action, ts: ts))
             }
         }
         events.sort { $0.ts < $1.ts }
@@ -104,9 +105,7 @@ public enum TasteStream {
     }
 
     /// A JSON Lines rendering (DESIGN's interaction schema), for `freshet produce --file`.
-    public static func jsonLine(_ e: EngagementEvent) -> String {
-        "{\"user_id\":\"\(e.userId)\",\"item_id\":\"\(e.itemId)\",\"action\":\"\(e.action.rawValue)\",\"ts\":\(e.ts)}"
-    }
+    public static func jsonLine(_ e: Interaction) -> String { String(decoding: EventJSON.interaction(e), as: UTF8.self) }
 }
 
 /// Draws an index with probability proportional to its weight (binary search on the prefix sums).

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import FreshetCore
 import FreshetEmbeddings
 import FreshetKafka
 import FreshetRedis
@@ -231,11 +232,11 @@ extension BenchCommand {
                     var seen: Set<Int> = [i]
                     // Neighbours: half near i (a "topic" of 500 ids), half by a power law over all ids.
                     while row.count < entries {
-                        let j = row.count % 2 == 0 ? (i / 500) * 500 + Int(rng.below(500)) : Int(Double(n) * pow(rng.nextUnit(), 3))
+                        let j = row.count % 2 == 0 ? (i / 500) * 500 + Int(rng.nextInt(500)) : Int(Double(n) * pow(rng.nextUnit(), 3))
                         guard j < n, seen.insert(j).inserted else { continue }
-                        row.append((ids[j], UInt32(1 + rng.below(20))))
+                        row.append((ids[j], UInt32(1 + rng.nextInt(20))))
                     }
-                    builder.addRow(item: ids[i], degree: Int64(50 + rng.below(1000)), entries: row)
+                    builder.addRow(item: ids[i], degree: Int64(50 + rng.nextInt(1000)), entries: row)
                 }
                 let t0 = Date()
                 let matrix = SymmetricSparseMatrix(builder.snapshot)

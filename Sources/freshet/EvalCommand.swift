@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import FreshetCore
 import FreshetEmbeddings
 import FreshetWorkload
 
@@ -109,7 +110,7 @@ struct EvalCommand: AsyncParsableCommand {
         config.userAdmitAfter = userAdmitAfter
         if replay > 0 { config.replayPerExample = replay; config.replayBufferSize = replayBuffer }
 
-        let stream: [TrainingEvent]
+        let stream: [InputEvent]
         var world: PlantedPreferences?
         if taste {
             var tc = TasteStreamConfig()
@@ -120,10 +121,10 @@ struct EvalCommand: AsyncParsableCommand {
                 try events.map(TasteStream.jsonLine).joined(separator: "\n").appending("\n").write(toFile: writeEvents, atomically: true, encoding: .utf8)
                 return
             }
-            stream = events.map { .engagement($0) }
+            stream = events.map { .interaction($0) }
         } else if planted {
             world = PlantedPreferences(PlantedConfig())
-            stream = world!.trainingEvents()
+            stream = world!.inputEvents()
         } else {
             guard let events else { throw ValidationError("give --events FILE.jsonl (or --planted)") }
             stream = try Self.readEvents(path: events)
@@ -150,7 +151,7 @@ struct EvalCommand: AsyncParsableCommand {
 
     /// Both protocols on the co-occurrence model. JSON: the prequential
     /// report's usual object plus `"session_retrieval"` and `"model_kind"`.
-    func runCooccurrence(_ stream: [TrainingEvent]) throws {
+    func runCooccurrence(_ stream: [InputEvent]) throws {
         SpectralRefresh.useOneBLASThread()
         var cc = CooccurrenceConfig(dimension: dim)
         cc.seed = seed
@@ -200,76 +201,21 @@ struct EvalCommand: AsyncParsableCommand {
         return n == 0 ? 0 : total / Double(n)
     }
 
-    /// Reads DESIGN-schema JSONL; unparsable lines are counted and reported on stderr.
-    static func readEvents(path: String) throws -> [TrainingEvent] {
+    /// Reads DESIGN-schema JSONL through the processor's decoder (`EventLines`):
+    /// a line `freshet run` would dead-letter is skipped here, with its reason on
+    /// stderr. Events are sorted by ts, stably.
+    static func readEvents(path: String) throws -> [InputEvent] {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw ValidationError("cannot read \(path)")
         }
-        var parsed: [(ts: Int64, seq: Int, event: TrainingEvent)] = []
-        var bad = 0
-        var lineNo = 0
-        for line in data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {
-            lineNo += 1
-            if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { continue }
-            switch parseLine(Data(line)) {
-            case .success(let e): parsed.append((e.ts, parsed.count, e))
-            case .failure(let reason):
-                bad += 1
-                if bad <= 10 { FileHandle.standardError.write(Data("line \(lineNo): skipped: \(reason.message)\n".utf8)) }
-            }
+        let nowMs = Int64(Date().timeIntervalSince1970 * 1000)
+        let lines = EventLines(Array(data), nowMs: nowMs)
+        for rejected in lines.rejected.prefix(10) {
+            FileHandle.standardError.write(Data("line \(rejected.line): skipped: \(rejected.problem)\n".utf8))
         }
-        if bad > 0 { FileHandle.standardError.write(Data("\(bad) unparsable line(s) skipped\n".utf8)) }
-        parsed.sort { ($0.ts, $0.seq) < ($1.ts, $1.seq) }
-        return parsed.map(\.event)
-    }
-
-    struct LineError: Error { var message: String }
-
-    static func parseLine(_ line: Data) -> Result<TrainingEvent, LineError> {
-        guard let obj = (try? JSONSerialization.jsonObject(with: line)) as? [String: Any] else {
-            return .failure(LineError(message: "not a JSON object"))
+        if !lines.rejected.isEmpty {
+            FileHandle.standardError.write(Data("\(lines.rejected.count) line(s) skipped (bad input for the processor)\n".utf8))
         }
-        guard let user = id(obj["user_id"]) else { return .failure(LineError(message: "missing or mistyped user_id")) }
-        guard let ts = int64(obj["ts"]) else { return .failure(LineError(message: "missing or mistyped ts")) }
-        if let shown = obj["items_shown"] {
-            guard let list = shown as? [Any] else { return .failure(LineError(message: "items_shown is not an array")) }
-            var items: [String] = []
-            for x in list {
-                guard let i = id(x) else { return .failure(LineError(message: "mistyped item in items_shown")) }
-                items.append(i)
-            }
-            let positions = (obj["positions"] as? [Any])?.compactMap { int64($0).map(Int.init) } ?? []
-            return .success(.exposure(ExposureEvent(requestId: id(obj["request_id"]), userId: user, itemsShown: items,
-                                                    positions: positions.count == items.count ? positions : [], ts: ts)))
-        }
-        guard let item = id(obj["item_id"]) else { return .failure(LineError(message: "missing or mistyped item_id")) }
-        guard let a = obj["action"] as? String, let action = ExampleAction(rawValue: a) else {
-            return .failure(LineError(message: "missing or unknown action"))
-        }
-        return .success(.engagement(EngagementEvent(userId: user, itemId: item, action: action, ts: ts,
-                                                    dwellMs: int64(obj["dwell_ms"]), requestId: id(obj["request_id"]))))
-    }
-
-    /// IDs are JSON strings or integers; integers use their decimal form.
-    static func id(_ v: Any?) -> String? {
-        if let s = v as? String { return s }
-        if let n = v as? NSNumber, !isBoolean(n) {
-            let d = n.doubleValue
-            guard d == d.rounded(), abs(d) < 9.2e18 else { return nil }
-            return String(n.int64Value)
-        }
-        return nil
-    }
-
-    /// JSON true/false. (`is Bool` is no test on Linux: NSNumber 0 and 1 bridge to Bool.)
-    static func isBoolean(_ n: NSNumber) -> Bool {
-        String(cString: n.objCType) == "c"
-    }
-
-    static func int64(_ v: Any?) -> Int64? {
-        guard let n = v as? NSNumber, !isBoolean(n) else { return nil }
-        let d = n.doubleValue
-        guard d.isFinite, abs(d) < 9.2e18 else { return nil }
-        return n.int64Value
+        return lines.events.enumerated().sorted { ($0.element.ts, $0.offset) < ($1.element.ts, $1.offset) }.map(\.element)
     }
 }

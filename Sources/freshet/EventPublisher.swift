@@ -1,4 +1,5 @@
 import Foundation
+import FreshetCore
 import FreshetKafka
 
 /// Sends pre-encoded events to Kafka at a steady rate (or as fast as the
@@ -30,13 +31,12 @@ struct EventPublisher {
         let impressions = try producer.topic(impressionsTopic)
         var sent = 0
         let started = DispatchTime.now().uptimeNanoseconds
-        var random = UInt64(started) | 1
+        var random = SplitMix64(seed: UInt64(started))
         for event in events {
             if shouldStop() { break }
             var key = Array(event.key.utf8)
             if randomKeys {
-                random = random &* 6364136223846793005 &+ 1442695040888963407
-                key = Array("k\(random >> 33)".utf8)
+                key = Array("k\(random.next() >> 33)".utf8)
             }
             // An empty key means "no user id to key by" (ids are never empty): no key.
             try key.withUnsafeBytes { keyBytes in

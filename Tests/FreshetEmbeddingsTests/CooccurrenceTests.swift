@@ -130,7 +130,7 @@ final class CooccurrenceTests: XCTestCase {
     func testVectorsBeatPopularityOnPlantedData() {
         let world = PlantedPreferences(PlantedConfig(users: 600, items: 200, clusters: 5, events: 15_000, seed: 3))
         let model = CooccurrenceModel(config: CooccurrenceConfig(dimension: 16), refreshEvery: 2_000)
-        let (prequential, session) = SessionEvaluator().evaluate(world.trainingEvents(), model: model)
+        let (prequential, session) = SessionEvaluator().evaluate(world.inputEvents(), model: model)
         XCTAssertGreaterThan(session.model.count, 1_000)
         XCTAssertGreaterThanOrEqual(session.recallLift, 1.9, "session retrieval Recall@10 lift over fresh popularity")
         XCTAssertGreaterThan(session.model.hr10, session.popularity.hr10 + 0.15, "HR@10 well above popularity's")

@@ -1,12 +1,13 @@
 import XCTest
+import FreshetCore
 @testable import FreshetEmbeddings
 import FreshetWorkload
 
 final class EvaluatorTests: XCTestCase {
     var ts: Int64 = 0
-    func ev(_ u: String, _ i: String, _ a: ExampleAction = .click) -> TrainingEvent {
+    func ev(_ u: String, _ i: String, _ a: Action = .click) -> InputEvent {
         ts += 1000
-        return .engagement(EngagementEvent(userId: u, itemId: i, action: a, ts: ts))
+        return .interaction(Interaction(userId: u, itemId: i, action: a, ts: ts))
     }
 
     func trainer() -> EmbeddingTrainer { EmbeddingTrainer(config: EmbeddingTrainerConfig(loss: .bpr, dimension: 8)) }
@@ -23,7 +24,7 @@ final class EvaluatorTests: XCTestCase {
     }
 
     func testInteractedItemsAreExcluded() {
-        var events: [TrainingEvent] = []
+        var events: [InputEvent] = []
         // 15 popular items, all already consumed by z; target t is weak.
         for p in 0..<15 { for k in 0..<5 { events.append(ev("w\(p)_\(k)", "p\(p)")) } }
         for p in 0..<15 { events.append(ev("z", "p\(p)")) }
@@ -42,7 +43,7 @@ final class EvaluatorTests: XCTestCase {
     }
 
     func testTiesAreBrokenAtRandom() {
-        var events: [TrainingEvent] = []
+        var events: [InputEvent] = []
         for k in 0..<40 { events.append(ev("w\(k)", "i\(k)")) }
         events.append(ev("z", "s", .skip))
         events.append(ev("z", "i7"))
@@ -75,7 +76,7 @@ final class EvaluatorTests: XCTestCase {
     /// The model must learn the planted clusters: far above popularity on HR@10.
     func testLearnsPlantedClusters() {
         let world = PlantedPreferences(PlantedConfig(users: 2000, items: 500, clusters: 8, events: 60_000, seed: 11))
-        let events = world.trainingEvents()
+        let events = world.inputEvents()
         let t = EmbeddingTrainer(config: EmbeddingTrainerConfig(loss: .bpr, dimension: 16, seed: 1))
         let r = PrequentialEvaluator(computeRecall: false, seed: 2).evaluate(events, trainer: t)
         let m = r.model.full.hr10, p = r.popularity.full.hr10
@@ -101,7 +102,7 @@ final class EvaluatorTests: XCTestCase {
         }
         XCTAssertEqual(PlantedPreferences(c).jsonLines().split(separator: "\n").count, 600)
         // With impressions, the evaluator also trains on window-closed negatives.
-        let r = PrequentialEvaluator(computeRecall: true, joinWindowMs: 10_000).evaluate(PlantedPreferences(c).trainingEvents(), trainer: trainer())
+        let r = PrequentialEvaluator(computeRecall: true, joinWindowMs: 10_000).evaluate(PlantedPreferences(c).inputEvents(), trainer: trainer())
         XCTAssertGreaterThan(r.joinerNegatives, 0)
     }
 }

@@ -1,17 +1,18 @@
 import XCTest
+import FreshetCore
 @testable import FreshetEmbeddings
 
 final class JoinerTests: XCTestCase {
     let feats = ServingFeatures(interactionCount: 3, popularity7d: 10, impressions7d: 100)
 
     func impression(_ j: ImpressionJoiner, items: [String], ts: Int64) {
-        j.recordImpression(ExposureEvent(requestId: "r1", userId: "u1", itemsShown: items, positions: Array(items.indices), ts: ts)) { _ in self.feats }
+        j.recordImpression(Impression(requestId: "r1", userId: "u1", itemsShown: items, positions: items.indices.map { Int32($0) }, ts: ts)) { _ in self.feats }
     }
 
     func testPositiveJoinsImpressionContext() {
         let j = ImpressionJoiner(windowMs: 600_000)
         impression(j, items: ["a", "b"], ts: 1000)
-        let ex = j.recordInteraction(EngagementEvent(userId: "u1", itemId: "b", action: .click, ts: 5000, dwellMs: 42))
+        let ex = j.recordInteraction(Interaction(userId: "u1", itemId: "b", action: .click, dwellMs: 42, ts: 5000))
         XCTAssertEqual(ex.label, .positive)
         XCTAssertEqual(ex.position, 1)
         XCTAssertEqual(ex.requestId, "r1")
@@ -32,7 +33,7 @@ final class JoinerTests: XCTestCase {
     func testSkipIsNegativeAndNotDoubleCounted() {
         let j = ImpressionJoiner(windowMs: 600_000)
         impression(j, items: ["a"], ts: 1000)
-        let ex = j.recordInteraction(EngagementEvent(userId: "u1", itemId: "a", action: .skip, ts: 2000))
+        let ex = j.recordInteraction(Interaction(userId: "u1", itemId: "a", action: .skip, ts: 2000))
         XCTAssertEqual(ex.label, .negative)
         XCTAssertEqual(ex.action, .skip)
         XCTAssertEqual(ex.position, 0)
@@ -51,21 +52,21 @@ final class JoinerTests: XCTestCase {
         let j = ImpressionJoiner(windowMs: 1000, lateTTLMs: 60_000)
         impression(j, items: ["a"], ts: 0)
         XCTAssertEqual(j.advance(watermark: 5000).map(\.label), [.negative])
-        let ex = j.recordInteraction(EngagementEvent(userId: "u1", itemId: "a", action: .like, ts: 4000))
+        let ex = j.recordInteraction(Interaction(userId: "u1", itemId: "a", action: .like, ts: 4000))
         XCTAssertEqual(ex.label, .positive)
         XCTAssertTrue(ex.late)
         XCTAssertEqual(ex.impressionTs, 0)
         XCTAssertEqual(ex.features, feats)
         // Even after the tombstone expired it is a positive (without impression context).
         _ = j.advance(watermark: 1_000_000)
-        let ex2 = j.recordInteraction(EngagementEvent(userId: "u1", itemId: "a", action: .click, ts: 900_000))
+        let ex2 = j.recordInteraction(Interaction(userId: "u1", itemId: "a", action: .click, ts: 900_000))
         XCTAssertEqual(ex2.label, .positive)
         XCTAssertNil(ex2.impressionTs)
     }
 
     func testInteractionWithoutImpression() {
         let j = ImpressionJoiner()
-        let ex = j.recordInteraction(EngagementEvent(userId: "u", itemId: "x", action: .watch, ts: 10))
+        let ex = j.recordInteraction(Interaction(userId: "u", itemId: "x", action: .watch, ts: 10))
         XCTAssertEqual(ex.label, .positive)
         XCTAssertNil(ex.position)
         XCTAssertEqual(j.stateCount, 0)

@@ -1,4 +1,5 @@
 import XCTest
+import FreshetCore
 @testable import FreshetFeatures
 
 /// The pane timers (on swift-collections' `Heap`) against a plain oracle:
@@ -7,14 +8,8 @@ final class PaneTimerIndexTests: XCTestCase {
     func testDueSlotsComeBackInKeyOrderExactlyOnce() {
         var index = PaneTimerIndex()
         var oracle: [(pane: Int64, order: Int, slot: UInt32)] = []
-        var seed: UInt64 = 0x9E37_79B9_7F4A_7C15
-        func next() -> UInt64 {  // splitmix64: the same sequence every run
-            seed &+= 0x9E37_79B9_7F4A_7C15
-            var z = seed
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
+        var random = SplitMix64(seed: 0x9E37_79B9_7F4A_7C15)  // the same sequence every run
+        func next() -> UInt64 { random.next() }
         var order = 0
         var watermark: Int64 = 0
         for round in 0..<200 {

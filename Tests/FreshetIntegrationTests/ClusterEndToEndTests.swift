@@ -1,4 +1,5 @@
 import Foundation
+import FreshetCore
 import FreshetKafka
 import FreshetRedis
 import FreshetTestSupport
@@ -222,7 +223,7 @@ final class ClusterEndToEndTests: XCTestCase {
         try CrashRecoveryTests.rewrite(topology, replacing: "interval: 1s", with: "interval: 300ms")
         let group = "crash"
         let store = try ClusterStoreReader(url: redis.url)
-        var random = SplitMixForTests(seed: 5)
+        var random = SplitMix64(seed: 5)
         var progressAtKills: [Int] = []
         var history: [String] = []
         for round in 0..<2 {

@@ -48,7 +48,7 @@ final class CrashRecoveryTests: XCTestCase {
         let group = "crash"
         // FRESHET_CRASH_SEED picks other kill timings (the stream stays the same).
         let seed = ProcessInfo.processInfo.environment["FRESHET_CRASH_SEED"].flatMap { UInt64($0) } ?? defaultSeed
-        var random = SplitMixForTests(seed: seed)
+        var random = SplitMix64(seed: seed)
         func uniform(_ range: ClosedRange<Double>) -> Double {
             range.lowerBound + Double(random.next() % 1_000_000) / 1_000_000 * (range.upperBound - range.lowerBound)
         }

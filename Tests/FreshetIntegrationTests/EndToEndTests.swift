@@ -64,7 +64,7 @@ final class EndToEndTests: XCTestCase {
                                 NewTopic(name: "impressions", partitions: partitions)])
         let producer = try KafkaProducer(config: KafkaConfig(bootstrapServers: cluster.brokers))
         var produced: [FeatureOracle.Event] = []
-        var random = SplitMixForTests(seed: 7)
+        var random = SplitMix64(seed: 7)
         for event in events {
             let topic = event.topic == .impressions ? "impressions" : "interactions"
             let key = randomKeys ? "k\(random.next() % 100_000)" : event.key
@@ -172,17 +172,5 @@ final class EndToEndTests: XCTestCase {
         }
         let starts = Dictionary(uniqueKeysWithValues: (0..<Int32(partitions)).map { (TopicPartition(topic: topic, partition: $0), Int64(0)) })
         return try KafkaConsumer.readToEnd(config: config, from: starts, timeoutMs: 60_000)
-    }
-}
-
-struct SplitMixForTests {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

@@ -107,8 +107,8 @@ final class InputToolTests: XCTestCase {
                 || $0.contains(" error ") || $0.contains(" critical ") || $0.contains("kafka: ")
         }
         XCTAssertEqual(errors.count, 0, "no connection errors while stopping:\n\(errors.prefix(10).joined(separator: "\n"))")
-        XCTAssertFalse(LocalServicesProbe.isListening(port: brokerPort), "the local broker is stopped at exit")
-        XCTAssertFalse(LocalServicesProbe.isListening(port: redisPort), "the local Redis is stopped at exit")
+        XCTAssertFalse(LoopbackPort.isListening(brokerPort), "the local broker is stopped at exit")
+        XCTAssertFalse(LoopbackPort.isListening(redisPort), "the local Redis is stopped at exit")
     }
 
     /// Partitions revoked by a rebalance leave no metric series behind: lag
@@ -172,21 +172,5 @@ final class InputToolTests: XCTestCase {
         XCTAssertEqual(try b.wait(timeout: 240), 0, b.logTail())
         let redis = try RedisConnection(url: cluster.redisURL)
         try EndToEndTests.assertRedisMatches(oracle, redis: redis)
-    }
-}
-
-/// Whether something listens on a loopback port (the embedded services' state).
-enum LocalServicesProbe {
-    static func isListening(port: Int) -> Bool {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { return false }
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        return withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        } == 0
     }
 }

@@ -34,7 +34,7 @@ final class LocalServicesTests: XCTestCase {
         let stopping = Date()
         services.stopAll()
         XCTAssertLessThan(Date().timeIntervalSince(stopping), 4, "stopped by SIGTERM, not by the SIGKILL 5 s later")
-        XCTAssertFalse(LocalServices.isListening(port: port))
+        XCTAssertFalse(LoopbackPort.isListening(port))
         XCTAssertFalse(FileManager.default.fileExists(atPath: pidFile), "the pid file goes with its process")
     }
 }

@@ -17,7 +17,7 @@ public final class LocalRedisCluster {
         while chosen.count < 6 {
             // The cluster bus listens on port + 10000: both must be free.
             let port = try LocalCluster.freePort()
-            guard port + 10_000 <= 65_535, !chosen.contains(port), Self.isFree(port + 10_000) else { continue }
+            guard port + 10_000 <= 65_535, !chosen.contains(port), LoopbackPort.isFree(port + 10_000) else { continue }
             chosen.append(port)
         }
         ports = chosen
@@ -38,17 +38,5 @@ public final class LocalRedisCluster {
     /// Kills one node's redis-server with SIGKILL (a crashed master).
     public func kill(port: Int) throws {
         try LocalCluster.killPidFile("\(directory)/node-\(port)/redis.pid")
-    }
-
-    static func isFree(_ port: Int) -> Bool {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        return withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
-        }
     }
 }

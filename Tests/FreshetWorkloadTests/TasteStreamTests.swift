@@ -20,7 +20,7 @@ final class TasteStreamTests: XCTestCase {
         XCTAssertGreaterThan(Double(events.filter { $0.action == .skip }.count) / Double(events.count), 0.02)
         // Consecutive events of a user usually repeat a topic: the co-occurrence signal.
         let model = CooccurrenceModel(config: CooccurrenceConfig(dimension: 16), refreshEvery: 2_000)
-        let (_, session) = SessionEvaluator().evaluate(events.map { .engagement($0) }, model: model)
+        let (_, session) = SessionEvaluator().evaluate(events.map { .interaction($0) }, model: model)
         XCTAssertGreaterThan(session.recallLift, 1.5, "sessions carry co-consumption structure")
     }
 }

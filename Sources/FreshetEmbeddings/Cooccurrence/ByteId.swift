@@ -1,3 +1,5 @@
+import FreshetCore
+
 /// An id as its UTF-8 bytes: hashed and compared byte for byte, never with
 /// String's Unicode canonical equivalence (two ids that differ in bytes are two
 /// ids). Ordered lexicographically by bytes, the order every refresh sorts in,
@@ -17,14 +19,7 @@ public struct ByteId: Hashable, Comparable, Sendable {
 }
 
 extension ByteId {
-    /// FNV-1a over the bytes with a SplitMix finaliser: stable across processes
+    /// `StableHash` of the bytes: the same in every process and on every instance
     /// (Swift's `hashValue` is seeded per process).
-    public var stableHash: UInt64 {
-        var h: UInt64 = 0xCBF2_9CE4_8422_2325
-        for b in bytes { h ^= UInt64(b); h &*= 0x0000_0100_0000_01B3 }
-        var z = h &+ 0x9E37_79B9_7F4A_7C15
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+    public var stableHash: UInt64 { StableHash.of(bytes) }
 }

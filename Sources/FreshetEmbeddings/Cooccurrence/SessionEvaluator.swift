@@ -1,3 +1,4 @@
+import FreshetCore
 import CLinearAlgebra
 
 /// Session-retrieval figures (DESIGN, "Evaluating published vectors").
@@ -45,7 +46,7 @@ public struct SessionEvaluator {
 
     public init() {}
 
-    public func evaluate(_ events: [TrainingEvent], model: CooccurrenceModel) -> (EvaluationReport, SessionRetrievalReport) {
+    public func evaluate(_ events: [InputEvent], model: CooccurrenceModel) -> (EvaluationReport, SessionRetrievalReport) {
         var report = EvaluationReport()
         var session = SessionRetrievalReport()
         let dim = model.config.dimension
@@ -121,7 +122,7 @@ public struct SessionEvaluator {
                 model.refresh()
                 frozenSet = model.vectors
             }
-            guard case .engagement(let e) = event else { continue }
+            guard case .interaction(let e) = event else { continue }
             let u = ByteId(e.userId), i = ByteId(e.itemId)
             let userSeen = interacted[u] != nil
             if e.action.isPositive, let t = seenIndex[i] {

@@ -1,4 +1,5 @@
 import CLinearAlgebra
+import FreshetCore
 
 /// Recomputes item vectors as the top eigenvectors of the degree-normalised
 /// symmetric co-occurrence matrix (SymmetricSparseMatrix), scaled by

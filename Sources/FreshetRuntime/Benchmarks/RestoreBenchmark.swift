@@ -26,12 +26,11 @@ public enum RestoreBenchmark {
 
         // State as a source task would hold it.
         let store = UserFeatureStore()
-        var random = seed | 1
+        var random = SplitMix64(seed: seed)
         let base: Int64 = 1_767_225_600_000
         for user in 0..<users {
             for event in 0..<itemsPerUser {
-                random = random &* 6364136223846793005 &+ 1442695040888963407
-                store.apply(Interaction(userId: "u\(user)", itemId: "i\((random >> 33) % 100_000)", action: .click,
+                store.apply(Interaction(userId: "u\(user)", itemId: "i\(random.nextInt(100_000))", action: .click,
                                         dwellMs: nil, ts: base + Int64(event) * 1000, requestId: nil))
             }
         }

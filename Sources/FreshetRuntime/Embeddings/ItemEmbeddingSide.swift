@@ -67,9 +67,9 @@ public final class ItemEmbeddingSide {
                     changedSincePublish.insert(item)
                 }
             }
-            guard examples, let exampleAction = ExampleAction(rawValue: action.name) else { return }
-            let example = joiner.recordInteraction(EngagementEvent(userId: event.userId, itemId: event.itemId, action: exampleAction,
-                                                                   ts: event.ts, dwellMs: dwellMs, requestId: event.requestId))
+            guard examples else { return }
+            let example = joiner.recordInteraction(Interaction(userId: event.userId, itemId: event.itemId, action: action,
+                                                               dwellMs: dwellMs, ts: event.ts, requestId: event.requestId))
             emit(example, output: output)
         }
     }

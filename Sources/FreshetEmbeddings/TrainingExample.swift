@@ -1,66 +1,13 @@
-// The embeddings module's own view of the input events. FreshetCore owns the
-// canonical event model (Interaction / Impression / Action); the runtime adapts
-// those to these small value types, which keep this module free of I/O and of
-// decoding concerns.
+import FreshetCore
 
-/// What the user did with an item. `skip` is the only negative action.
-public enum ExampleAction: String, Sendable, Hashable, CaseIterable {
-    case click, watch, like, share, skip
-
-    public var isPositive: Bool { self != .skip }
-}
+// Training examples: what the online joiner makes of FreshetCore's input
+// events (`Interaction`, `Impression`, `Action`; the module has no event model
+// of its own).
 
 /// Label of a training example.
 public enum ExampleLabel: Int, Sendable, Hashable {
     case negative = 0
     case positive = 1
-}
-
-/// An interaction (`interactions` topic) as the embeddings module needs it.
-public struct EngagementEvent: Sendable, Hashable {
-    public var userId: String
-    public var itemId: String
-    public var action: ExampleAction
-    /// Event time, epoch milliseconds.
-    public var ts: Int64
-    public var dwellMs: Int64?
-    public var requestId: String?
-
-    public init(userId: String, itemId: String, action: ExampleAction, ts: Int64,
-                dwellMs: Int64? = nil, requestId: String? = nil) {
-        self.userId = userId; self.itemId = itemId; self.action = action
-        self.ts = ts; self.dwellMs = dwellMs; self.requestId = requestId
-    }
-}
-
-/// An impression (`impressions` topic): the items shown to a user for one request.
-public struct ExposureEvent: Sendable, Hashable {
-    public var requestId: String?
-    public var userId: String
-    public var itemsShown: [String]
-    /// Same length as `itemsShown`, or empty (then the index in the list is the position).
-    public var positions: [Int]
-    public var ts: Int64
-
-    public init(requestId: String?, userId: String, itemsShown: [String], positions: [Int] = [], ts: Int64) {
-        self.requestId = requestId; self.userId = userId; self.itemsShown = itemsShown
-        self.positions = positions; self.ts = ts
-    }
-
-    public func position(at index: Int) -> Int { index < positions.count ? positions[index] : index }
-}
-
-/// One input event, in the order the stream delivers them.
-public enum TrainingEvent: Sendable, Hashable {
-    case engagement(EngagementEvent)
-    case exposure(ExposureEvent)
-
-    public var ts: Int64 {
-        switch self {
-        case .engagement(let e): return e.ts
-        case .exposure(let e): return e.ts
-        }
-    }
 }
 
 /// Feature values as of the impression (the same values serving read), recorded
@@ -86,7 +33,7 @@ public struct TrainingExample: Sendable, Hashable {
     public var userId: String
     public var itemId: String
     /// The action; nil for an impressed item that got no engagement within the window.
-    public var action: ExampleAction?
+    public var action: Action?
     /// Position in the impression list, when the example joined an impression.
     public var position: Int?
     public var dwellMs: Int64?
@@ -102,7 +49,7 @@ public struct TrainingExample: Sendable, Hashable {
     /// was also emitted as a negative).
     public var late: Bool
 
-    public init(label: ExampleLabel, userId: String, itemId: String, action: ExampleAction?,
+    public init(label: ExampleLabel, userId: String, itemId: String, action: Action?,
                 position: Int? = nil, dwellMs: Int64? = nil, requestId: String? = nil,
                 impressionTs: Int64? = nil, eventTs: Int64, features: ServingFeatures? = nil,
                 late: Bool = false) {
@@ -126,12 +73,12 @@ public struct TrainingExample: Sendable, Hashable {
         func raw(_ s: StaticString) { s.withUTF8Buffer { out.append(contentsOf: $0) } }
         func int(_ v: Int64) { out.append(contentsOf: String(v).utf8) }
         raw("{\"label\":"); int(Int64(label.rawValue))
-        raw(",\"user_id\":"); appendJSONString(userId, to: &out)
-        raw(",\"item_id\":"); appendJSONString(itemId, to: &out)
-        if let action { raw(",\"action\":\""); out.append(contentsOf: action.rawValue.utf8); raw("\"") }
+        raw(",\"user_id\":"); JSONEscape.appendString(userId, to: &out)
+        raw(",\"item_id\":"); JSONEscape.appendString(itemId, to: &out)
+        if let action { raw(",\"action\":\""); out.append(contentsOf: action.name.utf8); raw("\"") }
         if let position { raw(",\"position\":"); int(Int64(position)) }
         if let dwellMs { raw(",\"dwell_ms\":"); int(dwellMs) }
-        if let requestId { raw(",\"request_id\":"); appendJSONString(requestId, to: &out) }
+        if let requestId { raw(",\"request_id\":"); JSONEscape.appendString(requestId, to: &out) }
         if let impressionTs { raw(",\"impression_ts\":"); int(impressionTs) }
         raw(",\"ts\":"); int(eventTs)
         if let f = features {
@@ -143,23 +90,4 @@ public struct TrainingExample: Sendable, Hashable {
         raw("}")
         return out
     }
-}
-
-/// Appends `s` as a JSON string literal (quotes and escapes included).
-func appendJSONString(_ s: String, to out: inout [UInt8]) {
-    out.append(0x22)
-    for b in s.utf8 {
-        switch b {
-        case 0x22: out.append(0x5C); out.append(0x22)
-        case 0x5C: out.append(0x5C); out.append(0x5C)
-        case 0x0A: out.append(0x5C); out.append(0x6E)
-        case 0x0D: out.append(0x5C); out.append(0x72)
-        case 0x09: out.append(0x5C); out.append(0x74)
-        case 0..<0x20:
-            let hex: [UInt8] = Array("0123456789abcdef".utf8)
-            out.append(contentsOf: [0x5C, 0x75, 0x30, 0x30, hex[Int(b >> 4)], hex[Int(b & 0xF)]])
-        default: out.append(b)
-        }
-    }
-    out.append(0x22)
 }
