@@ -1,4 +1,7 @@
 import Foundation
+import FreshetKafka
+import FreshetRedis
+import Logging
 import XCTest
 @testable import FreshetRuntime
 
@@ -110,5 +113,55 @@ final class ObservabilityTasksTests: XCTestCase {
 
         board.publish(Self.snapshot)
         XCTAssertEqual(board.snapshot, Self.snapshot)
+    }
+
+    /// The processing thread's publication, from task state set by hand (no
+    /// broker, no Redis): ids, epochs, positions, bounded-run completion,
+    /// watermarks, the read and checkpoint tallies of owned tasks only.
+    func testPublisherDescribesTheOwnedTasks() throws {
+        var topology = Topology()
+        topology.admin.port = -1
+        let processor = StreamProcessor(topology: topology,
+                                        options: ProcessorOptions(brokers: "unused:9092", redis: try RedisEndpoint(url: "redis://127.0.0.1:1"),
+                                                                  group: "g", stopAtEnd: true),
+                                        logger: Logger(label: "test"))
+        processor.interactionPartitions = 2
+        processor.impressionPartitions = 2
+        processor.topics = ["interactions", "impressions", processor.itemTopic]
+
+        let source = SourceTask(id: TaskId(stage: .interactions, partition: 1), topic: "interactions", decoder: processor.decoder,
+                                outOfOrdernessMs: 5_000, keepsUserFeatures: true)
+        source.nextOffset = 42
+        source.restoreWatermark(maxTimestamp: 1_000_000)
+        source.finish(output: DataflowTests.MemoryOutput(partitions: 1))
+        processor.sourceTasks[TopicPartition(topic: "interactions", partition: 1)] = source
+        processor.epochs[source.id] = 7
+        let item = ItemTask(id: TaskId(stage: .items, partition: 0), panes: processor.panes, trending: processor.trending,
+                            idleTimeoutMs: nil, sources: processor.allSources, nowMs: 0)
+        item.nextOffset = 5
+        processor.itemTasks[0] = item
+        processor.epochs[item.id] = 8
+        processor.rebuildingTasks[item.id] = 100
+        processor.memberOfGroup = true
+
+        processor.stats.tasks.addProcessed(key: 0 << 32 | 1, count: 40)
+        processor.stats.tasks.addProcessed(key: 0 << 32 | 3, count: 9)  // interactions-3: not owned
+        processor.stats.tasks.checkpointed(task: "interactions-1", offset: 40, atMs: 123)
+        processor.publishTasks(nowMs: 1_000)
+
+        let snapshot = processor.stats.tasks.snapshot
+        XCTAssertEqual(snapshot.group, "g")
+        XCTAssertTrue(snapshot.memberOfGroup)
+        XCTAssertTrue(snapshot.bounded)
+        XCTAssertEqual(snapshot.publishedMs, 1_000)
+        XCTAssertEqual(snapshot.tasks, [
+            TaskSnapshot(task: "interactions-1", stage: "interactions", topic: "interactions", partition: 1, epoch: 7,
+                         position: 42, endOffset: nil, lag: nil, finished: true, watermarkMs: 995_000,
+                         recordsProcessed: 40, lastCheckpointOffset: 40, lastCheckpointMs: 123),
+            TaskSnapshot(task: "items-0", stage: "items", topic: processor.itemTopic, partition: 0, epoch: 8,
+                         position: 5, finished: false, rebuilding: true),
+        ])
+        XCTAssertEqual(processor.stats.tasks.tallies(keepingKeys: [0 << 32 | 3], tasks: []).processed, [:],
+                       "the tally of a task not owned was dropped at publication")
     }
 }
