@@ -390,9 +390,12 @@ public final class AdminServer: Sendable {
         case "/metrics":
             response = HTTPResponse(status: 200, reason: "OK", contentType: FreshetMetrics.contentType,
                                     body: metricsText())
-        case "/tasks" where tasksJSON != nil:
-            response = HTTPResponse(status: 200, reason: "OK", contentType: "application/json",
-                                    body: tasksJSON?() ?? "")
+        case "/tasks":
+            if let tasksJSON {
+                response = HTTPResponse(status: 200, reason: "OK", contentType: "application/json", body: tasksJSON())
+            } else {
+                response = HTTPResponse(status: 404, reason: "Not Found", body: "not found\n")
+            }
         case "/healthz":
             response = HTTPResponse(status: 200, reason: "OK", body: "ok\n")
         case "/readyz":
