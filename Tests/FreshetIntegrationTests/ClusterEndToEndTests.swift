@@ -11,6 +11,7 @@ import XCTest
 /// processor, and the operator sees the failover on /readyz.
 final class ClusterEndToEndTests: XCTestCase {
     typealias F = FaultInjection
+    typealias T = AdminTasks
 
     /// Checkpoint keys on a cluster are hash-tagged by task (`RedisKeys.hashTagged`).
     static func meta(_ group: String, _ task: String) -> String { "freshet:{\(group):\(task)}:ckpt:meta" }
@@ -147,7 +148,8 @@ final class ClusterEndToEndTests: XCTestCase {
         // A zombie on the cluster: `run` is frozen (SIGSTOP) with the last third
         // arriving, `b` takes every task over once run's session expired and
         // processes it, then `run` is thawed: its writes must be refused.
-        let oldEpochs = Dictionary(F.assignments(run.logPath).map { ($0.task, $0.epoch) }, uniquingKeysWith: { $1 })
+        let all = Set(ScalingTests.allTasks)
+        let oldEpochs = try T.waitUntil(port: adminPort, timeout: 30, "run owns every task") { $0.owned == all }.epochs
         // Freeze it as soon as it consumes the last third, so that it holds unwritten changes.
         let consumedBefore = Self.consumed(adminPort)
         let pid = run.pid
@@ -159,37 +161,49 @@ final class ClusterEndToEndTests: XCTestCase {
         freezer.start()
         produced += try EndToEndTests.produce(Array(events[(2 * third)...]), to: services, randomKeys: false)
         XCTAssertTrue(F.waitUntil(timeout: 40) { freezer.isFinished }, "run frozen")
-        let b = try Self.start(services, redis, topology: topology, group: group, name: "b", bounded: false)
+        let portB = try LocalCluster.freePort()
+        let b = try Self.start(services, redis, topology: topology, group: group, name: "b", bounded: false, adminPort: portB)
         defer { if b.isRunning { b.signal(SIGKILL) } }
         defer { if run.isRunning { run.signal(SIGCONT) } }
-        XCTAssertTrue(F.waitUntil(timeout: 45) { Set(F.assignments(b.logPath).map(\.task)).count >= ScalingTests.allTasks.count },
-                      "b takes every task over from the frozen run:\n\(b.logTail())")
-        let bEpochs = Dictionary(F.assignments(b.logPath).map { ($0.task, $0.epoch) }, uniquingKeysWith: { $1 })
+        let bEpochs = try T.waitUntil(port: portB, timeout: 60, "b takes every task over from the frozen run") { $0.owned == all }.epochs
         let total = produced.count
         XCTAssertTrue(F.waitUntil(timeout: 60) { (try? Self.checkpointedProgress(store, group: group)) == total },
                       "b processes the last third:\n\(b.logTail())")
-        let linesBefore = F.log(run.logPath).split(separator: "\n").count
-        let assignedBeforeThaw = F.assignments(run.logPath).count
         run.signal(SIGCONT)
-        XCTAssertTrue(F.waitUntil(timeout: 30) {
-            F.log(run.logPath).split(separator: "\n").dropFirst(linesBefore)
-                .contains { $0.contains("task fenced") || ($0.contains("task revoked") && $0.contains("lost=true")) }
-        }, "the thawed run notices it lost its tasks (fenced writes or lost partitions):\n\(run.logTail())")
-        let newEpochs = Dictionary(F.assignments(run.logPath).map { ($0.task, $0.epoch) }, uniquingKeysWith: { $1 })
-        for task in ScalingTests.allTasks {
-            let epoch = try store.command(["GET", "freshet:{\(group):\(task)}:epoch"]).string.flatMap { Int64($0) }
-            let metaEpoch = try store.command(["HGET", Self.meta(group, task), "epoch"]).string.flatMap { Int64($0) }
-            // b's epoch, or run's own newer one if it rejoined and legitimately took the task back.
-            let owners = Set([bEpochs[task], newEpochs[task]].compactMap { $0 }.filter { $0 > (oldEpochs[task] ?? .max) })
-            XCTAssertTrue(epoch.map { owners.contains($0) } ?? false, "epoch of \(task) is \(String(describing: epoch)), owners \(owners)")
-            XCTAssertTrue(metaEpoch.map { owners.contains($0) } ?? false,
-                          "checkpoint of \(task) written at epoch \(String(describing: metaEpoch)), the zombie's was \(oldEpochs[task] ?? -1)")
+        // Its endpoint shows the snapshot from before the freeze until its
+        // processing thread runs again and drops the tasks (fenced or lost).
+        try T.waitUntil(port: adminPort, timeout: 60, "the thawed run holds no task under its stale epoch") { snapshot in
+            !snapshot.tasks.contains { oldEpochs[$0.task] == $0.epoch }
         }
+        // b's epoch, or run's own newer one if it rejoined and legitimately took
+        // the task back (published just after it is written to Redis, so an
+        // epoch not yet shown is looked for again); never the zombie's.
+        var stale: [String] = []
+        var unowned: [String] = []
+        _ = try? T.waitUntil(ports: [adminPort, portB], timeout: 20, "every task's epoch and checkpoint to belong to a current owner") { snapshots in
+            unowned = []
+            for task in ScalingTests.allTasks {
+                let epoch = (try? store.command(["GET", "freshet:{\(group):\(task)}:epoch"]))?.string.flatMap { Int64($0) }
+                let metaEpoch = (try? store.command(["HGET", Self.meta(group, task), "epoch"]))?.string.flatMap { Int64($0) }
+                if epoch == oldEpochs[task] || metaEpoch == oldEpochs[task] {
+                    stale.append("\(task): epoch \(String(describing: epoch)), checkpoint at epoch \(String(describing: metaEpoch))")
+                }
+                let owners = Set([bEpochs[task], snapshots[0].epochs[task], snapshots[1].epochs[task]].compactMap { $0 }
+                    .filter { $0 > (oldEpochs[task] ?? .max) })
+                if !(epoch.map { owners.contains($0) } ?? false) || !(metaEpoch.map { owners.contains($0) } ?? false) {
+                    unowned.append("\(task): epoch \(String(describing: epoch)), checkpoint at epoch \(String(describing: metaEpoch)), "
+                        + "the zombie's was \(oldEpochs[task] ?? -1), owners \(owners)")
+                }
+            }
+            return !stale.isEmpty || unowned.isEmpty
+        }
+        XCTAssertEqual(stale, [], "the zombie's stale epoch reached the cluster")
+        XCTAssertEqual(unowned, [], "epochs and checkpoints not written by a current owner")
         print("ClusterEndToEndTests zombie: run logged \(F.lines(run.logPath, containing: "task fenced").count) fenced task(s), \(F.lines(run.logPath, containing: "lost=true").count) lost")
-        XCTAssertTrue(F.waitUntil(timeout: 30) { F.assignments(run.logPath).count > assignedBeforeThaw },
-                      "the thawed run rejoins the group:\n\(run.logTail())")
-        F.pause(2)
-        try ScalingTests.scaleIn(run, survivors: [b])
+        try T.waitUntil(ports: [adminPort, portB], timeout: 60, "the thawed run rejoins the group and owns tasks, every task once") {
+            !$0[0].owned.isEmpty && T.partition($0, covers: all)
+        }
+        try ScalingTests.scaleIn(run, survivors: [portB])
         try ScalingTests.scaleIn(b, survivors: [])
         let oracle = FeatureOracle(events: produced)
         try Self.finishAndCompare(services, redis, topology: topology, group: group, oracle: oracle)

@@ -9,6 +9,7 @@ import XCTest
 /// still equal the oracle's exactly.
 final class OutageTests: XCTestCase {
     typealias F = FaultInjection
+    typealias T = AdminTasks
 
     static let outageSeconds: TimeInterval = 30
 
@@ -19,6 +20,15 @@ final class OutageTests: XCTestCase {
     }
 
     static func readyz(_ port: Int) -> (status: Int, body: String)? { F.httpGet(port: port, path: "/readyz") }
+
+    /// Waits until the single instance on `port` owns every task, has read
+    /// every record of `produced` and checkpointed it.
+    static func waitCaughtUp(_ port: Int, _ produced: [FeatureOracle.Event], _ what: String) throws {
+        let ends = OwnershipTests.sourceEnds(produced)
+        try T.waitUntil(port: port, timeout: 90, what) {
+            $0.memberOfGroup && $0.owned == Set(ScalingTests.allTasks) && T.caughtUp([$0], to: ends) && OwnershipTests.settled($0)
+        }
+    }
 
     func testRedisDownThirtySecondsPausesAndResumes() throws {
         // Persistence: every acknowledged write (features, checkpoints, epochs) survives the restart.
@@ -35,7 +45,7 @@ final class OutageTests: XCTestCase {
         defer { if processor.isRunning { processor.signal(SIGKILL) } }
         XCTAssertTrue(F.waitUntil(timeout: 30) { Self.readyz(adminPort)?.status == 200 },
                       "ready before the outage: \(String(describing: Self.readyz(adminPort)))\n\(processor.logTail())")
-        F.pause(2)
+        try Self.waitCaughtUp(adminPort, produced, "the first half read and checkpointed before the outage")
 
         try cluster.stopRedis()  // SIGKILL: nothing but the AOF survives
         let outageStart = Date()
@@ -55,7 +65,7 @@ final class OutageTests: XCTestCase {
         try cluster.startRedis(arguments: persistence)
         XCTAssertTrue(F.waitUntil(timeout: 30) { Self.readyz(adminPort)?.status == 200 },
                       "ready again after Redis is back: \(String(describing: Self.readyz(adminPort)))\n\(processor.logTail())")
-        F.pause(3)
+        try Self.waitCaughtUp(adminPort, produced, "everything read and checkpointed after the outage")
         processor.signal(SIGTERM)
         let status = try processor.wait(timeout: 60)
         XCTAssertEqual(status, 0, "graceful stop after the outage:\n\(processor.logTail())")
@@ -80,7 +90,7 @@ final class OutageTests: XCTestCase {
         defer { if processor.isRunning { processor.signal(SIGKILL) } }
         XCTAssertTrue(F.waitUntil(timeout: 30) { Self.readyz(adminPort)?.status == 200 },
                       "ready before the outage: \(String(describing: Self.readyz(adminPort)))\n\(processor.logTail())")
-        F.pause(2)
+        try Self.waitCaughtUp(adminPort, produced, "the first half read and checkpointed before the outage")
 
         // Freeze the broker: connections stay open but nothing answers (memory
         // storage, so killing it would lose the topics).
@@ -97,19 +107,17 @@ final class OutageTests: XCTestCase {
         // The session times out during the outage: the instance is out of the group.
         XCTAssertNotNil(notReady, "/readyz says not ready while the broker is unreachable")
         print("broker outage: /readyz said \(notReady ?? "ready")")
-        let assignedBeforeResume = F.assignments(processor.logPath).count
-        let lostTasks = F.lines(processor.logPath, containing: "lost=true").count
         try F.signalPidFile(tansuPid, SIGCONT)
         guard processor.isRunning else { return }
 
         // Events keep coming once the broker answers again; the processor rejoins
         // (if its partitions were lost), takes its tasks back, and resumes.
         produced += try EndToEndTests.produce(Array(events[5_000...]), to: cluster, randomKeys: false)
-        XCTAssertTrue(F.waitUntil(timeout: 60) {
-            F.assignments(processor.logPath).count >= assignedBeforeResume + lostTasks && Self.readyz(adminPort)?.status == 200
-        }, "ready again after the broker is back: \(String(describing: Self.readyz(adminPort)))\n\(processor.logTail())")
+        try T.waitUntil(port: adminPort, timeout: 60, "ready again, owning every task, after the broker is back") {
+            $0.ready && $0.memberOfGroup && $0.owned == Set(ScalingTests.allTasks)
+        }
         print("broker outage: resumed \(Int(Date().timeIntervalSince(outageStart) - Self.outageSeconds)) s after the broker came back")
-        F.pause(5)
+        try Self.waitCaughtUp(adminPort, produced, "everything read and checkpointed after the outage")
         XCTAssertTrue(processor.isRunning, "the processor is still up:\n\(processor.logTail())")
         processor.signal(SIGTERM)
         let status = try processor.wait(timeout: 60)

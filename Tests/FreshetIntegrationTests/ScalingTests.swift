@@ -9,6 +9,7 @@ import XCTest
 /// the features still equal the oracle's exactly.
 final class ScalingTests: XCTestCase {
     typealias F = FaultInjection
+    typealias T = AdminTasks
 
     /// Every task of the 4-partition sources: interactions, impressions, items.
     static let allTasks: [String] = (0..<EndToEndTests.partitions).flatMap { p in
@@ -21,9 +22,9 @@ final class ScalingTests: XCTestCase {
     static let topologyExtra = "event_time:\n  idle_timeout: 10m\n"
 
     static func startInstance(_ cluster: LocalCluster, topology: String, group: String, name: String,
-                              bounded: Bool = false) throws -> ChildProcess {
+                              bounded: Bool = false, adminPort: Int = -1) throws -> ChildProcess {
         var arguments = ["run", "--topology", topology, "--brokers", cluster.brokers, "--redis", cluster.redisURL,
-                         "--group", group, "--admin-port=-1"]
+                         "--group", group, "--admin-port=\(adminPort)"]
         if bounded { arguments.append("--stop-at-end") }
         return try FreshetBinary.start(arguments, logPath: "\(cluster.directory)/\(name).log")
     }
@@ -36,22 +37,22 @@ final class ScalingTests: XCTestCase {
         XCTAssertEqual(status, 0, "\(instance.logPath) exited with \(status):\n\(instance.logTail())", file: file, line: line)
     }
 
-    /// Stops `instance` gracefully, then waits until `survivors` took over every
-    /// task it owned. Scale in one instance at a time: a member that leaves while
-    /// the group is still rebalancing can leave the test broker's group waiting
-    /// for it (the next join then hangs), so the group settles between leaves.
-    static func scaleIn(_ instance: ChildProcess, survivors: [ChildProcess],
+    /// Stops `instance` gracefully, then waits until the survivors (their admin
+    /// ports) own every task between them, each task once: the group settled.
+    /// Scale in one instance at a time: a member that leaves while the group is
+    /// still rebalancing can leave the test broker's group waiting for it (the
+    /// next join then hangs), so the group settles between leaves.
+    static func scaleIn(_ instance: ChildProcess, survivors: [Int], tasks: [String] = allTasks,
                         file: StaticString = #filePath, line: UInt = #line) throws {
-        let before = survivors.reduce(0) { $0 + FaultInjection.assignments($1.logPath).count }
         try stopGracefully(instance, file: file, line: line)
+        // Its endpoint is gone now: the hand-back can only be read from its log.
         let owned = FaultInjection.ownedAtStop(instance.logPath)
         XCTAssertEqual(Set(FaultInjection.revocations(instance.logPath)).intersection(owned), owned,
                        "\(instance.logPath) hands back every task it owned", file: file, line: line)
         guard !survivors.isEmpty else { return }
-        XCTAssertTrue(FaultInjection.waitUntil(timeout: 45) {
-            survivors.reduce(0) { $0 + FaultInjection.assignments($1.logPath).count } >= before + owned.count
-        }, "the survivors take over the \(owned.count) tasks of \(instance.logPath)", file: file, line: line)
-        FaultInjection.pause(2)
+        try T.waitUntil(ports: survivors, timeout: 60, "the survivors own every task once \(instance.logPath) left") {
+            T.partition($0, covers: Set(tasks))
+        }
     }
 
     /// The final bounded single instance, then the exact comparison with the oracle.
@@ -82,39 +83,44 @@ final class ScalingTests: XCTestCase {
         var produced = try EndToEndTests.produce(chunks[0], to: cluster, randomKeys: false)
         let topology = try EndToEndTests.writeTopology(in: cluster.directory, extra: Self.topologyExtra)
         let group = "scale"
+        let all = Set(Self.allTasks)
+        let (portA, portB, portC) = (try LocalCluster.freePort(), try LocalCluster.freePort(), try LocalCluster.freePort())
 
         // One instance.
-        let a = try Self.startInstance(cluster, topology: topology, group: group, name: "a")
+        let a = try Self.startInstance(cluster, topology: topology, group: group, name: "a", adminPort: portA)
         defer { if a.isRunning { a.signal(SIGKILL) } }
-        XCTAssertTrue(F.waitUntil(timeout: 30) { F.assignments(a.logPath).count >= Self.allTasks.count },
-                      "instance a alone takes every task:\n\(a.logTail())")
+        try T.waitUntil(port: portA, timeout: 60, "instance a alone owns every task") { $0.memberOfGroup && $0.owned == all }
         produced += try EndToEndTests.produce(chunks[1], to: cluster, randomKeys: false)
 
-        // Scale out to 3; once b and c own tasks, more events arrive for all three.
-        let b = try Self.startInstance(cluster, topology: topology, group: group, name: "b")
+        // Scale out to 3; once b and c own tasks (the group settled), more events arrive for all three.
+        let b = try Self.startInstance(cluster, topology: topology, group: group, name: "b", adminPort: portB)
         defer { if b.isRunning { b.signal(SIGKILL) } }
-        let c = try Self.startInstance(cluster, topology: topology, group: group, name: "c")
+        let c = try Self.startInstance(cluster, topology: topology, group: group, name: "c", adminPort: portC)
         defer { if c.isRunning { c.signal(SIGKILL) } }
-        XCTAssertTrue(F.waitUntil(timeout: 45) { !F.assignments(b.logPath).isEmpty && !F.assignments(c.logPath).isEmpty },
-                      "b and c join and take tasks:\nb:\n\(b.logTail())\nc:\n\(c.logTail())")
-        F.pause(2)  // let the cooperative rebalance settle
+        let three = try T.waitUntil(ports: [portA, portB, portC], timeout: 90, "a, b and c each own tasks, every task once") {
+            $0.allSatisfy { !$0.owned.isEmpty } && T.partition($0, covers: all)
+        }
+        XCTAssertLessThan(three[0].owned.count, all.count, "a handed tasks over to the new instances")
         produced += try EndToEndTests.produce(chunks[2], to: cluster, randomKeys: false)
-        F.pause(3)
+        let working = try T.waitUntil(ports: [portA, portB, portC], timeout: 90, "the three instances read the third chunk") {
+            T.partition($0, covers: all) && T.caughtUp($0, to: OwnershipTests.sourceEnds(produced))
+        }
         XCTAssertTrue(a.isRunning && b.isRunning && c.isRunning, "three instances run")
-        XCTAssertFalse(F.revocations(a.logPath).isEmpty, "a handed tasks over to the new instances:\n\(a.logTail())")
+        for (name, snapshot) in zip(["a", "b", "c"], working) {
+            XCTAssertGreaterThan(snapshot.tasks.reduce(0) { $0 + $1.recordsProcessed }, 0, "\(name) did part of the work: \(snapshot)")
+        }
 
         // Scale in to 2: c leaves gracefully; its tasks move to a and b.
-        try Self.scaleIn(c, survivors: [a, b])
-        XCTAssertFalse(F.ownedAtStop(c.logPath).isEmpty, "c owned tasks when it left")
+        XCTAssertFalse(working[2].owned.isEmpty, "c owns tasks when it leaves")
+        try Self.scaleIn(c, survivors: [portA, portB])
         produced += try EndToEndTests.produce(chunks[3], to: cluster, randomKeys: false)
-        F.pause(4)
+        try T.waitUntil(ports: [portA, portB], timeout: 90, "a and b read the last chunk") {
+            T.partition($0, covers: all) && T.caughtUp($0, to: OwnershipTests.sourceEnds(produced))
+        }
 
         // Stop everything gracefully, one at a time; a single bounded instance finishes the stream.
-        try Self.scaleIn(a, survivors: [b])
+        try Self.scaleIn(a, survivors: [portB])
         try Self.scaleIn(b, survivors: [])
-        for instance in [a, b, c] {
-            XCTAssertGreaterThan(Self.recordsConsumed(instance), 0, "\(instance.logPath) did part of the work")
-        }
         let oracle = FeatureOracle(events: produced)
         try Self.finishAndCompare(cluster, topology: topology, group: group, oracle: oracle)
     }
@@ -136,49 +142,65 @@ final class ScalingTests: XCTestCase {
         let topology = try EndToEndTests.writeTopology(in: cluster.directory, extra: Self.topologyExtra)
         let group = "zombie"
         let redis = try RedisConnection(url: cluster.redisURL)
+        let all = Set(Self.allTasks)
+        let (portA, portB) = (try LocalCluster.freePort(), try LocalCluster.freePort())
 
-        let a = try Self.startInstance(cluster, topology: topology, group: group, name: "a")
+        let a = try Self.startInstance(cluster, topology: topology, group: group, name: "a", adminPort: portA)
         defer { if a.isRunning { a.signal(SIGCONT); a.signal(SIGKILL) } }
-        XCTAssertTrue(F.waitUntil(timeout: 30) { F.assignments(a.logPath).count >= Self.allTasks.count },
-                      "a takes every task:\n\(a.logTail())")
-        let aEpochs = Dictionary(F.assignments(a.logPath).map { ($0.task, $0.epoch) }, uniquingKeysWith: { $1 })
         // Let a read and checkpoint the first part, then freeze it with state in hand.
-        F.pause(3)
+        let firstHalf = OwnershipTests.sourceEnds(produced)
+        let aloneA = try T.waitUntil(port: portA, timeout: 60, "a owns every task, has read the first half and checkpointed it") {
+            $0.owned == all && T.caughtUp([$0], to: firstHalf) && $0.tasks.allSatisfy { $0.position == nil || $0.lastCheckpointOffset != nil }
+        }
+        let aEpochs = aloneA.epochs
+        XCTAssertEqual(Set(aEpochs.keys), all, "a holds an epoch for every task")
         a.signal(SIGSTOP)
 
-        let b = try Self.startInstance(cluster, topology: topology, group: group, name: "b")
+        let b = try Self.startInstance(cluster, topology: topology, group: group, name: "b", adminPort: portB)
         defer { if b.isRunning { b.signal(SIGKILL) } }
         // a's session (6 s) must expire before b gets a's partitions.
-        XCTAssertTrue(F.waitUntil(timeout: 45) { Set(F.assignments(b.logPath).map(\.task)).count >= Self.allTasks.count },
-                      "b takes every task over from the frozen a:\n\(b.logTail())")
-        let bEpochs = Dictionary(F.assignments(b.logPath).map { ($0.task, $0.epoch) }, uniquingKeysWith: { $1 })
+        let takenOver = try T.waitUntil(port: portB, timeout: 60, "b takes every task over from the frozen a") { $0.owned == all }
+        let bEpochs = takenOver.epochs
         for task in Self.allTasks {
             XCTAssertGreaterThan(bEpochs[task] ?? 0, aEpochs[task] ?? .max, "b's epoch of \(task) is newer than a's")
         }
         produced += try EndToEndTests.produce(Array(events[5_000...]), to: cluster, randomKeys: false)
-        F.pause(3)
+        let everything = OwnershipTests.sourceEnds(produced)
+        try T.waitUntil(port: portB, timeout: 60, "b reads the second half") { T.caughtUp([$0], to: everything) }
 
-        // Thaw the zombie. It still believes it owns every task and has state to write.
-        let aLinesBefore = F.log(a.logPath).split(separator: "\n").count
-        let assignedBeforeThaw = F.assignments(a.logPath).count
+        // Thaw the zombie. It still believes it owns every task and has state to
+        // write; its endpoint shows the snapshot from before the freeze until the
+        // processing thread runs again and drops the tasks (fenced or lost).
         a.signal(SIGCONT)
-        XCTAssertTrue(F.waitUntil(timeout: 30) {
-            let fresh = F.log(a.logPath).split(separator: "\n").dropFirst(aLinesBefore)
-            return fresh.contains { $0.contains("task fenced") || ($0.contains("task revoked") && $0.contains("lost=true")) }
-        }, "the thawed a notices it lost its tasks (fenced writes or lost partitions):\n\(a.logTail())")
+        try T.waitUntil(port: portA, timeout: 60, "the thawed a holds no task under its stale epoch") { snapshot in
+            !snapshot.tasks.contains { aEpochs[$0.task] == $0.epoch }
+        }
 
         // No zombie write landed: every task's epoch and checkpoint are b's (or,
         // if a has already rejoined and legitimately taken a task back, a's new
-        // epoch), never a's stale one.
-        let aNewEpochs = Dictionary(F.assignments(a.logPath).map { ($0.task, $0.epoch) }, uniquingKeysWith: { $1 })
-        for task in Self.allTasks {
-            let epoch = try redis.command(["GET", "freshet:\(group):epoch:\(task)"]).string.flatMap { Int64($0) }
-            let metaEpoch = try redis.command(["HGET", "freshet:\(group):ckpt:\(task):meta", "epoch"]).string.flatMap { Int64($0) }
-            let owners = Set([bEpochs[task], aNewEpochs[task]].compactMap { $0 }.filter { $0 > (aEpochs[task] ?? 0) })
-            XCTAssertTrue(epoch.map { owners.contains($0) } ?? false, "epoch of \(task) is \(String(describing: epoch)), owners \(owners)")
-            XCTAssertTrue(metaEpoch.map { owners.contains($0) } ?? false,
-                          "checkpoint of \(task) written at epoch \(String(describing: metaEpoch)), a's stale epoch was \(aEpochs[task] ?? -1), owners \(owners)")
+        // epoch), never a's stale one. a publishes a new epoch just after
+        // writing it to Redis, so an epoch not yet shown is looked for again.
+        var stale: [String] = []
+        var unowned: [String] = []
+        _ = try? T.waitUntil(ports: [portA, portB], timeout: 20, "every task's epoch and checkpoint to belong to a current owner") { snapshots in
+            unowned = []
+            for task in Self.allTasks {
+                let epoch = (try? redis.command(["GET", "freshet:\(group):epoch:\(task)"]))?.string.flatMap { Int64($0) }
+                let metaEpoch = (try? redis.command(["HGET", "freshet:\(group):ckpt:\(task):meta", "epoch"]))?.string.flatMap { Int64($0) }
+                if epoch == aEpochs[task] || metaEpoch == aEpochs[task] {
+                    stale.append("\(task): epoch \(String(describing: epoch)), checkpoint at epoch \(String(describing: metaEpoch))")
+                }
+                let owners = Set([bEpochs[task], snapshots[0].epochs[task], snapshots[1].epochs[task]].compactMap { $0 }
+                    .filter { $0 > (aEpochs[task] ?? 0) })
+                if !(epoch.map { owners.contains($0) } ?? false) || !(metaEpoch.map { owners.contains($0) } ?? false) {
+                    unowned.append("\(task): epoch \(String(describing: epoch)), checkpoint at epoch \(String(describing: metaEpoch)), "
+                        + "a's stale epoch \(aEpochs[task] ?? -1), owners \(owners)")
+                }
+            }
+            return !stale.isEmpty || unowned.isEmpty
         }
+        XCTAssertEqual(stale, [], "the zombie's stale epoch reached Redis")
+        XCTAssertEqual(unowned, [], "epochs and checkpoints not written by a current owner")
         let fenced = F.lines(a.logPath, containing: "task fenced").count
         let lost = F.lines(a.logPath, containing: "lost=true").count
         print("zombie: a logged \(fenced) fenced task(s), \(lost) lost task(s)")
@@ -186,10 +208,10 @@ final class ScalingTests: XCTestCase {
         // Let the group settle before stopping (a rejoins and takes some tasks back
         // legitimately, with new epochs): leaving in the middle of a join can leave
         // the test broker's group waiting for a member that is gone.
-        XCTAssertTrue(F.waitUntil(timeout: 30) { F.assignments(a.logPath).count > assignedBeforeThaw },
-                      "the thawed a rejoins the group:\n\(a.logTail())")
-        F.pause(3)
-        try Self.scaleIn(a, survivors: [b])
+        try T.waitUntil(ports: [portA, portB], timeout: 60, "the thawed a rejoins the group and owns tasks, every task once") {
+            !$0[0].owned.isEmpty && T.partition($0, covers: all)
+        }
+        try Self.scaleIn(a, survivors: [portB])
         try Self.scaleIn(b, survivors: [])
         let oracle = FeatureOracle(events: produced)
         try Self.finishAndCompare(cluster, topology: topology, group: group, oracle: oracle)

@@ -12,6 +12,8 @@ public final class ProcessorStats: WriterObserver, Sendable {
     public let metrics: FreshetMetrics
     /// Records consumed by this instance, all topics (the progress line's count).
     public let recordsConsumed = AtomicCount()
+    /// Owned tasks and their progress, published by the processing thread for `/tasks`.
+    public let tasks = TaskBoard()
     let kafkaErrors = AtomicCount()
     var rebalances: CoreMetrics.Counter { metrics.rebalances }
     var fencedWrites: CoreMetrics.Counter { metrics.redisFencedWrites }

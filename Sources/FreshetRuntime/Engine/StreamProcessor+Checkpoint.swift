@@ -57,6 +57,7 @@ extension StreamProcessor {
         guard commitsBlocked == nil else { return }
         for write in writes where !excluded.contains(write.task) {
             checkpointWrittenMs[write.task] = nowMs
+            stats.tasks.checkpointed(task: write.task.description, offset: position(of: write.task)?.1 ?? nil, atMs: nowMs)
             uncheckpointedTasks.remove(write.task)
         }
         if !excluded.isEmpty {

@@ -59,6 +59,7 @@ extension StreamProcessor {
                      redisProblem: writer.unhealthyReason)
         stats.rebuilding(rebuildingTasks.count)
         _ = stats.readiness
+        publishTasks(nowMs: nowMs)
     }
 
     /// Adds what a task's cumulative count grew by since the last report.
@@ -98,6 +99,7 @@ extension StreamProcessor {
         consumedRun = ConsumedRun()
         guard run.count > 0 else { return }
         consumedCounter(key: run.key).increment(by: run.count)
+        stats.tasks.addProcessed(key: run.key, count: run.count)
     }
 
     /// Per-partition consumed counters, cached: the registry lookup takes a lock.

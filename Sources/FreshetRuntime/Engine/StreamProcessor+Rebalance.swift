@@ -47,6 +47,7 @@ extension StreamProcessor {
     func assign(_ partitions: [TopicPartition]) -> [TopicPartition: Int64] {
         everAssigned = true
         memberOfGroup = true
+        defer { publishTasks() }
         stats.markJoined()
         stats.rebalances.increment()
         stats.restoring(partitions.count)
@@ -127,6 +128,7 @@ extension StreamProcessor {
             logger.info("task revoked", metadata: ["task": "\(id)", "lost": "\(lost)"])
             dropTask(id)
         }
+        publishTasks()
     }
 
     /// Takes a new fencing epoch for the task: higher than the current one and

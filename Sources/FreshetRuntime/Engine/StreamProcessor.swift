@@ -233,7 +233,8 @@ public final class StreamProcessor: @unchecked Sendable {
             let stats = self.stats
             let server = try AdminServer(host: topology.admin.host, port: UInt16(topology.admin.port),
                                          allowNonLoopback: topology.admin.allowNonLoopback,
-                                         metrics: { stats.metrics.render() }, readiness: { stats.readiness })
+                                         metrics: { stats.metrics.render() }, readiness: { stats.readiness },
+                                         tasks: { stats.tasks.snapshot.json(readiness: stats.readiness) })
             try server.start()
             admin = server
             logger.info("admin server listening", metadata: ["address": "http://\(topology.admin.host):\(server.port)"])

@@ -1,4 +1,5 @@
-// A tiny HTTP/1.1 admin server over POSIX sockets: /metrics, /healthz, /readyz.
+// A tiny HTTP/1.1 admin server over POSIX sockets: /metrics, /healthz, /readyz,
+// /tasks (owned tasks and their progress, JSON).
 //
 // One thread accepts and serves connections one at a time (scrapes and probes
 // are small and rare). Each connection gets a total deadline and a request size
@@ -85,6 +86,8 @@ public final class AdminServer: Sendable {
 
     private let metricsText: @Sendable () -> String
     private let readiness: @Sendable () -> Readiness
+    /// The `/tasks` body (JSON), nil when this server has none to show (404).
+    private let tasksJSON: (@Sendable () -> String)?
 
     private struct State: Sendable {
         var listenFD: Int32 = -1
@@ -102,11 +105,14 @@ public final class AdminServer: Sendable {
     ///   - port: TCP port; 0 picks a free one (see `port` after `start()`).
     ///   - metrics: produces the `/metrics` body (Prometheus text format 0.0.4).
     ///   - readiness: decides `/readyz`.
+    ///   - tasks: produces the `/tasks` body (`OwnershipSnapshot.json`); nil answers 404 there.
+    ///     Called on the admin thread: it must only read published values, never task state.
     /// - Throws: `AdminServerError.nonLoopbackBindRefused` for e.g. `0.0.0.0` without `allowNonLoopback`.
     public init(host: String = "127.0.0.1", port: UInt16 = 0, allowNonLoopback: Bool = false,
                 requestDeadline: Double = 2.0,
                 metrics: @escaping @Sendable () -> String,
-                readiness: @escaping @Sendable () -> Readiness = { .ready }) throws {
+                readiness: @escaping @Sendable () -> Readiness = { .ready },
+                tasks: (@Sendable () -> String)? = nil) throws {
         if !allowNonLoopback && !AdminServer.isLoopback(host) {
             throw AdminServerError.nonLoopbackBindRefused(host: host)
         }
@@ -116,6 +122,7 @@ public final class AdminServer: Sendable {
         self.requestDeadline = requestDeadline
         self.metricsText = metrics
         self.readiness = readiness
+        self.tasksJSON = tasks
     }
 
     /// Serves `metrics.render()` on `/metrics`.
@@ -383,6 +390,12 @@ public final class AdminServer: Sendable {
         case "/metrics":
             response = HTTPResponse(status: 200, reason: "OK", contentType: FreshetMetrics.contentType,
                                     body: metricsText())
+        case "/tasks":
+            if let tasksJSON {
+                response = HTTPResponse(status: 200, reason: "OK", contentType: "application/json", body: tasksJSON())
+            } else {
+                response = HTTPResponse(status: 404, reason: "Not Found", body: "not found\n")
+            }
         case "/healthz":
             response = HTTPResponse(status: 200, reason: "OK", body: "ok\n")
         case "/readyz":

@@ -1,0 +1,50 @@
+import FreshetKafka
+
+extension StreamProcessor {
+    /// Publishes the owned tasks and their progress to `stats.tasks` (read by
+    /// `/tasks`). Processing thread only: it reads task state, which belongs
+    /// to that thread. Called at every assignment, revocation and loss, and
+    /// from `updateGauges` (about once a second).
+    ///
+    /// The engine keeps its tasks in three maps; this is the one place that
+    /// walks them for `/tasks`, so a change of task bookkeeping touches only here.
+    func publishTasks(nowMs: Int64 = StreamProcessor.wallClockMs()) {
+        var owned: [(id: TaskId, topic: String, position: Int64?, watermarkMs: Int64?, finished: Bool)] = []
+        for (tp, task) in sourceTasks {
+            owned.append((task.id, tp.topic, task.nextOffset, task.watermark.watermark, task.finished))
+        }
+        for (partition, task) in itemTasks {
+            owned.append((TaskId(stage: .items, partition: partition), itemTopic, task.nextOffset,
+                          task.currentWatermark, task.allSourcesFinished))
+        }
+        for (partition, task) in userTasks {
+            owned.append((TaskId(stage: .users, partition: partition), userTopic, task.nextOffset, nil, task.allSourcesFinished))
+        }
+        func key(_ topic: String, _ partition: Int32) -> Int64? {
+            topics.firstIndex(of: topic).map { Int64($0) << 32 | Int64(partition) }
+        }
+        let (processed, checkpoints) = stats.tasks.tallies(
+            keepingKeys: Set(owned.compactMap { key($0.topic, $0.id.partition) }),
+            tasks: Set(owned.map { $0.id.description }))
+        var tasks: [TaskSnapshot] = []
+        tasks.reserveCapacity(owned.count)
+        for task in owned {
+            let end = consumer?.cachedHighWatermark(TopicPartition(topic: task.topic, partition: task.id.partition))
+            let checkpoint = checkpoints[task.id.description]
+            tasks.append(TaskSnapshot(
+                task: task.id.description, stage: task.id.stage.rawValue, topic: task.topic, partition: task.id.partition,
+                epoch: epochs[task.id], position: task.position, endOffset: end,
+                lag: end.map { max(0, $0 - (task.position ?? 0)) },
+                // Final markers only flow in bounded runs; say so rather than leave it to the reader.
+                finished: options.stopAtEnd && task.finished,
+                watermarkMs: task.watermarkMs,
+                recordsProcessed: key(task.topic, task.id.partition).flatMap { processed[$0] } ?? 0,
+                lastCheckpointOffset: checkpoint?.offset, lastCheckpointMs: checkpoint?.atMs,
+                rebuilding: rebuildingTasks[task.id] != nil))
+        }
+        tasks.sort { ($0.stage, $0.partition) < ($1.stage, $1.partition) }
+        stats.tasks.publish(OwnershipSnapshot(
+            group: options.group, memberId: consumer?.memberId ?? "", generation: consumer?.generationId,
+            memberOfGroup: memberOfGroup, bounded: options.stopAtEnd, publishedMs: nowMs, tasks: tasks))
+    }
+}
