@@ -190,30 +190,56 @@ final class SharedRefreshEndToEndTests: XCTestCase {
               publish_interval: 0s
               examples: false
             """)
+        let ports = try (0..<2).map { _ in try LocalCluster.freePort() }
         let runs = try (0..<2).map { n in
-            try FreshetBinary.start(["run", "--topology", topology, "--brokers", cluster.brokers, "--redis", cluster.redisURL,
-                                     "--group", "shared", "--admin-port=-1"],
-                                    logPath: "\(cluster.directory)/shared-\(n).log")
+            try ScalingTests.startInstance(cluster, topology: topology, group: "shared", name: "shared-\(n)", adminPort: ports[n])
         }
         defer { for run in runs { run.signal(SIGKILL) } }
         // Both members own item partitions before any event exists, so the
         // leadership does not move once refreshes begin.
-        let joinDeadline = Date().addingTimeInterval(90)
-        while Date() < joinDeadline, !(0..<2).allSatisfy({ n in
-            FaultInjection.assignments("\(cluster.directory)/shared-\(n).log").contains { $0.task.hasPrefix("items-") }
-        }) { Thread.sleep(forTimeInterval: 0.2) }
-        _ = try EmbeddingsEndToEndTests.produce(cluster, config)
+        try AdminTasks.waitUntil(ports: ports, timeout: 90, "both instances own item partitions") { snapshots in
+            snapshots.allSatisfy { $0.tasks.contains { $0.stage == "items" } }
+        }
         let redis = try RedisConnection(url: cluster.redisURL)
+        // Two rounds of input: after each, the whole group converges on the
+        // leader's newest refresh (the second round moves the version on).
+        var versions: [Int64] = []
+        for round in 0..<2 {
+            if round == 0 {
+                _ = try EmbeddingsEndToEndTests.produce(cluster, config)
+            } else {
+                let producer = try KafkaProducer(config: KafkaConfig(bootstrapServers: cluster.brokers))
+                for event in PlantedStream(config) {
+                    try producer.produce(topic: event.topic, key: Array(event.key.utf8), value: event.json)
+                }
+                try producer.flush(timeoutMs: 30_000)
+            }
+            versions.append(try Self.waitForAgreement(redis, items: config.items, above: versions.last ?? 0))
+        }
+        XCTAssertGreaterThan(versions[1], versions[0])
+        for run in runs { run.signal(SIGTERM) }
+        for run in runs { XCTAssertEqual(try run.wait(timeout: 60), 0, run.logTail()) }
 
-        // Wait until the input is consumed, the leader's last refresh is
-        // published, and every item with a vector shows it.
+        let summaries = try (0..<2).map { n in
+            try String(contentsOfFile: "\(cluster.directory)/shared-\(n).log", encoding: .utf8)
+                .split(separator: "\n").last { $0.contains("embeddings: refreshes") }.map(String.init) ?? ""
+        }
+        XCTAssertEqual(summaries.filter { $0.contains("refresh leader: true") }.count, 1, summaries.joined(separator: "\n"))
+        XCTAssertEqual(summaries.filter { $0.contains("refreshes 0 (refresh leader: false)") }.count, 1,
+                       "the follower ran no refresh of its own: \(summaries.joined(separator: "\n"))")
+    }
+
+    /// Waits until the leader published a set above `above` and every item
+    /// with a vector in Redis shows that set's version and (for items of the
+    /// set) exactly its vector; returns the version.
+    static func waitForAgreement(_ redis: RedisConnection, items: Int, above: Int64) throws -> Int64 {
         var lastProblem = "nothing published yet"
-        var agreed = false
         let deadline = Date().addingTimeInterval(120)
-        while Date() < deadline, !agreed {
+        while Date() < deadline {
             Thread.sleep(forTimeInterval: 0.5)
-            guard let set = try Self.publishedSet(redis, group: "shared") else { continue }
-            let published = try EmbeddingsEndToEndTests.publishedItems(redis, prefix: "", items: config.items)
+            guard let set = try publishedSet(redis, group: "shared") else { continue }
+            guard set.version > above else { lastProblem = "the leader's set is still version \(set.version)"; continue }
+            let published = try EmbeddingsEndToEndTests.publishedItems(redis, prefix: "", items: items)
             var problems: [String] = []
             for (id, vector) in published {
                 let version = try redis.command(["HGET", "item:\(id.string)", "embedding_version"]).string
@@ -224,24 +250,11 @@ final class SharedRefreshEndToEndTests: XCTestCase {
                 }
             }
             if published.count < 100 { problems.append("only \(published.count) items have vectors") }
+            if problems.isEmpty { return set.version }
             lastProblem = problems.prefix(3).joined(separator: "; ")
-            agreed = problems.isEmpty && set.version >= 2
         }
-        XCTAssertTrue(agreed, "the group did not converge on the leader's refresh: \(lastProblem)")
-        for run in runs { run.signal(SIGTERM) }
-        for run in runs { XCTAssertEqual(try run.wait(timeout: 60), 0, run.logTail()) }
-
-        let owners = (0..<2).map { n in
-            FaultInjection.assignments("\(cluster.directory)/shared-\(n).log").filter { $0.task.hasPrefix("items-") }
-        }
-        XCTAssertTrue(owners.allSatisfy { !$0.isEmpty }, "both instances own item partitions")
-        let summaries = try (0..<2).map { n in
-            try String(contentsOfFile: "\(cluster.directory)/shared-\(n).log", encoding: .utf8)
-                .split(separator: "\n").last { $0.contains("embeddings: refreshes") }.map(String.init) ?? ""
-        }
-        XCTAssertEqual(summaries.filter { $0.contains("refresh leader: true") }.count, 1, summaries.joined(separator: "\n"))
-        XCTAssertEqual(summaries.filter { $0.contains("refreshes 0 (refresh leader: false)") }.count, 1,
-                       "the follower ran no refresh of its own: \(summaries.joined(separator: "\n"))")
+        XCTFail("the group did not converge on the leader's refresh: \(lastProblem)")
+        return above
     }
 
     /// The set the refresh leader published (README: "embset" keys of items-0).
