@@ -96,6 +96,9 @@ public final class StreamProcessor: @unchecked Sendable {
     // Views kept for the engine's extensions.
     var sourceTasks: [TopicPartition: SourceTask] { taskManager.sourceTasks }
     var itemTasks: [Int32: ItemTask] { taskManager.itemTasks }
+    var userTasks: [Int32: UserTask] { taskManager.userTasks }
+    /// Fencing epochs of the owned tasks (kept by `TaskManager`).
+    var epochs: [TaskId: Int64] { taskManager.epochs }
     var allTaskIds: [TaskId] { taskManager.ids }
     /// Subscribed topics, in the consumer's topic-index order.
     var topics: [String] { taskManager.inputs.names }

@@ -110,8 +110,8 @@ extension ItemTask: StreamTask {
     public var atEnd: Bool { allSourcesFinished }
 
     /// Position, watermark, per-source progress, the store's metadata and delta.
-    public func snapshot() -> TaskSnapshot {
-        var snapshot = TaskSnapshot()
+    public func snapshot() -> StateSnapshot {
+        var snapshot = StateSnapshot()
         snapshot.meta.nextOffset = nextOffset
         snapshot.meta.eventTimeMs = currentWatermark
         snapshot.meta.sources = TaskCheckpoint.SourceProgress.of(duplicates, watermarks: watermarks.inputs.compactMapValues(\.watermark))

@@ -208,8 +208,8 @@ extension SourceTask: StreamTask {
     public var atEnd: Bool { finished }
 
     /// Position, the largest event time seen, and the user features' delta (when kept here).
-    public func snapshot() -> TaskSnapshot {
-        var snapshot = TaskSnapshot()
+    public func snapshot() -> StateSnapshot {
+        var snapshot = StateSnapshot()
         snapshot.meta.nextOffset = nextOffset
         snapshot.meta.eventTimeMs = watermark.maxTimestamp
         if let users {

@@ -45,7 +45,7 @@ public protocol StreamTask: AnyObject {
     /// The keyed-state delta and meta fields for a checkpoint: takes (and
     /// clears) the entries changed since the last one. The engine adds the
     /// epoch and time, and writes it fenced.
-    func snapshot() -> TaskSnapshot
+    func snapshot() -> StateSnapshot
 
     /// Embedding rows changed and evicted since the last checkpoint (item
     /// tasks with embeddings on; empty otherwise). Called only when the
@@ -95,7 +95,7 @@ public struct TimeTick: Sendable {
 
 /// A task's checkpoint content before the engine fences it: the meta fields
 /// (without epoch and time) and the changed state slots with their encoder.
-public struct TaskSnapshot {
+public struct StateSnapshot {
     public var meta = TaskCheckpoint()
     /// Store slots changed since the last checkpoint.
     public var changed: [UInt32] = []

@@ -52,8 +52,8 @@ extension UserTask: StreamTask {
     public var atEnd: Bool { allSourcesFinished }
 
     /// Position, per-source duplicate-filter progress, the user features' delta.
-    public func snapshot() -> TaskSnapshot {
-        var snapshot = TaskSnapshot()
+    public func snapshot() -> StateSnapshot {
+        var snapshot = StateSnapshot()
         snapshot.meta.nextOffset = nextOffset
         snapshot.meta.sources = TaskCheckpoint.SourceProgress.of(duplicates, watermarks: [:])
         snapshot.changed = users.takeChangedSlotsForCheckpoint()
