@@ -127,20 +127,22 @@ final class ObservabilityTasksTests: XCTestCase {
                                         logger: Logger(label: "test"))
         processor.interactionPartitions = 2
         processor.impressionPartitions = 2
-        processor.topics = ["interactions", "impressions", processor.itemTopic]
+        processor.taskManager.inputs = InputTopics(topics: [(.interactions, "interactions"), (.impressions, "impressions"),
+                                                            (.items, processor.itemTopic)],
+                                                   subscribe: [.interactions, .impressions, .items])
 
         let source = SourceTask(id: TaskId(stage: .interactions, partition: 1), topic: "interactions", decoder: processor.decoder,
                                 outOfOrdernessMs: 5_000, keepsUserFeatures: true)
         source.nextOffset = 42
         source.restoreWatermark(maxTimestamp: 1_000_000)
         source.finish(output: DataflowTests.MemoryOutput(partitions: 1))
-        processor.sourceTasks[TopicPartition(topic: "interactions", partition: 1)] = source
-        processor.epochs[source.id] = 7
-        let item = ItemTask(id: TaskId(stage: .items, partition: 0), panes: processor.panes, trending: processor.trending,
-                            idleTimeoutMs: nil, sources: processor.allSources, nowMs: 0)
+        processor.taskManager.insert(source)
+        processor.taskManager.epochs[source.id] = 7
+        let item = try XCTUnwrap(processor.taskFactory.make(TaskId(stage: .items, partition: 0), topic: processor.itemTopic,
+                                                            nowMs: 0) as? ItemTask)
         item.nextOffset = 5
-        processor.itemTasks[0] = item
-        processor.epochs[item.id] = 8
+        processor.taskManager.insert(item)
+        processor.taskManager.epochs[item.id] = 8
         processor.rebuildingTasks[item.id] = 100
         processor.memberOfGroup = true
 

@@ -36,9 +36,8 @@ extension StreamProcessor {
         let value = Self.encodeFloor(floor)
         var pipeline = RedisPipeline()
         var count = 0
-        for id in tasks where (id.stage == .interactions || id.stage == .impressions) && epochs[id] != nil {
-            let tp = TopicPartition(topic: id.stage == .interactions ? topology.sources.interactions : topology.sources.impressions,
-                                    partition: id.partition)
+        for id in tasks where id.stage.readsSourceTopic && taskManager.epochs[id] != nil {
+            let tp = taskManager.inputs.topicPartition(of: id)
             guard deadLetterFloorWritten[id] != value, sourceTasks[tp]?.deadLettersAlreadySent.isEmpty ?? false else { continue }
             deadLetterFloorWritten[id] = value
             pipeline.add(RedisCommand(arguments: [Array("SET".utf8), Array(deadLetterProgressKey(id).utf8), Array(value.utf8)]))

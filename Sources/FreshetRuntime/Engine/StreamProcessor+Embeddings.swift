@@ -61,27 +61,6 @@ extension StreamProcessor {
         topology.embeddings.enabled ? ItemEmbeddingSide(settings: topology.embeddings, counts: interactionCounts) : nil
     }
 
-    /// Embedding state changed since the last checkpoint, encoded:
-    /// co-occurrence rows for item tasks (the rows other instances' refreshes
-    /// read); user-owning tasks have none of their own.
-    func changedEmbeddingRows(for id: TaskId) -> [(String, [UInt8])] {
-        switch id.stage {
-        case .interactions, .impressions, .users:
-            // Users' histories are the head of recent_items_50, checkpointed with the user features.
-            return []
-        case .items:
-            guard let side = itemTasks[id.partition]?.embeddings else { return [] }
-            defer { side.changedForCheckpoint.removeAll(keepingCapacity: true) }
-            return side.changedForCheckpoint.compactMap { item in side.encodeRow(item).map { (item.string, $0) } }
-        }
-    }
-
-    /// Evicted item rows leave the checkpoint hash too (so no refresh reads them).
-    func evictedEmbeddingRows(for id: TaskId) -> [String] {
-        guard id.stage == .items, let side = itemTasks[id.partition]?.embeddings else { return [] }
-        return side.takeEvictedForCheckpoint().map(\.string)
-    }
-
     /// Restores an item task's co-occurrence rows from its checkpoint.
     func restoreCooccurrenceRows(_ id: TaskId, into side: ItemEmbeddingSide) throws {
         try scanHashBytes(keys.checkpointEmbeddings(id)) { key, bytes in

@@ -18,32 +18,21 @@ extension StreamProcessor {
             totalLag += Int(value)
             lagKnown = true
         }
-        for (tp, task) in sourceTasks {
-            lag(tp, task.nextOffset)
-            reportDelta(task.deadLetterDuplicatesSkipped, key: "dlq-dup-\(task.id)", to: stats.metrics.deadLetterDuplicatesSkipped)
-            if let users = task.users {
-                stats.metrics.stateEntries(store: "users-\(task.id)").set(Double(users.count))
+        for task in taskManager.ordered {
+            let id = task.id
+            lag(taskManager.inputs.topicPartition(of: id), task.nextOffset)
+            let gauges = task.gauges
+            for (count, total) in gauges.counts {
+                reportDelta(total, key: "\(count.rawValue)-\(id)", to: counter(for: count))
             }
-            if let wm = task.watermark.watermark {
-                stats.metrics.watermarkMs(task: task.id.description).set(Double(wm))
-                stats.metrics.eventTimeLagMs(task: task.id.description).set(Double(nowMs - wm))
-                minWatermark = min(minWatermark ?? wm, wm)
+            if let store = gauges.store {
+                stats.metrics.stateEntries(store: "\(store.name)-\(id)").set(Double(store.entries))
             }
-        }
-        for (partition, task) in itemTasks {
-            lag(TopicPartition(topic: itemTopic, partition: partition), task.nextOffset)
-            stats.metrics.stateEntries(store: "items-\(task.id)").set(Double(task.store.count))
-            if let wm = task.currentWatermark {
-                stats.metrics.watermarkMs(task: task.id.description).set(Double(wm))
-                stats.metrics.eventTimeLagMs(task: task.id.description).set(Double(nowMs - wm))
+            if let wm = gauges.watermarkMs {
+                stats.metrics.watermarkMs(task: id.description).set(Double(wm))
+                stats.metrics.eventTimeLagMs(task: id.description).set(Double(nowMs - wm))
+                if gauges.isInputWatermark { minWatermark = min(minWatermark ?? wm, wm) }
             }
-            reportDelta(task.lateDropped, key: "late-\(task.id)", to: stats.metrics.lateEventsDropped)
-            reportDelta(task.duplicatesDropped, key: "dup-\(task.id)", to: stats.metrics.repartitionDuplicatesDropped)
-        }
-        for (partition, task) in userTasks {
-            lag(TopicPartition(topic: userTopic, partition: partition), task.nextOffset)
-            stats.metrics.stateEntries(store: "users-\(task.id)").set(Double(task.users.count))
-            reportDelta(task.duplicatesDropped, key: "dup-\(task.id)", to: stats.metrics.repartitionDuplicatesDropped)
         }
         let droppedExamples = output.examplesDropped
         if droppedExamples > reportedTotals["examples-dropped", default: 0] {
@@ -54,12 +43,21 @@ extension StreamProcessor {
         for (reason, count) in output.takeDeadLetterCounts() {
             stats.metrics.deadLetters(reason: reason.rawValue).increment(by: count)
         }
-        stats.metrics.assignedPartitions.set(Double(sourceTasks.count + itemTasks.count + userTasks.count))
+        stats.metrics.assignedPartitions.set(Double(taskManager.count))
         stats.update(totalLag: lagKnown ? totalLag : nil, watermarkMs: minWatermark, joined: memberOfGroup,
                      redisProblem: writer.unhealthyReason)
         stats.rebuilding(rebuildingTasks.count)
         _ = stats.readiness
         publishTasks(nowMs: nowMs)
+    }
+
+    /// The counter a task's cumulative count is reported to.
+    func counter(for count: TaskCount) -> CoreMetrics.Counter {
+        switch count {
+        case .deadLetterDuplicatesSkipped: return stats.metrics.deadLetterDuplicatesSkipped
+        case .lateDropped: return stats.metrics.lateEventsDropped
+        case .duplicatesDropped: return stats.metrics.repartitionDuplicatesDropped
+        }
     }
 
     /// Adds what a task's cumulative count grew by since the last report.

@@ -24,22 +24,7 @@ final class RebalanceBridge: RebalanceListener, @unchecked Sendable {
 }
 
 extension StreamProcessor {
-    func taskId(for tp: TopicPartition) -> TaskId? {
-        switch tp.topic {
-        case topology.sources.interactions: return TaskId(stage: .interactions, partition: tp.partition)
-        case topology.sources.impressions: return TaskId(stage: .impressions, partition: tp.partition)
-        case itemTopic: return TaskId(stage: .items, partition: tp.partition)
-        case userTopic: return TaskId(stage: .users, partition: tp.partition)
-        default: return nil
-        }
-    }
-
-    var allSources: Set<DuplicateFilter.Source> {
-        var sources: Set<DuplicateFilter.Source> = []
-        for p in 0..<interactionPartitions { sources.insert(.init(topic: 0, partition: p)) }
-        for p in 0..<impressionPartitions { sources.insert(.init(topic: 1, partition: p)) }
-        return sources
-    }
+    func taskId(for tp: TopicPartition) -> TaskId? { taskManager.inputs.taskId(for: tp) }
 
     /// Takes tasks over: bump each task's fencing epoch first (so a zombie can no
     /// longer write a newer checkpoint), then restore its state and start from
@@ -67,7 +52,7 @@ extension StreamProcessor {
         do {
             var sources: [TaskId: String] = [:]
             for tp in partitions {
-                if let id = taskId(for: tp), id.stage == .interactions || id.stage == .impressions { sources[id] = tp.topic }
+                if let id = taskId(for: tp), id.stage.readsSourceTopic { sources[id] = tp.topic }
             }
             deadLettersSentBefore = try deadLettersAlreadySent(tasks: sources)
         } catch {
@@ -81,7 +66,7 @@ extension StreamProcessor {
             guard let id = taskId(for: tp) else { continue }
             do {
                 let epoch = try acquireEpoch(for: id)
-                epochs[id] = epoch
+                taskManager.epochs[id] = epoch
                 var checkpoint = try restore(id, topicPartition: tp, nowMs: now)
                 if let loss = try storeLossAtAssign(id, checkpoint: checkpoint, committed: committed[tp]) {
                     checkpoint = nil
@@ -109,19 +94,13 @@ extension StreamProcessor {
         stats.rebalances.increment()
         // Lost: we are out of the group until librdkafka rejoins (the next assign).
         if lost { memberOfGroup = false }
-        let ids = partitions.compactMap(taskId(for:)).filter { epochs[$0] != nil }
+        let ids = partitions.compactMap(taskId(for:)).filter { taskManager.epochs[$0] != nil }
         if !lost && !ids.isEmpty {
             let now = Self.wallClockMs()
             if topology.checkpointIntervalMs > 0 {
                 checkpointAndCommit(tasks: ids, nowMs: now)
-            } else if commitsBlocked == nil {
-                flushFeatures(nowMs: now)
-                output.sendPendingBundles()
-                if (try? flushProducer(timeoutMs: 30_000)) != nil, output.fatal == nil {
-                    writer.waitUntilDrained()
-                    let excluded = handleWriterReport()
-                    commitOffsets(for: ids.filter { !excluded.contains($0) })
-                }
+            } else {
+                checkpointer.commitAcknowledged(ids, nowMs: now)
             }
         }
         for id in ids {
@@ -168,69 +147,30 @@ extension StreamProcessor {
     return {epoch, current}
     """
 
-    /// Creates the task and loads its checkpoint, if any.
+    /// Creates the task (`TaskFactory`), loads its checkpoint if any
+    /// (`StreamTask.restore`), adds what the engine keeps for its kind, and
+    /// hands it to the task manager.
     func restore(_ id: TaskId, topicPartition tp: TopicPartition, nowMs: Int64) throws -> TaskCheckpoint? {
         let metaFields = try hashGetAll(keys.checkpointMeta(id))
         let checkpoint: TaskCheckpoint? = metaFields.isEmpty ? nil : try TaskCheckpoint.parse(metaFields, task: id)
-        switch id.stage {
-        case .interactions, .impressions:
-            let task = SourceTask(id: id, topic: tp.topic, decoder: decoder,
-                                  outOfOrdernessMs: topology.eventTime.outOfOrdernessMs,
-                                  keepsUserFeatures: topology.sources.keyedByUser)
-            if let checkpoint {
-                task.nextOffset = checkpoint.nextOffset
-                task.restoreWatermark(maxTimestamp: checkpoint.eventTimeMs)
-
-                if let users = task.users {
-                    try scanState(id) { key, bytes in try users.restoreEntry(userId: key, bytes: bytes) }
-                }
-            }
+        let task = taskFactory.make(id, topic: tp.topic, nowMs: nowMs)
+        if let checkpoint {
+            try task.restore(from: checkpoint, state: { apply in try scanState(id, apply) }, nowMs: nowMs)
+        }
+        if let source = task as? SourceTask {
             // Only records the replay will read again matter (at or after the checkpoint).
             let resumeAt = checkpoint?.nextOffset ?? 0
-            task.deadLettersAlreadySent = (deadLettersSentBefore[id] ?? []).filter { $0 >= resumeAt }
-            if !task.deadLettersAlreadySent.isEmpty {
+            source.deadLettersAlreadySent = (deadLettersSentBefore[id] ?? []).filter { $0 >= resumeAt }
+            if !source.deadLettersAlreadySent.isEmpty {
                 logger.info("dead letters sent before a crash will not be sent again",
-                            metadata: ["task": "\(id)", "count": "\(task.deadLettersAlreadySent.count)"])
+                            metadata: ["task": "\(id)", "count": "\(source.deadLettersAlreadySent.count)"])
             }
-            if task.users != nil {
-                // Histories are the head of recent_items_50: restored with the user features.
-                task.userEmbeddings = makeUserEmbeddingSide()
-            }
-            sourceTasks[tp] = task
-        case .items:
-            // Bounded runs are judged on their own final markers; idleness would
-            // make the final watermark depend on timing, so it is off there.
-            let idle: Int64? = options.stopAtEnd ? nil : topology.eventTime.idleTimeoutMs
-            let task = ItemTask(id: id, panes: panes, trending: trending, idleTimeoutMs: idle,
-                                sources: allSources, nowMs: nowMs)
-            if let checkpoint {
-                task.nextOffset = checkpoint.nextOffset
-                for progress in checkpoint.sources {
-                    if let admitted = progress.lastAdmitted { task.duplicates.restore(progress.source, admitted) }
-                    if let wm = progress.watermarkMs { task.watermarks.update(progress.source, watermark: wm, nowMs: nowMs) }
-                }
-                if let metadata = checkpoint.storeMetadata { try task.store.restoreMetadata(metadata) }
-                try scanState(id) { key, bytes in try task.store.restoreEntry(itemId: key, bytes: bytes) }
-                task.restoreWatermark(checkpoint.eventTimeMs)
-                _ = task.store.takeDirty()
-            }
-            task.embeddings = makeItemEmbeddingSide()
-            if checkpoint != nil, let side = task.embeddings { try restoreCooccurrenceRows(id, into: side) }
-            if task.embeddings != nil { clearEmbeddingFinal(partition: tp.partition) }
-            itemTasks[tp.partition] = task
-        case .users:
-            var sources: Set<DuplicateFilter.Source> = []
-            for p in 0..<interactionPartitions { sources.insert(.init(topic: 0, partition: p)) }
-            let task = UserTask(id: id, sources: sources)
-            if let checkpoint {
-                task.nextOffset = checkpoint.nextOffset
-                for progress in checkpoint.sources {
-                    if let admitted = progress.lastAdmitted { task.duplicates.restore(progress.source, admitted) }
-                }
-                try scanState(id) { key, bytes in try task.users.restoreEntry(userId: key, bytes: bytes) }
-            }
-            userTasks[tp.partition] = task
         }
+        if let item = task as? ItemTask, let side = item.embeddings {
+            if checkpoint != nil { try restoreCooccurrenceRows(id, into: side) }
+            clearEmbeddingFinal(partition: tp.partition)
+        }
+        taskManager.insert(task)
         return checkpoint
     }
 

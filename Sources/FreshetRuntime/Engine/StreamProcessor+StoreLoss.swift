@@ -37,14 +37,7 @@ extension StreamProcessor {
         var detail: String
     }
 
-    func topicPartition(of id: TaskId) -> TopicPartition {
-        switch id.stage {
-        case .interactions: return TopicPartition(topic: topology.sources.interactions, partition: id.partition)
-        case .impressions: return TopicPartition(topic: topology.sources.impressions, partition: id.partition)
-        case .items: return TopicPartition(topic: itemTopic, partition: id.partition)
-        case .users: return TopicPartition(topic: userTopic, partition: id.partition)
-        }
-    }
+    func topicPartition(of id: TaskId) -> TopicPartition { taskManager.inputs.topicPartition(of: id) }
 
     // MARK: - At assignment
 
@@ -79,7 +72,7 @@ extension StreamProcessor {
         guard let epoch = try acquireEpoch(for: id, unlessAbove: nil) else {
             throw ProcessorError.redis("cannot take the epoch of \(id)")
         }
-        epochs[id] = epoch
+        taskManager.epochs[id] = epoch
         try deleteCheckpoint(id)
         _ = try restore(id, topicPartition: tp, nowMs: nowMs)
         if committed > earliest { rebuildingTasks[id] = committed }
@@ -91,9 +84,9 @@ extension StreamProcessor {
     /// A running task whose store was lost: rebuild it in place (new epoch,
     /// empty state, seek to offset 0). Not recoverable: stop (see the type).
     func checkpointStoreLost(_ id: TaskId, evidence: StoreLossEvidence, detail: String) {
-        guard let oldEpoch = epochs[id] else { return }
+        guard let oldEpoch = taskManager.epochs[id] else { return }
         let tp = topicPartition(of: id)
-        let reached = position(of: id)?.1 ?? nil
+        let reached = taskManager[id]?.nextOffset
         do {
             let earliest = try announceLoss(id, topicPartition: tp, loss: StoreLoss(evidence: evidence, detail: detail))
             dropTask(id)
@@ -102,10 +95,10 @@ extension StreamProcessor {
                                metadata: ["task": "\(id)"])
                 return
             }
-            epochs[id] = epoch
+            taskManager.epochs[id] = epoch
             try deleteCheckpoint(id)
             _ = try restore(id, topicPartition: tp, nowMs: Self.wallClockMs())
-            checkpointWrittenMs[id] = nil
+            checkpointer.writtenMs[id] = nil
             try consumer.seek(tp, offset: earliest)
             // Rebuilding (and not ready) until the replay is back where the task was.
             if let reached, reached > earliest { rebuildingTasks[id] = reached }
@@ -163,7 +156,7 @@ extension StreamProcessor {
     func checkRebuildProgress() {
         guard !rebuildingTasks.isEmpty else { return }
         for (id, target) in rebuildingTasks {
-            guard let next = position(of: id)?.1 ?? nil, next >= target else { continue }
+            guard let next = taskManager[id]?.nextOffset, next >= target else { continue }
             rebuildingTasks[id] = nil
             logger.notice("task rebuilt after the checkpoint store loss", metadata: ["task": "\(id)", "offset": "\(next)"])
         }
@@ -186,7 +179,7 @@ extension StreamProcessor {
         logger.warning("redis restarted (run_id changed): checking every task's epoch and checkpoint",
                        metadata: ["previous_run_id": "\(previous)", "run_id": "\(runId)"])
         for id in allTaskIds {
-            guard let epoch = epochs[id] else { continue }
+            guard let epoch = taskManager.epochs[id] else { continue }
             do {
                 var pipeline = RedisPipeline()
                 pipeline.add(RedisCommand(arguments: [Array("GET".utf8), Array(keys.epoch(id).utf8)]))
@@ -199,7 +192,7 @@ extension StreamProcessor {
                     guard FencedWriteReply.epochRefusal(ours: epoch, current: current) == .storeLost else { continue }
                     checkpointStoreLost(id, evidence: current == nil ? .epochMissing : .epochRolledBack,
                                         detail: "redis restarted and the epoch key is \(current.map { "at \($0)" } ?? "missing")")
-                } else if let ours = checkpointWrittenMs[id], written != ours {
+                } else if let ours = checkpointer.writtenMs[id], written != ours {
                     checkpointStoreLost(id, evidence: .checkpointRolledBack,
                                         detail: "redis restarted and holds the checkpoint written at \(written.map(String.init) ?? "none"), not the latest at \(ours)")
                 }

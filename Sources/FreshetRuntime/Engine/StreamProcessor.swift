@@ -47,22 +47,19 @@ public final class StreamProcessor: @unchecked Sendable {
     var writer: RedisWriter!
     var control: (any RedisStore)!
 
-    // Topic layout, resolved at start.
-    var topics: [String] = []
+    // Topic layout, resolved at start (`prepareTopics`).
     var interactionPartitions: Int32 = 0
     var impressionPartitions: Int32 = 0
     var repartitionPartitions: Int32 = 0
     var itemTopic: String { Topology.itemRepartitionTopic(group: options.group) }
     var userTopic: String { Topology.userRepartitionTopic(group: options.group) }
 
-    // Tasks, by the partition they own.
-    var sourceTasks: [TopicPartition: SourceTask] = [:]
-    var itemTasks: [Int32: ItemTask] = [:]
-    var userTasks: [Int32: UserTask] = [:]
-    var epochs: [TaskId: Int64] = [:]
+    /// The tasks this instance owns, their epochs, and the routing of records to them.
+    let taskManager: TaskManager
+    /// The commit protocol (checkpoints, offset commits, blocked commits).
+    lazy var checkpointer = Checkpointer(keys: keys, tasks: taskManager, stats: stats, logger: logger, host: self)
 
     var lastFlushMs: Int64 = 0
-    var lastCheckpointMs: Int64 = 0
     var lastMarkerMs: Int64 = 0
     var lastFinalMarkerMs: Int64 = 0
     var emptySinceMs: Int64?
@@ -86,24 +83,27 @@ public final class StreamProcessor: @unchecked Sendable {
     let stopFlag = StopFlag()
     /// Set by a rebalance callback that cannot continue (it cannot throw through librdkafka).
     var fatalError: Error?
-    /// Why nothing may be checkpointed or committed any more (a fatal error, or
-    /// Redis writes abandoned): effects of processed records may be missing
-    /// from Redis or the broker, so the next run must replay them. Never cleared.
-    var commitsBlocked: String?
     /// Keys Redis refused for good in this run (a bounded run with any exits non-zero).
     var rejectedKeyCount = 0
     /// The keys behind `rejectedKeyCount`.
     var rejectedKeys: Set<String> = []
-    /// Tasks whose latest checkpoint did not land (their offsets were not committed).
-    var uncheckpointedTasks: Set<TaskId> = []
     /// Tasks being rebuilt after the checkpoint store lost them, with the input
     /// offset they had reached before (rebuilt once they pass it again).
     var rebuildingTasks: [TaskId: Int64] = [:]
     /// Redis's `run_id` (INFO server) when last checked: a change means Redis restarted.
     var redisRunId: String?
-    /// `written_ms` of each task's latest acknowledged checkpoint, to notice a
-    /// Redis that came back from an older snapshot.
-    var checkpointWrittenMs: [TaskId: Int64] = [:]
+
+    // Views kept for the engine's extensions.
+    var sourceTasks: [TopicPartition: SourceTask] { taskManager.sourceTasks }
+    var itemTasks: [Int32: ItemTask] { taskManager.itemTasks }
+    var userTasks: [Int32: UserTask] { taskManager.userTasks }
+    /// Fencing epochs of the owned tasks (kept by `TaskManager`).
+    var epochs: [TaskId: Int64] { taskManager.epochs }
+    var allTaskIds: [TaskId] { taskManager.ids }
+    /// Subscribed topics, in the consumer's topic-index order.
+    var topics: [String] { taskManager.inputs.names }
+    /// Why nothing may be checkpointed or committed any more (see `Checkpointer.commitsBlocked`).
+    var commitsBlocked: String? { checkpointer.commitsBlocked }
 
     public init(topology: Topology, options: ProcessorOptions, logger: Logger) {
         self.topology = topology
@@ -118,6 +118,7 @@ public final class StreamProcessor: @unchecked Sendable {
         self.decoder = EventDecoder(minTimestampMs: topology.eventTime.minTimestampMs,
                                     maxFutureSkewMs: topology.eventTime.maxFutureSkewMs)
         self.panes = PaneSpec(paneMs: topology.windows.paneMs, windowPanes: topology.windows.panesPerWindow)
+        self.taskManager = TaskManager(inputs: InputTopics(), metrics: stats.metrics)
     }
 
     /// After a run with embeddings: refreshes, items of the last one, its seconds, and table sizes
@@ -187,8 +188,20 @@ public final class StreamProcessor: @unchecked Sendable {
         // Every dead letter this instance sends lies at or after these offsets.
         deadLetterStart = Dictionary(uniqueKeysWithValues: try KafkaConsumer.probeEndOffsets(
             config: kafkaConfig, topics: [topology.deadLetterTopic]).map { ($0.key.partition, $0.value) })
-        topics = [topology.sources.interactions, topology.sources.impressions, itemTopic]
-        if !topology.sources.keyedByUser { topics.append(userTopic) }
+        var subscribe: [TaskId.Stage] = [.interactions, .impressions, .items]
+        if !topology.sources.keyedByUser { subscribe.append(.users) }
+        taskManager.inputs = InputTopics(topics: [(.interactions, topology.sources.interactions),
+                                                  (.impressions, topology.sources.impressions),
+                                                  (.items, itemTopic), (.users, userTopic)],
+                                         subscribe: subscribe)
+    }
+
+    /// Creates tasks for assigned partitions (see `TaskFactory`).
+    var taskFactory: TaskFactory {
+        TaskFactory(topology: topology, stopAtEnd: options.stopAtEnd, decoder: decoder, panes: panes, trending: trending,
+                    interactionPartitions: interactionPartitions, impressionPartitions: impressionPartitions,
+                    makeUserEmbeddingSide: { [unowned self] in makeUserEmbeddingSide() },
+                    makeItemEmbeddingSide: { [unowned self] in makeItemEmbeddingSide() })
     }
 
     /// The largest message this instance produces: `output.max_message_bytes`,
@@ -287,183 +300,13 @@ public final class StreamProcessor: @unchecked Sendable {
         if options.stopAtEnd && rejectedKeyCount > 0 {
             throw ProcessorError.redis("bounded run finished, but Redis rejected \(rejectedKeyCount) key(s) (logged with their keys, counted in freshet_redis_rejected_keys_total); everything else was written and committed")
         }
-        if options.stopAtEnd && !uncheckpointedTasks.isEmpty {
-            throw ProcessorError.checkpoint("bounded run finished, but the checkpoints of \(uncheckpointedTasks.sorted { $0.description < $1.description }) did not land; their offsets were not committed")
+        if options.stopAtEnd && !checkpointer.uncheckpointedTasks.isEmpty {
+            throw ProcessorError.checkpoint("bounded run finished, but the checkpoints of \(checkpointer.uncheckpointedTasks.sorted { $0.description < $1.description }) did not land; their offsets were not committed")
         }
     }
 
     /// Stops every later checkpoint and offset commit of this run (see `commitsBlocked`).
-    func blockCommits(_ reason: String) {
-        guard commitsBlocked == nil else { return }
-        commitsBlocked = reason
-        logger.critical("no further checkpoint or offset commit in this run: \(reason)")
-    }
-
-    private func processLoop() throws {
-        while !stopFlag.isSet {
-            let poll = try consumer.poll(maxRecords: 4096, timeoutMs: 20)
-            let now = Self.wallClockMs()
-            for record in poll.records {
-                dispatch(record, nowMs: now)
-            }
-            stats.recordsConsumed.add(poll.records.count)
-            flushConsumedRun()
-            recordsSinceFlush += poll.records.count
-            for eof in poll.endOfPartition {
-                reachedEnd(eof.topicPartition, nowMs: now)
-            }
-            for error in poll.errors {
-                stats.kafkaErrors.add(1)
-                logger.warning("kafka: \(error)")
-            }
-            if let fatal = output.fatal {
-                throw ProcessorError.kafka("cannot enqueue a record for the repartition or dead-letter topic: \(fatal)")
-            }
-            if let fatalError { throw fatalError }
-            afterBatch(nowMs: now)
-            if options.stopAtEnd && boundedRunComplete {
-                logger.info("bounded run complete: every assigned partition reached its end")
-                break
-            }
-            if options.stopAtEnd && holdsNothing(nowMs: now) {
-                logger.notice("bounded run: this instance has held no partition for 10 s (more instances than partitions); the other members finish the run")
-                break
-            }
-        }
-    }
-
-    /// Feeds one record to the task that owns its partition.
-    func dispatch(_ record: ConsumedRecord, nowMs: Int64) {
-        let input = InputRecord(partition: record.partition, offset: record.offset, key: record.key,
-                                value: record.value, timestampMs: record.timestampMs, valueIsNull: record.valueIsNull)
-        // Counted per partition only for owned partitions, so that a revoked
-        // partition's series, once removed, is not re-created by a late record.
-        switch record.topicIndex {
-        case 0, 1:
-            let tp = TopicPartition(topic: topics[record.topicIndex], partition: record.partition)
-            guard let task = sourceTasks[tp] else { return }
-            countConsumed(topicIndex: record.topicIndex, partition: record.partition)
-            task.process(input, nowMs: nowMs, output: output)
-        case 2:
-            guard let task = itemTasks[record.partition] else { return }
-            countConsumed(topicIndex: record.topicIndex, partition: record.partition)
-            task.process(input, nowMs: nowMs, output: output)
-        case 3:
-            guard let task = userTasks[record.partition] else { return }
-            countConsumed(topicIndex: record.topicIndex, partition: record.partition)
-            task.process(input)
-        default:
-            return
-        }
-    }
-
-    /// Periodic work after each polled batch: watermarks, flushes, checkpoints.
-    func afterBatch(nowMs: Int64) {
-        output.sendPendingBundles()
-        if nowMs - lastMarkerMs >= 20 {
-            lastMarkerMs = nowMs
-            for task in sourceTasks.values { task.emitWatermarkIfAdvanced(output: output) }
-        }
-        if options.stopAtEnd, nowMs - lastFinalMarkerMs >= 1_000 {
-            // Several instances in one bounded run: tasks move between them, and
-            // a moved item task needs every source's final marker again.
-            lastFinalMarkerMs = nowMs
-            for task in sourceTasks.values { task.resendFinalMarker(output: output) }
-        }
-        for task in itemTasks.values { task.advanceWatermark(nowMs: nowMs, output: output) }
-        maybeRefreshEmbeddings()
-        producer.poll(timeoutMs: 0)
-        if recordsSinceFlush >= topology.redis.flushMaxKeys || nowMs - lastFlushMs >= topology.redis.flushIntervalMs {
-            flushFeatures(nowMs: nowMs)
-        }
-        if topology.checkpointIntervalMs > 0, nowMs - lastCheckpointMs >= topology.checkpointIntervalMs {
-            checkpointAndCommit(tasks: allTaskIds, nowMs: nowMs)
-        } else if topology.checkpointIntervalMs == 0, nowMs - lastCheckpointMs >= 1_000 {
-            commitOnly(nowMs: nowMs)
-        }
-        handleWriterReport()
-        checkRebuildProgress()
-        updateGauges(nowMs: nowMs)
-    }
-
-    var allTaskIds: [TaskId] {
-        sourceTasks.values.map(\.id) + itemTasks.values.map(\.id) + userTasks.values.map(\.id)
-    }
-
-    // MARK: - Bounded runs
-
-    func reachedEnd(_ tp: TopicPartition, nowMs: Int64) {
-        guard options.stopAtEnd, let task = sourceTasks[tp], !task.finished else { return }
-        task.finish(output: output)
-        logger.info("partition reached its end", metadata: ["task": "\(task.id)", "offset": "\(task.nextOffset ?? 0)"])
-    }
-
-    /// Every assigned source partition reached its end and every repartition-fed
-    /// task heard the final marker of every source partition (so it holds all
-    /// records derived from them).
-    /// Bounded runs: true once this member of the group has held no task for
-    /// 10 s (long past a cooperative rebalance's second phase).
-    func holdsNothing(nowMs: Int64) -> Bool {
-        guard everAssigned, memberOfGroup, sourceTasks.isEmpty, itemTasks.isEmpty, userTasks.isEmpty else {
-            emptySinceMs = nil
-            return false
-        }
-        let since = emptySinceMs ?? nowMs
-        emptySinceMs = since
-        return nowMs - since >= 10_000
-    }
-
-    var boundedRunComplete: Bool {
-        guard everAssigned, !(sourceTasks.isEmpty && itemTasks.isEmpty && userTasks.isEmpty) else { return false }
-        return sourceTasks.values.allSatisfy(\.finished)
-            && itemTasks.values.allSatisfy(\.allSourcesFinished)
-            && userTasks.values.allSatisfy(\.allSourcesFinished)
-    }
-
-    // MARK: - Flush
-
-    /// Writes every key changed since the last flush (one fenced write per task).
-    func flushFeatures(nowMs: Int64) {
-        lastFlushMs = nowMs
-        recordsSinceFlush = 0
-        var writes: [FencedWrite] = []
-        var samples: [Int64] = []
-        var counts: [(String, Int64)] = []
-        let syncDue = topology.embeddings.enabled
-            && (nowMs - lastEmbeddingSyncMs >= topology.embeddings.syncIntervalMs || forceEmbeddingSync)
-        if syncDue { lastEmbeddingSyncMs = nowMs }
-        // A full user republication continues at every flush until done (in slices).
-        let syncEmbeddings = syncDue || sourceTasks.values.contains { $0.userEmbeddings?.republishing == true }
-        let vectorSet = syncEmbeddings ? vectorSetToPublish(nowMs: nowMs) : nil
-        for task in sourceTasks.values {
-            guard let users = task.users, let epoch = epochs[task.id] else { continue }
-            var write = FencedWrite(task: task.id, epochKey: keys.epoch(task.id), epoch: epoch)
-            renderer.renderUsers(users, into: &write, samples: &samples, counts: &counts)
-            if let vectorSet, let side = task.userEmbeddings {
-                renderUserEmbeddings(side, store: users, set: vectorSet, into: &write)
-            }
-            if !write.isEmpty { writes.append(write) }
-        }
-        for task in userTasks.values {
-            guard let epoch = epochs[task.id] else { continue }
-            var write = FencedWrite(task: task.id, epochKey: keys.epoch(task.id), epoch: epoch)
-            renderer.renderUsers(task.users, into: &write, samples: &samples, counts: &counts)
-            if !write.isEmpty { writes.append(write) }
-        }
-        if topology.embeddings.enabled && topology.embeddings.examples { interactionCounts.publish(counts) }
-        for task in itemTasks.values {
-            guard let epoch = epochs[task.id] else { continue }
-            var write = FencedWrite(task: task.id, epochKey: keys.epoch(task.id), epoch: epoch)
-            let changed = renderer.renderItems(task, into: &write, samples: &samples)
-            if changed > 0 { renderer.trendingMeta(watermark: task.currentWatermark, into: &write) }
-            if let vectorSet, let side = task.embeddings {
-                renderItemEmbeddings(side, set: vectorSet, into: &write)
-            }
-            if !write.isEmpty { writes.append(write) }
-        }
-        guard !writes.isEmpty else { return }
-        writer.submit(RedisWriter.Batch(writes: writes, eventTimeSamples: samples))
-    }
+    func blockCommits(_ reason: String) { checkpointer.block(reason) }
 
     /// Acts on what the writer saw: logs and counts rejected keys, drops tasks
     /// a newer owner fenced, rebuilds tasks the checkpoint store lost, and
@@ -494,7 +337,7 @@ public final class StreamProcessor: @unchecked Sendable {
             if refusal == .fencedByNewerOwner { stats.fencedWrites.increment() }
             // A refusal reported late, after this instance took the task back
             // under a newer epoch, is about the old ownership: keep the task.
-            guard epochs[task] == epoch else { continue }
+            guard taskManager.epochs[task] == epoch else { continue }
             excluded.insert(task)
             switch refusal {
             case .fencedByNewerOwner:
@@ -515,38 +358,19 @@ public final class StreamProcessor: @unchecked Sendable {
                 stopFlag.set()
             }
         }
-        uncheckpointedTasks.formUnion(report.failedCheckpoints)
+        checkpointer.uncheckpointedTasks.formUnion(report.failedCheckpoints)
         return excluded
     }
 
-    /// Forgets a task and its metric series (lag, records consumed, watermark,
-    /// state entries): a revoked partition's last values must not linger.
+    /// Forgets a task, its metric series (`TaskManager.drop`) and the
+    /// engine's bookkeeping about it.
     func dropTask(_ task: TaskId) {
-        epochs[task] = nil
         rebuildingTasks[task] = nil
         deadLetterFloorWritten[task] = nil
-        stats.metrics.removeTask(task.description)
-        let topic: String
-        switch task.stage {
-        case .interactions: topic = topology.sources.interactions
-        case .impressions: topic = topology.sources.impressions
-        case .items: topic = itemTopic
-        case .users: topic = userTopic
-        }
-        stats.metrics.removePartition(topic: topic, partition: task.partition)
-        if let index = topics.firstIndex(of: topic) {
+        if let index = taskManager.inputs.subscriptionIndex(of: task.stage) {
             consumedCounters[Int64(index) << 32 | Int64(task.partition)] = nil
         }
-        switch task.stage {
-        case .interactions:
-            sourceTasks[TopicPartition(topic: topology.sources.interactions, partition: task.partition)] = nil
-        case .impressions:
-            sourceTasks[TopicPartition(topic: topology.sources.impressions, partition: task.partition)] = nil
-        case .items:
-            itemTasks[task.partition] = nil
-        case .users:
-            userTasks[task.partition] = nil
-        }
+        taskManager.drop(task)
     }
 
     // MARK: - Shutdown

@@ -40,3 +40,16 @@ public struct DuplicateFilter: Sendable, Equatable {
         highest[source] = position
     }
 }
+
+extension TaskCheckpoint.SourceProgress {
+    /// Per source partition (sorted by topic code, then partition), the last
+    /// record the filter admitted and the source's watermark, for a repartition-fed task's checkpoint.
+    public static func of(_ filter: DuplicateFilter,
+                          watermarks: [DuplicateFilter.Source: EventTimeMs]) -> [TaskCheckpoint.SourceProgress] {
+        let sources = Set(filter.highest.keys).union(watermarks.keys)
+        return sources.sorted { ($0.topic, $0.partition) < ($1.topic, $1.partition) }.map { source in
+            TaskCheckpoint.SourceProgress(source: source, lastAdmitted: filter.highest[source],
+                                          watermarkMs: watermarks[source])
+        }
+    }
+}

@@ -101,3 +101,66 @@ public final class ItemTask {
         if let watermark { store.advanceWatermark(to: watermark) }
     }
 }
+
+extension ItemTask: StreamTask {
+    public func advanceTime(_ tick: TimeTick, output: TaskOutput) {
+        advanceWatermark(nowMs: tick.nowMs, output: output)
+    }
+
+    public var atEnd: Bool { allSourcesFinished }
+
+    /// Position, watermark, per-source progress, the store's metadata and delta.
+    public func snapshot() -> StateSnapshot {
+        var snapshot = StateSnapshot()
+        snapshot.meta.nextOffset = nextOffset
+        snapshot.meta.eventTimeMs = currentWatermark
+        snapshot.meta.sources = TaskCheckpoint.SourceProgress.of(duplicates, watermarks: watermarks.inputs.compactMapValues(\.watermark))
+        snapshot.changed = store.takeChangedSlotsForCheckpoint()
+        snapshot.encode = store.appendCheckpointEntry
+        snapshot.meta.entries = store.count
+        snapshot.meta.storeMetadata = store.encodeMetadata()
+        return snapshot
+    }
+
+    /// Co-occurrence rows changed since the last checkpoint (the rows other
+    /// instances' refreshes read), and the evicted ones.
+    public func takeEmbeddingCheckpoint() -> EmbeddingCheckpoint {
+        var result = EmbeddingCheckpoint()
+        guard let side = embeddings else { return result }
+        result.changed = side.changedForCheckpoint.compactMap { item in side.encodeRow(item).map { (item.string, $0) } }
+        side.changedForCheckpoint.removeAll(keepingCapacity: true)
+        result.evicted = side.takeEvictedForCheckpoint().map(\.string)
+        return result
+    }
+
+    /// Duplicate filter and source watermarks first, then the store (its
+    /// metadata before its entries), then the task's watermark (no timer fires twice).
+    public func restore(from checkpoint: TaskCheckpoint, state: StateScan, nowMs: Int64) throws {
+        nextOffset = checkpoint.nextOffset
+        for progress in checkpoint.sources {
+            if let admitted = progress.lastAdmitted { duplicates.restore(progress.source, admitted) }
+            if let wm = progress.watermarkMs { watermarks.update(progress.source, watermark: wm, nowMs: nowMs) }
+        }
+        if let metadata = checkpoint.storeMetadata { try store.restoreMetadata(metadata) }
+        try state { key, bytes in try store.restoreEntry(itemId: key, bytes: bytes) }
+        restoreWatermark(checkpoint.eventTimeMs)
+        _ = store.takeDirty()
+    }
+
+    /// Changed items (windows, trending), the trending meta when any changed, vectors when a sync is due.
+    public func render(into write: inout FencedWrite, context: inout RenderContext) {
+        let changed = context.renderer.renderItems(self, into: &write, samples: &context.samples)
+        if changed > 0 { context.renderer.trendingMeta(watermark: currentWatermark, into: &write) }
+        if let vectors = context.vectors, let side = embeddings {
+            context.embeddings?.renderItemEmbeddings(side, set: vectors, into: &write)
+        }
+    }
+
+    public var gauges: TaskGauges {
+        var gauges = TaskGauges()
+        gauges.store = ("items", store.count)
+        gauges.watermarkMs = currentWatermark
+        gauges.counts = [(.lateDropped, lateDropped), (.duplicatesDropped, duplicatesDropped)]
+        return gauges
+    }
+}

@@ -32,12 +32,14 @@ public final class SourceTask {
     /// Where routed records are encoded before the output copies them (reused).
     private var scratch = ByteWriter(capacity: 256)
     private var lastSentWatermark: EventTimeMs?
-    private var sourceTopicCode: UInt8 { id.stage == .interactions ? 0 : 1 }
+    /// This task's source topic in repartitioned records' origins and markers.
+    private let sourceTopicCode: UInt8
 
     public init(id: TaskId, topic: String, decoder: EventDecoder, outOfOrdernessMs: Int64,
                 keepsUserFeatures: Bool, recentCapacity: Int = 50) {
-        precondition(id.stage == .interactions || id.stage == .impressions, "SourceTask needs a source stage")
+        precondition(id.stage.readsSourceTopic, "SourceTask needs a source stage")
         self.id = id
+        self.sourceTopicCode = id.stage.sourceCode ?? 0
         self.topic = topic
         self.decoder = decoder
         self.watermark = BoundedOutOfOrdernessWatermark(outOfOrdernessMs: outOfOrdernessMs)
@@ -77,7 +79,7 @@ public final class SourceTask {
                 }
                 var tooLarge: BadInput?
                 if routesInteractionsByUser {
-                    let origin = RecordOrigin(sourceTopic: 0, partition: record.partition, offset: record.offset, subIndex: 0)
+                    let origin = RecordOrigin(sourceTopic: sourceTopicCode, partition: record.partition, offset: record.offset, subIndex: 0)
                     let bytes = RepartitionRecord.interaction(interaction, origin: origin).encoded()
                     if bytes.count <= output.maxRepartitionRecordBytes {
                         output.repartition(.users, key: interaction.userId, value: bytes)
@@ -188,5 +190,59 @@ public final class SourceTask {
     /// Restores the watermark from a checkpoint (largest event time seen).
     public func restoreWatermark(maxTimestamp: EventTimeMs?) {
         if let maxTimestamp { watermark.observe(maxTimestamp) }
+    }
+}
+
+extension SourceTask: StreamTask {
+    public func advanceTime(_ tick: TimeTick, output: TaskOutput) {
+        if tick.markersDue { emitWatermarkIfAdvanced(output: output) }
+        if tick.finalMarkersDue { resendFinalMarker(output: output) }
+    }
+
+    public func reachEnd(output: TaskOutput) -> Bool {
+        guard !finished else { return false }
+        finish(output: output)
+        return true
+    }
+
+    public var atEnd: Bool { finished }
+
+    /// Position, the largest event time seen, and the user features' delta (when kept here).
+    public func snapshot() -> StateSnapshot {
+        var snapshot = StateSnapshot()
+        snapshot.meta.nextOffset = nextOffset
+        snapshot.meta.eventTimeMs = watermark.maxTimestamp
+        if let users {
+            snapshot.changed = users.takeChangedSlotsForCheckpoint()
+            snapshot.encode = users.appendCheckpointEntry
+            snapshot.meta.entries = users.count
+        }
+        return snapshot
+    }
+
+    public func restore(from checkpoint: TaskCheckpoint, state: StateScan, nowMs: Int64) throws {
+        nextOffset = checkpoint.nextOffset
+        restoreWatermark(maxTimestamp: checkpoint.eventTimeMs)
+        if let users {
+            try state { key, bytes in try users.restoreEntry(userId: key, bytes: bytes) }
+        }
+    }
+
+    /// User features (and vectors when a sync is due) when this task keeps them.
+    public func render(into write: inout FencedWrite, context: inout RenderContext) {
+        guard let users else { return }
+        context.renderer.renderUsers(users, into: &write, samples: &context.samples, counts: &context.counts)
+        if let vectors = context.vectors, let side = userEmbeddings {
+            context.embeddings?.renderUserEmbeddings(side, store: users, set: vectors, into: &write)
+        }
+    }
+
+    public var gauges: TaskGauges {
+        var gauges = TaskGauges()
+        gauges.counts = [(.deadLetterDuplicatesSkipped, deadLetterDuplicatesSkipped)]
+        if let users { gauges.store = ("users", users.count) }
+        gauges.watermarkMs = watermark.watermark
+        gauges.isInputWatermark = true
+        return gauges
     }
 }

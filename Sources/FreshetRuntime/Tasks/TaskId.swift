@@ -4,7 +4,7 @@
 /// one instance of the consumer group owns a task at a time, and its keyed
 /// state, checkpoint and fencing epoch are all named by this id.
 public struct TaskId: Hashable, Sendable, CustomStringConvertible {
-    public enum Stage: String, Sendable {
+    public enum Stage: String, Sendable, CaseIterable {
         /// Reads `interactions`: decoding, dead letters, user features (when the
         /// input is keyed by user), routing to the repartition topics.
         case interactions
@@ -26,4 +26,30 @@ public struct TaskId: Hashable, Sendable, CustomStringConvertible {
 
     /// Stable text form used in Redis key names, metrics and logs: `items-3`.
     public var description: String { "\(stage.rawValue)-\(partition)" }
+}
+
+extension TaskId.Stage {
+    /// Whether the stage reads a source topic (and so decodes, dead-letters and routes).
+    public var readsSourceTopic: Bool { sourceCode != nil }
+
+    /// The source topic's code in repartitioned records' origins, watermark
+    /// markers and checkpoints' source progress (`DuplicateFilter.Source.topic`):
+    /// part of the wire and checkpoint format, so never renumbered. Nil for
+    /// repartition-fed stages.
+    public var sourceCode: UInt8? {
+        switch self {
+        case .interactions: return 0
+        case .impressions: return 1
+        case .items, .users: return nil
+        }
+    }
+}
+
+extension DuplicateFilter.Source {
+    /// Every partition of the source topic of `stage` (a source stage), as the
+    /// repartition-fed tasks name their inputs.
+    public static func partitions(of stage: TaskId.Stage, count: Int32) -> [DuplicateFilter.Source] {
+        guard let code = stage.sourceCode else { return [] }
+        return (0..<count).map { DuplicateFilter.Source(topic: code, partition: $0) }
+    }
 }

@@ -40,3 +40,44 @@ public final class UserTask {
         }
     }
 }
+
+extension UserTask: StreamTask {
+    public func process(_ record: InputRecord, nowMs: Int64, output: TaskOutput) {
+        process(record)
+    }
+
+    /// Event time does not matter here: user features have no windows.
+    public func advanceTime(_ tick: TimeTick, output: TaskOutput) {}
+
+    public var atEnd: Bool { allSourcesFinished }
+
+    /// Position, per-source duplicate-filter progress, the user features' delta.
+    public func snapshot() -> StateSnapshot {
+        var snapshot = StateSnapshot()
+        snapshot.meta.nextOffset = nextOffset
+        snapshot.meta.sources = TaskCheckpoint.SourceProgress.of(duplicates, watermarks: [:])
+        snapshot.changed = users.takeChangedSlotsForCheckpoint()
+        snapshot.encode = users.appendCheckpointEntry
+        snapshot.meta.entries = users.count
+        return snapshot
+    }
+
+    public func restore(from checkpoint: TaskCheckpoint, state: StateScan, nowMs: Int64) throws {
+        nextOffset = checkpoint.nextOffset
+        for progress in checkpoint.sources {
+            if let admitted = progress.lastAdmitted { duplicates.restore(progress.source, admitted) }
+        }
+        try state { key, bytes in try users.restoreEntry(userId: key, bytes: bytes) }
+    }
+
+    public func render(into write: inout FencedWrite, context: inout RenderContext) {
+        context.renderer.renderUsers(users, into: &write, samples: &context.samples, counts: &context.counts)
+    }
+
+    public var gauges: TaskGauges {
+        var gauges = TaskGauges()
+        gauges.store = ("users", users.count)
+        gauges.counts = [(.duplicatesDropped, duplicatesDropped)]
+        return gauges
+    }
+}

@@ -1,0 +1,153 @@
+import FreshetCore
+import FreshetEmbeddings
+import FreshetFeatures
+import FreshetKafka
+import FreshetRedis
+
+/// The processing loop: poll a batch, hand each record to the task that owns
+/// its partition (`TaskManager.route`), then the periodic work of the batch
+/// (event time, flushes, checkpoints through the `Checkpointer`, gauges).
+/// Rebalance callbacks run inside `poll`, on this thread.
+extension StreamProcessor {
+    func processLoop() throws {
+        while !stopFlag.isSet {
+            let poll = try consumer.poll(maxRecords: 4096, timeoutMs: 20)
+            let now = Self.wallClockMs()
+            let output: TaskOutput = self.output
+            for record in poll.records {
+                dispatch(record, nowMs: now, output: output)
+            }
+            stats.recordsConsumed.add(poll.records.count)
+            flushConsumedRun()
+            recordsSinceFlush += poll.records.count
+            for eof in poll.endOfPartition {
+                reachedEnd(eof.topicPartition, nowMs: now)
+            }
+            for error in poll.errors {
+                stats.kafkaErrors.add(1)
+                logger.warning("kafka: \(error)")
+            }
+            if let fatal = self.output.fatal {
+                throw ProcessorError.kafka("cannot enqueue a record for the repartition or dead-letter topic: \(fatal)")
+            }
+            if let fatalError { throw fatalError }
+            afterBatch(nowMs: now)
+            if options.stopAtEnd && boundedRunComplete {
+                logger.info("bounded run complete: every assigned partition reached its end")
+                break
+            }
+            if options.stopAtEnd && holdsNothing(nowMs: now) {
+                logger.notice("bounded run: this instance has held no partition for 10 s (more instances than partitions); the other members finish the run")
+                break
+            }
+        }
+    }
+
+    /// Feeds one record to the task that owns its partition (one array lookup;
+    /// nothing for a partition not owned, e.g. just revoked).
+    @inline(__always)
+    func dispatch(_ record: ConsumedRecord, nowMs: Int64, output: TaskOutput) {
+        guard let task = taskManager.route(topicIndex: record.topicIndex, partition: record.partition) else { return }
+        // Counted per partition only for owned partitions, so that a revoked
+        // partition's series, once removed, is not re-created by a late record.
+        countConsumed(topicIndex: record.topicIndex, partition: record.partition)
+        let input = InputRecord(partition: record.partition, offset: record.offset, key: record.key,
+                                value: record.value, timestampMs: record.timestampMs, valueIsNull: record.valueIsNull)
+        task.process(input, nowMs: nowMs, output: output)
+    }
+
+    /// Periodic work after each polled batch: watermarks, flushes, checkpoints.
+    func afterBatch(nowMs: Int64) {
+        output.sendPendingBundles()
+        let markersDue = nowMs - lastMarkerMs >= 20
+        if markersDue { lastMarkerMs = nowMs }
+        // Several instances in one bounded run: tasks move between them, and
+        // a moved item task needs every source's final marker again.
+        let finalMarkersDue = options.stopAtEnd && nowMs - lastFinalMarkerMs >= 1_000
+        if finalMarkersDue { lastFinalMarkerMs = nowMs }
+        let tick = TimeTick(nowMs: nowMs, markersDue: markersDue, finalMarkersDue: finalMarkersDue)
+        let output: TaskOutput = self.output
+        for task in taskManager.ordered { task.advanceTime(tick, output: output) }
+        maybeRefreshEmbeddings()
+        producer.poll(timeoutMs: 0)
+        if recordsSinceFlush >= topology.redis.flushMaxKeys || nowMs - lastFlushMs >= topology.redis.flushIntervalMs {
+            flushFeatures(nowMs: nowMs)
+        }
+        if topology.checkpointIntervalMs > 0, nowMs - checkpointer.lastCheckpointMs >= topology.checkpointIntervalMs {
+            checkpointAndCommit(tasks: allTaskIds, nowMs: nowMs)
+        } else if topology.checkpointIntervalMs == 0, nowMs - checkpointer.lastCheckpointMs >= 1_000 {
+            commitOnly(nowMs: nowMs)
+        }
+        handleWriterReport()
+        checkRebuildProgress()
+        updateGauges(nowMs: nowMs)
+    }
+
+    // MARK: - Bounded runs
+
+    func reachedEnd(_ tp: TopicPartition, nowMs: Int64) {
+        guard options.stopAtEnd, let id = taskManager.inputs.taskId(for: tp), let task = taskManager[id],
+              task.reachEnd(output: output) else { return }
+        logger.info("partition reached its end", metadata: ["task": "\(task.id)", "offset": "\(task.nextOffset ?? 0)"])
+    }
+
+    /// Bounded runs: true once this member of the group has held no task for
+    /// 10 s (long past a cooperative rebalance's second phase).
+    func holdsNothing(nowMs: Int64) -> Bool {
+        guard everAssigned, memberOfGroup, taskManager.isEmpty else {
+            emptySinceMs = nil
+            return false
+        }
+        let since = emptySinceMs ?? nowMs
+        emptySinceMs = since
+        return nowMs - since >= 10_000
+    }
+
+    /// Every assigned source partition reached its end and every repartition-fed
+    /// task heard the final marker of every source partition (so it holds all
+    /// records derived from them).
+    var boundedRunComplete: Bool {
+        guard everAssigned, !taskManager.isEmpty else { return false }
+        return taskManager.ordered.allSatisfy(\.atEnd)
+    }
+
+    // MARK: - Flush
+
+    /// Writes every key changed since the last flush (one fenced write per task).
+    func flushFeatures(nowMs: Int64) {
+        lastFlushMs = nowMs
+        recordsSinceFlush = 0
+        let syncDue = topology.embeddings.enabled
+            && (nowMs - lastEmbeddingSyncMs >= topology.embeddings.syncIntervalMs || forceEmbeddingSync)
+        if syncDue { lastEmbeddingSyncMs = nowMs }
+        // A full user republication continues at every flush until done (in slices).
+        let syncEmbeddings = syncDue || sourceTasks.values.contains { $0.userEmbeddings?.republishing == true }
+        var context = RenderContext(renderer: renderer, vectors: syncEmbeddings ? vectorSetToPublish(nowMs: nowMs) : nil,
+                                    embeddings: EngineEmbeddingPublisher(processor: self))
+        var writes: [FencedWrite] = []
+        for task in taskManager.ordered {
+            guard let epoch = taskManager.epochs[task.id] else { continue }
+            var write = FencedWrite(task: task.id, epochKey: keys.epoch(task.id), epoch: epoch)
+            task.render(into: &write, context: &context)
+            if !write.isEmpty { writes.append(write) }
+        }
+        if topology.embeddings.enabled && topology.embeddings.examples { interactionCounts.publish(context.counts) }
+        guard !writes.isEmpty else { return }
+        writer.submit(RedisWriter.Batch(writes: writes, eventTimeSamples: context.samples))
+    }
+}
+
+/// Lets tasks publish embedding vectors with the engine's field names and Feast rows.
+private final class EngineEmbeddingPublisher: EmbeddingPublisher {
+    unowned let processor: StreamProcessor
+    init(processor: StreamProcessor) { self.processor = processor }
+
+    func renderUserEmbeddings(_ side: UserEmbeddingSide, store: UserFeatureStore, set: ItemVectorSet,
+                              into write: inout FencedWrite) {
+        processor.renderUserEmbeddings(side, store: store, set: set, into: &write)
+    }
+
+    func renderItemEmbeddings(_ side: ItemEmbeddingSide, set: ItemVectorSet, into write: inout FencedWrite) {
+        processor.renderItemEmbeddings(side, set: set, into: &write)
+    }
+}

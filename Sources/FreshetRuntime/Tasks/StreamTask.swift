@@ -1,0 +1,170 @@
+import FreshetCore
+import FreshetEmbeddings
+import FreshetFeatures
+
+/// The one contract every task kind keeps with the engine: every lifecycle
+/// hook in one place (as Kafka Streams' `Task` interface and Arroyo's operator
+/// trait do), so the engine drives tasks through this protocol and never
+/// switches over the kind of task.
+///
+/// Lifecycle, all on the processing thread (tasks are not thread-safe):
+/// 1. created empty by the engine's `TaskFactory`, then `restore(from:state:nowMs:)`
+///    once when a checkpoint exists;
+/// 2. `process(_:nowMs:output:)` for each record of its input partition, in
+///    offset order, and `advanceTime(_:output:)` after each polled batch;
+/// 3. `render(into:context:)` at each flush, `snapshot()` (then
+///    `takeEmbeddingCheckpoint()`) at each checkpoint;
+/// 4. `close()` when the engine drops it (revoked, lost, fenced, rebuilt).
+///
+/// To add a task kind: a `TaskId.Stage` case, a class conforming here, and its
+/// case in `TaskFactory` (docs/ARCHITECTURE.md, "Engine").
+public protocol StreamTask: AnyObject {
+    var id: TaskId { get }
+
+    /// Offset of the next input record to read (what a checkpoint stores and
+    /// the offset commit sends); nil before the first record and checkpoint.
+    var nextOffset: Int64? { get }
+
+    /// Folds one record of the task's input partition in. Never throws: bad
+    /// input is counted or dead-lettered by the task itself.
+    func process(_ record: InputRecord, nowMs: Int64, output: TaskOutput)
+
+    /// Event time after a polled batch: emit watermark markers, advance the
+    /// watermark, fire timers (see `TimeTick` for what is due).
+    func advanceTime(_ tick: TimeTick, output: TaskOutput)
+
+    /// Bounded runs: the input partition reached its end. Returns true when
+    /// this finished the task now (a source task sends its final marker);
+    /// repartition-fed tasks finish by hearing markers instead, and return false.
+    func reachEnd(output: TaskOutput) -> Bool
+
+    /// Bounded runs: the task has everything it will get (its partition ended,
+    /// or every source announced its end).
+    var atEnd: Bool { get }
+
+    /// The keyed-state delta and meta fields for a checkpoint: takes (and
+    /// clears) the entries changed since the last one. The engine adds the
+    /// epoch and time, and writes it fenced.
+    func snapshot() -> StateSnapshot
+
+    /// Embedding rows changed and evicted since the last checkpoint (item
+    /// tasks with embeddings on; empty otherwise). Called only when the
+    /// snapshot is written.
+    func takeEmbeddingCheckpoint() -> EmbeddingCheckpoint
+
+    /// Loads the task's checkpoint: meta fields, then its state hash through
+    /// `state` (paged; each entry once).
+    /// - Throws: a decoding error for a corrupt entry, or the reader's error.
+    func restore(from checkpoint: TaskCheckpoint, state: StateScan, nowMs: Int64) throws
+
+    /// Renders the features changed since the last flush into `write`.
+    func render(into write: inout FencedWrite, context: inout RenderContext)
+
+    /// Figures the engine publishes as metrics (read about once a second).
+    var gauges: TaskGauges { get }
+
+    /// The engine dropped the task; release what it holds.
+    func close()
+}
+
+extension StreamTask {
+    public func reachEnd(output: TaskOutput) -> Bool { false }
+    public func takeEmbeddingCheckpoint() -> EmbeddingCheckpoint { EmbeddingCheckpoint() }
+    public func close() {}
+}
+
+/// Reads a task's checkpointed state hash: calls `apply` with each (entity
+/// id, encoded entry).
+public typealias StateScan = (_ apply: (String, [UInt8]) throws -> Void) throws -> Void
+
+/// What is due at one `advanceTime` call (after each polled batch).
+public struct TimeTick: Sendable {
+    /// Wall clock, ms since the epoch (idleness is measured in it).
+    public var nowMs: Int64
+    /// Source tasks send a watermark marker if theirs moved (at most every 20 ms).
+    public var markersDue: Bool
+    /// Bounded runs with several instances: finished source tasks repeat their final marker (every second).
+    public var finalMarkersDue: Bool
+
+    public init(nowMs: Int64, markersDue: Bool, finalMarkersDue: Bool) {
+        self.nowMs = nowMs
+        self.markersDue = markersDue
+        self.finalMarkersDue = finalMarkersDue
+    }
+}
+
+/// A task's checkpoint content before the engine fences it: the meta fields
+/// (without epoch and time) and the changed state slots with their encoder.
+public struct StateSnapshot {
+    public var meta = TaskCheckpoint()
+    /// Store slots changed since the last checkpoint.
+    public var changed: [UInt32] = []
+    /// Encodes one slot's entry into the writer and returns its entity id.
+    public var encode: (UInt32, inout ByteWriter) -> String = { _, _ in "" }
+
+    public init() {}
+
+    /// Nothing to write: no position yet and no changed entry.
+    public var isEmpty: Bool { meta.nextOffset == nil && changed.isEmpty }
+}
+
+/// Embedding rows for the checkpoint's `ckpt:<task>:emb` hash.
+public struct EmbeddingCheckpoint {
+    /// (item id, encoded row) for rows changed since the last checkpoint.
+    public var changed: [(String, [UInt8])] = []
+    /// Items whose rows were evicted (their fields are deleted).
+    public var evicted: [String] = []
+    public init() {}
+}
+
+/// Publishes embedding vectors into a task's flush (the engine implements it:
+/// field names, Feast rows and the vector set are engine configuration).
+public protocol EmbeddingPublisher: AnyObject {
+    func renderUserEmbeddings(_ side: UserEmbeddingSide, store: UserFeatureStore, set: ItemVectorSet,
+                              into write: inout FencedWrite)
+    func renderItemEmbeddings(_ side: ItemEmbeddingSide, set: ItemVectorSet, into write: inout FencedWrite)
+}
+
+/// What one flush shares across tasks: the renderer, the samples and counts
+/// the tasks add to, and the embedding vectors to publish (nil: no sync due).
+public struct RenderContext {
+    public let renderer: FeatureRenderer
+    public let vectors: ItemVectorSet?
+    public let embeddings: EmbeddingPublisher?
+    /// Event times of rendered changes (freshness histogram).
+    public var samples: [Int64] = []
+    /// (user id, interaction count) of rendered users (the examples' serving feature).
+    public var counts: [(String, Int64)] = []
+
+    public init(renderer: FeatureRenderer, vectors: ItemVectorSet?, embeddings: EmbeddingPublisher?) {
+        self.renderer = renderer
+        self.vectors = vectors
+        self.embeddings = embeddings
+    }
+}
+
+/// A task's figures for metrics. Metric names and labels are the engine's
+/// (`freshet_state_entries{store="<store>-<task>"}` and so on).
+public struct TaskGauges {
+    /// The state store's label stem (`users`, `items`) and its entry count; nil without a store.
+    public var store: (name: String, entries: Int)?
+    /// The task's watermark (source tasks: their partition's; item tasks: min over sources).
+    public var watermarkMs: EventTimeMs?
+    /// Whether `watermarkMs` is an input watermark (source tasks), which the
+    /// instance's reported watermark is the minimum of.
+    public var isInputWatermark = false
+    /// Cumulative counts (the engine adds the growth to the counter).
+    public var counts: [(TaskCount, Int)] = []
+
+    public init() {}
+}
+
+/// Cumulative per-task counts reported as counters.
+public enum TaskCount: String, Sendable {
+    /// `freshet_dead_letter_duplicates_skipped_total`
+    case deadLetterDuplicatesSkipped = "dlq-dup"
+    /// `freshet_late_events_dropped_total`
+    case lateDropped = "late"
+    /// `freshet_repartition_duplicates_dropped_total`
+    case duplicatesDropped = "dup"
+}
