@@ -84,8 +84,7 @@ extension StreamProcessor {
             return []
         case .items:
             guard let side = itemTasks[id.partition]?.embeddings else { return [] }
-            defer { side.changedForCheckpoint.removeAll(keepingCapacity: true) }
-            return side.changedForCheckpoint.compactMap { item in side.encodeRow(item).map { (item.string, $0) } }
+            return side.takeChangedForCheckpoint().compactMap { item in side.encodeRow(item).map { (item.string, $0) } }
         }
     }
 
