@@ -30,6 +30,11 @@ final class UserEmbeddingSideTests: XCTestCase {
         }
         XCTAssertEqual(side.historyBefore(user: "u", store: store), ["i4", "i3", "i2"], "newest first, at most `history`")
         XCTAssertEqual(side.historyBefore(user: "nobody", store: store), [])
+        // The encoded form the routed record carries is the same list, byte for byte.
+        XCTAssertEqual(side.encodedHistoryBefore(user: "u", store: store),
+                       ItemEvent(itemId: "x", userId: "u", ts: 0, kind: .interaction(.click, dwellMs: nil),
+                                 userHistory: ["i4", "i3", "i2"]).userHistoryEncoded)
+        XCTAssertEqual(side.encodedHistoryBefore(user: "nobody", store: store), [])
     }
 
     func testNewRefreshRepublishesEveryUserInSlicesWithTheMeanOfTheirItems() {

@@ -42,6 +42,12 @@ public final class UserEmbeddingSide {
         store.recentItemIds(of: user, limit: historyLength)
     }
 
+    /// `historyBefore` encoded as the routed record's history extension
+    /// (`ItemEvent.userHistoryEncoded`), with no `String` per item.
+    func encodedHistoryBefore(user: String, store: UserFeatureStore) -> [UInt8] {
+        store.encodedRecentItems(of: user, limit: historyLength)
+    }
+
     /// Marks a user for republication at the next sync (after a positive).
     func touch(user: String) {
         if touchedSet.insert(ExactId(user)).inserted { touched.append(user) }
