@@ -1,3 +1,5 @@
+import FreshetCore
+
 /// Read-only views of users' recent items for the embeddings (issue 7): a
 /// user's embedding history is the head of `recent_items_50`, the list serving
 /// reads, so the embeddings keep no per-user state or checkpoint of their own.
@@ -9,6 +11,22 @@ extension UserFeatureStore {
         guard let slot = lookup(userId) else { return [] }
         let entries = states[Int(slot)].recent.entries
         return entries.prefix(limit).map { itemNames[$0.item] }
+    }
+
+    /// The same items encoded as a routed record's user-history extension
+    /// (`ItemEvent.userHistoryEncoded`: count varint, then each id's UTF-8
+    /// length varint and bytes), written straight from the interned names:
+    /// no array of `String`s per positive (the user stage's hot path). Empty
+    /// for an unknown user or one with no recent items.
+    public func encodedRecentItems(of userId: String, limit: Int) -> [UInt8] {
+        guard let slot = lookup(userId) else { return [] }
+        let entries = states[Int(slot)].recent.entries
+        let n = min(limit, entries.count)
+        guard n > 0 else { return [] }
+        var out = ByteWriter(capacity: 1 + n * 16)
+        out.write(varint: UInt64(n))
+        for k in 0..<n { out.write(string: itemNames[entries[k].item]) }
+        return out.bytes
     }
 
     /// Item names interned so far (numbers `0..<internedItemCount`).

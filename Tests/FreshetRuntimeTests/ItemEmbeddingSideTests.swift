@@ -34,3 +34,59 @@ final class ItemEmbeddingSideTests: XCTestCase {
         XCTAssertEqual(side.examplesEmitted, Action.allCases.count)
     }
 }
+
+/// The item side's change tracking (by row number, no hashing per positive):
+/// each changed row goes to the checkpoint once per interval, evicted rows
+/// are left out, and a row reused by a newly admitted item carries that item.
+final class ItemEmbeddingSideTrackingTests: XCTestCase {
+    private var offset: Int64 = 0
+
+    /// A routed positive read in place, as the item stage reads it with examples off.
+    private func positive(_ side: ItemEmbeddingSide, item: String, after history: [String], ts: Int64) throws {
+        offset += 1
+        let event = ItemEvent(itemId: item, userId: "u", ts: ts, kind: .interaction(.click, dwellMs: nil), userHistory: history)
+        let bytes = RepartitionRecord.item(event, origin: RecordOrigin(sourceTopic: 0, partition: 0, offset: offset)).encoded()
+        try bytes.withUnsafeBytes { raw in
+            let view = try XCTUnwrap(try RepartitionRecord.itemView(raw))
+            side.observePositive(view)
+        }
+    }
+
+    func testChangedRowsAreTakenOnceAndEvictedRowsAreLeftOut() throws {
+        var settings = Topology.Embeddings()
+        settings.ttlMs = 1_000
+        let side = ItemEmbeddingSide(settings: settings, counts: InteractionCountView())
+        try positive(side, item: "a", after: ["b"], ts: 100)
+        try positive(side, item: "a", after: ["c", "a"], ts: 200)
+        try positive(side, item: "b", after: ["a"], ts: 300)
+        XCTAssertEqual(side.positives, 3)
+        XCTAssertEqual(side.takeChangedForCheckpoint().map(\.string), ["a", "b"], "each changed row once, in first-change order")
+        XCTAssertEqual(side.takeChangedForCheckpoint(), [], "taking clears the flags")
+        XCTAssertEqual(side.rows.row(of: ByteId("a"))?.sorted { $0.0 < $1.0 }.map { "\($0.0.string)=\($0.1)" }, ["b=1", "c=1"],
+                       "the item itself in its history is not a neighbour")
+
+        // "a" changes, then expires (with "b") before the checkpoint: it is not written (its fields go instead).
+        try positive(side, item: "a", after: ["b"], ts: 400)
+        side.advance(watermark: 1_450, output: NoOutput())
+        XCTAssertNil(side.rows.row(of: ByteId("a")))
+        XCTAssertEqual(side.takeEvictedForCheckpoint().map(\.string), ["a", "b"])
+        XCTAssertEqual(side.takeChangedForCheckpoint(), [])
+
+        // "e" changes, expires, and its freed row is reused by "d" before the checkpoint: "d" is written.
+        try positive(side, item: "e", after: ["c"], ts: 1_500)
+        side.advance(watermark: 2_600, output: NoOutput())
+        try positive(side, item: "d", after: ["c", "e"], ts: 2_600)
+        XCTAssertEqual(side.takeChangedForCheckpoint().map(\.string), ["d"])
+        XCTAssertEqual(side.rows.row(of: ByteId("d"))?.map { "\($0.0.string)=\($0.1)" }.sorted(), ["c=1", "e=1"])
+        XCTAssertEqual(side.rows.degree(of: ByteId("d")), 1)
+        XCTAssertEqual(side.positives, 6)
+    }
+}
+
+/// Item-side output that must not be used with examples off.
+private final class NoOutput: TaskOutput {
+    func repartition(_ target: RepartitionTarget, key: String, value: [UInt8]) { XCTFail("unexpected repartition") }
+    func broadcast(_ target: RepartitionTarget, value: [UInt8]) { XCTFail("unexpected broadcast") }
+    func deadLetter(sourceTopic: String, record: InputRecord, reason: BadInput) { XCTFail("unexpected dead letter") }
+    func example(key: String, value: [UInt8]) { XCTFail("unexpected example") }
+}

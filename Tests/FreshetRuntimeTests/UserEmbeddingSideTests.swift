@@ -30,6 +30,11 @@ final class UserEmbeddingSideTests: XCTestCase {
         }
         XCTAssertEqual(side.historyBefore(user: "u", store: store), ["i4", "i3", "i2"], "newest first, at most `history`")
         XCTAssertEqual(side.historyBefore(user: "nobody", store: store), [])
+        // The encoded form the routed record carries is the same list, byte for byte.
+        XCTAssertEqual(side.encodedHistoryBefore(user: "u", store: store),
+                       ItemEvent(itemId: "x", userId: "u", ts: 0, kind: .interaction(.click, dwellMs: nil),
+                                 userHistory: ["i4", "i3", "i2"]).userHistoryEncoded)
+        XCTAssertEqual(side.encodedHistoryBefore(user: "nobody", store: store), [])
     }
 
     func testNewRefreshRepublishesEveryUserInSlicesWithTheMeanOfTheirItems() {
@@ -67,5 +72,22 @@ final class UserEmbeddingSideTests: XCTestCase {
         side.takePublication(set, store: store) { user, _ in again.append(user) }
         XCTAssertEqual(again, ["u3"])
         XCTAssertFalse(side.republishing)
+
+        // Touched users are written in slices too (bounded Redis batches);
+        // users touched during the drain wait for the next round.
+        for u in 0..<users { side.touch(user: "u\(u)") }
+        var first: [String] = []
+        side.takePublication(set, store: store) { user, _ in first.append(user) }
+        XCTAssertEqual(first.count, UserEmbeddingSide.republishSlice)
+        XCTAssertTrue(side.republishing, "the rest of the touched users follow at the next flush")
+        side.touch(user: "u0")
+        var rest: [String] = []
+        side.takePublication(set, store: store) { user, _ in rest.append(user) }
+        XCTAssertEqual(rest, (UserEmbeddingSide.republishSlice..<users).map { "u\($0)" })
+        XCTAssertFalse(side.republishing)
+        XCTAssertEqual(side.pendingUsers, 1)
+        var last: [String] = []
+        side.takePublication(set, store: store) { user, _ in last.append(user) }
+        XCTAssertEqual(last, ["u0"], "touched again during the drain: written at the next round")
     }
 }

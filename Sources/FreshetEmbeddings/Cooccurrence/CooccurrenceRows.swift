@@ -28,10 +28,14 @@ public final class CooccurrenceRows {
     /// from the routed record's bytes without allocating an id.
     private var neighbourSlots = KeyIndex()
     private var neighbourIds: [ByteId] = []
+    /// Interned number -> the row of that item (-1: none), and row -> its
+    /// item's number: a routed positive finds its item's row from the
+    /// record's bytes (no id allocation, no dictionary hash) and compares
+    /// history items with the item by number.
+    private var rowOfNumber: [Int32] = []
+    private var numberOfRow: [UInt32] = []
     /// Sightings of items not admitted yet: (count, last seen).
     private var pending: [ByteId: (Int, Int64)] = [:]
-    /// Rows changed since the last `takeChanged()`.
-    private var changed: Set<Int32> = []
     public private(set) var entryCount = 0
 
     public init(config: CooccurrenceConfig) { self.config = config }
@@ -57,7 +61,17 @@ public final class CooccurrenceRows {
     @discardableResult
     public func observePositive(item: ByteId, ts: Int64,
                                 forEachHistoryItem: ((UnsafeRawBufferPointer) -> Void) -> Void) -> Bool {
-        guard let row = admit(item, ts: ts) else { return false }
+        item.bytes.withUnsafeBytes { observePositive(itemBytes: $0, ts: ts, forEachHistoryItem: forEachHistoryItem) } != nil
+    }
+
+    /// The same with the item as bytes (read in place from the routed
+    /// record). Returns the item's row, nil when it is not admitted yet.
+    @discardableResult
+    public func observePositive(itemBytes: UnsafeRawBufferPointer, ts: Int64,
+                                forEachHistoryItem: ((UnsafeRawBufferPointer) -> Void) -> Void) -> Int32? {
+        let itemNumber = intern(bytes: itemBytes)
+        let known = rowOfNumber[Int(itemNumber)]
+        guard let row = known >= 0 ? known : admit(ByteId(bytes: Array(itemBytes)), number: itemNumber, ts: ts) else { return nil }
         let r = Int(row)
         degrees[r] += 1
         lastSeen[r] = max(lastSeen[r], ts)
@@ -65,8 +79,9 @@ public final class CooccurrenceRows {
         withUnsafeTemporaryAllocation(of: UInt32.self, capacity: max(1, limit)) { seen in
             var used = 0
             forEachHistoryItem { bytes in
-                guard used < limit, !item.bytes.elementsEqual(bytes) else { return }
+                guard used < limit else { return }
                 let n = intern(bytes: bytes)
+                guard n != itemNumber else { return }
                 for k in 0..<used where seen[k] == n { return }
                 seen[used] = n
                 used += 1
@@ -79,11 +94,12 @@ public final class CooccurrenceRows {
             }
         }
         if rows[r].count > config.rowCapacity { prune(r) }
-        changed.insert(row)
-        return true
+        return row
     }
 
-    private func admit(_ item: ByteId, ts: Int64) -> Int32? {
+    /// The row of `item` (interned as `number`), admitting it when it has
+    /// been sighted `admitAfter` times; nil while pending.
+    private func admit(_ item: ByteId, number: UInt32, ts: Int64) -> Int32? {
         if let row = index[item] { return row }
         var (sightings, _) = pending[item] ?? (0, ts)
         sightings += 1
@@ -100,11 +116,14 @@ public final class CooccurrenceRows {
             lastSeen[Int(row)] = ts
             rows[Int(row)] = []
             live[Int(row)] = true
+            numberOfRow[Int(row)] = number
         } else {
             row = Int32(ids.count)
             ids.append(item); degrees.append(0); lastSeen.append(ts); rows.append([]); live.append(true)
+            numberOfRow.append(number)
         }
         index[item] = row
+        rowOfNumber[Int(number)] = row
         return row
     }
 
@@ -115,7 +134,10 @@ public final class CooccurrenceRows {
     private func intern(bytes: UnsafeRawBufferPointer) -> UInt32 {
         let next = UInt32(truncatingIfNeeded: neighbourIds.count)
         let n = lookUpOrInsert(bytes, next)
-        if n == next { neighbourIds.append(ByteId(bytes: Array(bytes))) }
+        if n == next {
+            neighbourIds.append(ByteId(bytes: Array(bytes)))
+            rowOfNumber.append(-1)
+        }
         return n
     }
 
@@ -148,20 +170,20 @@ public final class CooccurrenceRows {
         for r in 0..<ids.count where live[r] && lastSeen[r] < cutoff {
             evicted.append(ids[r])
             index[ids[r]] = nil
+            rowOfNumber[Int(numberOfRow[r])] = -1
             entryCount -= rows[r].count
             rows[r] = []
             live[r] = false
-            changed.remove(Int32(r))
             free.append(Int32(r))
         }
         pending = pending.filter { $0.value.1 >= cutoff }
         return evicted
     }
 
-    /// Ids of the rows changed since the last call (for publishing rows to other instances).
-    public func takeChanged() -> [ByteId] {
-        defer { changed.removeAll(keepingCapacity: true) }
-        return changed.map { ids[Int($0)] }
+    /// The item of a live row (row numbers from `observePositive(itemBytes:...)`), nil when the row is free.
+    public func id(ofRow row: Int32) -> ByteId? {
+        let r = Int(row)
+        return r >= 0 && r < ids.count && live[r] ? ids[r] : nil
     }
 
     /// Ids of every live row.
@@ -179,7 +201,7 @@ public final class CooccurrenceRows {
             entryCount -= rows[Int(row)].count
         } else {
             pending[item] = (max(0, config.admitAfter - 1), ts)
-            guard let admitted = admit(item, ts: ts) else { return }
+            guard let admitted = admit(item, number: intern(item), ts: ts) else { return }
             row = admitted
         }
         let r = Int(row)

@@ -21,10 +21,17 @@ public final class ItemEmbeddingSide {
     /// Whether the joiner runs and examples are written (`embeddings.examples`).
     let examples: Bool
     let counts: InteractionCountView
-    /// Rows changed since the last checkpoint.
-    var changedForCheckpoint: Set<ByteId> = []
-    /// Rows changed since the last publication (fold-in candidates).
-    private var changedSincePublish: Set<ByteId> = []
+    /// Rows changed since the last checkpoint and since the last publication
+    /// (fold-in candidates), by row number: a per-row flag byte (bit 0:
+    /// checkpoint, bit 1: publication) and the list of flagged rows, so a
+    /// positive costs no hashing. A row evicted before it is taken is skipped
+    /// (`CooccurrenceRows.id(ofRow:)` is nil), unless an item was admitted into
+    /// it since, which then had a positive and is flagged anyway.
+    private var rowFlags: [UInt8] = []
+    private var changedRowsForCheckpoint: [Int32] = []
+    private var changedRowsForPublish: [Int32] = []
+    private static let checkpointFlag: UInt8 = 1
+    private static let publishFlag: UInt8 = 2
     /// Positives counted into rows (drives the refresh cadence, in events).
     public private(set) var positives = 0
     public private(set) var examplesEmitted = 0
@@ -60,12 +67,11 @@ public final class ItemEmbeddingSide {
                                     requestId: event.requestId, ts: event.ts, features: serving)
         case .interaction(let action, let dwellMs):
             if action.isPositive {
-                let item = ByteId(event.itemId)
-                if rows.observePositive(item: item, ts: event.ts, forEachHistoryItem: event.forEachUserHistoryItem) {
-                    positives += 1
-                    changedForCheckpoint.insert(item)
-                    changedSincePublish.insert(item)
+                var itemId = event.itemId
+                let row = itemId.withUTF8 { bytes in
+                    rows.observePositive(itemBytes: UnsafeRawBufferPointer(bytes), ts: event.ts, forEachHistoryItem: event.forEachUserHistoryItem)
                 }
+                if let row { counted(row) }
             }
             guard examples else { return }
             let example = joiner.recordInteraction(Interaction(userId: event.userId, itemId: event.itemId, action: action,
@@ -84,24 +90,44 @@ public final class ItemEmbeddingSide {
         if !gone.isEmpty {
             evicted.append(contentsOf: gone)
             evictedForCheckpoint.append(contentsOf: gone)
-            for id in gone { changedForCheckpoint.remove(id); changedSincePublish.remove(id) }
         }
     }
+
+    /// A positive counted into `row`: flags it for the checkpoint and the next publication.
+    private func counted(_ row: Int32) {
+        positives += 1
+        let r = Int(row)
+        if r >= rowFlags.count { rowFlags.append(contentsOf: repeatElement(0, count: r + 1 - rowFlags.count)) }
+        let flags = rowFlags[r]
+        if flags & Self.checkpointFlag == 0 { changedRowsForCheckpoint.append(row) }
+        if flags & Self.publishFlag == 0 { changedRowsForPublish.append(row) }
+        rowFlags[r] = flags | Self.checkpointFlag | Self.publishFlag
+    }
+
+    /// Takes the rows flagged with `flag` (clearing it): the ids of those still live.
+    private func take(_ list: inout [Int32], _ flag: UInt8) -> [ByteId] {
+        var ids: [ByteId] = []
+        ids.reserveCapacity(list.count)
+        for row in list {
+            rowFlags[Int(row)] &= ~flag
+            if let id = rows.id(ofRow: row) { ids.append(id) }
+        }
+        list.removeAll(keepingCapacity: true)
+        return ids
+    }
+
+    /// Items whose rows changed since the last call (the checkpoint's delta).
+    func takeChangedForCheckpoint() -> [ByteId] { take(&changedRowsForCheckpoint, Self.checkpointFlag) }
 
     /// A positive interaction read in place (`ItemEventView`), when examples
     /// are off: the co-occurrence rows need only the item, the time and the
     /// user's history, so the event is never built. Counts exactly as
     /// `process(_:store:output:)` does for the same record.
     func observePositive(_ view: ItemEventView) {
-        let item = ByteId(bytes: Array(view.itemId))
-        let counted = rows.observePositive(item: item, ts: view.ts) { visit in
+        let row = rows.observePositive(itemBytes: view.itemId, ts: view.ts) { visit in
             ItemEvent.forEachHistoryItem(inEncoded: view.userHistory, visit)
         }
-        if counted {
-            positives += 1
-            changedForCheckpoint.insert(item)
-            changedSincePublish.insert(item)
-        }
+        if let row { counted(row) }
     }
 
     private func emit(_ example: TrainingExample, output: TaskOutput) {
@@ -117,18 +143,17 @@ public final class ItemEmbeddingSide {
         var out: [(ByteId, [Float])] = []
         if set.version > publishedVersion {
             publishedVersion = set.version
-            changedSincePublish.removeAll(keepingCapacity: true)
+            _ = take(&changedRowsForPublish, Self.publishFlag)
             for id in rows.liveIds {
                 if let v = vector(id, set) { out.append((id, v)) }
             }
         } else if set.version > 0 {
-            for id in changedSincePublish {
+            for id in take(&changedRowsForPublish, Self.publishFlag) {
                 guard let r = set.rowOf[id], r < set.refreshed else {
                     if let v = vector(id, set) { out.append((id, v)) }
                     continue
                 }
             }
-            changedSincePublish.removeAll(keepingCapacity: true)
         }
         defer { evicted.removeAll() }
         return (out, evicted)

@@ -42,28 +42,43 @@ public final class UserEmbeddingSide {
         store.recentItemIds(of: user, limit: historyLength)
     }
 
+    /// `historyBefore` encoded as the routed record's history extension
+    /// (`ItemEvent.userHistoryEncoded`), with no `String` per item.
+    func encodedHistoryBefore(user: String, store: UserFeatureStore) -> [UInt8] {
+        store.encodedRecentItems(of: user, limit: historyLength)
+    }
+
     /// Marks a user for republication at the next sync (after a positive).
     func touch(user: String) {
         if touchedSet.insert(ExactId(user)).inserted { touched.append(user) }
     }
 
-    /// Users waiting for the next sync.
-    var pendingUsers: Int { touched.count }
+    /// Users waiting for the next sync or being written.
+    var pendingUsers: Int { touched.count + draining.count - drainCursor }
 
     /// Position of the next user of a full republication in progress (nil: none).
     private var republishCursor: Int?
 
-    /// True while a full republication (after a new refresh) is not finished:
-    /// the processor keeps calling `takePublication` at every flush until it is.
-    var republishing: Bool { republishCursor != nil }
+    /// Touched users taken at a sync and being written, `republishSlice` a
+    /// call from `drainCursor` on (users touched meanwhile wait for the next sync).
+    private var draining: [String] = []
+    private var drainCursor = 0
 
-    /// Users of a full republication written per call: bounds the memory of
-    /// one flush's Redis batch (~0.5 KiB a user) and spreads the writes.
+    /// True while a full republication (after a new refresh) or the writing
+    /// of a sync's touched users is not finished: the processor keeps calling
+    /// `takePublication` at every flush until it is.
+    var republishing: Bool { republishCursor != nil || drainCursor < draining.count }
+
+    /// Users written per call, of the touched ones and of a full republication
+    /// each: bounds the memory of one flush's Redis batch (~0.35 KiB a user,
+    /// and hiredis copies the command once more; a sync of 3 M events' run
+    /// touched ~100 k users) and spreads the writes over a few flushes.
     static let republishSlice = 16_384
 
     /// Calls `emit(user, vector)` for what to write against `set`: the users
-    /// touched since the last call and, after a new refresh, every user, in
-    /// slices of `republishSlice` a call (see `republishing`). Users none of
+    /// touched before the call that started the current drain and, after a
+    /// new refresh, every user, each in slices of `republishSlice` a call
+    /// (see `republishing`). Users none of
     /// whose recent items has a vector are left out (and retried after the
     /// next refresh). `vector` is valid during the call only.
     func takePublication(_ set: ItemVectorSet, store: UserFeatureStore, _ emit: (String, UnsafeBufferPointer<Float>) -> Void) {
@@ -73,13 +88,23 @@ public final class UserEmbeddingSide {
             publishedVersion = set.version
             republishCursor = 0
         }
-        for user in touched {
+        if drainCursor >= draining.count {
+            swap(&draining, &touched)
+            touched.removeAll(keepingCapacity: true)
+            touchedSet.removeAll(keepingCapacity: true)
+            drainCursor = 0
+        }
+        let end = min(draining.count, drainCursor + Self.republishSlice)
+        for user in draining[drainCursor..<end] {
             store.withRecentNumbers(of: user, limit: historyLength) { numbers in
                 meanVector(numbers, set, store) { emit(user, $0) }
             }
         }
-        touched.removeAll(keepingCapacity: true)
-        touchedSet.removeAll(keepingCapacity: true)
+        drainCursor = end
+        if drainCursor >= draining.count {
+            draining.removeAll(keepingCapacity: true)
+            drainCursor = 0
+        }
         if let start = republishCursor {
             let next = store.forEachUserRecentNumbers(from: start, count: Self.republishSlice, limit: historyLength) { user, numbers in
                 meanVector(numbers, set, store) { emit(user, $0) }

@@ -90,6 +90,13 @@ public struct FencedWrite: Sendable {
         command.append(value)
     }
 
+    /// One field of the `HSET` opened by `beginHashSet`, its value copied
+    /// from `bytes` (e.g. a float32 vector in place: no array per value).
+    public mutating func appendHashField(_ field: String, bytes: UnsafeRawBufferPointer) {
+        command.append(field)
+        command.append(bytes: bytes)
+    }
+
     /// `beginHashSet` for the key `prefix + id` (`user:<id>`, `item:<id>`),
     /// written into the command without building the key `String`.
     public mutating func beginHashSet(prefix: String, id: String, fieldCount: Int) {

@@ -127,8 +127,7 @@ extension ItemTask: StreamTask {
     public func takeEmbeddingCheckpoint() -> EmbeddingCheckpoint {
         var result = EmbeddingCheckpoint()
         guard let side = embeddings else { return result }
-        result.changed = side.changedForCheckpoint.compactMap { item in side.encodeRow(item).map { (item.string, $0) } }
-        side.changedForCheckpoint.removeAll(keepingCapacity: true)
+        result.changed = side.takeChangedForCheckpoint().compactMap { item in side.encodeRow(item).map { (item.string, $0) } }
         result.evicted = side.takeEvictedForCheckpoint().map(\.string)
         return result
     }

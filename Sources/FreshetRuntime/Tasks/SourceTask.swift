@@ -69,9 +69,9 @@ public final class SourceTask {
                 watermark.observe(interaction.ts)
                 // Embeddings: the user's recent items before this positive (read
                 // before the store applies it) travel with the routed positive.
-                var history: [String] = []
+                var history: [UInt8] = []
                 if let users, let side = userEmbeddings, interaction.action.isPositive {
-                    history = side.historyBefore(user: interaction.userId, store: users)
+                    history = side.encodedHistoryBefore(user: interaction.userId, store: users)
                     side.touch(user: interaction.userId)
                 }
                 if let users {
@@ -88,7 +88,7 @@ public final class SourceTask {
                     }
                 }
                 var event = ItemRouting.itemEvent(for: interaction)
-                if !history.isEmpty { event.userHistory = history }
+                if !history.isEmpty { event.userHistoryEncoded = history }
                 var eventTooLarge: BadInput?
                 routeOne(event, index: 0, of: 1, record: record, output: output, tooLarge: &eventTooLarge)
                 if let problem = eventTooLarge ?? tooLarge {
