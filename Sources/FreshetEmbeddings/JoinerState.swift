@@ -1,4 +1,5 @@
 import FreshetCore
+import HeapModule
 
 /// Ids interned to dense `UInt32` slots with a reference count: a slot is
 /// recycled once nothing refers to it, so the table holds only the ids of live
@@ -90,44 +91,14 @@ struct JoinEntry {
     var positionValue: Int? { has(Self.hasPosition) ? Int(position) : nil }
 }
 
-/// Min-heap of (deadline, key, seq): 24-byte nodes, no payload table. Stale
-/// nodes (their entry was replaced) are recognised by `seq` and skipped.
-struct JoinDeadlineHeap {
-    struct Node { var deadline: Int64; var key: UInt64; var seq: UInt32 }
-    private(set) var nodes: [Node] = []
+/// A deadline of the joiner: the window close or the tombstone expiry of the
+/// entry `key` as pushed with `seq` (24 bytes). Ordered by deadline; a node
+/// whose entry was replaced since (other `seq`) is skipped when popped.
+struct JoinDeadline: Comparable {
+    var deadline: Int64
+    var key: UInt64
+    var seq: UInt32
 
-    var count: Int { nodes.count }
-    var peekDeadline: Int64? { nodes.first?.deadline }
-
-    mutating func push(_ node: Node) {
-        var i = nodes.count
-        nodes.append(node)
-        while i > 0 {
-            let p = (i - 1) / 2
-            if nodes[p].deadline <= node.deadline { break }
-            nodes[i] = nodes[p]; i = p
-        }
-        nodes[i] = node
-    }
-
-    mutating func pop() -> Node? {
-        guard let top = nodes.first else { return nil }
-        let last = nodes.removeLast()
-        let n = nodes.count
-        if n > 0 {
-            var i = 0
-            while true {
-                let l = 2 * i + 1, r = l + 1
-                if l >= n { break }
-                var m = l
-                if r < n && nodes[r].deadline < nodes[l].deadline { m = r }
-                if nodes[m].deadline >= last.deadline { break }
-                nodes[i] = nodes[m]; i = m
-            }
-            nodes[i] = last
-        }
-        return top
-    }
-
-    var approximateBytes: Int { nodes.capacity * MemoryLayout<Node>.stride }
+    static func < (a: JoinDeadline, b: JoinDeadline) -> Bool { a.deadline < b.deadline }
+    static func == (a: JoinDeadline, b: JoinDeadline) -> Bool { a.deadline == b.deadline }
 }

@@ -117,6 +117,6 @@ final class JoinerExpiryTests: XCTestCase {
 
     func testEntryIsCompact() {
         XCTAssertEqual(MemoryLayout<JoinEntry>.stride, 48)
-        XCTAssertEqual(MemoryLayout<JoinDeadlineHeap.Node>.stride, 24)
+        XCTAssertEqual(MemoryLayout<JoinDeadline>.stride, 24)
     }
 }
