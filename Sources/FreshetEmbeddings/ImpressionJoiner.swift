@@ -23,8 +23,8 @@ import HeapModule
 /// 32-bit slots that are recycled when their last entry leaves; a (user, item)
 /// is one `UInt64` key; an entry, pending or tombstone, is one 48-byte
 /// `JoinEntry` in one dictionary, and each deadline one 24-byte node of a `Heap` (swift-collections).
-/// About 130-170 bytes an entry in all (`approximateBytes`), against ~300 plus
-/// a heap `String` per request id before.
+/// About 200 bytes an entry in all (`approximateBytes`, growth slack included),
+/// against ~450 before (measured as RSS; docs/EMBEDDINGS.md).
 public final class ImpressionJoiner {
     /// Join window in event-time milliseconds (default 10 minutes).
     public let windowMs: Int64
