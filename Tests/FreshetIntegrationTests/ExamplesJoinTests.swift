@@ -77,6 +77,13 @@ final class ExamplesJoinTests: XCTestCase {
                                  value: interaction("clock\(p)", "clock-item", "click", base))
             let json = "{\"user_id\":\"clock\(p)\",\"items_shown\":[\"clock-item\"],\"ts\":\(base)}"
             try producer.produce(topic: "impressions", partition: p, key: Array("clock\(p)".utf8), value: Array(json.utf8))
+            // Probe items (40 in all, so every item partition holds some):
+            // their popularity_7d shows in Redis only once their item task
+            // has a watermark, i.e. has heard from all eight sources.
+            for k in 0..<10 {
+                try producer.produce(topic: "interactions", partition: p, key: Array("clock\(p)".utf8),
+                                     value: interaction("clock\(p)", "probe-\(p)-\(k)", "click", base))
+            }
         }
         // Phase A: user u clicks u + 1 items, one of them the item it will be
         // shown at position 4 (its popularity_7d is then 1 at the impression).
@@ -92,6 +99,13 @@ final class ExamplesJoinTests: XCTestCase {
                 try redis.command(["HGET", "ex:user:\(user)", "interaction_count"]).string == String(u + 1)
             }
         }, "phase A counted: " + run.logTail())
+        XCTAssertTrue(try FaultInjection.waitUntil(timeout: 90) {
+            try (0..<Self.partitions).allSatisfy { p in
+                try (0..<10).allSatisfy { k in
+                    try redis.command(["HGET", "ex:item:probe-\(p)-\(k)", "popularity_7d"]).string == "1"
+                }
+            }
+        }, "every item task has a watermark: " + run.logTail())
 
         // Phase B: one impression of five items per user.
         let impressionTs = base + 600_000
