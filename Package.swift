@@ -33,7 +33,9 @@ let package = Package(
             "FreshetCore", .product(name: "HeapModule", package: "swift-collections"),
         ]),
         // Online embeddings (Monolith-style): joiner, tables, trainer, evaluation. No I/O.
-        .target(name: "FreshetEmbeddings", dependencies: ["FreshetCore", "CLinearAlgebra"]),
+        .target(name: "FreshetEmbeddings", dependencies: [
+            "FreshetCore", "CLinearAlgebra", .product(name: "HeapModule", package: "swift-collections"),
+        ]),
         // Feast's Redis online-store layout: entity keys, murmur3 field names, protobuf values. No I/O.
         .target(name: "FreshetFeast"),
         // Seeded synthetic workloads (shared by `freshet produce`, tests and benchmarks).

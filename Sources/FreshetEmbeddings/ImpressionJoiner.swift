@@ -1,58 +1,5 @@
 import FreshetCore
-
-/// Min-heap keyed by an Int64 deadline (event time). Entries are invalidated lazily
-/// through a sequence number, so removal from the dictionaries is O(1).
-struct DeadlineHeap<Payload> {
-    struct Entry { var deadline: Int64; var seq: UInt64; var payload: Payload }
-    /// The heap orders small (deadline, seq, slot) records; payloads (ids:
-    /// Strings) stay put in `slots`, so sifting moves no reference-counted values.
-    private struct Node { var deadline: Int64; var seq: UInt64; var slot: Int32 }
-    private var nodes: [Node] = []
-    private var slots: [Payload?] = []
-    private var freeSlots: [Int32] = []
-
-    var count: Int { nodes.count }
-    var peekDeadline: Int64? { nodes.first?.deadline }
-
-    mutating func push(_ e: Entry) {
-        let slot: Int32
-        if let reused = freeSlots.popLast() { slot = reused; slots[Int(reused)] = e.payload } else {
-            slot = Int32(slots.count); slots.append(e.payload)
-        }
-        let node = Node(deadline: e.deadline, seq: e.seq, slot: slot)
-        var i = nodes.count
-        nodes.append(node)
-        // Hole sift-up: move parents down, place the new node once.
-        while i > 0 {
-            let p = (i - 1) / 2
-            if nodes[p].deadline <= node.deadline { break }
-            nodes[i] = nodes[p]; i = p
-        }
-        nodes[i] = node
-    }
-
-    mutating func pop() -> Entry? {
-        guard let top = nodes.first else { return nil }
-        let last = nodes.removeLast()
-        let n = nodes.count
-        if n > 0 {
-            var i = 0
-            while true {
-                let l = 2 * i + 1, r = l + 1
-                var m = l
-                if l >= n { break }
-                if r < n && nodes[r].deadline < nodes[l].deadline { m = r }
-                if nodes[m].deadline >= last.deadline { break }
-                nodes[i] = nodes[m]; i = m
-            }
-            nodes[i] = last
-        }
-        let payload = slots[Int(top.slot)]!
-        slots[Int(top.slot)] = nil
-        freeSlots.append(top.slot)
-        return Entry(deadline: top.deadline, seq: top.seq, payload: payload)
-    }
-}
+import HeapModule
 
 /// Online join of impressions with interactions by (user, item), Monolith-style.
 ///
@@ -69,57 +16,38 @@ struct DeadlineHeap<Payload> {
 ///   impression context for `lateTTL` after the close.
 ///
 /// State is bounded: a pending impression lives until its window closes; a closed
-/// impression leaves a small tombstone that expires `lateTTL` after the close. A
+/// impression leaves a tombstone that expires `lateTTL` after the close. A
 /// repeated impression of a pending (user, item) is folded into the first one.
+///
+/// Layout (why it is compact): users, items and request ids are interned to
+/// 32-bit slots that are recycled when their last entry leaves; a (user, item)
+/// is one `UInt64` key; an entry, pending or tombstone, is one 48-byte
+/// `JoinEntry` in one dictionary, and each deadline one 24-byte node of a `Heap` (swift-collections).
+/// About 200 bytes an entry in all (`approximateBytes`, growth slack included),
+/// against ~450 before (measured as RSS; docs/EMBEDDINGS.md).
 public final class ImpressionJoiner {
-    /// Compared and hashed by the ids' bytes (ids are byte strings, `IdBytes`).
-    public struct Key: Hashable, Sendable {
-        public var userId: String
-        public var itemId: String
-        public init(userId: String, itemId: String) { self.userId = userId; self.itemId = itemId }
-        public static func == (a: Key, b: Key) -> Bool {
-            IdBytes.equal(a.userId, b.userId) && IdBytes.equal(a.itemId, b.itemId)
-        }
-        public func hash(into hasher: inout Hasher) {
-            IdBytes.hash(userId, into: &hasher)
-            IdBytes.hash(itemId, into: &hasher)
-        }
-    }
-
-    struct Pending {
-        var requestId: String?
-        var position: Int?
-        var impressionTs: Int64
-        var features: ServingFeatures?
-        var engaged: Bool
-        var seq: UInt64
-    }
-
-    struct Closed {
-        var requestId: String?
-        var position: Int?
-        var impressionTs: Int64
-        var features: ServingFeatures?
-        var seq: UInt64
-    }
-
     /// Join window in event-time milliseconds (default 10 minutes).
     public let windowMs: Int64
     /// How long after the close a late positive still finds its impression's context.
     public let lateTTLMs: Int64
 
-    private var pending: [Key: Pending] = [:]
-    private var closed: [Key: Closed] = [:]
-    private var closeHeap = DeadlineHeap<Key>()
-    private var expiryHeap = DeadlineHeap<Key>()
-    private var seq: UInt64 = 0
+    private var users = CountedInterner()
+    private var items = CountedInterner()
+    private var requests = CountedInterner()
+    private var entries: [UInt64: JoinEntry] = [:]
+    private var closeHeap = Heap<JoinDeadline>()
+    private var expiryHeap = Heap<JoinDeadline>()
+    private var seq: UInt32 = 0
     public private(set) var watermark: Int64 = Int64.min
+    public private(set) var pendingCount = 0
 
     // Counters (metrics).
     public private(set) var positivesEmitted = 0
     public private(set) var negativesEmitted = 0
     public private(set) var latePositives = 0
     public private(set) var duplicateImpressions = 0
+    /// Largest `stateCount` seen.
+    public private(set) var peakStateCount = 0
 
     public init(windowMs: Int64 = 10 * 60 * 1000, lateTTLMs: Int64 = 60 * 60 * 1000) {
         precondition(windowMs > 0 && lateTTLMs >= 0)
@@ -127,25 +55,71 @@ public final class ImpressionJoiner {
         self.lateTTLMs = lateTTLMs
     }
 
-    /// Pending (open-window) impressions.
-    public var pendingCount: Int { pending.count }
     /// Tombstones of closed impressions kept for late positives.
-    public var closedCount: Int { closed.count }
+    public var closedCount: Int { entries.count - pendingCount }
     /// Everything the joiner holds; bounded by the impressions of the last
-    /// `window + lateTTL` of event time.
-    public var stateCount: Int { pending.count + closed.count }
+    /// `window + lateTTL` of event time behind the watermark, plus those ahead of it.
+    public var stateCount: Int { entries.count }
+    /// Distinct users and items referenced by the state.
+    public var liveIds: (users: Int, items: Int) { (users.liveCount, items.liveCount) }
+
+    /// Approximate bytes held: entries (dictionary with its load factor),
+    /// heap nodes, interned ids.
+    public var approximateBytes: Int {
+        entries.capacity * (8 + MemoryLayout<JoinEntry>.stride) * 3 / 2
+            + (closeHeap.count + expiryHeap.count) * MemoryLayout<JoinDeadline>.stride
+            + users.approximateBytes + items.approximateBytes + requests.approximateBytes
+    }
+
+    @inline(__always)
+    private static func key(_ user: UInt32, _ item: UInt32) -> UInt64 { UInt64(user) << 32 | UInt64(item) }
+
+    private func key(userId: String, itemId: String) -> UInt64? {
+        guard let u = users.slot(of: userId), let i = items.slot(of: itemId) else { return nil }
+        return Self.key(u, i)
+    }
+
+    /// Releases the interned slots an entry holds (it is leaving the state).
+    private func releaseIds(_ key: UInt64, _ entry: JoinEntry) {
+        users.release(UInt32(truncatingIfNeeded: key >> 32))
+        items.release(UInt32(truncatingIfNeeded: key))
+        if entry.request != 0 { requests.release(entry.request - 1) }
+    }
 
     /// Records that `itemId` was shown to `userId`. `features` are the serving
     /// features as of now (the caller reads them from its own state).
     public func recordImpression(userId: String, itemId: String, position: Int?, requestId: String?,
                                  ts: Int64, features: ServingFeatures?) {
-        let key = Key(userId: userId, itemId: itemId)
-        if pending[key] != nil { duplicateImpressions += 1; return }
-        closed.removeValue(forKey: key)
+        let u = users.retain(userId), i = items.retain(itemId)
+        let k = Self.key(u, i)
+        if let old = entries[k] {
+            if !old.has(JoinEntry.closed) {
+                duplicateImpressions += 1
+                users.release(u); items.release(i)
+                return
+            }
+            // A new impression replaces the tombstone (its expiry node goes stale).
+            releaseIds(k, old)
+        } else {
+            peakStateCount = max(peakStateCount, entries.count + 1)
+        }
         seq &+= 1
-        pending[key] = Pending(requestId: requestId, position: position, impressionTs: ts,
-                               features: features, engaged: false, seq: seq)
-        closeHeap.push(.init(deadline: ts &+ windowMs, seq: seq, payload: key))
+        var entry = JoinEntry(impressionTs: ts, interactionCount: 0, popularity7d: 0, impressions7d: 0,
+                              seq: seq, request: 0, position: 0, flags: 0)
+        if let requestId { entry.request = requests.retain(requestId) + 1 }
+        if let position, let p = Int32(exactly: position) {
+            entry.position = p
+            entry.flags |= JoinEntry.hasPosition
+        }
+        if let features {
+            entry.interactionCount = features.interactionCount
+            entry.popularity7d = features.popularity7d
+            entry.impressions7d = features.impressions7d
+            entry.flags |= JoinEntry.hasFeatures
+        }
+        entries[k] = entry
+        pendingCount += 1
+        closeHeap.insert(.init(deadline: ts &+ windowMs, key: k, seq: seq))
     }
 
     /// Records every item of an impression; `features(itemId)` supplies the serving
@@ -162,28 +136,23 @@ public final class ImpressionJoiner {
     /// Joins an interaction; always returns one example (positive for a positive
     /// action, negative for `skip`).
     public func recordInteraction(_ e: Interaction) -> TrainingExample {
-        let key = Key(userId: e.userId, itemId: e.itemId)
         let label: ExampleLabel = e.action.isPositive ? .positive : .negative
         var ex = TrainingExample(label: label, userId: e.userId, itemId: e.itemId, action: e.action,
                                  dwellMs: e.dwellMs, requestId: e.requestId, eventTs: e.ts)
-        if var p = pending[key] {
-            ex.position = p.position
-            ex.requestId = ex.requestId ?? p.requestId
-            ex.impressionTs = p.impressionTs
-            ex.features = p.features
-            if e.ts > p.impressionTs &+ windowMs {
+        if let k = key(userId: e.userId, itemId: e.itemId), var entry = entries[k] {
+            ex.position = entry.positionValue
+            if ex.requestId == nil && entry.request != 0 { ex.requestId = requests[entry.request - 1] }
+            ex.impressionTs = entry.impressionTs
+            ex.features = entry.features
+            if entry.has(JoinEntry.closed) {
+                ex.late = e.action.isPositive
+            } else if e.ts > entry.impressionTs &+ windowMs {
                 // Outside the window: the impression will still close as a negative.
                 ex.late = e.action.isPositive
-            } else {
-                p.engaged = true
-                pending[key] = p
+            } else if !entry.has(JoinEntry.engaged) {
+                entry.flags |= JoinEntry.engaged
+                entries[k] = entry
             }
-        } else if let c = closed[key] {
-            ex.position = c.position
-            ex.requestId = ex.requestId ?? c.requestId
-            ex.impressionTs = c.impressionTs
-            ex.features = c.features
-            ex.late = e.action.isPositive
         }
         if ex.late { latePositives += 1 }
         if label == .positive { positivesEmitted += 1 } else { negativesEmitted += 1 }
@@ -197,26 +166,34 @@ public final class ImpressionJoiner {
         guard newWatermark > watermark else { return [] }
         watermark = newWatermark
         var out: [TrainingExample] = []
-        while let d = closeHeap.peekDeadline, d <= newWatermark {
-            let e = closeHeap.pop()!
-            guard let p = pending[e.payload], p.seq == e.seq else { continue }
-            pending.removeValue(forKey: e.payload)
-            if !p.engaged {
-                out.append(TrainingExample(label: .negative, userId: e.payload.userId, itemId: e.payload.itemId,
-                                           action: nil, position: p.position, requestId: p.requestId,
-                                           impressionTs: p.impressionTs, eventTs: e.deadline,
-                                           features: p.features))
+        while let next = closeHeap.min, next.deadline <= newWatermark, let node = closeHeap.popMin() {
+            guard var entry = entries[node.key], entry.seq == node.seq, !entry.has(JoinEntry.closed) else { continue }
+            pendingCount -= 1
+            if !entry.has(JoinEntry.engaged) {
+                out.append(TrainingExample(label: .negative, userId: users[UInt32(truncatingIfNeeded: node.key >> 32)],
+                                           itemId: items[UInt32(truncatingIfNeeded: node.key)],
+                                           action: nil, position: entry.positionValue,
+                                           requestId: entry.request == 0 ? nil : requests[entry.request - 1],
+                                           impressionTs: entry.impressionTs, eventTs: node.deadline,
+                                           features: entry.features))
                 negativesEmitted += 1
             }
-            if lateTTLMs > 0 {
-                closed[e.payload] = Closed(requestId: p.requestId, position: p.position,
-                                           impressionTs: p.impressionTs, features: p.features, seq: p.seq)
-                expiryHeap.push(.init(deadline: e.deadline &+ lateTTLMs, seq: p.seq, payload: e.payload))
+            let expiry = node.deadline &+ lateTTLMs
+            if lateTTLMs > 0 && expiry > newWatermark {
+                entry.flags |= JoinEntry.closed
+                entries[node.key] = entry
+                expiryHeap.insert(.init(deadline: expiry, key: node.key, seq: entry.seq))
+            } else {
+                // No tombstone, or one that would already be expired (an impression
+                // that arrived more than window + lateTTL behind the watermark).
+                entries.removeValue(forKey: node.key)
+                releaseIds(node.key, entry)
             }
         }
-        while let d = expiryHeap.peekDeadline, d <= newWatermark {
-            let e = expiryHeap.pop()!
-            if let c = closed[e.payload], c.seq == e.seq { closed.removeValue(forKey: e.payload) }
+        while let next = expiryHeap.min, next.deadline <= newWatermark, let node = expiryHeap.popMin() {
+            guard let entry = entries[node.key], entry.seq == node.seq, entry.has(JoinEntry.closed) else { continue }
+            entries.removeValue(forKey: node.key)
+            releaseIds(node.key, entry)
         }
         return out
     }

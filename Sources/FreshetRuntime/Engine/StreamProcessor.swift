@@ -134,6 +134,14 @@ public final class StreamProcessor: @unchecked Sendable {
         return "refreshes \(refresher.refreshes) (refresh leader: \(refresher.isLeader)), \(refresher.loadedSets) loaded from the leader, last over \(last.items) items in \(String(format: "%.2f", last.seconds)) s; "
             + "\(rows) rows, \(entries) co-occurrence entries, ~\(bytes / 1_048_576) MiB of rows "
             + "(\(CooccurrenceRows.bytesPerRow) B a row + \(CooccurrenceRows.bytesPerEntry) B an entry)"
+            + (topology.embeddings.examples ? joinerSummary : "")
+    }
+
+    /// The examples' join state: the largest number of (user, item) entries
+    /// an item task held at once, summed over this instance's item tasks.
+    private var joinerSummary: String {
+        let peak = itemTasks.values.reduce(0) { $0 + ($1.embeddings?.joiner.peakStateCount ?? 0) }
+        return "; joiner peak \(peak) entries (summed over item tasks)"
     }
 
     /// Asks the processing loop to stop gracefully (safe from any thread, e.g. a signal handler).
