@@ -74,6 +74,18 @@ public final class ItemFeatureStore {
         return count(slot: slot(for: event.itemId), ts: event.ts, positive: positive)
     }
 
+    /// `apply` without an `ItemEvent`: the fields the item features read. A
+    /// single-process pipeline (the core benchmark, tools) folds an impression's
+    /// items in this way without building one `ItemEvent` (four references to
+    /// retain and release) per shown item.
+    @discardableResult @inline(__always)
+    public func apply(itemId: String, ts: EventTimeMs, kind: ItemEvent.Kind,
+                      watermark w: EventTimeMs?) -> ItemApplyOutcome {
+        if let w { advanceWatermark(to: w) }
+        guard let positive = Self.isCounted(kind) else { return .ignored }
+        return count(slot: slot(for: itemId), ts: ts, positive: positive)
+    }
+
     /// `apply` for an event read in place from a repartition record: the item
     /// id as UTF-8 bytes (already validated), so a known item costs no `String`.
     @discardableResult

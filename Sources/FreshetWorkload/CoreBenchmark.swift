@@ -54,14 +54,21 @@ public enum CoreBenchmark {
                 if let i = try? decoder.decodeInteraction(buf, messageTimestampMs: timestamp, nowMs: now) {
                     watermark.observe(i.ts)
                     userStore.apply(i)
-                    itemStore.apply(ItemRouting.itemEvent(for: i), watermark: nil)
+                    // Both stages in one thread: the item features take the
+                    // event's fields directly (routing builds `ItemEvent`s only
+                    // to encode repartition records; the source stage times that).
+                    itemStore.apply(itemId: i.itemId, ts: i.ts, kind: .interaction(i.action, dwellMs: i.dwellMs),
+                                    watermark: nil)
                     itemEvents &+= 1
                 } else {
                     bad &+= 1
                 }
             } else if let m = try? decoder.decodeImpression(buf, messageTimestampMs: timestamp, nowMs: now) {
                 watermark.observe(m.ts)
-                ItemRouting.forEachItemEvent(for: m) { _, ev in itemStore.apply(ev, watermark: nil) }
+                for (k, item) in m.itemsShown.enumerated() {
+                    itemStore.apply(itemId: item, ts: m.ts, kind: .impression(position: m.position(at: k)),
+                                    watermark: nil)
+                }
                 itemEvents &+= m.itemsShown.count
             } else {
                 bad &+= 1

@@ -21,6 +21,28 @@ final class ItemFeatureStoreTests: XCTestCase {
         return [f.popularity7d, f.impressions7d]
     }
 
+    /// The field-wise `apply` (no `ItemEvent`) folds exactly as `apply(ItemEvent)`:
+    /// same outcomes, features, dirty keys and late drops over a mixed sequence.
+    func testFieldwiseApplyMatchesItemEventApply() {
+        let events: [(ItemEvent, EventTimeMs?)] = [
+            (pos("a", 5), nil), (imp("a", 7), 9), (pos("b", 12, .skip), nil), (imp("b", 14), 14),
+            (pos("a", 25), 25), (imp("a", 3), nil), (pos("b", 41, .like), 41), (imp("c", 44), nil),
+            (pos("a", 2), nil), (imp("c", 60), 60),
+        ]
+        let viaEvents = store(), viaFields = store()
+        for (e, w) in events {
+            let a = viaEvents.apply(e, watermark: w)
+            let b = viaFields.apply(itemId: e.itemId, ts: e.ts, kind: e.kind, watermark: w)
+            XCTAssertEqual(a, b, "outcome of \(e)")
+        }
+        for item in ["a", "b", "c"] {
+            XCTAssertEqual(viaEvents.features(of: item), viaFields.features(of: item), item)
+        }
+        XCTAssertEqual(viaEvents.takeDirty(), viaFields.takeDirty())
+        XCTAssertEqual(viaEvents.droppedLateCount, viaFields.droppedLateCount)
+        XCTAssertGreaterThan(viaEvents.droppedLateCount, 0, "the sequence exercises a late drop")
+    }
+
     func testCountingAndNothingVisibleWithoutWatermark() {
         let s = store()
         XCTAssertEqual(s.apply(pos("a", 5), watermark: nil), .counted)
