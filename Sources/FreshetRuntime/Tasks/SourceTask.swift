@@ -212,11 +212,7 @@ extension SourceTask: StreamTask {
         var snapshot = StateSnapshot()
         snapshot.meta.nextOffset = nextOffset
         snapshot.meta.eventTimeMs = watermark.maxTimestamp
-        if let users {
-            snapshot.changed = users.takeChangedSlotsForCheckpoint()
-            snapshot.encode = users.appendCheckpointEntry
-            snapshot.meta.entries = users.count
-        }
+        if let users { snapshot.takeUserDelta(users) }
         return snapshot
     }
 

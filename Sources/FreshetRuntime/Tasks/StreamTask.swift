@@ -106,6 +106,13 @@ public struct StateSnapshot {
 
     /// Nothing to write: no position yet and no changed entry.
     public var isEmpty: Bool { meta.nextOffset == nil && changed.isEmpty }
+
+    /// Takes the user features changed since the last checkpoint (source and user tasks keep them).
+    public mutating func takeUserDelta(_ users: UserFeatureStore) {
+        changed = users.takeChangedSlotsForCheckpoint()
+        encode = users.appendCheckpointEntry
+        meta.entries = users.count
+    }
 }
 
 /// Embedding rows for the checkpoint's `ckpt:<task>:emb` hash.

@@ -56,9 +56,7 @@ extension UserTask: StreamTask {
         var snapshot = StateSnapshot()
         snapshot.meta.nextOffset = nextOffset
         snapshot.meta.sources = TaskCheckpoint.SourceProgress.of(duplicates, watermarks: [:])
-        snapshot.changed = users.takeChangedSlotsForCheckpoint()
-        snapshot.encode = users.appendCheckpointEntry
-        snapshot.meta.entries = users.count
+        snapshot.takeUserDelta(users)
         return snapshot
     }
 
