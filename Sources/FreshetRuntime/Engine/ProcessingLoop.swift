@@ -28,7 +28,7 @@ extension StreamProcessor {
                 logger.warning("kafka: \(error)")
             }
             if let fatal = self.output.fatal {
-                throw ProcessorError.kafka("cannot enqueue a record for the repartition or dead-letter topic: \(fatal)")
+                throw ProcessorError.kafkaFailure(fatal, context: "cannot enqueue a record for the repartition or dead-letter topic")
             }
             if let fatalError { throw fatalError }
             afterBatch(nowMs: now)

@@ -362,7 +362,8 @@ public final class StreamProcessor: @unchecked Sendable {
             // Writes failed for good (not because we are stopping): running on
             // without a sink would only widen the replay. Stop with an error.
             if !stopFlag.isSet {
-                fatalError = ProcessorError.redis("writes abandoned: \(reason)")
+                fatalError = writer.abandonedError.map { ProcessorError.redisFailure($0, context: "writes abandoned") }
+                    ?? ProcessorError.redis("writes abandoned: \(reason)")
                 stopFlag.set()
             }
         }
@@ -429,11 +430,20 @@ public final class StreamProcessor: @unchecked Sendable {
 }
 
 /// Errors that stop the processor.
+///
+/// A failure of Kafka or Redis keeps its typed error (`kafkaFailure`,
+/// `redisFailure`), so a caller can still ask whether it was fatal or
+/// retriable (`KafkaError.isFatal`, `RedisError.isRetriable`); the string
+/// cases describe conditions the engine itself found.
 public enum ProcessorError: Error, CustomStringConvertible {
     case configuration(String)
     case kafka(String)
     case redis(String)
     case checkpoint(String)
+    /// A Kafka client error that stopped the run, with what the engine was doing.
+    case kafkaFailure(KafkaError, context: String)
+    /// A Redis error that stopped the run (e.g. the writer gave up), with what the engine was doing.
+    case redisFailure(RedisError, context: String)
 
     public var description: String {
         switch self {
@@ -441,6 +451,9 @@ public enum ProcessorError: Error, CustomStringConvertible {
         case .kafka(let m): return "kafka: \(m)"
         case .redis(let m): return "redis: \(m)"
         case .checkpoint(let m): return "checkpoint: \(m)"
+        case .kafkaFailure(let error, let context): return "kafka: \(context): \(error)"
+        case .redisFailure(let error, let context):
+            return "redis: \(context): \(RedisWriter.describe(error)): \(error.message)"
         }
     }
 }

@@ -54,6 +54,7 @@ public final class RedisWriter: @unchecked Sendable {
     private var stopping = false
     private var problem: RedisError?
     private var abandoned: String?
+    private var abandonedWith: RedisError?
     private var report = Report()
     private let maxQueuedBatches: Int
     private let redis: any RedisStore
@@ -152,6 +153,13 @@ public final class RedisWriter: @unchecked Sendable {
         return abandoned
     }
 
+    /// The Redis error that made the writer give up (nil: not abandoned, or
+    /// abandoned because the process is stopping).
+    public var abandonedError: RedisError? {
+        condition.lock(); defer { condition.unlock() }
+        return abandonedWith
+    }
+
     public var pendingBatches: Int {
         condition.lock(); defer { condition.unlock() }
         return queue.count
@@ -207,6 +215,7 @@ public final class RedisWriter: @unchecked Sendable {
                 break
             case .gaveUp(let error):
                 abandoned = "\(Self.describe(error)): \(error.message)"
+                abandonedWith = error
                 report.failures.append("abandoned \(writes.count) write(s) without writing them: \(error)")
             }
             if let last = taken.last { acknowledgedTicket = last.ticket }
