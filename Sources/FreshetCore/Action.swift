@@ -2,14 +2,14 @@
 ///
 /// Raw values are part of the repartition record format and of state snapshots:
 /// never renumber them.
-public enum Action: UInt8, Sendable, CaseIterable {
+package enum Action: UInt8, Sendable, CaseIterable {
     case click = 1, watch, like, share, skip
 
     /// `click`, `watch`, `like` and `share` are positive feedback; `skip` is negative.
-    public var isPositive: Bool { self != .skip }
+    package var isPositive: Bool { self != .skip }
 
     /// The wire name used in the JSON events.
-    public var name: String {
+    package var name: String {
         switch self {
         case .click: "click"
         case .watch: "watch"
@@ -20,7 +20,7 @@ public enum Action: UInt8, Sendable, CaseIterable {
     }
 
     /// Parses a wire name; names are case-sensitive.
-    public init?(name: String) {
+    package init?(name: String) {
         switch name {
         case "click": self = .click
         case "watch": self = .watch

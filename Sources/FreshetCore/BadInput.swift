@@ -1,8 +1,8 @@
 /// Why an input message was rejected. It goes, with `reason` and `detail`, to the
 /// dead-letter topic and into the bad-input metric (labelled by `reason.rawValue`).
-public struct BadInput: Error, Sendable, Equatable, CustomStringConvertible {
+package struct BadInput: Error, Sendable, Equatable, CustomStringConvertible {
     /// Stable machine-readable reasons; the raw values are metric labels and DLQ headers.
-    public enum Reason: String, Sendable, CaseIterable {
+    package enum Reason: String, Sendable, CaseIterable {
         case invalidUTF8 = "invalid_utf8"
         case malformedJSON = "malformed_json"
         case notAnObject = "not_an_object"
@@ -20,19 +20,19 @@ public struct BadInput: Error, Sendable, Equatable, CustomStringConvertible {
         case recordTooLarge = "record_too_large"
     }
 
-    public var reason: Reason
+    package var reason: Reason
     /// A short human explanation naming the field or byte offset,
     /// e.g. "field 'action' has unknown value 'buy'".
-    public var detail: String
+    package var detail: String
 
-    public init(_ reason: Reason, _ detail: String) {
+    package init(_ reason: Reason, _ detail: String) {
         self.reason = reason
         self.detail = detail
     }
 
-    public init(reason: Reason, detail: String) {
+    package init(reason: Reason, detail: String) {
         self.init(reason, detail)
     }
 
-    public var description: String { "\(reason.rawValue): \(detail)" }
+    package var description: String { "\(reason.rawValue): \(detail)" }
 }

@@ -1,18 +1,18 @@
 /// Reads what `ByteWriter` wrote. Every read names its `context` so a failure
 /// says which field was truncated or invalid.
-public struct ByteReader: Sendable {
-    public let bytes: [UInt8]
-    public private(set) var position: Int = 0
+package struct ByteReader: Sendable {
+    package let bytes: [UInt8]
+    package private(set) var position: Int = 0
 
-    public init(_ bytes: some Collection<UInt8>) { self.bytes = Array(bytes) }
+    package init(_ bytes: some Collection<UInt8>) { self.bytes = Array(bytes) }
 
     /// Shares the array's storage (no copy, no generic code).
-    public init(_ bytes: [UInt8]) { self.bytes = bytes }
+    package init(_ bytes: [UInt8]) { self.bytes = bytes }
 
-    public init(_ buffer: UnsafeRawBufferPointer) { self.bytes = Array(buffer) }
+    package init(_ buffer: UnsafeRawBufferPointer) { self.bytes = Array(buffer) }
 
-    public var isAtEnd: Bool { position >= bytes.count }
-    public var remaining: Int { bytes.count - position }
+    package var isAtEnd: Bool { position >= bytes.count }
+    package var remaining: Int { bytes.count - position }
 
     /// Runs one read of the borrowed reader at `position` and moves past what it read.
     @inline(__always)
@@ -32,30 +32,30 @@ public struct ByteReader: Sendable {
         return value
     }
 
-    public mutating func readByte(_ context: String) throws(CodecError) -> UInt8 {
+    package mutating func readByte(_ context: String) throws(CodecError) -> UInt8 {
         guard position < bytes.count else { throw CodecError(.truncated, context) }
         defer { position += 1 }
         return bytes[position]
     }
 
-    public mutating func readVarint(_ context: String) throws(CodecError) -> UInt64 {
+    package mutating func readVarint(_ context: String) throws(CodecError) -> UInt64 {
         try borrowed { (r) throws(CodecError) in try r.readVarint(context) }
     }
 
-    public mutating func readZigzag(_ context: String) throws(CodecError) -> Int64 {
+    package mutating func readZigzag(_ context: String) throws(CodecError) -> Int64 {
         try borrowed { (r) throws(CodecError) in try r.readZigzag(context) }
     }
 
-    public mutating func readInt64(_ context: String) throws(CodecError) -> Int64 {
+    package mutating func readInt64(_ context: String) throws(CodecError) -> Int64 {
         try borrowed { (r) throws(CodecError) in try r.readInt64(context) }
     }
 
-    public mutating func readDouble(_ context: String) throws(CodecError) -> Double {
+    package mutating func readDouble(_ context: String) throws(CodecError) -> Double {
         Double(bitPattern: UInt64(bitPattern: try readInt64(context)))
     }
 
     /// A length-prefixed byte run; the length is checked before allocating.
-    public mutating func readBytes(_ context: String) throws(CodecError) -> ArraySlice<UInt8> {
+    package mutating func readBytes(_ context: String) throws(CodecError) -> ArraySlice<UInt8> {
         let n = try readVarint(context)
         guard n <= UInt64(remaining) else { throw CodecError(.truncated, context) }
         let start = position
@@ -63,20 +63,20 @@ public struct ByteReader: Sendable {
         return bytes[start..<position]
     }
 
-    public mutating func readString(_ context: String) throws(CodecError) -> String {
+    package mutating func readString(_ context: String) throws(CodecError) -> String {
         try borrowed { (r) throws(CodecError) in try r.readString(context) }
     }
 
-    public mutating func readOptionalZigzag(_ context: String) throws(CodecError) -> Int64? {
+    package mutating func readOptionalZigzag(_ context: String) throws(CodecError) -> Int64? {
         try borrowed { (r) throws(CodecError) in try r.readOptionalZigzag(context) }
     }
 
-    public mutating func readOptionalString(_ context: String) throws(CodecError) -> String? {
+    package mutating func readOptionalString(_ context: String) throws(CodecError) -> String? {
         try borrowed { (r) throws(CodecError) in try r.readOptionalString(context) }
     }
 
     /// Fails unless every byte was consumed.
-    public func expectEnd(_ context: String) throws(CodecError) {
+    package func expectEnd(_ context: String) throws(CodecError) {
         if !isAtEnd { throw CodecError(.trailingBytes, "\(remaining) unread bytes after \(context)") }
     }
 }

@@ -8,23 +8,23 @@
 /// - `ts` falls back to the Kafka message timestamp; the resolved time must lie in
 ///   `[minTimestampMs, nowMs + maxFutureSkewMs]`.
 /// Every rejection is a `BadInput` with a stable reason and a detail naming the field.
-public struct EventDecoder: Sendable {
+package struct EventDecoder: Sendable {
     /// The deepest nesting of containers (the event object included) accepted
     /// in an event; deeper valid JSON is bad input `nesting_too_deep`.
-    public static let maxNestingDepth = JSONScanner.maxDepth
+    package static let maxNestingDepth = JSONScanner.maxDepth
 
     /// Earliest accepted event time (default 2000-01-01T00:00:00Z).
-    public var minTimestampMs: EventTimeMs
+    package var minTimestampMs: EventTimeMs
     /// How far past the caller's wall clock an event time may lie (default one day).
-    public var maxFutureSkewMs: Int64
+    package var maxFutureSkewMs: Int64
 
-    public init(minTimestampMs: EventTimeMs = 946_684_800_000, maxFutureSkewMs: Int64 = 86_400_000) {
+    package init(minTimestampMs: EventTimeMs = 946_684_800_000, maxFutureSkewMs: Int64 = 86_400_000) {
         self.minTimestampMs = minTimestampMs
         self.maxFutureSkewMs = maxFutureSkewMs
     }
 
     /// Decodes an `interactions` event.
-    public func decodeInteraction(_ bytes: UnsafeRawBufferPointer, messageTimestampMs: EventTimeMs?,
+    package func decodeInteraction(_ bytes: UnsafeRawBufferPointer, messageTimestampMs: EventTimeMs?,
                                   nowMs: EventTimeMs) throws(BadInput) -> Interaction {
         var s = try JSONScanner.openObject(bytes)
         var problem: BadInput?
@@ -54,7 +54,7 @@ public struct EventDecoder: Sendable {
     }
 
     /// Decodes an `impressions` event.
-    public func decodeImpression(_ bytes: UnsafeRawBufferPointer, messageTimestampMs: EventTimeMs?,
+    package func decodeImpression(_ bytes: UnsafeRawBufferPointer, messageTimestampMs: EventTimeMs?,
                                  nowMs: EventTimeMs) throws(BadInput) -> Impression {
         var s = try JSONScanner.openObject(bytes)
         var problem: BadInput?
@@ -103,7 +103,7 @@ public struct EventDecoder: Sendable {
 
 extension EventDecoder {
     /// Convenience overload over a byte array.
-    public func decodeInteraction(_ bytes: [UInt8], messageTimestampMs: EventTimeMs?,
+    package func decodeInteraction(_ bytes: [UInt8], messageTimestampMs: EventTimeMs?,
                                   nowMs: EventTimeMs) throws(BadInput) -> Interaction {
         let r: Result<Interaction, BadInput> = bytes.withUnsafeBytes { buf in
             Result { () throws(BadInput) in
@@ -114,7 +114,7 @@ extension EventDecoder {
     }
 
     /// Convenience overload over a byte array.
-    public func decodeImpression(_ bytes: [UInt8], messageTimestampMs: EventTimeMs?,
+    package func decodeImpression(_ bytes: [UInt8], messageTimestampMs: EventTimeMs?,
                                  nowMs: EventTimeMs) throws(BadInput) -> Impression {
         let r: Result<Impression, BadInput> = bytes.withUnsafeBytes { buf in
             Result { () throws(BadInput) in
@@ -128,12 +128,12 @@ extension EventDecoder {
 /// What a replay tool needs to send a record where the processor will read it,
 /// read by the processor's own scanner (same unescaping, same duplicate-key
 /// rule), so replay and processing can never disagree on a record's user.
-public struct EventRouting: Sendable, Equatable {
+package struct EventRouting: Sendable, Equatable {
     /// The `user_id` as the decoder reads it (escapes resolved, integers as
     /// decimal text; the last of duplicate keys), nil when absent or not an id.
-    public var userId: String?
+    package var userId: String?
     /// True when the object has an `items_shown` member: an impression.
-    public var isImpression: Bool
+    package var isImpression: Bool
 }
 
 extension EventDecoder {
@@ -143,7 +143,7 @@ extension EventDecoder {
     /// Duplicate keys: the last occurrence wins, here and in the decoders
     /// (as in ECMAScript `JSON.parse` and Python's `json`); a record with an
     /// invalid occurrence of a field is still bad input for the decoder.
-    public static func routing(_ bytes: UnsafeRawBufferPointer) -> EventRouting? {
+    package static func routing(_ bytes: UnsafeRawBufferPointer) -> EventRouting? {
         do throws(BadInput) {
             var s = try JSONScanner.openObject(bytes)
             var problem: BadInput?
@@ -170,7 +170,7 @@ extension EventDecoder {
     }
 
     /// Convenience overload over a byte array.
-    public static func routing(_ bytes: [UInt8]) -> EventRouting? {
+    package static func routing(_ bytes: [UInt8]) -> EventRouting? {
         bytes.withUnsafeBytes { routing($0) }
     }
 }

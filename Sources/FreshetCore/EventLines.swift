@@ -9,21 +9,21 @@
 /// timestamp, so `ts` must be present (the processor falls back to the
 /// message's timestamp; a replay has none). Empty lines are skipped, as
 /// `freshet produce --file` skips them.
-public struct EventLines: Sendable {
+package struct EventLines: Sendable {
     /// A line the processor would dead-letter: its 1-based number and why.
-    public struct Rejected: Sendable, Equatable {
-        public var line: Int
-        public var problem: BadInput
+    package struct Rejected: Sendable, Equatable {
+        package var line: Int
+        package var problem: BadInput
     }
 
     /// Accepted events, in file order.
-    public private(set) var events: [InputEvent] = []
+    package private(set) var events: [InputEvent] = []
     /// Rejected lines, in file order.
-    public private(set) var rejected: [Rejected] = []
+    package private(set) var rejected: [Rejected] = []
 
     /// Decodes every line of `bytes`. `nowMs` is the wall clock the decoder's
     /// future-skew bound is measured from (epoch ms).
-    public init(_ bytes: [UInt8], decoder: EventDecoder = EventDecoder(), nowMs: EventTimeMs) {
+    package init(_ bytes: [UInt8], decoder: EventDecoder = EventDecoder(), nowMs: EventTimeMs) {
         bytes.withUnsafeBytes { all in
             var lineNumber = 0
             var start = 0
@@ -44,7 +44,7 @@ public struct EventLines: Sendable {
     }
 
     /// One line, routed and decoded as the processor would.
-    public static func decode(_ line: UnsafeRawBufferPointer, decoder: EventDecoder,
+    package static func decode(_ line: UnsafeRawBufferPointer, decoder: EventDecoder,
                               nowMs: EventTimeMs) throws(BadInput) -> InputEvent {
         if EventDecoder.routing(line)?.isImpression == true {
             return .impression(try decoder.decodeImpression(line, messageTimestampMs: nil, nowMs: nowMs))

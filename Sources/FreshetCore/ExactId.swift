@@ -11,10 +11,10 @@ import Darwin
 ///
 /// Strings decoded from input keep their bytes exactly (Swift never normalises
 /// storage), so comparing `utf8` views is comparing what the producer sent.
-public enum IdBytes {
+package enum IdBytes {
     /// True when the UTF-8 bytes of `a` and `b` are equal.
     @inlinable
-    public static func equal(_ a: String, _ b: String) -> Bool {
+    package static func equal(_ a: String, _ b: String) -> Bool {
         let n = a.utf8.count
         guard n == b.utf8.count else { return false }
         // Native strings (all ids: decoded from bytes) are contiguous UTF-8:
@@ -40,7 +40,7 @@ public enum IdBytes {
 
     /// True when the UTF-8 bytes of `a` are `b`.
     @inlinable
-    public static func equal(_ a: String, bytes b: UnsafeRawBufferPointer) -> Bool {
+    package static func equal(_ a: String, bytes b: UnsafeRawBufferPointer) -> Bool {
         let n = b.count
         guard a.utf8.count == n else { return false }
         guard n > 0, let y = b.baseAddress else { return true }
@@ -57,80 +57,80 @@ public enum IdBytes {
     /// string hash. Canonically equivalent ids that differ in bytes merely
     /// share a hash; `equal` tells them apart.
     @inlinable
-    public static func hash(_ s: String, into hasher: inout Hasher) { hasher.combine(s) }
+    package static func hash(_ s: String, into hasher: inout Hasher) { hasher.combine(s) }
 
     /// A hash consistent with `equal` (see `hash(_:into:)`).
     @inlinable
-    public static func hashValue(_ s: String) -> Int { s.hashValue }
+    package static func hashValue(_ s: String) -> Int { s.hashValue }
 
     /// Byte-wise lexicographic order of the UTF-8 bytes (for NFC text the same
     /// as code-point order, but never conflating canonically equivalent ids).
     @inlinable
-    public static func less(_ a: String, _ b: String) -> Bool {
+    package static func less(_ a: String, _ b: String) -> Bool {
         a.utf8.lexicographicallyPrecedes(b.utf8)
     }
 }
 
 /// An id that compares, hashes and orders by its UTF-8 bytes: the key type of
 /// every dictionary or set of ids.
-public struct ExactId: Hashable, Comparable, Sendable, CustomStringConvertible, ExpressibleByStringLiteral {
-    public let string: String
+package struct ExactId: Hashable, Comparable, Sendable, CustomStringConvertible, ExpressibleByStringLiteral {
+    package let string: String
 
-    @inlinable public init(_ string: String) { self.string = string }
-    public init(stringLiteral value: String) { self.string = value }
+    @inlinable package init(_ string: String) { self.string = string }
+    package init(stringLiteral value: String) { self.string = value }
 
-    @inlinable public static func == (a: ExactId, b: ExactId) -> Bool { IdBytes.equal(a.string, b.string) }
-    @inlinable public func hash(into hasher: inout Hasher) { IdBytes.hash(string, into: &hasher) }
-    @inlinable public static func < (a: ExactId, b: ExactId) -> Bool { IdBytes.less(a.string, b.string) }
-    public var description: String { string }
+    @inlinable package static func == (a: ExactId, b: ExactId) -> Bool { IdBytes.equal(a.string, b.string) }
+    @inlinable package func hash(into hasher: inout Hasher) { IdBytes.hash(string, into: &hasher) }
+    @inlinable package static func < (a: ExactId, b: ExactId) -> Bool { IdBytes.less(a.string, b.string) }
+    package var description: String { string }
 }
 
 /// A dictionary keyed by ids, compared as bytes, with `Dictionary`'s API over
 /// `String` keys (so call sites read as before).
-public struct IdMap<Value> {
+package struct IdMap<Value> {
     @usableFromInline var storage: [ExactId: Value]
 
-    @inlinable public init() { storage = [:] }
+    @inlinable package init() { storage = [:] }
     @inlinable init(storage: [ExactId: Value]) { self.storage = storage }
 
-    @inlinable public var count: Int { storage.count }
-    @inlinable public var isEmpty: Bool { storage.isEmpty }
-    public var keys: [String] { storage.keys.map(\.string) }
-    public var values: Dictionary<ExactId, Value>.Values { storage.values }
+    @inlinable package var count: Int { storage.count }
+    @inlinable package var isEmpty: Bool { storage.isEmpty }
+    package var keys: [String] { storage.keys.map(\.string) }
+    package var values: Dictionary<ExactId, Value>.Values { storage.values }
 
     @inlinable
-    public subscript(_ id: String) -> Value? {
+    package subscript(_ id: String) -> Value? {
         get { storage[ExactId(id)] }
         set { storage[ExactId(id)] = newValue }
     }
 
     @inlinable
-    public subscript(_ id: String, default defaultValue: @autoclosure () -> Value) -> Value {
+    package subscript(_ id: String, default defaultValue: @autoclosure () -> Value) -> Value {
         get { storage[ExactId(id), default: defaultValue()] }
         set { storage[ExactId(id)] = newValue }
     }
 
     @inlinable @discardableResult
-    public mutating func removeValue(forKey id: String) -> Value? { storage.removeValue(forKey: ExactId(id)) }
+    package mutating func removeValue(forKey id: String) -> Value? { storage.removeValue(forKey: ExactId(id)) }
 
     @inlinable
-    public mutating func removeAll(keepingCapacity keep: Bool = false) { storage.removeAll(keepingCapacity: keep) }
+    package mutating func removeAll(keepingCapacity keep: Bool = false) { storage.removeAll(keepingCapacity: keep) }
 
-    public func filter(_ isIncluded: ((key: String, value: Value)) throws -> Bool) rethrows -> IdMap<Value> {
+    package func filter(_ isIncluded: ((key: String, value: Value)) throws -> Bool) rethrows -> IdMap<Value> {
         IdMap(storage: try storage.filter { try isIncluded((key: $0.key.string, value: $0.value)) })
     }
 }
 
 extension IdMap: Sequence {
-    public typealias Element = (key: String, value: Value)
-    public func makeIterator() -> AnyIterator<Element> {
+    package typealias Element = (key: String, value: Value)
+    package func makeIterator() -> AnyIterator<Element> {
         var inner = storage.makeIterator()
         return AnyIterator { inner.next().map { (key: $0.key.string, value: $0.value) } }
     }
 }
 
 extension IdMap: ExpressibleByDictionaryLiteral {
-    public init(dictionaryLiteral elements: (String, Value)...) {
+    package init(dictionaryLiteral elements: (String, Value)...) {
         storage = [:]
         for (k, v) in elements { storage[ExactId(k)] = v }
     }
@@ -140,24 +140,24 @@ extension IdMap: Sendable where Value: Sendable {}
 extension IdMap: Equatable where Value: Equatable {}
 
 /// A set of ids compared as bytes, with `Set`'s API over `String` elements.
-public struct IdSet: Sendable, Equatable, Sequence, ExpressibleByArrayLiteral {
+package struct IdSet: Sendable, Equatable, Sequence, ExpressibleByArrayLiteral {
     @usableFromInline var storage: Set<ExactId>
 
-    @inlinable public init() { storage = [] }
-    public init(arrayLiteral elements: String...) { storage = Set(elements.map { ExactId($0) }) }
-    public init<S: Sequence>(_ ids: S) where S.Element == String { storage = Set(ids.map { ExactId($0) }) }
+    @inlinable package init() { storage = [] }
+    package init(arrayLiteral elements: String...) { storage = Set(elements.map { ExactId($0) }) }
+    package init<S: Sequence>(_ ids: S) where S.Element == String { storage = Set(ids.map { ExactId($0) }) }
 
-    @inlinable public var count: Int { storage.count }
-    @inlinable public var isEmpty: Bool { storage.isEmpty }
-    @inlinable public func contains(_ id: String) -> Bool { storage.contains(ExactId(id)) }
+    @inlinable package var count: Int { storage.count }
+    @inlinable package var isEmpty: Bool { storage.isEmpty }
+    @inlinable package func contains(_ id: String) -> Bool { storage.contains(ExactId(id)) }
     @inlinable @discardableResult
-    public mutating func insert(_ id: String) -> Bool { storage.insert(ExactId(id)).inserted }
+    package mutating func insert(_ id: String) -> Bool { storage.insert(ExactId(id)).inserted }
     @inlinable @discardableResult
-    public mutating func remove(_ id: String) -> String? { storage.remove(ExactId(id))?.string }
+    package mutating func remove(_ id: String) -> String? { storage.remove(ExactId(id))?.string }
     @inlinable
-    public mutating func removeAll(keepingCapacity keep: Bool = false) { storage.removeAll(keepingCapacity: keep) }
+    package mutating func removeAll(keepingCapacity keep: Bool = false) { storage.removeAll(keepingCapacity: keep) }
 
-    public func makeIterator() -> AnyIterator<String> {
+    package func makeIterator() -> AnyIterator<String> {
         var inner = storage.makeIterator()
         return AnyIterator { inner.next()?.string }
     }

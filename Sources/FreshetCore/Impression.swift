@@ -1,14 +1,14 @@
 /// A decoded, validated event of the `impressions` topic: the items a user was shown.
-public struct Impression: Sendable, Equatable {
-    public var requestId: String?
-    public var userId: String
+package struct Impression: Sendable, Equatable {
+    package var requestId: String?
+    package var userId: String
     /// Item ids in the order shown; may contain the same id twice (each counts).
-    public var itemsShown: [String]
+    package var itemsShown: [String]
     /// When present, the same length as `itemsShown`.
-    public var positions: [Int32]?
-    public var ts: EventTimeMs
+    package var positions: [Int32]?
+    package var ts: EventTimeMs
 
-    public init(requestId: String? = nil, userId: String, itemsShown: [String],
+    package init(requestId: String? = nil, userId: String, itemsShown: [String],
                 positions: [Int32]? = nil, ts: EventTimeMs) {
         self.requestId = requestId
         self.userId = userId
@@ -19,7 +19,7 @@ public struct Impression: Sendable, Equatable {
 
     /// The position of the item shown at `index`, from `positions`; nil when
     /// the event carried no positions (the index in the list is not a position).
-    public func position(at index: Int) -> Int32? {
+    package func position(at index: Int) -> Int32? {
         guard let positions, index < positions.count else { return nil }
         return positions[index]
     }

@@ -3,12 +3,12 @@
 ///
 /// The one event model of the project: the processor's stages, the embeddings
 /// (joiner, evaluators) and the workload generators all speak it.
-public enum InputEvent: Sendable, Equatable {
+package enum InputEvent: Sendable, Equatable {
     case interaction(Interaction)
     case impression(Impression)
 
     /// Event time, epoch milliseconds.
-    public var ts: EventTimeMs {
+    package var ts: EventTimeMs {
         switch self {
         case .interaction(let e): e.ts
         case .impression(let e): e.ts
@@ -16,7 +16,7 @@ public enum InputEvent: Sendable, Equatable {
     }
 
     /// The user the event belongs to.
-    public var userId: String {
+    package var userId: String {
         switch self {
         case .interaction(let e): e.userId
         case .impression(let e): e.userId

@@ -2,17 +2,17 @@
 ///
 /// Ids are kept as the strings used in Redis keys: an integer id in the JSON
 /// becomes its decimal form ("42"); a string id is kept unchanged.
-public struct Interaction: Sendable, Equatable {
-    public var userId: String
-    public var itemId: String
-    public var action: Action
+package struct Interaction: Sendable, Equatable {
+    package var userId: String
+    package var itemId: String
+    package var action: Action
     /// Non-negative when present.
-    public var dwellMs: Int64?
+    package var dwellMs: Int64?
     /// Event time (from `ts`, else the Kafka message timestamp).
-    public var ts: EventTimeMs
-    public var requestId: String?
+    package var ts: EventTimeMs
+    package var requestId: String?
 
-    public init(userId: String, itemId: String, action: Action, dwellMs: Int64? = nil,
+    package init(userId: String, itemId: String, action: Action, dwellMs: Int64? = nil,
                 ts: EventTimeMs, requestId: String? = nil) {
         self.userId = userId
         self.itemId = itemId

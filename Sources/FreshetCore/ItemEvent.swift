@@ -1,24 +1,24 @@
 /// An event routed to the item-keyed stage: one per interaction, one per shown
 /// item of an impression.
-public struct ItemEvent: Sendable, Equatable {
-    public enum Kind: Sendable, Equatable {
+package struct ItemEvent: Sendable, Equatable {
+    package enum Kind: Sendable, Equatable {
         /// Skips are routed too (item features ignore them; the embeddings joiner needs them).
         case interaction(Action, dwellMs: Int64?)
         case impression(position: Int32?)
     }
 
-    public var itemId: String
-    public var userId: String
-    public var ts: EventTimeMs
-    public var kind: Kind
-    public var requestId: String?
+    package var itemId: String
+    package var userId: String
+    package var ts: EventTimeMs
+    package var kind: Kind
+    package var requestId: String?
     /// The user-history extension as it travels (embeddings): count varint,
     /// then per item its UTF-8 length varint and bytes; empty when not attached.
     /// Kept encoded so the item stage reads ids as bytes, with no String per
     /// id (this rides on every routed positive).
-    public var userHistoryEncoded: [UInt8]
+    package var userHistoryEncoded: [UInt8]
 
-    public init(itemId: String, userId: String, ts: EventTimeMs, kind: Kind, requestId: String? = nil,
+    package init(itemId: String, userId: String, ts: EventTimeMs, kind: Kind, requestId: String? = nil,
                 userHistory: [String] = []) {
         self.itemId = itemId
         self.userId = userId
@@ -31,7 +31,7 @@ public struct ItemEvent: Sendable, Equatable {
     /// The user's most recent positive items before this one, newest first
     /// (attached by the user stage to positives when embeddings are on; the
     /// item's owner counts co-occurrences with them). Empty when not attached.
-    public var userHistory: [String] {
+    package var userHistory: [String] {
         get {
             var out: [String] = []
             forEachUserHistoryItem { out.append(String(decoding: $0, as: UTF8.self)) }
@@ -41,7 +41,7 @@ public struct ItemEvent: Sendable, Equatable {
     }
 
     /// Calls `body` with the bytes of each history item, newest first (valid during the call).
-    public func forEachUserHistoryItem(_ body: (UnsafeRawBufferPointer) -> Void) {
+    package func forEachUserHistoryItem(_ body: (UnsafeRawBufferPointer) -> Void) {
         guard !userHistoryEncoded.isEmpty else { return }
         userHistoryEncoded.withUnsafeBytes { Self.forEachHistoryItem(inEncoded: $0, body) }
     }
@@ -49,7 +49,7 @@ public struct ItemEvent: Sendable, Equatable {
     /// Calls `body` with the bytes of each item of an encoded history (count
     /// varint, then length-prefixed items), newest first. Stops at a malformed
     /// length (the decoder and `ItemEventView` reject those before).
-    public static func forEachHistoryItem(inEncoded raw: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer) -> Void) {
+    package static func forEachHistoryItem(inEncoded raw: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer) -> Void) {
         guard raw.count > 0 else { return }
         var r = BorrowedByteReader(raw)
         guard let n = try? r.readVarint("item_event.user_history.count") else { return }
@@ -68,7 +68,7 @@ public struct ItemEvent: Sendable, Equatable {
     }
 
     /// True for click/watch/like/share interactions.
-    public var isPositiveInteraction: Bool {
+    package var isPositiveInteraction: Bool {
         if case .interaction(let a, _) = kind { return a.isPositive }
         return false
     }

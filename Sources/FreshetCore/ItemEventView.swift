@@ -5,22 +5,22 @@
 /// only for their lengths, as `RepartitionRecord.decode` does (they are kept
 /// as bytes and matched against item ids byte for byte). Reading a record
 /// allocates nothing. Valid only while the record's bytes are.
-public struct ItemEventView {
-    public var itemId: UnsafeRawBufferPointer
-    public var ts: EventTimeMs
-    public var kind: ItemEvent.Kind
-    public var origin: RecordOrigin
+package struct ItemEventView {
+    package var itemId: UnsafeRawBufferPointer
+    package var ts: EventTimeMs
+    package var kind: ItemEvent.Kind
+    package var origin: RecordOrigin
     /// The user history section as encoded (`ItemEvent.userHistoryEncoded`'s
     /// form: count, then length-prefixed items); empty when the record has none.
     /// Walk it with `ItemEvent.forEachHistoryItem(inEncoded:_:)`.
-    public var userHistory: UnsafeRawBufferPointer
+    package var userHistory: UnsafeRawBufferPointer
 }
 
 extension RepartitionRecord {
     /// Reads an item event record as an `ItemEventView`; nil when the record
     /// is of another kind (read those with `decode`). Accepts and rejects
     /// exactly the records `decode` does, with the same errors.
-    public static func itemView(_ bytes: UnsafeRawBufferPointer) throws(CodecError) -> ItemEventView? {
+    package static func itemView(_ bytes: UnsafeRawBufferPointer) throws(CodecError) -> ItemEventView? {
         var r = BorrowedByteReader(bytes)
         let version = try r.readByte("repartition record format byte")
         guard version == formatVersion else {

@@ -6,7 +6,7 @@
 /// of a cold key about one cache miss instead of two or three (Swift's
 /// `Dictionary<String, UInt32>` keeps keys and values in separate arrays).
 /// Open addressing with linear probing; keys are never removed individually.
-public struct KeyIndex: Sendable {
+package struct KeyIndex: Sendable {
     @usableFromInline
     struct Bucket: Sendable {
         @usableFromInline var tag: UInt32
@@ -21,10 +21,10 @@ public struct KeyIndex: Sendable {
 
     @usableFromInline var buckets: [Bucket]
     @usableFromInline var mask: Int
-    public var count: Int { _count }
+    package var count: Int { _count }
     @usableFromInline var _count = 0
 
-    public init(minimumCapacity: Int = 16) {
+    package init(minimumCapacity: Int = 16) {
         var n = 16
         while n * 3 < minimumCapacity * 4 { n <<= 1 }
         buckets = Array(repeating: Bucket(tag: 0, slot: .max), count: n)
@@ -37,14 +37,14 @@ public struct KeyIndex: Sendable {
     /// `String`'s own hash does) is exactly consistent, and the same tag
     /// comes from a `String` and from raw bytes of a record (`tag(bytes:)`).
     @inlinable
-    public static func tag(_ key: String) -> UInt32 {
+    package static func tag(_ key: String) -> UInt32 {
         if let t = key.utf8.withContiguousStorageIfAvailable({ tag(bytes: UnsafeRawBufferPointer($0)) }) { return t }
         return Array(key.utf8).withUnsafeBytes { tag(bytes: $0) }
     }
 
     /// The hash tag of an id given as its UTF-8 bytes (see `tag(_:)`).
     @inlinable
-    public static func tag(bytes: UnsafeRawBufferPointer) -> UInt32 {
+    package static func tag(bytes: UnsafeRawBufferPointer) -> UInt32 {
         var h = Hasher()
         h.combine(bytes: bytes)
         return UInt32(truncatingIfNeeded: h.finalize())
@@ -53,7 +53,7 @@ public struct KeyIndex: Sendable {
     /// The slot whose key satisfies `isKey`, or nil. `isKey(slot)` compares the
     /// caller's stored key for `slot` with the key looked up.
     @inlinable
-    public func slot(tag: UInt32, isKey: (UInt32) -> Bool) -> UInt32? {
+    package func slot(tag: UInt32, isKey: (UInt32) -> Bool) -> UInt32? {
         var i = Int(tag) & mask
         while true {
             let b = buckets[i]
@@ -65,7 +65,7 @@ public struct KeyIndex: Sendable {
 
     /// The existing slot, or `newSlot()` recorded for this key.
     @inlinable
-    public mutating func slot(tag: UInt32, isKey: (UInt32) -> Bool, orInsert newSlot: () -> UInt32) -> UInt32 {
+    package mutating func slot(tag: UInt32, isKey: (UInt32) -> Bool, orInsert newSlot: () -> UInt32) -> UInt32 {
         var i = Int(tag) & mask
         while true {
             let b = buckets[i]
@@ -82,7 +82,7 @@ public struct KeyIndex: Sendable {
         return s
     }
 
-    public mutating func removeAll() {
+    package mutating func removeAll() {
         self = KeyIndex()
     }
 

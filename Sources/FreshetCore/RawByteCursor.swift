@@ -2,12 +2,12 @@
 /// plain stores (no per-byte array growth checks); `ByteWriter.append(maxBytes:_:)`
 /// then copies the result into the array once. Every write is bounds-checked
 /// against the scratch capacity (a wrong size bound traps instead of corrupting).
-public struct RawByteCursor {
+package struct RawByteCursor {
     @usableFromInline let base: UnsafeMutableRawPointer
     @usableFromInline let capacity: Int
     @usableFromInline var written = 0
     /// Bytes written so far.
-    public var count: Int { written }
+    package var count: Int { written }
 
     @inlinable
     init(base: UnsafeMutableRawPointer, capacity: Int) {
@@ -16,21 +16,21 @@ public struct RawByteCursor {
     }
 
     /// Upper bound of a varint's size.
-    public static let maxVarintBytes = 10
+    package static let maxVarintBytes = 10
 
     /// Upper bound of `write(string:)` for `s`.
     @inlinable
-    public static func maxBytes(_ s: String) -> Int { maxVarintBytes + s.utf8.count }
+    package static func maxBytes(_ s: String) -> Int { maxVarintBytes + s.utf8.count }
 
     @inlinable
-    public mutating func write(byte: UInt8) {
+    package mutating func write(byte: UInt8) {
         precondition(written < capacity, "RawByteCursor overflow")
         base.storeBytes(of: byte, toByteOffset: written, as: UInt8.self)
         written &+= 1
     }
 
     @inlinable
-    public mutating func write(varint: UInt64) {
+    package mutating func write(varint: UInt64) {
         precondition(written &+ Self.maxVarintBytes <= capacity || varint < 0x80 && written < capacity,
                      "RawByteCursor overflow")
         var v = varint
@@ -45,13 +45,13 @@ public struct RawByteCursor {
     }
 
     @inlinable
-    public mutating func write(zigzag: Int64) {
+    package mutating func write(zigzag: Int64) {
         write(varint: UInt64(bitPattern: (zigzag << 1) ^ (zigzag >> 63)))
     }
 
     /// Raw bytes, no length prefix.
     @inlinable
-    public mutating func write(raw bytes: [UInt8]) {
+    package mutating func write(raw bytes: [UInt8]) {
         let n = bytes.count
         precondition(written &+ n <= capacity, "RawByteCursor overflow")
         let dest = base + written
@@ -62,7 +62,7 @@ public struct RawByteCursor {
     }
 
     @inlinable
-    public mutating func write(string: String) {
+    package mutating func write(string: String) {
         let n = string.utf8.count
         write(varint: UInt64(n))
         precondition(written &+ n <= capacity, "RawByteCursor overflow")
@@ -81,12 +81,12 @@ public struct RawByteCursor {
     }
 
     @inlinable
-    public mutating func write(optionalZigzag v: Int64?) {
+    package mutating func write(optionalZigzag v: Int64?) {
         if let v { write(byte: 1); write(zigzag: v) } else { write(byte: 0) }
     }
 
     @inlinable
-    public mutating func write(optionalString v: String?) {
+    package mutating func write(optionalString v: String?) {
         if let v { write(byte: 1); write(string: v) } else { write(byte: 0) }
     }
 }
@@ -95,7 +95,7 @@ extension ByteWriter {
     /// Runs `body` over a scratch cursor of `maxBytes` and appends what it wrote
     /// in one copy. `maxBytes` must bound what `body` writes.
     @inlinable
-    public mutating func append(maxBytes: Int, _ body: (inout RawByteCursor) -> Void) {
+    package mutating func append(maxBytes: Int, _ body: (inout RawByteCursor) -> Void) {
         withUnsafeTemporaryAllocation(byteCount: Swift.max(maxBytes, 1), alignment: 1) { scratch in
             guard let base = scratch.baseAddress else { return }
             var cursor = RawByteCursor(base: base, capacity: scratch.count)

@@ -8,23 +8,23 @@
 /// Optional trailing extension of an item event (written only when present):
 /// `[ext=1][count varint][string]*` = the user's recent positive items
 /// (`ItemEvent.userHistory`). A record without it decodes with an empty history.
-public enum RepartitionRecord: Sendable, Equatable {
+package enum RepartitionRecord: Sendable, Equatable {
     case item(ItemEvent, origin: RecordOrigin)
     case interaction(Interaction, origin: RecordOrigin)
     case watermark(WatermarkMarker)
 
-    public static let formatVersion: UInt8 = 1
+    package static let formatVersion: UInt8 = 1
 
     enum Tag: UInt8 { case item = 1, interaction = 2, watermark = 3 }
     enum ItemExtension { static let userHistory: UInt8 = 1 }
 
-    public func encoded() -> [UInt8] {
+    package func encoded() -> [UInt8] {
         var w = ByteWriter(capacity: 64)
         encode(into: &w)
         return w.bytes
     }
 
-    public func encode(into w: inout ByteWriter) {
+    package func encode(into w: inout ByteWriter) {
         // One bounded scratch write and one append per record: this runs for every
         // routed item event (several per source event).
         let v = RawByteCursor.maxVarintBytes
@@ -82,12 +82,12 @@ public enum RepartitionRecord: Sendable, Equatable {
     }
 
     /// Decodes in place (the bytes are read, not copied).
-    public static func decode(_ bytes: UnsafeRawBufferPointer) throws(CodecError) -> RepartitionRecord {
+    package static func decode(_ bytes: UnsafeRawBufferPointer) throws(CodecError) -> RepartitionRecord {
         var r = BorrowedByteReader(bytes)
         return try decode(from: &r)
     }
 
-    public static func decode(_ bytes: [UInt8]) throws(CodecError) -> RepartitionRecord {
+    package static func decode(_ bytes: [UInt8]) throws(CodecError) -> RepartitionRecord {
         let result: Result<RepartitionRecord, CodecError> = bytes.withUnsafeBytes { buf in
             Result { () throws(CodecError) in try decode(buf) }
         }

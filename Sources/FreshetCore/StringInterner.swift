@@ -4,17 +4,17 @@
 ///
 /// Indices are never reused: the interner only grows. Stores that forget keys
 /// should rebuild it at checkpoint restore time.
-public struct StringInterner: Sendable {
+package struct StringInterner: Sendable {
     private var indexOf = KeyIndex()
-    public private(set) var strings: [String] = []
+    package private(set) var strings: [String] = []
 
-    public init() {}
+    package init() {}
 
-    public var count: Int { strings.count }
+    package var count: Int { strings.count }
 
     /// The index of `s`, adding it if new.
     @inline(__always)
-    public mutating func intern(_ s: String) -> UInt32 {
+    package mutating func intern(_ s: String) -> UInt32 {
         let next = UInt32(truncatingIfNeeded: strings.count)
         let known = strings // a reference, not a copy: read by the key comparison below
         let i = indexOf.slot(tag: KeyIndex.tag(s), isKey: { IdBytes.equal(known[Int($0)], s) }, orInsert: { next })
@@ -22,12 +22,12 @@ public struct StringInterner: Sendable {
         return i
     }
 
-    public func index(of s: String) -> UInt32? { indexOf.slot(tag: KeyIndex.tag(s)) { IdBytes.equal(strings[Int($0)], s) } }
+    package func index(of s: String) -> UInt32? { indexOf.slot(tag: KeyIndex.tag(s)) { IdBytes.equal(strings[Int($0)], s) } }
 
     @inline(__always)
-    public subscript(_ i: UInt32) -> String { strings[Int(i)] }
+    package subscript(_ i: UInt32) -> String { strings[Int(i)] }
 
-    public mutating func removeAll() {
+    package mutating func removeAll() {
         indexOf.removeAll()
         strings.removeAll()
     }

@@ -1,10 +1,10 @@
 /// Strict UTF-8 validation (RFC 3629): rejects overlong forms, surrogate code
 /// points (U+D800–U+DFFF), code points above U+10FFFF and truncated sequences.
-public enum UTF8Validation {
+package enum UTF8Validation {
     /// Returns the byte offset of the first invalid sequence, or nil when all bytes are valid.
     ///
     /// Pure ASCII runs are checked eight bytes at a time; event JSON is mostly ASCII.
-    public static func firstInvalidOffset(_ buf: UnsafeRawBufferPointer) -> Int? {
+    package static func firstInvalidOffset(_ buf: UnsafeRawBufferPointer) -> Int? {
         let n = buf.count
         var i = 0
         while i < n {

@@ -14,37 +14,37 @@
 /// - if no input remains, the result is nil.
 /// `combined` may go down when an idle input becomes active again; `advance` gives
 /// the monotone output that downstream operators should use.
-public struct WatermarkMultiplexer<Input: Hashable & Sendable>: Sendable {
+package struct WatermarkMultiplexer<Input: Hashable & Sendable>: Sendable {
     /// The state of one input, exposed for metrics.
-    public struct InputState: Sendable, Equatable {
-        public var watermark: EventTimeMs?
+    package struct InputState: Sendable, Equatable {
+        package var watermark: EventTimeMs?
         /// Wall time of the last update (or of registration).
-        public var lastActivityMs: Int64
-        public var finished: Bool
+        package var lastActivityMs: Int64
+        package var finished: Bool
     }
 
-    public let idleTimeoutMs: Int64?
-    public private(set) var inputs: [Input: InputState] = [:]
+    package let idleTimeoutMs: Int64?
+    package private(set) var inputs: [Input: InputState] = [:]
     /// The last value returned by `advance`.
-    public private(set) var emitted: EventTimeMs?
+    package private(set) var emitted: EventTimeMs?
 
-    public init(idleTimeoutMs: Int64?) {
+    package init(idleTimeoutMs: Int64?) {
         self.idleTimeoutMs = idleTimeoutMs
     }
 
     /// Adds an input (no-op if present); its idleness clock starts now.
-    public mutating func register(_ input: Input, nowMs: Int64) {
+    package mutating func register(_ input: Input, nowMs: Int64) {
         if inputs[input] == nil {
             inputs[input] = InputState(watermark: nil, lastActivityMs: nowMs, finished: false)
         }
     }
 
-    public mutating func remove(_ input: Input) {
+    package mutating func remove(_ input: Input) {
         inputs[input] = nil
     }
 
     /// Reports a watermark for `input` (registering it if needed).
-    public mutating func update(_ input: Input, watermark: EventTimeMs, nowMs: Int64) {
+    package mutating func update(_ input: Input, watermark: EventTimeMs, nowMs: Int64) {
         var state = inputs[input] ?? InputState(watermark: nil, lastActivityMs: nowMs, finished: false)
         if state.watermark.map({ watermark > $0 }) ?? true { state.watermark = watermark }
         state.lastActivityMs = max(state.lastActivityMs, nowMs)
@@ -52,12 +52,12 @@ public struct WatermarkMultiplexer<Input: Hashable & Sendable>: Sendable {
     }
 
     /// Marks a bounded input as ended.
-    public mutating func markFinished(_ input: Input) {
+    package mutating func markFinished(_ input: Input) {
         inputs[input, default: InputState(watermark: nil, lastActivityMs: .min, finished: true)].finished = true
     }
 
     /// True when `input` counts as idle at `nowMs`.
-    public func isIdle(_ input: Input, nowMs: Int64) -> Bool {
+    package func isIdle(_ input: Input, nowMs: Int64) -> Bool {
         guard let s = inputs[input] else { return false }
         return isIdle(s, nowMs: nowMs)
     }
@@ -68,7 +68,7 @@ public struct WatermarkMultiplexer<Input: Hashable & Sendable>: Sendable {
     }
 
     /// The minimum over contributing inputs (see the type's rules); may regress.
-    public func combined(nowMs: Int64) -> EventTimeMs? {
+    package func combined(nowMs: Int64) -> EventTimeMs? {
         var result: EventTimeMs?
         for (_, s) in inputs {
             if s.finished {
@@ -92,7 +92,7 @@ public struct WatermarkMultiplexer<Input: Hashable & Sendable>: Sendable {
     /// replaying a quiet partition, where the markers and the idle clock of a
     /// never-reporting input start at the same moment) would keep no watermark
     /// until new input arrives, and its windowed features would read as empty.
-    public mutating func advance(nowMs: Int64) -> EventTimeMs? {
+    package mutating func advance(nowMs: Int64) -> EventTimeMs? {
         let candidate = combined(nowMs: nowMs) ?? allIdleWatermark(nowMs: nowMs)
         if let c = candidate, emitted.map({ c > $0 }) ?? true { emitted = c }
         return emitted

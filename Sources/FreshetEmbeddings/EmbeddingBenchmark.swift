@@ -1,20 +1,20 @@
 import FreshetCore
 
 /// Result of `EmbeddingBenchmark.run`.
-public struct EmbeddingBenchmarkReport: Sendable {
-    public var dimension: Int
-    public var negatives: Int
-    public var loss: EmbeddingLoss
-    public var examples: Int
-    public var seconds: Double
+package struct EmbeddingBenchmarkReport: Sendable {
+    package var dimension: Int
+    package var negatives: Int
+    package var loss: EmbeddingLoss
+    package var examples: Int
+    package var seconds: Double
     /// Examples trained per second on one thread.
-    public var examplesPerSecond: Double
+    package var examplesPerSecond: Double
     /// Memory per row (vector + Adagrad accumulator + metadata + index estimate).
-    public var bytesPerRow: Int
-    public var userRows: Int
-    public var itemRows: Int
+    package var bytesPerRow: Int
+    package var userRows: Int
+    package var itemRows: Int
 
-    public var summary: String {
+    package var summary: String {
         "embeddings: dim \(dimension), \(negatives) negatives, \(loss.rawValue): \(examples) examples in "
             + formatFixed(seconds, 3) + " s = " + formatFixed(examplesPerSecond, 0)
             + " examples/s (1 thread); \(bytesPerRow) bytes/row; \(userRows) user rows, \(itemRows) item rows"
@@ -23,12 +23,12 @@ public struct EmbeddingBenchmarkReport: Sendable {
 
 /// Single-thread training throughput of `EmbeddingTrainer.train` on a synthetic
 /// Zipf-skewed stream (50k users, 10k items); example generation is not timed.
-public enum EmbeddingBenchmark {
-    public static func run(dim: Int, negatives: Int, examples: Int) -> EmbeddingBenchmarkReport {
+package enum EmbeddingBenchmark {
+    package static func run(dim: Int, negatives: Int, examples: Int) -> EmbeddingBenchmarkReport {
         run(dim: dim, negatives: negatives, examples: examples, loss: .bpr)
     }
 
-    public static func run(dim: Int, negatives: Int, examples: Int, loss: EmbeddingLoss,
+    package static func run(dim: Int, negatives: Int, examples: Int, loss: EmbeddingLoss,
                            users: Int = 50_000, items: Int = 10_000) -> EmbeddingBenchmarkReport {
         var config = EmbeddingTrainerConfig(loss: loss, dimension: dim, seed: 99)
         config.negatives = negatives

@@ -7,7 +7,7 @@ import FreshetCore
 /// coordinate as the item bias (`learned`), so `u·v = Σ_{k<d-1} u_k v_k + b_item`:
 /// serving's inner product of the two stored blobs includes the bias with no
 /// extra field.
-public enum BiasCoordinate: String, Sendable {
+package enum BiasCoordinate: String, Sendable {
     /// No bias coordinate: every coordinate is a free factor.
     case none
     /// Last coordinate is the constant 1 (never updated). Use on the user side.
@@ -17,27 +17,27 @@ public enum BiasCoordinate: String, Sendable {
 }
 
 /// Per-coordinate update rule of a table.
-public enum EmbeddingOptimizer: Sendable, Equatable {
+package enum EmbeddingOptimizer: Sendable, Equatable {
     case sgd(learningRate: Float)
     case adagrad(learningRate: Float, initialAccumulator: Float)
 }
 
-public struct EmbeddingTableConfig: Sendable {
-    public var name: String
+package struct EmbeddingTableConfig: Sendable {
+    package var name: String
     /// Vector dimension, bias coordinate included (the Redis blob is dimension × 4 bytes).
-    public var dimension: Int
+    package var dimension: Int
     /// Frequency filter: an id gets a row the N-th time it is seen.
-    public var admitAfter: Int
+    package var admitAfter: Int
     /// Expiry: rows (and admission counters) not seen for this much event time are evicted.
-    public var ttlMs: Int64
+    package var ttlMs: Int64
     /// Seed of the deterministic initialisation (mixed with a stable hash of the id).
-    public var seed: UInt64
+    package var seed: UInt64
     /// Standard deviation of the initial N(0, σ²) coordinates.
-    public var initStd: Float
-    public var bias: BiasCoordinate
-    public var optimizer: EmbeddingOptimizer
+    package var initStd: Float
+    package var bias: BiasCoordinate
+    package var optimizer: EmbeddingOptimizer
 
-    public init(name: String, dimension: Int = 128, admitAfter: Int = 1,
+    package init(name: String, dimension: Int = 128, admitAfter: Int = 1,
                 ttlMs: Int64 = 30 * 24 * 3_600_000, seed: UInt64 = 0x5EED,
                 initStd: Float = 0.01, bias: BiasCoordinate = .none,
                 optimizer: EmbeddingOptimizer = .adagrad(learningRate: 0.05, initialAccumulator: 0.1)) {
@@ -48,7 +48,7 @@ public struct EmbeddingTableConfig: Sendable {
     }
 }
 
-public enum EmbeddingTableError: Error, Equatable {
+package enum EmbeddingTableError: Error, Equatable {
     case malformedRow(String)
     case dimensionMismatch(expected: Int, found: Int)
 }
@@ -59,9 +59,9 @@ public enum EmbeddingTableError: Error, Equatable {
 /// freed rows are reused through a free list.
 ///
 /// The table has one writer (the owner of the key's partition); it is not thread-safe.
-public final class EmbeddingTable {
-    public let config: EmbeddingTableConfig
-    public let dimension: Int
+package final class EmbeddingTable {
+    package let config: EmbeddingTableConfig
+    package let dimension: Int
 
     /// Row-major vectors, `dimension` floats per row (rows on the free list hold garbage).
     var values: [Float] = []
@@ -86,8 +86,8 @@ public final class EmbeddingTable {
     /// Called with the row index of every evicted row (the trainer zeroes its sampling count).
     var onEvictRow: ((Int) -> Void)?
 
-    public private(set) var admissions = 0
-    public private(set) var evictions = 0
+    package private(set) var admissions = 0
+    package private(set) var evictions = 0
 
     // Optimizer parameters unpacked once (the hot path reads no enum, copies no config).
     let isAdagrad: Bool
@@ -95,7 +95,7 @@ public final class EmbeddingTable {
     /// Coordinates an update touches (the constant-1 bias coordinate is skipped).
     let updatedCoordinates: Int
 
-    public init(_ config: EmbeddingTableConfig) {
+    package init(_ config: EmbeddingTableConfig) {
         self.config = config
         self.dimension = config.dimension
         switch config.optimizer {
@@ -106,21 +106,21 @@ public final class EmbeddingTable {
     }
 
     /// Admitted ids.
-    public var count: Int { index.count }
+    package var count: Int { index.count }
     /// Ids seen but not yet admitted.
-    public var pendingAdmissionCount: Int { pendingAdmission.count }
+    package var pendingAdmissionCount: Int { pendingAdmission.count }
     /// Rows allocated (live + free).
-    public var allocatedRows: Int { rowIds.count }
+    package var allocatedRows: Int { rowIds.count }
 
-    public func rowIndex(for id: String) -> Int? { index[id].map(Int.init) }
-    public func contains(_ id: String) -> Bool { index[id] != nil }
-    public func id(ofRow row: Int) -> String? { row < rowIds.count ? rowIds[row] : nil }
-    public func generation(ofRow row: Int) -> UInt32 { generations[row] }
+    package func rowIndex(for id: String) -> Int? { index[id].map(Int.init) }
+    package func contains(_ id: String) -> Bool { index[id] != nil }
+    package func id(ofRow row: Int) -> String? { row < rowIds.count ? rowIds[row] : nil }
+    package func generation(ofRow row: Int) -> UInt32 { generations[row] }
 
     /// Memory per admitted row: vector + accumulator floats, row metadata, and an
     /// estimate of the id→row dictionary entry (16-byte String + 4-byte index at a
     /// 0.75 load factor, plus the per-row id copy).
-    public var bytesPerRow: Int {
+    package var bytesPerRow: Int {
         let floats = 2 * dimension * MemoryLayout<Float>.stride
         let meta = MemoryLayout<String?>.stride + MemoryLayout<Int64>.stride + MemoryLayout<UInt32>.stride
             + MemoryLayout<Bool>.stride + 2 * MemoryLayout<Int32>.stride
@@ -133,7 +133,7 @@ public final class EmbeddingTable {
     /// The deterministic initial vector of `id`: N(0, initStd²) per coordinate from a
     /// SplitMix64 seeded by the table seed and a stable hash of the id. Bias
     /// coordinate: 1 for `constantOne`, 0 for `learned`.
-    public func initialVector(for id: String) -> [Float] {
+    package func initialVector(for id: String) -> [Float] {
         var v = [Float](repeating: 0, count: dimension)
         v.withUnsafeMutableBufferPointer { initialise($0.baseAddress!, id: id) }
         return v
@@ -169,7 +169,7 @@ public final class EmbeddingTable {
     /// Counts a sighting of `id` at event time `now`: refreshes its expiry clock,
     /// admits it on the `admitAfter`-th sighting. Returns its row once admitted.
     @discardableResult
-    public func observe(_ id: String, now: Int64) -> Int? {
+    package func observe(_ id: String, now: Int64) -> Int? {
         if let r = index[id] {
             let row = Int(r)
             if now > lastSeen[row] { lastSeen[row] = now }
@@ -197,7 +197,7 @@ public final class EmbeddingTable {
     }
 
     /// Sightings so far of an id that is not admitted yet (0 if unknown or admitted).
-    public func pendingSightings(of id: String) -> Int { Int(pendingAdmission[id]?.count ?? 0) }
+    package func pendingSightings(of id: String) -> Int { Int(pendingAdmission[id]?.count ?? 0) }
 
     private func allocateRow(id: String, now: Int64) -> Int {
         let row: Int
@@ -241,7 +241,7 @@ public final class EmbeddingTable {
 
     /// Removes `id`'s row (e.g. an operator's delete); returns whether it existed.
     @discardableResult
-    public func remove(_ id: String) -> Bool {
+    package func remove(_ id: String) -> Bool {
         pendingAdmission.removeValue(forKey: id)
         guard let r = index[id] else { return false }
         freeRow(Int(r))
@@ -251,17 +251,17 @@ public final class EmbeddingTable {
     // MARK: reads
 
     /// The vector of an admitted id; nil before admission.
-    public func vector(for id: String) -> [Float]? {
+    package func vector(for id: String) -> [Float]? {
         guard let r = index[id] else { return nil }
         return vector(row: Int(r))
     }
 
-    public func vector(row: Int) -> [Float] {
+    package func vector(row: Int) -> [Float] {
         Array(values[(row * dimension)..<((row + 1) * dimension)])
     }
 
     /// The Redis `embedding_{dim}d` blob: float32 little-endian, dimension × 4 bytes.
-    public func float32LittleEndianBlob(for id: String) -> [UInt8]? {
+    package func float32LittleEndianBlob(for id: String) -> [UInt8]? {
         guard let r = index[id] else { return nil }
         let row = Int(r)
         return values.withUnsafeBufferPointer {
@@ -269,11 +269,11 @@ public final class EmbeddingTable {
         }
     }
 
-    public static func float32LittleEndianBlob(_ v: [Float]) -> [UInt8] {
+    package static func float32LittleEndianBlob(_ v: [Float]) -> [UInt8] {
         v.withUnsafeBufferPointer { float32LittleEndianBlob($0) }
     }
 
-    public static func float32LittleEndianBlob(_ v: UnsafeBufferPointer<Float>) -> [UInt8] {
+    package static func float32LittleEndianBlob(_ v: UnsafeBufferPointer<Float>) -> [UInt8] {
         var out = [UInt8](repeating: 0, count: v.count * 4)
         for (k, x) in v.enumerated() {
             let b = x.bitPattern.littleEndian
@@ -286,7 +286,7 @@ public final class EmbeddingTable {
     }
 
     /// Decodes a float32 little-endian blob.
-    public static func floats(fromFloat32LittleEndian bytes: [UInt8]) -> [Float] {
+    package static func floats(fromFloat32LittleEndian bytes: [UInt8]) -> [Float] {
         stride(from: 0, to: bytes.count - 3, by: 4).map { i in
             Float(bitPattern: UInt32(bytes[i]) | UInt32(bytes[i + 1]) << 8 | UInt32(bytes[i + 2]) << 16 | UInt32(bytes[i + 3]) << 24)
         }
@@ -298,7 +298,7 @@ public final class EmbeddingTable {
     /// when the id has no row. This is the entry point for a remote owner applying
     /// gradients computed elsewhere (`EmbeddingTrainer.gradients`).
     @discardableResult
-    public func applyGradient(id: String, gradient: [Float]) -> Bool {
+    package func applyGradient(id: String, gradient: [Float]) -> Bool {
         precondition(gradient.count == dimension)
         guard let r = index[id] else { return false }
         gradient.withUnsafeBufferPointer { g in
@@ -334,11 +334,11 @@ public final class EmbeddingTable {
     // MARK: sync, expiry
 
     /// Number of rows changed since the last `takeTouched()`.
-    public var touchedCount: Int { dirtyRows.count }
+    package var touchedCount: Int { dirtyRows.count }
 
     /// Ids whose rows changed (admitted or updated) since the last call; clears the set.
     /// The runtime writes exactly these rows to Redis at each sync interval.
-    public func takeTouched() -> [String] {
+    package func takeTouched() -> [String] {
         var out: [String] = []
         out.reserveCapacity(dirtyRows.count)
         for r in dirtyRows {
@@ -352,11 +352,11 @@ public final class EmbeddingTable {
 
     /// Evicts every row (and pending admission counter) not seen since `now - ttl`;
     /// returns the evicted admitted ids (the runtime deletes their Redis fields).
-    public func evictExpired(now: Int64) -> [String] {
+    package func evictExpired(now: Int64) -> [String] {
         evictExpiredRows(now: now).map(\.id)
     }
 
-    public func evictExpiredRows(now: Int64) -> [(id: String, row: Int)] {
+    package func evictExpiredRows(now: Int64) -> [(id: String, row: Int)] {
         let cutoff = now &- config.ttlMs
         var out: [(id: String, row: Int)] = []
         var i = 0
@@ -381,7 +381,7 @@ public final class EmbeddingTable {
 
     /// Encodes `id`'s row for a checkpoint: version (1 byte), dimension (u32 LE),
     /// last seen (i64 LE), then the vector and the accumulators as float32 LE.
-    public func encodeRow(_ id: String) -> [UInt8]? {
+    package func encodeRow(_ id: String) -> [UInt8]? {
         guard let r = index[id] else { return nil }
         let row = Int(r)
         var out: [UInt8] = [Self.rowFormatVersion]
@@ -394,7 +394,7 @@ public final class EmbeddingTable {
     }
 
     /// Restores a row written by `encodeRow` (admitting the id if needed).
-    public func restoreRow(_ id: String, from bytes: [UInt8]) throws {
+    package func restoreRow(_ id: String, from bytes: [UInt8]) throws {
         guard bytes.count >= 13, bytes[0] == Self.rowFormatVersion else {
             throw EmbeddingTableError.malformedRow(id)
         }
@@ -416,11 +416,11 @@ public final class EmbeddingTable {
     }
 
     /// Admission counters of ids not admitted yet, for checkpoints.
-    public func pendingAdmissions() -> [(id: String, count: Int, lastSeen: Int64)] {
+    package func pendingAdmissions() -> [(id: String, count: Int, lastSeen: Int64)] {
         pendingAdmission.map { ($0.key, Int($0.value.count), $0.value.lastSeen) }
     }
 
-    public func restorePendingAdmission(id: String, count: Int, lastSeen: Int64) {
+    package func restorePendingAdmission(id: String, count: Int, lastSeen: Int64) {
         guard index[id] == nil else { return }
         pendingAdmission[id] = PendingAdmission(count: Int32(count), lastSeen: lastSeen)
     }

@@ -1,7 +1,7 @@
 import FreshetCore
 
 /// Loss of the online learner (DESIGN, "Online embeddings").
-public enum EmbeddingLoss: String, Sendable, CaseIterable {
+package enum EmbeddingLoss: String, Sendable, CaseIterable {
     /// Pairwise: -log σ(s⁺ − s⁻ⱼ) per sampled negative (BPR).
     case bpr
     /// Pointwise: -log σ(s⁺) − Σⱼ log σ(−s⁻ⱼ).
@@ -9,7 +9,7 @@ public enum EmbeddingLoss: String, Sendable, CaseIterable {
 }
 
 /// How sampled negatives are drawn.
-public enum NegativeSampling: String, Sendable, CaseIterable {
+package enum NegativeSampling: String, Sendable, CaseIterable {
     /// Proportional to the item's positive count so far (Fenwick tree), with the
     /// log(N·Q) correction when `logQCorrection` is on.
     case frequency
@@ -17,35 +17,35 @@ public enum NegativeSampling: String, Sendable, CaseIterable {
     case uniform
 }
 
-public struct EmbeddingTrainerConfig: Sendable {
+package struct EmbeddingTrainerConfig: Sendable {
     /// Vector dimension including the bias coordinate.
-    public var dimension: Int
-    public var loss: EmbeddingLoss
+    package var dimension: Int
+    package var loss: EmbeddingLoss
     /// Sampled negatives per positive example.
-    public var negatives: Int
+    package var negatives: Int
     /// Gradient steps per example (same negatives each step).
-    public var stepsPerExample: Int
-    public var userOptimizer: EmbeddingOptimizer
-    public var itemOptimizer: EmbeddingOptimizer
-    public var sampling: NegativeSampling
+    package var stepsPerExample: Int
+    package var userOptimizer: EmbeddingOptimizer
+    package var itemOptimizer: EmbeddingOptimizer
+    package var sampling: NegativeSampling
     /// Subtract log(N·Q(j)) from a sampled negative's logit (Yi et al. 2019, relative to uniform).
-    public var logQCorrection: Bool
-    public var userAdmitAfter: Int
-    public var itemAdmitAfter: Int
-    public var ttlMs: Int64
-    public var initStd: Float
+    package var logQCorrection: Bool
+    package var userAdmitAfter: Int
+    package var itemAdmitAfter: Int
+    package var ttlMs: Int64
+    package var initStd: Float
     /// Ring buffer of recent positives replayed for extra passes (0 = off).
-    public var replayBufferSize: Int
+    package var replayBufferSize: Int
     /// Replayed positives trained after each new positive.
-    public var replayPerExample: Int
+    package var replayPerExample: Int
     /// Weight of explicit negatives (skip, impressed-not-engaged), trained pointwise.
-    public var explicitNegativeWeight: Float
-    public var seed: UInt64
+    package var explicitNegativeWeight: Float
+    package var seed: UInt64
 
     /// Defaults per loss, from DESIGN's offline study and our planted-data measurements
     /// (docs/EMBEDDINGS.md): BPR + Adagrad + 16 negatives; logistic + 2 SGD steps +
     /// larger step + 4 negatives.
-    public init(loss: EmbeddingLoss = .bpr, dimension: Int = 128, seed: UInt64 = 42) {
+    package init(loss: EmbeddingLoss = .bpr, dimension: Int = 128, seed: UInt64 = 42) {
         self.dimension = dimension
         self.loss = loss
         self.sampling = .frequency
@@ -74,23 +74,23 @@ public struct EmbeddingTrainerConfig: Sendable {
 }
 
 /// A sampled negative as handed to `EmbeddingTrainer.gradients`.
-public struct SampledNegative: Sendable {
-    public var itemId: String
-    public var vector: [Float]
+package struct SampledNegative: Sendable {
+    package var itemId: String
+    package var vector: [Float]
     /// log(N·Q(item)) subtracted from the logit (0 when uncorrected).
-    public var correction: Float
-    public init(itemId: String, vector: [Float], correction: Float) {
+    package var correction: Float
+    package init(itemId: String, vector: [Float], correction: Float) {
         self.itemId = itemId; self.vector = vector; self.correction = correction
     }
 }
 
 /// Gradients of one example, to be applied by each parameter's owner with
 /// `EmbeddingTable.applyGradient(id:gradient:)`.
-public struct ExampleGradients: Sendable {
-    public var userGradient: [Float]
+package struct ExampleGradients: Sendable {
+    package var userGradient: [Float]
     /// The example's item first, then each sampled negative (same order as given).
-    public var itemGradients: [(itemId: String, gradient: [Float])]
-    public var loss: Float
+    package var itemGradients: [(itemId: String, gradient: [Float])]
+    package var loss: Float
 }
 
 /// Online trainer (Monolith-style): the same code serves `freshet run` and `freshet eval`.
@@ -99,10 +99,10 @@ public struct ExampleGradients: Sendable {
 /// into the vectors: the user's last coordinate is the constant 1 and the item's
 /// last coordinate is its learned bias, so `u·v = Σ_{k<d−1} u_k v_k + b_i`, the
 /// same number serving computes from the two Redis blobs.
-public final class EmbeddingTrainer {
-    public let config: EmbeddingTrainerConfig
-    public let users: EmbeddingTable
-    public let items: EmbeddingTable
+package final class EmbeddingTrainer {
+    package let config: EmbeddingTrainerConfig
+    package let users: EmbeddingTable
+    package let items: EmbeddingTable
     let sampler = FrequencySampler()
     var rng: SplitMix64
     let dim: Int
@@ -122,14 +122,14 @@ public final class EmbeddingTrainer {
     var replay: [ReplayEntry] = []
     var replayNext = 0
 
-    public private(set) var examplesTrained = 0
-    public private(set) var positivesTrained = 0
-    public private(set) var negativesTrained = 0
+    package private(set) var examplesTrained = 0
+    package private(set) var positivesTrained = 0
+    package private(set) var negativesTrained = 0
     /// Examples that could not train because the user or item is not admitted yet.
-    public private(set) var skippedUnadmitted = 0
-    public private(set) var replaysTrained = 0
+    package private(set) var skippedUnadmitted = 0
+    package private(set) var replaysTrained = 0
 
-    public init(config: EmbeddingTrainerConfig = EmbeddingTrainerConfig()) {
+    package init(config: EmbeddingTrainerConfig = EmbeddingTrainerConfig()) {
         self.config = config
         dim = config.dimension
         users = EmbeddingTable(EmbeddingTableConfig(
@@ -162,7 +162,7 @@ public final class EmbeddingTrainer {
     /// Trains on one example, updating both tables. Returns the example's loss before
     /// the update, or nil when the user or the item is not admitted yet.
     @discardableResult
-    public func train(_ example: TrainingExample) -> Float? {
+    package func train(_ example: TrainingExample) -> Float? {
         let now = example.eventTs
         let usersBefore = users.count
         let uRow = users.observe(example.userId, now: now)
@@ -345,7 +345,7 @@ public final class EmbeddingTrainer {
     /// item (admission, expiry clock) and, for a positive, its sampling frequency.
     /// Returns the item's row once admitted.
     @discardableResult
-    public func observeItem(_ itemId: String, positive: Bool, now: Int64) -> Int? {
+    package func observeItem(_ itemId: String, positive: Bool, now: Int64) -> Int? {
         let row = items.observe(itemId, now: now)
         if positive, let row { sampler.add(row: row, delta: 1) }
         return row
@@ -353,7 +353,7 @@ public final class EmbeddingTrainer {
 
     /// Draws sampled negatives for a positive on `itemId` (with their current vectors
     /// and corrections), for owners that compute gradients away from the item table.
-    public func sampleNegatives(excluding itemId: String) -> [SampledNegative] {
+    package func sampleNegatives(excluding itemId: String) -> [SampledNegative] {
         let exclude = items.rowIndex(for: itemId) ?? -1
         let k = sampleNegativeRows(excluding: exclude)
         return (0..<k).map { j in
@@ -365,7 +365,7 @@ public final class EmbeddingTrainer {
     /// Gradients of one example from plain vectors (no table access): the user side
     /// applies `userGradient` to its row, the item side applies `itemGradients`.
     /// One step of the simple path `train(_:)` is exactly these gradients applied.
-    public func gradients(for example: TrainingExample, userVector: [Float], itemVector: [Float],
+    package func gradients(for example: TrainingExample, userVector: [Float], itemVector: [Float],
                           negatives: [SampledNegative]) -> ExampleGradients {
         let d = dim
         precondition(userVector.count == d && itemVector.count == d)
@@ -395,25 +395,25 @@ public final class EmbeddingTrainer {
     // MARK: queries
 
     /// Inner product of the user's serving vector (row or pseudo) and the item's row.
-    public func score(userId: String, itemId: String) -> Float? {
+    package func score(userId: String, itemId: String) -> Float? {
         guard let u = servingUserVector(for: userId)?.vector, let v = items.vector(for: itemId) else { return nil }
         return u.withUnsafeBufferPointer { a in v.withUnsafeBufferPointer { dot(a.baseAddress!, $0.baseAddress!, dim) } }
     }
 
     /// log(N·Q(item)) for the frequency sampler (nil if the item has no row); positive
     /// for items sampled more often than uniform, so their logits are pushed down.
-    public func logQCorrection(itemId: String) -> Float? {
+    package func logQCorrection(itemId: String) -> Float? {
         guard let r = items.rowIndex(for: itemId) else { return nil }
         return sampler.logCorrection(row: r)
     }
 
     /// Positive count of an item as seen by the sampler.
-    public func itemFrequency(_ itemId: String) -> Int64 {
+    package func itemFrequency(_ itemId: String) -> Int64 {
         items.rowIndex(for: itemId).map { sampler.count(row: $0) } ?? 0
     }
 
     /// Distinct items with a positive so far (N of the correction).
-    public var itemsSeen: Int { sampler.nonZero }
+    package var itemsSeen: Int { sampler.nonZero }
 
     // MARK: cold start
 
@@ -431,7 +431,7 @@ public final class EmbeddingTrainer {
     /// are skipped), with the bias coordinate set back to the constant 1 so that its
     /// inner product with an item vector includes the item bias like a real user's.
     /// Nil if none of the items has a row.
-    public func pseudoUserVector(positiveItems: [String]) -> [Float]? {
+    package func pseudoUserVector(positiveItems: [String]) -> [Float]? {
         var sum = [Float](repeating: 0, count: dim)
         var n = 0
         for id in positiveItems {
@@ -456,20 +456,20 @@ public final class EmbeddingTrainer {
     /// the running mean of the item vectors of the user's positives so far
     /// (`isPseudo == true`, maintained incrementally as a per-user running sum),
     /// else nil.
-    public func servingUserVector(for userId: String) -> (vector: [Float], isPseudo: Bool)? {
+    package func servingUserVector(for userId: String) -> (vector: [Float], isPseudo: Bool)? {
         if let v = users.vector(for: userId) { return (v, false) }
         if let p = pseudo[userId], p.count > 0 { return (finishMean(p.sum, count: Int(p.count)), true) }
         return nil
     }
 
     /// Users currently served by a pseudo vector.
-    public var pseudoUserCount: Int { pseudo.count }
+    package var pseudoUserCount: Int { pseudo.count }
 
     // MARK: expiry
 
     /// Evicts expired users and items (their sampling counts and pseudo-user sums go
     /// too); returns the evicted ids so the runtime can delete their Redis fields.
-    public func evictExpired(now: Int64) -> (users: [String], items: [String]) {
+    package func evictExpired(now: Int64) -> (users: [String], items: [String]) {
         let u = users.evictExpired(now: now)
         let i = items.evictExpired(now: now)
         let cutoff = now &- config.ttlMs

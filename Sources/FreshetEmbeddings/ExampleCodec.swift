@@ -21,11 +21,11 @@ import FreshetCore
 /// n to (n << 1) ^ (n >> 63): FreshetCore's `ByteWriter` / `BorrowedByteReader`
 /// format, so strings are checked to be valid UTF-8 when read. A typical
 /// example takes 30-45 bytes against ~200 as a JSON line. Values are exact (no rounding anywhere).
-public enum ExampleCodec {
-    public static let header: [UInt8] = [0x46, 0x58, 0x01]
+package enum ExampleCodec {
+    package static let header: [UInt8] = [0x46, 0x58, 0x01]
 
     /// Appends one example to `out`.
-    public static func append(_ e: TrainingExample, to out: inout [UInt8]) {
+    package static func append(_ e: TrainingExample, to out: inout [UInt8]) {
         // The writer takes `out`'s storage for the call and hands it back: no copy.
         var w = ByteWriter(capacity: 0)
         swap(&w.bytes, &out)
@@ -35,7 +35,7 @@ public enum ExampleCodec {
 
     /// Writes one example with FreshetCore's codec (LEB128 and zigzag varints,
     /// varint-length-prefixed UTF-8): the layout in the table above.
-    public static func write(_ e: TrainingExample, to w: inout ByteWriter) {
+    package static func write(_ e: TrainingExample, to w: inout ByteWriter) {
         var flags: UInt8 = e.label == .positive ? 1 : 0
         if e.late { flags |= 1 << 1 }
         if e.position != nil { flags |= 1 << 2 }
@@ -61,7 +61,7 @@ public enum ExampleCodec {
     }
 
     /// One example's bytes (no bundle header).
-    public static func encode(_ e: TrainingExample) -> [UInt8] {
+    package static func encode(_ e: TrainingExample) -> [UInt8] {
         var w = ByteWriter(capacity: 48)
         write(e, to: &w)
         return w.bytes
@@ -70,7 +70,7 @@ public enum ExampleCodec {
     /// Decodes a bundle (header, then examples). Throws `ExampleCodecError`
     /// on a wrong header, truncation, an invalid varint or string, or an
     /// unknown action.
-    public static func decodeBundle(_ bytes: [UInt8]) throws(ExampleCodecError) -> [TrainingExample] {
+    package static func decodeBundle(_ bytes: [UInt8]) throws(ExampleCodecError) -> [TrainingExample] {
         guard bytes.starts(with: header) else { throw ExampleCodecError(offset: 0, reason: "not an examples bundle (header F X 1)") }
         let result: Result<[TrainingExample], ExampleCodecError> = bytes.withUnsafeBytes { raw in
             var r = BorrowedByteReader(raw, position: header.count)
@@ -119,8 +119,8 @@ public enum ExampleCodec {
 }
 
 /// A malformed examples bundle: where, and what was wrong.
-public struct ExampleCodecError: Error, CustomStringConvertible, Sendable {
-    public let offset: Int
-    public let reason: String
-    public var description: String { "examples bundle, byte \(offset): \(reason)" }
+package struct ExampleCodecError: Error, CustomStringConvertible, Sendable {
+    package let offset: Int
+    package let reason: String
+    package var description: String { "examples bundle, byte \(offset): \(reason)" }
 }

@@ -25,11 +25,11 @@ import HeapModule
 /// `JoinEntry` in one dictionary, and each deadline one 24-byte node of a `Heap` (swift-collections).
 /// About 200 bytes an entry in all (`approximateBytes`, growth slack included),
 /// against ~450 before (measured as RSS; docs/EMBEDDINGS.md).
-public final class ImpressionJoiner {
+package final class ImpressionJoiner {
     /// Join window in event-time milliseconds (default 10 minutes).
-    public let windowMs: Int64
+    package let windowMs: Int64
     /// How long after the close a late positive still finds its impression's context.
-    public let lateTTLMs: Int64
+    package let lateTTLMs: Int64
 
     private var users = CountedInterner()
     private var items = CountedInterner()
@@ -38,34 +38,34 @@ public final class ImpressionJoiner {
     private var closeHeap = Heap<JoinDeadline>()
     private var expiryHeap = Heap<JoinDeadline>()
     private var seq: UInt32 = 0
-    public private(set) var watermark: Int64 = Int64.min
-    public private(set) var pendingCount = 0
+    package private(set) var watermark: Int64 = Int64.min
+    package private(set) var pendingCount = 0
 
     // Counters (metrics).
-    public private(set) var positivesEmitted = 0
-    public private(set) var negativesEmitted = 0
-    public private(set) var latePositives = 0
-    public private(set) var duplicateImpressions = 0
+    package private(set) var positivesEmitted = 0
+    package private(set) var negativesEmitted = 0
+    package private(set) var latePositives = 0
+    package private(set) var duplicateImpressions = 0
     /// Largest `stateCount` seen.
-    public private(set) var peakStateCount = 0
+    package private(set) var peakStateCount = 0
 
-    public init(windowMs: Int64 = 10 * 60 * 1000, lateTTLMs: Int64 = 60 * 60 * 1000) {
+    package init(windowMs: Int64 = 10 * 60 * 1000, lateTTLMs: Int64 = 60 * 60 * 1000) {
         precondition(windowMs > 0 && lateTTLMs >= 0)
         self.windowMs = windowMs
         self.lateTTLMs = lateTTLMs
     }
 
     /// Tombstones of closed impressions kept for late positives.
-    public var closedCount: Int { entries.count - pendingCount }
+    package var closedCount: Int { entries.count - pendingCount }
     /// Everything the joiner holds; bounded by the impressions of the last
     /// `window + lateTTL` of event time behind the watermark, plus those ahead of it.
-    public var stateCount: Int { entries.count }
+    package var stateCount: Int { entries.count }
     /// Distinct users and items referenced by the state.
-    public var liveIds: (users: Int, items: Int) { (users.liveCount, items.liveCount) }
+    package var liveIds: (users: Int, items: Int) { (users.liveCount, items.liveCount) }
 
     /// Approximate bytes held: entries (dictionary with its load factor),
     /// heap nodes, interned ids.
-    public var approximateBytes: Int {
+    package var approximateBytes: Int {
         entries.capacity * (8 + MemoryLayout<JoinEntry>.stride) * 3 / 2
             + (closeHeap.count + expiryHeap.count) * MemoryLayout<JoinDeadline>.stride
             + users.approximateBytes + items.approximateBytes + requests.approximateBytes
@@ -88,7 +88,7 @@ public final class ImpressionJoiner {
 
     /// Records that `itemId` was shown to `userId`. `features` are the serving
     /// features as of now (the caller reads them from its own state).
-    public func recordImpression(userId: String, itemId: String, position: Int?, requestId: String?,
+    package func recordImpression(userId: String, itemId: String, position: Int?, requestId: String?,
                                  ts: Int64, features: ServingFeatures?) {
         let u = users.retain(userId), i = items.retain(itemId)
         let k = Self.key(u, i)
@@ -126,7 +126,7 @@ public final class ImpressionJoiner {
     /// features of each shown item.
     /// An item's position is its entry in `positions`, nil when the impression
     /// carried none (as in the processor's item stage).
-    public func recordImpression(_ e: Impression, features: (String) -> ServingFeatures? = { _ in nil }) {
+    package func recordImpression(_ e: Impression, features: (String) -> ServingFeatures? = { _ in nil }) {
         for (i, item) in e.itemsShown.enumerated() {
             recordImpression(userId: e.userId, itemId: item, position: e.position(at: i).map(Int.init),
                              requestId: e.requestId, ts: e.ts, features: features(item))
@@ -135,7 +135,7 @@ public final class ImpressionJoiner {
 
     /// Joins an interaction; always returns one example (positive for a positive
     /// action, negative for `skip`).
-    public func recordInteraction(_ e: Interaction) -> TrainingExample {
+    package func recordInteraction(_ e: Interaction) -> TrainingExample {
         let label: ExampleLabel = e.action.isPositive ? .positive : .negative
         var ex = TrainingExample(label: label, userId: e.userId, itemId: e.itemId, action: e.action,
                                  dwellMs: e.dwellMs, requestId: e.requestId, eventTs: e.ts)
@@ -162,7 +162,7 @@ public final class ImpressionJoiner {
     /// Advances event time: closes every window with `impressionTs + window <= watermark`,
     /// returning a negative example for each impressed item that got no engagement,
     /// and expires tombstones older than `lateTTL`.
-    public func advance(watermark newWatermark: Int64) -> [TrainingExample] {
+    package func advance(watermark newWatermark: Int64) -> [TrainingExample] {
         guard newWatermark > watermark else { return [] }
         watermark = newWatermark
         var out: [TrainingExample] = []

@@ -1,44 +1,44 @@
 import FreshetCore
 
 /// Hit rates of one model on one slice of the stream.
-public struct RankingMetrics: Sendable, Equatable {
+package struct RankingMetrics: Sendable, Equatable {
     /// Scored positive interactions in the slice.
-    public var count: Int = 0
-    public var hits10 = 0
-    public var recallHits10 = 0
-    public var recallHits50 = 0
+    package var count: Int = 0
+    package var hits10 = 0
+    package var recallHits10 = 0
+    package var recallHits50 = 0
     /// Targets never seen before (counted as misses everywhere).
-    public var unseenTargets = 0
+    package var unseenTargets = 0
 
-    public init() {}
+    package init() {}
 
-    public var hr10: Double { count == 0 ? 0 : Double(hits10) / Double(count) }
-    public var recall10: Double { count == 0 ? 0 : Double(recallHits10) / Double(count) }
-    public var recall50: Double { count == 0 ? 0 : Double(recallHits50) / Double(count) }
+    package var hr10: Double { count == 0 ? 0 : Double(hits10) / Double(count) }
+    package var recall10: Double { count == 0 ? 0 : Double(recallHits10) / Double(count) }
+    package var recall50: Double { count == 0 ? 0 : Double(recallHits50) / Double(count) }
 }
 
-public struct EvaluationSlices: Sendable, Equatable {
+package struct EvaluationSlices: Sendable, Equatable {
     /// The whole stream.
-    public var full = RankingMetrics()
+    package var full = RankingMetrics()
     /// The last `warmFraction` (20%) of the stream's events.
-    public var warm = RankingMetrics()
+    package var warm = RankingMetrics()
 }
 
-public struct EvaluationReport: Sendable, Equatable {
+package struct EvaluationReport: Sendable, Equatable {
     /// Events replayed (interactions and impressions).
-    public var events = 0
+    package var events = 0
     /// Positive interactions scored (users seen before).
-    public var scored = 0
-    public var model = EvaluationSlices()
-    public var popularity = EvaluationSlices()
+    package var scored = 0
+    package var model = EvaluationSlices()
+    package var popularity = EvaluationSlices()
     /// False when Recall@10/@50 were not computed (then they read 0 and JSON has null).
-    public var recallComputed = true
+    package var recallComputed = true
     /// Examples the trainer learned from (positives, skips, window-closed negatives).
-    public var examplesTrained = 0
-    public var joinerNegatives = 0
+    package var examplesTrained = 0
+    package var joinerNegatives = 0
 
     /// `{"events":N,"scored":M,"model":{"full":{"hr10":..,"recall10":..,"recall50":..},"warm":{..}},"popularity":{..}}`
-    public func jsonString() -> String {
+    package func jsonString() -> String {
         func num(_ x: Double, _ computed: Bool = true) -> String {
             guard computed, x.isFinite else { return "null" }
             return formatFixed(x, 6)
@@ -51,7 +51,7 @@ public struct EvaluationReport: Sendable, Equatable {
     }
 
     /// A human-readable table.
-    public func table() -> String {
+    package func table() -> String {
         var lines: [String] = []
         lines.append("events \(events), scored \(scored) (warm \(model.warm.count)), unseen targets \(model.full.unseenTargets), examples trained \(examplesTrained)")
         lines.append(pad("", 12) + pad("slice", 6) + pad("HR@10", 9) + pad("Recall@10", 11) + pad("Recall@50", 11))
@@ -102,23 +102,23 @@ func formatFixed(_ x: Double, _ digits: Int) -> String {
 /// pseudo-user mean); items without a row score −∞.
 /// Full-catalog ranking counts candidates scoring above the target in one pass of
 /// dot products over the seen items, then subtracts u's interacted items: no sort.
-public struct PrequentialEvaluator: Sendable {
-    public var hrNegatives: Int
-    public var warmFraction: Double
-    public var computeRecall: Bool
-    public var seed: UInt64
-    public var joinWindowMs: Int64
+package struct PrequentialEvaluator: Sendable {
+    package var hrNegatives: Int
+    package var warmFraction: Double
+    package var computeRecall: Bool
+    package var seed: UInt64
+    package var joinWindowMs: Int64
     /// Watermark = event ts − lag (the out-of-orderness bound, 5 s by default).
-    public var watermarkLagMs: Int64
+    package var watermarkLagMs: Int64
 
-    public init(hrNegatives: Int = 100, warmFraction: Double = 0.2, computeRecall: Bool = true,
+    package init(hrNegatives: Int = 100, warmFraction: Double = 0.2, computeRecall: Bool = true,
                 seed: UInt64 = 7, joinWindowMs: Int64 = 10 * 60 * 1000, watermarkLagMs: Int64 = 5000) {
         self.hrNegatives = hrNegatives; self.warmFraction = warmFraction
         self.computeRecall = computeRecall; self.seed = seed
         self.joinWindowMs = joinWindowMs; self.watermarkLagMs = watermarkLagMs
     }
 
-    public func evaluate(_ events: [InputEvent], trainer: EmbeddingTrainer) -> EvaluationReport {
+    package func evaluate(_ events: [InputEvent], trainer: EmbeddingTrainer) -> EvaluationReport {
         var report = EvaluationReport()
         report.events = events.count
         report.recallComputed = computeRecall

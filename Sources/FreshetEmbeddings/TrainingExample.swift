@@ -5,22 +5,22 @@ import FreshetCore
 // of its own).
 
 /// Label of a training example.
-public enum ExampleLabel: Int, Sendable, Hashable {
+package enum ExampleLabel: Int, Sendable, Hashable {
     case negative = 0
     case positive = 1
 }
 
 /// Feature values as of the impression (the same values serving read), recorded
 /// with the impression so the offline examples carry no training/serving skew.
-public struct ServingFeatures: Sendable, Hashable {
+package struct ServingFeatures: Sendable, Hashable {
     /// The user's `interaction_count`.
-    public var interactionCount: Int64
+    package var interactionCount: Int64
     /// The item's `popularity_7d`.
-    public var popularity7d: Int64
+    package var popularity7d: Int64
     /// The item's `impressions_7d`.
-    public var impressions7d: Int64
+    package var impressions7d: Int64
 
-    public init(interactionCount: Int64, popularity7d: Int64, impressions7d: Int64) {
+    package init(interactionCount: Int64, popularity7d: Int64, impressions7d: Int64) {
         self.interactionCount = interactionCount
         self.popularity7d = popularity7d
         self.impressions7d = impressions7d
@@ -28,28 +28,28 @@ public struct ServingFeatures: Sendable, Hashable {
 }
 
 /// A labeled example produced by the online joiner, written to `freshet-examples`.
-public struct TrainingExample: Sendable, Hashable {
-    public var label: ExampleLabel
-    public var userId: String
-    public var itemId: String
+package struct TrainingExample: Sendable, Hashable {
+    package var label: ExampleLabel
+    package var userId: String
+    package var itemId: String
     /// The action; nil for an impressed item that got no engagement within the window.
-    public var action: Action?
+    package var action: Action?
     /// Position in the impression list, when the example joined an impression.
-    public var position: Int?
-    public var dwellMs: Int64?
-    public var requestId: String?
+    package var position: Int?
+    package var dwellMs: Int64?
+    package var requestId: String?
     /// Event time of the impression, when the example joined one.
-    public var impressionTs: Int64?
+    package var impressionTs: Int64?
     /// Event time of the example: the interaction's ts, or the window close time for
     /// a no-engagement negative.
-    public var eventTs: Int64
+    package var eventTs: Int64
     /// Serving features as of the impression (nil when no impression was joined).
-    public var features: ServingFeatures?
+    package var features: ServingFeatures?
     /// True for a positive whose impression window had already closed (its impression
     /// was also emitted as a negative).
-    public var late: Bool
+    package var late: Bool
 
-    public init(label: ExampleLabel, userId: String, itemId: String, action: Action?,
+    package init(label: ExampleLabel, userId: String, itemId: String, action: Action?,
                 position: Int? = nil, dwellMs: Int64? = nil, requestId: String? = nil,
                 impressionTs: Int64? = nil, eventTs: Int64, features: ServingFeatures? = nil,
                 late: Bool = false) {
@@ -59,7 +59,7 @@ public struct TrainingExample: Sendable, Hashable {
         self.late = late
     }
 
-    public var isPositive: Bool { label == .positive }
+    package var isPositive: Bool { label == .positive }
 
     /// Compact JSON (UTF-8) for the `freshet-examples` topic. Absent optionals are
     /// omitted. Field names follow the input schema (`user_id`, `ts`, ...):
@@ -67,7 +67,7 @@ public struct TrainingExample: Sendable, Hashable {
     ///   "dwell_ms":4500,"request_id":"r7","impression_ts":...,"ts":...,
     ///   "interaction_count":3,"popularity_7d":120,"impressions_7d":900}`
     /// (`"late":true` only when set).
-    public func jsonBytes() -> [UInt8] {
+    package func jsonBytes() -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(192)
         func raw(_ s: StaticString) { s.withUTF8Buffer { out.append(contentsOf: $0) } }

@@ -5,16 +5,16 @@
 /// `N`, then for each join-key name (sorted by UTF-8 bytes) `2 len name`,
 /// then for each value in the same order `type len bytes`, then `utf8(project)`.
 /// The key holds NUL bytes: send it as a binary argument, never as a C string.
-public enum FeastEntityKey {
+package enum FeastEntityKey {
     /// `ValueType` numbers of the join-key values Freshet writes.
-    public static let stringType: UInt32 = 2
+    package static let stringType: UInt32 = 2
 
     /// The key of an entity whose join keys are all strings (Freshet's ids).
     /// - Parameters:
     ///   - joinKeys: (join-key name, value) pairs in any order; values are taken
     ///     as their UTF-8 bytes, unnormalised (two ids are equal only if their bytes are).
     ///   - project: the Feast project name, appended as a plain suffix.
-    public static func encode(stringJoinKeys joinKeys: [(name: String, value: String)], project: String) -> [UInt8] {
+    package static func encode(stringJoinKeys joinKeys: [(name: String, value: String)], project: String) -> [UInt8] {
         // Byte order, not String's `<` (which compares by canonical equivalence).
         let sorted = joinKeys.map { (name: Array($0.name.utf8), value: Array($0.value.utf8)) }
             .sorted { $0.name.lexicographicallyPrecedes($1.name) }
@@ -36,7 +36,7 @@ public enum FeastEntityKey {
     }
 
     /// The key of a single-entity row: what Freshet's user and item rows use.
-    public static func encode(joinKey name: String, value: String, project: String) -> [UInt8] {
+    package static func encode(joinKey name: String, value: String, project: String) -> [UInt8] {
         encode(stringJoinKeys: [(name, value)], project: project)
     }
 
@@ -49,10 +49,10 @@ public enum FeastEntityKey {
 }
 
 /// Hash field names of Feast's online store (FEAST_LAYOUT.md section 3).
-public enum FeastFieldName {
+package enum FeastFieldName {
     /// The 4-byte field of feature `feature` of view `view`:
     /// murmur3_x86_32(utf8("view:feature"), seed 0) as u32 little-endian.
-    public static func feature(view: String, feature: String) -> [UInt8] {
+    package static func feature(view: String, feature: String) -> [UInt8] {
         let hash = Murmur3.x86_32(Array("\(view):\(feature)".utf8))
         var bytes: [UInt8] = []
         FeastEntityKey.appendU32(hash, to: &bytes)
@@ -60,5 +60,5 @@ public enum FeastFieldName {
     }
 
     /// The event-time field of a view: the literal `_ts:<view>` (not hashed).
-    public static func timestamp(view: String) -> [UInt8] { Array("_ts:\(view)".utf8) }
+    package static func timestamp(view: String) -> [UInt8] { Array("_ts:\(view)".utf8) }
 }

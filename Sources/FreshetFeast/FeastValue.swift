@@ -1,14 +1,14 @@
 /// Encoders for the two protobuf messages stored in Feast's hashes
 /// (FEAST_LAYOUT.md section 4): `feast.types.Value` (one field of its oneof,
 /// always written, even when 0 or empty) and `google.protobuf.Timestamp`.
-public enum FeastValue {
+package enum FeastValue {
     /// Field numbers of `Value`'s oneof that Freshet writes.
     static let int64Field: UInt32 = 4
     static let stringListField: UInt32 = 12
     static let floatListField: UInt32 = 16
 
     /// `Int64` feature: `20 varint(n)`.
-    public static func int64(_ value: Int64) -> [UInt8] {
+    package static func int64(_ value: Int64) -> [UInt8] {
         var bytes: [UInt8] = []
         bytes.reserveCapacity(11)
         ProtoWire.appendTag(int64Field, .varint, to: &bytes)
@@ -18,7 +18,7 @@ public enum FeastValue {
 
     /// `Array(String)` feature: `string_list_val`, a `StringList` whose field 1
     /// repeats once per string (strings are not packed).
-    public static func stringList(_ values: [String]) -> [UInt8] {
+    package static func stringList(_ values: [String]) -> [UInt8] {
         var list: [UInt8] = []
         for value in values { ProtoWire.appendLengthDelimited(1, value.utf8, to: &list) }
         var bytes: [UInt8] = []
@@ -32,7 +32,7 @@ public enum FeastValue {
     /// field 1 is exactly the blob. For 128 floats: `82 01 83 04 0a 80 04` + 512 bytes.
     /// An empty list is `82 01 00` (protobuf leaves an empty packed field out).
     /// - Precondition: `blob.count` is a multiple of 4.
-    public static func floatList(float32LittleEndian blob: [UInt8]) -> [UInt8] {
+    package static func floatList(float32LittleEndian blob: [UInt8]) -> [UInt8] {
         var inner: [UInt8] = []
         if !blob.isEmpty {
             ProtoWire.appendTag(1, .lengthDelimited, to: &inner)
@@ -51,7 +51,7 @@ public enum FeastValue {
     /// `google.protobuf.Timestamp` of an epoch-millisecond time: `08 varint(seconds)`
     /// then `10 varint(nanos)`, each left out when 0. Floor division keeps nanos
     /// in 0..<10^9 for times before 1970 too.
-    public static func timestamp(epochMs: Int64) -> [UInt8] {
+    package static func timestamp(epochMs: Int64) -> [UInt8] {
         var seconds = epochMs / 1000
         var millis = epochMs % 1000
         if millis < 0 { seconds -= 1; millis += 1000 }

@@ -1,9 +1,9 @@
 /// MurmurHash3, x86 32-bit variant (Austin Appleby's public-domain algorithm),
 /// the hash Feast's Redis online store uses for field names
 /// (`mmh3.hash(s, signed=False)` in Python).
-public enum Murmur3 {
+package enum Murmur3 {
     /// The 32-bit hash of `bytes` with `seed` (Feast uses seed 0).
-    public static func x86_32<Bytes: Collection>(_ bytes: Bytes, seed: UInt32 = 0) -> UInt32 where Bytes.Element == UInt8 {
+    package static func x86_32<Bytes: Collection>(_ bytes: Bytes, seed: UInt32 = 0) -> UInt32 where Bytes.Element == UInt8 {
         let c1: UInt32 = 0xcc9e_2d51
         let c2: UInt32 = 0x1b87_3593
         var h = seed

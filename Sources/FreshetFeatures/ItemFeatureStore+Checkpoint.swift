@@ -15,7 +15,7 @@ extension ItemFeatureStore {
     static let metadataFormat: UInt8 = 1
 
     /// The item's state as bytes, or nil when the item has none.
-    public func encodeEntry(_ itemId: String) -> [UInt8]? {
+    package func encodeEntry(_ itemId: String) -> [UInt8]? {
         guard let slot = lookup(itemId) else { return nil }
         var w = ByteWriter(capacity: 24 + 8 * states[Int(slot)].panes.count)
         _ = appendCheckpointEntry(slot: slot, to: &w)
@@ -24,7 +24,7 @@ extension ItemFeatureStore {
 
     /// The slots of the items changed since the last checkpoint, in first-change
     /// order (handles for `appendCheckpointEntry`); independent of the flush's list.
-    public func takeChangedSlotsForCheckpoint() -> [UInt32] {
+    package func takeChangedSlotsForCheckpoint() -> [UInt32] {
         let slots = dirty.takeCheckpoint()
         for s in slots { states[Int(s)].dirtyFlags &= ~DirtyTracker.checkpointBit }
         return slots
@@ -34,7 +34,7 @@ extension ItemFeatureStore {
     /// to `w`, the same bytes `encodeEntry` returns, and returns the item's id.
     /// A checkpoint encodes thousands of entries into one reused writer this way
     /// (no array and no id lookup per entry).
-    public func appendCheckpointEntry(slot: UInt32, to w: inout ByteWriter) -> String {
+    package func appendCheckpointEntry(slot: UInt32, to w: inout ByteWriter) -> String {
         let i = Int(slot)
         let base = basePane ?? 0
         w.write(byte: Self.entryFormat)
@@ -59,7 +59,7 @@ extension ItemFeatureStore {
     /// Replaces the item's state with a snapshot entry and re-registers its timers.
     /// Panes already outside the window at the store's watermark are skipped.
     /// The item is not marked dirty (it was flushed before the snapshot).
-    public func restoreEntry(itemId: String, bytes: some Collection<UInt8>) throws(CodecError) {
+    package func restoreEntry(itemId: String, bytes: some Collection<UInt8>) throws(CodecError) {
         var r = ByteReader(bytes)
         let format = try r.readByte("item entry format")
         guard format == Self.entryFormat || format == Self.entryFormatWithoutExpiry else {
@@ -111,7 +111,7 @@ extension ItemFeatureStore {
     }
 
     /// Store-wide state that is not per item: the watermark and drop counters.
-    public func encodeMetadata() -> [UInt8] {
+    package func encodeMetadata() -> [UInt8] {
         var w = ByteWriter(capacity: 24)
         w.write(byte: Self.metadataFormat)
         w.write(optionalZigzag: watermark)
@@ -121,7 +121,7 @@ extension ItemFeatureStore {
     }
 
     /// Restores `encodeMetadata()` output; call before restoring entries.
-    public func restoreMetadata(_ bytes: some Collection<UInt8>) throws(CodecError) {
+    package func restoreMetadata(_ bytes: some Collection<UInt8>) throws(CodecError) {
         var r = ByteReader(bytes)
         let format = try r.readByte("item store metadata format")
         guard format == Self.metadataFormat else {

@@ -16,9 +16,9 @@ import FreshetCore
 /// top or leaving at the bottom) are marked dirty via a timer index keyed by pane,
 /// without scanning all items; expired panes are freed.
 /// Single-threaded: owned by the task that runs it.
-public final class ItemFeatureStore {
-    public let panes: PaneSpec
-    public let trending: TrendingDecay
+package final class ItemFeatureStore {
+    package let panes: PaneSpec
+    package let trending: TrendingDecay
 
     struct ItemState {
         /// The key, kept with the state: the index compares keys here, next to the data.
@@ -44,31 +44,31 @@ public final class ItemFeatureStore {
     @exclusivity(unchecked) var basePane: Int64?
 
     /// The store's current watermark (monotone); nil before the first one.
-    public private(set) var watermark: EventTimeMs?
+    package private(set) var watermark: EventTimeMs?
     /// pane(watermark), cached.
     @exclusivity(unchecked) var topPane: Int64?
     /// Events whose pane had left the window on arrival.
-    public internal(set) var droppedLateCount: Int64 = 0
+    package internal(set) var droppedLateCount: Int64 = 0
     /// Events whose pane is more than 2^31 panes from the first pane seen (not
     /// representable); they count as dropped too. Only reachable with tiny panes.
-    public internal(set) var droppedOutOfRangeCount: Int64 = 0
+    package internal(set) var droppedOutOfRangeCount: Int64 = 0
 
-    public init(panes: PaneSpec = PaneSpec(), trending: TrendingDecay = TrendingDecay()) {
+    package init(panes: PaneSpec = PaneSpec(), trending: TrendingDecay = TrendingDecay()) {
         self.panes = panes
         self.trending = trending
     }
 
     /// Number of items with state.
-    public var count: Int { states.count }
+    package var count: Int { states.count }
 
     /// All item ids with state (for full snapshots).
-    public var allItemIds: [String] { states.map(\.id) }
+    package var allItemIds: [String] { states.map(\.id) }
 
     /// Folds one routed event in. `watermark` is the task's current watermark; when it
     /// is ahead of the store's, the store advances first (firing due timers). A lower
     /// value than the store's is ignored (watermarks never regress).
     @discardableResult
-    public func apply(_ event: ItemEvent, watermark w: EventTimeMs?) -> ItemApplyOutcome {
+    package func apply(_ event: ItemEvent, watermark w: EventTimeMs?) -> ItemApplyOutcome {
         if let w { advanceWatermark(to: w) }
         guard let positive = Self.isCounted(event.kind) else { return .ignored }
         return count(slot: slot(for: event.itemId), ts: event.ts, positive: positive)
@@ -79,7 +79,7 @@ public final class ItemFeatureStore {
     /// items in this way without building one `ItemEvent` (four references to
     /// retain and release) per shown item.
     @discardableResult @inline(__always)
-    public func apply(itemId: String, ts: EventTimeMs, kind: ItemEvent.Kind,
+    package func apply(itemId: String, ts: EventTimeMs, kind: ItemEvent.Kind,
                       watermark w: EventTimeMs?) -> ItemApplyOutcome {
         if let w { advanceWatermark(to: w) }
         guard let positive = Self.isCounted(kind) else { return .ignored }
@@ -89,7 +89,7 @@ public final class ItemFeatureStore {
     /// `apply` for an event read in place from a repartition record: the item
     /// id as UTF-8 bytes (already validated), so a known item costs no `String`.
     @discardableResult
-    public func apply(_ event: ItemEventView, watermark w: EventTimeMs?) -> ItemApplyOutcome {
+    package func apply(_ event: ItemEventView, watermark w: EventTimeMs?) -> ItemApplyOutcome {
         if let w { advanceWatermark(to: w) }
         guard let positive = Self.isCounted(event.kind) else { return .ignored }
         return count(slot: slot(forValidUTF8: event.itemId), ts: event.ts, positive: positive)
@@ -153,7 +153,7 @@ public final class ItemFeatureStore {
 
     /// Moves the watermark forward (lower values are ignored). Items whose visible
     /// totals change are marked dirty; panes that left the window are freed.
-    public func advanceWatermark(to w: EventTimeMs) {
+    package func advanceWatermark(to w: EventTimeMs) {
         if let current = watermark, w <= current { return }
         watermark = w
         let newTop = panes.pane(of: w)
@@ -192,14 +192,14 @@ public final class ItemFeatureStore {
     }
 
     /// Features at the current watermark, or nil for an unknown item.
-    public func features(of itemId: String) -> ItemFeatures? {
+    package func features(of itemId: String) -> ItemFeatures? {
         guard let slot = lookup(itemId) else { return nil }
         return features(slot: Int(slot))
     }
 
     /// Each item changed since the previous `takeDirty`, with its features:
     /// the same items `takeDirty` returns, without looking each id up again.
-    public func takeDirtyFeatures(_ body: (_ itemId: String, _ features: ItemFeatures) -> Void) {
+    package func takeDirtyFeatures(_ body: (_ itemId: String, _ features: ItemFeatures) -> Void) {
         let slots = dirty.takeFlush()
         for s in slots {
             let i = Int(s)
@@ -221,20 +221,20 @@ public final class ItemFeatureStore {
     }
 
     /// Item ids changed since the previous call (for the Redis flush and trending).
-    public func takeDirty() -> [String] {
+    package func takeDirty() -> [String] {
         let slots = dirty.takeFlush()
         for s in slots { states[Int(s)].dirtyFlags &= ~DirtyTracker.flushBit }
         return slots.map { states[Int($0)].id }
     }
 
     /// Item ids changed since the previous call (for incremental checkpoints).
-    public func takeChangedForCheckpoint() -> [String] {
+    package func takeChangedForCheckpoint() -> [String] {
         let slots = dirty.takeCheckpoint()
         for s in slots { states[Int(s)].dirtyFlags &= ~DirtyTracker.checkpointBit }
         return slots.map { states[Int($0)].id }
     }
 
-    public func removeAll() {
+    package func removeAll() {
         slotOf.removeAll()
         states.removeAll()
         dirty.removeAll()

@@ -3,7 +3,7 @@ import FreshetCore
 extension UserFeatureStore {
     /// Renders `recent_items_50`: a JSON array of JSON strings (ids are always
     /// emitted as strings, even when they arrived as integers), escaped per RFC 8259.
-    public static func renderRecentItemsJSON(_ items: [String]) -> String {
+    package static func renderRecentItemsJSON(_ items: [String]) -> String {
         var out: [UInt8] = [UInt8(ascii: "[")]
         out.reserveCapacity(2 + items.count * 12)
         for (k, item) in items.enumerated() {
@@ -39,7 +39,7 @@ extension UserFeatureStore {
     /// during the call: one buffer is reused for every user), the count and
     /// `updated_ms`. The same users `takeDirty` returns, without looking each
     /// id up again and without a `String` per user.
-    public func takeDirtyRendered(_ body: (_ userId: String, _ recentItemsJSON: [UInt8], _ interactionCount: Int64,
+    package func takeDirtyRendered(_ body: (_ userId: String, _ recentItemsJSON: [UInt8], _ interactionCount: Int64,
                                            _ updatedMs: EventTimeMs) -> Void) {
         let slots = dirty.takeFlush()
         var json: [UInt8] = []

@@ -16,11 +16,11 @@ import FreshetCore
 /// `score = log2 Σ 2^((ts − anchor)/H)`. Scores from different tasks and watermarks
 /// compare directly, their order is the order of the decayed counts at any W, and
 /// no rescaling is ever needed. The log domain avoids overflow (2^(years/H)).
-public struct TrendingDecay: Sendable, Equatable {
-    public let halfLifeMs: Int64
-    public let anchorMs: EventTimeMs
+package struct TrendingDecay: Sendable, Equatable {
+    package let halfLifeMs: Int64
+    package let anchorMs: EventTimeMs
 
-    public init(halfLifeMs: Int64 = 3_600_000, anchorMs: EventTimeMs = 1_577_836_800_000) {
+    package init(halfLifeMs: Int64 = 3_600_000, anchorMs: EventTimeMs = 1_577_836_800_000) {
         precondition(halfLifeMs > 0, "half-life must be positive")
         self.halfLifeMs = halfLifeMs
         self.anchorMs = anchorMs
@@ -28,13 +28,13 @@ public struct TrendingDecay: Sendable, Equatable {
 
     /// log2 of one event's weight: (ts − anchor) / H.
     @inline(__always)
-    public func log2Contribution(ts: EventTimeMs) -> Double {
+    package func log2Contribution(ts: EventTimeMs) -> Double {
         Double(ts &- anchorMs) / Double(halfLifeMs)
     }
 
     /// log2(2^a + 2^b), numerically stable; `a == nil` means an empty sum.
     @inline(__always)
-    public func combine(_ a: Double?, _ b: Double) -> Double {
+    package func combine(_ a: Double?, _ b: Double) -> Double {
         guard let a, a > -Double.infinity else { return b }
         let hi = Swift.max(a, b)
         let lo = Swift.min(a, b)
@@ -43,7 +43,7 @@ public struct TrendingDecay: Sendable, Equatable {
     }
 
     /// The decayed count Σ 2^(−(W − ts)/H) represented by `log2Score`.
-    public func decayedCount(log2Score: Double, at watermark: EventTimeMs) -> Double {
+    package func decayedCount(log2Score: Double, at watermark: EventTimeMs) -> Double {
         exp2(log2Score - log2Contribution(ts: watermark))
     }
 }

@@ -6,7 +6,7 @@ extension UserFeatureStore {
     static let entryFormat: UInt8 = 1
 
     /// The user's state as bytes, or nil when the user has none.
-    public func encodeEntry(_ userId: String) -> [UInt8]? {
+    package func encodeEntry(_ userId: String) -> [UInt8]? {
         guard let slot = lookup(userId) else { return nil }
         var w = ByteWriter(capacity: 16 + 16 * states[Int(slot)].recent.count)
         _ = appendCheckpointEntry(slot: slot, to: &w)
@@ -15,7 +15,7 @@ extension UserFeatureStore {
 
     /// The slots of the users changed since the last checkpoint, in first-change
     /// order (handles for `appendCheckpointEntry`); independent of the flush's list.
-    public func takeChangedSlotsForCheckpoint() -> [UInt32] {
+    package func takeChangedSlotsForCheckpoint() -> [UInt32] {
         let slots = dirty.takeCheckpoint()
         for s in slots { states[Int(s)].dirtyFlags &= ~DirtyTracker.checkpointBit }
         return slots
@@ -25,7 +25,7 @@ extension UserFeatureStore {
     /// to `w`, the same bytes `encodeEntry` returns, and returns the user's id.
     /// A checkpoint encodes thousands of entries into one reused writer this way
     /// (no array and no id lookup per entry).
-    public func appendCheckpointEntry(slot: UInt32, to w: inout ByteWriter) -> String {
+    package func appendCheckpointEntry(slot: UInt32, to w: inout ByteWriter) -> String {
         let i = Int(slot)
         w.write(byte: Self.entryFormat)
         w.write(zigzag: states[i].count)
@@ -40,7 +40,7 @@ extension UserFeatureStore {
 
     /// Replaces the user's state with a snapshot entry. Restored users are not
     /// marked dirty: their features were flushed before the snapshot was taken.
-    public func restoreEntry(userId: String, bytes: some Collection<UInt8>) throws(CodecError) {
+    package func restoreEntry(userId: String, bytes: some Collection<UInt8>) throws(CodecError) {
         var r = ByteReader(bytes)
         let format = try r.readByte("user entry format")
         guard format == Self.entryFormat else {

@@ -7,7 +7,7 @@ import FreshetCore
 extension UserFeatureStore {
     /// The first `limit` recent items of a user (newest first, as in
     /// `recent_items_50`); empty for an unknown user.
-    public func recentItemIds(of userId: String, limit: Int) -> [String] {
+    package func recentItemIds(of userId: String, limit: Int) -> [String] {
         guard let slot = lookup(userId) else { return [] }
         let entries = states[Int(slot)].recent.entries
         return entries.prefix(limit).map { itemNames[$0.item] }
@@ -18,7 +18,7 @@ extension UserFeatureStore {
     /// length varint and bytes), written straight from the interned names:
     /// no array of `String`s per positive (the user stage's hot path). Empty
     /// for an unknown user or one with no recent items.
-    public func encodedRecentItems(of userId: String, limit: Int) -> [UInt8] {
+    package func encodedRecentItems(of userId: String, limit: Int) -> [UInt8] {
         guard let slot = lookup(userId) else { return [] }
         let entries = states[Int(slot)].recent.entries
         let n = min(limit, entries.count)
@@ -30,15 +30,15 @@ extension UserFeatureStore {
     }
 
     /// Item names interned so far (numbers `0..<internedItemCount`).
-    public var internedItemCount: Int { itemNames.count }
+    package var internedItemCount: Int { itemNames.count }
 
     /// The item id of an interned number (`0..<internedItemCount`).
-    public func internedItem(_ number: UInt32) -> String { itemNames[number] }
+    package func internedItem(_ number: UInt32) -> String { itemNames[number] }
 
     /// Calls `body` with the interned numbers of the first `limit` recent items
     /// of `userId` (newest first); returns false for an unknown user.
     @discardableResult
-    public func withRecentNumbers(of userId: String, limit: Int, _ body: (UnsafeBufferPointer<UInt32>) -> Void) -> Bool {
+    package func withRecentNumbers(of userId: String, limit: Int, _ body: (UnsafeBufferPointer<UInt32>) -> Void) -> Bool {
         guard let slot = lookup(userId) else { return false }
         visit(Int(slot), limit: limit, body)
         return true
@@ -49,7 +49,7 @@ extension UserFeatureStore {
     /// `withRecentNumbers`), so a caller can walk every user in slices.
     /// Returns the position after the last one visited (`userCount` when done).
     @discardableResult
-    public func forEachUserRecentNumbers(from start: Int = 0, count: Int = .max, limit: Int,
+    package func forEachUserRecentNumbers(from start: Int = 0, count: Int = .max, limit: Int,
                                          _ body: (String, UnsafeBufferPointer<UInt32>) -> Void) -> Int {
         let end = start + min(count, max(0, states.count - start))
         guard start < end else { return max(start, states.count) }
@@ -58,7 +58,7 @@ extension UserFeatureStore {
     }
 
     /// Users with state (positions `0..<userCount` for `forEachUserRecentNumbers`).
-    public var userCount: Int { states.count }
+    package var userCount: Int { states.count }
 
     private func visit(_ i: Int, limit: Int, _ body: (UnsafeBufferPointer<UInt32>) -> Void) {
         let entries = states[i].recent.entries

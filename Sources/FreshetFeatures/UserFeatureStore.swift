@@ -9,8 +9,8 @@ import FreshetCore
 /// Layout: user ids map to dense slots; item ids are interned store-wide so a
 /// recent-items entry costs 12 bytes. The item interner only grows (an item id
 /// is kept while the task lives, shared by all users that saw it).
-public final class UserFeatureStore {
-    public let recentCapacity: Int
+package final class UserFeatureStore {
+    package let recentCapacity: Int
 
     struct UserState {
         /// The key, kept with the state: the index compares keys here, next to the data.
@@ -29,17 +29,17 @@ public final class UserFeatureStore {
     @exclusivity(unchecked) var itemNames = StringInterner()
     @exclusivity(unchecked) var dirty = DirtyTracker()
 
-    public init(recentCapacity: Int = 50) {
+    package init(recentCapacity: Int = 50) {
         precondition(recentCapacity > 0, "recent capacity must be positive")
         self.recentCapacity = recentCapacity
     }
 
     /// Number of users with state.
-    public var count: Int { states.count }
+    package var count: Int { states.count }
 
     /// Folds one interaction in. Positive actions update recent items, the count and
     /// `updatedMs` (max event time); `skip` is ignored.
-    public func apply(_ interaction: Interaction) {
+    package func apply(_ interaction: Interaction) {
         guard interaction.action.isPositive else { return }
         let slot = self.slot(for: interaction.userId)
         let item = itemNames.intern(interaction.itemId)
@@ -51,7 +51,7 @@ public final class UserFeatureStore {
         dirty.mark(slot, flags: &states[i].dirtyFlags)
     }
 
-    public func features(of userId: String) -> UserFeatures? {
+    package func features(of userId: String) -> UserFeatures? {
         guard let slot = lookup(userId) else { return nil }
         let s = states[Int(slot)]
         return UserFeatures(recentItems: s.recent.items.map { itemNames[$0] },
@@ -59,7 +59,7 @@ public final class UserFeatureStore {
     }
 
     /// User ids changed since the previous call (for the Redis flush).
-    public func takeDirty() -> [String] {
+    package func takeDirty() -> [String] {
         let slots = dirty.takeFlush()
         for s in slots { states[Int(s)].dirtyFlags &= ~DirtyTracker.flushBit }
         return slots.map { states[Int($0)].id }
@@ -67,16 +67,16 @@ public final class UserFeatureStore {
 
     /// User ids changed since the previous call (for incremental checkpoints);
     /// independent of `takeDirty`.
-    public func takeChangedForCheckpoint() -> [String] {
+    package func takeChangedForCheckpoint() -> [String] {
         let slots = dirty.takeCheckpoint()
         for s in slots { states[Int(s)].dirtyFlags &= ~DirtyTracker.checkpointBit }
         return slots.map { states[Int($0)].id }
     }
 
     /// All user ids with state (for full snapshots).
-    public var allUserIds: [String] { states.map(\.id) }
+    package var allUserIds: [String] { states.map(\.id) }
 
-    public func removeAll() {
+    package func removeAll() {
         slotOf.removeAll()
         states.removeAll()
         itemNames.removeAll()

@@ -1,15 +1,15 @@
 import FreshetCore
 
 /// The user-keyed features written to `user:{user_id}` (DESIGN.md "Redis layout").
-public struct UserFeatures: Equatable, Sendable {
+package struct UserFeatures: Equatable, Sendable {
     /// `recent_items_50`: unique, newest first (see `UserFeatureStore`).
-    public var recentItems: [String]
+    package var recentItems: [String]
     /// `interaction_count`: positive interactions ever seen.
-    public var interactionCount: Int64
+    package var interactionCount: Int64
     /// `updated_ms`: the largest event time of the positive interactions folded in.
-    public var updatedMs: EventTimeMs
+    package var updatedMs: EventTimeMs
 
-    public init(recentItems: [String], interactionCount: Int64, updatedMs: EventTimeMs) {
+    package init(recentItems: [String], interactionCount: Int64, updatedMs: EventTimeMs) {
         self.recentItems = recentItems
         self.interactionCount = interactionCount
         self.updatedMs = updatedMs

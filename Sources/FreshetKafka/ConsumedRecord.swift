@@ -1,36 +1,36 @@
 /// A Kafka record header.
-public struct KafkaHeader: Sendable, Hashable {
-    public var name: String
+package struct KafkaHeader: Sendable, Hashable {
+    package var name: String
     /// nil for a header with a null value.
-    public var value: [UInt8]?
+    package var value: [UInt8]?
 
-    public init(name: String, value: [UInt8]?) {
+    package init(name: String, value: [UInt8]?) {
         self.name = name
         self.value = value
     }
 }
 
 /// One record read by `KafkaConsumer.poll`.
-public struct ConsumedRecord: Sendable {
+package struct ConsumedRecord: Sendable {
     /// Index of `topic` in the consumer's subscription order (`KafkaConsumer.topics`),
     /// -1 if the topic is not in the subscription. Cheaper to switch on than `topic`.
-    public var topicIndex: Int
+    package var topicIndex: Int
     /// Topic name; shared storage across records of a poll (no per-record allocation).
-    public var topic: String
-    public var partition: Int32
-    public var offset: Int64
+    package var topic: String
+    package var partition: Int32
+    package var offset: Int64
     /// nil when the record has no key.
-    public var key: [UInt8]?
+    package var key: [UInt8]?
     /// Empty for a null (tombstone) value; `valueIsNull` tells the two apart.
-    public var value: [UInt8]
+    package var value: [UInt8]
     /// True for a null (tombstone) value, false for any value, empty ones included.
-    public var valueIsNull: Bool
+    package var valueIsNull: Bool
     /// Message timestamp (create time or log-append time), nil when absent.
-    public var timestampMs: Int64?
+    package var timestampMs: Int64?
     /// Empty unless the record carries headers.
-    public var headers: [KafkaHeader]
+    package var headers: [KafkaHeader]
 
-    public init(topicIndex: Int, topic: String, partition: Int32, offset: Int64, key: [UInt8]?, value: [UInt8],
+    package init(topicIndex: Int, topic: String, partition: Int32, offset: Int64, key: [UInt8]?, value: [UInt8],
                 timestampMs: Int64?, headers: [KafkaHeader] = [], valueIsNull: Bool = false) {
         self.valueIsNull = valueIsNull
         self.topicIndex = topicIndex
@@ -43,17 +43,17 @@ public struct ConsumedRecord: Sendable {
         self.headers = headers
     }
 
-    public var topicPartition: TopicPartition { TopicPartition(topic: topic, partition: partition) }
+    package var topicPartition: TopicPartition { TopicPartition(topic: topic, partition: partition) }
 }
 
 /// The consumer reached the end of a partition: `offset` is the partition's
 /// end offset (high watermark, i.e. the offset the next produced record will
 /// get) as reported by the Fetch response, which is correct on Tansu.
-public struct PartitionEndEvent: Sendable, Hashable {
-    public var topicPartition: TopicPartition
-    public var offset: Int64
+package struct PartitionEndEvent: Sendable, Hashable {
+    package var topicPartition: TopicPartition
+    package var offset: Int64
 
-    public init(topicPartition: TopicPartition, offset: Int64) {
+    package init(topicPartition: TopicPartition, offset: Int64) {
         self.topicPartition = topicPartition
         self.offset = offset
     }
@@ -62,12 +62,12 @@ public struct PartitionEndEvent: Sendable, Hashable {
 /// The result of one `KafkaConsumer.poll`: records in the order librdkafka
 /// delivered them (per partition: offset order), partition-end notices and
 /// non-fatal errors seen during the poll (fatal ones are thrown instead).
-public struct ConsumerPoll: Sendable {
-    public var records: [ConsumedRecord] = []
-    public var endOfPartition: [PartitionEndEvent] = []
-    public var errors: [KafkaError] = []
+package struct ConsumerPoll: Sendable {
+    package var records: [ConsumedRecord] = []
+    package var endOfPartition: [PartitionEndEvent] = []
+    package var errors: [KafkaError] = []
 
-    public init() {}
+    package init() {}
 
-    public var isEmpty: Bool { records.isEmpty && endOfPartition.isEmpty && errors.isEmpty }
+    package var isEmpty: Bool { records.isEmpty && endOfPartition.isEmpty && errors.isEmpty }
 }

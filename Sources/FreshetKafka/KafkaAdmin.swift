@@ -2,32 +2,32 @@ import CRdKafka
 import Foundation
 
 /// A topic to create.
-public struct NewTopic: Sendable, Hashable {
-    public var name: String
-    public var partitions: Int32
-    public var replicationFactor: Int32
+package struct NewTopic: Sendable, Hashable {
+    package var name: String
+    package var partitions: Int32
+    package var replicationFactor: Int32
     /// Topic configs (`cleanup.policy`, `retention.ms`, ...). Tansu ignores them.
-    public var configs: [String: String]
+    package var configs: [String: String]
 
-    public init(name: String, partitions: Int32, replicationFactor: Int32 = 1, configs: [String: String] = [:]) {
+    package init(name: String, partitions: Int32, replicationFactor: Int32 = 1, configs: [String: String] = [:]) {
         self.name = name
         self.partitions = partitions
         self.replicationFactor = replicationFactor
         self.configs = configs
     }
 
-    public init(_ name: String, _ partitions: Int32, replicationFactor: Int32 = 1, configs: [String: String] = [:]) {
+    package init(_ name: String, _ partitions: Int32, replicationFactor: Int32 = 1, configs: [String: String] = [:]) {
         self.init(name: name, partitions: partitions, replicationFactor: replicationFactor, configs: configs)
     }
 }
 
 /// Topic administration (CreateTopics, metadata). All methods block the
 /// calling thread up to their timeout.
-public final class KafkaAdmin: @unchecked Sendable {
+package final class KafkaAdmin: @unchecked Sendable {
     // @unchecked Sendable: only holds a thread-safe librdkafka handle.
     private let rk: OpaquePointer
 
-    public init(config: KafkaConfig) throws(KafkaError) {
+    package init(config: KafkaConfig) throws(KafkaError) {
         let conf = try config.makeConf(defaults: [:], forced: [:], context: "create admin client")
         rk = try CInterop.newClient(type: RD_KAFKA_PRODUCER, conf: conf, context: "create admin client")
     }
@@ -39,7 +39,7 @@ public final class KafkaAdmin: @unchecked Sendable {
     /// Creates the topics; a topic that already exists counts as success
     /// (its partition count is not checked: use `partitionCount(topic:)`).
     /// Blocks up to `timeoutMs`.
-    public func createTopics(_ topics: [NewTopic], timeoutMs: Int32 = 10_000) throws(KafkaError) {
+    package func createTopics(_ topics: [NewTopic], timeoutMs: Int32 = 10_000) throws(KafkaError) {
         guard !topics.isEmpty else { return }
         let names = topics.map(\.name).joined(separator: ",")
         let ctx = "create topic \(names)"
@@ -101,19 +101,19 @@ public final class KafkaAdmin: @unchecked Sendable {
     }
 
     /// Partition count of `topic`, nil when it does not exist. Blocks up to `timeoutMs`.
-    public func partitionCount(topic: String, timeoutMs: Int32 = 5000) throws(KafkaError) -> Int? {
+    package func partitionCount(topic: String, timeoutMs: Int32 = 5000) throws(KafkaError) -> Int? {
         try CInterop.partitionCount(rk, topic: topic, timeoutMs: timeoutMs, context: "read metadata of topic \(topic)")
     }
 
     /// Names of all topics the broker reports, sorted. Blocks up to `timeoutMs`.
-    public func listTopics(timeoutMs: Int32 = 5000) throws(KafkaError) -> [String] {
+    package func listTopics(timeoutMs: Int32 = 5000) throws(KafkaError) -> [String] {
         let md = try CInterop.metadata(rk, timeoutMs: timeoutMs, context: "list topics")
         return md.filter { $0.value.err == RD_KAFKA_RESP_ERR_NO_ERROR }.keys.sorted()
     }
 
     /// Creates the topics, then waits (bounded) until metadata shows each of
     /// them, so that producers and consumers started next see them.
-    public func ensureTopics(_ topics: [NewTopic], timeoutMs: Int32 = 10_000) throws(KafkaError) {
+    package func ensureTopics(_ topics: [NewTopic], timeoutMs: Int32 = 10_000) throws(KafkaError) {
         try createTopics(topics, timeoutMs: timeoutMs)
         for _ in 0..<50 {
             let md = try CInterop.metadata(rk, timeoutMs: timeoutMs, context: "wait for topics")

@@ -10,46 +10,46 @@ import CRdKafka
 ///
 /// `description` redacts secret values (see `isSecret(_:)`); never log
 /// `properties` directly.
-public struct KafkaConfig: Sendable, CustomStringConvertible {
-    public var properties: [String: String]
+package struct KafkaConfig: Sendable, CustomStringConvertible {
+    package var properties: [String: String]
 
     /// - Parameters:
     ///   - bootstrapServers: `host:port[,host:port...]` → `bootstrap.servers`.
     ///   - properties: additional raw librdkafka properties.
-    public init(bootstrapServers: String, properties: [String: String] = [:]) {
+    package init(bootstrapServers: String, properties: [String: String] = [:]) {
         self.properties = properties
         self.properties["bootstrap.servers"] = bootstrapServers
     }
 
-    public init(properties: [String: String]) {
+    package init(properties: [String: String]) {
         self.properties = properties
     }
 
-    public var bootstrapServers: String? {
+    package var bootstrapServers: String? {
         get { properties["bootstrap.servers"] }
         set { properties["bootstrap.servers"] = newValue }
     }
 
     /// `client.id` (shown in broker logs and metrics).
-    public var clientId: String? {
+    package var clientId: String? {
         get { properties["client.id"] }
         set { properties["client.id"] = newValue }
     }
 
-    public subscript(key: String) -> String? {
+    package subscript(key: String) -> String? {
         get { properties[key] }
         set { properties[key] = newValue }
     }
 
     /// Returns a copy with `key` set to `value`.
-    public func with(_ key: String, _ value: String) -> KafkaConfig {
+    package func with(_ key: String, _ value: String) -> KafkaConfig {
         var copy = self
         copy.properties[key] = value
         return copy
     }
 
     /// Configures SASL/PLAIN or SCRAM over TLS (or plaintext when `tls` is false).
-    public mutating func setSASL(mechanism: String, username: String, password: String, tls: Bool = true) {
+    package mutating func setSASL(mechanism: String, username: String, password: String, tls: Bool = true) {
         properties["security.protocol"] = tls ? "SASL_SSL" : "SASL_PLAINTEXT"
         properties["sasl.mechanisms"] = mechanism
         properties["sasl.username"] = username
@@ -57,18 +57,18 @@ public struct KafkaConfig: Sendable, CustomStringConvertible {
     }
 
     /// Whether a property holds a secret that must never be logged.
-    public static func isSecret(_ key: String) -> Bool {
+    package static func isSecret(_ key: String) -> Bool {
         let k = key.lowercased()
         return k.contains("password") || k.contains("secret") || k.contains("key.pem")
             || k.contains("private") || k.contains("oauthbearer.config") || k.contains("token")
     }
 
     /// Properties with secret values replaced by `[redacted]`, sorted by key.
-    public var redactedProperties: [(key: String, value: String)] {
+    package var redactedProperties: [(key: String, value: String)] {
         properties.sorted { $0.key < $1.key }.map { (key: $0.key, value: KafkaConfig.isSecret($0.key) ? "[redacted]" : $0.value) }
     }
 
-    public var description: String {
+    package var description: String {
         "KafkaConfig(" + redactedProperties.map { "\($0.key)=\($0.value)" }.joined(separator: ", ") + ")"
     }
 

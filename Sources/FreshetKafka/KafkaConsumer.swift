@@ -20,14 +20,14 @@ import Foundation
 /// thread-safe).
 ///
 /// Ending a bounded run on Tansu: see `probeEndOffsets(config:partitions:timeoutMs:)`.
-public final class KafkaConsumer: @unchecked Sendable {
+package final class KafkaConsumer: @unchecked Sendable {
     // @unchecked Sendable: `rk` is a thread-safe librdkafka handle; mutable
     // Swift state (topic cache, closed flag) is guarded by `pollLock`, and the
     // context's error list by its own lock.
 
     /// The subscription, in the order that defines `ConsumedRecord.topicIndex`.
-    public let topics: [String]
-    public let groupId: String
+    package let topics: [String]
+    package let groupId: String
 
     private let rk: OpaquePointer
     private let context: ConsumerContext
@@ -40,7 +40,7 @@ public final class KafkaConsumer: @unchecked Sendable {
     /// join happens during `poll`).
     ///
     /// - Parameter rebalanceListener: called on assignment changes; held strongly.
-    public init(config: KafkaConfig, groupId: String, topics: [String],
+    package init(config: KafkaConfig, groupId: String, topics: [String],
                 rebalanceListener: (any RebalanceListener)? = nil) throws(KafkaError) {
         self.topics = topics
         self.groupId = groupId
@@ -114,7 +114,7 @@ public final class KafkaConsumer: @unchecked Sendable {
     /// takes only what is immediately available. Rebalance callbacks run inside.
     ///
     /// - Throws: a fatal `KafkaError` (the consumer is unusable).
-    public func poll(maxRecords: Int, timeoutMs: Int32) throws(KafkaError) -> ConsumerPoll {
+    package func poll(maxRecords: Int, timeoutMs: Int32) throws(KafkaError) -> ConsumerPoll {
         var result = ConsumerPoll()
         result.records.reserveCapacity(min(maxRecords, 4096))
         try pollLoop(maxRecords: maxRecords, timeoutMs: timeoutMs,
@@ -135,7 +135,7 @@ public final class KafkaConsumer: @unchecked Sendable {
     /// Call `batch.removeAll()` (keeps capacity) before reusing it. Headers are
     /// not kept (use `poll` when they matter). Same blocking and error contract
     /// as `poll`.
-    public func poll(into batch: inout RecordBatch, maxRecords: Int, timeoutMs: Int32) throws(KafkaError) {
+    package func poll(into batch: inout RecordBatch, maxRecords: Int, timeoutMs: Int32) throws(KafkaError) {
         if batch.topicNames.isEmpty { batch.topicNames = topics }
         // Moved out and back (no copy) so the closure can mutate `batch`.
         var eof = batch.endOfPartition
@@ -257,7 +257,7 @@ public final class KafkaConsumer: @unchecked Sendable {
     /// Synchronous commits block until the broker answers; asynchronous ones
     /// return at once and their failures are not reported (a later synchronous
     /// commit supersedes them).
-    public func commit(_ offsets: [TopicPartition: Int64], synchronous: Bool = true) throws(KafkaError) {
+    package func commit(_ offsets: [TopicPartition: Int64], synchronous: Bool = true) throws(KafkaError) {
         guard !offsets.isEmpty else { return }
         let list = CInterop.makeList(offsets: offsets)
         defer { rd_kafka_topic_partition_list_destroy(list) }
@@ -269,7 +269,7 @@ public final class KafkaConsumer: @unchecked Sendable {
 
     /// The group's committed offsets (next offset to read); partitions without
     /// a committed offset are absent. Blocks up to `timeoutMs`.
-    public func committedOffsets(for partitions: [TopicPartition], timeoutMs: Int32 = 5000) throws(KafkaError) -> [TopicPartition: Int64] {
+    package func committedOffsets(for partitions: [TopicPartition], timeoutMs: Int32 = 5000) throws(KafkaError) -> [TopicPartition: Int64] {
         guard !partitions.isEmpty else { return [:] }
         let list = CInterop.makeList(partitions)
         defer { rd_kafka_topic_partition_list_destroy(list) }
@@ -286,7 +286,7 @@ public final class KafkaConsumer: @unchecked Sendable {
 
     /// Current fetch positions (offset of the next record `poll` returns) of
     /// assigned partitions; absent when unknown. Non-blocking.
-    public func positions(for partitions: [TopicPartition]) throws(KafkaError) -> [TopicPartition: Int64] {
+    package func positions(for partitions: [TopicPartition]) throws(KafkaError) -> [TopicPartition: Int64] {
         guard !partitions.isEmpty else { return [:] }
         let list = CInterop.makeList(partitions)
         defer { rd_kafka_topic_partition_list_destroy(list) }
@@ -300,7 +300,7 @@ public final class KafkaConsumer: @unchecked Sendable {
     /// Moves the fetch position of an assigned partition. Blocks up to
     /// `timeoutMs` (0: asynchronous). Records already fetched for the old
     /// position are discarded by librdkafka.
-    public func seek(_ partition: TopicPartition, offset: Int64, timeoutMs: Int32 = 5000) throws(KafkaError) {
+    package func seek(_ partition: TopicPartition, offset: Int64, timeoutMs: Int32 = 5000) throws(KafkaError) {
         let list = CInterop.makeList([partition], offsets: [partition: offset])
         defer { rd_kafka_topic_partition_list_destroy(list) }
         let ctx = "seek \(partition) to \(offset)"
@@ -311,7 +311,7 @@ public final class KafkaConsumer: @unchecked Sendable {
     }
 
     /// Stops fetching the partitions (assignment kept). Non-blocking.
-    public func pause(_ partitions: [TopicPartition]) throws(KafkaError) {
+    package func pause(_ partitions: [TopicPartition]) throws(KafkaError) {
         guard !partitions.isEmpty else { return }
         let list = CInterop.makeList(partitions)
         defer { rd_kafka_topic_partition_list_destroy(list) }
@@ -321,7 +321,7 @@ public final class KafkaConsumer: @unchecked Sendable {
     }
 
     /// Resumes fetching paused partitions. Non-blocking.
-    public func resume(_ partitions: [TopicPartition]) throws(KafkaError) {
+    package func resume(_ partitions: [TopicPartition]) throws(KafkaError) {
         guard !partitions.isEmpty else { return }
         let list = CInterop.makeList(partitions)
         defer { rd_kafka_topic_partition_list_destroy(list) }
@@ -331,7 +331,7 @@ public final class KafkaConsumer: @unchecked Sendable {
     }
 
     /// The current assignment, sorted. Non-blocking.
-    public func assignment() -> [TopicPartition] {
+    package func assignment() -> [TopicPartition] {
         var list: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>? = nil
         guard rd_kafka_assignment(rk, &list) == RD_KAFKA_RESP_ERR_NO_ERROR, let list else { return [] }
         defer { rd_kafka_topic_partition_list_destroy(list) }
@@ -352,7 +352,7 @@ public final class KafkaConsumer: @unchecked Sendable {
     /// record to be written) as last reported by a Fetch response, or nil
     /// before the first Fetch response for it. Non-blocking. Correct on Tansu,
     /// unlike ListOffsets(latest).
-    public func cachedHighWatermark(_ partition: TopicPartition) -> Int64? {
+    package func cachedHighWatermark(_ partition: TopicPartition) -> Int64? {
         var lo: Int64 = -1
         var hi: Int64 = -1
         let err = rd_kafka_get_watermark_offsets(rk, partition.topic, partition.partition, &lo, &hi)
@@ -364,7 +364,7 @@ public final class KafkaConsumer: @unchecked Sendable {
     /// start offset: 0 unless retention or DeleteRecords removed a prefix),
     /// from ListOffsets(earliest). Blocks up to `timeoutMs`. (Only the low end
     /// of the query is used: Tansu answers ListOffsets(latest) wrongly.)
-    public func earliestOffset(_ partition: TopicPartition, timeoutMs: Int32 = 5000) throws(KafkaError) -> Int64 {
+    package func earliestOffset(_ partition: TopicPartition, timeoutMs: Int32 = 5000) throws(KafkaError) -> Int64 {
         var lo: Int64 = -1
         var hi: Int64 = -1
         let err = rd_kafka_query_watermark_offsets(rk, partition.topic, partition.partition, &lo, &hi, Int32(timeoutMs))
@@ -380,7 +380,7 @@ public final class KafkaConsumer: @unchecked Sendable {
     // MARK: - Group
 
     /// This member's id in the group (empty before the first join). Non-blocking.
-    public var memberId: String {
+    package var memberId: String {
         guard let p = rd_kafka_memberid(rk) else { return "" }
         defer { rd_kafka_mem_free(rk, p) }
         return String(cString: p)
@@ -388,20 +388,20 @@ public final class KafkaConsumer: @unchecked Sendable {
 
     /// The group generation this member last joined, when the loaded librdkafka
     /// exposes it (2.1+; looked up at run time since the 2.0.2 headers lack it).
-    public var generationId: Int32? {
+    package var generationId: Int32? {
         guard let getter = GroupMetadataSymbols.generationId, let md = rd_kafka_consumer_group_metadata(rk) else { return nil }
         defer { rd_kafka_consumer_group_metadata_destroy(md) }
         return getter(UnsafeRawPointer(md))
     }
 
     /// "COOPERATIVE", "EAGER" or "NONE" (not yet joined).
-    public var rebalanceProtocol: String {
+    package var rebalanceProtocol: String {
         rd_kafka_rebalance_protocol(rk).map { String(cString: $0) } ?? "NONE"
     }
 
     /// Number of partitions of `topic` from broker metadata. Blocks up to `timeoutMs`.
     /// - Throws: `KafkaError` with code `unknownTopicOrPartition` when the topic does not exist.
-    public func partitionCount(topic: String, timeoutMs: Int32 = 5000) throws(KafkaError) -> Int {
+    package func partitionCount(topic: String, timeoutMs: Int32 = 5000) throws(KafkaError) -> Int {
         let ctx = "read metadata of topic \(topic)"
         guard let n = try CInterop.partitionCount(rk, topic: topic, timeoutMs: timeoutMs, context: ctx) else {
             throw KafkaError(code: KafkaError.Code.unknownTopicOrPartition, message: "topic does not exist", context: ctx)
@@ -414,7 +414,7 @@ public final class KafkaConsumer: @unchecked Sendable {
     /// Leaves the group: revokes the assignment (running
     /// `RebalanceListener.partitionsRevoked`, where the owner commits), then
     /// stops. Blocks until done (bounded by the session timeout). Idempotent.
-    public func close() throws(KafkaError) {
+    package func close() throws(KafkaError) {
         pollLock.lock()
         defer { pollLock.unlock() }
         guard !closed else { return }
@@ -446,7 +446,7 @@ public final class KafkaConsumer: @unchecked Sendable {
     /// partition-EOF event with `offset >= end` also means finished.
     ///
     /// Blocks up to `timeoutMs`.
-    public static func probeEndOffsets(config: KafkaConfig, partitions: [TopicPartition],
+    package static func probeEndOffsets(config: KafkaConfig, partitions: [TopicPartition],
                                        timeoutMs: Int32 = 10_000) throws(KafkaError) -> [TopicPartition: Int64] {
         guard !partitions.isEmpty else { return [:] }
         var probeConfig = config
@@ -490,7 +490,7 @@ public final class KafkaConsumer: @unchecked Sendable {
     /// up to its end as of the read, without joining a group. Blocks up to
     /// `timeoutMs`; throws a retriable timeout when a partition's end is not
     /// reached by then.
-    public static func readToEnd(config: KafkaConfig, from starts: [TopicPartition: Int64],
+    package static func readToEnd(config: KafkaConfig, from starts: [TopicPartition: Int64],
                                  timeoutMs: Int32 = 30_000) throws(KafkaError) -> [ConsumedRecord] {
         guard !starts.isEmpty else { return [] }
         var readerConfig = config
@@ -515,7 +515,7 @@ public final class KafkaConsumer: @unchecked Sendable {
     }
 
     /// All partitions of `topics` (via metadata), then `probeEndOffsets`.
-    public static func probeEndOffsets(config: KafkaConfig, topics: [String],
+    package static func probeEndOffsets(config: KafkaConfig, topics: [String],
                                        timeoutMs: Int32 = 10_000) throws(KafkaError) -> [TopicPartition: Int64] {
         let admin = try KafkaAdmin(config: config)
         var parts: [TopicPartition] = []

@@ -7,22 +7,22 @@ import CRdKafka
 /// Kafka protocol errors such as `TOPIC_ALREADY_EXISTS` = 36). Only errors with
 /// `isFatal == true` should stop the process; retriable ones may be retried by
 /// the caller.
-public struct KafkaError: Error, Sendable, CustomStringConvertible {
+package struct KafkaError: Error, Sendable, CustomStringConvertible {
     /// Raw `rd_kafka_resp_err_t` value.
-    public var code: Int32
+    package var code: Int32
     /// Symbolic name of `code` (`rd_kafka_err2name`), e.g. `"_QUEUE_FULL"`.
-    public var name: String
+    package var name: String
     /// Human-readable message (librdkafka's error string or our own).
-    public var message: String
+    package var message: String
     /// The operation may succeed if retried.
-    public var isRetriable: Bool
+    package var isRetriable: Bool
     /// The client instance is unusable (e.g. idempotent producer fenced or lost
     /// sequence); the process must stop or recreate the client.
-    public var isFatal: Bool
+    package var isFatal: Bool
     /// What we were doing, e.g. `"create topic freshet-dlq"`.
-    public var context: String
+    package var context: String
 
-    public init(code: Int32, name: String? = nil, message: String, isRetriable: Bool = false,
+    package init(code: Int32, name: String? = nil, message: String, isRetriable: Bool = false,
                 isFatal: Bool = false, context: String) {
         self.code = code
         self.name = name ?? KafkaError.name(of: code)
@@ -32,7 +32,7 @@ public struct KafkaError: Error, Sendable, CustomStringConvertible {
         self.context = context
     }
 
-    public var description: String {
+    package var description: String {
         var flags = ""
         if isFatal { flags += ", fatal" }
         if isRetriable { flags += ", retriable" }
@@ -40,25 +40,25 @@ public struct KafkaError: Error, Sendable, CustomStringConvertible {
     }
 
     /// Symbolic name of a raw `rd_kafka_resp_err_t` value.
-    public static func name(of code: Int32) -> String {
+    package static func name(of code: Int32) -> String {
         guard let p = rd_kafka_err2name(rd_kafka_resp_err_t(code)) else { return "ERR_\(code)" }
         return String(cString: p)
     }
 
     /// Well-known codes the layers above may match on.
-    public enum Code {
-        public static let noError: Int32 = 0
-        public static let timedOut: Int32 = -185  // RD_KAFKA_RESP_ERR__TIMED_OUT
-        public static let queueFull: Int32 = -184  // RD_KAFKA_RESP_ERR__QUEUE_FULL
-        public static let partitionEOF: Int32 = -191  // RD_KAFKA_RESP_ERR__PARTITION_EOF
-        public static let unknownPartition: Int32 = -190  // RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION
-        public static let unknownTopic: Int32 = -188  // RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC
-        public static let fatal: Int32 = -150  // RD_KAFKA_RESP_ERR__FATAL
-        public static let invalidArgument: Int32 = -186  // RD_KAFKA_RESP_ERR__INVALID_ARG
-        public static let state: Int32 = -172  // RD_KAFKA_RESP_ERR__STATE
-        public static let msgTimedOut: Int32 = -192  // RD_KAFKA_RESP_ERR__MSG_TIMED_OUT
-        public static let topicAlreadyExists: Int32 = 36
-        public static let unknownTopicOrPartition: Int32 = 3
+    package enum Code {
+        package static let noError: Int32 = 0
+        package static let timedOut: Int32 = -185  // RD_KAFKA_RESP_ERR__TIMED_OUT
+        package static let queueFull: Int32 = -184  // RD_KAFKA_RESP_ERR__QUEUE_FULL
+        package static let partitionEOF: Int32 = -191  // RD_KAFKA_RESP_ERR__PARTITION_EOF
+        package static let unknownPartition: Int32 = -190  // RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION
+        package static let unknownTopic: Int32 = -188  // RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC
+        package static let fatal: Int32 = -150  // RD_KAFKA_RESP_ERR__FATAL
+        package static let invalidArgument: Int32 = -186  // RD_KAFKA_RESP_ERR__INVALID_ARG
+        package static let state: Int32 = -172  // RD_KAFKA_RESP_ERR__STATE
+        package static let msgTimedOut: Int32 = -192  // RD_KAFKA_RESP_ERR__MSG_TIMED_OUT
+        package static let topicAlreadyExists: Int32 = 36
+        package static let unknownTopicOrPartition: Int32 = 3
     }
 
     // MARK: - Construction from librdkafka values (internal)

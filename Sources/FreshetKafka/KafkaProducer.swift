@@ -18,28 +18,28 @@ import Foundation
 /// Threading: `produce` and `outstanding` never block for long (except on a
 /// full queue, bounded, see `produce`); `poll` and `flush` block up to their
 /// timeout; all are safe from any thread (librdkafka handles are thread-safe).
-public final class KafkaProducer: @unchecked Sendable {
+package final class KafkaProducer: @unchecked Sendable {
     // @unchecked Sendable: `rk` and topic handles are thread-safe librdkafka
     // objects; `topicHandles` is guarded by `lock`; delivery state lives in the
     // context behind its own lock.
 
     /// A cached topic handle for the fast produce path; valid as long as the
     /// producer that made it.
-    public struct Topic: @unchecked Sendable {
+    package struct Topic: @unchecked Sendable {
         // @unchecked Sendable: wraps an immutable, thread-safe rd_kafka_topic_t.
-        public let name: String
+        package let name: String
         fileprivate let rkt: OpaquePointer
     }
 
     /// How long `produce` keeps retrying when librdkafka's queue is full.
-    public var queueFullTimeoutMs: Int32 = 10_000
+    package var queueFullTimeoutMs: Int32 = 10_000
 
     private let rk: OpaquePointer
     private let context: ProducerContext
     private let lock = NSLock()
     private var topicHandles: [String: Topic] = [:]
 
-    public init(config: KafkaConfig) throws(KafkaError) {
+    package init(config: KafkaConfig) throws(KafkaError) {
         let ctxName = "create producer"
         let conf = try config.makeConf(
             defaults: [
@@ -69,7 +69,7 @@ public final class KafkaProducer: @unchecked Sendable {
     }
 
     /// A cached handle for `name` (created on first use).
-    public func topic(_ name: String) throws(KafkaError) -> Topic {
+    package func topic(_ name: String) throws(KafkaError) -> Topic {
         lock.lock()
         defer { lock.unlock() }
         if let t = topicHandles[name] { return t }
@@ -89,7 +89,7 @@ public final class KafkaProducer: @unchecked Sendable {
     /// - Throws: invalid arguments, unknown partition/topic when already known
     ///   from metadata, queue full, or the producer's fatal error.
     /// A nil `value` is a null (tombstone) value; an empty one stays empty.
-    public func produce(topic: String, partition: Int32? = nil, key: [UInt8]?, value: [UInt8]?,
+    package func produce(topic: String, partition: Int32? = nil, key: [UInt8]?, value: [UInt8]?,
                         headers: [(String, [UInt8])] = [], timestampMs: Int64? = nil) throws(KafkaError) {
         let t = try self.topic(topic)
         var result: KafkaError? = nil
@@ -116,7 +116,7 @@ public final class KafkaProducer: @unchecked Sendable {
     /// returning). A non-nil empty `key` is an empty key, distinct from no key;
     /// likewise a nil `value` is a null (tombstone) value and a non-nil empty
     /// one an empty value. Same blocking and error behaviour as `produce(topic:...)`.
-    public func produce(to topic: Topic, partition: Int32? = nil, key: UnsafeRawBufferPointer?,
+    package func produce(to topic: Topic, partition: Int32? = nil, key: UnsafeRawBufferPointer?,
                         value: UnsafeRawBufferPointer?, headers: [(String, [UInt8])] = [],
                         timestampMs: Int64? = nil) throws(KafkaError) {
         var dummy: UInt8 = 0
@@ -211,7 +211,7 @@ public final class KafkaProducer: @unchecked Sendable {
     /// Serves delivery reports (and error callbacks); blocks up to `timeoutMs`
     /// when there is nothing to serve. Returns the number of events served.
     @discardableResult
-    public func poll(timeoutMs: Int32 = 0) -> Int {
+    package func poll(timeoutMs: Int32 = 0) -> Int {
         Int(rd_kafka_poll(rk, timeoutMs))
     }
 
@@ -222,7 +222,7 @@ public final class KafkaProducer: @unchecked Sendable {
     ///   messages are still outstanding; or, when some messages failed delivery
     ///   and their errors have not been taken with `takeDeliveryErrors()`, the
     ///   first such error (message says how many).
-    public func flush(timeoutMs: Int32) throws(KafkaError) {
+    package func flush(timeoutMs: Int32) throws(KafkaError) {
         let err = rd_kafka_flush(rk, timeoutMs)
         if let fatal = KafkaError.fatalError(of: rk, context: "flush") { throw fatal }
         if let fatal = context.fatal() { throw fatal }
@@ -240,28 +240,28 @@ public final class KafkaProducer: @unchecked Sendable {
     }
 
     /// Messages enqueued or in flight, not yet delivered or failed (`rd_kafka_outq_len`).
-    public var outstanding: Int { Int(rd_kafka_outq_len(rk)) }
+    package var outstanding: Int { Int(rd_kafka_outq_len(rk)) }
 
     /// Messages that could not be delivered, since the producer was created.
-    public var deliveryFailures: Int { context.failureCount }
+    package var deliveryFailures: Int { context.failureCount }
 
     /// Messages acknowledged by the broker, since the producer was created.
-    public var delivered: Int { context.deliveredCount }
+    package var delivered: Int { context.deliveredCount }
 
     /// Returns and clears the pending delivery errors (at most the first 1000
     /// are kept between calls; `deliveryFailures` counts all).
-    public func takeDeliveryErrors() -> [KafkaError] { context.takeErrors() }
+    package func takeDeliveryErrors() -> [KafkaError] { context.takeErrors() }
 
     /// Tracks, for `topic`, the highest offset acknowledged per partition
     /// (from delivery reports). Call once, before producing to `topic`.
-    public func watchDeliveredOffsets(topic: String) { context.watch(topic) }
+    package func watchDeliveredOffsets(topic: String) { context.watch(topic) }
 
     /// Per partition of the watched topic, the highest offset delivered so far
     /// (after `flush`, every record produced before it is included).
-    public var deliveredHighOffsets: [Int32: Int64] { context.watchedHighOffsets() }
+    package var deliveredHighOffsets: [Int32: Int64] { context.watchedHighOffsets() }
 
     /// Partition count of `topic` from metadata. Blocks up to `timeoutMs`.
-    public func partitionCount(topic: String, timeoutMs: Int32 = 5000) throws(KafkaError) -> Int {
+    package func partitionCount(topic: String, timeoutMs: Int32 = 5000) throws(KafkaError) -> Int {
         let ctx = "read metadata of topic \(topic)"
         guard let n = try CInterop.partitionCount(rk, topic: topic, timeoutMs: timeoutMs, context: ctx) else {
             throw KafkaError(code: KafkaError.Code.unknownTopicOrPartition, message: "topic does not exist", context: ctx)
@@ -272,12 +272,12 @@ public final class KafkaProducer: @unchecked Sendable {
     /// The partition librdkafka's `murmur2_random` partitioner (and Kafka's
     /// Java default partitioner) picks for a keyed record:
     /// `(murmur2(key) & 0x7fffffff) % partitionCount`.
-    public static func partition(forKey key: [UInt8], partitionCount: Int32) -> Int32 {
+    package static func partition(forKey key: [UInt8], partitionCount: Int32) -> Int32 {
         key.withUnsafeBytes { Murmur2.partition($0, partitionCount: partitionCount) }
     }
 
     /// Same, for borrowed bytes.
-    public static func partition(forKey key: UnsafeRawBufferPointer, partitionCount: Int32) -> Int32 {
+    package static func partition(forKey key: UnsafeRawBufferPointer, partitionCount: Int32) -> Int32 {
         Murmur2.partition(key, partitionCount: partitionCount)
     }
 }

@@ -2,14 +2,14 @@ import CRdKafka
 
 /// Version of the librdkafka actually loaded at run time (`rd_kafka_version`),
 /// which may differ from the headers we compiled against (Debian's 2.0.2).
-public enum LibrdkafkaVersion {
+package enum LibrdkafkaVersion {
     /// E.g. `"2.6.1"`.
-    public static var string: String { String(cString: rd_kafka_version_str()) }
+    package static var string: String { String(cString: rd_kafka_version_str()) }
     /// `0xMMmmrrxx` as in `RD_KAFKA_VERSION`.
-    public static var number: Int { Int(rd_kafka_version()) }
+    package static var number: Int { Int(rd_kafka_version()) }
     /// 2.0.2 cannot parse current brokers' ApiVersions replies (librdkafka
     /// issue 4278); run with `LD_LIBRARY_PATH` pointing at a 2.1.1+ build.
-    public static var isAtLeast2_1_1: Bool { number >= 0x0201_0100 }
+    package static var isAtLeast2_1_1: Bool { number >= 0x0201_0100 }
     /// Version of the headers this module was compiled against.
-    public static var headerNumber: Int { Int(RD_KAFKA_VERSION) }
+    package static var headerNumber: Int { Int(RD_KAFKA_VERSION) }
 }

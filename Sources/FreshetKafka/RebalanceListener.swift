@@ -4,7 +4,7 @@
 ///
 /// Do not call `poll` or `close` from inside a callback; `commit`, `seek`,
 /// `committedOffsets`, `pause`/`resume` and `assignment` are fine.
-public protocol RebalanceListener: AnyObject {
+package protocol RebalanceListener: AnyObject {
     /// Partitions are being added. Return start offsets (the next offset to read)
     /// for those partitions that have one (e.g. restored from a checkpoint);
     /// partitions left out start at the committed offset, or at the earliest
@@ -21,16 +21,16 @@ public protocol RebalanceListener: AnyObject {
 }
 
 extension RebalanceListener {
-    public func partitionsLost(_ partitions: [TopicPartition], consumer: KafkaConsumer) {}
+    package func partitionsLost(_ partitions: [TopicPartition], consumer: KafkaConsumer) {}
 }
 
 /// A `RebalanceListener` made of closures.
-public final class ClosureRebalanceListener: RebalanceListener {
-    public var onAssigned: ([TopicPartition], KafkaConsumer) -> [TopicPartition: Int64]
-    public var onRevoked: ([TopicPartition], KafkaConsumer) -> Void
-    public var onLost: ([TopicPartition], KafkaConsumer) -> Void
+package final class ClosureRebalanceListener: RebalanceListener {
+    package var onAssigned: ([TopicPartition], KafkaConsumer) -> [TopicPartition: Int64]
+    package var onRevoked: ([TopicPartition], KafkaConsumer) -> Void
+    package var onLost: ([TopicPartition], KafkaConsumer) -> Void
 
-    public init(onAssigned: @escaping ([TopicPartition], KafkaConsumer) -> [TopicPartition: Int64] = { _, _ in [:] },
+    package init(onAssigned: @escaping ([TopicPartition], KafkaConsumer) -> [TopicPartition: Int64] = { _, _ in [:] },
                 onRevoked: @escaping ([TopicPartition], KafkaConsumer) -> Void = { _, _ in },
                 onLost: @escaping ([TopicPartition], KafkaConsumer) -> Void = { _, _ in }) {
         self.onAssigned = onAssigned
@@ -38,15 +38,15 @@ public final class ClosureRebalanceListener: RebalanceListener {
         self.onLost = onLost
     }
 
-    public func partitionsAssigned(_ partitions: [TopicPartition], consumer: KafkaConsumer) -> [TopicPartition: Int64] {
+    package func partitionsAssigned(_ partitions: [TopicPartition], consumer: KafkaConsumer) -> [TopicPartition: Int64] {
         onAssigned(partitions, consumer)
     }
 
-    public func partitionsRevoked(_ partitions: [TopicPartition], consumer: KafkaConsumer) {
+    package func partitionsRevoked(_ partitions: [TopicPartition], consumer: KafkaConsumer) {
         onRevoked(partitions, consumer)
     }
 
-    public func partitionsLost(_ partitions: [TopicPartition], consumer: KafkaConsumer) {
+    package func partitionsLost(_ partitions: [TopicPartition], consumer: KafkaConsumer) {
         onLost(partitions, consumer)
     }
 }

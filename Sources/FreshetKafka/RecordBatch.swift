@@ -4,64 +4,64 @@ import CRdKafka
 /// buffer for all keys and values plus a fixed-size entry per record, so a
 /// batch reused across polls (`removeAll()` keeps capacity) allocates nothing
 /// per record. Filled by `KafkaConsumer.poll(into:maxRecords:timeoutMs:)`.
-public struct RecordBatch: Sendable {
-    public struct Entry: Sendable, Hashable {
+package struct RecordBatch: Sendable {
+    package struct Entry: Sendable, Hashable {
         /// Index into `RecordBatch.topicNames` (the consumer's subscription order first).
-        public var topicIndex: Int
-        public var partition: Int32
-        public var offset: Int64
+        package var topicIndex: Int
+        package var partition: Int32
+        package var offset: Int64
         /// -1 when absent.
-        public var timestampMs: Int64
+        package var timestampMs: Int64
         var keyStart: Int
         /// -1 for a record without key.
         var keyCount: Int
         var valueStart: Int
         var valueCount: Int
 
-        public var hasKey: Bool { keyCount >= 0 }
+        package var hasKey: Bool { keyCount >= 0 }
     }
 
-    public private(set) var entries: [Entry] = []
+    package private(set) var entries: [Entry] = []
     /// Keys and values, back to back.
-    public private(set) var bytes: [UInt8] = []
+    package private(set) var bytes: [UInt8] = []
     /// Topic names indexed by `Entry.topicIndex`: the subscription order, then
     /// any other topic seen.
-    public var topicNames: [String] = []
-    public var endOfPartition: [PartitionEndEvent] = []
-    public var errors: [KafkaError] = []
+    package var topicNames: [String] = []
+    package var endOfPartition: [PartitionEndEvent] = []
+    package var errors: [KafkaError] = []
 
-    public init(capacity: Int = 0, byteCapacity: Int = 0) {
+    package init(capacity: Int = 0, byteCapacity: Int = 0) {
         entries.reserveCapacity(capacity)
         bytes.reserveCapacity(byteCapacity)
     }
 
-    public var count: Int { entries.count }
-    public var isEmpty: Bool { entries.isEmpty }
+    package var count: Int { entries.count }
+    package var isEmpty: Bool { entries.isEmpty }
 
     /// Empties the batch, keeping its storage (and topic table).
-    public mutating func removeAll() {
+    package mutating func removeAll() {
         entries.removeAll(keepingCapacity: true)
         bytes.removeAll(keepingCapacity: true)
         endOfPartition.removeAll(keepingCapacity: true)
         errors.removeAll(keepingCapacity: true)
     }
 
-    public func topic(at i: Int) -> String { topicNames[entries[i].topicIndex] }
+    package func topic(at i: Int) -> String { topicNames[entries[i].topicIndex] }
 
     /// The key bytes (a view into the batch's storage), nil when the record has no key.
-    public func key(at i: Int) -> ArraySlice<UInt8>? {
+    package func key(at i: Int) -> ArraySlice<UInt8>? {
         let e = entries[i]
         return e.keyCount < 0 ? nil : bytes[e.keyStart..<(e.keyStart + e.keyCount)]
     }
 
     /// The value bytes (a view into the batch's storage).
-    public func value(at i: Int) -> ArraySlice<UInt8> {
+    package func value(at i: Int) -> ArraySlice<UInt8> {
         let e = entries[i]
         return bytes[e.valueStart..<(e.valueStart + e.valueCount)]
     }
 
     /// Borrowed access to the value bytes without copying.
-    public func withValue<R>(at i: Int, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+    package func withValue<R>(at i: Int, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
         let e = entries[i]
         return try bytes.withUnsafeBytes { all in
             try body(UnsafeRawBufferPointer(rebasing: all[e.valueStart..<(e.valueStart + e.valueCount)]))
@@ -69,7 +69,7 @@ public struct RecordBatch: Sendable {
     }
 
     /// A standalone copy of record `i` (allocates).
-    public func record(at i: Int) -> ConsumedRecord {
+    package func record(at i: Int) -> ConsumedRecord {
         let e = entries[i]
         return ConsumedRecord(topicIndex: e.topicIndex, topic: topicNames[e.topicIndex], partition: e.partition,
                               offset: e.offset, key: key(at: i).map(Array.init), value: Array(value(at: i)),

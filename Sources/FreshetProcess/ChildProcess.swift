@@ -13,13 +13,13 @@ import Foundation
 ///
 /// `waitpid`, not Foundation's `Process`: its `waitUntilExit` can hang on
 /// Linux. Not thread-safe: use an instance from one thread at a time.
-public final class ChildProcess {
-    public let pid: pid_t
-    public let logPath: String
+package final class ChildProcess {
+    package let pid: pid_t
+    package let logPath: String
     private var exitStatus: Int32?
 
     /// How the log file is opened.
-    public enum LogMode: Sendable { case append, truncate }
+    package enum LogMode: Sendable { case append, truncate }
 
     /// Starts `executable` (a path; use `/usr/bin/env` to search `PATH`) with
     /// `arguments`. `directory`: the child's working directory (nil: ours).
@@ -27,7 +27,7 @@ public final class ChildProcess {
     /// leads a process group of its own, so a terminal's Ctrl-C (sent to the
     /// foreground group) does not reach it and `signalGroup` reaches its
     /// children too. Throws `ChildProcessError.spawnFailed`.
-    public init(_ executable: String, _ arguments: [String], logPath: String, directory: String?,
+    package init(_ executable: String, _ arguments: [String], logPath: String, directory: String?,
                 environment: [String: String] = [:], log: LogMode = .append, ownProcessGroup: Bool = false) throws {
         self.logPath = logPath
         // `env -C` changes directory in the child: posix_spawn has no portable chdir action.
@@ -71,14 +71,14 @@ public final class ChildProcess {
     }
 
     /// Sends `number` to the child.
-    public func signal(_ number: Int32) { kill(pid, number) }
+    package func signal(_ number: Int32) { kill(pid, number) }
 
     /// Sends `number` to the child's process group (`ownProcessGroup` children).
-    public func signalGroup(_ number: Int32) { kill(-pid, number) }
+    package func signalGroup(_ number: Int32) { kill(-pid, number) }
 
     /// The exit status if the child has exited (non-blocking): its exit code,
     /// or 128 + the signal that ended it.
-    public func poll() -> Int32? {
+    package func poll() -> Int32? {
         if let exitStatus { return exitStatus }
         var status: Int32 = 0
         guard waitpid(pid, &status, WNOHANG) == pid else { return nil }
@@ -87,12 +87,12 @@ public final class ChildProcess {
         return code
     }
 
-    public var isRunning: Bool { poll() == nil }
+    package var isRunning: Bool { poll() == nil }
 
     /// Waits for the child to exit; after `timeout` seconds kills it (SIGKILL)
     /// and throws `ChildProcessError.timedOut` with the log's tail.
     @discardableResult
-    public func wait(timeout: TimeInterval) throws -> Int32 {
+    package func wait(timeout: TimeInterval) throws -> Int32 {
         let deadline = Date().addingTimeInterval(timeout)
         while true {
             if let code = poll() { return code }
@@ -108,7 +108,7 @@ public final class ChildProcess {
     /// SIGTERM, then SIGKILL if the child has not exited after `graceSeconds`;
     /// returns once it is gone (reaped).
     @discardableResult
-    public func stop(graceSeconds: TimeInterval = 5) -> Int32 {
+    package func stop(graceSeconds: TimeInterval = 5) -> Int32 {
         if let code = poll() { return code }
         signal(SIGTERM)
         if let code = try? wait(timeout: graceSeconds) { return code }
@@ -116,20 +116,20 @@ public final class ChildProcess {
     }
 
     /// The last `lines` lines of the log.
-    public func logTail(lines: Int = 40) -> String {
+    package func logTail(lines: Int = 40) -> String {
         let text = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
         return text.split(separator: "\n").suffix(lines).joined(separator: "\n")
     }
 }
 
 /// Why a child could not be started or did not finish.
-public enum ChildProcessError: Error, CustomStringConvertible {
+package enum ChildProcessError: Error, CustomStringConvertible {
     /// `posix_spawn` failed with `errno`.
     case spawnFailed(executable: String, errno: Int32)
     /// The child ran past its time and was killed.
     case timedOut(logPath: String, seconds: Int, logTail: String)
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .spawnFailed(let executable, let errno):
             "cannot start \(executable): \(String(cString: strerror(errno)))"

@@ -1,9 +1,9 @@
 import Foundation
 
 /// TCP ports on 127.0.0.1, for the local services and the tests.
-public enum LoopbackPort {
+package enum LoopbackPort {
     /// True when a TCP connection to 127.0.0.1:`port` succeeds (something listens).
-    public static func isListening(_ port: Int) -> Bool {
+    package static func isListening(_ port: Int) -> Bool {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { return false }
         defer { close(fd) }
@@ -14,13 +14,13 @@ public enum LoopbackPort {
     }
 
     /// True when 127.0.0.1:`port` can be bound now.
-    public static func isFree(_ port: Int) -> Bool {
+    package static func isFree(_ port: Int) -> Bool {
         (try? bind(port)) != nil
     }
 
     /// A port the system reports free now (bound to port 0, then released).
     /// Throws `LoopbackPortError` when no socket can be bound.
-    public static func free() throws -> Int {
+    package static func free() throws -> Int {
         try bind(0)
     }
 
@@ -51,10 +51,10 @@ public enum LoopbackPort {
 }
 
 /// A loopback port could not be bound.
-public struct LoopbackPortError: Error, CustomStringConvertible {
-    public var port: Int
-    public var errno: Int32
-    public var description: String {
+package struct LoopbackPortError: Error, CustomStringConvertible {
+    package var port: Int
+    package var errno: Int32
+    package var description: String {
         "cannot bind 127.0.0.1:\(port): \(String(cString: strerror(errno)))"
     }
 }

@@ -4,22 +4,22 @@
 /// URL form: `redis+cluster://[user:password@]host:port[,host:port...]`.
 /// Seeds need not be masters, nor complete: the client learns the others
 /// with `CLUSTER SLOTS`. A cluster has no databases, so a path or `?db=` is refused.
-public struct ClusterEndpoints: Sendable, Equatable, CustomStringConvertible {
-    public var seeds: [RedisEndpoint]
+package struct ClusterEndpoints: Sendable, Equatable, CustomStringConvertible {
+    package var seeds: [RedisEndpoint]
 
-    public static let scheme = "redis+cluster"
+    package static let scheme = "redis+cluster"
 
-    public init(seeds: [RedisEndpoint]) {
+    package init(seeds: [RedisEndpoint]) {
         self.seeds = seeds
     }
 
     /// True when `url` names a cluster (`redis+cluster://...`).
-    public static func isClusterURL(_ url: String) -> Bool {
+    package static func isClusterURL(_ url: String) -> Bool {
         url.lowercased().hasPrefix("\(scheme)://")
     }
 
     /// Parses a `redis+cluster://` URL. Throws `.invalidArgument` naming the URL (password redacted).
-    public init(url: String) throws(RedisError) {
+    package init(url: String) throws(RedisError) {
         let redacted = RedisEndpoint.redactURL(url)
         func fail(_ reason: String) -> RedisError {
             RedisError(kind: .invalidArgument, message: reason, context: "parsing Redis Cluster URL \"\(redacted)\"")
@@ -48,7 +48,7 @@ public struct ClusterEndpoints: Sendable, Equatable, CustomStringConvertible {
     }
 
     /// The URL with the password shown as `***`.
-    public var description: String {
+    package var description: String {
         guard let first = seeds.first else { return "\(Self.scheme)://" }
         var userInfo = ""
         if first.password != nil { userInfo = "\(first.username ?? ""):***@" } else if let user = first.username { userInfo = "\(user)@" }

@@ -15,19 +15,19 @@ import Darwin
 /// `RedisClusterClient.replicaAcks`.
 ///
 /// Threading: owned by one thread.
-public final class ClusterRedis: RedisStore {
-    public let endpoints: ClusterEndpoints
-    public var shouldStop: () -> Bool
-    public var backoff = ReconnectingRedis.Backoff()
+package final class ClusterRedis: RedisStore {
+    package let endpoints: ClusterEndpoints
+    package var shouldStop: () -> Bool
+    package var backoff = ReconnectingRedis.Backoff()
     /// Replicas that must acknowledge each node's writes (capped by the replicas it has).
-    public var replicaAcks = 1
+    package var replicaAcks = 1
     private let connectTimeoutMs: Int
     private let commandTimeoutMs: Int
     private var client: RedisClusterClient?
     private var scripts: [RedisScript] = []
 
     /// Does not connect: the first operation does.
-    public init(endpoints: ClusterEndpoints, connectTimeoutMs: Int = 2000, commandTimeoutMs: Int = 5000,
+    package init(endpoints: ClusterEndpoints, connectTimeoutMs: Int = 2000, commandTimeoutMs: Int = 5000,
                 shouldStop: @escaping () -> Bool = { false }) {
         self.endpoints = endpoints
         self.connectTimeoutMs = connectTimeoutMs
@@ -35,7 +35,7 @@ public final class ClusterRedis: RedisStore {
         self.shouldStop = shouldStop
     }
 
-    public func registerScript(_ script: RedisScript) {
+    package func registerScript(_ script: RedisScript) {
         guard !scripts.contains(script) else { return }
         scripts.append(script)
         client?.registerScript(script)
@@ -43,7 +43,7 @@ public final class ClusterRedis: RedisStore {
 
     /// Every command must have a key (`RedisCommand.routingKey`); a key-less
     /// one is refused with `.invalidArgument` (use `serverRunId` for `INFO`).
-    public func execute(_ pipeline: RedisPipeline, onRetry: (RedisError, Int) -> Void) throws(RedisError) -> [RedisReply] {
+    package func execute(_ pipeline: RedisPipeline, onRetry: (RedisError, Int) -> Void) throws(RedisError) -> [RedisReply] {
         var commands: [ClusterCommand] = []
         for command in pipeline.commands {
             guard let key = command.routingKey else {
@@ -56,13 +56,13 @@ public final class ClusterRedis: RedisStore {
     }
 
     /// Commands with their routing keys (the Redis writer builds these directly).
-    public func execute(_ commands: [ClusterCommand], onRetry: (RedisError, Int) -> Void) throws(RedisError) -> [RedisReply] {
+    package func execute(_ commands: [ClusterCommand], onRetry: (RedisError, Int) -> Void) throws(RedisError) -> [RedisReply] {
         guard !commands.isEmpty else { return [] }
         return try retrying(onRetry) { client throws(RedisError) in try client.execute(commands, onRetry: onRetry) }
     }
 
     /// The masters' `run_id`s, in slot order: a restarted master or a failover changes it.
-    public func serverRunId(onRetry: (RedisError, Int) -> Void) throws(RedisError) -> String {
+    package func serverRunId(onRetry: (RedisError, Int) -> Void) throws(RedisError) -> String {
         try retrying(onRetry) { client throws(RedisError) in
             try client.onEveryMaster(RedisCommand("INFO", "server")).map { node, reply throws(RedisError) in
                 "\(node)=\(try RedisStoreInfo.runId(reply, context: "INFO server on \(node)"))"
@@ -70,13 +70,13 @@ public final class ClusterRedis: RedisStore {
         }
     }
 
-    public func close() {
+    package func close() {
         client?.close()
         client = nil
     }
 
     /// The client's current topology (diagnostics, tests).
-    public var topology: ClusterTopology? { client?.topology }
+    package var topology: ClusterTopology? { client?.topology }
 
     private func retrying<T>(_ onRetry: (RedisError, Int) -> Void,
                              _ body: (RedisClusterClient) throws(RedisError) -> T) throws(RedisError) -> T {

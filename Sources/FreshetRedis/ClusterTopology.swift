@@ -2,16 +2,16 @@
 ///
 /// Only masters are kept (Freshet writes); a slot without an owner maps to nil
 /// (the cluster is incomplete or failing over).
-public struct ClusterTopology: Sendable, Equatable {
+package struct ClusterTopology: Sendable, Equatable {
     /// A node's address as the cluster announces it.
-    public struct Node: Sendable, Hashable, CustomStringConvertible {
-        public var host: String
-        public var port: Int
-        public init(host: String, port: Int) { self.host = host; self.port = port }
-        public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+    package struct Node: Sendable, Hashable, CustomStringConvertible {
+        package var host: String
+        package var port: Int
+        package init(host: String, port: Int) { self.host = host; self.port = port }
+        package var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
 
         /// Parses `host:port` (as in MOVED/ASK replies; IPv6 hosts contain colons, the port follows the last one).
-        public init?(_ text: Substring) {
+        package init?(_ text: Substring) {
             guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]) else { return nil }
             var host = text[..<colon]
             if host.hasPrefix("["), host.hasSuffix("]") { host = host.dropFirst().dropLast() }
@@ -20,26 +20,26 @@ public struct ClusterTopology: Sendable, Equatable {
     }
 
     /// Master of each slot (index = slot); nil when unassigned.
-    public private(set) var owners: [Node?]
+    package private(set) var owners: [Node?]
 
     /// Replicas each master had when the topology was read (failed replicas are not listed by `CLUSTER SLOTS`).
-    public private(set) var replicaCounts: [Node: Int] = [:]
+    package private(set) var replicaCounts: [Node: Int] = [:]
 
-    public init() {
+    package init() {
         owners = Array(repeating: nil, count: ClusterSlot.count)
     }
 
     /// The masters that own at least one slot.
-    public var masters: [Node] { Array(Set(owners.compactMap { $0 })).sorted { "\($0)" < "\($1)" } }
+    package var masters: [Node] { Array(Set(owners.compactMap { $0 })).sorted { "\($0)" < "\($1)" } }
 
-    public mutating func assign(slot: Int, to node: Node) {
+    package mutating func assign(slot: Int, to node: Node) {
         guard (0..<ClusterSlot.count).contains(slot) else { return }
         owners[slot] = node
     }
 
     /// Parses a `CLUSTER SLOTS` reply: `[[start, end, [host, port, id, ...], replica...], ...]`.
     /// An empty or `?` host means "the node that answered" (`answeredBy`).
-    public static func parse(clusterSlots reply: RedisReply, answeredBy: Node) throws(RedisError) -> ClusterTopology {
+    package static func parse(clusterSlots reply: RedisReply, answeredBy: Node) throws(RedisError) -> ClusterTopology {
         func bad(_ why: String) -> RedisError {
             RedisError(kind: .protocol, message: "unexpected CLUSTER SLOTS reply: \(why)", context: "CLUSTER SLOTS on \(answeredBy)")
         }
@@ -62,14 +62,14 @@ public struct ClusterTopology: Sendable, Equatable {
 /// A redirection in a cluster's error reply: `MOVED <slot> <host:port>` (the
 /// slot has a new owner: update the map) or `ASK <slot> <host:port>` (the slot
 /// is migrating: send this one command there, preceded by `ASKING`).
-public struct ClusterRedirect: Sendable, Equatable {
-    public enum Kind: Sendable, Equatable { case moved, ask }
-    public var kind: Kind
-    public var slot: Int
-    public var node: ClusterTopology.Node
+package struct ClusterRedirect: Sendable, Equatable {
+    package enum Kind: Sendable, Equatable { case moved, ask }
+    package var kind: Kind
+    package var slot: Int
+    package var node: ClusterTopology.Node
 
     /// Parses an error reply's message; nil when it is not a redirection.
-    public init?(errorMessage: String) {
+    package init?(errorMessage: String) {
         let parts = errorMessage.split(separator: " ")
         guard parts.count == 3, let slot = Int(parts[1]), let node = ClusterTopology.Node(parts[2]) else { return nil }
         switch parts[0] {

@@ -27,24 +27,24 @@ import Darwin
 /// Threading: owned by one thread, like `RedisConnection`; every method
 /// blocks (including the back-off sleeps, which check `shouldStop` every
 /// 50 ms). The `shouldStop` closure is called on that thread.
-public final class ReconnectingRedis {
+package final class ReconnectingRedis {
     /// Exponential back-off between reconnect attempts.
-    public struct Backoff: Sendable, Equatable {
+    package struct Backoff: Sendable, Equatable {
         /// First delay, in milliseconds. Default 50.
-        public var initialMs: Int
+        package var initialMs: Int
         /// Largest delay, in milliseconds. Default 2000.
-        public var maximumMs: Int
+        package var maximumMs: Int
         /// Growth factor per failed attempt. Default 2.
-        public var multiplier: Double
+        package var multiplier: Double
 
-        public init(initialMs: Int = 50, maximumMs: Int = 2000, multiplier: Double = 2) {
+        package init(initialMs: Int = 50, maximumMs: Int = 2000, multiplier: Double = 2) {
             self.initialMs = initialMs
             self.maximumMs = maximumMs
             self.multiplier = multiplier
         }
 
         /// The delay before retry number `attempt` (1-based).
-        public func delayMs(attempt: Int) -> Int {
+        package func delayMs(attempt: Int) -> Int {
             var delay = Double(max(0, initialMs))
             for _ in 1..<max(1, attempt) {
                 delay *= multiplier
@@ -54,28 +54,28 @@ public final class ReconnectingRedis {
         }
     }
 
-    public let endpoint: RedisEndpoint
-    public let connectTimeoutMs: Int
-    public let commandTimeoutMs: Int
-    public var backoff: Backoff
+    package let endpoint: RedisEndpoint
+    package let connectTimeoutMs: Int
+    package let commandTimeoutMs: Int
+    package var backoff: Backoff
     /// Asked before every back-off sleep (and during it); returning true ends retrying.
-    public var shouldStop: () -> Bool
+    package var shouldStop: () -> Bool
 
     private var connection: RedisConnection?
     private var scripts: [RedisScript] = []
 
     /// True when the last operation succeeded (false before the first one and after any failure).
-    public private(set) var isHealthy = false
+    package private(set) var isHealthy = false
     /// The error of the last failed attempt (kept after recovery, for logs and health pages).
-    public private(set) var lastError: RedisError?
+    package private(set) var lastError: RedisError?
     /// Number of successful reconnects after the first connect.
-    public private(set) var reconnectCount = 0
+    package private(set) var reconnectCount = 0
     private var everConnected = false
 
     /// Does not connect: the first operation does (so the process can start
     /// while Redis is down). Throws only for endpoints this build can never
     /// reach (`rediss://`: `.unsupported`).
-    public init(endpoint: RedisEndpoint, connectTimeoutMs: Int = 2000, commandTimeoutMs: Int = 5000,
+    package init(endpoint: RedisEndpoint, connectTimeoutMs: Int = 2000, commandTimeoutMs: Int = 5000,
                 backoff: Backoff = Backoff(), shouldStop: @escaping () -> Bool = { false }) throws(RedisError) {
         if endpoint.tls && !RedisEndpoint.isTLSSupported {
             throw RedisError(kind: .unsupported,
@@ -90,12 +90,12 @@ public final class ReconnectingRedis {
     }
 
     /// Whether a connection is currently open (see `RedisConnection.isConnected`).
-    public var isConnected: Bool { connection?.isConnected ?? false }
+    package var isConnected: Bool { connection?.isConnected ?? false }
 
     /// Adds a script to load (`SCRIPT LOAD`) after every connect and reconnect,
     /// so pipelines can use `.evalsha(script, ...)`. When connected, loads it
     /// now (blocking); a failure to do so is left to the next operation.
-    public func registerScript(_ script: RedisScript) {
+    package func registerScript(_ script: RedisScript) {
         guard !scripts.contains(script) else { return }
         scripts.append(script)
         if let connection, connection.isConnected {
@@ -111,7 +111,7 @@ public final class ReconnectingRedis {
     /// on the type until it succeeds or `shouldStop()` returns true.
     /// `onRetry(error, attempt)` is called before each back-off sleep
     /// (attempt counts from 1). Blocking.
-    public func execute(_ pipeline: RedisPipeline,
+    package func execute(_ pipeline: RedisPipeline,
                         onRetry: (RedisError, Int) -> Void = { _, _ in }) throws(RedisError) -> [RedisReply] {
         try withConnection(onRetry: onRetry) { connection throws(RedisError) in
             let replies = try connection.execute(pipeline)
@@ -137,7 +137,7 @@ public final class ReconnectingRedis {
     /// re-running it on retriable failures (a thrown `NOSCRIPT` is retried
     /// too, after the scripts were reloaded). `body` must be idempotent.
     /// Blocking.
-    public func withConnection<T>(onRetry: (RedisError, Int) -> Void = { _, _ in },
+    package func withConnection<T>(onRetry: (RedisError, Int) -> Void = { _, _ in },
                                   _ body: (RedisConnection) throws(RedisError) -> T) throws(RedisError) -> T {
         var attempt = 0
         while true {
@@ -168,7 +168,7 @@ public final class ReconnectingRedis {
     }
 
     /// Closes the connection; the next operation reconnects.
-    public func close() {
+    package func close() {
         drop()
     }
 

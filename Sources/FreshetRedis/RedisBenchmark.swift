@@ -5,15 +5,15 @@ import Darwin
 #endif
 
 /// Pipelined write throughput on one connection, for `freshet bench redis`.
-public enum RedisBenchmark {
-    public struct Result: Sendable, CustomStringConvertible {
-        public var commands: Int
-        public var pipelineSize: Int
-        public var fieldsPerCommand: Int
-        public var seconds: Double
-        public var commandsPerSecond: Double { seconds > 0 ? Double(commands) / seconds : 0 }
+package enum RedisBenchmark {
+    package struct Result: Sendable, CustomStringConvertible {
+        package var commands: Int
+        package var pipelineSize: Int
+        package var fieldsPerCommand: Int
+        package var seconds: Double
+        package var commandsPerSecond: Double { seconds > 0 ? Double(commands) / seconds : 0 }
 
-        public var description: String {
+        package var description: String {
             let rate = Int(commandsPerSecond.rounded())
             let ms = Int((seconds * 1000).rounded())
             return "\(commands) HSETs (\(fieldsPerCommand) fields each, pipelines of \(pipelineSize)) in \(ms) ms: \(rate) commands/s"
@@ -27,7 +27,7 @@ public enum RedisBenchmark {
     /// the commands included). Deletes the keys afterwards. Blocking.
     ///
     /// Uses the given database: point it at a scratch database or server.
-    public static func run(endpoint: RedisEndpoint, commands: Int = 100_000, pipelineSize: Int = 1000,
+    package static func run(endpoint: RedisEndpoint, commands: Int = 100_000, pipelineSize: Int = 1000,
                            keys: Int = 10_000, keyPrefix: String = "freshet-bench:") throws(RedisError) -> Result {
         let connection = try RedisConnection(endpoint: endpoint)
         let blob = [UInt8](repeating: 0x3F, count: 64 * 4)

@@ -2,12 +2,12 @@ import Foundation
 
 /// One command for a cluster, with the key that routes it (for `EVALSHA`,
 /// the script's first key; every key of one command must share its slot).
-public struct ClusterCommand: Sendable {
-    public var key: [UInt8]
-    public var command: RedisCommand
-    public init(key: [UInt8], command: RedisCommand) { self.key = key; self.command = command }
-    public init(key: String, command: RedisCommand) { self.init(key: Array(key.utf8), command: command) }
-    public var slot: Int { ClusterSlot.of(key) }
+package struct ClusterCommand: Sendable {
+    package var key: [UInt8]
+    package var command: RedisCommand
+    package init(key: [UInt8], command: RedisCommand) { self.key = key; self.command = command }
+    package init(key: String, command: RedisCommand) { self.init(key: Array(key.utf8), command: command) }
+    package var slot: Int { ClusterSlot.of(key) }
 }
 
 /// A Redis Cluster client over hiredis 0.14 (which has no cluster support):
@@ -31,33 +31,33 @@ public struct ClusterCommand: Sendable {
 /// waited out. Commands must therefore be idempotent (Freshet's are absolute writes).
 ///
 /// Thread-safety: not thread-safe; use it from one thread (the Redis writer's).
-public final class RedisClusterClient {
-    public let endpoints: ClusterEndpoints
-    public private(set) var topology = ClusterTopology()
-    public var connectTimeoutMs: Int
-    public var commandTimeoutMs: Int
-    public var backoff: ReconnectingRedis.Backoff
+package final class RedisClusterClient {
+    package let endpoints: ClusterEndpoints
+    package private(set) var topology = ClusterTopology()
+    package var connectTimeoutMs: Int
+    package var commandTimeoutMs: Int
+    package var backoff: ReconnectingRedis.Backoff
     /// How long commands are retried while a node is unreachable or the cluster is down.
-    public var failoverTimeoutMs: Int
-    public var shouldStop: () -> Bool
+    package var failoverTimeoutMs: Int
+    package var shouldStop: () -> Bool
     /// Replicas that must acknowledge a node's writes before its replies
     /// count (`WAIT`), capped by the replicas the master has (0: do not wait).
     /// Redis replicates asynchronously: without it a write acknowledged by a
     /// master that dies before replicating it is lost when its replica takes
     /// over. A `WAIT` that falls short resends the node's commands (idempotent).
-    public var replicaAcks = 0
+    package var replicaAcks = 0
     /// How long one `WAIT` blocks, in milliseconds.
-    public var replicaAckTimeoutMs = 1000
+    package var replicaAckTimeoutMs = 1000
     /// Counters for tests and metrics.
-    public private(set) var redirects = (moved: 0, ask: 0)
-    public private(set) var topologyRefreshes = 0
-    public private(set) var reconnects = 0
+    package private(set) var redirects = (moved: 0, ask: 0)
+    package private(set) var topologyRefreshes = 0
+    package private(set) var reconnects = 0
 
     private var connections: [ClusterTopology.Node: RedisConnection] = [:]
     private var scripts: [RedisScript] = []
 
     /// Connects to a seed and learns the topology. Throws when no seed answers `CLUSTER SLOTS`.
-    public init(endpoints: ClusterEndpoints, connectTimeoutMs: Int = 2000, commandTimeoutMs: Int = 5000,
+    package init(endpoints: ClusterEndpoints, connectTimeoutMs: Int = 2000, commandTimeoutMs: Int = 5000,
                 backoff: ReconnectingRedis.Backoff = .init(), failoverTimeoutMs: Int = 30_000,
                 shouldStop: @escaping () -> Bool = { false }) throws(RedisError) {
         guard !endpoints.seeds.isEmpty else {
@@ -73,12 +73,12 @@ public final class RedisClusterClient {
     }
 
     /// Scripts loaded on a node when it answers `NOSCRIPT`.
-    public func registerScript(_ script: RedisScript) {
+    package func registerScript(_ script: RedisScript) {
         if !scripts.contains(script) { scripts.append(script) }
     }
 
     /// Asks the known masters, then the seeds, for `CLUSTER SLOTS`; the first answer wins.
-    public func refreshTopology() throws(RedisError) {
+    package func refreshTopology() throws(RedisError) {
         topologyRefreshes += 1
         var candidates = topology.masters
         for seed in endpoints.seeds {
@@ -102,7 +102,7 @@ public final class RedisClusterClient {
     /// Runs the commands (see the type's documentation); replies in the same order.
     /// `onRetry(error, attempt)` is called before each back-off sleep (a node
     /// unreachable, the cluster down, a failover in progress).
-    public func execute(_ commands: [ClusterCommand],
+    package func execute(_ commands: [ClusterCommand],
                         onRetry: (RedisError, Int) -> Void = { _, _ in }) throws(RedisError) -> [RedisReply] {
         var replies = [RedisReply?](repeating: nil, count: commands.count)
         // Pending commands: index, node (nil: look up the slot map), ASKING first.
@@ -237,13 +237,13 @@ public final class RedisClusterClient {
     static let maxRounds = 64
 
     /// One command, routed by `key`.
-    public func command(key: [UInt8], _ command: RedisCommand) throws(RedisError) -> RedisReply {
+    package func command(key: [UInt8], _ command: RedisCommand) throws(RedisError) -> RedisReply {
         try execute([ClusterCommand(key: key, command: command)])[0]
     }
 
     /// Runs `command` on every master (key-less commands such as `INFO`);
     /// replies in the order of `topology.masters`. Connection errors are thrown.
-    public func onEveryMaster(_ command: RedisCommand) throws(RedisError) -> [(node: ClusterTopology.Node, reply: RedisReply)] {
+    package func onEveryMaster(_ command: RedisCommand) throws(RedisError) -> [(node: ClusterTopology.Node, reply: RedisReply)] {
         var result: [(node: ClusterTopology.Node, reply: RedisReply)] = []
         for node in topology.masters {
             do {
@@ -257,10 +257,10 @@ public final class RedisClusterClient {
     }
 
     /// The connection to every node currently open (diagnostics).
-    public var connectedNodes: [ClusterTopology.Node] { Array(connections.keys) }
+    package var connectedNodes: [ClusterTopology.Node] { Array(connections.keys) }
 
     /// Closes every connection.
-    public func close() {
+    package func close() {
         for connection in connections.values { connection.close() }
         connections.removeAll()
     }

@@ -5,31 +5,31 @@
 /// and doubles in their decimal form, byte arrays unchanged (zero bytes
 /// included). Build one with `init(_:_:)`, with `append`, or with the helpers
 /// (`.hset`, `.zadd`, `.evalsha`, ...).
-public struct RedisCommand: Sendable, Equatable, CustomStringConvertible {
+package struct RedisCommand: Sendable, Equatable, CustomStringConvertible {
     /// The arguments as RESP bulk strings (`$len\r\nbytes\r\n` each), without the `*count` header.
     private(set) var body: [UInt8]
     /// Number of arguments, the command name included.
-    public private(set) var argumentCount: Int
+    package private(set) var argumentCount: Int
 
     /// A command with a name and no arguments yet; add them with `append`.
-    public init(_ name: String) {
+    package init(_ name: String) {
         body = []
         body.reserveCapacity(32 + name.utf8.count)
         argumentCount = 0
         append(name)
     }
 
-    public init(_ name: String, _ arguments: String...) {
+    package init(_ name: String, _ arguments: String...) {
         self.init(name, arguments)
     }
 
-    public init(_ name: String, _ arguments: [String]) {
+    package init(_ name: String, _ arguments: [String]) {
         self.init(name)
         for argument in arguments { append(argument) }
     }
 
     /// A command from raw arguments, the name first (binary-safe).
-    public init(arguments: [[UInt8]]) {
+    package init(arguments: [[UInt8]]) {
         body = []
         argumentCount = 0
         for argument in arguments { append(argument) }
@@ -44,7 +44,7 @@ public struct RedisCommand: Sendable, Equatable, CustomStringConvertible {
     /// The key a Redis Cluster routes this command by: the first key of
     /// `EVAL`/`EVALSHA` (nil with no keys), nil for key-less commands
     /// (`INFO`, `PING`, `WAIT`, ...), else the first argument.
-    public var routingKey: [UInt8]? {
+    package var routingKey: [UInt8]? {
         let arguments = self.arguments
         guard arguments.count >= 2 else { return nil }
         switch String(decoding: arguments[0], as: UTF8.self).uppercased() {
@@ -58,7 +58,7 @@ public struct RedisCommand: Sendable, Equatable, CustomStringConvertible {
         }
     }
 
-    public mutating func append(_ argument: String) {
+    package mutating func append(_ argument: String) {
         appendHeader(length: argument.utf8.count)
         body.append(contentsOf: argument.utf8)
         body.append(13); body.append(10)
@@ -66,36 +66,36 @@ public struct RedisCommand: Sendable, Equatable, CustomStringConvertible {
 
     /// Appends one argument made of `prefix` then `suffix` (a key such as
     /// `user:<id>` without building the joined `String` first).
-    public mutating func append(_ prefix: String, _ suffix: String) {
+    package mutating func append(_ prefix: String, _ suffix: String) {
         appendHeader(length: prefix.utf8.count + suffix.utf8.count)
         body.append(contentsOf: prefix.utf8)
         body.append(contentsOf: suffix.utf8)
         body.append(13); body.append(10)
     }
 
-    public mutating func append(_ argument: Substring) {
+    package mutating func append(_ argument: Substring) {
         append(String(argument))
     }
 
     /// Appends raw bytes unchanged (binary-safe).
-    public mutating func append<Bytes: Collection>(_ argument: Bytes) where Bytes.Element == UInt8 {
+    package mutating func append<Bytes: Collection>(_ argument: Bytes) where Bytes.Element == UInt8 {
         appendHeader(length: argument.count)
         body.append(contentsOf: argument)
         body.append(13); body.append(10)
     }
 
     /// Appends raw bytes unchanged (binary-safe), e.g. a float32 embedding blob.
-    public mutating func append(bytes: UnsafeRawBufferPointer) {
+    package mutating func append(bytes: UnsafeRawBufferPointer) {
         appendHeader(length: bytes.count)
         body.append(contentsOf: bytes)
         body.append(13); body.append(10)
     }
 
-    public mutating func append(_ argument: Int) {
+    package mutating func append(_ argument: Int) {
         append(Int64(argument))
     }
 
-    public mutating func append(_ argument: Int64) {
+    package mutating func append(_ argument: Int64) {
         var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
                       UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
             (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
@@ -117,15 +117,15 @@ public struct RedisCommand: Sendable, Equatable, CustomStringConvertible {
 
     /// Appends a double in a form Redis parses exactly (shortest round-trip
     /// decimal; `inf`/`-inf` for infinities).
-    public mutating func append(_ argument: Double) {
+    package mutating func append(_ argument: Double) {
         append(argument.description)
     }
 
     /// The arguments, the name first, decoded back from the encoding (for logs and tests).
-    public var arguments: [[UInt8]] { argumentSlices.map { Array($0) } }
+    package var arguments: [[UInt8]] { argumentSlices.map { Array($0) } }
 
     /// The arguments as views into the encoding (no copy of their bytes), the name first.
-    public var argumentSlices: [ArraySlice<UInt8>] {
+    package var argumentSlices: [ArraySlice<UInt8>] {
         var result: [ArraySlice<UInt8>] = []
         result.reserveCapacity(argumentCount)
         var index = 0
@@ -144,13 +144,13 @@ public struct RedisCommand: Sendable, Equatable, CustomStringConvertible {
     }
 
     /// The command name (first argument), upper-cased.
-    public var name: String {
+    package var name: String {
         guard let first = arguments.first else { return "" }
         return String(decoding: first, as: UTF8.self).uppercased()
     }
 
     /// The full RESP encoding (`*count\r\n` followed by the arguments).
-    public var encoded: [UInt8] {
+    package var encoded: [UInt8] {
         var result: [UInt8] = []
         result.reserveCapacity(body.count + 16)
         Self.appendArrayHeader(count: argumentCount, to: &result)
@@ -160,7 +160,7 @@ public struct RedisCommand: Sendable, Equatable, CustomStringConvertible {
 
     /// The command for logs: arguments shown as text when valid UTF-8 and
     /// short, else as a byte count.
-    public var description: String {
+    package var description: String {
         arguments.map { bytes -> String in
             if bytes.count <= 64, let text = String(validating: bytes, as: UTF8.self) { return text }
             return "<\(bytes.count) bytes>"
@@ -200,7 +200,7 @@ public struct RedisCommand: Sendable, Equatable, CustomStringConvertible {
 
 extension RedisCommand {
     /// `HSET key field value [field value ...]` with text values.
-    public static func hset(_ key: String, _ fields: [(String, String)]) -> RedisCommand {
+    package static func hset(_ key: String, _ fields: [(String, String)]) -> RedisCommand {
         var command = RedisCommand("HSET")
         command.append(key)
         for (field, value) in fields {
@@ -211,7 +211,7 @@ extension RedisCommand {
     }
 
     /// `HSET key field value [field value ...]` with binary values (e.g. embedding blobs).
-    public static func hset(_ key: String, _ fields: [(String, [UInt8])]) -> RedisCommand {
+    package static func hset(_ key: String, _ fields: [(String, [UInt8])]) -> RedisCommand {
         var command = RedisCommand("HSET")
         command.append(key)
         for (field, value) in fields {
@@ -222,17 +222,17 @@ extension RedisCommand {
     }
 
     /// `HGETALL key`.
-    public static func hgetall(_ key: String) -> RedisCommand {
+    package static func hgetall(_ key: String) -> RedisCommand {
         RedisCommand("HGETALL", key)
     }
 
     /// `HGET key field`.
-    public static func hget(_ key: String, _ field: String) -> RedisCommand {
+    package static func hget(_ key: String, _ field: String) -> RedisCommand {
         RedisCommand("HGET", key, field)
     }
 
     /// `ZADD key score member [score member ...]`.
-    public static func zadd(_ key: String, _ members: [(score: Double, member: String)]) -> RedisCommand {
+    package static func zadd(_ key: String, _ members: [(score: Double, member: String)]) -> RedisCommand {
         var command = RedisCommand("ZADD")
         command.append(key)
         for (score, member) in members {
@@ -243,22 +243,22 @@ extension RedisCommand {
     }
 
     /// `DEL key [key ...]`.
-    public static func del(_ keys: String...) -> RedisCommand {
+    package static func del(_ keys: String...) -> RedisCommand {
         RedisCommand("DEL", keys)
     }
 
     /// `DEL key [key ...]`.
-    public static func del(_ keys: [String]) -> RedisCommand {
+    package static func del(_ keys: [String]) -> RedisCommand {
         RedisCommand("DEL", keys)
     }
 
     /// `SET key value` (text).
-    public static func set(_ key: String, _ value: String) -> RedisCommand {
+    package static func set(_ key: String, _ value: String) -> RedisCommand {
         RedisCommand("SET", key, value)
     }
 
     /// `SET key value` (binary).
-    public static func set(_ key: String, _ value: [UInt8]) -> RedisCommand {
+    package static func set(_ key: String, _ value: [UInt8]) -> RedisCommand {
         var command = RedisCommand("SET")
         command.append(key)
         command.append(value)
@@ -266,12 +266,12 @@ extension RedisCommand {
     }
 
     /// `GET key`.
-    public static func get(_ key: String) -> RedisCommand {
+    package static func get(_ key: String) -> RedisCommand {
         RedisCommand("GET", key)
     }
 
     /// `EXPIRE key seconds`.
-    public static func expire(_ key: String, seconds: Int) -> RedisCommand {
+    package static func expire(_ key: String, seconds: Int) -> RedisCommand {
         var command = RedisCommand("EXPIRE")
         command.append(key)
         command.append(seconds)
@@ -279,7 +279,7 @@ extension RedisCommand {
     }
 
     /// `EVALSHA sha numkeys key... arg...` with text arguments.
-    public static func evalsha(_ sha1: String, keys: [String], args: [String] = []) -> RedisCommand {
+    package static func evalsha(_ sha1: String, keys: [String], args: [String] = []) -> RedisCommand {
         var command = RedisCommand("EVALSHA")
         command.append(sha1)
         command.append(keys.count)
@@ -289,7 +289,7 @@ extension RedisCommand {
     }
 
     /// `EVALSHA sha numkeys key... arg...` with binary arguments.
-    public static func evalsha(_ sha1: String, keys: [String], binaryArgs args: [[UInt8]]) -> RedisCommand {
+    package static func evalsha(_ sha1: String, keys: [String], binaryArgs args: [[UInt8]]) -> RedisCommand {
         var command = RedisCommand("EVALSHA")
         command.append(sha1)
         command.append(keys.count)
@@ -299,26 +299,26 @@ extension RedisCommand {
     }
 
     /// `EVALSHA` for a script (see `RedisScript`).
-    public static func evalsha(_ script: RedisScript, keys: [String], args: [String] = []) -> RedisCommand {
+    package static func evalsha(_ script: RedisScript, keys: [String], args: [String] = []) -> RedisCommand {
         evalsha(script.sha1, keys: keys, args: args)
     }
 
     /// `EVALSHA` for a script with binary arguments.
-    public static func evalsha(_ script: RedisScript, keys: [String], binaryArgs args: [[UInt8]]) -> RedisCommand {
+    package static func evalsha(_ script: RedisScript, keys: [String], binaryArgs args: [[UInt8]]) -> RedisCommand {
         evalsha(script.sha1, keys: keys, binaryArgs: args)
     }
 
     /// `SCRIPT LOAD source`.
-    public static func scriptLoad(_ script: RedisScript) -> RedisCommand {
+    package static func scriptLoad(_ script: RedisScript) -> RedisCommand {
         RedisCommand("SCRIPT", "LOAD", script.source)
     }
 
     /// `MULTI` (start a transaction; replies inside are `QUEUED`, `EXEC` returns them as an array).
-    public static var multi: RedisCommand { RedisCommand("MULTI") }
+    package static var multi: RedisCommand { RedisCommand("MULTI") }
 
     /// `EXEC`.
-    public static var exec: RedisCommand { RedisCommand("EXEC") }
+    package static var exec: RedisCommand { RedisCommand("EXEC") }
 
     /// `PING`.
-    public static var ping: RedisCommand { RedisCommand("PING") }
+    package static var ping: RedisCommand { RedisCommand("PING") }
 }

@@ -29,25 +29,25 @@ import Darwin
 /// Signals: hiredis 0.14 writes with `write(2)`; to survive a server that went
 /// away, the first connection sets SIGPIPE to "ignore" if it still has its
 /// default disposition (a handler installed by the application is kept).
-public final class RedisConnection {
-    public let endpoint: RedisEndpoint
-    public let connectTimeoutMs: Int
-    public let commandTimeoutMs: Int
+package final class RedisConnection {
+    package let endpoint: RedisEndpoint
+    package let connectTimeoutMs: Int
+    package let commandTimeoutMs: Int
 
     /// The hiredis context; nil when closed. Freed with `redisFree` in `close()` / `deinit`.
     private var context: UnsafeMutablePointer<redisContext>?
     /// Commands appended with `append` whose replies were not read yet.
-    public private(set) var pendingReplies = 0
+    package private(set) var pendingReplies = 0
 
     /// Commands per write/read round in `execute`: bounds the client's and the
     /// server's buffers for very large pipelines while staying pipelined.
-    public var executeChunkSize = 4096
+    package var executeChunkSize = 4096
 
     /// Connects, authenticates (`AUTH [user] password` when the endpoint has a
     /// password) and selects the database. Blocking (up to `connectTimeoutMs`
     /// for the connect, `commandTimeoutMs` for each handshake command).
     /// A timeout of 0 means "no timeout".
-    public init(endpoint: RedisEndpoint, connectTimeoutMs: Int = 2000, commandTimeoutMs: Int = 5000) throws(RedisError) {
+    package init(endpoint: RedisEndpoint, connectTimeoutMs: Int = 2000, commandTimeoutMs: Int = 5000) throws(RedisError) {
         self.endpoint = endpoint
         self.connectTimeoutMs = connectTimeoutMs
         self.commandTimeoutMs = commandTimeoutMs
@@ -55,7 +55,7 @@ public final class RedisConnection {
     }
 
     /// Convenience: `init(endpoint: RedisEndpoint(url: url), ...)`.
-    public convenience init(url: String, connectTimeoutMs: Int = 2000, commandTimeoutMs: Int = 5000) throws(RedisError) {
+    package convenience init(url: String, connectTimeoutMs: Int = 2000, commandTimeoutMs: Int = 5000) throws(RedisError) {
         try self.init(endpoint: RedisEndpoint(url: url), connectTimeoutMs: connectTimeoutMs, commandTimeoutMs: commandTimeoutMs)
     }
 
@@ -65,7 +65,7 @@ public final class RedisConnection {
 
     /// Whether a context is open and hiredis reports no error on it. A server
     /// that went away is noticed only by the next command.
-    public var isConnected: Bool {
+    package var isConnected: Bool {
         guard let context else { return false }
         return context.pointee.err == 0
     }
@@ -73,13 +73,13 @@ public final class RedisConnection {
     /// Closes the connection (if open) and opens a new one, with AUTH and
     /// SELECT. Replies pending on the old connection are lost. Blocking.
     /// Scripts must be loaded again by the caller (`ReconnectingRedis` does it).
-    public func reconnect() throws(RedisError) {
+    package func reconnect() throws(RedisError) {
         close()
         try connect()
     }
 
     /// Frees the hiredis context. Idempotent.
-    public func close() {
+    package func close() {
         if let context {
             redisFree(context)
             self.context = nil
@@ -92,14 +92,14 @@ public final class RedisConnection {
     /// Sends one command and waits for its reply. Blocking.
     /// Throws a server error reply as `.server(prefix)` / `.authentication`.
     @discardableResult
-    public func command(_ command: RedisCommand) throws(RedisError) -> RedisReply {
+    package func command(_ command: RedisCommand) throws(RedisError) -> RedisReply {
         let reply = try roundTrip(command)
         return try reply.checked(context: "\(command.name) on \(endpoint)")
     }
 
     /// Sends one command given as text arguments (name first). Blocking; see `command(_: RedisCommand)`.
     @discardableResult
-    public func command(_ arguments: [String]) throws(RedisError) -> RedisReply {
+    package func command(_ arguments: [String]) throws(RedisError) -> RedisReply {
         guard let name = arguments.first else {
             throw RedisError(kind: .invalidArgument, message: "empty command", context: "command on \(endpoint)")
         }
@@ -108,7 +108,7 @@ public final class RedisConnection {
 
     /// Sends one command given as binary-safe arguments (name first). Blocking.
     @discardableResult
-    public func command(_ arguments: [[UInt8]]) throws(RedisError) -> RedisReply {
+    package func command(_ arguments: [[UInt8]]) throws(RedisError) -> RedisReply {
         guard !arguments.isEmpty else {
             throw RedisError(kind: .invalidArgument, message: "empty command", context: "command on \(endpoint)")
         }
@@ -120,7 +120,7 @@ public final class RedisConnection {
     /// Queues one command in hiredis's output buffer (nothing is sent until a
     /// reply is read). Binary-safe: uses `redisAppendCommandArgv` with explicit
     /// lengths. Read its reply with `readReplies(count:)`.
-    public func append(_ arguments: [[UInt8]]) throws(RedisError) {
+    package func append(_ arguments: [[UInt8]]) throws(RedisError) {
         let context = try openContext("append")
         guard !arguments.isEmpty else {
             throw RedisError(kind: .invalidArgument, message: "empty command", context: "append on \(endpoint)")
@@ -153,12 +153,12 @@ public final class RedisConnection {
     }
 
     /// Queues one command given as text arguments (name first).
-    public func append(_ arguments: [String]) throws(RedisError) {
+    package func append(_ arguments: [String]) throws(RedisError) {
         try append(arguments.map { Array($0.utf8) })
     }
 
     /// Queues one command (its RESP encoding is copied into hiredis's buffer).
-    public func append(_ command: RedisCommand) throws(RedisError) {
+    package func append(_ command: RedisCommand) throws(RedisError) {
         let context = try openContext("append")
         let encoded = command.encoded
         let status = encoded.withUnsafeBytes { raw in
@@ -170,7 +170,7 @@ public final class RedisConnection {
 
     /// Sends everything queued and reads `count` replies, in order. Server
     /// error replies are returned as `.error` values. Blocking.
-    public func readReplies(count: Int) throws(RedisError) -> [RedisReply] {
+    package func readReplies(count: Int) throws(RedisError) -> [RedisReply] {
         guard count <= pendingReplies else {
             throw RedisError(kind: .invalidArgument,
                              message: "asked for \(count) replies but only \(pendingReplies) commands are pending",
@@ -191,7 +191,7 @@ public final class RedisConnection {
     /// rejects yields `.error` in its slot and does not disturb the others;
     /// connection, I/O, protocol and timeout failures throw (and close the
     /// connection; some commands may have been applied). Blocking.
-    public func execute(_ pipeline: RedisPipeline) throws(RedisError) -> [RedisReply] {
+    package func execute(_ pipeline: RedisPipeline) throws(RedisError) -> [RedisReply] {
         let during = "execute(pipeline of \(pipeline.count) commands)"
         let context = try openContext(during)
         guard pendingReplies == 0 else {
@@ -224,7 +224,7 @@ public final class RedisConnection {
 
     /// `SCRIPT LOAD`s the script so that `EVALSHA` finds it (e.g. in a pipeline).
     /// Call after every (re)connect. Blocking.
-    public func loadScript(_ script: RedisScript) throws(RedisError) {
+    package func loadScript(_ script: RedisScript) throws(RedisError) {
         let reply = try command(.scriptLoad(script))
         guard reply.string == script.sha1 else {
             throw RedisError(kind: .protocol, message: "SCRIPT LOAD returned \(reply), expected \(script.sha1)",
@@ -235,13 +235,13 @@ public final class RedisConnection {
     /// Runs the script with `EVALSHA`; on `NOSCRIPT`, loads it and retries once.
     /// Script errors throw `.server(prefix)`. Blocking.
     @discardableResult
-    public func evalScript(_ script: RedisScript, keys: [String] = [], args: [String] = []) throws(RedisError) -> RedisReply {
+    package func evalScript(_ script: RedisScript, keys: [String] = [], args: [String] = []) throws(RedisError) -> RedisReply {
         try evalScript(script, command: .evalsha(script, keys: keys, args: args))
     }
 
     /// `evalScript` with binary arguments.
     @discardableResult
-    public func evalScript(_ script: RedisScript, keys: [String], binaryArgs: [[UInt8]]) throws(RedisError) -> RedisReply {
+    package func evalScript(_ script: RedisScript, keys: [String], binaryArgs: [[UInt8]]) throws(RedisError) -> RedisReply {
         try evalScript(script, command: .evalsha(script, keys: keys, binaryArgs: binaryArgs))
     }
 
@@ -258,7 +258,7 @@ public final class RedisConnection {
     // MARK: - Reads
 
     /// `HGETALL key` as field/value pairs in server order (empty when the key does not exist). Blocking.
-    public func hgetall(_ key: String) throws(RedisError) -> [(field: String, value: [UInt8])] {
+    package func hgetall(_ key: String) throws(RedisError) -> [(field: String, value: [UInt8])] {
         let reply = try command(.hgetall(key))
         guard let pairs = reply.fieldValuePairs else {
             throw RedisError(kind: .protocol, message: "unexpected HGETALL reply \(reply)", context: "hgetall(\(key)) on \(endpoint)")
@@ -269,7 +269,7 @@ public final class RedisConnection {
     /// One `HSCAN key cursor [MATCH pattern] COUNT count` step. Start with
     /// cursor 0; the scan is complete when the returned cursor is 0. Fields
     /// may be returned more than once across steps (Redis's SCAN guarantees). Blocking.
-    public func hscan(key: String, cursor: UInt64 = 0, count: Int = 100, match: String? = nil)
+    package func hscan(key: String, cursor: UInt64 = 0, count: Int = 100, match: String? = nil)
         throws(RedisError) -> (cursor: UInt64, fields: [(field: String, value: [UInt8])]) {
         var scan = RedisCommand("HSCAN")
         scan.append(key)
@@ -290,7 +290,7 @@ public final class RedisConnection {
     }
 
     /// `PING`. Blocking.
-    public func ping() throws(RedisError) {
+    package func ping() throws(RedisError) {
         try command(.ping)
     }
 

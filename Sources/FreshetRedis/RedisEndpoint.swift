@@ -11,26 +11,26 @@
 ///
 /// IPv6 hosts go in brackets: `redis://[::1]:6379`. The port defaults to 6379,
 /// the database to 0. `description` never shows the password (`***`).
-public struct RedisEndpoint: Sendable, Equatable, Hashable, CustomStringConvertible {
+package struct RedisEndpoint: Sendable, Equatable, Hashable, CustomStringConvertible {
     /// Host name or IP address (empty for Unix sockets).
-    public var host: String
-    public var port: Int
+    package var host: String
+    package var port: Int
     /// Path of the Unix domain socket, when connecting through one.
-    public var unixSocketPath: String?
+    package var unixSocketPath: String?
     /// ACL user name (Redis 6+); nil for the default user.
-    public var username: String?
-    public var password: String?
+    package var username: String?
+    package var password: String?
     /// Database index selected after connecting (`SELECT`).
-    public var database: Int
+    package var database: Int
     /// Whether the URL asked for TLS (`rediss://`).
-    public var tls: Bool
+    package var tls: Bool
 
-    public static let defaultPort = 6379
+    package static let defaultPort = 6379
 
     /// Whether this build can speak TLS. hiredis 0.14.1 (Debian bookworm) has no SSL support.
-    public static let isTLSSupported = false
+    package static let isTLSSupported = false
 
-    public init(host: String, port: Int = RedisEndpoint.defaultPort, username: String? = nil,
+    package init(host: String, port: Int = RedisEndpoint.defaultPort, username: String? = nil,
                 password: String? = nil, database: Int = 0, tls: Bool = false) {
         self.host = host
         self.port = port
@@ -41,7 +41,7 @@ public struct RedisEndpoint: Sendable, Equatable, Hashable, CustomStringConverti
         self.tls = tls
     }
 
-    public init(unixSocketPath: String, username: String? = nil, password: String? = nil, database: Int = 0) {
+    package init(unixSocketPath: String, username: String? = nil, password: String? = nil, database: Int = 0) {
         self.host = ""
         self.port = 0
         self.unixSocketPath = unixSocketPath
@@ -53,7 +53,7 @@ public struct RedisEndpoint: Sendable, Equatable, Hashable, CustomStringConverti
 
     /// Parses a `redis://`, `rediss://` or `unix://` URL (see the type's documentation).
     /// Throws `.invalidArgument` with the reason and the URL (password redacted).
-    public init(url: String) throws(RedisError) {
+    package init(url: String) throws(RedisError) {
         func fail(_ reason: String) -> RedisError {
             RedisError(kind: .invalidArgument, message: reason, context: "parsing Redis URL \"\(Self.redactURL(url))\"")
         }
@@ -157,7 +157,7 @@ public struct RedisEndpoint: Sendable, Equatable, Hashable, CustomStringConverti
     }
 
     /// The endpoint as a URL with the password shown as `***`.
-    public var description: String {
+    package var description: String {
         var userInfo = ""
         if password != nil {
             userInfo = "\(username ?? ""):***@"

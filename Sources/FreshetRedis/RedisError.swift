@@ -9,8 +9,8 @@
 ///   reused after an I/O or protocol error); only `reconnect()` helps.
 /// - `isRetriable`: trying the same (idempotent) work again, after a reconnect
 ///   when `requiresReconnect` is set, may succeed.
-public struct RedisError: Error, Sendable, Equatable, CustomStringConvertible {
-    public enum Kind: Sendable, Equatable, CustomStringConvertible {
+package struct RedisError: Error, Sendable, Equatable, CustomStringConvertible {
+    package enum Kind: Sendable, Equatable, CustomStringConvertible {
         /// Could not connect, or the server closed the connection.
         case connection
         /// A read or write on the socket failed.
@@ -29,7 +29,7 @@ public struct RedisError: Error, Sendable, Equatable, CustomStringConvertible {
         /// The caller passed something invalid (a bad URL, a misuse of the API).
         case invalidArgument
 
-        public var description: String {
+        package var description: String {
             switch self {
             case .connection: "connection"
             case .io: "io"
@@ -43,14 +43,14 @@ public struct RedisError: Error, Sendable, Equatable, CustomStringConvertible {
         }
     }
 
-    public var kind: Kind
-    public var message: String
+    package var kind: Kind
+    package var message: String
     /// Where the error was raised, e.g. `"execute(pipeline of 512 commands) on redis://127.0.0.1:6379/0"`.
-    public var context: String
+    package var context: String
     /// hiredis's `REDIS_ERR_*` code (1 io, 2 other, 3 eof, 4 protocol, 5 oom) when hiredis raised the error.
-    public var libraryCode: Int32?
+    package var libraryCode: Int32?
 
-    public init(kind: Kind, message: String, context: String, libraryCode: Int32? = nil) {
+    package init(kind: Kind, message: String, context: String, libraryCode: Int32? = nil) {
         self.kind = kind
         self.message = message
         self.context = context
@@ -62,12 +62,12 @@ public struct RedisError: Error, Sendable, Equatable, CustomStringConvertible {
     /// (maxmemory reached under `noeviction`), `MISCONF` (writes stopped after a
     /// failed RDB save) and `NOREPLICAS` (min-replicas-to-write unmet) refuse
     /// writes until an operator or the server frees the condition.
-    public static let transientServerPrefixes: Set<String> = [
+    package static let transientServerPrefixes: Set<String> = [
         "LOADING", "BUSY", "TRYAGAIN", "MASTERDOWN", "READONLY", "CLUSTERDOWN", "OOM", "MISCONF", "NOREPLICAS",
     ]
 
     /// True when the connection can no longer be used and must be re-established.
-    public var requiresReconnect: Bool {
+    package var requiresReconnect: Bool {
         switch kind {
         case .connection, .io, .protocol, .timeout: true
         case .server(let prefix): prefix == "READONLY" || prefix == "MASTERDOWN"
@@ -78,7 +78,7 @@ public struct RedisError: Error, Sendable, Equatable, CustomStringConvertible {
     /// True when retrying the same idempotent work (after a reconnect if
     /// `requiresReconnect`) may succeed. Protocol errors are not retriable: they
     /// point at a bug or a non-Redis peer, and resending would repeat them.
-    public var isRetriable: Bool {
+    package var isRetriable: Bool {
         switch kind {
         case .connection, .io, .timeout: true
         case .server(let prefix): Self.transientServerPrefixes.contains(prefix)
@@ -86,7 +86,7 @@ public struct RedisError: Error, Sendable, Equatable, CustomStringConvertible {
         }
     }
 
-    public var description: String {
+    package var description: String {
         var text = "RedisError.\(kind) in \(context): \(message)"
         if let libraryCode { text += " (hiredis err \(libraryCode))" }
         return text
@@ -95,7 +95,7 @@ public struct RedisError: Error, Sendable, Equatable, CustomStringConvertible {
     /// The prefix of a server error message: its first word when that word is
     /// all upper-case letters (`"WRONGTYPE Operation against..."` → `"WRONGTYPE"`),
     /// else `"ERR"`.
-    public static func serverErrorPrefix(_ message: String) -> String {
+    package static func serverErrorPrefix(_ message: String) -> String {
         let word = message.prefix { $0 != " " }
         if !word.isEmpty, word.allSatisfy({ $0.isASCII && $0.isUppercase }) {
             return String(word)
@@ -105,7 +105,7 @@ public struct RedisError: Error, Sendable, Equatable, CustomStringConvertible {
 
     /// The error for a server error reply. `WRONGPASS` and `NOAUTH` become
     /// `.authentication`; everything else `.server(prefix)`.
-    public static func server(_ message: String, context: String) -> RedisError {
+    package static func server(_ message: String, context: String) -> RedisError {
         let prefix = serverErrorPrefix(message)
         if prefix == "WRONGPASS" || prefix == "NOAUTH" {
             return RedisError(kind: .authentication, message: message, context: context)

@@ -6,46 +6,46 @@
 ///
 /// A pipeline is not a transaction: other clients' commands may interleave.
 /// Wrap commands in `.multi` / `.exec` when atomicity is needed.
-public struct RedisPipeline: Sendable {
+package struct RedisPipeline: Sendable {
     /// RESP encoding of all commands, back to back.
     private(set) var buffer: [UInt8] = []
     /// End offset in `buffer` of each command.
     private(set) var ends: [Int] = []
 
-    public init() {}
+    package init() {}
 
     /// A pipeline with room for about `bytes` of encoded commands.
-    public init(reservingCapacity bytes: Int) {
+    package init(reservingCapacity bytes: Int) {
         buffer.reserveCapacity(bytes)
     }
 
-    public init(_ commands: [RedisCommand]) {
+    package init(_ commands: [RedisCommand]) {
         for command in commands { add(command) }
     }
 
     /// Number of commands (and of replies `execute` returns).
-    public var count: Int { ends.count }
-    public var isEmpty: Bool { ends.isEmpty }
+    package var count: Int { ends.count }
+    package var isEmpty: Bool { ends.isEmpty }
     /// Size of the encoded commands in bytes.
-    public var byteCount: Int { buffer.count }
+    package var byteCount: Int { buffer.count }
 
-    public mutating func add(_ command: RedisCommand) {
+    package mutating func add(_ command: RedisCommand) {
         RedisCommand.appendArrayHeader(count: command.argumentCount, to: &buffer)
         buffer.append(contentsOf: command.body)
         ends.append(buffer.count)
     }
 
-    public mutating func add(contentsOf commands: some Sequence<RedisCommand>) {
+    package mutating func add(contentsOf commands: some Sequence<RedisCommand>) {
         for command in commands { add(command) }
     }
 
-    public mutating func removeAll(keepingCapacity: Bool = true) {
+    package mutating func removeAll(keepingCapacity: Bool = true) {
         buffer.removeAll(keepingCapacity: keepingCapacity)
         ends.removeAll(keepingCapacity: keepingCapacity)
     }
 
     /// The commands, decoded back from the buffer (a cluster routes each by its key).
-    public var commands: [RedisCommand] {
+    package var commands: [RedisCommand] {
         var result: [RedisCommand] = []
         result.reserveCapacity(ends.count)
         var start = 0

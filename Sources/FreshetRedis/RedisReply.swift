@@ -3,7 +3,7 @@
 ///
 /// In pipelines, a failed command yields `.error(message)` in its slot; the
 /// replies that follow are unaffected.
-public enum RedisReply: Sendable, Equatable, CustomStringConvertible {
+package enum RedisReply: Sendable, Equatable, CustomStringConvertible {
     case status(String)
     case error(String)
     case integer(Int64)
@@ -12,7 +12,7 @@ public enum RedisReply: Sendable, Equatable, CustomStringConvertible {
     case array([RedisReply])
 
     /// Text of a status or bulk reply (bulk decoded as UTF-8, invalid bytes repaired); nil otherwise.
-    public var string: String? {
+    package var string: String? {
         switch self {
         case .status(let text): text
         case .bulk(let bytes): String(decoding: bytes, as: UTF8.self)
@@ -21,7 +21,7 @@ public enum RedisReply: Sendable, Equatable, CustomStringConvertible {
     }
 
     /// The bytes of a bulk or status reply; nil otherwise.
-    public var bytes: [UInt8]? {
+    package var bytes: [UInt8]? {
         switch self {
         case .bulk(let bytes): bytes
         case .status(let text): Array(text.utf8)
@@ -31,7 +31,7 @@ public enum RedisReply: Sendable, Equatable, CustomStringConvertible {
 
     /// An integer reply, or a bulk/status reply holding a decimal integer
     /// (HGET of a counter); nil otherwise.
-    public var int: Int64? {
+    package var int: Int64? {
         switch self {
         case .integer(let value): value
         case .bulk, .status: string.flatMap { Int64($0) }
@@ -40,31 +40,31 @@ public enum RedisReply: Sendable, Equatable, CustomStringConvertible {
     }
 
     /// The elements of an array reply; nil otherwise.
-    public var array: [RedisReply]? {
+    package var array: [RedisReply]? {
         if case .array(let elements) = self { return elements }
         return nil
     }
 
-    public var isNull: Bool { self == .null }
+    package var isNull: Bool { self == .null }
 
     /// The message of an error reply; nil otherwise.
-    public var errorMessage: String? {
+    package var errorMessage: String? {
         if case .error(let message) = self { return message }
         return nil
     }
 
-    public var isError: Bool { errorMessage != nil }
+    package var isError: Bool { errorMessage != nil }
 
     /// The reply itself, or, for an error reply, a thrown `RedisError`
     /// (`.server(prefix)` or `.authentication`) with the given context.
-    public func checked(context: @autoclosure () -> String = "reply") throws(RedisError) -> RedisReply {
+    package func checked(context: @autoclosure () -> String = "reply") throws(RedisError) -> RedisReply {
         if case .error(let message) = self { throw RedisError.server(message, context: context()) }
         return self
     }
 
     /// A flat `[field, value, field, value, ...]` array (HGETALL, HSCAN's second
     /// element) as pairs, in server order; nil when the reply is not such an array.
-    public var fieldValuePairs: [(field: String, value: [UInt8])]? {
+    package var fieldValuePairs: [(field: String, value: [UInt8])]? {
         guard let elements = array, elements.count % 2 == 0 else { return nil }
         var pairs: [(field: String, value: [UInt8])] = []
         pairs.reserveCapacity(elements.count / 2)
@@ -77,7 +77,7 @@ public enum RedisReply: Sendable, Equatable, CustomStringConvertible {
         return pairs
     }
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .status(let text): "+\(text)"
         case .error(let text): "-\(text)"

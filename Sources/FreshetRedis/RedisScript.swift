@@ -4,17 +4,17 @@
 /// SCRIPT LOAD on `NOSCRIPT`), or in a pipeline with `.evalsha(script, ...)`
 /// after loading it once per connection with `RedisConnection.loadScript`
 /// (`ReconnectingRedis.registerScript` does that after every reconnect).
-public struct RedisScript: Sendable, Equatable, Hashable {
-    public let source: String
+package struct RedisScript: Sendable, Equatable, Hashable {
+    package let source: String
     /// 40 lower-case hex digits, equal to what `SCRIPT LOAD` returns.
-    public let sha1: String
+    package let sha1: String
 
-    public init(_ source: String) {
+    package init(_ source: String) {
         self.source = source
         self.sha1 = SHA1.hex(source)
     }
 
-    public init(source: String) {
+    package init(source: String) {
         self.init(source)
     }
 }

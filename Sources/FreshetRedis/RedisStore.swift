@@ -9,7 +9,7 @@
 /// one slot (hash tags). Commands must be idempotent (see `ReconnectingRedis`).
 ///
 /// Threading: owned by one thread, like `RedisConnection`.
-public protocol RedisStore: AnyObject {
+package protocol RedisStore: AnyObject {
     /// Replies in the pipeline's order. `onRetry(error, attempt)` before each back-off sleep.
     func execute(_ pipeline: RedisPipeline, onRetry: (RedisError, Int) -> Void) throws(RedisError) -> [RedisReply]
     /// A script to (re)load wherever `NOSCRIPT` is answered.
@@ -25,7 +25,7 @@ public protocol RedisStore: AnyObject {
 
 extension RedisStore {
     /// One command (retried like a pipeline).
-    public func run(_ command: RedisCommand) throws(RedisError) -> RedisReply {
+    package func run(_ command: RedisCommand) throws(RedisError) -> RedisReply {
         try execute(RedisPipeline([command]), onRetry: { _, _ in }).first ?? .null
     }
 
@@ -36,7 +36,7 @@ extension RedisStore {
     /// changes meanwhile (HSCAN's guarantee); nothing here writes it.
     ///
     /// - Throws: `RedisError` (`.protocol` for a malformed reply), or what `apply` throws.
-    public func scanHash(_ key: String, onRetry: (RedisError, Int) -> Void = { _, _ in },
+    package func scanHash(_ key: String, onRetry: (RedisError, Int) -> Void = { _, _ in },
                          _ apply: ([UInt8], [UInt8]) throws -> Void) throws {
         var cursor: [UInt8] = Array("0".utf8)
         repeat {
@@ -60,13 +60,13 @@ extension RedisStore {
     }
 
     /// HGETALL as (field, value) pairs; empty when the key is missing.
-    public func hgetall(_ key: String) throws(RedisError) -> [(field: String, value: [UInt8])] {
+    package func hgetall(_ key: String) throws(RedisError) -> [(field: String, value: [UInt8])] {
         try run(RedisCommand("HGETALL", key)).fieldValuePairs ?? []
     }
 }
 
 extension ReconnectingRedis: RedisStore {
-    public func serverRunId(onRetry: (RedisError, Int) -> Void) throws(RedisError) -> String {
+    package func serverRunId(onRetry: (RedisError, Int) -> Void) throws(RedisError) -> String {
         let reply = try execute(RedisPipeline([RedisCommand("INFO", "server")]), onRetry: onRetry).first
         return try RedisStoreInfo.runId(reply, context: "INFO server on \(endpoint)")
     }
@@ -85,12 +85,12 @@ enum RedisStoreInfo {
 
 /// Where the online store is: one Redis (`redis://`, `unix://`) or a Redis
 /// Cluster (`redis+cluster://host:port[,host:port...]`).
-public enum RedisTarget: Sendable, Equatable, CustomStringConvertible {
+package enum RedisTarget: Sendable, Equatable, CustomStringConvertible {
     case single(RedisEndpoint)
     case cluster(ClusterEndpoints)
 
     /// Parses either URL form. Throws `.invalidArgument` naming the URL (password redacted).
-    public init(url: String) throws(RedisError) {
+    package init(url: String) throws(RedisError) {
         if ClusterEndpoints.isClusterURL(url) {
             self = .cluster(try ClusterEndpoints(url: url))
         } else {
@@ -98,12 +98,12 @@ public enum RedisTarget: Sendable, Equatable, CustomStringConvertible {
         }
     }
 
-    public var isCluster: Bool {
+    package var isCluster: Bool {
         if case .cluster = self { return true }
         return false
     }
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .single(let endpoint): return endpoint.description
         case .cluster(let endpoints): return endpoints.description
@@ -111,7 +111,7 @@ public enum RedisTarget: Sendable, Equatable, CustomStringConvertible {
     }
 
     /// A store that connects on first use (so the process can start while Redis is down).
-    public func makeStore(connectTimeoutMs: Int = 2000, commandTimeoutMs: Int = 5000,
+    package func makeStore(connectTimeoutMs: Int = 2000, commandTimeoutMs: Int = 5000,
                           shouldStop: @escaping () -> Bool = { false }) throws(RedisError) -> any RedisStore {
         switch self {
         case .single(let endpoint):

@@ -1,8 +1,8 @@
 /// A small SHA-1 (FIPS 180-4), enough to name Lua scripts the way Redis does
 /// (EVALSHA). Not for security purposes: SHA-1 is broken for collision resistance.
-public enum SHA1 {
+package enum SHA1 {
     /// The 20-byte digest of `message`.
-    public static func digest<Bytes: Collection>(_ message: Bytes) -> [UInt8] where Bytes.Element == UInt8 {
+    package static func digest<Bytes: Collection>(_ message: Bytes) -> [UInt8] where Bytes.Element == UInt8 {
         var h0: UInt32 = 0x6745_2301
         var h1: UInt32 = 0xEFCD_AB89
         var h2: UInt32 = 0x98BA_DCFE
@@ -60,7 +60,7 @@ public enum SHA1 {
     }
 
     /// The digest as 40 lower-case hex digits (the form Redis uses).
-    public static func hex<Bytes: Collection>(_ message: Bytes) -> String where Bytes.Element == UInt8 {
+    package static func hex<Bytes: Collection>(_ message: Bytes) -> String where Bytes.Element == UInt8 {
         let digits: [Character] = Array("0123456789abcdef")
         var text = ""
         text.reserveCapacity(40)
@@ -71,7 +71,7 @@ public enum SHA1 {
         return text
     }
 
-    public static func hex(_ message: String) -> String {
+    package static func hex(_ message: String) -> String {
         hex(Array(message.utf8))
     }
 

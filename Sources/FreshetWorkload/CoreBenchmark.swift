@@ -7,10 +7,10 @@ import FreshetFeatures
 /// In-process throughput of the dataflow core, no I/O: decoding alone, and
 /// decoding plus everything a source task and an item task do per event
 /// (user features, item routing, window counts, trending, watermarks).
-public enum CoreBenchmark {
+package enum CoreBenchmark {
     /// Generates `events` synthetic events (excluded from timing), then times
     /// (1) decode only and (2) the full single-threaded pipeline.
-    public static func run(events: Int, users: Int, items: Int, seed: UInt64) -> CoreBenchmarkReport {
+    package static func run(events: Int, users: Int, items: Int, seed: UInt64) -> CoreBenchmarkReport {
         let start: EventTimeMs = 1_732_000_000_000
         let span: Int64 = 10 * 86_400_000 // ten days: windows fill and expire
         let config = SyntheticConfig(seed: seed, users: users, items: items, startMs: start, spanMs: span,
@@ -161,32 +161,32 @@ public enum CoreBenchmark {
 }
 
 /// Results of `CoreBenchmark.run`.
-public struct CoreBenchmarkReport: Sendable, CustomStringConvertible {
-    public var events: Int
-    public var bytes: Int
-    public var decoded: Int
-    public var badEvents: Int
-    public var itemEvents: Int
-    public var decodeSeconds: Double
-    public var pipelineSeconds: Double
+package struct CoreBenchmarkReport: Sendable, CustomStringConvertible {
+    package var events: Int
+    package var bytes: Int
+    package var decoded: Int
+    package var badEvents: Int
+    package var itemEvents: Int
+    package var decodeSeconds: Double
+    package var pipelineSeconds: Double
     /// Decode + user features + routing + repartition record encoding.
-    public var sourceStageSeconds: Double
+    package var sourceStageSeconds: Double
     /// Item window counts + trending over pre-routed item events.
-    public var itemStageSeconds: Double
+    package var itemStageSeconds: Double
     /// Thread CPU seconds of the same four phases (decode, pipeline, source stage, item stage).
-    public var cpuSeconds: (decode: Double, pipeline: Double, source: Double, item: Double)
-    public var users: Int
-    public var items: Int
-    public var droppedLate: Int64
+    package var cpuSeconds: (decode: Double, pipeline: Double, source: Double, item: Double)
+    package var users: Int
+    package var items: Int
+    package var droppedLate: Int64
     /// Keeps the optimizer from discarding work; meaningless otherwise.
-    public var checksum: Int
+    package var checksum: Int
 
-    public var decodeEventsPerSecond: Double { Double(events) / decodeSeconds }
-    public var pipelineEventsPerSecond: Double { Double(events) / pipelineSeconds }
-    public var sourceStageEventsPerSecond: Double { Double(events) / sourceStageSeconds }
-    public var itemStageItemEventsPerSecond: Double { Double(itemEvents) / itemStageSeconds }
+    package var decodeEventsPerSecond: Double { Double(events) / decodeSeconds }
+    package var pipelineEventsPerSecond: Double { Double(events) / pipelineSeconds }
+    package var sourceStageEventsPerSecond: Double { Double(events) / sourceStageSeconds }
+    package var itemStageItemEventsPerSecond: Double { Double(itemEvents) / itemStageSeconds }
 
-    public var description: String {
+    package var description: String {
         """
         core benchmark: \(events) events (\(bytes) bytes, \(badEvents) bad), \(itemEvents) item events, \
         \(users) users, \(items) items, \(droppedLate) dropped late

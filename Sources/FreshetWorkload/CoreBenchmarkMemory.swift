@@ -14,7 +14,7 @@ extension CoreBenchmark {
     /// Items get activity in `panesPerItem` hourly panes (realistic fill: 48, two days of
     /// a typical item's life) and in all 168 panes (worst case). Item ids are interned
     /// before the user measurement, so the per-user figure excludes them.
-    public static func memory(users: Int, items: Int, panesPerItem: Int = 48) -> MemoryReport {
+    package static func memory(users: Int, items: Int, panesPerItem: Int = 48) -> MemoryReport {
         let base: EventTimeMs = 1_732_000_000_000
         let hour: Int64 = 3_600_000
         var rng = SplitMix64(seed: 42)
@@ -89,16 +89,16 @@ extension CoreBenchmark {
 }
 
 /// Results of `CoreBenchmark.memory`.
-public struct MemoryReport: Sendable, CustomStringConvertible {
-    public var users: Int
-    public var items: Int
-    public var bytesPerUser: Double
-    public var panesPerItem: Int
-    public var bytesPerItem: Double
-    public var bytesPerItemAllPanes: Double
-    public var method: String
+package struct MemoryReport: Sendable, CustomStringConvertible {
+    package var users: Int
+    package var items: Int
+    package var bytesPerUser: Double
+    package var panesPerItem: Int
+    package var bytesPerItem: Double
+    package var bytesPerItemAllPanes: Double
+    package var method: String
 
-    public var description: String {
+    package var description: String {
         """
         memory (\(method)):
           per user key (recent items full, 50):        \(Int(bytesPerUser.rounded())) bytes (\(users) users)

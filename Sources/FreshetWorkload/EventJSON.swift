@@ -6,15 +6,15 @@ import FreshetCore
 /// request_id`; impressions `request_id, user_id, items_shown, positions, ts`;
 /// absent optionals are omitted. Strings are escaped (`JSONEscape`);
 /// `integerIds` writes ids as bare JSON integers (callers pass decimal ids).
-public enum EventJSON {
-    public static func bytes(_ event: InputEvent, integerIds: Bool = false) -> [UInt8] {
+package enum EventJSON {
+    package static func bytes(_ event: InputEvent, integerIds: Bool = false) -> [UInt8] {
         switch event {
         case .interaction(let e): interaction(e, integerIds: integerIds)
         case .impression(let e): impression(e, integerIds: integerIds)
         }
     }
 
-    public static func interaction(_ e: Interaction, integerIds: Bool = false) -> [UInt8] {
+    package static func interaction(_ e: Interaction, integerIds: Bool = false) -> [UInt8] {
         var w = SyntheticJSONWriter(capacity: 128)
         w.raw("{\"user_id\":")
         w.id(e.userId, asInteger: integerIds)
@@ -36,7 +36,7 @@ public enum EventJSON {
         return w.bytes
     }
 
-    public static func impression(_ e: Impression, integerIds: Bool = false) -> [UInt8] {
+    package static func impression(_ e: Impression, integerIds: Bool = false) -> [UInt8] {
         var w = SyntheticJSONWriter(capacity: 64 + 8 * e.itemsShown.count)
         w.byte(UInt8(ascii: "{"))
         if let r = e.requestId {
@@ -69,7 +69,7 @@ public enum EventJSON {
 
 extension InputEvent {
     /// The topic the event is produced to: `interactions` or `impressions`.
-    public var topic: String {
+    package var topic: String {
         if case .interaction = self { return "interactions" }
         return "impressions"
     }

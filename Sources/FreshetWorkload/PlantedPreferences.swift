@@ -6,26 +6,26 @@ import Foundation // pow only; all randomness is FreshetCore's seeded SplitMix64
 /// clusters; each user prefers its cluster's items with probability
 /// `inClusterProbability`, otherwise picks by global popularity. Item popularity is
 /// Zipf-skewed (exponent `zipfExponent`) so a popularity baseline is non-trivial.
-public struct PlantedConfig: Sendable, Equatable {
-    public var users: Int
-    public var items: Int
-    public var clusters: Int
+package struct PlantedConfig: Sendable, Equatable {
+    package var users: Int
+    package var items: Int
+    package var clusters: Int
     /// Interaction events (impressions, when enabled, come on top).
-    public var events: Int
-    public var inClusterProbability: Double
-    public var zipfExponent: Double
+    package var events: Int
+    package var inClusterProbability: Double
+    package var zipfExponent: Double
     /// Fraction of interactions that are `skip`s (on an item outside the user's cluster).
-    public var skipFraction: Double
+    package var skipFraction: Double
     /// Emit an impression (with `itemsPerImpression` items, the engaged one among them)
     /// before each interaction.
-    public var impressions: Bool
-    public var itemsPerImpression: Int
-    public var seed: UInt64
-    public var startTs: Int64
+    package var impressions: Bool
+    package var itemsPerImpression: Int
+    package var seed: UInt64
+    package var startTs: Int64
     /// Mean event-time gap between consecutive requests.
-    public var meanGapMs: Int64
+    package var meanGapMs: Int64
 
-    public init(users: Int = 2000, items: Int = 500, clusters: Int = 8, events: Int = 60_000,
+    package init(users: Int = 2000, items: Int = 500, clusters: Int = 8, events: Int = 60_000,
                 inClusterProbability: Double = 0.8, zipfExponent: Double = 0.8, skipFraction: Double = 0.05,
                 impressions: Bool = false, itemsPerImpression: Int = 5, seed: UInt64 = 1,
                 startTs: Int64 = 1_732_700_000_000, meanGapMs: Int64 = 1000) {
@@ -38,19 +38,19 @@ public struct PlantedConfig: Sendable, Equatable {
 }
 
 /// The planted world (ground truth) and its event generator.
-public struct PlantedPreferences: Sendable {
-    public let config: PlantedConfig
+package struct PlantedPreferences: Sendable {
+    package let config: PlantedConfig
     /// Cluster of each user / item (index = numeric id).
-    public let userCluster: [Int]
-    public let itemCluster: [Int]
+    package let userCluster: [Int]
+    package let itemCluster: [Int]
     /// Unnormalised popularity weight of each item.
-    public let itemWeight: [Double]
+    package let itemWeight: [Double]
     let clusterItems: [[Int]]
     let clusterCumulative: [[Double]]
     let globalCumulative: [Double]
     let userCumulative: [Double]
 
-    public init(_ config: PlantedConfig) {
+    package init(_ config: PlantedConfig) {
         precondition(config.users > 0 && config.items > 0 && config.clusters > 0)
         self.config = config
         var rng = SplitMix64(seed: config.seed ^ 0xC1A5_7E25)
@@ -71,20 +71,20 @@ public struct PlantedPreferences: Sendable {
         userCumulative = cumulative((0..<config.users).map { _ in 0.5 + rng.nextUnit() })
     }
 
-    public static func userId(_ u: Int) -> String { "u\(u)" }
-    public static func itemId(_ i: Int) -> String { "i\(i)" }
+    package static func userId(_ u: Int) -> String { "u\(u)" }
+    package static func itemId(_ i: Int) -> String { "i\(i)" }
 
     /// All events, in time order.
-    public func inputEvents() -> [InputEvent] { Array(PlantedEventIterator(self)) }
+    package func inputEvents() -> [InputEvent] { Array(PlantedEventIterator(self)) }
 
     /// The stream as JSONL (one event per line, time order).
-    public func jsonLines() -> String {
+    package func jsonLines() -> String {
         var out = ""
         for e in PlantedEventIterator(self) { out += String(decoding: EventJSON.bytes(e), as: UTF8.self); out += "\n" }
         return out
     }
 
-    public var stream: PlantedStream { PlantedStream(self) }
+    package var stream: PlantedStream { PlantedStream(self) }
 }
 
 private func cumulative(_ w: [Double]) -> [Double] {
@@ -100,7 +100,7 @@ private func pick(_ cum: [Double], _ u: Double) -> Int {
 }
 
 /// Iterator over the planted events in time order.
-public struct PlantedEventIterator: IteratorProtocol, Sequence {
+package struct PlantedEventIterator: IteratorProtocol, Sequence {
     let world: PlantedPreferences
     var rng: SplitMix64
     var produced = 0
@@ -115,7 +115,7 @@ public struct PlantedEventIterator: IteratorProtocol, Sequence {
         userItems = [Set<Int>](repeating: [], count: world.config.users)
     }
 
-    public mutating func next() -> InputEvent? {
+    package mutating func next() -> InputEvent? {
         if let q = queued { queued = nil; return q }
         let c = world.config
         guard produced < c.events else { return nil }
@@ -166,20 +166,20 @@ public struct PlantedEventIterator: IteratorProtocol, Sequence {
 
 /// The planted stream as Kafka records for `freshet produce`: topic
 /// ("interactions" | "impressions"), key (the user id) and the JSON value.
-public struct PlantedStream: Sequence {
-    public typealias Element = (topic: String, key: String, json: [UInt8])
+package struct PlantedStream: Sequence {
+    package typealias Element = (topic: String, key: String, json: [UInt8])
     let world: PlantedPreferences
 
-    public init(_ world: PlantedPreferences) { self.world = world }
-    public init(_ config: PlantedConfig) { self.world = PlantedPreferences(config) }
+    package init(_ world: PlantedPreferences) { self.world = world }
+    package init(_ config: PlantedConfig) { self.world = PlantedPreferences(config) }
 
-    public struct Iterator: IteratorProtocol {
+    package struct Iterator: IteratorProtocol {
         var inner: PlantedEventIterator
-        public mutating func next() -> Element? {
+        package mutating func next() -> Element? {
             guard let e = inner.next() else { return nil }
             return (e.topic, e.userId, EventJSON.bytes(e))
         }
     }
 
-    public func makeIterator() -> Iterator { Iterator(inner: PlantedEventIterator(world)) }
+    package func makeIterator() -> Iterator { Iterator(inner: PlantedEventIterator(world)) }
 }

@@ -7,16 +7,16 @@ import FreshetCore
 /// Mix: interactions:impressions = `interactionsPerImpression`:1; actions are
 /// click 55%, watch 20%, like 10%, share 5%, skip 10%; items are Zipf-popular;
 /// ids look like "u123"/"i456" (or bare integers for `integerIdFraction`).
-public struct SyntheticStream: Sequence, IteratorProtocol, Sendable {
-    public let config: SyntheticConfig
-    public let count: Int
+package struct SyntheticStream: Sequence, IteratorProtocol, Sendable {
+    package let config: SyntheticConfig
+    package let count: Int
     private var index = 0
     private(set) var badCounter = 0
     private var rng: SplitMix64
     private let itemZipf: SyntheticZipf
     private let userZipf: SyntheticZipf?
 
-    public init(config: SyntheticConfig, count: Int) {
+    package init(config: SyntheticConfig, count: Int) {
         self.config = config
         self.count = count
         rng = SplitMix64(seed: config.seed)
@@ -24,7 +24,7 @@ public struct SyntheticStream: Sequence, IteratorProtocol, Sendable {
         userZipf = config.userZipfExponent > 0 ? SyntheticZipf(count: config.users, exponent: config.userZipfExponent) : nil
     }
 
-    public mutating func next() -> SyntheticEvent? {
+    package mutating func next() -> SyntheticEvent? {
         guard index < count else { return nil }
         defer { index += 1 }
         var ts = config.startMs + Int64(Double(config.spanMs) * Double(index) / Double(Swift.max(count, 1)))

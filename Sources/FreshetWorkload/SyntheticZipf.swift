@@ -6,10 +6,10 @@ import Darwin
 
 /// Zipf-distributed ranks in `0..<n`: P(k) ∝ 1 / (k + 1)^s. The CDF is
 /// precomputed once and sampled by binary search (O(log n) a draw).
-public struct SyntheticZipf: Sendable {
-    public let cdf: [Double]
+package struct SyntheticZipf: Sendable {
+    package let cdf: [Double]
 
-    public init(count n: Int, exponent s: Double) {
+    package init(count n: Int, exponent s: Double) {
         precondition(n > 0, "Zipf needs at least one rank")
         var cdf = [Double](repeating: 0, count: n)
         var total = 0.0
@@ -24,7 +24,7 @@ public struct SyntheticZipf: Sendable {
 
     /// The first rank whose cumulative probability reaches `u` in [0, 1).
     @inline(__always)
-    public func rank(_ u: Double) -> Int {
+    package func rank(_ u: Double) -> Int {
         var lo = 0, hi = cdf.count - 1
         while lo < hi {
             let mid = (lo + hi) >> 1

@@ -17,32 +17,32 @@ import FreshetEmbeddings
 ///
 /// Events are interactions (`click`/`watch`/`like`, `skipShare` skips),
 /// ordered by time over `days` days.
-public struct TasteStreamConfig: Sendable, Equatable {
-    public var users = 4_000
-    public var items = 3_000
-    public var topics = 40
-    public var interactions = 150_000
-    public var maxTastes = 3
-    public var meanSession = 8.0
-    public var itemZipf = 1.0
-    public var userZipf = 0.8
-    public var globalShare = 0.15
-    public var skipShare = 0.05
-    public var bursts = 20
-    public var burstShare = 0.2
-    public var days = 60
-    public var seed: UInt64 = 7
-    public var startTs: Int64 = 1_700_000_000_000
+package struct TasteStreamConfig: Sendable, Equatable {
+    package var users = 4_000
+    package var items = 3_000
+    package var topics = 40
+    package var interactions = 150_000
+    package var maxTastes = 3
+    package var meanSession = 8.0
+    package var itemZipf = 1.0
+    package var userZipf = 0.8
+    package var globalShare = 0.15
+    package var skipShare = 0.05
+    package var bursts = 20
+    package var burstShare = 0.2
+    package var days = 60
+    package var seed: UInt64 = 7
+    package var startTs: Int64 = 1_700_000_000_000
 
-    public init() {}
+    package init() {}
 }
 
-public enum TasteStream {
-    public static func userId(_ u: Int) -> String { "u\(u)" }
-    public static func itemId(_ i: Int) -> String { "i\(i)" }
+package enum TasteStream {
+    package static func userId(_ u: Int) -> String { "u\(u)" }
+    package static func itemId(_ i: Int) -> String { "i\(i)" }
 
     /// The stream's interactions, in time order.
-    public static func events(_ c: TasteStreamConfig) -> [Interaction] {
+    package static func events(_ c: TasteStreamConfig) -> [Interaction] {
         var rng = SplitMix64(seed: c.seed)
         // Items: topic of each item (topic sizes Zipf 0.7), within-topic rank popularity Zipf.
         let topicWeights = (0..<c.topics).map { 1 / pow(Double($0 + 1), 0.7) }
@@ -105,7 +105,7 @@ public enum TasteStream {
     }
 
     /// A JSON Lines rendering (DESIGN's interaction schema), for `freshet produce --file`.
-    public static func jsonLine(_ e: Interaction) -> String { String(decoding: EventJSON.interaction(e), as: UTF8.self) }
+    package static func jsonLine(_ e: Interaction) -> String { String(decoding: EventJSON.interaction(e), as: UTF8.self) }
 }
 
 /// Draws an index with probability proportional to its weight (binary search on the prefix sums).

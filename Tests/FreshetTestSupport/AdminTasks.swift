@@ -6,22 +6,22 @@ import Foundation
 ///
 /// The types decode the documented JSON keys (docs/OPERATIONS.md) with their
 /// own definitions, not the runtime's, so they check the wire contract.
-public enum AdminTasks {
-    public struct Task: Decodable, Equatable, CustomStringConvertible {
-        public var task: String
-        public var stage: String
-        public var topic: String
-        public var partition: Int32
-        public var epoch: Int64?
-        public var position: Int64?
-        public var endOffset: Int64?
-        public var lag: Int64?
-        public var finished: Bool
-        public var watermarkMs: Int64?
-        public var recordsProcessed: Int
-        public var lastCheckpointOffset: Int64?
-        public var lastCheckpointMs: Int64?
-        public var rebuilding: Bool
+package enum AdminTasks {
+    package struct Task: Decodable, Equatable, CustomStringConvertible {
+        package var task: String
+        package var stage: String
+        package var topic: String
+        package var partition: Int32
+        package var epoch: Int64?
+        package var position: Int64?
+        package var endOffset: Int64?
+        package var lag: Int64?
+        package var finished: Bool
+        package var watermarkMs: Int64?
+        package var recordsProcessed: Int
+        package var lastCheckpointOffset: Int64?
+        package var lastCheckpointMs: Int64?
+        package var rebuilding: Bool
 
         enum CodingKeys: String, CodingKey {
             case task, stage, topic, partition, epoch, position, endOffset = "end_offset", lag, finished
@@ -29,23 +29,23 @@ public enum AdminTasks {
             case lastCheckpointOffset = "last_checkpoint_offset", lastCheckpointMs = "last_checkpoint_ms", rebuilding
         }
 
-        public var description: String {
+        package var description: String {
             func text(_ v: Int64?) -> String { v.map(String.init) ?? "-" }
             return "\(task) epoch \(text(epoch)) at \(text(position))/\(text(endOffset)) read \(recordsProcessed)"
                 + " ckpt \(text(lastCheckpointOffset))\(finished ? " finished" : "")\(rebuilding ? " rebuilding" : "")"
         }
     }
 
-    public struct Snapshot: Decodable, Equatable, CustomStringConvertible {
-        public var group: String
-        public var memberId: String
-        public var generation: Int32?
-        public var memberOfGroup: Bool
-        public var ready: Bool
-        public var notReadyReasons: [String]
-        public var bounded: Bool
-        public var publishedMs: Int64
-        public var tasks: [Task]
+    package struct Snapshot: Decodable, Equatable, CustomStringConvertible {
+        package var group: String
+        package var memberId: String
+        package var generation: Int32?
+        package var memberOfGroup: Bool
+        package var ready: Bool
+        package var notReadyReasons: [String]
+        package var bounded: Bool
+        package var publishedMs: Int64
+        package var tasks: [Task]
 
         enum CodingKeys: String, CodingKey {
             case group, memberId = "member_id", generation, memberOfGroup = "member_of_group", ready
@@ -53,16 +53,16 @@ public enum AdminTasks {
         }
 
         /// The owned tasks' ids (`items-3`).
-        public var owned: Set<String> { Set(tasks.map(\.task)) }
+        package var owned: Set<String> { Set(tasks.map(\.task)) }
 
         /// Epoch of each owned task.
-        public var epochs: [String: Int64] {
+        package var epochs: [String: Int64] {
             Dictionary(tasks.compactMap { t in t.epoch.map { (t.task, $0) } }, uniquingKeysWith: { $1 })
         }
 
-        public func task(_ id: String) -> Task? { tasks.first { $0.task == id } }
+        package func task(_ id: String) -> Task? { tasks.first { $0.task == id } }
 
-        public var description: String {
+        package var description: String {
             "member \(memberOfGroup ? "yes" : "no") generation \(generation.map(String.init) ?? "-") "
                 + "ready \(ready ? "yes" : "no: \(notReadyReasons.joined(separator: "; "))") "
                 + "published \(publishedMs) tasks \(tasks.count):\n"
@@ -71,7 +71,7 @@ public enum AdminTasks {
     }
 
     /// GET `/tasks` once. Throws when nothing answers, the status is not 200, or the body does not decode.
-    public static func fetch(port: Int, timeout: TimeInterval = 5) throws -> Snapshot {
+    package static func fetch(port: Int, timeout: TimeInterval = 5) throws -> Snapshot {
         let response = try HTTPGet.get(port: port, path: "/tasks", timeout: timeout)
         guard response.status == 200 else {
             throw TestFailure("/tasks on port \(port) answered \(response.status): \(response.body.prefix(300))")
@@ -90,7 +90,7 @@ public enum AdminTasks {
     /// - Throws: `TestFailure` after `timeout` seconds, naming `what` and
     ///   showing the last snapshot (or the last fetch error).
     @discardableResult
-    public static func waitUntil(port: Int, timeout: TimeInterval = 60, every interval: TimeInterval = 0.2,
+    package static func waitUntil(port: Int, timeout: TimeInterval = 60, every interval: TimeInterval = 0.2,
                                  _ what: String, _ condition: (Snapshot) -> Bool) throws -> Snapshot {
         try waitUntil(ports: [port], timeout: timeout, every: interval, what) { condition($0[0]) }[0]
     }
@@ -98,7 +98,7 @@ public enum AdminTasks {
     /// As `waitUntil(port:)`, over several instances at once: `condition` gets
     /// one snapshot per port, in the order of `ports`, all fetched in the same round.
     @discardableResult
-    public static func waitUntil(ports: [Int], timeout: TimeInterval = 60, every interval: TimeInterval = 0.2,
+    package static func waitUntil(ports: [Int], timeout: TimeInterval = 60, every interval: TimeInterval = 0.2,
                                  _ what: String, _ condition: ([Snapshot]) -> Bool) throws -> [Snapshot] {
         let deadline = Date().addingTimeInterval(timeout)
         var last: [Int: Snapshot] = [:]
@@ -128,7 +128,7 @@ public enum AdminTasks {
 
     /// True when the snapshots' owned tasks are disjoint and together exactly `all`:
     /// every task has one owner (the group has settled).
-    public static func partition(_ snapshots: [Snapshot], covers all: Set<String>) -> Bool {
+    package static func partition(_ snapshots: [Snapshot], covers all: Set<String>) -> Bool {
         var seen: Set<String> = []
         for snapshot in snapshots {
             guard snapshot.memberOfGroup, seen.isDisjoint(with: snapshot.owned) else { return false }
@@ -140,7 +140,7 @@ public enum AdminTasks {
     /// True when every source task (`interactions-*`, `impressions-*`) across
     /// `snapshots` has read at least up to `ends[task]` (records produced to its
     /// partition), and every task in `ends` is owned by one of them.
-    public static func caughtUp(_ snapshots: [Snapshot], to ends: [String: Int64]) -> Bool {
+    package static func caughtUp(_ snapshots: [Snapshot], to ends: [String: Int64]) -> Bool {
         var positions: [String: Int64] = [:]
         for snapshot in snapshots {
             for task in snapshot.tasks { positions[task.task] = task.position ?? 0 }

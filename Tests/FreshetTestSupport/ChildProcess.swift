@@ -5,14 +5,14 @@ import Foundation
 /// with the tests' defaults: the child runs in the package root, its output
 /// appended to `logPath`.
 extension ChildProcess {
-    public convenience init(_ executable: String, _ arguments: [String], logPath: String,
+    package convenience init(_ executable: String, _ arguments: [String], logPath: String,
                             environment: [String: String] = [:]) throws {
         try self.init(executable, arguments, logPath: logPath, directory: LocalCluster.packageRoot, environment: environment)
     }
 
     /// Runs a script to completion and returns (exit code, output).
     @discardableResult
-    public static func runScript(_ name: String, _ arguments: [String], timeout: TimeInterval = 60) throws -> String {
+    package static func runScript(_ name: String, _ arguments: [String], timeout: TimeInterval = 60) throws -> String {
         let log = NSTemporaryDirectory() + "freshet-script-\(UUID().uuidString.prefix(8)).log"
         defer { try? FileManager.default.removeItem(atPath: log) }
         let child = try ChildProcess("/bin/bash", ["\(LocalCluster.packageRoot)/scripts/\(name)"] + arguments, logPath: log)
@@ -24,19 +24,19 @@ extension ChildProcess {
 }
 
 /// The `freshet` executable built next to the test bundle.
-public enum FreshetBinary {
-    public static var path: String {
+package enum FreshetBinary {
+    package static var path: String {
         if let path = ProcessInfo.processInfo.environment["FRESHET_BIN"] { return path }
         // swift test runs .build/<config>/FreshetPackageTests.xctest; the executable sits beside it.
         return URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("freshet").path
     }
 
-    public static func start(_ arguments: [String], logPath: String) throws -> ChildProcess {
+    package static func start(_ arguments: [String], logPath: String) throws -> ChildProcess {
         try ChildProcess(path, arguments, logPath: logPath)
     }
 }
 
-public struct TestFailure: Error, CustomStringConvertible {
-    public var description: String
-    public init(_ description: String) { self.description = description }
+package struct TestFailure: Error, CustomStringConvertible {
+    package var description: String
+    package init(_ description: String) { self.description = description }
 }

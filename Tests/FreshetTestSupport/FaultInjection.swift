@@ -3,10 +3,10 @@ import Foundation
 /// Small tools for fault-injection tests: waiting on conditions, reading a
 /// process's log, a raw-socket HTTP GET for the admin endpoints, and signals
 /// to processes named by a pid file (the broker, Redis).
-public enum FaultInjection {
+package enum FaultInjection {
     /// Polls `condition` until it holds or `timeout` seconds pass; returns whether it held.
     @discardableResult
-    public static func waitUntil(timeout: TimeInterval, every interval: TimeInterval = 0.2,
+    package static func waitUntil(timeout: TimeInterval, every interval: TimeInterval = 0.2,
                                  _ condition: () throws -> Bool) rethrows -> Bool {
         let deadline = Date().addingTimeInterval(timeout)
         while true {
@@ -17,17 +17,17 @@ public enum FaultInjection {
     }
 
     /// Sleeps `seconds` (whole test thread; these tests are sequential by design).
-    public static func pause(_ seconds: TimeInterval) { usleep(UInt32(seconds * 1_000_000)) }
+    package static func pause(_ seconds: TimeInterval) { usleep(UInt32(seconds * 1_000_000)) }
 
-    public static func log(_ path: String) -> String { (try? String(contentsOfFile: path, encoding: .utf8)) ?? "" }
+    package static func log(_ path: String) -> String { (try? String(contentsOfFile: path, encoding: .utf8)) ?? "" }
 
     /// Lines of the log at `path` that contain `needle`.
-    public static func lines(_ path: String, containing needle: String) -> [Substring] {
+    package static func lines(_ path: String, containing needle: String) -> [Substring] {
         log(path).split(separator: "\n").filter { $0.contains(needle) }
     }
 
     /// The value of `key=value` in a swift-log line (metadata is printed as `key=value`, space separated).
-    public static func metadata(_ key: String, in line: Substring) -> String? {
+    package static func metadata(_ key: String, in line: Substring) -> String? {
         for word in line.split(separator: " ") where word.hasPrefix("\(key)=") {
             return String(word.dropFirst(key.count + 1))
         }
@@ -35,7 +35,7 @@ public enum FaultInjection {
     }
 
     /// `task assigned` lines of a freshet log as (task, epoch), in log order.
-    public static func assignments(_ path: String) -> [(task: String, epoch: Int64)] {
+    package static func assignments(_ path: String) -> [(task: String, epoch: Int64)] {
         lines(path, containing: "task assigned").compactMap { line in
             guard let task = metadata("task", in: line), let epoch = metadata("epoch", in: line).flatMap({ Int64($0) }) else { return nil }
             return (task, epoch)
@@ -43,13 +43,13 @@ public enum FaultInjection {
     }
 
     /// Tasks named in `task revoked` lines of a freshet log.
-    public static func revocations(_ path: String) -> [String] {
+    package static func revocations(_ path: String) -> [String] {
         lines(path, containing: "task revoked").compactMap { metadata("task", in: $0) }
     }
 
     /// Tasks a freshet instance owned when it began its graceful stop (assigned
     /// minus revoked or fenced, up to the `stopping` line).
-    public static func ownedAtStop(_ path: String) -> Set<String> {
+    package static func ownedAtStop(_ path: String) -> Set<String> {
         var owned: Set<String> = []
         for line in log(path).split(separator: "\n") {
             if line.contains("stopping:") { break }
@@ -61,7 +61,7 @@ public enum FaultInjection {
     }
 
     /// Sends `signal` to the process whose pid is in `pidFile` (e.g. `tansu.pid`).
-    public static func signalPidFile(_ pidFile: String, _ signal: Int32) throws {
+    package static func signalPidFile(_ pidFile: String, _ signal: Int32) throws {
         guard let text = try? String(contentsOfFile: pidFile, encoding: .utf8),
               let pid = pid_t(text.trimmingCharacters(in: .whitespacesAndNewlines)) else {
             throw TestFailure("no pid in \(pidFile)")
@@ -71,7 +71,7 @@ public enum FaultInjection {
 
     /// A minimal HTTP/1.0 GET against 127.0.0.1:`port`: (status, body), or nil when
     /// nothing answers within `timeoutSeconds`.
-    public static func httpGet(port: Int, path: String, timeoutSeconds: Int = 2) -> (status: Int, body: String)? {
+    package static func httpGet(port: Int, path: String, timeoutSeconds: Int = 2) -> (status: Int, body: String)? {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { return nil }
         defer { close(fd) }

@@ -2,14 +2,14 @@ import Foundation
 
 /// A minimal HTTP/1.0 GET over a POSIX socket (no FoundationNetworking), for
 /// probing the processor's admin endpoints from tests.
-public enum HTTPGet {
-    public struct Response {
-        public var status: Int
-        public var body: String
+package enum HTTPGet {
+    package struct Response {
+        package var status: Int
+        package var body: String
     }
 
     /// GET http://127.0.0.1:`port``path`; throws when the connection fails or times out.
-    public static func get(port: Int, path: String, timeout: TimeInterval = 5) throws -> Response {
+    package static func get(port: Int, path: String, timeout: TimeInterval = 5) throws -> Response {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw TestFailure("socket() failed") }
         defer { close(fd) }
@@ -49,7 +49,7 @@ public enum HTTPGet {
     }
 
     /// Polls `get` until `accept` holds or the timeout passes; returns the last response.
-    public static func waitFor(port: Int, path: String, timeout: TimeInterval,
+    package static func waitFor(port: Int, path: String, timeout: TimeInterval,
                                _ accept: (Response) -> Bool) -> Response? {
         let deadline = Date().addingTimeInterval(timeout)
         var last: Response?

@@ -3,20 +3,20 @@ import XCTest
 
 /// A real Tansu broker and a real redis-server on free loopback ports,
 /// started with the project's scripts and stopped at the end of the test.
-public final class LocalCluster {
-    public let directory: String
-    public let brokerPort: Int
-    public let redisPort: Int
-    public var brokers: String { "127.0.0.1:\(brokerPort)" }
-    public var redisURL: String { "redis://127.0.0.1:\(redisPort)" }
+package final class LocalCluster {
+    package let directory: String
+    package let brokerPort: Int
+    package let redisPort: Int
+    package var brokers: String { "127.0.0.1:\(brokerPort)" }
+    package var redisURL: String { "redis://127.0.0.1:\(redisPort)" }
 
-    public static var packageRoot: String {
+    package static var packageRoot: String {
         // Tests/FreshetIntegrationTests/LocalCluster.swift -> package root
         URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().path
     }
 
-    public init(withBroker: Bool = true, redisArguments: [String] = []) throws {
+    package init(withBroker: Bool = true, redisArguments: [String] = []) throws {
         let root = Self.packageRoot
         guard !withBroker || FileManager.default.isExecutableFile(atPath: "\(root)/.freshet/bin/tansu") else {
             throw XCTSkip("Tansu not installed: run scripts/setup.sh (the README's test command does)")
@@ -29,17 +29,17 @@ public final class LocalCluster {
         try Self.script("start-redis.sh", ["\(redisPort)", directory] + redisArguments)
     }
 
-    public func stop() {
+    package func stop() {
         _ = try? Self.script("stop-services.sh", [directory])
     }
 
-    public func stopRedis() throws { try Self.killPidFile("\(directory)/redis.pid") }
+    package func stopRedis() throws { try Self.killPidFile("\(directory)/redis.pid") }
 
-    public func startRedis(arguments: [String] = []) throws {
+    package func startRedis(arguments: [String] = []) throws {
         try Self.script("start-redis.sh", ["\(redisPort)", directory] + arguments)
     }
 
-    public static func killPidFile(_ path: String) throws {
+    package static func killPidFile(_ path: String) throws {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8), let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)) else { return }
         kill(pid, SIGKILL)
         var status: Int32 = 0
@@ -53,5 +53,5 @@ public final class LocalCluster {
     }
 
     /// A free loopback port (`LoopbackPort.free`).
-    public static func freePort() throws -> Int { try LoopbackPort.free() }
+    package static func freePort() throws -> Int { try LoopbackPort.free() }
 }

@@ -3,14 +3,14 @@ import XCTest
 
 /// A real Redis Cluster on loopback (3 masters, 3 replicas), started with
 /// scripts/start-redis-cluster.sh and stopped at the end of the test.
-public final class LocalRedisCluster {
-    public let directory: String
-    public let ports: [Int]
+package final class LocalRedisCluster {
+    package let directory: String
+    package let ports: [Int]
     /// `redis+cluster://127.0.0.1:p1,...` (every node as a seed).
-    public var url: String { "redis+cluster://" + ports.map { "127.0.0.1:\($0)" }.joined(separator: ",") }
+    package var url: String { "redis+cluster://" + ports.map { "127.0.0.1:\($0)" }.joined(separator: ",") }
 
     /// - Parameter nodeTimeoutMs: `cluster-node-timeout` (how long a silent master lasts before failover).
-    public init(nodeTimeoutMs: Int = 2000) throws {
+    package init(nodeTimeoutMs: Int = 2000) throws {
         directory = NSTemporaryDirectory() + "freshet-cluster-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         var chosen: [Int] = []
@@ -31,12 +31,12 @@ public final class LocalRedisCluster {
         }
     }
 
-    public func stop() {
+    package func stop() {
         _ = try? ChildProcess.runScript("stop-redis-cluster.sh", [directory])
     }
 
     /// Kills one node's redis-server with SIGKILL (a crashed master).
-    public func kill(port: Int) throws {
+    package func kill(port: Int) throws {
         try LocalCluster.killPidFile("\(directory)/node-\(port)/redis.pid")
     }
 }

@@ -1,17 +1,17 @@
 import Foundation
 
 /// Just enough of the Prometheus text format to check the processor's /metrics.
-public struct PrometheusText {
-    public struct Sample {
-        public var name: String
+package struct PrometheusText {
+    package struct Sample {
+        package var name: String
         /// The raw label block without braces, e.g. `topic="a",partition="0"` (empty when none).
-        public var labels: String
-        public var value: Double
+        package var labels: String
+        package var value: Double
     }
 
-    public let samples: [Sample]
+    package let samples: [Sample]
 
-    public init(_ text: String) {
+    package init(_ text: String) {
         var samples: [Sample] = []
         for line in text.split(separator: "\n") where !line.hasPrefix("#") {
             guard let space = line.lastIndex(of: " "), let value = Double(line[line.index(after: space)...]) else { continue }
@@ -27,8 +27,8 @@ public struct PrometheusText {
         self.samples = samples
     }
 
-    public func series(_ name: String) -> [Sample] { samples.filter { $0.name == name } }
-    public func sum(_ name: String, labelsContaining fragment: String = "") -> Double {
+    package func series(_ name: String) -> [Sample] { samples.filter { $0.name == name } }
+    package func sum(_ name: String, labelsContaining fragment: String = "") -> Double {
         series(name).filter { fragment.isEmpty || $0.labels.contains(fragment) }.reduce(0) { $0 + $1.value }
     }
 }

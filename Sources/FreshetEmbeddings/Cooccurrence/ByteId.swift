@@ -4,16 +4,16 @@ import FreshetCore
 /// String's Unicode canonical equivalence (two ids that differ in bytes are two
 /// ids). Ordered lexicographically by bytes, the order every refresh sorts in,
 /// so results do not depend on arrival order or on which instance computes them.
-public struct ByteId: Hashable, Comparable, Sendable {
-    public let bytes: [UInt8]
+package struct ByteId: Hashable, Comparable, Sendable {
+    package let bytes: [UInt8]
 
-    public init(_ id: String) { bytes = Array(id.utf8) }
-    public init(bytes: [UInt8]) { self.bytes = bytes }
+    package init(_ id: String) { bytes = Array(id.utf8) }
+    package init(bytes: [UInt8]) { self.bytes = bytes }
 
     /// The id as a String (for Redis keys and logs).
-    public var string: String { String(decoding: bytes, as: UTF8.self) }
+    package var string: String { String(decoding: bytes, as: UTF8.self) }
 
-    public static func < (a: ByteId, b: ByteId) -> Bool {
+    package static func < (a: ByteId, b: ByteId) -> Bool {
         a.bytes.lexicographicallyPrecedes(b.bytes)
     }
 }
@@ -21,5 +21,5 @@ public struct ByteId: Hashable, Comparable, Sendable {
 extension ByteId {
     /// `StableHash` of the bytes: the same in every process and on every instance
     /// (Swift's `hashValue` is seeded per process).
-    public var stableHash: UInt64 { StableHash.of(bytes) }
+    package var stableHash: UInt64 { StableHash.of(bytes) }
 }

@@ -4,16 +4,16 @@
 /// the processor runs the same pieces split by ownership (the user stage
 /// keeps `UserHistory`, item tasks keep `CooccurrenceRows`, and one refresh
 /// runs over the union of every task's rows).
-public final class CooccurrenceModel {
-    public let config: CooccurrenceConfig
-    public let refreshEvery: Int
-    public let rows: CooccurrenceRows
-    public private(set) var history: UserHistory
-    public private(set) var vectors: ItemVectorSet
-    public private(set) var refreshes = 0
+package final class CooccurrenceModel {
+    package let config: CooccurrenceConfig
+    package let refreshEvery: Int
+    package let rows: CooccurrenceRows
+    package private(set) var history: UserHistory
+    package private(set) var vectors: ItemVectorSet
+    package private(set) var refreshes = 0
     private var positivesSinceRefresh = 0
 
-    public init(config: CooccurrenceConfig, refreshEvery: Int = 5_000) {
+    package init(config: CooccurrenceConfig, refreshEvery: Int = 5_000) {
         self.config = config
         self.refreshEvery = max(1, refreshEvery)
         rows = CooccurrenceRows(config: config)
@@ -23,7 +23,7 @@ public final class CooccurrenceModel {
 
     /// Folds one interaction in (positives only count). Items without a
     /// refreshed vector are folded in from their row right away.
-    public func observe(user: String, item: String, positive: Bool, ts: Int64) {
+    package func observe(user: String, item: String, positive: Bool, ts: Int64) {
         guard positive else { return }
         let u = ByteId(user), i = ByteId(item)
         let before = history.record(user: u, item: i)
@@ -36,7 +36,7 @@ public final class CooccurrenceModel {
     }
 
     /// Recomputes every vector from the current rows (warm-started).
-    public func refresh() {
+    package func refresh() {
         positivesSinceRefresh = 0
         let matrix = SymmetricSparseMatrix(rows.snapshot())
         let iterations = vectors.version == 0 ? config.coldIterations : config.warmIterations
@@ -46,5 +46,5 @@ public final class CooccurrenceModel {
     }
 
     /// The session / user vector: mean of the user's recent items' current vectors.
-    public func userVector(_ user: String) -> [Float]? { vectors.meanVector(history.items(of: ByteId(user))) }
+    package func userVector(_ user: String) -> [Float]? { vectors.meanVector(history.items(of: ByteId(user))) }
 }

@@ -11,11 +11,11 @@ import FreshetCore
 /// stays), which keeps memory at most `rowCapacity` entries a row. Admission
 /// (frequency filter) and expiry by event time work as in Monolith's tables.
 /// Not thread-safe: owned by one task.
-public final class CooccurrenceRows {
+package final class CooccurrenceRows {
     /// One co-occurrence count: 8 bytes.
     struct Entry { var neighbour: UInt32; var count: UInt32 }
 
-    public let config: CooccurrenceConfig
+    package let config: CooccurrenceConfig
     private var index: [ByteId: Int32] = [:]
     private var ids: [ByteId] = []
     private var degrees: [Int64] = []
@@ -36,19 +36,19 @@ public final class CooccurrenceRows {
     private var numberOfRow: [UInt32] = []
     /// Sightings of items not admitted yet: (count, last seen).
     private var pending: [ByteId: (Int, Int64)] = [:]
-    public private(set) var entryCount = 0
+    package private(set) var entryCount = 0
 
-    public init(config: CooccurrenceConfig) { self.config = config }
+    package init(config: CooccurrenceConfig) { self.config = config }
 
     /// Live rows.
-    public var count: Int { index.count }
+    package var count: Int { index.count }
 
     /// Folds one positive interaction in. `history` = the user's most recent
     /// positive items before this one, newest first (only the first
     /// `config.history` distinct ids other than `item` count).
     /// Returns true when the item has a row (admitted).
     @discardableResult
-    public func observePositive(item: ByteId, history: [ByteId], ts: Int64) -> Bool {
+    package func observePositive(item: ByteId, history: [ByteId], ts: Int64) -> Bool {
         observePositive(item: item, ts: ts) { visit in
             for j in history { j.bytes.withUnsafeBytes { visit($0) } }
         }
@@ -59,7 +59,7 @@ public final class CooccurrenceRows {
     /// the buffers are valid during each call): the processor's path, which
     /// reads ids straight from the routed record.
     @discardableResult
-    public func observePositive(item: ByteId, ts: Int64,
+    package func observePositive(item: ByteId, ts: Int64,
                                 forEachHistoryItem: ((UnsafeRawBufferPointer) -> Void) -> Void) -> Bool {
         item.bytes.withUnsafeBytes { observePositive(itemBytes: $0, ts: ts, forEachHistoryItem: forEachHistoryItem) } != nil
     }
@@ -67,7 +67,7 @@ public final class CooccurrenceRows {
     /// The same with the item as bytes (read in place from the routed
     /// record). Returns the item's row, nil when it is not admitted yet.
     @discardableResult
-    public func observePositive(itemBytes: UnsafeRawBufferPointer, ts: Int64,
+    package func observePositive(itemBytes: UnsafeRawBufferPointer, ts: Int64,
                                 forEachHistoryItem: ((UnsafeRawBufferPointer) -> Void) -> Void) -> Int32? {
         let itemNumber = intern(bytes: itemBytes)
         let known = rowOfNumber[Int(itemNumber)]
@@ -163,7 +163,7 @@ public final class CooccurrenceRows {
 
     /// Evicts rows with no positive for `ttlMs` of event time before `now`
     /// (and pending sightings as old). Returns the evicted ids.
-    public func evictExpired(now: Int64) -> [ByteId] {
+    package func evictExpired(now: Int64) -> [ByteId] {
         guard config.ttlMs > 0 else { return [] }
         let cutoff = now - config.ttlMs
         var evicted: [ByteId] = []
@@ -181,19 +181,19 @@ public final class CooccurrenceRows {
     }
 
     /// The item of a live row (row numbers from `observePositive(itemBytes:...)`), nil when the row is free.
-    public func id(ofRow row: Int32) -> ByteId? {
+    package func id(ofRow row: Int32) -> ByteId? {
         let r = Int(row)
         return r >= 0 && r < ids.count && live[r] ? ids[r] : nil
     }
 
     /// Ids of every live row.
-    public var liveIds: [ByteId] { (0..<ids.count).compactMap { live[$0] ? ids[$0] : nil } }
+    package var liveIds: [ByteId] { (0..<ids.count).compactMap { live[$0] ? ids[$0] : nil } }
 
     /// Event time of the item's last positive (nil when it has no row).
-    public func lastSeen(of item: ByteId) -> Int64? { index[item].map { lastSeen[Int($0)] } }
+    package func lastSeen(of item: ByteId) -> Int64? { index[item].map { lastSeen[Int($0)] } }
 
     /// Restores a row from a checkpoint (replacing any row of the item).
-    public func restoreRow(item: ByteId, degree: Int64, lastSeen ts: Int64, entries: [(ByteId, UInt32)]) {
+    package func restoreRow(item: ByteId, degree: Int64, lastSeen ts: Int64, entries: [(ByteId, UInt32)]) {
         pending[item] = nil
         let row: Int32
         if let existing = index[item] {
@@ -212,10 +212,10 @@ public final class CooccurrenceRows {
     }
 
     /// The degree of an item (0 when it has no row).
-    public func degree(of item: ByteId) -> Int64 { index[item].map { degrees[Int($0)] } ?? 0 }
+    package func degree(of item: ByteId) -> Int64 { index[item].map { degrees[Int($0)] } ?? 0 }
 
     /// The row of an item: (neighbour, count) pairs in no particular order.
-    public func row(of item: ByteId) -> [(ByteId, UInt32)]? {
+    package func row(of item: ByteId) -> [(ByteId, UInt32)]? {
         guard let r = index[item] else { return nil }
         return rows[Int(r)].map { (neighbourIds[Int($0.neighbour)], $0.count) }
     }
@@ -223,7 +223,7 @@ public final class CooccurrenceRows {
     /// Every live row, for a refresh: plain array copies, no hashing (this runs
     /// on the processing thread; the refresher's thread does the rest). Names
     /// may repeat (an item as a row and as a neighbour); the matrix resolves them.
-    public func snapshot() -> CooccurrenceSnapshot {
+    package func snapshot() -> CooccurrenceSnapshot {
         var s = CooccurrenceSnapshot()
         s.names = neighbourIds
         s.names.reserveCapacity(neighbourIds.count + index.count)
@@ -243,7 +243,7 @@ public final class CooccurrenceRows {
     }
 
     /// The rows of `only`, interned (tests, small subsets).
-    public func snapshot(only: [ByteId]) -> CooccurrenceSnapshot {
+    package func snapshot(only: [ByteId]) -> CooccurrenceSnapshot {
         var builder = CooccurrenceSnapshot.Builder()
         func add(_ r: Int) {
             builder.addRow(item: ids[r], degree: degrees[r],
@@ -255,7 +255,7 @@ public final class CooccurrenceRows {
 
     /// Approximate heap bytes: per row (id, degree, last seen, row header,
     /// dictionary entry) and per entry (8 bytes, capacity slack included in the estimate).
-    public static let bytesPerRow = 112
-    public static let bytesPerEntry = 10
-    public var approximateBytes: Int { count * Self.bytesPerRow + entryCount * Self.bytesPerEntry + neighbourIds.count * 64 }
+    package static let bytesPerRow = 112
+    package static let bytesPerEntry = 10
+    package var approximateBytes: Int { count * Self.bytesPerRow + entryCount * Self.bytesPerEntry + neighbourIds.count * 64 }
 }

@@ -8,23 +8,23 @@ import FreshetCore
 /// Snapshots from several tasks (or instances) merge with `merged(_:)`; a
 /// merge is independent of the order of its inputs because the refresh sorts
 /// items by id bytes.
-public struct CooccurrenceSnapshot: Sendable, Equatable {
-    public var names: [ByteId] = []
-    public var rowItem: [Int32] = []
-    public var rowDegree: [Int64] = []
-    public var rowStart: [Int] = [0]
-    public var entryNeighbour: [Int32] = []
-    public var entryCount: [UInt32] = []
+package struct CooccurrenceSnapshot: Sendable, Equatable {
+    package var names: [ByteId] = []
+    package var rowItem: [Int32] = []
+    package var rowDegree: [Int64] = []
+    package var rowStart: [Int] = [0]
+    package var entryNeighbour: [Int32] = []
+    package var entryCount: [UInt32] = []
 
-    public init() {}
+    package init() {}
 
-    public var rowCount: Int { rowItem.count }
+    package var rowCount: Int { rowItem.count }
 
     /// Builds a snapshot row by row, interning names.
-    public struct Builder {
-        public private(set) var snapshot = CooccurrenceSnapshot()
+    package struct Builder {
+        package private(set) var snapshot = CooccurrenceSnapshot()
         private var nameIndex: [ByteId: Int32] = [:]
-        public init() {}
+        package init() {}
 
         mutating func name(_ id: ByteId) -> Int32 {
             if let n = nameIndex[id] { return n }
@@ -34,7 +34,7 @@ public struct CooccurrenceSnapshot: Sendable, Equatable {
             return n
         }
 
-        public mutating func addRow<S: Sequence>(item: ByteId, degree: Int64, entries: S) where S.Element == (ByteId, UInt32) {
+        package mutating func addRow<S: Sequence>(item: ByteId, degree: Int64, entries: S) where S.Element == (ByteId, UInt32) {
             snapshot.rowItem.append(name(item))
             snapshot.rowDegree.append(degree)
             for (neighbour, count) in entries {
@@ -46,7 +46,7 @@ public struct CooccurrenceSnapshot: Sendable, Equatable {
     }
 
     /// Calls `body(item, degree, entries)` for every row.
-    public func forEachRow(_ body: (ByteId, Int64, [(ByteId, UInt32)]) -> Void) {
+    package func forEachRow(_ body: (ByteId, Int64, [(ByteId, UInt32)]) -> Void) {
         for r in 0..<rowCount {
             let entries = (rowStart[r]..<rowStart[r + 1]).map { (names[Int(entryNeighbour[$0])], entryCount[$0]) }
             body(names[Int(rowItem[r])], rowDegree[r], entries)
@@ -56,7 +56,7 @@ public struct CooccurrenceSnapshot: Sendable, Equatable {
     /// The union of several snapshots, by concatenation (names are not
     /// deduplicated; the matrix resolves names by id bytes). With one owner per
     /// item no item has two rows; if one did, the matrix keeps the first.
-    public static func merged(_ parts: [CooccurrenceSnapshot]) -> CooccurrenceSnapshot {
+    package static func merged(_ parts: [CooccurrenceSnapshot]) -> CooccurrenceSnapshot {
         guard parts.count > 1 else { return parts.first ?? CooccurrenceSnapshot() }
         var s = CooccurrenceSnapshot()
         for part in parts {
@@ -75,7 +75,7 @@ public struct CooccurrenceSnapshot: Sendable, Equatable {
     /// Binary form for Redis (one value a row): version byte 1, degree varint,
     /// last-seen event time (zigzag varint), entry count varint, then per entry
     /// (neighbour length varint, bytes, count varint).
-    public static func encodeRow(degree: Int64, lastSeen: Int64, entries: [(ByteId, UInt32)]) -> [UInt8] {
+    package static func encodeRow(degree: Int64, lastSeen: Int64, entries: [(ByteId, UInt32)]) -> [UInt8] {
         var out = ByteWriter(capacity: 16 + entries.count * 12)
         out.write(byte: 1)
         out.write(varint: UInt64(max(0, degree)))
@@ -89,7 +89,7 @@ public struct CooccurrenceSnapshot: Sendable, Equatable {
     }
 
     /// Inverse of `encodeRow`. Throws `CodecError` on truncated or unknown input.
-    public static func decodeRow(_ bytes: [UInt8]) throws(CodecError) -> (degree: Int64, lastSeen: Int64, entries: [(ByteId, UInt32)]) {
+    package static func decodeRow(_ bytes: [UInt8]) throws(CodecError) -> (degree: Int64, lastSeen: Int64, entries: [(ByteId, UInt32)]) {
         var r = ByteReader(bytes)
         let version = try r.readByte("co-occurrence row version")
         guard version == 1 else { throw CodecError(.unknownVersion, "co-occurrence row format \(version)") }
@@ -106,7 +106,7 @@ public struct CooccurrenceSnapshot: Sendable, Equatable {
         return (degree, lastSeen, entries)
     }
 
-    public static func == (a: CooccurrenceSnapshot, b: CooccurrenceSnapshot) -> Bool {
+    package static func == (a: CooccurrenceSnapshot, b: CooccurrenceSnapshot) -> Bool {
         a.names == b.names && a.rowItem == b.rowItem && a.rowDegree == b.rowDegree && a.rowStart == b.rowStart
             && a.entryNeighbour == b.entryNeighbour && a.entryCount == b.entryCount
     }

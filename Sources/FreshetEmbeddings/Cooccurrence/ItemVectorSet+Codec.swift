@@ -14,10 +14,10 @@ import FreshetCore
 /// Chunk: items back to back, each: id (length varint + bytes), degree
 /// (zigzag varint), vector (`dimension` float32 LE), basis row (`dimension` float32 LE).
 extension ItemVectorSet {
-    public static let codecMagic: [UInt8] = [0x46, 0x56, 0x01]
+    package static let codecMagic: [UInt8] = [0x46, 0x56, 0x01]
 
     /// The set as (header, chunks). Items keep their order (the refresh's row order).
-    public func encoded(maxChunkBytes: Int = 4 << 20) -> (header: [UInt8], chunks: [[UInt8]]) {
+    package func encoded(maxChunkBytes: Int = 4 << 20) -> (header: [UInt8], chunks: [[UInt8]]) {
         var chunks: [[UInt8]] = []
         var chunk = ByteWriter(capacity: min(maxChunkBytes, 1 << 16))
         for r in 0..<refreshed {
@@ -48,14 +48,14 @@ extension ItemVectorSet {
 
     /// The chunk count a header announces (to fetch the chunks before decoding).
     /// - Throws: `CodecError` when the header is not a vector-set header.
-    public static func chunkCount(header: [UInt8]) throws(CodecError) -> Int {
+    package static func chunkCount(header: [UInt8]) throws(CodecError) -> Int {
         try readHeader(header).chunks
     }
 
     /// Rebuilds a set from `encoded()`'s parts.
     /// - Throws: `CodecError` on a wrong magic, a truncated part, a chunk
     ///   count or item count that disagrees with the header, or a repeated item.
-    public static func decode(header: [UInt8], chunks: [[UInt8]]) throws(CodecError) -> ItemVectorSet {
+    package static func decode(header: [UInt8], chunks: [[UInt8]]) throws(CodecError) -> ItemVectorSet {
         let h = try readHeader(header)
         guard chunks.count == h.chunks else {
             throw CodecError(.invalidValue, "vector set: header announces \(h.chunks) chunks, got \(chunks.count)")

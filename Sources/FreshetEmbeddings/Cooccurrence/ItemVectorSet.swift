@@ -5,21 +5,21 @@
 /// `vectors` is row-major (`dimension` floats an item). The published vector
 /// of item i is xᵢ = uᵢ · diag(max(λ, 0))^(1/4), u the orthonormal basis;
 /// `basis` keeps u for the next refresh's warm start.
-public struct ItemVectorSet: Sendable {
+package struct ItemVectorSet: Sendable {
     /// Refresh number (0: nothing refreshed yet); goes up by one a refresh.
-    public let version: Int64
-    public let dimension: Int
-    public private(set) var items: [ByteId]
-    public private(set) var rowOf: [ByteId: Int]
-    public private(set) var vectors: [Float]
-    public private(set) var basis: [Float]
-    public private(set) var degrees: [Int64]
+    package let version: Int64
+    package let dimension: Int
+    package private(set) var items: [ByteId]
+    package private(set) var rowOf: [ByteId: Int]
+    package private(set) var vectors: [Float]
+    package private(set) var basis: [Float]
+    package private(set) var degrees: [Int64]
     /// Eigenvalues, largest first (`dimension` of them; 0 where the matrix had fewer items).
-    public let eigenvalues: [Float]
+    package let eigenvalues: [Float]
     /// Items `0..<refreshed` came from the refresh; the rest were folded in since.
-    public let refreshed: Int
+    package let refreshed: Int
 
-    public static func empty(dimension: Int) -> ItemVectorSet {
+    package static func empty(dimension: Int) -> ItemVectorSet {
         ItemVectorSet(version: 0, dimension: dimension, items: [], vectors: [], basis: [], degrees: [],
                       eigenvalues: [Float](repeating: 0, count: dimension))
     }
@@ -39,17 +39,17 @@ public struct ItemVectorSet: Sendable {
         self.rowOf = rowOf
     }
 
-    public var count: Int { items.count }
+    package var count: Int { items.count }
 
     /// The published vector of an item, nil when it has none.
-    public func vector(_ id: ByteId) -> [Float]? {
+    package func vector(_ id: ByteId) -> [Float]? {
         guard let r = rowOf[id] else { return nil }
         return Array(vectors[(r * dimension)..<((r + 1) * dimension)])
     }
 
     /// The mean of the vectors of `ids` that have one (nil when none has):
     /// the session vector serving scores with, and the cold-start user vector.
-    public func meanVector<S: Sequence>(_ ids: S) -> [Float]? where S.Element == ByteId {
+    package func meanVector<S: Sequence>(_ ids: S) -> [Float]? where S.Element == ByteId {
         var sum = [Float](repeating: 0, count: dimension)
         var n = 0
         for id in ids {
@@ -65,7 +65,7 @@ public struct ItemVectorSet: Sendable {
 
     /// Like `foldIn`, but recomputes an item that was folded in before (not one from the refresh).
     @discardableResult
-    public mutating func refold(_ id: ByteId, degree: Int64, row: [(ByteId, UInt32)]) -> [Float]? {
+    package mutating func refold(_ id: ByteId, degree: Int64, row: [(ByteId, UInt32)]) -> [Float]? {
         if let r = rowOf[id] {
             guard r >= refreshed, let x = foldedVector(id, degree: degree, row: row) else { return vector(id) }
             for k in 0..<dimension {
@@ -86,7 +86,7 @@ public struct ItemVectorSet: Sendable {
     /// Returns the vector, or nil when no neighbour has a vector (nothing is added then).
     /// An item that already has a vector is left as it is (returns its vector).
     @discardableResult
-    public mutating func foldIn(_ id: ByteId, degree: Int64, row: [(ByteId, UInt32)]) -> [Float]? {
+    package mutating func foldIn(_ id: ByteId, degree: Int64, row: [(ByteId, UInt32)]) -> [Float]? {
         if let existing = vector(id) { return existing }
         guard let (x, u) = foldedVector(id, degree: degree, row: row) else { return nil }
         rowOf[id] = items.count
@@ -98,7 +98,7 @@ public struct ItemVectorSet: Sendable {
     }
 
     /// (published vector, basis row) of a fold-in; nil when no neighbour has a vector.
-    public func foldedVector(_ id: ByteId, degree: Int64, row: [(ByteId, UInt32)]) -> ([Float], [Float])? {
+    package func foldedVector(_ id: ByteId, degree: Int64, row: [(ByteId, UInt32)]) -> ([Float], [Float])? {
         var acc = [Double](repeating: 0, count: dimension)
         var any = false
         let ni = Double(max(1, degree))

@@ -2,15 +2,15 @@ import FreshetCore
 import CLinearAlgebra
 
 /// Session-retrieval figures (DESIGN, "Evaluating published vectors").
-public struct SessionRetrievalReport: Sendable, Equatable {
+package struct SessionRetrievalReport: Sendable, Equatable {
     /// Where the vectors were frozen (events replayed before the cut).
-    public var cutEvents = 0
-    public var model = RankingMetrics()
-    public var popularity = RankingMetrics()
+    package var cutEvents = 0
+    package var model = RankingMetrics()
+    package var popularity = RankingMetrics()
     /// Recall@10 of the vectors over Recall@10 of popularity.
-    public var recallLift: Double { popularity.recall10 > 0 ? model.recall10 / popularity.recall10 : .infinity }
+    package var recallLift: Double { popularity.recall10 > 0 ? model.recall10 / popularity.recall10 : .infinity }
 
-    public func jsonString() -> String {
+    package func jsonString() -> String {
         func m(_ r: RankingMetrics) -> String {
             "{\"hr10\": \(formatFixed(r.hr10, 6)), \"recall10\": \(formatFixed(r.recall10, 6)), \"recall50\": \(formatFixed(r.recall50, 6))}"
         }
@@ -36,17 +36,17 @@ public struct SessionRetrievalReport: Sendable, Equatable {
 /// Ties are broken at random (rank = 1 + higher + U{0..tied}); HR@10 ranks
 /// against 100 candidates drawn uniformly without replacement, shared by
 /// model and baseline. Impressions are ignored (the model learns from positives).
-public struct SessionEvaluator {
-    public var hrNegatives = 100
-    public var warmFraction = 0.2
-    public var cutFraction = 0.8
-    public var seed: UInt64 = 42
+package struct SessionEvaluator {
+    package var hrNegatives = 100
+    package var warmFraction = 0.2
+    package var cutFraction = 0.8
+    package var seed: UInt64 = 42
     /// Score every n-th eligible positive of the prequential protocol (1 = all).
-    public var prequentialStride = 1
+    package var prequentialStride = 1
 
-    public init() {}
+    package init() {}
 
-    public func evaluate(_ events: [InputEvent], model: CooccurrenceModel) -> (EvaluationReport, SessionRetrievalReport) {
+    package func evaluate(_ events: [InputEvent], model: CooccurrenceModel) -> (EvaluationReport, SessionRetrievalReport) {
         var report = EvaluationReport()
         var session = SessionRetrievalReport()
         let dim = model.config.dimension

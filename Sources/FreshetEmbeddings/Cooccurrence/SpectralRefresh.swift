@@ -19,13 +19,13 @@ import FreshetCore
 /// instance computing it gets the same vectors. Each column's sign is fixed
 /// so that its largest-magnitude entry is positive (ties: lower row).
 /// Pure computation, no shared state: safe to run on any thread.
-public enum SpectralRefresh {
-    public static let denseLimit = 512
+package enum SpectralRefresh {
+    package static let denseLimit = 512
 
     /// OpenBLAS runs its kernels on one thread (process-wide): the refresh
     /// already has a thread of its own, and more would take the cores the
     /// feature path needs (and spin: OpenBLAS threads busy-wait between calls).
-    public static func useOneBLASThread() {
+    package static func useOneBLASThread() {
         openblas_set_num_threads(1)
     }
 
@@ -36,7 +36,7 @@ public enum SpectralRefresh {
     ///   - iterations: subspace iterations (ignored on the dense path).
     ///   - version: the result's version (default: previous + 1).
     /// - Returns: vectors for every item of `matrix`.
-    public static func refresh(_ matrix: SymmetricSparseMatrix, dimension k: Int, previous: ItemVectorSet?,
+    package static func refresh(_ matrix: SymmetricSparseMatrix, dimension k: Int, previous: ItemVectorSet?,
                                iterations: Int, seed: UInt64, version: Int64? = nil) -> ItemVectorSet {
         let n = matrix.dimension
         let version = version ?? ((previous?.version ?? 0) + 1)

@@ -2,17 +2,17 @@
 /// form: A_ij = S_ij / (n_i n_j)^(1/4), S = (C + Cᵀ) / 2, over the items that
 /// have a row, ordered by id bytes (so the matrix does not depend on which
 /// task or instance contributed which row). Diagonal entries are zero.
-public struct SymmetricSparseMatrix: Sendable {
+package struct SymmetricSparseMatrix: Sendable {
     /// Items in row order (sorted by id bytes).
-    public let items: [ByteId]
-    public let degrees: [Int64]
-    public let rowStart: [Int]
-    public let columns: [Int32]
-    public let values: [Float]
+    package let items: [ByteId]
+    package let degrees: [Int64]
+    package let rowStart: [Int]
+    package let columns: [Int32]
+    package let values: [Float]
 
-    public var dimension: Int { items.count }
+    package var dimension: Int { items.count }
 
-    public init(_ snapshot: CooccurrenceSnapshot) {
+    package init(_ snapshot: CooccurrenceSnapshot) {
         // Rows sorted by id bytes (an item with two rows keeps the first);
         // name index -> matrix row, by id bytes (names may repeat).
         var sorted = (0..<snapshot.rowCount).sorted {
@@ -93,7 +93,7 @@ public struct SymmetricSparseMatrix: Sendable {
     }
 
     /// y = A x for a row-major n × k block (k floats a row).
-    public func multiply(_ x: [Float], k: Int) -> [Float] {
+    package func multiply(_ x: [Float], k: Int) -> [Float] {
         var y = [Float](repeating: 0, count: dimension * k)
         x.withUnsafeBufferPointer { xp in
             y.withUnsafeMutableBufferPointer { yp in
@@ -115,7 +115,7 @@ public struct SymmetricSparseMatrix: Sendable {
     }
 
     /// The dense matrix (row-major n × n), for small n and tests.
-    public func dense() -> [Float] {
+    package func dense() -> [Float] {
         var a = [Float](repeating: 0, count: dimension * dimension)
         for i in 0..<dimension {
             for e in rowStart[i]..<rowStart[i + 1] { a[i * dimension + Int(columns[e])] = values[e] }

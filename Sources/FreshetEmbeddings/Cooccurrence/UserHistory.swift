@@ -1,21 +1,21 @@
 /// Users' most recent positive items, newest first, at most `capacity` each:
 /// what the user stage attaches to a routed positive, and what a user vector
 /// (and session vector) is the mean of. Not thread-safe: owned by one task.
-public struct UserHistory {
-    public let capacity: Int
+package struct UserHistory {
+    package let capacity: Int
     private var recent: [ByteId: [ByteId]] = [:]
 
-    public init(capacity: Int = 10) { self.capacity = capacity }
+    package init(capacity: Int = 10) { self.capacity = capacity }
 
-    public var count: Int { recent.count }
+    package var count: Int { recent.count }
 
     /// The user's recent positive items, newest first.
-    public func items(of user: ByteId) -> [ByteId] { recent[user] ?? [] }
+    package func items(of user: ByteId) -> [ByteId] { recent[user] ?? [] }
 
     /// Records a positive (a repeat moves the item to the front); returns the
     /// history as it was before (what the positive co-occurs with).
     @discardableResult
-    public mutating func record(user: ByteId, item: ByteId) -> [ByteId] {
+    package mutating func record(user: ByteId, item: ByteId) -> [ByteId] {
         let before = recent[user] ?? []
         var next = before
         next.removeAll { $0 == item }
@@ -25,10 +25,10 @@ public struct UserHistory {
         return before
     }
 
-    public mutating func remove(_ user: ByteId) { recent[user] = nil }
+    package mutating func remove(_ user: ByteId) { recent[user] = nil }
 
     /// Restores a user's history (checkpoint restore).
-    public mutating func restore(user: ByteId, items: [ByteId]) { recent[user] = Array(items.prefix(capacity)) }
+    package mutating func restore(user: ByteId, items: [ByteId]) { recent[user] = Array(items.prefix(capacity)) }
 
-    public var users: Dictionary<ByteId, [ByteId]>.Keys { recent.keys }
+    package var users: Dictionary<ByteId, [ByteId]>.Keys { recent.keys }
 }

@@ -3,12 +3,12 @@ import FreshetProcess
 
 /// A broker and Redis for benchmarks: the local services on free ports, or
 /// the ones given by the caller.
-public final class BenchmarkCluster {
-    public let brokers: String
-    public let redisURL: String
+package final class BenchmarkCluster {
+    package let brokers: String
+    package let redisURL: String
     private let services = LocalServices()
 
-    public init(brokers: String?, redisURL: String?, directory: String) throws {
+    package init(brokers: String?, redisURL: String?, directory: String) throws {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         if let brokers {
             self.brokers = brokers
@@ -26,6 +26,6 @@ public final class BenchmarkCluster {
         }
     }
 
-    public func stop() { services.stopAll() }
+    package func stop() { services.stopAll() }
 
 }

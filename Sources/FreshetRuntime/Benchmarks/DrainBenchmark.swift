@@ -3,9 +3,9 @@ import FreshetKafka
 
 /// How fast librdkafka alone drains topics from this broker on this machine:
 /// the ceiling the end-to-end figure is compared with.
-public enum DrainBenchmark {
+package enum DrainBenchmark {
     /// Reads every record of `topics` with a fresh consumer group; returns (records, seconds).
-    public static func run(brokers: String, topics: [String]) throws -> (records: Int, seconds: Double) {
+    package static func run(brokers: String, topics: [String]) throws -> (records: Int, seconds: Double) {
         let consumer = try KafkaConsumer(config: KafkaConfig(bootstrapServers: brokers),
                                          groupId: "freshet-drain-\(UUID().uuidString.prefix(8))", topics: topics)
         defer { try? consumer.close() }

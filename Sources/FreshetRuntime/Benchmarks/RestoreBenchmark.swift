@@ -6,19 +6,19 @@ import Logging
 
 /// Restore time of one task holding many user keys: writes a checkpoint the
 /// way the processor does, then times the processor's own restore path.
-public enum RestoreBenchmark {
-    public struct Report: Sendable, CustomStringConvertible {
-        public var users: Int
-        public var checkpointBytes: Int
-        public var writeSeconds: Double
-        public var restoreSeconds: Double
-        public var description: String {
+package enum RestoreBenchmark {
+    package struct Report: Sendable, CustomStringConvertible {
+        package var users: Int
+        package var checkpointBytes: Int
+        package var writeSeconds: Double
+        package var restoreSeconds: Double
+        package var description: String {
             String(format: "restore: %d user keys, checkpoint %.1f MiB, written in %.2f s, restored in %.2f s (%.0f keys/s)",
                    users, Double(checkpointBytes) / 1_048_576, writeSeconds, restoreSeconds, Double(users) / restoreSeconds)
         }
     }
 
-    public static func run(redisURL: String, users: Int, itemsPerUser: Int = 10, seed: UInt64 = 1) throws -> Report {
+    package static func run(redisURL: String, users: Int, itemsPerUser: Int = 10, seed: UInt64 = 1) throws -> Report {
         let endpoint = try RedisEndpoint(url: redisURL)
         let group = "restore-bench"
         let task = TaskId(stage: .interactions, partition: 0)

@@ -6,30 +6,30 @@ import FreshetCore
 ///
 /// Stored in the `...:ckpt:<task>:meta` hash, one field each. `version` lets a
 /// later release read this one or refuse it with a clear error.
-public struct TaskCheckpoint: Sendable, Equatable {
-    public static let formatVersion = 1
+package struct TaskCheckpoint: Sendable, Equatable {
+    package static let formatVersion = 1
 
-    public var nextOffset: Int64?
+    package var nextOffset: Int64?
     /// Source tasks: the largest event time seen (rebuilds the watermark).
     /// Item tasks: the task's watermark.
-    public var eventTimeMs: EventTimeMs?
+    package var eventTimeMs: EventTimeMs?
     /// Repartition-fed tasks: per source partition, the last admitted record and watermark.
-    public var sources: [SourceProgress] = []
-    public var epoch: Int64 = 0
-    public var writtenAtMs: Int64 = 0
-    public var entries: Int = 0
+    package var sources: [SourceProgress] = []
+    package var epoch: Int64 = 0
+    package var writtenAtMs: Int64 = 0
+    package var entries: Int = 0
     /// Store-level state that entries depend on (item stores: their watermark), restored first.
-    public var storeMetadata: [UInt8]?
+    package var storeMetadata: [UInt8]?
 
-    public struct SourceProgress: Sendable, Equatable {
-        public var source: DuplicateFilter.Source
-        public var lastAdmitted: DuplicateFilter.Position?
-        public var watermarkMs: EventTimeMs?
+    package struct SourceProgress: Sendable, Equatable {
+        package var source: DuplicateFilter.Source
+        package var lastAdmitted: DuplicateFilter.Position?
+        package var watermarkMs: EventTimeMs?
     }
 
-    public init() {}
+    package init() {}
 
-    public func fields() -> [(String, [UInt8])] {
+    package func fields() -> [(String, [UInt8])] {
         var writer = ByteWriter()
         writer.write(varint: UInt64(sources.count))
         for progress in sources {
@@ -62,7 +62,7 @@ public struct TaskCheckpoint: Sendable, Equatable {
         return result
     }
 
-    public static func parse(_ fields: [String: [UInt8]], task: TaskId) throws(CheckpointError) -> TaskCheckpoint {
+    package static func parse(_ fields: [String: [UInt8]], task: TaskId) throws(CheckpointError) -> TaskCheckpoint {
         func text(_ name: String) -> String? { fields[name].map { String(decoding: $0, as: UTF8.self) } }
         guard let versionText = text("version"), let version = Int(versionText) else {
             throw CheckpointError(task: task, message: "checkpoint has no readable version field")
@@ -108,8 +108,8 @@ public struct TaskCheckpoint: Sendable, Equatable {
 }
 
 /// A checkpoint that cannot be written or read, with the task it belongs to.
-public struct CheckpointError: Error, Sendable, CustomStringConvertible {
-    public var task: TaskId
-    public var message: String
-    public var description: String { "checkpoint of task \(task): \(message)" }
+package struct CheckpointError: Error, Sendable, CustomStringConvertible {
+    package var task: TaskId
+    package var message: String
+    package var description: String { "checkpoint of task \(task): \(message)" }
 }

@@ -1,13 +1,13 @@
 /// float32 little-endian blobs: the `embedding_<dim>d` field format (the one
 /// Redis vector search indexes read).
-public enum EmbeddingBlob {
-    public static func encode(_ values: [Float]) -> [UInt8] {
+package enum EmbeddingBlob {
+    package static func encode(_ values: [Float]) -> [UInt8] {
         values.withUnsafeBufferPointer { encode($0) }
     }
 
     /// One copy on little-endian hosts (every platform Swift runs Freshet on);
     /// byte by byte otherwise.
-    public static func encode(_ values: UnsafeBufferPointer<Float>) -> [UInt8] {
+    package static func encode(_ values: UnsafeBufferPointer<Float>) -> [UInt8] {
         #if _endian(little)
         return Array(UnsafeRawBufferPointer(values))
         #else
@@ -21,7 +21,7 @@ public enum EmbeddingBlob {
         #endif
     }
 
-    public static func decode(_ bytes: [UInt8]) -> [Float] {
+    package static func decode(_ bytes: [UInt8]) -> [Float] {
         stride(from: 0, to: bytes.count - bytes.count % 4, by: 4).map { i in
             Float(bitPattern: UInt32(bytes[i]) | UInt32(bytes[i + 1]) << 8 | UInt32(bytes[i + 2]) << 16 | UInt32(bytes[i + 3]) << 24)
         }

@@ -17,17 +17,17 @@ extension Topology.Embeddings {
 /// Users' interaction counts as last flushed by their owners in this process:
 /// the `interaction_count` serving feature recorded with an impression in the
 /// examples (-1 when the user's owner runs in another instance).
-public final class InteractionCountView: Sendable {
+package final class InteractionCountView: Sendable {
     private let counts = Mutex<[ByteId: Int64]>([:])
 
-    public init() {}
+    package init() {}
 
-    public func publish(_ values: [(String, Int64)]) {
+    package func publish(_ values: [(String, Int64)]) {
         guard !values.isEmpty else { return }
         counts.withLock { map in for (id, count) in values { map[ByteId(id)] = count } }
     }
 
-    public func interactionCount(_ userId: String) -> Int64? {
+    package func interactionCount(_ userId: String) -> Int64? {
         counts.withLock { $0[ByteId(userId)] }
     }
 }

@@ -15,9 +15,9 @@ import FreshetFeatures
 /// have no refreshed vector are folded in from their row. The side publishes
 /// its own items' vectors only: all of them after a new refresh, else the
 /// changed fold-ins. Owned by the processing thread.
-public final class ItemEmbeddingSide {
-    public let rows: CooccurrenceRows
-    public let joiner: ImpressionJoiner
+package final class ItemEmbeddingSide {
+    package let rows: CooccurrenceRows
+    package let joiner: ImpressionJoiner
     /// Whether the joiner runs and examples are written (`embeddings.examples`).
     let examples: Bool
     let counts: InteractionCountView
@@ -33,8 +33,8 @@ public final class ItemEmbeddingSide {
     private static let checkpointFlag: UInt8 = 1
     private static let publishFlag: UInt8 = 2
     /// Positives counted into rows (drives the refresh cadence, in events).
-    public private(set) var positives = 0
-    public private(set) var examplesEmitted = 0
+    package private(set) var positives = 0
+    package private(set) var examplesEmitted = 0
     /// Version of the refresh this side last published in full.
     private(set) var publishedVersion: Int64 = 0
     /// Evicted rows whose fields must be deleted at the next publication.
@@ -47,7 +47,7 @@ public final class ItemEmbeddingSide {
         return evictedForCheckpoint
     }
 
-    public init(settings: Topology.Embeddings, counts: InteractionCountView) {
+    package init(settings: Topology.Embeddings, counts: InteractionCountView) {
         rows = CooccurrenceRows(config: settings.cooccurrenceConfig)
         joiner = ImpressionJoiner(windowMs: settings.joinWindowMs)
         examples = settings.examples

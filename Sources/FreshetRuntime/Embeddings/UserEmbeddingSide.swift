@@ -18,7 +18,7 @@ import FreshetFeatures
 /// every user after a new refresh, so users are always scored in the basis of
 /// the item vectors published with them (`embedding_version` on both).
 /// Owned by the processing thread.
-public final class UserEmbeddingSide {
+package final class UserEmbeddingSide {
     /// Items of the history (`embeddings.history`).
     let historyLength: Int
     /// Users with a positive since the last publication, in first-touch order.
@@ -32,7 +32,7 @@ public final class UserEmbeddingSide {
     private var rowsVersion: Int64 = -1
     private var mean: [Float] = []
 
-    public init(settings: Topology.Embeddings) {
+    package init(settings: Topology.Embeddings) {
         historyLength = settings.history
     }
 

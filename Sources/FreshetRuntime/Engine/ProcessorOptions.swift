@@ -1,19 +1,19 @@
 import FreshetRedis
 
 /// Everything `freshet run` needs besides the topology.
-public struct ProcessorOptions: Sendable {
-    public var brokers: String
+package struct ProcessorOptions: Sendable {
+    package var brokers: String
     /// One Redis; ignored when `redisCluster` is set.
-    public var redis: RedisEndpoint
+    package var redis: RedisEndpoint
     /// A Redis Cluster as the online store (`redis+cluster://...`), instead of `redis`.
-    public var redisCluster: ClusterEndpoints?
-    public var group: String
+    package var redisCluster: ClusterEndpoints?
+    package var group: String
     /// Bounded run: stop once every assigned partition reached its end.
-    public var stopAtEnd: Bool
+    package var stopAtEnd: Bool
     /// Extra librdkafka properties (from the environment or flags), on top of the topology's.
-    public var kafkaProperties: [String: String]
+    package var kafkaProperties: [String: String]
 
-    public init(brokers: String, redis: RedisEndpoint, group: String, stopAtEnd: Bool = false,
+    package init(brokers: String, redis: RedisEndpoint, group: String, stopAtEnd: Bool = false,
                 kafkaProperties: [String: String] = [:]) {
         self.brokers = brokers
         self.redis = redis
@@ -23,7 +23,7 @@ public struct ProcessorOptions: Sendable {
     }
 
     /// One Redis or a cluster, as `RedisTarget(url:)` parsed it.
-    public init(brokers: String, redisTarget: RedisTarget, group: String, stopAtEnd: Bool = false,
+    package init(brokers: String, redisTarget: RedisTarget, group: String, stopAtEnd: Bool = false,
                 kafkaProperties: [String: String] = [:]) {
         switch redisTarget {
         case .single(let endpoint):
@@ -35,5 +35,5 @@ public struct ProcessorOptions: Sendable {
         }
     }
 
-    public var redisTarget: RedisTarget { redisCluster.map { .cluster($0) } ?? .single(redis) }
+    package var redisTarget: RedisTarget { redisCluster.map { .cluster($0) } ?? .single(redis) }
 }

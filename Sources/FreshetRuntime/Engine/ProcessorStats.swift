@@ -8,12 +8,12 @@ import Synchronization
 /// The processor's figures, shared between the processing thread (writes),
 /// the Redis writer thread, and the admin server and progress line (reads).
 /// Everything in here is either a lock-free metric handle or guarded by `state`.
-public final class ProcessorStats: WriterObserver, Sendable {
-    public let metrics: FreshetMetrics
+package final class ProcessorStats: WriterObserver, Sendable {
+    package let metrics: FreshetMetrics
     /// Records consumed by this instance, all topics (the progress line's count).
-    public let recordsConsumed = AtomicCount()
+    package let recordsConsumed = AtomicCount()
     /// Owned tasks and their progress, published by the processing thread for `/tasks`.
-    public let tasks = TaskBoard()
+    package let tasks = TaskBoard()
     let kafkaErrors = AtomicCount()
     var rebalances: CoreMetrics.Counter { metrics.rebalances }
     var fencedWrites: CoreMetrics.Counter { metrics.redisFencedWrites }
@@ -39,18 +39,18 @@ public final class ProcessorStats: WriterObserver, Sendable {
     }
     private let state = Mutex(Shared())
 
-    public init(version: String = FreshetVersion.current) {
+    package init(version: String = FreshetVersion.current) {
         metrics = FreshetMetrics(version: version, librdkafkaVersion: LibrdkafkaVersion.string)
     }
 
     // MARK: WriterObserver (Redis writer thread)
 
-    public func pipelineCompleted(seconds: Double, commands: Int) {
+    package func pipelineCompleted(seconds: Double, commands: Int) {
         metrics.redisPipelineSeconds.record(seconds)
         metrics.redisBatchCommands.record(commands)
     }
 
-    public func freshness(seconds: Double) {
+    package func freshness(seconds: Double) {
         metrics.freshnessSeconds.record(seconds)
         state.withLock { shared in
             shared.freshness?.record(seconds: seconds)
@@ -59,7 +59,7 @@ public final class ProcessorStats: WriterObserver, Sendable {
 
     /// Called by the writer thread before each back-off sleep. The processing
     /// thread is blocked behind the writer meanwhile, so the log line comes from here.
-    public func redisRetry(error: RedisError, attempt: Int) {
+    package func redisRetry(error: RedisError, attempt: Int) {
         let now = Date().timeIntervalSince1970
         let problem = RedisWriter.describe(error)
         let shouldLog = state.withLock { shared -> Bool in
@@ -114,13 +114,13 @@ public final class ProcessorStats: WriterObserver, Sendable {
 
     // MARK: Readers
 
-    public var totalLag: Int? { state.withLock { $0.totalLag } }
-    public var watermarkMs: Int64? { state.withLock { $0.watermarkMs } }
+    package var totalLag: Int? { state.withLock { $0.totalLag } }
+    package var watermarkMs: Int64? { state.withLock { $0.watermarkMs } }
 
     /// `/readyz`: joined the group, no task restoring or rebuilding, Redis
     /// reachable and accepting writes, the broker acknowledging produced
     /// records, no fatal condition.
-    public var readiness: Readiness {
+    package var readiness: Readiness {
         let reasons: [String] = state.withLock { shared in
             var reasons: [String] = []
             if !shared.joined { reasons.append("not yet joined the consumer group") }
@@ -143,10 +143,10 @@ public final class ProcessorStats: WriterObserver, Sendable {
 
     /// Benchmarks: record every freshness observation in a latency histogram
     /// (HdrHistogram, 3 significant digits), for percentiles beyond the metric's buckets.
-    public func keepFreshness(_ keep: Bool) { state.withLock { $0.freshness = keep ? LatencyHistogram() : nil } }
+    package func keepFreshness(_ keep: Bool) { state.withLock { $0.freshness = keep ? LatencyHistogram() : nil } }
 
     /// The freshness recorded since the last call (empty when not kept), and a fresh start.
-    public func takeFreshness() -> LatencyHistogram {
+    package func takeFreshness() -> LatencyHistogram {
         state.withLock { shared in
             guard let taken = shared.freshness else { return LatencyHistogram() }
             shared.freshness = LatencyHistogram()
@@ -155,6 +155,6 @@ public final class ProcessorStats: WriterObserver, Sendable {
     }
 }
 
-public enum FreshetVersion {
-    public static let current = "0.1.0"
+package enum FreshetVersion {
+    package static let current = "0.1.0"
 }

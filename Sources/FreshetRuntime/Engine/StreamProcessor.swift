@@ -18,16 +18,16 @@ import Logging
 ///
 /// Thread-safety: all mutable state belongs to the thread inside `run`; other
 /// threads may only call `requestStop()` and read `stats` (itself Sendable).
-public final class StreamProcessor: @unchecked Sendable {
-    public let topology: Topology
-    public let options: ProcessorOptions
+package final class StreamProcessor: @unchecked Sendable {
+    package let topology: Topology
+    package let options: ProcessorOptions
     let logger: Logger
     let keys: RedisKeys
     let renderer: FeatureRenderer
     let decoder: EventDecoder
     let panes: PaneSpec
     let trending: TrendingDecay
-    public let stats = ProcessorStats()
+    package let stats = ProcessorStats()
     /// Users' interaction counts as flushed in this process (the examples' serving feature).
     let interactionCounts = InteractionCountView()
     /// Spectral refreshes off the processing thread (embeddings on).
@@ -105,7 +105,7 @@ public final class StreamProcessor: @unchecked Sendable {
     /// Why nothing may be checkpointed or committed any more (see `Checkpointer.commitsBlocked`).
     var commitsBlocked: String? { checkpointer.commitsBlocked }
 
-    public init(topology: Topology, options: ProcessorOptions, logger: Logger) {
+    package init(topology: Topology, options: ProcessorOptions, logger: Logger) {
         self.topology = topology
         self.options = options
         self.logger = logger
@@ -123,7 +123,7 @@ public final class StreamProcessor: @unchecked Sendable {
 
     /// After a run with embeddings: refreshes, items of the last one, its seconds, and table sizes
     /// (taken at shutdown, before the tasks are dropped).
-    public private(set) var embeddingSummary: String?
+    package private(set) var embeddingSummary: String?
 
     func makeEmbeddingSummary() -> String? {
         guard let refresher else { return nil }
@@ -145,7 +145,7 @@ public final class StreamProcessor: @unchecked Sendable {
     }
 
     /// Asks the processing loop to stop gracefully (safe from any thread, e.g. a signal handler).
-    public func requestStop() { stopFlag.set() }
+    package func requestStop() { stopFlag.set() }
 
     var kafkaConfig: KafkaConfig {
         // Low-latency defaults (the topology's `kafka:` section and the environment
@@ -281,7 +281,7 @@ public final class StreamProcessor: @unchecked Sendable {
     ///   Redis writes had to be abandoned (SIGTERM while Redis refused them), or
     ///   when a bounded run finished with keys Redis rejected or checkpoints that
     ///   did not land. A graceful stop of an unbounded run returns normally.
-    public func run() throws {
+    package func run() throws {
         try prepareTopics()
         do {
             try connect()
@@ -435,7 +435,7 @@ public final class StreamProcessor: @unchecked Sendable {
 /// `redisFailure`), so a caller can still ask whether it was fatal or
 /// retriable (`KafkaError.isFatal`, `RedisError.isRetriable`); the string
 /// cases describe conditions the engine itself found.
-public enum ProcessorError: Error, CustomStringConvertible {
+package enum ProcessorError: Error, CustomStringConvertible {
     case configuration(String)
     case kafka(String)
     case redis(String)
@@ -445,7 +445,7 @@ public enum ProcessorError: Error, CustomStringConvertible {
     /// A Redis error that stopped the run (e.g. the writer gave up), with what the engine was doing.
     case redisFailure(RedisError, context: String)
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .configuration(let m): return "configuration: \(m)"
         case .kafka(let m): return "kafka: \(m)"
@@ -459,11 +459,11 @@ public enum ProcessorError: Error, CustomStringConvertible {
 }
 
 /// A flag set from a signal handler and read by the processing loop.
-public final class StopFlag: @unchecked Sendable {
+package final class StopFlag: @unchecked Sendable {
     // Guarded by `lock`; read once per polled batch, so a lock is cheap enough.
     private let lock = NSLock()
     private var value = false
-    public init() {}
-    public func set() { lock.lock(); value = true; lock.unlock() }
-    public var isSet: Bool { lock.lock(); defer { lock.unlock() }; return value }
+    package init() {}
+    package func set() { lock.lock(); value = true; lock.unlock() }
+    package var isSet: Bool { lock.lock(); defer { lock.unlock() }; return value }
 }

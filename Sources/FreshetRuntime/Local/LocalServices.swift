@@ -8,31 +8,31 @@ import FreshetProcess
 /// Not thread-safe: start and stop from one thread at a time (`freshet run`
 /// starts them before its service group runs and stops them from the group's
 /// last service, after everything else has stopped).
-public final class LocalServices: @unchecked Sendable {
-    public static let defaultBrokerPort = 19092
-    public static let defaultRedisPort = 16379
-    public static var defaultBrokers: String { "127.0.0.1:\(defaultBrokerPort)" }
-    public static var defaultRedisURL: String { "redis://127.0.0.1:\(defaultRedisPort)" }
+package final class LocalServices: @unchecked Sendable {
+    package static let defaultBrokerPort = 19092
+    package static let defaultRedisPort = 16379
+    package static var defaultBrokers: String { "127.0.0.1:\(defaultBrokerPort)" }
+    package static var defaultRedisURL: String { "redis://127.0.0.1:\(defaultRedisPort)" }
 
     /// The services started here, in start order.
     private var children: [ChildProcess] = []
     /// `<name>.pid` files written beside the logs, removed once their process is gone.
     private var pidFiles: [pid_t: String] = [:]
-    public private(set) var notes: [String] = []
+    package private(set) var notes: [String] = []
     /// `host:port` of the broker started or found by `startBroker`, nil before.
-    public private(set) var brokers: String?
+    package private(set) var brokers: String?
     /// URL of the Redis started or found by `startRedis`, nil before.
-    public private(set) var redisURL: String?
+    package private(set) var redisURL: String?
 
-    public init() {}
+    package init() {}
 
-    public struct StartError: Error, CustomStringConvertible {
-        public var description: String
-        public init(description: String) { self.description = description }
+    package struct StartError: Error, CustomStringConvertible {
+        package var description: String
+        package init(description: String) { self.description = description }
     }
 
     /// Starts Tansu on `port` unless something already listens there.
-    public func startBroker(port: Int = LocalServices.defaultBrokerPort, directory: String) throws {
+    package func startBroker(port: Int = LocalServices.defaultBrokerPort, directory: String) throws {
         brokers = "127.0.0.1:\(port)"
         if LoopbackPort.isListening(port) {
             notes.append("using the broker already listening on 127.0.0.1:\(port)")
@@ -49,7 +49,7 @@ public final class LocalServices: @unchecked Sendable {
     }
 
     /// Starts redis-server on `port` unless something already listens there.
-    public func startRedis(port: Int = LocalServices.defaultRedisPort, directory: String) throws {
+    package func startRedis(port: Int = LocalServices.defaultRedisPort, directory: String) throws {
         redisURL = "redis://127.0.0.1:\(port)"
         if LoopbackPort.isListening(port) {
             notes.append("using the Redis already listening on 127.0.0.1:\(port)")
@@ -65,7 +65,7 @@ public final class LocalServices: @unchecked Sendable {
     }
 
     /// Stops every service: SIGTERM, SIGKILL after 5 s; each is reaped before the next.
-    public func stopAll() {
+    package func stopAll() {
         for child in children {
             child.stop(graceSeconds: 5)
             // The pid may be reused from now on: a stale file would point a cleanup at a stranger.

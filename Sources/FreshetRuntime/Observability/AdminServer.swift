@@ -20,35 +20,35 @@ import Darwin
 #endif
 
 /// What `/readyz` reports.
-public struct Readiness: Sendable, Equatable {
-    public var isReady: Bool
+package struct Readiness: Sendable, Equatable {
+    package var isReady: Bool
     /// Why the process is not ready (empty when ready), e.g. "redis unreachable".
-    public var reasons: [String]
+    package var reasons: [String]
 
-    public init(isReady: Bool, reasons: [String] = []) {
+    package init(isReady: Bool, reasons: [String] = []) {
         self.isReady = isReady
         self.reasons = reasons
     }
 
-    public static let ready = Readiness(isReady: true)
+    package static let ready = Readiness(isReady: true)
 
-    public static func notReady(_ reasons: [String]) -> Readiness {
+    package static func notReady(_ reasons: [String]) -> Readiness {
         Readiness(isReady: false, reasons: reasons)
     }
 
     /// Not ready exactly when some reason is given.
-    public static func from(reasons: [String]) -> Readiness {
+    package static func from(reasons: [String]) -> Readiness {
         Readiness(isReady: reasons.isEmpty, reasons: reasons)
     }
 
     /// Body of the `/readyz` answer.
-    public var body: String {
+    package var body: String {
         if isReady { return "ready\n" }
         return reasons.isEmpty ? "not ready\n" : "not ready: " + reasons.joined(separator: "; ") + "\n"
     }
 }
 
-public enum AdminServerError: Error, Equatable, CustomStringConvertible {
+package enum AdminServerError: Error, Equatable, CustomStringConvertible {
     /// The host is not a loopback address and `allowNonLoopback` was false.
     case nonLoopbackBindRefused(host: String)
     /// The host could not be resolved to an address.
@@ -57,7 +57,7 @@ public enum AdminServerError: Error, Equatable, CustomStringConvertible {
     case socketFailed(operation: String, errno: Int32, message: String)
     case alreadyRunning
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .nonLoopbackBindRefused(let host):
             return "admin server: refusing to bind to non-loopback address '\(host)' "
@@ -72,17 +72,17 @@ public enum AdminServerError: Error, Equatable, CustomStringConvertible {
     }
 }
 
-public final class AdminServer: Sendable {
+package final class AdminServer: Sendable {
     /// Suggested default port for the admin endpoint.
-    public static let defaultPort: UInt16 = 9464
+    package static let defaultPort: UInt16 = 9464
     /// Largest accepted request head (request line and headers).
-    public static let maxRequestBytes = 8 * 1024
+    package static let maxRequestBytes = 8 * 1024
 
-    public let host: String
-    public let requestedPort: UInt16
-    public let allowNonLoopback: Bool
+    package let host: String
+    package let requestedPort: UInt16
+    package let allowNonLoopback: Bool
     /// Total time one client gets to send its request.
-    public let requestDeadline: Double
+    package let requestDeadline: Double
 
     private let metricsText: @Sendable () -> String
     private let readiness: @Sendable () -> Readiness
@@ -108,7 +108,7 @@ public final class AdminServer: Sendable {
     ///   - tasks: produces the `/tasks` body (`OwnershipSnapshot.json`); nil answers 404 there.
     ///     Called on the admin thread: it must only read published values, never task state.
     /// - Throws: `AdminServerError.nonLoopbackBindRefused` for e.g. `0.0.0.0` without `allowNonLoopback`.
-    public init(host: String = "127.0.0.1", port: UInt16 = 0, allowNonLoopback: Bool = false,
+    package init(host: String = "127.0.0.1", port: UInt16 = 0, allowNonLoopback: Bool = false,
                 requestDeadline: Double = 2.0,
                 metrics: @escaping @Sendable () -> String,
                 readiness: @escaping @Sendable () -> Readiness = { .ready },
@@ -126,7 +126,7 @@ public final class AdminServer: Sendable {
     }
 
     /// Serves `metrics.render()` on `/metrics`.
-    public convenience init(host: String = "127.0.0.1", port: UInt16 = 0, allowNonLoopback: Bool = false,
+    package convenience init(host: String = "127.0.0.1", port: UInt16 = 0, allowNonLoopback: Bool = false,
                             metrics: FreshetMetrics,
                             readiness: @escaping @Sendable () -> Readiness = { .ready }) throws {
         try self.init(host: host, port: port, allowNonLoopback: allowNonLoopback,
@@ -136,15 +136,15 @@ public final class AdminServer: Sendable {
     deinit { stop() }
 
     /// The bound port once started (the requested one before).
-    public var port: UInt16 {
+    package var port: UInt16 {
         state.withLock { $0.running ? $0.boundPort : requestedPort }
     }
 
-    public var isRunning: Bool { state.withLock { $0.running } }
+    package var isRunning: Bool { state.withLock { $0.running } }
 
     /// Whether `host` names a loopback address: `localhost`, 127.0.0.0/8, `::1`
     /// (also bracketed, and IPv4-mapped `::ffff:127.x.y.z`).
-    public static func isLoopback(_ host: String) -> Bool {
+    package static func isLoopback(_ host: String) -> Bool {
         var h = host.trimmingCharacters(in: .whitespaces)
         if h.hasPrefix("[") && h.hasSuffix("]") { h = String(h.dropFirst().dropLast()) }
         if h.lowercased() == "localhost" { return true }
@@ -166,7 +166,7 @@ public final class AdminServer: Sendable {
     // MARK: Lifecycle
 
     /// Binds, listens and starts the serving thread.
-    public func start() throws {
+    package func start() throws {
         try state.withLock { st in
             if st.running { throw AdminServerError.alreadyRunning }
             let (fd, port) = try Self.bindAndListen(host: host, port: requestedPort)
@@ -197,7 +197,7 @@ public final class AdminServer: Sendable {
     }
 
     /// Closes the listening socket and waits (at most `timeout` seconds) for the thread to end.
-    public func stop(timeout: Double = 5.0) {
+    package func stop(timeout: Double = 5.0) {
         let taken: State? = state.withLock { st in
             guard st.running else { return nil }
             let copy = st

@@ -46,46 +46,46 @@ import Prometheus
 /// registry's lock, so a task should fetch its handles once (e.g. when a
 /// partition is assigned) and keep them. Handle operations are lock-free
 /// atomics for counters and gauges, and one short lock for histograms.
-public final class FreshetMetrics: Sendable {
+package final class FreshetMetrics: Sendable {
     /// Holds every series; `render()` is its text exposition.
-    public let registry: PrometheusCollectorRegistry
+    package let registry: PrometheusCollectorRegistry
     /// The swift-metrics factory over `registry` (what a handle's `destroy()` calls).
     let factory: PrometheusMetricsFactory
 
-    public enum Name {
-        public static let recordsConsumed = "freshet_records_consumed_total"
-        public static let deadLetters = "freshet_dead_letters_total"
-        public static let lateEventsDropped = "freshet_late_events_dropped_total"
-        public static let consumerLag = "freshet_consumer_lag"
-        public static let watermarkMs = "freshet_watermark_ms"
-        public static let eventTimeLagMs = "freshet_event_time_lag_ms"
-        public static let freshnessSeconds = "freshet_freshness_seconds"
-        public static let redisPipelineSeconds = "freshet_redis_pipeline_seconds"
-        public static let redisBatchCommands = "freshet_redis_batch_commands"
-        public static let checkpointSeconds = "freshet_checkpoint_seconds"
-        public static let checkpointBytes = "freshet_checkpoint_bytes"
-        public static let checkpointFailures = "freshet_checkpoint_failures_total"
-        public static let rebalances = "freshet_rebalances_total"
-        public static let assignedPartitions = "freshet_assigned_partitions"
-        public static let stateEntries = "freshet_state_entries"
-        public static let repartitionDuplicatesDropped = "freshet_repartition_duplicates_dropped_total"
-        public static let deadLetterDuplicatesSkipped = "freshet_dead_letter_duplicates_skipped_total"
-        public static let redisFencedWrites = "freshet_redis_fenced_writes_total"
-        public static let redisRejectedKeys = "freshet_redis_rejected_keys_total"
-        public static let checkpointStoreLost = "freshet_checkpoint_store_lost_total"
-        public static let ready = "freshet_ready"
-        public static let buildInfo = "freshet_build_info"
+    package enum Name {
+        package static let recordsConsumed = "freshet_records_consumed_total"
+        package static let deadLetters = "freshet_dead_letters_total"
+        package static let lateEventsDropped = "freshet_late_events_dropped_total"
+        package static let consumerLag = "freshet_consumer_lag"
+        package static let watermarkMs = "freshet_watermark_ms"
+        package static let eventTimeLagMs = "freshet_event_time_lag_ms"
+        package static let freshnessSeconds = "freshet_freshness_seconds"
+        package static let redisPipelineSeconds = "freshet_redis_pipeline_seconds"
+        package static let redisBatchCommands = "freshet_redis_batch_commands"
+        package static let checkpointSeconds = "freshet_checkpoint_seconds"
+        package static let checkpointBytes = "freshet_checkpoint_bytes"
+        package static let checkpointFailures = "freshet_checkpoint_failures_total"
+        package static let rebalances = "freshet_rebalances_total"
+        package static let assignedPartitions = "freshet_assigned_partitions"
+        package static let stateEntries = "freshet_state_entries"
+        package static let repartitionDuplicatesDropped = "freshet_repartition_duplicates_dropped_total"
+        package static let deadLetterDuplicatesSkipped = "freshet_dead_letter_duplicates_skipped_total"
+        package static let redisFencedWrites = "freshet_redis_fenced_writes_total"
+        package static let redisRejectedKeys = "freshet_redis_rejected_keys_total"
+        package static let checkpointStoreLost = "freshet_checkpoint_store_lost_total"
+        package static let ready = "freshet_ready"
+        package static let buildInfo = "freshet_build_info"
     }
 
-    public enum Buckets {
+    package enum Buckets {
         /// Event time to Redis ack: 5 ms .. 60 s.
-        public static let freshnessSeconds: [Double] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60]
+        package static let freshnessSeconds: [Double] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60]
         /// One Redis pipeline round trip: 0.5 ms .. 2.5 s.
-        public static let redisPipelineSeconds: [Double] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5]
+        package static let redisPipelineSeconds: [Double] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5]
         /// Commands in one pipeline: 1 .. 10,000.
-        public static let redisBatchCommands: [Double] = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000]
+        package static let redisBatchCommands: [Double] = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000]
         /// One checkpoint: 1 ms .. 30 s.
-        public static let checkpointSeconds: [Double] = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]
+        package static let checkpointSeconds: [Double] = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]
     }
 
     /// HELP text of each family (one text per name: the registry refuses two).
@@ -114,26 +114,26 @@ public final class FreshetMetrics: Sendable {
         static let buildInfo = "Build information; the value is always 1."
     }
 
-    public let lateEventsDropped: CoreMetrics.Counter
-    public let freshnessSeconds: Recorder
-    public let redisPipelineSeconds: Recorder
-    public let redisBatchCommands: Recorder
-    public let checkpointSeconds: Recorder
-    public let checkpointBytes: Meter
-    public let checkpointFailures: CoreMetrics.Counter
-    public let rebalances: CoreMetrics.Counter
-    public let assignedPartitions: Meter
-    public let repartitionDuplicatesDropped: CoreMetrics.Counter
-    public let deadLetterDuplicatesSkipped: CoreMetrics.Counter
-    public let redisFencedWrites: CoreMetrics.Counter
-    public let ready: Meter
+    package let lateEventsDropped: CoreMetrics.Counter
+    package let freshnessSeconds: Recorder
+    package let redisPipelineSeconds: Recorder
+    package let redisBatchCommands: Recorder
+    package let checkpointSeconds: Recorder
+    package let checkpointBytes: Meter
+    package let checkpointFailures: CoreMetrics.Counter
+    package let rebalances: CoreMetrics.Counter
+    package let assignedPartitions: Meter
+    package let repartitionDuplicatesDropped: CoreMetrics.Counter
+    package let deadLetterDuplicatesSkipped: CoreMetrics.Counter
+    package let redisFencedWrites: CoreMetrics.Counter
+    package let ready: Meter
 
     /// Content type of `render()`'s output.
-    public static let contentType = "text/plain; version=0.0.4; charset=utf-8"
+    package static let contentType = "text/plain; version=0.0.4; charset=utf-8"
 
     /// Registers the unlabelled families (each shows from the start, at 0) and
     /// sets `freshet_build_info`. Labelled families appear with their first series.
-    public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry(),
+    package init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry(),
                 version: String, librdkafkaVersion: String) {
         self.registry = registry
         let factory = PrometheusMetricsFactory(registry: registry)
@@ -168,43 +168,43 @@ public final class FreshetMetrics: Sendable {
     // MARK: Labelled accessors
 
     /// `freshet_records_consumed_total{topic,partition}`.
-    public func recordsConsumed(topic: String, partition: some BinaryInteger) -> CoreMetrics.Counter {
+    package func recordsConsumed(topic: String, partition: some BinaryInteger) -> CoreMetrics.Counter {
         Self.counter(registry, factory, Name.recordsConsumed, Help.recordsConsumed,
                      labels: Self.partitionLabels(topic, partition))
     }
 
     /// `freshet_dead_letters_total{reason}`.
-    public func deadLetters(reason: String) -> CoreMetrics.Counter {
+    package func deadLetters(reason: String) -> CoreMetrics.Counter {
         Self.counter(registry, factory, Name.deadLetters, Help.deadLetters, labels: [("reason", reason)])
     }
 
     /// `freshet_redis_rejected_keys_total{reason}`.
-    public func redisRejectedKeys(reason: String) -> CoreMetrics.Counter {
+    package func redisRejectedKeys(reason: String) -> CoreMetrics.Counter {
         Self.counter(registry, factory, Name.redisRejectedKeys, Help.redisRejectedKeys, labels: [("reason", reason)])
     }
 
     /// `freshet_checkpoint_store_lost_total{evidence}`.
-    public func checkpointStoreLost(evidence: String) -> CoreMetrics.Counter {
+    package func checkpointStoreLost(evidence: String) -> CoreMetrics.Counter {
         Self.counter(registry, factory, Name.checkpointStoreLost, Help.checkpointStoreLost, labels: [("evidence", evidence)])
     }
 
     /// `freshet_consumer_lag{topic,partition}`.
-    public func consumerLag(topic: String, partition: some BinaryInteger) -> Meter {
+    package func consumerLag(topic: String, partition: some BinaryInteger) -> Meter {
         Self.meter(registry, factory, Name.consumerLag, Help.consumerLag, labels: Self.partitionLabels(topic, partition))
     }
 
     /// `freshet_watermark_ms{task}`; `task` names stage and partition, e.g. "items-3".
-    public func watermarkMs(task: String) -> Meter {
+    package func watermarkMs(task: String) -> Meter {
         Self.meter(registry, factory, Name.watermarkMs, Help.watermarkMs, labels: [("task", task)])
     }
 
     /// `freshet_event_time_lag_ms{task}`.
-    public func eventTimeLagMs(task: String) -> Meter {
+    package func eventTimeLagMs(task: String) -> Meter {
         Self.meter(registry, factory, Name.eventTimeLagMs, Help.eventTimeLagMs, labels: [("task", task)])
     }
 
     /// `freshet_state_entries{store}`.
-    public func stateEntries(store: String) -> Meter {
+    package func stateEntries(store: String) -> Meter {
         Self.meter(registry, factory, Name.stateEntries, Help.stateEntries, labels: [("store", store)])
     }
 
@@ -212,14 +212,14 @@ public final class FreshetMetrics: Sendable {
 
     /// Drops the per-partition series of a revoked partition (records consumed, lag).
     /// Handles kept by callers keep counting into nothing; fetch new ones on reassignment.
-    public func removePartition(topic: String, partition: some BinaryInteger) {
+    package func removePartition(topic: String, partition: some BinaryInteger) {
         let labels = Self.partitionLabels(topic, partition)
         removeCounter(Name.recordsConsumed, Help.recordsConsumed, labels)
         removeGauge(Name.consumerLag, Help.consumerLag, labels)
     }
 
     /// Drops a task's series (watermark, event-time lag, state entries) when the task goes away.
-    public func removeTask(_ task: String) {
+    package func removeTask(_ task: String) {
         removeGauge(Name.watermarkMs, Help.watermarkMs, [("task", task)])
         removeGauge(Name.eventTimeLagMs, Help.eventTimeLagMs, [("task", task)])
         removeGauge(Name.stateEntries, Help.stateEntries, [("store", "users-\(task)")])
@@ -228,19 +228,19 @@ public final class FreshetMetrics: Sendable {
 
     /// Sets `freshet_ready` from a readiness answer and returns it (handy inside the `/readyz` closure).
     @discardableResult
-    public func record(_ readiness: Readiness) -> Readiness {
+    package func record(_ readiness: Readiness) -> Readiness {
         ready.set(readiness.isReady ? 1 : 0)
         return readiness
     }
 
     /// Observes freshness for a write acknowledged at `ackedAtMs` of an event at `eventTimeMs`
     /// (epoch milliseconds; clock skew clamps to 0 seconds).
-    public func observeFreshness(eventTimeMs: Int64, ackedAtMs: Int64) {
+    package func observeFreshness(eventTimeMs: Int64, ackedAtMs: Int64) {
         freshnessSeconds.record(max(0, Double(ackedAtMs - eventTimeMs) / 1000))
     }
 
     /// Every series in the Prometheus text format 0.0.4 (families in no fixed order).
-    public func render() -> String { registry.emitToString() }
+    package func render() -> String { registry.emitToString() }
 
     // MARK: Helpers
 

@@ -12,8 +12,8 @@ import Glibc
 import Darwin
 #endif
 
-public final class ProgressReporter: Sendable {
-    public let interval: Double
+package final class ProgressReporter: Sendable {
+    package let interval: Double
     private let events: @Sendable () -> Int
     private let lag: @Sendable () -> Int?
     private let watermarkMs: @Sendable () -> Int64?
@@ -32,7 +32,7 @@ public final class ProgressReporter: Sendable {
     ///   - lag: total consumer lag, nil when unknown.
     ///   - watermarkMs: the instance's watermark (minimum over its tasks), epoch ms; nil when none yet.
     ///   - output: where lines go; stderr by default (one write per line, newline included).
-    public init(interval: Double = 10,
+    package init(interval: Double = 10,
                 events: @escaping @Sendable () -> Int,
                 lag: @escaping @Sendable () -> Int?,
                 watermarkMs: @escaping @Sendable () -> Int64?,
@@ -45,14 +45,14 @@ public final class ProgressReporter: Sendable {
         self.output = output
     }
 
-    public static let writeToStderr: @Sendable (String) -> Void = { line in
+    package static let writeToStderr: @Sendable (String) -> Void = { line in
         let text = line.hasSuffix("\n") ? line : line + "\n"
         var bytes = Array(text.utf8)
         _ = bytes.withUnsafeMutableBytes { write(2, $0.baseAddress, $0.count) }
     }
 
     /// Starts the timer thread (no-op when running).
-    public func start() {
+    package func start() {
         state.withLock { st in
             guard !st.running else { return }
             let stop = DispatchSemaphoreBox()
@@ -80,7 +80,7 @@ public final class ProgressReporter: Sendable {
     }
 
     /// Stops the timer thread and waits for it (bounded by `timeout` seconds).
-    public func stop(timeout: Double = 2) {
+    package func stop(timeout: Double = 2) {
         let taken: State? = state.withLock { st in
             guard st.running else { return nil }
             let copy = st
@@ -95,14 +95,14 @@ public final class ProgressReporter: Sendable {
     // MARK: Pure formatting
 
     /// Events per second over an interval; 0 for an empty interval or a counter that went back.
-    public static func rate(events delta: Int, seconds: Double) -> Double {
+    package static func rate(events delta: Int, seconds: Double) -> Double {
         guard seconds > 0, delta > 0 else { return 0 }
         return Double(delta) / seconds
     }
 
     /// `freshet: 123,456 events (98,765 ev/s), lag 1,234, watermark 2026-11-27T17:59:54Z`.
     /// Unknown lag prints as `lag ?`; no watermark yet as `watermark none`.
-    public static func formatLine(events: Int, eventsPerSecond: Double, lag: Int?, watermarkMs: Int64?) -> String {
+    package static func formatLine(events: Int, eventsPerSecond: Double, lag: Int?, watermarkMs: Int64?) -> String {
         let rate = eventsPerSecond.isFinite ? Int(max(0, eventsPerSecond).rounded()) : 0
         let lagText = lag.map(groupThousands) ?? "?"
         let wmText = watermarkMs.flatMap { iso8601UTC(epochMs: $0) } ?? "none"
@@ -110,7 +110,7 @@ public final class ProgressReporter: Sendable {
     }
 
     /// `1234567` → `"1,234,567"`, `-1234` → `"-1,234"`.
-    public static func groupThousands(_ n: Int) -> String {
+    package static func groupThousands(_ n: Int) -> String {
         let digits = String(n.magnitude)
         var out = ""
         for (i, ch) in digits.enumerated() {
@@ -122,7 +122,7 @@ public final class ProgressReporter: Sendable {
 
     /// Epoch milliseconds → `YYYY-MM-DDTHH:MM:SSZ` (UTC, whole seconds, floored);
     /// nil for values outside years 0000..9999 (e.g. a "no watermark" sentinel like Int64.min).
-    public static func iso8601UTC(epochMs: Int64) -> String? {
+    package static func iso8601UTC(epochMs: Int64) -> String? {
         // Years 0000..9999.
         guard epochMs >= -62_167_219_200_000, epochMs <= 253_402_300_799_999 else { return nil }
         let secs = epochMs >= 0 ? epochMs / 1000 : (epochMs - 999) / 1000

@@ -12,13 +12,13 @@ import Synchronization
 /// acknowledged checkpoint.
 ///
 /// Thread-safety: every member takes one short lock; safe from any thread.
-public final class TaskBoard: Sendable {
+package final class TaskBoard: Sendable {
     /// A task's latest acknowledged checkpoint in this ownership.
-    public struct Checkpoint: Sendable, Equatable {
+    package struct Checkpoint: Sendable, Equatable {
         /// The input offset the checkpoint saved (nil: the task had read nothing).
-        public var offset: Int64?
+        package var offset: Int64?
         /// When it was taken, epoch ms.
-        public var atMs: Int64
+        package var atMs: Int64
     }
 
     private struct State: Sendable {
@@ -29,24 +29,24 @@ public final class TaskBoard: Sendable {
     }
     private let state = Mutex(State())
 
-    public init() {}
+    package init() {}
 
     // MARK: Processing thread
 
     /// Replaces the published snapshot.
-    public func publish(_ snapshot: OwnershipSnapshot) {
+    package func publish(_ snapshot: OwnershipSnapshot) {
         state.withLock { $0.snapshot = snapshot }
     }
 
     /// Adds `count` records read from one owned input partition (`key` as in
     /// `ConsumedRun`: `topicIndex << 32 | partition`).
-    public func addProcessed(key: Int64, count: Int) {
+    package func addProcessed(key: Int64, count: Int) {
         guard count > 0 else { return }
         state.withLock { $0.processed[key, default: 0] += count }
     }
 
     /// Notes a task's acknowledged checkpoint (`task`: the `TaskId` text, `items-3`).
-    public func checkpointed(task: String, offset: Int64?, atMs: Int64) {
+    package func checkpointed(task: String, offset: Int64?, atMs: Int64) {
         state.withLock { $0.checkpoints[task] = Checkpoint(offset: offset, atMs: atMs) }
     }
 
@@ -66,5 +66,5 @@ public final class TaskBoard: Sendable {
     // MARK: Readers
 
     /// The last published snapshot.
-    public var snapshot: OwnershipSnapshot { state.withLock { $0.snapshot } }
+    package var snapshot: OwnershipSnapshot { state.withLock { $0.snapshot } }
 }

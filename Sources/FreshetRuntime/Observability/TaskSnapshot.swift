@@ -9,39 +9,39 @@
 import Foundation
 
 /// One owned task and how far it got.
-public struct TaskSnapshot: Sendable, Equatable, Encodable {
+package struct TaskSnapshot: Sendable, Equatable, Encodable {
     /// `items-3`: the task id as in metrics, logs and Redis key names.
-    public var task: String
+    package var task: String
     /// `interactions`, `impressions`, `items` or `users`.
-    public var stage: String
+    package var stage: String
     /// The input topic the task reads.
-    public var topic: String
-    public var partition: Int32
+    package var topic: String
+    package var partition: Int32
     /// The fencing epoch this instance took when it was assigned the task.
-    public var epoch: Int64?
+    package var epoch: Int64?
     /// The next input offset the task will read (nil: nothing read or restored yet).
-    public var position: Int64?
+    package var position: Int64?
     /// The partition's high watermark as of the consumer's last fetch (nil: not known yet).
-    public var endOffset: Int64?
+    package var endOffset: Int64?
     /// `endOffset - position` (never negative; nil when the end offset is unknown).
-    public var lag: Int64?
+    package var lag: Int64?
     /// Bounded runs: the task reached its end (a source task read up to its
     /// end offset; a repartition-fed task heard every source's final marker).
     /// Always false in an unbounded run.
-    public var finished: Bool
+    package var finished: Bool
     /// The task's event-time watermark, epoch ms (nil before any event).
-    public var watermarkMs: Int64?
+    package var watermarkMs: Int64?
     /// Records of the task's input partition read by this instance since it took the task.
-    public var recordsProcessed: Int
+    package var recordsProcessed: Int
     /// The input offset saved by the task's latest acknowledged checkpoint in
     /// this ownership (nil: none yet, or checkpoints are off).
-    public var lastCheckpointOffset: Int64?
+    package var lastCheckpointOffset: Int64?
     /// When that checkpoint was taken, epoch ms.
-    public var lastCheckpointMs: Int64?
+    package var lastCheckpointMs: Int64?
     /// Being rebuilt by replay after the checkpoint store lost it.
-    public var rebuilding: Bool
+    package var rebuilding: Bool
 
-    public init(task: String, stage: String, topic: String, partition: Int32, epoch: Int64? = nil,
+    package init(task: String, stage: String, topic: String, partition: Int32, epoch: Int64? = nil,
                 position: Int64? = nil, endOffset: Int64? = nil, lag: Int64? = nil, finished: Bool = false,
                 watermarkMs: Int64? = nil, recordsProcessed: Int = 0, lastCheckpointOffset: Int64? = nil,
                 lastCheckpointMs: Int64? = nil, rebuilding: Bool = false) {
@@ -70,7 +70,7 @@ public struct TaskSnapshot: Sendable, Equatable, Encodable {
     }
 
     // Unknown values are written as `null`, not left out: every key is always present.
-    public func encode(to encoder: any Encoder) throws {
+    package func encode(to encoder: any Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
         try c.encode(task, forKey: .task)
         try c.encode(stage, forKey: .stage)
@@ -90,27 +90,27 @@ public struct TaskSnapshot: Sendable, Equatable, Encodable {
 }
 
 /// The instance as the processing thread last published it.
-public struct OwnershipSnapshot: Sendable, Equatable {
+package struct OwnershipSnapshot: Sendable, Equatable {
     /// The consumer group id (`--group`).
-    public var group: String
+    package var group: String
     /// This member's id in the group ("" before the first join).
-    public var memberId: String
+    package var memberId: String
     /// The group generation this member last joined (nil: unknown, or the
     /// loaded librdkafka does not expose it).
-    public var generation: Int32?
+    package var generation: Int32?
     /// A member of the group now: set by each assignment, cleared when the
     /// partitions were lost (session timeout) until the instance rejoins.
-    public var memberOfGroup: Bool
+    package var memberOfGroup: Bool
     /// `--stop-at-end`.
-    public var bounded: Bool
+    package var bounded: Bool
     /// Wall clock of this publication, epoch ms. The processing thread
     /// publishes at every rebalance and about once a second after a batch; an
     /// old value means it is blocked (e.g. waiting for Redis or the broker).
-    public var publishedMs: Int64
+    package var publishedMs: Int64
     /// Owned tasks, sorted by stage then partition.
-    public var tasks: [TaskSnapshot]
+    package var tasks: [TaskSnapshot]
 
-    public init(group: String = "", memberId: String = "", generation: Int32? = nil, memberOfGroup: Bool = false,
+    package init(group: String = "", memberId: String = "", generation: Int32? = nil, memberOfGroup: Bool = false,
                 bounded: Bool = false, publishedMs: Int64 = 0, tasks: [TaskSnapshot] = []) {
         self.group = group
         self.memberId = memberId
@@ -149,7 +149,7 @@ struct TasksDocument: Encodable {
 extension OwnershipSnapshot {
     /// The `/tasks` body: one JSON object (keys sorted), `ready` and
     /// `not_ready_reasons` from `readiness`. Shape in docs/OPERATIONS.md.
-    public func json(readiness: Readiness) -> String {
+    package func json(readiness: Readiness) -> String {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         // Encoding plain strings, integers and booleans cannot fail; the

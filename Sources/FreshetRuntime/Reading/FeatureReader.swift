@@ -3,26 +3,26 @@ import FreshetRedis
 
 /// Reads features back the way a serving reader would, rendered as JSON.
 /// Used by `freshet features`; blocking, one thread; one Redis or a cluster.
-public struct FeatureReader {
+package struct FeatureReader {
     let connection: any RedisStore
     let keys: RedisKeys
 
-    public init(store: any RedisStore, keys: RedisKeys) {
+    package init(store: any RedisStore, keys: RedisKeys) {
         self.connection = store
         self.keys = keys
     }
 
-    public func userJSON(_ id: String) throws -> String {
+    package func userJSON(_ id: String) throws -> String {
         try render(hash: keys.user(id), idField: "user_id", id: id)
     }
 
-    public func itemJSON(_ id: String) throws -> String {
+    package func itemJSON(_ id: String) throws -> String {
         try render(hash: keys.item(id), idField: "item_id", id: id)
     }
 
     /// The trending set, highest first, with each score turned back into the
     /// decayed count at the watermark recorded in `trending:meta`.
-    public func trendingJSON() throws -> String {
+    package func trendingJSON() throws -> String {
         let meta = Dictionary(try connection.hgetall(keys.trendingMeta).map { ($0.field, String(decoding: $0.value, as: UTF8.self)) },
                               uniquingKeysWith: { a, _ in a })
         let reply = try connection.run(RedisCommand("ZREVRANGE", keys.trending, "0", "-1", "WITHSCORES"))
@@ -74,7 +74,7 @@ public struct FeatureReader {
 
     /// True for the vector fields `embedding_<dimension>d` (float32 blobs);
     /// other fields, `embedding_kind` among them, are text or numbers.
-    public static func isEmbeddingVectorField(_ field: String) -> Bool {
+    package static func isEmbeddingVectorField(_ field: String) -> Bool {
         let prefix = "embedding_"
         guard field.hasPrefix(prefix), field.hasSuffix("d") else { return false }
         let digits = field.utf8.dropFirst(prefix.utf8.count).dropLast()

@@ -21,12 +21,12 @@ import FreshetRedis
 /// then on that slot refuses the zombie). Atomicity is per slot: a flush is no
 /// longer all-or-nothing across slots, which is harmless because the
 /// checkpoint follows the acknowledged flush and every value is absolute.
-public enum ClusterFencing {
-    public static let redisScript = RedisScript(source: script)
+package enum ClusterFencing {
+    package static let redisScript = RedisScript(source: script)
 
     /// One script call per slot that `write` touches, in the order of each slot's first operation.
     /// Throws when the write's operations cannot be parsed (a bug, not an input).
-    public static func commands(for write: FencedWrite, keys: RedisKeys) throws(RedisError) -> [ClusterCommand] {
+    package static func commands(for write: FencedWrite, keys: RedisKeys) throws(RedisError) -> [ClusterCommand] {
         // Views into the write's encoding: a flush holds thousands of fields, and copying each
         // into an array of its own doubled the writer's CPU on a cluster.
         var bySlot: [Int: (keys: [ArraySlice<UInt8>], ops: [ArraySlice<UInt8>])] = [:]
@@ -88,7 +88,7 @@ public enum ClusterFencing {
     /// part was (the highest current epoch reported, nil if a part found the
     /// epoch key missing), else failed if any part failed, else applied with
     /// every part's rejected keys.
-    public static func combine(_ replies: [FencedWriteReply]) -> FencedWriteReply {
+    package static func combine(_ replies: [FencedWriteReply]) -> FencedWriteReply {
         var rejected: [FencedWriteReply.RejectedKey] = []
         var refused = false
         var current: Int64?
@@ -112,7 +112,7 @@ public enum ClusterFencing {
     /// as a cluster requires; all in one slot). ARGV[1] = task, ARGV[2] = epoch,
     /// then operations encoded as in `FencedWrite.script` (H, Z, T, D, X), with
     /// the same reply contract (`FencedWriteReply`).
-    public static let script = """
+    package static let script = """
     local mark = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
     local epoch = tonumber(ARGV[2])
     if mark > epoch then
@@ -125,8 +125,8 @@ public enum ClusterFencing {
 /// For every slot, a short string whose CRC16 lands in it (a hash tag that
 /// puts a key in a chosen slot). Built once: about 160,000 CRC16s of short
 /// strings, a few milliseconds.
-public enum SlotTags {
-    public static func tag(for slot: Int) -> String { table[slot] }
+package enum SlotTags {
+    package static func tag(for slot: Int) -> String { table[slot] }
 
     static let table: [String] = {
         var tags = [String?](repeating: nil, count: ClusterSlot.count)

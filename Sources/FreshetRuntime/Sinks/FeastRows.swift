@@ -11,7 +11,7 @@ import FreshetFeatures
 /// for readers, not a guard. User rows carry `updated_ms` (the latest positive
 /// interaction); item rows carry `ItemFeatures.asOfMs`, which moves forward
 /// when a pane leaves the window and the counts fall without a new event.
-public struct FeastRows: Sendable {
+package struct FeastRows: Sendable {
     struct ViewFields: Sendable {
         let joinKey: String
         let timestamp: [UInt8]
@@ -25,26 +25,26 @@ public struct FeastRows: Sendable {
         }
     }
 
-    public let project: String
+    package let project: String
     let user: ViewFields
     let item: ViewFields
 
-    public init(_ config: Topology.Feast) {
+    package init(_ config: Topology.Feast) {
         project = config.project
         user = ViewFields(config.user)
         item = ViewFields(config.item)
     }
 
-    public func userKey(_ userId: String) -> [UInt8] {
+    package func userKey(_ userId: String) -> [UInt8] {
         FeastEntityKey.encode(joinKey: user.joinKey, value: userId, project: project)
     }
 
-    public func itemKey(_ itemId: String) -> [UInt8] {
+    package func itemKey(_ itemId: String) -> [UInt8] {
         FeastEntityKey.encode(joinKey: item.joinKey, value: itemId, project: project)
     }
 
     /// `_ts` and the mapped user features.
-    public func userFields(_ features: UserFeatures) -> [([UInt8], [UInt8])] {
+    package func userFields(_ features: UserFeatures) -> [([UInt8], [UInt8])] {
         var fields: [([UInt8], [UInt8])] = [(user.timestamp, FeastValue.timestamp(epochMs: features.updatedMs))]
         if let field = user.fields["recent_items_50"] { fields.append((field, FeastValue.stringList(features.recentItems))) }
         if let field = user.fields["interaction_count"] { fields.append((field, FeastValue.int64(features.interactionCount))) }
@@ -52,7 +52,7 @@ public struct FeastRows: Sendable {
     }
 
     /// `_ts` (the counts' as-of time) and the mapped item features.
-    public func itemFields(_ features: ItemFeatures) -> [([UInt8], [UInt8])] {
+    package func itemFields(_ features: ItemFeatures) -> [([UInt8], [UInt8])] {
         var fields: [([UInt8], [UInt8])] = [(item.timestamp, FeastValue.timestamp(epochMs: features.asOfMs))]
         if let field = item.fields["popularity_7d"] { fields.append((field, FeastValue.int64(features.popularity7d))) }
         if let field = item.fields["impressions_7d"] { fields.append((field, FeastValue.int64(features.impressions7d))) }
@@ -60,7 +60,7 @@ public struct FeastRows: Sendable {
     }
 
     /// Field of the user embedding, nil when the user view does not carry it.
-    public var userEmbeddingField: [UInt8]? { user.fields["embedding"] }
+    package var userEmbeddingField: [UInt8]? { user.fields["embedding"] }
     /// Field of the item embedding, nil when the item view does not carry it.
-    public var itemEmbeddingField: [UInt8]? { item.fields["embedding"] }
+    package var itemEmbeddingField: [UInt8]? { item.fields["embedding"] }
 }

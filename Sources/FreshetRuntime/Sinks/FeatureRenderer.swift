@@ -6,20 +6,20 @@ import FreshetFeatures
 /// Only keys that changed since the last flush are written, and always with
 /// their full current value, never an increment: a replay after a crash
 /// rewrites the same values, which is what makes the effect exactly-once.
-public struct FeatureRenderer: Sendable {
-    public let keys: RedisKeys
-    public let trendingTopK: Int
-    public let trending: TrendingDecay
-    public let halfLifeMs: Int64
+package struct FeatureRenderer: Sendable {
+    package let keys: RedisKeys
+    package let trendingTopK: Int
+    package let trending: TrendingDecay
+    package let halfLifeMs: Int64
     /// Feast online-store rows, when the topology turns them on.
-    public let feast: FeastRows?
+    package let feast: FeastRows?
     /// Whether Freshet's own `user:`/`item:` hashes are written (`feast.freshet_hashes`).
-    public let freshetHashes: Bool
+    package let freshetHashes: Bool
 
     /// Freshness is sampled: a few written keys per flush are plenty for percentiles.
     static let maxSamples = 64
 
-    public init(keys: RedisKeys, trendingTopK: Int, trending: TrendingDecay, halfLifeMs: Int64,
+    package init(keys: RedisKeys, trendingTopK: Int, trending: TrendingDecay, halfLifeMs: Int64,
                 feast: FeastRows? = nil, freshetHashes: Bool = true) {
         self.keys = keys
         self.trendingTopK = trendingTopK
@@ -32,7 +32,7 @@ public struct FeatureRenderer: Sendable {
     /// Writes the changed users (Freshet hashes and/or Feast rows, as
     /// configured); returns how many users were written.
     @discardableResult
-    public func renderUsers(_ store: UserFeatureStore, into write: inout FencedWrite, samples: inout [Int64],
+    package func renderUsers(_ store: UserFeatureStore, into write: inout FencedWrite, samples: inout [Int64],
                             counts: inout [(String, Int64)]) -> Int {
         if feast == nil {
             // Freshet's hashes only: rendered straight from the store's slots.
@@ -75,7 +75,7 @@ public struct FeatureRenderer: Sendable {
     /// tasks: an item in the true top K was added with its current score, and
     /// a trim only removes it when K items score higher, which they then still do.
     @discardableResult
-    public func renderItems(_ task: ItemTask, into write: inout FencedWrite, samples: inout [Int64]) -> Int {
+    package func renderItems(_ task: ItemTask, into write: inout FencedWrite, samples: inout [Int64]) -> Int {
         var trendingChanged = false
         var written = 0
         let itemPrefix = keys.itemPrefix
@@ -103,7 +103,7 @@ public struct FeatureRenderer: Sendable {
     }
 
     /// `trending:meta`: how to read the scores, and the watermark they are as of.
-    public func trendingMeta(watermark: EventTimeMs?, into write: inout FencedWrite) {
+    package func trendingMeta(watermark: EventTimeMs?, into write: inout FencedWrite) {
         var fields: [(String, String)] = [
             ("encoding", "log2_forward_decay"),
             ("formula", "decayed_count(W) = 2^(score - (W - anchor_ms) / half_life_ms)"),

@@ -11,22 +11,22 @@ import FreshetRedis
 /// `FENCED` error instead of overwriting the new owner's features or
 /// checkpoint. Values are absolute (never increments), so a retried or
 /// replayed write converges to the same result.
-public struct FencedWrite: Sendable {
-    public let task: TaskId
-    public let epochKey: String
-    public let epoch: Int64
+package struct FencedWrite: Sendable {
+    package let task: TaskId
+    package let epochKey: String
+    package let epoch: Int64
     /// True for a checkpoint (state and offsets); false for features. A
     /// checkpoint with a refused key did not land, so its offsets must not be committed.
-    public var isCheckpoint = false
+    package var isCheckpoint = false
     /// The whole `EVALSHA sha 1 epochKey epoch ops...` command, built in one
     /// buffer as operations are added: a flush writes thousands of fields and
     /// one array per field made allocation the processor's main cost.
-    public private(set) var command: RedisCommand
-    public private(set) var operationCount = 0
+    package private(set) var command: RedisCommand
+    package private(set) var operationCount = 0
     /// Encoded size of the operations (for checkpoint size metrics).
-    public var byteCount: Int { command.encoded.count }
+    package var byteCount: Int { command.encoded.count }
 
-    public init(task: TaskId, epochKey: String, epoch: Int64) {
+    package init(task: TaskId, epochKey: String, epoch: Int64) {
         self.task = task
         self.epochKey = epochKey
         self.epoch = epoch
@@ -38,13 +38,13 @@ public struct FencedWrite: Sendable {
         self.command = command
     }
 
-    public var isEmpty: Bool { operationCount == 0 }
+    package var isEmpty: Bool { operationCount == 0 }
 
     /// The operations as separate arguments (tests and diagnostics; not the hot path).
-    public var operations: [[UInt8]] { Array(command.arguments.dropFirst(5)) }
+    package var operations: [[UInt8]] { Array(command.arguments.dropFirst(5)) }
 
     /// HSET key f1 v1 f2 v2 ... (split by the script into chunks Lua can unpack).
-    public mutating func hashSet(_ key: String, _ fields: [(String, [UInt8])]) {
+    package mutating func hashSet(_ key: String, _ fields: [(String, [UInt8])]) {
         appendHashSet(key.utf8, fields.count) { command in
             for (field, value) in fields {
                 command.append(field)
@@ -53,7 +53,7 @@ public struct FencedWrite: Sendable {
         }
     }
 
-    public mutating func hashSet(_ key: String, _ fields: [(String, String)]) {
+    package mutating func hashSet(_ key: String, _ fields: [(String, String)]) {
         appendHashSet(key.utf8, fields.count) { command in
             for (field, value) in fields {
                 command.append(field)
@@ -63,7 +63,7 @@ public struct FencedWrite: Sendable {
     }
 
     /// HSET with a binary key and binary field names (Feast rows: keys hold NUL bytes).
-    public mutating func hashSet(rawKey key: [UInt8], _ fields: [([UInt8], [UInt8])]) {
+    package mutating func hashSet(rawKey key: [UInt8], _ fields: [([UInt8], [UInt8])]) {
         appendHashSet(key, fields.count) { command in
             for (field, value) in fields {
                 command.append(field)
@@ -76,7 +76,7 @@ public struct FencedWrite: Sendable {
     /// with exactly `fieldCount` calls of `appendHashField` (a checkpoint
     /// encodes each entry into one reused buffer and copies it here, no array
     /// of fields). Nothing is added when `fieldCount` is 0.
-    public mutating func beginHashSet(_ key: String, fieldCount: Int) {
+    package mutating func beginHashSet(_ key: String, fieldCount: Int) {
         guard fieldCount > 0 else { return }
         command.append("H")
         command.append(key)
@@ -85,21 +85,21 @@ public struct FencedWrite: Sendable {
     }
 
     /// One field of the `HSET` opened by `beginHashSet`.
-    public mutating func appendHashField(_ field: String, _ value: [UInt8]) {
+    package mutating func appendHashField(_ field: String, _ value: [UInt8]) {
         command.append(field)
         command.append(value)
     }
 
     /// One field of the `HSET` opened by `beginHashSet`, its value copied
     /// from `bytes` (e.g. a float32 vector in place: no array per value).
-    public mutating func appendHashField(_ field: String, bytes: UnsafeRawBufferPointer) {
+    package mutating func appendHashField(_ field: String, bytes: UnsafeRawBufferPointer) {
         command.append(field)
         command.append(bytes: bytes)
     }
 
     /// `beginHashSet` for the key `prefix + id` (`user:<id>`, `item:<id>`),
     /// written into the command without building the key `String`.
-    public mutating func beginHashSet(prefix: String, id: String, fieldCount: Int) {
+    package mutating func beginHashSet(prefix: String, id: String, fieldCount: Int) {
         guard fieldCount > 0 else { return }
         command.append("H")
         command.append(prefix, id)
@@ -108,13 +108,13 @@ public struct FencedWrite: Sendable {
     }
 
     /// A field with an integer value, in decimal, digits written straight into the command.
-    public mutating func appendHashField(_ field: String, _ value: Int64) {
+    package mutating func appendHashField(_ field: String, _ value: Int64) {
         command.append(field)
         command.append(value)
     }
 
     /// HDEL with a binary key and field name.
-    public mutating func hashDelete(rawKey key: [UInt8], field: [UInt8]) {
+    package mutating func hashDelete(rawKey key: [UInt8], field: [UInt8]) {
         command.append("X")
         command.append(key)
         command.append(field)
@@ -132,7 +132,7 @@ public struct FencedWrite: Sendable {
     }
 
     /// ZADD key score member
-    public mutating func sortedSetAdd(_ key: String, score: Double, member: String) {
+    package mutating func sortedSetAdd(_ key: String, score: Double, member: String) {
         // `description` is `format`'s text without an interpolation buffer.
         command.append("Z")
         command.append(key)
@@ -142,7 +142,7 @@ public struct FencedWrite: Sendable {
     }
 
     /// Keep only the `keep` highest-scored members of a sorted set.
-    public mutating func sortedSetTrim(_ key: String, keep: Int) {
+    package mutating func sortedSetTrim(_ key: String, keep: Int) {
         command.append("T")
         command.append(key)
         command.append(keep)
@@ -150,14 +150,14 @@ public struct FencedWrite: Sendable {
     }
 
     /// DEL key
-    public mutating func delete(_ key: String) {
+    package mutating func delete(_ key: String) {
         command.append("D")
         command.append(key)
         operationCount += 1
     }
 
     /// HDEL key field
-    public mutating func hashDelete(_ key: String, field: String) {
+    package mutating func hashDelete(_ key: String, field: String) {
         command.append("X")
         command.append(key)
         command.append(field)
@@ -167,7 +167,7 @@ public struct FencedWrite: Sendable {
     /// Shortest text that reads back as the same Double (Swift's description is exact round-trip).
     static func format(_ value: Double) -> String { "\(value)" }
 
-    public static let redisScript = RedisScript(source: script)
+    package static let redisScript = RedisScript(source: script)
 
     /// KEYS[1] = epoch key, ARGV[1] = epoch, then the operations.
     ///
@@ -180,7 +180,7 @@ public struct FencedWrite: Sendable {
     /// - otherwise an array: the number of operations applied, then a key and
     ///   error message for each operation Redis refused (e.g. `WRONGTYPE`): one
     ///   bad key never takes the rest of the task's batch with it.
-    public static let script = """
+    package static let script = """
     local current = redis.call('GET', KEYS[1])
     if current ~= ARGV[1] then
       return redis.error_reply('FENCED epoch ' .. ARGV[1] .. ' is stale, current is ' .. (current or 'missing'))

@@ -1,7 +1,7 @@
 import FreshetRedis
 
 /// What Redis answered to one `FencedWrite` (see the script's reply contract).
-public enum FencedWriteReply: Sendable, Equatable {
+package enum FencedWriteReply: Sendable, Equatable {
     /// The write ran; `rejected` lists the keys Redis refused for good (e.g. a
     /// `WRONGTYPE` key), each with the server's message. Every other operation applied.
     case applied(rejected: [RejectedKey])
@@ -11,18 +11,18 @@ public enum FencedWriteReply: Sendable, Equatable {
     /// Any other error reply (a script bug, an unexpected reply shape).
     case failed(String)
 
-    public struct RejectedKey: Sendable, Equatable {
-        public var key: String
-        public var message: String
+    package struct RejectedKey: Sendable, Equatable {
+        package var key: String
+        package var message: String
         /// The server's error prefix (`WRONGTYPE`, `ERR`, ...), the metric's `reason` label.
-        public var reason: String { RedisError.serverErrorPrefix(message) }
-        public init(key: String, message: String) {
+        package var reason: String { RedisError.serverErrorPrefix(message) }
+        package init(key: String, message: String) {
             self.key = key
             self.message = message
         }
     }
 
-    public init(_ reply: RedisReply) {
+    package init(_ reply: RedisReply) {
         switch reply {
         case .error(let message):
             if message.hasPrefix("FENCED") {
@@ -50,12 +50,12 @@ public enum FencedWriteReply: Sendable, Equatable {
     /// at `epoch`: a newer owner took the task (the current epoch is higher), or
     /// the checkpoint store lost it (the epoch key is missing, or older than
     /// the one this owner acquired: Redis restarted empty or from an old snapshot).
-    public static func epochRefusal(ours epoch: Int64, current: Int64?) -> EpochRefusal {
+    package static func epochRefusal(ours epoch: Int64, current: Int64?) -> EpochRefusal {
         guard let current, current >= epoch else { return .storeLost }
         return .fencedByNewerOwner
     }
 
-    public enum EpochRefusal: Sendable, Equatable {
+    package enum EpochRefusal: Sendable, Equatable {
         case fencedByNewerOwner
         case storeLost
     }

@@ -5,48 +5,48 @@
 /// (`hashTagged`) every key of one task carries the hash tag `{<group>:<task>}`,
 /// so they share one slot and a task's checkpoint stays one atomic script
 /// (docs/OPERATIONS.md, "Redis Cluster").
-public struct RedisKeys: Sendable, Equatable {
-    public let prefix: String
-    public let group: String
+package struct RedisKeys: Sendable, Equatable {
+    package let prefix: String
+    package let group: String
     /// True on a Redis Cluster: task keys are hash-tagged by task.
-    public let hashTagged: Bool
+    package let hashTagged: Bool
 
-    public init(prefix: String, group: String, hashTagged: Bool = false) {
+    package init(prefix: String, group: String, hashTagged: Bool = false) {
         self.prefix = prefix
         self.group = group
         self.hashTagged = hashTagged
     }
 
-    public func user(_ id: String) -> String { "\(prefix)user:\(id)" }
-    public func item(_ id: String) -> String { "\(prefix)item:\(id)" }
+    package func user(_ id: String) -> String { "\(prefix)user:\(id)" }
+    package func item(_ id: String) -> String { "\(prefix)item:\(id)" }
     /// What `user(_:)` puts before the id (the flush writes the two parts straight into its command).
-    public var userPrefix: String { "\(prefix)user:" }
+    package var userPrefix: String { "\(prefix)user:" }
     /// What `item(_:)` puts before the id.
-    public var itemPrefix: String { "\(prefix)item:" }
-    public var trending: String { "\(prefix)trending" }
-    public var trendingMeta: String { "\(prefix)trending:meta" }
+    package var itemPrefix: String { "\(prefix)item:" }
+    package var trending: String { "\(prefix)trending" }
+    package var trendingMeta: String { "\(prefix)trending:meta" }
 
     // Internal keys, scoped by consumer group like the repartition topics.
     // One Redis: `freshet:<group>:epoch:<task>`; a cluster: `freshet:{<group>:<task>}:epoch`.
-    public func epoch(_ task: TaskId) -> String { taskKey(task, "epoch") }
-    public func checkpointState(_ task: TaskId) -> String { taskKey(task, "ckpt", "state") }
-    public func checkpointMeta(_ task: TaskId) -> String { taskKey(task, "ckpt", "meta") }
+    package func epoch(_ task: TaskId) -> String { taskKey(task, "epoch") }
+    package func checkpointState(_ task: TaskId) -> String { taskKey(task, "ckpt", "state") }
+    package func checkpointMeta(_ task: TaskId) -> String { taskKey(task, "ckpt", "meta") }
     /// Embedding rows of the task, field = id (kept apart from feature entries so ids never collide).
-    public func checkpointEmbeddings(_ task: TaskId) -> String { taskKey(task, "ckpt", "emb") }
+    package func checkpointEmbeddings(_ task: TaskId) -> String { taskKey(task, "ckpt", "emb") }
     /// Per dead-letter partition, the offset below which the task's letters lie (`StreamProcessor+DeadLetters`).
-    public func deadLetterFloor(_ task: TaskId) -> String { taskKey(task, "dlq") }
+    package func deadLetterFloor(_ task: TaskId) -> String { taskKey(task, "dlq") }
     /// The refresh leader's published vector set (`SharedVectorSet`): the
     /// pointer hash (`data` nil) or one data hash (`data` = "<epoch>-<version>").
-    public func embeddingSet(_ task: TaskId, data: String?) -> String { taskKey(task, "embset", data) }
+    package func embeddingSet(_ task: TaskId, data: String?) -> String { taskKey(task, "embset", data) }
     /// Item partitions whose final co-occurrence rows are checkpointed (end of a bounded run).
-    public var embeddingFinal: String { "\(prefix)freshet:\(group):emb:final" }
+    package var embeddingFinal: String { "\(prefix)freshet:\(group):emb:final" }
 
     /// A cluster slot's fence hash (field = task, value = the highest epoch
     /// of that task that wrote in the slot), tagged so it lives in `slot` (`ClusterFencing`).
-    public func slotFence(_ slot: Int) -> String { "\(prefix)freshet:\(group):fence:{\(SlotTags.tag(for: slot))}" }
+    package func slotFence(_ slot: Int) -> String { "\(prefix)freshet:\(group):fence:{\(SlotTags.tag(for: slot))}" }
 
     /// The hash tag of a task's keys on a cluster: all of them hash to one slot.
-    public func taskTag(_ task: TaskId) -> String { "{\(group):\(task)}" }
+    package func taskTag(_ task: TaskId) -> String { "{\(group):\(task)}" }
 
     /// One Redis keeps the historical names (`freshet:<group>:<kind>:<task>[:<part>]`).
     private func taskKey(_ task: TaskId, _ kind: String, _ part: String? = nil) -> String {

@@ -24,27 +24,27 @@ import FreshetRedis
 ///
 /// Thread-safety: all mutable state is guarded by `condition`; the Redis
 /// connection is touched only by the writer thread. Hence `@unchecked Sendable`.
-public final class RedisWriter: @unchecked Sendable {
-    public struct Batch: Sendable {
-        public var writes: [FencedWrite]
+package final class RedisWriter: @unchecked Sendable {
+    package struct Batch: Sendable {
+        package var writes: [FencedWrite]
         /// Event times of a sample of the written keys, for the freshness histogram.
-        public var eventTimeSamples: [Int64]
-        public init(writes: [FencedWrite], eventTimeSamples: [Int64] = []) {
+        package var eventTimeSamples: [Int64]
+        package init(writes: [FencedWrite], eventTimeSamples: [Int64] = []) {
             self.writes = writes
             self.eventTimeSamples = eventTimeSamples
         }
     }
 
     /// What the writer observed, read by the processing thread.
-    public struct Report: Sendable {
+    package struct Report: Sendable {
         /// Tasks whose write was refused by the epoch check, with the epoch the
         /// refused write carried and the epoch Redis holds (nil: the key is missing).
-        public var fencedTasks: [(task: TaskId, epoch: Int64, current: Int64?)] = []
+        package var fencedTasks: [(task: TaskId, epoch: Int64, current: Int64?)] = []
         /// Keys Redis refused for good; the other operations of their writes landed.
-        public var rejectedKeys: [(task: TaskId, checkpoint: Bool, key: FencedWriteReply.RejectedKey)] = []
+        package var rejectedKeys: [(task: TaskId, checkpoint: Bool, key: FencedWriteReply.RejectedKey)] = []
         /// Tasks whose checkpoint write did not fully land (a rejected key or a failed reply).
-        public var failedCheckpoints: Set<TaskId> = []
-        public var failures: [String] = []
+        package var failedCheckpoints: Set<TaskId> = []
+        package var failures: [String] = []
     }
 
     private let condition = NSCondition()
@@ -64,7 +64,7 @@ public final class RedisWriter: @unchecked Sendable {
     private let observer: WriterObserver
     private var thread: Thread?
 
-    public convenience init(endpoint: RedisEndpoint, maxQueuedBatches: Int = 64, observer: WriterObserver,
+    package convenience init(endpoint: RedisEndpoint, maxQueuedBatches: Int = 64, observer: WriterObserver,
                             giveUp: @escaping @Sendable () -> Bool = { false }) throws(RedisError) {
         try self.init(target: .single(endpoint), keys: nil, maxQueuedBatches: maxQueuedBatches, observer: observer, giveUp: giveUp)
     }
@@ -73,7 +73,7 @@ public final class RedisWriter: @unchecked Sendable {
     ///   - keys: the key layout; required on a cluster (its slot fences).
     ///   - giveUp: asked between retries; true abandons the batch in
     ///     flight (the processor is stopping: SIGTERM while Redis refuses writes).
-    public init(target: RedisTarget, keys: RedisKeys?, maxQueuedBatches: Int = 64, observer: WriterObserver,
+    package init(target: RedisTarget, keys: RedisKeys?, maxQueuedBatches: Int = 64, observer: WriterObserver,
                 giveUp: @escaping @Sendable () -> Bool = { false }) throws(RedisError) {
         self.redis = try target.makeStore()
         if let store = redis as? ClusterRedis {
@@ -92,7 +92,7 @@ public final class RedisWriter: @unchecked Sendable {
         self.redis.shouldStop = { [weak self] in (self?.isStopping ?? true) || giveUp() }
     }
 
-    public func start() {
+    package func start() {
         let thread = Thread { [self] in self.run() }
         thread.name = "freshet-redis-writer"
         self.thread = thread
@@ -102,7 +102,7 @@ public final class RedisWriter: @unchecked Sendable {
     /// Queues a batch; blocks while the queue is full (back-pressure during outages).
     /// Returns a ticket for `waitUntilAcknowledged`.
     @discardableResult
-    public func submit(_ batch: Batch) -> UInt64 {
+    package func submit(_ batch: Batch) -> UInt64 {
         condition.lock()
         defer { condition.unlock() }
         while queue.count >= maxQueuedBatches && !stopping {
@@ -116,7 +116,7 @@ public final class RedisWriter: @unchecked Sendable {
     }
 
     /// Blocks until every batch submitted so far is acknowledged by Redis.
-    public func waitUntilDrained() {
+    package func waitUntilDrained() {
         condition.lock()
         defer { condition.unlock() }
         let target = nextTicket - 1
@@ -126,13 +126,13 @@ public final class RedisWriter: @unchecked Sendable {
     }
 
     /// True when the last write attempt reached Redis and was accepted (readiness).
-    public var isHealthy: Bool {
+    package var isHealthy: Bool {
         condition.lock(); defer { condition.unlock() }
         return problem == nil && abandoned == nil
     }
 
     /// Why the writer is not healthy, for `/readyz`: nil when healthy.
-    public var unhealthyReason: String? {
+    package var unhealthyReason: String? {
         condition.lock(); defer { condition.unlock() }
         if let abandoned { return "redis writes abandoned: \(abandoned)" }
         guard let problem else { return nil }
@@ -141,32 +141,32 @@ public final class RedisWriter: @unchecked Sendable {
 
     /// "redis unreachable" for connection trouble, "redis refuses writes (OOM)"
     /// for a server that answers but refuses.
-    public static func describe(_ error: RedisError) -> String {
+    package static func describe(_ error: RedisError) -> String {
         if case .server(let prefix) = error.kind { return "redis refuses writes (\(prefix))" }
         return "redis unreachable"
     }
 
     /// Set once a batch was abandoned (see the type's comment): nothing
     /// submitted since was written either.
-    public var abandonedReason: String? {
+    package var abandonedReason: String? {
         condition.lock(); defer { condition.unlock() }
         return abandoned
     }
 
     /// The Redis error that made the writer give up (nil: not abandoned, or
     /// abandoned because the process is stopping).
-    public var abandonedError: RedisError? {
+    package var abandonedError: RedisError? {
         condition.lock(); defer { condition.unlock() }
         return abandonedWith
     }
 
-    public var pendingBatches: Int {
+    package var pendingBatches: Int {
         condition.lock(); defer { condition.unlock() }
         return queue.count
     }
 
     /// Fenced tasks and failures seen since the last call.
-    public func takeReport() -> Report {
+    package func takeReport() -> Report {
         condition.lock(); defer { condition.unlock() }
         let current = report
         report = Report()
@@ -174,7 +174,7 @@ public final class RedisWriter: @unchecked Sendable {
     }
 
     /// Writes what is queued, then stops the thread.
-    public func stop() {
+    package func stop() {
         waitUntilDrained()
         condition.lock()
         stopping = true
@@ -317,7 +317,7 @@ public final class RedisWriter: @unchecked Sendable {
 }
 
 /// Receives what the writer measures (metrics live elsewhere).
-public protocol WriterObserver: Sendable {
+package protocol WriterObserver: Sendable {
     func pipelineCompleted(seconds: Double, commands: Int)
     func freshness(seconds: Double)
     /// Before each back-off sleep of a refused or failed write.

@@ -9,26 +9,26 @@ import FreshetCore
 /// remembering the highest position seen per source partition is enough. A
 /// zombie owner's records are identical to the new owner's (same input, same
 /// deterministic code), so whichever copy arrives first is the one kept.
-public struct DuplicateFilter: Sendable, Equatable {
-    public struct Source: Hashable, Sendable {
-        public var topic: UInt8
-        public var partition: Int32
+package struct DuplicateFilter: Sendable, Equatable {
+    package struct Source: Hashable, Sendable {
+        package var topic: UInt8
+        package var partition: Int32
     }
 
-    public private(set) var highest: [Source: Position] = [:]
+    package private(set) var highest: [Source: Position] = [:]
 
-    public struct Position: Sendable, Equatable, Comparable {
-        public var offset: Int64
-        public var subIndex: UInt32
-        public static func < (a: Position, b: Position) -> Bool {
+    package struct Position: Sendable, Equatable, Comparable {
+        package var offset: Int64
+        package var subIndex: UInt32
+        package static func < (a: Position, b: Position) -> Bool {
             a.offset != b.offset ? a.offset < b.offset : a.subIndex < b.subIndex
         }
     }
 
-    public init() {}
+    package init() {}
 
     /// True if the record is new (and remembers it); false for a duplicate.
-    public mutating func admit(_ origin: RecordOrigin) -> Bool {
+    package mutating func admit(_ origin: RecordOrigin) -> Bool {
         let source = Source(topic: origin.sourceTopic, partition: origin.partition)
         let position = Position(offset: origin.offset, subIndex: origin.subIndex)
         if let seen = highest[source], position <= seen { return false }
@@ -36,7 +36,7 @@ public struct DuplicateFilter: Sendable, Equatable {
         return true
     }
 
-    public mutating func restore(_ source: Source, _ position: Position) {
+    package mutating func restore(_ source: Source, _ position: Position) {
         highest[source] = position
     }
 }
@@ -44,7 +44,7 @@ public struct DuplicateFilter: Sendable, Equatable {
 extension TaskCheckpoint.SourceProgress {
     /// Per source partition (sorted by topic code, then partition), the last
     /// record the filter admitted and the source's watermark, for a repartition-fed task's checkpoint.
-    public static func of(_ filter: DuplicateFilter,
+    package static func of(_ filter: DuplicateFilter,
                           watermarks: [DuplicateFilter.Source: EventTimeMs]) -> [TaskCheckpoint.SourceProgress] {
         let sources = Set(filter.highest.keys).union(watermarks.keys)
         return sources.sorted { ($0.topic, $0.partition) < ($1.topic, $1.partition) }.map { source in

@@ -8,24 +8,24 @@ import FreshetFeatures
 /// Its watermark is the minimum over the watermarks of every source partition
 /// (forwarded as markers through the repartition topic, as Flink forwards
 /// watermarks across a network shuffle), leaving idle sources out.
-public final class ItemTask {
-    public let id: TaskId
-    public let store: ItemFeatureStore
+package final class ItemTask {
+    package let id: TaskId
+    package let store: ItemFeatureStore
     /// Joiner and item embedding rows (when embeddings are on).
-    public var embeddings: ItemEmbeddingSide?
-    public var watermarks: WatermarkMultiplexer<DuplicateFilter.Source>
-    public var duplicates = DuplicateFilter()
-    public var nextOffset: Int64?
-    public private(set) var currentWatermark: EventTimeMs?
-    public private(set) var duplicatesDropped = 0
-    public private(set) var lateDropped = 0
-    public private(set) var undecodable = 0
+    package var embeddings: ItemEmbeddingSide?
+    package var watermarks: WatermarkMultiplexer<DuplicateFilter.Source>
+    package var duplicates = DuplicateFilter()
+    package var nextOffset: Int64?
+    package private(set) var currentWatermark: EventTimeMs?
+    package private(set) var duplicatesDropped = 0
+    package private(set) var lateDropped = 0
+    package private(set) var undecodable = 0
     /// Sources that announced the end of a bounded run (not checkpointed: a run's own business).
-    public private(set) var finishedSources: Set<DuplicateFilter.Source> = []
+    package private(set) var finishedSources: Set<DuplicateFilter.Source> = []
     private let expectedSources: Set<DuplicateFilter.Source>
 
     /// - Parameter sources: every source partition that feeds the repartition topic.
-    public init(id: TaskId, panes: PaneSpec, trending: TrendingDecay, idleTimeoutMs: Int64?,
+    package init(id: TaskId, panes: PaneSpec, trending: TrendingDecay, idleTimeoutMs: Int64?,
                 sources: Set<DuplicateFilter.Source>, nowMs: Int64) {
         self.id = id
         self.store = ItemFeatureStore(panes: panes, trending: trending)
@@ -35,9 +35,9 @@ public final class ItemTask {
     }
 
     /// Every expected source has finished its bounded run (and sent everything before that).
-    public var allSourcesFinished: Bool { expectedSources.isSubset(of: finishedSources) }
+    package var allSourcesFinished: Bool { expectedSources.isSubset(of: finishedSources) }
 
-    public func process(_ record: InputRecord, nowMs: Int64, output: TaskOutput) {
+    package func process(_ record: InputRecord, nowMs: Int64, output: TaskOutput) {
         nextOffset = record.offset + 1
         // The examples' join needs whole events (user, request id, serving features).
         if let embeddings, embeddings.examples {
@@ -86,7 +86,7 @@ public final class ItemTask {
     /// Moves the task's watermark forward (idle sources drop out over wall time).
     /// Returns true when it advanced.
     @discardableResult
-    public func advanceWatermark(nowMs: Int64, output: TaskOutput) -> Bool {
+    package func advanceWatermark(nowMs: Int64, output: TaskOutput) -> Bool {
         guard let next = watermarks.advance(nowMs: nowMs) else { return false }
         if let current = currentWatermark, next <= current { return false }
         currentWatermark = next
@@ -96,21 +96,21 @@ public final class ItemTask {
     }
 
     /// Restores the watermark from a checkpoint without firing timers twice.
-    public func restoreWatermark(_ watermark: EventTimeMs?) {
+    package func restoreWatermark(_ watermark: EventTimeMs?) {
         currentWatermark = watermark
         if let watermark { store.advanceWatermark(to: watermark) }
     }
 }
 
 extension ItemTask: StreamTask {
-    public func advanceTime(_ tick: TimeTick, output: TaskOutput) {
+    package func advanceTime(_ tick: TimeTick, output: TaskOutput) {
         advanceWatermark(nowMs: tick.nowMs, output: output)
     }
 
-    public var atEnd: Bool { allSourcesFinished }
+    package var atEnd: Bool { allSourcesFinished }
 
     /// Position, watermark, per-source progress, the store's metadata and delta.
-    public func snapshot() -> StateSnapshot {
+    package func snapshot() -> StateSnapshot {
         var snapshot = StateSnapshot()
         snapshot.meta.nextOffset = nextOffset
         snapshot.meta.eventTimeMs = currentWatermark
@@ -124,7 +124,7 @@ extension ItemTask: StreamTask {
 
     /// Co-occurrence rows changed since the last checkpoint (the rows other
     /// instances' refreshes read), and the evicted ones.
-    public func takeEmbeddingCheckpoint() -> EmbeddingCheckpoint {
+    package func takeEmbeddingCheckpoint() -> EmbeddingCheckpoint {
         var result = EmbeddingCheckpoint()
         guard let side = embeddings else { return result }
         result.changed = side.takeChangedForCheckpoint().compactMap { item in side.encodeRow(item).map { (item.string, $0) } }
@@ -134,7 +134,7 @@ extension ItemTask: StreamTask {
 
     /// Duplicate filter and source watermarks first, then the store (its
     /// metadata before its entries), then the task's watermark (no timer fires twice).
-    public func restore(from checkpoint: TaskCheckpoint, state: StateScan, nowMs: Int64) throws {
+    package func restore(from checkpoint: TaskCheckpoint, state: StateScan, nowMs: Int64) throws {
         nextOffset = checkpoint.nextOffset
         for progress in checkpoint.sources {
             if let admitted = progress.lastAdmitted { duplicates.restore(progress.source, admitted) }
@@ -147,7 +147,7 @@ extension ItemTask: StreamTask {
     }
 
     /// Changed items (windows, trending), the trending meta when any changed, vectors when a sync is due.
-    public func render(into write: inout FencedWrite, context: inout RenderContext) {
+    package func render(into write: inout FencedWrite, context: inout RenderContext) {
         let changed = context.renderer.renderItems(self, into: &write, samples: &context.samples)
         if changed > 0 { context.renderer.trendingMeta(watermark: currentWatermark, into: &write) }
         if let vectors = context.vectors, let side = embeddings {
@@ -155,7 +155,7 @@ extension ItemTask: StreamTask {
         }
     }
 
-    public var gauges: TaskGauges {
+    package var gauges: TaskGauges {
         var gauges = TaskGauges()
         gauges.store = ("items", store.count)
         gauges.watermarkMs = currentWatermark

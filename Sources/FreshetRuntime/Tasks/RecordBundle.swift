@@ -12,11 +12,11 @@ import FreshetCore
 ///
 /// Format: leading byte 0xB1 (never a `RepartitionRecord` format byte), then
 /// for each record a varint length and the record's bytes.
-public enum RecordBundle {
-    public static let leadingByte: UInt8 = 0xB1
+package enum RecordBundle {
+    package static let leadingByte: UInt8 = 0xB1
 
     /// Appends one record to a bundle under construction (starts it if empty).
-    public static func append(_ record: [UInt8], to bundle: inout [UInt8]) {
+    package static func append(_ record: [UInt8], to bundle: inout [UInt8]) {
         if bundle.isEmpty { bundle.append(leadingByte) }
         var length = UInt64(record.count)
         while length >= 0x80 {
@@ -31,7 +31,7 @@ public enum RecordBundle {
     /// record) and passes it to `body`. Returns how many could not be read:
     /// only Freshet writes these topics, so such a record comes from a newer or
     /// foreign writer, and skipping it (counted) keeps the task alive.
-    public static func decodeEach(_ value: [UInt8], _ body: (RepartitionRecord) -> Void) -> Int {
+    package static func decodeEach(_ value: [UInt8], _ body: (RepartitionRecord) -> Void) -> Int {
         var undecodable = 0
         let complete = forEachRecord(in: value) { bytes in
             do {
@@ -47,7 +47,7 @@ public enum RecordBundle {
     /// `value` itself when it is a single record. Stops at a truncated bundle
     /// and returns false.
     @discardableResult
-    public static func forEachRecord(in value: [UInt8], _ body: (UnsafeRawBufferPointer) -> Void) -> Bool {
+    package static func forEachRecord(in value: [UInt8], _ body: (UnsafeRawBufferPointer) -> Void) -> Bool {
         value.withUnsafeBytes { bytes in
             guard bytes.first == leadingByte else {
                 body(bytes)

@@ -7,26 +7,26 @@ import FreshetFeatures
 /// topic), tracks the partition's event-time watermark, keeps user features
 /// when the input is keyed by user, and routes everything item-keyed to the
 /// items repartition topic. Owned by the processing thread; not thread-safe.
-public final class SourceTask {
-    public let id: TaskId
-    public let topic: String
+package final class SourceTask {
+    package let id: TaskId
+    package let topic: String
     /// User features, present on `interactions` tasks whose input is keyed by user.
-    public let users: UserFeatureStore?
+    package let users: UserFeatureStore?
     /// User embedding rows, trained from the user's interactions (when embeddings are on).
-    public var userEmbeddings: UserEmbeddingSide?
+    package var userEmbeddings: UserEmbeddingSide?
     /// Whether interactions are re-keyed by user (input not keyed by user).
     let routesInteractionsByUser: Bool
-    public private(set) var watermark: BoundedOutOfOrdernessWatermark
+    package private(set) var watermark: BoundedOutOfOrdernessWatermark
     /// Offset of the next record to read: what a checkpoint stores.
-    public var nextOffset: Int64?
-    public private(set) var deadLetters = 0
+    package var nextOffset: Int64?
+    package private(set) var deadLetters = 0
     /// Offsets whose dead letter a previous owner already sent (after the
     /// checkpoint this task restored): replaying them sends nothing.
-    public var deadLettersAlreadySent: Set<Int64> = []
-    public private(set) var deadLetterDuplicatesSkipped = 0
-    public private(set) var processed = 0
+    package var deadLettersAlreadySent: Set<Int64> = []
+    package private(set) var deadLetterDuplicatesSkipped = 0
+    package private(set) var processed = 0
     /// Bounded runs: set when the partition reached its end.
-    public private(set) var finished = false
+    package private(set) var finished = false
 
     private let decoder: EventDecoder
     /// Where routed records are encoded before the output copies them (reused).
@@ -35,7 +35,7 @@ public final class SourceTask {
     /// This task's source topic in repartitioned records' origins and markers.
     private let sourceTopicCode: UInt8
 
-    public init(id: TaskId, topic: String, decoder: EventDecoder, outOfOrdernessMs: Int64,
+    package init(id: TaskId, topic: String, decoder: EventDecoder, outOfOrdernessMs: Int64,
                 keepsUserFeatures: Bool, recentCapacity: Int = 50) {
         precondition(id.stage.readsSourceTopic, "SourceTask needs a source stage")
         self.id = id
@@ -48,7 +48,7 @@ public final class SourceTask {
     }
 
     /// Folds one record in. Never throws: bad input is dead-lettered.
-    public func process(_ record: InputRecord, nowMs: Int64, output: TaskOutput) {
+    package func process(_ record: InputRecord, nowMs: Int64, output: TaskOutput) {
         processed += 1
         nextOffset = record.offset + 1
         var alreadySent = false
@@ -155,7 +155,7 @@ public final class SourceTask {
     /// Tells downstream tasks how far event time has progressed here, when it moved.
     /// Markers only go out when the watermark changed, so a partition with no new
     /// events goes quiet and downstream idleness detection can leave it out.
-    public func emitWatermarkIfAdvanced(output: TaskOutput) {
+    package func emitWatermarkIfAdvanced(output: TaskOutput) {
         guard let current = watermark.watermark, current != lastSentWatermark else { return }
         lastSentWatermark = current
         sendMarker(finished: false, output: output)
@@ -163,7 +163,7 @@ public final class SourceTask {
 
     /// Bounded run: the partition reached its end. Sends a final marker so that
     /// downstream tasks know this input is complete.
-    public func finish(output: TaskOutput) {
+    package func finish(output: TaskOutput) {
         guard !finished else { return }
         finished = true
         lastSentWatermark = watermark.watermark
@@ -174,7 +174,7 @@ public final class SourceTask {
     /// A repartition-fed task that moved to another instance after the first
     /// one was sent starts without it (markers of a run are not checkpointed),
     /// and would otherwise wait forever. Markers are idempotent.
-    public func resendFinalMarker(output: TaskOutput) {
+    package func resendFinalMarker(output: TaskOutput) {
         guard finished else { return }
         sendMarker(finished: true, output: output)
     }
@@ -188,27 +188,27 @@ public final class SourceTask {
     }
 
     /// Restores the watermark from a checkpoint (largest event time seen).
-    public func restoreWatermark(maxTimestamp: EventTimeMs?) {
+    package func restoreWatermark(maxTimestamp: EventTimeMs?) {
         if let maxTimestamp { watermark.observe(maxTimestamp) }
     }
 }
 
 extension SourceTask: StreamTask {
-    public func advanceTime(_ tick: TimeTick, output: TaskOutput) {
+    package func advanceTime(_ tick: TimeTick, output: TaskOutput) {
         if tick.markersDue { emitWatermarkIfAdvanced(output: output) }
         if tick.finalMarkersDue { resendFinalMarker(output: output) }
     }
 
-    public func reachEnd(output: TaskOutput) -> Bool {
+    package func reachEnd(output: TaskOutput) -> Bool {
         guard !finished else { return false }
         finish(output: output)
         return true
     }
 
-    public var atEnd: Bool { finished }
+    package var atEnd: Bool { finished }
 
     /// Position, the largest event time seen, and the user features' delta (when kept here).
-    public func snapshot() -> StateSnapshot {
+    package func snapshot() -> StateSnapshot {
         var snapshot = StateSnapshot()
         snapshot.meta.nextOffset = nextOffset
         snapshot.meta.eventTimeMs = watermark.maxTimestamp
@@ -216,7 +216,7 @@ extension SourceTask: StreamTask {
         return snapshot
     }
 
-    public func restore(from checkpoint: TaskCheckpoint, state: StateScan, nowMs: Int64) throws {
+    package func restore(from checkpoint: TaskCheckpoint, state: StateScan, nowMs: Int64) throws {
         nextOffset = checkpoint.nextOffset
         restoreWatermark(maxTimestamp: checkpoint.eventTimeMs)
         if let users {
@@ -225,7 +225,7 @@ extension SourceTask: StreamTask {
     }
 
     /// User features (and vectors when a sync is due) when this task keeps them.
-    public func render(into write: inout FencedWrite, context: inout RenderContext) {
+    package func render(into write: inout FencedWrite, context: inout RenderContext) {
         guard let users else { return }
         context.renderer.renderUsers(users, into: &write, samples: &context.samples, counts: &context.counts)
         if let vectors = context.vectors, let side = userEmbeddings {
@@ -233,7 +233,7 @@ extension SourceTask: StreamTask {
         }
     }
 
-    public var gauges: TaskGauges {
+    package var gauges: TaskGauges {
         var gauges = TaskGauges()
         gauges.counts = [(.deadLetterDuplicatesSkipped, deadLetterDuplicatesSkipped)]
         if let users { gauges.store = ("users", users.count) }

@@ -18,7 +18,7 @@ import FreshetFeatures
 ///
 /// To add a task kind: a `TaskId.Stage` case, a class conforming here, and its
 /// case in `TaskFactory` (docs/ARCHITECTURE.md, "Engine").
-public protocol StreamTask: AnyObject {
+package protocol StreamTask: AnyObject {
     var id: TaskId { get }
 
     /// Offset of the next input record to read (what a checkpoint stores and
@@ -68,25 +68,25 @@ public protocol StreamTask: AnyObject {
 }
 
 extension StreamTask {
-    public func reachEnd(output: TaskOutput) -> Bool { false }
-    public func takeEmbeddingCheckpoint() -> EmbeddingCheckpoint { EmbeddingCheckpoint() }
-    public func close() {}
+    package func reachEnd(output: TaskOutput) -> Bool { false }
+    package func takeEmbeddingCheckpoint() -> EmbeddingCheckpoint { EmbeddingCheckpoint() }
+    package func close() {}
 }
 
 /// Reads a task's checkpointed state hash: calls `apply` with each (entity
 /// id, encoded entry).
-public typealias StateScan = (_ apply: (String, [UInt8]) throws -> Void) throws -> Void
+package typealias StateScan = (_ apply: (String, [UInt8]) throws -> Void) throws -> Void
 
 /// What is due at one `advanceTime` call (after each polled batch).
-public struct TimeTick: Sendable {
+package struct TimeTick: Sendable {
     /// Wall clock, ms since the epoch (idleness is measured in it).
-    public var nowMs: Int64
+    package var nowMs: Int64
     /// Source tasks send a watermark marker if theirs moved (at most every 20 ms).
-    public var markersDue: Bool
+    package var markersDue: Bool
     /// Bounded runs with several instances: finished source tasks repeat their final marker (every second).
-    public var finalMarkersDue: Bool
+    package var finalMarkersDue: Bool
 
-    public init(nowMs: Int64, markersDue: Bool, finalMarkersDue: Bool) {
+    package init(nowMs: Int64, markersDue: Bool, finalMarkersDue: Bool) {
         self.nowMs = nowMs
         self.markersDue = markersDue
         self.finalMarkersDue = finalMarkersDue
@@ -95,20 +95,20 @@ public struct TimeTick: Sendable {
 
 /// A task's checkpoint content before the engine fences it: the meta fields
 /// (without epoch and time) and the changed state slots with their encoder.
-public struct StateSnapshot {
-    public var meta = TaskCheckpoint()
+package struct StateSnapshot {
+    package var meta = TaskCheckpoint()
     /// Store slots changed since the last checkpoint.
-    public var changed: [UInt32] = []
+    package var changed: [UInt32] = []
     /// Encodes one slot's entry into the writer and returns its entity id.
-    public var encode: (UInt32, inout ByteWriter) -> String = { _, _ in "" }
+    package var encode: (UInt32, inout ByteWriter) -> String = { _, _ in "" }
 
-    public init() {}
+    package init() {}
 
     /// Nothing to write: no position yet and no changed entry.
-    public var isEmpty: Bool { meta.nextOffset == nil && changed.isEmpty }
+    package var isEmpty: Bool { meta.nextOffset == nil && changed.isEmpty }
 
     /// Takes the user features changed since the last checkpoint (source and user tasks keep them).
-    public mutating func takeUserDelta(_ users: UserFeatureStore) {
+    package mutating func takeUserDelta(_ users: UserFeatureStore) {
         changed = users.takeChangedSlotsForCheckpoint()
         encode = users.appendCheckpointEntry
         meta.entries = users.count
@@ -116,17 +116,17 @@ public struct StateSnapshot {
 }
 
 /// Embedding rows for the checkpoint's `ckpt:<task>:emb` hash.
-public struct EmbeddingCheckpoint {
+package struct EmbeddingCheckpoint {
     /// (item id, encoded row) for rows changed since the last checkpoint.
-    public var changed: [(String, [UInt8])] = []
+    package var changed: [(String, [UInt8])] = []
     /// Items whose rows were evicted (their fields are deleted).
-    public var evicted: [String] = []
-    public init() {}
+    package var evicted: [String] = []
+    package init() {}
 }
 
 /// Publishes embedding vectors into a task's flush (the engine implements it:
 /// field names, Feast rows and the vector set are engine configuration).
-public protocol EmbeddingPublisher: AnyObject {
+package protocol EmbeddingPublisher: AnyObject {
     func renderUserEmbeddings(_ side: UserEmbeddingSide, store: UserFeatureStore, set: ItemVectorSet,
                               into write: inout FencedWrite)
     func renderItemEmbeddings(_ side: ItemEmbeddingSide, set: ItemVectorSet, into write: inout FencedWrite)
@@ -134,16 +134,16 @@ public protocol EmbeddingPublisher: AnyObject {
 
 /// What one flush shares across tasks: the renderer, the samples and counts
 /// the tasks add to, and the embedding vectors to publish (nil: no sync due).
-public struct RenderContext {
-    public let renderer: FeatureRenderer
-    public let vectors: ItemVectorSet?
-    public let embeddings: EmbeddingPublisher?
+package struct RenderContext {
+    package let renderer: FeatureRenderer
+    package let vectors: ItemVectorSet?
+    package let embeddings: EmbeddingPublisher?
     /// Event times of rendered changes (freshness histogram).
-    public var samples: [Int64] = []
+    package var samples: [Int64] = []
     /// (user id, interaction count) of rendered users (the examples' serving feature).
-    public var counts: [(String, Int64)] = []
+    package var counts: [(String, Int64)] = []
 
-    public init(renderer: FeatureRenderer, vectors: ItemVectorSet?, embeddings: EmbeddingPublisher?) {
+    package init(renderer: FeatureRenderer, vectors: ItemVectorSet?, embeddings: EmbeddingPublisher?) {
         self.renderer = renderer
         self.vectors = vectors
         self.embeddings = embeddings
@@ -152,22 +152,22 @@ public struct RenderContext {
 
 /// A task's figures for metrics. Metric names and labels are the engine's
 /// (`freshet_state_entries{store="<store>-<task>"}` and so on).
-public struct TaskGauges {
+package struct TaskGauges {
     /// The state store's label stem (`users`, `items`) and its entry count; nil without a store.
-    public var store: (name: String, entries: Int)?
+    package var store: (name: String, entries: Int)?
     /// The task's watermark (source tasks: their partition's; item tasks: min over sources).
-    public var watermarkMs: EventTimeMs?
+    package var watermarkMs: EventTimeMs?
     /// Whether `watermarkMs` is an input watermark (source tasks), which the
     /// instance's reported watermark is the minimum of.
-    public var isInputWatermark = false
+    package var isInputWatermark = false
     /// Cumulative counts (the engine adds the growth to the counter).
-    public var counts: [(TaskCount, Int)] = []
+    package var counts: [(TaskCount, Int)] = []
 
-    public init() {}
+    package init() {}
 }
 
 /// Cumulative per-task counts reported as counters.
-public enum TaskCount: String, Sendable {
+package enum TaskCount: String, Sendable {
     /// `freshet_dead_letter_duplicates_skipped_total`
     case deadLetterDuplicatesSkipped = "dlq-dup"
     /// `freshet_late_events_dropped_total`

@@ -1,17 +1,17 @@
 import FreshetCore
 
 /// One record as a task sees it: Kafka's coordinates and bytes, nothing of librdkafka.
-public struct InputRecord: Sendable {
-    public var partition: Int32
-    public var offset: Int64
-    public var key: [UInt8]?
+package struct InputRecord: Sendable {
+    package var partition: Int32
+    package var offset: Int64
+    package var key: [UInt8]?
     /// Empty for a null (tombstone) value; `valueIsNull` tells the two apart.
-    public var value: [UInt8]
-    public var timestampMs: Int64?
+    package var value: [UInt8]
+    package var timestampMs: Int64?
     /// True for a null (tombstone) value: it is dead-lettered with a null value.
-    public var valueIsNull: Bool
+    package var valueIsNull: Bool
 
-    public init(partition: Int32, offset: Int64, key: [UInt8]?, value: [UInt8], timestampMs: Int64?,
+    package init(partition: Int32, offset: Int64, key: [UInt8]?, value: [UInt8], timestampMs: Int64?,
                 valueIsNull: Bool = false) {
         self.valueIsNull = valueIsNull
         self.partition = partition
@@ -23,7 +23,7 @@ public struct InputRecord: Sendable {
 }
 
 /// Which repartition topic a routed record goes to.
-public enum RepartitionTarget: Sendable {
+package enum RepartitionTarget: Sendable {
     case items
     case users
 }
@@ -31,7 +31,7 @@ public enum RepartitionTarget: Sendable {
 /// Where tasks send what they emit. The engine implements it with the Kafka
 /// producer; tests implement it in memory. Calls happen on the processing
 /// thread, in the order the task emits.
-public protocol TaskOutput: AnyObject {
+package protocol TaskOutput: AnyObject {
     /// The largest repartitioned record (encoded bytes) that fits in a message.
     /// A task does not send larger ones: it dead-letters their source record
     /// (reason `record_too_large`) instead.
@@ -47,6 +47,6 @@ public protocol TaskOutput: AnyObject {
 }
 
 extension TaskOutput {
-    public func example(key: String, value: [UInt8]) {}
-    public var maxRepartitionRecordBytes: Int { .max }
+    package func example(key: String, value: [UInt8]) {}
+    package var maxRepartitionRecordBytes: Int { .max }
 }

@@ -3,8 +3,8 @@
 /// Tasks are Freshet's unit of state ownership, as in Kafka Streams: exactly
 /// one instance of the consumer group owns a task at a time, and its keyed
 /// state, checkpoint and fencing epoch are all named by this id.
-public struct TaskId: Hashable, Sendable, CustomStringConvertible {
-    public enum Stage: String, Sendable, CaseIterable {
+package struct TaskId: Hashable, Sendable, CustomStringConvertible {
+    package enum Stage: String, Sendable, CaseIterable {
         /// Reads `interactions`: decoding, dead letters, user features (when the
         /// input is keyed by user), routing to the repartition topics.
         case interactions
@@ -16,27 +16,27 @@ public struct TaskId: Hashable, Sendable, CustomStringConvertible {
         case users
     }
 
-    public var stage: Stage
-    public var partition: Int32
+    package var stage: Stage
+    package var partition: Int32
 
-    public init(stage: Stage, partition: Int32) {
+    package init(stage: Stage, partition: Int32) {
         self.stage = stage
         self.partition = partition
     }
 
     /// Stable text form used in Redis key names, metrics and logs: `items-3`.
-    public var description: String { "\(stage.rawValue)-\(partition)" }
+    package var description: String { "\(stage.rawValue)-\(partition)" }
 }
 
 extension TaskId.Stage {
     /// Whether the stage reads a source topic (and so decodes, dead-letters and routes).
-    public var readsSourceTopic: Bool { sourceCode != nil }
+    package var readsSourceTopic: Bool { sourceCode != nil }
 
     /// The source topic's code in repartitioned records' origins, watermark
     /// markers and checkpoints' source progress (`DuplicateFilter.Source.topic`):
     /// part of the wire and checkpoint format, so never renumbered. Nil for
     /// repartition-fed stages.
-    public var sourceCode: UInt8? {
+    package var sourceCode: UInt8? {
         switch self {
         case .interactions: return 0
         case .impressions: return 1
@@ -48,7 +48,7 @@ extension TaskId.Stage {
 extension DuplicateFilter.Source {
     /// Every partition of the source topic of `stage` (a source stage), as the
     /// repartition-fed tasks name their inputs.
-    public static func partitions(of stage: TaskId.Stage, count: Int32) -> [DuplicateFilter.Source] {
+    package static func partitions(of stage: TaskId.Stage, count: Int32) -> [DuplicateFilter.Source] {
         guard let code = stage.sourceCode else { return [] }
         return (0..<count).map { DuplicateFilter.Source(topic: code, partition: $0) }
     }

@@ -3,25 +3,25 @@ import FreshetFeatures
 
 /// A task over one partition of `<group>-users-repartition`: user features for
 /// input that producers did not key by user.
-public final class UserTask {
-    public let id: TaskId
-    public let users: UserFeatureStore
-    public var duplicates = DuplicateFilter()
-    public var nextOffset: Int64?
-    public private(set) var duplicatesDropped = 0
-    public private(set) var undecodable = 0
-    public private(set) var finishedSources: Set<DuplicateFilter.Source> = []
+package final class UserTask {
+    package let id: TaskId
+    package let users: UserFeatureStore
+    package var duplicates = DuplicateFilter()
+    package var nextOffset: Int64?
+    package private(set) var duplicatesDropped = 0
+    package private(set) var undecodable = 0
+    package private(set) var finishedSources: Set<DuplicateFilter.Source> = []
     private let expectedSources: Set<DuplicateFilter.Source>
 
-    public init(id: TaskId, sources: Set<DuplicateFilter.Source>, recentCapacity: Int = 50) {
+    package init(id: TaskId, sources: Set<DuplicateFilter.Source>, recentCapacity: Int = 50) {
         self.id = id
         self.users = UserFeatureStore(recentCapacity: recentCapacity)
         self.expectedSources = sources
     }
 
-    public var allSourcesFinished: Bool { expectedSources.isSubset(of: finishedSources) }
+    package var allSourcesFinished: Bool { expectedSources.isSubset(of: finishedSources) }
 
-    public func process(_ record: InputRecord) {
+    package func process(_ record: InputRecord) {
         nextOffset = record.offset + 1
         undecodable += RecordBundle.decodeEach(record.value) { process($0) }
     }
@@ -42,17 +42,17 @@ public final class UserTask {
 }
 
 extension UserTask: StreamTask {
-    public func process(_ record: InputRecord, nowMs: Int64, output: TaskOutput) {
+    package func process(_ record: InputRecord, nowMs: Int64, output: TaskOutput) {
         process(record)
     }
 
     /// Event time does not matter here: user features have no windows.
-    public func advanceTime(_ tick: TimeTick, output: TaskOutput) {}
+    package func advanceTime(_ tick: TimeTick, output: TaskOutput) {}
 
-    public var atEnd: Bool { allSourcesFinished }
+    package var atEnd: Bool { allSourcesFinished }
 
     /// Position, per-source duplicate-filter progress, the user features' delta.
-    public func snapshot() -> StateSnapshot {
+    package func snapshot() -> StateSnapshot {
         var snapshot = StateSnapshot()
         snapshot.meta.nextOffset = nextOffset
         snapshot.meta.sources = TaskCheckpoint.SourceProgress.of(duplicates, watermarks: [:])
@@ -60,7 +60,7 @@ extension UserTask: StreamTask {
         return snapshot
     }
 
-    public func restore(from checkpoint: TaskCheckpoint, state: StateScan, nowMs: Int64) throws {
+    package func restore(from checkpoint: TaskCheckpoint, state: StateScan, nowMs: Int64) throws {
         nextOffset = checkpoint.nextOffset
         for progress in checkpoint.sources {
             if let admitted = progress.lastAdmitted { duplicates.restore(progress.source, admitted) }
@@ -68,11 +68,11 @@ extension UserTask: StreamTask {
         try state { key, bytes in try users.restoreEntry(userId: key, bytes: bytes) }
     }
 
-    public func render(into write: inout FencedWrite, context: inout RenderContext) {
+    package func render(into write: inout FencedWrite, context: inout RenderContext) {
         context.renderer.renderUsers(users, into: &write, samples: &context.samples, counts: &context.counts)
     }
 
-    public var gauges: TaskGauges {
+    package var gauges: TaskGauges {
         var gauges = TaskGauges()
         gauges.store = ("users", users.count)
         gauges.counts = [(.duplicatesDropped, duplicatesDropped)]

@@ -2,8 +2,8 @@ import Foundation
 
 /// Parses the human durations used in topology files: `250ms`, `5s`, `10m`, `1h`, `7d`.
 /// A bare integer is read as milliseconds.
-public enum DurationParser {
-    public static func milliseconds(_ text: String) -> Int64? {
+package enum DurationParser {
+    package static func milliseconds(_ text: String) -> Int64? {
         let trimmed = text.trimmingCharacters(in: .whitespaces)
         let units: [(String, Int64)] = [("ms", 1), ("s", 1_000), ("m", 60_000), ("h", 3_600_000), ("d", 86_400_000)]
         for (suffix, scale) in units where trimmed.hasSuffix(suffix) {
@@ -17,7 +17,7 @@ public enum DurationParser {
         return nil
     }
 
-    public static func describe(_ ms: Int64) -> String {
+    package static func describe(_ ms: Int64) -> String {
         for (suffix, scale) in [("d", Int64(86_400_000)), ("h", 3_600_000), ("m", 60_000), ("s", 1_000)]
         where ms >= scale && ms % scale == 0 {
             return "\(ms / scale)\(suffix)"

@@ -2,16 +2,16 @@ import Foundation
 import Yams
 
 /// A topology file that cannot be used, with the offending key path.
-public struct TopologyError: Error, Sendable, CustomStringConvertible {
-    public var path: String
-    public var message: String
-    public var description: String { path.isEmpty ? "topology: \(message)" : "topology: \(path): \(message)" }
+package struct TopologyError: Error, Sendable, CustomStringConvertible {
+    package var path: String
+    package var message: String
+    package var description: String { path.isEmpty ? "topology: \(message)" : "topology: \(path): \(message)" }
 }
 
 /// Reads and validates topology YAML. Unknown keys and bad values are refused
 /// with the key path, so a typo never silently falls back to a default.
-public enum TopologyLoader {
-    public static func load(path: String) throws(TopologyError) -> Topology {
+package enum TopologyLoader {
+    package static func load(path: String) throws(TopologyError) -> Topology {
         let text: String
         do {
             text = try String(contentsOfFile: path, encoding: .utf8)
@@ -21,7 +21,7 @@ public enum TopologyLoader {
         return try parse(yaml: text)
     }
 
-    public static func parse(yaml: String) throws(TopologyError) -> Topology {
+    package static func parse(yaml: String) throws(TopologyError) -> Topology {
         let root: Node?
         do {
             root = try Yams.compose(yaml: yaml)
