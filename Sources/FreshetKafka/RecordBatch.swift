@@ -17,8 +17,6 @@ package struct RecordBatch: Sendable {
         var keyCount: Int
         var valueStart: Int
         var valueCount: Int
-        /// True for a null (tombstone) value, false for any value, empty ones included.
-        package var valueIsNull: Bool
 
         package var hasKey: Bool { keyCount >= 0 }
     }
@@ -75,7 +73,7 @@ package struct RecordBatch: Sendable {
         let e = entries[i]
         return ConsumedRecord(topicIndex: e.topicIndex, topic: topicNames[e.topicIndex], partition: e.partition,
                               offset: e.offset, key: key(at: i).map(Array.init), value: Array(value(at: i)),
-                              timestampMs: e.timestampMs >= 0 ? e.timestampMs : nil, valueIsNull: e.valueIsNull)
+                              timestampMs: e.timestampMs >= 0 ? e.timestampMs : nil)
     }
 
     mutating func append(_ m: rd_kafka_message_t, topicIndex: Int, timestampMs: Int64?) {
@@ -93,6 +91,6 @@ package struct RecordBatch: Sendable {
         }
         entries.append(Entry(topicIndex: topicIndex, partition: m.partition, offset: m.offset,
                              timestampMs: timestampMs ?? -1, keyStart: keyStart, keyCount: keyCount,
-                             valueStart: valueStart, valueCount: valueCount, valueIsNull: m.payload == nil))
+                             valueStart: valueStart, valueCount: valueCount))
     }
 }

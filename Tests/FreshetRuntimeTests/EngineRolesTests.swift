@@ -85,7 +85,7 @@ final class EngineRolesTests: XCTestCase {
         let id = TaskId(stage: .items, partition: 0)
         let item = sources.make(id, topic: "g-items-repartition", nowMs: now)
         for (offset, input) in output.items[0].enumerated() {
-            item.process(record(Int64(offset), Array(input.value)), nowMs: now, output: output)
+            item.process(record(Int64(offset), input.value), nowMs: now, output: output)
         }
         item.advanceTime(tick, output: output)
         let before = try XCTUnwrap((item as? ItemTask)?.store.features(of: "i1"))
@@ -112,7 +112,7 @@ final class EngineRolesTests: XCTestCase {
         let id = TaskId(stage: .users, partition: 0)
         let users = tasks.make(id, topic: "g-users-repartition", nowMs: base)
         for (offset, input) in output.users[0].enumerated() {
-            users.process(record(Int64(offset), Array(input.value)), nowMs: base, output: output)
+            users.process(record(Int64(offset), input.value), nowMs: base, output: output)
         }
         let fresh = tasks.make(id, topic: "g-users-repartition", nowMs: base)
         try roundTrip(users, into: fresh, nowMs: base)

@@ -136,8 +136,8 @@ final class KafkaTaskOutput: TaskOutput {
             ("freshet.error.reason", Array(reason.reason.rawValue.utf8)),
             ("freshet.error.detail", Array(reason.detail.utf8.prefix(1024))),
         ]
-        var key = record.key.map(Array.init)
-        var value: [UInt8]? = record.valueIsNull ? nil : Array(record.value)
+        var key = record.key
+        var value: [UInt8]? = record.valueIsNull ? nil : record.value
         func headerBytes() -> Int { headers.reduce(0) { $0 + $1.0.utf8.count + $1.1.count + 16 } }
         let keyCount = key?.count ?? 0
         let valueCount = value?.count ?? 0

@@ -10,24 +10,20 @@ import FreshetRedis
 /// Rebalance callbacks run inside `poll`, on this thread.
 extension StreamProcessor {
     func processLoop() throws {
-        // One reused buffer for every polled record's key and value: nothing
-        // is allocated or copied per record on the way to its task.
-        var batch = RecordBatch(capacity: 4096, byteCapacity: 1 << 20)
         while !stopFlag.isSet {
-            batch.removeAll()
-            try consumer.poll(into: &batch, maxRecords: 4096, timeoutMs: 20)
+            let poll = try consumer.poll(maxRecords: 4096, timeoutMs: 20)
             let now = Self.wallClockMs()
             let output: TaskOutput = self.output
-            for i in 0..<batch.count {
-                dispatch(batch, i, nowMs: now, output: output)
+            for record in poll.records {
+                dispatch(record, nowMs: now, output: output)
             }
-            stats.recordsConsumed.add(batch.count)
+            stats.recordsConsumed.add(poll.records.count)
             flushConsumedRun()
-            recordsSinceFlush += batch.count
-            for eof in batch.endOfPartition {
+            recordsSinceFlush += poll.records.count
+            for eof in poll.endOfPartition {
                 reachedEnd(eof.topicPartition, nowMs: now)
             }
-            for error in batch.errors {
+            for error in poll.errors {
                 stats.kafkaErrors.add(1)
                 logger.warning("kafka: \(error)")
             }
@@ -50,15 +46,13 @@ extension StreamProcessor {
     /// Feeds one record to the task that owns its partition (one array lookup;
     /// nothing for a partition not owned, e.g. just revoked).
     @inline(__always)
-    func dispatch(_ batch: RecordBatch, _ i: Int, nowMs: Int64, output: TaskOutput) {
-        let entry = batch.entries[i]
-        guard let task = taskManager.route(topicIndex: entry.topicIndex, partition: entry.partition) else { return }
+    func dispatch(_ record: ConsumedRecord, nowMs: Int64, output: TaskOutput) {
+        guard let task = taskManager.route(topicIndex: record.topicIndex, partition: record.partition) else { return }
         // Counted per partition only for owned partitions, so that a revoked
         // partition's series, once removed, is not re-created by a late record.
-        countConsumed(topicIndex: entry.topicIndex, partition: entry.partition)
-        let input = InputRecord(partition: entry.partition, offset: entry.offset, key: batch.key(at: i),
-                                value: batch.value(at: i), timestampMs: entry.timestampMs >= 0 ? entry.timestampMs : nil,
-                                valueIsNull: entry.valueIsNull)
+        countConsumed(topicIndex: record.topicIndex, partition: record.partition)
+        let input = InputRecord(partition: record.partition, offset: record.offset, key: record.key,
+                                value: record.value, timestampMs: record.timestampMs, valueIsNull: record.valueIsNull)
         task.process(input, nowMs: nowMs, output: output)
     }
 

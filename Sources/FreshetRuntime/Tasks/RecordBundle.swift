@@ -32,11 +32,6 @@ package enum RecordBundle {
     /// only Freshet writes these topics, so such a record comes from a newer or
     /// foreign writer, and skipping it (counted) keeps the task alive.
     package static func decodeEach(_ value: [UInt8], _ body: (RepartitionRecord) -> Void) -> Int {
-        decodeEach(value[...], body)
-    }
-
-    /// As `decodeEach(_:_:)`, over a view (a record of a polled batch).
-    package static func decodeEach(_ value: ArraySlice<UInt8>, _ body: (RepartitionRecord) -> Void) -> Int {
         var undecodable = 0
         let complete = forEachRecord(in: value) { bytes in
             do {
@@ -52,7 +47,7 @@ package enum RecordBundle {
     /// `value` itself when it is a single record. Stops at a truncated bundle
     /// and returns false.
     @discardableResult
-    package static func forEachRecord(in value: ArraySlice<UInt8>, _ body: (UnsafeRawBufferPointer) -> Void) -> Bool {
+    package static func forEachRecord(in value: [UInt8], _ body: (UnsafeRawBufferPointer) -> Void) -> Bool {
         value.withUnsafeBytes { bytes in
             guard bytes.first == leadingByte else {
                 body(bytes)

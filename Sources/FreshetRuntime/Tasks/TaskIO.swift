@@ -1,36 +1,24 @@
 import FreshetCore
 
 /// One record as a task sees it: Kafka's coordinates and bytes, nothing of librdkafka.
-///
-/// Key and value are views into the polled batch's one byte buffer
-/// (`RecordBatch`): handing a record to its task copies no bytes and
-/// allocates nothing. A task that keeps bytes beyond `process` (a dead
-/// letter) copies them.
 package struct InputRecord: Sendable {
     package var partition: Int32
     package var offset: Int64
-    package var key: ArraySlice<UInt8>?
+    package var key: [UInt8]?
     /// Empty for a null (tombstone) value; `valueIsNull` tells the two apart.
-    package var value: ArraySlice<UInt8>
+    package var value: [UInt8]
     package var timestampMs: Int64?
     /// True for a null (tombstone) value: it is dead-lettered with a null value.
     package var valueIsNull: Bool
 
-    package init(partition: Int32, offset: Int64, key: ArraySlice<UInt8>?, value: ArraySlice<UInt8>, timestampMs: Int64?,
-                 valueIsNull: Bool = false) {
+    package init(partition: Int32, offset: Int64, key: [UInt8]?, value: [UInt8], timestampMs: Int64?,
+                valueIsNull: Bool = false) {
         self.valueIsNull = valueIsNull
         self.partition = partition
         self.offset = offset
         self.key = key
         self.value = value
         self.timestampMs = timestampMs
-    }
-
-    /// A record owning its bytes (tests, tools).
-    package init(partition: Int32, offset: Int64, key: [UInt8]?, value: [UInt8], timestampMs: Int64?,
-                 valueIsNull: Bool = false) {
-        self.init(partition: partition, offset: offset, key: key?[...], value: value[...], timestampMs: timestampMs,
-                  valueIsNull: valueIsNull)
     }
 }
 
