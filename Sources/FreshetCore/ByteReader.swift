@@ -58,8 +58,14 @@ package struct ByteReader: Sendable {
     package mutating func readBytes(_ context: String) throws(CodecError) -> ArraySlice<UInt8> {
         let n = try readVarint(context)
         guard n <= UInt64(remaining) else { throw CodecError(.truncated, context) }
+        return try readBytes(count: Int(n), context)
+    }
+
+    /// The next `count` bytes (a fixed-size field, no length prefix).
+    package mutating func readBytes(count: Int, _ context: String) throws(CodecError) -> ArraySlice<UInt8> {
+        guard count >= 0, count <= remaining else { throw CodecError(.truncated, context) }
         let start = position
-        position += Int(n)
+        position += count
         return bytes[start..<position]
     }
 

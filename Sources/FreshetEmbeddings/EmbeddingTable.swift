@@ -265,30 +265,7 @@ package final class EmbeddingTable {
         guard let r = index[id] else { return nil }
         let row = Int(r)
         return values.withUnsafeBufferPointer {
-            Self.float32LittleEndianBlob(UnsafeBufferPointer(rebasing: $0[(row * dimension)..<((row + 1) * dimension)]))
-        }
-    }
-
-    package static func float32LittleEndianBlob(_ v: [Float]) -> [UInt8] {
-        v.withUnsafeBufferPointer { float32LittleEndianBlob($0) }
-    }
-
-    package static func float32LittleEndianBlob(_ v: UnsafeBufferPointer<Float>) -> [UInt8] {
-        var out = [UInt8](repeating: 0, count: v.count * 4)
-        for (k, x) in v.enumerated() {
-            let b = x.bitPattern.littleEndian
-            out[4 * k] = UInt8(truncatingIfNeeded: b)
-            out[4 * k + 1] = UInt8(truncatingIfNeeded: b >> 8)
-            out[4 * k + 2] = UInt8(truncatingIfNeeded: b >> 16)
-            out[4 * k + 3] = UInt8(truncatingIfNeeded: b >> 24)
-        }
-        return out
-    }
-
-    /// Decodes a float32 little-endian blob.
-    package static func floats(fromFloat32LittleEndian bytes: [UInt8]) -> [Float] {
-        stride(from: 0, to: bytes.count - 3, by: 4).map { i in
-            Float(bitPattern: UInt32(bytes[i]) | UInt32(bytes[i + 1]) << 8 | UInt32(bytes[i + 2]) << 16 | UInt32(bytes[i + 3]) << 24)
+            EmbeddingBlob.encode(UnsafeBufferPointer(rebasing: $0[(row * dimension)..<((row + 1) * dimension)]))
         }
     }
 

@@ -72,8 +72,8 @@ final class TableTests: XCTestCase {
             let bits = UInt32(blob[4 * k]) | UInt32(blob[4 * k + 1]) << 8 | UInt32(blob[4 * k + 2]) << 16 | UInt32(blob[4 * k + 3]) << 24
             XCTAssertEqual(Float(bitPattern: bits), v[k])
         }
-        XCTAssertEqual(EmbeddingTable.float32LittleEndianBlob([1.0]), [0x00, 0x00, 0x80, 0x3F])
-        XCTAssertEqual(EmbeddingTable.floats(fromFloat32LittleEndian: blob), v)
+        XCTAssertEqual(EmbeddingBlob.encode([1.0]), [0x00, 0x00, 0x80, 0x3F])
+        XCTAssertEqual(EmbeddingBlob.decode(blob), v)
         XCTAssertNil(t.float32LittleEndianBlob(for: "missing"))
     }
 

@@ -108,19 +108,10 @@ extension ItemVectorSet {
     }
 
     private static func writeFloats(_ values: ArraySlice<Float>, into writer: inout ByteWriter) {
-        for value in values {
-            let bits = value.bitPattern.littleEndian
-            withUnsafeBytes(of: bits) { writer.bytes.append(contentsOf: $0) }
-        }
+        values.withUnsafeBufferPointer { writer.bytes.append(contentsOf: EmbeddingBlob.encode($0)) }
     }
 
     private static func readFloats(_ n: Int, from reader: inout ByteReader, into out: inout [Float]) throws(CodecError) {
-        for _ in 0..<n {
-            var bits: UInt32 = 0
-            for shift in stride(from: 0, to: 32, by: 8) {
-                bits |= UInt32(try reader.readByte("vector set float")) << UInt32(shift)
-            }
-            out.append(Float(bitPattern: bits))
-        }
+        out.append(contentsOf: EmbeddingBlob.decode(Array(try reader.readBytes(count: 4 * n, "vector set floats"))))
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import FreshetEmbeddings
 import FreshetRedis
 
 /// Reads features back the way a serving reader would, rendered as JSON.
@@ -56,7 +57,7 @@ package struct FeatureReader {
         }
         for (field, value) in fields {
             if Self.isEmbeddingVectorField(field) {
-                object[field] = Self.floats(littleEndian: value)
+                object[field] = EmbeddingBlob.decode(value)
                 continue
             }
             let text = String(decoding: value, as: UTF8.self)
@@ -79,12 +80,6 @@ package struct FeatureReader {
         guard field.hasPrefix(prefix), field.hasSuffix("d") else { return false }
         let digits = field.utf8.dropFirst(prefix.utf8.count).dropLast()
         return !digits.isEmpty && digits.allSatisfy { $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }
-    }
-
-    static func floats(littleEndian bytes: [UInt8]) -> [Float] {
-        stride(from: 0, to: bytes.count - bytes.count % 4, by: 4).map { i in
-            Float(bitPattern: UInt32(bytes[i]) | UInt32(bytes[i + 1]) << 8 | UInt32(bytes[i + 2]) << 16 | UInt32(bytes[i + 3]) << 24)
-        }
     }
 
     static func json(_ object: [String: Any]) throws -> String {

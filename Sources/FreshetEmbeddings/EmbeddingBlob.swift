@@ -1,5 +1,6 @@
 /// float32 little-endian blobs: the `embedding_<dim>d` field format (the one
-/// Redis vector search indexes read).
+/// Redis vector search indexes read), and the vectors inside a published
+/// vector set (`ItemVectorSet.encoded`).
 package enum EmbeddingBlob {
     package static func encode(_ values: [Float]) -> [UInt8] {
         values.withUnsafeBufferPointer { encode($0) }
@@ -21,6 +22,7 @@ package enum EmbeddingBlob {
         #endif
     }
 
+    /// The floats of a blob (a trailing partial float is ignored).
     package static func decode(_ bytes: [UInt8]) -> [Float] {
         stride(from: 0, to: bytes.count - bytes.count % 4, by: 4).map { i in
             Float(bitPattern: UInt32(bytes[i]) | UInt32(bytes[i + 1]) << 8 | UInt32(bytes[i + 2]) << 16 | UInt32(bytes[i + 3]) << 24)
