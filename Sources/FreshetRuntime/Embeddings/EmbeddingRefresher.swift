@@ -130,17 +130,12 @@ final class EmbeddingRefresher: @unchecked Sendable {
                 _ = condition.wait(until: Date().addingTimeInterval(Self.pollInterval))
             }
             if stopped { condition.unlock(); return }
-            guard pending != nil else {
-                // Idle: a follower (or a leader that has not looked yet) adopts a newer published set.
-                let look = shared != nil && (leaderEpoch == nil || !polledOnce)
-                condition.unlock()
-                if look { adoptPublished() }
-                continue
-            }
-            let lookFirst = shared != nil && !polledOnce
+            // A follower adopts a newer published set whenever idle; everyone
+            // looks once before the first refresh, so a new leader continues
+            // from the group's latest result (versions keep rising).
+            let look = shared != nil && (!polledOnce || (pending == nil && leaderEpoch == nil))
             condition.unlock()
-            // A new leader continues from the group's latest result (versions keep rising).
-            if lookFirst { adoptPublished() }
+            if look { adoptPublished() }
             condition.lock()
             // Taken only now: a job submitted meanwhile replaced the one seen above.
             guard let job = pending else { condition.unlock(); continue }

@@ -63,8 +63,9 @@ package struct Topology: Sendable, Equatable {
         /// How many of the user's recent positive items (the head of
         /// `recent_items_50`, so at most 50) a positive co-occurs with.
         package var history = 10
-        /// Largest gap, in positives counted into this instance's rows, between two
-        /// spectral refreshes (the first comes after 2,000; gaps double up to this).
+        /// Largest gap, in positives of the group (as the refresh leader estimates
+        /// them from its own item partitions), between two spectral refreshes
+        /// (the first comes after 2,000; gaps double up to this).
         package var refreshEvery = 1_000_000
         /// Subspace iterations of the final refresh of a bounded run (seeded start).
         package var finalIterations = 12
