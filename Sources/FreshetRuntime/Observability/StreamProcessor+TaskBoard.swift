@@ -6,20 +6,14 @@ extension StreamProcessor {
     /// to that thread. Called at every assignment, revocation and loss, and
     /// from `updateGauges` (about once a second).
     ///
-    /// The engine keeps its tasks in three maps; this is the one place that
-    /// walks them for `/tasks`, so a change of task bookkeeping touches only here.
+    /// Every task kind is described through `StreamTask` (position,
+    /// `gauges.watermarkMs`, `atEnd`), so a new kind needs nothing here.
     func publishTasks(nowMs: Int64 = StreamProcessor.wallClockMs()) {
-        var owned: [(id: TaskId, topic: String, position: Int64?, watermarkMs: Int64?, finished: Bool)] = []
-        for (tp, task) in sourceTasks {
-            owned.append((task.id, tp.topic, task.nextOffset, task.watermark.watermark, task.finished))
-        }
-        for (partition, task) in itemTasks {
-            owned.append((TaskId(stage: .items, partition: partition), itemTopic, task.nextOffset,
-                          task.currentWatermark, task.allSourcesFinished))
-        }
-        for (partition, task) in userTasks {
-            owned.append((TaskId(stage: .users, partition: partition), userTopic, task.nextOffset, nil, task.allSourcesFinished))
-        }
+        let owned: [(id: TaskId, topic: String, position: Int64?, watermarkMs: Int64?, finished: Bool)] =
+            taskManager.ordered.map { task in
+                (task.id, taskManager.inputs.topicPartition(of: task.id).topic, task.nextOffset,
+                 task.gauges.watermarkMs, task.atEnd)
+            }
         func key(_ topic: String, _ partition: Int32) -> Int64? {
             topics.firstIndex(of: topic).map { Int64($0) << 32 | Int64(partition) }
         }
