@@ -40,7 +40,7 @@ let package = Package(
         .target(name: "FreshetFeast"),
         // Seeded synthetic workloads (shared by `freshet produce`, tests and benchmarks).
         .target(name: "FreshetWorkload", dependencies: ["FreshetCore", "FreshetFeatures", "FreshetEmbeddings"]),
-        // Child processes and loopback ports: the embedded default's local services and the tests' servers.
+        // Child processes, loopback ports and the local broker and Redis (the embedded default, benchmarks, tests).
         .target(name: "FreshetProcess"),
         // The only modules that touch the C libraries.
         .target(name: "FreshetKafka", dependencies: ["CRdKafka"]),
@@ -56,7 +56,7 @@ let package = Package(
         ]),
         .executableTarget(name: "freshet", dependencies: [
             "FreshetRuntime", "FreshetWorkload", "FreshetCore", "FreshetFeatures", "FreshetEmbeddings",
-            "FreshetKafka", "FreshetRedis",
+            "FreshetKafka", "FreshetRedis", "FreshetProcess",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import FreshetProcess
 import FreshetRuntime
 
 /// `--brokers` and `--redis`, with `FRESHET_BROKERS` / `FRESHET_REDIS_URL`

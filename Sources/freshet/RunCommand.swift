@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import FreshetProcess
 import FreshetKafka
 import FreshetRedis
 import FreshetRuntime

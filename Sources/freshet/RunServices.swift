@@ -1,4 +1,5 @@
 import Foundation
+import FreshetProcess
 import FreshetRuntime
 import ServiceLifecycle
 

@@ -16,7 +16,7 @@ final class FeastEndToEndTests: XCTestCase {
     static let hour: Int64 = 3_600_000
 
     func testGetOnlineFeaturesReturnsTheOraclesFeatures() throws {
-        let python = try Self.feastPython()
+        let python = try FeastInstall.python()
         let cluster = try LocalCluster()
         defer { cluster.stop() }
         let now = Int64(Date().timeIntervalSince1970 * 1000)
@@ -154,14 +154,6 @@ final class FeastEndToEndTests: XCTestCase {
         return seconds * 1000 + nanos / 1_000_000
     }
 
-    /// Installs Feast once (scripts/setup-feast.sh; about 1.5 minutes on a fresh machine).
-    static func feastPython() throws -> String {
-        let output = try ChildProcess.runScript("setup-feast.sh", [], timeout: 1_200)
-        guard let python = output.split(separator: "\n").last.map(String.init), FileManager.default.isExecutableFile(atPath: python) else {
-            throw TestFailure("scripts/setup-feast.sh did not print the venv's python: \(output)")
-        }
-        return python
-    }
 
     struct FeastRead { var users: [String: [String: Any]]; var items: [String: [String: Any]] }
 

@@ -3,21 +3,18 @@ import FreshetTestSupport
 import XCTest
 @testable import FreshetKafka
 
-/// Starts a Tansu broker on a free loopback port with scripts/start-broker.sh
-/// and stops it with scripts/stop-services.sh.
+/// A Tansu broker on a free loopback port, started with `LocalServices`.
 final class BrokerFixture {
-    static let repoRoot: URL = URL(fileURLWithPath: #filePath)
-        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-
     let port: Int
     let dir: URL
+    private let services = LocalServices()
     var bootstrap: String { "127.0.0.1:\(port)" }
     var config: KafkaConfig { KafkaConfig(bootstrapServers: bootstrap, properties: ["log_level": "3"]) }
 
     /// Throws XCTSkip when the broker binary is missing or librdkafka too old.
     init() throws {
         let env = ProcessInfo.processInfo.environment
-        let tansu = env["FRESHET_TANSU"] ?? Self.repoRoot.appendingPathComponent(".freshet/bin/tansu").path
+        let tansu = env["FRESHET_TANSU"] ?? LocalCluster.packageRoot + "/.freshet/bin/tansu"
         guard FileManager.default.isExecutableFile(atPath: tansu) else {
             throw XCTSkip("Tansu broker not found at \(tansu): run `bash scripts/setup.sh && source scripts/env.sh`")
         }
@@ -26,34 +23,13 @@ final class BrokerFixture {
                 + "(librdkafka issue 4278): `source scripts/env.sh` to put .freshet/lib on LD_LIBRARY_PATH")
         }
         dir = FileManager.default.temporaryDirectory.appendingPathComponent("freshet-kafka-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        var lastError = ""
-        for _ in 0..<3 {
-            let p = try Self.freePort()
-            let (status, out) = try Self.run(["scripts/start-broker.sh", String(p), dir.path])
-            if status == 0 {
-                port = p
-                return
-            }
-            lastError = out
-        }
-        throw NSError(domain: "BrokerFixture", code: 1, userInfo: [NSLocalizedDescriptionKey: "start-broker failed: \(lastError)"])
+        port = try LocalCluster.freePort()
+        try services.startBroker(port: port, directory: dir.path, ifInUse: .fail)
     }
 
     func stop() {
-        _ = try? Self.run(["scripts/stop-services.sh", dir.path])
+        services.stopAll()
         try? FileManager.default.removeItem(at: dir)
-    }
-
-    /// Runs a repository script: (exit status, output).
-    static func run(_ args: [String]) throws -> (Int32, String) {
-        guard let script = args.first else { return (2, "no script") }
-        do {
-            let output = try ChildProcess.runScript(URL(fileURLWithPath: script).lastPathComponent, Array(args.dropFirst()))
-            return (0, output)
-        } catch {
-            return (1, "\(error)")
-        }
     }
 
     static func freePort() throws -> Int { try LocalCluster.freePort() }

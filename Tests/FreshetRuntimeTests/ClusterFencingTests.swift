@@ -188,8 +188,7 @@ final class ClusterFencingTests: XCTestCase {
 /// cluster layer wrote: both compute slots from the raw key bytes.
 final class ClusterFeastTests: XCTestCase {
     func testFeastReadsRowsWrittenThroughTheClusterLayer() throws {
-        let setup = try ChildProcess.runScript("setup-feast.sh", [], timeout: 1_200)
-        let python = try XCTUnwrap(setup.split(separator: "\n").last.map(String.init))
+        let python = try FeastInstall.python()
         let cluster = try LocalRedisCluster()
         defer { cluster.stop() }
         let client = try RedisClusterClient(endpoints: ClusterEndpoints(url: cluster.url))

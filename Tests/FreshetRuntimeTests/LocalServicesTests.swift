@@ -1,16 +1,14 @@
 import Foundation
-import FreshetRuntime
+import FreshetRedis
 import FreshetTestSupport
 import XCTest
 
-/// The embedded default's local services must stop on SIGTERM even when the
-/// thread that spawned them blocks signals (a child inherits the mask), and
-/// leave no pid file behind once stopped.
+/// `LocalServices`, the one way the project starts a local redis-server and
+/// broker (the embedded default, benchmarks, every test's servers).
 final class LocalServicesTests: XCTestCase {
+    /// Services must stop on SIGTERM even when the thread that spawned them
+    /// blocks signals (a child inherits the mask), and leave no pid file behind.
     func testServicesSpawnedWithSignalsBlockedStillStopOnSigterm() throws {
-        let directory = NSTemporaryDirectory() + "freshet-local-\(UUID().uuidString.prefix(8))"
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: directory) }
         let port = try LocalCluster.freePort()
         let services = LocalServices()
         var blocked = sigset_t()
@@ -36,5 +34,76 @@ final class LocalServicesTests: XCTestCase {
         XCTAssertLessThan(Date().timeIntervalSince(stopping), 4, "stopped by SIGTERM, not by the SIGKILL 5 s later")
         XCTAssertFalse(LoopbackPort.isListening(port))
         XCTAssertFalse(FileManager.default.fileExists(atPath: pidFile), "the pid file goes with its process")
+    }
+
+    private var directory = ""
+
+    override func setUpWithError() throws {
+        directory = NSTemporaryDirectory() + "freshet-local-\(UUID().uuidString.prefix(8))"
+    }
+
+    override func tearDown() { try? FileManager.default.removeItem(atPath: directory) }
+
+    private func pid(in file: String) -> Int32? {
+        (try? String(contentsOfFile: file, encoding: .utf8)).flatMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+    }
+
+    /// Extra arguments reach the server, a taken port fails clearly instead of being
+    /// mistaken for ours, a crash (`kill`) and a restart on the same port work, and
+    /// `stopAll` stops and forgets everything.
+    func testRedisStartsWithArgumentsRestartsAfterKillAndStops() throws {
+        let services = LocalServices()
+        defer { services.stopAll() }
+        let port = try LocalCluster.freePort()
+        try services.startRedis(port: port, directory: directory, arguments: ["--maxmemory", "64mb"], ifInUse: .fail)
+        let first = try XCTUnwrap(pid(in: "\(directory)/redis.pid"))
+        XCTAssertEqual(kill(first, 0), 0, "redis-server runs")
+        let redis = try RedisConnection(url: "redis://127.0.0.1:\(port)")
+        let maxmemory = try redis.command(["CONFIG", "GET", "maxmemory"])
+        guard case .array(let pair) = maxmemory else { return XCTFail("CONFIG GET: \(maxmemory)") }
+        XCTAssertEqual(pair.last?.string, "67108864", "the extra argument reached the server")
+
+        // A taken port: a clear error with .fail, the server found there with .reuse.
+        let other = LocalServices()
+        XCTAssertThrowsError(try other.startRedis(port: port, directory: directory + "/x", ifInUse: .fail)) { error in
+            XCTAssertTrue("\(error)".contains("already in use"), "\(error)")
+        }
+        try other.startRedis(port: port, directory: directory + "/x", ifInUse: .reuse)
+        XCTAssertTrue(other.notes.contains { $0.contains("already listening") }, "\(other.notes)")
+        other.stopAll()
+        XCTAssertTrue(LoopbackPort.isListening(port), "stopping the reuser leaves the server it did not start")
+
+        services.kill(port: port)
+        XCTAssertFalse(LoopbackPort.isListening(port), "killed")
+        XCTAssertNotEqual(kill(first, 0), 0, "reaped")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "\(directory)/redis.pid"))
+
+        try services.startRedis(port: port, directory: directory, ifInUse: .fail)
+        let second = try XCTUnwrap(pid(in: "\(directory)/redis.pid"))
+        XCTAssertNotEqual(second, first)
+        XCTAssertEqual(try RedisConnection(url: "redis://127.0.0.1:\(port)").command(["PING"]).string, "PONG")
+        let log = try String(contentsOfFile: "\(directory)/redis.log", encoding: .utf8)
+        XCTAssertEqual(log.components(separatedBy: "Ready to accept connections").count - 1, 2,
+                       "the restart appends to the log:\n\(log)")
+
+        services.stopAll()
+        XCTAssertFalse(LoopbackPort.isListening(port))
+        XCTAssertNotEqual(kill(second, 0), 0)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "\(directory)/redis.pid"))
+    }
+
+    /// A server that exits at once is reported with its log, without waiting for the start timeout.
+    func testServerThatExitsIsReportedWithItsLog() throws {
+        let services = LocalServices()
+        defer { services.stopAll() }
+        let port = try LocalCluster.freePort()
+        let started = Date()
+        XCTAssertThrowsError(try services.startRedis(port: port, directory: directory, arguments: ["--no-such-option", "1"],
+                                                     ifInUse: .fail)) { error in
+            let text = "\(error)"
+            XCTAssertTrue(text.contains("exited"), text)
+            XCTAssertTrue(text.contains("no-such-option"), "the log's tail says why: \(text)")
+        }
+        XCTAssertLessThan(Date().timeIntervalSince(started), Double(services.startTimeoutMs) / 1000)
     }
 }

@@ -10,15 +10,17 @@ extension ChildProcess {
         try self.init(executable, arguments, logPath: logPath, directory: LocalCluster.packageRoot, environment: environment)
     }
 
-    /// Runs a script to completion and returns (exit code, output).
+    /// Runs `executable` (searched on `PATH` through `/usr/bin/env`) to
+    /// completion and returns its output; throws `TestFailure` with the
+    /// output when it exits non-zero, `ChildProcessError.timedOut` after `timeout` s.
     @discardableResult
-    package static func runScript(_ name: String, _ arguments: [String], timeout: TimeInterval = 60) throws -> String {
-        let log = NSTemporaryDirectory() + "freshet-script-\(UUID().uuidString.prefix(8)).log"
+    package static func run(_ executable: String, _ arguments: [String], timeout: TimeInterval = 60) throws -> String {
+        let log = NSTemporaryDirectory() + "freshet-run-\(UUID().uuidString.prefix(8)).log"
         defer { try? FileManager.default.removeItem(atPath: log) }
-        let child = try ChildProcess("/bin/bash", ["\(LocalCluster.packageRoot)/scripts/\(name)"] + arguments, logPath: log)
+        let child = try ChildProcess("/usr/bin/env", [executable] + arguments, logPath: log)
         let code = try child.wait(timeout: timeout)
         let output = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
-        guard code == 0 else { throw TestFailure("scripts/\(name) \(arguments.joined(separator: " ")) exited \(code): \(output)") }
+        guard code == 0 else { throw TestFailure("\(executable) \(arguments.joined(separator: " ")) exited \(code): \(output)") }
         return output
     }
 }
