@@ -10,14 +10,14 @@ import XCTest
 /// first `history` recent items.
 final class UserEmbeddingSideTests: XCTestCase {
     /// A refreshed set over items i0..i7 (two co-consumed groups).
-    static func vectorSet() -> ItemVectorSet {
+    static func vectorSet(after previous: ItemVectorSet? = nil) -> ItemVectorSet {
         var builder = CooccurrenceSnapshot.Builder()
         for i in 0..<8 {
             let group = i < 4 ? 0..<4 : 4..<8
             builder.addRow(item: ByteId("i\(i)"), degree: 5,
                            entries: group.filter { $0 != i }.map { (ByteId("i\($0)"), UInt32(1 + ($0 + i) % 3)) })
         }
-        return SpectralRefresh.refresh(SymmetricSparseMatrix(builder.snapshot), dimension: 4, previous: nil, iterations: 8, seed: 42)
+        return SpectralRefresh.refresh(SymmetricSparseMatrix(builder.snapshot), dimension: 4, previous: previous, iterations: 8, seed: 42)
     }
 
     func testHistoryIsTheHeadOfRecentItemsBeforeThePositive() {
@@ -89,5 +89,36 @@ final class UserEmbeddingSideTests: XCTestCase {
         var last: [String] = []
         side.takePublication(set, store: store) { user, _ in last.append(user) }
         XCTAssertEqual(last, ["u0"], "touched again during the drain: written at the next round")
+    }
+
+    /// A new refresh's republication writes every user once: users touched
+    /// before it are not written a second time in the same round, users
+    /// touched after it started are written again at the next sync.
+    func testRepublicationAbsorbsTheUsersTouchedBeforeIt() {
+        let first = Self.vectorSet()
+        var settings = Topology.Embeddings()
+        settings.history = 10
+        let side = UserEmbeddingSide(settings: settings)
+        let store = UserFeatureStore()
+        for u in 0..<50 {
+            store.apply(Interaction(userId: "u\(u)", itemId: "i\(u % 9)", action: .click, ts: Int64(10_000 + u)))
+        }
+        side.takePublication(first, store: store) { _, _ in }
+        XCTAssertFalse(side.republishing)
+
+        for u in 0..<10 { side.touch(user: "u\(u)") }
+        let second = Self.vectorSet(after: first)
+        XCTAssertGreaterThan(second.version, first.version)
+        var written: [String: Int] = [:]
+        side.takePublication(second, store: store) { user, _ in written[user, default: 0] += 1 }
+        // Every user whose item has a vector: i8 (u % 9 == 8) has none.
+        XCTAssertEqual(Set(written.keys), Set((0..<50).filter { $0 % 9 != 8 }.map { "u\($0)" }))
+        XCTAssertEqual(written.values.max(), 1, "each once: \(written.filter { $0.value > 1 })")
+        XCTAssertEqual(side.pendingUsers, 0)
+
+        side.touch(user: "u7")
+        var next: [String] = []
+        side.takePublication(second, store: store) { user, _ in next.append(user) }
+        XCTAssertEqual(next, ["u7"], "touched after the republication started: written at the next sync")
     }
 }

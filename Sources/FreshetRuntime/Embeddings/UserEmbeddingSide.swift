@@ -87,6 +87,14 @@ package final class UserEmbeddingSide {
         if set.version > publishedVersion {
             publishedVersion = set.version
             republishCursor = 0
+            // The republication writes every user, each with the history it
+            // has when its slice is written: the touched ones (waiting or
+            // being drained) would only be written twice. Users touched from
+            // now on are kept (their slice may already have passed).
+            touched.removeAll(keepingCapacity: true)
+            touchedSet.removeAll(keepingCapacity: true)
+            draining.removeAll(keepingCapacity: true)
+            drainCursor = 0
         }
         if drainCursor >= draining.count {
             swap(&draining, &touched)
