@@ -34,6 +34,8 @@ package final class ItemTask {
         for source in sources { watermarks.register(source, nowMs: nowMs) }
     }
 
+    private static let countsOrigin = TaskId.Stage.counts.originCode
+
     /// Every expected source has finished its bounded run (and sent everything before that).
     package var allSourcesFinished: Bool { expectedSources.isSubset(of: finishedSources) }
 
@@ -69,8 +71,12 @@ package final class ItemTask {
         switch decoded {
         case .item(let event, let origin):
             guard duplicates.admit(origin) else { duplicatesDropped += 1; return }
-            if store.apply(event, watermark: currentWatermark) == .droppedLate { lateDropped += 1 }
-            embeddings?.process(event, store: store, output: output)
+            // The counts stage's copy of an interaction is for the join only:
+            // the features and rows got the interaction directly.
+            var joinOnly = false
+            if origin.sourceTopic == Self.countsOrigin, case .interaction = event.kind { joinOnly = true }
+            if !joinOnly, store.apply(event, watermark: currentWatermark) == .droppedLate { lateDropped += 1 }
+            embeddings?.process(event, store: store, output: output, joinOnly: joinOnly)
         case .watermark(let marker):
             let source = DuplicateFilter.Source(topic: marker.sourceTopic, partition: marker.sourcePartition)
             if let wm = marker.watermarkMs { watermarks.update(source, watermark: wm, nowMs: nowMs) }

@@ -152,4 +152,17 @@ package struct Topology: Sendable, Equatable {
     /// that two applications never read each other's repartitioned records.
     package static func itemRepartitionTopic(group: String) -> String { "\(group)-items-repartition" }
     package static func userRepartitionTopic(group: String) -> String { "\(group)-users-repartition" }
+    /// The counts stage's input (user-keyed; see `routesExamplesThroughCounts`).
+    package static func countsRepartitionTopic(group: String) -> String { "\(group)-counts-repartition" }
+
+    /// Whether the counts stage runs: examples on and input keyed by user (the
+    /// interactions tasks then hold each user's count). Then the impressions
+    /// tasks send each impression once to the user's counts task instead of
+    /// its item events to the items stage, the interactions tasks send every
+    /// interaction there too (for the join; the item features still get it
+    /// directly), and the items stage's inputs are the interactions and
+    /// counts partitions (docs/EMBEDDINGS.md, "Exact `interaction_count`").
+    package var routesExamplesThroughCounts: Bool {
+        embeddings.enabled && embeddings.examples && sources.keyedByUser
+    }
 }
