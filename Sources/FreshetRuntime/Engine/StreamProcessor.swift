@@ -142,7 +142,8 @@ package final class StreamProcessor: @unchecked Sendable {
     /// an item task held at once, summed over this instance's item tasks.
     private var joinerSummary: String {
         let peak = itemTasks.values.reduce(0) { $0 + ($1.embeddings?.joiner.peakStateCount ?? 0) }
-        return "; joiner peak \(peak) entries (summed over item tasks)"
+        let held = taskManager.ordered.reduce(0) { $0 + (($1 as? CountTask)?.peakHeld ?? 0) }
+        return "; joiner peak \(peak) entries (summed over item tasks); counts stage peak \(held) held records (summed over counts tasks)"
     }
 
     /// Asks the processing loop to stop gracefully (safe from any thread, e.g. a signal handler).

@@ -144,7 +144,11 @@ extension ItemTask: StreamTask {
         nextOffset = checkpoint.nextOffset
         for progress in checkpoint.sources {
             if let admitted = progress.lastAdmitted { duplicates.restore(progress.source, admitted) }
-            if let wm = progress.watermarkMs { watermarks.update(progress.source, watermark: wm, nowMs: nowMs) }
+            // A source of an older topology (impressions before the counts
+            // stage, or the reverse) sends nothing any more: not an input.
+            if let wm = progress.watermarkMs, expectedSources.contains(progress.source) {
+                watermarks.update(progress.source, watermark: wm, nowMs: nowMs)
+            }
         }
         if let metadata = checkpoint.storeMetadata { try store.restoreMetadata(metadata) }
         try state { key, bytes in try store.restoreEntry(itemId: key, bytes: bytes) }
