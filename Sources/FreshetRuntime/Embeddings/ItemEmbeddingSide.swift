@@ -23,9 +23,10 @@ package final class ItemEmbeddingSide {
     /// Users' counts as flushed in this process: the serving count of
     /// impressions that carry none (the counts stage off).
     let counts: InteractionCountView
-    /// The counts stage runs: interactions reach the joiner as its released
-    /// copies (`joinOnly`), not with the direct ones, and impressions carry
-    /// their user's count as of their time.
+    /// The counts stage runs: the joiner takes its released copies of
+    /// impressions and interactions (`joinOnly`: in event-time order per
+    /// user, impressions stamped with their user's count as of their time),
+    /// not the direct ones.
     var joinsThroughCounts = false
     /// Rows changed since the last checkpoint and since the last publication
     /// (fold-in candidates), by row number: a per-row flag byte (bit 0:
@@ -61,12 +62,12 @@ package final class ItemEmbeddingSide {
     }
 
     /// Folds one item event in; `store` supplies the item's serving features.
-    /// `joinOnly`: the counts stage's copy of an interaction (the join only;
-    /// the rows counted the direct one).
+    /// `joinOnly`: the counts stage's copy of an event (the join only; the
+    /// features and rows took the direct one).
     func process(_ event: ItemEvent, store: ItemFeatureStore, output: TaskOutput, joinOnly: Bool = false) {
         switch event.kind {
         case .impression(let position):
-            guard examples else { return }
+            guard examples, joinOnly || !joinsThroughCounts else { return }
             let features = store.features(of: event.itemId)
             let count = event.interactionCount ?? counts.interactionCount(event.userId) ?? -1
             let serving = ServingFeatures(interactionCount: count,

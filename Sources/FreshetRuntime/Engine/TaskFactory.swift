@@ -36,12 +36,11 @@ struct TaskFactory {
             // Bounded runs are judged on their own final markers; idleness would
             // make the final watermark depend on timing, so it is off there.
             let idle: Int64? = stopAtEnd ? nil : topology.eventTime.idleTimeoutMs
-            // With the counts stage, impressions (and the join's copy of each
-            // interaction) arrive from it instead of the impressions tasks.
+            // With the counts stage, the join's copies of every event arrive from it too.
             let sources = DuplicateFilter.Source.partitions(of: .interactions, count: interactionPartitions)
+                + DuplicateFilter.Source.partitions(of: .impressions, count: impressionPartitions)
                 + (topology.routesExamplesThroughCounts
-                    ? DuplicateFilter.Source.partitions(of: .counts, count: repartitionPartitions)
-                    : DuplicateFilter.Source.partitions(of: .impressions, count: impressionPartitions))
+                    ? DuplicateFilter.Source.partitions(of: .counts, count: repartitionPartitions) : [])
             let task = ItemTask(id: id, panes: panes, trending: trending, idleTimeoutMs: idle,
                                 sources: Set(sources), nowMs: nowMs)
             task.embeddings = makeItemEmbeddingSide()

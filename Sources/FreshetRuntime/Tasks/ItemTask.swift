@@ -71,10 +71,9 @@ package final class ItemTask {
         switch decoded {
         case .item(let event, let origin):
             guard duplicates.admit(origin) else { duplicatesDropped += 1; return }
-            // The counts stage's copy of an interaction is for the join only:
-            // the features and rows got the interaction directly.
-            var joinOnly = false
-            if origin.sourceTopic == Self.countsOrigin, case .interaction = event.kind { joinOnly = true }
+            // The counts stage's copies are for the join only: the features
+            // and rows got every event directly.
+            let joinOnly = origin.sourceTopic == Self.countsOrigin
             if !joinOnly, store.apply(event, watermark: currentWatermark) == .droppedLate { lateDropped += 1 }
             embeddings?.process(event, store: store, output: output, joinOnly: joinOnly)
         case .watermark(let marker):

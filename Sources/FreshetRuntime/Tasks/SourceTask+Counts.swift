@@ -1,10 +1,11 @@
 import FreshetCore
 
 /// What a source task sends to the counts stage (examples on, input keyed by
-/// user; `Topology.routesExamplesThroughCounts`): every interaction, a
-/// positive with the user's `interaction_count` after it (read after the user
-/// store applied it), and every impression once (instead of its item events,
-/// which the counts stage sends once the watermark passed the impression).
+/// user; `Topology.routesExamplesThroughCounts`), besides what it sends to
+/// the items stage as before: every interaction, a positive with the user's
+/// `interaction_count` after it (read after the user store applied it), and
+/// every impression once (the counts stage sends its item events for the
+/// join once the watermark passed it).
 extension SourceTask {
     /// - Returns: the problem when the record is too large for a message (the
     ///   caller dead-letters the source record), else nil.

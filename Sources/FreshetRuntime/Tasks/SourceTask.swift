@@ -104,8 +104,10 @@ package final class SourceTask {
                     try decoder.decodeImpression(bytes, messageTimestampMs: record.timestampMs, nowMs: nowMs)
                 }
                 watermark.observe(impression.ts)
-                if let problem = routesThroughCounts ? routeToCounts(impression, record: record, output: output)
-                    : route(impression, record: record, output: output) {
+                // The item features take the impression at once; with the counts
+                // stage its join copy goes there too (stamped and released later).
+                let counted = routesThroughCounts ? routeToCounts(impression, record: record, output: output) : nil
+                if let problem = route(impression, record: record, output: output) ?? counted {
                     throw problem
                 }
             case .items, .users, .counts:
@@ -190,8 +192,7 @@ package final class SourceTask {
                                      watermarkMs: watermark.watermark, finished: finished)
         let bytes = RepartitionRecord.watermark(marker).encoded()
         if routesThroughCounts { output.broadcast(.counts, value: bytes) }
-        // With the counts stage, impressions reach the items stage only through it.
-        if !(routesThroughCounts && id.stage == .impressions) { output.broadcast(.items, value: bytes) }
+        output.broadcast(.items, value: bytes)
         if routesInteractionsByUser { output.broadcast(.users, value: bytes) }
     }
 

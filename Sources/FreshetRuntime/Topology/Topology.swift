@@ -156,12 +156,11 @@ package struct Topology: Sendable, Equatable {
     package static func countsRepartitionTopic(group: String) -> String { "\(group)-counts-repartition" }
 
     /// Whether the counts stage runs: examples on and input keyed by user (the
-    /// interactions tasks then hold each user's count). Then the impressions
-    /// tasks send each impression once to the user's counts task instead of
-    /// its item events to the items stage, the interactions tasks send every
-    /// interaction there too (for the join; the item features still get it
-    /// directly), and the items stage's inputs are the interactions and
-    /// counts partitions (docs/EMBEDDINGS.md, "Exact `interaction_count`").
+    /// interactions tasks then hold each user's count). Then the source tasks
+    /// also send every interaction and every impression (once, not per item)
+    /// to the user's counts task, which releases their join copies to the
+    /// items stage in event-time order; the item features still take every
+    /// event directly (docs/EMBEDDINGS.md, "Exact `interaction_count`").
     package var routesExamplesThroughCounts: Bool {
         embeddings.enabled && embeddings.examples && sources.keyedByUser
     }
