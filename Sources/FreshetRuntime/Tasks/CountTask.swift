@@ -7,13 +7,14 @@ import FreshetCore
 /// Its input, keyed by user like the source: from the interactions tasks
 /// every interaction (positives with the user's count after them), from the
 /// impressions tasks every impression once, and both sources' watermark
-/// markers. It keeps each user's count timeline (`CountTimelines`) and holds
-/// every record until its own watermark (the minimum over every source
-/// partition, as an item task's) passes the record's time; then it sends the
-/// record's item events to the items stage in event-time order, each
-/// impression's stamped with count(u, t) = u's positives with ts ≤ t. The
-/// items stage then joins in event-time order too: an engagement always
-/// reaches the joiner after its impression.
+/// markers (the source tasks send the item features their events directly,
+/// as without this stage). It keeps each user's count timeline
+/// (`CountTimelines`) and holds every record until its own watermark (the
+/// minimum over every source partition, as an item task's) passes the
+/// record's time; then it sends the record's item events to the items stage
+/// in event-time order, for the joiner only, each impression's stamped with
+/// count(u, t) = u's positives with ts ≤ t. The joiner then sees each user's
+/// records in event-time order: an engagement always after its impression.
 ///
 /// Determinism: releases happen while processing the input (at the marker
 /// that moves the watermark) and at the end of a bounded run, so they are a

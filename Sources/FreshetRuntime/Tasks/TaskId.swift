@@ -12,9 +12,9 @@ package struct TaskId: Hashable, Sendable, CustomStringConvertible {
         case impressions
         /// Reads `<group>-counts-repartition` (examples on, input keyed by
         /// user): each user's positives as (event time, count) and the
-        /// interactions and impressions bound for the examples' join, held until
-        /// the watermark passes them, then routed by item in event-time order,
-        /// impressions stamped with the user's `interaction_count` as of their time.
+        /// interactions and impressions, copied for the examples' join, held
+        /// until the watermark passes them, then routed by item in event-time
+        /// order, impressions stamped with the user's `interaction_count` as of their time.
         case counts
         /// Reads `<group>-items-repartition`: windowed item counts and trending.
         case items
