@@ -51,7 +51,7 @@ package enum CountStageRecord: Sendable, Equatable {
             }
             Self.write(origin, into: &w)
         case .watermark(let marker):
-            w.write(bytes: RepartitionRecord.watermark(marker).encoded())
+            w.bytes.append(contentsOf: RepartitionRecord.watermark(marker).encoded())
         }
     }
 
