@@ -118,6 +118,30 @@ final class CountTaskTests: XCTestCase {
         XCTAssertEqual(d.userFeatures("u3")?.interactionCount, 2)
     }
 
+    /// A bounded run's end: once every source announced its end, each counts
+    /// task releases everything it holds, even ahead of the final watermark
+    /// (the joiner gets every impression, stamped), and reports done.
+    func testTheEndOfABoundedRunReleasesEverything() throws {
+        let d = driver()
+        interaction(d, "u4", "p", at: base + 10 * second)
+        impression(d, "u4", ["a", "b"], at: base + 20 * second, request: "last")
+        interaction(d, "u5", "q", at: base + 30 * second)
+        d.runUntilQuiet()
+        let counts = d.tasks.values.compactMap { $0 as? CountTask }
+        XCTAssertEqual(counts.reduce(0) { $0 + $1.heldCount }, 3, "ahead of every watermark: held")
+        XCTAssertFalse(counts.contains { $0.atEnd })
+        d.finishSources()
+        XCTAssertEqual(counts.reduce(0) { $0 + $1.heldCount }, 0)
+        XCTAssertTrue(counts.allSatisfy(\.atEnd))
+        XCTAssertTrue(d.tasks.values.compactMap { $0 as? ItemTask }.allSatisfy(\.atEnd), "item tasks heard every final marker")
+        // Released into the joiner (its windows stay open: a bounded run does
+        // not flush them), and the join copies left the item features alone.
+        let joiners = d.tasks.values.compactMap { ($0 as? ItemTask)?.embeddings?.joiner }
+        XCTAssertEqual(joiners.reduce(0) { $0 + $1.peakStateCount }, 2)
+        XCTAssertEqual(d.itemFeatures("a")?.impressions7d, 1)
+        XCTAssertEqual(try examples(d).filter { $0.impressionTs == nil }.map(\.itemId).sorted(), ["p", "q"])
+    }
+
     /// The counts task crashes after a checkpoint taken while it held
     /// records, having released more since: restored, it replays its input to
     /// the same releases under the same origins, so the item tasks drop every
