@@ -48,6 +48,7 @@ let package = Package(
         // Wires a topology into tasks: Kafka in, state, Redis out, checkpoints, metrics.
         .target(name: "FreshetRuntime", dependencies: [
             "FreshetCore", "FreshetFeatures", "FreshetEmbeddings", "FreshetFeast", "FreshetKafka", "FreshetRedis", "FreshetProcess",
+            .product(name: "HeapModule", package: "swift-collections"),
             .product(name: "Yams", package: "Yams"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "CoreMetrics", package: "swift-metrics"),

@@ -17,6 +17,10 @@ package struct ItemEvent: Sendable, Equatable {
     /// Kept encoded so the item stage reads ids as bytes, with no String per
     /// id (this rides on every routed positive).
     package var userHistoryEncoded: [UInt8]
+    /// Impressions released by the counts stage: the user's
+    /// `interaction_count` as of the impression's time (the examples' serving
+    /// feature); nil otherwise.
+    package var interactionCount: Int64?
 
     package init(itemId: String, userId: String, ts: EventTimeMs, kind: Kind, requestId: String? = nil,
                 userHistory: [String] = []) {

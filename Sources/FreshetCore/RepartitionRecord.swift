@@ -5,9 +5,12 @@
 /// 1 = item event, 2 = interaction, 3 = watermark marker. Decoding refuses other
 /// format versions, so a rolling upgrade that changes the format must bump it.
 ///
-/// Optional trailing extension of an item event (written only when present):
-/// `[ext=1][count varint][string]*` = the user's recent positive items
-/// (`ItemEvent.userHistory`). A record without it decodes with an empty history.
+/// Optional trailing extensions of an item event (each written only when
+/// present, in this order): `[ext=1][count varint][string]*` = the user's
+/// recent positive items (`ItemEvent.userHistory`); `[ext=2][zigzag]` = the
+/// user's `interaction_count` as of the impression (`ItemEvent.interactionCount`,
+/// stamped by the counts stage). A record without them decodes with an empty
+/// history and no count.
 package enum RepartitionRecord: Sendable, Equatable {
     case item(ItemEvent, origin: RecordOrigin)
     case interaction(Interaction, origin: RecordOrigin)
@@ -16,7 +19,10 @@ package enum RepartitionRecord: Sendable, Equatable {
     package static let formatVersion: UInt8 = 1
 
     enum Tag: UInt8 { case item = 1, interaction = 2, watermark = 3 }
-    enum ItemExtension { static let userHistory: UInt8 = 1 }
+    enum ItemExtension {
+        static let userHistory: UInt8 = 1
+        static let interactionCount: UInt8 = 2
+    }
 
     package func encoded() -> [UInt8] {
         var w = ByteWriter(capacity: 64)
@@ -33,6 +39,7 @@ package enum RepartitionRecord: Sendable, Equatable {
             let bound = 8 + 6 * v + RawByteCursor.maxBytes(e.itemId) + RawByteCursor.maxBytes(e.userId)
                 + (e.requestId.map(RawByteCursor.maxBytes) ?? 0) + RecordOrigin.maxEncodedBytes
                 + (e.userHistoryEncoded.isEmpty ? 0 : 1 + e.userHistoryEncoded.count)
+                + (e.interactionCount == nil ? 0 : 1 + v)
             w.append(maxBytes: bound) { c in
                 c.write(byte: Self.formatVersion)
                 c.write(byte: Tag.item.rawValue)
@@ -53,6 +60,10 @@ package enum RepartitionRecord: Sendable, Equatable {
                 if !e.userHistoryEncoded.isEmpty {
                     c.write(byte: ItemExtension.userHistory)
                     c.write(raw: e.userHistoryEncoded)
+                }
+                if let count = e.interactionCount {
+                    c.write(byte: ItemExtension.interactionCount)
+                    c.write(zigzag: count)
                 }
             }
         case .interaction(let i, let origin):
@@ -118,14 +129,28 @@ package enum RepartitionRecord: Sendable, Equatable {
     /// bytes are not UTF-8-validated (shared by `decode` and `itemView`).
     @inline(__always)
     static func readUserHistoryExtension(_ r: inout BorrowedByteReader) throws(CodecError) -> UnsafeRawBufferPointer {
-        guard !r.isAtEnd else { return UnsafeRawBufferPointer(start: nil, count: 0) }
-        let ext = try r.readByte("item_event.extension")
-        guard ext == ItemExtension.userHistory else { throw CodecError(.invalidTag, "item_event.extension \(ext)") }
-        let start = r.position
-        let count = try r.readVarint("item_event.user_history.count")
-        guard count <= UInt64(r.remaining) else { throw CodecError(.invalidValue, "item_event.user_history.count \(count)") }
-        for _ in 0..<Int(count) { _ = try r.readBytes("item_event.user_history.item") }
-        return UnsafeRawBufferPointer(rebasing: r.bytes[start..<r.position])
+        try readItemExtensions(&r).history
+    }
+
+    /// Both optional extensions of an item event: the encoded history
+    /// (borrowed; empty when absent) and the stamped interaction count.
+    @inline(__always)
+    static func readItemExtensions(_ r: inout BorrowedByteReader) throws(CodecError)
+        -> (history: UnsafeRawBufferPointer, interactionCount: Int64?) {
+        var history = UnsafeRawBufferPointer(start: nil, count: 0)
+        guard !r.isAtEnd else { return (history, nil) }
+        var ext = try r.readByte("item_event.extension")
+        if ext == ItemExtension.userHistory {
+            let start = r.position
+            let count = try r.readVarint("item_event.user_history.count")
+            guard count <= UInt64(r.remaining) else { throw CodecError(.invalidValue, "item_event.user_history.count \(count)") }
+            for _ in 0..<Int(count) { _ = try r.readBytes("item_event.user_history.item") }
+            history = UnsafeRawBufferPointer(rebasing: r.bytes[start..<r.position])
+            guard !r.isAtEnd else { return (history, nil) }
+            ext = try r.readByte("item_event.extension")
+        }
+        guard ext == ItemExtension.interactionCount else { throw CodecError(.invalidTag, "item_event.extension \(ext)") }
+        return (history, try r.readZigzag("item_event.interaction_count"))
     }
 
     static func decode(from r: inout BorrowedByteReader) throws(CodecError) -> RepartitionRecord {
@@ -148,9 +173,10 @@ package enum RepartitionRecord: Sendable, Equatable {
             let requestId = try r.readOptionalString("item_event.request_id")
             let origin = try RecordOrigin.decode(from: &r)
             // Kept encoded (ids are bytes; the item stage never needs Strings).
-            let history = Array(try readUserHistoryExtension(&r))
+            let extensions = try readItemExtensions(&r)
             var event = ItemEvent(itemId: itemId, userId: userId, ts: ts, kind: kind, requestId: requestId)
-            event.userHistoryEncoded = history
+            event.userHistoryEncoded = Array(extensions.history)
+            event.interactionCount = extensions.interactionCount
             record = .item(event, origin: origin)
         case .interaction:
             let userId = try r.readString("interaction.user_id")

@@ -6,9 +6,9 @@ import FreshetTestSupport
 import XCTest
 
 /// The examples topic through the real processor (broker, Redis, `freshet
-/// run`), in phases so that arrival order is known: counts first, then
-/// impressions, then engagements, then events far ahead in time on every
-/// source partition so the watermark closes every window. Every example is
+/// run`), in phases: counts first, then impressions, then engagements, then
+/// events far ahead in time on every source partition so the watermark
+/// closes every window. Every example is
 /// asserted exactly: label, action, position, request, impression time,
 /// `late`, and the serving features as of the impression.
 final class ExamplesJoinTests: XCTestCase {
@@ -114,12 +114,23 @@ final class ExamplesJoinTests: XCTestCase {
             let json = "{\"request_id\":\"req-\(u)\",\"user_id\":\"\(user)\",\"items_shown\":[\(shown)],\"positions\":[0,1,2,3,4],\"ts\":\(impressionTs)}"
             try producer.produce(topic: "impressions", key: Array(user.utf8), value: Array(json.utf8))
         }
+        // The counts stage holds the impressions (and, for the join, every
+        // interaction) until the watermark passes them: an event 10 s after
+        // them on every source partition releases them, so they reach the
+        // item tasks before phase C (the item features recorded with an
+        // impression are its item's visible totals when it is released).
+        for p in 0..<Self.partitions {
+            try producer.produce(topic: "interactions", partition: p, key: Array("clock\(p)".utf8),
+                                 value: interaction("clock\(p)", "clock-item", "click", impressionTs + 10_000))
+            let json = "{\"user_id\":\"clock\(p)\",\"items_shown\":[\"clock-item\"],\"ts\":\(impressionTs + 10_000)}"
+            try producer.produce(topic: "impressions", partition: p, key: Array("clock\(p)".utf8), value: Array(json.utf8))
+        }
         try producer.flush(timeoutMs: 30_000)
         XCTAssertTrue(try FaultInjection.waitUntil(timeout: 90) {
             try users.indices.allSatisfy { u in
                 try redis.command(["HGET", "ex:item:\(item(u, 3))", "impressions_7d"]).string == "1"
             }
-        }, "phase B applied: " + run.logTail())
+        }, "phase B released by the counts stage: " + run.logTail())
 
         // Phase C: per user, a click on item 0 inside the window, a skip of
         // item 1, a late click on item 3 (20 minutes after the impression);

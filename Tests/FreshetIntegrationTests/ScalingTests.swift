@@ -11,9 +11,10 @@ final class ScalingTests: XCTestCase {
     typealias F = FaultInjection
     typealias T = AdminTasks
 
-    /// Every task of the 4-partition sources: interactions, impressions, items.
+    /// Every task of the default topology over 4-partition sources:
+    /// interactions, impressions, counts (the examples' counts stage), items.
     static let allTasks: [String] = (0..<EndToEndTests.partitions).flatMap { p in
-        ["interactions-\(p)", "impressions-\(p)", "items-\(p)"]
+        ["interactions-\(p)", "impressions-\(p)", "counts-\(p)", "items-\(p)"]
     }
 
     /// Windows must not depend on wall-clock idleness here (processes are paused

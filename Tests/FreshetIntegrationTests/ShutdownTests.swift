@@ -167,8 +167,8 @@ final class ShutdownTests: XCTestCase {
         XCTAssertGreaterThan(metrics.sum("freshet_freshness_seconds_count"), 0, "freshness is observed")
         XCTAssertFalse(metrics.series("freshet_freshness_seconds_bucket").isEmpty, "freshness histogram buckets")
         XCTAssertGreaterThan(metrics.sum("freshet_checkpoint_seconds_count"), 0, "checkpoints are timed")
-        XCTAssertEqual(metrics.sum("freshet_assigned_partitions"), Double(3 * EndToEndTests.partitions),
-                       "one instance owns every task (interactions, impressions, items)")
+        XCTAssertEqual(metrics.sum("freshet_assigned_partitions"), Double(ScalingTests.allTasks.count),
+                       "one instance owns every task (interactions, impressions, counts, items)")
         XCTAssertEqual(metrics.sum("freshet_ready"), 1)
         XCTAssertFalse(text.contains("s3cret"), "the Redis password never appears in /metrics")
 

@@ -12,12 +12,16 @@ final class EngineRolesTests: XCTestCase {
     let hour: Int64 = 3_600_000
     let base: Int64 = 1_767_225_600_000  // 2026-01-01T00:00Z
 
-    func factory(keyedByUser: Bool = true) -> TaskFactory {
+    /// Examples off by default: these tests wire sources straight to item
+    /// tasks (with examples on, item tasks read impressions from the counts
+    /// stage; `CountTaskTests` covers that path).
+    func factory(keyedByUser: Bool = true, examples: Bool = false) -> TaskFactory {
         var topology = Topology()
         topology.sources.keyedByUser = keyedByUser
+        topology.embeddings.examples = examples
         return TaskFactory(topology: topology, stopAtEnd: false, decoder: EventDecoder(), panes: PaneSpec(),
                            trending: TrendingDecay(), interactionPartitions: 2, impressionPartitions: 1,
-                           makeUserEmbeddingSide: { nil }, makeItemEmbeddingSide: { nil })
+                           repartitionPartitions: 2, makeUserEmbeddingSide: { nil }, makeItemEmbeddingSide: { nil })
     }
 
     func interaction(_ user: String, _ item: String, ts: Int64) -> [UInt8] {

@@ -27,23 +27,34 @@ final class TaskDriver {
     private var checkpoints: [TaskId: (meta: [String: [UInt8]], state: [String: [UInt8]])] = [:]
     private lazy var output = Output(driver: self)
     var deadLetters: [(topic: String, record: InputRecord, reason: BadInput)] { output.deadLetters }
+    /// Every message written to the examples topic, in order (`ExampleCodec` encoding).
+    var examples: [[UInt8]] { output.examples }
 
     /// Tasks for `sources` (source stage → partition count) and every
     /// repartition-fed stage the topology needs.
+    /// - Parameter itemEmbeddings: item tasks get an `ItemEmbeddingSide` (the
+    ///   joiner; examples land in `examples`) from `topology.embeddings`.
     init(topology: Topology = Topology(), interactionPartitions: Int32, impressionPartitions: Int32,
-         repartitionPartitions: Int32, nowMs: Int64) {
+         repartitionPartitions: Int32, nowMs: Int64, itemEmbeddings: Bool = false) {
         self.nowMs = nowMs
         self.repartitionPartitions = repartitionPartitions
+        let settings = topology.embeddings
         self.factory = TaskFactory(topology: topology, stopAtEnd: false, decoder: EventDecoder(), panes: PaneSpec(),
                                    trending: TrendingDecay(), interactionPartitions: interactionPartitions,
-                                   impressionPartitions: impressionPartitions,
-                                   makeUserEmbeddingSide: { nil }, makeItemEmbeddingSide: { nil })
+                                   impressionPartitions: impressionPartitions, repartitionPartitions: repartitionPartitions,
+                                   makeUserEmbeddingSide: { nil },
+                                   makeItemEmbeddingSide: {
+                                       itemEmbeddings ? ItemEmbeddingSide(settings: settings, counts: InteractionCountView()) : nil
+                                   })
         var ids: [TaskId] = []
         ids += (0..<interactionPartitions).map { TaskId(stage: .interactions, partition: $0) }
         ids += (0..<impressionPartitions).map { TaskId(stage: .impressions, partition: $0) }
         ids += (0..<repartitionPartitions).map { TaskId(stage: .items, partition: $0) }
         if !topology.sources.keyedByUser {
             ids += (0..<repartitionPartitions).map { TaskId(stage: .users, partition: $0) }
+        }
+        if topology.routesExamplesThroughCounts {
+            ids += (0..<repartitionPartitions).map { TaskId(stage: .counts, partition: $0) }
         }
         for id in ids {
             logs[id] = []
@@ -149,18 +160,29 @@ final class TaskDriver {
     private final class Output: TaskOutput {
         unowned let driver: TaskDriver
         var deadLetters: [(topic: String, record: InputRecord, reason: BadInput)] = []
+        var examples: [[UInt8]] = []
         init(driver: TaskDriver) { self.driver = driver }
+
+        private func stage(_ target: RepartitionTarget) -> TaskId.Stage {
+            switch target {
+            case .items: return .items
+            case .users: return .users
+            case .counts: return .counts
+            }
+        }
 
         func repartition(_ target: RepartitionTarget, key: String, value: [UInt8]) {
             let partition = KafkaProducer.partition(forKey: Array(key.utf8), partitionCount: driver.repartitionPartitions)
-            driver.append(TaskId(stage: target == .items ? .items : .users, partition: partition), value)
+            driver.append(TaskId(stage: stage(target), partition: partition), value)
         }
 
         func broadcast(_ target: RepartitionTarget, value: [UInt8]) {
             for partition in 0..<driver.repartitionPartitions {
-                driver.append(TaskId(stage: target == .items ? .items : .users, partition: partition), value)
+                driver.append(TaskId(stage: stage(target), partition: partition), value)
             }
         }
+
+        func example(key: String, value: [UInt8]) { examples.append(value) }
 
         func deadLetter(sourceTopic: String, record: InputRecord, reason: BadInput) {
             deadLetters.append((sourceTopic, record, reason))

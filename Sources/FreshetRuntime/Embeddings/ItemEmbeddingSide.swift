@@ -20,7 +20,14 @@ package final class ItemEmbeddingSide {
     package let joiner: ImpressionJoiner
     /// Whether the joiner runs and examples are written (`embeddings.examples`).
     let examples: Bool
+    /// Users' counts as flushed in this process: the serving count of
+    /// impressions that carry none (the counts stage off).
     let counts: InteractionCountView
+    /// The counts stage runs: the joiner takes its released copies of
+    /// impressions and interactions (`joinOnly`: in event-time order per
+    /// user, impressions stamped with their user's count as of their time),
+    /// not the direct ones.
+    var joinsThroughCounts = false
     /// Rows changed since the last checkpoint and since the last publication
     /// (fold-in candidates), by row number: a per-row flag byte (bit 0:
     /// checkpoint, bit 1: publication) and the list of flagged rows, so a
@@ -55,25 +62,28 @@ package final class ItemEmbeddingSide {
     }
 
     /// Folds one item event in; `store` supplies the item's serving features.
-    func process(_ event: ItemEvent, store: ItemFeatureStore, output: TaskOutput) {
+    /// `joinOnly`: the counts stage's copy of an event (the join only; the
+    /// features and rows took the direct one).
+    func process(_ event: ItemEvent, store: ItemFeatureStore, output: TaskOutput, joinOnly: Bool = false) {
         switch event.kind {
         case .impression(let position):
-            guard examples else { return }
+            guard examples, joinOnly || !joinsThroughCounts else { return }
             let features = store.features(of: event.itemId)
-            let serving = ServingFeatures(interactionCount: counts.interactionCount(event.userId) ?? -1,
+            let count = event.interactionCount ?? counts.interactionCount(event.userId) ?? -1
+            let serving = ServingFeatures(interactionCount: count,
                                           popularity7d: features?.popularity7d ?? 0,
                                           impressions7d: features?.impressions7d ?? 0)
             joiner.recordImpression(userId: event.userId, itemId: event.itemId, position: position.map(Int.init),
                                     requestId: event.requestId, ts: event.ts, features: serving)
         case .interaction(let action, let dwellMs):
-            if action.isPositive {
+            if action.isPositive && !joinOnly {
                 var itemId = event.itemId
                 let row = itemId.withUTF8 { bytes in
                     rows.observePositive(itemBytes: UnsafeRawBufferPointer(bytes), ts: event.ts, forEachHistoryItem: event.forEachUserHistoryItem)
                 }
                 if let row { counted(row) }
             }
-            guard examples else { return }
+            guard examples, joinOnly || !joinsThroughCounts else { return }
             let example = joiner.recordInteraction(Interaction(userId: event.userId, itemId: event.itemId, action: action,
                                                                dwellMs: dwellMs, ts: event.ts, requestId: event.requestId))
             emit(example, output: output)

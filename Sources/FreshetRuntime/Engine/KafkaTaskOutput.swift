@@ -5,10 +5,8 @@ import FreshetKafka
 /// markers and dead letters. Runs on the processing thread.
 final class KafkaTaskOutput: TaskOutput {
     let producer: KafkaProducer
-    let itemTopic: String
-    let itemPartitions: Int32
-    let userTopic: String
-    let userPartitions: Int32
+    /// Topic name and partition count of each repartition target, by `RepartitionTarget.rawValue`.
+    private let targets: [(topic: String, partitions: Int32)]
     let deadLetterTopic: String
     var examplesTopic: String?
     var examplePartitions: Int32 = 1
@@ -23,20 +21,22 @@ final class KafkaTaskOutput: TaskOutput {
     /// stops on it: a record that cannot be sent must never be skipped.
     private(set) var fatal: KafkaError?
 
+    /// - Parameter countsTopic: the counts stage's input (same partition count as the users topic); nil without it.
     init(producer: KafkaProducer, itemTopic: String, itemPartitions: Int32, userTopic: String, userPartitions: Int32,
-         deadLetterTopic: String, maxMessageBytes: Int = 1_000_000) {
+         countsTopic: String? = nil, deadLetterTopic: String, maxMessageBytes: Int = 1_000_000) {
         self.messageBudget = max(1024, maxMessageBytes - Self.framingAllowance)
         self.producer = producer
-        self.itemTopic = itemTopic
-        self.itemPartitions = itemPartitions
-        self.userTopic = userTopic
-        self.userPartitions = userPartitions
+        var targets = Array(repeating: (topic: "", partitions: Int32(0)), count: RepartitionTarget.allCases.count)
+        targets[RepartitionTarget.items.rawValue] = (itemTopic, itemPartitions)
+        targets[RepartitionTarget.users.rawValue] = (userTopic, userPartitions)
+        if let countsTopic { targets[RepartitionTarget.counts.rawValue] = (countsTopic, userPartitions) }
+        self.targets = targets
+        self.bundles = targets.map { Array(repeating: [], count: Int($0.partitions)) }
         self.deadLetterTopic = deadLetterTopic
     }
 
-    /// Bundles under construction, per target and partition (see `RecordBundle`).
-    private var itemBundles: [[UInt8]] = []
-    private var userBundles: [[UInt8]] = []
+    /// Bundles under construction, per target (`RepartitionTarget.rawValue`) and partition (see `RecordBundle`).
+    private var bundles: [[[UInt8]]]
     private var exampleBundles: [[UInt8]] = []
     /// A bundle is sent once it reaches this size, or at the end of the polled batch.
     static let bundleBytes = 256 * 1024
@@ -49,33 +49,22 @@ final class KafkaTaskOutput: TaskOutput {
     var maxRepartitionRecordBytes: Int { messageBudget - Self.bundleEntryOverhead }
 
     func repartition(_ target: RepartitionTarget, key: String, value: [UInt8]) {
-        let partitions = target == .items ? itemPartitions : userPartitions
+        let t = target.rawValue
+        let partitions = targets[t].partitions
         let partition = key.utf8.withContiguousStorageIfAvailable {
             KafkaProducer.partition(forKey: UnsafeRawBufferPointer($0), partitionCount: partitions)
         } ?? KafkaProducer.partition(forKey: Array(key.utf8), partitionCount: partitions)
-        if itemBundles.isEmpty {
-            itemBundles = Array(repeating: [], count: Int(itemPartitions))
-            userBundles = Array(repeating: [], count: Int(userPartitions))
-        }
         let index = Int(partition)
         // A bundle never outgrows one message: send it before a record that would not fit.
-        let wouldBe = (target == .items ? itemBundles[index].count : userBundles[index].count)
-            + value.count + Self.bundleEntryOverhead
-        if wouldBe > messageBudget { sendBundle(target, index) }
-        switch target {
-        case .items:
-            RecordBundle.append(value, to: &itemBundles[index])
-            if itemBundles[index].count >= Self.bundleBytes { sendBundle(.items, index) }
-        case .users:
-            RecordBundle.append(value, to: &userBundles[index])
-            if userBundles[index].count >= Self.bundleBytes { sendBundle(.users, index) }
-        }
+        if bundles[t][index].count + value.count + Self.bundleEntryOverhead > messageBudget { sendBundle(t, index) }
+        RecordBundle.append(value, to: &bundles[t][index])
+        if bundles[t][index].count >= Self.bundleBytes { sendBundle(t, index) }
     }
 
     /// Markers follow the records they cover: pending bundles go first.
     func broadcast(_ target: RepartitionTarget, value: [UInt8]) {
         sendPendingBundles()
-        let (topic, partitions) = target == .items ? (itemTopic, itemPartitions) : (userTopic, userPartitions)
+        let (topic, partitions) = targets[target.rawValue]
         for partition in 0..<partitions {
             send(topic: topic, partition: partition, key: nil, value: value)
         }
@@ -84,8 +73,9 @@ final class KafkaTaskOutput: TaskOutput {
     /// Sends every bundle under construction. Called after each polled batch and
     /// before the producer is flushed for a checkpoint.
     func sendPendingBundles() {
-        for index in itemBundles.indices where !itemBundles[index].isEmpty { sendBundle(.items, index) }
-        for index in userBundles.indices where !userBundles[index].isEmpty { sendBundle(.users, index) }
+        for t in bundles.indices {
+            for index in bundles[t].indices where !bundles[t][index].isEmpty { sendBundle(t, index) }
+        }
         if let examplesTopic {
             for index in exampleBundles.indices where !exampleBundles[index].isEmpty {
                 send(topic: examplesTopic, partition: Int32(index), key: nil, value: exampleBundles[index])
@@ -94,17 +84,10 @@ final class KafkaTaskOutput: TaskOutput {
         }
     }
 
-    private func sendBundle(_ target: RepartitionTarget, _ index: Int) {
-        switch target {
-        case .items where itemBundles[index].isEmpty, .users where userBundles[index].isEmpty:
-            return
-        case .items:
-            send(topic: itemTopic, partition: Int32(index), key: nil, value: itemBundles[index])
-            itemBundles[index].removeAll(keepingCapacity: true)
-        case .users:
-            send(topic: userTopic, partition: Int32(index), key: nil, value: userBundles[index])
-            userBundles[index].removeAll(keepingCapacity: true)
-        }
+    private func sendBundle(_ target: Int, _ index: Int) {
+        guard !bundles[target][index].isEmpty else { return }
+        send(topic: targets[target].topic, partition: Int32(index), key: nil, value: bundles[target][index])
+        bundles[target][index].removeAll(keepingCapacity: true)
     }
 
     /// Dead letters carry the original bytes as the value (null for a null

@@ -53,6 +53,7 @@ package final class StreamProcessor: @unchecked Sendable {
     var repartitionPartitions: Int32 = 0
     var itemTopic: String { Topology.itemRepartitionTopic(group: options.group) }
     var userTopic: String { Topology.userRepartitionTopic(group: options.group) }
+    var countsTopic: String { Topology.countsRepartitionTopic(group: options.group) }
 
     /// The tasks this instance owns, their epochs, and the routing of records to them.
     let taskManager: TaskManager
@@ -141,7 +142,8 @@ package final class StreamProcessor: @unchecked Sendable {
     /// an item task held at once, summed over this instance's item tasks.
     private var joinerSummary: String {
         let peak = itemTasks.values.reduce(0) { $0 + ($1.embeddings?.joiner.peakStateCount ?? 0) }
-        return "; joiner peak \(peak) entries (summed over item tasks)"
+        let held = taskManager.ordered.reduce(0) { $0 + (($1 as? CountTask)?.peakHeld ?? 0) }
+        return "; joiner peak \(peak) entries (summed over item tasks); counts stage peak \(held) held records (summed over counts tasks)"
     }
 
     /// Asks the processing loop to stop gracefully (safe from any thread, e.g. a signal handler).
@@ -185,6 +187,9 @@ package final class StreamProcessor: @unchecked Sendable {
         if !topology.sources.keyedByUser {
             internalTopics.append(NewTopic(name: userTopic, partitions: wanted))
         }
+        if topology.routesExamplesThroughCounts {
+            internalTopics.append(NewTopic(name: countsTopic, partitions: wanted))
+        }
         try admin.createTopics(internalTopics, timeoutMs: 10_000)
         // An existing repartition topic keeps its partition count: records are
         // routed by it, so read it back rather than assume.
@@ -193,14 +198,19 @@ package final class StreamProcessor: @unchecked Sendable {
            let users = try admin.partitionCount(topic: userTopic), Int32(users) != repartitionPartitions {
             throw ProcessorError.configuration("\(userTopic) has \(users) partitions but \(itemTopic) has \(repartitionPartitions); delete one or make them equal")
         }
+        if topology.routesExamplesThroughCounts,
+           let counts = try admin.partitionCount(topic: countsTopic), Int32(counts) != repartitionPartitions {
+            throw ProcessorError.configuration("\(countsTopic) has \(counts) partitions but \(itemTopic) has \(repartitionPartitions); delete one or make them equal")
+        }
         // Every dead letter this instance sends lies at or after these offsets.
         deadLetterStart = Dictionary(uniqueKeysWithValues: try KafkaConsumer.probeEndOffsets(
             config: kafkaConfig, topics: [topology.deadLetterTopic]).map { ($0.key.partition, $0.value) })
         var subscribe: [TaskId.Stage] = [.interactions, .impressions, .items]
         if !topology.sources.keyedByUser { subscribe.append(.users) }
+        if topology.routesExamplesThroughCounts { subscribe.append(.counts) }
         taskManager.inputs = InputTopics(topics: [(.interactions, topology.sources.interactions),
                                                   (.impressions, topology.sources.impressions),
-                                                  (.items, itemTopic), (.users, userTopic)],
+                                                  (.items, itemTopic), (.users, userTopic), (.counts, countsTopic)],
                                          subscribe: subscribe)
     }
 
@@ -208,6 +218,7 @@ package final class StreamProcessor: @unchecked Sendable {
     var taskFactory: TaskFactory {
         TaskFactory(topology: topology, stopAtEnd: options.stopAtEnd, decoder: decoder, panes: panes, trending: trending,
                     interactionPartitions: interactionPartitions, impressionPartitions: impressionPartitions,
+                    repartitionPartitions: repartitionPartitions,
                     makeUserEmbeddingSide: { [unowned self] in makeUserEmbeddingSide() },
                     makeItemEmbeddingSide: { [unowned self] in makeItemEmbeddingSide() })
     }
@@ -224,6 +235,7 @@ package final class StreamProcessor: @unchecked Sendable {
         producer.watchDeliveredOffsets(topic: topology.deadLetterTopic)
         output = KafkaTaskOutput(producer: producer, itemTopic: itemTopic, itemPartitions: repartitionPartitions,
                                  userTopic: userTopic, userPartitions: repartitionPartitions,
+                                 countsTopic: topology.routesExamplesThroughCounts ? countsTopic : nil,
                                  deadLetterTopic: topology.deadLetterTopic, maxMessageBytes: maxMessageBytes)
         if topology.embeddings.enabled {
             output.examplesTopic = topology.embeddings.examplesTopic

@@ -13,6 +13,8 @@ struct TaskFactory {
     let trending: TrendingDecay
     let interactionPartitions: Int32
     let impressionPartitions: Int32
+    /// Partitions of the repartition topics (the counts stage's among them).
+    let repartitionPartitions: Int32
     /// Embedding sides (nil when embeddings are off).
     let makeUserEmbeddingSide: () -> UserEmbeddingSide?
     let makeItemEmbeddingSide: () -> ItemEmbeddingSide?
@@ -26,6 +28,7 @@ struct TaskFactory {
             let task = SourceTask(id: id, topic: topic, decoder: decoder,
                                   outOfOrdernessMs: topology.eventTime.outOfOrdernessMs,
                                   keepsUserFeatures: topology.sources.keyedByUser)
+            task.routesThroughCounts = topology.routesExamplesThroughCounts
             // Histories are the head of recent_items_50: restored with the user features.
             if task.users != nil { task.userEmbeddings = makeUserEmbeddingSide() }
             return task
@@ -33,12 +36,23 @@ struct TaskFactory {
             // Bounded runs are judged on their own final markers; idleness would
             // make the final watermark depend on timing, so it is off there.
             let idle: Int64? = stopAtEnd ? nil : topology.eventTime.idleTimeoutMs
+            // With the counts stage, the join's copies of every event arrive from it too.
             let sources = DuplicateFilter.Source.partitions(of: .interactions, count: interactionPartitions)
                 + DuplicateFilter.Source.partitions(of: .impressions, count: impressionPartitions)
+                + (topology.routesExamplesThroughCounts
+                    ? DuplicateFilter.Source.partitions(of: .counts, count: repartitionPartitions) : [])
             let task = ItemTask(id: id, panes: panes, trending: trending, idleTimeoutMs: idle,
                                 sources: Set(sources), nowMs: nowMs)
             task.embeddings = makeItemEmbeddingSide()
+            task.embeddings?.joinsThroughCounts = topology.routesExamplesThroughCounts
             return task
+        case .counts:
+            // Same event-time rules as the items stage (idleness off in bounded runs).
+            let idle: Int64? = stopAtEnd ? nil : topology.eventTime.idleTimeoutMs
+            let sources = DuplicateFilter.Source.partitions(of: .interactions, count: interactionPartitions)
+                + DuplicateFilter.Source.partitions(of: .impressions, count: impressionPartitions)
+            return CountTask(id: id, sources: Set(sources), idleTimeoutMs: idle,
+                             retentionMs: topology.embeddings.joinWindowMs, nowMs: nowMs)
         case .users:
             // Only interactions are re-keyed by user.
             let sources = DuplicateFilter.Source.partitions(of: .interactions, count: interactionPartitions)

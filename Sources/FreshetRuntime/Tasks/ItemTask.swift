@@ -34,6 +34,8 @@ package final class ItemTask {
         for source in sources { watermarks.register(source, nowMs: nowMs) }
     }
 
+    private static let countsOrigin = TaskId.Stage.counts.originCode
+
     /// Every expected source has finished its bounded run (and sent everything before that).
     package var allSourcesFinished: Bool { expectedSources.isSubset(of: finishedSources) }
 
@@ -69,8 +71,11 @@ package final class ItemTask {
         switch decoded {
         case .item(let event, let origin):
             guard duplicates.admit(origin) else { duplicatesDropped += 1; return }
-            if store.apply(event, watermark: currentWatermark) == .droppedLate { lateDropped += 1 }
-            embeddings?.process(event, store: store, output: output)
+            // The counts stage's copies are for the join only: the features
+            // and rows got every event directly.
+            let joinOnly = origin.sourceTopic == Self.countsOrigin
+            if !joinOnly, store.apply(event, watermark: currentWatermark) == .droppedLate { lateDropped += 1 }
+            embeddings?.process(event, store: store, output: output, joinOnly: joinOnly)
         case .watermark(let marker):
             let source = DuplicateFilter.Source(topic: marker.sourceTopic, partition: marker.sourcePartition)
             if let wm = marker.watermarkMs { watermarks.update(source, watermark: wm, nowMs: nowMs) }
@@ -138,7 +143,11 @@ extension ItemTask: StreamTask {
         nextOffset = checkpoint.nextOffset
         for progress in checkpoint.sources {
             if let admitted = progress.lastAdmitted { duplicates.restore(progress.source, admitted) }
-            if let wm = progress.watermarkMs { watermarks.update(progress.source, watermark: wm, nowMs: nowMs) }
+            // A source of an older topology (impressions before the counts
+            // stage, or the reverse) sends nothing any more: not an input.
+            if let wm = progress.watermarkMs, expectedSources.contains(progress.source) {
+                watermarks.update(progress.source, watermark: wm, nowMs: nowMs)
+            }
         }
         if let metadata = checkpoint.storeMetadata { try store.restoreMetadata(metadata) }
         try state { key, bytes in try store.restoreEntry(itemId: key, bytes: bytes) }

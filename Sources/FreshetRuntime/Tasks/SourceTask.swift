@@ -16,6 +16,8 @@ package final class SourceTask {
     package var userEmbeddings: UserEmbeddingSide?
     /// Whether interactions are re-keyed by user (input not keyed by user).
     let routesInteractionsByUser: Bool
+    /// Whether the counts stage runs (examples on, input keyed by user): see `SourceTask+Counts.swift`.
+    package var routesThroughCounts = false
     package private(set) var watermark: BoundedOutOfOrdernessWatermark
     /// Offset of the next record to read: what a checkpoint stores.
     package var nextOffset: Int64?
@@ -78,6 +80,9 @@ package final class SourceTask {
                     users.apply(interaction)
                 }
                 var tooLarge: BadInput?
+                if routesThroughCounts {
+                    tooLarge = routeToCounts(interaction, record: record, output: output)
+                }
                 if routesInteractionsByUser {
                     let origin = RecordOrigin(sourceTopic: sourceTopicCode, partition: record.partition, offset: record.offset, subIndex: 0)
                     let bytes = RepartitionRecord.interaction(interaction, origin: origin).encoded()
@@ -99,10 +104,13 @@ package final class SourceTask {
                     try decoder.decodeImpression(bytes, messageTimestampMs: record.timestampMs, nowMs: nowMs)
                 }
                 watermark.observe(impression.ts)
-                if let problem = route(impression, record: record, output: output) {
+                // The item features take the impression at once; with the counts
+                // stage its join copy goes there too (stamped and released later).
+                let counted = routesThroughCounts ? routeToCounts(impression, record: record, output: output) : nil
+                if let problem = route(impression, record: record, output: output) ?? counted {
                     throw problem
                 }
-            case .items, .users:
+            case .items, .users, .counts:
                 preconditionFailure("unreachable: checked in init")
             }
         } catch let error as BadInput {
@@ -148,7 +156,7 @@ package final class SourceTask {
         output.repartition(.items, key: event.itemId, value: scratch.bytes)
     }
 
-    private static func tooLarge(_ what: String, _ size: Int, _ output: TaskOutput) -> BadInput {
+    static func tooLarge(_ what: String, _ size: Int, _ output: TaskOutput) -> BadInput {
         BadInput(.recordTooLarge, "\(what) is \(size) bytes; a repartition message holds at most \(output.maxRepartitionRecordBytes) (output.max_message_bytes)")
     }
 
@@ -183,6 +191,7 @@ package final class SourceTask {
         let marker = WatermarkMarker(sourceTopic: sourceTopicCode, sourcePartition: id.partition,
                                      watermarkMs: watermark.watermark, finished: finished)
         let bytes = RepartitionRecord.watermark(marker).encoded()
+        if routesThroughCounts { output.broadcast(.counts, value: bytes) }
         output.broadcast(.items, value: bytes)
         if routesInteractionsByUser { output.broadcast(.users, value: bytes) }
     }

@@ -23,9 +23,11 @@ package struct InputRecord: Sendable {
 }
 
 /// Which repartition topic a routed record goes to.
-package enum RepartitionTarget: Sendable {
+package enum RepartitionTarget: Int, Sendable, CaseIterable {
     case items
     case users
+    /// `<group>-counts-repartition` (user-keyed; examples on).
+    case counts
 }
 
 /// Where tasks send what they emit. The engine implements it with the Kafka

@@ -10,6 +10,12 @@ package struct TaskId: Hashable, Sendable, CustomStringConvertible {
         case interactions
         /// Reads `impressions`: decoding, dead letters, routing by item.
         case impressions
+        /// Reads `<group>-counts-repartition` (examples on, input keyed by
+        /// user): each user's positives as (event time, count) and the
+        /// interactions and impressions, copied for the examples' join, held
+        /// until the watermark passes them, then routed by item in event-time
+        /// order, impressions stamped with the user's `interaction_count` as of their time.
+        case counts
         /// Reads `<group>-items-repartition`: windowed item counts and trending.
         case items
         /// Reads `<group>-users-repartition`: user features for input not keyed by user.
@@ -40,16 +46,28 @@ extension TaskId.Stage {
         switch self {
         case .interactions: return 0
         case .impressions: return 1
-        case .items, .users: return nil
+        case .counts, .items, .users: return nil
+        }
+    }
+
+    /// The code of a stage whose tasks send records to the items stage, in
+    /// those records' origins, watermark markers and the item tasks'
+    /// checkpointed source progress: the source topics' codes, and 2 for the
+    /// counts stage (what it releases to the items stage). Wire and
+    /// checkpoint format, never renumbered.
+    package var originCode: UInt8? {
+        switch self {
+        case .counts: return 2
+        default: return sourceCode
         }
     }
 }
 
 extension DuplicateFilter.Source {
-    /// Every partition of the source topic of `stage` (a source stage), as the
+    /// Every partition of `stage` (a stage with an `originCode`), as the
     /// repartition-fed tasks name their inputs.
     package static func partitions(of stage: TaskId.Stage, count: Int32) -> [DuplicateFilter.Source] {
-        guard let code = stage.sourceCode else { return [] }
+        guard let code = stage.originCode else { return [] }
         return (0..<count).map { DuplicateFilter.Source(topic: code, partition: $0) }
     }
 }

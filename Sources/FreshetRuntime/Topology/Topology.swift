@@ -152,4 +152,16 @@ package struct Topology: Sendable, Equatable {
     /// that two applications never read each other's repartitioned records.
     package static func itemRepartitionTopic(group: String) -> String { "\(group)-items-repartition" }
     package static func userRepartitionTopic(group: String) -> String { "\(group)-users-repartition" }
+    /// The counts stage's input (user-keyed; see `routesExamplesThroughCounts`).
+    package static func countsRepartitionTopic(group: String) -> String { "\(group)-counts-repartition" }
+
+    /// Whether the counts stage runs: examples on and input keyed by user (the
+    /// interactions tasks then hold each user's count). Then the source tasks
+    /// also send every interaction and every impression (once, not per item)
+    /// to the user's counts task, which releases their join copies to the
+    /// items stage in event-time order; the item features still take every
+    /// event directly (docs/EMBEDDINGS.md, "Exact `interaction_count`").
+    package var routesExamplesThroughCounts: Bool {
+        embeddings.enabled && embeddings.examples && sources.keyedByUser
+    }
 }

@@ -1,0 +1,135 @@
+import FreshetCore
+
+/// A record of `<group>-counts-repartition`, the counts stage's input (keyed
+/// by user; see `CountTask`).
+///
+/// Wire format, in the family of `RepartitionRecord` (same format byte, tags
+/// that it does not use; markers are `RepartitionRecord`'s own bytes, so a
+/// source task broadcasts one encoding to every stage):
+/// - tag 4, interaction: user, item (strings), action byte, optional dwell,
+///   ts (zigzag), optional request id, `countAfter` (optional zigzag: the
+///   user's `interaction_count` after this positive, absent for a skip),
+///   then the origin (source topic byte, partition, offset, sub-index);
+/// - tag 5, impression: user, ts, optional request id, item count varint,
+///   the items (strings), a positions flag byte (1: one zigzag per item
+///   follows), then the origin;
+/// - tag 3, watermark marker (`RepartitionRecord.watermark`).
+package enum CountStageRecord: Sendable, Equatable {
+    case interaction(Interaction, countAfter: Int64?, origin: RecordOrigin)
+    case impression(Impression, origin: RecordOrigin)
+    case watermark(WatermarkMarker)
+
+    static let interactionTag: UInt8 = 4
+    static let impressionTag: UInt8 = 5
+
+    package func encode(into w: inout ByteWriter) {
+        switch self {
+        case .interaction(let i, let countAfter, let origin):
+            w.write(byte: RepartitionRecord.formatVersion)
+            w.write(byte: Self.interactionTag)
+            w.write(string: i.userId)
+            w.write(string: i.itemId)
+            w.write(byte: i.action.rawValue)
+            w.write(optionalZigzag: i.dwellMs)
+            w.write(zigzag: i.ts)
+            w.write(optionalString: i.requestId)
+            w.write(optionalZigzag: countAfter)
+            Self.write(origin, into: &w)
+        case .impression(let m, let origin):
+            w.write(byte: RepartitionRecord.formatVersion)
+            w.write(byte: Self.impressionTag)
+            w.write(string: m.userId)
+            w.write(zigzag: m.ts)
+            w.write(optionalString: m.requestId)
+            w.write(varint: UInt64(m.itemsShown.count))
+            for item in m.itemsShown { w.write(string: item) }
+            if let positions = m.positions, positions.count == m.itemsShown.count {
+                w.write(byte: 1)
+                for p in positions { w.write(zigzag: Int64(p)) }
+            } else {
+                w.write(byte: 0)
+            }
+            Self.write(origin, into: &w)
+        case .watermark(let marker):
+            w.bytes.append(contentsOf: RepartitionRecord.watermark(marker).encoded())
+        }
+    }
+
+    package func encoded() -> [UInt8] {
+        var w = ByteWriter(capacity: 64)
+        encode(into: &w)
+        return w.bytes
+    }
+
+    /// Decodes one record (not a bundle).
+    /// - Throws: `CodecError` for a truncated or unknown record.
+    package static func decode(_ bytes: UnsafeRawBufferPointer) throws(CodecError) -> CountStageRecord {
+        var r = BorrowedByteReader(bytes)
+        let version = try r.readByte("counts record format byte")
+        guard version == RepartitionRecord.formatVersion else {
+            throw CodecError(.unknownVersion, "counts record format \(version); this build reads format \(RepartitionRecord.formatVersion)")
+        }
+        let tag = try r.readByte("counts record tag")
+        let record: CountStageRecord
+        switch tag {
+        case interactionTag:
+            let userId = try r.readString("counts.interaction.user_id")
+            let itemId = try r.readString("counts.interaction.item_id")
+            let raw = try r.readByte("counts.interaction.action")
+            guard let action = Action(rawValue: raw) else { throw CodecError(.invalidValue, "counts.interaction.action code \(raw)") }
+            let dwell = try r.readOptionalZigzag("counts.interaction.dwell_ms")
+            let ts = try r.readZigzag("counts.interaction.ts")
+            let requestId = try r.readOptionalString("counts.interaction.request_id")
+            let countAfter = try r.readOptionalZigzag("counts.interaction.count_after")
+            let origin = try readOrigin(&r)
+            record = .interaction(Interaction(userId: userId, itemId: itemId, action: action, dwellMs: dwell, ts: ts,
+                                              requestId: requestId), countAfter: countAfter, origin: origin)
+        case impressionTag:
+            let userId = try r.readString("counts.impression.user_id")
+            let ts = try r.readZigzag("counts.impression.ts")
+            let requestId = try r.readOptionalString("counts.impression.request_id")
+            let n = try r.readVarint("counts.impression.items")
+            guard n <= UInt64(r.remaining) else { throw CodecError(.invalidValue, "counts.impression.items \(n)") }
+            var items: [String] = []
+            items.reserveCapacity(Int(n))
+            for _ in 0..<n { items.append(try r.readString("counts.impression.item")) }
+            var positions: [Int32]?
+            if try r.readByte("counts.impression.positions flag") == 1 {
+                var list: [Int32] = []
+                list.reserveCapacity(Int(n))
+                for _ in 0..<n {
+                    let p = try r.readZigzag("counts.impression.position")
+                    guard let p32 = Int32(exactly: p) else { throw CodecError(.invalidValue, "counts.impression.position \(p)") }
+                    list.append(p32)
+                }
+                positions = list
+            }
+            let origin = try readOrigin(&r)
+            record = .impression(Impression(requestId: requestId, userId: userId, itemsShown: items, positions: positions, ts: ts),
+                                 origin: origin)
+        default:
+            if case .watermark(let marker) = try RepartitionRecord.decode(bytes) { return .watermark(marker) }
+            throw CodecError(.invalidTag, "counts record tag \(tag)")
+        }
+        try r.expectEnd("counts record")
+        return record
+    }
+
+    private static func write(_ origin: RecordOrigin, into w: inout ByteWriter) {
+        w.write(byte: origin.sourceTopic)
+        w.write(zigzag: Int64(origin.partition))
+        w.write(zigzag: origin.offset)
+        w.write(varint: UInt64(origin.subIndex))
+    }
+
+    private static func readOrigin(_ r: inout BorrowedByteReader) throws(CodecError) -> RecordOrigin {
+        let topic = try r.readByte("counts.origin.source_topic")
+        let partition = try r.readZigzag("counts.origin.partition")
+        let offset = try r.readZigzag("counts.origin.offset")
+        let sub = try r.readVarint("counts.origin.sub_index")
+        guard let p32 = Int32(exactly: partition), let sub32 = UInt32(exactly: sub) else {
+            throw CodecError(.invalidValue, "counts.origin partition \(partition) / sub-index \(sub)")
+        }
+        return RecordOrigin(sourceTopic: topic, partition: p32, offset: offset, subIndex: sub32)
+    }
+}

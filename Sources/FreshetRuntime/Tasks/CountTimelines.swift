@@ -1,0 +1,260 @@
+import FreshetCore
+import HeapModule
+
+/// The keyed state of a counts task: per user, the latest `interaction_count`
+/// and the event times of the recent positives behind it (a short timeline,
+/// enough to answer "the count as of event time t" for every t the task can
+/// still be asked about), plus the records held until the task's watermark
+/// passes them, in one event-time queue.
+///
+/// count(u, t) = total(u) − #{recent positives of u with ts > t}: the number
+/// of u's positives with ts ≤ t, whatever their order of arrival, as long as
+/// every positive with ts > t is still kept. Positives are kept while
+/// ts > watermark − `retentionMs`, so the answer is exact for every record
+/// held (ts > watermark) and for late ones up to `retentionMs` behind.
+///
+/// Checkpointed by user: one entry holds the user's total, timeline and held
+/// records. Processing thread only.
+final class CountTimelines {
+    /// A record waiting for the watermark.
+    struct Held: Equatable {
+        enum Payload: Equatable {
+            case impression(items: [String], positions: [Int32]?)
+            case interaction(itemId: String, action: Action, dwellMs: Int64?)
+        }
+        var ts: EventTimeMs
+        /// Where it arrived in the task's input (offset, index in the bundle): ties' order.
+        var arrival: DuplicateFilter.Position
+        var requestId: String?
+        var payload: Payload
+
+        /// Impressions before interactions at the same time (an engagement
+        /// follows its impression), then order of arrival.
+        var rank: UInt8 {
+            if case .impression = payload { return 0 }
+            return 1
+        }
+    }
+
+    struct User {
+        let id: String
+        var total: Int64 = 0
+        /// Event times of recent positives, ascending.
+        var recent: [EventTimeMs] = []
+        var held: [Held] = []
+    }
+
+    /// Orders held records across users: (ts, rank, arrival).
+    struct QueueKey: Comparable {
+        var ts: EventTimeMs
+        var rank: UInt8
+        var arrival: DuplicateFilter.Position
+        var user: UInt32
+
+        static func < (a: QueueKey, b: QueueKey) -> Bool {
+            if a.ts != b.ts { return a.ts < b.ts }
+            if a.rank != b.rank { return a.rank < b.rank }
+            return a.arrival < b.arrival
+        }
+    }
+
+    let retentionMs: Int64
+    private(set) var users: [User] = []
+    private var slots: [String: UInt32] = [:]
+    private var queue = Heap<QueueKey>()
+    /// Users changed since the last checkpoint (`changedFlags` marks membership).
+    private var changed: [UInt32] = []
+    private var changedFlags: [Bool] = []
+    /// Largest number of held records so far (reported in gauges and the bench).
+    private(set) var peakHeld = 0
+
+    init(retentionMs: Int64) {
+        self.retentionMs = retentionMs
+    }
+
+    var userCount: Int { users.count }
+    var heldCount: Int { queue.count }
+
+    private func slot(_ userId: String) -> UInt32 {
+        if let s = slots[userId] { return s }
+        let s = UInt32(users.count)
+        users.append(User(id: userId))
+        changedFlags.append(false)
+        slots[userId] = s
+        return s
+    }
+
+    private func touch(_ s: UInt32) {
+        if !changedFlags[Int(s)] {
+            changedFlags[Int(s)] = true
+            changed.append(s)
+        }
+    }
+
+    /// A positive of `userId` at `ts`; `countAfter` is the user's
+    /// `interaction_count` after it, as its owner counted it.
+    func recordPositive(userId: String, ts: EventTimeMs, countAfter: Int64, watermark: EventTimeMs?) {
+        let s = slot(userId)
+        var user = users[Int(s)]
+        user.total = max(user.total, countAfter)
+        if watermark.map({ ts > $0 &- retentionMs }) ?? true {
+            let at = user.recent.partitioningIndex { $0 > ts }
+            user.recent.insert(ts, at: at)
+        }
+        prune(&user, watermark: watermark)
+        users[Int(s)] = user
+        touch(s)
+    }
+
+    /// The user's count as of event time `ts`: positives with event time ≤ ts.
+    func count(userId: String, asOf ts: EventTimeMs) -> Int64 {
+        guard let s = slots[userId] else { return 0 }
+        let user = users[Int(s)]
+        let after = user.recent.count - user.recent.partitioningIndex { $0 > ts }
+        return user.total - Int64(after)
+    }
+
+    /// Holds a record until the watermark passes `record.ts`.
+    func hold(userId: String, _ record: Held) {
+        let s = slot(userId)
+        users[Int(s)].held.append(record)
+        queue.insert(QueueKey(ts: record.ts, rank: record.rank, arrival: record.arrival, user: s))
+        peakHeld = max(peakHeld, queue.count)
+        touch(s)
+    }
+
+    /// Takes the held records with ts ≤ `watermark` (all when nil), in
+    /// (ts, rank, arrival) order, each with its user id.
+    func takeDue(upTo watermark: EventTimeMs?, _ body: (String, Held) -> Void) {
+        while let next = queue.min, watermark.map({ next.ts <= $0 }) ?? true {
+            _ = queue.popMin()
+            let s = Int(next.user)
+            guard let index = users[s].held.firstIndex(where: { $0.arrival == next.arrival && $0.ts == next.ts }) else { continue }
+            let record = users[s].held.remove(at: index)
+            touch(next.user)
+            body(users[s].id, record)
+            prune(&users[s], watermark: watermark)
+        }
+    }
+
+    /// Drops timeline entries no held or late record can ask about any more:
+    /// those at or before both `watermark − retentionMs` and the user's
+    /// oldest held record (which needs every positive after its time).
+    private func prune(_ user: inout User, watermark: EventTimeMs?) {
+        guard let watermark, let first = user.recent.first else { return }
+        var limit = watermark &- retentionMs
+        for h in user.held where h.ts < limit { limit = h.ts }
+        guard first <= limit else { return }
+        let drop = user.recent.partitioningIndex { $0 > limit }
+        user.recent.removeFirst(drop)
+    }
+
+    // MARK: - Checkpoint
+
+    static let entryVersion: UInt8 = 1
+
+    /// Takes (and clears) the users changed since the last call.
+    func takeChangedForCheckpoint() -> [UInt32] {
+        for s in changed { changedFlags[Int(s)] = false }
+        defer { changed.removeAll(keepingCapacity: true) }
+        return changed
+    }
+
+    /// Encodes a user's entry: version, total, the timeline, then the held
+    /// records (kind, ts, arrival, request id, payload). Returns the user id.
+    func appendCheckpointEntry(_ s: UInt32, into w: inout ByteWriter) -> String {
+        let user = users[Int(s)]
+        w.write(byte: Self.entryVersion)
+        w.write(zigzag: user.total)
+        w.write(varint: UInt64(user.recent.count))
+        for ts in user.recent { w.write(zigzag: ts) }
+        w.write(varint: UInt64(user.held.count))
+        for h in user.held {
+            w.write(byte: h.rank)
+            w.write(zigzag: h.ts)
+            w.write(zigzag: h.arrival.offset)
+            w.write(varint: UInt64(h.arrival.subIndex))
+            w.write(optionalString: h.requestId)
+            switch h.payload {
+            case .impression(let items, let positions):
+                w.write(varint: UInt64(items.count))
+                for item in items { w.write(string: item) }
+                w.write(byte: positions == nil ? 0 : 1)
+                for p in positions ?? [] { w.write(zigzag: Int64(p)) }
+            case .interaction(let itemId, let action, let dwellMs):
+                w.write(string: itemId)
+                w.write(byte: action.rawValue)
+                w.write(optionalZigzag: dwellMs)
+            }
+        }
+        return user.id
+    }
+
+    /// Loads one user's checkpointed entry (and queues its held records).
+    /// - Throws: `CodecError` for a corrupt or unknown entry.
+    func restoreEntry(userId: String, bytes: [UInt8]) throws(CodecError) {
+        var r = ByteReader(bytes)
+        let version = try r.readByte("counts entry version")
+        guard version == Self.entryVersion else { throw CodecError(.unknownVersion, "counts entry version \(version)") }
+        let s = slot(userId)
+        var user = User(id: userId)
+        user.total = try r.readZigzag("counts entry total")
+        let n = try r.readVarint("counts entry timeline")
+        guard n <= UInt64(bytes.count) else { throw CodecError(.invalidValue, "counts entry timeline \(n)") }
+        for _ in 0..<n { user.recent.append(try r.readZigzag("counts entry ts")) }
+        let heldCount = try r.readVarint("counts entry held")
+        guard heldCount <= UInt64(bytes.count) else { throw CodecError(.invalidValue, "counts entry held \(heldCount)") }
+        for _ in 0..<heldCount {
+            let rank = try r.readByte("counts held kind")
+            let ts = try r.readZigzag("counts held ts")
+            let offset = try r.readZigzag("counts held offset")
+            guard let index = UInt32(exactly: try r.readVarint("counts held index")) else {
+                throw CodecError(.invalidValue, "counts held index")
+            }
+            let requestId = try r.readOptionalString("counts held request id")
+            let payload: Held.Payload
+            switch rank {
+            case 0:
+                let count = try r.readVarint("counts held items")
+                guard count <= UInt64(bytes.count) else { throw CodecError(.invalidValue, "counts held items \(count)") }
+                var items: [String] = []
+                for _ in 0..<count { items.append(try r.readString("counts held item")) }
+                var positions: [Int32]?
+                if try r.readByte("counts held positions flag") == 1 {
+                    positions = try (0..<count).map { _ throws(CodecError) in
+                        Int32(truncatingIfNeeded: try r.readZigzag("counts held position"))
+                    }
+                }
+                payload = .impression(items: items, positions: positions)
+            case 1:
+                let itemId = try r.readString("counts held item id")
+                let raw = try r.readByte("counts held action")
+                guard let action = Action(rawValue: raw) else { throw CodecError(.invalidValue, "counts held action \(raw)") }
+                payload = .interaction(itemId: itemId, action: action, dwellMs: try r.readOptionalZigzag("counts held dwell"))
+            default:
+                throw CodecError(.invalidTag, "counts held kind \(rank)")
+            }
+            let held = Held(ts: ts, arrival: DuplicateFilter.Position(offset: offset, subIndex: index), requestId: requestId,
+                            payload: payload)
+            user.held.append(held)
+            queue.insert(QueueKey(ts: ts, rank: rank, arrival: held.arrival, user: s))
+        }
+        try r.expectEnd("counts entry")
+        users[Int(s)] = user
+        peakHeld = max(peakHeld, queue.count)
+    }
+}
+
+extension Array where Element == EventTimeMs {
+    /// The first index whose element satisfies `predicate` (false then true
+    /// along the array): binary search.
+    fileprivate func partitioningIndex(where predicate: (EventTimeMs) -> Bool) -> Int {
+        var low = 0
+        var high = count
+        while low < high {
+            let mid = (low + high) / 2
+            if predicate(self[mid]) { high = mid } else { low = mid + 1 }
+        }
+        return low
+    }
+}

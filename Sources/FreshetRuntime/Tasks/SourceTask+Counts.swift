@@ -1,0 +1,33 @@
+import FreshetCore
+
+/// What a source task sends to the counts stage (examples on, input keyed by
+/// user; `Topology.routesExamplesThroughCounts`), besides what it sends to
+/// the items stage as before: every interaction, a positive with the user's
+/// `interaction_count` after it (read after the user store applied it), and
+/// every impression once (the counts stage sends its item events for the
+/// join once the watermark passed it).
+extension SourceTask {
+    /// - Returns: the problem when the record is too large for a message (the
+    ///   caller dead-letters the source record), else nil.
+    func routeToCounts(_ interaction: Interaction, record: InputRecord, output: TaskOutput) -> BadInput? {
+        let countAfter = interaction.action.isPositive ? users?.interactionCount(of: interaction.userId) : nil
+        return send(.interaction(interaction, countAfter: countAfter, origin: origin(of: record)),
+                    user: interaction.userId, what: "the interaction for the counts stage", output: output)
+    }
+
+    func routeToCounts(_ impression: Impression, record: InputRecord, output: TaskOutput) -> BadInput? {
+        send(.impression(impression, origin: origin(of: record)), user: impression.userId,
+             what: "the impression for the counts stage", output: output)
+    }
+
+    private func origin(of record: InputRecord) -> RecordOrigin {
+        RecordOrigin(sourceTopic: id.stage.sourceCode ?? 0, partition: record.partition, offset: record.offset, subIndex: 0)
+    }
+
+    private func send(_ countRecord: CountStageRecord, user: String, what: String, output: TaskOutput) -> BadInput? {
+        let bytes = countRecord.encoded()
+        guard bytes.count <= output.maxRepartitionRecordBytes else { return Self.tooLarge(what, bytes.count, output) }
+        output.repartition(.counts, key: user, value: bytes)
+        return nil
+    }
+}

@@ -1,0 +1,51 @@
+import FreshetCore
+@testable import FreshetRuntime
+import XCTest
+
+/// The counts stage's wire formats: its input records, and the item event's
+/// count extension (which the in-place reader of the features path skips).
+final class CountStageRecordTests: XCTestCase {
+    func roundTrip(_ record: CountStageRecord) throws -> CountStageRecord {
+        let bytes = record.encoded()
+        return try bytes.withUnsafeBytes { raw throws(CodecError) in try CountStageRecord.decode(raw) }
+    }
+
+    func testInteractionImpressionAndMarkerRoundTrip() throws {
+        let origin = RecordOrigin(sourceTopic: 0, partition: 3, offset: 1_234_567, subIndex: 0)
+        let click = Interaction(userId: "ü1", itemId: "i9", action: .click, dwellMs: 4_500, ts: 1_767_225_600_123, requestId: "r7")
+        let skip = Interaction(userId: "u1", itemId: "i8", action: .skip, ts: 1_767_225_600_000)
+        let shown = Impression(requestId: nil, userId: "u1", itemsShown: ["a", "b", "a"], positions: [0, 1, 2], ts: 1_767_225_601_000)
+        let bare = Impression(userId: "u2", itemsShown: ["c"], ts: 1_767_225_602_000)
+        let marker = WatermarkMarker(sourceTopic: 1, sourcePartition: 2, watermarkMs: 1_767_225_599_000, finished: true)
+        for record: CountStageRecord in [.interaction(click, countAfter: 42, origin: origin),
+                                         .interaction(skip, countAfter: nil, origin: origin),
+                                         .impression(shown, origin: origin), .impression(bare, origin: origin),
+                                         .watermark(marker)] {
+            XCTAssertEqual(try roundTrip(record), record)
+        }
+        // A source task broadcasts one marker encoding to every stage.
+        XCTAssertEqual(CountStageRecord.watermark(marker).encoded(), RepartitionRecord.watermark(marker).encoded())
+    }
+
+    func testATruncatedRecordIsRefused() {
+        let bytes = Array(CountStageRecord.impression(Impression(userId: "u", itemsShown: ["a", "b"], ts: 5),
+                                                      origin: RecordOrigin(sourceTopic: 1, partition: 0, offset: 1)).encoded().dropLast())
+        XCTAssertThrowsError(try bytes.withUnsafeBytes { raw throws(CodecError) in try CountStageRecord.decode(raw) })
+    }
+
+    func testItemEventCarriesTheCountWithAndWithoutHistory() throws {
+        let origin = RecordOrigin(sourceTopic: 2, partition: 1, offset: 9, subIndex: 4)
+        var stamped = ItemEvent(itemId: "i1", userId: "u1", ts: 77, kind: .impression(position: 3), requestId: "r")
+        stamped.interactionCount = 12
+        var both = ItemEvent(itemId: "i2", userId: "u1", ts: 78, kind: .interaction(.click, dwellMs: nil), userHistory: ["x", "y"])
+        both.interactionCount = 0
+        for event in [stamped, both] {
+            let bytes = RepartitionRecord.item(event, origin: origin).encoded()
+            XCTAssertEqual(try RepartitionRecord.decode(bytes), .item(event, origin: origin))
+            // The features' in-place reader takes the history and skips the count.
+            let view = try XCTUnwrap(try bytes.withUnsafeBytes { raw throws(CodecError) in try RepartitionRecord.itemView(raw) })
+            XCTAssertEqual(Array(view.userHistory), event.userHistoryEncoded)
+            XCTAssertEqual(view.origin, origin)
+        }
+    }
+}

@@ -1,0 +1,193 @@
+import FreshetCore
+import FreshetEmbeddings
+import FreshetFeatures
+@testable import FreshetRuntime
+import XCTest
+
+/// The counts stage in process (`TaskDriver`, default topology: examples on,
+/// input keyed by user): every impression's `interaction_count` is the
+/// user's positives with event time ≤ the impression's, whatever the order of
+/// arrival, and a crash of the counts task replays to the same examples.
+final class CountTaskTests: XCTestCase {
+    let base: Int64 = 1_767_225_600_000  // 2026-01-01T00:00Z
+    let second: Int64 = 1_000
+    let hour: Int64 = 3_600_000
+
+    func driver() -> TaskDriver {
+        TaskDriver(topology: Topology(), interactionPartitions: 2, impressionPartitions: 2, repartitionPartitions: 3,
+                   nowMs: base + 48 * hour, itemEmbeddings: true)
+    }
+
+    /// Users keyed to partitions as producers would: `uN` on partition N % 2.
+    func partition(_ user: String) -> Int32 { Int32((Int(user.dropFirst()) ?? 0) % 2) }
+
+    func interaction(_ d: TaskDriver, _ user: String, _ item: String, _ action: String = "click", at ts: Int64) {
+        d.send(.interactions, partition: partition(user),
+               Array(#"{"user_id":"\#(user)","item_id":"\#(item)","action":"\#(action)","ts":\#(ts)}"#.utf8))
+    }
+
+    func impression(_ d: TaskDriver, _ user: String, _ items: [String], at ts: Int64, request: String) {
+        let shown = items.map { "\"\($0)\"" }.joined(separator: ",")
+        d.send(.impressions, partition: partition(user),
+               Array(#"{"request_id":"\#(request)","user_id":"\#(user)","items_shown":[\#(shown)],"ts":\#(ts)}"#.utf8))
+    }
+
+    /// An event on every source partition at `ts`: every watermark moves to ts − 5 s.
+    func clock(_ d: TaskDriver, at ts: Int64) {
+        for p: Int32 in 0..<2 {
+            d.send(.interactions, partition: p,
+                   Array(#"{"user_id":"clock\#(p)","item_id":"clock-item","action":"skip","ts":\#(ts)}"#.utf8))
+            d.send(.impressions, partition: p,
+                   Array(#"{"user_id":"clock\#(p)","items_shown":["clock-item"],"ts":\#(ts)}"#.utf8))
+        }
+        d.runUntilQuiet()
+    }
+
+    func examples(_ d: TaskDriver) throws -> [TrainingExample] {
+        try d.examples.flatMap { try ExampleCodec.decodeBundle(ExampleCodec.header + $0) }
+            .filter { !$0.userId.hasPrefix("clock") }
+    }
+
+    /// request id -> the interaction_count its items' examples carry (each must agree).
+    func countsByRequest(_ examples: [TrainingExample], file: StaticString = #filePath, line: UInt = #line) -> [String: Int64] {
+        var result: [String: Int64] = [:]
+        for e in examples where e.impressionTs != nil {
+            guard let request = e.requestId, let count = e.features?.interactionCount else {
+                XCTFail("example without request or features: \(e)", file: file, line: line)
+                continue
+            }
+            if let seen = result[request] { XCTAssertEqual(seen, count, "request \(request)", file: file, line: line) }
+            result[request] = count
+        }
+        return result
+    }
+
+    func testCountIsThePositivesAtOrBeforeTheImpressionWhateverTheArrivalOrder() throws {
+        let d = driver()
+        // Positives at 100 s, 200 s, 300 s, arriving out of order, a skip at
+        // 120 s (not a positive), and impressions before, between, at and after them.
+        for ts in [300, 100, 200] { interaction(d, "u1", "x\(ts)", at: base + Int64(ts) * second) }
+        interaction(d, "u1", "x120", "skip", at: base + 120 * second)
+        impression(d, "u1", ["a", "b", "c"], at: base + 50 * second, request: "before")
+        impression(d, "u1", ["d", "d2"], at: base + 150 * second, request: "between")
+        impression(d, "u1", ["e", "f", "g"], at: base + 200 * second, request: "equal")
+        impression(d, "u1", ["h"], at: base + 350 * second, request: "after")
+        d.runUntilQuiet()
+        let counts = try XCTUnwrap(d.tasks.values.compactMap { $0 as? CountTask }.first { $0.count(userId: "u1", asOf: .max) > 0 })
+        XCTAssertEqual(counts.heldCount, 8, "nothing released before the watermark passes")
+        clock(d, at: base + 2 * hour)
+
+        let all = try examples(d)
+        XCTAssertEqual(countsByRequest(all), ["before": 0, "between": 1, "equal": 2, "after": 3])
+        // Every impressed item gave an example (9 negatives at the close), and the
+        // interactions joined without impressions (4, the skip included).
+        XCTAssertEqual(all.filter { $0.impressionTs != nil }.count, 9)
+        XCTAssertEqual(all.filter { $0.impressionTs == nil }.count, 4)
+    }
+
+    func testAnEngagementAfterItsImpressionJoinsInEventTimeOrder() throws {
+        let d = driver()
+        interaction(d, "u2", "z", at: base + 10 * second)
+        // The click reaches the source before the impression it engages with:
+        // the counts stage still hands the impression to the joiner first.
+        interaction(d, "u2", "a", at: base + 70 * second)
+        d.runUntilQuiet()
+        impression(d, "u2", ["a", "b"], at: base + 60 * second, request: "r")
+        d.runUntilQuiet()
+        clock(d, at: base + 2 * hour)
+        let shown = try examples(d).filter { $0.impressionTs != nil }.sorted { $0.itemId < $1.itemId }
+        XCTAssertEqual(shown.map(\.itemId), ["a", "b"])
+        XCTAssertEqual(shown.map(\.label), [.positive, .negative])
+        XCTAssertEqual(shown.map(\.late), [false, false])
+        XCTAssertEqual(shown.map { $0.features?.interactionCount }, [1, 1], "the click at 70 s is after the impression")
+    }
+
+    func testALatePositiveCountsForImpressionsStillHeldButNotForReleasedOnes() throws {
+        let d = driver()
+        interaction(d, "u3", "p1", at: base + 100 * second)
+        impression(d, "u3", ["a"], at: base + 200 * second, request: "released")
+        d.runUntilQuiet()
+        clock(d, at: base + 400 * second)  // watermark 395 s: "released" goes out with count 1
+        // A positive at 150 s arrives behind the watermark (late), then an
+        // impression at 500 s, still ahead of it.
+        interaction(d, "u3", "p2", at: base + 150 * second)
+        impression(d, "u3", ["b"], at: base + 500 * second, request: "held")
+        d.runUntilQuiet()
+        clock(d, at: base + 2 * hour)
+        XCTAssertEqual(countsByRequest(try examples(d)), ["released": 1, "held": 2])
+        XCTAssertEqual(d.userFeatures("u3")?.interactionCount, 2)
+    }
+
+    /// A bounded run's end: once every source announced its end, each counts
+    /// task releases everything it holds, even ahead of the final watermark
+    /// (the joiner gets every impression, stamped), and reports done.
+    func testTheEndOfABoundedRunReleasesEverything() throws {
+        let d = driver()
+        interaction(d, "u4", "p", at: base + 10 * second)
+        impression(d, "u4", ["a", "b"], at: base + 20 * second, request: "last")
+        interaction(d, "u5", "q", at: base + 30 * second)
+        d.runUntilQuiet()
+        let counts = d.tasks.values.compactMap { $0 as? CountTask }
+        XCTAssertEqual(counts.reduce(0) { $0 + $1.heldCount }, 3, "ahead of every watermark: held")
+        XCTAssertFalse(counts.contains { $0.atEnd })
+        d.finishSources()
+        XCTAssertEqual(counts.reduce(0) { $0 + $1.heldCount }, 0)
+        XCTAssertTrue(counts.allSatisfy(\.atEnd))
+        XCTAssertTrue(d.tasks.values.compactMap { $0 as? ItemTask }.allSatisfy(\.atEnd), "item tasks heard every final marker")
+        // Released into the joiner (its windows stay open: a bounded run does
+        // not flush them), and the join copies left the item features alone.
+        let joiners = d.tasks.values.compactMap { ($0 as? ItemTask)?.embeddings?.joiner }
+        XCTAssertEqual(joiners.reduce(0) { $0 + $1.peakStateCount }, 2)
+        XCTAssertEqual(d.itemFeatures("a")?.impressions7d, 1)
+        XCTAssertEqual(try examples(d).filter { $0.impressionTs == nil }.map(\.itemId).sorted(), ["p", "q"])
+    }
+
+    /// The counts task crashes after a checkpoint taken while it held
+    /// records, having released more since: restored, it replays its input to
+    /// the same releases under the same origins, so the item tasks drop every
+    /// copy and the examples and features equal a run without the crash.
+    func testACrashOfTheCountsTaskReplaysToTheSameExamples() throws {
+        func feed(_ d: TaskDriver, round: Int) {
+            let t0 = base + Int64(round) * 1_000 * second
+            for u in 0..<6 {
+                let user = "u\(u)"
+                for k in 0..<3 { interaction(d, user, "i\((u + k + round) % 7)", at: t0 + Int64(10 * k + u) * second) }
+                impression(d, user, ["i\(u % 7)", "i\((u + 3) % 7)", "i\((u + 5) % 7)"], at: t0 + Int64(15 + u) * second,
+                           request: "r\(round)-\(u)")
+            }
+            d.runUntilQuiet()
+            clock(d, at: t0 + 500 * second)
+        }
+        let clean = driver()
+        let crashed = driver()
+        for round in 0..<4 {
+            feed(clean, round: round)
+            if round == 1 {
+                // Held records in the checkpoint: impressions of round 1.5 not yet released.
+                impression(crashed, "u1", ["i2"], at: base + 1_600 * second, request: "mid")
+                impression(clean, "u1", ["i2"], at: base + 1_600 * second, request: "mid")
+                clean.runUntilQuiet()
+                crashed.runUntilQuiet()
+            }
+            feed(crashed, round: round)
+            if round == 1 {
+                try crashed.checkpoint()
+                let held = crashed.tasks.values.compactMap { $0 as? CountTask }.reduce(0) { $0 + $1.heldCount }
+                XCTAssertGreaterThan(held, 0, "the checkpoint holds records")
+            }
+        }
+        for p: Int32 in 0..<3 { try crashed.crash(TaskId(stage: .counts, partition: p)) }
+        crashed.runUntilQuiet()
+        clock(clean, at: base + 3 * hour)
+        clock(crashed, at: base + 3 * hour)
+
+        let key = { (e: TrainingExample) in "\(e.userId) \(e.itemId) \(e.requestId ?? "-") \(e.eventTs) \(e.label) \(e.features?.interactionCount ?? -9)" }
+        XCTAssertEqual(try examples(crashed).map(key).sorted(), try examples(clean).map(key).sorted())
+        XCTAssertEqual(countsByRequest(try examples(crashed))["mid"], 3 + 3)
+        for item in (0..<7).map({ "i\($0)" }) {
+            XCTAssertEqual(crashed.itemFeatures(item)?.impressions7d, clean.itemFeatures(item)?.impressions7d, item)
+        }
+        let dropped = crashed.tasks.values.compactMap { $0 as? ItemTask }.reduce(0) { $0 + $1.duplicatesDropped }
+        XCTAssertGreaterThan(dropped, 0, "the replayed releases reached the item tasks again and were dropped")
+    }
+}
