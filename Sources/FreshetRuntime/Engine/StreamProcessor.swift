@@ -92,6 +92,16 @@ package final class StreamProcessor: @unchecked Sendable {
     var rebuildingTasks: [TaskId: Int64] = [:]
     /// Redis's `run_id` (INFO server) when last checked: a change means Redis restarted.
     var redisRunId: String?
+    /// Watermark alignment of source partitions (nil: `event_time.max_drift` off;
+    /// StreamProcessor+Alignment.swift), and what it keeps per owned source task:
+    /// the records read when its partition last reported its end, whether it
+    /// was paused in this assignment, and partitions whose resume failed as they left.
+    var alignment: WatermarkAlignment<DuplicateFilter.Source>?
+    var endReached: [TaskId: Int] = [:]
+    var pausedOnce: Set<TaskId> = []
+    var unresumed: Set<TopicPartition> = []
+    /// Pauses alignment made in this run (`freshet_alignment_pauses_total`; the benchmark prints it).
+    package internal(set) var alignmentPauseCount = 0
 
     // Views kept for the engine's extensions.
     var sourceTasks: [TopicPartition: SourceTask] { taskManager.sourceTasks }
@@ -119,6 +129,11 @@ package final class StreamProcessor: @unchecked Sendable {
                                     maxFutureSkewMs: topology.eventTime.maxFutureSkewMs)
         self.panes = PaneSpec(paneMs: topology.windows.paneMs, windowPanes: topology.windows.panesPerWindow)
         self.taskManager = TaskManager(inputs: InputTopics(), metrics: stats.metrics)
+        if let drift = topology.alignmentMaxDriftMs {
+            // A partition that stops advancing stops holding the others back
+            // after the idle timeout (also in bounded runs, where idleness is off).
+            alignment = WatermarkAlignment(settings: .init(maxDriftMs: drift, stallTimeoutMs: topology.eventTime.idleTimeoutMs))
+        }
     }
 
     /// After a run with embeddings: refreshes, items of the last one, its seconds, and table sizes
@@ -374,6 +389,7 @@ package final class StreamProcessor: @unchecked Sendable {
     /// Forgets a task, its metric series (`TaskManager.drop`) and the
     /// engine's bookkeeping about it.
     func dropTask(_ task: TaskId) {
+        alignmentDropped(task)
         rebuildingTasks[task] = nil
         deadLetterFloorWritten[task] = nil
         if let index = taskManager.inputs.subscriptionIndex(of: task.stage) {

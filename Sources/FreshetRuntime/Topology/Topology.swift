@@ -20,6 +20,11 @@ package struct Topology: Sendable, Equatable {
     package struct EventTime: Sendable, Equatable {
         package var outOfOrdernessMs: Int64 = 5_000
         package var idleTimeoutMs: Int64 = 30_000
+        /// Watermark alignment (`event_time.max_drift`): a source partition
+        /// whose watermark runs more than this ahead of the group's slowest is
+        /// paused until the slowest is within half of it. nil: the join window
+        /// (`embeddings.join_window`); 0: off. See `alignmentMaxDriftMs`.
+        package var maxDriftMs: Int64?
         package var maxFutureSkewMs: Int64 = 86_400_000
         /// Earliest accepted event time, epoch ms (default 2000-01-01T00:00:00Z,
         /// which catches producers sending seconds); lower it for a backfill.
@@ -133,6 +138,12 @@ package struct Topology: Sendable, Equatable {
     package var deadLetterTopic = "freshet-dlq"
     package var output = Output()
     package var eventTime = EventTime()
+
+    /// The drift watermark alignment allows, event-time ms; nil when alignment is off.
+    package var alignmentMaxDriftMs: Int64? {
+        let drift = eventTime.maxDriftMs ?? embeddings.joinWindowMs
+        return drift > 0 ? drift : nil
+    }
     package var windows = Windows()
     package var trending = Trending()
     package var redis = Redis()
