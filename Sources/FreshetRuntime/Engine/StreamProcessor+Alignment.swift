@@ -82,6 +82,9 @@ extension StreamProcessor {
         }
         let decision = alignment.decide(nowMs: nowMs)
         if !decision.isEmpty {
+            logger.debug("watermark alignment", metadata: [
+                "floor": "\(alignment.floor(nowMs: nowMs))", "pause": "\(decision.pause)", "resume": "\(decision.resume)",
+            ])
             perform(decision, on: &alignment)
             stats.metrics.pausedPartitions.set(Double(alignment.paused.count))
         }
