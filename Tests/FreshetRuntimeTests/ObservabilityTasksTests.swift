@@ -164,7 +164,7 @@ final class ObservabilityTasksTests: XCTestCase {
                          position: 42, endOffset: nil, lag: nil, finished: true, watermarkMs: 995_000,
                          recordsProcessed: 40, lastCheckpointOffset: 40, lastCheckpointMs: 123),
             TaskSnapshot(task: "items-0", stage: "items", topic: processor.itemTopic, partition: 0, epoch: 8,
-                         position: 5, finished: false, rebuilding: true),
+                         position: 5, finished: false, rebuilding: true, joinerEntries: 0, joinerPeakEntries: 0),
         ])
         XCTAssertEqual(processor.stats.tasks.tallies(keepingKeys: [0 << 32 | 3], tasks: []).processed, [:],
                        "the tally of a task not owned was dropped at publication")
