@@ -43,7 +43,7 @@ extension BenchCommand {
         @Flag(inversion: .prefixedNo, help: "Also measure the default topology (embeddings + examples topic).") var withExamples = true
         @Option(help: "Run only these variants (1: features with checkpoints, 2: checkpoints off, 3: + embeddings, 4: + examples; repeatable). Default: all.")
         var only: [Int] = []
-        @Option(help: "Watermark alignment's event_time.max_drift for the runs (a duration, or off; repeatable: each variant runs once per value). Default: the topology's (the join window).")
+        @Option(help: "Watermark alignment's event_time.max_drift for the runs (a duration, or off; repeatable: each variant runs once per value). Default: the topology's (the join window with the examples topic on, else off).")
         var maxDrift: [String] = []
 
         func validate() throws {

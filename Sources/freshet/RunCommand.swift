@@ -40,7 +40,7 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: "Synthetic events per second in the embedded default (0: none).")
     var demoRate = 200
 
-    @Option(help: "Watermark alignment: pause a source partition whose watermark runs more than this ahead of the group's slowest (a duration like 10m, or off); overrides event_time.max_drift (default: the join window).")
+    @Option(help: "Watermark alignment: pause a source partition whose watermark runs more than this ahead of the group's slowest (a duration like 10m, or off); overrides event_time.max_drift (default: the join window with the examples topic on, else off).")
     var maxDrift: String?
 
     func validate() throws {
