@@ -43,6 +43,14 @@ extension BenchCommand {
         @Flag(inversion: .prefixedNo, help: "Also measure the default topology (embeddings + examples topic).") var withExamples = true
         @Option(help: "Run only these variants (1: features with checkpoints, 2: checkpoints off, 3: + embeddings, 4: + examples; repeatable). Default: all.")
         var only: [Int] = []
+        @Option(help: "Watermark alignment's event_time.max_drift for the runs (a duration, or off; repeatable: each variant runs once per value). Default: the topology's (the join window with the examples topic on, else off).")
+        var maxDrift: [String] = []
+
+        func validate() throws {
+            for text in maxDrift where parseMaxDrift(text) == nil {
+                throw ValidationError("--max-drift \(text): expected a duration like 10m or 1h, or off")
+            }
+        }
 
         func run() throws {
             let services = try cluster.start("e2e")
@@ -69,9 +77,12 @@ extension BenchCommand {
                 ("features + embeddings (co-occurrence, dim 64), examples topic off, checkpoints on", 5_000, true, false),
                 ("features + embeddings + examples topic (default topology), checkpoints on", 5_000, true, true),
             ]
+            let drifts: [Int64?] = maxDrift.isEmpty ? [nil] : maxDrift.compactMap { parseMaxDrift($0) }
             for (number, (label, interval, embeddings, examples)) in zip(1..., variants)
             where (embeddings ? withEmbeddings : true) && (examples ? withExamples : true) && (only.isEmpty || only.contains(number)) {
+            for drift in drifts {
                 var topology = Topology()
+                topology.eventTime.maxDriftMs = drift
                 topology.checkpointIntervalMs = interval
                 topology.embeddings.enabled = embeddings
                 topology.embeddings.examples = examples
@@ -90,9 +101,11 @@ extension BenchCommand {
                 let seconds = Date().timeIntervalSince(started)
                 let cpu = MachineFacts.processCPUSeconds() - cpuBefore
                 let rate = Double(loaded) / seconds
-                emit(String(format: "freshet end to end, %@: %d events in %.2f s = %.0f events/s (%.0f%% of raw drain); process CPU %.1f s = %.0f events/s per core-second; peak RSS %.0f MiB",
-                             label, loaded, seconds, rate, 100 * rate / drainRate, cpu, Double(loaded) / cpu, Double(PeakMemory.peakBytes()) / 1_048_576))
+                let alignment = topology.alignmentMaxDriftMs.map { "max drift \(DurationParser.describe($0)), \(processor.alignmentPauseCount) pauses" } ?? "alignment off"
+                emit(String(format: "freshet end to end, %@ (%@): %d events in %.2f s = %.0f events/s (%.0f%% of raw drain); process CPU %.1f s = %.0f events/s per core-second; peak RSS %.0f MiB",
+                             label, alignment, loaded, seconds, rate, 100 * rate / drainRate, cpu, Double(loaded) / cpu, Double(PeakMemory.peakBytes()) / 1_048_576))
                 if let summary = processor.embeddingSummary { emit("  embeddings: \(summary)") }
+            }
             }
         }
     }
@@ -336,4 +349,10 @@ enum MachineFacts {
         getrusage(RUSAGE_SELF.rawValue, &usage)
         return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
     }
+}
+
+/// `--max-drift`: a duration, or `off` (0). Nil when neither.
+func parseMaxDrift(_ text: String) -> Int64?? {
+    if ["off", "false", "no"].contains(text.lowercased()) { return .some(0) }
+    return DurationParser.milliseconds(text).map { .some($0) }
 }

@@ -41,11 +41,17 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: "Synthetic events per second in the embedded default (0: none).")
     var demoRate = 200
 
+    @Option(help: "Watermark alignment: pause a source partition whose watermark runs more than this ahead of the group's slowest (a duration like 10m, or off); overrides event_time.max_drift (default: the join window with the examples topic on, else off).")
+    var maxDrift: String?
+
     func validate() throws {
         guard Logger.Level(rawValue: logLevel) != nil else {
             throw ValidationError("--log-level \(logLevel): expected one of \(Logger.Level.allCases.map(\.rawValue).joined(separator: ", "))")
         }
         guard demoRate >= 0 else { throw ValidationError("--demo-rate must be 0 or more") }
+        if let maxDrift, parseMaxDrift(maxDrift) == nil {
+            throw ValidationError("--max-drift \(maxDrift): expected a duration like 10m or 1h, or off")
+        }
     }
 
     func run() async throws {
@@ -57,6 +63,7 @@ struct RunCommand: AsyncParsableCommand {
             throw ValidationError(error.description)
         }
         if let adminPort { topologyValue.admin.port = adminPort }
+        if let maxDrift, let drift = parseMaxDrift(maxDrift) { topologyValue.eventTime.maxDriftMs = drift }
 
         if !LibrdkafkaVersion.isAtLeast2_1_1 {
             logger.warning("""

@@ -39,7 +39,8 @@ final class ObservabilityTasksTests: XCTestCase {
         let tasks = try XCTUnwrap(doc["tasks"] as? [[String: Any]])
         XCTAssertEqual(tasks.count, 2)
         let taskKeys: Set<String> = ["task", "stage", "topic", "partition", "epoch", "position", "end_offset", "lag", "finished",
-                                     "watermark_ms", "records_processed", "last_checkpoint_offset", "last_checkpoint_ms", "rebuilding"]
+                                     "watermark_ms", "records_processed", "last_checkpoint_offset", "last_checkpoint_ms", "rebuilding",
+                                     "paused", "joiner_entries", "joiner_peak_entries"]
         for task in tasks { XCTAssertEqual(Set(task.keys), taskKeys, "\(task)") }
 
         let source = tasks[0]
@@ -57,10 +58,12 @@ final class ObservabilityTasksTests: XCTestCase {
         XCTAssertEqual(source["last_checkpoint_offset"] as? Int, 100)
         XCTAssertEqual((source["last_checkpoint_ms"] as? NSNumber)?.int64Value, 1_700_000_000_000)
         XCTAssertEqual(source["rebuilding"] as? Bool, false)
+        XCTAssertEqual(source["paused"] as? Bool, false)
 
         // Unknown values are explicit nulls, so every key is always there.
         let item = tasks[1]
-        for key in ["position", "end_offset", "lag", "watermark_ms", "last_checkpoint_offset", "last_checkpoint_ms"] {
+        for key in ["position", "end_offset", "lag", "watermark_ms", "last_checkpoint_offset", "last_checkpoint_ms",
+                    "joiner_entries", "joiner_peak_entries"] {
             XCTAssertTrue(item[key] is NSNull, "\(key) of a task that read nothing is null: \(item)")
         }
         XCTAssertEqual(item["records_processed"] as? Int, 0)
@@ -161,7 +164,7 @@ final class ObservabilityTasksTests: XCTestCase {
                          position: 42, endOffset: nil, lag: nil, finished: true, watermarkMs: 995_000,
                          recordsProcessed: 40, lastCheckpointOffset: 40, lastCheckpointMs: 123),
             TaskSnapshot(task: "items-0", stage: "items", topic: processor.itemTopic, partition: 0, epoch: 8,
-                         position: 5, finished: false, rebuilding: true),
+                         position: 5, finished: false, rebuilding: true, joinerEntries: 0, joinerPeakEntries: 0),
         ])
         XCTAssertEqual(processor.stats.tasks.tallies(keepingKeys: [0 << 32 | 3], tasks: []).processed, [:],
                        "the tally of a task not owned was dropped at publication")

@@ -45,6 +45,22 @@ final class TopologyLoaderTests: XCTestCase {
         XCTAssertEqual(topology.kafka["security.protocol"], "SASL_SSL")
     }
 
+    /// `event_time.max_drift`: a duration, `off`, or (absent) the join window
+    /// when the examples topic is on and off otherwise.
+    func testMaxDriftOfWatermarkAlignment() throws {
+        XCTAssertEqual(Topology().alignmentMaxDriftMs, 600_000, "default topology: the join window")
+        XCTAssertEqual(try TopologyLoader.parse(yaml: "embeddings:\n  join_window: 20m\n").alignmentMaxDriftMs, 1_200_000)
+        XCTAssertNil(try TopologyLoader.parse(yaml: "embeddings:\n  examples: false\n").alignmentMaxDriftMs,
+                     "without the examples' join nothing waits on the watermark: off")
+        XCTAssertNil(try TopologyLoader.parse(yaml: "embeddings:\n  enabled: false\n").alignmentMaxDriftMs)
+        let set = try TopologyLoader.parse(yaml: "event_time:\n  max_drift: 30m\nembeddings:\n  examples: false\n")
+        XCTAssertEqual(set.eventTime.maxDriftMs, 1_800_000)
+        XCTAssertEqual(set.alignmentMaxDriftMs, 1_800_000, "an explicit drift applies whatever the embeddings")
+        XCTAssertNil(try TopologyLoader.parse(yaml: "event_time:\n  max_drift: off\n").alignmentMaxDriftMs)
+        XCTAssertNil(try TopologyLoader.parse(yaml: "event_time:\n  max_drift: 0\n").alignmentMaxDriftMs)
+        XCTAssertThrowsError(try TopologyLoader.parse(yaml: "event_time:\n  max_drift: soon\n"))
+    }
+
     func testUnknownKeysAreRefusedWithTheirPath() {
         XCTAssertThrowsError(try TopologyLoader.parse(yaml: "windows:\n  pain: 1h\n")) { error in
             XCTAssertTrue("\(error)".contains("windows.pain"), "\(error)")

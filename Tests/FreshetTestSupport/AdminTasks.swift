@@ -22,11 +22,15 @@ package enum AdminTasks {
         package var lastCheckpointOffset: Int64?
         package var lastCheckpointMs: Int64?
         package var rebuilding: Bool
+        package var paused: Bool
+        package var joinerEntries: Int?
+        package var joinerPeakEntries: Int?
 
         enum CodingKeys: String, CodingKey {
             case task, stage, topic, partition, epoch, position, endOffset = "end_offset", lag, finished
             case watermarkMs = "watermark_ms", recordsProcessed = "records_processed"
             case lastCheckpointOffset = "last_checkpoint_offset", lastCheckpointMs = "last_checkpoint_ms", rebuilding
+            case paused, joinerEntries = "joiner_entries", joinerPeakEntries = "joiner_peak_entries"
         }
 
         package var description: String {

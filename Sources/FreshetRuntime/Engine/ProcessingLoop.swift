@@ -21,6 +21,7 @@ extension StreamProcessor {
             flushConsumedRun()
             recordsSinceFlush += poll.records.count
             for eof in poll.endOfPartition {
+                alignmentReachedEnd(eof.topicPartition)
                 reachedEnd(eof.topicPartition, nowMs: now)
             }
             for error in poll.errors {
@@ -68,6 +69,7 @@ extension StreamProcessor {
         let tick = TimeTick(nowMs: nowMs, markersDue: markersDue, finalMarkersDue: finalMarkersDue)
         let output: TaskOutput = self.output
         for task in taskManager.ordered { task.advanceTime(tick, output: output) }
+        if markersDue { alignSources(nowMs: nowMs) }
         maybeRefreshEmbeddings()
         producer.poll(timeoutMs: 0)
         if recordsSinceFlush >= topology.redis.flushMaxKeys || nowMs - lastFlushMs >= topology.redis.flushIntervalMs {

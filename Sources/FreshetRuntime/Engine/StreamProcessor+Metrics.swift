@@ -28,6 +28,9 @@ extension StreamProcessor {
             if let store = gauges.store {
                 stats.metrics.stateEntries(store: "\(store.name)-\(id)").set(Double(store.entries))
             }
+            if let joiner = joinerEntries(id) {
+                stats.metrics.stateEntries(store: "joiner-\(id)").set(Double(joiner))
+            }
             if let wm = gauges.watermarkMs {
                 stats.metrics.watermarkMs(task: id.description).set(Double(wm))
                 stats.metrics.eventTimeLagMs(task: id.description).set(Double(nowMs - wm))

@@ -171,6 +171,7 @@ extension StreamProcessor {
             clearEmbeddingFinal(partition: tp.partition)
         }
         taskManager.insert(task)
+        alignmentAssigned(task, nowMs: nowMs)
         return checkpoint
     }
 

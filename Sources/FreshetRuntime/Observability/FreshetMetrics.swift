@@ -24,7 +24,9 @@
 // | freshet_checkpoint_failures_total | counter | – | Checkpoints that failed. |
 // | freshet_rebalances_total | counter | – | Consumer-group rebalances seen (assign and revoke callbacks that changed the assignment). |
 // | freshet_assigned_partitions | gauge | – | Partitions this instance owns now (all its input topics). |
-// | freshet_state_entries | gauge | store | Keys held in a keyed state store. Removed on revoke. |
+// | freshet_state_entries | gauge | store | Keys held in a keyed state store (`users-<task>`, `items-<task>`; `joiner-<task>`: the examples' join entries, pending impressions and tombstones). Removed on revoke. |
+// | freshet_paused_partitions | gauge | – | Source partitions this instance has paused for watermark alignment (`event_time.max_drift`). |
+// | freshet_alignment_pauses_total | counter | – | Pauses of a source partition by watermark alignment (each refetches what was prefetched). |
 // | freshet_repartition_duplicates_dropped_total | counter | – | Repartition records dropped as duplicates by (source partition, offset). |
 // | freshet_dead_letter_duplicates_skipped_total | counter | – | Dead letters a replay did not send again. |
 // | freshet_redis_fenced_writes_total | counter | – | Redis writes refused by fencing because a newer owner holds the partition. |
@@ -74,6 +76,8 @@ package final class FreshetMetrics: Sendable {
         package static let redisRejectedKeys = "freshet_redis_rejected_keys_total"
         package static let checkpointStoreLost = "freshet_checkpoint_store_lost_total"
         package static let ready = "freshet_ready"
+        package static let pausedPartitions = "freshet_paused_partitions"
+        package static let alignmentPauses = "freshet_alignment_pauses_total"
         package static let buildInfo = "freshet_build_info"
     }
 
@@ -111,6 +115,8 @@ package final class FreshetMetrics: Sendable {
         static let redisRejectedKeys = "Keys Redis refused for good (e.g. WRONGTYPE); the rest of their batch landed."
         static let checkpointStoreLost = "Tasks the checkpoint store lost (Redis restarted empty, flushed, failed over, evicted); each is rebuilt by replay."
         static let ready = "1 when the instance is ready, else 0."
+        static let pausedPartitions = "Source partitions paused by watermark alignment."
+        static let alignmentPauses = "Pauses of a source partition by watermark alignment."
         static let buildInfo = "Build information; the value is always 1."
     }
 
@@ -127,6 +133,8 @@ package final class FreshetMetrics: Sendable {
     package let deadLetterDuplicatesSkipped: CoreMetrics.Counter
     package let redisFencedWrites: CoreMetrics.Counter
     package let ready: Meter
+    package let pausedPartitions: Meter
+    package let alignmentPauses: CoreMetrics.Counter
 
     /// Content type of `render()`'s output.
     package static let contentType = "text/plain; version=0.0.4; charset=utf-8"
@@ -161,6 +169,8 @@ package final class FreshetMetrics: Sendable {
         deadLetterDuplicatesSkipped = counter(Name.deadLetterDuplicatesSkipped, Help.deadLetterDuplicatesSkipped)
         redisFencedWrites = counter(Name.redisFencedWrites, Help.redisFencedWrites)
         ready = meter(Name.ready, Help.ready)
+        pausedPartitions = meter(Name.pausedPartitions, Help.pausedPartitions)
+        alignmentPauses = counter(Name.alignmentPauses, Help.alignmentPauses)
         Self.meter(registry, factory, Name.buildInfo, Help.buildInfo,
                    labels: [("librdkafka", librdkafkaVersion), ("version", version)]).set(1)
     }
@@ -224,6 +234,7 @@ package final class FreshetMetrics: Sendable {
         removeGauge(Name.eventTimeLagMs, Help.eventTimeLagMs, [("task", task)])
         removeGauge(Name.stateEntries, Help.stateEntries, [("store", "users-\(task)")])
         removeGauge(Name.stateEntries, Help.stateEntries, [("store", "items-\(task)")])
+        removeGauge(Name.stateEntries, Help.stateEntries, [("store", "joiner-\(task)")])
     }
 
     /// Sets `freshet_ready` from a readiness answer and returns it (handy inside the `/readyz` closure).

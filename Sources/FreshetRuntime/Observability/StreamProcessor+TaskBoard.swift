@@ -34,11 +34,21 @@ extension StreamProcessor {
                 watermarkMs: task.watermarkMs,
                 recordsProcessed: key(task.topic, task.id.partition).flatMap { processed[$0] } ?? 0,
                 lastCheckpointOffset: checkpoint?.offset, lastCheckpointMs: checkpoint?.atMs,
-                rebuilding: rebuildingTasks[task.id] != nil))
+                rebuilding: rebuildingTasks[task.id] != nil,
+                paused: isPausedForAlignment(task.id),
+                joinerEntries: joinerEntries(task.id), joinerPeakEntries: joinerEntries(task.id, peak: true)))
         }
         tasks.sort { ($0.stage, $0.partition) < ($1.stage, $1.partition) }
         stats.tasks.publish(OwnershipSnapshot(
             group: options.group, memberId: consumer?.memberId ?? "", generation: consumer?.generationId,
             memberOfGroup: memberOfGroup, bounded: options.stopAtEnd, publishedMs: nowMs, tasks: tasks))
+    }
+
+    /// The examples' join entries of an item task, now or at their peak (nil:
+    /// not an item task, or examples off).
+    func joinerEntries(_ id: TaskId, peak: Bool = false) -> Int? {
+        guard topology.embeddings.enabled, topology.embeddings.examples, id.stage == .items,
+              let joiner = itemTasks[id.partition]?.embeddings?.joiner else { return nil }
+        return peak ? joiner.peakStateCount : joiner.stateCount
     }
 }

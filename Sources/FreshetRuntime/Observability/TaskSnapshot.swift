@@ -40,11 +40,20 @@ package struct TaskSnapshot: Sendable, Equatable, Encodable {
     package var lastCheckpointMs: Int64?
     /// Being rebuilt by replay after the checkpoint store lost it.
     package var rebuilding: Bool
+    /// Source tasks: watermark alignment has paused the partition (it runs
+    /// more than `event_time.max_drift` ahead of the group's slowest).
+    package var paused: Bool
+    /// Item tasks with the examples topic on: entries in the examples' join
+    /// state now (pending impressions and tombstones); nil otherwise.
+    package var joinerEntries: Int?
+    /// The most `joinerEntries` reached since the task was created here (nil when that is nil).
+    package var joinerPeakEntries: Int?
 
     package init(task: String, stage: String, topic: String, partition: Int32, epoch: Int64? = nil,
                 position: Int64? = nil, endOffset: Int64? = nil, lag: Int64? = nil, finished: Bool = false,
                 watermarkMs: Int64? = nil, recordsProcessed: Int = 0, lastCheckpointOffset: Int64? = nil,
-                lastCheckpointMs: Int64? = nil, rebuilding: Bool = false) {
+                lastCheckpointMs: Int64? = nil, rebuilding: Bool = false, paused: Bool = false,
+                joinerEntries: Int? = nil, joinerPeakEntries: Int? = nil) {
         self.task = task
         self.stage = stage
         self.topic = topic
@@ -59,6 +68,9 @@ package struct TaskSnapshot: Sendable, Equatable, Encodable {
         self.lastCheckpointOffset = lastCheckpointOffset
         self.lastCheckpointMs = lastCheckpointMs
         self.rebuilding = rebuilding
+        self.paused = paused
+        self.joinerEntries = joinerEntries
+        self.joinerPeakEntries = joinerPeakEntries
     }
 
     enum CodingKeys: String, CodingKey {
@@ -66,7 +78,7 @@ package struct TaskSnapshot: Sendable, Equatable, Encodable {
         case endOffset = "end_offset", lag, finished
         case watermarkMs = "watermark_ms", recordsProcessed = "records_processed"
         case lastCheckpointOffset = "last_checkpoint_offset", lastCheckpointMs = "last_checkpoint_ms"
-        case rebuilding
+        case rebuilding, paused, joinerEntries = "joiner_entries", joinerPeakEntries = "joiner_peak_entries"
     }
 
     // Unknown values are written as `null`, not left out: every key is always present.
@@ -86,6 +98,9 @@ package struct TaskSnapshot: Sendable, Equatable, Encodable {
         try c.encode(lastCheckpointOffset, forKey: .lastCheckpointOffset)
         try c.encode(lastCheckpointMs, forKey: .lastCheckpointMs)
         try c.encode(rebuilding, forKey: .rebuilding)
+        try c.encode(paused, forKey: .paused)
+        try c.encode(joinerEntries, forKey: .joinerEntries)
+        try c.encode(joinerPeakEntries, forKey: .joinerPeakEntries)
     }
 }
 

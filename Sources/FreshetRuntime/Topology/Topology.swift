@@ -20,6 +20,12 @@ package struct Topology: Sendable, Equatable {
     package struct EventTime: Sendable, Equatable {
         package var outOfOrdernessMs: Int64 = 5_000
         package var idleTimeoutMs: Int64 = 30_000
+        /// Watermark alignment (`event_time.max_drift`): a source partition
+        /// whose watermark runs more than this ahead of the group's slowest is
+        /// paused until the slowest is within half of it. nil: the join window
+        /// (`embeddings.join_window`) when the examples topic is on, else off;
+        /// 0: off. See `alignmentMaxDriftMs`.
+        package var maxDriftMs: Int64?
         package var maxFutureSkewMs: Int64 = 86_400_000
         /// Earliest accepted event time, epoch ms (default 2000-01-01T00:00:00Z,
         /// which catches producers sending seconds); lower it for a backfill.
@@ -133,6 +139,17 @@ package struct Topology: Sendable, Equatable {
     package var deadLetterTopic = "freshet-dlq"
     package var output = Output()
     package var eventTime = EventTime()
+
+    /// The drift watermark alignment allows, event-time ms; nil when alignment is off.
+    ///
+    /// By default it is on only with the examples topic: the examples' join is
+    /// the state that waits for the watermark (an impression is held until its
+    /// window closes); the features' panes do not grow with it, and pausing
+    /// costs the features-only path refetches (docs/OPERATIONS.md).
+    package var alignmentMaxDriftMs: Int64? {
+        let drift = eventTime.maxDriftMs ?? (embeddings.enabled && embeddings.examples ? embeddings.joinWindowMs : 0)
+        return drift > 0 ? drift : nil
+    }
     package var windows = Windows()
     package var trending = Trending()
     package var redis = Redis()

@@ -51,11 +51,12 @@ package enum TopologyLoader {
                 ?? topology.output.maxMessageBytes
         }
         if let e = try top.section("event_time") {
-            try e.only(["out_of_orderness", "idle_timeout", "max_future_skew", "min_timestamp"])
+            try e.only(["out_of_orderness", "idle_timeout", "max_future_skew", "min_timestamp", "max_drift"])
             topology.eventTime.minTimestampMs = try e.timestamp("min_timestamp") ?? topology.eventTime.minTimestampMs
             topology.eventTime.outOfOrdernessMs = try e.duration("out_of_orderness") ?? topology.eventTime.outOfOrdernessMs
             topology.eventTime.idleTimeoutMs = try e.duration("idle_timeout", min: 1) ?? topology.eventTime.idleTimeoutMs
             topology.eventTime.maxFutureSkewMs = try e.duration("max_future_skew") ?? topology.eventTime.maxFutureSkewMs
+            topology.eventTime.maxDriftMs = try e.durationOrOff("max_drift") ?? topology.eventTime.maxDriftMs
         }
         if let w = try top.section("windows") {
             try w.only(["pane", "length"])
@@ -273,6 +274,13 @@ fileprivate struct Section {
             throw TopologyError(path: child(key), message: "must be at least \(DurationParser.describe(min))")
         }
         return ms
+    }
+
+    /// A duration, or `off` / `false` / `0` (returned as 0).
+    func durationOrOff(_ key: String) throws(TopologyError) -> Int64? {
+        guard let text = try string(key) else { return nil }
+        if ["off", "false", "no"].contains(text.lowercased()) { return 0 }
+        return try duration(key)
     }
 
     func stringMap() throws(TopologyError) -> [String: String] {
