@@ -59,10 +59,14 @@ extension StreamProcessor {
         guard var alignment else { return }
         retryUnresumed()
         for item in itemTasks.values {
-            for (source, input) in item.watermarks.inputs {
+            // Only the source topics' partitions are aligned: an item task's
+            // inputs also include the counts stage's partitions (examples on),
+            // whose watermarks follow the sources' minimum and would only
+            // drag the floor below it.
+            for (source, input) in item.watermarks.inputs where Self.isSourceTopic(source) {
                 if let watermark = input.watermark { alignment.observe(source, watermark: watermark, nowMs: nowMs) }
             }
-            for source in item.finishedSources { alignment.markFinished(source, nowMs: nowMs) }
+            for source in item.finishedSources where Self.isSourceTopic(source) { alignment.markFinished(source, nowMs: nowMs) }
         }
         for (tp, task) in sourceTasks {
             guard let source = alignmentSource(task.id) else { continue }
@@ -89,6 +93,11 @@ extension StreamProcessor {
             stats.metrics.pausedPartitions.set(Double(alignment.paused.count))
         }
         self.alignment = alignment
+    }
+
+    /// Whether `source` is a partition of a source topic (`interactions`, `impressions`).
+    static func isSourceTopic(_ source: DuplicateFilter.Source) -> Bool {
+        TaskId.Stage.allCases.contains { $0.sourceCode == source.topic }
     }
 
     private func perform(_ decision: WatermarkAlignment<DuplicateFilter.Source>.Decision,
