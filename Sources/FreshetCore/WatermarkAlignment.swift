@@ -95,6 +95,8 @@ package struct WatermarkAlignment<Source: Hashable & Sendable>: Sendable {
     package let settings: Settings
     private var views: [Source: View] = [:]
     private var owned: [Source: Owned] = [:]
+    /// Partitions of a stage fed by the sources, run here (`observeDownstream`).
+    private var downstream: Set<Source> = []
 
     package init(settings: Settings) {
         self.settings = settings
@@ -124,6 +126,7 @@ package struct WatermarkAlignment<Source: Hashable & Sendable>: Sendable {
     package mutating func unassign(_ source: Source) -> Bool {
         let wasPaused = owned.removeValue(forKey: source)?.paused ?? false
         views[source] = nil
+        downstream.remove(source)
         return wasPaused
     }
 
@@ -160,6 +163,21 @@ package struct WatermarkAlignment<Source: Hashable & Sendable>: Sendable {
         if finished { views[source, default: View(watermark: nil, advancedMs: nowMs)].finished = true }
     }
 
+    /// A partition of a stage fed by the sources (the counts stage), run by
+    /// this instance: its watermark is the sources' minimum as far as the
+    /// stage has consumed their markers. It is part of the floor, so sources
+    /// do not run ahead of what that stage has read (back-pressure: reading a
+    /// backlog, a repartition topic is fetched far behind the source topics,
+    /// and the stage's held records and the item tasks' join grow with the
+    /// gap). Unreported, it holds the group back like an owned partition
+    /// (until the stall timeout); it is never paused itself.
+    package mutating func observeDownstream(_ source: Source, watermark: EventTimeMs?, nowMs: Int64) {
+        if downstream.insert(source).inserted, views[source] == nil {
+            views[source] = View(watermark: nil, advancedMs: nowMs)
+        }
+        if let watermark { advance(source, to: watermark, nowMs: nowMs) }
+    }
+
     /// A partition of another instance announced the end of a bounded run.
     package mutating func markFinished(_ source: Source, nowMs: Int64) {
         guard owned[source] == nil else { return }
@@ -187,7 +205,7 @@ package struct WatermarkAlignment<Source: Hashable & Sendable>: Sendable {
             if own?.atEnd == true { continue }
             if nowMs &- view.advancedMs >= settings.stallTimeoutMs { continue }
             guard let watermark = view.watermark else {
-                if own != nil { unreported = true }
+                if own != nil || downstream.contains(source) { unreported = true }
                 continue
             }
             minimum = min(minimum ?? watermark, watermark)

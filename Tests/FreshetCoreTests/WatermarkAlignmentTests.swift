@@ -230,4 +230,43 @@ final class WatermarkAlignmentTests: XCTestCase {
             XCTAssertTrue(a.paused.isEmpty)
         }
     }
+
+    /// A downstream stage run here (the counts stage, fed by the sources
+    /// through a repartition topic): sources wait for what it has read. Not
+    /// reported yet it holds them back (until the stall timeout); behind by
+    /// more than the drift it pauses them; it is never paused itself; once
+    /// unassigned it holds nothing back.
+    func testADownstreamStageBehindTheSourcesHoldsThemBack() {
+        var a = make()
+        a.assign(0, nowMs: 0)
+        a.assign(1, nowMs: 0)
+        own(&a, 0, 10_000, now: 1)
+        own(&a, 1, 10_200, now: 1)
+        a.observeDownstream(100, watermark: nil, nowMs: 1)
+        XCTAssertEqual(a.floor(nowMs: 1), .unreported)
+        XCTAssertEqual(Set(a.decide(nowMs: 1).pause), [0, 1], "wait until the stage reports")
+        a.observeDownstream(100, watermark: 9_800, nowMs: 2)
+        XCTAssertEqual(a.floor(nowMs: 2), .watermark(9_800))
+        XCTAssertEqual(Set(a.decide(nowMs: 2).resume), [0, 1])
+        own(&a, 0, 12_000, now: 3)
+        own(&a, 1, 12_000, now: 3)
+        XCTAssertEqual(Set(a.decide(nowMs: 3).pause), [0, 1], "the stage is 2,200 ms behind: both sources wait")
+        XCTAssertFalse(a.isPaused(100), "the stage itself is never paused")
+        a.observeDownstream(100, watermark: 11_600, nowMs: 4)
+        XCTAssertEqual(Set(a.decide(nowMs: 4).resume), [0, 1], "within half the drift again")
+
+        // A stage that stops advancing holds nothing back after the stall timeout.
+        own(&a, 0, 20_000, now: 5)
+        own(&a, 1, 20_000, now: 5)
+        XCTAssertEqual(Set(a.decide(nowMs: 5).pause), [0, 1])
+        XCTAssertEqual(Set(a.decide(nowMs: 4 + 10_000).resume), [0, 1])
+
+        // Unassigned (the task left this instance): no longer in the floor.
+        own(&a, 0, 20_050, now: 20_000)
+        own(&a, 1, 20_100, now: 20_000)
+        a.observeDownstream(100, watermark: 11_700, nowMs: 20_000)
+        XCTAssertEqual(a.floor(nowMs: 20_000), .watermark(11_700))
+        a.unassign(100)
+        XCTAssertEqual(a.floor(nowMs: 20_000), .watermark(20_050))
+    }
 }

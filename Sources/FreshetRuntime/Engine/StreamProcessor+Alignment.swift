@@ -32,6 +32,10 @@ extension StreamProcessor {
     func alignmentDropped(_ id: TaskId) {
         endReached[id] = nil
         pausedOnce.remove(id)
+        if id.stage == .counts, let code = id.stage.originCode {
+            alignment?.unassign(DuplicateFilter.Source(topic: code, partition: id.partition))
+            return
+        }
         guard alignment != nil, let source = alignmentSource(id), alignment?.unassign(source) == true else { return }
         let tp = taskManager.inputs.topicPartition(of: id)
         do {
@@ -83,6 +87,12 @@ extension StreamProcessor {
             }
             alignment.observeOwned(source, watermark: task.watermark.watermark, hasRead: task.processed > 0,
                                    atEnd: atEnd, finished: task.finished, nowMs: nowMs)
+        }
+        // The counts stage run here (examples on): sources wait for what it has read.
+        for task in taskManager.ordered where task.id.stage == .counts {
+            guard let code = task.id.stage.originCode else { continue }
+            alignment.observeDownstream(DuplicateFilter.Source(topic: code, partition: task.id.partition),
+                                        watermark: task.gauges.watermarkMs, nowMs: nowMs)
         }
         let decision = alignment.decide(nowMs: nowMs)
         if !decision.isEmpty {
