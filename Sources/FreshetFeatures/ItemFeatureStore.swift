@@ -95,6 +95,17 @@ package final class ItemFeatureStore {
         return count(slot: slot(forValidUTF8: event.itemId), ts: event.ts, positive: positive)
     }
 
+    /// `apply` for an item id given as valid UTF-8 bytes (a decoded event's
+    /// ids, `DecodedEvent`): a known item costs no `String`. `positive` is
+    /// true for a positive interaction, false for an impression; skips are
+    /// not passed in (item features ignore them).
+    @discardableResult @inline(__always)
+    package func apply(itemId: UnsafeRawBufferPointer, ts: EventTimeMs, positive: Bool,
+                      watermark w: EventTimeMs?) -> ItemApplyOutcome {
+        if let w { advanceWatermark(to: w) }
+        return count(slot: slot(forValidUTF8: itemId), ts: ts, positive: positive)
+    }
+
     /// true for a positive interaction, false for an impression, nil for what
     /// item features ignore (skips).
     @inline(__always)

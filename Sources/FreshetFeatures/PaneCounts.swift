@@ -112,7 +112,11 @@ struct PaneCounts {
     func newestPane(below lo: Int32) -> Int32? {
         guard !isEmpty else { return nil }
         if newest.pane < lo { return newest.pane }
-        return older.last(where: { $0.pane < lo })?.pane
+        // Sorted ascending and the panes below `lo` are the few oldest: scan
+        // from the front (from the back would walk the whole window).
+        var k = 0
+        while k < older.count && older[k].pane < lo { k &+= 1 }
+        return k > 0 ? older[k &- 1].pane : nil
     }
 
     /// Frees panes below `lo`; returns true when any was removed.

@@ -49,10 +49,15 @@ final class KafkaTaskOutput: TaskOutput {
     var maxRepartitionRecordBytes: Int { messageBudget - Self.bundleEntryOverhead }
 
     func repartition(_ target: RepartitionTarget, key: String, value: [UInt8]) {
+        var key = key
+        key.withUTF8 { keyBytes in
+            value.withUnsafeBytes { repartition(target, keyBytes: UnsafeRawBufferPointer(keyBytes), value: $0) }
+        }
+    }
+
+    func repartition(_ target: RepartitionTarget, keyBytes: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) {
         let partitions = target == .items ? itemPartitions : userPartitions
-        let partition = key.utf8.withContiguousStorageIfAvailable {
-            KafkaProducer.partition(forKey: UnsafeRawBufferPointer($0), partitionCount: partitions)
-        } ?? KafkaProducer.partition(forKey: Array(key.utf8), partitionCount: partitions)
+        let partition = KafkaProducer.partition(forKey: keyBytes, partitionCount: partitions)
         if itemBundles.isEmpty {
             itemBundles = Array(repeating: [], count: Int(itemPartitions))
             userBundles = Array(repeating: [], count: Int(userPartitions))
