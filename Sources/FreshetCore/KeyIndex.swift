@@ -93,7 +93,9 @@ package struct KeyIndex: Sendable {
 
     /// The slot whose key satisfies `isKey`, or nil. `isKey(slot)` compares the
     /// caller's stored key for `slot` with the key looked up.
-    @inlinable
+    /// Always inlined, so that `isKey` (a closure over the caller's keys)
+    /// is inlined too instead of being called through a context per probe.
+    @inlinable @inline(__always)
     package func slot(tag: UInt32, isKey: (UInt32) -> Bool) -> UInt32? {
         var i = Int(tag) & mask
         while true {
@@ -105,7 +107,7 @@ package struct KeyIndex: Sendable {
     }
 
     /// The existing slot, or `newSlot()` recorded for this key.
-    @inlinable
+    @inlinable @inline(__always)
     package mutating func slot(tag: UInt32, isKey: (UInt32) -> Bool, orInsert newSlot: () -> UInt32) -> UInt32 {
         var i = Int(tag) & mask
         while true {
@@ -114,7 +116,12 @@ package struct KeyIndex: Sendable {
             if b.tag == tag && isKey(b.slot) { return b.slot }
             i = (i &+ 1) & mask
         }
-        let s = newSlot()
+        return insert(tag: tag, slot: newSlot(), at: i)
+    }
+
+    /// Records a new key's slot in the empty bucket `i` (the cold part of a lookup).
+    @usableFromInline @inline(never)
+    mutating func insert(tag: UInt32, slot s: UInt32, at i: Int) -> UInt32 {
         precondition(s != .max, "slot space exhausted")
         buckets[i] = Bucket(tag: tag, slot: s)
         _count += 1
