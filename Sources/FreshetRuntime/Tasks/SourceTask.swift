@@ -142,8 +142,12 @@ package final class SourceTask {
     private func route(impression ids: EventIds, record: InputRecord, output: TaskOutput) -> BadInput? {
         var tooLarge: BadInput?
         let count = decoded.itemCount
+        // Read once: a method call on `decoded` per item would copy the value
+        // (and retain its arrays) each time.
+        let positions = decoded.hasPositions ? decoded.positions : []
         for k in 0..<count {
-            routeOne(itemId: ids.shownItem(k), ids: ids, kind: .impression(position: decoded.position(at: k)),
+            let position = k < positions.count ? positions[k] : nil
+            routeOne(itemId: ids.shownItem(k), ids: ids, kind: .impression(position: position),
                      history: [], index: k, of: count, record: record, output: output, tooLarge: &tooLarge)
         }
         return tooLarge
