@@ -44,14 +44,15 @@ package final class ItemFeatureStore {
     @exclusivity(unchecked) var basePane: Int64?
 
     /// The store's current watermark (monotone); nil before the first one.
-    package private(set) var watermark: EventTimeMs?
+    /// (Read per event, by the owning task only: no dynamic exclusivity checks.)
+    @exclusivity(unchecked) package private(set) var watermark: EventTimeMs?
     /// pane(watermark), cached.
     @exclusivity(unchecked) var topPane: Int64?
     /// Events whose pane had left the window on arrival.
-    package internal(set) var droppedLateCount: Int64 = 0
+    @exclusivity(unchecked) package internal(set) var droppedLateCount: Int64 = 0
     /// Events whose pane is more than 2^31 panes from the first pane seen (not
     /// representable); they count as dropped too. Only reachable with tiny panes.
-    package internal(set) var droppedOutOfRangeCount: Int64 = 0
+    @exclusivity(unchecked) package internal(set) var droppedOutOfRangeCount: Int64 = 0
 
     package init(panes: PaneSpec = PaneSpec(), trending: TrendingDecay = TrendingDecay()) {
         self.panes = panes

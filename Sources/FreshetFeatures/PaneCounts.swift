@@ -66,13 +66,18 @@ struct PaneCounts {
 
     /// A late event for a pane below the newest.
     private mutating func addOlder(_ e: PaneCount, _ olderLimit: Int) -> Bool {
-        var j = older.count
-        while j > 0 && older[j - 1].pane > e.pane { j -= 1 }
-        if j > 0 && older[j - 1].pane == e.pane {
-            older[j - 1].popularity = older[j - 1].popularity.addingSaturating(e.popularity)
-            older[j - 1].impressions = older[j - 1].impressions.addingSaturating(e.impressions)
-            return false
+        // One uniqueness check for the search and the update (not one per access).
+        let insertAt: Int? = older.withUnsafeMutableBufferPointer { o in
+            var j = o.count
+            while j > 0 && o[j &- 1].pane > e.pane { j &-= 1 }
+            if j > 0 && o[j &- 1].pane == e.pane {
+                o[j &- 1].popularity = o[j &- 1].popularity.addingSaturating(e.popularity)
+                o[j &- 1].impressions = o[j &- 1].impressions.addingSaturating(e.impressions)
+                return nil
+            }
+            return j
         }
+        guard let j = insertAt else { return false }
         reserveOne(olderLimit)
         older.insert(e, at: j)
         return true

@@ -35,8 +35,10 @@ final class KafkaTaskOutput: TaskOutput {
     }
 
     /// Bundles under construction, per target and partition (see `RecordBundle`).
-    private var itemBundles: [[UInt8]] = []
-    private var userBundles: [[UInt8]] = []
+    // Appended to per routed record, on the processing thread only: no
+    // dynamic exclusivity checks.
+    @exclusivity(unchecked) private var itemBundles: [[UInt8]] = []
+    @exclusivity(unchecked) private var userBundles: [[UInt8]] = []
     private var exampleBundles: [[UInt8]] = []
     /// A bundle is sent once it reaches this size, or at the end of the polled batch.
     static let bundleBytes = 256 * 1024
