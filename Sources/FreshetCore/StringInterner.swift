@@ -27,9 +27,11 @@ package struct StringInterner: Sendable {
     @inline(__always)
     package mutating func intern(validUTF8 bytes: UnsafeRawBufferPointer) -> UInt32 {
         let next = UInt32(truncatingIfNeeded: strings.count)
-        let known = strings
-        let i = indexOf.slot(tag: KeyIndex.tag(bytes: bytes), isKey: { IdBytes.equal(known[Int($0)], bytes: bytes) },
-                             orInsert: { next })
+        let tag = KeyIndex.tag(bytes: bytes)
+        // Keys read in place (no copy of the array reference, so no retain per call).
+        let i = strings.withUnsafeBufferPointer { known in
+            indexOf.slot(tag: tag, isKey: { IdBytes.equal(known[Int($0)], bytes: bytes) }, orInsert: { next })
+        }
         if i == next { strings.append(BorrowedByteReader.string(validUTF8: bytes)) }
         return i
     }
