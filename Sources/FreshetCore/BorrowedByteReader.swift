@@ -84,7 +84,7 @@ package struct BorrowedByteReader {
     @inlinable
     package mutating func readUTF8(_ context: @autoclosure () -> String) throws(CodecError) -> UnsafeRawBufferPointer {
         let run = try readBytes(context())
-        guard UTF8Validation.firstInvalidOffset(run) == nil else { throw CodecError(.invalidUTF8, context()) }
+        guard UTF8Validation.isValid(run) else { throw CodecError(.invalidUTF8, context()) }
         return run
     }
 

@@ -26,19 +26,50 @@ package struct EventDecoder: Sendable {
     /// Decodes an `interactions` event.
     package func decodeInteraction(_ bytes: UnsafeRawBufferPointer, messageTimestampMs: EventTimeMs?,
                                   nowMs: EventTimeMs) throws(BadInput) -> Interaction {
+        var event = DecodedEvent()
+        try decode(interaction: bytes, messageTimestampMs: messageTimestampMs, nowMs: nowMs, into: &event)
+        var result: Interaction?
+        event.withIds(in: bytes) { ids in
+            result = Interaction(userId: EventIds.string(ids.user), itemId: EventIds.string(ids.item),
+                                 action: event.action, dwellMs: event.dwellMs, ts: event.ts,
+                                 requestId: ids.requestId.map(EventIds.string))
+        }
+        // withIds always calls its body.
+        return result!
+    }
+
+    /// Decodes an `impressions` event.
+    package func decodeImpression(_ bytes: UnsafeRawBufferPointer, messageTimestampMs: EventTimeMs?,
+                                 nowMs: EventTimeMs) throws(BadInput) -> Impression {
+        var event = DecodedEvent()
+        try decode(impression: bytes, messageTimestampMs: messageTimestampMs, nowMs: nowMs, into: &event)
+        var result: Impression?
+        event.withIds(in: bytes) { ids in
+            result = Impression(requestId: ids.requestId.map(EventIds.string), userId: EventIds.string(ids.user),
+                                itemsShown: (0..<event.itemCount).map { EventIds.string(ids.shownItem($0)) },
+                                positions: event.hasPositions ? event.positions : nil, ts: event.ts)
+        }
+        return result!
+    }
+
+    /// Decodes an `interactions` event into `event`, ids kept as bytes (the
+    /// hot path of a source task: no `String`, no allocation once `event`'s
+    /// buffers have grown). On a throw, `event` holds garbage.
+    package func decode(interaction bytes: UnsafeRawBufferPointer, messageTimestampMs: EventTimeMs?,
+                        nowMs: EventTimeMs, into event: inout DecodedEvent) throws(BadInput) {
         var s = try JSONScanner.openObject(bytes)
         var problem: BadInput?
-        var userId: String?, itemId: String?, action: Action?
-        var dwellMs: Int64?, ts: Int64?, requestId: String?
+        var userId: JSONIdToken?, itemId: JSONIdToken?, action: Action?
+        var dwellMs: Int64?, ts: Int64?, requestId: JSONIdToken?
         var first = true
         while let key = try s.nextKey(first: &first) {
             switch s.field(key) {
-            case .userId: userId = try s.readId("user_id", &problem)
-            case .itemId: itemId = try s.readId("item_id", &problem)
+            case .userId: userId = try s.readIdToken("user_id", &problem)
+            case .itemId: itemId = try s.readIdToken("item_id", &problem)
             case .action: action = try s.readAction(&problem)
             case .dwellMs: dwellMs = try s.readInt("dwell_ms", rangeReason: .invalidField, &problem)
             case .ts: ts = try s.readInt("ts", rangeReason: .timestampOutOfRange, &problem)
-            case .requestId: requestId = try s.readOptionalText("request_id", &problem)
+            case .requestId: requestId = try s.readOptionalTextToken("request_id", &problem)
             case .itemsShown, .positions, nil: try s.skipValue()
             }
         }
@@ -49,38 +80,60 @@ package struct EventDecoder: Sendable {
         guard let action else { throw BadInput(.missingField, "missing field 'action'") }
         if let d = dwellMs, d < 0 { throw BadInput(.invalidField, "field 'dwell_ms' is negative (\(d))") }
         let time = try resolveTimestamp(ts, messageTimestampMs: messageTimestampMs, nowMs: nowMs)
-        return Interaction(userId: userId, itemId: itemId, action: action, dwellMs: dwellMs,
-                           ts: time, requestId: requestId)
+        event.kind = .interaction
+        event.ts = time
+        event.action = action
+        event.dwellMs = dwellMs
+        event.user = userId
+        event.item = itemId
+        event.hasRequestId = requestId != nil
+        if let requestId { event.request = requestId }
+        event.hasPositions = false
+        event.items.removeAll(keepingCapacity: true)
+        if userId.escaped || itemId.escaped || requestId?.escaped == true { event.resolveEscapes(bytes) }
     }
 
-    /// Decodes an `impressions` event.
-    package func decodeImpression(_ bytes: UnsafeRawBufferPointer, messageTimestampMs: EventTimeMs?,
-                                 nowMs: EventTimeMs) throws(BadInput) -> Impression {
+    /// Decodes an `impressions` event into `event`, ids kept as bytes (see
+    /// `decode(interaction:messageTimestampMs:nowMs:into:)`).
+    package func decode(impression bytes: UnsafeRawBufferPointer, messageTimestampMs: EventTimeMs?,
+                        nowMs: EventTimeMs, into event: inout DecodedEvent) throws(BadInput) {
         var s = try JSONScanner.openObject(bytes)
         var problem: BadInput?
-        var userId: String?, items: [String]?, positions: [Int32]?
-        var ts: Int64?, requestId: String?
+        var userId: JSONIdToken?, hasItems = false, hasPositions = false
+        var ts: Int64?, requestId: JSONIdToken?
         var first = true
         while let key = try s.nextKey(first: &first) {
             switch s.field(key) {
-            case .userId: userId = try s.readId("user_id", &problem)
-            case .itemsShown: items = try s.readIdArray("items_shown", &problem)
-            case .positions: positions = try s.readInt32Array("positions", &problem)
+            case .userId: userId = try s.readIdToken("user_id", &problem)
+            case .itemsShown: hasItems = try s.readIdTokenArray("items_shown", &problem, into: &event.items)
+            case .positions: hasPositions = try s.readInt32Array("positions", &problem, into: &event.positions)
             case .ts: ts = try s.readInt("ts", rangeReason: .timestampOutOfRange, &problem)
-            case .requestId: requestId = try s.readOptionalText("request_id", &problem)
+            case .requestId: requestId = try s.readOptionalTextToken("request_id", &problem)
             case .itemId, .action, .dwellMs, nil: try s.skipValue()
             }
         }
         try s.finish()
         if let problem { throw problem }
         guard let userId else { throw BadInput(.missingField, "missing field 'user_id'") }
-        guard let items else { throw BadInput(.missingField, "missing field 'items_shown'") }
-        if let positions, positions.count != items.count {
+        guard hasItems else { throw BadInput(.missingField, "missing field 'items_shown'") }
+        if hasPositions, event.positions.count != event.items.count {
             throw BadInput(.invalidField,
-                           "field 'positions' has \(positions.count) entries but 'items_shown' has \(items.count)")
+                           "field 'positions' has \(event.positions.count) entries but 'items_shown' has \(event.items.count)")
         }
         let time = try resolveTimestamp(ts, messageTimestampMs: messageTimestampMs, nowMs: nowMs)
-        return Impression(requestId: requestId, userId: userId, itemsShown: items, positions: positions, ts: time)
+        event.kind = .impression
+        event.ts = time
+        event.dwellMs = nil
+        event.user = userId
+        event.hasRequestId = requestId != nil
+        if let requestId { event.request = requestId }
+        event.hasPositions = hasPositions
+        if !hasPositions { event.positions.removeAll(keepingCapacity: true) }
+        if userId.escaped || requestId?.escaped == true || event.items.contains(where: \.escaped) {
+            event.resolveEscapes(bytes)
+        } else {
+            event.unescaped.removeAll(keepingCapacity: true)
+        }
     }
 
     /// `ts` if present, else the message timestamp; then the plausibility range check.

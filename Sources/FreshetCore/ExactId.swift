@@ -47,6 +47,19 @@ package enum IdBytes {
         var a = a
         return a.withUTF8 { pa in
             guard let x = pa.baseAddress else { return false }
+            // Ids are short: two overlapping loads per side settle up to 16
+            // bytes without a call into memcmp (the keys' common case).
+            let p = UnsafeRawPointer(x)
+            if n >= 8 && n <= 16 {
+                return p.loadUnaligned(as: UInt64.self) == y.loadUnaligned(as: UInt64.self)
+                    && p.loadUnaligned(fromByteOffset: n &- 8, as: UInt64.self)
+                        == y.loadUnaligned(fromByteOffset: n &- 8, as: UInt64.self)
+            }
+            if n >= 4 && n < 8 {
+                return p.loadUnaligned(as: UInt32.self) == y.loadUnaligned(as: UInt32.self)
+                    && p.loadUnaligned(fromByteOffset: n &- 4, as: UInt32.self)
+                        == y.loadUnaligned(fromByteOffset: n &- 4, as: UInt32.self)
+            }
             return memcmp(x, y, n) == 0
         }
     }

@@ -1,3 +1,12 @@
+/// Where an id's bytes lie in the scanned input: a string's content or an
+/// integer's decimal text (sign included), in place. `escaped` when the
+/// string content has backslash escapes, which must be resolved first.
+struct JSONIdToken {
+    var start: Int
+    var end: Int
+    var escaped: Bool
+}
+
 /// Typed field readers used by `EventDecoder`.
 ///
 /// Syntax errors are thrown at once (the message is not JSON). Semantic errors
@@ -12,18 +21,26 @@ extension JSONScanner {
 
     /// An id: a non-empty string, or an integer (kept as its decimal text). `null` -> nil.
     mutating func readId(_ name: StaticString, _ problem: inout BadInput?) throws(BadInput) -> String? {
+        try readIdToken(name, &problem).map(idString)
+    }
+
+    /// `readId` without building the `String`: where the id's bytes lie in
+    /// the input (same acceptance, same problems noted).
+    @inline(__always)
+    mutating func readIdToken(_ name: StaticString, _ problem: inout BadInput?) throws(BadInput) -> JSONIdToken? {
         switch peek() ?? 0 {
         case UInt8(ascii: "\""):
             let t = try scanString()
             if t.end == t.start { Self.note(BadInput(.invalidField, "field '\(name)' is an empty string"), &problem) }
-            return string(t)
+            return JSONIdToken(start: t.start, end: t.end, escaped: t.hasEscapes)
         case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"):
             let t = try scanNumber()
             if t.isNonInteger || t.hasZeroFraction {
                 Self.note(BadInput(.wrongType, "field '\(name)' must be a string or an integer"), &problem)
                 return nil
             }
-            return integerText(t)
+            // The integer's decimal text, as written (sign included).
+            return JSONIdToken(start: t.start, end: t.intEnd, escaped: false)
         case UInt8(ascii: "n"):
             if try consumeNull() { return nil }
             fallthrough
@@ -32,6 +49,12 @@ extension JSONScanner {
             Self.note(BadInput(.wrongType, "field '\(name)' must be a string or an integer"), &problem)
             return nil
         }
+    }
+
+    /// The `String` of an id token (escapes resolved).
+    func idString(_ t: JSONIdToken) -> String {
+        let raw = UnsafeRawBufferPointer(rebasing: buf[t.start..<t.end])
+        return t.escaped ? JSONUnescape.unescape(raw) : String(decoding: raw, as: UTF8.self)
     }
 
     /// An integer (a float with an all-zero fraction is accepted). `null` -> nil.
@@ -86,22 +109,24 @@ extension JSONScanner {
         }
     }
 
-    /// `items_shown`: an array of ids. `null` -> nil.
-    mutating func readIdArray(_ name: StaticString, _ problem: inout BadInput?) throws(BadInput) -> [String]? {
-        if try consumeNull() { return nil }
+    /// `items_shown`: an array of ids, as tokens appended to `out` (emptied
+    /// first, so a repeated key's last occurrence wins). Returns false for
+    /// `null` and for a value that is not an array (noted in `problem`).
+    mutating func readIdTokenArray(_ name: StaticString, _ problem: inout BadInput?,
+                                   into out: inout [JSONIdToken]) throws(BadInput) -> Bool {
+        out.removeAll(keepingCapacity: true)
+        if try consumeNull() { return false }
         guard peek() == UInt8(ascii: "[") else {
             try skipValue()
             Self.note(BadInput(.wrongType, "field '\(name)' must be an array of ids"), &problem)
-            return nil
+            return false
         }
         pos &+= 1
-        var out: [String] = []
-        out.reserveCapacity(16)
         skipWhitespace()
-        if peek() == UInt8(ascii: "]") { pos &+= 1; return out }
+        if peek() == UInt8(ascii: "]") { pos &+= 1; return true }
         while true {
             skipWhitespace()
-            if let id = try readId(name, &problem) {
+            if let id = try readIdToken(name, &problem) {
                 out.append(id)
             } else {
                 Self.note(BadInput(.wrongType, "field '\(name)' contains a null element"), &problem)
@@ -109,24 +134,26 @@ extension JSONScanner {
             skipWhitespace()
             guard let c = peek() else { throw syntaxError("unterminated array") }
             pos &+= 1
-            if c == UInt8(ascii: "]") { return out }
+            if c == UInt8(ascii: "]") { return true }
             guard c == UInt8(ascii: ",") else { pos &-= 1; throw syntaxError("expected ',' or ']'") }
         }
     }
 
-    /// `positions`: an array of integers in Int32 range. `null` -> nil.
-    mutating func readInt32Array(_ name: StaticString, _ problem: inout BadInput?) throws(BadInput) -> [Int32]? {
-        if try consumeNull() { return nil }
+    /// `positions`: an array of integers in Int32 range, appended to `out`
+    /// (emptied first). Returns false for `null` and for a value that is not
+    /// an array (noted in `problem`).
+    mutating func readInt32Array(_ name: StaticString, _ problem: inout BadInput?,
+                                 into out: inout [Int32]) throws(BadInput) -> Bool {
+        out.removeAll(keepingCapacity: true)
+        if try consumeNull() { return false }
         guard peek() == UInt8(ascii: "[") else {
             try skipValue()
             Self.note(BadInput(.wrongType, "field '\(name)' must be an array of integers"), &problem)
-            return nil
+            return false
         }
         pos &+= 1
-        var out: [Int32] = []
-        out.reserveCapacity(16)
         skipWhitespace()
-        if peek() == UInt8(ascii: "]") { pos &+= 1; return out }
+        if peek() == UInt8(ascii: "]") { pos &+= 1; return true }
         while true {
             skipWhitespace()
             if let v = try readInt(name, rangeReason: .invalidField, &problem) {
@@ -141,7 +168,7 @@ extension JSONScanner {
             skipWhitespace()
             guard let c = peek() else { throw syntaxError("unterminated array") }
             pos &+= 1
-            if c == UInt8(ascii: "]") { return out }
+            if c == UInt8(ascii: "]") { return true }
             guard c == UInt8(ascii: ",") else { pos &-= 1; throw syntaxError("expected ',' or ']'") }
         }
     }
@@ -149,7 +176,16 @@ extension JSONScanner {
     /// `request_id`: a string or an integer; empty strings are allowed here since it is
     /// never a Redis key. `null` -> nil.
     mutating func readOptionalText(_ name: StaticString, _ problem: inout BadInput?) throws(BadInput) -> String? {
-        if peek() == UInt8(ascii: "\"") { return string(try scanString()) }
-        return try readId(name, &problem)
+        try readOptionalTextToken(name, &problem).map(idString)
+    }
+
+    /// `readOptionalText` without building the `String`.
+    @inline(__always)
+    mutating func readOptionalTextToken(_ name: StaticString, _ problem: inout BadInput?) throws(BadInput) -> JSONIdToken? {
+        if peek() == UInt8(ascii: "\"") {
+            let t = try scanString()
+            return JSONIdToken(start: t.start, end: t.end, escaped: t.hasEscapes)
+        }
+        return try readIdToken(name, &problem)
     }
 }

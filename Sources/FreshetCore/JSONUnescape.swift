@@ -3,7 +3,14 @@
 enum JSONUnescape {
     static func unescape(_ raw: UnsafeRawBufferPointer) -> String {
         var out: [UInt8] = []
-        out.reserveCapacity(raw.count)
+        unescape(raw, appendingTo: &out)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// Appends the unescaped UTF-8 bytes of `raw` to `out` (the byte form of
+    /// `unescape(_:)`, for decoders that keep ids as bytes).
+    static func unescape(_ raw: UnsafeRawBufferPointer, appendingTo out: inout [UInt8]) {
+        out.reserveCapacity(out.count + raw.count)
         var i = 0
         let n = raw.count
         while i < n {
@@ -29,7 +36,6 @@ enum JSONUnescape {
             default: out.append(e) // '"', '\\', '/'
             }
         }
-        return String(decoding: out, as: UTF8.self)
     }
 
     private static func hex4(_ raw: UnsafeRawBufferPointer, _ at: Int) -> UInt32 {

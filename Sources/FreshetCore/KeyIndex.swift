@@ -31,8 +31,8 @@ package struct KeyIndex: Sendable {
         mask = n - 1
     }
 
-    /// The hash tag of a key: Swift's seeded hash of its UTF-8 bytes,
-    /// truncated. Ids are byte strings and callers' `isKey` compares bytes
+    /// The hash tag of a key: a seeded hash of its UTF-8 bytes, truncated.
+    /// Ids are byte strings and callers' `isKey` compares bytes
     /// (`IdBytes.equal`), so hashing the bytes (not the canonical form, as
     /// `String`'s own hash does) is exactly consistent, and the same tag
     /// comes from a `String` and from raw bytes of a record (`tag(bytes:)`).
@@ -43,16 +43,59 @@ package struct KeyIndex: Sendable {
     }
 
     /// The hash tag of an id given as its UTF-8 bytes (see `tag(_:)`).
+    ///
+    /// A multiply-fold hash in the manner of wyhash (64×64→128-bit products
+    /// folded to 64 bits), keyed by a per-process random seed like Swift's
+    /// `Hasher`, so crafted ids cannot be chosen offline to collide. It
+    /// replaced `Hasher` (SipHash-1-3), whose set-up and finalisation cost
+    /// more than the lookup itself for ids of a few bytes; tags never leave
+    /// the process (no checkpoint or wire format holds one).
     @inlinable
     package static func tag(bytes: UnsafeRawBufferPointer) -> UInt32 {
-        var h = Hasher()
-        h.combine(bytes: bytes)
-        return UInt32(truncatingIfNeeded: h.finalize())
+        let n = bytes.count
+        let seed = hashSeed
+        var a: UInt64 = 0, b: UInt64 = 0
+        if n <= 16 {
+            if n >= 8 {
+                a = bytes.loadUnaligned(fromByteOffset: 0, as: UInt64.self)
+                b = bytes.loadUnaligned(fromByteOffset: n &- 8, as: UInt64.self)
+            } else if n >= 4 {
+                a = UInt64(bytes.loadUnaligned(fromByteOffset: 0, as: UInt32.self)) << 32
+                    | UInt64(bytes.loadUnaligned(fromByteOffset: n &- 4, as: UInt32.self))
+            } else if n > 0 {
+                a = UInt64(bytes[0]) << 16 | UInt64(bytes[n >> 1]) << 8 | UInt64(bytes[n &- 1])
+            }
+        } else {
+            var state = seed
+            var i = 0
+            while i &+ 16 < n {
+                state = mix(bytes.loadUnaligned(fromByteOffset: i, as: UInt64.self) ^ hashSecret1,
+                            bytes.loadUnaligned(fromByteOffset: i &+ 8, as: UInt64.self) ^ state)
+                i &+= 16
+            }
+            a = bytes.loadUnaligned(fromByteOffset: n &- 16, as: UInt64.self) ^ state
+            b = bytes.loadUnaligned(fromByteOffset: n &- 8, as: UInt64.self)
+        }
+        let h = mix(mix(a ^ hashSecret1, b ^ seed) ^ UInt64(truncatingIfNeeded: n), hashSecret2)
+        return UInt32(truncatingIfNeeded: h)
     }
+
+    /// The 128-bit product of `x` and `y`, high half xor low half.
+    @inlinable
+    static func mix(_ x: UInt64, _ y: UInt64) -> UInt64 {
+        let (high, low) = x.multipliedFullWidth(by: y)
+        return high ^ low
+    }
+
+    @usableFromInline static let hashSeed = UInt64.random(in: 1...UInt64.max)
+    @usableFromInline static let hashSecret1: UInt64 = 0xa076_1d64_78bd_642f
+    @usableFromInline static let hashSecret2: UInt64 = 0xe703_7ed1_a0b4_28db
 
     /// The slot whose key satisfies `isKey`, or nil. `isKey(slot)` compares the
     /// caller's stored key for `slot` with the key looked up.
-    @inlinable
+    /// Always inlined, so that `isKey` (a closure over the caller's keys)
+    /// is inlined too instead of being called through a context per probe.
+    @inlinable @inline(__always)
     package func slot(tag: UInt32, isKey: (UInt32) -> Bool) -> UInt32? {
         var i = Int(tag) & mask
         while true {
@@ -64,7 +107,7 @@ package struct KeyIndex: Sendable {
     }
 
     /// The existing slot, or `newSlot()` recorded for this key.
-    @inlinable
+    @inlinable @inline(__always)
     package mutating func slot(tag: UInt32, isKey: (UInt32) -> Bool, orInsert newSlot: () -> UInt32) -> UInt32 {
         var i = Int(tag) & mask
         while true {
@@ -73,7 +116,12 @@ package struct KeyIndex: Sendable {
             if b.tag == tag && isKey(b.slot) { return b.slot }
             i = (i &+ 1) & mask
         }
-        let s = newSlot()
+        return insert(tag: tag, slot: newSlot(), at: i)
+    }
+
+    /// Records a new key's slot in the empty bucket `i` (the cold part of a lookup).
+    @usableFromInline @inline(never)
+    mutating func insert(tag: UInt32, slot s: UInt32, at i: Int) -> UInt32 {
         precondition(s != .max, "slot space exhausted")
         buckets[i] = Bucket(tag: tag, slot: s)
         _count += 1

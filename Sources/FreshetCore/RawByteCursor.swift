@@ -61,6 +61,23 @@ package struct RawByteCursor {
         written &+= n
     }
 
+    /// Raw bytes, no length prefix.
+    @inlinable
+    package mutating func write(raw bytes: UnsafeRawBufferPointer) {
+        let n = bytes.count
+        precondition(written &+ n <= capacity, "RawByteCursor overflow")
+        if n > 0, let p = bytes.baseAddress { (base + written).copyMemory(from: p, byteCount: n) }
+        written &+= n
+    }
+
+    /// Length-prefixed bytes: the same encoding as `write(string:)` of the
+    /// string whose UTF-8 they are.
+    @inlinable
+    package mutating func write(bytes: UnsafeRawBufferPointer) {
+        write(varint: UInt64(bytes.count))
+        write(raw: bytes)
+    }
+
     @inlinable
     package mutating func write(string: String) {
         let n = string.utf8.count

@@ -36,34 +36,22 @@ package enum RepartitionRecord: Sendable, Equatable {
         let v = RawByteCursor.maxVarintBytes
         switch self {
         case .item(let e, let origin):
-            let bound = 8 + 6 * v + RawByteCursor.maxBytes(e.itemId) + RawByteCursor.maxBytes(e.userId)
-                + (e.requestId.map(RawByteCursor.maxBytes) ?? 0) + RecordOrigin.maxEncodedBytes
-                + (e.userHistoryEncoded.isEmpty ? 0 : 1 + e.userHistoryEncoded.count)
-                + (e.interactionCount == nil ? 0 : 1 + v)
-            w.append(maxBytes: bound) { c in
-                c.write(byte: Self.formatVersion)
-                c.write(byte: Tag.item.rawValue)
-                c.write(string: e.itemId)
-                c.write(string: e.userId)
-                c.write(zigzag: e.ts)
-                switch e.kind {
-                case .interaction(let action, let dwell):
-                    c.write(byte: 1)
-                    c.write(byte: action.rawValue)
-                    c.write(optionalZigzag: dwell)
-                case .impression(let position):
-                    c.write(byte: 2)
-                    c.write(optionalZigzag: position.map(Int64.init))
-                }
-                c.write(optionalString: e.requestId)
-                origin.encode(into: &c)
-                if !e.userHistoryEncoded.isEmpty {
-                    c.write(byte: ItemExtension.userHistory)
-                    c.write(raw: e.userHistoryEncoded)
-                }
-                if let count = e.interactionCount {
-                    c.write(byte: ItemExtension.interactionCount)
-                    c.write(zigzag: count)
+            var itemId = e.itemId, userId = e.userId
+            itemId.withUTF8 { item in
+                userId.withUTF8 { user in
+                    if var requestId = e.requestId {
+                        requestId.withUTF8 { request in
+                            Self.encodeItem(itemId: UnsafeRawBufferPointer(item), userId: UnsafeRawBufferPointer(user),
+                                            ts: e.ts, kind: e.kind, requestId: UnsafeRawBufferPointer(request),
+                                            origin: origin, userHistoryEncoded: e.userHistoryEncoded,
+                                            interactionCount: e.interactionCount, into: &w)
+                        }
+                    } else {
+                        Self.encodeItem(itemId: UnsafeRawBufferPointer(item), userId: UnsafeRawBufferPointer(user),
+                                        ts: e.ts, kind: e.kind, requestId: nil,
+                                        origin: origin, userHistoryEncoded: e.userHistoryEncoded,
+                                        interactionCount: e.interactionCount, into: &w)
+                    }
                 }
             }
         case .interaction(let i, let origin):
@@ -88,6 +76,54 @@ package enum RepartitionRecord: Sendable, Equatable {
                 c.write(zigzag: Int64(m.sourcePartition))
                 c.write(optionalZigzag: m.watermarkMs)
                 c.write(byte: m.finished ? 1 : 0)
+            }
+        }
+    }
+
+    /// Appends an item event record from its fields, ids given as UTF-8
+    /// bytes: the one encoder of item events (`.item` records encode through
+    /// it), which a source task calls with the ids where the decoder found
+    /// them, building no `ItemEvent` or `String`.
+    @inline(__always)
+    package static func encodeItem(itemId: UnsafeRawBufferPointer, userId: UnsafeRawBufferPointer, ts: EventTimeMs,
+                                   kind: ItemEvent.Kind, requestId: UnsafeRawBufferPointer?, origin: RecordOrigin,
+                                   userHistoryEncoded: [UInt8], interactionCount: Int64? = nil,
+                                   into w: inout ByteWriter) {
+        // One bounded scratch write and one append per record: this runs for every
+        // routed item event (several per source event).
+        let v = RawByteCursor.maxVarintBytes
+        let bound = 8 + 8 * v + itemId.count + userId.count + (requestId?.count ?? 0) + RecordOrigin.maxEncodedBytes
+            + (userHistoryEncoded.isEmpty ? 0 : 1 + userHistoryEncoded.count)
+            + (interactionCount == nil ? 0 : 1 + v)
+        w.append(maxBytes: bound) { c in
+            c.write(byte: formatVersion)
+            c.write(byte: Tag.item.rawValue)
+            c.write(bytes: itemId)
+            c.write(bytes: userId)
+            c.write(zigzag: ts)
+            switch kind {
+            case .interaction(let action, let dwell):
+                c.write(byte: 1)
+                c.write(byte: action.rawValue)
+                c.write(optionalZigzag: dwell)
+            case .impression(let position):
+                c.write(byte: 2)
+                c.write(optionalZigzag: position.map(Int64.init))
+            }
+            if let requestId {
+                c.write(byte: 1)
+                c.write(bytes: requestId)
+            } else {
+                c.write(byte: 0)
+            }
+            origin.encode(into: &c)
+            if !userHistoryEncoded.isEmpty {
+                c.write(byte: ItemExtension.userHistory)
+                c.write(raw: userHistoryEncoded)
+            }
+            if let interactionCount {
+                c.write(byte: ItemExtension.interactionCount)
+                c.write(zigzag: interactionCount)
             }
         }
     }

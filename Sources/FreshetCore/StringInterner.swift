@@ -22,6 +22,20 @@ package struct StringInterner: Sendable {
         return i
     }
 
+    /// The index of the id whose UTF-8 bytes are `bytes` (valid UTF-8),
+    /// adding it if new: a `String` is made only for a new id.
+    @inline(__always)
+    package mutating func intern(validUTF8 bytes: UnsafeRawBufferPointer) -> UInt32 {
+        let next = UInt32(truncatingIfNeeded: strings.count)
+        let tag = KeyIndex.tag(bytes: bytes)
+        // Keys read in place (no copy of the array reference, so no retain per call).
+        let i = strings.withUnsafeBufferPointer { known in
+            indexOf.slot(tag: tag, isKey: { IdBytes.equal(known[Int($0)], bytes: bytes) }, orInsert: { next })
+        }
+        if i == next { strings.append(BorrowedByteReader.string(validUTF8: bytes)) }
+        return i
+    }
+
     package func index(of s: String) -> UInt32? { indexOf.slot(tag: KeyIndex.tag(s)) { IdBytes.equal(strings[Int($0)], s) } }
 
     @inline(__always)

@@ -44,6 +44,30 @@ package enum UTF8Validation {
         return nil
     }
 
+    /// True when `buf` is valid UTF-8. Short ASCII runs (ids in repartition
+    /// records: a few bytes each, several per record) are settled with two
+    /// overlapping word loads, without a call into the full validator.
+    @inlinable @inline(__always)
+    package static func isValid(_ buf: UnsafeRawBufferPointer) -> Bool {
+        let n = buf.count
+        if n == 0 { return true }
+        if n <= 16 {
+            let highs: UInt64 = 0x8080_8080_8080_8080
+            let bits: UInt64
+            if n >= 8 {
+                bits = buf.loadUnaligned(fromByteOffset: 0, as: UInt64.self)
+                    | buf.loadUnaligned(fromByteOffset: n &- 8, as: UInt64.self)
+            } else if n >= 4 {
+                bits = UInt64(buf.loadUnaligned(fromByteOffset: 0, as: UInt32.self)
+                    | buf.loadUnaligned(fromByteOffset: n &- 4, as: UInt32.self))
+            } else {
+                bits = UInt64(buf[0] | buf[n >> 1] | buf[n &- 1])
+            }
+            if bits & highs == 0 { return true }
+        }
+        return firstInvalidOffset(buf) == nil
+    }
+
     @inline(__always)
     static func isContinuation(_ b: UInt8) -> Bool { b & 0xC0 == 0x80 }
 }

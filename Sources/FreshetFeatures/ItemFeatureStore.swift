@@ -44,14 +44,15 @@ package final class ItemFeatureStore {
     @exclusivity(unchecked) var basePane: Int64?
 
     /// The store's current watermark (monotone); nil before the first one.
-    package private(set) var watermark: EventTimeMs?
+    /// (Read per event, by the owning task only: no dynamic exclusivity checks.)
+    @exclusivity(unchecked) package private(set) var watermark: EventTimeMs?
     /// pane(watermark), cached.
     @exclusivity(unchecked) var topPane: Int64?
     /// Events whose pane had left the window on arrival.
-    package internal(set) var droppedLateCount: Int64 = 0
+    @exclusivity(unchecked) package internal(set) var droppedLateCount: Int64 = 0
     /// Events whose pane is more than 2^31 panes from the first pane seen (not
     /// representable); they count as dropped too. Only reachable with tiny panes.
-    package internal(set) var droppedOutOfRangeCount: Int64 = 0
+    @exclusivity(unchecked) package internal(set) var droppedOutOfRangeCount: Int64 = 0
 
     package init(panes: PaneSpec = PaneSpec(), trending: TrendingDecay = TrendingDecay()) {
         self.panes = panes
@@ -93,6 +94,17 @@ package final class ItemFeatureStore {
         if let w { advanceWatermark(to: w) }
         guard let positive = Self.isCounted(event.kind) else { return .ignored }
         return count(slot: slot(forValidUTF8: event.itemId), ts: event.ts, positive: positive)
+    }
+
+    /// `apply` for an item id given as valid UTF-8 bytes (a decoded event's
+    /// ids, `DecodedEvent`): a known item costs no `String`. `positive` is
+    /// true for a positive interaction, false for an impression; skips are
+    /// not passed in (item features ignore them).
+    @discardableResult @inline(__always)
+    package func apply(itemId: UnsafeRawBufferPointer, ts: EventTimeMs, positive: Bool,
+                      watermark w: EventTimeMs?) -> ItemApplyOutcome {
+        if let w { advanceWatermark(to: w) }
+        return count(slot: slot(forValidUTF8: itemId), ts: ts, positive: positive)
     }
 
     /// true for a positive interaction, false for an impression, nil for what

@@ -42,18 +42,32 @@ struct RecentItems {
             if entries[k].item == item { existing = k; break }
             k += 1
         }
-        if existing >= 0 {
+        if existing >= 0 && ts <= entries[existing].ts {
             // Same or older time for an item already listed: its latest time is unchanged.
-            if ts <= entries[existing].ts { return false }
-            entries.remove(at: existing)
+            return false
         }
+        // Where the entry goes: before the first entry it outranks (the list
+        // above `existing` is unaffected by removing it, so search that part).
         var j = 0
-        let m = entries.count
+        let m = existing >= 0 ? existing : n
         while j < m {
             let t = entries[j].ts
             if t < ts { break }
             if t == ts && !IdBytes.less(names[item], names[entries[j].item]) { break }
             j += 1
+        }
+        if existing >= 0 {
+            // The item moves up from `existing` to `j` (j <= existing): one
+            // shift of the entries in between, no removal and re-insertion.
+            entries.withUnsafeMutableBufferPointer { e in
+                var i = existing
+                while i > j {
+                    e[i] = e[i &- 1]
+                    i &-= 1
+                }
+                e[j] = RecentEntry(item: item, ts: ts)
+            }
+            return true
         }
         if j >= capacity { return false } // full and older than all listed
         if entries.count == entries.capacity {

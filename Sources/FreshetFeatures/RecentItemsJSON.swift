@@ -17,21 +17,36 @@ extension UserFeatureStore {
     /// `recent_items_50` of the user in `slot`, rendered from the interned
     /// names directly (no intermediate array of ids).
     func recentItemsJSON(slot: Int) -> String {
+        itemBytes.sync(with: itemNames)
         var out: [UInt8] = []
         appendRecentItemsJSON(slot: slot, to: &out)
         return String(decoding: out, as: UTF8.self)
     }
 
-    /// Appends `recent_items_50` of the user in `slot` as UTF-8 bytes to `out`.
+    /// Appends `recent_items_50` of the user in `slot` as UTF-8 bytes to `out`:
+    /// each id's bytes are copied from `itemBytes`.
     func appendRecentItemsJSON(slot: Int, to out: inout [UInt8]) {
-        let entries = states[slot].recent.entries
-        out.reserveCapacity(out.count + 2 + entries.count * 12)
-        out.append(UInt8(ascii: "["))
-        for (k, e) in entries.enumerated() {
-            if k > 0 { out.append(UInt8(ascii: ",")) }
-            JSONEscape.appendString(itemNames[e.item], to: &out)
+        itemBytes.sync(with: itemNames)
+        let quote = UInt8(ascii: "\"")
+        states[slot].recent.entries.withUnsafeBufferPointer { entries in
+            itemBytes.bytes.withUnsafeBufferPointer { arena in
+                out.reserveCapacity(out.count + 2 + entries.count * 12)
+                out.append(UInt8(ascii: "["))
+                for k in entries.indices {
+                    if k > 0 { out.append(UInt8(ascii: ",")) }
+                    let r = itemBytes.range(entries[k].item)
+                    let id = UnsafeBufferPointer(rebasing: arena[r.start..<r.end])
+                    if r.needsEscape {
+                        JSONEscape.appendString(utf8: id, to: &out)
+                    } else {
+                        out.append(quote)
+                        out.append(contentsOf: id)
+                        out.append(quote)
+                    }
+                }
+                out.append(UInt8(ascii: "]"))
+            }
         }
-        out.append(UInt8(ascii: "]"))
     }
 
     /// Each user changed since the previous `takeDirty`, with what the Redis
@@ -42,6 +57,7 @@ extension UserFeatureStore {
     package func takeDirtyRendered(_ body: (_ userId: String, _ recentItemsJSON: [UInt8], _ interactionCount: Int64,
                                            _ updatedMs: EventTimeMs) -> Void) {
         let slots = dirty.takeFlush()
+        itemBytes.sync(with: itemNames)
         var json: [UInt8] = []
         json.reserveCapacity(1024)
         for s in slots {

@@ -8,6 +8,7 @@ extension UserFeatureStore {
     /// The user's state as bytes, or nil when the user has none.
     package func encodeEntry(_ userId: String) -> [UInt8]? {
         guard let slot = lookup(userId) else { return nil }
+        itemBytes.sync(with: itemNames)
         var w = ByteWriter(capacity: 16 + 16 * states[Int(slot)].recent.count)
         _ = appendCheckpointEntry(slot: slot, to: &w)
         return w.bytes
@@ -16,6 +17,7 @@ extension UserFeatureStore {
     /// The slots of the users changed since the last checkpoint, in first-change
     /// order (handles for `appendCheckpointEntry`); independent of the flush's list.
     package func takeChangedSlotsForCheckpoint() -> [UInt32] {
+        itemBytes.sync(with: itemNames)
         let slots = dirty.takeCheckpoint()
         for s in slots { states[Int(s)].dirtyFlags &= ~DirtyTracker.checkpointBit }
         return slots
@@ -31,9 +33,18 @@ extension UserFeatureStore {
         w.write(zigzag: states[i].count)
         w.write(zigzag: states[i].updatedMs)
         w.write(varint: UInt64(states[i].recent.count))
-        for e in states[i].recent.entries {
-            w.write(string: itemNames[e.item])
-            w.write(zigzag: e.ts)
+        // Ids' bytes from `itemBytes`: the same bytes `write(string:)` of the
+        // interned `String` writes.
+        itemBytes.sync(with: itemNames)
+        states[i].recent.entries.withUnsafeBufferPointer { entries in
+            itemBytes.bytes.withUnsafeBufferPointer { arena in
+                for e in entries {
+                    let r = itemBytes.range(e.item)
+                    w.write(varint: UInt64(r.end &- r.start))
+                    w.bytes.append(contentsOf: UnsafeBufferPointer(rebasing: arena[r.start..<r.end]))
+                    w.write(zigzag: e.ts)
+                }
+            }
         }
         return states[i].id
     }

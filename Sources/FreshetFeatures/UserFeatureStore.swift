@@ -27,6 +27,8 @@ package final class UserFeatureStore {
     @exclusivity(unchecked) var slotOf = KeyIndex()
     @exclusivity(unchecked) var states: [UserState] = []
     @exclusivity(unchecked) var itemNames = StringInterner()
+    /// The interned ids' bytes, for rendering and checkpoints (synced lazily).
+    @exclusivity(unchecked) var itemBytes = ItemNameBytes()
     @exclusivity(unchecked) var dirty = DirtyTracker()
 
     package init(recentCapacity: Int = 50) {
@@ -48,6 +50,21 @@ package final class UserFeatureStore {
         if interaction.ts > states[i].updatedMs { states[i].updatedMs = interaction.ts }
         _ = states[i].recent.record(item, ts: interaction.ts, capacity: recentCapacity, names: itemNames)
         // The count changes on every positive, so the user is always dirty.
+        dirty.mark(slot, flags: &states[i].dirtyFlags)
+    }
+
+    /// `apply` for an interaction decoded with its ids as bytes (valid
+    /// UTF-8; `DecodedEvent`): a known user and a known item cost no `String`.
+    /// `positive` is `action.isPositive`; skips change nothing.
+    @inline(__always)
+    package func apply(userId: UnsafeRawBufferPointer, itemId: UnsafeRawBufferPointer, ts: EventTimeMs, positive: Bool) {
+        guard positive else { return }
+        let slot = self.slot(forValidUTF8: userId)
+        let item = itemNames.intern(validUTF8: itemId)
+        let i = Int(slot)
+        states[i].count &+= 1
+        if ts > states[i].updatedMs { states[i].updatedMs = ts }
+        _ = states[i].recent.record(item, ts: ts, capacity: recentCapacity, names: itemNames)
         dirty.mark(slot, flags: &states[i].dirtyFlags)
     }
 
@@ -80,6 +97,7 @@ package final class UserFeatureStore {
         slotOf.removeAll()
         states.removeAll()
         itemNames.removeAll()
+        itemBytes.removeAll()
         dirty.removeAll()
     }
 
@@ -94,6 +112,18 @@ package final class UserFeatureStore {
         let s = slotOf.slot(tag: KeyIndex.tag(userId), isKey: { IdBytes.equal(states[Int($0)].id, userId) }, orInsert: { next })
         if s != next { return s }
         states.append(UserState(id: userId))
+        return s
+    }
+
+    /// The slot of a user id given as valid UTF-8 bytes; a `String` is made
+    /// only for a new user.
+    @inline(__always)
+    func slot(forValidUTF8 userId: UnsafeRawBufferPointer) -> UInt32 {
+        let next = UInt32(truncatingIfNeeded: states.count)
+        let s = slotOf.slot(tag: KeyIndex.tag(bytes: userId), isKey: { IdBytes.equal(states[Int($0)].id, bytes: userId) },
+                            orInsert: { next })
+        if s != next { return s }
+        states.append(UserState(id: BorrowedByteReader.string(validUTF8: userId)))
         return s
     }
 }

@@ -59,18 +59,22 @@ package struct RedisCommand: Sendable, Equatable, CustomStringConvertible {
     }
 
     package mutating func append(_ argument: String) {
-        appendHeader(length: argument.utf8.count)
-        body.append(contentsOf: argument.utf8)
-        body.append(13); body.append(10)
+        var argument = argument
+        argument.withUTF8 { append(bytes: UnsafeRawBufferPointer($0)) }
     }
 
     /// Appends one argument made of `prefix` then `suffix` (a key such as
     /// `user:<id>` without building the joined `String` first).
     package mutating func append(_ prefix: String, _ suffix: String) {
-        appendHeader(length: prefix.utf8.count + suffix.utf8.count)
-        body.append(contentsOf: prefix.utf8)
-        body.append(contentsOf: suffix.utf8)
-        body.append(13); body.append(10)
+        var prefix = prefix, suffix = suffix
+        prefix.withUTF8 { p in
+            suffix.withUTF8 { s in
+                appendHeader(length: p.count + s.count)
+                body.append(contentsOf: p)
+                body.append(contentsOf: s)
+                body.append(13); body.append(10)
+            }
+        }
     }
 
     package mutating func append(_ argument: Substring) {
@@ -79,15 +83,16 @@ package struct RedisCommand: Sendable, Equatable, CustomStringConvertible {
 
     /// Appends raw bytes unchanged (binary-safe).
     package mutating func append<Bytes: Collection>(_ argument: Bytes) where Bytes.Element == UInt8 {
-        appendHeader(length: argument.count)
-        body.append(contentsOf: argument)
-        body.append(13); body.append(10)
+        let done: Void? = argument.withContiguousStorageIfAvailable { append(bytes: UnsafeRawBufferPointer($0)) }
+        if done == nil { Array(argument).withUnsafeBytes { append(bytes: $0) } }
     }
 
     /// Appends raw bytes unchanged (binary-safe), e.g. a float32 embedding blob.
+    /// Header, bytes and CRLF in one reserved append (the flush writes
+    /// several arguments per changed key).
     package mutating func append(bytes: UnsafeRawBufferPointer) {
         appendHeader(length: bytes.count)
-        body.append(contentsOf: bytes)
+        body.append(contentsOf: bytes.assumingMemoryBound(to: UInt8.self))
         body.append(13); body.append(10)
     }
 
@@ -111,7 +116,7 @@ package struct RedisCommand: Sendable, Equatable, CustomStringConvertible {
                 start -= 1
                 buffer[start] = 45 // "-"
             }
-            append(UnsafeRawBufferPointer(rebasing: buffer[start...]))
+            append(bytes: UnsafeRawBufferPointer(rebasing: buffer[start...]))
         }
     }
 

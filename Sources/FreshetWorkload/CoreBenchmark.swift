@@ -9,8 +9,11 @@ import FreshetFeatures
 /// (user features, item routing, window counts, trending, watermarks).
 package enum CoreBenchmark {
     /// Generates `events` synthetic events (excluded from timing), then times
-    /// (1) decode only and (2) the full single-threaded pipeline.
-    package static func run(events: Int, users: Int, items: Int, seed: UInt64) -> CoreBenchmarkReport {
+    /// (1) decode only, (2) the full single-threaded pipeline, (3) the source
+    /// stage and (4) the item stage; `phases` picks which (all by default: a
+    /// profiler can then look at one phase alone).
+    package static func run(events: Int, users: Int, items: Int, seed: UInt64,
+                            phases: Set<CoreBenchmarkPhase> = Set(CoreBenchmarkPhase.allCases)) -> CoreBenchmarkReport {
         let start: EventTimeMs = 1_732_000_000_000
         let span: Int64 = 10 * 86_400_000 // ten days: windows fill and expire
         let config = SyntheticConfig(seed: seed, users: users, items: items, startMs: start, spanMs: span,
@@ -21,21 +24,25 @@ package enum CoreBenchmark {
         let clock = ContinuousClock()
         var sink = 0
 
+        // Every phase decodes as a source task does: ids stay bytes in one
+        // reused `DecodedEvent`, no `String` per id.
+        var event = DecodedEvent()
+
         // (1) Decode only.
         var decoded = 0
         let t0 = clock.now
         let c0 = threadCPUSeconds()
-        batch.forEach { topic, timestamp, buf in
-            if topic == .interactions {
-                if let i = try? decoder.decodeInteraction(buf, messageTimestampMs: timestamp, nowMs: now) {
-                    decoded += 1
-                    sink &+= i.userId.utf8.count
+        if phases.contains(.decode) { batch.forEach { topic, timestamp, buf in
+            do throws(BadInput) {
+                if topic == .interactions {
+                    try decoder.decode(interaction: buf, messageTimestampMs: timestamp, nowMs: now, into: &event)
+                } else {
+                    try decoder.decode(impression: buf, messageTimestampMs: timestamp, nowMs: now, into: &event)
                 }
-            } else if let m = try? decoder.decodeImpression(buf, messageTimestampMs: timestamp, nowMs: now) {
                 decoded += 1
-                sink &+= m.itemsShown.count
-            }
-        }
+                sink &+= event.itemCount
+            } catch {}
+        } }
         let decodeSeconds = seconds(clock.now - t0)
         let decodeCPU = threadCPUSeconds() - c0
 
@@ -48,29 +55,30 @@ package enum CoreBenchmark {
         var k = 0
         let t1 = clock.now
         let c1 = threadCPUSeconds()
-        batch.forEach { topic, timestamp, buf in
+        if phases.contains(.pipeline) { batch.forEach { topic, timestamp, buf in
             k &+= 1
-            if topic == .interactions {
-                if let i = try? decoder.decodeInteraction(buf, messageTimestampMs: timestamp, nowMs: now) {
-                    watermark.observe(i.ts)
-                    userStore.apply(i)
+            do throws(BadInput) {
+                if topic == .interactions {
+                    try decoder.decode(interaction: buf, messageTimestampMs: timestamp, nowMs: now, into: &event)
+                    watermark.observe(event.ts)
+                    let ts = event.ts, positive = event.action.isPositive
                     // Both stages in one thread: the item features take the
-                    // event's fields directly (routing builds `ItemEvent`s only
-                    // to encode repartition records; the source stage times that).
-                    itemStore.apply(itemId: i.itemId, ts: i.ts, kind: .interaction(i.action, dwellMs: i.dwellMs),
-                                    watermark: nil)
+                    // event's fields directly (a skip changes no feature).
+                    event.withIds(in: buf) { ids in
+                        userStore.apply(userId: ids.user, itemId: ids.item, ts: ts, positive: positive)
+                        if positive { itemStore.apply(itemId: ids.item, ts: ts, positive: true, watermark: nil) }
+                    }
                     itemEvents &+= 1
                 } else {
-                    bad &+= 1
+                    try decoder.decode(impression: buf, messageTimestampMs: timestamp, nowMs: now, into: &event)
+                    watermark.observe(event.ts)
+                    let ts = event.ts, count = event.itemCount
+                    event.withIds(in: buf) { ids in
+                        for k in 0..<count { itemStore.apply(itemId: ids.shownItem(k), ts: ts, positive: false, watermark: nil) }
+                    }
+                    itemEvents &+= count
                 }
-            } else if let m = try? decoder.decodeImpression(buf, messageTimestampMs: timestamp, nowMs: now) {
-                watermark.observe(m.ts)
-                for (k, item) in m.itemsShown.enumerated() {
-                    itemStore.apply(itemId: item, ts: m.ts, kind: .impression(position: m.position(at: k)),
-                                    watermark: nil)
-                }
-                itemEvents &+= m.itemsShown.count
-            } else {
+            } catch {
                 bad &+= 1
             }
             // A task advances its watermark periodically, not per event (Flink's
@@ -79,12 +87,12 @@ package enum CoreBenchmark {
             if k & 65535 == 0 {
                 sink &+= userStore.takeDirty().count &+ itemStore.takeDirty().count
             }
-        }
+        } }
         let pipelineSeconds = seconds(clock.now - t1)
         let pipelineCPU = threadCPUSeconds() - c1
 
         // (3) Source stage alone: decode, user features, routing, and encoding the
-        // repartition records a source task hands to the producer.
+        // repartition records a source task hands to the producer (as `SourceTask`).
         let sourceUsers = UserFeatureStore()
         var writer = ByteWriter(capacity: 256)
         var routed: [ItemEvent] = []
@@ -92,31 +100,44 @@ package enum CoreBenchmark {
         var offset: Int64 = 0
         let t2 = clock.now
         let c2 = threadCPUSeconds()
-        batch.forEach { topic, timestamp, buf in
+        if phases.contains(.source) { batch.forEach { topic, timestamp, buf in
             offset &+= 1
-            if topic == .interactions {
-                guard let i = try? decoder.decodeInteraction(buf, messageTimestampMs: timestamp, nowMs: now) else { return }
-                sourceUsers.apply(i)
-                writer.bytes.removeAll(keepingCapacity: true)
-                RepartitionRecord.item(ItemRouting.itemEvent(for: i),
-                                       origin: RecordOrigin(sourceTopic: 0, partition: 0, offset: offset))
-                    .encode(into: &writer)
-                sink &+= writer.bytes.count
-            } else if let m = try? decoder.decodeImpression(buf, messageTimestampMs: timestamp, nowMs: now) {
-                ItemRouting.forEachItemEvent(for: m) { sub, ev in
-                    writer.bytes.removeAll(keepingCapacity: true)
-                    RepartitionRecord.item(ev, origin: RecordOrigin(sourceTopic: 1, partition: 0, offset: offset,
-                                                                    subIndex: sub))
-                        .encode(into: &writer)
-                    sink &+= writer.bytes.count
+            do throws(BadInput) {
+                if topic == .interactions {
+                    try decoder.decode(interaction: buf, messageTimestampMs: timestamp, nowMs: now, into: &event)
+                    let ts = event.ts, action = event.action, dwell = event.dwellMs
+                    event.withIds(in: buf) { ids in
+                        sourceUsers.apply(userId: ids.user, itemId: ids.item, ts: ts, positive: action.isPositive)
+                        writer.bytes.removeAll(keepingCapacity: true)
+                        RepartitionRecord.encodeItem(itemId: ids.item, userId: ids.user, ts: ts,
+                                                     kind: .interaction(action, dwellMs: dwell), requestId: ids.requestId,
+                                                     origin: RecordOrigin(sourceTopic: 0, partition: 0, offset: offset),
+                                                     userHistoryEncoded: [], into: &writer)
+                        sink &+= writer.bytes.count
+                    }
+                } else {
+                    try decoder.decode(impression: buf, messageTimestampMs: timestamp, nowMs: now, into: &event)
+                    let ts = event.ts, count = event.itemCount
+                    event.withIds(in: buf) { ids in
+                        for k in 0..<count {
+                            writer.bytes.removeAll(keepingCapacity: true)
+                            RepartitionRecord.encodeItem(itemId: ids.shownItem(k), userId: ids.user, ts: ts,
+                                                         kind: .impression(position: event.position(at: k)),
+                                                         requestId: ids.requestId,
+                                                         origin: RecordOrigin(sourceTopic: 1, partition: 0, offset: offset,
+                                                                              subIndex: UInt32(k)),
+                                                         userHistoryEncoded: [], into: &writer)
+                            sink &+= writer.bytes.count
+                        }
+                    }
                 }
-            }
-        }
+            } catch {}
+        } }
         let sourceSeconds = seconds(clock.now - t2)
         let sourceCPU = threadCPUSeconds() - c2
 
         // (4) Item stage alone over pre-routed events (routing excluded from timing).
-        batch.forEach { topic, timestamp, buf in
+        if phases.contains(.item) { batch.forEach { topic, timestamp, buf in
             if topic == .interactions {
                 if let i = try? decoder.decodeInteraction(buf, messageTimestampMs: timestamp, nowMs: now) {
                     routed.append(ItemRouting.itemEvent(for: i))
@@ -124,7 +145,7 @@ package enum CoreBenchmark {
             } else if let m = try? decoder.decodeImpression(buf, messageTimestampMs: timestamp, nowMs: now) {
                 ItemRouting.forEachItemEvent(for: m) { _, ev in routed.append(ev) }
             }
-        }
+        } }
         let itemOnly = ItemFeatureStore()
         var itemWatermark = BoundedOutOfOrdernessWatermark(outOfOrdernessMs: 5_000)
         let t3 = clock.now
@@ -138,8 +159,8 @@ package enum CoreBenchmark {
         let itemCPU = threadCPUSeconds() - c3
         sink &+= itemOnly.takeDirty().count
 
-        return CoreBenchmarkReport(events: events, bytes: batch.payload.count, decoded: decoded, badEvents: bad,
-                                   itemEvents: itemEvents, decodeSeconds: decodeSeconds,
+        return CoreBenchmarkReport(phases: phases, events: events, bytes: batch.payload.count, decoded: decoded,
+                                   badEvents: bad, itemEvents: max(itemEvents, routed.count), decodeSeconds: decodeSeconds,
                                    pipelineSeconds: pipelineSeconds, sourceStageSeconds: sourceSeconds,
                                    itemStageSeconds: itemSeconds,
                                    cpuSeconds: (decodeCPU, pipelineCPU, sourceCPU, itemCPU), users: userStore.count,
@@ -160,8 +181,22 @@ package enum CoreBenchmark {
     }
 }
 
+/// The parts of `CoreBenchmark.run`, timed one after the other.
+package enum CoreBenchmarkPhase: String, CaseIterable, Sendable {
+    /// JSON decoding alone.
+    case decode
+    /// Decode + user features + item features, both stages in one thread.
+    case pipeline
+    /// Decode + user features + routing + repartition record encoding.
+    case source
+    /// Item windows + trending over pre-routed item events.
+    case item
+}
+
 /// Results of `CoreBenchmark.run`.
 package struct CoreBenchmarkReport: Sendable, CustomStringConvertible {
+    /// The phases that ran (the others' figures are zero and not printed).
+    package var phases: Set<CoreBenchmarkPhase>
     package var events: Int
     package var bytes: Int
     package var decoded: Int
@@ -187,14 +222,23 @@ package struct CoreBenchmarkReport: Sendable, CustomStringConvertible {
     package var itemStageItemEventsPerSecond: Double { Double(itemEvents) / itemStageSeconds }
 
     package var description: String {
-        """
-        core benchmark: \(events) events (\(bytes) bytes, \(badEvents) bad), \(itemEvents) item events, \
-        \(users) users, \(items) items, \(droppedLate) dropped late
-          decode only:        \(rate(decodeEventsPerSecond)) events/s (\(ms(decodeSeconds))); \(perCPU(events, cpuSeconds.decode)) events per CPU-second
-          decode + features:  \(rate(pipelineEventsPerSecond)) events/s (\(ms(pipelineSeconds))), single thread, both stages; \(perCPU(events, cpuSeconds.pipeline)) events per CPU-second
-          source stage:       \(rate(sourceStageEventsPerSecond)) events/s (\(ms(sourceStageSeconds))) decode + user features + routing + record encoding; \(perCPU(events, cpuSeconds.source)) events per CPU-second
-          item stage:         \(rate(itemStageItemEventsPerSecond)) item events/s (\(ms(itemStageSeconds))) windows + trending; \(perCPU(itemEvents, cpuSeconds.item)) item events per CPU-second
-        """
+        var lines = ["""
+            core benchmark: \(events) events (\(bytes) bytes, \(badEvents) bad), \(itemEvents) item events, \
+            \(users) users, \(items) items, \(droppedLate) dropped late
+            """]
+        if phases.contains(.decode) {
+            lines.append("  decode only:        \(rate(decodeEventsPerSecond)) events/s (\(ms(decodeSeconds))); \(perCPU(events, cpuSeconds.decode)) events per CPU-second")
+        }
+        if phases.contains(.pipeline) {
+            lines.append("  decode + features:  \(rate(pipelineEventsPerSecond)) events/s (\(ms(pipelineSeconds))), single thread, both stages; \(perCPU(events, cpuSeconds.pipeline)) events per CPU-second")
+        }
+        if phases.contains(.source) {
+            lines.append("  source stage:       \(rate(sourceStageEventsPerSecond)) events/s (\(ms(sourceStageSeconds))) decode + user features + routing + record encoding; \(perCPU(events, cpuSeconds.source)) events per CPU-second")
+        }
+        if phases.contains(.item) {
+            lines.append("  item stage:         \(rate(itemStageItemEventsPerSecond)) item events/s (\(ms(itemStageSeconds))) windows + trending; \(perCPU(itemEvents, cpuSeconds.item)) item events per CPU-second")
+        }
+        return lines.joined(separator: "\n")
     }
 
     private func perCPU(_ n: Int, _ cpu: Double) -> String { rate(Double(n) / cpu) }

@@ -176,9 +176,20 @@ extension BenchCommand {
         @Option var events = 2_000_000
         @Option var users = 100_000
         @Option var items = 10_000
+        @Option(help: "Run only these phases (decode, pipeline, source, item; repeatable), e.g. to profile one. Default: all.")
+        var phase: [String] = []
         func run() throws {
+            var phases = Set(CoreBenchmarkPhase.allCases)
+            if !phase.isEmpty {
+                phases = try Set(phase.map { name in
+                    guard let p = CoreBenchmarkPhase(rawValue: name) else {
+                        throw ValidationError("unknown phase '\(name)' (decode, pipeline, source, item)")
+                    }
+                    return p
+                })
+            }
             emit("machine: \(MachineFacts.summary)")
-            emit("\(CoreBenchmark.run(events: events, users: users, items: items, seed: 3))")
+            emit("\(CoreBenchmark.run(events: events, users: users, items: items, seed: 3, phases: phases))")
         }
     }
 

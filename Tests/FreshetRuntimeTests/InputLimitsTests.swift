@@ -78,6 +78,33 @@ final class InputLimitsTests: XCTestCase {
                       "the 65,537th item of one impression is new, not a duplicate")
     }
 
+    /// The filter remembers the previous record's source (records come in
+    /// runs); interleaved sources, restores and new sources keep exact per-source answers.
+    func testDuplicateFilterAcrossInterleavedSources() {
+        var filter = DuplicateFilter()
+        let a = { (offset: Int64, sub: UInt32) in RecordOrigin(sourceTopic: 0, partition: 1, offset: offset, subIndex: sub) }
+        let b = { (offset: Int64, sub: UInt32) in RecordOrigin(sourceTopic: 1, partition: 1, offset: offset, subIndex: sub) }
+        XCTAssertTrue(filter.admit(a(5, 0)))
+        XCTAssertTrue(filter.admit(a(5, 1)))
+        XCTAssertFalse(filter.admit(a(5, 1)))
+        XCTAssertTrue(filter.admit(b(2, 0)))
+        XCTAssertFalse(filter.admit(a(4, 9)), "a's highest is still (5, 1) after b's records")
+        XCTAssertTrue(filter.admit(a(6, 0)))
+        XCTAssertFalse(filter.admit(b(1, 0)))
+        filter.restore(.init(topic: 1, partition: 1), .init(offset: 10, subIndex: 0))
+        XCTAssertFalse(filter.admit(b(3, 0)), "a restore moves the source's position")
+        filter.restore(.init(topic: 0, partition: 7), .init(offset: 1, subIndex: 0))
+        XCTAssertFalse(filter.admit(RecordOrigin(sourceTopic: 0, partition: 7, offset: 1, subIndex: 0)))
+        XCTAssertEqual(filter.highest, [.init(topic: 0, partition: 1): .init(offset: 6, subIndex: 0),
+                                        .init(topic: 1, partition: 1): .init(offset: 10, subIndex: 0),
+                                        .init(topic: 0, partition: 7): .init(offset: 1, subIndex: 0)])
+        var reordered = DuplicateFilter()
+        reordered.restore(.init(topic: 0, partition: 7), .init(offset: 1, subIndex: 0))
+        reordered.restore(.init(topic: 1, partition: 1), .init(offset: 10, subIndex: 0))
+        reordered.restore(.init(topic: 0, partition: 1), .init(offset: 6, subIndex: 0))
+        XCTAssertEqual(filter, reordered, "equality ignores the order sources were first seen in")
+    }
+
     func testTopologyKeys() throws {
         let topology = try TopologyLoader.parse(yaml: """
             event_time:

@@ -36,7 +36,9 @@ final class KafkaTaskOutput: TaskOutput {
     }
 
     /// Bundles under construction, per target (`RepartitionTarget.rawValue`) and partition (see `RecordBundle`).
-    private var bundles: [[[UInt8]]]
+    // Appended to per routed record, on the processing thread only: no
+    // dynamic exclusivity checks.
+    @exclusivity(unchecked) private var bundles: [[[UInt8]]]
     private var exampleBundles: [[UInt8]] = []
     /// A bundle is sent once it reaches this size, or at the end of the polled batch.
     static let bundleBytes = 256 * 1024
@@ -49,11 +51,15 @@ final class KafkaTaskOutput: TaskOutput {
     var maxRepartitionRecordBytes: Int { messageBudget - Self.bundleEntryOverhead }
 
     func repartition(_ target: RepartitionTarget, key: String, value: [UInt8]) {
+        var key = key
+        key.withUTF8 { keyBytes in
+            value.withUnsafeBytes { repartition(target, keyBytes: UnsafeRawBufferPointer(keyBytes), value: $0) }
+        }
+    }
+
+    func repartition(_ target: RepartitionTarget, keyBytes: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) {
         let t = target.rawValue
-        let partitions = targets[t].partitions
-        let partition = key.utf8.withContiguousStorageIfAvailable {
-            KafkaProducer.partition(forKey: UnsafeRawBufferPointer($0), partitionCount: partitions)
-        } ?? KafkaProducer.partition(forKey: Array(key.utf8), partitionCount: partitions)
+        let partition = KafkaProducer.partition(forKey: keyBytes, partitionCount: targets[t].partitions)
         let index = Int(partition)
         // A bundle never outgrows one message: send it before a record that would not fit.
         if bundles[t][index].count + value.count + Self.bundleEntryOverhead > messageBudget { sendBundle(t, index) }

@@ -87,7 +87,8 @@ package struct FencedWrite: Sendable {
     /// One field of the `HSET` opened by `beginHashSet`.
     package mutating func appendHashField(_ field: String, _ value: [UInt8]) {
         command.append(field)
-        command.append(value)
+        // Borrowed bytes: the generic `append` is not specialised across modules.
+        value.withUnsafeBytes { command.append(bytes: $0) }
     }
 
     /// One field of the `HSET` opened by `beginHashSet`, its value copied

@@ -15,7 +15,17 @@ package struct DuplicateFilter: Sendable, Equatable {
         package var partition: Int32
     }
 
-    package private(set) var highest: [Source: Position] = [:]
+    /// The highest position admitted per source partition (for checkpoints).
+    package var highest: [Source: Position] { Dictionary(uniqueKeysWithValues: zip(sources, positions)) }
+
+    /// Sources in first-seen order and their highest admitted positions: a
+    /// task hears from a handful of source partitions, and records come in
+    /// runs from one source (a bundle holds one source partition's records),
+    /// so the previous record's entry (`last`) is checked first and most
+    /// records cost no search and no hashing.
+    private var sources: [Source] = []
+    private var positions: [Position] = []
+    private var last = 0
 
     package struct Position: Sendable, Equatable, Comparable {
         package var offset: Int64
@@ -31,14 +41,37 @@ package struct DuplicateFilter: Sendable, Equatable {
     package mutating func admit(_ origin: RecordOrigin) -> Bool {
         let source = Source(topic: origin.sourceTopic, partition: origin.partition)
         let position = Position(offset: origin.offset, subIndex: origin.subIndex)
-        if let seen = highest[source], position <= seen { return false }
-        highest[source] = position
+        let k = index(of: source)
+        if k == positions.count {
+            sources.append(source)
+            positions.append(position)
+            return true
+        }
+        if position <= positions[k] { return false }
+        positions[k] = position
         return true
     }
 
-    package mutating func restore(_ source: Source, _ position: Position) {
-        highest[source] = position
+    /// The entry of `source`, or `sources.count` when it has none; remembered in `last`.
+    @inline(__always)
+    private mutating func index(of source: Source) -> Int {
+        if last < sources.count && sources[last] == source { return last }
+        let k = sources.firstIndex(of: source) ?? sources.count
+        last = k
+        return k
     }
+
+    package mutating func restore(_ source: Source, _ position: Position) {
+        let k = index(of: source)
+        if k == positions.count {
+            sources.append(source)
+            positions.append(position)
+        } else {
+            positions[k] = position
+        }
+    }
+
+    package static func == (a: DuplicateFilter, b: DuplicateFilter) -> Bool { a.highest == b.highest }
 }
 
 extension TaskCheckpoint.SourceProgress {

@@ -14,12 +14,14 @@ package final class ItemTask {
     /// Joiner and item embedding rows (when embeddings are on).
     package var embeddings: ItemEmbeddingSide?
     package var watermarks: WatermarkMultiplexer<DuplicateFilter.Source>
-    package var duplicates = DuplicateFilter()
-    package var nextOffset: Int64?
-    package private(set) var currentWatermark: EventTimeMs?
-    package private(set) var duplicatesDropped = 0
-    package private(set) var lateDropped = 0
-    package private(set) var undecodable = 0
+    // Touched per record by the processing thread only, never reentrantly:
+    // no dynamic exclusivity checks (they cost a runtime call per access).
+    @exclusivity(unchecked) package var duplicates = DuplicateFilter()
+    @exclusivity(unchecked) package var nextOffset: Int64?
+    @exclusivity(unchecked) package private(set) var currentWatermark: EventTimeMs?
+    @exclusivity(unchecked) package private(set) var duplicatesDropped = 0
+    @exclusivity(unchecked) package private(set) var lateDropped = 0
+    @exclusivity(unchecked) package private(set) var undecodable = 0
     /// Sources that announced the end of a bounded run (not checkpointed: a run's own business).
     package private(set) var finishedSources: Set<DuplicateFilter.Source> = []
     private let expectedSources: Set<DuplicateFilter.Source>

@@ -17,6 +17,11 @@ package enum RecordBundle {
 
     /// Appends one record to a bundle under construction (starts it if empty).
     package static func append(_ record: [UInt8], to bundle: inout [UInt8]) {
+        record.withUnsafeBytes { append($0, to: &bundle) }
+    }
+
+    /// Appends one record given as borrowed bytes (copied).
+    package static func append(_ record: UnsafeRawBufferPointer, to bundle: inout [UInt8]) {
         if bundle.isEmpty { bundle.append(leadingByte) }
         var length = UInt64(record.count)
         while length >= 0x80 {
@@ -24,7 +29,7 @@ package enum RecordBundle {
             length >>= 7
         }
         bundle.append(UInt8(length))
-        bundle.append(contentsOf: record)
+        bundle.append(contentsOf: record.assumingMemoryBound(to: UInt8.self))
     }
 
     /// Decodes each repartitioned record of `value` (a bundle or a single

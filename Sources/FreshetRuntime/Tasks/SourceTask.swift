@@ -18,21 +18,26 @@ package final class SourceTask {
     let routesInteractionsByUser: Bool
     /// Whether the counts stage runs (examples on, input keyed by user): see `SourceTask+Counts.swift`.
     package var routesThroughCounts = false
-    package private(set) var watermark: BoundedOutOfOrdernessWatermark
+    // Touched per record by the processing thread only, never reentrantly:
+    // no dynamic exclusivity checks (they cost a runtime call per access).
+    @exclusivity(unchecked) package private(set) var watermark: BoundedOutOfOrdernessWatermark
     /// Offset of the next record to read: what a checkpoint stores.
-    package var nextOffset: Int64?
+    @exclusivity(unchecked) package var nextOffset: Int64?
     package private(set) var deadLetters = 0
     /// Offsets whose dead letter a previous owner already sent (after the
     /// checkpoint this task restored): replaying them sends nothing.
     package var deadLettersAlreadySent: Set<Int64> = []
     package private(set) var deadLetterDuplicatesSkipped = 0
-    package private(set) var processed = 0
+    @exclusivity(unchecked) package private(set) var processed = 0
     /// Bounded runs: set when the partition reached its end.
     package private(set) var finished = false
 
     private let decoder: EventDecoder
+    /// The record being processed, its ids as bytes (reused: its buffers keep
+    /// their capacity). Only this task's processing touches it, never reentrantly.
+    @exclusivity(unchecked) private var decoded = DecodedEvent()
     /// Where routed records are encoded before the output copies them (reused).
-    private var scratch = ByteWriter(capacity: 256)
+    @exclusivity(unchecked) private var scratch = ByteWriter(capacity: 256)
     private var lastSentWatermark: EventTimeMs?
     /// This task's source topic in repartitioned records' origins and markers.
     private let sourceTopicCode: UInt8
@@ -63,56 +68,30 @@ package final class SourceTask {
         }
         do {
             if record.valueIsNull { throw BadInput(.nullValue, "null (tombstone) value") }
+            let problem: BadInput?
             switch id.stage {
             case .interactions:
-                let interaction = try record.value.withUnsafeBytes { (bytes) throws(BadInput) -> Interaction in
-                    try decoder.decodeInteraction(bytes, messageTimestampMs: record.timestampMs, nowMs: nowMs)
-                }
-                watermark.observe(interaction.ts)
-                // Embeddings: the user's recent items before this positive (read
-                // before the store applies it) travel with the routed positive.
-                var history: [UInt8] = []
-                if let users, let side = userEmbeddings, interaction.action.isPositive {
-                    history = side.encodedHistoryBefore(user: interaction.userId, store: users)
-                    side.touch(user: interaction.userId)
-                }
-                if let users {
-                    users.apply(interaction)
-                }
-                var tooLarge: BadInput?
-                if routesThroughCounts {
-                    tooLarge = routeToCounts(interaction, record: record, output: output)
-                }
-                if routesInteractionsByUser {
-                    let origin = RecordOrigin(sourceTopic: sourceTopicCode, partition: record.partition, offset: record.offset, subIndex: 0)
-                    let bytes = RepartitionRecord.interaction(interaction, origin: origin).encoded()
-                    if bytes.count <= output.maxRepartitionRecordBytes {
-                        output.repartition(.users, key: interaction.userId, value: bytes)
-                    } else {
-                        tooLarge = Self.tooLarge("the interaction re-keyed by user", bytes.count, output)
-                    }
-                }
-                var event = ItemRouting.itemEvent(for: interaction)
-                if !history.isEmpty { event.userHistoryEncoded = history }
-                var eventTooLarge: BadInput?
-                routeOne(event, index: 0, of: 1, record: record, output: output, tooLarge: &eventTooLarge)
-                if let problem = eventTooLarge ?? tooLarge {
-                    throw problem
+                problem = try record.value.withUnsafeBytes { (bytes) throws(BadInput) -> BadInput? in
+                    try decoder.decode(interaction: bytes, messageTimestampMs: record.timestampMs, nowMs: nowMs,
+                                       into: &decoded)
+                    watermark.observe(decoded.ts)
+                    var problem: BadInput?
+                    decoded.withIds(in: bytes) { ids in problem = apply(interaction: ids, record: record, output: output) }
+                    return problem
                 }
             case .impressions:
-                let impression = try record.value.withUnsafeBytes { (bytes) throws(BadInput) -> Impression in
-                    try decoder.decodeImpression(bytes, messageTimestampMs: record.timestampMs, nowMs: nowMs)
-                }
-                watermark.observe(impression.ts)
-                // The item features take the impression at once; with the counts
-                // stage its join copy goes there too (stamped and released later).
-                let counted = routesThroughCounts ? routeToCounts(impression, record: record, output: output) : nil
-                if let problem = route(impression, record: record, output: output) ?? counted {
-                    throw problem
+                problem = try record.value.withUnsafeBytes { (bytes) throws(BadInput) -> BadInput? in
+                    try decoder.decode(impression: bytes, messageTimestampMs: record.timestampMs, nowMs: nowMs,
+                                       into: &decoded)
+                    watermark.observe(decoded.ts)
+                    var problem: BadInput?
+                    decoded.withIds(in: bytes) { ids in problem = route(impression: ids, record: record, output: output) }
+                    return problem
                 }
             case .items, .users, .counts:
                 preconditionFailure("unreachable: checked in init")
             }
+            if let problem { throw problem }
         } catch let error as BadInput {
             if alreadySent {
                 deadLetterDuplicatesSkipped += 1
@@ -125,35 +104,96 @@ package final class SourceTask {
         }
     }
 
+    /// User features and routing of the interaction in `decoded` (ids as
+    /// bytes, no `String` unless embeddings or re-keying by user need one).
+    /// Returns the problem that dead-letters the record (an oversized routed record).
+    private func apply(interaction ids: EventIds, record: InputRecord, output: TaskOutput) -> BadInput? {
+        let positive = decoded.action.isPositive
+        // Embeddings: the user's recent items before this positive (read
+        // before the store applies it) travel with the routed positive.
+        var history: [UInt8] = []
+        if let users, let side = userEmbeddings, positive {
+            let userId = EventIds.string(ids.user)
+            history = side.encodedHistoryBefore(user: userId, store: users)
+            side.touch(user: userId)
+        }
+        users?.apply(userId: ids.user, itemId: ids.item, ts: decoded.ts, positive: positive)
+        var tooLarge: BadInput?
+        if routesThroughCounts {
+            // Examples on: the counts stage gets the interaction with the count after it (Strings: not the features-only path).
+            tooLarge = routeToCounts(decodedInteraction(ids), record: record, output: output)
+        }
+        if routesInteractionsByUser {
+            let interaction = decodedInteraction(ids)
+            let origin = RecordOrigin(sourceTopic: sourceTopicCode, partition: record.partition, offset: record.offset, subIndex: 0)
+            let bytes = RepartitionRecord.interaction(interaction, origin: origin).encoded()
+            if bytes.count <= output.maxRepartitionRecordBytes {
+                output.repartition(.users, key: interaction.userId, value: bytes)
+            } else {
+                tooLarge = Self.tooLarge("the interaction re-keyed by user", bytes.count, output)
+            }
+        }
+        var eventTooLarge: BadInput?
+        routeOne(itemId: ids.item, ids: ids, kind: .interaction(decoded.action, dwellMs: decoded.dwellMs),
+                 history: history, index: 0, of: 1, record: record, output: output, tooLarge: &eventTooLarge)
+        return eventTooLarge ?? tooLarge
+    }
+
+    /// The interaction in `decoded` as an `Interaction` (`String`s: for the
+    /// re-keying by user and the counts stage, not the features-only path).
+    private func decodedInteraction(_ ids: EventIds) -> Interaction {
+        Interaction(userId: EventIds.string(ids.user), itemId: EventIds.string(ids.item),
+                    action: decoded.action, dwellMs: decoded.dwellMs, ts: decoded.ts,
+                    requestId: ids.requestId.map(EventIds.string))
+    }
+
     /// Sends each shown item's event to the item stage. An event too large for
     /// any message is not sent; the others are (their sub-indices keep their
     /// places, so duplicate filtering is unaffected), and the first oversized
     /// one is returned so the caller dead-letters the source record.
-    private func route(_ impression: Impression, record: InputRecord, output: TaskOutput) -> BadInput? {
+    private func route(impression ids: EventIds, record: InputRecord, output: TaskOutput) -> BadInput? {
         var tooLarge: BadInput?
-        let count = impression.itemsShown.count
-        ItemRouting.forEachItemEvent(for: impression) { index, event in
-            routeOne(event, index: Int(index), of: count, record: record, output: output, tooLarge: &tooLarge)
+        let count = decoded.itemCount
+        // Read once: a method call on `decoded` per item would copy the value
+        // (and retain its arrays) each time.
+        let positions = decoded.hasPositions ? decoded.positions : []
+        for k in 0..<count {
+            let position = k < positions.count ? positions[k] : nil
+            routeOne(itemId: ids.shownItem(k), ids: ids, kind: .impression(position: position),
+                     history: [], index: k, of: count, record: record, output: output, tooLarge: &tooLarge)
+        }
+        // The item features take the impression at once; with the counts
+        // stage its join copy goes there too (stamped and released later).
+        if routesThroughCounts {
+            let impression = Impression(requestId: ids.requestId.map(EventIds.string), userId: EventIds.string(ids.user),
+                                        itemsShown: (0..<count).map { EventIds.string(ids.shownItem($0)) },
+                                        positions: decoded.hasPositions ? positions : nil, ts: decoded.ts)
+            if let problem = routeToCounts(impression, record: record, output: output) { tooLarge = tooLarge ?? problem }
         }
         return tooLarge
     }
 
-    /// Encodes one routed event into the reused scratch buffer (no allocation
-    /// per record once it has grown) and hands it to the output, which copies it.
+    /// Encodes one routed event (`ItemRouting`'s fields: the item, the event's
+    /// user, time and request id) into the reused scratch buffer (no
+    /// allocation per record once it has grown) and hands it to the output,
+    /// which copies it.
     @inline(__always)
-    private func routeOne(_ event: ItemEvent, index: Int, of count: Int, record: InputRecord, output: TaskOutput,
+    private func routeOne(itemId: UnsafeRawBufferPointer, ids: EventIds, kind: ItemEvent.Kind, history: [UInt8],
+                          index: Int, of count: Int, record: InputRecord, output: TaskOutput,
                           tooLarge: inout BadInput?) {
         let origin = RecordOrigin(sourceTopic: sourceTopicCode, partition: record.partition,
                                   offset: record.offset, subIndex: UInt32(index))
         scratch.bytes.removeAll(keepingCapacity: true)
-        RepartitionRecord.item(event, origin: origin).encode(into: &scratch)
+        RepartitionRecord.encodeItem(itemId: itemId, userId: ids.user, ts: decoded.ts, kind: kind,
+                                     requestId: ids.requestId, origin: origin, userHistoryEncoded: history,
+                                     into: &scratch)
         guard scratch.bytes.count <= output.maxRepartitionRecordBytes else {
             if tooLarge == nil {
                 tooLarge = Self.tooLarge("item event \(index) of \(count)", scratch.bytes.count, output)
             }
             return
         }
-        output.repartition(.items, key: event.itemId, value: scratch.bytes)
+        scratch.bytes.withUnsafeBytes { output.repartition(.items, keyBytes: itemId, value: $0) }
     }
 
     static func tooLarge(_ what: String, _ size: Int, _ output: TaskOutput) -> BadInput {

@@ -40,6 +40,11 @@ package protocol TaskOutput: AnyObject {
     var maxRepartitionRecordBytes: Int { get }
     /// Sends `value` to the partition of `target` that owns `key`.
     func repartition(_ target: RepartitionTarget, key: String, value: [UInt8])
+    /// The same with the key (valid UTF-8) and value as borrowed bytes, which
+    /// the output copies: a source task's per-record path, with no `String`
+    /// or array per routed record. The default builds both and calls
+    /// `repartition(_:key:value:)`.
+    func repartition(_ target: RepartitionTarget, keyBytes: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer)
     /// Sends a watermark marker to every partition of `target`.
     func broadcast(_ target: RepartitionTarget, value: [UInt8])
     /// Sends the original bytes of a bad record to the dead-letter topic with the reason.
@@ -49,6 +54,10 @@ package protocol TaskOutput: AnyObject {
 }
 
 extension TaskOutput {
+    package func repartition(_ target: RepartitionTarget, keyBytes: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) {
+        repartition(target, key: String(decoding: keyBytes, as: UTF8.self), value: Array(value))
+    }
+
     package func example(key: String, value: [UInt8]) {}
     package var maxRepartitionRecordBytes: Int { .max }
 }

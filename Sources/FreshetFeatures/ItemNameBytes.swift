@@ -1,0 +1,52 @@
+import FreshetCore
+
+/// The UTF-8 bytes of every item id a `StringInterner` holds, back to back in
+/// intern order, with a flag for ids that need JSON escaping.
+///
+/// The flush renders `recent_items_50` (up to 50 ids per changed user) and a
+/// checkpoint writes every changed user's ids: copying each id's bytes from
+/// here costs one `memcpy`, where reading it from the interner's `String`
+/// (a copy of the string, its UTF-8 view, an escape scan) cost several times
+/// that. About `id length + 4` bytes per interned item.
+struct ItemNameBytes {
+    private(set) var bytes: [UInt8] = []
+    /// For item k: the end of its bytes in `bytes` (its start is item k−1's
+    /// end), with `escapeBit` set when a JSON literal of it needs escapes.
+    private var ends: [UInt32] = []
+    private static let escapeBit: UInt32 = 1 << 31
+
+    var count: Int { ends.count }
+
+    /// Appends the ids interned since the last call (the interner only grows;
+    /// after its `removeAll`, call `removeAll` here too).
+    @inline(__always)
+    mutating func sync(with names: StringInterner) {
+        if ends.count < names.count { append(from: names) }
+    }
+
+    private mutating func append(from names: StringInterner) {
+        while ends.count < names.count {
+            var id = names[UInt32(ends.count)]
+            id.withUTF8 { utf8 in
+                bytes.append(contentsOf: utf8)
+                precondition(bytes.count < Int(Self.escapeBit), "item name bytes exceed 2 GiB")
+                let plain = !utf8.contains { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }
+                ends.append(UInt32(bytes.count) | (plain ? 0 : Self.escapeBit))
+            }
+        }
+    }
+
+    mutating func removeAll() {
+        bytes.removeAll()
+        ends.removeAll()
+    }
+
+    /// Bytes of item `k` in `arena` (this value's `bytes`), and whether they need JSON escaping.
+    @inline(__always)
+    func range(_ k: UInt32) -> (start: Int, end: Int, needsEscape: Bool) {
+        let i = Int(k)
+        let start = i == 0 ? 0 : Int(ends[i &- 1] & ~Self.escapeBit)
+        let end = ends[i]
+        return (start, Int(end & ~Self.escapeBit), end & Self.escapeBit != 0)
+    }
+}
