@@ -80,12 +80,7 @@ package final class CountTask {
                                                        payload: .impression(items: m.itemsShown, positions: m.positions)),
                   output: output)
         case .watermark(let marker):
-            let source = DuplicateFilter.Source(topic: marker.sourceTopic, partition: marker.sourcePartition)
-            if let wm = marker.watermarkMs { watermarks.update(source, watermark: wm, nowMs: nowMs) }
-            if marker.finished {
-                watermarks.markFinished(source)
-                finishedSources.insert(source)
-            }
+            watermarks.apply(marker, nowMs: nowMs, finished: &finishedSources)
             return true
         }
         return false

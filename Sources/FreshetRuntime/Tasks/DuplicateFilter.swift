@@ -86,3 +86,17 @@ extension TaskCheckpoint.SourceProgress {
         }
     }
 }
+
+extension WatermarkMultiplexer where Input == DuplicateFilter.Source {
+    /// Applies a marker from an upstream partition (a source, or the counts
+    /// stage): its watermark, and, at the end of a bounded run, its end, which
+    /// is also added to `finished` (the task's finished inputs).
+    mutating func apply(_ marker: WatermarkMarker, nowMs: Int64, finished: inout Set<DuplicateFilter.Source>) {
+        let source = DuplicateFilter.Source(topic: marker.sourceTopic, partition: marker.sourcePartition)
+        if let watermark = marker.watermarkMs { update(source, watermark: watermark, nowMs: nowMs) }
+        if marker.finished {
+            markFinished(source)
+            finished.insert(source)
+        }
+    }
+}

@@ -79,12 +79,7 @@ package final class ItemTask {
             if !joinOnly, store.apply(event, watermark: currentWatermark) == .droppedLate { lateDropped += 1 }
             embeddings?.process(event, store: store, output: output, joinOnly: joinOnly)
         case .watermark(let marker):
-            let source = DuplicateFilter.Source(topic: marker.sourceTopic, partition: marker.sourcePartition)
-            if let wm = marker.watermarkMs { watermarks.update(source, watermark: wm, nowMs: nowMs) }
-            if marker.finished {
-                watermarks.markFinished(source)
-                finishedSources.insert(source)
-            }
+            watermarks.apply(marker, nowMs: nowMs, finished: &finishedSources)
         case .interaction:
             undecodable += 1
         }
