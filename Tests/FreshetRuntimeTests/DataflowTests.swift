@@ -83,6 +83,37 @@ final class DataflowTests: XCTestCase {
         XCTAssertEqual(a.users?.features(of: "u1")?.interactionCount, 2)
     }
 
+    /// With the examples' counts stage, an item task also hears from that
+    /// stage's partitions, whose watermark lags the sources' (it releases
+    /// after its own watermark passed). Only the join waits for it: the
+    /// features' watermark, and so their visible windows, are the sources'
+    /// alone, even when the stage finishes a bounded run further behind.
+    func testTheCountsStageDoesNotHoldTheFeaturesWatermarkBack() {
+        let output = MemoryOutput(partitions: 1)
+        let (a, b) = makeSources()
+        let now = base + 10 * hour
+        a.process(InputRecord(partition: 0, offset: 0, key: nil, value: interaction("u1", "i1", ts: base), timestampMs: nil), nowMs: now, output: output)
+        b.process(InputRecord(partition: 1, offset: 0, key: nil, value: interaction("u2", "i2", ts: base + 3 * hour), timestampMs: nil), nowMs: now, output: output)
+        a.process(InputRecord(partition: 0, offset: 1, key: nil, value: interaction("u1", "i3", ts: base + 3 * hour), timestampMs: nil), nowMs: now, output: output)
+        a.finish(output: output)
+        b.finish(output: output)
+        guard let counts = TaskId.Stage.counts.originCode else { return XCTFail("the counts stage has an origin code") }
+        let lagging = WatermarkMarker(sourceTopic: counts, sourcePartition: 0, watermarkMs: base - hour, finished: true)
+        let item = ItemTask(id: TaskId(stage: .items, partition: 0), panes: PaneSpec(), trending: TrendingDecay(),
+                            idleTimeoutMs: nil,
+                            sources: [.init(topic: 0, partition: 0), .init(topic: 0, partition: 1), .init(topic: counts, partition: 0)],
+                            nowMs: 0)
+        for record in output.items[0] { item.process(record, nowMs: now, output: output) }
+        var bundle: [UInt8] = []
+        RecordBundle.append(RepartitionRecord.watermark(lagging).encoded(), to: &bundle)
+        item.process(InputRecord(partition: 0, offset: Int64(output.items[0].count), key: nil, value: bundle, timestampMs: nil),
+                     nowMs: now, output: output)
+        item.advanceWatermark(nowMs: now, output: output)
+        XCTAssertTrue(item.atEnd, "every input finished")
+        XCTAssertEqual(item.currentWatermark, base + 3 * hour - 5_000, "the sources' minimum, not the counts stage's")
+        XCTAssertEqual(item.store.features(of: "i1")?.popularity7d, 1, "the event at base is visible")
+    }
+
     func testRecordsProducedTwiceAfterACrashAreCountedOnce() {
         let output = MemoryOutput(partitions: 1)
         let (a, b) = makeSources()

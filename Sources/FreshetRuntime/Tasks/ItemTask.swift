@@ -13,7 +13,15 @@ package final class ItemTask {
     package let store: ItemFeatureStore
     /// Joiner and item embedding rows (when embeddings are on).
     package var embeddings: ItemEmbeddingSide?
+    /// The source partitions' watermarks: the features' event time.
     package var watermarks: WatermarkMultiplexer<DuplicateFilter.Source>
+    /// The counts stage's partitions (examples on): only the join waits for
+    /// them. The features take every event directly from the sources, so
+    /// their windows must not depend on how far that stage has released.
+    private var countsWatermarks: WatermarkMultiplexer<DuplicateFilter.Source>
+    /// The join's event time: the features' watermark, held back to the
+    /// counts stage's (monotone).
+    private var joinWatermark: EventTimeMs?
     // Touched per record by the processing thread only, never reentrantly:
     // no dynamic exclusivity checks (they cost a runtime call per access).
     @exclusivity(unchecked) package var duplicates = DuplicateFilter()
@@ -32,8 +40,15 @@ package final class ItemTask {
         self.id = id
         self.store = ItemFeatureStore(panes: panes, trending: trending)
         self.watermarks = WatermarkMultiplexer(idleTimeoutMs: idleTimeoutMs)
+        self.countsWatermarks = WatermarkMultiplexer(idleTimeoutMs: idleTimeoutMs)
         self.expectedSources = sources
-        for source in sources { watermarks.register(source, nowMs: nowMs) }
+        for source in sources {
+            if source.topic == Self.countsOrigin {
+                countsWatermarks.register(source, nowMs: nowMs)
+            } else {
+                watermarks.register(source, nowMs: nowMs)
+            }
+        }
     }
 
     private static let countsOrigin = TaskId.Stage.counts.originCode
@@ -79,7 +94,11 @@ package final class ItemTask {
             if !joinOnly, store.apply(event, watermark: currentWatermark) == .droppedLate { lateDropped += 1 }
             embeddings?.process(event, store: store, output: output, joinOnly: joinOnly)
         case .watermark(let marker):
-            watermarks.apply(marker, nowMs: nowMs, finished: &finishedSources)
+            if marker.sourceTopic == Self.countsOrigin {
+                countsWatermarks.apply(marker, nowMs: nowMs, finished: &finishedSources)
+            } else {
+                watermarks.apply(marker, nowMs: nowMs, finished: &finishedSources)
+            }
         case .interaction:
             undecodable += 1
         }
@@ -89,12 +108,27 @@ package final class ItemTask {
     /// Returns true when it advanced.
     @discardableResult
     package func advanceWatermark(nowMs: Int64, output: TaskOutput) -> Bool {
-        guard let next = watermarks.advance(nowMs: nowMs) else { return false }
-        if let current = currentWatermark, next <= current { return false }
-        currentWatermark = next
-        store.advanceWatermark(to: next)
+        var advanced = false
+        if let next = watermarks.advance(nowMs: nowMs), currentWatermark.map({ next > $0 }) ?? true {
+            currentWatermark = next
+            store.advanceWatermark(to: next)
+            advanced = true
+        }
+        advanceJoin(nowMs: nowMs, output: output)
+        return advanced
+    }
+
+    /// The join's watermark: the features' one, held back to the counts
+    /// stage's when it runs (its copies reach the joiner once released there).
+    private func advanceJoin(nowMs: Int64, output: TaskOutput) {
+        guard var next = currentWatermark else { return }
+        if !countsWatermarks.inputs.isEmpty {
+            guard let counts = countsWatermarks.advance(nowMs: nowMs) else { return }
+            next = min(next, counts)
+        }
+        guard joinWatermark.map({ next > $0 }) ?? true else { return }
+        joinWatermark = next
         embeddings?.advance(watermark: next, output: output)
-        return true
     }
 
     /// Restores the watermark from a checkpoint without firing timers twice.
@@ -116,7 +150,8 @@ extension ItemTask: StreamTask {
         var snapshot = StateSnapshot()
         snapshot.meta.nextOffset = nextOffset
         snapshot.meta.eventTimeMs = currentWatermark
-        snapshot.meta.sources = TaskCheckpoint.SourceProgress.of(duplicates, watermarks: watermarks.inputs.compactMapValues(\.watermark))
+        let sourceWatermarks = watermarks.inputs.merging(countsWatermarks.inputs) { a, _ in a }.compactMapValues(\.watermark)
+        snapshot.meta.sources = TaskCheckpoint.SourceProgress.of(duplicates, watermarks: sourceWatermarks)
         snapshot.changed = store.takeChangedSlotsForCheckpoint()
         snapshot.encode = store.appendCheckpointEntry
         snapshot.meta.entries = store.count
@@ -143,7 +178,11 @@ extension ItemTask: StreamTask {
             // A source of an older topology (impressions before the counts
             // stage, or the reverse) sends nothing any more: not an input.
             if let wm = progress.watermarkMs, expectedSources.contains(progress.source) {
-                watermarks.update(progress.source, watermark: wm, nowMs: nowMs)
+                if progress.source.topic == Self.countsOrigin {
+                    countsWatermarks.update(progress.source, watermark: wm, nowMs: nowMs)
+                } else {
+                    watermarks.update(progress.source, watermark: wm, nowMs: nowMs)
+                }
             }
         }
         if let metadata = checkpoint.storeMetadata { try store.restoreMetadata(metadata) }
