@@ -15,7 +15,7 @@ import FreshetKafka
 extension StreamProcessor {
     /// The alignment's name for a source task's partition (nil for other stages).
     func alignmentSource(_ id: TaskId) -> DuplicateFilter.Source? {
-        id.stage.sourceCode.map { DuplicateFilter.Source(topic: $0, partition: id.partition) }
+        id.stage.readsSourceTopic ? id.originSource : nil
     }
 
     /// A task was created for an assigned partition (assignment or rebuild).
@@ -32,8 +32,8 @@ extension StreamProcessor {
     func alignmentDropped(_ id: TaskId) {
         endReached[id] = nil
         pausedOnce.remove(id)
-        if id.stage == .counts, let code = id.stage.originCode {
-            alignment?.unassign(DuplicateFilter.Source(topic: code, partition: id.partition))
+        if id.stage == .counts, let source = id.originSource {
+            alignment?.unassign(source)
             return
         }
         guard alignment != nil, let source = alignmentSource(id), alignment?.unassign(source) == true else { return }
@@ -63,14 +63,15 @@ extension StreamProcessor {
         guard var alignment else { return }
         retryUnresumed()
         for item in itemTasks.values {
-            // Only the source topics' partitions are aligned: an item task's
-            // inputs also include the counts stage's partitions (examples on),
-            // whose watermarks follow the sources' minimum and would only
-            // drag the floor below it.
-            for (source, input) in item.watermarks.inputs where Self.isSourceTopic(source) {
+            // `watermarks` holds the source partitions only; the counts stage's
+            // partitions (examples on) also finish, but count below as
+            // downstream views of the tasks run here, not as sources.
+            for (source, input) in item.watermarks.inputs {
                 if let watermark = input.watermark { alignment.observe(source, watermark: watermark, nowMs: nowMs) }
             }
-            for source in item.finishedSources where Self.isSourceTopic(source) { alignment.markFinished(source, nowMs: nowMs) }
+            for source in item.finishedSources where TaskId.Stage(sourceCode: source.topic) != nil {
+                alignment.markFinished(source, nowMs: nowMs)
+            }
         }
         for (tp, task) in sourceTasks {
             guard let source = alignmentSource(task.id) else { continue }
@@ -90,9 +91,8 @@ extension StreamProcessor {
         }
         // The counts stage run here (examples on): sources wait for what it has read.
         for task in taskManager.ordered where task.id.stage == .counts {
-            guard let code = task.id.stage.originCode else { continue }
-            alignment.observeDownstream(DuplicateFilter.Source(topic: code, partition: task.id.partition),
-                                        watermark: task.gauges.watermarkMs, nowMs: nowMs)
+            guard let source = task.id.originSource else { continue }
+            alignment.observeDownstream(source, watermark: task.gauges.watermarkMs, nowMs: nowMs)
         }
         let decision = alignment.decide(nowMs: nowMs)
         if !decision.isEmpty {
@@ -105,15 +105,10 @@ extension StreamProcessor {
         self.alignment = alignment
     }
 
-    /// Whether `source` is a partition of a source topic (`interactions`, `impressions`).
-    static func isSourceTopic(_ source: DuplicateFilter.Source) -> Bool {
-        TaskId.Stage.allCases.contains { $0.sourceCode == source.topic }
-    }
-
     private func perform(_ decision: WatermarkAlignment<DuplicateFilter.Source>.Decision,
                          on alignment: inout WatermarkAlignment<DuplicateFilter.Source>) {
         func partition(_ source: DuplicateFilter.Source) -> (TaskId, TopicPartition)? {
-            guard let stage = TaskId.Stage.allCases.first(where: { $0.sourceCode == source.topic }) else { return nil }
+            guard let stage = TaskId.Stage(sourceCode: source.topic) else { return nil }
             let id = TaskId(stage: stage, partition: source.partition)
             return (id, taskManager.inputs.topicPartition(of: id))
         }

@@ -42,13 +42,7 @@ package final class ItemTask {
         self.watermarks = WatermarkMultiplexer(idleTimeoutMs: idleTimeoutMs)
         self.countsWatermarks = WatermarkMultiplexer(idleTimeoutMs: idleTimeoutMs)
         self.expectedSources = sources
-        for source in sources {
-            if source.topic == Self.countsOrigin {
-                countsWatermarks.register(source, nowMs: nowMs)
-            } else {
-                watermarks.register(source, nowMs: nowMs)
-            }
-        }
+        for source in sources { withWatermarks(of: source) { $0.register(source, nowMs: nowMs) } }
     }
 
     private static let countsOrigin = TaskId.Stage.counts.originCode
@@ -94,11 +88,8 @@ package final class ItemTask {
             if !joinOnly, store.apply(event, watermark: currentWatermark) == .droppedLate { lateDropped += 1 }
             embeddings?.process(event, store: store, output: output, joinOnly: joinOnly)
         case .watermark(let marker):
-            if marker.sourceTopic == Self.countsOrigin {
-                countsWatermarks.apply(marker, nowMs: nowMs, finished: &finishedSources)
-            } else {
-                watermarks.apply(marker, nowMs: nowMs, finished: &finishedSources)
-            }
+            let source = DuplicateFilter.Source(topic: marker.sourceTopic, partition: marker.sourcePartition)
+            withWatermarks(of: source) { $0.apply(marker, nowMs: nowMs, finished: &finishedSources) }
         case .interaction:
             undecodable += 1
         }
@@ -116,6 +107,12 @@ package final class ItemTask {
         }
         advanceJoin(nowMs: nowMs, output: output)
         return advanced
+    }
+
+    /// Runs `body` on the multiplexer that tracks `source`: the counts stage's or the sources'.
+    private func withWatermarks(of source: DuplicateFilter.Source,
+                                _ body: (inout WatermarkMultiplexer<DuplicateFilter.Source>) -> Void) {
+        if source.topic == Self.countsOrigin { body(&countsWatermarks) } else { body(&watermarks) }
     }
 
     /// The join's watermark: the features' one, held back to the counts
@@ -178,11 +175,7 @@ extension ItemTask: StreamTask {
             // A source of an older topology (impressions before the counts
             // stage, or the reverse) sends nothing any more: not an input.
             if let wm = progress.watermarkMs, expectedSources.contains(progress.source) {
-                if progress.source.topic == Self.countsOrigin {
-                    countsWatermarks.update(progress.source, watermark: wm, nowMs: nowMs)
-                } else {
-                    watermarks.update(progress.source, watermark: wm, nowMs: nowMs)
-                }
+                withWatermarks(of: progress.source) { $0.update(progress.source, watermark: wm, nowMs: nowMs) }
             }
         }
         if let metadata = checkpoint.storeMetadata { try store.restoreMetadata(metadata) }

@@ -63,6 +63,23 @@ extension TaskId.Stage {
     }
 }
 
+extension TaskId.Stage {
+    /// The source stage whose topic has the code `code` (`sourceCode`); nil
+    /// for any other code (the counts stage's included).
+    package init?(sourceCode code: UInt8) {
+        guard let stage = Self.allCases.first(where: { $0.sourceCode == code }) else { return nil }
+        self = stage
+    }
+}
+
+extension TaskId {
+    /// This task's partition as the tasks it feeds name it (origins, markers,
+    /// source progress); nil for a stage that feeds none.
+    package var originSource: DuplicateFilter.Source? {
+        stage.originCode.map { DuplicateFilter.Source(topic: $0, partition: partition) }
+    }
+}
+
 extension DuplicateFilter.Source {
     /// Every partition of `stage` (a stage with an `originCode`), as the
     /// repartition-fed tasks name their inputs.
