@@ -20,10 +20,6 @@ extension SourceTask {
              what: "the impression for the counts stage", output: output)
     }
 
-    private func origin(of record: InputRecord) -> RecordOrigin {
-        RecordOrigin(sourceTopic: id.stage.sourceCode ?? 0, partition: record.partition, offset: record.offset, subIndex: 0)
-    }
-
     private func send(_ countRecord: CountStageRecord, user: String, what: String, output: TaskOutput) -> BadInput? {
         let bytes = countRecord.encoded()
         guard bytes.count <= output.maxRepartitionRecordBytes else { return Self.tooLarge(what, bytes.count, output) }

@@ -42,6 +42,14 @@ package final class SourceTask {
     /// This task's source topic in repartitioned records' origins and markers.
     private let sourceTopicCode: UInt8
 
+    /// Where a record routed from `record` comes from (the downstream duplicate
+    /// filter's key): this topic, partition and offset, and the record's place
+    /// among those one source record produced.
+    @inline(__always)
+    func origin(of record: InputRecord, subIndex: UInt32 = 0) -> RecordOrigin {
+        RecordOrigin(sourceTopic: sourceTopicCode, partition: record.partition, offset: record.offset, subIndex: subIndex)
+    }
+
     package init(id: TaskId, topic: String, decoder: EventDecoder, outOfOrdernessMs: Int64,
                 keepsUserFeatures: Bool, recentCapacity: Int = 50) {
         precondition(id.stage.readsSourceTopic, "SourceTask needs a source stage")
@@ -125,7 +133,7 @@ package final class SourceTask {
         }
         if routesInteractionsByUser {
             let interaction = decodedInteraction(ids)
-            let origin = RecordOrigin(sourceTopic: sourceTopicCode, partition: record.partition, offset: record.offset, subIndex: 0)
+            let origin = self.origin(of: record)
             let bytes = RepartitionRecord.interaction(interaction, origin: origin).encoded()
             if bytes.count <= output.maxRepartitionRecordBytes {
                 output.repartition(.users, key: interaction.userId, value: bytes)
@@ -181,8 +189,7 @@ package final class SourceTask {
     private func routeOne(itemId: UnsafeRawBufferPointer, ids: EventIds, kind: ItemEvent.Kind, history: [UInt8],
                           index: Int, of count: Int, record: InputRecord, output: TaskOutput,
                           tooLarge: inout BadInput?) {
-        let origin = RecordOrigin(sourceTopic: sourceTopicCode, partition: record.partition,
-                                  offset: record.offset, subIndex: UInt32(index))
+        let origin = self.origin(of: record, subIndex: UInt32(index))
         scratch.bytes.removeAll(keepingCapacity: true)
         RepartitionRecord.encodeItem(itemId: itemId, userId: ids.user, ts: decoded.ts, kind: kind,
                                      requestId: ids.requestId, origin: origin, userHistoryEncoded: history,
