@@ -68,7 +68,7 @@ let package = Package(
         .testTarget(name: "FreshetFeastTests", dependencies: ["FreshetFeast"]),
         .testTarget(name: "FreshetEmbeddingsTests", dependencies: ["FreshetEmbeddings", "FreshetCore", "FreshetWorkload"]),
         .testTarget(name: "FreshetKafkaTests", dependencies: ["FreshetKafka", "FreshetTestSupport"]),
-        .testTarget(name: "FreshetRedisTests", dependencies: ["FreshetRedis", "FreshetTestSupport"]),
+        .testTarget(name: "FreshetRedisTests", dependencies: ["FreshetRedis", "FreshetProcess", "FreshetTestSupport"]),
         .testTarget(name: "FreshetRuntimeTests", dependencies: ["FreshetRuntime", "FreshetCore", "FreshetFeatures", "FreshetRedis", "FreshetTestSupport"]),
         .testTarget(name: "FreshetIntegrationTests", dependencies: [
             "FreshetWorkload", "FreshetKafka", "FreshetRedis", "FreshetCore", "FreshetFeast", "FreshetTestSupport",

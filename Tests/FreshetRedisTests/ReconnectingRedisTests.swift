@@ -28,7 +28,7 @@ final class ReconnectingRedisTests: RedisServerTestCase {
         let replies = try redis.execute(after) { error, attempt in
             retries.append((error, attempt))
             if restartedAt == nil && Date().timeIntervalSince(killedAt) >= 1.0 {
-                try? self.server.start(wait: false)
+                try? self.server.start()
                 restartedAt = Date()
             }
         }
