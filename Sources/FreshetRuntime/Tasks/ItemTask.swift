@@ -153,6 +153,10 @@ extension ItemTask: StreamTask {
         snapshot.encode = store.appendCheckpointEntry
         snapshot.meta.entries = store.count
         snapshot.meta.storeMetadata = store.encodeMetadata()
+        // Written at every checkpoint (a field left out would keep its old value).
+        if let side = embeddings, side.examples, side.joinsThroughCounts {
+            snapshot.meta.joinFeatures = side.featuresAtImpression.encode()
+        }
         return snapshot
     }
 
@@ -182,6 +186,13 @@ extension ItemTask: StreamTask {
         try state { key, bytes in try store.restoreEntry(itemId: key, bytes: bytes) }
         restoreWatermark(checkpoint.eventTimeMs)
         _ = store.takeDirty()
+        if let bytes = checkpoint.joinFeatures, let side = embeddings, side.joinsThroughCounts {
+            do {
+                try side.featuresAtImpression.restore(bytes)
+            } catch {
+                throw CheckpointError(task: id, message: "join_features field is corrupt: \(error)")
+            }
+        }
     }
 
     /// Changed items (windows, trending), the trending meta when any changed, vectors when a sync is due.
