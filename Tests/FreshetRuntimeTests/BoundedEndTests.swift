@@ -61,3 +61,51 @@ final class BoundedEndTests: XCTestCase {
         }
     }
 }
+
+extension BoundedEndTests {
+    /// A bounded run ends a source partition at its end-of-partition notice;
+    /// librdkafka sends one every time the consumer catches up, and keeps
+    /// fetching. A record produced after that end used to be processed: the
+    /// source's watermark, and so the item features', moved past the final
+    /// one it had announced, while the counts stage had already ended at the
+    /// announced one (its final marker behind; the join's watermark with it).
+    /// Now the record is left for the next run and every final watermark is
+    /// the announced one.
+    func testARecordReadAfterASourcesEndIsLeftForTheNextRun() throws {
+        let d = TaskDriver(topology: Topology(), interactionPartitions: 2, impressionPartitions: 2, repartitionPartitions: 3,
+                           nowMs: base + 480 * 3_600_000, itemEmbeddings: true)
+        func event(_ stage: TaskId.Stage, _ p: Int32, _ user: String, _ item: String, at ts: Int64) {
+            if stage == .interactions {
+                d.send(stage, partition: p, Array(#"{"user_id":"\#(user)","item_id":"\#(item)","action":"click","ts":\#(ts)}"#.utf8))
+            } else {
+                d.send(stage, partition: p, Array(#"{"user_id":"\#(user)","items_shown":["\#(item)"],"ts":\#(ts)}"#.utf8))
+            }
+        }
+        let hour: Int64 = 3_600_000
+        // interactions-0 is the slowest partition (it ends at 1 h); the others at 3 h.
+        event(.interactions, 0, "u0", "a", at: base + hour)
+        event(.interactions, 1, "u1", "b", at: base + 3 * hour)
+        event(.impressions, 0, "u2", "a", at: base + 3 * hour)
+        event(.impressions, 1, "u3", "b", at: base + 3 * hour)
+        d.runUntilQuiet()
+        d.finishSources()
+        let announced = base + hour - 5_000
+        // Produced after interactions-0 reached its end, read by the same consumer.
+        event(.interactions, 0, "u0", "late-item", at: base + 3 * hour)
+        d.runUntilQuiet()
+
+        let source = try XCTUnwrap(d.tasks[TaskId(stage: .interactions, partition: 0)] as? SourceTask)
+        XCTAssertEqual(source.recordsAfterEnd, 1)
+        XCTAssertEqual(source.nextOffset, 1, "its offset is not taken: the next run reads it")
+        XCTAssertNil(d.itemFeatures("late-item"))
+        for case let counts as CountTask in d.tasks.values {
+            XCTAssertEqual(counts.released, announced, "\(counts.id)")
+        }
+        for case let item as ItemTask in d.tasks.values {
+            XCTAssertTrue(item.atEnd)
+            XCTAssertEqual(item.currentWatermark, announced, "\(item.id): the announced final watermark")
+            XCTAssertEqual(item.embeddings?.joiner.watermark, item.currentWatermark,
+                           "\(item.id): the join ends with the features (before: 2 h behind them)")
+        }
+    }
+}
