@@ -29,10 +29,10 @@ package final class SourceTask {
     package var deadLettersAlreadySent: Set<Int64> = []
     package private(set) var deadLetterDuplicatesSkipped = 0
     @exclusivity(unchecked) package private(set) var processed = 0
-    /// Bounded runs: set when the partition reached its end.
-    package private(set) var finished = false
+    /// Bounded runs: set when the partition reached its end (read per record).
+    @exclusivity(unchecked) package private(set) var finished = false
     /// Bounded runs: records read after the end, left for the next run.
-    package private(set) var recordsAfterEnd = 0
+    @exclusivity(unchecked) package private(set) var recordsAfterEnd = 0
 
     private let decoder: EventDecoder
     /// The record being processed, its ids as bytes (reused: its buffers keep
