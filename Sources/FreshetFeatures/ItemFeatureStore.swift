@@ -209,6 +209,21 @@ package final class ItemFeatureStore {
         return features(slot: Int(slot))
     }
 
+    /// The window counts as of event time `ts`: the sums over the window's
+    /// panes ending at pane(ts), `(pane(ts) − windowPanes + 1)...pane(ts)`, of
+    /// every event applied so far, whatever the watermark (panes above it
+    /// included). Nil for an unknown item. What the examples record with an
+    /// impression when the item task applies it (docs/EMBEDDINGS.md,
+    /// "Examples"): a function of the events applied before, not of when the
+    /// watermark moved. Exact unless the watermark is already more than a
+    /// window past `ts` (panes below its window are freed).
+    package func windowTotals(of itemId: String, asOf ts: EventTimeMs) -> (popularity: Int64, impressions: Int64)? {
+        guard let slot = lookup(itemId) else { return nil }
+        let top = panes.pane(of: ts)
+        return states[Int(slot)].panes.totals(lo: clampedRelative(top &- Int64(panes.windowPanes) &+ 1),
+                                              hi: clampedRelative(top))
+    }
+
     /// Each item changed since the previous `takeDirty`, with its features:
     /// the same items `takeDirty` returns, without looking each id up again.
     package func takeDirtyFeatures(_ body: (_ itemId: String, _ features: ItemFeatures) -> Void) {

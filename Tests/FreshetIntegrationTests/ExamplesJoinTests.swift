@@ -115,10 +115,30 @@ final class ExamplesJoinTests: XCTestCase {
             try producer.produce(topic: "impressions", key: Array(user.utf8), value: Array(json.utf8))
         }
         // The counts stage holds the impressions (and, for the join, every
-        // interaction) until the watermark passes them: an event 10 s after
-        // them on every source partition releases them, so they reach the
-        // item tasks before phase C (the item features recorded with an
-        // impression are its item's visible totals when it is released).
+        // interaction) until the watermark passes them. Before it releases
+        // them: the item tasks apply each impression directly (waited for
+        // here), then the user clicks item 2, 2 s after the impression, which
+        // the item tasks count at once. The examples' item features are as of
+        // the impression (recorded when the item task applied it), so that
+        // click, the example's own label, is not in its popularity_7d (read
+        // at the release, as before, it was: the label leaked in).
+        try producer.flush(timeoutMs: 30_000)
+        XCTAssertTrue(try FaultInjection.waitUntil(timeout: 90) {
+            try users.indices.allSatisfy { u in
+                try redis.command(["HGET", "ex:item:\(item(u, 2))", "impressions_7d"]).string == "1"
+            }
+        }, "phase B applied to the item features: " + run.logTail())
+        for (u, user) in users.enumerated() {
+            try producer.produce(topic: "interactions", key: Array(user.utf8), value: interaction(user, item(u, 2), "click", impressionTs + 2_000))
+        }
+        try producer.flush(timeoutMs: 30_000)
+        XCTAssertTrue(try FaultInjection.waitUntil(timeout: 90) {
+            try users.enumerated().allSatisfy { u, user in
+                try redis.command(["HGET", "ex:user:\(user)", "interaction_count"]).string == String(u + 2)
+            }
+        }, "phase B's clicks counted: " + run.logTail())
+        // An event 10 s after them on every source partition releases them,
+        // so they reach the item tasks' join before phase C.
         for p in 0..<Self.partitions {
             try producer.produce(topic: "interactions", partition: p, key: Array("clock\(p)".utf8),
                                  value: interaction("clock\(p)", "clock-item", "click", impressionTs + 10_000))
@@ -128,13 +148,13 @@ final class ExamplesJoinTests: XCTestCase {
         try producer.flush(timeoutMs: 30_000)
         XCTAssertTrue(try FaultInjection.waitUntil(timeout: 90) {
             try users.indices.allSatisfy { u in
-                try redis.command(["HGET", "ex:item:\(item(u, 3))", "impressions_7d"]).string == "1"
+                try redis.command(["HGET", "ex:item:\(item(u, 2))", "popularity_7d"]).string == "1"
             }
-        }, "phase B released by the counts stage: " + run.logTail())
+        }, "phase B's clicks in the item features: " + run.logTail())
 
         // Phase C: per user, a click on item 0 inside the window, a skip of
         // item 1, a late click on item 3 (20 minutes after the impression);
-        // items 2 and 4 get nothing.
+        // item 4 gets nothing (item 2 was clicked in phase B).
         for (u, user) in users.enumerated() {
             try producer.produce(topic: "interactions", key: Array(user.utf8), value: interaction(user, item(u, 0), "click", impressionTs + 60_000))
             try producer.produce(topic: "interactions", key: Array(user.utf8), value: interaction(user, item(u, 1), "skip", impressionTs + 30_000))
@@ -143,7 +163,7 @@ final class ExamplesJoinTests: XCTestCase {
         try producer.flush(timeoutMs: 30_000)
         XCTAssertTrue(try FaultInjection.waitUntil(timeout: 90) {
             try users.enumerated().allSatisfy { u, user in
-                try redis.command(["HGET", "ex:user:\(user)", "interaction_count"]).string == String(u + 3)
+                try redis.command(["HGET", "ex:user:\(user)", "interaction_count"]).string == String(u + 4)
             }
         }, "phase C counted: " + run.logTail())
 
@@ -161,17 +181,17 @@ final class ExamplesJoinTests: XCTestCase {
         var expected: [Shape] = []
         for (u, user) in users.enumerated() {
             let count = Int64(u + 1)
-            // Features at the item task's watermark when the impression was
-            // processed (phase A's start, in the same pane): the impression
-            // itself is counted.
+            // Features as of the impression: the item's events applied before
+            // it, the impression itself included; phase B's click on item 2
+            // (after the impression) is not.
             func f(_ popularity: Int64) -> [Int64] { [count, popularity, 1] }
             let req = "req-\(u)"
             expected.append(Shape(user: user, item: item(u, 0), label: 1, action: "click", position: 0, request: req,
                                   impressionTs: impressionTs, eventTs: impressionTs + 60_000, late: false, features: f(0)))
             expected.append(Shape(user: user, item: item(u, 1), label: 0, action: "skip", position: 1, request: req,
                                   impressionTs: impressionTs, eventTs: impressionTs + 30_000, late: false, features: f(0)))
-            expected.append(Shape(user: user, item: item(u, 2), label: 0, action: nil, position: 2, request: req,
-                                  impressionTs: impressionTs, eventTs: impressionTs + Self.windowMs, late: false, features: f(0)))
+            expected.append(Shape(user: user, item: item(u, 2), label: 1, action: "click", position: 2, request: req,
+                                  impressionTs: impressionTs, eventTs: impressionTs + 2_000, late: false, features: f(0)))
             expected.append(Shape(user: user, item: item(u, 3), label: 0, action: nil, position: 3, request: req,
                                   impressionTs: impressionTs, eventTs: impressionTs + Self.windowMs, late: false, features: f(0)))
             expected.append(Shape(user: user, item: item(u, 3), label: 1, action: "like", position: 3, request: req,

@@ -1,4 +1,5 @@
 import FreshetCore
+import FreshetEmbeddings
 import FreshetFeatures
 @testable import FreshetRuntime
 import XCTest
@@ -112,6 +113,48 @@ final class DataflowTests: XCTestCase {
         XCTAssertTrue(item.atEnd, "every input finished")
         XCTAssertEqual(item.currentWatermark, base + 3 * hour - 5_000, "the sources' minimum, not the counts stage's")
         XCTAssertEqual(item.store.features(of: "i1")?.popularity7d, 1, "the event at base is visible")
+    }
+
+    /// The counts stage's final markers can end behind the sources' final
+    /// watermark (seen under load: the join's watermark ended hours early).
+    /// A finished counts partition has released everything it held (its
+    /// final marker follows its last copy), so it holds the join back no
+    /// more: the join ends at the features' final watermark, and the last
+    /// join windows close (their negatives go out).
+    func testAFinishedCountsStageDoesNotHoldTheJoinBack() {
+        let output = MemoryOutput(partitions: 1)
+        let (a, b) = makeSources()
+        let now = base + 10 * hour
+        a.process(InputRecord(partition: 0, offset: 0, key: nil, value: interaction("u1", "i1", ts: base + 3 * hour), timestampMs: nil), nowMs: now, output: output)
+        b.process(InputRecord(partition: 1, offset: 0, key: nil, value: interaction("u2", "i2", ts: base + 3 * hour), timestampMs: nil), nowMs: now, output: output)
+        a.finish(output: output)
+        b.finish(output: output)
+        guard let counts = TaskId.Stage.counts.originCode else { return XCTFail("the counts stage has an origin code") }
+        let item = ItemTask(id: TaskId(stage: .items, partition: 0), panes: PaneSpec(), trending: TrendingDecay(),
+                            idleTimeoutMs: nil,
+                            sources: [.init(topic: 0, partition: 0), .init(topic: 0, partition: 1), .init(topic: counts, partition: 0)],
+                            nowMs: 0)
+        let side = ItemEmbeddingSide(settings: Topology().embeddings, counts: InteractionCountView())
+        side.joinsThroughCounts = true
+        item.embeddings = side
+        for record in output.items[0] { item.process(record, nowMs: now, output: output) }
+        // From the counts stage: the join copy of an impression an hour in
+        // (its window closes at 1 h 10 min), then its final marker, lagging at base.
+        var impression = ItemEvent(itemId: "i9", userId: "u1", ts: base + hour, kind: .impression(position: 0))
+        impression.interactionCount = 0
+        let copy = RepartitionRecord.item(impression, origin: RecordOrigin(sourceTopic: counts, partition: 0, offset: 1, subIndex: 0))
+        let lagging = WatermarkMarker(sourceTopic: counts, sourcePartition: 0, watermarkMs: base, finished: true)
+        var bundle: [UInt8] = []
+        RecordBundle.append(copy.encoded(), to: &bundle)
+        RecordBundle.append(RepartitionRecord.watermark(lagging).encoded(), to: &bundle)
+        item.process(InputRecord(partition: 0, offset: Int64(output.items[0].count), key: nil, value: bundle, timestampMs: nil),
+                     nowMs: now, output: output)
+        item.advanceWatermark(nowMs: now, output: output)
+        XCTAssertTrue(item.atEnd, "every input finished")
+        XCTAssertEqual(item.currentWatermark, base + 3 * hour - 5_000)
+        XCTAssertEqual(side.joiner.watermark, base + 3 * hour - 5_000, "the join ends where the features do")
+        XCTAssertEqual(side.joiner.negativesEmitted, 1, "the impression's window closed: its negative went out")
+        XCTAssertEqual(side.joiner.pendingCount, 0)
     }
 
     func testRecordsProducedTwiceAfterACrashAreCountedOnce() {

@@ -102,6 +102,23 @@ final class TaskDriver {
         runUntilQuiet()
     }
 
+    /// Bounded end of one source partition only (the others keep reading).
+    func finish(_ id: TaskId) {
+        _ = tasks[id]?.reachEnd(output: output)
+    }
+
+    /// Feeds one task its unread records and a time tick (the other tasks
+    /// wait); `finalMarkersDue`: the tick of a bounded run's marker resend.
+    func run(_ id: TaskId, finalMarkersDue: Bool = false) {
+        guard let task = tasks[id], let log = logs[id], var position = positions[id] else { return }
+        while position < log.count {
+            task.process(log[position], nowMs: nowMs, output: output)
+            position += 1
+        }
+        positions[id] = position
+        task.advanceTime(TimeTick(nowMs: nowMs, markersDue: true, finalMarkersDue: finalMarkersDue), output: output)
+    }
+
     /// Checkpoints the tasks `which` selects (default all) through `snapshot()`
     /// (state hashes accumulate, as in Redis).
     func checkpoint(_ which: (TaskId) -> Bool = { _ in true }) throws {

@@ -20,6 +20,9 @@ package struct TaskCheckpoint: Sendable, Equatable {
     package var entries: Int = 0
     /// Store-level state that entries depend on (item stores: their watermark), restored first.
     package var storeMetadata: [UInt8]?
+    /// Item tasks joining through the counts stage: the item features recorded
+    /// with impressions whose join copy has not come yet (`FeaturesAtImpression`).
+    package var joinFeatures: [UInt8]?
 
     package struct SourceProgress: Sendable, Equatable {
         package var source: DuplicateFilter.Source
@@ -57,6 +60,7 @@ package struct TaskCheckpoint: Sendable, Equatable {
             ("sources", writer.bytes),
         ]
         if let storeMetadata { result.append(("store_meta", storeMetadata)) }
+        if let joinFeatures { result.append(("join_features", joinFeatures)) }
         result.append(("next_offset", Array((nextOffset.map(String.init) ?? "").utf8)))
         result.append(("event_time_ms", Array((eventTimeMs.map(String.init) ?? "").utf8)))
         return result
@@ -77,6 +81,7 @@ package struct TaskCheckpoint: Sendable, Equatable {
         checkpoint.writtenAtMs = text("written_ms").flatMap { Int64($0) } ?? 0
         checkpoint.entries = text("entries").flatMap { Int($0) } ?? 0
         checkpoint.storeMetadata = fields["store_meta"]
+        checkpoint.joinFeatures = fields["join_features"]
         if let bytes = fields["sources"], !bytes.isEmpty {
             do {
                 var reader = ByteReader(bytes)

@@ -28,6 +28,9 @@ package final class ItemEmbeddingSide {
     /// user, impressions stamped with their user's count as of their time),
     /// not the direct ones.
     var joinsThroughCounts = false
+    /// With the counts stage: each impression's item features as of its
+    /// direct event, taken by its join copy (no later event leaks in).
+    package let featuresAtImpression: FeaturesAtImpression
     /// Rows changed since the last checkpoint and since the last publication
     /// (fold-in candidates), by row number: a per-row flag byte (bit 0:
     /// checkpoint, bit 1: publication) and the list of flagged rows, so a
@@ -57,6 +60,7 @@ package final class ItemEmbeddingSide {
     package init(settings: Topology.Embeddings, counts: InteractionCountView) {
         rows = CooccurrenceRows(config: settings.cooccurrenceConfig)
         joiner = ImpressionJoiner(windowMs: settings.joinWindowMs)
+        featuresAtImpression = FeaturesAtImpression(graceMs: joiner.windowMs + joiner.lateTTLMs)
         examples = settings.examples
         self.counts = counts
     }
@@ -67,12 +71,20 @@ package final class ItemEmbeddingSide {
     func process(_ event: ItemEvent, store: ItemFeatureStore, output: TaskOutput, joinOnly: Bool = false) {
         switch event.kind {
         case .impression(let position):
-            guard examples, joinOnly || !joinsThroughCounts else { return }
-            let features = store.features(of: event.itemId)
+            guard examples else { return }
+            let key = FeaturesAtImpression.Key(userId: event.userId, itemId: event.itemId, ts: event.ts)
+            if joinsThroughCounts && !joinOnly {
+                // The direct event, just applied: the features as of the impression.
+                featuresAtImpression.record(key, Self.windowTotals(event, store: store))
+                return
+            }
+            // The join copy takes what its direct event recorded; without the
+            // counts stage the direct event is the one joined (same definition).
+            let item = joinsThroughCounts ? (featuresAtImpression.take(key) ?? Self.windowTotals(event, store: store))
+                                          : Self.windowTotals(event, store: store)
             let count = event.interactionCount ?? counts.interactionCount(event.userId) ?? -1
-            let serving = ServingFeatures(interactionCount: count,
-                                          popularity7d: features?.popularity7d ?? 0,
-                                          impressions7d: features?.impressions7d ?? 0)
+            let serving = ServingFeatures(interactionCount: count, popularity7d: item.popularity7d,
+                                          impressions7d: item.impressions7d)
             joiner.recordImpression(userId: event.userId, itemId: event.itemId, position: position.map(Int.init),
                                     requestId: event.requestId, ts: event.ts, features: serving)
         case .interaction(let action, let dwellMs):
@@ -90,11 +102,19 @@ package final class ItemEmbeddingSide {
         }
     }
 
+    /// The item's window counts as of the impression's time, of every event
+    /// the task applied so far (`ItemFeatureStore.windowTotals`; 0 for an unknown item).
+    private static func windowTotals(_ event: ItemEvent, store: ItemFeatureStore) -> FeaturesAtImpression.Recorded {
+        let totals = store.windowTotals(of: event.itemId, asOf: event.ts)
+        return FeaturesAtImpression.Recorded(popularity7d: totals?.popularity ?? 0, impressions7d: totals?.impressions ?? 0)
+    }
+
     /// Closes join windows up to the watermark (impressed-but-not-engaged
     /// negatives) and evicts rows expired by event time.
     func advance(watermark: EventTimeMs, output: TaskOutput) {
         if examples {
             for example in joiner.advance(watermark: watermark) { emit(example, output: output) }
+            featuresAtImpression.expire(joinWatermark: watermark)
         }
         let gone = rows.evictExpired(now: watermark)
         if !gone.isEmpty {

@@ -109,6 +109,10 @@ package final class CountTask {
         guard let next = watermarks.advance(nowMs: nowMs), released.map({ next > $0 }) ?? true else { return }
         released = next
         timelines.takeDue(upTo: next) { send(userId: $0, $1, output: output) }
+        // Ended, and a later source marker still moved the watermark: the item
+        // tasks (done with this partition, maybe about to exit) hear it now,
+        // not at the next once-a-second resend.
+        if releasedAll { sendMarker(finished: true, output: output) }
     }
 
     /// The item events of one released record, impressions stamped with the user's count.

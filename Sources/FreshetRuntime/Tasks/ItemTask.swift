@@ -90,6 +90,10 @@ package final class ItemTask {
         case .watermark(let marker):
             let source = DuplicateFilter.Source(topic: marker.sourceTopic, partition: marker.sourcePartition)
             withWatermarks(of: source) { $0.apply(marker, nowMs: nowMs, finished: &finishedSources) }
+            // A counts partition at its end has released every record it
+            // holds (its final marker follows them): it holds the join back no
+            // more, whatever watermark it ended at (see `advanceJoin`).
+            if marker.finished && source.topic == Self.countsOrigin { countsWatermarks.remove(source) }
         case .interaction:
             undecodable += 1
         }
@@ -116,7 +120,12 @@ package final class ItemTask {
     }
 
     /// The join's watermark: the features' one, held back to the counts
-    /// stage's when it runs (its copies reach the joiner once released there).
+    /// stage's partitions that have not finished (their copies reach the
+    /// joiner once released there). Finished ones are out of
+    /// `countsWatermarks`: in a bounded run the join ends at the features'
+    /// final watermark even when the stage's final markers are behind it
+    /// (they were: the last join windows then stayed open, their negatives
+    /// missing; docs/EMBEDDINGS.md, "Two watermarks in an item task").
     private func advanceJoin(nowMs: Int64, output: TaskOutput) {
         guard var next = currentWatermark else { return }
         if !countsWatermarks.inputs.isEmpty {
@@ -153,6 +162,10 @@ extension ItemTask: StreamTask {
         snapshot.encode = store.appendCheckpointEntry
         snapshot.meta.entries = store.count
         snapshot.meta.storeMetadata = store.encodeMetadata()
+        // Written at every checkpoint (a field left out would keep its old value).
+        if let side = embeddings, side.examples, side.joinsThroughCounts {
+            snapshot.meta.joinFeatures = side.featuresAtImpression.encode()
+        }
         return snapshot
     }
 
@@ -182,6 +195,13 @@ extension ItemTask: StreamTask {
         try state { key, bytes in try store.restoreEntry(itemId: key, bytes: bytes) }
         restoreWatermark(checkpoint.eventTimeMs)
         _ = store.takeDirty()
+        if let bytes = checkpoint.joinFeatures, let side = embeddings, side.joinsThroughCounts {
+            do {
+                try side.featuresAtImpression.restore(bytes)
+            } catch {
+                throw CheckpointError(task: id, message: "join_features field is corrupt: \(error)")
+            }
+        }
     }
 
     /// Changed items (windows, trending), the trending meta when any changed, vectors when a sync is due.

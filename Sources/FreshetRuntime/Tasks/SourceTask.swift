@@ -29,8 +29,10 @@ package final class SourceTask {
     package var deadLettersAlreadySent: Set<Int64> = []
     package private(set) var deadLetterDuplicatesSkipped = 0
     @exclusivity(unchecked) package private(set) var processed = 0
-    /// Bounded runs: set when the partition reached its end.
-    package private(set) var finished = false
+    /// Bounded runs: set when the partition reached its end (read per record).
+    @exclusivity(unchecked) package private(set) var finished = false
+    /// Bounded runs: records read after the end, left for the next run.
+    @exclusivity(unchecked) package private(set) var recordsAfterEnd = 0
 
     private let decoder: EventDecoder
     /// The record being processed, its ids as bytes (reused: its buffers keep
@@ -64,6 +66,15 @@ package final class SourceTask {
 
     /// Folds one record in. Never throws: bad input is dead-lettered.
     package func process(_ record: InputRecord, nowMs: Int64, output: TaskOutput) {
+        // A bounded run ended this partition (end-of-partition notice): a
+        // record read after it was produced since and belongs to the next run.
+        // Processing it would move the watermark past the final one every
+        // downstream task was told (the counts stage ended behind the item
+        // features'); its offset is not taken, so it is not committed either.
+        if finished {
+            recordsAfterEnd += 1
+            return
+        }
         processed += 1
         nextOffset = record.offset + 1
         var alreadySent = false

@@ -1,0 +1,161 @@
+import FreshetCore
+import HeapModule
+
+/// The item features of impressions, recorded when the item task applies the
+/// impression itself (its direct event) and taken by the join when the counts
+/// stage's copy of the same impression arrives, up to the hold of that stage
+/// later (docs/EMBEDDINGS.md, "Examples").
+///
+/// Why: the join copy reaches the item task only once the counts stage's
+/// watermark passed the impression; reading the item's features then would
+/// count what happened meanwhile, e.g. the impressed user's own click (the
+/// example's label leaking into its features).
+///
+/// Keyed by the impression's identity as both copies carry it: (user, item,
+/// event time). Identical keys (the same item shown twice to one user at one
+/// instant) share the first recording, as the joiner folds such a repeat
+/// into the first impression. State is bounded: an entry leaves when its copy
+/// takes it; an entry whose copy never comes (the copy arrived first, or an
+/// impression more than `graceMs` behind the join's watermark) is dropped once
+/// the join's watermark is `graceMs` past its time. Checkpointed whole with
+/// the item task (`encode`/`restore`), so a replay after a crash records or
+/// finds the same values. Owned by the item task's processing thread.
+package final class FeaturesAtImpression {
+    package struct Key: Hashable, Sendable {
+        package var userId: String
+        package var itemId: String
+        package var ts: EventTimeMs
+        package init(userId: String, itemId: String, ts: EventTimeMs) {
+            self.userId = userId
+            self.itemId = itemId
+            self.ts = ts
+        }
+    }
+
+    /// An item's window counts as of the impression.
+    package struct Recorded: Sendable, Equatable {
+        package var popularity7d: Int64
+        package var impressions7d: Int64
+        package init(popularity7d: Int64, impressions7d: Int64) {
+            self.popularity7d = popularity7d
+            self.impressions7d = impressions7d
+        }
+    }
+
+    private struct Entry {
+        var recorded: Recorded
+        /// Impressions with this key whose copy has not come yet.
+        var pending: Int32
+        /// Matches the entry's expiry node (stale nodes are skipped).
+        var seq: UInt64
+    }
+
+    private struct Deadline: Comparable {
+        var ts: EventTimeMs
+        var seq: UInt64
+        var key: Key
+        static func < (a: Deadline, b: Deadline) -> Bool { (a.ts, a.seq) < (b.ts, b.seq) }
+        static func == (a: Deadline, b: Deadline) -> Bool { a.ts == b.ts && a.seq == b.seq }
+    }
+
+    /// Event time (ms) past an entry's time after which the join's watermark drops it.
+    package let graceMs: Int64
+    private var entries: [Key: Entry] = [:]
+    private var deadlines = Heap<Deadline>()
+    private var seq: UInt64 = 0
+    /// Copies that found no recorded features (the caller falls back to the current ones).
+    package private(set) var misses = 0
+    /// Entries dropped by event time, their copy never taken.
+    package private(set) var expired = 0
+    package private(set) var peakCount = 0
+
+    /// - Parameter graceMs: the join window plus the joiner's late TTL is a
+    ///   good choice: a later copy would find its impression closed anyway.
+    package init(graceMs: Int64) {
+        precondition(graceMs >= 0)
+        self.graceMs = graceMs
+    }
+
+    /// Impressions whose copy has not come yet (distinct keys).
+    package var count: Int { entries.count }
+
+    /// Records the features of one impressed item as it is applied.
+    package func record(_ key: Key, _ recorded: Recorded) {
+        if var entry = entries[key] {
+            entry.pending += 1
+            entries[key] = entry
+            return
+        }
+        seq &+= 1
+        entries[key] = Entry(recorded: recorded, pending: 1, seq: seq)
+        deadlines.insert(Deadline(ts: key.ts, seq: seq, key: key))
+        peakCount = max(peakCount, entries.count)
+    }
+
+    /// The features recorded for the impression the copy stands for (nil when
+    /// none: counted in `misses`); the entry leaves with its last copy.
+    package func take(_ key: Key) -> Recorded? {
+        guard var entry = entries[key] else {
+            misses += 1
+            return nil
+        }
+        entry.pending -= 1
+        if entry.pending <= 0 { entries[key] = nil } else { entries[key] = entry }
+        return entry.recorded
+    }
+
+    /// Drops entries whose time is at least `graceMs` behind the join's watermark.
+    package func expire(joinWatermark: EventTimeMs) {
+        let (limit, overflow) = joinWatermark.subtractingReportingOverflow(graceMs)
+        guard !overflow else { return }
+        while let next = deadlines.min, next.ts <= limit, let node = deadlines.popMin() {
+            guard let entry = entries[node.key], entry.seq == node.seq else { continue }
+            entries[node.key] = nil
+            expired += 1
+        }
+    }
+
+    private static let format: UInt8 = 1
+
+    /// Checkpoint form: version, count, then per entry user, item, time,
+    /// popularity, impressions, pending (ids length-prefixed, numbers zigzag varints),
+    /// in time order so the bytes do not depend on hashing.
+    package func encode() -> [UInt8] {
+        var w = ByteWriter(capacity: 8 + entries.count * 32)
+        w.write(byte: Self.format)
+        w.write(varint: UInt64(entries.count))
+        let sorted = entries.sorted { ($0.key.ts, $0.value.seq) < ($1.key.ts, $1.value.seq) }
+        for (key, entry) in sorted {
+            w.write(string: key.userId)
+            w.write(string: key.itemId)
+            w.write(zigzag: key.ts)
+            w.write(zigzag: entry.recorded.popularity7d)
+            w.write(zigzag: entry.recorded.impressions7d)
+            w.write(varint: UInt64(max(0, entry.pending)))
+        }
+        return w.bytes
+    }
+
+    /// Replaces the state with a checkpoint's (`encode`'s form).
+    /// - Throws: `CodecError` for truncated bytes or an unknown version.
+    package func restore(_ bytes: [UInt8]) throws(CodecError) {
+        entries.removeAll()
+        deadlines = Heap()
+        var r = ByteReader(bytes)
+        let version = try r.readByte("features at impression version")
+        guard version == Self.format else {
+            throw CodecError(.unknownVersion, "features at impression: format \(version)")
+        }
+        let n = try r.readVarint("features at impression count")
+        for _ in 0..<n {
+            let key = Key(userId: try r.readString("user"), itemId: try r.readString("item"), ts: try r.readZigzag("ts"))
+            let recorded = Recorded(popularity7d: try r.readZigzag("popularity_7d"), impressions7d: try r.readZigzag("impressions_7d"))
+            let pending = try r.readVarint("pending")
+            record(key, recorded)
+            if pending > 1, var entry = entries[key] {
+                entry.pending = Int32(clamping: pending)
+                entries[key] = entry
+            }
+        }
+    }
+}

@@ -1,0 +1,62 @@
+import FreshetCore
+@testable import FreshetEmbeddings
+import XCTest
+
+/// `FeaturesAtImpression`: record, take, expiry by the join's watermark, checkpoint round trip.
+final class FeaturesAtImpressionUnitTests: XCTestCase {
+    typealias Key = FeaturesAtImpression.Key
+    typealias Recorded = FeaturesAtImpression.Recorded
+
+    func testACopyTakesWhatItsImpressionRecordedOnce() {
+        let log = FeaturesAtImpression(graceMs: 1_000)
+        let k = Key(userId: "u", itemId: "i", ts: 100)
+        log.record(k, Recorded(popularity7d: 3, impressions7d: 7))
+        XCTAssertEqual(log.take(k), Recorded(popularity7d: 3, impressions7d: 7))
+        XCTAssertNil(log.take(k), "taken once")
+        XCTAssertEqual(log.misses, 1)
+        XCTAssertEqual(log.count, 0)
+    }
+
+    func testTheSameImpressionTwiceSharesTheFirstRecording() {
+        let log = FeaturesAtImpression(graceMs: 1_000)
+        let k = Key(userId: "u", itemId: "i", ts: 100)
+        log.record(k, Recorded(popularity7d: 1, impressions7d: 1))
+        log.record(k, Recorded(popularity7d: 1, impressions7d: 2))
+        XCTAssertEqual(log.take(k)?.impressions7d, 1)
+        XCTAssertEqual(log.take(k)?.impressions7d, 1)
+        XCTAssertNil(log.take(k))
+    }
+
+    func testEntriesWhoseCopyNeverComesExpireByTheJoinWatermark() {
+        let log = FeaturesAtImpression(graceMs: 1_000)
+        log.record(Key(userId: "u", itemId: "a", ts: 100), Recorded(popularity7d: 0, impressions7d: 1))
+        log.record(Key(userId: "u", itemId: "b", ts: 500), Recorded(popularity7d: 0, impressions7d: 1))
+        log.expire(joinWatermark: 1_099)
+        XCTAssertEqual(log.count, 2)
+        log.expire(joinWatermark: 1_100)
+        XCTAssertEqual(log.count, 1)
+        XCTAssertEqual(log.expired, 1)
+        XCTAssertNotNil(log.take(Key(userId: "u", itemId: "b", ts: 500)))
+        // A stale deadline (taken, then recorded again) does not drop the new entry early.
+        log.record(Key(userId: "u", itemId: "b", ts: 500), Recorded(popularity7d: 2, impressions7d: 2))
+        log.expire(joinWatermark: 1_499)
+        XCTAssertEqual(log.take(Key(userId: "u", itemId: "b", ts: 500))?.popularity7d, 2)
+    }
+
+    func testCheckpointRoundTrip() throws {
+        let log = FeaturesAtImpression(graceMs: 1_000)
+        let a = Key(userId: "user-ä", itemId: "a", ts: -5)
+        let b = Key(userId: "u", itemId: "b", ts: 1_767_225_600_000)
+        log.record(a, Recorded(popularity7d: 4, impressions7d: 9))
+        log.record(b, Recorded(popularity7d: 0, impressions7d: 1))
+        log.record(b, Recorded(popularity7d: 0, impressions7d: 2))
+        let restored = FeaturesAtImpression(graceMs: 1_000)
+        try restored.restore(log.encode())
+        XCTAssertEqual(restored.encode(), log.encode())
+        XCTAssertEqual(restored.take(a), Recorded(popularity7d: 4, impressions7d: 9))
+        XCTAssertEqual(restored.take(b)?.impressions7d, 1)
+        XCTAssertEqual(restored.take(b)?.impressions7d, 1, "both pending copies of b survive")
+        XCTAssertThrowsError(try restored.restore([9, 0]))
+        XCTAssertThrowsError(try restored.restore(Array(log.encode().dropLast())))
+    }
+}

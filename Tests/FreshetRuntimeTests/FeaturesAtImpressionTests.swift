@@ -1,0 +1,124 @@
+import FreshetCore
+import FreshetEmbeddings
+import FreshetFeatures
+@testable import FreshetRuntime
+import XCTest
+
+/// The item features an impression's examples carry are the item's as of the
+/// impression (recorded when the item task applies the impression itself),
+/// not as of when the counts stage releases its join copy: an engagement in
+/// between, the example's own label included, must not leak into them
+/// (`TaskDriver`, default topology: examples through the counts stage).
+final class FeaturesAtImpressionTests: XCTestCase {
+    let base: Int64 = 1_767_225_600_000 + 600_000  // 2026-01-01T00:10Z: every event below shares one pane
+    let second: Int64 = 1_000
+    let hour: Int64 = 3_600_000
+
+    func driver() -> TaskDriver {
+        TaskDriver(topology: Topology(), interactionPartitions: 2, impressionPartitions: 2, repartitionPartitions: 3,
+                   nowMs: base + 48 * hour, itemEmbeddings: true)
+    }
+
+    func partition(_ user: String) -> Int32 { Int32((Int(user.dropFirst()) ?? 0) % 2) }
+
+    func interaction(_ d: TaskDriver, _ user: String, _ item: String, _ action: String = "click", at ts: Int64) {
+        d.send(.interactions, partition: partition(user),
+               Array(#"{"user_id":"\#(user)","item_id":"\#(item)","action":"\#(action)","ts":\#(ts)}"#.utf8))
+    }
+
+    func impression(_ d: TaskDriver, _ user: String, _ items: [String], at ts: Int64, request: String) {
+        let shown = items.map { "\"\($0)\"" }.joined(separator: ",")
+        d.send(.impressions, partition: partition(user),
+               Array(#"{"request_id":"\#(request)","user_id":"\#(user)","items_shown":[\#(shown)],"ts":\#(ts)}"#.utf8))
+    }
+
+    /// An event on every source partition at `ts`: the counts stage releases what is before ts − 5 s.
+    func clock(_ d: TaskDriver, at ts: Int64) {
+        for p: Int32 in 0..<2 {
+            d.send(.interactions, partition: p,
+                   Array(#"{"user_id":"clock\#(p)","item_id":"clock-item","action":"skip","ts":\#(ts)}"#.utf8))
+            d.send(.impressions, partition: p,
+                   Array(#"{"user_id":"clock\#(p)","items_shown":["clock-item"],"ts":\#(ts)}"#.utf8))
+        }
+        d.runUntilQuiet()
+    }
+
+    func shown(_ d: TaskDriver) throws -> [TrainingExample] {
+        try d.examples.flatMap { try ExampleCodec.decodeBundle(ExampleCodec.header + $0) }
+            .filter { !$0.userId.hasPrefix("clock") && $0.impressionTs != nil }
+            .sorted { ($0.itemId, $0.eventTs) < ($1.itemId, $1.eventTs) }
+    }
+
+    /// Before the impression: another user's click on `a` (counted), and a
+    /// watermark in the impression's pane (so the item features read at the
+    /// release, as before, would see the whole pane). After the impression,
+    /// before the counts stage releases it: the impressed user's own click on
+    /// `a` and another user's like of `b` (neither counted).
+    func feed(_ d: TaskDriver) {
+        interaction(d, "u3", "a", at: base + 50 * second)
+        d.runUntilQuiet()
+        clock(d, at: base + 60 * second)
+        impression(d, "u1", ["a", "b"], at: base + 100 * second, request: "r1")
+        d.runUntilQuiet()
+        interaction(d, "u1", "a", at: base + 102 * second)
+        interaction(d, "u5", "b", "like", at: base + 103 * second)
+        d.runUntilQuiet()
+    }
+
+    func assertFeaturesAsOfTheImpression(_ d: TaskDriver, file: StaticString = #filePath, line: UInt = #line) throws {
+        let examples = try shown(d)
+        XCTAssertEqual(examples.map(\.itemId), ["a", "b"], file: file, line: line)
+        XCTAssertEqual(examples.map(\.label), [.positive, .negative], file: file, line: line)
+        XCTAssertEqual(examples.map { $0.features?.popularity7d }, [1, 0],
+                       "only the click before the impression: the label's own click and the later like are not in it",
+                       file: file, line: line)
+        XCTAssertEqual(examples.map { $0.features?.impressions7d }, [1, 1], "the impression itself", file: file, line: line)
+        XCTAssertEqual(examples.map { $0.features?.interactionCount }, [0, 0], file: file, line: line)
+        // The item features themselves count everything.
+        XCTAssertEqual(d.itemFeatures("a")?.popularity7d, 2, file: file, line: line)
+        XCTAssertEqual(d.itemFeatures("b")?.popularity7d, 1, file: file, line: line)
+    }
+
+    func testAClickRightAfterItsImpressionIsNotInTheImpressionsFeatures() throws {
+        let d = driver()
+        feed(d)
+        let held = d.tasks.values.compactMap { $0 as? CountTask }.reduce(0) { $0 + $1.heldCount }
+        XCTAssertEqual(held, 4 + 3, "the impression and the two engagements (and the clock's events) wait in the counts stage")
+        clock(d, at: base + 200 * second)  // released (the same pane)
+        clock(d, at: base + 2 * hour)      // windows closed
+        try assertFeaturesAsOfTheImpression(d)
+        let sides = d.tasks.values.compactMap { ($0 as? ItemTask)?.embeddings?.featuresAtImpression }
+        XCTAssertEqual(sides.reduce(0) { $0 + $1.count }, 2, "every recording taken by its copy but the two clock impressions', still held")
+        XCTAssertEqual(sides.reduce(0) { $0 + $1.misses }, 0)
+    }
+
+    /// The item tasks crash after a checkpoint taken between the impression
+    /// and its release: the recorded features come back with the checkpoint
+    /// (the replayed click must not be read instead).
+    func testTheRecordedFeaturesSurviveACrashOfTheItemTasks() throws {
+        let d = driver()
+        feed(d)
+        try d.checkpoint()
+        let recorded = d.tasks.values.compactMap { ($0 as? ItemTask)?.embeddings?.featuresAtImpression }.reduce(0) { $0 + $1.count }
+        XCTAssertEqual(recorded, 2 + 2, "a and b recorded, not yet taken (and the clock's two impressions)")
+        for p: Int32 in 0..<3 { try d.crash(TaskId(stage: .items, partition: p)) }
+        clock(d, at: base + 200 * second)
+        clock(d, at: base + 2 * hour)
+        try assertFeaturesAsOfTheImpression(d)
+    }
+
+    /// Replayed after a crash from a checkpoint taken before the impression,
+    /// the item task records the same features again (a function of its log).
+    func testAReplayFromBeforeTheImpressionRecordsTheSameFeatures() throws {
+        let d = driver()
+        interaction(d, "u7", "zz", at: base)
+        d.runUntilQuiet()
+        try d.checkpoint()
+        feed(d)
+        for p: Int32 in 0..<3 { try d.crash(TaskId(stage: .items, partition: p)) }
+        d.runUntilQuiet()
+        clock(d, at: base + 200 * second)
+        clock(d, at: base + 2 * hour)
+        try assertFeaturesAsOfTheImpression(d)
+    }
+}
