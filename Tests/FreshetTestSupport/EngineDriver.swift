@@ -34,6 +34,8 @@ package final class EngineDriver {
         package let name: String
         /// False once its loop returned false, it was finished, or it crashed.
         package fileprivate(set) var running = true
+        /// True once `finish` ran (or it crashed).
+        package fileprivate(set) var finished = false
         package fileprivate(set) var steps = 0
 
         init(processor: StreamProcessor, consumer: InMemoryConsumer, name: String) {
@@ -44,8 +46,9 @@ package final class EngineDriver {
     }
 
     /// - Parameters:
-    ///   - topology: the processors' topology; the admin server and the
-    ///     progress line are turned off.
+    ///   - topology: the processors' topology; the admin server, the
+    ///     progress line and embeddings are turned off (the embedding
+    ///     refresher talks to Redis through its own clients, not `EngineConnections`).
     ///   - startMs: the clock's start, ms since the epoch.
     ///   - stepMs: clock advance per step (the flush, marker and checkpoint
     ///     intervals count in steps of it).
@@ -54,6 +57,7 @@ package final class EngineDriver {
         var topology = topology
         topology.admin.port = -1
         topology.progressIntervalMs = 0
+        topology.embeddings.enabled = false
         self.topology = topology
         self.group = group
         self.clock = ManualClock(nowMs: startMs)
@@ -110,22 +114,29 @@ package final class EngineDriver {
         kafka.assign(subscribedPartitions, to: instance.consumer)
     }
 
-    /// Advances the clock by `stepMs` and runs one turn of the instance's loop.
-    /// - Returns: whether the loop goes on (false: a bounded run completed).
-    /// - Throws: the loop's fatal error (the processor then stopped as `run` stops it).
+    /// Advances the clock by `stepMs` and runs one turn of the instance's
+    /// loop. When the loop ends (a bounded run completed), the instance is
+    /// finished at once, as `run` does: it checkpoints, commits and leaves
+    /// the group, whose other members get its partitions.
+    /// - Returns: whether the loop goes on.
+    /// - Throws: the loop's fatal error (the processor then stopped as `run`
+    ///   stops it), or what `finish` throws.
     @discardableResult
     package func step(_ instance: Instance) throws -> Bool {
         guard instance.running else { return false }
         clock.advance(by: stepMs)
         instance.steps += 1
+        let goesOn: Bool
         do {
-            if try !instance.processor.step() { instance.running = false }
+            goesOn = try instance.processor.step()
         } catch {
             instance.running = false
+            instance.finished = true
             instance.processor.stopOnFatalError(error)
             throw error
         }
-        return instance.running
+        if !goesOn { try finish(instance) }
+        return goesOn
     }
 
     /// Steps the running instances in turn, `rounds` times (or until none runs).
@@ -139,7 +150,7 @@ package final class EngineDriver {
 
     /// Steps the running instances in turn until `condition` holds.
     /// - Throws: `TestFailure` after `maxRounds` rounds without it.
-    package func run(until condition: () -> Bool, maxRounds: Int = 100_000, _ what: String) throws {
+    package func run(until condition: () -> Bool, maxRounds: Int = 5_000, _ what: String) throws {
         for _ in 0..<maxRounds {
             if condition() { return }
             let running = instances.filter(\.running)
@@ -149,27 +160,32 @@ package final class EngineDriver {
         if !condition() { throw TestFailure("\(what): not reached after \(maxRounds) rounds") }
     }
 
-    /// Steps every instance until each bounded run completed, then finishes them all.
-    package func runToCompletion(maxRounds: Int = 100_000) throws {
+    /// Steps every instance until each bounded run completed (each is
+    /// finished as its loop ends).
+    package func runToCompletion(maxRounds: Int = 5_000) throws {
         try run(until: { instances.allSatisfy { !$0.running } }, maxRounds: maxRounds, "every bounded run complete")
-        for instance in instances { try finish(instance) }
     }
 
     /// Stops an instance gracefully (`StreamProcessor.finish`: flush,
     /// checkpoint, commit, leave the group). Idempotent.
     package func finish(_ instance: Instance) throws {
         instance.running = false
+        guard !instance.finished else { return }
+        instance.finished = true
         try instance.processor.finish()
     }
 
     /// A crash: the processor stops without a flush, a checkpoint, a commit
     /// or leaving the group (features already handed to its Redis writer
     /// land, as they would have before the process died); after the session
-    /// timeout its partitions go to `reassignTo`.
-    package func crash(_ instance: Instance, reassignTo: Instance?) {
+    /// timeout its partitions go to `reassignTo` (nil: to nobody yet).
+    /// Returns the partitions it held.
+    @discardableResult
+    package func crash(_ instance: Instance, reassignTo: Instance?) -> [TopicPartition] {
         instance.running = false
+        instance.finished = true
         instance.processor.abandon()
-        kafka.crashed(instance.consumer, reassignTo: reassignTo?.consumer)
+        return kafka.crashed(instance.consumer, reassignTo: reassignTo?.consumer)
     }
 
     /// The task ids an instance owns, as strings (`interactions-0`, ...).

@@ -38,6 +38,10 @@ package final class InMemoryKafka {
     package private(set) var consumers: [InMemoryConsumer] = []
     /// At most this many records per partition in one poll, so partitions interleave.
     package var recordsPerPartitionPerPoll = 200
+    /// When a member leaves the group (`close`), its partitions go to the
+    /// remaining members (round robin, in member order), as the group
+    /// coordinator's rebalance would give them.
+    package var rebalanceOnLeave = true
 
     package init() {}
 
@@ -95,8 +99,10 @@ package final class InMemoryKafka {
         consumers.first { $0.groupId == group && !$0.isClosed && $0.owns(tp) }
     }
 
-    /// Assigns unowned partitions to a member (its assign callback runs at its next poll).
+    /// Assigns unowned partitions to a member (its assign callback runs at
+    /// its next poll); to the other members when it has left meanwhile.
     package func assign(_ partitions: [TopicPartition], to member: InMemoryConsumer) {
+        guard !member.isClosed else { return left(member, releasing: partitions) }
         member.enqueue(.assign(partitions))
     }
 
@@ -118,12 +124,25 @@ package final class InMemoryKafka {
         to?.enqueue(.assign(partitions))
     }
 
+    /// A member left: hand its partitions to the remaining members.
+    func left(_ member: InMemoryConsumer, releasing partitions: [TopicPartition]) {
+        guard rebalanceOnLeave, !partitions.isEmpty else { return }
+        let others = consumers.filter { $0.groupId == member.groupId && !$0.isClosed && $0 !== member }
+        guard !others.isEmpty else { return }
+        var shares = Array(repeating: [TopicPartition](), count: others.count)
+        for (index, tp) in partitions.sorted().enumerated() { shares[index % others.count].append(tp) }
+        for (other, share) in zip(others, shares) where !share.isEmpty { assign(share, to: other) }
+    }
+
     /// A member vanished without leaving the group (a crash): after the
-    /// session timeout the broker gives its partitions to `to`.
-    package func crashed(_ member: InMemoryConsumer, reassignTo to: InMemoryConsumer?) {
+    /// session timeout the broker gives its partitions to `to` (nil: to
+    /// nobody yet). Returns the partitions it held.
+    @discardableResult
+    package func crashed(_ member: InMemoryConsumer, reassignTo to: InMemoryConsumer?) -> [TopicPartition] {
         let owned = member.ownedPartitions
         member.markCrashed()
-        if !owned.isEmpty { to?.enqueue(.assign(owned)) }
+        if let to, !owned.isEmpty { assign(owned, to: to) }
+        return owned
     }
 }
 
@@ -287,15 +306,19 @@ package final class InMemoryConsumer: EngineConsumer {
         kafka.logStart[partition] ?? 0
     }
 
-    /// Leaves the group: the revoke callback runs for what is still assigned.
+    /// Leaves the group: the revoke callback runs for what is still
+    /// assigned, then the group gives this member's partitions to the others
+    /// (`InMemoryKafka.rebalanceOnLeave`).
     package func close() throws(KafkaError) {
         guard !isClosed else { return }
         let held = assignment
         if !held.isEmpty { rebalance.revoked(held) }
         forget(held)
+        let released = ownedPartitions
         owned.removeAll()
         pending.removeAll()
         isClosed = true
+        kafka.left(self, releasing: released)
     }
 }
 

@@ -24,6 +24,8 @@ package final class InMemoryRedis: FeatureStoreReading, @unchecked Sendable {
     private var runIdValue = UUID().uuidString
     /// Every command run so far, by name (upper case): lets a test see what the engine sent.
     private var counts: [String: Int] = [:]
+    private var refusals = 0
+    private var delayMs = 0
 
     package init() {}
 
@@ -41,6 +43,19 @@ package final class InMemoryRedis: FeatureStoreReading, @unchecked Sendable {
     package var commandCounts: [String: Int] {
         lock.lock(); defer { lock.unlock() }
         return counts
+    }
+
+    /// Fenced writes refused because their epoch was stale (a zombie's, or after a store loss).
+    package var fencedRefusals: Int {
+        lock.lock(); defer { lock.unlock() }
+        return refusals
+    }
+
+    /// How long each pipeline takes, ms (0: none): keeps a batch in flight
+    /// in the writer while the processing thread goes on.
+    package var pipelineDelayMs: Int {
+        get { lock.lock(); defer { lock.unlock() }; return delayMs }
+        set { lock.lock(); delayMs = newValue; lock.unlock() }
     }
 
     /// Every key, sorted.
@@ -79,6 +94,8 @@ package final class InMemoryRedis: FeatureStoreReading, @unchecked Sendable {
 
     /// Runs commands atomically (one pipeline), one reply each.
     func execute(_ commands: [[[UInt8]]]) -> [RedisReply] {
+        let delay = pipelineDelayMs
+        if delay > 0 { Thread.sleep(forTimeInterval: Double(delay) / 1000) }
         lock.lock(); defer { lock.unlock() }
         return commands.map { run($0) }
     }
@@ -186,6 +203,7 @@ package final class InMemoryRedis: FeatureStoreReading, @unchecked Sendable {
         let current: [UInt8]?
         if case .string(let bytes)? = data[epochKey] { current = bytes } else { current = nil }
         guard current == epoch else {
+            refusals += 1
             let shown = current.map { String(decoding: $0, as: UTF8.self) } ?? "missing"
             return .error("FENCED epoch \(String(decoding: epoch, as: UTF8.self)) is stale, current is \(shown)")
         }
