@@ -51,8 +51,10 @@ package final class InMemoryRedis: FeatureStoreReading, @unchecked Sendable {
         return refusals
     }
 
-    /// How long each pipeline takes, ms (0: none): keeps a batch in flight
-    /// in the writer while the processing thread goes on.
+    /// How long each pipeline of fenced writes (features, checkpoints) takes
+    /// before it applies, ms (0: none): keeps a batch in flight in the writer
+    /// while the processing thread goes on. Other commands (epochs, restore
+    /// reads) answer at once, so they overtake writes nobody waited for.
     package var pipelineDelayMs: Int {
         get { lock.lock(); defer { lock.unlock() }; return delayMs }
         set { lock.lock(); delayMs = newValue; lock.unlock() }
@@ -95,7 +97,9 @@ package final class InMemoryRedis: FeatureStoreReading, @unchecked Sendable {
     /// Runs commands atomically (one pipeline), one reply each.
     func execute(_ commands: [[[UInt8]]]) -> [RedisReply] {
         let delay = pipelineDelayMs
-        if delay > 0 { Thread.sleep(forTimeInterval: Double(delay) / 1000) }
+        if delay > 0, commands.contains(where: { $0.first == Array("EVALSHA".utf8) }) {
+            Thread.sleep(forTimeInterval: Double(delay) / 1000)
+        }
         lock.lock(); defer { lock.unlock() }
         return commands.map { run($0) }
     }
