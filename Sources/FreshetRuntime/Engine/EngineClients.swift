@@ -63,8 +63,8 @@ package protocol EngineAdmin: AnyObject {
     func createTopics(_ topics: [NewTopic], timeoutMs: Int32) throws(KafkaError)
 }
 
-/// The rebalance callbacks, without the librdkafka handle (`RebalanceBridge`
-/// adapts them to `RebalanceListener` for the real consumer).
+/// The rebalance callbacks, without the librdkafka handle (`LiveConnections`
+/// adapts them to librdkafka's `RebalanceListener`; `RebalanceBridge` forwards them to the processor).
 package protocol EngineRebalanceHandler: AnyObject {
     /// Returns the offset to start each partition from (absent: the committed offset, else the earliest).
     func assigned(_ partitions: [TopicPartition]) -> [TopicPartition: Int64]
