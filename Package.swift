@@ -69,12 +69,16 @@ let package = Package(
         .testTarget(name: "FreshetEmbeddingsTests", dependencies: ["FreshetEmbeddings", "FreshetCore", "FreshetWorkload"]),
         .testTarget(name: "FreshetKafkaTests", dependencies: ["FreshetKafka", "FreshetTestSupport"]),
         .testTarget(name: "FreshetRedisTests", dependencies: ["FreshetRedis", "FreshetProcess", "FreshetTestSupport"]),
-        .testTarget(name: "FreshetRuntimeTests", dependencies: ["FreshetRuntime", "FreshetCore", "FreshetFeatures", "FreshetRedis", "FreshetTestSupport"]),
+        .testTarget(name: "FreshetRuntimeTests", dependencies: ["FreshetRuntime", "FreshetCore", "FreshetFeatures", "FreshetRedis", "FreshetTestSupport", "FreshetWorkload"]),
         .testTarget(name: "FreshetIntegrationTests", dependencies: [
             "FreshetWorkload", "FreshetKafka", "FreshetRedis", "FreshetCore", "FreshetFeast", "FreshetTestSupport",
         ]),
         .testTarget(name: "FreshetWorkloadTests", dependencies: ["FreshetWorkload", "FreshetCore"]),
-        // Shared by the test targets: child processes, local broker and Redis.
-        .target(name: "FreshetTestSupport", dependencies: ["FreshetProcess"], path: "Tests/FreshetTestSupport"),
+        // Shared by the test targets: child processes, local broker and Redis,
+        // the in-memory cluster the engine driver runs on, the feature oracle.
+        .target(name: "FreshetTestSupport",
+                dependencies: ["FreshetProcess", "FreshetCore", "FreshetKafka", "FreshetRedis", "FreshetRuntime",
+                               .product(name: "Logging", package: "swift-log")],
+                path: "Tests/FreshetTestSupport"),
     ]
 )

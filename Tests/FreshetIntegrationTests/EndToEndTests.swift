@@ -96,62 +96,18 @@ final class EndToEndTests: XCTestCase {
         return path
     }
 
+    /// Every feature in Redis equals the oracle's (`FeatureOracle.differences`),
+    /// and the window holds counts (the stream is not all late).
     static func assertRedisMatches(_ oracle: FeatureOracle, redis: any FeatureStoreReading,
                                    file: StaticString = #filePath, line: UInt = #line) throws {
-        var userMismatches: [String] = []
-        for (userId, expected) in oracle.users {
-            let fields = Dictionary(try redis.hgetall("user:\(userId)").map { ($0.field, String(decoding: $0.value, as: UTF8.self)) },
-                                    uniquingKeysWith: { a, _ in a })
-            let recent = fields["recent_items_50"].flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String] }
-            if recent != expected.recent || fields["interaction_count"] != String(expected.count)
-                || fields["updated_ms"] != String(expected.updated) {
-                userMismatches.append("user \(userId): redis \(fields) expected \(expected)")
-            }
-        }
-        XCTAssertEqual(userMismatches.count, 0, "user features differ:\n\(userMismatches.prefix(5).joined(separator: "\n"))", file: file, line: line)
-        XCTAssertEqual(try countKeys(redis, pattern: "user:*", withField: "interaction_count"), oracle.users.count,
-                       "one feature hash per user with a positive interaction", file: file, line: line)
-
-        var itemMismatches: [String] = []
-        for (itemId, expected) in oracle.items {
-            let fields = Dictionary(try redis.hgetall("item:\(itemId)").map { ($0.field, String(decoding: $0.value, as: UTF8.self)) },
-                                    uniquingKeysWith: { a, _ in a })
-            if fields["popularity_7d"] != String(expected.popularity) || fields["impressions_7d"] != String(expected.impressions)
-                || fields["updated_ms"] != String(expected.updated) {
-                itemMismatches.append("item \(itemId): redis \(fields) expected \(expected)")
-            }
-        }
-        XCTAssertEqual(itemMismatches.count, 0, "item features differ:\n\(itemMismatches.prefix(5).joined(separator: "\n"))", file: file, line: line)
-        XCTAssertEqual(try countKeys(redis, pattern: "item:*", withField: "popularity_7d"), oracle.items.count,
-                       "one feature hash per item with a positive interaction or an impression", file: file, line: line)
+        let differences = try oracle.differences(from: redis)
+        XCTAssertEqual(differences, [], "features differ from the oracle:\n\(differences.joined(separator: "\n"))", file: file, line: line)
         XCTAssertGreaterThan(oracle.items.values.filter { $0.popularity > 0 }.count, 100, "the window holds counts", file: file, line: line)
-
-        // Trending: the top 500 by decayed count at the final watermark, exact up to ties.
-        let reply = try redis.command(["ZREVRANGE", "trending", "0", "-1"])
-        let members = (reply.array ?? []).compactMap(\.string)
-        let expectedTop = oracle.topTrending(500)
-        XCTAssertEqual(members.count, min(500, oracle.trending.count), "trending holds the top K", file: file, line: line)
-        let boundary = expectedTop.last?.1 ?? 0
-        let expectedSet = Set(expectedTop.map(\.0))
-        for member in members where !expectedSet.contains(member) {
-            let score = oracle.trending[member] ?? -1
-            XCTAssertEqual(score, boundary, accuracy: boundary * 1e-9, "\(member) in trending but not in the oracle's top 500", file: file, line: line)
-        }
-        var previous = Double.infinity
-        for member in members {
-            let score = oracle.trending[member] ?? -1
-            XCTAssertLessThanOrEqual(score, previous * (1 + 1e-9), "trending order differs at \(member)", file: file, line: line)
-            previous = score
-        }
-        let meta = Dictionary(try redis.hgetall("trending:meta").map { ($0.field, String(decoding: $0.value, as: UTF8.self)) },
-                              uniquingKeysWith: { a, _ in a })
-        XCTAssertEqual(meta["watermark_ms"], String(oracle.watermark), "trending:meta records the final watermark", file: file, line: line)
     }
 
-    /// Keys matching `pattern` that hold `field` (embedding rows may exist for
-    /// entities without features, e.g. an item only ever skipped).
+    /// Keys matching `pattern` that hold `field` (see `FeatureOracle.countKeys`).
     static func countKeys(_ redis: any FeatureStoreReading, pattern: String, withField field: String) throws -> Int {
-        try redis.keys(matching: pattern).filter { try redis.command(["HEXISTS", $0, field]).int == 1 }.count
+        try FeatureOracle.countKeys(redis, pattern: pattern, withField: field)
     }
 
     /// Reads a topic to its end with a fresh group and counts the records.

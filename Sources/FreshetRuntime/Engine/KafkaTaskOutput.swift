@@ -4,7 +4,7 @@ import FreshetKafka
 /// `TaskOutput` over the Kafka producer: repartitioned records, watermark
 /// markers and dead letters. Runs on the processing thread.
 final class KafkaTaskOutput: TaskOutput {
-    let producer: KafkaProducer
+    let producer: any EngineProducer
     /// Topic name and partition count of each repartition target, by `RepartitionTarget.rawValue`.
     private let targets: [(topic: String, partitions: Int32)]
     let deadLetterTopic: String
@@ -22,7 +22,7 @@ final class KafkaTaskOutput: TaskOutput {
     private(set) var fatal: KafkaError?
 
     /// - Parameter countsTopic: the counts stage's input (same partition count as the users topic); nil without it.
-    init(producer: KafkaProducer, itemTopic: String, itemPartitions: Int32, userTopic: String, userPartitions: Int32,
+    init(producer: any EngineProducer, itemTopic: String, itemPartitions: Int32, userTopic: String, userPartitions: Int32,
          countsTopic: String? = nil, deadLetterTopic: String, maxMessageBytes: Int = 1_000_000) {
         self.messageBudget = max(1024, maxMessageBytes - Self.framingAllowance)
         self.producer = producer
@@ -173,7 +173,7 @@ final class KafkaTaskOutput: TaskOutput {
 
     private func send(topic: String, partition: Int32?, key: [UInt8]?, value: [UInt8]) {
         do {
-            try producer.produce(topic: topic, partition: partition, key: key, value: value)
+            try producer.produce(topic: topic, partition: partition, key: key, value: value, headers: [], timestampMs: nil)
         } catch {
             produceFailures += 1
             if fatal == nil { fatal = error }

@@ -10,38 +10,47 @@ import FreshetRedis
 /// Rebalance callbacks run inside `poll`, on this thread.
 extension StreamProcessor {
     func processLoop() throws {
-        while !stopFlag.isSet {
-            let poll = try consumer.poll(maxRecords: 4096, timeoutMs: 20)
-            let now = Self.wallClockMs()
-            let output: TaskOutput = self.output
-            for record in poll.records {
-                dispatch(record, nowMs: now, output: output)
-            }
-            stats.recordsConsumed.add(poll.records.count)
-            flushConsumedRun()
-            recordsSinceFlush += poll.records.count
-            for eof in poll.endOfPartition {
-                alignmentReachedEnd(eof.topicPartition)
-                reachedEnd(eof.topicPartition, nowMs: now)
-            }
-            for error in poll.errors {
-                stats.kafkaErrors.add(1)
-                logger.warning("kafka: \(error)")
-            }
-            if let fatal = self.output.fatal {
-                throw ProcessorError.kafkaFailure(fatal, context: "cannot enqueue a record for the repartition or dead-letter topic")
-            }
-            if let fatalError { throw fatalError }
-            afterBatch(nowMs: now)
-            if options.stopAtEnd && boundedRunComplete {
-                logger.info("bounded run complete: every assigned partition reached its end")
-                break
-            }
-            if options.stopAtEnd && holdsNothing(nowMs: now) {
-                logger.notice("bounded run: this instance has held no partition for 10 s (more instances than partitions); the other members finish the run")
-                break
-            }
+        while try step() {}
+    }
+
+    /// One turn of the loop: polls a batch (rebalance callbacks run inside),
+    /// processes it, and does the batch's periodic work. Returns false once
+    /// the run is over (stop requested, or a bounded run complete); `run`
+    /// calls it until then, a test driver calls it step by step.
+    /// - Throws: a fatal error (see `run`); the caller then stops with `stopOnFatalError`.
+    package func step() throws -> Bool {
+        guard !stopFlag.isSet else { return false }
+        let poll = try consumer.poll(maxRecords: 4096, timeoutMs: 20)
+        let now = clockNowMs()
+        let output: TaskOutput = self.output
+        for record in poll.records {
+            dispatch(record, nowMs: now, output: output)
         }
+        stats.recordsConsumed.add(poll.records.count)
+        flushConsumedRun()
+        recordsSinceFlush += poll.records.count
+        for eof in poll.endOfPartition {
+            alignmentReachedEnd(eof.topicPartition)
+            reachedEnd(eof.topicPartition, nowMs: now)
+        }
+        for error in poll.errors {
+            stats.kafkaErrors.add(1)
+            logger.warning("kafka: \(error)")
+        }
+        if let fatal = self.output.fatal {
+            throw ProcessorError.kafkaFailure(fatal, context: "cannot enqueue a record for the repartition or dead-letter topic")
+        }
+        if let fatalError { throw fatalError }
+        afterBatch(nowMs: now)
+        if options.stopAtEnd && boundedRunComplete {
+            logger.info("bounded run complete: every assigned partition reached its end")
+            return false
+        }
+        if options.stopAtEnd && holdsNothing(nowMs: now) {
+            logger.notice("bounded run: this instance has held no partition for 10 s (more instances than partitions); the other members finish the run")
+            return false
+        }
+        return true
     }
 
     /// Feeds one record to the task that owns its partition (one array lookup;

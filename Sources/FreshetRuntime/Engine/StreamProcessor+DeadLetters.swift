@@ -89,7 +89,7 @@ extension StreamProcessor {
             (TopicPartition(topic: topology.deadLetterTopic, partition: $0.key), $0.value)
         })
         var byOrigin: [String: Set<Int64>] = [:]
-        for letter in try KafkaConsumer.readToEnd(config: kafkaConfig, from: starts) {
+        for letter in try connections.readToEnd(config: kafkaConfig, from: starts) {
             func header(_ name: String) -> String? {
                 letter.headers.first { $0.name == name }?.value.map { String(decoding: $0, as: UTF8.self) }
             }

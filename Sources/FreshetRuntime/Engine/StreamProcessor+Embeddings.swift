@@ -90,7 +90,7 @@ extension StreamProcessor {
         let users = sourceTasks.values.reduce(0) { $0 + ($1.users?.count ?? 0) }
         var rounds = users / UserEmbeddingSide.republishSlice + 2
         while rounds > 0, sourceTasks.values.contains(where: { $0.userEmbeddings?.republishing == true }) {
-            flushFeatures(nowMs: Self.wallClockMs())
+            flushFeatures(nowMs: clockNowMs())
             rounds -= 1
         }
     }

@@ -3,24 +3,17 @@ import FreshetFeatures
 import FreshetKafka
 import FreshetRedis
 
-/// Forwards librdkafka's rebalance callbacks (run inside `poll`, on the
+/// Forwards the consumer's rebalance callbacks (run inside `poll`, on the
 /// processing thread) to the processor.
-final class RebalanceBridge: RebalanceListener, @unchecked Sendable {
-    // Only ever called on the processing thread, inside `consumer.poll`.
+final class RebalanceBridge: EngineRebalanceHandler {
     unowned let processor: StreamProcessor
     init(processor: StreamProcessor) { self.processor = processor }
 
-    func partitionsAssigned(_ partitions: [TopicPartition], consumer: KafkaConsumer) -> [TopicPartition: Int64] {
-        processor.assign(partitions)
-    }
+    func assigned(_ partitions: [TopicPartition]) -> [TopicPartition: Int64] { processor.assign(partitions) }
 
-    func partitionsRevoked(_ partitions: [TopicPartition], consumer: KafkaConsumer) {
-        processor.revoke(partitions, lost: false)
-    }
+    func revoked(_ partitions: [TopicPartition]) { processor.revoke(partitions, lost: false) }
 
-    func partitionsLost(_ partitions: [TopicPartition], consumer: KafkaConsumer) {
-        processor.revoke(partitions, lost: true)
-    }
+    func lost(_ partitions: [TopicPartition]) { processor.revoke(partitions, lost: true) }
 }
 
 extension StreamProcessor {
@@ -37,12 +30,12 @@ extension StreamProcessor {
         stats.rebalances.increment()
         stats.restoring(partitions.count)
         defer { stats.restoring(-partitions.count) }
-        let now = Self.wallClockMs()
+        let now = clockNowMs()
         var starts: [TopicPartition: Int64] = [:]
         var committed: [TopicPartition: Int64] = [:]
         if topology.checkpointIntervalMs > 0 {
             // A committed offset without a checkpoint means the store lost the task.
-            do { committed = try consumer.committedOffsets(for: partitions) } catch {
+            do { committed = try consumer.committedOffsets(for: partitions, timeoutMs: 5000) } catch {
                 logger.critical("cannot read the group's committed offsets to check the checkpoint store: \(error)")
                 fatalError = error
                 stopFlag.set()
@@ -96,7 +89,7 @@ extension StreamProcessor {
         if lost { memberOfGroup = false }
         let ids = partitions.compactMap(taskId(for:)).filter { taskManager.epochs[$0] != nil }
         if !lost && !ids.isEmpty {
-            let now = Self.wallClockMs()
+            let now = clockNowMs()
             if topology.checkpointIntervalMs > 0 {
                 checkpointAndCommit(tasks: ids, nowMs: now)
             } else {
@@ -127,7 +120,7 @@ extension StreamProcessor {
         var pipeline = RedisPipeline()
         pipeline.add(RedisCommand(arguments: [
             Array("EVAL".utf8), Array(Self.acquireEpochScript.utf8), Array("1".utf8), Array(keys.epoch(id).utf8),
-            Array(String(Self.wallClockMs()).utf8), Array((ours.map(String.init) ?? "").utf8),
+            Array(String(clockNowMs()).utf8), Array((ours.map(String.init) ?? "").utf8),
         ]))
         let replies = try controlExecute(pipeline)
         guard let reply = replies.first, case .array(let parts) = reply, parts.count == 2,
@@ -139,7 +132,7 @@ extension StreamProcessor {
 
     /// KEYS[1] epoch key; ARGV[1] wall clock ms; ARGV[2] the caller's epoch or
     /// "" (then unconditional). Returns {new epoch, previous} or {-1, current}.
-    static let acquireEpochScript = """
+    package static let acquireEpochScript = """
     local current = tonumber(redis.call('GET', KEYS[1]) or '0') or 0
     if ARGV[2] ~= '' and current > tonumber(ARGV[2]) then return {-1, current} end
     local epoch = math.max(current + 1, tonumber(ARGV[1]))

@@ -97,9 +97,9 @@ extension StreamProcessor {
             }
             taskManager.epochs[id] = epoch
             try deleteCheckpoint(id)
-            _ = try restore(id, topicPartition: tp, nowMs: Self.wallClockMs())
+            _ = try restore(id, topicPartition: tp, nowMs: clockNowMs())
             checkpointer.writtenMs[id] = nil
-            try consumer.seek(tp, offset: earliest)
+            try consumer.seek(tp, offset: earliest, timeoutMs: 5000)
             // Rebuilding (and not ready) until the replay is back where the task was.
             if let reached, reached > earliest { rebuildingTasks[id] = reached }
             logger.info("task assigned", metadata: [
@@ -123,7 +123,7 @@ extension StreamProcessor {
             "task": "\(id)", "evidence": "\(loss.evidence.rawValue)", "detail": "\(loss.detail)",
         ])
         do {
-            return try Self.replayStart(task: id, partition: tp, earliest: try consumer.earliestOffset(tp))
+            return try Self.replayStart(task: id, partition: tp, earliest: try consumer.earliestOffset(tp, timeoutMs: 5000))
         } catch let error as ProcessorError {
             stats.failed(error.description)
             throw error

@@ -41,8 +41,12 @@ package final class StreamProcessor: @unchecked Sendable {
     /// Set after a bounded run's final refresh: publish it whatever the interval.
     var switchVectorsNow = false
 
-    var consumer: KafkaConsumer!
-    var producer: KafkaProducer!
+    /// Makes the Kafka and Redis clients (`LiveConnections`; a test's in-memory cluster).
+    let connections: any EngineConnections
+    /// The wall clock, ms since the epoch (injected by tests).
+    let clock: @Sendable () -> Int64
+    var consumer: (any EngineConsumer)!
+    var producer: (any EngineProducer)!
     var output: KafkaTaskOutput!
     var writer: RedisWriter!
     var control: (any RedisStore)!
@@ -116,7 +120,15 @@ package final class StreamProcessor: @unchecked Sendable {
     /// Why nothing may be checkpointed or committed any more (see `Checkpointer.commitsBlocked`).
     var commitsBlocked: String? { checkpointer.commitsBlocked }
 
-    package init(topology: Topology, options: ProcessorOptions, logger: Logger) {
+    /// - Parameters:
+    ///   - connections: makes the Kafka and Redis clients; tests pass an in-memory cluster.
+    ///   - clock: the wall clock in ms since the epoch (flush, checkpoint and
+    ///     marker intervals, epochs); tests pass a manual one.
+    package init(topology: Topology, options: ProcessorOptions, logger: Logger,
+                 connections: any EngineConnections = LiveConnections(),
+                 clock: @escaping @Sendable () -> Int64 = StreamProcessor.wallClockMs) {
+        self.connections = connections
+        self.clock = clock
         self.topology = topology
         self.options = options
         self.logger = logger
@@ -180,18 +192,18 @@ package final class StreamProcessor: @unchecked Sendable {
 
     /// Creates the topics Freshet reads and writes (idempotently) and learns partition counts.
     func prepareTopics() throws {
-        let admin = try KafkaAdmin(config: kafkaConfig)
+        let admin = try connections.makeAdmin(config: kafkaConfig)
         let sourceNames = [topology.sources.interactions, topology.sources.impressions]
         var missing: [NewTopic] = []
-        for name in sourceNames where try admin.partitionCount(topic: name) == nil {
+        for name in sourceNames where try admin.partitionCount(topic: name, timeoutMs: 5000) == nil {
             missing.append(NewTopic(name: name, partitions: Int32(topology.sources.partitions)))
         }
         if !missing.isEmpty {
             logger.info("creating source topics", metadata: ["topics": "\(missing.map(\.name))"])
             try admin.createTopics(missing, timeoutMs: 10_000)
         }
-        interactionPartitions = Int32(try admin.partitionCount(topic: topology.sources.interactions) ?? topology.sources.partitions)
-        impressionPartitions = Int32(try admin.partitionCount(topic: topology.sources.impressions) ?? topology.sources.partitions)
+        interactionPartitions = Int32(try admin.partitionCount(topic: topology.sources.interactions, timeoutMs: 5000) ?? topology.sources.partitions)
+        impressionPartitions = Int32(try admin.partitionCount(topic: topology.sources.impressions, timeoutMs: 5000) ?? topology.sources.partitions)
         let wanted = topology.repartitionPartitions > 0
             ? Int32(topology.repartitionPartitions) : max(interactionPartitions, impressionPartitions)
         var internalTopics = [NewTopic(name: itemTopic, partitions: wanted),
@@ -208,17 +220,17 @@ package final class StreamProcessor: @unchecked Sendable {
         try admin.createTopics(internalTopics, timeoutMs: 10_000)
         // An existing repartition topic keeps its partition count: records are
         // routed by it, so read it back rather than assume.
-        repartitionPartitions = Int32(try admin.partitionCount(topic: itemTopic) ?? Int(wanted))
+        repartitionPartitions = Int32(try admin.partitionCount(topic: itemTopic, timeoutMs: 5000) ?? Int(wanted))
         if !topology.sources.keyedByUser,
-           let users = try admin.partitionCount(topic: userTopic), Int32(users) != repartitionPartitions {
+           let users = try admin.partitionCount(topic: userTopic, timeoutMs: 5000), Int32(users) != repartitionPartitions {
             throw ProcessorError.configuration("\(userTopic) has \(users) partitions but \(itemTopic) has \(repartitionPartitions); delete one or make them equal")
         }
         if topology.routesExamplesThroughCounts,
-           let counts = try admin.partitionCount(topic: countsTopic), Int32(counts) != repartitionPartitions {
+           let counts = try admin.partitionCount(topic: countsTopic, timeoutMs: 5000), Int32(counts) != repartitionPartitions {
             throw ProcessorError.configuration("\(countsTopic) has \(counts) partitions but \(itemTopic) has \(repartitionPartitions); delete one or make them equal")
         }
         // Every dead letter this instance sends lies at or after these offsets.
-        deadLetterStart = Dictionary(uniqueKeysWithValues: try KafkaConsumer.probeEndOffsets(
+        deadLetterStart = Dictionary(uniqueKeysWithValues: try connections.endOffsets(
             config: kafkaConfig, topics: [topology.deadLetterTopic]).map { ($0.key.partition, $0.value) })
         var subscribe: [TaskId.Stage] = [.interactions, .impressions, .items]
         if !topology.sources.keyedByUser { subscribe.append(.users) }
@@ -260,7 +272,7 @@ package final class StreamProcessor: @unchecked Sendable {
     }
 
     func connect() throws {
-        producer = try KafkaProducer(config: kafkaConfig.with("linger.ms", topology.kafka["linger.ms"] ?? "2")
+        producer = try connections.makeProducer(config: kafkaConfig.with("linger.ms", topology.kafka["linger.ms"] ?? "2")
             .with("message.max.bytes", String(maxMessageBytes)))
         producer.watchDeliveredOffsets(topic: topology.deadLetterTopic)
         output = KafkaTaskOutput(producer: producer, itemTopic: itemTopic, itemPartitions: repartitionPartitions,
@@ -275,16 +287,17 @@ package final class StreamProcessor: @unchecked Sendable {
             // The first "{...}" of a key is its hash tag: task keys must keep theirs.
             throw ProcessorError.redis("on a Redis Cluster, redis.key_prefix and the group must not contain \"{\" (prefix \"\(keys.prefix)\", group \"\(keys.group)\")")
         }
-        control = try options.redisTarget.makeStore(shouldStop: { [stopFlag] in stopFlag.isSet })
+        control = try connections.makeRedisStore(target: options.redisTarget, shouldStop: { [stopFlag] in stopFlag.isSet })
         if topology.embeddings.enabled {
             refresher = EmbeddingRefresher(config: topology.embeddings.cooccurrenceConfig,
                                            finalIterations: topology.embeddings.finalIterations, redis: options.redisTarget,
                                            shared: SharedVectorSet(keys: keys))
         }
-        writer = try RedisWriter(target: options.redisTarget, keys: keys, observer: stats, giveUp: { [stopFlag] in stopFlag.isSet })
+        writer = try RedisWriter(store: connections.makeRedisStore(target: options.redisTarget, shouldStop: { false }),
+                                 keys: keys, observer: stats, giveUp: { [stopFlag] in stopFlag.isSet })
         writer.start()
-        consumer = try KafkaConsumer(config: consumerConfig, groupId: options.group, topics: topics,
-                                     rebalanceListener: RebalanceBridge(processor: self))
+        consumer = try connections.makeConsumer(config: consumerConfig, groupId: options.group, topics: topics,
+                                                rebalance: RebalanceBridge(processor: self))
     }
 
     var admin: AdminServer?
@@ -324,6 +337,20 @@ package final class StreamProcessor: @unchecked Sendable {
     ///   when a bounded run finished with keys Redis rejected or checkpoints that
     ///   did not land. A graceful stop of an unbounded run returns normally.
     package func run() throws {
+        try start()
+        do {
+            try processLoop()
+        } catch {
+            stopOnFatalError(error)
+            throw error
+        }
+        try finish()
+    }
+
+    /// The first part of `run`: creates the topics, connects, starts the
+    /// admin server, and logs "running". `step` then processes; `finish` stops.
+    /// - Throws: what `run` throws for a failed start (after shutting down what started).
+    package func start() throws {
         try prepareTopics()
         do {
             try connect()
@@ -332,17 +359,26 @@ package final class StreamProcessor: @unchecked Sendable {
                 "group": "\(options.group)", "topics": "\(topics)", "repartition_partitions": "\(repartitionPartitions)",
                 "bounded": "\(options.stopAtEnd)",
             ])
-            try processLoop()
         } catch {
-            // The records processed since the last checkpoint may have effects
-            // that never reached Redis or the broker: keep the last checkpoint
-            // and commit, so the next run replays them.
-            blockCommits("stopped on a fatal error: \(error)")
-            stats.failed("stopping on a fatal error: \(error)")
-            stopFlag.set()
-            shutdown()
+            stopOnFatalError(error)
             throw error
         }
+    }
+
+    /// A fatal error stops the run. The records processed since the last
+    /// checkpoint may have effects that never reached Redis or the broker:
+    /// keep the last checkpoint and commit (the next run replays them), and shut down.
+    package func stopOnFatalError(_ error: Error) {
+        blockCommits("stopped on a fatal error: \(error)")
+        stats.failed("stopping on a fatal error: \(error)")
+        stopFlag.set()
+        shutdown()
+    }
+
+    /// The last part of `run`: flushes, checkpoints, commits and leaves the
+    /// group (`shutdown`), then reports what a bounded run left undone.
+    /// - Throws: see `run`.
+    package func finish() throws {
         shutdown()
         if let reason = commitsBlocked {
             throw ProcessorError.redis("\(reason); nothing was checkpointed or committed past the unwritten effects, the next run replays them")
@@ -353,6 +389,20 @@ package final class StreamProcessor: @unchecked Sendable {
         if options.stopAtEnd && !checkpointer.uncheckpointedTasks.isEmpty {
             throw ProcessorError.checkpoint("bounded run finished, but the checkpoints of \(checkpointer.uncheckpointedTasks.sorted { $0.description < $1.description }) did not land; their offsets were not committed")
         }
+    }
+
+    /// What a crash leaves behind (tests): the Redis writer finishes what it
+    /// was given and stops, and the clients are dropped, without a flush, a
+    /// checkpoint, an offset commit or leaving the group.
+    package func abandon() {
+        stopFlag.set()
+        writer?.stop()
+        refresher?.stop()
+        progress?.stop()
+        admin?.stop()
+        output = nil
+        producer = nil
+        consumer = nil
     }
 
     /// Stops every later checkpoint and offset commit of this run (see `commitsBlocked`).
@@ -429,7 +479,7 @@ package final class StreamProcessor: @unchecked Sendable {
 
     func shutdown() {
         guard consumer != nil else { return }
-        let now = Self.wallClockMs()
+        let now = clockNowMs()
         // A bounded run publishes every touched embedding row before it exits.
         forceEmbeddingSync = true
         if commitsBlocked == nil {
@@ -447,7 +497,7 @@ package final class StreamProcessor: @unchecked Sendable {
             finalEmbeddingRefresh()
             forceEmbeddingSync = true
             switchVectorsNow = true
-            flushFeatures(nowMs: Self.wallClockMs())
+            flushFeatures(nowMs: clockNowMs())
             finishUserRepublication()
         }
         embeddingSummary = makeEmbeddingSummary()
@@ -469,7 +519,10 @@ package final class StreamProcessor: @unchecked Sendable {
         logger.info("stopped", metadata: ["records": "\(stats.recordsConsumed.value)"])
     }
 
-    static func wallClockMs() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
+    @Sendable package static func wallClockMs() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
+
+    /// The injected clock's now, ms (`wallClockMs` unless a test injected one).
+    func clockNowMs() -> Int64 { clock() }
 }
 
 /// Errors that stop the processor.

@@ -73,9 +73,16 @@ package final class RedisWriter: @unchecked Sendable {
     ///   - keys: the key layout; required on a cluster (its slot fences).
     ///   - giveUp: asked between retries; true abandons the batch in
     ///     flight (the processor is stopping: SIGTERM while Redis refuses writes).
-    package init(target: RedisTarget, keys: RedisKeys?, maxQueuedBatches: Int = 64, observer: WriterObserver,
+    package convenience init(target: RedisTarget, keys: RedisKeys?, maxQueuedBatches: Int = 64, observer: WriterObserver,
                 giveUp: @escaping @Sendable () -> Bool = { false }) throws(RedisError) {
-        self.redis = try target.makeStore()
+        try self.init(store: target.makeStore(), keys: keys, maxQueuedBatches: maxQueuedBatches, observer: observer, giveUp: giveUp)
+    }
+
+    /// A writer over a store made by the caller (the engine's `EngineConnections`).
+    /// - Parameter store: used by the writer's thread only from now on.
+    package init(store: any RedisStore, keys: RedisKeys?, maxQueuedBatches: Int = 64, observer: WriterObserver,
+                giveUp: @escaping @Sendable () -> Bool = { false }) throws(RedisError) {
+        self.redis = store
         if let store = redis as? ClusterRedis {
             guard let keys, keys.hashTagged else {
                 throw RedisError(kind: .invalidArgument, message: "a cluster needs hash-tagged task keys", context: "RedisWriter")

@@ -4,29 +4,35 @@ import FreshetCore
 /// The features, computed straightforwardly from the events that were
 /// produced: no panes, no timers, no incremental state. Integration tests
 /// compare Redis with this.
-struct FeatureOracle {
-    struct Event {
-        enum Body { case interaction(Interaction), impression(Impression), bad }
-        var topic: String
-        var partition: Int32
-        var body: Body
+package struct FeatureOracle {
+    package struct Event {
+        package enum Body { case interaction(Interaction), impression(Impression), bad }
+        package var topic: String
+        package var partition: Int32
+        package var body: Body
+
+        package init(topic: String, partition: Int32, body: Body) {
+            self.topic = topic
+            self.partition = partition
+            self.body = body
+        }
     }
 
-    struct User: Equatable { var recent: [String]; var count: Int64; var updated: Int64 }
-    struct Item: Equatable { var popularity: Int64; var impressions: Int64; var updated: Int64 }
+    package struct User: Equatable { package var recent: [String]; package var count: Int64; package var updated: Int64 }
+    package struct Item: Equatable { package var popularity: Int64; package var impressions: Int64; package var updated: Int64 }
 
-    let outOfOrdernessMs: Int64 = 5_000
-    let paneMs: Int64 = 3_600_000
-    let windowPanes: Int64 = 168
-    let halfLifeMs: Double = 3_600_000
+    package let outOfOrdernessMs: Int64 = 5_000
+    package let paneMs: Int64 = 3_600_000
+    package let windowPanes: Int64 = 168
+    package let halfLifeMs: Double = 3_600_000
 
-    var users: [String: User] = [:]
-    var items: [String: Item] = [:]
-    var trending: [String: Double] = [:]
-    var deadLetters = 0
-    var watermark: Int64 = .min
+    package var users: [String: User] = [:]
+    package var items: [String: Item] = [:]
+    package var trending: [String: Double] = [:]
+    package var deadLetters = 0
+    package var watermark: Int64 = .min
 
-    init(events: [Event]) {
+    package init(events: [Event]) {
         // Final watermark: min over non-empty source partitions of (max event time - bound).
         var maxPerPartition: [String: Int64] = [:]
         for event in events {
@@ -80,7 +86,7 @@ struct FeatureOracle {
     }
 
     /// The top K by decayed count, highest first.
-    func topTrending(_ k: Int) -> [(String, Double)] {
+    package func topTrending(_ k: Int) -> [(String, Double)] {
         Array(trending.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }.prefix(k))
     }
 

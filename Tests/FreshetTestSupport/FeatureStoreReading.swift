@@ -1,10 +1,9 @@
 import Foundation
 import FreshetRedis
-import FreshetTestSupport
 
 /// What the oracle comparisons read: one Redis (`RedisConnection`) or a
 /// cluster (`ClusterStoreReader`), so the same assertions check both.
-protocol FeatureStoreReading {
+package protocol FeatureStoreReading {
     func hgetall(_ key: String) throws -> [(field: String, value: [UInt8])]
     /// A command routed by its first argument after the name (its key).
     func command(_ arguments: [String]) throws -> RedisReply
@@ -14,11 +13,11 @@ protocol FeatureStoreReading {
 }
 
 extension RedisConnection: FeatureStoreReading {
-    func keys(matching pattern: String) throws -> [String] {
+    package func keys(matching pattern: String) throws -> [String] {
         try Self.scan(self, pattern)
     }
 
-    static func scan(_ connection: RedisConnection, _ pattern: String) throws -> [String] {
+    package static func scan(_ connection: RedisConnection, _ pattern: String) throws -> [String] {
         var cursor = "0"
         var keys: [String] = []
         repeat {
@@ -33,27 +32,27 @@ extension RedisConnection: FeatureStoreReading {
 
 /// Reads a Redis Cluster the way a serving reader would (each key from its
 /// slot's master); `keys(matching:)` scans every master.
-final class ClusterStoreReader: FeatureStoreReading {
-    let client: RedisClusterClient
+package final class ClusterStoreReader: FeatureStoreReading {
+    package let client: RedisClusterClient
 
-    init(url: String) throws {
+    package init(url: String) throws {
         client = try RedisClusterClient(endpoints: ClusterEndpoints(url: url), failoverTimeoutMs: 60_000)
     }
 
-    func hgetall(_ key: String) throws -> [(field: String, value: [UInt8])] {
+    package func hgetall(_ key: String) throws -> [(field: String, value: [UInt8])] {
         try command(["HGETALL", key]).fieldValuePairs ?? []
     }
 
-    func command(_ arguments: [String]) throws -> RedisReply {
+    package func command(_ arguments: [String]) throws -> RedisReply {
         try command(arguments.map { Array($0.utf8) })
     }
 
-    func command(_ arguments: [[UInt8]]) throws -> RedisReply {
+    package func command(_ arguments: [[UInt8]]) throws -> RedisReply {
         guard arguments.count >= 2 else { throw TestFailure("a cluster command needs a key: \(arguments)") }
         return try client.command(key: arguments[1], RedisCommand(arguments: arguments))
     }
 
-    func keys(matching pattern: String) throws -> [String] {
+    package func keys(matching pattern: String) throws -> [String] {
         try client.refreshTopology()
         var keys: [String] = []
         for node in client.topology.masters {
