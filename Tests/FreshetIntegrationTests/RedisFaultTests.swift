@@ -35,6 +35,14 @@ final class RedisFaultTests: XCTestCase {
         guard producer.deliveryFailures == 0 else { throw TestFailure("\(producer.deliveryFailures) clicks not delivered") }
     }
 
+    /// One record that is not JSON, to `interactions` partition 0: a dead letter.
+    static func produceBadRecord(to cluster: LocalCluster) throws {
+        let producer = try KafkaProducer(config: KafkaConfig(bootstrapServers: cluster.brokers))
+        try producer.produce(topic: "interactions", partition: 0, key: Array("u1".utf8), value: Array(#"{"user_id":"u1","item_"#.utf8))
+        try producer.flush(timeoutMs: 30_000)
+        guard producer.deliveryFailures == 0 else { throw TestFailure("the bad record was not delivered") }
+    }
+
     static func start(_ cluster: LocalCluster, topology: String, group: String, name: String,
                       adminPort: Int? = nil, bounded: Bool = false) throws -> ChildProcess {
         var arguments = ["run", "--topology", topology, "--brokers", cluster.brokers, "--redis", cluster.redisURL,
@@ -234,10 +242,13 @@ final class RedisFaultTests: XCTestCase {
         waitReady(adminPort, run)
 
         try Self.produceClicks([("u1", "i1")], to: cluster)
+        // A bad record: its dead letter must not be sent again by any of the
+        // rebuilds below (each used to send it once more: 4 letters).
+        try Self.produceBadRecord(to: cluster)
         XCTAssertTrue(F.waitUntil(timeout: 30) {
-            Self.field(redis, "freshet:\(group):ckpt:interactions-0:meta", "next_offset") == "1"
+            Self.field(redis, "freshet:\(group):ckpt:interactions-0:meta", "next_offset") == "2"
                 && Self.field(redis, "freshet:\(group):ckpt:items-0:meta", "next_offset") != nil
-        }, "the first click is checkpointed:\n\(run.logTail())")
+        }, "the first click and the bad record are checkpointed:\n\(run.logTail())")
 
         try cluster.stopRedis()
         try cluster.startRedis()
@@ -256,7 +267,7 @@ final class RedisFaultTests: XCTestCase {
         XCTAssertEqual(Set(trending), ["i1", "i3"])
         XCTAssertTrue(F.waitUntil(timeout: 30) { Self.readyz(adminPort)?.status == 200 }, "ready again after the rebuild: \(String(describing: Self.readyz(adminPort)))\n\(run.logTail())")
         XCTAssertTrue(F.waitUntil(timeout: 30) {
-            Self.field(redis, "freshet:\(group):ckpt:interactions-0:meta", "next_offset") == "2"
+            Self.field(redis, "freshet:\(group):ckpt:interactions-0:meta", "next_offset") == "3"
         }, "checkpointed again after the rebuild")
 
         // FLUSHALL keeps the run_id: the next fenced write finds its epoch key
@@ -271,7 +282,7 @@ final class RedisFaultTests: XCTestCase {
         XCTAssertFalse(F.lines(run.logPath, containing: "a write at epoch").isEmpty, "detected by the fenced write:\n\(run.logTail())")
         XCTAssertTrue(F.lines(run.logPath, containing: "task fenced").isEmpty, "a lost store is not fencing:\n\(run.logTail())")
         XCTAssertTrue(F.waitUntil(timeout: 30) {
-            Self.field(redis, "freshet:\(group):ckpt:interactions-0:meta", "next_offset") == "3"
+            Self.field(redis, "freshet:\(group):ckpt:interactions-0:meta", "next_offset") == "4"
         }, "checkpointed again after the FLUSHALL")
         try ScalingTests.stopGracefully(run)
 
@@ -289,5 +300,7 @@ final class RedisFaultTests: XCTestCase {
         XCTAssertEqual(Self.field(redis, "item:i1", "popularity_7d"), "1")
         XCTAssertEqual(Self.field(redis, "item:i3", "popularity_7d"), "1")
         XCTAssertEqual(Self.field(redis, "item:i4", "popularity_7d"), "1")
+        XCTAssertEqual(try EndToEndTests.countRecords(topic: "freshet-dlq", brokers: cluster.brokers), 1,
+                       "one dead letter for the bad record, through three rebuilds")
     }
 }

@@ -54,7 +54,8 @@ extension StreamProcessor {
     /// For the source tasks being assigned, the source offsets (per task) that
     /// already have a dead letter in the topic past the tasks' recorded floors.
     /// One read of the dead-letter topic for the whole assignment, from the
-    /// lowest floor, and none when nothing was appended since the floors.
+    /// lowest floor to the topic's end (one fetch per partition when nothing
+    /// was appended since the floors).
     /// Tasks without a floor get one recorded now (the topic's end as far as
     /// this instance knows), so a crash before their first checkpoint is covered.
     func deadLettersAlreadySent(tasks: [TaskId: String]) throws -> [TaskId: Set<Int64>] {
@@ -72,7 +73,12 @@ extension StreamProcessor {
                 missing.append(id)
                 continue
             }
-            for (partition, offset) in floor where offset < (known[partition] ?? .max) {
+            // Read from every recorded floor, even one at or past this
+            // instance's own idea of the topic's end: that idea dates from its
+            // start-up and its own deliveries, and another owner may have
+            // recorded a floor and sent letters after it (a survivor that was
+            // already running when the owner crashed, EngineDriverTests).
+            for (partition, offset) in floor {
                 lowest[partition] = min(lowest[partition] ?? .max, offset)
             }
         }
@@ -85,11 +91,42 @@ extension StreamProcessor {
             _ = try controlExecute(set)
         }
         guard !lowest.isEmpty else { return [:] }
-        let starts = Dictionary(uniqueKeysWithValues: lowest.map {
+        let byOrigin = try lettersByOrigin(from: lowest)
+        var result: [TaskId: Set<Int64>] = [:]
+        for (id, topic) in tasks {
+            if let offsets = byOrigin["\(topic)/\(id.partition)"] { result[id] = offsets }
+        }
+        return result
+    }
+
+    /// For a source task rebuilt from its input's start after the checkpoint
+    /// store lost it (`StreamProcessor+StoreLoss`): the source offsets that
+    /// already have a dead letter anywhere in the topic. Its floor key went
+    /// with the store, so the whole topic is read (a store loss is rare and
+    /// dead letters are few). The floor is recorded as the topic's start
+    /// until the replay has passed those letters, so a crash during the
+    /// rebuild reads the whole topic again.
+    func deadLettersSentBeforeRebuild(_ id: TaskId, topic: String) throws -> Set<Int64> {
+        guard id.stage.readsSourceTopic else { return [] }
+        var partitions = Set(deadLetterFloor.keys)
+        if partitions.isEmpty { partitions = [0] }
+        let fromStart = Dictionary(uniqueKeysWithValues: partitions.map { ($0, KafkaOffset.beginning) })
+        var record = RedisPipeline()
+        record.add(RedisCommand(arguments: [Array("SET".utf8), Array(deadLetterProgressKey(id).utf8),
+                                            Array(Self.encodeFloor(partitions.reduce(into: [:]) { $0[$1] = 0 }).utf8)]))
+        _ = try controlExecute(record)
+        deadLetterFloorWritten[id] = nil
+        return try lettersByOrigin(from: fromStart)["\(topic)/\(id.partition)"] ?? []
+    }
+
+    /// Reads the dead-letter topic from `starts` (per partition) to its end:
+    /// the source offsets that have a letter, by `topic/partition` of origin.
+    private func lettersByOrigin(from starts: [Int32: Int64]) throws -> [String: Set<Int64>] {
+        let positions = Dictionary(uniqueKeysWithValues: starts.map {
             (TopicPartition(topic: topology.deadLetterTopic, partition: $0.key), $0.value)
         })
         var byOrigin: [String: Set<Int64>] = [:]
-        for letter in try connections.readToEnd(config: kafkaConfig, from: starts) {
+        for letter in try connections.readToEnd(config: kafkaConfig, from: positions) {
             func header(_ name: String) -> String? {
                 letter.headers.first { $0.name == name }?.value.map { String(decoding: $0, as: UTF8.self) }
             }
@@ -97,11 +134,7 @@ extension StreamProcessor {
                   let offset = header("freshet.source.offset").flatMap({ Int64($0) }) else { continue }
             byOrigin["\(topic)/\(partition)", default: []].insert(offset)
         }
-        var result: [TaskId: Set<Int64>] = [:]
-        for (id, topic) in tasks {
-            if let offsets = byOrigin["\(topic)/\(id.partition)"] { result[id] = offsets }
-        }
-        return result
+        return byOrigin
     }
 
     /// `partition:offset,...`, readable in redis-cli.

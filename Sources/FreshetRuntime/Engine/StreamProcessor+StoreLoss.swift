@@ -74,6 +74,7 @@ extension StreamProcessor {
         }
         taskManager.epochs[id] = epoch
         try deleteCheckpoint(id)
+        deadLettersSentBefore[id] = try deadLettersSentBeforeRebuild(id, topic: tp.topic)
         _ = try restore(id, topicPartition: tp, nowMs: nowMs)
         if committed > earliest { rebuildingTasks[id] = committed }
         return earliest
@@ -97,6 +98,8 @@ extension StreamProcessor {
             }
             taskManager.epochs[id] = epoch
             try deleteCheckpoint(id)
+            deadLettersSentBefore[id] = try deadLettersSentBeforeRebuild(id, topic: tp.topic)
+            defer { deadLettersSentBefore[id] = nil }
             _ = try restore(id, topicPartition: tp, nowMs: clockNowMs())
             checkpointer.writtenMs[id] = nil
             try consumer.seek(tp, offset: earliest, timeoutMs: 5000)
