@@ -25,15 +25,8 @@ extension UserFeatureStore {
 
     /// Appends `recent_items_50` of the user in `slot` as UTF-8 bytes to `out`:
     /// each id's bytes are copied from `itemBytes`.
-    ///
-    /// Ids that need no escaping (nearly all) take the fast path: the exact
-    /// length is summed first, `out` grows once, and the bytes are written
-    /// through one pointer (one `memcpy` per id). Appending piece by piece,
-    /// three `Array.append` calls per id with their capacity and uniqueness
-    /// checks, cost about as much as the rest of the flush's user rendering.
     func appendRecentItemsJSON(slot: Int, to out: inout [UInt8]) {
         itemBytes.sync(with: itemNames)
-        if appendPlainRecentItemsJSON(slot: slot, to: &out) { return }
         let quote = UInt8(ascii: "\"")
         states[slot].recent.entries.withUnsafeBufferPointer { entries in
             itemBytes.bytes.withUnsafeBufferPointer { arena in
@@ -53,47 +46,6 @@ extension UserFeatureStore {
                 }
                 out.append(UInt8(ascii: "]"))
             }
-        }
-    }
-
-    /// The fast path of `appendRecentItemsJSON`: false (nothing appended)
-    /// when an id needs escaping. `itemBytes` must be synced.
-    private func appendPlainRecentItemsJSON(slot: Int, to out: inout [UInt8]) -> Bool {
-        states[slot].recent.entries.withUnsafeBufferPointer { entries in
-            // "[" + "]" + the commas + each id and its two quotes.
-            var length = 2 + max(entries.count - 1, 0)
-            for e in entries {
-                let r = itemBytes.range(e.item)
-                if r.needsEscape { return false }
-                length &+= r.end &- r.start &+ 2
-            }
-            let start = out.count
-            out.append(contentsOf: repeatElement(0, count: length))
-            itemBytes.bytes.withUnsafeBytes { arena in
-                out.withUnsafeMutableBytes { buffer in
-                    // Non-nil: `out` holds at least the two brackets. The
-                    // arena's base is nil only while every id is empty.
-                    guard let base = buffer.baseAddress else { return }
-                    let from = arena.baseAddress
-                    var p = base + start
-                    p.storeBytes(of: UInt8(ascii: "["), as: UInt8.self)
-                    p += 1
-                    for k in entries.indices {
-                        if k > 0 {
-                            p.storeBytes(of: UInt8(ascii: ","), as: UInt8.self)
-                            p += 1
-                        }
-                        let r = itemBytes.range(entries[k].item)
-                        let n = r.end &- r.start
-                        p.storeBytes(of: UInt8(ascii: "\""), as: UInt8.self)
-                        if n > 0, let from { (p + 1).copyMemory(from: from + r.start, byteCount: n) }
-                        (p + 1 + n).storeBytes(of: UInt8(ascii: "\""), as: UInt8.self)
-                        p += n &+ 2
-                    }
-                    p.storeBytes(of: UInt8(ascii: "]"), as: UInt8.self)
-                }
-            }
-            return true
         }
     }
 
