@@ -7,7 +7,9 @@ import FreshetRedis
 /// The processing loop: poll a batch, hand each record to the task that owns
 /// its partition (`TaskManager.route`), then the periodic work of the batch
 /// (event time, flushes, checkpoints through the `Checkpointer`, gauges).
-/// Rebalance callbacks run inside `poll`, on this thread.
+/// Records are handed to their tasks during `poll` (views into librdkafka's
+/// messages, see `processLoop`); rebalance callbacks run inside `poll` too,
+/// on this thread, after the records polled before them were processed.
 extension StreamProcessor {
     func processLoop() throws {
         while !stopFlag.isSet {
