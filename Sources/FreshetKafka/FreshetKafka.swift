@@ -4,8 +4,10 @@
 // - `KafkaConfig`: raw librdkafka properties (redacted in descriptions).
 // - `KafkaConsumer`: group member, cooperative-sticky, manual offsets,
 //   `RebalanceListener` callbacks as the checkpoint boundary, batch polling
-//   (`poll(maxRecords:timeoutMs:)` → `ConsumerPoll`, or allocation-free
-//   `poll(into: RecordBatch, ...)`), partition-EOF notices, end offsets.
+//   (`poll(maxRecords:timeoutMs:)` → `ConsumerPoll`, allocation-free
+//   `poll(into: RecordBatch, ...)`, or copy-free `poll(maxRecords:timeoutMs:each:)`
+//   handing out views into librdkafka's messages: the processing loop's),
+//   partition-EOF notices, end offsets.
 // - `KafkaProducer`: idempotent, murmur2 partitioning (`partition(forKey:...)`
 //   gives the same answer as librdkafka), delivery failures never silent.
 // - `KafkaAdmin`: CreateTopics (idempotent), metadata.

@@ -130,6 +130,30 @@ package final class KafkaConsumer: @unchecked Sendable {
         return result
     }
 
+    /// Like `poll`, but hands each record to `each` as a view into
+    /// librdkafka's message, valid only during that call (no copy, no
+    /// allocation per record; headers are not read). Records come in the
+    /// order librdkafka delivers them, each before the next message is polled,
+    /// so a rebalance callback runs after the records polled before it were
+    /// handled. `each` runs on the calling thread with the poll lock held: it
+    /// must not call `close`. Same blocking and error contract as `poll`.
+    package func poll(maxRecords: Int, timeoutMs: Int32,
+                      each: (ConsumedRecordView) -> Void) throws(KafkaError) -> ConsumerPollSummary {
+        var summary = ConsumerPollSummary()
+        var records = 0
+        try pollLoop(maxRecords: maxRecords, timeoutMs: timeoutMs,
+                     endOfPartition: &summary.endOfPartition, errors: &summary.errors) { msg, index, _ in
+            let m = msg.pointee
+            let key = m.key.map { UnsafeRawBufferPointer(start: $0, count: m.key_len) }
+            let value = UnsafeRawBufferPointer(start: m.payload, count: m.payload == nil ? 0 : m.len)
+            each(ConsumedRecordView(topicIndex: index, partition: m.partition, offset: m.offset, key: key,
+                                    value: value, valueIsNull: m.payload == nil, timestampMs: Self.timestamp(of: msg)))
+            records += 1
+        }
+        summary.records = records
+        return summary
+    }
+
     /// Like `poll`, but appends into reusable contiguous storage: no
     /// per-record allocation once the batch has grown to its working size.
     /// Call `batch.removeAll()` (keeps capacity) before reusing it. Headers are

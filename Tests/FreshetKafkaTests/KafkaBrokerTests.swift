@@ -289,6 +289,45 @@ final class KafkaBrokerTests: XCTestCase {
         try consumer.close()
     }
 
+    /// The processing loop's poll: each record as a view into librdkafka's
+    /// message, valid during the callback. Keys (absent or not), empty values,
+    /// tombstones, timestamps, per-partition order and EOF notices as `poll` gives them.
+    func testViewPollHandsOutEveryRecordInOrderWithItsBytes() throws {
+        try makeTopic("views", partitions: 2)
+        let producer = try KafkaProducer(config: broker.config)
+        for i in 0..<40 {
+            let key: [UInt8]? = i % 5 == 0 ? nil : bytes("k\(i)")
+            let value: [UInt8]? = i % 9 == 4 ? nil : i % 7 == 0 ? [] : bytes(String(repeating: "v", count: i))
+            try producer.produce(topic: "views", partition: Int32(i % 2), key: key, value: value, timestampMs: 2000 + Int64(i))
+        }
+        try producer.flush(timeoutMs: 10_000)
+        let consumer = try KafkaConsumer(config: broker.config, groupId: "g-views", topics: ["views"])
+        var seen: [Int: (key: String?, value: String, null: Bool, ts: Int64?)] = [:]
+        var lastOffset: [Int32: Int64] = [:]
+        var eofs = Set<TopicPartition>()
+        let deadline = now() + 30
+        while now() < deadline && !(seen.count == 40 && eofs.count == 2) {
+            let summary = try consumer.poll(maxRecords: 16, timeoutMs: 50) { record in
+                XCTAssertEqual(record.topicIndex, 0)
+                XCTAssertGreaterThan(record.offset, lastOffset[record.partition] ?? -1, "offset order per partition")
+                lastOffset[record.partition] = record.offset
+                let i = Int(record.offset) * 2 + Int(record.partition)  // producer order
+                seen[i] = (record.key.map { String(decoding: $0, as: UTF8.self) }, String(decoding: record.value, as: UTF8.self),
+                           record.valueIsNull, record.timestampMs)
+            }
+            XCTAssertLessThanOrEqual(summary.records, 16)
+            eofs.formUnion(summary.endOfPartition.map(\.topicPartition))
+        }
+        XCTAssertEqual(seen.count, 40)
+        for i in 0..<40 {
+            XCTAssertEqual(seen[i]?.key, i % 5 == 0 ? nil : "k\(i)", "record \(i)")
+            XCTAssertEqual(seen[i]?.null, i % 9 == 4, "record \(i)")
+            XCTAssertEqual(seen[i]?.value, i % 9 == 4 || i % 7 == 0 ? "" : String(repeating: "v", count: i), "record \(i)")
+            XCTAssertEqual(seen[i]?.ts, 2000 + Int64(i))
+        }
+        try consumer.close()
+    }
+
     /// The eager protocol path (plain assign) honours start offsets too.
     func testEagerProtocolAppliesStartOffsets() throws {
         try makeTopic("eager", partitions: 2)

@@ -15,9 +15,12 @@ import FreshetRedis
 /// What the engine needs from its consumer-group member.
 /// All calls come from the processing thread.
 package protocol EngineConsumer: AnyObject {
-    /// Up to `maxRecords` records, the partition ends reached and errors;
-    /// rebalance callbacks run inside this call (librdkafka's contract).
-    func poll(maxRecords: Int, timeoutMs: Int32) throws(KafkaError) -> ConsumerPoll
+    /// Hands up to `maxRecords` records to `each`, one at a time, as views
+    /// valid only during that call; returns how many, the partition ends
+    /// reached and errors. Rebalance callbacks run inside this call
+    /// (librdkafka's contract).
+    func poll(maxRecords: Int, timeoutMs: Int32,
+              each: (ConsumedRecordView) -> Void) throws(KafkaError) -> ConsumerPollSummary
     /// Commits next offsets to the group.
     func commit(_ offsets: [TopicPartition: Int64], synchronous: Bool) throws(KafkaError)
     /// The group's committed next offset of each partition that has one.

@@ -51,6 +51,11 @@ package final class ItemTask {
     package var allSourcesFinished: Bool { expectedSources.isSubset(of: finishedSources) }
 
     package func process(_ record: InputRecord, nowMs: Int64, output: TaskOutput) {
+        record.withView { process($0, nowMs: nowMs, output: output) }
+    }
+
+    /// Reads the record's bundle where it is (the engine's path: no copy).
+    package func process(_ record: RecordView, nowMs: Int64, output: TaskOutput) {
         nextOffset = record.offset + 1
         // The examples' join needs whole events (user, request id, serving features).
         if let embeddings, embeddings.examples {

@@ -37,6 +37,11 @@ package enum RecordBundle {
     /// only Freshet writes these topics, so such a record comes from a newer or
     /// foreign writer, and skipping it (counted) keeps the task alive.
     package static func decodeEach(_ value: [UInt8], _ body: (RepartitionRecord) -> Void) -> Int {
+        value.withUnsafeBytes { decodeEach($0, body) }
+    }
+
+    /// `decodeEach` over borrowed bytes.
+    package static func decodeEach(_ value: UnsafeRawBufferPointer, _ body: (RepartitionRecord) -> Void) -> Int {
         var undecodable = 0
         let complete = forEachRecord(in: value) { bytes in
             do {
@@ -53,28 +58,32 @@ package enum RecordBundle {
     /// and returns false.
     @discardableResult
     package static func forEachRecord(in value: [UInt8], _ body: (UnsafeRawBufferPointer) -> Void) -> Bool {
-        value.withUnsafeBytes { bytes in
-            guard bytes.first == leadingByte else {
-                body(bytes)
-                return true
-            }
-            var position = 1
-            while position < bytes.count {
-                var length = 0
-                var shift = 0
-                while true {
-                    guard position < bytes.count, shift < 63 else { return false }
-                    let byte = bytes[position]
-                    position += 1
-                    length |= Int(byte & 0x7f) << shift
-                    if byte & 0x80 == 0 { break }
-                    shift += 7
-                }
-                guard length <= bytes.count - position else { return false }
-                body(UnsafeRawBufferPointer(rebasing: bytes[position..<(position + length)]))
-                position += length
-            }
+        value.withUnsafeBytes { forEachRecord(in: $0, body) }
+    }
+
+    /// `forEachRecord` over borrowed bytes (a consumed message's value).
+    @discardableResult
+    package static func forEachRecord(in bytes: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer) -> Void) -> Bool {
+        guard bytes.first == leadingByte else {
+            body(bytes)
             return true
         }
+        var position = 1
+        while position < bytes.count {
+            var length = 0
+            var shift = 0
+            while true {
+                guard position < bytes.count, shift < 63 else { return false }
+                let byte = bytes[position]
+                position += 1
+                length |= Int(byte & 0x7f) << shift
+                if byte & 0x80 == 0 { break }
+                shift += 7
+            }
+            guard length <= bytes.count - position else { return false }
+            body(UnsafeRawBufferPointer(rebasing: bytes[position..<(position + length)]))
+            position += length
+        }
+        return true
     }
 }

@@ -9,13 +9,13 @@ import FreshetCore
 extension SourceTask {
     /// - Returns: the problem when the record is too large for a message (the
     ///   caller dead-letters the source record), else nil.
-    func routeToCounts(_ interaction: Interaction, record: InputRecord, output: TaskOutput) -> BadInput? {
+    func routeToCounts(_ interaction: Interaction, record: RecordView, output: TaskOutput) -> BadInput? {
         let countAfter = interaction.action.isPositive ? users?.interactionCount(of: interaction.userId) : nil
         return send(.interaction(interaction, countAfter: countAfter, origin: origin(of: record)),
                     user: interaction.userId, what: "the interaction for the counts stage", output: output)
     }
 
-    func routeToCounts(_ impression: Impression, record: InputRecord, output: TaskOutput) -> BadInput? {
+    func routeToCounts(_ impression: Impression, record: RecordView, output: TaskOutput) -> BadInput? {
         send(.impression(impression, origin: origin(of: record)), user: impression.userId,
              what: "the impression for the counts stage", output: output)
     }

@@ -48,7 +48,7 @@ package final class SourceTask {
     /// filter's key): this topic, partition and offset, and the record's place
     /// among those one source record produced.
     @inline(__always)
-    func origin(of record: InputRecord, subIndex: UInt32 = 0) -> RecordOrigin {
+    func origin(of record: RecordView, subIndex: UInt32 = 0) -> RecordOrigin {
         RecordOrigin(sourceTopic: sourceTopicCode, partition: record.partition, offset: record.offset, subIndex: subIndex)
     }
 
@@ -66,6 +66,11 @@ package final class SourceTask {
 
     /// Folds one record in. Never throws: bad input is dead-lettered.
     package func process(_ record: InputRecord, nowMs: Int64, output: TaskOutput) {
+        record.withView { process($0, nowMs: nowMs, output: output) }
+    }
+
+    /// Folds one record in, reading its bytes where they are (the engine's path).
+    package func process(_ record: RecordView, nowMs: Int64, output: TaskOutput) {
         // A bounded run ended this partition (end-of-partition notice): a
         // record read after it was produced since and belongs to the next run.
         // Processing it would move the watermark past the final one every
@@ -90,23 +95,21 @@ package final class SourceTask {
             let problem: BadInput?
             switch id.stage {
             case .interactions:
-                problem = try record.value.withUnsafeBytes { (bytes) throws(BadInput) -> BadInput? in
-                    try decoder.decode(interaction: bytes, messageTimestampMs: record.timestampMs, nowMs: nowMs,
-                                       into: &decoded)
-                    watermark.observe(decoded.ts)
-                    var problem: BadInput?
-                    decoded.withIds(in: bytes) { ids in problem = apply(interaction: ids, record: record, output: output) }
-                    return problem
-                }
+                let bytes = record.value
+                try decoder.decode(interaction: bytes, messageTimestampMs: record.timestampMs, nowMs: nowMs,
+                                   into: &decoded)
+                watermark.observe(decoded.ts)
+                var found: BadInput?
+                decoded.withIds(in: bytes) { ids in found = apply(interaction: ids, record: record, output: output) }
+                problem = found
             case .impressions:
-                problem = try record.value.withUnsafeBytes { (bytes) throws(BadInput) -> BadInput? in
-                    try decoder.decode(impression: bytes, messageTimestampMs: record.timestampMs, nowMs: nowMs,
-                                       into: &decoded)
-                    watermark.observe(decoded.ts)
-                    var problem: BadInput?
-                    decoded.withIds(in: bytes) { ids in problem = route(impression: ids, record: record, output: output) }
-                    return problem
-                }
+                let bytes = record.value
+                try decoder.decode(impression: bytes, messageTimestampMs: record.timestampMs, nowMs: nowMs,
+                                   into: &decoded)
+                watermark.observe(decoded.ts)
+                var found: BadInput?
+                decoded.withIds(in: bytes) { ids in found = route(impression: ids, record: record, output: output) }
+                problem = found
             case .items, .users, .counts:
                 preconditionFailure("unreachable: checked in init")
             }
@@ -117,7 +120,7 @@ package final class SourceTask {
                 return
             }
             deadLetters += 1
-            output.deadLetter(sourceTopic: topic, record: record, reason: error)
+            output.deadLetter(sourceTopic: topic, record: record.owned(), reason: error)
         } catch {
             preconditionFailure("decoders throw only BadInput: \(error)")
         }
@@ -126,7 +129,7 @@ package final class SourceTask {
     /// User features and routing of the interaction in `decoded` (ids as
     /// bytes, no `String` unless embeddings or re-keying by user need one).
     /// Returns the problem that dead-letters the record (an oversized routed record).
-    private func apply(interaction ids: EventIds, record: InputRecord, output: TaskOutput) -> BadInput? {
+    private func apply(interaction ids: EventIds, record: RecordView, output: TaskOutput) -> BadInput? {
         let positive = decoded.action.isPositive
         // Embeddings: the user's recent items before this positive (read
         // before the store applies it) travel with the routed positive.
@@ -170,7 +173,7 @@ package final class SourceTask {
     /// any message is not sent; the others are (their sub-indices keep their
     /// places, so duplicate filtering is unaffected), and the first oversized
     /// one is returned so the caller dead-letters the source record.
-    private func route(impression ids: EventIds, record: InputRecord, output: TaskOutput) -> BadInput? {
+    private func route(impression ids: EventIds, record: RecordView, output: TaskOutput) -> BadInput? {
         var tooLarge: BadInput?
         let count = decoded.itemCount
         // Read once: a method call on `decoded` per item would copy the value
@@ -198,7 +201,7 @@ package final class SourceTask {
     /// which copies it.
     @inline(__always)
     private func routeOne(itemId: UnsafeRawBufferPointer, ids: EventIds, kind: ItemEvent.Kind, history: [UInt8],
-                          index: Int, of count: Int, record: InputRecord, output: TaskOutput,
+                          index: Int, of count: Int, record: RecordView, output: TaskOutput,
                           tooLarge: inout BadInput?) {
         let origin = self.origin(of: record, subIndex: UInt32(index))
         scratch.bytes.removeAll(keepingCapacity: true)

@@ -29,6 +29,13 @@ package protocol StreamTask: AnyObject {
     /// input is counted or dead-lettered by the task itself.
     func process(_ record: InputRecord, nowMs: Int64, output: TaskOutput)
 
+    /// The same for a record whose bytes are borrowed for the call (the
+    /// engine's path: views into the consumer's messages). The default
+    /// copies the record and calls `process(_:nowMs:output:)`; the source
+    /// and item tasks, on every record of the features' path, read the bytes
+    /// where they are.
+    func process(_ record: RecordView, nowMs: Int64, output: TaskOutput)
+
     /// Event time after a polled batch: emit watermark markers, advance the
     /// watermark, fire timers (see `TimeTick` for what is due).
     func advanceTime(_ tick: TimeTick, output: TaskOutput)
@@ -68,6 +75,10 @@ package protocol StreamTask: AnyObject {
 }
 
 extension StreamTask {
+    package func process(_ record: RecordView, nowMs: Int64, output: TaskOutput) {
+        process(record.owned(), nowMs: nowMs, output: output)
+    }
+
     package func reachEnd(output: TaskOutput) -> Bool { false }
     package func takeEmbeddingCheckpoint() -> EmbeddingCheckpoint { EmbeddingCheckpoint() }
     package func close() {}

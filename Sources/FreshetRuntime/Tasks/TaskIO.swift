@@ -22,6 +22,53 @@ package struct InputRecord: Sendable {
     }
 }
 
+extension InputRecord {
+    /// Calls `body` with a view of this record's bytes (valid during the call).
+    package func withView<R>(_ body: (RecordView) -> R) -> R {
+        value.withUnsafeBytes { valueBytes in
+            guard let key else {
+                return body(RecordView(partition: partition, offset: offset, key: nil, value: valueBytes,
+                                       timestampMs: timestampMs, valueIsNull: valueIsNull))
+            }
+            return key.withUnsafeBytes { keyBytes in
+                body(RecordView(partition: partition, offset: offset, key: keyBytes, value: valueBytes,
+                                timestampMs: timestampMs, valueIsNull: valueIsNull))
+            }
+        }
+    }
+}
+
+/// One record as a task sees it on the engine's path: `InputRecord`'s fields
+/// with the key and value borrowed from the consumer's message, valid only
+/// during the `process` call that receives it (the engine hands out views
+/// into librdkafka's messages, so no record is copied on the way in). A task
+/// copies what it keeps (`owned()`, for a dead letter).
+package struct RecordView {
+    package var partition: Int32
+    package var offset: Int64
+    package var key: UnsafeRawBufferPointer?
+    /// Empty for a null (tombstone) value; `valueIsNull` tells the two apart.
+    package var value: UnsafeRawBufferPointer
+    package var timestampMs: Int64?
+    package var valueIsNull: Bool
+
+    package init(partition: Int32, offset: Int64, key: UnsafeRawBufferPointer?, value: UnsafeRawBufferPointer,
+                 timestampMs: Int64?, valueIsNull: Bool = false) {
+        self.partition = partition
+        self.offset = offset
+        self.key = key
+        self.value = value
+        self.timestampMs = timestampMs
+        self.valueIsNull = valueIsNull
+    }
+
+    /// The record with its bytes copied (what outlives the call).
+    package func owned() -> InputRecord {
+        InputRecord(partition: partition, offset: offset, key: key.map { Array($0) }, value: Array(value),
+                    timestampMs: timestampMs, valueIsNull: valueIsNull)
+    }
+}
+
 /// Which repartition topic a routed record goes to.
 package enum RepartitionTarget: Int, Sendable, CaseIterable {
     case items
