@@ -129,6 +129,19 @@ package final class ItemEmbeddingSide {
     /// Items whose rows changed since the last call (the checkpoint's delta).
     func takeChangedForCheckpoint() -> [ByteId] { take(&changedRowsForCheckpoint, Self.checkpointFlag) }
 
+    /// The same delta as (item id, checkpoint row) pairs, encoded straight
+    /// from the rows (`CooccurrenceRows.encodedRow`; the same bytes as `encodeRow`).
+    func takeCheckpointRows() -> [(String, [UInt8])] {
+        var out: [(String, [UInt8])] = []
+        out.reserveCapacity(changedRowsForCheckpoint.count)
+        for row in changedRowsForCheckpoint {
+            rowFlags[Int(row)] &= ~Self.checkpointFlag
+            if let (id, bytes) = rows.encodedRow(row) { out.append((id.string, bytes)) }
+        }
+        changedRowsForCheckpoint.removeAll(keepingCapacity: true)
+        return out
+    }
+
     /// A positive interaction read in place (`ItemEventView`), when examples
     /// are off: the co-occurrence rows need only the item, the time and the
     /// user's history, so the event is never built. Counts exactly as
