@@ -76,7 +76,7 @@ package final class CooccurrenceRows {
         let r = Int(row)
         degrees[r] += 1
         lastSeen[r] = max(lastSeen[r], ts)
-        let limit = config.history
+        let limit = min(config.history, 64)
         withUnsafeTemporaryAllocation(of: UInt32.self, capacity: max(1, limit)) { seen in
             var used = 0
             forEachHistoryItem { bytes in
@@ -86,16 +86,42 @@ package final class CooccurrenceRows {
                 for k in 0..<used where seen[k] == n { return }
                 seen[used] = n
                 used += 1
-                if let k = rows[r].firstIndex(where: { $0.neighbour == n }) {
-                    rows[r][k].count &+= 1
-                } else {
-                    rows[r].append(Entry(neighbour: n, count: 1))
-                    entryCount += 1
-                }
             }
+            count(UnsafeBufferPointer(rebasing: seen[0..<used]), into: r)
         }
         if rows[r].count > config.rowCapacity { prune(r) }
         return row
+    }
+
+    /// Adds 1 to row `r`'s entry of each of `neighbours` (distinct, at most
+    /// 64), appending the missing ones in the order given. One pass over the
+    /// row with a 64-bit filter of the neighbours' low bits, instead of one
+    /// search of the row per neighbour (10 scans of up to 200 entries a
+    /// positive were ~0.8 CPU-s per 3 M events).
+    private func count(_ neighbours: UnsafeBufferPointer<UInt32>, into r: Int) {
+        let used = neighbours.count
+        guard used > 0 else { return }
+        var filter: UInt64 = 0
+        for n in neighbours { filter |= 1 &<< UInt64(n & 63) }
+        let all: UInt64 = used == 64 ? .max : (1 &<< UInt64(used)) &- 1
+        var found: UInt64 = 0
+        rows[r].withUnsafeMutableBufferPointer { row in
+            for e in row.indices {
+                let nb = row[e].neighbour
+                guard filter & (1 &<< UInt64(nb & 63)) != 0 else { continue }
+                for k in 0..<used where neighbours[k] == nb {
+                    row[e].count &+= 1
+                    found |= 1 &<< UInt64(k)
+                    break
+                }
+                if found == all { break }
+            }
+        }
+        guard found != all else { return }
+        for k in 0..<used where found & (1 &<< UInt64(k)) == 0 {
+            rows[r].append(Entry(neighbour: neighbours[k], count: 1))
+            entryCount += 1
+        }
     }
 
     /// The row of `item` (interned as `number`), admitting it when it has
