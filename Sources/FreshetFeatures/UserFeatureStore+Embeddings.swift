@@ -52,7 +52,8 @@ extension UserFeatureStore {
         itemBytes.bytes.withUnsafeBufferPointer { arena in
             for k in 0..<n {
                 let (start, end, _) = itemBytes.range(entries[k].item)
-                out.write(bytes: UnsafeBufferPointer(rebasing: arena[start..<end]))
+                out.write(varint: UInt64(end - start))
+                out.bytes.append(contentsOf: UnsafeBufferPointer(rebasing: arena[start..<end]))
             }
         }
         return out.bytes
