@@ -20,13 +20,48 @@ extension UserFeatureStore {
     /// for an unknown user or one with no recent items.
     package func encodedRecentItems(of userId: String, limit: Int) -> [UInt8] {
         guard let slot = lookup(userId) else { return [] }
+        return encodedRecentItems(slot: slot, limit: limit)
+    }
+
+    /// The slot of a user given as valid UTF-8 bytes, nil for a user with no
+    /// state (nothing is inserted). Slots are dense (`0..<userCount`) and
+    /// stable while the store lives, so the embeddings' user side keeps its
+    /// per-user marks in arrays indexed by slot instead of by id.
+    @inline(__always)
+    package func userSlot(validUTF8 userId: UnsafeRawBufferPointer) -> UInt32? {
+        slotOf.slot(tag: KeyIndex.tag(bytes: userId)) { IdBytes.equal(states[Int($0)].id, bytes: userId) }
+    }
+
+    /// The slot of a user id, nil for a user with no state.
+    package func userSlot(_ userId: String) -> UInt32? { lookup(userId) }
+
+    /// The id of the user in `slot` (`0..<userCount`).
+    package func userId(slot: UInt32) -> String { states[Int(slot)].id }
+
+    /// `encodedRecentItems(of:limit:)` for the user in `slot` (`0..<userCount`).
+    /// The ids are copied from `itemBytes` (one `memcpy` each), not read from
+    /// the interner's `String`s (a retain, a UTF-8 view and a copy each: this
+    /// runs for every positive).
+    package func encodedRecentItems(slot: UInt32, limit: Int) -> [UInt8] {
         let entries = states[Int(slot)].recent.entries
         let n = min(limit, entries.count)
         guard n > 0 else { return [] }
+        itemBytes.sync(with: itemNames)
         var out = ByteWriter(capacity: 1 + n * 16)
         out.write(varint: UInt64(n))
-        for k in 0..<n { out.write(string: itemNames[entries[k].item]) }
+        itemBytes.bytes.withUnsafeBufferPointer { arena in
+            for k in 0..<n {
+                let (start, end, _) = itemBytes.range(entries[k].item)
+                out.write(varint: UInt64(end - start))
+                out.bytes.append(contentsOf: UnsafeBufferPointer(rebasing: arena[start..<end]))
+            }
+        }
         return out.bytes
+    }
+
+    /// `withRecentNumbers(of:limit:_:)` for the user in `slot` (`0..<userCount`).
+    package func withRecentNumbers(slot: UInt32, limit: Int, _ body: (UnsafeBufferPointer<UInt32>) -> Void) {
+        visit(Int(slot), limit: limit, body)
     }
 
     /// Item names interned so far (numbers `0..<internedItemCount`).
@@ -42,6 +77,17 @@ extension UserFeatureStore {
         guard let slot = lookup(userId) else { return false }
         visit(Int(slot), limit: limit, body)
         return true
+    }
+
+    /// `forEachUserRecentNumbers` with the user's slot instead of its id (no
+    /// `String` retained per user).
+    @discardableResult
+    package func forEachSlotRecentNumbers(from start: Int = 0, count: Int = .max, limit: Int,
+                                         _ body: (UInt32, UnsafeBufferPointer<UInt32>) -> Void) -> Int {
+        let end = start + min(count, max(0, states.count - start))
+        guard start < end else { return max(start, states.count) }
+        for i in start..<end { visit(i, limit: limit) { body(UInt32(i), $0) } }
+        return end
     }
 
     /// Calls `body(userId, numbers)` for the users with state at positions

@@ -60,8 +60,8 @@ final class ItemEmbeddingSideTrackingTests: XCTestCase {
         try positive(side, item: "a", after: ["c", "a"], ts: 200)
         try positive(side, item: "b", after: ["a"], ts: 300)
         XCTAssertEqual(side.positives, 3)
-        XCTAssertEqual(side.takeChangedForCheckpoint().map(\.string), ["a", "b"], "each changed row once, in first-change order")
-        XCTAssertEqual(side.takeChangedForCheckpoint(), [], "taking clears the flags")
+        XCTAssertEqual(side.takeCheckpointRows().map(\.0), ["a", "b"], "each changed row once, in first-change order")
+        XCTAssertEqual(side.takeCheckpointRows().map(\.0), [], "taking clears the flags")
         XCTAssertEqual(side.rows.row(of: ByteId("a"))?.sorted { $0.0 < $1.0 }.map { "\($0.0.string)=\($0.1)" }, ["b=1", "c=1"],
                        "the item itself in its history is not a neighbour")
 
@@ -70,13 +70,13 @@ final class ItemEmbeddingSideTrackingTests: XCTestCase {
         side.advance(watermark: 1_450, output: NoOutput())
         XCTAssertNil(side.rows.row(of: ByteId("a")))
         XCTAssertEqual(side.takeEvictedForCheckpoint().map(\.string), ["a", "b"])
-        XCTAssertEqual(side.takeChangedForCheckpoint(), [])
+        XCTAssertEqual(side.takeCheckpointRows().map(\.0), [])
 
         // "e" changes, expires, and its freed row is reused by "d" before the checkpoint: "d" is written.
         try positive(side, item: "e", after: ["c"], ts: 1_500)
         side.advance(watermark: 2_600, output: NoOutput())
         try positive(side, item: "d", after: ["c", "e"], ts: 2_600)
-        XCTAssertEqual(side.takeChangedForCheckpoint().map(\.string), ["d"])
+        XCTAssertEqual(side.takeCheckpointRows().map(\.0), ["d"])
         XCTAssertEqual(side.rows.row(of: ByteId("d"))?.map { "\($0.0.string)=\($0.1)" }.sorted(), ["c=1", "e=1"])
         XCTAssertEqual(side.rows.degree(of: ByteId("d")), 1)
         XCTAssertEqual(side.positives, 6)

@@ -66,21 +66,33 @@ final class UserEmbeddingSideTests: XCTestCase {
             XCTAssertEqual(seen["u\(u)"], set.meanVector(recent), "u\(u): mean of the first 10 recent items' vectors, bit for bit")
         }
 
-        // Same refresh again: only users touched since.
-        side.touch(user: "u3")
+        // Same refresh again: only users touched since, and only when their
+        // vector changed (u4 is touched with no new positive: left out).
+        store.apply(Interaction(userId: "u3", itemId: "i0", action: .click, ts: 20_000))
+        side.touch(user: "u3", store: store)
+        side.touch(user: "u4", store: store)
         var again: [String] = []
         side.takePublication(set, store: store) { user, _ in again.append(user) }
         XCTAssertEqual(again, ["u3"])
+        XCTAssertEqual(side.unchangedSkipped, 1, "u4's vector is the one already written")
         XCTAssertFalse(side.republishing)
 
         // Touched users are written in slices too (bounded Redis batches);
-        // users touched during the drain wait for the next round.
-        for u in 0..<users { side.touch(user: "u\(u)") }
+        // users touched during the drain wait for the next round. Every user
+        // gets i7...i0 (newest first: i0, i1, ..., an order no earlier
+        // history had), so every vector changes.
+        for u in 0..<users {
+            for k in 0..<8 {
+                store.apply(Interaction(userId: "u\(u)", itemId: "i\(7 - k)", action: .click, ts: Int64(30_000 + k)))
+            }
+        }
+        for u in 0..<users { side.touch(user: "u\(u)", store: store) }
         var first: [String] = []
         side.takePublication(set, store: store) { user, _ in first.append(user) }
         XCTAssertEqual(first.count, UserEmbeddingSide.republishSlice)
         XCTAssertTrue(side.republishing, "the rest of the touched users follow at the next flush")
-        side.touch(user: "u0")
+        store.apply(Interaction(userId: "u0", itemId: "i5", action: .click, ts: 40_000))
+        side.touch(user: "u0", store: store)
         var rest: [String] = []
         side.takePublication(set, store: store) { user, _ in rest.append(user) }
         XCTAssertEqual(rest, (UserEmbeddingSide.republishSlice..<users).map { "u\($0)" })
@@ -106,7 +118,7 @@ final class UserEmbeddingSideTests: XCTestCase {
         side.takePublication(first, store: store) { _, _ in }
         XCTAssertFalse(side.republishing)
 
-        for u in 0..<10 { side.touch(user: "u\(u)") }
+        for u in 0..<10 { side.touch(user: "u\(u)", store: store) }
         let second = Self.vectorSet(after: first)
         XCTAssertGreaterThan(second.version, first.version)
         var written: [String: Int] = [:]
@@ -116,7 +128,8 @@ final class UserEmbeddingSideTests: XCTestCase {
         XCTAssertEqual(written.values.max(), 1, "each once: \(written.filter { $0.value > 1 })")
         XCTAssertEqual(side.pendingUsers, 0)
 
-        side.touch(user: "u7")
+        store.apply(Interaction(userId: "u7", itemId: "i0", action: .click, ts: 20_000))
+        side.touch(user: "u7", store: store)
         var next: [String] = []
         side.takePublication(second, store: store) { user, _ in next.append(user) }
         XCTAssertEqual(next, ["u7"], "touched after the republication started: written at the next sync")

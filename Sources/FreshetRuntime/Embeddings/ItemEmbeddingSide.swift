@@ -146,8 +146,19 @@ package final class ItemEmbeddingSide {
         return ids
     }
 
-    /// Items whose rows changed since the last call (the checkpoint's delta).
-    func takeChangedForCheckpoint() -> [ByteId] { take(&changedRowsForCheckpoint, Self.checkpointFlag) }
+    /// Rows changed since the last call (the checkpoint's delta) as (item id,
+    /// checkpoint row) pairs, encoded straight from the rows
+    /// (`CooccurrenceRows.encodedRow`: the bytes of `CooccurrenceSnapshot.encodeRow`).
+    func takeCheckpointRows() -> [(String, [UInt8])] {
+        var out: [(String, [UInt8])] = []
+        out.reserveCapacity(changedRowsForCheckpoint.count)
+        for row in changedRowsForCheckpoint {
+            rowFlags[Int(row)] &= ~Self.checkpointFlag
+            if let (id, bytes) = rows.encodedRow(row) { out.append((id.string, bytes)) }
+        }
+        changedRowsForCheckpoint.removeAll(keepingCapacity: true)
+        return out
+    }
 
     /// A positive interaction read in place (`ItemEventView`), when examples
     /// are off: the co-occurrence rows need only the item, the time and the
@@ -194,11 +205,5 @@ package final class ItemEmbeddingSide {
         if let v = set.vector(id) { return v }
         guard let row = rows.row(of: id) else { return nil }
         return set.foldedVector(id, degree: rows.degree(of: id), row: row)?.0
-    }
-
-    /// Checkpoint form of a row: `CooccurrenceSnapshot.encodeRow` with the last-seen time.
-    func encodeRow(_ id: ByteId) -> [UInt8]? {
-        guard let row = rows.row(of: id) else { return nil }
-        return CooccurrenceSnapshot.encodeRow(degree: rows.degree(of: id), lastSeen: rows.lastSeen(of: id) ?? 0, entries: row)
     }
 }

@@ -17,13 +17,23 @@ import FreshetFeatures
 /// cold-start rule. A user is republished after each of their positives and
 /// every user after a new refresh, so users are always scored in the basis of
 /// the item vectors published with them (`embedding_version` on both).
+/// A user whose vector would be written unchanged (same refresh, same
+/// items with a vector in the same order: bit-identical) is left out, so
+/// only changed rows reach Redis. Users are tracked by their slot in the
+/// store (dense, stable while the store lives), never by id `String`.
 /// Owned by the processing thread.
 package final class UserEmbeddingSide {
     /// Items of the history (`embeddings.history`).
     let historyLength: Int
-    /// Users with a positive since the last publication, in first-touch order.
-    private var touched: [String] = []
-    private var touchedSet = Set<ExactId>()
+    /// Slots of users with a positive since the last publication, in
+    /// first-touch order; `isTouched[slot]` marks the ones listed.
+    private var touched: [UInt32] = []
+    private var isTouched: [Bool] = []
+    /// Per user slot, the signature of the vector last written (0: none):
+    /// the refresh version and the set's rows the mean was made of, in
+    /// order. Equal signatures mean a bit-identical vector (the mean is a
+    /// function of the rows in order), so the write is skipped.
+    private var writtenSignature: [UInt64] = []
     private var publishedVersion: Int64 = 0
     /// Interned item number (the store's) -> row of its vector in the set of
     /// version `rowsVersion` (-1: no vector). Built once a refresh, so a user
@@ -31,6 +41,9 @@ package final class UserEmbeddingSide {
     private var rowOfNumber: [Int32] = []
     private var rowsVersion: Int64 = -1
     private var mean: [Float] = []
+    /// Vectors written, and vectors left out because they were unchanged (since start).
+    package private(set) var vectorsWritten = 0
+    package private(set) var unchangedSkipped = 0
 
     package init(settings: Topology.Embeddings) {
         historyLength = settings.history
@@ -48,9 +61,24 @@ package final class UserEmbeddingSide {
         store.encodedRecentItems(of: user, limit: historyLength)
     }
 
-    /// Marks a user for republication at the next sync (after a positive).
-    func touch(user: String) {
-        if touchedSet.insert(ExactId(user)).inserted { touched.append(user) }
+    /// The same for the user in `slot` (the processor's path: the slot was
+    /// found from the record's bytes, and is reused for `touch(slot:)`).
+    func encodedHistoryBefore(slot: UInt32, store: UserFeatureStore) -> [UInt8] {
+        store.encodedRecentItems(slot: slot, limit: historyLength)
+    }
+
+    /// Marks the user in `slot` for republication at the next sync (after a positive).
+    func touch(slot: UInt32) {
+        let s = Int(slot)
+        if s >= isTouched.count { isTouched.append(contentsOf: repeatElement(false, count: s + 1 - isTouched.count)) }
+        guard !isTouched[s] else { return }
+        isTouched[s] = true
+        touched.append(slot)
+    }
+
+    /// `touch(slot:)` by id (tests); a user with no state is ignored.
+    func touch(user: String, store: UserFeatureStore) {
+        if let slot = store.userSlot(user) { touch(slot: slot) }
     }
 
     /// Users waiting for the next sync or being written.
@@ -61,7 +89,7 @@ package final class UserEmbeddingSide {
 
     /// Touched users taken at a sync and being written, `republishSlice` a
     /// call from `drainCursor` on (users touched meanwhile wait for the next sync).
-    private var draining: [String] = []
+    private var draining: [UInt32] = []
     private var drainCursor = 0
 
     /// True while a full republication (after a new refresh) or the writing
@@ -78,12 +106,16 @@ package final class UserEmbeddingSide {
     /// Calls `emit(user, vector)` for what to write against `set`: the users
     /// touched before the call that started the current drain and, after a
     /// new refresh, every user, each in slices of `republishSlice` a call
-    /// (see `republishing`). Users none of
-    /// whose recent items has a vector are left out (and retried after the
-    /// next refresh). `vector` is valid during the call only.
+    /// (see `republishing`). Users none of whose recent items has a vector
+    /// are left out (and retried after the next refresh), and so are users
+    /// whose vector is bit-identical to the one last written (same refresh,
+    /// same rows in the same order). `vector` is valid during the call only.
     func takePublication(_ set: ItemVectorSet, store: UserFeatureStore, _ emit: (String, UnsafeBufferPointer<Float>) -> Void) {
         guard set.version > 0 else { return }
         mapRows(set, store: store)
+        if writtenSignature.count < store.userCount {
+            writtenSignature.append(contentsOf: repeatElement(0, count: store.userCount - writtenSignature.count))
+        }
         if set.version > publishedVersion {
             publishedVersion = set.version
             republishCursor = 0
@@ -91,21 +123,20 @@ package final class UserEmbeddingSide {
             // has when its slice is written: the touched ones (waiting or
             // being drained) would only be written twice. Users touched from
             // now on are kept (their slice may already have passed).
-            touched.removeAll(keepingCapacity: true)
-            touchedSet.removeAll(keepingCapacity: true)
+            clearTouched()
             draining.removeAll(keepingCapacity: true)
             drainCursor = 0
         }
         if drainCursor >= draining.count {
             swap(&draining, &touched)
+            for slot in draining { isTouched[Int(slot)] = false }
             touched.removeAll(keepingCapacity: true)
-            touchedSet.removeAll(keepingCapacity: true)
             drainCursor = 0
         }
         let end = min(draining.count, drainCursor + Self.republishSlice)
-        for user in draining[drainCursor..<end] {
-            store.withRecentNumbers(of: user, limit: historyLength) { numbers in
-                meanVector(numbers, set, store) { emit(user, $0) }
+        for slot in draining[drainCursor..<end] {
+            store.withRecentNumbers(slot: slot, limit: historyLength) { numbers in
+                publish(slot, numbers, set, store, emit)
             }
         }
         drainCursor = end
@@ -114,11 +145,61 @@ package final class UserEmbeddingSide {
             drainCursor = 0
         }
         if let start = republishCursor {
-            let next = store.forEachUserRecentNumbers(from: start, count: Self.republishSlice, limit: historyLength) { user, numbers in
-                meanVector(numbers, set, store) { emit(user, $0) }
+            let next = store.forEachSlotRecentNumbers(from: start, count: Self.republishSlice, limit: historyLength) { slot, numbers in
+                publish(slot, numbers, set, store, emit)
             }
             republishCursor = next >= store.userCount ? nil : next
         }
+    }
+
+    private func clearTouched() {
+        for slot in touched { isTouched[Int(slot)] = false }
+        touched.removeAll(keepingCapacity: true)
+    }
+
+    /// Emits the user's vector unless it has none or is the one last written.
+    private func publish(_ slot: UInt32, _ numbers: UnsafeBufferPointer<UInt32>, _ set: ItemVectorSet,
+                         _ store: UserFeatureStore, _ emit: (String, UnsafeBufferPointer<Float>) -> Void) {
+        let s = Int(slot)
+        let signature = Self.signature(numbers, rowOfNumber, version: set.version)
+        guard signature != 0 else { return }
+        if s < writtenSignature.count {
+            guard writtenSignature[s] != signature else {
+                unchangedSkipped += 1
+                return
+            }
+            writtenSignature[s] = signature
+        }
+        meanVector(numbers, set) {
+            vectorsWritten += 1
+            emit(store.userId(slot: slot), $0)
+        }
+    }
+
+    /// A 64-bit signature of (version, the rows of `numbers` that have a
+    /// vector, in order); 0 when none has one. Order-dependent, like the mean's
+    /// float sums: equal signatures mean bit-identical means (up to a 64-bit
+    /// hash collision, ~2^-64 a comparison).
+    static func signature(_ numbers: UnsafeBufferPointer<UInt32>, _ rowOfNumber: [Int32], version: Int64) -> UInt64 {
+        var h = mix(UInt64(bitPattern: version))
+        var n = 0
+        for number in numbers {
+            let k = Int(number)
+            guard k < rowOfNumber.count, rowOfNumber[k] >= 0 else { continue }
+            h = mix(h ^ UInt64(UInt32(bitPattern: rowOfNumber[k])))
+            n += 1
+        }
+        guard n > 0 else { return 0 }
+        return h == 0 ? 1 : h
+    }
+
+    /// SplitMix64's finaliser.
+    @inline(__always)
+    private static func mix(_ x: UInt64) -> UInt64 {
+        var z = x &+ 0x9E37_79B9_7F4A_7C15
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
     }
 
     /// Resolves interned numbers to rows of `set` (rebuilt per version, extended as the store interns new items).
@@ -137,7 +218,7 @@ package final class UserEmbeddingSide {
 
     /// The mean of the vectors of `numbers` that have one, in the order given
     /// and scaled by 1/n as `ItemVectorSet.meanVector` does (bit-identical).
-    private func meanVector(_ numbers: UnsafeBufferPointer<UInt32>, _ set: ItemVectorSet, _ store: UserFeatureStore,
+    private func meanVector(_ numbers: UnsafeBufferPointer<UInt32>, _ set: ItemVectorSet,
                             _ body: (UnsafeBufferPointer<Float>) -> Void) {
         let d = set.dimension
         if mean.count != d { mean = [Float](repeating: 0, count: d) }

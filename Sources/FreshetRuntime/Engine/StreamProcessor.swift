@@ -162,6 +162,7 @@ package final class StreamProcessor: @unchecked Sendable {
         return "refreshes \(refresher.refreshes) (refresh leader: \(refresher.isLeader)), \(refresher.loadedSets) loaded from the leader, last over \(last.items) items in \(String(format: "%.2f", last.seconds)) s; "
             + "\(rows) rows, \(entries) co-occurrence entries, ~\(bytes / 1_048_576) MiB of rows "
             + "(\(CooccurrenceRows.bytesPerRow) B a row + \(CooccurrenceRows.bytesPerEntry) B an entry)"
+            + "; user vectors written \(userVectorsWritten.written), left out unchanged \(userVectorsWritten.unchanged)"
             + (topology.embeddings.examples ? joinerSummary : "")
     }
 

@@ -179,7 +179,7 @@ extension ItemTask: StreamTask {
     package func takeEmbeddingCheckpoint() -> EmbeddingCheckpoint {
         var result = EmbeddingCheckpoint()
         guard let side = embeddings else { return result }
-        result.changed = side.takeChangedForCheckpoint().compactMap { item in side.encodeRow(item).map { (item.string, $0) } }
+        result.changed = side.takeCheckpointRows()
         result.evicted = side.takeEvictedForCheckpoint().map(\.string)
         return result
     }

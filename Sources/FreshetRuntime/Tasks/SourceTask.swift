@@ -133,13 +133,17 @@ package final class SourceTask {
         let positive = decoded.action.isPositive
         // Embeddings: the user's recent items before this positive (read
         // before the store applies it) travel with the routed positive.
+        // The user is found by slot from the record's bytes (no String).
         var history: [UInt8] = []
+        var userSlot: UInt32?
         if let users, let side = userEmbeddings, positive {
-            let userId = EventIds.string(ids.user)
-            history = side.encodedHistoryBefore(user: userId, store: users)
-            side.touch(user: userId)
+            userSlot = users.userSlot(validUTF8: ids.user)
+            if let userSlot { history = side.encodedHistoryBefore(slot: userSlot, store: users) }
         }
         users?.apply(userId: ids.user, itemId: ids.item, ts: decoded.ts, positive: positive)
+        if let users, let side = userEmbeddings, positive, let slot = userSlot ?? users.userSlot(validUTF8: ids.user) {
+            side.touch(slot: slot)
+        }
         var tooLarge: BadInput?
         if routesThroughCounts {
             // Examples on: the counts stage gets the interaction with the count after it (Strings: not the features-only path).
