@@ -44,8 +44,16 @@ extension StreamProcessor {
             count += 1
         }
         guard count > 0 else { return }
+        // Best effort, one attempt: a refusing or unreachable Redis must not
+        // hold the processing thread in the control connection's back-off (it
+        // did, with the first checkpoint's floor write refused under OOM: no
+        // record was read until the stop), nor mark the run unready; the
+        // feature writes report a refusal themselves.
+        let retry = control.shouldStop
+        control.shouldStop = { true }
+        defer { control.shouldStop = retry }
         do {
-            _ = try controlExecute(pipeline)
+            _ = try control.execute(pipeline, onRetry: { _, _ in })
         } catch {
             logger.warning("could not record the dead-letter floor (a replay will scan further back): \(error)")
         }
