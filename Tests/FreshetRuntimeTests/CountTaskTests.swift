@@ -8,41 +8,7 @@ import XCTest
 /// input keyed by user): every impression's `interaction_count` is the
 /// user's positives with event time ≤ the impression's, whatever the order of
 /// arrival, and a crash of the counts task replays to the same examples.
-final class CountTaskTests: XCTestCase {
-    let base: Int64 = 1_767_225_600_000  // 2026-01-01T00:00Z
-    let second: Int64 = 1_000
-    let hour: Int64 = 3_600_000
-
-    func driver() -> TaskDriver {
-        TaskDriver(topology: Topology(), interactionPartitions: 2, impressionPartitions: 2, repartitionPartitions: 3,
-                   nowMs: base + 48 * hour, itemEmbeddings: true)
-    }
-
-    /// Users keyed to partitions as producers would: `uN` on partition N % 2.
-    func partition(_ user: String) -> Int32 { Int32((Int(user.dropFirst()) ?? 0) % 2) }
-
-    func interaction(_ d: TaskDriver, _ user: String, _ item: String, _ action: String = "click", at ts: Int64) {
-        d.send(.interactions, partition: partition(user),
-               Array(#"{"user_id":"\#(user)","item_id":"\#(item)","action":"\#(action)","ts":\#(ts)}"#.utf8))
-    }
-
-    func impression(_ d: TaskDriver, _ user: String, _ items: [String], at ts: Int64, request: String) {
-        let shown = items.map { "\"\($0)\"" }.joined(separator: ",")
-        d.send(.impressions, partition: partition(user),
-               Array(#"{"request_id":"\#(request)","user_id":"\#(user)","items_shown":[\#(shown)],"ts":\#(ts)}"#.utf8))
-    }
-
-    /// An event on every source partition at `ts`: every watermark moves to ts − 5 s.
-    func clock(_ d: TaskDriver, at ts: Int64) {
-        for p: Int32 in 0..<2 {
-            d.send(.interactions, partition: p,
-                   Array(#"{"user_id":"clock\#(p)","item_id":"clock-item","action":"skip","ts":\#(ts)}"#.utf8))
-            d.send(.impressions, partition: p,
-                   Array(#"{"user_id":"clock\#(p)","items_shown":["clock-item"],"ts":\#(ts)}"#.utf8))
-        }
-        d.runUntilQuiet()
-    }
-
+final class CountTaskTests: KeyedExamplesTestCase {
     func examples(_ d: TaskDriver) throws -> [TrainingExample] {
         try d.examples.flatMap { try ExampleCodec.decodeBundle(ExampleCodec.header + $0) }
             .filter { !$0.userId.hasPrefix("clock") }

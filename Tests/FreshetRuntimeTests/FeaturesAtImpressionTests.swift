@@ -9,39 +9,8 @@ import XCTest
 /// not as of when the counts stage releases its join copy: an engagement in
 /// between, the example's own label included, must not leak into them
 /// (`TaskDriver`, default topology: examples through the counts stage).
-final class FeaturesAtImpressionTests: XCTestCase {
-    let base: Int64 = 1_767_225_600_000 + 600_000  // 2026-01-01T00:10Z: every event below shares one pane
-    let second: Int64 = 1_000
-    let hour: Int64 = 3_600_000
-
-    func driver() -> TaskDriver {
-        TaskDriver(topology: Topology(), interactionPartitions: 2, impressionPartitions: 2, repartitionPartitions: 3,
-                   nowMs: base + 48 * hour, itemEmbeddings: true)
-    }
-
-    func partition(_ user: String) -> Int32 { Int32((Int(user.dropFirst()) ?? 0) % 2) }
-
-    func interaction(_ d: TaskDriver, _ user: String, _ item: String, _ action: String = "click", at ts: Int64) {
-        d.send(.interactions, partition: partition(user),
-               Array(#"{"user_id":"\#(user)","item_id":"\#(item)","action":"\#(action)","ts":\#(ts)}"#.utf8))
-    }
-
-    func impression(_ d: TaskDriver, _ user: String, _ items: [String], at ts: Int64, request: String) {
-        let shown = items.map { "\"\($0)\"" }.joined(separator: ",")
-        d.send(.impressions, partition: partition(user),
-               Array(#"{"request_id":"\#(request)","user_id":"\#(user)","items_shown":[\#(shown)],"ts":\#(ts)}"#.utf8))
-    }
-
-    /// An event on every source partition at `ts`: the counts stage releases what is before ts − 5 s.
-    func clock(_ d: TaskDriver, at ts: Int64) {
-        for p: Int32 in 0..<2 {
-            d.send(.interactions, partition: p,
-                   Array(#"{"user_id":"clock\#(p)","item_id":"clock-item","action":"skip","ts":\#(ts)}"#.utf8))
-            d.send(.impressions, partition: p,
-                   Array(#"{"user_id":"clock\#(p)","items_shown":["clock-item"],"ts":\#(ts)}"#.utf8))
-        }
-        d.runUntilQuiet()
-    }
+final class FeaturesAtImpressionTests: KeyedExamplesTestCase {
+    override var base: Int64 { 1_767_225_600_000 + 600_000 }  // 2026-01-01T00:10Z: every event below shares one pane
 
     func shown(_ d: TaskDriver) throws -> [TrainingExample] {
         try d.examples.flatMap { try ExampleCodec.decodeBundle(ExampleCodec.header + $0) }
