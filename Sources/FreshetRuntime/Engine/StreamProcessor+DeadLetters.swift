@@ -129,6 +129,11 @@ extension StreamProcessor {
         if let scanned = rebuildPassLetters.scanned {
             letters = scanned
         } else {
+            // Letters this instance sent before (another task's, rebuilt later
+            // in the pass) must be in the topic when it is read for all of them.
+            // Best effort: a broker that does not acknowledge in time leaves
+            // them to the read as it finds them, as before.
+            _ = try? flushProducer(timeoutMs: 10_000)
             let fromStart = Dictionary(uniqueKeysWithValues: partitions.map { ($0, KafkaOffset.beginning) })
             letters = try lettersByOrigin(from: fromStart)
             if rebuildPassLetters.inPass { rebuildPassLetters.scanned = letters }
