@@ -12,6 +12,14 @@
 package protocol RedisStore: AnyObject {
     /// Replies in the pipeline's order. `onRetry(error, attempt)` before each back-off sleep.
     func execute(_ pipeline: RedisPipeline, onRetry: (RedisError, Int) -> Void) throws(RedisError) -> [RedisReply]
+    /// One attempt of `execute`, for best-effort writes that must never hold
+    /// the caller in a back-off: connects if needed, sends the pipeline once
+    /// and returns its replies; a connection failure or a transient refusal
+    /// among the replies (`RedisError.transientServerPrefixes`) throws at once,
+    /// without sleeping and whatever `shouldStop` says (the next operation
+    /// reconnects). Other error replies come back as values, as in `execute`.
+    /// A cluster still follows `MOVED`/`ASK` redirections (they do not wait).
+    func executeOnce(_ pipeline: RedisPipeline) throws(RedisError) -> [RedisReply]
     /// A script to (re)load wherever `NOSCRIPT` is answered.
     func registerScript(_ script: RedisScript)
     /// Asked between retries; true ends retrying (the last error is thrown).
