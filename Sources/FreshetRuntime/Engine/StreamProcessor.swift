@@ -37,9 +37,9 @@ package final class StreamProcessor: @unchecked Sendable {
     var forceEmbeddingSync = false
     /// Set while a bounded run ends with a final refresh still to come: its
     /// republication rewrites every item and user vector, so the last flush
-    /// before it writes none (on the 3 M-event benchmark the touched users
-    /// of the last sync interval, up to ~100 k `HSET`s, were written and then
-    /// overwritten a few seconds later).
+    /// before it writes none (else the users touched since the last sync,
+    /// up to a sync interval's worth, ~100 k on the 3 M-event benchmark,
+    /// are written and overwritten a few seconds later).
     var embeddingSyncHeld = false
     /// The refresh whose vectors Redis serves, and when it was switched to (`embeddings.publish_interval`).
     var publishedVectors: ItemVectorSet?
