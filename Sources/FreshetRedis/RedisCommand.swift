@@ -10,6 +10,8 @@ package struct RedisCommand: Sendable, Equatable, CustomStringConvertible {
     private(set) var body: [UInt8]
     /// Number of arguments, the command name included.
     package private(set) var argumentCount: Int
+    /// Size of the encoded arguments in bytes (without the `*count` header): what a pipeline copies.
+    package var bodyByteCount: Int { body.count }
 
     /// A command with a name and no arguments yet; add them with `append`.
     package init(_ name: String) {

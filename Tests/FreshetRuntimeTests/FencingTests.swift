@@ -52,6 +52,46 @@ final class FencingTests: XCTestCase {
         XCTAssertEqual(fenced.map(\.epoch), [1], "with the stale epoch it carried")
     }
 
+    final class CountingObserver: WriterObserver, @unchecked Sendable {
+        private let lock = NSLock()
+        private var counts: [Int] = []
+        var pipelineCommandCounts: [Int] { lock.lock(); defer { lock.unlock() }; return counts }
+        func pipelineCompleted(seconds: Double, commands: Int) { lock.lock(); counts.append(commands); lock.unlock() }
+        func freshness(seconds: Double) {}
+        func redisRetry(error: RedisError, attempt: Int) {}
+    }
+
+    /// The writer's memory bounds: with a pipeline bound below one batch,
+    /// each batch goes in a pipeline of its own, and every write lands, in
+    /// submission order (the last value of a field wins), however many
+    /// batches wait on the byte bound.
+    func testBatchesBeyondTheByteBoundsAllLandInOrder() throws {
+        let endpoint = try RedisEndpoint(url: "redis://127.0.0.1:\(port)")
+        let redis = try RedisConnection(endpoint: endpoint)
+        let task = TaskId(stage: .users, partition: 1)
+        let keys = RedisKeys(prefix: "", group: "g")
+        _ = try redis.command(["INCR", keys.epoch(task)])
+        let observer = CountingObserver()
+        let writer = try RedisWriter(store: RedisTarget.single(endpoint).makeStore(), keys: nil,
+                                     maxQueuedBytes: 4_096, maxPipelineBytes: 1_024, observer: observer)
+        writer.start()
+        defer { writer.stop() }
+        let blob = [UInt8](repeating: 7, count: 2_000)
+        for n in 0..<40 {
+            var write = FencedWrite(task: task, epochKey: keys.epoch(task), epoch: 1)
+            write.hashSet("user:u\(n % 5)", [("embedding_64d", blob), ("n", Array(String(n).utf8))])
+            writer.submit(RedisWriter.Batch(writes: [write]))
+        }
+        writer.waitUntilDrained()
+        for u in 0..<5 {
+            XCTAssertEqual(try redis.command(["HGET", "user:u\(u)", "n"]).string, String(35 + u), "the last write of each key wins")
+            XCTAssertEqual(try redis.command(["HSTRLEN", "user:u\(u)", "embedding_64d"]).int, 2_000)
+        }
+        let pipelines = observer.pipelineCommandCounts
+        XCTAssertEqual(pipelines.reduce(0, +), 40)
+        XCTAssertEqual(pipelines.count, 40, "a batch larger than the pipeline bound goes alone")
+    }
+
     func testTrimKeepsTheTopKAndLargeHashesAreChunked() throws {
         let endpoint = try RedisEndpoint(url: "redis://127.0.0.1:\(port)")
         let redis = try RedisConnection(endpoint: endpoint)

@@ -29,6 +29,12 @@ package final class CooccurrenceRows {
     /// from the routed record's bytes without allocating an id.
     private var neighbourSlots = KeyIndex()
     private var neighbourIds: [ByteId] = []
+    /// The interned ids' bytes back to back (number n: `nameBytes[nameStart[n]..<nameStart[n + 1]]`),
+    /// what a lookup compares with: one dense buffer instead of a heap array
+    /// per id behind a pointer (interning the 10 history items of a positive
+    /// was ~2.8 CPU-s per 3 M events, mostly cache misses on those arrays).
+    private var nameBytes: [UInt8] = []
+    private var nameStart: [Int] = [0]
     /// Interned number -> the row of that item (-1: none), and row -> its
     /// item's number: a routed positive finds its item's row from the
     /// record's bytes (no id allocation, no dictionary hash) and compares
@@ -163,24 +169,26 @@ package final class CooccurrenceRows {
         let n = lookUpOrInsert(bytes, next)
         if n == next {
             neighbourIds.append(ByteId(bytes: Array(bytes)))
+            nameBytes.append(contentsOf: bytes)
+            nameStart.append(nameBytes.count)
             rowOfNumber.append(-1)
         }
         return n
     }
 
-    /// Separate so the borrowed `neighbourIds` is released before the caller appends (no copy).
+    /// Separate so the borrowed buffers are released before the caller appends (no copy).
     private func lookUpOrInsert(_ bytes: UnsafeRawBufferPointer, _ next: UInt32) -> UInt32 {
-        let names = neighbourIds
-        return neighbourSlots.slot(tag: Self.tag(bytes), isKey: { Self.equal(names[Int($0)].bytes, bytes) }, orInsert: { next })
-    }
-
-    /// Byte equality by `memcmp` (the generic `elementsEqual` compared byte by
-    /// byte: ~0.6 CPU-s per 3 M events in the profile of issue 7 part 5).
-    @inline(__always)
-    static func equal(_ a: [UInt8], _ b: UnsafeRawBufferPointer) -> Bool {
-        guard a.count == b.count else { return false }
-        guard let q = b.baseAddress else { return true }
-        return a.withUnsafeBytes { memcmp($0.baseAddress!, q, b.count) == 0 }
+        let tag = KeyIndex.tag(bytes: bytes)
+        return nameBytes.withUnsafeBytes { arena in
+            nameStart.withUnsafeBufferPointer { starts in
+                neighbourSlots.slot(tag: tag, isKey: { slot in
+                    let start = starts[Int(slot)]
+                    guard starts[Int(slot) + 1] - start == bytes.count else { return false }
+                    guard let q = bytes.baseAddress, let a = arena.baseAddress else { return true }
+                    return memcmp(a + start, q, bytes.count) == 0
+                }, orInsert: { next })
+            }
+        }
     }
 
     /// `ByteId`'s order (lexicographic by bytes, a prefix first) by `memcmp`.
@@ -192,13 +200,6 @@ package final class CooccurrenceRows {
             if c != 0 { return c < 0 }
         }
         return a.count < b.count
-    }
-
-    /// FNV-1a (32-bit) of the id bytes: the neighbour index's tag.
-    private static func tag(_ bytes: UnsafeRawBufferPointer) -> UInt32 {
-        var h: UInt32 = 0x811C_9DC5
-        for b in bytes { h = (h ^ UInt32(b)) &* 0x0100_0193 }
-        return h
     }
 
     /// Keeps the `rowKeep` entries with the largest counts, ties broken by
@@ -354,5 +355,7 @@ package final class CooccurrenceRows {
     /// dictionary entry) and per entry (8 bytes, capacity slack included in the estimate).
     package static let bytesPerRow = 112
     package static let bytesPerEntry = 10
-    package var approximateBytes: Int { count * Self.bytesPerRow + entryCount * Self.bytesPerEntry + neighbourIds.count * 64 }
+    package var approximateBytes: Int {
+        count * Self.bytesPerRow + entryCount * Self.bytesPerEntry + neighbourIds.count * 72 + nameBytes.count
+    }
 }

@@ -35,9 +35,11 @@ package enum SpectralRefresh {
     ///   - previous: the last result (warm start), or nil.
     ///   - iterations: subspace iterations (ignored on the dense path).
     ///   - version: the result's version (default: previous + 1).
+    ///   - threads: threads for the sparse products (the result is the same
+    ///     for any number: `SymmetricSparseMatrix.multiply`).
     /// - Returns: vectors for every item of `matrix`.
     package static func refresh(_ matrix: SymmetricSparseMatrix, dimension k: Int, previous: ItemVectorSet?,
-                               iterations: Int, seed: UInt64, version: Int64? = nil) -> ItemVectorSet {
+                               iterations: Int, seed: UInt64, version: Int64? = nil, threads: Int = 1) -> ItemVectorSet {
         let n = matrix.dimension
         let version = version ?? ((previous?.version ?? 0) + 1)
         guard n > 0 else {
@@ -49,7 +51,7 @@ package enum SpectralRefresh {
             (basis, lambdas) = denseTop(matrix, k: k)
         } else {
             (basis, lambdas) = subspace(matrix, k: k, start: startBasis(matrix, k: k, previous: previous, seed: seed),
-                                        iterations: max(1, iterations))
+                                        iterations: max(1, iterations), threads: threads)
         }
         var vectors = basis
         for c in 0..<k {
@@ -98,16 +100,17 @@ package enum SpectralRefresh {
         return q
     }
 
-    static func subspace(_ matrix: SymmetricSparseMatrix, k: Int, start: [Float], iterations: Int) -> ([Float], [Float]) {
+    static func subspace(_ matrix: SymmetricSparseMatrix, k: Int, start: [Float], iterations: Int,
+                         threads: Int = 1) -> ([Float], [Float]) {
         let n = matrix.dimension
         var q = start
         orthonormalize(&q, n: n, k: k)
         for _ in 0..<iterations {
-            q = matrix.multiply(q, k: k)
+            q = matrix.multiply(q, k: k, threads: threads)
             orthonormalize(&q, n: n, k: k)
         }
         // Rayleigh–Ritz: H = Qᵀ A Q.
-        let aq = matrix.multiply(q, k: k)
+        let aq = matrix.multiply(q, k: k, threads: threads)
         var h = [Float](repeating: 0, count: k * k)
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(k), Int32(k), Int32(n), 1, q, Int32(k), aq, Int32(k), 0, &h, Int32(k))
         for i in 0..<k { for j in (i + 1)..<max(i + 1, k) { let s = (h[i * k + j] + h[j * k + i]) / 2; h[i * k + j] = s; h[j * k + i] = s } }

@@ -37,19 +37,24 @@ struct SharedVectorSet {
     /// - Throws: `RedisError` when Redis stays unreachable (retried by the store until it gives up).
     func publish(_ set: ItemVectorSet, epoch: Int64, store: any RedisStore) throws -> PublishOutcome {
         let dataKey = keys.embeddingSet(Self.leaderTask, data: "\(epoch)-\(set.version)")
-        let (header, chunks) = set.encoded()
+        var (header, chunks) = set.encoded()
         var pipeline = RedisPipeline()
         pipeline.add(RedisCommand("DEL", dataKey))
         var first = RedisCommand("HSET", dataKey, "header")
         first.append(header)
         pipeline.add(first)
-        for (n, chunk) in chunks.enumerated() {
-            var command = RedisCommand("HSET", dataKey, String(n))
-            command.append(chunk)
-            pipeline.add(command)
-        }
         for reply in try store.execute(pipeline, onRetry: { _, _ in }) {
             _ = try reply.checked(context: "writing the vector set \(dataKey)")
+        }
+        // One chunk (at most 4 MiB) a command, each freed once sent: the set
+        // is ~25 MiB at 50 k items, and one pipeline of every chunk held it
+        // three more times (commands, pipeline buffer, hiredis's buffer)
+        // while the end of a bounded run republished every user.
+        for n in chunks.indices {
+            var command = RedisCommand("HSET", dataKey, String(n))
+            command.append(chunks[n])
+            chunks[n] = []
+            _ = try store.run(command).checked(context: "writing the vector set \(dataKey)")
         }
         let previous = try store.run(RedisCommand("HGET", pointerKey, "data")).string
         var write = FencedWrite(task: Self.leaderTask, epochKey: keys.epoch(Self.leaderTask), epoch: epoch)

@@ -99,9 +99,13 @@ package final class UserEmbeddingSide {
 
     /// Users written per call, of the touched ones and of a full republication
     /// each: bounds the memory of one flush's Redis batch (~0.35 KiB a user,
-    /// and hiredis copies the command once more; a sync of 3 M events' run
-    /// touched ~100 k users) and spreads the writes over a few flushes.
-    static let republishSlice = 16_384
+    /// held three times while the writer sends it: the command, its pipeline
+    /// copy, hiredis's buffer; a sync of 3 M events' run touched ~100 k users)
+    /// and spreads the writes over flushes (a flush runs every few ms).
+    /// 4,096 (1.4 MiB a task a flush): at 16,384 the four tasks' slices made
+    /// 22 MiB batches, and the end of a bounded run's republication held
+    /// ~100 MiB of them (page-fault profile of the 1 M-event benchmark).
+    static let republishSlice = 4_096
 
     /// Calls `emit(user, vector)` for what to write against `set`: the users
     /// touched before the call that started the current drain and, after a

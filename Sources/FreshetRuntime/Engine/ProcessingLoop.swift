@@ -138,11 +138,12 @@ extension StreamProcessor {
     func flushFeatures(nowMs: Int64) {
         lastFlushMs = nowMs
         recordsSinceFlush = 0
-        let syncDue = topology.embeddings.enabled
+        let syncDue = topology.embeddings.enabled && !embeddingSyncHeld
             && (nowMs - lastEmbeddingSyncMs >= topology.embeddings.syncIntervalMs || forceEmbeddingSync)
         if syncDue { lastEmbeddingSyncMs = nowMs }
         // A full user republication continues at every flush until done (in slices).
-        let syncEmbeddings = syncDue || sourceTasks.values.contains { $0.userEmbeddings?.republishing == true }
+        let syncEmbeddings = syncDue
+            || (!embeddingSyncHeld && sourceTasks.values.contains { $0.userEmbeddings?.republishing == true })
         var context = RenderContext(renderer: renderer, vectors: syncEmbeddings ? vectorSetToPublish(nowMs: nowMs) : nil,
                                     embeddings: EngineEmbeddingPublisher(processor: self))
         var writes: [FencedWrite] = []

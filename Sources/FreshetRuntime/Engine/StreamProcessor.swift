@@ -35,6 +35,12 @@ package final class StreamProcessor: @unchecked Sendable {
     var positivesAtLastRefresh = 0
     var lastEmbeddingSyncMs: Int64 = 0
     var forceEmbeddingSync = false
+    /// Set while a bounded run ends with a final refresh still to come: its
+    /// republication rewrites every item and user vector, so the last flush
+    /// before it writes none (else the users touched since the last sync,
+    /// up to a sync interval's worth, ~100 k on the 3 M-event benchmark,
+    /// are written and overwritten a few seconds later).
+    var embeddingSyncHeld = false
     /// The refresh whose vectors Redis serves, and when it was switched to (`embeddings.publish_interval`).
     var publishedVectors: ItemVectorSet?
     var publishedVectorsSinceMs: Int64 = 0
@@ -495,11 +501,14 @@ package final class StreamProcessor: @unchecked Sendable {
             return
         }
         let now = clockNowMs()
-        // A bounded run publishes every touched embedding row before it exits.
-        forceEmbeddingSync = true
+        // A bounded run publishes every touched embedding row before it exits:
+        // at once, or through the final refresh's republication when one follows.
+        let finalRefreshFollows = options.stopAtEnd && boundedRunComplete && refresher != nil
+        forceEmbeddingSync = !finalRefreshFollows
+        embeddingSyncHeld = finalRefreshFollows
         if commitsBlocked == nil {
             flushFeatures(nowMs: now)
-            finishUserRepublication()
+            if !finalRefreshFollows { finishUserRepublication() }
             if topology.checkpointIntervalMs > 0 {
                 checkpointAndCommit(tasks: allTaskIds, nowMs: now)
             } else {
@@ -510,6 +519,7 @@ package final class StreamProcessor: @unchecked Sendable {
         // instances'), published before exit.
         if options.stopAtEnd && boundedRunComplete && refresher != nil {
             finalEmbeddingRefresh()
+            embeddingSyncHeld = false
             forceEmbeddingSync = true
             switchVectorsNow = true
             flushFeatures(nowMs: clockNowMs())

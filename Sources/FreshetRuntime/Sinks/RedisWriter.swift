@@ -39,6 +39,9 @@ package final class RedisWriter: @unchecked Sendable {
             self.writes = writes
             self.eventTimeSamples = eventTimeSamples
         }
+
+        /// Encoded size of the batch's commands (what the pipeline copies).
+        package var byteCount: Int { writes.reduce(0) { $0 + $1.command.bodyByteCount } }
     }
 
     /// What the writer observed, read by the processing thread.
@@ -54,7 +57,9 @@ package final class RedisWriter: @unchecked Sendable {
     }
 
     private let condition = NSCondition()
-    private var queue: [(ticket: UInt64, batch: Batch)] = []
+    private var queue: [(ticket: UInt64, batch: Batch, bytes: Int)] = []
+    /// Encoded bytes of the batches in `queue`.
+    private var queuedBytes = 0
     private var nextTicket: UInt64 = 1
     private var acknowledgedTicket: UInt64 = 0
     private var stopping = false
@@ -63,6 +68,19 @@ package final class RedisWriter: @unchecked Sendable {
     private var abandonedWith: RedisError?
     private var report = Report()
     private let maxQueuedBatches: Int
+    /// Bounds on memory: `submit` waits while the queue holds this many
+    /// encoded bytes (and at least one batch), and one pipeline carries at
+    /// most `maxPipelineBytes` of batches (at least one batch). Each byte of
+    /// a pipeline is held three times while it is written (the tasks'
+    /// commands, the pipeline's buffer, hiredis's output buffer); without
+    /// these bounds a burst of large flushes (a full republication of user
+    /// vectors: ~5 MiB a task a flush) queued up to 64 batches and the
+    /// writer then copied them all into one pipeline (the embeddings run's
+    /// peak RSS: +150 MiB for a few seconds at 1 M events).
+    private let maxQueuedBytes: Int
+    private let maxPipelineBytes: Int
+    package static let defaultMaxQueuedBytes = 8 << 20
+    package static let defaultMaxPipelineBytes = 8 << 20
     private let redis: any RedisStore
     /// Set on a Redis Cluster: writes are split by slot (`ClusterFencing`).
     private let cluster: (store: ClusterRedis, keys: RedisKeys)?
@@ -91,8 +109,9 @@ package final class RedisWriter: @unchecked Sendable {
 
     /// A writer over a store made by the caller (the engine's `EngineConnections`).
     /// - Parameter store: used by the writer's thread only from now on.
-    package init(store: any RedisStore, keys: RedisKeys?, maxQueuedBatches: Int = 64, observer: WriterObserver,
-                giveUp: @escaping @Sendable () -> Bool = { false }) throws(RedisError) {
+    package init(store: any RedisStore, keys: RedisKeys?, maxQueuedBatches: Int = 64,
+                maxQueuedBytes: Int = RedisWriter.defaultMaxQueuedBytes, maxPipelineBytes: Int = RedisWriter.defaultMaxPipelineBytes,
+                observer: WriterObserver, giveUp: @escaping @Sendable () -> Bool = { false }) throws(RedisError) {
         self.redis = store
         if let store = redis as? ClusterRedis {
             guard let keys, keys.hashTagged else {
@@ -104,6 +123,8 @@ package final class RedisWriter: @unchecked Sendable {
             self.cluster = nil
         }
         self.maxQueuedBatches = maxQueuedBatches
+        self.maxQueuedBytes = maxQueuedBytes
+        self.maxPipelineBytes = maxPipelineBytes
         self.observer = observer
         self.redis.registerScript(script)
         // Retrying stops when the processor stops with Redis still gone or refusing.
@@ -127,18 +148,21 @@ package final class RedisWriter: @unchecked Sendable {
         thread.start()
     }
 
-    /// Queues a batch; blocks while the queue is full (back-pressure during outages).
-    /// Returns a ticket for `waitUntilAcknowledged`.
+    /// Queues a batch; blocks while the queue is full (`maxQueuedBatches`
+    /// batches, or `maxQueuedBytes` of them: back-pressure during outages and
+    /// bursts of large flushes). Returns a ticket for `waitUntilAcknowledged`.
     @discardableResult
     package func submit(_ batch: Batch) -> UInt64 {
+        let bytes = batch.byteCount
         condition.lock()
         defer { condition.unlock() }
-        while queue.count >= maxQueuedBatches && !stopping {
+        while (queue.count >= maxQueuedBatches || (!queue.isEmpty && queuedBytes >= maxQueuedBytes)) && !stopping {
             condition.wait()
         }
         let ticket = nextTicket
         nextTicket += 1
-        queue.append((ticket, batch))
+        queue.append((ticket, batch, bytes))
+        queuedBytes += bytes
         condition.broadcast()
         return ticket
     }
@@ -230,9 +254,17 @@ package final class RedisWriter: @unchecked Sendable {
             condition.lock()
             while queue.isEmpty && !stopping { condition.wait() }
             if queue.isEmpty && stopping { condition.unlock(); return }
-            // Take everything queued: one pipeline carries several batches.
-            let taken = queue
-            queue.removeAll(keepingCapacity: true)
+            // One pipeline carries the batches queued first, up to
+            // `maxPipelineBytes` (at least one batch).
+            var count = 0
+            var bytes = 0
+            while count < queue.count, count == 0 || bytes + queue[count].bytes <= maxPipelineBytes {
+                bytes += queue[count].bytes
+                count += 1
+            }
+            let taken = queue[..<count].map { (ticket: $0.ticket, batch: $0.batch) }
+            queue.removeFirst(count)
+            queuedBytes -= bytes
             condition.broadcast()
             condition.unlock()
 
