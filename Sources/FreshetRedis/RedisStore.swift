@@ -12,6 +12,28 @@
 package protocol RedisStore: AnyObject {
     /// Replies in the pipeline's order. `onRetry(error, attempt)` before each back-off sleep.
     func execute(_ pipeline: RedisPipeline, onRetry: (RedisError, Int) -> Void) throws(RedisError) -> [RedisReply]
+    /// A check, then a transaction decided from its replies, both on one
+    /// connection (optimistic locking, `WATCH`/`MULTI`/`EXEC`).
+    ///
+    /// `check` must begin with `WATCH` of every key the decision reads; then
+    /// `transaction(checkReplies)` returns the commands to run between
+    /// `MULTI` and `EXEC` (empty: nothing to write; the keys are unwatched).
+    /// When a watched key changed before `EXEC` (its reply is nil), nothing
+    /// was applied and both run again, so the decision always rests on what
+    /// Redis held when the transaction ran. Retried like `execute` on
+    /// connection failures and transient refusals (`OOM`, `READONLY`, ...,
+    /// whether answered when a command is queued or at `EXEC`); `onRetry`
+    /// before each back-off sleep.
+    ///
+    /// - Returns: the check's replies, and one reply per transaction command
+    ///   (per-command errors such as `WRONGTYPE` among them; empty when the
+    ///   transaction was empty).
+    /// - Throws: `RedisError`: non-retriable failures, a transaction Redis
+    ///   discarded for a non-transient reason (`EXECABORT`: a malformed
+    ///   command), or the last error once `shouldStop()` ends retrying.
+    ///   `.unsupported` on a Redis Cluster (its writes are split by slot).
+    func executeWatched(check: RedisPipeline, transaction: ([RedisReply]) -> RedisPipeline,
+                        onRetry: (RedisError, Int) -> Void) throws(RedisError) -> (check: [RedisReply], results: [RedisReply])
     /// A script to (re)load wherever `NOSCRIPT` is answered.
     func registerScript(_ script: RedisScript)
     /// Asked between retries; true ends retrying (the last error is thrown).
@@ -66,6 +88,30 @@ extension RedisStore {
 }
 
 extension ReconnectingRedis: RedisStore {
+    package func executeWatched(check: RedisPipeline, transaction: ([RedisReply]) -> RedisPipeline,
+                                onRetry: (RedisError, Int) -> Void) throws(RedisError) -> (check: [RedisReply], results: [RedisReply]) {
+        try withConnection(onRetry: onRetry) { connection throws(RedisError) in
+            while true {
+                let checked = try connection.execute(check)
+                try WatchedTransaction.throwIfRefused(checked, context: "check of \(check.count) commands on \(endpoint)")
+                let body = transaction(checked)
+                if body.isEmpty {
+                    _ = try connection.execute(RedisPipeline([RedisCommand("UNWATCH")]))
+                    return (checked, [])
+                }
+                var pipeline = RedisPipeline(reservingCapacity: body.byteCount + 32)
+                pipeline.add(RedisCommand("MULTI"))
+                pipeline.add(contentsOf: body)
+                pipeline.add(RedisCommand("EXEC"))
+                let replies = try connection.execute(pipeline)
+                if let results = try WatchedTransaction.results(replies, context: "transaction of \(body.count) commands on \(endpoint)") {
+                    return (checked, results)
+                }
+                // A watched key changed between the check and EXEC: nothing was applied; decide again.
+            }
+        }
+    }
+
     package func serverRunId(onRetry: (RedisError, Int) -> Void) throws(RedisError) -> String {
         let reply = try execute(RedisPipeline([RedisCommand("INFO", "server")]), onRetry: onRetry).first
         return try RedisStoreInfo.runId(reply, context: "INFO server on \(endpoint)")
@@ -120,6 +166,47 @@ package enum RedisTarget: Sendable, Equatable, CustomStringConvertible {
         case .cluster(let endpoints):
             return ClusterRedis(endpoints: endpoints, connectTimeoutMs: connectTimeoutMs,
                                 commandTimeoutMs: commandTimeoutMs, shouldStop: shouldStop)
+        }
+    }
+}
+
+/// Reading the replies of a `WATCH` ... `MULTI` ... `EXEC` round (`RedisStore.executeWatched`).
+package enum WatchedTransaction {
+    /// Throws the first transient refusal among `replies` (`OOM`, `READONLY`,
+    /// `LOADING`, ...) as a retriable `.server(prefix)` error.
+    package static func throwIfRefused(_ replies: [RedisReply], context: @autoclosure () -> String) throws(RedisError) {
+        for reply in replies {
+            guard let message = reply.errorMessage else { continue }
+            let prefix = RedisError.serverErrorPrefix(message)
+            if RedisError.transientServerPrefixes.contains(prefix) {
+                throw RedisError(kind: .server(prefix), message: message, context: context())
+            }
+        }
+    }
+
+    /// The replies of the queued commands, from `MULTI`, the commands' `QUEUED`s
+    /// and `EXEC`'s reply; nil when `EXEC` was aborted by a watched key's change.
+    /// - Throws: a transient refusal (queued commands refused with `OOM`,
+    ///   `READONLY`, ..., so Redis discarded the transaction, or `EXEC` itself
+    ///   refused) as a retriable `.server(prefix)`; any other discarded
+    ///   transaction or unexpected reply as a non-retriable error naming it.
+    package static func results(_ replies: [RedisReply], context: @autoclosure () -> String) throws(RedisError) -> [RedisReply]? {
+        guard let exec = replies.last else {
+            throw RedisError(kind: .protocol, message: "no reply to EXEC", context: context())
+        }
+        switch exec {
+        case .array(let results):
+            return results
+        case .null:
+            return nil
+        case .error(let message):
+            // Queue-time refusals come first (EXEC then answers EXECABORT): the cause is theirs.
+            try throwIfRefused(replies, context: context())
+            let prefix = RedisError.serverErrorPrefix(message)
+            let cause = replies.dropLast().first(where: \.isError)?.errorMessage.map { " (first refusal: \($0))" } ?? ""
+            throw RedisError(kind: .server(prefix), message: message + cause, context: context())
+        default:
+            throw RedisError(kind: .protocol, message: "unexpected reply to EXEC: \(exec)", context: context())
         }
     }
 }
