@@ -46,7 +46,7 @@ package final class ClusterRedis: RedisStore {
     /// Not on a cluster: a transaction's keys would span slots and nodes;
     /// cluster writes are fenced per slot instead (`ClusterFencing`).
     package func executeWatched(check: RedisPipeline, transaction: ([RedisReply]) -> RedisPipeline,
-                                onRetry: (RedisError, Int) -> Void) throws(RedisError) -> (check: [RedisReply], results: [RedisReply]) {
+                                onRetry: (RedisError, Int) -> Void) throws(RedisError) -> (check: [RedisReply], outcome: TransactionOutcome) {
         throw RedisError(kind: .unsupported, message: "WATCH/MULTI/EXEC across a cluster's slots", context: "ClusterRedis.executeWatched")
     }
 

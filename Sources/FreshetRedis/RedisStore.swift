@@ -25,15 +25,15 @@ package protocol RedisStore: AnyObject {
     /// whether answered when a command is queued or at `EXEC`); `onRetry`
     /// before each back-off sleep.
     ///
-    /// - Returns: the check's replies, and one reply per transaction command
-    ///   (per-command errors such as `WRONGTYPE` among them; empty when the
-    ///   transaction was empty).
+    /// - Returns: the check's replies, and what the transaction's commands
+    ///   answered: how many ran, and the errors among them (e.g. `WRONGTYPE`)
+    ///   by position (none ran when the transaction was empty).
     /// - Throws: `RedisError`: non-retriable failures, a transaction Redis
     ///   discarded for a non-transient reason (`EXECABORT`: a malformed
     ///   command), or the last error once `shouldStop()` ends retrying.
     ///   `.unsupported` on a Redis Cluster (its writes are split by slot).
     func executeWatched(check: RedisPipeline, transaction: ([RedisReply]) -> RedisPipeline,
-                        onRetry: (RedisError, Int) -> Void) throws(RedisError) -> (check: [RedisReply], results: [RedisReply])
+                        onRetry: (RedisError, Int) -> Void) throws(RedisError) -> (check: [RedisReply], outcome: TransactionOutcome)
     /// A script to (re)load wherever `NOSCRIPT` is answered.
     func registerScript(_ script: RedisScript)
     /// Asked between retries; true ends retrying (the last error is thrown).
@@ -89,7 +89,7 @@ extension RedisStore {
 
 extension ReconnectingRedis: RedisStore {
     package func executeWatched(check: RedisPipeline, transaction: ([RedisReply]) -> RedisPipeline,
-                                onRetry: (RedisError, Int) -> Void) throws(RedisError) -> (check: [RedisReply], results: [RedisReply]) {
+                                onRetry: (RedisError, Int) -> Void) throws(RedisError) -> (check: [RedisReply], outcome: TransactionOutcome) {
         try withConnection(onRetry: onRetry) { connection throws(RedisError) in
             while true {
                 let checked = try connection.execute(check)
@@ -97,17 +97,21 @@ extension ReconnectingRedis: RedisStore {
                 let body = transaction(checked)
                 if body.isEmpty {
                     _ = try connection.execute(RedisPipeline([RedisCommand("UNWATCH")]))
-                    return (checked, [])
+                    return (checked, TransactionOutcome(count: 0, errors: []))
                 }
                 var pipeline = RedisPipeline(reservingCapacity: body.byteCount + 32)
                 pipeline.add(RedisCommand("MULTI"))
                 pipeline.add(contentsOf: body)
                 pipeline.add(RedisCommand("EXEC"))
-                let replies = try connection.execute(pipeline)
-                if let results = try WatchedTransaction.results(replies, context: "transaction of \(body.count) commands on \(endpoint)") {
-                    return (checked, results)
+                let context = "transaction of \(body.count) commands on \(endpoint)"
+                switch try connection.executeTransaction(pipeline) {
+                case .ran(let outcome):
+                    return (checked, outcome)
+                case .aborted:
+                    continue  // A watched key changed between the check and EXEC: nothing was applied; decide again.
+                case .discarded(let execError, let queueErrors):
+                    throw WatchedTransaction.discarded(execError: execError, queueErrors: queueErrors, context: context)
                 }
-                // A watched key changed between the check and EXEC: nothing was applied; decide again.
             }
         }
     }
@@ -184,29 +188,52 @@ package enum WatchedTransaction {
         }
     }
 
-    /// The replies of the queued commands, from `MULTI`, the commands' `QUEUED`s
-    /// and `EXEC`'s reply; nil when `EXEC` was aborted by a watched key's change.
-    /// - Throws: a transient refusal (queued commands refused with `OOM`,
-    ///   `READONLY`, ..., so Redis discarded the transaction, or `EXEC` itself
-    ///   refused) as a retriable `.server(prefix)`; any other discarded
-    ///   transaction or unexpected reply as a non-retriable error naming it.
-    package static func results(_ replies: [RedisReply], context: @autoclosure () -> String) throws(RedisError) -> [RedisReply]? {
-        guard let exec = replies.last else {
-            throw RedisError(kind: .protocol, message: "no reply to EXEC", context: context())
-        }
-        switch exec {
-        case .array(let results):
-            return results
-        case .null:
-            return nil
-        case .error(let message):
-            // Queue-time refusals come first (EXEC then answers EXECABORT): the cause is theirs.
-            try throwIfRefused(replies, context: context())
+    /// The error for a transaction Redis discarded: a transient refusal of a
+    /// queued command (`OOM`, `READONLY`, ...: Redis answers `EXECABORT`) or
+    /// of `EXEC` itself is retriable `.server(prefix)`; anything else (a
+    /// malformed command) is `.server` with its prefix and not retriable.
+    package static func discarded(execError: String, queueErrors: [String], context: String) -> RedisError {
+        for message in queueErrors + [execError] {
             let prefix = RedisError.serverErrorPrefix(message)
-            let cause = replies.dropLast().first(where: \.isError)?.errorMessage.map { " (first refusal: \($0))" } ?? ""
-            throw RedisError(kind: .server(prefix), message: message + cause, context: context())
-        default:
-            throw RedisError(kind: .protocol, message: "unexpected reply to EXEC: \(exec)", context: context())
+            if RedisError.transientServerPrefixes.contains(prefix) {
+                return RedisError(kind: .server(prefix), message: message, context: context)
+            }
+        }
+        let cause = queueErrors.first.map { " (first refusal: \($0))" } ?? ""
+        return RedisError(kind: .server(RedisError.serverErrorPrefix(execError)), message: execError + cause, context: context)
+    }
+}
+
+/// What `EXEC` answered for a transaction's commands, without the replies of
+/// those that succeeded.
+package struct TransactionOutcome: Sendable, Equatable {
+    /// A command Redis refused while running the transaction (e.g. `WRONGTYPE`).
+    package struct Failure: Sendable, Equatable {
+        /// Its position among the transaction's commands, from 0.
+        package var index: Int
+        package var message: String
+        package init(index: Int, message: String) {
+            self.index = index
+            self.message = message
         }
     }
+
+    /// How many commands ran.
+    package var count: Int
+    package var errors: [Failure]
+
+    package init(count: Int, errors: [Failure]) {
+        self.count = count
+        self.errors = errors
+    }
+}
+
+/// How a `MULTI` ... `EXEC` round ended (`RedisConnection.executeTransaction`).
+package enum TransactionReply: Sendable, Equatable {
+    case ran(TransactionOutcome)
+    /// A watched key changed: nothing was applied.
+    case aborted
+    /// Redis discarded the transaction (`EXECABORT` after a refused queued
+    /// command, or `EXEC` itself refused); nothing was applied.
+    case discarded(execError: String, queueErrors: [String])
 }

@@ -77,7 +77,7 @@ final class FencedTransactionTests: XCTestCase {
         check.add(RedisCommand("WATCH", keys.epoch(task)))
         check.add(RedisCommand("GET", keys.epoch(task)))
         var seen: [String] = []
-        let (checked, results) = try store.executeWatched(check: check, transaction: { replies in
+        let (checked, outcome) = try store.executeWatched(check: check, transaction: { replies in
             let epoch = replies[1].string ?? "missing"
             seen.append(epoch)
             if seen.count == 1 { _ = try? newOwner.command(["SET", self.keys.epoch(task), "2"]) }
@@ -88,7 +88,7 @@ final class FencedTransactionTests: XCTestCase {
         }, onRetry: { _, _ in })
         XCTAssertEqual(seen, ["1", "2"], "the first decision was not applied; the second saw the new owner's epoch")
         XCTAssertEqual(checked[1].string, "2")
-        XCTAssertEqual(results, [])
+        XCTAssertEqual(outcome, TransactionOutcome(count: 0, errors: []))
         XCTAssertEqual(try redis.command(["EXISTS", "user:u"]).int, 0, "the zombie's write never landed")
     }
 

@@ -99,16 +99,19 @@ package final class InMemoryRedis: FeatureStoreReading, @unchecked Sendable {
     /// `RedisStore.executeWatched`: the check, the decision and the
     /// transaction under the lock as one step, so no other client changes a
     /// watched key in between (EXEC is never aborted here).
-    func executeWatched(check: [[[UInt8]]], transaction: ([RedisReply]) -> RedisPipeline) -> (check: [RedisReply], results: [RedisReply]) {
+    func executeWatched(check: [[[UInt8]]], transaction: ([RedisReply]) -> RedisPipeline) -> (check: [RedisReply], outcome: TransactionOutcome) {
         let delay = pipelineDelayMs
         if delay > 0 { Thread.sleep(forTimeInterval: Double(delay) / 1000) }
         lock.lock(); defer { lock.unlock() }
         let checked = check.map { run($0) }
         let commands = transaction(checked).commands.map(\.arguments)
-        if commands.isEmpty { return (checked, []) }
+        if commands.isEmpty { return (checked, TransactionOutcome(count: 0, errors: [])) }
         counts["MULTI", default: 0] += 1
         counts["EXEC", default: 0] += 1
-        return (checked, commands.map { run($0) })
+        let failures = commands.map { run($0) }.enumerated().compactMap { index, reply in
+            reply.errorMessage.map { TransactionOutcome.Failure(index: index, message: $0) }
+        }
+        return (checked, TransactionOutcome(count: commands.count, errors: failures))
     }
 
     /// Runs commands atomically (one pipeline), one reply each.
@@ -369,7 +372,7 @@ package final class InMemoryRedis: FeatureStoreReading, @unchecked Sendable {
         }
 
         func executeWatched(check: RedisPipeline, transaction: ([RedisReply]) -> RedisPipeline,
-                            onRetry: (RedisError, Int) -> Void) throws(RedisError) -> (check: [RedisReply], results: [RedisReply]) {
+                            onRetry: (RedisError, Int) -> Void) throws(RedisError) -> (check: [RedisReply], outcome: TransactionOutcome) {
             redis.executeWatched(check: check.commands.map(\.arguments), transaction: transaction)
         }
 

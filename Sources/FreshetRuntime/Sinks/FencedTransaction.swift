@@ -60,18 +60,19 @@ package enum FencedTransaction {
         for key in epochKeys { check.add(RedisCommand("GET", key)) }
 
         var plan = Plan()
-        let (_, results) = try store.executeWatched(check: check, transaction: { checked in
+        let (_, outcome) = try store.executeWatched(check: check, transaction: { checked in
             var current: [String: RedisReply] = [:]
             for (index, key) in epochKeys.enumerated() { current[key] = checked[1 + index] }
             plan = Plan(writes, current: current)
             return plan.transaction
         }, onRetry: onRetry)
-        return plan.replies(results)
+        return plan.replies(outcome, writes)
     }
 
     /// What one round decided: per write, its commands in the transaction or its refusal.
     struct Plan {
         enum Decision {
+            /// The write's commands are `range` of the transaction's.
             case commands(Range<Int>)
             case refused(current: Int64?)
             case malformed(String)
@@ -79,92 +80,135 @@ package enum FencedTransaction {
 
         var decisions: [Decision] = []
         var transaction = RedisPipeline()
-        /// The key of each transaction command (for the keys Redis rejects).
-        var keys: [ArraySlice<UInt8>] = []
+        /// Per transaction command: its write (index in the group) and operation (index in the write).
+        var origins: [(write: Int, operation: Int)] = []
 
         init() {}
 
         init(_ writes: ArraySlice<FencedWrite>, current: [String: RedisReply]) {
-            for write in writes {
+            for (index, write) in zip(0..., writes) {
                 let held = current[write.epochKey]
                 guard case .bulk(let bytes)? = held, bytes.elementsEqual(String(write.epoch).utf8) else {
                     decisions.append(.refused(current: held?.string.flatMap { Int64($0) }))
                     continue
                 }
-                let first = keys.count
-                if let problem = add(write) {
+                let first = origins.count
+                if let problem = add(write, index) {
+                    transaction.truncate(toCount: first)
+                    origins.removeSubrange(first...)
                     decisions.append(.malformed(problem))
                 } else {
-                    decisions.append(.commands(first..<keys.count))
+                    decisions.append(.commands(first..<origins.count))
                 }
             }
         }
 
-        /// Adds `write`'s operations as commands; a description of the problem
-        /// when they cannot be parsed (a bug: nothing of that write is added).
-        private mutating func add(_ write: FencedWrite) -> String? {
-            let ops = write.command.argumentSlices.dropFirst(5)
-            var parsed = RedisPipeline()
-            var parsedKeys: [ArraySlice<UInt8>] = []
-            var i = ops.startIndex
-            while i < ops.endIndex {
-                guard ops[i].count == 1, let code = ops[i].first, i + 1 < ops.endIndex else {
-                    return "malformed operation at \(i - ops.startIndex)"
-                }
-                let key = ops[i + 1]
-                switch code {
-                case UInt8(ascii: "H"):
-                    guard i + 2 < ops.endIndex, let count = Int(String(decoding: ops[i + 2], as: UTF8.self)),
-                          i + 3 + 2 * count <= ops.endIndex else { return "malformed HSET at \(i - ops.startIndex)" }
-                    parsed.add("HSET", ops[(i + 1)...(i + 1)], then: ops[(i + 3)..<(i + 3 + 2 * count)])
-                    i += 3 + 2 * count
-                case UInt8(ascii: "Z"):
-                    guard i + 4 <= ops.endIndex else { return "malformed ZADD at \(i - ops.startIndex)" }
-                    parsed.add("ZADD", ops[(i + 1)..<(i + 4)], then: [][...])
-                    i += 4
-                case UInt8(ascii: "T"):
-                    guard i + 3 <= ops.endIndex, let keep = Int(String(decoding: ops[i + 2], as: UTF8.self)) else {
-                        return "malformed trim at \(i - ops.startIndex)"
+        /// Adds `write`'s operations as commands, copying runs of their
+        /// encoded arguments as they are; a description of the problem when
+        /// they cannot be parsed (a bug; the caller drops what was added).
+        private mutating func add(_ write: FencedWrite, _ writeIndex: Int) -> String? {
+            write.command.withArgumentRanges(from: 5) { bytes, ops in
+                var i = 0
+                var operation = 0
+                while i < ops.count {
+                    guard ops[i].content.count == 1, i + 1 < ops.count else { return "malformed operation at \(i)" }
+                    let key = ops[i + 1].encoded
+                    switch bytes[ops[i].content.lowerBound] {
+                    case UInt8(ascii: "H"):
+                        guard i + 2 < ops.count, let count = Self.integer(bytes[ops[i + 2].content]), count > 0,
+                              i + 3 + 2 * count <= ops.count else { return "malformed HSET at \(i)" }
+                        transaction.beginCommand(argumentCount: 2 + 2 * count)
+                        transaction.appendArgument("HSET")
+                        transaction.appendEncodedArguments(bytes[key])
+                        transaction.appendEncodedArguments(bytes[ops[i + 3].encoded.lowerBound..<ops[i + 2 + 2 * count].encoded.upperBound])
+                        i += 3 + 2 * count
+                    case UInt8(ascii: "Z"):
+                        guard i + 4 <= ops.count else { return "malformed ZADD at \(i)" }
+                        transaction.beginCommand(argumentCount: 4)
+                        transaction.appendArgument("ZADD")
+                        transaction.appendEncodedArguments(bytes[key.lowerBound..<ops[i + 3].encoded.upperBound])
+                        i += 4
+                    case UInt8(ascii: "T"):
+                        guard i + 3 <= ops.count, let keep = Self.integer(bytes[ops[i + 2].content]) else { return "malformed trim at \(i)" }
+                        // Keep the `keep` highest: remove ranks 0 ... -(keep + 1).
+                        transaction.beginCommand(argumentCount: 4)
+                        transaction.appendArgument("ZREMRANGEBYRANK")
+                        transaction.appendEncodedArguments(bytes[key])
+                        transaction.appendArgument("0")
+                        transaction.appendArgument(String(-(keep + 1)))
+                        i += 3
+                    case UInt8(ascii: "D"):
+                        transaction.beginCommand(argumentCount: 2)
+                        transaction.appendArgument("DEL")
+                        transaction.appendEncodedArguments(bytes[key])
+                        i += 2
+                    case UInt8(ascii: "X"):
+                        guard i + 3 <= ops.count else { return "malformed HDEL at \(i)" }
+                        transaction.beginCommand(argumentCount: 3)
+                        transaction.appendArgument("HDEL")
+                        transaction.appendEncodedArguments(bytes[key.lowerBound..<ops[i + 2].encoded.upperBound])
+                        i += 3
+                    default:
+                        return "unknown operation at \(i)"
                     }
-                    // Keep the `keep` highest: remove ranks 0 ... -(keep + 1).
-                    parsed.add("ZREMRANGEBYRANK", key, ArraySlice("0".utf8), ArraySlice(String(-(keep + 1)).utf8))
-                    i += 3
-                case UInt8(ascii: "D"):
-                    parsed.add("DEL", key)
-                    i += 2
-                case UInt8(ascii: "X"):
-                    guard i + 3 <= ops.endIndex else { return "malformed HDEL at \(i - ops.startIndex)" }
-                    parsed.add("HDEL", key, ops[i + 2])
-                    i += 3
-                default:
-                    return "unknown operation \(String(decoding: ops[i], as: UTF8.self))"
+                    transaction.endCommand()
+                    origins.append((writeIndex, operation))
+                    operation += 1
                 }
-                parsedKeys.append(key)
+                return nil
             }
-            transaction.add(contentsOf: parsed)
-            keys += parsedKeys
-            return nil
         }
 
-        /// One reply per write, from EXEC's `results` (one per transaction command).
-        func replies(_ results: [RedisReply]) -> [FencedWriteReply] {
-            decisions.map { decision in
+        /// A non-negative decimal, nil when `digits` is anything else.
+        static func integer(_ digits: Slice<UnsafeBufferPointer<UInt8>>) -> Int? {
+            guard !digits.isEmpty, digits.count <= 18 else { return nil }
+            var value = 0
+            for digit in digits {
+                guard digit >= 48 && digit <= 57 else { return nil }
+                value = value * 10 + Int(digit - 48)
+            }
+            return value
+        }
+
+        /// One reply per write, from what EXEC answered.
+        func replies(_ outcome: TransactionOutcome, _ writes: ArraySlice<FencedWrite>) -> [FencedWriteReply] {
+            guard outcome.count == origins.count else {
+                return decisions.map { decision in
+                    if case .refused(let current) = decision { return .refusedByEpoch(current: current) }
+                    return .failed("EXEC answered \(outcome.count) of \(origins.count) commands")
+                }
+            }
+            var rejected = Array(repeating: [FencedWriteReply.RejectedKey](), count: decisions.count)
+            for failure in outcome.errors {
+                let origin = origins[failure.index]
+                let write = writes[writes.startIndex + origin.write]
+                rejected[origin.write].append(.init(key: Self.key(ofOperation: origin.operation, in: write), message: failure.message))
+            }
+            return decisions.enumerated().map { index, decision in
                 switch decision {
-                case .refused(let current):
-                    return .refusedByEpoch(current: current)
-                case .malformed(let problem):
-                    return .failed("freshet: \(problem)")
-                case .commands(let range):
-                    var rejected: [FencedWriteReply.RejectedKey] = []
-                    for index in range {
-                        guard index < results.count else { return .failed("EXEC answered \(results.count) of \(keys.count) commands") }
-                        if let message = results[index].errorMessage {
-                            rejected.append(.init(key: String(decoding: keys[index], as: UTF8.self), message: message))
-                        }
-                    }
-                    return .applied(rejected: rejected)
+                case .refused(let current): return .refusedByEpoch(current: current)
+                case .malformed(let problem): return .failed("freshet: \(problem)")
+                case .commands: return .applied(rejected: rejected[index])
                 }
             }
+        }
+
+        /// The key of the `operation`-th operation of `write` (for a rejected key; not the hot path).
+        static func key(ofOperation operation: Int, in write: FencedWrite) -> String {
+            let ops = Array(write.command.argumentSlices.dropFirst(5))
+            var i = 0
+            var seen = 0
+            while i + 1 < ops.count {
+                if seen == operation { return String(decoding: ops[i + 1], as: UTF8.self) }
+                switch ops[i].first {
+                case UInt8(ascii: "H"): i += 3 + 2 * (Int(String(decoding: ops[i + 2], as: UTF8.self)) ?? 0)
+                case UInt8(ascii: "Z"): i += 4
+                case UInt8(ascii: "T"), UInt8(ascii: "X"): i += 3
+                default: i += 2
+                }
+                seen += 1
+            }
+            return "?"
         }
     }
 }
