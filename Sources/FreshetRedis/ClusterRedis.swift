@@ -25,6 +25,10 @@ package final class ClusterRedis: RedisStore {
     private let commandTimeoutMs: Int
     private var client: RedisClusterClient?
     private var scripts: [RedisScript] = []
+    /// True during `executeOnce`: every wait for a retry ends at once (the client asks through `stopRetrying`).
+    private var singleAttempt = false
+    /// Whether retrying must end now: `shouldStop()`, or a single attempt in progress.
+    private var stopRetrying: Bool { singleAttempt || shouldStop() }
 
     /// Does not connect: the first operation does.
     package init(endpoints: ClusterEndpoints, connectTimeoutMs: Int = 2000, commandTimeoutMs: Int = 5000,
@@ -68,6 +72,15 @@ package final class ClusterRedis: RedisStore {
         return try retrying(onRetry) { client throws(RedisError) in try client.execute(commands, onRetry: onRetry) }
     }
 
+    /// One attempt (see `RedisStore.executeOnce`): a node that cannot be
+    /// reached or refuses transiently fails the call at once instead of being
+    /// waited for; redirections are still followed.
+    package func executeOnce(_ pipeline: RedisPipeline) throws(RedisError) -> [RedisReply] {
+        singleAttempt = true
+        defer { singleAttempt = false }
+        return try execute(pipeline, onRetry: { _, _ in })
+    }
+
     /// The masters' `run_id`s, in slot order: a restarted master or a failover changes it.
     package func serverRunId(onRetry: (RedisError, Int) -> Void) throws(RedisError) -> String {
         try retrying(onRetry) { client throws(RedisError) in
@@ -92,16 +105,16 @@ package final class ClusterRedis: RedisStore {
             do {
                 return try body(try connectedClient())
             } catch {
-                guard error.isRetriable, !shouldStop() else { throw error }
+                guard error.isRetriable, !stopRetrying else { throw error }
                 attempt += 1
                 onRetry(error, attempt)
                 var remaining = backoff.delayMs(attempt: attempt)
-                while remaining > 0 && !shouldStop() {
+                while remaining > 0 && !stopRetrying {
                     let step = min(remaining, 50)
                     usleep(UInt32(step) * 1000)
                     remaining -= step
                 }
-                if shouldStop() { throw error }
+                if stopRetrying { throw error }
                 do { try client?.refreshTopology() } catch {}
             }
         }
@@ -111,7 +124,7 @@ package final class ClusterRedis: RedisStore {
         if let client { return client }
         let client = try RedisClusterClient(endpoints: endpoints, connectTimeoutMs: connectTimeoutMs,
                                             commandTimeoutMs: commandTimeoutMs, backoff: backoff,
-                                            failoverTimeoutMs: Int(Int32.max), shouldStop: { [weak self] in self?.shouldStop() ?? true })
+                                            failoverTimeoutMs: Int(Int32.max), shouldStop: { [weak self] in self?.stopRetrying ?? true })
         client.replicaAcks = replicaAcks
         for script in scripts { client.registerScript(script) }
         self.client = client

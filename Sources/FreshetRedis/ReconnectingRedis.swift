@@ -114,23 +114,42 @@ package final class ReconnectingRedis {
     package func execute(_ pipeline: RedisPipeline,
                         onRetry: (RedisError, Int) -> Void = { _, _ in }) throws(RedisError) -> [RedisReply] {
         try withConnection(onRetry: onRetry) { connection throws(RedisError) in
-            let replies = try connection.execute(pipeline)
-            // Transient server states and flushed scripts show up as error replies: retry the whole pipeline.
-            for reply in replies {
-                guard let message = reply.errorMessage else { continue }
-                let prefix = RedisError.serverErrorPrefix(message)
-                if prefix == "NOSCRIPT" && !self.scripts.isEmpty {
-                    for script in self.scripts { try connection.loadScript(script) }
-                    throw RedisError(kind: .server(prefix), message: message,
-                                     context: "execute(pipeline of \(pipeline.count) commands) on \(self.endpoint): scripts reloaded")
-                }
-                if RedisError.transientServerPrefixes.contains(prefix) {
-                    throw RedisError(kind: .server(prefix), message: message,
-                                     context: "execute(pipeline of \(pipeline.count) commands) on \(self.endpoint)")
-                }
-            }
-            return replies
+            try self.attempt(pipeline, on: connection)
         }
+    }
+
+    /// One attempt (see `RedisStore.executeOnce`): no back-off, no `shouldStop`.
+    package func executeOnce(_ pipeline: RedisPipeline) throws(RedisError) -> [RedisReply] {
+        do throws(RedisError) {
+            let replies = try attempt(pipeline, on: try connected())
+            isHealthy = true
+            return replies
+        } catch {
+            isHealthy = false
+            lastError = error
+            if error.requiresReconnect { drop() }
+            throw error
+        }
+    }
+
+    /// Sends the pipeline once; transient server states and flushed scripts
+    /// (reloaded here) in its replies are thrown, so the caller may resend it whole.
+    private func attempt(_ pipeline: RedisPipeline, on connection: RedisConnection) throws(RedisError) -> [RedisReply] {
+        let replies = try connection.execute(pipeline)
+        for reply in replies {
+            guard let message = reply.errorMessage else { continue }
+            let prefix = RedisError.serverErrorPrefix(message)
+            if prefix == "NOSCRIPT" && !scripts.isEmpty {
+                for script in scripts { try connection.loadScript(script) }
+                throw RedisError(kind: .server(prefix), message: message,
+                                 context: "execute(pipeline of \(pipeline.count) commands) on \(endpoint): scripts reloaded")
+            }
+            if RedisError.transientServerPrefixes.contains(prefix) {
+                throw RedisError(kind: .server(prefix), message: message,
+                                 context: "execute(pipeline of \(pipeline.count) commands) on \(endpoint)")
+            }
+        }
+        return replies
     }
 
     /// Runs `body` with a connected `RedisConnection`, reconnecting and

@@ -34,6 +34,14 @@ package protocol RedisStore: AnyObject {
     ///   `.unsupported` on a Redis Cluster (its writes are split by slot).
     func executeWatched(check: RedisPipeline, transaction: ([RedisReply]) -> RedisPipeline,
                         onRetry: (RedisError, Int) -> Void) throws(RedisError) -> (check: [RedisReply], outcome: TransactionOutcome)
+    /// One attempt of `execute`, for best-effort writes that must never hold
+    /// the caller in a back-off: connects if needed, sends the pipeline once
+    /// and returns its replies; a connection failure or a transient refusal
+    /// among the replies (`RedisError.transientServerPrefixes`) throws at once,
+    /// without sleeping and whatever `shouldStop` says (the next operation
+    /// reconnects). Other error replies come back as values, as in `execute`.
+    /// A cluster still follows `MOVED`/`ASK` redirections (they do not wait).
+    func executeOnce(_ pipeline: RedisPipeline) throws(RedisError) -> [RedisReply]
     /// A script to (re)load wherever `NOSCRIPT` is answered.
     func registerScript(_ script: RedisScript)
     /// Asked between retries; true ends retrying (the last error is thrown).

@@ -15,13 +15,39 @@ import ServiceLifecycle
 // cooperative pool.
 
 /// Runs `body` on a new thread and resumes when it returns or throws.
+///
+/// `body` (and whatever it captured, e.g. the processor) is released on that
+/// thread *before* the caller resumes: otherwise the thread's own teardown
+/// could drop the last reference later, running deinits (freeing C handles)
+/// on a thread that races the process's exit.
 func onThread<T: Sendable>(_ name: String, _ body: @escaping @Sendable () throws -> T) async throws -> T {
-    try await withCheckedThrowingContinuation { continuation in
+    let handoff = BodyHandoff(body)
+    return try await withCheckedThrowingContinuation { continuation in
         let thread = Thread {
-            do { continuation.resume(returning: try body()) } catch { continuation.resume(throwing: error) }
+            let result = handoff.run()
+            continuation.resume(with: result)
         }
         thread.name = name
         thread.start()
+    }
+}
+
+/// Holds `onThread`'s body until it runs once, then lets go of it.
+private final class BodyHandoff<T: Sendable>: @unchecked Sendable {
+    // Taken exactly once, by the thread `onThread` starts; guarded by `lock`.
+    private let lock = NSLock()
+    private var body: (@Sendable () throws -> T)?
+
+    init(_ body: @escaping @Sendable () throws -> T) { self.body = body }
+
+    /// Runs the body and drops it before returning its outcome.
+    func run() -> Result<T, Error> {
+        lock.lock()
+        let taken = body
+        body = nil
+        lock.unlock()
+        guard let taken else { return .failure(CancellationError()) }
+        return Result { try taken() }
     }
 }
 

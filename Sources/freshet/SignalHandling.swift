@@ -23,7 +23,11 @@ final class SignalHandling: @unchecked Sendable {
                     self.onFirst()
                 } else {
                     FileHandle.standardError.write(Data("freshet: second signal, exiting now\n".utf8))
-                    exit(130)
+                    // `_exit`, not `exit`: the processing, writer and librdkafka
+                    // threads are still running, and exit's handlers (library
+                    // destructors) would free state under them. Nothing here
+                    // needs flushing: logs go to stderr unbuffered.
+                    _exit(130)
                 }
             }
             source.resume()

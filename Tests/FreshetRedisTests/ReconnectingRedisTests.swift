@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 import FreshetRedis
+import FreshetTestSupport
 
 final class ReconnectingRedisTests: RedisServerTestCase {
     func testSurvivesServerRestartOnTheSamePort() throws {
@@ -48,6 +49,37 @@ final class ReconnectingRedisTests: RedisServerTestCase {
         XCTAssertEqual(try check.command(["HGET", "user:417", "interaction_count"]).int, 417)
         XCTAssertEqual(try check.command(["HGET", "scripted:after", "v"]).string, "b")
         XCTAssertEqual(try check.command(["EXISTS", "user:before"]), .integer(0))
+    }
+
+    /// `executeOnce` never waits in the back-off, whatever `shouldStop` says
+    /// (here: never stop): a READONLY refusal and an unreachable server throw
+    /// at once, and the next call reconnects and goes through.
+    func testExecuteOnceMakesOneAttemptWithoutBackOff() throws {
+        var asked = 0
+        let redis = try ReconnectingRedis(endpoint: server.endpoint, connectTimeoutMs: 300,
+                                          backoff: .init(initialMs: 60_000, maximumMs: 60_000),
+                                          shouldStop: { asked += 1; return false })
+        var write = RedisPipeline()
+        write.add(.set("floor", "0:1"))
+        XCTAssertEqual(try redis.executeOnce(write), [.status("OK")])
+
+        let admin = try connect()
+        let nowhere = try LocalCluster.freePort()
+        _ = try admin.command(["REPLICAOF", "127.0.0.1", "\(nowhere)"])
+        XCTAssertThrowsError(try redis.executeOnce(write)) { error in
+            XCTAssertEqual((error as? RedisError)?.kind, .server("READONLY"), "\(error)")
+        }
+        XCTAssertFalse(redis.isHealthy)
+        _ = try admin.command(["REPLICAOF", "NO", "ONE"])
+        XCTAssertEqual(try redis.executeOnce(write), [.status("OK")])
+
+        server.kill()
+        XCTAssertThrowsError(try redis.executeOnce(write)) { error in
+            XCTAssertTrue((error as? RedisError)?.isRetriable ?? false, "a connection failure: \(error)")
+        }
+        try server.start()
+        XCTAssertEqual(try redis.executeOnce(write), [.status("OK")], "the next call reconnects")
+        XCTAssertEqual(asked, 0, "no attempt consulted shouldStop: none waited to retry")
     }
 
     func testShouldStopEndsRetrying() throws {

@@ -240,4 +240,24 @@ final class EngineDriverTests: XCTestCase {
         try assertMatchesOracle(driver, oracle)
         XCTAssertGreaterThan(consumed(driver), inputRecords(driver), "the lost tasks were rebuilt by replaying their input")
     }
+
+    /// The whole store lost at once: every source task is rebuilt in the same
+    /// pass (the check after the restart), and the dead-letter topic is read
+    /// from its start once for all of them, not once per task.
+    func testAWholeStoreLossReadsTheDeadLetterTopicOncePerRebuildPass() throws {
+        let driver = makeDriver()
+        let oracle = try produce(driver)
+        let a = try driver.startInstance()
+        driver.assignEverything(to: a)
+        try driver.run(until: { !(driver.kafka.committed[driver.group] ?? [:]).isEmpty }, maxRounds: 100, "a first checkpoint")
+        try driver.run(rounds: 10)
+        let readsBefore = driver.cluster.readsFromTheBeginning
+        driver.redis.restartEmpty()
+        try driver.run(until: { driver.cluster.readsFromTheBeginning > readsBefore }, maxRounds: 200, "the rebuild")
+        try driver.run(rounds: 5)
+        XCTAssertEqual(driver.cluster.readsFromTheBeginning - readsBefore, 1,
+                       "one read of the dead-letter topic for all the source tasks rebuilt together (the old code read it once per task)")
+        try driver.runToCompletion()
+        try assertMatchesOracle(driver, oracle)
+    }
 }

@@ -34,7 +34,12 @@ package final class InMemoryCluster: EngineConnections {
         return result
     }
 
+    /// Reads made with `readToEnd` that start some partition at its beginning
+    /// (`KafkaOffset.beginning`): the whole-topic reads of the dead-letter topic after a store loss.
+    package private(set) var readsFromTheBeginning = 0
+
     package func readToEnd(config: KafkaConfig, from starts: [TopicPartition: Int64]) throws(KafkaError) -> [ConsumedRecord] {
+        if starts.values.contains(KafkaOffset.beginning) { readsFromTheBeginning += 1 }
         var result: [ConsumedRecord] = []
         for (tp, start) in starts.sorted(by: { $0.key < $1.key }) {
             let from = max(start, kafka.logStart[tp] ?? 0)

@@ -376,6 +376,11 @@ package final class InMemoryRedis: FeatureStoreReading, @unchecked Sendable {
             redis.executeWatched(check: check.commands.map(\.arguments), transaction: transaction)
         }
 
+        /// The in-memory store never refuses or fails: one attempt is the whole call.
+        func executeOnce(_ pipeline: RedisPipeline) throws(RedisError) -> [RedisReply] {
+            redis.execute(pipeline.commands.map(\.arguments))
+        }
+
         func registerScript(_ script: RedisScript) {}
 
         func serverRunId(onRetry: (RedisError, Int) -> Void) throws(RedisError) -> String { redis.runId }

@@ -21,6 +21,13 @@ import FreshetRedis
 /// refreshes and publishes each to Redis; every other instance polls the
 /// published version about once a second and loads a newer set, which then
 /// becomes `latest` exactly as a local result would.
+///
+/// Lifecycle: the thread starts with the refresher; `stop` ends it and waits
+/// until it has (a refresh in progress finishes first; Redis reads and writes
+/// give up at once), and only then closes the refresher's Redis connection,
+/// which the thread alone uses before that. So no hiredis context is freed
+/// while the thread is inside it, and no BLAS kernel still runs when the
+/// process exits.
 final class EmbeddingRefresher: @unchecked Sendable {
     struct Job {
         var local: CooccurrenceSnapshot
@@ -69,8 +76,13 @@ final class EmbeddingRefresher: @unchecked Sendable {
     private let finalIterations: Int
     private let redis: RedisTarget?
     private let shared: SharedVectorSet?
+    /// The refresher's own store: used by the refresher thread only, until
+    /// `stop` joined it (then closed by `stop`).
     private var connection: (any RedisStore)?
-    private var thread: Thread?
+    /// Set by the thread as its last action (guarded by `condition`).
+    private var exited = false
+    /// Whether `stop` already joined the thread and closed the connection (guarded by `condition`).
+    private var joined = false
     /// How often a follower looks for a newer published set.
     static let pollInterval: TimeInterval = 1
 
@@ -82,9 +94,15 @@ final class EmbeddingRefresher: @unchecked Sendable {
         self.shared = redis == nil ? nil : shared
         current = .empty(dimension: config.dimension)
         SpectralRefresh.useOneBLASThread()
-        let thread = Thread { [unowned self] in self.loop() }
+        // Strong: the refresher lives at least as long as its thread (`stop` joins it).
+        let thread = Thread { [self] in
+            self.loop()
+            condition.lock()
+            exited = true
+            condition.broadcast()
+            condition.unlock()
+        }
         thread.name = "freshet-refresh"
-        self.thread = thread
         thread.start()
     }
 
@@ -108,19 +126,30 @@ final class EmbeddingRefresher: @unchecked Sendable {
     /// True while a refresh runs or waits.
     var busy: Bool { condition.lock(); defer { condition.unlock() }; return running || pending != nil }
 
-    /// Blocks until no refresh runs or waits (end of a bounded run).
+    /// Blocks until no refresh runs or waits (end of a bounded run); returns
+    /// at once after `stop` (a job submitted then never runs).
     func waitUntilIdle() {
         condition.lock()
-        while running || pending != nil { condition.wait() }
+        while (running || pending != nil) && !exited { condition.wait() }
         condition.unlock()
     }
 
+    /// Whether the refresher's thread has ended (after `stop`).
+    var threadExited: Bool { condition.lock(); defer { condition.unlock() }; return exited }
+
+    /// Ends the thread and waits until it has (see the type's Lifecycle), then
+    /// closes the Redis connection. Idempotent. Blocking: up to the end of a
+    /// refresh in progress.
     func stop() {
         condition.lock()
         stopped = true
         condition.broadcast()
+        while !exited { condition.wait() }
+        let close = !joined
+        joined = true
         condition.unlock()
-        connection?.close()
+        // The thread is gone: this is the connection's only user now.
+        if close { connection?.close() }
     }
 
     private func loop() {

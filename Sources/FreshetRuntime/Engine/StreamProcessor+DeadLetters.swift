@@ -49,11 +49,8 @@ extension StreamProcessor {
         // did, with the first checkpoint's floor write refused under OOM: no
         // record was read until the stop), nor mark the run unready; the
         // feature writes report a refusal themselves.
-        let retry = control.shouldStop
-        control.shouldStop = { true }
-        defer { control.shouldStop = retry }
         do {
-            _ = try control.execute(pipeline, onRetry: { _, _ in })
+            _ = try control.executeOnce(pipeline)
         } catch {
             logger.warning("could not record the dead-letter floor (a replay will scan further back): \(error)")
         }
@@ -114,17 +111,44 @@ extension StreamProcessor {
     /// dead letters are few). The floor is recorded as the topic's start
     /// until the replay has passed those letters, so a crash during the
     /// rebuild reads the whole topic again.
+    ///
+    /// Within one rebuild pass (`withRebuildPass`: the tasks of one assignment,
+    /// or of one check after a Redis restart) the topic is read once and the
+    /// result shared: nothing is processed, so nothing is dead-lettered, between
+    /// the pass's rebuilds, and a whole-store loss rebuilds every task at once.
     func deadLettersSentBeforeRebuild(_ id: TaskId, topic: String) throws -> Set<Int64> {
         guard id.stage.readsSourceTopic else { return [] }
         var partitions = Set(deadLetterFloor.keys)
         if partitions.isEmpty { partitions = [0] }
-        let fromStart = Dictionary(uniqueKeysWithValues: partitions.map { ($0, KafkaOffset.beginning) })
         var record = RedisPipeline()
         record.add(RedisCommand(arguments: [Array("SET".utf8), Array(deadLetterProgressKey(id).utf8),
                                             Array(Self.encodeFloor(partitions.reduce(into: [:]) { $0[$1] = 0 }).utf8)]))
         _ = try controlExecute(record)
         deadLetterFloorWritten[id] = nil
-        return try lettersByOrigin(from: fromStart)["\(topic)/\(id.partition)"] ?? []
+        let letters: [String: Set<Int64>]
+        if let scanned = rebuildPassLetters.scanned {
+            letters = scanned
+        } else {
+            // Letters this instance sent before (another task's, rebuilt later
+            // in the pass) must be in the topic when it is read for all of them.
+            // Best effort: a broker that does not acknowledge in time leaves
+            // them to the read as it finds them, as before.
+            _ = try? flushProducer(timeoutMs: 10_000)
+            let fromStart = Dictionary(uniqueKeysWithValues: partitions.map { ($0, KafkaOffset.beginning) })
+            letters = try lettersByOrigin(from: fromStart)
+            if rebuildPassLetters.inPass { rebuildPassLetters.scanned = letters }
+        }
+        return letters["\(topic)/\(id.partition)"] ?? []
+    }
+
+    /// Runs `body` as one rebuild pass: the first `deadLettersSentBeforeRebuild`
+    /// in it reads the whole dead-letter topic, the others reuse that read.
+    /// Processing thread only; passes do not nest (an inner one joins the outer).
+    func withRebuildPass<T>(_ body: () throws -> T) rethrows -> T {
+        guard !rebuildPassLetters.inPass else { return try body() }
+        rebuildPassLetters = RebuildPassLetters(inPass: true)
+        defer { rebuildPassLetters = RebuildPassLetters() }
+        return try body()
     }
 
     /// Reads the dead-letter topic from `starts` (per partition) to its end:
@@ -159,4 +183,11 @@ extension StreamProcessor {
         }
         return floor
     }
+}
+
+/// The dead-letter topic as read once for the current rebuild pass
+/// (`StreamProcessor.withRebuildPass`), by `topic/partition` of origin.
+struct RebuildPassLetters {
+    var inPass = false
+    var scanned: [String: Set<Int64>]?
 }

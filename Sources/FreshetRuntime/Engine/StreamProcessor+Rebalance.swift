@@ -21,8 +21,13 @@ extension StreamProcessor {
 
     /// Takes tasks over: bump each task's fencing epoch first (so a zombie can no
     /// longer write a newer checkpoint), then restore its state and start from
-    /// the checkpointed offset.
+    /// the checkpointed offset. One rebuild pass (`withRebuildPass`): tasks the
+    /// store lost share one read of the dead-letter topic.
     func assign(_ partitions: [TopicPartition]) -> [TopicPartition: Int64] {
+        withRebuildPass { assignTasks(partitions) }
+    }
+
+    private func assignTasks(_ partitions: [TopicPartition]) -> [TopicPartition: Int64] {
         everAssigned = true
         memberOfGroup = true
         defer { publishTasks() }

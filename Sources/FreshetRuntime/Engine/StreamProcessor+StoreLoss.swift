@@ -181,7 +181,12 @@ extension StreamProcessor {
         guard let previous = redisRunId, previous != runId else { return }
         logger.warning("redis restarted (run_id changed): checking every task's epoch and checkpoint",
                        metadata: ["previous_run_id": "\(previous)", "run_id": "\(runId)"])
-        for id in allTaskIds {
+        withRebuildPass { verifyCheckpoints(of: allTaskIds) }
+    }
+
+    /// `verifyCheckpointStore`'s check of each task, rebuilding the lost ones (in the caller's rebuild pass).
+    private func verifyCheckpoints(of ids: [TaskId]) {
+        for id in ids {
             guard let epoch = taskManager.epochs[id] else { continue }
             do {
                 var pipeline = RedisPipeline()

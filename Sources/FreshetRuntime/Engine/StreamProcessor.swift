@@ -76,6 +76,8 @@ package final class StreamProcessor: @unchecked Sendable {
     var deadLetterFloorWritten: [TaskId: String] = [:]
     /// Filled for the duration of one assignment (see `assign`).
     var deadLettersSentBefore: [TaskId: Set<Int64>] = [:]
+    /// The dead-letter topic read once per rebuild pass (see `withRebuildPass`).
+    var rebuildPassLetters = RebuildPassLetters()
     var recordsSinceFlush = 0
     var lastGaugeMs: Int64 = 0
     /// Cumulative task counts already added to metrics (tasks come and go; counters only grow).
@@ -399,10 +401,7 @@ package final class StreamProcessor: @unchecked Sendable {
     /// checkpoint, an offset commit or leaving the group.
     package func abandon() {
         stopFlag.set()
-        writer?.stop()
-        refresher?.stop()
-        progress?.stop()
-        admin?.stop()
+        stopBackgroundThreads()
         output = nil
         producer = nil
         consumer = nil
@@ -435,21 +434,24 @@ package final class StreamProcessor: @unchecked Sendable {
                 "checkpoint": "\(checkpoint)", "error": "\(rejected.message)",
             ])
         }
-        for (task, epoch, current) in report.fencedTasks {
-            let refusal = FencedWriteReply.epochRefusal(ours: epoch, current: current)
-            if refusal == .fencedByNewerOwner { stats.fencedWrites.increment() }
-            // A refusal reported late, after this instance took the task back
-            // under a newer epoch, is about the old ownership: keep the task.
-            guard taskManager.epochs[task] == epoch else { continue }
-            excluded.insert(task)
-            switch refusal {
-            case .fencedByNewerOwner:
-                logger.warning("task fenced: another instance owns it now; dropping it here",
-                               metadata: ["task": "\(task)", "epoch": "\(epoch)", "current_epoch": "\(current.map(String.init) ?? "missing")"])
-                dropTask(task)
-            case .storeLost:
-                checkpointStoreLost(task, evidence: current == nil ? .epochMissing : .epochRolledBack,
-                                    detail: "a write at epoch \(epoch) found the epoch key \(current.map { "at \($0)" } ?? "missing")")
+        // One rebuild pass: tasks the store lost share one read of the dead-letter topic.
+        withRebuildPass {
+            for (task, epoch, current) in report.fencedTasks {
+                let refusal = FencedWriteReply.epochRefusal(ours: epoch, current: current)
+                if refusal == .fencedByNewerOwner { stats.fencedWrites.increment() }
+                // A refusal reported late, after this instance took the task back
+                // under a newer epoch, is about the old ownership: keep the task.
+                guard taskManager.epochs[task] == epoch else { continue }
+                excluded.insert(task)
+                switch refusal {
+                case .fencedByNewerOwner:
+                    logger.warning("task fenced: another instance owns it now; dropping it here",
+                                   metadata: ["task": "\(task)", "epoch": "\(epoch)", "current_epoch": "\(current.map(String.init) ?? "missing")"])
+                    dropTask(task)
+                case .storeLost:
+                    checkpointStoreLost(task, evidence: current == nil ? .epochMissing : .epochRolledBack,
+                                        detail: "a write at epoch \(epoch) found the epoch key \(current.map { "at \($0)" } ?? "missing")")
+                }
             }
         }
         if let reason = writer.abandonedReason {
@@ -480,8 +482,20 @@ package final class StreamProcessor: @unchecked Sendable {
 
     // MARK: - Shutdown
 
+    /// Stops the run in this order (docs/ARCHITECTURE.md, "Shutdown order"):
+    /// flush, checkpoint and commit; the refresher's thread (joined); leave
+    /// the group (the revoke callback still writes through the writer); the
+    /// writer's thread (drained, joined, its connection closed); the producer
+    /// flushed; the progress and admin threads (joined); then the librdkafka
+    /// handles destroyed and the control connection closed, on this thread,
+    /// once no other thread of the processor is left to use them. Whoever
+    /// releases the processor afterwards frees Swift memory only.
+    /// Idempotent; safe after a failed start (stops whatever was started).
     func shutdown() {
-        guard consumer != nil else { return }
+        guard consumer != nil else {
+            stopBackgroundThreads()
+            return
+        }
         let now = clockNowMs()
         // A bounded run publishes every touched embedding row before it exits.
         forceEmbeddingSync = true
@@ -511,15 +525,26 @@ package final class StreamProcessor: @unchecked Sendable {
         do { try consumer.close() } catch { logger.warning("leaving the group: \(error)") }
         writer.stop()
         _ = try? flushProducer(timeoutMs: 10_000)
-        progress?.stop()
-        admin?.stop()
+        stopBackgroundThreads()
         // Destroy the Kafka clients now, not when the processor is released:
         // their threads would keep reconnecting (and logging) while whoever
-        // ran us stops the broker (the embedded default does, right after).
+        // ran us stops the broker (the embedded default does, right after),
+        // and a release on another thread could race the process's exit.
         output = nil
         producer = nil
         consumer = nil
+        control?.close()
         logger.info("stopped", metadata: ["records": "\(stats.recordsConsumed.value)"])
+    }
+
+    /// Joins every thread the processor started (each `stop` is idempotent and
+    /// waits for its thread): the refresher, the Redis writer (closing its
+    /// connection), the progress line and the admin server.
+    func stopBackgroundThreads() {
+        refresher?.stop()
+        writer?.stop()
+        progress?.stop()
+        admin?.stop()
     }
 
     @Sendable package static func wallClockMs() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }

@@ -23,8 +23,14 @@ import FreshetRedis
 /// the rest of its life, and says so in `abandonedReason`. Their effects are
 /// not in Redis, so the processor must not checkpoint or commit past them.
 ///
+/// Lifecycle: `start` starts the thread; `stop` writes what is queued, joins
+/// the thread and only then closes the store, so no hiredis context is freed
+/// while the thread may still use it (and nothing the thread touches outlives
+/// the process's orderly exit).
+///
 /// Thread-safety: all mutable state is guarded by `condition`; the Redis
-/// connection is touched only by the writer thread. Hence `@unchecked Sendable`.
+/// connection is touched only by the writer thread until it was joined (then
+/// by `stop`'s caller, to close it). Hence `@unchecked Sendable`.
 package final class RedisWriter: @unchecked Sendable {
     package struct Batch: Sendable {
         package var writes: [FencedWrite]
@@ -64,7 +70,12 @@ package final class RedisWriter: @unchecked Sendable {
     private let cluster: (store: ClusterRedis, keys: RedisKeys)?
     private let script = FencedWrite.redisScript
     private let observer: WriterObserver
+    /// The writer thread while it runs (guarded by `condition`); nil before
+    /// `start` and once `stop` joined it (which also breaks the thread's
+    /// strong reference to `self`).
     private var thread: Thread?
+    /// Set by the writer thread as its last action under `condition`.
+    private var threadExited = false
 
     package convenience init(endpoint: RedisEndpoint, maxQueuedBatches: Int = 64, observer: WriterObserver,
                             giveUp: @escaping @Sendable () -> Bool = { false }) throws(RedisError) {
@@ -102,7 +113,17 @@ package final class RedisWriter: @unchecked Sendable {
     }
 
     package func start() {
-        let thread = Thread { [self] in self.run() }
+        condition.lock()
+        defer { condition.unlock() }
+        guard thread == nil, !stopping else { return }
+        // Strong: the writer lives at least as long as its thread (`stop` joins it).
+        let thread = Thread { [self] in
+            self.run()
+            condition.lock()
+            threadExited = true
+            condition.broadcast()
+            condition.unlock()
+        }
         thread.name = "freshet-redis-writer"
         self.thread = thread
         thread.start()
@@ -188,13 +209,28 @@ package final class RedisWriter: @unchecked Sendable {
         return current
     }
 
-    /// Writes what is queued, then stops the thread.
+    /// Writes what is queued (or abandons it, see the type), stops the thread
+    /// and waits until it has ended, then closes the store's connection.
+    /// Idempotent; blocking (for as long as the last pipeline takes).
     package func stop() {
         waitUntilDrained()
         condition.lock()
         stopping = true
         condition.broadcast()
+        // Join: the thread may still be inside the store (a pipeline, a
+        // back-off sleep) after the queue drained; the store must not be
+        // closed, nor its owner freed, before it is out.
+        while thread != nil && !threadExited { condition.wait() }
+        let joined = thread != nil
+        thread = nil
         condition.unlock()
+        if joined { redis.close() }
+    }
+
+    /// Whether the writer thread is running (started and not yet joined by `stop`).
+    package var isRunning: Bool {
+        condition.lock(); defer { condition.unlock() }
+        return thread != nil && !threadExited
     }
 
     private func run() {
