@@ -104,6 +104,15 @@ package final class LocalServices: @unchecked Sendable {
         started.removeAll()
     }
 
+    /// CPU time (user + system, seconds) the service started here on `port`
+    /// has used so far, from `/proc/<pid>/stat`; nil when none was started
+    /// there (a reused or external server) or the file cannot be read.
+    /// Benchmarks report it: the broker and Redis share the machine's cores.
+    package func cpuSeconds(port: Int) -> Double? {
+        guard let service = started.first(where: { $0.port == port }) else { return nil }
+        return ProcessCPUTime.seconds(pid: service.child.pid)
+    }
+
     deinit { stopAll() }
 
     /// True when something already listens on `port` and it is to be reused.

@@ -47,6 +47,13 @@ package final class ClusterRedis: RedisStore {
 
     /// Every command must have a key (`RedisCommand.routingKey`); a key-less
     /// one is refused with `.invalidArgument` (use `serverRunId` for `INFO`).
+    /// Not on a cluster: a transaction's keys would span slots and nodes;
+    /// cluster writes are fenced per slot instead (`ClusterFencing`).
+    package func executeWatched(check: RedisPipeline, transaction: ([RedisReply]) -> RedisPipeline,
+                                onRetry: (RedisError, Int) -> Void) throws(RedisError) -> (check: [RedisReply], outcome: TransactionOutcome) {
+        throw RedisError(kind: .unsupported, message: "WATCH/MULTI/EXEC across a cluster's slots", context: "ClusterRedis.executeWatched")
+    }
+
     package func execute(_ pipeline: RedisPipeline, onRetry: (RedisError, Int) -> Void) throws(RedisError) -> [RedisReply] {
         var commands: [ClusterCommand] = []
         for command in pipeline.commands {

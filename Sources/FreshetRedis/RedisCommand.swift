@@ -150,6 +150,44 @@ package struct RedisCommand: Sendable, Equatable, CustomStringConvertible {
         return result
     }
 
+    /// Where one argument sits in the encoding (`RedisCommand.withArgumentRanges`).
+    package struct ArgumentRange: Sendable, Equatable {
+        /// The whole bulk string, `$len\r\n` to the closing `\r\n`.
+        package var encoded: Range<Int>
+        /// Its bytes.
+        package var content: Range<Int>
+    }
+
+    /// Calls `body` with the encoding and where each argument from index
+    /// `first` on (0 is the name) sits in it: walks the encoding once and
+    /// makes no copy or view of an argument (a transaction re-framing a
+    /// fenced write's operations copies runs of encoded arguments at once).
+    package func withArgumentRanges<R>(from first: Int,
+                                       _ body: (UnsafeBufferPointer<UInt8>, [ArgumentRange]) throws -> R) rethrows -> R {
+        try self.body.withUnsafeBufferPointer { bytes in
+            var ranges: [ArgumentRange] = []
+            ranges.reserveCapacity(max(0, argumentCount - first))
+            var index = 0
+            var argument = 0
+            while index < bytes.count {
+                let start = index
+                index += 1
+                var length = 0
+                while bytes[index] != 13 {
+                    length = length * 10 + Int(bytes[index] - 48)
+                    index += 1
+                }
+                index += 2
+                if argument >= first {
+                    ranges.append(ArgumentRange(encoded: start..<(index + length + 2), content: index..<(index + length)))
+                }
+                index += length + 2
+                argument += 1
+            }
+            return try body(bytes, ranges)
+        }
+    }
+
     /// The command name (first argument), upper-cased.
     package var name: String {
         guard let first = arguments.first else { return "" }

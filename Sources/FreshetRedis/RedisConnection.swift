@@ -192,15 +192,60 @@ package final class RedisConnection {
     /// connection, I/O, protocol and timeout failures throw (and close the
     /// connection; some commands may have been applied). Blocking.
     package func execute(_ pipeline: RedisPipeline) throws(RedisError) -> [RedisReply] {
-        let during = "execute(pipeline of \(pipeline.count) commands)"
+        var replies: [RedisReply] = []
+        replies.reserveCapacity(pipeline.count)
+        try forEachReply(of: pipeline, during: "execute(pipeline of \(pipeline.count) commands)") { _, reply in
+            replies.append(Self.convert(reply))
+        }
+        return replies
+    }
+
+    /// Sends `pipeline`, which must be `MULTI`, the transaction's commands,
+    /// then `EXEC`, and reads the replies; only errors are turned into Swift
+    /// values (a flush queues thousands of commands, each answered `QUEUED`
+    /// and then by its result). Failures as `execute`. Blocking.
+    package func executeTransaction(_ pipeline: RedisPipeline) throws(RedisError) -> TransactionReply {
+        let last = pipeline.count - 1
+        var queueErrors: [String] = []
+        var outcome: TransactionReply = .discarded(execError: "no reply to EXEC", queueErrors: [])
+        try forEachReply(of: pipeline, during: "transaction of \(max(0, pipeline.count - 2)) commands") { index, reply in
+            let r = reply.pointee
+            guard index == last else {
+                if r.type == REDIS_REPLY_ERROR { queueErrors.append(Self.text(r)) }
+                return
+            }
+            switch r.type {
+            case REDIS_REPLY_ARRAY:
+                var errors: [TransactionOutcome.Failure] = []
+                if let element = r.element {
+                    for position in 0..<r.elements {
+                        if let child = element[position], child.pointee.type == REDIS_REPLY_ERROR {
+                            errors.append(.init(index: position, message: Self.text(child.pointee)))
+                        }
+                    }
+                }
+                outcome = .ran(TransactionOutcome(count: r.elements, errors: errors))
+            case REDIS_REPLY_NIL:
+                outcome = .aborted
+            case REDIS_REPLY_ERROR:
+                outcome = .discarded(execError: Self.text(r), queueErrors: queueErrors)
+            default:
+                outcome = .discarded(execError: "unexpected reply to EXEC: \(Self.convert(reply))", queueErrors: queueErrors)
+            }
+        }
+        return outcome
+    }
+
+    /// Sends the pipeline in rounds of `executeChunkSize` commands and hands
+    /// each reply, in order, to `handle` (valid only during the call).
+    private func forEachReply(of pipeline: RedisPipeline, during: String,
+                              _ handle: (Int, UnsafeMutablePointer<redisReply>) -> Void) throws(RedisError) {
         let context = try openContext(during)
         guard pendingReplies == 0 else {
             throw RedisError(kind: .invalidArgument,
                              message: "\(pendingReplies) replies of appended commands are still unread",
                              context: "\(during) on \(endpoint)")
         }
-        var replies: [RedisReply] = []
-        replies.reserveCapacity(pipeline.count)
         var start = 0
         let chunk = max(1, executeChunkSize)
         while start < pipeline.count {
@@ -212,12 +257,17 @@ package final class RedisConnection {
             }
             if status != REDIS_OK { throw failure(context, during: during) }
             pendingReplies += end - start
-            for _ in start..<end {
-                replies.append(try readReply(during: during))
+            for index in start..<end {
+                var raw: UnsafeMutableRawPointer?
+                guard redisGetReply(context, &raw) == REDIS_OK, let raw else {
+                    throw failure(context, during: during)
+                }
+                pendingReplies -= 1
+                handle(index, raw.assumingMemoryBound(to: redisReply.self))
+                freeReplyObject(raw)
             }
             start = end
         }
-        return replies
     }
 
     // MARK: - Scripts

@@ -35,6 +35,83 @@ package struct RedisPipeline: Sendable {
         ends.append(buffer.count)
     }
 
+    /// Adds `name key arguments...` from views of already encoded
+    /// arguments' bytes (e.g. the operations of a fenced write), without
+    /// building a `RedisCommand` for each.
+    package mutating func add(_ name: String, _ arguments: ArraySlice<UInt8>...) {
+        add(name, arguments[...], then: [][...])
+    }
+
+    /// `name`, then `first`, then `rest`: e.g. `HSET key` and a range of field/value views.
+    package mutating func add(_ name: String, _ first: ArraySlice<ArraySlice<UInt8>>,
+                              then rest: ArraySlice<ArraySlice<UInt8>>) {
+        RedisCommand.appendArrayHeader(count: 1 + first.count + rest.count, to: &buffer)
+        appendBulk(Array(name.utf8)[...])
+        for argument in first { appendBulk(argument) }
+        for argument in rest { appendBulk(argument) }
+        ends.append(buffer.count)
+    }
+
+    private mutating func appendBulk(_ bytes: ArraySlice<UInt8>) {
+        buffer.append(36) // "$"
+        RedisCommand.appendDecimal(bytes.count, to: &buffer)
+        buffer.append(13); buffer.append(10)
+        buffer.append(contentsOf: bytes)
+        buffer.append(13); buffer.append(10)
+    }
+
+    /// Starts a command of `argumentCount` arguments (the name included),
+    /// which the caller then appends with exactly that many arguments through
+    /// `appendArgument` and `appendEncodedArguments`, then `endCommand()`.
+    package mutating func beginCommand(argumentCount: Int) {
+        RedisCommand.appendArrayHeader(count: argumentCount, to: &buffer)
+    }
+
+    /// One argument of the command begun by `beginCommand`.
+    package mutating func appendArgument(_ argument: StaticString) {
+        appendBulk(UnsafeBufferPointer(start: argument.utf8Start, count: argument.utf8CodeUnitCount))
+    }
+
+    /// One argument of the command begun by `beginCommand`.
+    package mutating func appendArgument(_ argument: String) {
+        var argument = argument
+        argument.withUTF8 { appendBulk($0) }
+    }
+
+    /// Arguments already encoded as RESP bulk strings, back to back (e.g. a
+    /// run of another command's encoding, `RedisCommand.withArgumentRanges`).
+    package mutating func appendEncodedArguments(_ encoded: Slice<UnsafeBufferPointer<UInt8>>) {
+        buffer.append(contentsOf: encoded)
+    }
+
+    /// Ends the command begun by `beginCommand`.
+    package mutating func endCommand() {
+        ends.append(buffer.count)
+    }
+
+    private mutating func appendBulk(_ bytes: UnsafeBufferPointer<UInt8>) {
+        buffer.append(36) // "$"
+        RedisCommand.appendDecimal(bytes.count, to: &buffer)
+        buffer.append(13); buffer.append(10)
+        buffer.append(contentsOf: bytes)
+        buffer.append(13); buffer.append(10)
+    }
+
+    /// Keeps the first `count` commands and drops the rest (and any command
+    /// begun after them and not ended).
+    package mutating func truncate(toCount count: Int) {
+        let end = count == 0 ? 0 : ends[count - 1]
+        buffer.removeSubrange(end...)
+        ends.removeSubrange(count...)
+    }
+
+    /// Appends every command of `other`, in order.
+    package mutating func add(contentsOf other: RedisPipeline) {
+        let offset = buffer.count
+        buffer.append(contentsOf: other.buffer)
+        ends.append(contentsOf: other.ends.lazy.map { $0 + offset })
+    }
+
     package mutating func add(contentsOf commands: some Sequence<RedisCommand>) {
         for command in commands { add(command) }
     }

@@ -12,6 +12,28 @@
 package protocol RedisStore: AnyObject {
     /// Replies in the pipeline's order. `onRetry(error, attempt)` before each back-off sleep.
     func execute(_ pipeline: RedisPipeline, onRetry: (RedisError, Int) -> Void) throws(RedisError) -> [RedisReply]
+    /// A check, then a transaction decided from its replies, both on one
+    /// connection (optimistic locking, `WATCH`/`MULTI`/`EXEC`).
+    ///
+    /// `check` must begin with `WATCH` of every key the decision reads; then
+    /// `transaction(checkReplies)` returns the commands to run between
+    /// `MULTI` and `EXEC` (empty: nothing to write; the keys are unwatched).
+    /// When a watched key changed before `EXEC` (its reply is nil), nothing
+    /// was applied and both run again, so the decision always rests on what
+    /// Redis held when the transaction ran. Retried like `execute` on
+    /// connection failures and transient refusals (`OOM`, `READONLY`, ...,
+    /// whether answered when a command is queued or at `EXEC`); `onRetry`
+    /// before each back-off sleep.
+    ///
+    /// - Returns: the check's replies, and what the transaction's commands
+    ///   answered: how many ran, and the errors among them (e.g. `WRONGTYPE`)
+    ///   by position (none ran when the transaction was empty).
+    /// - Throws: `RedisError`: non-retriable failures, a transaction Redis
+    ///   discarded for a non-transient reason (`EXECABORT`: a malformed
+    ///   command), or the last error once `shouldStop()` ends retrying.
+    ///   `.unsupported` on a Redis Cluster (its writes are split by slot).
+    func executeWatched(check: RedisPipeline, transaction: ([RedisReply]) -> RedisPipeline,
+                        onRetry: (RedisError, Int) -> Void) throws(RedisError) -> (check: [RedisReply], outcome: TransactionOutcome)
     /// One attempt of `execute`, for best-effort writes that must never hold
     /// the caller in a back-off: connects if needed, sends the pipeline once
     /// and returns its replies; a connection failure or a transient refusal
@@ -74,6 +96,34 @@ extension RedisStore {
 }
 
 extension ReconnectingRedis: RedisStore {
+    package func executeWatched(check: RedisPipeline, transaction: ([RedisReply]) -> RedisPipeline,
+                                onRetry: (RedisError, Int) -> Void) throws(RedisError) -> (check: [RedisReply], outcome: TransactionOutcome) {
+        try withConnection(onRetry: onRetry) { connection throws(RedisError) in
+            while true {
+                let checked = try connection.execute(check)
+                try WatchedTransaction.throwIfRefused(checked, context: "check of \(check.count) commands on \(endpoint)")
+                let body = transaction(checked)
+                if body.isEmpty {
+                    _ = try connection.execute(RedisPipeline([RedisCommand("UNWATCH")]))
+                    return (checked, TransactionOutcome(count: 0, errors: []))
+                }
+                var pipeline = RedisPipeline(reservingCapacity: body.byteCount + 32)
+                pipeline.add(RedisCommand("MULTI"))
+                pipeline.add(contentsOf: body)
+                pipeline.add(RedisCommand("EXEC"))
+                let context = "transaction of \(body.count) commands on \(endpoint)"
+                switch try connection.executeTransaction(pipeline) {
+                case .ran(let outcome):
+                    return (checked, outcome)
+                case .aborted:
+                    continue  // A watched key changed between the check and EXEC: nothing was applied; decide again.
+                case .discarded(let execError, let queueErrors):
+                    throw WatchedTransaction.discarded(execError: execError, queueErrors: queueErrors, context: context)
+                }
+            }
+        }
+    }
+
     package func serverRunId(onRetry: (RedisError, Int) -> Void) throws(RedisError) -> String {
         let reply = try execute(RedisPipeline([RedisCommand("INFO", "server")]), onRetry: onRetry).first
         return try RedisStoreInfo.runId(reply, context: "INFO server on \(endpoint)")
@@ -130,4 +180,68 @@ package enum RedisTarget: Sendable, Equatable, CustomStringConvertible {
                                 commandTimeoutMs: commandTimeoutMs, shouldStop: shouldStop)
         }
     }
+}
+
+/// Reading the replies of a `WATCH` ... `MULTI` ... `EXEC` round (`RedisStore.executeWatched`).
+package enum WatchedTransaction {
+    /// Throws the first transient refusal among `replies` (`OOM`, `READONLY`,
+    /// `LOADING`, ...) as a retriable `.server(prefix)` error.
+    package static func throwIfRefused(_ replies: [RedisReply], context: @autoclosure () -> String) throws(RedisError) {
+        for reply in replies {
+            guard let message = reply.errorMessage else { continue }
+            let prefix = RedisError.serverErrorPrefix(message)
+            if RedisError.transientServerPrefixes.contains(prefix) {
+                throw RedisError(kind: .server(prefix), message: message, context: context())
+            }
+        }
+    }
+
+    /// The error for a transaction Redis discarded: a transient refusal of a
+    /// queued command (`OOM`, `READONLY`, ...: Redis answers `EXECABORT`) or
+    /// of `EXEC` itself is retriable `.server(prefix)`; anything else (a
+    /// malformed command) is `.server` with its prefix and not retriable.
+    package static func discarded(execError: String, queueErrors: [String], context: String) -> RedisError {
+        for message in queueErrors + [execError] {
+            let prefix = RedisError.serverErrorPrefix(message)
+            if RedisError.transientServerPrefixes.contains(prefix) {
+                return RedisError(kind: .server(prefix), message: message, context: context)
+            }
+        }
+        let cause = queueErrors.first.map { " (first refusal: \($0))" } ?? ""
+        return RedisError(kind: .server(RedisError.serverErrorPrefix(execError)), message: execError + cause, context: context)
+    }
+}
+
+/// What `EXEC` answered for a transaction's commands, without the replies of
+/// those that succeeded.
+package struct TransactionOutcome: Sendable, Equatable {
+    /// A command Redis refused while running the transaction (e.g. `WRONGTYPE`).
+    package struct Failure: Sendable, Equatable {
+        /// Its position among the transaction's commands, from 0.
+        package var index: Int
+        package var message: String
+        package init(index: Int, message: String) {
+            self.index = index
+            self.message = message
+        }
+    }
+
+    /// How many commands ran.
+    package var count: Int
+    package var errors: [Failure]
+
+    package init(count: Int, errors: [Failure]) {
+        self.count = count
+        self.errors = errors
+    }
+}
+
+/// How a `MULTI` ... `EXEC` round ended (`RedisConnection.executeTransaction`).
+package enum TransactionReply: Sendable, Equatable {
+    case ran(TransactionOutcome)
+    /// A watched key changed: nothing was applied.
+    case aborted
+    /// Redis discarded the transaction (`EXECABORT` after a refused queued
+    /// command, or `EXEC` itself refused); nothing was applied.
+    case discarded(execError: String, queueErrors: [String])
 }

@@ -45,8 +45,13 @@ extension BenchCommand {
         var only: [Int] = []
         @Option(help: "Watermark alignment's event_time.max_drift for the runs (a duration, or off; repeatable: each variant runs once per value). Default: the topology's (the join window with the examples topic on, else off).")
         var maxDrift: [String] = []
+        @Option(name: .customLong("kafka"), help: ArgumentHelp("A librdkafka property for Freshet's clients in the runs, as the topology's kafka map sets it (repeatable).", valueName: "key=value"))
+        var kafkaProperties: [String] = []
 
         func validate() throws {
+            for text in kafkaProperties where !text.contains("=") {
+                throw ValidationError("--kafka \(text): expected key=value, e.g. --kafka max.partition.fetch.bytes=4194304")
+            }
             for text in maxDrift where parseMaxDrift(text) == nil {
                 throw ValidationError("--max-drift \(text): expected a duration like 10m or 1h, or off")
             }
@@ -67,9 +72,14 @@ extension BenchCommand {
             let loaded = try publisher.publish(SyntheticStream(config: config, count: events).lazy.map { ($0.topic == .impressions, $0.key, $0.json) })
             emit(String(format: "pre-loaded %d events in %.1f s", loaded, Date().timeIntervalSince(loadStart)))
 
+            let brokerBeforeDrain = services.serviceCPUSeconds().broker
             let drain = try DrainBenchmark.run(brokers: services.brokers, topics: ["interactions", "impressions"])
             let drainRate = Double(drain.records) / drain.seconds
-            emit(String(format: "librdkafka raw drain: %d records in %.2f s = %.0f records/s", drain.records, drain.seconds, drainRate))
+            var drainBroker = ""
+            if let before = brokerBeforeDrain, let after = services.serviceCPUSeconds().broker {
+                drainBroker = String(format: "; broker CPU %.1f s", after - before)
+            }
+            emit(String(format: "librdkafka raw drain: %d records in %.2f s = %.0f records/s", drain.records, drain.seconds, drainRate) + drainBroker)
 
             let variants: [(String, Int64, Bool, Bool)] = [
                 ("features, checkpoints on (5 s)", 5_000, false, false),
@@ -88,6 +98,10 @@ extension BenchCommand {
                 topology.embeddings.examples = examples
                 topology.admin.port = -1
                 topology.progressIntervalMs = 0
+                for property in kafkaProperties {
+                    let parts = property.split(separator: "=", maxSplits: 1)
+                    topology.kafka[String(parts[0])] = parts.count > 1 ? String(parts[1]) : ""
+                }
                 let group = "bench-\(interval)-\(UUID().uuidString.prefix(6))"
                 let options = ProcessorOptions(brokers: services.brokers, redisTarget: try RedisTarget(url: services.redisURL),
                                                group: group, stopAtEnd: true)
@@ -96,14 +110,20 @@ extension BenchCommand {
                 let processor = StreamProcessor(topology: topology, options: options, logger: logger)
                 PeakMemory.reset()
                 let cpuBefore = MachineFacts.processCPUSeconds()
+                let servicesBefore = services.serviceCPUSeconds()
                 let started = Date()
                 try processor.run()
                 let seconds = Date().timeIntervalSince(started)
                 let cpu = MachineFacts.processCPUSeconds() - cpuBefore
+                let servicesAfter = services.serviceCPUSeconds()
                 let rate = Double(loaded) / seconds
                 let alignment = topology.alignmentMaxDriftMs.map { "max drift \(DurationParser.describe($0)), \(processor.alignmentPauseCount) pauses" } ?? "alignment off"
                 emit(String(format: "freshet end to end, %@ (%@): %d events in %.2f s = %.0f events/s (%.0f%% of raw drain); process CPU %.1f s = %.0f events/s per core-second; peak RSS %.0f MiB",
                              label, alignment, loaded, seconds, rate, 100 * rate / drainRate, cpu, Double(loaded) / cpu, Double(PeakMemory.peakBytes()) / 1_048_576))
+                if let brokerBefore = servicesBefore.broker, let brokerAfter = servicesAfter.broker,
+                   let redisBefore = servicesBefore.redis, let redisAfter = servicesAfter.redis {
+                    emit(String(format: "  same interval: broker CPU %.1f s, Redis CPU %.1f s", brokerAfter - brokerBefore, redisAfter - redisBefore))
+                }
                 if let summary = processor.embeddingSummary { emit("  embeddings: \(summary)") }
             }
             }

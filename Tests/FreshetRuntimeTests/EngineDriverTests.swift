@@ -99,7 +99,7 @@ final class EngineDriverTests: XCTestCase {
         try driver.runToCompletion()
         try assertMatchesOracle(driver, oracle)
         XCTAssertEqual(consumed(driver), inputRecords(driver), "nothing replayed without a fault")
-        XCTAssertEqual(driver.redis.fencedRefusals, 0)
+        XCTAssertEqual(driver.fencedRefusals, 0)
     }
 
     /// A cooperative rebalance mid-stream moves half the partitions to a
@@ -126,7 +126,7 @@ final class EngineDriverTests: XCTestCase {
         driver.kafka.move(Array(moved.prefix(moved.count / 2)), from: b.consumer, to: a.consumer)
         try driver.runToCompletion()
         try assertMatchesOracle(driver, oracle)
-        XCTAssertEqual(driver.redis.fencedRefusals, 0, "a cooperative handover is never fenced")
+        XCTAssertEqual(driver.fencedRefusals, 0, "a cooperative handover is never fenced")
         XCTAssertEqual(consumed(driver), inputRecords(driver), "the new owners resumed where the old ones checkpointed")
     }
 
@@ -196,7 +196,7 @@ final class EngineDriverTests: XCTestCase {
         try driver.step(b)
         XCTAssertEqual(Set(b.consumer.assignment), Set(lost), "the new owner took the lost partitions at once")
         for _ in 0..<3 { try driver.step(a) }
-        XCTAssertGreaterThan(driver.redis.fencedRefusals, 0, "the zombie's writes were refused")
+        XCTAssertGreaterThan(driver.fencedRefusals, 0, "the zombie's writes were refused")
         try driver.runToCompletion()
         try assertMatchesOracle(driver, oracle, lettersMayRepeat: true)
     }
@@ -218,7 +218,7 @@ final class EngineDriverTests: XCTestCase {
         try driver.runToCompletion()
         driver.redis.pipelineDelayMs = 0
         try assertMatchesOracle(driver, oracle)
-        XCTAssertEqual(driver.redis.fencedRefusals, 0)
+        XCTAssertEqual(driver.fencedRefusals, 0)
         XCTAssertEqual(consumed(driver), inputRecords(driver), "the new owner resumed at the revoke's checkpoint")
     }
 

@@ -25,6 +25,8 @@ package final class EngineDriver {
     /// Clock advance per step, ms.
     package var stepMs: Int64
     package private(set) var instances: [Instance] = []
+    /// Writes refused by their epoch check, summed over every instance started.
+    package var fencedRefusals: Int { instances.reduce(0) { $0 + $1.processor.refusedWriteCount } }
     let logger: Logger
 
     /// One processor and its group member.

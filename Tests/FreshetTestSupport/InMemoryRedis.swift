@@ -3,8 +3,10 @@ import FreshetRedis
 import FreshetRuntime
 
 /// An in-memory Redis for the engine driver: strings, hashes and sorted sets,
-/// with the commands the engine sends (the fenced-write script by its SHA,
-/// the epoch script, HGETALL, HSCAN, HGET, GET, SET [NX], DEL, EXISTS) and
+/// with the commands the engine sends (fenced writes as WATCH/MULTI/EXEC
+/// transactions of HSET, ZADD, ZREMRANGEBYRANK, DEL and HDEL, or as the
+/// fenced-write script by its SHA; the epoch script, HGETALL, HSCAN, HGET,
+/// GET, SET [NX], DEL, EXISTS) and
 /// those the oracle comparison reads (HEXISTS, ZREVRANGE, KEYS). Scripts are
 /// recognised by their source or SHA and run as Swift here, with the same
 /// reply contract (`FencedWriteReply`); anything else answers an error, so a
@@ -45,7 +47,7 @@ package final class InMemoryRedis: FeatureStoreReading, @unchecked Sendable {
         return counts
     }
 
-    /// Fenced writes refused because their epoch was stale (a zombie's, or after a store loss).
+    /// Fenced-write scripts refused because their epoch was stale (the engine's transactions are counted by `EngineDriver.fencedRefusals`).
     package var fencedRefusals: Int {
         lock.lock(); defer { lock.unlock() }
         return refusals
@@ -93,6 +95,24 @@ package final class InMemoryRedis: FeatureStoreReading, @unchecked Sendable {
     }
 
     // MARK: - Commands
+
+    /// `RedisStore.executeWatched`: the check, the decision and the
+    /// transaction under the lock as one step, so no other client changes a
+    /// watched key in between (EXEC is never aborted here).
+    func executeWatched(check: [[[UInt8]]], transaction: ([RedisReply]) -> RedisPipeline) -> (check: [RedisReply], outcome: TransactionOutcome) {
+        let delay = pipelineDelayMs
+        if delay > 0 { Thread.sleep(forTimeInterval: Double(delay) / 1000) }
+        lock.lock(); defer { lock.unlock() }
+        let checked = check.map { run($0) }
+        let commands = transaction(checked).commands.map(\.arguments)
+        if commands.isEmpty { return (checked, TransactionOutcome(count: 0, errors: [])) }
+        counts["MULTI", default: 0] += 1
+        counts["EXEC", default: 0] += 1
+        let failures = commands.map { run($0) }.enumerated().compactMap { index, reply in
+            reply.errorMessage.map { TransactionOutcome.Failure(index: index, message: $0) }
+        }
+        return (checked, TransactionOutcome(count: commands.count, errors: failures))
+    }
 
     /// Runs commands atomically (one pipeline), one reply each.
     func execute(_ commands: [[[UInt8]]]) -> [RedisReply] {
@@ -183,6 +203,25 @@ package final class InMemoryRedis: FeatureStoreReading, @unchecked Sendable {
             return .array(data.keys.filter { Self.matches($0, text(0)) }.sorted().map { .bulk(Array($0.utf8)) })
         case "PING":
             return .status("PONG")
+        case "WATCH", "UNWATCH":
+            // Each `executeWatched` round runs under the lock as a whole: nothing can change a watched key.
+            return .status("OK")
+        case "HSET":
+            guard args.count >= 3, args.count % 2 == 1 else { return .error("ERR wrong number of arguments for 'hset'") }
+            let pairs = stride(from: 1, to: args.count, by: 2).map { (text($0), args[$0 + 1]) }
+            return hashSet(text(0), pairs) ? .integer(Int64(pairs.count)) : Self.wrongType
+        case "ZADD":
+            guard args.count == 3, let score = Double(text(1)) else { return .error("ERR syntax error") }
+            return sortedSetAdd(text(0), score: score, member: text(2)) ? .integer(1) : Self.wrongType
+        case "ZREMRANGEBYRANK":
+            // Only the form the engine sends: 0 -(keep + 1).
+            guard args.count == 3, text(1) == "0", let stop = Int(text(2)), stop < 0 else {
+                return .error("ERR the in-memory Redis supports only ZREMRANGEBYRANK key 0 -n")
+            }
+            return sortedSetRemoveLowest(text(0), keeping: -stop - 1) ? .integer(0) : Self.wrongType
+        case "HDEL":
+            guard args.count == 2 else { return .error("ERR the in-memory Redis supports only HDEL key field") }
+            return hashDelete(text(0), field: text(1)) ? .integer(1) : Self.wrongType
         default:
             return .error("ERR the in-memory Redis does not implement \(name)")
         }
@@ -222,48 +261,19 @@ package final class InMemoryRedis: FeatureStoreReading, @unchecked Sendable {
             switch op {
             case "H":
                 let count = Int(text(i + 2)) ?? 0
-                var fields: [String: [UInt8]]
-                switch data[key] {
-                case nil: fields = [:]
-                case .hash(let existing)?: fields = existing
-                default: fields = [:]; ok = false
-                }
-                if ok {
-                    for pair in 0..<count { fields[text(i + 3 + 2 * pair)] = ops[i + 4 + 2 * pair] }
-                    data[key] = .hash(fields)
-                }
+                ok = hashSet(key, (0..<count).map { (text(i + 3 + 2 * $0), ops[i + 4 + 2 * $0]) })
                 i += 3 + 2 * count
             case "Z":
-                if case .zset(var members)? = data[key] {
-                    members[text(i + 3)] = Double(text(i + 2)) ?? .nan
-                    data[key] = .zset(members)
-                } else if data[key] == nil {
-                    data[key] = .zset([text(i + 3): Double(text(i + 2)) ?? .nan])
-                } else {
-                    ok = false
-                }
+                ok = sortedSetAdd(key, score: Double(text(i + 2)) ?? .nan, member: text(i + 3))
                 i += 4
             case "T":
-                let keep = Int(text(i + 2)) ?? 0
-                if case .zset(let members)? = data[key] {
-                    let ordered = Self.ascending(members)
-                    var kept = members
-                    for entry in ordered.prefix(max(0, ordered.count - keep)) { kept[entry.member] = nil }
-                    data[key] = kept.isEmpty ? nil : .zset(kept)
-                } else if data[key] != nil {
-                    ok = false
-                }
+                ok = sortedSetRemoveLowest(key, keeping: Int(text(i + 2)) ?? 0)
                 i += 3
             case "D":
                 data[key] = nil
                 i += 2
             case "X":
-                if case .hash(var fields)? = data[key] {
-                    fields[text(i + 2)] = nil
-                    data[key] = fields.isEmpty ? nil : .hash(fields)
-                } else if data[key] != nil {
-                    ok = false
-                }
+                ok = hashDelete(key, field: text(i + 2))
                 i += 3
             default:
                 return .error("freshet: unknown operation \(op)")
@@ -277,6 +287,57 @@ package final class InMemoryRedis: FeatureStoreReading, @unchecked Sendable {
         }
         result[0] = .integer(applied)
         return .array(result)
+    }
+
+    /// HSET; false (nothing written) when the key holds another type.
+    private func hashSet(_ key: String, _ pairs: [(String, [UInt8])]) -> Bool {
+        var fields: [String: [UInt8]]
+        switch data[key] {
+        case nil: fields = [:]
+        case .hash(let existing)?: fields = existing
+        default: return false
+        }
+        for (field, value) in pairs { fields[field] = value }
+        data[key] = .hash(fields)
+        return true
+    }
+
+    /// ZADD of one member; false when the key holds another type.
+    private func sortedSetAdd(_ key: String, score: Double, member: String) -> Bool {
+        switch data[key] {
+        case nil: data[key] = .zset([member: score])
+        case .zset(var members)?:
+            members[member] = score
+            data[key] = .zset(members)
+        default: return false
+        }
+        return true
+    }
+
+    /// Removes all but the `keep` highest-scored members; false when the key holds another type.
+    private func sortedSetRemoveLowest(_ key: String, keeping keep: Int) -> Bool {
+        switch data[key] {
+        case nil: return true
+        case .zset(let members)?:
+            let ordered = Self.ascending(members)
+            var kept = members
+            for entry in ordered.prefix(max(0, ordered.count - keep)) { kept[entry.member] = nil }
+            data[key] = kept.isEmpty ? nil : .zset(kept)
+            return true
+        default: return false
+        }
+    }
+
+    /// HDEL of one field; false when the key holds another type.
+    private func hashDelete(_ key: String, field: String) -> Bool {
+        switch data[key] {
+        case nil: return true
+        case .hash(var fields)?:
+            fields[field] = nil
+            data[key] = fields.isEmpty ? nil : .hash(fields)
+            return true
+        default: return false
+        }
     }
 
     /// Members by score, then by member (Redis's order).
@@ -308,6 +369,11 @@ package final class InMemoryRedis: FeatureStoreReading, @unchecked Sendable {
 
         func execute(_ pipeline: RedisPipeline, onRetry: (RedisError, Int) -> Void) throws(RedisError) -> [RedisReply] {
             redis.execute(pipeline.commands.map(\.arguments))
+        }
+
+        func executeWatched(check: RedisPipeline, transaction: ([RedisReply]) -> RedisPipeline,
+                            onRetry: (RedisError, Int) -> Void) throws(RedisError) -> (check: [RedisReply], outcome: TransactionOutcome) {
+            redis.executeWatched(check: check.commands.map(\.arguments), transaction: transaction)
         }
 
         /// The in-memory store never refuses or fails: one attempt is the whole call.

@@ -55,6 +55,8 @@ package final class StreamProcessor: @unchecked Sendable {
     var producer: (any EngineProducer)!
     var output: KafkaTaskOutput!
     var writer: RedisWriter!
+    /// Writes of this instance refused by their epoch check so far (tests and diagnostics).
+    package var refusedWriteCount: Int { writer?.refusedWriteCount ?? 0 }
     var control: (any RedisStore)!
 
     // Topic layout, resolved at start (`prepareTopics`).

@@ -4,16 +4,17 @@ import FreshetRedis
 /// Writes tasks' fenced batches to Redis on a thread of its own, so the
 /// processing thread computes the next batch while this one is in flight.
 ///
-/// Batches are written in submission order, pipelined, each as one atomic
-/// script call per task (on a Redis Cluster, one per task and slot, see
-/// `ClusterFencing`; a task's parts are answered as one `FencedWriteReply`). On a connection failure or a transient refusal
+/// Batches are written in submission order, as optimistic transactions
+/// guarded by each task's epoch (`FencedTransaction`; on a Redis Cluster,
+/// one script call per task and slot, see `ClusterFencing`; a task's parts
+/// are answered as one `FencedWriteReply`). On a connection failure or a transient refusal
 /// (`OOM`, `READONLY`, `LOADING`, ... see `RedisError.transientServerPrefixes`)
 /// the writer retries with back-off and resends the whole batch (every write
 /// is an absolute value, so resending is harmless); meanwhile the bounded
 /// queue fills and `submit` blocks, which pauses consumption: an outage or a
 /// refusal pauses, it never drops data.
 ///
-/// A key Redis refuses for good (e.g. `WRONGTYPE`) is skipped by the script and
+/// A key Redis refuses for good (e.g. `WRONGTYPE`) is skipped and
 /// reported (`Report.rejectedKeys`); the rest of the batch lands.
 ///
 /// Abandoning: when retrying stops (the processor is stopping, `giveUp()`
@@ -67,6 +68,7 @@ package final class RedisWriter: @unchecked Sendable {
     private var abandoned: String?
     private var abandonedWith: RedisError?
     private var report = Report()
+    private var refusedWrites = 0
     private let maxQueuedBatches: Int
     /// Bounds on memory: `submit` waits while the queue holds this many
     /// encoded bytes (and at least one batch), and one pipeline carries at
@@ -212,6 +214,12 @@ package final class RedisWriter: @unchecked Sendable {
         return abandonedWith
     }
 
+    /// Writes refused by their epoch check so far (a zombie's, or after a store loss).
+    package var refusedWriteCount: Int {
+        condition.lock(); defer { condition.unlock() }
+        return refusedWrites
+    }
+
     package var pendingBatches: Int {
         condition.lock(); defer { condition.unlock() }
         return queue.count
@@ -283,6 +291,7 @@ package final class RedisWriter: @unchecked Sendable {
             case .written(let written):
                 problem = nil
                 report.fencedTasks.append(contentsOf: written.fencedTasks)
+                refusedWrites += written.fencedTasks.count
                 report.rejectedKeys.append(contentsOf: written.rejectedKeys)
                 report.failedCheckpoints.formUnion(written.failedCheckpoints)
                 report.failures.append(contentsOf: written.failures)
@@ -315,24 +324,18 @@ package final class RedisWriter: @unchecked Sendable {
     private func write(_ writes: [FencedWrite]) -> Outcome {
         guard !writes.isEmpty else { return .written(Report()) }
         if let cluster { return writeToCluster(writes, cluster.store, cluster.keys) }
-        var pipeline = RedisPipeline()
-        for write in writes {
-            pipeline.add(write.command)
-        }
-        let replies: [RedisReply]
+        let replies: [FencedWriteReply]
         do {
-            // Transient refusals (OOM, READONLY, ...) come back as the script's
-            // error reply; ReconnectingRedis retries the whole pipeline on them.
-            // (A restarted Redis has an empty script cache: ReconnectingRedis
-            // reloads the script and resends the pipeline, which is idempotent.)
-            replies = try redis.execute(pipeline, onRetry: { [self] error, attempt in
+            // Transient refusals (OOM, READONLY, ...) and lost connections are
+            // retried inside, the whole group again (every write is absolute).
+            replies = try FencedTransaction.apply(writes, through: redis, onRetry: { [self] error, attempt in
                 self.setProblem(error)
                 self.observer.redisRetry(error: error, attempt: attempt)
             })
         } catch {
             return .gaveUp(error)
         }
-        return .written(Self.report(writes, zip(writes, replies).map { FencedWriteReply($0.1) }))
+        return .written(Self.report(writes, replies))
     }
 
     /// On a cluster: each write split by slot (one script per slot, all

@@ -1,0 +1,46 @@
+@testable import FreshetRedis
+import XCTest
+
+/// Building commands from runs of another command's encoding
+/// (`RedisCommand.withArgumentRanges`, `RedisPipeline.beginCommand` ...):
+/// the bytes equal those of the same commands built argument by argument.
+final class RedisPipelineFramingTests: XCTestCase {
+    func testArgumentRangesLocateEveryArgumentFromTheFirstAsked() {
+        var command = RedisCommand("EVALSHA")
+        command.append("sha")
+        command.append([UInt8]([0, 13, 10, 255]))
+        command.append("")
+        let ranges = command.withArgumentRanges(from: 1) { bytes, ranges in
+            ranges.map { (Array(bytes[$0.content]), Array(bytes[$0.encoded])) }
+        }
+        XCTAssertEqual(ranges.map(\.0), [Array("sha".utf8), [0, 13, 10, 255], []])
+        XCTAssertEqual(ranges.map(\.1), [Array("$3\r\nsha\r\n".utf8), Array("$4\r\n".utf8) + [0, 13, 10, 255] + [13, 10], Array("$0\r\n\r\n".utf8)])
+    }
+
+    func testACommandFramedFromEncodedRunsEqualsOneBuiltArgumentByArgument() {
+        var source = RedisCommand("X")
+        for argument in ["key", "f1", "v1", "f2", "v\r\n2"] { source.append(argument) }
+        var framed = RedisPipeline()
+        source.withArgumentRanges(from: 1) { bytes, ranges in
+            framed.beginCommand(argumentCount: 6)
+            framed.appendArgument("HSET")
+            framed.appendEncodedArguments(bytes[ranges[0].encoded])
+            framed.appendEncodedArguments(bytes[ranges[1].encoded.lowerBound..<ranges[4].encoded.upperBound])
+            framed.endCommand()
+        }
+        framed.beginCommand(argumentCount: 2)
+        framed.appendArgument("DEL")
+        framed.appendArgument(String("key"))
+        framed.endCommand()
+        let expected = RedisPipeline([RedisCommand("HSET", "key", "f1", "v1", "f2", "v\r\n2"), RedisCommand("DEL", "key")])
+        XCTAssertEqual(framed.buffer, expected.buffer)
+        XCTAssertEqual(framed.commands.map(\.arguments), expected.commands.map(\.arguments))
+
+        var truncated = framed
+        truncated.truncate(toCount: 1)
+        XCTAssertEqual(truncated.commands.map(\.arguments), [expected.commands[0].arguments])
+        truncated.truncate(toCount: 0)
+        XCTAssertTrue(truncated.isEmpty)
+        XCTAssertEqual(truncated.byteCount, 0)
+    }
+}
