@@ -55,6 +55,27 @@ package struct DecodedEvent {
         }
     }
 
+    /// `withIds` for an event kept in a class's stored property (a task's
+    /// reused event): `mutating`, so the call borrows the stored value in
+    /// place, where a non-mutating call on a class's property copies it
+    /// first (retaining and releasing its three arrays per record). `body`
+    /// must not access the stored event itself (read its scalar fields
+    /// before the call); the shown items' positions come with the ids.
+    @inline(__always)
+    package mutating func withIdsInPlace(in input: UnsafeRawBufferPointer, _ body: (EventIds) -> Void) {
+        let request: JSONIdToken? = hasRequestId ? request : nil
+        let user = self.user, item = self.item, hasPositions = self.hasPositions
+        unescaped.withUnsafeBytes { scratch in
+            items.withUnsafeBufferPointer { items in
+                positions.withUnsafeBufferPointer { positions in
+                    body(EventIds(input: input, scratch: scratch, userToken: user, itemToken: item,
+                                  requestToken: request, items: items,
+                                  positionValues: hasPositions ? positions : UnsafeBufferPointer(start: nil, count: 0)))
+                }
+            }
+        }
+    }
+
     /// Moves escaped ids' unescaped bytes into `unescaped` (called once per decode).
     mutating func resolveEscapes(_ input: UnsafeRawBufferPointer) {
         unescaped.removeAll(keepingCapacity: true)
@@ -84,6 +105,8 @@ package struct EventIds {
     let itemToken: JSONIdToken
     let requestToken: JSONIdToken?
     let items: UnsafeBufferPointer<JSONIdToken>
+    /// The `positions` array when present (only from `withIdsInPlace`), else empty.
+    package internal(set) var positionValues = UnsafeBufferPointer<Int32>(start: nil, count: 0)
 
     @inline(__always)
     func bytes(_ t: JSONIdToken) -> UnsafeRawBufferPointer {
@@ -99,6 +122,9 @@ package struct EventIds {
     /// Shown item `k` of an impression.
     @inline(__always)
     package func shownItem(_ k: Int) -> UnsafeRawBufferPointer { bytes(items[k]) }
+    /// Position of shown item `k` (`DecodedEvent.position(at:)`); from `withIdsInPlace` only.
+    @inline(__always)
+    package func position(at k: Int) -> Int32? { k < positionValues.count ? positionValues[k] : nil }
 }
 
 extension EventIds {

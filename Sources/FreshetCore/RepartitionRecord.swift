@@ -81,50 +81,69 @@ package enum RepartitionRecord: Sendable, Equatable {
     }
 
     /// Appends an item event record from its fields, ids given as UTF-8
-    /// bytes: the one encoder of item events (`.item` records encode through
-    /// it), which a source task calls with the ids where the decoder found
-    /// them, building no `ItemEvent` or `String`.
+    /// bytes: `.item` records encode through it (`writeItem` writes the bytes).
     @inline(__always)
     package static func encodeItem(itemId: UnsafeRawBufferPointer, userId: UnsafeRawBufferPointer, ts: EventTimeMs,
                                    kind: ItemEvent.Kind, requestId: UnsafeRawBufferPointer?, origin: RecordOrigin,
                                    userHistoryEncoded: [UInt8], interactionCount: Int64? = nil,
                                    into w: inout ByteWriter) {
-        // One bounded scratch write and one append per record: this runs for every
-        // routed item event (several per source event).
+        // One bounded scratch write and one append per record.
+        let bound = itemMaxBytes(itemId: itemId, userId: userId, requestId: requestId,
+                                 userHistoryEncoded: userHistoryEncoded, interactionCount: interactionCount)
+        w.append(maxBytes: bound) { c in
+            writeItem(itemId: itemId, userId: userId, ts: ts, kind: kind, requestId: requestId, origin: origin,
+                      userHistoryEncoded: userHistoryEncoded, interactionCount: interactionCount, into: &c)
+        }
+    }
+
+    /// An upper bound of what `writeItem` writes for these fields.
+    @inline(__always)
+    package static func itemMaxBytes(itemId: UnsafeRawBufferPointer, userId: UnsafeRawBufferPointer,
+                                     requestId: UnsafeRawBufferPointer?, userHistoryEncoded: [UInt8],
+                                     interactionCount: Int64? = nil) -> Int {
         let v = RawByteCursor.maxVarintBytes
-        let bound = 8 + 8 * v + itemId.count + userId.count + (requestId?.count ?? 0) + RecordOrigin.maxEncodedBytes
+        return 8 + 8 * v + itemId.count + userId.count + (requestId?.count ?? 0) + RecordOrigin.maxEncodedBytes
             + (userHistoryEncoded.isEmpty ? 0 : 1 + userHistoryEncoded.count)
             + (interactionCount == nil ? 0 : 1 + v)
-        w.append(maxBytes: bound) { c in
-            c.write(byte: formatVersion)
-            c.write(byte: Tag.item.rawValue)
-            c.write(bytes: itemId)
-            c.write(bytes: userId)
-            c.write(zigzag: ts)
-            switch kind {
-            case .interaction(let action, let dwell):
-                c.write(byte: 1)
-                c.write(byte: action.rawValue)
-                c.write(optionalZigzag: dwell)
-            case .impression(let position):
-                c.write(byte: 2)
-                c.write(optionalZigzag: position.map(Int64.init))
-            }
-            if let requestId {
-                c.write(byte: 1)
-                c.write(bytes: requestId)
-            } else {
-                c.write(byte: 0)
-            }
-            origin.encode(into: &c)
-            if !userHistoryEncoded.isEmpty {
-                c.write(byte: ItemExtension.userHistory)
-                c.write(raw: userHistoryEncoded)
-            }
-            if let interactionCount {
-                c.write(byte: ItemExtension.interactionCount)
-                c.write(zigzag: interactionCount)
-            }
+    }
+
+    /// Writes an item event record from its fields, ids given as UTF-8 bytes:
+    /// the one encoder of item events. A source task calls it with the ids
+    /// where the decoder found them and a cursor over scratch space of
+    /// `itemMaxBytes` (building no `ItemEvent`, `String` or array).
+    @inline(__always)
+    package static func writeItem(itemId: UnsafeRawBufferPointer, userId: UnsafeRawBufferPointer, ts: EventTimeMs,
+                                  kind: ItemEvent.Kind, requestId: UnsafeRawBufferPointer?, origin: RecordOrigin,
+                                  userHistoryEncoded: [UInt8], interactionCount: Int64? = nil,
+                                  into c: inout RawByteCursor) {
+        c.write(byte: formatVersion)
+        c.write(byte: Tag.item.rawValue)
+        c.write(bytes: itemId)
+        c.write(bytes: userId)
+        c.write(zigzag: ts)
+        switch kind {
+        case .interaction(let action, let dwell):
+            c.write(byte: 1)
+            c.write(byte: action.rawValue)
+            c.write(optionalZigzag: dwell)
+        case .impression(let position):
+            c.write(byte: 2)
+            c.write(optionalZigzag: position.map(Int64.init))
+        }
+        if let requestId {
+            c.write(byte: 1)
+            c.write(bytes: requestId)
+        } else {
+            c.write(byte: 0)
+        }
+        origin.encode(into: &c)
+        if !userHistoryEncoded.isEmpty {
+            c.write(byte: ItemExtension.userHistory)
+            c.write(raw: userHistoryEncoded)
+        }
+        if let interactionCount {
+            c.write(byte: ItemExtension.interactionCount)
+            c.write(zigzag: interactionCount)
         }
     }
 
@@ -253,6 +272,7 @@ package enum RepartitionRecord: Sendable, Equatable {
 extension RecordOrigin {
     static let maxEncodedBytes = 1 + 3 * RawByteCursor.maxVarintBytes
 
+    @inline(__always)
     func encode(into c: inout RawByteCursor) {
         c.write(byte: sourceTopic)
         c.write(zigzag: Int64(partition))

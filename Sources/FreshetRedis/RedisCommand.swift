@@ -212,6 +212,23 @@ package struct RedisCommand: Sendable, Equatable, CustomStringConvertible {
         }.joined(separator: " ")
     }
 
+    /// Appends the arguments `body` writes, in one reservation of `maxBytes`
+    /// (which must bound what `body` writes: `RESPCursor.maxBytes(length:)`
+    /// per argument). Same bytes as appending them one by one.
+    package mutating func append(maxBytes: Int, _ write: (inout RESPCursor) -> Void) {
+        let start = body.count
+        // Zero-filled reservation (a memset), written in place, then cut to size.
+        body.append(contentsOf: repeatElement(0, count: maxBytes))
+        let (written, arguments) = body.withUnsafeMutableBytes { buffer -> (Int, Int) in
+            guard let base = buffer.baseAddress else { return (0, 0) }
+            var cursor = RESPCursor(base: base + start, capacity: maxBytes)
+            write(&cursor)
+            return (cursor.written, cursor.arguments)
+        }
+        body.removeLast(maxBytes - written)
+        argumentCount += arguments
+    }
+
     private mutating func appendHeader(length: Int) {
         argumentCount += 1
         body.append(36) // "$"

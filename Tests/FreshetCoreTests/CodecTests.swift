@@ -22,6 +22,24 @@ final class CodecTests: XCTestCase {
         XCTAssertTrue(r.isAtEnd)
     }
 
+    /// `RawByteCursor.write(raw:)` copies short ids with word loads and
+    /// stores: every length (each branch and its edges) copies exactly the
+    /// bytes, and nothing around them.
+    func testCursorRawWritesCopyEveryLengthExactly() {
+        for n in 0...40 {
+            let source = (0..<n).map { UInt8(truncatingIfNeeded: $0 &* 13 &+ 1) }
+            var out = [UInt8](repeating: 0xEE, count: n + 8)
+            out.withUnsafeMutableBytes { buffer in
+                var c = RawByteCursor(base: buffer.baseAddress! + 3, capacity: n + 2)
+                c.write(byte: 0xAA)
+                source.withUnsafeBytes { c.write(raw: $0) }
+                c.write(byte: 0xBB)
+                XCTAssertEqual(c.count, n + 2)
+            }
+            XCTAssertEqual(out, [0xEE, 0xEE, 0xEE, 0xAA] + source + [0xBB, 0xEE, 0xEE, 0xEE], "length \(n)")
+        }
+    }
+
     func testTruncationNamesTheField() {
         var w = ByteWriter()
         w.write(string: "abcdef")
@@ -85,6 +103,53 @@ final class CodecTests: XCTestCase {
         XCTAssertEqual(w.bytes.first, 0xAB)
         XCTAssertEqual(try RepartitionRecord.decode(Array(w.bytes.dropFirst())),
                        .watermark(WatermarkMarker(sourceTopic: 0, sourcePartition: -1, watermarkMs: -5)))
+    }
+
+    /// The item event's wire bytes, written out by hand from the format
+    /// (RepartitionRecord's doc): the encoder a source task writes through
+    /// (`writeItem` into its own scratch space) and `.item(...).encoded()`
+    /// must both produce exactly these.
+    func testItemEventWireBytes() {
+        let origin = RecordOrigin(sourceTopic: 0, partition: 3, offset: 5, subIndex: 2)
+        let interaction = RepartitionRecord.item(ItemEvent(itemId: "i9", userId: "u1", ts: 1,
+                                                           kind: .interaction(.watch, dwellMs: 4_500), requestId: "r7"),
+                                                 origin: origin)
+        let interactionBytes: [UInt8] = [1, 1, 2, 0x69, 0x39, 2, 0x75, 0x31, 2, // format, tag, "i9", "u1", ts 1
+                                         1, 2, 1, 0xA8, 0x46,                  // interaction, watch, dwell 4500
+                                         1, 2, 0x72, 0x37,                     // request id "r7"
+                                         0, 6, 10, 2]                          // origin
+        XCTAssertEqual(interaction.encoded(), interactionBytes)
+        let impression = RepartitionRecord.item(ItemEvent(itemId: "i9", userId: "u1", ts: -1,
+                                                          kind: .impression(position: nil)), origin: origin)
+        let impressionBytes: [UInt8] = [1, 1, 2, 0x69, 0x39, 2, 0x75, 0x31, 1, 2, 0, 0, 0, 6, 10, 2]
+        XCTAssertEqual(impression.encoded(), impressionBytes)
+
+        let history: [UInt8] = [1, 2, 0x69, 0x34] // one item, "i4"
+        for (kind, requestId, historyBytes, expected) in [
+            (ItemEvent.Kind.interaction(.watch, dwellMs: 4_500), "r7", [UInt8](), interactionBytes),
+            (.impression(position: nil), nil, [], impressionBytes),
+            (.interaction(.watch, dwellMs: 4_500), "r7", history, interactionBytes + [1] + history),
+        ] as [(ItemEvent.Kind, String?, [UInt8], [UInt8])] {
+            let ts: Int64 = expected == impressionBytes ? -1 : 1
+            let item = Array("i9".utf8), user = Array("u1".utf8), request = requestId.map { Array($0.utf8) }
+            let written: [UInt8] = item.withUnsafeBytes { i in
+                user.withUnsafeBytes { u in
+                    func write(_ r: UnsafeRawBufferPointer?) -> [UInt8] {
+                        let bound = RepartitionRecord.itemMaxBytes(itemId: i, userId: u, requestId: r,
+                                                                   userHistoryEncoded: historyBytes)
+                        return [UInt8](unsafeUninitializedCapacity: bound) { buffer, count in
+                            var c = RawByteCursor(base: UnsafeMutableRawPointer(buffer.baseAddress!), capacity: bound)
+                            RepartitionRecord.writeItem(itemId: i, userId: u, ts: ts, kind: kind, requestId: r,
+                                                        origin: origin, userHistoryEncoded: historyBytes, into: &c)
+                            count = c.count
+                        }
+                    }
+                    if let request { return request.withUnsafeBytes { write($0) } }
+                    return write(nil)
+                }
+            }
+            XCTAssertEqual(written, expected)
+        }
     }
 
     func testUnknownVersionIsRefused() {

@@ -31,14 +31,25 @@ final class KafkaTaskOutput: TaskOutput {
         targets[RepartitionTarget.users.rawValue] = (userTopic, userPartitions)
         if let countsTopic { targets[RepartitionTarget.counts.rawValue] = (countsTopic, userPartitions) }
         self.targets = targets
-        self.bundles = targets.map { Array(repeating: [], count: Int($0.partitions)) }
+        var firstBundle: [Int] = []
+        var bundleCount = 0
+        for target in targets {
+            firstBundle.append(bundleCount)
+            bundleCount += Int(target.partitions)
+        }
+        self.firstBundle = firstBundle
+        self.bundles = Array(repeating: [], count: bundleCount)
         self.deadLetterTopic = deadLetterTopic
     }
 
-    /// Bundles under construction, per target (`RepartitionTarget.rawValue`) and partition (see `RecordBundle`).
+    /// Bundles under construction (see `RecordBundle`), target-major: the
+    /// bundle of partition p of target t is `bundles[firstBundle[t] + p]`
+    /// (one flat array: a routed record's append goes through one array, not two).
     // Appended to per routed record, on the processing thread only: no
     // dynamic exclusivity checks.
-    @exclusivity(unchecked) private var bundles: [[[UInt8]]]
+    @exclusivity(unchecked) private var bundles: [[UInt8]]
+    /// Index in `bundles` of each target's (`RepartitionTarget.rawValue`) partition 0.
+    private let firstBundle: [Int]
     private var exampleBundles: [[UInt8]] = []
     /// A bundle is sent once it reaches this size, or at the end of the polled batch.
     static let bundleBytes = 256 * 1024
@@ -60,11 +71,11 @@ final class KafkaTaskOutput: TaskOutput {
     func repartition(_ target: RepartitionTarget, keyBytes: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) {
         let t = target.rawValue
         let partition = KafkaProducer.partition(forKey: keyBytes, partitionCount: targets[t].partitions)
-        let index = Int(partition)
+        let b = firstBundle[t] + Int(partition)
         // A bundle never outgrows one message: send it before a record that would not fit.
-        if bundles[t][index].count + value.count + Self.bundleEntryOverhead > messageBudget { sendBundle(t, index) }
-        RecordBundle.append(value, to: &bundles[t][index])
-        if bundles[t][index].count >= Self.bundleBytes { sendBundle(t, index) }
+        if bundles[b].count + value.count + Self.bundleEntryOverhead > messageBudget { sendBundle(t, Int(partition)) }
+        RecordBundle.append(value, to: &bundles[b])
+        if bundles[b].count >= Self.bundleBytes { sendBundle(t, Int(partition)) }
     }
 
     /// Markers follow the records they cover: pending bundles go first.
@@ -79,8 +90,10 @@ final class KafkaTaskOutput: TaskOutput {
     /// Sends every bundle under construction. Called after each polled batch and
     /// before the producer is flushed for a checkpoint.
     func sendPendingBundles() {
-        for t in bundles.indices {
-            for index in bundles[t].indices where !bundles[t][index].isEmpty { sendBundle(t, index) }
+        for t in targets.indices {
+            for index in 0..<Int(targets[t].partitions) where !bundles[firstBundle[t] + index].isEmpty {
+                sendBundle(t, index)
+            }
         }
         if let examplesTopic {
             for index in exampleBundles.indices where !exampleBundles[index].isEmpty {
@@ -91,9 +104,10 @@ final class KafkaTaskOutput: TaskOutput {
     }
 
     private func sendBundle(_ target: Int, _ index: Int) {
-        guard !bundles[target][index].isEmpty else { return }
-        send(topic: targets[target].topic, partition: Int32(index), key: nil, value: bundles[target][index])
-        bundles[target][index].removeAll(keepingCapacity: true)
+        let b = firstBundle[target] + index
+        guard !bundles[b].isEmpty else { return }
+        send(topic: targets[target].topic, partition: Int32(index), key: nil, value: bundles[b])
+        bundles[b].removeAll(keepingCapacity: true)
     }
 
     /// Dead letters carry the original bytes as the value (null for a null

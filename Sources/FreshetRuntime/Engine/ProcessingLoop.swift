@@ -146,6 +146,7 @@ extension StreamProcessor {
             || (!embeddingSyncHeld && sourceTasks.values.contains { $0.userEmbeddings?.republishing == true })
         var context = RenderContext(renderer: renderer, vectors: syncEmbeddings ? vectorSetToPublish(nowMs: nowMs) : nil,
                                     embeddings: EngineEmbeddingPublisher(processor: self))
+        context.collectsCounts = topology.embeddings.enabled && topology.embeddings.examples
         var writes: [FencedWrite] = []
         for task in taskManager.ordered {
             guard let epoch = taskManager.epochs[task.id] else { continue }

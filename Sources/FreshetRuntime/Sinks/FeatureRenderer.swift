@@ -1,5 +1,6 @@
 import FreshetCore
 import FreshetFeatures
+import FreshetRedis
 
 /// Turns the keys a task changed into absolute Redis writes in the documented layout.
 ///
@@ -19,6 +20,11 @@ package struct FeatureRenderer: Sendable {
     /// Freshness is sampled: a few written keys per flush are plenty for percentiles.
     static let maxSamples = 64
 
+    /// What one three-field `HSET` operation takes besides its key's and
+    /// variable values' bytes: nine arguments' framing (`RESPCursor.maxBytes`),
+    /// the field names, the op code, the field count and two integers.
+    static let hashOperationBytes = 9 * RESPCursor.maxBytes(length: 0) + 1 + 1 + 17 + 15 + 10 + 2 * 20
+
     package init(keys: RedisKeys, trendingTopK: Int, trending: TrendingDecay, halfLifeMs: Int64,
                 feast: FeastRows? = nil, freshetHashes: Bool = true) {
         self.keys = keys
@@ -30,23 +36,43 @@ package struct FeatureRenderer: Sendable {
     }
 
     /// Writes the changed users (Freshet hashes and/or Feast rows, as
-    /// configured); returns how many users were written.
+    /// configured); returns how many users were written. `counts` gets each
+    /// written user's interaction count when `collectCounts` (the examples'
+    /// serving feature; nobody reads it otherwise).
     @discardableResult
     package func renderUsers(_ store: UserFeatureStore, into write: inout FencedWrite, samples: inout [Int64],
-                            counts: inout [(String, Int64)]) -> Int {
+                            counts: inout [(String, Int64)], collectCounts: Bool = true) -> Int {
         if feast == nil {
-            // Freshet's hashes only: rendered straight from the store's slots.
-            // Straight into the command: no key String, no number Strings, no field array.
+            // Freshet's hashes only: rendered straight from the store's slots,
+            // each user's whole `HSET` written into the command in one
+            // reservation (no key String, no number Strings, no field array,
+            // one call per user instead of one per argument).
             var written = 0
-            let userPrefix = keys.userPrefix
-            store.takeDirtyRendered { userId, recentJSON, count, updatedMs in
-                written += 1
-                counts.append((userId, count))
-                write.beginHashSet(prefix: userPrefix, id: userId, fieldCount: 3)
-                write.appendHashField("recent_items_50", recentJSON)
-                write.appendHashField("interaction_count", count)
-                write.appendHashField("updated_ms", updatedMs)
-                if samples.count < Self.maxSamples { samples.append(updatedMs) }
+            var userPrefix = keys.userPrefix
+            userPrefix.withUTF8 { prefixUTF8 in
+                let prefix = UnsafeRawBufferPointer(prefixUTF8)
+                store.takeDirtyRendered { userId, recentJSON, count, updatedMs in
+                    written += 1
+                    if collectCounts { counts.append((userId, count)) }
+                    var id = userId
+                    id.withUTF8 { idUTF8 in
+                        recentJSON.withUnsafeBytes { json in
+                            let bound = Self.hashOperationBytes + prefix.count + idUTF8.count + json.count
+                            write.appendOperation(maxBytes: bound) { c in
+                                c.bulk("H")
+                                c.bulk(prefix, UnsafeRawBufferPointer(idUTF8))
+                                c.bulk(3)
+                                c.bulk("recent_items_50")
+                                c.bulk(json)
+                                c.bulk("interaction_count")
+                                c.bulk(count)
+                                c.bulk("updated_ms")
+                                c.bulk(updatedMs)
+                            }
+                        }
+                    }
+                    if samples.count < Self.maxSamples { samples.append(updatedMs) }
+                }
             }
             return written
         }
@@ -78,22 +104,35 @@ package struct FeatureRenderer: Sendable {
     package func renderItems(_ task: ItemTask, into write: inout FencedWrite, samples: inout [Int64]) -> Int {
         var trendingChanged = false
         var written = 0
-        let itemPrefix = keys.itemPrefix
+        var itemPrefixString = keys.itemPrefix
         let trendingKey = keys.trending
-        task.store.takeDirtyFeatures { itemId, features in
-            written += 1
-            if freshetHashes {
-                // Straight into the command: no key String, no number Strings, no field array.
-                write.beginHashSet(prefix: itemPrefix, id: itemId, fieldCount: 3)
-                write.appendHashField("popularity_7d", features.popularity7d)
-                write.appendHashField("impressions_7d", features.impressions7d)
-                write.appendHashField("updated_ms", features.updatedMs)
-            }
-            if let feast { write.hashSet(rawKey: feast.itemKey(itemId), feast.itemFields(features)) }
-            if samples.count < Self.maxSamples { samples.append(features.updatedMs) }
-            if let score = features.trendingLog2Score {
-                write.sortedSetAdd(trendingKey, score: score, member: itemId)
-                trendingChanged = true
+        itemPrefixString.withUTF8 { itemPrefixUTF8 in
+            let itemPrefix = UnsafeRawBufferPointer(itemPrefixUTF8)
+            task.store.takeDirtyFeatures { itemId, features in
+                written += 1
+                if freshetHashes {
+                    // Straight into the command in one reservation (as the users' hashes).
+                    var id = itemId
+                    id.withUTF8 { idUTF8 in
+                        write.appendOperation(maxBytes: Self.hashOperationBytes + itemPrefix.count + idUTF8.count) { c in
+                            c.bulk("H")
+                            c.bulk(itemPrefix, UnsafeRawBufferPointer(idUTF8))
+                            c.bulk(3)
+                            c.bulk("popularity_7d")
+                            c.bulk(features.popularity7d)
+                            c.bulk("impressions_7d")
+                            c.bulk(features.impressions7d)
+                            c.bulk("updated_ms")
+                            c.bulk(features.updatedMs)
+                        }
+                    }
+                }
+                if let feast { write.hashSet(rawKey: feast.itemKey(itemId), feast.itemFields(features)) }
+                if samples.count < Self.maxSamples { samples.append(features.updatedMs) }
+                if let score = features.trendingLog2Score {
+                    write.sortedSetAdd(trendingKey, score: score, member: itemId)
+                    trendingChanged = true
+                }
             }
         }
         if trendingChanged {

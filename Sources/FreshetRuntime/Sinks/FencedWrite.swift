@@ -114,6 +114,17 @@ package struct FencedWrite: Sendable {
         command.append(value)
     }
 
+    /// One operation written in place in one reservation: `write` adds its
+    /// arguments, the operation's code first (`"H"`, key, field count,
+    /// fields for an `HSET`), within `maxBytes` (`RESPCursor.maxBytes(length:)`
+    /// per argument). The bytes equal those of the same arguments appended
+    /// one by one (`beginHashSet` + `appendHashField`); the flush renders
+    /// each changed key this way (one call per key instead of one per argument).
+    package mutating func appendOperation(maxBytes: Int, _ write: (inout RESPCursor) -> Void) {
+        command.append(maxBytes: maxBytes, write)
+        operationCount += 1
+    }
+
     /// HDEL with a binary key and field name.
     package mutating func hashDelete(rawKey key: [UInt8], field: [UInt8]) {
         command.append("X")

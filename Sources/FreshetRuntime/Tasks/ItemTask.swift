@@ -69,7 +69,9 @@ package final class ItemTask {
             do {
                 if let view = try RepartitionRecord.itemView(bytes) {
                     guard duplicates.admit(view.origin) else { duplicatesDropped += 1; return }
-                    if store.apply(view, watermark: currentWatermark) == .droppedLate { lateDropped += 1 }
+                    // `if case`, not `==`: the enum's `Equatable` from another
+                    // module went through a witness table lookup per record.
+                    if case .droppedLate = store.apply(view, watermark: currentWatermark) { lateDropped += 1 }
                     if let embeddings, case .interaction(let action, _) = view.kind, action.isPositive {
                         embeddings.observePositive(view)
                     }
@@ -90,7 +92,7 @@ package final class ItemTask {
             // The counts stage's copies are for the join only: the features
             // and rows got every event directly.
             let joinOnly = origin.sourceTopic == Self.countsOrigin
-            if !joinOnly, store.apply(event, watermark: currentWatermark) == .droppedLate { lateDropped += 1 }
+            if !joinOnly, case .droppedLate = store.apply(event, watermark: currentWatermark) { lateDropped += 1 }
             embeddings?.process(event, store: store, output: output, joinOnly: joinOnly)
         case .watermark(let marker):
             let source = DuplicateFilter.Source(topic: marker.sourceTopic, partition: marker.sourcePartition)

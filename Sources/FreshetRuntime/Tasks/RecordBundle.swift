@@ -20,15 +20,29 @@ package enum RecordBundle {
         record.withUnsafeBytes { append($0, to: &bundle) }
     }
 
-    /// Appends one record given as borrowed bytes (copied).
+    /// Appends one record given as borrowed bytes (copied). The leading byte
+    /// (first record only) and the length varint go in one append, the record
+    /// in another (each byte appended alone was a uniqueness and capacity check).
     package static func append(_ record: UnsafeRawBufferPointer, to bundle: inout [UInt8]) {
-        if bundle.isEmpty { bundle.append(leadingByte) }
-        var length = UInt64(record.count)
-        while length >= 0x80 {
-            bundle.append(UInt8(truncatingIfNeeded: length) | 0x80)
-            length >>= 7
+        var head: (UInt64, UInt64) = (0, 0) // the leading byte and up to 10 varint bytes
+        let headCount = withUnsafeMutableBytes(of: &head) { h -> Int in
+            var i = 0
+            if bundle.isEmpty {
+                h[0] = leadingByte
+                i = 1
+            }
+            var length = UInt64(record.count)
+            while length >= 0x80 {
+                h[i] = UInt8(truncatingIfNeeded: length) | 0x80
+                length >>= 7
+                i += 1
+            }
+            h[i] = UInt8(length)
+            return i + 1
         }
-        bundle.append(UInt8(length))
+        withUnsafeBytes(of: &head) { h in
+            bundle.append(contentsOf: UnsafeRawBufferPointer(rebasing: h[..<headCount]).assumingMemoryBound(to: UInt8.self))
+        }
         bundle.append(contentsOf: record.assumingMemoryBound(to: UInt8.self))
     }
 

@@ -38,8 +38,6 @@ package final class SourceTask {
     /// The record being processed, its ids as bytes (reused: its buffers keep
     /// their capacity). Only this task's processing touches it, never reentrantly.
     @exclusivity(unchecked) private var decoded = DecodedEvent()
-    /// Where routed records are encoded before the output copies them (reused).
-    @exclusivity(unchecked) private var scratch = ByteWriter(capacity: 256)
     private var lastSentWatermark: EventTimeMs?
     /// This task's source topic in repartitioned records' origins and markers.
     private let sourceTopicCode: UInt8
@@ -98,17 +96,24 @@ package final class SourceTask {
                 let bytes = record.value
                 try decoder.decode(interaction: bytes, messageTimestampMs: record.timestampMs, nowMs: nowMs,
                                    into: &decoded)
-                watermark.observe(decoded.ts)
+                let event = EventFields(&decoded)
+                watermark.observe(event.ts)
                 var found: BadInput?
-                decoded.withIds(in: bytes) { ids in found = apply(interaction: ids, record: record, output: output) }
+                // In place (no copy of `decoded`); nothing below reads `decoded`.
+                decoded.withIdsInPlace(in: bytes) { ids in
+                    found = apply(interaction: ids, event, record: record, output: output)
+                }
                 problem = found
             case .impressions:
                 let bytes = record.value
                 try decoder.decode(impression: bytes, messageTimestampMs: record.timestampMs, nowMs: nowMs,
                                    into: &decoded)
-                watermark.observe(decoded.ts)
+                let event = EventFields(&decoded)
+                watermark.observe(event.ts)
                 var found: BadInput?
-                decoded.withIds(in: bytes) { ids in found = route(impression: ids, record: record, output: output) }
+                decoded.withIdsInPlace(in: bytes) { ids in
+                    found = route(impression: ids, event, record: record, output: output)
+                }
                 problem = found
             case .items, .users, .counts:
                 preconditionFailure("unreachable: checked in init")
@@ -129,8 +134,9 @@ package final class SourceTask {
     /// User features and routing of the interaction in `decoded` (ids as
     /// bytes, no `String` unless embeddings or re-keying by user need one).
     /// Returns the problem that dead-letters the record (an oversized routed record).
-    private func apply(interaction ids: EventIds, record: RecordView, output: TaskOutput) -> BadInput? {
-        let positive = decoded.action.isPositive
+    private func apply(interaction ids: EventIds, _ event: EventFields, record: RecordView,
+                       output: TaskOutput) -> BadInput? {
+        let positive = event.action.isPositive
         // Embeddings: the user's recent items before this positive (read
         // before the store applies it) travel with the routed positive.
         // The user is found by slot from the record's bytes (no String).
@@ -140,17 +146,17 @@ package final class SourceTask {
             userSlot = users.userSlot(validUTF8: ids.user)
             if let userSlot { history = side.encodedHistoryBefore(slot: userSlot, store: users) }
         }
-        users?.apply(userId: ids.user, itemId: ids.item, ts: decoded.ts, positive: positive)
+        users?.apply(userId: ids.user, itemId: ids.item, ts: event.ts, positive: positive)
         if let users, let side = userEmbeddings, positive, let slot = userSlot ?? users.userSlot(validUTF8: ids.user) {
             side.touch(slot: slot)
         }
         var tooLarge: BadInput?
         if routesThroughCounts {
             // Examples on: the counts stage gets the interaction with the count after it (Strings: not the features-only path).
-            tooLarge = routeToCounts(decodedInteraction(ids), record: record, output: output)
+            tooLarge = routeToCounts(decodedInteraction(ids, event), record: record, output: output)
         }
         if routesInteractionsByUser {
-            let interaction = decodedInteraction(ids)
+            let interaction = decodedInteraction(ids, event)
             let origin = self.origin(of: record)
             let bytes = RepartitionRecord.interaction(interaction, origin: origin).encoded()
             if bytes.count <= output.maxRepartitionRecordBytes {
@@ -160,16 +166,16 @@ package final class SourceTask {
             }
         }
         var eventTooLarge: BadInput?
-        routeOne(itemId: ids.item, ids: ids, kind: .interaction(decoded.action, dwellMs: decoded.dwellMs),
+        routeOne(itemId: ids.item, ids: ids, ts: event.ts, kind: .interaction(event.action, dwellMs: event.dwellMs),
                  history: history, index: 0, of: 1, record: record, output: output, tooLarge: &eventTooLarge)
         return eventTooLarge ?? tooLarge
     }
 
     /// The interaction in `decoded` as an `Interaction` (`String`s: for the
     /// re-keying by user and the counts stage, not the features-only path).
-    private func decodedInteraction(_ ids: EventIds) -> Interaction {
+    private func decodedInteraction(_ ids: EventIds, _ event: EventFields) -> Interaction {
         Interaction(userId: EventIds.string(ids.user), itemId: EventIds.string(ids.item),
-                    action: decoded.action, dwellMs: decoded.dwellMs, ts: decoded.ts,
+                    action: event.action, dwellMs: event.dwellMs, ts: event.ts,
                     requestId: ids.requestId.map(EventIds.string))
     }
 
@@ -177,15 +183,12 @@ package final class SourceTask {
     /// any message is not sent; the others are (their sub-indices keep their
     /// places, so duplicate filtering is unaffected), and the first oversized
     /// one is returned so the caller dead-letters the source record.
-    private func route(impression ids: EventIds, record: RecordView, output: TaskOutput) -> BadInput? {
+    private func route(impression ids: EventIds, _ event: EventFields, record: RecordView,
+                       output: TaskOutput) -> BadInput? {
         var tooLarge: BadInput?
-        let count = decoded.itemCount
-        // Read once: a method call on `decoded` per item would copy the value
-        // (and retain its arrays) each time.
-        let positions = decoded.hasPositions ? decoded.positions : []
+        let count = event.itemCount
         for k in 0..<count {
-            let position = k < positions.count ? positions[k] : nil
-            routeOne(itemId: ids.shownItem(k), ids: ids, kind: .impression(position: position),
+            routeOne(itemId: ids.shownItem(k), ids: ids, ts: event.ts, kind: .impression(position: ids.position(at: k)),
                      history: [], index: k, of: count, record: record, output: output, tooLarge: &tooLarge)
         }
         // The item features take the impression at once; with the counts
@@ -193,32 +196,37 @@ package final class SourceTask {
         if routesThroughCounts {
             let impression = Impression(requestId: ids.requestId.map(EventIds.string), userId: EventIds.string(ids.user),
                                         itemsShown: (0..<count).map { EventIds.string(ids.shownItem($0)) },
-                                        positions: decoded.hasPositions ? positions : nil, ts: decoded.ts)
+                                        positions: event.hasPositions ? Array(ids.positionValues) : nil, ts: event.ts)
             if let problem = routeToCounts(impression, record: record, output: output) { tooLarge = tooLarge ?? problem }
         }
         return tooLarge
     }
 
     /// Encodes one routed event (`ItemRouting`'s fields: the item, the event's
-    /// user, time and request id) into the reused scratch buffer (no
-    /// allocation per record once it has grown) and hands it to the output,
-    /// which copies it.
+    /// user, time and request id) into scratch space on the stack (no array,
+    /// no allocation) and hands it to the output, which copies it into its bundle.
     @inline(__always)
-    private func routeOne(itemId: UnsafeRawBufferPointer, ids: EventIds, kind: ItemEvent.Kind, history: [UInt8],
+    private func routeOne(itemId: UnsafeRawBufferPointer, ids: EventIds, ts: EventTimeMs, kind: ItemEvent.Kind,
+                          history: [UInt8],
                           index: Int, of count: Int, record: RecordView, output: TaskOutput,
                           tooLarge: inout BadInput?) {
         let origin = self.origin(of: record, subIndex: UInt32(index))
-        scratch.bytes.removeAll(keepingCapacity: true)
-        RepartitionRecord.encodeItem(itemId: itemId, userId: ids.user, ts: decoded.ts, kind: kind,
-                                     requestId: ids.requestId, origin: origin, userHistoryEncoded: history,
-                                     into: &scratch)
-        guard scratch.bytes.count <= output.maxRepartitionRecordBytes else {
-            if tooLarge == nil {
-                tooLarge = Self.tooLarge("item event \(index) of \(count)", scratch.bytes.count, output)
+        let bound = RepartitionRecord.itemMaxBytes(itemId: itemId, userId: ids.user, requestId: ids.requestId,
+                                                   userHistoryEncoded: history)
+        withUnsafeTemporaryAllocation(byteCount: bound, alignment: 1) { scratch in
+            guard let base = scratch.baseAddress else { return }
+            var c = RawByteCursor(base: base, capacity: scratch.count)
+            RepartitionRecord.writeItem(itemId: itemId, userId: ids.user, ts: ts, kind: kind,
+                                        requestId: ids.requestId, origin: origin, userHistoryEncoded: history,
+                                        into: &c)
+            guard c.count <= output.maxRepartitionRecordBytes else {
+                if tooLarge == nil {
+                    tooLarge = Self.tooLarge("item event \(index) of \(count)", c.count, output)
+                }
+                return
             }
-            return
+            output.repartition(.items, keyBytes: itemId, value: UnsafeRawBufferPointer(start: base, count: c.count))
         }
-        scratch.bytes.withUnsafeBytes { output.repartition(.items, keyBytes: itemId, value: $0) }
     }
 
     static func tooLarge(_ what: String, _ size: Int, _ output: TaskOutput) -> BadInput {
@@ -301,7 +309,8 @@ extension SourceTask: StreamTask {
     /// User features (and vectors when a sync is due) when this task keeps them.
     package func render(into write: inout FencedWrite, context: inout RenderContext) {
         guard let users else { return }
-        context.renderer.renderUsers(users, into: &write, samples: &context.samples, counts: &context.counts)
+        context.renderer.renderUsers(users, into: &write, samples: &context.samples, counts: &context.counts,
+                                     collectCounts: context.collectsCounts)
         if let vectors = context.vectors, let side = userEmbeddings {
             context.embeddings?.renderUserEmbeddings(side, store: users, set: vectors, into: &write)
         }
@@ -314,5 +323,27 @@ extension SourceTask: StreamTask {
         gauges.watermarkMs = watermark.watermark
         gauges.isInputWatermark = true
         return gauges
+    }
+}
+
+/// The scalar fields of the event in a source task's `decoded`, read before
+/// its ids are borrowed in place (`DecodedEvent.withIdsInPlace`), during
+/// which the task must not read `decoded` itself.
+private struct EventFields {
+    let ts: EventTimeMs
+    let action: Action
+    let dwellMs: Int64?
+    let itemCount: Int
+    let hasPositions: Bool
+
+    /// `inout` only to read the stored event in place: a by-value argument
+    /// from a class's property can be a copy of the whole value (its arrays retained).
+    @inline(__always)
+    init(_ event: inout DecodedEvent) {
+        ts = event.ts
+        action = event.action
+        dwellMs = event.dwellMs
+        itemCount = event.itemCount
+        hasPositions = event.hasPositions
     }
 }

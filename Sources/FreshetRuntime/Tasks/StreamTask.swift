@@ -151,8 +151,11 @@ package struct RenderContext {
     package let embeddings: EmbeddingPublisher?
     /// Event times of rendered changes (freshness histogram).
     package var samples: [Int64] = []
-    /// (user id, interaction count) of rendered users (the examples' serving feature).
+    /// (user id, interaction count) of rendered users (the examples' serving
+    /// feature), filled only when `collectsCounts`.
     package var counts: [(String, Int64)] = []
+    /// Whether `counts` is filled (the engine publishes it only with the examples topic on).
+    package var collectsCounts = true
 
     package init(renderer: FeatureRenderer, vectors: ItemVectorSet?, embeddings: EmbeddingPublisher?) {
         self.renderer = renderer

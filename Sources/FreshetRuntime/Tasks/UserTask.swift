@@ -69,7 +69,8 @@ extension UserTask: StreamTask {
     }
 
     package func render(into write: inout FencedWrite, context: inout RenderContext) {
-        context.renderer.renderUsers(users, into: &write, samples: &context.samples, counts: &context.counts)
+        context.renderer.renderUsers(users, into: &write, samples: &context.samples, counts: &context.counts,
+                                     collectCounts: context.collectsCounts)
     }
 
     package var gauges: TaskGauges {
