@@ -86,6 +86,8 @@ package enum FencedTransaction {
         init() {}
 
         init(_ writes: ArraySlice<FencedWrite>, current: [String: RedisReply]) {
+            // Re-framed operations take about the writes' own size: reserve it (no regrowth copies).
+            transaction = RedisPipeline(reservingCapacity: writes.reduce(0) { $0 + $1.byteCount })
             for (index, write) in zip(0..., writes) {
                 let held = current[write.epochKey]
                 guard case .bulk(let bytes)? = held, bytes.elementsEqual(String(write.epoch).utf8) else {

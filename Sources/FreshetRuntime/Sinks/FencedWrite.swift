@@ -24,7 +24,7 @@ package struct FencedWrite: Sendable {
     package private(set) var command: RedisCommand
     package private(set) var operationCount = 0
     /// Encoded size of the operations (for checkpoint size metrics).
-    package var byteCount: Int { command.encoded.count }
+    package var byteCount: Int { command.bodyByteCount }
 
     package init(task: TaskId, epochKey: String, epoch: Int64) {
         self.task = task
