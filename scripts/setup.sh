@@ -8,6 +8,9 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 state="$root/.freshet"
 mkdir -p "$state/lib" "$state/bin"
+# Links name the physical path: when .freshet is itself a link (a second
+# worktree sharing one install), they must not go through the worktree.
+state="$(cd "$state" && pwd -P)"
 
 need_apt=()
 for pkg in librdkafka-dev libhiredis-dev redis-server python3-venv libopenblas-dev liblapacke-dev; do

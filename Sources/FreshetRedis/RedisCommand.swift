@@ -133,21 +133,7 @@ package struct RedisCommand: Sendable, Equatable, CustomStringConvertible {
 
     /// The arguments as views into the encoding (no copy of their bytes), the name first.
     package var argumentSlices: [ArraySlice<UInt8>] {
-        var result: [ArraySlice<UInt8>] = []
-        result.reserveCapacity(argumentCount)
-        var index = 0
-        while index < body.count {
-            index += 1
-            var length = 0
-            while body[index] != 13 {
-                length = length * 10 + Int(body[index] - 48)
-                index += 1
-            }
-            index += 2
-            result.append(body[index..<(index + length)])
-            index += length + 2
-        }
-        return result
+        withArgumentRanges(from: 0) { _, ranges in ranges.map { body[$0.content] } }
     }
 
     /// Where one argument sits in the encoding (`RedisCommand.withArgumentRanges`).

@@ -35,31 +35,6 @@ package struct RedisPipeline: Sendable {
         ends.append(buffer.count)
     }
 
-    /// Adds `name key arguments...` from views of already encoded
-    /// arguments' bytes (e.g. the operations of a fenced write), without
-    /// building a `RedisCommand` for each.
-    package mutating func add(_ name: String, _ arguments: ArraySlice<UInt8>...) {
-        add(name, arguments[...], then: [][...])
-    }
-
-    /// `name`, then `first`, then `rest`: e.g. `HSET key` and a range of field/value views.
-    package mutating func add(_ name: String, _ first: ArraySlice<ArraySlice<UInt8>>,
-                              then rest: ArraySlice<ArraySlice<UInt8>>) {
-        RedisCommand.appendArrayHeader(count: 1 + first.count + rest.count, to: &buffer)
-        appendBulk(Array(name.utf8)[...])
-        for argument in first { appendBulk(argument) }
-        for argument in rest { appendBulk(argument) }
-        ends.append(buffer.count)
-    }
-
-    private mutating func appendBulk(_ bytes: ArraySlice<UInt8>) {
-        buffer.append(36) // "$"
-        RedisCommand.appendDecimal(bytes.count, to: &buffer)
-        buffer.append(13); buffer.append(10)
-        buffer.append(contentsOf: bytes)
-        buffer.append(13); buffer.append(10)
-    }
-
     /// Starts a command of `argumentCount` arguments (the name included),
     /// which the caller then appends with exactly that many arguments through
     /// `appendArgument` and `appendEncodedArguments`, then `endCommand()`.
