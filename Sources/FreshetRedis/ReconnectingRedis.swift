@@ -133,8 +133,9 @@ package final class ReconnectingRedis {
     }
 
     /// Sends the pipeline once; transient server states and flushed scripts
-    /// (reloaded here) in its replies are thrown, so the caller may resend it whole.
-    private func attempt(_ pipeline: RedisPipeline, on connection: RedisConnection) throws(RedisError) -> [RedisReply] {
+    /// (reloaded here) in its replies are thrown, so the caller may resend it
+    /// whole (also the check of `executeWatched`).
+    func attempt(_ pipeline: RedisPipeline, on connection: RedisConnection) throws(RedisError) -> [RedisReply] {
         let replies = try connection.execute(pipeline)
         for reply in replies {
             guard let message = reply.errorMessage else { continue }

@@ -258,13 +258,7 @@ package final class RedisConnection {
             if status != REDIS_OK { throw failure(context, during: during) }
             pendingReplies += end - start
             for index in start..<end {
-                var raw: UnsafeMutableRawPointer?
-                guard redisGetReply(context, &raw) == REDIS_OK, let raw else {
-                    throw failure(context, during: during)
-                }
-                pendingReplies -= 1
-                handle(index, raw.assumingMemoryBound(to: redisReply.self))
-                freeReplyObject(raw)
+                try withNextReply(during: during) { handle(index, $0) }
             }
             start = end
         }
@@ -435,6 +429,12 @@ package final class RedisConnection {
 
     /// Reads one reply (flushing the output buffer first, as hiredis does).
     private func readReply(during: String) throws(RedisError) -> RedisReply {
+        try withNextReply(during: during) { Self.convert($0) }
+    }
+
+    /// Reads one reply and hands hiredis's object to `body`, which must not
+    /// keep it: it is freed when `body` returns.
+    private func withNextReply<T>(during: String, _ body: (UnsafeMutablePointer<redisReply>) -> T) throws(RedisError) -> T {
         let context = try openContext(during)
         var raw: UnsafeMutableRawPointer?
         let status = redisGetReply(context, &raw)
@@ -443,7 +443,7 @@ package final class RedisConnection {
         }
         defer { freeReplyObject(raw) }
         pendingReplies -= 1
-        return Self.convert(raw.assumingMemoryBound(to: redisReply.self))
+        return body(raw.assumingMemoryBound(to: redisReply.self))
     }
 
     /// Builds the error for a failed hiredis call and closes the (now unusable) context.

@@ -100,8 +100,7 @@ extension ReconnectingRedis: RedisStore {
                                 onRetry: (RedisError, Int) -> Void) throws(RedisError) -> (check: [RedisReply], outcome: TransactionOutcome) {
         try withConnection(onRetry: onRetry) { connection throws(RedisError) in
             while true {
-                let checked = try connection.execute(check)
-                try WatchedTransaction.throwIfRefused(checked, context: "check of \(check.count) commands on \(endpoint)")
+                let checked = try attempt(check, on: connection)
                 let body = transaction(checked)
                 if body.isEmpty {
                     _ = try connection.execute(RedisPipeline([RedisCommand("UNWATCH")]))
@@ -184,18 +183,6 @@ package enum RedisTarget: Sendable, Equatable, CustomStringConvertible {
 
 /// Reading the replies of a `WATCH` ... `MULTI` ... `EXEC` round (`RedisStore.executeWatched`).
 package enum WatchedTransaction {
-    /// Throws the first transient refusal among `replies` (`OOM`, `READONLY`,
-    /// `LOADING`, ...) as a retriable `.server(prefix)` error.
-    package static func throwIfRefused(_ replies: [RedisReply], context: @autoclosure () -> String) throws(RedisError) {
-        for reply in replies {
-            guard let message = reply.errorMessage else { continue }
-            let prefix = RedisError.serverErrorPrefix(message)
-            if RedisError.transientServerPrefixes.contains(prefix) {
-                throw RedisError(kind: .server(prefix), message: message, context: context())
-            }
-        }
-    }
-
     /// The error for a transaction Redis discarded: a transient refusal of a
     /// queued command (`OOM`, `READONLY`, ...: Redis answers `EXECABORT`) or
     /// of `EXEC` itself is retriable `.server(prefix)`; anything else (a

@@ -72,16 +72,17 @@ package enum FencedTransaction {
     /// What one round decided: per write, its commands in the transaction or its refusal.
     struct Plan {
         enum Decision {
-            /// The write's commands are `range` of the transaction's.
-            case commands(Range<Int>)
+            /// The write's operations are in the transaction.
+            case inTransaction
             case refused(current: Int64?)
             case malformed(String)
         }
 
         var decisions: [Decision] = []
         var transaction = RedisPipeline()
-        /// Per transaction command: its write (index in the group) and operation (index in the write).
-        var origins: [(write: Int, operation: Int)] = []
+        /// Per transaction command: its write (index in the group) and where
+        /// its key sits in that write's encoding (to name a rejected key).
+        var origins: [(write: Int, key: Range<Int>)] = []
 
         init() {}
 
@@ -100,7 +101,7 @@ package enum FencedTransaction {
                     origins.removeSubrange(first...)
                     decisions.append(.malformed(problem))
                 } else {
-                    decisions.append(.commands(first..<origins.count))
+                    decisions.append(.inTransaction)
                 }
             }
         }
@@ -111,10 +112,10 @@ package enum FencedTransaction {
         private mutating func add(_ write: FencedWrite, _ writeIndex: Int) -> String? {
             write.command.withArgumentRanges(from: 5) { bytes, ops in
                 var i = 0
-                var operation = 0
                 while i < ops.count {
                     guard ops[i].content.count == 1, i + 1 < ops.count else { return "malformed operation at \(i)" }
                     let key = ops[i + 1].encoded
+                    let keyContent = ops[i + 1].content
                     switch bytes[ops[i].content.lowerBound] {
                     case UInt8(ascii: "H"):
                         guard i + 2 < ops.count, let count = Self.integer(bytes[ops[i + 2].content]), count > 0,
@@ -154,8 +155,7 @@ package enum FencedTransaction {
                         return "unknown operation at \(i)"
                     }
                     transaction.endCommand()
-                    origins.append((writeIndex, operation))
-                    operation += 1
+                    origins.append((writeIndex, keyContent))
                 }
                 return nil
             }
@@ -183,34 +183,18 @@ package enum FencedTransaction {
             var rejected = Array(repeating: [FencedWriteReply.RejectedKey](), count: decisions.count)
             for failure in outcome.errors {
                 let origin = origins[failure.index]
-                let write = writes[writes.startIndex + origin.write]
-                rejected[origin.write].append(.init(key: Self.key(ofOperation: origin.operation, in: write), message: failure.message))
+                let key = writes[writes.startIndex + origin.write].command.withArgumentRanges(from: 0) { bytes, _ in
+                    String(decoding: bytes[origin.key], as: UTF8.self)
+                }
+                rejected[origin.write].append(.init(key: key, message: failure.message))
             }
             return decisions.enumerated().map { index, decision in
                 switch decision {
                 case .refused(let current): return .refusedByEpoch(current: current)
                 case .malformed(let problem): return .failed("freshet: \(problem)")
-                case .commands: return .applied(rejected: rejected[index])
+                case .inTransaction: return .applied(rejected: rejected[index])
                 }
             }
-        }
-
-        /// The key of the `operation`-th operation of `write` (for a rejected key; not the hot path).
-        static func key(ofOperation operation: Int, in write: FencedWrite) -> String {
-            let ops = Array(write.command.argumentSlices.dropFirst(5))
-            var i = 0
-            var seen = 0
-            while i + 1 < ops.count {
-                if seen == operation { return String(decoding: ops[i + 1], as: UTF8.self) }
-                switch ops[i].first {
-                case UInt8(ascii: "H"): i += 3 + 2 * (Int(String(decoding: ops[i + 2], as: UTF8.self)) ?? 0)
-                case UInt8(ascii: "Z"): i += 4
-                case UInt8(ascii: "T"), UInt8(ascii: "X"): i += 3
-                default: i += 2
-                }
-                seen += 1
-            }
-            return "?"
         }
     }
 }
