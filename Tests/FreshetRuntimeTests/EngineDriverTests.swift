@@ -139,9 +139,7 @@ final class EngineDriverTests: XCTestCase {
     func testACrashBetweenCheckpointsReplaysExactly() throws {
         let driver = makeDriver()
         let oracle = try produce(driver)
-        let a = try driver.startInstance()
-        driver.assignEverything(to: a)
-        try driver.run(until: { !(driver.kafka.committed[driver.group] ?? [:]).isEmpty }, maxRounds: 100, "a first checkpoint")
+        let a = try startOneInstanceThroughAFirstCheckpoint(driver)
         // 40 ms of clock on, less than the 200 ms checkpoint interval:
         // records processed, not yet checkpointed.
         try driver.run(rounds: 4)
@@ -231,9 +229,7 @@ final class EngineDriverTests: XCTestCase {
     func testRedisRestartedEmptyRebuildsExactly() throws {
         let driver = makeDriver()
         let oracle = try produce(driver)
-        let a = try driver.startInstance()
-        driver.assignEverything(to: a)
-        try driver.run(until: { !(driver.kafka.committed[driver.group] ?? [:]).isEmpty }, maxRounds: 100, "a first checkpoint")
+        try startOneInstanceThroughAFirstCheckpoint(driver)
         try driver.run(rounds: 10)
         driver.redis.restartEmpty()
         try driver.runToCompletion()
@@ -247,9 +243,7 @@ final class EngineDriverTests: XCTestCase {
     func testAWholeStoreLossReadsTheDeadLetterTopicOncePerRebuildPass() throws {
         let driver = makeDriver()
         let oracle = try produce(driver)
-        let a = try driver.startInstance()
-        driver.assignEverything(to: a)
-        try driver.run(until: { !(driver.kafka.committed[driver.group] ?? [:]).isEmpty }, maxRounds: 100, "a first checkpoint")
+        try startOneInstanceThroughAFirstCheckpoint(driver)
         try driver.run(rounds: 10)
         let readsBefore = driver.cluster.readsFromTheBeginning
         driver.redis.restartEmpty()
@@ -259,5 +253,14 @@ final class EngineDriverTests: XCTestCase {
                        "one read of the dead-letter topic for all the source tasks rebuilt together (the old code read it once per task)")
         try driver.runToCompletion()
         try assertMatchesOracle(driver, oracle)
+    }
+
+    /// One instance owning every partition, run until its first checkpoint committed offsets.
+    @discardableResult
+    func startOneInstanceThroughAFirstCheckpoint(_ driver: EngineDriver) throws -> EngineDriver.Instance {
+        let a = try driver.startInstance()
+        driver.assignEverything(to: a)
+        try driver.run(until: { !(driver.kafka.committed[driver.group] ?? [:]).isEmpty }, maxRounds: 100, "a first checkpoint")
+        return a
     }
 }
