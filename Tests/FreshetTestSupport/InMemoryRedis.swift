@@ -26,7 +26,6 @@ package final class InMemoryRedis: FeatureStoreReading, @unchecked Sendable {
     private var runIdValue = UUID().uuidString
     /// Every command run so far, by name (upper case): lets a test see what the engine sent.
     private var counts: [String: Int] = [:]
-    private var refusals = 0
     private var delayMs = 0
 
     package init() {}
@@ -45,12 +44,6 @@ package final class InMemoryRedis: FeatureStoreReading, @unchecked Sendable {
     package var commandCounts: [String: Int] {
         lock.lock(); defer { lock.unlock() }
         return counts
-    }
-
-    /// Fenced-write scripts refused because their epoch was stale (the engine's transactions are counted by `EngineDriver.fencedRefusals`).
-    package var fencedRefusals: Int {
-        lock.lock(); defer { lock.unlock() }
-        return refusals
     }
 
     /// How long each pipeline of fenced writes (features, checkpoints) takes
@@ -246,7 +239,6 @@ package final class InMemoryRedis: FeatureStoreReading, @unchecked Sendable {
         let current: [UInt8]?
         if case .string(let bytes)? = data[epochKey] { current = bytes } else { current = nil }
         guard current == epoch else {
-            refusals += 1
             let shown = current.map { String(decoding: $0, as: UTF8.self) } ?? "missing"
             return .error("FENCED epoch \(String(decoding: epoch, as: UTF8.self)) is stale, current is \(shown)")
         }
