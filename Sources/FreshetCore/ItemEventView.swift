@@ -22,12 +22,14 @@ extension RepartitionRecord {
     /// exactly the records `decode` does, with the same errors.
     package static func itemView(_ bytes: UnsafeRawBufferPointer) throws(CodecError) -> ItemEventView? {
         var r = BorrowedByteReader(bytes)
-        let version = try r.readByte("repartition record format byte")
-        guard version == formatVersion else {
-            throw CodecError(.unknownVersion,
-                             "repartition record format \(version); this build reads format \(formatVersion)")
-        }
+        try readFormatVersion(&r)
         guard try r.readByte("repartition record tag") == Tag.item.rawValue else { return nil }
+        return try readItemView(&r)
+    }
+
+    /// An item event record's fields as a view, read after its format byte and tag.
+    @inline(__always)
+    static func readItemView(_ r: inout BorrowedByteReader) throws(CodecError) -> ItemEventView {
         let itemId = try r.readUTF8("item_event.item_id")
         try r.skipString("item_event.user_id")
         let ts = try r.readZigzag("item_event.ts")

@@ -2,8 +2,11 @@
 /// `<group>-users-repartition`).
 ///
 /// Wire format (version 1): `[format=1][tag]` then the payload. Tags:
-/// 1 = item event, 2 = interaction, 3 = watermark marker. Decoding refuses other
-/// format versions, so a rolling upgrade that changes the format must bump it.
+/// 1 = item event, 2 = interaction, 3 = watermark marker, 4 = the shown items
+/// of one impression bound for one item partition (`ImpressionItemsRecord`,
+/// read with `decodeEach` or `forEachItemView`: it stands for several item
+/// events). Decoding refuses other format versions, so a rolling upgrade that
+/// changes the format must bump it.
 ///
 /// Optional trailing extensions of an item event (each written only when
 /// present, in this order): `[ext=1][count varint][string]*` = the user's
@@ -18,7 +21,7 @@ package enum RepartitionRecord: Sendable, Equatable {
 
     package static let formatVersion: UInt8 = 1
 
-    enum Tag: UInt8 { case item = 1, interaction = 2, watermark = 3 }
+    enum Tag: UInt8 { case item = 1, interaction = 2, watermark = 3, impressionItems = 4 }
     enum ItemExtension {
         static let userHistory: UInt8 = 1
         static let interactionCount: UInt8 = 2
@@ -209,11 +212,7 @@ package enum RepartitionRecord: Sendable, Equatable {
     }
 
     static func decode(from r: inout BorrowedByteReader) throws(CodecError) -> RepartitionRecord {
-        let version = try r.readByte("repartition record format byte")
-        guard version == formatVersion else {
-            throw CodecError(.unknownVersion,
-                             "repartition record format \(version); this build reads format \(formatVersion)")
-        }
+        try readFormatVersion(&r)
         let tagByte = try r.readByte("repartition record tag")
         guard let tag = Tag(rawValue: tagByte) else {
             throw CodecError(.invalidTag, "repartition record tag \(tagByte)")
@@ -243,6 +242,8 @@ package enum RepartitionRecord: Sendable, Equatable {
             let origin = try RecordOrigin.decode(from: &r)
             record = .interaction(Interaction(userId: userId, itemId: itemId, action: action, dwellMs: dwell,
                                               ts: ts, requestId: requestId), origin: origin)
+        case .impressionItems:
+            throw CodecError(.invalidTag, "repartition record tag 4 (several item events): read it with decodeEach")
         case .watermark:
             let topic = try r.readByte("watermark.source_topic")
             let partition = try readInt32(&r, "watermark.source_partition")

@@ -98,6 +98,7 @@ package enum CoreBenchmark {
         var routed: [ItemEvent] = []
         routed.reserveCapacity(itemEvents)
         var offset: Int64 = 0
+        var routedBytes = 0
         let t2 = clock.now
         let c2 = threadCPUSeconds()
         if phases.contains(.source) { batch.forEach { topic, timestamp, buf in
@@ -113,27 +114,47 @@ package enum CoreBenchmark {
                                                      kind: .interaction(action, dwellMs: dwell), requestId: ids.requestId,
                                                      origin: RecordOrigin(sourceTopic: 0, partition: 0, offset: offset),
                                                      userHistoryEncoded: [], into: &writer)
-                        sink &+= writer.bytes.count
+                        routedBytes &+= writer.bytes.count
                     }
                 } else {
                     try decoder.decode(impression: buf, messageTimestampMs: timestamp, nowMs: now, into: &event)
                     let ts = event.ts, count = event.itemCount
+                    // As `SourceTask` routes: one record per item partition
+                    // (four, by a stand-in for Kafka's partitioner), a lone
+                    // item as an item event record.
                     event.withIds(in: buf) { ids in
-                        for k in 0..<count {
+                        let source = RecordOrigin(sourceTopic: 1, partition: 0, offset: offset)
+                        ImpressionItemsRecord.forEachPartitionGroup(count: count, partition: {
+                            Int32(KeyIndex.tag(bytes: ids.shownItem($0)) & 3)
+                        }) { group in
                             writer.bytes.removeAll(keepingCapacity: true)
-                            RepartitionRecord.encodeItem(itemId: ids.shownItem(k), userId: ids.user, ts: ts,
-                                                         kind: .impression(position: event.position(at: k)),
-                                                         requestId: ids.requestId,
-                                                         origin: RecordOrigin(sourceTopic: 1, partition: 0, offset: offset,
-                                                                              subIndex: UInt32(k)),
-                                                         userHistoryEncoded: [], into: &writer)
-                            sink &+= writer.bytes.count
+                            if group.count == 1, let k = group.first {
+                                var origin = source
+                                origin.subIndex = UInt32(k)
+                                RepartitionRecord.encodeItem(itemId: ids.shownItem(k), userId: ids.user, ts: ts,
+                                                             kind: .impression(position: event.position(at: k)),
+                                                             requestId: ids.requestId, origin: origin,
+                                                             userHistoryEncoded: [], into: &writer)
+                            } else {
+                                let idBytes = group.reduce(0) { $0 + ids.shownItem($1).count }
+                                let bound = ImpressionItemsRecord.maxBytes(userId: ids.user, requestId: ids.requestId,
+                                                                           count: group.count, itemIdBytes: idBytes)
+                                writer.append(maxBytes: bound) { c in
+                                    ImpressionItemsRecord.write(userId: ids.user, ts: ts, requestId: ids.requestId,
+                                                                source: source, count: group.count, item: { i in
+                                                                    let k = group[i]
+                                                                    return (ids.shownItem(k), event.position(at: k), UInt32(k))
+                                                                }, into: &c)
+                                }
+                            }
+                            routedBytes &+= writer.bytes.count
                         }
                     }
                 }
             } catch {}
         } }
         let sourceSeconds = seconds(clock.now - t2)
+        sink &+= routedBytes
         let sourceCPU = threadCPUSeconds() - c2
 
         // (4) Item stage alone over pre-routed events (routing excluded from timing).
@@ -162,7 +183,7 @@ package enum CoreBenchmark {
         return CoreBenchmarkReport(phases: phases, events: events, bytes: batch.payload.count, decoded: decoded,
                                    badEvents: bad, itemEvents: max(itemEvents, routed.count), decodeSeconds: decodeSeconds,
                                    pipelineSeconds: pipelineSeconds, sourceStageSeconds: sourceSeconds,
-                                   itemStageSeconds: itemSeconds,
+                                   itemStageSeconds: itemSeconds, routedBytes: routedBytes,
                                    cpuSeconds: (decodeCPU, pipelineCPU, sourceCPU, itemCPU), users: userStore.count,
                                    items: itemStore.count, droppedLate: itemStore.droppedLateCount,
                                    checksum: sink)
@@ -208,6 +229,8 @@ package struct CoreBenchmarkReport: Sendable, CustomStringConvertible {
     package var sourceStageSeconds: Double
     /// Item window counts + trending over pre-routed item events.
     package var itemStageSeconds: Double
+    /// Bytes of the item-keyed repartition records the source stage encoded.
+    package var routedBytes: Int
     /// Thread CPU seconds of the same four phases (decode, pipeline, source stage, item stage).
     package var cpuSeconds: (decode: Double, pipeline: Double, source: Double, item: Double)
     package var users: Int
@@ -233,7 +256,7 @@ package struct CoreBenchmarkReport: Sendable, CustomStringConvertible {
             lines.append("  decode + features:  \(rate(pipelineEventsPerSecond)) events/s (\(ms(pipelineSeconds))), single thread, both stages; \(perCPU(events, cpuSeconds.pipeline)) events per CPU-second")
         }
         if phases.contains(.source) {
-            lines.append("  source stage:       \(rate(sourceStageEventsPerSecond)) events/s (\(ms(sourceStageSeconds))) decode + user features + routing + record encoding; \(perCPU(events, cpuSeconds.source)) events per CPU-second")
+            lines.append("  source stage:       \(rate(sourceStageEventsPerSecond)) events/s (\(ms(sourceStageSeconds))) decode + user features + routing + record encoding; \(perCPU(events, cpuSeconds.source)) events per CPU-second; \(String(format: "%.1f", Double(routedBytes) / Double(events))) routed bytes an event")
         }
         if phases.contains(.item) {
             lines.append("  item stage:         \(rate(itemStageItemEventsPerSecond)) item events/s (\(ms(itemStageSeconds))) windows + trending; \(perCPU(itemEvents, cpuSeconds.item)) item events per CPU-second")

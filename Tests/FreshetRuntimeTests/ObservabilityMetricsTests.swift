@@ -47,6 +47,7 @@ final class ObservabilityMetricsTests: XCTestCase {
             "freshet_redis_rejected_keys_total": "counter", "freshet_checkpoint_store_lost_total": "counter",
             "freshet_ready": "gauge", "freshet_build_info": "gauge",
             "freshet_paused_partitions": "gauge", "freshet_alignment_pauses_total": "counter",
+            "freshet_undecodable_repartition_records_total": "counter",
         ]
         XCTAssertEqual(types, expected)
         XCTAssertEqual(helps["freshet_records_consumed_total"], "Kafka records consumed, by topic and partition.")

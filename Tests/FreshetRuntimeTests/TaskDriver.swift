@@ -193,6 +193,11 @@ final class TaskDriver {
             driver.append(TaskId(stage: stage(target), partition: partition), value)
         }
 
+        /// As the engine's output: impressions' shown items are grouped per item partition.
+        func partition(of target: RepartitionTarget, keyBytes: UnsafeRawBufferPointer) -> Int32? {
+            KafkaProducer.partition(forKey: keyBytes, partitionCount: driver.repartitionPartitions)
+        }
+
         func broadcast(_ target: RepartitionTarget, value: [UInt8]) {
             for partition in 0..<driver.repartitionPartitions {
                 driver.append(TaskId(stage: stage(target), partition: partition), value)

@@ -78,6 +78,10 @@ final class KafkaTaskOutput: TaskOutput {
         if bundles[b].count >= Self.bundleBytes { sendBundle(t, Int(partition)) }
     }
 
+    func partition(of target: RepartitionTarget, keyBytes: UnsafeRawBufferPointer) -> Int32? {
+        KafkaProducer.partition(forKey: keyBytes, partitionCount: targets[target.rawValue].partitions)
+    }
+
     /// Markers follow the records they cover: pending bundles go first.
     func broadcast(_ target: RepartitionTarget, value: [UInt8]) {
         sendPendingBundles()

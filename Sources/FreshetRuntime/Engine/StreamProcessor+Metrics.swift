@@ -23,7 +23,14 @@ extension StreamProcessor {
             lag(taskManager.inputs.topicPartition(of: id), task.nextOffset)
             let gauges = task.gauges
             for (count, total) in gauges.counts {
-                reportDelta(total, key: "\(count.rawValue)-\(id)", to: counter(for: count))
+                let grew = reportDelta(total, key: "\(count.rawValue)-\(id)", to: counter(for: count))
+                if count == .undecodable && grew > 0 {
+                    // Only Freshet writes these topics: a newer release in the
+                    // group (docs/OPERATIONS.md, "Repartition format and
+                    // upgrades") or damage. Either way its events are missing.
+                    logger.error("repartition records this release cannot read were skipped",
+                                 metadata: ["task": "\(id)", "skipped": "\(grew)", "total": "\(total)"])
+                }
             }
             if let store = gauges.store {
                 stats.metrics.stateEntries(store: "\(store.name)-\(id)").set(Double(store.entries))
@@ -60,14 +67,18 @@ extension StreamProcessor {
         case .deadLetterDuplicatesSkipped: return stats.metrics.deadLetterDuplicatesSkipped
         case .lateDropped: return stats.metrics.lateEventsDropped
         case .duplicatesDropped: return stats.metrics.repartitionDuplicatesDropped
+        case .undecodable: return stats.metrics.undecodableRepartitionRecords
         }
     }
 
-    /// Adds what a task's cumulative count grew by since the last report.
-    func reportDelta(_ total: Int, key: String, to counter: CoreMetrics.Counter) {
+    /// Adds what a task's cumulative count grew by since the last report; returns the growth.
+    @discardableResult
+    func reportDelta(_ total: Int, key: String, to counter: CoreMetrics.Counter) -> Int {
         let previous = reportedTotals[key] ?? 0
-        if total > previous { counter.increment(by: total - previous) }
         reportedTotals[key] = total
+        guard total > previous else { return 0 }
+        counter.increment(by: total - previous)
+        return total - previous
     }
 }
 

@@ -28,6 +28,7 @@
 // | freshet_paused_partitions | gauge | – | Source partitions this instance has paused for watermark alignment (`event_time.max_drift`). |
 // | freshet_alignment_pauses_total | counter | – | Pauses of a source partition by watermark alignment (each refetches what was prefetched). |
 // | freshet_repartition_duplicates_dropped_total | counter | – | Repartition records dropped as duplicates by (source partition, offset). |
+// | freshet_undecodable_repartition_records_total | counter | – | Repartition records no reader of this release understands (written by a newer release, or damaged); each growth is logged. |
 // | freshet_dead_letter_duplicates_skipped_total | counter | – | Dead letters a replay did not send again. |
 // | freshet_redis_fenced_writes_total | counter | – | Redis writes refused by fencing because a newer owner holds the partition. |
 // | freshet_redis_rejected_keys_total | counter | reason | Keys Redis refused for good (reason: the server's error prefix, e.g. WRONGTYPE); each is logged with its key, the rest of its batch lands. |
@@ -71,6 +72,7 @@ package final class FreshetMetrics: Sendable {
         package static let assignedPartitions = "freshet_assigned_partitions"
         package static let stateEntries = "freshet_state_entries"
         package static let repartitionDuplicatesDropped = "freshet_repartition_duplicates_dropped_total"
+        package static let undecodableRepartitionRecords = "freshet_undecodable_repartition_records_total"
         package static let deadLetterDuplicatesSkipped = "freshet_dead_letter_duplicates_skipped_total"
         package static let redisFencedWrites = "freshet_redis_fenced_writes_total"
         package static let redisRejectedKeys = "freshet_redis_rejected_keys_total"
@@ -110,6 +112,7 @@ package final class FreshetMetrics: Sendable {
         static let assignedPartitions = "Partitions currently assigned to this instance."
         static let stateEntries = "Entries in a keyed state store."
         static let repartitionDuplicatesDropped = "Repartition records dropped as duplicates."
+        static let undecodableRepartitionRecords = "Repartition records this release cannot read (a newer writer, or damage); skipped."
         static let deadLetterDuplicatesSkipped = "Dead letters not sent again by a replay (already sent before a crash)."
         static let redisFencedWrites = "Redis writes refused by fencing (a newer owner holds the partition)."
         static let redisRejectedKeys = "Keys Redis refused for good (e.g. WRONGTYPE); the rest of their batch landed."
@@ -130,6 +133,7 @@ package final class FreshetMetrics: Sendable {
     package let rebalances: CoreMetrics.Counter
     package let assignedPartitions: Meter
     package let repartitionDuplicatesDropped: CoreMetrics.Counter
+    package let undecodableRepartitionRecords: CoreMetrics.Counter
     package let deadLetterDuplicatesSkipped: CoreMetrics.Counter
     package let redisFencedWrites: CoreMetrics.Counter
     package let ready: Meter
@@ -166,6 +170,7 @@ package final class FreshetMetrics: Sendable {
         rebalances = counter(Name.rebalances, Help.rebalances)
         assignedPartitions = meter(Name.assignedPartitions, Help.assignedPartitions)
         repartitionDuplicatesDropped = counter(Name.repartitionDuplicatesDropped, Help.repartitionDuplicatesDropped)
+        undecodableRepartitionRecords = counter(Name.undecodableRepartitionRecords, Help.undecodableRepartitionRecords)
         deadLetterDuplicatesSkipped = counter(Name.deadLetterDuplicatesSkipped, Help.deadLetterDuplicatesSkipped)
         redisFencedWrites = counter(Name.redisFencedWrites, Help.redisFencedWrites)
         ready = meter(Name.ready, Help.ready)

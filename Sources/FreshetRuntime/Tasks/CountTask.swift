@@ -226,7 +226,7 @@ extension CountTask: StreamTask {
         var gauges = TaskGauges()
         gauges.store = ("counts", timelines.userCount)
         gauges.watermarkMs = released
-        gauges.counts = [(.duplicatesDropped, duplicatesDropped)]
+        gauges.counts = [(.duplicatesDropped, duplicatesDropped), (.undecodable, undecodable)]
         return gauges
     }
 }

@@ -67,7 +67,7 @@ package final class ItemTask {
         // `String` for a known item).
         let complete = RecordBundle.forEachRecord(in: record.value) { bytes in
             do {
-                if let view = try RepartitionRecord.itemView(bytes) {
+                let itemEvents = try RepartitionRecord.forEachItemView(bytes) { view in
                     guard duplicates.admit(view.origin) else { duplicatesDropped += 1; return }
                     // `if case`, not `==`: the enum's `Equatable` from another
                     // module went through a witness table lookup per record.
@@ -75,9 +75,8 @@ package final class ItemTask {
                     if let embeddings, case .interaction(let action, _) = view.kind, action.isPositive {
                         embeddings.observePositive(view)
                     }
-                } else {
-                    process(try RepartitionRecord.decode(bytes), nowMs: nowMs, output: output)
                 }
+                if !itemEvents { process(try RepartitionRecord.decode(bytes), nowMs: nowMs, output: output) }
             } catch {
                 undecodable += 1
             }
@@ -224,7 +223,7 @@ extension ItemTask: StreamTask {
         var gauges = TaskGauges()
         gauges.store = ("items", store.count)
         gauges.watermarkMs = currentWatermark
-        gauges.counts = [(.lateDropped, lateDropped), (.duplicatesDropped, duplicatesDropped)]
+        gauges.counts = [(.lateDropped, lateDropped), (.duplicatesDropped, duplicatesDropped), (.undecodable, undecodable)]
         return gauges
     }
 }

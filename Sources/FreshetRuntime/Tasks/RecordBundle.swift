@@ -47,7 +47,8 @@ package enum RecordBundle {
     }
 
     /// Decodes each repartitioned record of `value` (a bundle or a single
-    /// record) and passes it to `body`. Returns how many could not be read:
+    /// record) and passes it to `body` (an `ImpressionItemsRecord` as the
+    /// item events it stands for). Returns how many could not be read:
     /// only Freshet writes these topics, so such a record comes from a newer or
     /// foreign writer, and skipping it (counted) keeps the task alive.
     package static func decodeEach(_ value: [UInt8], _ body: (RepartitionRecord) -> Void) -> Int {
@@ -59,7 +60,7 @@ package enum RecordBundle {
         var undecodable = 0
         let complete = forEachRecord(in: value) { bytes in
             do {
-                body(try RepartitionRecord.decode(bytes))
+                try RepartitionRecord.decodeEach(bytes, body)
             } catch {
                 undecodable += 1
             }

@@ -187,9 +187,13 @@ package final class SourceTask {
                        output: TaskOutput) -> BadInput? {
         var tooLarge: BadInput?
         let count = event.itemCount
-        for k in 0..<count {
-            routeOne(itemId: ids.shownItem(k), ids: ids, ts: event.ts, kind: .impression(position: ids.position(at: k)),
-                     history: [], index: k, of: count, record: record, output: output, tooLarge: &tooLarge)
+        if count > 1, output.partition(of: .items, keyBytes: ids.shownItem(0)) != nil {
+            routeGrouped(impression: ids, ts: event.ts, count: count, record: record, output: output, tooLarge: &tooLarge)
+        } else {
+            for k in 0..<count {
+                routeOne(itemId: ids.shownItem(k), ids: ids, ts: event.ts, kind: .impression(position: ids.position(at: k)),
+                         history: [], index: k, of: count, record: record, output: output, tooLarge: &tooLarge)
+            }
         }
         // The item features take the impression at once; with the counts
         // stage its join copy goes there too (stamped and released later).
@@ -200,6 +204,46 @@ package final class SourceTask {
             if let problem = routeToCounts(impression, record: record, output: output) { tooLarge = tooLarge ?? problem }
         }
         return tooLarge
+    }
+
+    /// Routes an impression's shown items with one record per item partition
+    /// they go to (`ImpressionItemsRecord`: the user, time, request id and
+    /// source position once), in increasing item index within each; an item
+    /// alone in its partition goes as an item event record. A group that
+    /// would not fit in a message goes item by item.
+    private func routeGrouped(impression ids: EventIds, ts: EventTimeMs, count: Int, record: RecordView,
+                              output: TaskOutput, tooLarge: inout BadInput?) {
+        ImpressionItemsRecord.forEachPartitionGroup(count: count, partition: {
+            output.partition(of: .items, keyBytes: ids.shownItem($0)) ?? 0
+        }) { group in
+            let idBytes = group.reduce(0) { $0 + ids.shownItem($1).count }
+            if group.count == 1 || !routeGroup(group, itemIdBytes: idBytes, ids: ids, ts: ts, record: record, output: output) {
+                for k in group {
+                    routeOne(itemId: ids.shownItem(k), ids: ids, ts: ts, kind: .impression(position: ids.position(at: k)),
+                             history: [], index: k, of: count, record: record, output: output, tooLarge: &tooLarge)
+                }
+            }
+        }
+    }
+
+    /// Sends the shown items `members` (one item partition's, increasing) as
+    /// one `ImpressionItemsRecord`; false when it would not fit in a message.
+    private func routeGroup(_ members: UnsafeBufferPointer<Int>, itemIdBytes: Int, ids: EventIds, ts: EventTimeMs,
+                            record: RecordView, output: TaskOutput) -> Bool {
+        let bound = ImpressionItemsRecord.maxBytes(userId: ids.user, requestId: ids.requestId, count: members.count,
+                                                   itemIdBytes: itemIdBytes)
+        return withUnsafeTemporaryAllocation(byteCount: bound, alignment: 1) { scratch in
+            guard let base = scratch.baseAddress else { return false }
+            var c = RawByteCursor(base: base, capacity: scratch.count)
+            ImpressionItemsRecord.write(userId: ids.user, ts: ts, requestId: ids.requestId, source: origin(of: record),
+                                        count: members.count, item: { i in
+                                            let k = members[i]
+                                            return (ids.shownItem(k), ids.position(at: k), UInt32(k))
+                                        }, into: &c)
+            guard c.count <= output.maxRepartitionRecordBytes else { return false }
+            output.repartition(.items, keyBytes: ids.shownItem(members[0]), value: UnsafeRawBufferPointer(start: base, count: c.count))
+            return true
+        }
     }
 
     /// Encodes one routed event (`ItemRouting`'s fields: the item, the event's

@@ -188,4 +188,6 @@ package enum TaskCount: String, Sendable {
     case lateDropped = "late"
     /// `freshet_repartition_duplicates_dropped_total`
     case duplicatesDropped = "dup"
+    /// `freshet_undecodable_repartition_records_total` (logged as it grows)
+    case undecodable
 }

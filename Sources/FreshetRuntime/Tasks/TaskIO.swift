@@ -92,6 +92,12 @@ package protocol TaskOutput: AnyObject {
     /// or array per routed record. The default builds both and calls
     /// `repartition(_:key:value:)`.
     func repartition(_ target: RepartitionTarget, keyBytes: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer)
+    /// The partition of `target` a record keyed by `keyBytes` goes to, when
+    /// the output routes by Kafka's default partitioner; nil when it cannot
+    /// say. A source task then packs the shown items of an impression that
+    /// share a partition into one record (`ImpressionItemsRecord`); with nil
+    /// it sends one record per shown item. The default is nil.
+    func partition(of target: RepartitionTarget, keyBytes: UnsafeRawBufferPointer) -> Int32?
     /// Sends a watermark marker to every partition of `target`.
     func broadcast(_ target: RepartitionTarget, value: [UInt8])
     /// Sends the original bytes of a bad record to the dead-letter topic with the reason.
@@ -104,6 +110,8 @@ extension TaskOutput {
     package func repartition(_ target: RepartitionTarget, keyBytes: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) {
         repartition(target, key: String(decoding: keyBytes, as: UTF8.self), value: Array(value))
     }
+
+    package func partition(of target: RepartitionTarget, keyBytes: UnsafeRawBufferPointer) -> Int32? { nil }
 
     package func example(key: String, value: [UInt8]) {}
     package var maxRepartitionRecordBytes: Int { .max }

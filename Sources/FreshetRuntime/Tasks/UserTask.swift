@@ -76,7 +76,7 @@ extension UserTask: StreamTask {
     package var gauges: TaskGauges {
         var gauges = TaskGauges()
         gauges.store = ("users", users.count)
-        gauges.counts = [(.duplicatesDropped, duplicatesDropped)]
+        gauges.counts = [(.duplicatesDropped, duplicatesDropped), (.undecodable, undecodable)]
         return gauges
     }
 }

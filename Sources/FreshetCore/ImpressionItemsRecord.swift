@@ -1,0 +1,225 @@
+/// The shown items of one impression that route to the same item partition,
+/// in one repartition record (tag 4, `RepartitionRecord.Tag.impressionItems`).
+///
+/// An impression fans out to one item event per shown item, and every one
+/// of them repeated the impression's user id, time, request id and source
+/// position: about 50 bytes a shown item, of which the item id was 8. Shown
+/// items are 85% of the item events on a recommender's stream, so the
+/// repartition topic carried more bytes than the source topics. One record
+/// per (impression, item partition) carries those fields once:
+///
+///     [format=1][tag=4][user_id][ts zigzag][request_id optional]
+///     [origin.source_topic][origin.partition zigzag][origin.offset zigzag]
+///     [count varint] count × ([item_id][position optional zigzag][sub_index varint])
+///
+/// Strings are a varint length and UTF-8 bytes. The record means exactly the
+/// `count` item events `RepartitionRecord.item` records it replaces (same
+/// fields, same origins, in increasing `sub_index`), so duplicate filtering
+/// and every feature are unchanged; readers expand it
+/// (`RepartitionRecord.forEachItemView`, `RepartitionRecord.decodeEach`).
+/// Readers before this record refuse tag 4 (see docs/OPERATIONS.md,
+/// "Repartition format and upgrades").
+package enum ImpressionItemsRecord {
+    /// One shown item of the group: its id bytes, position in the impression
+    /// (nil when the impression carried none) and index among the shown items.
+    package typealias Item = (id: UnsafeRawBufferPointer, position: Int32?, subIndex: UInt32)
+
+    /// An upper bound of the bytes `write` produces: the shared fields plus,
+    /// per item, `itemIdBytes` in total and three varints.
+    @inline(__always)
+    package static func maxBytes(userId: UnsafeRawBufferPointer, requestId: UnsafeRawBufferPointer?,
+                                 count: Int, itemIdBytes: Int) -> Int {
+        let v = RawByteCursor.maxVarintBytes
+        return 4 + 5 * v + userId.count + (requestId?.count ?? 0) + RecordOrigin.maxEncodedBytes
+            + itemIdBytes + count * (1 + 3 * v)
+    }
+
+    /// Writes the record of the `count` items `item(0..<count)` (in the order
+    /// given, which must be increasing `subIndex`). `source` gives the
+    /// impression's source topic, partition and offset (its `subIndex` is not
+    /// written). The cursor must have `maxBytes` of space.
+    @inline(__always)
+    package static func write(userId: UnsafeRawBufferPointer, ts: EventTimeMs, requestId: UnsafeRawBufferPointer?,
+                              source: RecordOrigin, count: Int, item: (Int) -> Item, into c: inout RawByteCursor) {
+        c.write(byte: RepartitionRecord.formatVersion)
+        c.write(byte: RepartitionRecord.Tag.impressionItems.rawValue)
+        c.write(bytes: userId)
+        c.write(zigzag: ts)
+        if let requestId {
+            c.write(byte: 1)
+            c.write(bytes: requestId)
+        } else {
+            c.write(byte: 0)
+        }
+        c.write(byte: source.sourceTopic)
+        c.write(zigzag: Int64(source.partition))
+        c.write(zigzag: source.offset)
+        c.write(varint: UInt64(count))
+        for k in 0..<count {
+            let shown = item(k)
+            c.write(bytes: shown.id)
+            c.write(optionalZigzag: shown.position.map(Int64.init))
+            c.write(varint: UInt64(shown.subIndex))
+        }
+    }
+
+    /// Splits the shown items `0..<count` by partition: calls `body` once
+    /// per partition they go to (in order of each partition's first item)
+    /// with that partition's item indices, increasing. `partition(k)` is
+    /// item `k`'s partition (non-negative).
+    @inline(__always)
+    package static func forEachPartitionGroup(count: Int, partition: (Int) -> Int32,
+                                              _ body: (UnsafeBufferPointer<Int>) -> Void) {
+        withUnsafeTemporaryAllocation(of: Int32.self, capacity: count) { partitions in
+            withUnsafeTemporaryAllocation(of: Int.self, capacity: count) { members in
+                for k in 0..<count { partitions[k] = partition(k) }
+                for first in 0..<count where partitions[first] >= 0 {
+                    let target = partitions[first]
+                    var n = 0
+                    for k in first..<count where partitions[k] == target {
+                        members[n] = k
+                        n += 1
+                        partitions[k] = -1 // grouped
+                    }
+                    body(UnsafeBufferPointer(rebasing: members[0..<n]))
+                }
+            }
+        }
+    }
+
+    /// The shared fields of a record, read after its format byte and tag.
+    struct Header {
+        var userId: UnsafeRawBufferPointer
+        var ts: EventTimeMs
+        var requestId: UnsafeRawBufferPointer?
+        var source: RecordOrigin
+        var count: Int
+    }
+
+    static func readHeader(_ r: inout BorrowedByteReader) throws(CodecError) -> Header {
+        let userId = try r.readUTF8("impression_items.user_id")
+        let ts = try r.readZigzag("impression_items.ts")
+        let requestId: UnsafeRawBufferPointer?
+        switch try r.readByte("impression_items.request_id flag") {
+        case 0: requestId = nil
+        case 1: requestId = try r.readUTF8("impression_items.request_id")
+        case let flag: throw CodecError(.invalidValue, "impression_items.request_id flag \(flag)")
+        }
+        let topic = try r.readByte("impression_items.origin.source_topic")
+        let partition = try RepartitionRecord.readInt32(&r, "impression_items.origin.partition")
+        let offset = try r.readZigzag("impression_items.origin.offset")
+        let count = try r.readVarint("impression_items.count")
+        // Each item takes at least three bytes: a bound before any allocation.
+        guard count > 0, count <= UInt64(r.remaining / 3) else {
+            throw CodecError(.invalidValue, "impression_items.count \(count) with \(r.remaining) bytes left")
+        }
+        return Header(userId: userId, ts: ts, requestId: requestId,
+                      source: RecordOrigin(sourceTopic: topic, partition: partition, offset: offset), count: Int(count))
+    }
+
+    /// Reads one item of the group (`subIndex` must exceed `previous`, so
+    /// the events keep the order the duplicate filter relies on).
+    @inline(__always)
+    static func readItem(_ r: inout BorrowedByteReader, after previous: UInt32?) throws(CodecError) -> Item {
+        let id = try r.readUTF8("impression_items.item_id")
+        let p = try r.readOptionalZigzag("impression_items.position")
+        guard p.map({ Int32(exactly: $0) != nil }) ?? true else {
+            throw CodecError(.invalidValue, "impression_items.position out of Int32 range")
+        }
+        let sub = try r.readVarint("impression_items.sub_index")
+        guard let sub32 = UInt32(exactly: sub), previous.map({ sub32 > $0 }) ?? true else {
+            throw CodecError(.invalidValue, "impression_items.sub_index \(sub) after \(previous.map(String.init) ?? "none")")
+        }
+        return (id, p.map { Int32($0) }, sub32)
+    }
+
+    /// Reads a whole record (after its format byte and tag) and calls `body`
+    /// with each item event as a view, but only once every item has been
+    /// read: a malformed record applies nothing (as a malformed single
+    /// record does).
+    static func forEachView(_ r: inout BorrowedByteReader, _ body: (ItemEventView) -> Void) throws(CodecError) {
+        let header = try readHeader(&r)
+        // `ItemEventView` is a trivial type: the buffer needs no deinitialising.
+        try withUnsafeTemporaryAllocation(of: ItemEventView.self, capacity: header.count) { views throws(CodecError) in
+            guard let base = views.baseAddress else { return }
+            var previous: UInt32?
+            for k in 0..<header.count {
+                let item = try readItem(&r, after: previous)
+                previous = item.subIndex
+                var origin = header.source
+                origin.subIndex = item.subIndex
+                (base + k).initialize(to: ItemEventView(
+                    itemId: item.id, ts: header.ts, kind: .impression(position: item.position), origin: origin,
+                    userHistory: UnsafeRawBufferPointer(start: nil, count: 0)))
+            }
+            try r.expectEnd("repartition record")
+            for view in views { body(view) }
+        }
+    }
+
+    /// Reads a whole record (after its format byte and tag) into its item events.
+    static func decode(_ r: inout BorrowedByteReader) throws(CodecError) -> [RepartitionRecord] {
+        let header = try readHeader(&r)
+        let userId = BorrowedByteReader.string(validUTF8: header.userId)
+        let requestId = header.requestId.map { BorrowedByteReader.string(validUTF8: $0) }
+        var records: [RepartitionRecord] = []
+        records.reserveCapacity(header.count)
+        var previous: UInt32?
+        for _ in 0..<header.count {
+            let item = try readItem(&r, after: previous)
+            previous = item.subIndex
+            var origin = header.source
+            origin.subIndex = item.subIndex
+            let event = ItemEvent(itemId: BorrowedByteReader.string(validUTF8: item.id), userId: userId, ts: header.ts,
+                                  kind: .impression(position: item.position), requestId: requestId)
+            records.append(.item(event, origin: origin))
+        }
+        try r.expectEnd("repartition record")
+        return records
+    }
+}
+
+extension RepartitionRecord {
+    /// Calls `body` with each item event of an item-bearing record, read in
+    /// place: one for an item event (`itemView`), each shown item for an
+    /// `ImpressionItemsRecord`. Returns false, calling nothing, for the other
+    /// kinds (read those with `decode`). A malformed record throws before
+    /// `body` sees any of its events.
+    package static func forEachItemView(_ bytes: UnsafeRawBufferPointer,
+                                        _ body: (ItemEventView) -> Void) throws(CodecError) -> Bool {
+        var r = BorrowedByteReader(bytes)
+        try readFormatVersion(&r)
+        switch try r.readByte("repartition record tag") {
+        case Tag.item.rawValue:
+            body(try readItemView(&r))
+            return true
+        case Tag.impressionItems.rawValue:
+            try ImpressionItemsRecord.forEachView(&r, body)
+            return true
+        default:
+            return false
+        }
+    }
+
+    /// Decodes a record and calls `body` with each record it stands for: the
+    /// record itself, or the item events of an `ImpressionItemsRecord` (all
+    /// read before the first call, so a malformed record applies nothing).
+    package static func decodeEach(_ bytes: UnsafeRawBufferPointer, _ body: (RepartitionRecord) -> Void) throws(CodecError) {
+        guard bytes.count >= 2, bytes[1] == Tag.impressionItems.rawValue else {
+            body(try decode(bytes))
+            return
+        }
+        var r = BorrowedByteReader(bytes)
+        try readFormatVersion(&r)
+        _ = try r.readByte("repartition record tag")
+        for record in try ImpressionItemsRecord.decode(&r) { body(record) }
+    }
+
+    static func readFormatVersion(_ r: inout BorrowedByteReader) throws(CodecError) {
+        let version = try r.readByte("repartition record format byte")
+        guard version == formatVersion else {
+            throw CodecError(.unknownVersion,
+                             "repartition record format \(version); this build reads format \(formatVersion)")
+        }
+    }
+}
