@@ -38,6 +38,12 @@ package final class RedisConnection {
     private var context: UnsafeMutablePointer<redisContext>?
     /// Commands appended with `append` whose replies were not read yet.
     package private(set) var pendingReplies = 0
+    /// Where a transaction's replies are summarized (`executeTransaction`); freed in `deinit`.
+    private let summary: UnsafeMutablePointer<ReplySummary> = {
+        let summary = UnsafeMutablePointer<ReplySummary>.allocate(capacity: 1)
+        summary.initialize(to: ReplySummary())
+        return summary
+    }()
 
     /// Commands per write/read round in `execute`: bounds the client's and the
     /// server's buffers for very large pipelines while staying pipelined.
@@ -61,6 +67,8 @@ package final class RedisConnection {
 
     deinit {
         if let context { redisFree(context) }
+        summary.deinitialize(count: 1)
+        summary.deallocate()
     }
 
     /// Whether a context is open and hiredis reports no error on it. A server
@@ -200,40 +208,118 @@ package final class RedisConnection {
         return replies
     }
 
-    /// Sends `pipeline`, which must be `MULTI`, the transaction's commands,
-    /// then `EXEC`, and reads the replies; only errors are turned into Swift
-    /// values (a flush queues thousands of commands, each answered `QUEUED`
-    /// and then by its result). Failures as `execute`. Blocking.
-    package func executeTransaction(_ pipeline: RedisPipeline) throws(RedisError) -> TransactionReply {
-        let last = pipeline.count - 1
-        var queueErrors: [String] = []
-        var outcome: TransactionReply = .discarded(execError: "no reply to EXEC", queueErrors: [])
-        try forEachReply(of: pipeline, during: "transaction of \(max(0, pipeline.count - 2)) commands") { index, reply in
-            let r = reply.pointee
-            guard index == last else {
-                if r.type == REDIS_REPLY_ERROR { queueErrors.append(Self.text(r)) }
-                return
-            }
-            switch r.type {
-            case REDIS_REPLY_ARRAY:
-                var errors: [TransactionOutcome.Failure] = []
-                if let element = r.element {
-                    for position in 0..<r.elements {
-                        if let child = element[position], child.pointee.type == REDIS_REPLY_ERROR {
-                            errors.append(.init(index: position, message: Self.text(child.pointee)))
-                        }
-                    }
+    /// Sends `MULTI`, the commands of `body`, then `EXEC`, and reads the
+    /// replies; only errors become Swift values (a flush queues thousands of
+    /// commands, each answered `QUEUED` and then by its result, read through
+    /// `ReplySummary`'s object functions, which allocate nothing for them).
+    /// `body` is sent from its own buffer (not copied into a framed one),
+    /// in rounds of `executeChunkSize` commands. Failures as `execute`. Blocking.
+    package func executeTransaction(_ body: RedisPipeline) throws(RedisError) -> TransactionReply {
+        let during = "transaction of \(body.count) commands"
+        let context = try openContext(during)
+        guard pendingReplies == 0 else {
+            throw RedisError(kind: .invalidArgument,
+                             message: "\(pendingReplies) replies of appended commands are still unread",
+                             context: "\(during) on \(endpoint)")
+        }
+        return try withSummarizingReader(context) { summary throws(RedisError) in
+            var queueErrors: [String] = []
+            try appendFormatted(Self.multi, context, during: during)
+            var start = 0
+            let chunk = max(1, executeChunkSize)
+            while true {
+                let end = min(body.count, start + chunk)
+                let bytes = body.byteRange(of: start..<end)
+                let status = body.buffer.withUnsafeBytes { raw in Self.appendFormatted(UnsafeRawBufferPointer(rebasing: raw[bytes]), context) }
+                try appended(end - start, status, context, during: during)
+                if end == body.count { try appendFormatted(Self.exec, context, during: during) }
+                // Every reply but EXEC's: MULTI's and the queued commands'.
+                while pendingReplies > (end == body.count ? 1 : 0) {
+                    try readSummarized(summary, context, during: during)
+                    if summary.pointee.type == REDIS_REPLY_ERROR { queueErrors.append(summary.pointee.error ?? "") }
                 }
-                outcome = .ran(TransactionOutcome(count: r.elements, errors: errors))
+                start = end
+                if end == body.count { break }
+            }
+            try readSummarized(summary, context, during: during)
+            let exec = summary.pointee
+            switch exec.type {
+            case REDIS_REPLY_ARRAY:
+                return .ran(TransactionOutcome(count: exec.count, errors: exec.elementErrors))
             case REDIS_REPLY_NIL:
-                outcome = .aborted
+                return .aborted
             case REDIS_REPLY_ERROR:
-                outcome = .discarded(execError: Self.text(r), queueErrors: queueErrors)
+                return .discarded(execError: exec.error ?? "", queueErrors: queueErrors)
             default:
-                outcome = .discarded(execError: "unexpected reply to EXEC: \(Self.convert(reply))", queueErrors: queueErrors)
+                return .discarded(execError: "unexpected reply to EXEC: \(Self.typeName(exec.type))", queueErrors: queueErrors)
             }
         }
-        return outcome
+    }
+
+    private static let multi: [UInt8] = Array("*1\r\n$5\r\nMULTI\r\n".utf8)
+    private static let exec: [UInt8] = Array("*1\r\n$4\r\nEXEC\r\n".utf8)
+
+    /// Runs `body` with `ReplySummary.objectFunctions` installed on the
+    /// context's reader (so replies read meanwhile are summaries, see
+    /// `readSummarized`), then puts the reader's own functions back. When
+    /// `body` fails, the context was closed (freed with the summarizing
+    /// functions still installed, which is what a half-read reply needs).
+    private func withSummarizingReader<T>(_ context: UnsafeMutablePointer<redisContext>,
+                                          _ body: (UnsafeMutablePointer<ReplySummary>) throws(RedisError) -> T) throws(RedisError) -> T {
+        guard let reader = context.pointee.reader else {
+            throw RedisError(kind: .connection, message: "hiredis context without a reader", context: "transaction on \(endpoint)")
+        }
+        let previous = (functions: reader.pointee.fn, privdata: reader.pointee.privdata)
+        summary.pointee.reset()
+        reader.pointee.fn = ReplySummary.objectFunctions
+        reader.pointee.privdata = UnsafeMutableRawPointer(summary)
+        defer {
+            // Only if the context is still open: a failure freed it (and its reader).
+            if self.context == context {
+                reader.pointee.fn = previous.functions
+                reader.pointee.privdata = previous.privdata
+            }
+        }
+        return try body(summary)
+    }
+
+    /// Reads one reply into `summary` (cleared first); the reader must have
+    /// the summarizing functions installed (`withSummarizingReader`).
+    private func readSummarized(_ summary: UnsafeMutablePointer<ReplySummary>, _ context: UnsafeMutablePointer<redisContext>,
+                                during: String) throws(RedisError) {
+        summary.pointee.reset()
+        var object: UnsafeMutableRawPointer?
+        guard redisGetReply(context, &object) == REDIS_OK, object != nil else {
+            throw failure(context, during: during)
+        }
+        pendingReplies -= 1
+    }
+
+    /// Queues already RESP-encoded commands in hiredis's output buffer (a copy); the hiredis status.
+    private static func appendFormatted(_ bytes: UnsafeRawBufferPointer, _ context: UnsafeMutablePointer<redisContext>) -> Int32 {
+        guard !bytes.isEmpty else { return REDIS_OK }
+        return redisAppendFormattedCommand(context, bytes.baseAddress?.assumingMemoryBound(to: CChar.self), bytes.count)
+    }
+
+    /// Counts `commands` queued commands, or throws (closing the context) when `status` says appending failed.
+    private func appended(_ commands: Int, _ status: Int32, _ context: UnsafeMutablePointer<redisContext>, during: String) throws(RedisError) {
+        if status != REDIS_OK { throw failure(context, during: during) }
+        pendingReplies += commands
+    }
+
+    /// Queues one encoded command.
+    private func appendFormatted(_ command: [UInt8], _ context: UnsafeMutablePointer<redisContext>, during: String) throws(RedisError) {
+        let status = command.withUnsafeBytes { Self.appendFormatted($0, context) }
+        try appended(1, status, context, during: during)
+    }
+
+    private static func typeName(_ type: Int32) -> String {
+        switch type {
+        case REDIS_REPLY_STRING: "a bulk string"
+        case REDIS_REPLY_STATUS: "a status"
+        case REDIS_REPLY_INTEGER: "an integer"
+        default: "type \(type)"
+        }
     }
 
     /// Sends the pipeline in rounds of `executeChunkSize` commands and hands

@@ -110,6 +110,7 @@ package enum FencedTransaction {
         /// encoded arguments as they are; a description of the problem when
         /// they cannot be parsed (a bug; the caller drops what was added).
         private mutating func add(_ write: FencedWrite, _ writeIndex: Int) -> String? {
+            // Names as `StaticString`: a literal alone would pick the `String` overload (slower).
             write.command.withArgumentRanges(from: 5) { bytes, ops in
                 var i = 0
                 while i < ops.count {
@@ -121,34 +122,34 @@ package enum FencedTransaction {
                         guard i + 2 < ops.count, let count = Self.integer(bytes[ops[i + 2].content]), count > 0,
                               i + 3 + 2 * count <= ops.count else { return "malformed HSET at \(i)" }
                         transaction.beginCommand(argumentCount: 2 + 2 * count)
-                        transaction.appendArgument("HSET")
+                        transaction.appendArgument("HSET" as StaticString)
                         transaction.appendEncodedArguments(bytes[key])
                         transaction.appendEncodedArguments(bytes[ops[i + 3].encoded.lowerBound..<ops[i + 2 + 2 * count].encoded.upperBound])
                         i += 3 + 2 * count
                     case UInt8(ascii: "Z"):
                         guard i + 4 <= ops.count else { return "malformed ZADD at \(i)" }
                         transaction.beginCommand(argumentCount: 4)
-                        transaction.appendArgument("ZADD")
+                        transaction.appendArgument("ZADD" as StaticString)
                         transaction.appendEncodedArguments(bytes[key.lowerBound..<ops[i + 3].encoded.upperBound])
                         i += 4
                     case UInt8(ascii: "T"):
                         guard i + 3 <= ops.count, let keep = Self.integer(bytes[ops[i + 2].content]) else { return "malformed trim at \(i)" }
                         // Keep the `keep` highest: remove ranks 0 ... -(keep + 1).
                         transaction.beginCommand(argumentCount: 4)
-                        transaction.appendArgument("ZREMRANGEBYRANK")
+                        transaction.appendArgument("ZREMRANGEBYRANK" as StaticString)
                         transaction.appendEncodedArguments(bytes[key])
-                        transaction.appendArgument("0")
-                        transaction.appendArgument(String(-(keep + 1)))
+                        transaction.appendArgument("0" as StaticString)
+                        transaction.appendArgument(-(keep + 1))
                         i += 3
                     case UInt8(ascii: "D"):
                         transaction.beginCommand(argumentCount: 2)
-                        transaction.appendArgument("DEL")
+                        transaction.appendArgument("DEL" as StaticString)
                         transaction.appendEncodedArguments(bytes[key])
                         i += 2
                     case UInt8(ascii: "X"):
                         guard i + 3 <= ops.count else { return "malformed HDEL at \(i)" }
                         transaction.beginCommand(argumentCount: 3)
-                        transaction.appendArgument("HDEL")
+                        transaction.appendArgument("HDEL" as StaticString)
                         transaction.appendEncodedArguments(bytes[key.lowerBound..<ops[i + 2].encoded.upperBound])
                         i += 3
                     default:
