@@ -212,8 +212,10 @@ package final class RedisConnection {
     /// replies; only errors become Swift values (a flush queues thousands of
     /// commands, each answered `QUEUED` and then by its result, read through
     /// `ReplySummary`'s object functions, which allocate nothing for them).
-    /// `body` is sent from its own buffer (not copied into a framed one),
-    /// in rounds of `executeChunkSize` commands. Failures as `execute`. Blocking.
+    /// `body` is written to the socket from its own buffer, with `MULTI`
+    /// and `EXEC` around it in the same `writev` (no framed copy, no copy into
+    /// hiredis's output buffer), in rounds of `executeChunkSize` commands.
+    /// Failures as `execute`. Blocking.
     package func executeTransaction(_ body: RedisPipeline) throws(RedisError) -> TransactionReply {
         let during = "transaction of \(body.count) commands"
         let context = try openContext(during)
@@ -224,15 +226,23 @@ package final class RedisConnection {
         }
         return try withSummarizingReader(context) { summary throws(RedisError) in
             var queueErrors: [String] = []
-            try appendFormatted(Self.multi, context, during: during)
             var start = 0
             let chunk = max(1, executeChunkSize)
             while true {
                 let end = min(body.count, start + chunk)
                 let bytes = body.byteRange(of: start..<end)
-                let status = body.buffer.withUnsafeBytes { raw in Self.appendFormatted(UnsafeRawBufferPointer(rebasing: raw[bytes]), context) }
-                try appended(end - start, status, context, during: during)
-                if end == body.count { try appendFormatted(Self.exec, context, during: during) }
+                let (first, last) = (start == 0, end == body.count)
+                let failed = Self.multi.withUnsafeBytes { multi in
+                    Self.exec.withUnsafeBytes { exec in
+                        body.buffer.withUnsafeBytes { raw in
+                            send([first ? multi : UnsafeRawBufferPointer(start: nil, count: 0),
+                                  UnsafeRawBufferPointer(rebasing: raw[bytes]),
+                                  last ? exec : UnsafeRawBufferPointer(start: nil, count: 0)], context, during: during)
+                        }
+                    }
+                }
+                if let failed { throw failed }
+                pendingReplies += (first ? 1 : 0) + (end - start) + (last ? 1 : 0)
                 // Every reply but EXEC's: MULTI's and the queued commands'.
                 while pendingReplies > (end == body.count ? 1 : 0) {
                     try readSummarized(summary, context, during: during)
@@ -295,22 +305,45 @@ package final class RedisConnection {
         pendingReplies -= 1
     }
 
-    /// Queues already RESP-encoded commands in hiredis's output buffer (a copy); the hiredis status.
-    private static func appendFormatted(_ bytes: UnsafeRawBufferPointer, _ context: UnsafeMutablePointer<redisContext>) -> Int32 {
-        guard !bytes.isEmpty else { return REDIS_OK }
-        return redisAppendFormattedCommand(context, bytes.baseAddress?.assumingMemoryBound(to: CChar.self), bytes.count)
-    }
-
-    /// Counts `commands` queued commands, or throws (closing the context) when `status` says appending failed.
-    private func appended(_ commands: Int, _ status: Int32, _ context: UnsafeMutablePointer<redisContext>, during: String) throws(RedisError) {
-        if status != REDIS_OK { throw failure(context, during: during) }
-        pendingReplies += commands
-    }
-
-    /// Queues one encoded command.
-    private func appendFormatted(_ command: [UInt8], _ context: UnsafeMutablePointer<redisContext>, during: String) throws(RedisError) {
-        let status = command.withUnsafeBytes { Self.appendFormatted($0, context) }
-        try appended(1, status, context, during: during)
+    /// Writes `parts`, in order, straight to the socket with `writev`;
+    /// nil once all is written. hiredis's output buffer must be empty (it
+    /// is whenever no reply is pending: reading one flushes it), so the
+    /// bytes keep their place in the stream. On failure the context is
+    /// closed and the error returned: `.timeout` when the send timeout
+    /// expired, `.io` otherwise (as hiredis reports its own writes).
+    private func send(_ parts: [UnsafeRawBufferPointer], _ context: UnsafeMutablePointer<redisContext>, during: String) -> RedisError? {
+        guard freshet_redis_output_pending(context) == 0 else {
+            return RedisError(kind: .invalidArgument, message: "hiredis's output buffer is not empty",
+                              context: "\(during) on \(endpoint)")
+        }
+        var vectors = parts.compactMap { part -> iovec? in
+            guard let base = part.baseAddress, !part.isEmpty else { return nil }
+            return iovec(iov_base: UnsafeMutableRawPointer(mutating: base), iov_len: part.count)
+        }
+        var next = 0
+        while next < vectors.count {
+            let written = vectors.withUnsafeBufferPointer { writev(context.pointee.fd, $0.baseAddress! + next, Int32(vectors.count - next)) }
+            if written < 0 && errno == EINTR { continue }
+            guard written > 0 else {
+                let code = written < 0 ? errno : EIO
+                let message = String(cString: strerror(code))
+                close()
+                return RedisError(kind: code == EAGAIN || code == EWOULDBLOCK ? .timeout : .io, message: message,
+                                  context: "\(during) on \(endpoint)", libraryCode: REDIS_ERR_IO)
+            }
+            var rest = written
+            while rest > 0 {
+                if rest >= vectors[next].iov_len {
+                    rest -= vectors[next].iov_len
+                    next += 1
+                } else {
+                    vectors[next].iov_base += rest
+                    vectors[next].iov_len -= rest
+                    rest = 0
+                }
+            }
+        }
+        return nil
     }
 
     private static func typeName(_ type: Int32) -> String {

@@ -125,6 +125,37 @@ final class TransactionReplyTests: RedisServerTestCase {
         try assertFullRepliesAreBack(connection)
     }
 
+    /// One round of several MiB (written with `writev` straight from the
+    /// body's buffer, more than a socket buffer holds): everything lands.
+    func testALargeTransactionIsWrittenWhole() throws {
+        let connection = try connect()
+        connection.executeChunkSize = 100_000
+        let value = String(repeating: "v", count: 250)
+        var body = RedisPipeline()
+        for n in 0..<20_000 { body.add(RedisCommand("HSET", "big:\(n)", "f", "\(n)\(value)")) }
+        XCTAssertGreaterThan(body.byteCount, 5_000_000)
+        XCTAssertEqual(try connection.executeTransaction(body), .ran(TransactionOutcome(count: 20_000, errors: [])))
+        XCTAssertEqual(try connection.command(["DBSIZE"]), .integer(20_000))
+        XCTAssertEqual(try connection.command(["HGET", "big:19999", "f"]), .bulk(Array("19999\(value)".utf8)))
+        try assertFullRepliesAreBack(connection)
+    }
+
+    /// The server is gone before the transaction: a retriable error that
+    /// asks for a reconnect (no SIGPIPE, no crash), and nothing pending.
+    func testAServerGoneBeforeTheTransactionIsARetriableError() throws {
+        let connection = try connect()
+        try connection.ping()
+        server.kill()
+        var body = RedisPipeline()
+        for n in 0..<1_000 { body.add(RedisCommand("SET", "k\(n)", "v")) }
+        XCTAssertThrowsError(try connection.executeTransaction(body)) { error in
+            XCTAssertEqual((error as? RedisError)?.isRetriable, true, "\(error)")
+            XCTAssertEqual((error as? RedisError)?.requiresReconnect, true, "\(error)")
+        }
+        XCTAssertFalse(connection.isConnected)
+        XCTAssertEqual(connection.pendingReplies, 0)
+    }
+
     /// EXEC times out (a slow script in the transaction): the error is a
     /// timeout, the connection is closed with the summarizing functions
     /// still installed, and a reconnected one reads full replies.

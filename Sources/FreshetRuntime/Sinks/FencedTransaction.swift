@@ -87,8 +87,10 @@ package enum FencedTransaction {
         init() {}
 
         init(_ writes: ArraySlice<FencedWrite>, current: [String: RedisReply]) {
-            // Re-framed operations take about the writes' own size: reserve it (no regrowth copies).
-            transaction = RedisPipeline(reservingCapacity: writes.reduce(0) { $0 + $1.byteCount })
+            // Re-framed operations take about the writes' own size, up to 7 bytes more
+            // each (`*4\r\n$4\r\nZADD\r\n` for `$1\r\nZ\r\n`; only a rare trim takes more):
+            // reserve that (no regrowth copies).
+            transaction = RedisPipeline(reservingCapacity: writes.reduce(64) { $0 + $1.byteCount + 8 * $1.operationCount })
             for (index, write) in zip(0..., writes) {
                 let held = current[write.epochKey]
                 guard case .bulk(let bytes)? = held, bytes.elementsEqual(String(write.epoch).utf8) else {
