@@ -244,12 +244,12 @@ package final class RedisConnection {
                 if let failed { throw failed }
                 pendingReplies += (first ? 1 : 0) + (end - start) + (last ? 1 : 0)
                 // Every reply but EXEC's: MULTI's and the queued commands'.
-                while pendingReplies > (end == body.count ? 1 : 0) {
+                while pendingReplies > (last ? 1 : 0) {
                     try readSummarized(summary, context, during: during)
                     if summary.pointee.type == REDIS_REPLY_ERROR { queueErrors.append(summary.pointee.error ?? "") }
                 }
                 start = end
-                if end == body.count { break }
+                if last { break }
             }
             try readSummarized(summary, context, during: during)
             let exec = summary.pointee
@@ -322,7 +322,9 @@ package final class RedisConnection {
         }
         var next = 0
         while next < vectors.count {
-            let written = vectors.withUnsafeBufferPointer { writev(context.pointee.fd, $0.baseAddress! + next, Int32(vectors.count - next)) }
+            let written = vectors.withUnsafeBufferPointer { all in
+                all.baseAddress.map { writev(context.pointee.fd, $0 + next, Int32(all.count - next)) } ?? -1
+            }
             if written < 0 && errno == EINTR { continue }
             guard written > 0 else {
                 let code = written < 0 ? errno : EIO
@@ -337,7 +339,7 @@ package final class RedisConnection {
                     rest -= vectors[next].iov_len
                     next += 1
                 } else {
-                    vectors[next].iov_base += rest
+                    vectors[next].iov_base = vectors[next].iov_base.map { $0 + rest }
                     vectors[next].iov_len -= rest
                     rest = 0
                 }
