@@ -25,3 +25,9 @@ static inline int freshet_ignore_sigpipe_if_default(void) {
 static inline const char *freshet_redis_errstr(const redisContext *c) {
     return c->errstr;
 }
+
+/* Bytes in the context's output buffer not yet written (an sds string, whose
+ * length sits before its pointer: awkward to read from Swift). */
+static inline size_t freshet_redis_output_pending(const redisContext *c) {
+    return c->obuf ? sdslen(c->obuf) : 0;
+}

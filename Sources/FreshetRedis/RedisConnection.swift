@@ -38,6 +38,12 @@ package final class RedisConnection {
     private var context: UnsafeMutablePointer<redisContext>?
     /// Commands appended with `append` whose replies were not read yet.
     package private(set) var pendingReplies = 0
+    /// Where a transaction's replies are summarized (`executeTransaction`); freed in `deinit`.
+    private let summary: UnsafeMutablePointer<ReplySummary> = {
+        let summary = UnsafeMutablePointer<ReplySummary>.allocate(capacity: 1)
+        summary.initialize(to: ReplySummary())
+        return summary
+    }()
 
     /// Commands per write/read round in `execute`: bounds the client's and the
     /// server's buffers for very large pipelines while staying pipelined.
@@ -61,6 +67,8 @@ package final class RedisConnection {
 
     deinit {
         if let context { redisFree(context) }
+        summary.deinitialize(count: 1)
+        summary.deallocate()
     }
 
     /// Whether a context is open and hiredis reports no error on it. A server
@@ -200,40 +208,153 @@ package final class RedisConnection {
         return replies
     }
 
-    /// Sends `pipeline`, which must be `MULTI`, the transaction's commands,
-    /// then `EXEC`, and reads the replies; only errors are turned into Swift
-    /// values (a flush queues thousands of commands, each answered `QUEUED`
-    /// and then by its result). Failures as `execute`. Blocking.
-    package func executeTransaction(_ pipeline: RedisPipeline) throws(RedisError) -> TransactionReply {
-        let last = pipeline.count - 1
-        var queueErrors: [String] = []
-        var outcome: TransactionReply = .discarded(execError: "no reply to EXEC", queueErrors: [])
-        try forEachReply(of: pipeline, during: "transaction of \(max(0, pipeline.count - 2)) commands") { index, reply in
-            let r = reply.pointee
-            guard index == last else {
-                if r.type == REDIS_REPLY_ERROR { queueErrors.append(Self.text(r)) }
-                return
-            }
-            switch r.type {
-            case REDIS_REPLY_ARRAY:
-                var errors: [TransactionOutcome.Failure] = []
-                if let element = r.element {
-                    for position in 0..<r.elements {
-                        if let child = element[position], child.pointee.type == REDIS_REPLY_ERROR {
-                            errors.append(.init(index: position, message: Self.text(child.pointee)))
+    /// Sends `MULTI`, the commands of `body`, then `EXEC`, and reads the
+    /// replies; only errors become Swift values (a flush queues thousands of
+    /// commands, each answered `QUEUED` and then by its result, read through
+    /// `ReplySummary`'s object functions, which allocate nothing for them).
+    /// `body` is written to the socket from its own buffer, with `MULTI`
+    /// and `EXEC` around it in the same `writev` (no framed copy, no copy into
+    /// hiredis's output buffer), in rounds of `executeChunkSize` commands.
+    /// Failures as `execute`. Blocking.
+    package func executeTransaction(_ body: RedisPipeline) throws(RedisError) -> TransactionReply {
+        let during = "transaction of \(body.count) commands"
+        let context = try openContext(during)
+        guard pendingReplies == 0 else {
+            throw RedisError(kind: .invalidArgument,
+                             message: "\(pendingReplies) replies of appended commands are still unread",
+                             context: "\(during) on \(endpoint)")
+        }
+        return try withSummarizingReader(context) { summary throws(RedisError) in
+            var queueErrors: [String] = []
+            var start = 0
+            let chunk = max(1, executeChunkSize)
+            while true {
+                let end = min(body.count, start + chunk)
+                let bytes = body.byteRange(of: start..<end)
+                let (first, last) = (start == 0, end == body.count)
+                let failed = Self.multi.withUnsafeBytes { multi in
+                    Self.exec.withUnsafeBytes { exec in
+                        body.buffer.withUnsafeBytes { raw in
+                            send([first ? multi : UnsafeRawBufferPointer(start: nil, count: 0),
+                                  UnsafeRawBufferPointer(rebasing: raw[bytes]),
+                                  last ? exec : UnsafeRawBufferPointer(start: nil, count: 0)], context, during: during)
                         }
                     }
                 }
-                outcome = .ran(TransactionOutcome(count: r.elements, errors: errors))
+                if let failed { throw failed }
+                pendingReplies += (first ? 1 : 0) + (end - start) + (last ? 1 : 0)
+                // Every reply but EXEC's: MULTI's and the queued commands'.
+                while pendingReplies > (last ? 1 : 0) {
+                    try readSummarized(summary, context, during: during)
+                    if summary.pointee.type == REDIS_REPLY_ERROR { queueErrors.append(summary.pointee.error ?? "") }
+                }
+                start = end
+                if last { break }
+            }
+            try readSummarized(summary, context, during: during)
+            let exec = summary.pointee
+            switch exec.type {
+            case REDIS_REPLY_ARRAY:
+                return .ran(TransactionOutcome(count: exec.count, errors: exec.elementErrors))
             case REDIS_REPLY_NIL:
-                outcome = .aborted
+                return .aborted
             case REDIS_REPLY_ERROR:
-                outcome = .discarded(execError: Self.text(r), queueErrors: queueErrors)
+                return .discarded(execError: exec.error ?? "", queueErrors: queueErrors)
             default:
-                outcome = .discarded(execError: "unexpected reply to EXEC: \(Self.convert(reply))", queueErrors: queueErrors)
+                return .discarded(execError: "unexpected reply to EXEC: \(Self.typeName(exec.type))", queueErrors: queueErrors)
             }
         }
-        return outcome
+    }
+
+    private static let multi: [UInt8] = Array("*1\r\n$5\r\nMULTI\r\n".utf8)
+    private static let exec: [UInt8] = Array("*1\r\n$4\r\nEXEC\r\n".utf8)
+
+    /// Runs `body` with `ReplySummary.objectFunctions` installed on the
+    /// context's reader (so replies read meanwhile are summaries, see
+    /// `readSummarized`), then puts the reader's own functions back. When
+    /// `body` fails, the context was closed (freed with the summarizing
+    /// functions still installed, which is what a half-read reply needs).
+    private func withSummarizingReader<T>(_ context: UnsafeMutablePointer<redisContext>,
+                                          _ body: (UnsafeMutablePointer<ReplySummary>) throws(RedisError) -> T) throws(RedisError) -> T {
+        guard let reader = context.pointee.reader else {
+            throw RedisError(kind: .connection, message: "hiredis context without a reader", context: "transaction on \(endpoint)")
+        }
+        let previous = (functions: reader.pointee.fn, privdata: reader.pointee.privdata)
+        summary.pointee.reset()
+        reader.pointee.fn = ReplySummary.objectFunctions
+        reader.pointee.privdata = UnsafeMutableRawPointer(summary)
+        defer {
+            // Only if the context is still open: a failure freed it (and its reader).
+            if self.context == context {
+                reader.pointee.fn = previous.functions
+                reader.pointee.privdata = previous.privdata
+            }
+        }
+        return try body(summary)
+    }
+
+    /// Reads one reply into `summary` (cleared first); the reader must have
+    /// the summarizing functions installed (`withSummarizingReader`).
+    private func readSummarized(_ summary: UnsafeMutablePointer<ReplySummary>, _ context: UnsafeMutablePointer<redisContext>,
+                                during: String) throws(RedisError) {
+        summary.pointee.reset()
+        var object: UnsafeMutableRawPointer?
+        guard redisGetReply(context, &object) == REDIS_OK, object != nil else {
+            throw failure(context, during: during)
+        }
+        pendingReplies -= 1
+    }
+
+    /// Writes `parts`, in order, straight to the socket with `writev`;
+    /// nil once all is written. hiredis's output buffer must be empty (it
+    /// is whenever no reply is pending: reading one flushes it), so the
+    /// bytes keep their place in the stream. On failure the context is
+    /// closed and the error returned: `.timeout` when the send timeout
+    /// expired, `.io` otherwise (as hiredis reports its own writes).
+    private func send(_ parts: [UnsafeRawBufferPointer], _ context: UnsafeMutablePointer<redisContext>, during: String) -> RedisError? {
+        guard freshet_redis_output_pending(context) == 0 else {
+            return RedisError(kind: .invalidArgument, message: "hiredis's output buffer is not empty",
+                              context: "\(during) on \(endpoint)")
+        }
+        var vectors = parts.compactMap { part -> iovec? in
+            guard let base = part.baseAddress, !part.isEmpty else { return nil }
+            return iovec(iov_base: UnsafeMutableRawPointer(mutating: base), iov_len: part.count)
+        }
+        var next = 0
+        while next < vectors.count {
+            let written = vectors.withUnsafeBufferPointer { all in
+                all.baseAddress.map { writev(context.pointee.fd, $0 + next, Int32(all.count - next)) } ?? -1
+            }
+            if written < 0 && errno == EINTR { continue }
+            guard written > 0 else {
+                let code = written < 0 ? errno : EIO
+                let message = String(cString: strerror(code))
+                close()
+                return RedisError(kind: code == EAGAIN || code == EWOULDBLOCK ? .timeout : .io, message: message,
+                                  context: "\(during) on \(endpoint)", libraryCode: REDIS_ERR_IO)
+            }
+            var rest = written
+            while rest > 0 {
+                if rest >= vectors[next].iov_len {
+                    rest -= vectors[next].iov_len
+                    next += 1
+                } else {
+                    vectors[next].iov_base = vectors[next].iov_base.map { $0 + rest }
+                    vectors[next].iov_len -= rest
+                    rest = 0
+                }
+            }
+        }
+        return nil
+    }
+
+    private static func typeName(_ type: Int32) -> String {
+        switch type {
+        case REDIS_REPLY_STRING: "a bulk string"
+        case REDIS_REPLY_STATUS: "a status"
+        case REDIS_REPLY_INTEGER: "an integer"
+        default: "type \(type)"
+        }
     }
 
     /// Sends the pipeline in rounds of `executeChunkSize` commands and hands

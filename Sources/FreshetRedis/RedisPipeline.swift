@@ -53,6 +53,23 @@ package struct RedisPipeline: Sendable {
         argument.withUTF8 { appendBulk($0) }
     }
 
+    /// One argument of the command begun by `beginCommand`: `value` in decimal.
+    package mutating func appendArgument(_ value: Int) {
+        guard value != .min else { return appendArgument(String(value)) }
+        var length = value < 0 ? 2 : 1
+        var rest = abs(value) / 10
+        while rest > 0 {
+            length += 1
+            rest /= 10
+        }
+        buffer.append(36) // "$"
+        RedisCommand.appendDecimal(length, to: &buffer)
+        buffer.append(13); buffer.append(10)
+        if value < 0 { buffer.append(45) } // "-"
+        RedisCommand.appendDecimal(abs(value), to: &buffer)
+        buffer.append(13); buffer.append(10)
+    }
+
     /// Arguments already encoded as RESP bulk strings, back to back (e.g. a
     /// run of another command's encoding, `RedisCommand.withArgumentRanges`).
     package mutating func appendEncodedArguments(_ encoded: Slice<UnsafeBufferPointer<UInt8>>) {

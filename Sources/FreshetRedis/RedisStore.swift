@@ -106,12 +106,8 @@ extension ReconnectingRedis: RedisStore {
                     _ = try connection.execute(RedisPipeline([RedisCommand("UNWATCH")]))
                     return (checked, TransactionOutcome(count: 0, errors: []))
                 }
-                var pipeline = RedisPipeline(reservingCapacity: body.byteCount + 32)
-                pipeline.add(RedisCommand("MULTI"))
-                pipeline.add(contentsOf: body)
-                pipeline.add(RedisCommand("EXEC"))
                 let context = "transaction of \(body.count) commands on \(endpoint)"
-                switch try connection.executeTransaction(pipeline) {
+                switch try connection.executeTransaction(body) {
                 case .ran(let outcome):
                     return (checked, outcome)
                 case .aborted:

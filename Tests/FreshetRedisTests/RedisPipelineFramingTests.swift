@@ -17,6 +17,31 @@ final class RedisPipelineFramingTests: XCTestCase {
         XCTAssertEqual(ranges.map(\.1), [Array("$3\r\nsha\r\n".utf8), Array("$4\r\n".utf8) + [0, 13, 10, 255] + [13, 10], Array("$0\r\n\r\n".utf8)])
     }
 
+    func testTheArgumentReaderWalksTheSameRangesAndStopsAtTheEnd() {
+        var command = RedisCommand("EVALSHA")
+        for argument in ["sha", "1", "", "H", "user:1", "2", "f", "v\r\n", "g", String(repeating: "x", count: 1_234)] {
+            command.append(argument)
+        }
+        command.append([UInt8]([0, 13, 10, 255]))
+        let expected = command.withArgumentRanges(from: 2) { _, ranges in ranges }
+        let (read, count, skipped, skippedTooFar) = command.withArgumentReader(from: 2) { _, reader -> ([RedisCommand.ArgumentRange], Int, Bool, Bool) in
+            var read: [RedisCommand.ArgumentRange] = []
+            while let range = reader.next() { read.append(range) }
+            return (read, reader.count, reader.skip(0), reader.skip(1))
+        }
+        XCTAssertEqual(read, expected)
+        XCTAssertEqual(count, 12)
+        XCTAssertTrue(skipped)
+        XCTAssertFalse(skippedTooFar)
+        let afterSkip = command.withArgumentReader(from: 0) { bytes, reader -> (Bool, [UInt8]?, Int) in
+            let skipped = reader.skip(6)
+            return (skipped, reader.next().map { Array(bytes[$0.content]) }, reader.position)
+        }
+        XCTAssertTrue(afterSkip.0)
+        XCTAssertEqual(afterSkip.1, Array("2".utf8))
+        XCTAssertEqual(afterSkip.2, expected[4].encoded.upperBound)
+    }
+
     func testACommandFramedFromEncodedRunsEqualsOneBuiltArgumentByArgument() {
         var source = RedisCommand("X")
         for argument in ["key", "f1", "v1", "f2", "v\r\n2"] { source.append(argument) }

@@ -87,8 +87,10 @@ package enum FencedTransaction {
         init() {}
 
         init(_ writes: ArraySlice<FencedWrite>, current: [String: RedisReply]) {
-            // Re-framed operations take about the writes' own size: reserve it (no regrowth copies).
-            transaction = RedisPipeline(reservingCapacity: writes.reduce(0) { $0 + $1.byteCount })
+            // Re-framed operations take about the writes' own size, up to 7 bytes more
+            // each (`*4\r\n$4\r\nZADD\r\n` for `$1\r\nZ\r\n`; only a rare trim takes more):
+            // reserve that (no regrowth copies).
+            transaction = RedisPipeline(reservingCapacity: writes.reduce(64) { $0 + $1.byteCount + 8 * $1.operationCount })
             for (index, write) in zip(0..., writes) {
                 let held = current[write.epochKey]
                 guard case .bulk(let bytes)? = held, bytes.elementsEqual(String(write.epoch).utf8) else {
@@ -110,52 +112,49 @@ package enum FencedTransaction {
         /// encoded arguments as they are; a description of the problem when
         /// they cannot be parsed (a bug; the caller drops what was added).
         private mutating func add(_ write: FencedWrite, _ writeIndex: Int) -> String? {
-            write.command.withArgumentRanges(from: 5) { bytes, ops in
-                var i = 0
-                while i < ops.count {
-                    guard ops[i].content.count == 1, i + 1 < ops.count else { return "malformed operation at \(i)" }
-                    let key = ops[i + 1].encoded
-                    let keyContent = ops[i + 1].content
-                    switch bytes[ops[i].content.lowerBound] {
+            // Names as `StaticString`: a literal alone would pick the `String` overload (slower).
+            write.command.withArgumentReader(from: 5) { bytes, arguments in
+                while let code = arguments.next() {
+                    let at = arguments.count - 6  // the operation's first argument, from 0 after the epoch
+                    guard code.content.count == 1, let key = arguments.next() else { return "malformed operation at \(at)" }
+                    switch bytes[code.content.lowerBound] {
                     case UInt8(ascii: "H"):
-                        guard i + 2 < ops.count, let count = Self.integer(bytes[ops[i + 2].content]), count > 0,
-                              i + 3 + 2 * count <= ops.count else { return "malformed HSET at \(i)" }
+                        guard let fieldCount = arguments.next(), let count = Self.integer(bytes[fieldCount.content]), count > 0 else {
+                            return "malformed HSET at \(at)"
+                        }
+                        let fields = arguments.position
+                        guard arguments.skip(2 * count) else { return "malformed HSET at \(at)" }
                         transaction.beginCommand(argumentCount: 2 + 2 * count)
-                        transaction.appendArgument("HSET")
-                        transaction.appendEncodedArguments(bytes[key])
-                        transaction.appendEncodedArguments(bytes[ops[i + 3].encoded.lowerBound..<ops[i + 2 + 2 * count].encoded.upperBound])
-                        i += 3 + 2 * count
+                        transaction.appendArgument("HSET" as StaticString)
+                        transaction.appendEncodedArguments(bytes[key.encoded])
+                        transaction.appendEncodedArguments(bytes[fields..<arguments.position])
                     case UInt8(ascii: "Z"):
-                        guard i + 4 <= ops.count else { return "malformed ZADD at \(i)" }
+                        guard arguments.skip(2) else { return "malformed ZADD at \(at)" }
                         transaction.beginCommand(argumentCount: 4)
-                        transaction.appendArgument("ZADD")
-                        transaction.appendEncodedArguments(bytes[key.lowerBound..<ops[i + 3].encoded.upperBound])
-                        i += 4
+                        transaction.appendArgument("ZADD" as StaticString)
+                        transaction.appendEncodedArguments(bytes[key.encoded.lowerBound..<arguments.position])
                     case UInt8(ascii: "T"):
-                        guard i + 3 <= ops.count, let keep = Self.integer(bytes[ops[i + 2].content]) else { return "malformed trim at \(i)" }
+                        guard let bound = arguments.next(), let keep = Self.integer(bytes[bound.content]) else { return "malformed trim at \(at)" }
                         // Keep the `keep` highest: remove ranks 0 ... -(keep + 1).
                         transaction.beginCommand(argumentCount: 4)
-                        transaction.appendArgument("ZREMRANGEBYRANK")
-                        transaction.appendEncodedArguments(bytes[key])
-                        transaction.appendArgument("0")
-                        transaction.appendArgument(String(-(keep + 1)))
-                        i += 3
+                        transaction.appendArgument("ZREMRANGEBYRANK" as StaticString)
+                        transaction.appendEncodedArguments(bytes[key.encoded])
+                        transaction.appendArgument("0" as StaticString)
+                        transaction.appendArgument(-(keep + 1))
                     case UInt8(ascii: "D"):
                         transaction.beginCommand(argumentCount: 2)
-                        transaction.appendArgument("DEL")
-                        transaction.appendEncodedArguments(bytes[key])
-                        i += 2
+                        transaction.appendArgument("DEL" as StaticString)
+                        transaction.appendEncodedArguments(bytes[key.encoded])
                     case UInt8(ascii: "X"):
-                        guard i + 3 <= ops.count else { return "malformed HDEL at \(i)" }
+                        guard arguments.skip(1) else { return "malformed HDEL at \(at)" }
                         transaction.beginCommand(argumentCount: 3)
-                        transaction.appendArgument("HDEL")
-                        transaction.appendEncodedArguments(bytes[key.lowerBound..<ops[i + 2].encoded.upperBound])
-                        i += 3
+                        transaction.appendArgument("HDEL" as StaticString)
+                        transaction.appendEncodedArguments(bytes[key.encoded.lowerBound..<arguments.position])
                     default:
-                        return "unknown operation at \(i)"
+                        return "unknown operation at \(at)"
                     }
                     transaction.endCommand()
-                    origins.append((writeIndex, keyContent))
+                    origins.append((writeIndex, key.content))
                 }
                 return nil
             }
