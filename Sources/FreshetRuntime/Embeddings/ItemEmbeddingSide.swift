@@ -16,7 +16,10 @@ import FreshetFeatures
 /// its own items' vectors only: all of them after a new refresh, else the
 /// changed fold-ins. Owned by the processing thread.
 package final class ItemEmbeddingSide {
-    package let rows: CooccurrenceRows
+    /// Counts positives into the rows on a thread of its own.
+    private let counter: CooccurrenceCounter
+    /// The co-occurrence rows once every positive handed over is counted.
+    package var rows: CooccurrenceRows { counter.synced.rows }
     package let joiner: ImpressionJoiner
     /// Whether the joiner runs and examples are written (`embeddings.examples`).
     let examples: Bool
@@ -31,34 +34,21 @@ package final class ItemEmbeddingSide {
     /// With the counts stage: each impression's item features as of its
     /// direct event, taken by its join copy (no later event leaks in).
     package let featuresAtImpression: FeaturesAtImpression
-    /// Rows changed since the last checkpoint and since the last publication
-    /// (fold-in candidates), by row number: a per-row flag byte (bit 0:
-    /// checkpoint, bit 1: publication) and the list of flagged rows, so a
-    /// positive costs no hashing. A row evicted before it is taken is skipped
-    /// (`CooccurrenceRows.id(ofRow:)` is nil), unless an item was admitted into
-    /// it since, which then had a positive and is flagged anyway.
-    private var rowFlags: [UInt8] = []
-    private var changedRowsForCheckpoint: [Int32] = []
-    private var changedRowsForPublish: [Int32] = []
-    private static let checkpointFlag: UInt8 = 1
-    private static let publishFlag: UInt8 = 2
-    /// Positives counted into rows (drives the refresh cadence, in events).
-    package private(set) var positives = 0
+    /// Positives counted into rows (waits for the counter).
+    package var positives: Int { counter.synced.positives }
+    /// Positives handed to the counter (the refresh cadence, in events: no wait).
+    var positivesHandedOver: Int { counter.positivesHandedOver }
     package private(set) var examplesEmitted = 0
     /// Version of the refresh this side last published in full.
     private(set) var publishedVersion: Int64 = 0
-    /// Evicted rows whose fields must be deleted at the next publication.
-    private var evicted: [ByteId] = []
-    /// Evicted rows still in the checkpoint hash.
-    private var evictedForCheckpoint: [ByteId] = []
-
     func takeEvictedForCheckpoint() -> [ByteId] {
-        defer { evictedForCheckpoint.removeAll() }
-        return evictedForCheckpoint
+        let book = counter.synced
+        defer { book.evictedForCheckpoint.removeAll() }
+        return book.evictedForCheckpoint
     }
 
     package init(settings: Topology.Embeddings, counts: InteractionCountView) {
-        rows = CooccurrenceRows(config: settings.cooccurrenceConfig)
+        counter = CooccurrenceCounter(config: settings.cooccurrenceConfig)
         joiner = ImpressionJoiner(windowMs: settings.joinWindowMs)
         featuresAtImpression = FeaturesAtImpression(graceMs: joiner.windowMs + joiner.lateTTLMs)
         examples = settings.examples
@@ -90,10 +80,11 @@ package final class ItemEmbeddingSide {
         case .interaction(let action, let dwellMs):
             if action.isPositive && !joinOnly {
                 var itemId = event.itemId
-                let row = itemId.withUTF8 { bytes in
-                    rows.observePositive(itemBytes: UnsafeRawBufferPointer(bytes), ts: event.ts, forEachHistoryItem: event.forEachUserHistoryItem)
+                itemId.withUTF8 { bytes in
+                    event.userHistoryEncoded.withUnsafeBytes { history in
+                        counter.observePositive(item: UnsafeRawBufferPointer(bytes), ts: event.ts, history: history)
+                    }
                 }
-                if let row { counted(row) }
             }
             guard examples, joinOnly || !joinsThroughCounts else { return }
             let example = joiner.recordInteraction(Interaction(userId: event.userId, itemId: event.itemId, action: action,
@@ -116,48 +107,14 @@ package final class ItemEmbeddingSide {
             for example in joiner.advance(watermark: watermark) { emit(example, output: output) }
             featuresAtImpression.expire(joinWatermark: watermark)
         }
-        let gone = rows.evictExpired(now: watermark)
-        if !gone.isEmpty {
-            evicted.append(contentsOf: gone)
-            evictedForCheckpoint.append(contentsOf: gone)
-        }
-    }
-
-    /// A positive counted into `row`: flags it for the checkpoint and the next publication.
-    private func counted(_ row: Int32) {
-        positives += 1
-        let r = Int(row)
-        if r >= rowFlags.count { rowFlags.append(contentsOf: repeatElement(0, count: r + 1 - rowFlags.count)) }
-        let flags = rowFlags[r]
-        if flags & Self.checkpointFlag == 0 { changedRowsForCheckpoint.append(row) }
-        if flags & Self.publishFlag == 0 { changedRowsForPublish.append(row) }
-        rowFlags[r] = flags | Self.checkpointFlag | Self.publishFlag
-    }
-
-    /// Takes the rows flagged with `flag` (clearing it): the ids of those still live.
-    private func take(_ list: inout [Int32], _ flag: UInt8) -> [ByteId] {
-        var ids: [ByteId] = []
-        ids.reserveCapacity(list.count)
-        for row in list {
-            rowFlags[Int(row)] &= ~flag
-            if let id = rows.id(ofRow: row) { ids.append(id) }
-        }
-        list.removeAll(keepingCapacity: true)
-        return ids
+        counter.evictExpired(now: watermark)
     }
 
     /// Rows changed since the last call (the checkpoint's delta) as (item id,
     /// checkpoint row) pairs, encoded straight from the rows
     /// (`CooccurrenceRows.encodedRow`: the bytes of `CooccurrenceSnapshot.encodeRow`).
     func takeCheckpointRows() -> [(String, [UInt8])] {
-        var out: [(String, [UInt8])] = []
-        out.reserveCapacity(changedRowsForCheckpoint.count)
-        for row in changedRowsForCheckpoint {
-            rowFlags[Int(row)] &= ~Self.checkpointFlag
-            if let (id, bytes) = rows.encodedRow(row) { out.append((id.string, bytes)) }
-        }
-        changedRowsForCheckpoint.removeAll(keepingCapacity: true)
-        return out
+        counter.synced.takeCheckpointRows()
     }
 
     /// A positive interaction read in place (`ItemEventView`), when examples
@@ -165,10 +122,7 @@ package final class ItemEmbeddingSide {
     /// user's history, so the event is never built. Counts exactly as
     /// `process(_:store:output:)` does for the same record.
     func observePositive(_ view: ItemEventView) {
-        let row = rows.observePositive(itemBytes: view.itemId, ts: view.ts) { visit in
-            ItemEvent.forEachHistoryItem(inEncoded: view.userHistory, visit)
-        }
-        if let row { counted(row) }
+        counter.observePositive(item: view.itemId, ts: view.ts, history: view.userHistory)
     }
 
     private func emit(_ example: TrainingExample, output: TaskOutput) {
@@ -181,28 +135,30 @@ package final class ItemEmbeddingSide {
     /// else the fold-ins of rows changed since the last call. `deleted` =
     /// evicted items (their fields go).
     func takePublication(_ set: ItemVectorSet) -> (vectors: [(ByteId, [Float])], deleted: [ByteId]) {
+        let book = counter.synced
         var out: [(ByteId, [Float])] = []
         if set.version > publishedVersion {
             publishedVersion = set.version
-            _ = take(&changedRowsForPublish, Self.publishFlag)
-            for id in rows.liveIds {
+            _ = book.takeChangedForPublish()
+            for id in book.rows.liveIds {
                 if let v = vector(id, set) { out.append((id, v)) }
             }
         } else if set.version > 0 {
-            for id in take(&changedRowsForPublish, Self.publishFlag) {
+            for id in book.takeChangedForPublish() {
                 guard let r = set.rowOf[id], r < set.refreshed else {
                     if let v = vector(id, set) { out.append((id, v)) }
                     continue
                 }
             }
         }
-        defer { evicted.removeAll() }
-        return (out, evicted)
+        defer { book.evicted.removeAll() }
+        return (out, book.evicted)
     }
 
     /// The refreshed vector, else a fold-in from the row (nil when no neighbour has a vector).
     func vector(_ id: ByteId, _ set: ItemVectorSet) -> [Float]? {
         if let v = set.vector(id) { return v }
+        let rows = self.rows
         guard let row = rows.row(of: id) else { return nil }
         return set.foldedVector(id, degree: rows.degree(of: id), row: row)?.0
     }

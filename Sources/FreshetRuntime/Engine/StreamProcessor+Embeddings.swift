@@ -122,8 +122,9 @@ extension StreamProcessor {
         return publishedVectors
     }
 
-    /// Positives counted by this instance's item tasks (the refresh cadence, in events).
-    var localPositives: Int { itemTasks.values.reduce(0) { $0 + ($1.embeddings?.positives ?? 0) } }
+    /// Positives handed to this instance's item tasks' counters (the refresh
+    /// cadence, in events; read without waiting for the counting).
+    var localPositives: Int { itemTasks.values.reduce(0) { $0 + ($1.embeddings?.positivesHandedOver ?? 0) } }
 
     /// The union of this instance's item tasks' rows.
     func localSnapshot() -> CooccurrenceSnapshot {
