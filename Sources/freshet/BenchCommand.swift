@@ -302,7 +302,6 @@ extension BenchCommand {
 enum PeakMemory {
     /// Resets VmHWM to the current RSS (writes 5 to /proc/self/clear_refs; Linux >= 4.0).
     static func reset() {
-        FileManager.default.createFile(atPath: "/proc/self/clear_refs", contents: nil)
         if let handle = FileHandle(forWritingAtPath: "/proc/self/clear_refs") {
             handle.write(Data("5".utf8))
             try? handle.close()

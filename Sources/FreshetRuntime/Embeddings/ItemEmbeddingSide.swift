@@ -14,7 +14,8 @@ import FreshetFeatures
 /// (`EmbeddingRefresher`); between refreshes, items of this partition that
 /// have no refreshed vector are folded in from their row. The side publishes
 /// its own items' vectors only: all of them after a new refresh, else the
-/// changed fold-ins. Owned by the processing thread.
+/// changed fold-ins. Owned by the processing thread; its rows are counted on
+/// its `CooccurrenceCounter`'s thread and read only through `counter.synced`.
 package final class ItemEmbeddingSide {
     /// Counts positives into the rows on a thread of its own.
     private let counter: CooccurrenceCounter
@@ -41,6 +42,8 @@ package final class ItemEmbeddingSide {
     package private(set) var examplesEmitted = 0
     /// Version of the refresh this side last published in full.
     private(set) var publishedVersion: Int64 = 0
+
+    /// Evicted rows still in the checkpoint hash (taken: the caller deletes them).
     func takeEvictedForCheckpoint() -> [ByteId] {
         let book = counter.synced
         defer { book.evictedForCheckpoint.removeAll() }
