@@ -133,6 +133,23 @@ package enum ImpressionItemsRecord {
         return (id, p.map { Int32($0) }, sub32)
     }
 
+    /// Reads the `header.count` items that follow a header, to the record's
+    /// end, handing each to `each` with its origin; throws at the first
+    /// malformed one (callers apply nothing before the whole record is read).
+    @inline(__always)
+    static func readItems(_ r: inout BorrowedByteReader, _ header: Header,
+                          _ each: (Int, Item, RecordOrigin) -> Void) throws(CodecError) {
+        var previous: UInt32?
+        for k in 0..<header.count {
+            let item = try readItem(&r, after: previous)
+            previous = item.subIndex
+            var origin = header.source
+            origin.subIndex = item.subIndex
+            each(k, item, origin)
+        }
+        try r.expectEnd("repartition record")
+    }
+
     /// Reads a whole record (after its format byte and tag) and calls `body`
     /// with each item event as a view, but only once every item has been
     /// read: a malformed record applies nothing (as a malformed single
@@ -142,17 +159,11 @@ package enum ImpressionItemsRecord {
         // `ItemEventView` is a trivial type: the buffer needs no deinitialising.
         try withUnsafeTemporaryAllocation(of: ItemEventView.self, capacity: header.count) { views throws(CodecError) in
             guard let base = views.baseAddress else { return }
-            var previous: UInt32?
-            for k in 0..<header.count {
-                let item = try readItem(&r, after: previous)
-                previous = item.subIndex
-                var origin = header.source
-                origin.subIndex = item.subIndex
+            try readItems(&r, header) { k, item, origin in
                 (base + k).initialize(to: ItemEventView(
                     itemId: item.id, ts: header.ts, kind: .impression(position: item.position), origin: origin,
                     userHistory: UnsafeRawBufferPointer(start: nil, count: 0)))
             }
-            try r.expectEnd("repartition record")
             for view in views { body(view) }
         }
     }
@@ -164,17 +175,11 @@ package enum ImpressionItemsRecord {
         let requestId = header.requestId.map { BorrowedByteReader.string(validUTF8: $0) }
         var records: [RepartitionRecord] = []
         records.reserveCapacity(header.count)
-        var previous: UInt32?
-        for _ in 0..<header.count {
-            let item = try readItem(&r, after: previous)
-            previous = item.subIndex
-            var origin = header.source
-            origin.subIndex = item.subIndex
+        try readItems(&r, header) { _, item, origin in
             let event = ItemEvent(itemId: BorrowedByteReader.string(validUTF8: item.id), userId: userId, ts: header.ts,
                                   kind: .impression(position: item.position), requestId: requestId)
             records.append(.item(event, origin: origin))
         }
-        try r.expectEnd("repartition record")
         return records
     }
 }
