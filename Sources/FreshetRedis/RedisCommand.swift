@@ -90,12 +90,9 @@ package struct RedisCommand: Sendable, Equatable, CustomStringConvertible {
     }
 
     /// Appends raw bytes unchanged (binary-safe), e.g. a float32 embedding blob.
-    /// Header, bytes and CRLF in one reserved append (the flush writes
-    /// several arguments per changed key).
     package mutating func append(bytes: UnsafeRawBufferPointer) {
-        appendHeader(length: bytes.count)
-        body.append(contentsOf: bytes.assumingMemoryBound(to: UInt8.self))
-        body.append(13); body.append(10)
+        argumentCount += 1
+        Self.appendBulk(bytes, to: &body)
     }
 
     package mutating func append(_ argument: Int) {
@@ -103,23 +100,7 @@ package struct RedisCommand: Sendable, Equatable, CustomStringConvertible {
     }
 
     package mutating func append(_ argument: Int64) {
-        var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
-                      UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
-            (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-        withUnsafeMutableBytes(of: &digits) { buffer in
-            var magnitude = argument.magnitude
-            var start = buffer.count
-            repeat {
-                start -= 1
-                buffer[start] = UInt8(truncatingIfNeeded: 48 + magnitude % 10)
-                magnitude /= 10
-            } while magnitude > 0
-            if argument < 0 {
-                start -= 1
-                buffer[start] = 45 // "-"
-            }
-            append(bytes: UnsafeRawBufferPointer(rebasing: buffer[start...]))
-        }
+        Self.withDecimal(argument) { append(bytes: $0) }
     }
 
     /// Appends a double in a form Redis parses exactly (shortest round-trip
@@ -150,26 +131,10 @@ package struct RedisCommand: Sendable, Equatable, CustomStringConvertible {
     /// fenced write's operations copies runs of encoded arguments at once).
     package func withArgumentRanges<R>(from first: Int,
                                        _ body: (UnsafeBufferPointer<UInt8>, [ArgumentRange]) throws -> R) rethrows -> R {
-        try self.body.withUnsafeBufferPointer { bytes in
+        try withArgumentReader(from: first) { bytes, reader in
             var ranges: [ArgumentRange] = []
             ranges.reserveCapacity(max(0, argumentCount - first))
-            var index = 0
-            var argument = 0
-            while index < bytes.count {
-                let start = index
-                index += 1
-                var length = 0
-                while bytes[index] != 13 {
-                    length = length * 10 + Int(bytes[index] - 48)
-                    index += 1
-                }
-                index += 2
-                if argument >= first {
-                    ranges.append(ArgumentRange(encoded: start..<(index + length + 2), content: index..<(index + length)))
-                }
-                index += length + 2
-                argument += 1
-            }
+            while let range = reader.next() { ranges.append(range) }
             return try body(bytes, ranges)
         }
     }
@@ -217,9 +182,42 @@ package struct RedisCommand: Sendable, Equatable, CustomStringConvertible {
 
     private mutating func appendHeader(length: Int) {
         argumentCount += 1
-        body.append(36) // "$"
-        Self.appendDecimal(length, to: &body)
-        body.append(13); body.append(10)
+        Self.appendBulkHeader(length: length, to: &body)
+    }
+
+    /// `$<length>\r\n`: the head of a bulk string.
+    static func appendBulkHeader(length: Int, to buffer: inout [UInt8]) {
+        buffer.append(36) // "$"
+        appendDecimal(length, to: &buffer)
+        buffer.append(13); buffer.append(10)
+    }
+
+    /// One bulk string (an argument): header, bytes, CRLF.
+    static func appendBulk(_ bytes: UnsafeRawBufferPointer, to buffer: inout [UInt8]) {
+        appendBulkHeader(length: bytes.count, to: &buffer)
+        buffer.append(contentsOf: bytes.assumingMemoryBound(to: UInt8.self))
+        buffer.append(13); buffer.append(10)
+    }
+
+    /// Calls `body` with `value` in decimal ASCII (on the stack, no allocation).
+    static func withDecimal<R>(_ value: Int64, _ body: (UnsafeRawBufferPointer) -> R) -> R {
+        var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
+                      UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
+            (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        return withUnsafeMutableBytes(of: &digits) { buffer in
+            var magnitude = value.magnitude
+            var start = buffer.count
+            repeat {
+                start -= 1
+                buffer[start] = UInt8(truncatingIfNeeded: 48 + magnitude % 10)
+                magnitude /= 10
+            } while magnitude > 0
+            if value < 0 {
+                start -= 1
+                buffer[start] = 45 // "-"
+            }
+            return body(UnsafeRawBufferPointer(rebasing: buffer[start...]))
+        }
     }
 
     static func appendArrayHeader(count: Int, to buffer: inout [UInt8]) {

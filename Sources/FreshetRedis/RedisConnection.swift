@@ -218,12 +218,7 @@ package final class RedisConnection {
     /// Failures as `execute`. Blocking.
     package func executeTransaction(_ body: RedisPipeline) throws(RedisError) -> TransactionReply {
         let during = "transaction of \(body.count) commands"
-        let context = try openContext(during)
-        guard pendingReplies == 0 else {
-            throw RedisError(kind: .invalidArgument,
-                             message: "\(pendingReplies) replies of appended commands are still unread",
-                             context: "\(during) on \(endpoint)")
-        }
+        let context = try openIdleContext(during)
         return try withSummarizingReader(context) { summary throws(RedisError) in
             var queueErrors: [String] = []
             var start = 0
@@ -361,12 +356,7 @@ package final class RedisConnection {
     /// each reply, in order, to `handle` (valid only during the call).
     private func forEachReply(of pipeline: RedisPipeline, during: String,
                               _ handle: (Int, UnsafeMutablePointer<redisReply>) -> Void) throws(RedisError) {
-        let context = try openContext(during)
-        guard pendingReplies == 0 else {
-            throw RedisError(kind: .invalidArgument,
-                             message: "\(pendingReplies) replies of appended commands are still unread",
-                             context: "\(during) on \(endpoint)")
-        }
+        let context = try openIdleContext(during)
         var start = 0
         let chunk = max(1, executeChunkSize)
         while start < pipeline.count {
@@ -530,15 +520,22 @@ package final class RedisConnection {
         return context
     }
 
-    /// Sends one command and returns its reply, error replies included.
-    private func roundTrip(_ command: RedisCommand) throws(RedisError) -> RedisReply {
-        let during = command.name
+    /// The open context, when no reply of an appended command is still
+    /// unread (a pipeline's replies would otherwise be read out of turn).
+    private func openIdleContext(_ during: String) throws(RedisError) -> UnsafeMutablePointer<redisContext> {
         let context = try openContext(during)
         guard pendingReplies == 0 else {
             throw RedisError(kind: .invalidArgument,
                              message: "\(pendingReplies) replies of appended commands are still unread",
                              context: "\(during) on \(endpoint)")
         }
+        return context
+    }
+
+    /// Sends one command and returns its reply, error replies included.
+    private func roundTrip(_ command: RedisCommand) throws(RedisError) -> RedisReply {
+        let during = command.name
+        let context = try openIdleContext(during)
         let encoded = command.encoded
         let status = encoded.withUnsafeBytes { raw in
             redisAppendFormattedCommand(context, raw.baseAddress?.assumingMemoryBound(to: CChar.self), raw.count)

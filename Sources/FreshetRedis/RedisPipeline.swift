@@ -55,19 +55,7 @@ package struct RedisPipeline: Sendable {
 
     /// One argument of the command begun by `beginCommand`: `value` in decimal.
     package mutating func appendArgument(_ value: Int) {
-        guard value != .min else { return appendArgument(String(value)) }
-        var length = value < 0 ? 2 : 1
-        var rest = abs(value) / 10
-        while rest > 0 {
-            length += 1
-            rest /= 10
-        }
-        buffer.append(36) // "$"
-        RedisCommand.appendDecimal(length, to: &buffer)
-        buffer.append(13); buffer.append(10)
-        if value < 0 { buffer.append(45) } // "-"
-        RedisCommand.appendDecimal(abs(value), to: &buffer)
-        buffer.append(13); buffer.append(10)
+        RedisCommand.withDecimal(Int64(value)) { RedisCommand.appendBulk($0, to: &buffer) }
     }
 
     /// Arguments already encoded as RESP bulk strings, back to back (e.g. a
@@ -82,11 +70,7 @@ package struct RedisPipeline: Sendable {
     }
 
     private mutating func appendBulk(_ bytes: UnsafeBufferPointer<UInt8>) {
-        buffer.append(36) // "$"
-        RedisCommand.appendDecimal(bytes.count, to: &buffer)
-        buffer.append(13); buffer.append(10)
-        buffer.append(contentsOf: bytes)
-        buffer.append(13); buffer.append(10)
+        RedisCommand.appendBulk(UnsafeRawBufferPointer(bytes), to: &buffer)
     }
 
     /// Keeps the first `count` commands and drops the rest (and any command

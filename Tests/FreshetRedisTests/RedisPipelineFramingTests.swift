@@ -68,4 +68,21 @@ final class RedisPipelineFramingTests: XCTestCase {
         XCTAssertTrue(truncated.isEmpty)
         XCTAssertEqual(truncated.byteCount, 0)
     }
+
+    /// Integer arguments framed in a pipeline encode as `RedisCommand`'s do (one decimal encoder).
+    func testIntegerArgumentsEncodeAsACommandsDo() {
+        let values = [0, 7, -1, -101, 1_000_000, Int.max, Int.min]
+        var framed = RedisPipeline()
+        var expected = RedisCommand("ZREMRANGEBYRANK")
+        framed.beginCommand(argumentCount: 1 + values.count)
+        framed.appendArgument("ZREMRANGEBYRANK")
+        for value in values {
+            framed.appendArgument(value)
+            expected.append(value)
+        }
+        framed.endCommand()
+        XCTAssertEqual(framed.buffer, RedisPipeline([expected]).buffer)
+        XCTAssertEqual(framed.commands.first?.arguments.dropFirst().map { String(decoding: $0, as: UTF8.self) },
+                       values.map(String.init))
+    }
 }

@@ -144,12 +144,12 @@ package final class ItemEmbeddingSide {
             publishedVersion = set.version
             _ = book.takeChangedForPublish()
             for id in book.rows.liveIds {
-                if let v = vector(id, set) { out.append((id, v)) }
+                if let v = Self.vector(id, set, rows: book.rows) { out.append((id, v)) }
             }
         } else if set.version > 0 {
             for id in book.takeChangedForPublish() {
                 guard let r = set.rowOf[id], r < set.refreshed else {
-                    if let v = vector(id, set) { out.append((id, v)) }
+                    if let v = Self.vector(id, set, rows: book.rows) { out.append((id, v)) }
                     continue
                 }
             }
@@ -158,10 +158,10 @@ package final class ItemEmbeddingSide {
         return (out, book.evicted)
     }
 
-    /// The refreshed vector, else a fold-in from the row (nil when no neighbour has a vector).
-    func vector(_ id: ByteId, _ set: ItemVectorSet) -> [Float]? {
+    /// The refreshed vector, else a fold-in from its row in `rows` (nil when
+    /// no neighbour has a vector). `rows` as synced once by the caller.
+    private static func vector(_ id: ByteId, _ set: ItemVectorSet, rows: CooccurrenceRows) -> [Float]? {
         if let v = set.vector(id) { return v }
-        let rows = self.rows
         guard let row = rows.row(of: id) else { return nil }
         return set.foldedVector(id, degree: rows.degree(of: id), row: row)?.0
     }

@@ -182,7 +182,7 @@ package enum FencedTransaction {
             var rejected = Array(repeating: [FencedWriteReply.RejectedKey](), count: decisions.count)
             for failure in outcome.errors {
                 let origin = origins[failure.index]
-                let key = writes[writes.startIndex + origin.write].command.withArgumentRanges(from: 0) { bytes, _ in
+                let key = writes[writes.startIndex + origin.write].command.withArgumentReader(from: 0) { bytes, _ in
                     String(decoding: bytes[origin.key], as: UTF8.self)
                 }
                 rejected[origin.write].append(.init(key: key, message: failure.message))

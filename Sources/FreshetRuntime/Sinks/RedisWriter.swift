@@ -42,7 +42,7 @@ package final class RedisWriter: @unchecked Sendable {
         }
 
         /// Encoded size of the batch's commands (what the pipeline copies).
-        package var byteCount: Int { writes.reduce(0) { $0 + $1.command.bodyByteCount } }
+        package var byteCount: Int { writes.reduce(0) { $0 + $1.byteCount } }
     }
 
     /// What the writer observed, read by the processing thread.
