@@ -63,6 +63,29 @@ package enum ImpressionItemsRecord {
         }
     }
 
+    /// Encodes the shown items `members` (indices into the impression's
+    /// items, increasing) into scratch space and calls `body` with the
+    /// record's bytes (valid during the call): the one encoder a source task
+    /// and the core benchmark share. `shownItem(k)` and `position(k)` are
+    /// item `k`'s id bytes and position; its sub-index is `k`.
+    @inline(__always)
+    package static func withEncoded<R>(userId: UnsafeRawBufferPointer, ts: EventTimeMs, requestId: UnsafeRawBufferPointer?,
+                                       source: RecordOrigin, members: UnsafeBufferPointer<Int>,
+                                       shownItem: (Int) -> UnsafeRawBufferPointer, position: (Int) -> Int32?,
+                                       _ body: (UnsafeRawBufferPointer) -> R) -> R {
+        let idBytes = members.reduce(0) { $0 + shownItem($1).count }
+        let bound = maxBytes(userId: userId, requestId: requestId, count: members.count, itemIdBytes: idBytes)
+        return withUnsafeTemporaryAllocation(byteCount: bound, alignment: 1) { scratch in
+            guard let base = scratch.baseAddress else { return body(UnsafeRawBufferPointer(start: nil, count: 0)) }
+            var c = RawByteCursor(base: base, capacity: scratch.count)
+            write(userId: userId, ts: ts, requestId: requestId, source: source, count: members.count, item: { i in
+                let k = members[i]
+                return (shownItem(k), position(k), UInt32(k))
+            }, into: &c)
+            return body(UnsafeRawBufferPointer(start: base, count: c.count))
+        }
+    }
+
     /// Splits the shown items `0..<count` by partition: calls `body` once
     /// per partition they go to (in order of each partition's first item)
     /// with that partition's item indices, increasing. `partition(k)` is

@@ -136,15 +136,11 @@ package enum CoreBenchmark {
                                                              requestId: ids.requestId, origin: origin,
                                                              userHistoryEncoded: [], into: &writer)
                             } else {
-                                let idBytes = group.reduce(0) { $0 + ids.shownItem($1).count }
-                                let bound = ImpressionItemsRecord.maxBytes(userId: ids.user, requestId: ids.requestId,
-                                                                           count: group.count, itemIdBytes: idBytes)
-                                writer.append(maxBytes: bound) { c in
-                                    ImpressionItemsRecord.write(userId: ids.user, ts: ts, requestId: ids.requestId,
-                                                                source: source, count: group.count, item: { i in
-                                                                    let k = group[i]
-                                                                    return (ids.shownItem(k), event.position(at: k), UInt32(k))
-                                                                }, into: &c)
+                                // The output's copy into its bundle, as `SourceTask` hands the record over.
+                                ImpressionItemsRecord.withEncoded(userId: ids.user, ts: ts, requestId: ids.requestId,
+                                                                  source: source, members: group, shownItem: ids.shownItem,
+                                                                  position: event.position(at:)) {
+                                    writer.bytes.append(contentsOf: $0.assumingMemoryBound(to: UInt8.self))
                                 }
                             }
                             routedBytes &+= writer.bytes.count

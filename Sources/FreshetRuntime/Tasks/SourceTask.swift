@@ -216,8 +216,7 @@ package final class SourceTask {
         ImpressionItemsRecord.forEachPartitionGroup(count: count, partition: {
             output.partition(of: .items, keyBytes: ids.shownItem($0)) ?? 0
         }) { group in
-            let idBytes = group.reduce(0) { $0 + ids.shownItem($1).count }
-            if group.count == 1 || !routeGroup(group, itemIdBytes: idBytes, ids: ids, ts: ts, record: record, output: output) {
+            if group.count == 1 || !routeGroup(group, ids: ids, ts: ts, record: record, output: output) {
                 for k in group {
                     routeOne(itemId: ids.shownItem(k), ids: ids, ts: ts, kind: .impression(position: ids.position(at: k)),
                              history: [], index: k, of: count, record: record, output: output, tooLarge: &tooLarge)
@@ -228,20 +227,12 @@ package final class SourceTask {
 
     /// Sends the shown items `members` (one item partition's, increasing) as
     /// one `ImpressionItemsRecord`; false when it would not fit in a message.
-    private func routeGroup(_ members: UnsafeBufferPointer<Int>, itemIdBytes: Int, ids: EventIds, ts: EventTimeMs,
+    private func routeGroup(_ members: UnsafeBufferPointer<Int>, ids: EventIds, ts: EventTimeMs,
                             record: RecordView, output: TaskOutput) -> Bool {
-        let bound = ImpressionItemsRecord.maxBytes(userId: ids.user, requestId: ids.requestId, count: members.count,
-                                                   itemIdBytes: itemIdBytes)
-        return withUnsafeTemporaryAllocation(byteCount: bound, alignment: 1) { scratch in
-            guard let base = scratch.baseAddress else { return false }
-            var c = RawByteCursor(base: base, capacity: scratch.count)
-            ImpressionItemsRecord.write(userId: ids.user, ts: ts, requestId: ids.requestId, source: origin(of: record),
-                                        count: members.count, item: { i in
-                                            let k = members[i]
-                                            return (ids.shownItem(k), ids.position(at: k), UInt32(k))
-                                        }, into: &c)
-            guard c.count <= output.maxRepartitionRecordBytes else { return false }
-            output.repartition(.items, keyBytes: ids.shownItem(members[0]), value: UnsafeRawBufferPointer(start: base, count: c.count))
+        ImpressionItemsRecord.withEncoded(userId: ids.user, ts: ts, requestId: ids.requestId, source: origin(of: record),
+                                          members: members, shownItem: ids.shownItem, position: ids.position(at:)) { bytes in
+            guard !bytes.isEmpty, bytes.count <= output.maxRepartitionRecordBytes else { return false }
+            output.repartition(.items, keyBytes: ids.shownItem(members[0]), value: bytes)
             return true
         }
     }
