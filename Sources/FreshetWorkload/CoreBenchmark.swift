@@ -185,13 +185,8 @@ package enum CoreBenchmark {
                                    checksum: sink)
     }
 
-    /// CPU time of the calling thread: on a shared machine, wall time also
-    /// counts time other processes held the core.
-    static func threadCPUSeconds() -> Double {
-        var t = timespec()
-        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t)
-        return Double(t.tv_sec) + Double(t.tv_nsec) / 1e9
-    }
+    /// CPU time of the calling thread (`CPUClock`).
+    static func threadCPUSeconds() -> Double { CPUClock.threadSeconds() }
 
     static func seconds(_ d: Duration) -> Double {
         Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18

@@ -12,8 +12,8 @@ import Logging
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
-        abstract: "Measure Freshet: end to end, freshness, the core alone, memory per key, restore, Redis, embeddings.",
-        subcommands: [EndToEnd.self, Freshness.self, Core.self, Memory.self, Restore.self, RedisPipelines.self, Embeddings.self, Refresh.self]
+        abstract: "Measure Freshet: end to end, freshness, the core alone, the task layer, memory per key, restore, Redis, embeddings.",
+        subcommands: [EndToEnd.self, Freshness.self, Core.self, Tasks.self, Memory.self, Restore.self, RedisPipelines.self, Embeddings.self, Refresh.self]
     )
 }
 
@@ -213,6 +213,32 @@ extension BenchCommand {
         }
     }
 
+    struct Tasks: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "tasks",
+            abstract: "The task layer alone, in process (no broker, no Redis, one thread): CPU per event of each stage, for the features-only and the default topology.")
+        @Option var events = 600_000
+        @Option var users = 60_000
+        @Option var items = 20_000
+        @Option(help: "Partitions per source and repartition topic.") var partitions: Int32 = 4
+        @Option(help: "Run only these variants (1: features only, 2: default topology: embeddings + examples topic + counts stage; repeatable). Default: both.")
+        var only: [Int] = []
+        func run() throws {
+            guard partitions > 0 else { throw ValidationError("--partitions must be at least 1") }
+            emit("machine: \(MachineFacts.summary)")
+            let now = Int64(Date().timeIntervalSince1970 * 1000)
+            let config = SyntheticConfig(seed: 11, users: users, items: items, startMs: now - 86_400_000, spanMs: 86_400_000, nowMs: now)
+            let variants: [(String, Bool)] = [("features only", false), ("default topology (embeddings + examples + counts stage)", true)]
+            for (number, (label, examples)) in zip(1..., variants) where only.isEmpty || only.contains(number) {
+                var topology = Topology()
+                topology.embeddings.enabled = examples
+                topology.embeddings.examples = examples
+                let stream = SyntheticStream(config: config, count: events).lazy.map { (isImpression: $0.topic == .impressions, key: $0.key, json: $0.json) }
+                emit("\(TaskBenchmark.run(stream, label: label, topology: topology, partitions: partitions, nowMs: now))")
+            }
+        }
+    }
+
     struct Memory: ParsableCommand {
         static let configuration = CommandConfiguration(commandName: "memory", abstract: "Memory per user key and per item key.")
         @Option var users = 1_000_000
@@ -374,11 +400,7 @@ enum MachineFacts {
     }
 
     /// User + system CPU time of this process so far.
-    static func processCPUSeconds() -> Double {
-        var usage = rusage()
-        getrusage(RUSAGE_SELF.rawValue, &usage)
-        return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
-    }
+    static func processCPUSeconds() -> Double { CPUClock.processSeconds() }
 }
 
 /// `--max-drift`: a duration, or `off` (0). Nil when neither.

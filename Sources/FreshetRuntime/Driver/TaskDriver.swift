@@ -1,7 +1,6 @@
 import FreshetCore
 import FreshetFeatures
 import FreshetKafka
-@testable import FreshetRuntime
 
 /// Runs the task layer in process, without servers (the idea of Kafka
 /// Streams' TopologyTestDriver): an injected clock, in-memory partition logs
@@ -12,30 +11,46 @@ import FreshetKafka
 /// from the checkpointed offset) runs in microseconds.
 ///
 /// Single-threaded; not the engine loop itself (no consumer, no Redis
-/// writer): what it covers is the task contract and the dataflow between tasks.
-final class TaskDriver {
+/// writer): what it covers is the task contract and the dataflow between
+/// tasks. The tests drive it, and so does `freshet bench tasks`
+/// (`TaskBenchmark`: the task layer's CPU per event, stage by stage).
+package final class TaskDriver {
     /// The injected wall clock, ms.
-    var nowMs: Int64
+    package var nowMs: Int64
     let factory: TaskFactory
-    let repartitionPartitions: Int32
-    private(set) var tasks: [TaskId: any StreamTask] = [:]
-    /// Each task's input partition (the "broker"), append-only.
-    private(set) var logs: [TaskId: [InputRecord]] = [:]
+    package let repartitionPartitions: Int32
+    package private(set) var tasks: [TaskId: any StreamTask] = [:]
+    /// Each task's input partition (the "broker"), append-only; with
+    /// `keepsLogs` false, the records not yet read.
+    package private(set) var logs: [TaskId: [InputRecord]] = [:]
+    /// The offset of each log's first record (0 unless read records were discarded).
+    private var firstOffsets: [TaskId: Int64] = [:]
     /// Where each task's consumer reads next (an index into its log).
     private var positions: [TaskId: Int] = [:]
+    /// False for long benchmark runs: read records and examples are not kept
+    /// (a crash could then not replay; `crash` requires the logs).
+    package var keepsLogs = true
+    /// Thread CPU seconds each stage's tasks spent in `runUntilQuiet`
+    /// (`measuresStages`: two clock reads per task and pass).
+    package private(set) var stageCPUSeconds: [TaskId.Stage: Double] = [:]
+    package var measuresStages = false
     /// The checkpoint store: meta fields and the state hash per task.
     private var checkpoints: [TaskId: (meta: [String: [UInt8]], state: [String: [UInt8]])] = [:]
     private lazy var output = Output(driver: self)
-    var deadLetters: [(topic: String, record: InputRecord, reason: BadInput)] { output.deadLetters }
-    /// Every message written to the examples topic, in order (`ExampleCodec` encoding).
-    var examples: [[UInt8]] { output.examples }
+    package var deadLetters: [(topic: String, record: InputRecord, reason: BadInput)] { output.deadLetters }
+    /// Every message written to the examples topic, in order (`ExampleCodec`
+    /// encoding); empty with `keepsLogs` false (`examplesWritten` counts them).
+    package var examples: [[UInt8]] { output.examples }
+    package var examplesWritten: Int { output.examplesWritten }
+    /// Records appended to each stage's partitions (sources and repartition topics).
+    package private(set) var recordsAppended: [TaskId.Stage: Int] = [:]
 
     /// Tasks for `sources` (source stage → partition count) and every
     /// repartition-fed stage the topology needs.
     /// - Parameter itemEmbeddings: item tasks get an `ItemEmbeddingSide` (the
     ///   joiner; examples land in `examples`) from `topology.embeddings`.
-    init(topology: Topology = Topology(), interactionPartitions: Int32, impressionPartitions: Int32,
-         repartitionPartitions: Int32, nowMs: Int64, itemEmbeddings: Bool = false) {
+    package init(topology: Topology = Topology(), interactionPartitions: Int32, impressionPartitions: Int32,
+                 repartitionPartitions: Int32, nowMs: Int64, itemEmbeddings: Bool = false) {
         self.nowMs = nowMs
         self.repartitionPartitions = repartitionPartitions
         let settings = topology.embeddings
@@ -68,60 +83,75 @@ final class TaskDriver {
     }
 
     /// Appends a record to a source partition's log.
-    func send(_ stage: TaskId.Stage, partition: Int32, _ value: [UInt8]) {
+    package func send(_ stage: TaskId.Stage, partition: Int32, _ value: [UInt8]) {
         append(TaskId(stage: stage, partition: partition), value)
     }
 
     fileprivate func append(_ id: TaskId, _ value: [UInt8]) {
-        let offset = Int64(logs[id, default: []].count)
+        let offset = firstOffsets[id, default: 0] + Int64(logs[id, default: []].count)
         logs[id, default: []].append(InputRecord(partition: id.partition, offset: offset, key: nil, value: value, timestampMs: nil))
+        recordsAppended[id.stage, default: 0] += 1
+    }
+
+    /// Feeds `task` the unread records of its log; true when there were any.
+    /// The log is taken out while it is read (no copy of it per pass): a task
+    /// never writes to its own input, the stages forming a DAG.
+    private func feed(_ id: TaskId, _ task: any StreamTask) -> Bool {
+        guard var position = positions[id], var log = logs.removeValue(forKey: id) else { return false }
+        let read = position < log.count
+        while position < log.count {
+            task.process(log[position], nowMs: nowMs, output: output)
+            position += 1
+        }
+        precondition(logs[id] == nil, "task \(id) wrote to its own input")
+        if !keepsLogs && position > 0 {
+            firstOffsets[id, default: 0] += Int64(position)
+            log.removeFirst(position)
+            position = 0
+        }
+        logs[id] = log
+        positions[id] = position
+        return read
     }
 
     /// Feeds every task its unread records, then one time tick (markers due),
     /// in stage order, until no log has anything unread.
-    func runUntilQuiet() {
+    package func runUntilQuiet() {
         var progressed = true
         while progressed {
             progressed = false
             for id in tasks.keys.sorted(by: Self.order) {
-                guard let task = tasks[id], let log = logs[id], var position = positions[id] else { continue }
-                while position < log.count {
-                    task.process(log[position], nowMs: nowMs, output: output)
-                    position += 1
-                    progressed = true
-                }
-                positions[id] = position
+                guard let task = tasks[id] else { continue }
+                let started = measuresStages ? CPUClock.threadSeconds() : 0
+                if feed(id, task) { progressed = true }
                 task.advanceTime(TimeTick(nowMs: nowMs, markersDue: true, finalMarkersDue: false), output: output)
+                if measuresStages { stageCPUSeconds[id.stage, default: 0] += CPUClock.threadSeconds() - started }
             }
         }
     }
 
     /// Bounded end: every source partition reached its end.
-    func finishSources() {
+    package func finishSources() {
         for (id, task) in tasks where id.stage.readsSourceTopic { _ = task.reachEnd(output: output) }
         runUntilQuiet()
     }
 
     /// Bounded end of one source partition only (the others keep reading).
-    func finish(_ id: TaskId) {
+    package func finish(_ id: TaskId) {
         _ = tasks[id]?.reachEnd(output: output)
     }
 
     /// Feeds one task its unread records and a time tick (the other tasks
     /// wait); `finalMarkersDue`: the tick of a bounded run's marker resend.
-    func run(_ id: TaskId, finalMarkersDue: Bool = false) {
-        guard let task = tasks[id], let log = logs[id], var position = positions[id] else { return }
-        while position < log.count {
-            task.process(log[position], nowMs: nowMs, output: output)
-            position += 1
-        }
-        positions[id] = position
+    package func run(_ id: TaskId, finalMarkersDue: Bool = false) {
+        guard let task = tasks[id] else { return }
+        _ = feed(id, task)
         task.advanceTime(TimeTick(nowMs: nowMs, markersDue: true, finalMarkersDue: finalMarkersDue), output: output)
     }
 
     /// Checkpoints the tasks `which` selects (default all) through `snapshot()`
     /// (state hashes accumulate, as in Redis).
-    func checkpoint(_ which: (TaskId) -> Bool = { _ in true }) throws {
+    package func checkpoint(_ which: (TaskId) -> Bool = { _ in true }) throws {
         for (id, task) in tasks where which(id) {
             let snapshot = task.snapshot()
             guard !snapshot.isEmpty else { continue }
@@ -139,7 +169,8 @@ final class TaskDriver {
 
     /// Kills a task: its state is gone; a new one is restored from the last
     /// checkpoint and reads its log again from the checkpointed offset.
-    func crash(_ id: TaskId) throws {
+    package func crash(_ id: TaskId) throws {
+        precondition(keepsLogs, "a crash replays the log: keepsLogs must be on")
         start(id)
         guard let task = tasks[id], let saved = checkpoints[id] else { return }
         let checkpoint = try TaskCheckpoint.parse(saved.meta, task: id)
@@ -149,18 +180,18 @@ final class TaskDriver {
         positions[id] = Int(checkpoint.nextOffset ?? 0)
     }
 
-    func crashAll() throws {
+    package func crashAll() throws {
         for id in Array(tasks.keys) { try crash(id) }
     }
 
     /// The item task that owns `item` (as the producer partitions it).
-    func itemFeatures(_ item: String) -> ItemFeatures? {
+    package func itemFeatures(_ item: String) -> ItemFeatures? {
         let partition = KafkaProducer.partition(forKey: Array(item.utf8), partitionCount: repartitionPartitions)
         return (tasks[TaskId(stage: .items, partition: partition)] as? ItemTask)?.store.features(of: item)
     }
 
     /// A user's features from whichever task keeps them.
-    func userFeatures(_ user: String) -> UserFeatures? {
+    package func userFeatures(_ user: String) -> UserFeatures? {
         for task in tasks.values {
             if let source = task as? SourceTask, let features = source.users?.features(of: user) { return features }
             if let users = task as? UserTask, let features = users.users.features(of: user) { return features }
@@ -178,6 +209,7 @@ final class TaskDriver {
         unowned let driver: TaskDriver
         var deadLetters: [(topic: String, record: InputRecord, reason: BadInput)] = []
         var examples: [[UInt8]] = []
+        var examplesWritten = 0
         init(driver: TaskDriver) { self.driver = driver }
 
         private func stage(_ target: RepartitionTarget) -> TaskId.Stage {
@@ -204,7 +236,10 @@ final class TaskDriver {
             }
         }
 
-        func example(key: String, value: [UInt8]) { examples.append(value) }
+        func example(key: String, value: [UInt8]) {
+            examplesWritten += 1
+            if driver.keepsLogs { examples.append(value) }
+        }
 
         func deadLetter(sourceTopic: String, record: InputRecord, reason: BadInput) {
             deadLetters.append((sourceTopic, record, reason))
