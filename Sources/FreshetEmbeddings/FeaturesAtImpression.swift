@@ -1,5 +1,4 @@
 import FreshetCore
-import HeapModule
 
 /// The item features of impressions, recorded when the item task applies the
 /// impression itself (its direct event) and taken by the join when the counts
@@ -21,6 +20,9 @@ import HeapModule
 /// the item task (`encode`/`restore`), so a replay after a crash records or
 /// finds the same values. Owned by the item task's processing thread.
 package final class FeaturesAtImpression {
+    /// Ids compare and hash by their UTF-8 bytes (`IdBytes`), as every map of
+    /// ids does: `String`'s own `==` would take two canonically equivalent
+    /// but different ids ("caf\u{E9}", "cafe\u{301}") for one user.
     package struct Key: Hashable, Sendable {
         package var userId: String
         package var itemId: String
@@ -29,6 +31,23 @@ package final class FeaturesAtImpression {
             self.userId = userId
             self.itemId = itemId
             self.ts = ts
+        }
+
+        /// A key from ids read in place (valid UTF-8, as repartition records
+        /// are checked when read).
+        package init(userIdBytes: UnsafeRawBufferPointer, itemIdBytes: UnsafeRawBufferPointer, ts: EventTimeMs) {
+            self.init(userId: BorrowedByteReader.string(validUTF8: userIdBytes),
+                      itemId: BorrowedByteReader.string(validUTF8: itemIdBytes), ts: ts)
+        }
+
+        package static func == (a: Key, b: Key) -> Bool {
+            a.ts == b.ts && IdBytes.equal(a.userId, b.userId) && IdBytes.equal(a.itemId, b.itemId)
+        }
+
+        package func hash(into hasher: inout Hasher) {
+            hasher.combine(ts)
+            IdBytes.hash(userId, into: &hasher)
+            IdBytes.hash(itemId, into: &hasher)
         }
     }
 
@@ -50,18 +69,16 @@ package final class FeaturesAtImpression {
         var seq: UInt64
     }
 
-    private struct Deadline: Comparable {
-        var ts: EventTimeMs
+    /// What an expiry deadline refers to (stale when the entry's `seq` moved on).
+    private struct Deadline {
         var seq: UInt64
         var key: Key
-        static func < (a: Deadline, b: Deadline) -> Bool { (a.ts, a.seq) < (b.ts, b.seq) }
-        static func == (a: Deadline, b: Deadline) -> Bool { a.ts == b.ts && a.seq == b.seq }
     }
 
     /// Event time (ms) past an entry's time after which the join's watermark drops it.
     package let graceMs: Int64
     private var entries: [Key: Entry] = [:]
-    private var deadlines = Heap<Deadline>()
+    private var deadlines = DeadlineQueue<Deadline>()
     private var seq: UInt64 = 0
     /// Copies that found no recorded features (the caller falls back to the current ones).
     package private(set) var misses = 0
@@ -88,7 +105,7 @@ package final class FeaturesAtImpression {
         }
         seq &+= 1
         entries[key] = Entry(recorded: recorded, pending: 1, seq: seq)
-        deadlines.insert(Deadline(ts: key.ts, seq: seq, key: key))
+        deadlines.push(key.ts, Deadline(seq: seq, key: key))
         peakCount = max(peakCount, entries.count)
     }
 
@@ -108,8 +125,8 @@ package final class FeaturesAtImpression {
     package func expire(joinWatermark: EventTimeMs) {
         let (limit, overflow) = joinWatermark.subtractingReportingOverflow(graceMs)
         guard !overflow else { return }
-        while let next = deadlines.min, next.ts <= limit, let node = deadlines.popMin() {
-            guard let entry = entries[node.key], entry.seq == node.seq else { continue }
+        deadlines.popAll(through: limit) { _, node in
+            guard let entry = entries[node.key], entry.seq == node.seq else { return }
             entries[node.key] = nil
             expired += 1
         }
@@ -140,7 +157,7 @@ package final class FeaturesAtImpression {
     /// - Throws: `CodecError` for truncated bytes or an unknown version.
     package func restore(_ bytes: [UInt8]) throws(CodecError) {
         entries.removeAll()
-        deadlines = Heap()
+        deadlines.removeAll()
         var r = ByteReader(bytes)
         let version = try r.readByte("features at impression version")
         guard version == Self.format else {

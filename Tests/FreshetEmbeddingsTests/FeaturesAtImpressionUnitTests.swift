@@ -27,6 +27,26 @@ final class FeaturesAtImpressionUnitTests: XCTestCase {
         XCTAssertNil(log.take(k))
     }
 
+    /// Ids are their bytes: canonically equivalent but different ids (NFC
+    /// "é" and "e" + combining acute) are two users and two items, each
+    /// taking its own recording. `String`'s `==` had merged them, so the
+    /// second user's copy took the first user's features (and missed its own).
+    func testCanonicallyEquivalentIdsAreDifferentKeys() {
+        let log = FeaturesAtImpression(graceMs: 1_000)
+        let composed = "caf\u{E9}", decomposed = "cafe\u{301}"
+        XCTAssertEqual(composed, decomposed, "Swift's String equality conflates them")
+        log.record(Key(userId: composed, itemId: "i", ts: 100), Recorded(popularity7d: 1, impressions7d: 1))
+        log.record(Key(userId: decomposed, itemId: "i", ts: 100), Recorded(popularity7d: 2, impressions7d: 2))
+        log.record(Key(userId: "u", itemId: composed, ts: 100), Recorded(popularity7d: 3, impressions7d: 3))
+        log.record(Key(userId: "u", itemId: decomposed, ts: 100), Recorded(popularity7d: 4, impressions7d: 4))
+        XCTAssertEqual(log.count, 4)
+        XCTAssertEqual(log.take(Key(userId: decomposed, itemId: "i", ts: 100))?.popularity7d, 2)
+        XCTAssertEqual(log.take(Key(userId: composed, itemId: "i", ts: 100))?.popularity7d, 1)
+        XCTAssertEqual(log.take(Key(userId: "u", itemId: decomposed, ts: 100))?.popularity7d, 4)
+        XCTAssertEqual(log.take(Key(userId: "u", itemId: composed, ts: 100))?.popularity7d, 3)
+        XCTAssertEqual(log.misses, 0)
+    }
+
     func testEntriesWhoseCopyNeverComesExpireByTheJoinWatermark() {
         let log = FeaturesAtImpression(graceMs: 1_000)
         log.record(Key(userId: "u", itemId: "a", ts: 100), Recorded(popularity7d: 0, impressions7d: 1))
