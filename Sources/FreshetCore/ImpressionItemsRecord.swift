@@ -184,7 +184,7 @@ package enum ImpressionItemsRecord {
             guard let base = views.baseAddress else { return }
             try readItems(&r, header) { k, item, origin in
                 (base + k).initialize(to: ItemEventView(
-                    itemId: item.id, userId: header.userId, ts: header.ts, kind: .impression(position: item.position), origin: origin,
+                    itemId: item.id, ts: header.ts, kind: .impression(position: item.position), origin: origin,
                     userHistory: UnsafeRawBufferPointer(start: nil, count: 0)))
             }
             for view in views { body(view) }

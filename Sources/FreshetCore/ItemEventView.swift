@@ -1,14 +1,12 @@
 /// What the item features need of a repartitioned item event, read in place:
-/// the item id and the user id as borrowed bytes (checked to be valid
-/// UTF-8), the event time, the kind, and the origin for duplicate filtering.
-/// The request id is checked (length, UTF-8) but not kept; the user history's items
+/// the item id as borrowed bytes (checked to be valid UTF-8), the event time,
+/// the kind, and the origin for duplicate filtering. The user id and request
+/// id are checked (lengths, UTF-8) but not built; the user history's items
 /// only for their lengths, as `RepartitionRecord.decode` does (they are kept
 /// as bytes and matched against item ids byte for byte). Reading a record
 /// allocates nothing. Valid only while the record's bytes are.
 package struct ItemEventView {
     package var itemId: UnsafeRawBufferPointer
-    /// The user's id bytes (what the examples' features-at-impression key needs).
-    package var userId: UnsafeRawBufferPointer
     package var ts: EventTimeMs
     package var kind: ItemEvent.Kind
     package var origin: RecordOrigin
@@ -33,13 +31,13 @@ extension RepartitionRecord {
     @inline(__always)
     static func readItemView(_ r: inout BorrowedByteReader) throws(CodecError) -> ItemEventView {
         let itemId = try r.readUTF8("item_event.item_id")
-        let userId = try r.readUTF8("item_event.user_id")
+        try r.skipString("item_event.user_id")
         let ts = try r.readZigzag("item_event.ts")
         let kind = try readItemKind(&r)
         try r.skipOptionalString("item_event.request_id")
         let origin = try RecordOrigin.decode(from: &r)
         let history = try readUserHistoryExtension(&r)
         try r.expectEnd("repartition record")
-        return ItemEventView(itemId: itemId, userId: userId, ts: ts, kind: kind, origin: origin, userHistory: history)
+        return ItemEventView(itemId: itemId, ts: ts, kind: kind, origin: origin, userHistory: history)
     }
 }

@@ -1,4 +1,5 @@
 import FreshetCore
+import HeapModule
 
 /// The item features of impressions, recorded when the item task applies the
 /// impression itself (its direct event) and taken by the join when the counts
@@ -33,21 +34,14 @@ package final class FeaturesAtImpression {
             self.ts = ts
         }
 
-        /// A key from ids read in place (valid UTF-8, as repartition records
-        /// are checked when read).
-        package init(userIdBytes: UnsafeRawBufferPointer, itemIdBytes: UnsafeRawBufferPointer, ts: EventTimeMs) {
-            self.init(userId: BorrowedByteReader.string(validUTF8: userIdBytes),
-                      itemId: BorrowedByteReader.string(validUTF8: itemIdBytes), ts: ts)
-        }
-
         package static func == (a: Key, b: Key) -> Bool {
             a.ts == b.ts && IdBytes.equal(a.userId, b.userId) && IdBytes.equal(a.itemId, b.itemId)
         }
 
         package func hash(into hasher: inout Hasher) {
-            hasher.combine(ts)
             IdBytes.hash(userId, into: &hasher)
             IdBytes.hash(itemId, into: &hasher)
+            hasher.combine(ts)
         }
     }
 
@@ -69,16 +63,18 @@ package final class FeaturesAtImpression {
         var seq: UInt64
     }
 
-    /// What an expiry deadline refers to (stale when the entry's `seq` moved on).
-    private struct Deadline {
+    private struct Deadline: Comparable {
+        var ts: EventTimeMs
         var seq: UInt64
         var key: Key
+        static func < (a: Deadline, b: Deadline) -> Bool { (a.ts, a.seq) < (b.ts, b.seq) }
+        static func == (a: Deadline, b: Deadline) -> Bool { a.ts == b.ts && a.seq == b.seq }
     }
 
     /// Event time (ms) past an entry's time after which the join's watermark drops it.
     package let graceMs: Int64
     private var entries: [Key: Entry] = [:]
-    private var deadlines = DeadlineQueue<Deadline>()
+    private var deadlines = Heap<Deadline>()
     private var seq: UInt64 = 0
     /// Copies that found no recorded features (the caller falls back to the current ones).
     package private(set) var misses = 0
@@ -105,7 +101,7 @@ package final class FeaturesAtImpression {
         }
         seq &+= 1
         entries[key] = Entry(recorded: recorded, pending: 1, seq: seq)
-        deadlines.push(key.ts, Deadline(seq: seq, key: key))
+        deadlines.insert(Deadline(ts: key.ts, seq: seq, key: key))
         peakCount = max(peakCount, entries.count)
     }
 
@@ -125,8 +121,8 @@ package final class FeaturesAtImpression {
     package func expire(joinWatermark: EventTimeMs) {
         let (limit, overflow) = joinWatermark.subtractingReportingOverflow(graceMs)
         guard !overflow else { return }
-        deadlines.popAll(through: limit) { _, node in
-            guard let entry = entries[node.key], entry.seq == node.seq else { return }
+        while let next = deadlines.min, next.ts <= limit, let node = deadlines.popMin() {
+            guard let entry = entries[node.key], entry.seq == node.seq else { continue }
             entries[node.key] = nil
             expired += 1
         }
@@ -157,7 +153,7 @@ package final class FeaturesAtImpression {
     /// - Throws: `CodecError` for truncated bytes or an unknown version.
     package func restore(_ bytes: [UInt8]) throws(CodecError) {
         entries.removeAll()
-        deadlines.removeAll()
+        deadlines = Heap()
         var r = ByteReader(bytes)
         let version = try r.readByte("features at impression version")
         guard version == Self.format else {

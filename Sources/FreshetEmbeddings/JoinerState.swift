@@ -1,4 +1,5 @@
 import FreshetCore
+import HeapModule
 
 /// Ids interned to dense `UInt32` slots with a reference count: a slot is
 /// recycled once nothing refers to it, so the table holds only the ids of live
@@ -90,11 +91,14 @@ struct JoinEntry {
     var positionValue: Int? { has(Self.hasPosition) ? Int(position) : nil }
 }
 
-/// What a deadline of the joiner refers to: the window close or the
-/// tombstone expiry of the entry `key` as pushed with `seq` (the deadline
-/// itself is the `DeadlineQueue`'s). A node whose entry was replaced since
-/// (other `seq`) is skipped when popped.
-struct JoinDeadline {
+/// A deadline of the joiner: the window close or the tombstone expiry of the
+/// entry `key` as pushed with `seq` (24 bytes). Ordered by deadline; a node
+/// whose entry was replaced since (other `seq`) is skipped when popped.
+struct JoinDeadline: Comparable {
+    var deadline: Int64
     var key: UInt64
     var seq: UInt32
+
+    static func < (a: JoinDeadline, b: JoinDeadline) -> Bool { a.deadline < b.deadline }
+    static func == (a: JoinDeadline, b: JoinDeadline) -> Bool { a.deadline == b.deadline }
 }

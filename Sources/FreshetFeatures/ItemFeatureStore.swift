@@ -219,19 +219,6 @@ package final class ItemFeatureStore {
     /// window past `ts` (panes below its window are freed).
     package func windowTotals(of itemId: String, asOf ts: EventTimeMs) -> (popularity: Int64, impressions: Int64)? {
         guard let slot = lookup(itemId) else { return nil }
-        return windowTotals(slot: slot, asOf: ts)
-    }
-
-    /// `windowTotals(of:asOf:)` for an item id given as valid UTF-8 bytes (an
-    /// event read in place): no `String`.
-    package func windowTotals(ofValidUTF8 itemId: UnsafeRawBufferPointer,
-                              asOf ts: EventTimeMs) -> (popularity: Int64, impressions: Int64)? {
-        guard let slot = slotOf.slot(tag: KeyIndex.tag(bytes: itemId),
-                                     isKey: { IdBytes.equal(states[Int($0)].id, bytes: itemId) }) else { return nil }
-        return windowTotals(slot: slot, asOf: ts)
-    }
-
-    private func windowTotals(slot: UInt32, asOf ts: EventTimeMs) -> (popularity: Int64, impressions: Int64) {
         let top = panes.pane(of: ts)
         return states[Int(slot)].panes.totals(lo: clampedRelative(top &- Int64(panes.windowPanes) &+ 1),
                                               hi: clampedRelative(top))

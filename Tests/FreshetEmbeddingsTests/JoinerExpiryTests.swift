@@ -118,6 +118,6 @@ final class JoinerExpiryTests: XCTestCase {
 
     func testEntryIsCompact() {
         XCTAssertEqual(MemoryLayout<JoinEntry>.stride, 48)
-        XCTAssertEqual(DeadlineQueue<JoinDeadline>.bytesPerDeadline, 32)
+        XCTAssertEqual(MemoryLayout<JoinDeadline>.stride, 24)
     }
 }

@@ -48,7 +48,7 @@ final class ItemEmbeddingSideTrackingTests: XCTestCase {
         let bytes = RepartitionRecord.item(event, origin: RecordOrigin(sourceTopic: 0, partition: 0, offset: offset)).encoded()
         try bytes.withUnsafeBytes { raw in
             let view = try XCTUnwrap(try RepartitionRecord.itemView(raw))
-            side.observe(view, store: ItemFeatureStore())
+            side.observePositive(view)
         }
     }
 
@@ -89,49 +89,4 @@ private final class NoOutput: TaskOutput {
     func broadcast(_ target: RepartitionTarget, value: [UInt8]) { XCTFail("unexpected broadcast") }
     func deadLetter(sourceTopic: String, record: InputRecord, reason: BadInput) { XCTFail("unexpected dead letter") }
     func example(key: String, value: [UInt8]) { XCTFail("unexpected example") }
-}
-
-/// With the counts stage, the item task reads direct events in place
-/// (`observe`) instead of decoding them: the features at each impression
-/// and the co-occurrence rows must be exactly those of the decoded path.
-final class ItemEmbeddingSideInPlaceTests: XCTestCase {
-    func testObservingInPlaceRecordsWhatProcessingDecodedEventsDoes() throws {
-        let base: Int64 = 1_767_225_600_000
-        var events: [ItemEvent] = []
-        for n in 0..<60 {
-            let user = n % 3 == 0 ? "caf\u{E9}" : (n % 3 == 1 ? "cafe\u{301}" : "u\(n % 5)")
-            let item = "i\(n % 7)"
-            let ts = base + Int64(n) * 600_000
-            if n % 4 == 3 {
-                events.append(ItemEvent(itemId: item, userId: user, ts: ts, kind: .interaction(.click, dwellMs: nil),
-                                        userHistory: ["i\((n + 1) % 7)", "i\((n + 2) % 7)"]))
-            } else {
-                events.append(ItemEvent(itemId: item, userId: user, ts: ts, kind: .impression(position: Int32(n % 4)),
-                                        requestId: "r\(n)"))
-            }
-        }
-        func side() -> (ItemEmbeddingSide, ItemFeatureStore) {
-            let side = ItemEmbeddingSide(settings: Topology.Embeddings(), counts: InteractionCountView())
-            side.joinsThroughCounts = true
-            return (side, ItemFeatureStore())
-        }
-        let (decoded, decodedStore) = side()
-        let (inPlace, inPlaceStore) = side()
-        XCTAssertFalse(inPlace.joinsDirectEvents)
-        for (n, event) in events.enumerated() {
-            decodedStore.apply(event, watermark: nil)
-            decoded.process(event, store: decodedStore, output: NoOutput())
-            let bytes = RepartitionRecord.item(event, origin: RecordOrigin(sourceTopic: 0, partition: 0, offset: Int64(n))).encoded()
-            try bytes.withUnsafeBytes { raw in
-                let view = try XCTUnwrap(try RepartitionRecord.itemView(raw))
-                inPlaceStore.apply(view, watermark: nil)
-                inPlace.observe(view, store: inPlaceStore)
-            }
-        }
-        XCTAssertGreaterThan(decoded.featuresAtImpression.count, 30)
-        XCTAssertEqual(inPlace.featuresAtImpression.encode(), decoded.featuresAtImpression.encode())
-        XCTAssertEqual(inPlace.takeCheckpointRows().map(\.0), decoded.takeCheckpointRows().map(\.0))
-        XCTAssertEqual(inPlace.positives, decoded.positives)
-        XCTAssertGreaterThan(inPlace.positives, 10)
-    }
 }

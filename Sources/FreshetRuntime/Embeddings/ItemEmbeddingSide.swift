@@ -120,28 +120,12 @@ package final class ItemEmbeddingSide {
         counter.synced.takeCheckpointRows()
     }
 
-    /// Whether the joiner takes the direct events (examples on without the
-    /// counts stage): the item task must then decode them whole.
-    var joinsDirectEvents: Bool { examples && !joinsThroughCounts }
-
-    /// A direct item event read in place (`ItemEventView`), just applied to
-    /// the item features: a positive's co-occurrence (the rows need only the
-    /// item, the time and the user's history) and, with the counts stage, an
-    /// impression's features as of it. Does exactly what
-    /// `process(_:store:output:)` does for the same direct event, building
-    /// no event; not for `joinsDirectEvents`, nor for the counts stage's copies.
-    func observe(_ view: ItemEventView, store: ItemFeatureStore) {
-        switch view.kind {
-        case .interaction(let action, _):
-            guard action.isPositive else { return }
-            counter.observePositive(item: view.itemId, ts: view.ts, history: view.userHistory)
-        case .impression:
-            guard examples else { return }
-            let totals = store.windowTotals(ofValidUTF8: view.itemId, asOf: view.ts)
-            featuresAtImpression.record(
-                FeaturesAtImpression.Key(userIdBytes: view.userId, itemIdBytes: view.itemId, ts: view.ts),
-                FeaturesAtImpression.Recorded(popularity7d: totals?.popularity ?? 0, impressions7d: totals?.impressions ?? 0))
-        }
+    /// A positive interaction read in place (`ItemEventView`), when examples
+    /// are off: the co-occurrence rows need only the item, the time and the
+    /// user's history, so the event is never built. Counts exactly as
+    /// `process(_:store:output:)` does for the same record.
+    func observePositive(_ view: ItemEventView) {
+        counter.observePositive(item: view.itemId, ts: view.ts, history: view.userHistory)
     }
 
     private func emit(_ example: TrainingExample, output: TaskOutput) {

@@ -57,29 +57,26 @@ package final class ItemTask {
     /// Reads the record's bundle where it is (the engine's path: no copy).
     package func process(_ record: RecordView, nowMs: Int64, output: TaskOutput) {
         nextOffset = record.offset + 1
-        // The joiner takes whole events (user, request id, serving features).
-        if let embeddings, embeddings.joinsDirectEvents {
+        // The examples' join needs whole events (user, request id, serving features).
+        if let embeddings, embeddings.examples {
             undecodable += RecordBundle.decodeEach(record.value) { process($0, nowMs: nowMs, output: output) }
             return
         }
-        // Item features, the co-occurrence rows and the features at an
-        // impression need only the ids, time, kind, origin and history: direct
-        // item events are read in place (no copy, no `String` for a known
-        // item). The counts stage's copies go to the joiner, whole.
+        // Item features (and the co-occurrence rows) need only the item id, time,
+        // kind, origin and history: item events are read in place (no copy, no
+        // `String` for a known item).
         let complete = RecordBundle.forEachRecord(in: record.value) { bytes in
             do {
-                var joinCopy = false
                 let itemEvents = try RepartitionRecord.forEachItemView(bytes) { view in
-                    if view.origin.sourceTopic == Self.countsOrigin { joinCopy = true; return }
                     guard duplicates.admit(view.origin) else { duplicatesDropped += 1; return }
                     // `if case`, not `==`: the enum's `Equatable` from another
                     // module went through a witness table lookup per record.
                     if case .droppedLate = store.apply(view, watermark: currentWatermark) { lateDropped += 1 }
-                    embeddings?.observe(view, store: store)
+                    if let embeddings, case .interaction(let action, _) = view.kind, action.isPositive {
+                        embeddings.observePositive(view)
+                    }
                 }
-                if !itemEvents || joinCopy {
-                    try RepartitionRecord.decodeEach(bytes) { process($0, nowMs: nowMs, output: output) }
-                }
+                if !itemEvents { process(try RepartitionRecord.decode(bytes), nowMs: nowMs, output: output) }
             } catch {
                 undecodable += 1
             }
