@@ -5,7 +5,8 @@
 /// per-slot state, which the caller is about to touch anyway. That makes a lookup
 /// of a cold key about one cache miss instead of two or three (Swift's
 /// `Dictionary<String, UInt32>` keeps keys and values in separate arrays).
-/// Open addressing with linear probing; keys are never removed individually.
+/// Open addressing with linear probing; a key is removed by backward-shift
+/// deletion (`remove`), so probe runs never hold tombstones.
 package struct KeyIndex: Sendable {
     @usableFromInline
     struct Bucket: Sendable {
@@ -129,6 +130,41 @@ package struct KeyIndex: Sendable {
         if _count * 4 > buckets.count * 3 { grow() }
         return s
     }
+
+    /// Removes the bucket that records `slot` (its key's `tag` finds it);
+    /// false when none does. Backward-shift deletion (Knuth, TAOCP vol. 3,
+    /// 6.4, Algorithm R): each later bucket of the probe run whose home is not
+    /// between the hole and itself moves back into the hole, so every key
+    /// stays reachable from its home without tombstones.
+    @discardableResult
+    package mutating func remove(tag: UInt32, slot: UInt32) -> Bool {
+        var hole = Int(tag) & mask
+        while true {
+            let b = buckets[hole]
+            if b.slot == .max { return false }
+            if b.slot == slot { break }
+            hole = (hole &+ 1) & mask
+        }
+        var j = hole
+        while true {
+            j = (j &+ 1) & mask
+            let b = buckets[j]
+            if b.slot == .max { break }
+            let home = Int(b.tag) & mask
+            // The bucket stays when its home lies cyclically in (hole, j].
+            let stays = hole <= j ? (hole < home && home <= j) : (hole < home || home <= j)
+            if !stays {
+                buckets[hole] = b
+                hole = j
+            }
+        }
+        buckets[hole] = Bucket(tag: 0, slot: .max)
+        _count -= 1
+        return true
+    }
+
+    /// Bytes of the bucket array.
+    package var bucketBytes: Int { buckets.count * MemoryLayout<Bucket>.stride }
 
     package mutating func removeAll() {
         self = KeyIndex()

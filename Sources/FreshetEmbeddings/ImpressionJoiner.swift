@@ -31,9 +31,9 @@ package final class ImpressionJoiner {
     /// How long after the close a late positive still finds its impression's context.
     package let lateTTLMs: Int64
 
-    private var users = CountedInterner()
-    private var items = CountedInterner()
-    private var requests = CountedInterner()
+    private let users = CountedInterner()
+    private let items = CountedInterner()
+    private let requests = CountedInterner()
     private var entries: [UInt64: JoinEntry] = [:]
     private var closeHeap = Heap<JoinDeadline>()
     private var expiryHeap = Heap<JoinDeadline>()

@@ -46,3 +46,50 @@ final class KeyIndexTests: XCTestCase {
         XCTAssertEqual(seen[0].1.kind, .impression(position: nil))
     }
 }
+
+/// `KeyIndex.remove`: after any mix of inserts and removals every live key
+/// is found, every removed one is not, and the count is right, also when
+/// tags crowd a few homes (long probe runs that wrap around the table's end).
+final class KeyIndexRemovalTests: XCTestCase {
+    func testRandomInsertsAndRemovalsMatchADictionary() {
+        for (seed, homes) in [(1, UInt32.max), (2, 7), (3, 3), (4, 1)] as [(UInt64, UInt32)] {
+            var random = SplitMix64(seed: seed)
+            var index = KeyIndex()
+            var keys: [String] = []          // by slot; "" = free
+            var tags: [UInt32] = []
+            var reference: [String: UInt32] = [:]
+            // Tags of few distinct homes force collisions; the high bits keep them distinct.
+            func tag(_ key: String) -> UInt32 {
+                let t = KeyIndex.tag(key)
+                return homes == .max ? t : (t & ~UInt32(0xFFFF)) | (t % homes) &* 0x1F
+            }
+            for step in 0..<4_000 {
+                let key = "k\(random.next() % 300)"
+                let t = tag(key)
+                if let slot = reference[key], random.next() % 2 == 0 {
+                    XCTAssertTrue(index.remove(tag: t, slot: slot), "seed \(seed) step \(step)")
+                    reference[key] = nil
+                    keys[Int(slot)] = ""
+                } else if reference[key] == nil {
+                    let next = UInt32(keys.count)
+                    let slot = index.slot(tag: t, isKey: { keys[Int($0)] == key }, orInsert: { next })
+                    XCTAssertEqual(slot, next)
+                    keys.append(key)
+                    tags.append(t)
+                    reference[key] = slot
+                }
+                XCTAssertEqual(index.count, reference.count)
+            }
+            for slot in 0..<keys.count {
+                let key = keys[slot].isEmpty ? nil : keys[slot]
+                let probe = key ?? "absent-\(slot)"
+                let found = index.slot(tag: key.map(tag) ?? tags[slot], isKey: { keys[Int($0)] == probe })
+                XCTAssertEqual(found, key.map { _ in UInt32(slot) }, "seed \(seed) slot \(slot)")
+            }
+            for (key, slot) in reference {
+                XCTAssertEqual(index.slot(tag: tag(key), isKey: { keys[Int($0)] == key }), slot)
+            }
+            XCTAssertFalse(index.remove(tag: tag("never"), slot: 999_999))
+        }
+    }
+}
