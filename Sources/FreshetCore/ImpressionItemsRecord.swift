@@ -12,6 +12,14 @@
 ///     [origin.source_topic][origin.partition zigzag][origin.offset zigzag]
 ///     [count varint] count × ([item_id][position optional zigzag][sub_index varint])
 ///
+/// The counts stage's join copies of an impression (tag 5,
+/// `countedImpressionItems`) have the same layout with the user's
+/// `interaction_count` as of the impression after the origin:
+///
+///     ... [origin.offset zigzag][interaction_count zigzag][count varint] ...
+///
+/// and stand for item event records carrying that count (extension 2).
+///
 /// Strings are a varint length and UTF-8 bytes. The record means exactly the
 /// `count` item events `RepartitionRecord.item` records it replaces (same
 /// fields, same origins, in increasing `sub_index`), so duplicate filtering
@@ -30,19 +38,22 @@ package enum ImpressionItemsRecord {
     package static func maxBytes(userId: UnsafeRawBufferPointer, requestId: UnsafeRawBufferPointer?,
                                  count: Int, itemIdBytes: Int) -> Int {
         let v = RawByteCursor.maxVarintBytes
-        return 4 + 5 * v + userId.count + (requestId?.count ?? 0) + RecordOrigin.maxEncodedBytes
+        return 4 + 6 * v + userId.count + (requestId?.count ?? 0) + RecordOrigin.maxEncodedBytes
             + itemIdBytes + count * (1 + 3 * v)
     }
 
     /// Writes the record of the `count` items `item(0..<count)` (in the order
     /// given, which must be increasing `subIndex`). `source` gives the
     /// impression's source topic, partition and offset (its `subIndex` is not
-    /// written). The cursor must have `maxBytes` of space.
+    /// written); `interactionCount`, the counts stage's stamp (tag 5), nil
+    /// for a source's record (tag 4). The cursor must have `maxBytes` of space.
     @inline(__always)
     package static func write(userId: UnsafeRawBufferPointer, ts: EventTimeMs, requestId: UnsafeRawBufferPointer?,
-                              source: RecordOrigin, count: Int, item: (Int) -> Item, into c: inout RawByteCursor) {
+                              source: RecordOrigin, interactionCount: Int64? = nil, count: Int, item: (Int) -> Item,
+                              into c: inout RawByteCursor) {
         c.write(byte: RepartitionRecord.formatVersion)
-        c.write(byte: RepartitionRecord.Tag.impressionItems.rawValue)
+        c.write(byte: interactionCount == nil ? RepartitionRecord.Tag.impressionItems.rawValue
+                                              : RepartitionRecord.Tag.countedImpressionItems.rawValue)
         c.write(bytes: userId)
         c.write(zigzag: ts)
         if let requestId {
@@ -54,6 +65,7 @@ package enum ImpressionItemsRecord {
         c.write(byte: source.sourceTopic)
         c.write(zigzag: Int64(source.partition))
         c.write(zigzag: source.offset)
+        if let interactionCount { c.write(zigzag: interactionCount) }
         c.write(varint: UInt64(count))
         for k in 0..<count {
             let shown = item(k)
@@ -70,7 +82,7 @@ package enum ImpressionItemsRecord {
     /// item `k`'s id bytes and position; its sub-index is `k`.
     @inline(__always)
     package static func withEncoded<R>(userId: UnsafeRawBufferPointer, ts: EventTimeMs, requestId: UnsafeRawBufferPointer?,
-                                       source: RecordOrigin, members: UnsafeBufferPointer<Int>,
+                                       source: RecordOrigin, interactionCount: Int64? = nil, members: UnsafeBufferPointer<Int>,
                                        shownItem: (Int) -> UnsafeRawBufferPointer, position: (Int) -> Int32?,
                                        _ body: (UnsafeRawBufferPointer) -> R) -> R {
         let idBytes = members.reduce(0) { $0 + shownItem($1).count }
@@ -78,7 +90,8 @@ package enum ImpressionItemsRecord {
         return withUnsafeTemporaryAllocation(byteCount: bound, alignment: 1) { scratch in
             guard let base = scratch.baseAddress else { return body(UnsafeRawBufferPointer(start: nil, count: 0)) }
             var c = RawByteCursor(base: base, capacity: scratch.count)
-            write(userId: userId, ts: ts, requestId: requestId, source: source, count: members.count, item: { i in
+            write(userId: userId, ts: ts, requestId: requestId, source: source, interactionCount: interactionCount,
+                  count: members.count, item: { i in
                 let k = members[i]
                 return (shownItem(k), position(k), UInt32(k))
             }, into: &c)
@@ -116,10 +129,13 @@ package enum ImpressionItemsRecord {
         var ts: EventTimeMs
         var requestId: UnsafeRawBufferPointer?
         var source: RecordOrigin
+        /// The counts stage's stamp (tag 5); nil in a source's record (tag 4).
+        var interactionCount: Int64?
         var count: Int
     }
 
-    static func readHeader(_ r: inout BorrowedByteReader) throws(CodecError) -> Header {
+    /// `counted`: a tag-5 record (an `interaction_count` follows the origin).
+    static func readHeader(_ r: inout BorrowedByteReader, counted: Bool) throws(CodecError) -> Header {
         let userId = try r.readUTF8("impression_items.user_id")
         let ts = try r.readZigzag("impression_items.ts")
         let requestId: UnsafeRawBufferPointer?
@@ -131,13 +147,15 @@ package enum ImpressionItemsRecord {
         let topic = try r.readByte("impression_items.origin.source_topic")
         let partition = try RepartitionRecord.readInt32(&r, "impression_items.origin.partition")
         let offset = try r.readZigzag("impression_items.origin.offset")
+        let interactionCount = counted ? try r.readZigzag("impression_items.interaction_count") : nil
         let count = try r.readVarint("impression_items.count")
         // Each item takes at least three bytes: a bound before any allocation.
         guard count > 0, count <= UInt64(r.remaining / 3) else {
             throw CodecError(.invalidValue, "impression_items.count \(count) with \(r.remaining) bytes left")
         }
         return Header(userId: userId, ts: ts, requestId: requestId,
-                      source: RecordOrigin(sourceTopic: topic, partition: partition, offset: offset), count: Int(count))
+                      source: RecordOrigin(sourceTopic: topic, partition: partition, offset: offset),
+                      interactionCount: interactionCount, count: Int(count))
     }
 
     /// Reads one item of the group (`subIndex` must exceed `previous`, so
@@ -177,8 +195,9 @@ package enum ImpressionItemsRecord {
     /// with each item event as a view, but only once every item has been
     /// read: a malformed record applies nothing (as a malformed single
     /// record does).
-    static func forEachView(_ r: inout BorrowedByteReader, _ body: (ItemEventView) -> Void) throws(CodecError) {
-        let header = try readHeader(&r)
+    static func forEachView(_ r: inout BorrowedByteReader, counted: Bool,
+                            _ body: (ItemEventView) -> Void) throws(CodecError) {
+        let header = try readHeader(&r, counted: counted)
         // `ItemEventView` is a trivial type: the buffer needs no deinitialising.
         try withUnsafeTemporaryAllocation(of: ItemEventView.self, capacity: header.count) { views throws(CodecError) in
             guard let base = views.baseAddress else { return }
@@ -192,15 +211,16 @@ package enum ImpressionItemsRecord {
     }
 
     /// Reads a whole record (after its format byte and tag) into its item events.
-    static func decode(_ r: inout BorrowedByteReader) throws(CodecError) -> [RepartitionRecord] {
-        let header = try readHeader(&r)
+    static func decode(_ r: inout BorrowedByteReader, counted: Bool) throws(CodecError) -> [RepartitionRecord] {
+        let header = try readHeader(&r, counted: counted)
         let userId = BorrowedByteReader.string(validUTF8: header.userId)
         let requestId = header.requestId.map { BorrowedByteReader.string(validUTF8: $0) }
         var records: [RepartitionRecord] = []
         records.reserveCapacity(header.count)
         try readItems(&r, header) { _, item, origin in
-            let event = ItemEvent(itemId: BorrowedByteReader.string(validUTF8: item.id), userId: userId, ts: header.ts,
+            var event = ItemEvent(itemId: BorrowedByteReader.string(validUTF8: item.id), userId: userId, ts: header.ts,
                                   kind: .impression(position: item.position), requestId: requestId)
+            event.interactionCount = header.interactionCount
             records.append(.item(event, origin: origin))
         }
         return records
@@ -222,7 +242,10 @@ extension RepartitionRecord {
             body(try readItemView(&r))
             return true
         case Tag.impressionItems.rawValue:
-            try ImpressionItemsRecord.forEachView(&r, body)
+            try ImpressionItemsRecord.forEachView(&r, counted: false, body)
+            return true
+        case Tag.countedImpressionItems.rawValue:
+            try ImpressionItemsRecord.forEachView(&r, counted: true, body)
             return true
         default:
             return false
@@ -233,14 +256,15 @@ extension RepartitionRecord {
     /// record itself, or the item events of an `ImpressionItemsRecord` (all
     /// read before the first call, so a malformed record applies nothing).
     package static func decodeEach(_ bytes: UnsafeRawBufferPointer, _ body: (RepartitionRecord) -> Void) throws(CodecError) {
-        guard bytes.count >= 2, bytes[1] == Tag.impressionItems.rawValue else {
+        guard bytes.count >= 2,
+              bytes[1] == Tag.impressionItems.rawValue || bytes[1] == Tag.countedImpressionItems.rawValue else {
             body(try decode(bytes))
             return
         }
         var r = BorrowedByteReader(bytes)
         try readFormatVersion(&r)
-        _ = try r.readByte("repartition record tag")
-        for record in try ImpressionItemsRecord.decode(&r) { body(record) }
+        let counted = try r.readByte("repartition record tag") == Tag.countedImpressionItems.rawValue
+        for record in try ImpressionItemsRecord.decode(&r, counted: counted) { body(record) }
     }
 
     static func readFormatVersion(_ r: inout BorrowedByteReader) throws(CodecError) {

@@ -21,7 +21,7 @@ package enum RepartitionRecord: Sendable, Equatable {
 
     package static let formatVersion: UInt8 = 1
 
-    enum Tag: UInt8 { case item = 1, interaction = 2, watermark = 3, impressionItems = 4 }
+    enum Tag: UInt8 { case item = 1, interaction = 2, watermark = 3, impressionItems = 4, countedImpressionItems = 5 }
     enum ItemExtension {
         static let userHistory: UInt8 = 1
         static let interactionCount: UInt8 = 2
@@ -242,8 +242,8 @@ package enum RepartitionRecord: Sendable, Equatable {
             let origin = try RecordOrigin.decode(from: &r)
             record = .interaction(Interaction(userId: userId, itemId: itemId, action: action, dwellMs: dwell,
                                               ts: ts, requestId: requestId), origin: origin)
-        case .impressionItems:
-            throw CodecError(.invalidTag, "repartition record tag 4 (several item events): read it with decodeEach")
+        case .impressionItems, .countedImpressionItems:
+            throw CodecError(.invalidTag, "repartition record tag \(tag.rawValue) (several item events): read it with decodeEach")
         case .watermark:
             let topic = try r.readByte("watermark.source_topic")
             let partition = try readInt32(&r, "watermark.source_partition")

@@ -10,7 +10,7 @@ final class ImpressionItemsRecordTests: XCTestCase {
 
     /// The record of `items`, written as a source task writes it.
     func group(user: String = "user-7", ts: EventTimeMs = 1_732_700_000_123, request: String? = "req-42",
-               _ items: [Shown]) -> [UInt8] {
+               count interactionCount: Int64? = nil, _ items: [Shown]) -> [UInt8] {
         let ids = items.map { Array($0.id.utf8) }
         return Array(user.utf8).withUnsafeBytes { u in
             withOptionalBytes(request) { r in
@@ -19,7 +19,8 @@ final class ImpressionItemsRecordTests: XCTestCase {
                 var out = [UInt8](repeating: 0, count: bound)
                 let written = out.withUnsafeMutableBytes { raw -> Int in
                     var c = RawByteCursor(base: raw.baseAddress!, capacity: raw.count)
-                    ImpressionItemsRecord.write(userId: u, ts: ts, requestId: r, source: source, count: items.count,
+                    ImpressionItemsRecord.write(userId: u, ts: ts, requestId: r, source: source,
+                                                interactionCount: interactionCount, count: items.count,
                                                 item: { k in
                                                     let bytes = ids[k].withUnsafeBytes { $0 }
                                                     return (bytes, items[k].position, items[k].subIndex)
@@ -38,12 +39,14 @@ final class ImpressionItemsRecordTests: XCTestCase {
 
     /// The item event records the group stands for.
     func singles(user: String = "user-7", ts: EventTimeMs = 1_732_700_000_123, request: String? = "req-42",
-                 _ items: [Shown]) -> [RepartitionRecord] {
+                 count interactionCount: Int64? = nil, _ items: [Shown]) -> [RepartitionRecord] {
         items.map { item in
             var origin = source
             origin.subIndex = item.subIndex
-            return .item(ItemEvent(itemId: item.id, userId: user, ts: ts, kind: .impression(position: item.position),
-                                   requestId: request), origin: origin)
+            var event = ItemEvent(itemId: item.id, userId: user, ts: ts, kind: .impression(position: item.position),
+                                  requestId: request)
+            event.interactionCount = interactionCount
+            return .item(event, origin: origin)
         }
     }
 
@@ -120,7 +123,7 @@ final class ImpressionItemsRecordTests: XCTestCase {
         let countIndex = try zeroCount.withUnsafeBytes { raw throws -> Int in
             var r = BorrowedByteReader(raw)
             r.position = 2
-            _ = try ImpressionItemsRecord.readHeader(&r)
+            _ = try ImpressionItemsRecord.readHeader(&r, counted: false)
             return r.position - 1
         }
         XCTAssertEqual(zeroCount[countIndex], 1)
@@ -144,5 +147,38 @@ final class ImpressionItemsRecordTests: XCTestCase {
             }, name)
             XCTAssertEqual(decoded, 0, "\(name): no record decoded")
         }
+    }
+
+    /// The counts stage's join copies (tag 5): the same items, each event
+    /// carrying the user's count; views read them as tag 4's.
+    func testCountedGroupsCarryTheCountToEveryEvent() throws {
+        for count in [0, 7, -1, Int64.max] as [Int64] {
+            let bytes = group(count: count, items)
+            XCTAssertEqual(bytes[1], 5)
+            XCTAssertEqual(try expand(bytes), singles(count: count, items))
+            XCTAssertEqual(try expand(bytes).map { record -> Int64? in
+                guard case .item(let event, _) = record else { return nil }
+                return event.interactionCount
+            }, Array(repeating: count, count: items.count))
+            let counted = try XCTUnwrap(try views(bytes)), plain = try XCTUnwrap(try views(group(items)))
+            XCTAssertEqual(counted.map(\.0), plain.map(\.0))
+            XCTAssertEqual(counted.map(\.3), plain.map(\.3))
+            XCTAssertThrowsError(try bytes.withUnsafeBytes { raw throws in _ = try RepartitionRecord.decode(raw) },
+                                 "a group is read with decodeEach")
+        }
+        XCTAssertEqual(group(items)[1], 4, "a source's group carries no count")
+        // Cut inside the count: nothing is applied.
+        let bytes = group(count: Int64.max, items)
+        let headerEnd = try bytes.withUnsafeBytes { raw throws -> Int in
+            var r = BorrowedByteReader(raw)
+            r.position = 2
+            _ = try ImpressionItemsRecord.readHeader(&r, counted: true)
+            return r.position
+        }
+        var seen = 0
+        XCTAssertThrowsError(try Array(bytes[..<(headerEnd - 3)]).withUnsafeBytes { raw throws in
+            try RepartitionRecord.decodeEach(raw) { _ in seen += 1 }
+        })
+        XCTAssertEqual(seen, 0)
     }
 }

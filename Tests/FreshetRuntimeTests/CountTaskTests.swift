@@ -51,6 +51,39 @@ final class CountTaskTests: KeyedExamplesTestCase {
         XCTAssertEqual(all.filter { $0.impressionTs == nil }.count, 4)
     }
 
+    /// An impression's join copies go as one record per item partition
+    /// (tag 5, the count once) and stand for exactly its item events: every
+    /// shown item is joined once, with the impression's count.
+    func testJoinCopiesAreGroupedPerItemPartition() throws {
+        let d = driver()
+        interaction(d, "u1", "x", at: base + 10 * second)
+        let shown = (0..<9).map { "item-\($0)" }
+        impression(d, "u1", shown, at: base + 50 * second, request: "big")
+        d.runUntilQuiet()
+        clock(d, at: base + 2 * hour)
+        var groups = 0, groupedItems = 0, singleCopies = 0
+        for (id, log) in d.logs where id.stage == .items {
+            for record in log {
+                try record.value.withUnsafeBytes { raw throws in
+                    var copies: [ItemEvent] = []
+                    try RepartitionRecord.decodeEach(raw) { decoded in
+                        if case .item(let event, let origin) = decoded, origin.sourceTopic == TaskId.Stage.counts.originCode,
+                           event.requestId == "big" { copies.append(event) }
+                    }
+                    XCTAssertTrue(copies.allSatisfy { $0.interactionCount == 1 })
+                    if raw[1] == 5 { groups += 1; groupedItems += copies.count } else { singleCopies += copies.count }
+                }
+            }
+        }
+        XCTAssertEqual(groupedItems + singleCopies, 9, "each shown item copied once")
+        XCTAssertGreaterThan(groups, 0)
+        XCTAssertLessThanOrEqual(groups + singleCopies, 3, "at most one record per item partition")
+        let joined = try examples(d).filter { $0.requestId == "big" }
+        XCTAssertEqual(Set(joined.map(\.itemId)), Set(shown))
+        XCTAssertEqual(joined.count, 9)
+        XCTAssertTrue(joined.allSatisfy { $0.features?.interactionCount == 1 && $0.label == .negative })
+    }
+
     func testAnEngagementAfterItsImpressionJoinsInEventTimeOrder() throws {
         let d = driver()
         interaction(d, "u2", "z", at: base + 10 * second)

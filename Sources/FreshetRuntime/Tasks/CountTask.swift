@@ -43,6 +43,9 @@ package final class CountTask {
     /// Bounded runs: everything was released and the final marker sent.
     private var releasedAll = false
     private var scratch = ByteWriter(capacity: 256)
+    /// An impression's ids while its join copies are encoded (reused).
+    private var idBytes: [UInt8] = []
+    private var idEnds: [Int] = []
 
     /// - Parameters:
     ///   - sources: every source partition that feeds the counts topic.
@@ -121,16 +124,62 @@ package final class CountTask {
         switch held.payload {
         case .impression(let items, let positions):
             let count = timelines.count(userId: userId, asOf: held.ts)
-            for (k, item) in items.enumerated() {
-                let position = positions.flatMap { k < $0.count ? $0[k] : nil }
-                var event = ItemEvent(itemId: item, userId: userId, ts: held.ts, kind: .impression(position: position),
-                                      requestId: held.requestId)
-                event.interactionCount = count
-                route(event, subIndex: UInt32(k), output: output)
-            }
+            sendImpression(userId: userId, held, items: items, positions: positions, count: count, output: output)
         case .interaction(let itemId, let action, let dwellMs):
             route(ItemEvent(itemId: itemId, userId: userId, ts: held.ts, kind: .interaction(action, dwellMs: dwellMs),
                             requestId: held.requestId), subIndex: 0, output: output)
+        }
+    }
+
+    /// An impression's join copies: one record per item partition its items
+    /// go to (`ImpressionItemsRecord`, tag 5: the user, time, request id,
+    /// origin and count once), an item alone in its partition (or an
+    /// output that cannot name partitions) as an item event record, a group
+    /// too large for a message item by item. The same item events, under the
+    /// same origins, as one record per item.
+    private func sendImpression(userId: String, _ held: CountTimelines.Held, items: [String], positions: [Int32]?,
+                                count: Int64, output: TaskOutput) {
+        func position(_ k: Int) -> Int32? { positions.flatMap { k < $0.count ? $0[k] : nil } }
+        func one(_ k: Int) {
+            var event = ItemEvent(itemId: items[k], userId: userId, ts: held.ts, kind: .impression(position: position(k)),
+                                  requestId: held.requestId)
+            event.interactionCount = count
+            route(event, subIndex: UInt32(k), output: output)
+        }
+        // Every id's bytes in one buffer, so a group's encoder can read them all at once.
+        idBytes.removeAll(keepingCapacity: true)
+        idEnds.removeAll(keepingCapacity: true)
+        func appendId(_ id: String) {
+            idBytes.append(contentsOf: id.utf8)
+            idEnds.append(idBytes.count)
+        }
+        for item in items { appendId(item) }
+        appendId(userId)
+        if let request = held.requestId { appendId(request) }
+        let origin = RecordOrigin(sourceTopic: originCode, partition: id.partition, offset: releaseSequence)
+        idBytes.withUnsafeBytes { all in
+            func id(_ n: Int) -> UnsafeRawBufferPointer {
+                let start = n == 0 ? 0 : idEnds[n - 1]
+                return UnsafeRawBufferPointer(rebasing: all[start..<idEnds[n]])
+            }
+            let user = id(items.count)
+            let request = held.requestId == nil ? nil : id(items.count + 1)
+            guard output.partition(of: .items, keyBytes: id(0)) != nil else {
+                for k in items.indices { one(k) }
+                return
+            }
+            ImpressionItemsRecord.forEachPartitionGroup(count: items.count, partition: {
+                output.partition(of: .items, keyBytes: id($0)) ?? 0
+            }) { group in
+                let sent = group.count > 1 && ImpressionItemsRecord.withEncoded(
+                    userId: user, ts: held.ts, requestId: request, source: origin, interactionCount: count,
+                    members: group, shownItem: id, position: position) { bytes in
+                    guard !bytes.isEmpty, bytes.count <= output.maxRepartitionRecordBytes else { return false }
+                    output.repartition(.items, keyBytes: id(group[0]), value: bytes)
+                    return true
+                }
+                if !sent { for k in group { one(k) } }
+            }
         }
     }
 
