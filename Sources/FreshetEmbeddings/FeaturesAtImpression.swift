@@ -1,5 +1,4 @@
 import FreshetCore
-import HeapModule
 
 /// The item features of impressions, recorded when the item task applies the
 /// impression itself (its direct event) and taken by the join when the counts
@@ -61,20 +60,35 @@ package final class FeaturesAtImpression {
         var pending: Int32
         /// Matches the entry's expiry node (stale nodes are skipped).
         var seq: UInt64
+        /// `expiries` when recorded: only a later `expire` can expire it.
+        var generation: UInt64
     }
 
-    private struct Deadline: Comparable {
+    /// An entry's expiry, in the order entries were recorded.
+    private struct Deadline {
         var ts: EventTimeMs
         var seq: UInt64
         var key: Key
-        static func < (a: Deadline, b: Deadline) -> Bool { (a.ts, a.seq) < (b.ts, b.seq) }
-        static func == (a: Deadline, b: Deadline) -> Bool { a.ts == b.ts && a.seq == b.seq }
     }
 
     /// Event time (ms) past an entry's time after which the join's watermark drops it.
     package let graceMs: Int64
     private var entries: [Key: Entry] = [:]
-    private var deadlines = Heap<Deadline>()
+    /// Expiries in recording order (a queue from `head`): most entries are
+    /// taken by their copy long before they expire, so a heap would mostly
+    /// hold dead nodes, paying log n per recording to order them (5% of the
+    /// default topology's item stage, `freshet bench tasks`). Recording order
+    /// is nearly time order; an entry recorded behind a newer one may leave
+    /// memory late, but never counts late: `take` and `encode` treat an entry
+    /// as gone once an `expire` after its recording passed its time, which
+    /// is exactly when a heap of deadlines dropped it.
+    private var deadlines: [Deadline] = []
+    private var head = 0
+    /// The latest expiry limit (join watermark − grace): entries at or
+    /// before it are expired, whether or not they have left `entries` yet.
+    private var expiredThrough: EventTimeMs?
+    /// `expire` calls that moved the limit.
+    private var expiries: UInt64 = 0
     private var seq: UInt64 = 0
     /// Copies that found no recorded features (the caller falls back to the current ones).
     package private(set) var misses = 0
@@ -89,26 +103,39 @@ package final class FeaturesAtImpression {
         self.graceMs = graceMs
     }
 
-    /// Impressions whose copy has not come yet (distinct keys).
+    /// Impressions whose copy has not come yet (distinct keys; expired ones
+    /// recorded out of time order may still be counted until they leave).
     package var count: Int { entries.count }
+
+    /// Whether an entry has expired: an `expire` after its recording had a
+    /// limit at or past its time (limits only grow, so the latest decides).
+    @inline(__always)
+    private func isExpired(_ entry: Entry, _ ts: EventTimeMs) -> Bool {
+        entry.generation < expiries && expiredThrough.map { ts <= $0 } ?? false
+    }
 
     /// Records the features of one impressed item as it is applied.
     package func record(_ key: Key, _ recorded: Recorded) {
         if var entry = entries[key] {
-            entry.pending += 1
-            entries[key] = entry
-            return
+            if !isExpired(entry, key.ts) {
+                entry.pending += 1
+                entries[key] = entry
+                return
+            }
+            // An expired entry still in memory: it is gone, this recording starts anew.
+            expired += 1
         }
         seq &+= 1
-        entries[key] = Entry(recorded: recorded, pending: 1, seq: seq)
-        deadlines.insert(Deadline(ts: key.ts, seq: seq, key: key))
+        entries[key] = Entry(recorded: recorded, pending: 1, seq: seq, generation: expiries)
+        deadlines.append(Deadline(ts: key.ts, seq: seq, key: key))
         peakCount = max(peakCount, entries.count)
     }
 
     /// The features recorded for the impression the copy stands for (nil when
     /// none: counted in `misses`); the entry leaves with its last copy.
     package func take(_ key: Key) -> Recorded? {
-        guard var entry = entries[key] else {
+        guard var entry = entries[key], !isExpired(entry, key.ts) else {
+            if entries.removeValue(forKey: key) != nil { expired += 1 }
             misses += 1
             return nil
         }
@@ -117,14 +144,25 @@ package final class FeaturesAtImpression {
         return entry.recorded
     }
 
-    /// Drops entries whose time is at least `graceMs` behind the join's watermark.
+    /// Expires entries whose time is at least `graceMs` behind the join's
+    /// watermark: they are gone for `take` and `encode` at once, and leave
+    /// memory as the recording-order queue reaches them.
     package func expire(joinWatermark: EventTimeMs) {
         let (limit, overflow) = joinWatermark.subtractingReportingOverflow(graceMs)
-        guard !overflow else { return }
-        while let next = deadlines.min, next.ts <= limit, let node = deadlines.popMin() {
+        guard !overflow, expiredThrough.map({ limit > $0 }) ?? true else { return }
+        expiredThrough = limit
+        expiries += 1
+        while head < deadlines.count, deadlines[head].ts <= limit {
+            let node = deadlines[head]
+            head += 1
             guard let entry = entries[node.key], entry.seq == node.seq else { continue }
             entries[node.key] = nil
             expired += 1
+        }
+        // Compact the consumed front now and then (amortised O(1) a node).
+        if head >= 4_096 && head * 2 >= deadlines.count {
+            deadlines.removeFirst(head)
+            head = 0
         }
     }
 
@@ -134,10 +172,10 @@ package final class FeaturesAtImpression {
     /// popularity, impressions, pending (ids length-prefixed, numbers zigzag varints),
     /// in time order so the bytes do not depend on hashing.
     package func encode() -> [UInt8] {
-        var w = ByteWriter(capacity: 8 + entries.count * 32)
+        let sorted = entries.filter { !isExpired($0.value, $0.key.ts) }.sorted { ($0.key.ts, $0.value.seq) < ($1.key.ts, $1.value.seq) }
+        var w = ByteWriter(capacity: 8 + sorted.count * 32)
         w.write(byte: Self.format)
-        w.write(varint: UInt64(entries.count))
-        let sorted = entries.sorted { ($0.key.ts, $0.value.seq) < ($1.key.ts, $1.value.seq) }
+        w.write(varint: UInt64(sorted.count))
         for (key, entry) in sorted {
             w.write(string: key.userId)
             w.write(string: key.itemId)
@@ -153,7 +191,10 @@ package final class FeaturesAtImpression {
     /// - Throws: `CodecError` for truncated bytes or an unknown version.
     package func restore(_ bytes: [UInt8]) throws(CodecError) {
         entries.removeAll()
-        deadlines = Heap()
+        deadlines.removeAll()
+        head = 0
+        expiredThrough = nil
+        expiries = 0
         var r = ByteReader(bytes)
         let version = try r.readByte("features at impression version")
         guard version == Self.format else {

@@ -79,4 +79,51 @@ final class FeaturesAtImpressionUnitTests: XCTestCase {
         XCTAssertThrowsError(try restored.restore([9, 0]))
         XCTAssertThrowsError(try restored.restore(Array(log.encode().dropLast())))
     }
+
+    /// Entries recorded out of time order leave memory when the recording
+    /// queue reaches them, but expire exactly at their time + grace: a copy
+    /// after that misses, a checkpoint leaves them out, and a new recording
+    /// of the same key starts anew. Checked against a model that drops every
+    /// entry at or before the limit at each `expire` (what a heap of
+    /// deadlines did), over random interleavings.
+    func testExpiryIsExactWhateverTheRecordingOrder() throws {
+        for seed in 1...30 as ClosedRange<UInt64> {
+            var random = SplitMix64(seed: seed)
+            let log = FeaturesAtImpression(graceMs: 100)
+            var model: [Key: (recorded: Recorded, pending: Int)] = [:]
+            var modelMisses = 0
+            var watermark: Int64 = 0
+            for step in 0..<600 {
+                let key = Key(userId: "u\(random.next() % 4)", itemId: "i\(random.next() % 4)",
+                              ts: watermark - 150 + Int64(random.next() % 400))
+                switch random.next() % 4 {
+                case 0, 1:
+                    let recorded = Recorded(popularity7d: Int64(step), impressions7d: 1)
+                    log.record(key, recorded)
+                    if let held = model[key] { model[key] = (held.recorded, held.pending + 1) } else { model[key] = (recorded, 1) }
+                case 2:
+                    let expected = model[key]
+                    if let held = expected {
+                        model[key] = held.pending > 1 ? (held.recorded, held.pending - 1) : nil
+                    } else {
+                        modelMisses += 1
+                    }
+                    XCTAssertEqual(log.take(key), expected?.recorded, "seed \(seed) step \(step)")
+                default:
+                    watermark += Int64(random.next() % 60)
+                    log.expire(joinWatermark: watermark)
+                    model = model.filter { $0.key.ts > watermark - 100 }
+                }
+                XCTAssertEqual(log.misses, modelMisses)
+            }
+            // The checkpoint holds exactly the model's entries.
+            let restored = FeaturesAtImpression(graceMs: 100)
+            try restored.restore(log.encode())
+            XCTAssertEqual(restored.count, model.count, "seed \(seed)")
+            for (key, held) in model {
+                for _ in 0..<held.pending { XCTAssertEqual(restored.take(key), held.recorded) }
+            }
+            XCTAssertEqual(restored.misses, 0)
+        }
+    }
 }
