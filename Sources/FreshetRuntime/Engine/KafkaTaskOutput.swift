@@ -171,7 +171,9 @@ final class KafkaTaskOutput: TaskOutput {
             examplesDropped += 1
             return
         }
-        let partition = Int(KafkaProducer.partition(forKey: Array(key.utf8), partitionCount: examplePartitions))
+        // Partitioned as the producer partitions the key's bytes (no copy of them).
+        var key = key
+        let partition = key.withUTF8 { Int(KafkaProducer.partition(forKey: UnsafeRawBufferPointer($0), partitionCount: examplePartitions)) }
         if exampleBundles.isEmpty { exampleBundles = Array(repeating: [], count: Int(examplePartitions)) }
         if exampleBundles[partition].count + value.count > messageBudget {
             send(topic: examplesTopic, partition: Int32(partition), key: nil, value: exampleBundles[partition])
