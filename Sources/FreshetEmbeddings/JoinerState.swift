@@ -17,27 +17,12 @@ final class CountedInterner {
     private var tags: [UInt32] = []
     private var refs: [UInt32] = []
     private var free: [UInt32] = []
-    /// The slot `retain` last returned: the copies of one impression's
-    /// items in a partition arrive together and share the user and request
-    /// ids, so most retains of those are the previous id again.
-    private var lastSlot: UInt32?
 
     /// Ids currently referenced.
     var liveCount: Int { index.count }
 
     /// The slot of `id`, taking one reference.
     func retain(_ id: String) -> UInt32 {
-        // A live slot whose name is `id` is `id`'s one slot.
-        if let last = lastSlot, refs[Int(last)] > 0, IdBytes.equal(names[Int(last)], id) {
-            refs[Int(last)] &+= 1
-            return last
-        }
-        let slot = lookUpOrInsert(id)
-        lastSlot = slot
-        return slot
-    }
-
-    private func lookUpOrInsert(_ id: String) -> UInt32 {
         let tag = KeyIndex.tag(id)
         let next = free.last ?? UInt32(truncatingIfNeeded: names.count)
         let slot = index.slot(tag: tag, isKey: { IdBytes.equal(names[Int($0)], id) }, orInsert: { next })

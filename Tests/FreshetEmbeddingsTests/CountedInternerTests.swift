@@ -8,9 +8,9 @@ final class CountedInternerTests: XCTestCase {
     func testOneSlotPerLiveIdFreedAtTheLastRelease() {
         let ids = CountedInterner()
         let a = ids.retain("a")
-        XCTAssertEqual(ids.retain("a"), a, "the same id again (the remembered slot)")
+        XCTAssertEqual(ids.retain("a"), a, "the same id again")
         let b = ids.retain("b")
-        XCTAssertEqual(ids.retain("a"), a, "the same id after another (the index)")
+        XCTAssertEqual(ids.retain("a"), a, "the same id after another")
         XCTAssertNotEqual(a, b)
         XCTAssertEqual(ids.liveCount, 2)
         ids.release(a); ids.release(a)
