@@ -24,7 +24,8 @@ struct BenchClusterOptions: ParsableArguments {
     var redis: String?
 
     func start(_ name: String) throws -> BenchmarkCluster {
-        try BenchmarkCluster(brokers: brokers, redisURL: redis, directory: ".freshet/bench-\(name)")
+        warnIfLibrdkafkaIsTooOld()
+        return try BenchmarkCluster(brokers: brokers, redisURL: redis, directory: ".freshet/bench-\(name)")
     }
 }
 
@@ -407,4 +408,11 @@ enum MachineFacts {
 func parseMaxDrift(_ text: String) -> Int64?? {
     if ["off", "false", "no"].contains(text.lowercased()) { return .some(0) }
     return DurationParser.milliseconds(text).map { .some($0) }
+}
+
+/// Says on standard error, before anything talks to Kafka, that the loaded
+/// librdkafka cannot talk to current brokers (`LibrdkafkaVersion.tooOldWarning`).
+func warnIfLibrdkafkaIsTooOld() {
+    guard let warning = LibrdkafkaVersion.tooOldWarning else { return }
+    FileHandle.standardError.write(Data("warning: \(warning)\n".utf8))
 }

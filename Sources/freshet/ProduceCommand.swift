@@ -66,6 +66,7 @@ struct ProduceCommand: ParsableCommand {
     var planted = false
 
     func run() throws {
+        warnIfLibrdkafkaIsTooOld()
         // The default file may be absent (run outside the checkout): built-in
         // defaults then. A file named on the command line must load.
         let topologyValue = topology == Self.defaultTopology && !FileManager.default.fileExists(atPath: topology)

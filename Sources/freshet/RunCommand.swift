@@ -65,13 +65,7 @@ struct RunCommand: AsyncParsableCommand {
         if let adminPort { topologyValue.admin.port = adminPort }
         if let maxDrift, let drift = parseMaxDrift(maxDrift) { topologyValue.eventTime.maxDriftMs = drift }
 
-        if !LibrdkafkaVersion.isAtLeast2_1_1 {
-            logger.warning("""
-                librdkafka \(LibrdkafkaVersion.string) is older than 2.1.1: it mis-parses current brokers' \
-                ApiVersions replies (librdkafka issue 4278) and will not connect. Put Confluent's build first \
-                on LD_LIBRARY_PATH (source scripts/env.sh after scripts/setup.sh).
-                """)
-        }
+        if let warning = LibrdkafkaVersion.tooOldWarning { logger.warning("\(warning)") }
 
         let local = LocalServices()
         defer { local.stopAll() }  // after a failed start-up; the group stops them otherwise
