@@ -14,6 +14,8 @@ $bin bench e2e --events 2000000
 # The processing-cost figure: 3 M events, features only (events per processor CPU-second).
 $bin bench e2e --events 3000000 --users 200000 --items 50000 --no-with-embeddings
 $bin bench core --events 2000000
+# The task layer alone (no broker, no Redis): features only and the default topology.
+$bin bench tasks
 $bin bench memory --users 1000000 --items 100000
 $bin bench restore --users 1000000
 # Freshness at about half the maximum of each configuration (features only; with embeddings).
