@@ -48,4 +48,44 @@ final class CountStageRecordTests: XCTestCase {
             XCTAssertEqual(view.origin, origin)
         }
     }
+
+    /// The source task's in-place writer gives exactly the bytes of the
+    /// `Impression` it no longer builds: with and without a request id and
+    /// positions, non-ASCII and long ids, one item and many.
+    func testImpressionWrittenInPlaceIsTheEncodedImpression() throws {
+        var random = SplitMix64(seed: 9)
+        for n in 0..<200 {
+            let count = 1 + Int(random.next() % 12)
+            let items = (0..<count).map { k in k % 3 == 0 ? "ïtem-\(n)-\(k)" : String(repeating: "i", count: 1 + k * 5) }
+            let positions: [Int32]? = n % 2 == 0 ? (0..<count).map { Int32($0) - 1 } : nil
+            let impression = Impression(requestId: n % 3 == 0 ? nil : "req-\(n)", userId: n % 4 == 0 ? "üser-\(n)" : "u\(n)",
+                                        itemsShown: items, positions: positions,
+                                        ts: Int64(random.next() % 1_000_000_000_000) - 1_000)
+            let origin = RecordOrigin(sourceTopic: 1, partition: Int32(n % 5), offset: Int64(n) * 1_000_003, subIndex: 0)
+            let expected = CountStageRecord.impression(impression, origin: origin).encoded()
+            let itemBytes = items.map { Array($0.utf8) }
+            let written: [UInt8] = Array(impression.userId.utf8).withUnsafeBytes { user in
+                let request = impression.requestId.map { Array($0.utf8) }
+                func withRequest<R>(_ body: (UnsafeRawBufferPointer?) -> R) -> R {
+                    guard let request else { return body(nil) }
+                    return request.withUnsafeBytes { body($0) }
+                }
+                return withRequest { requestBytes in
+                    let pointers = itemBytes.map { bytes -> UnsafeMutableRawBufferPointer in
+                        let p = UnsafeMutableRawBufferPointer.allocate(byteCount: bytes.count, alignment: 1)
+                        p.copyMemory(from: UnsafeRawBufferPointer(start: bytes, count: bytes.count))
+                        return p
+                    }
+                    defer { pointers.forEach { $0.deallocate() } }
+                    return (positions ?? []).withUnsafeBufferPointer { positionBuffer in
+                        CountStageRecord.withEncodedImpression(
+                            userId: user, ts: impression.ts, requestId: requestBytes, count: count,
+                            shownItem: { UnsafeRawBufferPointer(pointers[$0]) },
+                            positions: positions == nil ? nil : positionBuffer, origin: origin) { Array($0) }
+                    }
+                }
+            }
+            XCTAssertEqual(written, expected, "impression \(n)")
+        }
+    }
 }

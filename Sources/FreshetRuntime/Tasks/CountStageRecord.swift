@@ -115,6 +115,50 @@ package enum CountStageRecord: Sendable, Equatable {
         return record
     }
 
+    /// An impression's record (`.impression`'s bytes, exactly) written from
+    /// ids read in place into scratch space, handed to `body` while it lasts:
+    /// the source task's path, which builds no `Impression` (no `String` per
+    /// shown item). `positions`: one per shown item, or nil.
+    static func withEncodedImpression<R>(userId: UnsafeRawBufferPointer, ts: EventTimeMs,
+                                         requestId: UnsafeRawBufferPointer?, count: Int,
+                                         shownItem: (Int) -> UnsafeRawBufferPointer,
+                                         positions: UnsafeBufferPointer<Int32>?, origin: RecordOrigin,
+                                         _ body: (UnsafeRawBufferPointer) -> R) -> R {
+        let v = RawByteCursor.maxVarintBytes
+        var idBytes = userId.count + (requestId?.count ?? 0)
+        for k in 0..<count { idBytes += shownItem(k).count }
+        // Format, tag, three flags, the origin's topic; a varint per length,
+        // per position and for the time, count, partition, offset, sub-index.
+        let bound = 6 + idBytes + (2 * count + 7) * v
+        return withUnsafeTemporaryAllocation(byteCount: bound, alignment: 1) { scratch in
+            guard let base = scratch.baseAddress else { return body(UnsafeRawBufferPointer(start: nil, count: 0)) }
+            var c = RawByteCursor(base: base, capacity: scratch.count)
+            c.write(byte: RepartitionRecord.formatVersion)
+            c.write(byte: impressionTag)
+            c.write(bytes: userId)
+            c.write(zigzag: ts)
+            if let requestId {
+                c.write(byte: 1)
+                c.write(bytes: requestId)
+            } else {
+                c.write(byte: 0)
+            }
+            c.write(varint: UInt64(count))
+            for k in 0..<count { c.write(bytes: shownItem(k)) }
+            if let positions, positions.count == count {
+                c.write(byte: 1)
+                for p in positions { c.write(zigzag: Int64(p)) }
+            } else {
+                c.write(byte: 0)
+            }
+            c.write(byte: origin.sourceTopic)
+            c.write(zigzag: Int64(origin.partition))
+            c.write(zigzag: origin.offset)
+            c.write(varint: UInt64(origin.subIndex))
+            return body(UnsafeRawBufferPointer(start: base, count: c.count))
+        }
+    }
+
     private static func write(_ origin: RecordOrigin, into w: inout ByteWriter) {
         w.write(byte: origin.sourceTopic)
         w.write(zigzag: Int64(origin.partition))

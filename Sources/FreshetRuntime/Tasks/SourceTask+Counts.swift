@@ -15,9 +15,20 @@ extension SourceTask {
                     user: interaction.userId, what: "the interaction for the counts stage", output: output)
     }
 
-    func routeToCounts(_ impression: Impression, record: RecordView, output: TaskOutput) -> BadInput? {
-        send(.impression(impression, origin: origin(of: record)), user: impression.userId,
-             what: "the impression for the counts stage", output: output)
+    /// The impression from its ids read in place (no `Impression`, no
+    /// `String` per shown item).
+    func routeToCounts(impression ids: EventIds, ts: EventTimeMs, count: Int, hasPositions: Bool,
+                       record: RecordView, output: TaskOutput) -> BadInput? {
+        CountStageRecord.withEncodedImpression(userId: ids.user, ts: ts, requestId: ids.requestId, count: count,
+                                               shownItem: ids.shownItem,
+                                               positions: hasPositions ? ids.positionValues : nil,
+                                               origin: origin(of: record)) { bytes in
+            guard bytes.count <= output.maxRepartitionRecordBytes else {
+                return Self.tooLarge("the impression for the counts stage", bytes.count, output)
+            }
+            output.repartition(.counts, keyBytes: ids.user, value: bytes)
+            return nil
+        }
     }
 
     private func send(_ countRecord: CountStageRecord, user: String, what: String, output: TaskOutput) -> BadInput? {

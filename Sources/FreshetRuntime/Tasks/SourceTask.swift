@@ -197,11 +197,10 @@ package final class SourceTask {
         }
         // The item features take the impression at once; with the counts
         // stage its join copy goes there too (stamped and released later).
-        if routesThroughCounts {
-            let impression = Impression(requestId: ids.requestId.map(EventIds.string), userId: EventIds.string(ids.user),
-                                        itemsShown: (0..<count).map { EventIds.string(ids.shownItem($0)) },
-                                        positions: event.hasPositions ? Array(ids.positionValues) : nil, ts: event.ts)
-            if let problem = routeToCounts(impression, record: record, output: output) { tooLarge = tooLarge ?? problem }
+        if routesThroughCounts,
+           let problem = routeToCounts(impression: ids, ts: event.ts, count: count, hasPositions: event.hasPositions,
+                                       record: record, output: output) {
+            tooLarge = tooLarge ?? problem
         }
         return tooLarge
     }
