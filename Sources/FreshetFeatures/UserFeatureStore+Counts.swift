@@ -7,4 +7,10 @@ extension UserFeatureStore {
         guard let slot = lookup(userId) else { return nil }
         return states[Int(slot)].count
     }
+
+    /// The same for a user id given as valid UTF-8 bytes (read in place).
+    package func interactionCount(validUTF8 userId: UnsafeRawBufferPointer) -> Int64? {
+        guard let slot = userSlot(validUTF8: userId) else { return nil }
+        return states[Int(slot)].count
+    }
 }

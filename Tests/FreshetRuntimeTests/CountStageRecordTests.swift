@@ -88,4 +88,29 @@ final class CountStageRecordTests: XCTestCase {
             XCTAssertEqual(written, expected, "impression \(n)")
         }
     }
+
+    /// The same for interactions: with and without dwell, request id and count.
+    func testInteractionWrittenInPlaceIsTheEncodedInteraction() {
+        for n in 0..<64 {
+            let action = Action.allCases[n % Action.allCases.count]
+            let interaction = Interaction(userId: n % 2 == 0 ? "u\(n)" : "üser-with-a-long-id-\(n)", itemId: "ït\(n)",
+                                          action: action, dwellMs: n % 3 == 0 ? nil : Int64(n) * 1_000 - 5,
+                                          ts: 1_767_225_600_000 + Int64(n), requestId: n % 4 == 0 ? nil : "r\(n)")
+            let countAfter: Int64? = n % 5 == 0 ? nil : Int64(n) - 3
+            let origin = RecordOrigin(sourceTopic: 0, partition: Int32(n % 3), offset: Int64(n) << 20, subIndex: 0)
+            let expected = CountStageRecord.interaction(interaction, countAfter: countAfter, origin: origin).encoded()
+            let written: [UInt8] = Array(interaction.userId.utf8).withUnsafeBytes { user in
+                Array(interaction.itemId.utf8).withUnsafeBytes { item in
+                    let request = interaction.requestId.map { Array($0.utf8) } ?? []
+                    return request.withUnsafeBytes { requestBytes in
+                        CountStageRecord.withEncodedInteraction(
+                            userId: user, itemId: item, action: action, dwellMs: interaction.dwellMs, ts: interaction.ts,
+                            requestId: interaction.requestId == nil ? nil : requestBytes, countAfter: countAfter,
+                            origin: origin) { Array($0) }
+                    }
+                }
+            }
+            XCTAssertEqual(written, expected, "interaction \(n)")
+        }
+    }
 }

@@ -115,6 +115,43 @@ package enum CountStageRecord: Sendable, Equatable {
         return record
     }
 
+    /// An interaction's record (`.interaction`'s bytes, exactly) written from
+    /// ids read in place into scratch space, handed to `body` while it lasts.
+    static func withEncodedInteraction<R>(userId: UnsafeRawBufferPointer, itemId: UnsafeRawBufferPointer,
+                                          action: Action, dwellMs: Int64?, ts: EventTimeMs,
+                                          requestId: UnsafeRawBufferPointer?, countAfter: Int64?,
+                                          origin: RecordOrigin, _ body: (UnsafeRawBufferPointer) -> R) -> R {
+        let v = RawByteCursor.maxVarintBytes
+        let bound = 8 + userId.count + itemId.count + (requestId?.count ?? 0) + 9 * v
+        return withUnsafeTemporaryAllocation(byteCount: bound, alignment: 1) { scratch in
+            guard let base = scratch.baseAddress else { return body(UnsafeRawBufferPointer(start: nil, count: 0)) }
+            var c = RawByteCursor(base: base, capacity: scratch.count)
+            c.write(byte: RepartitionRecord.formatVersion)
+            c.write(byte: interactionTag)
+            c.write(bytes: userId)
+            c.write(bytes: itemId)
+            c.write(byte: action.rawValue)
+            c.write(optionalZigzag: dwellMs)
+            c.write(zigzag: ts)
+            if let requestId {
+                c.write(byte: 1)
+                c.write(bytes: requestId)
+            } else {
+                c.write(byte: 0)
+            }
+            c.write(optionalZigzag: countAfter)
+            writeOrigin(origin, into: &c)
+            return body(UnsafeRawBufferPointer(start: base, count: c.count))
+        }
+    }
+
+    private static func writeOrigin(_ origin: RecordOrigin, into c: inout RawByteCursor) {
+        c.write(byte: origin.sourceTopic)
+        c.write(zigzag: Int64(origin.partition))
+        c.write(zigzag: origin.offset)
+        c.write(varint: UInt64(origin.subIndex))
+    }
+
     /// An impression's record (`.impression`'s bytes, exactly) written from
     /// ids read in place into scratch space, handed to `body` while it lasts:
     /// the source task's path, which builds no `Impression` (no `String` per
@@ -151,10 +188,7 @@ package enum CountStageRecord: Sendable, Equatable {
             } else {
                 c.write(byte: 0)
             }
-            c.write(byte: origin.sourceTopic)
-            c.write(zigzag: Int64(origin.partition))
-            c.write(zigzag: origin.offset)
-            c.write(varint: UInt64(origin.subIndex))
+            writeOrigin(origin, into: &c)
             return body(UnsafeRawBufferPointer(start: base, count: c.count))
         }
     }

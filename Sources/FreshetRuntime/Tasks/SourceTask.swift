@@ -152,8 +152,9 @@ package final class SourceTask {
         }
         var tooLarge: BadInput?
         if routesThroughCounts {
-            // Examples on: the counts stage gets the interaction with the count after it (Strings: not the features-only path).
-            tooLarge = routeToCounts(decodedInteraction(ids, event), record: record, output: output)
+            // Examples on: the counts stage gets the interaction with the count after it.
+            tooLarge = routeToCounts(interaction: ids, action: event.action, dwellMs: event.dwellMs, ts: event.ts,
+                                     record: record, output: output)
         }
         if routesInteractionsByUser {
             let interaction = decodedInteraction(ids, event)
@@ -172,7 +173,7 @@ package final class SourceTask {
     }
 
     /// The interaction in `decoded` as an `Interaction` (`String`s: for the
-    /// re-keying by user and the counts stage, not the features-only path).
+    /// re-keying by user, not the features-only path).
     private func decodedInteraction(_ ids: EventIds, _ event: EventFields) -> Interaction {
         Interaction(userId: EventIds.string(ids.user), itemId: EventIds.string(ids.item),
                     action: event.action, dwellMs: event.dwellMs, ts: event.ts,
