@@ -56,12 +56,7 @@ package enum ImpressionItemsRecord {
                                               : RepartitionRecord.Tag.countedImpressionItems.rawValue)
         c.write(bytes: userId)
         c.write(zigzag: ts)
-        if let requestId {
-            c.write(byte: 1)
-            c.write(bytes: requestId)
-        } else {
-            c.write(byte: 0)
-        }
+        c.write(optionalBytes: requestId)
         c.write(byte: source.sourceTopic)
         c.write(zigzag: Int64(source.partition))
         c.write(zigzag: source.offset)
@@ -87,16 +82,13 @@ package enum ImpressionItemsRecord {
                                        _ body: (UnsafeRawBufferPointer) -> R) -> R {
         let idBytes = members.reduce(0) { $0 + shownItem($1).count }
         let bound = maxBytes(userId: userId, requestId: requestId, count: members.count, itemIdBytes: idBytes)
-        return withUnsafeTemporaryAllocation(byteCount: bound, alignment: 1) { scratch in
-            guard let base = scratch.baseAddress else { return body(UnsafeRawBufferPointer(start: nil, count: 0)) }
-            var c = RawByteCursor(base: base, capacity: scratch.count)
+        return RawByteCursor.withScratch(capacity: bound, write: { c in
             write(userId: userId, ts: ts, requestId: requestId, source: source, interactionCount: interactionCount,
                   count: members.count, item: { i in
                 let k = members[i]
                 return (shownItem(k), position(k), UInt32(k))
             }, into: &c)
-            return body(UnsafeRawBufferPointer(start: base, count: c.count))
-        }
+        }, body)
     }
 
     /// Splits the shown items `0..<count` by partition: calls `body` once

@@ -125,6 +125,27 @@ package struct RawByteCursor {
     package mutating func write(optionalString v: String?) {
         if let v { write(byte: 1); write(string: v) } else { write(byte: 0) }
     }
+
+    /// A presence byte, then the bytes length-prefixed when present (the
+    /// encoding of `write(optionalString:)`).
+    @inlinable @inline(__always)
+    package mutating func write(optionalBytes v: UnsafeRawBufferPointer?) {
+        if let v { write(byte: 1); write(bytes: v) } else { write(byte: 0) }
+    }
+
+    /// Runs `write` over a cursor of `capacity` bytes of scratch space on the
+    /// stack and hands what it wrote to `body`, valid during the call (no
+    /// array, no allocation). `capacity` must bound what `write` writes.
+    @inlinable
+    package static func withScratch<R>(capacity: Int, write: (inout RawByteCursor) -> Void,
+                                       _ body: (UnsafeRawBufferPointer) -> R) -> R {
+        withUnsafeTemporaryAllocation(byteCount: Swift.max(capacity, 1), alignment: 1) { scratch in
+            guard let base = scratch.baseAddress else { return body(UnsafeRawBufferPointer(start: nil, count: 0)) }
+            var c = RawByteCursor(base: base, capacity: scratch.count)
+            write(&c)
+            return body(UnsafeRawBufferPointer(start: base, count: c.count))
+        }
+    }
 }
 
 extension ByteWriter {

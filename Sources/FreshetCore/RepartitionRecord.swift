@@ -133,12 +133,7 @@ package enum RepartitionRecord: Sendable, Equatable {
             c.write(byte: 2)
             c.write(optionalZigzag: position.map(Int64.init))
         }
-        if let requestId {
-            c.write(byte: 1)
-            c.write(bytes: requestId)
-        } else {
-            c.write(byte: 0)
-        }
+        c.write(optionalBytes: requestId)
         origin.encode(into: &c)
         if !userHistoryEncoded.isEmpty {
             c.write(byte: ItemExtension.userHistory)

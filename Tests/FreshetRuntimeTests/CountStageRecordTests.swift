@@ -73,7 +73,7 @@ final class CountStageRecordTests: XCTestCase {
                 return withRequest { requestBytes in
                     let pointers = itemBytes.map { bytes -> UnsafeMutableRawBufferPointer in
                         let p = UnsafeMutableRawBufferPointer.allocate(byteCount: bytes.count, alignment: 1)
-                        p.copyMemory(from: UnsafeRawBufferPointer(start: bytes, count: bytes.count))
+                        bytes.withUnsafeBytes { p.copyMemory(from: $0) }
                         return p
                     }
                     defer { pointers.forEach { $0.deallocate() } }

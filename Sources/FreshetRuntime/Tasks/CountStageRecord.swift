@@ -123,9 +123,7 @@ package enum CountStageRecord: Sendable, Equatable {
                                           origin: RecordOrigin, _ body: (UnsafeRawBufferPointer) -> R) -> R {
         let v = RawByteCursor.maxVarintBytes
         let bound = 8 + userId.count + itemId.count + (requestId?.count ?? 0) + 9 * v
-        return withUnsafeTemporaryAllocation(byteCount: bound, alignment: 1) { scratch in
-            guard let base = scratch.baseAddress else { return body(UnsafeRawBufferPointer(start: nil, count: 0)) }
-            var c = RawByteCursor(base: base, capacity: scratch.count)
+        return RawByteCursor.withScratch(capacity: bound, write: { c in
             c.write(byte: RepartitionRecord.formatVersion)
             c.write(byte: interactionTag)
             c.write(bytes: userId)
@@ -133,16 +131,10 @@ package enum CountStageRecord: Sendable, Equatable {
             c.write(byte: action.rawValue)
             c.write(optionalZigzag: dwellMs)
             c.write(zigzag: ts)
-            if let requestId {
-                c.write(byte: 1)
-                c.write(bytes: requestId)
-            } else {
-                c.write(byte: 0)
-            }
+            c.write(optionalBytes: requestId)
             c.write(optionalZigzag: countAfter)
             writeOrigin(origin, into: &c)
-            return body(UnsafeRawBufferPointer(start: base, count: c.count))
-        }
+        }, body)
     }
 
     private static func writeOrigin(_ origin: RecordOrigin, into c: inout RawByteCursor) {
@@ -167,19 +159,12 @@ package enum CountStageRecord: Sendable, Equatable {
         // Format, tag, three flags, the origin's topic; a varint per length,
         // per position and for the time, count, partition, offset, sub-index.
         let bound = 6 + idBytes + (2 * count + 7) * v
-        return withUnsafeTemporaryAllocation(byteCount: bound, alignment: 1) { scratch in
-            guard let base = scratch.baseAddress else { return body(UnsafeRawBufferPointer(start: nil, count: 0)) }
-            var c = RawByteCursor(base: base, capacity: scratch.count)
+        return RawByteCursor.withScratch(capacity: bound, write: { c in
             c.write(byte: RepartitionRecord.formatVersion)
             c.write(byte: impressionTag)
             c.write(bytes: userId)
             c.write(zigzag: ts)
-            if let requestId {
-                c.write(byte: 1)
-                c.write(bytes: requestId)
-            } else {
-                c.write(byte: 0)
-            }
+            c.write(optionalBytes: requestId)
             c.write(varint: UInt64(count))
             for k in 0..<count { c.write(bytes: shownItem(k)) }
             if let positions, positions.count == count {
@@ -189,15 +174,11 @@ package enum CountStageRecord: Sendable, Equatable {
                 c.write(byte: 0)
             }
             writeOrigin(origin, into: &c)
-            return body(UnsafeRawBufferPointer(start: base, count: c.count))
-        }
+        }, body)
     }
 
     private static func write(_ origin: RecordOrigin, into w: inout ByteWriter) {
-        w.write(byte: origin.sourceTopic)
-        w.write(zigzag: Int64(origin.partition))
-        w.write(zigzag: origin.offset)
-        w.write(varint: UInt64(origin.subIndex))
+        w.append(maxBytes: 1 + 3 * RawByteCursor.maxVarintBytes) { writeOrigin(origin, into: &$0) }
     }
 
     private static func readOrigin(_ r: inout BorrowedByteReader) throws(CodecError) -> RecordOrigin {
