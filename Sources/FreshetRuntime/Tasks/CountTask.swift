@@ -146,7 +146,8 @@ package final class CountTask {
             event.interactionCount = count
             route(event, subIndex: UInt32(k), output: output)
         }
-        // Every id's bytes in one buffer, so a group's encoder can read them all at once.
+        // Every id's bytes in one buffer (the items', then the user's and the
+        // request's), so a group's encoder can read them all at once.
         idBytes.removeAll(keepingCapacity: true)
         idEnds.removeAll(keepingCapacity: true)
         func appendId(_ id: String) {
@@ -158,24 +159,24 @@ package final class CountTask {
         if let request = held.requestId { appendId(request) }
         let origin = RecordOrigin(sourceTopic: originCode, partition: id.partition, offset: releaseSequence)
         idBytes.withUnsafeBytes { all in
-            func id(_ n: Int) -> UnsafeRawBufferPointer {
+            func idAt(_ n: Int) -> UnsafeRawBufferPointer {
                 let start = n == 0 ? 0 : idEnds[n - 1]
                 return UnsafeRawBufferPointer(rebasing: all[start..<idEnds[n]])
             }
-            let user = id(items.count)
-            let request = held.requestId == nil ? nil : id(items.count + 1)
-            guard output.partition(of: .items, keyBytes: id(0)) != nil else {
+            let user = idAt(items.count)
+            let request = held.requestId == nil ? nil : idAt(items.count + 1)
+            guard output.partition(of: .items, keyBytes: idAt(0)) != nil else {
                 for k in items.indices { one(k) }
                 return
             }
             ImpressionItemsRecord.forEachPartitionGroup(count: items.count, partition: {
-                output.partition(of: .items, keyBytes: id($0)) ?? 0
+                output.partition(of: .items, keyBytes: idAt($0)) ?? 0
             }) { group in
                 let sent = group.count > 1 && ImpressionItemsRecord.withEncoded(
                     userId: user, ts: held.ts, requestId: request, source: origin, interactionCount: count,
-                    members: group, shownItem: id, position: position) { bytes in
+                    members: group, shownItem: idAt, position: position) { bytes in
                     guard !bytes.isEmpty, bytes.count <= output.maxRepartitionRecordBytes else { return false }
-                    output.repartition(.items, keyBytes: id(group[0]), value: bytes)
+                    output.repartition(.items, keyBytes: idAt(group[0]), value: bytes)
                     return true
                 }
                 if !sent { for k in group { one(k) } }
