@@ -153,11 +153,6 @@ extension ByteWriter {
     /// in one copy. `maxBytes` must bound what `body` writes.
     @inlinable
     package mutating func append(maxBytes: Int, _ body: (inout RawByteCursor) -> Void) {
-        withUnsafeTemporaryAllocation(byteCount: Swift.max(maxBytes, 1), alignment: 1) { scratch in
-            guard let base = scratch.baseAddress else { return }
-            var cursor = RawByteCursor(base: base, capacity: scratch.count)
-            body(&cursor)
-            bytes.append(contentsOf: UnsafeRawBufferPointer(start: base, count: cursor.count))
-        }
+        RawByteCursor.withScratch(capacity: maxBytes, write: body) { bytes.append(contentsOf: $0) }
     }
 }

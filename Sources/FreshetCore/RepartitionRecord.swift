@@ -266,10 +266,12 @@ package enum RepartitionRecord: Sendable, Equatable {
 }
 
 extension RecordOrigin {
-    static let maxEncodedBytes = 1 + 3 * RawByteCursor.maxVarintBytes
+    package static let maxEncodedBytes = 1 + 3 * RawByteCursor.maxVarintBytes
 
+    /// Source topic byte, partition and offset (zigzag), sub-index (varint):
+    /// the origin of every repartition and counts record.
     @inline(__always)
-    func encode(into c: inout RawByteCursor) {
+    package func encode(into c: inout RawByteCursor) {
         c.write(byte: sourceTopic)
         c.write(zigzag: Int64(partition))
         c.write(zigzag: offset)

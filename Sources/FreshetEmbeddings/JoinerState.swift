@@ -13,8 +13,6 @@ import HeapModule
 final class CountedInterner {
     private var index = KeyIndex()
     private(set) var names: [String] = []
-    /// Each slot's hash tag (what `release` finds its bucket by).
-    private var tags: [UInt32] = []
     private var refs: [UInt32] = []
     private var free: [UInt32] = []
 
@@ -34,11 +32,9 @@ final class CountedInterner {
         if Int(slot) < names.count {
             free.removeLast()
             names[Int(slot)] = id
-            tags[Int(slot)] = tag
             refs[Int(slot)] = 1
         } else {
             names.append(id)
-            tags.append(tag)
             refs.append(1)
         }
         return slot
@@ -54,17 +50,18 @@ final class CountedInterner {
         let i = Int(slot)
         refs[i] -= 1
         guard refs[i] == 0 else { return }
-        index.remove(tag: tags[i], slot: slot)
+        // The bucket is found by the id's tag (hashed again: once per freed slot).
+        index.remove(tag: KeyIndex.tag(names[i]), slot: slot)
         names[i] = ""
         free.append(slot)
     }
 
     subscript(_ slot: UInt32) -> String { names[Int(slot)] }
 
-    /// Approximate bytes: the index, names, tags and counts; id bytes
+    /// Approximate bytes: the index, names and counts; id bytes
     /// beyond 15 (Swift's inline small strings) counted too.
     var approximateBytes: Int {
-        var bytes = index.bucketBytes + names.capacity * 16 + (tags.capacity + refs.capacity + free.capacity) * 4
+        var bytes = index.bucketBytes + names.capacity * 16 + (refs.capacity + free.capacity) * 4
         for name in names where name.utf8.count > 15 { bytes += 32 + name.utf8.count }
         return bytes
     }

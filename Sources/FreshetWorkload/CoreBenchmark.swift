@@ -31,7 +31,7 @@ package enum CoreBenchmark {
         // (1) Decode only.
         var decoded = 0
         let t0 = clock.now
-        let c0 = threadCPUSeconds()
+        let c0 = CPUClock.threadSeconds()
         if phases.contains(.decode) { batch.forEach { topic, timestamp, buf in
             do throws(BadInput) {
                 if topic == .interactions {
@@ -44,7 +44,7 @@ package enum CoreBenchmark {
             } catch {}
         } }
         let decodeSeconds = seconds(clock.now - t0)
-        let decodeCPU = threadCPUSeconds() - c0
+        let decodeCPU = CPUClock.threadSeconds() - c0
 
         // (2) Full pipeline.
         let userStore = UserFeatureStore()
@@ -54,7 +54,7 @@ package enum CoreBenchmark {
         var bad = 0
         var k = 0
         let t1 = clock.now
-        let c1 = threadCPUSeconds()
+        let c1 = CPUClock.threadSeconds()
         if phases.contains(.pipeline) { batch.forEach { topic, timestamp, buf in
             k &+= 1
             do throws(BadInput) {
@@ -89,7 +89,7 @@ package enum CoreBenchmark {
             }
         } }
         let pipelineSeconds = seconds(clock.now - t1)
-        let pipelineCPU = threadCPUSeconds() - c1
+        let pipelineCPU = CPUClock.threadSeconds() - c1
 
         // (3) Source stage alone: decode, user features, routing, and encoding the
         // repartition records a source task hands to the producer (as `SourceTask`).
@@ -100,7 +100,7 @@ package enum CoreBenchmark {
         var offset: Int64 = 0
         var routedBytes = 0
         let t2 = clock.now
-        let c2 = threadCPUSeconds()
+        let c2 = CPUClock.threadSeconds()
         if phases.contains(.source) { batch.forEach { topic, timestamp, buf in
             offset &+= 1
             do throws(BadInput) {
@@ -151,7 +151,7 @@ package enum CoreBenchmark {
         } }
         let sourceSeconds = seconds(clock.now - t2)
         sink &+= routedBytes
-        let sourceCPU = threadCPUSeconds() - c2
+        let sourceCPU = CPUClock.threadSeconds() - c2
 
         // (4) Item stage alone over pre-routed events (routing excluded from timing).
         if phases.contains(.item) { batch.forEach { topic, timestamp, buf in
@@ -166,14 +166,14 @@ package enum CoreBenchmark {
         let itemOnly = ItemFeatureStore()
         var itemWatermark = BoundedOutOfOrdernessWatermark(outOfOrdernessMs: 5_000)
         let t3 = clock.now
-        let c3 = threadCPUSeconds()
+        let c3 = CPUClock.threadSeconds()
         for (n, ev) in routed.enumerated() {
             itemWatermark.observe(ev.ts)
             itemOnly.apply(ev, watermark: nil)
             if n & 4095 == 4095, let w = itemWatermark.watermark { itemOnly.advanceWatermark(to: w) }
         }
         let itemSeconds = seconds(clock.now - t3)
-        let itemCPU = threadCPUSeconds() - c3
+        let itemCPU = CPUClock.threadSeconds() - c3
         sink &+= itemOnly.takeDirty().count
 
         return CoreBenchmarkReport(phases: phases, events: events, bytes: batch.payload.count, decoded: decoded,
@@ -184,9 +184,6 @@ package enum CoreBenchmark {
                                    items: itemStore.count, droppedLate: itemStore.droppedLateCount,
                                    checksum: sink)
     }
-
-    /// CPU time of the calling thread (`CPUClock`).
-    static func threadCPUSeconds() -> Double { CPUClock.threadSeconds() }
 
     static func seconds(_ d: Duration) -> Double {
         Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18

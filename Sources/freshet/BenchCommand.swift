@@ -110,12 +110,12 @@ extension BenchCommand {
                 logger.logLevel = .warning
                 let processor = StreamProcessor(topology: topology, options: options, logger: logger)
                 PeakMemory.reset()
-                let cpuBefore = MachineFacts.processCPUSeconds()
+                let cpuBefore = CPUClock.processSeconds()
                 let servicesBefore = services.serviceCPUSeconds()
                 let started = Date()
                 try processor.run()
                 let seconds = Date().timeIntervalSince(started)
-                let cpu = MachineFacts.processCPUSeconds() - cpuBefore
+                let cpu = CPUClock.processSeconds() - cpuBefore
                 let servicesAfter = services.serviceCPUSeconds()
                 let rate = Double(loaded) / seconds
                 let alignment = topology.alignmentMaxDriftMs.map { "max drift \(DurationParser.describe($0)), \(processor.alignmentPauseCount) pauses" } ?? "alignment off"
@@ -399,9 +399,6 @@ enum MachineFacts {
         }
         return String(format: "%@, %d cores, %.0f GiB", cpu, cores, memory)
     }
-
-    /// User + system CPU time of this process so far.
-    static func processCPUSeconds() -> Double { CPUClock.processSeconds() }
 }
 
 /// `--max-drift`: a duration, or `off` (0). Nil when neither.

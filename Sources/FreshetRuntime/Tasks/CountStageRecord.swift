@@ -133,15 +133,8 @@ package enum CountStageRecord: Sendable, Equatable {
             c.write(zigzag: ts)
             c.write(optionalBytes: requestId)
             c.write(optionalZigzag: countAfter)
-            writeOrigin(origin, into: &c)
+            origin.encode(into: &c)
         }, body)
-    }
-
-    private static func writeOrigin(_ origin: RecordOrigin, into c: inout RawByteCursor) {
-        c.write(byte: origin.sourceTopic)
-        c.write(zigzag: Int64(origin.partition))
-        c.write(zigzag: origin.offset)
-        c.write(varint: UInt64(origin.subIndex))
     }
 
     /// An impression's record (`.impression`'s bytes, exactly) written from
@@ -173,12 +166,12 @@ package enum CountStageRecord: Sendable, Equatable {
             } else {
                 c.write(byte: 0)
             }
-            writeOrigin(origin, into: &c)
+            origin.encode(into: &c)
         }, body)
     }
 
     private static func write(_ origin: RecordOrigin, into w: inout ByteWriter) {
-        w.append(maxBytes: 1 + 3 * RawByteCursor.maxVarintBytes) { writeOrigin(origin, into: &$0) }
+        w.append(maxBytes: RecordOrigin.maxEncodedBytes) { origin.encode(into: &$0) }
     }
 
     private static func readOrigin(_ r: inout BorrowedByteReader) throws(CodecError) -> RecordOrigin {

@@ -248,19 +248,18 @@ package final class SourceTask {
         let origin = self.origin(of: record, subIndex: UInt32(index))
         let bound = RepartitionRecord.itemMaxBytes(itemId: itemId, userId: ids.user, requestId: ids.requestId,
                                                    userHistoryEncoded: history)
-        withUnsafeTemporaryAllocation(byteCount: bound, alignment: 1) { scratch in
-            guard let base = scratch.baseAddress else { return }
-            var c = RawByteCursor(base: base, capacity: scratch.count)
+        RawByteCursor.withScratch(capacity: bound, write: { c in
             RepartitionRecord.writeItem(itemId: itemId, userId: ids.user, ts: ts, kind: kind,
                                         requestId: ids.requestId, origin: origin, userHistoryEncoded: history,
                                         into: &c)
-            guard c.count <= output.maxRepartitionRecordBytes else {
+        }) { bytes in
+            guard bytes.count <= output.maxRepartitionRecordBytes else {
                 if tooLarge == nil {
-                    tooLarge = Self.tooLarge("item event \(index) of \(count)", c.count, output)
+                    tooLarge = Self.tooLarge("item event \(index) of \(count)", bytes.count, output)
                 }
                 return
             }
-            output.repartition(.items, keyBytes: itemId, value: UnsafeRawBufferPointer(start: base, count: c.count))
+            output.repartition(.items, keyBytes: itemId, value: bytes)
         }
     }
 
