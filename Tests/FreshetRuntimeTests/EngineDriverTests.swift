@@ -24,6 +24,29 @@ final class EngineDriverTests: XCTestCase {
         return driver
     }
 
+    /// The consumer fetches with 10 ms waits and queue backoffs (librdkafka's
+    /// 1 s backoff stalled replays: `KafkaConsumer.streamingDefaults`), with
+    /// or without watermark alignment, unless the topology sets its own.
+    func testTheConsumerUsesShortFetchBackoffsUnlessTheTopologySetsThem() throws {
+        var unaligned = Topology()
+        unaligned.eventTime.maxDriftMs = 0  // alignment off
+        let plain = EngineDriver(topology: unaligned)
+        plain.createSourceTopics(partitions: 1)
+        try plain.startInstance()
+        let config = try XCTUnwrap(plain.cluster.consumerConfigs.last)
+        XCTAssertEqual(config["fetch.queue.backoff.ms"], "10")
+        XCTAssertEqual(config["fetch.wait.max.ms"], "10")
+
+        var tuned = unaligned
+        tuned.kafka["fetch.queue.backoff.ms"] = "250"
+        let overridden = EngineDriver(topology: tuned)
+        overridden.createSourceTopics(partitions: 1)
+        try overridden.startInstance()
+        let own = try XCTUnwrap(overridden.cluster.consumerConfigs.last)
+        XCTAssertEqual(own["fetch.queue.backoff.ms"], "250")
+        XCTAssertEqual(own["fetch.wait.max.ms"], "10")
+    }
+
     /// Produces a seeded stream (out-of-order, late and bad events, two days
     /// of event time ending at the driver's clock) and returns what the oracle reads.
     func produce(_ driver: EngineDriver, events: Int = 6_000, seed: UInt64 = 42) throws -> FeatureOracle {

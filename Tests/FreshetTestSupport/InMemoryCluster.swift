@@ -11,6 +11,8 @@ package final class InMemoryCluster: EngineConnections {
     package let redis = InMemoryRedis()
     /// Called with each consumer the engine makes (the driver pairs it with its processor).
     var consumerMade: ((InMemoryConsumer) -> Void)?
+    /// The configuration of every consumer the engine made, in order.
+    package private(set) var consumerConfigs: [KafkaConfig] = []
 
     package init() {}
 
@@ -20,6 +22,7 @@ package final class InMemoryCluster: EngineConnections {
 
     package func makeConsumer(config: KafkaConfig, groupId: String, topics: [String],
                               rebalance: any EngineRebalanceHandler) throws(KafkaError) -> any EngineConsumer {
+        consumerConfigs.append(config)
         let consumer = InMemoryConsumer(kafka: kafka, groupId: groupId, topics: topics, rebalance: rebalance)
         kafka.join(consumer)
         consumerMade?(consumer)

@@ -4,9 +4,13 @@ import FreshetKafka
 /// How fast librdkafka alone drains topics from this broker on this machine:
 /// the ceiling the end-to-end figure is compared with.
 package enum DrainBenchmark {
-    /// Reads every record of `topics` with a fresh consumer group; returns (records, seconds).
+    /// Reads every record of `topics` with a fresh consumer group, fetching as
+    /// the stream processor does (`KafkaConsumer.streamingDefaults`); returns
+    /// (records, seconds).
     package static func run(brokers: String, topics: [String]) throws -> (records: Int, seconds: Double) {
-        let consumer = try KafkaConsumer(config: KafkaConfig(bootstrapServers: brokers),
+        var config = KafkaConfig(bootstrapServers: brokers)
+        for (key, value) in KafkaConsumer.streamingDefaults { config[key] = value }
+        let consumer = try KafkaConsumer(config: config,
                                          groupId: "freshet-drain-\(UUID().uuidString.prefix(8))", topics: topics)
         defer { try? consumer.close() }
         var count = 0

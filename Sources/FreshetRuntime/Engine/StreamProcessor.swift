@@ -261,17 +261,14 @@ package final class StreamProcessor: @unchecked Sendable {
                     makeItemEmbeddingSide: { [unowned self] in makeItemEmbeddingSide() })
     }
 
-    /// The consumer's configuration: `kafkaConfig`, a 10 ms `fetch.wait.max.ms`,
-    /// and with watermark alignment on a 10 ms `fetch.queue.backoff.ms`
-    /// (unless the topology or environment sets it): with few partitions
-    /// fetching, librdkafka's default 1 s backoff after a full prefetch queue
-    /// leaves the consumer idle once the queue drains (measured 2-5x slower
-    /// end to end; a shorter `queued.min.messages` made it worse and held
-    /// more join state, so the prefetch depth keeps librdkafka's default).
+    /// The consumer's configuration: `kafkaConfig` with librdkafka's fetch
+    /// tuning of `KafkaConsumer.streamingDefaults` (10 ms `fetch.wait.max.ms`
+    /// and `fetch.queue.backoff.ms`) where the topology and environment set
+    /// neither.
     var consumerConfig: KafkaConfig {
-        var config = kafkaConfig.with("fetch.wait.max.ms", topology.kafka["fetch.wait.max.ms"] ?? "10")
-        if alignment != nil {
-            if config["fetch.queue.backoff.ms"] == nil { config = config.with("fetch.queue.backoff.ms", "10") }
+        var config = kafkaConfig
+        for (key, value) in KafkaConsumer.streamingDefaults where config[key] == nil {
+            config = config.with(key, value)
         }
         return config
     }
