@@ -39,24 +39,33 @@ extension UserFeatureStore {
     package func userId(slot: UInt32) -> String { states[Int(slot)].id }
 
     /// `encodedRecentItems(of:limit:)` for the user in `slot` (`0..<userCount`).
-    /// The ids are copied from `itemBytes` (one `memcpy` each), not read from
-    /// the interner's `String`s (a retain, a UTF-8 view and a copy each: this
-    /// runs for every positive).
     package func encodedRecentItems(slot: UInt32, limit: Int) -> [UInt8] {
-        let entries = states[Int(slot)].recent.entries
-        let n = min(limit, entries.count)
-        guard n > 0 else { return [] }
-        itemBytes.sync(with: itemNames)
-        var out = ByteWriter(capacity: 1 + n * 16)
-        out.write(varint: UInt64(n))
-        itemBytes.bytes.withUnsafeBufferPointer { arena in
-            for k in 0..<n {
-                let (start, end, _) = itemBytes.range(entries[k].item)
-                out.write(varint: UInt64(end - start))
-                out.bytes.append(contentsOf: UnsafeBufferPointer(rebasing: arena[start..<end]))
+        var out = ByteWriter(capacity: 0)
+        encodeRecentItems(slot: slot, limit: limit, into: &out)
+        return out.bytes
+    }
+
+    /// Replaces `out`'s contents with `encodedRecentItems(slot:limit:)`,
+    /// reusing its storage (the user stage's hot path: one buffer for every
+    /// positive instead of an array each). The ids are copied from
+    /// `itemBytes` (one `memcpy` each), not read from the interner's
+    /// `String`s (a retain, a UTF-8 view and a copy each).
+    package func encodeRecentItems(slot: UInt32, limit: Int, into out: inout ByteWriter) {
+        out.bytes.removeAll(keepingCapacity: true)
+        states[Int(slot)].recent.entries.withUnsafeBufferPointer { entries in
+            let n = min(limit, entries.count)
+            guard n > 0 else { return }
+            itemBytes.sync(with: itemNames)
+            out.bytes.reserveCapacity(1 + n * 16)
+            out.write(varint: UInt64(n))
+            itemBytes.bytes.withUnsafeBufferPointer { arena in
+                for k in 0..<n {
+                    let (start, end, _) = itemBytes.range(entries[k].item)
+                    out.write(varint: UInt64(end - start))
+                    out.bytes.append(contentsOf: UnsafeBufferPointer(rebasing: arena[start..<end]))
+                }
             }
         }
-        return out.bytes
     }
 
     /// `withRecentNumbers(of:limit:_:)` for the user in `slot` (`0..<userCount`).

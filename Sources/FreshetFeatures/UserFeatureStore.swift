@@ -59,7 +59,14 @@ package final class UserFeatureStore {
     @inline(__always)
     package func apply(userId: UnsafeRawBufferPointer, itemId: UnsafeRawBufferPointer, ts: EventTimeMs, positive: Bool) {
         guard positive else { return }
-        let slot = self.slot(forValidUTF8: userId)
+        applyPositive(slot: slot(forValidUTF8: userId), itemId: itemId, ts: ts)
+    }
+
+    /// `apply` of a positive interaction for the user in `slot` (from
+    /// `slot(forValidUTF8:)`): a caller that needs the slot anyway (the
+    /// embeddings' user side) looks the user up once.
+    @inline(__always)
+    package func applyPositive(slot: UInt32, itemId: UnsafeRawBufferPointer, ts: EventTimeMs) {
         let item = itemNames.intern(validUTF8: itemId)
         let i = Int(slot)
         states[i].count &+= 1
@@ -115,10 +122,10 @@ package final class UserFeatureStore {
         return s
     }
 
-    /// The slot of a user id given as valid UTF-8 bytes; a `String` is made
-    /// only for a new user.
+    /// The slot of a user id given as valid UTF-8 bytes, added (with no
+    /// state yet) if new; a `String` is made only for a new user.
     @inline(__always)
-    func slot(forValidUTF8 userId: UnsafeRawBufferPointer) -> UInt32 {
+    package func slot(forValidUTF8 userId: UnsafeRawBufferPointer) -> UInt32 {
         let next = UInt32(truncatingIfNeeded: states.count)
         let s = slotOf.slot(tag: KeyIndex.tag(bytes: userId), isKey: { IdBytes.equal(states[Int($0)].id, bytes: userId) },
                             orInsert: { next })

@@ -37,6 +37,39 @@ final class UserEmbeddingSideTests: XCTestCase {
         XCTAssertEqual(side.encodedHistoryBefore(user: "nobody", store: store), [])
     }
 
+    /// The source task's path: the user is looked up once, its history is
+    /// encoded into one reused buffer, and every routed positive carries the
+    /// history before it: nothing left over from the previous user's, nothing
+    /// on a skip, nothing for a user's first positive.
+    func testTheSourceTaskRoutesEachPositiveWithTheHistoryBeforeIt() throws {
+        var settings = Topology.Embeddings()
+        settings.history = 3
+        let base: Int64 = 1_767_225_600_000  // 2026-01-01T00:00Z
+        let task = SourceTask(id: TaskId(stage: .interactions, partition: 0), topic: "interactions", decoder: EventDecoder(),
+                              outOfOrdernessMs: 5_000, keepsUserFeatures: true)
+        task.userEmbeddings = UserEmbeddingSide(settings: settings)
+        let output = DataflowTests.MemoryOutput(partitions: 1)
+        let events: [(user: String, item: String, action: String)] = [
+            ("u", "i1", "click"), ("u", "i2", "like"), ("u", "i3", "skip"), ("u", "i4", "click"),
+            ("u", "i5", "click"), ("v", "i9", "click"), ("u", "i2", "click"),
+        ]
+        for (offset, e) in events.enumerated() {
+            let json = #"{"user_id":"\#(e.user)","item_id":"\#(e.item)","action":"\#(e.action)","ts":\#(base + Int64(offset))}"#
+            task.process(InputRecord(partition: 0, offset: Int64(offset), key: nil, value: Array(json.utf8), timestampMs: nil),
+                         nowMs: base + 60_000, output: output)
+        }
+        XCTAssertTrue(output.deadLetters.isEmpty)
+        var histories: [String] = []
+        for record in output.items[0] {
+            guard case .item(let event, _) = try RepartitionRecord.decode(record.value) else { continue }
+            histories.append("\(event.itemId):\(event.userHistory.joined(separator: ","))")
+        }
+        XCTAssertEqual(histories, ["i1:", "i2:i1", "i3:", "i4:i2,i1", "i5:i4,i2,i1", "i9:", "i2:i5,i4,i2"])
+        XCTAssertEqual(task.users?.features(of: "u")?.recentItems, ["i2", "i5", "i4", "i1"])
+        XCTAssertEqual(task.users?.features(of: "u")?.interactionCount, 5)
+        XCTAssertNil(task.users?.features(of: "w"), "no state for a user never seen")
+    }
+
     func testNewRefreshRepublishesEveryUserInSlicesWithTheMeanOfTheirItems() {
         let set = Self.vectorSet()
         XCTAssertGreaterThan(set.version, 0)

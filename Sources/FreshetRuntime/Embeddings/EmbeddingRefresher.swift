@@ -1,4 +1,5 @@
 import Foundation
+import FreshetCore
 import FreshetEmbeddings
 import FreshetRedis
 
@@ -101,6 +102,8 @@ final class EmbeddingRefresher: @unchecked Sendable {
         SpectralRefresh.useOneBLASThread()
         // Strong: the refresher lives at least as long as its thread (`stop` joins it).
         let thread = Thread { [self] in
+            // A refresh yields the cores to the feature path (see BackgroundPriority).
+            BackgroundPriority.lowerCurrentThread()
             self.loop()
             condition.lock()
             exited = true

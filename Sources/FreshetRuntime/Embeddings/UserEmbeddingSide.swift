@@ -67,6 +67,11 @@ package final class UserEmbeddingSide {
         store.encodedRecentItems(slot: slot, limit: historyLength)
     }
 
+    /// `encodedHistoryBefore(slot:store:)` into `out`, reusing its storage.
+    func encodeHistoryBefore(slot: UInt32, store: UserFeatureStore, into out: inout ByteWriter) {
+        store.encodeRecentItems(slot: slot, limit: historyLength, into: &out)
+    }
+
     /// Marks the user in `slot` for republication at the next sync (after a positive).
     func touch(slot: UInt32) {
         let s = Int(slot)

@@ -38,6 +38,9 @@ package final class SourceTask {
     /// The record being processed, its ids as bytes (reused: its buffers keep
     /// their capacity). Only this task's processing touches it, never reentrantly.
     @exclusivity(unchecked) private var decoded = DecodedEvent()
+    /// The user history routed with a positive (embeddings on), encoded
+    /// here for every positive in turn (reused storage, same rule).
+    @exclusivity(unchecked) private var historyScratch = ByteWriter(capacity: 256)
     private var lastSentWatermark: EventTimeMs?
     /// This task's source topic in repartitioned records' origins and markers.
     private let sourceTopicCode: UInt8
@@ -138,17 +141,18 @@ package final class SourceTask {
                        output: TaskOutput) -> BadInput? {
         let positive = event.action.isPositive
         // Embeddings: the user's recent items before this positive (read
-        // before the store applies it) travel with the routed positive.
-        // The user is found by slot from the record's bytes (no String).
+        // before the store applies it) travel with the routed positive. The
+        // user is looked up once, from the record's bytes (no String), and
+        // the history is encoded into one reused buffer.
         var history: [UInt8] = []
-        var userSlot: UInt32?
         if let users, let side = userEmbeddings, positive {
-            userSlot = users.userSlot(validUTF8: ids.user)
-            if let userSlot { history = side.encodedHistoryBefore(slot: userSlot, store: users) }
-        }
-        users?.apply(userId: ids.user, itemId: ids.item, ts: event.ts, positive: positive)
-        if let users, let side = userEmbeddings, positive, let slot = userSlot ?? users.userSlot(validUTF8: ids.user) {
+            let slot = users.slot(forValidUTF8: ids.user)
+            side.encodeHistoryBefore(slot: slot, store: users, into: &historyScratch)
+            history = historyScratch.bytes
+            users.applyPositive(slot: slot, itemId: ids.item, ts: event.ts)
             side.touch(slot: slot)
+        } else {
+            users?.apply(userId: ids.user, itemId: ids.item, ts: event.ts, positive: positive)
         }
         var tooLarge: BadInput?
         if routesThroughCounts {
