@@ -129,9 +129,6 @@ final class CooccurrenceCounter {
         }
 
         func run() {
-            // Counting is training: it yields the cores to the feature path
-            // (the processing loop) whenever both want them.
-            BackgroundPriority.lowerCurrentThread()
             while true {
                 condition.lock()
                 while inbox.isEmpty && !stopping { condition.wait() }

@@ -1,5 +1,4 @@
 import Foundation
-import FreshetCore
 import FreshetEmbeddings
 import FreshetRedis
 
@@ -102,8 +101,6 @@ final class EmbeddingRefresher: @unchecked Sendable {
         SpectralRefresh.useOneBLASThread()
         // Strong: the refresher lives at least as long as its thread (`stop` joins it).
         let thread = Thread { [self] in
-            // A refresh yields the cores to the feature path (see BackgroundPriority).
-            BackgroundPriority.lowerCurrentThread()
             self.loop()
             condition.lock()
             exited = true
