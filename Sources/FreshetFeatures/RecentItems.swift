@@ -34,7 +34,10 @@ struct RecentItems {
     var items: [UInt32] { entries.map(\.item) }
 
     /// Folds in a positive interaction; returns true when the list changed.
-    mutating func record(_ item: UInt32, ts: Int64, capacity: Int, names: StringInterner) -> Bool {
+    /// `idLess(a, b)`: item a's id is below b's (byte-wise), for ties in
+    /// time only (a closure, not the interner itself: passing the store's
+    /// interner by value retained and released its arrays on every call).
+    mutating func record(_ item: UInt32, ts: Int64, capacity: Int, idLess: (UInt32, UInt32) -> Bool) -> Bool {
         let n = entries.count
         var existing = -1
         var k = 0
@@ -53,7 +56,7 @@ struct RecentItems {
         while j < m {
             let t = entries[j].ts
             if t < ts { break }
-            if t == ts && !IdBytes.less(names[item], names[entries[j].item]) { break }
+            if t == ts && !idLess(item, entries[j].item) { break }
             j += 1
         }
         if existing >= 0 {

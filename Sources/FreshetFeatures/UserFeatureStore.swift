@@ -48,7 +48,7 @@ package final class UserFeatureStore {
         let i = Int(slot)
         states[i].count &+= 1
         if interaction.ts > states[i].updatedMs { states[i].updatedMs = interaction.ts }
-        _ = states[i].recent.record(item, ts: interaction.ts, capacity: recentCapacity, names: itemNames)
+        _ = states[i].recent.record(item, ts: interaction.ts, capacity: recentCapacity, idLess: { self.itemIdLess($0, $1) })
         // The count changes on every positive, so the user is always dirty.
         dirty.mark(slot, flags: &states[i].dirtyFlags)
     }
@@ -71,8 +71,14 @@ package final class UserFeatureStore {
         let i = Int(slot)
         states[i].count &+= 1
         if ts > states[i].updatedMs { states[i].updatedMs = ts }
-        _ = states[i].recent.record(item, ts: ts, capacity: recentCapacity, names: itemNames)
+        _ = states[i].recent.record(item, ts: ts, capacity: recentCapacity, idLess: { self.itemIdLess($0, $1) })
         dirty.mark(slot, flags: &states[i].dirtyFlags)
+    }
+
+    /// Byte-wise order of two interned items' ids (`RecentItems`' tie-break).
+    @inline(__always)
+    private func itemIdLess(_ a: UInt32, _ b: UInt32) -> Bool {
+        IdBytes.less(itemNames[a], itemNames[b])
     }
 
     package func features(of userId: String) -> UserFeatures? {

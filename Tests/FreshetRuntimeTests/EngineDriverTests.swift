@@ -28,21 +28,21 @@ final class EngineDriverTests: XCTestCase {
     /// 1 s backoff stalled replays: `KafkaConsumer.streamingDefaults`), with
     /// or without watermark alignment, unless the topology sets its own.
     func testTheConsumerUsesShortFetchBackoffsUnlessTheTopologySetsThem() throws {
+        func consumerConfig(_ topology: Topology) throws -> KafkaConfig {
+            let driver = EngineDriver(topology: topology)
+            driver.createSourceTopics(partitions: 1)
+            try driver.startInstance()
+            return try XCTUnwrap(driver.cluster.consumerConfigs.last)
+        }
         var unaligned = Topology()
         unaligned.eventTime.maxDriftMs = 0  // alignment off
-        let plain = EngineDriver(topology: unaligned)
-        plain.createSourceTopics(partitions: 1)
-        try plain.startInstance()
-        let config = try XCTUnwrap(plain.cluster.consumerConfigs.last)
+        let config = try consumerConfig(unaligned)
         XCTAssertEqual(config["fetch.queue.backoff.ms"], "10")
         XCTAssertEqual(config["fetch.wait.max.ms"], "10")
 
         var tuned = unaligned
         tuned.kafka["fetch.queue.backoff.ms"] = "250"
-        let overridden = EngineDriver(topology: tuned)
-        overridden.createSourceTopics(partitions: 1)
-        try overridden.startInstance()
-        let own = try XCTUnwrap(overridden.cluster.consumerConfigs.last)
+        let own = try consumerConfig(tuned)
         XCTAssertEqual(own["fetch.queue.backoff.ms"], "250")
         XCTAssertEqual(own["fetch.wait.max.ms"], "10")
     }
