@@ -278,7 +278,9 @@ extension RecordOrigin {
         c.write(varint: UInt64(subIndex))
     }
 
-    static func decode(from r: inout BorrowedByteReader) throws(CodecError) -> RecordOrigin {
+    /// Reads an origin written by `encode(into:)` (the repartition records'
+    /// and the counts stage's records share it).
+    package static func decode(from r: inout BorrowedByteReader) throws(CodecError) -> RecordOrigin {
         let topic = try r.readByte("origin.source_topic")
         let partition = try RepartitionRecord.readInt32(&r, "origin.partition")
         let offset = try r.readZigzag("origin.offset")

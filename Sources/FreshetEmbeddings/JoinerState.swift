@@ -1,5 +1,4 @@
 import FreshetCore
-import HeapModule
 
 /// Ids interned to dense `UInt32` slots with a reference count: a slot is
 /// recycled once nothing refers to it, so the table holds only the ids of live

@@ -81,7 +81,7 @@ package enum CountStageRecord: Sendable, Equatable {
             let ts = try r.readZigzag("counts.interaction.ts")
             let requestId = try r.readOptionalString("counts.interaction.request_id")
             let countAfter = try r.readOptionalZigzag("counts.interaction.count_after")
-            let origin = try readOrigin(&r)
+            let origin = try RecordOrigin.decode(from: &r)
             record = .interaction(Interaction(userId: userId, itemId: itemId, action: action, dwellMs: dwell, ts: ts,
                                               requestId: requestId), countAfter: countAfter, origin: origin)
         case impressionTag:
@@ -104,7 +104,7 @@ package enum CountStageRecord: Sendable, Equatable {
                 }
                 positions = list
             }
-            let origin = try readOrigin(&r)
+            let origin = try RecordOrigin.decode(from: &r)
             record = .impression(Impression(requestId: requestId, userId: userId, itemsShown: items, positions: positions, ts: ts),
                                  origin: origin)
         default:
@@ -172,16 +172,5 @@ package enum CountStageRecord: Sendable, Equatable {
 
     private static func write(_ origin: RecordOrigin, into w: inout ByteWriter) {
         w.append(maxBytes: RecordOrigin.maxEncodedBytes) { origin.encode(into: &$0) }
-    }
-
-    private static func readOrigin(_ r: inout BorrowedByteReader) throws(CodecError) -> RecordOrigin {
-        let topic = try r.readByte("counts.origin.source_topic")
-        let partition = try r.readZigzag("counts.origin.partition")
-        let offset = try r.readZigzag("counts.origin.offset")
-        let sub = try r.readVarint("counts.origin.sub_index")
-        guard let p32 = Int32(exactly: partition), let sub32 = UInt32(exactly: sub) else {
-            throw CodecError(.invalidValue, "counts.origin partition \(partition) / sub-index \(sub)")
-        }
-        return RecordOrigin(sourceTopic: topic, partition: p32, offset: offset, subIndex: sub32)
     }
 }
