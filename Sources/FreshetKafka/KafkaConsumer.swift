@@ -49,11 +49,18 @@ package final class KafkaConsumer: @unchecked Sendable {
     ///   application drains them. Measured on the bench stream (Tansu, 1 M
     ///   records, 16 partitions): 187-244 k records/s with 1 s, 0.65-0.98 M
     ///   with 10 ms; `freshet bench e2e --only 1` at 3 M events went from
-    ///   ~97 k to ~200 k events/s.
-    package static let streamingDefaults: [(key: String, value: String)] = [
-        ("fetch.wait.max.ms", "10"),
-        ("fetch.queue.backoff.ms", "10"),
-    ]
+    ///   ~97 k to ~200 k events/s. librdkafka has it from 2.2.0 on (an
+    ///   older one refuses the property, and keeps its fixed 1 s).
+    package static var streamingDefaults: [(key: String, value: String)] {
+        streamingDefaults(librdkafkaVersion: LibrdkafkaVersion.number)
+    }
+
+    /// `streamingDefaults` for a librdkafka of `version` (`0xMMmmrrxx`).
+    package static func streamingDefaults(librdkafkaVersion version: Int) -> [(key: String, value: String)] {
+        var defaults = [(key: "fetch.wait.max.ms", value: "10")]
+        if version >= LibrdkafkaVersion.fetchQueueBackoffSince { defaults.append((key: "fetch.queue.backoff.ms", value: "10")) }
+        return defaults
+    }
 
     /// Creates the consumer and subscribes to `topics` (non-blocking: the group
     /// join happens during `poll`).

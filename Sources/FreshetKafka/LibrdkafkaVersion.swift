@@ -19,6 +19,10 @@ package enum LibrdkafkaVersion {
             + "(librdkafka issue 4278) and will not connect. Put Confluent's build first on LD_LIBRARY_PATH "
             + "(source scripts/env.sh after scripts/setup.sh)."
     }
+    /// `fetch.queue.backoff.ms` exists from 2.2.0 on; an older library
+    /// refuses the property, so it is set only where it exists.
+    package static let fetchQueueBackoffSince = 0x0202_0000
+
     /// Version of the headers this module was compiled against.
     package static var headerNumber: Int { Int(RD_KAFKA_VERSION) }
 }

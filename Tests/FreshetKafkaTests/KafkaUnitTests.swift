@@ -8,6 +8,20 @@ final class KafkaUnitTests: XCTestCase {
         XCTAssertGreaterThan(LibrdkafkaVersion.number, 0)
     }
 
+    /// The 10 ms fetch queue backoff only where librdkafka has the property
+    /// (2.2.0 on): an older one refuses unknown properties, and the consumer
+    /// would not start at all.
+    func testStreamingDefaultsFollowTheLoadedLibrdkafka() throws {
+        func keys(_ version: Int) -> [String] { KafkaConsumer.streamingDefaults(librdkafkaVersion: version).map(\.key) }
+        XCTAssertEqual(keys(0x0201_01FF), ["fetch.wait.max.ms"])
+        XCTAssertEqual(keys(0x0202_00FF), ["fetch.wait.max.ms", "fetch.queue.backoff.ms"])
+        // The library loaded here takes every default: a consumer configured with them starts.
+        var config = KafkaConfig(bootstrapServers: "127.0.0.1:1")
+        for (key, value) in KafkaConsumer.streamingDefaults { config[key] = value }
+        let consumer = try KafkaConsumer(config: config, groupId: "defaults-\(UInt32.random(in: 0...UInt32.max))", topics: ["t"])
+        try? consumer.close()
+    }
+
     func testConfigRedactsSecrets() {
         var c = KafkaConfig(bootstrapServers: "b:9092")
         c.setSASL(mechanism: "PLAIN", username: "alice", password: "hunter2")
