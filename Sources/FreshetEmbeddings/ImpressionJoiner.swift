@@ -22,7 +22,7 @@ import HeapModule
 /// Layout (why it is compact): users, items and request ids are interned to
 /// 32-bit slots that are recycled when their last entry leaves; a (user, item)
 /// is one `UInt64` key; an entry, pending or tombstone, is one 48-byte
-/// `JoinEntry` in one dictionary, and each deadline one 24-byte node of a `Heap` (swift-collections).
+/// `JoinEntry` in one `JoinEntryTable`, and each deadline one 24-byte node of a `Heap` (swift-collections).
 /// About 200 bytes an entry in all (`approximateBytes`, growth slack included),
 /// against ~450 before (measured as RSS; docs/EMBEDDINGS.md).
 package final class ImpressionJoiner {
@@ -34,7 +34,8 @@ package final class ImpressionJoiner {
     private let users = CountedInterner()
     private let items = CountedInterner()
     private let requests = CountedInterner()
-    private var entries: [UInt64: JoinEntry] = [:]
+    /// (user slot << 32 | item slot) → entry (`JoinEntryTable`: no SipHash per lookup).
+    private var entries = JoinEntryTable()
     private var closeHeap = Heap<JoinDeadline>()
     private var expiryHeap = Heap<JoinDeadline>()
     private var seq: UInt32 = 0
@@ -63,10 +64,10 @@ package final class ImpressionJoiner {
     /// Distinct users and items referenced by the state.
     package var liveIds: (users: Int, items: Int) { (users.liveCount, items.liveCount) }
 
-    /// Approximate bytes held: entries (dictionary with its load factor),
-    /// heap nodes, interned ids.
+    /// Approximate bytes held: entries (every bucket of the map, a key and an
+    /// optional entry each), heap nodes, interned ids.
     package var approximateBytes: Int {
-        entries.capacity * (8 + MemoryLayout<JoinEntry>.stride) * 3 / 2
+        entries.bucketCount * (8 + MemoryLayout<JoinEntry?>.stride)
             + (closeHeap.count + expiryHeap.count) * MemoryLayout<JoinDeadline>.stride
             + users.approximateBytes + items.approximateBytes + requests.approximateBytes
     }
