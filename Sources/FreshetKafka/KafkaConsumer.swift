@@ -37,9 +37,9 @@ package final class KafkaConsumer: @unchecked Sendable {
     private var topicCache: [(rkt: OpaquePointer, cname: UnsafeMutablePointer<CChar>, index: Int, name: String)] = []
 
     /// librdkafka fetch settings for a consumer that processes a stream as it
-    /// arrives, applied by the stream processor, `readToEnd` and `bench
-    /// e2e`'s raw drain (so the ceiling is read the same way) where the
-    /// configuration sets none:
+    /// arrives, applied by the stream processor and by `bench e2e`'s raw
+    /// drain (so the ceiling is read the same way) where the configuration
+    /// sets none:
     /// - `fetch.wait.max.ms=10`: a fetch the broker holds waits at most 10 ms
     ///   for more data (librdkafka's 500 ms would dominate freshness).
     /// - `fetch.queue.backoff.ms=10`: how long a partition's fetcher waits
@@ -544,8 +544,6 @@ package final class KafkaConsumer: @unchecked Sendable {
                                  timeoutMs: Int32 = 30_000) throws(KafkaError) -> [ConsumedRecord] {
         guard !starts.isEmpty else { return [] }
         var readerConfig = config
-        // Read a long range without librdkafka's 1 s pauses (`streamingDefaults`).
-        for (key, value) in streamingDefaults where readerConfig[key] == nil { readerConfig[key] = value }
         // A throwaway group id: librdkafka requires one for assign(); never joined or committed.
         readerConfig.properties["group.id"] = "freshet-range-reader-\(UUID().uuidString)"
         let reader = try KafkaConsumer(unsubscribedConfig: readerConfig, context: "create range reader")
