@@ -20,7 +20,9 @@ extension UserFeatureStore {
     /// for an unknown user or one with no recent items.
     package func encodedRecentItems(of userId: String, limit: Int) -> [UInt8] {
         guard let slot = lookup(userId) else { return [] }
-        return encodedRecentItems(slot: slot, limit: limit)
+        var out = ByteWriter(capacity: 0)
+        encodeRecentItems(slot: slot, limit: limit, into: &out)
+        return out.bytes
     }
 
     /// The slot of a user given as valid UTF-8 bytes, nil for a user with no
@@ -38,15 +40,8 @@ extension UserFeatureStore {
     /// The id of the user in `slot` (`0..<userCount`).
     package func userId(slot: UInt32) -> String { states[Int(slot)].id }
 
-    /// `encodedRecentItems(of:limit:)` for the user in `slot` (`0..<userCount`).
-    package func encodedRecentItems(slot: UInt32, limit: Int) -> [UInt8] {
-        var out = ByteWriter(capacity: 0)
-        encodeRecentItems(slot: slot, limit: limit, into: &out)
-        return out.bytes
-    }
-
-    /// Replaces `out`'s contents with `encodedRecentItems(slot:limit:)`,
-    /// reusing its storage (the user stage's hot path: one buffer for every
+    /// Replaces `out`'s contents with `encodedRecentItems(of:limit:)` for the
+    /// user in `slot` (`0..<userCount`), reusing its storage (the user stage's hot path: one buffer for every
     /// positive instead of an array each). The ids are copied from
     /// `itemBytes` (one `memcpy` each), not read from the interner's
     /// `String`s (a retain, a UTF-8 view and a copy each).

@@ -55,6 +55,13 @@ package final class KafkaConsumer: @unchecked Sendable {
         streamingDefaults(librdkafkaVersion: LibrdkafkaVersion.number)
     }
 
+    /// `config` with each of `streamingDefaults` it does not set itself.
+    package static func withStreamingDefaults(_ config: KafkaConfig) -> KafkaConfig {
+        var config = config
+        for (key, value) in streamingDefaults where config[key] == nil { config[key] = value }
+        return config
+    }
+
     /// `streamingDefaults` for a librdkafka of `version` (`0xMMmmrrxx`).
     package static func streamingDefaults(librdkafkaVersion version: Int) -> [(key: String, value: String)] {
         var defaults = [(key: "fetch.wait.max.ms", value: "10")]

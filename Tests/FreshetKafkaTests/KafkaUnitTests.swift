@@ -16,8 +16,7 @@ final class KafkaUnitTests: XCTestCase {
         XCTAssertEqual(keys(0x0201_01FF), ["fetch.wait.max.ms"])
         XCTAssertEqual(keys(0x0202_00FF), ["fetch.wait.max.ms", "fetch.queue.backoff.ms"])
         // The library loaded here takes every default: a consumer configured with them starts.
-        var config = KafkaConfig(bootstrapServers: "127.0.0.1:1")
-        for (key, value) in KafkaConsumer.streamingDefaults { config[key] = value }
+        let config = KafkaConsumer.withStreamingDefaults(KafkaConfig(bootstrapServers: "127.0.0.1:1"))
         let consumer = try KafkaConsumer(config: config, groupId: "defaults-\(UInt32.random(in: 0...UInt32.max))", topics: ["t"])
         try? consumer.close()
     }

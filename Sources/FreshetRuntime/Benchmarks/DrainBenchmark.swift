@@ -8,9 +8,7 @@ package enum DrainBenchmark {
     /// the stream processor does (`KafkaConsumer.streamingDefaults`); returns
     /// (records, seconds).
     package static func run(brokers: String, topics: [String]) throws -> (records: Int, seconds: Double) {
-        var config = KafkaConfig(bootstrapServers: brokers)
-        for (key, value) in KafkaConsumer.streamingDefaults { config[key] = value }
-        let consumer = try KafkaConsumer(config: config,
+        let consumer = try KafkaConsumer(config: KafkaConsumer.withStreamingDefaults(KafkaConfig(bootstrapServers: brokers)),
                                          groupId: "freshet-drain-\(UUID().uuidString.prefix(8))", topics: topics)
         defer { try? consumer.close() }
         var count = 0

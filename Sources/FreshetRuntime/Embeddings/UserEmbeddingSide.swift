@@ -61,13 +61,9 @@ package final class UserEmbeddingSide {
         store.encodedRecentItems(of: user, limit: historyLength)
     }
 
-    /// The same for the user in `slot` (the processor's path: the slot was
-    /// found from the record's bytes, and is reused for `touch(slot:)`).
-    func encodedHistoryBefore(slot: UInt32, store: UserFeatureStore) -> [UInt8] {
-        store.encodedRecentItems(slot: slot, limit: historyLength)
-    }
-
-    /// `encodedHistoryBefore(slot:store:)` into `out`, reusing its storage.
+    /// The same for the user in `slot`, into `out` (its storage reused): the
+    /// processor's path, where the slot was found from the record's bytes
+    /// and is reused for `touch(slot:)`.
     func encodeHistoryBefore(slot: UInt32, store: UserFeatureStore, into out: inout ByteWriter) {
         store.encodeRecentItems(slot: slot, limit: historyLength, into: &out)
     }

@@ -266,11 +266,7 @@ package final class StreamProcessor: @unchecked Sendable {
     /// and `fetch.queue.backoff.ms`) where the topology and environment set
     /// neither.
     var consumerConfig: KafkaConfig {
-        var config = kafkaConfig
-        for (key, value) in KafkaConsumer.streamingDefaults where config[key] == nil {
-            config = config.with(key, value)
-        }
-        return config
+        KafkaConsumer.withStreamingDefaults(kafkaConfig)
     }
 
     /// The largest message this instance produces: `output.max_message_bytes`,
