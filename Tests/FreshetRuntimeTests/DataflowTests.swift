@@ -157,6 +157,57 @@ final class DataflowTests: XCTestCase {
         XCTAssertEqual(side.joiner.pendingCount, 0)
     }
 
+    /// `trending:meta` carries the watermark the scores are read as of. The
+    /// last changed item can be rendered before the watermark's last move
+    /// (a bounded run's final markers come after its last records, in a
+    /// later flush): the meta must still reach the final watermark. (Seen in
+    /// CI: `AlignmentTests` found it at the last regular event's watermark,
+    /// 2 h before the clock events' final one.)
+    func testTrendingMetaFollowsTheWatermarkAfterTheLastChangedItem() {
+        let output = MemoryOutput(partitions: 1)
+        let (a, b) = makeSources()
+        let now = base + 10 * hour
+        a.process(InputRecord(partition: 0, offset: 0, key: nil, value: interaction("u1", "i1", ts: base), timestampMs: nil), nowMs: now, output: output)
+        b.process(InputRecord(partition: 1, offset: 0, key: nil, value: interaction("u2", "i2", ts: base), timestampMs: nil), nowMs: now, output: output)
+        let item = makeItemTask()
+        for record in output.items[0] { item.process(record, nowMs: now, output: output) }
+        /// Both sources' markers at `watermark` (no item for this task).
+        func markers(_ watermark: EventTimeMs, finished: Bool) {
+            var bundle: [UInt8] = []
+            for partition: Int32 in [0, 1] {
+                let marker = WatermarkMarker(sourceTopic: 0, sourcePartition: partition, watermarkMs: watermark, finished: finished)
+                RecordBundle.append(RepartitionRecord.watermark(marker).encoded(), to: &bundle)
+            }
+            item.process(InputRecord(partition: 0, offset: item.nextOffset ?? 0, key: nil, value: bundle, timestampMs: nil),
+                         nowMs: now, output: output)
+            item.advanceWatermark(nowMs: now, output: output)
+        }
+        markers(base + hour, finished: false)
+        let keys = RedisKeys(prefix: "", group: "g")
+        let renderer = FeatureRenderer(keys: keys, trendingTopK: 10, trending: TrendingDecay(), halfLifeMs: hour)
+        /// Renders the task; returns the operations and the `watermark_ms` written into `trending:meta`.
+        func render() -> (operations: [String], metaWatermark: String?) {
+            var write = FencedWrite(task: item.id, epochKey: keys.epoch(item.id), epoch: 1)
+            var context = RenderContext(renderer: renderer, vectors: nil, embeddings: nil)
+            item.render(into: &write, context: &context)
+            let text = write.operations.map { String(decoding: $0, as: UTF8.self) }
+            guard text.contains(keys.trendingMeta), let field = text.firstIndex(of: "watermark_ms"), field + 1 < text.count else {
+                return (text, nil)
+            }
+            return (text, text[field + 1])
+        }
+        XCTAssertEqual(render().metaWatermark, String(base + hour), "written with the changed items")
+        XCTAssertEqual(item.store.features(of: "i1")?.popularity7d, 1, "the events' pane is visible")
+        XCTAssertEqual(render().operations, [], "nothing changed, the watermark did not move: nothing to write")
+
+        // The final markers, two hours on: no item's features change.
+        markers(base + 3 * hour, finished: true)
+        XCTAssertEqual(item.currentWatermark, base + 3 * hour)
+        let final = render()
+        XCTAssertFalse(final.operations.contains(keys.item("i1")), "i1 did not change")
+        XCTAssertEqual(final.metaWatermark, String(base + 3 * hour), "the final watermark reaches trending:meta")
+    }
+
     func testRecordsProducedTwiceAfterACrashAreCountedOnce() {
         let output = MemoryOutput(partitions: 1)
         let (a, b) = makeSources()

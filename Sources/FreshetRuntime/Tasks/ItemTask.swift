@@ -30,6 +30,8 @@ package final class ItemTask {
     @exclusivity(unchecked) package private(set) var duplicatesDropped = 0
     @exclusivity(unchecked) package private(set) var lateDropped = 0
     @exclusivity(unchecked) package private(set) var undecodable = 0
+    /// The watermark this task last wrote into `trending:meta` (nil: none yet).
+    private var renderedMetaWatermark: EventTimeMs?
     /// Sources that announced the end of a bounded run (not checkpointed: a run's own business).
     package private(set) var finishedSources: Set<DuplicateFilter.Source> = []
     private let expectedSources: Set<DuplicateFilter.Source>
@@ -210,10 +212,18 @@ extension ItemTask: StreamTask {
         }
     }
 
-    /// Changed items (windows, trending), the trending meta when any changed, vectors when a sync is due.
+    /// Changed items (windows, trending); the trending meta when any changed
+    /// or when the watermark moved since the meta was last written (the
+    /// scores are read as of `watermark_ms`: a watermark that moves after the
+    /// last changed item, as the final markers of a bounded run do, must
+    /// still reach it); vectors when a sync is due.
     package func render(into write: inout FencedWrite, context: inout RenderContext) {
         let changed = context.renderer.renderItems(self, into: &write, samples: &context.samples)
-        if changed > 0 { context.renderer.trendingMeta(watermark: currentWatermark, into: &write) }
+        let watermarkMoved = store.count > 0 && currentWatermark != renderedMetaWatermark
+        if changed > 0 || watermarkMoved {
+            context.renderer.trendingMeta(watermark: currentWatermark, into: &write)
+            renderedMetaWatermark = currentWatermark
+        }
         if let vectors = context.vectors, let side = embeddings {
             context.embeddings?.renderItemEmbeddings(side, set: vectors, into: &write)
         }
