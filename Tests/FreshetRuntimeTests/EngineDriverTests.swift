@@ -39,11 +39,14 @@ final class EngineDriverTests: XCTestCase {
         let config = try consumerConfig(unaligned)
         XCTAssertEqual(config["fetch.queue.backoff.ms"], "10")
         XCTAssertEqual(config["fetch.wait.max.ms"], "10")
+        XCTAssertEqual(config["queued.max.messages.kbytes"], "16384", "a quarter of librdkafka's prefetch bound")
 
         var tuned = unaligned
         tuned.kafka["fetch.queue.backoff.ms"] = "250"
+        tuned.kafka["queued.max.messages.kbytes"] = "65536"
         let own = try consumerConfig(tuned)
         XCTAssertEqual(own["fetch.queue.backoff.ms"], "250")
+        XCTAssertEqual(own["queued.max.messages.kbytes"], "65536")
         XCTAssertEqual(own["fetch.wait.max.ms"], "10")
     }
 
