@@ -61,6 +61,7 @@ extension JSONScanner {
     /// Out-of-range values are reported with `rangeReason`.
     mutating func readInt(_ name: StaticString, rangeReason: BadInput.Reason,
                           _ problem: inout BadInput?) throws(BadInput) -> Int64? {
+        if let v = scanPlainInteger() { return v }
         switch peek() ?? 0 {
         case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"):
             let t = try scanNumber()

@@ -221,6 +221,38 @@ struct JSONScanner {
                                hasZeroFraction: zeroFraction, isNonInteger: nonInteger)
     }
 
+    /// The common number in an event (`ts`, a position) read in one pass:
+    /// 1 to 18 digits without sign, fraction or exponent, first digit not 0,
+    /// so it fits in Int64. Returns nil with `pos` unchanged for any other
+    /// token, which then takes the general path (`scanNumber`, `int64`);
+    /// both read the same value from the tokens this one accepts.
+    @inline(__always)
+    mutating func scanPlainInteger() -> Int64? {
+        let n = buf.count
+        var i = pos
+        guard i < n else { return nil }
+        let first = buf[i] &- UInt8(ascii: "0")
+        guard first &- 1 < 9 else { return nil } // 1...9
+        var v = Int64(first)
+        i &+= 1
+        let limit = min(n, pos &+ 18)
+        while i < limit {
+            let d = buf[i] &- UInt8(ascii: "0")
+            guard d < 10 else { break }
+            v = v &* 10 &+ Int64(d)
+            i &+= 1
+        }
+        if i < n {
+            let next = buf[i]
+            // A 19th digit, a fraction or an exponent: the general path.
+            if isDigit(next) || next == UInt8(ascii: ".") || next == UInt8(ascii: "e") || next == UInt8(ascii: "E") {
+                return nil
+            }
+        }
+        pos = i
+        return v
+    }
+
     /// The integer value of an integral token, or nil when it does not fit in Int64.
     func int64(_ t: JSONNumberToken) -> Int64? {
         var i = t.negative ? t.start &+ 1 : t.start

@@ -85,4 +85,55 @@ final class DecoderAcceptTests: XCTestCase {
         }
         XCTAssertEqual(i.userId, "u1")
     }
+
+    /// `readInt` reads plain integers in one pass (`scanPlainInteger`) and
+    /// every other number through `scanNumber` and `int64`: both must give
+    /// what the general path alone gives, at every boundary of the fast
+    /// path (18 and 19 digits, a leading zero, a fraction, an exponent, a
+    /// sign, the end of the input) and for what follows the number.
+    func testIntegersReadInOnePassMatchTheGeneralPath() throws {
+        let texts = ["7", "0", "10", "1732700000000", "123456789012345678", "999999999999999999",
+                     "1234567890123456789", "9223372036854775807", "9223372036854775808", "99999999999999999999",
+                     "-1", "-9223372036854775808", "-9223372036854775809", "1.0", "1.00", "1.5", "1e3", "12E2", "3e-1",
+                     "01", "00", "0.0", "-0", "1.", "1e", "123456789012345678.0", "123456789012345678e1"]
+        for text in texts {
+            for suffix in ["", ",", "}", " ", "]", "x"] {
+                let bytes = Array((text + suffix).utf8)
+                let (fast, fastEnd) = Self.readInt(bytes, plainFirst: true)
+                let (general, generalEnd) = Self.readInt(bytes, plainFirst: false)
+                XCTAssertEqual(fast, general, "value of '\(text + suffix)'")
+                XCTAssertEqual(fastEnd, generalEnd, "where '\(text + suffix)' ends")
+            }
+        }
+        XCTAssertEqual(Self.readInt(Array("1732700000000,".utf8), plainFirst: true).0, "1732700000000")
+        XCTAssertEqual(Self.readInt(Array("9223372036854775807".utf8), plainFirst: true).0, "9223372036854775807")
+        XCTAssertEqual(Self.readInt(Array("9223372036854775808".utf8), plainFirst: true).0, "problem timestamp_out_of_range")
+    }
+
+    /// What `readInt` reads from `bytes` ("problem <reason>", "error <reason>"
+    /// or the value) and where the scanner stops, with the one-pass path
+    /// tried first (as the decoder does) or not at all.
+    static func readInt(_ bytes: [UInt8], plainFirst: Bool) -> (String, Int) {
+        bytes.withUnsafeBytes { buf in
+            var s = JSONScanner(buf)
+            var problem: BadInput?
+            do throws(BadInput) {
+                let value: Int64?
+                if plainFirst {
+                    value = try s.readInt("ts", rangeReason: .timestampOutOfRange, &problem)
+                } else {
+                    // The general path alone: readInt's body after the fast path.
+                    let t = try s.scanNumber()
+                    value = t.isNonInteger ? nil : s.int64(t)
+                    if t.isNonInteger { problem = BadInput(.wrongType, "") } else if value == nil {
+                        problem = BadInput(.timestampOutOfRange, "")
+                    }
+                }
+                if let problem { return ("problem \(problem.reason.rawValue)", s.pos) }
+                return (value.map(String.init) ?? "nil", s.pos)
+            } catch {
+                return ("error \(error.reason.rawValue)", s.pos)
+            }
+        }
+    }
 }
