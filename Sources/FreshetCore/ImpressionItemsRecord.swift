@@ -76,13 +76,13 @@ package enum ImpressionItemsRecord {
     /// and the core benchmark share. `shownItem(k)` and `position(k)` are
     /// item `k`'s id bytes and position; its sub-index is `k`.
     @inline(__always)
-    package static func withEncoded<R>(userId: UnsafeRawBufferPointer, ts: EventTimeMs, requestId: UnsafeRawBufferPointer?,
+    package static func withEncoded(userId: UnsafeRawBufferPointer, ts: EventTimeMs, requestId: UnsafeRawBufferPointer?,
                                        source: RecordOrigin, interactionCount: Int64? = nil, members: UnsafeBufferPointer<Int>,
                                        shownItem: (Int) -> UnsafeRawBufferPointer, position: (Int) -> Int32?,
-                                       _ body: (UnsafeRawBufferPointer) -> R) -> R {
+                                       _ body: (UnsafeRawBufferPointer) -> Void) {
         let idBytes = members.reduce(0) { $0 + shownItem($1).count }
         let bound = maxBytes(userId: userId, requestId: requestId, count: members.count, itemIdBytes: idBytes)
-        return RawByteCursor.withScratch(capacity: bound, write: { c in
+        RawByteCursor.withScratch(capacity: bound, write: { c in
             write(userId: userId, ts: ts, requestId: requestId, source: source, interactionCount: interactionCount,
                   count: members.count, item: { i in
                 let k = members[i]

@@ -136,14 +136,20 @@ package struct RawByteCursor {
     /// Runs `write` over a cursor of `capacity` bytes of scratch space on the
     /// stack and hands what it wrote to `body`, valid during the call (no
     /// array, no allocation). `capacity` must bound what `write` writes.
+    ///
+    /// Not generic on purpose: the generic version (`body` returning `R`)
+    /// was called unspecialised from the other modules' tasks, and every
+    /// call looked its generic metadata up at run time (about 5% of the
+    /// processing thread, in `swift_getGenericMetadata`). A caller that
+    /// needs a result sets a local from `body`.
     @inlinable
-    package static func withScratch<R>(capacity: Int, write: (inout RawByteCursor) -> Void,
-                                       _ body: (UnsafeRawBufferPointer) -> R) -> R {
+    package static func withScratch(capacity: Int, write: (inout RawByteCursor) -> Void,
+                                    _ body: (UnsafeRawBufferPointer) -> Void) {
         withUnsafeTemporaryAllocation(byteCount: Swift.max(capacity, 1), alignment: 1) { scratch in
             guard let base = scratch.baseAddress else { return body(UnsafeRawBufferPointer(start: nil, count: 0)) }
             var c = RawByteCursor(base: base, capacity: scratch.count)
             write(&c)
-            return body(UnsafeRawBufferPointer(start: base, count: c.count))
+            body(UnsafeRawBufferPointer(start: base, count: c.count))
         }
     }
 }

@@ -51,13 +51,23 @@ extension UserFeatureStore {
             let n = min(limit, entries.count)
             guard n > 0 else { return }
             itemBytes.sync(with: itemNames)
-            out.bytes.reserveCapacity(1 + n * 16)
-            out.write(varint: UInt64(n))
-            itemBytes.bytes.withUnsafeBufferPointer { arena in
+            // The ids' ranges first (their length bounds the record), then
+            // one append of plain stores: per-id `append`s (a uniqueness and
+            // capacity check each, two per id) were most of this function.
+            withUnsafeTemporaryAllocation(of: (start: Int, end: Int).self, capacity: n) { ranges in
+                var idBytes = 0
                 for k in 0..<n {
                     let (start, end, _) = itemBytes.range(entries[k].item)
-                    out.write(varint: UInt64(end - start))
-                    out.bytes.append(contentsOf: UnsafeBufferPointer(rebasing: arena[start..<end]))
+                    ranges[k] = (start, end)
+                    idBytes &+= end &- start
+                }
+                itemBytes.bytes.withUnsafeBytes { arena in
+                    out.append(maxBytes: RawByteCursor.maxVarintBytes * (n + 1) + idBytes) { c in
+                        c.write(varint: UInt64(n))
+                        for k in 0..<n {
+                            c.write(bytes: UnsafeRawBufferPointer(rebasing: arena[ranges[k].start..<ranges[k].end]))
+                        }
+                    }
                 }
             }
         }

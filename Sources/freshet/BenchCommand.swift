@@ -48,8 +48,13 @@ extension BenchCommand {
         var maxDrift: [String] = []
         @Option(name: .customLong("kafka"), help: ArgumentHelp("A librdkafka property for Freshet's clients in the runs, as the topology's kafka map sets it (repeatable).", valueName: "key=value"))
         var kafkaProperties: [String] = []
+        @Option(help: "Log level of the measured runs, to stderr (info shows each run's timeline: partitions at their end, the bounded run complete, the final refresh).")
+        var logLevel = "warning"
 
         func validate() throws {
+            guard Logger.Level(rawValue: logLevel) != nil else {
+                throw ValidationError("--log-level \(logLevel): expected one of " + Logger.Level.allCases.map(\.rawValue).joined(separator: ", "))
+            }
             for text in kafkaProperties where !text.contains("=") {
                 throw ValidationError("--kafka \(text): expected key=value, e.g. --kafka max.partition.fetch.bytes=4194304")
             }
@@ -107,7 +112,7 @@ extension BenchCommand {
                 let options = ProcessorOptions(brokers: services.brokers, redisTarget: try RedisTarget(url: services.redisURL),
                                                group: group, stopAtEnd: true)
                 var logger = Logger(label: "freshet.bench")
-                logger.logLevel = .warning
+                logger.logLevel = Logger.Level(rawValue: logLevel) ?? .warning
                 let processor = StreamProcessor(topology: topology, options: options, logger: logger)
                 PeakMemory.reset()
                 let cpuBefore = CPUClock.processSeconds()

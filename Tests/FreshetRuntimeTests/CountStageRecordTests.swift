@@ -78,10 +78,12 @@ final class CountStageRecordTests: XCTestCase {
                     }
                     defer { pointers.forEach { $0.deallocate() } }
                     return (positions ?? []).withUnsafeBufferPointer { positionBuffer in
+                        var bytes: [UInt8] = []
                         CountStageRecord.withEncodedImpression(
                             userId: user, ts: impression.ts, requestId: requestBytes, count: count,
                             shownItem: { UnsafeRawBufferPointer(pointers[$0]) },
-                            positions: positions == nil ? nil : positionBuffer, origin: origin) { Array($0) }
+                            positions: positions == nil ? nil : positionBuffer, origin: origin) { bytes = Array($0) }
+                        return bytes
                     }
                 }
             }
@@ -103,10 +105,12 @@ final class CountStageRecordTests: XCTestCase {
                 Array(interaction.itemId.utf8).withUnsafeBytes { item in
                     let request = interaction.requestId.map { Array($0.utf8) } ?? []
                     return request.withUnsafeBytes { requestBytes in
+                        var bytes: [UInt8] = []
                         CountStageRecord.withEncodedInteraction(
                             userId: user, itemId: item, action: action, dwellMs: interaction.dwellMs, ts: interaction.ts,
                             requestId: interaction.requestId == nil ? nil : requestBytes, countAfter: countAfter,
-                            origin: origin) { Array($0) }
+                            origin: origin) { bytes = Array($0) }
+                        return bytes
                     }
                 }
             }

@@ -117,13 +117,13 @@ package enum CountStageRecord: Sendable, Equatable {
 
     /// An interaction's record (`.interaction`'s bytes, exactly) written from
     /// ids read in place into scratch space, handed to `body` while it lasts.
-    static func withEncodedInteraction<R>(userId: UnsafeRawBufferPointer, itemId: UnsafeRawBufferPointer,
+    static func withEncodedInteraction(userId: UnsafeRawBufferPointer, itemId: UnsafeRawBufferPointer,
                                           action: Action, dwellMs: Int64?, ts: EventTimeMs,
                                           requestId: UnsafeRawBufferPointer?, countAfter: Int64?,
-                                          origin: RecordOrigin, _ body: (UnsafeRawBufferPointer) -> R) -> R {
+                                          origin: RecordOrigin, _ body: (UnsafeRawBufferPointer) -> Void) {
         let v = RawByteCursor.maxVarintBytes
         let bound = 8 + userId.count + itemId.count + (requestId?.count ?? 0) + 9 * v
-        return RawByteCursor.withScratch(capacity: bound, write: { c in
+        RawByteCursor.withScratch(capacity: bound, write: { c in
             c.write(byte: RepartitionRecord.formatVersion)
             c.write(byte: interactionTag)
             c.write(bytes: userId)
@@ -141,18 +141,18 @@ package enum CountStageRecord: Sendable, Equatable {
     /// ids read in place into scratch space, handed to `body` while it lasts:
     /// the source task's path, which builds no `Impression` (no `String` per
     /// shown item). `positions`: one per shown item, or nil.
-    static func withEncodedImpression<R>(userId: UnsafeRawBufferPointer, ts: EventTimeMs,
+    static func withEncodedImpression(userId: UnsafeRawBufferPointer, ts: EventTimeMs,
                                          requestId: UnsafeRawBufferPointer?, count: Int,
                                          shownItem: (Int) -> UnsafeRawBufferPointer,
                                          positions: UnsafeBufferPointer<Int32>?, origin: RecordOrigin,
-                                         _ body: (UnsafeRawBufferPointer) -> R) -> R {
+                                         _ body: (UnsafeRawBufferPointer) -> Void) {
         let v = RawByteCursor.maxVarintBytes
         var idBytes = userId.count + (requestId?.count ?? 0)
         for k in 0..<count { idBytes += shownItem(k).count }
         // Format, tag, three flags, the origin's topic; a varint per length,
         // per position and for the time, count, partition, offset, sub-index.
         let bound = 6 + idBytes + (2 * count + 7) * v
-        return RawByteCursor.withScratch(capacity: bound, write: { c in
+        RawByteCursor.withScratch(capacity: bound, write: { c in
             c.write(byte: RepartitionRecord.formatVersion)
             c.write(byte: impressionTag)
             c.write(bytes: userId)

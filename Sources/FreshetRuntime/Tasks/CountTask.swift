@@ -172,12 +172,15 @@ package final class CountTask {
             ImpressionItemsRecord.forEachPartitionGroup(count: items.count, partition: {
                 output.partition(of: .items, keyBytes: idAt($0)) ?? 0
             }) { group in
-                let sent = group.count > 1 && ImpressionItemsRecord.withEncoded(
-                    userId: user, ts: held.ts, requestId: request, source: origin, interactionCount: count,
-                    members: group, shownItem: idAt, position: position) { bytes in
-                    guard !bytes.isEmpty, bytes.count <= output.maxRepartitionRecordBytes else { return false }
-                    output.repartition(.items, keyBytes: idAt(group[0]), value: bytes)
-                    return true
+                var sent = false
+                if group.count > 1 {
+                    ImpressionItemsRecord.withEncoded(
+                        userId: user, ts: held.ts, requestId: request, source: origin, interactionCount: count,
+                        members: group, shownItem: idAt, position: position) { bytes in
+                        guard !bytes.isEmpty, bytes.count <= output.maxRepartitionRecordBytes else { return }
+                        output.repartition(.items, keyBytes: idAt(group[0]), value: bytes)
+                        sent = true
+                    }
                 }
                 if !sent { for k in group { one(k) } }
             }

@@ -16,22 +16,26 @@ extension SourceTask {
     func routeToCounts(interaction ids: EventIds, action: Action, dwellMs: Int64?, ts: EventTimeMs,
                        record: RecordView, output: TaskOutput) -> BadInput? {
         let countAfter = action.isPositive ? users?.interactionCount(validUTF8: ids.user) : nil
-        return CountStageRecord.withEncodedInteraction(userId: ids.user, itemId: ids.item, action: action, dwellMs: dwellMs,
-                                                       ts: ts, requestId: ids.requestId, countAfter: countAfter,
-                                                       origin: origin(of: record)) { bytes in
-            send(bytes, user: ids.user, what: "the interaction for the counts stage", output: output)
+        var problem: BadInput?
+        CountStageRecord.withEncodedInteraction(userId: ids.user, itemId: ids.item, action: action, dwellMs: dwellMs,
+                                                ts: ts, requestId: ids.requestId, countAfter: countAfter,
+                                                origin: origin(of: record)) { bytes in
+            problem = send(bytes, user: ids.user, what: "the interaction for the counts stage", output: output)
         }
+        return problem
     }
 
     /// The impression, once (not per shown item).
     func routeToCounts(impression ids: EventIds, ts: EventTimeMs, count: Int, hasPositions: Bool,
                        record: RecordView, output: TaskOutput) -> BadInput? {
+        var problem: BadInput?
         CountStageRecord.withEncodedImpression(userId: ids.user, ts: ts, requestId: ids.requestId, count: count,
                                                shownItem: ids.shownItem,
                                                positions: hasPositions ? ids.positionValues : nil,
                                                origin: origin(of: record)) { bytes in
-            send(bytes, user: ids.user, what: "the impression for the counts stage", output: output)
+            problem = send(bytes, user: ids.user, what: "the impression for the counts stage", output: output)
         }
+        return problem
     }
 
     private func send(_ bytes: UnsafeRawBufferPointer, user: UnsafeRawBufferPointer, what: String,

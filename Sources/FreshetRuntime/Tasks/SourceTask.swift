@@ -233,12 +233,14 @@ package final class SourceTask {
     /// one `ImpressionItemsRecord`; false when it would not fit in a message.
     private func routeGroup(_ members: UnsafeBufferPointer<Int>, ids: EventIds, ts: EventTimeMs,
                             record: RecordView, output: TaskOutput) -> Bool {
+        var sent = false
         ImpressionItemsRecord.withEncoded(userId: ids.user, ts: ts, requestId: ids.requestId, source: origin(of: record),
                                           members: members, shownItem: ids.shownItem, position: ids.position(at:)) { bytes in
-            guard !bytes.isEmpty, bytes.count <= output.maxRepartitionRecordBytes else { return false }
+            guard !bytes.isEmpty, bytes.count <= output.maxRepartitionRecordBytes else { return }
             output.repartition(.items, keyBytes: ids.shownItem(members[0]), value: bytes)
-            return true
+            sent = true
         }
+        return sent
     }
 
     /// Encodes one routed event (`ItemRouting`'s fields: the item, the event's
