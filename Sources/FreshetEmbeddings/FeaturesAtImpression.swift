@@ -64,16 +64,29 @@ package final class FeaturesAtImpression {
         var generation: UInt64
     }
 
-    /// An entry's expiry, in the order entries were recorded.
+    /// An entry's expiry, in the order entries were recorded. A slot freed
+    /// and reused by another key since is told apart by `seq`.
     private struct Deadline {
         var ts: EventTimeMs
         var seq: UInt64
-        var key: Key
+        var slot: UInt32
     }
 
     /// Event time (ms) past an entry's time after which the join's watermark drops it.
     package let graceMs: Int64
-    private var entries: [Key: Entry] = [:]
+    // Owned by one item task's processing thread, never touched concurrently
+    // or reentrantly: no dynamic exclusivity checks (swift_beginAccess and its
+    // access set were ~6% of the default topology's item stage, `bench tasks`).
+    /// The entries by key: a `KeyIndex` (8-byte buckets, a multiply-fold
+    /// hash of the ids' bytes) over slots of `keys` and `slots`, freed slots
+    /// reused. A `Dictionary<Key, Entry>` hashed both ids with SipHash on
+    /// every recording and every copy, ~25% of the default topology's item
+    /// stage with its finds and removals (`freshet bench tasks --only 2`).
+    @exclusivity(unchecked) private var index = KeyIndex()
+    @exclusivity(unchecked) private var keys: [Key] = []
+    /// Per slot; a free slot's `pending` is 0 (a live entry's is at least 1).
+    @exclusivity(unchecked) private var slots: [Entry] = []
+    @exclusivity(unchecked) private var free: [UInt32] = []
     /// Expiries in recording order (a queue from `head`): most entries are
     /// taken by their copy long before they expire, so a heap would mostly
     /// hold dead nodes, paying log n per recording to order them (5% of the
@@ -82,19 +95,19 @@ package final class FeaturesAtImpression {
     /// memory late, but never counts late: `take` and `encode` treat an entry
     /// as gone once an `expire` after its recording passed its time, which
     /// is exactly when a heap of deadlines dropped it.
-    private var deadlines: [Deadline] = []
-    private var head = 0
+    @exclusivity(unchecked) private var deadlines: [Deadline] = []
+    @exclusivity(unchecked) private var head = 0
     /// The latest expiry limit (join watermark − grace): entries at or
-    /// before it are expired, whether or not they have left `entries` yet.
-    private var expiredThrough: EventTimeMs?
+    /// before it are expired, whether or not they have left memory yet.
+    @exclusivity(unchecked) private var expiredThrough: EventTimeMs?
     /// `expire` calls that moved the limit.
-    private var expiries: UInt64 = 0
-    private var seq: UInt64 = 0
+    @exclusivity(unchecked) private var expiries: UInt64 = 0
+    @exclusivity(unchecked) private var seq: UInt64 = 0
     /// Copies that found no recorded features (the caller falls back to the current ones).
-    package private(set) var misses = 0
+    @exclusivity(unchecked) package private(set) var misses = 0
     /// Entries dropped by event time, their copy never taken.
-    package private(set) var expired = 0
-    package private(set) var peakCount = 0
+    @exclusivity(unchecked) package private(set) var expired = 0
+    @exclusivity(unchecked) package private(set) var peakCount = 0
 
     /// - Parameter graceMs: the join window plus the joiner's late TTL is a
     ///   good choice: a later copy would find its impression closed anyway.
@@ -105,7 +118,33 @@ package final class FeaturesAtImpression {
 
     /// Impressions whose copy has not come yet (distinct keys; expired ones
     /// recorded out of time order may still be counted until they leave).
-    package var count: Int { entries.count }
+    package var count: Int { index.count }
+
+    /// The key's bucket tag: the ids' byte hashes and the time, mixed.
+    @inline(__always)
+    private static func tag(_ key: Key) -> UInt32 {
+        var h = UInt64(KeyIndex.tag(key.userId)) << 32 | UInt64(KeyIndex.tag(key.itemId))
+        h ^= UInt64(bitPattern: key.ts) &* 0x9E37_79B9_7F4A_7C15
+        // MurmurHash3's 64-bit finaliser: every input bit reaches the low 32.
+        h ^= h >> 33
+        h &*= 0xFF51_AFD7_ED55_8CCD
+        h ^= h >> 33
+        return UInt32(truncatingIfNeeded: h)
+    }
+
+    /// The slot holding `key`, nil when none.
+    @inline(__always)
+    private func find(_ key: Key, tag: UInt32) -> UInt32? {
+        index.slot(tag: tag, isKey: { keys[Int($0)] == key })
+    }
+
+    /// Frees `slot` (its key's bucket goes, its ids are released).
+    private func remove(_ slot: UInt32, tag: UInt32) {
+        _ = index.remove(tag: tag, slot: slot)
+        keys[Int(slot)] = Key(userId: "", itemId: "", ts: 0)
+        slots[Int(slot)].pending = 0
+        free.append(slot)
+    }
 
     /// Whether an entry has expired: an `expire` after its recording had a
     /// limit at or past its time (limits only grow, so the latest decides).
@@ -116,31 +155,49 @@ package final class FeaturesAtImpression {
 
     /// Records the features of one impressed item as it is applied.
     package func record(_ key: Key, _ recorded: Recorded) {
-        if var entry = entries[key] {
-            if !isExpired(entry, key.ts) {
-                entry.pending += 1
-                entries[key] = entry
+        let tag = Self.tag(key)
+        if let slot = find(key, tag: tag) {
+            if !isExpired(slots[Int(slot)], key.ts) {
+                slots[Int(slot)].pending += 1
                 return
             }
             // An expired entry still in memory: it is gone, this recording starts anew.
             expired += 1
+            remove(slot, tag: tag)
         }
         seq &+= 1
-        entries[key] = Entry(recorded: recorded, pending: 1, seq: seq, generation: expiries)
-        deadlines.append(Deadline(ts: key.ts, seq: seq, key: key))
-        peakCount = max(peakCount, entries.count)
+        let entry = Entry(recorded: recorded, pending: 1, seq: seq, generation: expiries)
+        let slot: UInt32
+        if let reused = free.popLast() {
+            slot = reused
+            keys[Int(slot)] = key
+            slots[Int(slot)] = entry
+        } else {
+            slot = UInt32(truncatingIfNeeded: keys.count)
+            keys.append(key)
+            slots.append(entry)
+        }
+        _ = index.slot(tag: tag, isKey: { _ in false }, orInsert: { slot })
+        deadlines.append(Deadline(ts: key.ts, seq: seq, slot: slot))
+        peakCount = max(peakCount, index.count)
     }
 
     /// The features recorded for the impression the copy stands for (nil when
     /// none: counted in `misses`); the entry leaves with its last copy.
     package func take(_ key: Key) -> Recorded? {
-        guard var entry = entries[key], !isExpired(entry, key.ts) else {
-            if entries.removeValue(forKey: key) != nil { expired += 1 }
+        let tag = Self.tag(key)
+        guard let slot = find(key, tag: tag) else {
             misses += 1
             return nil
         }
-        entry.pending -= 1
-        if entry.pending <= 0 { entries[key] = nil } else { entries[key] = entry }
+        let entry = slots[Int(slot)]
+        guard !isExpired(entry, key.ts) else {
+            remove(slot, tag: tag)
+            expired += 1
+            misses += 1
+            return nil
+        }
+        if entry.pending <= 1 { remove(slot, tag: tag) } else { slots[Int(slot)].pending -= 1 }
         return entry.recorded
     }
 
@@ -155,8 +212,10 @@ package final class FeaturesAtImpression {
         while head < deadlines.count, deadlines[head].ts <= limit {
             let node = deadlines[head]
             head += 1
-            guard let entry = entries[node.key], entry.seq == node.seq else { continue }
-            entries[node.key] = nil
+            let i = Int(node.slot)
+            // Taken since (and maybe reused by another recording): not this node's entry.
+            guard slots[i].pending > 0, slots[i].seq == node.seq else { continue }
+            remove(node.slot, tag: Self.tag(keys[i]))
             expired += 1
         }
         // Compact the consumed front now and then (amortised O(1) a node).
@@ -172,7 +231,8 @@ package final class FeaturesAtImpression {
     /// popularity, impressions, pending (ids length-prefixed, numbers zigzag varints),
     /// in time order so the bytes do not depend on hashing.
     package func encode() -> [UInt8] {
-        let sorted = entries.filter { !isExpired($0.value, $0.key.ts) }.sorted { ($0.key.ts, $0.value.seq) < ($1.key.ts, $1.value.seq) }
+        let sorted = zip(keys, slots).filter { $0.1.pending > 0 && !isExpired($0.1, $0.0.ts) }
+            .sorted { ($0.0.ts, $0.1.seq) < ($1.0.ts, $1.1.seq) }
         var w = ByteWriter(capacity: 8 + sorted.count * 32)
         w.write(byte: Self.format)
         w.write(varint: UInt64(sorted.count))
@@ -190,7 +250,10 @@ package final class FeaturesAtImpression {
     /// Replaces the state with a checkpoint's (`encode`'s form).
     /// - Throws: `CodecError` for truncated bytes or an unknown version.
     package func restore(_ bytes: [UInt8]) throws(CodecError) {
-        entries.removeAll()
+        index.removeAll()
+        keys.removeAll()
+        slots.removeAll()
+        free.removeAll()
         deadlines.removeAll()
         head = 0
         expiredThrough = nil
@@ -206,9 +269,8 @@ package final class FeaturesAtImpression {
             let recorded = Recorded(popularity7d: try r.readZigzag("popularity_7d"), impressions7d: try r.readZigzag("impressions_7d"))
             let pending = try r.readVarint("pending")
             record(key, recorded)
-            if pending > 1, var entry = entries[key] {
-                entry.pending = Int32(clamping: pending)
-                entries[key] = entry
+            if pending > 1, let slot = find(key, tag: Self.tag(key)) {
+                slots[Int(slot)].pending = Int32(clamping: pending)
             }
         }
     }

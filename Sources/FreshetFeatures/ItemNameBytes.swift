@@ -49,4 +49,30 @@ struct ItemNameBytes {
         let end = ends[i]
         return (start, Int(end & ~Self.escapeBit), end & Self.escapeBit != 0)
     }
+
+    /// Calls `body` with a view of every id's bytes, valid during the call:
+    /// a loop over many ids (a flush's users) reads them without touching
+    /// the arrays' headers (a retain, a release and a bounds check per id).
+    @inline(__always)
+    func withView(_ body: (View) -> Void) {
+        ends.withUnsafeBufferPointer { ends in
+            bytes.withUnsafeBytes { bytes in body(View(ends: ends, bytes: bytes)) }
+        }
+    }
+
+    /// Read-only access to the ids' bytes (`withView`).
+    struct View {
+        let ends: UnsafeBufferPointer<UInt32>
+        let bytes: UnsafeRawBufferPointer
+
+        /// Item `k`'s bytes, and whether a JSON string of them needs escapes.
+        @inline(__always)
+        func id(_ k: UInt32) -> (bytes: UnsafeRawBufferPointer, needsEscape: Bool) {
+            let i = Int(k)
+            let start = i == 0 ? 0 : Int(ends[i &- 1] & ~ItemNameBytes.escapeBit)
+            let end = ends[i]
+            return (UnsafeRawBufferPointer(rebasing: bytes[start..<Int(end & ~ItemNameBytes.escapeBit)]),
+                    end & ItemNameBytes.escapeBit != 0)
+        }
+    }
 }

@@ -63,6 +63,21 @@ final class FeaturesAtImpressionUnitTests: XCTestCase {
         XCTAssertEqual(log.take(Key(userId: "u", itemId: "b", ts: 500))?.popularity7d, 2)
     }
 
+    /// An entry taken leaves its deadline behind, and its slot may hold a
+    /// later recording of another key when that deadline comes: the
+    /// deadline must not drop the newcomer (whose own time is far later).
+    func testAStaleDeadlineDoesNotDropTheEntryNowInItsSlot() {
+        let log = FeaturesAtImpression(graceMs: 100)
+        let early = Key(userId: "u", itemId: "a", ts: 0), late = Key(userId: "v", itemId: "b", ts: 1_000)
+        log.record(early, Recorded(popularity7d: 1, impressions7d: 1))
+        XCTAssertNotNil(log.take(early))
+        log.record(late, Recorded(popularity7d: 7, impressions7d: 7))
+        log.expire(joinWatermark: 150)  // the early key's deadline passes
+        XCTAssertEqual(log.count, 1)
+        XCTAssertEqual(log.expired, 0)
+        XCTAssertEqual(log.take(late)?.popularity7d, 7)
+    }
+
     func testCheckpointRoundTrip() throws {
         let log = FeaturesAtImpression(graceMs: 1_000)
         let a = Key(userId: "user-ä", itemId: "a", ts: -5)

@@ -55,6 +55,28 @@ final class FeatureRendererTests: XCTestCase {
             XCTAssertEqual(userWrite.operations, userExpected.operations, "feast: \(feast != nil)")
             XCTAssertEqual(UserFeatureStore.renderRecentItemsJSON(f.recentItems), #"["i4","i\n9"]"#)
             XCTAssertEqual(counts.map(\.1), [2])
+
+            // Ids that need no escapes (the path that writes the list with
+            // plain stores): multi-byte UTF-8, one byte long, 60 positives
+            // (the list stops at 50), next to a user whose list needs escapes.
+            users.apply(Interaction(userId: "u\"1", itemId: "\u{1F600}x", action: .share, ts: ts + 9))
+            for k in 0..<60 {
+                users.apply(Interaction(userId: "plain", itemId: k % 7 == 0 ? "\u{E9}\(k)" : "i\(k)", action: .click, ts: ts + Int64(k)))
+            }
+            users.apply(Interaction(userId: "one", itemId: "z", action: .like, ts: ts))
+            var plainWrite = FencedWrite(task: task, epochKey: keys.epoch(task), epoch: 1)
+            XCTAssertEqual(renderer.renderUsers(users, into: &plainWrite, samples: &samples, counts: &counts), 3)
+            var plainExpected = FencedWrite(task: task, epochKey: keys.epoch(task), epoch: 1)
+            for id in ["u\"1", "plain", "one"] {
+                let f = users.features(of: id)!
+                plainExpected.hashSet(keys.user(id), [
+                    ("recent_items_50", UserFeatureStore.renderRecentItemsJSON(f.recentItems)),
+                    ("interaction_count", String(f.interactionCount)), ("updated_ms", String(f.updatedMs)),
+                ])
+                if let feast { plainExpected.hashSet(rawKey: feast.userKey(id), feast.userFields(f)) }
+            }
+            XCTAssertEqual(plainWrite.operations, plainExpected.operations, "feast: \(feast != nil)")
+            XCTAssertEqual(users.features(of: "plain")?.recentItems.count, 50)
         }
     }
 

@@ -56,19 +56,17 @@ package struct FeatureRenderer: Sendable {
                     if collectCounts { counts.append((userId, count)) }
                     var id = userId
                     id.withUTF8 { idUTF8 in
-                        recentJSON.withUnsafeBytes { json in
-                            let bound = Self.hashOperationBytes + prefix.count + idUTF8.count + json.count
-                            write.appendOperation(maxBytes: bound) { c in
-                                c.bulk("H")
-                                c.bulk(prefix, UnsafeRawBufferPointer(idUTF8))
-                                c.bulk(3)
-                                c.bulk("recent_items_50")
-                                c.bulk(json)
-                                c.bulk("interaction_count")
-                                c.bulk(count)
-                                c.bulk("updated_ms")
-                                c.bulk(updatedMs)
-                            }
+                        let bound = Self.hashOperationBytes + prefix.count + idUTF8.count + recentJSON.count
+                        write.appendOperation(maxBytes: bound) { c in
+                            c.bulk("H")
+                            c.bulk(prefix, UnsafeRawBufferPointer(idUTF8))
+                            c.bulk(3)
+                            c.bulk("recent_items_50")
+                            c.bulk(recentJSON)
+                            c.bulk("interaction_count")
+                            c.bulk(count)
+                            c.bulk("updated_ms")
+                            c.bulk(updatedMs)
                         }
                     }
                     if samples.count < Self.maxSamples { samples.append(updatedMs) }
