@@ -29,6 +29,7 @@ struct TaskFactory {
                                   outOfOrdernessMs: topology.eventTime.outOfOrdernessMs,
                                   keepsUserFeatures: topology.sources.keyedByUser)
             task.routesThroughCounts = topology.routesExamplesThroughCounts
+            task.routesSkipsToItems = topology.itemStageTakesSkips
             // Histories are the head of recent_items_50: restored with the user features.
             if task.users != nil { task.userEmbeddings = makeUserEmbeddingSide() }
             return task

@@ -18,6 +18,13 @@ package final class SourceTask {
     let routesInteractionsByUser: Bool
     /// Whether the counts stage runs (examples on, input keyed by user): see `SourceTask+Counts.swift`.
     package var routesThroughCounts = false
+    /// Whether non-positive interactions (skips) go to the item stage: only
+    /// its join takes them (a skip is a negative example), and only when
+    /// the join takes its interactions from there (examples on without the
+    /// counts stage). The item features and the co-occurrence rows ignore
+    /// skips, so otherwise routing them only cost a record each way
+    /// (`Topology.itemStageTakesSkips`). True unless the factory knows better.
+    package var routesSkipsToItems = true
     // Touched per record by the processing thread only, never reentrantly:
     // no dynamic exclusivity checks (they cost a runtime call per access).
     @exclusivity(unchecked) package private(set) var watermark: BoundedOutOfOrdernessWatermark
@@ -171,8 +178,10 @@ package final class SourceTask {
             }
         }
         var eventTooLarge: BadInput?
-        routeOne(itemId: ids.item, ids: ids, ts: event.ts, kind: .interaction(event.action, dwellMs: event.dwellMs),
-                 history: history, index: 0, of: 1, record: record, output: output, tooLarge: &eventTooLarge)
+        if positive || routesSkipsToItems {
+            routeOne(itemId: ids.item, ids: ids, ts: event.ts, kind: .interaction(event.action, dwellMs: event.dwellMs),
+                     history: history, index: 0, of: 1, record: record, output: output, tooLarge: &eventTooLarge)
+        }
         return eventTooLarge ?? tooLarge
     }
 

@@ -181,4 +181,12 @@ package struct Topology: Sendable, Equatable {
     package var routesExamplesThroughCounts: Bool {
         embeddings.enabled && embeddings.examples && sources.keyedByUser
     }
+
+    /// Whether the item stage needs non-positive interactions: only for
+    /// the examples' join when it takes interactions from the sources
+    /// directly (no counts stage). Item features and co-occurrence rows
+    /// ignore skips.
+    package var itemStageTakesSkips: Bool {
+        embeddings.enabled && embeddings.examples && !routesExamplesThroughCounts
+    }
 }
