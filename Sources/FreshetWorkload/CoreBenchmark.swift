@@ -109,6 +109,8 @@ package enum CoreBenchmark {
                     let ts = event.ts, action = event.action, dwell = event.dwellMs
                     event.withIds(in: buf) { ids in
                         sourceUsers.apply(userId: ids.user, itemId: ids.item, ts: ts, positive: action.isPositive)
+                        // As `SourceTask` without a join reading the sources: a skip stays here.
+                        guard action.isPositive else { return }
                         writer.bytes.removeAll(keepingCapacity: true)
                         RepartitionRecord.encodeItem(itemId: ids.item, userId: ids.user, ts: ts,
                                                      kind: .interaction(action, dwellMs: dwell), requestId: ids.requestId,
