@@ -52,9 +52,7 @@ extension BenchCommand {
         var logLevel = "warning"
 
         func validate() throws {
-            guard Logger.Level(rawValue: logLevel) != nil else {
-                throw ValidationError("--log-level \(logLevel): expected one of " + Logger.Level.allCases.map(\.rawValue).joined(separator: ", "))
-            }
+            _ = try parseLogLevel(logLevel)
             for text in kafkaProperties where !text.contains("=") {
                 throw ValidationError("--kafka \(text): expected key=value, e.g. --kafka max.partition.fetch.bytes=4194304")
             }
@@ -404,6 +402,15 @@ enum MachineFacts {
         }
         return String(format: "%@, %d cores, %.0f GiB", cpu, cores, memory)
     }
+}
+
+/// `--log-level`: one of swift-log's level names.
+/// - Throws: `ValidationError` naming the accepted levels.
+func parseLogLevel(_ text: String) throws -> Logger.Level {
+    guard let level = Logger.Level(rawValue: text) else {
+        throw ValidationError("--log-level \(text): expected one of " + Logger.Level.allCases.map(\.rawValue).joined(separator: ", "))
+    }
+    return level
 }
 
 /// `--max-drift`: a duration, or `off` (0). Nil when neither.

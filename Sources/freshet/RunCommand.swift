@@ -45,9 +45,7 @@ struct RunCommand: AsyncParsableCommand {
     var maxDrift: String?
 
     func validate() throws {
-        guard Logger.Level(rawValue: logLevel) != nil else {
-            throw ValidationError("--log-level \(logLevel): expected one of \(Logger.Level.allCases.map(\.rawValue).joined(separator: ", "))")
-        }
+        _ = try parseLogLevel(logLevel)
         guard demoRate >= 0 else { throw ValidationError("--demo-rate must be 0 or more") }
         if let maxDrift, parseMaxDrift(maxDrift) == nil {
             throw ValidationError("--max-drift \(maxDrift): expected a duration like 10m or 1h, or off")
