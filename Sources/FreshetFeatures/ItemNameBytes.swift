@@ -9,7 +9,7 @@ import FreshetCore
 /// (a copy of the string, its UTF-8 view, an escape scan) cost several times
 /// that. About `id length + 4` bytes per interned item.
 struct ItemNameBytes {
-    private(set) var bytes: [UInt8] = []
+    private var bytes: [UInt8] = []
     /// For item k: the end of its bytes in `bytes` (its start is item k−1's
     /// end), with `escapeBit` set when a JSON literal of it needs escapes.
     private var ends: [UInt32] = []
@@ -39,15 +39,6 @@ struct ItemNameBytes {
     mutating func removeAll() {
         bytes.removeAll()
         ends.removeAll()
-    }
-
-    /// Bytes of item `k` in `arena` (this value's `bytes`), and whether they need JSON escaping.
-    @inline(__always)
-    func range(_ k: UInt32) -> (start: Int, end: Int, needsEscape: Bool) {
-        let i = Int(k)
-        let start = i == 0 ? 0 : Int(ends[i &- 1] & ~Self.escapeBit)
-        let end = ends[i]
-        return (start, Int(end & ~Self.escapeBit), end & Self.escapeBit != 0)
     }
 
     /// Calls `body` with a view of every id's bytes, valid during the call:

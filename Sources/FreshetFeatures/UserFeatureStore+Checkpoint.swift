@@ -37,11 +37,11 @@ extension UserFeatureStore {
         // interned `String` writes.
         itemBytes.sync(with: itemNames)
         states[i].recent.entries.withUnsafeBufferPointer { entries in
-            itemBytes.bytes.withUnsafeBufferPointer { arena in
+            itemBytes.withView { names in
                 for e in entries {
-                    let r = itemBytes.range(e.item)
-                    w.write(varint: UInt64(r.end &- r.start))
-                    w.bytes.append(contentsOf: UnsafeBufferPointer(rebasing: arena[r.start..<r.end]))
+                    let id = names.id(e.item).bytes
+                    w.write(varint: UInt64(id.count))
+                    w.bytes.append(contentsOf: id)
                     w.write(zigzag: e.ts)
                 }
             }

@@ -51,23 +51,15 @@ extension UserFeatureStore {
             let n = min(limit, entries.count)
             guard n > 0 else { return }
             itemBytes.sync(with: itemNames)
-            // The ids' ranges first (their length bounds the record), then
-            // one append of plain stores: per-id `append`s (a uniqueness and
-            // capacity check each, two per id) were most of this function.
-            withUnsafeTemporaryAllocation(of: (start: Int, end: Int).self, capacity: n) { ranges in
+            // The ids' lengths first (they bound the record), then one append
+            // of plain stores: per-id `append`s (a uniqueness and capacity
+            // check each, two per id) were most of this function.
+            itemBytes.withView { names in
                 var idBytes = 0
-                for k in 0..<n {
-                    let (start, end, _) = itemBytes.range(entries[k].item)
-                    ranges[k] = (start, end)
-                    idBytes &+= end &- start
-                }
-                itemBytes.bytes.withUnsafeBytes { arena in
-                    out.append(maxBytes: RawByteCursor.maxVarintBytes * (n + 1) + idBytes) { c in
-                        c.write(varint: UInt64(n))
-                        for k in 0..<n {
-                            c.write(bytes: UnsafeRawBufferPointer(rebasing: arena[ranges[k].start..<ranges[k].end]))
-                        }
-                    }
+                for k in 0..<n { idBytes &+= names.id(entries[k].item).bytes.count }
+                out.append(maxBytes: RawByteCursor.maxVarintBytes * (n + 1) + idBytes) { c in
+                    c.write(varint: UInt64(n))
+                    for k in 0..<n { c.write(bytes: names.id(entries[k].item).bytes) }
                 }
             }
         }
