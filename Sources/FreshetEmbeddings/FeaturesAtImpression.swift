@@ -125,11 +125,8 @@ package final class FeaturesAtImpression {
     private static func tag(_ key: Key) -> UInt32 {
         var h = UInt64(KeyIndex.tag(key.userId)) << 32 | UInt64(KeyIndex.tag(key.itemId))
         h ^= UInt64(bitPattern: key.ts) &* 0x9E37_79B9_7F4A_7C15
-        // MurmurHash3's 64-bit finaliser: every input bit reaches the low 32.
-        h ^= h >> 33
-        h &*= 0xFF51_AFD7_ED55_8CCD
-        h ^= h >> 33
-        return UInt32(truncatingIfNeeded: h)
+        // Every input bit reaches the low 32 the tag keeps.
+        return UInt32(truncatingIfNeeded: fmix64(h))
     }
 
     /// The slot holding `key`, nil when none.

@@ -33,16 +33,9 @@ struct JoinEntryTable {
     /// Buckets allocated (for memory estimates: each is a key and an optional value).
     var bucketCount: Int { keys.count }
 
-    /// MurmurHash3's `fmix64`: every input bit affects every output bit, so
-    /// sequential keys spread over the table.
+    /// The key's first bucket: `fmix64` spreads sequential keys over the table.
     static func home(of key: UInt64, mask: Int) -> Int {
-        var h = key
-        h ^= h >> 33
-        h &*= 0xff51_afd7_ed55_8ccd
-        h ^= h >> 33
-        h &*= 0xc4ce_b9fe_1a85_ec53
-        h ^= h >> 33
-        return Int(truncatingIfNeeded: h) & mask
+        Int(truncatingIfNeeded: fmix64(key)) & mask
     }
 
     /// The bucket holding `key`, or nil.
@@ -129,4 +122,17 @@ struct JoinEntryTable {
             values[i] = oldValues[b]
         }
     }
+}
+
+/// MurmurHash3's 64-bit finaliser (`fmix64`): every input bit affects every
+/// output bit. For hash tables of keys outsiders do not choose.
+@inline(__always)
+func fmix64(_ key: UInt64) -> UInt64 {
+    var h = key
+    h ^= h >> 33
+    h &*= 0xff51_afd7_ed55_8ccd
+    h ^= h >> 33
+    h &*= 0xc4ce_b9fe_1a85_ec53
+    h ^= h >> 33
+    return h
 }
