@@ -263,8 +263,8 @@ package final class StreamProcessor: @unchecked Sendable {
 
     /// The consumer's configuration: `kafkaConfig` with librdkafka's fetch
     /// tuning of `KafkaConsumer.streamingDefaults` (10 ms `fetch.wait.max.ms`
-    /// and `fetch.queue.backoff.ms`) where the topology and environment set
-    /// neither.
+    /// and `fetch.queue.backoff.ms`, a 16 MiB prefetch queue) for each
+    /// property the topology and environment do not set.
     var consumerConfig: KafkaConfig {
         KafkaConsumer.withStreamingDefaults(kafkaConfig)
     }
