@@ -295,6 +295,8 @@ extension BenchCommand {
         @Option var items = [100_000]
         @Option var entries = 100
         @Option var dimension = 64
+        @Option(help: "Subspace iterations of the final refresh (the topology's `final_iterations`).")
+        var finalIterations = Topology.Embeddings.defaultFinalIterations
         func run() throws {
             SpectralRefresh.useOneBLASThread()
             for n in items {
@@ -321,8 +323,15 @@ extension BenchCommand {
                 let t2 = Date()
                 _ = SpectralRefresh.refresh(matrix, dimension: dimension, previous: cold, iterations: 2, seed: 1)
                 let warmSeconds = Date().timeIntervalSince(t2)
-                emit(String(format: "refresh: %d items, %d non-zeros, dim %d: matrix build %.2f s; cold (8 iterations) %.2f s; warm (2 iterations, the mid-run refresh) %.2f s; peak RSS %.0f MiB",
-                            n, matrix.values.count, dimension, build, coldSeconds, warmSeconds, Double(PeakMemory.peakBytes()) / 1_048_576))
+                // The end of a bounded run: cold (the final vectors are a function of the final rows
+                // alone), the topology's default iterations, on the refresher's final threads.
+                let t3 = Date()
+                _ = SpectralRefresh.refresh(matrix, dimension: dimension, previous: nil, iterations: finalIterations,
+                                            seed: 1, threads: SpectralRefresh.finalThreads)
+                let finalSeconds = Date().timeIntervalSince(t3)
+                emit(String(format: "refresh: %d items, %d non-zeros, dim %d: matrix build %.2f s; cold (8 iterations) %.2f s; warm (2 iterations, the mid-run refresh) %.2f s; final (%d iterations, cold, %d threads: the end of a bounded run) %.2f s; peak RSS %.0f MiB",
+                            n, matrix.values.count, dimension, build, coldSeconds, warmSeconds,
+                            finalIterations, SpectralRefresh.finalThreads, finalSeconds, Double(PeakMemory.peakBytes()) / 1_048_576))
             }
         }
     }

@@ -99,6 +99,35 @@ final class CooccurrenceTests: XCTestCase {
         for id in members[0] { XCTAssertEqual(warm.vector(id)![0], cold.vector(id)![0], accuracy: 1e-3) }
     }
 
+    func testARefreshSplitIntoRowPartsFindsTheKnownEigenvectorsOnAnyThreadCount() {
+        // 90 cliques of 100 (9,000 items: the orthonormalisation and the start
+        // block are split into two row parts, at the 4,500th id in byte order,
+        // "c49-99"); the 4 heaviest, of distinct weights, lie on both sides.
+        let heaviest: [(clique: Int, count: UInt32)] = [(89, 40), (0, 30), (60, 20), (30, 10)]
+        var counts = [UInt32](repeating: 1, count: 90)
+        for (clique, count) in heaviest { counts[clique] = count }
+        let (snapshot, members) = Self.cliques(Array(repeating: 100, count: 90), counts: counts, degree: 1)
+        let matrix = SymmetricSparseMatrix(snapshot)
+        XCTAssertEqual(SpectralRefresh.rowParts(rows: matrix.dimension).count - 1, 2)
+        let one = SpectralRefresh.refresh(matrix, dimension: 4, previous: nil, iterations: 30, seed: 3, threads: 1)
+        let two = SpectralRefresh.refresh(matrix, dimension: 4, previous: nil, iterations: 30, seed: 3, threads: 2)
+        XCTAssertEqual(one.vectors.map(\.bitPattern), two.vectors.map(\.bitPattern))
+        for (c, heavy) in heaviest.enumerated() {
+            XCTAssertEqual(two.eigenvalues[c], Float(99 * heavy.count), accuracy: 1e-2)
+            let scale = Float(Double(two.eigenvalues[c]).squareRoot().squareRoot()) / 10
+            for id in members[heavy.clique] { XCTAssertEqual(two.vector(id)![c], scale, accuracy: 1e-3) }
+            for id in members[1] + members[88] { XCTAssertEqual(two.vector(id)![c], 0, accuracy: 1e-3) }
+        }
+        // The basis is orthonormal over both parts.
+        for a in 0..<4 {
+            for b in 0..<4 {
+                var dot: Float = 0
+                for i in 0..<matrix.dimension { dot += two.basis[i * 4 + a] * two.basis[i * 4 + b] }
+                XCTAssertEqual(dot, a == b ? 1 : 0, accuracy: 1e-3, "columns \(a), \(b)")
+            }
+        }
+    }
+
     func testFoldInAppliesTheEigenvectorIdentity() {
         let (snapshot, members) = Self.cliques([3, 4], counts: [2, 1], degree: 16)
         var set = SpectralRefresh.refresh(SymmetricSparseMatrix(snapshot), dimension: 2, previous: nil, iterations: 1, seed: 1)

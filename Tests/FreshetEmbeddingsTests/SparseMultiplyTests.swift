@@ -48,7 +48,9 @@ final class SparseMultiplyTests: XCTestCase {
     }
 
     func testARefreshOnTwoThreadsEqualsOneThread() {
-        let m = Self.randomMatrix(items: 3_000, seed: 3)
+        // Enough items that the orthonormalisation and the start block are split too.
+        let m = Self.randomMatrix(items: 9_000, seed: 3)
+        XCTAssertGreaterThan(SpectralRefresh.rowParts(rows: m.dimension).count - 1, 1)
         let one = SpectralRefresh.refresh(m, dimension: 64, previous: nil, iterations: 4, seed: 42, threads: 1)
         let two = SpectralRefresh.refresh(m, dimension: 64, previous: nil, iterations: 4, seed: 42, threads: 2)
         XCTAssertEqual(one.vectors.map(\.bitPattern), two.vectors.map(\.bitPattern))

@@ -1,4 +1,6 @@
 import CLinearAlgebra
+import Dispatch
+import Foundation
 import FreshetCore
 
 /// Recomputes item vectors as the top eigenvectors of the degree-normalised
@@ -21,6 +23,12 @@ import FreshetCore
 /// Pure computation, no shared state: safe to run on any thread.
 package enum SpectralRefresh {
     package static let denseLimit = 512
+
+    /// Threads of the final refresh of a bounded run (its sparse products,
+    /// orthonormalisations and start block): the processing thread waits for
+    /// that refresh, so its core is free; mid-run refreshes use one (the
+    /// feature path has the other cores). The result does not depend on it.
+    package static let finalThreads = max(1, min(2, ProcessInfo.processInfo.activeProcessorCount))
 
     /// OpenBLAS runs its kernels on one thread (process-wide): the refresh
     /// already has a thread of its own, and more would take the cores the
@@ -50,13 +58,14 @@ package enum SpectralRefresh {
         if n <= max(denseLimit, k) {
             (basis, lambdas) = denseTop(matrix, k: k)
         } else {
-            (basis, lambdas) = subspace(matrix, k: k, start: startBasis(matrix, k: k, previous: previous, seed: seed),
+            (basis, lambdas) = subspace(matrix, k: k,
+                                        start: startBasis(matrix, k: k, previous: previous, seed: seed, threads: threads),
                                         iterations: max(1, iterations), threads: threads)
         }
+        let scale = lambdas.map { Float(Double(max(0, $0)).squareRoot().squareRoot()) }
         var vectors = basis
-        for c in 0..<k {
-            let s = Float(Double(max(0, lambdas[c])).squareRoot().squareRoot())
-            for i in 0..<n { vectors[i * k + c] *= s }
+        for i in 0..<n {
+            for c in 0..<k { vectors[i * k + c] *= scale[c] }
         }
         return ItemVectorSet(version: version, dimension: k, items: matrix.items, vectors: vectors, basis: basis,
                              degrees: matrix.degrees, eigenvalues: lambdas)
@@ -82,19 +91,32 @@ package enum SpectralRefresh {
         return (basis, lambdas)
     }
 
-    static func startBasis(_ matrix: SymmetricSparseMatrix, k: Int, previous: ItemVectorSet?, seed: UInt64) -> [Float] {
+    /// The start block: each item's previous basis row (warm start) plus a
+    /// tiny seeded perturbation, or a seeded Gaussian row. A row depends only
+    /// on (seed, id, previous), so the parts may run on any number of threads.
+    static func startBasis(_ matrix: SymmetricSparseMatrix, k: Int, previous: ItemVectorSet?, seed: UInt64,
+                           threads: Int = 1) -> [Float] {
         let n = matrix.dimension
+        let previous = previous.flatMap { $0.dimension == k ? $0 : nil }
+        let norm = Float(Double(n).squareRoot())
         var q = [Float](repeating: 0, count: n * k)
-        for i in 0..<n {
-            let id = matrix.items[i]
-            if let previous, previous.dimension == k, let r = previous.rowOf[id] {
-                for c in 0..<k { q[i * k + c] = previous.basis[r * k + c] }
-                // A tiny seeded perturbation keeps columns independent when the previous basis was degenerate.
-            }
-            var rng = SplitMix64(seed: seed ^ id.stableHash)
-            for c in 0..<k {
-                let g = Float(rng.nextGaussian()) * (q[i * k + c] == 0 ? 1 : 1e-3)
-                q[i * k + c] += g / Float(Double(n).squareRoot())
+        q.withUnsafeMutableBufferPointer { out in
+            let block = RowBlock(out)
+            let bounds = rowParts(rows: n)
+            runParts(bounds.count - 1, threads: threads) { p in
+                for i in bounds[p]..<bounds[p + 1] {
+                    let id = matrix.items[i]
+                    let row = block.base + i * k
+                    if let previous, let r = previous.rowOf[id] {
+                        for c in 0..<k { row[c] = previous.basis[r * k + c] }
+                        // A tiny seeded perturbation keeps columns independent when the previous basis was degenerate.
+                    }
+                    var rng = SplitMix64(seed: seed ^ id.stableHash)
+                    for c in 0..<k {
+                        let g = Float(rng.nextGaussian()) * (row[c] == 0 ? 1 : 1e-3)
+                        row[c] += g / norm
+                    }
+                }
             }
         }
         return q
@@ -104,10 +126,10 @@ package enum SpectralRefresh {
                          threads: Int = 1) -> ([Float], [Float]) {
         let n = matrix.dimension
         var q = start
-        orthonormalize(&q, n: n, k: k)
+        orthonormalize(&q, n: n, k: k, threads: threads)
         for _ in 0..<iterations {
             q = matrix.multiply(q, k: k, threads: threads)
-            orthonormalize(&q, n: n, k: k)
+            orthonormalize(&q, n: n, k: k, threads: threads)
         }
         // Rayleigh–Ritz: H = Qᵀ A Q.
         let aq = matrix.multiply(q, k: k, threads: threads)
@@ -133,30 +155,91 @@ package enum SpectralRefresh {
     /// Orthonormal columns of a row-major n × k block (n >= k), by Cholesky-QR
     /// twice. A column that collapses (rank deficiency) gets a small diagonal
     /// shift, so the result always has k columns.
-    static func orthonormalize(_ y: inout [Float], n: Int, k: Int) {
+    ///
+    /// The rows are split into `rowParts(rows:)` parts (a function of n
+    /// alone): the Gram matrix YᵀY is the sum of the parts' (added in part
+    /// order) and each part is solved against the same factor. The parts run
+    /// on up to `threads` threads; the result is the same for any `threads`.
+    static func orthonormalize(_ y: inout [Float], n: Int, k: Int, threads: Int = 1) {
+        let bounds = rowParts(rows: n)
+        let parts = bounds.count - 1
         for _ in 0..<2 {
-            var g = [Float](repeating: 0, count: k * k)
-            cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, Int32(k), Int32(n), 1, y, Int32(k), 0, &g, Int32(k))
+            var partial = [Float](repeating: 0, count: parts * k * k)
+            y.withUnsafeMutableBufferPointer { yp in
+                partial.withUnsafeMutableBufferPointer { gp in
+                    let block = RowBlock(yp), grams = RowBlock(gp)
+                    runParts(parts, threads: threads) { p in
+                        cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, Int32(k), Int32(bounds[p + 1] - bounds[p]), 1,
+                                    block.base + bounds[p] * k, Int32(k), 0, grams.base + p * k * k, Int32(k))
+                    }
+                }
+            }
+            var g = Array(partial[0..<(k * k)])
+            for p in 1..<parts {
+                for e in 0..<(k * k) { g[e] += partial[p * k * k + e] }
+            }
             var trace: Float = 0
             for c in 0..<k { trace += g[c * k + c] }
             let shift = max(trace / Float(k), 1e-30) * 1e-6
             for c in 0..<k { g[c * k + c] += shift }
             let info = LAPACKE_spotrf(LAPACK_ROW_MAJOR, CChar(UInt8(ascii: "U")), Int32(k), &g, Int32(k))
             guard info == 0 else { return }
-            cblas_strsm(CblasRowMajor, CblasRight, CblasUpper, CblasNoTrans, CblasNonUnit, Int32(n), Int32(k), 1, g, Int32(k), &y, Int32(k))
+            y.withUnsafeMutableBufferPointer { yp in
+                g.withUnsafeMutableBufferPointer { rp in
+                    let block = RowBlock(yp), factor = RowBlock(rp)
+                    runParts(parts, threads: threads) { p in
+                        cblas_strsm(CblasRowMajor, CblasRight, CblasUpper, CblasNoTrans, CblasNonUnit,
+                                    Int32(bounds[p + 1] - bounds[p]), Int32(k), 1,
+                                    factor.base, Int32(k), block.base + bounds[p] * k, Int32(k))
+                    }
+                }
+            }
         }
     }
 
-    /// Makes each column's largest-magnitude entry positive (eigenvectors are defined up to sign).
+    /// Rows per part below which a block is not split.
+    static let rowsPerPart = 4_096
+
+    /// Row boundaries of the parts a block's rows are split into: two of
+    /// about equal size from `2 * rowsPerPart` rows (the final refresh runs
+    /// on two threads), else one. A function of n alone, so every instance
+    /// and every thread count sums the same parts.
+    static func rowParts(rows n: Int) -> [Int] {
+        let parts = n >= 2 * rowsPerPart ? 2 : 1
+        return (0...parts).map { n * $0 / parts }
+    }
+
+    /// Runs `body` for each part, concurrently on up to `threads` threads.
+    static func runParts(_ parts: Int, threads: Int, _ body: @Sendable (Int) -> Void) {
+        if parts <= 1 || threads <= 1 {
+            for p in 0..<parts { body(p) }
+        } else {
+            DispatchQueue.concurrentPerform(iterations: parts, execute: body)
+        }
+    }
+
+    /// A block's base pointer, shared by threads that touch disjoint rows (or only read).
+    struct RowBlock: @unchecked Sendable {
+        let base: UnsafeMutablePointer<Float>
+        init(_ buffer: UnsafeMutableBufferPointer<Float>) { base = buffer.baseAddress! }
+    }
+
+    /// Makes each column's largest-magnitude entry positive (eigenvectors are
+    /// defined up to sign; ties: the lower row decides). One pass over the
+    /// rows, then one to flip.
     static func fixSigns(_ u: inout [Float], n: Int, k: Int) {
-        for c in 0..<k {
-            var best: Float = 0
-            var sign: Float = 1
-            for i in 0..<n {
+        var best = [Float](repeating: 0, count: k)
+        var negative = [Bool](repeating: false, count: k)
+        for i in 0..<n {
+            for c in 0..<k {
                 let v = u[i * k + c]
-                if abs(v) > best { best = abs(v); sign = v < 0 ? -1 : 1 }
+                if abs(v) > best[c] { best[c] = abs(v); negative[c] = v < 0 }
             }
-            if sign < 0 { for i in 0..<n { u[i * k + c] = -u[i * k + c] } }
+        }
+        guard negative.contains(true) else { return }
+        let sign = negative.map { Float($0 ? -1 : 1) }
+        for i in 0..<n {
+            for c in 0..<k { u[i * k + c] *= sign[c] }
         }
     }
 }

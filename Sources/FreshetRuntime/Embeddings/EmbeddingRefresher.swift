@@ -83,11 +83,6 @@ final class EmbeddingRefresher: @unchecked Sendable {
     private var exited = false
     /// Whether `stop` already joined the thread and closed the connection (guarded by `condition`).
     private var joined = false
-    /// Threads of the final refresh's sparse products: the processing thread
-    /// waits for that refresh (end of a bounded run), so its core is free;
-    /// mid-run refreshes use one (the feature path has the other cores).
-    /// The result does not depend on it.
-    static let finalThreads = max(1, min(2, ProcessInfo.processInfo.activeProcessorCount))
     /// How often a follower looks for a newer published set.
     static let pollInterval: TimeInterval = 1
 
@@ -190,7 +185,7 @@ final class EmbeddingRefresher: @unchecked Sendable {
             let result = SpectralRefresh.refresh(matrix, dimension: config.dimension, previous: warm ? previous : nil,
                                                  iterations: job.final ? finalIterations : (warm ? config.warmIterations : config.coldIterations),
                                                  seed: config.seed, version: job.version ?? (previous.version + 1),
-                                                 threads: job.final ? Self.finalThreads : 1)
+                                                 threads: job.final ? SpectralRefresh.finalThreads : 1)
             let seconds = Date().timeIntervalSince(start)
             publishIfLeader(result)
 

@@ -74,7 +74,8 @@ package struct Topology: Sendable, Equatable {
         /// (the first comes after 2,000; gaps double up to this).
         package var refreshEvery = 1_000_000
         /// Subspace iterations of the final refresh of a bounded run (seeded start).
-        package var finalIterations = 12
+        package var finalIterations = Self.defaultFinalIterations
+        package static let defaultFinalIterations = 12
         package var joinWindowMs: Int64 = 600_000
         package var syncIntervalMs: Int64 = 10_000
         /// A new refresh replaces the published vectors (every item and every
