@@ -186,6 +186,21 @@ extension StreamProcessor {
             && Self.wallClockMs() - publishedVectorsSinceMs >= topology.embeddings.publishIntervalMs
     }
 
+    /// Starts the final refresh of a bounded run before the final checkpoint
+    /// when this instance owns every item partition: all rows are in memory,
+    /// so the refresh needs no other instance's checkpoint and runs (on the
+    /// refresher's threads) while this thread and Redis write the
+    /// checkpoint. `finalEmbeddingRefresh` then marks the partitions and
+    /// waits for the result. Its version is the one the markers would agree
+    /// on: the last refresh's + 1.
+    func startFinalEmbeddingRefreshIfEveryRowIsLocal() {
+        guard let refresher, !itemTasks.isEmpty, remoteRowKeys.isEmpty else { return }
+        refresher.waitUntilIdle()
+        let base = refresher.latest.version
+        finalRefreshBaseVersion = base
+        refresher.submit(.init(local: localSnapshot(), remoteKeys: [], cutoff: nil, final: true, version: base + 1))
+    }
+
     /// End of a bounded run: every item partition's final rows take part.
     /// Marks this instance's item partitions final (after their final
     /// checkpoint), waits until every partition is marked (other instances),
@@ -194,38 +209,45 @@ extension StreamProcessor {
     /// vectors; the version is agreed through the marker of partition 0,
     /// which its owner (the refresh leader, done with mid-run refreshes) writes
     /// as its last published version: the final one is that + 1 everywhere.
+    /// When `startFinalEmbeddingRefreshIfEveryRowIsLocal` already started the
+    /// refresh, only marks and waits.
     func finalEmbeddingRefresh() {
         guard let refresher else { return }
+        let startedEarly = finalRefreshBaseVersion
         let finalKey = keys.embeddingFinal
         if !itemTasks.isEmpty {
-            refresher.waitUntilIdle()
+            if startedEarly == nil { refresher.waitUntilIdle() }
+            let lastVersion = startedEarly ?? refresher.latest.version
             var pipeline = RedisPipeline()
             var command = RedisCommand(arguments: [Array("HSET".utf8), Array(finalKey.utf8)])
             for p in itemTasks.keys.sorted() {
                 command.append(String(p))
-                command.append(p == SharedVectorSet.leaderTask.partition ? "v\(refresher.latest.version)" : "1")
+                command.append(p == SharedVectorSet.leaderTask.partition ? "v\(lastVersion)" : "1")
             }
             pipeline.add(command)
             do { _ = try controlExecute(pipeline) } catch { logger.warning("embedding final marker: \(error)") }
         }
-        var finalVersion: Int64?
-        let deadline = Date().addingTimeInterval(120)
-        while Date() < deadline {
-            guard let marked = try? hashGetAll(finalKey) else { break }
-            if (0..<repartitionPartitions).allSatisfy({ marked[String($0)] != nil }) {
-                finalVersion = marked[String(SharedVectorSet.leaderTask.partition)]
-                    .map { String(decoding: $0, as: UTF8.self) }
-                    .flatMap { $0.hasPrefix("v") ? Int64($0.dropFirst()) : nil }.map { $0 + 1 }
-                break
+        if startedEarly == nil {
+            var finalVersion: Int64?
+            let deadline = Date().addingTimeInterval(120)
+            while Date() < deadline {
+                guard let marked = try? hashGetAll(finalKey) else { break }
+                if (0..<repartitionPartitions).allSatisfy({ marked[String($0)] != nil }) {
+                    finalVersion = marked[String(SharedVectorSet.leaderTask.partition)]
+                        .map { String(decoding: $0, as: UTF8.self) }
+                        .flatMap { $0.hasPrefix("v") ? Int64($0.dropFirst()) : nil }.map { $0 + 1 }
+                    break
+                }
+                Thread.sleep(forTimeInterval: 0.05)
             }
-            Thread.sleep(forTimeInterval: 0.05)
+            refresher.waitUntilIdle()
+            refresher.submit(.init(local: localSnapshot(), remoteKeys: remoteRowKeys, cutoff: nil, final: true,
+                                   version: finalVersion))
         }
         refresher.waitUntilIdle()
-        refresher.submit(.init(local: localSnapshot(), remoteKeys: remoteRowKeys, cutoff: nil, final: true,
-                               version: finalVersion))
-        refresher.waitUntilIdle()
         let (seconds, items) = refresher.lastRefresh
-        logger.info("final embedding refresh", metadata: ["items": "\(items)", "seconds": "\(seconds)"])
+        logger.info("final embedding refresh", metadata: ["items": "\(items)", "seconds": "\(seconds)",
+                                                          "overlapped_checkpoint": "\(startedEarly != nil)"])
     }
 
     /// A partition's final marker goes when its task starts (a new run).

@@ -33,6 +33,9 @@ package final class StreamProcessor: @unchecked Sendable {
     /// Spectral refreshes off the processing thread (embeddings on).
     var refresher: EmbeddingRefresher?
     var positivesAtLastRefresh = 0
+    /// The refresh version before a bounded run's final refresh, once that
+    /// refresh was started ahead of the final checkpoint (every row local).
+    var finalRefreshBaseVersion: Int64?
     var lastEmbeddingSyncMs: Int64 = 0
     var forceEmbeddingSync = false
     /// Set while a bounded run ends with a final refresh still to come: its
@@ -504,6 +507,7 @@ package final class StreamProcessor: @unchecked Sendable {
         if commitsBlocked == nil {
             flushFeatures(nowMs: now)
             if !finalRefreshFollows { finishUserRepublication() }
+            if finalRefreshFollows { startFinalEmbeddingRefreshIfEveryRowIsLocal() }
             if topology.checkpointIntervalMs > 0 {
                 checkpointAndCommit(tasks: allTaskIds, nowMs: now)
             } else {
