@@ -39,31 +39,38 @@ struct RecentItems {
     /// interner by value retained and released its arrays on every call).
     mutating func record(_ item: UInt32, ts: Int64, capacity: Int, idLess: (UInt32, UInt32) -> Bool) -> Bool {
         let n = entries.count
-        var existing = -1
-        var k = 0
-        while k < n {
-            if entries[k].item == item { existing = k; break }
-            k += 1
-        }
-        if existing >= 0 && ts <= entries[existing].ts {
+        // One read-only pass through the entries: the item's entry, if
+        // listed, and where its new entry goes: before the first entry it
+        // outranks (the list above `existing` is unaffected by removing it,
+        // so only that part is searched). j = -1: nothing changes.
+        let (existing, j) = entries.withUnsafeBufferPointer { e -> (Int, Int) in
+            var existing = -1
+            var k = 0
+            while k < n {
+                if e[k].item == item { existing = k; break }
+                k &+= 1
+            }
             // Same or older time for an item already listed: its latest time is unchanged.
-            return false
+            if existing >= 0 && ts <= e[existing].ts { return (existing, -1) }
+            var j = 0
+            let m = existing >= 0 ? existing : n
+            while j < m {
+                let t = e[j].ts
+                if t < ts { break }
+                if t == ts && !idLess(item, e[j].item) { break }
+                j &+= 1
+            }
+            return (existing, j)
         }
-        // Where the entry goes: before the first entry it outranks (the list
-        // above `existing` is unaffected by removing it, so search that part).
-        var j = 0
-        let m = existing >= 0 ? existing : n
-        while j < m {
-            let t = entries[j].ts
-            if t < ts { break }
-            if t == ts && !idLess(item, entries[j].item) { break }
-            j += 1
-        }
-        if existing >= 0 {
-            // The item moves up from `existing` to `j` (j <= existing): one
-            // shift of the entries in between, no removal and re-insertion.
+        if j < 0 { return false }
+        // The item moves up from `existing` to `j` (j <= existing), or, in a
+        // full list, enters at `j` and the last entry drops out: one shift of
+        // the entries in between, in place (no insertion, growth or removal).
+        let from = existing >= 0 ? existing : (n >= capacity ? n &- 1 : -1)
+        if from >= 0 {
+            if existing < 0 && j >= capacity { return false } // full and older than all listed
             entries.withUnsafeMutableBufferPointer { e in
-                var i = existing
+                var i = from
                 while i > j {
                     e[i] = e[i &- 1]
                     i &-= 1
@@ -72,14 +79,11 @@ struct RecentItems {
             }
             return true
         }
-        if j >= capacity { return false } // full and older than all listed
         if entries.count == entries.capacity {
-            // Grow in steps that end exactly at capacity + 1 (the transient overflow
-            // slot) instead of doubling past it.
-            entries.reserveCapacity(min(capacity + 1, max(4, entries.count * 2)))
+            // Grow in steps that end exactly at capacity instead of doubling past it.
+            entries.reserveCapacity(min(capacity, max(4, entries.count * 2)))
         }
         entries.insert(RecentEntry(item: item, ts: ts), at: j)
-        if entries.count > capacity { entries.removeLast() }
         return true
     }
 

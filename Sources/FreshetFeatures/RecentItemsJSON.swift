@@ -66,7 +66,7 @@ extension UserFeatureStore {
             escaped.withUnsafeBytes(body)
             return
         }
-        withUnsafeTemporaryAllocation(byteCount: size, alignment: 1) { out in
+        withUnsafeTemporaryAllocation(byteCount: size &+ ItemNameBytes.View.copySlack, alignment: 1) { out in
             guard let base = out.baseAddress else { return }
             let quote = UInt8(ascii: "\"")
             base.storeBytes(of: UInt8(ascii: "["), as: UInt8.self)
@@ -76,10 +76,8 @@ extension UserFeatureStore {
                     base.storeBytes(of: UInt8(ascii: ","), toByteOffset: w, as: UInt8.self)
                     w &+= 1
                 }
-                let id = names.id(e.item).bytes
                 base.storeBytes(of: quote, toByteOffset: w, as: UInt8.self)
-                if let from = id.baseAddress { (base + (w &+ 1)).copyMemory(from: from, byteCount: id.count) }
-                w &+= id.count &+ 1
+                w &+= names.copy(e.item, to: base + (w &+ 1)) &+ 1
                 base.storeBytes(of: quote, toByteOffset: w, as: UInt8.self)
                 w &+= 1
             }

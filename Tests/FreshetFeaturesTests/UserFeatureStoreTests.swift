@@ -120,6 +120,29 @@ final class UserFeatureStoreTests: XCTestCase {
         XCTAssertEqual(restored.count, 0)
     }
 
+    /// The flush's rendering copies short ids as 16-byte blocks: ids of every
+    /// length around that size, and the last interned ids (which end at the
+    /// end of the names' buffer, where a 16-byte read would run past it),
+    /// must come out exactly as the reference rendering.
+    func testRenderedListsCopyIdsOfEveryLengthExactly() {
+        let store = UserFeatureStore()
+        let ids = (1...40).map { String((String($0) + String(repeating: "x", count: 40)).prefix($0)) }
+        for (k, id) in ids.enumerated() {
+            store.apply(Interaction(userId: "forward", itemId: id, action: .click, ts: 1_000 + Int64(k)))
+            store.apply(Interaction(userId: "backward", itemId: ids[ids.count - 1 - k], action: .click, ts: 1_000 + Int64(k)))
+        }
+        store.apply(Interaction(userId: "last", itemId: ids[39], action: .click, ts: 5_000))
+        store.apply(Interaction(userId: "last", itemId: ids[38], action: .click, ts: 5_001))
+        var rendered: [String: String] = [:]
+        store.takeDirtyRendered { user, json, _, _ in rendered[user] = String(decoding: json, as: UTF8.self) }
+        XCTAssertEqual(rendered.count, 3)
+        for user in ["forward", "backward", "last"] {
+            let expected = UserFeatureStore.renderRecentItemsJSON(store.features(of: user)!.recentItems)
+            XCTAssertEqual(rendered[user], expected, user)
+        }
+        XCTAssertEqual(rendered["last"], "[\"\(ids[38])\",\"\(ids[39])\"]")
+    }
+
     func testRecentItemsJSON() {
         XCTAssertEqual(UserFeatureStore.renderRecentItemsJSON([]), "[]")
         XCTAssertEqual(UserFeatureStore.renderRecentItemsJSON(["42", "a\"b", "c\\d", "e\nf\u{01}", "é"]),
