@@ -25,12 +25,14 @@ let package = Package(
         .systemLibrary(name: "CHiredis", providers: [.apt(["libhiredis-dev"])]),
         // Dense BLAS/LAPACK for the spectral refresh of the co-occurrence embeddings.
         .systemLibrary(name: "CLinearAlgebra", providers: [.apt(["libopenblas-dev", "liblapacke-dev"])]),
+        // A header only: the compiler's cache prefetch hint, for loops over keys known in advance.
+        .systemLibrary(name: "CPrefetch"),
 
         // Dataflow core: event time, watermarks, panes, keyed state, event decoding. No I/O.
         .target(name: "FreshetCore"),
         // The recommender's features as operators on the core. No I/O.
         .target(name: "FreshetFeatures", dependencies: [
-            "FreshetCore", .product(name: "HeapModule", package: "swift-collections"),
+            "FreshetCore", "CPrefetch", .product(name: "HeapModule", package: "swift-collections"),
         ]),
         // Online embeddings (Monolith-style): joiner, tables, trainer, evaluation. No I/O.
         .target(name: "FreshetEmbeddings", dependencies: [

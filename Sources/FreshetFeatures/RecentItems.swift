@@ -1,3 +1,4 @@
+import CPrefetch
 import FreshetCore
 
 /// A user's recent positive items: unique interned item ids ordered by the time
@@ -86,6 +87,25 @@ struct RecentItems {
         entries.insert(RecentEntry(item: item, ts: ts), at: j)
         return true
     }
+
+    /// Asks for the cache line holding the first entries, without retaining
+    /// the array (`withUnsafeBufferPointer` would, and that write to the
+    /// array's header is the very miss to be avoided): reads the array's
+    /// storage reference as a raw pointer (an `Array` is one reference on
+    /// 64-bit platforms; on any other layout this asks for nothing). A hint
+    /// only: the address is never dereferenced.
+    @inline(__always)
+    mutating func prefetchEntries() {
+        guard MemoryLayout<[RecentEntry]>.size == MemoryLayout<UnsafeRawPointer>.size else { return }
+        withUnsafeBytes(of: &entries) { raw in
+            guard let storage = raw.load(as: UnsafeRawPointer?.self) else { return }
+            freshet_prefetch(storage + Self.arrayHeaderBytes)
+        }
+    }
+
+    /// The bytes before an array's first element in its storage object (Swift's
+    /// contiguous array storage on 64-bit: metadata, refcount, count, capacity).
+    private static let arrayHeaderBytes = 32
 
     /// Appends in stored order (checkpoint restore).
     mutating func appendRestored(_ item: UInt32, ts: Int64) {
