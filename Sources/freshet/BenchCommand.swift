@@ -113,6 +113,7 @@ extension BenchCommand {
                 logger.logLevel = Logger.Level(rawValue: logLevel) ?? .warning
                 let processor = StreamProcessor(topology: topology, options: options, logger: logger)
                 PeakMemory.reset()
+                let residentAtStart = PeakMemory.currentBytes()
                 let cpuBefore = CPUClock.processSeconds()
                 let servicesBefore = services.serviceCPUSeconds()
                 let started = Date()
@@ -122,8 +123,9 @@ extension BenchCommand {
                 let servicesAfter = services.serviceCPUSeconds()
                 let rate = Double(loaded) / seconds
                 let alignment = topology.alignmentMaxDriftMs.map { "max drift \(DurationParser.describe($0)), \(processor.alignmentPauseCount) pauses" } ?? "alignment off"
-                emit(String(format: "freshet end to end, %@ (%@): %d events in %.2f s = %.0f events/s (%.0f%% of raw drain); process CPU %.1f s = %.0f events/s per core-second; peak RSS %.0f MiB",
-                             label, alignment, loaded, seconds, rate, 100 * rate / drainRate, cpu, Double(loaded) / cpu, Double(PeakMemory.peakBytes()) / 1_048_576))
+                emit(String(format: "freshet end to end, %@ (%@): %d events in %.2f s = %.0f events/s (%.0f%% of raw drain); process CPU %.1f s = %.0f events/s per core-second; peak RSS %.0f MiB (%.0f MiB at start)",
+                             label, alignment, loaded, seconds, rate, 100 * rate / drainRate, cpu, Double(loaded) / cpu,
+                             Double(PeakMemory.peakBytes()) / 1_048_576, Double(residentAtStart) / 1_048_576))
                 if let brokerBefore = servicesBefore.broker, let brokerAfter = servicesAfter.broker,
                    let redisBefore = servicesBefore.redis, let redisAfter = servicesAfter.redis {
                     emit(String(format: "  same interval: broker CPU %.1f s, Redis CPU %.1f s", brokerAfter - brokerBefore, redisAfter - redisBefore))
@@ -340,16 +342,38 @@ extension BenchCommand {
 /// Peak resident memory of this process (Linux VmHWM), resettable between measurements.
 enum PeakMemory {
     /// Resets VmHWM to the current RSS (writes 5 to /proc/self/clear_refs; Linux >= 4.0).
+    /// First hands the heap that earlier phases freed back to the kernel
+    /// (glibc's `malloc_trim`): a benchmark's pre-loading and raw drain run in
+    /// the same process, and what glibc kept of them would otherwise count
+    /// towards the next measurement's peak (it did: 93-241 MiB resident at the
+    /// start of the features-only run, varying from run to run), which a
+    /// `freshet run` of its own does not carry.
     static func reset() {
+        trimHeap()
         if let handle = FileHandle(forWritingAtPath: "/proc/self/clear_refs") {
             handle.write(Data("5".utf8))
             try? handle.close()
         }
     }
 
-    static func peakBytes() -> Int {
+    /// glibc's `malloc_trim(0)`, looked up at run time (Swift's Glibc module
+    /// does not declare it; elsewhere, or without it, nothing happens).
+    private static func trimHeap() {
+        #if os(Linux)
+        typealias MallocTrim = @convention(c) (Int) -> Int32
+        guard let symbol = dlsym(nil, "malloc_trim") else { return }
+        _ = unsafeBitCast(symbol, to: MallocTrim.self)(0)
+        #endif
+    }
+
+    static func peakBytes() -> Int { statusBytes("VmHWM:") }
+
+    /// The resident memory now (VmRSS).
+    static func currentBytes() -> Int { statusBytes("VmRSS:") }
+
+    private static func statusBytes(_ field: String) -> Int {
         guard let text = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
-        for line in text.split(separator: "\n") where line.hasPrefix("VmHWM:") {
+        for line in text.split(separator: "\n") where line.hasPrefix(field) {
             let digits = line.split(separator: " ").compactMap { Int($0) }.first ?? 0
             return digits * 1024
         }
