@@ -59,15 +59,21 @@ struct ItemNameBytes {
         /// Item `k`'s bytes, and whether a JSON string of them needs escapes.
         @inline(__always)
         func id(_ k: UInt32) -> (bytes: UnsafeRawBufferPointer, needsEscape: Bool) {
+            let (start, end, needsEscape) = span(k)
+            return (UnsafeRawBufferPointer(rebasing: bytes[start..<end]), needsEscape)
+        }
+
+        /// Item `k`'s bytes as `bytes[start..<end]`, and its escape flag.
+        @inline(__always)
+        private func span(_ k: UInt32) -> (start: Int, end: Int, needsEscape: Bool) {
             let i = Int(k)
             let start = i == 0 ? 0 : Int(ends[i &- 1] & ~ItemNameBytes.escapeBit)
             let end = ends[i]
-            return (UnsafeRawBufferPointer(rebasing: bytes[start..<Int(end & ~ItemNameBytes.escapeBit)]),
-                    end & ItemNameBytes.escapeBit != 0)
+            return (start, Int(end & ~ItemNameBytes.escapeBit), end & ItemNameBytes.escapeBit != 0)
         }
 
-        /// Bytes `copy(_:to:)` may write past an id's end.
-        static let copySlack = 16
+        /// Bytes `copy(_:to:)` may write past an id's end: one 16-byte block.
+        static let copySlack = MemoryLayout<SIMD16<UInt8>>.size
 
         /// Copies item `k`'s bytes to `destination` and returns their count.
         /// `destination` must have room for the count plus `copySlack` bytes:
@@ -77,11 +83,10 @@ struct ItemNameBytes {
         /// `memcpy` call: a flush copies ~50 ids per changed user.
         @inline(__always)
         func copy(_ k: UInt32, to destination: UnsafeMutableRawPointer) -> Int {
-            let i = Int(k)
-            let start = i == 0 ? 0 : Int(ends[i &- 1] & ~ItemNameBytes.escapeBit)
-            let count = Int(ends[i] & ~ItemNameBytes.escapeBit) &- start
+            let (start, end, _) = span(k)
+            let count = end &- start
             guard let base = bytes.baseAddress else { return 0 }
-            if count <= 16 && start &+ 16 <= bytes.count {
+            if count <= Self.copySlack && start &+ Self.copySlack <= bytes.count {
                 destination.storeBytes(of: (base + start).loadUnaligned(as: SIMD16<UInt8>.self), as: SIMD16<UInt8>.self)
             } else {
                 destination.copyMemory(from: base + start, byteCount: count)
