@@ -110,7 +110,7 @@ extension BenchCommand {
                 let options = ProcessorOptions(brokers: services.brokers, redisTarget: try RedisTarget(url: services.redisURL),
                                                group: group, stopAtEnd: true)
                 var logger = Logger(label: "freshet.bench")
-                logger.logLevel = Logger.Level(rawValue: logLevel) ?? .warning
+                logger.logLevel = try parseLogLevel(logLevel)
                 let processor = StreamProcessor(topology: topology, options: options, logger: logger)
                 PeakMemory.reset()
                 let residentAtStart = PeakMemory.currentBytes()

@@ -53,7 +53,7 @@ struct RunCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let logger = Self.makeLogger(level: logLevel)
+        let logger = Self.makeLogger(level: try parseLogLevel(logLevel))
         var topologyValue: Topology
         do {
             topologyValue = try TopologyLoader.load(path: topology)
@@ -140,10 +140,10 @@ struct RunCommand: AsyncParsableCommand {
         return properties
     }
 
-    static func makeLogger(level: String) -> Logger {
+    static func makeLogger(level: Logger.Level) -> Logger {
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = Logger.Level(rawValue: level) ?? .info
+            handler.logLevel = level
             return handler
         }
         return Logger(label: "freshet")
