@@ -506,8 +506,11 @@ package final class StreamProcessor: @unchecked Sendable {
         embeddingSyncHeld = finalRefreshFollows
         if commitsBlocked == nil {
             flushFeatures(nowMs: now)
-            if !finalRefreshFollows { finishUserRepublication() }
-            if finalRefreshFollows { startFinalEmbeddingRefreshIfEveryRowIsLocal() }
+            if finalRefreshFollows {
+                startFinalEmbeddingRefreshIfEveryRowIsLocal()
+            } else {
+                finishUserRepublication()
+            }
             if topology.checkpointIntervalMs > 0 {
                 checkpointAndCommit(tasks: allTaskIds, nowMs: now)
             } else {
