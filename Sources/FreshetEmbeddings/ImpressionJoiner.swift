@@ -18,6 +18,8 @@ import HeapModule
 /// State is bounded: a pending impression lives until its window closes; a closed
 /// impression leaves a tombstone that expires `lateTTL` after the close. A
 /// repeated impression of a pending (user, item) is folded into the first one.
+/// The state survives a crash or a move of its task through `encode` and
+/// `restore` (ImpressionJoiner+Checkpoint.swift).
 ///
 /// Layout (why it is compact): users, items and request ids are interned to
 /// 32-bit slots that are recycled when their last entry leaves; a (user, item)
@@ -31,19 +33,20 @@ package final class ImpressionJoiner {
     /// How long after the close a late positive still finds its impression's context.
     package let lateTTLMs: Int64
 
-    private let users = CountedInterner()
-    private let items = CountedInterner()
-    private let requests = CountedInterner()
+    // Internal, not private: the checkpoint codec (ImpressionJoiner+Checkpoint.swift) reads and rebuilds them.
+    let users = CountedInterner()
+    let items = CountedInterner()
+    let requests = CountedInterner()
     // Owned by one item task's processing thread, never touched concurrently
     // or reentrantly: no dynamic exclusivity checks (swift_beginAccess and its
     // access set were ~6% of the default topology's item stage, `bench tasks`).
     /// (user slot << 32 | item slot) → entry (`JoinEntryTable`: no SipHash per lookup).
-    @exclusivity(unchecked) private var entries = JoinEntryTable()
-    @exclusivity(unchecked) private var closeHeap = Heap<JoinDeadline>()
-    @exclusivity(unchecked) private var expiryHeap = Heap<JoinDeadline>()
-    @exclusivity(unchecked) private var seq: UInt32 = 0
-    @exclusivity(unchecked) package private(set) var watermark: Int64 = Int64.min
-    @exclusivity(unchecked) package private(set) var pendingCount = 0
+    @exclusivity(unchecked) var entries = JoinEntryTable()
+    @exclusivity(unchecked) var closeHeap = Heap<JoinDeadline>()
+    @exclusivity(unchecked) var expiryHeap = Heap<JoinDeadline>()
+    @exclusivity(unchecked) var seq: UInt32 = 0
+    @exclusivity(unchecked) package internal(set) var watermark: Int64 = Int64.min
+    @exclusivity(unchecked) package internal(set) var pendingCount = 0
 
     // Counters (metrics).
     @exclusivity(unchecked) package private(set) var positivesEmitted = 0
@@ -51,7 +54,7 @@ package final class ImpressionJoiner {
     @exclusivity(unchecked) package private(set) var latePositives = 0
     @exclusivity(unchecked) package private(set) var duplicateImpressions = 0
     /// Largest `stateCount` seen.
-    @exclusivity(unchecked) package private(set) var peakStateCount = 0
+    @exclusivity(unchecked) package internal(set) var peakStateCount = 0
 
     package init(windowMs: Int64 = 10 * 60 * 1000, lateTTLMs: Int64 = 60 * 60 * 1000) {
         precondition(windowMs > 0 && lateTTLMs >= 0)
@@ -76,7 +79,7 @@ package final class ImpressionJoiner {
     }
 
     @inline(__always)
-    private static func key(_ user: UInt32, _ item: UInt32) -> UInt64 { UInt64(user) << 32 | UInt64(item) }
+    static func key(_ user: UInt32, _ item: UInt32) -> UInt64 { UInt64(user) << 32 | UInt64(item) }
 
     private func key(userId: String, itemId: String) -> UInt64? {
         guard let u = users.slot(of: userId), let i = items.slot(of: itemId) else { return nil }
@@ -84,7 +87,7 @@ package final class ImpressionJoiner {
     }
 
     /// Releases the interned slots an entry holds (it is leaving the state).
-    private func releaseIds(_ key: UInt64, _ entry: JoinEntry) {
+    func releaseIds(_ key: UInt64, _ entry: JoinEntry) {
         users.release(UInt32(truncatingIfNeeded: key >> 32))
         items.release(UInt32(truncatingIfNeeded: key))
         if entry.request != 0 { requests.release(entry.request - 1) }

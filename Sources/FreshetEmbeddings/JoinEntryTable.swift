@@ -106,6 +106,13 @@ struct JoinEntryTable {
         return removed
     }
 
+    /// Every (key, entry) held, in bucket order (the checkpoint sorts them).
+    func forEach(_ body: (UInt64, JoinEntry) -> Void) {
+        for b in keys.indices where keys[b] != Self.emptyKey {
+            if let value = values[b] { body(keys[b], value) }
+        }
+    }
+
     /// Doubles the table (rare: kept out of line).
     @inline(never)
     mutating func grow() {

@@ -23,6 +23,9 @@ package struct TaskCheckpoint: Sendable, Equatable {
     /// Item tasks joining through the counts stage: the item features recorded
     /// with impressions whose join copy has not come yet (`FeaturesAtImpression`).
     package var joinFeatures: [UInt8]?
+    /// Item tasks with the examples topic on: the join's open windows and
+    /// tombstones (`ImpressionJoiner.encode`).
+    package var joinState: [UInt8]?
 
     package struct SourceProgress: Sendable, Equatable {
         package var source: DuplicateFilter.Source
@@ -61,6 +64,7 @@ package struct TaskCheckpoint: Sendable, Equatable {
         ]
         if let storeMetadata { result.append(("store_meta", storeMetadata)) }
         if let joinFeatures { result.append(("join_features", joinFeatures)) }
+        if let joinState { result.append(("join_state", joinState)) }
         result.append(("next_offset", Array((nextOffset.map(String.init) ?? "").utf8)))
         result.append(("event_time_ms", Array((eventTimeMs.map(String.init) ?? "").utf8)))
         return result
@@ -82,6 +86,7 @@ package struct TaskCheckpoint: Sendable, Equatable {
         checkpoint.entries = text("entries").flatMap { Int($0) } ?? 0
         checkpoint.storeMetadata = fields["store_meta"]
         checkpoint.joinFeatures = fields["join_features"]
+        checkpoint.joinState = fields["join_state"]
         if let bytes = fields["sources"], !bytes.isEmpty {
             do {
                 var reader = ByteReader(bytes)

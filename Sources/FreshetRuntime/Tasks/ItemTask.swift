@@ -171,8 +171,9 @@ extension ItemTask: StreamTask {
         snapshot.meta.entries = store.count
         snapshot.meta.storeMetadata = store.encodeMetadata()
         // Written at every checkpoint (a field left out would keep its old value).
-        if let side = embeddings, side.examples, side.joinsThroughCounts {
-            snapshot.meta.joinFeatures = side.featuresAtImpression.encode()
+        if let side = embeddings, side.examples {
+            if side.joinsThroughCounts { snapshot.meta.joinFeatures = side.featuresAtImpression.encode() }
+            snapshot.meta.joinState = side.joiner.encode()
         }
         return snapshot
     }
@@ -208,6 +209,14 @@ extension ItemTask: StreamTask {
                 try side.featuresAtImpression.restore(bytes)
             } catch {
                 throw CheckpointError(task: id, message: "join_features field is corrupt: \(error)")
+            }
+        }
+        // Checkpoints written before the field existed have none: the join then starts empty, as it did.
+        if let bytes = checkpoint.joinState, let side = embeddings, side.examples {
+            do {
+                try side.joiner.restore(bytes)
+            } catch {
+                throw CheckpointError(task: id, message: "join_state field is corrupt: \(error)")
             }
         }
     }
