@@ -105,6 +105,35 @@ final class InputLimitsTests: XCTestCase {
         XCTAssertEqual(filter, reordered, "equality ignores the order sources were first seen in")
     }
 
+    /// Random runs of records from a few sources, repeats and restores,
+    /// against a dictionary of highest positions: every answer and the
+    /// checkpointed positions agree (the current run's position lives
+    /// outside the arrays until the source changes).
+    func testDuplicateFilterMatchesAModelOfHighestPositions() {
+        var rng = SplitMix64(seed: 3)
+        var filter = DuplicateFilter()
+        var model: [DuplicateFilter.Source: DuplicateFilter.Position] = [:]
+        var source = DuplicateFilter.Source(topic: 0, partition: 0)
+        for step in 0..<20_000 {
+            if rng.next() % 8 == 0 {
+                source = DuplicateFilter.Source(topic: UInt8(rng.next() % 2), partition: Int32(rng.next() % 3))
+            }
+            let position = DuplicateFilter.Position(offset: Int64(step / 4) - Int64(rng.next() % 6), subIndex: UInt32(rng.next() % 3))
+            if rng.next() % 500 == 0 {
+                filter.restore(source, position)
+                model[source] = position
+                continue
+            }
+            let expected = model[source].map { position > $0 } ?? true
+            if expected { model[source] = position }
+            let origin = RecordOrigin(sourceTopic: source.topic, partition: source.partition, offset: position.offset,
+                                      subIndex: position.subIndex)
+            XCTAssertEqual(filter.admit(origin), expected, "step \(step)")
+            if step % 997 == 0 { XCTAssertEqual(filter.highest, model, "step \(step)") }
+        }
+        XCTAssertEqual(filter.highest, model)
+    }
+
     func testTopologyKeys() throws {
         let topology = try TopologyLoader.parse(yaml: """
             event_time:
