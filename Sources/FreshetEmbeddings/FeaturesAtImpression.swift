@@ -272,3 +272,15 @@ package final class FeaturesAtImpression {
         }
     }
 }
+/// MurmurHash3's 64-bit finaliser (`fmix64`): every input bit affects every
+/// output bit. For hash tables of keys outsiders do not choose.
+@inline(__always)
+func fmix64(_ key: UInt64) -> UInt64 {
+    var h = key
+    h ^= h >> 33
+    h &*= 0xff51_afd7_ed55_8ccd
+    h ^= h >> 33
+    h &*= 0xc4ce_b9fe_1a85_ec53
+    h ^= h >> 33
+    return h
+}

@@ -9,44 +9,49 @@ import HeapModule
 /// open at its checkpoint: their no-engagement negatives were never emitted
 /// and their positives came out without the impression's context.
 ///
-/// Layout (FreshetCore's varints): format byte 1; the watermark (zigzag); the
-/// sequence counter (varint); the entry count (varint); then per entry, in
-/// the order they were recorded (`seq`): user id, item id (length-prefixed
-/// UTF-8), impression time (zigzag), flags (byte: `JoinEntry`'s bits, plus
-/// 16 when a request id follows), seq (varint), the position (zigzag, when
-/// flagged), the three serving features (zigzag, when flagged), the request id.
-/// Deadlines are not stored: a pending entry closes at impression time +
-/// window, a tombstone expires `lateTTL` after that, so `restore` rebuilds both heaps.
+/// Layout (FreshetCore's varints): format byte 2; the watermark (zigzag); the
+/// sequence counter (varint); the impression count (varint); then per
+/// impression, in the order they were recorded (`seq`): user id
+/// (length-prefixed UTF-8), time (zigzag), seq (varint), a flags byte (1:
+/// closed, 2: a request id follows), the request id, the item count
+/// (varint), and per item its id, a flags byte (`ImpressionGroup.Item`'s
+/// bits), the position (zigzag, when flagged) and the three serving features
+/// (zigzag, when flagged). Deadlines are not stored: a pending impression
+/// closes at its time + window, a tombstone expires `lateTTL` after that, so
+/// `restore` rebuilds both heaps.
 extension ImpressionJoiner {
-    static let checkpointFormat: UInt8 = 1
-    private static let hasRequest: UInt8 = 16
+    static let checkpointFormat: UInt8 = 2
+    private static let closedFlag: UInt8 = 1
+    private static let requestFlag: UInt8 = 2
 
     /// The whole state, in `restore`'s form.
     package func encode() -> [UInt8] {
-        var held: [(key: UInt64, entry: JoinEntry)] = []
-        held.reserveCapacity(entries.count)
-        entries.forEach { held.append(($0, $1)) }
-        // Recording order (seq wraps only after 2^32 impressions of the same
-        // key's lifetime): a restored joiner then assigns the same order.
-        held.sort { $0.entry.seq < $1.entry.seq }
-        var w = ByteWriter(capacity: 16 + held.count * 40)
+        // Recording order: a restored joiner then chains each user's
+        // impressions newest first, as this one does.
+        let live = groups.indices.filter { !groups[$0].items.isEmpty }.sorted { groups[$0].seq < groups[$1].seq }
+        var w = ByteWriter(capacity: 16 + stateCount * 40)
         w.write(byte: Self.checkpointFormat)
         w.write(zigzag: watermark)
         w.write(varint: UInt64(seq))
-        w.write(varint: UInt64(held.count))
-        for (key, entry) in held {
-            w.write(string: users[UInt32(truncatingIfNeeded: key >> 32)])
-            w.write(string: items[UInt32(truncatingIfNeeded: key)])
-            w.write(zigzag: entry.impressionTs)
-            w.write(byte: entry.flags | (entry.request != 0 ? Self.hasRequest : 0))
-            w.write(varint: UInt64(entry.seq))
-            if entry.has(JoinEntry.hasPosition) { w.write(zigzag: Int64(entry.position)) }
-            if entry.has(JoinEntry.hasFeatures) {
-                w.write(zigzag: entry.interactionCount)
-                w.write(zigzag: entry.popularity7d)
-                w.write(zigzag: entry.impressions7d)
+        w.write(varint: UInt64(live.count))
+        for g in live {
+            let group = groups[g]
+            w.write(string: users[group.user])
+            w.write(zigzag: group.ts)
+            w.write(varint: UInt64(group.seq))
+            w.write(byte: (group.closed ? Self.closedFlag : 0) | (group.requestId != nil ? Self.requestFlag : 0))
+            if let request = group.requestId { w.write(string: request) }
+            w.write(varint: UInt64(group.items.count))
+            for item in group.items {
+                w.write(string: item.itemId)
+                w.write(byte: item.flags)
+                if item.has(ImpressionGroup.Item.hasPosition) { w.write(zigzag: Int64(item.position)) }
+                if item.has(ImpressionGroup.Item.hasFeatures) {
+                    w.write(zigzag: item.interactionCount)
+                    w.write(zigzag: item.popularity7d)
+                    w.write(zigzag: item.impressions7d)
+                }
             }
-            if entry.request != 0 { w.write(string: requests[entry.request - 1]) }
         }
         return w.bytes
     }
@@ -54,18 +59,19 @@ extension ImpressionJoiner {
     /// Replaces the state with `encode`'s bytes (the window and late TTL are
     /// this joiner's own; the counters restart at 0).
     /// - Throws: `CodecError` for truncated bytes, invalid UTF-8, an unknown
-    ///   format or a repeated (user, item); the joiner is then empty.
+    ///   format, an empty impression or a (user, item) owned twice; the
+    ///   joiner is then empty.
     package func restore(_ bytes: [UInt8]) throws(CodecError) {
         clear()
         do {
-            try restoreEntries(bytes)
+            try restoreGroups(bytes)
         } catch {
             clear()
             throw error
         }
     }
 
-    private func restoreEntries(_ bytes: [UInt8]) throws(CodecError) {
+    private func restoreGroups(_ bytes: [UInt8]) throws(CodecError) {
         var r = ByteReader(bytes)
         let format = try r.readByte("join state format")
         guard format == Self.checkpointFormat else {
@@ -74,49 +80,72 @@ extension ImpressionJoiner {
         watermark = try r.readZigzag("join state watermark")
         seq = UInt32(truncatingIfNeeded: try r.readVarint("join state seq"))
         let count = try r.readVarint("join state count")
+        guard count <= UInt64(bytes.count) else { throw CodecError(.invalidValue, "join state: \(count) impressions") }
         for _ in 0..<count {
             let userId = try r.readString("join state user")
-            let itemId = try r.readString("join state item")
-            let ts = try r.readZigzag("join state impression ts")
-            let stored = try r.readByte("join state flags")
-            var entry = JoinEntry(impressionTs: ts, interactionCount: 0, popularity7d: 0, impressions7d: 0,
-                                  seq: UInt32(truncatingIfNeeded: try r.readVarint("join state entry seq")),
-                                  request: 0, position: 0, flags: stored & ~Self.hasRequest)
-            if entry.has(JoinEntry.hasPosition) {
-                entry.position = Int32(truncatingIfNeeded: try r.readZigzag("join state position"))
+            let ts = try r.readZigzag("join state ts")
+            let groupSeq = UInt32(truncatingIfNeeded: try r.readVarint("join state impression seq"))
+            let flags = try r.readByte("join state impression flags")
+            let requestId = flags & Self.requestFlag != 0 ? try r.readString("join state request") : nil
+            let itemCount = try r.readVarint("join state items")
+            guard itemCount > 0, itemCount <= UInt64(bytes.count) else {
+                throw CodecError(.invalidValue, "join state: an impression of \(itemCount) items")
             }
-            if entry.has(JoinEntry.hasFeatures) {
-                entry.interactionCount = try r.readZigzag("join state interaction_count")
-                entry.popularity7d = try r.readZigzag("join state popularity_7d")
-                entry.impressions7d = try r.readZigzag("join state impressions_7d")
+            var items: [ImpressionGroup.Item] = []
+            items.reserveCapacity(Int(itemCount))
+            for _ in 0..<itemCount {
+                var item = ImpressionGroup.Item(itemId: try r.readString("join state item"),
+                                                flags: try r.readByte("join state item flags"))
+                if item.has(ImpressionGroup.Item.hasPosition) {
+                    item.position = Int32(truncatingIfNeeded: try r.readZigzag("join state position"))
+                }
+                if item.has(ImpressionGroup.Item.hasFeatures) {
+                    item.interactionCount = try r.readZigzag("join state interaction_count")
+                    item.popularity7d = try r.readZigzag("join state popularity_7d")
+                    item.impressions7d = try r.readZigzag("join state impressions_7d")
+                }
+                items.append(item)
             }
-            let requestId = stored & Self.hasRequest != 0 ? try r.readString("join state request") : nil
-            let key = Self.key(users.retain(userId), items.retain(itemId))
-            guard entries[key] == nil else {
-                throw CodecError(.invalidValue, "join state: (\(userId), \(itemId)) twice")
+            // Only a whole impression enters the state (a failed restore then frees everything).
+            let user = retainUser(userId)
+            var group = ImpressionGroup(user: user, ts: ts, seq: groupSeq, requestId: requestId, next: newestOfUser[Int(user)])
+            group.closed = flags & Self.closedFlag != 0
+            for item in items {
+                let filter = Self.filterBit(item.itemId)
+                guard owner(user: user, itemId: item.itemId, filter: filter) == nil,
+                      !group.items.contains(where: { IdBytes.equal($0.itemId, item.itemId) }) else {
+                    users.release(user)
+                    throw CodecError(.invalidValue, "join state: (\(userId), \(item.itemId)) owned twice")
+                }
+                group.items.append(item)
+                group.filter |= filter
             }
-            if let requestId { entry.request = requests.retain(requestId) + 1 }
-            entries[key] = entry
+            let g = allocateGroup(group)
+            newestOfUser[Int(user)] = g
             let close = ts &+ windowMs
-            if entry.has(JoinEntry.closed) {
-                expiryHeap.insert(.init(deadline: close &+ lateTTLMs, key: key, seq: entry.seq))
+            if group.closed {
+                closedCount += Int(itemCount)
+                expiryHeap.insert(GroupDeadline(deadline: close &+ lateTTLMs, group: g, seq: groupSeq))
             } else {
-                pendingCount += 1
-                closeHeap.insert(.init(deadline: close, key: key, seq: entry.seq))
+                pendingCount += Int(itemCount)
+                closeHeap.insert(GroupDeadline(deadline: close, group: g, seq: groupSeq))
             }
         }
-        peakStateCount = entries.count
-        guard r.isAtEnd else { throw CodecError(.trailingBytes, "join state: \(r.remaining) bytes after the entries") }
+        peakStateCount = stateCount
+        guard r.isAtEnd else { throw CodecError(.trailingBytes, "join state: \(r.remaining) bytes after the impressions") }
     }
 
-    /// Forgets everything (ids, entries, deadlines, watermark).
+    /// Forgets everything (users, impressions, deadlines, watermark).
     private func clear() {
-        entries.forEach { key, entry in releaseIds(key, entry) }
-        entries = JoinEntryTable()
+        for g in groups.indices where !groups[g].items.isEmpty { freeGroup(Int32(g)) }
+        groups.removeAll()
+        freeGroups.removeAll()
+        newestOfUser.removeAll()
         closeHeap = Heap()
         expiryHeap = Heap()
         seq = 0
         watermark = Int64.min
         pendingCount = 0
+        closedCount = 0
     }
 }

@@ -15,38 +15,57 @@ import HeapModule
 ///   window) is still emitted as a positive, flagged `late`, carrying the
 ///   impression context for `lateTTL` after the close.
 ///
-/// State is bounded: a pending impression lives until its window closes; a closed
-/// impression leaves a tombstone that expires `lateTTL` after the close. A
-/// repeated impression of a pending (user, item) is folded into the first one.
-/// The state survives a crash or a move of its task through `encode` and
-/// `restore` (ImpressionJoiner+Checkpoint.swift).
+/// The join is by (user, item): each pair has at most one current impression
+/// (its *owner*). A repeated impression of a pending (user, item) is folded
+/// into the first one; an impression of a pair whose owner has closed takes
+/// over from that tombstone. State is bounded: a pending impression lives
+/// until its window closes; a closed one stays as a tombstone until `lateTTL`
+/// after the close.
 ///
-/// Layout (why it is compact): users, items and request ids are interned to
-/// 32-bit slots that are recycled when their last entry leaves; a (user, item)
-/// is one `UInt64` key; an entry, pending or tombstone, is one 48-byte
-/// `JoinEntry` in one `JoinEntryTable`, and each deadline one 24-byte node of a `Heap` (swift-collections).
-/// About 200 bytes an entry in all (`approximateBytes`, growth slack included),
-/// against ~450 before (measured as RSS; docs/EMBEDDINGS.md).
+/// Layout: one entry per impression (an `ImpressionGroup`: the user, time,
+/// request id and deadlines once, the shown items it owns inline), not one
+/// per shown item; a user's impressions are chained newest first, so an
+/// interaction finds its owner among the user's few open or closed
+/// impressions (a 64-bit filter of the items each one owns skips most of
+/// them without comparing ids). Per impression, not per item: one interned
+/// user, one deadline per close and expiry. The state survives a crash or a
+/// move of its task through `encode` and `restore`
+/// (ImpressionJoiner+Checkpoint.swift). Owned by one thread.
 package final class ImpressionJoiner {
+    /// One shown item of an impression, as the caller records it.
+    package struct ShownItem: Sendable {
+        package var itemId: String
+        package var position: Int32?
+        package var features: ServingFeatures?
+        package init(itemId: String, position: Int32?, features: ServingFeatures?) {
+            self.itemId = itemId
+            self.position = position
+            self.features = features
+        }
+    }
+
     /// Join window in event-time milliseconds (default 10 minutes).
     package let windowMs: Int64
     /// How long after the close a late positive still finds its impression's context.
     package let lateTTLMs: Int64
 
-    // Internal, not private: the checkpoint codec (ImpressionJoiner+Checkpoint.swift) reads and rebuilds them.
+    // Internal, not private: the checkpoint codec (ImpressionJoiner+Checkpoint.swift)
+    // reads and rebuilds them. Owned by one task's thread, never touched
+    // concurrently or reentrantly: no dynamic exclusivity checks.
+    /// User ids → slot; a slot's reference count is its live impressions.
     let users = CountedInterner()
-    let items = CountedInterner()
-    let requests = CountedInterner()
-    // Owned by one item task's processing thread, never touched concurrently
-    // or reentrantly: no dynamic exclusivity checks (swift_beginAccess and its
-    // access set were ~6% of the default topology's item stage, `bench tasks`).
-    /// (user slot << 32 | item slot) → entry (`JoinEntryTable`: no SipHash per lookup).
-    @exclusivity(unchecked) var entries = JoinEntryTable()
-    @exclusivity(unchecked) var closeHeap = Heap<JoinDeadline>()
-    @exclusivity(unchecked) var expiryHeap = Heap<JoinDeadline>()
+    /// Per user slot, its newest live impression (an index into `groups`), -1 for none.
+    @exclusivity(unchecked) var newestOfUser: [Int32] = []
+    /// Impressions; a freed index is on `freeGroups` (its `items` empty).
+    @exclusivity(unchecked) var groups: [ImpressionGroup] = []
+    @exclusivity(unchecked) var freeGroups: [Int32] = []
+    @exclusivity(unchecked) var closeHeap = Heap<GroupDeadline>()
+    @exclusivity(unchecked) var expiryHeap = Heap<GroupDeadline>()
     @exclusivity(unchecked) var seq: UInt32 = 0
     @exclusivity(unchecked) package internal(set) var watermark: Int64 = Int64.min
+    /// Owned items of pending impressions / of tombstones.
     @exclusivity(unchecked) package internal(set) var pendingCount = 0
+    @exclusivity(unchecked) package internal(set) var closedCount = 0
 
     // Counters (metrics).
     @exclusivity(unchecked) package private(set) var positivesEmitted = 0
@@ -62,82 +81,74 @@ package final class ImpressionJoiner {
         self.lateTTLMs = lateTTLMs
     }
 
-    /// Tombstones of closed impressions kept for late positives.
-    package var closedCount: Int { entries.count - pendingCount }
-    /// Everything the joiner holds; bounded by the impressions of the last
-    /// `window + lateTTL` of event time behind the watermark, plus those ahead of it.
-    package var stateCount: Int { entries.count }
-    /// Distinct users and items referenced by the state.
-    package var liveIds: (users: Int, items: Int) { (users.liveCount, items.liveCount) }
+    /// (user, item) pairs the joiner holds, pending or tombstone; bounded by
+    /// the impressions of the last `window + lateTTL` of event time behind the
+    /// watermark, plus those ahead of it.
+    package var stateCount: Int { pendingCount + closedCount }
+    /// Distinct users and impressions the state holds.
+    package var liveIds: (users: Int, impressions: Int) { (users.liveCount, groups.count - freeGroups.count) }
 
-    /// Approximate bytes held: entries (every bucket of the map, a key and an
-    /// optional entry each), heap nodes, interned ids.
+    /// Approximate bytes held: impressions and their items, deadlines, users.
     package var approximateBytes: Int {
-        entries.bucketCount * (8 + MemoryLayout<JoinEntry?>.stride)
-            + (closeHeap.count + expiryHeap.count) * MemoryLayout<JoinDeadline>.stride
-            + users.approximateBytes + items.approximateBytes + requests.approximateBytes
-    }
-
-    @inline(__always)
-    static func key(_ user: UInt32, _ item: UInt32) -> UInt64 { UInt64(user) << 32 | UInt64(item) }
-
-    private func key(userId: String, itemId: String) -> UInt64? {
-        guard let u = users.slot(of: userId), let i = items.slot(of: itemId) else { return nil }
-        return Self.key(u, i)
-    }
-
-    /// Releases the interned slots an entry holds (it is leaving the state).
-    func releaseIds(_ key: UInt64, _ entry: JoinEntry) {
-        users.release(UInt32(truncatingIfNeeded: key >> 32))
-        items.release(UInt32(truncatingIfNeeded: key))
-        if entry.request != 0 { requests.release(entry.request - 1) }
-    }
-
-    /// Records that `itemId` was shown to `userId`. `features` are the serving
-    /// features as of now (the caller reads them from its own state).
-    package func recordImpression(userId: String, itemId: String, position: Int?, requestId: String?,
-                                 ts: Int64, features: ServingFeatures?) {
-        let u = users.retain(userId), i = items.retain(itemId)
-        let k = Self.key(u, i)
-        if let old = entries[k] {
-            if !old.has(JoinEntry.closed) {
-                duplicateImpressions += 1
-                users.release(u); items.release(i)
-                return
-            }
-            // A new impression replaces the tombstone (its expiry node goes stale).
-            releaseIds(k, old)
-        } else {
-            peakStateCount = max(peakStateCount, entries.count + 1)
+        var bytes = groups.capacity * MemoryLayout<ImpressionGroup>.stride
+            + (closeHeap.count + expiryHeap.count) * MemoryLayout<GroupDeadline>.stride
+            + users.approximateBytes + newestOfUser.capacity * 4
+        for group in groups where !group.items.isEmpty {
+            bytes += 32 + group.items.capacity * MemoryLayout<ImpressionGroup.Item>.stride
         }
+        return bytes
+    }
+
+    /// Records that the `items` were shown to `userId` at `ts` in one
+    /// impression (or one item partition's share of it). Each item's
+    /// `features` are the serving features as of now (the caller reads them
+    /// from its own state).
+    package func recordImpression(userId: String, requestId: String?, ts: Int64, items: [ShownItem]) {
+        guard !items.isEmpty else { return }
+        let user = retainUser(userId)
         seq &+= 1
-        var entry = JoinEntry(impressionTs: ts, interactionCount: 0, popularity7d: 0, impressions7d: 0,
-                              seq: seq, request: 0, position: 0, flags: 0)
-        if let requestId { entry.request = requests.retain(requestId) + 1 }
-        if let position, let p = Int32(exactly: position) {
-            entry.position = p
-            entry.flags |= JoinEntry.hasPosition
+        let g = allocateGroup(ImpressionGroup(user: user, ts: ts, seq: seq, requestId: requestId,
+                                              next: newestOfUser[Int(user)]))
+        newestOfUser[Int(user)] = g
+        groups[Int(g)].items.reserveCapacity(items.count)
+        var owned = 0
+        for shown in items {
+            let filter = Self.filterBit(shown.itemId)
+            if let (og, oi) = owner(user: user, itemId: shown.itemId, filter: filter) {
+                if !groups[Int(og)].closed {
+                    duplicateImpressions += 1
+                    continue
+                }
+                // A new impression takes over from the tombstone.
+                disown(og, oi)
+            }
+            groups[Int(g)].append(shown, filter: filter)
+            owned += 1
         }
-        if let features {
-            entry.interactionCount = features.interactionCount
-            entry.popularity7d = features.popularity7d
-            entry.impressions7d = features.impressions7d
-            entry.flags |= JoinEntry.hasFeatures
+        guard owned > 0 else {
+            // Every item was a repeat of a pending impression: nothing to keep.
+            freeGroup(g)
+            return
         }
-        entries[k] = entry
-        pendingCount += 1
-        closeHeap.insert(.init(deadline: ts &+ windowMs, key: k, seq: seq))
+        pendingCount += owned
+        peakStateCount = max(peakStateCount, stateCount)
+        closeHeap.insert(GroupDeadline(deadline: ts &+ windowMs, group: g, seq: seq))
+    }
+
+    /// Records one shown item (an impression of one item).
+    package func recordImpression(userId: String, itemId: String, position: Int?, requestId: String?,
+                                  ts: Int64, features: ServingFeatures?) {
+        recordImpression(userId: userId, requestId: requestId, ts: ts,
+                         items: [ShownItem(itemId: itemId, position: position.flatMap { Int32(exactly: $0) }, features: features)])
     }
 
     /// Records every item of an impression; `features(itemId)` supplies the serving
     /// features of each shown item.
-    /// An item's position is its entry in `positions`, nil when the impression
-    /// carried none (as in the processor's item stage).
     package func recordImpression(_ e: Impression, features: (String) -> ServingFeatures? = { _ in nil }) {
-        for (i, item) in e.itemsShown.enumerated() {
-            recordImpression(userId: e.userId, itemId: item, position: e.position(at: i).map(Int.init),
-                             requestId: e.requestId, ts: e.ts, features: features(item))
+        let items = e.itemsShown.enumerated().map { k, item in
+            ShownItem(itemId: item, position: e.position(at: k), features: features(item))
         }
+        recordImpression(userId: e.userId, requestId: e.requestId, ts: e.ts, items: items)
     }
 
     /// Joins an interaction; always returns one example (positive for a positive
@@ -146,19 +157,21 @@ package final class ImpressionJoiner {
         let label: ExampleLabel = e.action.isPositive ? .positive : .negative
         var ex = TrainingExample(label: label, userId: e.userId, itemId: e.itemId, action: e.action,
                                  dwellMs: e.dwellMs, requestId: e.requestId, eventTs: e.ts)
-        if let k = key(userId: e.userId, itemId: e.itemId), var entry = entries[k] {
-            ex.position = entry.positionValue
-            if ex.requestId == nil && entry.request != 0 { ex.requestId = requests[entry.request - 1] }
-            ex.impressionTs = entry.impressionTs
-            ex.features = entry.features
-            if entry.has(JoinEntry.closed) {
+        if let user = users.slot(of: e.userId),
+           let (g, i) = owner(user: user, itemId: e.itemId, filter: Self.filterBit(e.itemId)) {
+            let group = groups[Int(g)]
+            let item = group.items[i]
+            ex.position = item.positionValue
+            if ex.requestId == nil { ex.requestId = group.requestId }
+            ex.impressionTs = group.ts
+            ex.features = item.features
+            if group.closed {
                 ex.late = e.action.isPositive
-            } else if e.ts > entry.impressionTs &+ windowMs {
+            } else if e.ts > group.ts &+ windowMs {
                 // Outside the window: the impression will still close as a negative.
                 ex.late = e.action.isPositive
-            } else if !entry.has(JoinEntry.engaged) {
-                entry.flags |= JoinEntry.engaged
-                entries[k] = entry
+            } else if !item.has(ImpressionGroup.Item.engaged) {
+                groups[Int(g)].items[i].flags |= ImpressionGroup.Item.engaged
             }
         }
         if ex.late { latePositives += 1 }
@@ -174,34 +187,173 @@ package final class ImpressionJoiner {
         watermark = newWatermark
         var out: [TrainingExample] = []
         while let next = closeHeap.min, next.deadline <= newWatermark, let node = closeHeap.popMin() {
-            guard var entry = entries[node.key], entry.seq == node.seq, !entry.has(JoinEntry.closed) else { continue }
-            pendingCount -= 1
-            if !entry.has(JoinEntry.engaged) {
-                out.append(TrainingExample(label: .negative, userId: users[UInt32(truncatingIfNeeded: node.key >> 32)],
-                                           itemId: items[UInt32(truncatingIfNeeded: node.key)],
-                                           action: nil, position: entry.positionValue,
-                                           requestId: entry.request == 0 ? nil : requests[entry.request - 1],
-                                           impressionTs: entry.impressionTs, eventTs: node.deadline,
-                                           features: entry.features))
+            let g = Int(node.group)
+            guard groups[g].seq == node.seq, !groups[g].items.isEmpty, !groups[g].closed else { continue }
+            let group = groups[g]
+            pendingCount -= group.items.count
+            let userId = users[group.user]
+            for item in group.items where !item.has(ImpressionGroup.Item.engaged) {
+                out.append(TrainingExample(label: .negative, userId: userId, itemId: item.itemId, action: nil,
+                                           position: item.positionValue, requestId: group.requestId,
+                                           impressionTs: group.ts, eventTs: node.deadline, features: item.features))
                 negativesEmitted += 1
             }
             let expiry = node.deadline &+ lateTTLMs
             if lateTTLMs > 0 && expiry > newWatermark {
-                entry.flags |= JoinEntry.closed
-                entries[node.key] = entry
-                expiryHeap.insert(.init(deadline: expiry, key: node.key, seq: entry.seq))
+                groups[g].closed = true
+                closedCount += group.items.count
+                expiryHeap.insert(GroupDeadline(deadline: expiry, group: node.group, seq: node.seq))
             } else {
                 // No tombstone, or one that would already be expired (an impression
                 // that arrived more than window + lateTTL behind the watermark).
-                entries.removeValue(forKey: node.key)
-                releaseIds(node.key, entry)
+                freeGroup(node.group)
             }
         }
         while let next = expiryHeap.min, next.deadline <= newWatermark, let node = expiryHeap.popMin() {
-            guard let entry = entries[node.key], entry.seq == node.seq, entry.has(JoinEntry.closed) else { continue }
-            entries.removeValue(forKey: node.key)
-            releaseIds(node.key, entry)
+            let g = Int(node.group)
+            guard groups[g].seq == node.seq, !groups[g].items.isEmpty, groups[g].closed else { continue }
+            closedCount -= groups[g].items.count
+            freeGroup(node.group)
         }
         return out
     }
+
+    // MARK: - Impressions and owners
+
+    /// A 64-bit filter's bit for an item id (from the features' id hash).
+    @inline(__always)
+    static func filterBit(_ itemId: String) -> UInt64 { 1 << UInt64(KeyIndex.tag(itemId) & 63) }
+
+    /// The impression and item index that own (user, item), if any: the
+    /// user's impressions newest first, each skipped unless its filter has the bit.
+    func owner(user: UInt32, itemId: String, filter: UInt64) -> (Int32, Int)? {
+        var g = newestOfUser[Int(user)]
+        while g >= 0 {
+            let group = groups[Int(g)]
+            if group.filter & filter != 0,
+               let i = group.items.firstIndex(where: { IdBytes.equal($0.itemId, itemId) }) {
+                return (g, i)
+            }
+            g = group.next
+        }
+        return nil
+    }
+
+    /// The item leaves its (closed) impression: a newer impression owns its pair now.
+    private func disown(_ g: Int32, _ i: Int) {
+        groups[Int(g)].items.remove(at: i)
+        closedCount -= 1
+        // The filter keeps the item's bit (it only skips impressions). An
+        // impression left with no item is gone (its expiry node goes stale).
+        if groups[Int(g)].items.isEmpty { freeGroup(g) }
+    }
+
+    /// The user's slot, one more reference taken; a slot's chain starts empty.
+    func retainUser(_ userId: String) -> UInt32 {
+        let user = users.retain(userId)
+        while newestOfUser.count <= Int(user) { newestOfUser.append(-1) }
+        return user
+    }
+
+    func allocateGroup(_ group: ImpressionGroup) -> Int32 {
+        if let g = freeGroups.popLast() {
+            groups[Int(g)] = group
+            return g
+        }
+        groups.append(group)
+        return Int32(groups.count - 1)
+    }
+
+    /// Unlinks the impression from its user's chain, releases the user, and frees the index.
+    func freeGroup(_ g: Int32) {
+        let user = groups[Int(g)].user
+        let next = groups[Int(g)].next
+        if newestOfUser[Int(user)] == g {
+            newestOfUser[Int(user)] = next
+        } else {
+            var p = newestOfUser[Int(user)]
+            while p >= 0 && groups[Int(p)].next != g { p = groups[Int(p)].next }
+            if p >= 0 { groups[Int(p)].next = next }
+        }
+        users.release(user)
+        groups[Int(g)] = ImpressionGroup(user: 0, ts: 0, seq: 0, requestId: nil, next: -1)
+        freeGroups.append(g)
+    }
+}
+
+/// One impression in the joiner: the user, time and request id once, the
+/// shown items it owns inline.
+struct ImpressionGroup {
+    struct Item {
+        var itemId: String
+        var interactionCount: Int64 = 0
+        var popularity7d: Int64 = 0
+        var impressions7d: Int64 = 0
+        var position: Int32 = 0
+        var flags: UInt8 = 0
+
+        static let hasPosition: UInt8 = 1
+        static let hasFeatures: UInt8 = 2
+        static let engaged: UInt8 = 4
+
+        func has(_ flag: UInt8) -> Bool { flags & flag != 0 }
+
+        var features: ServingFeatures? {
+            has(Self.hasFeatures)
+                ? ServingFeatures(interactionCount: interactionCount, popularity7d: popularity7d, impressions7d: impressions7d)
+                : nil
+        }
+
+        var positionValue: Int? { has(Self.hasPosition) ? Int(position) : nil }
+    }
+
+    var user: UInt32
+    var ts: Int64
+    /// Matches deadline nodes to the impression they were pushed for (an
+    /// index is reused once freed).
+    var seq: UInt32
+    var requestId: String?
+    /// The user's next older impression, -1 for none.
+    var next: Int32
+    var closed = false
+    /// One bit per owned item (`ImpressionJoiner.filterBit`), never cleared.
+    var filter: UInt64 = 0
+    /// The shown items this impression owns, in the order shown. Empty only for a freed index.
+    var items: [Item] = []
+
+    init(user: UInt32, ts: Int64, seq: UInt32, requestId: String?, next: Int32) {
+        self.user = user
+        self.ts = ts
+        self.seq = seq
+        self.requestId = requestId
+        self.next = next
+    }
+
+    mutating func append(_ shown: ImpressionJoiner.ShownItem, filter bit: UInt64) {
+        var item = Item(itemId: shown.itemId)
+        if let position = shown.position {
+            item.position = position
+            item.flags |= Item.hasPosition
+        }
+        if let f = shown.features {
+            item.interactionCount = f.interactionCount
+            item.popularity7d = f.popularity7d
+            item.impressions7d = f.impressions7d
+            item.flags |= Item.hasFeatures
+        }
+        items.append(item)
+        filter |= bit
+    }
+}
+
+/// A deadline of the joiner: the window close or the tombstone expiry of the
+/// impression `group` as pushed with `seq`. Ordered by deadline; a node whose
+/// impression was freed since (other `seq`) is skipped when popped.
+struct GroupDeadline: Comparable {
+    var deadline: Int64
+    var group: Int32
+    var seq: UInt32
+
+    static func < (a: GroupDeadline, b: GroupDeadline) -> Bool { a.deadline < b.deadline }
+    static func == (a: GroupDeadline, b: GroupDeadline) -> Bool { a.deadline == b.deadline }
 }

@@ -60,7 +60,7 @@ final class JoinerCheckpointTests: XCTestCase {
                 XCTAssertGreaterThan(compared, 0, "round \(round) compared nothing")
             }
             XCTAssertEqual(restored.stateCount, 0)
-            XCTAssertEqual(restored.liveIds.users + restored.liveIds.items, 0, "every interned id released")
+            XCTAssertEqual(restored.liveIds.users + restored.liveIds.impressions, 0, "every user and impression released")
         }
     }
 

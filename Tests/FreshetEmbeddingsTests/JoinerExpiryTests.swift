@@ -30,7 +30,7 @@ final class JoinerExpiryTests: XCTestCase {
         _ = j.advance(watermark: 16_000)
         XCTAssertEqual(j.stateCount, 0)
         XCTAssertEqual(j.liveIds.users, 0)
-        XCTAssertEqual(j.liveIds.items, 0)
+        XCTAssertEqual(j.liveIds.impressions, 0)
     }
 
     func testWatermarkThatDoesNotMoveExpiresNothing() {
@@ -90,7 +90,7 @@ final class JoinerExpiryTests: XCTestCase {
         // lateTTL 0: no tombstones, every id released.
         XCTAssertEqual(j.stateCount, 0)
         XCTAssertEqual(j.liveIds.users, 0)
-        XCTAssertEqual(j.liveIds.items, 0)
+        XCTAssertEqual(j.liveIds.impressions, 0)
     }
 
     /// A steady stream with the watermark following event time holds only the
@@ -113,11 +113,13 @@ final class JoinerExpiryTests: XCTestCase {
         _ = j.advance(watermark: 10_000_000)
         XCTAssertEqual(j.stateCount, 0)
         XCTAssertEqual(j.liveIds.users, 0)
-        XCTAssertEqual(j.liveIds.items, 0)
+        XCTAssertEqual(j.liveIds.impressions, 0)
     }
 
-    func testEntryIsCompact() {
-        XCTAssertEqual(MemoryLayout<JoinEntry>.stride, 48)
-        XCTAssertEqual(MemoryLayout<JoinDeadline>.stride, 24)
+    /// One deadline per impression, not per item; an item's entry is its
+    /// id, three features, its position and flags.
+    func testEntriesAreCompact() {
+        XCTAssertEqual(MemoryLayout<ImpressionGroup.Item>.stride, 48)
+        XCTAssertEqual(MemoryLayout<GroupDeadline>.stride, 16)
     }
 }

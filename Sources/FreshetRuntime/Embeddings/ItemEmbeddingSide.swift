@@ -42,6 +42,10 @@ package final class ItemEmbeddingSide {
     package private(set) var examplesEmitted = 0
     /// Version of the refresh this side last published in full.
     private(set) var publishedVersion: Int64 = 0
+    /// The impression whose shown items are being collected for the joiner
+    /// (`bufferImpression`), and those items.
+    private var collecting: (userId: String, requestId: String?, ts: EventTimeMs)?
+    private var collected: [ImpressionJoiner.ShownItem] = []
 
     /// Evicted rows still in the checkpoint hash (taken: the caller deletes them).
     func takeEvictedForCheckpoint() -> [ByteId] {
@@ -78,8 +82,7 @@ package final class ItemEmbeddingSide {
             let count = event.interactionCount ?? counts.interactionCount(event.userId) ?? -1
             let serving = ServingFeatures(interactionCount: count, popularity7d: item.popularity7d,
                                           impressions7d: item.impressions7d)
-            joiner.recordImpression(userId: event.userId, itemId: event.itemId, position: position.map(Int.init),
-                                    requestId: event.requestId, ts: event.ts, features: serving)
+            bufferImpression(event, ImpressionJoiner.ShownItem(itemId: event.itemId, position: position, features: serving))
         case .interaction(let action, let dwellMs):
             if action.isPositive && !joinOnly {
                 var itemId = event.itemId
@@ -90,10 +93,46 @@ package final class ItemEmbeddingSide {
                 }
             }
             guard examples, joinOnly || !joinsThroughCounts else { return }
+            flushImpressions()
             let example = joiner.recordInteraction(Interaction(userId: event.userId, itemId: event.itemId, action: action,
                                                                dwellMs: dwellMs, ts: event.ts, requestId: event.requestId))
             emit(example, output: output)
         }
+    }
+
+    /// Adds a shown item to the impression being collected: consecutive
+    /// item events of one (user, time, request id) (an impression's items
+    /// that share this partition arrive together, as one grouped record) go
+    /// to the joiner as one impression, so it keeps one entry and one
+    /// deadline for them. Two impressions with the same user, time and
+    /// request id may merge: the join is by (user, item), so that changes no example.
+    private func bufferImpression(_ event: ItemEvent, _ item: ImpressionJoiner.ShownItem) {
+        if let current = collecting, current.ts == event.ts, IdBytes.equal(current.userId, event.userId),
+           Self.sameRequest(current.requestId, event.requestId) {
+            collected.append(item)
+            return
+        }
+        flushImpressions()
+        collecting = (event.userId, event.requestId, event.ts)
+        collected.append(item)
+    }
+
+    private static func sameRequest(_ a: String?, _ b: String?) -> Bool {
+        switch (a, b) {
+        case (nil, nil): true
+        case (let a?, let b?): IdBytes.equal(a, b)
+        default: false
+        }
+    }
+
+    /// Hands the impression being collected to the joiner. Called before
+    /// anything else reaches the joiner, and by the item task after each
+    /// record, so nothing is left collecting at a checkpoint.
+    func flushImpressions() {
+        guard let current = collecting else { return }
+        joiner.recordImpression(userId: current.userId, requestId: current.requestId, ts: current.ts, items: collected)
+        collecting = nil
+        collected.removeAll(keepingCapacity: true)
     }
 
     /// The item's window counts as of the impression's time, of every event
@@ -107,6 +146,7 @@ package final class ItemEmbeddingSide {
     /// negatives) and evicts rows expired by event time.
     func advance(watermark: EventTimeMs, output: TaskOutput) {
         if examples {
+            flushImpressions()
             for example in joiner.advance(watermark: watermark) { emit(example, output: output) }
             featuresAtImpression.expire(joinWatermark: watermark)
         }

@@ -62,6 +62,7 @@ package final class ItemTask {
         // The examples' join needs whole events (user, request id, serving features).
         if let embeddings, embeddings.examples {
             undecodable += RecordBundle.decodeEach(record.value) { process($0, nowMs: nowMs, output: output) }
+            embeddings.flushImpressions()
             return
         }
         // Item features (and the co-occurrence rows) need only the item id, time,
