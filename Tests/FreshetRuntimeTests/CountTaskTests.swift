@@ -51,6 +51,19 @@ final class CountTaskTests: KeyedExamplesTestCase {
         XCTAssertEqual(all.filter { $0.impressionTs == nil }.count, 4)
     }
 
+    /// User ids are compared by their bytes: two canonically equivalent
+    /// but different ids ("caf\u{E9}", "cafe\u{301}") are two users with
+    /// counts of their own (a `Dictionary<String, _>` took them for one).
+    func testCanonicallyEquivalentUserIdsKeepTheirOwnCounts() {
+        let timelines = CountTimelines(retentionMs: hour)
+        timelines.recordPositive(userId: "caf\u{E9}", ts: base, countAfter: 3, watermark: nil)
+        timelines.recordPositive(userId: "cafe\u{301}", ts: base, countAfter: 5, watermark: nil)
+        XCTAssertEqual(timelines.userCount, 2)
+        XCTAssertEqual(timelines.count(userId: "caf\u{E9}", asOf: base), 3)
+        XCTAssertEqual(timelines.count(userId: "cafe\u{301}", asOf: base), 5)
+        XCTAssertEqual(timelines.count(userId: "cafe", asOf: base), 0)
+    }
+
     /// An impression's join copies go as one record per item partition
     /// (tag 5, the count once) and stand for exactly its item events: every
     /// shown item is joined once, with the impression's count.

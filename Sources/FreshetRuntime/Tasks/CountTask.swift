@@ -27,25 +27,27 @@ import FreshetCore
 package final class CountTask {
     package let id: TaskId
     let timelines: CountTimelines
-    package var duplicates = DuplicateFilter()
+    // Touched per record by the processing thread only, never reentrantly:
+    // no dynamic exclusivity checks (they cost a runtime call per access).
+    @exclusivity(unchecked) package var duplicates = DuplicateFilter()
     package var watermarks: WatermarkMultiplexer<DuplicateFilter.Source>
-    package var nextOffset: Int64?
+    @exclusivity(unchecked) package var nextOffset: Int64?
     /// Everything held with ts ≤ this has been released.
-    package private(set) var released: EventTimeMs?
-    package private(set) var duplicatesDropped = 0
-    package private(set) var undecodable = 0
+    @exclusivity(unchecked) package private(set) var released: EventTimeMs?
+    @exclusivity(unchecked) package private(set) var duplicatesDropped = 0
+    @exclusivity(unchecked) package private(set) var undecodable = 0
     package private(set) var finishedSources: Set<DuplicateFilter.Source> = []
     /// Records released so far (their origins' offsets): checkpointed.
-    private var releaseSequence: Int64 = 0
+    @exclusivity(unchecked) private var releaseSequence: Int64 = 0
     private let expectedSources: Set<DuplicateFilter.Source>
     private let originCode: UInt8
     private var lastSentMarker: EventTimeMs?
     /// Bounded runs: everything was released and the final marker sent.
     private var releasedAll = false
-    private var scratch = ByteWriter(capacity: 256)
+    @exclusivity(unchecked) private var scratch = ByteWriter(capacity: 256)
     /// An impression's ids while its join copies are encoded (reused).
-    private var idBytes: [UInt8] = []
-    private var idEnds: [Int] = []
+    @exclusivity(unchecked) private var idBytes: [UInt8] = []
+    @exclusivity(unchecked) private var idEnds: [Int] = []
 
     /// - Parameters:
     ///   - sources: every source partition that feeds the counts topic.
