@@ -16,7 +16,8 @@ import HeapModule
 /// closed, 2: a request id follows), the request id, the item count
 /// (varint), and per item its id, a flags byte (`ImpressionGroup.Item`'s
 /// bits), the position (zigzag, when flagged) and the three serving features
-/// (zigzag, when flagged). Deadlines are not stored: a pending impression
+/// (zigzag, when flagged); an item superseded by a newer impression of the
+/// pair (flag 8) only waits to close. Deadlines are not stored: a pending impression
 /// closes at its time + window, a tombstone expires `lateTTL` after that, so
 /// `restore` rebuilds both heaps.
 extension ImpressionJoiner {
@@ -112,8 +113,10 @@ extension ImpressionJoiner {
             group.closed = flags & Self.closedFlag != 0
             for item in items {
                 let filter = Self.filterBit(item.itemId)
-                guard owner(user: user, itemId: item.itemId, filter: filter) == nil,
-                      !group.items.contains(where: { IdBytes.equal($0.itemId, item.itemId) }) else {
+                let owns = !item.has(ImpressionGroup.Item.superseded)
+                guard !owns || (owner(user: user, itemId: item.itemId, filter: filter) == nil
+                                && !group.items.contains(where: { !$0.has(ImpressionGroup.Item.superseded)
+                                                                  && IdBytes.equal($0.itemId, item.itemId) })) else {
                     users.release(user)
                     throw CodecError(.invalidValue, "join state: (\(userId), \(item.itemId)) owned twice")
                 }

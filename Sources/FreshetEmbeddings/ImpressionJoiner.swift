@@ -16,9 +16,11 @@ import HeapModule
 ///   impression context for `lateTTL` after the close.
 ///
 /// The join is by (user, item): each pair has at most one current impression
-/// (its *owner*). A repeated impression of a pending (user, item) is folded
-/// into the first one; an impression of a pair whose owner has closed takes
-/// over from that tombstone. State is bounded: a pending impression lives
+/// (its *owner*). A repeated impression of a (user, item) within the window
+/// of the pending first one is folded into it; one after that window (in
+/// event time, whether or not the watermark has closed it yet) becomes the
+/// owner, the first one still closing with its own outcome; an impression of
+/// a pair whose owner has closed takes over from that tombstone. State is bounded: a pending impression lives
 /// until its window closes; a closed one stays as a tombstone until `lateTTL`
 /// after the close.
 ///
@@ -115,12 +117,21 @@ package final class ImpressionJoiner {
         for shown in items {
             let filter = Self.filterBit(shown.itemId)
             if let (og, oi) = owner(user: user, itemId: shown.itemId, filter: filter) {
-                if !groups[Int(og)].closed {
+                let first = groups[Int(og)]
+                if first.closed {
+                    // A new impression takes over from the tombstone.
+                    disown(og, oi)
+                } else if ts <= first.ts &+ windowMs {
+                    // Shown again within the first one's window: folded into it.
                     duplicateImpressions += 1
                     continue
+                } else {
+                    // Shown again after the first one's window ended in event
+                    // time, before the join's watermark closed it (it lags
+                    // the records in a replay): the first one still closes as
+                    // it would, and this one owns the pair from now on.
+                    groups[Int(og)].items[oi].flags |= ImpressionGroup.Item.superseded
                 }
-                // A new impression takes over from the tombstone.
-                disown(og, oi)
             }
             groups[Int(g)].append(shown, filter: filter)
             owned += 1
@@ -199,9 +210,11 @@ package final class ImpressionJoiner {
                 negativesEmitted += 1
             }
             let expiry = node.deadline &+ lateTTLMs
-            if lateTTLMs > 0 && expiry > newWatermark {
+            // Superseded items have a newer owner: they keep no tombstone.
+            if group.superseded { groups[g].items.removeAll { $0.has(ImpressionGroup.Item.superseded) } }
+            if lateTTLMs > 0 && expiry > newWatermark && !groups[g].items.isEmpty {
                 groups[g].closed = true
-                closedCount += group.items.count
+                closedCount += groups[g].items.count
                 expiryHeap.insert(GroupDeadline(deadline: expiry, group: node.group, seq: node.seq))
             } else {
                 // No tombstone, or one that would already be expired (an impression
@@ -231,7 +244,7 @@ package final class ImpressionJoiner {
         while g >= 0 {
             let group = groups[Int(g)]
             if group.filter & filter != 0,
-               let i = group.items.firstIndex(where: { IdBytes.equal($0.itemId, itemId) }) {
+               let i = group.items.firstIndex(where: { !$0.has(ImpressionGroup.Item.superseded) && IdBytes.equal($0.itemId, itemId) }) {
                 return (g, i)
             }
             g = group.next
@@ -295,6 +308,8 @@ struct ImpressionGroup {
         static let hasPosition: UInt8 = 1
         static let hasFeatures: UInt8 = 2
         static let engaged: UInt8 = 4
+        /// A newer impression of the same user owns the item now; this one only closes.
+        static let superseded: UInt8 = 8
 
         func has(_ flag: UInt8) -> Bool { flags & flag != 0 }
 
@@ -318,8 +333,12 @@ struct ImpressionGroup {
     var closed = false
     /// One bit per owned item (`ImpressionJoiner.filterBit`), never cleared.
     var filter: UInt64 = 0
-    /// The shown items this impression owns, in the order shown. Empty only for a freed index.
+    /// The shown items this impression owns (or owned until superseded), in
+    /// the order shown. Empty only for a freed index.
     var items: [Item] = []
+
+    /// Some item was superseded by a newer impression (pending only).
+    var superseded: Bool { items.contains { $0.has(Item.superseded) } }
 
     init(user: UInt32, ts: Int64, seq: UInt32, requestId: String?, next: Int32) {
         self.user = user

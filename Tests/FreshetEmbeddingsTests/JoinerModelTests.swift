@@ -4,7 +4,8 @@ import FreshetCore
 
 /// The joiner keeps one entry per impression (its items inline); its
 /// examples must be exactly those of the join's definition, which is by
-/// (user, item): `ReferenceJoiner` below states that definition directly (a
+/// (user, item), a repeat within the window folded, a repeat after it a
+/// new impression whatever the watermark: `ReferenceJoiner` below states that definition directly (a
 /// dictionary of pairs, every deadline found by scanning), and random
 /// streams of impressions (items repeated within and across impressions),
 /// interactions (positives, skips, late ones) and watermark steps must give
@@ -23,18 +24,24 @@ final class JoinerModelTests: XCTestCase {
         }
         let windowMs: Int64, lateTTLMs: Int64
         var entries: [Pair: Entry] = [:]
+        /// Pending entries a later impression of their pair replaced: they only close.
+        var superseded: [(Pair, Entry)] = []
         var watermark = Int64.min
         var duplicates = 0
 
         init(windowMs: Int64, lateTTLMs: Int64) { self.windowMs = windowMs; self.lateTTLMs = lateTTLMs }
 
-        var pending: Int { entries.values.filter { !$0.closed }.count }
+        var pending: Int { entries.values.filter { !$0.closed }.count + superseded.count }
         var closed: Int { entries.values.filter { $0.closed }.count }
 
         func recordImpression(user: String, item: String, position: Int32?, requestId: String?, ts: Int64,
                               features: ServingFeatures?) {
             let pair = Pair(user: user, item: item)
-            if let old = entries[pair], !old.closed { duplicates += 1; return }
+            if let old = entries[pair], !old.closed {
+                // Within the first one's window: the same impression.
+                if ts <= old.ts + windowMs { duplicates += 1; return }
+                superseded.append((pair, old))
+            }
             entries[pair] = Entry(ts: ts, position: position.map(Int.init), requestId: requestId, features: features)
         }
 
@@ -60,6 +67,12 @@ final class JoinerModelTests: XCTestCase {
             guard w > watermark else { return [] }
             watermark = w
             var out: [TrainingExample] = []
+            for (pair, entry) in superseded where entry.ts + windowMs <= w && !entry.engaged {
+                out.append(TrainingExample(label: .negative, userId: pair.user, itemId: pair.item, action: nil,
+                                           position: entry.position, requestId: entry.requestId,
+                                           impressionTs: entry.ts, eventTs: entry.ts + windowMs, features: entry.features))
+            }
+            superseded.removeAll { $0.1.ts + windowMs <= w }
             for (pair, entry) in entries where !entry.closed && entry.ts + windowMs <= w {
                 let deadline = entry.ts + windowMs
                 if !entry.engaged {
@@ -94,7 +107,7 @@ final class JoinerModelTests: XCTestCase {
                 let user = "u\(rng.next() % 3)"
                 switch rng.next() % 10 {
                 case 0...3:
-                    let ts = now + Int64(rng.next() % 60) - 30
+                    let ts = now + Int64(rng.next() % 300) - 30
                     let request = rng.next() % 3 == 0 ? nil : "r\(step)"
                     let count = 1 + Int(rng.next() % 5)
                     let items = (0..<count).map { k in
