@@ -114,7 +114,12 @@ package enum TopologyLoader {
             m.examplesTopic = try e.topicName("examples_topic") ?? m.examplesTopic
             m.seed = UInt64(try e.int("seed", min: 0, max: Int.max) ?? Int(m.seed))
             m.history = try e.int("history", min: 1, max: 50) ?? m.history
-            m.examples = try e.bool("examples") ?? m.examples
+            if let examples = try e.bool("examples") {
+                if examples && !m.enabled {
+                    throw TopologyError(path: "embeddings.examples", message: "true needs embeddings.enabled: true (the examples come from the embeddings' join: nothing would be written)")
+                }
+                m.examples = examples
+            }
             m.refreshEvery = try e.int("refresh_every", min: 1, max: Int.max) ?? m.refreshEvery
             m.finalIterations = try e.int("final_iterations", min: 1, max: 1_000) ?? m.finalIterations
             topology.embeddings = m
@@ -124,6 +129,9 @@ package enum TopologyLoader {
         }
         if let k = try top.section("kafka") {
             topology.kafka = try k.stringMap()
+        }
+        if topology.checkpointIntervalMs == 0 && topology.embeddings.enabled && topology.embeddings.examples {
+            throw TopologyError(path: "checkpoint.interval", message: "0 (checkpoints off) cannot carry the examples topic: the join's open windows and the counts stage's held records live only in checkpoints, so a restart or rebalance would lose examples; set an interval (the default is 5s) or embeddings.examples: false")
         }
         return topology
     }
