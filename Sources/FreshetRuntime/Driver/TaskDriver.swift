@@ -59,7 +59,7 @@ package final class TaskDriver {
                                    impressionPartitions: impressionPartitions, repartitionPartitions: repartitionPartitions,
                                    makeUserEmbeddingSide: { nil },
                                    makeItemEmbeddingSide: {
-                                       itemEmbeddings ? ItemEmbeddingSide(settings: settings, counts: InteractionCountView()) : nil
+                                       itemEmbeddings ? ItemEmbeddingSide(settings: settings, counts: InteractionCountView(), paneMs: PaneSpec().paneMs) : nil
                                    })
         var ids: [TaskId] = []
         ids += (0..<interactionPartitions).map { TaskId(stage: .interactions, partition: $0) }

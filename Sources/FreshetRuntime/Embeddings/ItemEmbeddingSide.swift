@@ -35,6 +35,8 @@ package final class ItemEmbeddingSide {
     /// With the counts stage: each impression's item features as of its
     /// direct event, taken by its join copy (no later event leaks in).
     package let featuresAtImpression: FeaturesAtImpression
+    /// Recent positives' times per item: what `popularity_7d` at an impression leaves out.
+    let recentEvents: RecentEventTimes
     /// Positives counted into rows (waits for the counter).
     package var positives: Int { counter.synced.positives }
     /// Positives handed to the counter (the refresh cadence, in events: no wait).
@@ -54,31 +56,39 @@ package final class ItemEmbeddingSide {
         return book.evictedForCheckpoint
     }
 
-    package init(settings: Topology.Embeddings, counts: InteractionCountView) {
+    /// - Parameter paneMs: the item windows' pane length (`windows.pane`).
+    package init(settings: Topology.Embeddings, counts: InteractionCountView, paneMs: Int64 = PaneSpec().paneMs) {
         counter = CooccurrenceCounter(config: settings.cooccurrenceConfig)
         joiner = ImpressionJoiner(windowMs: settings.joinWindowMs)
         featuresAtImpression = FeaturesAtImpression(graceMs: joiner.windowMs + joiner.lateTTLMs)
+        // Two panes: an impression up to an hour behind the join's watermark still finds its pane's later events.
+        recentEvents = RecentEventTimes(retentionMs: 2 * paneMs)
         examples = settings.examples
         self.counts = counts
     }
 
     /// Folds one item event in; `store` supplies the item's serving features.
     /// `joinOnly`: the counts stage's copy of an event (the join only; the
-    /// features and rows took the direct one).
-    func process(_ event: ItemEvent, store: ItemFeatureStore, output: TaskOutput, joinOnly: Bool = false) {
+    /// features and rows took the direct one); `applied`: the store took the
+    /// direct event (not dropped as late).
+    func process(_ event: ItemEvent, store: ItemFeatureStore, output: TaskOutput, joinOnly: Bool = false,
+                 applied: Bool = true) {
+        if examples && applied && !joinOnly, case .interaction(let action, _) = event.kind, action.isPositive {
+            recentEvents.recordPositive(itemId: event.itemId, ts: event.ts)
+        }
         switch event.kind {
         case .impression(let position):
             guard examples else { return }
             let key = FeaturesAtImpression.Key(userId: event.userId, itemId: event.itemId, ts: event.ts)
             if joinsThroughCounts && !joinOnly {
                 // The direct event, just applied: the features as of the impression.
-                featuresAtImpression.record(key, Self.windowTotals(event, store: store))
+                featuresAtImpression.record(key, windowTotals(event, store: store))
                 return
             }
             // The join copy takes what its direct event recorded; without the
             // counts stage the direct event is the one joined (same definition).
-            let item = joinsThroughCounts ? (featuresAtImpression.take(key) ?? Self.windowTotals(event, store: store))
-                                          : Self.windowTotals(event, store: store)
+            let item = joinsThroughCounts ? (featuresAtImpression.take(key) ?? windowTotals(event, store: store))
+                                          : windowTotals(event, store: store)
             let count = event.interactionCount ?? counts.interactionCount(event.userId) ?? -1
             let serving = ServingFeatures(interactionCount: count, popularity7d: item.popularity7d,
                                           impressions7d: item.impressions7d)
@@ -136,10 +146,16 @@ package final class ItemEmbeddingSide {
     }
 
     /// The item's window counts as of the impression's time, of every event
-    /// the task applied so far (`ItemFeatureStore.windowTotals`; 0 for an unknown item).
-    private static func windowTotals(_ event: ItemEvent, store: ItemFeatureStore) -> FeaturesAtImpression.Recorded {
-        let totals = store.windowTotals(of: event.itemId, asOf: event.ts)
-        return FeaturesAtImpression.Recorded(popularity7d: totals?.popularity ?? 0, impressions7d: totals?.impressions ?? 0)
+    /// the task applied so far (`ItemFeatureStore.windowTotals` up to the
+    /// impression's pane), less the positives of that pane with a later event
+    /// time (`RecentEventTimes`: the label's own click, in a replay); 0 for an unknown item.
+    private func windowTotals(_ event: ItemEvent, store: ItemFeatureStore) -> FeaturesAtImpression.Recorded {
+        guard let totals = store.windowTotals(of: event.itemId, asOf: event.ts) else {
+            return FeaturesAtImpression.Recorded(popularity7d: 0, impressions7d: 0)
+        }
+        let paneEnd = store.panes.start(ofPane: store.panes.pane(of: event.ts) &+ 1)
+        let later = recentEvents.laterPositives(itemId: event.itemId, after: event.ts, before: paneEnd)
+        return FeaturesAtImpression.Recorded(popularity7d: totals.popularity - later, impressions7d: totals.impressions)
     }
 
     /// Closes join windows up to the watermark (impressed-but-not-engaged
@@ -147,6 +163,7 @@ package final class ItemEmbeddingSide {
     func advance(watermark: EventTimeMs, output: TaskOutput) {
         if examples {
             flushImpressions()
+            recentEvents.prune(watermark: watermark)
             for example in joiner.advance(watermark: watermark) { emit(example, output: output) }
             featuresAtImpression.expire(joinWatermark: watermark)
         }

@@ -78,7 +78,7 @@ extension StreamProcessor {
     }
 
     func makeItemEmbeddingSide() -> ItemEmbeddingSide? {
-        topology.embeddings.enabled ? ItemEmbeddingSide(settings: topology.embeddings, counts: interactionCounts) : nil
+        topology.embeddings.enabled ? ItemEmbeddingSide(settings: topology.embeddings, counts: interactionCounts, paneMs: topology.windows.paneMs) : nil
     }
 
     /// Restores an item task's co-occurrence rows from its checkpoint.

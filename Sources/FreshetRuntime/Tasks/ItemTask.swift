@@ -94,8 +94,12 @@ package final class ItemTask {
             // The counts stage's copies are for the join only: the features
             // and rows got every event directly.
             let joinOnly = origin.sourceTopic == Self.countsOrigin
-            if !joinOnly, case .droppedLate = store.apply(event, watermark: currentWatermark) { lateDropped += 1 }
-            embeddings?.process(event, store: store, output: output, joinOnly: joinOnly)
+            var applied = !joinOnly
+            if !joinOnly, case .droppedLate = store.apply(event, watermark: currentWatermark) {
+                lateDropped += 1
+                applied = false
+            }
+            embeddings?.process(event, store: store, output: output, joinOnly: joinOnly, applied: applied)
         case .watermark(let marker):
             let source = DuplicateFilter.Source(topic: marker.sourceTopic, partition: marker.sourcePartition)
             withWatermarks(of: source) { $0.apply(marker, nowMs: nowMs, finished: &finishedSources) }
