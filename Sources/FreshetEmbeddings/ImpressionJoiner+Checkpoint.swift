@@ -124,7 +124,7 @@ extension ImpressionJoiner {
                 group.filter |= filter
             }
             let g = allocateGroup(group)
-            newestOfUser[Int(user)] = g
+            link(g)
             let close = ts &+ windowMs
             if group.closed {
                 closedCount += Int(itemCount)
@@ -144,6 +144,8 @@ extension ImpressionJoiner {
         groups.removeAll()
         freeGroups.removeAll()
         newestOfUser.removeAll()
+        chainLength.removeAll()
+        ownerIndex.removeAll()
         closeHeap = Heap()
         expiryHeap = Heap()
         seq = 0

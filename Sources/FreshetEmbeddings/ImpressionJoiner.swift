@@ -29,8 +29,10 @@ import HeapModule
 /// per shown item; a user's impressions are chained newest first, so an
 /// interaction finds its owner among the user's few open or closed
 /// impressions (a 64-bit filter of the items each one owns skips most of
-/// them without comparing ids). Per impression, not per item: one interned
-/// user, one deadline per close and expiry. The state survives a crash or a
+/// them without comparing ids; a user with more than `ownerIndexThreshold`
+/// live impressions gets an index of their owned items instead). Per
+/// impression, not per item: one interned user, one deadline per close and
+/// expiry. The state survives a crash or a
 /// move of its task through `encode` and `restore`
 /// (ImpressionJoiner+Checkpoint.swift). Owned by one thread.
 package final class ImpressionJoiner {
@@ -58,6 +60,16 @@ package final class ImpressionJoiner {
     let users = CountedInterner()
     /// Per user slot, its newest live impression (an index into `groups`), -1 for none.
     @exclusivity(unchecked) var newestOfUser: [Int32] = []
+    /// Per user slot, how many live impressions its chain holds.
+    @exclusivity(unchecked) var chainLength: [Int32] = []
+    /// For users whose chain is longer than `ownerIndexThreshold`: each
+    /// owned item's impression, so finding an owner does not walk the chain
+    /// (a heavy user, hundreds of impressions within window + late TTL,
+    /// made every lookup walk them all). Dropped when the chain shrinks to
+    /// half the threshold.
+    @exclusivity(unchecked) var ownerIndex: [UInt32: [ExactId: Int32]] = [:]
+    /// Chain length above which a user's owners are indexed.
+    let ownerIndexThreshold: Int
     /// Impressions; a freed index is on `freeGroups` (its `items` empty).
     @exclusivity(unchecked) var groups: [ImpressionGroup] = []
     @exclusivity(unchecked) var freeGroups: [Int32] = []
@@ -77,10 +89,13 @@ package final class ImpressionJoiner {
     /// Largest `stateCount` seen.
     @exclusivity(unchecked) package internal(set) var peakStateCount = 0
 
-    package init(windowMs: Int64 = 10 * 60 * 1000, lateTTLMs: Int64 = 60 * 60 * 1000) {
-        precondition(windowMs > 0 && lateTTLMs >= 0)
+    /// - Parameter ownerIndexThreshold: a user's live impressions above
+    ///   which their owned items are indexed (tests lower it to exercise the index).
+    package init(windowMs: Int64 = 10 * 60 * 1000, lateTTLMs: Int64 = 60 * 60 * 1000, ownerIndexThreshold: Int = 24) {
+        precondition(windowMs > 0 && lateTTLMs >= 0 && ownerIndexThreshold >= 1)
         self.windowMs = windowMs
         self.lateTTLMs = lateTTLMs
+        self.ownerIndexThreshold = ownerIndexThreshold
     }
 
     /// (user, item) pairs the joiner holds, pending or tombstone; bounded by
@@ -111,7 +126,7 @@ package final class ImpressionJoiner {
         seq &+= 1
         let g = allocateGroup(ImpressionGroup(user: user, ts: ts, seq: seq, requestId: requestId,
                                               next: newestOfUser[Int(user)]))
-        newestOfUser[Int(user)] = g
+        link(g)
         groups[Int(g)].items.reserveCapacity(items.count)
         var owned = 0
         for shown in items {
@@ -134,6 +149,7 @@ package final class ImpressionJoiner {
                 }
             }
             groups[Int(g)].append(shown, filter: filter)
+            if ownerIndex[user] != nil { ownerIndex[user]?[ExactId(shown.itemId)] = g }
             owned += 1
         }
         guard owned > 0 else {
@@ -240,6 +256,12 @@ package final class ImpressionJoiner {
     /// The impression and item index that own (user, item), if any: the
     /// user's impressions newest first, each skipped unless its filter has the bit.
     func owner(user: UInt32, itemId: String, filter: UInt64) -> (Int32, Int)? {
+        if let index = ownerIndex[user] {
+            guard let g = index[ExactId(itemId)],
+                  let i = groups[Int(g)].items.firstIndex(where: { !$0.has(ImpressionGroup.Item.superseded) && IdBytes.equal($0.itemId, itemId) })
+            else { return nil }
+            return (g, i)
+        }
         var g = newestOfUser[Int(user)]
         while g >= 0 {
             let group = groups[Int(g)]
@@ -264,8 +286,34 @@ package final class ImpressionJoiner {
     /// The user's slot, one more reference taken; a slot's chain starts empty.
     func retainUser(_ userId: String) -> UInt32 {
         let user = users.retain(userId)
-        while newestOfUser.count <= Int(user) { newestOfUser.append(-1) }
+        while newestOfUser.count <= Int(user) {
+            newestOfUser.append(-1)
+            chainLength.append(0)
+        }
         return user
+    }
+
+    /// Puts impression `g` at the head of its user's chain; the user's owners
+    /// are indexed once the chain is long (its owned items included).
+    func link(_ g: Int32) {
+        let user = groups[Int(g)].user
+        newestOfUser[Int(user)] = g
+        chainLength[Int(user)] += 1
+        if ownerIndex[user] != nil {
+            for item in groups[Int(g)].items where !item.has(ImpressionGroup.Item.superseded) {
+                ownerIndex[user]?[ExactId(item.itemId)] = g
+            }
+        } else if Int(chainLength[Int(user)]) > ownerIndexThreshold {
+            var index: [ExactId: Int32] = [:]
+            var c = g
+            while c >= 0 {
+                for item in groups[Int(c)].items where !item.has(ImpressionGroup.Item.superseded) {
+                    index[ExactId(item.itemId)] = c
+                }
+                c = groups[Int(c)].next
+            }
+            ownerIndex[user] = index
+        }
     }
 
     func allocateGroup(_ group: ImpressionGroup) -> Int32 {
@@ -281,6 +329,16 @@ package final class ImpressionJoiner {
     func freeGroup(_ g: Int32) {
         let user = groups[Int(g)].user
         let next = groups[Int(g)].next
+        chainLength[Int(user)] -= 1
+        if ownerIndex[user] != nil {
+            if Int(chainLength[Int(user)]) * 2 <= ownerIndexThreshold {
+                ownerIndex[user] = nil
+            } else {
+                for item in groups[Int(g)].items where ownerIndex[user]?[ExactId(item.itemId)] == g {
+                    ownerIndex[user]?[ExactId(item.itemId)] = nil
+                }
+            }
+        }
         if newestOfUser[Int(user)] == g {
             newestOfUser[Int(user)] = next
         } else {

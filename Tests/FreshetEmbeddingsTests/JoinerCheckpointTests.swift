@@ -18,8 +18,9 @@ final class JoinerCheckpointTests: XCTestCase {
     func testARestoredJoinerContinuesAsTheOriginal() throws {
         var rng = SplitMix64(seed: 7)
         for round in 0..<40 {
-            let original = ImpressionJoiner(windowMs: 100, lateTTLMs: 300)
-            let restored = ImpressionJoiner(windowMs: 100, lateTTLMs: 300)
+            // The owner index (threshold 1) or not (24) on either side: the same examples.
+            let original = ImpressionJoiner(windowMs: 100, lateTTLMs: 300, ownerIndexThreshold: round % 2 == 0 ? 1 : 24)
+            let restored = ImpressionJoiner(windowMs: 100, lateTTLMs: 300, ownerIndexThreshold: round % 3 == 0 ? 1 : 24)
             var synced = false
             var now: Int64 = 1_000
             var compared = 0

@@ -99,7 +99,8 @@ final class JoinerModelTests: XCTestCase {
         var rng = SplitMix64(seed: 11)
         for round in 0..<60 {
             let lateTTL: Int64 = round % 3 == 0 ? 0 : 250
-            let joiner = ImpressionJoiner(windowMs: 100, lateTTLMs: lateTTL)
+            // Every other round indexes owners from the second live impression of a user on.
+            let joiner = ImpressionJoiner(windowMs: 100, lateTTLMs: lateTTL, ownerIndexThreshold: round % 2 == 0 ? 1 : 24)
             let model = ReferenceJoiner(windowMs: 100, lateTTLMs: lateTTL)
             var now: Int64 = 1_000
             var negatives = 0, contexts = 0
