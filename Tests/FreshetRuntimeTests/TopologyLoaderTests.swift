@@ -12,19 +12,22 @@ final class TopologyLoaderTests: XCTestCase {
         XCTAssertEqual(topology, Topology())
     }
 
-    /// Topologies that would write no examples, or lose them, are refused
-    /// at start-up with the key to change (a user's run of each wrote 0
-    /// examples, or lost 10-65% of them at a rebalance, without a word).
-    func testExamplesWithoutEmbeddingsOrCheckpointsAreRefused() {
+    /// Topologies that would lose state or never write examples are refused
+    /// at start-up with the key to change: a user's run with checkpoints off
+    /// lost 10-65% of the examples at a rebalance (and every task's keyed
+    /// state starts empty after one), and one with examples on and
+    /// embeddings off wrote no example, both without a word.
+    func testCheckpointsOffAndExamplesWithoutEmbeddingsAreRefused() {
         XCTAssertThrowsError(try TopologyLoader.parse(yaml: "embeddings:\n  enabled: false\n  examples: true\n")) { error in
             XCTAssertEqual((error as? TopologyError)?.path, "embeddings.examples")
         }
-        XCTAssertThrowsError(try TopologyLoader.parse(yaml: "checkpoint:\n  interval: 0\n")) { error in
-            XCTAssertEqual((error as? TopologyError)?.path, "checkpoint.interval")
+        for yaml in ["checkpoint:\n  interval: 0\n", "checkpoint:\n  interval: 0\nembeddings:\n  enabled: false\n"] {
+            XCTAssertThrowsError(try TopologyLoader.parse(yaml: yaml)) { error in
+                XCTAssertEqual((error as? TopologyError)?.path, "checkpoint.interval")
+            }
         }
-        XCTAssertNoThrow(try TopologyLoader.parse(yaml: "checkpoint:\n  interval: 0\nembeddings:\n  examples: false\n"))
-        XCTAssertNoThrow(try TopologyLoader.parse(yaml: "checkpoint:\n  interval: 0\nembeddings:\n  enabled: false\n"))
         XCTAssertNoThrow(try TopologyLoader.parse(yaml: "embeddings:\n  enabled: false\n  examples: false\n"))
+        XCTAssertNoThrow(try TopologyLoader.parse(yaml: "checkpoint:\n  interval: 250ms\n"))
     }
 
     func testValuesAreRead() throws {
@@ -44,9 +47,7 @@ final class TopologyLoaderTests: XCTestCase {
         redis:
           key_prefix: "rec:"
         checkpoint:
-          interval: 0
-        embeddings:
-          examples: false
+          interval: 2s
         kafka:
           security.protocol: SASL_SSL
         """)
@@ -58,7 +59,7 @@ final class TopologyLoaderTests: XCTestCase {
         XCTAssertEqual(topology.trending.halfLifeMs, 7_200_000)
         XCTAssertEqual(topology.trending.topK, 50)
         XCTAssertEqual(topology.redis.keyPrefix, "rec:")
-        XCTAssertEqual(topology.checkpointIntervalMs, 0)
+        XCTAssertEqual(topology.checkpointIntervalMs, 2_000)
         XCTAssertEqual(topology.kafka["security.protocol"], "SASL_SSL")
     }
 

@@ -80,6 +80,14 @@ package enum TopologyLoader {
         if let c = try top.section("checkpoint") {
             try c.only(["interval"])
             topology.checkpointIntervalMs = try c.duration("interval") ?? topology.checkpointIntervalMs
+            // Keyed state (recent items, windows, the join, the counts stage)
+            // lives only in checkpoints: without them a restarted or moved
+            // task starts empty and overwrites its keys in Redis with what it
+            // sees after that. `freshet bench e2e` still measures the mode
+            // (its topology is built in code).
+            guard topology.checkpointIntervalMs > 0 else {
+                throw TopologyError(path: "checkpoint.interval", message: "must be above 0: keyed state (recent items, item windows, the examples' join) lives only in checkpoints, so without them a restart or rebalance would lose it and overwrite the features in Redis with partial values")
+            }
         }
         if let p = try top.section("progress") {
             try p.only(["interval"])
@@ -129,9 +137,6 @@ package enum TopologyLoader {
         }
         if let k = try top.section("kafka") {
             topology.kafka = try k.stringMap()
-        }
-        if topology.checkpointIntervalMs == 0 && topology.embeddings.enabled && topology.embeddings.examples {
-            throw TopologyError(path: "checkpoint.interval", message: "0 (checkpoints off) cannot carry the examples topic: the join's open windows and the counts stage's held records live only in checkpoints, so a restart or rebalance would lose examples; set an interval (the default is 5s) or embeddings.examples: false")
         }
         return topology
     }
