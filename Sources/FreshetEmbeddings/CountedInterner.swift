@@ -59,12 +59,4 @@ final class CountedInterner {
     }
 
     subscript(_ slot: UInt32) -> String { names[Int(slot)] }
-
-    /// Approximate bytes: the index, names and counts; id bytes
-    /// beyond 15 (Swift's inline small strings) counted too.
-    var approximateBytes: Int {
-        var bytes = index.bucketBytes + names.capacity * 16 + (refs.capacity + free.capacity) * 4
-        for name in names where name.utf8.count > 15 { bytes += 32 + name.utf8.count }
-        return bytes
-    }
 }

@@ -105,17 +105,6 @@ package final class ImpressionJoiner {
     /// Distinct users and impressions the state holds.
     package var liveIds: (users: Int, impressions: Int) { (users.liveCount, groups.count - freeGroups.count) }
 
-    /// Approximate bytes held: impressions and their items, deadlines, users.
-    package var approximateBytes: Int {
-        var bytes = groups.capacity * MemoryLayout<ImpressionGroup>.stride
-            + (closeHeap.count + expiryHeap.count) * MemoryLayout<GroupDeadline>.stride
-            + users.approximateBytes + newestOfUser.capacity * 4
-        for group in groups where !group.items.isEmpty {
-            bytes += 32 + group.items.capacity * MemoryLayout<ImpressionGroup.Item>.stride
-        }
-        return bytes
-    }
-
     /// Records that the `items` were shown to `userId` at `ts` in one
     /// impression (or one item partition's share of it). Each item's
     /// `features` are the serving features as of now (the caller reads them
@@ -160,13 +149,6 @@ package final class ImpressionJoiner {
         pendingCount += owned
         peakStateCount = max(peakStateCount, stateCount)
         closeHeap.insert(GroupDeadline(deadline: ts &+ windowMs, group: g, seq: seq))
-    }
-
-    /// Records one shown item (an impression of one item).
-    package func recordImpression(userId: String, itemId: String, position: Int?, requestId: String?,
-                                  ts: Int64, features: ServingFeatures?) {
-        recordImpression(userId: userId, requestId: requestId, ts: ts,
-                         items: [ShownItem(itemId: itemId, position: position.flatMap { Int32(exactly: $0) }, features: features)])
     }
 
     /// Records every item of an impression; `features(itemId)` supplies the serving

@@ -31,12 +31,12 @@ final class JoinerCheckpointTests: XCTestCase {
                     let features = rng.next() % 3 == 0 ? nil
                         : ServingFeatures(interactionCount: Int64(rng.next() % 9), popularity7d: Int64(rng.next() % 50),
                                           impressions7d: Int64(rng.next() % 90))
-                    let position = rng.next() % 2 == 0 ? Int(rng.next() % 20) : nil
+                    let position = rng.next() % 2 == 0 ? Int32(rng.next() % 20) : nil
                     let request = rng.next() % 2 == 0 ? "req-\(rng.next() % 5)" : nil
                     let ts = now + Int64(rng.next() % 40) - 20
                     for joiner in [original, restored] {
-                        joiner.recordImpression(userId: user, itemId: item, position: position, requestId: request,
-                                                ts: ts, features: features)
+                        joiner.recordImpression(userId: user, requestId: request, ts: ts,
+                                                items: [.init(itemId: item, position: position, features: features)])
                     }
                 case 4...6:
                     let action: Action = rng.next() % 4 == 0 ? .skip : .click
@@ -71,9 +71,9 @@ final class JoinerCheckpointTests: XCTestCase {
     func testOpenWindowsAndTombstonesSurvive() throws {
         let original = ImpressionJoiner(windowMs: 100, lateTTLMs: 1_000)
         let features = ServingFeatures(interactionCount: 2, popularity7d: 5, impressions7d: 7)
-        original.recordImpression(userId: "u", itemId: "closed", position: 3, requestId: "r-old", ts: 0, features: features)
+        original.recordImpression(userId: "u", requestId: "r-old", ts: 0, items: [.init(itemId: "closed", position: 3, features: features)])
         XCTAssertEqual(original.advance(watermark: 150).map(\.itemId), ["closed"])
-        original.recordImpression(userId: "u", itemId: "open", position: nil, requestId: nil, ts: 140, features: nil)
+        original.recordImpression(userId: "u", requestId: nil, ts: 140, items: [.init(itemId: "open", position: nil, features: nil)])
         let restored = ImpressionJoiner(windowMs: 100, lateTTLMs: 1_000)
         try restored.restore(original.encode())
 
@@ -93,7 +93,7 @@ final class JoinerCheckpointTests: XCTestCase {
     /// joiner is left empty rather than half restored.
     func testCorruptStateIsRefused() {
         let original = ImpressionJoiner(windowMs: 100)
-        original.recordImpression(userId: "u", itemId: "i", position: 1, requestId: "r", ts: 10, features: nil)
+        original.recordImpression(userId: "u", requestId: "r", ts: 10, items: [.init(itemId: "i", position: 1, features: nil)])
         let bytes = original.encode()
         let joiner = ImpressionJoiner(windowMs: 100)
         XCTAssertThrowsError(try joiner.restore(Array(bytes.dropLast(2))))
