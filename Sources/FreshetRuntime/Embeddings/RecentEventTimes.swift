@@ -25,8 +25,8 @@ import FreshetCore
 /// Processing thread only.
 final class RecentEventTimes {
     let retentionMs: Int64
-    @exclusivity(unchecked) private var index = KeyIndex()
-    @exclusivity(unchecked) private var ids: [String] = []
+    /// Item ids → index into `positives` (grow-only, as the item store's slots).
+    @exclusivity(unchecked) private var ids = StringInterner()
     @exclusivity(unchecked) private var positives: [[EventTimeMs]] = []
     /// Times at or before this are dropped (and no longer counted).
     @exclusivity(unchecked) private var bound = EventTimeMs.min
@@ -38,26 +38,18 @@ final class RecentEventTimes {
     /// Events held, for tests and gauges.
     var count: Int { positives.reduce(0) { $0 + $1.count } }
 
-    private func existingSlot(_ itemId: String) -> Int? {
-        index.slot(tag: KeyIndex.tag(itemId), isKey: { IdBytes.equal(ids[Int($0)], itemId) }).map(Int.init)
-    }
-
     /// Records an applied positive interaction with the item.
     func recordPositive(itemId: String, ts: EventTimeMs) {
         guard ts > bound else { return }
-        let next = UInt32(ids.count)
-        let s = Int(index.slot(tag: KeyIndex.tag(itemId), isKey: { IdBytes.equal(ids[Int($0)], itemId) }, orInsert: { next }))
-        if s == ids.count {
-            ids.append(itemId)
-            positives.append([])
-        }
+        let s = Int(ids.intern(itemId))
+        if s == positives.count { positives.append([]) }
         Self.insert(ts, into: &positives[s], bound: bound)
     }
 
     /// The item's recorded positives with `after < time < before`.
     func laterPositives(itemId: String, after: EventTimeMs, before: EventTimeMs) -> Int64 {
-        guard before > after &+ 1, let s = existingSlot(itemId) else { return 0 }
-        return Self.count(positives[s], after: after, before: before)
+        guard before > after &+ 1, let s = ids.index(of: itemId) else { return 0 }
+        return Self.count(positives[Int(s)], after: after, before: before)
     }
 
     /// Drops the times `retentionMs` or more behind `watermark` (called as
@@ -66,7 +58,7 @@ final class RecentEventTimes {
         let newBound = watermark &- retentionMs
         guard newBound > bound &+ retentionMs / 4 else { return }
         bound = newBound
-        for s in ids.indices { Self.dropPrefix(&positives[s], through: newBound) }
+        for s in positives.indices { Self.dropPrefix(&positives[s], through: newBound) }
     }
 
     private static func insert(_ ts: EventTimeMs, into times: inout [EventTimeMs], bound: EventTimeMs) {
