@@ -37,7 +37,6 @@ final class CountTimelines {
     }
 
     struct User {
-        let id: String
         var total: Int64 = 0
         /// Event times of recent positives, ascending.
         var recent: [EventTimeMs] = []
@@ -67,7 +66,7 @@ final class CountTimelines {
     /// User id → slot in `users`: ids compare by their bytes (`IdBytes`), as
     /// every map of ids does (a `Dictionary<String, _>` took canonically
     /// equivalent ids for one user, and its SipHash was ~10% of the stage).
-    @exclusivity(unchecked) private var index = KeyIndex()
+    @exclusivity(unchecked) private var ids = StringInterner()
     @exclusivity(unchecked) private var queue = Heap<QueueKey>()
     /// Users changed since the last checkpoint (`changedFlags` marks membership).
     @exclusivity(unchecked) private var changed: [UInt32] = []
@@ -83,17 +82,12 @@ final class CountTimelines {
     var heldCount: Int { queue.count }
 
     private func slot(_ userId: String) -> UInt32 {
-        let next = UInt32(users.count)
-        let s = index.slot(tag: KeyIndex.tag(userId), isKey: { IdBytes.equal(users[Int($0)].id, userId) }, orInsert: { next })
-        if s == next {
-            users.append(User(id: userId))
+        let s = ids.intern(userId)
+        if Int(s) == users.count {
+            users.append(User())
             changedFlags.append(false)
         }
         return s
-    }
-
-    private func existingSlot(_ userId: String) -> UInt32? {
-        index.slot(tag: KeyIndex.tag(userId), isKey: { IdBytes.equal(users[Int($0)].id, userId) })
     }
 
     private func touch(_ s: UInt32) {
@@ -120,7 +114,7 @@ final class CountTimelines {
 
     /// The user's count as of event time `ts`: positives with event time ≤ ts.
     func count(userId: String, asOf ts: EventTimeMs) -> Int64 {
-        guard let s = existingSlot(userId) else { return 0 }
+        guard let s = ids.index(of: userId) else { return 0 }
         let user = users[Int(s)]
         let after = user.recent.count - user.recent.partitioningIndex { $0 > ts }
         return user.total - Int64(after)
@@ -144,7 +138,7 @@ final class CountTimelines {
             guard let index = users[s].held.firstIndex(where: { $0.arrival == next.arrival && $0.ts == next.ts }) else { continue }
             let record = users[s].held.remove(at: index)
             touch(next.user)
-            body(users[s].id, record)
+            body(ids[next.user], record)
             prune(&users[s], watermark: watermark)
         }
     }
@@ -199,7 +193,7 @@ final class CountTimelines {
                 w.write(optionalZigzag: dwellMs)
             }
         }
-        return user.id
+        return ids[s]
     }
 
     /// Loads one user's checkpointed entry (and queues its held records).
@@ -209,7 +203,7 @@ final class CountTimelines {
         let version = try r.readByte("counts entry version")
         guard version == Self.entryVersion else { throw CodecError(.unknownVersion, "counts entry version \(version)") }
         let s = slot(userId)
-        var user = User(id: userId)
+        var user = User()
         user.total = try r.readZigzag("counts entry total")
         let n = try r.readVarint("counts entry timeline")
         guard n <= UInt64(bytes.count) else { throw CodecError(.invalidValue, "counts entry timeline \(n)") }
