@@ -16,27 +16,16 @@ package struct DuplicateFilter: Sendable, Equatable {
     }
 
     /// The highest position admitted per source partition (for checkpoints).
-    package var highest: [Source: Position] {
-        var result = Dictionary(uniqueKeysWithValues: zip(sources, positions))
-        if current >= 0 { result[currentSource] = currentPosition }
-        return result
-    }
+    package var highest: [Source: Position] { Dictionary(uniqueKeysWithValues: zip(sources, positions)) }
 
     /// Sources in first-seen order and their highest admitted positions: a
     /// task hears from a handful of source partitions, and records come in
-    /// runs from one source (a bundle holds one source partition's records).
-    /// The current run's source and position live in scalar fields
-    /// (`currentSource`, `currentPosition`; `positions` holds a stale copy
-    /// until the run ends), so most records cost two compares and a store:
-    /// no search, no hashing, and no array write (whose copy-on-write
-    /// uniqueness check was a runtime call per record, ~3% of the
-    /// processing thread in `bench e2e --only 1`).
+    /// runs from one source (a bundle holds one source partition's records),
+    /// so the previous record's entry (`last`) is checked first and most
+    /// records cost no search and no hashing.
     private var sources: [Source] = []
     private var positions: [Position] = []
-    /// Index of `currentSource` in `sources`; -1 before the first record.
-    private var current = -1
-    private var currentSource = Source(topic: .max, partition: .min)
-    private var currentPosition = Position(offset: .min, subIndex: 0)
+    private var last = 0
 
     package struct Position: Sendable, Equatable, Comparable {
         package var offset: Int64
@@ -49,52 +38,37 @@ package struct DuplicateFilter: Sendable, Equatable {
     package init() {}
 
     /// True if the record is new (and remembers it); false for a duplicate.
-    @inline(__always)
     package mutating func admit(_ origin: RecordOrigin) -> Bool {
         let source = Source(topic: origin.sourceTopic, partition: origin.partition)
         let position = Position(offset: origin.offset, subIndex: origin.subIndex)
-        guard source == currentSource else { return admitSwitchingSource(source, position) }
-        if position <= currentPosition { return false }
-        currentPosition = position
-        return true
-    }
-
-    /// `admit` for a record of another source than the previous one's.
-    @inline(never)
-    private mutating func admitSwitchingSource(_ source: Source, _ position: Position) -> Bool {
-        let k = makeCurrent(source)
+        let k = index(of: source)
         if k == positions.count {
             sources.append(source)
             positions.append(position)
-            currentPosition = position
             return true
         }
-        if position <= currentPosition { return false }
-        currentPosition = position
+        if position <= positions[k] { return false }
+        positions[k] = position
         return true
     }
 
-    /// Ends the current run (its position written back) and starts one for
-    /// `source`: its index, or `sources.count` for a source not seen yet
-    /// (the caller appends it).
-    private mutating func makeCurrent(_ source: Source) -> Int {
-        if current >= 0 { positions[current] = currentPosition }
+    /// The entry of `source`, or `sources.count` when it has none; remembered in `last`.
+    @inline(__always)
+    private mutating func index(of source: Source) -> Int {
+        if last < sources.count && sources[last] == source { return last }
         let k = sources.firstIndex(of: source) ?? sources.count
-        current = k
-        currentSource = source
-        if k < positions.count { currentPosition = positions[k] }
+        last = k
         return k
     }
 
     package mutating func restore(_ source: Source, _ position: Position) {
-        let k = makeCurrent(source)
+        let k = index(of: source)
         if k == positions.count {
             sources.append(source)
             positions.append(position)
         } else {
             positions[k] = position
         }
-        currentPosition = position
     }
 
     package static func == (a: DuplicateFilter, b: DuplicateFilter) -> Bool { a.highest == b.highest }
