@@ -29,7 +29,7 @@ let package = Package(
         .systemLibrary(name: "CPrefetch"),
 
         // Dataflow core: event time, watermarks, panes, keyed state, event decoding. No I/O.
-        .target(name: "FreshetCore"),
+        .target(name: "FreshetCore", dependencies: ["CPrefetch"]),
         // The recommender's features as operators on the core. No I/O.
         .target(name: "FreshetFeatures", dependencies: [
             "FreshetCore", "CPrefetch", .product(name: "HeapModule", package: "swift-collections"),

@@ -92,6 +92,30 @@ package struct KeyIndex: Sendable {
     @usableFromInline static let hashSecret1: UInt64 = 0xa076_1d64_78bd_642f
     @usableFromInline static let hashSecret2: UInt64 = 0xe703_7ed1_a0b4_28db
 
+    /// The address of the bucket a lookup of `tag` reads first: what a batch
+    /// of keys known in advance asks the cache for before looking any of
+    /// them up, so that their misses overlap (`StringInterner.intern(validUTF8:into:)`).
+    /// A hint's address: never dereferenced by the caller.
+    @inlinable @inline(__always)
+    package func homeBucketAddress(tag: UInt32) -> UnsafeRawPointer? {
+        buckets.withUnsafeBufferPointer { b in b.baseAddress.map { UnsafeRawPointer($0 + (Int(tag) & mask)) } }
+    }
+
+    /// The slot of the first bucket on `tag`'s probe run that carries `tag`,
+    /// its key not compared: the likely slot, whose key a caller can ask the
+    /// cache for ahead of the real lookup. Nil when no bucket of the run
+    /// carries `tag` (the key is new).
+    @inlinable @inline(__always)
+    package func candidateSlot(tag: UInt32) -> UInt32? {
+        var i = Int(tag) & mask
+        while true {
+            let b = buckets[i]
+            if b.slot == .max { return nil }
+            if b.tag == tag { return b.slot }
+            i = (i &+ 1) & mask
+        }
+    }
+
     /// The slot whose key satisfies `isKey`, or nil. `isKey(slot)` compares the
     /// caller's stored key for `slot` with the key looked up.
     /// Always inlined, so that `isKey` (a closure over the caller's keys)

@@ -51,27 +51,61 @@ extension UserFeatureStore {
 
     /// Replaces the user's state with a snapshot entry. Restored users are not
     /// marked dirty: their features were flushed before the snapshot was taken.
+    /// - Throws: `CodecError` for an entry of another format, a truncated or
+    ///   trailing byte, an id that is not UTF-8, or more recent items than the
+    ///   store keeps.
     package func restoreEntry(userId: String, bytes: some Collection<UInt8>) throws(CodecError) {
-        var r = ByteReader(bytes)
+        try restoreEntry(userId: userId, bytes: Array(bytes))
+    }
+
+    /// `restoreEntry` of an entry as read from Redis, read in place. The
+    /// recent items' ids are interned as one batch
+    /// (`StringInterner.intern(validUTF8:into:)`): a restore interns ten per
+    /// user, and one by one their cache misses were most of its time.
+    package func restoreEntry(userId: String, bytes: [UInt8]) throws(CodecError) {
+        var state = UserState(id: userId)
+        // `Array.withUnsafeBytes` rethrows untyped: the error comes out as a `Result`.
+        let outcome: Result<Void, CodecError> = bytes.withUnsafeBytes { raw in
+            do throws(CodecError) {
+                try readEntry(raw, into: &state)
+                return .success(())
+            } catch {
+                return .failure(error)
+            }
+        }
+        try outcome.get()
+        let slot = self.slot(for: userId)
+        state.dirtyFlags = states[Int(slot)].dirtyFlags // the slot may already be listed as dirty
+        states[Int(slot)] = state
+    }
+
+    /// Reads an entry's fields into `state` (its id set by the caller).
+    private func readEntry(_ raw: UnsafeRawBufferPointer, into state: inout UserState) throws(CodecError) {
+        let userId = state.id
+        var r = BorrowedByteReader(raw)
         let format = try r.readByte("user entry format")
         guard format == Self.entryFormat else {
             throw CodecError(.unknownVersion, "user entry format \(format) for '\(userId)'; expected \(Self.entryFormat)")
         }
-        var state = UserState(id: userId)
         state.count = try r.readZigzag("user entry interaction_count")
         state.updatedMs = try r.readZigzag("user entry updated_ms")
         let n = try r.readVarint("user entry recent item count")
         guard n <= UInt64(recentCapacity) else {
             throw CodecError(.invalidValue, "user entry for '\(userId)' has \(n) recent items, capacity \(recentCapacity)")
         }
-        for _ in 0..<n {
-            let item = try r.readString("user entry recent item id")
-            let ts = try r.readZigzag("user entry recent item ts")
-            state.recent.appendRestored(itemNames.intern(item), ts: ts)
+        let count = Int(n)
+        try withUnsafeTemporaryAllocation(of: UnsafeRawBufferPointer.self, capacity: count) { ids throws(CodecError) in
+            try withUnsafeTemporaryAllocation(of: Int64.self, capacity: count) { times throws(CodecError) in
+                for k in 0..<count {
+                    ids.initializeElement(at: k, to: try r.readUTF8("user entry recent item id"))
+                    times.initializeElement(at: k, to: try r.readZigzag("user entry recent item ts"))
+                }
+                try r.expectEnd("user entry '\(userId)'")
+                withUnsafeTemporaryAllocation(of: UInt32.self, capacity: count) { numbers in
+                    itemNames.intern(validUTF8: UnsafeBufferPointer(ids), into: numbers)
+                    for k in 0..<count { state.recent.appendRestored(numbers[k], ts: times[k]) }
+                }
+            }
         }
-        try r.expectEnd("user entry '\(userId)'")
-        let slot = self.slot(for: userId)
-        state.dirtyFlags = states[Int(slot)].dirtyFlags // the slot may already be listed as dirty
-        states[Int(slot)] = state
     }
 }

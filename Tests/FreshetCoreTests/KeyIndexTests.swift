@@ -37,6 +37,37 @@ final class KeyIndexTests: XCTestCase {
         XCTAssertEqual(interner.count, 2)
     }
 
+    /// The batch path (prefetching, then interning in order) gives every id
+    /// the number one-by-one interning gives it: ids new and known, an id
+    /// twice in one batch, batches that make the index grow midway.
+    func testBatchInterningMatchesOneByOne() {
+        var batched = StringInterner()
+        var single = StringInterner()
+        var random = SplitMix64(seed: 7)
+        for round in 0..<300 {
+            let ids = (0..<(1 + round % 12)).map { _ in "id-\(random.nextInt(400 + round * 3))" }
+            var expected: [UInt32] = []
+            for id in ids { expected.append(single.intern(id)) }
+            let bytes = ids.map { Array($0.utf8) }
+            let got: [UInt32] = withUnsafeTemporaryAllocation(of: UnsafeRawBufferPointer.self, capacity: ids.count) { views in
+                var pointers: [UnsafeMutableRawBufferPointer] = []
+                for (k, b) in bytes.enumerated() {
+                    let p = UnsafeMutableRawBufferPointer.allocate(byteCount: b.count, alignment: 1)
+                    p.copyBytes(from: b)
+                    pointers.append(p)
+                    views.initializeElement(at: k, to: UnsafeRawBufferPointer(p))
+                }
+                defer { pointers.forEach { $0.deallocate() } }
+                var numbers = [UInt32](repeating: .max, count: ids.count)
+                numbers.withUnsafeMutableBufferPointer { batched.intern(validUTF8: UnsafeBufferPointer(views), into: $0) }
+                return numbers
+            }
+            XCTAssertEqual(got, expected, "round \(round): \(ids)")
+        }
+        XCTAssertEqual(batched.count, single.count)
+        for k in 0..<single.count { XCTAssertEqual(batched[UInt32(k)], single[UInt32(k)]) }
+    }
+
     func testForEachItemEventMatchesArrayRouting() {
         let imp = Impression(requestId: "r", userId: "u", itemsShown: ["a", "b", "c"], positions: nil, ts: 5)
         var seen: [(UInt32, ItemEvent)] = []

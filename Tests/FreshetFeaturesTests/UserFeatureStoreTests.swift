@@ -116,6 +116,17 @@ final class UserFeatureStoreTests: XCTestCase {
         bad[0] = 9
         XCTAssertThrowsError(try restored.restoreEntry(userId: "u0", bytes: bad))
         XCTAssertThrowsError(try restored.restoreEntry(userId: "u0", bytes: s.encodeEntry("u0")!.dropLast()))
+        XCTAssertThrowsError(try restored.restoreEntry(userId: "u0", bytes: s.encodeEntry("u0")! + [0]))
+        // A recent item's id that is not UTF-8 (the last byte of the first
+        // id, "item-…", made 0xFF) is refused, not interned.
+        var notUTF8 = s.encodeEntry("u0")!
+        let firstIdEnd = try XCTUnwrap(notUTF8.firstIndex(of: UInt8(ascii: "-"))) + 1
+        notUTF8[firstIdEnd] = 0xFF
+        let before = restored.features(of: "u0")
+        XCTAssertThrowsError(try restored.restoreEntry(userId: "u0", bytes: notUTF8)) { error in
+            XCTAssertEqual((error as? CodecError)?.kind, .invalidUTF8)
+        }
+        XCTAssertEqual(restored.features(of: "u0"), before, "a refused entry leaves the user as it was")
         restored.removeAll()
         XCTAssertEqual(restored.count, 0)
     }
