@@ -276,15 +276,19 @@ extension BenchCommand {
     }
 
     struct Embeddings: ParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "embeddings", abstract: "Examples trained per second per core, and memory per row.")
+        static let configuration = CommandConfiguration(commandName: "embeddings", abstract: "Co-occurrence counting per second per core (the learner of `freshet run`); BPR examples trained per second per core, and memory per row.")
         @Option var examples = 200_000
         @Option var negatives = 4
+        @Option(help: "Positives for the co-occurrence counting figure.") var positives = 1_000_000
+        @Flag(help: "Only the co-occurrence counting figure (the learner in `freshet run`), not the BPR trainer's.")
+        var countingOnly = false
         func run() throws {
-            for dim in [64, 128] {
+            for dim in [64, 128] where !countingOnly {
                 let report = EmbeddingBenchmark.run(dim: dim, negatives: negatives, examples: examples)
                 emit(String(format: "embeddings: dimension %d, %d negatives, %@ loss: %.0f examples/s on one core, %d bytes per row",
                             report.dimension, report.negatives, report.loss.rawValue, report.examplesPerSecond, report.bytesPerRow))
             }
+            emit("\(CooccurrenceCountingBenchmark.run(positives: positives))")
         }
     }
 }

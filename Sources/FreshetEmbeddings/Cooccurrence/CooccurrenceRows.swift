@@ -71,6 +71,16 @@ package final class CooccurrenceRows {
         item.bytes.withUnsafeBytes { observePositive(itemBytes: $0, ts: ts, forEachHistoryItem: forEachHistoryItem) } != nil
     }
 
+    /// The same with the history as the routed record carries it
+    /// (`ItemEvent.userHistoryEncoded`: a count, then each id, newest
+    /// first): an item task's counter thread's path. Returns the item's row,
+    /// nil when it is not admitted yet.
+    @discardableResult
+    package func observePositive(itemBytes: UnsafeRawBufferPointer, ts: Int64,
+                                encodedHistory: UnsafeRawBufferPointer) -> Int32? {
+        observePositive(itemBytes: itemBytes, ts: ts) { visit in ItemEvent.forEachHistoryItem(inEncoded: encodedHistory, visit) }
+    }
+
     /// The same with the item as bytes (read in place from the routed
     /// record). Returns the item's row, nil when it is not admitted yet.
     @discardableResult

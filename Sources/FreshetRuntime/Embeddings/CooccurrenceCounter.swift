@@ -202,9 +202,7 @@ final class CooccurrenceBook {
     init(rows: CooccurrenceRows) { self.rows = rows }
 
     func observePositive(item: UnsafeRawBufferPointer, ts: Int64, history: UnsafeRawBufferPointer) {
-        let row = rows.observePositive(itemBytes: item, ts: ts) { visit in
-            ItemEvent.forEachHistoryItem(inEncoded: history, visit)
-        }
+        let row = rows.observePositive(itemBytes: item, ts: ts, encodedHistory: history)
         if let row { counted(row) }
     }
 
