@@ -64,6 +64,26 @@ package enum IdBytes {
         }
     }
 
+    /// True when two byte runs are equal: the short-id loads of
+    /// `equal(_:bytes:)`, for keys kept as bytes (an arena of ids).
+    @inlinable @inline(__always)
+    package static func equal(bytes a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> Bool {
+        let n = a.count
+        guard b.count == n else { return false }
+        guard n > 0, let x = a.baseAddress, let y = b.baseAddress else { return true }
+        if n >= 8 && n <= 16 {
+            return x.loadUnaligned(as: UInt64.self) == y.loadUnaligned(as: UInt64.self)
+                && x.loadUnaligned(fromByteOffset: n &- 8, as: UInt64.self)
+                    == y.loadUnaligned(fromByteOffset: n &- 8, as: UInt64.self)
+        }
+        if n >= 4 && n < 8 {
+            return x.loadUnaligned(as: UInt32.self) == y.loadUnaligned(as: UInt32.self)
+                && x.loadUnaligned(fromByteOffset: n &- 4, as: UInt32.self)
+                    == y.loadUnaligned(fromByteOffset: n &- 4, as: UInt32.self)
+        }
+        return memcmp(x, y, n) == 0
+    }
+
     /// Hashing needs no byte-level variant: `String`'s hash is a function of
     /// the canonical form, and byte-equal ids are canonically equal, so
     /// "equal bytes ⇒ equal hashes" holds with Swift's own (seeded, fast)

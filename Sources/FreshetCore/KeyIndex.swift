@@ -1,3 +1,5 @@
+import CPrefetch
+
 /// A string -> dense slot (UInt32) hash index whose keys live with the caller.
 ///
 /// Buckets hold only (32-bit hash tag, slot): 8 bytes, so the table stays small
@@ -92,27 +94,37 @@ package struct KeyIndex: Sendable {
     @usableFromInline static let hashSecret1: UInt64 = 0xa076_1d64_78bd_642f
     @usableFromInline static let hashSecret2: UInt64 = 0xe703_7ed1_a0b4_28db
 
-    /// The address of the bucket a lookup of `tag` reads first: what a batch
-    /// of keys known in advance asks the cache for before looking any of
-    /// them up, so that their misses overlap (`StringInterner.intern(validUTF8:into:)`).
-    /// A hint's address: never dereferenced by the caller.
-    @inlinable @inline(__always)
-    package func homeBucketAddress(tag: UInt32) -> UnsafeRawPointer? {
-        buckets.withUnsafeBufferPointer { b in b.baseAddress.map { UnsafeRawPointer($0 + (Int(tag) & mask)) } }
+    /// Asks the cache for the bucket a lookup of each of `tags` reads
+    /// first: a batch of keys known in advance (a positive's history, a
+    /// restored entry's items) overlaps their misses instead of taking them
+    /// one after another. A hint only.
+    @inlinable
+    package func prefetchHomeBuckets(_ tags: UnsafeBufferPointer<UInt32>) {
+        buckets.withUnsafeBufferPointer { b in
+            guard let base = b.baseAddress else { return }
+            for tag in tags { freshet_prefetch(UnsafeRawPointer(base + (Int(tag) & mask))) }
+        }
     }
 
-    /// The slot of the first bucket on `tag`'s probe run that carries `tag`,
-    /// its key not compared: the likely slot, whose key a caller can ask the
-    /// cache for ahead of the real lookup. Nil when no bucket of the run
-    /// carries `tag` (the key is new).
-    @inlinable @inline(__always)
-    package func candidateSlot(tag: UInt32) -> UInt32? {
-        var i = Int(tag) & mask
-        while true {
-            let b = buckets[i]
-            if b.slot == .max { return nil }
-            if b.tag == tag { return b.slot }
-            i = (i &+ 1) & mask
+    /// For each of `tags`, the slot of the first bucket on its probe run
+    /// that carries it, keys not compared (`UInt32.max` when none does: the
+    /// key is new): the likely slots, whose keys a caller can ask the cache
+    /// for ahead of the real lookups.
+    @inlinable
+    package func candidateSlots(_ tags: UnsafeBufferPointer<UInt32>, into slots: UnsafeMutableBufferPointer<UInt32>) {
+        precondition(slots.count >= tags.count, "one slot per tag")
+        buckets.withUnsafeBufferPointer { b in
+            for (k, tag) in tags.enumerated() {
+                var i = Int(tag) & mask
+                var found = UInt32.max
+                while true {
+                    let bucket = b[i]
+                    if bucket.slot == .max { break }
+                    if bucket.tag == tag { found = bucket.slot; break }
+                    i = (i &+ 1) & mask
+                }
+                slots[k] = found
+            }
         }
     }
 

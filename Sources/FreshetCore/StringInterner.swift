@@ -43,16 +43,14 @@ package struct StringInterner: Sendable {
     package mutating func intern(validUTF8 ids: UnsafeBufferPointer<UnsafeRawBufferPointer>,
                                  into numbers: UnsafeMutableBufferPointer<UInt32>) {
         precondition(numbers.count >= ids.count, "one number per id")
-        for k in ids.indices {
-            let tag = KeyIndex.tag(bytes: ids[k])
-            numbers[k] = tag
-            if let bucket = indexOf.homeBucketAddress(tag: tag) { freshet_prefetch(bucket) }
-        }
-        strings.withUnsafeBufferPointer { known in
-            guard let base = known.baseAddress else { return }
-            for k in ids.indices {
-                guard let slot = indexOf.candidateSlot(tag: numbers[k]), Int(slot) < known.count else { continue }
-                freshet_prefetch(UnsafeRawPointer(base + Int(slot)))
+        for k in ids.indices { numbers[k] = KeyIndex.tag(bytes: ids[k]) }
+        let tags = UnsafeBufferPointer(rebasing: numbers[0..<ids.count])
+        indexOf.prefetchHomeBuckets(tags)
+        withUnsafeTemporaryAllocation(of: UInt32.self, capacity: ids.count) { candidates in
+            indexOf.candidateSlots(tags, into: candidates)
+            strings.withUnsafeBufferPointer { known in
+                guard let base = known.baseAddress else { return }
+                for slot in candidates where Int(slot) < known.count { freshet_prefetch(UnsafeRawPointer(base + Int(slot))) }
             }
         }
         for k in ids.indices { numbers[k] = intern(validUTF8: ids[k], tag: numbers[k]) }

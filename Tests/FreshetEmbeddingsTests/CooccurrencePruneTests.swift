@@ -1,5 +1,6 @@
 import XCTest
 @testable import FreshetEmbeddings
+import FreshetCore
 
 /// The row pruning by selection keeps exactly what the definition keeps (the
 /// `rowKeep` largest counts, ties by the smaller id bytes), and the direct
@@ -43,6 +44,61 @@ final class CooccurrencePruneTests: XCTestCase {
             XCTAssertEqual(got, shadow[item]!, "\(item.string)")
         }
         XCTAssertEqual(rows.entryCount, shadow.values.reduce(0) { $0 + $1.count })
+    }
+
+    /// The selection behind pruning returns what a descending sort puts at
+    /// k − 1, on rows of mostly equal counts (a three-way partition's case)
+    /// and on distinct ones, for every k.
+    func testSelectionOfTheKthLargestMatchesASort() {
+        var random = FreshetCore.SplitMix64(seed: 11)
+        for round in 0..<200 {
+            let n = 1 + random.nextInt(250)
+            let spread = round % 3 == 0 ? 3 : 1_000
+            let values = (0..<n).map { _ in UInt32(1 + random.nextInt(spread)) }
+            let sorted = values.sorted(by: >)
+            for k in [1, n, 1 + random.nextInt(n)] {
+                var copy = values
+                let got = copy.withUnsafeMutableBufferPointer { CooccurrenceRows.largest(k, of: $0) }
+                XCTAssertEqual(got, sorted[k - 1], "k \(k) of \(values)")
+            }
+        }
+    }
+
+    /// The counter thread's path (each history as the routed record carries
+    /// it, read in place, a batch of up to 64 ids, longer histories through
+    /// the copying path) counts what the `ByteId` path counts: the same rows,
+    /// degrees and entries, with repeats, the item in its own history, empty
+    /// and over-long histories.
+    func testBatchedCountingMatchesTheOneByOnePath() {
+        var config = CooccurrenceConfig(dimension: 4)
+        config.rowCapacity = 40
+        config.rowKeep = 20
+        config.history = 70
+        let batched = CooccurrenceRows(config: config)
+        let single = CooccurrenceRows(config: config)
+        var random = FreshetCore.SplitMix64(seed: 3)
+        for t in 0..<4_000 {
+            let item = ByteId("i\(random.nextInt(60))")
+            let length = t % 50 == 0 ? 80 : random.nextInt(12)
+            let history = (0..<length).map { _ in ByteId("i\(random.nextInt(300))") }
+            var encoded = FreshetCore.ByteWriter(capacity: 64)
+            if !history.isEmpty {
+                encoded.write(varint: UInt64(history.count))
+                for h in history { encoded.write(varint: UInt64(h.bytes.count)); encoded.bytes.append(contentsOf: h.bytes) }
+            }
+            let a = item.bytes.withUnsafeBytes { itemBytes in
+                encoded.bytes.withUnsafeBytes { batched.observePositive(itemBytes: itemBytes, ts: Int64(t), encodedHistory: $0) }
+            }
+            let b = single.observePositive(item: item, history: history, ts: Int64(t))
+            XCTAssertEqual(a != nil, b)
+        }
+        XCTAssertEqual(batched.entryCount, single.entryCount)
+        for id in single.liveIds {
+            XCTAssertEqual(batched.degree(of: id), single.degree(of: id))
+            let rowA = (batched.row(of: id) ?? []).map { "\($0.0.string)=\($0.1)" }.sorted()
+            let rowB = (single.row(of: id) ?? []).map { "\($0.0.string)=\($0.1)" }.sorted()
+            XCTAssertEqual(rowA, rowB, "row of \(id.string)")
+        }
     }
 
     func testEncodedRowEqualsTheCodec() throws {
