@@ -40,6 +40,10 @@ package final class ItemFeatureStore {
     @exclusivity(unchecked) var states: [ItemState] = []
     @exclusivity(unchecked) var dirty = DirtyTracker()
     @exclusivity(unchecked) var timers = PaneTimerIndex()
+    /// The last pane `pane(of:)` computed and its time range (empty at first).
+    @exclusivity(unchecked) private var memoPane: Int64 = 0
+    @exclusivity(unchecked) private var memoPaneStart: EventTimeMs = .max
+    @exclusivity(unchecked) private var memoPaneEnd: EventTimeMs = .min
     /// Pane numbers are stored relative to this (the first pane seen) as Int32.
     @exclusivity(unchecked) var basePane: Int64?
 
@@ -119,7 +123,7 @@ package final class ItemFeatureStore {
 
     @inline(__always)
     private func count(slot: UInt32, ts: EventTimeMs, positive: Bool) -> ItemApplyOutcome {
-        let p = panes.pane(of: ts)
+        let p = pane(of: ts)
         let window = Int64(panes.windowPanes)
         let top = topPane
         let late = top.map { p < $0 &- window &+ 1 } ?? false
@@ -170,6 +174,19 @@ package final class ItemFeatureStore {
             }
             return .counted
         }
+    }
+
+    /// `panes.pane(of:)` through a one-pane memo: nearly every event falls
+    /// in the pane of the one before (an impression's items share one time),
+    /// and the memo's range check replaces a 64-bit division per item event.
+    @inline(__always)
+    private func pane(of ts: EventTimeMs) -> Int64 {
+        if ts >= memoPaneStart && ts < memoPaneEnd { return memoPane }
+        let p = panes.pane(of: ts)
+        memoPane = p
+        memoPaneStart = panes.start(ofPane: p)
+        memoPaneEnd = memoPaneStart &+ panes.paneMs
+        return p
     }
 
     /// Moves the watermark forward (lower values are ignored). Items whose visible
