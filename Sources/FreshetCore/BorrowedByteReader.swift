@@ -7,28 +7,28 @@
 /// truncated or invalid. Strings are validated strictly (RFC 3629, as
 /// `String(validating:)`) with the project's word-at-a-time validator, then
 /// built with the standard library's specialised UTF-8 initialiser.
-package struct BorrowedByteReader {
-    package let bytes: UnsafeRawBufferPointer
-    package var position: Int
+public struct BorrowedByteReader {
+    public let bytes: UnsafeRawBufferPointer
+    public var position: Int
 
     @inlinable
-    package init(_ bytes: UnsafeRawBufferPointer, position: Int = 0) {
+    public init(_ bytes: UnsafeRawBufferPointer, position: Int = 0) {
         self.bytes = bytes
         self.position = position
     }
 
-    @inlinable package var isAtEnd: Bool { position >= bytes.count }
-    @inlinable package var remaining: Int { bytes.count &- position }
+    @inlinable public var isAtEnd: Bool { position >= bytes.count }
+    @inlinable public var remaining: Int { bytes.count &- position }
 
     @inlinable
-    package mutating func readByte(_ context: @autoclosure () -> String) throws(CodecError) -> UInt8 {
+    public mutating func readByte(_ context: @autoclosure () -> String) throws(CodecError) -> UInt8 {
         guard position < bytes.count else { throw CodecError(.truncated, context()) }
         defer { position &+= 1 }
         return bytes[position]
     }
 
     @inlinable
-    package mutating func readVarint(_ context: @autoclosure () -> String) throws(CodecError) -> UInt64 {
+    public mutating func readVarint(_ context: @autoclosure () -> String) throws(CodecError) -> UInt64 {
         // One-byte values (most lengths, flags, small numbers) take the short path.
         if position < bytes.count {
             let b = bytes[position]
@@ -58,12 +58,12 @@ package struct BorrowedByteReader {
     }
 
     @inlinable
-    package mutating func readZigzag(_ context: @autoclosure () -> String) throws(CodecError) -> Int64 {
+    public mutating func readZigzag(_ context: @autoclosure () -> String) throws(CodecError) -> Int64 {
         let u = try readVarint(context())
         return Int64(bitPattern: (u >> 1) ^ (0 &- (u & 1)))
     }
 
-    package mutating func readInt64(_ context: @autoclosure () -> String) throws(CodecError) -> Int64 {
+    public mutating func readInt64(_ context: @autoclosure () -> String) throws(CodecError) -> Int64 {
         guard remaining >= 8 else { throw CodecError(.truncated, context()) }
         let v = UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: position, as: UInt64.self))
         position &+= 8
@@ -72,7 +72,7 @@ package struct BorrowedByteReader {
 
     /// A length-prefixed byte run, borrowed (valid as long as `bytes`).
     @inlinable
-    package mutating func readBytes(_ context: @autoclosure () -> String) throws(CodecError) -> UnsafeRawBufferPointer {
+    public mutating func readBytes(_ context: @autoclosure () -> String) throws(CodecError) -> UnsafeRawBufferPointer {
         let n = try readVarint(context())
         guard n <= UInt64(remaining) else { throw CodecError(.truncated, context()) }
         let start = position
@@ -82,14 +82,14 @@ package struct BorrowedByteReader {
 
     /// A length-prefixed byte run that must be valid UTF-8, borrowed.
     @inlinable
-    package mutating func readUTF8(_ context: @autoclosure () -> String) throws(CodecError) -> UnsafeRawBufferPointer {
+    public mutating func readUTF8(_ context: @autoclosure () -> String) throws(CodecError) -> UnsafeRawBufferPointer {
         let run = try readBytes(context())
         guard UTF8Validation.isValid(run) else { throw CodecError(.invalidUTF8, context()) }
         return run
     }
 
     @inlinable
-    package mutating func readString(_ context: @autoclosure () -> String) throws(CodecError) -> String {
+    public mutating func readString(_ context: @autoclosure () -> String) throws(CodecError) -> String {
         Self.string(validUTF8: try readUTF8(context()))
     }
 
@@ -97,12 +97,12 @@ package struct BorrowedByteReader {
     /// (a record with a broken string stays undecodable whether or not the
     /// reader needs the field).
     @inlinable
-    package mutating func skipString(_ context: @autoclosure () -> String) throws(CodecError) {
+    public mutating func skipString(_ context: @autoclosure () -> String) throws(CodecError) {
         _ = try readUTF8(context())
     }
 
     @inlinable
-    package mutating func readOptionalZigzag(_ context: @autoclosure () -> String) throws(CodecError) -> Int64? {
+    public mutating func readOptionalZigzag(_ context: @autoclosure () -> String) throws(CodecError) -> Int64? {
         switch try readByte(context()) {
         case 0: return nil
         case 1: return try readZigzag(context())
@@ -111,7 +111,7 @@ package struct BorrowedByteReader {
     }
 
     @inlinable
-    package mutating func readOptionalString(_ context: @autoclosure () -> String) throws(CodecError) -> String? {
+    public mutating func readOptionalString(_ context: @autoclosure () -> String) throws(CodecError) -> String? {
         switch try readByte(context()) {
         case 0: return nil
         case 1: return try readString(context())
@@ -120,7 +120,7 @@ package struct BorrowedByteReader {
     }
 
     @inlinable
-    package mutating func skipOptionalString(_ context: @autoclosure () -> String) throws(CodecError) {
+    public mutating func skipOptionalString(_ context: @autoclosure () -> String) throws(CodecError) {
         switch try readByte(context()) {
         case 0: return
         case 1: try skipString(context())
@@ -130,14 +130,14 @@ package struct BorrowedByteReader {
 
     /// Fails unless every byte was consumed.
     @inlinable
-    package func expectEnd(_ context: @autoclosure () -> String) throws(CodecError) {
+    public func expectEnd(_ context: @autoclosure () -> String) throws(CodecError) {
         if !isAtEnd { throw CodecError(.trailingBytes, "\(remaining) unread bytes after \(context())") }
     }
 
     /// A `String` of bytes already checked to be valid UTF-8 (the standard
     /// library's contiguous fast path: an ASCII check and a copy).
     @inlinable
-    package static func string(validUTF8 run: UnsafeRawBufferPointer) -> String {
+    public static func string(validUTF8 run: UnsafeRawBufferPointer) -> String {
         guard let base = run.baseAddress, run.count > 0 else { return "" }
         return String(decoding: UnsafeBufferPointer(start: base.assumingMemoryBound(to: UInt8.self), count: run.count),
                       as: UTF8.self)

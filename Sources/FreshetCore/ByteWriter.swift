@@ -1,23 +1,23 @@
 /// Appends the little binary format used by state snapshots and repartition
 /// records: LEB128 varints, zigzag varints for signed values, fixed little-endian
 /// 64-bit words, IEEE doubles, and varint-length-prefixed UTF-8 strings.
-package struct ByteWriter: Sendable {
-    package var bytes: [UInt8]
+public struct ByteWriter: Sendable {
+    public var bytes: [UInt8]
 
     @inlinable
-    package init(capacity: Int = 64) {
+    public init(capacity: Int = 64) {
         bytes = []
         bytes.reserveCapacity(capacity)
     }
 
     @inlinable
-    package mutating func write(byte: UInt8) { bytes.append(byte) }
+    public mutating func write(byte: UInt8) { bytes.append(byte) }
 
     /// LEB128. Multi-byte values are staged in a small stack buffer and appended at
     /// once: per-byte `append` (a uniqueness and capacity check each) dominated the
     /// cost of encoding repartition records.
     @inlinable
-    package mutating func write(varint: UInt64) {
+    public mutating func write(varint: UInt64) {
         if varint < 0x80 {
             bytes.append(UInt8(truncatingIfNeeded: varint))
             return
@@ -37,18 +37,18 @@ package struct ByteWriter: Sendable {
 
     /// Zigzag so small negative numbers stay short.
     @inlinable
-    package mutating func write(zigzag: Int64) {
+    public mutating func write(zigzag: Int64) {
         write(varint: UInt64(bitPattern: (zigzag << 1) ^ (zigzag >> 63)))
     }
 
-    package mutating func write(int64: Int64) {
+    public mutating func write(int64: Int64) {
         withUnsafeBytes(of: int64.littleEndian) { bytes.append(contentsOf: $0) }
     }
 
-    package mutating func write(double: Double) { write(int64: Int64(bitPattern: double.bitPattern)) }
+    public mutating func write(double: Double) { write(int64: Int64(bitPattern: double.bitPattern)) }
 
     @inlinable
-    package mutating func write(string: String) {
+    public mutating func write(string: String) {
         // Native strings expose their UTF-8 without a copy; others take the slow path.
         let done: Void? = string.utf8.withContiguousStorageIfAvailable { utf8 in
             write(varint: UInt64(utf8.count))
@@ -64,17 +64,17 @@ package struct ByteWriter: Sendable {
     }
 
     /// Raw bytes, length-prefixed.
-    package mutating func write(bytes other: some Collection<UInt8>) {
+    public mutating func write(bytes other: some Collection<UInt8>) {
         write(varint: UInt64(other.count))
         bytes.append(contentsOf: other)
     }
 
     /// Presence flag (0/1) followed by the value when present.
-    package mutating func write(optionalZigzag v: Int64?) {
+    public mutating func write(optionalZigzag v: Int64?) {
         if let v { write(byte: 1); write(zigzag: v) } else { write(byte: 0) }
     }
 
-    package mutating func write(optionalString v: String?) {
+    public mutating func write(optionalString v: String?) {
         if let v { write(byte: 1); write(string: v) } else { write(byte: 0) }
     }
 }

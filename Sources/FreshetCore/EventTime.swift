@@ -1,4 +1,4 @@
 /// Event time in epoch milliseconds (UTC). Every timestamp in Freshet's dataflow
 /// core uses this unit; wall-clock values used for idleness are also milliseconds
 /// but are named `nowMs` to keep the two clocks apart.
-package typealias EventTimeMs = Int64
+public typealias EventTimeMs = Int64

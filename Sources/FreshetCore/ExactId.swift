@@ -11,10 +11,10 @@ import Darwin
 ///
 /// Strings decoded from input keep their bytes exactly (Swift never normalises
 /// storage), so comparing `utf8` views is comparing what the producer sent.
-package enum IdBytes {
+public enum IdBytes {
     /// True when the UTF-8 bytes of `a` and `b` are equal.
     @inlinable
-    package static func equal(_ a: String, _ b: String) -> Bool {
+    public static func equal(_ a: String, _ b: String) -> Bool {
         let n = a.utf8.count
         guard n == b.utf8.count else { return false }
         // Native strings (all ids: decoded from bytes) are contiguous UTF-8:
@@ -39,8 +39,8 @@ package enum IdBytes {
     }
 
     /// True when the UTF-8 bytes of `a` are `b`.
-    @inlinable
-    package static func equal(_ a: String, bytes b: UnsafeRawBufferPointer) -> Bool {
+    @inlinable @inline(__always)
+    public static func equal(_ a: String, bytes b: UnsafeRawBufferPointer) -> Bool {
         let n = b.count
         guard a.utf8.count == n else { return false }
         guard n > 0, let y = b.baseAddress else { return true }
@@ -67,7 +67,7 @@ package enum IdBytes {
     /// True when two byte runs are equal: the short-id loads of
     /// `equal(_:bytes:)`, for keys kept as bytes (an arena of ids).
     @inlinable @inline(__always)
-    package static func equal(bytes a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> Bool {
+    public static func equal(bytes a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> Bool {
         let n = a.count
         guard b.count == n else { return false }
         guard n > 0, let x = a.baseAddress, let y = b.baseAddress else { return true }
@@ -90,80 +90,80 @@ package enum IdBytes {
     /// string hash. Canonically equivalent ids that differ in bytes merely
     /// share a hash; `equal` tells them apart.
     @inlinable
-    package static func hash(_ s: String, into hasher: inout Hasher) { hasher.combine(s) }
+    public static func hash(_ s: String, into hasher: inout Hasher) { hasher.combine(s) }
 
     /// A hash consistent with `equal` (see `hash(_:into:)`).
     @inlinable
-    package static func hashValue(_ s: String) -> Int { s.hashValue }
+    public static func hashValue(_ s: String) -> Int { s.hashValue }
 
     /// Byte-wise lexicographic order of the UTF-8 bytes (for NFC text the same
     /// as code-point order, but never conflating canonically equivalent ids).
     @inlinable
-    package static func less(_ a: String, _ b: String) -> Bool {
+    public static func less(_ a: String, _ b: String) -> Bool {
         a.utf8.lexicographicallyPrecedes(b.utf8)
     }
 }
 
 /// An id that compares, hashes and orders by its UTF-8 bytes: the key type of
 /// every dictionary or set of ids.
-package struct ExactId: Hashable, Comparable, Sendable, CustomStringConvertible, ExpressibleByStringLiteral {
-    package let string: String
+public struct ExactId: Hashable, Comparable, Sendable, CustomStringConvertible, ExpressibleByStringLiteral {
+    public let string: String
 
-    @inlinable package init(_ string: String) { self.string = string }
-    package init(stringLiteral value: String) { self.string = value }
+    @inlinable public init(_ string: String) { self.string = string }
+    public init(stringLiteral value: String) { self.string = value }
 
-    @inlinable package static func == (a: ExactId, b: ExactId) -> Bool { IdBytes.equal(a.string, b.string) }
-    @inlinable package func hash(into hasher: inout Hasher) { IdBytes.hash(string, into: &hasher) }
-    @inlinable package static func < (a: ExactId, b: ExactId) -> Bool { IdBytes.less(a.string, b.string) }
-    package var description: String { string }
+    @inlinable public static func == (a: ExactId, b: ExactId) -> Bool { IdBytes.equal(a.string, b.string) }
+    @inlinable public func hash(into hasher: inout Hasher) { IdBytes.hash(string, into: &hasher) }
+    @inlinable public static func < (a: ExactId, b: ExactId) -> Bool { IdBytes.less(a.string, b.string) }
+    public var description: String { string }
 }
 
 /// A dictionary keyed by ids, compared as bytes, with `Dictionary`'s API over
 /// `String` keys (so call sites read as before).
-package struct IdMap<Value> {
+public struct IdMap<Value> {
     @usableFromInline var storage: [ExactId: Value]
 
-    @inlinable package init() { storage = [:] }
+    @inlinable public init() { storage = [:] }
     @inlinable init(storage: [ExactId: Value]) { self.storage = storage }
 
-    @inlinable package var count: Int { storage.count }
-    @inlinable package var isEmpty: Bool { storage.isEmpty }
-    package var keys: [String] { storage.keys.map(\.string) }
-    package var values: Dictionary<ExactId, Value>.Values { storage.values }
+    @inlinable public var count: Int { storage.count }
+    @inlinable public var isEmpty: Bool { storage.isEmpty }
+    public var keys: [String] { storage.keys.map(\.string) }
+    public var values: Dictionary<ExactId, Value>.Values { storage.values }
 
     @inlinable
-    package subscript(_ id: String) -> Value? {
+    public subscript(_ id: String) -> Value? {
         get { storage[ExactId(id)] }
         set { storage[ExactId(id)] = newValue }
     }
 
     @inlinable
-    package subscript(_ id: String, default defaultValue: @autoclosure () -> Value) -> Value {
+    public subscript(_ id: String, default defaultValue: @autoclosure () -> Value) -> Value {
         get { storage[ExactId(id), default: defaultValue()] }
         set { storage[ExactId(id)] = newValue }
     }
 
     @inlinable @discardableResult
-    package mutating func removeValue(forKey id: String) -> Value? { storage.removeValue(forKey: ExactId(id)) }
+    public mutating func removeValue(forKey id: String) -> Value? { storage.removeValue(forKey: ExactId(id)) }
 
     @inlinable
-    package mutating func removeAll(keepingCapacity keep: Bool = false) { storage.removeAll(keepingCapacity: keep) }
+    public mutating func removeAll(keepingCapacity keep: Bool = false) { storage.removeAll(keepingCapacity: keep) }
 
-    package func filter(_ isIncluded: ((key: String, value: Value)) throws -> Bool) rethrows -> IdMap<Value> {
+    public func filter(_ isIncluded: ((key: String, value: Value)) throws -> Bool) rethrows -> IdMap<Value> {
         IdMap(storage: try storage.filter { try isIncluded((key: $0.key.string, value: $0.value)) })
     }
 }
 
 extension IdMap: Sequence {
-    package typealias Element = (key: String, value: Value)
-    package func makeIterator() -> AnyIterator<Element> {
+    public typealias Element = (key: String, value: Value)
+    public func makeIterator() -> AnyIterator<Element> {
         var inner = storage.makeIterator()
         return AnyIterator { inner.next().map { (key: $0.key.string, value: $0.value) } }
     }
 }
 
 extension IdMap: ExpressibleByDictionaryLiteral {
-    package init(dictionaryLiteral elements: (String, Value)...) {
+    public init(dictionaryLiteral elements: (String, Value)...) {
         storage = [:]
         for (k, v) in elements { storage[ExactId(k)] = v }
     }
@@ -173,24 +173,24 @@ extension IdMap: Sendable where Value: Sendable {}
 extension IdMap: Equatable where Value: Equatable {}
 
 /// A set of ids compared as bytes, with `Set`'s API over `String` elements.
-package struct IdSet: Sendable, Equatable, Sequence, ExpressibleByArrayLiteral {
+public struct IdSet: Sendable, Equatable, Sequence, ExpressibleByArrayLiteral {
     @usableFromInline var storage: Set<ExactId>
 
-    @inlinable package init() { storage = [] }
-    package init(arrayLiteral elements: String...) { storage = Set(elements.map { ExactId($0) }) }
-    package init<S: Sequence>(_ ids: S) where S.Element == String { storage = Set(ids.map { ExactId($0) }) }
+    @inlinable public init() { storage = [] }
+    public init(arrayLiteral elements: String...) { storage = Set(elements.map { ExactId($0) }) }
+    public init<S: Sequence>(_ ids: S) where S.Element == String { storage = Set(ids.map { ExactId($0) }) }
 
-    @inlinable package var count: Int { storage.count }
-    @inlinable package var isEmpty: Bool { storage.isEmpty }
-    @inlinable package func contains(_ id: String) -> Bool { storage.contains(ExactId(id)) }
+    @inlinable public var count: Int { storage.count }
+    @inlinable public var isEmpty: Bool { storage.isEmpty }
+    @inlinable public func contains(_ id: String) -> Bool { storage.contains(ExactId(id)) }
     @inlinable @discardableResult
-    package mutating func insert(_ id: String) -> Bool { storage.insert(ExactId(id)).inserted }
+    public mutating func insert(_ id: String) -> Bool { storage.insert(ExactId(id)).inserted }
     @inlinable @discardableResult
-    package mutating func remove(_ id: String) -> String? { storage.remove(ExactId(id))?.string }
+    public mutating func remove(_ id: String) -> String? { storage.remove(ExactId(id))?.string }
     @inlinable
-    package mutating func removeAll(keepingCapacity keep: Bool = false) { storage.removeAll(keepingCapacity: keep) }
+    public mutating func removeAll(keepingCapacity keep: Bool = false) { storage.removeAll(keepingCapacity: keep) }
 
-    package func makeIterator() -> AnyIterator<String> {
+    public func makeIterator() -> AnyIterator<String> {
         var inner = storage.makeIterator()
         return AnyIterator { inner.next()?.string }
     }

@@ -3,10 +3,10 @@
 /// JSON and the generators' events. `"` and `\` are escaped, `\n` `\r` `\t`
 /// by name, other control characters as `\u00XX` (lowercase hex); non-ASCII
 /// UTF-8 passes through unchanged.
-package enum JSONEscape {
+public enum JSONEscape {
     /// Appends `s` as a JSON string literal, quotes included.
     @inlinable
-    package static func appendString(_ s: String, to out: inout [UInt8]) {
+    public static func appendString(_ s: String, to out: inout [UInt8]) {
         var s = s
         s.withUTF8 { appendString(utf8: $0, to: &out) }
     }
@@ -15,7 +15,7 @@ package enum JSONEscape {
     /// rarely need escaping: those that do not are copied in one append (no
     /// per-byte work, no allocation).
     @inlinable
-    package static func appendString(utf8 bytes: UnsafeBufferPointer<UInt8>, to out: inout [UInt8]) {
+    public static func appendString(utf8 bytes: UnsafeBufferPointer<UInt8>, to out: inout [UInt8]) {
         out.append(UInt8(ascii: "\""))
         if !bytes.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
             out.append(contentsOf: bytes)

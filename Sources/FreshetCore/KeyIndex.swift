@@ -9,7 +9,7 @@ import CPrefetch
 /// `Dictionary<String, UInt32>` keeps keys and values in separate arrays).
 /// Open addressing with linear probing; a key is removed by backward-shift
 /// deletion (`remove`), so probe runs never hold tombstones.
-package struct KeyIndex: Sendable {
+public struct KeyIndex: Sendable {
     @usableFromInline
     struct Bucket: Sendable {
         @usableFromInline var tag: UInt32
@@ -24,10 +24,10 @@ package struct KeyIndex: Sendable {
 
     @usableFromInline var buckets: [Bucket]
     @usableFromInline var mask: Int
-    package var count: Int { _count }
+    public var count: Int { _count }
     @usableFromInline var _count = 0
 
-    package init(minimumCapacity: Int = 16) {
+    public init(minimumCapacity: Int = 16) {
         var n = 16
         while n * 3 < minimumCapacity * 4 { n <<= 1 }
         buckets = Array(repeating: Bucket(tag: 0, slot: .max), count: n)
@@ -40,7 +40,7 @@ package struct KeyIndex: Sendable {
     /// `String`'s own hash does) is exactly consistent, and the same tag
     /// comes from a `String` and from raw bytes of a record (`tag(bytes:)`).
     @inlinable
-    package static func tag(_ key: String) -> UInt32 {
+    public static func tag(_ key: String) -> UInt32 {
         if let t = key.utf8.withContiguousStorageIfAvailable({ tag(bytes: UnsafeRawBufferPointer($0)) }) { return t }
         return Array(key.utf8).withUnsafeBytes { tag(bytes: $0) }
     }
@@ -53,8 +53,8 @@ package struct KeyIndex: Sendable {
     /// replaced `Hasher` (SipHash-1-3), whose set-up and finalisation cost
     /// more than the lookup itself for ids of a few bytes; tags never leave
     /// the process (no checkpoint or wire format holds one).
-    @inlinable
-    package static func tag(bytes: UnsafeRawBufferPointer) -> UInt32 {
+    @inlinable @inline(__always)
+    public static func tag(bytes: UnsafeRawBufferPointer) -> UInt32 {
         let n = bytes.count
         let seed = hashSeed
         var a: UInt64 = 0, b: UInt64 = 0
@@ -99,7 +99,7 @@ package struct KeyIndex: Sendable {
     /// restored entry's items) overlaps their misses instead of taking them
     /// one after another. A hint only.
     @inlinable
-    package func prefetchHomeBuckets(_ tags: UnsafeBufferPointer<UInt32>) {
+    public func prefetchHomeBuckets(_ tags: UnsafeBufferPointer<UInt32>) {
         buckets.withUnsafeBufferPointer { b in
             guard let base = b.baseAddress else { return }
             for tag in tags { freshet_prefetch(UnsafeRawPointer(base + (Int(tag) & mask))) }
@@ -111,7 +111,7 @@ package struct KeyIndex: Sendable {
     /// key is new): the likely slots, whose keys a caller can ask the cache
     /// for ahead of the real lookups.
     @inlinable
-    package func candidateSlots(_ tags: UnsafeBufferPointer<UInt32>, into slots: UnsafeMutableBufferPointer<UInt32>) {
+    public func candidateSlots(_ tags: UnsafeBufferPointer<UInt32>, into slots: UnsafeMutableBufferPointer<UInt32>) {
         precondition(slots.count >= tags.count, "one slot per tag")
         buckets.withUnsafeBufferPointer { b in
             for (k, tag) in tags.enumerated() {
@@ -133,7 +133,7 @@ package struct KeyIndex: Sendable {
     /// Always inlined, so that `isKey` (a closure over the caller's keys)
     /// is inlined too instead of being called through a context per probe.
     @inlinable @inline(__always)
-    package func slot(tag: UInt32, isKey: (UInt32) -> Bool) -> UInt32? {
+    public func slot(tag: UInt32, isKey: (UInt32) -> Bool) -> UInt32? {
         var i = Int(tag) & mask
         while true {
             let b = buckets[i]
@@ -145,7 +145,7 @@ package struct KeyIndex: Sendable {
 
     /// The existing slot, or `newSlot()` recorded for this key.
     @inlinable @inline(__always)
-    package mutating func slot(tag: UInt32, isKey: (UInt32) -> Bool, orInsert newSlot: () -> UInt32) -> UInt32 {
+    public mutating func slot(tag: UInt32, isKey: (UInt32) -> Bool, orInsert newSlot: () -> UInt32) -> UInt32 {
         var i = Int(tag) & mask
         while true {
             let b = buckets[i]
@@ -173,7 +173,7 @@ package struct KeyIndex: Sendable {
     /// between the hole and itself moves back into the hole, so every key
     /// stays reachable from its home without tombstones.
     @discardableResult
-    package mutating func remove(tag: UInt32, slot: UInt32) -> Bool {
+    public mutating func remove(tag: UInt32, slot: UInt32) -> Bool {
         var hole = Int(tag) & mask
         while true {
             let b = buckets[hole]
@@ -200,9 +200,9 @@ package struct KeyIndex: Sendable {
     }
 
     /// Bytes of the bucket array.
-    package var bucketBytes: Int { buckets.count * MemoryLayout<Bucket>.stride }
+    public var bucketBytes: Int { buckets.count * MemoryLayout<Bucket>.stride }
 
-    package mutating func removeAll() {
+    public mutating func removeAll() {
         self = KeyIndex()
     }
 

@@ -2,36 +2,36 @@
 /// plain stores (no per-byte array growth checks); `ByteWriter.append(maxBytes:_:)`
 /// then copies the result into the array once. Every write is bounds-checked
 /// against the scratch capacity (a wrong size bound traps instead of corrupting).
-package struct RawByteCursor {
+public struct RawByteCursor {
     @usableFromInline let base: UnsafeMutableRawPointer
     @usableFromInline let capacity: Int
     @usableFromInline var written = 0
     /// Bytes written so far.
-    package var count: Int { written }
+    public var count: Int { written }
 
     /// A cursor over `capacity` bytes at `base` (scratch space the caller owns).
     @inlinable
-    package init(base: UnsafeMutableRawPointer, capacity: Int) {
+    public init(base: UnsafeMutableRawPointer, capacity: Int) {
         self.base = base
         self.capacity = capacity
     }
 
     /// Upper bound of a varint's size.
-    package static let maxVarintBytes = 10
+    public static let maxVarintBytes = 10
 
     /// Upper bound of `write(string:)` for `s`.
     @inlinable
-    package static func maxBytes(_ s: String) -> Int { maxVarintBytes + s.utf8.count }
+    public static func maxBytes(_ s: String) -> Int { maxVarintBytes + s.utf8.count }
 
     @inlinable @inline(__always)
-    package mutating func write(byte: UInt8) {
+    public mutating func write(byte: UInt8) {
         precondition(written < capacity, "RawByteCursor overflow")
         base.storeBytes(of: byte, toByteOffset: written, as: UInt8.self)
         written &+= 1
     }
 
     @inlinable @inline(__always)
-    package mutating func write(varint: UInt64) {
+    public mutating func write(varint: UInt64) {
         precondition(written &+ Self.maxVarintBytes <= capacity || varint < 0x80 && written < capacity,
                      "RawByteCursor overflow")
         var v = varint
@@ -46,13 +46,13 @@ package struct RawByteCursor {
     }
 
     @inlinable @inline(__always)
-    package mutating func write(zigzag: Int64) {
+    public mutating func write(zigzag: Int64) {
         write(varint: UInt64(bitPattern: (zigzag << 1) ^ (zigzag >> 63)))
     }
 
     /// Raw bytes, no length prefix.
     @inlinable
-    package mutating func write(raw bytes: [UInt8]) {
+    public mutating func write(raw bytes: [UInt8]) {
         let n = bytes.count
         precondition(written &+ n <= capacity, "RawByteCursor overflow")
         let dest = base + written
@@ -66,7 +66,7 @@ package struct RawByteCursor {
     /// with two (overlapping) loads and stores instead of a `memmove` call
     /// (a routed record copies three ids).
     @inlinable @inline(__always)
-    package mutating func write(raw bytes: UnsafeRawBufferPointer) {
+    public mutating func write(raw bytes: UnsafeRawBufferPointer) {
         let n = bytes.count
         precondition(written &+ n <= capacity, "RawByteCursor overflow")
         guard n > 0, let p = bytes.baseAddress else { return }
@@ -92,13 +92,13 @@ package struct RawByteCursor {
     /// Length-prefixed bytes: the same encoding as `write(string:)` of the
     /// string whose UTF-8 they are.
     @inlinable @inline(__always)
-    package mutating func write(bytes: UnsafeRawBufferPointer) {
+    public mutating func write(bytes: UnsafeRawBufferPointer) {
         write(varint: UInt64(bytes.count))
         write(raw: bytes)
     }
 
     @inlinable
-    package mutating func write(string: String) {
+    public mutating func write(string: String) {
         let n = string.utf8.count
         write(varint: UInt64(n))
         precondition(written &+ n <= capacity, "RawByteCursor overflow")
@@ -117,19 +117,19 @@ package struct RawByteCursor {
     }
 
     @inlinable @inline(__always)
-    package mutating func write(optionalZigzag v: Int64?) {
+    public mutating func write(optionalZigzag v: Int64?) {
         if let v { write(byte: 1); write(zigzag: v) } else { write(byte: 0) }
     }
 
     @inlinable
-    package mutating func write(optionalString v: String?) {
+    public mutating func write(optionalString v: String?) {
         if let v { write(byte: 1); write(string: v) } else { write(byte: 0) }
     }
 
     /// A presence byte, then the bytes length-prefixed when present (the
     /// encoding of `write(optionalString:)`).
     @inlinable @inline(__always)
-    package mutating func write(optionalBytes v: UnsafeRawBufferPointer?) {
+    public mutating func write(optionalBytes v: UnsafeRawBufferPointer?) {
         if let v { write(byte: 1); write(bytes: v) } else { write(byte: 0) }
     }
 
@@ -143,7 +143,7 @@ package struct RawByteCursor {
     /// processing thread, in `swift_getGenericMetadata`). A caller that
     /// needs a result sets a local from `body`.
     @inlinable
-    package static func withScratch(capacity: Int, write: (inout RawByteCursor) -> Void,
+    public static func withScratch(capacity: Int, write: (inout RawByteCursor) -> Void,
                                     _ body: (UnsafeRawBufferPointer) -> Void) {
         withUnsafeTemporaryAllocation(byteCount: Swift.max(capacity, 1), alignment: 1) { scratch in
             guard let base = scratch.baseAddress else { return body(UnsafeRawBufferPointer(start: nil, count: 0)) }
@@ -158,7 +158,7 @@ extension ByteWriter {
     /// Runs `body` over a scratch cursor of `maxBytes` and appends what it wrote
     /// in one copy. `maxBytes` must bound what `body` writes.
     @inlinable
-    package mutating func append(maxBytes: Int, _ body: (inout RawByteCursor) -> Void) {
+    public mutating func append(maxBytes: Int, _ body: (inout RawByteCursor) -> Void) {
         RawByteCursor.withScratch(capacity: maxBytes, write: body) { bytes.append(contentsOf: $0) }
     }
 }

@@ -1,10 +1,10 @@
 /// Strict UTF-8 validation (RFC 3629): rejects overlong forms, surrogate code
 /// points (U+D800–U+DFFF), code points above U+10FFFF and truncated sequences.
-package enum UTF8Validation {
+public enum UTF8Validation {
     /// Returns the byte offset of the first invalid sequence, or nil when all bytes are valid.
     ///
     /// Pure ASCII runs are checked eight bytes at a time; event JSON is mostly ASCII.
-    package static func firstInvalidOffset(_ buf: UnsafeRawBufferPointer) -> Int? {
+    public static func firstInvalidOffset(_ buf: UnsafeRawBufferPointer) -> Int? {
         let n = buf.count
         var i = 0
         while i < n {
@@ -48,7 +48,7 @@ package enum UTF8Validation {
     /// records: a few bytes each, several per record) are settled with two
     /// overlapping word loads, without a call into the full validator.
     @inlinable @inline(__always)
-    package static func isValid(_ buf: UnsafeRawBufferPointer) -> Bool {
+    public static func isValid(_ buf: UnsafeRawBufferPointer) -> Bool {
         let n = buf.count
         if n == 0 { return true }
         if n <= 16 {

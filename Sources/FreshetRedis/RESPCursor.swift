@@ -8,7 +8,7 @@
 /// sequence of `RedisCommand.append` calls writes (`RESPCursorTests`).
 /// Every write is bounds-checked against the reservation: a wrong bound traps
 /// instead of corrupting memory.
-package struct RESPCursor {
+public struct RESPCursor {
     @usableFromInline let base: UnsafeMutableRawPointer
     @usableFromInline let capacity: Int
     @usableFromInline var written = 0
@@ -23,14 +23,14 @@ package struct RESPCursor {
 
     /// Bytes one bulk string of `length` bytes takes: `$`, up to 20 digits, CRLF, the bytes, CRLF.
     @inlinable
-    package static func maxBytes(length: Int) -> Int { 1 + 20 + 2 + length + 2 }
+    public static func maxBytes(length: Int) -> Int { 1 + 20 + 2 + length + 2 }
 
     /// Bytes one integer argument takes at most (`Int64.min` has 20 characters).
-    package static let maxIntegerBytes = maxBytes(length: 20)
+    public static let maxIntegerBytes = maxBytes(length: 20)
 
     /// One argument, the bytes unchanged.
     @inlinable
-    package mutating func bulk(_ bytes: UnsafeRawBufferPointer) {
+    public mutating func bulk(_ bytes: UnsafeRawBufferPointer) {
         header(length: bytes.count)
         raw(bytes)
         crlf()
@@ -38,7 +38,7 @@ package struct RESPCursor {
 
     /// One argument made of `prefix` then `suffix` (a key such as `user:<id>`).
     @inlinable
-    package mutating func bulk(_ prefix: UnsafeRawBufferPointer, _ suffix: UnsafeRawBufferPointer) {
+    public mutating func bulk(_ prefix: UnsafeRawBufferPointer, _ suffix: UnsafeRawBufferPointer) {
         header(length: prefix.count &+ suffix.count)
         raw(prefix)
         raw(suffix)
@@ -47,13 +47,13 @@ package struct RESPCursor {
 
     /// One argument, a literal's UTF-8 (field names).
     @inlinable
-    package mutating func bulk(_ literal: StaticString) {
+    public mutating func bulk(_ literal: StaticString) {
         bulk(UnsafeRawBufferPointer(start: literal.utf8Start, count: literal.utf8CodeUnitCount))
     }
 
     /// One argument, the decimal form of `value` (as `RedisCommand.append(_: Int64)`).
     @inlinable
-    package mutating func bulk(_ value: Int64) {
+    public mutating func bulk(_ value: Int64) {
         var magnitude = value.magnitude
         var digits = 1
         var bound: UInt64 = 10
