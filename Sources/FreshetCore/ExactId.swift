@@ -41,31 +41,14 @@ public enum IdBytes {
     /// True when the UTF-8 bytes of `a` are `b`.
     @inlinable @inline(__always)
     public static func equal(_ a: String, bytes b: UnsafeRawBufferPointer) -> Bool {
-        let n = b.count
-        guard a.utf8.count == n else { return false }
-        guard n > 0, let y = b.baseAddress else { return true }
+        guard a.utf8.count == b.count else { return false }
         var a = a
-        return a.withUTF8 { pa in
-            guard let x = pa.baseAddress else { return false }
-            // Ids are short: two overlapping loads per side settle up to 16
-            // bytes without a call into memcmp (the keys' common case).
-            let p = UnsafeRawPointer(x)
-            if n >= 8 && n <= 16 {
-                return p.loadUnaligned(as: UInt64.self) == y.loadUnaligned(as: UInt64.self)
-                    && p.loadUnaligned(fromByteOffset: n &- 8, as: UInt64.self)
-                        == y.loadUnaligned(fromByteOffset: n &- 8, as: UInt64.self)
-            }
-            if n >= 4 && n < 8 {
-                return p.loadUnaligned(as: UInt32.self) == y.loadUnaligned(as: UInt32.self)
-                    && p.loadUnaligned(fromByteOffset: n &- 4, as: UInt32.self)
-                        == y.loadUnaligned(fromByteOffset: n &- 4, as: UInt32.self)
-            }
-            return memcmp(x, y, n) == 0
-        }
+        return a.withUTF8 { equal(bytes: UnsafeRawBufferPointer($0), b) }
     }
 
-    /// True when two byte runs are equal: the short-id loads of
-    /// `equal(_:bytes:)`, for keys kept as bytes (an arena of ids).
+    /// True when two byte runs are equal. Ids are short: two overlapping
+    /// loads per side settle up to 16 bytes without a call into `memcmp`
+    /// (the keys' common case).
     @inlinable @inline(__always)
     public static func equal(bytes a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> Bool {
         let n = a.count

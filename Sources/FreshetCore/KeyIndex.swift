@@ -94,36 +94,36 @@ public struct KeyIndex: Sendable {
     @usableFromInline static let hashSecret1: UInt64 = 0xa076_1d64_78bd_642f
     @usableFromInline static let hashSecret2: UInt64 = 0xe703_7ed1_a0b4_28db
 
-    /// Asks the cache for the bucket a lookup of each of `tags` reads
-    /// first: a batch of keys known in advance (a positive's history, a
-    /// restored entry's items) overlaps their misses instead of taking them
-    /// one after another. A hint only.
+    /// Prepares a batch of lookups of keys known in advance (a positive's
+    /// history, a restored entry's items): writes each id's tag into
+    /// `tags`, asks the cache for the bucket each lookup reads first, then
+    /// for the key each bucket names (`keyAddress(slot)`: where the caller
+    /// keeps that slot's key, nil for none), keys not compared. The misses
+    /// of the batch then overlap instead of coming one after another. A
+    /// hint only: nothing is looked up or changed.
     @inlinable
-    public func prefetchHomeBuckets(_ tags: UnsafeBufferPointer<UInt32>) {
+    public func prefetch(_ ids: UnsafeBufferPointer<UnsafeRawBufferPointer>, tags: UnsafeMutableBufferPointer<UInt32>,
+                         keyAddress: (UInt32) -> UnsafeRawPointer?) {
+        precondition(tags.count >= ids.count, "one tag per id")
         buckets.withUnsafeBufferPointer { b in
             guard let base = b.baseAddress else { return }
-            for tag in tags { freshet_prefetch(UnsafeRawPointer(base + (Int(tag) & mask))) }
-        }
-    }
-
-    /// For each of `tags`, the slot of the first bucket on its probe run
-    /// that carries it, keys not compared (`UInt32.max` when none does: the
-    /// key is new): the likely slots, whose keys a caller can ask the cache
-    /// for ahead of the real lookups.
-    @inlinable
-    public func candidateSlots(_ tags: UnsafeBufferPointer<UInt32>, into slots: UnsafeMutableBufferPointer<UInt32>) {
-        precondition(slots.count >= tags.count, "one slot per tag")
-        buckets.withUnsafeBufferPointer { b in
-            for (k, tag) in tags.enumerated() {
+            for k in ids.indices {
+                let tag = Self.tag(bytes: ids[k])
+                tags[k] = tag
+                freshet_prefetch(UnsafeRawPointer(base + (Int(tag) & mask)))
+            }
+            for k in ids.indices {
+                let tag = tags[k]
                 var i = Int(tag) & mask
-                var found = UInt32.max
                 while true {
                     let bucket = b[i]
                     if bucket.slot == .max { break }
-                    if bucket.tag == tag { found = bucket.slot; break }
+                    if bucket.tag == tag {
+                        if let key = keyAddress(bucket.slot) { freshet_prefetch(key) }
+                        break
+                    }
                     i = (i &+ 1) & mask
                 }
-                slots[k] = found
             }
         }
     }

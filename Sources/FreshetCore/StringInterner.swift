@@ -1,5 +1,3 @@
-import CPrefetch
-
 /// Maps strings (item or user ids) to dense `UInt32` indices and back, so keyed
 /// state can hold 4-byte references instead of 16-byte `String`s. Strings are
 /// the same only when their UTF-8 bytes are (`IdBytes`).
@@ -43,14 +41,9 @@ package struct StringInterner: Sendable {
     package mutating func intern(validUTF8 ids: UnsafeBufferPointer<UnsafeRawBufferPointer>,
                                  into numbers: UnsafeMutableBufferPointer<UInt32>) {
         precondition(numbers.count >= ids.count, "one number per id")
-        for k in ids.indices { numbers[k] = KeyIndex.tag(bytes: ids[k]) }
-        let tags = UnsafeBufferPointer(rebasing: numbers[0..<ids.count])
-        indexOf.prefetchHomeBuckets(tags)
-        withUnsafeTemporaryAllocation(of: UInt32.self, capacity: ids.count) { candidates in
-            indexOf.candidateSlots(tags, into: candidates)
-            strings.withUnsafeBufferPointer { known in
-                guard let base = known.baseAddress else { return }
-                for slot in candidates where Int(slot) < known.count { freshet_prefetch(UnsafeRawPointer(base + Int(slot))) }
+        strings.withUnsafeBufferPointer { known in
+            indexOf.prefetch(ids, tags: numbers) { slot in
+                Int(slot) < known.count ? known.baseAddress.map { UnsafeRawPointer($0 + Int(slot)) } : nil
             }
         }
         for k in ids.indices { numbers[k] = intern(validUTF8: ids[k], tag: numbers[k]) }

@@ -6,13 +6,19 @@ import FreshetCore
 /// `rowKeep` largest counts, ties by the smaller id bytes), and the direct
 /// checkpoint encoding equals the codec's.
 final class CooccurrencePruneTests: XCTestCase {
+    /// Small rows, so that pruning happens often.
+    static func config(capacity: Int, keep: Int, history: Int) -> CooccurrenceConfig {
+        var config = CooccurrenceConfig(dimension: 4)
+        config.rowCapacity = capacity
+        config.rowKeep = keep
+        config.history = history
+        return config
+    }
+
     /// Seeded stream of positives on a few items with many neighbours and
     /// heavy ties (counts 1-3), ids of different lengths sharing prefixes.
     func testPruneKeepsTheLargestCountsWithTiesBrokenByIdBytes() {
-        var config = CooccurrenceConfig(dimension: 4)
-        config.rowCapacity = 30
-        config.rowKeep = 12
-        config.history = 10
+        let config = Self.config(capacity: 30, keep: 12, history: 10)
         let rows = CooccurrenceRows(config: config)
         // A shadow of every count, pruned by the definition (full sort).
         var shadow: [ByteId: [ByteId: UInt32]] = [:]
@@ -70,10 +76,7 @@ final class CooccurrencePruneTests: XCTestCase {
     /// degrees and entries, with repeats, the item in its own history, empty
     /// and over-long histories.
     func testBatchedCountingMatchesTheOneByOnePath() {
-        var config = CooccurrenceConfig(dimension: 4)
-        config.rowCapacity = 40
-        config.rowKeep = 20
-        config.history = 70
+        let config = Self.config(capacity: 40, keep: 20, history: 70)
         let batched = CooccurrenceRows(config: config)
         let single = CooccurrenceRows(config: config)
         var random = FreshetCore.SplitMix64(seed: 3)

@@ -1,4 +1,3 @@
-import CPrefetch
 import Foundation
 import FreshetCore
 
@@ -111,19 +110,12 @@ package final class CooccurrenceRows {
     static let batchedHistory = 64
 
     /// Computes each id's tag into `tags` and asks the cache for what its
-    /// lookup will read: the bucket, then the name's start, then its bytes.
-    /// A hint only (a bucket's tag may belong to another id).
+    /// lookup will read: the bucket, then the name's start. A hint only (a
+    /// bucket's tag may belong to another id).
     private func prefetchNames(_ ids: UnsafeBufferPointer<UnsafeRawBufferPointer>, tags: UnsafeMutableBufferPointer<UInt32>) {
-        for k in ids.indices { tags[k] = KeyIndex.tag(bytes: ids[k]) }
-        let tags = UnsafeBufferPointer(rebasing: tags[0..<ids.count])
-        neighbourSlots.prefetchHomeBuckets(tags)
-        withUnsafeTemporaryAllocation(of: UInt32.self, capacity: ids.count) { candidates in
-            neighbourSlots.candidateSlots(tags, into: candidates)
-            nameStart.withUnsafeBufferPointer { starts in
-                guard let base = starts.baseAddress else { return }
-                for slot in candidates where Int(slot) + 1 < starts.count {
-                    freshet_prefetch(UnsafeRawPointer(base + Int(slot)))
-                }
+        nameStart.withUnsafeBufferPointer { starts in
+            neighbourSlots.prefetch(ids, tags: tags) { slot in
+                Int(slot) + 1 < starts.count ? starts.baseAddress.map { UnsafeRawPointer($0 + Int(slot)) } : nil
             }
         }
     }
