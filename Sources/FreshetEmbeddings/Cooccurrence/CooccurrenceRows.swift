@@ -5,7 +5,8 @@ import FreshetCore
 /// item's owner). Per positive interaction (u, i) the owner of i adds 1 to
 /// C[i][j] for each distinct j among u's most recent positive items before it
 /// (the history the user stage attaches to the routed record), and 1 to i's
-/// degree n_i. Integers only, so the counts do not depend on arrival order.
+/// degree n_i. Integers only, so the counts do not depend on arrival order
+/// (pruning does: docs/EMBEDDINGS.md, "Counting").
 ///
 /// Rows are bounded: past `rowCapacity` entries a row is pruned to its
 /// `rowKeep` largest counts (ties: the neighbour with the smaller id bytes
