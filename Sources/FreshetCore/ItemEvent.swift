@@ -63,7 +63,7 @@ package struct ItemEvent: Sendable, Equatable {
         }
     }
 
-    static func encodeHistory(_ items: [String]) -> [UInt8] {
+    package static func encodeHistory(_ items: [String]) -> [UInt8] {
         guard !items.isEmpty else { return [] }
         var w = ByteWriter(capacity: 1 + items.reduce(0) { $0 + 1 + $1.utf8.count })
         w.write(varint: UInt64(items.count))

@@ -51,10 +51,9 @@ package enum CooccurrenceCountingBenchmark {
     static func encodedStream(positives: Int, users: Int, items: Int, history: Int, seed: UInt64) -> [UInt8] {
         var random = SplitMix64(seed: seed)
         let popularity = SyntheticZipf(count: items, exponent: 0.9)
-        let ids = (0..<items).map { Array("item-\($0)".utf8) }
+        let ids = (0..<items).map { "item-\($0)" }
         var recent = [[Int32]](repeating: [], count: users)
         var out = ByteWriter(capacity: positives * 96)
-        var encoded = ByteWriter(capacity: 256)
         for _ in 0..<positives {
             let user = random.nextInt(users)
             let item: Int
@@ -64,15 +63,8 @@ package enum CooccurrenceCountingBenchmark {
             } else {
                 item = popularity.rank(random.nextUnit())
             }
-            encoded.bytes.removeAll(keepingCapacity: true)
-            if !recent[user].isEmpty {
-                encoded.write(varint: UInt64(recent[user].count))
-                for j in recent[user].reversed() { encoded.write(varint: UInt64(ids[Int(j)].count)); encoded.bytes.append(contentsOf: ids[Int(j)]) }
-            }
-            out.write(varint: UInt64(ids[item].count))
-            out.bytes.append(contentsOf: ids[item])
-            out.write(varint: UInt64(encoded.bytes.count))
-            out.bytes.append(contentsOf: encoded.bytes)
+            out.write(string: ids[item])
+            out.write(bytes: ItemEvent.encodeHistory(recent[user].reversed().map { ids[Int($0)] }))
             recent[user].append(Int32(item))
             if recent[user].count > history { recent[user].removeFirst() }
         }

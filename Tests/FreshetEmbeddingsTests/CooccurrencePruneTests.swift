@@ -84,13 +84,9 @@ final class CooccurrencePruneTests: XCTestCase {
             let item = ByteId("i\(random.nextInt(60))")
             let length = t % 50 == 0 ? 80 : random.nextInt(12)
             let history = (0..<length).map { _ in ByteId("i\(random.nextInt(300))") }
-            var encoded = FreshetCore.ByteWriter(capacity: 64)
-            if !history.isEmpty {
-                encoded.write(varint: UInt64(history.count))
-                for h in history { encoded.write(varint: UInt64(h.bytes.count)); encoded.bytes.append(contentsOf: h.bytes) }
-            }
+            let encoded = FreshetCore.ItemEvent.encodeHistory(history.map(\.string))
             let a = item.bytes.withUnsafeBytes { itemBytes in
-                encoded.bytes.withUnsafeBytes { batched.observePositive(itemBytes: itemBytes, ts: Int64(t), encodedHistory: $0) }
+                encoded.withUnsafeBytes { batched.observePositive(itemBytes: itemBytes, ts: Int64(t), encodedHistory: $0) }
             }
             let b = single.observePositive(item: item, history: history, ts: Int64(t))
             XCTAssertEqual(a != nil, b)
