@@ -112,19 +112,10 @@ public struct KeyIndex: Sendable {
                 tags[k] = tag
                 freshet_prefetch(UnsafeRawPointer(base + (Int(tag) & mask)))
             }
-            for k in ids.indices {
-                let tag = tags[k]
-                var i = Int(tag) & mask
-                while true {
-                    let bucket = b[i]
-                    if bucket.slot == .max { break }
-                    if bucket.tag == tag {
-                        if let key = keyAddress(bucket.slot) { freshet_prefetch(key) }
-                        break
-                    }
-                    i = (i &+ 1) & mask
-                }
-            }
+        }
+        // The lookup's own probe, every key taken as a match: the first slot carrying the tag.
+        for k in ids.indices {
+            if let candidate = slot(tag: tags[k], isKey: { _ in true }), let key = keyAddress(candidate) { freshet_prefetch(key) }
         }
     }
 
