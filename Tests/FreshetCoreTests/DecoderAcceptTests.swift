@@ -136,4 +136,76 @@ final class DecoderAcceptTests: XCTestCase {
             }
         }
     }
+    /// `scanString` finds the end of a string eight bytes at a time; checked
+    /// against a byte-at-a-time reading of the same grammar with one special
+    /// byte ('"' ending the string, an escape, a control byte, a stray byte
+    /// ≥ 0x80 of UTF-8) at every offset of strings 0-24 bytes long, each
+    /// followed by 0-9 more bytes, so the special byte falls at every place
+    /// in a word and in the byte-by-byte tail at the end of the input.
+    func testStringScanMatchesAByteAtATimeReading() {
+        let fillers: [[UInt8]] = [[], Array("\\n".utf8), Array("\\u00e9".utf8), [0x1F], [0x0A], [0xC3, 0xA9], [0xFF], [0x22]]
+        var checked = 0
+        for length in 0...24 {
+            for at in 0...length {
+                for filler in fillers {
+                    for tail in 0...9 {
+                        var content = Array(repeating: UInt8(ascii: "a"), count: length)
+                        content.insert(contentsOf: filler, at: at)
+                        let bytes = [UInt8(ascii: "\"")] + content + [UInt8(ascii: "\"")] + Array(repeating: UInt8(ascii: "x"), count: tail)
+                        let expected = Self.referenceScan(bytes)
+                        let got: String = bytes.withUnsafeBytes { buf in
+                            var s = JSONScanner(buf)
+                            do throws(BadInput) {
+                                let t = try s.scanString()
+                                return "string \(t.start)..<\(t.end) escapes \(t.hasEscapes) next \(s.pos)"
+                            } catch {
+                                return "error \(error.reason.rawValue)"
+                            }
+                        }
+                        XCTAssertEqual(got, expected, "\(bytes)")
+                        checked += 1
+                    }
+                }
+            }
+        }
+        XCTAssertGreaterThan(checked, 20_000)
+        // Unterminated, also when the input ends inside a word-sized run.
+        for n in 0...17 {
+            let bytes = [UInt8(ascii: "\"")] + Array(repeating: UInt8(ascii: "b"), count: n)
+            let got: String = bytes.withUnsafeBytes { buf in
+                var s = JSONScanner(buf)
+                do throws(BadInput) { _ = try s.scanString(); return "string" } catch { return error.detail }
+            }
+            XCTAssertTrue(got.hasPrefix("unterminated string"), "\(n) bytes: \(got)")
+        }
+    }
+
+    /// The string at the start of `bytes` read one byte at a time (the
+    /// grammar of RFC 8259 for the escapes the scanner accepts).
+    static func referenceScan(_ bytes: [UInt8]) -> String {
+        var i = 1
+        var escapes = false
+        while i < bytes.count {
+            let b = bytes[i]
+            if b == UInt8(ascii: "\"") { return "string 1..<\(i) escapes \(escapes) next \(i + 1)" }
+            if b < 0x20 { return "error malformed_json" }
+            if b == UInt8(ascii: "\\") {
+                escapes = true
+                guard i + 1 < bytes.count else { return "error malformed_json" }
+                switch bytes[i + 1] {
+                case UInt8(ascii: "u"):
+                    let hex = bytes[min(bytes.count, i + 2)..<min(bytes.count, i + 6)]
+                    guard hex.count == 4, hex.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) }) else {
+                        return "error malformed_json"
+                    }
+                    i += 6
+                case UInt8(ascii: "n"), UInt8(ascii: "\""), UInt8(ascii: "\\"): i += 2
+                default: return "error malformed_json"
+                }
+                continue
+            }
+            i += 1
+        }
+        return "error malformed_json"
+    }
 }
