@@ -115,8 +115,27 @@ public struct KeyIndex: Sendable {
         }
         // The lookup's own probe, every key taken as a match: the first slot carrying the tag.
         for k in ids.indices {
-            if let candidate = slot(tag: tags[k], isKey: { _ in true }), let key = keyAddress(candidate) { freshet_prefetch(key) }
+            if let candidate = candidateSlot(tag: tags[k]), let key = keyAddress(candidate) { freshet_prefetch(key) }
         }
+    }
+
+    /// Asks the cache for the bucket a lookup of `tag` reads first (a hint:
+    /// nothing is looked up or changed).
+    @inlinable @inline(__always)
+    public func prefetchBucket(tag: UInt32) {
+        buckets.withUnsafeBufferPointer { b in
+            guard let base = b.baseAddress else { return }
+            freshet_prefetch(UnsafeRawPointer(base + (Int(tag) & mask)))
+        }
+    }
+
+    /// The slot of the first bucket carrying `tag` (the lookup's probe with
+    /// every key taken as a match), or nil: for prefetching the state of a
+    /// key whose lookup comes later. Usually the key's own slot; another
+    /// key's when their tags collide.
+    @inlinable @inline(__always)
+    public func candidateSlot(tag: UInt32) -> UInt32? {
+        slot(tag: tag, isKey: { _ in true })
     }
 
     /// The slot whose key satisfies `isKey`, or nil. `isKey(slot)` compares the

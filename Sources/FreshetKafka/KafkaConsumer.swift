@@ -183,15 +183,46 @@ package final class KafkaConsumer: @unchecked Sendable {
         var records = 0
         try pollLoop(maxRecords: maxRecords, timeoutMs: timeoutMs,
                      endOfPartition: &summary.endOfPartition, errors: &summary.errors) { msg, index, _ in
-            let m = msg.pointee
-            let key = m.key.map { UnsafeRawBufferPointer(start: $0, count: m.key_len) }
-            let value = UnsafeRawBufferPointer(start: m.payload, count: m.payload == nil ? 0 : m.len)
-            each(ConsumedRecordView(topicIndex: index, partition: m.partition, offset: m.offset, key: key,
-                                    value: value, valueIsNull: m.payload == nil, timestampMs: Self.timestamp(of: msg)))
+            each(Self.view(msg, topicIndex: index))
             records += 1
         }
         summary.records = records
         return summary
+    }
+
+    /// `poll(maxRecords:timeoutMs:each:)` with a look-ahead: each record is
+    /// also shown to `ahead` as soon as it is polled, up to `lookahead`
+    /// records before `each` gets it, so a task can ask the cache for the
+    /// state the record will need (`UserStatePrefetcher`). `ahead` must not
+    /// change anything a record's processing reads. `each` still gets every
+    /// record in poll order; the records held when a rebalance callback
+    /// starts are handed to `each` first, so the callback still runs after
+    /// the records polled before it were handled, and the poll hands out
+    /// what it holds before it returns. On a fatal error the held records
+    /// are released unhandled (not handled, so not committed: read again).
+    package func poll(maxRecords: Int, timeoutMs: Int32, lookahead: Int,
+                      ahead: (ConsumedRecordView) -> Void,
+                      each: (ConsumedRecordView) -> Void) throws(KafkaError) -> ConsumerPollSummary {
+        var summary = ConsumerPollSummary()
+        var records = 0
+        try pollLoop(maxRecords: maxRecords, timeoutMs: timeoutMs, holding: max(0, lookahead),
+                     endOfPartition: &summary.endOfPartition, errors: &summary.errors,
+                     onPolled: { msg, index in ahead(Self.view(msg, topicIndex: index)) }) { msg, index, _ in
+            each(Self.view(msg, topicIndex: index))
+            records += 1
+        }
+        summary.records = records
+        return summary
+    }
+
+    /// A record as a view into its librdkafka message.
+    @inline(__always)
+    private static func view(_ msg: UnsafeMutablePointer<rd_kafka_message_t>, topicIndex: Int) -> ConsumedRecordView {
+        let m = msg.pointee
+        let key = m.key.map { UnsafeRawBufferPointer(start: $0, count: m.key_len) }
+        let value = UnsafeRawBufferPointer(start: m.payload, count: m.payload == nil ? 0 : m.len)
+        return ConsumedRecordView(topicIndex: topicIndex, partition: m.partition, offset: m.offset, key: key,
+                                  value: value, valueIsNull: m.payload == nil, timestampMs: timestamp(of: msg))
     }
 
     /// Like `poll`, but appends into reusable contiguous storage: no
@@ -225,14 +256,40 @@ package final class KafkaConsumer: @unchecked Sendable {
 
     /// The shared poll loop: calls `onRecord` for each record (topic index in
     /// the subscription or -1, topic name); collects EOF notices and errors.
-    private func pollLoop(maxRecords: Int, timeoutMs: Int32,
+    /// With `holding` > 0, each record goes to `onPolled` when polled and to
+    /// `onRecord` `holding` records later (see `poll(maxRecords:timeoutMs:lookahead:ahead:each:)`).
+    private func pollLoop(maxRecords: Int, timeoutMs: Int32, holding: Int = 0,
                           endOfPartition: inout [PartitionEndEvent], errors: inout [KafkaError],
+                          onPolled: (UnsafeMutablePointer<rd_kafka_message_t>, Int) -> Void = { _, _ in },
                           onRecord: (UnsafeMutablePointer<rd_kafka_message_t>, Int, String) -> Void) throws(KafkaError) {
         pollLock.lock()
         defer { pollLock.unlock() }
         guard !closed else {
             throw KafkaError(code: KafkaError.Code.state, message: "consumer is closed", context: "poll")
         }
+        try withoutActuallyEscaping(onRecord) { (onRecord) throws(KafkaError) in
+            let held = HeldMessages(handOut: onRecord)
+            if holding > 0 { context.beforeRebalance = held.handOutAll }
+            defer {
+                context.beforeRebalance = nil
+                held.releaseUnhandled()
+            }
+            try pollMessages(maxRecords: maxRecords, timeoutMs: timeoutMs, holding: holding, held: held,
+                             endOfPartition: &endOfPartition, errors: &errors, onPolled: onPolled)
+            held.handOutAll()
+        }
+        for e in context.takeErrors() {
+            if e.isFatal {
+                throw KafkaError.fatalError(of: rk, context: e.context) ?? e
+            }
+            errors.append(e)
+        }
+    }
+
+    /// `pollLoop`'s loop over librdkafka's messages (the poll lock held).
+    private func pollMessages(maxRecords: Int, timeoutMs: Int32, holding: Int, held: HeldMessages,
+                              endOfPartition: inout [PartitionEndEvent], errors: inout [KafkaError],
+                              onPolled: (UnsafeMutablePointer<rd_kafka_message_t>, Int) -> Void) throws(KafkaError) {
         var records = 0
         var timeout = timeoutMs
         var iterations = 0
@@ -241,13 +298,22 @@ package final class KafkaConsumer: @unchecked Sendable {
             iterations += 1
             guard let msg = rd_kafka_consumer_poll(rk, timeout) else { break }
             timeout = 0
-            defer { rd_kafka_message_destroy(msg) }
             let m = msg.pointee
             if m.err == RD_KAFKA_RESP_ERR_NO_ERROR {
                 let (index, name) = resolveTopic(m.rkt)
-                onRecord(msg, index, name)
                 records += 1
-            } else if m.err == RD_KAFKA_RESP_ERR__PARTITION_EOF {
+                if holding > 0 {
+                    onPolled(msg, index)
+                    held.append(msg, topicIndex: index, topic: name)
+                    if held.count > holding { held.handOutOldest() }
+                } else {
+                    held.handOut(msg, index, name)
+                    rd_kafka_message_destroy(msg)
+                }
+                continue
+            }
+            defer { rd_kafka_message_destroy(msg) }
+            if m.err == RD_KAFKA_RESP_ERR__PARTITION_EOF {
                 let (_, name) = resolveTopic(m.rkt)
                 endOfPartition.append(PartitionEndEvent(
                     topicPartition: TopicPartition(topic: name, partition: m.partition), offset: m.offset))
@@ -259,12 +325,6 @@ package final class KafkaConsumer: @unchecked Sendable {
                 let what = name.map { "consume \($0)[\(m.partition)]" } ?? "consume"
                 errors.append(KafkaError.from(m.err, message: Self.messageText(m), context: what))
             }
-        }
-        for e in context.takeErrors() {
-            if e.isFatal {
-                throw KafkaError.fatalError(of: rk, context: e.context) ?? e
-            }
-            errors.append(e)
         }
     }
 
@@ -664,6 +724,9 @@ final class ConsumerContext: @unchecked Sendable {
     weak var consumer: KafkaConsumer?
     let listener: (any RebalanceListener)?
     var listenerEnabled = true
+    /// Set by a poll that holds records (look-ahead): hands them out, so a
+    /// rebalance callback runs after the records polled before it.
+    var beforeRebalance: (() -> Void)?
     private let lock = NSLock()
     private var errors: [KafkaError] = []
 
@@ -693,6 +756,7 @@ private let consumerRebalanceCallback: @convention(c) (OpaquePointer?, rd_kafka_
         return
     }
     let ctx = Unmanaged<ConsumerContext>.fromOpaque(opaque).takeUnretainedValue()
+    ctx.beforeRebalance?()
     if ctx.listenerEnabled, let consumer = ctx.consumer {
         consumer.handleRebalance(err, list, listener: ctx.listener)
     } else {
@@ -718,4 +782,41 @@ enum GroupMetadataSymbols {
               let sym = dlsym(handle, "rd_kafka_consumer_group_metadata_generation_id") else { return nil }
         return unsafeBitCast(sym, to: GenerationIdFn.self)
     }()
+}
+
+/// The records a look-ahead poll has shown but not yet handed out, oldest
+/// first (a few: the look-ahead distance). Used on the polling thread only,
+/// within one poll.
+private final class HeldMessages {
+    typealias Message = UnsafeMutablePointer<rd_kafka_message_t>
+    let handOut: (Message, Int, String) -> Void
+    private var messages: [(message: Message, topicIndex: Int, topic: String)] = []
+
+    init(handOut: @escaping (Message, Int, String) -> Void) {
+        self.handOut = handOut
+    }
+
+    var count: Int { messages.count }
+
+    func append(_ message: Message, topicIndex: Int, topic: String) {
+        messages.append((message, topicIndex, topic))
+    }
+
+    /// Hands the oldest held record out and releases its message.
+    func handOutOldest() {
+        let oldest = messages.removeFirst()
+        handOut(oldest.message, oldest.topicIndex, oldest.topic)
+        rd_kafka_message_destroy(oldest.message)
+    }
+
+    /// Hands every held record out, oldest first.
+    func handOutAll() {
+        while !messages.isEmpty { handOutOldest() }
+    }
+
+    /// Releases what is still held without handing it out (a fatal error ended the poll).
+    func releaseUnhandled() {
+        for held in messages { rd_kafka_message_destroy(held.message) }
+        messages.removeAll()
+    }
 }

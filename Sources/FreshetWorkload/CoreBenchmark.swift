@@ -55,8 +55,13 @@ package enum CoreBenchmark {
         var k = 0
         let t1 = clock.now
         let c1 = CPUClock.threadSeconds()
-        if phases.contains(.pipeline) { batch.forEach { topic, timestamp, buf in
+        var userPrefetch = UserStatePrefetcher()
+        if phases.contains(.pipeline) { batch.forEachWithKeys { index, topic, timestamp, buf, key in
             k &+= 1
+            // As the processing loop shows an interactions task its records
+            // ahead (`UserStatePrefetcher`): keys of interactions only.
+            let ahead = index &+ UserStatePrefetcher.lookahead
+            if ahead < batch.count, batch.topics[ahead] == .interactions { userPrefetch.show(key: key(ahead), store: userStore) }
             do throws(BadInput) {
                 if topic == .interactions {
                     try decoder.decode(interaction: buf, messageTimestampMs: timestamp, nowMs: now, into: &event)
@@ -101,8 +106,11 @@ package enum CoreBenchmark {
         var routedBytes = 0
         let t2 = clock.now
         let c2 = CPUClock.threadSeconds()
-        if phases.contains(.source) { batch.forEach { topic, timestamp, buf in
+        var sourcePrefetch = UserStatePrefetcher()
+        if phases.contains(.source) { batch.forEachWithKeys { index, topic, timestamp, buf, key in
             offset &+= 1
+            let ahead = index &+ UserStatePrefetcher.lookahead
+            if ahead < batch.count, batch.topics[ahead] == .interactions { sourcePrefetch.show(key: key(ahead), store: sourceUsers) }
             do throws(BadInput) {
                 if topic == .interactions {
                     try decoder.decode(interaction: buf, messageTimestampMs: timestamp, nowMs: now, into: &event)

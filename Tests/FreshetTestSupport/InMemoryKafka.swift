@@ -228,6 +228,38 @@ package final class InMemoryConsumer: EngineConsumer {
         return summary
     }
 
+    /// As librdkafka's look-ahead poll: each record is shown to `ahead`
+    /// `lookahead` records before `each` gets it (rebalance callbacks run
+    /// first, before any record is shown, so none is held across one).
+    package func poll(maxRecords: Int, timeoutMs: Int32, lookahead: Int,
+                      ahead: (ConsumedRecordView) -> Void,
+                      each: (ConsumedRecordView) -> Void) throws(KafkaError) -> ConsumerPollSummary {
+        let batch = try poll(maxRecords: maxRecords, timeoutMs: timeoutMs)
+        var summary = ConsumerPollSummary()
+        summary.records = batch.records.count
+        summary.endOfPartition = batch.endOfPartition
+        summary.errors = batch.errors
+        let records = batch.records
+        let view = { (k: Int, body: (ConsumedRecordView) -> Void) in
+            let record = records[k]
+            record.value.withUnsafeBytes { value in
+                func hand(_ key: UnsafeRawBufferPointer?) {
+                    body(ConsumedRecordView(topicIndex: record.topicIndex, partition: record.partition, offset: record.offset,
+                                            key: key, value: value, valueIsNull: record.valueIsNull,
+                                            timestampMs: record.timestampMs))
+                }
+                if let key = record.key { key.withUnsafeBytes { hand($0) } } else { hand(nil) }
+            }
+        }
+        let distance = max(0, lookahead)
+        for k in 0..<min(distance, records.count) { view(k, ahead) }
+        for k in records.indices {
+            if k + distance < records.count { view(k + distance, ahead) }
+            view(k, each)
+        }
+        return summary
+    }
+
     /// The records of one poll, owned (what `poll(maxRecords:timeoutMs:each:)` hands out as views).
     package func poll(maxRecords: Int, timeoutMs: Int32) throws(KafkaError) -> ConsumerPoll {
         var result = ConsumerPoll()

@@ -19,7 +19,11 @@ package protocol EngineConsumer: AnyObject {
     /// valid only during that call; returns how many, the partition ends
     /// reached and errors. Rebalance callbacks run inside this call
     /// (librdkafka's contract).
-    func poll(maxRecords: Int, timeoutMs: Int32,
+    /// Each record is also shown to `ahead` when polled, up to `lookahead`
+    /// records before `each` gets it; every record shown is handed to
+    /// `each` before a rebalance callback runs and before the poll returns.
+    func poll(maxRecords: Int, timeoutMs: Int32, lookahead: Int,
+              ahead: (ConsumedRecordView) -> Void,
               each: (ConsumedRecordView) -> Void) throws(KafkaError) -> ConsumerPollSummary
     /// Commits next offsets to the group.
     func commit(_ offsets: [TopicPartition: Int64], synchronous: Bool) throws(KafkaError)

@@ -30,7 +30,13 @@ extension StreamProcessor {
         // time as when records were collected first.
         var batchNow: Int64?
         let output: TaskOutput = self.output
-        let poll = try consumer.poll(maxRecords: 4096, timeoutMs: 20) { record in
+        // Each record is shown to its task a few records before it is
+        // processed (`StreamTask.lookAhead`): a source task asks the cache
+        // for the user's state then (`UserStatePrefetcher`).
+        let poll = try consumer.poll(maxRecords: 4096, timeoutMs: 20, lookahead: UserStatePrefetcher.lookahead,
+                                     ahead: { record in
+            taskManager.route(topicIndex: record.topicIndex, partition: record.partition)?.lookAhead(key: record.key)
+        }) { record in
             let now: Int64
             if let batchNow { now = batchNow } else { now = clockNowMs(); batchNow = now }
             dispatch(record, nowMs: now, output: output)

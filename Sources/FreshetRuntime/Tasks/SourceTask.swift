@@ -48,6 +48,8 @@ package final class SourceTask {
     /// The user history routed with a positive (embeddings on), encoded
     /// here for every positive in turn (reused storage, same rule).
     @exclusivity(unchecked) private var historyScratch = ByteWriter(capacity: 256)
+    /// The users of the records `lookAhead` was shown, on their way into the cache.
+    @exclusivity(unchecked) private var userPrefetch = UserStatePrefetcher()
     private var lastSentWatermark: EventTimeMs?
     /// This task's source topic in repartitioned records' origins and markers.
     private let sourceTopicCode: UInt8
@@ -70,6 +72,12 @@ package final class SourceTask {
         self.watermark = BoundedOutOfOrdernessWatermark(outOfOrdernessMs: outOfOrdernessMs)
         self.users = (id.stage == .interactions && keepsUserFeatures) ? UserFeatureStore(recentCapacity: recentCapacity) : nil
         self.routesInteractionsByUser = id.stage == .interactions && !keepsUserFeatures
+    }
+
+    /// Records are keyed by user id: the user's state is asked for while
+    /// the records before it are processed (a hint; no effect on results).
+    package func lookAhead(key: UnsafeRawBufferPointer?) {
+        if let users { userPrefetch.show(key: key, store: users) }
     }
 
     /// Folds one record in. Never throws: bad input is dead-lettered.

@@ -36,6 +36,12 @@ package protocol StreamTask: AnyObject {
     /// where they are.
     func process(_ record: RecordView, nowMs: Int64, output: TaskOutput)
 
+    /// A record of the task's input that `process` gets a few records from
+    /// now (the processing loop's look-ahead, by its Kafka key): a chance
+    /// to ask the cache for the state that record will need. Must change
+    /// nothing that processing reads. The default does nothing.
+    func lookAhead(key: UnsafeRawBufferPointer?)
+
     /// Event time after a polled batch: emit watermark markers, advance the
     /// watermark, fire timers (see `TimeTick` for what is due).
     func advanceTime(_ tick: TimeTick, output: TaskOutput)
@@ -75,6 +81,8 @@ package protocol StreamTask: AnyObject {
 }
 
 extension StreamTask {
+    package func lookAhead(key: UnsafeRawBufferPointer?) {}
+
     package func process(_ record: RecordView, nowMs: Int64, output: TaskOutput) {
         process(record.owned(), nowMs: nowMs, output: output)
     }
