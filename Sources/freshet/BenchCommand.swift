@@ -29,6 +29,25 @@ struct BenchClusterOptions: ParsableArguments {
     }
 }
 
+/// Names of one benchmark run's own topics and Redis keys: given an existing
+/// broker and Redis (`--brokers`, `--redis`), a run must neither write into
+/// the deployment's topics and features nor read records an earlier run left
+/// in its topics (they made the rate wrong: it divides the events it loaded).
+struct BenchRunNames {
+    let id = String(UUID().uuidString.prefix(8)).lowercased()
+    var interactions: String { "freshet-bench-\(id)-interactions" }
+    var impressions: String { "freshet-bench-\(id)-impressions" }
+    /// Prefix of every Redis key the run writes (features and checkpoints).
+    var keyPrefix: String { "freshet-bench-\(id):" }
+
+    /// `topology` reading this run's topics and writing under its prefix.
+    func apply(to topology: inout Topology) {
+        topology.sources.interactions = interactions
+        topology.sources.impressions = impressions
+        topology.redis.keyPrefix = keyPrefix
+    }
+}
+
 extension BenchCommand {
     struct EndToEnd: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -66,18 +85,21 @@ extension BenchCommand {
             defer { services.stop() }
             emit("machine: \(MachineFacts.summary)")
             emit("pre-loading \(events) events into \(partitions) partitions per topic ...")
+            let names = BenchRunNames()
+            emit("topics \(names.interactions), \(names.impressions); Redis keys under \(names.keyPrefix)")
             let admin = try KafkaAdmin(config: KafkaConfig(bootstrapServers: services.brokers))
-            try admin.createTopics([NewTopic(name: "interactions", partitions: partitions), NewTopic(name: "impressions", partitions: partitions)])
+            try admin.createTopics([NewTopic(name: names.interactions, partitions: partitions),
+                                    NewTopic(name: names.impressions, partitions: partitions)])
             let now = Int64(Date().timeIntervalSince1970 * 1000)
             let config = SyntheticConfig(seed: 11, users: users, items: items, startMs: now - 86_400_000, spanMs: 86_400_000, nowMs: now)
-            let publisher = try EventPublisher(brokers: services.brokers, interactionsTopic: "interactions",
-                                               impressionsTopic: "impressions", rate: 0, randomKeys: false)
+            let publisher = try EventPublisher(brokers: services.brokers, interactionsTopic: names.interactions,
+                                               impressionsTopic: names.impressions, rate: 0, randomKeys: false)
             let loadStart = Date()
             let loaded = try publisher.publish(SyntheticStream(config: config, count: events).lazy.map { ($0.topic == .impressions, $0.key, $0.json) })
             emit(String(format: "pre-loaded %d events in %.1f s", loaded, Date().timeIntervalSince(loadStart)))
 
             let brokerBeforeDrain = services.serviceCPUSeconds().broker
-            let drain = try DrainBenchmark.run(brokers: services.brokers, topics: ["interactions", "impressions"])
+            let drain = try DrainBenchmark.run(brokers: services.brokers, topics: [names.interactions, names.impressions])
             let drainRate = Double(drain.records) / drain.seconds
             var drainBroker = ""
             if let before = brokerBeforeDrain, let after = services.serviceCPUSeconds().broker {
@@ -96,6 +118,7 @@ extension BenchCommand {
             where (embeddings ? withEmbeddings : true) && (examples ? withExamples : true) && (only.isEmpty || only.contains(number)) {
             for drift in drifts {
                 var topology = Topology()
+                names.apply(to: &topology)
                 topology.eventTime.maxDriftMs = drift
                 topology.checkpointIntervalMs = interval
                 topology.embeddings.enabled = embeddings
@@ -152,12 +175,14 @@ extension BenchCommand {
             let services = try cluster.start("freshness")
             defer { services.stop() }
             var topology = Topology()
+            let names = BenchRunNames()
+            names.apply(to: &topology)
             topology.admin.port = -1
             topology.progressIntervalMs = 0
             topology.embeddings.enabled = embeddings
             topology.checkpointIntervalMs = checkpointMs
             let admin = try KafkaAdmin(config: KafkaConfig(bootstrapServers: services.brokers))
-            try admin.createTopics([NewTopic(name: "interactions", partitions: 4), NewTopic(name: "impressions", partitions: 4)])
+            try admin.createTopics([NewTopic(name: names.interactions, partitions: 4), NewTopic(name: names.impressions, partitions: 4)])
             var logger = Logger(label: "freshet.bench")
             logger.logLevel = .warning
             let processor = StreamProcessor(topology: topology,
@@ -176,10 +201,11 @@ extension BenchCommand {
             let now = Int64(Date().timeIntervalSince1970 * 1000)
             let events = rate * seconds
             let config = SyntheticConfig(seed: 5, users: 100_000, items: 10_000, startMs: now, spanMs: Int64(seconds) * 1000, nowMs: now + 86_400_000)
-            let publisher = try EventPublisher(brokers: services.brokers, interactionsTopic: "interactions",
-                                               impressionsTopic: "impressions", rate: rate, randomKeys: false)
+            let publisher = try EventPublisher(brokers: services.brokers, interactionsTopic: names.interactions,
+                                               impressionsTopic: names.impressions, rate: rate, randomKeys: false)
             let probe = EmbeddingProbe(brokers: services.brokers, redisURL: services.redisURL,
-                                       field: topology.embeddings.fieldName, probes: probes)
+                                       field: topology.embeddings.fieldName, probes: probes,
+                                       topic: names.interactions, userKeyPrefix: "\(names.keyPrefix)user:")
             let probeThread = Thread { probe.run() }
             let probing = topology.embeddings.enabled && probes > 0
             if probing { probeThread.start() }
@@ -392,9 +418,12 @@ final class EmbeddingProbe: @unchecked Sendable {
     private(set) var latencies = LatencyHistogram()
     private let done = DispatchSemaphore(value: 0)
     let brokers: String, redisURL: String, field: String, probes: Int
+    /// The run's interactions topic, and its users' Redis key prefix.
+    let topic: String, userKeyPrefix: String
 
-    init(brokers: String, redisURL: String, field: String, probes: Int) {
+    init(brokers: String, redisURL: String, field: String, probes: Int, topic: String, userKeyPrefix: String) {
         self.brokers = brokers; self.redisURL = redisURL; self.field = field; self.probes = probes
+        self.topic = topic; self.userKeyPrefix = userKeyPrefix
     }
 
     func waitUntilDone() { if probes > 0 { done.wait() } }
@@ -409,10 +438,10 @@ final class EmbeddingProbe: @unchecked Sendable {
                 let sentAt = Date()
                 let ts = Int64(sentAt.timeIntervalSince1970 * 1000)
                 let json = #"{"user_id":"\#(user)","item_id":"i1","action":"click","ts":\#(ts)}"#
-                try producer.produce(topic: "interactions", key: Array(user.utf8), value: Array(json.utf8))
+                try producer.produce(topic: topic, key: Array(user.utf8), value: Array(json.utf8))
                 try producer.flush(timeoutMs: 5_000)
                 while Date().timeIntervalSince(sentAt) < 60 {
-                    if try redis.command(["HEXISTS", "user:\(user)", field]).int == 1 {
+                    if try redis.command(["HEXISTS", "\(userKeyPrefix)\(user)", field]).int == 1 {
                         latencies.record(seconds: Date().timeIntervalSince(sentAt))
                         break
                     }

@@ -110,6 +110,9 @@ struct EvalCommand: AsyncParsableCommand {
         config.userAdmitAfter = userAdmitAfter
         if replay > 0 { config.replayPerExample = replay; config.replayBufferSize = replayBuffer }
 
+        if let events, planted || taste {
+            throw ValidationError("--events \(events) cannot be combined with --planted or --taste (they generate their own stream)")
+        }
         let stream: [InputEvent]
         var world: PlantedPreferences?
         if taste {
@@ -128,6 +131,10 @@ struct EvalCommand: AsyncParsableCommand {
         } else {
             guard let events else { throw ValidationError("give --events FILE.jsonl (or --planted)") }
             stream = try Self.readEvents(path: events)
+            // Nothing to learn from or score: every figure would be 0 or 0/0.
+            guard stream.contains(where: { if case .interaction(let i) = $0 { i.action.isPositive } else { false } }) else {
+                throw ValidationError("\(events) holds no positive interaction to evaluate on")
+            }
         }
         if model == "cooc" {
             try runCooccurrence(stream)

@@ -65,6 +65,19 @@ struct ProduceCommand: ParsableCommand {
     @Flag(help: "Synthetic users and items drawn from planted clusters (for embedding tests).")
     var planted = false
 
+    func validate() throws {
+        guard events >= 0 else { throw ValidationError("--events must be 0 or more") }
+        guard users >= 1 else { throw ValidationError("--users must be at least 1") }
+        guard items >= 1 else { throw ValidationError("--items must be at least 1") }
+        guard rate >= 0 else { throw ValidationError("--rate must be 0 (as fast as possible) or more") }
+        for (name, fraction) in [("--late-fraction", lateFraction), ("--bad-fraction", badFraction)] {
+            guard fraction >= 0 && fraction <= 1 else { throw ValidationError("\(name) \(fraction): expected a fraction from 0 to 1") }
+        }
+        if let partitions, !(1...10_000).contains(partitions) {
+            throw ValidationError("--partitions \(partitions): expected 1 to 10000 (as sources.partitions)")
+        }
+    }
+
     func run() throws {
         warnIfLibrdkafkaIsTooOld()
         // The default file may be absent (run outside the checkout): built-in

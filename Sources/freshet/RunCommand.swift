@@ -47,6 +47,10 @@ struct RunCommand: AsyncParsableCommand {
     func validate() throws {
         _ = try parseLogLevel(logLevel)
         guard demoRate >= 0 else { throw ValidationError("--demo-rate must be 0 or more") }
+        // As the topology's admin.port (an out-of-range port crashed the port conversion).
+        if let adminPort, adminPort != -1 && !(0...65_535).contains(adminPort) {
+            throw ValidationError("--admin-port \(adminPort): expected 0 to 65535, or -1 to disable the admin server")
+        }
         if let maxDrift, parseMaxDrift(maxDrift) == nil {
             throw ValidationError("--max-drift \(maxDrift): expected a duration like 10m or 1h, or off")
         }
@@ -127,7 +131,16 @@ struct RunCommand: AsyncParsableCommand {
             logger.critical("processor stopped on an error: \(error)")
             throw ExitCode(1)
         }
+        if stopAtEnd && !processor.boundedRunEnded {
+            // Everything processed was written and committed; a script must
+            // still be able to tell an interrupted batch from a finished one.
+            logger.error("bounded run stopped before the end of its input (a signal); what it processed is written and committed, and a new run continues from there")
+            throw ExitCode(Self.boundedRunInterrupted)
+        }
     }
+
+    /// Exit status of a bounded run stopped (gracefully) before its end.
+    static let boundedRunInterrupted: Int32 = 3
 
     /// librdkafka properties from `FRESHET_KAFKA_<PROPERTY>` variables, dots as
     /// underscores: FRESHET_KAFKA_SASL_PASSWORD=... sets sasl.password (never logged).

@@ -128,6 +128,26 @@ final class EngineDriverTests: XCTestCase {
         XCTAssertEqual(driver.fencedRefusals, 0)
     }
 
+    /// `freshet run --stop-at-end` exits 3 when a signal stopped the bounded
+    /// run before its end: the processor tells the two apart. Stopped after
+    /// a few turns it has not ended, and what it did is committed; a second
+    /// bounded run in the group ends, and the features are the oracle's.
+    func testABoundedRunStoppedBeforeItsEndSaysSo() throws {
+        let driver = makeDriver()
+        let oracle = try produce(driver)
+        let first = try driver.startInstance()
+        driver.assignEverything(to: first)
+        try driver.run(rounds: 3)
+        XCTAssertTrue(first.running, "three turns do not finish the input")
+        try driver.finish(first)  // what a signal's graceful stop does
+        XCTAssertFalse(first.processor.boundedRunEnded)
+        let second = try driver.startInstance()
+        driver.assignEverything(to: second)
+        try driver.runToCompletion()
+        XCTAssertTrue(second.processor.boundedRunEnded)
+        try assertMatchesOracle(driver, oracle)
+    }
+
     /// A cooperative rebalance mid-stream moves half the partitions to a
     /// second processor and later back: the old owner flushes, checkpoints and
     /// commits in its revoke callback, the new one restores from that

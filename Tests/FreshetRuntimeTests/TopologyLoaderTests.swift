@@ -136,3 +136,47 @@ extension TopologyLoaderTests {
         }
     }
 }
+
+extension TopologyLoaderTests {
+    /// One topic, one role. A dead-letter topic that was also a source turned
+    /// one bad record into thousands in seconds (each letter read back and
+    /// dead-lettered again); both sources on one topic read every record twice.
+    func testATopicWithTwoRolesIsRefused() {
+        let cases = [
+            ("sources: {interactions: ix, impressions: im}\ndead_letter_topic: ix\n", "dead_letter_topic", "sources.interactions"),
+            ("sources: {interactions: ix, impressions: im}\ndead_letter_topic: im\n", "dead_letter_topic", "sources.impressions"),
+            ("sources: {interactions: x1, impressions: x1}\n", "sources.impressions", "sources.interactions"),
+            ("sources: {interactions: ix}\nembeddings: {enabled: true, examples: true, examples_topic: ix}\n",
+             "embeddings.examples_topic", "sources.interactions"),
+            ("dead_letter_topic: ex\nembeddings: {enabled: true, examples: true, examples_topic: ex}\n",
+             "embeddings.examples_topic", "dead_letter_topic"),
+        ]
+        for (yaml, path, other) in cases {
+            XCTAssertThrowsError(try TopologyLoader.parse(yaml: yaml), yaml) { error in
+                let text = "\(error)"
+                XCTAssertTrue(text.contains(path) && text.contains(other), "\(text) should name \(path) and \(other)")
+            }
+        }
+        // The examples topic only matters when examples are written.
+        XCTAssertNoThrow(try TopologyLoader.parse(yaml: "sources: {interactions: ix}\nembeddings: {enabled: false, examples: false, examples_topic: ix}\n"))
+        // The group's internal topics take part at start (their names come from the group).
+        var topology = Topology()
+        topology.sources.interactions = Topology.itemRepartitionTopic(group: "g")
+        XCTAssertNoThrow(try topology.checkDistinctTopics(group: nil))
+        XCTAssertThrowsError(try topology.checkDistinctTopics(group: "g")) { error in
+            XCTAssertTrue("\(error)".contains("g-items-repartition"), "\(error)")
+        }
+        XCTAssertNoThrow(try Topology().checkDistinctTopics(group: "freshet"), "the defaults are distinct")
+    }
+
+    /// A quoted empty name is a value, refused as a topic name (it fell back
+    /// to the default as if the key were absent); `key:` alone still means
+    /// the default.
+    func testAQuotedEmptyTopicNameIsRefused() throws {
+        XCTAssertThrowsError(try TopologyLoader.parse(yaml: "dead_letter_topic: \"\"\n")) { error in
+            XCTAssertTrue("\(error)".contains("dead_letter_topic"), "\(error)")
+        }
+        XCTAssertThrowsError(try TopologyLoader.parse(yaml: "sources: {interactions: ''}\n"))
+        XCTAssertEqual(try TopologyLoader.parse(yaml: "dead_letter_topic:\n").deadLetterTopic, Topology().deadLetterTopic)
+    }
+}

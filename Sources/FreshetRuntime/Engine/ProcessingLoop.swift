@@ -60,10 +60,12 @@ extension StreamProcessor {
         afterBatch(nowMs: now)
         if options.stopAtEnd && boundedRunComplete {
             logger.info("bounded run complete: every assigned partition reached its end")
+            boundedRunEnded = true
             return false
         }
         if options.stopAtEnd && holdsNothing(nowMs: now) {
             logger.notice("bounded run: this instance has held no partition for 10 s (more instances than partitions); the other members finish the run")
+            boundedRunEnded = true
             return false
         }
         return true

@@ -49,6 +49,10 @@ package final class StreamProcessor: @unchecked Sendable {
     var publishedVectorsSinceMs: Int64 = 0
     /// Set after a bounded run's final refresh: publish it whatever the interval.
     var switchVectorsNow = false
+    /// A bounded run reached its end (every assigned partition at its end
+    /// offset, or nothing held for 10 s while other members finish it);
+    /// false when it stopped on a signal before. Read after `run` returned.
+    package internal(set) var boundedRunEnded = false
 
     /// Makes the Kafka and Redis clients (`LiveConnections`; a test's in-memory cluster).
     let connections: any EngineConnections
@@ -358,6 +362,14 @@ package final class StreamProcessor: @unchecked Sendable {
     /// admin server, and logs "running". `step` then processes; `finish` stops.
     /// - Throws: what `run` throws for a failed start (after shutting down what started).
     package func start() throws {
+        // Before any topic is created: a topology built in code (not
+        // loaded from a file) gets the same check, with the group's
+        // internal topics this time.
+        do {
+            try topology.checkDistinctTopics(group: options.group)
+        } catch {
+            throw ProcessorError.configuration(error.description)
+        }
         try prepareTopics()
         do {
             try connect()

@@ -138,6 +138,7 @@ package enum TopologyLoader {
         if let k = try top.section("kafka") {
             topology.kafka = try k.stringMap()
         }
+        try topology.checkDistinctTopics(group: nil)
         return topology
     }
 }
@@ -221,9 +222,17 @@ fileprivate struct Section {
 
     private func value(_ key: String) -> Node? {
         guard let node = pairs.first(where: { $0.0 == key })?.1 else { return nil }
-        if node.null != nil { return nil }  // `key:` or `key: null` means "use the default"
+        // `key:` or `key: null` means "use the default"; a quoted empty
+        // string ("") is a value (refused where a name must not be empty),
+        // though YAML's null resolution would read it as null.
+        if node.null != nil, !Self.isQuoted(node) { return nil }
 
         return node
+    }
+
+    private static func isQuoted(_ node: Node) -> Bool {
+        guard let style = node.scalar?.style else { return false }
+        return style == .singleQuoted || style == .doubleQuoted
     }
 
     func section(_ key: String) throws(TopologyError) -> Section? {
