@@ -16,6 +16,16 @@ struct ConnectionOptions: ParsableArguments {
     var givenBrokers: String? { brokers ?? ProcessInfo.processInfo.environment["FRESHET_BROKERS"] }
     var givenRedis: String? { redis ?? ProcessInfo.processInfo.environment["FRESHET_REDIS_URL"] }
 
-    var resolvedBrokers: String { givenBrokers ?? LocalServices.defaultBrokers }
-    var resolvedRedis: String { givenRedis ?? LocalServices.defaultRedisURL }
+    var resolvedBrokers: String { givenBrokers ?? "127.0.0.1:\(Self.localBrokerPort)" }
+    var resolvedRedis: String { givenRedis ?? "redis://127.0.0.1:\(Self.localRedisPort)" }
+
+    /// The embedded default's ports: `FRESHET_LOCAL_BROKER_PORT` and
+    /// `FRESHET_LOCAL_REDIS_PORT` move them (for `freshet run` and for the
+    /// commands that read what it wrote), else the defaults.
+    static var localBrokerPort: Int {
+        ProcessInfo.processInfo.environment["FRESHET_LOCAL_BROKER_PORT"].flatMap { Int($0) } ?? LocalServices.defaultBrokerPort
+    }
+    static var localRedisPort: Int {
+        ProcessInfo.processInfo.environment["FRESHET_LOCAL_REDIS_PORT"].flatMap { Int($0) } ?? LocalServices.defaultRedisPort
+    }
 }

@@ -18,8 +18,10 @@ struct RunCommand: AsyncParsableCommand {
         """
     )
 
-    @Option(help: "Topology file.")
-    var topology = "topologies/recsys.yaml"
+    static let defaultTopology = "topologies/recsys.yaml"
+
+    @Option(help: "Topology file (default: topologies/recsys.yaml when it exists, else the built-in defaults).")
+    var topology = RunCommand.defaultTopology
 
     @OptionGroup var connection: ConnectionOptions
 
@@ -60,7 +62,14 @@ struct RunCommand: AsyncParsableCommand {
         let logger = Self.makeLogger(level: try parseLogLevel(logLevel))
         var topologyValue: Topology
         do {
-            topologyValue = try TopologyLoader.load(path: topology)
+            // As `produce` and `features`: the default file may be absent (run
+            // outside the checkout), then the built-in defaults, which it documents.
+            if topology == Self.defaultTopology && !FileManager.default.fileExists(atPath: topology) {
+                logger.notice("no \(topology) here: using the built-in defaults (the values topologies/recsys.yaml documents)")
+                topologyValue = Topology()
+            } else {
+                topologyValue = try TopologyLoader.load(path: topology)
+            }
         } catch {
             throw ValidationError(error.description)
         }
@@ -76,8 +85,8 @@ struct RunCommand: AsyncParsableCommand {
             // Overridable so that tests can run the embedded default on free ports.
             let environment = ProcessInfo.processInfo.environment
             let directory = environment["FRESHET_LOCAL_DIR"] ?? ".freshet/run"
-            let brokerPort = environment["FRESHET_LOCAL_BROKER_PORT"].flatMap { Int($0) } ?? LocalServices.defaultBrokerPort
-            let redisPort = environment["FRESHET_LOCAL_REDIS_PORT"].flatMap { Int($0) } ?? LocalServices.defaultRedisPort
+            let brokerPort = ConnectionOptions.localBrokerPort
+            let redisPort = ConnectionOptions.localRedisPort
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
             do {
                 try local.startBroker(port: brokerPort, directory: directory)
