@@ -210,22 +210,7 @@ package final class InMemoryConsumer: EngineConsumer {
     /// handed to `each` as a view valid during the call.
     package func poll(maxRecords: Int, timeoutMs: Int32,
                       each: (ConsumedRecordView) -> Void) throws(KafkaError) -> ConsumerPollSummary {
-        let batch = try poll(maxRecords: maxRecords, timeoutMs: timeoutMs)
-        var summary = ConsumerPollSummary()
-        summary.records = batch.records.count
-        summary.endOfPartition = batch.endOfPartition
-        summary.errors = batch.errors
-        for record in batch.records {
-            record.value.withUnsafeBytes { value in
-                func hand(_ key: UnsafeRawBufferPointer?) {
-                    each(ConsumedRecordView(topicIndex: record.topicIndex, partition: record.partition, offset: record.offset,
-                                            key: key, value: value, valueIsNull: record.valueIsNull,
-                                            timestampMs: record.timestampMs))
-                }
-                if let key = record.key { key.withUnsafeBytes { hand($0) } } else { hand(nil) }
-            }
-        }
-        return summary
+        try poll(maxRecords: maxRecords, timeoutMs: timeoutMs, lookahead: 0, ahead: { _ in }, each: each)
     }
 
     /// As librdkafka's look-ahead poll: each record is shown to `ahead`
