@@ -16,8 +16,6 @@ import Foundation
 package final class LocalServices: @unchecked Sendable {
     package static let defaultBrokerPort = 19092
     package static let defaultRedisPort = 16379
-    package static var defaultBrokers: String { "127.0.0.1:\(defaultBrokerPort)" }
-    package static var defaultRedisURL: String { "redis://127.0.0.1:\(defaultRedisPort)" }
 
     /// What to do when the port already accepts connections.
     package enum PortInUse: Sendable {

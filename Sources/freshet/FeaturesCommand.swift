@@ -24,7 +24,7 @@ struct FeaturesCommand: ParsableCommand {
     func run() throws {
         let topologyValue: Topology
         do {
-            topologyValue = try Self.loadTopology(topology)
+            topologyValue = try ShippedTopology.load(topology).topology
         } catch {
             throw ValidationError(error.description)
         }
@@ -46,14 +46,5 @@ struct FeaturesCommand: ParsableCommand {
             throw ValidationError("usage: freshet features user ID | item ID | trending")
         }
         print(json)
-    }
-
-    /// A topology given by name must load (an error is the user's to see); the
-    /// default file is optional, since `features` also runs outside a checkout.
-    static func loadTopology(_ path: String?) throws(TopologyError) -> Topology {
-        if let path { return try TopologyLoader.load(path: path) }
-        let shipped = "topologies/recsys.yaml"
-        guard FileManager.default.fileExists(atPath: shipped) else { return Topology() }
-        return try TopologyLoader.load(path: shipped)
     }
 }

@@ -6,7 +6,6 @@ import FreshetRuntime
 import FreshetWorkload
 
 struct ProduceCommand: ParsableCommand {
-    static let defaultTopology = "topologies/recsys.yaml"
     static let configuration = CommandConfiguration(
         commandName: "produce",
         abstract: "Emit seeded synthetic events, or replay a JSONL file, into the source topics.",
@@ -21,7 +20,7 @@ struct ProduceCommand: ParsableCommand {
     @OptionGroup var connection: ConnectionOptions
 
     @Option(help: "Topology file (topic names, and sources.partitions for topics created here).")
-    var topology = ProduceCommand.defaultTopology
+    var topology = ShippedTopology.path
 
     @Option(help: "Replay this JSONL file instead of generating events.")
     var file: String?
@@ -80,10 +79,7 @@ struct ProduceCommand: ParsableCommand {
 
     func run() throws {
         warnIfLibrdkafkaIsTooOld()
-        // The default file may be absent (run outside the checkout): built-in
-        // defaults then. A file named on the command line must load.
-        let topologyValue = topology == Self.defaultTopology && !FileManager.default.fileExists(atPath: topology)
-            ? Topology() : try TopologyLoader.load(path: topology)
+        let topologyValue = try ShippedTopology.load(ShippedTopology.named(topology)).topology
         // Created exactly as `freshet run` would create them (sources.partitions).
         let partitions = self.partitions ?? Int32(topologyValue.sources.partitions)
         guard let spanMs = DurationParser.milliseconds(span), let jitterMs = DurationParser.milliseconds(outOfOrder) else {

@@ -18,10 +18,8 @@ struct RunCommand: AsyncParsableCommand {
         """
     )
 
-    static let defaultTopology = "topologies/recsys.yaml"
-
     @Option(help: "Topology file (default: topologies/recsys.yaml when it exists, else the built-in defaults).")
-    var topology = RunCommand.defaultTopology
+    var topology = ShippedTopology.path
 
     @OptionGroup var connection: ConnectionOptions
 
@@ -62,14 +60,11 @@ struct RunCommand: AsyncParsableCommand {
         let logger = Self.makeLogger(level: try parseLogLevel(logLevel))
         var topologyValue: Topology
         do {
-            // As `produce` and `features`: the default file may be absent (run
-            // outside the checkout), then the built-in defaults, which it documents.
-            if topology == Self.defaultTopology && !FileManager.default.fileExists(atPath: topology) {
+            let loaded = try ShippedTopology.load(ShippedTopology.named(topology))
+            if loaded.builtIn {
                 logger.notice("no \(topology) here: using the built-in defaults (the values topologies/recsys.yaml documents)")
-                topologyValue = Topology()
-            } else {
-                topologyValue = try TopologyLoader.load(path: topology)
             }
+            topologyValue = loaded.topology
         } catch {
             throw ValidationError(error.description)
         }
