@@ -179,15 +179,7 @@ package final class KafkaConsumer: @unchecked Sendable {
     /// must not call `close`. Same blocking and error contract as `poll`.
     package func poll(maxRecords: Int, timeoutMs: Int32,
                       each: (ConsumedRecordView) -> Void) throws(KafkaError) -> ConsumerPollSummary {
-        var summary = ConsumerPollSummary()
-        var records = 0
-        try pollLoop(maxRecords: maxRecords, timeoutMs: timeoutMs,
-                     endOfPartition: &summary.endOfPartition, errors: &summary.errors) { msg, index, _ in
-            each(Self.view(msg, topicIndex: index))
-            records += 1
-        }
-        summary.records = records
-        return summary
+        try poll(maxRecords: maxRecords, timeoutMs: timeoutMs, lookahead: 0, ahead: { _ in }, each: each)
     }
 
     /// `poll(maxRecords:timeoutMs:each:)` with a look-ahead: each record is
