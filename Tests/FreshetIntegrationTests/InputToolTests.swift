@@ -15,7 +15,7 @@ final class InputToolTests: XCTestCase {
     func testProduceFileKeysAsTheDecoderReadsAndCreatesTopicsFromTheTopology() throws {
         let cluster = try LocalCluster()
         defer { cluster.stop() }
-        let ts = Int64(Date().timeIntervalSince1970 * 1000) - 60_000
+        let ts = InputFaultFixture.recentEventTime()
         let lines = [
             #"{"user_id":"u1","item_id":"i1","action":"click","ts":\#(ts)}"#,
             #"{"user_id":"u\u0031","item_id":"i2","action":"click","ts":\#(ts + 1)}"#,
@@ -118,7 +118,7 @@ final class InputToolTests: XCTestCase {
         defer { cluster.stop() }
         try InputFaultFixture.createTopics(cluster, partitions: 2)
         let producer = try InputFaultFixture.bigProducer(cluster)
-        let ts = Int64(Date().timeIntervalSince1970 * 1000) - 60_000
+        let ts = InputFaultFixture.recentEventTime()
         for k in 0..<40 {
             let user = "u\(k)"
             let event = #"{"user_id":"\#(user)","item_id":"i\#(k % 7)","action":"click","ts":\#(ts + Int64(k))}"#
