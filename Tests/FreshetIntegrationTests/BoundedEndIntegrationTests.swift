@@ -18,7 +18,8 @@ final class BoundedEndIntegrationTests: XCTestCase {
         let admin = try KafkaAdmin(config: KafkaConfig(bootstrapServers: cluster.brokers))
         try admin.createTopics([NewTopic(name: "interactions", partitions: 1), NewTopic(name: "impressions", partitions: 1)])
         let topology = try EndToEndTests.writeTopology(in: cluster.directory, extra: "event_time:\n  idle_timeout: 1h\n")
-        let t0 = Int64(Date().timeIntervalSince1970 * 1000) - 600_000
+        // Clear of an hour's first seconds: `a`'s pane must be visible at the final watermark.
+        let t0 = InputFaultFixture.recentEventTime(agoMs: 600_000)
         let producer = try KafkaProducer(config: KafkaConfig(bootstrapServers: cluster.brokers))
         try producer.produce(topic: "interactions", partition: 0, key: Array("u1".utf8),
                              value: Array(#"{"user_id":"u1","item_id":"a","action":"click","ts":\#(t0)}"#.utf8))

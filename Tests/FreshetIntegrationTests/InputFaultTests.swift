@@ -175,14 +175,14 @@ final class InputFaultTests: XCTestCase {
 
 /// Shared set-up of the input-fault tests.
 enum InputFaultFixture {
-    /// An event time about a minute ago, for tests that read windowed counts
-    /// after a few events at it and a few ms later. Features are as of the
+    /// An event time about `agoMs` ago (a minute by default), for tests that
+    /// read windowed counts after a few events at it and a few s later. Features are as of the
     /// final watermark (largest time − 5 s, out-of-orderness): events in the
     /// first seconds of an hour leave the watermark in the hour before, and
     /// their pane is not visible yet (`popularity_7d` 0 instead of 2, seen
     /// when a test started at 20:01:03). So the time keeps clear of that.
-    static func recentEventTime(nowMs: Int64 = Int64(Date().timeIntervalSince1970 * 1000)) -> Int64 {
-        let ts = nowMs - 60_000
+    static func recentEventTime(agoMs: Int64 = 60_000) -> Int64 {
+        let ts = Int64(Date().timeIntervalSince1970 * 1000) - agoMs
         return ts % 3_600_000 < 10_000 ? ts - 15_000 : ts
     }
 
