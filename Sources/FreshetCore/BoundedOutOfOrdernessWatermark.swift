@@ -17,6 +17,24 @@ package struct BoundedOutOfOrdernessWatermark: Sendable, Equatable {
         maxTimestamp = ts
     }
 
+    /// When an event just observed at `ts` is known downstream, if it is
+    /// late: an event at or behind the watermark (after observing it) is
+    /// known from just past the watermark, `watermark + 1`; nil for an
+    /// on-time event, known from its own `ts`.
+    ///
+    /// Why: every marker this input sent before the event carried at most
+    /// the current watermark, so a stage that releases held records in
+    /// event-time order up to the minimum of its inputs' markers has released
+    /// nothing at or after `watermark + 1` before this event arrives. Ordering
+    /// late events by this time (the counts stage and the join do) makes their
+    /// results a function of each partition's log, not of how the partitions'
+    /// records interleave (docs/EMBEDDINGS.md, "Late events").
+    @inline(__always)
+    package func knownAt(_ ts: EventTimeMs) -> EventTimeMs? {
+        guard let w = watermark, ts <= w else { return nil }
+        return w == .max ? w : w + 1
+    }
+
     /// `maxTimestamp − outOfOrdernessMs` (saturating), nil before any event.
     package var watermark: EventTimeMs? {
         guard let m = maxTimestamp else { return nil }

@@ -21,6 +21,15 @@ package struct ItemEvent: Sendable, Equatable {
     /// `interaction_count` as of the impression's time (the examples' serving
     /// feature); nil otherwise.
     package var interactionCount: Int64?
+    /// The counts stage's copies of a late event (one read at or behind its
+    /// source partition's watermark): the event time it is known from, just
+    /// past that watermark (`BoundedOutOfOrdernessWatermark.knownAt`); nil for an on-time event,
+    /// known from its own `ts`. The joiner decides by it, so its examples do
+    /// not depend on how partitions interleave (docs/EMBEDDINGS.md, "Late events").
+    package var knownAtMs: EventTimeMs?
+
+    /// The event time the event is known from: `knownAtMs`, else `ts`.
+    package var knownFromMs: EventTimeMs { knownAtMs ?? ts }
 
     package init(itemId: String, userId: String, ts: EventTimeMs, kind: Kind, requestId: String? = nil,
                 userHistory: [String] = []) {

@@ -12,8 +12,10 @@
 /// present, in this order): `[ext=1][count varint][string]*` = the user's
 /// recent positive items (`ItemEvent.userHistory`); `[ext=2][zigzag]` = the
 /// user's `interaction_count` as of the impression (`ItemEvent.interactionCount`,
-/// stamped by the counts stage). A record without them decodes with an empty
-/// history and no count.
+/// stamped by the counts stage); `[ext=3][zigzag]` = how far past its `ts` a
+/// late event is known (`ItemEvent.knownAtMs − ts`, the counts stage's copies
+/// of late events). A record without them decodes with an empty history, no
+/// count and no known-at time.
 package enum RepartitionRecord: Sendable, Equatable {
     case item(ItemEvent, origin: RecordOrigin)
     case interaction(Interaction, origin: RecordOrigin)
@@ -25,6 +27,7 @@ package enum RepartitionRecord: Sendable, Equatable {
     enum ItemExtension {
         static let userHistory: UInt8 = 1
         static let interactionCount: UInt8 = 2
+        static let knownAt: UInt8 = 3
     }
 
     package func encoded() -> [UInt8] {
@@ -47,13 +50,13 @@ package enum RepartitionRecord: Sendable, Equatable {
                             Self.encodeItem(itemId: UnsafeRawBufferPointer(item), userId: UnsafeRawBufferPointer(user),
                                             ts: e.ts, kind: e.kind, requestId: UnsafeRawBufferPointer(request),
                                             origin: origin, userHistoryEncoded: e.userHistoryEncoded,
-                                            interactionCount: e.interactionCount, into: &w)
+                                            interactionCount: e.interactionCount, knownAtMs: e.knownAtMs, into: &w)
                         }
                     } else {
                         Self.encodeItem(itemId: UnsafeRawBufferPointer(item), userId: UnsafeRawBufferPointer(user),
                                         ts: e.ts, kind: e.kind, requestId: nil,
                                         origin: origin, userHistoryEncoded: e.userHistoryEncoded,
-                                        interactionCount: e.interactionCount, into: &w)
+                                        interactionCount: e.interactionCount, knownAtMs: e.knownAtMs, into: &w)
                     }
                 }
             }
@@ -89,13 +92,18 @@ package enum RepartitionRecord: Sendable, Equatable {
     package static func encodeItem(itemId: UnsafeRawBufferPointer, userId: UnsafeRawBufferPointer, ts: EventTimeMs,
                                    kind: ItemEvent.Kind, requestId: UnsafeRawBufferPointer?, origin: RecordOrigin,
                                    userHistoryEncoded: [UInt8], interactionCount: Int64? = nil,
-                                   into w: inout ByteWriter) {
+                                   knownAtMs: EventTimeMs? = nil, into w: inout ByteWriter) {
         // One bounded scratch write and one append per record.
         let bound = itemMaxBytes(itemId: itemId, userId: userId, requestId: requestId,
                                  userHistoryEncoded: userHistoryEncoded, interactionCount: interactionCount)
+            + (knownAtMs == nil ? 0 : 1 + RawByteCursor.maxVarintBytes)
         w.append(maxBytes: bound) { c in
             writeItem(itemId: itemId, userId: userId, ts: ts, kind: kind, requestId: requestId, origin: origin,
                       userHistoryEncoded: userHistoryEncoded, interactionCount: interactionCount, into: &c)
+            if let knownAtMs {
+                c.write(byte: ItemExtension.knownAt)
+                c.write(zigzag: knownAtMs &- ts)
+            }
         }
     }
 
@@ -185,13 +193,15 @@ package enum RepartitionRecord: Sendable, Equatable {
         try readItemExtensions(&r).history
     }
 
-    /// Both optional extensions of an item event: the encoded history
-    /// (borrowed; empty when absent) and the stamped interaction count.
+    /// The optional extensions of an item event, in their order: the encoded
+    /// history (borrowed; empty when absent), the stamped interaction count,
+    /// and how far past `ts` a late event is known.
     @inline(__always)
     static func readItemExtensions(_ r: inout BorrowedByteReader) throws(CodecError)
-        -> (history: UnsafeRawBufferPointer, interactionCount: Int64?) {
+        -> (history: UnsafeRawBufferPointer, interactionCount: Int64?, knownAfterMs: Int64?) {
         var history = UnsafeRawBufferPointer(start: nil, count: 0)
-        guard !r.isAtEnd else { return (history, nil) }
+        var interactionCount: Int64?
+        guard !r.isAtEnd else { return (history, nil, nil) }
         var ext = try r.readByte("item_event.extension")
         if ext == ItemExtension.userHistory {
             let start = r.position
@@ -199,11 +209,18 @@ package enum RepartitionRecord: Sendable, Equatable {
             guard count <= UInt64(r.remaining) else { throw CodecError(.invalidValue, "item_event.user_history.count \(count)") }
             for _ in 0..<Int(count) { _ = try r.readBytes("item_event.user_history.item") }
             history = UnsafeRawBufferPointer(rebasing: r.bytes[start..<r.position])
-            guard !r.isAtEnd else { return (history, nil) }
+            guard !r.isAtEnd else { return (history, nil, nil) }
             ext = try r.readByte("item_event.extension")
         }
-        guard ext == ItemExtension.interactionCount else { throw CodecError(.invalidTag, "item_event.extension \(ext)") }
-        return (history, try r.readZigzag("item_event.interaction_count"))
+        if ext == ItemExtension.interactionCount {
+            interactionCount = try r.readZigzag("item_event.interaction_count")
+            guard !r.isAtEnd else { return (history, interactionCount, nil) }
+            ext = try r.readByte("item_event.extension")
+        }
+        guard ext == ItemExtension.knownAt else { throw CodecError(.invalidTag, "item_event.extension \(ext)") }
+        let after = try r.readZigzag("item_event.known_at")
+        guard after > 0 else { throw CodecError(.invalidValue, "item_event.known_at \(after) ms after ts (must be later)") }
+        return (history, interactionCount, after)
     }
 
     static func decode(from r: inout BorrowedByteReader) throws(CodecError) -> RepartitionRecord {
@@ -226,6 +243,7 @@ package enum RepartitionRecord: Sendable, Equatable {
             var event = ItemEvent(itemId: itemId, userId: userId, ts: ts, kind: kind, requestId: requestId)
             event.userHistoryEncoded = Array(extensions.history)
             event.interactionCount = extensions.interactionCount
+            event.knownAtMs = extensions.knownAfterMs.map { ts &+ $0 }
             record = .item(event, origin: origin)
         case .interaction:
             let userId = try r.readString("interaction.user_id")

@@ -11,9 +11,12 @@ import HeapModule
 ///   negative, emitted by `advance(watermark:)`.
 /// - Interactions without an impression still produce examples (positive, or
 ///   negative for `skip`), without impression context.
-/// - A positive whose impression has already closed (or whose ts is past the
-///   window) is still emitted as a positive, flagged `late`, carrying the
-///   impression context for `lateTTL` after the close.
+/// - A positive known after its impression's window (its ts past it, or, for
+///   a late event, the time the counts stage says it is known) is still
+///   emitted as a positive, flagged `late`, carrying the impression context
+///   if known within `lateTTL` after the close. Deciding by known-from
+///   times, never by whether the watermark happened to close the window
+///   first, keeps the examples independent of how partitions interleave.
 ///
 /// The join is by (user, item): each pair has at most one current impression
 /// (its *owner*). A repeated impression of a (user, item) within the window
@@ -109,8 +112,12 @@ package final class ImpressionJoiner {
     /// impression (or one item partition's share of it). Each item's
     /// `features` are the serving features as of now (the caller reads them
     /// from its own state).
-    package func recordImpression(userId: String, requestId: String?, ts: Int64, items: [ShownItem]) {
+    /// `knownAt`: when a late impression is known (its ts when nil; see
+    /// `recordInteraction`): a repeat is folded into a pending impression
+    /// only when known within that one's window.
+    package func recordImpression(userId: String, requestId: String?, ts: Int64, knownAt: Int64? = nil, items: [ShownItem]) {
         guard !items.isEmpty else { return }
+        let known = max(knownAt ?? ts, ts)
         let user = retainUser(userId)
         seq &+= 1
         let g = allocateGroup(ImpressionGroup(user: user, ts: ts, seq: seq, requestId: requestId,
@@ -125,15 +132,16 @@ package final class ImpressionJoiner {
                 if first.closed {
                     // A new impression takes over from the tombstone.
                     disown(og, oi)
-                } else if ts <= first.ts &+ windowMs {
+                } else if known <= first.ts &+ windowMs {
                     // Shown again within the first one's window: folded into it.
                     duplicateImpressions += 1
                     continue
                 } else {
                     // Shown again after the first one's window ended in event
-                    // time, before the join's watermark closed it (it lags
-                    // the records in a replay): the first one still closes as
-                    // it would, and this one owns the pair from now on.
+                    // time (or known only after it: late), before the join's
+                    // watermark closed it (it lags the records in a replay):
+                    // the first one still closes as it would, and this one
+                    // owns the pair from now on, as if the first had closed.
                     groups[Int(og)].items[oi].flags |= ImpressionGroup.Item.superseded
                 }
             }
@@ -162,12 +170,23 @@ package final class ImpressionJoiner {
 
     /// Joins an interaction; always returns one example (positive for a positive
     /// action, negative for `skip`).
-    package func recordInteraction(_ e: Interaction) -> TrainingExample {
+    ///
+    /// `knownAt`: when a late interaction is known (nil: at its ts), as the
+    /// counts stage stamps it (`BoundedOutOfOrdernessWatermark.knownAt`). The
+    /// join decides by it, never by whether the watermark happened to close
+    /// the window before the record arrived: an interaction known within its
+    /// impression's window always arrives before the close (the watermark
+    /// passes it only after), one known after it is late, and one known after
+    /// the tombstone's expiry gets no impression context. So the examples do
+    /// not depend on how the partitions' records interleave.
+    package func recordInteraction(_ e: Interaction, knownAt: Int64? = nil) -> TrainingExample {
         let label: ExampleLabel = e.action.isPositive ? .positive : .negative
         var ex = TrainingExample(label: label, userId: e.userId, itemId: e.itemId, action: e.action,
                                  dwellMs: e.dwellMs, requestId: e.requestId, eventTs: e.ts)
+        let known = max(knownAt ?? e.ts, e.ts)
         if let user = users.slot(of: e.userId),
-           let (g, i) = owner(user: user, itemId: e.itemId, filter: Self.filterBit(e.itemId)) {
+           let (g, i) = owner(user: user, itemId: e.itemId, filter: Self.filterBit(e.itemId)),
+           known <= groups[Int(g)].ts &+ windowMs &+ lateTTLMs {
             let group = groups[Int(g)]
             let item = group.items[i]
             ex.position = item.positionValue
@@ -176,8 +195,9 @@ package final class ImpressionJoiner {
             ex.features = item.features
             if group.closed {
                 ex.late = e.action.isPositive
-            } else if e.ts > group.ts &+ windowMs {
-                // Outside the window: the impression will still close as a negative.
+            } else if known > group.ts &+ windowMs {
+                // Outside the window (or known only after it): the impression
+                // will still close as a negative.
                 ex.late = e.action.isPositive
             } else if !item.has(ImpressionGroup.Item.engaged) {
                 groups[Int(g)].items[i].flags |= ImpressionGroup.Item.engaged

@@ -49,7 +49,9 @@ final class JoinerModelTests: XCTestCase {
             var ex = TrainingExample(label: e.action.isPositive ? .positive : .negative, userId: e.userId, itemId: e.itemId,
                                      action: e.action, dwellMs: e.dwellMs, requestId: e.requestId, eventTs: e.ts)
             let pair = Pair(user: e.userId, item: e.itemId)
-            if let entry = entries[pair] {
+            // Context while the impression's tombstone would live, by the
+            // interaction's own time (not by whether the watermark expired it yet).
+            if let entry = entries[pair], e.ts <= entry.ts + windowMs + lateTTLMs {
                 ex.position = entry.position
                 if ex.requestId == nil { ex.requestId = entry.requestId }
                 ex.impressionTs = entry.ts

@@ -40,6 +40,46 @@ final class JoinerTests: XCTestCase {
         XCTAssertTrue(j.advance(watermark: 10_000_000).isEmpty)
     }
 
+    /// A late interaction (the counts stage stamps when it is known) is
+    /// decided by that time, not by whether the close happened to come first:
+    /// known after the window, a positive is late and leaves the impression
+    /// to close as a negative; known after the tombstone's expiry, it gets no
+    /// impression context, even while the entry is still there.
+    func testALateInteractionIsDecidedByWhenItIsKnown() {
+        let j = ImpressionJoiner(windowMs: 1_000, lateTTLMs: 10_000)
+        impression(j, items: ["a", "b", "c"], ts: 0)
+        let inTime = j.recordInteraction(Interaction(userId: "u1", itemId: "a", action: .click, ts: 500), knownAt: 1_000)
+        XCTAssertFalse(inTime.late, "known at the window's end: joined")
+        let afterWindow = j.recordInteraction(Interaction(userId: "u1", itemId: "b", action: .click, ts: 500), knownAt: 1_001)
+        XCTAssertTrue(afterWindow.late, "known after the window, though the window is still open")
+        XCTAssertEqual(afterWindow.impressionTs, 0)
+        let afterExpiry = j.recordInteraction(Interaction(userId: "u1", itemId: "c", action: .skip, ts: 900), knownAt: 11_001)
+        XCTAssertNil(afterExpiry.impressionTs, "known after the tombstone would have expired: no context")
+        // "b" and "c" were not engaged in time: both close as negatives.
+        XCTAssertEqual(j.advance(watermark: 1_000).map(\.itemId).sorted(), ["b", "c"])
+    }
+
+    /// A repeated impression of a pending pair is folded into it only when
+    /// known within its window; a late one known after it takes the pair over
+    /// (as it would once the first had closed), while the first closes as it would.
+    func testALateRepeatedImpressionKnownAfterTheWindowIsNotFolded() {
+        let j = ImpressionJoiner(windowMs: 1_000, lateTTLMs: 10_000)
+        impression(j, items: ["a"], ts: 0)
+        j.recordImpression(userId: "u1", requestId: "r2", ts: 800, knownAt: 1_500,
+                           items: [ImpressionJoiner.ShownItem(itemId: "a", position: 4, features: feats)])
+        XCTAssertEqual(j.duplicateImpressions, 0)
+        let ex = j.recordInteraction(Interaction(userId: "u1", itemId: "a", action: .click, ts: 1_600))
+        XCTAssertEqual(ex.requestId, "r2", "the later impression owns the pair")
+        XCTAssertFalse(ex.late)
+        XCTAssertEqual(j.advance(watermark: 1_000).map(\.requestId), ["r1"], "the first closes unengaged")
+        // Known within the first's window: folded.
+        let k = ImpressionJoiner(windowMs: 1_000, lateTTLMs: 10_000)
+        impression(k, items: ["a"], ts: 0)
+        k.recordImpression(userId: "u1", requestId: "r2", ts: 800, knownAt: 1_000,
+                           items: [ImpressionJoiner.ShownItem(itemId: "a", position: 4, features: feats)])
+        XCTAssertEqual(k.duplicateImpressions, 1)
+    }
+
     func testWindowCloseNeedsWatermark() {
         let j = ImpressionJoiner(windowMs: 1000)
         impression(j, items: ["a"], ts: 0)

@@ -227,4 +227,93 @@ final class AlignmentTests: XCTestCase {
         try EndToEndTests.assertRedisMatches(oracle, redis: redis)
         assertSameExamples(try Self.examples("ex-bounded", cluster), backlog.examples)
     }
+    /// The breaker's input: a near-ordered stream with a very heavy user and
+    /// events up to a minute out of order (far past the 5 s bound: most are
+    /// late), clicks joining their impressions. Aligned and unaligned bounded
+    /// runs must write the same examples, and each impression's
+    /// `interaction_count` must be the user's positives known by its time
+    /// (a late positive is known from just past its partition's watermark
+    /// when read). Before known-from times, the default drift gave counts
+    /// below the user's positives and fewer joined clicks, differing between
+    /// identical runs.
+    func testLateEventsGiveTheSameExamplesAlignedOrNot() throws {
+        let cluster = try LocalCluster()
+        defer { cluster.stop() }
+        let admin = try KafkaAdmin(config: KafkaConfig(bootstrapServers: cluster.brokers))
+        try admin.createTopics([NewTopic(name: "interactions", partitions: Self.partitions),
+                                NewTopic(name: "impressions", partitions: Self.partitions)])
+        let producer = try KafkaProducer(config: KafkaConfig(bootstrapServers: cluster.brokers,
+                                                             properties: ["batch.num.messages": "20"]))
+        var random = SplitMix64(seed: 5)
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        var t = (now - 30 * Self.hour) / Self.hour * Self.hour
+        var events: [(arrival: Int64, topic: String, user: String, ts: Int64, json: String, positive: Bool)] = []
+        for n in 0..<2_500 {
+            t += Int64(random.next() % 1_000)
+            let user = random.next() % 2 == 0 ? "whale" : "u\(random.next() % 60)"
+            let shown = (0..<3).map { _ in "i\(random.next() % 400)" }
+            let items = shown.map { "\"\($0)\"" }.joined(separator: ",")
+            let jitter = { Int64(random.next() % 120_001) - 60_000 }
+            events.append((t + jitter(), "impressions", user, t,
+                           #"{"request_id":"r\#(n)","user_id":"\#(user)","items_shown":[\#(items)],"positions":[0,1,2],"ts":\#(t)}"#, false))
+            for item in shown where random.next() % 3 == 0 {
+                let ts = t + 1_000 + Int64(random.next() % 700_000)
+                let action = ["click", "watch", "like", "skip"][Int(random.next() % 4)]
+                events.append((ts + jitter(), "interactions", user, ts,
+                               #"{"user_id":"\#(user)","item_id":"\#(item)","action":"\#(action)","ts":\#(ts)}"#, action != "skip"))
+            }
+        }
+        events.sort { $0.arrival < $1.arrival }
+        let end = t + 3 * Self.hour
+        for p in 0..<Self.partitions {
+            events.append((end, "interactions", "clock\(p)", end, #"{"user_id":"clock\#(p)","item_id":"c","action":"skip","ts":\#(end)}"#, false))
+            events.append((end, "impressions", "clock\(p)", end, #"{"user_id":"clock\#(p)","items_shown":["c"],"ts":\#(end)}"#, false))
+        }
+        // Each partition's log in produce order gives every event its known-from time.
+        var watermarks: [String: BoundedOutOfOrdernessWatermark] = [:]
+        var knownPositives: [String: [Int64]] = [:]
+        var late = 0
+        for e in events {
+            let p = e.user.hasPrefix("clock") ? Int32(e.user.dropFirst(5))!
+                : KafkaProducer.partition(forKey: Array(e.user.utf8), partitionCount: Self.partitions)
+            try producer.produce(topic: e.topic, partition: p, key: Array(e.user.utf8), value: Array(e.json.utf8))
+            let log = "\(e.topic)-\(p)"
+            watermarks[log, default: BoundedOutOfOrdernessWatermark(outOfOrdernessMs: 5_000)].observe(e.ts)
+            let knownAt = watermarks[log]?.knownAt(e.ts)
+            if knownAt != nil { late += 1 }
+            if e.positive { knownPositives[e.user, default: []].append(knownAt ?? e.ts) }
+        }
+        try producer.flush(timeoutMs: 60_000)
+        XCTAssertGreaterThan(late, events.count / 2, "most events are late")
+
+        func boundedRun(_ name: String, maxDrift: String) throws -> [String] {
+            let run = try FreshetBinary.start(["run", "--topology", try Self.topology(cluster, examplesTopic: "ex-\(name)", maxDrift: maxDrift),
+                                               "--brokers", cluster.brokers, "--redis", cluster.redisURL, "--group", name,
+                                               "--stop-at-end", "--admin-port=-1"], logPath: "\(cluster.directory)/\(name).log")
+            defer { run.signal(SIGKILL) }
+            XCTAssertEqual(try run.wait(timeout: 240), 0, run.logTail())
+            var wrong: [String] = []
+            let examples = try EmbeddingsEndToEndTests.readExamples(topic: "ex-\(name)", brokers: cluster.brokers)
+                .filter { !$0.userId.hasPrefix("clock") }
+            for e in examples {
+                guard let impression = e.impressionTs else { continue }
+                let expected = Int64(knownPositives[e.userId, default: []].filter { $0 <= impression }.count)
+                if e.features?.interactionCount != expected {
+                    wrong.append("\(e.userId) \(e.requestId ?? "-"): \(e.features?.interactionCount ?? -1), expected \(expected)")
+                }
+            }
+            XCTAssertTrue(wrong.isEmpty, "\(name): \(wrong.count) impression examples with a wrong interaction_count, e.g. \(wrong.prefix(5))")
+            // Item features as of the impression depend on timing by design: left out.
+            return examples.map { e in
+                "\(e.userId) \(e.itemId) \(e.label) \(e.action?.name ?? "-") \(e.late) \(e.requestId ?? "-") "
+                    + "\(e.impressionTs ?? -1) \(e.eventTs) \(e.position ?? -1) \(e.features?.interactionCount ?? -1)"
+            }.sorted()
+        }
+        let aligned = try boundedRun("late-aligned", maxDrift: "10m")
+        let unaligned = try boundedRun("late-unaligned", maxDrift: "off")
+        XCTAssertGreaterThan(aligned.filter { $0.contains(" positive ") && !$0.contains(" -1 ") }.count, 500, "clicks joined their impressions")
+        let missing = Set(unaligned).subtracting(aligned), extra = Set(aligned).subtracting(unaligned)
+        XCTAssertTrue(aligned == unaligned, "aligned \(aligned.count) examples, unaligned \(unaligned.count); only unaligned \(missing.count) "
+                      + "(e.g. \(missing.sorted().prefix(3))), only aligned \(extra.count) (e.g. \(extra.sorted().prefix(3)))")
+    }
 }

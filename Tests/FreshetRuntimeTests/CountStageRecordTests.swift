@@ -20,9 +20,14 @@ final class CountStageRecordTests: XCTestCase {
         for record: CountStageRecord in [.interaction(click, countAfter: 42, origin: origin),
                                          .interaction(skip, countAfter: nil, origin: origin),
                                          .impression(shown, origin: origin), .impression(bare, origin: origin),
+                                         .interaction(click, countAfter: 43, origin: origin, knownAt: click.ts + 61_000),
+                                         .impression(shown, origin: origin, knownAt: shown.ts + 1),
                                          .watermark(marker)] {
             XCTAssertEqual(try roundTrip(record), record)
         }
+        // An on-time event's bytes are as before the known-at field existed.
+        XCTAssertEqual(CountStageRecord.impression(bare, origin: origin, knownAt: nil).encoded(),
+                       CountStageRecord.impression(bare, origin: origin).encoded())
         // A source task broadcasts one marker encoding to every stage.
         XCTAssertEqual(CountStageRecord.watermark(marker).encoded(), RepartitionRecord.watermark(marker).encoded())
     }
@@ -39,7 +44,12 @@ final class CountStageRecordTests: XCTestCase {
         stamped.interactionCount = 12
         var both = ItemEvent(itemId: "i2", userId: "u1", ts: 78, kind: .interaction(.click, dwellMs: nil), userHistory: ["x", "y"])
         both.interactionCount = 0
-        for event in [stamped, both] {
+        // The counts stage's copies of late events: when they are known.
+        var lateClick = ItemEvent(itemId: "i3", userId: "u1", ts: 79, kind: .interaction(.click, dwellMs: nil))
+        lateClick.knownAtMs = 90_079
+        var lateImpression = stamped
+        lateImpression.knownAtMs = 78
+        for event in [stamped, both, lateClick, lateImpression] {
             let bytes = RepartitionRecord.item(event, origin: origin).encoded()
             XCTAssertEqual(try RepartitionRecord.decode(bytes), .item(event, origin: origin))
             // The features' in-place reader takes the history and skips the count.
@@ -62,7 +72,8 @@ final class CountStageRecordTests: XCTestCase {
                                         itemsShown: items, positions: positions,
                                         ts: Int64(random.next() % 1_000_000_000_000) - 1_000)
             let origin = RecordOrigin(sourceTopic: 1, partition: Int32(n % 5), offset: Int64(n) * 1_000_003, subIndex: 0)
-            let expected = CountStageRecord.impression(impression, origin: origin).encoded()
+            let knownAt: Int64? = n % 3 == 1 ? impression.ts + Int64(n) + 1 : nil
+            let expected = CountStageRecord.impression(impression, origin: origin, knownAt: knownAt).encoded()
             let itemBytes = items.map { Array($0.utf8) }
             let written: [UInt8] = Array(impression.userId.utf8).withUnsafeBytes { user in
                 let request = impression.requestId.map { Array($0.utf8) }
@@ -82,7 +93,7 @@ final class CountStageRecordTests: XCTestCase {
                         CountStageRecord.withEncodedImpression(
                             userId: user, ts: impression.ts, requestId: requestBytes, count: count,
                             shownItem: { UnsafeRawBufferPointer(pointers[$0]) },
-                            positions: positions == nil ? nil : positionBuffer, origin: origin) { bytes = Array($0) }
+                            positions: positions == nil ? nil : positionBuffer, origin: origin, knownAt: knownAt) { bytes = Array($0) }
                         return bytes
                     }
                 }
@@ -100,7 +111,8 @@ final class CountStageRecordTests: XCTestCase {
                                           ts: 1_767_225_600_000 + Int64(n), requestId: n % 4 == 0 ? nil : "r\(n)")
             let countAfter: Int64? = n % 5 == 0 ? nil : Int64(n) - 3
             let origin = RecordOrigin(sourceTopic: 0, partition: Int32(n % 3), offset: Int64(n) << 20, subIndex: 0)
-            let expected = CountStageRecord.interaction(interaction, countAfter: countAfter, origin: origin).encoded()
+            let knownAt: Int64? = n % 3 == 1 ? interaction.ts + 5_001 : nil
+            let expected = CountStageRecord.interaction(interaction, countAfter: countAfter, origin: origin, knownAt: knownAt).encoded()
             let written: [UInt8] = Array(interaction.userId.utf8).withUnsafeBytes { user in
                 Array(interaction.itemId.utf8).withUnsafeBytes { item in
                     let request = interaction.requestId.map { Array($0.utf8) } ?? []
@@ -109,7 +121,7 @@ final class CountStageRecordTests: XCTestCase {
                         CountStageRecord.withEncodedInteraction(
                             userId: user, itemId: item, action: action, dwellMs: interaction.dwellMs, ts: interaction.ts,
                             requestId: interaction.requestId == nil ? nil : requestBytes, countAfter: countAfter,
-                            origin: origin) { bytes = Array($0) }
+                            origin: origin, knownAt: knownAt) { bytes = Array($0) }
                         return bytes
                     }
                 }

@@ -46,7 +46,7 @@ package final class ItemEmbeddingSide {
     private(set) var publishedVersion: Int64 = 0
     /// The impression whose shown items are being collected for the joiner
     /// (`bufferImpression`), and those items.
-    private var collecting: (userId: String, requestId: String?, ts: EventTimeMs)?
+    private var collecting: (userId: String, requestId: String?, ts: EventTimeMs, knownAt: EventTimeMs?)?
     private var collected: [ImpressionJoiner.ShownItem] = []
 
     /// Evicted rows still in the checkpoint hash (taken: the caller deletes them).
@@ -105,7 +105,8 @@ package final class ItemEmbeddingSide {
             guard examples, joinOnly || !joinsThroughCounts else { return }
             flushImpressions()
             let example = joiner.recordInteraction(Interaction(userId: event.userId, itemId: event.itemId, action: action,
-                                                               dwellMs: dwellMs, ts: event.ts, requestId: event.requestId))
+                                                               dwellMs: dwellMs, ts: event.ts, requestId: event.requestId),
+                                                   knownAt: event.knownAtMs)
             emit(example, output: output)
         }
     }
@@ -117,13 +118,13 @@ package final class ItemEmbeddingSide {
     /// deadline for them. Two impressions with the same user, time and
     /// request id may merge: the join is by (user, item), so that changes no example.
     private func bufferImpression(_ event: ItemEvent, _ item: ImpressionJoiner.ShownItem) {
-        if let current = collecting, current.ts == event.ts, IdBytes.equal(current.userId, event.userId),
-           Self.sameRequest(current.requestId, event.requestId) {
+        if let current = collecting, current.ts == event.ts, current.knownAt == event.knownAtMs,
+           IdBytes.equal(current.userId, event.userId), Self.sameRequest(current.requestId, event.requestId) {
             collected.append(item)
             return
         }
         flushImpressions()
-        collecting = (event.userId, event.requestId, event.ts)
+        collecting = (event.userId, event.requestId, event.ts, event.knownAtMs)
         collected.append(item)
     }
 
@@ -140,7 +141,8 @@ package final class ItemEmbeddingSide {
     /// record, so nothing is left collecting at a checkpoint.
     func flushImpressions() {
         guard let current = collecting else { return }
-        joiner.recordImpression(userId: current.userId, requestId: current.requestId, ts: current.ts, items: collected)
+        joiner.recordImpression(userId: current.userId, requestId: current.requestId, ts: current.ts,
+                                knownAt: current.knownAt, items: collected)
         collecting = nil
         collected.removeAll(keepingCapacity: true)
     }

@@ -14,9 +14,13 @@ import FreshetCore
 ///   the items (strings), a positions flag byte (1: one zigzag per item
 ///   follows), then the origin;
 /// - tag 3, watermark marker (`RepartitionRecord.watermark`).
+///
+/// Tags 4 and 5 end, for a late event only, with the zigzag of how far past
+/// its ts it is known (`knownAt − ts`, > 0; `BoundedOutOfOrdernessWatermark.knownAt`):
+/// an on-time event's bytes are as before the field existed.
 package enum CountStageRecord: Sendable, Equatable {
-    case interaction(Interaction, countAfter: Int64?, origin: RecordOrigin)
-    case impression(Impression, origin: RecordOrigin)
+    case interaction(Interaction, countAfter: Int64?, origin: RecordOrigin, knownAt: EventTimeMs? = nil)
+    case impression(Impression, origin: RecordOrigin, knownAt: EventTimeMs? = nil)
     case watermark(WatermarkMarker)
 
     static let interactionTag: UInt8 = 4
@@ -24,7 +28,7 @@ package enum CountStageRecord: Sendable, Equatable {
 
     package func encode(into w: inout ByteWriter) {
         switch self {
-        case .interaction(let i, let countAfter, let origin):
+        case .interaction(let i, let countAfter, let origin, let knownAt):
             w.write(byte: RepartitionRecord.formatVersion)
             w.write(byte: Self.interactionTag)
             w.write(string: i.userId)
@@ -35,7 +39,8 @@ package enum CountStageRecord: Sendable, Equatable {
             w.write(optionalString: i.requestId)
             w.write(optionalZigzag: countAfter)
             Self.write(origin, into: &w)
-        case .impression(let m, let origin):
+            if let knownAt { w.write(zigzag: knownAt &- i.ts) }
+        case .impression(let m, let origin, let knownAt):
             w.write(byte: RepartitionRecord.formatVersion)
             w.write(byte: Self.impressionTag)
             w.write(string: m.userId)
@@ -50,6 +55,7 @@ package enum CountStageRecord: Sendable, Equatable {
                 w.write(byte: 0)
             }
             Self.write(origin, into: &w)
+            if let knownAt { w.write(zigzag: knownAt &- m.ts) }
         case .watermark(let marker):
             w.bytes.append(contentsOf: RepartitionRecord.watermark(marker).encoded())
         }
@@ -83,7 +89,8 @@ package enum CountStageRecord: Sendable, Equatable {
             let countAfter = try r.readOptionalZigzag("counts.interaction.count_after")
             let origin = try RecordOrigin.decode(from: &r)
             record = .interaction(Interaction(userId: userId, itemId: itemId, action: action, dwellMs: dwell, ts: ts,
-                                              requestId: requestId), countAfter: countAfter, origin: origin)
+                                              requestId: requestId), countAfter: countAfter, origin: origin,
+                                  knownAt: try readKnownAt(&r, ts: ts))
         case impressionTag:
             let userId = try r.readString("counts.impression.user_id")
             let ts = try r.readZigzag("counts.impression.ts")
@@ -106,7 +113,7 @@ package enum CountStageRecord: Sendable, Equatable {
             }
             let origin = try RecordOrigin.decode(from: &r)
             record = .impression(Impression(requestId: requestId, userId: userId, itemsShown: items, positions: positions, ts: ts),
-                                 origin: origin)
+                                 origin: origin, knownAt: try readKnownAt(&r, ts: ts))
         default:
             if case .watermark(let marker) = try RepartitionRecord.decode(bytes) { return .watermark(marker) }
             throw CodecError(.invalidTag, "counts record tag \(tag)")
@@ -115,14 +122,23 @@ package enum CountStageRecord: Sendable, Equatable {
         return record
     }
 
+    /// The trailing known-at field of a late event, nil when absent.
+    private static func readKnownAt(_ r: inout BorrowedByteReader, ts: EventTimeMs) throws(CodecError) -> EventTimeMs? {
+        guard !r.isAtEnd else { return nil }
+        let after = try r.readZigzag("counts record known_at")
+        guard after > 0 else { throw CodecError(.invalidValue, "counts record known_at \(after) ms after ts (must be later)") }
+        return ts &+ after
+    }
+
     /// An interaction's record (`.interaction`'s bytes, exactly) written from
     /// ids read in place into scratch space, handed to `body` while it lasts.
     static func withEncodedInteraction(userId: UnsafeRawBufferPointer, itemId: UnsafeRawBufferPointer,
                                           action: Action, dwellMs: Int64?, ts: EventTimeMs,
                                           requestId: UnsafeRawBufferPointer?, countAfter: Int64?,
-                                          origin: RecordOrigin, _ body: (UnsafeRawBufferPointer) -> Void) {
+                                          origin: RecordOrigin, knownAt: EventTimeMs? = nil,
+                                          _ body: (UnsafeRawBufferPointer) -> Void) {
         let v = RawByteCursor.maxVarintBytes
-        let bound = 8 + userId.count + itemId.count + (requestId?.count ?? 0) + 9 * v
+        let bound = 8 + userId.count + itemId.count + (requestId?.count ?? 0) + 10 * v
         RawByteCursor.withScratch(capacity: bound, write: { c in
             c.write(byte: RepartitionRecord.formatVersion)
             c.write(byte: interactionTag)
@@ -134,6 +150,7 @@ package enum CountStageRecord: Sendable, Equatable {
             c.write(optionalBytes: requestId)
             c.write(optionalZigzag: countAfter)
             origin.encode(into: &c)
+            if let knownAt { c.write(zigzag: knownAt &- ts) }
         }, body)
     }
 
@@ -145,13 +162,13 @@ package enum CountStageRecord: Sendable, Equatable {
                                          requestId: UnsafeRawBufferPointer?, count: Int,
                                          shownItem: (Int) -> UnsafeRawBufferPointer,
                                          positions: UnsafeBufferPointer<Int32>?, origin: RecordOrigin,
-                                         _ body: (UnsafeRawBufferPointer) -> Void) {
+                                         knownAt: EventTimeMs? = nil, _ body: (UnsafeRawBufferPointer) -> Void) {
         let v = RawByteCursor.maxVarintBytes
         var idBytes = userId.count + (requestId?.count ?? 0)
         for k in 0..<count { idBytes += shownItem(k).count }
         // Format, tag, three flags, the origin's topic; a varint per length,
         // per position and for the time, count, partition, offset, sub-index.
-        let bound = 6 + idBytes + (2 * count + 7) * v
+        let bound = 6 + idBytes + (2 * count + 8) * v
         RawByteCursor.withScratch(capacity: bound, write: { c in
             c.write(byte: RepartitionRecord.formatVersion)
             c.write(byte: impressionTag)
@@ -167,6 +184,7 @@ package enum CountStageRecord: Sendable, Equatable {
                 c.write(byte: 0)
             }
             origin.encode(into: &c)
+            if let knownAt { c.write(zigzag: knownAt &- ts) }
         }, body)
     }
 

@@ -13,8 +13,9 @@ import FreshetCore
 /// minimum over every source partition, as an item task's) passes the
 /// record's time; then it sends the record's item events to the items stage
 /// in event-time order, for the joiner only, each impression's stamped with
-/// count(u, t) = u's positives with ts ≤ t. The joiner then sees each user's
-/// records in event-time order: an engagement always after its impression.
+/// count(u, t) = u's positives known by t (with ts ≤ t, a late one once its
+/// source's watermark passed t: `CountTimelines`). The joiner then sees each
+/// user's records in event-time order: an engagement always after its impression.
 ///
 /// Determinism: releases happen while processing the input (at the marker
 /// that moves the watermark) and at the end of a bounded run, so they are a
@@ -71,17 +72,18 @@ package final class CountTask {
 
     private func process(_ record: CountStageRecord, arrival: DuplicateFilter.Position, nowMs: Int64, output: TaskOutput) -> Bool {
         switch record {
-        case .interaction(let i, let countAfter, let origin):
+        case .interaction(let i, let countAfter, let origin, let knownAt):
             guard duplicates.admit(origin) else { duplicatesDropped += 1; return false }
+            let known = knownAt ?? i.ts
             if let countAfter, i.action.isPositive {
-                timelines.recordPositive(userId: i.userId, ts: i.ts, countAfter: countAfter, watermark: released)
+                timelines.recordPositive(userId: i.userId, ts: known, countAfter: countAfter, watermark: released)
             }
-            admit(userId: i.userId, CountTimelines.Held(ts: i.ts, arrival: arrival, requestId: i.requestId,
+            admit(userId: i.userId, CountTimelines.Held(ts: i.ts, knownAt: known, arrival: arrival, requestId: i.requestId,
                                                        payload: .interaction(itemId: i.itemId, action: i.action, dwellMs: i.dwellMs)),
                   output: output)
-        case .impression(let m, let origin):
+        case .impression(let m, let origin, let knownAt):
             guard duplicates.admit(origin) else { duplicatesDropped += 1; return false }
-            admit(userId: m.userId, CountTimelines.Held(ts: m.ts, arrival: arrival, requestId: m.requestId,
+            admit(userId: m.userId, CountTimelines.Held(ts: m.ts, knownAt: knownAt ?? m.ts, arrival: arrival, requestId: m.requestId,
                                                        payload: .impression(items: m.itemsShown, positions: m.positions)),
                   output: output)
         case .watermark(let marker):
@@ -91,10 +93,11 @@ package final class CountTask {
         return false
     }
 
-    /// A record at or behind the released watermark (late) goes out at once;
-    /// the others wait.
+    /// A record known at or before the released watermark goes out at once
+    /// (only after idleness moved the watermark, or a restore: a source marks
+    /// a late event known past every marker it sent before it); the others wait.
     private func admit(userId: String, _ held: CountTimelines.Held, output: TaskOutput) {
-        if releasedAll || released.map({ held.ts <= $0 }) == true {
+        if releasedAll || released.map({ held.knownAt <= $0 }) == true {
             send(userId: userId, held, output: output)
         } else {
             timelines.hold(userId: userId, held)
@@ -128,8 +131,10 @@ package final class CountTask {
             let count = timelines.count(userId: userId, asOf: held.ts)
             sendImpression(userId: userId, held, items: items, positions: positions, count: count, output: output)
         case .interaction(let itemId, let action, let dwellMs):
-            route(ItemEvent(itemId: itemId, userId: userId, ts: held.ts, kind: .interaction(action, dwellMs: dwellMs),
-                            requestId: held.requestId), subIndex: 0, output: output)
+            var event = ItemEvent(itemId: itemId, userId: userId, ts: held.ts, kind: .interaction(action, dwellMs: dwellMs),
+                                  requestId: held.requestId)
+            if held.knownAt > held.ts { event.knownAtMs = held.knownAt }
+            route(event, subIndex: 0, output: output)
         }
     }
 
@@ -146,7 +151,14 @@ package final class CountTask {
             var event = ItemEvent(itemId: items[k], userId: userId, ts: held.ts, kind: .impression(position: position(k)),
                                   requestId: held.requestId)
             event.interactionCount = count
+            if held.knownAt > held.ts { event.knownAtMs = held.knownAt }
             route(event, subIndex: UInt32(k), output: output)
+        }
+        // A late impression goes item by item: its item events carry when it
+        // is known (the join decides by it); the grouped record has no field for it.
+        if held.knownAt > held.ts {
+            for k in items.indices { one(k) }
+            return
         }
         // Every id's bytes in one buffer (the items', then the user's and the
         // request's), so a group's encoder can read them all at once.

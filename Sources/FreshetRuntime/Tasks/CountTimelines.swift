@@ -7,11 +7,16 @@ import HeapModule
 /// still be asked about), plus the records held until the task's watermark
 /// passes them, in one event-time queue.
 ///
-/// count(u, t) = total(u) − #{recent positives of u with ts > t}: the number
-/// of u's positives with ts ≤ t, whatever their order of arrival, as long as
-/// every positive with ts > t is still kept. Positives are kept while
-/// ts > watermark − `retentionMs`, so the answer is exact for every record
-/// held (ts > watermark) and for late ones up to `retentionMs` behind.
+/// Every record is placed in event time at the time it is *known from*: its
+/// ts, or, for a late event (read at or behind its source partition's
+/// watermark), just past that watermark (`BoundedOutOfOrdernessWatermark.knownAt`).
+/// count(u, t) = total(u) − #{recent positives of u known after t}: the
+/// number of u's positives known by t, as long as every positive known after
+/// t is still kept. Positives are kept while known > watermark − `retentionMs`
+/// (and after the user's oldest held record), so the answer is exact for
+/// every record held. Known-from times make it a function of each source
+/// partition's log: a positive known by t always arrives before the
+/// watermark passes t, whatever the interleaving (docs/EMBEDDINGS.md, "Late events").
 ///
 /// Checkpointed by user: one entry holds the user's total, timeline and held
 /// records. Processing thread only.
@@ -23,6 +28,9 @@ final class CountTimelines {
             case interaction(itemId: String, action: Action, dwellMs: Int64?)
         }
         var ts: EventTimeMs
+        /// When it is known (≥ ts; > ts for a late event): it is released, and
+        /// a positive counts, from this event time on.
+        var knownAt: EventTimeMs
         /// Where it arrived in the task's input (offset, index in the bundle): ties' order.
         var arrival: DuplicateFilter.Position
         var requestId: String?
@@ -38,12 +46,12 @@ final class CountTimelines {
 
     struct User {
         var total: Int64 = 0
-        /// Event times of recent positives, ascending.
+        /// Known-from times of recent positives, ascending.
         var recent: [EventTimeMs] = []
         var held: [Held] = []
     }
 
-    /// Orders held records across users: (ts, rank, arrival).
+    /// Orders held records across users: (known-from time, rank, arrival).
     struct QueueKey: Comparable {
         var ts: EventTimeMs
         var rank: UInt8
@@ -97,8 +105,8 @@ final class CountTimelines {
         }
     }
 
-    /// A positive of `userId` at `ts`; `countAfter` is the user's
-    /// `interaction_count` after it, as its owner counted it.
+    /// A positive of `userId` known from `ts` (its known-from time);
+    /// `countAfter` is the user's `interaction_count` after it, as its owner counted it.
     func recordPositive(userId: String, ts: EventTimeMs, countAfter: Int64, watermark: EventTimeMs?) {
         let s = slot(userId)
         var user = users[Int(s)]
@@ -112,7 +120,7 @@ final class CountTimelines {
         touch(s)
     }
 
-    /// The user's count as of event time `ts`: positives with event time ≤ ts.
+    /// The user's count as of event time `ts`: positives known by `ts`.
     func count(userId: String, asOf ts: EventTimeMs) -> Int64 {
         guard let s = ids.index(of: userId) else { return 0 }
         let user = users[Int(s)]
@@ -120,22 +128,22 @@ final class CountTimelines {
         return user.total - Int64(after)
     }
 
-    /// Holds a record until the watermark passes `record.ts`.
+    /// Holds a record until the watermark passes `record.knownAt`.
     func hold(userId: String, _ record: Held) {
         let s = slot(userId)
         users[Int(s)].held.append(record)
-        queue.insert(QueueKey(ts: record.ts, rank: record.rank, arrival: record.arrival, user: s))
+        queue.insert(QueueKey(ts: record.knownAt, rank: record.rank, arrival: record.arrival, user: s))
         peakHeld = max(peakHeld, queue.count)
         touch(s)
     }
 
-    /// Takes the held records with ts ≤ `watermark` (all when nil), in
-    /// (ts, rank, arrival) order, each with its user id.
+    /// Takes the held records known by `watermark` (all when nil), in
+    /// (known-from time, rank, arrival) order, each with its user id.
     func takeDue(upTo watermark: EventTimeMs?, _ body: (String, Held) -> Void) {
         while let next = queue.min, watermark.map({ next.ts <= $0 }) ?? true {
             _ = queue.popMin()
             let s = Int(next.user)
-            guard let index = users[s].held.firstIndex(where: { $0.arrival == next.arrival && $0.ts == next.ts }) else { continue }
+            guard let index = users[s].held.firstIndex(where: { $0.arrival == next.arrival && $0.knownAt == next.ts }) else { continue }
             let record = users[s].held.remove(at: index)
             touch(next.user)
             body(ids[next.user], record)
@@ -157,7 +165,8 @@ final class CountTimelines {
 
     // MARK: - Checkpoint
 
-    static let entryVersion: UInt8 = 1
+    /// 2: held records carry their known-from time; 1 (read): every one on time.
+    static let entryVersion: UInt8 = 2
 
     /// Takes (and clears) the users changed since the last call.
     func takeChangedForCheckpoint() -> [UInt32] {
@@ -167,7 +176,8 @@ final class CountTimelines {
     }
 
     /// Encodes a user's entry: version, total, the timeline, then the held
-    /// records (kind, ts, arrival, request id, payload). Returns the user id.
+    /// records (kind, ts, known-from − ts, arrival, request id, payload).
+    /// Returns the user id.
     func appendCheckpointEntry(_ s: UInt32, into w: inout ByteWriter) -> String {
         let user = users[Int(s)]
         w.write(byte: Self.entryVersion)
@@ -178,6 +188,7 @@ final class CountTimelines {
         for h in user.held {
             w.write(byte: h.rank)
             w.write(zigzag: h.ts)
+            w.write(zigzag: h.knownAt &- h.ts)
             w.write(zigzag: h.arrival.offset)
             w.write(varint: UInt64(h.arrival.subIndex))
             w.write(optionalString: h.requestId)
@@ -201,7 +212,9 @@ final class CountTimelines {
     func restoreEntry(userId: String, bytes: [UInt8]) throws(CodecError) {
         var r = ByteReader(bytes)
         let version = try r.readByte("counts entry version")
-        guard version == Self.entryVersion else { throw CodecError(.unknownVersion, "counts entry version \(version)") }
+        guard version == 1 || version == Self.entryVersion else {
+            throw CodecError(.unknownVersion, "counts entry version \(version)")
+        }
         let s = slot(userId)
         var user = User()
         user.total = try r.readZigzag("counts entry total")
@@ -213,6 +226,7 @@ final class CountTimelines {
         for _ in 0..<heldCount {
             let rank = try r.readByte("counts held kind")
             let ts = try r.readZigzag("counts held ts")
+            let knownAt = version == 1 ? ts : ts &+ (try r.readZigzag("counts held known_at"))
             let offset = try r.readZigzag("counts held offset")
             guard let index = UInt32(exactly: try r.readVarint("counts held index")) else {
                 throw CodecError(.invalidValue, "counts held index")
@@ -240,10 +254,10 @@ final class CountTimelines {
             default:
                 throw CodecError(.invalidTag, "counts held kind \(rank)")
             }
-            let held = Held(ts: ts, arrival: DuplicateFilter.Position(offset: offset, subIndex: index), requestId: requestId,
-                            payload: payload)
+            let held = Held(ts: ts, knownAt: knownAt, arrival: DuplicateFilter.Position(offset: offset, subIndex: index),
+                            requestId: requestId, payload: payload)
             user.held.append(held)
-            queue.insert(QueueKey(ts: ts, rank: rank, arrival: held.arrival, user: s))
+            queue.insert(QueueKey(ts: knownAt, rank: rank, arrival: held.arrival, user: s))
         }
         try r.expectEnd("counts entry")
         users[Int(s)] = user

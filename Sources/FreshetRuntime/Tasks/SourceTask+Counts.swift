@@ -7,6 +7,11 @@ import FreshetCore
 /// every impression once (the counts stage sends its item events for the
 /// join once the watermark passed it).
 ///
+/// A late event (at or behind this partition's watermark once observed)
+/// carries the time it is known from (`BoundedOutOfOrdernessWatermark.knownAt`):
+/// the counts stage orders it, counts it and the join decides on it by that
+/// time, so their results depend on this partition's log alone.
+///
 /// Both records are written from the ids read in place (no `Interaction` or
 /// `Impression`, no `String` per id). Each returns the problem when the
 /// record is too large for a message (the caller dead-letters the source
@@ -19,7 +24,7 @@ extension SourceTask {
         var problem: BadInput?
         CountStageRecord.withEncodedInteraction(userId: ids.user, itemId: ids.item, action: action, dwellMs: dwellMs,
                                                 ts: ts, requestId: ids.requestId, countAfter: countAfter,
-                                                origin: origin(of: record)) { bytes in
+                                                origin: origin(of: record), knownAt: watermark.knownAt(ts)) { bytes in
             problem = send(bytes, user: ids.user, what: "the interaction for the counts stage", output: output)
         }
         return problem
@@ -32,7 +37,7 @@ extension SourceTask {
         CountStageRecord.withEncodedImpression(userId: ids.user, ts: ts, requestId: ids.requestId, count: count,
                                                shownItem: ids.shownItem,
                                                positions: hasPositions ? ids.positionValues : nil,
-                                               origin: origin(of: record)) { bytes in
+                                               origin: origin(of: record), knownAt: watermark.knownAt(ts)) { bytes in
             problem = send(bytes, user: ids.user, what: "the impression for the counts stage", output: output)
         }
         return problem
