@@ -126,6 +126,12 @@ final class EngineDriverTests: XCTestCase {
         try assertMatchesOracle(driver, oracle)
         XCTAssertEqual(consumed(driver), inputRecords(driver), "nothing replayed without a fault")
         XCTAssertEqual(driver.fencedRefusals, 0)
+        // The progress line counts source events only, not the repartition records.
+        let sourceEvents = driver.subscribedPartitions.filter { $0.topic == driver.topology.sources.interactions || $0.topic == driver.topology.sources.impressions }
+            .reduce(0) { $0 + Int(driver.kafka.endOffset($1)) }
+        XCTAssertEqual(sourceEvents, 6_000)
+        XCTAssertEqual(a.processor.stats.sourceEventsConsumed.value, sourceEvents)
+        XCTAssertGreaterThan(a.processor.stats.recordsConsumed.value, sourceEvents, "repartition records were read too")
     }
 
     /// `freshet run --stop-at-end` exits 3 when a signal stopped the bounded

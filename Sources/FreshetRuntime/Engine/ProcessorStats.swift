@@ -10,8 +10,11 @@ import Synchronization
 /// Everything in here is either a lock-free metric handle or guarded by `state`.
 package final class ProcessorStats: WriterObserver, Sendable {
     package let metrics: FreshetMetrics
-    /// Records consumed by this instance, all topics (the progress line's count).
+    /// Records consumed by this instance, all topics (repartition topics included).
     package let recordsConsumed = AtomicCount()
+    /// Events read from the source topics by this instance (the progress
+    /// line's count and rate: repartition records are not events of their own).
+    package let sourceEventsConsumed = AtomicCount()
     /// Owned tasks and their progress, published by the processing thread for `/tasks`.
     package let tasks = TaskBoard()
     let kafkaErrors = AtomicCount()
@@ -21,6 +24,8 @@ package final class ProcessorStats: WriterObserver, Sendable {
 
     struct Shared {
         var totalLag: Int?
+        /// The source partitions' share of `totalLag` (the progress line's lag).
+        var sourceLag: Int?
         var watermarkMs: Int64?
         var joined = false
         var restoring = 0
@@ -81,9 +86,10 @@ package final class ProcessorStats: WriterObserver, Sendable {
         metrics.checkpointBytes.set(Double(bytes))
     }
 
-    func update(totalLag: Int?, watermarkMs: Int64?, joined: Bool, redisProblem: String?) {
+    func update(totalLag: Int?, sourceLag: Int?, watermarkMs: Int64?, joined: Bool, redisProblem: String?) {
         state.withLock {
             $0.totalLag = totalLag
+            $0.sourceLag = sourceLag
             $0.watermarkMs = watermarkMs
             $0.joined = joined
             $0.redisProblem = redisProblem
@@ -115,6 +121,7 @@ package final class ProcessorStats: WriterObserver, Sendable {
     // MARK: Readers
 
     package var totalLag: Int? { state.withLock { $0.totalLag } }
+    package var sourceLag: Int? { state.withLock { $0.sourceLag } }
     package var watermarkMs: Int64? { state.withLock { $0.watermarkMs } }
 
     /// `/readyz`: joined the group, no task restoring or rebuilding, Redis

@@ -8,19 +8,23 @@ extension StreamProcessor {
     func updateGauges(nowMs: Int64) {
         guard nowMs - lastGaugeMs >= 1_000 else { return }
         lastGaugeMs = nowMs
-        var totalLag = 0
-        var lagKnown = false
+        var totalLag = 0, sourceLag = 0
+        var lagKnown = false, sourceLagKnown = false
         var minWatermark: Int64?
-        func lag(_ tp: TopicPartition, _ next: Int64?) {
+        func lag(_ tp: TopicPartition, _ next: Int64?, source: Bool) {
             guard let high = consumer.cachedHighWatermark(tp) else { return }
             let value = max(0, high - (next ?? 0))
             stats.metrics.consumerLag(topic: tp.topic, partition: tp.partition).set(Double(value))
             totalLag += Int(value)
             lagKnown = true
+            if source {
+                sourceLag += Int(value)
+                sourceLagKnown = true
+            }
         }
         for task in taskManager.ordered {
             let id = task.id
-            lag(taskManager.inputs.topicPartition(of: id), task.nextOffset)
+            lag(taskManager.inputs.topicPartition(of: id), task.nextOffset, source: id.stage.readsSourceTopic)
             let gauges = task.gauges
             for (count, total) in gauges.counts {
                 let grew = reportDelta(total, key: "\(count.rawValue)-\(id)", to: counter(for: count))
@@ -54,7 +58,7 @@ extension StreamProcessor {
             stats.metrics.deadLetters(reason: reason.rawValue).increment(by: count)
         }
         stats.metrics.assignedPartitions.set(Double(taskManager.count))
-        stats.update(totalLag: lagKnown ? totalLag : nil, watermarkMs: minWatermark, joined: memberOfGroup,
+        stats.update(totalLag: lagKnown ? totalLag : nil, sourceLag: sourceLagKnown ? sourceLag : nil, watermarkMs: minWatermark, joined: memberOfGroup,
                      redisProblem: writer.unhealthyReason)
         stats.rebuilding(rebuildingTasks.count)
         _ = stats.readiness
@@ -111,6 +115,10 @@ extension StreamProcessor {
         consumedRun = ConsumedRun()
         guard run.count > 0 else { return }
         consumedCounter(key: run.key).increment(by: run.count)
+        let topicIndex = Int(run.key >> 32)
+        if topicIndex < taskManager.inputs.subscribed.count, taskManager.inputs.subscribed[topicIndex].stage.readsSourceTopic {
+            stats.sourceEventsConsumed.add(run.count)
+        }
         stats.tasks.addProcessed(key: run.key, count: run.count)
     }
 

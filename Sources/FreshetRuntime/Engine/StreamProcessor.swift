@@ -329,7 +329,7 @@ package final class StreamProcessor: @unchecked Sendable {
         if topology.progressIntervalMs > 0 {
             let stats = self.stats
             let reporter = ProgressReporter(interval: Double(topology.progressIntervalMs) / 1000,
-                                            events: { stats.recordsConsumed.value }, lag: { stats.totalLag },
+                                            events: { stats.sourceEventsConsumed.value }, lag: { stats.sourceLag },
                                             watermarkMs: { stats.watermarkMs })
             reporter.start()
             progress = reporter

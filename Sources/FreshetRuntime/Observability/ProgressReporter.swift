@@ -1,5 +1,7 @@
 // A one-line progress report on stderr every few seconds:
 //   freshet: 123,456 events (98,765 ev/s), lag 1,234, watermark 2026-11-27T17:59:54Z
+// Events and lag are the source topics' (the records a replay has to read);
+// repartition records, which are this instance's own traffic, are not counted.
 // The line is built by `ProgressReporter.formatLine`, a pure function; the
 // timer thread only samples the closures and prints.
 
