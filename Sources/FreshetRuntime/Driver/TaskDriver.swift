@@ -49,15 +49,18 @@ package final class TaskDriver {
     /// repartition-fed stage the topology needs.
     /// - Parameter itemEmbeddings: item tasks get an `ItemEmbeddingSide` (the
     ///   joiner; examples land in `examples`) from `topology.embeddings`.
+    /// - Parameter userEmbeddings: source tasks get a `UserEmbeddingSide`,
+    ///   which attaches each user's history to routed positives (the item
+    ///   tasks then count co-occurrences).
     package init(topology: Topology = Topology(), interactionPartitions: Int32, impressionPartitions: Int32,
-                 repartitionPartitions: Int32, nowMs: Int64, itemEmbeddings: Bool = false) {
+                 repartitionPartitions: Int32, nowMs: Int64, itemEmbeddings: Bool = false, userEmbeddings: Bool = false) {
         self.nowMs = nowMs
         self.repartitionPartitions = repartitionPartitions
         let settings = topology.embeddings
         self.factory = TaskFactory(topology: topology, stopAtEnd: false, decoder: EventDecoder(), panes: PaneSpec(),
                                    trending: TrendingDecay(), interactionPartitions: interactionPartitions,
                                    impressionPartitions: impressionPartitions, repartitionPartitions: repartitionPartitions,
-                                   makeUserEmbeddingSide: { nil },
+                                   makeUserEmbeddingSide: { userEmbeddings ? UserEmbeddingSide(settings: settings) : nil },
                                    makeItemEmbeddingSide: {
                                        itemEmbeddings ? ItemEmbeddingSide(settings: settings, counts: InteractionCountView(), paneMs: PaneSpec().paneMs) : nil
                                    })
