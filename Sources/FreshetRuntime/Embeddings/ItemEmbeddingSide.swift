@@ -192,23 +192,31 @@ package final class ItemEmbeddingSide {
         output.example(key: example.userId, value: ExampleCodec.encode(example))
     }
 
+    /// One item vector to write: `foldedIn` when it is a fold-in (the item is
+    /// not in the refresh), written as `embedding_kind: fold_in`.
+    struct PublishedVector {
+        var id: ByteId
+        var vector: [Float]
+        var foldedIn: Bool
+    }
+
     /// What to write for this partition's items against `set`: every item
     /// with a vector when `set` is a refresh this side has not published yet,
     /// else the fold-ins of rows changed since the last call. `deleted` =
     /// evicted items (their fields go).
-    func takePublication(_ set: ItemVectorSet) -> (vectors: [(ByteId, [Float])], deleted: [ByteId]) {
+    func takePublication(_ set: ItemVectorSet) -> (vectors: [PublishedVector], deleted: [ByteId]) {
         let book = counter.synced
-        var out: [(ByteId, [Float])] = []
+        var out: [PublishedVector] = []
         if set.version > publishedVersion {
             publishedVersion = set.version
             _ = book.takeChangedForPublish()
             for id in book.rows.liveIds {
-                if let v = Self.vector(id, set, rows: book.rows) { out.append((id, v)) }
+                if let v = Self.vector(id, set, rows: book.rows) { out.append(v) }
             }
         } else if set.version > 0 {
             for id in book.takeChangedForPublish() {
                 guard let r = set.rowOf[id], r < set.refreshed else {
-                    if let v = Self.vector(id, set, rows: book.rows) { out.append((id, v)) }
+                    if let v = Self.vector(id, set, rows: book.rows) { out.append(v) }
                     continue
                 }
             }
@@ -219,9 +227,10 @@ package final class ItemEmbeddingSide {
 
     /// The refreshed vector, else a fold-in from its row in `rows` (nil when
     /// no neighbour has a vector). `rows` as synced once by the caller.
-    private static func vector(_ id: ByteId, _ set: ItemVectorSet, rows: CooccurrenceRows) -> [Float]? {
-        if let v = set.vector(id) { return v }
-        guard let row = rows.row(of: id) else { return nil }
-        return set.foldedVector(id, degree: rows.degree(of: id), row: row)?.0
+    private static func vector(_ id: ByteId, _ set: ItemVectorSet, rows: CooccurrenceRows) -> PublishedVector? {
+        if let r = set.rowOf[id], r < set.refreshed, let v = set.vector(id) { return PublishedVector(id: id, vector: v, foldedIn: false) }
+        guard let row = rows.row(of: id),
+              let v = set.foldedVector(id, degree: rows.degree(of: id), row: row)?.0 else { return nil }
+        return PublishedVector(id: id, vector: v, foldedIn: true)
     }
 }

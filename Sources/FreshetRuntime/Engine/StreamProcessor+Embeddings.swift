@@ -39,6 +39,11 @@ extension StreamProcessor {
 
     /// The `embedding_kind` of user vectors.
     static let sessionKind = Array("session".utf8)
+    /// The `embedding_kind` of item vectors: from the refresh of `embedding_version`,
+    /// or folded in since from the item's own row (a new item). User vectors
+    /// are means of `refresh` vectors only (docs/EMBEDDINGS.md, "User vectors").
+    static let refreshKind = Array("refresh".utf8)
+    static let foldInKind = Array("fold_in".utf8)
 
     /// Writes this task's item vectors (all after a new refresh, else fold-ins
     /// of changed rows); deletes evicted items' fields.
@@ -48,19 +53,21 @@ extension StreamProcessor {
         let feast = renderer.feast
         let feastField = feast?.itemEmbeddingField
         let publication = side.takePublication(set)
-        for (id, vector) in publication.vectors {
-            let blob = EmbeddingBlob.encode(vector)
+        for item in publication.vectors {
+            let blob = EmbeddingBlob.encode(item.vector)
             if renderer.freshetHashes {
-                write.hashSet(keys.item(id.string), [(field, blob), ("embedding_version", version)])
+                write.hashSet(keys.item(item.id.string), [(field, blob), ("embedding_version", version),
+                                                          ("embedding_kind", item.foldedIn ? Self.foldInKind : Self.refreshKind)])
             }
             if let feast, let feastField {
-                write.hashSet(rawKey: feast.itemKey(id.string), [(feastField, FeastValue.floatList(float32LittleEndian: blob))])
+                write.hashSet(rawKey: feast.itemKey(item.id.string), [(feastField, FeastValue.floatList(float32LittleEndian: blob))])
             }
         }
         for id in publication.deleted {
             if renderer.freshetHashes {
                 write.hashDelete(keys.item(id.string), field: field)
                 write.hashDelete(keys.item(id.string), field: "embedding_version")
+                write.hashDelete(keys.item(id.string), field: "embedding_kind")
             }
             if let feast, let feastField { write.hashDelete(rawKey: feast.itemKey(id.string), field: feastField) }
         }
