@@ -1,4 +1,5 @@
 import Foundation
+import FreshetCore
 import FreshetEmbeddings
 import FreshetKafka
 import FreshetRedis
@@ -8,7 +9,8 @@ import XCTest
 /// The examples' `interaction_count` with two `freshet run` instances in one
 /// group, where a user's interactions task and the item task that joins the
 /// user's impression run in different instances: every impression example
-/// carries exactly the user's positives with event time ≤ the impression's
+/// carries exactly the user's positives known by the impression's time (event
+/// time ≤ the impression's; a late one from just past its partition's watermark)
 /// (it used to be -1 there, and the count as last flushed, whatever the
 /// impression's time, in the same instance).
 final class ExamplesAcrossInstancesTests: XCTestCase {
@@ -49,30 +51,45 @@ final class ExamplesAcrossInstancesTests: XCTestCase {
         let t0 = (Int64(Date().timeIntervalSince1970 * 1000) - 3 * hour) / hour * hour + 10_000
         let producer = try KafkaProducer(config: KafkaConfig(bootstrapServers: cluster.brokers))
         func partition(_ key: String) -> Int32 { KafkaProducer.partition(forKey: Array(key.utf8), partitionCount: Self.partitions) }
-        func send(_ topic: String, _ user: String, _ json: String) throws {
+        // Each interactions partition's watermark as the records are sent, for
+        // when each positive is known (a late one: just past the watermark).
+        var watermarks: [Int32: BoundedOutOfOrdernessWatermark] = [:]
+        var knownPositives: [String: [Int64]] = [:]
+        func send(_ topic: String, _ user: String, _ json: String, ts: Int64, positive: Bool = false) throws {
             try producer.produce(topic: topic, partition: partition(user), key: Array(user.utf8), value: Array(json.utf8))
+            guard topic == "interactions" else { return }
+            watermarks[partition(user), default: BoundedOutOfOrdernessWatermark(outOfOrdernessMs: 5_000)].observe(ts)
+            if positive { knownPositives[user, default: []].append(watermarks[partition(user)]?.knownAt(ts) ?? ts) }
         }
         // Per user u: positives at minutes 1, 3, 5 (... u % 3 + 2 of them, a
-        // skip at minute 2 besides), arriving newest first, and impressions at
-        // minutes 0, 3 (equal to a positive), 4 and 20, each of items no one engages with.
-        var expected: [String: Int64] = [:]
+        // skip at minute 2 besides), arriving newest first (so late, beyond
+        // the 5 s bound: known from just past their partition's watermark),
+        // and impressions at minutes 0, 3 (equal to a positive), 4 and 20,
+        // each of items no one engages with.
+        var impressions: [(request: String, user: String, ts: Int64)] = []
         var impressed: [(user: String, item: String, request: String)] = []
         for u in 0..<24 {
             let user = "xu\(u)"
             let positives = (0..<(u % 3 + 2)).map { t0 + Int64(1 + 2 * $0) * minute }
             for (k, ts) in positives.enumerated().reversed() {
-                try send("interactions", user, #"{"user_id":"\#(user)","item_id":"seen-\#(u)-\#(k)","action":"click","ts":\#(ts)}"#)
+                try send("interactions", user, #"{"user_id":"\#(user)","item_id":"seen-\#(u)-\#(k)","action":"click","ts":\#(ts)}"#,
+                         ts: ts, positive: true)
             }
-            try send("interactions", user, #"{"user_id":"\#(user)","item_id":"skipped-\#(u)","action":"skip","ts":\#(t0 + 2 * minute)}"#)
+            try send("interactions", user, #"{"user_id":"\#(user)","item_id":"skipped-\#(u)","action":"skip","ts":\#(t0 + 2 * minute)}"#,
+                     ts: t0 + 2 * minute)
             for at in [0, 3, 4, 20] as [Int64] {
                 let ts = t0 + at * minute
                 let request = "\(user)-at\(at)"
                 let items = (0..<2).map { "shown-\(u)-\(at)-\($0)" }
-                try send("impressions", user, #"{"request_id":"\#(request)","user_id":"\#(user)","items_shown":["\#(items[0])","\#(items[1])"],"ts":\#(ts)}"#)
-                expected[request] = Int64(positives.filter { $0 <= ts }.count)
+                try send("impressions", user, #"{"request_id":"\#(request)","user_id":"\#(user)","items_shown":["\#(items[0])","\#(items[1])"],"ts":\#(ts)}"#,
+                         ts: ts)
+                impressions.append((request, user, ts))
                 for item in items { impressed.append((user, item, request)) }
             }
         }
+        // The user's positives known by the impression's time.
+        var expected: [String: Int64] = [:]
+        for m in impressions { expected[m.request] = Int64((knownPositives[m.user] ?? []).filter { $0 <= m.ts }.count) }
         // Two hours later on every source partition: the watermark closes every window.
         for p in 0..<Self.partitions {
             try producer.produce(topic: "interactions", partition: p, key: nil,

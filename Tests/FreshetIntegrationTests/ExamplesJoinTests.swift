@@ -152,12 +152,19 @@ final class ExamplesJoinTests: XCTestCase {
             }
         }, "phase B's clicks in the item features: " + run.logTail())
 
-        // Phase C: per user, a click on item 0 inside the window, a skip of
-        // item 1, a late click on item 3 (20 minutes after the impression);
-        // item 4 gets nothing (item 2 was clicked in phase B).
+        // Phase C: per user, a skip of item 1, a click on item 0 inside the
+        // window, a click on item 3 after it (20 minutes after the
+        // impression: late for the join); item 4 gets nothing (item 2 was
+        // clicked in phase B). Sent in time order across users, so none is
+        // late for its partition's watermark (a late event counts and joins
+        // from when it is known: LateEventScheduleTests).
+        for (u, user) in users.enumerated() {
+            try producer.produce(topic: "interactions", key: Array(user.utf8), value: interaction(user, item(u, 1), "skip", impressionTs + 30_000))
+        }
         for (u, user) in users.enumerated() {
             try producer.produce(topic: "interactions", key: Array(user.utf8), value: interaction(user, item(u, 0), "click", impressionTs + 60_000))
-            try producer.produce(topic: "interactions", key: Array(user.utf8), value: interaction(user, item(u, 1), "skip", impressionTs + 30_000))
+        }
+        for (u, user) in users.enumerated() {
             try producer.produce(topic: "interactions", key: Array(user.utf8), value: interaction(user, item(u, 3), "like", impressionTs + 1_200_000))
         }
         try producer.flush(timeoutMs: 30_000)
