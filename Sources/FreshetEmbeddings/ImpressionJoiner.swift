@@ -94,7 +94,10 @@ package final class ImpressionJoiner {
 
     /// - Parameter ownerIndexThreshold: a user's live impressions above
     ///   which their owned items are indexed (tests lower it to exercise the index).
-    package init(windowMs: Int64 = 10 * 60 * 1000, lateTTLMs: Int64 = 60 * 60 * 1000, ownerIndexThreshold: Int = 24) {
+    /// How long after its window's close an impression's context stays for late positives, by default (1 h).
+    package static let defaultLateTTLMs: Int64 = 60 * 60 * 1000
+
+    package init(windowMs: Int64 = 10 * 60 * 1000, lateTTLMs: Int64 = ImpressionJoiner.defaultLateTTLMs, ownerIndexThreshold: Int = 24) {
         precondition(windowMs > 0 && lateTTLMs >= 0 && ownerIndexThreshold >= 1)
         self.windowMs = windowMs
         self.lateTTLMs = lateTTLMs
@@ -129,7 +132,11 @@ package final class ImpressionJoiner {
             let filter = Self.filterBit(shown.itemId)
             if let (og, oi) = owner(user: user, itemId: shown.itemId, filter: filter) {
                 let first = groups[Int(og)]
-                if first.closed {
+                if og == g {
+                    // The item twice in this one list: the same impression of the pair.
+                    duplicateImpressions += 1
+                    continue
+                } else if first.closed {
                     // A new impression takes over from the tombstone.
                     disown(og, oi)
                 } else if known <= first.ts &+ windowMs {
@@ -178,7 +185,9 @@ package final class ImpressionJoiner {
     /// impression's window always arrives before the close (the watermark
     /// passes it only after), one known after it is late, and one known after
     /// the tombstone's expiry gets no impression context. So the examples do
-    /// not depend on how the partitions' records interleave.
+    /// not depend on how the partitions' records interleave. An interaction
+    /// with an earlier time than the pair's impression is not a response to
+    /// it and gets no context either (on time it would have arrived first).
     package func recordInteraction(_ e: Interaction, knownAt: Int64? = nil) -> TrainingExample {
         let label: ExampleLabel = e.action.isPositive ? .positive : .negative
         var ex = TrainingExample(label: label, userId: e.userId, itemId: e.itemId, action: e.action,
@@ -186,7 +195,7 @@ package final class ImpressionJoiner {
         let known = max(knownAt ?? e.ts, e.ts)
         if let user = users.slot(of: e.userId),
            let (g, i) = owner(user: user, itemId: e.itemId, filter: Self.filterBit(e.itemId)),
-           known <= groups[Int(g)].ts &+ windowMs &+ lateTTLMs {
+           e.ts >= groups[Int(g)].ts, known <= groups[Int(g)].ts &+ windowMs &+ lateTTLMs {
             let group = groups[Int(g)]
             let item = group.items[i]
             ex.position = item.positionValue

@@ -51,7 +51,7 @@ final class JoinerModelTests: XCTestCase {
             let pair = Pair(user: e.userId, item: e.itemId)
             // Context while the impression's tombstone would live, by the
             // interaction's own time (not by whether the watermark expired it yet).
-            if let entry = entries[pair], e.ts <= entry.ts + windowMs + lateTTLMs {
+            if let entry = entries[pair], e.ts >= entry.ts, e.ts <= entry.ts + windowMs + lateTTLMs {
                 ex.position = entry.position
                 if ex.requestId == nil { ex.requestId = entry.requestId }
                 ex.impressionTs = entry.ts

@@ -80,6 +80,28 @@ final class JoinerTests: XCTestCase {
         XCTAssertEqual(k.duplicateImpressions, 1)
     }
 
+    /// An item twice in one impression list is one impression of the pair,
+    /// late or not (a late list's second copy was "known after the window" of
+    /// the first and took it over: two negatives).
+    func testAnItemTwiceInOneLateImpressionIsOneImpression() {
+        let j = ImpressionJoiner(windowMs: 1_000, lateTTLMs: 10_000)
+        j.recordImpression(userId: "u1", requestId: "r", ts: 0, knownAt: 5_000,
+                           items: ["a", "a", "b"].map { ImpressionJoiner.ShownItem(itemId: $0, position: nil, features: feats) })
+        XCTAssertEqual(j.advance(watermark: 6_000).map(\.itemId).sorted(), ["a", "b"])
+    }
+
+    /// An interaction earlier than the pair's impression is not a response to
+    /// it: no context, whenever it arrives (late, it used to join as on time).
+    func testAnInteractionBeforeItsImpressionGetsNoContext() {
+        let j = ImpressionJoiner(windowMs: 1_000, lateTTLMs: 10_000)
+        impression(j, items: ["a"], ts: 5_000)
+        let before = j.recordInteraction(Interaction(userId: "u1", itemId: "a", action: .click, ts: 4_999), knownAt: 5_500)
+        XCTAssertNil(before.impressionTs)
+        XCTAssertFalse(before.late)
+        let after = j.recordInteraction(Interaction(userId: "u1", itemId: "a", action: .click, ts: 5_000))
+        XCTAssertEqual(after.impressionTs, 5_000)
+    }
+
     func testWindowCloseNeedsWatermark() {
         let j = ImpressionJoiner(windowMs: 1000)
         impression(j, items: ["a"], ts: 0)

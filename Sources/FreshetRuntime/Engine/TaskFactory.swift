@@ -1,4 +1,5 @@
 import FreshetCore
+import FreshetEmbeddings
 import FreshetFeatures
 
 /// Creates an empty task for an assigned partition, configured from the
@@ -52,8 +53,10 @@ struct TaskFactory {
             let idle: Int64? = stopAtEnd ? nil : topology.eventTime.idleTimeoutMs
             let sources = DuplicateFilter.Source.partitions(of: .interactions, count: interactionPartitions)
                 + DuplicateFilter.Source.partitions(of: .impressions, count: impressionPartitions)
+            // Positives are kept long enough for an impression read up to a
+            // join window and the join's late TTL after its time (later: no count).
             return CountTask(id: id, sources: Set(sources), idleTimeoutMs: idle,
-                             retentionMs: topology.embeddings.joinWindowMs, nowMs: nowMs)
+                             retentionMs: topology.embeddings.joinWindowMs + ImpressionJoiner.defaultLateTTLMs, nowMs: nowMs)
         case .users:
             // Only interactions are re-keyed by user.
             let sources = DuplicateFilter.Source.partitions(of: .interactions, count: interactionPartitions)

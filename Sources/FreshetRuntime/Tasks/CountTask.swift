@@ -50,9 +50,14 @@ package final class CountTask {
     @exclusivity(unchecked) private var idBytes: [UInt8] = []
     @exclusivity(unchecked) private var idEnds: [Int] = []
 
+    /// The `interaction_count` of an impression known more than the
+    /// retention after its time: not known (the examples' -1).
+    package static let unknownCount: Int64 = -1
+
     /// - Parameters:
     ///   - sources: every source partition that feeds the counts topic.
-    ///   - retentionMs: how far behind the watermark a late record still gets an exact count.
+    ///   - retentionMs: how late (known-from time − event time) an impression
+    ///     can be and still get its exact count; later ones get `unknownCount`.
     package init(id: TaskId, sources: Set<DuplicateFilter.Source>, idleTimeoutMs: Int64?, retentionMs: Int64, nowMs: Int64) {
         self.id = id
         self.expectedSources = sources
@@ -128,7 +133,12 @@ package final class CountTask {
         releaseSequence += 1
         switch held.payload {
         case .impression(let items, let positions):
-            let count = timelines.count(userId: userId, asOf: held.ts)
+            // Every positive known after `ts` is still kept only if the
+            // impression was known within the retention of its time: a
+            // later one's count would depend on when the older positives
+            // were pruned (timing), so it carries none (-1).
+            let count = held.knownAt - held.ts > timelines.retentionMs ? CountTask.unknownCount
+                : timelines.count(userId: userId, asOf: held.ts)
             sendImpression(userId: userId, held, items: items, positions: positions, count: count, output: output)
         case .interaction(let itemId, let action, let dwellMs):
             var event = ItemEvent(itemId: itemId, userId: userId, ts: held.ts, kind: .interaction(action, dwellMs: dwellMs),

@@ -13,8 +13,9 @@ import HeapModule
 /// count(u, t) = total(u) − #{recent positives of u known after t}: the
 /// number of u's positives known by t, as long as every positive known after
 /// t is still kept. Positives are kept while known > watermark − `retentionMs`
-/// (and after the user's oldest held record), so the answer is exact for
-/// every record held. Known-from times make it a function of each source
+/// (and after the user's oldest held record, from its arrival on), so the
+/// answer is exact for every record held that was known within
+/// `retentionMs` of its time (`CountTask` gives later ones no count). Known-from times make it a function of each source
 /// partition's log: a positive known by t always arrives before the
 /// watermark passes t, whatever the interleaving (docs/EMBEDDINGS.md, "Late events").
 ///
