@@ -14,7 +14,8 @@ import XCTest
 /// the same mean. (Before the kinds were written, fold-ins carried the same
 /// `embedding_version` as the refresh and nothing told a reader to leave
 /// them out: a breaker found 102 of 139 users not equal to the mean of their
-/// items as Redis served them.)
+/// items as Redis served them; and a user whose first 10 became new items
+/// only kept its old vector.)
 final class UserVectorConsistencyTests: XCTestCase {
     func testEveryUserVectorIsTheMeanOfItsRefreshedItemsWhileNewItemsAreFoldedIn() throws {
         let cluster = try LocalCluster()
@@ -43,11 +44,15 @@ final class UserVectorConsistencyTests: XCTestCase {
 
         // New items, each liked after planted ones by users who have history.
         let producer = try KafkaProducer(config: KafkaConfig(bootstrapServers: cluster.brokers))
-        let ts = Int64(Date().timeIntervalSince1970 * 1000) - 60_000  // after the planted stream: at the head of recent_items_50
+        // An hour ahead of the clock, after every planted event: the new items
+        // are at the head of their users' recent_items_50.
+        let ts = Int64(Date().timeIntervalSince1970 * 1000) + 3_600_000
         let newItems = (0..<12).map { "new-\($0)" }
         for u in 0..<90 {
             let user = PlantedPreferences.userId(u)
-            for (k, item) in [newItems[u % 12], newItems[(u + 5) % 12]].enumerated() {
+            // The first 30 users like every new item: none of their first 10
+            // recent items is in the refresh, so they must have no vector.
+            for (k, item) in (u < 30 ? newItems : [newItems[u % 12], newItems[(u + 5) % 12]]).enumerated() {
                 let json = #"{"user_id":"\#(user)","item_id":"\#(item)","action":"click","ts":\#(ts + Int64(u * 10 + k))}"#
                 try producer.produce(topic: "interactions", key: Array(user.utf8), value: Array(json.utf8))
             }
@@ -55,11 +60,12 @@ final class UserVectorConsistencyTests: XCTestCase {
         try producer.flush(timeoutMs: 30_000)
 
         var problems: [String] = []
-        var withFoldIns = 0, users = 0
+        var withFoldIns = 0, users = 0, withoutVector = 0
         let consistent = try FaultInjection.waitUntil(timeout: 60, every: 1) {
             problems = []
             withFoldIns = 0
             users = 0
+            withoutVector = 0
             for item in newItems where try field("item:\(item)", "embedding_kind") != "fold_in" {
                 problems.append("item:\(item) has no fold-in yet")
             }
@@ -87,6 +93,7 @@ final class UserVectorConsistencyTests: XCTestCase {
                 }
                 let stored = try redis.command(["HGET", key, "embedding_\(dimension)d"]).bytes.map(EmbeddingsEndToEndTests.floats)
                 if n == 0 {
+                    withoutVector += 1
                     if stored != nil { problems.append("\(key) has a vector but no refreshed item among its first 10") }
                     continue
                 }
@@ -100,10 +107,11 @@ final class UserVectorConsistencyTests: XCTestCase {
                     problems.append("\(key) is not the mean of its first 10 recent items' refresh vectors")
                 }
             }
-            return problems.isEmpty && withFoldIns >= 80
+            return problems.isEmpty && withFoldIns >= 80 && withoutVector >= 30
         }
         XCTAssertTrue(consistent, "\(problems.count) problems, e.g. \(problems.prefix(5)); users whose first 10 hold a fold-in: \(withFoldIns)")
         XCTAssertGreaterThan(users, 250, "user vectors were checked")
+        XCTAssertGreaterThanOrEqual(withoutVector, 30, "users whose first 10 are all new items (their old vectors removed)")
         run.signal(SIGTERM)
         XCTAssertEqual(try run.wait(timeout: 60), 0, run.logTail())
     }

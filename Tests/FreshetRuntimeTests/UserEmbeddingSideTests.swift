@@ -167,4 +167,45 @@ final class UserEmbeddingSideTests: XCTestCase {
         side.takePublication(second, store: store) { user, _ in next.append(user) }
         XCTAssertEqual(next, ["u7"], "touched after the republication started: written at the next sync")
     }
+    /// A user whose first items all lose their vectors (new items, folded in
+    /// but not in the refresh) no longer has one: its fields are removed
+    /// once, and it is written again when an item of the refresh comes back
+    /// among its first. A side that starts (a restart) removes the vector of
+    /// a user that has none, since an earlier process may have written one.
+    /// (A breaker found stale user vectors kept for minutes.)
+    func testAUserWhoseFirstItemsHaveNoVectorLosesItsVectorOnce() {
+        let set = Self.vectorSet()
+        var settings = Topology.Embeddings()
+        settings.history = 2
+        let side = UserEmbeddingSide(settings: settings)
+        let store = UserFeatureStore()
+        store.apply(Interaction(userId: "u", itemId: "i1", action: .click, ts: 1_000))
+        store.apply(Interaction(userId: "w", itemId: "new-0", action: .click, ts: 1_000))
+        var written: [String] = [], removed: [String] = []
+        side.takePublication(set, store: store, removed: { removed.append($0) }) { user, _ in written.append(user) }
+        XCTAssertEqual(written, ["u"])
+        XCTAssertEqual(removed, ["w"], "no vector now; one may be left from an earlier process")
+
+        // Two new items at the head of u's list: none of its first two has a vector.
+        for (t, item) in ["new-1", "new-2"].enumerated() {
+            store.apply(Interaction(userId: "u", itemId: item, action: .click, ts: Int64(2_000 + t)))
+        }
+        side.touch(user: "u", store: store)
+        side.touch(user: "w", store: store)
+        written = []; removed = []
+        side.takePublication(set, store: store, removed: { removed.append($0) }) { user, _ in written.append(user) }
+        XCTAssertEqual(written, [])
+        XCTAssertEqual(removed, ["u"], "u's vector goes; w's went already")
+        side.touch(user: "u", store: store)
+        removed = []
+        side.takePublication(set, store: store, removed: { removed.append($0) }) { _, _ in }
+        XCTAssertEqual(removed, [], "removed once")
+
+        // An item of the refresh back at the head: written again.
+        store.apply(Interaction(userId: "u", itemId: "i2", action: .click, ts: 3_000))
+        side.touch(user: "u", store: store)
+        written = []
+        side.takePublication(set, store: store, removed: { removed.append($0) }) { user, _ in written.append(user) }
+        XCTAssertEqual(written, ["u"])
+    }
 }

@@ -111,11 +111,14 @@ package final class UserEmbeddingSide {
     /// Calls `emit(user, vector)` for what to write against `set`: the users
     /// touched before the call that started the current drain and, after a
     /// new refresh, every user, each in slices of `republishSlice` a call
-    /// (see `republishing`). Users none of whose recent items has a vector
-    /// are left out (and retried after the next refresh), and so are users
-    /// whose vector is bit-identical to the one last written (same refresh,
-    /// same rows in the same order). `vector` is valid during the call only.
-    func takePublication(_ set: ItemVectorSet, store: UserFeatureStore, _ emit: (String, UnsafeBufferPointer<Float>) -> Void) {
+    /// (see `republishing`). Users whose vector is bit-identical to the one
+    /// last written (same refresh, same rows in the same order) are left
+    /// out. A user none of whose first items has a vector in `set` has none:
+    /// `removed(user)` once (the vector written before, by this process or
+    /// an earlier one, must go), then nothing until it has one again.
+    /// `vector` is valid during the call only.
+    func takePublication(_ set: ItemVectorSet, store: UserFeatureStore, removed: (String) -> Void = { _ in },
+                         _ emit: (String, UnsafeBufferPointer<Float>) -> Void) {
         guard set.version > 0 else { return }
         mapRows(set, store: store)
         if writtenSignature.count < store.userCount {
@@ -141,7 +144,7 @@ package final class UserEmbeddingSide {
         let end = min(draining.count, drainCursor + Self.republishSlice)
         for slot in draining[drainCursor..<end] {
             store.withRecentNumbers(slot: slot, limit: historyLength) { numbers in
-                publish(slot, numbers, set, store, emit)
+                publish(slot, numbers, set, store, removed, emit)
             }
         }
         drainCursor = end
@@ -151,7 +154,7 @@ package final class UserEmbeddingSide {
         }
         if let start = republishCursor {
             let next = store.forEachSlotRecentNumbers(from: start, count: Self.republishSlice, limit: historyLength) { slot, numbers in
-                publish(slot, numbers, set, store, emit)
+                publish(slot, numbers, set, store, removed, emit)
             }
             republishCursor = next >= store.userCount ? nil : next
         }
@@ -162,12 +165,27 @@ package final class UserEmbeddingSide {
         touched.removeAll(keepingCapacity: true)
     }
 
-    /// Emits the user's vector unless it has none or is the one last written.
+    /// `writtenSignature` of a user known to have no vector (its removal
+    /// was emitted); `signature` never returns it.
+    static let noVector = UInt64.max
+
+    /// Emits the user's vector unless it is the one last written; a user
+    /// with no vector is removed once.
     private func publish(_ slot: UInt32, _ numbers: UnsafeBufferPointer<UInt32>, _ set: ItemVectorSet,
-                         _ store: UserFeatureStore, _ emit: (String, UnsafeBufferPointer<Float>) -> Void) {
+                         _ store: UserFeatureStore, _ removed: (String) -> Void,
+                         _ emit: (String, UnsafeBufferPointer<Float>) -> Void) {
         let s = Int(slot)
         let signature = Self.signature(numbers, rowOfNumber, version: set.version)
-        guard signature != 0 else { return }
+        guard signature != 0 else {
+            // None of the first items has a refresh vector (they are new
+            // items, folded in, or expired): a vector written before would
+            // be stale, in another basis or of other items.
+            if s < writtenSignature.count, writtenSignature[s] != Self.noVector {
+                writtenSignature[s] = Self.noVector
+                removed(store.userId(slot: slot))
+            }
+            return
+        }
         if s < writtenSignature.count {
             guard writtenSignature[s] != signature else {
                 unchangedSkipped += 1
@@ -195,7 +213,7 @@ package final class UserEmbeddingSide {
             n += 1
         }
         guard n > 0 else { return 0 }
-        return h == 0 ? 1 : h
+        return h == 0 ? 1 : (h == noVector ? 2 : h)
     }
 
     /// SplitMix64's finaliser.

@@ -8,14 +8,20 @@ import FreshetRedis
 extension StreamProcessor {
     /// Writes user vectors (mean of the vectors of the head of the user's
     /// `recent_items_50` in the latest refresh) for users touched since the
-    /// last sync, or for every user after a new refresh.
+    /// last sync, or for every user after a new refresh; removes the vector
+    /// fields of a user who no longer has one.
     func renderUserEmbeddings(_ side: UserEmbeddingSide, store: UserFeatureStore, set: ItemVectorSet, into write: inout FencedWrite) {
         let field = topology.embeddings.fieldName
         let feast = renderer.feast
         let feastField = feast?.userEmbeddingField
         let freshetHashes = renderer.freshetHashes
         let userPrefix = keys.userPrefix
-        side.takePublication(set, store: store) { id, vector in
+        side.takePublication(set, store: store, removed: { id in
+            if freshetHashes {
+                for name in [field, "embedding_version", "embedding_kind"] { write.hashDelete(self.keys.user(id), field: name) }
+            }
+            if let feast, let feastField { write.hashDelete(rawKey: feast.userKey(id), field: feastField) }
+        }) { id, vector in
             if freshetHashes {
                 // Straight into the command (no key String, no blob or field
                 // arrays): this runs for every touched user every sync and for
