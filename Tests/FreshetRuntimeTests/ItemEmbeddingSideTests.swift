@@ -83,6 +83,70 @@ final class ItemEmbeddingSideTrackingTests: XCTestCase {
     }
 }
 
+/// Eviction (`ttl`) against published refreshes: a refreshed item keeps its
+/// vector until a refresh without it is published (user vectors are means
+/// of that refresh), so it is never deleted while users still count it, and
+/// one seen again before then needs nothing written back; a fold-in goes at
+/// once. (A breaker found users counting evicted items Redis no longer
+/// served, and items seen again left without a vector.)
+final class ItemEmbeddingSideEvictionTests: XCTestCase {
+    private var offset: Int64 = 0
+
+    private func positive(_ side: ItemEmbeddingSide, item: String, after history: [String], ts: Int64) throws {
+        offset += 1
+        let event = ItemEvent(itemId: item, userId: "u", ts: ts, kind: .interaction(.click, dwellMs: nil), userHistory: history)
+        let bytes = RepartitionRecord.item(event, origin: RecordOrigin(sourceTopic: 0, partition: 0, offset: offset)).encoded()
+        try bytes.withUnsafeBytes { raw in side.observePositive(try XCTUnwrap(try RepartitionRecord.itemView(raw))) }
+    }
+
+    private func refresh(_ side: ItemEmbeddingSide, after previous: ItemVectorSet?) -> ItemVectorSet {
+        SpectralRefresh.refresh(SymmetricSparseMatrix(side.rows.snapshot()), dimension: 2, previous: previous, iterations: 8, seed: 42)
+    }
+
+    func testARefreshedItemKeepsItsVectorUntilARefreshWithoutItIsPublished() throws {
+        var settings = Topology.Embeddings()
+        settings.ttlMs = 1_000
+        let side = ItemEmbeddingSide(settings: settings, counts: InteractionCountView())
+        for (k, item) in ["a", "b", "c"].enumerated() {
+            try positive(side, item: item, after: ["a", "b", "c"].filter { $0 != item }, ts: 100 + Int64(k))
+        }
+        let v1 = refresh(side, after: nil)
+        XCTAssertEqual(Set(v1.items.map(\.string)), ["a", "b", "c"])
+        let first = side.takePublication(v1) { _ in true }
+        XCTAssertEqual(Set(first.vectors.map(\.id.string)), ["a", "b", "c"])
+        XCTAssertTrue(first.vectors.allSatisfy { !$0.foldedIn })
+
+        // b and c stay; a expires; f arrives (a fold-in) and expires too.
+        try positive(side, item: "b", after: ["c"], ts: 1_200)
+        try positive(side, item: "c", after: ["b"], ts: 1_200)
+        try positive(side, item: "f", after: ["b"], ts: 300)
+        let folded = side.takePublication(v1) { _ in true }
+        XCTAssertEqual(folded.vectors.filter(\.foldedIn).map(\.id.string), ["f"])
+        side.advance(watermark: 1_350, output: NoOutput())
+        XCTAssertNil(side.rows.row(of: ByteId("a")))
+        let afterEviction = side.takePublication(v1) { _ in true }
+        XCTAssertEqual(afterEviction.deleted.map(\.string), ["f"], "the fold-in goes; a stays while v1 is published")
+
+        // a is seen again before the next publication: nothing to write back.
+        try positive(side, item: "a", after: ["b"], ts: 1_400)
+        let again = side.takePublication(v1) { _ in true }
+        XCTAssertEqual(again.vectors.map(\.id.string), [], "a's v1 vector is still in place")
+        XCTAssertEqual(again.deleted, [])
+
+        // a expires again; the next refresh has no row for it: at its
+        // publication a's fields go (and only for the partition that owns it).
+        try positive(side, item: "b", after: ["c"], ts: 2_500)
+        try positive(side, item: "c", after: ["b"], ts: 2_500)
+        side.advance(watermark: 2_450, output: NoOutput())
+        XCTAssertNil(side.rows.row(of: ByteId("a")))
+        let v2 = refresh(side, after: v1)
+        XCTAssertNil(v2.rowOf[ByteId("a")])
+        let switched = side.takePublication(v2) { $0.string != "x" }
+        XCTAssertEqual(switched.deleted.map(\.string), ["a"])
+        XCTAssertEqual(Set(switched.vectors.map(\.id.string)), ["b", "c"])
+    }
+}
+
 /// Item-side output that must not be used with examples off.
 private final class NoOutput: TaskOutput {
     func repartition(_ target: RepartitionTarget, key: String, value: [UInt8]) { XCTFail("unexpected repartition") }

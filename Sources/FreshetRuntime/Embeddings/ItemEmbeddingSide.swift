@@ -203,26 +203,60 @@ package final class ItemEmbeddingSide {
     /// What to write for this partition's items against `set`: every item
     /// with a vector when `set` is a refresh this side has not published yet,
     /// else the fold-ins of rows changed since the last call. `deleted` =
-    /// evicted items (their fields go).
-    func takePublication(_ set: ItemVectorSet) -> (vectors: [PublishedVector], deleted: [ByteId]) {
+    /// items whose fields go.
+    ///
+    /// An evicted item (`ttl`) that is in the published refresh keeps its
+    /// vector until a refresh without it is published: user vectors are
+    /// means of that refresh's vectors (`UserEmbeddingSide`), so deleting
+    /// it at once left users counting an item Redis no longer served, and
+    /// an item seen again before the next publication got no vector back (a
+    /// breaker's findings). At a switch, every item of the previous refresh
+    /// that this partition owns (`owns`), has no row and is not in the new
+    /// set is deleted, which needs no record of evictions (a restart loads
+    /// the published set first). An evicted fold-in goes at once.
+    func takePublication(_ set: ItemVectorSet, owns: (ByteId) -> Bool) -> (vectors: [PublishedVector], deleted: [ByteId]) {
         let book = counter.synced
         var out: [PublishedVector] = []
+        var deleted: [ByteId] = []
+        defer { book.evicted.removeAll() }
         if set.version > publishedVersion {
             publishedVersion = set.version
             _ = book.takeChangedForPublish()
             for id in book.rows.liveIds {
                 if let v = Self.vector(id, set, rows: book.rows) { out.append(v) }
             }
-        } else if set.version > 0 {
-            for id in book.takeChangedForPublish() {
-                guard let r = set.rowOf[id], r < set.refreshed else {
-                    if let v = Self.vector(id, set, rows: book.rows) { out.append(v) }
-                    continue
+            if let previous = lastSet {
+                for id in previous.items[0..<previous.refreshed]
+                    where set.rowOf[id] == nil && book.rows.row(of: id) == nil && owns(id) {
+                    deleted.append(id)
                 }
             }
+            for id in book.evicted where set.rowOf[id] == nil && book.rows.row(of: id) == nil
+                && !(lastSet.map { Self.isRefreshed(id, in: $0) } ?? false) {
+                deleted.append(id)
+            }
+            lastSet = set
+            return (out, deleted)
         }
-        defer { book.evicted.removeAll() }
-        return (out, book.evicted)
+        guard set.version > 0 else { return ([], book.evicted) }
+        for id in book.takeChangedForPublish() where !Self.isRefreshed(id, in: set) {
+            if let v = Self.vector(id, set, rows: book.rows) { out.append(v) }
+        }
+        // Evicted since the last call: a fold-in's fields go now; a refreshed
+        // item's stay until a refresh without it is published (above).
+        for id in book.evicted where !Self.isRefreshed(id, in: set) && book.rows.row(of: id) == nil {
+            deleted.append(id)
+        }
+        return (out, deleted)
+    }
+
+    /// The published refresh of this side's last switch (its items' fields
+    /// are deleted at the next switch when they lost their rows).
+    private var lastSet: ItemVectorSet?
+
+    private static func isRefreshed(_ id: ByteId, in set: ItemVectorSet) -> Bool {
+        guard let r = set.rowOf[id] else { return false }
+        return r < set.refreshed
     }
 
     /// The refreshed vector, else a fold-in from its row in `rows` (nil when

@@ -178,7 +178,7 @@ private final class EngineEmbeddingPublisher: EmbeddingPublisher {
         processor.renderUserEmbeddings(side, store: store, set: set, into: &write)
     }
 
-    func renderItemEmbeddings(_ side: ItemEmbeddingSide, set: ItemVectorSet, into write: inout FencedWrite) {
-        processor.renderItemEmbeddings(side, set: set, into: &write)
+    func renderItemEmbeddings(_ side: ItemEmbeddingSide, partition: Int32, set: ItemVectorSet, into write: inout FencedWrite) {
+        processor.renderItemEmbeddings(side, partition: partition, set: set, into: &write)
     }
 }

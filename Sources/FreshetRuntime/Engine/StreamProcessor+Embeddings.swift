@@ -51,14 +51,18 @@ extension StreamProcessor {
     static let refreshKind = Array("refresh".utf8)
     static let foldInKind = Array("fold_in".utf8)
 
-    /// Writes this task's item vectors (all after a new refresh, else fold-ins
-    /// of changed rows); deletes evicted items' fields.
-    func renderItemEmbeddings(_ side: ItemEmbeddingSide, set: ItemVectorSet, into write: inout FencedWrite) {
+    /// Writes the vectors of the items of the item task of `partition` (all
+    /// after a new refresh, else fold-ins of changed rows); deletes the fields
+    /// of items that no longer have a vector.
+    func renderItemEmbeddings(_ side: ItemEmbeddingSide, partition: Int32, set: ItemVectorSet, into write: inout FencedWrite) {
         let field = topology.embeddings.fieldName
         let version = Array(String(set.version).utf8)
         let feast = renderer.feast
         let feastField = feast?.itemEmbeddingField
-        let publication = side.takePublication(set)
+        let output = self.output
+        let publication = side.takePublication(set) { id in
+            id.bytes.withUnsafeBytes { output?.partition(of: .items, keyBytes: $0) == partition }
+        }
         for item in publication.vectors {
             let blob = EmbeddingBlob.encode(item.vector)
             if renderer.freshetHashes {

@@ -239,7 +239,7 @@ extension ItemTask: StreamTask {
             renderedMetaWatermark = currentWatermark
         }
         if let vectors = context.vectors, let side = embeddings {
-            context.embeddings?.renderItemEmbeddings(side, set: vectors, into: &write)
+            context.embeddings?.renderItemEmbeddings(side, partition: id.partition, set: vectors, into: &write)
         }
     }
 

@@ -148,7 +148,8 @@ package struct EmbeddingCheckpoint {
 package protocol EmbeddingPublisher: AnyObject {
     func renderUserEmbeddings(_ side: UserEmbeddingSide, store: UserFeatureStore, set: ItemVectorSet,
                               into write: inout FencedWrite)
-    func renderItemEmbeddings(_ side: ItemEmbeddingSide, set: ItemVectorSet, into write: inout FencedWrite)
+    /// `partition`: the item task's (which items of a published set it owns).
+    func renderItemEmbeddings(_ side: ItemEmbeddingSide, partition: Int32, set: ItemVectorSet, into write: inout FencedWrite)
 }
 
 /// What one flush shares across tasks: the renderer, the samples and counts
