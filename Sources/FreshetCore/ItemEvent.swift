@@ -28,9 +28,6 @@ package struct ItemEvent: Sendable, Equatable {
     /// not depend on how partitions interleave (docs/EMBEDDINGS.md, "Late events").
     package var knownAtMs: EventTimeMs?
 
-    /// The event time the event is known from: `knownAtMs`, else `ts`.
-    package var knownFromMs: EventTimeMs { knownAtMs ?? ts }
-
     package init(itemId: String, userId: String, ts: EventTimeMs, kind: Kind, requestId: String? = nil,
                 userHistory: [String] = []) {
         self.itemId = itemId

@@ -262,7 +262,7 @@ package final class ItemEmbeddingSide {
     /// The refreshed vector, else a fold-in from its row in `rows` (nil when
     /// no neighbour has a vector). `rows` as synced once by the caller.
     private static func vector(_ id: ByteId, _ set: ItemVectorSet, rows: CooccurrenceRows) -> PublishedVector? {
-        if let r = set.rowOf[id], r < set.refreshed, let v = set.vector(id) { return PublishedVector(id: id, vector: v, foldedIn: false) }
+        if isRefreshed(id, in: set), let v = set.vector(id) { return PublishedVector(id: id, vector: v, foldedIn: false) }
         guard let row = rows.row(of: id),
               let v = set.foldedVector(id, degree: rows.degree(of: id), row: row)?.0 else { return nil }
         return PublishedVector(id: id, vector: v, foldedIn: true)
