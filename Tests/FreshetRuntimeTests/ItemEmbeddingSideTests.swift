@@ -41,15 +41,8 @@ final class ItemEmbeddingSideTests: XCTestCase {
 final class ItemEmbeddingSideTrackingTests: XCTestCase {
     private var offset: Int64 = 0
 
-    /// A routed positive read in place, as the item stage reads it with examples off.
     private func positive(_ side: ItemEmbeddingSide, item: String, after history: [String], ts: Int64) throws {
-        offset += 1
-        let event = ItemEvent(itemId: item, userId: "u", ts: ts, kind: .interaction(.click, dwellMs: nil), userHistory: history)
-        let bytes = RepartitionRecord.item(event, origin: RecordOrigin(sourceTopic: 0, partition: 0, offset: offset)).encoded()
-        try bytes.withUnsafeBytes { raw in
-            let view = try XCTUnwrap(try RepartitionRecord.itemView(raw))
-            side.observePositive(view)
-        }
+        try routedPositive(side, item: item, after: history, ts: ts, offset: &offset)
     }
 
     func testChangedRowsAreTakenOnceAndEvictedRowsAreLeftOut() throws {
@@ -93,10 +86,7 @@ final class ItemEmbeddingSideEvictionTests: XCTestCase {
     private var offset: Int64 = 0
 
     private func positive(_ side: ItemEmbeddingSide, item: String, after history: [String], ts: Int64) throws {
-        offset += 1
-        let event = ItemEvent(itemId: item, userId: "u", ts: ts, kind: .interaction(.click, dwellMs: nil), userHistory: history)
-        let bytes = RepartitionRecord.item(event, origin: RecordOrigin(sourceTopic: 0, partition: 0, offset: offset)).encoded()
-        try bytes.withUnsafeBytes { raw in side.observePositive(try XCTUnwrap(try RepartitionRecord.itemView(raw))) }
+        try routedPositive(side, item: item, after: history, ts: ts, offset: &offset)
     }
 
     private func refresh(_ side: ItemEmbeddingSide, after previous: ItemVectorSet?) -> ItemVectorSet {
@@ -145,6 +135,16 @@ final class ItemEmbeddingSideEvictionTests: XCTestCase {
         XCTAssertEqual(switched.deleted.map(\.string), ["a"])
         XCTAssertEqual(Set(switched.vectors.map(\.id.string)), ["b", "c"])
     }
+}
+
+/// A routed positive read in place, as the item stage reads it with examples
+/// off (each with the next offset of its partition).
+private func routedPositive(_ side: ItemEmbeddingSide, item: String, after history: [String], ts: Int64,
+                            offset: inout Int64) throws {
+    offset += 1
+    let event = ItemEvent(itemId: item, userId: "u", ts: ts, kind: .interaction(.click, dwellMs: nil), userHistory: history)
+    let bytes = RepartitionRecord.item(event, origin: RecordOrigin(sourceTopic: 0, partition: 0, offset: offset)).encoded()
+    try bytes.withUnsafeBytes { raw in side.observePositive(try XCTUnwrap(try RepartitionRecord.itemView(raw))) }
 }
 
 /// Item-side output that must not be used with examples off.
