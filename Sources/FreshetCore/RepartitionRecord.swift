@@ -95,15 +95,12 @@ package enum RepartitionRecord: Sendable, Equatable {
                                    knownAtMs: EventTimeMs? = nil, into w: inout ByteWriter) {
         // One bounded scratch write and one append per record.
         let bound = itemMaxBytes(itemId: itemId, userId: userId, requestId: requestId,
-                                 userHistoryEncoded: userHistoryEncoded, interactionCount: interactionCount)
-            + (knownAtMs == nil ? 0 : 1 + RawByteCursor.maxVarintBytes)
+                                 userHistoryEncoded: userHistoryEncoded, interactionCount: interactionCount,
+                                 knownAtMs: knownAtMs)
         w.append(maxBytes: bound) { c in
             writeItem(itemId: itemId, userId: userId, ts: ts, kind: kind, requestId: requestId, origin: origin,
-                      userHistoryEncoded: userHistoryEncoded, interactionCount: interactionCount, into: &c)
-            if let knownAtMs {
-                c.write(byte: ItemExtension.knownAt)
-                c.write(zigzag: knownAtMs &- ts)
-            }
+                      userHistoryEncoded: userHistoryEncoded, interactionCount: interactionCount,
+                      knownAtMs: knownAtMs, into: &c)
         }
     }
 
@@ -111,11 +108,12 @@ package enum RepartitionRecord: Sendable, Equatable {
     @inline(__always)
     package static func itemMaxBytes(itemId: UnsafeRawBufferPointer, userId: UnsafeRawBufferPointer,
                                      requestId: UnsafeRawBufferPointer?, userHistoryEncoded: [UInt8],
-                                     interactionCount: Int64? = nil) -> Int {
+                                     interactionCount: Int64? = nil, knownAtMs: EventTimeMs? = nil) -> Int {
         let v = RawByteCursor.maxVarintBytes
         return 8 + 8 * v + itemId.count + userId.count + (requestId?.count ?? 0) + RecordOrigin.maxEncodedBytes
             + (userHistoryEncoded.isEmpty ? 0 : 1 + userHistoryEncoded.count)
             + (interactionCount == nil ? 0 : 1 + v)
+            + (knownAtMs == nil ? 0 : 1 + v)
     }
 
     /// Writes an item event record from its fields, ids given as UTF-8 bytes:
@@ -125,7 +123,7 @@ package enum RepartitionRecord: Sendable, Equatable {
     @inline(__always)
     package static func writeItem(itemId: UnsafeRawBufferPointer, userId: UnsafeRawBufferPointer, ts: EventTimeMs,
                                   kind: ItemEvent.Kind, requestId: UnsafeRawBufferPointer?, origin: RecordOrigin,
-                                  userHistoryEncoded: [UInt8], interactionCount: Int64? = nil,
+                                  userHistoryEncoded: [UInt8], interactionCount: Int64? = nil, knownAtMs: EventTimeMs? = nil,
                                   into c: inout RawByteCursor) {
         c.write(byte: formatVersion)
         c.write(byte: Tag.item.rawValue)
@@ -150,6 +148,10 @@ package enum RepartitionRecord: Sendable, Equatable {
         if let interactionCount {
             c.write(byte: ItemExtension.interactionCount)
             c.write(zigzag: interactionCount)
+        }
+        if let knownAtMs {
+            c.write(byte: ItemExtension.knownAt)
+            c.write(zigzag: knownAtMs &- ts)
         }
     }
 
@@ -218,9 +220,17 @@ package enum RepartitionRecord: Sendable, Equatable {
             ext = try r.readByte("item_event.extension")
         }
         guard ext == ItemExtension.knownAt else { throw CodecError(.invalidTag, "item_event.extension \(ext)") }
-        let after = try r.readZigzag("item_event.known_at")
-        guard after > 0 else { throw CodecError(.invalidValue, "item_event.known_at \(after) ms after ts (must be later)") }
-        return (history, interactionCount, after)
+        return (history, interactionCount, try readKnownAfter(&r, "item_event.known_at"))
+    }
+
+    /// How far past its event time a late event is known (a zigzag, always
+    /// > 0): the item event's extension 3 and the counts stage records' trailing field.
+    /// - Throws: `CodecError` when truncated or not positive.
+    @inline(__always)
+    package static func readKnownAfter(_ r: inout BorrowedByteReader, _ field: String) throws(CodecError) -> Int64 {
+        let after = try r.readZigzag(field)
+        guard after > 0 else { throw CodecError(.invalidValue, "\(field) \(after) ms after ts (must be later)") }
+        return after
     }
 
     static func decode(from r: inout BorrowedByteReader) throws(CodecError) -> RepartitionRecord {

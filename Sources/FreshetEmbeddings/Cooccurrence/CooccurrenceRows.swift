@@ -408,6 +408,9 @@ package final class CooccurrenceRows {
     /// Ids of every live row.
     package var liveIds: [ByteId] { (0..<ids.count).compactMap { live[$0] ? ids[$0] : nil } }
 
+    /// Whether the item has a row (a lookup; `row(of:)` builds the row).
+    package func hasRow(_ item: ByteId) -> Bool { index[item] != nil }
+
     /// Event time of the item's last positive (nil when it has no row).
     package func lastSeen(of item: ByteId) -> Int64? { index[item].map { lastSeen[Int($0)] } }
 

@@ -41,6 +41,12 @@ package struct ItemVectorSet: Sendable {
 
     package var count: Int { items.count }
 
+    /// Whether the item's vector came from the refresh (not a fold-in since).
+    package func isRefreshed(_ id: ByteId) -> Bool {
+        guard let r = rowOf[id] else { return false }
+        return r < refreshed
+    }
+
     /// The published vector of an item, nil when it has none.
     package func vector(_ id: ByteId) -> [Float]? {
         guard let r = rowOf[id] else { return nil }

@@ -219,6 +219,8 @@ package final class ItemEmbeddingSide {
         var out: [PublishedVector] = []
         var deleted: [ByteId] = []
         defer { book.evicted.removeAll() }
+        // Neither in `set` nor counted here any more: its fields go.
+        func gone(_ id: ByteId) -> Bool { set.rowOf[id] == nil && !book.rows.hasRow(id) }
         if set.version > publishedVersion {
             publishedVersion = set.version
             _ = book.takeChangedForPublish()
@@ -226,25 +228,24 @@ package final class ItemEmbeddingSide {
                 if let v = Self.vector(id, set, rows: book.rows) { out.append(v) }
             }
             if let previous = lastSet {
-                for id in previous.items[0..<previous.refreshed]
-                    where set.rowOf[id] == nil && book.rows.row(of: id) == nil && owns(id) {
+                for id in previous.items[0..<previous.refreshed] where gone(id) && owns(id) {
                     deleted.append(id)
                 }
             }
-            for id in book.evicted where set.rowOf[id] == nil && book.rows.row(of: id) == nil
-                && !(lastSet.map { Self.isRefreshed(id, in: $0) } ?? false) {
+            // (Evicted items of the previous refresh are in the loop above.)
+            for id in book.evicted where gone(id) && !(lastSet?.isRefreshed(id) ?? false) {
                 deleted.append(id)
             }
             lastSet = set
             return (out, deleted)
         }
         guard set.version > 0 else { return ([], book.evicted) }
-        for id in book.takeChangedForPublish() where !Self.isRefreshed(id, in: set) {
+        for id in book.takeChangedForPublish() where !set.isRefreshed(id) {
             if let v = Self.vector(id, set, rows: book.rows) { out.append(v) }
         }
         // Evicted since the last call: a fold-in's fields go now; a refreshed
         // item's stay until a refresh without it is published (above).
-        for id in book.evicted where !Self.isRefreshed(id, in: set) && book.rows.row(of: id) == nil {
+        for id in book.evicted where !set.isRefreshed(id) && !book.rows.hasRow(id) {
             deleted.append(id)
         }
         return (out, deleted)
@@ -254,15 +255,10 @@ package final class ItemEmbeddingSide {
     /// are deleted at the next switch when they lost their rows).
     private var lastSet: ItemVectorSet?
 
-    private static func isRefreshed(_ id: ByteId, in set: ItemVectorSet) -> Bool {
-        guard let r = set.rowOf[id] else { return false }
-        return r < set.refreshed
-    }
-
     /// The refreshed vector, else a fold-in from its row in `rows` (nil when
     /// no neighbour has a vector). `rows` as synced once by the caller.
     private static func vector(_ id: ByteId, _ set: ItemVectorSet, rows: CooccurrenceRows) -> PublishedVector? {
-        if isRefreshed(id, in: set), let v = set.vector(id) { return PublishedVector(id: id, vector: v, foldedIn: false) }
+        if set.isRefreshed(id), let v = set.vector(id) { return PublishedVector(id: id, vector: v, foldedIn: false) }
         guard let row = rows.row(of: id),
               let v = set.foldedVector(id, degree: rows.degree(of: id), row: row)?.0 else { return nil }
         return PublishedVector(id: id, vector: v, foldedIn: true)

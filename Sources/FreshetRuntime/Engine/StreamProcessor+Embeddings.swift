@@ -17,9 +17,7 @@ extension StreamProcessor {
         let freshetHashes = renderer.freshetHashes
         let userPrefix = keys.userPrefix
         side.takePublication(set, store: store, removed: { id in
-            if freshetHashes {
-                for name in [field, "embedding_version", "embedding_kind"] { write.hashDelete(self.keys.user(id), field: name) }
-            }
+            if freshetHashes { Self.deleteEmbeddingFields(self.keys.user(id), field: field, into: &write) }
             if let feast, let feastField { write.hashDelete(rawKey: feast.userKey(id), field: feastField) }
         }) { id, vector in
             if freshetHashes {
@@ -41,6 +39,12 @@ extension StreamProcessor {
                 write.hashSet(rawKey: feast.userKey(id), [(feastField, FeastValue.floatList(float32LittleEndian: blob))])
             }
         }
+    }
+
+    /// Removes a user's or an item's vector: its `field`, `embedding_version`
+    /// and `embedding_kind`.
+    static func deleteEmbeddingFields(_ key: String, field: String, into write: inout FencedWrite) {
+        for name in [field, "embedding_version", "embedding_kind"] { write.hashDelete(key, field: name) }
     }
 
     /// The `embedding_kind` of user vectors.
@@ -74,11 +78,7 @@ extension StreamProcessor {
             }
         }
         for id in publication.deleted {
-            if renderer.freshetHashes {
-                write.hashDelete(keys.item(id.string), field: field)
-                write.hashDelete(keys.item(id.string), field: "embedding_version")
-                write.hashDelete(keys.item(id.string), field: "embedding_kind")
-            }
+            if renderer.freshetHashes { Self.deleteEmbeddingFields(keys.item(id.string), field: field, into: &write) }
             if let feast, let feastField { write.hashDelete(rawKey: feast.itemKey(id.string), field: feastField) }
         }
     }

@@ -125,9 +125,7 @@ package enum CountStageRecord: Sendable, Equatable {
     /// The trailing known-at field of a late event, nil when absent.
     private static func readKnownAt(_ r: inout BorrowedByteReader, ts: EventTimeMs) throws(CodecError) -> EventTimeMs? {
         guard !r.isAtEnd else { return nil }
-        let after = try r.readZigzag("counts record known_at")
-        guard after > 0 else { throw CodecError(.invalidValue, "counts record known_at \(after) ms after ts (must be later)") }
-        return ts &+ after
+        return ts &+ (try RepartitionRecord.readKnownAfter(&r, "counts record known_at"))
     }
 
     /// An interaction's record (`.interaction`'s bytes, exactly) written from

@@ -143,7 +143,7 @@ package final class CountTask {
         case .interaction(let itemId, let action, let dwellMs):
             var event = ItemEvent(itemId: itemId, userId: userId, ts: held.ts, kind: .interaction(action, dwellMs: dwellMs),
                                   requestId: held.requestId)
-            if held.knownAt > held.ts { event.knownAtMs = held.knownAt }
+            event.knownAtMs = held.lateKnownAt
             route(event, subIndex: 0, output: output)
         }
     }
@@ -161,12 +161,12 @@ package final class CountTask {
             var event = ItemEvent(itemId: items[k], userId: userId, ts: held.ts, kind: .impression(position: position(k)),
                                   requestId: held.requestId)
             event.interactionCount = count
-            if held.knownAt > held.ts { event.knownAtMs = held.knownAt }
+            event.knownAtMs = held.lateKnownAt
             route(event, subIndex: UInt32(k), output: output)
         }
         // A late impression goes item by item: its item events carry when it
         // is known (the join decides by it); the grouped record has no field for it.
-        if held.knownAt > held.ts {
+        if held.lateKnownAt != nil {
             for k in items.indices { one(k) }
             return
         }

@@ -37,6 +37,10 @@ final class CountTimelines {
         var requestId: String?
         var payload: Payload
 
+        /// `knownAt` when the record is late (known after its ts), else nil:
+        /// what its join copies carry (`ItemEvent.knownAtMs`).
+        var lateKnownAt: EventTimeMs? { knownAt > ts ? knownAt : nil }
+
         /// Impressions before interactions at the same time (an engagement
         /// follows its impression), then order of arrival.
         var rank: UInt8 {
@@ -54,13 +58,13 @@ final class CountTimelines {
 
     /// Orders held records across users: (known-from time, rank, arrival).
     struct QueueKey: Comparable {
-        var ts: EventTimeMs
+        var knownAt: EventTimeMs
         var rank: UInt8
         var arrival: DuplicateFilter.Position
         var user: UInt32
 
         static func < (a: QueueKey, b: QueueKey) -> Bool {
-            if a.ts != b.ts { return a.ts < b.ts }
+            if a.knownAt != b.knownAt { return a.knownAt < b.knownAt }
             if a.rank != b.rank { return a.rank < b.rank }
             return a.arrival < b.arrival
         }
@@ -133,7 +137,7 @@ final class CountTimelines {
     func hold(userId: String, _ record: Held) {
         let s = slot(userId)
         users[Int(s)].held.append(record)
-        queue.insert(QueueKey(ts: record.knownAt, rank: record.rank, arrival: record.arrival, user: s))
+        queue.insert(QueueKey(knownAt: record.knownAt, rank: record.rank, arrival: record.arrival, user: s))
         peakHeld = max(peakHeld, queue.count)
         touch(s)
     }
@@ -141,10 +145,10 @@ final class CountTimelines {
     /// Takes the held records known by `watermark` (all when nil), in
     /// (known-from time, rank, arrival) order, each with its user id.
     func takeDue(upTo watermark: EventTimeMs?, _ body: (String, Held) -> Void) {
-        while let next = queue.min, watermark.map({ next.ts <= $0 }) ?? true {
+        while let next = queue.min, watermark.map({ next.knownAt <= $0 }) ?? true {
             _ = queue.popMin()
             let s = Int(next.user)
-            guard let index = users[s].held.firstIndex(where: { $0.arrival == next.arrival && $0.knownAt == next.ts }) else { continue }
+            guard let index = users[s].held.firstIndex(where: { $0.arrival == next.arrival && $0.knownAt == next.knownAt }) else { continue }
             let record = users[s].held.remove(at: index)
             touch(next.user)
             body(ids[next.user], record)
@@ -258,7 +262,7 @@ final class CountTimelines {
             let held = Held(ts: ts, knownAt: knownAt, arrival: DuplicateFilter.Position(offset: offset, subIndex: index),
                             requestId: requestId, payload: payload)
             user.held.append(held)
-            queue.insert(QueueKey(ts: knownAt, rank: rank, arrival: held.arrival, user: s))
+            queue.insert(QueueKey(knownAt: knownAt, rank: rank, arrival: held.arrival, user: s))
         }
         try r.expectEnd("counts entry")
         users[Int(s)] = user
