@@ -18,6 +18,29 @@ final class ExactIdTests: XCTestCase {
         XCTAssertFalse(IdBytes.less(composed, decomposed))
     }
 
+    /// `equal(bytes:_:)` settles short runs with a few loads instead of
+    /// `memcmp`: every length up to 40, a difference at every position.
+    func testByteRunsDifferingAtAnyPositionAreUnequal() {
+        for n in 0...40 {
+            let a: [UInt8] = (0..<n).map { UInt8(truncatingIfNeeded: 0x61 &+ $0) }
+            a.withUnsafeBytes { x in
+                let same = a
+                same.withUnsafeBytes { XCTAssertTrue(IdBytes.equal(bytes: x, $0), "length \(n)") }
+                for k in 0..<n {
+                    var b = a
+                    b[k] ^= 0x01
+                    b.withUnsafeBytes { XCTAssertFalse(IdBytes.equal(bytes: x, $0), "length \(n), byte \(k)") }
+                }
+                let longer = a + [0x61]
+                longer.withUnsafeBytes { XCTAssertFalse(IdBytes.equal(bytes: x, $0), "length \(n) vs \(n + 1)") }
+            }
+        }
+        for (a, b) in [("i7", "i8"), ("i17", "i27"), ("7", "8"), ("i7", "j7")] {
+            XCTAssertFalse(IdBytes.equal(a, b), "\(a) vs \(b)")
+            XCTAssertTrue(IdBytes.equal(a, a))
+        }
+    }
+
     func testInternerKeepsBothForms() {
         var interner = StringInterner()
         let a = interner.intern(composed)
