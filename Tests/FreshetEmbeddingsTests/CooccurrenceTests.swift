@@ -128,6 +128,37 @@ final class CooccurrenceTests: XCTestCase {
         }
     }
 
+    /// The iterations in between take one Cholesky-QR pass, the last two:
+    /// on a block of columns of norms 100 times apart (cliques of weights
+    /// 100, 10 and 1; each clique also has the eigenvalue −weight on the
+    /// vectors that sum to zero on it, so five of the eight columns end up
+    /// in those), the refresh finds the cliques' eigenpairs, no positive
+    /// weight beyond them, and a basis orthonormal to working precision.
+    func testAnIllConditionedRefreshKeepsAnOrthonormalBasis() {
+        let counts: [UInt32] = [100, 10, 1]
+        let (snapshot, members) = Self.cliques([200, 200, 200], counts: counts, degree: 1)
+        let matrix = SymmetricSparseMatrix(snapshot)
+        let k = 8
+        for iterations in [15, 30] {
+            let set = SpectralRefresh.refresh(matrix, dimension: k, previous: nil, iterations: iterations, seed: 7)
+            for c in 0..<3 {
+                XCTAssertEqual(set.eigenvalues[c] / Float(199 * counts[c]), 1, accuracy: 1e-4, "clique \(c), \(iterations) iterations")
+                let scale = Float(Double(set.eigenvalues[c]).squareRoot().squareRoot()) / Float(200.0.squareRoot())
+                for id in members[c] { XCTAssertEqual(set.vector(id)![c], scale, accuracy: 1e-3) }
+            }
+            for c in 3..<k { XCTAssertLessThan(set.eigenvalues[c], 1e-2, "no positive weight beyond the cliques") }
+            var worst: Float = 0
+            for a in 0..<k {
+                for b in 0..<k {
+                    var dot: Float = 0
+                    for i in 0..<matrix.dimension { dot += set.basis[i * k + a] * set.basis[i * k + b] }
+                    worst = max(worst, abs(dot - (a == b ? 1 : 0)))
+                }
+            }
+            XCTAssertLessThan(worst, 1e-5, "orthonormal columns after \(iterations) iterations")
+        }
+    }
+
     func testFoldInAppliesTheEigenvectorIdentity() {
         let (snapshot, members) = Self.cliques([3, 4], counts: [2, 1], degree: 16)
         var set = SpectralRefresh.refresh(SymmetricSparseMatrix(snapshot), dimension: 2, previous: nil, iterations: 1, seed: 1)

@@ -11,7 +11,8 @@ import FreshetCore
 ///   U = Q W, x_i = U_i · max(Λ, 0)^(1/4).
 ///
 /// A Q is a sparse × dense product (O(nnz · k)); orthonormalisation is
-/// Cholesky-QR done twice (CBLAS ssyrk + LAPACKE spotrf + CBLAS strsm); the
+/// Cholesky-QR (CBLAS ssyrk + LAPACKE spotrf + CBLAS strsm), one pass per
+/// iteration and a second on the last (`orthonormalize`); the
 /// small eigenproblem is LAPACKE ssyevd. Matrices of at most `denseLimit`
 /// items are solved exactly with a dense ssyevd instead.
 ///
@@ -126,10 +127,15 @@ package enum SpectralRefresh {
                          threads: Int = 1) -> ([Float], [Float]) {
         let n = matrix.dimension
         var q = start
-        orthonormalize(&q, n: n, k: k, threads: threads)
-        for _ in 0..<iterations {
+        orthonormalize(&q, n: n, k: k, threads: threads, passes: 1)
+        for iteration in 1...max(1, iterations) {
             q = matrix.multiply(q, k: k, threads: threads)
-            orthonormalize(&q, n: n, k: k, threads: threads)
+            // The iterations in between need a well-conditioned basis of the
+            // right span, which one Cholesky-QR pass gives (its loss of
+            // orthogonality, ~ε·cond², is undone by the next pass); the
+            // Rayleigh–Ritz step needs orthonormal columns to working
+            // precision: the second pass of CholeskyQR2, on the last only.
+            orthonormalize(&q, n: n, k: k, threads: threads, passes: iteration >= iterations ? 2 : 1)
         }
         // Rayleigh–Ritz: H = Qᵀ A Q.
         let aq = matrix.multiply(q, k: k, threads: threads)
@@ -152,18 +158,22 @@ package enum SpectralRefresh {
         return (u, lambdas)
     }
 
-    /// Orthonormal columns of a row-major n × k block (n >= k), by Cholesky-QR
-    /// twice. A column that collapses (rank deficiency) gets a small diagonal
-    /// shift, so the result always has k columns.
+    /// Orthonormal columns of a row-major n × k block (n >= k), by `passes`
+    /// of Cholesky-QR: two (CholeskyQR2; Fukaya et al., "CholeskyQR2: a
+    /// simple and communication-avoiding algorithm for computing a tall-skinny
+    /// QR factorization", 2014) are orthonormal to working precision, one
+    /// leaves an error of about ε·cond(y)². A column that collapses (rank
+    /// deficiency) gets a small diagonal shift, so the result always has k
+    /// columns.
     ///
     /// The rows are split into `rowParts(rows:)` parts (a function of n
     /// alone): the Gram matrix YᵀY is the sum of the parts' (added in part
     /// order) and each part is solved against the same factor. The parts run
     /// on up to `threads` threads; the result is the same for any `threads`.
-    static func orthonormalize(_ y: inout [Float], n: Int, k: Int, threads: Int = 1) {
+    static func orthonormalize(_ y: inout [Float], n: Int, k: Int, threads: Int = 1, passes: Int = 2) {
         let bounds = rowParts(rows: n)
         let parts = bounds.count - 1
-        for _ in 0..<2 {
+        for _ in 0..<passes {
             var partial = [Float](repeating: 0, count: parts * k * k)
             y.withUnsafeMutableBufferPointer { yp in
                 partial.withUnsafeMutableBufferPointer { gp in
