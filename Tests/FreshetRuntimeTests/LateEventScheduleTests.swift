@@ -76,31 +76,20 @@ final class LateEventScheduleTests: KeyedExamplesTestCase {
     /// (docs/EMBEDDINGS.md, "Item features as of the impression").
     func run(_ logs: [TaskId: [Event]], schedule seed: UInt64?) throws -> [String] {
         let d = driver()
-        var rng = SplitMix64(seed: seed ?? 0)
-        var next = logs.mapValues { _ in 0 }
-        let ids = Array(d.tasks.keys).sorted { $0.description < $1.description }
-        func send(_ id: TaskId, count: Int) {
-            guard let log = logs[id], let from = next[id] else { return }
-            let to = min(from + count, log.count)
-            for e in log[from..<to] { d.send(id.stage, partition: id.partition, e.json) }
-            next[id] = to
-        }
-        if seed == nil {
-            // Reference: every log whole, then the stages in order.
-            for id in logs.keys { send(id, count: .max) }
-        } else {
-            let counts = ids.filter { $0.stage == .counts }
-            while let id = logs.keys.filter({ next[$0]! < logs[$0]!.count }).randomElement(using: &rng) {
-                send(id, count: Int.random(in: 1...12, using: &rng))
-                for _ in 0..<Int.random(in: 0...3, using: &rng) { if let task = ids.randomElement(using: &rng) { d.run(task) } }
+        if let seed {
+            let counts = d.tasks.keys.filter { $0.stage == .counts }.sorted { $0.description < $1.description }
+            let all = d.tasks.keys.sorted { $0.description < $1.description }
+            try d.sendInRandomOrder(logs.mapValues { $0.map(\.json) }, seed: seed, maxChunk: 12, maxRuns: 3) { rng in
                 // Now and then a counts task crashes after a checkpoint (late
                 // records held in it included): it replays to the same releases.
-                if Int.random(in: 0..<60, using: &rng) == 0, let victim = counts.randomElement(using: &rng) {
-                    try d.checkpoint { $0 == victim }
-                    if Bool.random(using: &rng), let task = ids.randomElement(using: &rng) { d.run(task) }
-                    try d.crash(victim)
-                }
+                guard Int.random(in: 0..<60, using: &rng) == 0, let victim = counts.randomElement(using: &rng) else { return }
+                try d.checkpoint { $0 == victim }
+                if Bool.random(using: &rng), let task = all.randomElement(using: &rng) { d.run(task) }
+                try d.crash(victim)
             }
+        } else {
+            // Reference: every log whole, then the stages in order.
+            for (id, log) in logs { for e in log { d.send(id.stage, partition: id.partition, e.json) } }
         }
         d.runUntilQuiet()
         return try d.examples.flatMap { try ExampleCodec.decodeBundle(ExampleCodec.header + $0) }

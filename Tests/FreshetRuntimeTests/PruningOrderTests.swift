@@ -39,18 +39,14 @@ final class PruningOrderTests: KeyedExamplesTestCase {
     func vectors(_ logs: [TaskId: [[UInt8]]], schedule seed: UInt64?) -> (ItemVectorSet, entries: Int) {
         let d = TaskDriver(topology: Topology(), interactionPartitions: 2, impressionPartitions: 2, repartitionPartitions: 3,
                            nowMs: base + 48 * hour, itemEmbeddings: true, userEmbeddings: true)
-        var rng = SplitMix64(seed: seed ?? 0)
-        var next = logs.mapValues { _ in 0 }
-        let ids = Array(d.tasks.keys).sorted { $0.description < $1.description }
-        while let id = logs.keys.sorted(by: { $0.description < $1.description })
-            .filter({ next[$0]! < logs[$0]!.count }).randomElement(using: &rng) {
-            // The reference reads each partition whole, in turn; the others a few records at a time.
-            let count = seed == nil ? Int.max : Int.random(in: 1...40, using: &rng)
-            let from = next[id]!, to = min(logs[id]!.count, from &+ count)
-            for value in logs[id]![from..<to] { d.send(id.stage, partition: id.partition, value) }
-            next[id] = to
-            if seed == nil { d.runUntilQuiet() }
-            for _ in 0..<Int.random(in: 0...2, using: &rng) { if let task = ids.randomElement(using: &rng) { d.run(task) } }
+        if let seed {
+            d.sendInRandomOrder(logs, seed: seed, maxChunk: 40, maxRuns: 2)
+        } else {
+            // The reference reads each partition whole, in turn.
+            for id in logs.keys.sorted(by: { $0.description < $1.description }) {
+                for value in logs[id]! { d.send(id.stage, partition: id.partition, value) }
+                d.runUntilQuiet()
+            }
         }
         d.runUntilQuiet()
         var builder = CooccurrenceSnapshot.Builder()
