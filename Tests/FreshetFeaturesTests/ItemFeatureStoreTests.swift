@@ -43,6 +43,18 @@ final class ItemFeatureStoreTests: XCTestCase {
         XCTAssertGreaterThan(viaEvents.droppedLateCount, 0, "the sequence exercises a late drop")
     }
 
+    /// `topTrending` ranks as the `trending` set does after a trim: higher
+    /// score first, equal scores by member bytes, the larger first; items
+    /// with no positive are left out.
+    func testTopTrendingRanksAsTheSortedSetKeepsMembers() {
+        let s = store()
+        for e in [pos("a", 5), pos("b", 5), pos("c", 5), pos("c", 6), pos("ab", 5), imp("z", 5)] { s.apply(e, watermark: nil) }
+        XCTAssertEqual(s.topTrending(10).map(\.itemId), ["c", "b", "ab", "a"])
+        XCTAssertEqual(s.topTrending(2).map(\.itemId), ["c", "b"])
+        XCTAssertEqual(s.topTrending(1).first?.log2Score, s.features(of: "c")?.trendingLog2Score)
+        XCTAssertEqual(s.topTrending(0).count, 0)
+    }
+
     func testCountingAndNothingVisibleWithoutWatermark() {
         let s = store()
         XCTAssertEqual(s.apply(pos("a", 5), watermark: nil), .counted)

@@ -249,6 +249,38 @@ final class RedisFaultTests: XCTestCase {
         XCTAssertFalse(F.lines(bounded.logPath, containing: "Redis rejected 1 key").isEmpty, bounded.logTail())
     }
 
+    /// A breaker's input: `trending` is a string while clicks arrive, then
+    /// the operator deletes it (OPERATIONS.md's fix for a foreign key). With
+    /// no further event, the set must come back with every refused score:
+    /// only changed items were written before, so refused scores stayed
+    /// lost (7 of 500 members wrong at the end of the breaker's run).
+    func testTrendingRefusedWhileForeignComesBackOnceTheKeyIsDeleted() throws {
+        let cluster = try LocalCluster()
+        defer { cluster.stop() }
+        try Self.createTopics(cluster)
+        let topology = try EndToEndTests.writeTopology(in: cluster.directory, extra: Self.topologyExtra)
+        let redis = try RedisConnection(url: cluster.redisURL)
+        _ = try redis.command(["SET", "trending", "foreign"])
+        let adminPort = try LocalCluster.freePort()
+        let run = try Self.start(cluster, topology: topology, group: "trending", name: "trending", adminPort: adminPort)
+        defer { if run.isRunning { run.signal(SIGKILL) } }
+        waitReady(adminPort, run)
+
+        try Self.produceClicks([("u1", "a"), ("u2", "b"), ("u3", "b")], to: cluster)
+        XCTAssertTrue(F.waitUntil(timeout: 30) {
+            Self.field(redis, "item:b", "popularity_7d") == "2" && Self.metric(adminPort, "freshet_redis_rejected_keys_total") >= 1
+        }, "the items land, the trending writes are refused:\n\(run.logTail())")
+        XCTAssertEqual(try redis.command(["GET", "trending"]).string, "foreign", "the foreign key is left alone")
+        XCTAssertFalse(F.lines(run.logPath, containing: "key=trending").isEmpty, run.logTail())
+
+        _ = try redis.command(["DEL", "trending"])
+        XCTAssertTrue(F.waitUntil(timeout: 30) {
+            (try? redis.command(["ZREVRANGE", "trending", "0", "-1"]).array?.compactMap(\.string)) == ["b", "a"]
+        }, "trending rewritten without a new event, b (two clicks) above a: "
+            + "\(String(describing: try? redis.command(["ZREVRANGE", "trending", "0", "-1", "WITHSCORES"])))\n\(run.logTail())")
+        try ScalingTests.stopGracefully(run)
+    }
+
     // MARK: - A fatal error commits nothing past unfinished work
 
     /// Redis starts demanding a password mid-run (a non-retriable failure):

@@ -155,6 +155,9 @@ extension StreamProcessor {
         var context = RenderContext(renderer: renderer, vectors: syncEmbeddings ? vectorSetToPublish(nowMs: nowMs) : nil,
                                     embeddings: EngineEmbeddingPublisher(processor: self))
         context.collectsCounts = topology.embeddings.enabled && topology.embeddings.examples
+        // Until a rewrite lands: a refused one reports the key again and sets it again.
+        context.rewriteTrending = trendingRewriteDue
+        trendingRewriteDue = false
         var writes: [FencedWrite] = []
         for task in taskManager.ordered {
             guard let epoch = taskManager.epochs[task.id] else { continue }

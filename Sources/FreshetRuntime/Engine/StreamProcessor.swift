@@ -109,6 +109,9 @@ package final class StreamProcessor: @unchecked Sendable {
     var rejectedKeyCount = 0
     /// The keys behind `rejectedKeyCount`.
     var rejectedKeys: Set<String> = []
+    /// A write to `trending` was refused: the next flush writes every item
+    /// task's trending top K (`RenderContext.rewriteTrending`).
+    var trendingRewriteDue = false
     /// Tasks being rebuilt after the checkpoint store lost them, with the input
     /// offset they had reached before (rebuilt once they pass it again).
     var rebuildingTasks: [TaskId: Int64] = [:]
@@ -437,6 +440,10 @@ package final class StreamProcessor: @unchecked Sendable {
             logger.error("redis write failed: \(failure)")
         }
         for (task, checkpoint, rejected) in report.rejectedKeys {
+            // Refused scores are lost: the item tasks write their top K again
+            // at the next flush, and again after each refusal, so the set is
+            // right once the key is fixed (without waiting for new positives).
+            if rejected.key == keys.trending { trendingRewriteDue = true }
             // A bad key is refused again at every flush that renders it: log and
             // count each key once per run (the set is capped; past the cap, every refusal).
             guard !rejectedKeys.contains(rejected.key) else { continue }

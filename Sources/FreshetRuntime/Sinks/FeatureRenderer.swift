@@ -98,8 +98,15 @@ package struct FeatureRenderer: Sendable {
     /// That makes "ZADD the changed items, then trim to the top K" exact across
     /// tasks: an item in the true top K was added with its current score, and
     /// a trim only removes it when K items score higher, which they then still do.
+    ///
+    /// With `rewriteTrending` (a write to `trending` was refused: the key had
+    /// another type), the task's whole top K is written again, not only its
+    /// changed items: the refused scores were lost, and an item whose score
+    /// rose meanwhile would otherwise stay out of the set, or low in it,
+    /// until its next positive.
     @discardableResult
-    package func renderItems(_ task: ItemTask, into write: inout FencedWrite, samples: inout [Int64]) -> Int {
+    package func renderItems(_ task: ItemTask, into write: inout FencedWrite, samples: inout [Int64],
+                             rewriteTrending: Bool = false) -> Int {
         var trendingChanged = false
         var written = 0
         var itemPrefixString = keys.itemPrefix
@@ -131,6 +138,12 @@ package struct FeatureRenderer: Sendable {
                     write.sortedSetAdd(trendingKey, score: score, member: itemId)
                     trendingChanged = true
                 }
+            }
+        }
+        if rewriteTrending {
+            for (itemId, score) in task.store.topTrending(trendingTopK) {
+                write.sortedSetAdd(trendingKey, score: score, member: itemId)
+                trendingChanged = true
             }
         }
         if trendingChanged {

@@ -232,7 +232,8 @@ extension ItemTask: StreamTask {
     /// last changed item, as the final markers of a bounded run do, must
     /// still reach it); vectors when a sync is due.
     package func render(into write: inout FencedWrite, context: inout RenderContext) {
-        let changed = context.renderer.renderItems(self, into: &write, samples: &context.samples)
+        let changed = context.renderer.renderItems(self, into: &write, samples: &context.samples,
+                                                   rewriteTrending: context.rewriteTrending)
         let watermarkMoved = store.count > 0 && currentWatermark != renderedMetaWatermark
         if changed > 0 || watermarkMoved {
             context.renderer.trendingMeta(watermark: currentWatermark, into: &write)

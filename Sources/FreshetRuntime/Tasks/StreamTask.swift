@@ -165,6 +165,9 @@ package struct RenderContext {
     package var counts: [(String, Int64)] = []
     /// Whether `counts` is filled (the engine publishes it only with the examples topic on).
     package var collectsCounts = true
+    /// Item tasks write their whole trending top K, not only changed items
+    /// (`FeatureRenderer.renderItems`): Redis refused a write to `trending`.
+    package var rewriteTrending = false
 
     package init(renderer: FeatureRenderer, vectors: ItemVectorSet?, embeddings: EmbeddingPublisher?) {
         self.renderer = renderer
