@@ -36,7 +36,7 @@ let package = Package(
         ]),
         // Online embeddings (Monolith-style): joiner, tables, trainer, evaluation. No I/O.
         .target(name: "FreshetEmbeddings", dependencies: [
-            "FreshetCore", "CLinearAlgebra", .product(name: "HeapModule", package: "swift-collections"),
+            "FreshetCore", "CLinearAlgebra", "CPrefetch", .product(name: "HeapModule", package: "swift-collections"),
         ]),
         // Feast's Redis online-store layout: entity keys, murmur3 field names, protobuf values. No I/O.
         .target(name: "FreshetFeast"),

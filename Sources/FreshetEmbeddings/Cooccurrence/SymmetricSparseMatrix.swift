@@ -1,3 +1,4 @@
+import CPrefetch
 import Dispatch
 
 /// The degree-normalised symmetric co-occurrence matrix of a snapshot, in CSR
@@ -157,13 +158,29 @@ package struct SymmetricSparseMatrix: Sendable {
         let rowStart: UnsafePointer<Int>
         let k: Int
 
+        /// Entries between the one summed and the one whose `x` row is asked for
+        /// (4, 8 and 16 measured: 16 best).
+        static let prefetchAhead = 16
+
         func run(_ rows: Range<Int>) {
             guard let columns, let values else { return }
             if k == 64 {
                 let raw = UnsafeRawPointer(x)
+                // The rows of `x` an entry reads are all over the block (a
+                // neighbour's row, 256 bytes): ask for the one `prefetchAhead`
+                // entries on while this one is summed, so the misses overlap
+                // (`freshet bench refresh`, 47 k items: ~12% off a refresh).
+                let end = rowStart[rows.upperBound]
                 for i in rows {
                     var a0 = SIMD16<Float>(), a1 = SIMD16<Float>(), a2 = SIMD16<Float>(), a3 = SIMD16<Float>()
                     for e in rowStart[i]..<rowStart[i + 1] {
+                        if e &+ Self.prefetchAhead < end {
+                            let next = raw + Int(columns[e &+ Self.prefetchAhead]) * 256
+                            freshet_prefetch(next)
+                            freshet_prefetch(next + 64)
+                            freshet_prefetch(next + 128)
+                            freshet_prefetch(next + 192)
+                        }
                         let a = SIMD16<Float>(repeating: values[e])
                         let src = raw + Int(columns[e]) * 256
                         a0 += a * src.loadUnaligned(as: SIMD16<Float>.self)
