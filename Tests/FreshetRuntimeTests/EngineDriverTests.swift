@@ -154,6 +154,38 @@ final class EngineDriverTests: XCTestCase {
         try assertMatchesOracle(driver, oracle)
     }
 
+    /// A breaker's input: SIGTERM while the broker is frozen took 63 s (the
+    /// final checkpoint's producer flush timed out, then the revoke callback
+    /// tried the checkpoint again, another 30 s) and exited 0. Now the stop
+    /// waits on the broker once, commits nothing past the last checkpoint,
+    /// fails with a Kafka error, and the next owner finishes exactly.
+    func testAStopWhileTheBrokerAcknowledgesNothingWaitsOnceAndFails() throws {
+        let driver = makeDriver()
+        let oracle = try produce(driver)
+        driver.kafka.recordsPerPartitionPerPoll = 5
+        let first = try driver.startInstance()
+        driver.assignEverything(to: first)
+        try driver.run(rounds: 40)
+        XCTAssertTrue(first.running, "forty turns of five records a partition do not finish the input")
+        let committed = driver.kafka.committed[driver.group] ?? [:]
+        XCTAssertFalse(committed.isEmpty, "checkpoints were taken before the broker froze")
+
+        driver.kafka.acknowledgesProduced = false
+        let flushesBefore = driver.kafka.flushCalls
+        XCTAssertThrowsError(try driver.finish(first)) { error in
+            XCTAssertTrue("\(error)".hasPrefix("kafka: stopping while the broker does not acknowledge"), "\(error)")
+        }
+        XCTAssertEqual(driver.kafka.flushCalls - flushesBefore, 2,
+                       "one wait for the final checkpoint and a short last one, not a second checkpoint while leaving the group")
+        XCTAssertEqual(driver.kafka.committed[driver.group] ?? [:], committed, "nothing committed past the last checkpoint")
+
+        driver.kafka.acknowledgesProduced = true
+        let second = try driver.startInstance()
+        driver.assignEverything(to: second)
+        try driver.runToCompletion()
+        try assertMatchesOracle(driver, oracle, lettersMayRepeat: true)
+    }
+
     /// A cooperative rebalance mid-stream moves half the partitions to a
     /// second processor and later back: the old owner flushes, checkpoints and
     /// commits in its revoke callback, the new one restores from that

@@ -34,6 +34,11 @@ package final class InMemoryKafka {
     package var logStart: [TopicPartition: Int64] = [:]
     /// Committed next offsets, by group id.
     package private(set) var committed: [String: [TopicPartition: Int64]] = [:]
+    /// False: a frozen broker, as the producers see it (records still land,
+    /// but `flush` times out, so no produced record counts as acknowledged).
+    package var acknowledgesProduced = true
+    /// `flush` calls of every producer (each is a wait of up to its timeout on a real broker).
+    package var flushCalls = 0
     /// The consumers made so far, in order (closed ones included).
     package private(set) var consumers: [InMemoryConsumer] = []
     /// At most this many records per partition in one poll, so partitions interleave.
@@ -383,7 +388,13 @@ package final class InMemoryProducer: EngineProducer {
 
     package func poll(timeoutMs: Int32) -> Int { 0 }
 
-    package func flush(timeoutMs: Int32) throws(KafkaError) {}
+    package func flush(timeoutMs: Int32) throws(KafkaError) {
+        kafka.flushCalls += 1
+        guard kafka.acknowledgesProduced else {
+            throw KafkaError(code: KafkaError.Code.timedOut, message: "\(produced) message(s) still outstanding after \(timeoutMs) ms",
+                             context: "flush")
+        }
+    }
 
     package func watchDeliveredOffsets(topic: String) { watched.insert(topic) }
 

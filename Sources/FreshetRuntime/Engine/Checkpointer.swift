@@ -55,6 +55,9 @@ final class Checkpointer {
     var writtenMs: [TaskId: Int64] = [:]
     /// Wall clock of the latest checkpoint (or commit) attempt, ms.
     var lastCheckpointMs: Int64 = 0
+    /// Why the latest checkpoint (or commit) was skipped for records the
+    /// broker did not acknowledge; nil once one got past the producer flush.
+    private(set) var unacknowledgedOutput: String?
 
     init(keys: RedisKeys, tasks: TaskManager, stats: ProcessorStats, logger: Logger, host: CheckpointHost) {
         self.keys = keys
@@ -80,10 +83,12 @@ final class Checkpointer {
         host.flushFeatures(nowMs: nowMs)
         do {
             try host.flushOutput()
+            unacknowledgedOutput = nil
         } catch {
             // Records not acknowledged: the checkpoint would claim their input as
             // done. Skip this checkpoint; the next one retries.
             stats.checkpointFailures.increment()
+            unacknowledgedOutput = "\(error)"
             logger.warning("checkpoint skipped: producer flush failed: \(error)")
             return
         }
@@ -130,7 +135,11 @@ final class Checkpointer {
         lastCheckpointMs = nowMs
         guard commitsBlocked == nil else { return }
         host.flushFeatures(nowMs: nowMs)
-        do { try host.flushOutput() } catch {
+        do {
+            try host.flushOutput()
+            unacknowledgedOutput = nil
+        } catch {
+            unacknowledgedOutput = "\(error)"
             logger.warning("commit skipped: producer flush failed: \(error)")
             return
         }

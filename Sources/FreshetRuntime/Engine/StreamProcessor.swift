@@ -109,6 +109,8 @@ package final class StreamProcessor: @unchecked Sendable {
     var rejectedKeyCount = 0
     /// The keys behind `rejectedKeyCount`.
     var rejectedKeys: Set<String> = []
+    /// The stop found the broker not acknowledging produced records (see `shutdown`).
+    var stoppedWithUnacknowledgedOutput = false
     /// A write to `trending` was refused: the next flush writes every item
     /// task's trending top K (`RenderContext.rewriteTrending`).
     var trendingRewriteDue = false
@@ -402,6 +404,9 @@ package final class StreamProcessor: @unchecked Sendable {
     /// - Throws: see `run`.
     package func finish() throws {
         shutdown()
+        if stoppedWithUnacknowledgedOutput, let reason = commitsBlocked {
+            throw ProcessorError.kafka(reason)
+        }
         if let reason = commitsBlocked {
             throw ProcessorError.redis("\(reason); nothing was checkpointed or committed past the unwritten effects, the next run replays them")
         }
@@ -535,6 +540,17 @@ package final class StreamProcessor: @unchecked Sendable {
             } else {
                 commitOnly(nowMs: now)
             }
+            // The broker did not acknowledge what the tasks produced within
+            // the flush's timeout (frozen or unreachable): the final
+            // checkpoint cannot be taken, and leaving the group would try it
+            // again in the revoke callback, another full timeout (a breaker's
+            // stop with the broker frozen took 63 s). Stop now; the next
+            // owner restores from the last checkpoint and replays the rest.
+            if let unacknowledged = checkpointer.unacknowledgedOutput {
+                stoppedWithUnacknowledgedOutput = true
+                blockCommits("stopping while the broker does not acknowledge the produced records (\(unacknowledged)): "
+                             + "the final checkpoint was skipped; the next owner replays from the last one")
+            }
         }
         // A bounded run ends with a refresh over every item's final rows (all
         // instances'), published before exit.
@@ -553,7 +569,10 @@ package final class StreamProcessor: @unchecked Sendable {
         // checkpointed (or commits blocked) and only drops them.
         do { try consumer.close() } catch { logger.warning("leaving the group: \(error)") }
         writer.stop()
-        _ = try? flushProducer(timeoutMs: 10_000)
+        // Dead letters and repartition records of the last batch; after a
+        // flush that already timed out, a short last chance (nothing past the
+        // last checkpoint is committed: they are produced again).
+        _ = try? flushProducer(timeoutMs: stoppedWithUnacknowledgedOutput ? 1_000 : 10_000)
         stopBackgroundThreads()
         // Destroy the Kafka clients now, not when the processor is released:
         // their threads would keep reconnecting (and logging) while whoever
