@@ -102,6 +102,8 @@ package final class StreamProcessor: @unchecked Sendable {
     /// set by each assignment, cleared when the partitions are lost (the session
     /// timed out, e.g. during a broker outage) until the instance has rejoined.
     var memberOfGroup = false
+    /// Warns while the instance stays out of its group (`GroupJoinWatch`).
+    var groupJoinWatch = GroupJoinWatch()
     let stopFlag = StopFlag()
     /// Set by a rebalance callback that cannot continue (it cannot throw through librdkafka).
     var fatalError: Error?
