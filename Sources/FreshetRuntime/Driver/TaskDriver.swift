@@ -85,14 +85,14 @@ package final class TaskDriver {
         positions[id] = 0
     }
 
-    /// Appends a record to a source partition's log.
-    package func send(_ stage: TaskId.Stage, partition: Int32, _ value: [UInt8]) {
-        append(TaskId(stage: stage, partition: partition), value)
+    /// Appends a record to a source partition's log (`key`: the Kafka key, none by default).
+    package func send(_ stage: TaskId.Stage, partition: Int32, key: [UInt8]? = nil, _ value: [UInt8]) {
+        append(TaskId(stage: stage, partition: partition), value, key: key)
     }
 
-    fileprivate func append(_ id: TaskId, _ value: [UInt8]) {
+    fileprivate func append(_ id: TaskId, _ value: [UInt8], key: [UInt8]? = nil) {
         let offset = firstOffsets[id, default: 0] + Int64(logs[id, default: []].count)
-        logs[id, default: []].append(InputRecord(partition: id.partition, offset: offset, key: nil, value: value, timestampMs: nil))
+        logs[id, default: []].append(InputRecord(partition: id.partition, offset: offset, key: key, value: value, timestampMs: nil))
         recordsAppended[id.stage, default: 0] += 1
     }
 

@@ -28,6 +28,10 @@ extension StreamProcessor {
             let gauges = task.gauges
             for (count, total) in gauges.counts {
                 let grew = reportDelta(total, key: "\(count.rawValue)-\(id)", to: counter(for: count))
+                if count == .userKeyPartitioningConflicts && grew > 0 {
+                    logger.error("interactions are read as keyed by user (sources.keyed_by_user), but this partition holds \(gauges.partitioningConflict ?? "records no single partitioner put there"). Have every producer key by user_id with one partitioner (Java clients' default murmur2, or partitioner=murmur2_random in librdkafka clients), or set sources.keyed_by_user: false",
+                                 metadata: ["task": "\(id)"])
+                }
                 if count == .undecodable && grew > 0 {
                     // Only Freshet writes these topics: a newer release in the
                     // group (docs/OPERATIONS.md, "Repartition format and
@@ -72,6 +76,7 @@ extension StreamProcessor {
         case .lateDropped: return stats.metrics.lateEventsDropped
         case .duplicatesDropped: return stats.metrics.repartitionDuplicatesDropped
         case .undecodable: return stats.metrics.undecodableRepartitionRecords
+        case .userKeyPartitioningConflicts: return stats.metrics.userKeyPartitioningConflicts
         }
     }
 

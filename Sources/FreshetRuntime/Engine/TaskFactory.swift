@@ -32,7 +32,12 @@ struct TaskFactory {
             task.routesThroughCounts = topology.routesExamplesThroughCounts
             task.routesSkipsToItems = topology.itemStageTakesSkips
             // Histories are the head of recent_items_50: restored with the user features.
-            if task.users != nil { task.userEmbeddings = makeUserEmbeddingSide() }
+            if task.users != nil {
+                task.userEmbeddings = makeUserEmbeddingSide()
+                if interactionPartitions > 1, id.partition < interactionPartitions {
+                    task.keyPartitioning = UserKeyPartitioning(partition: id.partition, partitionCount: interactionPartitions)
+                }
+            }
             return task
         case .items:
             // Bounded runs are judged on their own final markers; idleness would

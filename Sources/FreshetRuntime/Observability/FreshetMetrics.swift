@@ -29,6 +29,7 @@
 // | freshet_alignment_pauses_total | counter | – | Pauses of a source partition by watermark alignment (each refetches what was prefetched). |
 // | freshet_repartition_duplicates_dropped_total | counter | – | Repartition records dropped as duplicates by (source partition, offset). |
 // | freshet_undecodable_repartition_records_total | counter | – | Repartition records no reader of this release understands (written by a newer release, or damaged); each growth is logged. |
+// | freshet_user_key_partitioning_conflicts_total | counter | – | `interactions` partitions read as keyed by user that hold records no single partitioner keyed by user put there (mixed partitioners, unkeyed records): one per partition and run, logged with the remedy. |
 // | freshet_dead_letter_duplicates_skipped_total | counter | – | Dead letters a replay did not send again. |
 // | freshet_redis_fenced_writes_total | counter | – | Redis writes refused by fencing because a newer owner holds the partition. |
 // | freshet_redis_rejected_keys_total | counter | reason | Keys Redis refused for good (reason: the server's error prefix, e.g. WRONGTYPE); each is logged with its key, the rest of its batch lands. |
@@ -73,6 +74,7 @@ package final class FreshetMetrics: Sendable {
         package static let stateEntries = "freshet_state_entries"
         package static let repartitionDuplicatesDropped = "freshet_repartition_duplicates_dropped_total"
         package static let undecodableRepartitionRecords = "freshet_undecodable_repartition_records_total"
+        package static let userKeyPartitioningConflicts = "freshet_user_key_partitioning_conflicts_total"
         package static let deadLetterDuplicatesSkipped = "freshet_dead_letter_duplicates_skipped_total"
         package static let redisFencedWrites = "freshet_redis_fenced_writes_total"
         package static let redisRejectedKeys = "freshet_redis_rejected_keys_total"
@@ -113,6 +115,7 @@ package final class FreshetMetrics: Sendable {
         static let stateEntries = "Entries in a keyed state store."
         static let repartitionDuplicatesDropped = "Repartition records dropped as duplicates."
         static let undecodableRepartitionRecords = "Repartition records this release cannot read (a newer writer, or damage); skipped."
+        static let userKeyPartitioningConflicts = "Interactions partitions read as keyed by user whose records no single partitioner keyed by user placed."
         static let deadLetterDuplicatesSkipped = "Dead letters not sent again by a replay (already sent before a crash)."
         static let redisFencedWrites = "Redis writes refused by fencing (a newer owner holds the partition)."
         static let redisRejectedKeys = "Keys Redis refused for good (e.g. WRONGTYPE); the rest of their batch landed."
@@ -134,6 +137,7 @@ package final class FreshetMetrics: Sendable {
     package let assignedPartitions: Meter
     package let repartitionDuplicatesDropped: CoreMetrics.Counter
     package let undecodableRepartitionRecords: CoreMetrics.Counter
+    package let userKeyPartitioningConflicts: CoreMetrics.Counter
     package let deadLetterDuplicatesSkipped: CoreMetrics.Counter
     package let redisFencedWrites: CoreMetrics.Counter
     package let ready: Meter
@@ -171,6 +175,7 @@ package final class FreshetMetrics: Sendable {
         assignedPartitions = meter(Name.assignedPartitions, Help.assignedPartitions)
         repartitionDuplicatesDropped = counter(Name.repartitionDuplicatesDropped, Help.repartitionDuplicatesDropped)
         undecodableRepartitionRecords = counter(Name.undecodableRepartitionRecords, Help.undecodableRepartitionRecords)
+        userKeyPartitioningConflicts = counter(Name.userKeyPartitioningConflicts, Help.userKeyPartitioningConflicts)
         deadLetterDuplicatesSkipped = counter(Name.deadLetterDuplicatesSkipped, Help.deadLetterDuplicatesSkipped)
         redisFencedWrites = counter(Name.redisFencedWrites, Help.redisFencedWrites)
         ready = meter(Name.ready, Help.ready)

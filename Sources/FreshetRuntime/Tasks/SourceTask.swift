@@ -74,6 +74,11 @@ package final class SourceTask {
         self.routesInteractionsByUser = id.stage == .interactions && !keepsUserFeatures
     }
 
+    /// Whether this partition's records are placed by one partitioner keyed
+    /// by user (interactions keyed by user, from a topic of several
+    /// partitions; nil otherwise): see `UserKeyPartitioning`.
+    var keyPartitioning: UserKeyPartitioning?
+
     /// Records are keyed by user id: the user's state is asked for while
     /// the records before it are processed (a hint; no effect on results).
     package func lookAhead(key: UnsafeRawBufferPointer?) {
@@ -98,6 +103,7 @@ package final class SourceTask {
         }
         processed += 1
         nextOffset = record.offset + 1
+        keyPartitioning?.observe(key: record.key)
         var alreadySent = false
         if !deadLettersAlreadySent.isEmpty {
             // Entries below the first replayed offset will never come: drop them.
@@ -376,6 +382,10 @@ extension SourceTask: StreamTask {
     package var gauges: TaskGauges {
         var gauges = TaskGauges()
         gauges.counts = [(.deadLetterDuplicatesSkipped, deadLetterDuplicatesSkipped)]
+        if let keyPartitioning {
+            gauges.counts.append((.userKeyPartitioningConflicts, keyPartitioning.conflict ? 1 : 0))
+            if keyPartitioning.conflict { gauges.partitioningConflict = keyPartitioning.explanation }
+        }
         if let users { gauges.store = ("users", users.count) }
         gauges.watermarkMs = watermark.watermark
         gauges.isInputWatermark = true

@@ -188,6 +188,9 @@ package struct TaskGauges {
     package var isInputWatermark = false
     /// Cumulative counts (the engine adds the growth to the counter).
     package var counts: [(TaskCount, Int)] = []
+    /// Why the partition's records are not placed by one partitioner keyed
+    /// by user (nil: no conflict seen), for the log.
+    package var partitioningConflict: String?
 
     package init() {}
 }
@@ -202,4 +205,8 @@ package enum TaskCount: String, Sendable {
     case duplicatesDropped = "dup"
     /// `freshet_undecodable_repartition_records_total` (logged as it grows)
     case undecodable
+    /// `freshet_user_key_partitioning_conflicts_total`: 1 once an
+    /// `interactions` partition keyed by user holds records no single
+    /// partitioner put there (logged; `UserKeyPartitioning`)
+    case userKeyPartitioningConflicts = "partitioning"
 }
