@@ -13,9 +13,16 @@ struct EventPublisher {
     let rate: Int
     let randomKeys: Bool
     var progress: ((Int) -> Void)?
+    /// The client's limit on one record (librdkafka's `message.max.bytes`):
+    /// far above any broker's, so the broker's own limit is the one that applies.
+    static let maxMessageBytes = 64 << 20
 
     init(brokers: String, interactionsTopic: String, impressionsTopic: String, rate: Int, randomKeys: Bool) throws {
-        producer = try KafkaProducer(config: KafkaConfig(bootstrapServers: brokers, properties: ["linger.ms": "20"]))
+        // The broker's limit decides what size it takes, not the client's
+        // 1,000,000-byte default: a replay must be able to send the large
+        // records the processor handles (README, "Oversized records").
+        producer = try KafkaProducer(config: KafkaConfig(bootstrapServers: brokers,
+                                                         properties: ["linger.ms": "20", "message.max.bytes": String(Self.maxMessageBytes)]))
         self.interactionsTopic = interactionsTopic
         self.impressionsTopic = impressionsTopic
         self.rate = rate
@@ -39,11 +46,21 @@ struct EventPublisher {
                 key = Array("k\(random.next() >> 33)".utf8)
             }
             // An empty key means "no user id to key by" (ids are never empty): no key.
-            try key.withUnsafeBytes { keyBytes in
-                try event.json.withUnsafeBytes { valueBytes in
-                    try producer.produce(to: event.isImpression ? impressions : interactions,
-                                         key: key.isEmpty ? nil : keyBytes, value: valueBytes)
+            do {
+                try key.withUnsafeBytes { keyBytes in
+                    try event.json.withUnsafeBytes { valueBytes in
+                        try producer.produce(to: event.isImpression ? impressions : interactions,
+                                             key: key.isEmpty ? nil : keyBytes, value: valueBytes)
+                    }
                 }
+            } catch let error as KafkaError {
+                // The events before it were queued: deliver them before stopping,
+                // and say which event it was.
+                let flushed = (try? producer.flush(timeoutMs: 60_000)) != nil && producer.deliveryFailures == 0
+                throw KafkaError(code: error.code, name: error.name,
+                                 message: "event \(sent + 1) (\(event.json.count) bytes) was not sent: \(error.message); "
+                                     + (flushed ? "the \(sent) events before it were delivered" : "of the \(sent) events before it, \(producer.deliveryFailures) were not delivered"),
+                                 isRetriable: false, isFatal: false, context: "publish events")
             }
             sent += 1
             if sent % 1024 == 0 {

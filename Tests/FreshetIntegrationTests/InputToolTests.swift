@@ -50,6 +50,39 @@ final class InputToolTests: XCTestCase {
         XCTAssertEqual(try InputFaultFixture.field(redis, "item:i4", "impressions_7d"), "1")
     }
 
+    /// A breaker's input: a replay with a 1,040,000-byte event (more than
+    /// librdkafka's client default of 1,000,000) stopped at it with the
+    /// broker blamed and never delivered the lines queued before it. The
+    /// broker's limit now decides; an event nothing takes is named, and the
+    /// events before it are delivered.
+    func testProduceFileSendsLargeEventsAndNamesOneItCannotSend() throws {
+        let cluster = try LocalCluster()
+        defer { cluster.stop() }
+        let ts = InputFaultFixture.recentEventTime()
+        let click = { (user: String) in #"{"user_id":"\#(user)","item_id":"i1","action":"click","ts":\#(ts)}"# }
+        let large = #"{"user_id":"big","item_id":"i1","action":"click","ts":\#(ts),"request_id":""# + String(repeating: "r", count: 1_040_000) + #""}"#
+        let file = "\(cluster.directory)/large.jsonl"
+        try ([click("a"), large, click("b")].joined(separator: "\n") + "\n").write(toFile: file, atomically: true, encoding: .utf8)
+        let topology = "\(cluster.directory)/one.yaml"
+        try InputFaultTests.topologyBase.write(toFile: topology, atomically: true, encoding: .utf8)
+        let produce = try FreshetBinary.start(["produce", "--file", file, "--topology", topology, "--brokers", cluster.brokers],
+                                              logPath: "\(cluster.directory)/produce.log")
+        XCTAssertEqual(try produce.wait(timeout: 60), 0, produce.logTail())
+        let records = try InputFaultFixture.readAll(topic: "interactions", brokers: cluster.brokers)
+        XCTAssertEqual(records.map(\.value.count), [click("a"), large, click("b")].map(\.utf8.count), "all three, in order")
+
+        // Beyond any limit (librdkafka's own maximum, 1,000,000,000 bytes, is not needed: 65 MiB is past the client's).
+        let huge = "\(cluster.directory)/huge.jsonl"
+        try ([click("c"), click("d"), String(repeating: "x", count: 65 << 20)].joined(separator: "\n") + "\n")
+            .write(toFile: huge, atomically: true, encoding: .utf8)
+        let failing = try FreshetBinary.start(["produce", "--file", huge, "--topology", topology, "--brokers", cluster.brokers],
+                                              logPath: "\(cluster.directory)/produce-huge.log")
+        XCTAssertEqual(try failing.wait(timeout: 60), 1, failing.logTail())
+        XCTAssertTrue(failing.logTail().contains("event 3 ("), failing.logTail())
+        XCTAssertTrue(failing.logTail().contains("the 2 events before it were delivered"), failing.logTail())
+        XCTAssertEqual(try InputFaultFixture.readAll(topic: "interactions", brokers: cluster.brokers).count, 5)
+    }
+
     /// `freshet features user ID` renders `embedding_<n>d` as floats and every
     /// other field (`embedding_kind` among them) as what it is.
     func testFeaturesUserRendersEmbeddingKindAsText() throws {
