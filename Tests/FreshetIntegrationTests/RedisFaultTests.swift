@@ -74,6 +74,20 @@ final class RedisFaultTests: XCTestCase {
                       "ready: \(String(describing: Self.readyz(port)))\n\(process.logTail())", file: file, line: line)
     }
 
+    /// Topics, a topology, `key` set to the plain string `value` in Redis,
+    /// and a processor of `group` started and ready.
+    func startWithForeignString(_ cluster: LocalCluster, key: String, value: String, group: String) throws
+        -> (topology: String, redis: RedisConnection, adminPort: Int, run: ChildProcess) {
+        try Self.createTopics(cluster)
+        let topology = try EndToEndTests.writeTopology(in: cluster.directory, extra: Self.topologyExtra)
+        let redis = try RedisConnection(url: cluster.redisURL)
+        _ = try redis.command(["SET", key, value])
+        let adminPort = try LocalCluster.freePort()
+        let run = try Self.start(cluster, topology: topology, group: group, name: group, adminPort: adminPort)
+        waitReady(adminPort, run)
+        return (topology, redis, adminPort, run)
+    }
+
     // MARK: - Redis refuses writes
 
     /// Input A of issue 8: Redis at maxmemory 1 refuses every write with OOM;
@@ -214,14 +228,8 @@ final class RedisFaultTests: XCTestCase {
     func testAWrongTypeKeyIsIsolatedAndReported() throws {
         let cluster = try LocalCluster()
         defer { cluster.stop() }
-        try Self.createTopics(cluster)
-        let topology = try EndToEndTests.writeTopology(in: cluster.directory, extra: Self.topologyExtra)
-        let redis = try RedisConnection(url: cluster.redisURL)
-        _ = try redis.command(["SET", "item:legacy", "kept"])
-        let adminPort = try LocalCluster.freePort()
-        let run = try Self.start(cluster, topology: topology, group: "wrongtype", name: "wrongtype", adminPort: adminPort)
+        let (topology, redis, adminPort, run) = try startWithForeignString(cluster, key: "item:legacy", value: "kept", group: "wrongtype")
         defer { if run.isRunning { run.signal(SIGKILL) } }
-        waitReady(adminPort, run)
 
         try Self.produceClicks([("u1", "legacy"), ("u2", "good1")], to: cluster)
         XCTAssertTrue(F.waitUntil(timeout: 30) {
@@ -257,14 +265,8 @@ final class RedisFaultTests: XCTestCase {
     func testTrendingRefusedWhileForeignComesBackOnceTheKeyIsDeleted() throws {
         let cluster = try LocalCluster()
         defer { cluster.stop() }
-        try Self.createTopics(cluster)
-        let topology = try EndToEndTests.writeTopology(in: cluster.directory, extra: Self.topologyExtra)
-        let redis = try RedisConnection(url: cluster.redisURL)
-        _ = try redis.command(["SET", "trending", "foreign"])
-        let adminPort = try LocalCluster.freePort()
-        let run = try Self.start(cluster, topology: topology, group: "trending", name: "trending", adminPort: adminPort)
+        let (_, redis, adminPort, run) = try startWithForeignString(cluster, key: "trending", value: "foreign", group: "trending")
         defer { if run.isRunning { run.signal(SIGKILL) } }
-        waitReady(adminPort, run)
 
         try Self.produceClicks([("u1", "a"), ("u2", "b"), ("u3", "b")], to: cluster)
         XCTAssertTrue(F.waitUntil(timeout: 30) {
