@@ -6,7 +6,8 @@ import XCTest
 /// A breaker's input: interactions keyed by user, one batch placed by
 /// murmur2 (`freshet produce`, Java clients) and one by librdkafka's default
 /// partitioner (CRC-32), left 1,995 of 4,486 users with features computed
-/// from part of their events, silently. Either partitioner alone is right;
+/// from part of their events, silently. Any one partitioner alone (those two,
+/// or FNV-1a: Sarama's default) is right;
 /// mixing them, or records without a key, is a conflict the engine reports.
 final class UserKeyPartitioningTests: XCTestCase {
     func testCRC32IsLibrdkafkasConsistentPartitioner() {
@@ -20,6 +21,17 @@ final class UserKeyPartitioningTests: XCTestCase {
         }
     }
 
+    func testFNV1aIsLibrdkafkasAndSaramasHashPartitioner() {
+        // Partitions librdkafka 2.x's `fnv1a` partitioner gave these keys on a 4-partition topic.
+        let placed: [String: Int32] = ["warm": 0, "u99": 2, "u1": 3, "u12345": 3, "abc": 3, "user-42": 3, "u2161": 0,
+                                       "123456789": 0, "u7": 1, "zz": 1]
+        for (key, partition) in placed {
+            XCTAssertEqual(Array(key.utf8).withUnsafeBytes { KafkaProducer.fnv1aPartition(forKey: $0, partitionCount: 4) },
+                           partition, key)
+        }
+        XCTAssertEqual(Array("a".utf8).withUnsafeBytes { FNV1a.hash($0) }, 0xE40C_292C, "FNV-1a 32 of \"a\"")
+    }
+
     /// The records of partition `p` of 4 under `partitioner`, from 400 users.
     func keys(in p: Int32, _ partitioner: (UnsafeRawBufferPointer) -> Int32) -> [[UInt8]] {
         (0..<400).map { Array("u\($0)".utf8) }.filter { key in key.withUnsafeBytes { partitioner($0) } == p }
@@ -27,6 +39,7 @@ final class UserKeyPartitioningTests: XCTestCase {
 
     let murmur2 = { (key: UnsafeRawBufferPointer) in KafkaProducer.partition(forKey: key, partitionCount: 4) }
     let crc32 = { (key: UnsafeRawBufferPointer) in KafkaProducer.consistentPartition(forKey: key, partitionCount: 4) }
+    let fnv1a = { (key: UnsafeRawBufferPointer) in KafkaProducer.fnv1aPartition(forKey: key, partitionCount: 4) }
 
     func observe(_ keys: [[UInt8]?], partition: Int32) -> UserKeyPartitioning {
         var check = UserKeyPartitioning(partition: partition, partitionCount: 4)
@@ -42,6 +55,7 @@ final class UserKeyPartitioningTests: XCTestCase {
             XCTAssertGreaterThan(byMurmur.count, 50)
             XCTAssertFalse(observe(byMurmur + byMurmur, partition: p).conflict, "murmur2 alone, partition \(p)")
             XCTAssertFalse(observe(byCRC, partition: p).conflict, "CRC-32 alone, partition \(p)")
+            XCTAssertFalse(observe(keys(in: p, fnv1a), partition: p).conflict, "FNV-1a alone, partition \(p)")
             let mixed = observe(byMurmur + byCRC, partition: p)
             XCTAssertTrue(mixed.conflict, "both partitioners' records in partition \(p)")
             XCTAssertTrue(mixed.explanation.contains("different partitioners"), mixed.explanation)

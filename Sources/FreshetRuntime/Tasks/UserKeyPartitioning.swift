@@ -7,20 +7,22 @@ import FreshetKafka
 /// partition holds, so every record of a user must land in one partition.
 /// Each standard partitioner does that on its own (Kafka's Java default and
 /// librdkafka's `murmur2_random`: murmur2; librdkafka's default
-/// `consistent_random`: CRC-32), but producers that mix them, or records
-/// without a key, split users across partitions, and two tasks then write
-/// one user's hash from two partial states (a breaker: 1,995 of 4,486 users
-/// wrong after a batch from a librdkafka client with its default
-/// partitioner). Nothing in a record says which partitioner placed it; a
-/// partition holding a record that murmur2 would place elsewhere and one
-/// that CRC-32 would place elsewhere (or an unkeyed record) is proof that
-/// no single one did. The conflict is counted once per partition and run.
+/// `consistent_random`: CRC-32; Sarama's default and librdkafka's `fnv1a`:
+/// FNV-1a), but producers that mix them, or records without a key, split
+/// users across partitions, and two tasks then write one user's hash from
+/// two partial states (a breaker: 1,995 of 4,486 users wrong after a batch
+/// from a librdkafka client with its default partitioner). Nothing in a
+/// record says which partitioner placed it; a partition holding, for each
+/// of the three, a record it would place elsewhere (or an unkeyed record)
+/// is proof that no single one did. A custom partitioner that is none of
+/// them is reported too. The conflict is counted once per partition and run.
 struct UserKeyPartitioning {
     let partition: Int32
     let partitionCount: Int32
-    /// Records murmur2 / CRC-32 of the key would have put in another partition.
+    /// Records murmur2 / CRC-32 / FNV-1a of the key would have put in another partition.
     private(set) var notMurmur2 = 0
     private(set) var notCRC32 = 0
+    private(set) var notFNV1a = 0
     private(set) var unkeyed = 0
 
     init(partition: Int32, partitionCount: Int32) {
@@ -30,7 +32,7 @@ struct UserKeyPartitioning {
     }
 
     /// True once no single partitioner keyed by the record key explains the records seen.
-    var conflict: Bool { unkeyed > 0 || (notMurmur2 > 0 && notCRC32 > 0) }
+    var conflict: Bool { unkeyed > 0 || (notMurmur2 > 0 && notCRC32 > 0 && notFNV1a > 0) }
 
     /// Notes one record's key (nil: none). After a conflict nothing is computed.
     @inline(__always)
@@ -40,9 +42,13 @@ struct UserKeyPartitioning {
             unkeyed += 1
             return
         }
-        if KafkaProducer.partition(forKey: key, partitionCount: partitionCount) != partition { notMurmur2 += 1 }
+        // Each hash only until it is ruled out once (the first usually decides).
+        if notMurmur2 == 0, KafkaProducer.partition(forKey: key, partitionCount: partitionCount) != partition { notMurmur2 += 1 }
         if notCRC32 == 0, KafkaProducer.consistentPartition(forKey: key, partitionCount: partitionCount) != partition {
             notCRC32 += 1
+        }
+        if notFNV1a == 0, KafkaProducer.fnv1aPartition(forKey: key, partitionCount: partitionCount) != partition {
+            notFNV1a += 1
         }
     }
 
@@ -50,7 +56,7 @@ struct UserKeyPartitioning {
     var explanation: String {
         unkeyed > 0
             ? "records without a key: a user's records can land in several partitions, so its features are computed from part of them"
-            : "records placed by different partitioners (\(notMurmur2) not where murmur2 of the key puts them, \(notCRC32) not where CRC-32 does): "
+            : "records placed by different partitioners, or by one that is neither murmur2, CRC-32 nor FNV-1a of the key: "
                 + "a user's records land in several partitions, so its features are computed from part of them"
     }
 }
