@@ -20,10 +20,15 @@ final class UserEmbeddingSideTests: XCTestCase {
         return SpectralRefresh.refresh(SymmetricSparseMatrix(builder.snapshot), dimension: 4, previous: previous, iterations: 8, seed: 42)
     }
 
-    func testHistoryIsTheHeadOfRecentItemsBeforeThePositive() {
+    /// A user side whose users' vectors are the mean over their first `history` items.
+    static func side(history: Int) -> UserEmbeddingSide {
         var settings = Topology.Embeddings()
-        settings.history = 3
-        let side = UserEmbeddingSide(settings: settings)
+        settings.history = history
+        return UserEmbeddingSide(settings: settings)
+    }
+
+    func testHistoryIsTheHeadOfRecentItemsBeforeThePositive() {
+        let side = Self.side(history: 3)
         let store = UserFeatureStore()
         for (t, item) in ["i1", "i2", "i3", "i4"].enumerated() {
             store.apply(Interaction(userId: "u", itemId: item, action: .click, ts: Int64(1_000 + t)))
@@ -73,9 +78,7 @@ final class UserEmbeddingSideTests: XCTestCase {
     func testNewRefreshRepublishesEveryUserInSlicesWithTheMeanOfTheirItems() {
         let set = Self.vectorSet()
         XCTAssertGreaterThan(set.version, 0)
-        var settings = Topology.Embeddings()
-        settings.history = 10
-        let side = UserEmbeddingSide(settings: settings)
+        let side = Self.side(history: 10)
         let store = UserFeatureStore()
         let users = UserEmbeddingSide.republishSlice + 1_000
         for u in 0..<users {
@@ -141,9 +144,7 @@ final class UserEmbeddingSideTests: XCTestCase {
     /// touched after it started are written again at the next sync.
     func testRepublicationAbsorbsTheUsersTouchedBeforeIt() {
         let first = Self.vectorSet()
-        var settings = Topology.Embeddings()
-        settings.history = 10
-        let side = UserEmbeddingSide(settings: settings)
+        let side = Self.side(history: 10)
         let store = UserFeatureStore()
         for u in 0..<50 {
             store.apply(Interaction(userId: "u\(u)", itemId: "i\(u % 9)", action: .click, ts: Int64(10_000 + u)))
@@ -175,9 +176,7 @@ final class UserEmbeddingSideTests: XCTestCase {
     /// (A breaker found stale user vectors kept for minutes.)
     func testAUserWhoseFirstItemsHaveNoVectorLosesItsVectorOnce() {
         let set = Self.vectorSet()
-        var settings = Topology.Embeddings()
-        settings.history = 2
-        let side = UserEmbeddingSide(settings: settings)
+        let side = Self.side(history: 2)
         let store = UserFeatureStore()
         store.apply(Interaction(userId: "u", itemId: "i1", action: .click, ts: 1_000))
         store.apply(Interaction(userId: "w", itemId: "new-0", action: .click, ts: 1_000))
