@@ -82,13 +82,11 @@ final class Checkpointer {
         host.verifyCheckpointStore()
         host.flushFeatures(nowMs: nowMs)
         do {
-            try host.flushOutput()
-            unacknowledgedOutput = nil
+            try flushOutputNotingFailure()
         } catch {
             // Records not acknowledged: the checkpoint would claim their input as
             // done. Skip this checkpoint; the next one retries.
             stats.checkpointFailures.increment()
-            unacknowledgedOutput = "\(error)"
             logger.warning("checkpoint skipped: producer flush failed: \(error)")
             return
         }
@@ -135,11 +133,7 @@ final class Checkpointer {
         lastCheckpointMs = nowMs
         guard commitsBlocked == nil else { return }
         host.flushFeatures(nowMs: nowMs)
-        do {
-            try host.flushOutput()
-            unacknowledgedOutput = nil
-        } catch {
-            unacknowledgedOutput = "\(error)"
+        do { try flushOutputNotingFailure() } catch {
             logger.warning("commit skipped: producer flush failed: \(error)")
             return
         }
@@ -149,6 +143,17 @@ final class Checkpointer {
         }
         let excluded = host.drainWriter()
         commitOffsets(for: tasks.ids.filter { !excluded.contains($0) })
+    }
+
+    /// `host.flushOutput()`, keeping `unacknowledgedOutput` up to date.
+    private func flushOutputNotingFailure() throws {
+        do {
+            try host.flushOutput()
+            unacknowledgedOutput = nil
+        } catch {
+            unacknowledgedOutput = "\(error)"
+            throw error
+        }
     }
 
     /// Checkpoints off, tasks being revoked: commit what was acknowledged,
