@@ -115,15 +115,17 @@ package enum ImpressionItemsRecord {
         }
     }
 
-    /// The shared fields of a record, read after its format byte and tag.
-    struct Header {
-        var userId: UnsafeRawBufferPointer
-        var ts: EventTimeMs
-        var requestId: UnsafeRawBufferPointer?
-        var source: RecordOrigin
+    /// The shared fields of a record, read after its format byte and tag
+    /// (ids as valid UTF-8 in the record's bytes).
+    package struct Header {
+        package var userId: UnsafeRawBufferPointer
+        package var ts: EventTimeMs
+        package var requestId: UnsafeRawBufferPointer?
+        /// The origin of the record; an item's origin is this with its `subIndex`.
+        package var source: RecordOrigin
         /// The counts stage's stamp (tag 5); nil in a source's record (tag 4).
-        var interactionCount: Int64?
-        var count: Int
+        package var interactionCount: Int64?
+        package var count: Int
     }
 
     /// `counted`: a tag-5 record (an `interaction_count` follows the origin).
@@ -181,6 +183,31 @@ package enum ImpressionItemsRecord {
             each(k, item, origin)
         }
         try r.expectEnd("repartition record")
+    }
+
+    /// Reads `bytes` as a grouped record (tag 4 or 5) in place and calls
+    /// `body` once with its shared fields and its items (both valid during
+    /// the call only), after the whole record has been read: a malformed
+    /// record throws and calls nothing. Returns false, calling nothing, for
+    /// a record of another kind. What an item task with the examples on
+    /// reads: the same item events `RepartitionRecord.decodeEach` builds,
+    /// without an `ItemEvent` and its `String`s per shown item.
+    package static func withItems(of bytes: UnsafeRawBufferPointer,
+                                  _ body: (Header, UnsafeBufferPointer<Item>) -> Void) throws(CodecError) -> Bool {
+        guard bytes.count >= 2,
+              bytes[1] == RepartitionRecord.Tag.impressionItems.rawValue
+                || bytes[1] == RepartitionRecord.Tag.countedImpressionItems.rawValue else { return false }
+        var r = BorrowedByteReader(bytes)
+        try RepartitionRecord.readFormatVersion(&r)
+        let counted = try r.readByte("repartition record tag") == RepartitionRecord.Tag.countedImpressionItems.rawValue
+        let header = try readHeader(&r, counted: counted)
+        // `Item` is a trivial type: the buffer needs no deinitialising.
+        try withUnsafeTemporaryAllocation(of: Item.self, capacity: header.count) { items throws(CodecError) in
+            guard let base = items.baseAddress else { return }
+            try readItems(&r, header) { k, item, _ in (base + k).initialize(to: item) }
+            body(header, UnsafeBufferPointer(items))
+        }
+        return true
     }
 
     /// Reads a whole record (after its format byte and tag) and calls `body`

@@ -56,6 +56,28 @@ final class ImpressionItemsRecordTests: XCTestCase {
         return out
     }
 
+    /// The item events a group's in-place reading stands for
+    /// (`ImpressionItemsRecord.withItems`, the item task's path with the
+    /// examples on), built from its header and items; nil for another kind.
+    func inPlace(_ bytes: [UInt8]) throws -> [RepartitionRecord]? {
+        var out: [RepartitionRecord] = []
+        let grouped = try bytes.withUnsafeBytes { raw throws in
+            try ImpressionItemsRecord.withItems(of: raw) { group, items in
+                for item in items {
+                    var origin = group.source
+                    origin.subIndex = item.subIndex
+                    var event = ItemEvent(itemId: String(decoding: item.id, as: UTF8.self),
+                                          userId: String(decoding: group.userId, as: UTF8.self), ts: group.ts,
+                                          kind: .impression(position: item.position),
+                                          requestId: group.requestId.map { String(decoding: $0, as: UTF8.self) })
+                    event.interactionCount = group.interactionCount
+                    out.append(.item(event, origin: origin))
+                }
+            }
+        }
+        return grouped ? out : nil
+    }
+
     func views(_ bytes: [UInt8]) throws -> [(String, EventTimeMs, ItemEvent.Kind, RecordOrigin, Int)]? {
         var out: [(String, EventTimeMs, ItemEvent.Kind, RecordOrigin, Int)] = []
         let isItems = try bytes.withUnsafeBytes { raw throws in
@@ -74,6 +96,10 @@ final class ImpressionItemsRecordTests: XCTestCase {
         // Negative times and large sub-indices survive the varints.
         let odd: [Shown] = [("a", -5, 0), ("b", Int32.max, 70_000)]
         XCTAssertEqual(try expand(group(ts: -86_400_000, odd)), singles(ts: -86_400_000, odd))
+        // Read in place, the same events.
+        XCTAssertEqual(try inPlace(group(items)), singles(items))
+        XCTAssertEqual(try inPlace(group(request: nil, items)), singles(request: nil, items))
+        XCTAssertEqual(try inPlace(group(ts: -86_400_000, odd)), singles(ts: -86_400_000, odd))
     }
 
     func testViewsCarryTheSameFieldsAsTheSinglesViews() throws {
@@ -102,6 +128,8 @@ final class ImpressionItemsRecordTests: XCTestCase {
         let marker = RepartitionRecord.watermark(WatermarkMarker(sourceTopic: 0, sourcePartition: 1, watermarkMs: 5, finished: false))
         XCTAssertNil(try views(marker.encoded()))
         XCTAssertEqual(try expand(marker.encoded()), [marker])
+        XCTAssertNil(try inPlace(marker.encoded()))
+        XCTAssertNil(try inPlace(singles(items)[0].encoded()), "a single item event is not a group")
     }
 
     func testSingleRecordDecodeRefusesAGroupClearly() {
@@ -146,6 +174,11 @@ final class ImpressionItemsRecordTests: XCTestCase {
                 try RepartitionRecord.decodeEach(raw) { _ in decoded += 1 }
             }, name)
             XCTAssertEqual(decoded, 0, "\(name): no record decoded")
+            var read = 0
+            XCTAssertThrowsError(try bytes.withUnsafeBytes { raw throws in
+                _ = try ImpressionItemsRecord.withItems(of: raw) { _, items in read += items.count }
+            }, name)
+            XCTAssertEqual(read, 0, "\(name): no item read in place")
         }
     }
 
@@ -156,6 +189,7 @@ final class ImpressionItemsRecordTests: XCTestCase {
             let bytes = group(count: count, items)
             XCTAssertEqual(bytes[1], 5)
             XCTAssertEqual(try expand(bytes), singles(count: count, items))
+            XCTAssertEqual(try inPlace(bytes), singles(count: count, items))
             XCTAssertEqual(try expand(bytes).map { record -> Int64? in
                 guard case .item(let event, _) = record else { return nil }
                 return event.interactionCount

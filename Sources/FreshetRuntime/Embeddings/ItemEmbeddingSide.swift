@@ -78,21 +78,10 @@ package final class ItemEmbeddingSide {
         }
         switch event.kind {
         case .impression(let position):
-            guard examples else { return }
-            let key = FeaturesAtImpression.Key(userId: event.userId, itemId: event.itemId, ts: event.ts)
-            if joinsThroughCounts && !joinOnly {
-                // The direct event, just applied: the features as of the impression.
-                featuresAtImpression.record(key, windowTotals(event, store: store))
-                return
-            }
-            // The join copy takes what its direct event recorded; without the
-            // counts stage the direct event is the one joined (same definition).
-            let item = joinsThroughCounts ? (featuresAtImpression.take(key) ?? windowTotals(event, store: store))
-                                          : windowTotals(event, store: store)
-            let count = event.interactionCount ?? counts.interactionCount(event.userId) ?? -1
-            let serving = ServingFeatures(interactionCount: count, popularity7d: item.popularity7d,
-                                          impressions7d: item.impressions7d)
-            bufferImpression(event, ImpressionJoiner.ShownItem(itemId: event.itemId, position: position, features: serving))
+            processImpression(ShownItemEvent(itemId: event.itemId, userId: event.userId, requestId: event.requestId,
+                                             ts: event.ts, position: position, interactionCount: event.interactionCount,
+                                             knownAt: event.knownAtMs),
+                              store: store, joinOnly: joinOnly)
         case .interaction(let action, let dwellMs):
             if action.isPositive && !joinOnly {
                 var itemId = event.itemId
@@ -111,20 +100,56 @@ package final class ItemEmbeddingSide {
         }
     }
 
+    /// One shown item of an impression as the item stage reads it: an
+    /// impression's `ItemEvent`, or an item of a grouped record read in
+    /// place (`ItemTask`), whose user and request ids are made once a record.
+    struct ShownItemEvent {
+        var itemId: String
+        var userId: String
+        var requestId: String?
+        var ts: EventTimeMs
+        var position: Int32?
+        /// The counts stage's stamp (its copies only).
+        var interactionCount: Int64?
+        /// When a late event is known from (`ItemEvent.knownAtMs`).
+        var knownAt: EventTimeMs?
+    }
+
+    /// An impression's item event (`process` with an `.impression` kind).
+    /// `joinOnly`: the counts stage's copy (the store took the direct one).
+    func processImpression(_ shown: ShownItemEvent, store: ItemFeatureStore, joinOnly: Bool) {
+        guard examples else { return }
+        let key = FeaturesAtImpression.Key(userId: shown.userId, itemId: shown.itemId, ts: shown.ts)
+        if joinsThroughCounts && !joinOnly {
+            // The direct event, just applied: the features as of the impression.
+            featuresAtImpression.record(key, windowTotals(itemId: shown.itemId, ts: shown.ts, store: store))
+            return
+        }
+        // The join copy takes what its direct event recorded; without the
+        // counts stage the direct event is the one joined (same definition).
+        let item = joinsThroughCounts
+            ? (featuresAtImpression.take(key) ?? windowTotals(itemId: shown.itemId, ts: shown.ts, store: store))
+            : windowTotals(itemId: shown.itemId, ts: shown.ts, store: store)
+        let count = shown.interactionCount ?? counts.interactionCount(shown.userId) ?? -1
+        let serving = ServingFeatures(interactionCount: count, popularity7d: item.popularity7d,
+                                      impressions7d: item.impressions7d)
+        bufferImpression(shown, ImpressionJoiner.ShownItem(itemId: shown.itemId, position: shown.position, features: serving))
+    }
+
     /// Adds a shown item to the impression being collected: consecutive
     /// item events of one (user, time, request id) (an impression's items
     /// that share this partition arrive together, as one grouped record) go
     /// to the joiner as one impression, so it keeps one entry and one
     /// deadline for them. Two impressions with the same user, time and
     /// request id may merge: the join is by (user, item), so that changes no example.
-    private func bufferImpression(_ event: ItemEvent, _ item: ImpressionJoiner.ShownItem) {
-        if let current = collecting, current.ts == event.ts, current.knownAt == event.knownAtMs,
-           IdBytes.equal(current.userId, event.userId), Self.sameRequest(current.requestId, event.requestId) {
+    private func bufferImpression(_ shown: ShownItemEvent, _ item: ImpressionJoiner.ShownItem) {
+        if let current = collecting, current.ts == shown.ts, current.knownAt == shown.knownAt,
+           IdBytes.equal(current.userId, shown.userId), Self.sameRequest(current.requestId, shown.requestId) {
             collected.append(item)
             return
         }
         flushImpressions()
-        collecting = (event.userId, event.requestId, event.ts, event.knownAtMs)
+        collecting = (shown.userId, shown.requestId, shown.ts, shown.knownAt)
         collected.append(item)
     }
 
@@ -151,12 +176,12 @@ package final class ItemEmbeddingSide {
     /// the task applied so far (`ItemFeatureStore.windowTotals` up to the
     /// impression's pane), less the positives of that pane with a later event
     /// time (`RecentEventTimes`: the label's own click, in a replay); 0 for an unknown item.
-    private func windowTotals(_ event: ItemEvent, store: ItemFeatureStore) -> FeaturesAtImpression.Recorded {
-        guard let totals = store.windowTotals(of: event.itemId, asOf: event.ts) else {
+    private func windowTotals(itemId: String, ts: EventTimeMs, store: ItemFeatureStore) -> FeaturesAtImpression.Recorded {
+        guard let totals = store.windowTotals(of: itemId, asOf: ts) else {
             return FeaturesAtImpression.Recorded(popularity7d: 0, impressions7d: 0)
         }
-        let paneEnd = store.panes.start(ofPane: store.panes.pane(of: event.ts) &+ 1)
-        let later = recentEvents.laterPositives(itemId: event.itemId, after: event.ts, before: paneEnd)
+        let paneEnd = store.panes.start(ofPane: store.panes.pane(of: ts) &+ 1)
+        let later = recentEvents.laterPositives(itemId: itemId, after: ts, before: paneEnd)
         return FeaturesAtImpression.Recorded(popularity7d: totals.popularity - later, impressions7d: totals.impressions)
     }
 
@@ -189,7 +214,7 @@ package final class ItemEmbeddingSide {
 
     private func emit(_ example: TrainingExample, output: TaskOutput) {
         examplesEmitted += 1
-        output.example(key: example.userId, value: ExampleCodec.encode(example))
+        ExampleCodec.withEncoded(example) { output.example(key: example.userId, value: $0) }
     }
 
     /// One item vector to write: `foldedIn` when it is a fold-in (the item is

@@ -59,9 +59,20 @@ package final class ItemTask {
     /// Reads the record's bundle where it is (the engine's path: no copy).
     package func process(_ record: RecordView, nowMs: Int64, output: TaskOutput) {
         nextOffset = record.offset + 1
-        // The examples' join needs whole events (user, request id, serving features).
+        // The examples' join needs whole events (user, request id, serving
+        // features); an impression's grouped items are read in place.
         if let embeddings, embeddings.examples {
-            undecodable += RecordBundle.decodeEach(record.value) { process($0, nowMs: nowMs, output: output) }
+            let complete = RecordBundle.forEachRecord(in: record.value) { bytes in
+                do {
+                    let grouped = try ImpressionItemsRecord.withItems(of: bytes) { group, items in
+                        processImpression(group, items, embeddings: embeddings)
+                    }
+                    if !grouped { try RepartitionRecord.decodeEach(bytes) { process($0, nowMs: nowMs, output: output) } }
+                } catch {
+                    undecodable += 1
+                }
+            }
+            if !complete { undecodable += 1 }
             embeddings.flushImpressions()
             return
         }
@@ -109,6 +120,29 @@ package final class ItemTask {
             if marker.finished && source.topic == Self.countsOrigin { countsWatermarks.remove(source) }
         case .interaction:
             undecodable += 1
+        }
+    }
+
+    /// A grouped impression record's items with the examples on: what
+    /// `process(_ decoded:)` does with each of its item events, without
+    /// building them (the user and request ids are made once a record).
+    private func processImpression(_ group: ImpressionItemsRecord.Header,
+                                   _ items: UnsafeBufferPointer<ImpressionItemsRecord.Item>, embeddings: ItemEmbeddingSide) {
+        let joinOnly = group.source.sourceTopic == Self.countsOrigin
+        let userId = BorrowedByteReader.string(validUTF8: group.userId)
+        let requestId = group.requestId.map { BorrowedByteReader.string(validUTF8: $0) }
+        for item in items {
+            var origin = group.source
+            origin.subIndex = item.subIndex
+            guard duplicates.admit(origin) else { duplicatesDropped += 1; continue }
+            if !joinOnly, case .droppedLate = store.apply(itemId: item.id, ts: group.ts, positive: false,
+                                                          watermark: currentWatermark) {
+                lateDropped += 1
+            }
+            let shown = ItemEmbeddingSide.ShownItemEvent(
+                itemId: BorrowedByteReader.string(validUTF8: item.id), userId: userId, requestId: requestId,
+                ts: group.ts, position: item.position, interactionCount: group.interactionCount, knownAt: nil)
+            embeddings.processImpression(shown, store: store, joinOnly: joinOnly)
         }
     }
 
