@@ -14,7 +14,7 @@ final class ItemEmbeddingSideTests: XCTestCase {
         func repartition(_ target: RepartitionTarget, key: String, value: [UInt8]) {}
         func broadcast(_ target: RepartitionTarget, value: [UInt8]) {}
         func deadLetter(sourceTopic: String, record: InputRecord, reason: BadInput) {}
-        func example(key: String, value: [UInt8]) { examples.append((key, value)) }
+        func example(key: String, value: UnsafeRawBufferPointer) { examples.append((key, Array(value))) }
     }
 
     func testEveryActionBecomesOneExampleWithThatAction() throws {
@@ -152,5 +152,5 @@ private final class NoOutput: TaskOutput {
     func repartition(_ target: RepartitionTarget, key: String, value: [UInt8]) { XCTFail("unexpected repartition") }
     func broadcast(_ target: RepartitionTarget, value: [UInt8]) { XCTFail("unexpected broadcast") }
     func deadLetter(sourceTopic: String, record: InputRecord, reason: BadInput) { XCTFail("unexpected dead letter") }
-    func example(key: String, value: [UInt8]) { XCTFail("unexpected example") }
+    func example(key: String, value: UnsafeRawBufferPointer) { XCTFail("unexpected example") }
 }

@@ -239,9 +239,9 @@ package final class TaskDriver {
             }
         }
 
-        func example(key: String, value: [UInt8]) {
+        func example(key: String, value: UnsafeRawBufferPointer) {
             examplesWritten += 1
-            if driver.keepsLogs { examples.append(value) }
+            if driver.keepsLogs { examples.append(Array(value)) }
         }
 
         func deadLetter(sourceTopic: String, record: InputRecord, reason: BadInput) {

@@ -164,7 +164,7 @@ final class KafkaTaskOutput: TaskOutput {
     /// the header `F` `X` `1`, then self-delimiting examples), many per
     /// message, partitioned by user. One example larger than a message is
     /// dropped and counted (`examplesDropped`).
-    func example(key: String, value: [UInt8]) {
+    func example(key: String, value: UnsafeRawBufferPointer) {
         guard let examplesTopic else { return }
         let header = Self.exampleBundleHeader
         guard value.count + header.count <= messageBudget else {

@@ -103,7 +103,7 @@ package protocol TaskOutput: AnyObject {
     /// Sends the original bytes of a bad record to the dead-letter topic with the reason.
     func deadLetter(sourceTopic: String, record: InputRecord, reason: BadInput)
     /// A training example for offline training (`freshet-examples`), keyed by user.
-    func example(key: String, value: [UInt8])
+    func example(key: String, value: UnsafeRawBufferPointer)
 }
 
 extension TaskOutput {
@@ -113,6 +113,6 @@ extension TaskOutput {
 
     package func partition(of target: RepartitionTarget, keyBytes: UnsafeRawBufferPointer) -> Int32? { nil }
 
-    package func example(key: String, value: [UInt8]) {}
+    package func example(key: String, value: UnsafeRawBufferPointer) {}
     package var maxRepartitionRecordBytes: Int { .max }
 }
