@@ -31,7 +31,7 @@ package final class ItemEmbeddingSide {
     /// impressions and interactions (`joinOnly`: in event-time order per
     /// user, impressions stamped with their user's count as of their time),
     /// not the direct ones.
-    var joinsThroughCounts = false
+    @exclusivity(unchecked) var joinsThroughCounts = false
     /// With the counts stage: each impression's item features as of its
     /// direct event, taken by its join copy (no later event leaks in).
     package let featuresAtImpression: FeaturesAtImpression
@@ -41,13 +41,15 @@ package final class ItemEmbeddingSide {
     package var positives: Int { counter.synced.positives }
     /// Positives handed to the counter (the refresh cadence, in events: no wait).
     var positivesHandedOver: Int { counter.positivesHandedOver }
-    package private(set) var examplesEmitted = 0
+    @exclusivity(unchecked) package private(set) var examplesEmitted = 0
     /// Version of the refresh this side last published in full.
     private(set) var publishedVersion: Int64 = 0
     /// The impression whose shown items are being collected for the joiner
-    /// (`bufferImpression`), and those items.
-    private var collecting: (userId: String, requestId: String?, ts: EventTimeMs, knownAt: EventTimeMs?)?
-    private var collected: [ImpressionJoiner.ShownItem] = []
+    /// (`bufferImpression`), and those items. Like every member the item
+    /// task reads per record, touched by the processing thread only, never
+    /// reentrantly: no dynamic exclusivity checks (a runtime call per access).
+    @exclusivity(unchecked) private var collecting: (userId: String, requestId: String?, ts: EventTimeMs, knownAt: EventTimeMs?)?
+    @exclusivity(unchecked) private var collected: [ImpressionJoiner.ShownItem] = []
 
     /// Evicted rows still in the checkpoint hash (taken: the caller deletes them).
     func takeEvictedForCheckpoint() -> [ByteId] {

@@ -12,7 +12,8 @@ package final class ItemTask {
     package let id: TaskId
     package let store: ItemFeatureStore
     /// Joiner and item embedding rows (when embeddings are on).
-    package var embeddings: ItemEmbeddingSide?
+    /// (Read per record by the processing thread: no dynamic exclusivity checks.)
+    @exclusivity(unchecked) package var embeddings: ItemEmbeddingSide?
     /// The source partitions' watermarks: the features' event time.
     package var watermarks: WatermarkMultiplexer<DuplicateFilter.Source>
     /// The counts stage's partitions (examples on): only the join waits for

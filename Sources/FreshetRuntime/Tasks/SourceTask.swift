@@ -13,18 +13,20 @@ package final class SourceTask {
     /// User features, present on `interactions` tasks whose input is keyed by user.
     package let users: UserFeatureStore?
     /// User embedding rows, trained from the user's interactions (when embeddings are on).
-    package var userEmbeddings: UserEmbeddingSide?
+    /// This and the flags below are read per record by the processing
+    /// thread only, never reentrantly: no dynamic exclusivity checks.
+    @exclusivity(unchecked) package var userEmbeddings: UserEmbeddingSide?
     /// Whether interactions are re-keyed by user (input not keyed by user).
     let routesInteractionsByUser: Bool
     /// Whether the counts stage runs (examples on, input keyed by user): see `SourceTask+Counts.swift`.
-    package var routesThroughCounts = false
+    @exclusivity(unchecked) package var routesThroughCounts = false
     /// Whether non-positive interactions (skips) go to the item stage: only
     /// its join takes them (a skip is a negative example), and only when
     /// the join takes its interactions from there (examples on without the
     /// counts stage). The item features and the co-occurrence rows ignore
     /// skips, so otherwise routing them only cost a record each way
     /// (`Topology.itemStageTakesSkips`). True unless the factory knows better.
-    package var routesSkipsToItems = true
+    @exclusivity(unchecked) package var routesSkipsToItems = true
     // Touched per record by the processing thread only, never reentrantly:
     // no dynamic exclusivity checks (they cost a runtime call per access).
     @exclusivity(unchecked) package private(set) var watermark: BoundedOutOfOrdernessWatermark
@@ -77,7 +79,7 @@ package final class SourceTask {
     /// Whether this partition's records are placed by one partitioner keyed
     /// by user (interactions keyed by user, from a topic of several
     /// partitions; nil otherwise): see `UserKeyPartitioning`.
-    var keyPartitioning: UserKeyPartitioning?
+    @exclusivity(unchecked) var keyPartitioning: UserKeyPartitioning?
 
     /// Records are keyed by user id: the user's state is asked for while
     /// the records before it are processed (a hint; no effect on results).
