@@ -626,6 +626,14 @@ package final class KafkaConsumer: @unchecked Sendable {
             let batch = try reader.poll(maxRecords: 10_000, timeoutMs: 100)
             records += batch.records
             for eof in batch.endOfPartition { ended.insert(eof.topicPartition) }
+            // A start past the end is never reached: say so now, not at the deadline.
+            for (tp, start) in starts where start >= 0 && !ended.contains(tp) {
+                if let end = reader.cachedHighWatermark(tp), end < start {
+                    throw KafkaError(code: KafkaError.Code.invalidArgument,
+                                     message: "offset \(start) is past the partition's end \(end) (was the topic recreated or truncated?)",
+                                     context: "read \(tp)")
+                }
+            }
         }
         return records
     }

@@ -114,6 +114,57 @@ final class InputFaultTests: XCTestCase {
         XCTAssertEqual(InputFaultFixture.header(tooLarge, "freshet.value.truncated"), String(impressions[1].utf8.count))
     }
 
+    /// The dead-letter topic renamed between two runs of one group, then a
+    /// floor past the topic's end (as after the topic was deleted and
+    /// created again): each run reads the topic from its start, finishes,
+    /// and sends each new bad record's letter once. Before, the floor
+    /// (offsets without a topic name) sent the read looking for an end it
+    /// could not reach: every start failed after 30 s (a user's finding).
+    func testADeadLetterTopicRenamedOrBehindItsFloorDoesNotStopARun() throws {
+        let cluster = try LocalCluster()
+        defer { cluster.stop() }
+        let ts = InputFaultFixture.recentEventTime()
+        try InputFaultFixture.createTopics(cluster, partitions: 1)
+        let producer = try InputFaultFixture.bigProducer(cluster)
+        func send(_ values: [String]) throws {
+            for value in values { try producer.produce(topic: "interactions", partition: 0, key: nil, value: Array(value.utf8)) }
+            try producer.flush(timeoutMs: 30_000)
+        }
+        func click(_ user: String, _ dt: Int64) -> String {
+            #"{"user_id":"\#(user)","item_id":"i1","action":"click","ts":\#(ts + dt)}"#
+        }
+        func origins(_ topic: String) throws -> [String] {
+            try InputFaultFixture.readAll(topic: topic, brokers: cluster.brokers)
+                .compactMap { InputFaultFixture.header($0, "freshet.source.offset") }.sorted()
+        }
+        let redis = try RedisConnection(url: cluster.redisURL)
+
+        try send([click("u1", 0), "not json", click("u2", 1)])
+        let first = try InputFaultFixture.boundedRun(cluster, topology: Self.topologyBase + "dead_letter_topic: dlq-a\n")
+        XCTAssertEqual(first.code, 0, first.log)
+        XCTAssertEqual(try origins("dlq-a"), ["1"])
+
+        try send([click("u3", 2), "[1]"])
+        let renamed = try InputFaultFixture.boundedRun(cluster, topology: Self.topologyBase + "dead_letter_topic: dlq-b\n")
+        XCTAssertEqual(renamed.code, 0, "a renamed dead-letter topic: \(renamed.log)")
+        XCTAssertEqual(try origins("dlq-b"), ["4"], "the new bad record's letter, once")
+        XCTAssertEqual(try InputFaultFixture.field(redis, "item:i1", "popularity_7d"), "3")
+
+        // Every task's floor past dlq-b's end (1 letter), in the format written before floors named their topic.
+        guard case .array(let floorKeys) = try redis.command(["KEYS", "freshet:faults:dlq:*"]) else {
+            return XCTFail("no dead-letter floor keys")
+        }
+        XCTAssertFalse(floorKeys.isEmpty, "the runs recorded floors")
+        for case .bulk(let key) in floorKeys {
+            _ = try redis.command([Array("SET".utf8), key, Array("0:9".utf8)])
+        }
+        try send([click("u4", 3), "x"])
+        let behind = try InputFaultFixture.boundedRun(cluster, topology: Self.topologyBase + "dead_letter_topic: dlq-b\n")
+        XCTAssertEqual(behind.code, 0, "floors past the topic's end: \(behind.log)")
+        XCTAssertEqual(try origins("dlq-b"), ["4", "6"], "one letter per bad record")
+        XCTAssertEqual(try InputFaultFixture.field(redis, "item:i1", "popularity_7d"), "4")
+    }
+
     /// Ids are bytes: "caf\u00e9" and "cafe\u0301" (one text in two Unicode
     /// normal forms) are two items and two users, each counted once.
     func testIdsThatDifferOnlyInTheirBytesAreDifferentKeys() throws {

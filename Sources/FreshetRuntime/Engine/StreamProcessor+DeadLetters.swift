@@ -33,7 +33,7 @@ extension StreamProcessor {
     func recordDeadLetterProgress(tasks: [TaskId]) {
         let floor = deadLetterFloor
         guard !floor.isEmpty else { return }
-        let value = Self.encodeFloor(floor)
+        let value = Self.encodeFloor(floor, topic: topology.deadLetterTopic)
         var pipeline = RedisPipeline()
         var count = 0
         for id in tasks where id.stage.readsSourceTopic && taskManager.epochs[id] != nil {
@@ -66,16 +66,24 @@ extension StreamProcessor {
     func deadLettersAlreadySent(tasks: [TaskId: String]) throws -> [TaskId: Set<Int64>] {
         guard !tasks.isEmpty else { return [:] }
         let ids = Array(tasks.keys)
+        let current = topology.deadLetterTopic
         var get = RedisPipeline()
         for id in ids { get.add(RedisCommand(arguments: [Array("GET".utf8), Array(deadLetterProgressKey(id).utf8)])) }
         let replies = try controlExecute(get)
         let known = deadLetterFloor
         var lowest: [Int32: Int64] = [:]
         var missing: [TaskId] = []
+        var foreign: [TaskId] = []
         for (id, reply) in zip(ids, replies) {
-            guard case .bulk(let bytes) = reply, let floor = Self.decodeFloor(String(decoding: bytes, as: UTF8.self)),
-                  !floor.isEmpty else {
+            guard case .bulk(let bytes) = reply, let recorded = Self.decodeFloor(String(decoding: bytes, as: UTF8.self)),
+                  !recorded.offsets.isEmpty else {
                 missing.append(id)
+                continue
+            }
+            // A floor on another topic (the topology's dead-letter topic was
+            // renamed since) says nothing of this one.
+            if let topic = recorded.topic, topic != current {
+                foreign.append(id)
                 continue
             }
             // Read from every recorded floor, even one at or past this
@@ -83,25 +91,60 @@ extension StreamProcessor {
             // start-up and its own deliveries, and another owner may have
             // recorded a floor and sent letters after it (a survivor that was
             // already running when the owner crashed, EngineDriverTests).
-            for (partition, offset) in floor {
+            for (partition, offset) in recorded.offsets {
                 lowest[partition] = min(lowest[partition] ?? .max, offset)
             }
         }
-        if !missing.isEmpty, !known.isEmpty {
+        if !missing.isEmpty || !foreign.isEmpty, !known.isEmpty {
+            let value = Array(Self.encodeFloor(known, topic: current).utf8)
             var set = RedisPipeline()
             for id in missing {
-                set.add(RedisCommand(arguments: [Array("SET".utf8), Array(deadLetterProgressKey(id).utf8),
-                                                 Array(Self.encodeFloor(known).utf8), Array("NX".utf8)]))
+                set.add(RedisCommand(arguments: [Array("SET".utf8), Array(deadLetterProgressKey(id).utf8), value, Array("NX".utf8)]))
+            }
+            for id in foreign {
+                set.add(RedisCommand(arguments: [Array("SET".utf8), Array(deadLetterProgressKey(id).utf8), value]))
             }
             _ = try controlExecute(set)
         }
+        if !foreign.isEmpty {
+            logger.notice("the dead-letter floors of \(foreign.map(\.description).sorted()) name another topic (dead_letter_topic changed): \(current) is read from its start to find letters already sent")
+            for partition in known.keys { lowest[partition] = KafkaOffset.beginning }
+        }
         guard !lowest.isEmpty else { return [:] }
-        let byOrigin = try lettersByOrigin(from: lowest)
+        let byOrigin = try lettersByOrigin(from: try readableStarts(lowest))
         var result: [TaskId: Set<Int64>] = [:]
         for (id, topic) in tasks {
             if let offsets = byOrigin["\(topic)/\(id.partition)"] { result[id] = offsets }
         }
         return result
+    }
+
+    /// `floors` checked against the dead-letter topic as it is now. Every
+    /// letter acknowledged lies below the topic's end, so a floor past a
+    /// partition's end means the topic lost records since the floor was
+    /// recorded (deleted and created again, or truncated): that partition is
+    /// read from its start. A partition the topic no longer has holds no
+    /// letter. (A read waiting for an end it could not reach stopped every
+    /// start of the processor.) Reading more than the floor skips no letter
+    /// wrongly: letters are matched by their origin.
+    private func readableStarts(_ floors: [Int32: Int64]) throws -> [Int32: Int64] {
+        let topic = topology.deadLetterTopic
+        let ends = try connections.endOffsets(config: kafkaConfig, topics: [topic])
+        var starts: [Int32: Int64] = [:]
+        var behind: [String] = []
+        for (partition, floor) in floors {
+            guard let end = ends[TopicPartition(topic: topic, partition: partition)] else { continue }
+            if floor > end {
+                behind.append("\(partition): floor \(floor), end \(end)")
+                starts[partition] = KafkaOffset.beginning
+            } else {
+                starts[partition] = floor
+            }
+        }
+        if !behind.isEmpty {
+            logger.warning("the dead-letter topic \(topic) ends before the floors recorded on it (\(behind.sorted().joined(separator: "; "))): it was recreated or truncated; reading those partitions from their start")
+        }
+        return starts
     }
 
     /// For a source task rebuilt from its input's start after the checkpoint
@@ -122,7 +165,7 @@ extension StreamProcessor {
         if partitions.isEmpty { partitions = [0] }
         var record = RedisPipeline()
         record.add(RedisCommand(arguments: [Array("SET".utf8), Array(deadLetterProgressKey(id).utf8),
-                                            Array(Self.encodeFloor(partitions.reduce(into: [:]) { $0[$1] = 0 }).utf8)]))
+                                            Array(Self.encodeFloor(partitions.reduce(into: [:]) { $0[$1] = 0 }, topic: topology.deadLetterTopic).utf8)]))
         _ = try controlExecute(record)
         deadLetterFloorWritten[id] = nil
         let letters: [String: Set<Int64>]
@@ -169,19 +212,28 @@ extension StreamProcessor {
         return byOrigin
     }
 
-    /// `partition:offset,...`, readable in redis-cli.
-    static func encodeFloor(_ floor: [Int32: Int64]) -> String {
-        floor.sorted { $0.key < $1.key }.map { "\($0.key):\($0.value)" }.joined(separator: ",")
+    /// `<topic>@partition:offset,...`, readable in redis-cli (Kafka topic
+    /// names cannot contain `@`).
+    static func encodeFloor(_ floor: [Int32: Int64], topic: String) -> String {
+        topic + "@" + floor.sorted { $0.key < $1.key }.map { "\($0.key):\($0.value)" }.joined(separator: ",")
     }
 
-    static func decodeFloor(_ text: String) -> [Int32: Int64]? {
+    /// A recorded floor; `topic` is nil in a floor written before it was
+    /// part of the value (`partition:offset,...`: taken as the current topic's).
+    static func decodeFloor(_ text: String) -> (topic: String?, offsets: [Int32: Int64])? {
+        var topic: String?
+        var list = Substring(text)
+        if let at = text.lastIndex(of: "@") {
+            topic = String(text[..<at])
+            list = text[text.index(after: at)...]
+        }
         var floor: [Int32: Int64] = [:]
-        for part in text.split(separator: ",") {
+        for part in list.split(separator: ",") {
             let pair = part.split(separator: ":")
             guard pair.count == 2, let p = Int32(pair[0]), let o = Int64(pair[1]) else { return nil }
             floor[p] = o
         }
-        return floor
+        return (topic, floor)
     }
 }
 
