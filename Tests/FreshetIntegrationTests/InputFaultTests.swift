@@ -1,5 +1,6 @@
 import Foundation
 import FreshetCore
+import FreshetEmbeddings
 import FreshetKafka
 import FreshetRedis
 import FreshetTestSupport
@@ -315,5 +316,61 @@ final class DeadLetterReplayTests: XCTestCase {
         let redis = try RedisConnection(url: cluster.redisURL)
         XCTAssertEqual(try InputFaultFixture.field(redis, "item:i1", "popularity_7d"), "2")
         XCTAssertEqual(try InputFaultFixture.field(redis, "user:u1", "interaction_count"), "1")
+    }
+}
+
+/// The examples topic as it exists: its default name is shared by every
+/// group, so it may have been created with another partition count.
+final class ExamplesTopicTests: XCTestCase {
+    /// An examples topic with fewer partitions than the sources: the
+    /// examples are spread over the partitions it has. Before, they were
+    /// sent to partitions it lacked and every start failed
+    /// (_UNKNOWN_PARTITION, a breaker's finding). A topology without
+    /// examples creates no examples topic.
+    func testAnExamplesTopicWithFewerPartitionsThanTheSourcesIsWritten() throws {
+        let cluster = try LocalCluster()
+        defer { cluster.stop() }
+        let ts = InputFaultFixture.recentEventTime()
+        try InputFaultFixture.createTopics(cluster, partitions: 4)
+        let admin = try KafkaAdmin(config: KafkaConfig(bootstrapServers: cluster.brokers))
+        try admin.createTopics([NewTopic(name: "ex", partitions: 2)])
+        let producer = try InputFaultFixture.bigProducer(cluster)
+        func send(_ topic: String, _ user: String, _ json: String) throws {
+            let key = Array(user.utf8)
+            let partition = key.withUnsafeBytes { KafkaProducer.partition(forKey: $0, partitionCount: 4) }
+            try producer.produce(topic: topic, partition: partition, key: key, value: Array(json.utf8))
+        }
+        for u in 0..<6 {
+            try send("impressions", "u\(u)", #"{"user_id":"u\#(u)","items_shown":["a","b","c"],"ts":\#(ts + Int64(u))}"#)
+            try send("interactions", "u\(u)", #"{"user_id":"u\#(u)","item_id":"b","action":"click","ts":\#(ts + 1_000 + Int64(u))}"#)
+        }
+        try producer.flush(timeoutMs: 30_000)
+        let topology = """
+            checkpoint:
+              interval: 1s
+            progress:
+              interval: 0s
+            sources:
+              partitions: 4
+            embeddings:
+              enabled: true
+              examples: true
+              examples_topic: ex
+
+            """
+        let run = try InputFaultFixture.boundedRun(cluster, topology: topology)
+        XCTAssertEqual(run.code, 0, run.log)
+        XCTAssertEqual(try admin.partitionCount(topic: "ex", timeoutMs: 5_000), 2, "the topic keeps its count")
+        let bundles = try InputFaultFixture.readAll(topic: "ex", brokers: cluster.brokers)
+        let examples = try bundles.flatMap { try ExampleCodec.decodeBundle($0.value) }
+        XCTAssertEqual(Set(examples.filter { $0.label == .positive }.map(\.userId)), Set((0..<6).map { "u\($0)" }),
+                       "each user's click joined its impression")
+
+        let off = try InputFaultFixture.boundedRun(
+            cluster, topology: topology.replacingOccurrences(of: "examples: true", with: "examples: false")
+                .replacingOccurrences(of: "examples_topic: ex", with: "examples_topic: ex-unused"),
+            group: "no-examples")
+        XCTAssertEqual(off.code, 0, off.log)
+        XCTAssertNil(try admin.partitionCount(topic: "ex-unused", timeoutMs: 5_000), "no examples, no examples topic")
     }
 }

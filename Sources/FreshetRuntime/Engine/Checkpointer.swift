@@ -92,7 +92,7 @@ final class Checkpointer {
         }
         // A record that could not even be enqueued is not covered by the flush.
         if let fatal = host.outputFatal {
-            block("a record could not be enqueued for the repartition or dead-letter topic: \(fatal)")
+            block("a record could not be enqueued for a repartition, dead-letter or examples topic: \(fatal)")
             return
         }
         // Features first: a task whose features were refused (store lost, fenced)
@@ -138,7 +138,7 @@ final class Checkpointer {
             return
         }
         if let fatal = host.outputFatal {
-            block("a record could not be enqueued for the repartition or dead-letter topic: \(fatal)")
+            block("a record could not be enqueued for a repartition, dead-letter or examples topic: \(fatal)")
             return
         }
         let excluded = host.drainWriter()

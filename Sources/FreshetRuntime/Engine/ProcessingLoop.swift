@@ -54,7 +54,7 @@ extension StreamProcessor {
             logger.warning("kafka: \(error)")
         }
         if let fatal = self.output.fatal {
-            throw ProcessorError.kafkaFailure(fatal, context: "cannot enqueue a record for the repartition or dead-letter topic")
+            throw ProcessorError.kafkaFailure(fatal, context: "cannot enqueue a record for a repartition, dead-letter or examples topic")
         }
         if let fatalError { throw fatalError }
         afterBatch(nowMs: now)

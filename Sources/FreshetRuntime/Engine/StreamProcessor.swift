@@ -70,6 +70,8 @@ package final class StreamProcessor: @unchecked Sendable {
     var interactionPartitions: Int32 = 0
     var impressionPartitions: Int32 = 0
     var repartitionPartitions: Int32 = 0
+    /// The examples topic's partitions, as it exists (examples on).
+    var examplePartitions: Int32 = 1
     var itemTopic: String { Topology.itemRepartitionTopic(group: options.group) }
     var userTopic: String { Topology.userRepartitionTopic(group: options.group) }
     var countsTopic: String { Topology.countsRepartitionTopic(group: options.group) }
@@ -233,7 +235,8 @@ package final class StreamProcessor: @unchecked Sendable {
             ? Int32(topology.repartitionPartitions) : max(interactionPartitions, impressionPartitions)
         var internalTopics = [NewTopic(name: itemTopic, partitions: wanted),
                               NewTopic(name: topology.deadLetterTopic, partitions: 1)]
-        if topology.embeddings.enabled {
+        let writesExamples = topology.embeddings.enabled && topology.embeddings.examples
+        if writesExamples {
             internalTopics.append(NewTopic(name: topology.embeddings.examplesTopic, partitions: wanted))
         }
         if !topology.sources.keyedByUser {
@@ -246,6 +249,13 @@ package final class StreamProcessor: @unchecked Sendable {
         // An existing repartition topic keeps its partition count: records are
         // routed by it, so read it back rather than assume.
         repartitionPartitions = Int32(try admin.partitionCount(topic: itemTopic, timeoutMs: 5000) ?? Int(wanted))
+        // The examples topic may exist with any count (its default name is
+        // shared by every group): examples are spread over the partitions it
+        // has. (Assuming the repartition topics' count sent examples to
+        // partitions it lacked: every start failed, _UNKNOWN_PARTITION.)
+        if writesExamples {
+            examplePartitions = Int32(try admin.partitionCount(topic: topology.embeddings.examplesTopic, timeoutMs: 5000) ?? Int(wanted))
+        }
         if !topology.sources.keyedByUser,
            let users = try admin.partitionCount(topic: userTopic, timeoutMs: 5000), Int32(users) != repartitionPartitions {
             throw ProcessorError.configuration("\(userTopic) has \(users) partitions but \(itemTopic) has \(repartitionPartitions); delete one or make them equal")
@@ -297,9 +307,9 @@ package final class StreamProcessor: @unchecked Sendable {
                                  userTopic: userTopic, userPartitions: repartitionPartitions,
                                  countsTopic: topology.routesExamplesThroughCounts ? countsTopic : nil,
                                  deadLetterTopic: topology.deadLetterTopic, maxMessageBytes: maxMessageBytes)
-        if topology.embeddings.enabled {
+        if topology.embeddings.enabled && topology.embeddings.examples {
             output.examplesTopic = topology.embeddings.examplesTopic
-            output.examplePartitions = repartitionPartitions
+            output.examplePartitions = examplePartitions
         }
         if options.redisTarget.isCluster && (keys.prefix.contains("{") || keys.group.contains("{")) {
             // The first "{...}" of a key is its hash tag: task keys must keep theirs.
