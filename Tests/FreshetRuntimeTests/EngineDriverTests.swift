@@ -238,6 +238,36 @@ final class EngineDriverTests: XCTestCase {
         XCTAssertGreaterThan(consumed(driver), inputRecords(driver), "the survivor replayed what the crashed one had not checkpointed")
     }
 
+    /// A bounded run shorter than the second between two reports: the
+    /// partitioning conflicts its source tasks found are still counted (and
+    /// logged) before it exits. Before, nothing reported them at the end, so
+    /// a bounded run over unkeyed interactions said nothing (a breaker's finding).
+    func testABoundedRunReportsPartitioningConflictsBeforeItExits() throws {
+        let driver = makeDriver()
+        // Two records a poll: the first report (at the first step) has seen
+        // only records keyed as the topology says; the unkeyed ones come after.
+        driver.kafka.recordsPerPartitionPerPoll = 2
+        let ts = driver.clock.nowMs - 60_000
+        let topic = driver.topology.sources.interactions
+        func click(_ user: String) -> [UInt8] { Array(#"{"user_id":"\#(user)","item_id":"i1","action":"click","ts":\#(ts)}"#.utf8) }
+        for u in 0..<40 {
+            let key = Array("u\(u)".utf8)
+            try driver.kafka.append(topic: topic, partition: KafkaProducer.partition(forKey: key, partitionCount: Self.partitions),
+                                    key: key, value: click("u\(u)"))
+        }
+        for p in 0..<Self.partitions {
+            for u in 0..<3 { try driver.kafka.append(topic: topic, partition: p, key: nil, value: click("v\(u)")) }
+        }
+        let a = try driver.startInstance()
+        driver.assignEverything(to: a)
+        try driver.runToCompletion()
+        XCTAssertLessThan(a.steps, 100, "the run took less than a second of the driver's clock")
+        let metrics = a.processor.stats.metrics.render()
+        let line = metrics.split(separator: "\n").first { $0.hasPrefix("freshet_user_key_partitioning_conflicts_total ") }
+        XCTAssertEqual(line.map(String.init), "freshet_user_key_partitioning_conflicts_total \(Self.partitions)",
+                       "every unkeyed partition counted: \(metrics)")
+    }
+
     /// As above, but the survivor was already running when the other one
     /// crashed: it reads the dead-letter topic from the floor the crashed
     /// owner recorded, although that floor lies past the topic's end as the

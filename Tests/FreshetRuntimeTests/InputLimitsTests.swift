@@ -32,6 +32,42 @@ final class InputLimitsTests: XCTestCase {
         XCTAssertEqual(output.deadLetters.first?.0.offset, 7)
     }
 
+    /// A positive whose user history (long item ids) makes its item event
+    /// larger than a message goes with the newest history items that fit,
+    /// or none: the item's counts take it, nothing is dead-lettered. Before,
+    /// the whole interaction was dead-lettered as `record_too_large` and its
+    /// item's popularity lost (a breaker's finding, with 12 KB item ids).
+    func testAPositiveWhoseHistoryDoesNotFitGoesWithAShorterOne() throws {
+        var settings = Topology.Embeddings()
+        settings.history = 10
+        let task = SourceTask(id: TaskId(stage: .interactions, partition: 0), topic: "interactions", decoder: EventDecoder(),
+                              outOfOrdernessMs: 5_000, keepsUserFeatures: true)
+        task.userEmbeddings = UserEmbeddingSide(settings: settings)
+        let output = SmallOutput(max: 1_000)
+        let ts: Int64 = 1_732_700_000_000
+        let long = (0..<3).map { "L\($0)" + String(repeating: "l", count: 400) }
+        let clicks = long + ["s1", "s2"]
+        for (offset, item) in clicks.enumerated() {
+            let json = #"{"user_id":"u","item_id":"\#(item)","action":"click","ts":\#(ts + Int64(offset))}"#
+            task.process(InputRecord(partition: 0, offset: Int64(offset), key: nil, value: Array(json.utf8), timestampMs: nil),
+                         nowMs: ts, output: output)
+        }
+        XCTAssertEqual(output.deadLetters.map(\.1.detail), [], "no positive dead-lettered")
+        var histories: [String: [String]] = [:]
+        for (key, bytes) in output.routed {
+            guard case .item(let event, _) = try RepartitionRecord.decode(bytes) else { continue }
+            XCTAssertLessThanOrEqual(bytes.count, 1_000)
+            histories[key] = event.userHistory
+        }
+        XCTAssertEqual(Set(histories.keys), Set(clicks), "every positive reaches its item")
+        // Two 400-byte ids fit in 1,000 bytes, three do not (the item's own id counts too).
+        XCTAssertEqual(histories[long[1]], [long[0]], "the whole history fits")
+        XCTAssertEqual(histories[long[2]], [long[1]], "the newest item of two")
+        XCTAssertEqual(histories["s1"], [long[2], long[1]], "the newest two of three")
+        XCTAssertEqual(histories["s2"], ["s1", long[2], long[1]], "newest first, the oldest left out")
+        XCTAssertEqual(task.historiesShortened, 3)
+    }
+
     func testTombstoneIsDeadLetteredAsNull() {
         let task = SourceTask(id: TaskId(stage: .interactions, partition: 0), topic: "interactions", decoder: EventDecoder(),
                               outOfOrdernessMs: 5_000, keepsUserFeatures: true)

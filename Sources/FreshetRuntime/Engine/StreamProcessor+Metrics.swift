@@ -3,10 +3,13 @@ import FreshetCore
 import FreshetKafka
 
 extension StreamProcessor {
-    /// Refreshes gauges and the figures the progress line and `/readyz` show.
-    /// Called after each batch; does real work at most once a second.
-    func updateGauges(nowMs: Int64) {
-        guard nowMs - lastGaugeMs >= 1_000 else { return }
+    /// Refreshes gauges and the figures the progress line and `/readyz` show,
+    /// and reports what the tasks counted (logging what needs a log line).
+    /// Called after each batch; does real work at most once a second unless
+    /// `force` (at the stop: a bounded run shorter than a second, or its last
+    /// second, was never reported, a partitioning conflict included).
+    func updateGauges(nowMs: Int64, force: Bool = false) {
+        guard force || nowMs - lastGaugeMs >= 1_000 else { return }
         lastGaugeMs = nowMs
         var totalLag = 0, sourceLag = 0
         var lagKnown = false, sourceLagKnown = false
@@ -77,6 +80,7 @@ extension StreamProcessor {
         case .duplicatesDropped: return stats.metrics.repartitionDuplicatesDropped
         case .undecodable: return stats.metrics.undecodableRepartitionRecords
         case .userKeyPartitioningConflicts: return stats.metrics.userKeyPartitioningConflicts
+        case .userHistoriesShortened: return stats.metrics.userHistoriesShortened
         }
     }
 

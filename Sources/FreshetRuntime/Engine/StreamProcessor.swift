@@ -535,6 +535,8 @@ package final class StreamProcessor: @unchecked Sendable {
             return
         }
         let now = clockNowMs()
+        // What the tasks counted since the last report (at most a second ago).
+        updateGauges(nowMs: now, force: true)
         // A bounded run publishes every touched embedding row before it exits:
         // at once, or through the final refresh's republication when one follows.
         let finalRefreshFollows = options.stopAtEnd && boundedRunComplete && refresher != nil

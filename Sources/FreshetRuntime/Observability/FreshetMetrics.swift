@@ -75,6 +75,7 @@ package final class FreshetMetrics: Sendable {
         package static let repartitionDuplicatesDropped = "freshet_repartition_duplicates_dropped_total"
         package static let undecodableRepartitionRecords = "freshet_undecodable_repartition_records_total"
         package static let userKeyPartitioningConflicts = "freshet_user_key_partitioning_conflicts_total"
+        package static let userHistoriesShortened = "freshet_user_histories_shortened_total"
         package static let deadLetterDuplicatesSkipped = "freshet_dead_letter_duplicates_skipped_total"
         package static let redisFencedWrites = "freshet_redis_fenced_writes_total"
         package static let redisRejectedKeys = "freshet_redis_rejected_keys_total"
@@ -116,6 +117,7 @@ package final class FreshetMetrics: Sendable {
         static let repartitionDuplicatesDropped = "Repartition records dropped as duplicates."
         static let undecodableRepartitionRecords = "Repartition records this release cannot read (a newer writer, or damage); skipped."
         static let userKeyPartitioningConflicts = "Interactions partitions read as keyed by user whose records no single partitioner keyed by user placed."
+        static let userHistoriesShortened = "Positives routed with fewer items of their user's history, to fit in a message."
         static let deadLetterDuplicatesSkipped = "Dead letters not sent again by a replay (already sent before a crash)."
         static let redisFencedWrites = "Redis writes refused by fencing (a newer owner holds the partition)."
         static let redisRejectedKeys = "Keys Redis refused for good (e.g. WRONGTYPE); the rest of their batch landed."
@@ -138,6 +140,7 @@ package final class FreshetMetrics: Sendable {
     package let repartitionDuplicatesDropped: CoreMetrics.Counter
     package let undecodableRepartitionRecords: CoreMetrics.Counter
     package let userKeyPartitioningConflicts: CoreMetrics.Counter
+    package let userHistoriesShortened: CoreMetrics.Counter
     package let deadLetterDuplicatesSkipped: CoreMetrics.Counter
     package let redisFencedWrites: CoreMetrics.Counter
     package let ready: Meter
@@ -176,6 +179,7 @@ package final class FreshetMetrics: Sendable {
         repartitionDuplicatesDropped = counter(Name.repartitionDuplicatesDropped, Help.repartitionDuplicatesDropped)
         undecodableRepartitionRecords = counter(Name.undecodableRepartitionRecords, Help.undecodableRepartitionRecords)
         userKeyPartitioningConflicts = counter(Name.userKeyPartitioningConflicts, Help.userKeyPartitioningConflicts)
+        userHistoriesShortened = counter(Name.userHistoriesShortened, Help.userHistoriesShortened)
         deadLetterDuplicatesSkipped = counter(Name.deadLetterDuplicatesSkipped, Help.deadLetterDuplicatesSkipped)
         redisFencedWrites = counter(Name.redisFencedWrites, Help.redisFencedWrites)
         ready = meter(Name.ready, Help.ready)

@@ -30,6 +30,9 @@ package final class SourceTask {
     // Touched per record by the processing thread only, never reentrantly:
     // no dynamic exclusivity checks (they cost a runtime call per access).
     @exclusivity(unchecked) package private(set) var watermark: BoundedOutOfOrdernessWatermark
+    /// Positives sent to the item stage with fewer items of their user's
+    /// history than the user has, to fit in a message (`routeOne`).
+    package private(set) var historiesShortened = 0
     /// Offset of the next record to read: what a checkpoint stores.
     @exclusivity(unchecked) package var nextOffset: Int64?
     package private(set) var deadLetters = 0
@@ -271,12 +274,33 @@ package final class SourceTask {
     /// Encodes one routed event (`ItemRouting`'s fields: the item, the event's
     /// user, time and request id) into scratch space on the stack (no array,
     /// no allocation) and hands it to the output, which copies it into its bundle.
+    /// A positive whose user history makes it too large for a message goes
+    /// with fewer of the history's items (the oldest leave first): the
+    /// history is context for the co-occurrence rows, the item features
+    /// need none of it (a few long item ids in the history had the positive
+    /// dead-lettered and its item's counts lost; a breaker's finding).
     @inline(__always)
     private func routeOne(itemId: UnsafeRawBufferPointer, ids: EventIds, ts: EventTimeMs, kind: ItemEvent.Kind,
                           history: [UInt8],
                           index: Int, of count: Int, record: RecordView, output: TaskOutput,
                           tooLarge: inout BadInput?) {
         let origin = self.origin(of: record, subIndex: UInt32(index))
+        guard let size = sendItem(itemId: itemId, ids: ids, ts: ts, kind: kind, history: history, origin: origin,
+                                  output: output) else { return }
+        if !history.isEmpty, sendWithShorterHistory(itemId: itemId, ids: ids, ts: ts, kind: kind, history: history,
+                                                    origin: origin, output: output) {
+            return
+        }
+        if tooLarge == nil {
+            tooLarge = Self.tooLarge("item event \(index) of \(count)", size, output)
+        }
+    }
+
+    /// Sends one item event; nil when sent, else its size (too large for a message).
+    @inline(__always)
+    private func sendItem(itemId: UnsafeRawBufferPointer, ids: EventIds, ts: EventTimeMs, kind: ItemEvent.Kind,
+                          history: [UInt8], origin: RecordOrigin, output: TaskOutput) -> Int? {
+        var oversized: Int?
         let bound = RepartitionRecord.itemMaxBytes(itemId: itemId, userId: ids.user, requestId: ids.requestId,
                                                    userHistoryEncoded: history)
         RawByteCursor.withScratch(capacity: bound, write: { c in
@@ -285,13 +309,35 @@ package final class SourceTask {
                                         into: &c)
         }) { bytes in
             guard bytes.count <= output.maxRepartitionRecordBytes else {
-                if tooLarge == nil {
-                    tooLarge = Self.tooLarge("item event \(index) of \(count)", bytes.count, output)
-                }
+                oversized = bytes.count
                 return
             }
             output.repartition(.items, keyBytes: itemId, value: bytes)
         }
+        return oversized
+    }
+
+    /// `sendItem` with the longest head of `history` (newest first) that
+    /// fits; false when even the event without a history does not fit.
+    private func sendWithShorterHistory(itemId: UnsafeRawBufferPointer, ids: EventIds, ts: EventTimeMs,
+                                        kind: ItemEvent.Kind, history: [UInt8], origin: RecordOrigin,
+                                        output: TaskOutput) -> Bool {
+        var items: [[UInt8]] = []
+        history.withUnsafeBytes { raw in ItemEvent.forEachHistoryItem(inEncoded: raw) { items.append(Array($0)) } }
+        while !items.isEmpty {
+            items.removeLast()
+            var shorter = ByteWriter(capacity: 16 + items.reduce(0) { $0 + 10 + $1.count })
+            if !items.isEmpty {
+                shorter.write(varint: UInt64(items.count))
+                for item in items { shorter.write(bytes: item) }
+            }
+            if sendItem(itemId: itemId, ids: ids, ts: ts, kind: kind, history: shorter.bytes, origin: origin,
+                        output: output) == nil {
+                historiesShortened += 1
+                return true
+            }
+        }
+        return false
     }
 
     static func tooLarge(_ what: String, _ size: Int, _ output: TaskOutput) -> BadInput {
@@ -383,7 +429,7 @@ extension SourceTask: StreamTask {
 
     package var gauges: TaskGauges {
         var gauges = TaskGauges()
-        gauges.counts = [(.deadLetterDuplicatesSkipped, deadLetterDuplicatesSkipped)]
+        gauges.counts = [(.deadLetterDuplicatesSkipped, deadLetterDuplicatesSkipped), (.userHistoriesShortened, historiesShortened)]
         if let keyPartitioning {
             gauges.counts.append((.userKeyPartitioningConflicts, keyPartitioning.conflict ? 1 : 0))
             if keyPartitioning.conflict { gauges.partitioningConflict = keyPartitioning.explanation }

@@ -209,4 +209,7 @@ package enum TaskCount: String, Sendable {
     /// `interactions` partition keyed by user holds records no single
     /// partitioner put there (logged; `UserKeyPartitioning`)
     case userKeyPartitioningConflicts = "partitioning"
+    /// `freshet_user_histories_shortened_total`: positives routed with fewer
+    /// items of their user's history, to fit in a message
+    case userHistoriesShortened = "history-shortened"
 }
