@@ -142,6 +142,53 @@ final class EmbeddingsEndToEndTests: XCTestCase {
     /// Three instances in one group publish the same item vectors as one
     /// instance on the same input (tolerance 1e-5 per coordinate: the same
     /// rows give the same matrix; only float rounding could differ).
+    /// Two instances in one bounded run, one killed (kill -9) as it logs
+    /// that its run is complete, before its final checkpoint and marker:
+    /// the survivor waits `final_wait` for the markers, does not take the
+    /// killed one's partitions over meanwhile, and so cannot refresh over
+    /// their final rows. It fails, naming them and the remedy (another
+    /// bounded run), instead of exiting 0 with half the vectors missing
+    /// (a breaker's finding).
+    func testASurvivorWhoseFinalRefreshLacksAKilledInstancesRowsFails() throws {
+        let cluster = try LocalCluster()
+        defer { cluster.stop() }
+        _ = try Self.produce(cluster, Self.plantedConfig())
+        let topology = try EndToEndTests.writeTopology(in: cluster.directory, extra: """
+            embeddings:
+              dimension: \(Self.dimension)
+              final_wait: 3s
+            """)
+        func start(_ name: String) throws -> (ChildProcess, String) {
+            let log = "\(cluster.directory)/\(name).log"
+            return (try FreshetBinary.start(["run", "--topology", topology, "--brokers", cluster.brokers, "--redis", cluster.redisURL,
+                                             "--group", "killed", "--stop-at-end", "--admin-port=-1"], logPath: log), log)
+        }
+        // Started together, so that the group's first assignment splits the partitions.
+        let (a, aLog) = try start("a")
+        let (b, bLog) = try start("b")
+        // The first to complete is killed at once; the other survives.
+        var killed: (process: ChildProcess, log: String)?
+        let deadline = Date().addingTimeInterval(120)
+        while killed == nil && Date() < deadline {
+            for (process, log) in [(a, aLog), (b, bLog)]
+            where (try? String(contentsOfFile: log, encoding: .utf8))?.contains("bounded run complete") == true {
+                process.signal(SIGKILL)
+                killed = (process, log)
+                break
+            }
+            usleep(2_000)
+        }
+        let victim = try XCTUnwrap(killed, "no instance completed its run")
+        _ = try victim.process.wait(timeout: 10)
+        let survivor = victim.process === a ? b : a
+        guard FaultInjection.assignments(victim.log).contains(where: { $0.task.hasPrefix("items-") }) else {
+            _ = survivor.stop()
+            throw XCTSkip("the killed instance held no item partition (the group gave them all to the survivor)")
+        }
+        XCTAssertEqual(try survivor.wait(timeout: 120), 1, survivor.logTail())
+        XCTAssertTrue(survivor.logTail(lines: 20).contains("lacked the final rows of item partitions"), survivor.logTail())
+    }
+
     func testThreeInstancesPublishTheSameVectorsAsOne() throws {
         let cluster = try LocalCluster()
         defer { cluster.stop() }

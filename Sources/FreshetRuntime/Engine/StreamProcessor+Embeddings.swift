@@ -246,16 +246,26 @@ extension StreamProcessor {
         }
         if startedEarly == nil {
             var finalVersion: Int64?
-            let deadline = Date().addingTimeInterval(120)
-            while Date() < deadline {
+            var unmarked = Array(0..<repartitionPartitions)
+            let deadline = Date().addingTimeInterval(Double(topology.embeddings.finalWaitMs) / 1000)
+            repeat {
                 guard let marked = try? hashGetAll(finalKey) else { break }
-                if (0..<repartitionPartitions).allSatisfy({ marked[String($0)] != nil }) {
+                unmarked = (0..<repartitionPartitions).filter { marked[String($0)] == nil }
+                if unmarked.isEmpty {
                     finalVersion = marked[String(SharedVectorSet.leaderTask.partition)]
                         .map { String(decoding: $0, as: UTF8.self) }
                         .flatMap { $0.hasPrefix("v") ? Int64($0.dropFirst()) : nil }.map { $0 + 1 }
                     break
                 }
                 Thread.sleep(forTimeInterval: 0.05)
+            } while Date() < deadline
+            if !unmarked.isEmpty {
+                // Their owners stopped (or were killed) before their final
+                // checkpoint and marker, and this instance, waiting here,
+                // does not take their partitions over: the refresh below has
+                // their last checkpoints' rows at best. Say so, and fail the run.
+                finalRefreshMissing = unmarked
+                logger.error("the final embedding refresh runs without the final rows of item partitions \(unmarked) (not marked final within embeddings.final_wait: their owners stopped before the end); their items' and their users' vectors may be missing or partial: run the bounded run of this group again to repair them")
             }
             refresher.waitUntilIdle()
             refresher.submit(.init(local: localSnapshot(), remoteKeys: remoteRowKeys, cutoff: nil, final: true,

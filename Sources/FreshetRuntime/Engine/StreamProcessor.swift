@@ -70,6 +70,9 @@ package final class StreamProcessor: @unchecked Sendable {
     var interactionPartitions: Int32 = 0
     var impressionPartitions: Int32 = 0
     var repartitionPartitions: Int32 = 0
+    /// Item partitions a bounded run's final refresh ran without (not marked
+    /// final within `embeddings.final_wait`); nil when none.
+    var finalRefreshMissing: [Int32]?
     /// The examples topic's partitions, as it exists (examples on).
     var examplePartitions: Int32 = 1
     var itemTopic: String { Topology.itemRepartitionTopic(group: options.group) }
@@ -416,6 +419,9 @@ package final class StreamProcessor: @unchecked Sendable {
     /// - Throws: see `run`.
     package func finish() throws {
         shutdown()
+        if let missing = finalRefreshMissing {
+            throw ProcessorError.embeddings("bounded run finished, but the final embedding refresh lacked the final rows of item partitions \(missing) (their owners stopped before the end); run the bounded run of this group again to repair the vectors")
+        }
         if stoppedWithUnacknowledgedOutput, let reason = commitsBlocked {
             throw ProcessorError.kafka(reason)
         }
@@ -626,6 +632,7 @@ package enum ProcessorError: Error, CustomStringConvertible {
     case kafka(String)
     case redis(String)
     case checkpoint(String)
+    case embeddings(String)
     /// A Kafka client error that stopped the run, with what the engine was doing.
     case kafkaFailure(KafkaError, context: String)
     /// A Redis error that stopped the run (e.g. the writer gave up), with what the engine was doing.
@@ -637,6 +644,7 @@ package enum ProcessorError: Error, CustomStringConvertible {
         case .kafka(let m): return "kafka: \(m)"
         case .redis(let m): return "redis: \(m)"
         case .checkpoint(let m): return "checkpoint: \(m)"
+        case .embeddings(let m): return "embeddings: \(m)"
         case .kafkaFailure(let error, let context): return "kafka: \(context): \(error)"
         case .redisFailure(let error, let context):
             return "redis: \(context): \(RedisWriter.describe(error)): \(error.message)"

@@ -84,6 +84,11 @@ package struct Topology: Sendable, Equatable {
         /// published refresh. The first refresh and a bounded run's final one
         /// are published at once.
         package var publishIntervalMs: Int64 = 60_000
+        /// How long a bounded run waits, at its end, for the other instances
+        /// of its group to mark their item partitions final before its final
+        /// refresh (`final_wait`); past it the run fails (exit 1), naming the
+        /// partitions whose rows the refresh lacked.
+        package var finalWaitMs: Int64 = 120_000
         package var userAdmitAfter = 1
         package var itemAdmitAfter = 1
         /// Rows with no positive for this much event time are evicted (and their Redis fields

@@ -102,7 +102,7 @@ package enum TopologyLoader {
         if let e = try top.section("embeddings") {
             try e.only(["enabled", "dimension", "loss", "negatives", "join_window", "sync_interval",
                         "user_admit_after", "item_admit_after", "ttl", "examples_topic", "seed",
-                        "history", "refresh_every", "final_iterations", "examples", "publish_interval"])
+                        "history", "refresh_every", "final_iterations", "examples", "publish_interval", "final_wait"])
             var m = topology.embeddings
             m.enabled = try e.bool("enabled") ?? m.enabled
             m.dimension = try e.int("dimension", min: 2, max: 4096) ?? m.dimension
@@ -116,6 +116,7 @@ package enum TopologyLoader {
             m.joinWindowMs = try e.duration("join_window", min: 1) ?? m.joinWindowMs
             m.syncIntervalMs = try e.duration("sync_interval", min: 1) ?? m.syncIntervalMs
             m.publishIntervalMs = try e.duration("publish_interval", min: 0) ?? m.publishIntervalMs
+            m.finalWaitMs = try e.duration("final_wait", min: 0) ?? m.finalWaitMs
             m.userAdmitAfter = try e.int("user_admit_after", min: 1, max: 1_000_000) ?? m.userAdmitAfter
             m.itemAdmitAfter = try e.int("item_admit_after", min: 1, max: 1_000_000) ?? m.itemAdmitAfter
             m.ttlMs = try e.duration("ttl", min: 1) ?? m.ttlMs
