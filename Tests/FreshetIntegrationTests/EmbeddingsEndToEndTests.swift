@@ -144,49 +144,98 @@ final class EmbeddingsEndToEndTests: XCTestCase {
     /// rows give the same matrix; only float rounding could differ).
     /// Two instances in one bounded run, one killed (kill -9) as it logs
     /// that its run is complete, before its final checkpoint and marker:
-    /// the survivor waits `final_wait` for the markers, does not take the
-    /// killed one's partitions over meanwhile, and so cannot refresh over
-    /// their final rows. It fails, naming them and the remedy (another
-    /// bounded run), instead of exiting 0 with half the vectors missing
-    /// (a breaker's finding).
-    func testASurvivorWhoseFinalRefreshLacksAKilledInstancesRowsFails() throws {
+    /// the survivor, waiting in its loop for the group's final markers,
+    /// takes the killed one's partitions over through the group, finishes
+    /// and marks them, and publishes the same vectors as a one-instance run.
+    /// Before, it waited inside its stop, took nothing over, and exited 0
+    /// with the killed one's items and their users without vectors (a
+    /// breaker's finding).
+    func testASurvivorTakesOverAnInstanceKilledAtTheEndOfABoundedRun() throws {
+        let cluster = try LocalCluster()
+        defer { cluster.stop() }
+        let config = Self.plantedConfig()
+        _ = try Self.produce(cluster, config)
+        try Self.run(cluster, topology: try Self.topology(cluster, prefix: "one:"), group: "one", instances: 1)
+        let topology = try EndToEndTests.writeTopology(in: cluster.directory, extra: """
+            redis:
+              key_prefix: "killed:"
+            embeddings:
+              dimension: \(Self.dimension)
+              refresh_every: 1500
+              final_wait: 90s
+            """)
+        let (victim, survivor) = try Self.killFirstToComplete(cluster, topology: topology, group: "killed")
+        let victimItems = Set(FaultInjection.assignments(victim.log).map(\.task).filter { $0.hasPrefix("items-") })
+        guard !victimItems.isEmpty else {
+            _ = survivor.process.stop()
+            throw XCTSkip("the killed instance held no item partition")
+        }
+        XCTAssertEqual(try survivor.process.wait(timeout: 180), 0, survivor.process.logTail())
+        let survivorItems = Set(FaultInjection.assignments(survivor.log).map(\.task).filter { $0.hasPrefix("items-") })
+        XCTAssertTrue(victimItems.isSubset(of: survivorItems), "the survivor took over \(victimItems), it held \(survivorItems)")
+
+        let redis = try RedisConnection(url: cluster.redisURL)
+        let one = try Self.publishedItems(redis, prefix: "one:", items: config.items)
+        let two = try Self.publishedItems(redis, prefix: "killed:", items: config.items)
+        XCTAssertGreaterThan(one.count, 100)
+        XCTAssertEqual(Set(one.keys), Set(two.keys), "the same items have vectors")
+        var worst: Float = 0
+        for (id, x) in one {
+            guard let y = two[id], y.count == x.count else { continue }
+            for k in 0..<x.count { worst = max(worst, abs(x[k] - y[k])) }
+        }
+        XCTAssertLessThanOrEqual(worst, 1e-5, "largest coordinate difference from the one-instance run")
+        let field = "embedding_\(Self.dimension)d"
+        XCTAssertEqual(try EndToEndTests.countKeys(redis, pattern: "killed:user:*", withField: field),
+                       try EndToEndTests.countKeys(redis, pattern: "one:user:*", withField: field), "every user has a vector")
+    }
+
+    /// Starts two instances of a bounded run together (so that the group's
+    /// first assignment splits the partitions) and kills (kill -9) the first
+    /// to log that its run is complete, before its final checkpoint and markers.
+    static func killFirstToComplete(_ cluster: LocalCluster, topology: String, group: String) throws
+        -> (victim: (process: ChildProcess, log: String), survivor: (process: ChildProcess, log: String)) {
+        func start(_ name: String) throws -> (process: ChildProcess, log: String) {
+            let log = "\(cluster.directory)/\(group)-\(name).log"
+            return (try FreshetBinary.start(["run", "--topology", topology, "--brokers", cluster.brokers, "--redis", cluster.redisURL,
+                                             "--group", group, "--stop-at-end", "--admin-port=-1"], logPath: log), log)
+        }
+        let runs = [try start("a"), try start("b")]
+        let deadline = Date().addingTimeInterval(120)
+        while Date() < deadline {
+            for (k, run) in runs.enumerated()
+            where (try? String(contentsOfFile: run.log, encoding: .utf8))?.contains("bounded run complete") == true {
+                run.process.signal(SIGKILL)
+                _ = try run.process.wait(timeout: 10)
+                return (run, runs[1 - k])
+            }
+            usleep(2_000)
+        }
+        for run in runs { _ = run.process.stop() }
+        throw TestFailure("no instance completed its run")
+    }
+
+    /// As above, with a wait for the group's final markers shorter than the
+    /// broker's session timeout: the survivor stops waiting before the
+    /// group hands it the killed one's partitions, and fails, naming the
+    /// partitions its final refresh lacked and the remedy.
+    func testASurvivorThatCannotWaitForAKilledInstanceFailsLoudly() throws {
         let cluster = try LocalCluster()
         defer { cluster.stop() }
         _ = try Self.produce(cluster, Self.plantedConfig())
         let topology = try EndToEndTests.writeTopology(in: cluster.directory, extra: """
             embeddings:
               dimension: \(Self.dimension)
-              final_wait: 3s
+              final_wait: 1s
             """)
-        func start(_ name: String) throws -> (ChildProcess, String) {
-            let log = "\(cluster.directory)/\(name).log"
-            return (try FreshetBinary.start(["run", "--topology", topology, "--brokers", cluster.brokers, "--redis", cluster.redisURL,
-                                             "--group", "killed", "--stop-at-end", "--admin-port=-1"], logPath: log), log)
-        }
-        // Started together, so that the group's first assignment splits the partitions.
-        let (a, aLog) = try start("a")
-        let (b, bLog) = try start("b")
-        // The first to complete is killed at once; the other survives.
-        var killed: (process: ChildProcess, log: String)?
-        let deadline = Date().addingTimeInterval(120)
-        while killed == nil && Date() < deadline {
-            for (process, log) in [(a, aLog), (b, bLog)]
-            where (try? String(contentsOfFile: log, encoding: .utf8))?.contains("bounded run complete") == true {
-                process.signal(SIGKILL)
-                killed = (process, log)
-                break
-            }
-            usleep(2_000)
-        }
-        let victim = try XCTUnwrap(killed, "no instance completed its run")
-        _ = try victim.process.wait(timeout: 10)
-        let survivor = victim.process === a ? b : a
+        let (victim, survivor) = try Self.killFirstToComplete(cluster, topology: topology, group: "short-wait")
         guard FaultInjection.assignments(victim.log).contains(where: { $0.task.hasPrefix("items-") }) else {
-            _ = survivor.stop()
-            throw XCTSkip("the killed instance held no item partition (the group gave them all to the survivor)")
+            _ = survivor.process.stop()
+            throw XCTSkip("the killed instance held no item partition")
         }
-        XCTAssertEqual(try survivor.wait(timeout: 120), 1, survivor.logTail())
-        XCTAssertTrue(survivor.logTail(lines: 20).contains("lacked the final rows of item partitions"), survivor.logTail())
+        XCTAssertEqual(try survivor.process.wait(timeout: 120), 1, survivor.process.logTail())
+        XCTAssertTrue(survivor.process.logTail(lines: 20).contains("lacked the final rows of item partitions"),
+                      survivor.process.logTail())
     }
 
     func testThreeInstancesPublishTheSameVectorsAsOne() throws {

@@ -59,7 +59,11 @@ extension StreamProcessor {
         if let fatalError { throw fatalError }
         afterBatch(nowMs: now)
         if options.stopAtEnd && boundedRunComplete {
-            logger.info("bounded run complete: every assigned partition reached its end")
+            if !completeLogged {
+                logger.info("bounded run complete: every assigned partition reached its end")
+                completeLogged = true
+            }
+            if awaitsGroupsFinalRows(nowMs: now) { return true }
             boundedRunEnded = true
             return false
         }

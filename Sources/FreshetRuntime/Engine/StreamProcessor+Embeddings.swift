@@ -179,7 +179,9 @@ extension StreamProcessor {
         let leaderEpoch = refreshLeaderEpoch
         refresher.setLeader(epoch: leaderEpoch)
         for failure in refresher.takeFailures() { logger.warning("embedding refresh: \(failure)") }
-        guard leaderEpoch != nil else { return }
+        // Marked final (a bounded run's end): the version the markers
+        // carry must stay the last published one.
+        guard leaderEpoch != nil, finalMarked == nil else { return }
         let positives = estimatedGroupPositives
         let gap = min(topology.embeddings.refreshEvery, max(Self.firstRefreshPositives, positivesAtLastRefresh))
         guard positives - positivesAtLastRefresh >= gap, !refresher.busy, refreshWouldBePublished(refresher) else { return }
@@ -232,22 +234,16 @@ extension StreamProcessor {
         guard let refresher else { return }
         let startedEarly = finalRefreshBaseVersion
         let finalKey = keys.embeddingFinal
-        if !itemTasks.isEmpty {
+        if !itemTasks.isEmpty && finalMarked != Set(itemTasks.keys) {
             if startedEarly == nil { refresher.waitUntilIdle() }
-            let lastVersion = startedEarly ?? refresher.latest.version
-            var pipeline = RedisPipeline()
-            var command = RedisCommand(arguments: [Array("HSET".utf8), Array(finalKey.utf8)])
-            for p in itemTasks.keys.sorted() {
-                command.append(String(p))
-                command.append(p == SharedVectorSet.leaderTask.partition ? "v\(lastVersion)" : "1")
-            }
-            pipeline.add(command)
-            do { _ = try controlExecute(pipeline) } catch { logger.warning("embedding final marker: \(error)") }
+            markItemPartitionsFinal(lastVersion: startedEarly ?? refresher.latest.version)
         }
         if startedEarly == nil {
             var finalVersion: Int64?
             var unmarked = Array(0..<repartitionPartitions)
-            let deadline = Date().addingTimeInterval(Double(topology.embeddings.finalWaitMs) / 1000)
+            // After the loop's wait (`awaitsGroupsFinalRows`), one look.
+            let waitMs = finalMarked == nil ? topology.embeddings.finalWaitMs : 0
+            let deadline = Date().addingTimeInterval(Double(waitMs) / 1000)
             repeat {
                 guard let marked = try? hashGetAll(finalKey) else { break }
                 unmarked = (0..<repartitionPartitions).filter { marked[String($0)] == nil }
@@ -275,6 +271,54 @@ extension StreamProcessor {
         let (seconds, items) = refresher.lastRefresh
         logger.info("final embedding refresh", metadata: ["items": "\(items)", "seconds": "\(seconds)",
                                                           "overlapped_checkpoint": "\(startedEarly != nil)"])
+    }
+
+    /// Marks this instance's item partitions final (after their final
+    /// checkpoint); partition 0's marker carries the last published version.
+    /// Returns false when Redis did not take the markers.
+    @discardableResult
+    func markItemPartitionsFinal(lastVersion: Int64) -> Bool {
+        var command = RedisCommand(arguments: [Array("HSET".utf8), Array(keys.embeddingFinal.utf8)])
+        for p in itemTasks.keys.sorted() {
+            command.append(String(p))
+            command.append(p == SharedVectorSet.leaderTask.partition ? "v\(lastVersion)" : "1")
+        }
+        var pipeline = RedisPipeline()
+        pipeline.add(command)
+        do {
+            _ = try controlExecute(pipeline)
+            finalMarked = Set(itemTasks.keys)
+            return true
+        } catch {
+            logger.warning("embedding final marker: \(error)")
+            return false
+        }
+    }
+
+    /// A bounded run's end with embeddings on and item partitions owned
+    /// elsewhere: true while the loop must go on, until every item partition
+    /// is marked final or `embeddings.final_wait` has passed. Meanwhile this
+    /// instance's own tasks are checkpointed and marked, and it stays in the
+    /// group and polls: the partitions of an instance that stopped before
+    /// marking its own (killed at the very end) come here through the group,
+    /// are finished and marked, and the final refresh has every partition's
+    /// final rows. (Waiting inside the stop instead, the survivors took
+    /// nothing over: the refresh lacked those rows; a breaker's finding.)
+    func awaitsGroupsFinalRows(nowMs: Int64) -> Bool {
+        guard let refresher, !remoteRowKeys.isEmpty else { return false }
+        if finalMarked != Set(itemTasks.keys) {
+            flushFeatures(nowMs: nowMs)
+            checkpointAndCommit(tasks: allTaskIds, nowMs: nowMs)
+            let itemTaskIds = itemTasks.keys.map { TaskId(stage: .items, partition: $0) }
+            // Only rows their checkpoint holds may be marked final; try again next turn.
+            guard checkpointer.uncheckpointedTasks.isDisjoint(with: itemTaskIds) else { return true }
+            refresher.waitUntilIdle()
+            guard markItemPartitionsFinal(lastVersion: refresher.latest.version) else { return true }
+            groupEndDeadlineMs = nowMs + topology.embeddings.finalWaitMs
+        }
+        guard let marked = try? hashGetAll(keys.embeddingFinal) else { return false }
+        if (0..<repartitionPartitions).allSatisfy({ marked[String($0)] != nil }) { return false }
+        return nowMs < groupEndDeadlineMs
     }
 
     /// A partition's final marker goes when its task starts (a new run).

@@ -73,6 +73,13 @@ package final class StreamProcessor: @unchecked Sendable {
     /// Item partitions a bounded run's final refresh ran without (not marked
     /// final within `embeddings.final_wait`); nil when none.
     var finalRefreshMissing: [Int32]?
+    /// The item partitions this instance marked final at the end of a
+    /// bounded run (nil: none yet); mid-run refreshes stop once set.
+    var finalMarked: Set<Int32>?
+    /// When the end of a bounded run stops waiting for the group's final markers.
+    var groupEndDeadlineMs: Int64 = 0
+    /// "bounded run complete" was logged (once: the loop may go on after it).
+    var completeLogged = false
     /// The examples topic's partitions, as it exists (examples on).
     var examplePartitions: Int32 = 1
     var itemTopic: String { Topology.itemRepartitionTopic(group: options.group) }
@@ -545,7 +552,9 @@ package final class StreamProcessor: @unchecked Sendable {
         updateGauges(nowMs: now, force: true)
         // A bounded run publishes every touched embedding row before it exits:
         // at once, or through the final refresh's republication when one follows.
-        let finalRefreshFollows = options.stopAtEnd && boundedRunComplete && refresher != nil
+        // (Not after a signal that stopped the run, even one that came while
+        // it waited for the group's final markers: the next run refreshes.)
+        let finalRefreshFollows = options.stopAtEnd && boundedRunEnded && boundedRunComplete && refresher != nil
         forceEmbeddingSync = !finalRefreshFollows
         embeddingSyncHeld = finalRefreshFollows
         if commitsBlocked == nil {
@@ -574,7 +583,7 @@ package final class StreamProcessor: @unchecked Sendable {
         }
         // A bounded run ends with a refresh over every item's final rows (all
         // instances'), published before exit.
-        if options.stopAtEnd && boundedRunComplete && refresher != nil {
+        if finalRefreshFollows {
             finalEmbeddingRefresh()
             embeddingSyncHeld = false
             forceEmbeddingSync = true
