@@ -39,8 +39,11 @@ extension JSONScanner {
                 Self.note(BadInput(.wrongType, "field '\(name)' must be a string or an integer"), &problem)
                 return nil
             }
-            // The integer's decimal text, as written (sign included).
-            return JSONIdToken(start: t.start, end: t.intEnd, escaped: false)
+            // The integer's decimal text, as written (sign included), except
+            // that -0 is the integer 0, whose text is "0" (it was a user of
+            // its own, apart from 0: a user's finding).
+            let negativeZero = t.negative && t.intEnd == t.start &+ 2 && buf[t.start &+ 1] == UInt8(ascii: "0")
+            return JSONIdToken(start: negativeZero ? t.start &+ 1 : t.start, end: t.intEnd, escaped: false)
         case UInt8(ascii: "n"):
             if try consumeNull() { return nil }
             fallthrough

@@ -21,6 +21,12 @@ final class DecoderAcceptTests: XCTestCase {
         XCTAssertEqual(i.itemId, "-7")
         XCTAssertEqual(i.requestId, "99")
         XCTAssertEqual(i.action, .like)
+        // -0 is the integer 0: one user with 0, not a user "-0".
+        let zero = try interaction(#"{"user_id":-0,"item_id":0,"action":"click","ts":1732700000000}"#)
+        XCTAssertEqual(zero.userId, "0")
+        XCTAssertEqual(zero.itemId, "0")
+        XCTAssertEqual(try interaction(#"{"user_id":-10,"item_id":"i1","action":"click","ts":1732700000000}"#).userId, "-10",
+                       "only -0 loses its sign")
     }
 
     func testEscapesAndUnicodeInIds() throws {
