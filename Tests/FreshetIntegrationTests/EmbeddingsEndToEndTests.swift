@@ -175,16 +175,7 @@ final class EmbeddingsEndToEndTests: XCTestCase {
         XCTAssertTrue(victimItems.isSubset(of: survivorItems), "the survivor took over \(victimItems), it held \(survivorItems)")
 
         let redis = try RedisConnection(url: cluster.redisURL)
-        let one = try Self.publishedItems(redis, prefix: "one:", items: config.items)
-        let two = try Self.publishedItems(redis, prefix: "killed:", items: config.items)
-        XCTAssertGreaterThan(one.count, 100)
-        XCTAssertEqual(Set(one.keys), Set(two.keys), "the same items have vectors")
-        var worst: Float = 0
-        for (id, x) in one {
-            guard let y = two[id], y.count == x.count else { continue }
-            for k in 0..<x.count { worst = max(worst, abs(x[k] - y[k])) }
-        }
-        XCTAssertLessThanOrEqual(worst, 1e-5, "largest coordinate difference from the one-instance run")
+        try Self.assertSameItemVectors(redis, "one:", "killed:", items: config.items)
         let field = "embedding_\(Self.dimension)d"
         XCTAssertEqual(try EndToEndTests.countKeys(redis, pattern: "killed:user:*", withField: field),
                        try EndToEndTests.countKeys(redis, pattern: "one:user:*", withField: field), "every user has a vector")
@@ -252,17 +243,24 @@ final class EmbeddingsEndToEndTests: XCTestCase {
         }
         XCTAssertGreaterThan(itemOwners.count, 1, "item partitions were spread over the instances")
         let redis = try RedisConnection(url: cluster.redisURL)
-        let one = try Self.publishedItems(redis, prefix: "one:", items: config.items)
-        let three = try Self.publishedItems(redis, prefix: "three:", items: config.items)
-        XCTAssertGreaterThan(one.count, 100)
-        XCTAssertEqual(Set(one.keys), Set(three.keys), "the same items have vectors")
+        try Self.assertSameItemVectors(redis, "one:", "three:", items: config.items)
+    }
+
+    /// The items published under two key prefixes (two runs of one input)
+    /// are the same, with the same vectors to 1e-5 in every coordinate.
+    static func assertSameItemVectors(_ redis: RedisConnection, _ first: String, _ second: String, items: Int,
+                                      file: StaticString = #filePath, line: UInt = #line) throws {
+        let a = try publishedItems(redis, prefix: first, items: items)
+        let b = try publishedItems(redis, prefix: second, items: items)
+        XCTAssertGreaterThan(a.count, 100, file: file, line: line)
+        XCTAssertEqual(Set(a.keys), Set(b.keys), "the same items have vectors", file: file, line: line)
         var worst: Float = 0
-        for (id, a) in one {
-            guard let b = three[id], b.count == a.count else { XCTFail("\(id.string) missing"); continue }
-            for k in 0..<a.count { worst = max(worst, abs(a[k] - b[k])) }
+        for (id, x) in a {
+            guard let y = b[id], y.count == x.count else { XCTFail("\(id.string) missing", file: file, line: line); continue }
+            for k in 0..<x.count { worst = max(worst, abs(x[k] - y[k])) }
         }
-        print("three instances vs one: largest coordinate difference \(worst) over \(one.count) items")
-        XCTAssertLessThanOrEqual(worst, 1e-5, "largest coordinate difference between the runs")
+        print("\(second) vs \(first): largest coordinate difference \(worst) over \(a.count) items")
+        XCTAssertLessThanOrEqual(worst, 1e-5, "largest coordinate difference between the runs", file: file, line: line)
     }
 
 }
