@@ -256,10 +256,9 @@ extension StreamProcessor {
                 Thread.sleep(forTimeInterval: 0.05)
             } while Date() < deadline
             if !unmarked.isEmpty {
-                // Their owners stopped (or were killed) before their final
-                // checkpoint and marker, and this instance, waiting here,
-                // does not take their partitions over: the refresh below has
-                // their last checkpoints' rows at best. Say so, and fail the run.
+                // Still unmarked after the wait (a member that neither
+                // finished nor left in time): the refresh below has their
+                // last checkpoints' rows at best. Say so, and fail the run.
                 finalRefreshMissing = unmarked
                 logger.error("the final embedding refresh runs without the final rows of item partitions \(unmarked) (not marked final within embeddings.final_wait: their owners stopped before the end); their items' and their users' vectors may be missing or partial: run the bounded run of this group again to repair them")
             }
@@ -278,6 +277,10 @@ extension StreamProcessor {
     /// Returns false when Redis did not take the markers.
     @discardableResult
     func markItemPartitionsFinal(lastVersion: Int64) -> Bool {
+        guard !itemTasks.isEmpty else {
+            finalMarked = []
+            return true
+        }
         var command = RedisCommand(arguments: [Array("HSET".utf8), Array(keys.embeddingFinal.utf8)])
         for p in itemTasks.keys.sorted() {
             command.append(String(p))
