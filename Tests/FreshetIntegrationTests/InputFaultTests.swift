@@ -166,6 +166,37 @@ final class InputFaultTests: XCTestCase {
         XCTAssertEqual(try InputFaultFixture.field(redis, "item:i1", "popularity_7d"), "4")
     }
 
+    /// A checkpoint past its partition's end (the source topic deleted and
+    /// created again under the group): the run refuses at once, saying what
+    /// happened and what to do. Before, a bounded run on the test broker
+    /// waited for ever at "lag 0" (a breaker's finding), and on Kafka the
+    /// reset position's records would have been dropped as already seen.
+    func testACheckpointPastItsPartitionsEndIsRefused() throws {
+        let cluster = try LocalCluster()
+        defer { cluster.stop() }
+        let ts = InputFaultFixture.recentEventTime()
+        try InputFaultFixture.createTopics(cluster, partitions: 1)
+        let producer = try InputFaultFixture.bigProducer(cluster)
+        func click(_ user: String) throws {
+            let json = #"{"user_id":"\#(user)","item_id":"i1","action":"click","ts":\#(ts)}"#
+            try producer.produce(topic: "interactions", partition: 0, key: nil, value: Array(json.utf8))
+            try producer.flush(timeoutMs: 30_000)
+        }
+        for user in ["u1", "u2", "u3"] { try click(user) }
+        let first = try InputFaultFixture.boundedRun(cluster, topology: Self.topologyBase)
+        XCTAssertEqual(first.code, 0, first.log)
+        // As if the topic had held 50 records before it was deleted and created again.
+        let redis = try RedisConnection(url: cluster.redisURL)
+        _ = try redis.command(["HSET", "freshet:faults:ckpt:interactions-0:meta", "next_offset", "50"])
+        try click("u4")
+        let started = Date()
+        let second = try InputFaultFixture.boundedRun(cluster, topology: Self.topologyBase)
+        XCTAssertEqual(second.code, 1, second.log)
+        XCTAssertTrue(second.log.contains("interactions[0] resumes at 50 but ends at 4"), second.log)
+        XCTAssertTrue(second.log.contains("start the group over"), second.log)
+        XCTAssertLessThan(Date().timeIntervalSince(started), 60, "refused at once, not after a wait")
+    }
+
     /// Ids are bytes: "caf\u00e9" and "cafe\u0301" (one text in two Unicode
     /// normal forms) are two items and two users, each counted once.
     func testIdsThatDifferOnlyInTheirBytesAreDifferentKeys() throws {

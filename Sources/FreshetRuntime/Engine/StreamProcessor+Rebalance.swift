@@ -82,7 +82,35 @@ extension StreamProcessor {
                 stopFlag.set()
             }
         }
+        if let behind = checkpointsPastTheEnd(starts) {
+            logger.critical("\(behind)")
+            fatalError = ProcessorError.checkpoint(behind)
+            stopFlag.set()
+            return [:]
+        }
         return starts
+    }
+
+    /// A task resuming past its partition's end: the topic was deleted and
+    /// created again (or truncated) since the group checkpointed it, so the
+    /// state and the downstream duplicate filters refer to records that are
+    /// gone. Reading on would lose the new records (Kafka resets the position
+    /// to the start and the item stage drops them as already seen) or wait
+    /// for ever (the test broker, Tansu, answers nothing there); so the run
+    /// refuses, saying so. Nil when every start lies within its partition.
+    func checkpointsPastTheEnd(_ starts: [TopicPartition: Int64]) -> String? {
+        guard !starts.isEmpty else { return nil }
+        let ends: [TopicPartition: Int64]
+        do {
+            ends = try connections.endOffsets(config: kafkaConfig, topics: Array(Set(starts.keys.map(\.topic))).sorted())
+        } catch {
+            logger.warning("could not check the restored positions against the partitions' ends: \(error)")
+            return nil
+        }
+        let past = starts.filter { tp, start in ends[tp].map { start > $0 } ?? false }
+            .sorted { $0.key < $1.key }.map { "\($0.key) resumes at \($0.value) but ends at \(ends[$0.key] ?? 0)" }
+        guard !past.isEmpty else { return nil }
+        return "refusing to run: \(past.joined(separator: "; ")): the topic was deleted and created again, or truncated, since the group checkpointed it, and its state refers to records that are gone; start the group over (delete freshet:\(options.group):* and the group's committed offsets: docs/OPERATIONS.md) or use a new group"
     }
 
     /// Hands tasks back: flush, checkpoint and commit them (unless the
