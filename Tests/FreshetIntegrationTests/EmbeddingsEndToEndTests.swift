@@ -206,6 +206,52 @@ final class EmbeddingsEndToEndTests: XCTestCase {
         throw TestFailure("no instance completed its run")
     }
 
+    /// Two instances, one killed (kill -9) as soon as its item partitions
+    /// are marked final, before it writes its final vectors: the survivor
+    /// finds no report of them within `final_wait` and fails, naming the
+    /// killed one's tasks. Before, it exited 0 with half the items and users
+    /// without final vectors (a breaker's finding).
+    func testASurvivorFailsWhenAMarkedInstanceNeverWritesItsFinalVectors() throws {
+        let cluster = try LocalCluster()
+        defer { cluster.stop() }
+        _ = try Self.produce(cluster, Self.plantedConfig())
+        let topology = try EndToEndTests.writeTopology(in: cluster.directory, extra: """
+            embeddings:
+              dimension: \(Self.dimension)
+              final_wait: 3s
+            """)
+        let group = "unwritten"
+        let runs = try ["a", "b"].map { name in
+            let log = "\(cluster.directory)/\(group)-\(name).log"
+            return (process: try FreshetBinary.start(["run", "--topology", topology, "--brokers", cluster.brokers,
+                                                      "--redis", cluster.redisURL, "--group", group, "--stop-at-end",
+                                                      "--admin-port=-1"], logPath: log), log: log)
+        }
+        let redis = try RedisConnection(url: cluster.redisURL)
+        // The first instance to mark its item partitions final is killed at once.
+        var victim: Int?
+        let deadline = Date().addingTimeInterval(120)
+        while victim == nil && Date() < deadline {
+            if case .array(let fields)? = try? redis.command(["HKEYS", "freshet:\(group):emb:final"]), !fields.isEmpty {
+                let marked = Set(fields.compactMap { reply -> String? in
+                    guard case .bulk(let bytes) = reply else { return nil }
+                    return "items-" + String(decoding: bytes, as: UTF8.self)
+                })
+                victim = runs.firstIndex { run in
+                    !marked.isDisjoint(with: FaultInjection.assignments(run.log).map(\.task))
+                }
+                if let v = victim { runs[v].process.signal(SIGKILL) }
+            }
+            usleep(500)
+        }
+        let v = try XCTUnwrap(victim, "no instance marked its partitions final")
+        _ = try runs[v].process.wait(timeout: 10)
+        let survivor = runs[1 - v].process
+        XCTAssertEqual(try survivor.wait(timeout: 120), 1, survivor.logTail())
+        XCTAssertTrue(survivor.logTail(lines: 20).contains("were not written (their owner stopped after the final refresh began)"),
+                      survivor.logTail())
+    }
+
     /// As above, with a wait for the group's final markers shorter than the
     /// broker's session timeout: the survivor stops waiting before the
     /// group hands it the killed one's partitions, and fails, naming the

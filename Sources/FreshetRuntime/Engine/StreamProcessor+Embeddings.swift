@@ -324,6 +324,59 @@ extension StreamProcessor {
         return nowMs < groupEndDeadlineMs
     }
 
+    /// The tasks that write final vectors: every item partition, and the
+    /// `interactions` partitions when they keep the users (input keyed by user).
+    var finalVectorWriters: [String] {
+        (0..<repartitionPartitions).map { TaskId(stage: .items, partition: $0).description }
+            + (topology.sources.keyedByUser
+                ? (0..<interactionPartitions).map { TaskId(stage: .interactions, partition: $0).description } : [])
+    }
+
+    /// After this instance's final vectors are written (the writer drained):
+    /// reports its tasks' in `freshet:<group>:emb:published` and waits up to
+    /// `embeddings.final_wait` for every writer task's report. A member
+    /// stopped after marking its partitions final but before writing its
+    /// vectors (killed in the final refresh, say) leaves its items and users
+    /// with the old vectors or none; nothing else would tell (a breaker's
+    /// finding), so the run fails, naming those tasks.
+    /// `mine`: this instance's tasks that wrote final vectors
+    /// (`ownFinalVectorWriters`, taken before leaving the group drops them).
+    func confirmFinalPublication(mine: [String]) {
+        if !mine.isEmpty {
+            var command = RedisCommand(arguments: [Array("HSET".utf8), Array(keys.embeddingPublished.utf8)])
+            for task in mine.sorted() {
+                command.append(task)
+                command.append("1")
+            }
+            var pipeline = RedisPipeline()
+            pipeline.add(command)
+            do { _ = try controlExecute(pipeline) } catch { logger.warning("embedding publication marker: \(error)") }
+        }
+        var missing = finalVectorWriters
+        let deadline = Date().addingTimeInterval(Double(topology.embeddings.finalWaitMs) / 1000)
+        repeat {
+            guard let reported = try? hashGetAll(keys.embeddingPublished) else { break }
+            missing = finalVectorWriters.filter { reported[$0] == nil }
+            if missing.isEmpty { return }
+            Thread.sleep(forTimeInterval: 0.05)
+        } while Date() < deadline
+        finalPublicationMissing = missing
+        logger.error("the final vectors of \(missing) were not reported written within embeddings.final_wait (their owner stopped after the final refresh began): those items and users keep older vectors or none; run the bounded run of this group again")
+    }
+
+    /// This instance's tasks that write final vectors.
+    var ownFinalVectorWriters: [String] {
+        itemTasks.keys.map { TaskId(stage: .items, partition: $0).description }
+            + sourceTasks.values.filter { $0.userEmbeddings != nil }.map(\.id.description)
+    }
+
+    /// A task's report of its final vectors goes when it starts (a new run).
+    func clearFinalPublication(_ id: TaskId) {
+        var pipeline = RedisPipeline()
+        pipeline.add(RedisCommand(arguments: [Array("HDEL".utf8), Array(keys.embeddingPublished.utf8), Array(id.description.utf8)]))
+        _ = try? controlExecute(pipeline)
+    }
+
     /// A partition's final marker goes when its task starts (a new run).
     func clearEmbeddingFinal(partition: Int32) {
         var pipeline = RedisPipeline()

@@ -76,6 +76,9 @@ package final class StreamProcessor: @unchecked Sendable {
     /// The item partitions this instance marked final at the end of a
     /// bounded run (nil: none yet); mid-run refreshes stop once set.
     var finalMarked: Set<Int32>?
+    /// Tasks whose final vectors no instance reported written within
+    /// `embeddings.final_wait` of this one's (nil when none).
+    var finalPublicationMissing: [String]?
     /// When the end of a bounded run stops waiting for the group's final markers.
     var groupEndDeadlineMs: Int64 = 0
     /// "bounded run complete" was logged (once: the loop may go on after it).
@@ -429,6 +432,9 @@ package final class StreamProcessor: @unchecked Sendable {
         if let missing = finalRefreshMissing {
             throw ProcessorError.embeddings("bounded run finished, but the final embedding refresh lacked the final rows of item partitions \(missing) (their owners stopped before the end); run the bounded run of this group again to repair the vectors")
         }
+        if let missing = finalPublicationMissing {
+            throw ProcessorError.embeddings("bounded run finished, but the final vectors of \(missing) were not written (their owner stopped after the final refresh began); run the bounded run of this group again to write them")
+        }
         if stoppedWithUnacknowledgedOutput, let reason = commitsBlocked {
             throw ProcessorError.kafka(reason)
         }
@@ -594,10 +600,14 @@ package final class StreamProcessor: @unchecked Sendable {
         embeddingSummary = makeEmbeddingSummary()
         if let embeddingSummary { logger.info("embeddings: \(embeddingSummary)") }
         refresher?.stop()
+        let finalVectorWriters = finalRefreshFollows ? ownFinalVectorWriters : []
         // Leaving the group runs the revoke callback: it finds the tasks already
         // checkpointed (or commits blocked) and only drops them.
         do { try consumer.close() } catch { logger.warning("leaving the group: \(error)") }
         writer.stop()
+        if finalRefreshFollows && finalRefreshMissing == nil && commitsBlocked == nil && writer.refusedWriteCount == 0 {
+            confirmFinalPublication(mine: finalVectorWriters)
+        }
         // Dead letters and repartition records of the last batch; after a
         // flush that already timed out, a short last chance (nothing past the
         // last checkpoint is committed: they are produced again).

@@ -40,6 +40,9 @@ package struct RedisKeys: Sendable, Equatable {
     package func embeddingSet(_ task: TaskId, data: String?) -> String { taskKey(task, "embset", data) }
     /// Item partitions whose final co-occurrence rows are checkpointed (end of a bounded run).
     package var embeddingFinal: String { "\(prefix)freshet:\(group):emb:final" }
+    /// Bounded runs: the tasks (`items-<p>`, `interactions-<p>`) whose final
+    /// vectors their owner has written (`StreamProcessor.confirmFinalPublication`).
+    package var embeddingPublished: String { "\(prefix)freshet:\(group):emb:published" }
 
     /// A cluster slot's fence hash (field = task, value = the highest epoch
     /// of that task that wrote in the slot), tagged so it lives in `slot` (`ClusterFencing`).
