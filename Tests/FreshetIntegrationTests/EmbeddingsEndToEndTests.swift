@@ -252,7 +252,8 @@ final class EmbeddingsEndToEndTests: XCTestCase {
                       survivor.logTail())
     }
 
-    /// As above, with a wait for the group's final markers shorter than the
+    /// As `testASurvivorTakesOverAnInstanceKilledAtTheEndOfABoundedRun`, with
+    /// a wait for the group's final markers shorter than the
     /// broker's session timeout: the survivor stops waiting before the
     /// group hands it the killed one's partitions, and fails, naming the
     /// partitions its final refresh lacked and the remedy.
