@@ -231,17 +231,12 @@ extension CountTask: StreamTask {
         nextOffset = record.offset + 1
         var index: UInt32 = 0
         var sawMarker = false
-        let complete = RecordBundle.forEachRecord(in: record.value) { bytes in
+        undecodable += RecordBundle.forEachDecodable(in: record.value) { bytes throws(CodecError) in
             defer { index += 1 }
-            do {
-                let decoded = try CountStageRecord.decode(bytes)
-                let arrival = DuplicateFilter.Position(offset: record.offset, subIndex: index)
-                if process(decoded, arrival: arrival, nowMs: nowMs, output: output) { sawMarker = true }
-            } catch {
-                undecodable += 1
-            }
+            let decoded = try CountStageRecord.decode(bytes)
+            let arrival = DuplicateFilter.Position(offset: record.offset, subIndex: index)
+            if process(decoded, arrival: arrival, nowMs: nowMs, output: output) { sawMarker = true }
         }
-        if !complete { undecodable += 1 }
         // At the marker, in the log's order: what is released, and in which
         // sequence, does not depend on how records were batched.
         if sawMarker { releaseDue(nowMs: nowMs, output: output) }

@@ -63,40 +63,30 @@ package final class ItemTask {
         // The examples' join needs whole events (user, request id, serving
         // features); an impression's grouped items are read in place.
         if let embeddings, embeddings.examples {
-            let complete = RecordBundle.forEachRecord(in: record.value) { bytes in
-                do {
-                    let grouped = try ImpressionItemsRecord.withItems(of: bytes) { group, items in
-                        processImpression(group, items, embeddings: embeddings)
-                    }
-                    if !grouped { try RepartitionRecord.decodeEach(bytes) { process($0, nowMs: nowMs, output: output) } }
-                } catch {
-                    undecodable += 1
+            undecodable += RecordBundle.forEachDecodable(in: record.value) { bytes throws(CodecError) in
+                let grouped = try ImpressionItemsRecord.withItems(of: bytes) { group, items in
+                    processImpression(group, items, embeddings: embeddings)
                 }
+                if !grouped { try RepartitionRecord.decodeEach(bytes) { process($0, nowMs: nowMs, output: output) } }
             }
-            if !complete { undecodable += 1 }
             embeddings.flushImpressions()
             return
         }
         // Item features (and the co-occurrence rows) need only the item id, time,
         // kind, origin and history: item events are read in place (no copy, no
         // `String` for a known item).
-        let complete = RecordBundle.forEachRecord(in: record.value) { bytes in
-            do {
-                let itemEvents = try RepartitionRecord.forEachItemView(bytes) { view in
-                    guard duplicates.admit(view.origin) else { duplicatesDropped += 1; return }
-                    // `if case`, not `==`: the enum's `Equatable` from another
-                    // module went through a witness table lookup per record.
-                    if case .droppedLate = store.apply(view, watermark: currentWatermark) { lateDropped += 1 }
-                    if let embeddings, case .interaction(let action, _) = view.kind, action.isPositive {
-                        embeddings.observePositive(view)
-                    }
+        undecodable += RecordBundle.forEachDecodable(in: record.value) { bytes throws(CodecError) in
+            let itemEvents = try RepartitionRecord.forEachItemView(bytes) { view in
+                guard duplicates.admit(view.origin) else { duplicatesDropped += 1; return }
+                // `if case`, not `==`: the enum's `Equatable` from another
+                // module went through a witness table lookup per record.
+                if case .droppedLate = store.apply(view, watermark: currentWatermark) { lateDropped += 1 }
+                if let embeddings, case .interaction(let action, _) = view.kind, action.isPositive {
+                    embeddings.observePositive(view)
                 }
-                if !itemEvents { process(try RepartitionRecord.decode(bytes), nowMs: nowMs, output: output) }
-            } catch {
-                undecodable += 1
             }
+            if !itemEvents { process(try RepartitionRecord.decode(bytes), nowMs: nowMs, output: output) }
         }
-        if !complete { undecodable += 1 }
     }
 
     private func process(_ decoded: RepartitionRecord, nowMs: Int64, output: TaskOutput) {

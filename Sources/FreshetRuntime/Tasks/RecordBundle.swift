@@ -57,10 +57,24 @@ package enum RecordBundle {
 
     /// `decodeEach` over borrowed bytes.
     package static func decodeEach(_ value: UnsafeRawBufferPointer, _ body: (RepartitionRecord) -> Void) -> Int {
+        forEachDecodable(in: value) { bytes throws(CodecError) in try RepartitionRecord.decodeEach(bytes, body) }
+    }
+
+    package static func forEachDecodable(in value: [UInt8],
+                                         _ read: (UnsafeRawBufferPointer) throws(CodecError) -> Void) -> Int {
+        value.withUnsafeBytes { forEachDecodable(in: $0, read) }
+    }
+
+    /// Calls `read` with each record of `value` (a bundle, or a plain
+    /// message's one record) and returns how many could not be read: those
+    /// `read` threw for, plus one when the bundle is truncated. What every
+    /// task that reads a repartition topic counts as undecodable.
+    package static func forEachDecodable(in value: UnsafeRawBufferPointer,
+                                         _ read: (UnsafeRawBufferPointer) throws(CodecError) -> Void) -> Int {
         var undecodable = 0
         let complete = forEachRecord(in: value) { bytes in
-            do {
-                try RepartitionRecord.decodeEach(bytes, body)
+            do throws(CodecError) {
+                try read(bytes)
             } catch {
                 undecodable += 1
             }
