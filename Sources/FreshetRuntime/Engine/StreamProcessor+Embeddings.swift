@@ -240,25 +240,18 @@ extension StreamProcessor {
         }
         if startedEarly == nil {
             var finalVersion: Int64?
-            var unmarked = Array(0..<repartitionPartitions)
             // After the loop's wait (`awaitsGroupsFinalRows`), one look.
-            let waitMs = finalMarked == nil ? topology.embeddings.finalWaitMs : 0
-            let deadline = Date().addingTimeInterval(Double(waitMs) / 1000)
-            repeat {
-                guard let marked = try? hashGetAll(finalKey) else { break }
-                unmarked = (0..<repartitionPartitions).filter { marked[String($0)] == nil }
-                if unmarked.isEmpty {
-                    finalVersion = marked[String(SharedVectorSet.leaderTask.partition)]
-                        .map { String(decoding: $0, as: UTF8.self) }
-                        .flatMap { $0.hasPrefix("v") ? Int64($0.dropFirst()) : nil }.map { $0 + 1 }
-                    break
-                }
-                Thread.sleep(forTimeInterval: 0.05)
-            } while Date() < deadline
-            if !unmarked.isEmpty {
+            let look = awaitHashFields(finalKey, itemPartitionFields,
+                                       waitMs: finalMarked == nil ? topology.embeddings.finalWaitMs : 0)
+            if look.missing.isEmpty {
+                finalVersion = look.values[String(SharedVectorSet.leaderTask.partition)]
+                    .map { String(decoding: $0, as: UTF8.self) }
+                    .flatMap { $0.hasPrefix("v") ? Int64($0.dropFirst()) : nil }.map { $0 + 1 }
+            } else {
                 // Still unmarked after the wait (a member that neither
                 // finished nor left in time): the refresh below has their
                 // last checkpoints' rows at best. Say so, and fail the run.
+                let unmarked = look.missing.compactMap { Int32($0) }
                 finalRefreshMissing = unmarked
                 logger.error("the final embedding refresh runs without the final rows of item partitions \(unmarked) (not marked final within embeddings.final_wait: their owners stopped before the end); their items' and their users' vectors may be missing or partial: run the bounded run of this group again to repair them")
             }
@@ -277,24 +270,49 @@ extension StreamProcessor {
     /// Returns false when Redis did not take the markers.
     @discardableResult
     func markItemPartitionsFinal(lastVersion: Int64) -> Bool {
-        guard !itemTasks.isEmpty else {
-            finalMarked = []
-            return true
-        }
-        var command = RedisCommand(arguments: [Array("HSET".utf8), Array(keys.embeddingFinal.utf8)])
-        for p in itemTasks.keys.sorted() {
-            command.append(String(p))
-            command.append(p == SharedVectorSet.leaderTask.partition ? "v\(lastVersion)" : "1")
-        }
-        var pipeline = RedisPipeline()
-        pipeline.add(command)
         do {
-            _ = try controlExecute(pipeline)
+            try setHashFields(keys.embeddingFinal, itemTasks.keys.sorted().map { p in
+                (String(p), p == SharedVectorSet.leaderTask.partition ? "v\(lastVersion)" : "1")
+            })
             finalMarked = Set(itemTasks.keys)
             return true
         } catch {
             logger.warning("embedding final marker: \(error)")
             return false
+        }
+    }
+
+    /// The fields of `freshet:<group>:emb:final`: every item partition.
+    var itemPartitionFields: [String] { (0..<repartitionPartitions).map { String($0) } }
+
+    /// Sets `fields` (name, value) of the hash `key` in one HSET; nothing when
+    /// there are none (an HSET without fields is an error).
+    func setHashFields(_ key: String, _ fields: [(name: String, value: String)]) throws {
+        guard !fields.isEmpty else { return }
+        var command = RedisCommand(arguments: [Array("HSET".utf8), Array(key.utf8)])
+        for field in fields {
+            command.append(field.name)
+            command.append(field.value)
+        }
+        var pipeline = RedisPipeline()
+        pipeline.add(command)
+        _ = try controlExecute(pipeline)
+    }
+
+    /// Reads the hash `key` every 50 ms until it holds every one of `fields`
+    /// or `waitMs` has passed (0: one look). `missing`: the fields absent at
+    /// the last read (all of them when none succeeded); a failed read ends
+    /// the wait (`readFailed`). The end of a bounded run waits this way for
+    /// the group's final markers and final-vector reports.
+    func awaitHashFields(_ key: String, _ fields: [String], waitMs: Int64)
+        -> (missing: [String], values: [String: [UInt8]], readFailed: Bool) {
+        var missing = fields
+        let deadline = Date().addingTimeInterval(Double(waitMs) / 1000)
+        while true {
+            guard let read = try? hashGetAll(key) else { return (missing, [:], true) }
+            missing = fields.filter { read[$0] == nil }
+            if missing.isEmpty || Date() >= deadline { return (missing, read, false) }
+            Thread.sleep(forTimeInterval: 0.05)
         }
     }
 
@@ -319,8 +337,8 @@ extension StreamProcessor {
             guard markItemPartitionsFinal(lastVersion: refresher.latest.version) else { return true }
             groupEndDeadlineMs = nowMs + topology.embeddings.finalWaitMs
         }
-        guard let marked = try? hashGetAll(keys.embeddingFinal) else { return false }
-        if (0..<repartitionPartitions).allSatisfy({ marked[String($0)] != nil }) { return false }
+        let look = awaitHashFields(keys.embeddingFinal, itemPartitionFields, waitMs: 0)
+        if look.readFailed || look.missing.isEmpty { return false }
         return nowMs < groupEndDeadlineMs
     }
 
@@ -342,26 +360,15 @@ extension StreamProcessor {
     /// `mine`: this instance's tasks that wrote final vectors
     /// (`ownFinalVectorWriters`, taken before leaving the group drops them).
     func confirmFinalPublication(mine: [String]) {
-        if !mine.isEmpty {
-            var command = RedisCommand(arguments: [Array("HSET".utf8), Array(keys.embeddingPublished.utf8)])
-            for task in mine.sorted() {
-                command.append(task)
-                command.append("1")
-            }
-            var pipeline = RedisPipeline()
-            pipeline.add(command)
-            do { _ = try controlExecute(pipeline) } catch { logger.warning("embedding publication marker: \(error)") }
+        do {
+            try setHashFields(keys.embeddingPublished, mine.sorted().map { ($0, "1") })
+        } catch {
+            logger.warning("embedding publication marker: \(error)")
         }
-        var missing = finalVectorWriters
-        let deadline = Date().addingTimeInterval(Double(topology.embeddings.finalWaitMs) / 1000)
-        repeat {
-            guard let reported = try? hashGetAll(keys.embeddingPublished) else { break }
-            missing = finalVectorWriters.filter { reported[$0] == nil }
-            if missing.isEmpty { return }
-            Thread.sleep(forTimeInterval: 0.05)
-        } while Date() < deadline
-        finalPublicationMissing = missing
-        logger.error("the final vectors of \(missing) were not reported written within embeddings.final_wait (their owner stopped after the final refresh began): those items and users keep older vectors or none; run the bounded run of this group again")
+        let look = awaitHashFields(keys.embeddingPublished, finalVectorWriters, waitMs: topology.embeddings.finalWaitMs)
+        guard !look.missing.isEmpty else { return }
+        finalPublicationMissing = look.missing
+        logger.error("the final vectors of \(look.missing) were not reported written within embeddings.final_wait (their owner stopped after the final refresh began): those items and users keep older vectors or none; run the bounded run of this group again")
     }
 
     /// This instance's tasks that write final vectors.
@@ -370,17 +377,17 @@ extension StreamProcessor {
             + sourceTasks.values.filter { $0.userEmbeddings != nil }.map(\.id.description)
     }
 
-    /// A task's report of its final vectors goes when it starts (a new run).
-    func clearFinalPublication(_ id: TaskId) {
+    /// What the end of a bounded run recorded for a task goes when a new
+    /// owner starts it (a new run): an item partition's final marker and the
+    /// task's report of its final vectors, in one round trip.
+    func clearEndOfRunMarks(_ id: TaskId) {
         var pipeline = RedisPipeline()
-        pipeline.add(RedisCommand(arguments: [Array("HDEL".utf8), Array(keys.embeddingPublished.utf8), Array(id.description.utf8)]))
-        _ = try? controlExecute(pipeline)
-    }
-
-    /// A partition's final marker goes when its task starts (a new run).
-    func clearEmbeddingFinal(partition: Int32) {
-        var pipeline = RedisPipeline()
-        pipeline.add(RedisCommand(arguments: [Array("HDEL".utf8), Array(keys.embeddingFinal.utf8), Array(String(partition).utf8)]))
+        if id.stage == .items {
+            pipeline.add(RedisCommand(arguments: [Array("HDEL".utf8), Array(keys.embeddingFinal.utf8),
+                                                  Array(String(id.partition).utf8)]))
+        }
+        pipeline.add(RedisCommand(arguments: [Array("HDEL".utf8), Array(keys.embeddingPublished.utf8),
+                                              Array(id.description.utf8)]))
         _ = try? controlExecute(pipeline)
     }
 }

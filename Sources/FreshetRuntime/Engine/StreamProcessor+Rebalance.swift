@@ -194,11 +194,10 @@ extension StreamProcessor {
         }
         if let item = task as? ItemTask, let side = item.embeddings {
             if checkpoint != nil { try restoreCooccurrenceRows(id, into: side) }
-            clearEmbeddingFinal(partition: tp.partition)
-            clearFinalPublication(id)
+            clearEndOfRunMarks(id)
         }
         if let source = task as? SourceTask, source.userEmbeddings != nil, options.stopAtEnd {
-            clearFinalPublication(id)
+            clearEndOfRunMarks(id)
         }
         taskManager.insert(task)
         alignmentAssigned(task, nowMs: nowMs)
