@@ -47,11 +47,7 @@ final class EmbeddingsEndToEndTests: XCTestCase {
     }
 
     static func run(_ cluster: LocalCluster, topology: String, group: String, instances: Int) throws {
-        let runs = try (0..<instances).map { n in
-            try FreshetBinary.start(["run", "--topology", topology, "--brokers", cluster.brokers, "--redis", cluster.redisURL,
-                                     "--group", group, "--stop-at-end", "--admin-port=-1"],
-                                    logPath: "\(cluster.directory)/\(group)-\(n).log")
-        }
+        let runs = try (0..<instances).map { try startBoundedRun(cluster, topology: topology, group: group, name: "\($0)").process }
         for run in runs { XCTAssertEqual(try run.wait(timeout: 240), 0, run.logTail()) }
     }
 
@@ -181,17 +177,20 @@ final class EmbeddingsEndToEndTests: XCTestCase {
                        try EndToEndTests.countKeys(redis, pattern: "one:user:*", withField: field), "every user has a vector")
     }
 
+    /// Starts one instance of a bounded run of `group`, logging to `<group>-<name>.log`.
+    static func startBoundedRun(_ cluster: LocalCluster, topology: String, group: String, name: String) throws
+        -> (process: ChildProcess, log: String) {
+        let log = "\(cluster.directory)/\(group)-\(name).log"
+        return (try FreshetBinary.start(["run", "--topology", topology, "--brokers", cluster.brokers, "--redis", cluster.redisURL,
+                                         "--group", group, "--stop-at-end", "--admin-port=-1"], logPath: log), log)
+    }
+
     /// Starts two instances of a bounded run together (so that the group's
     /// first assignment splits the partitions) and kills (kill -9) the first
     /// to log that its run is complete, before its final checkpoint and markers.
     static func killFirstToComplete(_ cluster: LocalCluster, topology: String, group: String) throws
         -> (victim: (process: ChildProcess, log: String), survivor: (process: ChildProcess, log: String)) {
-        func start(_ name: String) throws -> (process: ChildProcess, log: String) {
-            let log = "\(cluster.directory)/\(group)-\(name).log"
-            return (try FreshetBinary.start(["run", "--topology", topology, "--brokers", cluster.brokers, "--redis", cluster.redisURL,
-                                             "--group", group, "--stop-at-end", "--admin-port=-1"], logPath: log), log)
-        }
-        let runs = [try start("a"), try start("b")]
+        let runs = try ["a", "b"].map { try startBoundedRun(cluster, topology: topology, group: group, name: $0) }
         let deadline = Date().addingTimeInterval(120)
         while Date() < deadline {
             for (k, run) in runs.enumerated()
@@ -221,12 +220,7 @@ final class EmbeddingsEndToEndTests: XCTestCase {
               final_wait: 3s
             """)
         let group = "unwritten"
-        let runs = try ["a", "b"].map { name in
-            let log = "\(cluster.directory)/\(group)-\(name).log"
-            return (process: try FreshetBinary.start(["run", "--topology", topology, "--brokers", cluster.brokers,
-                                                      "--redis", cluster.redisURL, "--group", group, "--stop-at-end",
-                                                      "--admin-port=-1"], logPath: log), log: log)
-        }
+        let runs = try ["a", "b"].map { try Self.startBoundedRun(cluster, topology: topology, group: group, name: $0) }
         let redis = try RedisConnection(url: cluster.redisURL)
         // The first instance to mark its item partitions final is killed at once.
         var victim: Int?
