@@ -70,10 +70,15 @@ package struct ItemEvent: Sendable, Equatable {
     }
 
     package static func encodeHistory(_ items: [String]) -> [UInt8] {
+        encodeHistory(bytes: items.map { Array($0.utf8) })
+    }
+
+    /// The encoded history of `items` (their UTF-8 bytes), as `encodeHistory` writes it.
+    package static func encodeHistory(bytes items: [[UInt8]]) -> [UInt8] {
         guard !items.isEmpty else { return [] }
-        var w = ByteWriter(capacity: 1 + items.reduce(0) { $0 + 1 + $1.utf8.count })
+        var w = ByteWriter(capacity: 1 + items.reduce(0) { $0 + 1 + $1.count })
         w.write(varint: UInt64(items.count))
-        for item in items { w.write(string: item) }
+        for item in items { w.write(bytes: item) }
         return w.bytes
     }
 

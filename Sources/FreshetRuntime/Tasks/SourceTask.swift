@@ -326,13 +326,8 @@ package final class SourceTask {
         history.withUnsafeBytes { raw in ItemEvent.forEachHistoryItem(inEncoded: raw) { items.append(Array($0)) } }
         while !items.isEmpty {
             items.removeLast()
-            var shorter = ByteWriter(capacity: 16 + items.reduce(0) { $0 + 10 + $1.count })
-            if !items.isEmpty {
-                shorter.write(varint: UInt64(items.count))
-                for item in items { shorter.write(bytes: item) }
-            }
-            if sendItem(itemId: itemId, ids: ids, ts: ts, kind: kind, history: shorter.bytes, origin: origin,
-                        output: output) == nil {
+            if sendItem(itemId: itemId, ids: ids, ts: ts, kind: kind, history: ItemEvent.encodeHistory(bytes: items),
+                        origin: origin, output: output) == nil {
                 historiesShortened += 1
                 return true
             }
