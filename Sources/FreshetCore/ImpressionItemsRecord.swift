@@ -229,20 +229,19 @@ package enum ImpressionItemsRecord {
         }
     }
 
-    /// Reads a whole record (after its format byte and tag) into its item events.
-    static func decode(_ r: inout BorrowedByteReader, counted: Bool) throws(CodecError) -> [RepartitionRecord] {
-        let header = try readHeader(&r, counted: counted)
+    /// Calls `body` with the item event record each of a read record's items
+    /// stands for (`withItems`'s header and items).
+    static func forEachItemEvent(_ header: Header, _ items: UnsafeBufferPointer<Item>, _ body: (RepartitionRecord) -> Void) {
         let userId = BorrowedByteReader.string(validUTF8: header.userId)
         let requestId = header.requestId.map { BorrowedByteReader.string(validUTF8: $0) }
-        var records: [RepartitionRecord] = []
-        records.reserveCapacity(header.count)
-        try readItems(&r, header) { _, item, origin in
+        for item in items {
+            var origin = header.source
+            origin.subIndex = item.subIndex
             var event = ItemEvent(itemId: BorrowedByteReader.string(validUTF8: item.id), userId: userId, ts: header.ts,
                                   kind: .impression(position: item.position), requestId: requestId)
             event.interactionCount = header.interactionCount
-            records.append(.item(event, origin: origin))
+            body(.item(event, origin: origin))
         }
-        return records
     }
 }
 
@@ -275,15 +274,10 @@ extension RepartitionRecord {
     /// record itself, or the item events of an `ImpressionItemsRecord` (all
     /// read before the first call, so a malformed record applies nothing).
     package static func decodeEach(_ bytes: UnsafeRawBufferPointer, _ body: (RepartitionRecord) -> Void) throws(CodecError) {
-        guard bytes.count >= 2,
-              bytes[1] == Tag.impressionItems.rawValue || bytes[1] == Tag.countedImpressionItems.rawValue else {
-            body(try decode(bytes))
-            return
+        let grouped = try ImpressionItemsRecord.withItems(of: bytes) { header, items in
+            ImpressionItemsRecord.forEachItemEvent(header, items, body)
         }
-        var r = BorrowedByteReader(bytes)
-        try readFormatVersion(&r)
-        let counted = try r.readByte("repartition record tag") == Tag.countedImpressionItems.rawValue
-        for record in try ImpressionItemsRecord.decode(&r, counted: counted) { body(record) }
+        if !grouped { body(try decode(bytes)) }
     }
 
     static func readFormatVersion(_ r: inout BorrowedByteReader) throws(CodecError) {

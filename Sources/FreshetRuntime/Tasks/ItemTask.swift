@@ -67,7 +67,7 @@ package final class ItemTask {
                 let grouped = try ImpressionItemsRecord.withItems(of: bytes) { group, items in
                     processImpression(group, items, embeddings: embeddings)
                 }
-                if !grouped { try RepartitionRecord.decodeEach(bytes) { process($0, nowMs: nowMs, output: output) } }
+                if !grouped { process(try RepartitionRecord.decode(bytes), nowMs: nowMs, output: output) }
             }
             embeddings.flushImpressions()
             return
