@@ -605,13 +605,14 @@ package final class StreamProcessor: @unchecked Sendable {
         // checkpointed (or commits blocked) and only drops them.
         do { try consumer.close() } catch { logger.warning("leaving the group: \(error)") }
         writer.stop()
-        if finalRefreshFollows && finalRefreshMissing == nil && commitsBlocked == nil && writer.refusedWriteCount == 0 {
-            confirmFinalPublication(mine: finalVectorWriters)
-        }
         // Dead letters and repartition records of the last batch; after a
         // flush that already timed out, a short last chance (nothing past the
         // last checkpoint is committed: they are produced again).
         _ = try? flushProducer(timeoutMs: stoppedWithUnacknowledgedOutput ? 1_000 : 10_000)
+        // (After the flush: the wait for the other members' reports can be long.)
+        if finalRefreshFollows && finalRefreshMissing == nil && commitsBlocked == nil && writer.refusedWriteCount == 0 {
+            confirmFinalPublication(mine: finalVectorWriters)
+        }
         stopBackgroundThreads()
         // Destroy the Kafka clients now, not when the processor is released:
         // their threads would keep reconnecting (and logging) while whoever
