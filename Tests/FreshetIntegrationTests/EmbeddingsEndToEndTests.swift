@@ -177,6 +177,17 @@ final class EmbeddingsEndToEndTests: XCTestCase {
                        try EndToEndTests.countKeys(redis, pattern: "one:user:*", withField: field), "every user has a vector")
     }
 
+    /// Produces the planted stream and writes a topology whose bounded runs
+    /// wait `finalWait` for the group's final markers and reports.
+    static func produceForEndOfRun(_ cluster: LocalCluster, finalWait: String) throws -> String {
+        _ = try produce(cluster, plantedConfig())
+        return try EndToEndTests.writeTopology(in: cluster.directory, extra: """
+            embeddings:
+              dimension: \(dimension)
+              final_wait: \(finalWait)
+            """)
+    }
+
     /// Starts one instance of a bounded run of `group`, logging to `<group>-<name>.log`.
     static func startBoundedRun(_ cluster: LocalCluster, topology: String, group: String, name: String) throws
         -> (process: ChildProcess, log: String) {
@@ -213,12 +224,7 @@ final class EmbeddingsEndToEndTests: XCTestCase {
     func testASurvivorFailsWhenAMarkedInstanceNeverWritesItsFinalVectors() throws {
         let cluster = try LocalCluster()
         defer { cluster.stop() }
-        _ = try Self.produce(cluster, Self.plantedConfig())
-        let topology = try EndToEndTests.writeTopology(in: cluster.directory, extra: """
-            embeddings:
-              dimension: \(Self.dimension)
-              final_wait: 3s
-            """)
+        let topology = try Self.produceForEndOfRun(cluster, finalWait: "3s")
         let group = "unwritten"
         let runs = try ["a", "b"].map { try Self.startBoundedRun(cluster, topology: topology, group: group, name: $0) }
         let redis = try RedisConnection(url: cluster.redisURL)
@@ -254,12 +260,7 @@ final class EmbeddingsEndToEndTests: XCTestCase {
     func testASurvivorThatCannotWaitForAKilledInstanceFailsLoudly() throws {
         let cluster = try LocalCluster()
         defer { cluster.stop() }
-        _ = try Self.produce(cluster, Self.plantedConfig())
-        let topology = try EndToEndTests.writeTopology(in: cluster.directory, extra: """
-            embeddings:
-              dimension: \(Self.dimension)
-              final_wait: 1s
-            """)
+        let topology = try Self.produceForEndOfRun(cluster, finalWait: "1s")
         let (victim, survivor) = try Self.killFirstToComplete(cluster, topology: topology, group: "short-wait")
         guard FaultInjection.assignments(victim.log).contains(where: { $0.task.hasPrefix("items-") }) else {
             _ = survivor.process.stop()
