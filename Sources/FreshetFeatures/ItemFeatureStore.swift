@@ -122,7 +122,7 @@ package final class ItemFeatureStore {
     }
 
     @inline(__always)
-    private func count(slot: UInt32, ts: EventTimeMs, positive: Bool) -> ItemApplyOutcome {
+    func count(slot: UInt32, ts: EventTimeMs, positive: Bool) -> ItemApplyOutcome {
         let p = pane(of: ts)
         let window = Int64(panes.windowPanes)
         let top = topPane
@@ -238,16 +238,21 @@ package final class ItemFeatureStore {
     /// The window counts as of event time `ts`: the sums over the window's
     /// panes ending at pane(ts), `(pane(ts) − windowPanes + 1)...pane(ts)`, of
     /// every event applied so far, whatever the watermark (panes above it
-    /// included). Nil for an unknown item. What the examples record with an
-    /// impression when the item task applies it (docs/EMBEDDINGS.md,
-    /// "Examples"): a function of the events applied before, not of when the
-    /// watermark moved. Exact unless the watermark is already more than a
-    /// window past `ts` (panes below its window are freed).
+    /// included). Nil for an unknown item. Exact unless the watermark is
+    /// already more than a window past `ts` (panes below its window are freed).
     package func windowTotals(of itemId: String, asOf ts: EventTimeMs) -> (popularity: Int64, impressions: Int64)? {
-        guard let slot = lookup(itemId) else { return nil }
         let top = panes.pane(of: ts)
-        return states[Int(slot)].panes.totals(lo: clampedRelative(top &- Int64(panes.windowPanes) &+ 1),
-                                              hi: clampedRelative(top))
+        return windowTotals(of: itemId, panes: (top &- Int64(panes.windowPanes) &+ 1)...top)
+    }
+
+    /// The sums over the absolute panes `panes` of every event applied so far
+    /// (nil for an unknown item): what the examples' item features as of an
+    /// impression start from (`PendingImpressionFeatures`, docs/EMBEDDINGS.md,
+    /// "Examples"). Panes below the current watermark's window are freed, so
+    /// a range reaching below it counts less.
+    package func windowTotals(of itemId: String, panes range: ClosedRange<Int64>) -> (popularity: Int64, impressions: Int64)? {
+        guard let slot = lookup(itemId) else { return nil }
+        return states[Int(slot)].panes.totals(lo: clampedRelative(range.lowerBound), hi: clampedRelative(range.upperBound))
     }
 
     /// Each item changed since the previous `takeDirty`, with its features:

@@ -32,9 +32,9 @@ final class AlignmentTests: XCTestCase {
 
     struct Backlog {
         var events: [FeatureOracle.Event] = []
-        /// Every example the input implies (the clocks' left out): item
-        /// features as of the impression depend on timing by design
-        /// (docs/EMBEDDINGS.md) and are not compared.
+        /// Every example the input implies (the clocks' left out), serving
+        /// features aside (every shown item is unique here; the late-events
+        /// test below checks them).
         var examples: [Shape] = []
         /// (user, item) entries the impressions put into the join.
         var impressedItems = 0
@@ -233,9 +233,12 @@ final class AlignmentTests: XCTestCase {
     /// runs must write the same examples, and each impression's
     /// `interaction_count` must be the user's positives known by its time
     /// (a late positive is known from just past its partition's watermark
-    /// when read). Before known-from times, the default drift gave counts
-    /// below the user's positives and fewer joined clicks, differing between
-    /// identical runs.
+    /// when read), and its `popularity_7d` and `impressions_7d` the item's
+    /// events known by then. Before known-from times, the default drift gave
+    /// counts below the user's positives and fewer joined clicks, differing
+    /// between identical runs; before the item features waited for the
+    /// watermark, they were the counts when the item task applied the
+    /// impression, off by much in a replay.
     func testLateEventsGiveTheSameExamplesAlignedOrNot() throws {
         let cluster = try LocalCluster()
         defer { cluster.stop() }
@@ -247,7 +250,7 @@ final class AlignmentTests: XCTestCase {
         var random = SplitMix64(seed: 5)
         let now = Int64(Date().timeIntervalSince1970 * 1000)
         var t = (now - 30 * Self.hour) / Self.hour * Self.hour
-        var events: [(arrival: Int64, topic: String, user: String, ts: Int64, json: String, positive: Bool)] = []
+        var events: [(arrival: Int64, topic: String, user: String, ts: Int64, json: String, positive: Bool, items: [String])] = []
         for n in 0..<2_500 {
             t += Int64(random.next() % 1_000)
             let user = random.next() % 2 == 0 ? "whale" : "u\(random.next() % 60)"
@@ -255,23 +258,28 @@ final class AlignmentTests: XCTestCase {
             let items = shown.map { "\"\($0)\"" }.joined(separator: ",")
             let jitter = { Int64(random.next() % 120_001) - 60_000 }
             events.append((t + jitter(), "impressions", user, t,
-                           #"{"request_id":"r\#(n)","user_id":"\#(user)","items_shown":[\#(items)],"positions":[0,1,2],"ts":\#(t)}"#, false))
+                           #"{"request_id":"r\#(n)","user_id":"\#(user)","items_shown":[\#(items)],"positions":[0,1,2],"ts":\#(t)}"#, false,
+                           shown))
             for item in shown where random.next() % 3 == 0 {
                 let ts = t + 1_000 + Int64(random.next() % 700_000)
                 let action = ["click", "watch", "like", "skip"][Int(random.next() % 4)]
                 events.append((ts + jitter(), "interactions", user, ts,
-                               #"{"user_id":"\#(user)","item_id":"\#(item)","action":"\#(action)","ts":\#(ts)}"#, action != "skip"))
+                               #"{"user_id":"\#(user)","item_id":"\#(item)","action":"\#(action)","ts":\#(ts)}"#, action != "skip",
+                               [item]))
             }
         }
         events.sort { $0.arrival < $1.arrival }
         let end = t + 3 * Self.hour
         for p in 0..<Self.partitions {
-            events.append((end, "interactions", "clock\(p)", end, #"{"user_id":"clock\#(p)","item_id":"c","action":"skip","ts":\#(end)}"#, false))
-            events.append((end, "impressions", "clock\(p)", end, #"{"user_id":"clock\#(p)","items_shown":["c"],"ts":\#(end)}"#, false))
+            events.append((end, "interactions", "clock\(p)", end, #"{"user_id":"clock\#(p)","item_id":"c","action":"skip","ts":\#(end)}"#, false, ["c"]))
+            events.append((end, "impressions", "clock\(p)", end, #"{"user_id":"clock\#(p)","items_shown":["c"],"ts":\#(end)}"#, false, ["c"]))
         }
         // Each partition's log in produce order gives every event its known-from time.
         var watermarks: [String: BoundedOutOfOrdernessWatermark] = [:]
         var knownPositives: [String: [Int64]] = [:]
+        // Per item, its counted events (impressions' shown items, positives) with their known-from times.
+        var itemEvents: [String: [(ts: Int64, knownFrom: Int64, positive: Bool)]] = [:]
+        var impressionsByRequest: [String: (ts: Int64, knownFrom: Int64)] = [:]
         var late = 0
         for e in events {
             let p = e.user.hasPrefix("clock") ? Int32(e.user.dropFirst(5))!
@@ -282,6 +290,25 @@ final class AlignmentTests: XCTestCase {
             let knownAt = watermarks[log]?.knownAt(e.ts)
             if knownAt != nil { late += 1 }
             if e.positive { knownPositives[e.user, default: []].append(knownAt ?? e.ts) }
+            if e.topic == "impressions" || e.positive {
+                for item in e.items { itemEvents[item, default: []].append((e.ts, knownAt ?? e.ts, e.positive)) }
+            }
+            if e.topic == "impressions", let r = e.json.range(of: #""request_id":"r"#) {
+                let request = "r" + e.json[r.upperBound...].prefix { $0 != "\"" }
+                impressionsByRequest[request] = (e.ts, knownAt ?? e.ts)
+            }
+        }
+        /// popularity_7d, impressions_7d as of an impression: the item's events
+        /// known by its known-from time K, over the panes pane(K) − 167 ... pane(ts)
+        /// (docs/EMBEDDINGS.md, "Item features as of the impression").
+        func expectedItemFeatures(item: String, request: String) -> (Int64, Int64)? {
+            guard let m = impressionsByRequest[request] else { return nil }
+            let hi = m.ts / Self.hour, lo = m.knownFrom / Self.hour - 167
+            var positives: Int64 = 0, shown: Int64 = 0
+            for e in itemEvents[item, default: []] where e.knownFrom <= m.knownFrom && (lo...hi).contains(e.ts / Self.hour) {
+                if e.positive { positives += 1 } else { shown += 1 }
+            }
+            return (positives, shown)
         }
         try producer.flush(timeoutMs: 60_000)
         XCTAssertGreaterThan(late, events.count / 2, "most events are late")
@@ -293,6 +320,7 @@ final class AlignmentTests: XCTestCase {
             defer { run.signal(SIGKILL) }
             XCTAssertEqual(try run.wait(timeout: 240), 0, run.logTail())
             var wrong: [String] = []
+            var wrongItems: [String] = []
             let examples = try EmbeddingsEndToEndTests.readExamples(topic: "ex-\(name)", brokers: cluster.brokers)
                 .filter { !$0.userId.hasPrefix("clock") }
             for e in examples {
@@ -301,12 +329,18 @@ final class AlignmentTests: XCTestCase {
                 if e.features?.interactionCount != expected {
                     wrong.append("\(e.userId) \(e.requestId ?? "-"): \(e.features?.interactionCount ?? -1), expected \(expected)")
                 }
+                let item = e.requestId.flatMap { expectedItemFeatures(item: e.itemId, request: $0) }
+                if item == nil || e.features?.popularity7d != item?.0 || e.features?.impressions7d != item?.1 {
+                    wrongItems.append("\(e.itemId) \(e.requestId ?? "-"): popularity \(e.features?.popularity7d ?? -1) impressions "
+                                      + "\(e.features?.impressions7d ?? -1), expected \(item.map { "\($0.0) \($0.1)" } ?? "none")")
+                }
             }
             XCTAssertTrue(wrong.isEmpty, "\(name): \(wrong.count) impression examples with a wrong interaction_count, e.g. \(wrong.prefix(5))")
-            // Item features as of the impression depend on timing by design: left out.
+            XCTAssertTrue(wrongItems.isEmpty, "\(name): \(wrongItems.count) impression examples with wrong item features, e.g. \(wrongItems.prefix(5))")
             return examples.map { e in
                 "\(e.userId) \(e.itemId) \(e.label) \(e.action?.name ?? "-") \(e.late) \(e.requestId ?? "-") "
-                    + "\(e.impressionTs ?? -1) \(e.eventTs) \(e.position ?? -1) \(e.features?.interactionCount ?? -1)"
+                    + "\(e.impressionTs ?? -1) \(e.eventTs) \(e.position ?? -1) \(e.features?.interactionCount ?? -1) "
+                    + "\(e.features?.popularity7d ?? -1) \(e.features?.impressions7d ?? -1)"
             }.sorted()
         }
         let aligned = try boundedRun("late-aligned", maxDrift: "10m")

@@ -56,9 +56,10 @@ final class FeaturesAtImpressionTests: KeyedExamplesTestCase {
         clock(d, at: base + 200 * second)  // released (the same pane)
         clock(d, at: base + 2 * hour)      // windows closed
         try assertFeaturesAsOfTheImpression(d)
-        let sides = d.tasks.values.compactMap { ($0 as? ItemTask)?.embeddings?.featuresAtImpression }
-        XCTAssertEqual(sides.reduce(0) { $0 + $1.count }, 2, "every recording taken by its copy but the two clock impressions', still held")
-        XCTAssertEqual(sides.reduce(0) { $0 + $1.misses }, 0)
+        let sides = d.tasks.values.compactMap { ($0 as? ItemTask)?.embeddings }
+        XCTAssertEqual(sides.reduce(0) { $0 + $1.featuresAtImpression.count + $1.pending.waitingCount }, 2,
+                       "every recording taken by its copy but the two clock impressions', still waiting for the watermark")
+        XCTAssertEqual(sides.reduce(0) { $0 + $1.featuresAtImpression.misses }, 0)
     }
 
     /// A replay reads the interactions ahead of the impressions: the
@@ -83,14 +84,15 @@ final class FeaturesAtImpressionTests: KeyedExamplesTestCase {
     }
 
     /// The item tasks crash after a checkpoint taken between the impression
-    /// and its release: the recorded features come back with the checkpoint
-    /// (the replayed click must not be read instead).
+    /// and its release: the waiting impressions and the events applied ahead
+    /// of the watermark come back with the checkpoint (the replayed click must
+    /// not be counted).
     func testTheRecordedFeaturesSurviveACrashOfTheItemTasks() throws {
         let d = driver()
         feed(d)
         try d.checkpoint()
-        let recorded = d.tasks.values.compactMap { ($0 as? ItemTask)?.embeddings?.featuresAtImpression }.reduce(0) { $0 + $1.count }
-        XCTAssertEqual(recorded, 2 + 2, "a and b recorded, not yet taken (and the clock's two impressions)")
+        let waiting = d.tasks.values.compactMap { ($0 as? ItemTask)?.embeddings?.pending }.reduce(0) { $0 + $1.waitingCount }
+        XCTAssertEqual(waiting, 2 + 2, "a and b wait for the watermark (and the clock's two impressions)")
         for p: Int32 in 0..<3 { try d.crash(TaskId(stage: .items, partition: p)) }
         clock(d, at: base + 200 * second)
         clock(d, at: base + 2 * hour)

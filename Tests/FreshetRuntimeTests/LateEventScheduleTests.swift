@@ -25,6 +25,8 @@ final class LateEventScheduleTests: KeyedExamplesTestCase {
         var json: [UInt8]
         var positive = false
         var request: String?
+        /// The interaction's item, or the impression's shown items.
+        var items: [String] = []
     }
 
     /// Per source partition, in log order.
@@ -42,14 +44,16 @@ final class LateEventScheduleTests: KeyedExamplesTestCase {
             let shown = (0..<3).map { _ in "i\(Int.random(in: 0..<25, using: &rng))" }
             let json = #"{"request_id":"\#(request)","user_id":"\#(user)","items_shown":["\#(shown.joined(separator: "\",\""))"],"ts":\#(t)}"#
             events.append((t + Int64.random(in: -90_000...90_000, using: &rng),
-                           Event(topic: .impressions, user: user, ts: t, json: Array(json.utf8), request: request)))
+                           Event(topic: .impressions, user: user, ts: t, json: Array(json.utf8), request: request,
+                                 items: shown)))
             for item in shown where Int.random(in: 0..<3, using: &rng) == 0 {
                 // Mostly inside the 10-minute window, some after it.
                 let ts = t + Int64.random(in: 1_000..<800_000, using: &rng)
                 let action = actions[Int.random(in: 0..<actions.count, using: &rng)]
                 let json = #"{"user_id":"\#(user)","item_id":"\#(item)","action":"\#(action)","ts":\#(ts)}"#
                 events.append((ts + Int64.random(in: -90_000...90_000, using: &rng),
-                               Event(topic: .interactions, user: user, ts: ts, json: Array(json.utf8), positive: action != "skip")))
+                               Event(topic: .interactions, user: user, ts: ts, json: Array(json.utf8), positive: action != "skip",
+                                     items: [item])))
             }
         }
         events.sort { $0.arrival < $1.arrival }
@@ -69,21 +73,27 @@ final class LateEventScheduleTests: KeyedExamplesTestCase {
         return logs
     }
 
-    /// The examples of one schedule, as comparable strings. The item features
-    /// recorded with an impression (`popularity_7d`, `impressions_7d`) are
-    /// left out: they are the item's counts when its task applied the
-    /// impression, which depends on the interleaving by definition
-    /// (docs/EMBEDDINGS.md, "Item features as of the impression").
+    /// The examples of one schedule, as comparable strings, the serving
+    /// features of the impression included.
+    /// Item tasks crashed (after a checkpoint) while they held join copies
+    /// or impressions waiting for the watermark, over every schedule run.
+    var itemCrashesWithPendingState = 0
+
     func run(_ logs: [TaskId: [Event]], schedule seed: UInt64?) throws -> [String] {
         let d = driver()
         if let seed {
-            let counts = d.tasks.keys.filter { $0.stage == .counts }.sorted { $0.description < $1.description }
+            let victims = d.tasks.keys.filter { $0.stage == .counts || $0.stage == .items }.sorted { $0.description < $1.description }
             let all = d.tasks.keys.sorted { $0.description < $1.description }
             try d.sendInRandomOrder(logs.mapValues { $0.map(\.json) }, seed: seed, maxChunk: 12, maxRuns: 3) { rng in
-                // Now and then a counts task crashes after a checkpoint (late
-                // records held in it included): it replays to the same releases.
-                guard Int.random(in: 0..<60, using: &rng) == 0, let victim = counts.randomElement(using: &rng) else { return }
+                // Now and then a counts or item task crashes after a
+                // checkpoint (late records held in the counts stage, join
+                // copies and impressions waiting in an item task included):
+                // it replays to the same releases and the same features.
+                guard Int.random(in: 0..<60, using: &rng) == 0, let victim = victims.randomElement(using: &rng) else { return }
                 try d.checkpoint { $0 == victim }
+                if let item = d.tasks[victim] as? ItemTask, item.heldJoinCopies + (item.embeddings?.pending.waitingCount ?? 0) > 0 {
+                    itemCrashesWithPendingState += 1
+                }
                 if Bool.random(using: &rng), let task = all.randomElement(using: &rng) { d.run(task) }
                 try d.crash(victim)
             }
@@ -94,10 +104,11 @@ final class LateEventScheduleTests: KeyedExamplesTestCase {
         d.runUntilQuiet()
         return try d.examples.flatMap { try ExampleCodec.decodeBundle(ExampleCodec.header + $0) }
             .filter { !$0.userId.hasPrefix("clock") }
-            .map { e in
-                "\(e.userId) \(e.itemId) \(e.label) \(e.action?.name ?? "-") late \(e.late) req \(e.requestId ?? "-") "
+            .map { e -> String in
+                let context = "\(e.userId) \(e.itemId) \(e.label) \(e.action?.name ?? "-") late \(e.late) req \(e.requestId ?? "-") "
                     + "imp \(e.impressionTs.map(String.init) ?? "-") ts \(e.eventTs) pos \(e.position.map(String.init) ?? "-") "
-                    + "count \(e.features.map { String($0.interactionCount) } ?? "-")"
+                let features = e.features.map { "count \($0.interactionCount) pop \($0.popularity7d) imps \($0.impressions7d)" }
+                return context + (features ?? "count - pop - imps -")
             }
             .sorted()
     }
@@ -119,6 +130,42 @@ final class LateEventScheduleTests: KeyedExamplesTestCase {
         var expected: [String: Int64] = [:]
         for m in impressions {
             expected[m.request] = Int64((knownPositives[m.user] ?? []).filter { $0 <= m.ts }.count)
+        }
+        return expected
+    }
+
+    /// "request item" → the item's (positives, impressions) known by the
+    /// impression's known-from time K, over the panes pane(K) − 167 ...
+    /// pane(ts) (docs/EMBEDDINGS.md, "Item features as of the impression"),
+    /// from the logs alone.
+    func expectedItemFeatures(_ logs: [TaskId: [Event]]) -> [String: (Int64, Int64)] {
+        struct Known { var item: String; var ts: Int64; var knownFrom: Int64; var positive: Bool }
+        var events: [Known] = []
+        var impressions: [(request: String, items: [String], ts: Int64, knownFrom: Int64)] = []
+        for (_, log) in logs {
+            var watermark = BoundedOutOfOrdernessWatermark(outOfOrdernessMs: 5_000)
+            for e in log {
+                watermark.observe(e.ts)
+                let knownFrom = watermark.knownAt(e.ts) ?? e.ts
+                if e.topic == .impressions || e.positive {
+                    for item in e.items { events.append(Known(item: item, ts: e.ts, knownFrom: knownFrom, positive: e.positive)) }
+                }
+                if let request = e.request { impressions.append((request, e.items, e.ts, knownFrom)) }
+            }
+        }
+        let panes = PaneSpec()
+        var expected: [String: (Int64, Int64)] = [:]
+        for m in impressions {
+            let lo = panes.pane(of: m.knownFrom) - Int64(panes.windowPanes) + 1, hi = panes.pane(of: m.ts)
+            for item in Set(m.items) {
+                var positives: Int64 = 0, shown: Int64 = 0
+                for e in events where e.item == item && e.knownFrom <= m.knownFrom {
+                    let pane = panes.pane(of: e.ts)
+                    guard pane >= lo && pane <= hi else { continue }
+                    if e.positive { positives += 1 } else { shown += 1 }
+                }
+                expected["\(m.request) \(item)"] = (positives, shown)
+            }
         }
         return expected
     }
@@ -147,13 +194,36 @@ final class LateEventScheduleTests: KeyedExamplesTestCase {
         }
         XCTAssertTrue(wrong.isEmpty, "\(wrong.count) examples with a wrong count, e.g.\n" + wrong.prefix(5).joined(separator: "\n"))
 
+        // popularity_7d, impressions_7d: the item's events known by the impression's known-from time.
+        let expectedItems = expectedItemFeatures(logs)
+        var wrongItems: [String] = []
+        var checked = 0
+        for line in reference where line.contains(" imp 1") {
+            let fields = line.split(separator: " ")
+            guard let r = fields.firstIndex(of: "req"), let p = fields.firstIndex(of: "pop"),
+                  let i = fields.firstIndex(of: "imps") else { continue }
+            let key = "\(fields[r + 1]) \(fields[1])"
+            checked += 1
+            let want = expectedItems[key]
+            if Int64(fields[p + 1]) != want?.0 || Int64(fields[i + 1]) != want?.1 {
+                wrongItems.append("\(line) (expected pop \(want?.0 ?? -1) imps \(want?.1 ?? -1))")
+            }
+        }
+        XCTAssertGreaterThan(checked, 800)
+        XCTAssertTrue(wrongItems.isEmpty, "\(wrongItems.count) of \(checked) examples with wrong item features, e.g.\n"
+                      + wrongItems.prefix(5).joined(separator: "\n"))
+
+        // A crashed item task sends the examples since its checkpoint again
+        // (at least once): schedules are compared by their distinct examples.
+        XCTAssertEqual(Set(reference).count, reference.count, "the reference has no duplicates")
         for seed: UInt64 in 1...12 {
-            let got = try run(logs, schedule: seed)
+            let got = Array(Set(try run(logs, schedule: seed))).sorted()
             guard got != reference else { continue }
             let missing = Set(reference).subtracting(got), extra = Set(got).subtracting(reference)
             XCTFail("schedule \(seed): \(got.count) examples (reference \(reference.count)); missing \(missing.count), e.g.\n"
                     + missing.sorted().prefix(4).joined(separator: "\n") + "\nunexpected \(extra.count), e.g.\n"
                     + extra.sorted().prefix(4).joined(separator: "\n"))
         }
+        XCTAssertGreaterThan(itemCrashesWithPendingState, 0, "item tasks crashed with copies or impressions waiting")
     }
 }

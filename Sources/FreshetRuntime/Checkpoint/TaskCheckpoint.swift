@@ -26,6 +26,13 @@ package struct TaskCheckpoint: Sendable, Equatable {
     /// Item tasks with the examples topic on: the join's open windows and
     /// tombstones (`ImpressionJoiner.encode`).
     package var joinState: [UInt8]?
+    /// Item tasks with the examples topic on: impressions whose item features
+    /// wait for the watermark and the events applied ahead of it
+    /// (`PendingImpressionFeatures.encode`).
+    package var joinPending: [UInt8]?
+    /// Item tasks joining through the counts stage: the stage's copies held
+    /// until the features' watermark passes them (`HeldJoinCopies.encode`).
+    package var joinHeld: [UInt8]?
 
     package struct SourceProgress: Sendable, Equatable {
         package var source: DuplicateFilter.Source
@@ -65,6 +72,8 @@ package struct TaskCheckpoint: Sendable, Equatable {
         if let storeMetadata { result.append(("store_meta", storeMetadata)) }
         if let joinFeatures { result.append(("join_features", joinFeatures)) }
         if let joinState { result.append(("join_state", joinState)) }
+        if let joinPending { result.append(("join_pending", joinPending)) }
+        if let joinHeld { result.append(("join_held", joinHeld)) }
         result.append(("next_offset", Array((nextOffset.map(String.init) ?? "").utf8)))
         result.append(("event_time_ms", Array((eventTimeMs.map(String.init) ?? "").utf8)))
         return result
@@ -87,6 +96,8 @@ package struct TaskCheckpoint: Sendable, Equatable {
         checkpoint.storeMetadata = fields["store_meta"]
         checkpoint.joinFeatures = fields["join_features"]
         checkpoint.joinState = fields["join_state"]
+        checkpoint.joinPending = fields["join_pending"]
+        checkpoint.joinHeld = fields["join_held"]
         if let bytes = fields["sources"], !bytes.isEmpty {
             do {
                 var reader = ByteReader(bytes)

@@ -62,7 +62,7 @@ package final class TaskDriver {
                                    impressionPartitions: impressionPartitions, repartitionPartitions: repartitionPartitions,
                                    makeUserEmbeddingSide: { userEmbeddings ? UserEmbeddingSide(settings: settings) : nil },
                                    makeItemEmbeddingSide: {
-                                       itemEmbeddings ? ItemEmbeddingSide(settings: settings, counts: InteractionCountView(), paneMs: PaneSpec().paneMs) : nil
+                                       itemEmbeddings ? ItemEmbeddingSide(settings: settings, counts: InteractionCountView()) : nil
                                    })
         var ids: [TaskId] = []
         ids += (0..<interactionPartitions).map { TaskId(stage: .interactions, partition: $0) }

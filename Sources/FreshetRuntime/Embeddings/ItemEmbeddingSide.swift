@@ -33,10 +33,12 @@ package final class ItemEmbeddingSide {
     /// not the direct ones.
     @exclusivity(unchecked) var joinsThroughCounts = false
     /// With the counts stage: each impression's item features as of its
-    /// direct event, taken by its join copy (no later event leaks in).
+    /// known-from time, evaluated once the features' watermark passed it,
+    /// taken by its join copy.
     package let featuresAtImpression: FeaturesAtImpression
-    /// Recent positives' times per item: what `popularity_7d` at an impression leaves out.
-    let recentEvents: RecentEventTimes
+    /// The impressions whose features wait for the watermark, and the applied
+    /// events ahead of it (what an evaluation leaves out).
+    let pending: PendingImpressionFeatures
     /// Positives counted into rows (waits for the counter).
     package var positives: Int { counter.synced.positives }
     /// Positives handed to the counter (the refresh cadence, in events: no wait).
@@ -58,13 +60,11 @@ package final class ItemEmbeddingSide {
         return book.evictedForCheckpoint
     }
 
-    /// - Parameter paneMs: the item windows' pane length (`windows.pane`).
-    package init(settings: Topology.Embeddings, counts: InteractionCountView, paneMs: Int64 = PaneSpec().paneMs) {
+    package init(settings: Topology.Embeddings, counts: InteractionCountView) {
         counter = CooccurrenceCounter(config: settings.cooccurrenceConfig)
         joiner = ImpressionJoiner(windowMs: settings.joinWindowMs)
         featuresAtImpression = FeaturesAtImpression(graceMs: joiner.windowMs + joiner.lateTTLMs)
-        // Two panes: an impression up to an hour behind the join's watermark still finds its pane's later events.
-        recentEvents = RecentEventTimes(retentionMs: 2 * paneMs)
+        pending = PendingImpressionFeatures()
         examples = settings.examples
         self.counts = counts
     }
@@ -72,18 +72,19 @@ package final class ItemEmbeddingSide {
     /// Folds one item event in; `store` supplies the item's serving features.
     /// `joinOnly`: the counts stage's copy of an event (the join only; the
     /// features and rows took the direct one); `applied`: the store took the
-    /// direct event (not dropped as late).
+    /// direct event (not dropped as late); `itemSlot`: the direct event's
+    /// item in `store` (nil for a copy or an event the store ignores).
     func process(_ event: ItemEvent, store: ItemFeatureStore, output: TaskOutput, joinOnly: Bool = false,
-                 applied: Bool = true) {
-        if examples && applied && !joinOnly, case .interaction(let action, _) = event.kind, action.isPositive {
-            recentEvents.recordPositive(itemId: event.itemId, ts: event.ts)
+                 applied: Bool = true, itemSlot: UInt32? = nil) {
+        if examples && applied && !joinOnly, let itemSlot, case .interaction(let action, _) = event.kind, action.isPositive {
+            pending.noteApplied(item: itemSlot, ts: event.ts, knownFrom: event.knownAtMs ?? event.ts, positive: true)
         }
         switch event.kind {
         case .impression(let position):
             processImpression(ShownItemEvent(itemId: event.itemId, userId: event.userId, requestId: event.requestId,
                                              ts: event.ts, position: position, interactionCount: event.interactionCount,
-                                             knownAt: event.knownAtMs),
-                              store: store, joinOnly: joinOnly)
+                                             knownAt: event.knownAtMs, itemSlot: itemSlot),
+                              store: store, joinOnly: joinOnly, applied: applied)
         case .interaction(let action, let dwellMs):
             if action.isPositive && !joinOnly {
                 var itemId = event.itemId
@@ -115,23 +116,32 @@ package final class ItemEmbeddingSide {
         var interactionCount: Int64?
         /// When a late event is known from (`ItemEvent.knownAtMs`).
         var knownAt: EventTimeMs?
+        /// The direct event's item in the task's store (nil for a copy).
+        var itemSlot: UInt32?
     }
 
     /// An impression's item event (`process` with an `.impression` kind).
-    /// `joinOnly`: the counts stage's copy (the store took the direct one).
-    func processImpression(_ shown: ShownItemEvent, store: ItemFeatureStore, joinOnly: Bool) {
+    /// `joinOnly`: the counts stage's copy (the store took the direct one);
+    /// `applied`: the store took this direct event (not dropped as late).
+    func processImpression(_ shown: ShownItemEvent, store: ItemFeatureStore, joinOnly: Bool, applied: Bool) {
         guard examples else { return }
         let key = FeaturesAtImpression.Key(userId: shown.userId, itemId: shown.itemId, ts: shown.ts)
-        if joinsThroughCounts && !joinOnly {
-            // The direct event, just applied: the features as of the impression.
-            featuresAtImpression.record(key, windowTotals(itemId: shown.itemId, ts: shown.ts, store: store))
-            return
+        let knownFrom = shown.knownAt ?? shown.ts
+        if !joinOnly, let item = shown.itemSlot {
+            if applied { pending.noteApplied(item: item, ts: shown.ts, knownFrom: knownFrom, positive: false) }
+            if joinsThroughCounts {
+                // The direct event: its features once the watermark passes it.
+                pending.await(key, item: item, knownFrom: knownFrom, store: store, into: featuresAtImpression)
+                return
+            }
         }
-        // The join copy takes what its direct event recorded; without the
-        // counts stage the direct event is the one joined (same definition).
+        // The join copy takes what was evaluated for its direct event (held
+        // by the item task until then; a miss is an idle partition's or a
+        // restore's edge). Without the counts stage the direct event is the
+        // one joined, by arrival: what is known so far.
         let item = joinsThroughCounts
-            ? (featuresAtImpression.take(key) ?? windowTotals(itemId: shown.itemId, ts: shown.ts, store: store))
-            : windowTotals(itemId: shown.itemId, ts: shown.ts, store: store)
+            ? (featuresAtImpression.take(key) ?? pending.asOf(itemId: shown.itemId, ts: shown.ts, knownFrom: knownFrom, store: store))
+            : pending.asOf(itemId: shown.itemId, ts: shown.ts, knownFrom: knownFrom, store: store)
         let count = shown.interactionCount ?? counts.interactionCount(shown.userId) ?? -1
         let serving = ServingFeatures(interactionCount: count, popularity7d: item.popularity7d,
                                       impressions7d: item.impressions7d)
@@ -174,17 +184,17 @@ package final class ItemEmbeddingSide {
         collected.removeAll(keepingCapacity: true)
     }
 
-    /// The item's window counts as of the impression's time, of every event
-    /// the task applied so far (`ItemFeatureStore.windowTotals` up to the
-    /// impression's pane), less the positives of that pane with a later event
-    /// time (`RecentEventTimes`: the label's own click, in a replay); 0 for an unknown item.
-    private func windowTotals(itemId: String, ts: EventTimeMs, store: ItemFeatureStore) -> FeaturesAtImpression.Recorded {
-        guard let totals = store.windowTotals(of: itemId, asOf: ts) else {
-            return FeaturesAtImpression.Recorded(popularity7d: 0, impressions7d: 0)
-        }
-        let paneEnd = store.panes.start(ofPane: store.panes.pane(of: ts) &+ 1)
-        let later = recentEvents.laterPositives(itemId: itemId, after: ts, before: paneEnd)
-        return FeaturesAtImpression.Recorded(popularity7d: totals.popularity - later, impressions7d: totals.impressions)
+    /// Evaluates the impressions known by the features' new watermark (call
+    /// before the store moves to it: the evaluation reads panes it may free).
+    func evaluateImpressions(through watermark: EventTimeMs, store: ItemFeatureStore) {
+        guard examples else { return }
+        pending.evaluate(through: watermark, store: store, into: featuresAtImpression)
+    }
+
+    /// Evaluates every waiting impression: the item task's sources all ended a bounded run.
+    func evaluateAllImpressions(store: ItemFeatureStore) {
+        guard examples else { return }
+        pending.evaluateAll(store: store, into: featuresAtImpression)
     }
 
     /// Closes join windows up to the watermark (impressed-but-not-engaged
@@ -192,7 +202,6 @@ package final class ItemEmbeddingSide {
     func advance(watermark: EventTimeMs, output: TaskOutput) {
         if examples {
             flushImpressions()
-            recentEvents.prune(watermark: watermark)
             for example in joiner.advance(watermark: watermark) { emit(example, output: output) }
             featuresAtImpression.expire(joinWatermark: watermark)
         }

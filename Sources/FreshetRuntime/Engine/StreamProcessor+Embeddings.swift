@@ -95,7 +95,7 @@ extension StreamProcessor {
     }
 
     func makeItemEmbeddingSide() -> ItemEmbeddingSide? {
-        topology.embeddings.enabled ? ItemEmbeddingSide(settings: topology.embeddings, counts: interactionCounts, paneMs: topology.windows.paneMs) : nil
+        topology.embeddings.enabled ? ItemEmbeddingSide(settings: topology.embeddings, counts: interactionCounts) : nil
     }
 
     /// Restores an item task's co-occurrence rows from its checkpoint.

@@ -36,6 +36,14 @@ package final class ItemTask {
     /// Sources that announced the end of a bounded run (not checkpointed: a run's own business).
     package private(set) var finishedSources: Set<DuplicateFilter.Source> = []
     private let expectedSources: Set<DuplicateFilter.Source>
+    /// The counts stage's join copies waiting for the features' watermark
+    /// (examples through the counts stage; `HeldJoinCopies`).
+    @exclusivity(unchecked) private var heldCopies = HeldJoinCopies()
+    /// Join copies held for the features' watermark (gauges, tests).
+    package var heldJoinCopies: Int { heldCopies.count }
+    /// Every source of the features ended its bounded run and every waiting
+    /// impression was evaluated: nothing waits any more in this run.
+    private var evaluatedAll = false
 
     /// - Parameter sources: every source partition that feeds the repartition topic.
     package init(id: TaskId, panes: PaneSpec, trending: TrendingDecay, idleTimeoutMs: Int64?,
@@ -64,10 +72,7 @@ package final class ItemTask {
         // features); an impression's grouped items are read in place.
         if let embeddings, embeddings.examples {
             undecodable += RecordBundle.forEachDecodable(in: record.value) { bytes throws(CodecError) in
-                let grouped = try ImpressionItemsRecord.withItems(of: bytes) { group, items in
-                    processImpression(group, items, embeddings: embeddings)
-                }
-                if !grouped { process(try RepartitionRecord.decode(bytes), nowMs: nowMs, output: output) }
+                try processForJoin(bytes, mayHold: true, nowMs: nowMs, output: output, embeddings: embeddings)
             }
             embeddings.flushImpressions()
             return
@@ -89,6 +94,64 @@ package final class ItemTask {
         }
     }
 
+    /// One record with the examples on; a counts-stage copy that must wait
+    /// for the features' watermark is held (`mayHold`), unread further.
+    private func processForJoin(_ bytes: UnsafeRawBufferPointer, mayHold: Bool, nowMs: Int64, output: TaskOutput,
+                                embeddings: ItemEmbeddingSide) throws(CodecError) {
+        let grouped = try ImpressionItemsRecord.withItems(of: bytes) { group, items in
+            // A grouped record is never late (late impressions go item by item).
+            if mayHold, holds(group.source, knownFrom: group.ts, embeddings: embeddings) {
+                heldCopies.hold(Self.source(group.source), knownFrom: group.ts, bytes: bytes)
+                return
+            }
+            processImpression(group, items, embeddings: embeddings)
+        }
+        if grouped { return }
+        let decoded = try RepartitionRecord.decode(bytes)
+        if mayHold, case .item(let event, let origin) = decoded,
+           holds(origin, knownFrom: event.knownAtMs ?? event.ts, embeddings: embeddings) {
+            heldCopies.hold(Self.source(origin), knownFrom: event.knownAtMs ?? event.ts, bytes: bytes)
+            return
+        }
+        process(decoded, nowMs: nowMs, output: output)
+    }
+
+    /// Whether a record from `origin` known from `knownFrom` is a join copy that must wait.
+    @inline(__always)
+    private func holds(_ origin: RecordOrigin, knownFrom: EventTimeMs, embeddings: ItemEmbeddingSide) -> Bool {
+        origin.sourceTopic == Self.countsOrigin && embeddings.joinsThroughCounts && !evaluatedAll
+            && heldCopies.mustHold(Self.source(origin), knownFrom: knownFrom, watermark: currentWatermark)
+    }
+
+    private static func source(_ origin: RecordOrigin) -> DuplicateFilter.Source {
+        DuplicateFilter.Source(topic: origin.sourceTopic, partition: origin.partition)
+    }
+
+    /// Every source of the features (not the counts stage's) ended its bounded run.
+    private var featureSourcesFinished: Bool {
+        expectedSources.allSatisfy { $0.topic == Self.countsOrigin || finishedSources.contains($0) }
+    }
+
+    /// Evaluates what the features' watermark now allows (everything once
+    /// the sources all ended a bounded run) and hands the held copies it
+    /// frees to the join.
+    private func releaseHeldCopies(nowMs: Int64, output: TaskOutput) {
+        guard let side = embeddings, side.examples else { return }
+        if !evaluatedAll && featureSourcesFinished {
+            side.evaluateAllImpressions(store: store)
+            evaluatedAll = true
+        }
+        guard heldCopies.count > 0 else { return }
+        heldCopies.release(through: evaluatedAll ? nil : currentWatermark) { bytes in
+            do throws(CodecError) {
+                try processForJoin(bytes, mayHold: false, nowMs: nowMs, output: output, embeddings: side)
+            } catch {
+                undecodable += 1  // unreachable: it was read when held
+            }
+        }
+        side.flushImpressions()
+    }
+
     private func process(_ decoded: RepartitionRecord, nowMs: Int64, output: TaskOutput) {
         switch decoded {
         case .item(let event, let origin):
@@ -97,11 +160,16 @@ package final class ItemTask {
             // and rows got every event directly.
             let joinOnly = origin.sourceTopic == Self.countsOrigin
             var applied = !joinOnly
-            if !joinOnly, case .droppedLate = store.apply(event, watermark: currentWatermark) {
-                lateDropped += 1
-                applied = false
+            var itemSlot: UInt32?
+            if !joinOnly {
+                let outcome: ItemApplyOutcome
+                (outcome, itemSlot) = store.applyReturningSlot(event, watermark: currentWatermark)
+                if case .droppedLate = outcome {
+                    lateDropped += 1
+                    applied = false
+                }
             }
-            embeddings?.process(event, store: store, output: output, joinOnly: joinOnly, applied: applied)
+            embeddings?.process(event, store: store, output: output, joinOnly: joinOnly, applied: applied, itemSlot: itemSlot)
         case .watermark(let marker):
             let source = DuplicateFilter.Source(topic: marker.sourceTopic, partition: marker.sourcePartition)
             withWatermarks(of: source) { $0.apply(marker, nowMs: nowMs, finished: &finishedSources) }
@@ -126,14 +194,23 @@ package final class ItemTask {
             var origin = group.source
             origin.subIndex = item.subIndex
             guard duplicates.admit(origin) else { duplicatesDropped += 1; continue }
-            if !joinOnly, case .droppedLate = store.apply(itemId: item.id, ts: group.ts, positive: false,
-                                                          watermark: currentWatermark) {
-                lateDropped += 1
+            var applied = false
+            var itemSlot: UInt32?
+            if !joinOnly {
+                let (outcome, slot) = store.applyReturningSlot(itemId: item.id, ts: group.ts, positive: false,
+                                                               watermark: currentWatermark)
+                applied = true
+                itemSlot = slot
+                if case .droppedLate = outcome {
+                    lateDropped += 1
+                    applied = false
+                }
             }
             let shown = ItemEmbeddingSide.ShownItemEvent(
                 itemId: BorrowedByteReader.string(validUTF8: item.id), userId: userId, requestId: requestId,
-                ts: group.ts, position: item.position, interactionCount: group.interactionCount, knownAt: nil)
-            embeddings.processImpression(shown, store: store, joinOnly: joinOnly)
+                ts: group.ts, position: item.position, interactionCount: group.interactionCount, knownAt: nil,
+                itemSlot: itemSlot)
+            embeddings.processImpression(shown, store: store, joinOnly: joinOnly, applied: applied)
         }
     }
 
@@ -143,10 +220,13 @@ package final class ItemTask {
     package func advanceWatermark(nowMs: Int64, output: TaskOutput) -> Bool {
         var advanced = false
         if let next = watermarks.advance(nowMs: nowMs), currentWatermark.map({ next > $0 }) ?? true {
+            // Before the store moves: the evaluation reads panes it may free.
+            embeddings?.evaluateImpressions(through: next, store: store)
             currentWatermark = next
             store.advanceWatermark(to: next)
             advanced = true
         }
+        releaseHeldCopies(nowMs: nowMs, output: output)
         advanceJoin(nowMs: nowMs, output: output)
         return advanced
     }
@@ -202,7 +282,11 @@ extension ItemTask: StreamTask {
         snapshot.meta.storeMetadata = store.encodeMetadata()
         // Written at every checkpoint (a field left out would keep its old value).
         if let side = embeddings, side.examples {
-            if side.joinsThroughCounts { snapshot.meta.joinFeatures = side.featuresAtImpression.encode() }
+            if side.joinsThroughCounts {
+                snapshot.meta.joinFeatures = side.featuresAtImpression.encode()
+                snapshot.meta.joinHeld = heldCopies.encode()
+            }
+            snapshot.meta.joinPending = side.pending.encode(store: store)
             snapshot.meta.joinState = side.joiner.encode()
         }
         return snapshot
@@ -239,6 +323,20 @@ extension ItemTask: StreamTask {
                 try side.featuresAtImpression.restore(bytes)
             } catch {
                 throw CheckpointError(task: id, message: "join_features field is corrupt: \(error)")
+            }
+        }
+        if let bytes = checkpoint.joinPending, let side = embeddings, side.examples {
+            do {
+                try side.pending.restore(bytes, store: store)
+            } catch {
+                throw CheckpointError(task: id, message: "join_pending field is corrupt: \(error)")
+            }
+        }
+        if let bytes = checkpoint.joinHeld, let side = embeddings, side.joinsThroughCounts {
+            do {
+                try heldCopies.restore(bytes)
+            } catch {
+                throw CheckpointError(task: id, message: "join_held field is corrupt: \(error)")
             }
         }
         // Checkpoints written before the field existed have none: the join then starts empty, as it did.

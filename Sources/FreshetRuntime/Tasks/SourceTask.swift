@@ -220,7 +220,11 @@ package final class SourceTask {
                        output: TaskOutput) -> BadInput? {
         var tooLarge: BadInput?
         let count = event.itemCount
-        if count > 1, output.partition(of: .items, keyBytes: ids.shownItem(0)) != nil {
+        // A late impression with the examples on goes item by item: its item
+        // events carry when it is known (the examples' item features are
+        // evaluated by it); the grouped record has no field for it.
+        let lateForExamples = routesThroughCounts && watermark.knownAt(event.ts) != nil
+        if count > 1, !lateForExamples, output.partition(of: .items, keyBytes: ids.shownItem(0)) != nil {
             routeGrouped(impression: ids, ts: event.ts, count: count, record: record, output: output, tooLarge: &tooLarge)
         } else {
             for k in 0..<count {
@@ -285,10 +289,14 @@ package final class SourceTask {
                           index: Int, of count: Int, record: RecordView, output: TaskOutput,
                           tooLarge: inout BadInput?) {
         let origin = self.origin(of: record, subIndex: UInt32(index))
+        // With the examples on, a late event's item record says when it is
+        // known, as its counts-stage record does (`SourceTask+Counts`): the
+        // item task evaluates the examples' item features by it.
+        let knownAt = routesThroughCounts ? watermark.knownAt(ts) : nil
         guard let size = sendItem(itemId: itemId, ids: ids, ts: ts, kind: kind, history: history, origin: origin,
-                                  output: output) else { return }
+                                  knownAt: knownAt, output: output) else { return }
         if !history.isEmpty, sendWithShorterHistory(itemId: itemId, ids: ids, ts: ts, kind: kind, history: history,
-                                                    origin: origin, output: output) {
+                                                    origin: origin, knownAt: knownAt, output: output) {
             return
         }
         if tooLarge == nil {
@@ -299,14 +307,14 @@ package final class SourceTask {
     /// Sends one item event; nil when sent, else its size (too large for a message).
     @inline(__always)
     private func sendItem(itemId: UnsafeRawBufferPointer, ids: EventIds, ts: EventTimeMs, kind: ItemEvent.Kind,
-                          history: [UInt8], origin: RecordOrigin, output: TaskOutput) -> Int? {
+                          history: [UInt8], origin: RecordOrigin, knownAt: EventTimeMs?, output: TaskOutput) -> Int? {
         var oversized: Int?
         let bound = RepartitionRecord.itemMaxBytes(itemId: itemId, userId: ids.user, requestId: ids.requestId,
-                                                   userHistoryEncoded: history)
+                                                   userHistoryEncoded: history, knownAtMs: knownAt)
         RawByteCursor.withScratch(capacity: bound, write: { c in
             RepartitionRecord.writeItem(itemId: itemId, userId: ids.user, ts: ts, kind: kind,
                                         requestId: ids.requestId, origin: origin, userHistoryEncoded: history,
-                                        into: &c)
+                                        knownAtMs: knownAt, into: &c)
         }) { bytes in
             guard bytes.count <= output.maxRepartitionRecordBytes else {
                 oversized = bytes.count
@@ -321,13 +329,13 @@ package final class SourceTask {
     /// fits; false when even the event without a history does not fit.
     private func sendWithShorterHistory(itemId: UnsafeRawBufferPointer, ids: EventIds, ts: EventTimeMs,
                                         kind: ItemEvent.Kind, history: [UInt8], origin: RecordOrigin,
-                                        output: TaskOutput) -> Bool {
+                                        knownAt: EventTimeMs?, output: TaskOutput) -> Bool {
         var items: [[UInt8]] = []
         history.withUnsafeBytes { raw in ItemEvent.forEachHistoryItem(inEncoded: raw) { items.append(Array($0)) } }
         while !items.isEmpty {
             items.removeLast()
             if sendItem(itemId: itemId, ids: ids, ts: ts, kind: kind, history: ItemEvent.encodeHistory(bytes: items),
-                        origin: origin, output: output) == nil {
+                        origin: origin, knownAt: knownAt, output: output) == nil {
                 historiesShortened += 1
                 return true
             }
