@@ -16,7 +16,11 @@ import FreshetCore
 /// into the first impression. State is bounded: an entry leaves when its copy
 /// takes it; an entry whose copy never comes (the copy arrived first, or an
 /// impression more than `graceMs` behind the join's watermark) is dropped once
-/// the join's watermark is `graceMs` past its time. Checkpointed whole with
+/// the join's watermark is `graceMs` past the time the impression is known
+/// from (its own time when on time: a late impression's copy is released by
+/// that time, so an entry expiring by its event time was gone before a copy
+/// hours late could take it, and the copy fell back to counts read later, a
+/// breaker's finding). Checkpointed whole with
 /// the item task (`encode`/`restore`), so a replay after a crash records or
 /// finds the same values. Owned by the item task's processing thread.
 package final class FeaturesAtImpression {
@@ -56,6 +60,8 @@ package final class FeaturesAtImpression {
 
     private struct Entry {
         var recorded: Recorded
+        /// When the impression is known from (its expiry counts from it).
+        var knownFrom: EventTimeMs
         /// Impressions with this key whose copy has not come yet.
         var pending: Int32
         /// Matches the entry's expiry node (stale nodes are skipped).
@@ -144,17 +150,19 @@ package final class FeaturesAtImpression {
     }
 
     /// Whether an entry has expired: an `expire` after its recording had a
-    /// limit at or past its time (limits only grow, so the latest decides).
+    /// limit at or past its known-from time (limits only grow, so the latest decides).
     @inline(__always)
-    private func isExpired(_ entry: Entry, _ ts: EventTimeMs) -> Bool {
-        entry.generation < expiries && expiredThrough.map { ts <= $0 } ?? false
+    private func isExpired(_ entry: Entry) -> Bool {
+        entry.generation < expiries && expiredThrough.map { entry.knownFrom <= $0 } ?? false
     }
 
-    /// Records the features of one impressed item as it is applied.
-    package func record(_ key: Key, _ recorded: Recorded) {
+    /// Records the features of one impressed item. `knownFrom`: when the
+    /// impression is known from (nil: its own time), which its expiry counts from.
+    package func record(_ key: Key, _ recorded: Recorded, knownFrom: EventTimeMs? = nil) {
         let tag = Self.tag(key)
+        let known = max(knownFrom ?? key.ts, key.ts)
         if let slot = find(key, tag: tag) {
-            if !isExpired(slots[Int(slot)], key.ts) {
+            if !isExpired(slots[Int(slot)]) {
                 slots[Int(slot)].pending += 1
                 return
             }
@@ -163,7 +171,7 @@ package final class FeaturesAtImpression {
             remove(slot, tag: tag)
         }
         seq &+= 1
-        let entry = Entry(recorded: recorded, pending: 1, seq: seq, generation: expiries)
+        let entry = Entry(recorded: recorded, knownFrom: known, pending: 1, seq: seq, generation: expiries)
         let slot: UInt32
         if let reused = free.popLast() {
             slot = reused
@@ -175,7 +183,7 @@ package final class FeaturesAtImpression {
             slots.append(entry)
         }
         _ = index.slot(tag: tag, isKey: { _ in false }, orInsert: { slot })
-        deadlines.append(Deadline(ts: key.ts, seq: seq, slot: slot))
+        deadlines.append(Deadline(ts: known, seq: seq, slot: slot))
         peakCount = max(peakCount, index.count)
     }
 
@@ -188,7 +196,7 @@ package final class FeaturesAtImpression {
             return nil
         }
         let entry = slots[Int(slot)]
-        guard !isExpired(entry, key.ts) else {
+        guard !isExpired(entry) else {
             remove(slot, tag: tag)
             expired += 1
             misses += 1
@@ -198,7 +206,7 @@ package final class FeaturesAtImpression {
         return entry.recorded
     }
 
-    /// Expires entries whose time is at least `graceMs` behind the join's
+    /// Expires entries whose known-from time is at least `graceMs` behind the join's
     /// watermark: they are gone for `take` and `encode` at once, and leave
     /// memory as the recording-order queue reaches them.
     package func expire(joinWatermark: EventTimeMs) {
@@ -222,13 +230,14 @@ package final class FeaturesAtImpression {
         }
     }
 
-    private static let format: UInt8 = 1
+    private static let format: UInt8 = 2
 
     /// Checkpoint form: version, count, then per entry user, item, time,
-    /// popularity, impressions, pending (ids length-prefixed, numbers zigzag varints),
-    /// in time order so the bytes do not depend on hashing.
+    /// popularity, impressions, pending, known-from − time (ids
+    /// length-prefixed, numbers zigzag varints), in time order so the bytes
+    /// do not depend on hashing. Version 1 had no known-from (read as the time).
     package func encode() -> [UInt8] {
-        let sorted = zip(keys, slots).filter { $0.1.pending > 0 && !isExpired($0.1, $0.0.ts) }
+        let sorted = zip(keys, slots).filter { $0.1.pending > 0 && !isExpired($0.1) }
             .sorted { ($0.0.ts, $0.1.seq) < ($1.0.ts, $1.1.seq) }
         var w = ByteWriter(capacity: 8 + sorted.count * 32)
         w.write(byte: Self.format)
@@ -240,6 +249,7 @@ package final class FeaturesAtImpression {
             w.write(zigzag: entry.recorded.popularity7d)
             w.write(zigzag: entry.recorded.impressions7d)
             w.write(varint: UInt64(max(0, entry.pending)))
+            w.write(zigzag: entry.knownFrom &- key.ts)
         }
         return w.bytes
     }
@@ -257,7 +267,7 @@ package final class FeaturesAtImpression {
         expiries = 0
         var r = ByteReader(bytes)
         let version = try r.readByte("features at impression version")
-        guard version == Self.format else {
+        guard version == 1 || version == Self.format else {
             throw CodecError(.unknownVersion, "features at impression: format \(version)")
         }
         let n = try r.readVarint("features at impression count")
@@ -265,7 +275,8 @@ package final class FeaturesAtImpression {
             let key = Key(userId: try r.readString("user"), itemId: try r.readString("item"), ts: try r.readZigzag("ts"))
             let recorded = Recorded(popularity7d: try r.readZigzag("popularity_7d"), impressions7d: try r.readZigzag("impressions_7d"))
             let pending = try r.readVarint("pending")
-            record(key, recorded)
+            let knownFrom = version == 1 ? key.ts : key.ts &+ (try r.readZigzag("known after ts"))
+            record(key, recorded, knownFrom: knownFrom)
             if pending > 1, let slot = find(key, tag: Self.tag(key)) {
                 slots[Int(slot)].pending = Int32(clamping: pending)
             }

@@ -47,6 +47,31 @@ final class FeaturesAtImpressionUnitTests: XCTestCase {
         XCTAssertEqual(log.misses, 0)
     }
 
+    /// A late impression's copy is released by the time it is known from,
+    /// hours after its own: its entry must wait for it. Expiring by the
+    /// event time dropped it first, and the copy fell back to counts read
+    /// later (a breaker's finding: impressions known more than 70 minutes
+    /// late carried events known after them, after a restore or a move).
+    func testALateImpressionsEntryExpiresByWhenItIsKnown() throws {
+        let log = FeaturesAtImpression(graceMs: 100)
+        let late = Key(userId: "u", itemId: "i", ts: 1_000)
+        log.record(late, Recorded(popularity7d: 2, impressions7d: 5), knownFrom: 10_000)
+        log.expire(joinWatermark: 10_050)
+        XCTAssertEqual(log.count, 1, "known from 10,000: within the grace")
+        var restored = FeaturesAtImpression(graceMs: 100)
+        try restored.restore(log.encode())
+        for copy in [log, restored] {
+            XCTAssertEqual(copy.take(late), Recorded(popularity7d: 2, impressions7d: 5))
+        }
+        restored = FeaturesAtImpression(graceMs: 100)
+        log.record(late, Recorded(popularity7d: 2, impressions7d: 5), knownFrom: 10_000)
+        try restored.restore(log.encode())
+        for copy in [log, restored] {
+            copy.expire(joinWatermark: 10_100)
+            XCTAssertNil(copy.take(late), "the grace past its known-from time")
+        }
+    }
+
     func testEntriesWhoseCopyNeverComesExpireByTheJoinWatermark() {
         let log = FeaturesAtImpression(graceMs: 1_000)
         log.record(Key(userId: "u", itemId: "a", ts: 100), Recorded(popularity7d: 0, impressions7d: 1))

@@ -113,4 +113,50 @@ final class FeaturesAtImpressionTests: KeyedExamplesTestCase {
         clock(d, at: base + 2 * hour)
         try assertFeaturesAsOfTheImpression(d)
     }
+    /// An impression read two hours after its time, whose join copy reaches
+    /// the item task after a counts-stage marker old enough to expire
+    /// entries by event time but long after its features were evaluated:
+    /// the copy must still find them (a breaker's finding after restores and
+    /// moves: the entry expired by the impression's time, 70 minutes behind
+    /// the join's watermark, and the copy fell back to counts read later,
+    /// with events known after the impression in them).
+    func testALateImpressionsCopyFindsItsFeaturesAfterAnOldCountsMarker() throws {
+        let d = driver()
+        let ids = d.tasks.keys
+        func run(_ stages: Set<TaskId.Stage>) {
+            for id in ids.sorted(by: { $0.description < $1.description }) where stages.contains(id.stage) { d.run(id) }
+        }
+        let sources: Set<TaskId.Stage> = [.interactions, .impressions]
+        interaction(d, "u3", "a", at: base + 10 * second)
+        // u5's impression moves partition 1's watermark two hours on; u1's
+        // (same partition) is then read late: known from that watermark + 1 ms.
+        impression(d, "u5", ["z"], at: base + 2 * hour, request: "r5")
+        impression(d, "u1", ["a"], at: base + 20 * second, request: "r1")
+        // Every source at 80 minutes; the counts stage runs and sends its
+        // marker (80 min − 5 s), the item tasks do not read yet.
+        for p: Int32 in 0..<2 {
+            d.send(.interactions, partition: p, Array(#"{"user_id":"clock\#(p)","item_id":"clock-item","action":"skip","ts":\#(base + 80 * 60_000)}"#.utf8))
+            d.send(.impressions, partition: p, Array(#"{"user_id":"clock\#(p)","items_shown":["clock-item"],"ts":\#(base + 80 * 60_000)}"#.utf8))
+        }
+        run(sources)
+        run([.counts])
+        // Clicks on `a` known after the impression, then every source past it;
+        // the item tasks read all of it (features past the impression: evaluated)
+        // before the counts stage releases the copy.
+        interaction(d, "u7", "a", at: base + 2 * hour + 60 * second)
+        interaction(d, "u9", "a", at: base + 2 * hour + 61 * second)
+        for p: Int32 in 0..<2 {
+            d.send(.interactions, partition: p, Array(#"{"user_id":"clock\#(p)","item_id":"clock-item","action":"skip","ts":\#(base + 3 * hour)}"#.utf8))
+            d.send(.impressions, partition: p, Array(#"{"user_id":"clock\#(p)","items_shown":["clock-item"],"ts":\#(base + 3 * hour)}"#.utf8))
+        }
+        run(sources)
+        run([.items])
+        d.runUntilQuiet()
+        clock(d, at: base + 5 * hour)
+        let example = try XCTUnwrap(try shown(d).first { $0.requestId == "r1" })
+        XCTAssertEqual(example.features?.popularity7d, 1, "u3's click, not the two known after the impression")
+        XCTAssertEqual(example.features?.impressions7d, 1)
+        let sides = d.tasks.values.compactMap { ($0 as? ItemTask)?.embeddings?.featuresAtImpression }
+        XCTAssertEqual(sides.reduce(0) { $0 + $1.misses }, 0)
+    }
 }

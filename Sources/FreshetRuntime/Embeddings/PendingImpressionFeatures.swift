@@ -10,8 +10,9 @@ import HeapModule
 /// (`ts` when on time; `BoundedOutOfOrdernessWatermark.knownAt` when read
 /// late), carries i's positives (`popularity_7d`) and impressions
 /// (`impressions_7d`) known by K, over the panes `pane(K) − windowPanes + 1
-/// ... pane(ts)`: the impression itself and every event of i its source
-/// partition had read by then, nothing known after it. A function of each
+/// ... pane(ts)`: the impression itself and every event of i known by K
+/// (each event is known from its time, or from just past its partition's
+/// watermark when read late), nothing known after it. A function of each
 /// source partition's log, as `interaction_count` is.
 ///
 /// How: the item task applies events as they arrive, partitions read ahead
@@ -128,7 +129,7 @@ final class PendingImpressionFeatures {
                into recorded: FeaturesAtImpression) {
         let known = max(knownFrom, key.ts)
         if let through = evaluatedThrough, known <= through {
-            recorded.record(key, features(item, ts: key.ts, knownFrom: known, store: store))
+            recorded.record(key, features(item, ts: key.ts, knownFrom: known, store: store), knownFrom: known)
             return
         }
         let slot: UInt32
@@ -168,7 +169,7 @@ final class PendingImpressionFeatures {
 
     private func evaluate(_ w: Waiting, store: ItemFeatureStore, into recorded: FeaturesAtImpression) {
         let key = waitingKeys[Int(w.slot)]
-        recorded.record(key, features(w.item, ts: key.ts, knownFrom: w.knownFrom, store: store))
+        recorded.record(key, features(w.item, ts: key.ts, knownFrom: w.knownFrom, store: store), knownFrom: w.knownFrom)
         waitingKeys[Int(w.slot)] = FeaturesAtImpression.Key(userId: "", itemId: "", ts: 0)
         freeKeySlots.append(w.slot)
     }
