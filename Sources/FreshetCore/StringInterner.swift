@@ -27,7 +27,7 @@ package struct StringInterner: Sendable {
     @inline(__always)
     package mutating func intern(validUTF8 bytes: UnsafeRawBufferPointer) -> UInt32 {
         // Keys read in place (no copy of the array reference, so no retain per call).
-        intern(validUTF8: bytes, tag: KeyIndex.tag(bytes: bytes))
+        intern(validUTF8: bytes, tag: indexOf.tag(bytes: bytes))
     }
 
     /// Interns a batch of ids given as valid UTF-8 bytes, `numbers[k]` the

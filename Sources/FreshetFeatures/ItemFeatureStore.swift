@@ -323,7 +323,7 @@ package final class ItemFeatureStore {
     @inline(__always)
     func slot(forValidUTF8 itemId: UnsafeRawBufferPointer) -> UInt32 {
         let next = UInt32(truncatingIfNeeded: states.count)
-        let s = slotOf.slot(tag: KeyIndex.tag(bytes: itemId), isKey: { IdBytes.equal(states[Int($0)].id, bytes: itemId) },
+        let s = slotOf.slot(tag: slotOf.tag(bytes: itemId), isKey: { IdBytes.equal(states[Int($0)].id, bytes: itemId) },
                             orInsert: { next })
         if s != next { return s }
         states.append(ItemState(id: BorrowedByteReader.string(validUTF8: itemId)))

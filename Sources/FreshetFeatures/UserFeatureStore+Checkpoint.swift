@@ -29,20 +29,27 @@ extension UserFeatureStore {
     /// (no array and no id lookup per entry).
     package func appendCheckpointEntry(slot: UInt32, to w: inout ByteWriter) -> String {
         let i = Int(slot)
-        w.write(byte: Self.entryFormat)
-        w.write(zigzag: states[i].count)
-        w.write(zigzag: states[i].updatedMs)
-        w.write(varint: UInt64(states[i].recent.count))
         // Ids' bytes from `itemBytes`: the same bytes `write(string:)` of the
         // interned `String` writes.
         itemBytes.sync(with: itemNames)
+        let (count, updatedMs) = (states[i].count, states[i].updatedMs)
         states[i].recent.entries.withUnsafeBufferPointer { entries in
             itemBytes.withView { names in
-                for e in entries {
-                    let id = names.id(e.item).bytes
-                    w.write(varint: UInt64(id.count))
-                    w.bytes.append(contentsOf: id)
-                    w.write(zigzag: e.ts)
+                // The entry's size bound first (ids' lengths, varints at their
+                // longest), then one scratch write with plain stores: appending
+                // each of ~50 ids' three parts to the array (a uniqueness and
+                // capacity check each) was most of a checkpoint's user encoding.
+                var bound = 1 &+ 3 &* RawByteCursor.maxVarintBytes
+                for e in entries { bound &+= names.id(e.item).bytes.count &+ 2 &* RawByteCursor.maxVarintBytes }
+                w.append(maxBytes: bound) { c in
+                    c.write(byte: Self.entryFormat)
+                    c.write(zigzag: count)
+                    c.write(zigzag: updatedMs)
+                    c.write(varint: UInt64(entries.count))
+                    for e in entries {
+                        c.write(bytes: names.id(e.item).bytes)
+                        c.write(zigzag: e.ts)
+                    }
                 }
             }
         }

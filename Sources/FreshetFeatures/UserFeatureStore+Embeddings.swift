@@ -31,7 +31,7 @@ extension UserFeatureStore {
     /// per-user marks in arrays indexed by slot instead of by id.
     @inline(__always)
     package func userSlot(validUTF8 userId: UnsafeRawBufferPointer) -> UInt32? {
-        slotOf.slot(tag: KeyIndex.tag(bytes: userId)) { IdBytes.equal(states[Int($0)].id, bytes: userId) }
+        slotOf.slot(tag: slotOf.tag(bytes: userId)) { IdBytes.equal(states[Int($0)].id, bytes: userId) }
     }
 
     /// The slot of a user id, nil for a user with no state.

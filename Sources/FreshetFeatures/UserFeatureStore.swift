@@ -133,7 +133,7 @@ package final class UserFeatureStore {
     @inline(__always)
     package func slot(forValidUTF8 userId: UnsafeRawBufferPointer) -> UInt32 {
         let next = UInt32(truncatingIfNeeded: states.count)
-        let s = slotOf.slot(tag: KeyIndex.tag(bytes: userId), isKey: { IdBytes.equal(states[Int($0)].id, bytes: userId) },
+        let s = slotOf.slot(tag: slotOf.tag(bytes: userId), isKey: { IdBytes.equal(states[Int($0)].id, bytes: userId) },
                             orInsert: { next })
         if s != next { return s }
         states.append(UserState(id: BorrowedByteReader.string(validUTF8: userId)))

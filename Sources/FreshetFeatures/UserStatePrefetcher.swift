@@ -59,7 +59,7 @@ extension UserFeatureStore {
     /// `key`; returns the id's tag.
     @inline(__always)
     package func prefetchBucket(key: UnsafeRawBufferPointer) -> UInt32 {
-        let tag = KeyIndex.tag(bytes: key)
+        let tag = slotOf.tag(bytes: key)
         slotOf.prefetchBucket(tag: tag)
         return tag
     }

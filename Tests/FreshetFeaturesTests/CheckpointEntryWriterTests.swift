@@ -27,6 +27,39 @@ final class CheckpointEntryWriterTests: XCTestCase {
         XCTAssertTrue(store.takeChangedSlotsForCheckpoint().isEmpty, "taking clears the checkpoint list")
     }
 
+    /// The user entry's bytes against the format written field by field
+    /// (`[1] count:zigzag updated_ms:zigzag n:varint (item:string ts:zigzag)*n`):
+    /// ids short and long (past one 16-byte move), escaped and multi-byte;
+    /// times negative and of every varint length.
+    func testUserEntryMatchesTheFormatWrittenFieldByField() throws {
+        let store = UserFeatureStore(recentCapacity: 50)
+        let items = ["i", "item-00042", "an-item-id-longer-than-sixteen-bytes", "q\"uote\\", "ü\u{0}é", String(repeating: "x", count: 200)]
+        let times: [Int64] = [-5, 0, 63, 64, 8_191, 1_767_225_600_000, Int64.max / 3]
+        var k = 0
+        for ts in times {
+            for item in items {
+                store.apply(Interaction(userId: "user-1", itemId: item, action: .click, ts: ts &+ Int64(k)))
+                k += 1
+            }
+        }
+        let slot = try XCTUnwrap(store.takeChangedSlotsForCheckpoint().first)
+        var writer = ByteWriter()
+        XCTAssertEqual(store.appendCheckpointEntry(slot: slot, to: &writer), "user-1")
+
+        let state = store.states[Int(slot)]
+        var expected = ByteWriter()
+        expected.write(byte: UserFeatureStore.entryFormat)
+        expected.write(zigzag: state.count)
+        expected.write(zigzag: state.updatedMs)
+        expected.write(varint: UInt64(state.recent.count))
+        for e in state.recent.entries {
+            expected.write(string: store.itemNames[e.item])
+            expected.write(zigzag: e.ts)
+        }
+        XCTAssertEqual(state.recent.count, items.count)
+        XCTAssertEqual(writer.bytes, expected.bytes)
+    }
+
     func testItemEntriesInOneReusedWriterMatchPerIdEncoding() throws {
         let store = ItemFeatureStore(panes: PaneSpec(paneMs: 10, windowPanes: 3))
         store.advanceWatermark(to: 5)

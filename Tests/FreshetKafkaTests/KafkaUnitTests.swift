@@ -68,6 +68,13 @@ final class KafkaUnitTests: XCTestCase {
         }
         XCTAssertEqual(KafkaProducer.partition(forKey: bytes("foobar"), partitionCount: 7),
                        Int32((UInt32(bitPattern: -790_332_482) & 0x7fff_ffff) % 7))
+        // Power-of-two counts take a mask instead of the division: the same partitions.
+        for (s, expected) in cases {
+            for count: Int32 in [1, 2, 4, 8, 16, 3, 6, 12] {
+                XCTAssertEqual(KafkaProducer.partition(forKey: bytes(s), partitionCount: count),
+                               Int32((UInt32(bitPattern: expected) & 0x7fff_ffff) % UInt32(count)), "\(s) / \(count)")
+            }
+        }
     }
 
     func testErrorDescriptionNamesContext() {

@@ -35,7 +35,7 @@ extension SourceTask {
                        record: RecordView, output: TaskOutput) -> BadInput? {
         var problem: BadInput?
         CountStageRecord.withEncodedImpression(userId: ids.user, ts: ts, requestId: ids.requestId, count: count,
-                                               shownItem: ids.shownItem,
+                                               shownItem: { ids.shownItem($0) }, // no heap context (see routeGroup)
                                                positions: hasPositions ? ids.positionValues : nil,
                                                origin: origin(of: record), knownAt: watermark.knownAt(ts)) { bytes in
             problem = send(bytes, user: ids.user, what: "the impression for the counts stage", output: output)

@@ -266,8 +266,12 @@ package final class SourceTask {
     private func routeGroup(_ members: UnsafeBufferPointer<Int>, ids: EventIds, ts: EventTimeMs,
                             record: RecordView, output: TaskOutput) -> Bool {
         var sent = false
+        // Closures, not the methods `ids.shownItem` / `ids.position(at:)`: a
+        // method value's context (a copy of `ids`) was allocated on the heap,
+        // twice per group.
         ImpressionItemsRecord.withEncoded(userId: ids.user, ts: ts, requestId: ids.requestId, source: origin(of: record),
-                                          members: members, shownItem: ids.shownItem, position: ids.position(at:)) { bytes in
+                                          members: members, shownItem: { ids.shownItem($0) },
+                                          position: { ids.position(at: $0) }) { bytes in
             guard !bytes.isEmpty, bytes.count <= output.maxRepartitionRecordBytes else { return }
             output.repartition(.items, keyBytes: ids.shownItem(members[0]), value: bytes)
             sent = true
