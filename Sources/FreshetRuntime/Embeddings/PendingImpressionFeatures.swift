@@ -246,24 +246,16 @@ final class PendingImpressionFeatures {
         return Int64(max(0, firstIndex(times, after: before &- 1) - firstIndex(times, after: after)))
     }
 
-    /// The first index whose time is after `time` (binary search).
+    /// The first index whose time is after `time`.
+    @inline(__always)
     private static func firstIndex(_ times: [EventTimeMs], after time: EventTimeMs) -> Int {
-        var low = 0, high = times.count
-        while low < high {
-            let mid = (low + high) / 2
-            if times[mid] > time { high = mid } else { low = mid + 1 }
-        }
-        return low
+        times.partitioningIndex { $0 > time }
     }
 
-    /// The first index whose event is known after `time` (binary search).
+    /// The first index whose event is known after `time`.
+    @inline(__always)
     private static func firstIndex(_ events: [AppliedEvent], knownAfter time: EventTimeMs) -> Int {
-        var low = 0, high = events.count
-        while low < high {
-            let mid = (low + high) / 2
-            if events[mid].knownFrom > time { high = mid } else { low = mid + 1 }
-        }
-        return low
+        events.partitioningIndex { $0.knownFrom > time }
     }
 
     private static let format: UInt8 = 1

@@ -269,17 +269,3 @@ final class CountTimelines {
         peakHeld = max(peakHeld, queue.count)
     }
 }
-
-extension Array where Element == EventTimeMs {
-    /// The first index whose element satisfies `predicate` (false then true
-    /// along the array): binary search.
-    fileprivate func partitioningIndex(where predicate: (EventTimeMs) -> Bool) -> Int {
-        var low = 0
-        var high = count
-        while low < high {
-            let mid = (low + high) / 2
-            if predicate(self[mid]) { high = mid } else { low = mid + 1 }
-        }
-        return low
-    }
-}
