@@ -246,13 +246,12 @@ package final class ItemFeatureStore {
     }
 
     /// The sums over the absolute panes `panes` of every event applied so far
-    /// (nil for an unknown item): what the examples' item features as of an
-    /// impression start from (`PendingImpressionFeatures`, docs/EMBEDDINGS.md,
-    /// "Examples"). Panes below the current watermark's window are freed, so
-    /// a range reaching below it counts less.
+    /// (nil for an unknown item; by slot: `windowTotals(ofSlot:panes:)`).
+    /// Panes below the current watermark's window are freed, so a range
+    /// reaching below it counts less.
     package func windowTotals(of itemId: String, panes range: ClosedRange<Int64>) -> (popularity: Int64, impressions: Int64)? {
         guard let slot = lookup(itemId) else { return nil }
-        return states[Int(slot)].panes.totals(lo: clampedRelative(range.lowerBound), hi: clampedRelative(range.upperBound))
+        return windowTotals(ofSlot: slot, panes: range)
     }
 
     /// Each item changed since the previous `takeDirty`, with its features:

@@ -108,10 +108,12 @@ package final class ItemTask {
         }
         if grouped { return }
         let decoded = try RepartitionRecord.decode(bytes)
-        if mayHold, case .item(let event, let origin) = decoded,
-           holds(origin, knownFrom: event.knownAtMs ?? event.ts, embeddings: embeddings) {
-            heldCopies.hold(Self.source(origin), knownFrom: event.knownAtMs ?? event.ts, bytes: bytes)
-            return
+        if mayHold, case .item(let event, let origin) = decoded {
+            let knownFrom = event.knownAtMs ?? event.ts
+            if holds(origin, knownFrom: knownFrom, embeddings: embeddings) {
+                heldCopies.hold(Self.source(origin), knownFrom: knownFrom, bytes: bytes)
+                return
+            }
         }
         process(decoded, nowMs: nowMs, output: output)
     }
@@ -159,15 +161,11 @@ package final class ItemTask {
             // The counts stage's copies are for the join only: the features
             // and rows got every event directly.
             let joinOnly = origin.sourceTopic == Self.countsOrigin
-            var applied = !joinOnly
+            var applied = false
             var itemSlot: UInt32?
             if !joinOnly {
-                let outcome: ItemApplyOutcome
-                (outcome, itemSlot) = store.applyReturningSlot(event, watermark: currentWatermark)
-                if case .droppedLate = outcome {
-                    lateDropped += 1
-                    applied = false
-                }
+                let (outcome, slot) = store.applyReturningSlot(event, watermark: currentWatermark)
+                (applied, itemSlot) = (notDroppedLate(outcome), slot)
             }
             embeddings?.process(event, store: store, output: output, joinOnly: joinOnly, applied: applied, itemSlot: itemSlot)
         case .watermark(let marker):
@@ -199,12 +197,7 @@ package final class ItemTask {
             if !joinOnly {
                 let (outcome, slot) = store.applyReturningSlot(itemId: item.id, ts: group.ts, positive: false,
                                                                watermark: currentWatermark)
-                applied = true
-                itemSlot = slot
-                if case .droppedLate = outcome {
-                    lateDropped += 1
-                    applied = false
-                }
+                (applied, itemSlot) = (notDroppedLate(outcome), slot)
             }
             let shown = ItemEmbeddingSide.ShownItemEvent(
                 itemId: BorrowedByteReader.string(validUTF8: item.id), userId: userId, requestId: requestId,
@@ -212,6 +205,14 @@ package final class ItemTask {
                 itemSlot: itemSlot)
             embeddings.processImpression(shown, store: store, joinOnly: joinOnly, applied: applied)
         }
+    }
+
+    /// Whether the store took a direct event (false: dropped as late, and counted so).
+    @inline(__always)
+    private func notDroppedLate(_ outcome: ItemApplyOutcome) -> Bool {
+        guard case .droppedLate = outcome else { return true }
+        lateDropped += 1
+        return false
     }
 
     /// Moves the task's watermark forward (idle sources drop out over wall time).
