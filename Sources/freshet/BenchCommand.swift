@@ -149,6 +149,14 @@ extension BenchCommand {
                 emit(String(format: "freshet end to end, %@ (%@): %d events in %.2f s = %.0f events/s (%.0f%% of raw drain); process CPU %.1f s = %.0f events/s per core-second; peak RSS %.0f MiB (%.0f MiB at start)",
                              label, alignment, loaded, seconds, rate, 100 * rate / drainRate, cpu, Double(loaded) / cpu,
                              Double(PeakMemory.peakBytes()) / 1_048_576, Double(residentAtStart) / 1_048_576))
+                if let joinedAt = processor.stats.firstJoinedAt {
+                    // The wall time above includes the group's first join; say how
+                    // much of it that was, and the rate after it (not a new target:
+                    // the figures above stay the ones compared between builds).
+                    let joinWait = joinedAt.timeIntervalSince(started)
+                    emit(String(format: "  of which %.2f s until the group's first assignment (the broker's initial rebalance delay); after it %.0f events/s",
+                                joinWait, Double(loaded) / max(seconds - joinWait, 1e-9)))
+                }
                 if let brokerBefore = servicesBefore.broker, let brokerAfter = servicesAfter.broker,
                    let redisBefore = servicesBefore.redis, let redisAfter = servicesAfter.redis {
                     emit(String(format: "  same interval: broker CPU %.1f s, Redis CPU %.1f s", brokerAfter - brokerBefore, redisAfter - redisBefore))

@@ -554,6 +554,7 @@ package final class StreamProcessor: @unchecked Sendable {
             return
         }
         let now = clockNowMs()
+        var timeline = ShutdownTimeline()
         // What the tasks counted since the last report (at most a second ago).
         updateGauges(nowMs: now, force: true)
         // A bounded run publishes every touched embedding row before it exits:
@@ -565,16 +566,19 @@ package final class StreamProcessor: @unchecked Sendable {
         embeddingSyncHeld = finalRefreshFollows
         if commitsBlocked == nil {
             flushFeatures(nowMs: now)
+            timeline.mark("flush")
             if finalRefreshFollows {
                 startFinalEmbeddingRefreshIfEveryRowIsLocal()
             } else {
                 finishUserRepublication()
+                timeline.mark("republication")
             }
             if topology.checkpointIntervalMs > 0 {
                 checkpointAndCommit(tasks: allTaskIds, nowMs: now)
             } else {
                 commitOnly(nowMs: now)
             }
+            timeline.mark("checkpoint")
             // The broker did not acknowledge what the tasks produced within
             // the flush's timeout (frozen or unreachable): the final
             // checkpoint cannot be taken, and leaving the group would try it
@@ -591,11 +595,13 @@ package final class StreamProcessor: @unchecked Sendable {
         // instances'), published before exit.
         if finalRefreshFollows {
             finalEmbeddingRefresh()
+            timeline.mark("final_refresh")
             embeddingSyncHeld = false
             forceEmbeddingSync = true
             switchVectorsNow = true
             flushFeatures(nowMs: clockNowMs())
             finishUserRepublication()
+            timeline.mark("republication")
         }
         embeddingSummary = makeEmbeddingSummary()
         if let embeddingSummary { logger.info("embeddings: \(embeddingSummary)") }
@@ -604,16 +610,22 @@ package final class StreamProcessor: @unchecked Sendable {
         // Leaving the group runs the revoke callback: it finds the tasks already
         // checkpointed (or commits blocked) and only drops them.
         do { try consumer.close() } catch { logger.warning("leaving the group: \(error)") }
+        timeline.mark("leave_group")
         writer.stop()
+        timeline.mark("redis_drain")
         // Dead letters and repartition records of the last batch; after a
         // flush that already timed out, a short last chance (nothing past the
         // last checkpoint is committed: they are produced again).
         _ = try? flushProducer(timeoutMs: stoppedWithUnacknowledgedOutput ? 1_000 : 10_000)
+        timeline.mark("producer_flush")
         // (After the flush: the wait for the other members' reports can be long.)
         if finalRefreshFollows && finalRefreshMissing == nil && commitsBlocked == nil && writer.refusedWriteCount == 0 {
             confirmFinalPublication(mine: finalVectorWriters)
+            timeline.mark("confirm_publication")
         }
         stopBackgroundThreads()
+        timeline.mark("stop_threads")
+        logger.info("shutdown", metadata: timeline.metadata)
         // Destroy the Kafka clients now, not when the processor is released:
         // their threads would keep reconnecting (and logging) while whoever
         // ran us stops the broker (the embedded default does, right after),
