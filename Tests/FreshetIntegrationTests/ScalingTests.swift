@@ -126,6 +126,35 @@ final class ScalingTests: XCTestCase {
         try Self.finishAndCompare(cluster, topology: topology, group: group, oracle: oracle)
     }
 
+    /// Two instances of one group with different topology files: the second
+    /// refuses to start (exit 1, naming the setting that differs) while the
+    /// first runs, and the first goes on; a clean stop removes its entry
+    /// from the group's members. (Until the eighteenth session both ran and
+    /// wrote windows of two lengths.)
+    func testAnInstanceWithAnotherTopologyRefusesToStart() throws {
+        let cluster = try LocalCluster()
+        defer { cluster.stop() }
+        let topology = try EndToEndTests.writeTopology(in: cluster.directory, extra: Self.topologyExtra)
+        let other = try EndToEndTests.writeTopology(in: cluster.directory, extra: Self.topologyExtra + "windows:\n  pane: 10m\n")
+        let group = "mixed"
+        let members = "freshet:\(group):members"
+        let redis = try RedisConnection(url: cluster.redisURL)
+        let a = try Self.startInstance(cluster, topology: topology, group: group, name: "a")
+        defer { if a.isRunning { a.signal(SIGKILL) } }
+        XCTAssertTrue(try F.waitUntil(timeout: 60) { try redis.hgetall(members).count == 1 }, "a registered:\n\(a.logTail())")
+
+        let b = try Self.startInstance(cluster, topology: other, group: group, name: "b")
+        defer { if b.isRunning { b.signal(SIGKILL) } }
+        XCTAssertEqual(try b.wait(timeout: 60), 1, b.logTail())
+        let refusal = b.logTail()
+        XCTAssertTrue(refusal.contains("runs another topology (windows.pane: 10m here, 1h there"), refusal)
+        XCTAssertTrue(a.isRunning, "the member already running goes on")
+        XCTAssertEqual(try redis.hgetall(members).count, 1, "only a is a member")
+
+        try Self.stopGracefully(a)
+        XCTAssertEqual(try redis.hgetall(members).count, 0, "a clean stop leaves the group's members")
+    }
+
     /// The record count of a freshet log's `stopped` line.
     static func recordsConsumed(_ instance: ChildProcess) -> Int {
         F.lines(instance.logPath, containing: "] stopped").last.flatMap { F.metadata("records", in: $0) }.flatMap { Int($0) } ?? 0

@@ -86,8 +86,14 @@ package final class EngineDriver {
     /// with `assign`, or `assignEverything`).
     /// - Parameter stopAtEnd: a bounded run (`--stop-at-end`): its loop ends
     ///   once every partition it holds reached its end.
+    /// - Parameter topology: this instance's own topology (default: the
+    ///   driver's), with the same parts turned off as the driver's.
     @discardableResult
-    package func startInstance(stopAtEnd: Bool = true) throws -> Instance {
+    package func startInstance(stopAtEnd: Bool = true, topology own: Topology? = nil) throws -> Instance {
+        var topology = own ?? self.topology
+        topology.admin.port = -1
+        topology.progressIntervalMs = 0
+        topology.embeddings.enabled = false
         let options = ProcessorOptions(brokers: "in-memory", redis: RedisEndpoint(host: "in-memory"), group: group,
                                        stopAtEnd: stopAtEnd)
         var made: InMemoryConsumer?

@@ -122,6 +122,10 @@ package final class StreamProcessor: @unchecked Sendable {
     let stopFlag = StopFlag()
     /// Set by a rebalance callback that cannot continue (it cannot throw through librdkafka).
     var fatalError: Error?
+    /// This instance's entry among the group's members (`GroupTopologyRegistry`).
+    var groupRegistry: GroupTopologyRegistry
+    /// The last warning about another member's settings (logged once, not every heartbeat).
+    var groupRegistryWarning: String?
     /// Keys Redis refused for good in this run (a bounded run with any exits non-zero).
     var rejectedKeyCount = 0
     /// The keys behind `rejectedKeyCount`.
@@ -181,6 +185,8 @@ package final class StreamProcessor: @unchecked Sendable {
                                     maxFutureSkewMs: topology.eventTime.maxFutureSkewMs)
         self.panes = PaneSpec(paneMs: topology.windows.paneMs, windowPanes: topology.windows.panesPerWindow)
         self.taskManager = TaskManager(inputs: InputTopics(), metrics: stats.metrics)
+        self.groupRegistry = GroupTopologyRegistry(memberId: GroupTopologyRegistry.makeMemberId(), settings: topology.groupSettings,
+                                                   group: options.group)
         if let drift = topology.alignmentMaxDriftMs {
             // A partition that stops advancing stops holding the others back
             // after the idle timeout (also in bounded runs, where idleness is off).
@@ -403,6 +409,7 @@ package final class StreamProcessor: @unchecked Sendable {
         try prepareTopics()
         do {
             try connect()
+            try registerInGroup()
             try startObservability()
             logger.info("running", metadata: [
                 "group": "\(options.group)", "topics": "\(topics)", "repartition_partitions": "\(repartitionPartitions)",
@@ -625,6 +632,7 @@ package final class StreamProcessor: @unchecked Sendable {
         }
         stopBackgroundThreads()
         timeline.mark("stop_threads")
+        leaveGroupRegistry()
         logger.info("shutdown", metadata: timeline.metadata)
         // Destroy the Kafka clients now, not when the processor is released:
         // their threads would keep reconnecting (and logging) while whoever

@@ -44,6 +44,10 @@ package struct RedisKeys: Sendable, Equatable {
     /// vectors their owner has written (`StreamProcessor.confirmFinalPublication`).
     package var embeddingPublished: String { "\(prefix)freshet:\(group):emb:published" }
 
+    /// The group's live instances and the settings each runs (field = member
+    /// id; `GroupTopologyRegistry`).
+    package var groupMembers: String { "\(prefix)freshet:\(group):members" }
+
     /// A cluster slot's fence hash (field = task, value = the highest epoch
     /// of that task that wrote in the slot), tagged so it lives in `slot` (`ClusterFencing`).
     package func slotFence(_ slot: Int) -> String { "\(prefix)freshet:\(group):fence:{\(SlotTags.tag(for: slot))}" }
