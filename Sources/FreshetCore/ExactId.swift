@@ -42,6 +42,13 @@ public enum IdBytes {
     @inlinable @inline(__always)
     public static func equal(_ a: String, bytes b: UnsafeRawBufferPointer) -> Bool {
         guard a.utf8.count == b.count else { return false }
+        // The stored id read where it is: a copy (`var a = a`, for
+        // `withUTF8`) retained and released it, two runtime calls per key
+        // compared. Every native `String` (ids are decoded from bytes) has
+        // contiguous UTF-8; the copy is left for the others.
+        if let equal = a.utf8.withContiguousStorageIfAvailable({ equal(bytes: UnsafeRawBufferPointer($0), b) }) {
+            return equal
+        }
         var a = a
         return a.withUTF8 { equal(bytes: UnsafeRawBufferPointer($0), b) }
     }
