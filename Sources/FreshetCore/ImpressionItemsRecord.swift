@@ -93,11 +93,11 @@ package enum ImpressionItemsRecord {
 
     /// Splits the shown items `0..<count` by partition: calls `body` once
     /// per partition they go to (in order of each partition's first item)
-    /// with that partition's item indices, increasing. `partition(k)` is
-    /// item `k`'s partition (non-negative).
+    /// with the partition and its item indices, increasing. `partition(k)`
+    /// is item `k`'s partition (non-negative), asked once per item.
     @inline(__always)
     package static func forEachPartitionGroup(count: Int, partition: (Int) -> Int32,
-                                              _ body: (UnsafeBufferPointer<Int>) -> Void) {
+                                              _ body: (Int32, UnsafeBufferPointer<Int>) -> Void) {
         withUnsafeTemporaryAllocation(of: Int32.self, capacity: count) { partitions in
             withUnsafeTemporaryAllocation(of: Int.self, capacity: count) { members in
                 for k in 0..<count { partitions[k] = partition(k) }
@@ -109,7 +109,7 @@ package enum ImpressionItemsRecord {
                         n += 1
                         partitions[k] = -1 // grouped
                     }
-                    body(UnsafeBufferPointer(rebasing: members[0..<n]))
+                    body(target, UnsafeBufferPointer(rebasing: members[0..<n]))
                 }
             }
         }

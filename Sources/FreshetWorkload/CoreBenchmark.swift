@@ -136,7 +136,7 @@ package enum CoreBenchmark {
                         let source = RecordOrigin(sourceTopic: 1, partition: 0, offset: offset)
                         ImpressionItemsRecord.forEachPartitionGroup(count: count, partition: {
                             Int32(KeyIndex.tag(bytes: ids.shownItem($0)) & 3)
-                        }) { group in
+                        }) { _, group in
                             writer.bytes.removeAll(keepingCapacity: true)
                             if group.count == 1, let k = group.first {
                                 var origin = source

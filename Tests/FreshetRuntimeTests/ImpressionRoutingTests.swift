@@ -22,6 +22,14 @@ final class ImpressionRoutingTests: XCTestCase {
         func partition(of target: RepartitionTarget, keyBytes: UnsafeRawBufferPointer) -> Int32? {
             partitions.map { KafkaProducer.partition(forKey: keyBytes, partitionCount: $0) }
         }
+        /// Records sent with their partition given (not hashed again by the output).
+        var sentToGivenPartition = 0
+        func repartition(_ target: RepartitionTarget, partition: Int32, keyBytes: UnsafeRawBufferPointer,
+                         value: UnsafeRawBufferPointer) {
+            XCTAssertEqual(partition, self.partition(of: target, keyBytes: keyBytes), "the partition given is the key's")
+            sentToGivenPartition += 1
+            repartition(target, key: String(decoding: keyBytes, as: UTF8.self), value: Array(value))
+        }
         func broadcast(_ target: RepartitionTarget, value: [UInt8]) {}
         func deadLetter(sourceTopic: String, record: InputRecord, reason: BadInput) { deadLetters.append(reason) }
 
@@ -71,6 +79,8 @@ final class ImpressionRoutingTests: XCTestCase {
             XCTAssertEqual(try grouped.itemEventsByPartition(count: partitions), try single.itemEventsByPartition(count: partitions),
                            "\(partitions) partitions")
             XCTAssertLessThan(grouped.routed.reduce(0) { $0 + $1.value.count }, single.routed.reduce(0) { $0 + $1.value.count })
+            XCTAssertEqual(grouped.sentToGivenPartition, grouped.routed.count, "every grouped record's partition came with it")
+            XCTAssertEqual(single.sentToGivenPartition, 0)
         }
     }
 
@@ -80,6 +90,7 @@ final class ImpressionRoutingTests: XCTestCase {
         route(impression, output: grouped)
         XCTAssertTrue(grouped.deadLetters.isEmpty)
         XCTAssertEqual(grouped.routed.count, shown.count)
+        XCTAssertEqual(grouped.sentToGivenPartition, shown.count, "item by item, each with its partition")
         XCTAssertEqual(try grouped.itemEventsByPartition(count: 1), try {
             let single = RoutingOutput(partitions: nil)
             route(impression, output: single)

@@ -69,8 +69,19 @@ final class KafkaTaskOutput: TaskOutput {
     }
 
     func repartition(_ target: RepartitionTarget, keyBytes: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) {
+        let partition = KafkaProducer.partition(forKey: keyBytes, partitionCount: targets[target.rawValue].partitions)
+        repartition(target, partition: partition, value: value)
+    }
+
+    /// The key's partition given (`partition(of:keyBytes:)`'s, so the same).
+    func repartition(_ target: RepartitionTarget, partition: Int32, keyBytes: UnsafeRawBufferPointer,
+                     value: UnsafeRawBufferPointer) {
+        repartition(target, partition: partition, value: value)
+    }
+
+    @inline(__always)
+    private func repartition(_ target: RepartitionTarget, partition: Int32, value: UnsafeRawBufferPointer) {
         let t = target.rawValue
-        let partition = KafkaProducer.partition(forKey: keyBytes, partitionCount: targets[t].partitions)
         let b = firstBundle[t] + Int(partition)
         // A bundle never outgrows one message: send it before a record that would not fit.
         if bundles[b].count + value.count + Self.bundleEntryOverhead > messageBudget { sendBundle(t, Int(partition)) }

@@ -195,7 +195,7 @@ package final class CountTask {
             }
             ImpressionItemsRecord.forEachPartitionGroup(count: items.count, partition: {
                 output.partition(of: .items, keyBytes: idAt($0)) ?? 0
-            }) { group in
+            }) { _, group in
                 var sent = false
                 if group.count > 1 {
                     ImpressionItemsRecord.withEncoded(

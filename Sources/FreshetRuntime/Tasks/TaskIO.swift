@@ -98,6 +98,13 @@ package protocol TaskOutput: AnyObject {
     /// share a partition into one record (`ImpressionItemsRecord`); with nil
     /// it sends one record per shown item. The default is nil.
     func partition(of target: RepartitionTarget, keyBytes: UnsafeRawBufferPointer) -> Int32?
+    /// `repartition(_:keyBytes:value:)` for a caller that has the key's
+    /// partition from `partition(of:keyBytes:)` already (a source task
+    /// grouping an impression's shown items by partition): the output does
+    /// not hash the key again. `partition` must be what `partition(of:keyBytes:)`
+    /// returned for these key bytes. The default ignores it and routes by the key.
+    func repartition(_ target: RepartitionTarget, partition: Int32, keyBytes: UnsafeRawBufferPointer,
+                     value: UnsafeRawBufferPointer)
     /// Sends a watermark marker to every partition of `target`.
     func broadcast(_ target: RepartitionTarget, value: [UInt8])
     /// Sends the original bytes of a bad record to the dead-letter topic with the reason.
@@ -112,6 +119,11 @@ extension TaskOutput {
     }
 
     package func partition(of target: RepartitionTarget, keyBytes: UnsafeRawBufferPointer) -> Int32? { nil }
+
+    package func repartition(_ target: RepartitionTarget, partition: Int32, keyBytes: UnsafeRawBufferPointer,
+                             value: UnsafeRawBufferPointer) {
+        repartition(target, keyBytes: keyBytes, value: value)
+    }
 
     package func example(key: String, value: UnsafeRawBufferPointer) {}
     package var maxRepartitionRecordBytes: Int { .max }
