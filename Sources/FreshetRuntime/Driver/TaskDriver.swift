@@ -233,6 +233,11 @@ package final class TaskDriver {
             KafkaProducer.partition(forKey: keyBytes, partitionCount: driver.repartitionPartitions)
         }
 
+        func repartition(_ target: RepartitionTarget, partition: Int32, keyBytes: UnsafeRawBufferPointer,
+                         value: UnsafeRawBufferPointer) {
+            driver.append(TaskId(stage: stage(target), partition: partition), Array(value))
+        }
+
         func broadcast(_ target: RepartitionTarget, value: [UInt8]) {
             for partition in 0..<driver.repartitionPartitions {
                 driver.append(TaskId(stage: stage(target), partition: partition), value)
