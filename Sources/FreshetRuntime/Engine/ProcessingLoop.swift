@@ -64,6 +64,10 @@ extension StreamProcessor {
                 completeLogged = true
             }
             if awaitsGroupsFinalRows(nowMs: now) { return true }
+            if checkpointStoreLostBeforeEnd() {
+                completeLogged = false
+                return true
+            }
             boundedRunEnded = true
             return false
         }

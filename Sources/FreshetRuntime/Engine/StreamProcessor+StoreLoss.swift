@@ -121,6 +121,7 @@ extension StreamProcessor {
     /// exactly. Returns the offset to replay from (always 0).
     /// - Throws: `ProcessorError.checkpoint` when retention deleted part of the input.
     func announceLoss(_ id: TaskId, topicPartition tp: TopicPartition, loss: StoreLoss) throws -> Int64 {
+        storeLostTasks.append(id)
         stats.metrics.checkpointStoreLost(evidence: loss.evidence.rawValue).increment()
         logger.critical("CHECKPOINT STORE LOST: Redis no longer holds this task's checkpoint (not fenced: no newer owner); rebuilding its state by replaying its input from the earliest retained offset", metadata: [
             "task": "\(id)", "evidence": "\(loss.evidence.rawValue)", "detail": "\(loss.detail)",
@@ -182,6 +183,21 @@ extension StreamProcessor {
         logger.warning("redis restarted (run_id changed): checking every task's epoch and checkpoint",
                        metadata: ["previous_run_id": "\(previous)", "run_id": "\(runId)"])
         withRebuildPass { verifyCheckpoints(of: allTaskIds) }
+    }
+
+    /// The end of a bounded run, before the loop ends: checks every task's
+    /// epoch and latest checkpoint (whatever `run_id` says: a FLUSHALL keeps
+    /// it), and rebuilds the lost ones. Returns true when it rebuilt any: the
+    /// run is not complete any more (they replay their input and reach its
+    /// end again). Tasks that finished their input write nothing more, so
+    /// only this check (or the final checkpoint, too late) finds their loss:
+    /// a Redis restarted empty between the last checkpoint and the end left
+    /// every user's features missing after an exit 0 (a breaker's finding).
+    func checkpointStoreLostBeforeEnd() -> Bool {
+        let before = storeLostTasks.count
+        if let runId = try? currentRedisRunId() { redisRunId = runId }
+        withRebuildPass { verifyCheckpoints(of: allTaskIds) }
+        return storeLostTasks.count > before
     }
 
     /// `verifyCheckpointStore`'s check of each task, rebuilding the lost ones (in the caller's rebuild pass).

@@ -140,6 +140,13 @@ package final class StreamProcessor: @unchecked Sendable {
     var rebuildingTasks: [TaskId: Int64] = [:]
     /// Redis's `run_id` (INFO server) when last checked: a change means Redis restarted.
     var redisRunId: String?
+    /// Every task whose checkpoint store loss was announced, in order (a task
+    /// lost twice appears twice): the stop compares its length before and
+    /// after the final checkpoint (`storeLostAtStop`).
+    var storeLostTasks: [TaskId] = []
+    /// Tasks the store lost during the stop itself, too late to rebuild them
+    /// in this run: `finish` fails, naming them (the next run rebuilds them).
+    var storeLostAtStop: [TaskId] = []
     /// Watermark alignment of source partitions (nil: `event_time.max_drift` off;
     /// StreamProcessor+Alignment.swift), and what it keeps per owned source task:
     /// the records read when its partition last reported its end, whether it
@@ -436,6 +443,10 @@ package final class StreamProcessor: @unchecked Sendable {
     /// - Throws: see `run`.
     package func finish() throws {
         shutdown()
+        if !storeLostAtStop.isEmpty {
+            let tasks = Set(storeLostAtStop).map(\.description).sorted()
+            throw ProcessorError.checkpoint("the checkpoint store (Redis) lost the state of \(tasks) during the stop (restarted without persistence, or flushed, after the last checkpoint): their features in Redis are incomplete until the next run of this group, which finds the loss and rebuilds them by replaying their input; start it (a bounded run, --stop-at-end, finishes it)")
+        }
         if let missing = finalRefreshMissing {
             throw ProcessorError.embeddings("bounded run finished, but the final embedding refresh lacked the final rows of item partitions \(missing) (their owners stopped before the end); run the bounded run of this group again to repair the vectors")
         }
@@ -562,6 +573,7 @@ package final class StreamProcessor: @unchecked Sendable {
         }
         let now = clockNowMs()
         var timeline = ShutdownTimeline()
+        let lossesBeforeStop = storeLostTasks.count
         // What the tasks counted since the last report (at most a second ago).
         updateGauges(nowMs: now, force: true)
         // A bounded run publishes every touched embedding row before it exits:
@@ -610,6 +622,11 @@ package final class StreamProcessor: @unchecked Sendable {
             finishUserRepublication()
             timeline.mark("republication")
         }
+        // A loss found by the final checkpoint (Redis restarted empty or was
+        // flushed since the last one) re-created those tasks empty: their
+        // features in Redis stay incomplete until a run replays their input.
+        // Saying so is all the stop can do (it used to exit 0 regardless).
+        storeLostAtStop = Array(storeLostTasks[lossesBeforeStop...])
         embeddingSummary = makeEmbeddingSummary()
         if let embeddingSummary { logger.info("embeddings: \(embeddingSummary)") }
         refresher?.stop()

@@ -1,0 +1,49 @@
+@testable import FreshetRuntime
+import FreshetTestSupport
+import XCTest
+
+/// Redis losing the checkpoint store when a run is about to end: tasks that
+/// finished their input write nothing more, so no fenced write finds the
+/// loss (a breaker's finding: a bounded run exited 0 with every user hash
+/// gone after Redis restarted empty between its last checkpoint and its end).
+extension EngineDriverTests {
+    /// The source tasks finished (their features written), no checkpoint since;
+    /// Redis restarts empty; the item tasks are still at work. The run
+    /// rebuilds the lost tasks before it ends, and every feature is exact.
+    func testRedisRestartedEmptyAfterTheSourcesFinishedIsRebuiltBeforeTheRunEnds() throws {
+        let driver = makeDriver(checkpointIntervalMs: 600_000)
+        let oracle = try produce(driver)
+        let a = try driver.startInstance()
+        driver.assignEverything(to: a)
+        try driver.run(until: {
+            let tasks = a.processor.taskManager.ordered
+            return tasks.contains { $0.id.stage == .items && !$0.atEnd }
+                && tasks.filter { $0.id.stage != .items }.allSatisfy(\.atEnd)
+        }, maxRounds: 2_000, "the source tasks at their end, an item task not yet")
+        driver.redis.restartEmpty()
+        try driver.runToCompletion()
+        try assertMatchesOracle(driver, oracle)
+        XCTAssertGreaterThan(consumed(driver), inputRecords(driver), "the lost tasks were rebuilt by replaying their input")
+    }
+
+    /// A loss that only the stop's final checkpoint finds (an unbounded run,
+    /// Redis restarted empty since its last checkpoint, then SIGTERM): too
+    /// late to rebuild, so the stop fails naming the tasks, instead of
+    /// exiting 0 with their features gone; the next run rebuilds them.
+    func testAStoreLossFoundByTheFinalCheckpointFailsTheStopAndTheNextRunRebuilds() throws {
+        let driver = makeDriver(checkpointIntervalMs: 600_000)
+        let oracle = try produce(driver)
+        let a = try driver.startInstance(stopAtEnd: false)
+        driver.assignEverything(to: a)
+        try driver.run(rounds: 400)
+        driver.redis.restartEmpty()
+        XCTAssertThrowsError(try driver.finish(a)) { error in
+            let text = "\(error)"
+            XCTAssertTrue(text.contains("lost the state of [\"") && text.contains("during the stop"), text)
+        }
+        let b = try driver.startInstance()
+        driver.assignEverything(to: b)
+        try driver.runToCompletion()
+        try assertMatchesOracle(driver, oracle)
+    }
+}
