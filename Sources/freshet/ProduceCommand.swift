@@ -52,7 +52,7 @@ struct ProduceCommand: ParsableCommand {
     @Option(help: "Fraction of events sent late (days behind).")
     var lateFraction = 0.0
 
-    @Option(help: "Fraction of bad events (every kind of bad input).")
+    @Option(help: "Fraction of bad events, in turn: invalid UTF-8, malformed JSON, not an object, missing field, wrong type, unknown action, timestamp out of range, invalid field (null values, too deep nesting and oversized records are not generated).")
     var badFraction = 0.0
 
     @Flag(help: "Key messages randomly instead of by user id.")
@@ -123,6 +123,7 @@ struct ProduceCommand: ParsableCommand {
 /// impression, anything else goes to interactions; the key is the `user_id`
 /// exactly as the decoder reads it (escapes resolved, the last of duplicate
 /// keys). Lines without a readable user id go unkeyed (they are dead-lettered).
+/// Blank lines and a byte order mark are skipped (`EventLines.forEachLine`).
 struct JSONLines: Sequence {
     let lines: [[UInt8]]
 
@@ -130,7 +131,9 @@ struct JSONLines: Sequence {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw ValidationError("cannot read \(path)")
         }
-        lines = data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: true).map { Array($0) }
+        var lines: [[UInt8]] = []
+        data.withUnsafeBytes { all in EventLines.forEachLine(in: all) { _, line in lines.append(Array(line)) } }
+        self.lines = lines
     }
 
     /// The key is empty (sent as no key) when the line has no readable `user_id`.

@@ -32,7 +32,7 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel = "info"
 
-    @Option(help: "Admin HTTP port (/metrics, /healthz, /readyz); overrides the topology; -1 disables.")
+    @Option(help: "Admin HTTP port (/metrics, /healthz, /readyz); overrides the topology; -1 disables (write it --admin-port=-1).")
     var adminPort: Int?
 
     /// 200/s: the local Tansu broker (memory storage) spends CPU on every fetch

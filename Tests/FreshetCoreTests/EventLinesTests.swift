@@ -55,10 +55,30 @@ final class EventLinesTests: XCTestCase {
         XCTAssertEqual(read.rejected.map(\.problem.reason), [.missingField])
     }
 
+    /// (A line of blanks only is no event: skipped, `testAByteOrderMarkAndBlankLinesAreNotEvents`.)
     func testNonObjectsAndBrokenLinesAreRejectedNotSkipped() {
-        let read = lines("[1,2]\n{\"user_id\":\n \n")
+        let read = lines("[1,2]\n{\"user_id\":\n \n\"x\"")
         XCTAssertEqual(read.events, [])
-        XCTAssertEqual(read.rejected.map(\.line), [1, 2, 3])
-        XCTAssertEqual(read.rejected.map(\.problem.reason), [.notAnObject, .malformedJSON, .malformedJSON])
+        XCTAssertEqual(read.rejected.map(\.line), [1, 2, 4])
+        XCTAssertEqual(read.rejected.map(\.problem.reason), [.notAnObject, .malformedJSON, .notAnObject])
+    }
+
+    /// Files written on Windows: a byte order mark before the first event
+    /// and blank lines of "\r", spaces or tabs. The first event used to be
+    /// bad input (the mark), and each blank line a dead letter.
+    func testAByteOrderMarkAndBlankLinesAreNotEvents() {
+        let event = #"{"user_id":"u1","item_id":"a","action":"click","ts":1732600000000}"#
+        var bytes: [UInt8] = [0xEF, 0xBB, 0xBF] + Array((event + "\r\n\r\n  \t\n" + event + "\r\n").utf8)
+        var read = EventLines(bytes, nowMs: now)
+        XCTAssertEqual(read.rejected, [])
+        XCTAssertEqual(read.events.count, 2)
+        var numbers: [Int] = []
+        bytes.withUnsafeBytes { all in EventLines.forEachLine(in: all) { number, _ in numbers.append(number) } }
+        XCTAssertEqual(numbers, [1, 4], "line numbers count the skipped lines")
+        // A mark anywhere else is part of a line (and bad input there).
+        bytes = Array((event + "\n").utf8) + [0xEF, 0xBB, 0xBF] + Array(event.utf8)
+        read = EventLines(bytes, nowMs: now)
+        XCTAssertEqual(read.events.count, 1)
+        XCTAssertEqual(read.rejected.map(\.line), [2])
     }
 }
