@@ -60,23 +60,33 @@ extension JSONScanner {
         return t.escaped ? JSONUnescape.unescape(raw) : String(decoding: raw, as: UTF8.self)
     }
 
-    /// An integer (a float with an all-zero fraction is accepted). `null` -> nil.
-    /// Out-of-range values are reported with `rangeReason`.
+    /// An integer, by value: any JSON number whose value is an integer
+    /// (`1000`, `1000.0`, `1e3`; `integerValue`). `null` -> nil. A value with
+    /// a fraction is `wrong_type`; out-of-range values are reported with
+    /// `rangeReason`. (Until the eighteenth session an exponent made any
+    /// number `wrong_type`, while `1000.0` was read as 1000.)
     mutating func readInt(_ name: StaticString, rangeReason: BadInput.Reason,
                           _ problem: inout BadInput?) throws(BadInput) -> Int64? {
         if let v = scanPlainInteger() { return v }
         switch peek() ?? 0 {
         case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"):
             let t = try scanNumber()
-            if t.isNonInteger {
+            let value: IntegerValue
+            if !t.isNonInteger {
+                value = int64(t).map { .integer($0) } ?? .outOfRange
+            } else {
+                value = integerValue(t)
+            }
+            switch value {
+            case .integer(let v):
+                return v
+            case .fractional:
                 Self.note(BadInput(.wrongType, "field '\(name)' must be an integer"), &problem)
                 return nil
-            }
-            guard let v = int64(t) else {
+            case .outOfRange:
                 Self.note(BadInput(rangeReason, "field '\(name)' does not fit in 64 bits"), &problem)
                 return nil
             }
-            return v
         case UInt8(ascii: "n"):
             if try consumeNull() { return nil }
             fallthrough

@@ -287,6 +287,66 @@ struct JSONScanner {
         return o ? nil : r
     }
 
+    /// What a number token is worth as an integer, by its value, not its
+    /// spelling: `1000`, `1000.0`, `1e3`, `1.5e3` and `15000e-1` are all the
+    /// integer 1000 or 1500 (JSON numbers have no integer type; a producer
+    /// that writes floats may write exponents), `1.5` and `15e-1` are not
+    /// integers. Decimal and exact (no binary floating point), whatever the
+    /// number of digits or the exponent's size.
+    enum IntegerValue: Equatable {
+        case integer(Int64)
+        /// A value with a non-zero fractional part.
+        case fractional
+        /// An integer outside Int64.
+        case outOfRange
+    }
+
+    func integerValue(_ t: JSONNumberToken) -> IntegerValue {
+        // The significant digits (integer, then fraction part) and the power of ten after them.
+        var digits: [UInt8] = []
+        var i = t.negative ? t.start &+ 1 : t.start
+        while i < t.intEnd { digits.append(buf[i] &- UInt8(ascii: "0")); i &+= 1 }
+        var exponent = 0
+        if i < t.end && buf[i] == UInt8(ascii: ".") {
+            i &+= 1
+            while i < t.end && isDigit(buf[i]) { digits.append(buf[i] &- UInt8(ascii: "0")); exponent -= 1; i &+= 1 }
+        }
+        if i < t.end {  // 'e' or 'E'
+            i &+= 1
+            var negativeExponent = false
+            if buf[i] == UInt8(ascii: "+") || buf[i] == UInt8(ascii: "-") { negativeExponent = buf[i] == UInt8(ascii: "-"); i &+= 1 }
+            var e = 0
+            while i < t.end {
+                // Past any digit count a value can have: saturate (the verdict no longer changes).
+                if e < 1_000_000 { e = e * 10 + Int(buf[i] &- UInt8(ascii: "0")) }
+                i &+= 1
+            }
+            exponent += negativeExponent ? -e : e
+        }
+        guard let firstNonZero = digits.firstIndex(where: { $0 != 0 }) else { return .integer(0) }
+        var last = digits.count - 1
+        while digits[last] == 0 { last -= 1; exponent += 1 }
+        let significant = digits[firstNonZero...last]
+        guard exponent >= 0 else { return .fractional }
+        guard significant.count + exponent <= 19 else { return .outOfRange }
+        // Accumulated negatively, as `int64`, so Int64.min is reachable.
+        var v: Int64 = 0
+        for d in significant {
+            let (m, o1) = v.multipliedReportingOverflow(by: 10)
+            let (s, o2) = m.subtractingReportingOverflow(Int64(d))
+            if o1 || o2 { return .outOfRange }
+            v = s
+        }
+        for _ in 0..<exponent {
+            let (m, o) = v.multipliedReportingOverflow(by: 10)
+            if o { return .outOfRange }
+            v = m
+        }
+        if t.negative { return .integer(v) }
+        let (r, o) = Int64(0).subtractingReportingOverflow(v)
+        return o ? .outOfRange : .integer(r)
+    }
+
     /// The decimal text of an integral token's integer part (used for integer ids).
     func integerText(_ t: JSONNumberToken) -> String {
         String(decoding: UnsafeRawBufferPointer(rebasing: buf[t.start..<t.intEnd]), as: UTF8.self)

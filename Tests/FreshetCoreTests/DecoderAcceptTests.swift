@@ -116,6 +116,29 @@ final class DecoderAcceptTests: XCTestCase {
         XCTAssertEqual(Self.readInt(Array("9223372036854775808".utf8), plainFirst: true).0, "problem timestamp_out_of_range")
     }
 
+    /// Integer fields are read by the number's value, whatever its spelling
+    /// (a breaker's finding: `"ts":1796303716958.0` was accepted and
+    /// `"ts":1796303716958e0` dead-lettered as wrong_type).
+    func testIntegerFieldsAreReadByValueNotSpelling() {
+        let cases: [(String, String)] = [
+            ("1796303716958e0", "1796303716958"), ("1796303716958.0", "1796303716958"), ("1.796303716958e12", "1796303716958"),
+            ("1796303716.958E3", "1796303716958"), ("17963037169580e-1", "1796303716958"), ("1796303716958000e-3", "1796303716958"),
+            ("1e3", "1000"), ("1E+3", "1000"), ("0.5e1", "5"), ("-2.5e1", "-25"), ("-0.0e9", "0"), ("0e-999999999999", "0"),
+            ("9.223372036854775807e18", "9223372036854775807"), ("-9.223372036854775808e18", "-9223372036854775808"),
+            ("1.5", "problem wrong_type"), ("15e-1", "problem wrong_type"), ("1e-1", "problem wrong_type"),
+            ("1796303716958.5e0", "problem wrong_type"), ("1.0000000000000000000001e3", "problem wrong_type"),
+            ("9.223372036854775808e18", "problem timestamp_out_of_range"), ("1e19", "problem timestamp_out_of_range"),
+            ("1e999999999999999999", "problem timestamp_out_of_range"),
+        ]
+        for (text, expected) in cases {
+            XCTAssertEqual(Self.readInt(Array((text + ",").utf8), plainFirst: true).0, expected, text)
+        }
+        let decoder = EventDecoder()
+        let event = #"{"user_id":"u","item_id":"i","action":"watch","dwell_ms":1.5e3,"ts":1.796303716958e12}"#
+        XCTAssertEqual(try decoder.decodeInteraction(Array(event.utf8), messageTimestampMs: nil, nowMs: 1_796_303_716_958),
+                       Interaction(userId: "u", itemId: "i", action: .watch, dwellMs: 1500, ts: 1_796_303_716_958, requestId: nil))
+    }
+
     /// What `readInt` reads from `bytes` ("problem <reason>", "error <reason>"
     /// or the value) and where the scanner stops, with the one-pass path
     /// tried first (as the decoder does) or not at all.
@@ -130,9 +153,10 @@ final class DecoderAcceptTests: XCTestCase {
                 } else {
                     // The general path alone: readInt's body after the fast path.
                     let t = try s.scanNumber()
-                    value = t.isNonInteger ? nil : s.int64(t)
-                    if t.isNonInteger { problem = BadInput(.wrongType, "") } else if value == nil {
-                        problem = BadInput(.timestampOutOfRange, "")
+                    switch s.integerValue(t) {
+                    case .integer(let v): value = v
+                    case .fractional: value = nil; problem = BadInput(.wrongType, "")
+                    case .outOfRange: value = nil; problem = BadInput(.timestampOutOfRange, "")
                     }
                 }
                 if let problem { return ("problem \(problem.reason.rawValue)", s.pos) }
