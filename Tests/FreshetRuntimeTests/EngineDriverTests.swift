@@ -371,8 +371,8 @@ final class EngineDriverTests: XCTestCase {
 
     /// One instance owning every partition, run until its first checkpoint committed offsets.
     @discardableResult
-    func startOneInstanceThroughAFirstCheckpoint(_ driver: EngineDriver) throws -> EngineDriver.Instance {
-        let a = try driver.startInstance()
+    func startOneInstanceThroughAFirstCheckpoint(_ driver: EngineDriver, stopAtEnd: Bool = true) throws -> EngineDriver.Instance {
+        let a = try driver.startInstance(stopAtEnd: stopAtEnd)
         driver.assignEverything(to: a)
         try driver.run(until: { !(driver.kafka.committed[driver.group] ?? [:]).isEmpty }, maxRounds: 100, "a first checkpoint")
         return a

@@ -60,6 +60,8 @@ extension StreamProcessor {
         afterBatch(nowMs: now)
         if options.stopAtEnd && boundedRunComplete {
             if !completeLogged {
+                // Checked before it is said (and again right before the end, below).
+                if checkpointStoreLostBeforeEnd() { return true }
                 logger.info("bounded run complete: every assigned partition reached its end")
                 completeLogged = true
             }

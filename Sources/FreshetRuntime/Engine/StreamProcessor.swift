@@ -144,8 +144,9 @@ package final class StreamProcessor: @unchecked Sendable {
     /// lost twice appears twice): the stop compares its length before and
     /// after the final checkpoint (`storeLostAtStop`).
     var storeLostTasks: [TaskId] = []
-    /// Tasks the store lost during the stop itself, too late to rebuild them
-    /// in this run: `finish` fails, naming them (the next run rebuilds them).
+    /// Tasks the store lost during the stop itself, or lost before it and
+    /// still rebuilding when it came: not rebuilt in this run, `finish`
+    /// fails naming them (the next run rebuilds them).
     var storeLostAtStop: [TaskId] = []
     /// Watermark alignment of source partitions (nil: `event_time.max_drift` off;
     /// StreamProcessor+Alignment.swift), and what it keeps per owned source task:
@@ -445,7 +446,7 @@ package final class StreamProcessor: @unchecked Sendable {
         shutdown()
         if !storeLostAtStop.isEmpty {
             let tasks = Set(storeLostAtStop).map(\.description).sorted()
-            throw ProcessorError.checkpoint("the checkpoint store (Redis) lost the state of \(tasks) during the stop (restarted without persistence, or flushed, after the last checkpoint): their features in Redis are incomplete until the next run of this group, which finds the loss and rebuilds them by replaying their input; start it (a bounded run, --stop-at-end, finishes it)")
+            throw ProcessorError.checkpoint("the checkpoint store (Redis) lost the state of \(tasks) (restarted without persistence, or flushed) and the stop came before they were rebuilt: their features in Redis are incomplete until the next run of this group, which finds the loss and rebuilds them by replaying their input; start it (a bounded run, --stop-at-end, finishes it)")
         }
         if let missing = finalRefreshMissing {
             throw ProcessorError.embeddings("bounded run finished, but the final embedding refresh lacked the final rows of item partitions \(missing) (their owners stopped before the end); run the bounded run of this group again to repair the vectors")
@@ -626,7 +627,11 @@ package final class StreamProcessor: @unchecked Sendable {
         // flushed since the last one) re-created those tasks empty: their
         // features in Redis stay incomplete until a run replays their input.
         // Saying so is all the stop can do (it used to exit 0 regardless).
-        storeLostAtStop = Array(storeLostTasks[lossesBeforeStop...])
+        // So do tasks still replaying their input after a loss found before
+        // the stop (a SIGTERM soon after Redis restarted empty): the stop
+        // interrupts their rebuild (a breaker's rerun: exit 0, Redis empty).
+        checkRebuildProgress()
+        storeLostAtStop = Array(storeLostTasks[lossesBeforeStop...]) + rebuildingTasks.keys.sorted { $0.description < $1.description }
         embeddingSummary = makeEmbeddingSummary()
         if let embeddingSummary { logger.info("embeddings: \(embeddingSummary)") }
         refresher?.stop()
