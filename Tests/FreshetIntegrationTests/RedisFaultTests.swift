@@ -377,6 +377,9 @@ final class RedisFaultTests: XCTestCase {
         XCTAssertTrue(F.waitUntil(timeout: 30) {
             Self.field(redis, "freshet:\(group):ckpt:interactions-0:meta", "next_offset") == "4"
         }, "checkpointed again after the FLUSHALL")
+        // Every rebuild done (a stop during one exits 1, naming the tasks).
+        XCTAssertTrue(F.waitUntil(timeout: 30) { Self.readyz(adminPort)?.status == 200 },
+                      "ready again after the FLUSHALL's rebuild: \(String(describing: Self.readyz(adminPort)))\n\(run.logTail())")
         try ScalingTests.stopGracefully(run)
 
         // The store is lost while nothing runs: the next run sees committed
