@@ -54,14 +54,9 @@ package struct EventLines: Sendable {
             while end < all.count && all[end] != UInt8(ascii: "\n") { end += 1 }
             defer { start = end + 1 }
             let line = UnsafeRawBufferPointer(rebasing: all[start..<end])
-            guard line.contains(where: { !Self.isJSONWhitespace($0) }) else { continue }
+            guard line.contains(where: { !isJSONWhitespace($0) }) else { continue }
             body(lineNumber, line)
         }
-    }
-
-    @inline(__always)
-    static func isJSONWhitespace(_ byte: UInt8) -> Bool {
-        byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") || byte == UInt8(ascii: "\r") || byte == UInt8(ascii: "\n")
     }
 
     /// One line, routed and decoded as the processor would.

@@ -44,7 +44,7 @@ struct JSONScanner {
     mutating func skipWhitespace() {
         while pos < buf.count {
             let b = buf[pos]
-            guard b == 0x20 || b == 0x0A || b == 0x0D || b == 0x09 else { return }
+            guard isJSONWhitespace(b) else { return }
             pos &+= 1
         }
     }
@@ -449,3 +449,7 @@ struct JSONScanner {
 
 @inline(__always)
 func isDigit(_ b: UInt8) -> Bool { b &- UInt8(ascii: "0") < 10 }
+
+/// RFC 8259's insignificant whitespace: space, tab, line feed, carriage return.
+@inline(__always)
+func isJSONWhitespace(_ b: UInt8) -> Bool { b == 0x20 || b == 0x0A || b == 0x0D || b == 0x09 }
