@@ -59,14 +59,18 @@ extension StreamProcessor {
         if let fatalError { throw fatalError }
         afterBatch(nowMs: now)
         if options.stopAtEnd && boundedRunComplete {
+            // The store is checked before completion is said, and again
+            // before the loop ends if waiting for the group's final rows took
+            // turns (not twice in one turn: each check reads every task's keys).
+            var storeChecked = false
             if !completeLogged {
-                // Checked before it is said (and again right before the end, below).
                 if checkpointStoreLostBeforeEnd() { return true }
+                storeChecked = true
                 logger.info("bounded run complete: every assigned partition reached its end")
                 completeLogged = true
             }
             if awaitsGroupsFinalRows(nowMs: now) { return true }
-            if checkpointStoreLostBeforeEnd() {
+            if !storeChecked && checkpointStoreLostBeforeEnd() {
                 completeLogged = false
                 return true
             }
