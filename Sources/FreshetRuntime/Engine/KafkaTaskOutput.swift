@@ -70,17 +70,14 @@ final class KafkaTaskOutput: TaskOutput {
 
     func repartition(_ target: RepartitionTarget, keyBytes: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) {
         let partition = KafkaProducer.partition(forKey: keyBytes, partitionCount: targets[target.rawValue].partitions)
-        repartition(target, partition: partition, value: value)
+        repartition(target, partition: partition, keyBytes: keyBytes, value: value)
     }
 
-    /// The key's partition given (`partition(of:keyBytes:)`'s, so the same).
+    /// The key's partition given (`partition(of:keyBytes:)`'s, so the same);
+    /// `keyBytes` is not read again.
+    @inline(__always)
     func repartition(_ target: RepartitionTarget, partition: Int32, keyBytes: UnsafeRawBufferPointer,
                      value: UnsafeRawBufferPointer) {
-        repartition(target, partition: partition, value: value)
-    }
-
-    @inline(__always)
-    private func repartition(_ target: RepartitionTarget, partition: Int32, value: UnsafeRawBufferPointer) {
         let t = target.rawValue
         let b = firstBundle[t] + Int(partition)
         // A bundle never outgrows one message: send it before a record that would not fit.
