@@ -31,8 +31,10 @@ extension ItemFeatureStore {
     /// The id of the item in `slot`.
     package func itemId(ofSlot slot: UInt32) -> String { states[Int(slot)].id }
 
-    /// `windowTotals(of:panes:)` for the item in `slot`: what the examples'
-    /// item features as of an impression start from (`PendingImpressionFeatures`).
+    /// The sums over the absolute panes `range` of the item in `slot` (panes
+    /// below the watermark's window are freed, so a range reaching below it
+    /// counts less): what the examples' item features as of an impression
+    /// start from (`PendingImpressionFeatures`).
     package func windowTotals(ofSlot slot: UInt32, panes range: ClosedRange<Int64>) -> (popularity: Int64, impressions: Int64) {
         states[Int(slot)].panes.totals(lo: clampedRelative(range.lowerBound), hi: clampedRelative(range.upperBound))
     }

@@ -241,17 +241,9 @@ package final class ItemFeatureStore {
     /// included). Nil for an unknown item. Exact unless the watermark is
     /// already more than a window past `ts` (panes below its window are freed).
     package func windowTotals(of itemId: String, asOf ts: EventTimeMs) -> (popularity: Int64, impressions: Int64)? {
-        let top = panes.pane(of: ts)
-        return windowTotals(of: itemId, panes: (top &- Int64(panes.windowPanes) &+ 1)...top)
-    }
-
-    /// The sums over the absolute panes `panes` of every event applied so far
-    /// (nil for an unknown item; by slot: `windowTotals(ofSlot:panes:)`).
-    /// Panes below the current watermark's window are freed, so a range
-    /// reaching below it counts less.
-    package func windowTotals(of itemId: String, panes range: ClosedRange<Int64>) -> (popularity: Int64, impressions: Int64)? {
         guard let slot = lookup(itemId) else { return nil }
-        return windowTotals(ofSlot: slot, panes: range)
+        let top = panes.pane(of: ts)
+        return windowTotals(ofSlot: slot, panes: (top &- Int64(panes.windowPanes) &+ 1)...top)
     }
 
     /// Each item changed since the previous `takeDirty`, with its features:
