@@ -8,7 +8,6 @@ import Logging
 struct ShutdownTimeline {
     private let clock: () -> ContinuousClock.Instant
     private var last: ContinuousClock.Instant
-    private var total: Duration = .zero
     /// The steps in the order they ended, with their durations.
     private(set) var steps: [(name: String, duration: Duration)] = []
 
@@ -21,13 +20,13 @@ struct ShutdownTimeline {
     mutating func mark(_ name: String) {
         let now = clock()
         steps.append((name, now - last))
-        total += now - last
         last = now
     }
 
     /// `steps`: "name=seconds" in order, milliseconds precision; `total_s`.
     var metadata: Logger.Metadata {
         let listed = steps.map { "\($0.name)=\(Self.seconds($0.duration))" }.joined(separator: " ")
+        let total = steps.reduce(Duration.zero) { $0 + $1.duration }
         return ["steps": "\(listed)", "total_s": "\(Self.seconds(total))"]
     }
 
