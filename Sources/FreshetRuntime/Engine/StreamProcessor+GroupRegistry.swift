@@ -68,20 +68,13 @@ extension StreamProcessor {
         if !expired.isEmpty { pipeline.add(RedisCommand(arguments: [Array("HDEL".utf8), Array(keys.groupMembers.utf8)] + expired.map { Array($0.utf8) })) }
         pipeline.add(RedisCommand(arguments: [Array("HSET".utf8), Array(keys.groupMembers.utf8),
                                               Array(groupRegistry.memberId.utf8), Array(entry.encoded.utf8)]))
-        try checkReplies(try controlExecute(pipeline), "registering in \(keys.groupMembers)")
+        for reply in try controlExecute(pipeline) { _ = try reply.checked(context: "registering in \(keys.groupMembers)") }
     }
 
     private func removeGroupEntries(_ members: [String]) throws {
         var pipeline = RedisPipeline()
         pipeline.add(RedisCommand(arguments: [Array("HDEL".utf8), Array(keys.groupMembers.utf8)] + members.map { Array($0.utf8) }))
-        try checkReplies(try controlExecute(pipeline), "removing members from \(keys.groupMembers)")
-    }
-
-    /// A reply that is an error (the key holds another type, say) fails the call.
-    private func checkReplies(_ replies: [RedisReply], _ what: String) throws {
-        for reply in replies {
-            if case .error(let message) = reply { throw ProcessorError.redis("\(what): \(message)") }
-        }
+        for reply in try controlExecute(pipeline) { _ = try reply.checked(context: "removing members from \(keys.groupMembers)") }
     }
 }
 
