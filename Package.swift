@@ -45,7 +45,7 @@ let package = Package(
         // Child processes, loopback ports and the local broker and Redis (the embedded default, benchmarks, tests).
         .target(name: "FreshetProcess"),
         // The only modules that touch the C libraries.
-        .target(name: "FreshetKafka", dependencies: ["CRdKafka"]),
+        .target(name: "FreshetKafka", dependencies: ["CRdKafka", .product(name: "DequeModule", package: "swift-collections")]),
         .target(name: "FreshetRedis", dependencies: ["CHiredis"]),
         // Wires a topology into tasks: Kafka in, state, Redis out, checkpoints, metrics.
         .target(name: "FreshetRuntime", dependencies: [

@@ -1,4 +1,5 @@
 import CRdKafka
+import DequeModule
 import Foundation
 
 /// A consumer-group member with manual offsets (librdkafka high-level consumer).
@@ -158,8 +159,9 @@ package final class KafkaConsumer: @unchecked Sendable {
         var result = ConsumerPoll()
         result.records.reserveCapacity(min(maxRecords, 4096))
         try pollLoop(maxRecords: maxRecords, timeoutMs: timeoutMs,
-                     endOfPartition: &result.endOfPartition, errors: &result.errors) { msg, index, name in
+                     endOfPartition: &result.endOfPartition, errors: &result.errors) { msg, index in
             let m = msg.pointee
+            let name = resolveTopic(m.rkt).name
             let key: [UInt8]? = m.key.map { Array(UnsafeRawBufferPointer(start: $0, count: m.key_len)) }
             let value: [UInt8] = m.payload.map { Array(UnsafeRawBufferPointer(start: $0, count: m.len)) } ?? []
             result.records.append(ConsumedRecord(
@@ -199,7 +201,7 @@ package final class KafkaConsumer: @unchecked Sendable {
         var records = 0
         try pollLoop(maxRecords: maxRecords, timeoutMs: timeoutMs, holding: max(0, lookahead),
                      endOfPartition: &summary.endOfPartition, errors: &summary.errors,
-                     onPolled: { msg, index in ahead(Self.view(msg, topicIndex: index)) }) { msg, index, _ in
+                     onPolled: { msg, index in ahead(Self.view(msg, topicIndex: index)) }) { msg, index in
             each(Self.view(msg, topicIndex: index))
             records += 1
         }
@@ -234,7 +236,8 @@ package final class KafkaConsumer: @unchecked Sendable {
             batch.errors = errors
         }
         try pollLoop(maxRecords: maxRecords, timeoutMs: timeoutMs,
-                     endOfPartition: &eof, errors: &errors) { msg, index, name in
+                     endOfPartition: &eof, errors: &errors) { msg, index in
+            let name = resolveTopic(msg.pointee.rkt).name
             var ti = index
             if ti < 0 || ti >= batch.topicNames.count || batch.topicNames[ti] != name {
                 ti = batch.topicNames.firstIndex(of: name) ?? {
@@ -247,13 +250,13 @@ package final class KafkaConsumer: @unchecked Sendable {
     }
 
     /// The shared poll loop: calls `onRecord` for each record (topic index in
-    /// the subscription or -1, topic name); collects EOF notices and errors.
+    /// the subscription or -1); collects EOF notices and errors.
     /// With `holding` > 0, each record goes to `onPolled` when polled and to
     /// `onRecord` `holding` records later (see `poll(maxRecords:timeoutMs:lookahead:ahead:each:)`).
     private func pollLoop(maxRecords: Int, timeoutMs: Int32, holding: Int = 0,
                           endOfPartition: inout [PartitionEndEvent], errors: inout [KafkaError],
                           onPolled: (UnsafeMutablePointer<rd_kafka_message_t>, Int) -> Void = { _, _ in },
-                          onRecord: (UnsafeMutablePointer<rd_kafka_message_t>, Int, String) -> Void) throws(KafkaError) {
+                          onRecord: (UnsafeMutablePointer<rd_kafka_message_t>, Int) -> Void) throws(KafkaError) {
         pollLock.lock()
         defer { pollLock.unlock() }
         guard !closed else {
@@ -292,21 +295,21 @@ package final class KafkaConsumer: @unchecked Sendable {
             timeout = 0
             let m = msg.pointee
             if m.err == RD_KAFKA_RESP_ERR_NO_ERROR {
-                let (index, name) = resolveTopic(m.rkt)
+                let index = topicIndex(m.rkt)
                 records += 1
                 if holding > 0 {
                     onPolled(msg, index)
-                    held.append(msg, topicIndex: index, topic: name)
+                    held.append(msg, topicIndex: index)
                     if held.count > holding { held.handOutOldest() }
                 } else {
-                    held.handOut(msg, index, name)
+                    held.handOut(msg, index)
                     rd_kafka_message_destroy(msg)
                 }
                 continue
             }
             defer { rd_kafka_message_destroy(msg) }
             if m.err == RD_KAFKA_RESP_ERR__PARTITION_EOF {
-                let (_, name) = resolveTopic(m.rkt)
+                let name = resolveTopic(m.rkt).name
                 endOfPartition.append(PartitionEndEvent(
                     topicPartition: TopicPartition(topic: name, partition: m.partition), offset: m.offset))
             } else if m.err == RD_KAFKA_RESP_ERR__FATAL {
@@ -351,7 +354,16 @@ package final class KafkaConsumer: @unchecked Sendable {
         return out
     }
 
-    private func resolveTopic(_ rkt: OpaquePointer?) -> (Int, String) {
+    /// `resolveTopic(rkt).index` without touching the name (per record).
+    @inline(__always)
+    private func topicIndex(_ rkt: OpaquePointer?) -> Int {
+        if let rkt, let cname = rd_kafka_topic_name(rkt) {
+            for entry in topicCache where entry.rkt == rkt && strcmp(cname, entry.cname) == 0 { return entry.index }
+        }
+        return resolveTopic(rkt).index
+    }
+
+    private func resolveTopic(_ rkt: OpaquePointer?) -> (index: Int, name: String) {
         guard let rkt else { return (-1, "") }
         let cname = rd_kafka_topic_name(rkt)
         for entry in topicCache where entry.rkt == rkt {
@@ -786,26 +798,28 @@ enum GroupMetadataSymbols {
 
 /// The records a look-ahead poll has shown but not yet handed out, oldest
 /// first (a few: the look-ahead distance). Used on the polling thread only,
-/// within one poll.
+/// within one poll. A deque, not an array: the oldest leaves at every record,
+/// and an array's `removeFirst` moved the rest (and retained a topic name
+/// per record; the fast path never reads it).
 private final class HeldMessages {
     typealias Message = UnsafeMutablePointer<rd_kafka_message_t>
-    let handOut: (Message, Int, String) -> Void
-    private var messages: [(message: Message, topicIndex: Int, topic: String)] = []
+    let handOut: (Message, Int) -> Void
+    private var messages = Deque<(message: Message, topicIndex: Int)>()
 
-    init(handOut: @escaping (Message, Int, String) -> Void) {
+    init(handOut: @escaping (Message, Int) -> Void) {
         self.handOut = handOut
     }
 
     var count: Int { messages.count }
 
-    func append(_ message: Message, topicIndex: Int, topic: String) {
-        messages.append((message, topicIndex, topic))
+    func append(_ message: Message, topicIndex: Int) {
+        messages.append((message, topicIndex))
     }
 
     /// Hands the oldest held record out and releases its message.
     func handOutOldest() {
-        let oldest = messages.removeFirst()
-        handOut(oldest.message, oldest.topicIndex, oldest.topic)
+        guard let oldest = messages.popFirst() else { return }
+        handOut(oldest.message, oldest.topicIndex)
         rd_kafka_message_destroy(oldest.message)
     }
 
