@@ -69,4 +69,80 @@ extension EngineDriverTests {
         try driver.runToCompletion()
         try assertMatchesOracle(driver, oracle)
     }
+
+    /// Redis restarts empty while the bounded run leaves its group (after the
+    /// end-of-run checks and the final checkpoint): the revoke callback's
+    /// checkpoint finds the loss and the tasks are dropped before a rebuild.
+    /// The stop fails naming them (a breaker's run exited 0 with Redis
+    /// holding no feature), and the next run rebuilds every feature.
+    func testRedisRestartedEmptyWhileTheRunLeavesItsGroupFailsTheStop() throws {
+        let driver = makeDriver()
+        let oracle = try produce(driver)
+        let a = try driver.startInstance()
+        driver.assignEverything(to: a)
+        a.consumer.beforeLeaving = { driver.redis.restartEmpty() }
+        XCTAssertThrowsError(try driver.runToCompletion()) { error in
+            let text = "\(error)"
+            XCTAssertTrue(text.contains("lost the state of [\"") && text.contains("the next run of this group"), text)
+        }
+        let b = try driver.startInstance()
+        driver.assignEverything(to: b)
+        try driver.runToCompletion()
+        try assertMatchesOracle(driver, oracle)
+    }
+
+    /// Redis restarts empty after the run left its group, every write
+    /// acknowledged: nothing is left to find it but a last look at the
+    /// store, which fails the stop instead of an exit 0 with Redis empty.
+    func testRedisRestartedEmptyAfterTheLastWriteFailsTheStop() throws {
+        let driver = makeDriver()
+        let oracle = try produce(driver)
+        let a = try driver.startInstance()
+        driver.assignEverything(to: a)
+        a.consumer.afterLeaving = { driver.redis.restartEmpty() }
+        XCTAssertThrowsError(try driver.runToCompletion()) { error in
+            let text = "\(error)"
+            XCTAssertTrue(text.contains("lost the state of [\"") && text.contains("the next run of this group"), text)
+            for task in ["interactions-0", "items-0"] { XCTAssertTrue(text.contains("\"\(task)\""), "\(task) named: \(text)") }
+        }
+        let b = try driver.startInstance()
+        driver.assignEverything(to: b)
+        try driver.runToCompletion()
+        try assertMatchesOracle(driver, oracle)
+    }
+
+    /// The same stop with Redis intact exits cleanly: the last look finds
+    /// every task's epoch and checkpoint where the run left them.
+    func testAStopWithRedisIntactPassesTheLastLook() throws {
+        let driver = makeDriver()
+        let oracle = try produce(driver)
+        let a = try driver.startInstance()
+        driver.assignEverything(to: a)
+        var looked = false
+        a.consumer.afterLeaving = { looked = true }
+        try driver.runToCompletion()
+        XCTAssertTrue(looked)
+        XCTAssertTrue(a.processor.storeLostAtStop.isEmpty)
+        try assertMatchesOracle(driver, oracle)
+    }
+
+    /// `trending` deleted between two runs (an operator mending a refused
+    /// write, or an eviction): a rerun with nothing to replay writes every
+    /// item task's top K again at its first flush (it used to leave the set
+    /// empty: only changed items were written, a breaker's finding).
+    func testARerunRestoresTrendingDeletedBetweenRuns() throws {
+        let driver = makeDriver()
+        let oracle = try produce(driver)
+        let a = try driver.startInstance()
+        driver.assignEverything(to: a)
+        try driver.runToCompletion()
+        try assertMatchesOracle(driver, oracle)
+        _ = try driver.redis.command(["DEL", "trending"])
+        XCTAssertNotEqual(try oracle.differences(from: driver.redis), [], "the oracle sees trending gone")
+        let b = try driver.startInstance()
+        driver.assignEverything(to: b)
+        try driver.runToCompletion()
+        XCTAssertEqual(consumed(driver), inputRecords(driver), "nothing was replayed")
+        try assertMatchesOracle(driver, oracle)
+    }
 }

@@ -173,6 +173,10 @@ package final class InMemoryConsumer: EngineConsumer {
     private var paused: Set<TopicPartition> = []
     /// The offset at which the end of each partition was last reported.
     private var endReported: [TopicPartition: Int64] = [:]
+    /// Called as `close` begins (before the revoke callback), and as it ends
+    /// (the partitions released): a fault can strike while the member leaves.
+    package var beforeLeaving: (() -> Void)?
+    package var afterLeaving: (() -> Void)?
     private var rotation = 0
     package private(set) var isClosed = false
     /// Counts the assignments this member received (the group generation it saw last).
@@ -356,6 +360,7 @@ package final class InMemoryConsumer: EngineConsumer {
     /// (`InMemoryKafka.rebalanceOnLeave`).
     package func close() throws(KafkaError) {
         guard !isClosed else { return }
+        beforeLeaving?()
         let held = assignment
         if !held.isEmpty { rebalance.revoked(held) }
         forget(held)
@@ -364,6 +369,7 @@ package final class InMemoryConsumer: EngineConsumer {
         pending.removeAll()
         isClosed = true
         kafka.left(self, releasing: released)
+        afterLeaving?()
     }
 }
 

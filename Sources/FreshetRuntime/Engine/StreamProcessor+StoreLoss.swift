@@ -205,25 +205,104 @@ extension StreamProcessor {
         for id in ids {
             guard let epoch = taskManager.epochs[id] else { continue }
             do {
-                var pipeline = RedisPipeline()
-                pipeline.add(RedisCommand(arguments: [Array("GET".utf8), Array(keys.epoch(id).utf8)]))
-                pipeline.add(RedisCommand(arguments: [Array("HGET".utf8), Array(keys.checkpointMeta(id).utf8),
-                                                       Array("written_ms".utf8)]))
-                let replies = try controlExecute(pipeline)
-                let current = replies.first?.string.flatMap { Int64($0) }
-                let written = replies.count > 1 ? replies[1].string.flatMap { Int64($0) } : nil
-                if current != epoch {
-                    guard FencedWriteReply.epochRefusal(ours: epoch, current: current) == .storeLost else { continue }
-                    checkpointStoreLost(id, evidence: current == nil ? .epochMissing : .epochRolledBack,
-                                        detail: "redis restarted and the epoch key is \(current.map { "at \($0)" } ?? "missing")")
-                } else if let ours = checkpointer.writtenMs[id], written != ours {
-                    checkpointStoreLost(id, evidence: .checkpointRolledBack,
-                                        detail: "redis restarted and holds the checkpoint written at \(written.map(String.init) ?? "none"), not the latest at \(ours)")
+                let replies = try controlExecute(Self.storeCheck(of: [id], keys: keys))
+                let held = Self.heldInStore(replies, at: 0)
+                if let loss = Self.storeLoss(ourEpoch: epoch, ourCheckpoint: checkpointer.writtenMs[id],
+                                             epoch: held.epoch, checkpoint: held.checkpoint) {
+                    checkpointStoreLost(id, evidence: loss.evidence, detail: "redis restarted and \(loss.detail)")
                 }
             } catch {
                 logger.warning("cannot check the checkpoint of \(id) after a redis restart: \(error)")
             }
         }
+    }
+
+    // MARK: - After the stop's last write
+
+    /// What a stopping run held and had written, taken before it leaves the group.
+    struct StoreAtStop {
+        /// The tasks held and their epochs.
+        var epochs: [TaskId: Int64]
+        /// `written_ms` of each task's latest acknowledged checkpoint.
+        var checkpoints: [TaskId: Int64]
+        /// Redis's `run_id` as of the latest check (nil: never read).
+        var runId: String?
+        /// Whether the stop writes after its last checkpoint (a bounded run's
+        /// final refresh republishes every vector after it).
+        var writesAfterCheckpoint: Bool
+    }
+
+    /// Once every write of the stop is acknowledged: the tasks held at the
+    /// stop whose epoch or checkpoint Redis no longer holds (it restarted
+    /// empty, or was flushed, after the last check: while the stop wrote its
+    /// final checkpoint, refresh or republication, or while leaving the
+    /// group). Their features are gone, though every write was acknowledged.
+    /// A task a newer owner took meanwhile is not lost. Also notes
+    /// (`storeRestartedAtStop`) a restart that kept the checkpoints (a
+    /// snapshot or append-only file) but may have lost what was written after
+    /// the last of them. One attempt: when Redis cannot answer now, it says
+    /// so and reports nothing.
+    func storeLostSince(_ stop: StoreAtStop) -> [TaskId] {
+        let ids = stop.epochs.keys.sorted { $0.description < $1.description }
+        guard !ids.isEmpty else { return [] }
+        let replies: [RedisReply]
+        do { replies = try control.executeOnce(Self.storeCheck(of: ids, keys: keys)) } catch {
+            logger.warning("cannot confirm that Redis still holds this run's writes: \(error)")
+            return []
+        }
+        var lost: [TaskId] = []
+        for (n, id) in ids.enumerated() {
+            guard let epoch = stop.epochs[id] else { continue }
+            let held = Self.heldInStore(replies, at: n)
+            guard let loss = Self.storeLoss(ourEpoch: epoch, ourCheckpoint: stop.checkpoints[id],
+                                            epoch: held.epoch, checkpoint: held.checkpoint) else { continue }
+            lost.append(id)
+            stats.metrics.checkpointStoreLost(evidence: loss.evidence.rawValue).increment()
+            logger.critical("CHECKPOINT STORE LOST while the run stopped: Redis no longer holds what this task wrote; the next run of this group rebuilds it", metadata: [
+                "task": "\(id)", "evidence": "\(loss.evidence.rawValue)", "detail": "\(loss.detail)",
+            ])
+        }
+        // (Redis answered just now: reading run_id does not wait on an outage.)
+        if lost.isEmpty, stop.writesAfterCheckpoint, let before = stop.runId, let now = try? currentRedisRunId(), now != before {
+            storeRestartedAtStop = true
+            logger.warning("redis restarted while the run stopped (run_id changed); its checkpoints survived, what was written after the last of them may not have",
+                           metadata: ["previous_run_id": "\(before)", "run_id": "\(now)"])
+        }
+        return lost
+    }
+
+    /// `GET` epoch and `HGET` checkpoint `written_ms`, per task, in order.
+    static func storeCheck(of ids: [TaskId], keys: RedisKeys) -> RedisPipeline {
+        var pipeline = RedisPipeline()
+        for id in ids {
+            pipeline.add(RedisCommand(arguments: [Array("GET".utf8), Array(keys.epoch(id).utf8)]))
+            pipeline.add(RedisCommand(arguments: [Array("HGET".utf8), Array(keys.checkpointMeta(id).utf8),
+                                                   Array("written_ms".utf8)]))
+        }
+        return pipeline
+    }
+
+    /// The `n`-th task's epoch and checkpoint `written_ms` from `storeCheck`'s replies.
+    static func heldInStore(_ replies: [RedisReply], at n: Int) -> (epoch: Int64?, checkpoint: Int64?) {
+        func number(_ i: Int) -> Int64? { i < replies.count ? replies[i].string.flatMap { Int64($0) } : nil }
+        return (number(2 * n), number(2 * n + 1))
+    }
+
+    /// Whether Redis lost a task, from its epoch key and checkpoint as Redis
+    /// holds them now against ours: the epoch key missing or behind ours, or
+    /// our epoch with another checkpoint than our latest (a restart from an
+    /// older snapshot). nil: intact, or a newer owner holds the task.
+    static func storeLoss(ourEpoch: Int64, ourCheckpoint: Int64?, epoch: Int64?, checkpoint: Int64?) -> StoreLoss? {
+        if epoch != ourEpoch {
+            guard FencedWriteReply.epochRefusal(ours: ourEpoch, current: epoch) == .storeLost else { return nil }
+            return StoreLoss(evidence: epoch == nil ? .epochMissing : .epochRolledBack,
+                             detail: "the epoch key is \(epoch.map { "at \($0)" } ?? "missing")")
+        }
+        if let ours = ourCheckpoint, checkpoint != ours {
+            return StoreLoss(evidence: .checkpointRolledBack,
+                             detail: "holds the checkpoint written at \(checkpoint.map(String.init) ?? "none"), not the latest at \(ours)")
+        }
+        return nil
     }
 
     /// `run_id` from `INFO server`: a new value after every Redis start.

@@ -132,8 +132,8 @@ package final class StreamProcessor: @unchecked Sendable {
     var rejectedKeys: Set<String> = []
     /// The stop found the broker not acknowledging produced records (see `shutdown`).
     var stoppedWithUnacknowledgedOutput = false
-    /// A write to `trending` was refused: the next flush writes every item
-    /// task's trending top K (`RenderContext.rewriteTrending`).
+    /// A write to `trending` was refused, or an item task was just assigned:
+    /// the next flush writes every item task's trending top K (`RenderContext.rewriteTrending`).
     var trendingRewriteDue = false
     /// Tasks being rebuilt after the checkpoint store lost them, with the input
     /// offset they had reached before (rebuilt once they pass it again).
@@ -141,13 +141,16 @@ package final class StreamProcessor: @unchecked Sendable {
     /// Redis's `run_id` (INFO server) when last checked: a change means Redis restarted.
     var redisRunId: String?
     /// Every task whose checkpoint store loss was announced, in order (a task
-    /// lost twice appears twice): the stop compares its length before and
-    /// after the final checkpoint (`storeLostAtStop`).
+    /// lost twice appears twice): the stop compares its length before it
+    /// began and after it left the group (`storeLostAtStop`).
     var storeLostTasks: [TaskId] = []
     /// Tasks the store lost during the stop itself, or lost before it and
     /// still rebuilding when it came: not rebuilt in this run, `finish`
     /// fails naming them (the next run rebuilds them).
     var storeLostAtStop: [TaskId] = []
+    /// Redis restarted while the run stopped and kept its checkpoints, after
+    /// a final republication that followed the last of them (`storeLostSince`).
+    var storeRestartedAtStop = false
     /// Watermark alignment of source partitions (nil: `event_time.max_drift` off;
     /// StreamProcessor+Alignment.swift), and what it keeps per owned source task:
     /// the records read when its partition last reported its end, whether it
@@ -448,6 +451,9 @@ package final class StreamProcessor: @unchecked Sendable {
             let tasks = Set(storeLostAtStop).map(\.description).sorted()
             throw ProcessorError.checkpoint("the checkpoint store (Redis) lost the state of \(tasks) (restarted without persistence, or flushed) and the stop came before they were rebuilt: their features in Redis are incomplete until the next run of this group, which finds the loss and rebuilds them by replaying their input; start it (a bounded run, --stop-at-end, finishes it)")
         }
+        if storeRestartedAtStop {
+            throw ProcessorError.checkpoint("Redis restarted while the run stopped, after its final checkpoint: the checkpoints survived, the final vectors written after them may not have; run the bounded run of this group again to write them")
+        }
         if let missing = finalRefreshMissing {
             throw ProcessorError.embeddings("bounded run finished, but the final embedding refresh lacked the final rows of item partitions \(missing) (their owners stopped before the end); run the bounded run of this group again to repair the vectors")
         }
@@ -631,17 +637,26 @@ package final class StreamProcessor: @unchecked Sendable {
         // the stop (a SIGTERM soon after Redis restarted empty): the stop
         // interrupts their rebuild (a breaker's rerun: exit 0, Redis empty).
         checkRebuildProgress()
-        storeLostAtStop = Array(storeLostTasks[lossesBeforeStop...]) + rebuildingTasks.keys.sorted { $0.description < $1.description }
+        let rebuildingAtStop = rebuildingTasks.keys.sorted { $0.description < $1.description }
         embeddingSummary = makeEmbeddingSummary()
         if let embeddingSummary { logger.info("embeddings: \(embeddingSummary)") }
         refresher?.stop()
         let finalVectorWriters = finalRefreshFollows ? ownFinalVectorWriters : []
+        let writtenAtStop = StoreAtStop(epochs: taskManager.epochs, checkpoints: checkpointer.writtenMs, runId: redisRunId,
+                                        writesAfterCheckpoint: finalRefreshFollows)
         // Leaving the group runs the revoke callback: it finds the tasks already
-        // checkpointed (or commits blocked) and only drops them.
+        // checkpointed (or commits blocked) and only drops them; its checkpoint
+        // may still find the store lost (and rebuild, then drop, those tasks).
         do { try consumer.close() } catch { logger.warning("leaving the group: \(error)") }
         timeline.mark("leave_group")
         writer.stop()
         timeline.mark("redis_drain")
+        // Every write of this run is acknowledged: losses found since the stop
+        // began (also while leaving the group), tasks still rebuilding, and a
+        // store lost after the last check (a Redis restarted empty while the
+        // run stopped: an exit 0 left every feature gone, a breaker's finding).
+        storeLostAtStop = Array(storeLostTasks[lossesBeforeStop...]) + rebuildingAtStop
+            + (commitsBlocked == nil ? storeLostSince(writtenAtStop) : [])
         // Dead letters and repartition records of the last batch; after a
         // flush that already timed out, a short last chance (nothing past the
         // last checkpoint is committed: they are produced again).
