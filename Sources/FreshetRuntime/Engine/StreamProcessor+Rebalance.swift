@@ -192,6 +192,12 @@ extension StreamProcessor {
                             metadata: ["task": "\(id)", "count": "\(source.deadLettersAlreadySent.count)"])
             }
         }
+        // An item task's whole top K goes to `trending` at the next flush:
+        // whatever happened to the key while no one owned the task (deleted
+        // after a refused write, evicted, flushed) is mended without waiting
+        // for a changed item. Changed items alone left `trending` empty after
+        // a rerun that had nothing to replay (a breaker's finding).
+        if task is ItemTask { trendingRewriteDue = true }
         if let item = task as? ItemTask, let side = item.embeddings {
             if checkpoint != nil { try restoreCooccurrenceRows(id, into: side) }
             clearEndOfRunMarks(id)

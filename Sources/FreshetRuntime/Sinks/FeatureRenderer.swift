@@ -100,10 +100,11 @@ package struct FeatureRenderer: Sendable {
     /// a trim only removes it when K items score higher, which they then still do.
     ///
     /// With `rewriteTrending` (a write to `trending` was refused: the key had
-    /// another type), the task's whole top K is written again, not only its
-    /// changed items: the refused scores were lost, and an item whose score
-    /// rose meanwhile would otherwise stay out of the set, or low in it,
-    /// until its next positive.
+    /// another type; or the task was just assigned, and the key may have been
+    /// deleted or evicted meanwhile), the task's whole top K is written again,
+    /// not only its changed items: the refused scores were lost, and an item
+    /// whose score rose meanwhile would otherwise stay out of the set, or low
+    /// in it, until its next positive.
     @discardableResult
     package func renderItems(_ task: ItemTask, into write: inout FencedWrite, samples: inout [Int64],
                              rewriteTrending: Bool = false) -> Int {

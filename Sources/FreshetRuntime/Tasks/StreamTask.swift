@@ -166,7 +166,8 @@ package struct RenderContext {
     /// Whether `counts` is filled (the engine publishes it only with the examples topic on).
     package var collectsCounts = true
     /// Item tasks write their whole trending top K, not only changed items
-    /// (`FeatureRenderer.renderItems`): Redis refused a write to `trending`.
+    /// (`FeatureRenderer.renderItems`): Redis refused a write to `trending`,
+    /// or an item task was just assigned.
     package var rewriteTrending = false
 
     package init(renderer: FeatureRenderer, vectors: ItemVectorSet?, embeddings: EmbeddingPublisher?) {
