@@ -98,33 +98,37 @@ package struct DecodedEvent {
 
 /// The ids of a `DecodedEvent`, as borrowed UTF-8 bytes (valid inside
 /// `DecodedEvent.withIds(in:_:)` only).
-package struct EventIds {
-    let input: UnsafeRawBufferPointer
-    let scratch: UnsafeRawBufferPointer
-    let userToken: JSONIdToken
-    let itemToken: JSONIdToken
-    let requestToken: JSONIdToken?
-    let items: UnsafeBufferPointer<JSONIdToken>
+///
+/// Its accessors are `@inlinable public` (docs/ARCHITECTURE.md, "Modules"):
+/// as `package` they were calls from the tasks in other modules, one per
+/// shown item routed (twice for a grouped one) and per position.
+public struct EventIds {
+    @usableFromInline let input: UnsafeRawBufferPointer
+    @usableFromInline let scratch: UnsafeRawBufferPointer
+    @usableFromInline let userToken: JSONIdToken
+    @usableFromInline let itemToken: JSONIdToken
+    @usableFromInline let requestToken: JSONIdToken?
+    @usableFromInline let items: UnsafeBufferPointer<JSONIdToken>
     /// The `positions` array when present (only from `withIdsInPlace`), else empty.
-    package internal(set) var positionValues = UnsafeBufferPointer<Int32>(start: nil, count: 0)
+    public internal(set) var positionValues = UnsafeBufferPointer<Int32>(start: nil, count: 0)
 
-    @inline(__always)
+    @inlinable @inline(__always)
     func bytes(_ t: JSONIdToken) -> UnsafeRawBufferPointer {
         UnsafeRawBufferPointer(rebasing: (t.escaped ? scratch : input)[t.start..<t.end])
     }
 
     /// `user_id`.
-    package var user: UnsafeRawBufferPointer { bytes(userToken) }
+    @inlinable public var user: UnsafeRawBufferPointer { bytes(userToken) }
     /// `item_id` of an interaction.
-    package var item: UnsafeRawBufferPointer { bytes(itemToken) }
+    @inlinable public var item: UnsafeRawBufferPointer { bytes(itemToken) }
     /// `request_id` when present.
-    package var requestId: UnsafeRawBufferPointer? { requestToken.map(bytes) }
+    @inlinable public var requestId: UnsafeRawBufferPointer? { requestToken.map(bytes) }
     /// Shown item `k` of an impression.
-    @inline(__always)
-    package func shownItem(_ k: Int) -> UnsafeRawBufferPointer { bytes(items[k]) }
+    @inlinable @inline(__always)
+    public func shownItem(_ k: Int) -> UnsafeRawBufferPointer { bytes(items[k]) }
     /// Position of shown item `k` (`DecodedEvent.position(at:)`); from `withIdsInPlace` only.
-    @inline(__always)
-    package func position(at k: Int) -> Int32? { k < positionValues.count ? positionValues[k] : nil }
+    @inlinable @inline(__always)
+    public func position(at k: Int) -> Int32? { k < positionValues.count ? positionValues[k] : nil }
 }
 
 extension EventIds {

@@ -89,7 +89,10 @@ package struct EventDecoder: Sendable {
         event.hasRequestId = requestId != nil
         if let requestId { event.request = requestId }
         event.hasPositions = false
-        event.items.removeAll(keepingCapacity: true)
+        // Emptied only when not empty: `removeAll(keepingCapacity:)` is a
+        // call into the generic `replaceSubrange` (~65 instructions) even for
+        // an empty array, and an interactions task's event never has items.
+        if !event.items.isEmpty { event.items.removeAll(keepingCapacity: true) }
         if userId.escaped || itemId.escaped || requestId?.escaped == true { event.resolveEscapes(bytes) }
     }
 
@@ -128,10 +131,11 @@ package struct EventDecoder: Sendable {
         event.hasRequestId = requestId != nil
         if let requestId { event.request = requestId }
         event.hasPositions = hasPositions
-        if !hasPositions { event.positions.removeAll(keepingCapacity: true) }
+        // As in `decode(interaction:)`: nothing to empty is the common case.
+        if !hasPositions && !event.positions.isEmpty { event.positions.removeAll(keepingCapacity: true) }
         if userId.escaped || requestId?.escaped == true || event.items.contains(where: \.escaped) {
             event.resolveEscapes(bytes)
-        } else {
+        } else if !event.unescaped.isEmpty {
             event.unescaped.removeAll(keepingCapacity: true)
         }
     }

@@ -27,15 +27,28 @@
 /// (`RepartitionRecord.forEachItemView`, `RepartitionRecord.decodeEach`).
 /// Readers before this record refuse tag 4 (see docs/OPERATIONS.md,
 /// "Repartition format and upgrades").
-package enum ImpressionItemsRecord {
+///
+/// The encoder (`withEncoded`, `write`, `maxBytes`) is `@inlinable public`
+/// (docs/ARCHITECTURE.md, "Modules"): as `package`, it was not inlined into
+/// the source task, so every shown item cost three calls through closure
+/// contexts (its id twice, its position once) and the record's group one.
+public enum ImpressionItemsRecord {
     /// One shown item of the group: its id bytes, position in the impression
     /// (nil when the impression carried none) and index among the shown items.
-    package typealias Item = (id: UnsafeRawBufferPointer, position: Int32?, subIndex: UInt32)
+    public typealias Item = (id: UnsafeRawBufferPointer, position: Int32?, subIndex: UInt32)
+
+    /// The format byte and tags `write` puts first (`RepartitionRecord`'s,
+    /// which is not public): functions, read once per record.
+    @usableFromInline static var formatVersion: UInt8 { RepartitionRecord.formatVersion }
+    @usableFromInline static var impressionItemsTag: UInt8 { RepartitionRecord.Tag.impressionItems.rawValue }
+    @usableFromInline static var countedImpressionItemsTag: UInt8 {
+        RepartitionRecord.Tag.countedImpressionItems.rawValue
+    }
 
     /// An upper bound of the bytes `write` produces: the shared fields plus,
     /// per item, `itemIdBytes` in total and three varints.
-    @inline(__always)
-    package static func maxBytes(userId: UnsafeRawBufferPointer, requestId: UnsafeRawBufferPointer?,
+    @inlinable @inline(__always)
+    public static func maxBytes(userId: UnsafeRawBufferPointer, requestId: UnsafeRawBufferPointer?,
                                  count: Int, itemIdBytes: Int) -> Int {
         let v = RawByteCursor.maxVarintBytes
         return 4 + 6 * v + userId.count + (requestId?.count ?? 0) + RecordOrigin.maxEncodedBytes
@@ -47,13 +60,12 @@ package enum ImpressionItemsRecord {
     /// impression's source topic, partition and offset (its `subIndex` is not
     /// written); `interactionCount`, the counts stage's stamp (tag 5), nil
     /// for a source's record (tag 4). The cursor must have `maxBytes` of space.
-    @inline(__always)
-    package static func write(userId: UnsafeRawBufferPointer, ts: EventTimeMs, requestId: UnsafeRawBufferPointer?,
-                              source: RecordOrigin, interactionCount: Int64? = nil, count: Int, item: (Int) -> Item,
-                              into c: inout RawByteCursor) {
-        c.write(byte: RepartitionRecord.formatVersion)
-        c.write(byte: interactionCount == nil ? RepartitionRecord.Tag.impressionItems.rawValue
-                                              : RepartitionRecord.Tag.countedImpressionItems.rawValue)
+    @inlinable @inline(__always)
+    public static func write(userId: UnsafeRawBufferPointer, ts: EventTimeMs, requestId: UnsafeRawBufferPointer?,
+                             source: RecordOrigin, interactionCount: Int64? = nil, count: Int, item: (Int) -> Item,
+                             into c: inout RawByteCursor) {
+        c.write(byte: formatVersion)
+        c.write(byte: interactionCount == nil ? impressionItemsTag : countedImpressionItemsTag)
         c.write(bytes: userId)
         c.write(zigzag: ts)
         c.write(optionalBytes: requestId)
@@ -75,11 +87,11 @@ package enum ImpressionItemsRecord {
     /// record's bytes (valid during the call): the one encoder a source task
     /// and the core benchmark share. `shownItem(k)` and `position(k)` are
     /// item `k`'s id bytes and position; its sub-index is `k`.
-    @inline(__always)
-    package static func withEncoded(userId: UnsafeRawBufferPointer, ts: EventTimeMs, requestId: UnsafeRawBufferPointer?,
-                                       source: RecordOrigin, interactionCount: Int64? = nil, members: UnsafeBufferPointer<Int>,
-                                       shownItem: (Int) -> UnsafeRawBufferPointer, position: (Int) -> Int32?,
-                                       _ body: (UnsafeRawBufferPointer) -> Void) {
+    @inlinable @inline(__always)
+    public static func withEncoded(userId: UnsafeRawBufferPointer, ts: EventTimeMs, requestId: UnsafeRawBufferPointer?,
+                                   source: RecordOrigin, interactionCount: Int64? = nil, members: UnsafeBufferPointer<Int>,
+                                   shownItem: (Int) -> UnsafeRawBufferPointer, position: (Int) -> Int32?,
+                                   _ body: (UnsafeRawBufferPointer) -> Void) {
         let idBytes = members.reduce(0) { $0 + shownItem($1).count }
         let bound = maxBytes(userId: userId, requestId: requestId, count: members.count, itemIdBytes: idBytes)
         RawByteCursor.withScratch(capacity: bound, write: { c in

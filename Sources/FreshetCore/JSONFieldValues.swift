@@ -1,10 +1,11 @@
 /// Where an id's bytes lie in the scanned input: a string's content or an
 /// integer's decimal text (sign included), in place. `escaped` when the
 /// string content has backslash escapes, which must be resolved first.
+@usableFromInline
 struct JSONIdToken {
-    var start: Int
-    var end: Int
-    var escaped: Bool
+    @usableFromInline var start: Int
+    @usableFromInline var end: Int
+    @usableFromInline var escaped: Bool
 }
 
 /// Typed field readers used by `EventDecoder`.

@@ -137,12 +137,18 @@ public struct KeyIndex: Sendable {
 
     /// Asks the cache for the bucket a lookup of `tag` reads first (a hint:
     /// nothing is looked up or changed).
+    /// The hint is given after `withUnsafeBufferPointer` returns, from the
+    /// bucket's address alone: called inside it, the C function (opaque to
+    /// Swift's reference counting) made the compiler retain and release
+    /// the buckets around it, two runtime calls per record shown ahead
+    /// (`UserStatePrefetcher`). A prefetch never dereferences its address,
+    /// and the buckets stay alive meanwhile (this index holds them).
     @inlinable @inline(__always)
     public func prefetchBucket(tag: UInt32) {
-        buckets.withUnsafeBufferPointer { b in
-            guard let base = b.baseAddress else { return }
-            freshet_prefetch(UnsafeRawPointer(base + (Int(tag) & mask)))
+        let bucket: UnsafeRawPointer? = buckets.withUnsafeBufferPointer { b in
+            b.baseAddress.map { UnsafeRawPointer($0 + (Int(tag) & mask)) }
         }
+        if let bucket { freshet_prefetch(bucket) }
     }
 
     /// The slot of the first bucket carrying `tag` (the lookup's probe with

@@ -294,7 +294,11 @@ package enum RepartitionRecord: Sendable, Equatable {
 }
 
 extension RecordOrigin {
-    package static let maxEncodedBytes = 1 + 3 * RawByteCursor.maxVarintBytes
+    /// The most bytes `encode(into:)` writes. Computed, not stored, so that
+    /// the inlined `ImpressionItemsRecord.maxBytes` reads no lazily
+    /// initialised global.
+    @inlinable
+    public static var maxEncodedBytes: Int { 1 + 3 * RawByteCursor.maxVarintBytes }
 
     /// Source topic byte, partition and offset (zigzag), sub-index (varint):
     /// the origin of every repartition and counts record.

@@ -64,27 +64,35 @@ struct RecentItems {
             return (existing, j)
         }
         if j < 0 { return false }
-        // The item moves up from `existing` to `j` (j <= existing), or, in a
-        // full list, enters at `j` and the last entry drops out: one shift of
-        // the entries in between, in place (no insertion, growth or removal).
-        let from = existing >= 0 ? existing : (n >= capacity ? n &- 1 : -1)
-        if from >= 0 {
-            if existing < 0 && j >= capacity { return false } // full and older than all listed
-            entries.withUnsafeMutableBufferPointer { e in
-                var i = from
-                while i > j {
-                    e[i] = e[i &- 1]
-                    i &-= 1
-                }
-                e[j] = RecentEntry(item: item, ts: ts)
+        let entry = RecentEntry(item: item, ts: ts)
+        // The item moves up from `existing` to `j` (j <= existing); in a
+        // full list, it enters at `j` and the last entry drops out; else the
+        // list grows by one slot at its end. Then one shift of the entries
+        // from `j` up to that slot, in place. (Growing with `insert(_:at:)`
+        // went through the generic `replaceSubrange`, ~100 instructions a
+        // call, on most positives of users with short lists.)
+        let from: Int
+        if existing >= 0 {
+            from = existing
+        } else if n >= capacity {
+            if j >= capacity { return false } // full and older than all listed
+            from = n &- 1
+        } else {
+            if n == entries.capacity {
+                // Grow in steps that end exactly at capacity instead of doubling past it.
+                entries.reserveCapacity(min(capacity, max(4, n * 2)))
             }
-            return true
+            entries.append(entry) // the new last slot; the shift below fills it
+            from = n
         }
-        if entries.count == entries.capacity {
-            // Grow in steps that end exactly at capacity instead of doubling past it.
-            entries.reserveCapacity(min(capacity, max(4, entries.count * 2)))
+        entries.withUnsafeMutableBufferPointer { e in
+            var i = from
+            while i > j {
+                e[i] = e[i &- 1]
+                i &-= 1
+            }
+            e[j] = entry
         }
-        entries.insert(RecentEntry(item: item, ts: ts), at: j)
         return true
     }
 

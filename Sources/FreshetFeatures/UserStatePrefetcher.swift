@@ -69,10 +69,13 @@ extension UserFeatureStore {
     @inline(__always)
     package func prefetchState(tag: UInt32) -> UInt32? {
         guard let slot = slotOf.candidateSlot(tag: tag) else { return nil }
-        states.withUnsafeBufferPointer { s in
-            guard Int(slot) < s.count, let base = s.baseAddress else { return }
-            freshet_prefetch(UnsafeRawPointer(base + Int(slot)))
+        // The address is taken inside, the hint given outside: see
+        // `KeyIndex.prefetchBucket` (the same retain and release of `states`).
+        let state: UnsafeRawPointer? = states.withUnsafeBufferPointer { s in
+            guard Int(slot) < s.count, let base = s.baseAddress else { return nil }
+            return UnsafeRawPointer(base + Int(slot))
         }
+        if let state { freshet_prefetch(state) }
         return slot
     }
 

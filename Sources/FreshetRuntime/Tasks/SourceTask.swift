@@ -38,7 +38,10 @@ package final class SourceTask {
     package private(set) var deadLetters = 0
     /// Offsets whose dead letter a previous owner already sent (after the
     /// checkpoint this task restored): replaying them sends nothing.
-    package var deadLettersAlreadySent: Set<Int64> = []
+    /// Read per record (nearly always empty) and set at assignment, both on
+    /// the processing thread, never reentrantly: no dynamic exclusivity
+    /// check (it was the one runtime access call left per source record).
+    @exclusivity(unchecked) package var deadLettersAlreadySent: Set<Int64> = []
     package private(set) var deadLetterDuplicatesSkipped = 0
     @exclusivity(unchecked) package private(set) var processed = 0
     /// Bounded runs: set when the partition reached its end (read per record).
