@@ -112,13 +112,17 @@ extension EngineDriverTests {
     }
 
     /// The same stop with Redis intact exits cleanly: the last look finds
-    /// every task's epoch and checkpoint where the run left them.
+    /// every task's epoch and checkpoint where the run left them, including
+    /// the checkpoints the revoke callback wrote later than the stop's own
+    /// (the clock moves while the member leaves; a first version compared
+    /// with the stop's and failed every clean stop on a real clock).
     func testAStopWithRedisIntactPassesTheLastLook() throws {
         let driver = makeDriver()
         let oracle = try produce(driver)
         let a = try driver.startInstance()
         driver.assignEverything(to: a)
         var looked = false
+        a.consumer.beforeLeaving = { driver.clock.advance(by: 1_000) }
         a.consumer.afterLeaving = { looked = true }
         try driver.runToCompletion()
         XCTAssertTrue(looked)

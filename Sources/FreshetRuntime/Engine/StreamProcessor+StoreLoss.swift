@@ -1,3 +1,4 @@
+import Foundation
 import FreshetCore
 import FreshetKafka
 import FreshetRedis
@@ -240,15 +241,25 @@ extension StreamProcessor {
     /// A task a newer owner took meanwhile is not lost. Also notes
     /// (`storeRestartedAtStop`) a restart that kept the checkpoints (a
     /// snapshot or append-only file) but may have lost what was written after
-    /// the last of them. One attempt: when Redis cannot answer now, it says
-    /// so and reports nothing.
+    /// the last of them. A Redis that cannot answer for `lookAttempts` tries
+    /// (a connection the restart closed fails the first) cannot confirm the
+    /// writes either: every held task counts as lost (the next run checks
+    /// again, and rebuilds what is gone).
     func storeLostSince(_ stop: StoreAtStop) -> [TaskId] {
         let ids = stop.epochs.keys.sorted { $0.description < $1.description }
         guard !ids.isEmpty else { return [] }
-        let replies: [RedisReply]
-        do { replies = try control.executeOnce(Self.storeCheck(of: ids, keys: keys)) } catch {
-            logger.warning("cannot confirm that Redis still holds this run's writes: \(error)")
-            return []
+        var replies: [RedisReply] = []
+        for attempt in 1...Self.lookAttempts {
+            do {
+                replies = try control.executeOnce(Self.storeCheck(of: ids, keys: keys))
+                break
+            } catch {
+                guard attempt < Self.lookAttempts else {
+                    logger.critical("cannot confirm that Redis still holds this run's writes (unreachable at the stop): \(error)")
+                    return ids
+                }
+                Thread.sleep(forTimeInterval: 0.1 * Double(attempt))
+            }
         }
         var lost: [TaskId] = []
         for (n, id) in ids.enumerated() {
@@ -270,6 +281,9 @@ extension StreamProcessor {
         }
         return lost
     }
+
+    /// Tries of the stop's last look at the store, 0.1 s, 0.2 s, ... apart (~5 s in all).
+    static let lookAttempts = 10
 
     /// `GET` epoch and `HGET` checkpoint `written_ms`, per task, in order.
     static func storeCheck(of ids: [TaskId], keys: RedisKeys) -> RedisPipeline {

@@ -642,8 +642,8 @@ package final class StreamProcessor: @unchecked Sendable {
         if let embeddingSummary { logger.info("embeddings: \(embeddingSummary)") }
         refresher?.stop()
         let finalVectorWriters = finalRefreshFollows ? ownFinalVectorWriters : []
-        let writtenAtStop = StoreAtStop(epochs: taskManager.epochs, checkpoints: checkpointer.writtenMs, runId: redisRunId,
-                                        writesAfterCheckpoint: finalRefreshFollows)
+        let epochsAtStop = taskManager.epochs
+        let runIdAtStop = redisRunId
         // Leaving the group runs the revoke callback: it finds the tasks already
         // checkpointed (or commits blocked) and only drops them; its checkpoint
         // may still find the store lost (and rebuild, then drop, those tasks).
@@ -655,6 +655,9 @@ package final class StreamProcessor: @unchecked Sendable {
         // began (also while leaving the group), tasks still rebuilding, and a
         // store lost after the last check (a Redis restarted empty while the
         // run stopped: an exit 0 left every feature gone, a breaker's finding).
+        // (The checkpoints as of now: the revoke callback checkpoints again.)
+        let writtenAtStop = StoreAtStop(epochs: epochsAtStop, checkpoints: checkpointer.writtenMs, runId: runIdAtStop,
+                                        writesAfterCheckpoint: finalRefreshFollows)
         storeLostAtStop = Array(storeLostTasks[lossesBeforeStop...]) + rebuildingAtStop
             + (commitsBlocked == nil ? storeLostSince(writtenAtStop) : [])
         // Dead letters and repartition records of the last batch; after a
