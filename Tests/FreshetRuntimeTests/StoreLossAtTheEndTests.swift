@@ -76,39 +76,42 @@ extension EngineDriverTests {
     /// The stop fails naming them (a breaker's run exited 0 with Redis
     /// holding no feature), and the next run rebuilds every feature.
     func testRedisRestartedEmptyWhileTheRunLeavesItsGroupFailsTheStop() throws {
-        let driver = makeDriver()
-        let oracle = try produce(driver)
-        let a = try driver.startInstance()
-        driver.assignEverything(to: a)
-        a.consumer.beforeLeaving = { driver.redis.restartEmpty() }
-        XCTAssertThrowsError(try driver.runToCompletion()) { error in
-            let text = "\(error)"
-            XCTAssertTrue(text.contains("lost the state of [\"") && text.contains("the next run of this group"), text)
+        try assertALossWhileStoppingFailsTheStopAndTheRerunRebuilds { driver, consumer in
+            consumer.beforeLeaving = { driver.redis.restartEmpty() }
         }
-        let b = try driver.startInstance()
-        driver.assignEverything(to: b)
-        try driver.runToCompletion()
-        try assertMatchesOracle(driver, oracle)
     }
 
     /// Redis restarts empty after the run left its group, every write
     /// acknowledged: nothing is left to find it but a last look at the
     /// store, which fails the stop instead of an exit 0 with Redis empty.
     func testRedisRestartedEmptyAfterTheLastWriteFailsTheStop() throws {
+        try assertALossWhileStoppingFailsTheStopAndTheRerunRebuilds(named: ["interactions-0", "items-0"]) { driver, consumer in
+            consumer.afterLeaving = { driver.redis.restartEmpty() }
+        }
+    }
+
+    /// One bounded instance with `fault` set on its consumer: its stop fails
+    /// naming lost tasks (`named` among them), and the next run's features
+    /// match the oracle.
+    private func assertALossWhileStoppingFailsTheStopAndTheRerunRebuilds(
+        named: [String] = [], fault: (EngineDriver, InMemoryConsumer) -> Void,
+        file: StaticString = #filePath, line: UInt = #line
+    ) throws {
         let driver = makeDriver()
         let oracle = try produce(driver)
         let a = try driver.startInstance()
         driver.assignEverything(to: a)
-        a.consumer.afterLeaving = { driver.redis.restartEmpty() }
-        XCTAssertThrowsError(try driver.runToCompletion()) { error in
+        fault(driver, a.consumer)
+        XCTAssertThrowsError(try driver.runToCompletion(), file: file, line: line) { error in
             let text = "\(error)"
-            XCTAssertTrue(text.contains("lost the state of [\"") && text.contains("the next run of this group"), text)
-            for task in ["interactions-0", "items-0"] { XCTAssertTrue(text.contains("\"\(task)\""), "\(task) named: \(text)") }
+            XCTAssertTrue(text.contains("lost the state of [\"") && text.contains("the next run of this group"), text,
+                          file: file, line: line)
+            for task in named { XCTAssertTrue(text.contains("\"\(task)\""), "\(task) named: \(text)", file: file, line: line) }
         }
         let b = try driver.startInstance()
         driver.assignEverything(to: b)
         try driver.runToCompletion()
-        try assertMatchesOracle(driver, oracle)
+        try assertMatchesOracle(driver, oracle, file: file, line: line)
     }
 
     /// The same stop with Redis intact exits cleanly: the last look finds
