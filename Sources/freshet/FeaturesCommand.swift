@@ -35,15 +35,20 @@ struct FeaturesCommand: ParsableCommand {
         defer { redis.close() }
         let reader = FeatureReader(store: redis, keys: keys)
         let json: String
-        switch (kind, id) {
-        case ("user", let id?):
-            json = try reader.userJSON(id)
-        case ("item", let id?):
-            json = try reader.itemJSON(id)
-        case ("trending", nil):
-            json = try reader.trendingJSON()
-        default:
-            throw ValidationError("usage: freshet features user ID | item ID | trending")
+        do {
+            switch (kind, id) {
+            case ("user", let id?):
+                json = try reader.userJSON(id)
+            case ("item", let id?):
+                json = try reader.itemJSON(id)
+            case ("trending", nil):
+                json = try reader.trendingJSON()
+            default:
+                throw ValidationError("usage: freshet features user ID | item ID | trending")
+            }
+        } catch let error as RedisError where connection.givenRedis == nil && error.kind == .connection {
+            // A new user's first try: say which Redis that was, and how to name another.
+            throw ValidationError("\(error)\nNo --redis given, so this read the embedded default's Redis (\(connection.resolvedRedis), which `freshet run` without --redis starts and stops with itself); pass --redis URL or set FRESHET_REDIS_URL to read another")
         }
         print(json)
     }

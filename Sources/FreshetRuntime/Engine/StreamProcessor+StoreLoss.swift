@@ -224,6 +224,9 @@ extension StreamProcessor {
     struct StoreAtStop {
         /// The tasks held and their epochs.
         var epochs: [TaskId: Int64]
+        /// The held tasks that had read input (a position): only they can
+        /// have written anything a loss takes away.
+        var withInput: Set<TaskId>
         /// `written_ms` of each task's latest acknowledged checkpoint.
         var checkpoints: [TaskId: Int64]
         /// Redis's `run_id` as of the latest check (nil: never read).
@@ -263,7 +266,10 @@ extension StreamProcessor {
         }
         var lost: [TaskId] = []
         for (n, id) in ids.enumerated() {
-            guard let epoch = stop.epochs[id] else { continue }
+            // A task that read nothing wrote nothing (no feature, no
+            // checkpoint): its epoch key alone gone is no loss (a FLUSHALL
+            // while a partition stayed empty).
+            guard let epoch = stop.epochs[id], stop.withInput.contains(id) || stop.checkpoints[id] != nil else { continue }
             let held = Self.heldInStore(replies, at: n)
             guard let loss = Self.storeLoss(ourEpoch: epoch, ourCheckpoint: stop.checkpoints[id],
                                             epoch: held.epoch, checkpoint: held.checkpoint) else { continue }
@@ -304,15 +310,17 @@ extension StreamProcessor {
 
     /// Whether Redis lost a task, from its epoch key and checkpoint as Redis
     /// holds them now against ours: the epoch key missing or behind ours, or
-    /// our epoch with another checkpoint than our latest (a restart from an
-    /// older snapshot). nil: intact, or a newer owner holds the task.
+    /// our epoch with a checkpoint older than our latest, or none (a restart
+    /// from an older snapshot). nil: intact, or a newer owner holds the task.
     static func storeLoss(ourEpoch: Int64, ourCheckpoint: Int64?, epoch: Int64?, checkpoint: Int64?) -> StoreLoss? {
         if epoch != ourEpoch {
             guard FencedWriteReply.epochRefusal(ours: ourEpoch, current: epoch) == .storeLost else { return nil }
             return StoreLoss(evidence: epoch == nil ? .epochMissing : .epochRolledBack,
                              detail: "the epoch key is \(epoch.map { "at \($0)" } ?? "missing")")
         }
-        if let ours = ourCheckpoint, checkpoint != ours {
+        // Older or missing: a rollback. (Newer: a checkpoint that landed but
+        // whose acknowledgement this run did not count, not a loss.)
+        if let ours = ourCheckpoint, (checkpoint ?? Int64.min) < ours {
             return StoreLoss(evidence: .checkpointRolledBack,
                              detail: "holds the checkpoint written at \(checkpoint.map(String.init) ?? "none"), not the latest at \(ours)")
         }

@@ -643,6 +643,7 @@ package final class StreamProcessor: @unchecked Sendable {
         refresher?.stop()
         let finalVectorWriters = finalRefreshFollows ? ownFinalVectorWriters : []
         let epochsAtStop = taskManager.epochs
+        let withInputAtStop = Set(epochsAtStop.keys.filter { taskManager[$0]?.nextOffset != nil })
         let runIdAtStop = redisRunId
         // Leaving the group runs the revoke callback: it finds the tasks already
         // checkpointed (or commits blocked) and only drops them; its checkpoint
@@ -656,8 +657,8 @@ package final class StreamProcessor: @unchecked Sendable {
         // store lost after the last check (a Redis restarted empty while the
         // run stopped: an exit 0 left every feature gone, a breaker's finding).
         // (The checkpoints as of now: the revoke callback checkpoints again.)
-        let writtenAtStop = StoreAtStop(epochs: epochsAtStop, checkpoints: checkpointer.writtenMs, runId: runIdAtStop,
-                                        writesAfterCheckpoint: finalRefreshFollows)
+        let writtenAtStop = StoreAtStop(epochs: epochsAtStop, withInput: withInputAtStop, checkpoints: checkpointer.writtenMs,
+                                        runId: runIdAtStop, writesAfterCheckpoint: finalRefreshFollows)
         storeLostAtStop = Array(storeLostTasks[lossesBeforeStop...]) + rebuildingAtStop
             + (commitsBlocked == nil ? storeLostSince(writtenAtStop) : [])
         // Dead letters and repartition records of the last batch; after a
