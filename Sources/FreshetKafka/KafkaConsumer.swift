@@ -357,19 +357,19 @@ package final class KafkaConsumer: @unchecked Sendable {
     /// `resolveTopic(rkt).index` without touching the name (per record).
     @inline(__always)
     private func topicIndex(_ rkt: OpaquePointer?) -> Int {
-        if let rkt, let cname = rd_kafka_topic_name(rkt) {
-            for entry in topicCache where entry.rkt == rkt && strcmp(cname, entry.cname) == 0 { return entry.index }
-        }
+        if let rkt, let cname = rd_kafka_topic_name(rkt), let at = cachedTopic(rkt, cname) { return topicCache[at].index }
         return resolveTopic(rkt).index
     }
 
+    /// The position in `topicCache` of the entry for this handle and name.
+    @inline(__always)
+    private func cachedTopic(_ rkt: OpaquePointer, _ cname: UnsafePointer<CChar>) -> Int? {
+        topicCache.firstIndex { $0.rkt == rkt && strcmp(cname, $0.cname) == 0 }
+    }
+
     private func resolveTopic(_ rkt: OpaquePointer?) -> (index: Int, name: String) {
-        guard let rkt else { return (-1, "") }
-        let cname = rd_kafka_topic_name(rkt)
-        for entry in topicCache where entry.rkt == rkt {
-            if let cname, strcmp(cname, entry.cname) == 0 { return (entry.index, entry.name) }
-        }
-        guard let cname else { return (-1, "") }
+        guard let rkt, let cname = rd_kafka_topic_name(rkt) else { return (-1, "") }
+        if let at = cachedTopic(rkt, cname) { return (topicCache[at].index, topicCache[at].name) }
         let name = String(cString: cname)
         let index = topics.firstIndex(of: name) ?? -1
         if let copy = strdup(cname) {
