@@ -201,19 +201,24 @@ extension StreamProcessor {
         return storeLostTasks.count > before
     }
 
-    /// `verifyCheckpointStore`'s check of each task, rebuilding the lost ones (in the caller's rebuild pass).
+    /// `verifyCheckpointStore`'s check of each task, rebuilding the lost ones
+    /// (in the caller's rebuild pass). Every task's keys are read in one
+    /// pipeline (as the stop's last look reads them), then each loss acted on.
     private func verifyCheckpoints(of ids: [TaskId]) {
-        for id in ids {
-            guard let epoch = taskManager.epochs[id] else { continue }
-            do {
-                let replies = try controlExecute(Self.storeCheck(of: [id], keys: keys))
-                let held = Self.heldInStore(replies, at: 0)
-                if let loss = Self.storeLoss(ourEpoch: epoch, ourCheckpoint: checkpointer.writtenMs[id],
-                                             epoch: held.epoch, checkpoint: held.checkpoint) {
-                    checkpointStoreLost(id, evidence: loss.evidence, detail: "redis restarted and \(loss.detail)")
-                }
-            } catch {
-                logger.warning("cannot check the checkpoint of \(id) after a redis restart: \(error)")
+        let held = ids.compactMap { id in taskManager.epochs[id].map { (id: id, epoch: $0) } }
+        guard !held.isEmpty else { return }
+        let replies: [RedisReply]
+        do {
+            replies = try controlExecute(Self.storeCheck(of: held.map(\.id), keys: keys))
+        } catch {
+            logger.warning("cannot check the tasks' checkpoints after a redis restart: \(error)")
+            return
+        }
+        for (n, task) in held.enumerated() {
+            let inStore = Self.heldInStore(replies, at: n)
+            if let loss = Self.storeLoss(ourEpoch: task.epoch, ourCheckpoint: checkpointer.writtenMs[task.id],
+                                         epoch: inStore.epoch, checkpoint: inStore.checkpoint) {
+                checkpointStoreLost(task.id, evidence: loss.evidence, detail: "redis restarted and \(loss.detail)")
             }
         }
     }
