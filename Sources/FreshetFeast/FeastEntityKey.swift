@@ -40,6 +40,26 @@ package enum FeastEntityKey {
         encode(stringJoinKeys: [(name, value)], project: project)
     }
 
+    /// The (join-key name, value) of a key `encode(joinKey:value:project:)`
+    /// made; nil for any other bytes (another project, several join keys, a
+    /// value that is not a string, lengths past the end, invalid UTF-8).
+    package static func decodeSingleString(_ key: [UInt8], project: String) -> (joinKey: String, value: String)? {
+        var at = 0
+        func u32() -> UInt32? {
+            guard at + 4 <= key.count else { return nil }
+            defer { at += 4 }
+            return UInt32(key[at]) | UInt32(key[at + 1]) << 8 | UInt32(key[at + 2]) << 16 | UInt32(key[at + 3]) << 24
+        }
+        func text() -> String? {
+            guard u32() == stringType, let length = u32().map(Int.init), at + length <= key.count else { return nil }
+            defer { at += length }
+            return String(validating: key[at..<at + length], as: UTF8.self)
+        }
+        guard u32() == 1, let name = text(), let value = text(),
+              key[at...].elementsEqual(project.utf8) else { return nil }
+        return (name, value)
+    }
+
     static func appendU32(_ value: UInt32, to bytes: inout [UInt8]) {
         bytes.append(UInt8(truncatingIfNeeded: value))
         bytes.append(UInt8(truncatingIfNeeded: value >> 8))

@@ -31,6 +31,15 @@ struct DirtyTracker {
         flags |= Self.checkpointBit
     }
 
+    /// Marks a slot for the next flush only: Redis must get the key's whole
+    /// value again although the state did not change (a key Redis refused).
+    @inline(__always)
+    mutating func markForFlush(_ slot: UInt32, flags: inout UInt8) {
+        guard flags & Self.flushBit == 0 else { return }
+        flush.append(slot)
+        flags |= Self.flushBit
+    }
+
     mutating func takeFlush() -> [UInt32] {
         defer { flush.removeAll(keepingCapacity: true) }
         return flush

@@ -22,6 +22,16 @@ extension ItemFeatureStore {
         return (count(slot: s, ts: ts, positive: positive), s)
     }
 
+    /// Marks the item for the next flush, which writes its whole hash again
+    /// (a key Redis refused); no checkpoint entry, its state did not change.
+    /// False for an item the store does not hold.
+    @discardableResult
+    package func markForRewrite(itemId: String) -> Bool {
+        guard let slot = lookup(itemId) else { return false }
+        dirty.markForFlush(slot, flags: &states[Int(slot)].dirtyFlags)
+        return true
+    }
+
     /// The item's slot, nil for an item the store does not hold.
     package func existingSlot(of itemId: String) -> UInt32? { lookup(itemId) }
 

@@ -95,6 +95,16 @@ package final class UserFeatureStore {
         return slots.map { states[Int($0)].id }
     }
 
+    /// Marks the user for the next flush, which writes its whole hash again
+    /// (a key Redis refused, `RefusedEntity`); no checkpoint entry, its state
+    /// did not change. Returns its slot, nil for a user with no state.
+    @discardableResult
+    package func markForRewrite(userId: String) -> UInt32? {
+        guard let slot = lookup(userId) else { return nil }
+        dirty.markForFlush(slot, flags: &states[Int(slot)].dirtyFlags)
+        return slot
+    }
+
     /// User ids changed since the previous call (for incremental checkpoints);
     /// independent of `takeDirty`.
     package func takeChangedForCheckpoint() -> [String] {

@@ -93,6 +93,26 @@ final class ItemEmbeddingSideEvictionTests: XCTestCase {
         SpectralRefresh.refresh(SymmetricSparseMatrix(side.rows.snapshot()), dimension: 2, previous: previous, iterations: 8, seed: 42)
     }
 
+    /// An item whose key Redis refused gets its vector written again at the
+    /// next publication, though nothing changed (`RefusedEntity`); once.
+    func testARefusedItemsVectorIsWrittenAgainAtTheNextPublication() throws {
+        let side = ItemEmbeddingSide(settings: Topology.Embeddings(), counts: InteractionCountView())
+        for (k, item) in ["a", "b", "c"].enumerated() {
+            try positive(side, item: item, after: ["a", "b", "c"].filter { $0 != item }, ts: 100 + Int64(k))
+        }
+        let v1 = refresh(side, after: nil)
+        _ = side.takePublication(v1) { _ in true }
+        XCTAssertEqual(side.takePublication(v1) { _ in true }.vectors.count, 0, "nothing changed")
+
+        side.rewrite(itemId: "b")
+        XCTAssertTrue(side.rewritePending)
+        let again = side.takePublication(v1) { _ in true }
+        XCTAssertEqual(again.vectors.map(\.id.string), ["b"])
+        XCTAssertEqual(again.vectors.first?.vector, v1.vector(ByteId("b")), "the published refresh's vector")
+        XCTAssertFalse(side.rewritePending)
+        XCTAssertEqual(side.takePublication(v1) { _ in true }.vectors.count, 0, "once")
+    }
+
     func testARefreshedItemKeepsItsVectorUntilARefreshWithoutItIsPublished() throws {
         var settings = Topology.Embeddings()
         settings.ttlMs = 1_000

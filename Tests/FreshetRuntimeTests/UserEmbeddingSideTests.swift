@@ -75,7 +75,7 @@ final class UserEmbeddingSideTests: XCTestCase {
         XCTAssertNil(task.users?.features(of: "w"), "no state for a user never seen")
     }
 
-    func testNewRefreshRepublishesEveryUserInSlicesWithTheMeanOfTheirItems() {
+    func testNewRefreshRepublishesEveryUserInSlicesWithTheMeanOfTheirItems() throws {
         let set = Self.vectorSet()
         XCTAssertGreaterThan(set.version, 0)
         let side = Self.side(history: 10)
@@ -112,6 +112,16 @@ final class UserEmbeddingSideTests: XCTestCase {
         XCTAssertEqual(again, ["u3"])
         XCTAssertEqual(side.unchangedSkipped, 1, "u4's vector is the one already written")
         XCTAssertFalse(side.republishing)
+
+        // A user whose key Redis refused: written again at the next flush
+        // (`republishing`), its vector unchanged; once.
+        side.rewrite(slot: try XCTUnwrap(store.userSlot("u4")))
+        XCTAssertTrue(side.republishing, "the next flush publishes it")
+        var rewritten: [String: [Float]] = [:]
+        side.takePublication(set, store: store) { user, vector in rewritten[user] = Array(vector) }
+        XCTAssertEqual(rewritten, ["u4": seen["u4"]!])
+        XCTAssertFalse(side.republishing)
+        side.takePublication(set, store: store) { user, _ in XCTFail("\(user) written again") }
 
         // Touched users are written in slices too (bounded Redis batches);
         // users touched during the drain wait for the next round. Every user

@@ -33,6 +33,10 @@ package struct TaskCheckpoint: Sendable, Equatable {
     /// Item tasks joining through the counts stage: the stage's copies held
     /// until the features' watermark passes them (`HeldJoinCopies.encode`).
     package var joinHeld: [UInt8]?
+    /// Users or items whose key Redis refused and has not taken since: the
+    /// next owner writes them in full at its first checkpoint (`RefusedEntity`).
+    /// Always written (empty when none), so a taken key leaves the list.
+    package var refused: Set<RefusedEntity> = []
 
     package struct SourceProgress: Sendable, Equatable {
         package var source: DuplicateFilter.Source
@@ -74,6 +78,7 @@ package struct TaskCheckpoint: Sendable, Equatable {
         if let joinState { result.append(("join_state", joinState)) }
         if let joinPending { result.append(("join_pending", joinPending)) }
         if let joinHeld { result.append(("join_held", joinHeld)) }
+        result.append(("refused", RefusedEntity.encode(refused)))
         result.append(("next_offset", Array((nextOffset.map(String.init) ?? "").utf8)))
         result.append(("event_time_ms", Array((eventTimeMs.map(String.init) ?? "").utf8)))
         return result
@@ -98,6 +103,13 @@ package struct TaskCheckpoint: Sendable, Equatable {
         checkpoint.joinState = fields["join_state"]
         checkpoint.joinPending = fields["join_pending"]
         checkpoint.joinHeld = fields["join_held"]
+        if let bytes = fields["refused"], !bytes.isEmpty {
+            do {
+                checkpoint.refused = try RefusedEntity.decode(bytes)
+            } catch {
+                throw CheckpointError(task: task, message: "checkpoint refused field is corrupt: \(error)")
+            }
+        }
         if let bytes = fields["sources"], !bytes.isEmpty {
             do {
                 var reader = ByteReader(bytes)

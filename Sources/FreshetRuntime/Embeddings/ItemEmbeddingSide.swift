@@ -255,6 +255,12 @@ package final class ItemEmbeddingSide {
         var out: [PublishedVector] = []
         var deleted: [ByteId] = []
         defer { book.evicted.removeAll() }
+        // Items whose key Redis refused: their vector goes again, whatever changed.
+        let rewrites = rewriteDue
+        rewriteDue.removeAll()
+        if set.version > 0 && set.version <= publishedVersion {
+            for id in rewrites { if let v = Self.vector(id, set, rows: book.rows) { out.append(v) } }
+        }
         // Neither in `set` nor counted here any more: its fields go.
         func gone(_ id: ByteId) -> Bool { set.rowOf[id] == nil && !book.rows.hasRow(id) }
         if set.version > publishedVersion {
@@ -286,6 +292,18 @@ package final class ItemEmbeddingSide {
         }
         return (out, deleted)
     }
+
+    /// Items whose vector the next publication writes again although it did
+    /// not change: Redis refused their key (`RefusedEntity`).
+    private var rewriteDue: [ByteId] = []
+
+    /// Whether a publication is due for `rewrite(itemId:)` (the engine then
+    /// publishes at the next flush, not only at the next sync).
+    var rewritePending: Bool { !rewriteDue.isEmpty }
+
+    /// Writes the item's vector again at the next publication (a key Redis
+    /// refused; the features are marked in the store).
+    func rewrite(itemId: String) { rewriteDue.append(ByteId(itemId)) }
 
     /// The published refresh of this side's last switch (its items' fields
     /// are deleted at the next switch when they lost their rows).

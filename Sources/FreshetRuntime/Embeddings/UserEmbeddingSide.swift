@@ -96,7 +96,19 @@ package final class UserEmbeddingSide {
     /// True while a full republication (after a new refresh) or the writing
     /// of a sync's touched users is not finished: the processor keeps calling
     /// `takePublication` at every flush until it is.
-    var republishing: Bool { republishCursor != nil || drainCursor < draining.count }
+    var republishing: Bool { republishCursor != nil || drainCursor < draining.count || !rewriteDue.isEmpty }
+
+    /// Users whose vector the next publication writes again although it did
+    /// not change: Redis refused their key (`RefusedEntity`).
+    private var rewriteDue: [UInt32] = []
+
+    /// Writes the user's vector again at the next publication (which the
+    /// engine makes at the next flush: `republishing`); the features are
+    /// marked in the store.
+    func rewrite(slot: UInt32) {
+        if Int(slot) < writtenSignature.count { writtenSignature[Int(slot)] = 0 }
+        rewriteDue.append(slot)
+    }
 
     /// Users written per call, of the touched ones and of a full republication
     /// each: bounds the memory of one flush's Redis batch (~0.35 KiB a user,
@@ -119,7 +131,8 @@ package final class UserEmbeddingSide {
     /// `vector` is valid during the call only.
     func takePublication(_ set: ItemVectorSet, store: UserFeatureStore, removed: (String) -> Void = { _ in },
                          _ emit: (String, UnsafeBufferPointer<Float>) -> Void) {
-        guard set.version > 0 else { return }
+        // No refresh yet: no user has a vector to write again (the first one writes every user).
+        guard set.version > 0 else { rewriteDue.removeAll(); return }
         mapRows(set, store: store)
         if writtenSignature.count < store.userCount {
             writtenSignature.append(contentsOf: repeatElement(0, count: store.userCount - writtenSignature.count))
@@ -135,6 +148,13 @@ package final class UserEmbeddingSide {
             draining.removeAll(keepingCapacity: true)
             drainCursor = 0
         }
+        for slot in rewriteDue {
+            if Int(slot) < writtenSignature.count { writtenSignature[Int(slot)] = 0 }
+            store.withRecentNumbers(slot: slot, limit: historyLength) { numbers in
+                publish(slot, numbers, set, store, removed, emit)
+            }
+        }
+        rewriteDue.removeAll()
         if drainCursor >= draining.count {
             swap(&draining, &touched)
             for slot in draining { isTouched[Int(slot)] = false }

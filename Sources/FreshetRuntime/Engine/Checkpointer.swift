@@ -53,6 +53,13 @@ final class Checkpointer {
     /// `written_ms` of each task's latest acknowledged checkpoint, to notice a
     /// Redis that came back from an older snapshot.
     var writtenMs: [TaskId: Int64] = [:]
+    /// Per task, the users or items whose key Redis refused and has not taken
+    /// since (`RefusedEntity`): each checkpoint has the task write them in
+    /// full again before its flush, and records those Redis refused again
+    /// (reported by the writer before the checkpoint is written), so a key
+    /// fixed by the operator is written without waiting for a change, in
+    /// this run or, from the checkpoint, the next owner's.
+    var refused: [TaskId: Set<RefusedEntity>] = [:]
     /// Wall clock of the latest checkpoint (or commit) attempt, ms.
     var lastCheckpointMs: Int64 = 0
     /// Why the latest checkpoint (or commit) was skipped for records the
@@ -80,6 +87,7 @@ final class Checkpointer {
         guard commitsBlocked == nil else { return }
         let started = StreamProcessor.wallClockMs()
         host.verifyCheckpointStore()
+        rewriteRefused(ids)
         host.flushFeatures(nowMs: nowMs)
         do {
             try flushOutputNotingFailure()
@@ -128,10 +136,25 @@ final class Checkpointer {
         commitOffsets(for: committable)
     }
 
+    /// Has each task write its refused entities in full at the next flush;
+    /// the writer's report puts back those Redis refuses again. An entity
+    /// the task no longer holds (rebuilt after a store loss) is dropped:
+    /// nothing of it is left to write.
+    private func rewriteRefused(_ ids: [TaskId]) {
+        for id in ids {
+            guard let entities = refused[id], !entities.isEmpty else { continue }
+            refused[id] = []
+            guard let task = tasks[id] else { continue }
+            for entity in entities { _ = task.rewrite(entity) }
+        }
+    }
+
     /// At-least-once mode (checkpoints off): commit what Redis has acknowledged.
     func commitOnly(nowMs: Int64) {
         lastCheckpointMs = nowMs
         guard commitsBlocked == nil else { return }
+        // No checkpoint records the refused entities here, but this run retries them.
+        rewriteRefused(tasks.ids)
         host.flushFeatures(nowMs: nowMs)
         do { try flushOutputNotingFailure() } catch {
             logger.warning("commit skipped: producer flush failed: \(error)")
@@ -193,6 +216,7 @@ final class Checkpointer {
         guard !snapshot.isEmpty else { return nil }
         snapshot.meta.epoch = epoch
         snapshot.meta.writtenAtMs = nowMs
+        snapshot.meta.refused = refused[task.id] ?? []
         let id = task.id
         var write = FencedWrite(task: id, epochKey: keys.epoch(id), epoch: epoch)
         Self.appendChangedEntries(snapshot.changed, key: keys.checkpointState(id), to: &write, encode: snapshot.encode)

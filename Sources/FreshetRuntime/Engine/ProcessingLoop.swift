@@ -170,6 +170,7 @@ extension StreamProcessor {
         // A full user republication continues at every flush until done (in slices).
         let syncEmbeddings = syncDue
             || (!embeddingSyncHeld && sourceTasks.values.contains { $0.userEmbeddings?.republishing == true })
+            || (!embeddingSyncHeld && itemTasks.values.contains { $0.embeddings?.rewritePending == true })
         var context = RenderContext(renderer: renderer, vectors: syncEmbeddings ? vectorSetToPublish(nowMs: nowMs) : nil,
                                     embeddings: EngineEmbeddingPublisher(processor: self))
         context.collectsCounts = topology.embeddings.enabled && topology.embeddings.examples

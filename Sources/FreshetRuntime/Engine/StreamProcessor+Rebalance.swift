@@ -198,6 +198,8 @@ extension StreamProcessor {
         // for a changed item. Changed items alone left `trending` empty after
         // a rerun that had nothing to replay (a breaker's finding).
         if task is ItemTask { trendingRewriteDue = true }
+        // Keys Redis refused under the previous owner: written at this owner's first checkpoint.
+        checkpointer.refused[id] = checkpoint?.refused
         if let item = task as? ItemTask, let side = item.embeddings {
             if checkpoint != nil { try restoreCooccurrenceRows(id, into: side) }
             clearEndOfRunMarks(id)

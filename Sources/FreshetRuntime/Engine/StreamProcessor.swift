@@ -135,6 +135,16 @@ package final class StreamProcessor: @unchecked Sendable {
     /// A write to `trending` was refused, or an item task was just assigned:
     /// the next flush writes every item task's trending top K (`RenderContext.rewriteTrending`).
     var trendingRewriteDue = false
+    /// Refused keys that name no user or item of a task (nothing to write
+    /// again; a bounded run fails on them).
+    var refusedForGood: Set<String> = []
+
+    /// Keys Redis refused and had not taken when the tasks last wrote them:
+    /// the refused users and items as of each task's latest checkpoint here,
+    /// `trending` when its latest write was refused, and keys of no entity.
+    var stillRefusedKeys: Int {
+        checkpointer.refused.values.reduce(0) { $0 + $1.count } + (trendingRewriteDue ? 1 : 0) + refusedForGood.count
+    }
     /// Tasks being rebuilt after the checkpoint store lost them, with the input
     /// offset they had reached before (rebuilt once they pass it again).
     var rebuildingTasks: [TaskId: Int64] = [:]
@@ -466,8 +476,8 @@ package final class StreamProcessor: @unchecked Sendable {
         if let reason = commitsBlocked {
             throw ProcessorError.redis("\(reason); nothing was checkpointed or committed past the unwritten effects, the next run replays them")
         }
-        if options.stopAtEnd && rejectedKeyCount > 0 {
-            throw ProcessorError.redis("bounded run finished, but Redis rejected \(rejectedKeyCount) key(s) (logged with their keys, counted in freshet_redis_rejected_keys_total); everything else was written and committed")
+        if options.stopAtEnd && stillRefusedKeys > 0 {
+            throw ProcessorError.redis("bounded run finished, but Redis still refuses \(stillRefusedKeys) key(s) (\(rejectedKeyCount) rejected in this run, logged with their keys, counted in freshet_redis_rejected_keys_total); everything else was written and committed. The checkpoints record the refused users and items: once the foreign keys are removed (docs/OPERATIONS.md, \"Redis faults\"), the next run of this group writes them in full, with nothing to replay")
         }
         if options.stopAtEnd && !checkpointer.uncheckpointedTasks.isEmpty {
             throw ProcessorError.checkpoint("bounded run finished, but the checkpoints of \(checkpointer.uncheckpointedTasks.sorted { $0.description < $1.description }) did not land; their offsets were not committed")
@@ -504,7 +514,14 @@ package final class StreamProcessor: @unchecked Sendable {
             // Refused scores are lost: the item tasks write their top K again
             // at the next flush, and again after each refusal, so the set is
             // right once the key is fixed (without waiting for new positives).
-            if rejected.key == keys.trending { trendingRewriteDue = true }
+            if rejected.key == keys.trending {
+                trendingRewriteDue = true
+            } else if !checkpoint, let entity = RefusedEntity.named(by: rejected.keyBytes, keys: keys, feast: renderer.feast) {
+                // Written in full at the task's checkpoints until Redis takes it.
+                checkpointer.refused[task, default: []].insert(entity)
+            } else if !checkpoint {
+                refusedForGood.insert(rejected.key)
+            }
             // A bad key is refused again at every flush that renders it: log and
             // count each key once per run (the set is capped; past the cap, every refusal).
             guard !rejectedKeys.contains(rejected.key) else { continue }

@@ -64,3 +64,15 @@ package struct FeastRows: Sendable {
     /// Field of the item embedding, nil when the item view does not carry it.
     package var itemEmbeddingField: [UInt8]? { item.fields["embedding"] }
 }
+
+extension FeastRows {
+    /// The user or item whose row `key` is (`userKey`/`itemKey` read back):
+    /// one string join key, the user's or the item's, and this project; nil
+    /// for any other key.
+    package func entity(ofKey key: [UInt8]) -> RefusedEntity? {
+        guard let (joinKey, value) = FeastEntityKey.decodeSingleString(key, project: project) else { return nil }
+        if joinKey == user.joinKey { return .user(value) }
+        if joinKey == item.joinKey { return .item(value) }
+        return nil
+    }
+}

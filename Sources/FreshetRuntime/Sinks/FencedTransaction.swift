@@ -183,9 +183,9 @@ package enum FencedTransaction {
             for failure in outcome.errors {
                 let origin = origins[failure.index]
                 let key = writes[writes.startIndex + origin.write].command.withArgumentReader(from: 0) { bytes, _ in
-                    String(decoding: bytes[origin.key], as: UTF8.self)
+                    Array(bytes[origin.key])
                 }
-                rejected[origin.write].append(.init(key: key, message: failure.message))
+                rejected[origin.write].append(.init(keyBytes: key, message: failure.message))
             }
             return decisions.enumerated().map { index, decision in
                 switch decision {

@@ -12,14 +12,18 @@ package enum FencedWriteReply: Sendable, Equatable {
     case failed(String)
 
     package struct RejectedKey: Sendable, Equatable {
-        package var key: String
+        /// The key as sent (a Feast row's key is binary: its u32 lengths).
+        package var keyBytes: [UInt8]
         package var message: String
+        /// The key as text, for logs (invalid UTF-8 repaired).
+        package var key: String { String(decoding: keyBytes, as: UTF8.self) }
         /// The server's error prefix (`WRONGTYPE`, `ERR`, ...), the metric's `reason` label.
         package var reason: String { RedisError.serverErrorPrefix(message) }
-        package init(key: String, message: String) {
-            self.key = key
+        package init(keyBytes: [UInt8], message: String) {
+            self.keyBytes = keyBytes
             self.message = message
         }
+        package init(key: String, message: String) { self.init(keyBytes: Array(key.utf8), message: message) }
     }
 
     package init(_ reply: RedisReply) {
@@ -37,7 +41,7 @@ package enum FencedWriteReply: Sendable, Equatable {
             var rejected: [RejectedKey] = []
             var index = 1
             while index + 1 < items.count {
-                rejected.append(RejectedKey(key: items[index].string ?? "", message: items[index + 1].string ?? ""))
+                rejected.append(RejectedKey(keyBytes: items[index].bytes ?? [], message: items[index + 1].string ?? ""))
                 index += 2
             }
             self = .applied(rejected: rejected)

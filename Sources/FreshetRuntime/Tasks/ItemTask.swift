@@ -368,6 +368,12 @@ extension ItemTask: StreamTask {
         }
     }
 
+    package func rewrite(_ entity: RefusedEntity) -> Bool {
+        guard case .item(let itemId) = entity, store.markForRewrite(itemId: itemId) else { return false }
+        embeddings?.rewrite(itemId: itemId)
+        return true
+    }
+
     package var gauges: TaskGauges {
         var gauges = TaskGauges()
         gauges.store = ("items", store.count)

@@ -449,6 +449,12 @@ extension SourceTask: StreamTask {
         }
     }
 
+    package func rewrite(_ entity: RefusedEntity) -> Bool {
+        guard case .user(let userId) = entity, let users, let slot = users.markForRewrite(userId: userId) else { return false }
+        userEmbeddings?.rewrite(slot: slot)
+        return true
+    }
+
     package var gauges: TaskGauges {
         var gauges = TaskGauges()
         gauges.counts = [(.deadLetterDuplicatesSkipped, deadLetterDuplicatesSkipped), (.userHistoriesShortened, historiesShortened)]

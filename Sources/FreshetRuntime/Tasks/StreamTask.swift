@@ -73,6 +73,13 @@ package protocol StreamTask: AnyObject {
     /// Renders the features changed since the last flush into `write`.
     func render(into write: inout FencedWrite, context: inout RenderContext)
 
+    /// Writes `entity`'s whole Redis value again at the next flush (its
+    /// features, and its vector at the next publication), although its
+    /// state did not change: Redis refused its key before (`RefusedEntity`).
+    /// Returns false when this task holds no such entity (another kind, or no
+    /// state for it). The default holds none.
+    func rewrite(_ entity: RefusedEntity) -> Bool
+
     /// Figures the engine publishes as metrics (read about once a second).
     var gauges: TaskGauges { get }
 
@@ -89,6 +96,7 @@ extension StreamTask {
 
     package func reachEnd(output: TaskOutput) -> Bool { false }
     package func takeEmbeddingCheckpoint() -> EmbeddingCheckpoint { EmbeddingCheckpoint() }
+    package func rewrite(_ entity: RefusedEntity) -> Bool { false }
     package func close() {}
 }
 

@@ -73,6 +73,11 @@ extension UserTask: StreamTask {
                                      collectCounts: context.collectsCounts)
     }
 
+    package func rewrite(_ entity: RefusedEntity) -> Bool {
+        guard case .user(let userId) = entity else { return false }
+        return users.markForRewrite(userId: userId) != nil
+    }
+
     package var gauges: TaskGauges {
         var gauges = TaskGauges()
         gauges.store = ("users", users.count)
