@@ -135,9 +135,14 @@ package final class StreamProcessor: @unchecked Sendable {
     /// A write to `trending` was refused, or an item task was just assigned:
     /// the next flush writes every item task's trending top K (`RenderContext.rewriteTrending`).
     var trendingRewriteDue = false
-    /// Refused keys that name no user or item of a task (nothing to write
-    /// again; a bounded run fails on them).
+    /// Refused keys that name no user or item of a task, or past a task's
+    /// bound (nothing to write again; a bounded run fails on them). Bounded
+    /// like the per-task sets.
     var refusedForGood: Set<String> = []
+    /// The most refused entities a task keeps (and its checkpoint carries,
+    /// ~10 bytes each); the rest count in `refusedForGood`: thousands of
+    /// foreign keys are an operator's mistake to fix by a replay.
+    static let refusedEntitiesPerTask = 10_000
 
     /// Keys Redis refused and had not taken when the tasks last wrote them:
     /// the refused users and items as of each task's latest checkpoint here,
@@ -516,10 +521,11 @@ package final class StreamProcessor: @unchecked Sendable {
             // right once the key is fixed (without waiting for new positives).
             if rejected.key == keys.trending {
                 trendingRewriteDue = true
-            } else if !checkpoint, let entity = RefusedEntity.named(by: rejected.keyBytes, keys: keys, feast: renderer.feast) {
+            } else if !checkpoint, let entity = RefusedEntity.named(by: rejected.keyBytes, keys: keys, feast: renderer.feast),
+                      checkpointer.refused[task, default: []].count < Self.refusedEntitiesPerTask {
                 // Written in full at the task's checkpoints until Redis takes it.
                 checkpointer.refused[task, default: []].insert(entity)
-            } else if !checkpoint {
+            } else if !checkpoint, refusedForGood.count < Self.refusedEntitiesPerTask {
                 refusedForGood.insert(rejected.key)
             }
             // A bad key is refused again at every flush that renders it: log and
