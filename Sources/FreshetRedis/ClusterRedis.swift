@@ -90,6 +90,16 @@ package final class ClusterRedis: RedisStore {
         }
     }
 
+    package func evictionSettings(onRetry: (RedisError, Int) -> Void) throws(RedisError) -> [String: RedisEvictionSetting] {
+        try retrying(onRetry) { client throws(RedisError) in
+            var settings: [String: RedisEvictionSetting] = [:]
+            for (node, reply) in try client.onEveryMaster(RedisCommand("INFO", "memory")) {
+                settings["\(node)"] = try RedisEvictionSetting(info: reply, context: "INFO memory on \(node)")
+            }
+            return settings
+        }
+    }
+
     package func close() {
         client?.close()
         client = nil

@@ -50,6 +50,9 @@ package protocol RedisStore: AnyObject {
     /// (one Redis: its `run_id`; a cluster: every master's `run_id`, so a failover changes it too).
     /// Retried like `execute`; `onRetry(error, attempt)` before each back-off sleep.
     func serverRunId(onRetry: (RedisError, Int) -> Void) throws(RedisError) -> String
+    /// Each server's eviction setting (`INFO memory`), keyed by the server
+    /// (one entry on one Redis, one per master on a cluster). Retried like `execute`.
+    func evictionSettings(onRetry: (RedisError, Int) -> Void) throws(RedisError) -> [String: RedisEvictionSetting]
     func close()
 }
 
@@ -123,17 +126,55 @@ extension ReconnectingRedis: RedisStore {
         let reply = try execute(RedisPipeline([RedisCommand("INFO", "server")]), onRetry: onRetry).first
         return try RedisStoreInfo.runId(reply, context: "INFO server on \(endpoint)")
     }
+
+    package func evictionSettings(onRetry: (RedisError, Int) -> Void) throws(RedisError) -> [String: RedisEvictionSetting] {
+        let reply = try execute(RedisPipeline([RedisCommand("INFO", "memory")]), onRetry: onRetry).first
+        return ["\(endpoint)": try RedisEvictionSetting(info: reply, context: "INFO memory on \(endpoint)")]
+    }
 }
 
 enum RedisStoreInfo {
     /// `run_id` from an `INFO server` reply.
     static func runId(_ reply: RedisReply?, context: String) throws(RedisError) -> String {
-        guard let text = reply?.string,
-              let line = text.split(whereSeparator: \.isNewline).first(where: { $0.hasPrefix("run_id:") }) else {
-            throw RedisError(kind: .protocol, message: "INFO server has no run_id", context: context)
-        }
-        return String(line.dropFirst("run_id:".count))
+        try field("run_id", of: reply, context: context)
     }
+
+    /// The value of `name` in an `INFO` reply (`name:value` lines).
+    static func field(_ name: String, of reply: RedisReply?, context: String) throws(RedisError) -> String {
+        let prefix = name + ":"
+        guard let text = reply?.string,
+              let line = text.split(whereSeparator: \.isNewline).first(where: { $0.hasPrefix(prefix) }) else {
+            throw RedisError(kind: .protocol, message: "INFO has no \(name)", context: context)
+        }
+        return String(line.dropFirst(prefix.count))
+    }
+}
+
+/// What a Redis server does when it reaches `maxmemory`.
+package struct RedisEvictionSetting: Sendable, Equatable {
+    /// `maxmemory_policy`: `noeviction`, `allkeys-lru`, `volatile-ttl`, ...
+    package var policy: String
+    /// `maxmemory` in bytes; 0 = no limit (nothing is ever evicted).
+    package var maxmemoryBytes: Int64
+
+    package init(policy: String, maxmemoryBytes: Int64) {
+        self.policy = policy
+        self.maxmemoryBytes = maxmemoryBytes
+    }
+
+    /// Reads an `INFO memory` reply. Throws `.protocol` when a field is missing.
+    package init(info reply: RedisReply?, context: String) throws(RedisError) {
+        policy = try RedisStoreInfo.field("maxmemory_policy", of: reply, context: context)
+        guard let bytes = Int64(try RedisStoreInfo.field("maxmemory", of: reply, context: context)) else {
+            throw RedisError(kind: .protocol, message: "INFO memory has a maxmemory that is not an integer", context: context)
+        }
+        maxmemoryBytes = bytes
+    }
+
+    /// Whether the server may evict any key, not only keys with a TTL (an
+    /// `allkeys-*` policy; Freshet's keys carry no TTL, so `volatile-*`
+    /// policies never evict them).
+    package var evictsKeysWithoutTTL: Bool { policy.hasPrefix("allkeys-") }
 }
 
 /// Where the online store is: one Redis (`redis://`, `unix://`) or a Redis

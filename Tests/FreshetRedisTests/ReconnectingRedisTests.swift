@@ -82,6 +82,25 @@ final class ReconnectingRedisTests: RedisServerTestCase {
         XCTAssertEqual(asked, 0, "no attempt consulted shouldStop: none waited to retry")
     }
 
+    /// The eviction setting as `INFO memory` reports it (the processor
+    /// refuses a Redis that may evict any key).
+    func testEvictionSettingsAreReadFromTheServer() throws {
+        let redis = try ReconnectingRedis(endpoint: server.endpoint)
+        XCTAssertEqual(try redis.evictionSettings(onRetry: { _, _ in }).values.first,
+                       RedisEvictionSetting(policy: "noeviction", maxmemoryBytes: 0), "Redis's defaults")
+        let admin = try connect()
+        _ = try admin.command(["CONFIG", "SET", "maxmemory-policy", "allkeys-lru"])
+        _ = try admin.command(["CONFIG", "SET", "maxmemory", "64mb"])
+        defer {
+            _ = try? admin.command(["CONFIG", "SET", "maxmemory-policy", "noeviction"])
+            _ = try? admin.command(["CONFIG", "SET", "maxmemory", "0"])
+        }
+        let setting = try XCTUnwrap(try redis.evictionSettings(onRetry: { _, _ in }).values.first)
+        XCTAssertEqual(setting, RedisEvictionSetting(policy: "allkeys-lru", maxmemoryBytes: 64 << 20))
+        XCTAssertTrue(setting.evictsKeysWithoutTTL)
+        XCTAssertFalse(RedisEvictionSetting(policy: "volatile-lru", maxmemoryBytes: 1).evictsKeysWithoutTTL)
+    }
+
     func testShouldStopEndsRetrying() throws {
         var stop = false
         let redis = try ReconnectingRedis(endpoint: server.endpoint, connectTimeoutMs: 200,

@@ -47,6 +47,21 @@ final class RedisClusterTests: XCTestCase {
         XCTAssertEqual(try node(owner.port).command(exists).int, 1)
     }
 
+    /// Every master's eviction setting, each under its own address.
+    func testEvictionSettingsOfEveryMaster() throws {
+        let store = ClusterRedis(endpoints: try ClusterEndpoints(url: cluster.url))
+        defer { store.close() }
+        let client = try RedisClusterClient(endpoints: ClusterEndpoints(url: cluster.url))
+        let one = try XCTUnwrap(client.topology.masters.first)
+        let admin = try node(one.port)
+        _ = try admin.command(["CONFIG", "SET", "maxmemory-policy", "allkeys-lfu"])
+        defer { _ = try? admin.command(["CONFIG", "SET", "maxmemory-policy", "noeviction"]) }
+        let settings = try store.evictionSettings(onRetry: { _, _ in })
+        XCTAssertEqual(settings.count, 3)
+        XCTAssertEqual(settings.filter(\.value.evictsKeysWithoutTTL).count, 1, "\(settings)")
+        XCTAssertEqual(settings["\(one)"]?.policy, "allkeys-lfu", "\(settings)")
+    }
+
     func testMovedAndAskRedirectionsAreFollowed() throws {
         let client = try RedisClusterClient(endpoints: ClusterEndpoints(url: cluster.url))
         let key = "migrating-key"

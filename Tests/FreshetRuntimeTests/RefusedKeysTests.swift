@@ -1,4 +1,5 @@
 import FreshetFeast
+import FreshetRedis
 @testable import FreshetRuntime
 import FreshetTestSupport
 import XCTest
@@ -103,5 +104,27 @@ final class RefusedEntityTests: XCTestCase {
         XCTAssertThrowsError(try TaskCheckpoint.parse(corrupt, task: task)) { error in
             XCTAssertTrue("\(error)".contains("refused field is corrupt"), "\(error)")
         }
+    }
+}
+
+/// A Redis that may evict any key under `maxmemory` could drop features and
+/// checkpoint entries without an error: the processor refuses it at start.
+extension EngineDriverTests {
+    func testARedisThatMayEvictAnyKeyIsRefusedAtStart() throws {
+        let driver = makeDriver()
+        driver.redis.eviction = RedisEvictionSetting(policy: "allkeys-lru", maxmemoryBytes: 1 << 30)
+        XCTAssertThrowsError(try driver.startInstance()) { error in
+            let text = "\(error)"
+            XCTAssertTrue(text.contains("allkeys-lru") && text.contains("maxmemory-policy noeviction")
+                          && text.contains("redis.allow_eviction"), text)
+        }
+
+        var allowed = driver.topology
+        allowed.redis.allowEviction = true
+        XCTAssertNoThrow(try driver.startInstance(topology: allowed), "allowed by the topology")
+        driver.redis.eviction = RedisEvictionSetting(policy: "allkeys-lru", maxmemoryBytes: 0)
+        XCTAssertNoThrow(try driver.startInstance(), "no limit: nothing is evicted")
+        driver.redis.eviction = RedisEvictionSetting(policy: "volatile-lru", maxmemoryBytes: 1 << 30)
+        XCTAssertNoThrow(try driver.startInstance(), "only keys with a TTL are evicted: Freshet's have none")
     }
 }

@@ -27,8 +27,15 @@ package final class InMemoryRedis: FeatureStoreReading, @unchecked Sendable {
     /// Every command run so far, by name (upper case): lets a test see what the engine sent.
     private var counts: [String: Int] = [:]
     private var delayMs = 0
+    private var evictionValue = RedisEvictionSetting(policy: "noeviction", maxmemoryBytes: 0)
 
     package init() {}
+
+    /// What `INFO memory` would say (Redis's default: noeviction, no limit).
+    package var eviction: RedisEvictionSetting {
+        get { lock.lock(); defer { lock.unlock() }; return evictionValue }
+        set { lock.lock(); evictionValue = newValue; lock.unlock() }
+    }
 
     /// A new connection-like store over this data (what the engine calls a store).
     package func makeStore() -> any RedisStore { Store(redis: self) }
@@ -376,6 +383,9 @@ package final class InMemoryRedis: FeatureStoreReading, @unchecked Sendable {
         func registerScript(_ script: RedisScript) {}
 
         func serverRunId(onRetry: (RedisError, Int) -> Void) throws(RedisError) -> String { redis.runId }
+        func evictionSettings(onRetry: (RedisError, Int) -> Void) throws(RedisError) -> [String: RedisEvictionSetting] {
+            ["memory": redis.eviction]
+        }
 
         func close() {}
     }

@@ -361,6 +361,7 @@ package final class StreamProcessor: @unchecked Sendable {
             throw ProcessorError.redis("on a Redis Cluster, redis.key_prefix and the group must not contain \"{\" (prefix \"\(keys.prefix)\", group \"\(keys.group)\")")
         }
         control = try connections.makeRedisStore(target: options.redisTarget, shouldStop: { [stopFlag] in stopFlag.isSet })
+        try checkEviction()
         if topology.embeddings.enabled {
             refresher = EmbeddingRefresher(config: topology.embeddings.cooccurrenceConfig,
                                            finalIterations: topology.embeddings.finalIterations, redis: options.redisTarget,

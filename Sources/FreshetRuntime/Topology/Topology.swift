@@ -55,6 +55,10 @@ package struct Topology: Sendable, Equatable {
         package var keyPrefix = ""
         package var flushIntervalMs: Int64 = 5
         package var flushMaxKeys = 4096
+        /// Run on a Redis that may evict any key under `maxmemory` (an
+        /// `allkeys-*` policy). Off by default: such a Redis can drop
+        /// features and checkpoints without an error (`StreamProcessor.checkEviction`).
+        package var allowEviction = false
     }
 
     /// Online embeddings, Monolith-style (docs/EMBEDDINGS.md).

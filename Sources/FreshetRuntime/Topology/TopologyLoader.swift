@@ -72,8 +72,9 @@ package enum TopologyLoader {
             topology.trending.topK = try t.int("top_k", min: 1, max: 1_000_000) ?? topology.trending.topK
         }
         if let r = try top.section("redis") {
-            try r.only(["key_prefix", "flush_interval", "flush_max_keys"])
+            try r.only(["key_prefix", "flush_interval", "flush_max_keys", "allow_eviction"])
             topology.redis.keyPrefix = try r.string("key_prefix") ?? ""
+            topology.redis.allowEviction = try r.bool("allow_eviction") ?? topology.redis.allowEviction
             topology.redis.flushIntervalMs = try r.duration("flush_interval", min: 1) ?? topology.redis.flushIntervalMs
             topology.redis.flushMaxKeys = try r.int("flush_max_keys", min: 1, max: 1_000_000) ?? topology.redis.flushMaxKeys
         }
