@@ -210,6 +210,62 @@ final class DecoderAcceptTests: XCTestCase {
         }
     }
 
+    /// `nextField` recognises the usual spelling of each field's key from
+    /// word loads (`scanKnownKey`); it must give the field and the position
+    /// the general reading (`scanString`, `field`, `expect`) gives, for the
+    /// keys, every one-byte change and cut of them, whitespace before the
+    /// colon, escapes, and every distance to the end of the input.
+    func testKnownKeysMatchTheGeneralReading() {
+        let names = ["user_id", "item_id", "action", "dwell_ms", "ts", "request_id", "items_shown", "positions", "t", "x"]
+        var keys: [[UInt8]] = []
+        for name in names {
+            let spelled = Array("\"\(name)\":".utf8)
+            keys.append(spelled)
+            keys.append(Array("\"\(name)\" :".utf8))
+            keys.append(Array("\"\\u00\(String(name.utf8.first!, radix: 16))\(name.dropFirst())\":".utf8))
+            for at in spelled.indices {
+                keys.append(Array(spelled[..<at]))
+                for replacement in [UInt8(ascii: "\""), UInt8(ascii: "_"), UInt8(ascii: "\\"), 0x01, UInt8(ascii: " ")] {
+                    var changed = spelled
+                    changed[at] = replacement
+                    keys.append(changed)
+                }
+            }
+        }
+        var checked = 0
+        for key in keys {
+            for tail in 0...18 {
+                let bytes = [UInt8(ascii: "{")] + key + Array(repeating: UInt8(ascii: "1"), count: tail)
+                bytes.withUnsafeBytes { buf in
+                    var general = JSONScanner(buf)
+                    general.pos = 1
+                    let expected: String
+                    do throws(BadInput) {
+                        general.skipWhitespace()
+                        let field = general.field(try general.scanString())
+                        try general.expect(UInt8(ascii: ":"), "':'")
+                        general.skipWhitespace()
+                        expected = "\(field) at \(general.pos)"
+                    } catch {
+                        expected = error.description
+                    }
+                    var fast = JSONScanner(buf)
+                    fast.pos = 1
+                    var first = true
+                    let got: String
+                    do throws(BadInput) {
+                        got = try fast.nextField(first: &first).map { "\($0) at \(fast.pos)" } ?? "end"
+                    } catch {
+                        got = error.description
+                    }
+                    XCTAssertEqual(got, expected, String(decoding: bytes, as: UTF8.self))
+                    checked += 1
+                }
+            }
+        }
+        XCTAssertGreaterThan(checked, 10_000)
+    }
+
     /// The string at the start of `bytes` read one byte at a time (the
     /// grammar of RFC 8259 for the escapes the scanner accepts).
     static func referenceScan(_ bytes: [UInt8]) -> String {
