@@ -210,11 +210,13 @@ final class DecoderAcceptTests: XCTestCase {
         }
     }
 
-    /// `nextField` recognises the usual spelling of each field's key from
-    /// word loads (`scanKnownKey`); it must give the field and the position
-    /// the general reading (`scanString`, `field`, `expect`) gives, for the
-    /// keys, every one-byte change and cut of them, whitespace before the
-    /// colon, escapes, and every distance to the end of the input.
+    /// `nextField` reads the usual member inline (its comma, then a key as
+    /// events spell it, recognised from word loads by `scanKnownKey`); it
+    /// must give the field, position and error of the general reading
+    /// (whitespace, the comma or brace, `scanString`, `field`, `expect`),
+    /// for the keys, every one-byte change and cut of them, whitespace
+    /// before the colon, escapes, each separator before the key, first
+    /// member or not, and every distance to the end of the input.
     func testKnownKeysMatchTheGeneralReading() {
         let names = ["user_id", "item_id", "action", "dwell_ms", "ts", "request_id", "items_shown", "positions", "t", "x"]
         var keys: [[UInt8]] = []
@@ -232,38 +234,56 @@ final class DecoderAcceptTests: XCTestCase {
                 }
             }
         }
+        // What comes before the key: after the brace (first member) or after a value.
+        let separators: [(String, Bool)] = [("", true), (" ", true), ("}", true), (",", false), (" ,", false),
+                                            (", ", false), ("}", false), ("x", false), ("", false), (",,", false)]
         var checked = 0
         for key in keys {
-            for tail in 0...18 {
-                let bytes = [UInt8(ascii: "{")] + key + Array(repeating: UInt8(ascii: "1"), count: tail)
-                bytes.withUnsafeBytes { buf in
-                    var general = JSONScanner(buf)
-                    general.pos = 1
-                    let expected: String
-                    do throws(BadInput) {
-                        general.skipWhitespace()
-                        let field = general.field(try general.scanString())
-                        try general.expect(UInt8(ascii: ":"), "':'")
-                        general.skipWhitespace()
-                        expected = "\(field) at \(general.pos)"
-                    } catch {
-                        expected = error.description
+            for (separator, isFirst) in separators {
+                for tail in 0...18 {
+                    let bytes = Array(separator.utf8) + key + Array(repeating: UInt8(ascii: "1"), count: tail)
+                    bytes.withUnsafeBytes { buf in
+                        var general = JSONScanner(buf)
+                        let expected: String
+                        do throws(BadInput) {
+                            expected = try Self.referenceNextField(&general, first: isFirst).map { "\($0) at \(general.pos)" } ?? "end"
+                        } catch {
+                            expected = error.description
+                        }
+                        var fast = JSONScanner(buf)
+                        var first = isFirst
+                        let got: String
+                        do throws(BadInput) {
+                            got = try fast.nextField(first: &first).map { "\($0) at \(fast.pos)" } ?? "end"
+                        } catch {
+                            got = error.description
+                        }
+                        XCTAssertEqual(got, expected, "\(isFirst ? "first" : "next"): \(String(decoding: bytes, as: UTF8.self))")
+                        checked += 1
                     }
-                    var fast = JSONScanner(buf)
-                    fast.pos = 1
-                    var first = true
-                    let got: String
-                    do throws(BadInput) {
-                        got = try fast.nextField(first: &first).map { "\($0) at \(fast.pos)" } ?? "end"
-                    } catch {
-                        got = error.description
-                    }
-                    XCTAssertEqual(got, expected, String(decoding: bytes, as: UTF8.self))
-                    checked += 1
                 }
             }
         }
-        XCTAssertGreaterThan(checked, 10_000)
+        XCTAssertGreaterThan(checked, 100_000)
+    }
+
+    /// A member read in general, as the decoder read every member before
+    /// `scanKnownKey`.
+    static func referenceNextField(_ s: inout JSONScanner, first: Bool) throws(BadInput) -> EventField? {
+        s.skipWhitespace()
+        if first {
+            if s.peek() == UInt8(ascii: "}") { s.pos += 1; return nil }
+        } else {
+            guard let c = s.peek() else { throw s.syntaxError("unterminated object") }
+            if c == UInt8(ascii: "}") { s.pos += 1; return nil }
+            guard c == UInt8(ascii: ",") else { throw s.syntaxError("expected ',' or '}'") }
+            s.pos += 1
+            s.skipWhitespace()
+        }
+        let field = s.field(try s.scanString())
+        try s.expect(UInt8(ascii: ":"), "':'")
+        s.skipWhitespace()
+        return field
     }
 
     /// The string at the start of `bytes` read one byte at a time (the
