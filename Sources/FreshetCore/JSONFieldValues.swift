@@ -27,11 +27,19 @@ extension JSONScanner {
 
     /// `readId` without building the `String`: where the id's bytes lie in
     /// the input (same acceptance, same problems noted).
+    ///
+    /// The usual id, a string, is read inline, in the caller (each id field,
+    /// each shown item); integers, `null` and wrong types through a call.
     @inline(__always)
     mutating func readIdToken(_ name: StaticString, _ problem: inout BadInput?) throws(BadInput) -> JSONIdToken? {
+        if peek() == UInt8(ascii: "\"") { return try readStringIdToken(name, &problem) }
+        return try readNonStringIdToken(name, &problem)
+    }
+
+    /// `readIdToken` for anything but a string.
+    @inline(never)
+    mutating func readNonStringIdToken(_ name: StaticString, _ problem: inout BadInput?) throws(BadInput) -> JSONIdToken? {
         switch peek() ?? 0 {
-        case UInt8(ascii: "\""):
-            return try readStringIdToken(name, &problem)
         case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"):
             let t = try scanNumber()
             if t.isNonInteger || t.hasZeroFraction {
@@ -72,9 +80,20 @@ extension JSONScanner {
     /// a fraction is `wrong_type`; out-of-range values are reported with
     /// `rangeReason`. (Until the eighteenth session an exponent made any
     /// number `wrong_type`, while `1000.0` was read as 1000.)
+    ///
+    /// A plain integer (`scanPlainInteger`: `ts`, a position) is read
+    /// inline, in the caller; any other value through a call.
+    @inline(__always)
     mutating func readInt(_ name: StaticString, rangeReason: BadInput.Reason,
                           _ problem: inout BadInput?) throws(BadInput) -> Int64? {
         if let v = scanPlainInteger() { return v }
+        return try readNonPlainInt(name, rangeReason: rangeReason, &problem)
+    }
+
+    /// `readInt` for anything but a plain integer.
+    @inline(never)
+    mutating func readNonPlainInt(_ name: StaticString, rangeReason: BadInput.Reason,
+                                  _ problem: inout BadInput?) throws(BadInput) -> Int64? {
         switch peek() ?? 0 {
         case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"):
             let t = try scanNumber()
@@ -147,11 +166,7 @@ extension JSONScanner {
         if peek() == UInt8(ascii: "]") { pos &+= 1; return true }
         while true {
             skipWhitespace()
-            // A string id read here rather than through `readIdToken`'s
-            // call and dispatch (~40 instructions an item).
-            if peek() == UInt8(ascii: "\"") {
-                out.append(try readStringIdToken(name, &problem))
-            } else if let id = try readIdToken(name, &problem) {
+            if let id = try readIdToken(name, &problem) {
                 out.append(id)
             } else {
                 Self.note(BadInput(.wrongType, "field '\(name)' contains a null element"), &problem)
@@ -181,11 +196,7 @@ extension JSONScanner {
         if peek() == UInt8(ascii: "]") { pos &+= 1; return true }
         while true {
             skipWhitespace()
-            // `readInt`'s first step taken here, without its call (~30
-            // instructions a position).
-            var value = scanPlainInteger()
-            if value == nil { value = try readInt(name, rangeReason: .invalidField, &problem) }
-            if let v = value {
+            if let v = try readInt(name, rangeReason: .invalidField, &problem) {
                 if let v32 = Int32(exactly: v) {
                     out.append(v32)
                 } else {
