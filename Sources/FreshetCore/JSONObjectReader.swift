@@ -138,9 +138,9 @@ extension JSONScanner {
     }
 
     /// The first eight bytes of `spelled` (all of it when shorter) as a
-    /// little-endian word, as `scanKnownKey` loads them.
+    /// little-endian word, as `scanKnownKey` and `scanKnownAction` load them.
     @inline(__always)
-    private static func keyWord(_ spelled: StaticString) -> UInt64 {
+    static func keyWord(_ spelled: StaticString) -> UInt64 {
         word(spelled, from: 0)
     }
 
@@ -159,7 +159,7 @@ extension JSONScanner {
 
     /// A mask of a word's lowest `count` bytes (1...7).
     @inline(__always)
-    private static func lowBytes(_ count: Int) -> UInt64 {
+    static func lowBytes(_ count: Int) -> UInt64 {
         (1 << UInt64(count &* 8)) &- 1
     }
 

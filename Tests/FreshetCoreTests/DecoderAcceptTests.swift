@@ -267,6 +267,48 @@ final class DecoderAcceptTests: XCTestCase {
         XCTAssertGreaterThan(checked, 100_000)
     }
 
+    /// `readAction` recognises an action as events write it from one word
+    /// load (`scanKnownAction`); it must give the action, problem, position
+    /// and error of the general reading (`readOtherAction`) for each name,
+    /// every one-byte change and cut of it, escapes, and every distance to
+    /// the end of the input.
+    func testKnownActionsMatchTheGeneralReading() {
+        var values: [[UInt8]] = [Array("null".utf8), Array("1".utf8), Array("\"cl\\u0069ck\"".utf8)]
+        for name in ["click", "watch", "like", "share", "skip", "buy", "clicks", "lik"] {
+            let spelled = Array("\"\(name)\"".utf8)
+            values.append(spelled)
+            for at in spelled.indices {
+                values.append(Array(spelled[..<at]))
+                for replacement in [UInt8(ascii: "\""), UInt8(ascii: "x"), UInt8(ascii: "\\"), 0x01, UInt8(ascii: "K")] {
+                    var changed = spelled
+                    changed[at] = replacement
+                    values.append(changed)
+                }
+            }
+        }
+        var checked = 0
+        for value in values {
+            for tail in 0...9 {
+                let bytes = value + Array(repeating: UInt8(ascii: "}"), count: tail)
+                bytes.withUnsafeBytes { buf in
+                    func read(_ general: Bool) -> String {
+                        var s = JSONScanner(buf)
+                        var problem: BadInput?
+                        do throws(BadInput) {
+                            let action = general ? try s.readOtherAction(&problem) : try s.readAction(&problem)
+                            return "\(String(describing: action)) \(String(describing: problem)) at \(s.pos)"
+                        } catch {
+                            return "\(error) at \(s.pos)"
+                        }
+                    }
+                    XCTAssertEqual(read(false), read(true), String(decoding: bytes, as: UTF8.self))
+                    checked += 1
+                }
+            }
+        }
+        XCTAssertGreaterThan(checked, 3_000)
+    }
+
     /// A member read in general, as the decoder read every member before
     /// `scanKnownKey`.
     static func referenceNextField(_ s: inout JSONScanner, first: Bool) throws(BadInput) -> EventField? {
