@@ -62,15 +62,15 @@ package struct EventDecoder: Sendable {
         var userId: JSONIdToken?, itemId: JSONIdToken?, action: Action?
         var dwellMs: Int64?, ts: Int64?, requestId: JSONIdToken?
         var first = true
-        while let key = try s.nextKey(first: &first) {
-            switch s.field(key) {
+        while let field = try s.nextField(first: &first) {
+            switch field {
             case .userId: userId = try s.readIdToken("user_id", &problem)
             case .itemId: itemId = try s.readIdToken("item_id", &problem)
             case .action: action = try s.readAction(&problem)
             case .dwellMs: dwellMs = try s.readInt("dwell_ms", rangeReason: .invalidField, &problem)
             case .ts: ts = try s.readInt("ts", rangeReason: .timestampOutOfRange, &problem)
             case .requestId: requestId = try s.readOptionalTextToken("request_id", &problem)
-            case .itemsShown, .positions, nil: try s.skipValue()
+            case .itemsShown, .positions, .other: try s.skipValue()
             }
         }
         try s.finish()
@@ -105,14 +105,14 @@ package struct EventDecoder: Sendable {
         var userId: JSONIdToken?, hasItems = false, hasPositions = false
         var ts: Int64?, requestId: JSONIdToken?
         var first = true
-        while let key = try s.nextKey(first: &first) {
-            switch s.field(key) {
+        while let field = try s.nextField(first: &first) {
+            switch field {
             case .userId: userId = try s.readIdToken("user_id", &problem)
             case .itemsShown: hasItems = try s.readIdTokenArray("items_shown", &problem, into: &event.items)
             case .positions: hasPositions = try s.readInt32Array("positions", &problem, into: &event.positions)
             case .ts: ts = try s.readInt("ts", rangeReason: .timestampOutOfRange, &problem)
             case .requestId: requestId = try s.readOptionalTextToken("request_id", &problem)
-            case .itemId, .action, .dwellMs, nil: try s.skipValue()
+            case .itemId, .action, .dwellMs, .other: try s.skipValue()
             }
         }
         try s.finish()
@@ -206,8 +206,8 @@ extension EventDecoder {
             var problem: BadInput?
             var routing = EventRouting(userId: nil, isImpression: false)
             var first = true
-            while let key = try s.nextKey(first: &first) {
-                switch s.field(key) {
+            while let field = try s.nextField(first: &first) {
+                switch field {
                 case .userId:
                     problem = nil
                     routing.userId = try s.readId("user_id", &problem)

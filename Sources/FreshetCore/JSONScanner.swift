@@ -239,19 +239,21 @@ struct JSONScanner {
 
     /// The common number in an event (`ts`, a position) read in one pass:
     /// 1 to 18 digits without sign, fraction or exponent, first digit not 0,
-    /// so it fits in Int64. Returns nil with `pos` unchanged for any other
-    /// token, which then takes the general path (`scanNumber`, `int64`);
-    /// both read the same value from the tokens this one accepts.
+    /// or a lone 0 (the first of an impression's positions), so it fits in
+    /// Int64. Returns nil with `pos` unchanged for any other token, which
+    /// then takes the general path (`scanNumber`, `int64`); both read the
+    /// same value from the tokens this one accepts.
     @inline(__always)
     mutating func scanPlainInteger() -> Int64? {
         let n = buf.count
         var i = pos
         guard i < n else { return nil }
         let first = buf[i] &- UInt8(ascii: "0")
-        guard first &- 1 < 9 else { return nil } // 1...9
+        guard first < 10 else { return nil }
         var v = Int64(first)
         i &+= 1
-        let limit = min(n, pos &+ 18)
+        // After a leading 0 no digit may follow (checked below).
+        let limit = first == 0 ? i : min(n, pos &+ 18)
         while i < limit {
             let d = buf[i] &- UInt8(ascii: "0")
             guard d < 10 else { break }

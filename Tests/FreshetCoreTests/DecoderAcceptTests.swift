@@ -210,6 +210,124 @@ final class DecoderAcceptTests: XCTestCase {
         }
     }
 
+    /// `nextField` reads the usual member inline (its comma, then a key as
+    /// events spell it, recognised from word loads by `scanKnownKey`); it
+    /// must give the field, position and error of the general reading
+    /// (whitespace, the comma or brace, `scanString`, `field`, `expect`),
+    /// for the keys, every one-byte change and cut of them, whitespace
+    /// before the colon, escapes, each separator before the key, first
+    /// member or not, and every distance to the end of the input.
+    func testKnownKeysMatchTheGeneralReading() {
+        let names = ["user_id", "item_id", "action", "dwell_ms", "ts", "request_id", "items_shown", "positions", "t", "x"]
+        var keys: [[UInt8]] = []
+        for name in names {
+            let spelled = Array("\"\(name)\":".utf8)
+            keys.append(spelled)
+            keys.append(Array("\"\(name)\" :".utf8))
+            keys.append(Array("\"\\u00\(String(name.utf8.first!, radix: 16))\(name.dropFirst())\":".utf8))
+            for at in spelled.indices {
+                keys.append(Array(spelled[..<at]))
+                for replacement in [UInt8(ascii: "\""), UInt8(ascii: "_"), UInt8(ascii: "\\"), 0x01, UInt8(ascii: " ")] {
+                    var changed = spelled
+                    changed[at] = replacement
+                    keys.append(changed)
+                }
+            }
+        }
+        // What comes before the key: after the brace (first member) or after a value.
+        let separators: [(String, Bool)] = [("", true), (" ", true), ("}", true), (",", false), (" ,", false),
+                                            (", ", false), ("}", false), ("x", false), ("", false), (",,", false)]
+        var checked = 0
+        for key in keys {
+            for (separator, isFirst) in separators {
+                for tail in 0...18 {
+                    let bytes = Array(separator.utf8) + key + Array(repeating: UInt8(ascii: "1"), count: tail)
+                    bytes.withUnsafeBytes { buf in
+                        var general = JSONScanner(buf)
+                        let expected: String
+                        do throws(BadInput) {
+                            expected = try Self.referenceNextField(&general, first: isFirst).map { "\($0) at \(general.pos)" } ?? "end"
+                        } catch {
+                            expected = error.description
+                        }
+                        var fast = JSONScanner(buf)
+                        var first = isFirst
+                        let got: String
+                        do throws(BadInput) {
+                            got = try fast.nextField(first: &first).map { "\($0) at \(fast.pos)" } ?? "end"
+                        } catch {
+                            got = error.description
+                        }
+                        XCTAssertEqual(got, expected, "\(isFirst ? "first" : "next"): \(String(decoding: bytes, as: UTF8.self))")
+                        checked += 1
+                    }
+                }
+            }
+        }
+        XCTAssertGreaterThan(checked, 100_000)
+    }
+
+    /// `readAction` recognises an action as events write it from one word
+    /// load (`scanKnownAction`); it must give the action, problem, position
+    /// and error of the general reading (`readOtherAction`) for each name,
+    /// every one-byte change and cut of it, escapes, and every distance to
+    /// the end of the input.
+    func testKnownActionsMatchTheGeneralReading() {
+        var values: [[UInt8]] = [Array("null".utf8), Array("1".utf8), Array("\"cl\\u0069ck\"".utf8)]
+        for name in ["click", "watch", "like", "share", "skip", "buy", "clicks", "lik"] {
+            let spelled = Array("\"\(name)\"".utf8)
+            values.append(spelled)
+            for at in spelled.indices {
+                values.append(Array(spelled[..<at]))
+                for replacement in [UInt8(ascii: "\""), UInt8(ascii: "x"), UInt8(ascii: "\\"), 0x01, UInt8(ascii: "K")] {
+                    var changed = spelled
+                    changed[at] = replacement
+                    values.append(changed)
+                }
+            }
+        }
+        var checked = 0
+        for value in values {
+            for tail in 0...9 {
+                let bytes = value + Array(repeating: UInt8(ascii: "}"), count: tail)
+                bytes.withUnsafeBytes { buf in
+                    func read(_ general: Bool) -> String {
+                        var s = JSONScanner(buf)
+                        var problem: BadInput?
+                        do throws(BadInput) {
+                            let action = general ? try s.readOtherAction(&problem) : try s.readAction(&problem)
+                            return "\(String(describing: action)) \(String(describing: problem)) at \(s.pos)"
+                        } catch {
+                            return "\(error) at \(s.pos)"
+                        }
+                    }
+                    XCTAssertEqual(read(false), read(true), String(decoding: bytes, as: UTF8.self))
+                    checked += 1
+                }
+            }
+        }
+        XCTAssertGreaterThan(checked, 3_000)
+    }
+
+    /// A member read in general, as the decoder read every member before
+    /// `scanKnownKey`.
+    static func referenceNextField(_ s: inout JSONScanner, first: Bool) throws(BadInput) -> EventField? {
+        s.skipWhitespace()
+        if first {
+            if s.peek() == UInt8(ascii: "}") { s.pos += 1; return nil }
+        } else {
+            guard let c = s.peek() else { throw s.syntaxError("unterminated object") }
+            if c == UInt8(ascii: "}") { s.pos += 1; return nil }
+            guard c == UInt8(ascii: ",") else { throw s.syntaxError("expected ',' or '}'") }
+            s.pos += 1
+            s.skipWhitespace()
+        }
+        let field = s.field(try s.scanString())
+        try s.expect(UInt8(ascii: ":"), "':'")
+        s.skipWhitespace()
+        return field
+    }
+
     /// The string at the start of `bytes` read one byte at a time (the
     /// grammar of RFC 8259 for the escapes the scanner accepts).
     static func referenceScan(_ bytes: [UInt8]) -> String {
