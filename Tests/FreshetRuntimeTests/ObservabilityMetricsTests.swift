@@ -49,6 +49,7 @@ final class ObservabilityMetricsTests: XCTestCase {
             "freshet_paused_partitions": "gauge", "freshet_alignment_pauses_total": "counter",
             "freshet_undecodable_repartition_records_total": "counter",
             "freshet_user_key_partitioning_conflicts_total": "counter", "freshet_user_histories_shortened_total": "counter",
+            "freshet_stale_finished_markers_total": "counter",
         ]
         XCTAssertEqual(types, expected)
         XCTAssertEqual(helps["freshet_records_consumed_total"], "Kafka records consumed, by topic and partition.")

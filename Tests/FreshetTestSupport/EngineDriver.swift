@@ -71,6 +71,8 @@ package final class EngineDriver {
         })
         logger.logLevel = .info
         self.logger = logger
+        let clock = self.clock
+        kafka.clock = { clock.nowMs }
     }
 
     package var kafka: InMemoryKafka { cluster.kafka }

@@ -21,6 +21,9 @@ import FreshetRuntime
 /// Single-threaded: the test thread drives every processor's loop (the
 /// engine's Redis writer threads never touch Kafka).
 package final class InMemoryKafka {
+    /// The producers' wall clock, ms: stamps records produced without a
+    /// timestamp (nil: they keep none).
+    package var clock: (@Sendable () -> Int64)?
     package struct Record {
         package var key: [UInt8]?
         package var value: [UInt8]?
@@ -43,6 +46,8 @@ package final class InMemoryKafka {
     package private(set) var consumers: [InMemoryConsumer] = []
     /// At most this many records per partition in one poll, so partitions interleave.
     package var recordsPerPartitionPerPoll = 200
+    /// The same bound for the partitions of one topic (a consumer that lags on it).
+    package var recordsPerPollOfTopic: [String: Int] = [:]
     /// When a member leaves the group (`close`), its partitions go to the
     /// remaining members (round robin, in member order), as the group
     /// coordinator's rebalance would give them.
@@ -267,7 +272,8 @@ package final class InMemoryConsumer: EngineConsumer {
             guard var position = positions[tp], let topicIndex = topics.firstIndex(of: tp.topic) else { continue }
             position = max(position, kafka.logStart[tp] ?? 0)
             let end = kafka.endOffset(tp)
-            let take = min(Int64(kafka.recordsPerPartitionPerPoll), Int64(maxRecords - result.records.count), end - position)
+            let bound = kafka.recordsPerPollOfTopic[tp.topic] ?? kafka.recordsPerPartitionPerPoll
+            let take = min(Int64(bound), Int64(maxRecords - result.records.count), end - position)
             if take > 0 {
                 for offset in position..<(position + take) {
                     result.records.append(kafka.consumedRecord(tp, offset: offset, topicIndex: topicIndex))
@@ -387,7 +393,9 @@ package final class InMemoryProducer: EngineProducer {
                          headers: [(String, [UInt8])], timestampMs: Int64?) throws(KafkaError) {
         let count = Int32(kafka.partitionCount(topic) ?? 1)
         let p = partition ?? key.map { KafkaProducer.partition(forKey: $0, partitionCount: count) } ?? 0
-        let offset = try kafka.append(topic: topic, partition: p, key: key, value: value, timestampMs: timestampMs, headers: headers)
+        // As librdkafka: a record without a timestamp gets the producer's clock (CreateTime).
+        let stamped = timestampMs ?? kafka.clock?()
+        let offset = try kafka.append(topic: topic, partition: p, key: key, value: value, timestampMs: stamped, headers: headers)
         produced += 1
         if watched.contains(topic) { highOffsets[p] = max(highOffsets[p] ?? -1, offset) }
     }

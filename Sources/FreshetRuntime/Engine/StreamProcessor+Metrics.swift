@@ -86,6 +86,7 @@ extension StreamProcessor {
         case .undecodable: return stats.metrics.undecodableRepartitionRecords
         case .userKeyPartitioningConflicts: return stats.metrics.userKeyPartitioningConflicts
         case .userHistoriesShortened: return stats.metrics.userHistoriesShortened
+        case .staleFinishedMarkers: return stats.metrics.staleFinishedMarkers
         }
     }
 

@@ -31,6 +31,7 @@
 // | freshet_undecodable_repartition_records_total | counter | – | Repartition records no reader of this release understands (written by a newer release, or damaged); each growth is logged. |
 // | freshet_user_key_partitioning_conflicts_total | counter | – | `interactions` partitions read as keyed by user that hold records no single partitioner keyed by user put there (mixed partitioners, unkeyed records): one per partition and run, logged with the remedy. |
 // | freshet_dead_letter_duplicates_skipped_total | counter | – | Dead letters a replay did not send again. |
+// | freshet_stale_finished_markers_total | counter | – | End-of-input markers of an earlier bounded run, read again by a task that started before them (rebuilt, or without a checkpoint); their end is not believed. |
 // | freshet_redis_fenced_writes_total | counter | – | Redis writes refused by fencing because a newer owner holds the partition. |
 // | freshet_redis_rejected_keys_total | counter | reason | Keys Redis refused for good (reason: the server's error prefix, e.g. WRONGTYPE); each is logged with its key, the rest of its batch lands. |
 // | freshet_checkpoint_store_lost_total | counter | evidence | Tasks found lost by the checkpoint store (evidence: epoch_missing, epoch_rolled_back, checkpoint_missing, checkpoint_rolled_back); each is rebuilt by replaying its input. |
@@ -76,6 +77,7 @@ package final class FreshetMetrics: Sendable {
         package static let undecodableRepartitionRecords = "freshet_undecodable_repartition_records_total"
         package static let userKeyPartitioningConflicts = "freshet_user_key_partitioning_conflicts_total"
         package static let userHistoriesShortened = "freshet_user_histories_shortened_total"
+        package static let staleFinishedMarkers = "freshet_stale_finished_markers_total"
         package static let deadLetterDuplicatesSkipped = "freshet_dead_letter_duplicates_skipped_total"
         package static let redisFencedWrites = "freshet_redis_fenced_writes_total"
         package static let redisRejectedKeys = "freshet_redis_rejected_keys_total"
@@ -118,6 +120,7 @@ package final class FreshetMetrics: Sendable {
         static let undecodableRepartitionRecords = "Repartition records this release cannot read (a newer writer, or damage); skipped."
         static let userKeyPartitioningConflicts = "Interactions partitions read as keyed by user whose records no single partitioner keyed by user placed."
         static let userHistoriesShortened = "Positives routed with fewer items of their user's history, to fit in a message."
+        static let staleFinishedMarkers = "End-of-input markers of an earlier bounded run read again; their end is not believed."
         static let deadLetterDuplicatesSkipped = "Dead letters not sent again by a replay (already sent before a crash)."
         static let redisFencedWrites = "Redis writes refused by fencing (a newer owner holds the partition)."
         static let redisRejectedKeys = "Keys Redis refused for good (e.g. WRONGTYPE); the rest of their batch landed."
@@ -141,6 +144,7 @@ package final class FreshetMetrics: Sendable {
     package let undecodableRepartitionRecords: CoreMetrics.Counter
     package let userKeyPartitioningConflicts: CoreMetrics.Counter
     package let userHistoriesShortened: CoreMetrics.Counter
+    package let staleFinishedMarkers: CoreMetrics.Counter
     package let deadLetterDuplicatesSkipped: CoreMetrics.Counter
     package let redisFencedWrites: CoreMetrics.Counter
     package let ready: Meter
@@ -180,6 +184,7 @@ package final class FreshetMetrics: Sendable {
         undecodableRepartitionRecords = counter(Name.undecodableRepartitionRecords, Help.undecodableRepartitionRecords)
         userKeyPartitioningConflicts = counter(Name.userKeyPartitioningConflicts, Help.userKeyPartitioningConflicts)
         userHistoriesShortened = counter(Name.userHistoriesShortened, Help.userHistoriesShortened)
+        staleFinishedMarkers = counter(Name.staleFinishedMarkers, Help.staleFinishedMarkers)
         deadLetterDuplicatesSkipped = counter(Name.deadLetterDuplicatesSkipped, Help.deadLetterDuplicatesSkipped)
         redisFencedWrites = counter(Name.redisFencedWrites, Help.redisFencedWrites)
         ready = meter(Name.ready, Help.ready)

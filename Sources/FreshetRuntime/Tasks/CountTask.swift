@@ -38,6 +38,9 @@ package final class CountTask {
     @exclusivity(unchecked) package private(set) var duplicatesDropped = 0
     @exclusivity(unchecked) package private(set) var undecodable = 0
     package private(set) var finishedSources: Set<DuplicateFilter.Source> = []
+    /// Which finished markers count (the engine sets `sinceMs` at acquisition).
+    package var markerFence = FinishedMarkerFence()
+    private var recordTimestampMs: Int64?
     /// Records released so far (their origins' offsets): checkpointed.
     @exclusivity(unchecked) private var releaseSequence: Int64 = 0
     private let expectedSources: Set<DuplicateFilter.Source>
@@ -91,8 +94,8 @@ package final class CountTask {
             admit(userId: m.userId, CountTimelines.Held(ts: m.ts, knownAt: knownAt ?? m.ts, arrival: arrival, requestId: m.requestId,
                                                        payload: .impression(items: m.itemsShown, positions: m.positions)),
                   output: output)
-        case .watermark(let marker):
-            watermarks.apply(marker, nowMs: nowMs, finished: &finishedSources)
+        case .watermark(let received):
+            watermarks.apply(markerFence.admit(received, producedAtMs: recordTimestampMs), nowMs: nowMs, finished: &finishedSources)
             return true
         }
         return false
@@ -229,6 +232,7 @@ package final class CountTask {
 extension CountTask: StreamTask {
     package func process(_ record: InputRecord, nowMs: Int64, output: TaskOutput) {
         nextOffset = record.offset + 1
+        recordTimestampMs = record.timestampMs
         var index: UInt32 = 0
         var sawMarker = false
         undecodable += RecordBundle.forEachDecodable(in: record.value) { bytes throws(CodecError) in
@@ -298,7 +302,7 @@ extension CountTask: StreamTask {
         var gauges = TaskGauges()
         gauges.store = ("counts", timelines.userCount)
         gauges.watermarkMs = released
-        gauges.counts = [(.duplicatesDropped, duplicatesDropped), (.undecodable, undecodable)]
+        gauges.counts = [(.duplicatesDropped, duplicatesDropped), (.undecodable, undecodable), (.staleFinishedMarkers, markerFence.stale)]
         return gauges
     }
 }

@@ -35,6 +35,10 @@ package final class ItemTask {
     private var renderedMetaWatermark: EventTimeMs?
     /// Sources that announced the end of a bounded run (not checkpointed: a run's own business).
     package private(set) var finishedSources: Set<DuplicateFilter.Source> = []
+    /// Which finished markers count (the engine sets `sinceMs` at acquisition).
+    package var markerFence = FinishedMarkerFence()
+    /// The Kafka timestamp of the record being processed (for `markerFence`).
+    private var recordTimestampMs: Int64?
     private let expectedSources: Set<DuplicateFilter.Source>
     /// The counts stage's join copies waiting for the features' watermark
     /// (examples through the counts stage; `HeldJoinCopies`).
@@ -68,6 +72,7 @@ package final class ItemTask {
     /// Reads the record's bundle where it is (the engine's path: no copy).
     package func process(_ record: RecordView, nowMs: Int64, output: TaskOutput) {
         nextOffset = record.offset + 1
+        recordTimestampMs = record.timestampMs
         // The examples' join needs whole events (user, request id, serving
         // features); an impression's grouped items are read in place.
         if let embeddings, embeddings.examples {
@@ -168,7 +173,8 @@ package final class ItemTask {
                 (applied, itemSlot) = (notDroppedLate(outcome), slot)
             }
             embeddings?.process(event, store: store, output: output, joinOnly: joinOnly, applied: applied, itemSlot: itemSlot)
-        case .watermark(let marker):
+        case .watermark(let received):
+            let marker = markerFence.admit(received, producedAtMs: recordTimestampMs)
             let source = DuplicateFilter.Source(topic: marker.sourceTopic, partition: marker.sourcePartition)
             withWatermarks(of: source) { $0.apply(marker, nowMs: nowMs, finished: &finishedSources) }
             // A counts partition at its end has released every record it
@@ -378,7 +384,8 @@ extension ItemTask: StreamTask {
         var gauges = TaskGauges()
         gauges.store = ("items", store.count)
         gauges.watermarkMs = currentWatermark
-        gauges.counts = [(.lateDropped, lateDropped), (.duplicatesDropped, duplicatesDropped), (.undecodable, undecodable)]
+        gauges.counts = [(.lateDropped, lateDropped), (.duplicatesDropped, duplicatesDropped), (.undecodable, undecodable),
+                         (.staleFinishedMarkers, markerFence.stale)]
         return gauges
     }
 }

@@ -221,4 +221,6 @@ package enum TaskCount: String, Sendable {
     /// `freshet_user_histories_shortened_total`: positives routed with fewer
     /// items of their user's history, to fit in a message
     case userHistoriesShortened = "history-shortened"
+    /// `freshet_stale_finished_markers_total` (`FinishedMarkerFence`)
+    case staleFinishedMarkers = "stale-finished"
 }

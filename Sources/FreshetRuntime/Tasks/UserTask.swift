@@ -12,6 +12,9 @@ package final class UserTask {
     package private(set) var undecodable = 0
     package private(set) var finishedSources: Set<DuplicateFilter.Source> = []
     private let expectedSources: Set<DuplicateFilter.Source>
+    /// Which finished markers count (the engine sets `sinceMs` at acquisition).
+    package var markerFence = FinishedMarkerFence()
+    private var recordTimestampMs: Int64?
 
     package init(id: TaskId, sources: Set<DuplicateFilter.Source>, recentCapacity: Int = 50) {
         self.id = id
@@ -23,6 +26,7 @@ package final class UserTask {
 
     package func process(_ record: InputRecord) {
         nextOffset = record.offset + 1
+        recordTimestampMs = record.timestampMs
         undecodable += RecordBundle.decodeEach(record.value) { process($0) }
     }
 
@@ -31,7 +35,8 @@ package final class UserTask {
         case .interaction(let interaction, let origin):
             guard duplicates.admit(origin) else { duplicatesDropped += 1; return }
             users.apply(interaction)
-        case .watermark(let marker):
+        case .watermark(let received):
+            let marker = markerFence.admit(received, producedAtMs: recordTimestampMs)
             if marker.finished {
                 finishedSources.insert(DuplicateFilter.Source(topic: marker.sourceTopic, partition: marker.sourcePartition))
             }
@@ -81,7 +86,7 @@ extension UserTask: StreamTask {
     package var gauges: TaskGauges {
         var gauges = TaskGauges()
         gauges.store = ("users", users.count)
-        gauges.counts = [(.duplicatesDropped, duplicatesDropped), (.undecodable, undecodable)]
+        gauges.counts = [(.duplicatesDropped, duplicatesDropped), (.undecodable, undecodable), (.staleFinishedMarkers, markerFence.stale)]
         return gauges
     }
 }
