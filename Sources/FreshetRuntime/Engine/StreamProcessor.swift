@@ -362,6 +362,7 @@ package final class StreamProcessor: @unchecked Sendable {
         }
         control = try connections.makeRedisStore(target: options.redisTarget, shouldStop: { [stopFlag] in stopFlag.isSet })
         try checkEviction()
+        try checkUserStateLayout()
         if topology.embeddings.enabled {
             refresher = EmbeddingRefresher(config: topology.embeddings.cooccurrenceConfig,
                                            finalIterations: topology.embeddings.finalIterations, redis: options.redisTarget,
