@@ -66,15 +66,18 @@ final class EngineDriverTests: XCTestCase {
             let partition = KafkaProducer.partition(forKey: Array(event.key.utf8), partitionCount: Self.partitions)
             try driver.kafka.append(topic: topic, partition: partition, key: Array(event.key.utf8), value: event.json,
                                     timestampMs: event.timestampMs)
-            let body: FeatureOracle.Event.Body
-            switch event.expected {
-            case .interaction(let i): body = .interaction(i)
-            case .impression(let i): body = .impression(i)
-            case .bad: body = .bad
-            }
-            produced.append(FeatureOracle.Event(topic: topic, partition: partition, body: body))
+            produced.append(FeatureOracle.Event(topic: topic, partition: partition, body: Self.oracleBody(event)))
         }
         return FeatureOracle(events: produced)
+    }
+
+    /// What the oracle reads from a synthetic event.
+    static func oracleBody(_ event: SyntheticEvent) -> FeatureOracle.Event.Body {
+        switch event.expected {
+        case .interaction(let i): .interaction(i)
+        case .impression(let i): .impression(i)
+        case .bad: .bad
+        }
     }
 
     /// Features equal the oracle's; one dead letter per bad event (with

@@ -48,13 +48,7 @@ extension EngineDriverTests {
             let topic = event.topic == .impressions ? driver.topology.sources.impressions : driver.topology.sources.interactions
             let partition = KafkaProducer.partition(forKey: Array(event.key.utf8), partitionCount: Self.partitions)
             rows.append((topic, partition, event))
-            let body: FeatureOracle.Event.Body
-            switch event.expected {
-            case .interaction(let i): body = .interaction(i)
-            case .impression(let i): body = .impression(i)
-            case .bad: body = .bad
-            }
-            produced.append(FeatureOracle.Event(topic: topic, partition: partition, body: body))
+            produced.append(FeatureOracle.Event(topic: topic, partition: partition, body: Self.oracleBody(event)))
         }
         func append(_ part: ArraySlice<(topic: String, partition: Int32, event: SyntheticEvent)>) throws {
             for row in part {
