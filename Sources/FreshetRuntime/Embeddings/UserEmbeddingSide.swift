@@ -105,10 +105,7 @@ package final class UserEmbeddingSide {
     /// Writes the user's vector again at the next publication (which the
     /// engine makes at the next flush: `republishing`); the features are
     /// marked in the store.
-    func rewrite(slot: UInt32) {
-        if Int(slot) < writtenSignature.count { writtenSignature[Int(slot)] = 0 }
-        rewriteDue.append(slot)
-    }
+    func rewrite(slot: UInt32) { rewriteDue.append(slot) }
 
     /// Users written per call, of the touched ones and of a full republication
     /// each: bounds the memory of one flush's Redis batch (~0.35 KiB a user,
@@ -149,6 +146,7 @@ package final class UserEmbeddingSide {
             drainCursor = 0
         }
         for slot in rewriteDue {
+            // Forget what was written, so `publish` does not leave it out as unchanged.
             if Int(slot) < writtenSignature.count { writtenSignature[Int(slot)] = 0 }
             store.withRecentNumbers(slot: slot, limit: historyLength) { numbers in
                 publish(slot, numbers, set, store, removed, emit)

@@ -192,16 +192,14 @@ extension StreamProcessor {
                             metadata: ["task": "\(id)", "count": "\(source.deadLettersAlreadySent.count)"])
             }
         }
+        // Finished markers of earlier bounded runs, read again from before
+        // this acquisition, must not end this run's tasks (`FinishedMarkerFence`).
+        (task as? ReadsFinishedMarkers)?.markerFence.sinceMs = nowMs
         // An item task's whole top K goes to `trending` at the next flush:
         // whatever happened to the key while no one owned the task (deleted
         // after a refused write, evicted, flushed) is mended without waiting
         // for a changed item. Changed items alone left `trending` empty after
         // a rerun that had nothing to replay (a breaker's finding).
-        // Finished markers of earlier bounded runs, read again from before
-        // this acquisition, must not end this run's tasks (`FinishedMarkerFence`).
-        if let item = task as? ItemTask { item.markerFence.sinceMs = nowMs }
-        if let user = task as? UserTask { user.markerFence.sinceMs = nowMs }
-        if let count = task as? CountTask { count.markerFence.sinceMs = nowMs }
         if task is ItemTask { trendingRewriteDue = true }
         // Keys Redis refused under the previous owner: written at this owner's first checkpoint.
         checkpointer.refused[id] = checkpoint?.refused

@@ -40,7 +40,6 @@ package final class CountTask {
     package private(set) var finishedSources: Set<DuplicateFilter.Source> = []
     /// Which finished markers count (the engine sets `sinceMs` at acquisition).
     package var markerFence = FinishedMarkerFence()
-    private var recordTimestampMs: Int64?
     /// Records released so far (their origins' offsets): checkpointed.
     @exclusivity(unchecked) private var releaseSequence: Int64 = 0
     private let expectedSources: Set<DuplicateFilter.Source>
@@ -95,7 +94,7 @@ package final class CountTask {
                                                        payload: .impression(items: m.itemsShown, positions: m.positions)),
                   output: output)
         case .watermark(let received):
-            watermarks.apply(markerFence.admit(received, producedAtMs: recordTimestampMs), nowMs: nowMs, finished: &finishedSources)
+            watermarks.apply(markerFence.admit(received), nowMs: nowMs, finished: &finishedSources)
             return true
         }
         return false
@@ -232,7 +231,7 @@ package final class CountTask {
 extension CountTask: StreamTask {
     package func process(_ record: InputRecord, nowMs: Int64, output: TaskOutput) {
         nextOffset = record.offset + 1
-        recordTimestampMs = record.timestampMs
+        markerFence.recordProducedAtMs = record.timestampMs
         var index: UInt32 = 0
         var sawMarker = false
         undecodable += RecordBundle.forEachDecodable(in: record.value) { bytes throws(CodecError) in

@@ -22,19 +22,31 @@ import FreshetCore
 package struct FinishedMarkerFence: Sendable {
     /// Wall clock of the task's acquisition, ms; nil: every marker counts.
     package var sinceMs: Int64?
+    /// Kafka timestamp of the record the task is reading, ms (nil: unknown,
+    /// its markers believed); the task sets it before reading each record.
+    package var recordProducedAtMs: Int64?
     /// Finished markers produced before `sinceMs`, whose end was not believed.
     package private(set) var stale = 0
 
     package init(sinceMs: Int64? = nil) { self.sinceMs = sinceMs }
 
-    /// `marker` as the task must read it from a record produced at
-    /// `timestampMs` (nil: unknown, believed): with `finished` cleared when
-    /// that end belongs to an earlier run.
-    package mutating func admit(_ marker: WatermarkMarker, producedAtMs timestampMs: Int64?) -> WatermarkMarker {
-        guard marker.finished, let sinceMs, let timestampMs, timestampMs < sinceMs else { return marker }
+    /// `marker`, read from the current record, as the task must apply it:
+    /// with `finished` cleared when that end belongs to an earlier run.
+    package mutating func admit(_ marker: WatermarkMarker) -> WatermarkMarker {
+        guard marker.finished, let sinceMs, let producedAt = recordProducedAtMs, producedAt < sinceMs else { return marker }
         stale += 1
         var kept = marker
         kept.finished = false
         return kept
     }
 }
+
+/// A task that reads finished markers from a repartition topic (item, user
+/// and count tasks): the engine sets its fence when it acquires the task.
+package protocol ReadsFinishedMarkers: AnyObject {
+    var markerFence: FinishedMarkerFence { get set }
+}
+
+extension ItemTask: ReadsFinishedMarkers {}
+extension UserTask: ReadsFinishedMarkers {}
+extension CountTask: ReadsFinishedMarkers {}

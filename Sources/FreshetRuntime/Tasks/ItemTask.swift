@@ -37,8 +37,6 @@ package final class ItemTask {
     package private(set) var finishedSources: Set<DuplicateFilter.Source> = []
     /// Which finished markers count (the engine sets `sinceMs` at acquisition).
     package var markerFence = FinishedMarkerFence()
-    /// The Kafka timestamp of the record being processed (for `markerFence`).
-    private var recordTimestampMs: Int64?
     private let expectedSources: Set<DuplicateFilter.Source>
     /// The counts stage's join copies waiting for the features' watermark
     /// (examples through the counts stage; `HeldJoinCopies`).
@@ -72,7 +70,7 @@ package final class ItemTask {
     /// Reads the record's bundle where it is (the engine's path: no copy).
     package func process(_ record: RecordView, nowMs: Int64, output: TaskOutput) {
         nextOffset = record.offset + 1
-        recordTimestampMs = record.timestampMs
+        markerFence.recordProducedAtMs = record.timestampMs
         // The examples' join needs whole events (user, request id, serving
         // features); an impression's grouped items are read in place.
         if let embeddings, embeddings.examples {
@@ -174,7 +172,7 @@ package final class ItemTask {
             }
             embeddings?.process(event, store: store, output: output, joinOnly: joinOnly, applied: applied, itemSlot: itemSlot)
         case .watermark(let received):
-            let marker = markerFence.admit(received, producedAtMs: recordTimestampMs)
+            let marker = markerFence.admit(received)
             let source = DuplicateFilter.Source(topic: marker.sourceTopic, partition: marker.sourcePartition)
             withWatermarks(of: source) { $0.apply(marker, nowMs: nowMs, finished: &finishedSources) }
             // A counts partition at its end has released every record it

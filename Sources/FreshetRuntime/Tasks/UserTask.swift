@@ -14,7 +14,6 @@ package final class UserTask {
     private let expectedSources: Set<DuplicateFilter.Source>
     /// Which finished markers count (the engine sets `sinceMs` at acquisition).
     package var markerFence = FinishedMarkerFence()
-    private var recordTimestampMs: Int64?
 
     package init(id: TaskId, sources: Set<DuplicateFilter.Source>, recentCapacity: Int = 50) {
         self.id = id
@@ -26,7 +25,7 @@ package final class UserTask {
 
     package func process(_ record: InputRecord) {
         nextOffset = record.offset + 1
-        recordTimestampMs = record.timestampMs
+        markerFence.recordProducedAtMs = record.timestampMs
         undecodable += RecordBundle.decodeEach(record.value) { process($0) }
     }
 
@@ -36,7 +35,7 @@ package final class UserTask {
             guard duplicates.admit(origin) else { duplicatesDropped += 1; return }
             users.apply(interaction)
         case .watermark(let received):
-            let marker = markerFence.admit(received, producedAtMs: recordTimestampMs)
+            let marker = markerFence.admit(received)
             if marker.finished {
                 finishedSources.insert(DuplicateFilter.Source(topic: marker.sourceTopic, partition: marker.sourcePartition))
             }
