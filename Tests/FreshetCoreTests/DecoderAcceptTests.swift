@@ -225,14 +225,8 @@ final class DecoderAcceptTests: XCTestCase {
             keys.append(spelled)
             keys.append(Array("\"\(name)\" :".utf8))
             keys.append(Array("\"\\u00\(String(name.utf8.first!, radix: 16))\(name.dropFirst())\":".utf8))
-            for at in spelled.indices {
-                keys.append(Array(spelled[..<at]))
-                for replacement in [UInt8(ascii: "\""), UInt8(ascii: "_"), UInt8(ascii: "\\"), 0x01, UInt8(ascii: " ")] {
-                    var changed = spelled
-                    changed[at] = replacement
-                    keys.append(changed)
-                }
-            }
+            keys += Self.cutsAndOneByteChanges(of: spelled,
+                                               replacements: [UInt8(ascii: "\""), UInt8(ascii: "_"), UInt8(ascii: "\\"), 0x01, UInt8(ascii: " ")])
         }
         // What comes before the key: after the brace (first member) or after a value.
         let separators: [(String, Bool)] = [("", true), (" ", true), ("}", true), (",", false), (" ,", false),
@@ -267,6 +261,21 @@ final class DecoderAcceptTests: XCTestCase {
         XCTAssertGreaterThan(checked, 100_000)
     }
 
+    /// Every cut of `spelled` (its first 0..<count bytes), each followed by
+    /// its copies with the byte at the cut replaced by each of `replacements`.
+    static func cutsAndOneByteChanges(of spelled: [UInt8], replacements: [UInt8]) -> [[UInt8]] {
+        var out: [[UInt8]] = []
+        for at in spelled.indices {
+            out.append(Array(spelled[..<at]))
+            for replacement in replacements {
+                var changed = spelled
+                changed[at] = replacement
+                out.append(changed)
+            }
+        }
+        return out
+    }
+
     /// `readAction` recognises an action as events write it from one word
     /// load (`scanKnownAction`); it must give the action, problem, position
     /// and error of the general reading (`readOtherAction`) for each name,
@@ -277,14 +286,8 @@ final class DecoderAcceptTests: XCTestCase {
         for name in ["click", "watch", "like", "share", "skip", "buy", "clicks", "lik"] {
             let spelled = Array("\"\(name)\"".utf8)
             values.append(spelled)
-            for at in spelled.indices {
-                values.append(Array(spelled[..<at]))
-                for replacement in [UInt8(ascii: "\""), UInt8(ascii: "x"), UInt8(ascii: "\\"), 0x01, UInt8(ascii: "K")] {
-                    var changed = spelled
-                    changed[at] = replacement
-                    values.append(changed)
-                }
-            }
+            values += Self.cutsAndOneByteChanges(of: spelled,
+                                                 replacements: [UInt8(ascii: "\""), UInt8(ascii: "x"), UInt8(ascii: "\\"), 0x01, UInt8(ascii: "K")])
         }
         var checked = 0
         for value in values {
