@@ -54,12 +54,18 @@ package struct RedisEndpoint: Sendable, Equatable, Hashable, CustomStringConvert
     /// Parses a `redis://`, `rediss://` or `unix://` URL (see the type's documentation).
     /// Throws `.invalidArgument` with the reason and the URL (password redacted).
     package init(url: String) throws(RedisError) {
+        try self.init(url: url, expecting: "redis://, rediss:// or unix://")
+    }
+
+    /// `init(url:)`, naming `expecting` as the URL forms accepted when the
+    /// scheme is missing or unknown (`RedisTarget` also takes `redis+cluster://`).
+    package init(url: String, expecting: String) throws(RedisError) {
         func fail(_ reason: String) -> RedisError {
             RedisError(kind: .invalidArgument, message: reason, context: "parsing Redis URL \"\(Self.redactURL(url))\"")
         }
 
         guard let schemeEnd = Self.schemeSeparator(in: url) else {
-            throw fail("missing scheme: expected redis://, rediss:// or unix://")
+            throw fail("missing scheme: expected \(expecting)")
         }
         let scheme = url[..<schemeEnd.lowerBound].lowercased()
         var rest = Substring(url[schemeEnd.upperBound...])
@@ -152,7 +158,7 @@ package struct RedisEndpoint: Sendable, Equatable, Hashable, CustomStringConvert
             self.init(host: String(host), port: port, username: username, password: password,
                       database: pathDatabase ?? queryDatabase ?? 0, tls: scheme == "rediss")
         default:
-            throw fail("unsupported scheme \"\(scheme)\": expected redis://, rediss:// or unix://")
+            throw fail("unsupported scheme \"\(scheme)\": expected \(expecting)")
         }
     }
 

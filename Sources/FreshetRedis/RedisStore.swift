@@ -188,7 +188,7 @@ package enum RedisTarget: Sendable, Equatable, CustomStringConvertible {
         if ClusterEndpoints.isClusterURL(url) {
             self = .cluster(try ClusterEndpoints(url: url))
         } else {
-            self = .single(try RedisEndpoint(url: url))
+            self = .single(try RedisEndpoint(url: url, expecting: "redis://, rediss://, unix:// or \(ClusterEndpoints.scheme)://"))
         }
     }
 

@@ -76,6 +76,27 @@ final class RedisEndpointTests: XCTestCase {
         }
     }
 
+    /// `--redis` takes a cluster URL too, so a wrong scheme there names it
+    /// among the forms accepted (a user who mistyped `redis+cluster://`
+    /// was told only of the single-server ones).
+    func testATargetsSchemeErrorNamesTheClusterForm() {
+        for url in ["localhost:6379", "redis-cluster://a:1,b:2", "http://localhost"] {
+            do {
+                _ = try RedisTarget(url: url)
+                XCTFail("\(url) should not parse")
+            } catch {
+                XCTAssertEqual(error.kind, .invalidArgument, url)
+                XCTAssertTrue(error.message.contains("redis://, rediss://, unix:// or redis+cluster://"), "\(url): \(error.message)")
+            }
+        }
+        do {
+            _ = try RedisEndpoint(url: "localhost:6379")
+            XCTFail("should not parse")
+        } catch {
+            XCTAssertFalse(error.message.contains("redis+cluster"), "one server's URL: \(error.message)")
+        }
+    }
+
     func testErrorsNeverShowThePassword() {
         do {
             _ = try RedisEndpoint(url: "redis://bob:topsecret@host:notaport")
