@@ -19,7 +19,8 @@ extension EngineDriverTests {
         let (user, item) = try foreignKeys(driver, oracle)
         let a = try driver.startInstance(stopAtEnd: false)
         driver.assignEverything(to: a)
-        try driver.run(until: { a.processor.taskManager.ordered.allSatisfy(\.atEnd) }, maxRounds: 3_000, "every record read")
+        try driver.run(until: { consumed(driver) == inputRecords(driver) }, maxRounds: 3_000, "every record read")
+        XCTAssertGreaterThan(consumed(driver), 6_000, "the sources and the repartition topics")
         try driver.run(rounds: 60)
         XCTAssertEqual(try driver.redis.command(["GET", "user:\(user)"]).string, "foreign", "the foreign key is left alone")
         XCTAssertEqual(a.processor.rejectedKeyCount, 2, "both keys refused, each counted once")
@@ -126,5 +127,46 @@ extension EngineDriverTests {
         XCTAssertNoThrow(try driver.startInstance(), "no limit: nothing is evicted")
         driver.redis.eviction = RedisEvictionSetting(policy: "volatile-lru", maxmemoryBytes: 1 << 30)
         XCTAssertNoThrow(try driver.startInstance(), "only keys with a TTL are evicted: Freshet's have none")
+    }
+}
+
+/// The same settings set while the processor runs (`CONFIG SET
+/// maxmemory-policy allkeys-lru` by an operator): read again every few
+/// seconds, they stop the run with the same error; the start check alone
+/// let it write on into a Redis that could drop its keys.
+extension EngineDriverTests {
+    func testEvictionTurnedOnWhileRunningStopsTheRun() throws {
+        let driver = makeDriver()
+        _ = try produce(driver)
+        let a = try driver.startInstance(stopAtEnd: false)
+        driver.assignEverything(to: a)
+        try driver.run(rounds: 40)
+        XCTAssertTrue(a.running)
+        XCTAssertGreaterThan(consumed(driver), 0)
+
+        driver.redis.eviction = RedisEvictionSetting(policy: "allkeys-lfu", maxmemoryBytes: 1 << 30)
+        let stepsPerCheck = Int(StreamProcessor.evictionCheckIntervalMs / driver.stepMs) + 2
+        XCTAssertThrowsError(try driver.run(rounds: stepsPerCheck)) { error in
+            let text = "\(error)"
+            XCTAssertTrue(text.contains("changed while running") && text.contains("allkeys-lfu")
+                          && text.contains("redis.allow_eviction"), text)
+        }
+        XCTAssertFalse(a.running)
+    }
+
+    func testEvictionAllowedByTheTopologyOnlyWarnsWhileRunning() throws {
+        let driver = makeDriver()
+        let oracle = try produce(driver)
+        var allowed = driver.topology
+        allowed.redis.allowEviction = true
+        let a = try driver.startInstance(stopAtEnd: false, topology: allowed)
+        driver.assignEverything(to: a)
+        driver.redis.eviction = RedisEvictionSetting(policy: "allkeys-lru", maxmemoryBytes: 1 << 30)
+        try driver.run(until: { consumed(driver) == inputRecords(driver) }, maxRounds: 3_000, "every record read")
+        try driver.run(rounds: Int(StreamProcessor.evictionCheckIntervalMs / driver.stepMs) + 2)
+        XCTAssertTrue(a.running)
+        XCTAssertNotNil(a.processor.evictionWarning)
+        try driver.finish(a)
+        try assertMatchesOracle(driver, oracle)
     }
 }

@@ -124,6 +124,7 @@ extension StreamProcessor {
         handleWriterReport()
         checkRebuildProgress()
         groupRegistryHeartbeat(nowMs: nowMs)
+        watchEviction(nowMs: nowMs)
         updateGauges(nowMs: nowMs)
         if let outMs = groupJoinWatch.check(memberOfGroup: memberOfGroup, nowMs: nowMs) {
             logger.warning("not a member of consumer group \(options.group) for \(outMs / 1000) s: waiting for the group coordinator to assign partitions (is the broker reachable? on the test broker, Tansu, a group whose first join was interrupted can stay stuck: use another --group)")

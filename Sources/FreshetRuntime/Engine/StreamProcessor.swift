@@ -126,6 +126,10 @@ package final class StreamProcessor: @unchecked Sendable {
     var groupRegistry: GroupTopologyRegistry
     /// The last warning about another member's settings (logged once, not every heartbeat).
     var groupRegistryWarning: String?
+    /// Wall clock of the latest reading of Redis's eviction settings, ms, and
+    /// the warning they gave (logged once per change).
+    var lastEvictionCheckMs: Int64 = 0
+    var evictionWarning: String?
     /// Keys Redis refused for good in this run (a bounded run with any exits non-zero).
     var rejectedKeyCount = 0
     /// The keys behind `rejectedKeyCount`.
