@@ -18,28 +18,60 @@ package final class LocalRedisCluster {
     package init(nodeTimeoutMs: Int = 2000) throws {
         directory = NSTemporaryDirectory() + "freshet-cluster-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        var attempt = 1
+        while true {
+            let chosen = try Self.nodePorts(count: 6)
+            do {
+                try Self.start(chosen, directory: directory, services: services, nodeTimeoutMs: nodeTimeoutMs)
+                ports = chosen
+                break
+            } catch is LocalServices.StartError where attempt < 3 {
+                // A port taken between the check and the start (by a process
+                // outside the test's reach): start over on new ports.
+                services.stopAll()
+                attempt += 1
+            } catch {
+                services.stopAll()
+                throw error
+            }
+        }
+    }
+
+    /// `count` ports that are free now with their cluster bus ports (port +
+    /// 10000), all below the system's ephemeral range when it leaves room
+    /// (the bus ports of the ephemeral range's ports collided with outgoing
+    /// connections made between the check and the start: `Address already
+    /// in use`, a flaky test), else anywhere.
+    static func nodePorts(count: Int) throws -> [Int] {
+        let ephemeralLow = Self.ephemeralPortRangeLow()
+        let below = 12_000..<max(12_000, ephemeralLow - 10_000)
         var chosen: [Int] = []
-        while chosen.count < 6 {
-            // The cluster bus listens on port + 10000: both must be free.
-            let port = try LocalCluster.freePort()
-            guard port + 10_000 <= 65_535, !chosen.contains(port), LoopbackPort.isFree(port + 10_000) else { continue }
+        var tries = 0
+        while chosen.count < count {
+            tries += 1
+            let port = below.count > 1_000 && tries < 10_000 ? Int.random(in: below) : try LocalCluster.freePort()
+            guard port + 10_000 <= 65_535, !chosen.contains(port), LoopbackPort.isFree(port), LoopbackPort.isFree(port + 10_000) else { continue }
             chosen.append(port)
         }
-        ports = chosen
-        do {
-            for port in ports {
-                try services.startRedis(port: port, directory: "\(directory)/node-\(port)",
-                                        arguments: ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-                                                    "--cluster-node-timeout", "\(nodeTimeoutMs)"],
-                                        ifInUse: .fail)
-            }
-            try ChildProcess.run("redis-cli", ["--cluster", "create"] + ports.map { "127.0.0.1:\($0)" }
-                                 + ["--cluster-replicas", "1", "--cluster-yes"])
-            try waitUntilFormed(timeout: 20)
-        } catch {
-            stop()
-            throw error
+        return chosen
+    }
+
+    /// The low end of `net.ipv4.ip_local_port_range` (32768 when unreadable).
+    private static func ephemeralPortRangeLow() -> Int {
+        let text = (try? String(contentsOfFile: "/proc/sys/net/ipv4/ip_local_port_range", encoding: .utf8)) ?? ""
+        return text.split(whereSeparator: \.isWhitespace).first.flatMap { Int($0) } ?? 32_768
+    }
+
+    private static func start(_ ports: [Int], directory: String, services: LocalServices, nodeTimeoutMs: Int) throws {
+        for port in ports {
+            try services.startRedis(port: port, directory: "\(directory)/node-\(port)",
+                                    arguments: ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+                                                "--cluster-node-timeout", "\(nodeTimeoutMs)"],
+                                    ifInUse: .fail)
         }
+        try ChildProcess.run("redis-cli", ["--cluster", "create"] + ports.map { "127.0.0.1:\($0)" }
+                             + ["--cluster-replicas", "1", "--cluster-yes"])
+        try waitUntilFormed(ports, timeout: 20)
     }
 
     package func stop() { services.stopAll() }
@@ -49,7 +81,7 @@ package final class LocalRedisCluster {
 
     /// Every node reports `cluster_state:ok`, and every replica's link to its
     /// master is up (so that a master's writes can be acknowledged by `WAIT` from the start).
-    private func waitUntilFormed(timeout: TimeInterval) throws {
+    private static func waitUntilFormed(_ ports: [Int], timeout: TimeInterval) throws {
         let deadline = Date().addingTimeInterval(timeout)
         for port in ports {
             while true {
