@@ -37,29 +37,9 @@ package final class LocalRedisCluster {
         }
     }
 
-    /// `count` ports that are free now with their cluster bus ports (port +
-    /// 10000), all below the system's ephemeral range when it leaves room
-    /// (the bus ports of the ephemeral range's ports collided with outgoing
-    /// connections made between the check and the start: `Address already
-    /// in use`, a flaky test), else anywhere.
+    /// `count` ports free now with their cluster bus ports (port + 10000).
     static func nodePorts(count: Int) throws -> [Int] {
-        let ephemeralLow = Self.ephemeralPortRangeLow()
-        let below = 12_000..<max(12_000, ephemeralLow - 10_000)
-        var chosen: [Int] = []
-        var tries = 0
-        while chosen.count < count {
-            tries += 1
-            let port = below.count > 1_000 && tries < 10_000 ? Int.random(in: below) : try LocalCluster.freePort()
-            guard port + 10_000 <= 65_535, !chosen.contains(port), LoopbackPort.isFree(port), LoopbackPort.isFree(port + 10_000) else { continue }
-            chosen.append(port)
-        }
-        return chosen
-    }
-
-    /// The low end of `net.ipv4.ip_local_port_range` (32768 when unreadable).
-    private static func ephemeralPortRangeLow() -> Int {
-        let text = (try? String(contentsOfFile: "/proc/sys/net/ipv4/ip_local_port_range", encoding: .utf8)) ?? ""
-        return text.split(whereSeparator: \.isWhitespace).first.flatMap { Int($0) } ?? 32_768
+        try (0..<count).map { _ in try LocalCluster.freePort(plus: 10_000) }
     }
 
     private static func start(_ ports: [Int], directory: String, services: LocalServices, nodeTimeoutMs: Int) throws {
