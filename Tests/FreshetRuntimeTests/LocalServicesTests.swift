@@ -118,4 +118,18 @@ final class LocalServicesTests: XCTestCase {
         }
         XCTAssertLessThan(Date().timeIntervalSince(started), Double(services.startTimeoutMs) / 1000)
     }
+
+    /// The tests' ports lie below the ephemeral range (no outgoing
+    /// connection can take one between the check and the bind), with room
+    /// for a cluster bus port when asked, and are never handed out twice.
+    func testTestPortsAreBelowTheEphemeralRangeAndNeverRepeat() throws {
+        let text = try String(contentsOfFile: "/proc/sys/net/ipv4/ip_local_port_range", encoding: .utf8)
+        let low = try XCTUnwrap(text.split(whereSeparator: \.isWhitespace).first.flatMap { Int($0) })
+        try XCTSkipIf(low < 20_000, "no room below this system's ephemeral range")
+        let plain = try (0..<200).map { _ in try LocalCluster.freePort() }
+        let bus = try (0..<50).map { _ in try LocalCluster.freePort(plus: 10_000) }
+        XCTAssertEqual(Set(plain + bus).count, 250, "never the same port twice")
+        XCTAssertTrue(plain.allSatisfy { $0 >= 10_000 && $0 < low }, "\(plain.filter { $0 >= low })")
+        XCTAssertTrue(bus.allSatisfy { $0 + 10_000 < low }, "\(bus.filter { $0 + 10_000 >= low })")
+    }
 }
