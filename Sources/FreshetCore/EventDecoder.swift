@@ -141,20 +141,36 @@ package struct EventDecoder: Sendable {
     }
 
     /// `ts` if present, else the message timestamp; then the plausibility range check.
+    ///
+    /// Inline, with the messages built out of line (`outOfRange`): as a
+    /// call that made the name of the time's source (a `String`) for
+    /// every event, it cost ~50 instructions an event (callgrind), ~8 now.
+    @inline(__always)
     func resolveTimestamp(_ ts: EventTimeMs?, messageTimestampMs: EventTimeMs?,
                           nowMs: EventTimeMs) throws(BadInput) -> EventTimeMs {
-        guard let t = ts ?? messageTimestampMs else {
-            throw BadInput(.missingField, "missing field 'ts' and the message has no timestamp")
-        }
-        let source = ts == nil ? "message timestamp" : "field 'ts'"
-        if t < minTimestampMs {
-            throw BadInput(.timestampOutOfRange, "\(source) \(t) is before the earliest accepted \(minTimestampMs)")
-        }
+        guard let t = ts ?? messageTimestampMs else { throw Self.noTimestamp() }
         let (latest, overflow) = nowMs.addingReportingOverflow(maxFutureSkewMs)
-        if !overflow && t > latest {
-            throw BadInput(.timestampOutOfRange, "\(source) \(t) is more than \(maxFutureSkewMs) ms after now (\(nowMs))")
+        if t < minTimestampMs || (!overflow && t > latest) {
+            throw outOfRange(t, fromField: ts != nil, nowMs: nowMs)
         }
         return t
+    }
+
+    /// The error of an event without a time.
+    @inline(never)
+    static func noTimestamp() -> BadInput {
+        BadInput(.missingField, "missing field 'ts' and the message has no timestamp")
+    }
+
+    /// The error of a time `t` outside the accepted range (from `ts`, or
+    /// else the message timestamp).
+    @inline(never)
+    func outOfRange(_ t: EventTimeMs, fromField: Bool, nowMs: EventTimeMs) -> BadInput {
+        let source = fromField ? "field 'ts'" : "message timestamp"
+        if t < minTimestampMs {
+            return BadInput(.timestampOutOfRange, "\(source) \(t) is before the earliest accepted \(minTimestampMs)")
+        }
+        return BadInput(.timestampOutOfRange, "\(source) \(t) is more than \(maxFutureSkewMs) ms after now (\(nowMs))")
     }
 }
 

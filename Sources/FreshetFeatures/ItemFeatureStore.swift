@@ -212,30 +212,38 @@ package final class ItemFeatureStore {
     }
 
     /// A timer fired for `slot`: free expired panes, detect visibility changes.
+    /// Every change to the item's state through one view of `states`, as in
+    /// `count`: each `states[i]` mutation checked the array's uniqueness
+    /// (a runtime call, three a wake).
     private func wake(_ slot: UInt32, oldTop: Int64?, newTop: Int64) {
-        let i = Int(slot)
         let window = Int64(panes.windowPanes)
-        var changed = false
         let lowest = clampedRelative(newTop &- window &+ 1)
-        if let expired = states[i].panes.newestPane(below: lowest), let base = basePane {
-            noteExpired(pane: base &+ Int64(expired), in: i)
-        }
-        if states[i].panes.removePanes(below: lowest) {
-            changed = true
-            if let first = states[i].panes.first, let base = basePane {
-                timers.schedule(slot, at: base &+ Int64(first) &+ window)
-            }
-        }
         let enterLo = oldTop.map { clampedRelative($0 &+ 1) } ?? Int32.min
-        if !changed && states[i].panes.hasPane(in: enterLo, clampedRelative(newTop)) { changed = true }
-        if changed { dirty.mark(slot, flags: &states[i].dirtyFlags) }
+        let enterHi = clampedRelative(newTop)
+        let base = basePane
+        states.withUnsafeMutableBufferPointer { states in
+            let i = Int(slot)
+            var changed = false
+            if let expired = states[i].panes.newestPane(below: lowest), let base {
+                let at = expiryTime(ofPane: base &+ Int64(expired))
+                if at > states[i].expiredAtMs { states[i].expiredAtMs = at }
+            }
+            if states[i].panes.removePanes(below: lowest) {
+                changed = true
+                if let first = states[i].panes.first, let base {
+                    timers.schedule(slot, at: base &+ Int64(first) &+ window)
+                }
+            }
+            if !changed && states[i].panes.hasPane(in: enterLo, enterHi) { changed = true }
+            if changed { dirty.mark(slot, flags: &states[i].dirtyFlags) }
+        }
     }
 
-    /// Pane `pane` (absolute) of item `i` left the window: its counts fell at
-    /// the start of pane `pane + windowPanes`.
-    func noteExpired(pane: Int64, in i: Int) {
-        let at = panes.start(ofPane: pane &+ Int64(panes.windowPanes))
-        if at > states[i].expiredAtMs { states[i].expiredAtMs = at }
+    /// When pane `pane` (absolute) leaves the window, its counts fall: the
+    /// start of pane `pane + windowPanes` (an item's `expiredAtMs`).
+    @inline(__always)
+    func expiryTime(ofPane pane: Int64) -> EventTimeMs {
+        panes.start(ofPane: pane &+ Int64(panes.windowPanes))
     }
 
     /// Features at the current watermark, or nil for an unknown item.

@@ -148,9 +148,23 @@ struct PaneCounts {
         var k = 0
         while k < older.count && older[k].pane < lo { k += 1 }
         guard k > 0 else { return false }
-        if k == older.count { older = [] } else { older.removeFirst(k) }
+        if k == older.count { older = [] } else { removeOlder(first: k) }
         oldest = older.first?.pane ?? newest.pane
         return true
+    }
+
+    /// `older.removeFirst(k)` (0 < k < count) as one move of the kept panes
+    /// and `removeLast()` k times (usually once: one pane expires per
+    /// wake): `removeFirst` went through the generic `replaceSubrange`,
+    /// ~65 instructions a call besides the move (callgrind).
+    private mutating func removeOlder(first k: Int) {
+        older.withUnsafeMutableBufferPointer { o in
+            // Safe: both ranges lie in `o` (k < o.count), `PaneCount` is a
+            // trivial type, and `update(from:count:)` allows the overlap.
+            guard let start = o.baseAddress else { return }
+            start.update(from: start + k, count: o.count &- k)
+        }
+        for _ in 0..<k { older.removeLast() }
     }
 
     /// Appends in increasing pane order (snapshot restore).

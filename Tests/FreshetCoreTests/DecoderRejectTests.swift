@@ -102,6 +102,21 @@ final class DecoderRejectTests: XCTestCase {
                        .timestampOutOfRange)
     }
 
+    /// The messages name the time's source (the field or the message
+    /// timestamp) and the bound crossed, word for word.
+    func testTimestampOutOfRangeMessages() {
+        let noTs = Array(#"{"user_id":"u1","item_id":"i1","action":"click"}"#.utf8)
+        func withTs(_ ts: String) -> [UInt8] { Array((#"{"user_id":"u1","item_id":"i1","action":"click","ts":"# + ts + "}").utf8) }
+        XCTAssertEqual(reason(withTs("915148800000"))?.detail,
+                       "field 'ts' 915148800000 is before the earliest accepted 946684800000")
+        XCTAssertEqual(reason(withTs("1732872800000"), messageTs: 1_732_000_000_000)?.detail,
+                       "field 'ts' 1732872800000 is more than 86400000 ms after now (1732700000000)")
+        XCTAssertEqual(reason(noTs, messageTs: 5)?.detail, "message timestamp 5 is before the earliest accepted 946684800000")
+        XCTAssertEqual(reason(noTs, messageTs: 1_732_872_800_000)?.detail,
+                       "message timestamp 1732872800000 is more than 86400000 ms after now (1732700000000)")
+        XCTAssertEqual(reason(noTs)?.detail, "missing field 'ts' and the message has no timestamp")
+    }
+
     func testInvalidField() {
         XCTAssertEqual(reason(#"{"user_id":"u1","item_id":"i1","action":"click","dwell_ms":-1,"ts":1732700000000}"#),
                        .invalidField)
