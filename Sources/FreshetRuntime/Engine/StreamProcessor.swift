@@ -367,6 +367,7 @@ package final class StreamProcessor: @unchecked Sendable {
         control = try connections.makeRedisStore(target: options.redisTarget, shouldStop: { [stopFlag] in stopFlag.isSet })
         try checkEviction()
         try checkUserStateLayout()
+        try checkStateSettings()
         if topology.embeddings.enabled {
             refresher = EmbeddingRefresher(config: topology.embeddings.cooccurrenceConfig,
                                            finalIterations: topology.embeddings.finalIterations, redis: options.redisTarget,

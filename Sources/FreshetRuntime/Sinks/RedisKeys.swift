@@ -47,6 +47,9 @@ package struct RedisKeys: Sendable, Equatable {
     /// The group's live instances and the settings each runs (field = member
     /// id; `GroupTopologyRegistry`).
     package var groupMembers: String { "\(prefix)freshet:\(group):members" }
+    /// Hash: the settings the group's checkpointed state was written under
+    /// (`Topology.stateSettings`), recorded at every start.
+    package var stateSettings: String { "\(prefix)freshet:\(group):state_settings" }
 
     /// A cluster slot's fence hash (field = task, value = the highest epoch
     /// of that task that wrote in the slot), tagged so it lives in `slot` (`ClusterFencing`).

@@ -89,3 +89,34 @@ extension Topology {
         return differences
     }
 }
+
+extension Topology {
+    /// The settings the group's checkpointed state is only valid under, by
+    /// name (as in the topology file): a later run of the group with
+    /// another value would read that state wrongly and exit 0.
+    /// - `sources.interactions`, `sources.impressions`: a source task's
+    ///   checkpoint holds an offset of its topic; on another topic it skips
+    ///   that many records of each partition.
+    /// - `windows.pane`: the item windows are kept as pane numbers; under
+    ///   another pane length they name other hours, and the windows read empty.
+    /// - `trending.half_life`: the trending scores are kept as sums scaled
+    ///   by it (log₂), which cannot be rescaled without the events.
+    /// - `embeddings.examples` (on only with embeddings on): the counts
+    ///   stage counts users' positives only while it is on; turned on again
+    ///   after a run without it, the examples' `interaction_count` miss that
+    ///   run's positives. Turning it off is allowed (nothing reads the counts then).
+    /// - `embeddings.enabled`: recorded so that turning it on for a group
+    ///   with history is warned about (vectors only from then on), not refused.
+    /// `sources.keyed_by_user` is checked against the checkpoints themselves
+    /// (`checkUserStateLayout`).
+    package var stateSettings: [(name: String, value: String)] {
+        [
+            ("sources.interactions", sources.interactions),
+            ("sources.impressions", sources.impressions),
+            ("windows.pane", DurationParser.describe(windows.paneMs)),
+            ("trending.half_life", DurationParser.describe(trending.halfLifeMs)),
+            ("embeddings.enabled", "\(embeddings.enabled)"),
+            ("embeddings.examples", "\(embeddings.enabled && embeddings.examples)"),
+        ]
+    }
+}
