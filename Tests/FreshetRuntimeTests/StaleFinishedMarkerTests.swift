@@ -37,7 +37,7 @@ extension EngineDriverTests {
     }
 
     /// `produce`'s stream, its first half appended now and the second by the returned closure.
-    private func produceInTwoHalves(_ driver: EngineDriver) throws -> (FeatureOracle, () throws -> Void) {
+    func produceInTwoHalves(_ driver: EngineDriver) throws -> (FeatureOracle, () throws -> Void) {
         let now = driver.clock.nowMs
         let day: Int64 = 86_400_000
         var config = SyntheticConfig(seed: 7, users: 300, items: 1_500, startMs: now - 3 * day, spanMs: 2 * day, nowMs: now)

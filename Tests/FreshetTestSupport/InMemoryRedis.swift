@@ -167,6 +167,13 @@ package final class InMemoryRedis: FeatureStoreReading, @unchecked Sendable {
             case .hash(let fields)?: return .array(fields.sorted { $0.key < $1.key }.flatMap { [.bulk(Array($0.key.utf8)), .bulk($0.value)] })
             default: return Self.wrongType
             }
+        case "HLEN":
+            guard args.count == 1 else { return .error("ERR wrong number of arguments for 'hlen'") }
+            switch data[text(0)] {
+            case nil: return .integer(0)
+            case .hash(let fields)?: return .integer(Int64(fields.count))
+            default: return Self.wrongType
+            }
         case "HSCAN":
             // One page holds everything: the cursor is always "0" after it.
             guard args.count >= 2 else { return .error("ERR wrong number of arguments for 'hscan'") }

@@ -45,7 +45,8 @@ extension StreamProcessor {
     /// Whether the store lost a task being assigned: the group committed an
     /// offset past the earliest one but there is no checkpoint (commits follow
     /// checkpoints, so a commit without one means the checkpoint is gone), or
-    /// the checkpoint counts entries but its state hash is gone (eviction).
+    /// the checkpoint counts more entries than its state hash holds (a hash
+    /// evicted or deleted, or some of its fields).
     func storeLossAtAssign(_ id: TaskId, checkpoint: TaskCheckpoint?, committed: Int64?) throws -> StoreLoss? {
         guard topology.checkpointIntervalMs > 0 else { return nil }
         guard let checkpoint else {
@@ -54,12 +55,17 @@ extension StreamProcessor {
                              detail: "the group committed offset \(committed) but Redis holds no checkpoint for the task")
         }
         if checkpoint.entries > 0 {
+            // Every entry the checkpoint counts has its field (each checkpoint
+            // writes the changed ones with the count); fewer fields mean some
+            // were lost (a breaker's HDEL of 10 of 598 fields went unnoticed
+            // and left those items wrong for good; only a missing hash was caught).
             var pipeline = RedisPipeline()
-            pipeline.add(RedisCommand(arguments: [Array("EXISTS".utf8), Array(keys.checkpointState(id).utf8)]))
+            pipeline.add(RedisCommand(arguments: [Array("HLEN".utf8), Array(keys.checkpointState(id).utf8)]))
             let replies = try controlExecute(pipeline)
-            if case .integer(0)? = replies.first {
+            if let fields = replies.first?.int, fields < checkpoint.entries {
                 return StoreLoss(evidence: .checkpointMissing,
-                                 detail: "the checkpoint counts \(checkpoint.entries) entries but its state hash is gone")
+                                 detail: fields == 0 ? "the checkpoint counts \(checkpoint.entries) entries but its state hash is gone"
+                                     : "the checkpoint counts \(checkpoint.entries) entries but its state hash holds \(fields)")
             }
         }
         return nil
