@@ -202,7 +202,7 @@ package final class ItemEmbeddingSide {
     func advance(watermark: EventTimeMs, output: TaskOutput) {
         if examples {
             flushImpressions()
-            for example in joiner.advance(watermark: watermark) { emit(example, output: output) }
+            joiner.advance(watermark: watermark) { emit($0, output: output) }
             featuresAtImpression.expire(joinWatermark: watermark)
         }
         counter.evictExpired(now: watermark)
