@@ -170,7 +170,7 @@ final class PendingImpressionFeatures {
     private func evaluate(_ w: Waiting, store: ItemFeatureStore, into recorded: FeaturesAtImpression) {
         let key = waitingKeys[Int(w.slot)]
         recorded.record(key, features(w.item, ts: key.ts, knownFrom: w.knownFrom, store: store), knownFrom: w.knownFrom)
-        waitingKeys[Int(w.slot)] = FeaturesAtImpression.Key(userId: "", itemId: "", ts: 0)
+        waitingKeys[Int(w.slot)] = .vacant
         freeKeySlots.append(w.slot)
     }
 
