@@ -205,8 +205,11 @@ package final class ItemTask {
                                                                watermark: currentWatermark)
                 (applied, itemSlot) = (notDroppedLate(outcome), slot)
             }
+            // The store's own id for the item when it took the event (the
+            // same bytes): no `String` made per shown item of a direct record.
+            let itemId = itemSlot.map(store.itemId(ofSlot:)) ?? BorrowedByteReader.string(validUTF8: item.id)
             let shown = ItemEmbeddingSide.ShownItemEvent(
-                itemId: BorrowedByteReader.string(validUTF8: item.id), userId: userId, requestId: requestId,
+                itemId: itemId, userId: userId, requestId: requestId,
                 ts: group.ts, position: item.position, interactionCount: group.interactionCount, knownAt: nil,
                 itemSlot: itemSlot, idTags: (userTag, KeyIndex.tag(bytes: item.id)))
             embeddings.processImpression(shown, store: store, joinOnly: joinOnly, applied: applied)
