@@ -15,27 +15,21 @@ public enum IdBytes {
     /// True when the UTF-8 bytes of `a` and `b` are equal.
     @inlinable
     public static func equal(_ a: String, _ b: String) -> Bool {
-        let n = a.utf8.count
-        guard n == b.utf8.count else { return false }
-        // Native strings (all ids: decoded from bytes) are contiguous UTF-8:
-        // compare eight bytes at a time, no normalisation.
-        var a = a, b = b
-        return a.withUTF8 { pa in
-            b.withUTF8 { pb in
-                guard let x = pa.baseAddress, let y = pb.baseAddress else { return n == 0 }
-                var i = 0
-                while i &+ 8 <= n {
-                    if UnsafeRawPointer(x + i).loadUnaligned(as: UInt64.self)
-                        != UnsafeRawPointer(y + i).loadUnaligned(as: UInt64.self) { return false }
-                    i &+= 8
-                }
-                while i < n {
-                    if x[i] != y[i] { return false }
-                    i &+= 1
-                }
-                return true
+        guard a.utf8.count == b.utf8.count else { return false }
+        // Both read where they are, as `equal(_:bytes:)` reads its `String`:
+        // copies for `withUTF8` retained and released each, and the byte
+        // loop ran per byte for the short ids (~170 instructions a call, the
+        // join's most frequent comparison). Native strings (ids are decoded
+        // from bytes) have contiguous UTF-8; the copies are left for the others.
+        if let equal = a.utf8.withContiguousStorageIfAvailable({ pa in
+            b.utf8.withContiguousStorageIfAvailable { pb in
+                equal(bytes: UnsafeRawBufferPointer(pa), UnsafeRawBufferPointer(pb))
             }
+        }), let equal {
+            return equal
         }
+        var a = a, b = b
+        return a.withUTF8 { pa in b.withUTF8 { pb in equal(bytes: UnsafeRawBufferPointer(pa), UnsafeRawBufferPointer(pb)) } }
     }
 
     /// True when the UTF-8 bytes of `a` are `b`.

@@ -28,17 +28,38 @@ package final class FeaturesAtImpression {
     /// ids does: `String`'s own `==` would take two canonically equivalent
     /// but different ids ("caf\u{E9}", "cafe\u{301}") for one user.
     package struct Key: Hashable, Sendable {
-        package var userId: String
-        package var itemId: String
-        package var ts: EventTimeMs
+        package let userId: String
+        package let itemId: String
+        package let ts: EventTimeMs
+        /// The key's bucket tag in the index, made once with the key: a key
+        /// is looked up, stored and expired by it, and hashing two `String`s
+        /// cost ~200 instructions each time.
+        let tag: UInt32
+
         package init(userId: String, itemId: String, ts: EventTimeMs) {
+            self.init(userId: userId, itemId: itemId, ts: ts,
+                      userTag: KeyIndex.tag(userId), itemTag: KeyIndex.tag(itemId))
+        }
+
+        /// A key whose ids' tags the caller made from their bytes
+        /// (`KeyIndex.tag(bytes:)`, the same value as `KeyIndex.tag` of the
+        /// ids): the item task reads ids as bytes of a record, and tags an
+        /// impression's user once for all its items.
+        package init(userId: String, itemId: String, ts: EventTimeMs, userTag: UInt32, itemTag: UInt32) {
             self.userId = userId
             self.itemId = itemId
             self.ts = ts
+            var h = UInt64(userTag) << 32 | UInt64(itemTag)
+            h ^= UInt64(bitPattern: ts) &* 0x9E37_79B9_7F4A_7C15
+            // Every input bit reaches the low 32 the tag keeps.
+            tag = UInt32(truncatingIfNeeded: fmix64(h))
         }
 
+        /// A freed slot's key (no ids to keep alive).
+        package static let vacant = Key(userId: "", itemId: "", ts: 0)
+
         package static func == (a: Key, b: Key) -> Bool {
-            a.ts == b.ts && IdBytes.equal(a.userId, b.userId) && IdBytes.equal(a.itemId, b.itemId)
+            a.ts == b.ts && a.tag == b.tag && IdBytes.equal(a.userId, b.userId) && IdBytes.equal(a.itemId, b.itemId)
         }
 
         package func hash(into hasher: inout Hasher) {
@@ -126,15 +147,6 @@ package final class FeaturesAtImpression {
     /// recorded out of time order may still be counted until they leave).
     package var count: Int { index.count }
 
-    /// The key's bucket tag: the ids' byte hashes and the time, mixed.
-    @inline(__always)
-    private static func tag(_ key: Key) -> UInt32 {
-        var h = UInt64(KeyIndex.tag(key.userId)) << 32 | UInt64(KeyIndex.tag(key.itemId))
-        h ^= UInt64(bitPattern: key.ts) &* 0x9E37_79B9_7F4A_7C15
-        // Every input bit reaches the low 32 the tag keeps.
-        return UInt32(truncatingIfNeeded: fmix64(h))
-    }
-
     /// The slot holding `key`, nil when none.
     @inline(__always)
     private func find(_ key: Key, tag: UInt32) -> UInt32? {
@@ -144,7 +156,7 @@ package final class FeaturesAtImpression {
     /// Frees `slot` (its key's bucket goes, its ids are released).
     private func remove(_ slot: UInt32, tag: UInt32) {
         _ = index.remove(tag: tag, slot: slot)
-        keys[Int(slot)] = Key(userId: "", itemId: "", ts: 0)
+        keys[Int(slot)] = .vacant
         slots[Int(slot)].pending = 0
         free.append(slot)
     }
@@ -159,7 +171,7 @@ package final class FeaturesAtImpression {
     /// Records the features of one impressed item. `knownFrom`: when the
     /// impression is known from (nil: its own time), which its expiry counts from.
     package func record(_ key: Key, _ recorded: Recorded, knownFrom: EventTimeMs? = nil) {
-        let tag = Self.tag(key)
+        let tag = key.tag
         let known = max(knownFrom ?? key.ts, key.ts)
         if let slot = find(key, tag: tag) {
             if !isExpired(slots[Int(slot)]) {
@@ -190,7 +202,7 @@ package final class FeaturesAtImpression {
     /// The features recorded for the impression the copy stands for (nil when
     /// none: counted in `misses`); the entry leaves with its last copy.
     package func take(_ key: Key) -> Recorded? {
-        let tag = Self.tag(key)
+        let tag = key.tag
         guard let slot = find(key, tag: tag) else {
             misses += 1
             return nil
@@ -220,7 +232,7 @@ package final class FeaturesAtImpression {
             let i = Int(node.slot)
             // Taken since (and maybe reused by another recording): not this node's entry.
             guard slots[i].pending > 0, slots[i].seq == node.seq else { continue }
-            remove(node.slot, tag: Self.tag(keys[i]))
+            remove(node.slot, tag: keys[i].tag)
             expired += 1
         }
         // Compact the consumed front now and then (amortised O(1) a node).
@@ -277,7 +289,7 @@ package final class FeaturesAtImpression {
             let pending = try r.readVarint("pending")
             let knownFrom = version == 1 ? key.ts : key.ts &+ (try r.readZigzag("known after ts"))
             record(key, recorded, knownFrom: knownFrom)
-            if pending > 1, let slot = find(key, tag: Self.tag(key)) {
+            if pending > 1, let slot = find(key, tag: key.tag) {
                 slots[Int(slot)].pending = Int32(clamping: pending)
             }
         }

@@ -221,9 +221,20 @@ package final class ImpressionJoiner {
     /// returning a negative example for each impressed item that got no engagement,
     /// and expires tombstones older than `lateTTL`.
     package func advance(watermark newWatermark: Int64) -> [TrainingExample] {
-        guard newWatermark > watermark else { return [] }
-        watermark = newWatermark
         var out: [TrainingExample] = []
+        advance(watermark: newWatermark) { out.append($0) }
+        return out
+    }
+
+    /// `advance(watermark:)` handing each negative to `emit` as its window
+    /// closes, in the same order. The item task writes them out at once: an
+    /// array of a step's examples (thousands) grew by copying, and each
+    /// example was copied in and out of it (~2% of the default topology's
+    /// task layer, `freshet bench tasks --only 2`). `emit` must not call
+    /// back into the joiner.
+    package func advance(watermark newWatermark: Int64, emit: (TrainingExample) -> Void) {
+        guard newWatermark > watermark else { return }
+        watermark = newWatermark
         while let next = closeHeap.min, next.deadline <= newWatermark, let node = closeHeap.popMin() {
             let g = Int(node.group)
             guard groups[g].seq == node.seq, !groups[g].items.isEmpty, !groups[g].closed else { continue }
@@ -231,9 +242,9 @@ package final class ImpressionJoiner {
             pendingCount -= group.items.count
             let userId = users[group.user]
             for item in group.items where !item.has(ImpressionGroup.Item.engaged) {
-                out.append(TrainingExample(label: .negative, userId: userId, itemId: item.itemId, action: nil,
-                                           position: item.positionValue, requestId: group.requestId,
-                                           impressionTs: group.ts, eventTs: node.deadline, features: item.features))
+                emit(TrainingExample(label: .negative, userId: userId, itemId: item.itemId, action: nil,
+                                     position: item.positionValue, requestId: group.requestId,
+                                     impressionTs: group.ts, eventTs: node.deadline, features: item.features))
                 negativesEmitted += 1
             }
             let expiry = node.deadline &+ lateTTLMs
@@ -255,7 +266,6 @@ package final class ImpressionJoiner {
             closedCount -= groups[g].items.count
             freeGroup(node.group)
         }
-        return out
     }
 
     // MARK: - Impressions and owners

@@ -179,4 +179,25 @@ final class HeldJoinCopiesTests: XCTestCase {
         [UInt8](arrayLiteral: 2).withUnsafeBytes { held.hold(a, knownFrom: 90, bytes: $0) }
         XCTAssertEqual(released(&held, through: nil), [[2], [1]], "partition by partition, in a fixed order")
     }
+
+    /// A long queue released a part at a time is compacted (its consumed
+    /// front and those copies' bytes dropped): what is left keeps its bytes,
+    /// order and checkpoint form.
+    func testALongQueueReleasedInStepsKeepsItsCopiesBytes() throws {
+        var held = HeldJoinCopies()
+        func copy(_ k: Int) -> [UInt8] { (0...(k % 5)).map { UInt8(truncatingIfNeeded: k &+ $0) } }
+        for k in 0..<3_000 { copy(k).withUnsafeBytes { held.hold(a, knownFrom: Int64(k), bytes: $0) } }
+        var next = 0
+        for step in [1_500, 2_200, 2_600] {
+            XCTAssertEqual(released(&held, through: Int64(step - 1)), (next..<step).map(copy))
+            next = step
+            // Later copies arrive after a compaction, appended behind the kept ones.
+            copy(3_000 + step).withUnsafeBytes { held.hold(b, knownFrom: 5_000, bytes: $0) }
+            var restored = HeldJoinCopies()
+            try restored.restore(held.encode())
+            XCTAssertEqual(restored.encode(), held.encode())
+        }
+        XCTAssertEqual(released(&held, through: nil), (2_600..<3_000).map(copy) + [4_500, 5_200, 5_600].map(copy))
+        XCTAssertEqual(held.count, 0)
+    }
 }

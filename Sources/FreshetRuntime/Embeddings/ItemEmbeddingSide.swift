@@ -118,6 +118,15 @@ package final class ItemEmbeddingSide {
         var knownAt: EventTimeMs?
         /// The direct event's item in the task's store (nil for a copy).
         var itemSlot: UInt32?
+        /// The user's and item's `KeyIndex` tags when the caller made them
+        /// from the ids' bytes (nil: made from the `String`s when needed).
+        var idTags: (user: UInt32, item: UInt32)?
+
+        /// The impression's key in `FeaturesAtImpression`.
+        var featuresKey: FeaturesAtImpression.Key {
+            guard let idTags else { return FeaturesAtImpression.Key(userId: userId, itemId: itemId, ts: ts) }
+            return FeaturesAtImpression.Key(userId: userId, itemId: itemId, ts: ts, userTag: idTags.user, itemTag: idTags.item)
+        }
     }
 
     /// An impression's item event (`process` with an `.impression` kind).
@@ -125,7 +134,7 @@ package final class ItemEmbeddingSide {
     /// `applied`: the store took this direct event (not dropped as late).
     func processImpression(_ shown: ShownItemEvent, store: ItemFeatureStore, joinOnly: Bool, applied: Bool) {
         guard examples else { return }
-        let key = FeaturesAtImpression.Key(userId: shown.userId, itemId: shown.itemId, ts: shown.ts)
+        let key = shown.featuresKey
         let knownFrom = shown.knownAt ?? shown.ts
         if !joinOnly, let item = shown.itemSlot {
             if applied { pending.noteApplied(item: item, ts: shown.ts, knownFrom: knownFrom, positive: false) }
@@ -202,7 +211,7 @@ package final class ItemEmbeddingSide {
     func advance(watermark: EventTimeMs, output: TaskOutput) {
         if examples {
             flushImpressions()
-            for example in joiner.advance(watermark: watermark) { emit(example, output: output) }
+            joiner.advance(watermark: watermark) { emit($0, output: output) }
             featuresAtImpression.expire(joinWatermark: watermark)
         }
         counter.evictExpired(now: watermark)

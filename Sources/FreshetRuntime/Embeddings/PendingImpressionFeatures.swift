@@ -168,9 +168,10 @@ final class PendingImpressionFeatures {
     }
 
     private func evaluate(_ w: Waiting, store: ItemFeatureStore, into recorded: FeaturesAtImpression) {
-        let key = waitingKeys[Int(w.slot)]
+        // Moved out of its slot (the slot is freed), not copied and then dropped.
+        var key = FeaturesAtImpression.Key.vacant
+        swap(&key, &waitingKeys[Int(w.slot)])
         recorded.record(key, features(w.item, ts: key.ts, knownFrom: w.knownFrom, store: store), knownFrom: w.knownFrom)
-        waitingKeys[Int(w.slot)] = FeaturesAtImpression.Key(userId: "", itemId: "", ts: 0)
         freeKeySlots.append(w.slot)
     }
 

@@ -21,7 +21,9 @@ import FreshetCore
 struct HeldJoinCopies {
     private struct Held {
         var knownFrom: EventTimeMs
-        var bytes: [UInt8]
+        /// The copy's bytes in its partition's arena.
+        var start: Int
+        var end: Int
     }
 
     /// The counts partitions that sent copies, in a fixed order, each with
@@ -29,6 +31,11 @@ struct HeldJoinCopies {
     /// order (a dictionary hashed the source for every copy read).
     private var sources: [DuplicateFilter.Source] = []
     private var queues: [[Held]] = []
+    /// Per partition, its held copies' bytes back to back: an array per
+    /// copy cost an allocation and a free each (~1% of the default
+    /// topology's task layer, `freshet bench tasks --only 2`, where most
+    /// copies are held). Emptied with its queue, compacted with it.
+    private var arenas: [[UInt8]] = []
     private var heads: [Int] = []
     private(set) var count = 0
 
@@ -54,9 +61,12 @@ struct HeldJoinCopies {
             n = sources.firstIndex { ($0.topic, $0.partition) > (source.topic, source.partition) } ?? sources.count
             sources.insert(source, at: n)
             queues.insert([], at: n)
+            arenas.insert([], at: n)
             heads.insert(0, at: n)
         }
-        queues[n].append(Held(knownFrom: knownFrom, bytes: Array(bytes)))
+        let start = arenas[n].count
+        arenas[n].append(contentsOf: bytes)
+        queues[n].append(Held(knownFrom: knownFrom, start: start, end: arenas[n].count))
         count += 1
     }
 
@@ -67,20 +77,32 @@ struct HeldJoinCopies {
         for n in sources.indices {
             var head = heads[n]
             while head < queues[n].count, watermark.map({ queues[n][head].knownFrom <= $0 }) ?? true {
-                let bytes = queues[n][head].bytes
-                queues[n][head].bytes = []
+                let copy = queues[n][head]
                 head += 1
                 count -= 1
-                bytes.withUnsafeBytes(body)
+                // `body` never holds a copy (it reads released ones), so the arena stays put meanwhile.
+                arenas[n].withUnsafeBytes { body(UnsafeRawBufferPointer(rebasing: $0[copy.start..<copy.end])) }
             }
             if head == queues[n].count {
                 queues[n].removeAll(keepingCapacity: true)
+                arenas[n].removeAll(keepingCapacity: true)
                 head = 0
             } else if head >= 1_024 && head * 2 >= queues[n].count {
-                queues[n].removeFirst(head)
+                compact(n, from: head)
                 head = 0
             }
             heads[n] = head
+        }
+    }
+
+    /// Drops partition `n`'s copies before `head` and their bytes.
+    private mutating func compact(_ n: Int, from head: Int) {
+        let offset = queues[n][head].start
+        queues[n].removeFirst(head)
+        arenas[n].removeFirst(offset)
+        for k in queues[n].indices {
+            queues[n][k].start -= offset
+            queues[n][k].end -= offset
         }
     }
 
@@ -100,7 +122,7 @@ struct HeldJoinCopies {
             w.write(varint: UInt64(queues[n].count - heads[n]))
             for copy in queues[n][heads[n]...] {
                 w.write(zigzag: copy.knownFrom)
-                w.write(bytes: copy.bytes)
+                w.write(bytes: arenas[n][copy.start..<copy.end])
             }
         }
         return w.bytes
@@ -111,6 +133,7 @@ struct HeldJoinCopies {
     mutating func restore(_ bytes: [UInt8]) throws(CodecError) {
         sources = []
         queues = []
+        arenas = []
         heads = []
         count = 0
         var r = ByteReader(bytes)

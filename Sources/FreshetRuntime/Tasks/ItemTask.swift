@@ -192,6 +192,8 @@ package final class ItemTask {
         let joinOnly = group.source.sourceTopic == Self.countsOrigin
         let userId = BorrowedByteReader.string(validUTF8: group.userId)
         let requestId = group.requestId.map { BorrowedByteReader.string(validUTF8: $0) }
+        // The join's keys hash the ids' bytes: the user's once a record.
+        let userTag = KeyIndex.tag(bytes: group.userId)
         for item in items {
             var origin = group.source
             origin.subIndex = item.subIndex
@@ -203,10 +205,13 @@ package final class ItemTask {
                                                                watermark: currentWatermark)
                 (applied, itemSlot) = (notDroppedLate(outcome), slot)
             }
+            // The store's own id for the item when it took the event (the
+            // same bytes): no `String` made per shown item of a direct record.
+            let itemId = itemSlot.map(store.itemId(ofSlot:)) ?? BorrowedByteReader.string(validUTF8: item.id)
             let shown = ItemEmbeddingSide.ShownItemEvent(
-                itemId: BorrowedByteReader.string(validUTF8: item.id), userId: userId, requestId: requestId,
+                itemId: itemId, userId: userId, requestId: requestId,
                 ts: group.ts, position: item.position, interactionCount: group.interactionCount, knownAt: nil,
-                itemSlot: itemSlot)
+                itemSlot: itemSlot, idTags: (userTag, KeyIndex.tag(bytes: item.id)))
             embeddings.processImpression(shown, store: store, joinOnly: joinOnly, applied: applied)
         }
     }
