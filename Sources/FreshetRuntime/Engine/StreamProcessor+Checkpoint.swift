@@ -7,6 +7,7 @@ import FreshetRedis
 extension StreamProcessor: CheckpointHost {
     func checkpointAndCommit(tasks ids: [TaskId], nowMs: Int64) {
         checkpointer.checkpointAndCommit(tasks: ids, nowMs: nowMs)
+        if !stateSettingsRecorded && !checkpointer.writtenMs.isEmpty { recordStateSettings() }
     }
 
     func commitOnly(nowMs: Int64) { checkpointer.commitOnly(nowMs: nowMs) }

@@ -130,6 +130,8 @@ package final class StreamProcessor: @unchecked Sendable {
     /// the warning they gave (logged once per change).
     var lastEvictionCheckMs: Int64 = 0
     var evictionWarning: String?
+    /// Whether this run recorded its `Topology.stateSettings` (at its first checkpoint).
+    var stateSettingsRecorded = false
     /// Keys Redis refused for good in this run (a bounded run with any exits non-zero).
     var rejectedKeyCount = 0
     /// The keys behind `rejectedKeyCount`.
@@ -367,7 +369,6 @@ package final class StreamProcessor: @unchecked Sendable {
         control = try connections.makeRedisStore(target: options.redisTarget, shouldStop: { [stopFlag] in stopFlag.isSet })
         try checkEviction()
         try checkUserStateLayout()
-        try checkStateSettings()
         if topology.embeddings.enabled {
             refresher = EmbeddingRefresher(config: topology.embeddings.cooccurrenceConfig,
                                            finalIterations: topology.embeddings.finalIterations, redis: options.redisTarget,
@@ -443,6 +444,9 @@ package final class StreamProcessor: @unchecked Sendable {
         do {
             try connect()
             try registerInGroup()
+            // After the live members' check: a member running other settings
+            // is named as such; this one is about the checkpoints' settings.
+            try checkStateSettings()
             try startObservability()
             logger.info("running", metadata: [
                 "group": "\(options.group)", "topics": "\(topics)", "repartition_partitions": "\(repartitionPartitions)",
