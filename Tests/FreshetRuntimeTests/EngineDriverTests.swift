@@ -117,6 +117,18 @@ final class EngineDriverTests: XCTestCase {
         driver.subscribedPartitions.reduce(0) { $0 + Int(driver.kafka.endOffset($1)) }
     }
 
+    /// `produce`'s stream, read by one processor in a bounded run to its end;
+    /// its features checked against the oracle, which is returned.
+    @discardableResult
+    func produceAndRunToTheEnd(_ driver: EngineDriver) throws -> FeatureOracle {
+        let oracle = try produce(driver)
+        let a = try driver.startInstance()
+        driver.assignEverything(to: a)
+        try driver.runToCompletion()
+        try assertMatchesOracle(driver, oracle)
+        return oracle
+    }
+
     // MARK: - Tests
 
     /// The baseline: one processor, a bounded run, the oracle's features.

@@ -61,11 +61,7 @@ extension EngineDriverTests {
     /// refused at start, and the record is left as it was.
     func testARunUnderOtherStateSettingsIsRefusedAtStart() throws {
         let driver = makeDriver()
-        let oracle = try produce(driver)
-        let a = try driver.startInstance()
-        driver.assignEverything(to: a)
-        try driver.runToCompletion()
-        try assertMatchesOracle(driver, oracle)
+        try produceAndRunToTheEnd(driver)
         XCTAssertEqual(try driver.redis.command(["HGET", "freshet:\(driver.group):state_settings", "windows.pane"]).string, "1h")
 
         try driver.finish(try driver.startInstance())  // the same settings start (and leave the group's members)

@@ -139,11 +139,7 @@ extension EngineDriverTests {
     /// empty: only changed items were written, a breaker's finding).
     func testARerunRestoresTrendingDeletedBetweenRuns() throws {
         let driver = makeDriver()
-        let oracle = try produce(driver)
-        let a = try driver.startInstance()
-        driver.assignEverything(to: a)
-        try driver.runToCompletion()
-        try assertMatchesOracle(driver, oracle)
+        let oracle = try produceAndRunToTheEnd(driver)
         _ = try driver.redis.command(["DEL", "trending"])
         XCTAssertNotEqual(try oracle.differences(from: driver.redis), [], "the oracle sees trending gone")
         let b = try driver.startInstance()
