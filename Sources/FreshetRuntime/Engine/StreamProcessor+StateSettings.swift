@@ -27,9 +27,7 @@ extension StreamProcessor {
     /// (a run that checkpointed nothing leaves an earlier record, or none).
     /// A Redis error only leaves it for the next checkpoint.
     func recordStateSettings() {
-        var pipeline = RedisPipeline()
-        pipeline.add(RedisCommand(arguments: [Array("HSET".utf8), Array(keys.stateSettings.utf8)]
-            + topology.stateSettings.flatMap { [Array($0.name.utf8), Array($0.value.utf8)] }))
+        let pipeline = RedisPipeline([.hset(keys.stateSettings, topology.stateSettings.map { ($0.name, Array($0.value.utf8)) })])
         do {
             let replies = try controlExecute(pipeline)
             stateSettingsRecorded = replies.first?.errorMessage == nil
@@ -40,25 +38,20 @@ extension StreamProcessor {
 }
 
 /// What a start's `Topology.stateSettings` mean against the ones recorded
-/// by the group's earlier runs: each changed setting is refused, except
-/// turning the examples off (nothing reads the counts stage's state then)
-/// and turning the embeddings on (a warning: vectors from then on only).
-/// A setting with no recorded value passes.
+/// by the group's earlier runs: each setting whose recorded value differs
+/// counts as its `StateSetting.Change` says; one with no recorded value passes.
 struct StateSettingsVerdict: Equatable {
     /// "name: <recorded> in the group's checkpoints, <current> now", per refused change.
     var refused: [String] = []
     var warnings: [String] = []
 
-    init(recorded: [String: String], current: [(name: String, value: String)]) {
-        for (name, value) in current {
-            guard let before = recorded[name], before != value else { continue }
-            switch (name, value) {
-            case ("embeddings.enabled", "true"):
-                warnings.append("embeddings turned on for a group that ran without them: vectors come from this run's events on (items and users seen only before have none); replay the topics in a new group (or key prefix) for vectors of the whole history")
-            case ("embeddings.enabled", _), ("embeddings.examples", "false"):
-                continue
-            default:
-                refused.append("\(name): \(before) in the group's checkpoints, \(value) now")
+    init(recorded: [String: String], current: [StateSetting]) {
+        for setting in current {
+            guard let before = recorded[setting.name], before != setting.value else { continue }
+            switch setting.change {
+            case .refused: refused.append("\(setting.name): \(before) in the group's checkpoints, \(setting.value) now")
+            case .allowed: continue
+            case .warned(let warning): warnings.append(warning)
             }
         }
     }

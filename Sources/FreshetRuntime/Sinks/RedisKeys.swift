@@ -48,7 +48,7 @@ package struct RedisKeys: Sendable, Equatable {
     /// id; `GroupTopologyRegistry`).
     package var groupMembers: String { "\(prefix)freshet:\(group):members" }
     /// Hash: the settings the group's checkpointed state was written under
-    /// (`Topology.stateSettings`), recorded at every start.
+    /// (`Topology.stateSettings`), recorded at each run's first checkpoint.
     package var stateSettings: String { "\(prefix)freshet:\(group):state_settings" }
 
     /// A cluster slot's fence hash (field = task, value = the highest epoch

@@ -90,33 +90,58 @@ extension Topology {
     }
 }
 
+/// A setting the group's checkpointed state depends on, with what a start
+/// under this value means where the group's record holds another.
+package struct StateSetting: Sendable, Equatable {
+    package enum Change: Sendable, Equatable {
+        /// The state would be read wrongly: the start is refused.
+        case refused
+        /// Nothing reads the state the change leaves behind.
+        case allowed
+        /// Allowed, with this warning.
+        case warned(String)
+    }
+
+    package let name: String
+    package let value: String
+    package let change: Change
+
+    package init(_ name: String, _ value: String, change: Change = .refused) {
+        self.name = name
+        self.value = value
+        self.change = change
+    }
+}
+
 extension Topology {
     /// The settings the group's checkpointed state is only valid under, by
-    /// name (as in the topology file): a later run of the group with
-    /// another value would read that state wrongly and exit 0.
-    /// - `sources.interactions`, `sources.impressions`: a source task's
-    ///   checkpoint holds an offset of its topic; on another topic it skips
-    ///   that many records of each partition.
-    /// - `windows.pane`: the item windows are kept as pane numbers; under
-    ///   another pane length they name other hours, and the windows read empty.
-    /// - `trending.half_life`: the trending scores are kept as sums scaled
-    ///   by it (log₂), which cannot be rescaled without the events.
-    /// - `embeddings.examples` (on only with embeddings on): the counts
-    ///   stage counts users' positives only while it is on; turned on again
-    ///   after a run without it, the examples' `interaction_count` miss that
-    ///   run's positives. Turning it off is allowed (nothing reads the counts then).
-    /// - `embeddings.enabled`: recorded so that turning it on for a group
-    ///   with history is warned about (vectors only from then on), not refused.
+    /// name (as in the topology file), each with what changing it to this
+    /// topology's value means (`StateSetting.Change`):
+    /// - `sources.interactions`, `sources.impressions` (refused): a source
+    ///   task's checkpoint holds an offset of its topic; on another topic it
+    ///   skips that many records of each partition.
+    /// - `windows.pane` (refused): the item windows are kept as pane numbers;
+    ///   under another pane length they name other hours, and the windows read empty.
+    /// - `trending.half_life` (refused): the trending scores are kept as sums
+    ///   scaled by it (log₂), which cannot be rescaled without the events.
+    /// - `embeddings.examples` (on only with embeddings on): the counts stage
+    ///   counts users' positives only while it is on, so turning it on again
+    ///   after a run without it is refused (the examples' `interaction_count`
+    ///   would miss that run's positives); turning it off is allowed.
+    /// - `embeddings.enabled`: turning it on for a group with history warns
+    ///   (vectors only from then on); turning it off is allowed.
     /// `sources.keyed_by_user` is checked against the checkpoints themselves
     /// (`checkUserStateLayout`).
-    package var stateSettings: [(name: String, value: String)] {
-        [
-            ("sources.interactions", sources.interactions),
-            ("sources.impressions", sources.impressions),
-            ("windows.pane", DurationParser.describe(windows.paneMs)),
-            ("trending.half_life", DurationParser.describe(trending.halfLifeMs)),
-            ("embeddings.enabled", "\(embeddings.enabled)"),
-            ("embeddings.examples", "\(embeddings.enabled && embeddings.examples)"),
+    package var stateSettings: [StateSetting] {
+        let examples = embeddings.enabled && embeddings.examples
+        return [
+            StateSetting("sources.interactions", sources.interactions),
+            StateSetting("sources.impressions", sources.impressions),
+            StateSetting("windows.pane", DurationParser.describe(windows.paneMs)),
+            StateSetting("trending.half_life", DurationParser.describe(trending.halfLifeMs)),
+            StateSetting("embeddings.enabled", "\(embeddings.enabled)",
+                         change: embeddings.enabled ? .warned("embeddings turned on for a group that ran without them: vectors come from this run's events on (items and users seen only before have none); replay the topics in a new group (or key prefix) for vectors of the whole history") : .allowed),
+            StateSetting("embeddings.examples", "\(examples)", change: examples ? .refused : .allowed),
         ]
     }
 }
