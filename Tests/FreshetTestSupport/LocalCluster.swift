@@ -64,19 +64,20 @@ package final class LocalCluster {
     /// - Parameter plus: another offset that must be free too, below the
     ///   range as well (a Redis Cluster node's bus port, port + 10000).
     package static func freePort(plus offset: Int? = nil) throws -> Int {
+        /// `port` (free) is ours: its offset port is free too, and it was never handed out.
+        func take(_ port: Int) -> Bool {
+            guard offset.map({ port + $0 <= 65_535 && LoopbackPort.isFree(port + $0) }) ?? true else { return false }
+            return handedOut.withLock { $0.insert(port).inserted }
+        }
         let candidates = 10_000..<(ephemeralPortRangeLow() - (offset ?? 0))
         for _ in 0..<10_000 where candidates.count >= 1_000 {
             let port = Int.random(in: candidates)
-            guard LoopbackPort.isFree(port), offset.map({ LoopbackPort.isFree(port + $0) }) ?? true,
-                  handedOut.withLock({ $0.insert(port).inserted }) else { continue }
-            return port
+            if LoopbackPort.isFree(port) && take(port) { return port }
         }
         // No room below the range (a system configured so): any free port.
         while true {
             let port = try LoopbackPort.free()
-            guard offset.map({ port + $0 <= 65_535 && LoopbackPort.isFree(port + $0) }) ?? true,
-                  handedOut.withLock({ $0.insert(port).inserted }) else { continue }
-            return port
+            if take(port) { return port }
         }
     }
 

@@ -20,7 +20,8 @@ package final class LocalRedisCluster {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         var attempt = 1
         while true {
-            let chosen = try Self.nodePorts(count: 6)
+            // Each node's cluster bus listens on its port + 10000.
+            let chosen = try (0..<6).map { _ in try LocalCluster.freePort(plus: 10_000) }
             do {
                 try Self.start(chosen, directory: directory, services: services, nodeTimeoutMs: nodeTimeoutMs)
                 ports = chosen
@@ -35,11 +36,6 @@ package final class LocalRedisCluster {
                 throw error
             }
         }
-    }
-
-    /// `count` ports free now with their cluster bus ports (port + 10000).
-    static func nodePorts(count: Int) throws -> [Int] {
-        try (0..<count).map { _ in try LocalCluster.freePort(plus: 10_000) }
     }
 
     private static func start(_ ports: [Int], directory: String, services: LocalServices, nodeTimeoutMs: Int) throws {
