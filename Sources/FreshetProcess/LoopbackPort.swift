@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// TCP ports on 127.0.0.1, for the local services and the tests.
 package enum LoopbackPort {
@@ -22,6 +23,42 @@ package enum LoopbackPort {
     /// Throws `LoopbackPortError` when no socket can be bound.
     package static func free() throws -> Int {
         try bind(0)
+    }
+
+    /// A loopback port for a server started soon (a test's, a benchmark's):
+    /// free now, below the system's ephemeral port range when it leaves
+    /// room, and never handed out before in this process.
+    /// A port of the ephemeral range (what `LoopbackPort.free` gives) can be
+    /// taken by any outgoing connection between the check and the server's
+    /// bind, seconds later for a child's admin port or a cluster node's bus
+    /// port (`Address already in use`, a flaky test); no outgoing connection
+    /// uses a port below the range.
+    /// - Parameter plus: another offset that must be free too, below the
+    ///   range as well (a Redis Cluster node's bus port, port + 10000).
+    package static func freeForServer(plus offset: Int? = nil) throws -> Int {
+        /// `port` (free) is ours: its offset port is free too, and it was never handed out.
+        func take(_ port: Int) -> Bool {
+            guard offset.map({ port + $0 <= 65_535 && isFree(port + $0) }) ?? true else { return false }
+            return handedOut.withLock { $0.insert(port).inserted }
+        }
+        let candidates = 10_000..<(ephemeralPortRangeLow() - (offset ?? 0))
+        for _ in 0..<10_000 where candidates.count >= 1_000 {
+            let port = Int.random(in: candidates)
+            if isFree(port) && take(port) { return port }
+        }
+        // No room below the range (a system configured so): any free port.
+        while true {
+            let port = try free()
+            if take(port) { return port }
+        }
+    }
+
+    private static let handedOut = Mutex<Set<Int>>([])
+
+    /// The low end of `net.ipv4.ip_local_port_range` (32768 when unreadable).
+    private static func ephemeralPortRangeLow() -> Int {
+        let text = (try? String(contentsOfFile: "/proc/sys/net/ipv4/ip_local_port_range", encoding: .utf8)) ?? ""
+        return text.split(whereSeparator: \.isWhitespace).first.flatMap { Int($0) } ?? 32_768
     }
 
     /// Binds 127.0.0.1:`port` (0: any), releases it and returns the port bound.

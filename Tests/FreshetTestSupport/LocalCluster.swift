@@ -1,5 +1,4 @@
 import Foundation
-import Synchronization
 import XCTest
 
 /// A real Tansu broker and a real redis-server on free loopback ports,
@@ -54,38 +53,8 @@ package final class LocalCluster {
         try? FileManager.default.removeItem(atPath: path)
     }
 
-    /// A loopback port free now, below the system's ephemeral port range
-    /// when it leaves room, and never handed out before in this process.
-    /// A port of the ephemeral range (what `LoopbackPort.free` gives) can be
-    /// taken by any outgoing connection between the check and the server's
-    /// bind, seconds later for a child's admin port or a cluster node's bus
-    /// port (`Address already in use`, a flaky test); no outgoing connection
-    /// uses a port below the range.
-    /// - Parameter plus: another offset that must be free too, below the
-    ///   range as well (a Redis Cluster node's bus port, port + 10000).
+    /// A loopback port for a test's server (`LoopbackPort.freeForServer`).
     package static func freePort(plus offset: Int? = nil) throws -> Int {
-        /// `port` (free) is ours: its offset port is free too, and it was never handed out.
-        func take(_ port: Int) -> Bool {
-            guard offset.map({ port + $0 <= 65_535 && LoopbackPort.isFree(port + $0) }) ?? true else { return false }
-            return handedOut.withLock { $0.insert(port).inserted }
-        }
-        let candidates = 10_000..<(ephemeralPortRangeLow() - (offset ?? 0))
-        for _ in 0..<10_000 where candidates.count >= 1_000 {
-            let port = Int.random(in: candidates)
-            if LoopbackPort.isFree(port) && take(port) { return port }
-        }
-        // No room below the range (a system configured so): any free port.
-        while true {
-            let port = try LoopbackPort.free()
-            if take(port) { return port }
-        }
-    }
-
-    private static let handedOut = Mutex<Set<Int>>([])
-
-    /// The low end of `net.ipv4.ip_local_port_range` (32768 when unreadable).
-    private static func ephemeralPortRangeLow() -> Int {
-        let text = (try? String(contentsOfFile: "/proc/sys/net/ipv4/ip_local_port_range", encoding: .utf8)) ?? ""
-        return text.split(whereSeparator: \.isWhitespace).first.flatMap { Int($0) } ?? 32_768
+        try LoopbackPort.freeForServer(plus: offset)
     }
 }

@@ -15,7 +15,7 @@ package final class BenchmarkCluster {
         if let brokers {
             self.brokers = brokers
         } else {
-            let port = try LoopbackPort.free()
+            let port = try LoopbackPort.freeForServer()
             try services.startBroker(port: port, directory: directory)
             brokerPort = port
             self.brokers = "127.0.0.1:\(port)"
@@ -23,7 +23,7 @@ package final class BenchmarkCluster {
         if let redisURL {
             self.redisURL = redisURL
         } else {
-            let port = try LoopbackPort.free()
+            let port = try LoopbackPort.freeForServer()
             try services.startRedis(port: port, directory: directory)
             redisPort = port
             self.redisURL = "redis://127.0.0.1:\(port)"
