@@ -81,3 +81,24 @@ extension EngineDriverTests {
                        "a refused start records nothing")
     }
 }
+
+extension EngineDriverTests {
+    /// A checkpoint's meta hash of the wrong type (an operator's `SET` on
+    /// it) stops the takeover with Redis's error and the key: it was read as
+    /// "no checkpoint", so the task was treated as never checkpointed.
+    func testACheckpointKeyOfTheWrongTypeStopsTheTakeoverNamingTheKey() throws {
+        let driver = makeDriver()
+        try produceAndRunToTheEnd(driver)
+        let meta = "freshet:\(driver.group):ckpt:interactions-0:meta"
+        XCTAssertFalse(try driver.redis.command(["HGETALL", meta]).array?.isEmpty ?? true, "the first run checkpointed the task")
+        _ = try driver.redis.command(["DEL", meta])
+        _ = try driver.redis.command(["SET", meta, "not a hash"])
+
+        let b = try driver.startInstance()
+        driver.assignEverything(to: b)
+        XCTAssertThrowsError(try driver.runToCompletion()) { error in
+            let text = "\(error)"
+            XCTAssertTrue(text.contains("WRONGTYPE") && text.contains(meta), text)
+        }
+    }
+}

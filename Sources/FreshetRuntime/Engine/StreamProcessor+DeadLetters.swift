@@ -75,7 +75,8 @@ extension StreamProcessor {
         var missing: [TaskId] = []
         var foreign: [TaskId] = []
         for (id, reply) in zip(ids, replies) {
-            guard case .bulk(let bytes) = reply, let recorded = Self.decodeFloor(String(decoding: bytes, as: UTF8.self)),
+            // A key of another type is not a missing floor (which reads the topic from its start).
+            guard case .bulk(let bytes) = try reply.checked(context: "GET \(deadLetterProgressKey(id))"), let recorded = Self.decodeFloor(String(decoding: bytes, as: UTF8.self)),
                   !recorded.offsets.isEmpty else {
                 missing.append(id)
                 continue

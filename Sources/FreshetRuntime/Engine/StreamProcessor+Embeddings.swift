@@ -296,7 +296,7 @@ extension StreamProcessor {
         }
         var pipeline = RedisPipeline()
         pipeline.add(command)
-        _ = try controlExecute(pipeline)
+        for reply in try controlExecute(pipeline) { _ = try reply.checked(context: "HSET \(key)") }
     }
 
     /// Reads the hash `key` every 50 ms until it holds every one of `fields`

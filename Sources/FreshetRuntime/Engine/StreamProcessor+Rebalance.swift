@@ -215,20 +215,22 @@ extension StreamProcessor {
         return checkpoint
     }
 
+    /// The fields of the hash `key` over the control connection (empty when
+    /// the key does not exist).
+    /// - Throws: `RedisError` naming the key when Redis answers with an
+    ///   error (a key of another type: `WRONGTYPE`) or cannot be reached
+    ///   (after the control connection's retries); `ProcessorError.redis`
+    ///   when the answer is not field-value pairs.
     func hashGetAll(_ key: String) throws -> [String: [UInt8]] {
         var pipeline = RedisPipeline()
-        pipeline.add(RedisCommand(arguments: [Array("HGETALL".utf8), Array(key.utf8)]))
-        let replies = try controlExecute(pipeline)
-        guard let reply = replies.first, case .array(let items) = reply else { return [:] }
-        var result: [String: [UInt8]] = [:]
-        var index = 0
-        while index + 1 < items.count {
-            if case .bulk(let field) = items[index], case .bulk(let value) = items[index + 1] {
-                result[String(decoding: field, as: UTF8.self)] = value
-            }
-            index += 2
+        pipeline.add(RedisCommand("HGETALL", key))
+        guard let reply = try controlExecute(pipeline).first else { return [:] }
+        // An error (a key of another type: WRONGTYPE) is not an empty hash:
+        // read as one, a checkpoint's meta made its task look never checkpointed.
+        guard let pairs = try reply.checked(context: "HGETALL \(key)").fieldValuePairs else {
+            throw ProcessorError.redis("HGETALL \(key): not a list of fields and values: \(reply)")
         }
-        return result
+        return Dictionary(pairs, uniquingKeysWith: { _, last in last })
     }
 
     /// Reads a task's state hash in pages (HSCAN), so restore of a large task

@@ -62,7 +62,7 @@ extension StreamProcessor {
             var pipeline = RedisPipeline()
             pipeline.add(RedisCommand(arguments: [Array("HLEN".utf8), Array(keys.checkpointState(id).utf8)]))
             let replies = try controlExecute(pipeline)
-            if let fields = replies.first?.int, fields < checkpoint.entries {
+            if let fields = try replies.first?.checked(context: "HLEN \(keys.checkpointState(id))").int, fields < checkpoint.entries {
                 return StoreLoss(evidence: .checkpointMissing,
                                  detail: fields == 0 ? "the checkpoint counts \(checkpoint.entries) entries but its state hash is gone"
                                      : "the checkpoint counts \(checkpoint.entries) entries but its state hash holds \(fields)")

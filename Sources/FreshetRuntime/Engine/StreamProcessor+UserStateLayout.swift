@@ -21,7 +21,9 @@ extension StreamProcessor {
         var pipeline = RedisPipeline()
         for id in others { pipeline.add(RedisCommand("HGET", keys.checkpointMeta(id), "entries")) }
         let replies = try controlExecute(pipeline)
-        let holding = zip(others, replies).filter { ($0.1.int ?? 0) > 0 }.map(\.0.description)
+        let holding = try zip(others, replies).filter { id, reply in
+            (try reply.checked(context: "HGET \(keys.checkpointMeta(id)) entries").int ?? 0) > 0
+        }.map(\.0.description)
         guard !holding.isEmpty else { return }
         let now = keyedByUser ? "true" : "false", before = keyedByUser ? "false" : "true"
         throw ProcessorError.configuration("sources.keyed_by_user is \(now), but the group \(options.group)'s checkpoints hold user features in the tasks of keyed_by_user: \(before) (\(holding.sorted().joined(separator: ", "))): this run's tasks would start without them and write users' features from the new input only. Run with keyed_by_user: \(before) again, or use a new group (or key prefix) and replay the topics from the start to change it")
