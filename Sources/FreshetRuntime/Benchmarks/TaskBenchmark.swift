@@ -33,6 +33,8 @@ package enum TaskBenchmark {
         /// Records appended to each stage's input partitions, per source event.
         package var recordsPerEvent: [(stage: String, records: Double)]
         package var examples: Int
+        /// The examples' order-independent digest: equal across builds that write the same examples.
+        package var exampleDigest: ExampleDigest
         /// Peak entries of the joiners and of the features at impression, summed over item tasks.
         package var joinerPeak: Int
         package var featuresAtImpressionPeak: Int
@@ -48,6 +50,7 @@ package enum TaskBenchmark {
                 String(format: "%@ %.2f", $0.stage, $0.records)
             }.joined(separator: ", "))
             if examples > 0 || joinerPeak > 0 {
+                lines.append("  examples digest: \(exampleDigest)")
                 lines.append("  examples \(examples); joiner peak \(joinerPeak) entries, features at impression peak \(featuresAtImpressionPeak) (summed over item tasks)")
             }
             return lines.joined(separator: "\n")
@@ -88,6 +91,7 @@ package enum TaskBenchmark {
                       wallSeconds: Double(wall.components.seconds) + Double(wall.components.attoseconds) / 1e18,
                       processCPUSeconds: CPUClock.processSeconds() - cpuBefore,
                       stageCPUSeconds: stages, recordsPerEvent: records, examples: driver.examplesWritten,
+                      exampleDigest: driver.exampleDigest,
                       joinerPeak: items.reduce(0) { $0 + $1.joiner.peakStateCount },
                       featuresAtImpressionPeak: items.reduce(0) { $0 + $1.featuresAtImpression.peakCount })
     }
