@@ -239,8 +239,8 @@ extension CountTask: StreamTask {
             }
         }
         released = checkpoint.eventTimeMs
-        // (Store metadata, the release sequence of the join copies this
-        // stage sent before the join moved here, is no longer read.)
+        // (Store metadata, the release sequence of what this stage sent the
+        // items stage before the join moved here, is no longer read.)
         if let bytes = checkpoint.joinState {
             do {
                 try joiner.restore(bytes)
