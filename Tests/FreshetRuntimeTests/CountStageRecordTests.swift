@@ -29,10 +29,13 @@ final class CountStageRecordTests: XCTestCase {
         let marker = WatermarkMarker(sourceTopic: 3, sourcePartition: 2, watermarkMs: 1_767_225_599_000, finished: true)
         var empty = features()
         empty.items = []
+        var behind = features()
+        behind.behindSendersWatermark = true
         for record: CountStageRecord in [.interaction(click, countAfter: 42, origin: origin),
                                          .interaction(skip, countAfter: nil, origin: origin),
                                          .impressionFeatures(features()), .impressionFeatures(features(requestId: "r")),
                                          .impressionFeatures(features(knownAfter: 7_200_001)), .impressionFeatures(empty),
+                                         .impressionFeatures(behind),
                                          .interaction(click, countAfter: 43, origin: origin, knownAt: click.ts + 61_000),
                                          .watermark(marker)] {
             XCTAssertEqual(try roundTrip(record), record)

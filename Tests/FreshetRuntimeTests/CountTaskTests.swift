@@ -109,6 +109,40 @@ final class CountTaskTests: KeyedExamplesTestCase {
         XCTAssertEqual(results[0]["two-hours-late"], CountTask.unknownCount)
     }
 
+    /// An item task's part known by the watermark its partition already
+    /// reported is a replay's copy (the first one came before that marker):
+    /// dropped. One the item task says it evaluated behind its own watermark
+    /// (an idle source left out of it) is new: taken.
+    func testAPartBehindItsSendersWatermarkIsDroppedUnlessItSaysItWasEvaluatedThere() throws {
+        guard let itemsCode = TaskId.Stage.items.originCode else { return XCTFail("the items stage has an origin code") }
+        let sender = DuplicateFilter.Source(topic: itemsCode, partition: 0)
+        let task = CountTask(id: TaskId(stage: .counts, partition: 0),
+                             sources: [DuplicateFilter.Source(topic: 0, partition: 0), sender], idleTimeoutMs: nil,
+                             retentionMs: hour, joinWindowMs: 600_000, nowMs: 0)
+        let output = DataflowTests.MemoryOutput(partitions: 1)
+        var offset: Int64 = 0
+        func send(_ record: CountStageRecord) {
+            var bundle: [UInt8] = []
+            RecordBundle.append(record.encoded(), to: &bundle)
+            task.process(InputRecord(partition: 0, offset: offset, key: nil, value: bundle, timestampMs: nil), nowMs: 0, output: output)
+            offset += 1
+        }
+        func part(offset: Int64, behind: Bool) -> ImpressionFeaturesPart {
+            var part = ImpressionFeaturesPart(
+                senderPartition: 0, userId: "u1", ts: base, requestId: nil, source: RecordOrigin(sourceTopic: 1, partition: 0, offset: offset),
+                knownFrom: base, items: [ImpressionFeaturesPart.Item(index: 0, itemId: "a", position: nil, popularity7d: 0, impressions7d: 1)])
+            part.behindSendersWatermark = behind
+            return part
+        }
+        send(.watermark(WatermarkMarker(sourceTopic: itemsCode, sourcePartition: 0, watermarkMs: base + second, finished: false)))
+        send(.impressionFeatures(part(offset: 1, behind: false)))
+        XCTAssertEqual(task.duplicatesDropped, 1, "a replay's copy")
+        XCTAssertEqual(task.heldCount, 0)
+        send(.impressionFeatures(part(offset: 2, behind: true)))
+        XCTAssertEqual(task.duplicatesDropped, 1)
+        XCTAssertEqual(task.heldCount, 1, "evaluated behind its sender's watermark: held for the counts task's own")
+    }
+
     /// User ids are compared by their bytes: two canonically equivalent
     /// but different ids ("caf\u{E9}", "cafe\u{301}") are two users with
     /// counts of their own (a `Dictionary<String, _>` took them for one).

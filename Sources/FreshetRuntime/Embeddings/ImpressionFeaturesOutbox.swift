@@ -23,13 +23,16 @@ final class ImpressionFeaturesOutbox {
         self.partition = partition
     }
 
-    /// One evaluated shown item; sends the part collected so far when it is another impression's.
+    /// One evaluated shown item; sends the part collected so far when it is
+    /// another impression's. `behindWatermark`: evaluated at arrival, the
+    /// task's watermark already past `knownFrom` (`ImpressionFeaturesPart.behindSendersWatermark`).
     func add(_ shown: PendingImpressionFeatures.AwaitedItem, knownFrom: EventTimeMs,
-             _ counts: PendingImpressionFeatures.Counts, output: TaskOutput) {
+             _ counts: PendingImpressionFeatures.Counts, behindWatermark: Bool = false, output: TaskOutput) {
         let item = ImpressionFeaturesPart.Item(index: shown.source.subIndex, itemId: shown.itemId, position: shown.position,
                                                popularity7d: counts.popularity7d, impressions7d: counts.impressions7d)
-        let part = ImpressionFeaturesPart(senderPartition: partition, userId: shown.userId, ts: shown.ts, requestId: shown.requestId, source: shown.source,
-                                          knownFrom: knownFrom, items: [])
+        var part = ImpressionFeaturesPart(senderPartition: partition, userId: shown.userId, ts: shown.ts,
+                                          requestId: shown.requestId, source: shown.source, knownFrom: knownFrom, items: [])
+        part.behindSendersWatermark = behindWatermark
         if let collected = current, collected.isPart(of: part) {
             current?.items.append(item)
             return

@@ -142,8 +142,10 @@ package final class ItemEmbeddingSide {
                                                                 source: shown.source, itemId: shown.itemId,
                                                                 position: shown.position)
             let item = shown.itemSlot ?? store.slot(ofItem: shown.itemId)
+            // Evaluated here only when the watermark passed it already (an
+            // idle source left out of it): behind the markers this task sent.
             pending.await(awaited, item: item, knownFrom: knownFrom, store: store) { shown, knownFrom, counts in
-                outbox.add(shown, knownFrom: knownFrom, counts, output: output)
+                outbox.add(shown, knownFrom: knownFrom, counts, behindWatermark: true, output: output)
             }
             outbox.flush(output: output)
             return

@@ -102,12 +102,13 @@ package final class CountTask {
 
     /// An impression's part from an item task: dropped when that partition
     /// already reported a watermark at or past it (sent again by a replay:
-    /// the first copy came before that marker), merged into its impression
-    /// when held, else held (or, known by the released watermark, which only
-    /// idleness or a restore allows, joined at once).
+    /// the first copy came before that marker) unless it says it was
+    /// evaluated behind that watermark (idleness); merged into its
+    /// impression when held, else held (or, known by the released watermark,
+    /// which only idleness or a restore allows, joined at once).
     private func admit(_ part: ImpressionFeaturesPart, output: TaskOutput) {
         guard let sender = part.sender else { undecodable += 1; return }
-        if let reported = watermarks.inputs[sender]?.watermark, part.knownFrom <= reported {
+        if !part.behindSendersWatermark, let reported = watermarks.inputs[sender]?.watermark, part.knownFrom <= reported {
             duplicatesDropped += 1
             return
         }

@@ -10,14 +10,17 @@ import FreshetCore
 ///
 /// Wire format (in `CountStageRecord`'s family, tag 6):
 ///
-///     [format][tag=6][sender partition zigzag][user_id][ts zigzag][request_id optional]
+///     [format][tag=6][sender partition zigzag][flags byte][user_id][ts zigzag][request_id optional]
 ///     [source topic byte][source partition zigzag][source offset zigzag]
 ///     [known_from − ts zigzag][count varint]
 ///     count × ([index varint][item_id][position optional zigzag]
 ///              [popularity_7d zigzag][impressions_7d zigzag])
 ///
 /// `sender` is the item partition that sent it (its markers say how far it
-/// has sent). `index` is the item's place in the impression's list of shown items (its
+/// has sent). Flag bit 0, `behindSendersWatermark`: evaluated at arrival,
+/// the sender's watermark already past `knownFrom` (a source partition left
+/// out of it as idle): not a replay's copy, though its sender's markers say
+/// it has sent everything known by then. `index` is the item's place in the impression's list of shown items (its
 /// records' sub-index): parts merge by it, and a part sent twice (an item
 /// task's replay after a crash) adds nothing.
 package struct ImpressionFeaturesPart: Sendable, Equatable {
@@ -40,6 +43,9 @@ package struct ImpressionFeaturesPart: Sendable, Equatable {
 
     /// The item partition that evaluated and sent it.
     package var senderPartition: Int32
+    /// Evaluated at arrival, behind the watermark its sender had already
+    /// reached (idleness): the counts stage takes it whatever that watermark.
+    package var behindSendersWatermark = false
     package var userId: String
     package var ts: EventTimeMs
     package var requestId: String?
@@ -68,6 +74,7 @@ package struct ImpressionFeaturesPart: Sendable, Equatable {
     /// Whether `other` is a part of the same impression (same source record).
     package func isPart(of other: ImpressionFeaturesPart) -> Bool {
         source == other.source && ts == other.ts && knownFrom == other.knownFrom
+            && behindSendersWatermark == other.behindSendersWatermark
     }
 
     static let tag: UInt8 = 6
@@ -76,6 +83,7 @@ package struct ImpressionFeaturesPart: Sendable, Equatable {
         w.write(byte: RepartitionRecord.formatVersion)
         w.write(byte: Self.tag)
         w.write(zigzag: Int64(senderPartition))
+        w.write(byte: behindSendersWatermark ? 1 : 0)
         w.write(string: userId)
         w.write(zigzag: ts)
         w.write(optionalString: requestId)
@@ -99,6 +107,8 @@ package struct ImpressionFeaturesPart: Sendable, Equatable {
         guard let sender = Int32(exactly: try r.readZigzag("features.sender")) else {
             throw CodecError(.invalidValue, "features.sender")
         }
+        let flags = try r.readByte("features.flags")
+        guard flags & ~1 == 0 else { throw CodecError(.invalidValue, "features.flags \(flags)") }
         let userId = try r.readString("features.user_id")
         let ts = try r.readZigzag("features.ts")
         let requestId = try r.readOptionalString("features.request_id")
@@ -127,8 +137,10 @@ package struct ImpressionFeaturesPart: Sendable, Equatable {
                               popularity7d: try r.readZigzag("features.item.popularity_7d"),
                               impressions7d: try r.readZigzag("features.item.impressions_7d")))
         }
-        return ImpressionFeaturesPart(senderPartition: sender, userId: userId, ts: ts, requestId: requestId,
-                                      source: RecordOrigin(sourceTopic: topic, partition: partition, offset: offset),
-                                      knownFrom: ts &+ knownAfter, items: items)
+        var part = ImpressionFeaturesPart(senderPartition: sender, userId: userId, ts: ts, requestId: requestId,
+                                          source: RecordOrigin(sourceTopic: topic, partition: partition, offset: offset),
+                                          knownFrom: ts &+ knownAfter, items: items)
+        part.behindSendersWatermark = flags & 1 == 1
+        return part
     }
 }
