@@ -13,7 +13,8 @@
 ///     [count varint] count × ([item_id][position optional zigzag][sub_index varint])
 ///
 /// The counts stage's join copies of an impression (tag 5,
-/// `countedImpressionItems`) have the same layout with the user's
+/// `countedImpressionItems`; sent to the item tasks until the join moved to
+/// the counts stage, still read) have the same layout with the user's
 /// `interaction_count` as of the impression after the origin:
 ///
 ///     ... [origin.offset zigzag][interaction_count zigzag][count varint] ...

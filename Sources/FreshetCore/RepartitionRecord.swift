@@ -12,9 +12,10 @@
 /// present, in this order): `[ext=1][count varint][string]*` = the user's
 /// recent positive items (`ItemEvent.userHistory`); `[ext=2][zigzag]` = the
 /// user's `interaction_count` as of the impression (`ItemEvent.interactionCount`,
-/// stamped by the counts stage); `[ext=3][zigzag]` = how far past its `ts` a
-/// late event is known (`ItemEvent.knownAtMs − ts`, the counts stage's copies
-/// of late events). A record without them decodes with an empty history, no
+/// stamped by the counts stage on its join copies until the join moved there;
+/// still read); `[ext=3][zigzag]` = how far past its `ts` a late event is
+/// known (`ItemEvent.knownAtMs − ts`: a late event's item records with the
+/// examples through the counts stage). A record without them decodes with an empty history, no
 /// count and no known-at time.
 package enum RepartitionRecord: Sendable, Equatable {
     case item(ItemEvent, origin: RecordOrigin)

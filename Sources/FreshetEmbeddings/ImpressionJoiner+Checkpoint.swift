@@ -1,11 +1,12 @@
 import FreshetCore
 import HeapModule
 
-/// The joiner's state as bytes, so an item task's open join windows and
+/// The joiner's state as bytes, so the joining task's (a counts task; an item
+/// task when the input is not keyed by user) open join windows and
 /// tombstones survive a crash or a move to another instance (the meta field
-/// `join_state`, written whole at every checkpoint, as `join_features` is).
+/// `join_state`, written whole at every checkpoint).
 ///
-/// Without it, a restored item task forgot every impression whose window was
+/// Without it, a restored joining task forgot every impression whose window was
 /// open at its checkpoint: their no-engagement negatives were never emitted
 /// and their positives came out without the impression's context.
 ///

@@ -263,10 +263,12 @@ extension BenchCommand {
         @Option(help: "Partitions per source and repartition topic.") var partitions: Int32 = 4
         @Option(help: "Run only these variants (1: features only, 2: default topology: embeddings + examples topic + counts stage; repeatable). Default: both.")
         var only: [Int] = []
+        @Option(help: "The wall clock the input is generated against, ms since the epoch (default: now). Pinned, two runs (or two builds) get the same events, so their examples' digests compare.")
+        var nowMs: Int64?
         func run() throws {
             guard partitions > 0 else { throw ValidationError("--partitions must be at least 1") }
             emit("machine: \(MachineFacts.summary)")
-            let now = Int64(Date().timeIntervalSince1970 * 1000)
+            let now = nowMs ?? Int64(Date().timeIntervalSince1970 * 1000)
             let config = SyntheticConfig(seed: 11, users: users, items: items, startMs: now - 86_400_000, spanMs: 86_400_000, nowMs: now)
             let variants: [(String, Bool)] = [("features only", false), ("default topology (embeddings + examples + counts stage)", true)]
             for (number, (label, examples)) in zip(1..., variants) where only.isEmpty || only.contains(number) {

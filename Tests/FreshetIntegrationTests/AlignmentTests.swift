@@ -191,16 +191,17 @@ final class AlignmentTests: XCTestCase {
             let sources = current.tasks.filter { $0.stage == "interactions" || $0.stage == "impressions" }
             guard sources.count == 2 * Int(Self.partitions),
                   sources.allSatisfy({ $0.position == backlog.ends[$0.task] }) else { return false }
-            // Every window closed: the item tasks' joins hold only tombstones, and every example went out.
+            // Every window closed: the counts tasks' joins hold only tombstones, and every example went out.
             return try Self.examples("ex-live", cluster).count >= backlog.examples.count
         }
         XCTAssertTrue(caughtUp, "the live run read the backlog and wrote every example: \(snapshot.map(String.init(describing:)) ?? "no /tasks"); " + live.logTail())
         // A publication after everything was processed (`/tasks` is published about once a second).
         let doneMs = Int64(Date().timeIntervalSince1970 * 1000)
         snapshot = try AdminTasks.waitUntil(port: adminPort, timeout: 30, "a publication after the backlog") { $0.publishedMs > doneMs + 100 }
-        let items = snapshot?.tasks.filter { $0.stage == "items" } ?? []
-        XCTAssertEqual(items.count, Int(Self.partitions))
-        let peak = items.compactMap(\.joinerPeakEntries).reduce(0, +)
+        // The join is the counts stage's (one counts task per item partition).
+        let joining = snapshot?.tasks.filter { $0.stage == "counts" } ?? []
+        XCTAssertEqual(joining.count, Int(Self.partitions))
+        let peak = joining.compactMap(\.joinerPeakEntries).reduce(0, +)
         print("alignment: live run caught up after \(Int(Date().timeIntervalSince(started))) s; join peak \(peak) of \(backlog.impressedItems); most paused \(mostPaused)")
         XCTAssertGreaterThan(peak, 0, "the join held impressions")
         XCTAssertLessThan(peak, backlog.impressedItems / 3,

@@ -2,40 +2,62 @@ import FreshetCore
 @testable import FreshetRuntime
 import XCTest
 
-/// The counts stage's wire formats: its input records, and the item event's
-/// count extension (which the in-place reader of the features path skips).
+/// The counts stage's wire formats: its input records (interactions from the
+/// sources, impressions' features from the item tasks, markers), and the
+/// item event's count extension (which the in-place reader of the features path skips).
 final class CountStageRecordTests: XCTestCase {
     func roundTrip(_ record: CountStageRecord) throws -> CountStageRecord {
         let bytes = record.encoded()
         return try bytes.withUnsafeBytes { raw throws(CodecError) in try CountStageRecord.decode(raw) }
     }
 
-    func testInteractionImpressionAndMarkerRoundTrip() throws {
+    /// An impression's items with their features, as an item task sends them.
+    func features(knownAfter: Int64 = 0, requestId: String? = nil) -> ImpressionFeaturesPart {
+        let source = RecordOrigin(sourceTopic: 1, partition: 4, offset: 987_654_321)
+        let items = [ImpressionFeaturesPart.Item(index: 0, itemId: "a", position: 0, popularity7d: 12, impressions7d: 340),
+                     ImpressionFeaturesPart.Item(index: 2, itemId: "ïtem-\(String(repeating: "x", count: 300))", position: nil,
+                                                 popularity7d: 0, impressions7d: 1),
+                     ImpressionFeaturesPart.Item(index: 7, itemId: "a", position: -3, popularity7d: 5, impressions7d: 6)]
+        return ImpressionFeaturesPart(senderPartition: 2, userId: "ü1", ts: 1_767_225_601_000, requestId: requestId,
+                                      source: source, knownFrom: 1_767_225_601_000 + knownAfter, items: items)
+    }
+
+    func testInteractionImpressionFeaturesAndMarkerRoundTrip() throws {
         let origin = RecordOrigin(sourceTopic: 0, partition: 3, offset: 1_234_567, subIndex: 0)
         let click = Interaction(userId: "ü1", itemId: "i9", action: .click, dwellMs: 4_500, ts: 1_767_225_600_123, requestId: "r7")
         let skip = Interaction(userId: "u1", itemId: "i8", action: .skip, ts: 1_767_225_600_000)
-        let shown = Impression(requestId: nil, userId: "u1", itemsShown: ["a", "b", "a"], positions: [0, 1, 2], ts: 1_767_225_601_000)
-        let bare = Impression(userId: "u2", itemsShown: ["c"], ts: 1_767_225_602_000)
-        let marker = WatermarkMarker(sourceTopic: 1, sourcePartition: 2, watermarkMs: 1_767_225_599_000, finished: true)
+        let marker = WatermarkMarker(sourceTopic: 3, sourcePartition: 2, watermarkMs: 1_767_225_599_000, finished: true)
+        var empty = features()
+        empty.items = []
+        var behind = features()
+        behind.behindSendersWatermark = true
         for record: CountStageRecord in [.interaction(click, countAfter: 42, origin: origin),
                                          .interaction(skip, countAfter: nil, origin: origin),
-                                         .impression(shown, origin: origin), .impression(bare, origin: origin),
+                                         .impressionFeatures(features()), .impressionFeatures(features(requestId: "r")),
+                                         .impressionFeatures(features(knownAfter: 7_200_001)), .impressionFeatures(empty),
+                                         .impressionFeatures(behind),
                                          .interaction(click, countAfter: 43, origin: origin, knownAt: click.ts + 61_000),
-                                         .impression(shown, origin: origin, knownAt: shown.ts + 1),
                                          .watermark(marker)] {
             XCTAssertEqual(try roundTrip(record), record)
         }
-        // An on-time event's bytes are as before the known-at field existed.
-        XCTAssertEqual(CountStageRecord.impression(bare, origin: origin, knownAt: nil).encoded(),
-                       CountStageRecord.impression(bare, origin: origin).encoded())
-        // A source task broadcasts one marker encoding to every stage.
+        XCTAssertEqual(features().sender, DuplicateFilter.Source(topic: 3, partition: 2), "an item partition, as the counts task names it")
+        // An item task broadcasts one marker encoding (a source task's format).
         XCTAssertEqual(CountStageRecord.watermark(marker).encoded(), RepartitionRecord.watermark(marker).encoded())
     }
 
     func testATruncatedRecordIsRefused() {
-        let bytes = Array(CountStageRecord.impression(Impression(userId: "u", itemsShown: ["a", "b"], ts: 5),
-                                                      origin: RecordOrigin(sourceTopic: 1, partition: 0, offset: 1)).encoded().dropLast())
-        XCTAssertThrowsError(try bytes.withUnsafeBytes { raw throws(CodecError) in try CountStageRecord.decode(raw) })
+        let whole = CountStageRecord.impressionFeatures(features()).encoded()
+        for length in 0..<whole.count {
+            let bytes = Array(whole.prefix(length))
+            XCTAssertThrowsError(try bytes.withUnsafeBytes { raw throws(CodecError) in try CountStageRecord.decode(raw) },
+                                 "\(length) of \(whole.count) bytes")
+        }
+        // A known-from time before the impression's is refused.
+        var w = ByteWriter(capacity: 64)
+        var part = features()
+        part.knownFrom = part.ts - 1
+        part.encode(into: &w)
+        XCTAssertThrowsError(try w.bytes.withUnsafeBytes { raw throws(CodecError) in try CountStageRecord.decode(raw) })
     }
 
     func testItemEventCarriesTheCountWithAndWithoutHistory() throws {
@@ -60,49 +82,7 @@ final class CountStageRecordTests: XCTestCase {
     }
 
     /// The source task's in-place writer gives exactly the bytes of the
-    /// `Impression` it no longer builds: with and without a request id and
-    /// positions, non-ASCII and long ids, one item and many.
-    func testImpressionWrittenInPlaceIsTheEncodedImpression() throws {
-        var random = SplitMix64(seed: 9)
-        for n in 0..<200 {
-            let count = 1 + Int(random.next() % 12)
-            let items = (0..<count).map { k in k % 3 == 0 ? "ïtem-\(n)-\(k)" : String(repeating: "i", count: 1 + k * 5) }
-            let positions: [Int32]? = n % 2 == 0 ? (0..<count).map { Int32($0) - 1 } : nil
-            let impression = Impression(requestId: n % 3 == 0 ? nil : "req-\(n)", userId: n % 4 == 0 ? "üser-\(n)" : "u\(n)",
-                                        itemsShown: items, positions: positions,
-                                        ts: Int64(random.next() % 1_000_000_000_000) - 1_000)
-            let origin = RecordOrigin(sourceTopic: 1, partition: Int32(n % 5), offset: Int64(n) * 1_000_003, subIndex: 0)
-            let knownAt: Int64? = n % 3 == 1 ? impression.ts + Int64(n) + 1 : nil
-            let expected = CountStageRecord.impression(impression, origin: origin, knownAt: knownAt).encoded()
-            let itemBytes = items.map { Array($0.utf8) }
-            let written: [UInt8] = Array(impression.userId.utf8).withUnsafeBytes { user in
-                let request = impression.requestId.map { Array($0.utf8) }
-                func withRequest<R>(_ body: (UnsafeRawBufferPointer?) -> R) -> R {
-                    guard let request else { return body(nil) }
-                    return request.withUnsafeBytes { body($0) }
-                }
-                return withRequest { requestBytes in
-                    let pointers = itemBytes.map { bytes -> UnsafeMutableRawBufferPointer in
-                        let p = UnsafeMutableRawBufferPointer.allocate(byteCount: bytes.count, alignment: 1)
-                        bytes.withUnsafeBytes { p.copyMemory(from: $0) }
-                        return p
-                    }
-                    defer { pointers.forEach { $0.deallocate() } }
-                    return (positions ?? []).withUnsafeBufferPointer { positionBuffer in
-                        var bytes: [UInt8] = []
-                        CountStageRecord.withEncodedImpression(
-                            userId: user, ts: impression.ts, requestId: requestBytes, count: count,
-                            shownItem: { UnsafeRawBufferPointer(pointers[$0]) },
-                            positions: positions == nil ? nil : positionBuffer, origin: origin, knownAt: knownAt) { bytes = Array($0) }
-                        return bytes
-                    }
-                }
-            }
-            XCTAssertEqual(written, expected, "impression \(n)")
-        }
-    }
-
-    /// The same for interactions: with and without dwell, request id and count.
+    /// `Interaction` it does not build: with and without dwell, request id and count.
     func testInteractionWrittenInPlaceIsTheEncodedInteraction() {
         for n in 0..<64 {
             let action = Action.allCases[n % Action.allCases.count]

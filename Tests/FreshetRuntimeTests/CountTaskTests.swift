@@ -44,7 +44,9 @@ final class CountTaskTests: KeyedExamplesTestCase {
         impression(d, "u1", ["h"], at: base + 105 * second, request: "after")
         d.runUntilQuiet()
         let counts = try XCTUnwrap(d.tasks.values.compactMap { $0 as? CountTask }.first { $0.count(userId: "u1", asOf: .max) > 0 })
-        XCTAssertEqual(counts.heldCount, 8, "nothing released before the watermark passes")
+        // The impressions wait in the item tasks for their features, the interactions in the counts stage.
+        let waiting = d.tasks.values.compactMap { ($0 as? ItemTask)?.embeddings?.pending }.reduce(0) { $0 + $1.waitingCount }
+        XCTAssertEqual(counts.heldCount + waiting, 4 + 9, "nothing released before the watermark passes")
         clock(d, at: base + 2 * hour)
 
         let all = try examples(d)
@@ -107,6 +109,40 @@ final class CountTaskTests: KeyedExamplesTestCase {
         XCTAssertEqual(results[0]["two-hours-late"], CountTask.unknownCount)
     }
 
+    /// An item task's part known by the watermark its partition already
+    /// reported is a replay's copy (the first one came before that marker):
+    /// dropped. One the item task says it evaluated behind its own watermark
+    /// (an idle source left out of it) is new: taken.
+    func testAPartBehindItsSendersWatermarkIsDroppedUnlessItSaysItWasEvaluatedThere() throws {
+        guard let itemsCode = TaskId.Stage.items.originCode else { return XCTFail("the items stage has an origin code") }
+        let sender = DuplicateFilter.Source(topic: itemsCode, partition: 0)
+        let task = CountTask(id: TaskId(stage: .counts, partition: 0),
+                             sources: [DuplicateFilter.Source(topic: 0, partition: 0), sender], idleTimeoutMs: nil,
+                             retentionMs: hour, joinWindowMs: 600_000, nowMs: 0)
+        let output = DataflowTests.MemoryOutput(partitions: 1)
+        var offset: Int64 = 0
+        func send(_ record: CountStageRecord) {
+            var bundle: [UInt8] = []
+            RecordBundle.append(record.encoded(), to: &bundle)
+            task.process(InputRecord(partition: 0, offset: offset, key: nil, value: bundle, timestampMs: nil), nowMs: 0, output: output)
+            offset += 1
+        }
+        func part(offset: Int64, behind: Bool) -> ImpressionFeaturesPart {
+            var part = ImpressionFeaturesPart(
+                senderPartition: 0, userId: "u1", ts: base, requestId: nil, source: RecordOrigin(sourceTopic: 1, partition: 0, offset: offset),
+                knownFrom: base, items: [ImpressionFeaturesPart.Item(index: 0, itemId: "a", position: nil, popularity7d: 0, impressions7d: 1)])
+            part.behindSendersWatermark = behind
+            return part
+        }
+        send(.watermark(WatermarkMarker(sourceTopic: itemsCode, sourcePartition: 0, watermarkMs: base + second, finished: false)))
+        send(.impressionFeatures(part(offset: 1, behind: false)))
+        XCTAssertEqual(task.duplicatesDropped, 1, "a replay's copy")
+        XCTAssertEqual(task.heldCount, 0)
+        send(.impressionFeatures(part(offset: 2, behind: true)))
+        XCTAssertEqual(task.duplicatesDropped, 1)
+        XCTAssertEqual(task.heldCount, 1, "evaluated behind its sender's watermark: held for the counts task's own")
+    }
+
     /// User ids are compared by their bytes: two canonically equivalent
     /// but different ids ("caf\u{E9}", "cafe\u{301}") are two users with
     /// counts of their own (a `Dictionary<String, _>` took them for one).
@@ -120,33 +156,32 @@ final class CountTaskTests: KeyedExamplesTestCase {
         XCTAssertEqual(timelines.count(userId: "cafe", asOf: base), 0)
     }
 
-    /// An impression's join copies go as one record per item partition
-    /// (tag 5, the count once) and stand for exactly its item events: every
-    /// shown item is joined once, with the impression's count.
-    func testJoinCopiesAreGroupedPerItemPartition() throws {
+    /// An impression's features reach the counts stage as one record per
+    /// item partition its items went to (tag 6, the user, time and request
+    /// once), each shown item in exactly one: every shown item is joined
+    /// once, with the impression's count.
+    func testImpressionFeaturesAreGroupedPerItemPartition() throws {
         let d = driver()
         interaction(d, "u1", "x", at: base + 10 * second)
         let shown = (0..<9).map { "item-\($0)" }
         impression(d, "u1", shown, at: base + 50 * second, request: "big")
         d.runUntilQuiet()
         clock(d, at: base + 2 * hour)
-        var groups = 0, groupedItems = 0, singleCopies = 0
-        for (id, log) in d.logs where id.stage == .items {
+        var parts = 0, indices: [UInt32] = []
+        for (id, log) in d.logs where id.stage == .counts {
             for record in log {
-                try record.value.withUnsafeBytes { raw throws in
-                    var copies: [ItemEvent] = []
-                    try RepartitionRecord.decodeEach(raw) { decoded in
-                        if case .item(let event, let origin) = decoded, origin.sourceTopic == TaskId.Stage.counts.originCode,
-                           event.requestId == "big" { copies.append(event) }
+                _ = RecordBundle.forEachDecodable(in: record.value) { bytes throws(CodecError) in
+                    if case .impressionFeatures(let part) = try CountStageRecord.decode(bytes), part.requestId == "big" {
+                        parts += 1
+                        indices += part.items.map(\.index)
+                        XCTAssertEqual(part.items.map(\.itemId), part.items.map { shown[Int($0.index)] })
                     }
-                    XCTAssertTrue(copies.allSatisfy { $0.interactionCount == 1 })
-                    if raw[1] == 5 { groups += 1; groupedItems += copies.count } else { singleCopies += copies.count }
                 }
             }
         }
-        XCTAssertEqual(groupedItems + singleCopies, 9, "each shown item copied once")
-        XCTAssertGreaterThan(groups, 0)
-        XCTAssertLessThanOrEqual(groups + singleCopies, 3, "at most one record per item partition")
+        XCTAssertEqual(indices.sorted(), (0..<9).map(UInt32.init), "each shown item sent once")
+        XCTAssertGreaterThan(parts, 0)
+        XCTAssertLessThanOrEqual(parts, 3, "at most one record per item partition")
         let joined = try examples(d).filter { $0.requestId == "big" }
         XCTAssertEqual(Set(joined.map(\.itemId)), Set(shown))
         XCTAssertEqual(joined.count, 9)
@@ -196,15 +231,17 @@ final class CountTaskTests: KeyedExamplesTestCase {
         interaction(d, "u5", "q", at: base + 30 * second)
         d.runUntilQuiet()
         let counts = d.tasks.values.compactMap { $0 as? CountTask }
-        XCTAssertEqual(counts.reduce(0) { $0 + $1.heldCount }, 3, "ahead of every watermark: held")
+        let waiting = d.tasks.values.compactMap { ($0 as? ItemTask)?.embeddings?.pending }.reduce(0) { $0 + $1.waitingCount }
+        XCTAssertEqual(counts.reduce(0) { $0 + $1.heldCount }, 2, "ahead of every watermark: the interactions held")
+        XCTAssertEqual(waiting, 2, "and the impression's two items waiting for their features")
         XCTAssertFalse(counts.contains { $0.atEnd })
         d.finishSources()
         XCTAssertEqual(counts.reduce(0) { $0 + $1.heldCount }, 0)
         XCTAssertTrue(counts.allSatisfy(\.atEnd))
         XCTAssertTrue(d.tasks.values.compactMap { $0 as? ItemTask }.allSatisfy(\.atEnd), "item tasks heard every final marker")
         // Released into the joiner (its windows stay open: a bounded run does
-        // not flush them), and the join copies left the item features alone.
-        let joiners = d.tasks.values.compactMap { ($0 as? ItemTask)?.embeddings?.joiner }
+        // not flush them), and the item features counted the impression once.
+        let joiners = counts.map(\.joiner)
         XCTAssertEqual(joiners.reduce(0) { $0 + $1.peakStateCount }, 2)
         XCTAssertEqual(d.itemFeatures("a")?.impressions7d, 1)
         XCTAssertEqual(try examples(d).filter { $0.impressionTs == nil }.map(\.itemId).sorted(), ["p", "q"])
@@ -212,8 +249,10 @@ final class CountTaskTests: KeyedExamplesTestCase {
 
     /// The counts task crashes after a checkpoint taken while it held
     /// records, having released more since: restored, it replays its input to
-    /// the same releases under the same origins, so the item tasks drop every
-    /// copy and the examples and features equal a run without the crash.
+    /// the same releases into the restored joiner, so the examples equal a run
+    /// without the crash but for those the crashed task emitted after the
+    /// checkpoint, which the replay emits again (at least once, as after the
+    /// crash of any task that writes examples), and the features equal too.
     func testACrashOfTheCountsTaskReplaysToTheSameExamples() throws {
         func feed(_ d: TaskDriver, round: Int) {
             let t0 = base + Int64(round) * 1_000 * second
@@ -228,6 +267,7 @@ final class CountTaskTests: KeyedExamplesTestCase {
         }
         let clean = driver()
         let crashed = driver()
+        var emittedAtCheckpoint = 0
         for round in 0..<4 {
             // The same input on both; the partitions' logs equal.
             for d in [clean, crashed] {
@@ -242,20 +282,31 @@ final class CountTaskTests: KeyedExamplesTestCase {
                 try crashed.checkpoint()
                 let held = crashed.tasks.values.compactMap { $0 as? CountTask }.reduce(0) { $0 + $1.heldCount }
                 XCTAssertGreaterThan(held, 0, "the checkpoint holds records")
+                emittedAtCheckpoint = crashed.examples.count
             }
         }
+        let emittedAtCrash = crashed.examples.count
+        XCTAssertGreaterThan(emittedAtCrash, emittedAtCheckpoint, "examples emitted after the checkpoint")
         for p: Int32 in 0..<3 { try crashed.crash(TaskId(stage: .counts, partition: p)) }
         crashed.runUntilQuiet()
         clock(clean, at: base + 3 * hour)
         clock(crashed, at: base + 3 * hour)
 
         let key = { (e: TrainingExample) in "\(e.userId) \(e.itemId) \(e.requestId ?? "-") \(e.eventTs) \(e.label) \(e.features?.interactionCount ?? -9)" }
-        XCTAssertEqual(try examples(crashed).map(key).sorted(), try examples(clean).map(key).sorted())
-        XCTAssertEqual(countsByRequest(try examples(crashed))["mid"], 3 + 3)
+        // The crashed run's examples less those emitted between the checkpoint and the crash.
+        var afterReplay = crashed.examples
+        let emittedAgain = afterReplay[emittedAtCheckpoint..<emittedAtCrash]
+        afterReplay.removeSubrange(emittedAtCheckpoint..<emittedAtCrash)
+        func decoded(_ messages: some Sequence<[UInt8]>) throws -> [TrainingExample] {
+            try messages.flatMap { try ExampleCodec.decodeBundle(ExampleCodec.header + $0) }.filter { !$0.userId.hasPrefix("clock") }
+        }
+        XCTAssertEqual(try decoded(afterReplay).map(key).sorted(), try examples(clean).map(key).sorted())
+        // What the crash made the task emit again is what it had emitted since the checkpoint.
+        let replayed = Dictionary(try decoded(afterReplay).map { (key($0), 1) }, uniquingKeysWith: +)
+        for e in try decoded(emittedAgain) { XCTAssertNotNil(replayed[key(e)], "emitted again: \(key(e))") }
+        XCTAssertEqual(countsByRequest(try decoded(afterReplay))["mid"], 3 + 3)
         for item in (0..<7).map({ "i\($0)" }) {
             XCTAssertEqual(crashed.itemFeatures(item)?.impressions7d, clean.itemFeatures(item)?.impressions7d, item)
         }
-        let dropped = crashed.tasks.values.compactMap { $0 as? ItemTask }.reduce(0) { $0 + $1.duplicatesDropped }
-        XCTAssertGreaterThan(dropped, 0, "the replayed releases reached the item tasks again and were dropped")
     }
 }

@@ -84,77 +84,51 @@ final class DataflowTests: XCTestCase {
         XCTAssertEqual(a.users?.features(of: "u1")?.interactionCount, 2)
     }
 
-    /// With the examples' counts stage, an item task also hears from that
-    /// stage's partitions, whose watermark lags the sources' (it releases
-    /// after its own watermark passed). Only the join waits for it: the
-    /// features' watermark, and so their visible windows, are the sources'
-    /// alone, even when the stage finishes a bounded run further behind.
-    func testTheCountsStageDoesNotHoldTheFeaturesWatermarkBack() {
+    /// With the examples' counts stage, an item task evaluates each
+    /// impression's item features once its watermark passes the impression
+    /// and sends them to the counts stage, then its watermark: at the end of
+    /// a bounded run, the features of what still waits, then its final
+    /// marker at the sources' final watermark (the counts stage's join ends
+    /// there, and takes every impression as complete).
+    func testAnItemTaskSendsTheCountsStageTheFeaturesThenItsFinalMarker() throws {
         let output = MemoryOutput(partitions: 1)
         let (a, b) = makeSources()
         let now = base + 10 * hour
-        a.process(InputRecord(partition: 0, offset: 0, key: nil, value: interaction("u1", "i1", ts: base), timestampMs: nil), nowMs: now, output: output)
+        a.process(InputRecord(partition: 0, offset: 0, key: nil, value: interaction("u1", "i9", ts: base + hour - 1), timestampMs: nil), nowMs: now, output: output)
         b.process(InputRecord(partition: 1, offset: 0, key: nil, value: interaction("u2", "i2", ts: base + 3 * hour), timestampMs: nil), nowMs: now, output: output)
-        a.process(InputRecord(partition: 0, offset: 1, key: nil, value: interaction("u1", "i3", ts: base + 3 * hour), timestampMs: nil), nowMs: now, output: output)
-        a.finish(output: output)
-        b.finish(output: output)
-        guard let counts = TaskId.Stage.counts.originCode else { return XCTFail("the counts stage has an origin code") }
-        let lagging = WatermarkMarker(sourceTopic: counts, sourcePartition: 0, watermarkMs: base - hour, finished: true)
-        let item = ItemTask(id: TaskId(stage: .items, partition: 0), panes: PaneSpec(), trending: TrendingDecay(),
-                            idleTimeoutMs: nil,
-                            sources: [.init(topic: 0, partition: 0), .init(topic: 0, partition: 1), .init(topic: counts, partition: 0)],
-                            nowMs: 0)
-        for record in output.items[0] { item.process(record, nowMs: now, output: output) }
-        var bundle: [UInt8] = []
-        RecordBundle.append(RepartitionRecord.watermark(lagging).encoded(), to: &bundle)
-        item.process(InputRecord(partition: 0, offset: Int64(output.items[0].count), key: nil, value: bundle, timestampMs: nil),
-                     nowMs: now, output: output)
-        item.advanceWatermark(nowMs: now, output: output)
-        XCTAssertTrue(item.atEnd, "every input finished")
-        XCTAssertEqual(item.currentWatermark, base + 3 * hour - 5_000, "the sources' minimum, not the counts stage's")
-        XCTAssertEqual(item.store.features(of: "i1")?.popularity7d, 1, "the event at base is visible")
-    }
-
-    /// The counts stage's final markers can end behind the sources' final
-    /// watermark (seen under load: the join's watermark ended hours early).
-    /// A finished counts partition has released everything it held (its
-    /// final marker follows its last copy), so it holds the join back no
-    /// more: the join ends at the features' final watermark, and the last
-    /// join windows close (their negatives go out).
-    func testAFinishedCountsStageDoesNotHoldTheJoinBack() {
-        let output = MemoryOutput(partitions: 1)
-        let (a, b) = makeSources()
-        let now = base + 10 * hour
-        a.process(InputRecord(partition: 0, offset: 0, key: nil, value: interaction("u1", "i1", ts: base + 3 * hour), timestampMs: nil), nowMs: now, output: output)
-        b.process(InputRecord(partition: 1, offset: 0, key: nil, value: interaction("u2", "i2", ts: base + 3 * hour), timestampMs: nil), nowMs: now, output: output)
-        a.finish(output: output)
-        b.finish(output: output)
-        guard let counts = TaskId.Stage.counts.originCode else { return XCTFail("the counts stage has an origin code") }
-        let item = ItemTask(id: TaskId(stage: .items, partition: 0), panes: PaneSpec(), trending: TrendingDecay(),
-                            idleTimeoutMs: nil,
-                            sources: [.init(topic: 0, partition: 0), .init(topic: 0, partition: 1), .init(topic: counts, partition: 0)],
-                            nowMs: 0)
+        let item = makeItemTask()
         let side = ItemEmbeddingSide(settings: Topology().embeddings, counts: InteractionCountView())
-        side.joinsThroughCounts = true
+        side.sendFeaturesToCounts(fromPartition: 0)
         item.embeddings = side
         for record in output.items[0] { item.process(record, nowMs: now, output: output) }
-        // From the counts stage: the join copy of an impression an hour in
-        // (its window closes at 1 h 10 min), then its final marker, lagging at base.
-        var impression = ItemEvent(itemId: "i9", userId: "u1", ts: base + hour, kind: .impression(position: 0))
-        impression.interactionCount = 0
-        let copy = RepartitionRecord.item(impression, origin: RecordOrigin(sourceTopic: counts, partition: 0, offset: 1, subIndex: 0))
-        let lagging = WatermarkMarker(sourceTopic: counts, sourcePartition: 0, watermarkMs: base, finished: true)
+        // An impression of i9 an hour in, ahead of interactions-0's watermark (base + 1 h − 5 s).
+        let impression = ItemEvent(itemId: "i9", userId: "u1", ts: base + hour, kind: .impression(position: 4), requestId: "r")
+        let record = RepartitionRecord.item(impression, origin: RecordOrigin(sourceTopic: 1, partition: 0, offset: 7, subIndex: 2))
         var bundle: [UInt8] = []
-        RecordBundle.append(copy.encoded(), to: &bundle)
-        RecordBundle.append(RepartitionRecord.watermark(lagging).encoded(), to: &bundle)
+        RecordBundle.append(record.encoded(), to: &bundle)
         item.process(InputRecord(partition: 0, offset: Int64(output.items[0].count), key: nil, value: bundle, timestampMs: nil),
                      nowMs: now, output: output)
-        item.advanceWatermark(nowMs: now, output: output)
-        XCTAssertTrue(item.atEnd, "every input finished")
-        XCTAssertEqual(item.currentWatermark, base + 3 * hour - 5_000)
-        XCTAssertEqual(side.joiner.watermark, base + 3 * hour - 5_000, "the join ends where the features do")
-        XCTAssertEqual(side.joiner.negativesEmitted, 1, "the impression's window closed: its negative went out")
-        XCTAssertEqual(side.joiner.pendingCount, 0)
+        item.advanceTime(TimeTick(nowMs: now, markersDue: true, finalMarkersDue: false), output: output)
+        XCTAssertEqual(side.pending.waitingCount, 1, "ahead of the watermark: waiting")
+        a.finish(output: output)
+        b.finish(output: output)
+        for record in output.items[0].dropFirst(2) { item.process(record, nowMs: now, output: output) }
+        item.advanceTime(TimeTick(nowMs: now, markersDue: true, finalMarkersDue: false), output: output)
+        XCTAssertTrue(item.atEnd, "every input finished, the final marker sent")
+        XCTAssertEqual(item.currentWatermark, base + hour - 5_001, "interactions-0's, behind the impression: evaluated at the end")
+        XCTAssertEqual(side.pending.waitingCount, 0)
+        let sent = try output.users[0].map { record in
+            try record.value.withUnsafeBytes { raw throws(CodecError) in try CountStageRecord.decode(raw) }
+        }
+        let part = ImpressionFeaturesPart(
+            senderPartition: 0, userId: "u1", ts: base + hour, requestId: "r",
+            source: RecordOrigin(sourceTopic: 1, partition: 0, offset: 7), knownFrom: base + hour,
+            items: [ImpressionFeaturesPart.Item(index: 2, itemId: "i9", position: 4, popularity7d: 1, impressions7d: 1)])
+        guard let code = TaskId.Stage.items.originCode else { return XCTFail("the items stage has an origin code") }
+        XCTAssertEqual(sent.last, .watermark(WatermarkMarker(sourceTopic: code, sourcePartition: 0,
+                                                             watermarkMs: base + hour - 5_001, finished: true)))
+        XCTAssertEqual(sent.filter { if case .impressionFeatures = $0 { true } else { false } }, [.impressionFeatures(part)],
+                       "the click before it counted, the impression itself too")
     }
 
     /// `trending:meta` carries the watermark the scores are read as of. The

@@ -5,8 +5,8 @@ import FreshetFeatures
 import XCTest
 
 /// The item features an impression's examples carry are the item's as of the
-/// impression (recorded when the item task applies the impression itself),
-/// not as of when the counts stage releases its join copy: an engagement in
+/// impression (evaluated by the item task once its watermark passes the
+/// impression), not as of when the counts stage joins it: an engagement in
 /// between, the example's own label included, must not leak into them
 /// (`TaskDriver`, default topology: examples through the counts stage).
 final class FeaturesAtImpressionTests: KeyedExamplesTestCase {
@@ -52,14 +52,17 @@ final class FeaturesAtImpressionTests: KeyedExamplesTestCase {
         let d = driver()
         feed(d)
         let held = d.tasks.values.compactMap { $0 as? CountTask }.reduce(0) { $0 + $1.heldCount }
-        XCTAssertEqual(held, 4 + 3, "the impression and the two engagements (and the clock's events) wait in the counts stage")
+        XCTAssertEqual(held, 2 + 2, "the two engagements (and the clock's skips) wait in the counts stage")
+        let waiting = d.tasks.values.compactMap { ($0 as? ItemTask)?.embeddings?.pending }.reduce(0) { $0 + $1.waitingCount }
+        XCTAssertEqual(waiting, 2 + 2, "the impression's a and b (and the clock's two impressions) wait for their features")
         clock(d, at: base + 200 * second)  // released (the same pane)
         clock(d, at: base + 2 * hour)      // windows closed
         try assertFeaturesAsOfTheImpression(d)
         let sides = d.tasks.values.compactMap { ($0 as? ItemTask)?.embeddings }
-        XCTAssertEqual(sides.reduce(0) { $0 + $1.featuresAtImpression.count + $1.pending.waitingCount }, 2,
-                       "every recording taken by its copy but the two clock impressions', still waiting for the watermark")
-        XCTAssertEqual(sides.reduce(0) { $0 + $1.featuresAtImpression.misses }, 0)
+        XCTAssertEqual(sides.reduce(0) { $0 + $1.pending.waitingCount }, 2,
+                       "every impression evaluated and sent but the two clock impressions', still waiting for the watermark")
+        let stillHeld = d.tasks.values.compactMap { $0 as? CountTask }.reduce(0) { $0 + $1.heldCount }
+        XCTAssertEqual(stillHeld, 2, "everything joined but the clock's two skips, ahead of the watermark")
     }
 
     /// A replay reads the interactions ahead of the impressions: the
@@ -113,13 +116,12 @@ final class FeaturesAtImpressionTests: KeyedExamplesTestCase {
         clock(d, at: base + 2 * hour)
         try assertFeaturesAsOfTheImpression(d)
     }
-    /// An impression read two hours after its time, whose join copy reaches
-    /// the item task after a counts-stage marker old enough to expire
-    /// entries by event time but long after its features were evaluated:
-    /// the copy must still find them (a breaker's finding after restores and
-    /// moves: the entry expired by the impression's time, 70 minutes behind
-    /// the join's watermark, and the copy fell back to counts read later,
-    /// with events known after the impression in them).
+    /// An impression read two hours after its time, whose features reach
+    /// the counts stage long after a watermark 70 minutes past its time:
+    /// they are its features as of when it is known (a breaker's finding
+    /// when the join copies were in the item stage: an entry expired by the
+    /// impression's time, and the copy fell back to counts read later, with
+    /// events known after the impression in them).
     func testALateImpressionsCopyFindsItsFeaturesAfterAnOldCountsMarker() throws {
         let d = driver()
         let ids = d.tasks.keys
@@ -132,8 +134,8 @@ final class FeaturesAtImpressionTests: KeyedExamplesTestCase {
         // (same partition) is then read late: known from that watermark + 1 ms.
         impression(d, "u5", ["z"], at: base + 2 * hour, request: "r5")
         impression(d, "u1", ["a"], at: base + 20 * second, request: "r1")
-        // Every source at 80 minutes; the counts stage runs and sends its
-        // marker (80 min − 5 s), the item tasks do not read yet.
+        // Every source at 80 minutes; the counts stage runs (its watermark
+        // waits for the item tasks'), the item tasks do not read yet.
         for p: Int32 in 0..<2 {
             d.send(.interactions, partition: p, Array(#"{"user_id":"clock\#(p)","item_id":"clock-item","action":"skip","ts":\#(base + 80 * 60_000)}"#.utf8))
             d.send(.impressions, partition: p, Array(#"{"user_id":"clock\#(p)","items_shown":["clock-item"],"ts":\#(base + 80 * 60_000)}"#.utf8))
@@ -142,7 +144,7 @@ final class FeaturesAtImpressionTests: KeyedExamplesTestCase {
         run([.counts])
         // Clicks on `a` known after the impression, then every source past it;
         // the item tasks read all of it (features past the impression: evaluated)
-        // before the counts stage releases the copy.
+        // before the counts stage joins the impression.
         interaction(d, "u7", "a", at: base + 2 * hour + 60 * second)
         interaction(d, "u9", "a", at: base + 2 * hour + 61 * second)
         for p: Int32 in 0..<2 {
@@ -156,7 +158,5 @@ final class FeaturesAtImpressionTests: KeyedExamplesTestCase {
         let example = try XCTUnwrap(try shown(d).first { $0.requestId == "r1" })
         XCTAssertEqual(example.features?.popularity7d, 1, "u3's click, not the two known after the impression")
         XCTAssertEqual(example.features?.impressions7d, 1)
-        let sides = d.tasks.values.compactMap { ($0 as? ItemTask)?.embeddings?.featuresAtImpression }
-        XCTAssertEqual(sides.reduce(0) { $0 + $1.misses }, 0)
     }
 }

@@ -24,7 +24,7 @@ final class ItemEmbeddingSideTests: XCTestCase {
         for (n, action) in Action.allCases.enumerated() {
             let event = ItemEvent(itemId: "i\(n)", userId: "u", ts: 1_732_600_000_000 + Int64(n),
                                   kind: .interaction(action, dwellMs: 100), requestId: "r\(n)")
-            side.process(event, store: store, output: output)
+            side.process(event, origin: RecordOrigin(sourceTopic: 0, partition: 0, offset: Int64(n)), store: store, output: output)
         }
         XCTAssertEqual(output.examples.count, Action.allCases.count)
         let examples = try output.examples.map { try ExampleCodec.decodeBundle(ExampleCodec.header + $0.value)[0] }

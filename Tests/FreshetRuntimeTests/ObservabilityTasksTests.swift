@@ -131,8 +131,8 @@ final class ObservabilityTasksTests: XCTestCase {
         processor.interactionPartitions = 2
         processor.impressionPartitions = 2
         processor.taskManager.inputs = InputTopics(topics: [(.interactions, "interactions"), (.impressions, "impressions"),
-                                                            (.items, processor.itemTopic)],
-                                                   subscribe: [.interactions, .impressions, .items])
+                                                            (.items, processor.itemTopic), (.counts, processor.countsTopic)],
+                                                   subscribe: [.interactions, .impressions, .items, .counts])
 
         let source = SourceTask(id: TaskId(stage: .interactions, partition: 1), topic: "interactions", decoder: processor.decoder,
                                 outOfOrdernessMs: 5_000, keepsUserFeatures: true)
@@ -147,6 +147,11 @@ final class ObservabilityTasksTests: XCTestCase {
         processor.taskManager.insert(item)
         processor.taskManager.epochs[item.id] = 8
         processor.rebuildingTasks[item.id] = 100
+        // The default topology joins the examples in the counts stage: its tasks report the join's entries.
+        let counts = try XCTUnwrap(processor.taskFactory.make(TaskId(stage: .counts, partition: 0), topic: processor.countsTopic,
+                                                              nowMs: 0) as? CountTask)
+        processor.taskManager.insert(counts)
+        processor.taskManager.epochs[counts.id] = 9
         processor.memberOfGroup = true
 
         processor.stats.tasks.addProcessed(key: 0 << 32 | 1, count: 40)
@@ -160,11 +165,13 @@ final class ObservabilityTasksTests: XCTestCase {
         XCTAssertTrue(snapshot.bounded)
         XCTAssertEqual(snapshot.publishedMs, 1_000)
         XCTAssertEqual(snapshot.tasks, [
+            TaskSnapshot(task: "counts-0", stage: "counts", topic: processor.countsTopic, partition: 0, epoch: 9,
+                         joinerEntries: 0, joinerPeakEntries: 0),
             TaskSnapshot(task: "interactions-1", stage: "interactions", topic: "interactions", partition: 1, epoch: 7,
                          position: 42, endOffset: nil, lag: nil, finished: true, watermarkMs: 995_000,
                          recordsProcessed: 40, lastCheckpointOffset: 40, lastCheckpointMs: 123),
             TaskSnapshot(task: "items-0", stage: "items", topic: processor.itemTopic, partition: 0, epoch: 8,
-                         position: 5, finished: false, rebuilding: true, joinerEntries: 0, joinerPeakEntries: 0),
+                         position: 5, finished: false, rebuilding: true),
         ])
         XCTAssertEqual(processor.stats.tasks.tallies(keepingKeys: [0 << 32 | 3], tasks: []).processed, [:],
                        "the tally of a task not owned was dropped at publication")

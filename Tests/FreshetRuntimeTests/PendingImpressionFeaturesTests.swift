@@ -11,10 +11,22 @@ final class PendingImpressionFeaturesTests: XCTestCase {
     let hour: Int64 = 3_600_000
     let base: Int64 = 1_767_225_600_000  // a pane start
 
+    /// The evaluated features by (user, item, ts), as the counts stage would get them.
+    final class Recorder {
+        var features: [String: [Int64]] = [:]
+        var count: Int { features.count }
+        func record(_ shown: PendingImpressionFeatures.AwaitedItem, knownFrom: Int64, _ counts: PendingImpressionFeatures.Counts) {
+            features["\(shown.userId) \(shown.itemId) \(shown.ts)"] = [counts.popularity7d, counts.impressions7d]
+        }
+        func take(_ user: String, _ item: String, ts: Int64) -> [Int64]? {
+            features.removeValue(forKey: "\(user) \(item) \(ts)")
+        }
+    }
+
     final class Fixture {
         let store = ItemFeatureStore()
         let pending = PendingImpressionFeatures()
-        let recorded = FeaturesAtImpression(graceMs: .max / 4)
+        let recorded = Recorder()
 
         /// An event the store applies and the item task notes.
         @discardableResult
@@ -29,13 +41,13 @@ final class PendingImpressionFeaturesTests: XCTestCase {
         /// An impression of `item` by `user`: applied, then waiting.
         func impression(_ user: String, _ item: String, ts: Int64, knownFrom: Int64? = nil) {
             let slot = apply(item, ts: ts, knownFrom: knownFrom, positive: false)
-            pending.await(FeaturesAtImpression.Key(userId: user, itemId: item, ts: ts), item: slot, knownFrom: knownFrom ?? ts,
-                          store: store, into: recorded)
+            let shown = PendingImpressionFeatures.AwaitedItem(
+                userId: user, requestId: "r-\(user)", ts: ts, source: RecordOrigin(sourceTopic: 1, partition: 3, offset: ts, subIndex: 2),
+                itemId: item, position: 5)
+            pending.await(shown, item: slot, knownFrom: knownFrom ?? ts, store: store, evaluated: recorded.record)
         }
 
-        func take(_ user: String, _ item: String, ts: Int64) -> [Int64]? {
-            recorded.take(FeaturesAtImpression.Key(userId: user, itemId: item, ts: ts)).map { [$0.popularity7d, $0.impressions7d] }
-        }
+        func take(_ user: String, _ item: String, ts: Int64) -> [Int64]? { recorded.take(user, item, ts: ts) }
     }
 
     func testAnImpressionWaitsForTheWatermarkAndLeavesOutWhatIsKnownAfterIt() {
@@ -48,17 +60,17 @@ final class PendingImpressionFeaturesTests: XCTestCase {
         f.apply("a", ts: base + 300, positive: true)
         f.apply("a", ts: base + 310, positive: false)
         f.apply("a", ts: base + 150, knownFrom: base + 400, positive: true)
-        f.pending.evaluate(through: base + 199, store: f.store, into: f.recorded)
+        f.pending.evaluate(through: base + 199, store: f.store, f.recorded.record)
         XCTAssertEqual(f.recorded.count, 0, "the watermark has not passed it")
         XCTAssertEqual(f.pending.waitingCount, 1)
-        f.pending.evaluate(through: base + 250, store: f.store, into: f.recorded)
+        f.pending.evaluate(through: base + 250, store: f.store, f.recorded.record)
         XCTAssertEqual(f.take("u1", "a", ts: base + 200), [1, 1], "the click before it and the impression itself")
 
         // A later impression, known after all of them, counts them all.
         f.impression("u2", "a", ts: base + 450)
-        f.pending.evaluate(through: base + 500, store: f.store, into: f.recorded)
+        f.pending.evaluate(through: base + 500, store: f.store, f.recorded.record)
         XCTAssertEqual(f.take("u2", "a", ts: base + 450), [3, 3])
-        f.pending.evaluate(through: base + 120_000, store: f.store, into: f.recorded)
+        f.pending.evaluate(through: base + 120_000, store: f.store, f.recorded.record)
         XCTAssertEqual(f.pending.aheadCount, 0, "events known by the watermark are forgotten (swept once a minute of event time)")
     }
 
@@ -80,7 +92,7 @@ final class PendingImpressionFeaturesTests: XCTestCase {
                     f.apply(e.item, ts: e.ts, knownFrom: e.knownFrom, positive: e.positive)
                 }
             }
-            f.pending.evaluate(through: base + 1_000, store: f.store, into: f.recorded)
+            f.pending.evaluate(through: base + 1_000, store: f.store, f.recorded.record)
             results.insert(f.take("u", "a", ts: base + 60) ?? [])
         }
         XCTAssertEqual(results, [[1, 2]], "the click at 10 (not the one known at 90 nor the one at 70); impressions at 20 and 60")
@@ -96,14 +108,14 @@ final class PendingImpressionFeaturesTests: XCTestCase {
         f.apply("a", ts: ts + 30 * 60_000, positive: true)  // the impression's pane, after it, known before its known-from
         f.apply("a", ts: ts + 2 * hour, positive: true)     // a later pane
         f.impression("u", "a", ts: ts, knownFrom: ts + 24 * hour)
-        f.pending.evaluate(through: ts + 25 * hour, store: f.store, into: f.recorded)
+        f.pending.evaluate(through: ts + 25 * hour, store: f.store, f.recorded.record)
         XCTAssertEqual(f.take("u", "a", ts: ts), [2, 1])
     }
 
     /// Known by the watermark already (an idle partition's edge): evaluated at once.
     func testAnImpressionKnownByTheWatermarkIsEvaluatedAtOnce() {
         let f = Fixture()
-        f.pending.evaluate(through: base + 1_000, store: f.store, into: f.recorded)
+        f.pending.evaluate(through: base + 1_000, store: f.store, f.recorded.record)
         f.apply("a", ts: base + 500, positive: true)
         f.impression("u", "a", ts: base + 600)
         XCTAssertEqual(f.pending.waitingCount, 0)
@@ -119,7 +131,7 @@ final class PendingImpressionFeaturesTests: XCTestCase {
         f.impression("u2", "b", ts: base + 210)
         f.apply("a", ts: base + 300, positive: true)
         f.apply("b", ts: base + 150, knownFrom: base + 400, positive: true)
-        f.pending.evaluate(through: base + 120, store: f.store, into: f.recorded)
+        f.pending.evaluate(through: base + 120, store: f.store, f.recorded.record)
         let bytes = f.pending.encode(store: f.store)
 
         let restored = PendingImpressionFeatures()
@@ -127,77 +139,23 @@ final class PendingImpressionFeaturesTests: XCTestCase {
         XCTAssertEqual(restored.encode(store: f.store), bytes)
         XCTAssertEqual(restored.waitingCount, 2)
         XCTAssertEqual(restored.aheadCount, 4, "the events applied known after the watermark (the click at 100 is not)")
-        let recorded = FeaturesAtImpression(graceMs: .max / 4)
-        restored.evaluate(through: base + 250, store: f.store, into: recorded)
-        f.pending.evaluate(through: base + 250, store: f.store, into: f.recorded)
-        for (user, item, ts) in [("u1", "a", base + 200), ("u2", "b", base + 210)] {
-            let key = FeaturesAtImpression.Key(userId: user, itemId: item, ts: ts)
-            XCTAssertEqual(recorded.take(key), f.recorded.take(key))
+        let recorded = Recorder()
+        var restoredItems: [PendingImpressionFeatures.AwaitedItem] = []
+        restored.evaluate(through: base + 250, store: f.store) { shown, known, counts in
+            restoredItems.append(shown)
+            recorded.record(shown, knownFrom: known, counts)
         }
+        f.pending.evaluate(through: base + 250, store: f.store, f.recorded.record)
+        for (user, item, ts) in [("u1", "a", base + 200), ("u2", "b", base + 210)] {
+            XCTAssertNotNil(f.recorded.features["\(user) \(item) \(ts)"])
+            XCTAssertEqual(recorded.take(user, item, ts: ts), f.recorded.take(user, item, ts: ts))
+        }
+        // What the counts stage needs of each came back whole.
+        XCTAssertEqual(restoredItems.map(\.requestId), ["r-u1", "r-u2"])
+        XCTAssertEqual(restoredItems.map(\.source), [RecordOrigin(sourceTopic: 1, partition: 3, offset: base + 200, subIndex: 2),
+                                                     RecordOrigin(sourceTopic: 1, partition: 3, offset: base + 210, subIndex: 2)])
+        XCTAssertEqual(restoredItems.map(\.position), [5, 5])
         XCTAssertThrowsError(try restored.restore([9], store: f.store))
         XCTAssertThrowsError(try restored.restore(Array(bytes.dropLast()), store: f.store))
-    }
-}
-
-/// `HeldJoinCopies`: copies wait in their counts partition's order.
-final class HeldJoinCopiesTests: XCTestCase {
-    let a = DuplicateFilter.Source(topic: 2, partition: 0)
-    let b = DuplicateFilter.Source(topic: 2, partition: 1)
-
-    func released(_ held: inout HeldJoinCopies, through watermark: Int64?) -> [[UInt8]] {
-        var out: [[UInt8]] = []
-        held.release(through: watermark) { out.append(Array($0)) }
-        return out
-    }
-
-    func testCopiesWaitForTheWatermarkInTheirPartitionsOrder() throws {
-        var held = HeldJoinCopies()
-        XCTAssertTrue(held.mustHold(a, knownFrom: 10, watermark: nil), "no watermark yet")
-        XCTAssertFalse(held.mustHold(a, knownFrom: 10, watermark: 10))
-        [UInt8](arrayLiteral: 1).withUnsafeBytes { held.hold(a, knownFrom: 10, bytes: $0) }
-        XCTAssertTrue(held.mustHold(a, knownFrom: 5, watermark: 7), "behind an earlier copy of its partition")
-        XCTAssertFalse(held.mustHold(b, knownFrom: 5, watermark: 7), "another partition's copy goes on")
-        [UInt8](arrayLiteral: 2).withUnsafeBytes { held.hold(a, knownFrom: 5, bytes: $0) }
-        [UInt8](arrayLiteral: 3).withUnsafeBytes { held.hold(b, knownFrom: 8, bytes: $0) }
-        XCTAssertEqual(held.count, 3)
-
-        var restored = HeldJoinCopies()
-        try restored.restore(held.encode())
-        XCTAssertEqual(restored.encode(), held.encode())
-        for var copies in [held, restored] {
-            XCTAssertEqual(released(&copies, through: 9), [[3]], "a's first copy (10) holds its second back")
-            XCTAssertEqual(released(&copies, through: 10), [[1], [2]])
-            XCTAssertEqual(copies.count, 0)
-            XCTAssertFalse(copies.mustHold(a, knownFrom: 5, watermark: 10))
-        }
-        XCTAssertThrowsError(try restored.restore([7]))
-    }
-
-    func testReleasingEverythingIgnoresTimes() {
-        var held = HeldJoinCopies()
-        [UInt8](arrayLiteral: 1).withUnsafeBytes { held.hold(b, knownFrom: 50, bytes: $0) }
-        [UInt8](arrayLiteral: 2).withUnsafeBytes { held.hold(a, knownFrom: 90, bytes: $0) }
-        XCTAssertEqual(released(&held, through: nil), [[2], [1]], "partition by partition, in a fixed order")
-    }
-
-    /// A long queue released a part at a time is compacted (its consumed
-    /// front and those copies' bytes dropped): what is left keeps its bytes,
-    /// order and checkpoint form.
-    func testALongQueueReleasedInStepsKeepsItsCopiesBytes() throws {
-        var held = HeldJoinCopies()
-        func copy(_ k: Int) -> [UInt8] { (0...(k % 5)).map { UInt8(truncatingIfNeeded: k &+ $0) } }
-        for k in 0..<3_000 { copy(k).withUnsafeBytes { held.hold(a, knownFrom: Int64(k), bytes: $0) } }
-        var next = 0
-        for step in [1_500, 2_200, 2_600] {
-            XCTAssertEqual(released(&held, through: Int64(step - 1)), (next..<step).map(copy))
-            next = step
-            // Later copies arrive after a compaction, appended behind the kept ones.
-            copy(3_000 + step).withUnsafeBytes { held.hold(b, knownFrom: 5_000, bytes: $0) }
-            var restored = HeldJoinCopies()
-            try restored.restore(held.encode())
-            XCTAssertEqual(restored.encode(), held.encode())
-        }
-        XCTAssertEqual(released(&held, through: nil), (2_600..<3_000).map(copy) + [4_500, 5_200, 5_600].map(copy))
-        XCTAssertEqual(held.count, 0)
     }
 }

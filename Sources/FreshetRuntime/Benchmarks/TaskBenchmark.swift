@@ -33,9 +33,12 @@ package enum TaskBenchmark {
         /// Records appended to each stage's input partitions, per source event.
         package var recordsPerEvent: [(stage: String, records: Double)]
         package var examples: Int
-        /// Peak entries of the joiners and of the features at impression, summed over item tasks.
+        /// The examples' order-independent digest: equal across builds that write the same examples.
+        package var exampleDigest: ExampleDigest
+        /// Peak entries of the joiners (the counts tasks'), and peak records
+        /// the counts tasks held for the watermark, summed over tasks.
         package var joinerPeak: Int
-        package var featuresAtImpressionPeak: Int
+        package var countsHeldPeak: Int
 
         package var description: String {
             func rate(_ seconds: Double) -> String { seconds > 0 ? String(Int((Double(events) / seconds).rounded())) : "-" }
@@ -48,7 +51,8 @@ package enum TaskBenchmark {
                 String(format: "%@ %.2f", $0.stage, $0.records)
             }.joined(separator: ", "))
             if examples > 0 || joinerPeak > 0 {
-                lines.append("  examples \(examples); joiner peak \(joinerPeak) entries, features at impression peak \(featuresAtImpressionPeak) (summed over item tasks)")
+                lines.append("  examples digest: \(exampleDigest)")
+                lines.append("  examples \(examples); joiner peak \(joinerPeak) entries, counts stage peak \(countsHeldPeak) held records (summed over tasks)")
             }
             return lines.joined(separator: "\n")
         }
@@ -78,7 +82,7 @@ package enum TaskBenchmark {
         driver.runUntilQuiet()
         driver.finishSources()
         let wall = started.duration(to: .now)
-        let items = driver.tasks.values.compactMap { ($0 as? ItemTask)?.embeddings }
+        let counts = driver.tasks.values.compactMap { $0 as? CountTask }
         let order: [TaskId.Stage] = TaskId.Stage.allCases
         let stages = order.compactMap { stage in driver.stageCPUSeconds[stage].map { (stage.rawValue, $0) } }
         let records = order.compactMap { stage in
@@ -88,7 +92,8 @@ package enum TaskBenchmark {
                       wallSeconds: Double(wall.components.seconds) + Double(wall.components.attoseconds) / 1e18,
                       processCPUSeconds: CPUClock.processSeconds() - cpuBefore,
                       stageCPUSeconds: stages, recordsPerEvent: records, examples: driver.examplesWritten,
-                      joinerPeak: items.reduce(0) { $0 + $1.joiner.peakStateCount },
-                      featuresAtImpressionPeak: items.reduce(0) { $0 + $1.featuresAtImpression.peakCount })
+                      exampleDigest: driver.exampleDigest,
+                      joinerPeak: counts.reduce(0) { $0 + $1.joiner.peakStateCount },
+                      countsHeldPeak: counts.reduce(0) { $0 + $1.peakHeld })
     }
 }

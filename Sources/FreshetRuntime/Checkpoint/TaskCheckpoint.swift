@@ -20,19 +20,16 @@ package struct TaskCheckpoint: Sendable, Equatable {
     package var entries: Int = 0
     /// Store-level state that entries depend on (item stores: their watermark), restored first.
     package var storeMetadata: [UInt8]?
-    /// Item tasks joining through the counts stage: the item features recorded
-    /// with impressions whose join copy has not come yet (`FeaturesAtImpression`).
-    package var joinFeatures: [UInt8]?
-    /// Item tasks with the examples topic on: the join's open windows and
-    /// tombstones (`ImpressionJoiner.encode`).
+    /// The task that joins the examples (a counts task; an item task when
+    /// the input is not keyed by user): the join's open windows and
+    /// tombstones (`ImpressionJoiner.encode`). (`join_features` and
+    /// `join_held`, the item tasks' state when they joined the counts
+    /// stage's copies, are no longer written or read.)
     package var joinState: [UInt8]?
     /// Item tasks with the examples topic on: impressions whose item features
-    /// wait for the watermark and the events applied ahead of it
-    /// (`PendingImpressionFeatures.encode`).
+    /// wait for the watermark (with the counts stage: before they are sent
+    /// there) and the events applied ahead of it (`PendingImpressionFeatures.encode`).
     package var joinPending: [UInt8]?
-    /// Item tasks joining through the counts stage: the stage's copies held
-    /// until the features' watermark passes them (`HeldJoinCopies.encode`).
-    package var joinHeld: [UInt8]?
     /// Users or items whose key Redis refused and has not taken since: the
     /// next owner writes them in full at its first checkpoint (`RefusedEntity`).
     /// Always written (empty when none), so a taken key leaves the list.
@@ -74,10 +71,8 @@ package struct TaskCheckpoint: Sendable, Equatable {
             ("sources", writer.bytes),
         ]
         if let storeMetadata { result.append(("store_meta", storeMetadata)) }
-        if let joinFeatures { result.append(("join_features", joinFeatures)) }
         if let joinState { result.append(("join_state", joinState)) }
         if let joinPending { result.append(("join_pending", joinPending)) }
-        if let joinHeld { result.append(("join_held", joinHeld)) }
         result.append(("refused", RefusedEntity.encode(refused)))
         result.append(("next_offset", Array((nextOffset.map(String.init) ?? "").utf8)))
         result.append(("event_time_ms", Array((eventTimeMs.map(String.init) ?? "").utf8)))
@@ -99,10 +94,8 @@ package struct TaskCheckpoint: Sendable, Equatable {
         checkpoint.writtenAtMs = text("written_ms").flatMap { Int64($0) } ?? 0
         checkpoint.entries = text("entries").flatMap { Int($0) } ?? 0
         checkpoint.storeMetadata = fields["store_meta"]
-        checkpoint.joinFeatures = fields["join_features"]
         checkpoint.joinState = fields["join_state"]
         checkpoint.joinPending = fields["join_pending"]
-        checkpoint.joinHeld = fields["join_held"]
         if let bytes = fields["refused"], !bytes.isEmpty {
             do {
                 checkpoint.refused = try RefusedEntity.decode(bytes)

@@ -42,6 +42,8 @@ package final class TaskDriver {
     /// encoding); empty with `keepsLogs` false (`examplesWritten` counts them).
     package var examples: [[UInt8]] { output.examples }
     package var examplesWritten: Int { output.examplesWritten }
+    /// The order-independent digest of every example written (kept with `keepsLogs` false too).
+    package var exampleDigest: ExampleDigest { output.exampleDigest }
     /// Records appended to each stage's partitions (sources and repartition topics).
     package private(set) var recordsAppended: [TaskId.Stage: Int] = [:]
 
@@ -213,6 +215,7 @@ package final class TaskDriver {
         var deadLetters: [(topic: String, record: InputRecord, reason: BadInput)] = []
         var examples: [[UInt8]] = []
         var examplesWritten = 0
+        var exampleDigest = ExampleDigest()
         init(driver: TaskDriver) { self.driver = driver }
 
         private func stage(_ target: RepartitionTarget) -> TaskId.Stage {
@@ -246,6 +249,7 @@ package final class TaskDriver {
 
         func example(key: String, value: UnsafeRawBufferPointer) {
             examplesWritten += 1
+            exampleDigest.add(key: key, value: value)
             if driver.keepsLogs { examples.append(Array(value)) }
         }
 

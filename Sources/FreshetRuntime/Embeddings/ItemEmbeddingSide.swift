@@ -6,9 +6,11 @@ import FreshetFeatures
 ///
 /// It owns the co-occurrence rows of its partition's items (one writer per
 /// row): a positive interaction (u, i) arriving with u's recent positive
-/// items (attached by the user stage) adds to i's row. It also joins
-/// impressions with interactions and emits every example to
-/// `freshet-examples` with the serving features as of the impression.
+/// items (attached by the user stage) adds to i's row. With the examples on,
+/// it evaluates each impression's item features as of the impression
+/// (`PendingImpressionFeatures`) and sends them to the counts stage, which
+/// joins the examples (`ImpressionFeaturesOutbox`); without the counts stage
+/// (input not keyed by user) it joins them itself, by arrival.
 ///
 /// Vectors come from the processor's latest spectral refresh
 /// (`EmbeddingRefresher`); between refreshes, items of this partition that
@@ -21,21 +23,22 @@ package final class ItemEmbeddingSide {
     private let counter: CooccurrenceCounter
     /// The co-occurrence rows once every positive handed over is counted.
     package var rows: CooccurrenceRows { counter.synced.rows }
+    /// The join of the examples when the counts stage does not run (input
+    /// not keyed by user); unused with it (the counts stage joins).
     package let joiner: ImpressionJoiner
-    /// Whether the joiner runs and examples are written (`embeddings.examples`).
+    /// Whether examples are written (`embeddings.examples`): the item
+    /// features as of each impression are evaluated, and joined here or in
+    /// the counts stage.
     let examples: Bool
     /// Users' counts as flushed in this process: the serving count of
-    /// impressions that carry none (the counts stage off).
+    /// impressions joined here (the counts stage off).
     let counts: InteractionCountView
-    /// The counts stage runs: the joiner takes its released copies of
-    /// impressions and interactions (`joinOnly`: in event-time order per
-    /// user, impressions stamped with their user's count as of their time),
-    /// not the direct ones.
-    @exclusivity(unchecked) var joinsThroughCounts = false
-    /// With the counts stage: each impression's item features as of its
-    /// known-from time, evaluated once the features' watermark passed it,
-    /// taken by its join copy.
-    package let featuresAtImpression: FeaturesAtImpression
+    /// With the counts stage, which joins the examples: the evaluated item
+    /// features on their way there (`sendFeaturesToCounts`); nil without it.
+    @exclusivity(unchecked) private(set) var outbox: ImpressionFeaturesOutbox?
+    /// The counts stage runs: it joins the examples, and this side sends it
+    /// each impression's item features once evaluated.
+    var joinsThroughCounts: Bool { outbox != nil }
     /// The impressions whose features wait for the watermark, and the applied
     /// events ahead of it (what an evaluation leaves out).
     let pending: PendingImpressionFeatures
@@ -47,9 +50,10 @@ package final class ItemEmbeddingSide {
     /// Version of the refresh this side last published in full.
     private(set) var publishedVersion: Int64 = 0
     /// The impression whose shown items are being collected for the joiner
-    /// (`bufferImpression`), and those items. Like every member the item
-    /// task reads per record, touched by the processing thread only, never
-    /// reentrantly: no dynamic exclusivity checks (a runtime call per access).
+    /// (`bufferImpression`, without the counts stage), and those items. Like
+    /// every member the item task reads per record, touched by the
+    /// processing thread only, never reentrantly: no dynamic exclusivity
+    /// checks (a runtime call per access).
     @exclusivity(unchecked) private var collecting: (userId: String, requestId: String?, ts: EventTimeMs, knownAt: EventTimeMs?)?
     @exclusivity(unchecked) private var collected: [ImpressionJoiner.ShownItem] = []
 
@@ -60,33 +64,37 @@ package final class ItemEmbeddingSide {
         return book.evictedForCheckpoint
     }
 
+    /// Sends each impression's evaluated item features to the counts stage,
+    /// as the item task of `partition`, instead of joining here.
+    func sendFeaturesToCounts(fromPartition partition: Int32) {
+        outbox = ImpressionFeaturesOutbox(partition: partition)
+    }
+
     package init(settings: Topology.Embeddings, counts: InteractionCountView) {
         counter = CooccurrenceCounter(config: settings.cooccurrenceConfig)
         joiner = ImpressionJoiner(windowMs: settings.joinWindowMs)
-        featuresAtImpression = FeaturesAtImpression(graceMs: joiner.windowMs + joiner.lateTTLMs)
         pending = PendingImpressionFeatures()
         examples = settings.examples
         self.counts = counts
     }
 
     /// Folds one item event in; `store` supplies the item's serving features.
-    /// `joinOnly`: the counts stage's copy of an event (the join only; the
-    /// features and rows took the direct one); `applied`: the store took the
-    /// direct event (not dropped as late); `itemSlot`: the direct event's
-    /// item in `store` (nil for a copy or an event the store ignores).
-    func process(_ event: ItemEvent, store: ItemFeatureStore, output: TaskOutput, joinOnly: Bool = false,
+    /// `origin`: the event's (an impression's item index is its sub-index);
+    /// `applied`: the store took the event (not dropped as late);
+    /// `itemSlot`: the event's item in `store` (nil for an event the store ignores).
+    func process(_ event: ItemEvent, origin: RecordOrigin, store: ItemFeatureStore, output: TaskOutput,
                  applied: Bool = true, itemSlot: UInt32? = nil) {
-        if examples && applied && !joinOnly, let itemSlot, case .interaction(let action, _) = event.kind, action.isPositive {
+        if examples && applied, let itemSlot, case .interaction(let action, _) = event.kind, action.isPositive {
             pending.noteApplied(item: itemSlot, ts: event.ts, knownFrom: event.knownAtMs ?? event.ts, positive: true)
         }
         switch event.kind {
         case .impression(let position):
             processImpression(ShownItemEvent(itemId: event.itemId, userId: event.userId, requestId: event.requestId,
-                                             ts: event.ts, position: position, interactionCount: event.interactionCount,
-                                             knownAt: event.knownAtMs, itemSlot: itemSlot),
-                              store: store, joinOnly: joinOnly, applied: applied)
+                                             ts: event.ts, position: position, knownAt: event.knownAtMs,
+                                             source: origin, itemSlot: itemSlot),
+                              store: store, applied: applied, output: output)
         case .interaction(let action, let dwellMs):
-            if action.isPositive && !joinOnly {
+            if action.isPositive {
                 var itemId = event.itemId
                 itemId.withUTF8 { bytes in
                     event.userHistoryEncoded.withUnsafeBytes { history in
@@ -94,7 +102,8 @@ package final class ItemEmbeddingSide {
                     }
                 }
             }
-            guard examples, joinOnly || !joinsThroughCounts else { return }
+            // With the counts stage, the user's counts task joins the interaction.
+            guard examples, !joinsThroughCounts else { return }
             flushImpressions()
             let example = joiner.recordInteraction(Interaction(userId: event.userId, itemId: event.itemId, action: action,
                                                                dwellMs: dwellMs, ts: event.ts, requestId: event.requestId),
@@ -112,46 +121,39 @@ package final class ItemEmbeddingSide {
         var requestId: String?
         var ts: EventTimeMs
         var position: Int32?
-        /// The counts stage's stamp (its copies only).
-        var interactionCount: Int64?
         /// When a late event is known from (`ItemEvent.knownAtMs`).
         var knownAt: EventTimeMs?
-        /// The direct event's item in the task's store (nil for a copy).
+        /// The impression's source record; its sub-index is the item's index among the shown items.
+        var source: RecordOrigin
+        /// The item's slot in the task's store (nil: the store ignored the event).
         var itemSlot: UInt32?
-        /// The user's and item's `KeyIndex` tags when the caller made them
-        /// from the ids' bytes (nil: made from the `String`s when needed).
-        var idTags: (user: UInt32, item: UInt32)?
-
-        /// The impression's key in `FeaturesAtImpression`.
-        var featuresKey: FeaturesAtImpression.Key {
-            guard let idTags else { return FeaturesAtImpression.Key(userId: userId, itemId: itemId, ts: ts) }
-            return FeaturesAtImpression.Key(userId: userId, itemId: itemId, ts: ts, userTag: idTags.user, itemTag: idTags.item)
-        }
     }
 
-    /// An impression's item event (`process` with an `.impression` kind).
-    /// `joinOnly`: the counts stage's copy (the store took the direct one);
-    /// `applied`: the store took this direct event (not dropped as late).
-    func processImpression(_ shown: ShownItemEvent, store: ItemFeatureStore, joinOnly: Bool, applied: Bool) {
+    /// An impression's shown item; `applied`: the store took it (not dropped as late).
+    func processImpression(_ shown: ShownItemEvent, store: ItemFeatureStore, applied: Bool, output: TaskOutput) {
         guard examples else { return }
-        let key = shown.featuresKey
         let knownFrom = shown.knownAt ?? shown.ts
-        if !joinOnly, let item = shown.itemSlot {
-            if applied { pending.noteApplied(item: item, ts: shown.ts, knownFrom: knownFrom, positive: false) }
-            if joinsThroughCounts {
-                // The direct event: its features once the watermark passes it.
-                pending.await(key, item: item, knownFrom: knownFrom, store: store, into: featuresAtImpression)
-                return
-            }
+        if let item = shown.itemSlot, applied {
+            pending.noteApplied(item: item, ts: shown.ts, knownFrom: knownFrom, positive: false)
         }
-        // The join copy takes what was evaluated for its direct event (held
-        // by the item task until then; a miss is an idle partition's or a
-        // restore's edge). Without the counts stage the direct event is the
-        // one joined, by arrival: what is known so far.
-        let item = joinsThroughCounts
-            ? (featuresAtImpression.take(key) ?? pending.asOf(itemId: shown.itemId, ts: shown.ts, knownFrom: knownFrom, store: store))
-            : pending.asOf(itemId: shown.itemId, ts: shown.ts, knownFrom: knownFrom, store: store)
-        let count = shown.interactionCount ?? counts.interactionCount(shown.userId) ?? -1
+        if let outbox {
+            // Its features once the watermark passes it, to the counts stage.
+            let awaited = PendingImpressionFeatures.AwaitedItem(userId: shown.userId, requestId: shown.requestId, ts: shown.ts,
+                                                                source: shown.source, itemId: shown.itemId,
+                                                                position: shown.position)
+            let item = shown.itemSlot ?? store.slot(ofItem: shown.itemId)
+            // Evaluated here only when the watermark passed it already (an
+            // idle source left out of it): behind the markers this task sent.
+            pending.await(awaited, item: item, knownFrom: knownFrom, store: store) { shown, knownFrom, counts in
+                outbox.add(shown, knownFrom: knownFrom, counts, behindWatermark: true, output: output)
+            }
+            outbox.flush(output: output)
+            return
+        }
+        // Without the counts stage the impression is joined by arrival: its
+        // features are what is known so far.
+        let item = pending.asOf(itemId: shown.itemId, ts: shown.ts, knownFrom: knownFrom, store: store)
+        let count = counts.interactionCount(shown.userId) ?? -1
         let serving = ServingFeatures(interactionCount: count, popularity7d: item.popularity7d,
                                       impressions7d: item.impressions7d)
         bufferImpression(shown, ImpressionJoiner.ShownItem(itemId: shown.itemId, position: shown.position, features: serving))
@@ -193,26 +195,30 @@ package final class ItemEmbeddingSide {
         collected.removeAll(keepingCapacity: true)
     }
 
-    /// Evaluates the impressions known by the features' new watermark (call
-    /// before the store moves to it: the evaluation reads panes it may free).
-    func evaluateImpressions(through watermark: EventTimeMs, store: ItemFeatureStore) {
+    /// Evaluates the impressions known by the features' new watermark and
+    /// sends their features to the counts stage (call before the store moves
+    /// to it: the evaluation reads panes it may free).
+    /// Without the counts stage nothing waits, but the applied events known
+    /// by the watermark are forgotten all the same.
+    func evaluateImpressions(through watermark: EventTimeMs, store: ItemFeatureStore, output: TaskOutput) {
         guard examples else { return }
-        pending.evaluate(through: watermark, store: store, into: featuresAtImpression)
+        pending.evaluate(through: watermark, store: store) { outbox?.add($0, knownFrom: $1, $2, output: output) }
+        outbox?.flush(output: output)
     }
 
     /// Evaluates every waiting impression: the item task's sources all ended a bounded run.
-    func evaluateAllImpressions(store: ItemFeatureStore) {
-        guard examples else { return }
-        pending.evaluateAll(store: store, into: featuresAtImpression)
+    func evaluateAllImpressions(store: ItemFeatureStore, output: TaskOutput) {
+        guard examples, let outbox else { return }
+        pending.evaluateAll(store: store) { outbox.add($0, knownFrom: $1, $2, output: output) }
+        outbox.flush(output: output)
     }
 
-    /// Closes join windows up to the watermark (impressed-but-not-engaged
-    /// negatives) and evicts rows expired by event time.
+    /// Without the counts stage, closes join windows up to the watermark
+    /// (impressed-but-not-engaged negatives); evicts rows expired by event time.
     func advance(watermark: EventTimeMs, output: TaskOutput) {
-        if examples {
+        if examples && !joinsThroughCounts {
             flushImpressions()
             joiner.advance(watermark: watermark) { emit($0, output: output) }
-            featuresAtImpression.expire(joinWatermark: watermark)
         }
         counter.evictExpired(now: watermark)
     }

@@ -22,7 +22,7 @@ import HeapModule
 /// those panes less the applied events known after K. Those, the events
 /// applied ahead of the watermark, are kept per item until the watermark
 /// passes them; impressions wait here, in order of K, until it passes theirs
-/// (`evaluate(through:store:into:)`, called before the store's panes move:
+/// (`evaluate(through:store:_:)`, called before the store's panes move:
 /// the lowest pane an evaluation reads, pane(K) − windowPanes + 1, is in the
 /// window of every watermark before K, so it is never freed yet).
 ///
@@ -31,9 +31,33 @@ import HeapModule
 /// `impressions_7d` off by more than half in 37% of a replay's examples, and
 /// two identical runs disagreeing in 82%.
 ///
-/// Checkpointed with the item task (`encode`/`restore`, meta field
-/// `join_pending`). Owned by the item task's processing thread.
+/// The evaluated items go to the counts stage (`ImpressionFeaturesOutbox`),
+/// which joins the impression. Checkpointed with the item task
+/// (`encode`/`restore`, meta field `join_pending`). Owned by the item task's
+/// processing thread.
 final class PendingImpressionFeatures {
+    /// An item's counts as of an impression.
+    struct Counts: Equatable {
+        var popularity7d: Int64
+        var impressions7d: Int64
+        static let none = Counts(popularity7d: 0, impressions7d: 0)
+    }
+
+    /// A shown item whose features wait: what its part for the counts stage carries.
+    struct AwaitedItem: Equatable {
+        var userId: String
+        var requestId: String?
+        var ts: EventTimeMs
+        /// The impression's source record; `subIndex` is the item's index among its shown items.
+        var source: RecordOrigin
+        var itemId: String
+        var position: Int32?
+
+        /// A freed waiting slot's placeholder.
+        static let vacant = AwaitedItem(userId: "", requestId: nil, ts: 0,
+                                        source: RecordOrigin(sourceTopic: 0, partition: 0, offset: 0), itemId: "", position: nil)
+    }
+
     /// An applied event still ahead of the watermark.
     struct AppliedEvent: Equatable {
         var knownFrom: EventTimeMs
@@ -75,7 +99,7 @@ final class PendingImpressionFeatures {
     @exclusivity(unchecked) private var live: [UInt32] = []
     @exclusivity(unchecked) private var isLive: [Bool] = []
     @exclusivity(unchecked) private var waiting = Heap<Waiting>()
-    @exclusivity(unchecked) private var waitingKeys: [FeaturesAtImpression.Key] = []
+    @exclusivity(unchecked) private var waitingKeys: [AwaitedItem] = []
     @exclusivity(unchecked) private var freeKeySlots: [UInt32] = []
     @exclusivity(unchecked) private var seq: UInt64 = 0
     /// The watermark impressions have been evaluated through: events known
@@ -121,37 +145,39 @@ final class PendingImpressionFeatures {
         if let through = evaluatedThrough { Self.dropKnown(&ahead[s], through: through) }
     }
 
-    /// An impression of `key.itemId` the store just applied (after
-    /// `noteApplied` for it), known from `knownFrom`: its features are
-    /// recorded into `recorded` now when the watermark has passed that time
-    /// already (an idle partition left out of it), else once it does.
-    func await(_ key: FeaturesAtImpression.Key, item: UInt32, knownFrom: EventTimeMs, store: ItemFeatureStore,
-               into recorded: FeaturesAtImpression) {
-        let known = max(knownFrom, key.ts)
+    /// A shown item of an impression the store just applied (after
+    /// `noteApplied` for it), known from `knownFrom`, in the store's `item`
+    /// slot: its features go to `evaluated` now when the watermark has passed
+    /// that time already (an idle partition left out of it), else once it does.
+    func await(_ shown: AwaitedItem, item: UInt32, knownFrom: EventTimeMs, store: ItemFeatureStore,
+               evaluated: (AwaitedItem, EventTimeMs, Counts) -> Void) {
+        let known = max(knownFrom, shown.ts)
         if let through = evaluatedThrough, known <= through {
-            recorded.record(key, features(item, ts: key.ts, knownFrom: known, store: store), knownFrom: known)
+            evaluated(shown, known, features(item, ts: shown.ts, knownFrom: known, store: store))
             return
         }
         let slot: UInt32
         if let free = freeKeySlots.popLast() {
             slot = free
-            waitingKeys[Int(slot)] = key
+            waitingKeys[Int(slot)] = shown
         } else {
             slot = UInt32(truncatingIfNeeded: waitingKeys.count)
-            waitingKeys.append(key)
+            waitingKeys.append(shown)
         }
         waiting.insert(Waiting(knownFrom: known, seq: seq, slot: slot, item: item))
         seq &+= 1
     }
 
-    /// Evaluates the impressions known by `watermark` into `recorded`, then
-    /// forgets the events known by it. Call with each new watermark of the
-    /// item task's features, before the store moves to it.
-    func evaluate(through watermark: EventTimeMs, store: ItemFeatureStore, into recorded: FeaturesAtImpression) {
+    /// Evaluates the impressions known by `watermark` (in order of their
+    /// known-from time, then arrival) into `evaluated`, then forgets the
+    /// events known by it. Call with each new watermark of the item task's
+    /// features, before the store moves to it.
+    func evaluate(through watermark: EventTimeMs, store: ItemFeatureStore,
+                  _ evaluated: (AwaitedItem, EventTimeMs, Counts) -> Void) {
         if let through = evaluatedThrough, watermark <= through { return }
         while let next = waiting.min, next.knownFrom <= watermark {
             _ = waiting.popMin()
-            evaluate(next, store: store, into: recorded)
+            evaluate(next, store: store, evaluated)
         }
         evaluatedThrough = watermark
         if watermark >= sweptAt &+ sweepEveryMs || sweptAt == .min {
@@ -163,16 +189,16 @@ final class PendingImpressionFeatures {
     /// Evaluates every waiting impression now: the item task's sources have
     /// all ended their bounded run, so every event known before any of them
     /// has been applied (later ones are subtracted as usual).
-    func evaluateAll(store: ItemFeatureStore, into recorded: FeaturesAtImpression) {
-        while let next = waiting.popMin() { evaluate(next, store: store, into: recorded) }
+    func evaluateAll(store: ItemFeatureStore, _ evaluated: (AwaitedItem, EventTimeMs, Counts) -> Void) {
+        while let next = waiting.popMin() { evaluate(next, store: store, evaluated) }
     }
 
-    private func evaluate(_ w: Waiting, store: ItemFeatureStore, into recorded: FeaturesAtImpression) {
+    private func evaluate(_ w: Waiting, store: ItemFeatureStore, _ evaluated: (AwaitedItem, EventTimeMs, Counts) -> Void) {
         // Moved out of its slot (the slot is freed), not copied and then dropped.
-        var key = FeaturesAtImpression.Key.vacant
-        swap(&key, &waitingKeys[Int(w.slot)])
-        recorded.record(key, features(w.item, ts: key.ts, knownFrom: w.knownFrom, store: store), knownFrom: w.knownFrom)
+        var shown = AwaitedItem.vacant
+        swap(&shown, &waitingKeys[Int(w.slot)])
         freeKeySlots.append(w.slot)
+        evaluated(shown, w.knownFrom, features(w.item, ts: shown.ts, knownFrom: w.knownFrom, store: store))
     }
 
     /// The item's counts as of an impression at `ts` known from `knownFrom`
@@ -180,17 +206,17 @@ final class PendingImpressionFeatures {
     /// definition's panes less the applied events known after it. Exact
     /// once the watermark has passed `knownFrom`; before, what is known so
     /// far (the examples without the counts stage, which join by arrival).
-    func asOf(itemId: String, ts: EventTimeMs, knownFrom: EventTimeMs, store: ItemFeatureStore) -> FeaturesAtImpression.Recorded {
-        guard let item = store.existingSlot(of: itemId) else { return FeaturesAtImpression.Recorded(popularity7d: 0, impressions7d: 0) }
+    func asOf(itemId: String, ts: EventTimeMs, knownFrom: EventTimeMs, store: ItemFeatureStore) -> Counts {
+        guard let item = store.existingSlot(of: itemId) else { return .none }
         return features(item, ts: ts, knownFrom: max(knownFrom, ts), store: store)
     }
 
     private func features(_ item: UInt32, ts: EventTimeMs, knownFrom: EventTimeMs,
-                          store: ItemFeatureStore) -> FeaturesAtImpression.Recorded {
+                          store: ItemFeatureStore) -> Counts {
         let panes = store.panes
         let hi = panes.pane(of: ts)
         let lo = panes.pane(of: knownFrom) &- Int64(panes.windowPanes) &+ 1
-        guard lo <= hi else { return FeaturesAtImpression.Recorded(popularity7d: 0, impressions7d: 0) }
+        guard lo <= hi else { return .none }
         let totals = store.windowTotals(ofSlot: item, panes: lo...hi)
         var popularity = totals.popularity, impressions = totals.impressions
         if Int(item) < ahead.count {
@@ -207,7 +233,7 @@ final class PendingImpressionFeatures {
                 if late[k].positive { popularity -= 1 } else { impressions -= 1 }
             }
         }
-        return FeaturesAtImpression.Recorded(popularity7d: popularity, impressions7d: impressions)
+        return Counts(popularity7d: popularity, impressions7d: impressions)
     }
 
     /// Trims every live item's lists to the events known after `watermark`.
@@ -259,13 +285,18 @@ final class PendingImpressionFeatures {
         events.partitioningIndex { $0.knownFrom > time }
     }
 
-    private static let format: UInt8 = 1
+    /// 2: a waiting item carries what its part for the counts stage needs;
+    /// 1 (read, its waiting items skipped: they were joined in the item
+    /// stage, which no longer joins): the item and the user only.
+    private static let format: UInt8 = 2
 
     /// Checkpoint form: version; the evaluated-through watermark (flag,
     /// zigzag); the items with events ahead (count, then per item its id and
     /// events: known-from, known-from − ts, positive flag), in id order; the
-    /// waiting impressions in evaluation order (user, item, ts, known-from −
-    /// ts). Numbers are zigzag varints, ids length-prefixed.
+    /// waiting items in evaluation order (user, item, ts, known-from − ts,
+    /// optional request id, the impression's source topic byte, partition,
+    /// offset, the item's index, optional position). Numbers are zigzag
+    /// varints, ids length-prefixed.
     /// `store`: the task's item store (item ids by slot).
     func encode(store: ItemFeatureStore) -> [UInt8] {
         var w = ByteWriter(capacity: 16 + aheadCount * 8 + waiting.count * 32)
@@ -291,12 +322,18 @@ final class PendingImpressionFeatures {
         let ordered = waiting.unordered.sorted()
         w.write(varint: UInt64(ordered.count))
         for waiter in ordered {
-            let key = waitingKeys[Int(waiter.slot)]
-            // The item's id is the key's (the slot is this store's, remade at restore).
-            w.write(string: key.userId)
-            w.write(string: key.itemId)
-            w.write(zigzag: key.ts)
-            w.write(zigzag: waiter.knownFrom &- key.ts)
+            let shown = waitingKeys[Int(waiter.slot)]
+            // The item's id is the shown item's (the slot is this store's, remade at restore).
+            w.write(string: shown.userId)
+            w.write(string: shown.itemId)
+            w.write(zigzag: shown.ts)
+            w.write(zigzag: waiter.knownFrom &- shown.ts)
+            w.write(optionalString: shown.requestId)
+            w.write(byte: shown.source.sourceTopic)
+            w.write(zigzag: Int64(shown.source.partition))
+            w.write(zigzag: shown.source.offset)
+            w.write(varint: UInt64(shown.source.subIndex))
+            w.write(optionalZigzag: shown.position.map(Int64.init))
         }
         return w.bytes
     }
@@ -323,7 +360,7 @@ final class PendingImpressionFeatures {
         sweptAt = .min
         var r = ByteReader(bytes)
         let version = try r.readByte("pending impression features version")
-        guard version == Self.format else {
+        guard version == 1 || version == Self.format else {
             throw CodecError(.unknownVersion, "pending impression features: format \(version)")
         }
         switch try r.readByte("evaluated-through flag") {
@@ -343,14 +380,30 @@ final class PendingImpressionFeatures {
                 noteApplied(item: store.slot(ofItem: id), ts: ts, knownFrom: knownFrom, positive: positive)
             }
         }
+        guard version == Self.format else { return }
         let n = try r.readVarint("waiting impressions")
+        guard n <= UInt64(bytes.count) else { throw CodecError(.invalidValue, "waiting impressions \(n)") }
         for _ in 0..<n {
-            let key = FeaturesAtImpression.Key(userId: try r.readString("user"), itemId: try r.readString("item"),
-                                               ts: try r.readZigzag("ts"))
-            let knownFrom = key.ts &+ (try r.readZigzag("known after ts"))
-            waitingKeys.append(key)
+            let userId = try r.readString("user")
+            let itemId = try r.readString("item")
+            let ts = try r.readZigzag("ts")
+            let knownFrom = ts &+ (try r.readZigzag("known after ts"))
+            let requestId = try r.readOptionalString("request id")
+            let topic = try r.readByte("source topic")
+            guard let partition = Int32(exactly: try r.readZigzag("source partition")) else {
+                throw CodecError(.invalidValue, "waiting impression's source partition")
+            }
+            let offset = try r.readZigzag("source offset")
+            guard let index = UInt32(exactly: try r.readVarint("item index")) else {
+                throw CodecError(.invalidValue, "waiting impression's item index")
+            }
+            let position = try r.readOptionalZigzag("position").map { Int32(truncatingIfNeeded: $0) }
+            waitingKeys.append(AwaitedItem(userId: userId, requestId: requestId, ts: ts,
+                                           source: RecordOrigin(sourceTopic: topic, partition: partition, offset: offset,
+                                                                subIndex: index),
+                                           itemId: itemId, position: position))
             waiting.insert(Waiting(knownFrom: knownFrom, seq: seq, slot: UInt32(truncatingIfNeeded: waitingKeys.count - 1),
-                                   item: store.slot(ofItem: key.itemId)))
+                                   item: store.slot(ofItem: itemId)))
             seq &+= 1
         }
     }

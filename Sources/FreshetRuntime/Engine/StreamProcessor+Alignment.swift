@@ -63,9 +63,8 @@ extension StreamProcessor {
         guard var alignment else { return }
         retryUnresumed()
         for item in itemTasks.values {
-            // `watermarks` holds the source partitions only; the counts stage's
-            // partitions (examples on) also finish, but count below as
-            // downstream views of the tasks run here, not as sources.
+            // `watermarks` holds the source partitions only (the counts stage
+            // counts below as a downstream view of the tasks run here).
             for (source, input) in item.watermarks.inputs {
                 if let watermark = input.watermark { alignment.observe(source, watermark: watermark, nowMs: nowMs) }
             }

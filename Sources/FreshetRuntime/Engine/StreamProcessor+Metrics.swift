@@ -48,11 +48,10 @@ extension StreamProcessor {
             }
             if let joiner = joinerEntries(id) {
                 stats.metrics.stateEntries(store: "joiner-\(id)").set(Double(joiner))
-                if let item = itemTasks[id.partition], let side = item.embeddings {
-                    // What waits for the watermark: a lagging source holds it all back.
-                    stats.metrics.stateEntries(store: "join-waiting-\(id)")
-                        .set(Double(side.pending.waitingCount + item.heldJoinCopies))
-                }
+            }
+            if let waiting = joinWaiting(id) {
+                // What waits for the watermark: a lagging source holds it all back.
+                stats.metrics.stateEntries(store: "join-waiting-\(id)").set(Double(waiting))
             }
             if let wm = gauges.watermarkMs {
                 stats.metrics.watermarkMs(task: id.description).set(Double(wm))

@@ -244,11 +244,13 @@ package final class StreamProcessor: @unchecked Sendable {
     }
 
     /// The examples' join state: the largest number of (user, item) entries
-    /// an item task held at once, summed over this instance's item tasks.
+    /// a joining task (counts tasks, or item tasks without the counts stage)
+    /// held at once, summed over this instance's.
     private var joinerSummary: String {
-        let peak = itemTasks.values.reduce(0) { $0 + ($1.embeddings?.joiner.peakStateCount ?? 0) }
+        let peak = taskManager.ordered.reduce(0) { $0 + (joinerEntries($1.id, peak: true) ?? 0) }
         let held = taskManager.ordered.reduce(0) { $0 + (($1 as? CountTask)?.peakHeld ?? 0) }
-        return "; joiner peak \(peak) entries (summed over item tasks); counts stage peak \(held) held records (summed over counts tasks)"
+        let joiners = topology.routesExamplesThroughCounts ? "counts tasks" : "item tasks"
+        return "; joiner peak \(peak) entries (summed over \(joiners)); counts stage peak \(held) held records (summed over counts tasks)"
     }
 
     /// Asks the processing loop to stop gracefully (safe from any thread, e.g. a signal handler).

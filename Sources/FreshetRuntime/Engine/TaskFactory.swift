@@ -43,25 +43,26 @@ struct TaskFactory {
             // Bounded runs are judged on their own final markers; idleness would
             // make the final watermark depend on timing, so it is off there.
             let idle: Int64? = stopAtEnd ? nil : topology.eventTime.idleTimeoutMs
-            // With the counts stage, the join's copies of every event arrive from it too.
             let sources = DuplicateFilter.Source.partitions(of: .interactions, count: interactionPartitions)
                 + DuplicateFilter.Source.partitions(of: .impressions, count: impressionPartitions)
-                + (topology.routesExamplesThroughCounts
-                    ? DuplicateFilter.Source.partitions(of: .counts, count: repartitionPartitions) : [])
             let task = ItemTask(id: id, panes: panes, trending: trending, idleTimeoutMs: idle,
                                 sources: Set(sources), nowMs: nowMs)
             task.embeddings = makeItemEmbeddingSide()
-            task.embeddings?.joinsThroughCounts = topology.routesExamplesThroughCounts
+            // With the counts stage, it joins the examples: this task sends it the items' features.
+            if topology.routesExamplesThroughCounts { task.embeddings?.sendFeaturesToCounts(fromPartition: id.partition) }
             return task
         case .counts:
             // Same event-time rules as the items stage (idleness off in bounded runs).
             let idle: Int64? = stopAtEnd ? nil : topology.eventTime.idleTimeoutMs
+            // Interactions from their source tasks, impressions (with their
+            // items' features) from the item tasks.
             let sources = DuplicateFilter.Source.partitions(of: .interactions, count: interactionPartitions)
-                + DuplicateFilter.Source.partitions(of: .impressions, count: impressionPartitions)
+                + DuplicateFilter.Source.partitions(of: .items, count: repartitionPartitions)
             // Positives are kept long enough for an impression read up to a
             // join window and the join's late TTL after its time (later: no count).
             return CountTask(id: id, sources: Set(sources), idleTimeoutMs: idle,
-                             retentionMs: topology.embeddings.joinWindowMs + ImpressionJoiner.defaultLateTTLMs, nowMs: nowMs)
+                             retentionMs: topology.embeddings.joinWindowMs + ImpressionJoiner.defaultLateTTLMs,
+                             joinWindowMs: topology.embeddings.joinWindowMs, nowMs: nowMs)
         case .users:
             // Only interactions are re-keyed by user.
             let sources = DuplicateFilter.Source.partitions(of: .interactions, count: interactionPartitions)

@@ -24,7 +24,7 @@
 // | freshet_checkpoint_failures_total | counter | – | Checkpoints that failed. |
 // | freshet_rebalances_total | counter | – | Consumer-group rebalances seen (assign and revoke callbacks that changed the assignment). |
 // | freshet_assigned_partitions | gauge | – | Partitions this instance owns now (all its input topics). |
-// | freshet_state_entries | gauge | store | Keys held in a keyed state store (`users-<task>`, `items-<task>`; `joiner-<task>`: the examples' join entries, pending impressions and tombstones; `join-waiting-<task>`: impressions waiting for the watermark before their item features are evaluated, and join copies held for it). Removed on revoke. |
+// | freshet_state_entries | gauge | store | Keys held in a keyed state store (`users-<task>`, `items-<task>`; `joiner-<task>`: the examples' join entries, pending impressions and tombstones; `join-waiting-<task>`: an item task's impressions waiting for the watermark before their item features are evaluated, a counts task's records held for it). Removed on revoke. |
 // | freshet_paused_partitions | gauge | – | Source partitions this instance has paused for watermark alignment (`event_time.max_drift`). |
 // | freshet_alignment_pauses_total | counter | – | Pauses of a source partition by watermark alignment (each refetches what was prefetched). |
 // | freshet_repartition_duplicates_dropped_total | counter | – | Repartition records dropped as duplicates by (source partition, offset). |

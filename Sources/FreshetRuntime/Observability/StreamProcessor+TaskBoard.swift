@@ -1,3 +1,4 @@
+import FreshetEmbeddings
 import FreshetKafka
 
 extension StreamProcessor {
@@ -44,11 +45,30 @@ extension StreamProcessor {
             memberOfGroup: memberOfGroup, bounded: options.stopAtEnd, publishedMs: nowMs, tasks: tasks))
     }
 
-    /// The examples' join entries of an item task, now or at their peak (nil:
-    /// not an item task, or examples off).
+    /// The examples' join entries of the task that joins them (a counts
+    /// task, or an item task without the counts stage), now or at their peak
+    /// (nil: another task, or examples off).
     func joinerEntries(_ id: TaskId, peak: Bool = false) -> Int? {
-        guard topology.embeddings.enabled, topology.embeddings.examples, id.stage == .items,
-              let joiner = itemTasks[id.partition]?.embeddings?.joiner else { return nil }
+        guard topology.embeddings.enabled, topology.embeddings.examples else { return nil }
+        let joiner: ImpressionJoiner?
+        switch id.stage {
+        case .counts: joiner = (taskManager.ordered.first { $0.id == id } as? CountTask)?.joiner
+        case .items where !topology.routesExamplesThroughCounts: joiner = itemTasks[id.partition]?.embeddings?.joiner
+        default: joiner = nil
+        }
+        guard let joiner else { return nil }
         return peak ? joiner.peakStateCount : joiner.stateCount
+    }
+
+    /// What waits for the watermark before it is joined: an item task's
+    /// impressions awaiting their features, a counts task's held records
+    /// (nil: another task, or examples off).
+    func joinWaiting(_ id: TaskId) -> Int? {
+        guard topology.embeddings.enabled, topology.embeddings.examples else { return nil }
+        switch id.stage {
+        case .items: return itemTasks[id.partition]?.embeddings?.pending.waitingCount
+        case .counts: return (taskManager.ordered.first { $0.id == id } as? CountTask)?.heldCount
+        default: return nil
+        }
     }
 }

@@ -43,8 +43,9 @@ package struct TaskSnapshot: Sendable, Equatable, Encodable {
     /// Source tasks: watermark alignment has paused the partition (it runs
     /// more than `event_time.max_drift` ahead of the group's slowest).
     package var paused: Bool
-    /// Item tasks with the examples topic on: entries in the examples' join
-    /// state now (pending impressions and tombstones); nil otherwise.
+    /// The tasks that join the examples (counts tasks; item tasks when the
+    /// input is not keyed by user): entries in the join's state now (pending
+    /// impressions and tombstones); nil otherwise.
     package var joinerEntries: Int?
     /// The most `joinerEntries` reached since the task was created here (nil when that is nil).
     package var joinerPeakEntries: Int?

@@ -10,21 +10,22 @@ import FreshetCore
 ///   ts (zigzag), optional request id, `countAfter` (optional zigzag: the
 ///   user's `interaction_count` after this positive, absent for a skip),
 ///   then the origin (source topic byte, partition, offset, sub-index);
-/// - tag 5, impression: user, ts, optional request id, item count varint,
-///   the items (strings), a positions flag byte (1: one zigzag per item
-///   follows), then the origin;
-/// - tag 3, watermark marker (`RepartitionRecord.watermark`).
+/// - tag 6, an impression's shown items of one item partition with their
+///   features as of the impression, from an item task (`ImpressionFeaturesPart`);
+/// - tag 3, watermark marker (`RepartitionRecord.watermark`), from the
+///   interactions tasks and the item tasks.
 ///
-/// Tags 4 and 5 end, for a late event only, with the zigzag of how far past
-/// its ts it is known (`knownAt − ts`, > 0; `BoundedOutOfOrdernessWatermark.knownAt`):
-/// an on-time event's bytes are as before the field existed.
+/// Tag 4 ends, for a late event only, with the zigzag of how far past its
+/// ts it is known (`knownAt − ts`, > 0; `BoundedOutOfOrdernessWatermark.knownAt`):
+/// an on-time event's bytes are as before the field existed. Tag 5 (an
+/// impression from its source task, before the item tasks sent its
+/// features instead) is no longer read.
 package enum CountStageRecord: Sendable, Equatable {
     case interaction(Interaction, countAfter: Int64?, origin: RecordOrigin, knownAt: EventTimeMs? = nil)
-    case impression(Impression, origin: RecordOrigin, knownAt: EventTimeMs? = nil)
+    case impressionFeatures(ImpressionFeaturesPart)
     case watermark(WatermarkMarker)
 
     static let interactionTag: UInt8 = 4
-    static let impressionTag: UInt8 = 5
 
     package func encode(into w: inout ByteWriter) {
         switch self {
@@ -40,22 +41,8 @@ package enum CountStageRecord: Sendable, Equatable {
             w.write(optionalZigzag: countAfter)
             Self.write(origin, into: &w)
             if let knownAt { w.write(zigzag: knownAt &- i.ts) }
-        case .impression(let m, let origin, let knownAt):
-            w.write(byte: RepartitionRecord.formatVersion)
-            w.write(byte: Self.impressionTag)
-            w.write(string: m.userId)
-            w.write(zigzag: m.ts)
-            w.write(optionalString: m.requestId)
-            w.write(varint: UInt64(m.itemsShown.count))
-            for item in m.itemsShown { w.write(string: item) }
-            if let positions = m.positions, positions.count == m.itemsShown.count {
-                w.write(byte: 1)
-                for p in positions { w.write(zigzag: Int64(p)) }
-            } else {
-                w.write(byte: 0)
-            }
-            Self.write(origin, into: &w)
-            if let knownAt { w.write(zigzag: knownAt &- m.ts) }
+        case .impressionFeatures(let part):
+            part.encode(into: &w)
         case .watermark(let marker):
             w.bytes.append(contentsOf: RepartitionRecord.watermark(marker).encoded())
         }
@@ -91,29 +78,8 @@ package enum CountStageRecord: Sendable, Equatable {
             record = .interaction(Interaction(userId: userId, itemId: itemId, action: action, dwellMs: dwell, ts: ts,
                                               requestId: requestId), countAfter: countAfter, origin: origin,
                                   knownAt: try readKnownAt(&r, ts: ts))
-        case impressionTag:
-            let userId = try r.readString("counts.impression.user_id")
-            let ts = try r.readZigzag("counts.impression.ts")
-            let requestId = try r.readOptionalString("counts.impression.request_id")
-            let n = try r.readVarint("counts.impression.items")
-            guard n <= UInt64(r.remaining) else { throw CodecError(.invalidValue, "counts.impression.items \(n)") }
-            var items: [String] = []
-            items.reserveCapacity(Int(n))
-            for _ in 0..<n { items.append(try r.readString("counts.impression.item")) }
-            var positions: [Int32]?
-            if try r.readByte("counts.impression.positions flag") == 1 {
-                var list: [Int32] = []
-                list.reserveCapacity(Int(n))
-                for _ in 0..<n {
-                    let p = try r.readZigzag("counts.impression.position")
-                    guard let p32 = Int32(exactly: p) else { throw CodecError(.invalidValue, "counts.impression.position \(p)") }
-                    list.append(p32)
-                }
-                positions = list
-            }
-            let origin = try RecordOrigin.decode(from: &r)
-            record = .impression(Impression(requestId: requestId, userId: userId, itemsShown: items, positions: positions, ts: ts),
-                                 origin: origin, knownAt: try readKnownAt(&r, ts: ts))
+        case ImpressionFeaturesPart.tag:
+            record = .impressionFeatures(try ImpressionFeaturesPart.decodeBody(&r))
         default:
             if case .watermark(let marker) = try RepartitionRecord.decode(bytes) { return .watermark(marker) }
             throw CodecError(.invalidTag, "counts record tag \(tag)")
@@ -147,40 +113,6 @@ package enum CountStageRecord: Sendable, Equatable {
             c.write(zigzag: ts)
             c.write(optionalBytes: requestId)
             c.write(optionalZigzag: countAfter)
-            origin.encode(into: &c)
-            if let knownAt { c.write(zigzag: knownAt &- ts) }
-        }, body)
-    }
-
-    /// An impression's record (`.impression`'s bytes, exactly) written from
-    /// ids read in place into scratch space, handed to `body` while it lasts:
-    /// the source task's path, which builds no `Impression` (no `String` per
-    /// shown item). `positions`: one per shown item, or nil.
-    static func withEncodedImpression(userId: UnsafeRawBufferPointer, ts: EventTimeMs,
-                                         requestId: UnsafeRawBufferPointer?, count: Int,
-                                         shownItem: (Int) -> UnsafeRawBufferPointer,
-                                         positions: UnsafeBufferPointer<Int32>?, origin: RecordOrigin,
-                                         knownAt: EventTimeMs? = nil, _ body: (UnsafeRawBufferPointer) -> Void) {
-        let v = RawByteCursor.maxVarintBytes
-        var idBytes = userId.count + (requestId?.count ?? 0)
-        for k in 0..<count { idBytes += shownItem(k).count }
-        // Format, tag, three flags, the origin's topic; a varint per length,
-        // per position and for the time, count, partition, offset, sub-index.
-        let bound = 6 + idBytes + (2 * count + 8) * v
-        RawByteCursor.withScratch(capacity: bound, write: { c in
-            c.write(byte: RepartitionRecord.formatVersion)
-            c.write(byte: impressionTag)
-            c.write(bytes: userId)
-            c.write(zigzag: ts)
-            c.write(optionalBytes: requestId)
-            c.write(varint: UInt64(count))
-            for k in 0..<count { c.write(bytes: shownItem(k)) }
-            if let positions, positions.count == count {
-                c.write(byte: 1)
-                for p in positions { c.write(zigzag: Int64(p)) }
-            } else {
-                c.write(byte: 0)
-            }
             origin.encode(into: &c)
             if let knownAt { c.write(zigzag: knownAt &- ts) }
         }, body)

@@ -1,33 +1,39 @@
 import FreshetCore
+import FreshetEmbeddings
 
 /// A task over one partition of `<group>-counts-repartition`: the user-keyed
-/// stage that makes the examples exact whichever instance owns what
-/// (docs/EMBEDDINGS.md, "Exact `interaction_count` across instances").
+/// stage that joins the examples, exact whichever instance owns what
+/// (docs/EMBEDDINGS.md, "Exact `interaction_count` across instances" and
+/// "The join in the counts stage").
 ///
 /// Its input, keyed by user like the source: from the interactions tasks
-/// every interaction (positives with the user's count after them), from the
-/// impressions tasks every impression once, and both sources' watermark
-/// markers (the source tasks send the item features their events directly,
-/// as without this stage). It keeps each user's count timeline
-/// (`CountTimelines`) and holds every record until its own watermark (the
-/// minimum over every source partition, as an item task's) passes the
-/// record's time; then it sends the record's item events to the items stage
-/// in event-time order, for the joiner only, each impression's stamped with
-/// count(u, t) = u's positives known by t (with ts ≤ t, a late one once its
-/// source's watermark passed t: `CountTimelines`). The joiner then sees each
-/// user's records in event-time order: an engagement always after its impression.
+/// every interaction (positives with the user's count after them) and their
+/// watermark markers; from the item tasks each impression's shown items with
+/// their features as of the impression (`ImpressionFeaturesPart`, one per
+/// impression and item partition) and their watermark markers. It keeps each
+/// user's count timeline (`CountTimelines`), puts each impression together
+/// from its parts, and holds every record until its own watermark (the
+/// minimum over its inputs) passes the record's known-from time. An item task
+/// sends an impression's part before the marker that moves it past the
+/// impression, so an impression released then is complete. Released records
+/// go to the joiner (`ImpressionJoiner`) in event-time order per user, each
+/// impression stamped with count(u, t) = u's positives known by t (with
+/// ts ≤ t, a late one once its source's watermark passed t: `CountTimelines`):
+/// an engagement always after its impression. The joiner then closes the
+/// windows the watermark passed.
 ///
 /// Determinism: releases happen while processing the input (at the marker
 /// that moves the watermark) and at the end of a bounded run, so they are a
-/// function of the partition's log; released records carry the origin
-/// (counts stage, partition, release sequence, item index), the sequence
-/// checkpointed with the state, so a replay after a crash re-sends the same
-/// records under the same origins and the item tasks drop the copies. Only
-/// idleness (live runs; wall time) can move the watermark outside the log.
-/// Processing thread only.
+/// function of the partition's log. An item task that replays after a crash
+/// sends some parts again: one known by the watermark its partition already
+/// reported is dropped (its impression was complete then), one of an
+/// impression still held adds no item twice. Only idleness (live runs; wall
+/// time) can move the watermark outside the log. Processing thread only.
 package final class CountTask {
     package let id: TaskId
     let timelines: CountTimelines
+    /// The examples' join, fed in release order; checkpointed with the task.
+    package let joiner: ImpressionJoiner
     // Touched per record by the processing thread only, never reentrantly:
     // no dynamic exclusivity checks (they cost a runtime call per access).
     @exclusivity(unchecked) package var duplicates = DuplicateFilter()
@@ -37,34 +43,31 @@ package final class CountTask {
     @exclusivity(unchecked) package private(set) var released: EventTimeMs?
     @exclusivity(unchecked) package private(set) var duplicatesDropped = 0
     @exclusivity(unchecked) package private(set) var undecodable = 0
+    @exclusivity(unchecked) package private(set) var examplesEmitted = 0
     package private(set) var finishedSources: Set<DuplicateFilter.Source> = []
     /// Which finished markers count (the engine sets `sinceMs` at acquisition).
     package var markerFence = FinishedMarkerFence()
-    /// Records released so far (their origins' offsets): checkpointed.
-    @exclusivity(unchecked) private var releaseSequence: Int64 = 0
     private let expectedSources: Set<DuplicateFilter.Source>
-    private let originCode: UInt8
-    private var lastSentMarker: EventTimeMs?
-    /// Bounded runs: everything was released and the final marker sent.
+    /// Bounded runs: everything was released.
     private var releasedAll = false
-    @exclusivity(unchecked) private var scratch = ByteWriter(capacity: 256)
-    /// An impression's ids while its join copies are encoded (reused).
-    @exclusivity(unchecked) private var idBytes: [UInt8] = []
-    @exclusivity(unchecked) private var idEnds: [Int] = []
+    /// A released impression's items as the joiner takes them (reused).
+    @exclusivity(unchecked) private var shown: [ImpressionJoiner.ShownItem] = []
 
     /// The `interaction_count` of an impression known more than the
     /// retention after its time: not known (the examples' -1).
     package static let unknownCount: Int64 = -1
 
     /// - Parameters:
-    ///   - sources: every source partition that feeds the counts topic.
+    ///   - sources: every interactions partition and item partition that feeds the counts topic.
     ///   - retentionMs: how late (known-from time − event time) an impression
     ///     can be and still get its exact count; later ones get `unknownCount`.
-    package init(id: TaskId, sources: Set<DuplicateFilter.Source>, idleTimeoutMs: Int64?, retentionMs: Int64, nowMs: Int64) {
+    ///   - joinWindowMs: the examples' join window.
+    package init(id: TaskId, sources: Set<DuplicateFilter.Source>, idleTimeoutMs: Int64?, retentionMs: Int64,
+                 joinWindowMs: Int64, nowMs: Int64) {
         self.id = id
         self.expectedSources = sources
-        self.originCode = TaskId.Stage.counts.originCode ?? 2
         self.timelines = CountTimelines(retentionMs: retentionMs)
+        self.joiner = ImpressionJoiner(windowMs: joinWindowMs)
         self.watermarks = WatermarkMultiplexer(idleTimeoutMs: idleTimeoutMs)
         for source in sources { watermarks.register(source, nowMs: nowMs) }
     }
@@ -88,11 +91,8 @@ package final class CountTask {
             admit(userId: i.userId, CountTimelines.Held(ts: i.ts, knownAt: known, arrival: arrival, requestId: i.requestId,
                                                        payload: .interaction(itemId: i.itemId, action: i.action, dwellMs: i.dwellMs)),
                   output: output)
-        case .impression(let m, let origin, let knownAt):
-            guard duplicates.admit(origin) else { duplicatesDropped += 1; return false }
-            admit(userId: m.userId, CountTimelines.Held(ts: m.ts, knownAt: knownAt ?? m.ts, arrival: arrival, requestId: m.requestId,
-                                                       payload: .impression(items: m.itemsShown, positions: m.positions)),
-                  output: output)
+        case .impressionFeatures(let part):
+            admit(part, output: output)
         case .watermark(let received):
             watermarks.apply(markerFence.admit(received), nowMs: nowMs, finished: &finishedSources)
             return true
@@ -100,131 +100,94 @@ package final class CountTask {
         return false
     }
 
+    /// An impression's part from an item task: dropped when that partition
+    /// already reported a watermark at or past it (sent again by a replay:
+    /// the first copy came before that marker) unless it says it was
+    /// evaluated behind that watermark (idleness); merged into its
+    /// impression when held, else held (or, known by the released watermark,
+    /// which only idleness or a restore allows, joined at once).
+    private func admit(_ part: ImpressionFeaturesPart, output: TaskOutput) {
+        guard let sender = part.sender else { undecodable += 1; return }
+        if !part.behindSendersWatermark, let reported = watermarks.inputs[sender]?.watermark, part.knownFrom <= reported {
+            duplicatesDropped += 1
+            return
+        }
+        let held = CountTimelines.Held(ts: part.ts, knownAt: part.knownFrom, arrival: Self.arrival(of: part),
+                                       requestId: part.requestId, payload: .impression(items: part.items))
+        if timelines.merge(userId: part.userId, held) { return }
+        admit(userId: part.userId, held, output: output)
+    }
+
+    /// An impression's place among the user's held records: its source
+    /// partition's offset (a user's impressions come from one partition, in
+    /// order, as they reached the counts stage before).
+    private static func arrival(of part: ImpressionFeaturesPart) -> DuplicateFilter.Position {
+        DuplicateFilter.Position(offset: part.source.offset, subIndex: UInt32(bitPattern: part.source.partition))
+    }
+
     /// A record known at or before the released watermark goes out at once
     /// (only after idleness moved the watermark, or a restore: a source marks
     /// a late event known past every marker it sent before it); the others wait.
     private func admit(userId: String, _ held: CountTimelines.Held, output: TaskOutput) {
         if releasedAll || released.map({ held.knownAt <= $0 }) == true {
-            send(userId: userId, held, output: output)
+            join(userId: userId, held, output: output)
         } else {
             timelines.hold(userId: userId, held)
         }
     }
 
-    /// Releases what the watermark passed; at the end of a bounded run, everything.
+    /// Releases what the watermark passed; at the end of a bounded run,
+    /// everything. The joiner then closes the windows the watermark passed.
     private func releaseDue(nowMs: Int64, output: TaskOutput) {
         if allSourcesFinished && !releasedAll {
             let final = watermarks.advance(nowMs: nowMs)
-            timelines.takeDue(upTo: nil) { send(userId: $0, $1, output: output) }
+            timelines.takeDue(upTo: nil) { join(userId: $0, $1, output: output) }
             if let final, released.map({ final > $0 }) ?? true { released = final }
             releasedAll = true
-            sendMarker(finished: true, output: output)
+            advanceJoin(output: output)
             return
         }
         guard let next = watermarks.advance(nowMs: nowMs), released.map({ next > $0 }) ?? true else { return }
         released = next
-        timelines.takeDue(upTo: next) { send(userId: $0, $1, output: output) }
-        // Ended, and a later source marker still moved the watermark: the item
-        // tasks (done with this partition, maybe about to exit) hear it now,
-        // not at the next once-a-second resend.
-        if releasedAll { sendMarker(finished: true, output: output) }
+        timelines.takeDue(upTo: next) { join(userId: $0, $1, output: output) }
+        advanceJoin(output: output)
     }
 
-    /// The item events of one released record, impressions stamped with the user's count.
-    private func send(userId: String, _ held: CountTimelines.Held, output: TaskOutput) {
-        releaseSequence += 1
+    private func advanceJoin(output: TaskOutput) {
+        guard let released else { return }
+        joiner.advance(watermark: released) { emit($0, output: output) }
+    }
+
+    /// Joins one released record: an impression stamped with the user's count, or an interaction.
+    private func join(userId: String, _ held: CountTimelines.Held, output: TaskOutput) {
         switch held.payload {
-        case .impression(let items, let positions):
+        case .impression(let items):
             // Every positive known after `ts` is still kept only if the
             // impression was known within the retention of its time: a
             // later one's count would depend on when the older positives
             // were pruned (timing), so it carries none (-1).
             let count = held.knownAt - held.ts > timelines.retentionMs ? CountTask.unknownCount
                 : timelines.count(userId: userId, asOf: held.ts)
-            sendImpression(userId: userId, held, items: items, positions: positions, count: count, output: output)
+            shown.removeAll(keepingCapacity: true)
+            // In the impression's order: the first of an item listed twice owns it.
+            for item in items.sorted(by: { $0.index < $1.index }) {
+                let features = ServingFeatures(interactionCount: count, popularity7d: item.popularity7d,
+                                               impressions7d: item.impressions7d)
+                shown.append(ImpressionJoiner.ShownItem(itemId: item.itemId, position: item.position, features: features))
+            }
+            joiner.recordImpression(userId: userId, requestId: held.requestId, ts: held.ts, knownAt: held.lateKnownAt,
+                                    items: shown)
         case .interaction(let itemId, let action, let dwellMs):
-            var event = ItemEvent(itemId: itemId, userId: userId, ts: held.ts, kind: .interaction(action, dwellMs: dwellMs),
-                                  requestId: held.requestId)
-            event.knownAtMs = held.lateKnownAt
-            route(event, subIndex: 0, output: output)
+            let example = joiner.recordInteraction(Interaction(userId: userId, itemId: itemId, action: action,
+                                                               dwellMs: dwellMs, ts: held.ts, requestId: held.requestId),
+                                                   knownAt: held.lateKnownAt)
+            emit(example, output: output)
         }
     }
 
-    /// An impression's join copies: one record per item partition its items
-    /// go to (`ImpressionItemsRecord`, tag 5: the user, time, request id,
-    /// origin and count once), an item alone in its partition (or an
-    /// output that cannot name partitions) as an item event record, a group
-    /// too large for a message item by item. The same item events, under the
-    /// same origins, as one record per item.
-    private func sendImpression(userId: String, _ held: CountTimelines.Held, items: [String], positions: [Int32]?,
-                                count: Int64, output: TaskOutput) {
-        func position(_ k: Int) -> Int32? { positions.flatMap { k < $0.count ? $0[k] : nil } }
-        func one(_ k: Int) {
-            var event = ItemEvent(itemId: items[k], userId: userId, ts: held.ts, kind: .impression(position: position(k)),
-                                  requestId: held.requestId)
-            event.interactionCount = count
-            event.knownAtMs = held.lateKnownAt
-            route(event, subIndex: UInt32(k), output: output)
-        }
-        // A late impression goes item by item: its item events carry when it
-        // is known (the join decides by it); the grouped record has no field for it.
-        if held.lateKnownAt != nil {
-            for k in items.indices { one(k) }
-            return
-        }
-        // Every id's bytes in one buffer (the items', then the user's and the
-        // request's), so a group's encoder can read them all at once.
-        idBytes.removeAll(keepingCapacity: true)
-        idEnds.removeAll(keepingCapacity: true)
-        func appendId(_ id: String) {
-            idBytes.append(contentsOf: id.utf8)
-            idEnds.append(idBytes.count)
-        }
-        for item in items { appendId(item) }
-        appendId(userId)
-        if let request = held.requestId { appendId(request) }
-        let origin = RecordOrigin(sourceTopic: originCode, partition: id.partition, offset: releaseSequence)
-        idBytes.withUnsafeBytes { all in
-            func idAt(_ n: Int) -> UnsafeRawBufferPointer {
-                let start = n == 0 ? 0 : idEnds[n - 1]
-                return UnsafeRawBufferPointer(rebasing: all[start..<idEnds[n]])
-            }
-            let user = idAt(items.count)
-            let request = held.requestId == nil ? nil : idAt(items.count + 1)
-            guard output.partition(of: .items, keyBytes: idAt(0)) != nil else {
-                for k in items.indices { one(k) }
-                return
-            }
-            ImpressionItemsRecord.forEachPartitionGroup(count: items.count, partition: {
-                output.partition(of: .items, keyBytes: idAt($0)) ?? 0
-            }) { _, group in
-                var sent = false
-                if group.count > 1 {
-                    ImpressionItemsRecord.withEncoded(
-                        userId: user, ts: held.ts, requestId: request, source: origin, interactionCount: count,
-                        members: group, shownItem: idAt, position: position) { bytes in
-                        guard !bytes.isEmpty, bytes.count <= output.maxRepartitionRecordBytes else { return }
-                        output.repartition(.items, keyBytes: idAt(group[0]), value: bytes)
-                        sent = true
-                    }
-                }
-                if !sent { for k in group { one(k) } }
-            }
-        }
-    }
-
-    private func route(_ event: ItemEvent, subIndex: UInt32, output: TaskOutput) {
-        let origin = RecordOrigin(sourceTopic: originCode, partition: id.partition, offset: releaseSequence, subIndex: subIndex)
-        scratch.bytes.removeAll(keepingCapacity: true)
-        RepartitionRecord.item(event, origin: origin).encode(into: &scratch)
-        // Each event is smaller than the counts record it came from, which fitted.
-        output.repartition(.items, key: event.itemId, value: scratch.bytes)
-    }
-
-    private func sendMarker(finished: Bool, output: TaskOutput) {
-        lastSentMarker = released
-        let marker = WatermarkMarker(sourceTopic: originCode, sourcePartition: id.partition, watermarkMs: released, finished: finished)
-        output.broadcast(.items, value: RepartitionRecord.watermark(marker).encoded())
+    private func emit(_ example: TrainingExample, output: TaskOutput) {
+        examplesEmitted += 1
+        ExampleCodec.withEncoded(example) { output.example(key: example.userId, value: $0) }
     }
 }
 
@@ -245,30 +208,21 @@ extension CountTask: StreamTask {
         if sawMarker { releaseDue(nowMs: nowMs, output: output) }
     }
 
-    /// Idleness (live runs) can move the watermark between records; markers
-    /// to the items stage go out when the released watermark moved.
+    /// Idleness (live runs) can move the watermark between records.
     package func advanceTime(_ tick: TimeTick, output: TaskOutput) {
         if watermarks.idleTimeoutMs != nil { releaseDue(nowMs: tick.nowMs, output: output) }
-        if releasedAll {
-            if tick.finalMarkersDue { sendMarker(finished: true, output: output) }
-        } else if tick.markersDue, released != nil, released != lastSentMarker {
-            sendMarker(finished: false, output: output)
-        }
     }
 
     package var atEnd: Bool { allSourcesFinished && releasedAll }
 
-    /// Position, released watermark, per-source progress, the release
-    /// sequence (store metadata) and the changed users' entries.
+    /// Position, released watermark, per-source progress, the join's state
+    /// (`join_state`, written at every checkpoint) and the changed users' entries.
     package func snapshot() -> StateSnapshot {
         var snapshot = StateSnapshot()
         snapshot.meta.nextOffset = nextOffset
         snapshot.meta.eventTimeMs = released
         snapshot.meta.sources = TaskCheckpoint.SourceProgress.of(duplicates, watermarks: watermarks.inputs.compactMapValues(\.watermark))
-        var meta = ByteWriter(capacity: 12)
-        meta.write(byte: 1)
-        meta.write(zigzag: releaseSequence)
-        snapshot.meta.storeMetadata = meta.bytes
+        snapshot.meta.joinState = joiner.encode()
         snapshot.changed = timelines.takeChangedForCheckpoint()
         snapshot.encode = timelines.appendCheckpointEntry
         snapshot.meta.entries = timelines.userCount
@@ -279,22 +233,27 @@ extension CountTask: StreamTask {
         nextOffset = checkpoint.nextOffset
         for progress in checkpoint.sources {
             if let admitted = progress.lastAdmitted { duplicates.restore(progress.source, admitted) }
-            if let wm = progress.watermarkMs { watermarks.update(progress.source, watermark: wm, nowMs: nowMs) }
+            // A source of an older topology (the impressions partitions, which
+            // sent impressions here before the item tasks did) sends nothing any more: not an input.
+            if let wm = progress.watermarkMs, expectedSources.contains(progress.source) {
+                watermarks.update(progress.source, watermark: wm, nowMs: nowMs)
+            }
         }
         released = checkpoint.eventTimeMs
-        lastSentMarker = nil
-        if let bytes = checkpoint.storeMetadata {
-            var r = ByteReader(bytes)
-            guard try r.readByte("counts meta version") == 1 else {
-                throw CheckpointError(task: id, message: "counts task metadata has an unknown version")
+        // (Store metadata, the release sequence of what this stage sent the
+        // items stage before the join moved here, is no longer read.)
+        if let bytes = checkpoint.joinState {
+            do {
+                try joiner.restore(bytes)
+            } catch {
+                throw CheckpointError(task: id, message: "join_state field is corrupt: \(error)")
             }
-            releaseSequence = try r.readZigzag("counts meta release sequence")
         }
         try state { key, bytes in try timelines.restoreEntry(userId: key, bytes: bytes) }
         _ = timelines.takeChangedForCheckpoint()
     }
 
-    /// The counts stage writes nothing to Redis: its output is the items stage's input.
+    /// The counts stage writes nothing to Redis: its output is the examples topic.
     package func render(into write: inout FencedWrite, context: inout RenderContext) {}
 
     package var gauges: TaskGauges {

@@ -25,20 +25,22 @@ final class CountTimelines {
     /// A record waiting for the watermark.
     struct Held: Equatable {
         enum Payload: Equatable {
-            case impression(items: [String], positions: [Int32]?)
+            /// The shown items received so far, each with its features as of the impression.
+            case impression(items: [ImpressionFeaturesPart.Item])
             case interaction(itemId: String, action: Action, dwellMs: Int64?)
         }
         var ts: EventTimeMs
         /// When it is known (≥ ts; > ts for a late event): it is released, and
         /// a positive counts, from this event time on.
         var knownAt: EventTimeMs
-        /// Where it arrived in the task's input (offset, index in the bundle): ties' order.
+        /// Ties' order: where an interaction arrived in the task's input
+        /// (offset, index in the bundle); an impression's source offset and partition.
         var arrival: DuplicateFilter.Position
         var requestId: String?
         var payload: Payload
 
         /// `knownAt` when the record is late (known after its ts), else nil:
-        /// what its join copies carry (`ItemEvent.knownAtMs`).
+        /// what the joiner is told (`ImpressionJoiner`'s `knownAt`).
         var lateKnownAt: EventTimeMs? { knownAt > ts ? knownAt : nil }
 
         /// Impressions before interactions at the same time (an engagement
@@ -142,13 +144,30 @@ final class CountTimelines {
         touch(s)
     }
 
+    /// Adds an impression's part to the held impression it belongs to (same
+    /// user, source position and known-from time); an item it holds already
+    /// (a part sent twice) is not added again. False when no impression of
+    /// it is held.
+    func merge(userId: String, _ part: Held) -> Bool {
+        guard case .impression(let items) = part.payload, let s = ids.index(of: userId),
+              let k = users[Int(s)].held.firstIndex(where: { $0.rank == 0 && $0.arrival == part.arrival && $0.knownAt == part.knownAt })
+        else { return false }
+        guard case .impression(var held) = users[Int(s)].held[k].payload else { return false }
+        for item in items where !held.contains(where: { $0.index == item.index }) { held.append(item) }
+        users[Int(s)].held[k].payload = .impression(items: held)
+        touch(s)
+        return true
+    }
+
     /// Takes the held records known by `watermark` (all when nil), in
     /// (known-from time, rank, arrival) order, each with its user id.
     func takeDue(upTo watermark: EventTimeMs?, _ body: (String, Held) -> Void) {
         while let next = queue.min, watermark.map({ next.knownAt <= $0 }) ?? true {
             _ = queue.popMin()
             let s = Int(next.user)
-            guard let index = users[s].held.firstIndex(where: { $0.arrival == next.arrival && $0.knownAt == next.knownAt }) else { continue }
+            guard let index = users[s].held.firstIndex(where: {
+                $0.arrival == next.arrival && $0.knownAt == next.knownAt && $0.rank == next.rank
+            }) else { continue }
             let record = users[s].held.remove(at: index)
             touch(next.user)
             body(ids[next.user], record)
@@ -170,8 +189,12 @@ final class CountTimelines {
 
     // MARK: - Checkpoint
 
-    /// 2: held records carry their known-from time; 1 (read): every one on time.
-    static let entryVersion: UInt8 = 2
+    /// 3: held impressions are their items with features (from the item
+    /// tasks); 2 (read): held records carry their known-from time; 1 (read):
+    /// every one on time. A held impression of version 1 or 2 (its items'
+    /// ids only, sent by its source task before the item tasks sent
+    /// impressions here) has no features and is not restored.
+    static let entryVersion: UInt8 = 3
 
     /// Takes (and clears) the users changed since the last call.
     func takeChangedForCheckpoint() -> [UInt32] {
@@ -198,11 +221,15 @@ final class CountTimelines {
             w.write(varint: UInt64(h.arrival.subIndex))
             w.write(optionalString: h.requestId)
             switch h.payload {
-            case .impression(let items, let positions):
+            case .impression(let items):
                 w.write(varint: UInt64(items.count))
-                for item in items { w.write(string: item) }
-                w.write(byte: positions == nil ? 0 : 1)
-                for p in positions ?? [] { w.write(zigzag: Int64(p)) }
+                for item in items {
+                    w.write(varint: UInt64(item.index))
+                    w.write(string: item.itemId)
+                    w.write(optionalZigzag: item.position.map(Int64.init))
+                    w.write(zigzag: item.popularity7d)
+                    w.write(zigzag: item.impressions7d)
+                }
             case .interaction(let itemId, let action, let dwellMs):
                 w.write(string: itemId)
                 w.write(byte: action.rawValue)
@@ -217,7 +244,7 @@ final class CountTimelines {
     func restoreEntry(userId: String, bytes: [UInt8]) throws(CodecError) {
         var r = ByteReader(bytes)
         let version = try r.readByte("counts entry version")
-        guard version == 1 || version == Self.entryVersion else {
+        guard (1...Self.entryVersion).contains(version) else {
             throw CodecError(.unknownVersion, "counts entry version \(version)")
         }
         let s = slot(userId)
@@ -239,18 +266,30 @@ final class CountTimelines {
             let requestId = try r.readOptionalString("counts held request id")
             let payload: Held.Payload
             switch rank {
+            case 0 where version < 3:
+                // Its items' ids only: read past, not restored (see `entryVersion`).
+                let count = try r.readVarint("counts held items")
+                guard count <= UInt64(bytes.count) else { throw CodecError(.invalidValue, "counts held items \(count)") }
+                for _ in 0..<count { _ = try r.readString("counts held item") }
+                if try r.readByte("counts held positions flag") == 1 {
+                    for _ in 0..<count { _ = try r.readZigzag("counts held position") }
+                }
+                continue
             case 0:
                 let count = try r.readVarint("counts held items")
                 guard count <= UInt64(bytes.count) else { throw CodecError(.invalidValue, "counts held items \(count)") }
-                var items: [String] = []
-                for _ in 0..<count { items.append(try r.readString("counts held item")) }
-                var positions: [Int32]?
-                if try r.readByte("counts held positions flag") == 1 {
-                    positions = try (0..<count).map { _ throws(CodecError) in
-                        Int32(truncatingIfNeeded: try r.readZigzag("counts held position"))
+                var items: [ImpressionFeaturesPart.Item] = []
+                for _ in 0..<count {
+                    guard let index = UInt32(exactly: try r.readVarint("counts held item index")) else {
+                        throw CodecError(.invalidValue, "counts held item index")
                     }
+                    let itemId = try r.readString("counts held item")
+                    let position = try r.readOptionalZigzag("counts held position").map { Int32(truncatingIfNeeded: $0) }
+                    items.append(ImpressionFeaturesPart.Item(index: index, itemId: itemId, position: position,
+                                                             popularity7d: try r.readZigzag("counts held popularity"),
+                                                             impressions7d: try r.readZigzag("counts held impressions")))
                 }
-                payload = .impression(items: items, positions: positions)
+                payload = .impression(items: items)
             case 1:
                 let itemId = try r.readString("counts held item id")
                 let raw = try r.readByte("counts held action")

@@ -1,21 +1,20 @@
 import FreshetCore
 
-/// What a source task sends to the counts stage (examples on, input keyed by
-/// user; `Topology.routesExamplesThroughCounts`), besides what it sends to
-/// the items stage as before: every interaction, a positive with the user's
-/// `interaction_count` after it (read after the user store applied it), and
-/// every impression once (the counts stage sends its item events for the
-/// join once the watermark passed it).
+/// What an interactions task sends to the counts stage (examples on, input
+/// keyed by user; `Topology.routesExamplesThroughCounts`), besides what it
+/// sends to the items stage as before: every interaction, a positive with
+/// the user's `interaction_count` after it (read after the user store
+/// applied it). Impressions reach the counts stage from the item tasks, with
+/// their items' features (`ImpressionFeaturesPart`).
 ///
 /// A late event (at or behind this partition's watermark once observed)
 /// carries the time it is known from (`BoundedOutOfOrdernessWatermark.knownAt`):
 /// the counts stage orders it, counts it and the join decides on it by that
 /// time, so their results depend on this partition's log alone.
 ///
-/// Both records are written from the ids read in place (no `Interaction` or
-/// `Impression`, no `String` per id). Each returns the problem when the
-/// record is too large for a message (the caller dead-letters the source
-/// record), else nil.
+/// The record is written from the ids read in place (no `Interaction`, no
+/// `String` per id). Returns the problem when the record is too large for a
+/// message (the caller dead-letters the source record), else nil.
 extension SourceTask {
     /// The interaction, a positive with the user's count after it.
     func routeToCounts(interaction ids: EventIds, action: Action, dwellMs: Int64?, ts: EventTimeMs,
@@ -26,19 +25,6 @@ extension SourceTask {
                                                 ts: ts, requestId: ids.requestId, countAfter: countAfter,
                                                 origin: origin(of: record), knownAt: watermark.knownAt(ts)) { bytes in
             problem = send(bytes, user: ids.user, what: "the interaction for the counts stage", output: output)
-        }
-        return problem
-    }
-
-    /// The impression, once (not per shown item).
-    func routeToCounts(impression ids: EventIds, ts: EventTimeMs, count: Int, hasPositions: Bool,
-                       record: RecordView, output: TaskOutput) -> BadInput? {
-        var problem: BadInput?
-        CountStageRecord.withEncodedImpression(userId: ids.user, ts: ts, requestId: ids.requestId, count: count,
-                                               shownItem: { ids.shownItem($0) }, // no heap context (see routeGroup)
-                                               positions: hasPositions ? ids.positionValues : nil,
-                                               origin: origin(of: record), knownAt: watermark.knownAt(ts)) { bytes in
-            problem = send(bytes, user: ids.user, what: "the impression for the counts stage", output: output)
         }
         return problem
     }

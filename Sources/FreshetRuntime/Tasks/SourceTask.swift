@@ -236,13 +236,8 @@ package final class SourceTask {
                          history: [], index: k, of: count, record: record, output: output, tooLarge: &tooLarge)
             }
         }
-        // The item features take the impression at once; with the counts
-        // stage its join copy goes there too (stamped and released later).
-        if routesThroughCounts,
-           let problem = routeToCounts(impression: ids, ts: event.ts, count: count, hasPositions: event.hasPositions,
-                                       record: record, output: output) {
-            tooLarge = tooLarge ?? problem
-        }
+        // With the counts stage, the item tasks send the impression there
+        // with its items' features once their watermark passes it.
         return tooLarge
     }
 
@@ -397,7 +392,9 @@ package final class SourceTask {
         let marker = WatermarkMarker(sourceTopic: sourceTopicCode, sourcePartition: id.partition,
                                      watermarkMs: watermark.watermark, finished: finished)
         let bytes = RepartitionRecord.watermark(marker).encoded()
-        if routesThroughCounts { output.broadcast(.counts, value: bytes) }
+        // The counts stage hears the impressions' partitions through the item
+        // tasks (their markers follow the features they send it).
+        if routesThroughCounts && id.stage == .interactions { output.broadcast(.counts, value: bytes) }
         output.broadcast(.items, value: bytes)
         if routesInteractionsByUser { output.broadcast(.users, value: bytes) }
     }

@@ -11,10 +11,11 @@ package struct TaskId: Hashable, Sendable, CustomStringConvertible {
         /// Reads `impressions`: decoding, dead letters, routing by item.
         case impressions
         /// Reads `<group>-counts-repartition` (examples on, input keyed by
-        /// user): each user's positives as (event time, count) and the
-        /// interactions and impressions, copied for the examples' join, held
-        /// until the watermark passes them, then routed by item in event-time
-        /// order, impressions stamped with the user's `interaction_count` as of their time.
+        /// user): each user's positives as (event time, count) and
+        /// interactions from the interactions tasks, impressions with their
+        /// items' features from the item tasks; holds them until the
+        /// watermark passes them, then joins them in event-time order into
+        /// the examples, impressions stamped with the user's `interaction_count` as of their time.
         case counts
         /// Reads `<group>-items-repartition`: windowed item counts and trending.
         case items
@@ -50,14 +51,16 @@ extension TaskId.Stage {
         }
     }
 
-    /// The code of a stage whose tasks send records to the items stage, in
-    /// those records' origins, watermark markers and the item tasks'
-    /// checkpointed source progress: the source topics' codes, and 2 for the
-    /// counts stage (what it releases to the items stage). Wire and
-    /// checkpoint format, never renumbered.
+    /// The code of a stage whose tasks send records to a repartition-fed
+    /// stage, in those records' origins, watermark markers and the receiving
+    /// tasks' checkpointed source progress: the source topics' codes, 2 for
+    /// the counts stage (what it released to the items stage before the join
+    /// moved there; no longer sent) and 3 for the items stage (its markers to
+    /// the counts stage). Wire and checkpoint format, never renumbered.
     package var originCode: UInt8? {
         switch self {
         case .counts: return 2
+        case .items: return 3
         default: return sourceCode
         }
     }

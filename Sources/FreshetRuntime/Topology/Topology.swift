@@ -183,11 +183,11 @@ package struct Topology: Sendable, Equatable {
     package static func countsRepartitionTopic(group: String) -> String { "\(group)-counts-repartition" }
 
     /// Whether the counts stage runs: examples on and input keyed by user (the
-    /// interactions tasks then hold each user's count). Then the source tasks
-    /// also send every interaction and every impression (once, not per item)
-    /// to the user's counts task, which releases their join copies to the
-    /// items stage in event-time order; the item features still take every
-    /// event directly (docs/EMBEDDINGS.md, "Exact `interaction_count`").
+    /// interactions tasks then hold each user's count). Then the interactions
+    /// tasks also send every interaction, and the item tasks each impression's
+    /// items with their features as of it, to the user's counts task, which
+    /// joins them into the examples in event-time order; the item features
+    /// still take every event directly (docs/EMBEDDINGS.md, "The join in the counts stage").
     package var routesExamplesThroughCounts: Bool {
         embeddings.enabled && embeddings.examples && sources.keyedByUser
     }
