@@ -194,18 +194,12 @@ package final class KafkaConsumer: @unchecked Sendable {
     /// the records polled before it were handled, and the poll hands out
     /// what it holds before it returns. On a fatal error the held records
     /// are released unhandled (not handled, so not committed: read again).
-    ///
-    /// - Parameter maxBytes: the poll also stops once the values it took
-    ///   add up to this many bytes (at least one record is taken). Records
-    ///   differ in size by two orders of magnitude (a source event against a
-    ///   repartition bundle of hundreds of events), so a record count alone
-    ///   does not bound the work of one poll.
-    package func poll(maxRecords: Int, maxBytes: Int = .max, timeoutMs: Int32, lookahead: Int,
+    package func poll(maxRecords: Int, timeoutMs: Int32, lookahead: Int,
                       ahead: (ConsumedRecordView) -> Void,
                       each: (ConsumedRecordView) -> Void) throws(KafkaError) -> ConsumerPollSummary {
         var summary = ConsumerPollSummary()
         var records = 0
-        try pollLoop(maxRecords: maxRecords, maxBytes: maxBytes, timeoutMs: timeoutMs, holding: max(0, lookahead),
+        try pollLoop(maxRecords: maxRecords, timeoutMs: timeoutMs, holding: max(0, lookahead),
                      endOfPartition: &summary.endOfPartition, errors: &summary.errors,
                      onPolled: { msg, index in ahead(Self.view(msg, topicIndex: index)) }) { msg, index in
             each(Self.view(msg, topicIndex: index))
@@ -259,7 +253,7 @@ package final class KafkaConsumer: @unchecked Sendable {
     /// the subscription or -1); collects EOF notices and errors.
     /// With `holding` > 0, each record goes to `onPolled` when polled and to
     /// `onRecord` `holding` records later (see `poll(maxRecords:timeoutMs:lookahead:ahead:each:)`).
-    private func pollLoop(maxRecords: Int, maxBytes: Int = .max, timeoutMs: Int32, holding: Int = 0,
+    private func pollLoop(maxRecords: Int, timeoutMs: Int32, holding: Int = 0,
                           endOfPartition: inout [PartitionEndEvent], errors: inout [KafkaError],
                           onPolled: (UnsafeMutablePointer<rd_kafka_message_t>, Int) -> Void = { _, _ in },
                           onRecord: (UnsafeMutablePointer<rd_kafka_message_t>, Int) -> Void) throws(KafkaError) {
@@ -275,7 +269,7 @@ package final class KafkaConsumer: @unchecked Sendable {
                 context.beforeRebalance = nil
                 held.releaseUnhandled()
             }
-            try pollMessages(maxRecords: maxRecords, maxBytes: maxBytes, timeoutMs: timeoutMs, holding: holding, held: held,
+            try pollMessages(maxRecords: maxRecords, timeoutMs: timeoutMs, holding: holding, held: held,
                              endOfPartition: &endOfPartition, errors: &errors, onPolled: onPolled)
             held.handOutAll()
         }
@@ -288,15 +282,14 @@ package final class KafkaConsumer: @unchecked Sendable {
     }
 
     /// `pollLoop`'s loop over librdkafka's messages (the poll lock held).
-    private func pollMessages(maxRecords: Int, maxBytes: Int, timeoutMs: Int32, holding: Int, held: HeldMessages,
+    private func pollMessages(maxRecords: Int, timeoutMs: Int32, holding: Int, held: HeldMessages,
                               endOfPartition: inout [PartitionEndEvent], errors: inout [KafkaError],
                               onPolled: (UnsafeMutablePointer<rd_kafka_message_t>, Int) -> Void) throws(KafkaError) {
         var records = 0
-        var bytes = 0
         var timeout = timeoutMs
         var iterations = 0
         let maxIterations = maxRecords + 1024
-        while records < maxRecords && bytes < maxBytes && iterations < maxIterations {
+        while records < maxRecords && iterations < maxIterations {
             iterations += 1
             guard let msg = rd_kafka_consumer_poll(rk, timeout) else { break }
             timeout = 0
@@ -304,7 +297,6 @@ package final class KafkaConsumer: @unchecked Sendable {
             if m.err == RD_KAFKA_RESP_ERR_NO_ERROR {
                 let index = topicIndex(m.rkt)
                 records += 1
-                bytes += m.len
                 if holding > 0 {
                     onPolled(msg, index)
                     held.append(msg, topicIndex: index)

@@ -328,32 +328,6 @@ final class KafkaBrokerTests: XCTestCase {
         try consumer.close()
     }
 
-    /// The byte bound of the engine's poll: a poll stops at the record whose
-    /// value crosses `maxBytes` (never fewer than one record), and the next
-    /// polls go on from there, so bounding a poll loses and repeats nothing.
-    func testAPollStopsAtItsByteBoundAndTheNextGoesOn() throws {
-        try makeTopic("bytes", partitions: 1)
-        let producer = try KafkaProducer(config: broker.config)
-        for i in 0..<30 {
-            try producer.produce(topic: "bytes", partition: 0, key: nil, value: Array(repeating: UInt8(i), count: 1_000))
-        }
-        try producer.flush(timeoutMs: 10_000)
-        let consumer = try KafkaConsumer(config: broker.config, groupId: "g-bytes", topics: ["bytes"])
-        var offsets: [Int64] = []
-        var largestPoll = 0
-        let deadline = now() + 30
-        while now() < deadline && offsets.count < 30 {
-            let summary = try consumer.poll(maxRecords: 100, maxBytes: 2_500, timeoutMs: 50, lookahead: 2, ahead: { _ in }) { record in
-                XCTAssertEqual(record.value.count, 1_000)
-                offsets.append(record.offset)
-            }
-            largestPoll = max(largestPoll, summary.records)
-        }
-        XCTAssertEqual(offsets, Array(0..<30), "every record once, in order")
-        XCTAssertEqual(largestPoll, 3, "2,500 bytes: the third 1,000-byte record crosses the bound and is the last")
-        try consumer.close()
-    }
-
     /// The look-ahead poll (the engine's): every record is shown to `ahead`
     /// before `each` gets it, at most `lookahead` records before, and each is
     /// handed out once, in poll order. Nothing stays held when a poll returns

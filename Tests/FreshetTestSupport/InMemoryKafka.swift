@@ -224,16 +224,16 @@ package final class InMemoryConsumer: EngineConsumer {
     /// handed to `each` as a view valid during the call.
     package func poll(maxRecords: Int, timeoutMs: Int32,
                       each: (ConsumedRecordView) -> Void) throws(KafkaError) -> ConsumerPollSummary {
-        try poll(maxRecords: maxRecords, maxBytes: .max, timeoutMs: timeoutMs, lookahead: 0, ahead: { _ in }, each: each)
+        try poll(maxRecords: maxRecords, timeoutMs: timeoutMs, lookahead: 0, ahead: { _ in }, each: each)
     }
 
     /// As librdkafka's look-ahead poll: each record is shown to `ahead`
     /// `lookahead` records before `each` gets it (rebalance callbacks run
     /// first, before any record is shown, so none is held across one).
-    package func poll(maxRecords: Int, maxBytes: Int, timeoutMs: Int32, lookahead: Int,
+    package func poll(maxRecords: Int, timeoutMs: Int32, lookahead: Int,
                       ahead: (ConsumedRecordView) -> Void,
                       each: (ConsumedRecordView) -> Void) throws(KafkaError) -> ConsumerPollSummary {
-        let batch = try poll(maxRecords: maxRecords, maxBytes: maxBytes, timeoutMs: timeoutMs)
+        let batch = try poll(maxRecords: maxRecords, timeoutMs: timeoutMs)
         var summary = ConsumerPollSummary()
         summary.records = batch.records.count
         summary.endOfPartition = batch.endOfPartition
@@ -260,11 +260,8 @@ package final class InMemoryConsumer: EngineConsumer {
     }
 
     /// The records of one poll, owned (what `poll(maxRecords:timeoutMs:each:)` hands out as views).
-    /// - Parameter maxBytes: as librdkafka's poll in `KafkaConsumer`: the
-    ///   poll stops once the values it took add up to this many bytes.
-    package func poll(maxRecords: Int, maxBytes: Int = .max, timeoutMs: Int32) throws(KafkaError) -> ConsumerPoll {
+    package func poll(maxRecords: Int, timeoutMs: Int32) throws(KafkaError) -> ConsumerPoll {
         var result = ConsumerPoll()
-        var bytes = 0
         guard !isClosed else { return result }
         runRebalanceCallbacks()
         let assigned = positions.keys.filter { !paused.contains($0) }.sorted()
@@ -276,14 +273,12 @@ package final class InMemoryConsumer: EngineConsumer {
             position = max(position, kafka.logStart[tp] ?? 0)
             let end = kafka.endOffset(tp)
             let bound = kafka.recordsPerPollOfTopic[tp.topic] ?? kafka.recordsPerPartitionPerPoll
-            let take = bytes < maxBytes ? min(Int64(bound), Int64(maxRecords - result.records.count), end - position) : 0
+            let take = min(Int64(bound), Int64(maxRecords - result.records.count), end - position)
             if take > 0 {
-                for offset in position..<(position + take) where bytes < maxBytes {
-                    let record = kafka.consumedRecord(tp, offset: offset, topicIndex: topicIndex)
-                    bytes += record.value.count
-                    result.records.append(record)
-                    position += 1
+                for offset in position..<(position + take) {
+                    result.records.append(kafka.consumedRecord(tp, offset: offset, topicIndex: topicIndex))
                 }
+                position += take
             }
             positions[tp] = position
             if position == end && endReported[tp] != end {

@@ -15,15 +15,14 @@ import FreshetRedis
 /// What the engine needs from its consumer-group member.
 /// All calls come from the processing thread.
 package protocol EngineConsumer: AnyObject {
-    /// Hands up to `maxRecords` records (and values of at most about
-    /// `maxBytes` in all: the record that crosses it is the last) to `each`, one at a time, as views
+    /// Hands up to `maxRecords` records to `each`, one at a time, as views
     /// valid only during that call; returns how many, the partition ends
     /// reached and errors. Rebalance callbacks run inside this call
     /// (librdkafka's contract).
     /// Each record is also shown to `ahead` when polled, up to `lookahead`
     /// records before `each` gets it; every record shown is handed to
     /// `each` before a rebalance callback runs and before the poll returns.
-    func poll(maxRecords: Int, maxBytes: Int, timeoutMs: Int32, lookahead: Int,
+    func poll(maxRecords: Int, timeoutMs: Int32, lookahead: Int,
               ahead: (ConsumedRecordView) -> Void,
               each: (ConsumedRecordView) -> Void) throws(KafkaError) -> ConsumerPollSummary
     /// Commits next offsets to the group.

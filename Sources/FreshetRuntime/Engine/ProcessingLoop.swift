@@ -33,8 +33,7 @@ extension StreamProcessor {
         // Each record is shown to its task a few records before it is
         // processed (`StreamTask.lookAhead`): a source task asks the cache
         // for the user's state then (`UserStatePrefetcher`).
-        let poll = try consumer.poll(maxRecords: 4096, maxBytes: Self.pollMaxBytes, timeoutMs: 20,
-                                     lookahead: UserStatePrefetcher.lookahead,
+        let poll = try consumer.poll(maxRecords: 4096, timeoutMs: 20, lookahead: UserStatePrefetcher.lookahead,
                                      ahead: { record in
             taskManager.route(topicIndex: record.topicIndex, partition: record.partition)?.lookAhead(key: record.key)
         }) { record in
@@ -85,15 +84,6 @@ extension StreamProcessor {
         }
         return true
     }
-
-    /// Bytes of record values one turn of the loop takes at most (besides
-    /// 4,096 records). 4,096 source events are ~0.6 MiB, so the bound only
-    /// acts on repartition bundles (hundreds of events each): a backlog of
-    /// them, which the broker may hand out after the sources' records, was
-    /// taken in one turn of up to 4,096 bundles (~1 M events, 1.7 s on the
-    /// 3 M-event benchmark's end) with no flush, checkpoint or heartbeat
-    /// of the group registry in between, and Redis idle meanwhile.
-    static let pollMaxBytes = 1 << 20
 
     /// Feeds one record to the task that owns its partition (one array lookup;
     /// nothing for a partition not owned, e.g. just revoked).
