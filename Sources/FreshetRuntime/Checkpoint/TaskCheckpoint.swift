@@ -30,6 +30,11 @@ package struct TaskCheckpoint: Sendable, Equatable {
     /// wait for the watermark (with the counts stage: before they are sent
     /// there) and the events applied ahead of it (`PendingImpressionFeatures.encode`).
     package var joinPending: [UInt8]?
+    /// Fields of an earlier release's item tasks that held examples' join
+    /// state (`join_features`, `join_held`, when the item tasks joined the
+    /// counts stage's copies) and hold entries: this release cannot take it
+    /// over (`ItemTask.restore` refuses). Read only, never written.
+    package var retiredJoinFields: [String] = []
     /// Users or items whose key Redis refused and has not taken since: the
     /// next owner writes them in full at its first checkpoint (`RefusedEntity`).
     /// Always written (empty when none), so a taken key leaves the list.
@@ -96,6 +101,7 @@ package struct TaskCheckpoint: Sendable, Equatable {
         checkpoint.storeMetadata = fields["store_meta"]
         checkpoint.joinState = fields["join_state"]
         checkpoint.joinPending = fields["join_pending"]
+        checkpoint.retiredJoinFields = ["join_features", "join_held"].filter { fields[$0].map(Self.holdsEntries) ?? false }
         if let bytes = fields["refused"], !bytes.isEmpty {
             do {
                 checkpoint.refused = try RefusedEntity.decode(bytes)
@@ -134,6 +140,19 @@ package struct TaskCheckpoint: Sendable, Equatable {
 }
 
 /// A checkpoint that cannot be written or read, with the task it belongs to.
+extension TaskCheckpoint {
+    /// Whether a retired join field holds entries: both were a format byte,
+    /// then a varint count of entries (0: the single byte 0), then the entries.
+    static func holdsEntries(_ bytes: [UInt8]) -> Bool { bytes.count >= 2 && bytes[1] != 0 }
+
+    /// What to say when a checkpoint holds examples' join state written by an
+    /// earlier release, whose join ran elsewhere, which this release cannot
+    /// take over without losing those impressions' examples.
+    static func retiredJoinStateMessage(_ what: String) -> String {
+        "\(what), written by an earlier release that joined the examples in the item tasks; this release joins them in the counts stage and cannot take them over (their examples would be lost): finish the group's run with the release that wrote the checkpoint (a bounded run ends with nothing held), or start a new group"
+    }
+}
+
 package struct CheckpointError: Error, Sendable, CustomStringConvertible {
     package var task: TaskId
     package var message: String

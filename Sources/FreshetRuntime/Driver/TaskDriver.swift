@@ -34,8 +34,9 @@ package final class TaskDriver {
     /// (`measuresStages`: two clock reads per task and pass).
     package private(set) var stageCPUSeconds: [TaskId.Stage: Double] = [:]
     package var measuresStages = false
-    /// The checkpoint store: meta fields and the state hash per task.
-    private var checkpoints: [TaskId: (meta: [String: [UInt8]], state: [String: [UInt8]])] = [:]
+    /// The checkpoint store: meta fields and the state hash per task (tests
+    /// may edit one as another release would have written it).
+    package var checkpoints: [TaskId: (meta: [String: [UInt8]], state: [String: [UInt8]])] = [:]
     private lazy var output = Output(driver: self)
     package var deadLetters: [(topic: String, record: InputRecord, reason: BadInput)] { output.deadLetters }
     /// Every message written to the examples topic, in order (`ExampleCodec`

@@ -267,14 +267,11 @@ final class CountTimelines {
             let payload: Held.Payload
             switch rank {
             case 0 where version < 3:
-                // Its items' ids only: read past, not restored (see `entryVersion`).
-                let count = try r.readVarint("counts held items")
-                guard count <= UInt64(bytes.count) else { throw CodecError(.invalidValue, "counts held items \(count)") }
-                for _ in 0..<count { _ = try r.readString("counts held item") }
-                if try r.readByte("counts held positions flag") == 1 {
-                    for _ in 0..<count { _ = try r.readZigzag("counts held position") }
-                }
-                continue
+                // Its items' ids only (see `entryVersion`): its features are
+                // in the earlier release's item tasks, which this one cannot
+                // read, so taking the entry over would lose its examples.
+                throw CodecError(.unknownVersion, TaskCheckpoint.retiredJoinStateMessage(
+                    "counts entry version \(version) of user \(userId) holds an impression waiting for the join"))
             case 0:
                 let count = try r.readVarint("counts held items")
                 guard count <= UInt64(bytes.count) else { throw CodecError(.invalidValue, "counts held items \(count)") }

@@ -1,4 +1,5 @@
 import FreshetCore
+import FreshetEmbeddings
 import FreshetFeatures
 
 /// A task over one partition of `<group>-items-repartition`: the item-keyed
@@ -251,6 +252,19 @@ extension ItemTask: StreamTask {
                 try side.pending.restore(bytes, store: store)
             } catch {
                 throw CheckpointError(task: id, message: "join_pending field is corrupt: \(error)")
+            }
+        }
+        if !checkpoint.retiredJoinFields.isEmpty {
+            throw CheckpointError(task: id, message: TaskCheckpoint.retiredJoinStateMessage(
+                "the checkpoint holds impressions waiting for the join (\(checkpoint.retiredJoinFields.joined(separator: ", ")))"))
+        }
+        if let bytes = checkpoint.joinState, let side = embeddings, side.examples, side.joinsThroughCounts {
+            // An earlier release's item task joined here: open windows it held cannot move to the counts stage.
+            let earlier = ImpressionJoiner()
+            do { try earlier.restore(bytes) } catch { throw CheckpointError(task: id, message: "join_state field is corrupt: \(error)") }
+            if earlier.stateCount > 0 {
+                throw CheckpointError(task: id, message: TaskCheckpoint.retiredJoinStateMessage(
+                    "the checkpoint holds \(earlier.stateCount) open join windows (join_state)"))
             }
         }
         // Checkpoints written before the field existed have none: the join then starts empty, as it did.

@@ -1,0 +1,114 @@
+import FreshetCore
+import FreshetEmbeddings
+@testable import FreshetRuntime
+import XCTest
+
+/// Checkpoints of the release that joined the examples in the item tasks
+/// (the counts stage sent them copies) hold join state this release cannot
+/// take over: a start on them is refused with the way out, unless that
+/// state is empty (a finished bounded run), which is taken over as before.
+final class RetiredJoinStateTests: XCTestCase {
+    let hour: Int64 = 3_600_000
+
+    func testARetiredJoinFieldCountsOnlyWhenItHoldsEntries() throws {
+        var checkpoint = TaskCheckpoint()
+        checkpoint.nextOffset = 5
+        var fields = checkpoint.fields()
+        fields.append(("join_held", [1, 0]))
+        fields.append(("join_features", [1, 0]))
+        XCTAssertEqual(try parse(fields).retiredJoinFields, [], "empty: a format byte and a count of 0")
+        fields.removeLast()
+        fields.append(("join_features", [1, 2, 9, 9, 9]))
+        XCTAssertEqual(try parse(fields).retiredJoinFields, ["join_features"])
+    }
+
+    /// A counts entry of version 2 with an impression held (its items' ids
+    /// only, the features left in the earlier release's item tasks) is
+    /// refused; one holding only its timeline is taken over.
+    func testACountsEntryOfTheEarlierLayoutIsTakenOverOnlyWithoutHeldImpressions() throws {
+        let timelines = CountTimelines(retentionMs: hour)
+        try timelines.restoreEntry(userId: "u1", bytes: versionTwoEntry(heldImpression: false))
+        XCTAssertEqual(timelines.count(userId: "u1", asOf: 2_000), 7)
+        XCTAssertThrowsError(try timelines.restoreEntry(userId: "u2", bytes: versionTwoEntry(heldImpression: true))) { error in
+            let text = "\(error)"
+            XCTAssertTrue(text.contains("user u2") && text.contains("start a new group"), text)
+        }
+    }
+
+    private func parse(_ fields: [(String, [UInt8])]) throws -> TaskCheckpoint {
+        try TaskCheckpoint.parse(Dictionary(fields, uniquingKeysWith: { $1 }), task: TaskId(stage: .items, partition: 0))
+    }
+
+    /// The earlier release's `CountTimelines` entry: version 2, total 7, one
+    /// positive at 1,000, then (optionally) one held impression of two items.
+    private func versionTwoEntry(heldImpression: Bool) -> [UInt8] {
+        var w = ByteWriter()
+        w.write(byte: 2)
+        w.write(zigzag: 7)
+        w.write(varint: 1)
+        w.write(zigzag: 1_000)
+        w.write(varint: heldImpression ? 1 : 0)
+        if heldImpression {
+            w.write(byte: 0)            // an impression
+            w.write(zigzag: 1_500)      // ts
+            w.write(zigzag: 0)          // known-from − ts
+            w.write(zigzag: 42)         // source offset
+            w.write(varint: 0)          // sub-index
+            w.write(optionalString: "r1")
+            w.write(varint: 2)
+            w.write(string: "a")
+            w.write(string: "b")
+            w.write(byte: 0)            // no positions
+        }
+        return w.bytes
+    }
+}
+
+extension EngineDriverTests {
+    /// Through the engine: an item task's checkpoint holding the earlier
+    /// release's join copies (`join_held` with entries) stops the takeover
+    /// naming the field and the way out; the examples of those impressions
+    /// were lost silently before.
+    func testAnItemCheckpointHoldingTheEarlierJoinsCopiesIsRefused() throws {
+        let driver = makeDriver()
+        try produceAndRunToTheEnd(driver)
+        let meta = "freshet:\(driver.group):ckpt:items-0:meta"
+        XCTAssertNotNil(try driver.redis.command(["HGET", meta, "next_offset"]).string, "the first run checkpointed items-0")
+        _ = try driver.redis.command(["HSET", meta, "join_held", "\u{1}\u{1}held"])
+
+        let b = try driver.startInstance()
+        driver.assignEverything(to: b)
+        XCTAssertThrowsError(try driver.runToCompletion()) { error in
+            let text = "\(error)"
+            XCTAssertTrue(text.contains("items-0") && text.contains("join_held") && text.contains("start a new group"), text)
+        }
+    }
+
+}
+
+/// Through the task layer (the engine driver runs without embeddings): an
+/// earlier release's item task checkpointed the join's open windows
+/// (`join_state`); the counts stage joins now, so a takeover of open windows
+/// is refused, and an empty one (every window closed) is taken over.
+final class RetiredItemJoinWindowsTests: KeyedExamplesTestCase {
+    func testAnItemCheckpointHoldingOpenJoinWindowsIsRefusedAndAnEmptyOneTakenOver() throws {
+        let d = driver()
+        interaction(d, "u1", "x", at: base + 10 * second)
+        impression(d, "u1", ["a", "b"], at: base + 50 * second, request: "r")
+        d.runUntilQuiet()
+        try d.checkpoint()
+        let items = TaskId(stage: .items, partition: 0)
+        XCTAssertNotNil(d.checkpoints[items], "the item task checkpointed")
+
+        d.checkpoints[items]?.meta["join_state"] = ImpressionJoiner().encode()
+        XCTAssertNoThrow(try d.crash(items), "an empty join state is taken over")
+
+        let joiner = ImpressionJoiner()
+        joiner.recordImpression(userId: "u1", requestId: "r1", ts: base, items: [.init(itemId: "a", position: 0, features: nil)])
+        d.checkpoints[items]?.meta["join_state"] = joiner.encode()
+        XCTAssertThrowsError(try d.crash(items)) { error in
+            let text = "\(error)"
+            XCTAssertTrue(text.contains("items-0") && text.contains("open join windows") && text.contains("start a new group"), text)
+        }
+    }
+}
