@@ -103,6 +103,18 @@ final class RetiredItemJoinWindowsTests: KeyedExamplesTestCase {
         d.checkpoints[items]?.meta["join_state"] = ImpressionJoiner().encode()
         XCTAssertNoThrow(try d.crash(items), "an empty join state is taken over")
 
+        // An earlier release's join_pending (format 1): taken over without
+        // waiting items, refused with them (they lack what a part needs).
+        let original = d.checkpoints[items]?.meta["join_pending"]
+        d.checkpoints[items]?.meta["join_pending"] = formatOnePending(waiting: false)
+        XCTAssertNoThrow(try d.crash(items))
+        d.checkpoints[items]?.meta["join_pending"] = formatOnePending(waiting: true)
+        XCTAssertThrowsError(try d.crash(items)) { error in
+            let text = "\(error)"
+            XCTAssertTrue(text.contains("items-0") && text.contains("format 1 holds 1 impressed items") && text.contains("start a new group"), text)
+        }
+        d.checkpoints[items]?.meta["join_pending"] = original
+
         let joiner = ImpressionJoiner()
         joiner.recordImpression(userId: "u1", requestId: "r1", ts: base, items: [.init(itemId: "a", position: 0, features: nil)])
         d.checkpoints[items]?.meta["join_state"] = joiner.encode()
@@ -110,5 +122,22 @@ final class RetiredItemJoinWindowsTests: KeyedExamplesTestCase {
             let text = "\(error)"
             XCTAssertTrue(text.contains("items-0") && text.contains("open join windows") && text.contains("start a new group"), text)
         }
+    }
+
+    /// `PendingImpressionFeatures`' format 1: not evaluated yet, no item
+    /// ahead, then (optionally) one waiting item (user, item, ts, known-from − ts).
+    private func formatOnePending(waiting: Bool) -> [UInt8] {
+        var w = ByteWriter()
+        w.write(byte: 1)
+        w.write(byte: 0)
+        w.write(varint: 0)
+        w.write(varint: waiting ? 1 : 0)
+        if waiting {
+            w.write(string: "u1")
+            w.write(string: "a")
+            w.write(zigzag: base)
+            w.write(zigzag: 0)
+        }
+        return w.bytes
     }
 }

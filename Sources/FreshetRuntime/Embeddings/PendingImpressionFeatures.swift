@@ -380,8 +380,16 @@ final class PendingImpressionFeatures {
                 noteApplied(item: store.slot(ofItem: id), ts: ts, knownFrom: knownFrom, positive: positive)
             }
         }
-        guard version == Self.format else { return }
         let n = try r.readVarint("waiting impressions")
+        guard version == Self.format else {
+            // Format 1 (an earlier release): its waiting items lack what a
+            // part needs (request id, source position, position).
+            guard n == 0 else {
+                throw CodecError(.unknownVersion, TaskCheckpoint.retiredJoinStateMessage(
+                    "join_pending of format 1 holds \(n) impressed items waiting for their features"))
+            }
+            return
+        }
         guard n <= UInt64(bytes.count) else { throw CodecError(.invalidValue, "waiting impressions \(n)") }
         for _ in 0..<n {
             let userId = try r.readString("user")

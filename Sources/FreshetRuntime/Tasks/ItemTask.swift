@@ -251,7 +251,7 @@ extension ItemTask: StreamTask {
             do {
                 try side.pending.restore(bytes, store: store)
             } catch {
-                throw CheckpointError(task: id, message: "join_pending field is corrupt: \(error)")
+                throw CheckpointError(task: id, message: "join_pending field cannot be restored: \(error)")
             }
         }
         if !checkpoint.retiredJoinFields.isEmpty {
