@@ -222,14 +222,7 @@ final class CountTimelines {
             w.write(optionalString: h.requestId)
             switch h.payload {
             case .impression(let items):
-                w.write(varint: UInt64(items.count))
-                for item in items {
-                    w.write(varint: UInt64(item.index))
-                    w.write(string: item.itemId)
-                    w.write(optionalZigzag: item.position.map(Int64.init))
-                    w.write(zigzag: item.popularity7d)
-                    w.write(zigzag: item.impressions7d)
-                }
+                ImpressionFeaturesPart.Item.encode(items, into: &w)
             case .interaction(let itemId, let action, let dwellMs):
                 w.write(string: itemId)
                 w.write(byte: action.rawValue)

@@ -39,6 +39,20 @@ package struct ImpressionFeaturesPart: Sendable, Equatable {
             self.popularity7d = popularity7d
             self.impressions7d = impressions7d
         }
+
+        /// Writes `items` as a count, then each item's index, id, position
+        /// and the two counts: the layout of a part on the wire and of a
+        /// held impression in the counts task's checkpoint entry.
+        static func encode(_ items: [Item], into w: inout ByteWriter) {
+            w.write(varint: UInt64(items.count))
+            for item in items {
+                w.write(varint: UInt64(item.index))
+                w.write(string: item.itemId)
+                w.write(optionalZigzag: item.position.map(Int64.init))
+                w.write(zigzag: item.popularity7d)
+                w.write(zigzag: item.impressions7d)
+            }
+        }
     }
 
     /// The item partition that evaluated and sent it.
@@ -91,14 +105,7 @@ package struct ImpressionFeaturesPart: Sendable, Equatable {
         w.write(zigzag: Int64(source.partition))
         w.write(zigzag: source.offset)
         w.write(zigzag: knownFrom &- ts)
-        w.write(varint: UInt64(items.count))
-        for item in items {
-            w.write(varint: UInt64(item.index))
-            w.write(string: item.itemId)
-            w.write(optionalZigzag: item.position.map(Int64.init))
-            w.write(zigzag: item.popularity7d)
-            w.write(zigzag: item.impressions7d)
-        }
+        Item.encode(items, into: &w)
     }
 
     /// Reads the record after its format byte and tag.
