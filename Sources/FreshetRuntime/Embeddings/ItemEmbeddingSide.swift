@@ -240,7 +240,7 @@ package final class ItemEmbeddingSide {
 
     private func emit(_ example: TrainingExample, output: TaskOutput) {
         examplesEmitted += 1
-        ExampleCodec.withEncoded(example) { output.example(key: example.userId, value: $0) }
+        output.example(example)
     }
 
     /// One item vector to write: `foldedIn` when it is a fold-in (the item is

@@ -187,7 +187,7 @@ package final class CountTask {
 
     private func emit(_ example: TrainingExample, output: TaskOutput) {
         examplesEmitted += 1
-        ExampleCodec.withEncoded(example) { output.example(key: example.userId, value: $0) }
+        output.example(example)
     }
 }
 

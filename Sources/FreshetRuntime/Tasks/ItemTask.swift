@@ -1,5 +1,4 @@
 import FreshetCore
-import FreshetEmbeddings
 import FreshetFeatures
 
 /// A task over one partition of `<group>-items-repartition`: the item-keyed
@@ -258,21 +257,18 @@ extension ItemTask: StreamTask {
             throw CheckpointError(task: id, message: TaskCheckpoint.retiredJoinStateMessage(
                 "the checkpoint holds impressions waiting for the join (\(checkpoint.retiredJoinFields.joined(separator: ", ")))"))
         }
-        if let bytes = checkpoint.joinState, let side = embeddings, side.examples, side.joinsThroughCounts {
-            // An earlier release's item task joined here: open windows it held cannot move to the counts stage.
-            let earlier = ImpressionJoiner()
-            do { try earlier.restore(bytes) } catch { throw CheckpointError(task: id, message: "join_state field is corrupt: \(error)") }
-            if earlier.stateCount > 0 {
-                throw CheckpointError(task: id, message: TaskCheckpoint.retiredJoinStateMessage(
-                    "the checkpoint holds \(earlier.stateCount) open join windows (join_state)"))
-            }
-        }
         // Checkpoints written before the field existed have none: the join then starts empty, as it did.
-        if let bytes = checkpoint.joinState, let side = embeddings, side.examples, !side.joinsThroughCounts {
+        if let bytes = checkpoint.joinState, let side = embeddings, side.examples {
             do {
                 try side.joiner.restore(bytes)
             } catch {
                 throw CheckpointError(task: id, message: "join_state field is corrupt: \(error)")
+            }
+            // With the counts stage this joiner is unused: open windows an
+            // earlier release's item task held here cannot move to the counts stage.
+            if side.joinsThroughCounts && side.joiner.stateCount > 0 {
+                throw CheckpointError(task: id, message: TaskCheckpoint.retiredJoinStateMessage(
+                    "the checkpoint holds \(side.joiner.stateCount) open join windows (join_state)"))
             }
         }
     }

@@ -1,4 +1,5 @@
 import FreshetCore
+import FreshetEmbeddings
 
 /// One record as a task sees it: Kafka's coordinates and bytes, nothing of librdkafka.
 package struct InputRecord: Sendable {
@@ -127,4 +128,11 @@ extension TaskOutput {
 
     package func example(key: String, value: UnsafeRawBufferPointer) {}
     package var maxRepartitionRecordBytes: Int { .max }
+
+    /// Writes `example` to the examples topic in `ExampleCodec`'s encoding,
+    /// keyed by its user (the joining task's output: a counts task's, or an
+    /// item task's without the counts stage).
+    package func example(_ example: TrainingExample) {
+        ExampleCodec.withEncoded(example) { self.example(key: example.userId, value: $0) }
+    }
 }
