@@ -286,8 +286,9 @@ final class PendingImpressionFeatures {
     }
 
     /// 2: a waiting item carries what its part for the counts stage needs;
-    /// 1 (read, its waiting items skipped: they were joined in the item
-    /// stage, which no longer joins): the item and the user only.
+    /// 1 (an earlier release's, whose item stage joined): the item and the
+    /// user only, so it is read only when no item waits (`restore` refuses
+    /// one that holds waiting items).
     private static let format: UInt8 = 2
 
     /// Checkpoint form: version; the evaluated-through watermark (flag,

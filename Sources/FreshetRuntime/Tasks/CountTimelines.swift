@@ -193,7 +193,7 @@ final class CountTimelines {
     /// tasks); 2 (read): held records carry their known-from time; 1 (read):
     /// every one on time. A held impression of version 1 or 2 (its items'
     /// ids only, sent by its source task before the item tasks sent
-    /// impressions here) has no features and is not restored.
+    /// impressions here) has no features: `restoreEntry` refuses the entry.
     static let entryVersion: UInt8 = 3
 
     /// Takes (and clears) the users changed since the last call.
