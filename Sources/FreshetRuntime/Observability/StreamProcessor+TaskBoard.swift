@@ -52,7 +52,7 @@ extension StreamProcessor {
         guard topology.embeddings.enabled, topology.embeddings.examples else { return nil }
         let joiner: ImpressionJoiner?
         switch id.stage {
-        case .counts: joiner = (taskManager.ordered.first { $0.id == id } as? CountTask)?.joiner
+        case .counts: joiner = (taskManager[id] as? CountTask)?.joiner
         case .items where !topology.routesExamplesThroughCounts: joiner = itemTasks[id.partition]?.embeddings?.joiner
         default: joiner = nil
         }
@@ -67,7 +67,7 @@ extension StreamProcessor {
         guard topology.embeddings.enabled, topology.embeddings.examples else { return nil }
         switch id.stage {
         case .items: return itemTasks[id.partition]?.embeddings?.pending.waitingCount
-        case .counts: return (taskManager.ordered.first { $0.id == id } as? CountTask)?.heldCount
+        case .counts: return (taskManager[id] as? CountTask)?.heldCount
         default: return nil
         }
     }
