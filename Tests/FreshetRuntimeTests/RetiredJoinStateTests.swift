@@ -1,5 +1,6 @@
 import FreshetCore
 import FreshetEmbeddings
+import FreshetKafka
 @testable import FreshetRuntime
 import XCTest
 
@@ -139,5 +140,33 @@ final class RetiredItemJoinWindowsTests: KeyedExamplesTestCase {
             w.write(zigzag: 0)
         }
         return w.bytes
+    }
+}
+
+extension RetiredItemJoinWindowsTests {
+    /// A join copy an earlier release's counts stage sent to the item stage
+    /// (origin: the counts stage), read after an upgrade, is not counted
+    /// again in the item's features (it is a copy of an event the features
+    /// took directly); the same event from a source is counted.
+    func testAnEarlierReleasesJoinCopyIsNotCountedAgain() throws {
+        XCTAssertEqual(try impressionsAfterACopy(from: .counts), 1, "the counts stage's copy is not counted")
+        XCTAssertEqual(try impressionsAfterACopy(from: .impressions), 2, "the same event from a source is")
+    }
+
+    /// Item `a`'s `impressions_7d` at the end of a bounded run of one
+    /// impression of it, with the same item event sent again to its item
+    /// task as from `stage` (a partition no source task uses).
+    private func impressionsAfterACopy(from stage: TaskId.Stage) throws -> Int64? {
+        let d = driver()
+        impression(d, "u1", ["a"], at: base + 50 * second, request: "r")
+        d.runUntilQuiet()
+        let event = ItemEvent(itemId: "a", userId: "u1", ts: base + 50 * second, kind: .impression(position: nil), requestId: "r")
+        let origin = RecordOrigin(sourceTopic: try XCTUnwrap(stage.originCode), partition: 7, offset: 0)
+        var bundle: [UInt8] = []
+        RecordBundle.append(RepartitionRecord.item(event, origin: origin).encoded(), to: &bundle)
+        d.send(.items, partition: KafkaProducer.partition(forKey: Array("a".utf8), partitionCount: d.repartitionPartitions), bundle)
+        d.runUntilQuiet()
+        d.finishSources()
+        return d.itemFeatures("a")?.impressions7d
     }
 }

@@ -88,7 +88,7 @@ package final class ItemTask {
         // `String` for a known item).
         undecodable += RecordBundle.forEachDecodable(in: record.value) { bytes throws(CodecError) in
             let itemEvents = try RepartitionRecord.forEachItemView(bytes) { view in
-                guard duplicates.admit(view.origin) else { duplicatesDropped += 1; return }
+                guard admit(view.origin) else { duplicatesDropped += 1; return }
                 // `if case`, not `==`: the enum's `Equatable` from another
                 // module went through a witness table lookup per record.
                 if case .droppedLate = store.apply(view, watermark: currentWatermark) { lateDropped += 1 }
@@ -103,7 +103,7 @@ package final class ItemTask {
     private func process(_ decoded: RepartitionRecord, nowMs: Int64, output: TaskOutput) {
         switch decoded {
         case .item(let event, let origin):
-            guard duplicates.admit(origin) else { duplicatesDropped += 1; return }
+            guard admit(origin) else { duplicatesDropped += 1; return }
             let (outcome, slot) = store.applyReturningSlot(event, watermark: currentWatermark)
             embeddings?.process(event, origin: origin, store: store, output: output, applied: notDroppedLate(outcome),
                                 itemSlot: slot)
@@ -125,7 +125,7 @@ package final class ItemTask {
         for item in items {
             var origin = group.source
             origin.subIndex = item.subIndex
-            guard duplicates.admit(origin) else { duplicatesDropped += 1; continue }
+            guard admit(origin) else { duplicatesDropped += 1; continue }
             let (outcome, slot) = store.applyReturningSlot(itemId: item.id, ts: group.ts, positive: false,
                                                            watermark: currentWatermark)
             // The store's own id for the item (the same bytes): no `String` made per shown item.
@@ -135,6 +135,17 @@ package final class ItemTask {
             embeddings.processImpression(shown, store: store, applied: notDroppedLate(outcome), output: output)
         }
     }
+
+    /// Whether an item event is new: neither a replay's copy
+    /// (`DuplicateFilter`) nor a join copy an earlier release's counts stage
+    /// sent (copies of events the features took directly, for its item
+    /// tasks' joiners; read after an upgrade, they would be counted twice).
+    @inline(__always)
+    private func admit(_ origin: RecordOrigin) -> Bool {
+        origin.sourceTopic != Self.countsStageCode && duplicates.admit(origin)
+    }
+
+    private static let countsStageCode = TaskId.Stage.counts.originCode
 
     /// Whether the store took an event (false: dropped as late, and counted so).
     @inline(__always)
