@@ -71,20 +71,29 @@ package struct SymmetricSparseMatrix: Sendable {
         var values: [Float] = []
         columns.reserveCapacity(perRow[n])
         values.reserveCapacity(perRow[n])
-        var pairs: [(Int32, Float)] = []
+        // Per row: its halves summed per column in a dense accumulator, then
+        // the columns in order. A column has at most two halves (one from
+        // each of the two rows), and a sum of two floats does not depend on
+        // their order, so this is the same sum whatever the bucket order.
+        var sum = [Float](repeating: 0, count: n)
+        var seenIn = [Int32](repeating: -1, count: n)
+        var rowColumns: [Int32] = []
         for i in 0..<n {
-            pairs.removeAll(keepingCapacity: true)
-            for t in perRow[i]..<perRow[i + 1] { pairs.append((bucketColumn[t], bucketValue[t])) }
-            // Sorted by column, then value: the sum of a column's (at most two)
-            // halves is then independent of bucket order.
-            pairs.sort { $0.0 != $1.0 ? $0.0 < $1.0 : $0.1 < $1.1 }
-            var t = 0
-            while t < pairs.count {
-                let j = pairs[t].0
-                var v: Float = 0
-                while t < pairs.count && pairs[t].0 == j { v += pairs[t].1; t += 1 }
+            rowColumns.removeAll(keepingCapacity: true)
+            for t in perRow[i]..<perRow[i + 1] {
+                let j = Int(bucketColumn[t])
+                if seenIn[j] == Int32(i) {
+                    sum[j] += bucketValue[t]
+                } else {
+                    seenIn[j] = Int32(i)
+                    sum[j] = bucketValue[t]
+                    rowColumns.append(Int32(j))
+                }
+            }
+            rowColumns.sort()
+            for j in rowColumns {
                 columns.append(j)
-                values.append(v * scale[i] * scale[Int(j)])
+                values.append(sum[Int(j)] * scale[i] * scale[Int(j)])
             }
             rowStart[i + 1] = columns.count
         }
