@@ -9,15 +9,20 @@ import XCTest
 /// exactly what was published, only newer versions, and a leader that lost
 /// `items-0` (a zombie at an older epoch) cannot switch the pointer.
 final class SharedVectorSetTests: XCTestCase {
-    static func set(version: Int64) -> ItemVectorSet {
+    /// Four cliques of ten items.
+    static var snapshot: CooccurrenceSnapshot {
         var builder = CooccurrenceSnapshot.Builder()
         let ids = (0..<40).map { ByteId("i\($0)") }
         for (n, a) in ids.enumerated() {
             builder.addRow(item: a, degree: 5, entries: ids.enumerated().filter { $0.offset != n && $0.offset % 4 == n % 4 }
                 .map { ($0.element, UInt32(1 + n % 3)) })
         }
-        return SpectralRefresh.refresh(SymmetricSparseMatrix(builder.snapshot), dimension: 4, previous: nil,
-                                       iterations: 4, seed: 3, version: version)
+        return builder.snapshot
+    }
+
+    static func set(version: Int64) -> ItemVectorSet {
+        SpectralRefresh.refresh(SymmetricSparseMatrix(snapshot), dimension: 4, previous: nil,
+                                iterations: 4, seed: 3, version: version)
     }
 
     func testReadersLoadThePublishedSetAndAZombieLeaderIsFenced() throws {
@@ -95,6 +100,39 @@ final class SharedVectorSetTests: XCTestCase {
         refresher.waitUntilIdle()
         XCTAssertEqual(refresher.latest.version, 8)
         XCTAssertEqual(try shared.loadIfNewer(than: 7, store: store)?.items, refresher.latest.items)
+        XCTAssertEqual(refresher.takeFailures(), [])
+    }
+
+    /// The end of a bounded run waits for the final vectors, not for the
+    /// leader's copy of them for the group: with Redis holding writes back
+    /// (`CLIENT PAUSE ... WRITE`), the result is `latest` at once while the
+    /// copy waits; once Redis takes writes again the copy lands, and
+    /// `waitUntilIdle` (what a new submission after it waits for) returns.
+    func testTheLeadersResultIsItsOwnBeforeItsCopyForTheGroupIsWritten() throws {
+        let cluster = try LocalCluster(withBroker: false)
+        defer { cluster.stop() }
+        let target = try RedisTarget(url: cluster.redisURL)
+        let store = try target.makeStore(shouldStop: { false })
+        defer { store.close() }
+        let keys = RedisKeys(prefix: "", group: "g")
+        let shared = SharedVectorSet(keys: keys)
+        let redis = try RedisConnection(url: cluster.redisURL)
+        XCTAssertEqual(try redis.command(["INCR", keys.epoch(SharedVectorSet.leaderTask)]).int, 1)
+        let refresher = EmbeddingRefresher(config: CooccurrenceConfig(dimension: 4), finalIterations: 4,
+                                           redis: target, shared: shared)
+        defer { refresher.stop() }
+        refresher.setLeader(epoch: 1)
+        // Reads (the refresher's look for a published set) pass a write pause.
+        XCTAssertEqual(try redis.command(["CLIENT", "PAUSE", "1500", "WRITE"]).string, "OK")
+        let submitted = Date()
+        refresher.submit(.init(local: Self.snapshot, remoteKeys: [], cutoff: nil, final: true, version: 1))
+        refresher.waitUntilComputed()
+        XCTAssertLessThan(Date().timeIntervalSince(submitted), 1.0, "the result did not wait for the paused write")
+        XCTAssertEqual(refresher.latest.version, 1)
+        XCTAssertTrue(refresher.busy, "the copy for the group is still being written")
+        refresher.waitUntilIdle()
+        XCTAssertGreaterThanOrEqual(Date().timeIntervalSince(submitted), 1.0, "the copy waited for Redis to take writes")
+        XCTAssertEqual(try shared.loadIfNewer(than: 0, store: store)?.vectors, refresher.latest.vectors)
         XCTAssertEqual(refresher.takeFailures(), [])
     }
 }

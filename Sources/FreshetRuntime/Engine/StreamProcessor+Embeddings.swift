@@ -259,7 +259,7 @@ extension StreamProcessor {
             refresher.submit(.init(local: localSnapshot(), remoteKeys: remoteRowKeys, cutoff: nil, final: true,
                                    version: finalVersion))
         }
-        refresher.waitUntilIdle()
+        refresher.waitUntilComputed()
         let (seconds, items) = refresher.lastRefresh
         logger.info("final embedding refresh", metadata: ["items": "\(items)", "seconds": "\(seconds)",
                                                           "overlapped_checkpoint": "\(startedEarly != nil)"])
