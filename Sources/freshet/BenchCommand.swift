@@ -40,12 +40,29 @@ struct BenchRunNames {
     /// Prefix of every Redis key the run writes (features and checkpoints).
     var keyPrefix: String { "freshet-bench-\(id):" }
 
-    /// `topology` reading this run's topics and writing under its prefix.
-    func apply(to topology: inout Topology) {
+    /// `topology` reading this run's topics and writing under its prefix
+    /// (`keyPrefix`, or a run's own prefix under it).
+    func apply(to topology: inout Topology, keyPrefix: String? = nil) {
         topology.sources.interactions = interactions
         topology.sources.impressions = impressions
-        topology.redis.keyPrefix = keyPrefix
+        topology.redis.keyPrefix = keyPrefix ?? self.keyPrefix
     }
+}
+
+/// Deletes every key under `prefix` (SCAN + UNLINK), so the next measured
+/// run of a benchmark starts with no keys of its own, as the first did, and
+/// Redis's memory stays flat over many runs. Never touches other keys.
+func deleteRedisKeys(prefix: String, redisURL: String) throws {
+    let redis = try RedisConnection(url: redisURL, commandTimeoutMs: 30_000)
+    defer { redis.close() }
+    var cursor = "0"
+    repeat {
+        let reply = try redis.command(["SCAN", cursor, "MATCH", prefix + "*", "COUNT", "10000"]).array ?? []
+        guard reply.count == 2, let next = reply[0].string else { return }
+        cursor = next
+        let keys = (reply[1].array ?? []).compactMap(\.string)
+        if !keys.isEmpty { _ = try redis.command(["UNLINK"] + keys) }
+    } while cursor != "0"
 }
 
 extension BenchCommand {
@@ -69,8 +86,11 @@ extension BenchCommand {
         var kafkaProperties: [String] = []
         @Option(help: "Log level of the measured runs, to stderr (info shows each run's timeline: partitions at their end, the bounded run complete, the final refresh).")
         var logLevel = "warning"
+        @Option(help: "Run the selected variants this many times, alternating (1, 3, 1, 3, ...), each run on keys of its own, and end with each variant's median rate and the median of the embeddings' share (variant 3 over variant 1 of the same round): one run each says more about the host's minute than about the build.")
+        var rounds = 1
 
         func validate() throws {
+            guard rounds >= 1 else { throw ValidationError("--rounds \(rounds): expected at least 1") }
             _ = try parseLogLevel(logLevel)
             for text in kafkaProperties where !text.contains("=") {
                 throw ValidationError("--kafka \(text): expected key=value, e.g. --kafka max.partition.fetch.bytes=4194304")
@@ -114,11 +134,19 @@ extension BenchCommand {
                 ("features + embeddings + examples topic (default topology), checkpoints on", 5_000, true, true),
             ]
             let drifts: [Int64?] = maxDrift.isEmpty ? [nil] : maxDrift.compactMap { parseMaxDrift($0) }
+            // Events/s of each run, by (variant, drift), in round order.
+            var rates: [String: [Double]] = [:]
+            for round in 1...rounds {
+            if rounds > 1 { emit("round \(round) of \(rounds)") }
             for (number, (label, interval, embeddings, examples)) in zip(1..., variants)
             where (embeddings ? withEmbeddings : true) && (examples ? withExamples : true) && (only.isEmpty || only.contains(number)) {
             for drift in drifts {
                 var topology = Topology()
-                names.apply(to: &topology)
+                // One round: the variants share the keys, as they always did
+                // (the embeddings' run finds the features' hashes). More:
+                // each run its own keys, deleted after it.
+                let runPrefix = rounds > 1 ? "\(names.keyPrefix)r\(round)v\(number):" : nil
+                names.apply(to: &topology, keyPrefix: runPrefix)
                 topology.eventTime.maxDriftMs = drift
                 topology.checkpointIntervalMs = interval
                 topology.embeddings.enabled = embeddings
@@ -162,8 +190,36 @@ extension BenchCommand {
                     emit(String(format: "  same interval: broker CPU %.1f s, Redis CPU %.1f s", brokerAfter - brokerBefore, redisAfter - redisBefore))
                 }
                 if let summary = processor.embeddingSummary { emit("  embeddings: \(summary)") }
+                rates["\(number)/\(drift.map(String.init) ?? "-")", default: []].append(rate)
+                if let runPrefix { try deleteRedisKeys(prefix: runPrefix, redisURL: services.redisURL) }
             }
             }
+            }
+            if rounds > 1 { emit(Self.roundsSummary(rates, variants: variants.map(\.0))) }
+        }
+
+        /// Each variant's median events/s over the rounds (every run's in
+        /// round order) and, with variants 1 and 3, the median share.
+        static func roundsSummary(_ rates: [String: [Double]], variants: [String]) -> String {
+            func median(_ values: [Double]) -> Double {
+                let sorted = values.sorted()
+                return sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
+            }
+            var lines: [String] = []
+            for key in rates.keys.sorted() {
+                guard let values = rates[key], let number = Int(key.prefix { $0 != "/" }) else { continue }
+                let drift = key.drop { $0 != "/" }.dropFirst()
+                lines.append(String(format: "  %@%@: median %.0f events/s (runs: %@)", variants[number - 1],
+                                    drift == "-" ? "" : " (max drift \(drift) ms)", median(values),
+                                    values.map { String(format: "%.0f", $0) }.joined(separator: ", ")))
+            }
+            for drift in Set(rates.keys.map { $0.drop { $0 != "/" } }).sorted() {
+                guard let features = rates["1" + drift], let embeddings = rates["3" + drift], features.count == embeddings.count else { continue }
+                let shares = zip(embeddings, features).map { $0 / $1 }
+                lines.append(String(format: "  embeddings' share (variant 3 / variant 1, same round): median %.2f (rounds: %@)",
+                                    median(shares), shares.map { String(format: "%.2f", $0) }.joined(separator: ", ")))
+            }
+            return "over \(rates.values.first?.count ?? 0) rounds:\n" + lines.joined(separator: "\n")
         }
     }
 
@@ -339,12 +395,14 @@ extension BenchCommand {
         @Option var dimension = 64
         @Option(help: "Subspace iterations of the final refresh (the topology's `final_iterations`).")
         var finalIterations = Topology.Embeddings.defaultFinalIterations
+        @Flag(help: "Name the items by a hash of their number, so the order of their ids says nothing of their popularity (as with real ids); by default the popular items' names are short and sort together.")
+        var hashedIds = false
         func run() throws {
             SpectralRefresh.useOneBLASThread()
             for n in items {
                 var rng = SplitMix64(seed: 5)
                 var builder = CooccurrenceSnapshot.Builder()
-                let ids = (0..<n).map { ByteId("i\($0)") }
+                let ids = (0..<n).map { hashedIds ? ByteId(String(StableHash.of(Array("i\($0)".utf8)), radix: 16)) : ByteId("i\($0)") }
                 for i in 0..<n {
                     var row: [(ByteId, UInt32)] = []
                     var seen: Set<Int> = [i]
@@ -359,6 +417,15 @@ extension BenchCommand {
                 let t0 = Date()
                 let matrix = SymmetricSparseMatrix(builder.snapshot)
                 let build = Date().timeIntervalSince(t0)
+                // One sparse product (the refresh's inner step, bound by reading
+                // neighbours' rows of the block): the fastest of five, one thread.
+                let block = (0..<(n * dimension)).map { Float(($0 &* 2_654_435_761) % 1_000) / 1_000 }
+                var productSeconds = Double.infinity
+                for _ in 0..<5 {
+                    let t = Date()
+                    _ = matrix.multiply(block, k: dimension)
+                    productSeconds = min(productSeconds, Date().timeIntervalSince(t))
+                }
                 let t1 = Date()
                 let cold = SpectralRefresh.refresh(matrix, dimension: dimension, previous: nil, iterations: 8, seed: 1)
                 let coldSeconds = Date().timeIntervalSince(t1)
@@ -371,8 +438,8 @@ extension BenchCommand {
                 _ = SpectralRefresh.refresh(matrix, dimension: dimension, previous: nil, iterations: finalIterations,
                                             seed: 1, threads: SpectralRefresh.finalThreads)
                 let finalSeconds = Date().timeIntervalSince(t3)
-                emit(String(format: "refresh: %d items, %d non-zeros, dim %d: matrix build %.2f s; cold (8 iterations) %.2f s; warm (2 iterations, the mid-run refresh) %.2f s; final (%d iterations, cold, %d threads: the end of a bounded run) %.2f s; peak RSS %.0f MiB",
-                            n, matrix.values.count, dimension, build, coldSeconds, warmSeconds,
+                emit(String(format: "refresh: %d items, %d non-zeros, dim %d: matrix build %.2f s; one sparse product %.0f ms; cold (8 iterations) %.2f s; warm (2 iterations, the mid-run refresh) %.2f s; final (%d iterations, cold, %d threads: the end of a bounded run) %.2f s; peak RSS %.0f MiB",
+                            n, matrix.values.count, dimension, build, productSeconds * 1_000, coldSeconds, warmSeconds,
                             finalIterations, SpectralRefresh.finalThreads, finalSeconds, Double(PeakMemory.peakBytes()) / 1_048_576))
             }
         }
