@@ -83,6 +83,9 @@ struct EvalCommand: AsyncParsableCommand {
     @Option(help: "cooc: score every N-th eligible positive in the prequential protocol (1 = all).")
     var stride: Int = 1
 
+    @Option(help: "cooc: the session protocol's refresh at the cut runs cold from the seeded basis with N iterations, as a bounded run's final refresh (embeddings.final_iterations); 0: warm-started, as a mid-run refresh.")
+    var cutIterations: Int = 0
+
     func run() async throws {
         if benchmarkEmbeddings {
             // Stand-in until `freshet bench embeddings` is wired: dim --dim, k --negatives.
@@ -166,6 +169,7 @@ struct EvalCommand: AsyncParsableCommand {
         var evaluator = SessionEvaluator()
         evaluator.seed = seed
         evaluator.prequentialStride = max(1, stride)
+        evaluator.cutColdIterations = cutIterations > 0 ? cutIterations : nil
         let start = Date()
         let (prequential, session) = evaluator.evaluate(stream, model: cooc)
         let seconds = Date().timeIntervalSince(start)

@@ -195,5 +195,37 @@ final class CooccurrenceTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(session.recallLift, 1.9, "session retrieval Recall@10 lift over fresh popularity")
         XCTAssertGreaterThan(session.model.hr10, session.popularity.hr10 + 0.15, "HR@10 well above popularity's")
         XCTAssertGreaterThanOrEqual(prequential.model.full.recall10, 1.5 * prequential.popularity.full.recall10)
+
+        // The vectors a bounded run publishes: its final refresh, cold from
+        // the seeded basis (the topology's default iterations).
+        var final = SessionEvaluator()
+        final.cutColdIterations = 12
+        let (_, finalSession) = final.evaluate(world.inputEvents(),
+                                               model: CooccurrenceModel(config: CooccurrenceConfig(dimension: 16), refreshEvery: 2_000))
+        XCTAssertGreaterThanOrEqual(finalSession.recallLift, 1.9, "the final refresh's vectors: Recall@10 lift")
+        XCTAssertGreaterThan(finalSession.model.hr10, finalSession.popularity.hr10 + 0.15)
+    }
+
+    /// A refresh with `coldIterations` (what the evaluation's cut does for a
+    /// bounded run's final refresh) starts from the seeded basis, not from
+    /// the model's last result: the same vectors as a cold refresh of the
+    /// same rows, whatever the refreshes before it.
+    func testAColdRefreshOfTheModelIgnoresItsEarlierResults() {
+        let world = PlantedPreferences(PlantedConfig(users: 300, items: 600, clusters: 6, events: 8_000, seed: 5))
+        let model = CooccurrenceModel(config: CooccurrenceConfig(dimension: 8), refreshEvery: 1_000)
+        for event in world.inputEvents() {
+            guard case .interaction(let e) = event else { continue }
+            model.observe(user: e.userId, item: e.itemId, positive: e.action.isPositive, ts: e.ts)
+        }
+        XCTAssertGreaterThan(model.refreshes, 2, "warm refreshes ran before")
+        let cold = SpectralRefresh.refresh(SymmetricSparseMatrix(model.rows.snapshot()), dimension: 8, previous: nil,
+                                           iterations: 3, seed: model.config.seed)
+        let version = model.vectors.version
+        model.refresh(coldIterations: 3)
+        XCTAssertEqual(model.vectors.items, cold.items)
+        XCTAssertEqual(model.vectors.vectors, cold.vectors)
+        XCTAssertEqual(model.vectors.version, version + 1)
+        model.refresh()
+        XCTAssertNotEqual(model.vectors.vectors, cold.vectors, "a warm refresh after it moves on from it")
     }
 }

@@ -35,13 +35,17 @@ package final class CooccurrenceModel {
         if positivesSinceRefresh >= refreshEvery { refresh() }
     }
 
-    /// Recomputes every vector from the current rows (warm-started).
-    package func refresh() {
+    /// Recomputes every vector from the current rows: warm-started from the
+    /// last result (cold, `coldIterations`, for the first), or, with
+    /// `coldIterations`, from the seeded basis with that many iterations, as
+    /// a bounded run's final refresh (`embeddings.final_iterations`).
+    package func refresh(coldIterations cold: Int? = nil) {
         positivesSinceRefresh = 0
         let matrix = SymmetricSparseMatrix(rows.snapshot())
-        let iterations = vectors.version == 0 ? config.coldIterations : config.warmIterations
-        vectors = SpectralRefresh.refresh(matrix, dimension: config.dimension, previous: vectors.version == 0 ? nil : vectors,
-                                          iterations: iterations, seed: config.seed)
+        let warm = cold == nil && vectors.version > 0
+        let iterations = cold ?? (warm ? config.warmIterations : config.coldIterations)
+        vectors = SpectralRefresh.refresh(matrix, dimension: config.dimension, previous: warm ? vectors : nil,
+                                          iterations: iterations, seed: config.seed, version: vectors.version + 1)
         refreshes += 1
     }
 

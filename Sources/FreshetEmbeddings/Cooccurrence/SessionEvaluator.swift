@@ -43,6 +43,10 @@ package struct SessionEvaluator {
     package var seed: UInt64 = 42
     /// Score every n-th eligible positive of the prequential protocol (1 = all).
     package var prequentialStride = 1
+    /// The refresh at the cut: nil, warm-started from the model's last result
+    /// (a mid-run refresh); n, cold from the seeded basis with n iterations
+    /// (a bounded run's final refresh, what `freshet run --stop-at-end` publishes).
+    package var cutColdIterations: Int?
 
     package init() {}
 
@@ -119,7 +123,7 @@ package struct SessionEvaluator {
         for (n, event) in events.enumerated() {
             report.events += 1
             if n == cut {
-                model.refresh()
+                model.refresh(coldIterations: cutColdIterations)
                 frozenSet = model.vectors
             }
             guard case .interaction(let e) = event else { continue }
