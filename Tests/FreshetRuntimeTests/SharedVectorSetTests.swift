@@ -66,19 +66,25 @@ final class SharedVectorSetTests: XCTestCase {
                        "the current set does not expire")
     }
 
+    /// A Redis of its own (stopped after the test) with `items-0` of group
+    /// `g` at epoch 1: its target, a store and a connection on it, and the group's shared set.
+    func groupAtLeaderEpochOne() throws -> (RedisTarget, any RedisStore, RedisConnection, SharedVectorSet) {
+        let cluster = try LocalCluster(withBroker: false)
+        addTeardownBlock { cluster.stop() }
+        let target = try RedisTarget(url: cluster.redisURL)
+        let store = try target.makeStore(shouldStop: { false })
+        addTeardownBlock { store.close() }
+        let keys = RedisKeys(prefix: "", group: "g")
+        let redis = try RedisConnection(url: cluster.redisURL)
+        XCTAssertEqual(try redis.command(["INCR", keys.epoch(SharedVectorSet.leaderTask)]).int, 1)
+        return (target, store, redis, SharedVectorSet(keys: keys))
+    }
+
     /// A follower's refresher (and a restarted instance's, before its first
     /// refresh) adopts the published set as its latest result; a leader
     /// publishes what it computes, continuing the group's version numbers.
     func testRefresherAdoptsThePublishedSetAndALeaderContinuesItsVersions() throws {
-        let cluster = try LocalCluster(withBroker: false)
-        defer { cluster.stop() }
-        let target = try RedisTarget(url: cluster.redisURL)
-        let store = try target.makeStore(shouldStop: { false })
-        defer { store.close() }
-        let keys = RedisKeys(prefix: "", group: "g")
-        let shared = SharedVectorSet(keys: keys)
-        let redis = try RedisConnection(url: cluster.redisURL)
-        XCTAssertEqual(try redis.command(["INCR", keys.epoch(SharedVectorSet.leaderTask)]).int, 1)
+        let (target, store, _, shared) = try groupAtLeaderEpochOne()
         let published = Self.set(version: 7)
         XCTAssertEqual(try shared.publish(published, epoch: 1, store: store), .published)
 
@@ -109,15 +115,7 @@ final class SharedVectorSetTests: XCTestCase {
     /// copy waits; once Redis takes writes again the copy lands, and
     /// `waitUntilIdle` (what a new submission after it waits for) returns.
     func testTheLeadersResultIsItsOwnBeforeItsCopyForTheGroupIsWritten() throws {
-        let cluster = try LocalCluster(withBroker: false)
-        defer { cluster.stop() }
-        let target = try RedisTarget(url: cluster.redisURL)
-        let store = try target.makeStore(shouldStop: { false })
-        defer { store.close() }
-        let keys = RedisKeys(prefix: "", group: "g")
-        let shared = SharedVectorSet(keys: keys)
-        let redis = try RedisConnection(url: cluster.redisURL)
-        XCTAssertEqual(try redis.command(["INCR", keys.epoch(SharedVectorSet.leaderTask)]).int, 1)
+        let (target, store, redis, shared) = try groupAtLeaderEpochOne()
         let refresher = EmbeddingRefresher(config: CooccurrenceConfig(dimension: 4), finalIterations: 4,
                                            redis: target, shared: shared)
         defer { refresher.stop() }
