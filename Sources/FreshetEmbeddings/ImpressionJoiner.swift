@@ -219,7 +219,10 @@ package final class ImpressionJoiner {
 
     /// Advances event time: closes every window with `impressionTs + window <= watermark`,
     /// returning a negative example for each impressed item that got no engagement,
-    /// and expires tombstones older than `lateTTL`.
+    /// and expires tombstones older than `lateTTL`. A watermark equal to the
+    /// current one closes the windows recorded since that it already passed
+    /// (a late impression released at the end of a bounded run, when the
+    /// watermark had already reached the final one); a lower one is ignored.
     package func advance(watermark newWatermark: Int64) -> [TrainingExample] {
         var out: [TrainingExample] = []
         advance(watermark: newWatermark) { out.append($0) }
@@ -233,7 +236,7 @@ package final class ImpressionJoiner {
     /// task layer, `freshet bench tasks --only 2`). `emit` must not call
     /// back into the joiner.
     package func advance(watermark newWatermark: Int64, emit: (TrainingExample) -> Void) {
-        guard newWatermark > watermark else { return }
+        guard newWatermark >= watermark else { return }
         watermark = newWatermark
         while let next = closeHeap.min, next.deadline <= newWatermark, let node = closeHeap.popMin() {
             let g = Int(node.group)

@@ -46,6 +46,21 @@ final class JoinerExpiryTests: XCTestCase {
         XCTAssertEqual(j.advance(watermark: 5_500).map(\.itemId), ["b"])
     }
 
+    /// An impression recorded behind the watermark (its window already
+    /// ended) closes at the next advance even when the watermark stays: the
+    /// end of a bounded run releases late impressions at the final watermark
+    /// (a breaker's runs lost their negatives when the watermark had already
+    /// reached it).
+    func testAWatermarkThatStaysClosesTheWindowsItAlreadyPassed() {
+        let j = ImpressionJoiner(windowMs: 1_000, lateTTLMs: 1_000)
+        _ = j.advance(watermark: 5_000)
+        show(j, items: ["a", "b"], ts: 3_000)
+        show(j, items: ["c"], ts: 4_500)
+        XCTAssertEqual(j.advance(watermark: 5_000).map(\.itemId).sorted(), ["a", "b"], "closed at 4,000")
+        XCTAssertEqual(j.pendingCount, 1, "c's window is open until 5,500")
+        XCTAssertTrue(j.advance(watermark: 5_000).isEmpty, "each window closes once")
+    }
+
     func testImpressionFarBehindTheWatermarkClosesAndLeavesNoTombstone() {
         let j = ImpressionJoiner(windowMs: 1_000, lateTTLMs: 2_000)
         _ = j.advance(watermark: 100_000)

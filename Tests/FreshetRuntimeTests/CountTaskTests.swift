@@ -247,6 +247,35 @@ final class CountTaskTests: KeyedExamplesTestCase {
         XCTAssertEqual(try examples(d).filter { $0.impressionTs == nil }.map(\.itemId).sorted(), ["p", "q"])
     }
 
+    /// A breaker's finding: identical bounded runs wrote different examples.
+    /// A late impression read after the counts task's watermark had reached
+    /// the final one, with its window ended before it: the end released it
+    /// into the joiner, but the watermark did not move, and the joiner closed
+    /// only when it moved, so its negatives were never written (in 4 of 10
+    /// runs of one input, as the item tasks' final markers came).
+    func testTheEndClosesTheWindowsOfLateImpressionsBehindTheFinalWatermark() throws {
+        let d = driver()
+        clock(d, at: base + 2 * hour)
+        // Late by an hour: known just past its partition's watermark (held
+        // until a watermark passes that), its window (10 min) long ended.
+        impression(d, "u1", ["a", "b"], at: base + 1 * hour, request: "late")
+        d.runUntilQuiet()
+        XCTAssertTrue(try examples(d).filter { $0.requestId == "late" }.isEmpty)
+        d.finishSources()
+        let late = try examples(d).filter { $0.requestId == "late" }
+        XCTAssertEqual(late.map(\.itemId).sorted(), ["a", "b"], "the impression's negatives")
+        XCTAssertTrue(late.allSatisfy { $0.label == .negative && $0.impressionTs == self.base + 1 * self.hour })
+        // The same input with one more event on a source after the impression
+        // (the watermark moves before the end): the same examples.
+        let moved = driver()
+        clock(moved, at: base + 2 * hour)
+        impression(moved, "u1", ["a", "b"], at: base + 1 * hour, request: "late")
+        clock(moved, at: base + 2 * hour + second)
+        moved.finishSources()
+        let key = { (e: TrainingExample) in "\(e.userId) \(e.itemId) \(e.label) \(e.eventTs) \(e.features?.interactionCount ?? -9)" }
+        XCTAssertEqual(late.map(key).sorted(), try examples(moved).filter { $0.requestId == "late" }.map(key).sorted())
+    }
+
     /// The counts task crashes after a checkpoint taken while it held
     /// records, having released more since: restored, it replays its input to
     /// the same releases into the restored joiner, so the examples equal a run
