@@ -161,38 +161,12 @@ extension StreamProcessor {
 
     // MARK: - Flush
 
-    /// A bounded run whose source partitions here are all at their end, with
-    /// the final refresh to follow: a due sync of changed vectors waits up to
-    /// one more `sync_interval`, since the final refresh's republication
-    /// rewrites every vector once the rest of the group's input is counted.
-    /// Users' histories change no more; what such a sync wrote (the users
-    /// touched since the last one, ~190 k on the 3 M-event benchmark, whose
-    /// item stage catches up for seconds after its sources end) was
-    /// overwritten a few seconds later. Not while a new refresh waits to be
-    /// switched to (the switch rewrites every vector, so users and items are
-    /// scored in one basis) and not once the sync is a whole interval late.
-    func syncWaitsForFinalRefresh(nowMs: Int64) -> Bool {
-        guard options.stopAtEnd, let refresher, !forceEmbeddingSync, !sourceTasks.isEmpty else { return false }
-        return Self.syncWaitsForFinalRefresh(sourcesAtEnd: sourceTasks.values.allSatisfy(\.atEnd),
-                                             sinceLastSyncMs: nowMs - lastEmbeddingSyncMs,
-                                             syncIntervalMs: topology.embeddings.syncIntervalMs,
-                                             switchDue: switchDue(to: refresher.latest, nowMs: nowMs))
-    }
-
-    /// The rule of `syncWaitsForFinalRefresh(nowMs:)` for a bounded run with
-    /// the final refresh to follow.
-    static func syncWaitsForFinalRefresh(sourcesAtEnd: Bool, sinceLastSyncMs: Int64, syncIntervalMs: Int64,
-                                         switchDue: Bool) -> Bool {
-        sourcesAtEnd && !switchDue && sinceLastSyncMs < 2 * syncIntervalMs
-    }
-
     /// Writes every key changed since the last flush (one fenced write per task).
     func flushFeatures(nowMs: Int64) {
         lastFlushMs = nowMs
         recordsSinceFlush = 0
         let syncDue = topology.embeddings.enabled && !embeddingSyncHeld
             && (nowMs - lastEmbeddingSyncMs >= topology.embeddings.syncIntervalMs || forceEmbeddingSync)
-            && !syncWaitsForFinalRefresh(nowMs: nowMs)
         if syncDue { lastEmbeddingSyncMs = nowMs }
         // A full user republication continues at every flush until done (in slices).
         let syncEmbeddings = syncDue

@@ -129,18 +129,14 @@ extension StreamProcessor {
     /// republication per interval, whatever the refresh cadence.
     func vectorSetToPublish(nowMs: Int64) -> ItemVectorSet? {
         guard let refresher else { return nil }
-        if switchDue(to: refresher.latest, nowMs: nowMs) {
-            publishedVectors = refresher.latest
+        let latest = refresher.latest
+        let current = publishedVectors?.version ?? 0
+        if latest.version != current,
+           current == 0 || switchVectorsNow || nowMs - publishedVectorsSinceMs >= topology.embeddings.publishIntervalMs {
+            publishedVectors = latest
             publishedVectorsSinceMs = nowMs
         }
         return publishedVectors
-    }
-
-    /// Whether a sync now would switch the published vectors to `latest`.
-    func switchDue(to latest: ItemVectorSet, nowMs: Int64) -> Bool {
-        let current = publishedVectors?.version ?? 0
-        return latest.version != current
-            && (current == 0 || switchVectorsNow || nowMs - publishedVectorsSinceMs >= topology.embeddings.publishIntervalMs)
     }
 
     /// Positives handed to this instance's item tasks' counters (the refresh
