@@ -134,8 +134,8 @@ extension BenchCommand {
                 ("features + embeddings + examples topic (default topology), checkpoints on", 5_000, true, true),
             ]
             let drifts: [Int64?] = maxDrift.isEmpty ? [nil] : maxDrift.compactMap { parseMaxDrift($0) }
-            // Events/s of each run, by (variant, drift), in round order.
-            var rates: [String: [Double]] = [:]
+            // Events/s of each run, in round order.
+            var rates: [VariantRun: [Double]] = [:]
             for round in 1...rounds {
             if rounds > 1 { emit("round \(round) of \(rounds)") }
             for (number, (label, interval, embeddings, examples)) in zip(1..., variants)
@@ -190,7 +190,7 @@ extension BenchCommand {
                     emit(String(format: "  same interval: broker CPU %.1f s, Redis CPU %.1f s", brokerAfter - brokerBefore, redisAfter - redisBefore))
                 }
                 if let summary = processor.embeddingSummary { emit("  embeddings: \(summary)") }
-                rates["\(number)/\(drift.map(String.init) ?? "-")", default: []].append(rate)
+                rates[VariantRun(number: number, drift: drift), default: []].append(rate)
                 if let runPrefix { try deleteRedisKeys(prefix: runPrefix, redisURL: services.redisURL) }
             }
             }
@@ -198,23 +198,30 @@ extension BenchCommand {
             if rounds > 1 { emit(Self.roundsSummary(rates, variants: variants.map(\.0))) }
         }
 
+        /// One measured configuration: a variant (1-4) at a watermark alignment (nil: the topology's).
+        struct VariantRun: Hashable, Comparable {
+            let number: Int
+            let drift: Int64?
+            static func < (a: Self, b: Self) -> Bool { (a.drift ?? -1, a.number) < (b.drift ?? -1, b.number) }
+        }
+
         /// Each variant's median events/s over the rounds (every run's in
         /// round order) and, with variants 1 and 3, the median share.
-        static func roundsSummary(_ rates: [String: [Double]], variants: [String]) -> String {
+        static func roundsSummary(_ rates: [VariantRun: [Double]], variants: [String]) -> String {
             func median(_ values: [Double]) -> Double {
                 let sorted = values.sorted()
                 return sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
             }
             var lines: [String] = []
-            for key in rates.keys.sorted() {
-                guard let values = rates[key], let number = Int(key.prefix { $0 != "/" }) else { continue }
-                let drift = key.drop { $0 != "/" }.dropFirst()
-                lines.append(String(format: "  %@%@: median %.0f events/s (runs: %@)", variants[number - 1],
-                                    drift == "-" ? "" : " (max drift \(drift) ms)", median(values),
+            for run in rates.keys.sorted() {
+                guard let values = rates[run] else { continue }
+                lines.append(String(format: "  %@%@: median %.0f events/s (runs: %@)", variants[run.number - 1],
+                                    run.drift.map { " (max drift \($0) ms)" } ?? "", median(values),
                                     values.map { String(format: "%.0f", $0) }.joined(separator: ", ")))
             }
-            for drift in Set(rates.keys.map { $0.drop { $0 != "/" } }).sorted() {
-                guard let features = rates["1" + drift], let embeddings = rates["3" + drift], features.count == embeddings.count else { continue }
+            for drift in Set(rates.keys.map(\.drift)).sorted(by: { ($0 ?? -1) < ($1 ?? -1) }) {
+                guard let features = rates[VariantRun(number: 1, drift: drift)], let embeddings = rates[VariantRun(number: 3, drift: drift)],
+                      features.count == embeddings.count else { continue }
                 let shares = zip(embeddings, features).map { $0 / $1 }
                 lines.append(String(format: "  embeddings' share (variant 3 / variant 1, same round): median %.2f (rounds: %@)",
                                     median(shares), shares.map { String(format: "%.2f", $0) }.joined(separator: ", ")))
