@@ -276,6 +276,23 @@ final class CountTaskTests: KeyedExamplesTestCase {
         XCTAssertEqual(late.map(key).sorted(), try examples(moved).filter { $0.requestId == "late" }.map(key).sorted())
     }
 
+    /// The same end without the counts stage (input not keyed by user: the
+    /// item tasks join): the late impression's window closes at the end too.
+    func testTheEndClosesLateImpressionsWindowsInTheItemStagesJoinToo() throws {
+        var topology = Topology()
+        topology.sources.keyedByUser = false
+        let d = TaskDriver(topology: topology, interactionPartitions: 2, impressionPartitions: 2, repartitionPartitions: 3,
+                           nowMs: base + 48 * hour, itemEmbeddings: true)
+        clock(d, at: base + 2 * hour)
+        impression(d, "u1", ["a", "b"], at: base + 1 * hour, request: "late")
+        d.runUntilQuiet()
+        XCTAssertTrue(try examples(d).filter { $0.requestId == "late" }.isEmpty)
+        d.finishSources()
+        let late = try examples(d).filter { $0.requestId == "late" }
+        XCTAssertEqual(late.map(\.itemId).sorted(), ["a", "b"], "the impression's negatives")
+        XCTAssertTrue(late.allSatisfy { $0.label == .negative })
+    }
+
     /// The counts task crashes after a checkpoint taken while it held
     /// records, having released more since: restored, it replays its input to
     /// the same releases into the restored joiner, so the examples equal a run

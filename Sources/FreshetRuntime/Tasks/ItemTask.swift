@@ -172,6 +172,10 @@ package final class ItemTask {
         }
         if !evaluatedAll && allSourcesFinished {
             embeddings?.evaluateAllImpressions(store: store, output: output)
+            // The watermark may move no more: the windows of impressions
+            // joined here since it last moved that it already passed (late
+            // ones) close now, not in the group's next run.
+            if let watermark = currentWatermark { embeddings?.advance(watermark: watermark, output: output) }
             evaluatedAll = true
         }
         return advanced
