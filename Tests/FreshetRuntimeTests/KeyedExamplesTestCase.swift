@@ -10,8 +10,8 @@ class KeyedExamplesTestCase: XCTestCase {
     let second: Int64 = 1_000
     let hour: Int64 = 3_600_000
 
-    func driver() -> TaskDriver {
-        TaskDriver(topology: Topology(), interactionPartitions: 2, impressionPartitions: 2, repartitionPartitions: 3,
+    func driver(_ topology: Topology = Topology()) -> TaskDriver {
+        TaskDriver(topology: topology, interactionPartitions: 2, impressionPartitions: 2, repartitionPartitions: 3,
                    nowMs: base + 48 * hour, itemEmbeddings: true)
     }
 
