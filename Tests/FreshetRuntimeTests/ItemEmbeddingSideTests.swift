@@ -113,6 +113,46 @@ final class ItemEmbeddingSideEvictionTests: XCTestCase {
         XCTAssertEqual(side.takePublication(v1) { _ in true }.vectors.count, 0, "once")
     }
 
+    /// The side folds items in through its rows' interned numbers mapped to
+    /// the set's rows; the vectors are the id form's (`ItemVectorSet.foldedVector(_:degree:row:)`)
+    /// bit for bit, also after the rows interned new ids (the map grows) and
+    /// for the next refresh (the map is rebuilt: a stale one would fold in
+    /// against the old set's rows).
+    func testFoldInsEqualTheIdFormsAcrossNewIdsAndANewRefresh() throws {
+        let side = ItemEmbeddingSide(settings: Topology.Embeddings(), counts: InteractionCountView())
+        let seed = ["a", "b", "c", "d"]
+        for (k, item) in seed.enumerated() {
+            try positive(side, item: item, after: seed.filter { $0 != item }, ts: 100 + Int64(k))
+        }
+        let v1 = refresh(side, after: nil)
+        _ = side.takePublication(v1) { _ in true }
+
+        func checkFoldIns(_ set: ItemVectorSet, expected: Set<String>, _ message: String) {
+            let published = side.takePublication(set) { _ in true }.vectors.filter(\.foldedIn)
+            XCTAssertEqual(Set(published.map(\.id.string)), expected, message)
+            for item in published {
+                let row = side.rows.row(of: item.id) ?? []
+                let byIds = set.foldedVector(item.id, degree: side.rows.degree(of: item.id), row: row)?.0
+                XCTAssertNotNil(byIds, message)
+                XCTAssertEqual(item.vector, byIds, "\(item.id.string): \(message)")
+            }
+        }
+        try positive(side, item: "e", after: ["a", "c"], ts: 200)
+        checkFoldIns(v1, expected: ["e"], "first fold-in")
+        // New ids interned after the map was built: "f" and "g" as neighbours of "e".
+        try positive(side, item: "e", after: ["f", "b", "g"], ts: 210)
+        try positive(side, item: "h", after: ["e", "d", "a"], ts: 220)
+        checkFoldIns(v1, expected: ["e", "h"], "neighbours interned since")
+
+        // A new refresh without "d" (a different row order): fold-ins resolve against it.
+        let v2 = SpectralRefresh.refresh(SymmetricSparseMatrix(side.rows.snapshot(only: ["a", "b", "c", "e"].map { ByteId($0) })),
+                                         dimension: 2, previous: v1, iterations: 8, seed: 42)
+        XCTAssertNil(v2.rowOf[ByteId("d")])
+        _ = side.takePublication(v2) { _ in true }
+        try positive(side, item: "h", after: ["d", "a"], ts: 230)
+        checkFoldIns(v2, expected: ["h"], "after a new refresh")
+    }
+
     func testARefreshedItemKeepsItsVectorUntilARefreshWithoutItIsPublished() throws {
         var settings = Topology.Embeddings()
         settings.ttlMs = 1_000

@@ -442,6 +442,23 @@ package final class CooccurrenceRows {
         return rows[Int(r)].map { (neighbourIds[Int($0.neighbour)], $0.count) }
     }
 
+    /// Calls `body(neighbour number, count)` for each entry of the item's
+    /// row, in `row(of:)`'s order, without building ids; false when the item
+    /// has no row. Numbers name ids through `internedId(_:)`.
+    @discardableResult
+    package func forEachEntry(of item: ByteId, _ body: (_ neighbour: UInt32, _ count: UInt32) -> Void) -> Bool {
+        guard let r = index[item] else { return false }
+        for e in rows[Int(r)] { body(e.neighbour, e.count) }
+        return true
+    }
+
+    /// Ids interned so far: numbers `0..<internedCount` (a number never
+    /// changes its id: interning only appends).
+    package var internedCount: Int { neighbourIds.count }
+
+    /// The id of an interned number.
+    package func internedId(_ number: UInt32) -> ByteId { neighbourIds[Int(number)] }
+
     /// Every live row, for a refresh: plain array copies, no hashing (this runs
     /// on the processing thread; the refresher's thread does the rest). Names
     /// may repeat (an item as a row and as a neighbour); the matrix resolves them.

@@ -105,11 +105,22 @@ package struct ItemVectorSet: Sendable {
 
     /// (published vector, basis row) of a fold-in; nil when no neighbour has a vector.
     package func foldedVector(_ id: ByteId, degree: Int64, row: [(ByteId, UInt32)]) -> ([Float], [Float])? {
+        foldedVector(degree: degree) { visit in
+            for (j, c) in row { if let r = rowOf[j] { visit(r, c) } }
+        }
+    }
+
+    /// The same with the row's neighbours already resolved to rows of this
+    /// set: `forEachEntry` calls its argument with (row in `vectors`, count)
+    /// for each neighbour that has a vector, in the row's order (the sum's
+    /// order, so the result is bit-identical to the id form's). The
+    /// processor's path: its rows keep neighbours as interned numbers, which
+    /// it maps to rows once a version (no id array, no hash per entry).
+    package func foldedVector(degree: Int64, forEachEntry: ((_ row: Int, _ count: UInt32) -> Void) -> Void) -> ([Float], [Float])? {
         var acc = [Double](repeating: 0, count: dimension)
         var any = false
         let ni = Double(max(1, degree))
-        for (j, c) in row {
-            guard let r = rowOf[j] else { continue }
+        forEachEntry { r, c in
             any = true
             let a = Double(c) / (ni * Double(max(1, degrees[r]))).squareRoot().squareRoot()
             let base = r * dimension

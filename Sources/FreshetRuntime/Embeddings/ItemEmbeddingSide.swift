@@ -274,7 +274,7 @@ package final class ItemEmbeddingSide {
         let rewrites = rewriteDue
         rewriteDue.removeAll()
         if set.version > 0 && set.version <= publishedVersion {
-            for id in rewrites { if let v = Self.vector(id, set, rows: book.rows) { out.append(v) } }
+            for id in rewrites { if let v = vector(id, set, rows: book.rows) { out.append(v) } }
         }
         // Neither in `set` nor counted here any more: its fields go.
         func gone(_ id: ByteId) -> Bool { set.rowOf[id] == nil && !book.rows.hasRow(id) }
@@ -282,7 +282,7 @@ package final class ItemEmbeddingSide {
             publishedVersion = set.version
             _ = book.takeChangedForPublish()
             for id in book.rows.liveIds {
-                if let v = Self.vector(id, set, rows: book.rows) { out.append(v) }
+                if let v = vector(id, set, rows: book.rows) { out.append(v) }
             }
             if let previous = lastSet {
                 for id in previous.items[0..<previous.refreshed] where gone(id) && owns(id) {
@@ -298,7 +298,7 @@ package final class ItemEmbeddingSide {
         }
         guard set.version > 0 else { return ([], book.evicted) }
         for id in book.takeChangedForPublish() where !set.isRefreshed(id) {
-            if let v = Self.vector(id, set, rows: book.rows) { out.append(v) }
+            if let v = vector(id, set, rows: book.rows) { out.append(v) }
         }
         // Evicted since the last call: a fold-in's fields go now; a refreshed
         // item's stay until a refresh without it is published (above).
@@ -326,10 +326,47 @@ package final class ItemEmbeddingSide {
 
     /// The refreshed vector, else a fold-in from its row in `rows` (nil when
     /// no neighbour has a vector). `rows` as synced once by the caller.
-    private static func vector(_ id: ByteId, _ set: ItemVectorSet, rows: CooccurrenceRows) -> PublishedVector? {
+    private func vector(_ id: ByteId, _ set: ItemVectorSet, rows: CooccurrenceRows) -> PublishedVector? {
         if set.isRefreshed(id), let v = set.vector(id) { return PublishedVector(id: id, vector: v, foldedIn: false) }
-        guard let row = rows.row(of: id),
-              let v = set.foldedVector(id, degree: rows.degree(of: id), row: row)?.0 else { return nil }
-        return PublishedVector(id: id, vector: v, foldedIn: true)
+        guard rows.hasRow(id) else { return nil }
+        mapNeighbours(set, rows: rows)
+        let folded = set.foldedVector(degree: rows.degree(of: id)) { visit in
+            rows.forEachEntry(of: id) { neighbour, count in
+                let r = setRowOfNeighbour[Int(neighbour)]
+                if r >= 0 { visit(Int(r), count) }
+            }
+        }?.0
+        return folded.map { PublishedVector(id: id, vector: $0, foldedIn: true) }
+    }
+
+    /// Interned neighbour number (of `rows`) -> row of its vector in the set
+    /// (-1: none), for the rows and set of `neighbourMapKey`: a fold-in reads
+    /// an array per entry, not an id array and a dictionary hash (a sync
+    /// after a small first refresh folds in most items of the partition).
+    private var setRowOfNeighbour: [Int32] = []
+    private var neighbourMapKey: NeighbourMapKey?
+
+    /// What `setRowOfNeighbour` was built for: the rows' numbering and the
+    /// set (its version, and its size: fold-ins appended to a set add rows).
+    private struct NeighbourMapKey: Equatable {
+        let rows: ObjectIdentifier
+        let version: Int64
+        let count: Int
+    }
+
+    /// Resolves `rows`' interned numbers to rows of `set` (rebuilt per rows
+    /// and set, extended as the rows intern new ids).
+    private func mapNeighbours(_ set: ItemVectorSet, rows: CooccurrenceRows) {
+        let key = NeighbourMapKey(rows: ObjectIdentifier(rows), version: set.version, count: set.count)
+        if neighbourMapKey != key {
+            neighbourMapKey = key
+            setRowOfNeighbour.removeAll(keepingCapacity: true)
+        }
+        let n = rows.internedCount
+        guard setRowOfNeighbour.count < n else { return }
+        setRowOfNeighbour.reserveCapacity(n)
+        for k in setRowOfNeighbour.count..<n {
+            setRowOfNeighbour.append(set.rowOf[rows.internedId(UInt32(k))].map { Int32($0) } ?? -1)
+        }
     }
 }
