@@ -178,16 +178,15 @@ extension StreamProcessor {
         // Until a rewrite lands: a refused one reports the key again and sets it again.
         context.rewriteTrending = trendingRewriteDue
         trendingRewriteDue = false
-        var writes: [FencedWrite] = []
+        var batches = FlushBatches()
         for task in taskManager.ordered {
             guard let epoch = taskManager.epochs[task.id] else { continue }
             var write = FencedWrite(task: task.id, epochKey: keys.epoch(task.id), epoch: epoch)
             task.render(into: &write, context: &context)
-            if !write.isEmpty { writes.append(write) }
+            if let batch = batches.add(write) { writer.submit(batch) }
         }
         if topology.embeddings.enabled && topology.embeddings.examples { interactionCounts.publish(context.counts) }
-        guard !writes.isEmpty else { return }
-        writer.submit(RedisWriter.Batch(writes: writes, eventTimeSamples: context.samples))
+        if let batch = batches.finish(eventTimeSamples: context.samples) { writer.submit(batch) }
     }
 }
 

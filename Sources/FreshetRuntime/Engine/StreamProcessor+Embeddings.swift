@@ -135,6 +135,8 @@ extension StreamProcessor {
            current == 0 || switchVectorsNow || nowMs - publishedVectorsSinceMs >= topology.embeddings.publishIntervalMs {
             publishedVectors = latest
             publishedVectorsSinceMs = nowMs
+            logger.info("publishing a new embedding refresh", metadata: [
+                "version": "\(latest.version)", "items": "\(latest.count)", "positives": "\(localPositives)"])
         }
         return publishedVectors
     }
