@@ -117,6 +117,35 @@ final class EmbeddingsEndToEndTests: XCTestCase {
         XCTAssertGreaterThan(examples.count, produced / 2, "examples reach freshet-examples")
     }
 
+    /// A bounded run that ends within `publish_interval` publishes one
+    /// refresh, its final one: a mid-run switch would rewrite every user and
+    /// item only for the end to rewrite them again (with syncs every 200 ms
+    /// the first refresh, after 2,000 positives, used to be switched to
+    /// mid-run). Users still end with their vectors.
+    func testABoundedRunEndingWithinThePublishIntervalPublishesOnlyItsFinalRefresh() throws {
+        let cluster = try LocalCluster()
+        defer { cluster.stop() }
+        let config = Self.plantedConfig()
+        _ = try Self.produce(cluster, config)
+        let topology = try EndToEndTests.writeTopology(in: cluster.directory, extra: """
+            embeddings:
+              dimension: \(Self.dimension)
+              refresh_every: 500
+              sync_interval: 200ms
+              publish_interval: 10m
+              examples: false
+            """)
+        let run = try Self.startBoundedRun(cluster, topology: topology, group: "short", name: "0")
+        XCTAssertEqual(try run.process.wait(timeout: 240), 0, run.process.logTail())
+        let log = try String(contentsOfFile: run.log, encoding: .utf8)
+        let publications = log.split(separator: "\n").filter { $0.contains("publishing a new embedding refresh") }
+        XCTAssertEqual(publications.count, 1, publications.joined(separator: "\n"))
+        XCTAssertTrue(publications.first?.contains("version=1") == true, "no refresh before the final one: \(publications)")
+        let redis = try RedisConnection(url: cluster.redisURL)
+        XCTAssertGreaterThan(try EndToEndTests.countKeys(redis, pattern: "user:*", withField: "embedding_\(Self.dimension)d"), 250,
+                             "users got their vectors with the final refresh")
+    }
+
     /// Every example in a topic (compact bundles, `ExampleCodec`), read to the end with a fresh group.
     static func readExamples(topic: String, brokers: String) throws -> [TrainingExample] {
         let consumer = try KafkaConsumer(config: KafkaConfig(bootstrapServers: brokers), groupId: "examples-\(UUID().uuidString)",

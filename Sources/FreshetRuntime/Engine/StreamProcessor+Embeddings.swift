@@ -132,13 +132,40 @@ extension StreamProcessor {
         let latest = refresher.latest
         let current = publishedVectors?.version ?? 0
         if latest.version != current,
-           current == 0 || switchVectorsNow || nowMs - publishedVectorsSinceMs >= topology.embeddings.publishIntervalMs {
+           switchVectorsNow || (publishIntervalPassed(nowMs: nowMs) && !finalRefreshComesFirst) {
             publishedVectors = latest
             publishedVectorsSinceMs = nowMs
             logger.info("publishing a new embedding refresh", metadata: [
                 "version": "\(latest.version)", "items": "\(latest.count)", "positives": "\(localPositives)"])
         }
         return publishedVectors
+    }
+
+    /// Whether `publish_interval` has passed since the last switch. Before
+    /// the first one: at once in a live run (a cold start gets vectors as
+    /// soon as there are any), since the run's start in a bounded run (a
+    /// replay shorter than the interval publishes its final refresh only:
+    /// the first refresh, after 2,000 positives, would be rewritten with
+    /// every user and item at its end).
+    func publishIntervalPassed(nowMs: Int64) -> Bool {
+        if publishedVectors == nil && !options.stopAtEnd { return true }
+        return nowMs - publishedVectorsSinceMs >= topology.embeddings.publishIntervalMs
+    }
+
+    /// A bounded run expected to end within `publish_interval`: its final
+    /// refresh replaces the published vectors then, so a new refresh is not
+    /// switched to (nor computed) before it. A switch rewrites every user
+    /// and item; on the 3 M-event benchmark, runs whose first refresh was
+    /// switched to mid-run wrote every user twice and took 30-36 s, the others
+    /// 26-28 s (docs/EMBEDDINGS.md, "Twenty-fourth session"). Users touched
+    /// meanwhile are still written at each sync, against the refresh
+    /// already published (none in a run shorter than the interval: their
+    /// vectors come with the final one).
+    var finalRefreshComesFirst: Bool {
+        guard options.stopAtEnd, refresher != nil else { return false }
+        if boundedRunEnded { return true }
+        guard let remaining = endEstimate.remainingMs(lag: stats.totalLag) else { return false }
+        return remaining < topology.embeddings.publishIntervalMs
     }
 
     /// Positives handed to this instance's item tasks' counters (the refresh
@@ -202,9 +229,8 @@ extension StreamProcessor {
     /// refresher's, and a vector set written to Redis for the followers).
     /// The schedule in events still decides when one is due.
     func refreshWouldBePublished(_ refresher: EmbeddingRefresher) -> Bool {
-        guard let published = publishedVectors else { return refresher.latest.version == 0 }
-        return refresher.latest.version == published.version
-            && Self.wallClockMs() - publishedVectorsSinceMs >= topology.embeddings.publishIntervalMs
+        guard !finalRefreshComesFirst, publishIntervalPassed(nowMs: clockNowMs()) else { return false }
+        return refresher.latest.version == (publishedVectors?.version ?? 0)
     }
 
     /// Starts the final refresh of a bounded run before the final checkpoint

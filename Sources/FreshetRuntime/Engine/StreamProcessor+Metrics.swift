@@ -69,6 +69,7 @@ extension StreamProcessor {
             stats.metrics.deadLetters(reason: reason.rawValue).increment(by: count)
         }
         stats.metrics.assignedPartitions.set(Double(taskManager.count))
+        if options.stopAtEnd { endEstimate.observe(nowMs: nowMs, consumed: stats.recordsConsumed.value) }
         stats.update(totalLag: lagKnown ? totalLag : nil, sourceLag: sourceLagKnown ? sourceLag : nil, watermarkMs: minWatermark, joined: memberOfGroup,
                      redisProblem: writer.unhealthyReason)
         stats.rebuilding(rebuildingTasks.count)

@@ -47,6 +47,8 @@ package final class StreamProcessor: @unchecked Sendable {
     /// The refresh whose vectors Redis serves, and when it was switched to (`embeddings.publish_interval`).
     var publishedVectors: ItemVectorSet?
     var publishedVectorsSinceMs: Int64 = 0
+    /// A bounded run's estimate of its remaining wall time (`finalRefreshComesFirst`).
+    var endEstimate = BoundedRunEndEstimate()
     /// Set after a bounded run's final refresh: publish it whatever the interval.
     var switchVectorsNow = false
     /// A bounded run reached its end (every assigned partition at its end
@@ -450,6 +452,8 @@ package final class StreamProcessor: @unchecked Sendable {
             // is named as such; this one is about the checkpoints' settings.
             try checkStateSettings()
             try startObservability()
+            // A bounded run counts `publish_interval` from its start (`publishIntervalPassed`).
+            if options.stopAtEnd { publishedVectorsSinceMs = clockNowMs() }
             logger.info("running", metadata: [
                 "group": "\(options.group)", "topics": "\(topics)", "repartition_partitions": "\(repartitionPartitions)",
                 "bounded": "\(options.stopAtEnd)",

@@ -85,8 +85,10 @@ package struct Topology: Sendable, Equatable {
         /// A new refresh replaces the published vectors (every item and every
         /// user rewritten, a new `embedding_version`) at most this often;
         /// between switches, syncs write fold-ins and touched users against the
-        /// published refresh. The first refresh and a bounded run's final one
-        /// are published at once.
+        /// published refresh. A live run publishes its first refresh at once;
+        /// a bounded run counts the interval from its start, and one expected
+        /// to end within the interval waits for its final refresh, which is
+        /// published at once (`publishIntervalPassed`, `finalRefreshComesFirst`).
         package var publishIntervalMs: Int64 = 60_000
         /// How long a bounded run waits, at its end, for the other instances
         /// of its group to mark their item partitions final before its final
