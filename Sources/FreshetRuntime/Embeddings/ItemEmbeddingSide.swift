@@ -325,48 +325,20 @@ package final class ItemEmbeddingSide {
     private var lastSet: ItemVectorSet?
 
     /// The refreshed vector, else a fold-in from its row in `rows` (nil when
-    /// no neighbour has a vector). `rows` as synced once by the caller.
+    /// it has no row or no neighbour has a vector). `rows` as synced once by the caller.
     private func vector(_ id: ByteId, _ set: ItemVectorSet, rows: CooccurrenceRows) -> PublishedVector? {
         if set.isRefreshed(id), let v = set.vector(id) { return PublishedVector(id: id, vector: v, foldedIn: false) }
-        guard rows.hasRow(id) else { return nil }
-        mapNeighbours(set, rows: rows)
+        neighbourRows.update(set, numbering: rows, interned: rows.internedCount) { rows.internedId($0) }
+        let setRows = neighbourRows.rows
         let folded = set.foldedVector(degree: rows.degree(of: id)) { visit in
             rows.forEachEntry(of: id) { neighbour, count in
-                let r = setRowOfNeighbour[Int(neighbour)]
+                let r = setRows[Int(neighbour)]
                 if r >= 0 { visit(Int(r), count) }
             }
         }?.0
         return folded.map { PublishedVector(id: id, vector: $0, foldedIn: true) }
     }
 
-    /// Interned neighbour number (of `rows`) -> row of its vector in the set
-    /// (-1: none), for the rows and set of `neighbourMapKey`: a fold-in reads
-    /// an array per entry, not an id array and a dictionary hash (a sync
-    /// after a small first refresh folds in most items of the partition).
-    private var setRowOfNeighbour: [Int32] = []
-    private var neighbourMapKey: NeighbourMapKey?
-
-    /// What `setRowOfNeighbour` was built for: the rows' numbering and the
-    /// set (its version, and its size: fold-ins appended to a set add rows).
-    private struct NeighbourMapKey: Equatable {
-        let rows: ObjectIdentifier
-        let version: Int64
-        let count: Int
-    }
-
-    /// Resolves `rows`' interned numbers to rows of `set` (rebuilt per rows
-    /// and set, extended as the rows intern new ids).
-    private func mapNeighbours(_ set: ItemVectorSet, rows: CooccurrenceRows) {
-        let key = NeighbourMapKey(rows: ObjectIdentifier(rows), version: set.version, count: set.count)
-        if neighbourMapKey != key {
-            neighbourMapKey = key
-            setRowOfNeighbour.removeAll(keepingCapacity: true)
-        }
-        let n = rows.internedCount
-        guard setRowOfNeighbour.count < n else { return }
-        setRowOfNeighbour.reserveCapacity(n)
-        for k in setRowOfNeighbour.count..<n {
-            setRowOfNeighbour.append(set.rowOf[rows.internedId(UInt32(k))].map { Int32($0) } ?? -1)
-        }
-    }
+    /// The rows' interned neighbour numbers mapped to rows of the set a fold-in reads.
+    private var neighbourRows = SetRowsOfNumbers()
 }

@@ -35,11 +35,9 @@ package final class UserEmbeddingSide {
     /// function of the rows in order), so the write is skipped.
     private var writtenSignature: [UInt64] = []
     private var publishedVersion: Int64 = 0
-    /// Interned item number (the store's) -> row of its vector in the set of
-    /// version `rowsVersion` (-1: no vector). Built once a refresh, so a user
-    /// vector costs `history` array reads, not `history` dictionary lookups.
-    private var rowOfNumber: [Int32] = []
-    private var rowsVersion: Int64 = -1
+    /// The store's interned item numbers mapped to rows of the published
+    /// set: a user vector costs `history` array reads, not `history` dictionary lookups.
+    private var setRows = SetRowsOfNumbers()
     private var mean: [Float] = []
     /// Vectors written, and vectors left out because they were unchanged (since start).
     package private(set) var vectorsWritten = 0
@@ -130,7 +128,7 @@ package final class UserEmbeddingSide {
                          _ emit: (String, UnsafeBufferPointer<Float>) -> Void) {
         // No refresh yet: no user has a vector to write again (the first one writes every user).
         guard set.version > 0 else { rewriteDue.removeAll(); return }
-        mapRows(set, store: store)
+        setRows.update(set, numbering: store, interned: store.internedItemCount) { ByteId(store.internedItem($0)) }
         if writtenSignature.count < store.userCount {
             writtenSignature.append(contentsOf: repeatElement(0, count: store.userCount - writtenSignature.count))
         }
@@ -193,7 +191,7 @@ package final class UserEmbeddingSide {
                          _ store: UserFeatureStore, _ removed: (String) -> Void,
                          _ emit: (String, UnsafeBufferPointer<Float>) -> Void) {
         let s = Int(slot)
-        let signature = Self.signature(numbers, rowOfNumber, version: set.version)
+        let signature = Self.signature(numbers, setRows.rows, version: set.version)
         guard signature != 0 else {
             // None of the first items has a refresh vector (they are new
             // items, folded in, or expired): a vector written before would
@@ -243,25 +241,12 @@ package final class UserEmbeddingSide {
         return z ^ (z >> 31)
     }
 
-    /// Resolves interned numbers to rows of `set` (rebuilt per version, extended as the store interns new items).
-    private func mapRows(_ set: ItemVectorSet, store: UserFeatureStore) {
-        if rowsVersion != set.version {
-            rowsVersion = set.version
-            rowOfNumber.removeAll(keepingCapacity: true)
-        }
-        let n = store.internedItemCount
-        guard rowOfNumber.count < n else { return }
-        rowOfNumber.reserveCapacity(n)
-        for k in rowOfNumber.count..<n {
-            rowOfNumber.append(set.rowOf[ByteId(store.internedItem(UInt32(k)))].map { Int32($0) } ?? -1)
-        }
-    }
-
     /// The mean of the vectors of `numbers` that have one, in the order given
     /// and scaled by 1/n as `ItemVectorSet.meanVector` does (bit-identical).
     private func meanVector(_ numbers: UnsafeBufferPointer<UInt32>, _ set: ItemVectorSet,
                             _ body: (UnsafeBufferPointer<Float>) -> Void) {
         let d = set.dimension
+        let rowOfNumber = setRows.rows
         if mean.count != d { mean = [Float](repeating: 0, count: d) }
         var n = 0
         mean.withUnsafeMutableBufferPointer { sum in
