@@ -24,7 +24,8 @@ package final class CooccurrenceRows {
     private var ids: [ByteId] = []
     @exclusivity(unchecked) private var degrees: [Int64] = []
     @exclusivity(unchecked) private var lastSeen: [Int64] = []
-    @exclusivity(unchecked) private var rows: [[Entry]] = []
+    /// Each row's entries (a block per row; not `[[Entry]]`, see `EntryRowStore`).
+    private let rows = EntryRowStore<Entry>()
     private var live: [Bool] = []
     private var free: [Int32] = []
     /// Neighbour ids interned to 32-bit numbers (entries stay 8 bytes). The
@@ -176,7 +177,7 @@ package final class CooccurrenceRows {
             }
             count(UnsafeBufferPointer(rebasing: seen[0..<used]), into: r)
         }
-        if rows[r].count > config.rowCapacity { prune(r) }
+        if rows.count(r) > config.rowCapacity { prune(r) }
         return row
     }
 
@@ -192,21 +193,20 @@ package final class CooccurrenceRows {
         for n in neighbours { filter |= 1 &<< UInt64(n & 63) }
         let all: UInt64 = used == 64 ? .max : (1 &<< UInt64(used)) &- 1
         var found: UInt64 = 0
-        rows[r].withUnsafeMutableBufferPointer { row in
-            for e in row.indices {
-                let nb = row[e].neighbour
-                guard filter & (1 &<< UInt64(nb & 63)) != 0 else { continue }
-                for k in 0..<used where neighbours[k] == nb {
-                    row[e].count &+= 1
-                    found |= 1 &<< UInt64(k)
-                    break
-                }
-                if found == all { break }
+        let row = rows.entries(r)
+        for e in row.indices {
+            let nb = row[e].neighbour
+            guard filter & (1 &<< UInt64(nb & 63)) != 0 else { continue }
+            for k in 0..<used where neighbours[k] == nb {
+                row[e].count &+= 1
+                found |= 1 &<< UInt64(k)
+                break
             }
+            if found == all { break }
         }
         guard found != all else { return }
         for k in 0..<used where found & (1 &<< UInt64(k)) == 0 {
-            rows[r].append(Entry(neighbour: neighbours[k], count: 1))
+            rows.append(Entry(neighbour: neighbours[k], count: 1), to: r)
             entryCount += 1
         }
     }
@@ -228,12 +228,12 @@ package final class CooccurrenceRows {
             ids[Int(row)] = item
             degrees[Int(row)] = 0
             lastSeen[Int(row)] = ts
-            rows[Int(row)] = []
+            rows.clear(Int(row))
             live[Int(row)] = true
             numberOfRow[Int(row)] = number
         } else {
             row = Int32(ids.count)
-            ids.append(item); degrees.append(0); lastSeen.append(ts); rows.append([]); live.append(true)
+            ids.append(item); degrees.append(0); lastSeen.append(ts); rows.appendRow(); live.append(true)
             numberOfRow.append(number)
         }
         index[item] = row
@@ -293,17 +293,16 @@ package final class CooccurrenceRows {
     /// pairs: ~0.7 CPU-s per 3 M events). The kept entries stay in row order.
     private func prune(_ r: Int) {
         let keep = config.rowKeep
-        let total = rows[r].count
+        let total = rows.count(r)
         guard total > keep else { return }
         let threshold: UInt32 = withUnsafeTemporaryAllocation(of: UInt32.self, capacity: total) { counts in
-            rows[r].withUnsafeBufferPointer { row in
-                for k in 0..<total { counts[k] = row[k].count }
-            }
+            let row = rows.entries(r)
+            for k in 0..<total { counts[k] = row[k].count }
             return Self.largest(keep, of: counts)
         }
         var above = 0
         var tied: [UInt32] = []
-        for e in rows[r] {
+        for e in rows.entries(r) {
             if e.count > threshold { above += 1 } else if e.count == threshold { tied.append(e.neighbour) }
         }
         let tiedKept = keep - above
@@ -323,8 +322,7 @@ package final class CooccurrenceRows {
         } else {
             keptTies = Set(tied)
         }
-        rows[r].removeAll { e in e.count < threshold || (e.count == threshold && !keptTies.contains(e.neighbour)) }
-        entryCount -= total - rows[r].count
+        entryCount -= rows.removeAll(in: r) { e in e.count < threshold || (e.count == threshold && !keptTies.contains(e.neighbour)) }
     }
 
     /// The `k`-th largest value of `values` (1 ≤ k ≤ count), by selection:
@@ -367,8 +365,8 @@ package final class CooccurrenceRows {
             evicted.append(ids[r])
             index[ids[r]] = nil
             rowOfNumber[Int(numberOfRow[r])] = -1
-            entryCount -= rows[r].count
-            rows[r] = []
+            entryCount -= rows.count(r)
+            rows.clear(r)
             live[r] = false
             free.append(Int32(r))
         }
@@ -388,12 +386,12 @@ package final class CooccurrenceRows {
     package func encodedRow(_ row: Int32) -> (id: ByteId, bytes: [UInt8])? {
         let r = Int(row)
         guard r >= 0, r < ids.count, live[r] else { return nil }
-        var out = ByteWriter(capacity: 16 + rows[r].count * 12)
+        var out = ByteWriter(capacity: 16 + rows.count(r) * 12)
         out.write(byte: 1)
         out.write(varint: UInt64(max(0, degrees[r])))
         out.write(zigzag: lastSeen[r])
-        out.write(varint: UInt64(rows[r].count))
-        for e in rows[r] {
+        out.write(varint: UInt64(rows.count(r)))
+        for e in rows.entries(r) {
             // Not `write(bytes:)`: generic over the collection and not
             // inlinable, it runs unspecialised from this module (~0.8 CPU-s
             // per 3 M events of checkpoints in the profile).
@@ -420,7 +418,7 @@ package final class CooccurrenceRows {
         let row: Int32
         if let existing = index[item] {
             row = existing
-            entryCount -= rows[Int(row)].count
+            entryCount -= rows.count(Int(row))
         } else {
             pending[item] = (max(0, config.admitAfter - 1), ts)
             guard let admitted = admit(item, number: intern(item), ts: ts) else { return }
@@ -429,8 +427,8 @@ package final class CooccurrenceRows {
         let r = Int(row)
         degrees[r] = degree
         lastSeen[r] = ts
-        rows[r] = entries.map { Entry(neighbour: intern($0.0), count: $0.1) }
-        entryCount += rows[r].count
+        rows.replace(r, with: entries.map { Entry(neighbour: intern($0.0), count: $0.1) })
+        entryCount += rows.count(r)
     }
 
     /// The degree of an item (0 when it has no row).
@@ -439,7 +437,7 @@ package final class CooccurrenceRows {
     /// The row of an item: (neighbour, count) pairs in no particular order.
     package func row(of item: ByteId) -> [(ByteId, UInt32)]? {
         guard let r = index[item] else { return nil }
-        return rows[Int(r)].map { (neighbourIds[Int($0.neighbour)], $0.count) }
+        return rows.entries(Int(r)).map { (neighbourIds[Int($0.neighbour)], $0.count) }
     }
 
     /// Calls `body(neighbour number, count)` for each entry of the item's
@@ -448,7 +446,7 @@ package final class CooccurrenceRows {
     @discardableResult
     package func forEachEntry(of item: ByteId, _ body: (_ neighbour: UInt32, _ count: UInt32) -> Void) -> Bool {
         guard let r = index[item] else { return false }
-        for e in rows[Int(r)] { body(e.neighbour, e.count) }
+        for e in rows.entries(Int(r)) { body(e.neighbour, e.count) }
         return true
     }
 
@@ -472,7 +470,7 @@ package final class CooccurrenceRows {
             s.rowItem.append(Int32(s.names.count))
             s.names.append(ids[r])
             s.rowDegree.append(degrees[r])
-            for e in rows[r] {
+            for e in rows.entries(r) {
                 s.entryNeighbour.append(Int32(e.neighbour))
                 s.entryCount.append(e.count)
             }
@@ -486,7 +484,7 @@ package final class CooccurrenceRows {
         var builder = CooccurrenceSnapshot.Builder()
         func add(_ r: Int) {
             builder.addRow(item: ids[r], degree: degrees[r],
-                           entries: rows[r].lazy.map { (self.neighbourIds[Int($0.neighbour)], $0.count) })
+                           entries: rows.entries(r).lazy.map { (self.neighbourIds[Int($0.neighbour)], $0.count) })
         }
         for id in only { if let r = index[id] { add(Int(r)) } }
         return builder.snapshot
