@@ -178,6 +178,53 @@ final class UserEmbeddingSideTests: XCTestCase {
         side.takePublication(second, store: store) { user, _ in next.append(user) }
         XCTAssertEqual(next, ["u7"], "touched after the republication started: written at the next sync")
     }
+    /// A refresh whose rows moved (new items sorting before the old ones):
+    /// every user's vector is the mean in the new set, bit for bit. The side
+    /// maps the store's item numbers to rows of the set once per set; a map
+    /// kept from the previous set would read the wrong rows.
+    func testANewRefreshWithMovedRowsGivesEveryUserTheMeanInTheNewSet() throws {
+        let first = Self.vectorSet()
+        var builder = CooccurrenceSnapshot.Builder()
+        for i in 0..<8 {
+            let group = i < 4 ? 0..<4 : 4..<8
+            builder.addRow(item: ByteId("i\(i)"), degree: 5,
+                           entries: group.filter { $0 != i }.map { (ByteId("i\($0)"), UInt32(1 + ($0 * i) % 3)) })
+        }
+        for a in 0..<2 {
+            let entries: [(ByteId, UInt32)] = [(ByteId("i\(a * 4)"), 2), (ByteId("i\(a * 4 + 1)"), 1)]
+            builder.addRow(item: ByteId("a\(a)"), degree: 3, entries: entries)
+        }
+        let second = SpectralRefresh.refresh(SymmetricSparseMatrix(builder.snapshot), dimension: 4, previous: first,
+                                             iterations: 8, seed: 42)
+        XCTAssertGreaterThan(second.version, first.version)
+        XCTAssertEqual(try XCTUnwrap(second.rowOf[ByteId("i0")]), try XCTUnwrap(first.rowOf[ByteId("i0")]) + 2,
+                       "the new items' rows come first")
+
+        let side = Self.side(history: 3)
+        let store = UserFeatureStore()
+        for u in 0..<40 {
+            for k in 0..<3 {
+                store.apply(Interaction(userId: "u\(u)", itemId: "i\((u + 3 * k) % 8)", action: .click, ts: Int64(1_000 + k)))
+            }
+        }
+        func publish(_ set: ItemVectorSet) -> [String: [Float]] {
+            var written: [String: [Float]] = [:]
+            var calls = 0
+            repeat {
+                side.takePublication(set, store: store) { user, vector in written[user] = Array(vector) }
+                calls += 1
+            } while side.republishing && calls < 10
+            return written
+        }
+        for (set, written) in [(first, publish(first)), (second, publish(second))] {
+            XCTAssertEqual(written.count, 40, "version \(set.version): every user")
+            for u in 0..<40 {
+                let recent = store.features(of: "u\(u)")!.recentItems.prefix(3).map(ByteId.init)
+                XCTAssertEqual(written["u\(u)"], set.meanVector(recent), "version \(set.version), u\(u)")
+            }
+        }
+    }
+
     /// A user whose first items all lose their vectors (new items, folded in
     /// but not in the refresh) no longer has one: its fields are removed
     /// once, and it is written again when an item of the refresh comes back
