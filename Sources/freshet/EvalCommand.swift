@@ -86,6 +86,12 @@ struct EvalCommand: AsyncParsableCommand {
     @Option(help: "cooc: the session protocol's refresh at the cut runs cold from the seeded basis with N iterations, as a bounded run's final refresh (embeddings.final_iterations); 0: warm-started, as a mid-run refresh.")
     var cutIterations: Int = 0
 
+    @Flag(help: "cooc: skip the batch references (PureSVD and EASE fit on the positives before the cut; dense n × n, at most 12,000 items).")
+    var noBatchReferences = false
+
+    @Option(help: "cooc: EASE's ridge λ for the batch reference.")
+    var easeLambda: Double = 500
+
     func run() async throws {
         if benchmarkEmbeddings {
             // Stand-in until `freshet bench embeddings` is wired: dim --dim, k --negatives.
@@ -170,6 +176,8 @@ struct EvalCommand: AsyncParsableCommand {
         evaluator.seed = seed
         evaluator.prequentialStride = max(1, stride)
         evaluator.cutColdIterations = cutIterations > 0 ? cutIterations : nil
+        evaluator.batchReferences = !noBatchReferences
+        evaluator.easeLambda = easeLambda
         let start = Date()
         let (prequential, session) = evaluator.evaluate(stream, model: cooc)
         let seconds = Date().timeIntervalSince(start)
@@ -185,6 +193,12 @@ struct EvalCommand: AsyncParsableCommand {
             print("session retrieval (vectors frozen at event \(session.cutEvents)): scored \(m.count)")
             print("  vectors     HR@10 \(String(format: "%.4f", m.hr10))  Recall@10 \(String(format: "%.4f", m.recall10))  Recall@50 \(String(format: "%.4f", m.recall50))")
             print("  popularity  HR@10 \(String(format: "%.4f", p.hr10))  Recall@10 \(String(format: "%.4f", p.recall10))  Recall@50 \(String(format: "%.4f", p.recall50))")
+            for (name, r) in [("PureSVD", session.pureSVD), ("EASE", session.ease)] {
+                guard let r else { continue }
+                let label = name == "EASE" ? "EASE λ=\(Int(easeLambda))" : "PureSVD k=\(dim)"
+                print("  \(label.padding(toLength: 14, withPad: " ", startingAt: 0))HR@10 \(String(format: "%.4f", r.hr10))  Recall@10 \(String(format: "%.4f", r.recall10))  Recall@50 \(String(format: "%.4f", r.recall50))  (batch, fit on the positives before the cut)")
+            }
+            if let skipped = session.batchSkipped { print("  \(skipped)") }
             print("  Recall@10 lift \(String(format: "%.2f", session.recallLift))x; prequential Recall@10 lift \(String(format: "%.2f", prequential.model.full.recall10 / max(prequential.popularity.full.recall10, 1e-12)))x")
             print(String(format: "%.1f s", seconds))
         }

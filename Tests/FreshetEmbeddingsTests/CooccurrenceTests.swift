@@ -190,11 +190,26 @@ final class CooccurrenceTests: XCTestCase {
     func testVectorsBeatPopularityOnPlantedData() {
         let world = PlantedPreferences(PlantedConfig(users: 600, items: 200, clusters: 5, events: 15_000, seed: 3))
         let model = CooccurrenceModel(config: CooccurrenceConfig(dimension: 16), refreshEvery: 2_000)
-        let (prequential, session) = SessionEvaluator().evaluate(world.inputEvents(), model: model)
+        var evaluator = SessionEvaluator()
+        evaluator.batchReferences = true
+        evaluator.easeLambda = 100
+        let (prequential, session) = evaluator.evaluate(world.inputEvents(), model: model)
         XCTAssertGreaterThan(session.model.count, 1_000)
         XCTAssertGreaterThanOrEqual(session.recallLift, 1.9, "session retrieval Recall@10 lift over fresh popularity")
         XCTAssertGreaterThan(session.model.hr10, session.popularity.hr10 + 0.15, "HR@10 well above popularity's")
         XCTAssertGreaterThanOrEqual(prequential.model.full.recall10, 1.5 * prequential.popularity.full.recall10)
+
+        // The batch references (fit on the positives before the cut) learn
+        // the clusters too, scored on exactly the same positives.
+        XCTAssertNil(session.batchSkipped)
+        for (name, reference) in [("PureSVD", session.pureSVD), ("EASE", session.ease)] {
+            XCTAssertEqual(reference?.count, session.model.count, name)
+            XCTAssertGreaterThan(reference?.hr10 ?? 0, session.popularity.hr10 + 0.15, "\(name) learns the clusters")
+            XCTAssertGreaterThanOrEqual((reference?.recall10 ?? 0) / session.popularity.recall10, 1.9, name)
+        }
+        let json = session.jsonString()
+        XCTAssertTrue(json.contains("\"pure_svd\": {\"hr10\": "), json)
+        XCTAssertTrue(json.contains("\"ease_lambda\": 100.0, \"ease_recall10_lift\": "), json)
 
         // The vectors a bounded run publishes: its final refresh, cold from
         // the seeded basis (the topology's default iterations).

@@ -7,6 +7,12 @@ package struct SessionRetrievalReport: Sendable, Equatable {
     package var cutEvents = 0
     package var model = RankingMetrics()
     package var popularity = RankingMetrics()
+    /// The batch references fit on the positives before the cut (`BatchReferences`), scored on the same
+    /// positives with the same candidates; nil when not asked for or not fit (`batchSkipped` says why).
+    package var pureSVD: RankingMetrics?
+    package var ease: RankingMetrics?
+    package var easeLambda: Double?
+    package var batchSkipped: String?
     /// Recall@10 of the vectors over Recall@10 of popularity.
     package var recallLift: Double { popularity.recall10 > 0 ? model.recall10 / popularity.recall10 : .infinity }
 
@@ -14,8 +20,20 @@ package struct SessionRetrievalReport: Sendable, Equatable {
         func m(_ r: RankingMetrics) -> String {
             "{\"hr10\": \(formatFixed(r.hr10, 6)), \"recall10\": \(formatFixed(r.recall10, 6)), \"recall50\": \(formatFixed(r.recall50, 6))}"
         }
-        let lift = recallLift.isFinite ? formatFixed(recallLift, 4) : "null"
-        return "{\"cut_events\": \(cutEvents), \"scored\": \(model.count), \"model\": \(m(model)), \"popularity\": \(m(popularity)), \"recall10_lift\": \(lift)}"
+        func lift(_ r: RankingMetrics) -> String {
+            popularity.recall10 > 0 ? formatFixed(r.recall10 / popularity.recall10, 4) : "null"
+        }
+        var batch = ""
+        if let pureSVD { batch += ", \"pure_svd\": \(m(pureSVD)), \"pure_svd_recall10_lift\": \(lift(pureSVD))" }
+        if let ease, let easeLambda {
+            batch += ", \"ease\": \(m(ease)), \"ease_lambda\": \(formatFixed(easeLambda, 1)), \"ease_recall10_lift\": \(lift(ease))"
+        }
+        if let batchSkipped {
+            var quoted: [UInt8] = []
+            JSONEscape.appendString(batchSkipped, to: &quoted)
+            batch += ", \"batch_skipped\": " + String(decoding: quoted, as: UTF8.self)
+        }
+        return "{\"cut_events\": \(cutEvents), \"scored\": \(model.count), \"model\": \(m(model)), \"popularity\": \(m(popularity)), \"recall10_lift\": \(lift(model))\(batch)}"
     }
 }
 
@@ -47,6 +65,10 @@ package struct SessionEvaluator {
     /// (a mid-run refresh); n, cold from the seeded basis with n iterations
     /// (a bounded run's final refresh, what `freshet run --stop-at-end` publishes).
     package var cutColdIterations: Int?
+    /// Also fit the batch references (`BatchReferences`) at the cut and score them in the session protocol.
+    package var batchReferences = false
+    /// EASE's λ for the batch references.
+    package var easeLambda = 500.0
 
     package init() {}
 
@@ -70,6 +92,9 @@ package struct SessionEvaluator {
         var eligible = 0
         /// Seen indices whose vector may have changed by a fold-in since the dense copy was made.
         var folded: Set<Int> = []
+        /// Each user's positive items before the cut (the batch references' training data).
+        var positivesBeforeCut: [ByteId: [Int]] = [:]
+        var batch: BatchReferences?
 
         func load(_ set: ItemVectorSet, into m: inout [Float], _ has: inout [Bool]) {
             m = [Float](repeating: 0, count: seenItems.count * dim)
@@ -119,12 +144,40 @@ package struct SessionEvaluator {
             }
             return chosen.sorted()
         }
+        /// The batch references on one session positive: items the batch never saw (new since
+        /// the cut) have no vector or score, as with the frozen vectors.
+        func rankBatch(_ batch: BatchReferences, history: [Int], target t: Int, exclude: Set<Int>, sample: [Int]) {
+            var has = batch.fitted
+            has.append(contentsOf: repeatElement(false, count: seenItems.count - has.count))
+            var svdScores = [Float](repeating: 0, count: seenItems.count)
+            if let q = batch.pureSVDSession(history) {
+                cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(batch.itemCount), Int32(batch.dimension), 1, batch.pureSVDVectors,
+                            Int32(batch.dimension), q, 1, 0, &svdScores, 1)
+            }
+            var easeScores = batch.easeScores(history) ?? []
+            easeScores.append(contentsOf: repeatElement(0, count: seenItems.count - easeScores.count))
+            // A session with no fitted item scores every item 0: random order, as for the vectors.
+            rank(svdScores, has: has, target: t, exclude: exclude, into: &session.pureSVD!, sample: sample)
+            rank(easeScores, has: has, target: t, exclude: exclude, into: &session.ease!, sample: sample)
+        }
 
         for (n, event) in events.enumerated() {
             report.events += 1
             if n == cut {
                 model.refresh(coldIterations: cutColdIterations)
                 frozenSet = model.vectors
+                if batchReferences {
+                    do {
+                        batch = try BatchReferences.fit(userItems: Array(positivesBeforeCut.values), itemCount: seenItems.count,
+                                                        dimension: dim, easeLambda: easeLambda)
+                        session.pureSVD = RankingMetrics()
+                        session.ease = RankingMetrics()
+                        session.easeLambda = easeLambda
+                    } catch {
+                        session.batchSkipped = error.description
+                    }
+                    positivesBeforeCut = [:]
+                }
             }
             guard case .interaction(let e) = event else { continue }
             let u = ByteId(e.userId), i = ByteId(e.itemId)
@@ -178,6 +231,7 @@ package struct SessionEvaluator {
                     }
                     rank(popularity, has: [Bool](repeating: true, count: seenItems.count), target: t, exclude: exclude,
                          into: &session.popularity, sample: sample)
+                    if let batch { rankBatch(batch, history: history, target: t, exclude: exclude, sample: sample) }
                 }
             } else if e.action.isPositive, userSeen {
                 report.scored += 1
@@ -193,6 +247,10 @@ package struct SessionEvaluator {
                 if n >= cut, !(lastPositives[u] ?? []).isEmpty {
                     session.model.count += 1; session.model.unseenTargets += 1
                     session.popularity.count += 1; session.popularity.unseenTargets += 1
+                    if batch != nil {
+                        session.pureSVD?.count += 1; session.pureSVD?.unseenTargets += 1
+                        session.ease?.count += 1; session.ease?.unseenTargets += 1
+                    }
                 }
             }
             // Train / update state.
@@ -220,6 +278,7 @@ package struct SessionEvaluator {
                 if h.count > model.config.history { h.removeLast() }
                 lastPositives[u] = h
                 model.observe(user: e.userId, item: e.itemId, positive: true, ts: e.ts)
+                if batchReferences && n < cut { positivesBeforeCut[u, default: []].append(t) }
                 if let r = model.vectors.rowOf[i], r >= model.vectors.refreshed { folded.insert(t) }
             }
         }
