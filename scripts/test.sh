@@ -18,8 +18,10 @@ if ! wait "$feast_setup"; then
     echo "test.sh: scripts/setup-feast.sh failed; the Feast tests will retry it:" >&2
     tail -20 .freshet/setup-feast.log >&2
 fi
-# Two test processes at a time (FRESHET_TEST_WORKERS to change): the
+# Three test processes at a time (FRESHET_TEST_WORKERS to change): the
 # integration tests spend most of their time waiting (group joins, session
-# timeouts, outages), so two halve the wall time on a 2-core machine. Each
-# test starts its own broker and Redis on free ports.
-swift test --skip-build --parallel --num-workers "${FRESHET_TEST_WORKERS:-2}" "$@"
+# timeouts, outages), so on a 2-core machine two workers left the cores
+# idle half the time; three took the suite from ~24 to ~16 minutes on a
+# slow host (README, "Two commands"). Each test starts its own broker
+# and Redis on free ports.
+swift test --skip-build --parallel --num-workers "${FRESHET_TEST_WORKERS:-3}" "$@"
