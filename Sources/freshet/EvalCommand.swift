@@ -103,6 +103,9 @@ struct EvalCommand: AsyncParsableCommand {
         guard let lossKind = EmbeddingLoss(rawValue: loss) else { throw ValidationError("--loss must be bpr or logistic") }
         guard let samplingKind = NegativeSampling(rawValue: sampling) else { throw ValidationError("--sampling must be frequency or uniform") }
         guard dim >= 2 else { throw ValidationError("--dim must be at least 2") }
+        guard easeLambda > 0, easeLambda.isFinite else {
+            throw ValidationError("--ease-lambda must be a positive number (EASE's ridge: G + λI must be invertible)")
+        }
         var config = EmbeddingTrainerConfig(loss: lossKind, dimension: dim, seed: seed)
         if let negatives { config.negatives = negatives }
         if let steps { config.stepsPerExample = steps }

@@ -24,6 +24,7 @@ final class CommandLineValidationTests: XCTestCase {
             (["produce", "--partitions", "0"], 64, "--partitions"),          // made topics without partitions
             (["eval", "--events", empty], 64, "no positive interaction"),    // printed a lift of "infx"
             (["eval", "--events", empty, "--planted"], 64, "cannot be combined"),
+            (["eval", "--planted", "--ease-lambda", "0"], 64, "--ease-lambda must be a positive number"),
             // Fed its own dead letters back for ever; refused before connecting.
             (["run", "--topology", twoRoles, "--brokers", "127.0.0.1:1", "--redis", "redis://127.0.0.1:1"], 64, "dead_letter_topic"),
         ]
