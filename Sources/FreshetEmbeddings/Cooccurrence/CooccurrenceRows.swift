@@ -491,10 +491,14 @@ package final class CooccurrenceRows {
     }
 
     /// Approximate heap bytes: per row (id, degree, last seen, row header,
-    /// dictionary entry) and per entry (8 bytes, capacity slack included in the estimate).
+    /// dictionary entry), the entries' blocks as allocated (8 bytes an entry
+    /// plus the blocks' spare capacity: `entryBytes`), and the interned ids.
     package static let bytesPerRow = 112
-    package static let bytesPerEntry = 10
     package var approximateBytes: Int {
-        count * Self.bytesPerRow + entryCount * Self.bytesPerEntry + neighbourIds.count * 72 + nameBytes.count
+        count * Self.bytesPerRow + entryBytes + neighbourIds.count * 72 + nameBytes.count
     }
+
+    /// Bytes the rows' entries occupy, spare capacity and row headers
+    /// included (a walk over the rows: for summaries, not per event).
+    package var entryBytes: Int { rows.allocatedBytes }
 }

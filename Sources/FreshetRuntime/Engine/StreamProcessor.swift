@@ -238,9 +238,10 @@ package final class StreamProcessor: @unchecked Sendable {
         let rows = itemTasks.values.reduce(0) { $0 + ($1.embeddings?.rows.count ?? 0) }
         let entries = itemTasks.values.reduce(0) { $0 + ($1.embeddings?.rows.entryCount ?? 0) }
         let bytes = itemTasks.values.reduce(0) { $0 + ($1.embeddings?.rows.approximateBytes ?? 0) }
+        let entryBytes = itemTasks.values.reduce(0) { $0 + ($1.embeddings?.rows.entryBytes ?? 0) }
         return "refreshes \(refresher.refreshes) (refresh leader: \(refresher.isLeader)), \(refresher.loadedSets) loaded from the leader, last over \(last.items) items in \(String(format: "%.2f", last.seconds)) s; "
             + "\(rows) rows, \(entries) co-occurrence entries, ~\(bytes / 1_048_576) MiB of rows "
-            + "(\(CooccurrenceRows.bytesPerRow) B a row + \(CooccurrenceRows.bytesPerEntry) B an entry)"
+            + "(\(CooccurrenceRows.bytesPerRow) B a row + \(String(format: "%.1f", Double(entryBytes) / Double(max(entries, 1)))) B an entry as allocated)"
             + "; user vectors written \(userVectorsWritten.written), left out unchanged \(userVectorsWritten.unchanged)"
             + (topology.embeddings.examples ? joinerSummary : "")
     }
