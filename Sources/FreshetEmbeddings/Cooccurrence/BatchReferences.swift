@@ -113,24 +113,25 @@ package struct BatchReferences: Sendable {
 
     /// PureSVD's session vector: the mean of the fitted items' rows (nil when none is fitted).
     package func pureSVDSession(_ items: [Int]) -> [Float]? {
-        var q = [Float](repeating: 0, count: dimension)
-        var used = 0
-        for h in items where h < itemCount && fitted[h] {
-            for c in 0..<dimension { q[c] += pureSVDVectors[h * dimension + c] }
-            used += 1
-        }
-        guard used > 0 else { return nil }
-        return q.map { $0 / Float(used) }
+        let (sum, rows) = sumOfFittedRows(items, of: pureSVDVectors, width: dimension)
+        return rows > 0 ? sum.map { $0 / Float(rows) } : nil
     }
 
     /// EASE's scores of items `0..<itemCount` for a session of `items` (nil when none is fitted).
     package func easeScores(_ items: [Int]) -> [Float]? {
-        var scores = [Float](repeating: 0, count: itemCount)
-        var used = 0
+        let (sum, rows) = sumOfFittedRows(items, of: easeWeights, width: itemCount)
+        return rows > 0 ? sum : nil
+    }
+
+    /// The sum of the rows of the fitted ones among `items` in a row-major
+    /// matrix with `width` columns, and how many rows were summed.
+    private func sumOfFittedRows(_ items: [Int], of matrix: [Float], width: Int) -> (sum: [Float], rows: Int) {
+        var sum = [Float](repeating: 0, count: width)
+        var rows = 0
         for h in items where h < itemCount && fitted[h] {
-            for j in 0..<itemCount { scores[j] += easeWeights[h * itemCount + j] }
-            used += 1
+            for c in 0..<width { sum[c] += matrix[h * width + c] }
+            rows += 1
         }
-        return used > 0 ? scores : nil
+        return (sum, rows)
     }
 }
