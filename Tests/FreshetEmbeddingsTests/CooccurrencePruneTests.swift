@@ -70,6 +70,43 @@ final class CooccurrencePruneTests: XCTestCase {
         }
     }
 
+    /// The counting against a plain dictionary (no pruning: rows stay under
+    /// capacity): ids keep appearing for the first time, repeated within a
+    /// positive's history and as the item itself, so a number looked up
+    /// before the positive interns anything must not be reused for a new id.
+    func testCountingMatchesADictionaryOracleAsNewIdsArrive() {
+        var config = Self.config(capacity: 10_000, keep: 5_000, history: 6)
+        config.admitAfter = 1
+        let rows = CooccurrenceRows(config: config)
+        var oracle: [String: [String: UInt32]] = [:]
+        var degrees: [String: Int64] = [:]
+        var random = FreshetCore.SplitMix64(seed: 11)
+        for t in 0..<3_000 {
+            // New ids arrive all the time: the id space grows with t.
+            func id() -> String { "n\(random.nextInt(10 + t / 4))" }
+            let item = id()
+            var history = (0..<random.nextInt(9)).map { _ in id() }
+            if t % 7 == 0 { history.insert(item, at: random.nextInt(history.count + 1)) }
+            if t % 5 == 0, let first = history.first { history.append(first) }
+            let encoded = FreshetCore.ItemEvent.encodeHistory(history)
+            let row = Array(item.utf8).withUnsafeBytes { itemBytes in
+                encoded.withUnsafeBytes { rows.observePositive(itemBytes: itemBytes, ts: Int64(t), encodedHistory: $0) }
+            }
+            XCTAssertNotNil(row, "admitted at once")
+            degrees[item, default: 0] += 1
+            var counted: [String] = []
+            for j in history where j != item && !counted.contains(j) && counted.count < config.history { counted.append(j) }
+            for j in counted { oracle[item, default: [:]][j, default: 0] += 1 }
+        }
+        XCTAssertEqual(rows.count, degrees.count)
+        XCTAssertEqual(rows.entryCount, oracle.values.reduce(0) { $0 + $1.count })
+        for (item, degree) in degrees {
+            XCTAssertEqual(rows.degree(of: ByteId(item)), degree, item)
+            let got = Dictionary(uniqueKeysWithValues: (rows.row(of: ByteId(item)) ?? []).map { ($0.0.string, $0.1) })
+            XCTAssertEqual(got, oracle[item] ?? [:], "row of \(item)")
+        }
+    }
+
     /// The counter thread's path (each history as the routed record carries
     /// it, read in place, a batch of up to 64 ids, longer histories through
     /// the copying path) counts what the `ByteId` path counts: the same rows,
