@@ -95,6 +95,9 @@ package struct SessionEvaluator {
         /// Each user's positive items before the cut (the batch references' training data).
         var positivesBeforeCut: [ByteId: [Int]] = [:]
         var batch: BatchReferences?
+        /// The batch references' own tie-breaking draws, so that turning them
+        /// on leaves the model's and popularity's figures as they were.
+        var batchRng = SplitMix64(seed: seed ^ 0x9E37_79B9_7F4A_7C15)
 
         func load(_ set: ItemVectorSet, into m: inout [Float], _ has: inout [Bool]) {
             m = [Float](repeating: 0, count: seenItems.count * dim)
@@ -157,8 +160,10 @@ package struct SessionEvaluator {
             var easeScores = batch.easeScores(history) ?? []
             easeScores.append(contentsOf: repeatElement(0, count: seenItems.count - easeScores.count))
             // A session with no fitted item scores every item 0: random order, as for the vectors.
+            swap(&rng, &batchRng)
             rank(svdScores, has: has, target: t, exclude: exclude, into: &session.pureSVD!, sample: sample)
             rank(easeScores, has: has, target: t, exclude: exclude, into: &session.ease!, sample: sample)
+            swap(&rng, &batchRng)
         }
 
         for (n, event) in events.enumerated() {
