@@ -10,9 +10,9 @@ import Foundation
 /// twenty-fourth session). Here a row is a pointer, a count and a capacity.
 ///
 /// Not thread-safe; one owner at a time (`CooccurrenceRows`'s rule).
-/// `Entry` must be a trivial type (no references): rows are moved with
+/// `Entry` is bitwise copyable (no references): rows are moved with
 /// `realloc` and freed without deinitialising.
-final class EntryRowStore<Entry> {
+final class EntryRowStore<Entry: BitwiseCopyable> {
     private struct Header {
         var start: UnsafeMutablePointer<Entry>?
         var count: Int32
@@ -21,9 +21,7 @@ final class EntryRowStore<Entry> {
 
     @exclusivity(unchecked) private var headers: [Header] = []
 
-    init() {
-        precondition(_isPOD(Entry.self), "EntryRowStore holds trivial entries only")
-    }
+    init() {}
 
     deinit {
         for h in headers { free(h.start) }
