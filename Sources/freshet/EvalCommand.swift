@@ -59,7 +59,7 @@ struct EvalCommand: AsyncParsableCommand {
     @Option(help: "Frequency filter: admit users after N sightings.")
     var userAdmitAfter: Int = 1
 
-    @Flag(help: "Skip Recall@10/@50 (full-catalog ranking).")
+    @Flag(help: "bpr: skip Recall@10/@50 (full-catalog ranking).")
     var noRecall = false
 
     @Flag(help: .hidden)
@@ -86,7 +86,7 @@ struct EvalCommand: AsyncParsableCommand {
     @Option(help: "cooc: the session protocol's refresh at the cut runs cold from the seeded basis with N iterations, as a bounded run's final refresh (embeddings.final_iterations); 0: warm-started, as a mid-run refresh.")
     var cutIterations: Int = 0
 
-    @Flag(help: "cooc: skip the batch references (PureSVD and EASE fit on the positives before the cut; dense n × n, at most 12,000 items).")
+    @Flag(help: "cooc: skip the batch references (PureSVD and EASE fit on the positives before the cut; dense n × n over the items with a positive, at most 8,000; minutes above a few thousand).")
     var noBatchReferences = false
 
     @Option(help: "cooc: EASE's ridge λ for the batch reference.")
@@ -189,20 +189,26 @@ struct EvalCommand: AsyncParsableCommand {
             object.removeLast()
             print(object + ", \"model_kind\": \"cooc\", \"session_retrieval\": \(session.jsonString())}")
         } else {
-            print("co-occurrence model, dim \(dim), refresh every \(refreshEvery) positives (\(cooc.refreshes) refreshes), \(cooc.rows.count) item rows, \(cooc.rows.entryCount) entries")
+            print("co-occurrence model, dim \(dim), refresh every \(refreshEvery) positives (\(cooc.refreshes) refresh\(cooc.refreshes == 1 ? "" : "es")), \(cooc.rows.count) item rows, \(cooc.rows.entryCount) entries")
             print("prequential (current vectors, session = mean of last \(cc.history) items):")
             print(prequential.table())
             let m = session.model, p = session.popularity
             print("session retrieval (vectors frozen at event \(session.cutEvents)): scored \(m.count)")
-            print("  vectors     HR@10 \(String(format: "%.4f", m.hr10))  Recall@10 \(String(format: "%.4f", m.recall10))  Recall@50 \(String(format: "%.4f", m.recall50))")
-            print("  popularity  HR@10 \(String(format: "%.4f", p.hr10))  Recall@10 \(String(format: "%.4f", p.recall10))  Recall@50 \(String(format: "%.4f", p.recall50))")
-            for (name, r) in [("PureSVD", session.pureSVD), ("EASE", session.ease)] {
-                guard let r else { continue }
-                let label = name == "EASE" ? "EASE λ=\(Int(easeLambda))" : "PureSVD k=\(dim)"
-                print("  \(label.padding(toLength: 14, withPad: " ", startingAt: 0))HR@10 \(String(format: "%.4f", r.hr10))  Recall@10 \(String(format: "%.4f", r.recall10))  Recall@50 \(String(format: "%.4f", r.recall50))  (batch, fit on the positives before the cut)")
+            func lift(_ r: RankingMetrics) -> String {
+                p.recall10 > 0 ? String(format: "%.2fx", r.recall10 / p.recall10) : "n/a"
             }
+            func line(_ label: String, _ r: RankingMetrics, _ note: String = "") {
+                let name = label.padding(toLength: 16, withPad: " ", startingAt: 0)
+                print("  \(name)HR@10 \(String(format: "%.4f", r.hr10))  Recall@10 \(String(format: "%.4f", r.recall10))  Recall@50 \(String(format: "%.4f", r.recall50))\(note)")
+            }
+            line("vectors", m, "  Recall@10 lift \(lift(m))")
+            line("popularity", p)
+            if let r = session.pureSVD, let k = session.pureSVDRank { line("PureSVD k=\(k)", r, "  Recall@10 lift \(lift(r))  (batch)") }
+            if let r = session.ease, let l = session.easeLambda { line("EASE λ=\(String(format: "%g", l))", r, "  Recall@10 lift \(lift(r))  (batch)") }
+            if session.pureSVD != nil || session.ease != nil { print("  (batch: fit once on every positive before the cut)") }
             if let skipped = session.batchSkipped { print("  \(skipped)") }
-            print("  Recall@10 lift \(String(format: "%.2f", session.recallLift))x; prequential Recall@10 lift \(String(format: "%.2f", prequential.model.full.recall10 / max(prequential.popularity.full.recall10, 1e-12)))x")
+            let pp = prequential.popularity.full.recall10
+            print("  prequential Recall@10 lift \(pp > 0 ? String(format: "%.2fx", prequential.model.full.recall10 / pp) : "n/a")")
             print(String(format: "%.1f s", seconds))
         }
     }

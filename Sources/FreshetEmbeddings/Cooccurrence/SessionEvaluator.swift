@@ -12,6 +12,8 @@ package struct SessionRetrievalReport: Sendable, Equatable {
     package var pureSVD: RankingMetrics?
     package var ease: RankingMetrics?
     package var easeLambda: Double?
+    /// PureSVD's k (the dimension, at most the fitted items).
+    package var pureSVDRank: Int?
     package var batchSkipped: String?
     /// Recall@10 of the vectors over Recall@10 of popularity.
     package var recallLift: Double { popularity.recall10 > 0 ? model.recall10 / popularity.recall10 : .infinity }
@@ -24,9 +26,12 @@ package struct SessionRetrievalReport: Sendable, Equatable {
             popularity.recall10 > 0 ? formatFixed(r.recall10 / popularity.recall10, 4) : "null"
         }
         var batch = ""
-        if let pureSVD { batch += ", \"pure_svd\": \(m(pureSVD)), \"pure_svd_recall10_lift\": \(lift(pureSVD))" }
+        if let pureSVD, let pureSVDRank {
+            batch += ", \"pure_svd\": \(m(pureSVD)), \"pure_svd_rank\": \(pureSVDRank), \"pure_svd_recall10_lift\": \(lift(pureSVD))"
+        }
         if let ease, let easeLambda {
-            batch += ", \"ease\": \(m(ease)), \"ease_lambda\": \(formatFixed(easeLambda, 1)), \"ease_recall10_lift\": \(lift(ease))"
+            // Swift's shortest round-trip form (1e-09, 0.25, 1e+20): valid JSON, and the λ used.
+            batch += ", \"ease\": \(m(ease)), \"ease_lambda\": \(easeLambda), \"ease_recall10_lift\": \(lift(ease))"
         }
         if let batchSkipped {
             var quoted: [UInt8] = []
@@ -150,19 +155,20 @@ package struct SessionEvaluator {
         /// The batch references on one session positive: items the batch never saw (new since
         /// the cut) have no vector or score, as with the frozen vectors.
         func rankBatch(_ batch: BatchReferences, history: [Int], target t: Int, exclude: Set<Int>, sample: [Int]) {
-            var has = batch.fitted
-            has.append(contentsOf: repeatElement(false, count: seenItems.count - has.count))
-            var svdScores = [Float](repeating: 0, count: seenItems.count)
-            if let q = batch.pureSVDSession(history) {
-                cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(batch.itemCount), Int32(batch.dimension), 1, batch.pureSVDVectors,
-                            Int32(batch.dimension), q, 1, 0, &svdScores, 1)
-            }
-            var easeScores = batch.easeScores(history) ?? []
-            easeScores.append(contentsOf: repeatElement(0, count: seenItems.count - easeScores.count))
+            let has = seenItems.indices.map { batch.isFitted($0) }
             // A session with no fitted item scores every item 0: random order, as for the vectors.
+            func padded(_ scores: [Float]?) -> [Float] {
+                var s = scores ?? []
+                s.append(contentsOf: repeatElement(0, count: seenItems.count - s.count))
+                return s
+            }
             swap(&rng, &batchRng)
-            rank(svdScores, has: has, target: t, exclude: exclude, into: &session.pureSVD!, sample: sample)
-            rank(easeScores, has: has, target: t, exclude: exclude, into: &session.ease!, sample: sample)
+            if session.pureSVD != nil {
+                rank(padded(batch.pureSVDScores(history)), has: has, target: t, exclude: exclude, into: &session.pureSVD!, sample: sample)
+            }
+            if session.ease != nil {
+                rank(padded(batch.easeScores(history)), has: has, target: t, exclude: exclude, into: &session.ease!, sample: sample)
+            }
             swap(&rng, &batchRng)
         }
 
@@ -173,11 +179,18 @@ package struct SessionEvaluator {
                 frozenSet = model.vectors
                 if batchReferences {
                     do {
-                        batch = try BatchReferences.fit(userItems: Array(positivesBeforeCut.values), itemCount: seenItems.count,
-                                                        dimension: dim, easeLambda: easeLambda)
-                        session.pureSVD = RankingMetrics()
-                        session.ease = RankingMetrics()
-                        session.easeLambda = easeLambda
+                        let fit = try BatchReferences.fit(userItems: Array(positivesBeforeCut.values), itemCount: seenItems.count,
+                                                          dimension: dim, easeLambda: easeLambda)
+                        batch = fit
+                        if fit.pureSVDVectors != nil {
+                            session.pureSVD = RankingMetrics()
+                            session.pureSVDRank = fit.dimension
+                        }
+                        if fit.easeWeights != nil {
+                            session.ease = RankingMetrics()
+                            session.easeLambda = easeLambda
+                        }
+                        if !fit.failures.isEmpty { session.batchSkipped = fit.failures.joined(separator: "; ") }
                     } catch {
                         session.batchSkipped = error.description
                     }
