@@ -176,8 +176,7 @@ package final class CooccurrenceRows {
             nameStart.withUnsafeBufferPointer { starts in
                 for k in ids.indices {
                     found[k] = slots.slot(tag: tags[k]) { slot in
-                        let start = starts[Int(slot)]
-                        return IdBytes.equal(bytes: UnsafeRawBufferPointer(rebasing: arena[start..<starts[Int(slot) + 1]]), ids[k])
+                        IdBytes.equal(bytes: Self.name(slot, arena: arena, starts: starts), ids[k])
                     } ?? Self.notInterned
                 }
             }
@@ -303,11 +302,16 @@ package final class CooccurrenceRows {
         nameBytes.withUnsafeBytes { arena in
             nameStart.withUnsafeBufferPointer { starts in
                 neighbourSlots.slot(tag: tag, isKey: { slot in
-                    let start = starts[Int(slot)]
-                    return IdBytes.equal(bytes: UnsafeRawBufferPointer(rebasing: arena[start..<starts[Int(slot) + 1]]), bytes)
+                    IdBytes.equal(bytes: Self.name(slot, arena: arena, starts: starts), bytes)
                 }, orInsert: { next })
             }
         }
+    }
+
+    /// Interned number `n`'s id bytes, from borrowed `nameBytes` (`arena`) and `nameStart` (`starts`).
+    @inline(__always)
+    private static func name(_ n: UInt32, arena: UnsafeRawBufferPointer, starts: UnsafeBufferPointer<Int>) -> UnsafeRawBufferPointer {
+        UnsafeRawBufferPointer(rebasing: arena[starts[Int(n)]..<starts[Int(n) + 1]])
     }
 
     /// `ByteId`'s order (lexicographic by bytes, a prefix first) by `memcmp`.
@@ -348,10 +352,7 @@ package final class CooccurrenceRows {
             // cost a retain and a release per comparison).
             nameBytes.withUnsafeBytes { arena in
                 nameStart.withUnsafeBufferPointer { starts in
-                    func name(_ n: UInt32) -> UnsafeRawBufferPointer {
-                        UnsafeRawBufferPointer(rebasing: arena[starts[Int(n)]..<starts[Int(n) + 1]])
-                    }
-                    tied.sort { Self.precedes(name($0), name($1)) }
+                    tied.sort { Self.precedes(Self.name($0, arena: arena, starts: starts), Self.name($1, arena: arena, starts: starts)) }
                 }
             }
             keptTies = Set(tied.prefix(tiedKept))

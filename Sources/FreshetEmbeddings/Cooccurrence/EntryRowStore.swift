@@ -27,10 +27,7 @@ final class EntryRowStore<Entry: BitwiseCopyable> {
         for h in headers { free(h.start) }
     }
 
-    /// Rows, numbered `0..<rowCount`.
-    var rowCount: Int { headers.count }
-
-    /// Adds an empty row at the end; returns its number.
+    /// Adds an empty row at the end; returns its number (rows are numbered from 0 in the order added).
     @discardableResult
     func appendRow() -> Int {
         headers.append(Header(start: nil, count: 0, capacity: 0))
