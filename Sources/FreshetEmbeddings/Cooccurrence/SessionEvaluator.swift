@@ -100,6 +100,8 @@ package struct SessionEvaluator {
         /// Each user's positive items before the cut (the batch references' training data).
         var positivesBeforeCut: [ByteId: [Int]] = [:]
         var batch: BatchReferences?
+        /// Per seen item, whether the batch fit it (built at the cut; items seen since are not).
+        var batchHas: [Bool] = []
         /// The batch references' own tie-breaking draws, so that turning them
         /// on leaves the model's and popularity's figures as they were.
         var batchRng = SplitMix64(seed: seed ^ 0x9E37_79B9_7F4A_7C15)
@@ -155,7 +157,7 @@ package struct SessionEvaluator {
         /// The batch references on one session positive: items the batch never saw (new since
         /// the cut) have no vector or score, as with the frozen vectors.
         func rankBatch(_ batch: BatchReferences, history: [Int], target t: Int, exclude: Set<Int>, sample: [Int]) {
-            let has = seenItems.indices.map { batch.isFitted($0) }
+            batchHas.append(contentsOf: repeatElement(false, count: seenItems.count - batchHas.count))
             // A session with no fitted item scores every item 0: random order, as for the vectors.
             func padded(_ scores: [Float]?) -> [Float] {
                 var s = scores ?? []
@@ -164,10 +166,10 @@ package struct SessionEvaluator {
             }
             swap(&rng, &batchRng)
             if session.pureSVD != nil {
-                rank(padded(batch.pureSVDScores(history)), has: has, target: t, exclude: exclude, into: &session.pureSVD!, sample: sample)
+                rank(padded(batch.pureSVDScores(history)), has: batchHas, target: t, exclude: exclude, into: &session.pureSVD!, sample: sample)
             }
             if session.ease != nil {
-                rank(padded(batch.easeScores(history)), has: has, target: t, exclude: exclude, into: &session.ease!, sample: sample)
+                rank(padded(batch.easeScores(history)), has: batchHas, target: t, exclude: exclude, into: &session.ease!, sample: sample)
             }
             swap(&rng, &batchRng)
         }
@@ -182,6 +184,7 @@ package struct SessionEvaluator {
                         let fit = try BatchReferences.fit(userItems: Array(positivesBeforeCut.values), itemCount: seenItems.count,
                                                           dimension: dim, easeLambda: easeLambda)
                         batch = fit
+                        batchHas = seenItems.indices.map { fit.isFitted($0) }
                         if fit.pureSVDVectors != nil {
                             session.pureSVD = RankingMetrics()
                             session.pureSVDRank = fit.dimension
