@@ -35,6 +35,19 @@ final class EmbeddingsEndToEndTests: XCTestCase {
         return produced
     }
 
+    /// Refreshes every 500 positives, syncs every 200 ms, no examples topic,
+    /// and the given `publish_interval`: the tests of when refreshes are published.
+    static func fastSyncTopology(_ cluster: LocalCluster, publishInterval: String) throws -> String {
+        try EndToEndTests.writeTopology(in: cluster.directory, extra: """
+            embeddings:
+              dimension: \(dimension)
+              refresh_every: 500
+              sync_interval: 200ms
+              publish_interval: \(publishInterval)
+              examples: false
+            """)
+    }
+
     static func topology(_ cluster: LocalCluster, prefix: String, examples: Bool = true) throws -> String {
         try EndToEndTests.writeTopology(in: cluster.directory, extra: """
             redis:
@@ -127,14 +140,7 @@ final class EmbeddingsEndToEndTests: XCTestCase {
         defer { cluster.stop() }
         let config = Self.plantedConfig()
         _ = try Self.produce(cluster, config)
-        let topology = try EndToEndTests.writeTopology(in: cluster.directory, extra: """
-            embeddings:
-              dimension: \(Self.dimension)
-              refresh_every: 500
-              sync_interval: 200ms
-              publish_interval: 10m
-              examples: false
-            """)
+        let topology = try Self.fastSyncTopology(cluster, publishInterval: "10m")
         let run = try Self.startBoundedRun(cluster, topology: topology, group: "short", name: "0")
         XCTAssertEqual(try run.process.wait(timeout: 240), 0, run.process.logTail())
         let log = try String(contentsOfFile: run.log, encoding: .utf8)
@@ -347,14 +353,7 @@ final class SharedRefreshEndToEndTests: XCTestCase {
         let cluster = try LocalCluster()
         defer { cluster.stop() }
         let config = EmbeddingsEndToEndTests.plantedConfig()
-        let topology = try EndToEndTests.writeTopology(in: cluster.directory, extra: """
-            embeddings:
-              dimension: \(EmbeddingsEndToEndTests.dimension)
-              refresh_every: 500
-              sync_interval: 200ms
-              publish_interval: 0s
-              examples: false
-            """)
+        let topology = try EmbeddingsEndToEndTests.fastSyncTopology(cluster, publishInterval: "0s")
         let ports = try (0..<2).map { _ in try LocalCluster.freePort() }
         let runs = try (0..<2).map { n in
             try ScalingTests.startInstance(cluster, topology: topology, group: "shared", name: "shared-\(n)", adminPort: ports[n])
