@@ -121,10 +121,9 @@ extension StreamProcessor {
 
     // MARK: - Refresh
 
-    /// The vectors a sync writes against: the refresher's latest result when
-    /// it is the first one, after a bounded run's final refresh (`switchVectorsNow`),
-    /// or once `publish_interval` has passed since the last switch; else the
-    /// refresh already published. Switching rewrites every item and every user
+    /// The vectors a sync writes against: the refresher's latest result after
+    /// a bounded run's final refresh (`switchVectorsNow`) or when a switch is
+    /// due (`switchIsDue`); else the refresh already published. Switching rewrites every item and every user
     /// (each in its owner's task), so this bounds that cost to one full
     /// republication per interval, whatever the refresh cadence.
     func vectorSetToPublish(nowMs: Int64) -> ItemVectorSet? {
@@ -132,13 +131,20 @@ extension StreamProcessor {
         let latest = refresher.latest
         let current = publishedVectors?.version ?? 0
         if latest.version != current,
-           switchVectorsNow || (publishIntervalPassed(nowMs: nowMs) && !finalRefreshComesFirst) {
+           switchVectorsNow || switchIsDue(nowMs: nowMs) {
             publishedVectors = latest
             publishedVectorsSinceMs = nowMs
             logger.info("publishing a new embedding refresh", metadata: [
                 "version": "\(latest.version)", "items": "\(latest.count)", "positives": "\(localPositives)"])
         }
         return publishedVectors
+    }
+
+    /// Whether a new refresh may replace the published one now (a bounded
+    /// run's final refresh aside): the interval has passed and the run is not
+    /// expected to end, with its final refresh, within it.
+    func switchIsDue(nowMs: Int64) -> Bool {
+        publishIntervalPassed(nowMs: nowMs) && !finalRefreshComesFirst
     }
 
     /// Whether `publish_interval` has passed since the last switch. Before
@@ -229,7 +235,7 @@ extension StreamProcessor {
     /// refresher's, and a vector set written to Redis for the followers).
     /// The schedule in events still decides when one is due.
     func refreshWouldBePublished(_ refresher: EmbeddingRefresher) -> Bool {
-        guard !finalRefreshComesFirst, publishIntervalPassed(nowMs: clockNowMs()) else { return false }
+        guard switchIsDue(nowMs: clockNowMs()) else { return false }
         return refresher.latest.version == (publishedVectors?.version ?? 0)
     }
 
